@@ -1,0 +1,1 @@
+"""Sightline: monitoring for production AI systems. Everything here runs without Streamlit."""

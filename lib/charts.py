@@ -1,0 +1,88 @@
+"""Plotly figures shared by pages and reports (no Streamlit here).
+
+Every time chart states its time zone on the x axis, has a unit on the y axis, and draws events
+(deploys, prompt changes, incidents) as dashed lines with their title on hover.
+"""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+import polars as pl
+
+EVENT_COLORS = {"deploy": "#6c5ce7", "prompt_change": "#e17055", "model_change": "#00b894",
+                "incident": "#d63031", "note": "#636e72"}
+SERIES_COLORS = ["#2d6cdf", "#e0533d", "#16a34a", "#a855f7", "#f59e0b", "#0891b2", "#64748b"]
+
+
+def to_zone(frame: pl.DataFrame, column: str, tz: str) -> pl.DataFrame:
+    """Convert a UTC timestamp column to the display zone (naive local times for Plotly)."""
+    if frame.is_empty() or column not in frame.columns:
+        return frame
+    return frame.with_columns(
+        pl.col(column).dt.convert_time_zone(tz).dt.replace_time_zone(None))
+
+
+def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y_title: str,
+                tz: str, events: pl.DataFrame | None = None, kind: str = "line",
+                uncertain: dict[str, str] | None = None, height: int = 280,
+                y_format: str | None = None) -> go.Figure:
+    """A time chart of ``series`` [(column, label)] against ``x`` (UTC), shown in ``tz``.
+
+    ``kind`` is line, bar or area (stacked). ``uncertain`` maps a series column to a boolean
+    column marking buckets with too few rows for that percentile; those points are drawn hollow.
+    """
+    frame = to_zone(frame, x, tz)
+    fig = go.Figure()
+    for i, (col, label) in enumerate(series):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        xs, ys = frame[x].to_list(), frame[col].to_list()
+        if kind == "bar":
+            fig.add_bar(x=xs, y=ys, name=label, marker_color=color)
+        else:
+            fig.add_scatter(x=xs, y=ys, name=label, mode="lines", line=dict(color=color, width=2),
+                            stackgroup="one" if kind == "area" else None, connectgaps=False)
+        if uncertain and col in uncertain:
+            flag = frame[uncertain[col]]
+            pts = frame.filter(flag & pl.col(col).is_not_null())
+            if pts.height:
+                fig.add_scatter(x=pts[x].to_list(), y=pts[col].to_list(), mode="markers",
+                                name=f"{label} (few rows)", marker=dict(
+                                    symbol="circle-open", size=7, color=color),
+                                hovertemplate="%{y}<br>too few rows for this percentile"
+                                              "<extra></extra>")
+    if kind == "bar":
+        fig.update_layout(barmode="stack")
+    add_events(fig, events, tz)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        hovermode="x unified", dragmode="select",
+        xaxis_title=f"Time ({tz})", yaxis_title=y_title,
+    )
+    if y_format:
+        fig.update_yaxes(tickformat=y_format)
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
+    """Dashed vertical lines at each event, with a hover marker carrying its title."""
+    if events is None or events.is_empty():
+        return
+    events = to_zone(events, "ts", tz)
+    for kind, group in events.group_by("kind"):
+        kind = kind[0] if isinstance(kind, tuple) else kind
+        color = EVENT_COLORS.get(kind, "#636e72")
+        for t in group["ts"].to_list():
+            fig.add_vline(x=t, line=dict(color=color, width=1, dash="dot"))
+        fig.add_scatter(
+            x=group["ts"].to_list(), y=[1.0] * group.height, yaxis="y2", mode="markers",
+            marker=dict(symbol="triangle-down", size=10, color=color), name=str(kind),
+            # Titles come from logs: escape them, Plotly renders a subset of HTML in hovers.
+            text=[html.escape(f"{k}: {t}") for k, t in zip(group["kind"], group["title"])],
+            hovertemplate="%{text}<extra></extra>", showlegend=False,
+        )
+    fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1.05], visible=False,
+                                  fixedrange=True))

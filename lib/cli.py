@@ -1,0 +1,47 @@
+"""``python -m lib <command>``: the command line (design §6).
+
+Each command is a module in ``lib/commands/`` with ``NAME``, ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``, listed once in ``lib/commands/__init__.py``. Exit status: 0 success,
+1 a gate or check failed, 2 bad usage or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lib.commands import COMMANDS
+from lib.commands.base import UsageError
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse exits 2 on usage errors, as design §6 wants
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m lib", description="Sightline command line.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in COMMANDS:
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        p.add_argument("--store", help="store root (default: $SIGHTLINE_STORE, else data/store)")
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK
+

@@ -1,0 +1,41 @@
+"""What every command shares: the usage error, JSON output, window parsing, opening the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+
+class UsageError(Exception):
+    """Bad usage or unreadable input: reported on stderr, exit status 2."""
+
+
+def print_json(doc) -> None:
+    """Print one JSON document on stdout (the ``--json`` contract)."""
+    json.dump(doc, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """ISO date or time → aware UTC datetime; naive values are UTC (design §6)."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"not an ISO date or time: {value!r}") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)
+
+
+def parse_window(value: str) -> tuple[datetime, datetime]:
+    """``FROM..TO`` → (from, to), half-open."""
+    if ".." not in value:
+        raise UsageError(f"a window is FROM..TO, got {value!r}")
+    a, b = value.split("..", 1)
+    start, end = parse_time(a), parse_time(b)
+    if start >= end:
+        raise UsageError(f"window {value!r} is empty: FROM must be before TO")
+    return start, end

@@ -1,0 +1,60 @@
+"""``summary``: totals for a window (design §6)."""
+
+from __future__ import annotations
+
+from lib.commands.base import UsageError, parse_time, print_json
+from lib.metrics.summary import summary
+from lib.store import Engine, open_lake
+
+NAME = "summary"
+HELP = "totals for a window: requests, errors, tokens, cost and latency percentiles"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--from", dest="start", help="window start, ISO date or time (UTC if no offset)")
+    p.add_argument("--to", dest="end", help="window end (exclusive)")
+    p.add_argument("--group-by", metavar="COL", help="also break the totals down by COL")
+    p.add_argument("--where", metavar="COL=VALUE", action="append", default=[],
+                   help="keep only rows where COL equals VALUE (repeatable)")
+
+
+def run(args) -> int:
+    start, end = parse_time(args.start), parse_time(args.end)
+    if start and end and start >= end:
+        raise UsageError("--from must be before --to")
+    where = {}
+    for item in args.where:
+        if "=" not in item:
+            raise UsageError(f"--where takes COL=VALUE, got {item!r}")
+        col, value = item.split("=", 1)
+        where[col.strip()] = value
+    lake = open_lake(args.store)
+    if not lake.root.exists():
+        raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
+    engine = Engine(lake)
+    try:
+        doc = summary(engine, start, end, where, args.group_by)
+    except KeyError as exc:
+        raise UsageError(f"cannot filter or group on column {exc.args[0]!r}") from exc
+    if args.json:
+        print_json(doc)
+        return 0
+    print(_text(doc))
+    return 0
+
+
+def _text(doc: dict) -> str:
+    def line(label, d):
+        lat = d["latency_ms"]
+        er = "–" if d["error_rate"] is None else f"{d['error_rate']:.2%}"
+        p = " ".join(f"{k}={'–' if v is None else f'{v:,.0f}'}" for k, v in lat.items())
+        return (f"{label:<24} {d['requests']:>10,} req  {d['errors']:>7,} err ({er})  "
+                f"${d['cost_usd']:,.2f}  unpriced {d['unpriced_requests']:,}  latency ms {p}")
+
+    window = f"{doc['from'] or 'start'} → {doc['to'] or 'end'}"
+    out = [f"window: {window}", line("total", doc),
+           f"tokens: input {doc['input_tokens']:,} (cached {doc['cached_input_tokens']:,}), "
+           f"output {doc['output_tokens']:,} (reasoning {doc['reasoning_tokens']:,})"]
+    for key, g in doc.get("groups", {}).items():
+        out.append(line(str(key)[:24], g))
+    return "\n".join(out)

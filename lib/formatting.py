@@ -1,0 +1,68 @@
+"""Numbers for people: 1.2k, $3.40, 850 ms, 2.1 s, 0.81%. Pure, shared by pages and reports."""
+
+from __future__ import annotations
+
+import math
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def count(v) -> str:
+    """1234 → '1.2k', 2_500_000 → '2.5M'."""
+    if _missing(v):
+        return "–"
+    v = float(v)
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.1f}{suffix}"
+    return f"{v:,.0f}"
+
+
+def usd(v) -> str:
+    """Dollars with cents, or more digits for small amounts: '$1,234.50', '$0.0042'."""
+    if _missing(v):
+        return "–"
+    v = float(v)
+    if v != 0 and abs(v) < 0.01:
+        return f"${v:.4f}"
+    if abs(v) >= 100_000:
+        return f"${v / 1000:,.0f}k"
+    return f"${v:,.2f}"
+
+
+def ms(v) -> str:
+    """Milliseconds: '850 ms', '2.1 s', '3.2 min'."""
+    if _missing(v):
+        return "–"
+    v = float(v)
+    if abs(v) < 1000:
+        return f"{v:.0f} ms"
+    if abs(v) < 60_000:
+        return f"{v / 1000:.1f} s"
+    return f"{v / 60_000:.1f} min"
+
+
+def pct(v, digits: int = 2) -> str:
+    """A ratio in [0, 1] as a percentage: 0.0081 → '0.81%'."""
+    if _missing(v):
+        return "–"
+    return f"{float(v) * 100:.{digits}f}%"
+
+
+def by_unit(v, unit: str) -> str:
+    """Format ``v`` by its unit name: count, usd, ms, ratio."""
+    return {"count": count, "usd": usd, "ms": ms, "ratio": pct}.get(unit, count)(v)
+
+
+def delta(value, previous, unit: str) -> str | None:
+    """The change against the previous period, for a KPI tile: '+12.0%' for counts, money and
+    latency; '+0.40 pp' (percentage points) for ratios. None when there is nothing to compare."""
+    if _missing(value) or _missing(previous):
+        return None
+    if unit == "ratio":
+        return f"{(value - previous) * 100:+.2f} pp"
+    if previous == 0:
+        return None if value == 0 else "new"
+    return f"{(value - previous) / abs(previous) * 100:+.1f}%"

@@ -1,0 +1,1 @@
+"""Ingestion: formats (lib/ingest/formats/), detection, validation, quarantine, sources."""

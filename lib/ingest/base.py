@@ -1,0 +1,61 @@
+"""The contract between a log format and the ingest pipeline.
+
+A format is one module in ``lib/ingest/formats/`` that defines a :class:`Format` instance and is
+listed in ``lib/ingest/formats/__init__.py`` (the registry). The pipeline opens the file (gzip is
+undone before a format sees it), asks each registered format's ``detect`` in ``priority`` order
+unless ``--format`` names one, then feeds the stream to ``parse``, validates what comes out
+(lib/ingest/validate.py), prices requests, and commits to the lake.
+
+``parse`` yields :class:`Chunk` objects so large files stream with bounded memory. Rows a format
+cannot map at all (bad JSON, wrong shape) go into ``Chunk.rejects`` with their 1-based line number
+and a reason; they end up in the quarantine table, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import pyarrow as pa
+
+
+@dataclass
+class Reject:
+    """One input record that could not be used: where it was, what it was, and why."""
+
+    line: int | None
+    raw: str
+    reason: str
+
+
+@dataclass
+class Chunk:
+    """Part of a parsed file: canonical tables (any subset of lib.schema.TABLES) plus rejects.
+
+    Tables may hold any subset of the canonical columns; missing ones become null. Each table may
+    carry a ``_line`` int64 column (1-based source line) so validation can name the line.
+    """
+
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Format:
+    """A registered log format.
+
+    name      -- what ``--format`` takes, e.g. ``otlp-json``.
+    detect    -- ``(head: bytes, filename: str) -> bool`` from the first bytes (≤ 64 KiB, already
+                 decompressed) and the file name (compression suffix removed).
+    parse     -- ``(stream: BinaryIO, filename: str) -> Iterator[Chunk]``; ``stream`` is binary,
+                 decompressed, positioned at the start.
+    priority  -- lower is asked first; specific formats before generic ones.
+    doc       -- one line for ``--help`` and the docs.
+    """
+
+    name: str
+    detect: Callable[[bytes, str], bool]
+    parse: Callable[[BinaryIO, str], Iterator[Chunk]]
+    priority: int = 50
+    doc: str = ""

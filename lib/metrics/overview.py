@@ -1,0 +1,116 @@
+"""The Overview's numbers: KPI tiles against the previous period, and bucketed time series."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lib.filters import Filters
+from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql
+from lib.store.engine import Engine
+
+# name, label, unit, and whether a higher value is good (for the delta colour).
+KPIS = [
+    ("requests", "Requests", "count", True),
+    ("error_rate", "Error rate", "ratio", False),
+    ("p95_latency_ms", "p95 latency", "ms", False),
+    ("cost_usd", "Cost", "usd", False),
+    ("cached_token_share", "Cached input tokens", "ratio", True),
+    ("eval_pass_rate", "Eval pass rate", "ratio", True),
+    ("guardrail_triggers", "Guardrail triggers", "count", False),
+]
+
+
+def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """One row per KPI: ``kpi, label, unit, higher_is_better, value, previous`` where previous is
+    the same KPI over the period of equal length just before the window (null if no data).
+
+    Units: counts, ratios in [0, 1], milliseconds, US dollars. One scan covers both periods.
+    """
+    prev = filters.previous()
+    where, params = prev.with_window(prev.start, filters.end).where("requests")
+    params["cur_start"] = filters.start
+    req = engine.query(
+        f"""
+        SELECT ts >= $cur_start AS current,
+               count(*) AS requests,
+               count(*) FILTER (WHERE status = 'error') / nullif(count(*), 0) AS error_rate,
+               quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
+               sum(cost_usd) AS cost_usd,
+               sum(cached_input_tokens) / nullif(sum(input_tokens), 0) AS cached_token_share,
+               count(guardrail) AS guardrail_triggers
+        FROM requests WHERE {where} GROUP BY ALL
+        """,
+        params,
+    )
+    ewhere, eparams = prev.with_window(prev.start, filters.end).where("evals")
+    eparams["cur_start"] = filters.start
+    ev = engine.query(
+        f"""
+        SELECT ts >= $cur_start AS current,
+               avg(passed::INT) AS eval_pass_rate
+        FROM evals WHERE {ewhere} AND passed IS NOT NULL AND source != 'offline' GROUP BY ALL
+        """,
+        eparams,
+    )
+
+    def pick(frame: pl.DataFrame, current: bool, col: str):
+        row = frame.filter(pl.col("current") == current)
+        return row[col][0] if row.height else None
+
+    rows = []
+    for name, label, unit, higher in KPIS:
+        frame = ev if name == "eval_pass_rate" else req
+        value, previous = pick(frame, True, name), pick(frame, False, name)
+        if name in ("requests", "guardrail_triggers"):
+            value, previous = value or 0, previous or 0
+        rows.append({"kpi": name, "label": label, "unit": unit, "higher_is_better": higher,
+                     "value": None if value is None else float(value),
+                     "previous": None if previous is None else float(previous)})
+    return pl.DataFrame(rows, schema={"kpi": pl.String, "label": pl.String, "unit": pl.String,
+                                      "higher_is_better": pl.Boolean, "value": pl.Float64,
+                                      "previous": pl.Float64})
+
+
+def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> pl.DataFrame:
+    """Per time bucket: ``bucket`` (UTC start), ``requests``, ``errors``, ``error_rate``,
+    ``p50_ms``, ``p95_ms``, ``cost_usd``, and ``p50_uncertain`` / ``p95_uncertain`` when the
+    bucket has too few rows for that percentile. Empty buckets are present with zero requests, so
+    gaps show as gaps. ``seconds`` defaults to :func:`bucket_seconds` of the window.
+    """
+    seconds = seconds or bucket_seconds(filters.duration)
+    where, params = filters.where("requests")
+    params["bstart"] = filters.start
+    params["bend"] = filters.end
+    b = bucket_sql(seconds)
+    return engine.query(
+        f"""
+        WITH grid AS (
+            SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds})
+                                             * {seconds}),
+                                $bend::TIMESTAMPTZ, INTERVAL '{seconds} seconds')) AS bucket
+        ), agg AS (
+            SELECT {b} AS bucket, count(*) AS requests,
+                   count(*) FILTER (WHERE status = 'error') AS errors,
+                   quantile_cont(latency_ms, 0.5) AS p50_ms,
+                   quantile_cont(latency_ms, 0.95) AS p95_ms,
+                   sum(cost_usd) AS cost_usd
+            FROM requests WHERE {where} GROUP BY ALL
+        )
+        SELECT grid.bucket, coalesce(requests, 0) AS requests, coalesce(errors, 0) AS errors,
+               errors / nullif(requests, 0) AS error_rate, p50_ms, p95_ms,
+               coalesce(cost_usd, 0) AS cost_usd,
+               coalesce(requests, 0) < {MIN_ROWS_FOR_PERCENTILE[0.5]} AS p50_uncertain,
+               coalesce(requests, 0) < {MIN_ROWS_FOR_PERCENTILE[0.95]} AS p95_uncertain
+        FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket
+        """,
+        params,
+    )
+
+
+def events(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """Events (deploys, prompt/model changes, incidents) in the window, oldest first:
+    ``ts, kind, service, version, title, detail, author``."""
+    where, params = filters.where("events")
+    return engine.query(
+        f"SELECT ts, kind, service, version, title, detail, author FROM events WHERE {where} "
+        "ORDER BY ts", params)

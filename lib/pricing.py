@@ -1,0 +1,303 @@
+"""The cost engine: USD cost of each request from genai-prices, with per-model overrides.
+
+Prices come from the ``genai-prices`` package's bundled snapshot (never its network updater),
+looked up by provider, model and the request's date. ``prices.yaml`` (beside the store root's
+parent, or ``$SIGHTLINE_PRICES``) overrides per model, for fine-tunes, self-hosted models and
+negotiated rates, in USD per million tokens::
+
+    models:
+      - provider: self-hosted
+        model: llama-3.1-8b-instruct
+        input_per_mtok: 0.05
+        cached_input_per_mtok: 0.05
+        output_per_mtok: 0.10
+
+Token convention (design §3): ``input_tokens`` includes ``cached_input_tokens``; genai-prices uses
+the same convention (its ``input_tokens`` is the total), so each kind is priced exactly once.
+A model without a price gets a null cost, never $0.
+
+Speed: a genai-prices call costs ~150 µs, so prices are computed per distinct
+(provider, model, day, token mix) and joined back, never once per row.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+from genai_prices import Usage, calc_price
+
+DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
+MTOK = 1_000_000
+
+
+@dataclass(frozen=True)
+class Override:
+    """USD per million tokens for one (provider, model); provider None matches any provider."""
+
+    provider: str | None
+    model: str
+    input_per_mtok: float
+    output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+    def cost(self, input_tokens: int, cached: int, cache_write: int, output: int) -> float:
+        cached_price = self.input_per_mtok if self.cached_input_per_mtok is None \
+            else self.cached_input_per_mtok
+        write_price = self.input_per_mtok if self.cache_write_per_mtok is None \
+            else self.cache_write_per_mtok
+        uncached = max(input_tokens - cached - cache_write, 0)
+        return (uncached * self.input_per_mtok + cached * cached_price
+                + cache_write * write_price + output * self.output_per_mtok) / MTOK
+
+
+def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | None, str], Override]:
+    """Read price overrides; a missing file means none. Raises ValueError on a malformed file."""
+    path = Path(path or os.environ.get("SIGHTLINE_PRICES") or DEFAULT_PRICES_FILE)
+    if not path.exists():
+        return {}
+    doc = yaml.safe_load(path.read_text()) or {}
+    out = {}
+    for i, item in enumerate(doc.get("models", []) or []):
+        try:
+            o = Override(
+                provider=item.get("provider"),
+                model=str(item["model"]),
+                input_per_mtok=float(item["input_per_mtok"]),
+                output_per_mtok=float(item["output_per_mtok"]),
+                cached_input_per_mtok=_opt_float(item.get("cached_input_per_mtok")),
+                cache_write_per_mtok=_opt_float(item.get("cache_write_per_mtok")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: models[{i}] is not a valid price override: {exc}") from exc
+        out[(o.provider, o.model)] = o
+    return out
+
+
+def _opt_float(v) -> float | None:
+    return None if v is None else float(v)
+
+
+@lru_cache(maxsize=200_000)
+def _catalog_cost(provider: str | None, model: str, day: date, input_tokens: int, cached: int,
+                  cache_write: int, output: int) -> float | None:
+    when = datetime.combine(day, time(12), tzinfo=UTC)
+    try:
+        calc = calc_price(
+            Usage(input_tokens=input_tokens, cache_read_tokens=cached,
+                  cache_write_tokens=cache_write, output_tokens=output),
+            model, provider_id=provider or None, genai_request_timestamp=when,
+        )
+    except LookupError:
+        return None
+    return float(Decimal(calc.total_price))
+
+
+def request_cost(provider: str | None, model: str | None, ts: datetime | date, input_tokens: int,
+                 cached_input_tokens: int = 0, cache_write_tokens: int = 0, output_tokens: int = 0,
+                 overrides: dict | None = None) -> float | None:
+    """USD cost of one call, or None when the model has no known price."""
+    if not model:
+        return None
+    overrides = load_overrides() if overrides is None else overrides
+    o = overrides.get((provider, model)) or overrides.get((None, model))
+    if o:
+        return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
+    day = ts.date() if isinstance(ts, datetime) else ts
+    return _catalog_cost(provider, model, day, int(input_tokens), int(cached_input_tokens),
+                         int(cache_write_tokens), int(output_tokens))
+
+
+TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"]
+_UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below"]
+
+
+@lru_cache(maxsize=10_000)
+def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tuple
+                  ) -> tuple[float, float, float, float, float] | None:
+    """(USD per uncached input, cached input, cache-write and output token, input-token count
+    below which the price is linear) for a model on a day, or None when unpriced."""
+    overrides = dict(overrides_key)
+    o = overrides.get((provider, model)) or overrides.get((None, model))
+    if o:
+        n = MTOK
+        return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
+                o.cost(0, 0, 0, n) / n, float("inf"))
+    when = datetime.combine(day, time(12), tzinfo=UTC)
+    try:
+        calc = calc_price(Usage(input_tokens=0), model, provider_id=provider or None,
+                          genai_request_timestamp=when)
+    except LookupError:
+        return None
+    # Tiered prices (e.g. above 200k input tokens) are linear only below the first tier.
+    starts = [t.start for v in vars(calc.model_price).values()
+              for t in (getattr(v, "tiers", None) or [])]
+    linear_below = float(min(starts)) if starts else float("inf")
+    n = 1000
+
+    def cost(**kw):
+        return _catalog_cost(provider, model, day, kw.get("i", 0), kw.get("c", 0),
+                             kw.get("w", 0), kw.get("o", 0)) / n
+
+    return (cost(i=n), cost(i=n, c=n), cost(i=n, w=n), cost(o=n), linear_below)
+
+
+def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
+    """``cost_usd`` for each row of a requests frame (Float64, null where unpriced).
+
+    Needs columns provider, model, ts and the token columns (nulls count as 0). Prices are linear
+    per (provider, model, day) below a model's first price tier, so most rows are priced by a
+    vectorized join; rows past a tier are priced one distinct token mix at a time.
+    """
+    overrides = load_overrides() if overrides is None else overrides
+    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
+    keyed = df.select(
+        pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
+        pl.col("ts").dt.date().alias("day"),
+        *[pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS],
+    )
+    models = keyed.select("provider", "model", "day").unique()
+    terms = [(_linear_terms(p, m, d, okey) if m else None) or (None,) * 5
+             for p, m, d in models.iter_rows()]
+    units = models.with_columns(
+        pl.Series(name, [t[i] for t in terms], dtype=pl.Float64)
+        for i, name in enumerate(_UNIT_COLUMNS)
+    )
+    joined = keyed.join(units, on=["provider", "model", "day"], how="left", nulls_equal=True,
+                        maintain_order="left")
+    uncached = (pl.col("input_tokens") - pl.col("cached_input_tokens")
+                - pl.col("cache_write_tokens")).clip(lower_bound=0)
+    linear = (uncached * pl.col("p_input") + pl.col("cached_input_tokens") * pl.col("p_cached")
+              + pl.col("cache_write_tokens") * pl.col("p_write")
+              + pl.col("output_tokens") * pl.col("p_output"))
+    joined = joined.with_columns(
+        pl.when(pl.col("input_tokens") < pl.col("linear_below")).then(linear)
+        .otherwise(None).alias("cost_usd"),
+        (pl.col("input_tokens") >= pl.col("linear_below")).fill_null(False).alias("_tiered"),
+    )
+    if joined["_tiered"].any():
+        tiered = (joined.filter("_tiered")
+                  .select("provider", "model", "day", *TOKEN_COLUMNS).unique())
+        exact = [request_cost(*row, overrides=overrides) for row in tiered.iter_rows()]
+        tiered = tiered.with_columns(pl.Series("_exact", exact, dtype=pl.Float64))
+        joined = joined.join(tiered, on=["provider", "model", "day", *TOKEN_COLUMNS], how="left",
+                             nulls_equal=True, maintain_order="left").with_columns(
+            pl.when("_tiered").then(pl.col("_exact")).otherwise(pl.col("cost_usd")).alias("cost_usd"))
+    return joined["cost_usd"]
+
+
+def unit_prices(provider: str | None, model: str, day: date,
+                overrides: dict | None = None) -> dict[str, float] | None:
+    """USD per token of each kind (uncached input, cached input, cache write, output) for a model
+    on a day at the base tier, or None if unpriced. Used for what-if and cache savings."""
+    base = request_cost(provider, model, day, 0, 0, 0, 0, overrides)
+    if base is None:
+        return None
+    def f(**kw):
+        return request_cost(provider, model, day, overrides=overrides, **kw)
+
+    n = 1000
+    return {
+        "input": f(input_tokens=n) / n,
+        "cached_input": f(input_tokens=n, cached_input_tokens=n) / n,
+        "cache_write": f(input_tokens=n, cache_write_tokens=n) / n,
+        "output": f(input_tokens=0, output_tokens=n) / n,
+    }
+
+
+def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
+    """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced).
+
+    What the cached input tokens would have cost at the full input price minus what they cost:
+    ``cached_input_tokens × (input price − cached input price)`` at the model's base tier on the
+    request's day. Needs provider, model, ts and cached_input_tokens.
+    """
+    overrides = load_overrides() if overrides is None else overrides
+    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
+    keyed = df.select(
+        pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
+        pl.col("ts").dt.date().alias("day"),
+        pl.col("cached_input_tokens").fill_null(0).cast(pl.Int64),
+    )
+    models = keyed.select("provider", "model", "day").unique()
+    terms = [(_linear_terms(p, m, d, okey) if m else None) or (None,) * 5
+             for p, m, d in models.iter_rows()]
+    units = models.with_columns(
+        pl.Series("p_input", [t[0] for t in terms], dtype=pl.Float64),
+        pl.Series("p_cached", [t[1] for t in terms], dtype=pl.Float64),
+    )
+    joined = keyed.join(units, on=["provider", "model", "day"], how="left", nulls_equal=True,
+                        maintain_order="left")
+    return joined.select(
+        (pl.col("cached_input_tokens") * (pl.col("p_input") - pl.col("p_cached")))
+        .alias("cache_savings_usd"))["cache_savings_usd"]
+
+
+def request_cache_savings(provider: str | None, model: str | None, ts: datetime | date,
+                          cached_input_tokens: int, overrides: dict | None = None
+                          ) -> float | None:
+    """USD saved on one call by its cached input tokens (full input price minus cached price),
+    or None when the model has no known price."""
+    if not model:
+        return None
+    day = ts.date() if isinstance(ts, datetime) else ts
+    units = unit_prices(provider, model, day, overrides)
+    if units is None:
+        return None
+    return cached_input_tokens * (units["input"] - units["cached_input"])
+
+
+def cache_savings_sql(engine, filters=None) -> float | None:
+    """Total cache savings in USD over the requests matching ``filters`` (a lib.filters.Filters),
+    or None when no priced request has cached tokens. Aggregates in SQL per (provider, model,
+    day) so only the distinct models are priced in Python."""
+    where, params = filters.where("requests") if filters is not None else ("true", {})
+    per = engine.query(
+        "SELECT provider, model, CAST(ts AS DATE) AS day, "
+        "sum(coalesce(cached_input_tokens, 0)) AS cached "
+        f"FROM requests WHERE {where} AND coalesce(cached_input_tokens, 0) > 0 "
+        "GROUP BY ALL", params)
+    if per.is_empty():
+        return None
+    frame = per.with_columns(pl.col("day").cast(pl.Datetime("us", "UTC")).alias("ts"),
+                             pl.col("cached").alias("cached_input_tokens"))
+    savings = cache_savings_frame(frame)
+    return None if savings.null_count() == len(savings) else float(savings.sum())
+
+
+def unpriced_models(engine, filters=None) -> pl.DataFrame:
+    """Models whose requests have no cost (no catalogue price and no override), with their
+    request counts, most requests first: columns provider, model, requests, first_seen,
+    last_seen. ``filters`` is an optional lib.filters.Filters."""
+    where, params = filters.where("requests") if filters is not None else ("true", {})
+    return engine.query(
+        "SELECT provider, model, count(*) AS requests, min(ts) AS first_seen, "
+        f"max(ts) AS last_seen FROM requests WHERE {where} AND cost_usd IS NULL "
+        "AND model IS NOT NULL GROUP BY provider, model ORDER BY requests DESC, provider, model",
+        params)
+
+
+def price_table(table: pa.Table, overrides: dict | None = None) -> pa.Table:
+    """A canonical requests Arrow table with ``cost_usd`` from the cost engine.
+
+    A source's own cost belongs in ``logged_cost_usd``; a ``cost_usd`` the input carried is
+    kept there when ``logged_cost_usd`` is null, so it stays comparable and is never mistaken for
+    ours. Returns a new table (same schema)."""
+    if table.num_rows == 0:
+        return table
+    frame = pl.from_arrow(table.select(["provider", "model", "ts", *TOKEN_COLUMNS]))
+    cost = price_frame(frame, overrides).to_arrow()
+    logged_i = table.schema.get_field_index("logged_cost_usd")
+    logged = pc.coalesce(table.column("logged_cost_usd"), table.column("cost_usd"))
+    table = table.set_column(logged_i, table.schema.field(logged_i), logged)
+    cost_i = table.schema.get_field_index("cost_usd")
+    return table.set_column(cost_i, table.schema.field(cost_i), pa.chunked_array([cost]))

@@ -1,0 +1,129 @@
+"""The query engine: one DuckDB connection per process with read-only views over the lake.
+
+Views are rebuilt when the manifest version changes, so a dashboard sees new batches on its next
+query without restarting. Every query runs on its own cursor (DuckDB cursors are per-thread
+connections sharing one database), which is what Streamlit's one-thread-per-session model needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow.parquet as pq
+
+from lib import schema
+from lib.store.lake import Lake
+
+EXTENSION_DIR = Path(__file__).resolve().parents[2] / "data" / "duckdb_extensions"
+
+
+class Engine:
+    """Read-side of the lake. ``query`` returns Polars frames; views are named after the tables."""
+
+    def __init__(self, lake: Lake, *, threads: int | None = None, memory_limit: str | None = None):
+        self.lake = lake
+        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        if threads:
+            config["threads"] = threads
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        self.con = duckdb.connect(":memory:", config=config)
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._good_files: set[str] = set()
+        self._bad_files: dict[str, str] = {}
+        self.files: dict[str, list[str]] = {}
+        self.refresh()
+
+    # -- views ---------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> bool:
+        """Rebuild the views if the manifest changed. Returns True when they were rebuilt."""
+        version = self.lake.version()
+        if not force and version == self._version:
+            return False
+        with self._lock:
+            if not force and version == self._version:
+                return False
+            snap = self.lake.snapshot()
+            files = {t: self._readable(paths) for t, paths in snap.files.items()}
+            cur = self.con.cursor()
+            try:
+                for table, paths in files.items():
+                    cur.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table, paths)}")
+            finally:
+                cur.close()
+            self.files = files
+            self._version = snap.version
+            return True
+
+    @property
+    def version(self) -> str:
+        """The manifest version the views reflect (use it as a cache key)."""
+        return self._version or "empty"
+
+    def _readable(self, rel_paths: list[str]) -> list[str]:
+        """Absolute paths of the live files whose Parquet footer reads; others become problems."""
+        out = []
+        for rel in rel_paths:
+            path = str(self.lake.root / rel)
+            if path not in self._good_files and path not in self._bad_files:
+                try:
+                    pq.read_metadata(path)
+                    self._good_files.add(path)
+                except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+                    self._bad_files[path] = f"{type(exc).__name__}: {exc}"
+            if path in self._good_files:
+                out.append(path)
+        return out
+
+    @staticmethod
+    def _view_sql(table: str, paths: list[str]) -> str:
+        cols = ", ".join(
+            f"CAST({f.name} AS {schema.duckdb_type(f.type)}) AS {f.name}"
+            for f in schema.TABLES[table]
+        )
+        if not paths:
+            # An empty, typed view, so every query works on an empty store.
+            return "SELECT " + ", ".join(
+                f"CAST(NULL AS {schema.duckdb_type(f.type)}) AS {f.name}"
+                for f in schema.TABLES[table]) + " WHERE false"
+        quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        return (f"SELECT {cols} FROM read_parquet([{quoted}], union_by_name = true, "
+                f"hive_partitioning = false)")
+
+    def problems(self) -> list[str]:
+        """Human-readable problems found in the lake: unreadable data files and manifest entries."""
+        self.refresh()
+        return [f"{p}: not a readable Parquet file ({why})" for p, why in self._bad_files.items()] \
+            + self.lake.manifest_problems()
+
+    # -- queries -------------------------------------------------------------------------------
+    def query(self, sql: str, params: dict | list | None = None) -> pl.DataFrame:
+        """Run ``sql`` on a fresh cursor and return the result as a Polars frame."""
+        self.refresh()
+        cur = self.con.cursor()
+        try:
+            return cur.execute(sql, params or {}).pl()
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: dict | list | None = None):
+        """The first column of the first row, or None."""
+        self.refresh()
+        cur = self.con.cursor()
+        try:
+            row = cur.execute(sql, params or {}).fetchone()
+            return row[0] if row else None
+        finally:
+            cur.close()
+
+    def row_count(self, table: str) -> int:
+        self.refresh()
+        return int(self.scalar(f"SELECT count(*) FROM {table}"))
+
+    def close(self) -> None:
+        self.con.close()

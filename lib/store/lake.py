@@ -1,0 +1,565 @@
+"""The lake: append-only, Hive-partitioned Parquet files plus a manifest of commits (design §2).
+
+Layout under the root::
+
+    requests/date=YYYY-MM-DD/<commit>-<n>.parquet   (likewise evals/, events/, spans/, quarantine/)
+    _manifest/<commit>.json                            one file per commit, never rewritten
+
+A data file is invisible until a manifest entry lists it, and a manifest entry appears atomically
+(written to a temporary name, then hard-linked to its final name, which fails if it exists). So a
+writer killed at any point leaves either no new manifest entry (its files are orphans nobody reads)
+or a complete one. A commit may also *remove* files (compaction, repricing): the live set is every
+added file minus every removed one. Ingest commits are named by their content hash, which makes a
+repeated batch a no-op even when two writers race.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lib import schema
+
+MANIFEST_DIR = "_manifest"
+PARQUET_OPTIONS = dict(compression="zstd", row_group_size=256_000)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One manifest entry: what a batch added (and, for rewrites, removed)."""
+
+    commit_id: str
+    kind: str  # ingest | demo | compact | reprice
+    source: str
+    content_hash: str | None
+    committed_at: str  # ISO-8601 UTC
+    rows: dict[str, int]
+    added: list[dict]  # [{"table", "path", "rows"}], paths relative to the root
+    removed: list[str] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1, sort_keys=True)
+
+
+@dataclass
+class Snapshot:
+    """The live state of the lake at one manifest version."""
+
+    version: str
+    commits: list[Commit]
+    files: dict[str, list[str]]  # table -> live paths, relative to the root
+
+
+@dataclass
+class WriteResult:
+    """What one call to :meth:`Lake.append` did. ``commit`` is None when nothing was written."""
+
+    commit: Commit | None
+    duplicate_batch: bool = False
+    stored: dict[str, int] = field(default_factory=dict)
+    duplicate_rows: dict[str, int] = field(default_factory=dict)
+
+
+def content_hash_of(data: bytes | str) -> str:
+    """SHA-256 hex digest, the identity of a batch's content."""
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Lake:
+    """A local lake rooted at a folder. All writes go through :meth:`append` or :meth:`rewrite`."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self._commit_cache: dict[str, Commit | None] = {}
+        # The writer lock is re-entrant within a process (compaction reads and rewrites under one
+        # lock; a BatchWriter holds it from begin to commit), so it is counted per Lake object.
+        self._lock_guard = threading.RLock()
+        self._lock_depth = 0
+        self._lock_file = None
+
+    # -- reading the manifest -------------------------------------------------------------------
+    @property
+    def manifest_dir(self) -> Path:
+        return self.root / MANIFEST_DIR
+
+    def version(self) -> str:
+        """A cheap token that changes whenever a commit lands (the sorted manifest names)."""
+        try:
+            names = sorted(n for n in os.listdir(self.manifest_dir) if n.endswith(".json"))
+        except FileNotFoundError:
+            return "empty"
+        return f"{len(names)}:{content_hash_of(','.join(names))[:16]}"
+
+    def commits(self) -> list[Commit]:
+        """Every commit in the manifest, oldest first; unreadable entries are skipped (problems)."""
+        try:
+            names = [n for n in os.listdir(self.manifest_dir) if n.endswith(".json")]
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            if name not in self._commit_cache:
+                self._commit_cache[name] = self._read_commit(self.manifest_dir / name)
+            c = self._commit_cache[name]
+            if c is not None:
+                out.append(c)
+        out.sort(key=lambda c: (c.committed_at, c.commit_id))
+        return out
+
+    def manifest_problems(self) -> list[str]:
+        """Paths of manifest entries that could not be read, with the reason."""
+        self.commits()
+        return [f"{self.manifest_dir / n}: unreadable manifest entry" for n, c in
+                self._commit_cache.items() if c is None]
+
+    @staticmethod
+    def _read_commit(path: Path) -> Commit | None:
+        try:
+            return Commit(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def snapshot(self) -> Snapshot:
+        version = self.version()
+        commits = self.commits()
+        removed = {p for c in commits for p in c.removed}
+        files: dict[str, list[str]] = {t: [] for t in schema.TABLES}
+        for c in commits:
+            for f in c.added:
+                if f["path"] not in removed and f["table"] in files:
+                    files[f["table"]].append(f["path"])
+        return Snapshot(version=version, commits=commits, files=files)
+
+    def has_content(self, content_hash: str) -> bool:
+        """True when a commit with this content hash exists (named by it, or carrying it)."""
+        if (self.manifest_dir / f"{content_hash}.json").exists():
+            return True
+        return any(c.content_hash == content_hash for c in self.commits())
+
+    # -- writing --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer_lock(self):
+        """Serialize writers of this lake across processes (readers never take it).
+
+        Re-entrant for the thread that holds it, so a caller may read and then :meth:`rewrite`
+        under one lock (no commit can slip in between)."""
+        with self._lock_guard:
+            if self._lock_depth == 0:
+                self.manifest_dir.mkdir(parents=True, exist_ok=True)
+                fh = open(self.manifest_dir / ".lock", "a+")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                self._lock_file = fh
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+                if self._lock_depth == 0:
+                    fh, self._lock_file = self._lock_file, None
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                    fh.close()
+
+    def begin(self, source: str, content_hash: str | None = None, *, kind: str = "ingest",
+              dedupe: bool = True, info: dict | None = None) -> BatchWriter:
+        """Start a streamed batch: one atomic commit built from many :meth:`BatchWriter.add` calls.
+
+        Holds the writer lock until ``commit()`` or ``abort()`` (use it as a context manager:
+        leaving the block without a commit aborts). ``content_hash`` may be given now or to
+        ``commit`` once it is known (it is usually computed while the file streams)."""
+        return BatchWriter(self, source=source, content_hash=content_hash, kind=kind,
+                           dedupe=dedupe, info=info)
+
+    def append(
+        self,
+        tables: dict[str, pa.Table],
+        *,
+        source: str,
+        content_hash: str | None = None,
+        kind: str = "ingest",
+        dedupe: bool = True,
+        info: dict | None = None,
+    ) -> WriteResult:
+        """Append canonical tables as one atomic commit.
+
+        ``content_hash`` identifies the batch: a batch already committed is a no-op
+        (``duplicate_batch``). With ``dedupe``, rows whose key (schema.KEYS) is already live in the
+        lake, or repeated within the batch, are dropped and counted in ``duplicate_rows``.
+        Lineage columns (batch_id, ingested_at, and source_file when absent) are filled here.
+        """
+        commit_id = content_hash or uuid.uuid4().hex
+        with self.writer_lock():
+            if content_hash and self.has_content(content_hash):
+                return WriteResult(commit=None, duplicate_batch=True)
+            ingested_at = datetime.now(UTC)
+            prepared: dict[str, pa.Table] = {}
+            result = WriteResult(commit=None)
+            for name, table in tables.items():
+                if table is None or table.num_rows == 0:
+                    continue
+                table = schema.conform(table, schema.TABLES[name])
+                table = _fill_lineage(table, commit_id, ingested_at, source)
+                before = table.num_rows
+                if dedupe:
+                    table = self._drop_duplicates(name, table)
+                result.duplicate_rows[name] = before - table.num_rows
+                if table.num_rows:
+                    prepared[name] = table
+                    result.stored[name] = table.num_rows
+            added = self._write_files(prepared, commit_id)
+            commit = Commit(
+                commit_id=commit_id,
+                kind=kind,
+                source=source,
+                content_hash=content_hash,
+                committed_at=ingested_at.isoformat(timespec="microseconds"),
+                rows={t: n for t, n in result.stored.items()},
+                added=added,
+                info=info or {},
+            )
+            self._publish(commit)
+            result.commit = commit
+            return result
+
+    def rewrite(self, name: str, replace: dict[str, pa.Table], *, kind: str, source: str,
+                info: dict | None = None, files: dict[str, list[str]] | None = None) -> Commit:
+        """Atomically replace live files of table ``name`` by new tables.
+
+        ``replace`` maps a date partition (``YYYY-MM-DD``) to the table that replaces all of that
+        partition's live files. Used by compaction and repricing; readers see either the old files
+        or the new ones, never both. With ``files`` (day -> paths), only those files of a day are
+        replaced (compaction of the small ones); raises ValueError if one is no longer live, so
+        a caller that read them without holding :meth:`writer_lock` cannot lose rows.
+        A value may also be a callable returning the table (or None: leave that day as it is),
+        called under the lock one day at a time, so a large rewrite holds one day in memory.
+        """
+        commit_id = uuid.uuid4().hex
+        with self.writer_lock():
+            snap = self.snapshot()
+            removed, added = [], []
+            for day, table in replace.items():
+                if callable(table):
+                    table = table()
+                    if table is None:
+                        continue
+                old = [p for p in snap.files[name] if f"/date={day}/" in f"/{p}"]
+                if files is not None:
+                    gone = set(files.get(day, [])) - set(old)
+                    if gone:
+                        raise ValueError(f"rewrite of {name} {day}: files no longer live: "
+                                         f"{sorted(gone)[:3]}")
+                    old = list(files.get(day, []))
+                removed.extend(old)
+                table = schema.conform(table, schema.TABLES[name])
+                added.extend(self._write_files({name: table}, commit_id))
+            commit = Commit(commit_id=commit_id, kind=kind, source=source, content_hash=None,
+                            committed_at=_now_iso(), rows={name: sum(f["rows"] for f in added)},
+                            added=added, removed=removed, info=info or {})
+            self._publish(commit)
+            return commit
+
+    def _drop_duplicates(self, name: str, table: pa.Table) -> pa.Table:
+        key = schema.KEYS[name]
+        # Repeats inside the batch: keep the first occurrence.
+        idx = pa.table({"k": table.column(key), "i": pa.array(range(table.num_rows))})
+        firsts = idx.group_by("k", use_threads=False).aggregate([("i", "min")]).column("i_min")
+        if len(firsts) != table.num_rows:
+            table = table.take(pc.sort_indices(firsts))
+        # Keys already live: only files of the same day partitions can hold them (ts sets the day).
+        days = {_day_str(d) for d in np.unique(_epoch_days(table.column("ts")))}
+        files = [str(self.root / p) for p in self.snapshot().files[name]
+                 if _partition_day(p) in days]
+        if not files:
+            return table
+        con = duckdb.connect()
+        try:
+            con.register("incoming", pa.table({"k": table.column(key)}))
+            existing = con.execute(
+                f"SELECT DISTINCT {key} FROM read_parquet($files) "
+                f"WHERE {key} IN (SELECT k FROM incoming)", {"files": files}
+            ).fetch_arrow_table().column(0)
+        finally:
+            con.close()
+        if len(existing) == 0:
+            return table
+        return table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
+
+    def _write_files(self, tables: dict[str, pa.Table], commit_id: str) -> list[dict]:
+        added = []
+        for name, table in tables.items():
+            # Day partitions from integer microseconds: much faster than formatting 1M timestamps.
+            day = _epoch_days(table.column("ts"))
+            order = np.argsort(day, kind="stable")
+            day_sorted = day[order]
+            days, starts = np.unique(day_sorted, return_index=True)
+            bounds = list(starts) + [len(day_sorted)]
+            for n, d in enumerate(days):
+                if len(days) > 1:
+                    part = table.take(pa.array(order[bounds[n]:bounds[n + 1]]))
+                else:
+                    part = table
+                part = part.sort_by("ts")
+                rel = f"{name}/date={_day_str(d)}/{commit_id}-{n}.parquet"
+                final = self.root / rel
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+                pq.write_table(part, tmp, **PARQUET_OPTIONS)
+                _fsync(tmp)
+                os.replace(tmp, final)
+                added.append({"table": name, "path": rel, "rows": part.num_rows})
+        return added
+
+    def _publish(self, commit: Commit) -> None:
+        """Make ``commit`` visible atomically; raises FileExistsError if its name is taken."""
+        final = self.manifest_dir / f"{commit.commit_id}.json"
+        tmp = self.manifest_dir / f".{commit.commit_id}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(commit.to_json())
+        _fsync(tmp)
+        try:
+            os.link(tmp, final)  # atomic and exclusive: never overwrites a commit
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.manifest_dir)
+
+    # -- housekeeping ---------------------------------------------------------------------------
+    def orphans(self, older_than_s: float = 3600) -> list[Path]:
+        """Files under the root that no live commit lists (crash leftovers, removed files, foreign
+        files), older than ``older_than_s`` seconds so a writer in flight is never disturbed."""
+        live = {p for files in self.snapshot().files.values() for p in files}
+        cutoff = time.time() - older_than_s
+        out = []
+        for table in schema.TABLES:
+            base = self.root / table
+            if not base.exists():
+                continue
+            for path in base.rglob("*"):
+                if path.is_file() and str(path.relative_to(self.root)) not in live:
+                    if path.stat().st_mtime < cutoff:
+                        out.append(path)
+        return out
+
+
+def _epoch_days(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """UTC day number (days since 1970-01-01) of each timestamp."""
+    micros = pc.cast(ts, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return np.floor_divide(micros.to_numpy(zero_copy_only=False), 86_400_000_000)
+
+
+def _day_str(day_number) -> str:
+    return (datetime(1970, 1, 1) + timedelta(days=int(day_number))).strftime("%Y-%m-%d")
+
+
+class BatchWriter:
+    """A streamed batch: rows arrive in chunks and are written to invisible files as they come;
+    ``commit`` publishes one manifest entry listing them all, ``abort`` deletes them.
+
+    Memory stays bounded by one chunk plus the keys seen in this batch (for row dedupe across
+    chunks). The lake's writer lock is held from construction to commit/abort, so rows are deduped
+    against a lake that cannot change underneath, and the content-hash check is race-free.
+    Create with :meth:`Lake.begin`.
+    """
+
+    def __init__(self, lake: Lake, *, source: str, content_hash: str | None, kind: str,
+                 dedupe: bool, info: dict | None):
+        self.lake = lake
+        self.source = source
+        self.content_hash = content_hash
+        self.kind = kind
+        self.dedupe = dedupe
+        self.info = dict(info or {})
+        self.batch_id = uuid.uuid4().hex
+        self.ingested_at = datetime.now(UTC)
+        self.result = WriteResult(commit=None)
+        self._writers: dict[tuple[str, str], tuple[pq.ParquetWriter, Path, str]] = {}
+        self._rows: dict[str, int] = {}  # rows written per relative path
+        self._seen: dict[str, list[pa.Array]] = {}
+        self._seen_combined: dict[str, pa.Array] = {}
+        self._done = False
+        self._lock = lake.writer_lock()
+        self._lock.__enter__()
+        self.duplicate_batch = bool(content_hash and lake.has_content(content_hash))
+
+    def __enter__(self) -> BatchWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._done:
+            self.abort()
+
+    def add(self, tables: dict[str, pa.Table]) -> dict[str, int]:
+        """Write canonical tables (any subset of the canonical columns). Returns rows stored per
+        table by this call; rows dropped as duplicates are counted in ``result.duplicate_rows``."""
+        if self._done:
+            raise RuntimeError("batch already committed or aborted")
+        stored: dict[str, int] = {}
+        for name, table in tables.items():
+            if table is None or table.num_rows == 0:
+                continue
+            table = schema.conform(table, schema.TABLES[name])
+            table = _fill_lineage(table, self.batch_id, self.ingested_at, self.source)
+            before = table.num_rows
+            if self.dedupe:
+                table = self._drop_seen(name, self.lake._drop_duplicates(name, table))
+            dupes = before - table.num_rows
+            self.result.duplicate_rows[name] = self.result.duplicate_rows.get(name, 0) + dupes
+            if table.num_rows:
+                self._write(name, table)
+                stored[name] = table.num_rows
+                self.result.stored[name] = self.result.stored.get(name, 0) + table.num_rows
+        return stored
+
+    def _drop_seen(self, name: str, table: pa.Table) -> pa.Table:
+        """Drop rows whose key an earlier chunk of this batch stored; remember the new keys."""
+        keys = table.column(schema.KEYS[name]).combine_chunks()
+        seen = self._seen_combined.get(name)
+        if seen is None and self._seen.get(name):
+            seen = self._seen_combined[name] = pa.concat_arrays(self._seen[name])
+        if seen is not None and len(seen):
+            fresh = pc.invert(pc.is_in(keys, value_set=seen))
+            table, keys = table.filter(fresh), keys.filter(fresh)
+        if len(keys):
+            self._seen.setdefault(name, []).append(keys)
+            self._seen_combined.pop(name, None)
+        return table
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        day_numbers = _epoch_days(table.column("ts"))
+        days = np.unique(day_numbers)
+        for d in days:
+            part = table.filter(pa.array(day_numbers == d)) if len(days) > 1 else table
+            day = _day_str(d)
+            key = (name, day)
+            if key not in self._writers:
+                rel = f"{name}/date={day}/{self.batch_id}-{len(self._writers)}.parquet"
+                final = self.lake.root / rel
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+                writer = pq.ParquetWriter(tmp, part.schema, compression="zstd")
+                self._writers[key] = (writer, tmp, rel)
+                self._rows[rel] = 0
+            writer, _, rel = self._writers[key]
+            writer.write_table(part, row_group_size=PARQUET_OPTIONS["row_group_size"])
+            self._rows[rel] += part.num_rows
+
+    def commit(self, content_hash: str | None = None, info: dict | None = None) -> WriteResult:
+        """Publish the batch as one manifest entry and release the lock.
+
+        ``content_hash`` (if not given to :meth:`Lake.begin`) makes the batch a no-op when a
+        commit with that hash exists: then nothing is published and ``duplicate_batch`` is True.
+        An empty batch is still committed, so its content hash is remembered."""
+        if self._done:
+            raise RuntimeError("batch already committed or aborted")
+        if content_hash:
+            self.content_hash = content_hash
+            self.duplicate_batch = self.duplicate_batch or self.lake.has_content(content_hash)
+        if self.duplicate_batch:
+            self.abort()
+            self.result = WriteResult(commit=None, duplicate_batch=True)
+            return self.result
+        try:
+            added = []
+            for (name, _day), (writer, tmp, rel) in self._writers.items():
+                writer.close()
+                _fsync(tmp)
+                os.replace(tmp, self.lake.root / rel)
+                added.append({"table": name, "path": rel, "rows": self._rows[rel]})
+            _pause_for_tests("before_publish")
+            commit = Commit(
+                commit_id=self.batch_id, kind=self.kind, source=self.source,
+                content_hash=self.content_hash,
+                committed_at=self.ingested_at.isoformat(timespec="microseconds"),
+                rows=dict(self.result.stored), added=added, info={**self.info, **(info or {})},
+            )
+            self.lake._publish(commit)
+            self.result.commit = commit
+        except BaseException:
+            self.abort()
+            raise
+        self._finish()
+        return self.result
+
+    def abort(self) -> None:
+        """Delete what this batch wrote and release the lock; the lake is as before."""
+        if self._done:
+            return
+        for writer, tmp, rel in self._writers.values():
+            with contextlib.suppress(Exception):
+                writer.close()
+            tmp.unlink(missing_ok=True)
+            # A renamed file that never reached the manifest is an orphan; remove it now.
+            if self.result.commit is None:
+                (self.lake.root / rel).unlink(missing_ok=True)
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._writers.clear()
+        self._seen.clear()
+        self._seen_combined.clear()
+        self._lock.__exit__(None, None, None)
+
+
+def _pause_for_tests(stage: str) -> None:
+    """Crash-safety tests set ``SIGHTLINE_TEST_PAUSE_AT=<stage>`` to stop here and be killed."""
+    if os.environ.get("SIGHTLINE_TEST_PAUSE_AT") == stage:
+        marker = os.environ.get("SIGHTLINE_TEST_PAUSE_MARKER")
+        if marker:
+            Path(marker).write_text(stage)
+        time.sleep(float(os.environ.get("SIGHTLINE_TEST_PAUSE_S", "60")))
+
+
+def _partition_day(rel_path: str) -> str | None:
+    for part in rel_path.split("/"):
+        if part.startswith("date="):
+            return part[5:]
+    return None
+
+
+def _fill_lineage(table: pa.Table, batch_id: str, ingested_at: datetime, source: str) -> pa.Table:
+    n = table.num_rows
+    if "batch_id" in table.column_names:
+        table = table.set_column(table.schema.get_field_index("batch_id"), "batch_id",
+                                 pa.repeat(pa.scalar(batch_id, pa.string()), n))
+    if "ingested_at" in table.column_names:
+        table = table.set_column(table.schema.get_field_index("ingested_at"), "ingested_at",
+                                 pa.repeat(pa.scalar(ingested_at, schema.TS), n))
+    if "source_file" in table.column_names:
+        i = table.schema.get_field_index("source_file")
+        col = table.column(i)
+        if col.null_count:
+            table = table.set_column(i, "source_file", pc.fill_null(col, source))
+    return table
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _fsync(path)

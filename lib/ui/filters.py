@@ -1,0 +1,145 @@
+"""The global filters in the sidebar, kept in the URL so a copied link reproduces the view.
+
+The entry script (app.py) calls :func:`sidebar` on every run, before the page; pages call
+:func:`current`. Widget values live in session state (so they survive page switches) and are
+mirrored into ``st.query_params`` on every run (so the URL always says what is on screen).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from lib.filters import DIMENSIONS, PRESET_LABELS, PRESETS, Filters, column_for_key, key_for_column
+from lib.store import Engine
+
+ZONES = ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "America/Los_Angeles",
+         "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"]
+DIM_LABELS = {"environment": "Environment", "service": "Service", "provider": "Provider",
+              "model": "Model", "feature": "Feature", "customer": "Customer",
+              "prompt_version": "Prompt version"}
+_STATE = "_sightline_filters"
+
+
+def _query_dict() -> dict[str, list[str]]:
+    qp = st.query_params
+    return {k: qp.get_all(k) for k in qp.keys()}
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=64)
+def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
+    frame = _engine.query(
+        f"SELECT {column} AS v, count(*) AS n FROM requests WHERE {column} IS NOT NULL "
+        "GROUP BY 1 ORDER BY n DESC, v LIMIT 5000")
+    return frame["v"].to_list()
+
+
+def sidebar(engine: Engine) -> Filters:
+    """Render the filters in the sidebar and return them. First run of a session: from the URL."""
+    now = datetime.now(UTC)
+    if _STATE not in st.session_state:
+        initial = Filters.from_query(_query_dict(), now)
+        st.session_state["f_range"] = initial.preset
+        st.session_state["f_tz"] = initial.tz
+        zone = ZoneInfo(initial.tz)
+        st.session_state["f_dates"] = (initial.start.astimezone(zone).date(),
+                                       (initial.end - timedelta(microseconds=1))
+                                       .astimezone(zone).date())
+        st.session_state["f_custom"] = (initial.start, initial.end)
+        for key, column in DIMENSIONS.items():
+            st.session_state[f"f_{key}"] = list(initial.get(column))
+        st.session_state["f_other"] = {c: v for c, v in initial.values
+                                       if c not in DIMENSIONS.values()}
+        st.session_state[_STATE] = True
+
+    with st.sidebar:
+        st.markdown("#### Filters")
+        options = list(PRESETS) + ["custom"]
+        preset = st.selectbox("Time range", options, key="f_range",
+                              format_func=lambda k: PRESET_LABELS[k])
+        tz = st.selectbox("Time zone", sorted(set(ZONES) | {st.session_state["f_tz"]}),
+                          key="f_tz", help="Data is stored in UTC; this only changes how "
+                                           "times are shown.")
+        zone = ZoneInfo(tz)
+        if preset == "custom":
+            dates = st.date_input("Dates (inclusive)", key="f_dates", format="YYYY-MM-DD")
+            if isinstance(dates, (tuple, list)) and len(dates) == 2:
+                start = datetime.combine(dates[0], time(0), zone).astimezone(UTC)
+                end = datetime.combine(dates[1] + timedelta(days=1), time(0), zone
+                                       ).astimezone(UTC)
+                # Keep an exact window that came from a URL or a chart selection (not midnight).
+                cs, ce = st.session_state["f_custom"]
+                if cs.astimezone(zone).date() == dates[0] and \
+                        (ce - timedelta(microseconds=1)).astimezone(zone).date() == dates[1]:
+                    start, end = cs, ce
+            else:
+                start, end = st.session_state["f_custom"]
+            base = Filters(start=start, end=end, preset="custom", tz=tz)
+        else:
+            base = Filters.last(preset, now)
+            base = Filters(start=base.start, end=base.end, preset=preset, tz=tz)
+        values = dict(st.session_state.get("f_other", {}))
+        for key, column in DIMENSIONS.items():
+            known = _dimension_values(engine, engine.version, column)
+            selected = st.session_state.get(f"f_{key}", [])
+            st.multiselect(DIM_LABELS[key], list(dict.fromkeys(selected + known)),
+                           key=f"f_{key}", placeholder="All")
+            if st.session_state[f"f_{key}"]:
+                values[column] = st.session_state[f"f_{key}"]
+        for column in list(st.session_state.get("f_other", {})):
+            label = key_for_column(column)
+            if st.button(f"✕ {label} = {', '.join(values[column])}", key=f"f_rm_{column}",
+                         help="Remove this filter (it came from a link or a drill-down)"):
+                st.session_state["f_other"].pop(column)
+                values.pop(column)
+                st.rerun()
+        st.caption(f"Times shown in **{tz}**.")
+
+    filters = Filters(start=base.start, end=base.end, preset=base.preset, tz=tz,
+                      values=tuple(sorted((c, tuple(sorted(v))) for c, v in values.items())))
+    st.session_state["_current_filters"] = filters
+    sync_query(filters)
+    return filters
+
+
+def current() -> Filters:
+    """The filters the sidebar built on this run."""
+    f = st.session_state.get("_current_filters")
+    if f is None:  # a page run on its own (tests): fall back to the URL
+        f = Filters.from_query(_query_dict(), datetime.now(UTC))
+    return f
+
+
+def sync_query(filters: Filters) -> None:
+    """Make the URL's filter keys equal ``filters`` (page-specific keys are left alone)."""
+    wanted = filters.to_query()
+    for key in list(st.query_params.keys()):
+        if _is_filter_key(key) and key not in wanted:
+            del st.query_params[key]
+    for key, vals in wanted.items():
+        if st.query_params.get_all(key) != vals:
+            st.query_params[key] = vals if len(vals) > 1 else vals[0]
+
+
+def _is_filter_key(key: str) -> bool:
+    return key in {"range", "from", "to", "tz"} or column_for_key(key) is not None
+
+
+def set_window(start: datetime, end: datetime) -> None:
+    """Switch the global window to an exact custom range (used by drill-downs)."""
+    st.session_state["f_range"] = "custom"
+    zone = ZoneInfo(st.session_state.get("f_tz", "UTC"))
+    st.session_state["f_dates"] = (start.astimezone(zone).date(),
+                                   (end - timedelta(microseconds=1)).astimezone(zone).date())
+    st.session_state["f_custom"] = (start, end)
+
+
+def add_filter(column: str, values: list[str]) -> None:
+    """Add a filter on any column or attribute key (used by drill-downs and 'filter on this')."""
+    for key, col in DIMENSIONS.items():
+        if col == column:
+            st.session_state[f"f_{key}"] = list(values)
+            return
+    st.session_state.setdefault("f_other", {})[column] = list(values)

@@ -1,0 +1,58 @@
+"""One engine per Streamlit server process, and the first-start demo data."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from lib import demo
+from lib.store import Engine, Lake, store_root
+
+
+def demo_enabled() -> bool:
+    """First-start demo data is on unless SIGHTLINE_DEMO is 0/false/no/off."""
+    return os.environ.get("SIGHTLINE_DEMO", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+@st.cache_resource(show_spinner=False)
+def _engine_for(root: str) -> Engine:
+    # One connection per process; queries take a cursor each (lib.store.engine).
+    return Engine(Lake(root), memory_limit="1GB")
+
+
+def engine() -> Engine:
+    """The process-wide engine for the configured store (SIGHTLINE_STORE or data/store)."""
+    return _engine_for(str(store_root()))
+
+
+def ensure_demo_data() -> None:
+    """On an empty store, generate the demo data once, with a progress indicator, and say so."""
+    eng = engine()
+    lake = eng.lake
+    if not demo_enabled() or lake.commits():
+        return
+    lake.root.mkdir(parents=True, exist_ok=True)
+    lock_path = Path(lake.root) / ".first-start.lock"
+    with st.status("First start: generating 30 days of demo data…", expanded=True) as status:
+        bar = st.progress(0.0, text="Waiting for another process that is generating demo data…")
+        with open(lock_path, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # two servers starting at once write it only once
+            try:
+                if not lake.commits():
+                    result = demo.write(lake, progress=lambda f, text: bar.progress(f, text=text))
+                    st.write(f"Wrote {result.requests:,} requests, {result.evals:,} eval scores "
+                             f"and {result.events} events in {result.seconds:.1f} s. "
+                             "Set `SIGHTLINE_DEMO=0` to start on an empty store instead.")
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        bar.progress(1.0, text="Done")
+        status.update(label="Demo data ready", state="complete", expanded=False)
+    eng.refresh(force=True)
+
+
+def has_demo_data(eng: Engine) -> bool:
+    """True while a demo batch is live in the store (the app shows a banner)."""
+    return any(c.kind == "demo" and c.added for c in eng.lake.commits())

@@ -1,0 +1,87 @@
+"""Data: what is in the store — tables, freshness, batches, quarantine, unpriced models."""
+
+from datetime import UTC, datetime
+
+import polars as pl
+import streamlit as st
+
+from lib import formatting
+from lib.metrics import inventory
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+engine.refresh()
+
+st.title("Data")
+st.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "
+           f"times in {f.tz}. The sidebar filters do not apply on this page: it shows everything.")
+widgets.problems_banner(engine)
+
+tables = inventory.tables(engine)
+now = datetime.now(UTC)
+cols = st.columns(len(tables))
+for col, row in zip(cols, tables.iter_rows(named=True)):
+    with col:
+        fresh = "never" if row["last_ingested_at"] is None else \
+            f"{formatting.ms((now - row['last_ingested_at']).total_seconds() * 1000)} ago"
+        st.metric(row["table"].capitalize(), formatting.count(row["rows"]),
+                  help=f"{row['rows']:,} rows in {row['files']} file(s); last ingest {fresh}",
+                  border=True)
+
+st.subheader("Tables")
+st.dataframe(
+    tables.select("table", "rows", "files", "first_ts", "last_ts", "last_ingested_at")
+    .with_columns(pl.col(c).dt.convert_time_zone(f.tz)
+                  for c in ("first_ts", "last_ts", "last_ingested_at")),
+    hide_index=True, width="stretch",
+    column_config={
+        "rows": st.column_config.NumberColumn("Rows", format="localized"),
+        "files": st.column_config.NumberColumn("Live files"),
+        "first_ts": st.column_config.DatetimeColumn(f"First event ({f.tz})"),
+        "last_ts": st.column_config.DatetimeColumn(f"Last event ({f.tz})"),
+        "last_ingested_at": st.column_config.DatetimeColumn(f"Last ingested ({f.tz})"),
+    },
+)
+
+if tables["rows"].sum() == 0:
+    widgets.empty_state(
+        "The store is empty",
+        "Ingest logs (files, folders, globs or `s3://` prefixes) or write the demo data:",
+        "python -m lib ingest path/to/logs/\npython -m lib demo")
+
+st.subheader("Quarantine")
+q_count = int(tables.filter(pl.col("table") == "quarantine")["rows"][0])
+if q_count == 0:
+    st.success("No quarantined input: every row ingested so far passed validation.")
+else:
+    st.warning(f"{q_count:,} input record(s) failed validation and were kept aside with their "
+               "reason. They are not counted anywhere else.")
+    q = inventory.quarantine(engine, limit=1000)
+    st.dataframe(q.with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
+                 hide_index=True, width="stretch",
+                 column_config={"raw": st.column_config.TextColumn("Raw (truncated)"),
+                                "ingested_at": st.column_config.DatetimeColumn(
+                                    f"Ingested ({f.tz})")})
+    widgets.downloads(inventory.quarantine(engine), "quarantine", key="dl_quarantine")
+
+st.subheader("Models without a price")
+unpriced = inventory.unpriced_models(engine)
+if unpriced.is_empty():
+    st.success("Every request's model has a price (genai-prices, or an override in prices.yaml).")
+else:
+    st.warning("These models have no known price: their cost is left empty (not $0). Add them to "
+               "`prices.yaml`, then run `python -m lib reprice`.")
+    st.dataframe(unpriced, hide_index=True, width="stretch")
+
+st.subheader("Batches")
+b = inventory.batches(engine)
+if b.is_empty():
+    st.caption("No batches yet.")
+else:
+    st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz)),
+                 hide_index=True, width="stretch",
+                 column_config={"committed_at": st.column_config.DatetimeColumn(
+                     f"Committed ({f.tz})"), "rows": st.column_config.NumberColumn(
+                     "Rows", format="localized")})

@@ -1,0 +1,75 @@
+"""Overview: the KPIs against the previous period, and traffic, latency and cost over time."""
+
+import streamlit as st
+
+from lib.charts import time_figure
+from lib.metrics import overview
+from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+
+st.title("Overview")
+st.caption(f.describe())
+if store.has_demo_data(engine):
+    widgets.demo_banner()
+widgets.problems_banner(engine)
+
+if engine.row_count("requests") == 0:
+    widgets.empty_state(
+        "No requests in the store yet",
+        f"Sightline reads logged model calls from `{engine.lake.root}`. Ingest your logs, or "
+        "write the demo data:",
+        "python -m lib ingest path/to/logs/\npython -m lib demo",
+    )
+    st.stop()
+
+with st.spinner("Computing KPIs…"):
+    kpis = widgets.cached(overview.kpis, engine, f)
+if kpis.filter(kpis["kpi"] == "requests")["value"][0] == 0:
+    widgets.empty_state(
+        "No requests in this window",
+        "Nothing matches the time range and filters in the sidebar. Widen the time range "
+        "(e.g. *Last 30 days*) or clear some filters.")
+    st.stop()
+
+widgets.kpi_tiles(kpis)
+st.caption(f"Changes are against the previous {f.duration} "
+           "(the period of equal length just before this one).")
+
+seconds = bucket_seconds(f.duration)
+with st.spinner("Loading time series…"):
+    series = widgets.cached(overview.timeseries, engine, f, seconds)
+    events = widgets.cached(overview.events, engine, f)
+per = bucket_label(seconds)
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Requests and errors")
+    series_ok = series.with_columns((series["requests"] - series["errors"]).alias("succeeded"))
+    fig = time_figure(series_ok, "bucket", [("succeeded", "Succeeded"), ("errors", "Errors")],
+                      y_title=f"requests per {per}", tz=f.tz, events=events, kind="bar")
+    widgets.chart(fig, series.select("bucket", "requests", "errors", "error_rate"),
+                  key="ov_requests", name="requests_and_errors")
+with right:
+    st.subheader("Latency")
+    fig = time_figure(series, "bucket", [("p50_ms", "p50"), ("p95_ms", "p95")],
+                      y_title="latency (ms)", tz=f.tz, events=events,
+                      uncertain={"p50_ms": "p50_uncertain", "p95_ms": "p95_uncertain"})
+    widgets.chart(fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",
+                                     "p95_uncertain"), key="ov_latency", name="latency")
+    st.caption("Percentiles are exact per bucket (never averaged). Hollow points: too few "
+               "requests in the bucket for that percentile (p50 < 20, p95 < 200).")
+
+st.subheader("Cost")
+fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}", tz=f.tz,
+                  events=events, kind="bar", y_format="$,.2f")
+widgets.chart(fig, series.select("bucket", "requests", "cost_usd"), key="ov_cost", name="cost")
+
+if events.height:
+    with st.expander(f"{events.height} event(s) in this window"):
+        shown = events.with_columns(events["ts"].dt.convert_time_zone(f.tz))
+        st.dataframe(shown, hide_index=True, width="stretch",
+                     column_config={"ts": st.column_config.DatetimeColumn(f"Time ({f.tz})")})

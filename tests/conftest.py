@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny exact datasets, a lake in a temporary folder, a demo store."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+
+from lib import schema
+from lib.store import Engine, Lake
+
+# Tests never touch the developer's data/store.
+os.environ.pop("SIGHTLINE_STORE", None)
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)  # a Monday, noon UTC
+
+
+def requests_table(rows: list[dict]) -> pa.Table:
+    """A canonical requests table from a few dicts (missing columns are null)."""
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema.REQUESTS}
+    return schema.conform(pa.table({k: pa.array(v, schema.REQUESTS.field(k).type)
+                                    for k, v in cols.items()}), schema.REQUESTS)
+
+
+def make_request(i: int, **overrides) -> dict:
+    """One plausible request ``i`` minutes after T0; override any column."""
+    row = {
+        "request_id": f"r{i}", "ts": T0 + timedelta(minutes=i), "latency_ms": 100.0 + i,
+        "provider": "openai", "model": "gpt-4o", "operation": "chat", "input_tokens": 1000,
+        "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 500,
+        "reasoning_tokens": 0, "cost_usd": 0.0075, "status": "ok", "service": "api",
+        "environment": "prod", "feature": "chat", "customer_id": "c1",
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(tmp_path / "store")
+
+
+@pytest.fixture
+def engine(lake) -> Engine:
+    eng = Engine(lake)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory):
+    """A store with 7 days of demo data (seed 0) ending at a fixed time; shared, read-only."""
+    from lib import demo
+
+    root = tmp_path_factory.mktemp("demo") / "store"
+    demo.write(Lake(root), days=7, requests_per_day=4000, seed=0, end=DEMO_END)
+    return root
+
+
+DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
