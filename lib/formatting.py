@@ -14,8 +14,9 @@ def count(v) -> str:
     if _missing(v):
         return "–"
     v = float(v)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= div:
+    # Switch unit where the smaller one would round up to 1000 ("1.0M", never "1000.0k").
+    for at, div, suffix in ((999_950_000, 1e9, "B"), (999_950, 1e6, "M"), (999.5, 1e3, "k")):
+        if abs(v) >= at:
             return f"{v / div:.1f}{suffix}"
     return f"{v:,.0f}"
 
@@ -37,9 +38,9 @@ def ms(v) -> str:
     if _missing(v):
         return "–"
     v = float(v)
-    if abs(v) < 1000:
+    if abs(v) < 999.5:  # 999.5 would print as "1000 ms"
         return f"{v:.0f} ms"
-    if abs(v) < 60_000:
+    if abs(v) < 59_950:  # 59,950 would print as "60.0 s"
         return f"{v / 1000:.1f} s"
     return f"{v / 60_000:.1f} min"
 
@@ -66,3 +67,19 @@ def delta(value, previous, unit: str) -> str | None:
     if previous == 0:
         return None if value == 0 else "new"
     return f"{(value - previous) / abs(previous) * 100:+.1f}%"
+
+
+def duration(td) -> str:
+    """A timedelta for people: '7 days', '24 hours', '1 hour 30 min', '45 min'."""
+    seconds = int(td.total_seconds())
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    parts = []
+    if days:
+        parts.append(f"{days} day{'s' if days != 1 else ''}")
+    if hours:
+        parts.append(f"{hours} hour{'s' if hours != 1 else ''}")
+    if minutes and not days:
+        parts.append(f"{minutes} min")
+    return " ".join(parts) or f"{seconds} s"

@@ -10,6 +10,7 @@ from lib.metrics import inventory
 from lib.ui import filters as ui_filters
 from lib.ui import store, widgets
 
+TS_FORMAT = "YYYY-MM-DD HH:mm:ss"
 engine = store.engine()
 f = ui_filters.current()
 engine.refresh()
@@ -39,9 +40,9 @@ st.dataframe(
     column_config={
         "rows": st.column_config.NumberColumn("Rows", format="localized"),
         "files": st.column_config.NumberColumn("Live files"),
-        "first_ts": st.column_config.DatetimeColumn(f"First event ({f.tz})"),
-        "last_ts": st.column_config.DatetimeColumn(f"Last event ({f.tz})"),
-        "last_ingested_at": st.column_config.DatetimeColumn(f"Last ingested ({f.tz})"),
+        "first_ts": st.column_config.DatetimeColumn(f"First event ({f.tz})", format=TS_FORMAT),
+        "last_ts": st.column_config.DatetimeColumn(f"Last event ({f.tz})", format=TS_FORMAT),
+        "last_ingested_at": st.column_config.DatetimeColumn(f"Last ingested ({f.tz})", format=TS_FORMAT),
     },
 )
 
@@ -63,7 +64,7 @@ else:
                  hide_index=True, width="stretch",
                  column_config={"raw": st.column_config.TextColumn("Raw (truncated)"),
                                 "ingested_at": st.column_config.DatetimeColumn(
-                                    f"Ingested ({f.tz})")})
+                                    f"Ingested ({f.tz})", format=TS_FORMAT)})
     widgets.downloads(inventory.quarantine(engine), "quarantine", key="dl_quarantine")
 
 st.subheader("Models without a price")
@@ -75,6 +76,14 @@ else:
                "`prices.yaml`, then run `python -m lib reprice`.")
     st.dataframe(unpriced, hide_index=True, width="stretch")
 
+orphans = engine.lake.orphans(older_than_s=300)
+if orphans:
+    with st.expander(f"{len(orphans)} file(s) in the store belong to no batch and are ignored"):
+        st.caption("Leftovers of interrupted writes, files removed by compaction, or files put "
+                   "there by something else. Readers never see them; `python -m lib compact` "
+                   "cleans up the leftovers.")
+        st.text("\n".join(str(p) for p in orphans[:200]))
+
 st.subheader("Batches")
 b = inventory.batches(engine)
 if b.is_empty():
@@ -83,5 +92,5 @@ else:
     st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
                  column_config={"committed_at": st.column_config.DatetimeColumn(
-                     f"Committed ({f.tz})"), "rows": st.column_config.NumberColumn(
+                     f"Committed ({f.tz})", format=TS_FORMAT), "rows": st.column_config.NumberColumn(
                      "Rows", format="localized")})

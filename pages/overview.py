@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from lib import drilldown, formatting
 from lib.charts import time_figure
 from lib.metrics import overview
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -36,7 +37,7 @@ if kpis.filter(kpis["kpi"] == "requests")["value"][0] == 0:
     st.stop()
 
 widgets.kpi_tiles(kpis)
-st.caption(f"Changes are against the previous {f.duration} "
+st.caption(f"Changes are against the previous {formatting.duration(f.duration)} "
            "(the period of equal length just before this one).")
 
 seconds = bucket_seconds(f.duration)
@@ -51,22 +52,34 @@ with left:
     series_ok = series.with_columns((series["requests"] - series["errors"]).alias("succeeded"))
     fig = time_figure(series_ok, "bucket", [("succeeded", "Succeeded"), ("errors", "Errors")],
                       y_title=f"requests per {per}", tz=f.tz, events=events, kind="bar")
-    widgets.chart(fig, series.select("bucket", "requests", "errors", "error_rate"),
-                  key="ov_requests", name="requests_and_errors")
+    drills = [("error_rate", widgets.chart(
+        fig, series.select("bucket", "requests", "errors", "error_rate"),
+        key="ov_requests", name="requests_and_errors", on_select=True))]
 with right:
     st.subheader("Latency")
     fig = time_figure(series, "bucket", [("p50_ms", "p50"), ("p95_ms", "p95")],
                       y_title="latency (ms)", tz=f.tz, events=events,
                       uncertain={"p50_ms": "p50_uncertain", "p95_ms": "p95_uncertain"})
-    widgets.chart(fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",
-                                     "p95_uncertain"), key="ov_latency", name="latency")
+    drills.append(("p95_latency", widgets.chart(
+        fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",
+                           "p95_uncertain"), key="ov_latency", name="latency", on_select=True)))
     st.caption("Percentiles are exact per bucket (never averaged). Hollow points: too few "
                "requests in the bucket for that percentile (p50 < 20, p95 < 200).")
 
 st.subheader("Cost")
 fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}", tz=f.tz,
                   events=events, kind="bar", y_format="$,.2f")
-widgets.chart(fig, series.select("bucket", "requests", "cost_usd"), key="ov_cost", name="cost")
+drills.append(("cost_per_request", widgets.chart(
+    fig, series.select("bucket", "requests", "cost_usd"), key="ov_cost", name="cost",
+    on_select=True)))
+st.caption("Drag over a chart to investigate that window on Explore.")
+
+# Drill-down: a selected region opens Explore on that window with the same filters.
+for drill_metric, event in drills:
+    window = drilldown.selection_window(event, f.tz, seconds, clamp=(f.start, f.end))
+    if window:
+        st.switch_page("pages/explore.py", query_params={
+            **f.to_query(), "window": drilldown.window_param(*window), "metric": drill_metric})
 
 if events.height:
     with st.expander(f"{events.height} event(s) in this window"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -60,3 +61,6 @@ def demo_store(tmp_path_factory):
 
 
 DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+APP = str(PROJECT_DIR / "app.py")  # AppTest.from_file(APP): absolute, whatever the cwd

@@ -82,10 +82,9 @@ class Engine:
 
     @staticmethod
     def _view_sql(table: str, paths: list[str]) -> str:
-        cols = ", ".join(
-            f"CAST({f.name} AS {schema.duckdb_type(f.type)}) AS {f.name}"
-            for f in schema.TABLES[table]
-        )
+        # Plain column names, no casts: files are written in the canonical schema, and a cast
+        # would stop DuckDB from pushing time filters down to row-group statistics.
+        cols = ", ".join(f.name for f in schema.TABLES[table])
         if not paths:
             # An empty, typed view, so every query works on an empty store.
             return "SELECT " + ", ".join(

@@ -52,12 +52,12 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4) -> None:
 
 def downloads(frame: pl.DataFrame, name: str, key: str) -> None:
     """CSV and Parquet downloads of exactly the data behind a chart or table."""
-    c1, c2, _ = st.columns([1, 1, 6])
-    with c1:
+    row = st.container(horizontal=True, gap="small")
+    with row:
         st.download_button("CSV", lambda: frame.write_csv(), file_name=f"{name}.csv",
                            mime="text/csv", key=f"{key}_csv", icon=":material/download:",
                            on_click="ignore", type="tertiary")
-    with c2:
+
         def parquet() -> bytes:
             buf = io.BytesIO()
             frame.write_parquet(buf)
@@ -100,3 +100,100 @@ def problems_banner(engine: Engine) -> None:
         with st.expander(f"⚠️ {len(problems)} unreadable file(s) in the store are skipped"):
             for p in problems[:50]:
                 st.text(p)
+
+
+# -- added for the analysis pages (cost, latency, quality, explore, request) --------------------
+def query_value(param: str, default: str | None = None) -> str | None:
+    """A page-specific URL key's value (first one), or ``default``."""
+    v = st.query_params.get(param)
+    return default if v in (None, "") else v
+
+
+def query_selectbox(label: str, options: list, param: str, default=None, *,
+                    format_func: Callable = str, key: str | None = None, **kw):
+    """A selectbox whose value is kept in the URL key ``param`` (read on first run, written on
+    every run) so a copied link reproduces it."""
+    key = key or f"qp_{param}"
+    if key not in st.session_state:
+        wanted = query_value(param, None)
+        match = [o for o in options if str(o) == wanted]
+        st.session_state[key] = match[0] if match else (default if default in options
+                                                        else (options[0] if options else None))
+    elif st.session_state[key] not in options and options:
+        st.session_state[key] = default if default in options else options[0]
+    value = st.selectbox(label, options, key=key, format_func=format_func, **kw)
+    if value is not None and st.query_params.get(param) != str(value):
+        st.query_params[param] = str(value)
+    return value
+
+
+def query_text(label: str, param: str, default: str = "", *, key: str | None = None, **kw
+               ) -> str:
+    """A text input kept in the URL key ``param`` (removed from the URL when empty)."""
+    key = key or f"qp_{param}"
+    if key not in st.session_state:
+        st.session_state[key] = query_value(param, default) or ""
+    value = st.text_input(label, key=key, **kw)
+    if value:
+        if st.query_params.get(param) != value:
+            st.query_params[param] = value
+    elif param in st.query_params:
+        del st.query_params[param]
+    return value
+
+
+def query_number(label: str, param: str, default: float, *, key: str | None = None, **kw
+                 ) -> float:
+    """A number input kept in the URL key ``param``."""
+    key = key or f"qp_{param}"
+    if key not in st.session_state:
+        try:
+            st.session_state[key] = float(query_value(param, str(default)))
+        except (TypeError, ValueError):
+            st.session_state[key] = float(default)
+    value = st.number_input(label, key=key, **kw)
+    text = f"{value:g}"
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
+    return value
+
+
+def export_downloads(export: Callable[[str], str], name: str, key: str) -> None:
+    """CSV and Parquet downloads of a result too large to hold as a frame: ``export(fmt)`` writes
+    it to a file (e.g. streamed from DuckDB) and returns the path; it runs only on click and
+    nothing is capped."""
+    def reader(fmt: str):
+        def read():
+            path = export(fmt)
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            finally:
+                import os
+
+                os.unlink(path)
+        return read
+
+    row = st.container(horizontal=True, gap="small")
+    with row:
+        st.download_button("CSV (all rows)", reader("csv"), file_name=f"{name}.csv",
+                           mime="text/csv", key=f"{key}_csv", icon=":material/download:",
+                           on_click="ignore", type="tertiary")
+        st.download_button("Parquet (all rows)", reader("parquet"), file_name=f"{name}.parquet",
+                           mime="application/vnd.apache.parquet", key=f"{key}_pq",
+                           icon=":material/download:", on_click="ignore", type="tertiary")
+
+
+def md_escape(text) -> str:
+    """Text from logs made inert for Streamlit markdown (no formatting, links or HTML)."""
+    import re
+
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+
+
+def window_caption(start, end, tz: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    fmt = "%Y-%m-%d %H:%M"
+    z = ZoneInfo(tz)
+    return f"{start.astimezone(z).strftime(fmt)} → {end.astimezone(z).strftime(fmt)} {tz}"

@@ -1,0 +1,24 @@
+"""Run every benchmark module in bench/ (files named *_bench.py), one after the other."""
+
+import importlib
+import pkgutil
+import sys
+import time
+
+import bench
+
+
+def main(argv: list[str]) -> int:
+    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__)
+                   if m.name.endswith("_bench"))
+    if argv:
+        names = [n for n in names if any(a in n for a in argv)]
+    for name in names:
+        print(f"\n=== bench.{name} ===", flush=True)
+        t0 = time.perf_counter()
+        importlib.import_module(f"bench.{name}").main()
+        print(f"=== bench.{name}: {time.perf_counter() - t0:.0f} s ===", flush=True)
+    return 0
+
+
+sys.exit(main(sys.argv[1:]))

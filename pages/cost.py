@@ -1,0 +1,170 @@
+"""Cost: spend over time by any dimension, unit costs, token mix, cache savings, top customers
+and features, month to date against budgets, and what-if re-pricing on another model."""
+
+import polars as pl
+import streamlit as st
+
+from lib import drilldown, formatting
+from lib.analysis_charts import hbar, long_time_figure
+from lib.budgets import budgets_path, load_budgets
+from lib.metrics import cost, overview
+from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.dims import DIMENSIONS, attribute_keys
+from lib.metrics.dims import label as dim_label
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+
+st.title("Cost")
+st.caption(f.describe() + " · amounts in US dollars (cost engine: genai-prices + prices.yaml)")
+if engine.row_count("requests") == 0:
+    widgets.empty_state(
+        "No requests in the store yet",
+        "Cost is computed per request from its tokens. Ingest your logs, or write the demo "
+        "data:", "python -m lib ingest path/to/logs/\npython -m lib demo")
+    st.stop()
+
+with st.spinner("Computing cost…"):
+    tot = widgets.cached(cost.totals, engine, f)
+    savings = widgets.cached(cost.cache_savings, engine, f)
+if tot["requests"] == 0:
+    widgets.empty_state("No requests in this window",
+                        "Nothing matches the time range and filters in the sidebar. Widen the "
+                        "time range or clear some filters.")
+    st.stop()
+
+k = st.columns(5)
+k[0].metric("Spend", formatting.usd(tot["cost_usd"]), border=True,
+            help=f"{tot['priced_requests']:,} priced requests")
+k[1].metric("Cost per request", formatting.usd(tot["cost_per_request_usd"]), border=True,
+            help="Over priced requests")
+k[2].metric("Cost per 1k requests", formatting.usd(tot["cost_per_1k_requests_usd"]), border=True)
+k[3].metric("Cache savings", formatting.usd(savings), border=True,
+            help="What cached input tokens would have cost at the full input price, minus what "
+                 "they cost")
+k[4].metric("Unpriced requests", formatting.count(tot["unpriced_requests"]), border=True,
+            help="Requests whose model has no known price: their cost is empty, never $0. "
+                 "See the Data page.")
+
+# -- spend over time by a dimension -------------------------------------------------------------
+st.subheader("Spend over time")
+dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)
+by = widgets.query_selectbox("Stack by", dims, "by", "model", format_func=dim_label,
+                             key="cost_by")
+seconds = bucket_seconds(f.duration)
+with st.spinner("Loading spend over time…"):
+    spend = widgets.cached(cost.spend_over_time, engine, f, by, 8, seconds)
+    events = widgets.cached(overview.events, engine, f)
+fig = long_time_figure(spend, "bucket", "group", "cost_usd",
+                       y_title=f"USD per {bucket_label(seconds)}", tz=f.tz, events=events,
+                       kind="bar", y_format="$,.2f")
+event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
+st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
+           "*other*; the downloads hold the same. Drag over the chart to explore that window.")
+sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+if sel:
+    st.switch_page("pages/explore.py", query_params={
+        **f.to_query(), "window": drilldown.window_param(*sel), "metric": "cost_per_request"})
+
+# -- token mix ----------------------------------------------------------------------------------
+st.subheader("Token mix")
+mix = widgets.cached(cost.token_mix, engine, f)
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(hbar(mix, "label", "tokens", x_title="tokens"), key="cost_mix_tokens",
+                    config={"displaylogo": False})
+with right:
+    st.plotly_chart(hbar(mix, "label", "cost_usd", x_title="USD", x_format="$,.2f",
+                         color="#e0533d"), key="cost_mix_usd", config={"displaylogo": False})
+st.dataframe(mix.drop("kind"), hide_index=True, width="stretch", column_config={
+    "label": "Kind", "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
+    "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="dollar"),
+    "token_share": st.column_config.NumberColumn("Share of tokens", format="percent"),
+    "cost_share": st.column_config.NumberColumn("Share of cost", format="percent")})
+widgets.downloads(mix, "token_mix", key="dl_mix")
+st.caption("Input tokens include cached ones and output tokens include reasoning ones "
+           "(design §3); here each kind is counted once. Costs per kind use each model's "
+           "base-tier unit prices on the day, so they can differ slightly from the spend above "
+           "for very long prompts.")
+
+# -- top customers and features -----------------------------------------------------------------
+left, right = st.columns(2)
+for col, dim, title in ((left, "customer", "Top customers"), (right, "feature", "Top features")):
+    with col:
+        st.subheader(title)
+        b = widgets.cached(cost.breakdown, engine, f, dim, 10)
+        st.dataframe(b, hide_index=True, width="stretch", column_config={
+            "group": dim_label(dim),
+            "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            "cost_usd": st.column_config.NumberColumn("Spend (USD)", format="dollar"),
+            "share": st.column_config.ProgressColumn("Share of spend", format="percent",
+                                                     min_value=0, max_value=1),
+            "cost_per_request_usd": st.column_config.NumberColumn("USD per request",
+                                                                  format="$%.5f")})
+        widgets.downloads(widgets.cached(cost.breakdown, engine, f, dim, None),
+                          f"spend_by_{dim}", key=f"dl_top_{dim}")
+
+# -- budgets ------------------------------------------------------------------------------------
+st.subheader("Month to date and projection")
+try:
+    budgets = load_budgets()
+except ValueError as exc:
+    st.error(f"The budgets file cannot be read: {exc}")
+    budgets = []
+if not budgets:
+    widgets.empty_state("No budgets", f"Add monthly budgets to `{budgets_path()}` (see the "
+                        "example `budgets.yaml` at the repository root), or point "
+                        "`SIGHTLINE_BUDGETS` at your file.")
+else:
+    mtd = widgets.cached(cost.month_to_date, engine, f, budgets, f.end)
+    st.caption(f"UTC calendar month of the window's end ({f.end:%B %Y}), up to "
+               f"{widgets.window_caption(f.end, f.end, 'UTC').split(' → ')[0]} UTC. Projection = "
+               "month to date × month length / time elapsed. Budgets use their own scope from "
+               f"`{budgets_path().name}`, not the sidebar's filters.")
+    st.dataframe(mtd.with_columns(pl.col("status").replace(
+        {"ok": "✅ on track", "warn": "⚠️ near budget", "over": "🔴 over budget"})),
+        hide_index=True, width="stretch", column_config={
+            "budget": "Budget", "scope": "Scope",
+            "monthly_usd": st.column_config.NumberColumn("Monthly budget", format="dollar"),
+            "mtd_usd": st.column_config.NumberColumn("Month to date", format="dollar"),
+            "projected_usd": st.column_config.NumberColumn("Projected month", format="dollar"),
+            "projected_share": st.column_config.ProgressColumn(
+                "Projected / budget", format="percent", min_value=0, max_value=1.5),
+            "status": "Status"})
+    widgets.downloads(mtd, "budgets", key="dl_budgets")
+
+# -- what-if ------------------------------------------------------------------------------------
+st.subheader("What if this traffic ran on another model?")
+targets = widgets.cached(cost.whatif_targets, engine, f)
+if not targets:
+    st.caption("No priced model to compare with.")
+else:
+    labels = [f"{p}/{m}" for p, m in targets]
+    choice = widgets.query_selectbox("Re-price on", labels, "whatif", "openai/gpt-4o-mini",
+                                     key="cost_whatif")
+    provider, model = choice.split("/", 1)
+    try:
+        wi = widgets.cached(cost.what_if, engine, f, provider, model)
+    except LookupError as exc:
+        st.warning(str(exc))
+    else:
+        actual, alt = wi["cost_usd"].sum(), wi["whatif_cost_usd"].sum()
+        w = st.columns(3)
+        w[0].metric("Actual spend", formatting.usd(actual), border=True)
+        w[1].metric(f"On {model}", formatting.usd(alt), border=True)
+        w[2].metric("Difference", formatting.usd(alt - actual),
+                    formatting.delta(alt, actual, "usd"), delta_color="inverse", border=True)
+        st.dataframe(wi, hide_index=True, width="stretch", column_config={
+            "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="dollar"),
+            "whatif_cost_usd": st.column_config.NumberColumn(f"On {model} (USD)",
+                                                             format="dollar"),
+            "difference_usd": st.column_config.NumberColumn("Difference (USD)",
+                                                            format="dollar")})
+        widgets.downloads(wi, f"whatif_{model}", key="dl_whatif")
+        st.caption("The same token counts (uncached, cached, cache-write input; output "
+                   "including reasoning) at the target's genai-prices base-tier prices on each "
+                   "day. Output lengths and cache behaviour would differ on another model: this "
+                   "is a price comparison, not a prediction.")

@@ -1,0 +1,254 @@
+"""Explore: a window under study against a baseline — what changed, error fingerprints, and the
+request table (paged and searched on the server)."""
+
+import polars as pl
+import streamlit as st
+
+from lib import drilldown, formatting
+from lib.analysis_charts import shade_windows
+from lib.charts import time_figure
+from lib.filters import key_for_column
+from lib.metrics import explore, overview
+from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.dims import DIMENSIONS
+from lib.metrics.dims import label as dim_label
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+
+st.title("Explore")
+if engine.row_count("requests") == 0:
+    widgets.empty_state(
+        "No requests to investigate yet",
+        f"Explore compares a window with a baseline over the requests in `{engine.lake.root}`. "
+        "Ingest your logs, or write the demo data:",
+        "python -m lib ingest path/to/logs/\npython -m lib demo")
+    st.stop()
+
+# -- windows: `window` / `baseline` URL keys, else the sidebar's window and the period before ---
+win = drilldown.parse_window_param(widgets.query_value("window"))
+from_selection = win is not None
+window = f.with_window(*win) if win else f
+base = drilldown.parse_window_param(widgets.query_value("baseline"))
+baseline = window.with_window(*base) if base else window.previous()
+
+st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)} · "
+           f"**baseline** {widgets.window_caption(baseline.start, baseline.end, f.tz)}"
+           + ("" if base else " (the period of equal length just before)")
+           + "".join(f" · {widgets.md_escape(key_for_column(c))} = "
+                     f"{widgets.md_escape(', '.join(v))}" for c, v in f.values))
+
+with st.expander("Change the windows", expanded=False):
+    c1, c2 = st.columns(2)
+    with c1:
+        wtext = st.text_input("Window (UTC, FROM..TO)",
+                              drilldown.window_param(window.start, window.end), key="ex_window")
+    with c2:
+        btext = st.text_input("Baseline (UTC, FROM..TO)",
+                              drilldown.window_param(baseline.start, baseline.end),
+                              key="ex_baseline")
+    b1, b2 = st.columns([1, 1])
+    if b1.button("Apply", key="ex_apply"):
+        w2, b2w = drilldown.parse_window_param(wtext), drilldown.parse_window_param(btext)
+        if not w2 or not b2w:
+            st.error("A window is FROM..TO with ISO times, FROM before TO, e.g. "
+                     "2026-11-19T18:00Z..2026-11-19T19:00Z")
+        else:
+            st.query_params["window"] = drilldown.window_param(*w2)
+            st.query_params["baseline"] = drilldown.window_param(*b2w)
+            st.rerun()
+    if from_selection and b2.button("Use the sidebar's window", key="ex_reset"):
+        for k in ("window", "baseline"):
+            if k in st.query_params:
+                del st.query_params[k]
+        st.rerun()
+
+# -- what changed -----------------------------------------------------------------------------
+metric = widgets.query_selectbox("Metric", list(explore.METRICS), "metric", "error_rate",
+                                 format_func=lambda m: explore.METRICS[m].capitalize(),
+                                 key="ex_metric")
+with st.spinner("Ranking what changed…"):
+    doc = widgets.cached(explore.changes, engine, window, baseline, metric)
+
+st.subheader("What changed")
+if not doc["window"]["n"]:
+    widgets.empty_state("No requests in this window",
+                        "Nothing matches the window and the sidebar's filters. Select a wider "
+                        "region on a chart, or change the window above.")
+    st.stop()
+st.info(widgets.md_escape(explore.headline(doc)), icon=":material/troubleshoot:")
+
+unit = {"error_rate": "ratio", "p95_latency": "ms", "cost_per_request": "usd"}[metric]
+k1, k2, k3 = st.columns(3)
+k1.metric(f"{explore.METRICS[metric].capitalize()} in the window",
+          formatting.by_unit(doc["window"]["value"], unit),
+          formatting.delta(doc["window"]["value"], doc["baseline"]["value"], unit),
+          delta_color="inverse", border=True)
+k2.metric(f"{explore.METRICS[metric].capitalize()} in the baseline",
+          formatting.by_unit(doc["baseline"]["value"], unit), border=True)
+k3.metric("Requests (window / baseline)",
+          f"{formatting.count(doc['window']['n'])} / {formatting.count(doc['baseline']['n'])}",
+          border=True)
+
+contrib = explore.changes_frame(doc)
+if contrib.is_empty():
+    st.caption("No dimension values to rank.")
+else:
+    fmt = {"error_rate": lambda v: formatting.pct(v, 1), "p95_latency": formatting.ms,
+           "cost_per_request": formatting.usd}[metric]
+    top = contrib.head(20).with_columns(
+        pl.col("dimension").map_elements(dim_label, return_dtype=pl.String).alias("Dimension"),
+        pl.col("baseline_value").map_elements(fmt, return_dtype=pl.String).alias("Baseline"),
+        pl.col("window_value").map_elements(fmt, return_dtype=pl.String).alias("Window"),
+        (pl.col("contribution") - pl.col("window_share")).alias("beyond"))
+    st.dataframe(
+        top.select("Dimension", "value", "Baseline", "Window", "baseline_share", "window_share",
+                   "contribution", "beyond"),
+        hide_index=True, width="stretch",
+        column_config={
+            "value": st.column_config.TextColumn("Value"),
+            "baseline_share": st.column_config.NumberColumn("Share of baseline",
+                                                            format="percent"),
+            "window_share": st.column_config.NumberColumn("Share of window", format="percent"),
+            "contribution": st.column_config.ProgressColumn(
+                "Explains (of the change)", format="percent", min_value=-1, max_value=1,
+                help="(segment's part of the metric in the window − in the baseline) / change "
+                     "of the metric"),
+            "beyond": st.column_config.NumberColumn(
+                "Beyond its size", format="percent",
+                help="Explains − share of window: the ranking key (lib/metrics/explore.py)"),
+        })
+    widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes")
+    first = contrib.row(0, named=True)
+    if st.button(f"Filter on {dim_label(first['dimension']).lower()} = {first['value']}",
+                 key="ex_filter_top", icon=":material/filter_alt:"):
+        ui_filters.add_filter(
+            DIMENSIONS.get(first["dimension"], first["dimension"]),
+            [first["value"]])
+        st.rerun()
+st.caption("Ranked by how much more of the change a value explains than its share of requests "
+           "would (see `python -m lib changes --help` and lib/metrics/explore.py). "
+           + ("Error type and finish reason are not ranked for the error rate: see the "
+               "fingerprints below." if metric == "error_rate" else ""))
+
+# -- the metric over baseline + window, drill-down on it ---------------------------------------
+span = window.with_window(min(baseline.start, window.start), max(baseline.end, window.end))
+seconds = bucket_seconds(span.duration)
+with st.spinner("Loading the time series…"):
+    series = widgets.cached(overview.timeseries, engine, span, seconds)
+    events = widgets.cached(overview.events, engine, span)
+col, title, yfmt = {"error_rate": ("error_rate", "error rate (%)", ".1%"),
+                    "p95_latency": ("p95_ms", "p95 latency (ms)", None),
+                    "cost_per_request": ("cost_per_request", "USD per request", "$,.4f")}[metric]
+series = series.with_columns(
+    (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
+    .alias("cost_per_request"))
+fig = time_figure(series, "bucket", [(col, explore.METRICS[metric].capitalize())],
+                  y_title=f"{title} per {bucket_label(seconds)}", tz=f.tz, events=events,
+                  uncertain={"p95_ms": "p95_uncertain"} if metric == "p95_latency" else None,
+                  y_format=yfmt)
+shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), f.tz)
+event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time", on_select=True)
+st.caption("Select a region (drag) to study it as the new window.")
+sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+if sel and drilldown.window_param(*sel) != widgets.query_value("window"):
+    st.query_params["window"] = drilldown.window_param(*sel)
+    if "baseline" in st.query_params:
+        del st.query_params["baseline"]
+    st.rerun()
+
+# -- error fingerprints ------------------------------------------------------------------------
+st.subheader("Error fingerprints")
+fps = widgets.cached(explore.fingerprints, engine, window)
+if fps.is_empty():
+    st.success("No errors in this window.")
+else:
+    st.dataframe(
+        fps.with_columns(pl.col("first_seen").dt.convert_time_zone(f.tz),
+                         pl.col("last_seen").dt.convert_time_zone(f.tz)),
+        hide_index=True, width="stretch",
+        column_config={
+            "error_type": "Error type", "fingerprint": st.column_config.TextColumn(
+                "Message (normalized)", help="Numbers, ids, quoted strings replaced"),
+            "errors": st.column_config.NumberColumn("Errors", format="localized"),
+            "share": st.column_config.ProgressColumn("Share of errors", format="percent",
+                                                     min_value=0, max_value=1),
+            "first_seen": st.column_config.DatetimeColumn(f"First seen ({f.tz})"),
+            "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})"),
+            "providers": "Providers", "example_request_id": "Example request"})
+    widgets.downloads(fps, "error_fingerprints", key="dl_fps")
+
+# -- request table ---------------------------------------------------------------------------
+st.subheader("Requests")
+c1, c2, c3, c4 = st.columns([3, 1.2, 0.8, 1])
+with c1:
+    q = widgets.query_text("Search prompts and responses", "q", key="ex_q",
+                           placeholder="text in the prompt or response, or a request id")
+with c2:
+    sort = widgets.query_selectbox("Sort by", list(explore.SORTABLE), "sort", "ts",
+                                   format_func=lambda s: explore.SORTABLE[s], key="ex_sort")
+with c3:
+    order = widgets.query_selectbox("Order", ["desc", "asc"], "order", "desc", key="ex_order",
+                                    format_func=lambda o: "Descending" if o == "desc"
+                                    else "Ascending")
+with c4:
+    errors_only = st.toggle("Errors only", key="ex_errors",
+                            value=widgets.query_value("errors") == "1")
+    if errors_only:
+        st.query_params["errors"] = "1"
+    elif "errors" in st.query_params:
+        del st.query_params["errors"]
+table_f = window.with_value("status", ["error"]) if errors_only else window
+with st.spinner("Counting…"):
+    total = widgets.cached(explore.request_count, engine, table_f, q or None)
+PAGE = 50
+pages = max(1, -(-total // PAGE))
+try:
+    page_no = min(max(int(widgets.query_value("page", "1")), 1), pages)
+except ValueError:
+    page_no = 1
+if total == 0:
+    widgets.empty_state("No request matches",
+                        "Clear the search, turn off *Errors only*, or widen the window.")
+else:
+    p1, p2 = st.columns([1, 5])
+    with p1:
+        page_no = int(st.number_input(f"Page (of {pages:,})", 1, pages, page_no, key="ex_page"))
+    if str(page_no) != st.query_params.get("page", "1"):
+        st.query_params["page"] = str(page_no)
+    p2.caption(f"{total:,} requests · showing {(page_no - 1) * PAGE + 1:,}–"
+               f"{min(page_no * PAGE, total):,}; only this page is sent to the browser.")
+    rows = widgets.cached(explore.request_page, engine, table_f, q or None, sort,
+                          order == "desc", PAGE, (page_no - 1) * PAGE)
+    picked = st.dataframe(
+        rows.with_columns(pl.col("ts").dt.convert_time_zone(f.tz)),
+        hide_index=True, width="stretch", key="ex_table", on_select="rerun",
+        selection_mode="single-row",
+        column_config={
+            "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
+                                                  format="YYYY-MM-DD HH:mm:ss"),
+            "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
+            "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
+            "input_tokens": st.column_config.NumberColumn("Input tokens"),
+            "output_tokens": st.column_config.NumberColumn("Output tokens"),
+            "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
+    chosen = None
+    if picked and picked.selection.rows:
+        chosen = rows["request_id"][picked.selection.rows[0]]
+    o1, o2 = st.columns([3, 1])
+    with o1:
+        ids = rows["request_id"].to_list()
+        rid = st.selectbox("Open a request", ids, index=ids.index(chosen) if chosen in ids
+                           else 0, key="ex_open_id")
+    with o2:
+        st.write("")
+        if st.button("Open request", key="ex_open", type="primary",
+                     icon=":material/open_in_new:"):
+            st.switch_page("pages/request.py",
+                           query_params={**f.to_query(), "request": rid})
+    widgets.export_downloads(
+        lambda fmt: explore.export_requests(engine, table_f, q or None, sort, order == "desc",
+                                            fmt),
+        "requests", key="dl_requests")

@@ -1,0 +1,136 @@
+"""Latency: percentiles over time, TTFT, output speed, by model and provider, the distribution on
+a log axis, the share within an objective, and the slowest requests."""
+
+import polars as pl
+import streamlit as st
+
+from lib import drilldown, formatting
+from lib.analysis_charts import log_histogram
+from lib.charts import time_figure
+from lib.metrics import latency, overview
+from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.dims import DIMENSIONS, attribute_keys
+from lib.metrics.dims import label as dim_label
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+
+st.title("Latency")
+st.caption(f.describe() + " · milliseconds; percentiles exact per bucket (never averaged)")
+if engine.row_count("requests") == 0:
+    widgets.empty_state(
+        "No requests in the store yet",
+        "Latency comes from each logged call's duration. Ingest your logs, or write the demo "
+        "data:", "python -m lib ingest path/to/logs/\npython -m lib demo")
+    st.stop()
+
+objective = widgets.query_number("Latency objective (ms)", "objective", 2000.0, key="lat_obj",
+                                 min_value=1.0, step=250.0,
+                                 help="Share of requests answered within this time")
+with st.spinner("Computing latency…"):
+    tot = widgets.cached(latency.overall, engine, f, objective)
+if not tot["requests"]:
+    widgets.empty_state("No requests in this window",
+                        "Nothing matches the time range and filters in the sidebar. Widen the "
+                        "time range or clear some filters.")
+    st.stop()
+
+k = st.columns(6)
+for col, (name, key) in zip(k, [("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")]):
+    col.metric(f"{name} latency", formatting.ms(tot[key]), border=True)
+k[3].metric("TTFT p50", formatting.ms(tot["ttft_p50_ms"]), border=True,
+            help="Time to first token, streaming calls")
+k[4].metric("Output speed p50", "–" if tot["tokens_per_s_p50"] is None
+            else f"{tot['tokens_per_s_p50']:.0f} tok/s", border=True,
+            help="Output tokens per second of generation (after the first token when streaming)")
+k[5].metric(f"Within {formatting.ms(objective)}", formatting.pct(tot["within_share"], 1),
+            border=True)
+if tot["requests"] < 1000:
+    st.caption(f"Only {tot['requests']:,} requests: p99 needs 1,000 to be reliable.")
+
+seconds = bucket_seconds(f.duration)
+per = bucket_label(seconds)
+with st.spinner("Loading time series…"):
+    ts = widgets.cached(latency.percentiles_over_time, engine, f, seconds, objective)
+    events = widgets.cached(overview.events, engine, f)
+
+st.subheader("Percentiles over time")
+fig = time_figure(ts, "bucket", [("p50_ms", "p50"), ("p90_ms", "p90"), ("p95_ms", "p95"),
+                                 ("p99_ms", "p99")],
+                  y_title=f"latency (ms) per {per}", tz=f.tz, events=events,
+                  uncertain={f"{p}_ms": f"{p}_uncertain" for p in ("p50", "p90", "p95", "p99")})
+event = widgets.chart(fig, ts, key="lat_pct", name="latency_percentiles", on_select=True)
+st.caption("Hollow points: too few requests in the bucket for that percentile (p50 < 20, "
+           "p90 < 100, p95 < 200, p99 < 1,000). Drag over the chart to explore that window.")
+sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+if sel:
+    st.switch_page("pages/explore.py", query_params={
+        **f.to_query(), "window": drilldown.window_param(*sel), "metric": "p95_latency"})
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Time to first token")
+    fig = time_figure(ts, "bucket", [("ttft_p50_ms", "TTFT p50"), ("ttft_p95_ms", "TTFT p95")],
+                      y_title="TTFT (ms)", tz=f.tz, events=events)
+    widgets.chart(fig, ts.select("bucket", "ttft_requests", "ttft_p50_ms", "ttft_p95_ms"),
+                  key="lat_ttft", name="ttft")
+with right:
+    st.subheader("Output speed")
+    fig = time_figure(ts, "bucket", [("tokens_per_s_p50", "median")],
+                      y_title="output tokens per second", tz=f.tz, events=events)
+    widgets.chart(fig, ts.select("bucket", "requests", "tokens_per_s_p50"), key="lat_speed",
+                  name="output_speed")
+
+st.subheader(f"Share of requests within {formatting.ms(objective)}")
+fig = time_figure(ts, "bucket", [("within_share", f"≤ {objective:,.0f} ms")],
+                  y_title=f"share of requests per {per} (%)", tz=f.tz, events=events,
+                  y_format=".0%")
+fig.update_yaxes(range=[0, 1])
+widgets.chart(fig, ts.select("bucket", "requests", "within_objective", "within_share"),
+              key="lat_within", name="within_objective")
+
+st.subheader("By dimension")
+dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)
+by = widgets.query_selectbox("Group by", dims, "by", "model", format_func=dim_label,
+                             key="lat_by")
+grp = widgets.cached(latency.by_dimension, engine, f, by, objective)
+st.dataframe(grp.drop([c for c in grp.columns if c.endswith("_uncertain")]),
+             hide_index=True, width="stretch", column_config={
+                 "group": dim_label(by),
+                 "requests": st.column_config.NumberColumn("Requests", format="localized"),
+                 **{f"{p}_ms": st.column_config.NumberColumn(f"{p} (ms)", format="%.0f")
+                    for p in ("p50", "p90", "p95", "p99")},
+                 "ttft_p50_ms": st.column_config.NumberColumn("TTFT p50 (ms)", format="%.0f"),
+                 "tokens_per_s_p50": st.column_config.NumberColumn("Output tok/s p50",
+                                                                   format="%.0f"),
+                 "within_share": st.column_config.ProgressColumn(
+                     f"Within {objective:,.0f} ms", format="percent", min_value=0,
+                     max_value=1)})
+widgets.downloads(grp, f"latency_by_{by}", key="dl_lat_by")
+few = grp.filter(pl.col("p99_uncertain"))
+if few.height:
+    st.caption(f"{few.height} group(s) have fewer than 1,000 requests: their p99 is uncertain.")
+
+st.subheader("Distribution")
+dist = widgets.cached(latency.distribution, engine, f)
+st.plotly_chart(log_histogram(dist, objective_ms=objective), key="lat_dist",
+                config={"displaylogo": False})
+widgets.downloads(dist, "latency_distribution", key="dl_lat_dist")
+
+st.subheader("Slowest requests")
+slow = widgets.cached(latency.slowest, engine, f, 50)
+st.dataframe(slow.with_columns(pl.col("ts").dt.convert_time_zone(f.tz)), hide_index=True,
+             width="stretch", column_config={
+                 "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
+                                                       format="YYYY-MM-DD HH:mm:ss"),
+                 "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
+                 "ttft_ms": st.column_config.NumberColumn("TTFT (ms)", format="%.0f")})
+widgets.downloads(slow, "slowest_requests", key="dl_slow")
+if slow.height:
+    s1, s2 = st.columns([3, 1])
+    rid = s1.selectbox("Open a request", slow["request_id"].to_list(), key="lat_open_id")
+    s2.write("")
+    if s2.button("Open request", key="lat_open"):
+        st.switch_page("pages/request.py", query_params={**f.to_query(), "request": rid})

@@ -1,0 +1,169 @@
+"""Quality: eval pass rates and scores over time (Wilson 95% intervals) and by version, online
+judge scores, user feedback, guardrail triggers, finish reasons and error types."""
+
+import polars as pl
+import streamlit as st
+
+from lib import drilldown, formatting
+from lib.analysis_charts import band_figure, hbar, long_time_figure
+from lib.charts import time_figure
+from lib.metrics import overview, quality
+from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+
+st.title("Quality")
+st.caption(f.describe() + " · rates in %, with Wilson 95% intervals")
+if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
+    widgets.empty_state(
+        "No requests or evals in the store yet",
+        "Quality comes from eval results (offline test sets, online judges, user feedback) and "
+        "from the requests' guardrails, finish reasons and errors. Ingest them, or write the "
+        "demo data:", "python -m lib ingest path/to/logs/ path/to/evals/\npython -m lib demo")
+    st.stop()
+
+seconds = bucket_seconds(f.duration)
+per = bucket_label(seconds)
+with st.spinner("Loading quality metrics…"):
+    metrics = widgets.cached(quality.eval_metrics, engine, f)
+    fb = widgets.cached(quality.feedback_totals, engine, f)
+    events = widgets.cached(overview.events, engine, f)
+    finish = widgets.cached(quality.finish_reasons, engine, f)
+    guards = widgets.cached(quality.guardrails, engine, f)
+
+online_v = widgets.cached(quality.evals_by_version, engine, f, "online")
+k = st.columns(4)
+on = online_v.group_by("metric").agg(pl.col("passed").sum(), pl.col("n").sum())
+tot_n, tot_p = int(on["n"].sum() or 0), int(on["passed"].sum() or 0)
+lo, hi = quality.wilson(tot_p, tot_n)
+k[0].metric("Online judge pass rate", formatting.pct(tot_p / tot_n if tot_n else None, 1),
+            border=True, help=None if lo is None else
+            f"95% CI {formatting.pct(lo, 1)}–{formatting.pct(hi, 1)} over {tot_n:,} scores")
+k[1].metric("Thumbs up", formatting.pct(fb["up_share"], 1), border=True,
+            help=None if fb["up_low"] is None else
+            f"95% CI {formatting.pct(fb['up_low'], 1)}–{formatting.pct(fb['up_high'], 1)} "
+            f"over {fb['n']:,} ratings")
+k[2].metric("Guardrail triggers", formatting.count(guards["triggers"].sum()), border=True)
+trunc = finish.filter(pl.col("finish_reason") == "length")["share"].sum()
+k[3].metric("Truncated (length)", formatting.pct(trunc, 2), border=True,
+            help="Share of requests that stopped at the token limit")
+
+# -- online judge ------------------------------------------------------------------------------
+st.subheader("Online judge scores")
+online = widgets.cached(quality.evals_over_time, engine, f, "online", seconds)
+if online.is_empty():
+    widgets.empty_state("No online judge scores in this window",
+                        "Online evals are judge scores on production requests "
+                        "(`source: online`). Ingest them with `python -m lib ingest`.")
+else:
+    for i, metric in enumerate(sorted(online["metric"].unique().to_list())):
+        m = online.filter(pl.col("metric") == metric)
+        fig = band_figure(m, "bucket", [("pass_rate", "pass_low", "pass_high",
+                                         f"{metric} pass rate")],
+                          y_title=f"pass rate per {per} (%)", tz=f.tz, events=events)
+        fig.add_scatter(x=m.pipe(lambda d: d["bucket"].dt.convert_time_zone(f.tz)
+                                 .dt.replace_time_zone(None)).to_list(),
+                        y=m["mean_score"].to_list(), name=f"mean {metric} score (0–1)",
+                        mode="lines", line=dict(dash="dot", color="#64748b"))
+        st.markdown(f"**{widgets.md_escape(metric)}**")
+        event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",
+                              on_select=True)
+        sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+        if sel:
+            st.switch_page("pages/explore.py", query_params={
+                **f.to_query(), "window": drilldown.window_param(*sel)})
+    st.caption("Shaded: Wilson 95% interval of the pass rate in each bucket; dotted: mean score.")
+
+st.subheader("By version")
+src = widgets.query_selectbox("Source", ["online", "offline", "feedback"], "source", "online",
+                              key="q_source", format_func={
+                                  "online": "Online judge (by prompt version)",
+                                  "offline": "Offline test runs (by app version)",
+                                  "feedback": "User feedback (by prompt version)"}.get)
+byv = online_v if src == "online" else widgets.cached(quality.evals_by_version, engine, f, src)
+if byv.is_empty():
+    st.caption(f"No {src} evals in this window.")
+else:
+    for metric in sorted(byv["metric"].unique().to_list()):
+        m = byv.filter(pl.col("metric") == metric)
+        st.markdown(f"**{widgets.md_escape(metric)}** — pass rate by version")
+        st.plotly_chart(hbar(m, "version", "pass_rate", x_title="pass rate (%)", x_format=".0%",
+                             error=("pass_low", "pass_high")), key=f"q_ver_{src}_{metric}",
+                        config={"displaylogo": False})
+    st.dataframe(byv.with_columns(pl.col("first_ts").dt.convert_time_zone(f.tz),
+                                  pl.col("last_ts").dt.convert_time_zone(f.tz)),
+                 hide_index=True, width="stretch", column_config={
+                     "n": st.column_config.NumberColumn("Evals with pass/fail"),
+                     "pass_rate": st.column_config.NumberColumn("Pass rate", format="percent"),
+                     "pass_low": st.column_config.NumberColumn("95% CI low", format="percent"),
+                     "pass_high": st.column_config.NumberColumn("95% CI high", format="percent"),
+                     "mean_score": st.column_config.NumberColumn("Mean score", format="%.3f"),
+                     "first_ts": st.column_config.DatetimeColumn(f"First ({f.tz})"),
+                     "last_ts": st.column_config.DatetimeColumn(f"Last ({f.tz})")})
+    widgets.downloads(byv, f"evals_by_version_{src}", key="dl_byv")
+    st.caption("Bars: pass rate; whiskers: Wilson 95% interval. Overlapping intervals are not a "
+               "difference; the Compare page tests paired runs properly.")
+
+# -- feedback -----------------------------------------------------------------------------------
+st.subheader("User feedback")
+fbt = widgets.cached(quality.feedback_over_time, engine, f, seconds)
+if fb["n"] == 0:
+    widgets.empty_state("No user feedback in this window",
+                        "Feedback is thumbs up/down logged as evals with `source: feedback`, "
+                        "metric `thumbs_up`.")
+else:
+    left, right = st.columns(2)
+    with left:
+        fig = band_figure(fbt, "bucket", [("up_share", "up_low", "up_high", "thumbs up")],
+                          y_title=f"thumbs-up share per {per} (%)", tz=f.tz, events=events)
+        widgets.chart(fig, fbt, key="q_fb_share", name="feedback_share")
+    with right:
+        fbv = fbt.with_columns((pl.col("n") - pl.col("up")).alias("down"))
+        fig = time_figure(fbv, "bucket", [("up", "👍 up"), ("down", "👎 down")],
+                          y_title=f"ratings per {per}", tz=f.tz, events=events, kind="bar")
+        widgets.chart(fig, fbv.select("bucket", "n", "up", "down"), key="q_fb_volume",
+                      name="feedback_volume")
+
+# -- guardrails, finish reasons, errors ---------------------------------------------------------
+st.subheader("Guardrail triggers")
+if guards.is_empty():
+    st.success("No guardrail fired in this window.")
+else:
+    left, right = st.columns([1, 2])
+    with left:
+        st.dataframe(guards, hide_index=True, width="stretch", column_config={
+            "triggers": st.column_config.NumberColumn("Triggers", format="localized"),
+            "share_of_requests": st.column_config.NumberColumn("Share of requests",
+                                                               format="percent")})
+        widgets.downloads(guards, "guardrails", key="dl_guards")
+    with right:
+        gt = widgets.cached(quality.guardrails_over_time, engine, f, seconds)
+        fig = long_time_figure(gt, "bucket", "guardrail", "triggers",
+                               y_title=f"triggers per {per}", tz=f.tz, events=events,
+                               kind="bar")
+        widgets.chart(fig, gt, key="q_guards", name="guardrails_over_time")
+
+left, right = st.columns([1, 2])
+with left:
+    st.subheader("Finish reasons")
+    st.plotly_chart(hbar(finish, "finish_reason", "share", x_title="share of requests (%)",
+                         x_format=".1%"), key="q_finish", config={"displaylogo": False})
+    widgets.downloads(finish, "finish_reasons", key="dl_finish")
+    st.caption("length = truncated at the token limit; content_filter = blocked by the "
+               "provider; (none) = no finish reason (errors).")
+with right:
+    st.subheader("Error types over time")
+    et = widgets.cached(quality.errors_over_time, engine, f, seconds)
+    if et.is_empty():
+        st.success("No errors in this window.")
+    else:
+        fig = long_time_figure(et, "bucket", "error_type", "errors",
+                               y_title=f"errors per {per}", tz=f.tz, events=events, kind="bar")
+        event = widgets.chart(fig, et, key="q_errors", name="errors_over_time", on_select=True)
+        sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+        if sel:
+            st.switch_page("pages/explore.py", query_params={
+                **f.to_query(), "window": drilldown.window_param(*sel), "metric": "error_rate"})

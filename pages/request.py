@@ -1,0 +1,135 @@
+"""Request: every field of one request, its prompt and response as escaped text, its trace as a
+waterfall, its evals and feedback, and the other requests of its session."""
+
+import json
+
+import polars as pl
+import streamlit as st
+
+from lib import formatting
+from lib.analysis_charts import waterfall
+from lib.metrics import requests as rq
+from lib.ui import filters as ui_filters
+from lib.ui import store, widgets
+
+engine = store.engine()
+f = ui_filters.current()
+
+st.title("Request")
+rid = widgets.query_text("Request id", "request", key="rq_id",
+                         placeholder="paste a request id, or open one from Explore")
+if not rid:
+    widgets.empty_state("No request selected",
+                        "Open a request from the request table on **Explore** (or the slowest "
+                        "requests on **Latency**), or paste its id above. The id is kept in the "
+                        "URL (`?request=…`), so the link opens this request again.")
+    st.stop()
+
+with st.spinner("Loading the request…"):
+    r = rq.detail(engine, rid)
+if r is None:
+    widgets.empty_state("No such request",
+                        "No request with this id is in the store. Check the id, or look for it "
+                        "with the search on **Explore**.")
+    st.stop()
+
+zone = f.tz
+ts_local = r["ts"].astimezone(__import__("zoneinfo").ZoneInfo(zone))
+st.caption(f"{ts_local:%Y-%m-%d %H:%M:%S} {zone} · request id")
+st.code(r["request_id"], language=None)
+
+c = st.columns(6)
+status = r["status"] or "–"
+c[0].metric("Status", status if status == "ok" else f"{status} ({r['error_type'] or '?'})",
+            border=True)
+c[1].metric("Latency", formatting.ms(r["latency_ms"]), border=True,
+            help=f"Time to first token: {formatting.ms(r['ttft_ms'])}")
+c[2].metric("Cost", formatting.usd(r["cost_usd"]), border=True,
+            help="null: the model has no known price" if r["cost_usd"] is None else None)
+c[3].metric("Input tokens", formatting.count(r["input_tokens"]), border=True,
+            help=f"{r['cached_input_tokens'] or 0:,} cached, {r['cache_write_tokens'] or 0:,} "
+                 "written to the cache")
+c[4].metric("Output tokens", formatting.count(r["output_tokens"]), border=True,
+            help=f"{r['reasoning_tokens'] or 0:,} reasoning")
+c[5].metric("Model", str(r["model"] or "–"), border=True,
+            help=f"provider {r['provider']}, answered by {r['response_model']}")
+
+# Prompt and response: shown as code blocks, i.e. as text. Nothing from a log is ever rendered
+# as Markdown or HTML here.
+left, right = st.columns(2)
+with left:
+    st.subheader("Prompt")
+    if r["input_text"] is None:
+        st.caption("No prompt text was logged (or it was masked).")
+    else:
+        st.code(r["input_text"], language=None, wrap_lines=True)
+with right:
+    st.subheader("Response")
+    if r["output_text"] is None:
+        st.caption("No response text was logged" + (" (the call failed)."
+                                                   if r["status"] == "error" else "."))
+    else:
+        st.code(r["output_text"], language=None, wrap_lines=True)
+if r.get("error_message"):
+    st.caption("Error message")
+    st.code(r["error_message"], language=None, wrap_lines=True)
+
+st.subheader("Trace")
+spans = rq.trace(engine, r["trace_id"])
+if spans.is_empty():
+    st.caption("No spans were logged for this request's trace (only agent and tool-calling "
+               "flows usually have them).")
+else:
+    st.plotly_chart(waterfall(spans), key="rq_trace", config={"displaylogo": False})
+    widgets.downloads(spans, f"trace_{r['trace_id']}", key="dl_trace")
+
+st.subheader("Evals and feedback")
+ev = rq.evals_for(engine, rid)
+if ev.is_empty():
+    st.caption("No eval score or user feedback on this request.")
+else:
+    st.dataframe(ev.with_columns(pl.col("ts").dt.convert_time_zone(zone)), hide_index=True,
+                 width="stretch", column_config={
+                     "ts": st.column_config.DatetimeColumn(f"Scored ({zone})"),
+                     "score": st.column_config.NumberColumn("Score", format="%.3f")})
+
+st.subheader("Session")
+sess = rq.session_requests(engine, r["session_id"])
+if sess.is_empty():
+    st.caption("This request has no session id.")
+else:
+    st.caption(f"{sess.height:,} request(s) in session {widgets.md_escape(r['session_id'])}")
+    st.dataframe(sess.with_columns(pl.col("ts").dt.convert_time_zone(zone)), hide_index=True,
+                 width="stretch", column_config={
+                     "ts": st.column_config.DatetimeColumn(f"Time ({zone})",
+                                                           format="YYYY-MM-DD HH:mm:ss"),
+                     "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
+                     "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
+                     "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
+    others = [i for i in sess["request_id"].to_list() if i != rid]
+    if others:
+        s1, s2 = st.columns([3, 1])
+        s1.selectbox("Open another request of this session", others, key="rq_next")
+        s2.write("")
+
+        def _open_next():
+            st.session_state["rq_id"] = st.session_state["rq_next"]
+            st.query_params["request"] = st.session_state["rq_next"]
+
+        s2.button("Open", key="rq_open", on_click=_open_next)
+
+st.subheader("All fields")
+fields = pl.DataFrame({
+    "field": list(r.keys()),
+    "value": ["" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+              for v in r.values()]})
+st.dataframe(fields, hide_index=True, width="stretch", height=400,
+             column_config={"value": st.column_config.TextColumn("Value", width="large")})
+widgets.downloads(pl.DataFrame([r]), f"request_{rid}", key="dl_request")
+if r["attributes"]:
+    st.caption("Attributes")
+    try:
+        pretty = json.dumps(json.loads(r["attributes"]), indent=2, ensure_ascii=False)
+    except ValueError:
+        pretty = r["attributes"]
+    st.code(pretty, language="json")

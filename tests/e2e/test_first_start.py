@@ -1,0 +1,62 @@
+"""A new user's first start, in a real browser: empty store → demo data → Overview with KPIs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e.conftest import AppServer, assert_no_exception, screenshot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+KPI_LABELS = ["Requests", "Error rate", "p95 latency", "Cost", "Cached input tokens",
+              "Eval pass rate", "Guardrail triggers"]
+
+
+@pytest.fixture
+def fresh_server(tmp_path):
+    server = AppServer(tmp_path / "store")  # empty: the app must seed demo data itself
+    yield server
+    server.stop()
+
+
+def test_first_start_shows_overview_with_kpis(fresh_server, page):
+    page.goto(fresh_server.url)
+    wait_for_app(page)
+    assert_no_exception(page)
+    metrics = page.locator('[data-testid="stMetric"]')
+    labels = [m.inner_text().split("\n")[0].strip() for m in metrics.all()]
+    assert labels == KPI_LABELS
+    values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+    assert re.fullmatch(r"[\d.]+k", values[0]), values  # ~70k requests in the last 7 days
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
+    assert "demo data" in page.locator('[data-testid="stAlert"]').first.inner_text()
+    # The navigation is ours (sections, explicit pages), never the pages/ folder's own list.
+    links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    titles = [t.strip().split("\n")[-1] for t in links]
+    assert titles[0] == "Overview" and "Data" in titles
+    assert all(t[0].isupper() for t in titles), titles  # no auto-discovered file names
+    # Filters live in the URL.
+    assert "range=7d" in page.url
+    screenshot(page, "first_start_overview")
+
+
+def test_filters_survive_navigation_and_reload(fresh_server, page):
+    page.goto(f"{fresh_server.url}/?range=24h&provider=openai")
+    wait_for_app(page)
+    assert_no_exception(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert "openai" in sidebar.inner_text()
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Data").click()
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert "/data" in page.url and "provider=openai" in page.url and "range=24h" in page.url
+    assert "openai" in page.locator('[data-testid="stSidebar"]').inner_text()
+    # The copied URL reproduces the view in a new page.
+    other = page.context.new_page()
+    other.goto(page.url)
+    wait_for_app(other)
+    assert other.locator("h1").first.inner_text() == "Data"
+    assert "openai" in other.locator('[data-testid="stSidebar"]').inner_text()
+    screenshot(other, "data_page")
