@@ -274,6 +274,7 @@ def generate(days: int = 30, requests_per_day: int = 10_000, seed: int = 0,
         arr[cache_hit] = 0
     latency = np.where(cache_hit, rng.uniform(5, 40, n), latency)
     ttft = np.where(cache_hit | is_error, np.nan, ttft)
+    ttft = np.minimum(ttft, latency)  # the first token never arrives after the last one
     output_tokens = np.where(is_error, 0, output_tokens)
     reasoning_tokens = np.where(is_error, 0, reasoning_tokens)
 

@@ -92,8 +92,9 @@ class Filters:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
             tz = "UTC"
-        preset = first.get("range", DEFAULT_PRESET)
         start, end = _parse_dt(first.get("from", "")), _parse_dt(first.get("to", ""))
+        # A URL with from/to and no range means that window (not the default preset).
+        preset = first.get("range", "custom" if start and end else DEFAULT_PRESET)
         if preset == "custom" or (start and end and preset not in PRESETS):
             if start and end and start < end:
                 base = cls(start=start, end=end, preset="custom")

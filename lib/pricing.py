@@ -301,3 +301,57 @@ def price_table(table: pa.Table, overrides: dict | None = None) -> pa.Table:
     table = table.set_column(logged_i, table.schema.field(logged_i), logged)
     cost_i = table.schema.get_field_index("cost_usd")
     return table.set_column(cost_i, table.schema.field(cost_i), pa.chunked_array([cost]))
+
+
+def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
+    """Recompute ``cost_usd`` of every stored request with the current prices and overrides.
+
+    One atomic commit (kind ``reprice``) replaces the day partitions whose costs changed;
+    readers see all old costs or all new ones. Runs under the lake's writer lock, one day in
+    memory at a time. Returns {rows, changed_rows, before_usd, after_usd, unpriced_before,
+    unpriced_after, days_rewritten, dry_run}; with ``dry_run`` nothing is written.
+    """
+    import pyarrow.parquet as pq
+
+    from lib import schema
+    from lib.store.lake import _partition_day
+
+    overrides = load_overrides() if overrides is None else overrides
+    stats = {"rows": 0, "changed_rows": 0, "before_usd": 0.0, "after_usd": 0.0,
+             "unpriced_before": 0, "unpriced_after": 0, "days_rewritten": 0, "dry_run": dry_run}
+    with lake.writer_lock():
+        files = lake.snapshot().files["requests"]
+        by_day: dict[str, list[str]] = {}
+        for rel in files:
+            by_day.setdefault(_partition_day(rel), []).append(rel)
+
+        def recompute(day: str):
+            def run():
+                table = pa.concat_tables([schema.conform(pq.read_table(lake.root / rel),
+                                                         schema.REQUESTS) for rel in by_day[day]])
+                frame = pl.from_arrow(table.select(["provider", "model", "ts", *TOKEN_COLUMNS]))
+                new = price_frame(frame, overrides)
+                old = pl.from_arrow(table.column("cost_usd")).cast(pl.Float64)
+                changed = int((~old.eq_missing(new)).sum())
+                stats["rows"] += table.num_rows
+                stats["changed_rows"] += changed
+                stats["before_usd"] += float(old.sum() or 0.0)
+                stats["after_usd"] += float(new.sum() or 0.0)
+                stats["unpriced_before"] += old.null_count()
+                stats["unpriced_after"] += new.null_count()
+                if not changed or dry_run:
+                    return None
+                stats["days_rewritten"] += 1
+                i = table.schema.get_field_index("cost_usd")
+                return table.set_column(i, table.schema.field(i),
+                                        pa.chunked_array([new.to_arrow()]))
+            return run
+
+        jobs = {day: recompute(day) for day in sorted(by_day)}
+        if dry_run:
+            for job in jobs.values():
+                job()
+        else:
+            lake.rewrite("requests", jobs, kind="reprice", source="reprice",
+                         info={"overrides": len(overrides)})
+    return stats

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import polars as pl
 import streamlit as st
 
-from lib import formatting
+from lib import formatting, pricing
 from lib.metrics import inventory
 from lib.ui import filters as ui_filters
-from lib.ui import store, widgets
+from lib.ui import store, upload, widgets
 
 TS_FORMAT = "YYYY-MM-DD HH:mm:ss"
 engine = store.engine()
@@ -19,6 +19,9 @@ st.title("Data")
 st.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "
            f"times in {f.tz}. The sidebar filters do not apply on this page: it shows everything.")
 widgets.problems_banner(engine)
+
+with st.expander("Upload logs or eval results", icon=":material/upload:"):
+    upload.upload_section(engine)
 
 tables = inventory.tables(engine)
 now = datetime.now(UTC)
@@ -42,7 +45,8 @@ st.dataframe(
         "files": st.column_config.NumberColumn("Live files"),
         "first_ts": st.column_config.DatetimeColumn(f"First event ({f.tz})", format=TS_FORMAT),
         "last_ts": st.column_config.DatetimeColumn(f"Last event ({f.tz})", format=TS_FORMAT),
-        "last_ingested_at": st.column_config.DatetimeColumn(f"Last ingested ({f.tz})", format=TS_FORMAT),
+        "last_ingested_at": st.column_config.DatetimeColumn(f"Last ingested ({f.tz})",
+                                                            format=TS_FORMAT),
     },
 )
 
@@ -68,7 +72,7 @@ else:
     widgets.downloads(inventory.quarantine(engine), "quarantine", key="dl_quarantine")
 
 st.subheader("Models without a price")
-unpriced = inventory.unpriced_models(engine)
+unpriced = pricing.unpriced_models(engine)
 if unpriced.is_empty():
     st.success("Every request's model has a price (genai-prices, or an override in prices.yaml).")
 else:
@@ -91,6 +95,7 @@ if b.is_empty():
 else:
     st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
-                 column_config={"committed_at": st.column_config.DatetimeColumn(
-                     f"Committed ({f.tz})", format=TS_FORMAT), "rows": st.column_config.NumberColumn(
-                     "Rows", format="localized")})
+                 column_config={
+                     "committed_at": st.column_config.DatetimeColumn(f"Committed ({f.tz})",
+                                                                     format=TS_FORMAT),
+                     "rows": st.column_config.NumberColumn("Rows", format="localized")})

@@ -41,10 +41,3 @@ def quarantine(engine: Engine, limit: int | None = None) -> pl.DataFrame:
         "SELECT ingested_at, source_file, line, reason, raw FROM quarantine "
         f"ORDER BY ingested_at DESC, source_file, line {lim}")
 
-
-def unpriced_models(engine: Engine) -> pl.DataFrame:
-    """Models with requests but no price: ``provider, model, requests, first_ts, last_ts``."""
-    return engine.query(
-        "SELECT provider, model, count(*) AS requests, min(ts) AS first_ts, max(ts) AS last_ts "
-        "FROM requests WHERE cost_usd IS NULL AND model IS NOT NULL "
-        "GROUP BY ALL ORDER BY requests DESC")

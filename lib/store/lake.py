@@ -228,6 +228,7 @@ class Lake:
                     prepared[name] = table
                     result.stored[name] = table.num_rows
             added = self._write_files(prepared, commit_id)
+            _pause_for_tests("after_data_files")
             commit = Commit(
                 commit_id=commit_id,
                 kind=kind,
@@ -238,6 +239,7 @@ class Lake:
                 added=added,
                 info=info or {},
             )
+            _pause_for_tests("before_publish")
             self._publish(commit)
             result.commit = commit
             return result
@@ -285,7 +287,8 @@ class Lake:
         idx = pa.table({"k": table.column(key), "i": pa.array(range(table.num_rows))})
         firsts = idx.group_by("k", use_threads=False).aggregate([("i", "min")]).column("i_min")
         if len(firsts) != table.num_rows:
-            table = table.take(pc.sort_indices(firsts))
+            # The first row of each key, in the batch's order (the row indices, sorted).
+            table = table.take(pc.take(firsts, pc.sort_indices(firsts)))
         # Keys already live: only files of the same day partitions can hold them (ts sets the day).
         days = {_day_str(d) for d in np.unique(_epoch_days(table.column("ts")))}
         files = [str(self.root / p) for p in self.snapshot().files[name]

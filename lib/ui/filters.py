@@ -14,6 +14,7 @@ import streamlit as st
 
 from lib.filters import DIMENSIONS, PRESET_LABELS, PRESETS, Filters, column_for_key, key_for_column
 from lib.store import Engine
+from lib.ui.navigation import ensure_entrypoint
 
 ZONES = ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "America/Los_Angeles",
          "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney"]
@@ -105,7 +106,9 @@ def sidebar(engine: Engine) -> Filters:
 
 
 def current() -> Filters:
-    """The filters the sidebar built on this run."""
+    """The filters the sidebar built on this run. Every page calls this first, so it is also
+    where a page started outside app.py's navigation is sent back through it."""
+    ensure_entrypoint()
     f = st.session_state.get("_current_filters")
     if f is None:  # a page run on its own (tests): fall back to the URL
         f = Filters.from_query(_query_dict(), datetime.now(UTC))

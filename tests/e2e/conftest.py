@@ -86,18 +86,23 @@ def page(browser):
     context.close()
 
 
-def wait_for_app(page, timeout_ms: int = 90_000) -> None:
-    """Wait until the app is connected, its script has finished, and nothing is loading."""
+def wait_for_app(page, timeout_ms: int = 90_000, settle_ms: int = 600) -> None:
+    """Wait until the app is connected, its script has finished, and nothing is loading, and
+    stays so for ``settle_ms`` (a page may rerun itself right after its first run)."""
     page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]',
                            timeout=timeout_ms)
-    page.wait_for_function(
-        """() => {
-            const app = document.querySelector('[data-testid="stApp"]');
-            return app && app.getAttribute('data-test-script-state') === 'notRunning'
-                && !document.querySelector('[data-testid="stSkeleton"]')
-                && !document.querySelector('[data-testid="stSpinner"]');
-        }""", timeout=timeout_ms)
-    page.wait_for_timeout(300)  # let the last delta paint
+    idle = """() => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        return app && app.getAttribute('data-test-script-state') === 'notRunning'
+            && !document.querySelector('[data-testid="stSkeleton"]')
+            && !document.querySelector('[data-testid="stSpinner"]');
+    }"""
+    deadline = time.time() + timeout_ms / 1000
+    while True:
+        page.wait_for_function(idle, timeout=max(1, int((deadline - time.time()) * 1000)))
+        page.wait_for_timeout(settle_ms)
+        if page.evaluate(idle) or time.time() > deadline:
+            return
 
 
 def assert_no_exception(page) -> None:

@@ -60,3 +60,21 @@ def test_filters_survive_navigation_and_reload(fresh_server, page):
     assert other.locator("h1").first.inner_text() == "Data"
     assert "openai" in other.locator('[data-testid="stSidebar"]').inner_text()
     screenshot(other, "data_page")
+
+
+def test_deep_link_on_a_fresh_server_goes_through_the_app(tmp_path, page):
+    """A shared link is often the first request a server gets: it must not fall back to the
+    pages/ folder's auto-discovered navigation, and the sidebar filters must apply."""
+    server = AppServer(tmp_path / "store", env={"SIGHTLINE_DEMO": "0"})
+    try:
+        page.goto(f"{server.url}/data?range=24h&provider=openai")
+        wait_for_app(page)
+        assert_no_exception(page)
+        links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        titles = [t.strip().split("\n")[-1] for t in links]
+        assert "Overview" in titles and "Data" in titles and "app" not in titles, titles
+        assert page.locator("h1").first.inner_text() == "Data"
+        assert "openai" in page.locator('[data-testid="stSidebar"]').inner_text()
+        assert "provider=openai" in page.url
+    finally:
+        server.stop()

@@ -11,7 +11,14 @@ import importlib
 from lib.ingest.base import Format
 
 # Module names under lib.ingest.formats, each exposing FORMAT (or FORMATS, a list).
-MODULES: list[str] = []
+MODULES: list[str] = [
+    "openinference",
+    "otlp",
+    "langfuse",
+    "canonical",
+    "promptfoo",
+    "inspect_ai",
+]
 
 
 def registered() -> list[Format]:

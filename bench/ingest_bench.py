@@ -1,0 +1,164 @@
+"""Ingestion benchmark: ``python -m bench.ingest_bench [--rows N] [--big-mb M]``.
+
+1. Canonical JSONL, N rows (default 1M): Sightline's full ingest (parse, validate, price, dedupe,
+   Parquet) against plain DuckDB ``read_json`` → Parquet of the same file; prints the ratio.
+2. Peak RSS of a separate process ingesting a large generated JSONL file (default 2 GB... of
+   ``--big-mb``), against the file's size: memory must stay bounded, not grow with the file.
+
+Results are printed and written into the "## Ingestion" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-sonnet"),
+          ("self-hosted", "llama-3.1-8b-instruct")]
+
+
+def generate(path: Path, rows: int, seed: int = 0) -> int:
+    """Write ``rows`` canonical requests as JSONL; returns the file size in bytes."""
+    rng = random.Random(seed)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    with open(path, "w") as fh:
+        buf = []
+        for i in range(rows):
+            provider, model = MODELS[i % len(MODELS)]
+            inp = rng.randint(50, 4000)
+            out = rng.randint(10, 800)
+            buf.append(json.dumps({
+                "request_id": f"req-{seed}-{i}",
+                "ts": (t0 + timedelta(seconds=i * 2.5)).isoformat().replace("+00:00", "Z"),
+                "provider": provider, "model": model, "operation": "chat",
+                "input_tokens": inp, "cached_input_tokens": inp // 4, "output_tokens": out,
+                "latency_ms": round(rng.uniform(80, 4000), 1), "status": "ok",
+                "service": "api", "environment": "prod", "feature": f"f{i % 7}",
+                "customer_id": f"c{i % 50}", "attributes": {"region": "eu"}}))
+            if len(buf) == 10_000:
+                fh.write("\n".join(buf) + "\n")
+                buf = []
+        if buf:
+            fh.write("\n".join(buf) + "\n")
+    return path.stat().st_size
+
+
+def bench_jsonl(rows: int, work: Path) -> dict:
+    path = work / "requests.jsonl"
+    size = generate(path, rows)
+    con = duckdb.connect()
+    t = time.perf_counter()
+    con.execute(f"COPY (SELECT * FROM read_json('{path}')) TO '{work / 'plain.parquet'}' "
+                "(FORMAT parquet, COMPRESSION zstd)")
+    duck_s = time.perf_counter() - t
+    con.close()
+    t = time.perf_counter()
+    out = _ingest_in_subprocess(work / "store", path)
+    ours_s = time.perf_counter() - t
+    return {"rows": rows, "file_mb": size / 2**20, "duckdb_s": duck_s, "sightline_s": ours_s,
+            "ratio": ours_s / duck_s, "stored": out["stored"], "rows_per_s": rows / ours_s}
+
+
+def _ingest_in_subprocess(store: Path, path: Path) -> dict:
+    code = ("import json, resource, sys, time; from lib.store import Lake; "
+            "from lib.ingest.pipeline import ingest_paths; t = time.perf_counter(); "
+            "r = ingest_paths(Lake(sys.argv[1]), [sys.argv[2]], compact_min_files=0); "
+            "print(json.dumps({'stored': r.totals()['stored'], 'errors': r.totals()['errors'], "
+            "'seconds': time.perf_counter() - t, "
+            "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+    proc = subprocess.run([sys.executable, "-c", code, str(store), str(path)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_memory(mb: int, work: Path) -> dict:
+    path = work / "big.jsonl"
+    rows_per_mb = 2700  # about 390 bytes a row
+    size = generate(path, mb * rows_per_mb, seed=1)
+    out = _ingest_in_subprocess(work / "store-big", path)
+    idle = subprocess.run([sys.executable, "-c", "import resource, lib.ingest.pipeline, "
+                           "lib.ingest.formats.canonical; print(resource.getrusage("
+                           "resource.RUSAGE_SELF).ru_maxrss / 1024)"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return {"file_mb": size / 2**20, "peak_rss_mb": out["peak_rss_mb"],
+            "imports_rss_mb": float(idle.stdout.strip()), "seconds": out["seconds"],
+            "stored": out["stored"]}
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) the "## Ingestion" section of docs/benchmarks.md."""
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    lines = current.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == "## Ingestion"), None)
+    if start is None:
+        new = current.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        new = "\n".join(lines[:start] + text.rstrip("\n").splitlines() + lines[end:]) + "\n"
+    DOC.write_text(new if new.endswith("\n") else new + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--big-mb", type=int, default=2048)
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sightline-bench-") as tmp:
+        work = Path(tmp)
+        j = bench_jsonl(args.rows, work)
+        print(f"JSONL {j['rows']:,} rows ({j['file_mb']:.0f} MB): DuckDB read_json→Parquet "
+              f"{j['duckdb_s']:.2f} s, Sightline ingest {j['sightline_s']:.2f} s "
+              f"({j['rows_per_s']:,.0f} rows/s), ratio {j['ratio']:.2f}×")
+        (work / "requests.jsonl").unlink()
+        m = bench_memory(args.big_mb, work)
+        print(f"large file {m['file_mb']:,.0f} MB: peak RSS {m['peak_rss_mb']:,.0f} MB "
+              f"(imports alone {m['imports_rss_mb']:,.0f} MB), {m['seconds']:.1f} s")
+    machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
+               f"Python {platform.python_version()}, DuckDB {duckdb.__version__}")
+    row1 = (f"| canonical JSONL, {j['rows']:,} rows ({j['file_mb']:.0f} MB) → Parquet "
+            f"| {j['duckdb_s']:.2f} s (`read_json` → `COPY … TO parquet`) "
+            f"| {j['sightline_s']:.2f} s ({j['rows_per_s']:,.0f} rows/s: parse, validate, "
+            f"price, dedupe, commit) | {j['ratio']:.2f}× |")
+    row2 = (f"| canonical JSONL | {m['file_mb']:,.0f} MB | {m['peak_rss_mb']:,.0f} MB "
+            f"| {m['imports_rss_mb']:,.0f} MB | {m['seconds']:.1f} s |")
+    text = f"""## Ingestion
+
+Command: `python -m bench.ingest_bench --rows {args.rows} --big-mb {args.big_mb}`
+({datetime.now(UTC).strftime('%Y-%m-%d')}, {machine}).
+
+| measure | DuckDB baseline | Sightline | ratio |
+|---|---|---|---|
+{row1}
+
+| large file | size | peak RSS of the ingest process | RSS after imports only | time |
+|---|---|---|---|---|
+{row2}
+
+Design target: memory bounded by one 8 MiB block of lines, its Arrow tables and the keys of the
+file's rows (kept to deduplicate across blocks). Measured: peak RSS still grows with the file
+(see the figures above); the 1.5× JSONL target is not met yet.
+"""
+    if not args.no_write:
+        write_section(text)
+        print(f"wrote the Ingestion section of {DOC}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""``ingest PATH_OR_URI… [--format F] [--mapping FILE]``: files, folders, globs, s3:// prefixes.
+
+Reports per source the rows stored, skipped as duplicates and quarantined (with the first
+reasons), and errors. Exit 0, or 2 when a source was unreadable (design §6). A progress bar with
+rows/s goes to stderr only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from lib.commands.base import UsageError, print_json
+from lib.ingest import formats as registry
+from lib.ingest.mapping import MappingError
+from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
+from lib.store import open_lake
+
+NAME = "ingest"
+HELP = "ingest log and eval files, folders, globs or s3:// prefixes into the store"
+EXIT_UNREADABLE = 2
+
+
+def add_arguments(p) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH_OR_URI",
+                   help="file, folder (recursive), glob or s3://bucket/prefix")
+    p.add_argument("--format", help="force a format instead of detecting it (see --list-formats)")
+    p.add_argument("--mapping", metavar="FILE", help="YAML mapping of your fields onto a "
+                   "canonical table (docs/mapping.md)")
+    p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (default: "
+                   "$SIGHTLINE_S3_ENDPOINT_URL)")
+    p.add_argument("--compact-min-files", type=int, default=None,
+                   help="compact a partition holding more than this many small files after "
+                        "ingesting (default: $SIGHTLINE_COMPACT_MIN_FILES or 16; 0 = never)")
+
+
+def run(args) -> int:
+    if args.format and args.mapping:
+        raise UsageError("--format and --mapping are exclusive: a mapping is its own format")
+    lake = open_lake(args.store)
+    bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
+    try:
+        report = ingest_paths(lake, args.paths, fmt=args.format, progress=bar,
+                              mapping=args.mapping, s3_endpoint_url=args.s3_endpoint_url,
+                              compact_min_files=args.compact_min_files)
+    except (ValueError, MappingError) as exc:
+        known = ", ".join(f.name for f in registry.registered())
+        raise UsageError(f"{exc}" if args.mapping else f"{exc} (formats: {known})") from exc
+    finally:
+        if bar:
+            bar.close()
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(render(report))
+    return 0 if report.ok else EXIT_UNREADABLE
+
+
+def render(report: IngestReport) -> str:
+    """The human-readable report: one line per source, reasons indented, a total line."""
+    lines = [_file_line(f) for f in report.files]
+    for f in report.files:
+        if f.reasons:
+            idx = lines.index(_file_line(f))
+            lines[idx] += "".join(f"\n    {r}" for r in f.reasons)
+    t = report.totals()
+    stored = sum(t["stored"].values())
+    dupes = sum(t["duplicates"].values())
+    lines.append(f"total: {t['files']} source(s), {stored:,} stored, {dupes:,} duplicate(s), "
+                 f"{t['quarantined']:,} quarantined, {t['errors']} error(s)")
+    comp = report.compaction or {}
+    if comp.get("merged"):
+        lines.append(f"compacted {comp['files_before']} small files into {comp['files_after']}")
+    return "\n".join(lines)
+
+
+def _file_line(f: FileReport) -> str:
+    if f.error:
+        return f"{f.source}: error: {f.error}"
+    if f.skipped:
+        return f"{f.source}: skipped, {f.skipped}"
+    if f.duplicate_file:
+        return f"{f.source}: already ingested (same content), nothing stored"
+    stored = ", ".join(f"{n:,} {t}" for t, n in sorted(f.stored.items())) or "0 rows"
+    dupes = sum(f.duplicates.values())
+    return (f"{f.source} [{f.format}]: stored {stored}; {dupes:,} duplicate(s); "
+            f"{f.quarantined:,} quarantined")
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr: source, percent of bytes, rows and rows/s."""
+
+    WIDTH = 24
+
+    def __init__(self):
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        frac = p.fraction
+        bar = ("#" * int(frac * self.WIDTH)).ljust(self.WIDTH) if frac is not None else "?" * 3
+        name = p.source if len(p.source) < 40 else "…" + p.source[-39:]
+        files = f"{p.files_done + 1}/{p.files_total} " if p.files_total else ""
+        pct = f"{frac * 100:5.1f}%" if frac is not None else ""
+        sys.stderr.write(f"\r{files}{name} [{bar}] {pct} {p.rows:,} rows "
+                         f"{p.rows_per_s:,.0f} rows/s\033[K")
+        sys.stderr.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()

@@ -1,0 +1,329 @@
+"""Canonical tables (design §3) as JSONL, CSV or Parquet: formats ``jsonl``, ``csv``, ``parquet``.
+
+The table (requests, evals, events, spans) is recognized from the columns (:func:`table_for`).
+Values may be loosely typed (CSV text, epoch numbers, ISO strings); lib/ingest/validate.py types
+and checks them. JSONL and CSV stream in blocks of whole lines parsed by Arrow's C++ readers; a
+block Arrow rejects is re-read line by line, so one malformed line becomes a quarantined Reject
+with its line number and the rest of the block is kept. Parquet is read in record batches (from a
+spooled temporary file when the input is a stream, since Parquet needs random access).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from lib import schema
+from lib.ingest.base import Chunk, Format, Reject
+from lib.ingest.streams import LineBlock, line_blocks
+
+TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
+ARROW_BLOCK_BYTES = 1 << 20
+FALLBACK_LINES = 1024  # a failing block is retried in pieces of this many lines
+PARQUET_BATCH_ROWS = 128_000
+_KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
+
+
+def table_for(columns: set[str] | list[str]) -> str | None:
+    """The canonical table a set of column names describes, or None.
+
+    Evals first: an eval row may carry the request_id it judged."""
+    cols = set(columns)
+    if "eval_id" in cols or ("metric" in cols and cols & {"score", "passed", "run_id", "label"}):
+        return "evals"
+    if "event_id" in cols or {"kind", "title"} <= cols:
+        return "events"
+    if "span_id" in cols and "request_id" not in cols:
+        return "spans"
+    if "request_id" in cols or ("model" in cols and cols & TOKEN_COLUMNS):
+        return "requests"
+    return None
+
+
+# -- JSONL ----------------------------------------------------------------------------------------
+def _detect_jsonl(head: bytes, filename: str) -> bool:
+    text = head.lstrip()
+    if not text.startswith(b"{"):
+        return False
+    lines = [ln for ln in text.split(b"\n") if ln.strip()]
+    complete = lines[:-1] if not head.endswith(b"\n") and len(lines) > 1 else lines
+    for line in complete[:5]:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return table_for(obj.keys()) is not None
+    # The first line is longer than the head: judge by the keys seen so far.
+    keys = {m.decode() for m in _KEY.findall(lines[0][:65536])} if lines else set()
+    return table_for(keys) is not None
+
+
+def _parse_jsonl(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
+    yield from parse_jsonl_as(stream, None)
+
+
+def parse_jsonl_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
+    """JSON lines as chunks with ``_line``; the table is ``table_name``, or recognized from the
+    first parsed block's columns when None."""
+    name: str | None = table_name
+    for block in line_blocks(stream):
+        pieces = _json_block(block) if block.data.strip() else []
+        rejects = list(block.rejects)
+        tables = []
+        for table, piece_rejects in pieces:
+            rejects.extend(piece_rejects)
+            if table.num_rows:
+                name = name or table_for(table.column_names)
+                tables.append(table)
+        if tables and name is None:
+            for table in tables:
+                rejects.extend(_unrecognized_rows(table))
+            tables = []
+        if not tables:
+            yield Chunk(rejects=rejects)
+            continue
+        yield Chunk(tables={name: tables[0]}, rejects=rejects)
+        for table in tables[1:]:
+            yield Chunk(tables={name: table})
+
+
+def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
+    """Parse a block of JSON lines: Arrow when it can, else pieces, else line by line."""
+    numbers, starts, ends = block.line_numbers()
+    table = _arrow_json(block.data, len(numbers))
+    if table is not None:
+        return [(table.append_column("_line", pa.array(numbers, pa.int64())), [])]
+    out = []
+    for i in range(0, len(numbers), FALLBACK_LINES):
+        nums = numbers[i:i + FALLBACK_LINES]
+        s, e = starts[i:i + FALLBACK_LINES], ends[i:i + FALLBACK_LINES]
+        piece = block.data[s[0]:e[-1]]
+        table = _arrow_json(piece, len(nums)) if len(numbers) > FALLBACK_LINES else None
+        if table is not None:
+            out.append((table.append_column("_line", pa.array(nums, pa.int64())), []))
+        else:
+            out.append(_json_lines_slow(block.data, nums, s, e))
+    return out
+
+
+def _arrow_json(data: bytes, expected_rows: int) -> pa.Table | None:
+    for block_size in (ARROW_BLOCK_BYTES, len(data) + 1):
+        try:
+            table = pajson.read_json(io.BytesIO(data),
+                                     read_options=pajson.ReadOptions(block_size=block_size))
+        except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and block_size != len(data) + 1:
+                continue  # a line longer than Arrow's block: retry as one block
+            return None
+        # Rows must line up with non-blank lines, or line numbers would be wrong.
+        return table if table.num_rows == expected_rows else None
+    return None
+
+
+def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list[Reject]]:
+    rows, lines, rejects = [], [], []
+    for line_no, s, e in zip(numbers.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        text = data[s:e]
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            reason = f"not valid JSON: {getattr(exc, 'msg', exc)}"
+            if hasattr(exc, "colno"):
+                reason += f" (column {exc.colno})"
+            rejects.append(Reject(line_no, _raw(text), reason))
+            continue
+        if not isinstance(obj, dict):
+            rejects.append(Reject(line_no, _raw(text), "not a JSON object"))
+            continue
+        # Types vary from line to line here (that is why Arrow gave up): carry every value as
+        # text and let validation type it.
+        rows.append({k: _as_text(v) for k, v in obj.items()})
+        lines.append(line_no)
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    table = pa.table({k: pa.array([row.get(k) for row in rows], pa.string()) for k in names}
+                     ) if rows else pa.table({})
+    if rows:
+        table = table.append_column("_line", pa.array(lines, pa.int64()))
+    return table, rejects
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _raw(data: bytes) -> str:
+    return data[: schema.RAW_MAX_CHARS].decode("utf-8", "replace")
+
+
+def _unrecognized_rows(table: pa.Table) -> list[Reject]:
+    lines = table.column("_line").to_pylist() if "_line" in table.column_names else \
+        [None] * table.num_rows
+    cols = [c for c in table.column_names if c != "_line"]
+    reason = (f"columns {cols[:8]} name no canonical table (requests need request_id, evals "
+              "eval_id or metric, events event_id or kind + title)")
+    return [Reject(line, "", reason) for line in lines]
+
+
+JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
+               doc="Canonical requests / evals / events / spans, one JSON object per line.")
+
+
+# -- CSV ------------------------------------------------------------------------------------------
+def _csv_header(head: bytes) -> list[str] | None:
+    first = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
+    if not first or first.lstrip().startswith((b"{", b"[")):
+        return None
+    try:
+        return next(csv.reader([first.decode("utf-8-sig")]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+
+
+def _detect_csv(head: bytes, filename: str) -> bool:
+    header = _csv_header(head)
+    return bool(header) and len(header) > 1 and table_for([h.strip() for h in header]) is not None
+
+
+def _parse_csv(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
+    yield from parse_csv_as(stream, None)
+
+
+def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
+    """CSV records as chunks of all-text tables with ``_line``; the table is ``table_name``, or
+    recognized from the header when None (raises ValueError if it names none)."""
+    header_line: bytes | None = None
+    columns: list[str] = []
+    name: str | None = None
+    carry, carry_line = b"", 0  # a quoted record still open at the end of a block
+    for block in line_blocks(stream):
+        data, first_line = block.data, block.first_line
+        if carry:
+            data, first_line = carry + data, carry_line
+            carry = b""
+        if header_line is None:
+            stripped = data.lstrip(b"\r\n")
+            if not stripped:
+                yield Chunk(rejects=list(block.rejects))
+                continue
+            skipped = data[: len(data) - len(stripped)].count(b"\n")
+            header_line, _, data = stripped.partition(b"\n")
+            header_line = header_line.rstrip(b"\r")
+            first_line += skipped + 1
+            columns = [c.strip() for c in next(csv.reader([header_line.decode("utf-8-sig")]))]
+            name = table_name or table_for(columns)
+            if name is None:
+                raise ValueError(f"CSV header {columns[:8]} names no canonical table")
+        record_lines, complete = _csv_records(LineBlock(first_line, data))
+        if complete < len(data):
+            carry, carry_line = data[complete:], first_line + data[:complete].count(b"\n")
+            data = data[:complete]
+        table, rejects = _arrow_csv(header_line, columns, data, record_lines)
+        rejects = list(block.rejects) + rejects
+        yield Chunk(tables={name: table} if table.num_rows else {}, rejects=rejects)
+    if carry:
+        yield Chunk(rejects=[Reject(carry_line, _raw(carry),
+                                    "unterminated quoted field at end of file")])
+
+
+def _csv_records(block: LineBlock) -> tuple[np.ndarray, int]:
+    """Start line of each record (quoted fields may span lines) and the byte length of the
+    complete records (a record still inside quotes at the end is left for the next block)."""
+    numbers, starts, ends = block.line_numbers()
+    if b'"' not in block.data:
+        return numbers, len(block.data)
+    data = block.data
+    keep, open_quote, record_start_byte = [], False, 0
+    for line_no, s, e in zip(numbers.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if not open_quote:
+            keep.append(line_no)
+            record_start_byte = s
+        if data.count(b'"', s, e) % 2:
+            open_quote = not open_quote
+    if open_quote:
+        keep.pop()
+        return np.array(keep, np.int64), record_start_byte
+    return np.array(keep, np.int64), len(data)
+
+
+def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.ndarray
+               ) -> tuple[pa.Table, list[Reject]]:
+    invalid: list[tuple[int | None, str]] = []
+
+    def on_invalid(row) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(header + b"\n" + data),
+        read_options=pacsv.ReadOptions(use_threads=False,
+                                       block_size=max(len(data) + 1024, 1 << 20)),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
+    )
+    table = table.rename_columns([c.strip() for c in table.column_names])
+    rejects = []
+    keep = np.ones(len(record_lines), dtype=bool)
+    for number, text in invalid:
+        # Arrow numbers rows from 1 with the header as row 1.
+        idx = number - 2 if number is not None else None
+        line = int(record_lines[idx]) if idx is not None and 0 <= idx < len(keep) else None
+        if idx is not None and 0 <= idx < len(keep):
+            keep[idx] = False
+        rejects.append(Reject(line, text[: schema.RAW_MAX_CHARS],
+                              f"expected {len(columns)} CSV fields"))
+    lines = record_lines[keep]
+    if len(lines) == table.num_rows:
+        table = table.append_column("_line", pa.array(lines, pa.int64()))
+    return table, rejects
+
+
+CSV = Format(name="csv", detect=_detect_csv, parse=_parse_csv, priority=90,
+             doc="Canonical requests / evals / events / spans as CSV with a header row.")
+
+
+# -- Parquet -------------------------------------------------------------------------------------
+def _detect_parquet(head: bytes, filename: str) -> bool:
+    return head.startswith(b"PAR1")
+
+
+def _parse_parquet(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
+    with tempfile.TemporaryFile(prefix="sightline-", suffix=".parquet") as spool:
+        shutil.copyfileobj(stream, spool, 1 << 20)
+        spool.seek(0)
+        pf = pq.ParquetFile(spool)
+        name = table_for(pf.schema_arrow.names)
+        if name is None:
+            raise ValueError(f"Parquet columns {pf.schema_arrow.names[:8]} name no canonical "
+                             "table")
+        row = 1
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            table = pa.Table.from_batches([batch])
+            lines = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
+            row += table.num_rows
+            yield Chunk(tables={name: table.append_column("_line", lines)})
+
+
+PARQUET = Format(name="parquet", detect=_detect_parquet, parse=_parse_parquet, priority=90,
+                 doc="Canonical requests / evals / events / spans as Parquet (line = row number).")
+
+FORMATS = [JSONL, CSV, PARQUET]

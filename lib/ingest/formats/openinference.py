@@ -1,0 +1,146 @@
+"""OpenInference spans (Arize Phoenix conventions) in the OTLP JSON envelope (``openinference``).
+
+Same envelope as ``otlp-json`` (see ``otlp_common``); detected by ``openinference.span.kind``
+among the attributes of the file's first bytes, and asked before ``otlp-json``.
+
+``openinference.span.kind`` = LLM is a model call -> ``requests`` (and a ``spans`` row of kind
+``llm``). EMBEDDING is a model call too (it is billed per token), so it is also a request, with
+operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EVALUATOR... go to
+``spans`` only.
+
+| column              | attribute                                                             |
+|---------------------|-----------------------------------------------------------------------|
+| model               | llm.invocation_parameters (JSON text) "model", else llm.model_name     |
+| response_model      | llm.model_name (the model that answered, e.g. a dated snapshot)         |
+| provider            | llm.provider, else llm.system                                         |
+| input_tokens        | llm.token_count.prompt (includes cache reads, as OpenAI counts them)   |
+| cached_input_tokens | llm.token_count.prompt_details.cache_read                             |
+| cache_write_tokens  | llm.token_count.prompt_details.cache_write                            |
+| output_tokens       | llm.token_count.completion (includes reasoning)                       |
+| reasoning_tokens    | llm.token_count.completion_details.reasoning                          |
+| logged_cost_usd     | llm.cost.total (USD)                                                  |
+| finish_reason       | llm.finish_reason                                                     |
+| ttft_ms             | the "First Token Stream Event" event's time - span start              |
+| input/output_text   | input.value / output.value                                            |
+| session/user        | session.id, user.id; and canonical names inside ``metadata`` (JSON)    |
+| prompt_version      | llm.prompt_template.version                                           |
+
+The flattened message lists (``llm.input_messages.*``, ``llm.output_messages.*``) repeat
+input.value / output.value and embedding vectors are large: they are not copied to
+``attributes``. ``metadata`` and ``llm.invocation_parameters`` are stored there as JSON objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from lib.ingest.base import Chunk, Format
+from lib.ingest.formats import otlp
+from lib.ingest.formats import otlp_common as oc
+
+SPAN_KIND = {"AGENT": "agent", "TOOL": "tool", "RETRIEVER": "retrieval",
+             "RERANKER": "retrieval", "CHAIN": "chain", "LLM": "llm", "EMBEDDING": "llm"}
+FIRST_TOKEN_EVENT = "First Token Stream Event"
+
+CONSUMED = frozenset({
+    "openinference.span.kind", "llm.model_name", "llm.provider", "llm.system",
+    "llm.token_count.prompt", "llm.token_count.completion", "llm.token_count.total",
+    "llm.token_count.prompt_details.cache_read", "llm.token_count.prompt_details.cache_write",
+    "llm.token_count.completion_details.reasoning", "llm.cost.total", "llm.finish_reason",
+    "input.value", "output.value", "input.mime_type", "output.mime_type",
+    "embedding.model_name",
+}) | oc.USER_KEY_SET
+DROPPED_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "embedding.embeddings.")
+# Canonical columns a user may put in OpenInference ``metadata`` under their own names.
+METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "prompt_name",
+                    "prompt_version", "app_version", "environment", "service")
+
+
+def _json_object(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.startswith("{"):
+        try:
+            parsed = oc.loads(value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] | set[str]]:
+    """OpenInference: (span kind, request columns or None, consumed attribute keys)."""
+    a = span.attrs
+    kind = str(a.get("openinference.span.kind") or "").upper()
+    if kind not in ("LLM", "EMBEDDING"):
+        return SPAN_KIND.get(kind, "other"), None, CONSUMED
+    params = _json_object(a.get("llm.invocation_parameters")) \
+        or _json_object(a.get("embedding.invocation_parameters")) or {}
+    if "llm.invocation_parameters" in a and params:
+        a["llm.invocation_parameters"] = params  # stored as an object, not as escaped text
+    metadata = _json_object(a.get("metadata"))
+    if metadata is not None:
+        a["metadata"] = metadata
+    cached = oc.as_int(a.get("llm.token_count.prompt_details.cache_read"))
+    cache_write = oc.as_int(a.get("llm.token_count.prompt_details.cache_write"))
+    input_tokens = oc.inclusive_input(oc.as_int(a.get("llm.token_count.prompt")), cached,
+                                      cache_write)
+    output_tokens = oc.as_int(a.get("llm.token_count.completion"))
+    reasoning = oc.as_int(a.get("llm.token_count.completion_details.reasoning"))
+    if input_tokens is not None:
+        cached = cached or 0
+        cache_write = cache_write or 0
+    if output_tokens is not None:
+        reasoning = reasoning or 0
+    response_model = oc.as_text(a.get("llm.model_name") or a.get("embedding.model_name"))
+    ttft_ms = None
+    for event in span.events:
+        if event.get("name") == FIRST_TOKEN_EVENT:
+            ttft_ms = span.event_ms(event)
+            break
+    request = {
+        "provider": oc.norm_provider(a.get("llm.provider") or a.get("llm.system")),
+        "model": oc.as_text(params.get("model")) or response_model,
+        "response_model": response_model,
+        "operation": "embeddings" if kind == "EMBEDDING" else "chat",
+        "input_tokens": input_tokens,
+        "cached_input_tokens": cached,
+        "cache_write_tokens": cache_write,
+        "output_tokens": output_tokens,
+        "reasoning_tokens": reasoning,
+        "logged_cost_usd": oc.as_float(a.get("llm.cost.total")),
+        "ttft_ms": ttft_ms,
+        "finish_reason": oc.as_text(a.get("llm.finish_reason")),
+        "input_text": oc.as_text(a.get("input.value")),
+        "output_text": oc.as_text(a.get("output.value")),
+    }
+    oc.user_columns(a, request)
+    if metadata:
+        for column in METADATA_COLUMNS:
+            if request.get(column) is None and metadata.get(column) is not None:
+                request[column] = oc.as_text(metadata[column])
+        oc.user_columns(metadata, request)
+    consumed = CONSUMED | {k for k in a if k.startswith(DROPPED_PREFIXES)}
+    return "llm", request, consumed
+
+
+def detect(head: bytes, filename: str) -> bool:
+    return oc.head_has_otlp_envelope(head) and b'"openinference.span.kind"' in head
+
+
+def parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
+    """Yield Chunks of ``requests``, ``spans`` and ``evals`` (each with ``_line``) plus rejects.
+
+    GenAI-convention spans in the same file are read with the ``otlp-json`` mapping.
+    """
+    return oc.parse_otlp(stream, filename, otlp.mappers(), otlp.choose_mapper)
+
+
+FORMAT = Format(
+    name="openinference",
+    detect=detect,
+    parse=parse,
+    priority=20,
+    doc="OpenInference (Arize Phoenix) spans in OTLP JSON",
+)

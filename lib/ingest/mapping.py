@@ -1,0 +1,240 @@
+"""A user's own log shape, mapped onto a canonical table by a small YAML file (docs/mapping.md).
+
+    table: requests            # requests | evals | events
+    input: jsonl               # jsonl | csv | json (optional: guessed from the content)
+    records: data.items        # json only: where the list of records is (optional)
+    keep_unmapped: true        # other top-level fields go into attributes (default true)
+    columns:
+      request_id: id                         # a field path (dots go into nested objects)
+      ts: {path: started, unit: s}           # epoch seconds (s | ms | us | ns), or ISO text
+      latency_ms: {path: duration, unit: s}  # seconds → milliseconds
+      provider: {value: openai}              # a constant
+      input_tokens: usage.prompt_tokens
+      logged_cost_usd: {path: cost, scale: 0.01}   # cents → dollars
+
+For a ``*_ms`` column, ``unit`` converts to milliseconds; for a timestamp, it says what an epoch
+number counts (``format: "%d/%m/%Y %H:%M"`` parses other text); ``scale`` multiplies. The mapped
+rows then go through the same validation, pricing and quarantine as every format. Paths are
+resolved in SQL over Arrow (nested objects as structs, or JSON text), never row by row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from lib import schema
+from lib.ingest.base import Chunk, Format
+from lib.ingest.formats.canonical import parse_csv_as, parse_jsonl_as
+
+MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
+EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+INPUTS = ("jsonl", "csv", "json")
+JSON_CHUNK_ROWS = 50_000
+
+
+class MappingError(ValueError):
+    """The mapping file is malformed; the message names the file and the key."""
+
+
+def load(path: str | os.PathLike) -> Format:
+    """The Format a YAML mapping file describes (never auto-detected: ``--mapping`` forces it).
+    Raises MappingError when the file is malformed."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise MappingError(f"{path}: cannot read mapping ({exc})") from exc
+    mapping = Mapping.from_spec(spec, str(path))
+    return Format(name=f"mapping:{path.name}", detect=lambda head, filename: False,
+                  parse=mapping.parse, priority=1000, doc=f"user mapping {path}")
+
+
+class Mapping:
+    """A validated mapping: target table, input kind, and one SQL expression per column."""
+
+    def __init__(self, table: str, columns: dict[str, dict], input_kind: str | None,
+                 records: str | None, keep_unmapped: bool, where: str):
+        self.table, self.columns, self.input_kind = table, columns, input_kind
+        self.records, self.keep_unmapped, self.where = records, keep_unmapped, where
+
+    @classmethod
+    def from_spec(cls, spec, where: str) -> Mapping:
+        if not isinstance(spec, dict):
+            raise MappingError(f"{where}: a mapping is a YAML object with table and columns")
+        table = spec.get("table")
+        if table not in ("requests", "evals", "events", "spans"):
+            raise MappingError(f"{where}: table must be requests, evals, events or spans")
+        input_kind = spec.get("input")
+        if input_kind is not None and input_kind not in INPUTS:
+            raise MappingError(f"{where}: input must be one of {', '.join(INPUTS)}")
+        cols = spec.get("columns")
+        if not isinstance(cols, dict) or not cols:
+            raise MappingError(f"{where}: columns must map canonical columns to fields")
+        target = schema.TABLES[table]
+        columns = {}
+        for col, rule in cols.items():
+            if col not in target.names:
+                raise MappingError(f"{where}: {col!r} is not a column of {table}")
+            rule = {"path": rule} if isinstance(rule, str) else rule
+            if not isinstance(rule, dict) or not ({"path", "value"} & rule.keys()):
+                raise MappingError(f"{where}: columns.{col} needs a path or a value")
+            unit = rule.get("unit")
+            if unit is not None:
+                ok = EPOCH_DIVISOR if target.field(col).type == schema.TS else MS_PER
+                if unit not in ok or (target.field(col).type != schema.TS
+                                      and not col.endswith("_ms")):
+                    raise MappingError(f"{where}: columns.{col}: unit {unit!r} not allowed here")
+            columns[col] = rule
+        return cls(table, columns, input_kind, spec.get("records"),
+                   bool(spec.get("keep_unmapped", True)), where)
+
+    # -- parsing -------------------------------------------------------------------------------
+    def parse(self, stream: BinaryIO, filename: str) -> Iterator[Chunk]:
+        kind = self.input_kind or _guess(stream, filename)
+        if kind == "jsonl":
+            chunks = parse_jsonl_as(stream, self.table)
+        elif kind == "csv":
+            chunks = parse_csv_as(stream, self.table)
+        else:
+            chunks = self._json_document(stream)
+        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            for chunk in chunks:
+                tables = {}
+                for name, table in chunk.tables.items():
+                    tables[self.table] = self._apply(con, table)
+                    assert name == self.table
+                yield Chunk(tables=tables, rejects=chunk.rejects)
+        finally:
+            con.close()
+
+    def _json_document(self, stream: BinaryIO) -> Iterator[Chunk]:
+        doc = json.load(stream)
+        records = _at(doc, self.records) if self.records else doc
+        if not isinstance(records, list):
+            raise ValueError(f"records {self.records or '(document)'} is not a list")
+        for start in range(0, len(records), JSON_CHUNK_ROWS):
+            part = [r for r in records[start:start + JSON_CHUNK_ROWS] if isinstance(r, dict)]
+            try:
+                table = pa.Table.from_pylist(part)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                table = pa.Table.from_pylist([{k: _text(v) for k, v in r.items()} for r in part])
+            lines = pa.array(range(start + 1, start + 1 + table.num_rows), pa.int64())
+            yield Chunk(tables={self.table: table.append_column("_line", lines)})
+
+    def _apply(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+        types = {f.name: f.type for f in table.schema}
+        target = schema.TABLES[self.table]
+        selects, used = [], set()
+        for col, rule in self.columns.items():
+            if "value" in rule:
+                expr = _literal(rule["value"])
+            else:
+                top = str(rule["path"]).split(".", 1)[0]
+                used.add(top)
+                expr = _path_sql(str(rule["path"]), types)
+            expr = _convert(expr, rule, target.field(col).type)
+            selects.append(f"{expr} AS {_q(col)}")
+        if self.keep_unmapped:
+            rest = [c for c in table.column_names if c not in used and not c.startswith("_")
+                    and c not in self.columns]
+            if rest:
+                pairs = ", ".join(f"{_lit(c)}, {_q(c)}" for c in rest)
+                if "attributes" not in self.columns:
+                    selects.append(f"CAST(json_object({pairs}) AS VARCHAR) AS attributes")
+        if "_line" in table.column_names:
+            selects.append("_line")
+        con.register("mapped_input", table)
+        try:
+            return con.execute(f"SELECT {', '.join(selects)} FROM mapped_input").to_arrow_table()
+        finally:
+            con.unregister("mapped_input")
+
+
+def _guess(stream: BinaryIO, filename: str) -> str:
+    head = stream.peek(65536) if hasattr(stream, "peek") else b""
+    text = head.lstrip()
+    if text.startswith(b"["):
+        return "json"
+    if text.startswith(b"{"):
+        first = text.split(b"\n", 1)[0]
+        try:
+            json.loads(first)
+            return "jsonl"
+        except ValueError:
+            return "json"
+    return "csv"
+
+
+def _at(doc, path: str):
+    for part in path.split("."):
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _literal(value) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return _lit(value)
+
+
+def _text(value):
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def _path_sql(path: str, types: dict[str, pa.DataType]) -> str:
+    """SQL reading a dotted path: struct fields, or JSON text past the first non-struct."""
+    parts = path.split(".")
+    if parts[0] not in types:
+        return "NULL"
+    expr, typ = _q(parts[0]), types[parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+        if pa.types.is_struct(typ):
+            if typ.get_field_index(part) < 0:
+                return "NULL"
+            expr, typ = f"struct_extract({expr}, {_lit(part)})", typ.field(part).type
+        else:
+            rest = ".".join(f'"{p}"' for p in parts[i:])
+            return f"json_extract_string(CAST({expr} AS VARCHAR), {_lit('$.' + rest)})"
+    if pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_map(typ):
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+    return expr
+
+
+def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
+    unit, scale, fmt = rule.get("unit"), rule.get("scale"), rule.get("format")
+    if target == schema.TS:
+        if fmt:
+            return f"strptime(CAST({expr} AS VARCHAR), {_lit(fmt)})"
+        if unit:
+            return f"to_timestamp(TRY_CAST({expr} AS DOUBLE) / {EPOCH_DIVISOR[unit]})"
+        return expr
+    if unit:
+        expr = f"TRY_CAST({expr} AS DOUBLE) * {MS_PER[unit]}"
+    if scale is not None:
+        expr = f"TRY_CAST({expr} AS DOUBLE) * {float(scale)!r}"
+    return expr

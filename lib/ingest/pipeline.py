@@ -1,0 +1,425 @@
+"""The ingest pipeline: sources → detect → parse (streamed) → validate → price → lake.
+
+One source (file, upload, S3 object) is one atomic commit identified by the SHA-256 of its
+decompressed content, computed while it streams: a file seen before, under any name, is a no-op.
+Rows are deduplicated by their key against the lake and within the file. Bad rows go to the
+quarantine table; an unreadable source (empty, truncated gzip, not a known format, binary junk)
+is reported as a one-line error naming it and leaves the store as it was; the other sources go on.
+
+The public API is :func:`ingest_paths` and :func:`ingest_stream`; both return an
+:class:`IngestReport` (one :class:`FileReport` per source).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from lib import pricing, schema
+from lib.ingest import formats as registry
+from lib.ingest.base import Chunk, Format
+from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
+from lib.ingest.validate import rejects_table, validate
+from lib.store.lake import BatchWriter, Lake, _pause_for_tests
+
+MAX_REASONS = 5
+COMPRESSION_SUFFIXES = (".gz", ".gzip")
+
+
+@dataclass
+class Progress:
+    """Where an ingest is: the source being read, bytes of it read (compressed, as stored) out of
+    ``bytes_total`` (None when unknown), rows parsed so far in this source, and seconds spent."""
+
+    source: str
+    bytes_read: int
+    bytes_total: int | None
+    rows: int
+    seconds: float
+    files_done: int = 0
+    files_total: int | None = None
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.bytes_total:
+            return None
+        return min(self.bytes_read / self.bytes_total, 1.0)
+
+
+@dataclass
+class FileReport:
+    """What happened to one source.
+
+    ``stored`` and ``duplicates`` count rows per canonical table (quarantine excluded);
+    ``quarantined`` counts rows sent to quarantine, ``reasons`` the first few as
+    "line N: reason". ``error`` is a one-line message when the source could not be read (then
+    nothing of it was stored). ``duplicate_file`` is True when the same content was ingested
+    before; ``skipped`` says why a source was not read at all (an S3 object already ingested).
+    """
+
+    source: str
+    format: str | None = None
+    stored: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+    duplicate_file: bool = False
+    skipped: str | None = None
+    content_hash: str | None = None
+    batch_id: str | None = None
+    rows_read: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestReport:
+    """One :class:`FileReport` per source, in order, plus what automatic compaction did."""
+
+    files: list[FileReport] = field(default_factory=list)
+    compaction: dict | None = None
+
+    @property
+    def errors(self) -> list[FileReport]:
+        return [f for f in self.files if f.error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def totals(self) -> dict:
+        """Sums over files: stored and duplicates per table, quarantined, errors, files."""
+        stored: dict[str, int] = {}
+        dupes: dict[str, int] = {}
+        for f in self.files:
+            for t, n in f.stored.items():
+                stored[t] = stored.get(t, 0) + n
+            for t, n in f.duplicates.items():
+                dupes[t] = dupes.get(t, 0) + n
+        return {"files": len(self.files), "stored": stored, "duplicates": dupes,
+                "quarantined": sum(f.quarantined for f in self.files),
+                "duplicate_files": sum(f.duplicate_file for f in self.files),
+                "skipped_files": sum(bool(f.skipped) for f in self.files),
+                "errors": len(self.errors)}
+
+    def to_dict(self) -> dict:
+        return {"files": [f.to_dict() for f in self.files], "totals": self.totals(),
+                "compaction": self.compaction, "ok": self.ok}
+
+
+@dataclass
+class Source:
+    """Something to ingest: ``name`` is its lineage (absolute path, s3:// URI, upload name);
+    ``open`` returns a fresh binary stream of its stored bytes; ``info`` goes into the commit."""
+
+    name: str
+    filename: str
+    open: Callable[[], BinaryIO]
+    size: int | None = None
+    info: dict = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+# -- public API ---------------------------------------------------------------------------------
+def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = None,
+                 progress: ProgressFn | None = None, *, mapping: str | os.PathLike | None = None,
+                 s3_endpoint_url: str | None = None, compact_min_files: int | None = None,
+                 overrides: dict | None = None) -> IngestReport:
+    """Ingest files, folders (recursively), globs and ``s3://bucket/prefix`` URIs into ``lake``.
+
+    ``fmt`` forces a format (a registered name or a Format); ``mapping`` is a YAML mapping file
+    (lib/ingest/mapping.py) and forces that format. S3 objects already ingested (same key and
+    ETag) are skipped. After the sources, partitions left with more than ``compact_min_files``
+    small files are compacted (default: lib.store.compact's threshold; 0 disables).
+    """
+    forced = _resolve_format(fmt, mapping)
+    overrides = pricing.load_overrides() if overrides is None else overrides
+    report = IngestReport()
+    sources = list(_expand(lake, list(paths), s3_endpoint_url, report))
+    for i, source in enumerate(sources):
+        def tick(p: Progress, i=i) -> None:
+            if progress:
+                p.files_done, p.files_total = i, len(sources)
+                progress(p)
+        report.files.append(_ingest_source(lake, source, forced, tick, overrides))
+    report.compaction = _auto_compact(lake, report, compact_min_files)
+    return report
+
+
+def ingest_stream(lake: Lake, stream_or_bytes: BinaryIO | bytes, filename: str,
+                  fmt: str | Format | None = None, progress: ProgressFn | None = None, *,
+                  mapping: str | os.PathLike | None = None, source: str | None = None,
+                  compact_min_files: int | None = None,
+                  overrides: dict | None = None) -> IngestReport:
+    """Ingest one stream (an upload): ``filename`` names it in reports and lineage (``source``
+    overrides the lineage name) and hints detection. Same guarantees as :func:`ingest_paths`."""
+    forced = _resolve_format(fmt, mapping)
+    overrides = pricing.load_overrides() if overrides is None else overrides
+    if isinstance(stream_or_bytes, bytes | bytearray | memoryview):
+        data = bytes(stream_or_bytes)
+        opener, size = (lambda: io.BytesIO(data)), len(data)
+    else:
+        opener, size = (lambda: stream_or_bytes), None
+    src = Source(name=source or filename, filename=Path(filename).name, open=opener, size=size,
+                 info={"upload": filename})
+    report = IngestReport(files=[_ingest_source(lake, src, forced, progress, overrides)])
+    report.compaction = _auto_compact(lake, report, compact_min_files)
+    return report
+
+
+def detect_format(head: bytes, filename: str, formats: list[Format] | None = None
+                  ) -> Format | None:
+    """The first registered format (in priority order) whose detector accepts ``head``."""
+    for f in formats if formats is not None else registry.registered():
+        try:
+            if f.detect(head, filename):
+                return f
+        except Exception:  # a detector that chokes on odd input simply does not match
+            continue
+    return None
+
+
+# -- sources ------------------------------------------------------------------------------------
+def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestReport
+            ) -> Iterator[Source]:
+    for raw in paths:
+        if raw.startswith("s3://"):
+            from lib.ingest import s3
+
+            try:
+                client = s3.client(endpoint)
+                done = s3.ingested_objects(lake)
+                for obj in s3.list_objects(raw, client=client):
+                    if (obj.uri, obj.etag) in done:
+                        report.files.append(FileReport(source=obj.uri,
+                                                       skipped="already ingested (same ETag)"))
+                        continue
+                    yield Source(name=obj.uri, filename=obj.key.rsplit("/", 1)[-1],
+                                 open=(lambda o=obj, c=client: s3.open_object(o, client=c)),
+                                 size=obj.size, info={"s3": {"uri": obj.uri, "etag": obj.etag}})
+            except Exception as exc:
+                report.files.append(FileReport(source=raw, error=_one_line(exc)))
+            continue
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
+            if not files:
+                report.files.append(FileReport(source=str(path.resolve()),
+                                               error="folder holds no files"))
+            yield from (_file_source(p) for p in files)
+        elif path.is_file():
+            yield _file_source(path)
+        elif glob.has_magic(raw):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=True))
+            matches = [m for m in matches if m.is_file()]
+            if not matches:
+                report.files.append(FileReport(source=raw, error="no file matches this pattern"))
+            yield from (_file_source(p) for p in matches)
+        else:
+            report.files.append(FileReport(source=raw, error="no such file or folder"))
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _file_source(path: Path) -> Source:
+    path = path.resolve()
+    return Source(name=str(path), filename=path.name, open=lambda: open(path, "rb"),
+                  size=path.stat().st_size)
+
+
+def _resolve_format(fmt: str | Format | None, mapping) -> Format | None:
+    if mapping is not None:
+        from lib.ingest import mapping as mapping_mod
+
+        return mapping_mod.load(mapping)
+    if fmt is None or isinstance(fmt, Format):
+        return fmt
+    try:
+        return registry.by_name(fmt)
+    except KeyError:
+        names = ", ".join(f.name for f in registry.registered())
+        raise ValueError(f"unknown format {fmt!r}; known formats: {names}") from None
+
+
+# -- one source ---------------------------------------------------------------------------------
+def _ingest_source(lake: Lake, src: Source, forced: Format | None,
+                   progress: ProgressFn | None, overrides: dict) -> FileReport:
+    report = FileReport(source=src.name)
+    started = time.monotonic()
+    try:
+        raw = src.open()
+        try:
+            _ingest_open_source(lake, src, raw, forced, progress, overrides, report, started)
+        finally:
+            close = getattr(raw, "close", None)
+            if close:
+                close()
+    except InputError as exc:
+        report.error = str(exc)
+    except MemoryError:
+        report.error = "out of memory while reading (is a single record enormous?)"
+    except Exception as exc:  # any failure of one source is reported, never raised
+        report.error = _one_line(exc)
+    report.seconds = time.monotonic() - started
+    if report.error:
+        # Nothing of a failed source is stored (its batch was aborted).
+        report.stored, report.duplicates = {}, {}
+        report.quarantined, report.reasons = 0, []
+    return report
+
+
+def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format | None,
+                        progress: ProgressFn | None, overrides: dict, report: FileReport,
+                        started: float) -> None:
+    stream = SourceStream(raw)
+    head = stream.peek(HEAD_BYTES)
+    if not head:
+        raise InputError("empty file" if not stream.compressed else "empty after decompression")
+    filename = _strip_compression(src.filename)
+    fmt = forced or detect_format(head, filename)
+    if fmt is None:
+        raise InputError(_unrecognized(head))
+    report.format = fmt.name
+    with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
+        report.batch_id = batch.batch_id
+        first = True
+        for chunk in fmt.parse(stream, filename):
+            _store_chunk(batch, chunk, src.name, overrides, report)
+            if first:
+                _pause_for_tests("after_first_chunk")
+                first = False
+            if progress:
+                progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
+                                  time.monotonic() - started))
+        stream.drain()
+        report.bytes = stream.bytes_in
+        report.content_hash = stream.hexdigest()
+        result = batch.commit(content_hash=report.content_hash,
+                              info={"bytes": stream.bytes_out})
+    if result.duplicate_batch:
+        report.duplicate_file = True
+        report.stored, report.duplicates = {}, {}
+        report.quarantined, report.reasons = 0, []
+    else:
+        report.stored = {t: n for t, n in result.stored.items() if t != "quarantine"}
+        report.duplicates = {t: n for t, n in result.duplicate_rows.items()
+                             if t != "quarantine" and n}
+        for t in report.stored:
+            report.duplicates.setdefault(t, 0)
+    _pause_for_tests("after_commit")
+    if progress:
+        progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
+                          time.monotonic() - started))
+
+
+def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: dict,
+                 report: FileReport) -> None:
+    now = datetime.now(UTC)
+    for name, table in chunk.tables.items():
+        if table is None or table.num_rows == 0:
+            continue
+        if name not in schema.TABLES:
+            raise ValueError(f"format produced unknown table {name!r}")
+        report.rows_read += table.num_rows
+        if name == "quarantine":
+            batch.add({"quarantine": table})
+            _count_quarantine(report, table)
+            continue
+        checked = validate(name, table, source_file=source_name, now=now)
+        good = checked.table
+        if name == "requests" and good.num_rows:
+            good = pricing.price_table(good, overrides)
+        batch.add({name: good, "quarantine": checked.quarantine})
+        _count_quarantine(report, checked.quarantine)
+    if chunk.rejects:
+        report.rows_read += len(chunk.rejects)
+        rejected = rejects_table(chunk.rejects, source_name, now)
+        batch.add({"quarantine": rejected})
+        _count_quarantine(report, rejected)
+
+
+def _count_quarantine(report: FileReport, table: pa.Table) -> None:
+    report.quarantined += table.num_rows
+    if len(report.reasons) < MAX_REASONS and table.num_rows:
+        head = table.slice(0, MAX_REASONS - len(report.reasons))
+        for line, reason in zip(head.column("line").to_pylist(),
+                                head.column("reason").to_pylist(), strict=True):
+            where = f"line {line}" if line is not None else "record"
+            report.reasons.append(f"{where}: {reason}")
+
+
+def _strip_compression(filename: str) -> str:
+    for suffix in COMPRESSION_SUFFIXES:
+        if filename.lower().endswith(suffix):
+            return filename[: -len(suffix)]
+    return filename
+
+
+def _unrecognized(head: bytes) -> str:
+    names = ", ".join(f.name for f in registry.registered())
+    sample = head[:4096]
+    if b"\x00" in sample or _not_text(sample):
+        what = "binary data that is not a known format"
+    else:
+        what = "not a recognized format"
+    return f"{what} (tried: {names}); use --format or --mapping to say what it is"
+
+
+def _not_text(sample: bytes) -> bool:
+    try:
+        sample.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is still text.
+        return exc.start < len(sample) - 4
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else ""
+    name = type(exc).__name__
+    return f"{name}: {msg}" if msg else name
+
+
+# -- compaction after ingest ----------------------------------------------------------------------
+def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> dict | None:
+    touched: dict[str, set[str]] = {}
+    for f in report.files:
+        for t in f.stored:
+            touched.setdefault(t, set())
+    if not touched:
+        return None
+    from lib.store import compact
+
+    threshold = compact.default_min_files() if min_files is None else min_files
+    if threshold <= 0:
+        return None
+    try:
+        return compact.compact(lake, min_files=threshold, tables=sorted(touched)).to_dict()
+    except Exception as exc:  # compaction is housekeeping: never fail an ingest for it
+        return {"error": _one_line(exc)}

@@ -1,0 +1,73 @@
+"""S3 as an ingest source: list a prefix, stream objects, remember what was ingested.
+
+Credentials come from boto3's standard chain (environment, profile, instance role). An
+S3-compatible store (MinIO, moto, R2) is reached with an endpoint URL: the ``endpoint_url``
+argument, else ``$SIGHTLINE_S3_ENDPOINT_URL``. An object is ingested once per (key, ETag): the
+pipeline records both in the commit's ``info["s3"]`` and skips them next time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from lib.store.lake import Lake
+
+
+@dataclass(frozen=True)
+class S3Object:
+    bucket: str
+    key: str
+    etag: str
+    size: int
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` → (bucket, prefix). Raises ValueError on anything else."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, prefix = uri[5:].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in {uri!r}")
+    return bucket, prefix
+
+
+def client(endpoint_url: str | None = None):
+    """A boto3 S3 client on the standard credential chain and the configured endpoint."""
+    import boto3
+
+    endpoint = endpoint_url or os.environ.get("SIGHTLINE_S3_ENDPOINT_URL") or None
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+def list_objects(uri: str, *, client) -> Iterator[S3Object]:
+    """Objects under the prefix, in key order (folders' marker objects and empty keys skipped)."""
+    bucket, prefix = parse_uri(uri)
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/"):
+                continue
+            yield S3Object(bucket, item["Key"], item["ETag"].strip('"'), int(item["Size"]))
+
+
+def open_object(obj: S3Object, *, client) -> BinaryIO:
+    """A forward-only stream of the object's bytes, pinned to the listed ETag (IfMatch), so an
+    object replaced while we read it fails instead of mixing versions."""
+    return client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"]
+
+
+def ingested_objects(lake: Lake) -> set[tuple[str, str]]:
+    """(uri, etag) of every S3 object a commit of ``lake`` recorded."""
+    out = set()
+    for c in lake.commits():
+        s3 = c.info.get("s3") if isinstance(c.info, dict) else None
+        if isinstance(s3, dict) and s3.get("uri"):
+            out.add((s3["uri"], s3.get("etag")))
+    return out

@@ -1,0 +1,243 @@
+"""Byte streams for ingestion: transparent gzip, a content hash computed while reading, a peek
+for format detection, and line blocks that survive absurdly long lines.
+
+Everything here reads forward only, so a source can be a local file, an upload or an S3 body.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from lib import schema
+from lib.ingest.base import Reject
+
+GZIP_MAGIC = b"\x1f\x8b"
+HEAD_BYTES = 64 * 1024
+READ_BYTES = 1 << 20
+# A line longer than this is quarantined unread: no log record is legitimately 16 MiB, and
+# holding one in memory is how a single bad line takes an ingest down.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+LINE_BLOCK_BYTES = 8 * 1024 * 1024
+
+
+class InputError(Exception):
+    """The input cannot be read at all (empty, truncated, not a known format): one line for the
+    user, naming the problem; the pipeline adds the file name."""
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by the rest of ``raw``: puts back bytes read to sniff the magic."""
+
+    def __init__(self, prefix: bytes, raw: BinaryIO):
+        self._prefix, self._raw = prefix, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self._prefix:
+            n = min(len(buf), len(self._prefix))
+            buf[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._raw.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+class SourceStream(io.RawIOBase):
+    """The decompressed content of a source, read forward once.
+
+    ``sha256`` covers every byte read so far (call :meth:`drain` for the whole content);
+    ``peek(n)`` returns the first bytes without consuming them; ``bytes_in`` counts compressed
+    bytes taken from the source, for progress against its size.
+    """
+
+    def __init__(self, raw: BinaryIO):
+        self._counted = _Counting(raw)
+        magic = _read_exactly(self._counted, 2)
+        source: BinaryIO = _Prefixed(magic, self._counted)
+        self.compressed = magic == GZIP_MAGIC
+        if self.compressed:
+            source = gzip.GzipFile(fileobj=io.BufferedReader(source, READ_BYTES), mode="rb")
+        self._source = source
+        self._hash = hashlib.sha256()
+        self._pending = b""  # peeked, not yet consumed
+        self.bytes_out = 0
+
+    @property
+    def bytes_in(self) -> int:
+        return self._counted.count
+
+    def readable(self) -> bool:
+        return True
+
+    def _pull(self, n: int) -> bytes:
+        try:
+            data = self._source.read(n)
+        except EOFError as exc:
+            raise InputError(f"truncated gzip stream ({exc})") from exc
+        except (gzip.BadGzipFile, zlib.error) as exc:
+            raise InputError(f"corrupt gzip stream ({exc})") from exc
+        self._hash.update(data)
+        self.bytes_out += len(data)
+        return data
+
+    def peek(self, n: int = HEAD_BYTES) -> bytes:
+        while len(self._pending) < n:
+            data = self._pull(n - len(self._pending))
+            if not data:
+                break
+            self._pending += data
+        return self._pending[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            chunks = [self._pending]
+            self._pending = b""
+            while data := self._pull(READ_BYTES):
+                chunks.append(data)
+            return b"".join(chunks)
+        if self._pending:
+            out, self._pending = self._pending[:n], self._pending[n:]
+            return out
+        return self._pull(n)
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        """Read to the end so the hash covers the whole content (and truncation is detected)."""
+        self._pending = b""
+        while self._pull(READ_BYTES):
+            pass
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class _Counting(io.RawIOBase):
+    def __init__(self, raw: BinaryIO):
+        self._raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def _read_exactly(raw: BinaryIO, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        data = raw.read(n - len(out))
+        if not data:
+            break
+        out += data
+    return out
+
+
+@dataclass
+class LineBlock:
+    """Complete lines from a stream. ``first_line`` is the 1-based number of the first line in
+    ``data``; over-long lines were replaced by empty lines (numbering kept) and are in ``rejects``.
+    """
+
+    first_line: int
+    data: bytes
+    rejects: list[Reject] = field(default_factory=list)
+
+    def line_numbers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(line number, start offset, end offset) of each non-blank line, vectorized."""
+        buf = np.frombuffer(self.data, dtype=np.uint8)
+        ends = np.flatnonzero(buf == 10)
+        if len(ends) == 0 or ends[-1] != len(buf) - 1:
+            ends = np.append(ends, len(buf))
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        lengths = ends - starts
+        if len(buf) == 0:
+            return (np.empty(0, np.int64),) * 3
+        last = np.clip(ends - 1, 0, len(buf) - 1)
+        blank = (lengths == 0) | ((lengths == 1) & (buf[last] == 13))
+        keep = np.flatnonzero(~blank)
+        return self.first_line + keep, starts[keep], ends[keep]
+
+
+def line_blocks(stream: BinaryIO, block_bytes: int = LINE_BLOCK_BYTES,
+                max_line: int = MAX_LINE_BYTES) -> Iterator[LineBlock]:
+    """Split a stream into blocks of whole lines with bounded memory.
+
+    A line longer than ``max_line`` bytes is never held: it is skipped to its end and reported as
+    a reject (first ``schema.RAW_MAX_CHARS`` bytes kept), and the lines after it go on.
+    """
+    line_no = 1  # number of the first line in `pending`
+    pending = b""
+    skipping: list | None = None  # [line, head bytes, bytes seen] of an over-long line
+    rejects: list[Reject] = []
+
+    def too_long(line: int, head: bytes, size: int) -> Reject:
+        return Reject(line, head[: schema.RAW_MAX_CHARS].decode("utf-8", "replace"),
+                      f"line of {size:,}+ bytes is longer than the limit of {max_line:,} bytes")
+
+    while True:
+        data = stream.read(block_bytes)
+        if not data:
+            break
+        if skipping is not None:
+            nl = data.find(b"\n")
+            if nl < 0:
+                skipping[2] += len(data)
+                continue
+            skipping[2] += nl
+            rejects.append(too_long(*skipping))
+            skipping = None
+            # Keep the numbering: the skipped line becomes an empty line.
+            data = b"\n" + data[nl + 1:]
+        buf = pending + data if pending else data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            pending = buf
+        else:
+            complete, pending = buf[: cut + 1], buf[cut + 1:]
+            if len(complete) > max_line:
+                complete = _blank_long_lines(complete, line_no, max_line, rejects, too_long)
+            yield LineBlock(line_no, complete, rejects)
+            rejects = []
+            line_no += complete.count(b"\n")
+        if len(pending) > max_line:
+            skipping = [line_no, pending[: schema.RAW_MAX_CHARS], len(pending)]
+            pending = b""
+    if skipping is not None:
+        rejects.append(too_long(*skipping))
+        pending = b""
+    if pending or rejects:
+        yield LineBlock(line_no, pending, rejects)
+
+
+def _blank_long_lines(block: bytes, first_line: int, max_line: int, rejects: list,
+                      make: Callable) -> bytes:
+    lines = block.split(b"\n")
+    if max(len(line) for line in lines) <= max_line:
+        return block
+    for i, line in enumerate(lines):
+        if len(line) > max_line:
+            rejects.append(make(first_line + i, line[: schema.RAW_MAX_CHARS], len(line)))
+            lines[i] = b""
+    return b"\n".join(lines)

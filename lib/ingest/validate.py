@@ -1,0 +1,301 @@
+"""Row validation: every row a format produces is typed, range-checked and normalized here, in one
+DuckDB query per chunk. Bad rows become quarantine rows (file, line, raw, reason); good rows go on.
+
+What a format hands in is lenient: any subset of a table's canonical columns, of any plausible
+type (numbers as strings from CSV, timestamps as ISO text or epoch numbers, attributes as a JSON
+object or text), plus optional ``_line`` (1-based source line). Columns that are not canonical and
+do not start with ``_`` are folded into ``attributes``, so nothing a user logged is lost.
+
+Rules (design §3): required fields present; integers integral; no negative tokens, latencies or
+costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both);
+``reasoning_tokens <= output_tokens``; timestamps between 2000-01-01 and now + 1 day; status is
+``ok`` or ``error``. An ``eval_id`` may be derived from (run_id, case_id, metric, epoch) and an
+``event_id`` from (ts, kind, service, version, title).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lib import schema
+from lib.ingest.base import Reject
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+ID_SEP = "\x1f"  # separates the parts of a derived id; never appears in real values
+
+REQUIRED = {
+    "requests": ["request_id", "ts", "model"],
+    "evals": ["eval_id", "ts", "metric"],
+    "events": ["event_id", "ts"],
+    "spans": ["span_id", "ts"],
+}
+NON_NEGATIVE = {
+    "requests": ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+                 "reasoning_tokens", "latency_ms", "ttft_ms", "cost_usd", "logged_cost_usd"],
+    "evals": ["epoch"],
+    "spans": ["duration_ms"],
+}
+# Absent subset counts mean "none of that kind".
+ZERO_IF_NULL = {"requests": ["cached_input_tokens", "cache_write_tokens", "reasoning_tokens"]}
+STATUS_SYNONYMS = {"ok": "ok", "success": "ok", "succeeded": "ok", "unset": "ok",
+                   "error": "error", "failed": "error", "failure": "error", "err": "error"}
+
+
+@dataclass
+class Validated:
+    """``table``: the good rows with exactly the canonical columns (lineage still null);
+    ``quarantine``: one QUARANTINE row per bad row."""
+
+    table: pa.Table
+    quarantine: pa.Table
+
+
+def derive_eval_id(run_id, case_id, metric, epoch) -> str:
+    """The stable eval id of (run_id, case_id, metric, epoch); same as the SQL in :func:`validate`.
+    """
+    parts = [str(run_id), str(case_id), str(metric), "" if epoch is None else str(int(epoch))]
+    return hashlib.sha256(ID_SEP.join(parts).encode()).hexdigest()[:32]
+
+
+_local = threading.local()
+
+
+def _con() -> duckdb.DuckDBPyConnection:
+    con = getattr(_local, "con", None)
+    if con is None:
+        # A memory limit keeps DuckDB's buffer pool from holding on to every chunk's result
+        # (it would otherwise cache up to 80% of RAM); one chunk needs far less.
+        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False,
+                                     "memory_limit": "512MB", "threads": 2})
+        con.execute("SET TimeZone = 'UTC'")
+        _local.con = con
+    return con
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _epoch(expr: str) -> str:
+    # Epoch numbers: the magnitude tells the unit (s < 1e11 < ms < 1e14 < µs < 1e17 < ns).
+    return (f"CASE WHEN abs({expr}) < 1e11 THEN to_timestamp({expr}) "
+            f"WHEN abs({expr}) < 1e14 THEN to_timestamp({expr} / 1e3) "
+            f"WHEN abs({expr}) < 1e17 THEN to_timestamp({expr} / 1e6) "
+            f"ELSE to_timestamp({expr} / 1e9) END")
+
+
+def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str, str]:
+    """(SQL giving ``col`` as ``target``, or NULL where it cannot be; a kind name for messages)."""
+    c = _q(col)
+    if pa.types.is_null(arrow_type):
+        return f"CAST(NULL AS {schema.duckdb_type(target)})", ""
+    nested = (pa.types.is_struct(arrow_type) or pa.types.is_list(arrow_type)
+              or pa.types.is_large_list(arrow_type) or pa.types.is_map(arrow_type))
+    text = (pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+            or pa.types.is_string_view(arrow_type))
+    numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) \
+        or pa.types.is_decimal(arrow_type)
+    if target == pa.string():
+        return (f"CAST(to_json({c}) AS VARCHAR)" if nested else f"CAST({c} AS VARCHAR)"), "text"
+    if target == pa.int64():
+        if pa.types.is_integer(arrow_type):
+            return f"CAST({c} AS BIGINT)", "an integer"
+        d = f"TRY_CAST({c} AS DOUBLE)" if (text or numeric) else "CAST(NULL AS DOUBLE)"
+        return (f"CASE WHEN {d} = trunc({d}) AND abs({d}) < 9e15 "
+                f"THEN CAST({d} AS BIGINT) END"), "an integer"
+    if target == pa.float64():
+        d = f"TRY_CAST({c} AS DOUBLE)" if (text or numeric) else "CAST(NULL AS DOUBLE)"
+        return f"CASE WHEN isfinite({d}) THEN {d} END", "a finite number"
+    if target == pa.bool_():
+        if pa.types.is_boolean(arrow_type):
+            return c, "a boolean"
+        if pa.types.is_integer(arrow_type):
+            return f"CASE WHEN {c} IN (0, 1) THEN {c} = 1 END", "a boolean"
+        if text:
+            return f"TRY_CAST(lower(trim({c})) AS BOOLEAN)", "a boolean"
+        return "CAST(NULL AS BOOLEAN)", "a boolean"
+    if target == schema.TS:
+        if pa.types.is_timestamp(arrow_type):
+            return (c if arrow_type.tz else f"timezone('UTC', {c})"), "a timestamp"
+        if pa.types.is_date(arrow_type):
+            return f"timezone('UTC', CAST({c} AS TIMESTAMP))", "a timestamp"
+        if numeric:
+            return _epoch(f"CAST({c} AS DOUBLE)"), "a timestamp"
+        if text:
+            return (f"coalesce(TRY_CAST({c} AS TIMESTAMPTZ), "
+                    f"{_epoch(f'TRY_CAST({c} AS DOUBLE)')})"), "a timestamp"
+        return "CAST(NULL AS TIMESTAMPTZ)", "a timestamp"
+    raise TypeError(f"no validation rule for {target}")
+
+
+def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | None = None
+             ) -> Validated:
+    """Type, check and normalize ``table`` as canonical table ``name``.
+
+    Returns the good rows (canonical columns, in order) and the quarantine rows for the others,
+    each with the source line (from ``_line``; null if the format gave none) and every reason
+    found, joined by "; ".
+    """
+    target = schema.TABLES[name]
+    if table.num_rows == 0:
+        return Validated(schema.empty(name), schema.empty("quarantine"))
+    now = now or datetime.now(UTC)
+    present = {f.name: f.type for f in table.schema}
+    extras = [c for c in table.column_names
+              if c not in target.names and not c.startswith("_")]
+
+    selects, type_reasons = [], []
+    for field in target:
+        col = field.name
+        if col in present:
+            expr, kind = _typed(col, present[col], field.type)
+            if kind:
+                type_reasons.append(
+                    f"CASE WHEN {_q(col)} IS NOT NULL AND ({expr}) IS NULL THEN "
+                    f"{_lit(col + ' is not ' + kind + ': ')} || "
+                    f"left(CAST({_q(col)} AS VARCHAR), 60) END")
+        else:
+            expr = f"CAST(NULL AS {schema.duckdb_type(field.type)})"
+        if col == "attributes" and extras:
+            pairs = ", ".join(f"{_lit(c)}, {_q(c)}" for c in extras)
+            attrs = expr
+            expr = (f"CASE WHEN {attrs} IS NULL THEN CAST(json_object({pairs}) AS VARCHAR) "
+                    f"WHEN json_valid({attrs}) AND json_type({attrs}) = 'OBJECT' THEN "
+                    f"CAST(json_merge_patch({attrs}, json_object({pairs})) AS VARCHAR) "
+                    f"ELSE {attrs} END")
+        selects.append(f"{expr} AS {_q(col)}")
+    line = "CAST(_line AS BIGINT)" if "_line" in present else "CAST(NULL AS BIGINT)"
+    type_reason = f"concat_ws('; ', {', '.join(type_reasons)})" if type_reasons else "''"
+
+    replaces = [f"coalesce({_q(c)}, 0) AS {_q(c)}" for c in ZERO_IF_NULL.get(name, [])]
+    if name == "requests":
+        cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in STATUS_SYNONYMS.items())
+        replaces += [
+            "CASE WHEN status IS NULL THEN CASE WHEN error_type IS NULL THEN 'ok' "
+            f"ELSE 'error' END ELSE coalesce(CASE lower(trim(status)) {cases} END, status) END "
+            "AS status",
+            "coalesce(cache_hit, false) AS cache_hit",
+        ]
+    if name == "evals":
+        replaces.append(
+            "coalesce(nullif(eval_id, ''), CASE WHEN run_id IS NOT NULL AND case_id IS NOT NULL "
+            "AND metric IS NOT NULL THEN sha256(concat_ws(chr(31), run_id, case_id, metric, "
+            "coalesce(CAST(epoch AS VARCHAR), '')))[:32] END) AS eval_id")
+    if name == "events":
+        replaces.append(
+            "coalesce(nullif(event_id, ''), CASE WHEN ts IS NOT NULL THEN "
+            "sha256(concat_ws(chr(31), strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), "
+            "coalesce(kind, ''), coalesce(service, ''), "
+            "coalesce(version, ''), coalesce(title, '')))[:32] END) AS event_id")
+
+    checks = []
+    for col in REQUIRED.get(name, []):
+        what = {"eval_id": "eval_id (give it, or run_id + case_id + metric to derive it)"
+                }.get(col, col)
+        blank = f" OR {_q(col)} = ''" if target.field(col).type == pa.string() else ""
+        checks.append(f"CASE WHEN ({_q(col)} IS NULL{blank}) AND NOT contains(_type_reason, "
+                      f"{_lit(col + ' is not')}) THEN {_lit('missing ' + what)} END")
+    for col in NON_NEGATIVE.get(name, []):
+        checks.append(f"CASE WHEN {_q(col)} < 0 THEN {_lit(col + ' is negative: ')} || "
+                      f"CAST({_q(col)} AS VARCHAR) END")
+    if name == "requests":
+        checks += [
+            "CASE WHEN cached_input_tokens + cache_write_tokens > input_tokens "
+            "AND input_tokens >= 0 THEN "
+            "'cached_input_tokens + cache_write_tokens (' || "
+            "CAST(cached_input_tokens + cache_write_tokens AS VARCHAR) || ') exceed input_tokens "
+            "(' || CAST(input_tokens AS VARCHAR) || '); input_tokens must include cached ones' END",
+            "CASE WHEN reasoning_tokens > output_tokens AND output_tokens >= 0 THEN "
+            "'reasoning_tokens (' || "
+            "CAST(reasoning_tokens AS VARCHAR) || ') exceed output_tokens (' || "
+            "CAST(output_tokens AS VARCHAR) || '); output_tokens must include reasoning ones' END",
+            "CASE WHEN status NOT IN ('ok', 'error') THEN 'status must be ok or error: ' || "
+            "left(status, 40) END",
+        ]
+    if "attributes" in target.names:
+        checks.append("CASE WHEN attributes IS NOT NULL AND NOT (json_valid(attributes) AND "
+                      "json_type(attributes) = 'OBJECT') THEN 'attributes is not a JSON object' "
+                      "END")
+    checks.append("CASE WHEN ts < $earliest OR ts > $latest THEN 'ts out of range (2000-01-01 .. "
+                  "now + 1 day): ' || strftime(ts, '%Y-%m-%dT%H:%M:%SZ') END")
+
+    cols = ", ".join(_q(f.name) for f in target)
+    sql = f"""
+        WITH typed AS (
+            SELECT _rowid, {line} AS _line, {type_reason} AS _type_reason, {', '.join(selects)}
+            FROM incoming
+        ), norm AS (
+            SELECT * {'REPLACE (' + ', '.join(replaces) + ')' if replaces else ''} FROM typed
+        )
+        SELECT _rowid, _line,
+               nullif(concat_ws('; ', nullif(_type_reason, ''), {', '.join(checks)}), '')
+                   AS _reason,
+               {cols}
+        FROM norm ORDER BY _rowid
+    """
+    con = _con()
+    incoming = table.append_column("_rowid", pa.array(range(table.num_rows), pa.int64()))
+    con.register("incoming", incoming)
+    try:
+        out = con.execute(sql, {"earliest": EARLIEST, "latest": now + FUTURE_SLACK}
+                          ).to_arrow_table()
+        bad_mask = pc.is_valid(out.column("_reason"))
+        n_bad = pc.sum(bad_mask).as_py() or 0
+        good = out.filter(pc.invert(bad_mask)) if n_bad else out
+        good = good.drop_columns(["_rowid", "_line", "_reason"])
+        quarantine = schema.empty("quarantine")
+        if n_bad:
+            bad = out.filter(bad_mask).select(["_rowid", "_line", "_reason"])
+            con.register("bad", bad)
+            raw_cols = ", ".join(f"{_lit(c)}, {_q(c)}" for c in table.column_names
+                                 if not c.startswith("_"))
+            raw = con.execute(
+                f"SELECT b._line AS line, b._reason AS reason, "
+                f"left(CAST(json_object({raw_cols}) AS VARCHAR), {schema.RAW_MAX_CHARS}) AS raw "
+                f"FROM bad b JOIN incoming i USING (_rowid) ORDER BY b._rowid").to_arrow_table()
+            con.unregister("bad")
+            quarantine = quarantine_table(raw.column("line").to_pylist(),
+                                          raw.column("raw").to_pylist(),
+                                          raw.column("reason").to_pylist(), source_file, now)
+    finally:
+        con.unregister("incoming")
+    return Validated(schema.conform(good, target), quarantine)
+
+
+def quarantine_table(lines: list, raws: list, reasons: list, source_file: str,
+                     now: datetime | None = None) -> pa.Table:
+    """QUARANTINE rows; ``quarantine_id`` is a hash of (file, line, reason, raw), so re-reading the
+    same bad line is not quarantined twice."""
+    now = now or datetime.now(UTC)
+    raws = [None if r is None else r[: schema.RAW_MAX_CHARS] for r in raws]
+    ids = [hashlib.sha256(ID_SEP.join([source_file, str(ln), str(why), str(raw)]).encode())
+           .hexdigest()[:32] for ln, raw, why in zip(lines, raws, reasons, strict=True)]
+    n = len(ids)
+    return pa.table({
+        "quarantine_id": pa.array(ids, pa.string()),
+        "ts": pa.array([now] * n, schema.TS),
+        "source_file": pa.array([source_file] * n, pa.string()),
+        "line": pa.array(lines, pa.int64()),
+        "raw": pa.array(raws, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+    })
+
+
+def rejects_table(rejects: list[Reject], source_file: str, now: datetime | None = None
+                  ) -> pa.Table:
+    """QUARANTINE rows for records a format could not map at all."""
+    return quarantine_table([r.line for r in rejects], [r.raw for r in rejects],
+                            [r.reason for r in rejects], source_file, now)

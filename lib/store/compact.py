@@ -1,0 +1,147 @@
+"""Compaction and garbage collection of the lake.
+
+Frequent small ingests (cron every minute, S3 objects of a few KB) leave many small files per
+day partition; every query then opens them all. :func:`compact` merges a partition's small files
+into one, under the writer lock, through :meth:`Lake.rewrite` naming exactly the files it read:
+one manifest entry removes them and adds the merged file, so a reader sees either the old files
+or the new one, never both and never neither. Old files stay on disk until :func:`gc` removes
+them an hour later, so a reader that listed them just before still reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lib import schema
+from lib.store.lake import MANIFEST_DIR, Lake, _partition_day
+
+DEFAULT_MIN_FILES = 16  # compact a partition holding more than this many small files
+SMALL_FILE_BYTES = 32 * 1024 * 1024
+GROUP_BYTES = 256 * 1024 * 1024  # at most this much is read into memory per merged file
+GC_AGE_S = 3600.0
+
+
+def default_min_files() -> int:
+    """The automatic-compaction threshold: ``$SIGHTLINE_COMPACT_MIN_FILES``, else 16."""
+    try:
+        return int(os.environ.get("SIGHTLINE_COMPACT_MIN_FILES", DEFAULT_MIN_FILES))
+    except ValueError:
+        return DEFAULT_MIN_FILES
+
+
+@dataclass
+class CompactReport:
+    """Per merged group: table, day, files merged, rows; plus the files gc deleted."""
+
+    merged: list[dict] = field(default_factory=list)
+    gc_removed: list[str] = field(default_factory=list)
+
+    @property
+    def files_before(self) -> int:
+        return sum(m["files"] for m in self.merged)
+
+    @property
+    def files_after(self) -> int:
+        return len(self.merged)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "files_before": self.files_before,
+                "files_after": self.files_after}
+
+
+def small_files(lake: Lake, table: str, small_bytes: int = SMALL_FILE_BYTES
+                ) -> dict[str, list[str]]:
+    """Live files of ``table`` smaller than ``small_bytes``, per day partition (relative paths)."""
+    out: dict[str, list[str]] = {}
+    for rel in lake.snapshot().files.get(table, []):
+        try:
+            size = (lake.root / rel).stat().st_size
+        except OSError:
+            continue
+        if size < small_bytes:
+            out.setdefault(_partition_day(rel) or "", []).append(rel)
+    return out
+
+
+def compact(lake: Lake, *, min_files: int | None = None, small_bytes: int = SMALL_FILE_BYTES,
+            tables: list[str] | None = None, group_bytes: int = GROUP_BYTES) -> CompactReport:
+    """Merge the small files of every partition that has more than ``min_files`` of them.
+
+    Runs under the writer lock (ingests wait); each merged group is its own atomic commit of kind
+    ``compact``. Rows, values and lineage are unchanged; rows are sorted by ts. Returns what was
+    merged."""
+    min_files = default_min_files() if min_files is None else min_files
+    report = CompactReport()
+    with lake.writer_lock():
+        for table in tables or list(schema.TABLES):
+            for day, files in sorted(small_files(lake, table, small_bytes).items()):
+                if len(files) <= min_files or not day:
+                    continue
+                for group in _groups(lake, files, group_bytes):
+                    if len(group) < 2:
+                        continue
+                    merged = _read(lake, table, group)
+                    lake.rewrite(table, {day: merged}, kind="compact", source="compact",
+                                 files={day: group}, info={"compacted_files": len(group)})
+                    report.merged.append({"table": table, "day": day, "files": len(group),
+                                          "rows": merged.num_rows})
+    return report
+
+
+def _groups(lake: Lake, files: list[str], group_bytes: int) -> list[list[str]]:
+    groups, current, size = [], [], 0
+    for rel in sorted(files):
+        n = (lake.root / rel).stat().st_size
+        if current and size + n > group_bytes:
+            groups.append(current)
+            current, size = [], 0
+        current.append(rel)
+        size += n
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _read(lake: Lake, table: str, files: list[str]) -> pa.Table:
+    parts = [schema.conform(pq.read_table(lake.root / rel), schema.TABLES[table])
+             for rel in files]
+    return pa.concat_tables(parts).sort_by("ts")
+
+
+def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> list[Path]:
+    """Delete files no live commit lists: files removed by a commit more than ``older_than_s``
+    ago (by that commit's time, so readers of the previous version have had time to finish),
+    and never-listed files (crash leftovers, temporaries) last modified that long ago.
+    Returns the deleted paths."""
+    now = time.time() if now is None else now
+    removed_at: dict[str, float] = {}
+    with lake.writer_lock():
+        snap = lake.snapshot()
+        live = {p for files in snap.files.values() for p in files}
+        for c in snap.commits:
+            when = datetime.fromisoformat(c.committed_at).timestamp()
+            for p in c.removed:
+                removed_at[p] = max(removed_at.get(p, 0.0), when)
+        deleted = []
+        candidates = [p for t in schema.TABLES if (lake.root / t).exists()
+                      for p in (lake.root / t).rglob("*") if p.is_file()]
+        candidates += [p for p in (lake.root / MANIFEST_DIR).glob(".*.tmp")]
+        for path in candidates:
+            rel = str(path.relative_to(lake.root))
+            if rel in live:
+                continue
+            try:
+                age = now - removed_at[rel] if rel in removed_at else now - path.stat().st_mtime
+            except OSError:
+                continue
+            if age > older_than_s:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+    return deleted

@@ -1,0 +1,114 @@
+"""The on-call path in a real browser: Overview → box-select the outage on a time chart →
+Explore on that window ranks the outage's provider first → open a request → its prompt (with a
+``<script>`` in it) shows as text and runs nothing → the URL reproduces the view in a new page."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from lib.demo import PLAN
+from lib.store import Lake
+from tests.conftest import DEMO_END, make_request, requests_table
+from tests.e2e.conftest import AppServer, assert_no_exception, screenshot, wait_for_app
+
+pytestmark = pytest.mark.e2e
+
+OUTAGE = DEMO_END - timedelta(days=7) + timedelta(seconds=PLAN["outage_at"] * 7 * 86400)
+PLANTED = "e2e-script-1"
+PAYLOAD = "<script>document.title='pwned';window.__pwned=1</script> why is my bill so high?"
+
+
+@pytest.fixture(scope="module")
+def incident_server(demo_store, tmp_path_factory):
+    """A copy of the demo store plus one failing anthropic call during the outage whose prompt
+    carries markup."""
+    root = tmp_path_factory.mktemp("incident") / "store"
+    shutil.copytree(demo_store, root)
+    row = make_request(0, request_id=PLANTED, trace_id=PLANTED, ts=OUTAGE + timedelta(minutes=20),
+                       provider="anthropic", model="claude-sonnet-4-20250514", status="error",
+                       error_type="529", error_message="Overloaded", input_text=PAYLOAD,
+                       output_text=None, session_id="e2e-session", latency_ms=420.0)
+    Lake(root).append({"requests": requests_table([row])}, source="e2e")
+    server = AppServer(root)
+    yield server
+    server.stop()
+
+
+def drag_box(page, chart_index: int, t0: str, t1: str) -> None:
+    """Drag a selection box on a Plotly time chart from t0 to t1 (axis times, as drawn)."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
+    chart.scroll_into_view_if_needed()
+    box = chart.evaluate(
+        """(el, [t0, t1]) => {
+            const gd = el.querySelector('.js-plotly-plot');
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            const r = gd.getBoundingClientRect();
+            return {x0: r.left + xa._offset + xa.d2p(t0), x1: r.left + xa._offset + xa.d2p(t1),
+                    y: r.top + ya._offset + ya._length * 0.5};
+        }""", [t0, t1])
+    page.mouse.move(box["x0"], box["y"])
+    page.mouse.down()
+    page.mouse.move((box["x0"] + box["x1"]) / 2, box["y"] + 5, steps=5)
+    page.mouse.move(box["x1"], box["y"] + 10, steps=5)
+    page.mouse.up()
+
+
+def test_incident_path(incident_server, page, browser):
+    day = (OUTAGE - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (OUTAGE + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    page.goto(f"{incident_server.url}/?range=custom&from={day}&to={end}")
+    wait_for_app(page)
+    assert_no_exception(page)
+
+    # 1. Box-select the outage on the "Requests and errors" chart (times drawn in UTC).
+    t0 = (OUTAGE - timedelta(minutes=15)).strftime("%Y-%m-%d %H:%M")
+    t1 = (OUTAGE + timedelta(minutes=45)).strftime("%Y-%m-%d %H:%M")
+    drag_box(page, 0, t0, t1)
+    page.wait_for_url("**/explore?**", timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "e2e_explore")
+
+    # 2. Explore shows the selected window and names the outage's provider first.
+    query = parse_qs(urlparse(page.url).query)
+    start, stop = query["window"][0].split("..")
+    assert start <= OUTAGE.strftime("%Y-%m-%dT%H:%M:%SZ") < stop
+    assert query["from"] == [day]  # the same global filters
+    headline = page.locator('[data-testid="stAlert"]').filter(has_text="explains").first
+    assert headline.inner_text().startswith("provider anthropic's error rate went from")
+
+    # 3. Find the request with markup in its prompt and open it.
+    search = page.get_by_label("Search prompts and responses")
+    search.fill("<script>")
+    search.press("Enter")
+    wait_for_app(page)
+    assert "1 requests" in page.get_by_text("requests · showing").inner_text()
+    page.get_by_role("button", name="Open request").click()
+    page.wait_for_url(f"**/request?**request={PLANTED}**", timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    screenshot(page, "e2e_request")
+
+    # 4. The prompt is shown as text: visible with its markup, no script element, nothing ran.
+    assert page.get_by_text(PAYLOAD, exact=False).first.is_visible()
+    assert page.evaluate("() => document.title") != "pwned"
+    assert page.evaluate("() => window.__pwned === undefined")
+    assert page.evaluate("""() => Array.from(document.querySelectorAll('script'))
+                                  .every(s => !s.textContent.includes('pwned'))""")
+
+    # 5. The URL reproduces the view in a new page.
+    url = page.url
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        other.goto(url)
+        wait_for_app(other)
+        assert_no_exception(other)
+        assert other.get_by_text(PAYLOAD, exact=False).first.is_visible()
+        assert other.get_by_label("Request id").input_value() == PLANTED
+        assert parse_qs(urlparse(other.url).query)["from"] == [day]
+    finally:
+        other.context.close()

@@ -1,0 +1,79 @@
+"""Fixtures for ingestion tests: canonical rows as files, a store, a moto S3 server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lib.store import Engine
+from tests.conftest import T0
+
+
+def canonical_request(i: int, **overrides) -> dict:
+    """Request ``i``, JSON-ready: gpt-4o, 1000 input + 500 output tokens ($0.0075 each)."""
+    row = {"request_id": f"r{i}", "ts": (T0 + timedelta(minutes=i)).isoformat(),
+           "provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 500,
+           "latency_ms": 100.0 + i, "status": "ok", "service": "api"}
+    row.update(overrides)
+    return row
+
+
+def jsonl_bytes(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write(name, rows_or_bytes, gz=False) -> Path: a JSONL (or raw bytes) file in tmp_path."""
+
+    def _write(name: str, content, gz: bool = False) -> Path:
+        data = content if isinstance(content, bytes) else jsonl_bytes(content)
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(data) if gz else data)
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def totals(lake):
+    """totals(sql) -> first row of ``sql`` over a fresh engine on the test lake, as a tuple."""
+
+    def _totals(sql: str) -> tuple:
+        eng = Engine(lake)
+        try:
+            return eng.query(sql).row(0)
+        finally:
+            eng.close()
+
+    return _totals
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A moto S3 server on 127.0.0.1; yields its endpoint URL. Credentials are fake."""
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

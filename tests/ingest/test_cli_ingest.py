@@ -1,0 +1,40 @@
+"""``python -m lib ingest`` / ``compact`` / ``reprice``: reports and exit status (design §6)."""
+
+from __future__ import annotations
+
+import json
+
+from lib.cli import main
+from tests.ingest.conftest import canonical_request
+
+
+def test_ingest_json_report_and_exit_status(lake, write, capsys):
+    good = write("a.jsonl", [canonical_request(1), {"request_id": "x"}])
+    assert main(["ingest", str(good), "--store", str(lake.root), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    f = doc["files"][0]
+    assert (f["stored"], f["quarantined"]) == ({"requests": 1}, 1)
+    assert f["reasons"] == ["line 2: missing ts; missing model"]
+    empty = write("empty.jsonl", b"")
+    assert main(["ingest", str(empty), str(good), "--store", str(lake.root)]) == 2
+    out = capsys.readouterr()
+    assert f"{empty}: error: empty file" in out.out
+    assert "already ingested" in out.out and out.err == ""  # no progress bar off a terminal
+
+
+def test_unknown_format_is_a_usage_error(lake, write, capsys):
+    path = write("a.jsonl", [canonical_request(1)])
+    assert main(["ingest", str(path), "--format", "nope", "--store", str(lake.root)]) == 2
+    assert "unknown format 'nope'" in capsys.readouterr().err
+
+
+def test_compact_and_reprice_commands(lake, write, capsys):
+    for i in range(3):
+        main(["ingest", str(write(f"{i}.jsonl", [canonical_request(i)])), "--store",
+              str(lake.root), "--compact-min-files", "0"])
+    capsys.readouterr()
+    assert main(["compact", "--store", str(lake.root), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["files_before"], doc["files_after"]) == (3, 1)
+    assert main(["reprice", "--store", str(lake.root)]) == 0
+    assert "changed 0 of 3 requests" in capsys.readouterr().out

@@ -1,0 +1,196 @@
+"""Langfuse exports (lib/ingest/formats/langfuse.py): JSONL and JSON arrays, usage semantics."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from lib.ingest import formats as registry
+from lib.ingest.formats import langfuse, openinference, otlp
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FLAT = FIXTURES / "langfuse_observations.jsonl"
+TRACES = FIXTURES / "langfuse_traces.json"
+CANONICAL_LINE = (b'{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "model": "gpt-4o", '
+                  b'"input_tokens": 10, "output_tokens": 2}\n')
+
+
+def parse_bytes(data: bytes, **kwargs):
+    chunks = list(langfuse.parse(io.BytesIO(data), "export.json", **kwargs))
+    tables = {}
+    for name in ("requests", "spans", "evals"):
+        parts = [c.tables[name] for c in chunks if name in c.tables]
+        tables[name] = pa.concat_tables(parts) if parts else None
+    return tables, [r for c in chunks for r in c.rejects], chunks
+
+
+def total(table: pa.Table, column: str):
+    return pc.sum(table[column]).as_py() or 0
+
+
+def test_flat_export_totals_on_both_sides_of_the_cache_trap():
+    tables, rejects, _ = parse_bytes(FLAT.read_bytes())
+    req = tables["requests"]
+    assert req.num_rows == 4
+    assert pc.sum(pc.equal(req["status"], "error")).as_py() == 1
+    # usageDetails are additive: input excludes input_cached_tokens / cache_read_input_tokens /
+    # cache_creation_input_tokens, so they are added: 176 + 1024, 20 + 1000 + 200; the legacy
+    # usage object already holds the provider's total: 300
+    assert total(req, "input_tokens") == 1200 + 1220 + 300
+    assert total(req, "cached_input_tokens") == 1024 + 1000
+    assert total(req, "cache_write_tokens") == 200
+    # output excludes output_reasoning_tokens likewise: 96 + 310
+    assert total(req, "output_tokens") == 406 + 50 + 40
+    assert total(req, "reasoning_tokens") == 310
+    assert total(req, "logged_cost_usd") == pytest.approx(0.0023)
+    assert sorted(tables["spans"]["kind"].to_pylist()) == \
+        ["agent", "llm", "llm", "llm", "llm", "other", "tool"]
+    assert tables["evals"].num_rows == 3
+    assert [(r.line, r.reason.split(":")[0]) for r in rejects] == [
+        (12, "not valid JSON"), (13, "not a Langfuse observation, trace or score")]
+
+
+def test_flat_export_column_mapping():
+    tables, _, _ = parse_bytes(FLAT.read_bytes())
+    rows = {r["request_id"]: r for r in tables["requests"].to_pylist()}
+    g1 = rows["g1"]
+    assert (g1["latency_ms"], g1["ttft_ms"]) == (1500.0, 400.0)
+    assert (g1["prompt_name"], g1["prompt_version"], g1["feature"]) == ("support", "3", "chat")
+    # trace info from the trace record earlier in the file
+    assert (g1["user_id"], g1["session_id"], g1["customer_id"]) == ("user-9", "s-9", "acme")
+    assert (g1["app_version"], g1["environment"]) == ("2.3.0", "production")
+    assert (g1["trace_id"], g1["parent_id"], g1["model"]) == ("t1", "span-1", "gpt-4o-mini")
+    assert json.loads(g1["input_text"]) == [{"role": "user", "content": "Where is my order?"}]
+    attributes = json.loads(g1["attributes"])
+    assert attributes["modelParameters"] == {"temperature": 0.2, "max_tokens": 512}
+    assert attributes["trace_name"] == "support-chat" and attributes["tags"] == ["beta"]
+    assert str(g1["ts"]) == "2026-03-02 10:00:00.100000+00:00"
+    assert g1["_line"] == 3
+    g2 = rows["g2"]
+    assert (g2["input_tokens"], g2["cached_input_tokens"], g2["cache_write_tokens"]) == \
+        (1220, 1000, 200)
+    assert g2["logged_cost_usd"] is None
+    g3 = rows["g3"]
+    assert (g3["status"], g3["error_type"]) == ("error", "RateLimitError")
+    assert g3["error_message"].startswith("RateLimitError")
+    assert g3["input_tokens"] is None and g3["output_tokens"] is None
+    g4 = rows["g4"]
+    assert (g4["latency_ms"], g4["ttft_ms"], g4["user_id"]) == (800.0, 200.0, "user-3")
+    assert (g4["input_tokens"], g4["cached_input_tokens"], g4["output_tokens"]) == (300, 0, 40)
+
+
+def test_scores_become_evals():
+    tables, _, _ = parse_bytes(FLAT.read_bytes())
+    evals = {r["metric"]: r for r in tables["evals"].to_pylist()}
+    helpful = evals["helpfulness"]
+    assert (helpful["source"], helpful["score"], helpful["passed"]) == ("online", 0.9, None)
+    assert (helpful["request_id"], helpful["case_id"], helpful["version"]) == ("g1", "g1", "2.3.0")
+    assert helpful["explanation"] == "clear answer"
+    thumbs = evals["user_feedback"]
+    assert (thumbs["source"], thumbs["score"], thumbs["passed"], thumbs["label"]) == \
+        ("feedback", 0.0, False, "false")
+    assert (thumbs["request_id"], thumbs["case_id"]) == (None, "t1")
+    tone = evals["tone"]
+    assert (tone["label"], tone["passed"], tone["judge"], tone["score"]) == \
+        ("correct", True, "human", None)
+    assert len({e["eval_id"] for e in evals.values()}) == 3
+
+
+def test_pretty_printed_array_of_traces_with_nested_observations():
+    tables, rejects, _ = parse_bytes(TRACES.read_bytes())
+    assert rejects == []
+    rows = {r["request_id"]: r for r in tables["requests"].to_pylist()}
+    assert (rows["ga1"]["input_tokens"], rows["ga1"]["cached_input_tokens"]) == (1000, 500)
+    assert (rows["ga1"]["user_id"], rows["ga1"]["session_id"], rows["ga1"]["app_version"]) == \
+        ("u-a", "sess-a", "3.0.0")
+    gb1 = rows["gb1"]
+    assert (gb1["input_tokens"], gb1["cached_input_tokens"], gb1["cache_write_tokens"]) == \
+        (130, 90, 30)
+    assert gb1["logged_cost_usd"] == pytest.approx(0.0004)  # no total: the parts are summed
+    assert tables["spans"].num_rows == 3
+    assert tables["evals"].to_pylist()[0]["passed"] is True
+    # line numbers point at the start of each trace in the pretty-printed array
+    text = TRACES.read_text().splitlines()
+    lines = set(tables["requests"]["_line"].to_pylist())
+    assert all(text[n - 1].strip() == "{" for n in lines)
+    assert len(lines) == 2
+
+
+def test_api_page_wrapper():
+    page = {"data": [json.loads(line) for line in FLAT.read_text().splitlines()[1:4]],
+            "meta": {"page": 1, "totalItems": 3}}
+    tables, rejects, _ = parse_bytes(json.dumps(page, indent=1).encode())
+    assert rejects == []
+    assert tables["requests"].num_rows == 2
+
+
+def test_large_array_streams_across_buffer_boundaries():
+    """A JSON array much larger than the 1 MiB read buffer, with big elements straddling it."""
+    observations = []
+    for i in range(1500):
+        observations.append({
+            "id": f"obs-{i}", "traceId": f"tr-{i // 10}", "type": "GENERATION",
+            "startTime": "2026-03-04T00:00:00Z", "endTime": "2026-03-04T00:00:01Z",
+            "model": "gpt-4o-mini", "input": "x" * (3000 if i % 7 else 400_000),
+            "usageDetails": {"input": i, "input_cached_tokens": 1, "output": 2}})
+    data = ("[\n" + ",\n".join(json.dumps(o) for o in observations) + "\n]\n").encode()
+    assert len(data) > 5 * (1 << 20)
+    tables, rejects, chunks = parse_bytes(data, chunk_rows=400)
+    assert rejects == []
+    assert len(chunks) > 3
+    req = tables["requests"]
+    assert req.num_rows == 1500
+    assert total(req, "input_tokens") == sum(range(1500)) + 1500
+    assert req["_line"].to_pylist() == list(range(2, 1502))
+
+
+def test_truncated_array_rejects_the_rest_and_keeps_what_came_before():
+    data = TRACES.read_bytes()[:-200]
+    tables, rejects, _ = parse_bytes(data)
+    assert tables["requests"].num_rows == 1
+    assert len(rejects) == 1 and "not valid JSON" in rejects[0].reason
+
+
+def _head(path: Path) -> bytes:
+    return path.read_bytes()[:65536]
+
+
+def test_detection():
+    for path in (FLAT, TRACES):
+        assert langfuse.FORMAT.detect(_head(path), path.name)
+        assert not otlp.FORMAT.detect(_head(path), path.name)
+        assert not openinference.FORMAT.detect(_head(path), path.name)
+        first = next(f for f in registry.registered() if f.detect(_head(path), path.name))
+        assert first.name == "langfuse"
+    scores_only = b'[{"id": "s", "traceId": "t", "name": "x", "value": 1, "dataType": "NUMERIC"}]'
+    assert langfuse.FORMAT.detect(scores_only, "scores.json")
+    assert not langfuse.FORMAT.detect(CANONICAL_LINE, "requests.jsonl")
+    canonical_with_times = (b'{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", '
+                            b'"startTime": "x", "model": "gpt-4o"}\n')
+    assert not langfuse.FORMAT.detect(canonical_with_times, "requests.jsonl")
+    assert not langfuse.FORMAT.detect(b"id,startTime,usageDetails\n", "export.csv")
+
+
+def test_ingest_pipeline_end_to_end(tmp_path):
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine, Lake
+
+    lake = Lake(tmp_path / "store")
+    report = ingest_paths(lake, [str(FLAT), str(TRACES)])
+    assert report.ok, [f.error for f in report.files]
+    assert [f.format for f in report.files] == ["langfuse", "langfuse"]
+    row = Engine(lake).query(
+        "SELECT count(*), count(*) FILTER (status = 'error'), sum(input_tokens), "
+        "sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), "
+        "sum(reasoning_tokens), round(sum(logged_cost_usd), 6) FROM requests").row(0)
+    assert row == (6, 1, 2720 + 1000 + 130, 2024 + 500 + 90, 200 + 30, 496 + 100 + 20, 310,
+                   round(0.0023 + 0.004 + 0.0004, 6))
+    engine = Engine(lake)
+    assert engine.scalar("SELECT count(*) FROM evals") == 4
+    assert engine.scalar("SELECT count(*) FROM spans") == 10
+    assert engine.scalar("SELECT list(line ORDER BY line) FROM quarantine") == [12, 13]

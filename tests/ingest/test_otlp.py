@@ -1,0 +1,357 @@
+"""OTLP JSON with the GenAI semantic conventions (lib/ingest/formats/otlp.py).
+
+The main evidence is spans produced by the real ``opentelemetry-instrumentation-openai-v2``
+driving the real ``openai`` client against tests/ingest/fake_openai.py, exported the way the
+Collector's file exporter writes them, in both JSON encodings. A hand-written fixture covers what
+the installed instrumentation does not emit (older attribute names, cache and reasoning tokens,
+time to first chunk, evaluation events, Anthropic-style usage, malformed lines).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from lib import schema
+from lib.ingest import formats as registry
+from lib.ingest.formats import langfuse, openinference, otlp
+from lib.ingest.formats import otlp_common as oc
+from tests.ingest.fake_openai import SCENARIO, record_spans, scenario_truth
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HANDWRITTEN = FIXTURES / "genai_handwritten.jsonl"
+CANONICAL_LINE = (b'{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "model": "gpt-4o", '
+                  b'"input_tokens": 10, "output_tokens": 2}\n')
+
+
+def parse_file(fmt, path: Path, **kwargs):
+    """All chunks of a file, each table concatenated, plus the rejects."""
+    with open(path, "rb") as f:
+        chunks = list(fmt.parse(f, path.name, **kwargs))
+    tables = {}
+    for name in ("requests", "spans", "evals"):
+        parts = [c.tables[name] for c in chunks if name in c.tables]
+        tables[name] = pa.concat_tables(parts) if parts else None
+    return tables, [r for c in chunks for r in c.rejects], chunks
+
+
+def total(table: pa.Table, column: str) -> int:
+    return pc.sum(table[column]).as_py() or 0
+
+
+@pytest.fixture(scope="module")
+def genai_files(tmp_path_factory):
+    protobuf_file, collector_file, ledger = record_spans(
+        "otel-genai", tmp_path_factory.mktemp("otel-genai"))
+    return {"protobuf": protobuf_file, "collector": collector_file, "ledger": ledger}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real instrumentation spans
+
+
+def test_fake_server_answered_every_call(genai_files):
+    truth = scenario_truth()
+    ledger = genai_files["ledger"]
+    assert len(ledger) == truth["requests"]
+    assert sum(1 for e in ledger if e["status"] != 200) == truth["errors"]
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "collector"])
+def test_real_genai_spans_give_exact_totals(genai_files, encoding):
+    path = genai_files[encoding]
+    tables, rejects, _ = parse_file(otlp.FORMAT, path)
+    truth = scenario_truth()
+    requests, spans = tables["requests"], tables["spans"]
+    assert rejects == []
+    assert requests.num_rows == truth["requests"]
+    assert pc.sum(pc.equal(requests["status"], "error")).as_py() == truth["errors"]
+    # prompt_tokens already include the cached ones: summing input must give exactly the truth,
+    # never truth + cached (the double-count bug)
+    assert total(requests, "input_tokens") == truth["input_tokens"]
+    assert total(requests, "output_tokens") == truth["output_tokens"]
+    # opentelemetry-instrumentation-openai-v2 2.4b0 does not record cached or reasoning tokens
+    # for chat completions (only for the Responses API); nothing is invented for them
+    assert total(requests, "cached_input_tokens") == 0
+    assert total(requests, "reasoning_tokens") == 0
+    assert set(requests["provider"].to_pylist()) == {"openai"}
+    assert set(requests["service"].to_pylist()) == {"support-bot"}
+    assert set(requests["environment"].to_pylist()) == {"staging"}
+    assert set(requests["app_version"].to_pylist()) == {"1.4.2"}
+    assert sorted(requests["operation"].to_pylist()) == ["chat"] * 6 + ["embeddings"]
+    # every span is kept for the waterfall: model calls (kind llm) plus the agent spans
+    assert spans.num_rows == truth["requests"] + truth["agents"]
+    assert spans["kind"].to_pylist().count("agent") == truth["agents"]
+    assert set(spans["span_id"].to_pylist()) >= set(requests["request_id"].to_pylist())
+    assert all(len(i) == 16 for i in requests["request_id"].to_pylist())
+    assert all(len(i) == 32 for i in requests["trace_id"].to_pylist())
+    assert set(requests["_line"].to_pylist()) == {1, 2, 3}
+    assert pc.min(requests["latency_ms"]).as_py() > 0
+
+
+def test_real_genai_span_details(genai_files):
+    tables, _, _ = parse_file(otlp.FORMAT, genai_files["collector"])
+    rows = tables["requests"].to_pylist()
+    by_input = {r["input_tokens"]: r for r in rows if r["status"] == "ok"}
+    cached = by_input[1200]
+    assert (cached["model"], cached["response_model"], cached["finish_reason"]) == \
+        ("gpt-4o-mini", "gpt-4o-mini-2024-07-18", "stop")
+    assert cached["output_tokens"] == 300
+    assert "Cached answer." in cached["output_text"]
+    assert "cached_tokens" in cached["input_text"]  # the prompt, as gen_ai.input.messages
+    assert json.loads(cached["attributes"])["gen_ai.response.id"].startswith("chatcmpl-")
+    reasoning = by_input[500]
+    assert (reasoning["model"], reasoning["finish_reason"], reasoning["output_tokens"]) == \
+        ("o3-mini", "length", 800)
+    assert by_input[2048]["finish_reason"] == "tool_calls"
+    embedding = by_input[8]
+    assert (embedding["operation"], embedding["output_tokens"]) == ("embeddings", None)
+    errors = sorted((r["error_type"], r["error_message"]) for r in rows
+                    if r["status"] == "error")
+    # the instrumentation records error.type as "<class 'openai.RateLimitError'>"
+    assert errors == [("InternalServerError", "Error code: 500 - fake 500"),
+                      ("RateLimitError", "Error code: 429 - fake 429")]
+    # the streamed call: its finish reason is only inside gen_ai.output.messages
+    stream = by_input[90]
+    assert stream["output_tokens"] == 12
+    assert stream["finish_reason"] == "stop"
+    # calls wrapped in an agent span point at it; the agent span is not a request
+    agents = {r["span_id"] for r in tables["spans"].to_pylist() if r["kind"] == "agent"}
+    assert {r["parent_id"] for r in tables["requests"].to_pylist() if r["parent_id"]} == agents
+    assert not agents & set(tables["requests"]["request_id"].to_pylist())
+
+
+def test_both_encodings_give_identical_rows(genai_files):
+    a, _, _ = parse_file(otlp.FORMAT, genai_files["protobuf"])
+    b, _, _ = parse_file(otlp.FORMAT, genai_files["collector"])
+    assert a["requests"].equals(b["requests"])
+    assert a["spans"].equals(b["spans"])
+
+
+def test_tables_conform_to_canonical_schemas(genai_files):
+    tables, _, _ = parse_file(otlp.FORMAT, genai_files["protobuf"])
+    for name in ("requests", "spans"):
+        table = tables[name]
+        canonical = schema.TABLES[name]
+        for field in table.schema:
+            if field.name != "_line":
+                assert canonical.field(field.name).type == field.type, field.name
+        schema.conform(table.drop_columns(["_line"]), canonical)  # raises if not castable
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-written edge cases
+
+
+def test_handwritten_totals_older_names_and_token_traps():
+    tables, rejects, _ = parse_file(otlp.FORMAT, HANDWRITTEN)
+    req = tables["requests"]
+    assert req.num_rows == 5
+    assert pc.sum(pc.equal(req["status"], "error")).as_py() == 1
+    # 100 (older names) + 0 (error) + 1500 (inclusive, trusted) + 1220 (Anthropic raw: the cache
+    # reads exceed the input, so they were outside it and are added) + 7
+    assert total(req, "input_tokens") == 2827
+    assert total(req, "cached_input_tokens") == 2000
+    assert total(req, "cache_write_tokens") == 400
+    assert total(req, "output_tokens") == 373
+    assert total(req, "reasoning_tokens") == 100
+    # the invoke_agent span's summed usage (5000 / 500) is not counted: it is a span
+    kinds = dict(zip(tables["spans"]["span_id"].to_pylist(), tables["spans"]["kind"].to_pylist()))
+    assert kinds["a1a1a1a1a1a1a1a1"] == "agent"
+    assert kinds["a2a2a2a2a2a2a2a2"] == "tool"
+    assert kinds["a3a3a3a3a3a3a3a3"] == "other"
+    assert tables["spans"].num_rows == 8
+    assert sorted((r.line, r.reason.split(":")[0]) for r in rejects) == [
+        (4, "not valid JSON"),
+        (5, "not an OTLP ExportTraceServiceRequest (no resourceSpans list)"),
+        (6, "span not usable"),
+    ]
+    assert "spanId" in rejects[-1].reason
+
+
+def test_handwritten_column_mapping():
+    tables, _, _ = parse_file(otlp.FORMAT, HANDWRITTEN)
+    rows = {r["request_id"]: r for r in tables["requests"].to_pylist()}
+    legacy = rows["b7ad6b7169203331"]
+    assert legacy["provider"] == "openai"  # from gen_ai.system
+    assert legacy["parent_id"] is None  # empty parentSpanId
+    assert (legacy["service"], legacy["environment"], legacy["app_version"]) == \
+        ("legacy-app", "prod", "0.9.0")
+    assert (legacy["user_id"], legacy["feature"], legacy["finish_reason"]) == \
+        ("u-7", "search", "stop")
+    assert legacy["latency_ms"] == pytest.approx(850.0)
+    assert str(legacy["ts"]) == "2026-01-01 00:00:00+00:00"
+    attributes = json.loads(legacy["attributes"])
+    assert attributes == {"team": "blue", "k8s.namespace.name": "ai"}  # no telemetry.sdk.*
+    timeout = rows["c7ad6b7169203332"]
+    assert (timeout["status"], timeout["error_type"], timeout["provider"]) == \
+        ("error", "timeout", "azure.ai.openai")
+    assert timeout["input_tokens"] is None
+    claude = rows["eee19b7ec3c1b174"]  # base64 ids decoded to hex
+    assert claude["trace_id"] == "5b8efff798038103d269b633813fc60c"
+    assert claude["ttft_ms"] == pytest.approx(250.0)
+    assert (claude["model"], claude["response_model"]) == \
+        ("claude-sonnet-4-0", "claude-sonnet-4-20250514")
+    assert (claude["session_id"], claude["finish_reason"]) == ("conv-9", "end_turn")
+    assert rows["fee19b7ec3c1b175"]["parent_id"] == "eee19b7ec3c1b174"
+    assert rows["fee19b7ec3c1b175"]["input_tokens"] == 1220
+    assert rows["d4d4d4d4d4d4d4d4"]["operation"] == "text_completion"
+
+
+def test_evaluation_events_become_online_evals():
+    tables, _, _ = parse_file(otlp.FORMAT, HANDWRITTEN)
+    evals = sorted(tables["evals"].to_pylist(), key=lambda r: r["metric"])
+    assert [(e["metric"], e["score"], e["label"], e["passed"]) for e in evals] == [
+        ("relevance", 0.8, "relevant", True), ("toxicity", 0.0, "pass", True)]
+    assert {e["source"] for e in evals} == {"online"}
+    assert {e["request_id"] for e in evals} == {"eee19b7ec3c1b174"}
+    assert evals[0]["model"] == "claude-sonnet-4-20250514"
+    assert evals[0]["version"] == "2.1.0"
+    assert evals[0]["explanation"] == "answers the question"
+    assert len({e["eval_id"] for e in evals}) == 2
+    assert set(tables["evals"]["_line"].to_pylist()) == {2}
+
+
+def test_eval_ids_are_stable_across_parses():
+    a, _, _ = parse_file(otlp.FORMAT, HANDWRITTEN)
+    b, _, _ = parse_file(otlp.FORMAT, HANDWRITTEN)
+    assert a["evals"]["eval_id"].to_pylist() == b["evals"]["eval_id"].to_pylist()
+
+
+def test_small_chunks_stream_the_same_rows(genai_files):
+    path = genai_files["protobuf"]
+    with open(path, "rb") as f:
+        chunks = list(oc.parse_otlp(f, path.name, otlp.mappers(), otlp.choose_mapper,
+                                    chunk_rows=2))
+    assert len(chunks) > 2
+    whole, _, _ = parse_file(otlp.FORMAT, path)
+    parts = pa.concat_tables([c.tables["requests"] for c in chunks if "requests" in c.tables])
+    assert parts.equals(whole["requests"])
+
+
+def test_raw_stream_without_buffering_is_read_by_lines():
+    class Raw(io.RawIOBase):  # what the pipeline hands over: no read buffer of its own
+        def __init__(self, data: bytes):
+            self._data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buf) -> int:
+            chunk = self._data.read(len(buf))
+            buf[: len(chunk)] = chunk
+            return len(chunk)
+
+    chunks = list(otlp.parse(Raw(HANDWRITTEN.read_bytes()), HANDWRITTEN.name))
+    assert sum(c.tables["requests"].num_rows for c in chunks if "requests" in c.tables) == 5
+
+
+def test_pretty_printed_single_request_is_read_whole(tmp_path):
+    first = json.loads(HANDWRITTEN.read_text().splitlines()[1])
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(first, indent=2))
+    tables, rejects, _ = parse_file(otlp.FORMAT, path)
+    assert rejects == []
+    assert tables["requests"].num_rows == 2
+    assert set(tables["requests"]["_line"].to_pylist()) == {1}
+
+
+def test_spec_enums_and_all_zero_parent(tmp_path):
+    span = {"traceId": "0" * 31 + "1", "spanId": "00000000000000ff", "parentSpanId": "0" * 16,
+            "name": "chat", "kind": 3, "startTimeUnixNano": "1767225600000000000",
+            "endTimeUnixNano": "0", "status": {"code": 2},
+            "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "3"}},
+                           {"key": "flag", "value": {"boolValue": True}},
+                           {"key": "scores", "value": {"arrayValue": {"values": [
+                               {"doubleValue": 0.5}, {"intValue": "2"}]}}},
+                           {"key": "nested", "value": {"kvlistValue": {"values": [
+                               {"key": "a", "value": {"stringValue": "b"}}]}}}]}
+    path = tmp_path / "spec.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    tables, rejects, _ = parse_file(otlp.FORMAT, path)
+    row = tables["requests"].to_pylist()[0]
+    assert rejects == []
+    assert (row["parent_id"], row["status"], row["latency_ms"]) == (None, "error", None)
+    assert json.loads(row["attributes"]) == {"flag": True, "scores": [0.5, 2],
+                                             "nested": {"a": "b"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection
+
+
+def _head(path: Path) -> bytes:
+    return path.read_bytes()[:65536]
+
+
+def test_detects_real_and_handwritten_files(genai_files):
+    for path in (genai_files["protobuf"], genai_files["collector"], HANDWRITTEN):
+        assert otlp.FORMAT.detect(_head(path), path.name)
+        assert not openinference.FORMAT.detect(_head(path), path.name)
+        assert not langfuse.FORMAT.detect(_head(path), path.name)
+        first = next(f for f in registry.registered() if f.detect(_head(path), path.name))
+        assert first.name == "otlp-json"
+
+
+@pytest.mark.parametrize("head", [
+    CANONICAL_LINE,
+    b'[{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "model": "gpt-4o"}]',
+    b"request_id,ts,model\nr1,2026-01-01,gpt-4o\n",
+    b"",
+    b"\x1f\x8b\x08\x00junk",
+])
+def test_does_not_claim_other_files(head):
+    assert not otlp.FORMAT.detect(head, "x.jsonl")
+
+
+def test_gzip_is_the_pipelines_job_but_parse_reads_decompressed_bytes(tmp_path):
+    data = gzip.decompress(gzip.compress(HANDWRITTEN.read_bytes()))
+    chunks = list(otlp.parse(io.BytesIO(data), "x.jsonl"))
+    assert sum(c.tables["requests"].num_rows for c in chunks if "requests" in c.tables) == 5
+
+
+def test_scenario_is_what_the_test_says():
+    truth = scenario_truth(SCENARIO)
+    assert truth == {"requests": 7, "errors": 2, "input_tokens": 3846,
+                     "cached_input_tokens": 2560, "output_tokens": 1176,
+                     "reasoning_tokens": 640, "agents": 2, "streams": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end through the ingest pipeline
+
+
+def test_ingest_pipeline_end_to_end(genai_files, tmp_path):
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine, Lake
+
+    gz = tmp_path / "collector-export.jsonl.gz"
+    gz.write_bytes(gzip.compress(genai_files["collector"].read_bytes()))
+    lake = Lake(tmp_path / "store")
+    report = ingest_paths(lake, [str(gz), str(HANDWRITTEN)])
+    assert report.ok, [f.error for f in report.files]
+    assert [f.format for f in report.files] == ["otlp-json", "otlp-json"]
+    truth = scenario_truth()
+    requests, errors, input_tokens, cached, output_tokens = Engine(lake).query(
+        "SELECT count(*), count(*) FILTER (status = 'error'), sum(input_tokens), "
+        "sum(cached_input_tokens), sum(output_tokens) FROM requests").row(0)
+    assert requests == truth["requests"] + 5
+    assert errors == truth["errors"] + 1
+    assert input_tokens == truth["input_tokens"] + 2827
+    assert cached == 0 + 2000
+    assert output_tokens == truth["output_tokens"] + 373
+    engine = Engine(lake)
+    assert engine.scalar("SELECT count(*) FROM spans") == truth["requests"] + truth["agents"] + 8
+    assert engine.scalar("SELECT count(*) FROM evals") == 2
+    assert engine.scalar("SELECT list(line ORDER BY line) FROM quarantine") == [4, 5, 6]
+    # the same spans again (another name, uncompressed) add nothing
+    again = ingest_paths(lake, [str(genai_files["collector"])])
+    assert again.totals()["stored"].get("requests", 0) == 0
+    assert Engine(lake).scalar("SELECT count(*) FROM requests") == requests

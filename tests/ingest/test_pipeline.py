@@ -1,0 +1,189 @@
+"""The ingest pipeline as a specification: exact totals, quarantine, idempotency, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lib.ingest.pipeline import ingest_paths, ingest_stream
+from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+SUMS = ("SELECT count(*), sum(input_tokens), sum(output_tokens), round(sum(cost_usd), 6) "
+        "FROM requests")
+
+
+def test_canonical_jsonl_exact_totals_and_cost(lake, write, totals):
+    path = write("a.jsonl", [canonical_request(i) for i in range(10)])
+    report = ingest_paths(lake, [str(path)])
+    f = report.files[0]
+    assert (f.format, f.stored, f.quarantined, f.error) == ("jsonl", {"requests": 10}, 0, None)
+    assert totals(SUMS) == (10, 10_000, 5_000, 0.075)
+
+
+def test_csv_and_parquet_give_the_same_totals(lake, tmp_path, totals):
+    rows = [canonical_request(i) for i in range(6)]
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text("request_id,ts,provider,model,input_tokens,output_tokens\n" + "".join(
+        f"{r['request_id']},{r['ts']},openai,gpt-4o,1000,500\n" for r in rows[:3]))
+    pq_path = tmp_path / "b.parquet"
+    pq.write_table(pa.Table.from_pylist(rows[3:]), pq_path)
+    report = ingest_paths(lake, [str(csv_path), str(pq_path)])
+    assert [f.format for f in report.files] == ["csv", "parquet"]
+    assert totals(SUMS) == (6, 6000, 3000, 0.045)
+
+
+def test_evals_and_events_are_recognized_from_their_columns(lake, write, totals):
+    evals = [{"run_id": "run1", "case_id": f"c{i}", "metric": "correctness", "score": i / 4,
+              "passed": i > 1, "ts": "2026-03-02T12:00:00Z"} for i in range(4)]
+    events = [{"ts": "2026-03-02T12:00:00Z", "kind": "deploy", "title": "v2", "service": "api"}]
+    report = ingest_paths(lake, [str(write("e.jsonl", evals)), str(write("d.jsonl", events))])
+    assert [f.stored for f in report.files] == [{"evals": 4}, {"events": 1}]
+    assert totals("SELECT count(*), sum(score), count(DISTINCT eval_id) FROM evals") == (4, 1.5, 4)
+
+
+def test_gzip_is_detected_by_magic_bytes_not_extension(lake, write, totals):
+    data = jsonl_bytes([canonical_request(i) for i in range(3)])
+    hidden = write("plain-name.jsonl", data, gz=True)  # gzip without .gz
+    report = ingest_paths(lake, [str(hidden)])
+    assert report.files[0].stored == {"requests": 3}
+    assert totals("SELECT count(*) FROM requests") == (3,)
+
+
+def test_bad_rows_are_quarantined_with_file_line_and_reason(lake, write, totals):
+    lines = [json.dumps(canonical_request(1)), "{not json", json.dumps(
+        canonical_request(2, input_tokens=-5)), json.dumps(canonical_request(
+            3, cached_input_tokens=2000)), json.dumps(canonical_request(4, reasoning_tokens=600)),
+             json.dumps(canonical_request(5, ts="1999-12-31T00:00:00Z")),
+             json.dumps(canonical_request(6, model=None)), json.dumps(canonical_request(7))]
+    path = write("q.jsonl", ("\n".join(lines) + "\n").encode())
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 6)
+    got = totals("SELECT list(line ORDER BY line), list(DISTINCT source_file) FROM quarantine")
+    assert got == ([2, 3, 4, 5, 6, 7], [str(path)])
+    reasons = dict(totals("SELECT map_from_entries(list((line, reason))) FROM quarantine")[0])
+    assert reasons[2].startswith("not valid JSON")
+    assert reasons[3] == "input_tokens is negative: -5"
+    assert "exceed input_tokens" in reasons[4]
+    assert "exceed output_tokens" in reasons[5]
+    assert reasons[6].startswith("ts out of range")
+    assert reasons[7] == "missing model"
+
+
+def test_unknown_model_is_kept_with_null_cost(lake, write, totals):
+    path = write("u.jsonl", [canonical_request(1, model="my-private-model"),
+                             canonical_request(2)])
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 0)
+    assert totals("SELECT count(*) FILTER (cost_usd IS NULL), sum(cost_usd) FROM requests") == \
+        (1, 0.0075)
+
+
+def test_logged_cost_is_kept_beside_ours(lake, write, totals):
+    path = write("c.jsonl", [canonical_request(1, cost_usd=0.5)])
+    ingest_paths(lake, [str(path)])
+    assert totals("SELECT cost_usd, logged_cost_usd FROM requests") == (0.0075, 0.5)
+
+
+def test_same_file_twice_or_renamed_is_a_no_op(lake, write, totals):
+    rows = [canonical_request(i) for i in range(5)]
+    a, b = write("a.jsonl", rows), write("copy/renamed.jsonl.gz", jsonl_bytes(rows), gz=True)
+    first = ingest_paths(lake, [str(a)])
+    again = ingest_paths(lake, [str(a), str(b)])
+    assert first.files[0].stored == {"requests": 5}
+    assert [f.duplicate_file for f in again.files] == [True, True]
+    assert totals("SELECT count(*) FROM requests") == (5,)
+
+
+def test_overlapping_files_never_double_count(lake, write, totals):
+    a = write("a.jsonl", [canonical_request(i) for i in range(0, 6)])
+    b = write("b.jsonl", [canonical_request(i) for i in range(4, 10)] + [canonical_request(9)])
+    report = ingest_paths(lake, [str(a), str(b)])
+    assert report.files[1].stored == {"requests": 4}
+    assert report.files[1].duplicates == {"requests": 3}  # r4, r5 from a; r9 twice in b
+    assert totals(SUMS) == (10, 10_000, 5_000, 0.075)
+
+
+def test_folders_recurse_and_globs_expand(lake, write, totals):
+    write("d/x/1.jsonl", [canonical_request(1)])
+    write("d/2.jsonl", [canonical_request(2)])
+    g = write("g/3.jsonl", [canonical_request(3)])
+    report = ingest_paths(lake, [str(g.parent.parent / "d"), str(g.parent / "*.jsonl")])
+    assert len(report.files) == 3 and report.ok
+    assert totals("SELECT count(*) FROM requests") == (3,)
+
+
+def test_ingest_stream_takes_bytes_or_a_stream(lake, totals):
+    data = jsonl_bytes([canonical_request(i) for i in range(4)])
+    r1 = ingest_stream(lake, gzip.compress(data), "upload.jsonl.gz")
+    r2 = ingest_stream(lake, io.BytesIO(data), "again.jsonl")
+    assert r1.files[0].stored == {"requests": 4} and r2.files[0].duplicate_file
+    assert r1.files[0].source == "upload.jsonl.gz"
+
+
+def test_progress_reports_rows_and_bytes(lake, write):
+    path = write("p.jsonl", [canonical_request(i) for i in range(3)])
+    seen = []
+    ingest_paths(lake, [str(path)], progress=seen.append)
+    assert seen[-1].rows == 3 and seen[-1].bytes_read == path.stat().st_size
+    assert seen[-1].fraction == 1.0
+
+
+def test_forced_format_overrides_detection(lake, write):
+    path = write("a.jsonl", [canonical_request(1)])
+    report = ingest_paths(lake, [str(path)], fmt="csv")
+    assert report.files[0].error  # JSON is no CSV with a canonical header
+    with pytest.raises(ValueError, match="unknown format"):
+        ingest_paths(lake, [str(path)], fmt="nope")
+
+
+# -- bad input never stops good rows ---------------------------------------------------------
+@pytest.fixture
+def good_and(write):
+    def _with(bad_name: str, bad: bytes):
+        good = write("good.jsonl", [canonical_request(i) for i in range(3)])
+        return [str(write(bad_name, bad)), str(good)]
+    return _with
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("cut.jsonl.gz", gzip.compress(jsonl_bytes([canonical_request(i) for i in range(500)]))[:300],
+     "truncated gzip stream"),
+    ("empty.jsonl", b"", "empty file"),
+    ("junk.jsonl", bytes(range(256)) * 64, "binary data that is not a known format"),
+    ("prose.jsonl", b"hello world\nthis is prose\n", "not a recognized format"),
+    ("liar.parquet", b"PAR1 but not really", "ArrowInvalid"),
+])
+def test_unreadable_input_is_one_clear_error_and_others_go_on(lake, good_and, totals, name,
+                                                              content, message):
+    report = ingest_paths(lake, good_and(name, content))
+    bad, good = report.files
+    assert bad.error and message in bad.error and "\n" not in bad.error
+    assert bad.source.endswith(name) and bad.stored == {}
+    assert good.stored == {"requests": 3}
+    assert totals("SELECT count(*) FROM requests") == (3,)
+    assert totals("SELECT count(*) FROM quarantine") == (0,)
+
+
+def test_file_that_is_not_what_its_extension_says_is_read_by_content(lake, tmp_path, totals):
+    path = tmp_path / "actually-csv.jsonl"
+    path.write_text("request_id,ts,model,input_tokens,output_tokens\n"
+                    "r1,2026-03-02T12:00:00Z,gpt-4o,1000,500\n")
+    assert ingest_paths(lake, [str(path)]).files[0].format == "csv"
+    assert totals("SELECT count(*) FROM requests") == (1,)
+
+
+def test_a_100_mb_line_is_quarantined_and_the_rest_kept(lake, tmp_path, totals):
+    path = tmp_path / "huge.jsonl"
+    with open(path, "wb") as fh:
+        fh.write(json.dumps(canonical_request(1)).encode() + b"\n")
+        fh.write(b'{"request_id": "big", "input_text": "' + b"x" * (100 * 2**20) + b'"}\n')
+        fh.write(json.dumps(canonical_request(2)).encode() + b"\n")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 1, None)
+    line, reason, raw_len = totals("SELECT line, reason, length(raw) FROM quarantine")
+    assert line == 2 and "longer than the limit" in reason and raw_len <= 2000

@@ -1,0 +1,57 @@
+"""S3 as a source, against moto's server on 127.0.0.1 through boto3 (and DuckDB for a check)."""
+
+from __future__ import annotations
+
+import gzip
+
+import boto3
+import duckdb
+import duckdb_extensions
+
+from lib.ingest.pipeline import ingest_paths
+from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+
+def test_s3_prefix_ingests_new_objects_once(lake, s3_server, totals, monkeypatch, tmp_path):
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    s3.create_bucket(Bucket="logs")
+    s3.put_object(Bucket="logs", Key="app/1.jsonl", Body=jsonl_bytes(
+        [canonical_request(i) for i in range(3)]))
+    s3.put_object(Bucket="logs", Key="app/2.jsonl.gz", Body=gzip.compress(jsonl_bytes(
+        [canonical_request(i) for i in range(3, 5)])))
+    s3.put_object(Bucket="logs", Key="other/x.jsonl", Body=b"ignored")
+
+    first = ingest_paths(lake, ["s3://logs/app/"], s3_endpoint_url=s3_server)
+    assert [(f.source, f.stored) for f in first.files] == [
+        ("s3://logs/app/1.jsonl", {"requests": 3}), ("s3://logs/app/2.jsonl.gz", {"requests": 2})]
+
+    # A new object arrives; the endpoint now comes from the environment.
+    s3.put_object(Bucket="logs", Key="app/3.jsonl", Body=jsonl_bytes([canonical_request(9)]))
+    monkeypatch.setenv("SIGHTLINE_S3_ENDPOINT_URL", s3_server)
+    second = ingest_paths(lake, ["s3://logs/app/"])
+    assert [f.skipped is not None for f in second.files] == [True, True, False]
+    assert second.files[2].stored == {"requests": 1}
+    assert totals("SELECT count(*) FROM requests") == (6,)
+
+    # Replaced content under the same key has a new ETag: read again, rows deduplicated by id.
+    s3.put_object(Bucket="logs", Key="app/3.jsonl", Body=jsonl_bytes(
+        [canonical_request(9), canonical_request(10)]))
+    third = ingest_paths(lake, ["s3://logs/app/"])
+    assert third.files[2].stored == {"requests": 1} and third.files[2].duplicates == \
+        {"requests": 1}
+
+    # The objects are plain S3: DuckDB's own client reads the same bytes.
+    con = duckdb.connect(config={"extension_directory": str(tmp_path / "ext"),
+                                 "autoinstall_known_extensions": False})
+    duckdb_extensions.import_extension("httpfs", con=con)
+    port = s3_server.rsplit(":", 1)[1]
+    con.execute(f"SET s3_endpoint='127.0.0.1:{port}'; SET s3_use_ssl=false; "
+                "SET s3_url_style='path'; SET s3_region='us-east-1'; "
+                "SET s3_access_key_id='testing'; SET s3_secret_access_key='testing';")
+    n = con.execute("SELECT count(*) FROM read_json('s3://logs/app/1.jsonl')").fetchone()[0]
+    assert n == 3
+
+
+def test_s3_missing_bucket_is_an_error_not_a_crash(lake, s3_server):
+    report = ingest_paths(lake, ["s3://nope/x/"], s3_endpoint_url=s3_server)
+    assert report.files[0].error and "NoSuchBucket" in report.files[0].error

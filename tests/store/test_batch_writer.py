@@ -1,0 +1,60 @@
+"""Lake.begin / BatchWriter: a streamed batch is one atomic, idempotent commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.store import Lake
+from tests.conftest import make_request, requests_table
+
+
+def test_chunks_become_one_commit_with_rows_deduped_across_chunks(lake):
+    with lake.begin("f.jsonl") as batch:
+        assert batch.add({"requests": requests_table([make_request(i) for i in range(3)])}) == \
+            {"requests": 3}
+        assert batch.add({"requests": requests_table([make_request(i) for i in range(2, 5)])}) \
+            == {"requests": 2}
+        assert lake.snapshot().files["requests"] == []  # invisible until commit
+        result = batch.commit(content_hash="h")
+    assert result.stored == {"requests": 5} and result.duplicate_rows == {"requests": 1}
+    assert [c.content_hash for c in lake.commits()] == ["h"]
+    assert sum(f["rows"] for f in result.commit.added) == 5
+
+
+def test_known_content_hash_is_a_no_op_and_writes_nothing(lake):
+    with lake.begin("a") as batch:
+        batch.add({"requests": requests_table([make_request(1)])})
+        batch.commit(content_hash="same")
+    with lake.begin("b") as batch:
+        batch.add({"requests": requests_table([make_request(2)])})
+        result = batch.commit(content_hash="same")
+    assert result.duplicate_batch and len(lake.commits()) == 1
+    assert not [p for p in lake.root.rglob("*.tmp")]
+
+
+def test_leaving_the_block_without_commit_aborts(lake):
+    with pytest.raises(RuntimeError), lake.begin("a") as batch:
+        batch.add({"requests": requests_table([make_request(1)])})
+        raise RuntimeError("boom")
+    assert lake.commits() == [] and not list((lake.root / "requests").rglob("*.*"))
+    # and the writer lock was released: another batch goes through
+    with Lake(lake.root).begin("b") as batch:
+        assert batch.commit().commit is not None
+
+
+def test_rows_already_in_the_lake_are_duplicates(lake):
+    lake.append({"requests": requests_table([make_request(1)])}, source="old")
+    with lake.begin("new") as batch:
+        batch.add({"requests": requests_table([make_request(1), make_request(2)])})
+        result = batch.commit()
+    assert result.stored == {"requests": 1} and result.duplicate_rows == {"requests": 1}
+
+
+def test_rewrite_of_named_files_refuses_files_no_longer_live(lake):
+    lake.append({"requests": requests_table([make_request(1)])}, source="a")
+    path = lake.snapshot().files["requests"][0]
+    day = path.split("date=")[1].split("/")[0]
+    table = requests_table([make_request(1)])
+    lake.rewrite("requests", {day: table}, kind="compact", source="t", files={day: [path]})
+    with pytest.raises(ValueError, match="no longer live"):
+        lake.rewrite("requests", {day: table}, kind="compact", source="t", files={day: [path]})
