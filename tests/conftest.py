@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
@@ -15,7 +15,7 @@ from lib.store import Engine, Lake
 # Tests never touch the developer's data/store.
 os.environ.pop("SIGHTLINE_STORE", None)
 
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)  # a Monday, noon UTC
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday, noon UTC
 
 
 def requests_table(rows: list[dict]) -> pa.Table:
@@ -60,7 +60,7 @@ def demo_store(tmp_path_factory):
     return root
 
 
-DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+DEMO_END = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 APP = str(PROJECT_DIR / "app.py")  # AppTest.from_file(APP): absolute, whatever the cwd

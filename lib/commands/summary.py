@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from lib.commands.base import UsageError, parse_time, print_json
 from lib.metrics.summary import summary
 from lib.store import Engine, open_lake
@@ -32,6 +34,8 @@ def run(args) -> int:
     if not lake.root.exists():
         raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
     engine = Engine(lake)
+    for problem in engine.problems():  # skipped files would silently change the totals
+        print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
     try:
         doc = summary(engine, start, end, where, args.group_by)
     except KeyError as exc:

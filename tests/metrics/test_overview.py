@@ -1,0 +1,228 @@
+"""Overview numbers: KPI tiles against hand-computed values (and the previous period), bucketed
+time series against numpy, percentile reliability flags, and never averaging percentiles."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from lib import schema
+from lib.filters import Filters
+from lib.metrics import buckets
+from lib.metrics.overview import KPIS, events, kpis, timeseries
+from tests.conftest import T0, make_request, requests_table
+
+H = timedelta(hours=1)
+
+
+def evals_table(rows: list[dict]) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema.EVALS}
+    return schema.conform(pa.table({k: pa.array(v, schema.EVALS.field(k).type)
+                                    for k, v in cols.items()}), schema.EVALS)
+
+
+def _req(i, minutes, **kw):
+    return make_request(i, ts=T0 + timedelta(minutes=minutes), **kw)
+
+
+# Current window [T0, T0+1h), previous [T0-1h, T0).
+PREVIOUS = [
+    _req(0, -50, latency_ms=100.0, cost_usd=0.10, input_tokens=1000, cached_input_tokens=100),
+    _req(1, -40, latency_ms=200.0, cost_usd=0.20, input_tokens=1000, cached_input_tokens=300,
+         status="error"),
+    _req(2, -30, latency_ms=300.0, cost_usd=None, input_tokens=2000, cached_input_tokens=0,
+         guardrail="pii", guardrail_action="redacted"),
+    _req(3, -1, latency_ms=400.0, cost_usd=0.30, input_tokens=1000, cached_input_tokens=0),
+]
+CURRENT = [
+    _req(10, 0, latency_ms=50.0, cost_usd=0.05, input_tokens=500, cached_input_tokens=250),
+    _req(11, 5, latency_ms=75.0, cost_usd=0.05, input_tokens=500, cached_input_tokens=0,
+         status="error"),
+    _req(12, 10, latency_ms=1000.0, cost_usd=0.50, input_tokens=4000, cached_input_tokens=2000,
+         provider="anthropic", guardrail="jailbreak", guardrail_action="blocked"),
+    _req(13, 20, latency_ms=120.0, cost_usd=0.25, input_tokens=1000, cached_input_tokens=0,
+         status="error", provider="anthropic"),
+    _req(14, 30, latency_ms=90.0, cost_usd=0.15, input_tokens=1000, cached_input_tokens=500,
+         guardrail="toxicity", guardrail_action="flagged"),
+    _req(15, 59, latency_ms=3000.0, cost_usd=0.00, input_tokens=0, cached_input_tokens=0),
+]
+OUTSIDE = [_req(20, -61, latency_ms=9999.0, cost_usd=9.0, status="error"),  # before previous
+           _req(21, 60, latency_ms=9999.0, cost_usd=9.0, status="error")]  # at the end: out
+
+EVALS = [
+    # (minutes, source, passed, model)
+    (-30, "online", True, "gpt-4o"), (-20, "online", False, "gpt-4o"),
+    (-10, "feedback", True, "gpt-4o"),
+    (5, "online", True, "gpt-4o"), (6, "online", True, "gpt-4o"), (7, "feedback", False, "gpt-4o"),
+    (8, "online", True, "claude"), (9, "online", None, "gpt-4o"),
+    (10, "offline", False, "gpt-4o"), (11, "offline", False, "gpt-4o"),  # offline: not in KPI
+]
+
+
+@pytest.fixture
+def loaded(lake, engine):
+    lake.append({"requests": requests_table(PREVIOUS + CURRENT + OUTSIDE),
+                 "evals": evals_table([
+                     {"eval_id": f"e{i}", "ts": T0 + timedelta(minutes=m), "source": s,
+                      "passed": p, "model": model, "metric": "groundedness"}
+                     for i, (m, s, p, model) in enumerate(EVALS)])}, source="t")
+    return engine
+
+
+def _kpi(frame) -> dict[str, tuple]:
+    return {r["kpi"]: (r["value"], r["previous"]) for r in frame.iter_rows(named=True)}
+
+
+def test_kpis_against_hand_computed_values(loaded):
+    frame = kpis(loaded, Filters.between(T0, T0 + H))
+    assert frame["kpi"].to_list() == [k[0] for k in KPIS]
+    got = _kpi(frame)
+    cur_lat = [r["latency_ms"] for r in CURRENT]
+    prev_lat = [r["latency_ms"] for r in PREVIOUS]
+    expected = {
+        "requests": (6, 4),
+        "error_rate": (2 / 6, 1 / 4),
+        "p95_latency_ms": (float(np.quantile(cur_lat, 0.95)), float(np.quantile(prev_lat, 0.95))),
+        "cost_usd": (0.05 + 0.05 + 0.50 + 0.25 + 0.15 + 0.0, 0.10 + 0.20 + 0.30),
+        "cached_token_share": ((250 + 2000 + 500) / (500 + 500 + 4000 + 1000 + 1000),
+                               (100 + 300) / (1000 + 1000 + 2000 + 1000)),
+        "eval_pass_rate": (3 / 4, 2 / 3),  # online + feedback, passed not null, not offline
+        "guardrail_triggers": (2, 1),
+    }
+    for name, (value, previous) in expected.items():
+        assert got[name][0] == pytest.approx(value, rel=1e-12), name
+        assert got[name][1] == pytest.approx(previous, rel=1e-12), name
+    # Hand check of type 7 for the current p95: h = 5 * 0.95 = 4.75 over the sorted latencies.
+    s = sorted(cur_lat)
+    assert got["p95_latency_ms"][0] == pytest.approx(s[4] + 0.75 * (s[5] - s[4]))
+
+
+def test_kpis_with_dimension_filters(loaded):
+    f = Filters.between(T0, T0 + H, provider=["anthropic"], model=["claude"])
+    got = _kpi(kpis(loaded, f))
+    # Requests are filtered on provider (and model: none of them is "claude").
+    assert got["requests"] == (0, 0)
+    f = Filters.between(T0, T0 + H, provider=["anthropic"])
+    got = _kpi(kpis(loaded, f))
+    assert got["requests"] == (2, 0)
+    assert got["error_rate"] == (pytest.approx(0.5), None)
+    assert got["p95_latency_ms"][0] == pytest.approx(float(np.quantile([1000.0, 120.0], 0.95)))
+    assert got["cost_usd"] == (pytest.approx(0.75), None)
+    assert got["guardrail_triggers"] == (1, 0)
+    # Evals are filtered by model only (they have no provider column).
+    got = _kpi(kpis(loaded, Filters.between(T0, T0 + H, model=["claude"])))
+    assert got["eval_pass_rate"] == (1.0, None)
+
+
+def test_kpis_on_an_empty_store(engine):
+    got = _kpi(kpis(engine, Filters.between(T0, T0 + H)))
+    assert got["requests"] == (0, 0) and got["guardrail_triggers"] == (0, 0)
+    for name in ("error_rate", "p95_latency_ms", "cost_usd", "cached_token_share",
+                 "eval_pass_rate"):
+        assert got[name] == (None, None), name
+
+
+def test_timeseries_buckets_against_numpy(loaded):
+    rows = PREVIOUS + CURRENT + OUTSIDE
+    start, end = T0 - 2 * H, T0 + 2 * H
+    ts = timeseries(loaded, Filters.between(start, end), seconds=1800)
+    assert ts.height == 8  # every half hour of the window, empty ones included
+    assert ts["bucket"].to_list() == [start + timedelta(minutes=30 * k) for k in range(8)]
+    for r in ts.iter_rows(named=True):
+        b0, b1 = r["bucket"], r["bucket"] + timedelta(minutes=30)
+        inside = [x for x in rows if b0 <= x["ts"] < b1 and start <= x["ts"] < end]
+        lat = [x["latency_ms"] for x in inside]
+        assert r["requests"] == len(inside)
+        assert r["errors"] == sum(x["status"] == "error" for x in inside)
+        assert r["cost_usd"] == pytest.approx(sum(x["cost_usd"] or 0 for x in inside))
+        if inside:
+            assert r["error_rate"] == pytest.approx(r["errors"] / len(inside))
+            assert r["p50_ms"] == pytest.approx(float(np.quantile(lat, 0.5)))
+            assert r["p95_ms"] == pytest.approx(float(np.quantile(lat, 0.95)))
+        else:
+            assert r["error_rate"] is None and r["p50_ms"] is None and r["p95_ms"] is None
+        assert r["p50_uncertain"] and r["p95_uncertain"]  # a handful of rows each
+    assert ts["requests"].sum() == len([x for x in rows if start <= x["ts"] < end])
+
+
+def test_timeseries_buckets_align_to_utc_and_respect_the_window(loaded):
+    # A window starting mid-bucket: the first bucket starts on the hour, but rows before the
+    # window's start are not counted in it.
+    start = T0 - timedelta(minutes=35)  # 11:25
+    ts = timeseries(loaded, Filters.between(start, T0 + H), seconds=3600)
+    assert ts["bucket"].to_list() == [T0 - H, T0]
+    # 11:25..12:00 holds r2 (11:30) and r3 (11:59); r0 (11:10) and r1 (11:20) are before start.
+    assert ts["requests"].to_list() == [2, 6]
+
+
+def test_never_average_bucket_percentiles(lake, engine):
+    """Two hours of very different latency: the mean of the hourly p95s is not the p95."""
+    fast = [_req(i, i, latency_ms=100.0 + i) for i in range(30)]
+    slow = [_req(100 + i, 60 + i, latency_ms=1000.0 + 50 * i) for i in range(10)]
+    lake.append({"requests": requests_table(fast + slow)}, source="t")
+    f = Filters.between(T0, T0 + 2 * H)
+    ts = timeseries(engine, f, seconds=3600)
+    per_bucket = ts["p95_ms"].to_list()
+    assert per_bucket == [pytest.approx(np.quantile([r["latency_ms"] for r in fast], 0.95)),
+                          pytest.approx(np.quantile([r["latency_ms"] for r in slow], 0.95))]
+    overall = float(np.quantile([r["latency_ms"] for r in fast + slow], 0.95))
+    kpi = _kpi(kpis(engine, f))["p95_latency_ms"][0]
+    assert kpi == pytest.approx(overall)
+    averaged = float(np.mean(per_bucket))
+    weighted = float(np.average(per_bucket, weights=ts["requests"].to_list()))
+    assert abs(kpi - averaged) > 100 and abs(kpi - weighted) > 100
+
+
+def test_uncertain_flags_follow_design_thresholds(lake, engine):
+    sizes = [200, 199, 20, 19, 0]  # rows in five consecutive hours
+    rows, i = [], 0
+    for hour, n in enumerate(sizes):
+        for k in range(n):
+            rows.append(make_request(i, ts=T0 + hour * H + timedelta(seconds=10 * k),
+                                     latency_ms=float(k)))
+            i += 1
+    lake.append({"requests": requests_table(rows)}, source="t")
+    ts = timeseries(engine, Filters.between(T0, T0 + 5 * H), seconds=3600)
+    assert ts["requests"].to_list() == sizes
+    assert ts["p95_uncertain"].to_list() == [False, True, True, True, True]
+    assert ts["p50_uncertain"].to_list() == [False, False, False, True, True]
+    assert buckets.MIN_ROWS_FOR_PERCENTILE[0.5] == 20
+    assert buckets.MIN_ROWS_FOR_PERCENTILE[0.95] == 200
+    assert buckets.MIN_ROWS_FOR_PERCENTILE[0.99] == 1000
+    # The values are still computed where uncertain, and match numpy.
+    assert ts["p50_ms"][3] == pytest.approx(np.quantile(np.arange(19.0), 0.5))
+
+
+@pytest.mark.parametrize("window, seconds", [
+    (timedelta(hours=1), 60), (timedelta(hours=3), 60), (timedelta(hours=24), 900),
+    (timedelta(days=7), 3600), (timedelta(days=30), 6 * 3600), (timedelta(days=400), 7 * 86400),
+    (timedelta(days=5000), 7 * 86400),
+])
+def test_bucket_seconds_fit_the_window(window, seconds):
+    assert buckets.bucket_seconds(window) == seconds
+    assert window.total_seconds() / seconds <= buckets.MAX_BUCKETS or seconds == 7 * 86400
+
+
+def test_bucket_labels_and_default_width(loaded):
+    assert [buckets.bucket_label(s) for s in (60, 900, 3600, 6 * 3600, 86400, 7 * 86400)] == \
+        ["1 min", "15 min", "1 h", "6 h", "1 d", "7 d"]
+    ts = timeseries(loaded, Filters.between(T0 - H, T0 + H))  # 2 h -> 1-minute buckets
+    assert ts.height == 120
+    assert ts["requests"].sum() == len(PREVIOUS) + len(CURRENT)
+
+
+def test_events_in_window(lake, engine):
+    lake.append({"events": schema.conform(pa.table({
+        "event_id": ["a", "b", "c"],
+        "ts": pa.array([T0 - 2 * H, T0 + timedelta(minutes=5), T0], schema.TS),
+        "kind": ["deploy", "incident", "deploy"], "service": ["api", None, "worker"],
+        "title": ["old", "outage", "new"],
+    }), schema.EVENTS)}, source="t")
+    got = events(engine, Filters.between(T0, T0 + H))
+    assert got["title"].to_list() == ["new", "outage"]
+    got = events(engine, Filters.between(T0, T0 + H, service=["api"]))
+    assert got.height == 0
+    assert got.columns == ["ts", "kind", "service", "version", "title", "detail", "author"]

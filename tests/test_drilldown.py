@@ -1,0 +1,56 @@
+"""Chart selection → window (pure; AppTest cannot simulate a Plotly selection)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lib.drilldown import parse_window_param, parse_x, selection_window, window_param
+
+
+def utc(*a):
+    return datetime(*a, tzinfo=UTC)
+
+
+def test_box_selection_in_the_display_zone():
+    sel = {"selection": {"points": [], "box": [{"x": ["2026-11-19 20:05:30.5",
+                                                       "2026-11-19 20:59:10"],
+                                                 "y": [0, 100]}]}}
+    # Paris is UTC+1 in November: 20:05 local = 19:05 UTC; widened to whole minutes
+    assert selection_window(sel, "Europe/Paris") == (utc(2026, 11, 19, 19, 5),
+                                                     utc(2026, 11, 19, 20, 0))
+    assert selection_window(sel, "UTC") == (utc(2026, 11, 19, 20, 5), utc(2026, 11, 19, 21, 0))
+
+
+def test_reversed_box_and_epoch_ms():
+    ms = utc(2026, 11, 19, 18, 0).timestamp() * 1000
+    sel = {"selection": {"box": [{"x": [ms + 3_600_000, ms]}]}}
+    assert selection_window(sel, "UTC") == (utc(2026, 11, 19, 18), utc(2026, 11, 19, 19))
+
+
+def test_points_cover_their_buckets():
+    sel = {"selection": {"box": [], "points": [{"x": "2026-11-19 18:00"},
+                                               {"x": "2026-11-19 16:00"}]}}
+    assert selection_window(sel, "UTC", bucket_seconds=3600) == (utc(2026, 11, 19, 16),
+                                                                 utc(2026, 11, 19, 19))
+
+
+def test_clamp_tiny_and_empty():
+    sel = {"selection": {"box": [{"x": ["2026-11-19 18:00:10", "2026-11-19 18:00:20"]}]}}
+    assert selection_window(sel, "UTC") == (utc(2026, 11, 19, 18, 0), utc(2026, 11, 19, 18, 1))
+    wide = {"selection": {"box": [{"x": ["2026-11-18 00:00", "2026-11-30 00:00"]}]}}
+    assert selection_window(wide, "UTC", clamp=(utc(2026, 11, 19), utc(2026, 11, 20))) == \
+        (utc(2026, 11, 19), utc(2026, 11, 20))
+    outside = {"selection": {"box": [{"x": ["2026-11-01", "2026-11-02"]}]}}
+    assert selection_window(outside, "UTC", clamp=(utc(2026, 11, 19), utc(2026, 11, 20))) is None
+    assert selection_window({"selection": {"points": [], "box": []}}, "UTC") is None
+    assert selection_window(None, "UTC") is None
+    assert parse_x("not a time", "UTC") is None
+
+
+def test_window_param_round_trip():
+    w = (utc(2026, 11, 19, 18, 30), utc(2026, 11, 19, 19, 10))
+    assert window_param(*w) == "2026-11-19T18:30:00Z..2026-11-19T19:10:00Z"
+    assert parse_window_param(window_param(*w)) == w
+    assert parse_window_param("2026-11-19T19:00..2026-11-19T18:00") is None
+    assert parse_window_param("garbage") is None
+    assert parse_window_param(None) is None

@@ -1,0 +1,70 @@
+"""Numbers for people: exact strings, including the boundaries where a unit changes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lib import formatting as fmt
+
+
+@pytest.mark.parametrize("value, text", [
+    (0, "0"), (7, "7"), (999, "999"), (999.4, "999"), (-42, "-42"),
+    (999.5, "1.0k"),  # would print as "1,000" otherwise
+    (1000, "1.0k"), (1234, "1.2k"), (12_345, "12.3k"), (999_949, "999.9k"),
+    (999_950, "1.0M"),  # not "1000.0k"
+    (2_500_000, "2.5M"), (-2_500_000, "-2.5M"), (999_950_000, "1.0B"), (3.2e9, "3.2B"),
+])
+def test_count(value, text):
+    assert fmt.count(value) == text
+
+
+@pytest.mark.parametrize("value, text", [
+    (0, "$0.00"), (0.0042, "$0.0042"), (0.00999, "$0.0100"), (0.01, "$0.01"),
+    (3.4, "$3.40"), (1234.5, "$1,234.50"), (99_999.99, "$99,999.99"), (100_000, "$100k"),
+    (2_345_678, "$2,346k"),
+])
+def test_usd(value, text):
+    assert fmt.usd(value) == text
+
+
+@pytest.mark.parametrize("value, text", [
+    (0, "0 ms"), (850, "850 ms"), (999.4, "999 ms"),
+    (999.5, "1.0 s"),  # not "1000 ms"
+    (2100, "2.1 s"), (59_949, "59.9 s"),
+    (59_950, "1.0 min"),  # not "60.0 s"
+    (192_000, "3.2 min"),
+])
+def test_ms(value, text):
+    assert fmt.ms(value) == text
+
+
+def test_pct_and_by_unit():
+    assert fmt.pct(0.0081) == "0.81%"
+    assert fmt.pct(1) == "100.00%"
+    assert fmt.pct(0.5, digits=0) == "50%"
+    assert fmt.by_unit(0.0081, "ratio") == "0.81%"
+    assert fmt.by_unit(1234, "count") == "1.2k"
+    assert fmt.by_unit(3.4, "usd") == "$3.40"
+    assert fmt.by_unit(850, "ms") == "850 ms"
+    assert fmt.by_unit(1234, "unknown-unit") == "1.2k"
+
+
+@pytest.mark.parametrize("func", [fmt.count, fmt.usd, fmt.ms, fmt.pct])
+def test_missing_values_show_a_dash(func):
+    assert func(None) == "–"
+    assert func(math.nan) == "–"
+
+
+def test_delta():
+    assert fmt.delta(112, 100, "count") == "+12.0%"
+    assert fmt.delta(90, 100, "usd") == "-10.0%"
+    assert fmt.delta(50, -100, "usd") == "+150.0%"  # relative to |previous|
+    assert fmt.delta(0.0123, 0.0083, "ratio") == "+0.40 pp"  # percentage points, not percent
+    assert fmt.delta(0.01, 0.02, "ratio") == "-1.00 pp"
+    assert fmt.delta(5, 0, "count") == "new"
+    assert fmt.delta(0, 0, "count") is None
+    assert fmt.delta(None, 1, "count") is None
+    assert fmt.delta(1, None, "ms") is None
+    assert fmt.delta(math.nan, 1, "ms") is None
