@@ -1,0 +1,192 @@
+"""OTLP JSON parsing speed: Sightline's GenAI span parser against a plain ``json.loads`` pass.
+
+    python -m bench.otlp_bench [SPANS]
+
+Generates a Collector-style OTLP JSON file (hex ids, integer enums, int64 as strings, 50 spans per
+ExportTraceServiceRequest line) shaped like opentelemetry-instrumentation-openai-v2's spans: per
+trace an ``invoke_agent`` span, three ``chat`` calls and an ``execute_tool`` span. Then times,
+best of 3: a plain ``json.loads`` of every line (the floor any Python parser pays), the same with
+orjson, and ``lib.ingest.formats.otlp`` parsing to Arrow tables (requests + spans, ``_line``).
+Goal: >= 100k spans/s. Writes the "OTLP parsing" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench.common import OUT, machine, write_section
+
+DEFAULT_SPANS = 200_000
+SPANS_PER_LINE = 50
+MODELS = [("gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("gpt-4o", "gpt-4o-2024-08-06"),
+          ("o3-mini", "o3-mini-2025-01-31")]
+
+
+def _s(key: str, value: str) -> dict:
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def _i(key: str, value: int) -> dict:
+    return {"key": key, "value": {"intValue": str(value)}}
+
+
+def _span(rng: random.Random, trace_id: str, span_id: str, parent: str, name: str, start: int,
+          duration_ns: int, attributes: list[dict], error: bool = False) -> dict:
+    return {"traceId": trace_id, "spanId": span_id, "parentSpanId": parent, "name": name,
+            "kind": 3, "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + duration_ns),
+            "attributes": attributes, "flags": 256,
+            "status": {"code": 2, "message": "Error code: 429"} if error else {}}
+
+
+def _trace(rng: random.Random, start: int) -> list[dict]:
+    trace_id = f"{rng.getrandbits(128):032x}"
+    agent_id = f"{rng.getrandbits(64):016x}"
+    spans = [_span(rng, trace_id, agent_id, "", "invoke_agent support", start, 4_000_000_000,
+                   [_s("gen_ai.operation.name", "invoke_agent"),
+                    _s("gen_ai.agent.name", "support")])]
+    for k in range(3):
+        model, snapshot = MODELS[rng.randrange(3)]
+        prompt = rng.randrange(50, 5000)
+        error = rng.random() < 0.02
+        attributes = [_s("gen_ai.operation.name", "chat"), _s("gen_ai.request.model", model),
+                      _s("gen_ai.provider.name", "openai"), _s("server.address", "api.openai.com"),
+                      {"key": "gen_ai.request.temperature", "value": {"doubleValue": 0.2}},
+                      _i("gen_ai.request.max_tokens", 1024)]
+        if error:
+            attributes.append(_s("error.type", "<class 'openai.RateLimitError'>"))
+        else:
+            attributes += [
+                {"key": "gen_ai.response.finish_reasons",
+                 "value": {"arrayValue": {"values": [{"stringValue": "stop"}]}}},
+                _s("gen_ai.response.model", snapshot),
+                _s("gen_ai.response.id", f"chatcmpl-{rng.getrandbits(64):x}"),
+                _i("gen_ai.usage.input_tokens", prompt),
+                _i("gen_ai.usage.output_tokens", rng.randrange(1, 800)),
+                _s("openai.response.service_tier", "default"),
+                _s("openai.response.system_fingerprint", "fp_44709d6fcb")]
+        spans.append(_span(rng, trace_id, f"{rng.getrandbits(64):016x}", agent_id,
+                           f"chat {model}", start + k * 1_000_000_000,
+                           rng.randrange(200, 3000) * 1_000_000, attributes, error))
+    spans.append(_span(rng, trace_id, f"{rng.getrandbits(64):016x}", agent_id,
+                       "execute_tool search", start + 3_500_000_000, 300_000_000,
+                       [_s("gen_ai.operation.name", "execute_tool"),
+                        _s("gen_ai.tool.name", "search")]))
+    return spans
+
+
+def generate(path, spans: int, seed: int = 0) -> tuple[int, int]:
+    """Write ``spans`` spans (rounded up to whole traces); returns (spans, model calls)."""
+    rng = random.Random(seed)
+    resource = {"attributes": [_s("service.name", "support-bot"), _s("service.version", "1.4.2"),
+                               _s("deployment.environment.name", "prod"),
+                               _s("telemetry.sdk.language", "python")]}
+    scope = {"name": "opentelemetry.instrumentation.openai_v2", "version": "2.4b0"}
+    start = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 10**9
+    written = calls = 0
+    pending: list[dict] = []
+    with open(path, "w") as out:
+        while written < spans:
+            trace = _trace(rng, start + written * 1_000_000_000)
+            pending += trace
+            written += len(trace)
+            calls += 3
+            while len(pending) >= SPANS_PER_LINE or (written >= spans and pending):
+                line, pending = pending[:SPANS_PER_LINE], pending[SPANS_PER_LINE:]
+                out.write(json.dumps({"resourceSpans": [{"resource": resource, "scopeSpans": [
+                    {"scope": scope, "spans": line}]}]}, separators=(",", ":")) + "\n")
+    return written, calls
+
+
+def _best_of(fn, repeat: int = 3) -> tuple[float, float]:
+    """Best (wall seconds, CPU seconds of this process) of ``repeat`` runs.
+
+    CPU time is shown too because the wall time of a shared 2-core machine is noisy.
+    """
+    walls, cpus = [], []
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import orjson
+
+    from lib.ingest.formats import otlp
+
+    argv = sys.argv[1:] if argv is None else argv
+    n = int(argv[0]) if argv else DEFAULT_SPANS
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"otlp-genai-{n}.jsonl"
+    spans, calls = generate(path, n)
+    size_mb = path.stat().st_size / 1e6
+    print(f"{path}: {spans:,} spans ({calls:,} model calls), {size_mb:.0f} MB")
+
+    def plain_json() -> None:
+        with open(path, "rb") as f:
+            for line in f:
+                json.loads(line)
+
+    def plain_orjson() -> None:
+        with open(path, "rb") as f:
+            for line in f:
+                orjson.loads(line)
+
+    parsed = {}
+
+    def sightline() -> None:
+        rows = {"requests": 0, "spans": 0}
+        with open(path, "rb") as f:
+            for chunk in otlp.parse(f, path.name):
+                for name in rows:
+                    if name in chunk.tables:
+                        rows[name] += chunk.tables[name].num_rows
+        parsed.update(rows)
+
+    results = [("plain `json.loads` per line", _best_of(plain_json)),
+               ("plain `orjson.loads` per line", _best_of(plain_orjson)),
+               ("Sightline `otlp-json` parse -> Arrow tables", _best_of(sightline))]
+    assert parsed == {"requests": calls, "spans": spans}, parsed
+    baseline = results[0][1][0]
+    print(f"{'pass':<45} {'wall s':>7} {'cpu s':>7} {'spans/s':>10} {'MB/s':>7} "
+          f"{'vs json.loads':>14}")
+    for label, (wall, cpu) in results:
+        print(f"{label:<45} {wall:7.2f} {cpu:7.2f} {spans / wall:10,.0f} {size_mb / wall:7.0f} "
+              f"{wall / baseline:13.2f}x")
+
+    rows = "\n".join(f"| {label} | {wall:.2f} | {cpu:.2f} | {spans / wall:,.0f} | "
+                     f"{size_mb / wall:.0f} | {wall / baseline:.2f} |"
+                     for label, (wall, cpu) in results)
+    ours = spans / results[2][1][0]
+    verdict = ("Goal met." if ours >= 100_000 else
+               f"Goal not met: {ours / 1000:.0f}k spans/s. Per span, single core (profiled on "
+               "100k spans): orjson ~3.5 µs, attribute decoding and ids ~4 µs, convention "
+               "mapping ~2.5 µs, rows, unmapped-attribute JSON and Arrow conversion ~6 µs; the "
+               "cyclic GC is paused while parsing (it cost ~30%). A pure-Python pass cannot go "
+               "much below the `json.loads` floor; the next steps are one parsing process per "
+               "core, or Arrow's C++ JSON reader with a vectorized mapping (with this parser as "
+               "the fallback for lines it cannot type).")
+    write_section("OTLP parsing", f"""Command: `python -m bench.otlp_bench` · machine: {machine()} \
+· {datetime.now(UTC):%Y-%m-%d}
+
+A Collector-style OTLP JSON file of {spans:,} GenAI spans ({calls:,} model calls, {size_mb:.0f} MB,
+{SPANS_PER_LINE} spans per line, shaped like opentelemetry-instrumentation-openai-v2's spans),
+parsed to canonical Arrow tables (requests + spans) by `lib/ingest/formats/otlp.py`, against a
+plain JSON pass over the same lines; best of 3. Goal: ≥ 100k spans/s.
+
+| pass | wall s | CPU s | spans/s (wall) | MB/s | time vs `json.loads` |
+|---|---|---|---|---|---|
+{rows}
+
+{verdict}
+""")
+
+
+if __name__ == "__main__":
+    main()
