@@ -7,7 +7,7 @@ st.set_page_config(page_title="Sightline", page_icon=":material/monitoring:", la
 
 from lib.ui import filters, store  # noqa: E402  (set_page_config must come first)
 
-engine = store.engine()
+engine = store.refresh_for_run()
 store.ensure_demo_data()
 
 # Pages are declared here, explicitly; a page appears only once it exists.
@@ -15,6 +15,17 @@ PAGES = {
     "Monitor": [
         st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:",
                 url_path="overview", default=True),
+        st.Page("pages/cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
+        st.Page("pages/latency.py", title="Latency", icon=":material/speed:",
+                url_path="latency"),
+        st.Page("pages/quality.py", title="Quality", icon=":material/verified:",
+                url_path="quality"),
+    ],
+    "Investigate": [
+        st.Page("pages/explore.py", title="Explore", icon=":material/troubleshoot:",
+                url_path="explore"),
+        st.Page("pages/request.py", title="Request", icon=":material/article:",
+                url_path="request"),
     ],
     "Operate": [
         st.Page("pages/data.py", title="Data", icon=":material/database:", url_path="data"),

@@ -13,7 +13,6 @@ from lib.ui import store, upload, widgets
 TS_FORMAT = "YYYY-MM-DD HH:mm:ss"
 engine = store.engine()
 f = ui_filters.current()
-engine.refresh()
 
 st.title("Data")
 st.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "

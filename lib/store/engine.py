@@ -23,8 +23,12 @@ EXTENSION_DIR = Path(__file__).resolve().parents[2] / "data" / "duckdb_extension
 class Engine:
     """Read-side of the lake. ``query`` returns Polars frames; views are named after the tables."""
 
-    def __init__(self, lake: Lake, *, threads: int | None = None, memory_limit: str | None = None):
+    def __init__(self, lake: Lake, *, threads: int | None = None, memory_limit: str | None = None,
+                 auto_refresh: bool = True):
+        """``auto_refresh``: check the manifest before every query (CLI, scripts). The app turns
+        it off and refreshes once per page run, so every query of a run sees one version."""
         self.lake = lake
+        self.auto_refresh = auto_refresh
         config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         if threads:
             config["threads"] = threads
@@ -96,14 +100,16 @@ class Engine:
 
     def problems(self) -> list[str]:
         """Human-readable problems found in the lake: unreadable data files and manifest entries."""
-        self.refresh()
+        if self.auto_refresh:
+            self.refresh()
         return [f"{p}: not a readable Parquet file ({why})" for p, why in self._bad_files.items()] \
             + self.lake.manifest_problems()
 
     # -- queries -------------------------------------------------------------------------------
     def query(self, sql: str, params: dict | list | None = None) -> pl.DataFrame:
         """Run ``sql`` on a fresh cursor and return the result as a Polars frame."""
-        self.refresh()
+        if self.auto_refresh:
+            self.refresh()
         cur = self.con.cursor()
         try:
             return cur.execute(sql, params or {}).pl()
@@ -112,7 +118,8 @@ class Engine:
 
     def scalar(self, sql: str, params: dict | list | None = None):
         """The first column of the first row, or None."""
-        self.refresh()
+        if self.auto_refresh:
+            self.refresh()
         cur = self.con.cursor()
         try:
             row = cur.execute(sql, params or {}).fetchone()
@@ -121,7 +128,6 @@ class Engine:
             cur.close()
 
     def row_count(self, table: str) -> int:
-        self.refresh()
         return int(self.scalar(f"SELECT count(*) FROM {table}"))
 
     def close(self) -> None:

@@ -20,12 +20,21 @@ def demo_enabled() -> bool:
 @st.cache_resource(show_spinner=False)
 def _engine_for(root: str) -> Engine:
     # One connection per process; queries take a cursor each (lib.store.engine).
-    return Engine(Lake(root), memory_limit="1GB")
+    return Engine(Lake(root), memory_limit="1GB", auto_refresh=False)
 
 
 def engine() -> Engine:
-    """The process-wide engine for the configured store (SIGHTLINE_STORE or data/store)."""
+    """The process-wide engine for the configured store (SIGHTLINE_STORE or data/store).
+    Its views move to the newest manifest version only in :func:`refresh_for_run`."""
     return _engine_for(str(store_root()))
+
+
+def refresh_for_run() -> Engine:
+    """Called once at the top of every script run (app.py): pick up new batches, then keep that
+    version for the whole run so a page never mixes two versions of the lake."""
+    eng = engine()
+    eng.refresh()
+    return eng
 
 
 def ensure_demo_data() -> None:

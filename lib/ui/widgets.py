@@ -29,7 +29,6 @@ def cached(fn: Callable, engine: Engine, filters: Filters, *args, **kwargs):
     """
     name = f"{fn.__module__}.{fn.__qualname__}"
     _METRICS[name] = fn
-    engine.refresh()
     return _cached_call(name, str(engine.lake.root), engine.version, repr(filters), args,
                         tuple(sorted(kwargs.items())), engine, filters)
 
