@@ -305,10 +305,14 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     if fmt is None:
         raise InputError(_unrecognized(head))
     report.format = fmt.name
+    sql_table = _sql_jsonl_table(fmt, head)
     with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
         report.batch_id = batch.batch_id
-        first = True
-        for chunk in fmt.parse(stream, filename):
+        if sql_table:
+            _ingest_jsonl_sql(lake, batch, stream, sql_table, src, overrides, report, progress,
+                              started)
+        first = not sql_table
+        for chunk in (fmt.parse(stream, filename) if not sql_table else ()):
             _store_chunk(batch, chunk, src.name, overrides, report)
             if first:
                 _pause_for_tests("after_first_chunk")
@@ -423,3 +427,271 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
         return compact.compact(lake, min_files=threshold, tables=sorted(touched)).to_dict()
     except Exception as exc:  # compaction is housekeeping: never fail an ingest for it
         return {"error": _one_line(exc)}
+
+
+# -- canonical JSONL through DuckDB --------------------------------------------------------------
+# Canonical JSON lines are parsed, typed, checked, deduplicated and priced by DuckDB: Python only
+# cuts the stream into blocks of whole lines (hashing it on the way); DuckDB splits, numbers and
+# parses the lines (one JSON parse per line) on all cores. The file goes through in segments of
+# SEGMENT_BYTES, so memory is bounded by one segment whatever the file's size: each segment is one
+# small temporary table; the keys stored so far (for dedupe across segments) sit in a DuckDB table
+# that spills to disk; good rows stream out as Arrow batches into the batch's Parquet writers.
+SQL_MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_MEMORY", "160MB")
+SEGMENT_BYTES = int(os.environ.get("SIGHTLINE_INGEST_SEGMENT_BYTES", str(32 * 1024 * 1024)))
+QUARANTINE_FETCH_ROWS = 20_000
+WRITE_BATCH_ROWS = 128 * 1024
+
+
+def _sql_jsonl_table(fmt: Format, head: bytes) -> str | None:
+    """The canonical table to ingest through the SQL path, or None for the chunked path."""
+    from lib.ingest.formats import canonical
+
+    if fmt is not canonical.JSONL:
+        return None
+    if os.environ.get("SIGHTLINE_INGEST_SQL", "1") == "0":
+        return None
+    name = canonical.jsonl_table_of_head(head)
+    return name if name in schema.TABLES and name != "quarantine" else None
+
+
+def _sql_connection(lake: Lake, batch_id: str):
+    import duckdb
+
+    tmp = lake.root / "_tmp" / f"ingest-{batch_id}"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={
+        "memory_limit": SQL_MEMORY_LIMIT, "temp_directory": str(tmp),
+        "threads": max(os.cpu_count() or 1, 1), "preserve_insertion_order": True,
+        # Give freed memory back after each statement instead of caching it up to the limit.
+        "allocator_flush_threshold": "16MB",
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute("SET TimeZone = 'UTC'")
+    return con, tmp
+
+
+def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name: str,
+                      src: Source, overrides: dict, report: FileReport,
+                      progress: ProgressFn | None, started: float) -> None:
+    import shutil
+
+    from lib.ingest.formats.canonical import jsonl_rows_sql
+    from lib.ingest.streams import text_blocks
+    from lib.ingest.validate import checked_sql, time_range
+
+    now = datetime.now(UTC)
+    con, tmp = _sql_connection(lake, batch.batch_id)
+    state: dict = {"error": None, "done": False}
+    blocks = text_blocks(stream)
+    block_schema = pa.schema([("first_line", pa.int64()), ("pieces", pa.int64()),
+                              ("text", pa.large_string())])
+
+    def segment(rejects: list):
+        """Blocks up to SEGMENT_BYTES of text; sets state["done"] at the end of the stream."""
+        size = 0
+        try:
+            for block in blocks:
+                rejects.extend(block.rejects)
+                size += len(block.text)
+                yield pa.record_batch([pa.array([block.first_line], pa.int64()),
+                                       pa.array([block.pieces], pa.int64()),
+                                       pa.array([block.text], pa.large_string())],
+                                      schema=block_schema)
+                if size >= SEGMENT_BYTES:
+                    return
+            state["done"] = True
+        except BaseException as exc:  # re-raised by the caller with its own message
+            state["error"] = exc
+            raise
+
+    rows_sql, text_cols, extras = jsonl_rows_sql(name, "blocks")
+    present = {c: pa.string() for c in text_cols}
+    present["_line"] = pa.int64()
+    checked = checked_sql(name, present, f"({rows_sql})", extras_json=(
+        f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {extras} END"),
+        carry=("line", "_bad_json", "_not_obj"))
+    cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names)
+    create = f"""
+        CREATE OR REPLACE TEMP TABLE parsed AS
+        SELECT _line, _reason,
+               CASE WHEN _reason IS NOT NULL THEN left(line, {schema.RAW_MAX_CHARS}) END AS _raw,
+               {cols}
+        FROM (SELECT * REPLACE (CASE WHEN _bad_json THEN 'not valid JSON'
+                                     WHEN _not_obj THEN 'not a JSON object'
+                                     ELSE _reason END AS _reason)
+              FROM ({checked}))
+    """
+    try:
+        con.execute("CREATE TEMP TABLE seen (k VARCHAR)")
+        first = True
+        while not state["done"]:
+            rejects: list = []
+            # A table of the segment's blocks (not a stream): DuckDB scans its batches in
+            # parallel, a stream from Python on one thread.
+            con.register("blocks", pa.Table.from_batches(list(segment(rejects)), block_schema))
+            con.execute(create, time_range(now))
+            con.unregister("blocks")
+            n_bad = _quarantine_from_sql(con, batch, src.name, now, report)
+            if rejects:
+                table = rejects_table(rejects, src.name, now)
+                batch.add({"quarantine": table})
+                _count_quarantine(report, table)
+                n_bad += len(rejects)
+            n_good = con.execute("SELECT count(*) FROM parsed WHERE _reason IS NULL"
+                                 ).fetchone()[0]
+            report.rows_read += n_good + n_bad
+            if n_good:
+                stored = _write_good_rows(lake, batch, con, name, src.name, overrides)
+                batch.count_duplicates(name, n_good - stored)
+            if first:
+                _pause_for_tests("after_first_chunk")
+                first = False
+            if progress:
+                progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
+                                  time.monotonic() - started))
+        stream.drain()
+    except BaseException:
+        if state["error"] is not None:
+            raise state["error"] from None
+        raise
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _quarantine_from_sql(con, batch: BatchWriter, source_name: str, now: datetime,
+                         report: FileReport) -> int:
+    import json
+
+    from lib.ingest.validate import quarantine_table
+
+    cur = con.execute("SELECT _line, _reason, _raw FROM parsed WHERE _reason IS NOT NULL "
+                      "ORDER BY _line")
+    n = 0
+    while True:
+        part = cur.fetchmany(QUARANTINE_FETCH_ROWS)
+        if not part:
+            return n
+        lines, reasons, raws = [], [], []
+        for line, reason, raw in part:
+            if reason == "not valid JSON":
+                try:
+                    json.loads(raw)
+                except ValueError as exc:
+                    reason += f": {getattr(exc, 'msg', exc)}"
+                    if hasattr(exc, "colno"):
+                        reason += f" (column {exc.colno})"
+            lines.append(line)
+            reasons.append(reason)
+            raws.append(raw)
+        table = quarantine_table(lines, raws, reasons, source_name, now)
+        batch.add({"quarantine": table})
+        _count_quarantine(report, table)
+        n += len(part)
+
+
+def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name: str,
+                     overrides: dict) -> int:
+    """Write the good rows of ``parsed`` (one segment) that are the first of their key in the
+    file and not already in the lake, priced, into ``batch``; returns how many were stored."""
+    target = schema.TABLES[name]
+    key = schema.KEYS[name]
+    good = "_reason IS NULL"
+    # Keys already in the lake: only files of the same day partitions can hold them.
+    days = [r[0] for r in con.execute(
+        f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM parsed WHERE {good}").fetchall()]
+    files = lake._files_of_days(name, days)
+    # Keys of this segment stored before (by earlier segments or in the lake). The segment's keys
+    # are the hash side of each join; the keys seen so far and the lake's files are only scanned,
+    # so a segment costs one scan of them, never a hash table of everything seen.
+    mine = f'SELECT "{key}" FROM parsed WHERE {good}'
+    known = f"SELECT k FROM seen WHERE k IN ({mine})"
+    if files:
+        known += f' UNION ALL SELECT "{key}" FROM read_parquet($files) WHERE "{key}" IN ({mine})'
+    con.execute(f"CREATE OR REPLACE TEMP TABLE known AS {known}", {"files": files} if files else {})
+    # Repeats within the segment: the first line of each key wins.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE keep AS
+        SELECT min(_line) AS _line FROM parsed
+        WHERE {good} AND "{key}" NOT IN (SELECT k FROM known)
+        GROUP BY "{key}"
+    """)
+    con.execute("INSERT INTO seen SELECT p.\"" + key + "\" FROM parsed p SEMI JOIN keep "
+                "USING (_line)")
+    replace = {
+        "source_file": "coalesce(p.source_file, $source)",
+        "batch_id": "CAST($batch AS VARCHAR)",
+        "ingested_at": "CAST($ingested_at AS TIMESTAMPTZ)",
+    }
+    params = {"source": source_name, "batch": batch.batch_id, "ingested_at": batch.ingested_at}
+    joins = ""
+    if name == "requests":
+        joins = _price_join(con, good, overrides)
+        replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"
+        replace["cost_usd"] = ("CASE WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
+                               "greatest(coalesce(p.input_tokens, 0) - p.cached_input_tokens "
+                               "- p.cache_write_tokens, 0) * u.p_input "
+                               "+ p.cached_input_tokens * u.p_cached "
+                               "+ p.cache_write_tokens * u.p_write "
+                               "+ coalesce(p.output_tokens, 0) * u.p_output "
+                               "ELSE x.cost END")
+    select = ", ".join(f'{replace.get(f.name, "p." + chr(34) + f.name + chr(34))} '
+                       f'AS "{f.name}"' for f in target)
+    reader = con.execute(f"SELECT {select} FROM parsed p SEMI JOIN keep USING (_line) {joins} "
+                         "ORDER BY p._line", params).to_arrow_reader(WRITE_BATCH_ROWS)
+    stored = 0
+    for record_batch in reader:
+        table = pa.Table.from_batches([record_batch]).cast(target)
+        batch.write_rows(name, table)
+        stored += table.num_rows
+    return stored
+
+
+def _price_join(con, good: str, overrides: dict) -> str:
+    """Register the unit prices of each distinct (provider, model, day) of ``parsed`` (and the
+    exact cost of each distinct token mix past a price tier) and return the SQL joins."""
+    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
+    models = con.execute(f"SELECT DISTINCT provider, model, CAST(ts AS DATE) AS day "
+                         f"FROM parsed WHERE {good}").fetchall()
+    units = {n: [] for n in ("provider", "model", "day", "p_input", "p_cached", "p_write",
+                             "p_output", "linear_below")}
+    for provider, model, day in models:
+        terms = (pricing._linear_terms(provider, model, day, okey) if model else None) \
+            or (None,) * 5
+        for n, v in zip(("provider", "model", "day"), (provider, model, day), strict=True):
+            units[n].append(v)
+        for n, v in zip(("p_input", "p_cached", "p_write", "p_output", "linear_below"), terms,
+                        strict=True):
+            units[n].append(v)
+    con.register("units_arrow", pa.table({
+        "provider": pa.array(units["provider"], pa.string()),
+        "model": pa.array(units["model"], pa.string()),
+        "day": pa.array(units["day"], pa.date32()),
+        **{n: pa.array(units[n], pa.float64()) for n in
+           ("p_input", "p_cached", "p_write", "p_output", "linear_below")}}))
+    con.execute("CREATE OR REPLACE TEMP TABLE units AS SELECT * FROM units_arrow")
+    con.unregister("units_arrow")
+    tiered = con.execute(
+        f"SELECT DISTINCT p.provider, p.model, CAST(p.ts AS DATE), coalesce(p.input_tokens, 0), "
+        f"p.cached_input_tokens, p.cache_write_tokens, coalesce(p.output_tokens, 0) "
+        f"FROM parsed p JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
+        f"AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
+        f"WHERE p.{good} AND coalesce(p.input_tokens, 0) >= u.linear_below").fetchall()
+    con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, day DATE, "
+                "input_tokens BIGINT, cached_input_tokens BIGINT, cache_write_tokens BIGINT, "
+                "output_tokens BIGINT, cost DOUBLE)")
+    if tiered:
+        con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
+            (*row, pricing.request_cost(row[0], row[1], row[2], *row[3:],
+                                        overrides=overrides)) for row in tiered])
+    return (" LEFT JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
+            "AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
+            "LEFT JOIN tiered x ON x.provider IS NOT DISTINCT FROM p.provider "
+            "AND x.model IS NOT DISTINCT FROM p.model AND x.day = CAST(p.ts AS DATE) "
+            "AND x.input_tokens = coalesce(p.input_tokens, 0) "
+            "AND x.cached_input_tokens = p.cached_input_tokens "
+            "AND x.cache_write_tokens = p.cache_write_tokens "
+            "AND x.output_tokens = coalesce(p.output_tokens, 0)")
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")

@@ -241,3 +241,41 @@ def _blank_long_lines(block: bytes, first_line: int, max_line: int, rejects: lis
             rejects.append(make(first_line + i, line[: schema.RAW_MAX_CHARS], len(line)))
             lines[i] = b""
     return b"\n".join(lines)
+
+
+TEXT_BLOCK_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class TextBlock:
+    """Whole lines as text for SQL: ``first_line`` is the 1-based number of the first line,
+    ``pieces`` the number of pieces ``text`` splits into at newlines (a block ends with a newline,
+    so its last piece is empty). Lines that could not be kept (over-long, not UTF-8) were replaced
+    by empty lines, numbering kept, and are in ``rejects``."""
+
+    first_line: int
+    pieces: int
+    text: str
+    rejects: list[Reject]
+
+
+def text_blocks(stream: BinaryIO, block_bytes: int = TEXT_BLOCK_BYTES,
+                max_line: int = MAX_LINE_BYTES) -> Iterator[TextBlock]:
+    """:func:`line_blocks` decoded as UTF-8, for a SQL engine to split and number. A line that is
+    not valid UTF-8 becomes a reject ("not valid UTF-8 text") and an empty line."""
+    for block in line_blocks(stream, block_bytes, max_line):
+        data, rejects = block.data, list(block.rejects)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            lines = data.split(b"\n")
+            for i, line in enumerate(lines):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    rejects.append(Reject(block.first_line + i,
+                                          line[: schema.RAW_MAX_CHARS].decode("utf-8", "replace"),
+                                          f"not valid UTF-8 text (byte {exc.start + 1})"))
+                    lines[i] = b""
+            text = b"\n".join(lines).decode("utf-8")
+        yield TextBlock(block.first_line, text.count("\n") + 1, text, rejects)

@@ -108,8 +108,10 @@ def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str,
             or pa.types.is_string_view(arrow_type))
     numeric = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) \
         or pa.types.is_decimal(arrow_type)
-    if target == pa.string():
-        return (f"CAST(to_json({c}) AS VARCHAR)" if nested else f"CAST({c} AS VARCHAR)"), "text"
+    if target == pa.string():  # anything has a text form: never a type error
+        if text:
+            return c, ""
+        return (f"CAST(to_json({c}) AS VARCHAR)" if nested else f"CAST({c} AS VARCHAR)"), ""
     if target == pa.int64():
         if pa.types.is_integer(arrow_type):
             return f"CAST({c} AS BIGINT)", "an integer"
@@ -141,51 +143,49 @@ def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str,
     raise TypeError(f"no validation rule for {target}")
 
 
-def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | None = None
-             ) -> Validated:
-    """Type, check and normalize ``table`` as canonical table ``name``.
+def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
+                extras_json: str | None = None, carry: tuple[str, ...] = ()) -> str:
+    """SQL that types, checks and normalizes rows of ``source`` as canonical table ``name``.
 
-    Returns the good rows (canonical columns, in order) and the quarantine rows for the others,
-    each with the source line (from ``_line``; null if the format gave none) and every reason
-    found, joined by "; ".
+    ``present`` gives the type of each canonical column ``source`` has (others become null);
+    ``_line`` is taken from ``source`` when present. ``extras_json`` is an SQL expression giving a
+    JSON object (text) of the row's non-canonical fields, or NULL: it is merged into
+    ``attributes``. The query selects ``carry`` columns, ``_line``, ``_reason`` (every reason
+    found, joined by "; ", NULL for a good row) and the canonical columns in schema order; it
+    takes the parameters ``$earliest`` and ``$latest`` (the sane range of ``ts``).
     """
     target = schema.TABLES[name]
-    if table.num_rows == 0:
-        return Validated(schema.empty(name), schema.empty("quarantine"))
-    now = now or datetime.now(UTC)
-    present = {f.name: f.type for f in table.schema}
-    extras = [c for c in table.column_names
-              if c not in target.names and not c.startswith("_")]
-
-    selects, type_reasons = [], []
+    # Each check is (condition, message): a row is good when no condition holds. Conditions are
+    # cheap comparisons on typed columns; messages are only built for the rows that fail.
+    selects, inputs, checks = [], [], []
     for field in target:
         col = field.name
         if col in present:
             expr, kind = _typed(col, present[col], field.type)
             if kind:
-                type_reasons.append(
-                    f"CASE WHEN {_q(col)} IS NOT NULL AND ({expr}) IS NULL THEN "
-                    f"{_lit(col + ' is not ' + kind + ': ')} || "
-                    f"left(CAST({_q(col)} AS VARCHAR), 60) END")
+                inputs.append(f"{_q(col)} AS {_q('_in_' + col)}")
+                checks.append((f"{_q('_in_' + col)} IS NOT NULL AND {_q(col)} IS NULL",
+                               f"{_lit(col + ' is not ' + kind + ': ')} || "
+                               f"left(CAST({_q('_in_' + col)} AS VARCHAR), 60)"))
         else:
             expr = f"CAST(NULL AS {schema.duckdb_type(field.type)})"
-        if col == "attributes" and extras:
-            pairs = ", ".join(f"{_lit(c)}, {_q(c)}" for c in extras)
-            attrs = expr
-            expr = (f"CASE WHEN {attrs} IS NULL THEN CAST(json_object({pairs}) AS VARCHAR) "
+        if col == "attributes" and extras_json:
+            attrs, extra = expr, f"({extras_json})"
+            expr = (f"CASE WHEN {extra} IS NULL THEN {attrs} "
+                    f"WHEN {attrs} IS NULL THEN CAST({extra} AS VARCHAR) "
                     f"WHEN json_valid({attrs}) AND json_type({attrs}) = 'OBJECT' THEN "
-                    f"CAST(json_merge_patch({attrs}, json_object({pairs})) AS VARCHAR) "
+                    f"CAST(json_merge_patch({attrs}, {extra}) AS VARCHAR) "
                     f"ELSE {attrs} END")
         selects.append(f"{expr} AS {_q(col)}")
     line = "CAST(_line AS BIGINT)" if "_line" in present else "CAST(NULL AS BIGINT)"
-    type_reason = f"concat_ws('; ', {', '.join(type_reasons)})" if type_reasons else "''"
 
     replaces = [f"coalesce({_q(c)}, 0) AS {_q(c)}" for c in ZERO_IF_NULL.get(name, [])]
     if name == "requests":
         cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in STATUS_SYNONYMS.items())
         replaces += [
             "CASE WHEN status IS NULL THEN CASE WHEN error_type IS NULL THEN 'ok' "
-            f"ELSE 'error' END ELSE coalesce(CASE lower(trim(status)) {cases} END, status) END "
+            "ELSE 'error' END WHEN status = 'ok' OR status = 'error' THEN status "
+            f"ELSE coalesce(CASE lower(trim(status)) {cases} END, status) END "
             "AS status",
             "coalesce(cache_hit, false) AS cache_hit",
         ]
@@ -201,57 +201,88 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
             "coalesce(kind, ''), coalesce(service, ''), "
             "coalesce(version, ''), coalesce(title, '')))[:32] END) AS event_id")
 
-    checks = []
+    typed_cols = {f.name for f in target if f.name in present
+                  and _typed(f.name, present[f.name], f.type)[1]}
     for col in REQUIRED.get(name, []):
         what = {"eval_id": "eval_id (give it, or run_id + case_id + metric to derive it)"
                 }.get(col, col)
         blank = f" OR {_q(col)} = ''" if target.field(col).type == pa.string() else ""
-        checks.append(f"CASE WHEN ({_q(col)} IS NULL{blank}) AND NOT contains(_type_reason, "
-                      f"{_lit(col + ' is not')}) THEN {_lit('missing ' + what)} END")
+        # A value that is there but of the wrong type has its own message.
+        not_typed = f" AND {_q('_in_' + col)} IS NULL" if col in typed_cols else ""
+        checks.append((f"({_q(col)} IS NULL{blank}){not_typed}", _lit("missing " + what)))
     for col in NON_NEGATIVE.get(name, []):
-        checks.append(f"CASE WHEN {_q(col)} < 0 THEN {_lit(col + ' is negative: ')} || "
-                      f"CAST({_q(col)} AS VARCHAR) END")
+        checks.append((f"{_q(col)} < 0",
+                       f"{_lit(col + ' is negative: ')} || CAST({_q(col)} AS VARCHAR)"))
     if name == "requests":
         checks += [
-            "CASE WHEN cached_input_tokens + cache_write_tokens > input_tokens "
-            "AND input_tokens >= 0 THEN "
-            "'cached_input_tokens + cache_write_tokens (' || "
-            "CAST(cached_input_tokens + cache_write_tokens AS VARCHAR) || ') exceed input_tokens "
-            "(' || CAST(input_tokens AS VARCHAR) || '); input_tokens must include cached ones' END",
-            "CASE WHEN reasoning_tokens > output_tokens AND output_tokens >= 0 THEN "
-            "'reasoning_tokens (' || "
-            "CAST(reasoning_tokens AS VARCHAR) || ') exceed output_tokens (' || "
-            "CAST(output_tokens AS VARCHAR) || '); output_tokens must include reasoning ones' END",
-            "CASE WHEN status NOT IN ('ok', 'error') THEN 'status must be ok or error: ' || "
-            "left(status, 40) END",
+            ("cached_input_tokens + cache_write_tokens > input_tokens AND input_tokens >= 0",
+             "'cached_input_tokens + cache_write_tokens (' || "
+             "CAST(cached_input_tokens + cache_write_tokens AS VARCHAR) || ') exceed "
+             "input_tokens (' || CAST(input_tokens AS VARCHAR) || '); input_tokens must include "
+             "cached ones'"),
+            ("reasoning_tokens > output_tokens AND output_tokens >= 0",
+             "'reasoning_tokens (' || CAST(reasoning_tokens AS VARCHAR) || ') exceed "
+             "output_tokens (' || CAST(output_tokens AS VARCHAR) || '); output_tokens must "
+             "include reasoning ones'"),
+            ("status <> 'ok' AND status <> 'error'",
+             "'status must be ok or error: ' || left(status, 40)"),
         ]
     if "attributes" in target.names:
-        checks.append("CASE WHEN attributes IS NOT NULL AND NOT (json_valid(attributes) AND "
-                      "json_type(attributes) = 'OBJECT') THEN 'attributes is not a JSON object' "
-                      "END")
-    checks.append("CASE WHEN ts < $earliest OR ts > $latest THEN 'ts out of range (2000-01-01 .. "
-                  "now + 1 day): ' || strftime(ts, '%Y-%m-%dT%H:%M:%SZ') END")
+        checks.append(("attributes IS NOT NULL AND NOT (json_valid(attributes) AND "
+                       "json_type(attributes) = 'OBJECT')", "'attributes is not a JSON object'"))
+    checks.append(("ts < $earliest OR ts > $latest",
+                   "'ts out of range (2000-01-01 .. now + 1 day): ' || "
+                   "strftime(ts, '%Y-%m-%dT%H:%M:%SZ')"))
 
     cols = ", ".join(_q(f.name) for f in target)
-    sql = f"""
+    carried = "".join(f"{_q(c)}, " for c in carry)
+    inputs_sql = "".join(f", {i}" for i in inputs)
+    bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks)
+    reasons = ", ".join(f"CASE WHEN {cond} THEN {msg} END" for cond, msg in checks)
+    return f"""
         WITH typed AS (
-            SELECT _rowid, {line} AS _line, {type_reason} AS _type_reason, {', '.join(selects)}
-            FROM incoming
+            SELECT {carried}{line} AS _line{inputs_sql}, {', '.join(selects)}
+            FROM {source}
         ), norm AS (
             SELECT * {'REPLACE (' + ', '.join(replaces) + ')' if replaces else ''} FROM typed
         )
-        SELECT _rowid, _line,
-               nullif(concat_ws('; ', nullif(_type_reason, ''), {', '.join(checks)}), '')
-                   AS _reason,
+        SELECT {carried}_line,
+               CASE WHEN {bad} THEN concat_ws('; ', {reasons}) END AS _reason,
                {cols}
-        FROM norm ORDER BY _rowid
+        FROM norm
     """
+
+
+def time_range(now: datetime | None = None) -> dict:
+    """The parameters of :func:`checked_sql`: timestamps outside them are quarantined."""
+    now = now or datetime.now(UTC)
+    return {"earliest": EARLIEST, "latest": now + FUTURE_SLACK}
+
+
+def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | None = None
+             ) -> Validated:
+    """Type, check and normalize ``table`` as canonical table ``name``.
+
+    Returns the good rows (canonical columns, in order) and the quarantine rows for the others,
+    each with the source line (from ``_line``; null if the format gave none) and every reason
+    found, joined by "; ".
+    """
+    target = schema.TABLES[name]
+    if table.num_rows == 0:
+        return Validated(schema.empty(name), schema.empty("quarantine"))
+    now = now or datetime.now(UTC)
+    present = {f.name: f.type for f in table.schema}
+    extras = [c for c in table.column_names
+              if c not in target.names and not c.startswith("_")]
+    extras_json = (f"json_object({', '.join(f'{_lit(c)}, {_q(c)}' for c in extras)})"
+                   if extras else None)
+    sql = checked_sql(name, present, "incoming", extras_json=extras_json,
+                      carry=("_rowid",)) + " ORDER BY _rowid"
     con = _con()
     incoming = table.append_column("_rowid", pa.array(range(table.num_rows), pa.int64()))
     con.register("incoming", incoming)
     try:
-        out = con.execute(sql, {"earliest": EARLIEST, "latest": now + FUTURE_SLACK}
-                          ).to_arrow_table()
+        out = con.execute(sql, time_range(now)).to_arrow_table()
         bad_mask = pc.is_valid(out.column("_reason"))
         n_bad = pc.sum(bad_mask).as_py() or 0
         good = out.filter(pc.invert(bad_mask)) if n_bad else out

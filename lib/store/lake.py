@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -36,6 +37,8 @@ import pyarrow.parquet as pq
 from lib import schema
 
 MANIFEST_DIR = "_manifest"
+# Scratch space of writers (DuckDB spill files): never read, safe to delete when no writer runs.
+TMP_DIR = "_tmp"
 PARQUET_OPTIONS = dict(compression="zstd", row_group_size=256_000)
 
 
@@ -291,8 +294,7 @@ class Lake:
             table = table.take(pc.take(firsts, pc.sort_indices(firsts)))
         # Keys already live: only files of the same day partitions can hold them (ts sets the day).
         days = {_day_str(d) for d in np.unique(_epoch_days(table.column("ts")))}
-        files = [str(self.root / p) for p in self.snapshot().files[name]
-                 if _partition_day(p) in days]
+        files = self._files_of_days(name, days)
         if not files:
             return table
         con = duckdb.connect()
@@ -301,12 +303,19 @@ class Lake:
             existing = con.execute(
                 f"SELECT DISTINCT {key} FROM read_parquet($files) "
                 f"WHERE {key} IN (SELECT k FROM incoming)", {"files": files}
-            ).fetch_arrow_table().column(0)
+            ).to_arrow_table().column(0)
         finally:
             con.close()
         if len(existing) == 0:
             return table
         return table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
+
+    def _files_of_days(self, name: str, days) -> list[str]:
+        """Absolute paths of the live files of table ``name`` in the given day partitions
+        (``YYYY-MM-DD``): the only files that can hold a row whose ``ts`` falls on those days."""
+        days = set(days)
+        return [str(self.root / p) for p in self.snapshot().files[name]
+                if _partition_day(p) in days]
 
     def _write_files(self, tables: dict[str, pa.Table], commit_id: str) -> list[dict]:
         added = []
@@ -377,8 +386,10 @@ class BatchWriter:
     """A streamed batch: rows arrive in chunks and are written to invisible files as they come;
     ``commit`` publishes one manifest entry listing them all, ``abort`` deletes them.
 
-    Memory stays bounded by one chunk plus the keys seen in this batch (for row dedupe across
-    chunks). The lake's writer lock is held from construction to commit/abort, so rows are deduped
+    Memory stays bounded by one chunk: the keys seen in this batch (for row dedupe across chunks)
+    live in a small DuckDB table that spills to disk past its memory limit. Rows already checked
+    and deduplicated elsewhere (the SQL ingest path) are written with :meth:`write_rows`.
+    The lake's writer lock is held from construction to commit/abort, so rows are deduped
     against a lake that cannot change underneath, and the content-hash check is race-free.
     Create with :meth:`Lake.begin`.
     """
@@ -396,8 +407,8 @@ class BatchWriter:
         self.result = WriteResult(commit=None)
         self._writers: dict[tuple[str, str], tuple[pq.ParquetWriter, Path, str]] = {}
         self._rows: dict[str, int] = {}  # rows written per relative path
-        self._seen: dict[str, list[pa.Array]] = {}
-        self._seen_combined: dict[str, pa.Array] = {}
+        self._seen: duckdb.DuckDBPyConnection | None = None
+        self._seen_tables: set[str] = set()
         self._done = False
         self._lock = lake.writer_lock()
         self._lock.__enter__()
@@ -433,18 +444,54 @@ class BatchWriter:
         return stored
 
     def _drop_seen(self, name: str, table: pa.Table) -> pa.Table:
-        """Drop rows whose key an earlier chunk of this batch stored; remember the new keys."""
+        """Drop rows whose key an earlier chunk of this batch stored; remember the new keys.
+
+        The keys live in a DuckDB table (one per canonical table) that spills to disk past its
+        memory limit; each chunk probes it with a hash join built on the chunk (not on the
+        growing key set), so the cost per chunk is one sequential scan of the keys seen."""
         keys = table.column(schema.KEYS[name]).combine_chunks()
-        seen = self._seen_combined.get(name)
-        if seen is None and self._seen.get(name):
-            seen = self._seen_combined[name] = pa.concat_arrays(self._seen[name])
-        if seen is not None and len(seen):
-            fresh = pc.invert(pc.is_in(keys, value_set=seen))
-            table, keys = table.filter(fresh), keys.filter(fresh)
-        if len(keys):
-            self._seen.setdefault(name, []).append(keys)
-            self._seen_combined.pop(name, None)
+        if len(keys) == 0:
+            return table
+        con = self._seen_con()
+        seen = f"seen_{name}"
+        if name not in self._seen_tables:
+            con.execute(f"CREATE TEMP TABLE {seen} (k VARCHAR)")
+            self._seen_tables.add(name)
+        con.register("chunk_keys", pa.table({"k": keys}))
+        try:
+            hit = con.execute(f"SELECT DISTINCT s.k FROM {seen} s SEMI JOIN chunk_keys c "
+                              "ON s.k = c.k").to_arrow_table().column(0)
+            if len(hit):
+                fresh = pc.invert(pc.is_in(keys, value_set=hit))
+                table, keys = table.filter(fresh), keys.filter(fresh)
+                con.unregister("chunk_keys")
+                con.register("chunk_keys", pa.table({"k": keys}))
+            con.execute(f"INSERT INTO {seen} SELECT k FROM chunk_keys")
+        finally:
+            con.unregister("chunk_keys")
         return table
+
+    def _seen_con(self) -> duckdb.DuckDBPyConnection:
+        if self._seen is None:
+            tmp = self.lake.root / TMP_DIR / f"seen-{self.batch_id}"
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            self._seen = duckdb.connect(config={
+                "memory_limit": "128MB", "temp_directory": str(tmp), "threads": 1,
+                "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        return self._seen
+
+    def write_rows(self, name: str, table: pa.Table) -> None:
+        """Write rows already conformed to the canonical schema, lineage filled and deduplicated
+        by the caller (the SQL ingest path does all three in DuckDB)."""
+        if self._done:
+            raise RuntimeError("batch already committed or aborted")
+        if table.num_rows:
+            self._write(name, table)
+            self.result.stored[name] = self.result.stored.get(name, 0) + table.num_rows
+
+    def count_duplicates(self, name: str, n: int) -> None:
+        """Count ``n`` rows of ``name`` dropped as duplicates outside :meth:`add`."""
+        self.result.duplicate_rows[name] = self.result.duplicate_rows.get(name, 0) + n
 
     def _write(self, name: str, table: pa.Table) -> None:
         day_numbers = _epoch_days(table.column("ts"))
@@ -518,8 +565,11 @@ class BatchWriter:
     def _finish(self) -> None:
         self._done = True
         self._writers.clear()
-        self._seen.clear()
-        self._seen_combined.clear()
+        if self._seen is not None:
+            with contextlib.suppress(Exception):
+                self._seen.close()
+            self._seen = None
+            shutil.rmtree(self.lake.root / TMP_DIR / f"seen-{self.batch_id}", ignore_errors=True)
         self._lock.__exit__(None, None, None)
 
 

@@ -183,6 +183,60 @@ def _unrecognized_rows(table: pa.Table) -> list[Reject]:
     return [Reject(line, "", reason) for line in lines]
 
 
+def jsonl_table_of_head(head: bytes) -> str | None:
+    """The canonical table the first complete JSON objects of ``head`` describe, or None."""
+    lines = [ln for ln in head.split(b"\n") if ln.strip()]
+    complete = lines[:-1] if not head.endswith(b"\n") and len(lines) > 1 else lines
+    for line in complete[:20]:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return table_for(obj.keys())
+    return None
+
+
+def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
+    """SQL over a relation ``blocks(first_line, pieces, text)`` (lib.ingest.streams.TextBlock)
+    giving one row per non-blank line: ``_line``, ``line`` (the text), ``_bad_json`` (not valid
+    JSON), ``_not_obj`` (valid JSON but not an object), ``_extra`` (JSON object of the keys that
+    are not columns of ``name``, or NULL) and every column of ``name`` as text (numbers as
+    written, nested values as JSON). One JSON parse per line, plus a key listing only for lines
+    that may hold extra keys.
+
+    Returns (sql, the text columns, the SQL expression of the extras object)."""
+    cols = schema.TABLES[name].names
+    struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in cols) + "}"
+    canon = "[" + ", ".join("'" + c + "'" for c in cols) + "]"
+    # A line holds extra keys only if it has more keys than canonical fields with a value (json_keys
+    # is cheap; filtering key lists is not, so only lines that fail this count are filtered).
+    present = " + ".join(f'CAST(j."{c}" IS NOT NULL AS INTEGER)' for c in cols)
+    sql = f"""
+        SELECT _line, line, j IS NULL AS _bad_json,
+               j IS NOT NULL AND NOT starts_with(line, '{{')
+                   AND NOT starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{{') AS _not_obj,
+               CASE WHEN j IS NOT NULL AND len(json_keys(line)) <> {present}
+                    THEN list_filter(json_keys(line), k -> NOT list_contains({canon}, k)) END
+                   AS _extra_keys,
+               j.*
+        FROM (
+            SELECT _line, line, try(from_json(line, '{struct}')) AS j
+            FROM (
+                SELECT unnest(string_split(text, chr(10))) AS line,
+                       unnest(range(first_line, first_line + pieces)) AS _line
+                FROM {blocks}
+            )
+            WHERE strlen(line) > 0 AND NOT (strlen(line) < 16
+                                            AND trim(line, ' ' || chr(9) || chr(13)) = '')
+        )
+    """
+    extras = ("CASE WHEN len(_extra_keys) > 0 THEN to_json(map_from_entries(list_transform("
+              "_extra_keys, k -> {'k': k, 'v': json_extract(line, '/' || "
+              "replace(replace(k, '~', '~0'), '/', '~1'))}))) END")
+    return sql, list(cols), extras
+
+
 JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
                doc="Canonical requests / evals / events / spans, one JSON object per line.")
 
