@@ -79,6 +79,9 @@ CONSUMED = frozenset(
 )
 
 
+as_int, as_text = oc.as_int, oc.as_text
+
+
 def _finish_from_messages(output_messages: str) -> str | None:
     """The first finish_reason in gen_ai.output.messages (streamed calls record it only there)."""
     if not output_messages.startswith("["):
@@ -119,41 +122,56 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     reasoning = get("gen_ai.usage.reasoning.output_tokens")
     if reasoning is None:
         reasoning = get("gen_ai.usage.reasoning_tokens")
+    # ints and strings, the usual types, skip the converters (which return them unchanged)
     if input_tokens is not None:
-        cached = oc.as_int(cached) or 0
-        cache_write = oc.as_int(cache_write) or 0
-        input_tokens = oc.inclusive_input(oc.as_int(input_tokens), cached, cache_write)
+        cached = (cached if cached.__class__ is int else as_int(cached)) or 0
+        cache_write = (cache_write if cache_write.__class__ is int else as_int(cache_write)) or 0
+        if input_tokens.__class__ is not int:
+            input_tokens = as_int(input_tokens)
+        input_tokens = oc.inclusive_input(input_tokens, cached, cache_write)
     else:
-        cached, cache_write = oc.as_int(cached), oc.as_int(cache_write)
+        cached, cache_write = as_int(cached), as_int(cache_write)
     if output_tokens is not None:
-        output_tokens = oc.as_int(output_tokens)
-        reasoning = oc.as_int(reasoning) or 0
+        if output_tokens.__class__ is not int:
+            output_tokens = as_int(output_tokens)
+        reasoning = (reasoning if reasoning.__class__ is int else as_int(reasoning)) or 0
     else:
-        reasoning = oc.as_int(reasoning)
+        reasoning = as_int(reasoning)
     response_model = get("gen_ai.response.model")
+    if response_model.__class__ is not str:
+        response_model = as_text(response_model)
     finish = get("gen_ai.response.finish_reasons")
-    if isinstance(finish, list):
-        finish = next((f for f in finish if f), None)
+    if isinstance(finish, list):  # the first non-empty reason
+        reasons, finish = finish, None
+        for reason in reasons:
+            if reason:
+                finish = reason
+                break
     output_text = get("gen_ai.output.messages") or get("gen_ai.completion")
+    if output_text.__class__ is not str:
+        output_text = as_text(output_text)
     if finish is None and output_text:
-        finish = _finish_from_messages(oc.as_text(output_text))
+        finish = _finish_from_messages(output_text)
     ttft_s = get("gen_ai.response.time_to_first_chunk")
     error_type = get("error.type")
+    model = get("gen_ai.request.model") or response_model
+    input_text = get("gen_ai.input.messages") or get("gen_ai.prompt")
     request = {
         "provider": oc.norm_provider(get("gen_ai.provider.name") or get("gen_ai.system")),
-        "model": oc.as_text(get("gen_ai.request.model") or response_model),
-        "response_model": oc.as_text(response_model),
-        "operation": oc.as_text(operation) or "chat",
+        "model": model if model.__class__ is str else as_text(model),
+        "response_model": response_model,
+        "operation": (operation if operation.__class__ is str else as_text(operation))
+        or "chat",
         "input_tokens": input_tokens,
         "cached_input_tokens": cached,
         "cache_write_tokens": cache_write,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
         "ttft_ms": oc.as_float(ttft_s) * 1000.0 if ttft_s is not None else None,
-        "finish_reason": oc.as_text(finish),
+        "finish_reason": finish if finish.__class__ is str else as_text(finish),
         "error_type": oc.norm_error_type(error_type) if error_type is not None else None,
-        "input_text": oc.as_text(get("gen_ai.input.messages") or get("gen_ai.prompt")),
-        "output_text": oc.as_text(output_text),
+        "input_text": input_text if input_text.__class__ is str else as_text(input_text),
+        "output_text": output_text,
     }
     oc.user_columns(a, request)
     return "llm", request, CONSUMED

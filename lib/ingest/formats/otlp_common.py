@@ -20,18 +20,35 @@ Model-call spans become ``requests`` rows AND ``spans`` rows (kind ``llm``, attr
 the trace waterfall is drawn from ``spans`` alone and joins to ``requests`` on
 ``span_id = request_id`` for details. Every other span is a ``spans`` row only, with its
 attributes (and ``service.name``) as JSON.
+
+Speed: files larger than one block (4 MiB) are parsed by worker processes, one block of whole
+lines each, and put back in file order, with the same rows, line numbers and rejects as a
+single-process parse (see ``parse_otlp``; tests/ingest/test_otlp_fastpath.py checks it);
+bench/otlp_bench.py measures it.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
+import collections
 import gc
 import hashlib
 import io
+import itertools
 import json
+import os
+import pickle
+import queue
 import re
+import signal
+import struct
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -146,6 +163,7 @@ _HEX_LENGTHS = (32, 16)  # trace id (16 bytes), span id (8 bytes) as hex; base64
 
 
 _ZERO_IDS = frozenset({"0" * 16, "0" * 32})
+_ZERO_SPAN, _ZERO_TRACE = "0" * 16, "0" * 32
 
 
 def norm_id(value: Any) -> str | None:
@@ -191,11 +209,21 @@ _PROVIDER_ALIASES = {
 }
 
 
+_PROVIDERS: dict[str, str] = {}  # memo of norm_provider for the few names seen
+
+
 def norm_provider(value: Any) -> str | None:
     if not value:
         return None
+    if value.__class__ is str:
+        known = _PROVIDERS.get(value)
+        if known is not None:
+            return known
     text = str(value).strip().lower()
-    return _PROVIDER_ALIASES.get(text, text)
+    text = _PROVIDER_ALIASES.get(text, text)
+    if value.__class__ is str and len(_PROVIDERS) < 1024:
+        _PROVIDERS[value] = text
+    return text
 
 
 _CLASS_REPR = re.compile(r"^<class '([\w.]+)'>$")
@@ -295,6 +323,7 @@ REQUEST_COLUMNS = (
     "prompt_name", "prompt_version", "user_id", "customer_id", "session_id", "guardrail",
     "guardrail_action", "input_text", "output_text", "attributes",
 )
+assert REQUEST_COLUMNS.index("attributes") == 33 and REQUEST_COLUMNS.index("service") == 20
 SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "ts", "duration_ms", "name", "kind", "status",
                 "attributes")
 EVAL_COLUMNS = ("eval_id", "run_id", "ts", "source", "dataset", "case_id", "epoch", "request_id",
@@ -302,7 +331,7 @@ EVAL_COLUMNS = ("eval_id", "run_id", "ts", "source", "dataset", "case_id", "epoc
                 "attributes")
 
 
-def rows_to_table(rows: list[tuple], columns: tuple[str, ...], arrow_schema: pa.Schema,
+def rows_to_table(rows: list[tuple | list], columns: tuple[str, ...], arrow_schema: pa.Schema,
                   lines: list[int]) -> pa.Table:
     """Row tuples (in ``columns`` order) -> one Arrow table with canonical types and ``_line``.
 
@@ -325,7 +354,7 @@ class Batch:
     """Accumulates rows of the three tables plus rejects; ``flush`` turns them into a Chunk."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple] = []
+        self.requests: list[tuple | list] = []
         self.request_lines: list[int] = []
         self.spans: list[tuple] = []
         self.span_lines: list[int] = []
@@ -399,11 +428,21 @@ class Span:
 
     def __init__(self, raw: dict, resource: Resource) -> None:
         get = raw.get
-        self.span_id = norm_id(get("spanId") or get("span_id"))
+        # lowercase hex ids (the Collector's encoding) take a fast path; norm_id does the rest
+        span_id = get("spanId") or get("span_id")
+        self.span_id = span_id if (span_id.__class__ is str and len(span_id) == 16
+                                   and span_id.islower() and span_id != _ZERO_SPAN) \
+            else norm_id(span_id)
         if not self.span_id:
             raise ValueError("span has no spanId")
-        self.trace_id = norm_id(get("traceId") or get("trace_id"))
-        self.parent_id = norm_id(get("parentSpanId") or get("parent_span_id"))
+        trace_id = get("traceId") or get("trace_id")
+        self.trace_id = trace_id if (trace_id.__class__ is str and len(trace_id) == 32
+                                     and trace_id.islower() and trace_id != _ZERO_TRACE) \
+            else norm_id(trace_id)
+        parent_id = get("parentSpanId") or get("parent_span_id")
+        self.parent_id = None if not parent_id else parent_id if (
+            parent_id.__class__ is str and len(parent_id) == 16 and parent_id.islower()
+            and parent_id != _ZERO_SPAN) else norm_id(parent_id)
         self.name = get("name")
         start = get("startTimeUnixNano") or get("start_time_unix_nano")
         if start is None:
@@ -461,22 +500,25 @@ def buffered(stream: BinaryIO) -> BinaryIO:
     return io.BufferedReader(stream, READ_BYTES)
 
 
-def _documents(stream: BinaryIO) -> Iterator[tuple[int, bytes, Any, str | None]]:
+def _documents(lines: Iterable[bytes], start: int = 1,
+               read_rest: Callable[[], bytes] | None = None,
+               ) -> Iterator[tuple[int, bytes, Any, str | None]]:
     """(line number, raw line, parsed document or None, error) for each non-blank line.
 
     One ``ExportTraceServiceRequest`` per line is the Collector's layout. A file that is one
-    pretty-printed document (an OTLP/HTTP JSON payload saved by hand) is read whole, as line 1.
+    pretty-printed document (an OTLP/HTTP JSON payload saved by hand) is read whole, as line 1:
+    when the first non-blank line is a lone ``{`` or ``[``, ``read_rest()`` gives the remainder
+    of the file (``None``: the lines are a block from the middle of a file, never whole).
     """
-    first = True
-    stream = buffered(stream)
-    for line_no, raw in enumerate(stream, 1):
+    first = read_rest is not None
+    for line_no, raw in enumerate(lines, start):
         if not raw.strip():
             continue
         try:
             doc = loads(raw)
         except ValueError as exc:
             if first and raw.strip() in (b"{", b"["):
-                whole = raw + stream.read()
+                whole = raw + read_rest()
                 try:
                     doc = loads(whole)
                 except ValueError as exc2:
@@ -514,16 +556,28 @@ def without_cyclic_gc(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
 
 def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
                choose: Callable[[dict[str, Any]], str],
-               chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+               chunk_rows: int = CHUNK_ROWS, workers: int | None = None) -> Iterator[Chunk]:
     """Stream an OTLP JSON trace file into Chunks of requests, spans and evals.
 
     ``choose(attrs)`` names the mapper for a span; ``mappers[name](span)`` maps it.
     A line that is not JSON, or not an ``ExportTraceServiceRequest``, is one Reject; a span that
     cannot be read (no id, bad timestamp) is one Reject with the same line number; its siblings
     go on.
+
+    A file larger than one block (``BLOCK_BYTES``) is parsed by ``workers`` worker processes
+    (default: one per core, up to 4; ``SIGHTLINE_PARSE_WORKERS=1`` turns them off), a block of
+    whole lines each, and the results are put back in file order: the rows, their ``_line``
+    numbers and the rejects are exactly those of the single-process parse.
     """
+    return without_cyclic_gc(_parse_stream(stream, mappers, choose, chunk_rows, workers))
+
+
+def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
+                mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+                chunk_rows: int) -> Iterator[Chunk]:
+    """The documents of ``_documents`` -> Chunks of about ``chunk_rows`` rows."""
     batch = Batch()
-    for line_no, raw, doc, error in _documents(stream):
+    for line_no, raw, doc, error in docs:
         if error is not None:
             batch.reject(line_no, raw, error)
             continue
@@ -556,25 +610,26 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
     except (AttributeError, TypeError, KeyError, ValueError) as exc:
         batch.reject(line_no, dumps(raw_span), f"span not usable: {exc}")
         return
-    status = "error" if span.error else "ok"
+    error = span.error
+    status = "error" if error else "ok"
+    ts_us = span.start_ns // 1000
+    duration_ms = None if span.end_ns is None else (span.end_ns - span.start_ns) / 1e6
     if request is not None:
         extra = {k: v for k, v in span.attrs.items() if k not in consumed}
         if resource.extra:
             extra = {**resource.extra, **extra}
-        r = request.get
-        batch.requests.append((
-            span.span_id, span.trace_id, span.parent_id, span.ts_us, span.duration_ms,
-            r("ttft_ms"), r("provider"), r("model"), r("response_model"), r("operation"),
-            r("input_tokens"), r("cached_input_tokens"), r("cache_write_tokens"),
-            r("output_tokens"), r("reasoning_tokens"), r("logged_cost_usd"), status,
-            r("error_type") or (span.exception_type() if span.error else None),
-            span.status_message if span.error else None, r("finish_reason"),
-            r("service") or resource.service, r("environment") or resource.environment,
-            r("feature"), r("app_version") or resource.app_version, r("prompt_name"),
-            r("prompt_version"), r("user_id"), r("customer_id"), r("session_id"),
-            r("guardrail"), r("guardrail_action"), r("input_text"), r("output_text"),
-            dumps(extra) if extra else None,
-        ))
+        # the mapper's columns in REQUEST_COLUMNS order (one C loop), then the envelope's
+        row = list(map(request.get, REQUEST_COLUMNS))
+        row[0], row[1], row[2], row[3], row[4] = (span.span_id, span.trace_id, span.parent_id,
+                                                  ts_us, duration_ms)
+        row[16] = status
+        row[17] = row[17] or (span.exception_type() if error else None)
+        row[18] = span.status_message if error else None
+        row[20] = row[20] or resource.service
+        row[21] = row[21] or resource.environment
+        row[23] = row[23] or resource.app_version
+        row[33] = dumps(extra) if extra else None
+        batch.requests.append(row)
         batch.request_lines.append(line_no)
         span_attrs = None  # the details are in requests: join on span_id = request_id
     else:
@@ -582,8 +637,8 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         if resource.service is not None:
             attrs = {"service.name": resource.service, **attrs}
         span_attrs = dumps(attrs) if attrs else None
-    batch.spans.append((span.span_id, span.trace_id, span.parent_id, span.ts_us,
-                        span.duration_ms, span.name, kind, status, span_attrs))
+    batch.spans.append((span.span_id, span.trace_id, span.parent_id, ts_us,
+                        duration_ms, span.name, kind, status, span_attrs))
     batch.span_lines.append(line_no)
     if span.events:
         _add_evaluations(batch, span, request, line_no)
@@ -625,3 +680,352 @@ def head_has_otlp_envelope(head: bytes) -> bool:
     """True when the first bytes look like an OTLP JSON trace export."""
     text = head.lstrip()
     return text[:1] in (b"{", b"[") and (b'"resourceSpans"' in head or b'"resource_spans"' in head)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming, in blocks of whole lines, through worker processes
+
+BLOCK_BYTES = 4 << 20  # input per worker task: ~4,500 GenAI spans
+
+
+def _read_block(stream: BinaryIO) -> bytes:
+    """About ``BLOCK_BYTES`` of ``stream``, completed to the end of its last line."""
+    data = stream.read(BLOCK_BYTES)
+    if len(data) == BLOCK_BYTES and not data.endswith(b"\n"):
+        data += stream.readline()
+    return data
+
+
+def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
+                  choose: Callable[[dict[str, Any]], str], chunk_rows: int,
+                  workers: int | None) -> Iterator[Chunk]:
+    stream = buffered(stream)
+    data = _read_block(stream)
+    stripped = data.lstrip()
+    end = stripped.find(b"\n")
+    first_line = (stripped if end < 0 else stripped[:end]).strip()
+    if len(data) < BLOCK_BYTES or first_line in (b"{", b"["):
+        # a small file, or one pretty-printed document: one pass in this process
+        rest = io.BytesIO(data + stream.read()) if first_line in (b"{", b"[") \
+            else io.BytesIO(data)
+        yield from _parse_docs(_documents(rest, 1, rest.read), mappers, choose, chunk_rows)
+        return
+    pool = _acquire_pool(workers, mappers, choose)
+    if pool is None:
+        lines = itertools.chain(io.BytesIO(data), stream)
+        yield from _parse_docs(_documents(lines), mappers, choose, chunk_rows)
+        return
+    blocks = _parallel_blocks(pool, stream, data, mappers, choose)
+    try:
+        yield from _merge(blocks, chunk_rows)
+    finally:
+        blocks.close()
+        _release_pool(pool)
+
+
+def _parse_block(first: int, data: bytes, mappers: dict[str, SpanMapper],
+                 choose: Callable[[dict[str, Any]], str]) -> Chunk:
+    """One block of whole lines, the first being line ``first`` -> one Chunk."""
+    chunks = list(_parse_docs(_documents(io.BytesIO(data), first), mappers, choose,
+                              chunk_rows=1 << 62))
+    return chunks[-1]
+
+
+def _parallel_blocks(pool: _Pool, stream: BinaryIO, data: bytes,
+                     mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+                     ) -> Iterator[Chunk]:
+    """Chunks of the blocks of ``data`` + ``stream``, in file order, parsed by ``pool``.
+
+    At most two blocks per worker are in flight, so memory stays bounded. If the workers fail
+    (one died, a pipe broke), the blocks they held and the rest are parsed here: a failure
+    inside the parse itself then surfaces exactly as it would without workers.
+    """
+    pending: collections.deque[tuple[int, int, bytes]] = collections.deque()
+    first = 1
+    turn = 0
+    try:
+        while True:
+            while data and pool.ok and len(pending) < 2 * len(pool.procs):
+                worker = turn % len(pool.procs)
+                turn += 1
+                if not pool.send(worker, mappers, choose, first, data):
+                    break
+                pending.append((worker, first, data))
+                first += data.count(b"\n")
+                data = _read_block(stream)
+            if not pending:
+                if not data:
+                    return
+                # no worker took it (the pool broke): parse here from now on
+                yield _parse_block(first, data, mappers, choose)
+                first += data.count(b"\n")
+                data = _read_block(stream)
+                continue
+            worker, block_first, block = pending.popleft()
+            chunk = pool.receive(worker) if pool.ok else None
+            yield chunk if chunk is not None else _parse_block(block_first, block, mappers,
+                                                                choose)
+    finally:
+        if pending:
+            pool.ok = False  # results still in the pipes: this pool cannot be reused
+
+
+def _merge(chunks: Iterator[Chunk], chunk_rows: int) -> Iterator[Chunk]:
+    """Chunks -> Chunks of at least ``chunk_rows`` rows (except the last), order kept."""
+    parts: list[Chunk] = []
+    rows = 0
+    merged = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        rows += sum(t.num_rows for t in chunk.tables.values()) + len(chunk.rejects)
+        if rows >= chunk_rows:
+            yield _concat(parts)
+            parts, rows, merged = [], 0, merged + 1
+    if parts or not merged:
+        yield _concat(parts)
+
+
+def _concat(parts: list[Chunk]) -> Chunk:
+    if not parts:
+        return Chunk()
+    if len(parts) == 1:
+        return parts[0]
+    tables: dict[str, pa.Table] = {}
+    for name in ("requests", "spans", "evals"):
+        found = [p.tables[name] for p in parts if name in p.tables]
+        if found:
+            tables[name] = pa.concat_tables(found) if len(found) > 1 else found[0]
+    return Chunk(tables=tables, rejects=[r for p in parts for r in p.rejects])
+
+
+def default_workers() -> int:
+    """Parse worker processes for large files: ``SIGHTLINE_PARSE_WORKERS``, else one per core
+    (up to 4); 1 or less parses in the ingesting process."""
+    env = os.environ.get("SIGHTLINE_PARSE_WORKERS", "").strip()
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            pass
+    return min(os.cpu_count() or 1, 4)
+
+
+class _Pool:
+    """Worker processes (``python -c ... _worker_main()``) fed blocks over their stdin.
+
+    A message is framed by 8-byte lengths: a small pickle (mappers, choose, first line number),
+    then the block's bytes; the answer is one pickle. A worker does one thing at a time (read,
+    parse, write), and in this process a feeder and a collector thread per worker move the
+    bytes, so neither side waits on the other's GIL. A worker exits when its stdin closes, so
+    workers never outlive the ingesting process, even if it is killed with SIGKILL.
+    """
+
+    def __init__(self, n: int) -> None:
+        root = str(Path(__file__).resolve().parents[3])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        code = "from lib.ingest.formats.otlp_common import _worker_main; _worker_main()"
+        self.ok = True
+        self.owner = os.getpid()  # a forked child must not use (or stop) its parent's workers
+        self.procs: list[subprocess.Popen] = []
+        self.inboxes: list[queue.Queue] = []
+        self.results: list[queue.Queue] = []
+        for _ in range(n):
+            proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, env=env, cwd=root)
+            self.procs.append(proc)
+            _widen_pipe(proc.stdin)
+            _widen_pipe(proc.stdout)
+            inbox, results = queue.Queue(), queue.Queue()
+            self.inboxes.append(inbox)
+            self.results.append(results)
+            threading.Thread(target=_feed, args=(proc, inbox), daemon=True,
+                             name="otlp-parse-feed").start()
+            threading.Thread(target=_collect, args=(proc, results), daemon=True,
+                             name="otlp-parse-collect").start()
+
+    def alive(self) -> bool:
+        return self.ok and all(p.poll() is None for p in self.procs)
+
+    def send(self, worker: int, mappers: dict[str, SpanMapper],
+             choose: Callable[[dict[str, Any]], str], first: int, data: bytes) -> bool:
+        if not self.ok:
+            return False
+        try:
+            meta = pickle.dumps((mappers, choose, first), protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            self.ok = False
+            return False
+        self.inboxes[worker].put((meta, data))
+        return True
+
+    def receive(self, worker: int) -> Chunk | None:
+        payload = self.results[worker].get()
+        if payload is None:  # the worker is gone
+            self.results[worker].put(None)  # (and will be for any later call)
+            self.ok = False
+            return None
+        try:
+            status, tables, rejects = pickle.loads(payload)
+        except Exception:  # noqa: BLE001 - any failure: the block is parsed in-process
+            status = "error"
+        if status != "ok":
+            self.ok = False  # the parse failed in the worker: redo it here, where it raises
+            return None
+        return Chunk(tables=tables, rejects=rejects)
+
+    def close(self) -> None:
+        """Stop the workers: idle ones exit as their stdin closes, busy or broken ones are
+        killed (their results would be stale)."""
+        if os.getpid() != self.owner:
+            return
+        kill = not self.ok
+        self.ok = False
+        for proc, inbox in zip(self.procs, self.inboxes):
+            if kill:
+                proc.kill()
+            inbox.put(None)  # the feeder closes the worker's stdin
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _widen_pipe(pipe: Any) -> None:
+    """1 MiB pipe buffers (Linux; default 64 KiB): fewer round trips per 4 MiB block."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+
+
+def _feed(proc: subprocess.Popen, inbox: queue.Queue) -> None:
+    pipe = proc.stdin
+    try:
+        while (message := inbox.get()) is not None:
+            meta, data = message
+            pipe.write(_FRAME.pack(len(meta)))
+            pipe.write(meta)
+            pipe.write(_FRAME.pack(len(data)))
+            pipe.write(data)
+            pipe.flush()
+    except (OSError, ValueError):
+        proc.kill()  # a half-written message: the collector sees the worker end
+    finally:
+        try:
+            pipe.close()
+        except (OSError, ValueError):
+            pass
+
+
+def _collect(proc: subprocess.Popen, results: queue.Queue) -> None:
+    pipe = proc.stdout
+    try:
+        while (payload := _read_frame(pipe)) is not None:
+            results.put(payload)
+    except (OSError, ValueError):
+        pass
+    finally:
+        results.put(None)
+        try:
+            pipe.close()
+        except (OSError, ValueError):
+            pass
+
+
+def _read_frame(pipe: BinaryIO) -> bytes | None:
+    header = pipe.read(_FRAME.size)
+    if len(header) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(header)
+    payload = pipe.read(size)
+    return payload if len(payload) == size else None
+
+
+_FRAME = struct.Struct("<Q")
+_POOL: _Pool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _acquire_pool(workers: int | None, mappers: dict[str, SpanMapper],
+                  choose: Callable[[dict[str, Any]], str]) -> _Pool | None:
+    """The shared worker pool (started on first use, kept for the next files), or None when
+    workers are off, busy with another file, or cannot be used."""
+    global _POOL
+    n = default_workers() if workers is None else workers
+    if n <= 1:
+        return None
+    try:
+        pickle.dumps((mappers, choose))  # functions of a module: workers import them
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+    if not _POOL_LOCK.acquire(blocking=False):
+        return None
+    try:
+        if _POOL is not None and (not _POOL.alive() or len(_POOL.procs) != n):
+            _POOL.close()
+            _POOL = None
+        if _POOL is None:
+            _POOL = _Pool(n)
+            atexit.register(_POOL.close)
+        return _POOL
+    except Exception:  # noqa: BLE001 - no interpreter to start: parse in this process
+        _POOL = None
+        _POOL_LOCK.release()
+        return None
+
+
+def _forget_pool_in_child() -> None:
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def _release_pool(pool: _Pool) -> None:
+    global _POOL
+    try:
+        if not pool.ok:
+            pool.close()
+            if _POOL is pool:
+                _POOL = None
+    finally:
+        _POOL_LOCK.release()
+
+
+def _work(meta: bytes, data: bytes) -> bytes:
+    """One message of a worker -> its pickled answer."""
+    gc.disable()
+    try:
+        mappers, choose, first = pickle.loads(meta)
+        chunk = _parse_block(first, data, mappers, choose)
+        result = ("ok", chunk.tables, chunk.rejects)
+    except Exception as exc:  # noqa: BLE001 - reported; the parent redoes the block
+        result = ("error", f"{type(exc).__name__}: {exc}", None)
+    finally:
+        gc.enable()
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _worker_main() -> None:
+    """A parse worker: reads (mappers, choose, first line) + block messages from stdin, writes
+    ("ok", tables, rejects) or ("error", reason, None) to stdout, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent; stdin then closes
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not corrupt the protocol
+    pipe = sys.stdin.buffer
+    while (meta := _read_frame(pipe)) is not None and (data := _read_frame(pipe)) is not None:
+        payload = _work(meta, data)
+        del data
+        try:
+            out.write(_FRAME.pack(len(payload)))
+            out.write(payload)
+            out.flush()
+        except OSError:  # the parent is gone (or gave up on this pool)
+            return
