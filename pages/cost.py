@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import hbar, long_time_figure
+from lib.analysis_charts import hbar, long_time_figure, stable
 from lib.budgets import budgets_path, load_budgets
 from lib.metrics import cost, overview
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -52,7 +52,7 @@ k[4].metric("Unpriced requests", formatting.count(tot["unpriced_requests"]), bor
 st.subheader("Spend over time")
 dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)
 by = widgets.query_selectbox("Stack by", dims, "by", "model", format_func=dim_label,
-                             key="cost_by")
+                             key="cost_by", width=320)
 seconds = bucket_seconds(f.duration)
 with st.spinner("Loading spend over time…"):
     spend = widgets.cached(cost.spend_over_time, engine, f, by, 8, seconds)
@@ -60,13 +60,14 @@ with st.spinner("Loading spend over time…"):
 fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                        y_title=f"USD per {bucket_label(seconds)}", tz=f.tz, events=events,
                        kind="bar", y_format="$,.2f")
+fig = stable(fig)
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
            "*other*; the downloads hold the same. Drag over the chart to explore that window.")
 sel = drilldown.selection_window(event, f.tz, seconds) if event else None
 if sel:
-    st.switch_page("pages/explore.py", query_params={
-        **f.to_query(), "window": drilldown.window_param(*sel), "metric": "cost_per_request"})
+    widgets.open_page("pages/explore.py", f,
+        window=drilldown.window_param(*sel), metric="cost_per_request")
 
 # -- token mix ----------------------------------------------------------------------------------
 st.subheader("Token mix")
@@ -124,7 +125,7 @@ else:
                "month to date × month length / time elapsed. Budgets use their own scope from "
                f"`{budgets_path().name}`, not the sidebar's filters.")
     st.dataframe(mtd.with_columns(pl.col("status").replace(
-        {"ok": "✅ on track", "warn": "⚠️ near budget", "over": "🔴 over budget"})),
+        {"ok": "on track", "warn": "near budget", "over": "over budget"})),
         hide_index=True, width="stretch", column_config={
             "budget": "Budget", "scope": "Scope",
             "monthly_usd": st.column_config.NumberColumn("Monthly budget", format="dollar"),
@@ -143,7 +144,7 @@ if not targets:
 else:
     labels = [f"{p}/{m}" for p, m in targets]
     choice = widgets.query_selectbox("Re-price on", labels, "whatif", "openai/gpt-4o-mini",
-                                     key="cost_whatif")
+                                     key="cost_whatif", width=420)
     provider, model = choice.split("/", 1)
     try:
         wi = widgets.cached(cost.what_if, engine, f, provider, model)
@@ -154,9 +155,11 @@ else:
         w = st.columns(3)
         w[0].metric("Actual spend", formatting.usd(actual), border=True)
         w[1].metric(f"On {model}", formatting.usd(alt), border=True)
-        w[2].metric("Difference", formatting.usd(alt - actual),
+        diff = alt - actual
+        w[2].metric("Difference", ("−" if diff < 0 else "+") + formatting.usd(abs(diff)),
                     formatting.delta(alt, actual, "usd"), delta_color="inverse", border=True)
         st.dataframe(wi, hide_index=True, width="stretch", column_config={
+            "provider": "Provider", "model": "Model now",
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
             "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="dollar"),
             "whatif_cost_usd": st.column_config.NumberColumn(f"On {model} (USD)",

@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import shade_windows
+from lib.analysis_charts import shade_windows, stable
 from lib.charts import time_figure
 from lib.filters import key_for_column
 from lib.metrics import explore, overview
@@ -17,6 +17,8 @@ from lib.ui import store, widgets
 
 engine = store.engine()
 f = ui_filters.current()
+LABEL = {"error_rate": "Error rate", "p95_latency": "p95 latency",
+         "cost_per_request": "Cost per request"}
 
 st.title("Explore")
 if engine.row_count("requests") == 0:
@@ -43,12 +45,12 @@ st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)}
 with st.expander("Change the windows", expanded=False):
     c1, c2 = st.columns(2)
     with c1:
-        wtext = st.text_input("Window (UTC, FROM..TO)",
-                              drilldown.window_param(window.start, window.end), key="ex_window")
+        wparam = drilldown.window_param(window.start, window.end)
+        bparam = drilldown.window_param(baseline.start, baseline.end)
+        # Keys carry the current windows, so the inputs follow a drill-down or a pasted link.
+        wtext = st.text_input("Window (UTC, FROM..TO)", wparam, key=f"ex_window_{wparam}")
     with c2:
-        btext = st.text_input("Baseline (UTC, FROM..TO)",
-                              drilldown.window_param(baseline.start, baseline.end),
-                              key="ex_baseline")
+        btext = st.text_input("Baseline (UTC, FROM..TO)", bparam, key=f"ex_baseline_{bparam}")
     b1, b2 = st.columns([1, 1])
     if b1.button("Apply", key="ex_apply"):
         w2, b2w = drilldown.parse_window_param(wtext), drilldown.parse_window_param(btext)
@@ -67,7 +69,7 @@ with st.expander("Change the windows", expanded=False):
 
 # -- what changed -----------------------------------------------------------------------------
 metric = widgets.query_selectbox("Metric", list(explore.METRICS), "metric", "error_rate",
-                                 format_func=lambda m: explore.METRICS[m].capitalize(),
+                                 format_func=lambda m: LABEL[m],
                                  key="ex_metric")
 with st.spinner("Ranking what changed…"):
     doc = widgets.cached(explore.changes, engine, window, baseline, metric)
@@ -82,11 +84,11 @@ st.info(widgets.md_escape(explore.headline(doc)), icon=":material/troubleshoot:"
 
 unit = {"error_rate": "ratio", "p95_latency": "ms", "cost_per_request": "usd"}[metric]
 k1, k2, k3 = st.columns(3)
-k1.metric(f"{explore.METRICS[metric].capitalize()} in the window",
+k1.metric(f"{LABEL[metric]} in the window",
           formatting.by_unit(doc["window"]["value"], unit),
           formatting.delta(doc["window"]["value"], doc["baseline"]["value"], unit),
           delta_color="inverse", border=True)
-k2.metric(f"{explore.METRICS[metric].capitalize()} in the baseline",
+k2.metric(f"{LABEL[metric]} in the baseline",
           formatting.by_unit(doc["baseline"]["value"], unit), border=True)
 k3.metric("Requests (window / baseline)",
           f"{formatting.count(doc['window']['n'])} / {formatting.count(doc['baseline']['n'])}",
@@ -100,8 +102,10 @@ else:
            "cost_per_request": formatting.usd}[metric]
     top = contrib.head(20).with_columns(
         pl.col("dimension").map_elements(dim_label, return_dtype=pl.String).alias("Dimension"),
-        pl.col("baseline_value").map_elements(fmt, return_dtype=pl.String).alias("Baseline"),
-        pl.col("window_value").map_elements(fmt, return_dtype=pl.String).alias("Window"),
+        pl.col("baseline_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
+        .alias("Baseline"),
+        pl.col("window_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
+        .alias("Window"),
         (pl.col("contribution") - pl.col("window_share")).alias("beyond"))
     st.dataframe(
         top.select("Dimension", "value", "Baseline", "Window", "baseline_share", "window_share",
@@ -122,12 +126,11 @@ else:
         })
     widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes")
     first = contrib.row(0, named=True)
-    if st.button(f"Filter on {dim_label(first['dimension']).lower()} = {first['value']}",
-                 key="ex_filter_top", icon=":material/filter_alt:"):
-        ui_filters.add_filter(
-            DIMENSIONS.get(first["dimension"], first["dimension"]),
-            [first["value"]])
-        st.rerun()
+    st.button(f"Filter on {dim_label(first['dimension']).lower()} = {first['value']}",
+              key="ex_filter_top", icon=":material/filter_alt:",
+              help="Add this value to the sidebar's filters (it stays in the URL)",
+              on_click=ui_filters.add_filter,
+              args=(DIMENSIONS.get(first["dimension"], first["dimension"]), [first["value"]]))
 st.caption("Ranked by how much more of the change a value explains than its share of requests "
            "would (see `python -m lib changes --help` and lib/metrics/explore.py). "
            + ("Error type and finish reason are not ranked for the error rate: see the "
@@ -145,12 +148,14 @@ col, title, yfmt = {"error_rate": ("error_rate", "error rate (%)", ".1%"),
 series = series.with_columns(
     (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
     .alias("cost_per_request"))
-fig = time_figure(series, "bucket", [(col, explore.METRICS[metric].capitalize())],
+fig = time_figure(series, "bucket", [(col, LABEL[metric])],
                   y_title=f"{title} per {bucket_label(seconds)}", tz=f.tz, events=events,
                   uncertain={"p95_ms": "p95_uncertain"} if metric == "p95_latency" else None,
                   y_format=yfmt)
 shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), f.tz)
-event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time", on_select=True)
+fig = stable(fig)
+event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time",
+                      on_select=True)
 st.caption("Select a region (drag) to study it as the new window.")
 sel = drilldown.selection_window(event, f.tz, seconds) if event else None
 if sel and drilldown.window_param(*sel) != widgets.query_value("window"):
@@ -175,8 +180,10 @@ else:
             "errors": st.column_config.NumberColumn("Errors", format="localized"),
             "share": st.column_config.ProgressColumn("Share of errors", format="percent",
                                                      min_value=0, max_value=1),
-            "first_seen": st.column_config.DatetimeColumn(f"First seen ({f.tz})"),
-            "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})"),
+            "first_seen": st.column_config.DatetimeColumn(f"First seen ({f.tz})",
+                                                          format="YYYY-MM-DD HH:mm:ss"),
+            "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})",
+                                                         format="YYYY-MM-DD HH:mm:ss"),
             "providers": "Providers", "example_request_id": "Example request"})
     widgets.downloads(fps, "error_fingerprints", key="dl_fps")
 
@@ -231,6 +238,10 @@ else:
                                                   format="YYYY-MM-DD HH:mm:ss"),
             "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
             "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
+            "request_id": "Request", "status": "Status", "error_type": "Error type",
+            "provider": "Provider", "model": "Model", "feature": "Feature",
+            "customer_id": "Customer", "prompt_version": "Prompt", "app_version": "App",
+            "session_id": "Session",
             "input_tokens": st.column_config.NumberColumn("Input tokens"),
             "output_tokens": st.column_config.NumberColumn("Output tokens"),
             "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
@@ -246,8 +257,7 @@ else:
         st.write("")
         if st.button("Open request", key="ex_open", type="primary",
                      icon=":material/open_in_new:"):
-            st.switch_page("pages/request.py",
-                           query_params={**f.to_query(), "request": rid})
+            widgets.open_page("pages/request.py", f, request=rid)
     widgets.export_downloads(
         lambda fmt: explore.export_requests(engine, table_f, q or None, sort, order == "desc",
                                             fmt),

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from lib import drilldown, formatting
+from lib.analysis_charts import stable
 from lib.charts import time_figure
 from lib.metrics import overview
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -52,6 +53,7 @@ with left:
     series_ok = series.with_columns((series["requests"] - series["errors"]).alias("succeeded"))
     fig = time_figure(series_ok, "bucket", [("succeeded", "Succeeded"), ("errors", "Errors")],
                       y_title=f"requests per {per}", tz=f.tz, events=events, kind="bar")
+    fig = stable(fig)
     drills = [("error_rate", widgets.chart(
         fig, series.select("bucket", "requests", "errors", "error_rate"),
         key="ov_requests", name="requests_and_errors", on_select=True))]
@@ -60,6 +62,7 @@ with right:
     fig = time_figure(series, "bucket", [("p50_ms", "p50"), ("p95_ms", "p95")],
                       y_title="latency (ms)", tz=f.tz, events=events,
                       uncertain={"p50_ms": "p50_uncertain", "p95_ms": "p95_uncertain"})
+    fig = stable(fig)
     drills.append(("p95_latency", widgets.chart(
         fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",
                            "p95_uncertain"), key="ov_latency", name="latency", on_select=True)))
@@ -69,6 +72,7 @@ with right:
 st.subheader("Cost")
 fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}", tz=f.tz,
                   events=events, kind="bar", y_format="$,.2f")
+fig = stable(fig)
 drills.append(("cost_per_request", widgets.chart(
     fig, series.select("bucket", "requests", "cost_usd"), key="ov_cost", name="cost",
     on_select=True)))
@@ -78,8 +82,8 @@ st.caption("Drag over a chart to investigate that window on Explore.")
 for drill_metric, event in drills:
     window = drilldown.selection_window(event, f.tz, seconds, clamp=(f.start, f.end))
     if window:
-        st.switch_page("pages/explore.py", query_params={
-            **f.to_query(), "window": drilldown.window_param(*window), "metric": drill_metric})
+        widgets.open_page("pages/explore.py", f,
+            window=drilldown.window_param(*window), metric=drill_metric)
 
 if events.height:
     with st.expander(f"{events.height} event(s) in this window"):

@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import band_figure, hbar, long_time_figure
+from lib.analysis_charts import band_figure, hbar, long_time_figure, stable
 from lib.charts import time_figure
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -25,7 +25,8 @@ if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
         "demo data:", "python -m lib ingest path/to/logs/ path/to/evals/\npython -m lib demo")
     st.stop()
 
-seconds = bucket_seconds(f.duration)
+# Eval scores are sparse (a sample of requests): wider buckets keep the intervals readable.
+seconds = bucket_seconds(f.duration, max_buckets=60)
 per = bucket_label(seconds)
 with st.spinner("Loading quality metrics…"):
     metrics = widgets.cached(quality.eval_metrics, engine, f)
@@ -69,12 +70,13 @@ else:
                         y=m["mean_score"].to_list(), name=f"mean {metric} score (0–1)",
                         mode="lines", line=dict(dash="dot", color="#64748b"))
         st.markdown(f"**{widgets.md_escape(metric)}**")
+        fig = stable(fig)
         event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",
                               on_select=True)
         sel = drilldown.selection_window(event, f.tz, seconds) if event else None
         if sel:
-            st.switch_page("pages/explore.py", query_params={
-                **f.to_query(), "window": drilldown.window_param(*sel)})
+            widgets.open_page("pages/explore.py", f,
+                window=drilldown.window_param(*sel))
     st.caption("Shaded: Wilson 95% interval of the pass rate in each bucket; dotted: mean score.")
 
 st.subheader("By version")
@@ -93,16 +95,22 @@ else:
         st.plotly_chart(hbar(m, "version", "pass_rate", x_title="pass rate (%)", x_format=".0%",
                              error=("pass_low", "pass_high")), key=f"q_ver_{src}_{metric}",
                         config={"displaylogo": False})
-    st.dataframe(byv.with_columns(pl.col("first_ts").dt.convert_time_zone(f.tz),
-                                  pl.col("last_ts").dt.convert_time_zone(f.tz)),
+    st.dataframe(byv.select("version", "metric", "n", "passed", "pass_rate", "pass_low",
+                            "pass_high", "mean_score", "scored", "first_ts", "last_ts")
+                 .with_columns(pl.col("first_ts").dt.convert_time_zone(f.tz),
+                               pl.col("last_ts").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch", column_config={
+                     "version": "Version", "metric": "Metric", "passed": "Passed",
+                     "scored": "Scored",
                      "n": st.column_config.NumberColumn("Evals with pass/fail"),
                      "pass_rate": st.column_config.NumberColumn("Pass rate", format="percent"),
                      "pass_low": st.column_config.NumberColumn("95% CI low", format="percent"),
                      "pass_high": st.column_config.NumberColumn("95% CI high", format="percent"),
                      "mean_score": st.column_config.NumberColumn("Mean score", format="%.3f"),
-                     "first_ts": st.column_config.DatetimeColumn(f"First ({f.tz})"),
-                     "last_ts": st.column_config.DatetimeColumn(f"Last ({f.tz})")})
+                     "first_ts": st.column_config.DatetimeColumn(
+                         f"First ({f.tz})", format="YYYY-MM-DD HH:mm"),
+                     "last_ts": st.column_config.DatetimeColumn(
+                         f"Last ({f.tz})", format="YYYY-MM-DD HH:mm")})
     widgets.downloads(byv, f"evals_by_version_{src}", key="dl_byv")
     st.caption("Bars: pass rate; whiskers: Wilson 95% interval. Overlapping intervals are not a "
                "difference; the Compare page tests paired runs properly.")
@@ -119,11 +127,13 @@ else:
     with left:
         fig = band_figure(fbt, "bucket", [("up_share", "up_low", "up_high", "thumbs up")],
                           y_title=f"thumbs-up share per {per} (%)", tz=f.tz, events=events)
+        fig = stable(fig)
         widgets.chart(fig, fbt, key="q_fb_share", name="feedback_share")
     with right:
         fbv = fbt.with_columns((pl.col("n") - pl.col("up")).alias("down"))
         fig = time_figure(fbv, "bucket", [("up", "👍 up"), ("down", "👎 down")],
                           y_title=f"ratings per {per}", tz=f.tz, events=events, kind="bar")
+        fig = stable(fig)
         widgets.chart(fig, fbv.select("bucket", "n", "up", "down"), key="q_fb_volume",
                       name="feedback_volume")
 
@@ -144,6 +154,7 @@ else:
         fig = long_time_figure(gt, "bucket", "guardrail", "triggers",
                                y_title=f"triggers per {per}", tz=f.tz, events=events,
                                kind="bar")
+        fig = stable(fig)
         widgets.chart(fig, gt, key="q_guards", name="guardrails_over_time")
 
 left, right = st.columns([1, 2])
@@ -162,8 +173,9 @@ with right:
     else:
         fig = long_time_figure(et, "bucket", "error_type", "errors",
                                y_title=f"errors per {per}", tz=f.tz, events=events, kind="bar")
+        fig = stable(fig)
         event = widgets.chart(fig, et, key="q_errors", name="errors_over_time", on_select=True)
         sel = drilldown.selection_window(event, f.tz, seconds) if event else None
         if sel:
-            st.switch_page("pages/explore.py", query_params={
-                **f.to_query(), "window": drilldown.window_param(*sel), "metric": "error_rate"})
+            widgets.open_page("pages/explore.py", f,
+                window=drilldown.window_param(*sel), metric="error_rate")

@@ -35,24 +35,27 @@ if r is None:
 
 zone = f.tz
 ts_local = r["ts"].astimezone(__import__("zoneinfo").ZoneInfo(zone))
-st.caption(f"{ts_local:%Y-%m-%d %H:%M:%S} {zone} · request id")
-st.code(r["request_id"], language=None)
+status = r["status"] or "unknown"
+badge = (":green-badge[ok]" if status == "ok" else
+         f":red-badge[{widgets.md_escape(status)}] {widgets.md_escape(r['error_type'] or '')}")
+who = " · ".join(f"{label} **{widgets.md_escape(r[col])}**" for label, col in (
+    ("provider", "provider"), ("model", "model"), ("feature", "feature"),
+    ("customer", "customer_id"), ("app", "app_version"), ("prompt", "prompt_version"))
+    if r.get(col))
+st.markdown(f"{badge} · {ts_local:%Y-%m-%d %H:%M:%S} {zone} · {who}")
 
-c = st.columns(6)
-status = r["status"] or "–"
-c[0].metric("Status", status if status == "ok" else f"{status} ({r['error_type'] or '?'})",
-            border=True)
-c[1].metric("Latency", formatting.ms(r["latency_ms"]), border=True,
-            help=f"Time to first token: {formatting.ms(r['ttft_ms'])}")
+c = st.columns(5)
+c[0].metric("Latency", formatting.ms(r["latency_ms"]), border=True)
+c[1].metric("Time to first token", formatting.ms(r["ttft_ms"]), border=True,
+            help="Streaming calls only")
 c[2].metric("Cost", formatting.usd(r["cost_usd"]), border=True,
-            help="null: the model has no known price" if r["cost_usd"] is None else None)
+            help="null: the model has no known price" if r["cost_usd"] is None else
+            f"as logged by the source: {formatting.usd(r['logged_cost_usd'])}")
 c[3].metric("Input tokens", formatting.count(r["input_tokens"]), border=True,
             help=f"{r['cached_input_tokens'] or 0:,} cached, {r['cache_write_tokens'] or 0:,} "
                  "written to the cache")
 c[4].metric("Output tokens", formatting.count(r["output_tokens"]), border=True,
             help=f"{r['reasoning_tokens'] or 0:,} reasoning")
-c[5].metric("Model", str(r["model"] or "–"), border=True,
-            help=f"provider {r['provider']}, answered by {r['response_model']}")
 
 # Prompt and response: shown as code blocks, i.e. as text. Nothing from a log is ever rendered
 # as Markdown or HTML here.

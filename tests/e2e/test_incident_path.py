@@ -78,7 +78,8 @@ def test_incident_path(incident_server, page, browser):
     start, stop = query["window"][0].split("..")
     assert start <= OUTAGE.strftime("%Y-%m-%dT%H:%M:%SZ") < stop
     assert query["from"] == [day]  # the same global filters
-    headline = page.locator('[data-testid="stAlert"]').filter(has_text="explains").first
+    headline = page.locator('[data-testid="stAlert"] [data-testid="stMarkdownContainer"]'
+                            ).filter(has_text="explains").first
     assert headline.inner_text().startswith("provider anthropic's error rate went from")
 
     # 3. Find the request with markup in its prompt and open it.

@@ -1,0 +1,173 @@
+"""Plotly figures for the analysis pages (cost, latency, quality, explore, request), on top of
+lib.charts: every time chart states its zone, has a unit on the y axis and draws the events.
+Text from logs (dimension values, span names) is HTML-escaped: Plotly renders a subset of HTML
+in legends and hovers. No Streamlit here."""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+import polars as pl
+
+from lib.charts import SERIES_COLORS, add_events, time_figure, to_zone
+
+
+def esc(v) -> str:
+    return html.escape(str(v))
+
+
+def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_title: str,
+                     tz: str, events: pl.DataFrame | None = None, kind: str = "area",
+                     y_format: str | None = None, height: int = 300) -> go.Figure:
+    """A time chart of a long frame (one series per value of ``group``), stacked for area/bar."""
+    if frame.is_empty():
+        wide = pl.DataFrame({x: []}, schema={x: frame.schema.get(x, pl.Datetime("us", "UTC"))})
+        return time_figure(wide, x, [], y_title=y_title, tz=tz, events=events, kind=kind,
+                           height=height, y_format=y_format)
+    wide = frame.pivot(on=group, index=x, values=value, aggregate_function="sum").sort(x)
+    series = [(c, esc(c)) for c in wide.columns if c != x]
+    order = frame.group_by(group).agg(pl.col(value).sum()).sort(value, descending=True)[group]
+    series.sort(key=lambda s: (s[0] == "other", order.to_list().index(s[0])
+                               if s[0] in order.to_list() else 0))
+    return time_figure(wide.fill_null(0), x, series, y_title=y_title, tz=tz, events=events,
+                       kind=kind, height=height, y_format=y_format)
+
+
+def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, str]], *,
+                y_title: str, tz: str, events: pl.DataFrame | None = None,
+                y_format: str | None = ".0%", height: int = 300,
+                y_range: tuple[float, float] | None = (0, 1)) -> go.Figure:
+    """Lines with a shaded interval: ``series`` = [(value col, low col, high col, label)]."""
+    frame = to_zone(frame, x, tz)
+    fig = go.Figure()
+    for i, (col, low, high, label) in enumerate(series):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        f = frame.filter(pl.col(col).is_not_null())
+        xs = f[x].to_list()
+        fig.add_scatter(x=xs + xs[::-1], y=f[high].to_list() + f[low].to_list()[::-1],
+                        fill="toself", fillcolor=_alpha(color, 0.15), line=dict(width=0),
+                        hoverinfo="skip", showlegend=False, name=f"{label} 95% CI")
+        fig.add_scatter(x=xs, y=f[col].to_list(), mode="lines+markers", name=esc(label),
+                        line=dict(color=color, width=2), marker=dict(size=4),
+                        customdata=list(zip(f[low].to_list(), f[high].to_list())),
+                        hovertemplate="%{y:.1%} (95% CI %{customdata[0]:.1%}–"
+                                      "%{customdata[1]:.1%})")
+    add_events(fig, events, tz)
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      hovermode="x unified", dragmode="select",
+                      xaxis_title=f"Time ({tz})", yaxis_title=y_title)
+    if y_format:
+        fig.update_yaxes(tickformat=y_format)
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def _alpha(hex_color: str, a: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{a})"
+
+
+def hbar(frame: pl.DataFrame, y: str, x: str, *, x_title: str, x_format: str | None = None,
+         height: int | None = None, error: tuple[str, str] | None = None,
+         color: str = SERIES_COLORS[0]) -> go.Figure:
+    """Horizontal bars, largest on top; ``error`` = (low col, high col) draws an interval."""
+    labels = [esc(v) for v in frame[y].to_list()]
+    kw = {}
+    if error:
+        xs = frame[x].to_list()
+        kw["error_x"] = dict(type="data", symmetric=False,
+                             array=[(h - v) if h is not None and v is not None else 0
+                                    for h, v in zip(frame[error[1]].to_list(), xs)],
+                             arrayminus=[(v - lo) if lo is not None and v is not None else 0
+                                         for lo, v in zip(frame[error[0]].to_list(), xs)])
+    fig = go.Figure(go.Bar(x=frame[x].to_list(), y=labels, orientation="h",
+                           marker_color=color, **kw))
+    fig.update_layout(height=height or max(160, 28 * frame.height + 70),
+                      margin=dict(l=10, r=10, t=10, b=10), xaxis_title=x_title,
+                      yaxis=dict(autorange="reversed", type="category"))
+    if x_format:
+        fig.update_xaxes(tickformat=x_format)
+    return fig
+
+
+def log_histogram(frame: pl.DataFrame, *, objective_ms: float | None = None,
+                  height: int = 280) -> go.Figure:
+    """Latency distribution from lib.metrics.latency.distribution on a log x axis (ms)."""
+    fig = go.Figure()
+    if frame.height:
+        fig.add_bar(x=[(a * b) ** 0.5 for a, b in zip(frame["bin_start_ms"], frame["bin_end_ms"])],
+                    y=frame["requests"].to_list(),
+                    width=[b - a for a, b in zip(frame["bin_start_ms"], frame["bin_end_ms"])],
+                    marker_color=SERIES_COLORS[0], name="requests",
+                    customdata=list(zip(frame["bin_start_ms"], frame["bin_end_ms"],
+                                        frame["share"])),
+                    hovertemplate="%{customdata[0]:,.0f}–%{customdata[1]:,.0f} ms: %{y:,} "
+                                  "requests (%{customdata[2]:.1%})<extra></extra>")
+    if objective_ms:
+        fig.add_vline(x=objective_ms, line=dict(color="#d63031", dash="dash"),
+                      annotation_text=f"objective {objective_ms:,.0f} ms")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), bargap=0,
+                      xaxis_title="latency (ms, log scale)", yaxis_title="requests")
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def waterfall(spans: pl.DataFrame, *, height: int | None = None) -> go.Figure:
+    """A trace as a waterfall: one bar per span from its start offset, indented by depth."""
+    colors = {"agent": "#6c5ce7", "llm": "#2d6cdf", "tool": "#16a34a", "retrieval": "#f59e0b",
+              "chain": "#0891b2"}
+    labels = [f"{'  ' * d}{esc(n)}" for d, n in zip(spans["depth"], spans["name"])]
+    fig = go.Figure(go.Bar(
+        base=spans["start_ms"].to_list(), x=spans["duration_ms"].to_list(),
+        y=[f"{i}. {lab}" for i, lab in enumerate(labels, 1)], orientation="h",
+        marker_color=[colors.get(k, "#64748b") if s != "error" else "#d63031"
+                      for k, s in zip(spans["kind"], spans["status"])],
+        customdata=list(zip([esc(k) for k in spans["kind"]], [esc(s) for s in spans["status"]],
+                            spans["start_ms"].to_list())),
+        hovertemplate="%{y}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
+                      "%{customdata[2]:,.0f} ms, lasts %{x:,.0f} ms<extra></extra>"))
+    fig.update_layout(height=height or max(160, 34 * spans.height + 80),
+                      margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis_title="milliseconds since the trace started",
+                      yaxis=dict(autorange="reversed", type="category"))
+    return fig
+
+
+def shade_windows(fig: go.Figure, window: tuple, baseline: tuple | None, tz: str) -> None:
+    """Shade the window under study (and the baseline) on a time chart shown in ``tz``."""
+    import datetime as _dt
+    from zoneinfo import ZoneInfo
+
+    def local(t: _dt.datetime):
+        return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+
+    if baseline:
+        fig.add_vrect(x0=local(baseline[0]), x1=local(baseline[1]), fillcolor="#94a3b8",
+                      opacity=0.15, line_width=0, annotation_text="baseline",
+                      annotation_position="top left")
+    fig.add_vrect(x0=local(window[0]), x1=local(window[1]), fillcolor="#f59e0b", opacity=0.18,
+                  line_width=0, annotation_text="window", annotation_position="top left")
+
+
+def stable(fig: go.Figure) -> go.Figure:
+    """The same figure with event markers and lines in a fixed order.
+
+    lib.charts.add_events iterates ``events.group_by("kind")`` without ``maintain_order``, so the
+    event traces and shapes come out in a different order on each run. Streamlit treats a changed
+    figure spec as a new chart and clears its selection, which breaks drill-down (a box selection
+    reruns the script, the figure differs, the selection is reset before it is read). Sorting
+    makes the spec identical across runs.
+    """
+    data = list(fig.data)
+    main = [t for t in data if getattr(t, "yaxis", None) != "y2"]
+    marks = sorted((t for t in data if getattr(t, "yaxis", None) == "y2"),
+                   key=lambda t: str(t.name))
+    fig.data = tuple(main + marks)
+    shapes = list(fig.layout.shapes or ())
+    if shapes:
+        fig.layout.shapes = sorted(shapes, key=lambda s: (str(s.x0), str(s.line.color)))
+    return fig

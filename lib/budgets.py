@@ -1,0 +1,75 @@
+"""Monthly budgets from a reviewed YAML file (``budgets.yaml`` at the repo root, or
+``$SIGHTLINE_BUDGETS``), evaluated by :func:`lib.metrics.cost.month_to_date`.
+
+Format::
+
+    budgets:
+      - name: Chat feature
+        monthly_usd: 900
+        warn_at: 0.8          # optional, share of the budget that flags a projection
+        where:                # optional scope: URL filter keys (feature, customer, attr.plan …)
+          feature: chat       # a value or a list of values
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lib.filters import column_for_key
+
+DEFAULT_BUDGETS_FILE = Path(__file__).resolve().parents[1] / "budgets.yaml"
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    monthly_usd: float
+    where: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (column, values)
+    warn_at: float = 0.8
+
+    def where_values(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.where)
+
+    def describe(self) -> str:
+        if not self.where:
+            return "all traffic"
+        return " · ".join(f"{c} = {', '.join(v)}" for c, v in self.where)
+
+
+def budgets_path() -> Path:
+    return Path(os.environ.get("SIGHTLINE_BUDGETS") or DEFAULT_BUDGETS_FILE)
+
+
+def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
+    """Budgets from ``path`` (default :func:`budgets_path`); a missing file means none.
+    Raises ValueError naming the file and entry when an entry is malformed."""
+    path = Path(path) if path else budgets_path()
+    if not path.exists():
+        return []
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    out = []
+    for i, item in enumerate(doc.get("budgets") or []):
+        try:
+            where = []
+            for key, vals in (item.get("where") or {}).items():
+                column = column_for_key(str(key))
+                if column is None:
+                    raise ValueError(f"unknown filter key {key!r}")
+                vals = [vals] if isinstance(vals, (str, int, float)) else list(vals)
+                where.append((column, tuple(sorted(str(v) for v in vals))))
+            amount = float(item["monthly_usd"])
+            if amount <= 0:
+                raise ValueError("monthly_usd must be positive")
+            out.append(Budget(name=str(item["name"]), monthly_usd=amount,
+                              where=tuple(sorted(where)),
+                              warn_at=float(item.get("warn_at", 0.8))))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: budgets[{i}] is not a valid budget: {exc}") from exc
+    return out

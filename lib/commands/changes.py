@@ -1,0 +1,77 @@
+"""``changes``: "what changed" between a window and a baseline, from the terminal (design §6).
+
+Every value of every dimension ranked by its contribution to the change of the metric; the
+definition is in :mod:`lib.metrics.explore`.
+"""
+
+from __future__ import annotations
+
+from lib.commands.base import UsageError, parse_window, print_json
+from lib.filters import Filters
+from lib.metrics.explore import METRICS, changes, excess, headline
+from lib.store import Engine, open_lake
+
+NAME = "changes"
+HELP = "what changed: dimension values ranked by their contribution to a metric's change"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--window", required=True, metavar="FROM..TO",
+                   help="the window under study, half-open, ISO dates or times (UTC if no offset)")
+    p.add_argument("--baseline", metavar="FROM..TO",
+                   help="the baseline window (default: the period of equal length just before)")
+    p.add_argument("--metric", required=True, choices=sorted(METRICS),
+                   help="error_rate, p95_latency or cost_per_request")
+    p.add_argument("--where", metavar="KEY=VALUE", action="append", default=[],
+                   help="keep only requests where KEY (a filter key or attr.<key>) equals VALUE")
+    p.add_argument("--top", type=int, default=15, help="contributors printed in text mode")
+
+
+def run(args) -> int:
+    start, end = parse_window(args.window)
+    values: dict[str, list[str]] = {}
+    from lib.filters import column_for_key
+
+    for item in args.where:
+        if "=" not in item:
+            raise UsageError(f"--where takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        column = column_for_key(key.strip())
+        if column is None:
+            raise UsageError(f"cannot filter on {key!r}")
+        values.setdefault(column, []).append(value)
+    window = Filters.between(start, end, **values)
+    baseline = None
+    if args.baseline:
+        bs, be = parse_window(args.baseline)
+        baseline = window.with_window(bs, be)
+    lake = open_lake(args.store)
+    if not lake.root.exists():
+        raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
+    engine = Engine(lake)
+    doc = changes(engine, window, baseline, args.metric)
+    if args.json:
+        print_json(doc)
+        return 0
+    print(headline(doc))
+    print(f"window   {doc['window']['from']} → {doc['window']['to']}  n={doc['window']['n']:,}")
+    print(f"baseline {doc['baseline']['from']} → {doc['baseline']['to']}  "
+          f"n={doc['baseline']['n']:,}")
+    print(f"{'dimension':<16} {'value':<28} {'baseline':>10} {'window':>10} "
+          f"{'share b→w':>13} {'explains':>9} {'beyond size':>11}")
+    for c in doc["contributors"][: args.top]:
+        def v(x):
+            if x is None:
+                return "–"
+            if args.metric == "error_rate":
+                return f"{x:.2%}"
+            if args.metric == "p95_latency":
+                return f"{x:,.0f} ms"
+            return f"${x:.4f}"
+        contrib = "–" if c["contribution"] is None else f"{c['contribution']:.0%}"
+        ex = excess(c)
+        print(f"{c['dimension'][:16]:<16} {str(c['value'])[:28]:<28} {v(c['baseline_value']):>10} "
+              f"{v(c['window_value']):>10} "
+              f"{c['baseline_share']:>5.0%}→{c['window_share']:<5.0%} {contrib:>9} "
+              f"{'–' if ex is None else f'{ex:+.0%}':>11}")
+    return 0

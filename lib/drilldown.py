@@ -1,0 +1,93 @@
+"""Drill-down: a chart selection → the time window to investigate. Pure (no Streamlit), tested.
+
+Plotly reports a box selection on a date axis as the x range in the axis' own (display) time zone,
+as naive strings like ``"2026-11-19 18:12:33.123"`` or epoch milliseconds, and point selections as
+the points' x values (bucket starts). Times on our charts are shown in the filters' ``tz``
+(lib.charts.to_zone), so they are read back in that zone and returned as UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+MIN_WINDOW = timedelta(minutes=1)
+
+
+def parse_x(value, tz: str) -> datetime | None:
+    """A Plotly x value (ISO-like string in ``tz`` or epoch ms) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(float(value) / 1000, UTC)
+    text = str(value).strip().replace("T", " ")
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=ZoneInfo(tz))
+    return t.astimezone(UTC)
+
+
+def selection_window(selection: Mapping | None, tz: str, bucket_seconds: int | None = None,
+                     clamp: tuple[datetime, datetime] | None = None
+                     ) -> tuple[datetime, datetime] | None:
+    """The UTC window ``[start, end)`` a chart selection covers, or None for no selection.
+
+    A box covers its x range, widened to whole minutes; selected points (bucket starts) cover
+    from the first point's bucket to the end of the last point's bucket (``bucket_seconds``).
+    With ``clamp`` = (start, end) the result is cut to it. A window shorter than a minute is
+    widened to one minute.
+    """
+    if not selection:
+        return None
+    sel = selection.get("selection", selection)
+    start = end = None
+    for box in sel.get("box") or []:
+        xs = [parse_x(x, tz) for x in (box.get("x") or [])]
+        xs = [x for x in xs if x is not None]
+        if len(xs) >= 2:
+            lo, hi = min(xs), max(xs)
+            start = lo if start is None else min(start, lo)
+            end = hi if end is None else max(end, hi)
+    if start is None:
+        xs = [parse_x(p.get("x"), tz) for p in sel.get("points") or []]
+        xs = [x for x in xs if x is not None]
+        if xs:
+            start = min(xs)
+            end = max(xs) + timedelta(seconds=bucket_seconds or 60)
+    if start is None or end is None:
+        return None
+    start = start.replace(second=0, microsecond=0)
+    if end != end.replace(second=0, microsecond=0):
+        end = end.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if end - start < MIN_WINDOW:
+        end = start + MIN_WINDOW
+    if clamp:
+        start, end = max(start, clamp[0]), min(end, clamp[1])
+        if start >= end:
+            return None
+    return start, end
+
+
+def window_param(start: datetime, end: datetime) -> str:
+    """``FROM..TO`` in UTC ISO form, for the ``window`` / ``baseline`` URL keys."""
+    f = "%Y-%m-%dT%H:%M:%SZ"
+    return f"{start.astimezone(UTC).strftime(f)}..{end.astimezone(UTC).strftime(f)}"
+
+
+def parse_window_param(value: str | None) -> tuple[datetime, datetime] | None:
+    """Inverse of :func:`window_param`; None for a missing or malformed value."""
+    if not value or ".." not in value:
+        return None
+    a, b = value.split("..", 1)
+    try:
+        start = datetime.fromisoformat(a.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+    end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
+    return (start, end) if start < end else None

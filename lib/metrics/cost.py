@@ -1,0 +1,275 @@
+"""Cost: spend over time by any dimension, unit costs, token mix, cache savings, top spenders,
+month to date against budgets, and what-if re-pricing on another model.
+
+Units: US dollars (``*_usd``), token counts (``*_tokens``). ``cost_usd`` is the cost engine's
+(lib.pricing) per-request cost; unpriced requests (null cost) are counted in ``unpriced_requests``
+and never as $0 in a unit cost: cost per request divides by *priced* requests.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+
+import polars as pl
+
+from lib import pricing
+from lib.filters import Filters
+from lib.metrics.buckets import bucket_seconds, bucket_sql
+from lib.metrics.dims import NONE_LABEL, OTHER_LABEL, dimension_sql
+from lib.store.engine import Engine
+
+# Models offered as what-if targets (those with a price in genai-prices are kept); models present
+# in the store are offered too.
+WHATIF_MODELS = [
+    ("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("openai", "gpt-4.1"),
+    ("openai", "gpt-4.1-mini"), ("openai", "gpt-4.1-nano"), ("openai", "o4-mini"),
+    ("anthropic", "claude-sonnet-4-20250514"), ("anthropic", "claude-3-5-haiku-20241022"),
+    ("anthropic", "claude-opus-4-20250514"), ("google", "gemini-2.5-flash"),
+    ("google", "gemini-2.5-pro"), ("google", "gemini-2.0-flash"),
+]
+TOKEN_KINDS = [("uncached_input", "Uncached input"), ("cached_input", "Cached input"),
+               ("cache_write", "Cache write"), ("output", "Output (visible)"),
+               ("reasoning", "Reasoning")]
+
+
+def totals(engine: Engine, filters: Filters) -> dict:
+    """``requests, priced_requests, unpriced_requests, cost_usd, cost_per_request_usd,
+    cost_per_1k_requests_usd`` for the window (unit costs over priced requests; None if none)."""
+    where, params = filters.where("requests")
+    row = engine.query(
+        f"SELECT count(*) AS requests, count(cost_usd) AS priced_requests, "
+        f"count(*) - count(cost_usd) AS unpriced_requests, coalesce(sum(cost_usd), 0) AS cost_usd "
+        f"FROM requests WHERE {where}", params).row(0, named=True)
+    priced = row["priced_requests"]
+    per = row["cost_usd"] / priced if priced else None
+    return {**row, "cost_per_request_usd": per,
+            "cost_per_1k_requests_usd": None if per is None else per * 1000}
+
+
+def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: int = 8,
+                    seconds: int | None = None) -> pl.DataFrame:
+    """Long frame ``bucket, group, cost_usd, requests``: spend per time bucket (UTC start) and per
+    value of ``by``; the ``top`` values by spend in the window are kept, the rest is ``other``,
+    null is ``(none)``. Every (bucket, group) pair is present (0 where nothing was spent)."""
+    seconds = seconds or bucket_seconds(filters.duration)
+    expr = dimension_sql(by)
+    where, params = filters.where("requests")
+    params.update(bstart=filters.start, bend=filters.end)
+    # One scan: aggregate per (bucket, value) first, then pick the top values from that.
+    return engine.query(
+        f"""
+        WITH agg0 AS (SELECT {bucket_sql(seconds)} AS bucket, {expr} AS dim,
+                             coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS requests
+                      FROM requests WHERE {where} GROUP BY ALL),
+        top AS (SELECT dim FROM agg0 WHERE dim IS NOT NULL GROUP BY dim
+                ORDER BY sum(cost_usd) DESC, dim LIMIT {int(top)}),
+        agg AS (SELECT bucket, CASE WHEN dim IS NULL THEN '{NONE_LABEL}'
+                                    WHEN dim IN (SELECT dim FROM top) THEN dim
+                                    ELSE '{OTHER_LABEL}' END AS "group",
+                       sum(cost_usd) AS cost_usd, sum(requests)::BIGINT AS requests
+                FROM agg0 GROUP BY ALL),
+        grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds})
+                                                  * {seconds}), $bend::TIMESTAMPTZ,
+                                     INTERVAL '{seconds} seconds')) AS bucket),
+        groups AS (SELECT DISTINCT "group" FROM agg)
+        SELECT grid.bucket, groups."group", coalesce(agg.cost_usd, 0) AS cost_usd,
+               coalesce(agg.requests, 0) AS requests
+        FROM grid CROSS JOIN groups LEFT JOIN agg USING (bucket, "group")
+        ORDER BY grid.bucket, groups."group"
+        """, params)
+
+
+def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int | None = 10
+              ) -> pl.DataFrame:
+    """``group, requests, cost_usd, share, cost_per_request_usd`` per value of ``by``, by spend;
+    with ``top``, the rest is summed into one ``other`` row (last). ``share`` is of the window's
+    total spend."""
+    expr = dimension_sql(by)
+    where, params = filters.where("requests")
+    frame = engine.query(
+        f"SELECT coalesce({expr}, '{NONE_LABEL}') AS \"group\", count(*) AS requests, "
+        f"coalesce(sum(cost_usd), 0) AS cost_usd, count(cost_usd) AS priced "
+        f"FROM requests WHERE {where} GROUP BY 1 ORDER BY cost_usd DESC, \"group\"", params)
+    if top is not None and frame.height > top:
+        rest = frame.slice(top)
+        frame = pl.concat([frame.head(top), pl.DataFrame({
+            "group": [OTHER_LABEL], "requests": [rest["requests"].sum()],
+            "cost_usd": [rest["cost_usd"].sum()], "priced": [rest["priced"].sum()]},
+            schema=frame.schema)])
+    total = frame["cost_usd"].sum()
+    return frame.with_columns(
+        (pl.col("cost_usd") / total if total else pl.lit(None, pl.Float64)).alias("share"),
+        (pl.col("cost_usd") / pl.when(pl.col("priced") > 0).then(pl.col("priced")))
+        .alias("cost_per_request_usd"),
+    ).drop("priced")
+
+
+_PER_MODEL_DAY: dict[tuple, pl.DataFrame] = {}
+
+
+def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """Requests, cost and tokens of each kind per (provider, model, day): the one scan behind the
+    token mix and the what-if (memoized per store version and filters, 32 entries)."""
+    engine.refresh()
+    key = (id(engine), engine.version, repr(filters))
+    if key not in _PER_MODEL_DAY:
+        if len(_PER_MODEL_DAY) >= 32:
+            _PER_MODEL_DAY.pop(next(iter(_PER_MODEL_DAY)))
+        _PER_MODEL_DAY[key] = _tokens_query(engine, filters)
+    return _PER_MODEL_DAY[key]
+
+
+def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
+    where, params = filters.where("requests")
+    return engine.query(
+        f"""SELECT provider, model, CAST(ts AS DATE) AS day, count(*) AS requests,
+               count(cost_usd) AS priced_requests, coalesce(sum(cost_usd), 0) AS cost_usd,
+               coalesce(sum(greatest(coalesce(input_tokens, 0) - coalesce(cached_input_tokens, 0)
+                                     - coalesce(cache_write_tokens, 0), 0)), 0)::BIGINT
+                   AS uncached_input,
+               coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input,
+               coalesce(sum(cache_write_tokens), 0)::BIGINT AS cache_write,
+               coalesce(sum(coalesce(output_tokens, 0) - coalesce(reasoning_tokens, 0)), 0)::BIGINT
+                   AS output,
+               coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning
+            FROM requests WHERE {where} GROUP BY ALL ORDER BY ALL""", params)
+
+
+def _unit(provider, model, day: date) -> dict | None:
+    """Unit prices (USD per token of each kind), memoized per (provider, model, day) and the
+    price overrides file's modification time, so a page does not re-read prices.yaml and re-ask
+    genai-prices for every model and day on every run."""
+    if not model:
+        return None
+    path = os.environ.get("SIGHTLINE_PRICES") or str(pricing.DEFAULT_PRICES_FILE)
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _unit_cached(provider, model, day, path, stamp)
+
+
+@lru_cache(maxsize=20_000)
+def _unit_cached(provider, model, day: date, path: str, stamp: int) -> dict | None:
+    return pricing.unit_prices(provider, model, day)
+
+
+def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """``kind, label, tokens, cost_usd, token_share, cost_share`` for uncached input, cached input,
+    cache write, visible output and reasoning tokens. Costs use each model's base-tier unit
+    prices on the request's day (reasoning at the output price); unpriced models add tokens but
+    no cost."""
+    per = _tokens_by_model_day(engine, filters)
+    tokens = {k: 0 for k, _ in TOKEN_KINDS}
+    costs = {k: 0.0 for k, _ in TOKEN_KINDS}
+    price_key = {"uncached_input": "input", "cached_input": "cached_input",
+                 "cache_write": "cache_write", "output": "output", "reasoning": "output"}
+    for row in per.iter_rows(named=True):
+        units = _unit(row["provider"], row["model"], row["day"])
+        for k, _ in TOKEN_KINDS:
+            tokens[k] += int(row[k])
+            if units:
+                costs[k] += row[k] * units[price_key[k]]
+    total_t, total_c = sum(tokens.values()), sum(costs.values())
+    return pl.DataFrame({
+        "kind": [k for k, _ in TOKEN_KINDS], "label": [lab for _, lab in TOKEN_KINDS],
+        "tokens": [tokens[k] for k, _ in TOKEN_KINDS],
+        "cost_usd": [costs[k] for k, _ in TOKEN_KINDS],
+        "token_share": [tokens[k] / total_t if total_t else None for k, _ in TOKEN_KINDS],
+        "cost_share": [costs[k] / total_c if total_c else None for k, _ in TOKEN_KINDS],
+    }, schema={"kind": pl.String, "label": pl.String, "tokens": pl.Int64,
+               "cost_usd": pl.Float64, "token_share": pl.Float64, "cost_share": pl.Float64})
+
+
+def cache_savings(engine: Engine, filters: Filters) -> float | None:
+    """USD saved by cached input tokens: what they would have cost at the full input price minus
+    what they cost (design §5), at each model's base-tier prices on the day; None when no priced
+    request has cached tokens. Same definition as lib.pricing.cache_savings_sql, with the unit
+    prices memoized."""
+    per = _tokens_by_model_day(engine, filters).filter(pl.col("cached_input") > 0).select(
+        "provider", "model", "day", "cached_input")
+    total, priced = 0.0, False
+    for p, m, day, c in per.iter_rows():
+        units = _unit(p, m, day)
+        if units:
+            total += c * (units["input"] - units["cached_input"])
+            priced = True
+    return total if priced else None
+
+
+def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.DataFrame:
+    """The selected traffic re-priced on ``provider``/``model``: per current (provider, model),
+    ``provider, model, requests, cost_usd`` (actual, priced requests), ``whatif_cost_usd`` (the
+    same token counts at the target's base-tier prices on each day) and ``difference_usd``
+    (what-if − actual). Raises LookupError when the target has no price."""
+    per = _tokens_by_model_day(engine, filters)
+    rows: dict[tuple, dict] = {}
+    for row in per.iter_rows(named=True):
+        target = _unit(provider, model, row["day"])
+        if target is None:
+            raise LookupError(f"no price for {provider}/{model} on {row['day']}")
+        whatif = (row["uncached_input"] * target["input"]
+                  + row["cached_input"] * target["cached_input"]
+                  + row["cache_write"] * target["cache_write"]
+                  + (row["output"] + row["reasoning"]) * target["output"])
+        key = (row["provider"], row["model"])
+        acc = rows.setdefault(key, {"provider": key[0], "model": key[1], "requests": 0,
+                                    "cost_usd": 0.0, "whatif_cost_usd": 0.0})
+        acc["requests"] += row["requests"]
+        acc["cost_usd"] += row["cost_usd"]
+        acc["whatif_cost_usd"] += whatif
+    frame = pl.DataFrame(list(rows.values()), schema={
+        "provider": pl.String, "model": pl.String, "requests": pl.Int64, "cost_usd": pl.Float64,
+        "whatif_cost_usd": pl.Float64})
+    return frame.with_columns(
+        (pl.col("whatif_cost_usd") - pl.col("cost_usd")).alias("difference_usd")
+    ).sort("cost_usd", descending=True)
+
+
+def whatif_targets(engine: Engine, filters: Filters) -> list[tuple[str, str]]:
+    """(provider, model) pairs with a price on the window's last day: the curated list plus the
+    models used in the window."""
+    day = (filters.end - timedelta(microseconds=1)).date()
+    present = (_tokens_by_model_day(engine, filters).filter(pl.col("model").is_not_null())
+               .select("provider", "model").unique().sort("provider", "model").rows())
+    out = []
+    for p, m in list(dict.fromkeys([*WHATIF_MODELS, *present])):
+        if _unit(p, m, day) is not None:
+            out.append((p, m))
+    return out
+
+
+def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
+                  at: datetime | None = None) -> pl.DataFrame:
+    """Per budget: ``budget, scope, monthly_usd, mtd_usd, projected_usd, projected_share,
+    status`` for the UTC calendar month holding ``at`` (default: the end of ``filters``' window;
+    only its time is used). Month to date is spend in
+    ``[month start, at)``; the projection is the linear run rate: ``mtd × month length / elapsed``.
+    Status: ``over`` (projection above the budget), ``warn`` (above its ``warn_at`` share, default
+    0.8), ``ok``. Budgets are evaluated on their own scope, not on the sidebar's filters."""
+    at = (at or filters.end).astimezone(UTC)
+    month_start = datetime(at.year, at.month, 1, tzinfo=UTC)
+    days = calendar.monthrange(at.year, at.month)[1]
+    month_end = month_start + timedelta(days=days)
+    elapsed = (at - month_start).total_seconds()
+    rows = []
+    for b in budgets:
+        f = Filters.between(month_start, at if at > month_start else month_start
+                            + timedelta(microseconds=1), **b.where_values())
+        where, params = f.where("requests")
+        mtd = float(engine.scalar(f"SELECT coalesce(sum(cost_usd), 0) FROM requests "
+                                  f"WHERE {where}", params) or 0.0)
+        projected = mtd * (month_end - month_start).total_seconds() / elapsed if elapsed > 0 \
+            else None
+        share = projected / b.monthly_usd if projected is not None and b.monthly_usd else None
+        status = "ok" if share is None else (
+            "over" if share > 1 else "warn" if share >= b.warn_at else "ok")
+        rows.append({"budget": b.name, "scope": b.describe(), "monthly_usd": b.monthly_usd,
+                     "mtd_usd": mtd, "projected_usd": projected, "projected_share": share,
+                     "status": status})
+    return pl.DataFrame(rows, schema={
+        "budget": pl.String, "scope": pl.String, "monthly_usd": pl.Float64, "mtd_usd": pl.Float64,
+        "projected_usd": pl.Float64, "projected_share": pl.Float64, "status": pl.String})

@@ -1,0 +1,134 @@
+"""Latency: percentiles over time, TTFT, output speed, by dimension, the distribution, the share
+within an objective, and the slowest requests.
+
+Percentiles are DuckDB ``quantile_cont`` (type 7, numpy's default) over the raw rows of each
+bucket or group, never averaged across buckets. A bucket or group with fewer rows than a
+percentile needs (p50 < 20, p90 < 100, p95 < 200, p99 < 1000) carries ``<p>_uncertain = true``.
+Units: milliseconds (``*_ms``), output tokens per second (``tokens_per_s``). Errors are included
+(a timeout is latency users felt) unless ``ok_only``.
+
+Output speed of a request = output_tokens / generation seconds, where generation time is
+``latency_ms − ttft_ms`` when the call streamed (TTFT known) and ``latency_ms`` otherwise; only
+successful requests with output tokens and positive generation time count.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lib.filters import Filters
+from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql
+from lib.metrics.dims import NONE_LABEL, dimension_sql
+from lib.store.engine import Engine
+
+PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+SPEED_SQL = ("CASE WHEN status = 'ok' AND output_tokens > 0 AND "
+             "latency_ms - coalesce(ttft_ms, 0) > 0 THEN output_tokens / "
+             "((latency_ms - coalesce(ttft_ms, 0)) / 1000.0) END")
+
+
+def _pct_cols(column: str = "latency_ms", suffix: str = "_ms") -> str:
+    return ", ".join(f"quantile_cont({column}, {q}) AS {k}{suffix}"
+                     for k, q in PERCENTILES.items())
+
+
+def _uncertain_cols(n: str = "requests") -> str:
+    return ", ".join(f"coalesce({n}, 0) < {MIN_ROWS_FOR_PERCENTILE[q]} AS {k}_uncertain"
+                     for k, q in PERCENTILES.items())
+
+
+def _grid(seconds: int) -> str:
+    return (f"SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds}) "
+            f"* {seconds}), $bend::TIMESTAMPTZ, INTERVAL '{seconds} seconds')) AS bucket")
+
+
+def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
+                          objective_ms: float | None = None) -> pl.DataFrame:
+    """Per bucket: ``bucket, requests, p50_ms, p90_ms, p95_ms, p99_ms``, the ``*_uncertain``
+    flags, TTFT ``ttft_p50_ms, ttft_p95_ms, ttft_requests``, ``tokens_per_s_p50`` and, with
+    ``objective_ms``, ``within_objective`` (count) and ``within_share``. Empty buckets have zero
+    requests and null percentiles."""
+    seconds = seconds or bucket_seconds(filters.duration)
+    where, params = filters.where("requests")
+    params.update(bstart=filters.start, bend=filters.end)
+    obj = ""
+    if objective_ms is not None:
+        params["objective"] = float(objective_ms)
+        obj = ", count(*) FILTER (WHERE latency_ms <= $objective) AS within_objective"
+    frame = engine.query(
+        f"""
+        WITH grid AS ({_grid(seconds)}),
+        agg AS (
+            SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests, {_pct_cols()},
+                   quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
+                   quantile_cont(ttft_ms, 0.95) AS ttft_p95_ms, count(ttft_ms) AS ttft_requests,
+                   quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50 {obj}
+            FROM requests WHERE {where} GROUP BY ALL)
+        SELECT grid.bucket, coalesce(requests, 0) AS requests,
+               p50_ms, p90_ms, p95_ms, p99_ms, {_uncertain_cols()},
+               ttft_p50_ms, ttft_p95_ms, coalesce(ttft_requests, 0) AS ttft_requests,
+               tokens_per_s_p50
+               {", coalesce(within_objective, 0) AS within_objective" if obj else ""}
+        FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket
+        """, params)
+    if objective_ms is not None:
+        frame = frame.with_columns(
+            (pl.col("within_objective") / pl.when(pl.col("requests") > 0)
+             .then(pl.col("requests"))).alias("within_share"))
+    return frame
+
+
+def overall(engine: Engine, filters: Filters, objective_ms: float | None = None) -> dict:
+    """Window totals: ``requests, p50_ms … p99_ms, ttft_p50_ms, tokens_per_s_p50`` and, with
+    ``objective_ms``, ``within_share`` (share of requests with latency ≤ the objective)."""
+    where, params = filters.where("requests")
+    params["objective"] = float(objective_ms) if objective_ms is not None else None
+    return engine.query(
+        f"""SELECT count(*) AS requests, {_pct_cols()}, quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
+               quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50,
+               count(*) FILTER (WHERE latency_ms <= $objective) / nullif(count(latency_ms), 0)
+                   AS within_share
+            FROM requests WHERE {where}""", params).row(0, named=True) | (
+        {} if objective_ms is not None else {"within_share": None})
+
+
+def by_dimension(engine: Engine, filters: Filters, by: str = "model",
+                 objective_ms: float | None = None) -> pl.DataFrame:
+    """Per value of ``by`` (every value, most requests first): ``group, requests, p50_ms …
+    p99_ms``, ``*_uncertain``, ``ttft_p50_ms``, ``tokens_per_s_p50``, ``within_share``."""
+    expr = dimension_sql(by)
+    where, params = filters.where("requests")
+    params["objective"] = float(objective_ms) if objective_ms is not None else None
+    return engine.query(
+        f"""SELECT coalesce({expr}, '{NONE_LABEL}') AS "group", count(*) AS requests,
+               {_pct_cols()}, {_uncertain_cols("count(*)")},
+               quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
+               quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50,
+               count(*) FILTER (WHERE latency_ms <= $objective) / nullif(count(latency_ms), 0)
+                   AS within_share
+            FROM requests WHERE {where} GROUP BY 1 ORDER BY requests DESC, "group" """, params)
+
+
+def distribution(engine: Engine, filters: Filters, bins_per_decade: int = 10) -> pl.DataFrame:
+    """Histogram on log-spaced bins: ``bin_start_ms, bin_end_ms, requests, share`` where bin k
+    holds latencies in ``[10^(k/b), 10^((k+1)/b))`` ms (b = bins per decade); latencies ≤ 1 ms
+    fall in the first bin at 1 ms."""
+    b = int(bins_per_decade)
+    where, params = filters.where("requests")
+    return engine.query(
+        f"""SELECT pow(10, k / {b}.0) AS bin_start_ms, pow(10, (k + 1) / {b}.0) AS bin_end_ms,
+               requests, requests / sum(requests) OVER () AS share
+            FROM (SELECT floor(log10(greatest(latency_ms, 1)) * {b})::INT AS k,
+                         count(*) AS requests
+                  FROM requests WHERE {where} AND latency_ms IS NOT NULL GROUP BY 1)
+            ORDER BY k""", params)
+
+
+def slowest(engine: Engine, filters: Filters, limit: int = 50) -> pl.DataFrame:
+    """The ``limit`` slowest requests: ``ts, request_id, latency_ms, ttft_ms, provider, model,
+    feature, status, error_type, output_tokens``."""
+    where, params = filters.where("requests")
+    return engine.query(
+        f"""SELECT ts, request_id, latency_ms, ttft_ms, provider, model, feature, status,
+               error_type, output_tokens FROM requests WHERE {where} AND latency_ms IS NOT NULL
+            ORDER BY latency_ms DESC, request_id LIMIT {int(limit)}""", params)

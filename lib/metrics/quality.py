@@ -1,0 +1,202 @@
+"""Quality: eval pass rates and scores over time and by version (with Wilson 95% intervals),
+online judge scores, user feedback, guardrail triggers, finish reasons and error types.
+
+Evals are filtered by the window and the ``model`` filter; other dimension filters (feature,
+customer …) keep the online and feedback evals whose ``request_id`` is a request matching them
+(offline evals, which have no request, are then left out). Ratios are in [0, 1].
+
+Wilson interval for k successes in n trials at z = 1.959964 (95%)::
+
+    centre = (k + z²/2) / (n + z²),  half = z / (n + z²) · sqrt(k (n − k) / n + z²/4)
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from lib.filters import Filters
+from lib.metrics.buckets import bucket_seconds, bucket_sql
+from lib.metrics.dims import NONE_LABEL, OTHER_LABEL
+from lib.store.engine import Engine
+
+Z95 = 1.959963984540054
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | tuple[None, None]:
+    """Wilson score interval for k successes in n trials; (None, None) when n = 0."""
+    if n <= 0:
+        return None, None
+    z2 = z * z
+    centre = (k + z2 / 2) / (n + z2)
+    half = z / (n + z2) * math.sqrt(k * (n - k) / n + z2 / 4)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def wilson_exprs(k: str, n: str, prefix: str, z: float = Z95) -> list[pl.Expr]:
+    """Polars expressions ``<prefix>_low`` / ``<prefix>_high``: the Wilson interval of columns
+    ``k`` / ``n`` (null where n = 0)."""
+    kk, nn, z2 = pl.col(k).cast(pl.Float64), pl.col(n).cast(pl.Float64), z * z
+    centre = (kk + z2 / 2) / (nn + z2)
+    half = z / (nn + z2) * ((kk * (nn - kk) / nn) + z2 / 4).sqrt()
+    ok = pl.col(n) > 0
+    return [pl.when(ok).then((centre - half).clip(lower_bound=0.0)).alias(f"{prefix}_low"),
+            pl.when(ok).then((centre + half).clip(upper_bound=1.0)).alias(f"{prefix}_high")]
+
+
+def _evals_where(filters: Filters) -> tuple[str, dict]:
+    where, params = filters.where("evals", prefix="e")
+    others = [(c, v) for c, v in filters.values if c != "model"]
+    if others:
+        sub = Filters(start=filters.start, end=filters.end, values=tuple(others))
+        rwhere, rparams = sub.where("requests", prefix="r")
+        # Evals are scored after the request: look back a day for the requests they judge.
+        rwhere = rwhere.replace("ts >= $r_start", "ts >= $r_start - INTERVAL 1 DAY")
+        where += f" AND request_id IN (SELECT request_id FROM requests WHERE {rwhere})"
+        params.update(rparams)
+    return where, params
+
+
+def _source_clause(source: str | None, params: dict) -> str:
+    if source is None:
+        return ""
+    params["source"] = source
+    return " AND source = $source"
+
+
+def evals_over_time(engine: Engine, filters: Filters, source: str | None = None,
+                    seconds: int | None = None) -> pl.DataFrame:
+    """Per bucket and metric: ``bucket, metric, n, passed, pass_rate, pass_low, pass_high,
+    scored, mean_score`` (pass counts over evals with a pass/fail; mean over non-null scores)."""
+    seconds = seconds or bucket_seconds(filters.duration)
+    where, params = _evals_where(filters)
+    where += _source_clause(source, params)
+    frame = engine.query(
+        f"""SELECT {bucket_sql(seconds)} AS bucket, metric, count(passed) AS n,
+               count(*) FILTER (WHERE passed) AS passed, count(score) AS scored,
+               avg(score) AS mean_score
+            FROM evals WHERE {where} GROUP BY ALL ORDER BY bucket, metric""", params)
+    return _rates(frame)
+
+
+def _rates(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        (pl.col("passed") / pl.when(pl.col("n") > 0).then(pl.col("n"))).alias("pass_rate"),
+        *wilson_exprs("passed", "n", "pass"))
+
+
+def evals_by_version(engine: Engine, filters: Filters, source: str | None = None
+                     ) -> pl.DataFrame:
+    """Per version and metric: ``version, metric, n, passed, pass_rate, pass_low, pass_high,
+    scored, mean_score, first_ts, last_ts``, oldest version first."""
+    where, params = _evals_where(filters)
+    where += _source_clause(source, params)
+    frame = engine.query(
+        f"""SELECT coalesce(version, '{NONE_LABEL}') AS version, metric, count(passed) AS n,
+               count(*) FILTER (WHERE passed) AS passed, count(score) AS scored,
+               avg(score) AS mean_score, min(ts) AS first_ts, max(ts) AS last_ts
+            FROM evals WHERE {where} GROUP BY ALL ORDER BY first_ts, version, metric""", params)
+    return _rates(frame)
+
+
+def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = None
+                       ) -> pl.DataFrame:
+    """User feedback (``source = 'feedback'``, metric thumbs_up) per bucket: ``bucket, n, up,
+    up_share, up_low, up_high``; every bucket of the window is present."""
+    seconds = seconds or bucket_seconds(filters.duration)
+    where, params = _evals_where(filters)
+    params.update(bstart=filters.start, bend=filters.end)
+    frame = engine.query(
+        f"""WITH grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ)
+                                       / {seconds}) * {seconds}), $bend::TIMESTAMPTZ,
+                                       INTERVAL '{seconds} seconds')) AS bucket),
+            agg AS (SELECT {bucket_sql(seconds)} AS bucket, count(passed) AS n,
+                           count(*) FILTER (WHERE passed) AS up
+                    FROM evals WHERE {where} AND source = 'feedback' GROUP BY ALL)
+            SELECT grid.bucket, coalesce(n, 0) AS n, coalesce(up, 0) AS up
+            FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket""", params)
+    return frame.with_columns(
+        (pl.col("up") / pl.when(pl.col("n") > 0).then(pl.col("n"))).alias("up_share"),
+        *wilson_exprs("up", "n", "up"))
+
+
+def feedback_totals(engine: Engine, filters: Filters) -> dict:
+    """``n, up, up_share, up_low, up_high`` over the window."""
+    where, params = _evals_where(filters)
+    row = engine.query(
+        f"SELECT count(passed) AS n, count(*) FILTER (WHERE passed) AS up FROM evals "
+        f"WHERE {where} AND source = 'feedback'", params).row(0, named=True)
+    low, high = wilson(row["up"], row["n"])
+    return {**row, "up_share": row["up"] / row["n"] if row["n"] else None,
+            "up_low": low, "up_high": high}
+
+
+def guardrails(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """Guardrail triggers: ``guardrail, action, triggers, share_of_requests``, most first."""
+    where, params = filters.where("requests")
+    return engine.query(
+        f"""SELECT guardrail, coalesce(guardrail_action, '{NONE_LABEL}') AS action,
+               count(*) AS triggers,
+               count(*) / (SELECT count(*) FROM requests WHERE {where}) AS share_of_requests
+            FROM requests WHERE {where} AND guardrail IS NOT NULL
+            GROUP BY ALL ORDER BY triggers DESC, guardrail, action""", params)
+
+
+def guardrails_over_time(engine: Engine, filters: Filters, seconds: int | None = None
+                         ) -> pl.DataFrame:
+    """``bucket, guardrail, triggers`` (long; buckets without triggers are absent)."""
+    seconds = seconds or bucket_seconds(filters.duration)
+    where, params = filters.where("requests")
+    return engine.query(
+        f"""SELECT {bucket_sql(seconds)} AS bucket, guardrail, count(*) AS triggers
+            FROM requests WHERE {where} AND guardrail IS NOT NULL GROUP BY ALL
+            ORDER BY bucket, guardrail""", params)
+
+
+def finish_reasons(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """``finish_reason, requests, share`` over all requests of the window (null = none given,
+    e.g. errors)."""
+    where, params = filters.where("requests")
+    return engine.query(
+        f"""SELECT coalesce(finish_reason, '{NONE_LABEL}') AS finish_reason, count(*) AS requests,
+               count(*) / sum(count(*)) OVER () AS share
+            FROM requests WHERE {where} GROUP BY 1 ORDER BY requests DESC, 1""", params)
+
+
+def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
+                     top: int = 6) -> pl.DataFrame:
+    """Long frame ``bucket, error_type, errors, requests, error_rate`` per bucket for the ``top``
+    error types (the rest as ``other``); every bucket is present for every type drawn."""
+    seconds = seconds or bucket_seconds(filters.duration)
+    where, params = filters.where("requests")
+    params.update(bstart=filters.start, bend=filters.end)
+    return engine.query(
+        f"""WITH base AS (SELECT ts, status, coalesce(error_type, 'unknown') AS et
+                          FROM requests WHERE {where}),
+            top AS (SELECT et FROM base WHERE status = 'error' GROUP BY et
+                    ORDER BY count(*) DESC, et LIMIT {int(top)}),
+            grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ)
+                                   / {seconds}) * {seconds}), $bend::TIMESTAMPTZ,
+                                   INTERVAL '{seconds} seconds')) AS bucket),
+            tot AS (SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests FROM base
+                    GROUP BY 1),
+            agg AS (SELECT {bucket_sql(seconds)} AS bucket,
+                           CASE WHEN et IN (SELECT et FROM top) THEN et ELSE '{OTHER_LABEL}' END
+                               AS error_type, count(*) AS errors
+                    FROM base WHERE status = 'error' GROUP BY ALL),
+            types AS (SELECT DISTINCT error_type FROM agg)
+            SELECT grid.bucket, types.error_type, coalesce(agg.errors, 0) AS errors,
+                   coalesce(tot.requests, 0) AS requests,
+                   coalesce(agg.errors, 0) / nullif(tot.requests, 0) AS error_rate
+            FROM grid CROSS JOIN types LEFT JOIN agg USING (bucket, error_type)
+                 LEFT JOIN tot USING (bucket)
+            ORDER BY grid.bucket, types.error_type""", params)
+
+
+def eval_metrics(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """``source, metric, evals`` present in the window (to pick from)."""
+    where, params = _evals_where(filters)
+    return engine.query(
+        f"SELECT source, metric, count(*) AS evals FROM evals WHERE {where} GROUP BY ALL "
+        f"ORDER BY source, evals DESC", params)

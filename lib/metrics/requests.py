@@ -1,0 +1,72 @@
+"""One request: every field, its trace as a waterfall, its evals and feedback, its session."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lib.store.engine import Engine
+
+
+def detail(engine: Engine, request_id: str) -> dict | None:
+    """Every column of the request, or None when there is no such request."""
+    frame = engine.query("SELECT * FROM requests WHERE request_id = $id LIMIT 1",
+                         {"id": request_id})
+    return frame.row(0, named=True) if frame.height else None
+
+
+def evals_for(engine: Engine, request_id: str) -> pl.DataFrame:
+    """Evals and feedback on this request: ``ts, source, metric, score, passed, judge, label,
+    explanation, version``."""
+    return engine.query(
+        "SELECT ts, source, metric, score, passed, judge, label, explanation, version "
+        "FROM evals WHERE request_id = $id ORDER BY ts, metric", {"id": request_id})
+
+
+def session_requests(engine: Engine, session_id: str | None, limit: int = 500
+                     ) -> pl.DataFrame:
+    """The session's requests, oldest first: ``ts, request_id, status, feature, model,
+    latency_ms, cost_usd, prompt`` (first 120 characters)."""
+    if not session_id:
+        return pl.DataFrame()
+    return engine.query(
+        "SELECT ts, request_id, status, feature, model, latency_ms, cost_usd, "
+        "left(input_text, 120) AS prompt FROM requests WHERE session_id = $s "
+        f"ORDER BY ts, request_id LIMIT {int(limit)}", {"s": session_id})
+
+
+def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
+    """The trace's spans for a waterfall: ``span_id, parent_id, name, kind, status, ts,
+    duration_ms, start_ms`` (offset from the trace's first span), ``depth`` (0 for roots),
+    ordered depth-first. Model calls logged as requests in the trace are included as
+    ``llm`` spans when the spans table does not already have them. Empty when no spans."""
+    if not trace_id:
+        return pl.DataFrame()
+    spans = engine.query(
+        "SELECT span_id, parent_id, name, kind, status, ts, duration_ms FROM spans "
+        "WHERE trace_id = $t", {"t": trace_id})
+    if spans.is_empty():
+        return pl.DataFrame()
+    calls = engine.query(
+        "SELECT request_id AS span_id, parent_id, "
+        "coalesce(operation, 'chat') || ' ' || coalesce(model, '') AS name, 'llm' AS kind, "
+        "status, ts, latency_ms AS duration_ms FROM requests WHERE trace_id = $t",
+        {"t": trace_id})
+    calls = calls.filter(~pl.col("span_id").is_in(spans["span_id"].implode()))
+    frame = pl.concat([spans, calls.cast(spans.schema)])
+    rows = frame.sort("ts").to_dicts()
+    ids = {r["span_id"] for r in rows}
+    children: dict = {}
+    for r in rows:
+        parent = r["parent_id"] if r["parent_id"] in ids else None
+        children.setdefault(parent, []).append(r)
+    t0 = rows[0]["ts"]
+    out: list[dict] = []
+
+    def walk(parent, depth):
+        for r in children.get(parent, []):
+            out.append({**r, "depth": depth,
+                        "start_ms": (r["ts"] - t0).total_seconds() * 1000})
+            walk(r["span_id"], depth + 1)
+
+    walk(None, 0)
+    return pl.DataFrame(out)

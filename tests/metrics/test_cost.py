@@ -1,0 +1,141 @@
+"""Cost metrics on tiny exact datasets: unit costs, stacking with "other", token mix, what-if,
+budgets and the month-to-date projection."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lib import pricing
+from lib.budgets import Budget, load_budgets
+from lib.filters import Filters
+from lib.metrics import cost
+from tests.conftest import T0, make_request, requests_table
+
+
+@pytest.fixture
+def priced(lake, engine):
+    rows = [
+        make_request(0, customer_id="c1", feature="chat", cost_usd=1.0, input_tokens=1000,
+                     cached_input_tokens=400, output_tokens=300, reasoning_tokens=100,
+                     attributes=json.dumps({"team": "red"})),
+        make_request(1, customer_id="c1", feature="chat", cost_usd=2.0,
+                     attributes=json.dumps({"team": "red"})),
+        make_request(2, customer_id="c2", feature="search", cost_usd=3.0,
+                     attributes=json.dumps({"team": "blue"})),
+        make_request(3, customer_id="c3", feature="search", cost_usd=None, model="my-ft"),
+        make_request(65, customer_id="c4", feature="extract", cost_usd=4.0),  # next hour
+    ]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    return engine, Filters.between(T0, T0 + timedelta(hours=2)), rows
+
+
+def test_totals_divide_by_priced_requests(priced):
+    engine, f, _ = priced
+    t = cost.totals(engine, f)
+    assert (t["requests"], t["priced_requests"], t["unpriced_requests"]) == (5, 4, 1)
+    assert t["cost_usd"] == pytest.approx(10.0)
+    assert t["cost_per_request_usd"] == pytest.approx(2.5)
+    assert t["cost_per_1k_requests_usd"] == pytest.approx(2500.0)
+
+
+def test_spend_over_time_top_and_other(priced):
+    engine, f, _ = priced
+    s = cost.spend_over_time(engine, f, by="customer", top=2, seconds=3600)
+    got = {(b.hour, g): c for b, g, c in s.select("bucket", "group", "cost_usd").iter_rows()}
+    # top 2 by spend: c4 ($4), c1 ($3); c2 and c3 fold into "other"; every pair is present
+    assert got == {(12, "c1"): 3.0, (12, "c4"): 0.0, (12, "other"): 3.0,
+                   (13, "c1"): 0.0, (13, "c4"): 4.0, (13, "other"): 0.0}
+    by_attr = cost.spend_over_time(engine, f, by="attr.team", top=5, seconds=7200)
+    assert dict(zip(by_attr["group"], by_attr["cost_usd"])) == {"red": 3.0, "blue": 3.0,
+                                                                "(none)": 4.0}
+
+
+def test_breakdown_shares(priced):
+    engine, f, _ = priced
+    b = cost.breakdown(engine, f, "feature", top=2)
+    assert b["group"].to_list() == ["extract", "chat", "other"]
+    assert b["cost_usd"].to_list() == [4.0, 3.0, 3.0]
+    assert b["share"].to_list() == pytest.approx([0.4, 0.3, 0.3])
+    # other = search: $3 over 1 priced request (the unpriced one does not count)
+    assert b["cost_per_request_usd"].to_list() == pytest.approx([4.0, 1.5, 3.0])
+    assert cost.breakdown(engine, f, "feature", top=None).height == 3
+
+
+def test_token_mix_by_kind(priced):
+    engine, f, rows = priced
+    mix = {r["kind"]: r for r in cost.token_mix(engine, f).iter_rows(named=True)}
+    # gpt-4o rows: 4 priced + the unpriced "my-ft" row contributes tokens but no cost
+    assert mix["cached_input"]["tokens"] == 400
+    assert mix["uncached_input"]["tokens"] == 600 + 1000 * 4
+    assert mix["reasoning"]["tokens"] == 100
+    assert mix["output"]["tokens"] == 200 + 500 * 4
+    u = pricing.unit_prices("openai", "gpt-4o", T0.date())
+    gpt_uncached, gpt_out = 600 + 1000 * 3, 200 + 500 * 3
+    assert mix["uncached_input"]["cost_usd"] == pytest.approx(gpt_uncached * u["input"])
+    assert mix["cached_input"]["cost_usd"] == pytest.approx(400 * u["cached_input"])
+    assert mix["output"]["cost_usd"] == pytest.approx(gpt_out * u["output"])
+    assert mix["reasoning"]["cost_usd"] == pytest.approx(100 * u["output"])
+    assert sum(r["token_share"] for r in mix.values()) == pytest.approx(1.0)
+
+
+def test_what_if_reprices_the_same_tokens(priced):
+    engine, f, _ = priced
+    wi = cost.what_if(engine, f, "openai", "gpt-4o-mini")
+    u = pricing.unit_prices("openai", "gpt-4o-mini", T0.date())
+    row = wi.filter(wi["model"] == "gpt-4o").row(0, named=True)
+    expected = (600 + 3000) * u["input"] + 400 * u["cached_input"] + (300 + 1500) * u["output"]
+    assert row["whatif_cost_usd"] == pytest.approx(expected)
+    assert row["cost_usd"] == pytest.approx(10.0)
+    assert row["difference_usd"] == pytest.approx(expected - 10.0)
+    with pytest.raises(LookupError):
+        cost.what_if(engine, f, "nobody", "no-such-model")
+
+
+def test_budgets_file_and_projection(tmp_path, lake, engine):
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  - name: all\n    monthly_usd: 100\n"
+                    "  - name: chat\n    monthly_usd: 10\n    warn_at: 0.5\n"
+                    "    where: {feature: [chat], attr.plan: pro}\n")
+    budgets = load_budgets(path)
+    assert budgets[1] == Budget("chat", 10.0, (("attr.plan", ("pro",)), ("feature", ("chat",))),
+                                0.5)
+    assert load_budgets(tmp_path / "missing.yaml") == []
+    (tmp_path / "bad.yaml").write_text("budgets:\n  - name: x\n    where: {nope: 1}\n")
+    with pytest.raises(ValueError, match="budgets\\[0\\]"):
+        load_budgets(tmp_path / "bad.yaml")
+    # March 2026 (31 days): $3 spent by the 11th 00:00 (10 days elapsed), one chat/pro request.
+    rows = [make_request(0, ts=datetime(2026, 3, 2, tzinfo=UTC), cost_usd=1.0, feature="chat",
+                         attributes=json.dumps({"plan": "pro"})),
+            make_request(1, ts=datetime(2026, 3, 5, tzinfo=UTC), cost_usd=2.0),
+            make_request(2, ts=datetime(2026, 2, 27, tzinfo=UTC), cost_usd=50.0),
+            make_request(3, ts=datetime(2026, 3, 12, tzinfo=UTC), cost_usd=50.0)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    m = cost.month_to_date(engine, None, budgets, datetime(2026, 3, 11, tzinfo=UTC))
+    r = {x["budget"]: x for x in m.iter_rows(named=True)}
+    assert r["all"]["mtd_usd"] == pytest.approx(3.0)
+    assert r["all"]["projected_usd"] == pytest.approx(3.0 * 31 / 10)
+    assert r["all"]["status"] == "ok"
+    assert r["chat"]["mtd_usd"] == pytest.approx(1.0)
+    assert r["chat"]["projected_usd"] == pytest.approx(3.1)
+    assert r["chat"]["status"] == "ok"  # 31% of 10 < warn_at 50%
+    m2 = cost.month_to_date(engine, None, [Budget("tight", 5.0)],
+                            datetime(2026, 3, 11, tzinfo=UTC))
+    assert m2["status"][0] == "over"  # projected 9.3 > 5
+
+
+def test_repo_budgets_file_loads():
+    assert load_budgets(), "budgets.yaml at the repo root is a valid example"
+
+
+def test_cache_savings(priced):
+    engine, f, _ = priced
+    u = pricing.unit_prices("openai", "gpt-4o", T0.date())
+    assert cost.cache_savings(engine, f) == pytest.approx(400 * (u["input"] - u["cached_input"]))
+    assert cost.cache_savings(engine, f) == pytest.approx(pricing.cache_savings_sql(engine, f))
+    none = Filters.between(T0 + timedelta(days=1), T0 + timedelta(days=2))
+    assert cost.cache_savings(engine, none) is None

@@ -1,0 +1,207 @@
+"""What changed (constructed datasets with a planted cause, and the demo's outage), error
+fingerprints, the server-paged request table and its export, and the ``changes`` CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from lib.cli import main
+from lib.filters import Filters
+from lib.metrics import explore
+from lib.store import Engine, Lake
+from tests.conftest import DEMO_END, T0, make_request, requests_table
+
+BASE = Filters.between(T0, T0 + timedelta(hours=1))
+WIN = Filters.between(T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+
+
+def rows_for(hour: int, provider: str, n: int, errors: int, start: int) -> list[dict]:
+    """n requests of a provider in an hour, the first ``errors`` failing; features and models
+    alternate so they carry no signal."""
+    out = []
+    for i in range(n):
+        out.append(make_request(
+            start + i, ts=T0 + timedelta(hours=hour, seconds=17 * i + (1 if provider == "b"
+                                                                        else 0)),
+            provider=provider, model=f"{provider}-m{i % 2}",
+            feature="x" if i % 2 else "y", status="error" if i < errors else "ok",
+            error_type="529" if i < errors else None,
+            finish_reason=None if i < errors else "stop"))
+    return out
+
+
+@pytest.fixture
+def outage(lake, engine):
+    """Baseline: a 1/100, b 1/100 errors. Window: a 31/100 (the planted cause), b 4/100."""
+    rows = (rows_for(0, "a", 100, 1, 0) + rows_for(0, "b", 100, 1, 1000)
+            + rows_for(1, "a", 100, 31, 2000) + rows_for(1, "b", 100, 4, 3000))
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    return engine
+
+
+def test_error_rate_planted_cause_first_with_exact_contribution(outage):
+    doc = explore.changes(outage, WIN, BASE, "error_rate")
+    assert doc["window"] == {"from": WIN.start.isoformat(), "to": WIN.end.isoformat(),
+                             "value": 35 / 200, "n": 200}
+    assert doc["baseline"]["value"] == 2 / 200 and doc["baseline"]["n"] == 200
+    top = doc["contributors"][0]
+    # ΔR = 0.175 − 0.01 = 0.165; a: (31/200 − 1/200) / 0.165 = 0.909090…
+    assert (top["dimension"], top["value"]) == ("provider", "a")
+    assert top["contribution"] == pytest.approx(0.15 / 0.165, abs=1e-12)
+    assert (top["window_value"], top["baseline_value"]) == (0.31, 0.01)
+    assert (top["window_share"], top["baseline_share"]) == (0.5, 0.5)
+    b = next(c for c in doc["contributors"] if c["value"] == "b")
+    assert b["contribution"] == pytest.approx(0.015 / 0.165, abs=1e-12)
+    assert top["contribution"] + b["contribution"] == pytest.approx(1.0)
+    # the outcome dimensions are not ranked for the error rate
+    assert not {c["dimension"] for c in doc["contributors"]} & {"error_type", "finish_reason"}
+    # trivial segments (one value for everything) explain 100% but rank below the cause
+    env = next(c for c in doc["contributors"] if c["dimension"] == "environment")
+    assert env["contribution"] == pytest.approx(1.0)
+    assert doc["contributors"].index(env) > 0
+    assert set(doc) == {"metric", "window", "baseline", "contributors"}
+    assert set(top) == {"dimension", "value", "window_value", "baseline_value", "window_share",
+                        "baseline_share", "contribution"}
+    line = explore.headline(doc)
+    assert line.startswith("provider a's error rate went from 1.0% to 31.0% and explains 91% "
+                           "of the increase")
+
+
+def test_default_baseline_is_the_previous_period(outage):
+    assert explore.changes(outage, WIN, None, "error_rate") == \
+        explore.changes(outage, WIN, BASE, "error_rate")
+
+
+def test_contributions_sum_to_one_within_a_dimension(outage):
+    doc = explore.changes(outage, WIN, BASE, "error_rate", dimensions=["feature", "model"])
+    for dim in ("feature", "model"):
+        total = sum(c["contribution"] for c in doc["contributors"] if c["dimension"] == dim)
+        assert total == pytest.approx(1.0)
+
+
+def test_p95_latency_proxy(lake, engine):
+    base_lat = [100.0 + (i % 100) for i in range(400)]
+    win_lat = [1000.0 if (i % 2 == 0 and i % 5 < 2) else 100.0 + (i % 100) for i in range(400)]
+    rows = [make_request(i, ts=T0 + timedelta(seconds=9 * i), latency_ms=v,
+                         feature="slow" if i % 2 == 0 else "fast")
+            for i, v in enumerate(base_lat)]
+    rows += [make_request(1000 + i, ts=T0 + timedelta(hours=1, seconds=9 * i), latency_ms=v,
+                          feature="slow" if i % 2 == 0 else "fast")
+             for i, v in enumerate(win_lat)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    doc = explore.changes(engine, WIN, BASE, "p95_latency")
+    b, w = np.array(base_lat), np.array(win_lat)
+    t = np.quantile(b, 0.95)
+    slow_b, slow_w = b[::2], w[::2]
+    s_change = (w > t).mean() - (b > t).mean()
+    expected = ((slow_w > t).sum() / 400 - (slow_b > t).sum() / 400) / s_change
+    top = doc["contributors"][0]
+    assert (top["dimension"], top["value"]) == ("feature", "slow")
+    assert top["contribution"] == pytest.approx(expected, abs=1e-12)
+    assert top["window_value"] == pytest.approx(np.quantile(slow_w, 0.95))
+    assert top["baseline_value"] == pytest.approx(np.quantile(slow_b, 0.95))
+    assert doc["window"]["value"] == pytest.approx(np.quantile(w, 0.95))
+
+
+def test_cost_per_request(lake, engine):
+    rows = [make_request(i, customer_id="big" if i < 10 else "small", cost_usd=0.01)
+            for i in range(20)]
+    rows += [make_request(100 + i, ts=T0 + timedelta(hours=1, minutes=i),
+                          customer_id="big" if i < 10 else "small",
+                          cost_usd=0.05 if i < 10 else 0.01) for i in range(20)]
+    rows.append(make_request(200, ts=T0 + timedelta(hours=1, minutes=30), cost_usd=None,
+                             customer_id="big"))  # unpriced: not in the denominator
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    doc = explore.changes(engine, WIN, BASE, "cost_per_request")
+    assert doc["window"]["value"] == pytest.approx(0.6 / 20) and doc["window"]["n"] == 20
+    top = doc["contributors"][0]
+    assert (top["dimension"], top["value"]) == ("customer", "big")
+    # (0.5/20 − 0.1/20) / (0.03 − 0.01) = 1.0
+    assert top["contribution"] == pytest.approx(1.0)
+
+
+def test_demo_outage_names_the_provider(demo_store):
+    from lib.demo import PLAN
+
+    engine = Engine(Lake(demo_store))
+    start = DEMO_END - timedelta(days=7)
+    at = start + timedelta(seconds=PLAN["outage_at"] * 7 * 86400)
+    window = Filters.between(at - timedelta(minutes=10), at + timedelta(minutes=50))
+    doc = explore.changes(engine, window, None, "error_rate")
+    top = doc["contributors"][0]
+    assert (top["dimension"], top["value"]) == ("provider", PLAN["outage_provider"])
+    assert top["contribution"] > 0.8
+    assert explore.headline(doc).startswith("provider anthropic's error rate went from")
+
+
+def test_fingerprints_normalize_messages(lake, engine):
+    msgs = ["Request 123 timed out after 30s", "Request 4567 timed out after 31s",
+            "Rate limit for org 'acme' reached", "Rate limit for org 'globex' reached",
+            "id 3f2b9c1e-1a2b-4c3d-8e9f-001122334455 failed"]
+    rows = [make_request(i, status="error", error_type="timeout" if i < 2 else "other",
+                         error_message=m) for i, m in enumerate(msgs)]
+    rows.append(make_request(9))
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    fp = explore.fingerprints(engine, BASE)
+    got = {(r["error_type"], r["fingerprint"]): r["errors"] for r in fp.iter_rows(named=True)}
+    assert got == {("timeout", "Request <n> timed out after <n>s"): 2,
+                   ("other", "Rate limit for org <str> reached"): 2,
+                   ("other", "id <uuid> failed"): 1}
+    first = fp.row(0, named=True)
+    assert first["first_seen"] < first["last_seen"] and first["share"] == pytest.approx(0.4)
+
+
+def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
+    rows = [make_request(i, latency_ms=float(i), input_text=f"question {i}",
+                         output_text="<b>answer</b>" if i == 7 else "fine")
+            for i in range(120)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=3))
+    assert explore.request_count(engine, f) == 120
+    page = explore.request_page(engine, f, sort="latency_ms", descending=True, limit=50,
+                                offset=50)
+    assert page.height == 50 and page["latency_ms"].to_list() == [float(x)
+                                                                 for x in range(69, 19, -1)]
+    last = explore.request_page(engine, f, sort="ts", limit=50, offset=100)
+    assert last.height == 20
+    assert explore.request_count(engine, f, "QUESTION 11") == 11  # 11 and 110..119
+    assert explore.request_count(engine, f, "<B>ANSWER") == 1
+    assert explore.request_count(engine, f, "r42") == 1  # exact request id
+    assert explore.request_count(engine, f, "50%_") == 0  # LIKE wildcards are plain text
+    with pytest.raises(KeyError):
+        explore.request_page(engine, f, sort="input_text; DROP TABLE x")
+    for fmt in ("csv", "parquet"):
+        path = explore.export_requests(engine, f, fmt=fmt, path=str(tmp_path / f"all.{fmt}"))
+        frame = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
+        assert frame.height == 120 and "input_text" in frame.columns
+
+
+def test_changes_cli_json(outage, lake, capsys):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(["changes", "--store", str(lake.root), "--json", "--metric", "error_rate",
+                     "--window", "2026-03-02T13:00..2026-03-02T14:00"])
+    assert code == 0
+    doc = json.loads(out.getvalue())
+    assert doc["baseline"]["from"] == "2026-03-02T12:00:00+00:00"
+    assert doc["contributors"][0]["value"] == "a"
+    assert doc["contributors"][0]["contribution"] == pytest.approx(0.15 / 0.165)
+    with redirect_stdout(io.StringIO()) as text:
+        assert main(["changes", "--store", str(lake.root), "--metric", "p95_latency",
+                     "--window", "2026-03-02T13:00..2026-03-02T14:00",
+                     "--baseline", "2026-03-02T12:00..2026-03-02T13:00"]) == 0
+    assert "dimension" in text.getvalue()
+    assert main(["changes", "--store", str(lake.root), "--metric", "error_rate",
+                 "--window", "2026-03-02T14:00..2026-03-02T13:00"]) == 2

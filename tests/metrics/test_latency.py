@@ -1,0 +1,86 @@
+"""Latency metrics against numpy on tiny exact datasets, including the per-bucket p99 trap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from lib.filters import Filters
+from lib.metrics import latency
+from tests.conftest import T0, make_request, requests_table
+
+
+@pytest.fixture
+def two_buckets(lake, engine):
+    """Hour 1: 1000 requests at 1..1000 ms; hour 2: 10 requests at 5000..5009 ms."""
+    rows = [make_request(i, ts=T0 + timedelta(seconds=3 * i), latency_ms=float(i + 1),
+                         ttft_ms=10.0, output_tokens=100) for i in range(1000)]
+    rows += [make_request(1000 + i, ts=T0 + timedelta(hours=1, minutes=i),
+                          latency_ms=5000.0 + i, ttft_ms=None, output_tokens=50)
+             for i in range(10)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    lat = np.array([r["latency_ms"] for r in rows])
+    return engine, Filters.between(T0, T0 + timedelta(hours=2)), lat
+
+
+def test_bucket_percentiles_are_exact_and_not_averaged(two_buckets):
+    engine, f, lat = two_buckets
+    ts = latency.percentiles_over_time(engine, f, seconds=3600)
+    assert ts["requests"].to_list() == [1000, 10]
+    h1, h2 = lat[:1000], lat[1000:]
+    for p, q in latency.PERCENTILES.items():
+        assert ts[f"{p}_ms"].to_list() == pytest.approx([np.quantile(h1, q), np.quantile(h2, q)])
+    # The trap: the mean of per-bucket p99s is not the p99 of all requests.
+    overall = latency.overall(engine, f)
+    mean_of_p99 = float(np.mean(ts["p99_ms"].to_list()))
+    assert overall["p99_ms"] == pytest.approx(np.quantile(lat, 0.99))
+    assert abs(mean_of_p99 - overall["p99_ms"]) > 1000
+    # Uncertain buckets: 10 rows is too few for p50; 1000 rows is enough for p99.
+    assert ts["p50_uncertain"].to_list() == [False, True]
+    assert ts["p99_uncertain"].to_list() == [False, True]
+
+
+def test_within_objective_ttft_and_speed(two_buckets):
+    engine, f, lat = two_buckets
+    ts = latency.percentiles_over_time(engine, f, seconds=3600, objective_ms=500)
+    assert ts["within_objective"].to_list() == [500, 0]
+    assert ts["within_share"].to_list() == [0.5, 0.0]
+    assert latency.overall(engine, f, 500)["within_share"] == pytest.approx(500 / 1010)
+    assert latency.overall(engine, f)["within_share"] is None
+    assert ts["ttft_p50_ms"][0] == 10.0 and ts["ttft_p50_ms"][1] is None
+    # speed = output tokens / generation seconds (latency − TTFT when streamed)
+    speed1 = np.array([100 / ((x - 10) / 1000) for x in lat[:1000] if x > 10])
+    speed2 = np.array([50 / (x / 1000) for x in lat[1000:]])
+    assert ts["tokens_per_s_p50"].to_list() == pytest.approx(
+        [np.quantile(speed1, 0.5), np.quantile(speed2, 0.5)])
+
+
+def test_by_dimension_distribution_and_slowest(lake, engine):
+    rows = [make_request(i, provider="a" if i % 2 else "b", latency_ms=float(10 ** (1 + i % 3)))
+            for i in range(30)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    g = latency.by_dimension(engine, f, "provider", objective_ms=100)
+    for prov in ("a", "b"):
+        lat = np.array([r["latency_ms"] for r in rows if r["provider"] == prov])
+        row = g.filter(g["group"] == prov).row(0, named=True)
+        assert row["requests"] == len(lat)
+        assert row["p95_ms"] == pytest.approx(np.quantile(lat, 0.95))
+        assert row["within_share"] == pytest.approx(np.mean(lat <= 100))
+        assert row["p50_uncertain"] is True  # 15 rows < 20
+    d = latency.distribution(engine, f, bins_per_decade=1)
+    assert d["bin_start_ms"].to_list() == pytest.approx([10, 100, 1000])
+    assert d["requests"].to_list() == [10, 10, 10]
+    slow = latency.slowest(engine, f, limit=3)
+    assert slow["latency_ms"].to_list() == [1000.0] * 3
+
+
+def test_empty_window(engine):
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    assert latency.overall(engine, f)["requests"] == 0
+    ts = latency.percentiles_over_time(engine, f, seconds=600)
+    assert ts.height == 6 and ts["requests"].sum() == 0

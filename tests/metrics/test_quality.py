@@ -1,0 +1,112 @@
+"""Quality metrics: Wilson intervals against scipy, eval rates by bucket and version, feedback,
+guardrails, finish reasons, error types, and the request-filter join for evals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+from scipy.stats import binomtest
+
+from lib import schema
+from lib.filters import Filters
+from lib.metrics import quality
+from tests.conftest import T0, make_request, requests_table
+
+
+@pytest.mark.parametrize("k,n", [(780, 1000), (0, 10), (10, 10), (1, 3), (37, 200)])
+def test_wilson_matches_scipy(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = quality.wilson(k, n)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_wilson_reference_value():
+    assert quality.wilson(780, 1000) == pytest.approx((0.753280508637, 0.804576506611),
+                                                      abs=1e-12)
+    assert quality.wilson(0, 0) == (None, None)
+
+
+def evals_table(rows: list[dict]) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema.EVALS}
+    return schema.conform(pa.table({k: pa.array(v, schema.EVALS.field(k).type)
+                                    for k, v in cols.items()}), schema.EVALS)
+
+
+@pytest.fixture
+def judged(lake, engine):
+    reqs = [make_request(i, feature="chat" if i < 20 else "search") for i in range(40)]
+    evals = []
+    for i in range(40):  # hour 1: 30 of 40 pass; scores 0.5 / 1.0
+        ok = i % 4 != 0
+        evals.append({"eval_id": f"e{i}", "ts": T0 + timedelta(minutes=i), "source": "online",
+                      "request_id": f"r{i}", "version": "v1" if i < 20 else "v2",
+                      "metric": "groundedness", "score": 1.0 if ok else 0.5, "passed": ok})
+    for i in range(10):  # hour 2: 2 of 10 pass
+        evals.append({"eval_id": f"h2-{i}", "ts": T0 + timedelta(minutes=60 + i),
+                      "source": "online", "request_id": f"r{i}", "version": "v1",
+                      "metric": "groundedness", "score": 0.2, "passed": i < 2})
+    for i in range(5):  # feedback: 4 up, 1 down on chat requests
+        evals.append({"eval_id": f"fb{i}", "ts": T0 + timedelta(minutes=i), "source": "feedback",
+                      "request_id": f"r{i}", "metric": "thumbs_up", "score": float(i != 0),
+                      "passed": i != 0})
+    lake.append({"requests": requests_table(reqs), "evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    return engine, Filters.between(T0, T0 + timedelta(hours=2))
+
+
+def test_evals_over_time_and_by_version(judged):
+    engine, f = judged
+    t = quality.evals_over_time(engine, f, "online", seconds=3600)
+    assert t["n"].to_list() == [40, 10] and t["passed"].to_list() == [30, 2]
+    assert t["pass_rate"].to_list() == pytest.approx([0.75, 0.2])
+    assert t["mean_score"].to_list() == pytest.approx([(30 * 1.0 + 10 * 0.5) / 40, 0.2])
+    ci = binomtest(30, 40).proportion_ci(method="wilson")
+    assert (t["pass_low"][0], t["pass_high"][0]) == pytest.approx((ci.low, ci.high))
+    v = quality.evals_by_version(engine, f, "online")
+    got = {r["version"]: (r["passed"], r["n"]) for r in v.iter_rows(named=True)}
+    assert got == {"v1": (15 + 2, 30), "v2": (15, 20)}
+
+
+def test_eval_filters_join_requests(judged):
+    engine, f = judged
+    chat = f.with_value("feature", ["chat"])
+    v = quality.evals_by_version(engine, chat, "online")
+    # chat = requests r0..r19: hour-1 evals e0..e19 (v1) and the hour-2 evals on r0..r9 (v1)
+    assert v["n"].to_list() == [30]
+
+
+def test_feedback(judged):
+    engine, f = judged
+    tot = quality.feedback_totals(engine, f)
+    assert (tot["n"], tot["up"], tot["up_share"]) == (5, 4, 0.8)
+    ci = binomtest(4, 5).proportion_ci(method="wilson")
+    assert (tot["up_low"], tot["up_high"]) == pytest.approx((ci.low, ci.high))
+    t = quality.feedback_over_time(engine, f, seconds=3600)
+    assert t["n"].to_list() == [5, 0] and t["up_share"].to_list() == [0.8, None]
+
+
+def test_guardrails_finish_reasons_errors(lake, engine):
+    rows = [make_request(0, guardrail="pii", guardrail_action="redacted", finish_reason="stop"),
+            make_request(1, guardrail="pii", guardrail_action="redacted", finish_reason="stop"),
+            make_request(2, guardrail="jailbreak", guardrail_action="blocked",
+                         finish_reason="content_filter"),
+            make_request(3, finish_reason="length"),
+            make_request(4, status="error", error_type="timeout"),
+            make_request(70, status="error", error_type="529"),
+            make_request(71, status="error", error_type="529")]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=2))
+    g = quality.guardrails(engine, f)
+    assert g.select("guardrail", "action", "triggers").rows() == [
+        ("pii", "redacted", 2), ("jailbreak", "blocked", 1)]
+    assert g["share_of_requests"].to_list() == pytest.approx([2 / 7, 1 / 7])
+    fr = dict(quality.finish_reasons(engine, f).select("finish_reason", "requests").rows())
+    assert fr == {"stop": 2, "(none)": 3, "content_filter": 1, "length": 1}
+    e = quality.errors_over_time(engine, f, seconds=3600, top=1)
+    got = {(b.hour, t): (n, r) for b, t, n, r in
+           e.select("bucket", "error_type", "errors", "error_rate").iter_rows()}
+    assert got == {(12, "529"): (0, 0.0), (12, "other"): (1, 1 / 5),
+                   (13, "529"): (2, 1.0), (13, "other"): (0, 0.0)}

@@ -1,0 +1,40 @@
+"""Request detail, its trace as a waterfall, its evals and its session."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyarrow as pa
+
+from lib import schema
+from lib.metrics import requests as rq
+from tests.conftest import T0, make_request, requests_table
+
+
+def test_detail_trace_session_evals(lake, engine):
+    reqs = [make_request(0, trace_id="t1", parent_id="agent", session_id="s1",
+                         input_text="<script>alert(1)</script>", latency_ms=300.0),
+            make_request(1, session_id="s1"), make_request(2, session_id="s2")]
+    spans = pa.table({
+        "span_id": ["agent", "tool"], "trace_id": ["t1", "t1"], "parent_id": [None, "agent"],
+        "ts": pa.array([T0 - timedelta(milliseconds=50), T0 + timedelta(milliseconds=400)],
+                       schema.TS),
+        "duration_ms": [1000.0, 200.0], "name": ["agent.run", "tool lookup"],
+        "kind": ["agent", "tool"], "status": ["ok", "ok"]})
+    evals = pa.table({"eval_id": ["e1"], "ts": pa.array([T0 + timedelta(minutes=2)], schema.TS),
+                      "source": ["feedback"], "request_id": ["r0"], "metric": ["thumbs_up"],
+                      "score": [1.0], "passed": [True]})
+    lake.append({"requests": requests_table(reqs), "spans": spans, "evals": evals}, source="t")
+    engine.refresh(force=True)
+    d = rq.detail(engine, "r0")
+    assert d["input_text"] == "<script>alert(1)</script>" and d["session_id"] == "s1"
+    assert rq.detail(engine, "nope") is None
+    tr = rq.trace(engine, "t1")
+    # depth-first: agent, then its children by start time (the model call, then the tool)
+    assert tr["span_id"].to_list() == ["agent", "r0", "tool"]
+    assert tr["depth"].to_list() == [0, 1, 1]
+    assert tr["start_ms"].to_list() == [0.0, 50.0, 450.0]
+    assert tr.filter(tr["span_id"] == "r0")["kind"][0] == "llm"
+    assert rq.trace(engine, "r1").is_empty()  # a lone call is not a trace
+    assert rq.session_requests(engine, "s1")["request_id"].to_list() == ["r0", "r1"]
+    assert rq.evals_for(engine, "r0")["metric"].to_list() == ["thumbs_up"]

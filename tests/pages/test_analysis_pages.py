@@ -1,0 +1,122 @@
+"""AppTest: the Cost, Latency, Quality, Explore and Request pages, on the demo store with filters
+and page settings given in the URL, and on an empty store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from lib.demo import PLAN
+from lib.drilldown import window_param
+from lib.store import Engine, Lake
+from tests.conftest import APP, DEMO_END
+
+PAGES = ["pages/cost.py", "pages/latency.py", "pages/quality.py", "pages/explore.py",
+         "pages/request.py"]
+WEEK = {"range": "custom", "from": "2026-11-13T12:00:00Z", "to": "2026-11-20T12:00:00Z"}
+OUTAGE = DEMO_END - timedelta(days=7) + timedelta(seconds=PLAN["outage_at"] * 7 * 86400)
+
+
+def run_page(monkeypatch, store, page: str, query: dict | None = None) -> AppTest:
+    monkeypatch.setenv("SIGHTLINE_STORE", str(store))
+    monkeypatch.setenv("SIGHTLINE_DEMO", "0")
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()  # the entry script first (navigation, sidebar filters), then the page
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + \
+        [i.value for i in at.info] + [c.value for c in at.code]
+    return "\n".join(str(p) for p in parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_store_says_what_to_do(monkeypatch, tmp_path, page):
+    at = run_page(monkeypatch, tmp_path / "empty", page)
+    assert "python -m lib demo" in texts(at) or "Open a request from" in texts(at)
+
+
+def test_cost_page(monkeypatch, demo_store):
+    at = run_page(monkeypatch, demo_store, "pages/cost.py",
+                  {**WEEK, "provider": "anthropic", "by": "attr.region",
+                   "whatif": "openai/gpt-4o-mini"})
+    labels = [m.label for m in at.metric]
+    assert labels[:5] == ["Spend", "Cost per request", "Cost per 1k requests", "Cache savings",
+                          "Unpriced requests"]
+    assert at.metric[0].value.startswith("$")
+    assert at.selectbox(key="cost_by").value == "attr.region"
+    assert at.selectbox(key="cost_whatif").value == "openai/gpt-4o-mini"
+    assert "On gpt-4o-mini" in [m.label for m in at.metric]
+    assert "provider = anthropic" in texts(at)  # the URL's filter is applied
+    assert at.query_params["by"] in ("attr.region", ["attr.region"])
+
+
+def test_latency_page(monkeypatch, demo_store):
+    at = run_page(monkeypatch, demo_store, "pages/latency.py",
+                  {**WEEK, "objective": "1500", "by": "provider"})
+    assert at.number_input(key="lat_obj").value == 1500
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["p50 latency", "p95 latency", "p99 latency"]
+    assert "Within 1.5 s" in labels
+    assert at.metric[1].value.endswith(("ms", " s"))
+
+
+def test_quality_page(monkeypatch, demo_store):
+    at = run_page(monkeypatch, demo_store, "pages/quality.py", {**WEEK, "source": "offline"})
+    assert [m.label for m in at.metric] == ["Online judge pass rate", "Thumbs up",
+                                            "Guardrail triggers", "Truncated (length)"]
+    assert at.selectbox(key="q_source").value == "offline"
+    assert "Wilson 95%" in texts(at)
+
+
+def test_explore_names_the_outage_provider(monkeypatch, demo_store):
+    window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": window, "metric": "error_rate"})
+    headline = at.info[0].value
+    assert headline.startswith("provider anthropic's error rate went from")
+    assert at.query_params["window"] in (window, [window])
+    assert at.selectbox(key="ex_metric").value == "error_rate"
+    # the request table is paged: one page, not the window's rows
+    assert len(at.dataframe) >= 3
+
+
+def test_explore_search_and_p95(monkeypatch, demo_store):
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "metric": "p95_latency", "q": "<script>", "sort": "latency_ms"})
+    assert at.text_input(key="ex_q").value == "<script>"
+    assert at.selectbox(key="ex_sort").value == "latency_ms"
+    assert "p95 latency" in at.info[0].value
+
+
+def test_request_page_shows_prompt_as_text(monkeypatch, demo_store):
+    engine = Engine(Lake(demo_store))
+    rid = engine.scalar("SELECT request_id FROM requests WHERE input_text LIKE '%<script>%' "
+                        "AND trace_id IN (SELECT trace_id FROM spans) LIMIT 1") or \
+        engine.scalar("SELECT request_id FROM requests WHERE input_text LIKE '%<script>%' LIMIT 1")
+    prompt = engine.scalar("SELECT input_text FROM requests WHERE request_id = $r", {"r": rid})
+    at = run_page(monkeypatch, demo_store, "pages/request.py", {**WEEK, "request": rid})
+    codes = [c.value for c in at.code]
+    assert prompt in codes  # a code block: shown as text, never Markdown or HTML
+    assert not any("<script>" in m.value for m in at.markdown)
+    assert at.text_input(key="rq_id").value == rid
+
+
+def test_request_page_with_a_trace(monkeypatch, demo_store):
+    engine = Engine(Lake(demo_store))
+    rid = engine.scalar("SELECT trace_id FROM spans LIMIT 1")
+    at = run_page(monkeypatch, demo_store, "pages/request.py", {"request": rid})
+    assert "No spans were logged" not in texts(at)
+    assert "Latency" in [m.label for m in at.metric]
+
+
+def test_unknown_request(monkeypatch, demo_store):
+    at = run_page(monkeypatch, demo_store, "pages/request.py", {"request": "no-such-id"})
+    assert "No such request" in texts(at)
