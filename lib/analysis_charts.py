@@ -151,23 +151,3 @@ def shade_windows(fig: go.Figure, window: tuple, baseline: tuple | None, tz: str
                       annotation_position="top left")
     fig.add_vrect(x0=local(window[0]), x1=local(window[1]), fillcolor="#f59e0b", opacity=0.18,
                   line_width=0, annotation_text="window", annotation_position="top left")
-
-
-def stable(fig: go.Figure) -> go.Figure:
-    """The same figure with event markers and lines in a fixed order.
-
-    lib.charts.add_events iterates ``events.group_by("kind")`` without ``maintain_order``, so the
-    event traces and shapes come out in a different order on each run. Streamlit treats a changed
-    figure spec as a new chart and clears its selection, which breaks drill-down (a box selection
-    reruns the script, the figure differs, the selection is reset before it is read). Sorting
-    makes the spec identical across runs.
-    """
-    data = list(fig.data)
-    main = [t for t in data if getattr(t, "yaxis", None) != "y2"]
-    marks = sorted((t for t in data if getattr(t, "yaxis", None) == "y2"),
-                   key=lambda t: str(t.name))
-    fig.data = tuple(main + marks)
-    shapes = list(fig.layout.shapes or ())
-    if shapes:
-        fig.layout.shapes = sorted(shapes, key=lambda s: (str(s.x0), str(s.line.color)))
-    return fig

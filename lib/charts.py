@@ -71,8 +71,10 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
     """Dashed vertical lines at each event, with a hover marker carrying its title."""
     if events is None or events.is_empty():
         return
-    events = to_zone(events, "ts", tz)
-    for kind, group in events.group_by("kind"):
+    # A fixed order: Streamlit treats a figure whose spec changed between runs as a new chart and
+    # drops its selection, which would break drill-down.
+    events = to_zone(events, "ts", tz).sort("kind", "ts")
+    for kind, group in events.group_by("kind", maintain_order=True):
         kind = kind[0] if isinstance(kind, tuple) else kind
         color = EVENT_COLORS.get(kind, "#636e72")
         for t in group["ts"].to_list():

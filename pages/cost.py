@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import hbar, long_time_figure, stable
+from lib.analysis_charts import hbar, long_time_figure
 from lib.budgets import budgets_path, load_budgets
 from lib.metrics import cost, overview
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -60,7 +60,6 @@ with st.spinner("Loading spend over time…"):
 fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                        y_title=f"USD per {bucket_label(seconds)}", tz=f.tz, events=events,
                        kind="bar", y_format="$,.2f")
-fig = stable(fig)
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
            "*other*; the downloads hold the same. Drag over the chart to explore that window.")

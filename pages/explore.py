@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import shade_windows, stable
+from lib.analysis_charts import shade_windows
 from lib.charts import time_figure
 from lib.filters import key_for_column
 from lib.metrics import explore, overview
@@ -153,7 +153,6 @@ fig = time_figure(series, "bucket", [(col, LABEL[metric])],
                   uncertain={"p95_ms": "p95_uncertain"} if metric == "p95_latency" else None,
                   y_format=yfmt)
 shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), f.tz)
-fig = stable(fig)
 event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time",
                       on_select=True)
 st.caption("Select a region (drag) to study it as the new window.")

@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import log_histogram, stable
+from lib.analysis_charts import log_histogram
 from lib.charts import time_figure
 from lib.metrics import latency, overview
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -61,7 +61,6 @@ fig = time_figure(ts, "bucket", [("p50_ms", "p50"), ("p90_ms", "p90"), ("p95_ms"
                                  ("p99_ms", "p99")],
                   y_title=f"latency (ms) per {per}", tz=f.tz, events=events,
                   uncertain={f"{p}_ms": f"{p}_uncertain" for p in ("p50", "p90", "p95", "p99")})
-fig = stable(fig)
 event = widgets.chart(fig, ts, key="lat_pct", name="latency_percentiles", on_select=True)
 st.caption("Hollow points: too few requests in the bucket for that percentile (p50 < 20, "
            "p90 < 100, p95 < 200, p99 < 1,000). Drag over the chart to explore that window.")
@@ -75,14 +74,12 @@ with left:
     st.subheader("Time to first token")
     fig = time_figure(ts, "bucket", [("ttft_p50_ms", "TTFT p50"), ("ttft_p95_ms", "TTFT p95")],
                       y_title="TTFT (ms)", tz=f.tz, events=events)
-    fig = stable(fig)
     widgets.chart(fig, ts.select("bucket", "ttft_requests", "ttft_p50_ms", "ttft_p95_ms"),
                   key="lat_ttft", name="ttft")
 with right:
     st.subheader("Output speed")
     fig = time_figure(ts, "bucket", [("tokens_per_s_p50", "median")],
                       y_title="output tokens per second", tz=f.tz, events=events)
-    fig = stable(fig)
     widgets.chart(fig, ts.select("bucket", "requests", "tokens_per_s_p50"), key="lat_speed",
                   name="output_speed")
 
@@ -91,7 +88,6 @@ fig = time_figure(ts, "bucket", [("within_share", f"≤ {objective:,.0f} ms")],
                   y_title=f"share of requests per {per} (%)", tz=f.tz, events=events,
                   y_format=".0%")
 fig.update_yaxes(range=[0, 1])
-fig = stable(fig)
 widgets.chart(fig, ts.select("bucket", "requests", "within_objective", "within_share"),
               key="lat_within", name="within_objective")
 

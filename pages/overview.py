@@ -3,7 +3,6 @@
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import stable
 from lib.charts import time_figure
 from lib.metrics import overview
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -53,7 +52,6 @@ with left:
     series_ok = series.with_columns((series["requests"] - series["errors"]).alias("succeeded"))
     fig = time_figure(series_ok, "bucket", [("succeeded", "Succeeded"), ("errors", "Errors")],
                       y_title=f"requests per {per}", tz=f.tz, events=events, kind="bar")
-    fig = stable(fig)
     drills = [("error_rate", widgets.chart(
         fig, series.select("bucket", "requests", "errors", "error_rate"),
         key="ov_requests", name="requests_and_errors", on_select=True))]
@@ -62,7 +60,6 @@ with right:
     fig = time_figure(series, "bucket", [("p50_ms", "p50"), ("p95_ms", "p95")],
                       y_title="latency (ms)", tz=f.tz, events=events,
                       uncertain={"p50_ms": "p50_uncertain", "p95_ms": "p95_uncertain"})
-    fig = stable(fig)
     drills.append(("p95_latency", widgets.chart(
         fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",
                            "p95_uncertain"), key="ov_latency", name="latency", on_select=True)))
@@ -72,7 +69,6 @@ with right:
 st.subheader("Cost")
 fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}", tz=f.tz,
                   events=events, kind="bar", y_format="$,.2f")
-fig = stable(fig)
 drills.append(("cost_per_request", widgets.chart(
     fig, series.select("bucket", "requests", "cost_usd"), key="ov_cost", name="cost",
     on_select=True)))

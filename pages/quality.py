@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import band_figure, hbar, long_time_figure, stable
+from lib.analysis_charts import band_figure, hbar, long_time_figure
 from lib.charts import time_figure
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -70,7 +70,6 @@ else:
                         y=m["mean_score"].to_list(), name=f"mean {metric} score (0–1)",
                         mode="lines", line=dict(dash="dot", color="#64748b"))
         st.markdown(f"**{widgets.md_escape(metric)}**")
-        fig = stable(fig)
         event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",
                               on_select=True)
         sel = drilldown.selection_window(event, f.tz, seconds) if event else None
@@ -127,13 +126,11 @@ else:
     with left:
         fig = band_figure(fbt, "bucket", [("up_share", "up_low", "up_high", "thumbs up")],
                           y_title=f"thumbs-up share per {per} (%)", tz=f.tz, events=events)
-        fig = stable(fig)
         widgets.chart(fig, fbt, key="q_fb_share", name="feedback_share")
     with right:
         fbv = fbt.with_columns((pl.col("n") - pl.col("up")).alias("down"))
         fig = time_figure(fbv, "bucket", [("up", "👍 up"), ("down", "👎 down")],
                           y_title=f"ratings per {per}", tz=f.tz, events=events, kind="bar")
-        fig = stable(fig)
         widgets.chart(fig, fbv.select("bucket", "n", "up", "down"), key="q_fb_volume",
                       name="feedback_volume")
 
@@ -154,7 +151,6 @@ else:
         fig = long_time_figure(gt, "bucket", "guardrail", "triggers",
                                y_title=f"triggers per {per}", tz=f.tz, events=events,
                                kind="bar")
-        fig = stable(fig)
         widgets.chart(fig, gt, key="q_guards", name="guardrails_over_time")
 
 left, right = st.columns([1, 2])
@@ -173,7 +169,6 @@ with right:
     else:
         fig = long_time_figure(et, "bucket", "error_type", "errors",
                                y_title=f"errors per {per}", tz=f.tz, events=events, kind="bar")
-        fig = stable(fig)
         event = widgets.chart(fig, et, key="q_errors", name="errors_over_time", on_select=True)
         sel = drilldown.selection_window(event, f.tz, seconds) if event else None
         if sel:

@@ -58,17 +58,16 @@ def test_window_param_round_trip():
 
 def test_figures_are_identical_across_runs_so_selections_survive():
     """Streamlit clears a chart's selection when its figure spec changes between runs; event
-    traces must not come out in a run-dependent order (lib.analysis_charts.stable)."""
+    traces must not come out in a run-dependent order (lib.charts.add_events)."""
     import polars as pl
 
-    from lib.analysis_charts import stable
     from lib.charts import time_figure
 
     frame = pl.DataFrame({"bucket": [utc(2026, 11, 19, h) for h in range(4)], "n": [1, 2, 3, 4]})
     kinds = ["deploy", "incident", "prompt_change", "model_change", "note"]
     events = pl.DataFrame({"ts": [utc(2026, 11, 19, 1, i) for i in range(5)], "kind": kinds,
                            "title": kinds})
-    specs = {stable(time_figure(frame, "bucket", [("n", "n")], y_title="n", tz="UTC",
-                                events=events.sample(fraction=1.0, shuffle=True, seed=seed))
-                    ).to_json() for seed in range(6)}
+    specs = {time_figure(frame, "bucket", [("n", "n")], y_title="n", tz="UTC",
+                         events=events.sample(fraction=1.0, shuffle=True, seed=seed)).to_json()
+             for seed in range(6)}
     assert len(specs) == 1

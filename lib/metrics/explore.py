@@ -114,7 +114,8 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
             f"UNION ALL SELECT false, {need}, {cols} FROM requests WHERE {bwhere}")
     # Only the aggregates the metric needs: a p95 per segment is costly at 10M rows.
     aggs = {"error_rate": "count(*) FILTER (WHERE status = 'error') AS errors",
-            "cost_per_request": "count(cost_usd) AS priced, coalesce(sum(cost_usd), 0) AS cost",
+            "cost_per_request": "count(cost_usd) AS priced, coalesce(sum(cost_usd), 0) AS cost, "
+                                "var_samp(cost_usd) AS cost_var",
             "p95_latency": "count(latency_ms) AS timed, "
                            "quantile_cont(latency_ms, 0.95) AS p95"}[metric]
     slim = (f"SELECT true AS in_window, {need} FROM requests WHERE {wwhere} "
@@ -122,7 +123,8 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
     totals = engine.query(
         f"SELECT in_window, count(*) AS n, {aggs} FROM ({slim}) GROUP BY in_window", params)
     side = {r["in_window"]: r for r in totals.iter_rows(named=True)}
-    empty = {"n": 0, "errors": 0, "priced": 0, "cost": 0.0, "timed": 0, "p95": None}
+    empty = {"n": 0, "errors": 0, "priced": 0, "cost": 0.0, "cost_var": None, "timed": 0,
+             "p95": None}
     w = {**empty, **side.get(True, {})}
     b = {**empty, **side.get(False, {})}
     threshold = b["p95"]
@@ -141,7 +143,8 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
                count(*) AS n, {seg_aggs}
             FROM ({base}) GROUP BY GROUPING SETS ({sets})""", params)
     for col, dtype in (("errors", pl.Int64), ("priced", pl.Int64), ("cost", pl.Float64),
-                       ("timed", pl.Int64), ("above", pl.Int64), ("p95", pl.Float64)):
+                       ("cost_var", pl.Float64), ("timed", pl.Int64), ("above", pl.Int64),
+                       ("p95", pl.Float64)):
         if col not in seg.columns:
             seg = seg.with_columns(pl.lit(0 if col != "p95" else None, dtype).alias(col))
 
@@ -164,6 +167,13 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
         w_tot = w[num] / w_den if w_den else 0.0
         b_tot = b[num] / b_den if b_den else 0.0
     change = w_tot - b_tot
+    if metric == "p95_latency":
+        significance = overall_significance(metric, w_above, w_den, b_above, b_den)
+    elif metric == "error_rate":
+        significance = overall_significance(metric, w["errors"], w["n"], b["errors"], b["n"])
+    else:
+        significance = overall_significance(metric, w["cost"], w["priced"], b["cost"],
+                                            b["priced"], w["cost_var"], b["cost_var"])
 
     contributors = []
     for i, dim in enumerate(dims):
@@ -205,7 +215,38 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
         "baseline": {"from": baseline.start.isoformat(), "to": baseline.end.isoformat(),
                      "value": total_value(b), "n": b[den]},
         "contributors": contributors,
+        "significance": significance,
     }
+
+
+def overall_significance(metric: str, w_num: float, w_den: int, b_num: float, b_den: int,
+                         w_var: float | None = None, b_var: float | None = None) -> dict:
+    """Is the overall change more than noise? ``{"test", "statistic", "p_value", "significant"}``
+    (p < 0.05). Rates (error rate; the p95 proxy, a share of requests) use the pooled
+    two-proportion z-test; cost per request uses Welch's t-test from the two sides' means and
+    sample variances. Too few requests on a side (< 30): test null, not significant."""
+    from scipy import stats
+
+    out = {"test": None, "statistic": None, "p_value": None, "significant": False}
+    if w_den < 30 or b_den < 30:
+        return out
+    if metric == "cost_per_request":
+        if w_var is None or b_var is None:
+            return out
+        res = stats.ttest_ind_from_stats(w_num / w_den, w_var ** 0.5, w_den,
+                                         b_num / b_den, b_var ** 0.5, b_den, equal_var=False)
+        out.update(test="welch_t", statistic=float(res.statistic), p_value=float(res.pvalue))
+    else:
+        pooled = (w_num + b_num) / (w_den + b_den)
+        se = (pooled * (1 - pooled) * (1 / w_den + 1 / b_den)) ** 0.5
+        if se == 0:
+            out.update(test="two_proportion_z", statistic=0.0, p_value=1.0)
+            return out
+        z = (w_num / w_den - b_num / b_den) / se
+        out.update(test="two_proportion_z", statistic=float(z),
+                   p_value=float(2 * stats.norm.sf(abs(z))))
+    out["significant"] = out["p_value"] is not None and out["p_value"] < 0.05
+    return out
 
 
 def excess(contributor: dict) -> float | None:
@@ -234,6 +275,10 @@ def headline(doc: dict) -> str:
     if not doc["baseline"]["n"]:
         return f"No requests in the baseline to compare with ({label} now {_fmt(metric, w)})."
     overall = f"Overall {label} went from {_fmt(metric, b)} to {_fmt(metric, w)}"
+    sig = doc.get("significance") or {}
+    if sig.get("test") and not sig.get("significant"):
+        return (f"{overall}: not a significant change (p = {sig['p_value']:.2g}). The values "
+                "that moved most are listed below, but the difference is within noise.")
     top = doc["contributors"][0] if doc["contributors"] else None
     if top is None or top["contribution"] is None:
         return overall + "; no segment explains a change."

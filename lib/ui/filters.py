@@ -21,7 +21,6 @@ ZONES = ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "America/Lo
 DIM_LABELS = {"environment": "Environment", "service": "Service", "provider": "Provider",
               "model": "Model", "feature": "Feature", "customer": "Customer",
               "prompt_version": "Prompt version"}
-_STATE = "_sightline_filters"
 
 
 def _query_dict() -> dict[str, list[str]]:
@@ -40,20 +39,22 @@ def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
 def sidebar(engine: Engine) -> Filters:
     """Render the filters in the sidebar and return them. First run of a session: from the URL."""
     now = datetime.now(UTC)
-    if _STATE not in st.session_state:
-        initial = Filters.from_query(_query_dict(), now)
-        st.session_state["f_range"] = initial.preset
-        st.session_state["f_tz"] = initial.tz
-        zone = ZoneInfo(initial.tz)
-        st.session_state["f_dates"] = (initial.start.astimezone(zone).date(),
-                                       (initial.end - timedelta(microseconds=1))
-                                       .astimezone(zone).date())
-        st.session_state["f_custom"] = (initial.start, initial.end)
-        for key, column in DIMENSIONS.items():
-            st.session_state[f"f_{key}"] = list(initial.get(column))
-        st.session_state["f_other"] = {c: v for c, v in initial.values
-                                       if c not in DIMENSIONS.values()}
-        st.session_state[_STATE] = True
+    # Each widget's value comes from the URL when the session has none: on the first run, and
+    # after st.switch_page, which drops the entry script's widget state (Streamlit 1.67).
+    initial = Filters.from_query(_query_dict(), now)
+    zone = ZoneInfo(initial.tz)
+    defaults = {
+        "f_range": initial.preset,
+        "f_tz": initial.tz,
+        "f_dates": (initial.start.astimezone(zone).date(),
+                    (initial.end - timedelta(microseconds=1)).astimezone(zone).date()),
+        "f_custom": (initial.start, initial.end),
+        "f_other": {c: list(v) for c, v in initial.values if c not in DIMENSIONS.values()},
+        **{f"f_{key}": list(initial.get(column)) for key, column in DIMENSIONS.items()},
+    }
+    for key, value in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
 
     with st.sidebar:
         st.markdown("#### Filters")

@@ -201,11 +201,7 @@ def window_caption(start, end, tz: str) -> str:
 def open_page(page: str, filters: Filters, **params: str) -> None:
     """Switch to ``page`` with ``filters`` and page-specific URL keys in the query string.
 
-    Streamlit 1.67's ``st.switch_page`` drops the widget state of the entry script's widgets (the
-    sidebar filters), so the sidebar is told to rebuild its state from the URL we pass, which
-    carries the same filters: the new page opens with the filters the user had.
+    Streamlit 1.67's ``st.switch_page`` drops the sidebar's widget state; the sidebar rebuilds it
+    from this URL, which carries the same filters, so the new page opens with the user's filters.
     """
-    from lib.ui import filters as ui_filters
-
-    st.session_state.pop(ui_filters._STATE, None)
     st.switch_page(page, query_params={**filters.to_query(), **params})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 from contextlib import redirect_stdout
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
 import polars as pl
@@ -67,7 +67,8 @@ def test_error_rate_planted_cause_first_with_exact_contribution(outage):
     env = next(c for c in doc["contributors"] if c["dimension"] == "environment")
     assert env["contribution"] == pytest.approx(1.0)
     assert doc["contributors"].index(env) > 0
-    assert set(doc) == {"metric", "window", "baseline", "contributors"}
+    # The issue's shape, plus whether the overall change is more than noise.
+    assert set(doc) == {"metric", "window", "baseline", "contributors", "significance"}
     assert set(top) == {"dimension", "value", "window_value", "baseline_value", "window_share",
                         "baseline_share", "contribution"}
     line = explore.headline(doc)
@@ -205,3 +206,45 @@ def test_changes_cli_json(outage, lake, capsys):
     assert "dimension" in text.getvalue()
     assert main(["changes", "--store", str(lake.root), "--metric", "error_rate",
                  "--window", "2026-03-02T14:00..2026-03-02T13:00"]) == 2
+
+
+def test_overall_significance_matches_the_design_reference_values():
+    """Pass 780/1000 vs 810/1000: z = 1.661673760721, p = 0.096578205004 (design §5)."""
+    from lib.metrics.explore import overall_significance
+
+    sig = overall_significance("error_rate", 810, 1000, 780, 1000)
+    assert sig["test"] == "two_proportion_z"
+    assert sig["statistic"] == pytest.approx(1.661673760721, abs=1e-9)
+    assert sig["p_value"] == pytest.approx(0.096578205004, abs=1e-9)
+    assert sig["significant"] is False
+    assert overall_significance("error_rate", 5, 20, 1, 20)["test"] is None  # too few rows
+
+
+def test_cost_significance_is_welch_t_on_the_raw_costs():
+    import numpy as np
+    from scipy import stats
+
+    from lib.metrics.explore import overall_significance
+
+    rng = np.random.default_rng(1)
+    a, b = rng.gamma(2.0, 0.002, 400), rng.gamma(2.0, 0.0024, 300)
+    sig = overall_significance("cost_per_request", a.sum(), len(a), b.sum(), len(b),
+                               a.var(ddof=1), b.var(ddof=1))
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert sig["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+    assert sig["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
+
+
+def test_headline_says_when_a_change_is_within_noise(demo_store):
+    from datetime import datetime
+
+    from lib.metrics.explore import changes, headline
+    from lib.store import Engine, Lake
+
+    engine = Engine(Lake(demo_store))
+    # Two quiet days before the outage: error rates differ by noise only.
+    window = Filters.between(datetime(2026, 11, 15, tzinfo=UTC),
+                             datetime(2026, 11, 16, tzinfo=UTC))
+    doc = changes(engine, window, None, "error_rate")
+    assert doc["significance"]["significant"] is False
+    assert "not a significant change" in headline(doc)
