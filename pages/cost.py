@@ -19,12 +19,7 @@ f = ui_filters.current()
 
 st.title("Cost")
 st.caption(f.describe() + " · amounts in US dollars (cost engine: genai-prices + prices.yaml)")
-if engine.row_count("requests") == 0:
-    widgets.empty_state(
-        "No requests in the store yet",
-        "Cost is computed per request from its tokens. Ingest your logs, or write the demo "
-        "data:", "python -m lib ingest path/to/logs/\npython -m lib demo")
-    st.stop()
+widgets.stop_if_no_requests(engine, "Cost is computed per request from its tokens.")
 
 with st.spinner("Computing cost…"):
     tot = widgets.cached(cost.totals, engine, f)

@@ -19,12 +19,7 @@ f = ui_filters.current()
 
 st.title("Latency")
 st.caption(f.describe() + " · milliseconds; percentiles exact per bucket (never averaged)")
-if engine.row_count("requests") == 0:
-    widgets.empty_state(
-        "No requests in the store yet",
-        "Latency comes from each logged call's duration. Ingest your logs, or write the demo "
-        "data:", "python -m lib ingest path/to/logs/\npython -m lib demo")
-    st.stop()
+widgets.stop_if_no_requests(engine, "Latency comes from each logged call's duration.")
 
 objective = widgets.query_number("Latency objective (ms)", "objective", 2000.0, key="lat_obj",
                                  min_value=1.0, step=250.0,

@@ -18,14 +18,8 @@ if store.has_demo_data(engine):
     widgets.demo_banner()
 widgets.problems_banner(engine)
 
-if engine.row_count("requests") == 0:
-    widgets.empty_state(
-        "No requests in the store yet",
-        f"Sightline reads logged model calls from `{engine.lake.root}`. Ingest your logs, or "
-        "write the demo data:",
-        "python -m lib ingest path/to/logs/\npython -m lib demo",
-    )
-    st.stop()
+widgets.stop_if_no_requests(
+    engine, f"Sightline reads logged model calls from `{engine.lake.root}`.")
 
 with st.spinner("Computing KPIs…"):
     kpis = widgets.cached(overview.kpis, engine, f)

@@ -86,6 +86,16 @@ def empty_state(title: str, body: str, command: str | None = None) -> None:
             st.code(command, language="bash")
 
 
+def stop_if_no_requests(engine: Engine, why: str) -> None:
+    """On a store without requests, say what to run (``why`` says what the page needs) and stop
+    the page."""
+    if engine.row_count("requests") == 0:
+        empty_state("No requests in the store yet",
+                    f"{why} Ingest your logs, or write the demo data:",
+                    "python -m lib ingest path/to/logs/\npython -m lib demo")
+        st.stop()
+
+
 def demo_banner() -> None:
     st.info("You are looking at **demo data** (generated on first start). Ingest your own logs "
             "with `python -m lib ingest PATH`, or start on an empty store with `SIGHTLINE_DEMO=0`.",
