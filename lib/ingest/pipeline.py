@@ -138,6 +138,7 @@ class Source:
     open: Callable[[], BinaryIO]
     size: int | None = None
     info: dict = field(default_factory=dict)
+    path: str | None = None  # a local file: DuckDB may read it directly (lib/ingest/fastpath.py)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -249,7 +250,7 @@ def _hidden(path: Path, root: Path) -> bool:
 def _file_source(path: Path) -> Source:
     path = path.resolve()
     return Source(name=str(path), filename=path.name, open=lambda: open(path, "rb"),
-                  size=path.stat().st_size)
+                  size=path.stat().st_size, path=str(path))
 
 
 def _resolve_format(fmt: str | Format | None, mapping) -> Format | None:
@@ -272,6 +273,11 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
     report = FileReport(source=src.name)
     started = time.monotonic()
     try:
+        from lib.ingest import fastpath
+
+        if fastpath.try_ingest(lake, src, forced, overrides, report, progress, started):
+            report.seconds = time.monotonic() - started
+            return report
         raw = src.open()
         try:
             _ingest_open_source(lake, src, raw, forced, progress, overrides, report, started)
@@ -430,6 +436,9 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
 
 
 # -- canonical JSONL through DuckDB --------------------------------------------------------------
+# A local canonical JSONL file first tries the optimistic fast path (lib/ingest/fastpath.py: hash
+# first, then DuckDB reads, checks, prices and writes the whole file); what follows is the exact
+# path it falls back to for any file it cannot prove clean (and for uploads and S3 objects).
 # Canonical JSON lines are parsed, typed, checked, deduplicated and priced by DuckDB: Python only
 # cuts the stream into blocks of whole lines (hashing it on the way); DuckDB splits, numbers and
 # parses the lines (one JSON parse per line) on all cores. The file goes through in segments of
@@ -617,25 +626,9 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     """)
     con.execute("INSERT INTO seen SELECT p.\"" + key + "\" FROM parsed p SEMI JOIN keep "
                 "USING (_line)")
-    replace = {
-        "source_file": "coalesce(p.source_file, $source)",
-        "batch_id": "CAST($batch AS VARCHAR)",
-        "ingested_at": "CAST($ingested_at AS TIMESTAMPTZ)",
-    }
     params = {"source": source_name, "batch": batch.batch_id, "ingested_at": batch.ingested_at}
-    joins = ""
-    if name == "requests":
-        joins = _price_join(con, good, overrides)
-        replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"
-        replace["cost_usd"] = ("CASE WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
-                               "greatest(coalesce(p.input_tokens, 0) - p.cached_input_tokens "
-                               "- p.cache_write_tokens, 0) * u.p_input "
-                               "+ p.cached_input_tokens * u.p_cached "
-                               "+ p.cache_write_tokens * u.p_write "
-                               "+ coalesce(p.output_tokens, 0) * u.p_output "
-                               "ELSE x.cost END")
-    select = ", ".join(f'{replace.get(f.name, "p." + chr(34) + f.name + chr(34))} '
-                       f'AS "{f.name}"' for f in target)
+    joins = _price_join(con, good, overrides) if name == "requests" else ""
+    select = output_select(name)
     reader = con.execute(f"SELECT {select} FROM parsed p SEMI JOIN keep USING (_line) {joins} "
                          "ORDER BY p._line", params).to_arrow_reader(WRITE_BATCH_ROWS)
     stored = 0
@@ -646,12 +639,55 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     return stored
 
 
+def output_select(name: str) -> str:
+    """The select list of stored rows of table ``name`` from checked rows ``p`` (priced through
+    the joins of :func:`_price_join` for requests): lineage from the parameters ``$source``,
+    ``$batch`` and ``$ingested_at``."""
+    replace = {
+        "source_file": "coalesce(p.source_file, $source)",
+        "batch_id": "CAST($batch AS VARCHAR)",
+        "ingested_at": "CAST($ingested_at AS TIMESTAMPTZ)",
+    }
+    if name == "requests":
+        replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"
+        replace["cost_usd"] = ("CASE WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
+                               "greatest(coalesce(p.input_tokens, 0) - p.cached_input_tokens "
+                               "- p.cache_write_tokens, 0) * u.p_input "
+                               "+ p.cached_input_tokens * u.p_cached "
+                               "+ p.cache_write_tokens * u.p_write "
+                               "+ coalesce(p.output_tokens, 0) * u.p_output "
+                               "ELSE x.cost END")
+    return ", ".join(f'{replace.get(f.name, "p." + chr(34) + f.name + chr(34))} '
+                     f'AS "{f.name}"' for f in schema.TABLES[name])
+
+
+PRICE_JOINS = (" LEFT JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
+               "AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
+               "LEFT JOIN tiered x ON x.provider IS NOT DISTINCT FROM p.provider "
+               "AND x.model IS NOT DISTINCT FROM p.model AND x.day = CAST(p.ts AS DATE) "
+               "AND x.input_tokens = coalesce(p.input_tokens, 0) "
+               "AND x.cached_input_tokens = p.cached_input_tokens "
+               "AND x.cache_write_tokens = p.cache_write_tokens "
+               "AND x.output_tokens = coalesce(p.output_tokens, 0)")
+
+
 def _price_join(con, good: str, overrides: dict) -> str:
     """Register the unit prices of each distinct (provider, model, day) of ``parsed`` (and the
     exact cost of each distinct token mix past a price tier) and return the SQL joins."""
-    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
     models = con.execute(f"SELECT DISTINCT provider, model, CAST(ts AS DATE) AS day "
                          f"FROM parsed WHERE {good}").fetchall()
+    register_units(con, models, overrides)
+    register_tiered(con, f"parsed p JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
+                         f"AND u.model IS NOT DISTINCT FROM p.model "
+                         f"AND u.day = CAST(p.ts AS DATE) WHERE p.{good} AND "
+                         f"coalesce(p.input_tokens, 0) >= u.linear_below", overrides)
+    return PRICE_JOINS
+
+
+def register_units(con, models, overrides: dict) -> list:
+    """Register table ``units``: the linear unit prices of each (provider, model, day) in
+    ``models``; returns each one's ``linear_below`` (the input tokens where tiers start)."""
+    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
     units = {n: [] for n in ("provider", "model", "day", "p_input", "p_cached", "p_write",
                              "p_output", "linear_below")}
     for provider, model, day in models:
@@ -670,12 +706,16 @@ def _price_join(con, good: str, overrides: dict) -> str:
            ("p_input", "p_cached", "p_write", "p_output", "linear_below")}}))
     con.execute("CREATE OR REPLACE TEMP TABLE units AS SELECT * FROM units_arrow")
     con.unregister("units_arrow")
+    return units["linear_below"]
+
+
+def register_tiered(con, rows_past_tier: str | None, overrides: dict, params=None) -> None:
+    """Register table ``tiered``: the exact cost of each distinct token mix of the rows
+    ``FROM {rows_past_tier}`` (rows ``p`` past their model's first price tier; None: none)."""
     tiered = con.execute(
         f"SELECT DISTINCT p.provider, p.model, CAST(p.ts AS DATE), coalesce(p.input_tokens, 0), "
         f"p.cached_input_tokens, p.cache_write_tokens, coalesce(p.output_tokens, 0) "
-        f"FROM parsed p JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
-        f"AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
-        f"WHERE p.{good} AND coalesce(p.input_tokens, 0) >= u.linear_below").fetchall()
+        f"FROM {rows_past_tier}", params or {}).fetchall() if rows_past_tier else []
     con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, day DATE, "
                 "input_tokens BIGINT, cached_input_tokens BIGINT, cache_write_tokens BIGINT, "
                 "output_tokens BIGINT, cost DOUBLE)")
@@ -683,14 +723,6 @@ def _price_join(con, good: str, overrides: dict) -> str:
         con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
             (*row, pricing.request_cost(row[0], row[1], row[2], *row[3:],
                                         overrides=overrides)) for row in tiered])
-    return (" LEFT JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
-            "AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
-            "LEFT JOIN tiered x ON x.provider IS NOT DISTINCT FROM p.provider "
-            "AND x.model IS NOT DISTINCT FROM p.model AND x.day = CAST(p.ts AS DATE) "
-            "AND x.input_tokens = coalesce(p.input_tokens, 0) "
-            "AND x.cached_input_tokens = p.cached_input_tokens "
-            "AND x.cache_write_tokens = p.cache_write_tokens "
-            "AND x.output_tokens = coalesce(p.output_tokens, 0)")
 
 
 def _sql_str(text: str) -> str:

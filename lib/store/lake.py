@@ -407,6 +407,7 @@ class BatchWriter:
         self.result = WriteResult(commit=None)
         self._writers: dict[tuple[str, str], tuple[pq.ParquetWriter, Path, str]] = {}
         self._rows: dict[str, int] = {}  # rows written per relative path
+        self._adopted: list[tuple[str, Path, str]] = []  # (table, hidden tmp path, final rel)
         self._seen: duckdb.DuckDBPyConnection | None = None
         self._seen_tables: set[str] = set()
         self._done = False
@@ -489,6 +490,26 @@ class BatchWriter:
             self._write(name, table)
             self.result.stored[name] = self.result.stored.get(name, 0) + table.num_rows
 
+    def adopt_file(self, name: str, day: str, path: str | os.PathLike, rows: int) -> None:
+        """Take a finished Parquet file of table ``name`` for day partition ``day`` (YYYY-MM-DD),
+        written elsewhere (the fast JSONL path writes them with DuckDB), into this batch.
+
+        The caller guarantees the file has exactly the canonical columns, lineage filled, rows
+        deduplicated and all on that day. It is moved next to its final place under a hidden
+        temporary name now, renamed at :meth:`commit` (like the batch's own files) and deleted
+        by :meth:`abort`. ``rows`` are counted as stored."""
+        if self._done:
+            raise RuntimeError("batch already committed or aborted")
+        rel = f"{name}/date={day}/{self.batch_id}-{len(self._writers) + len(self._adopted)}" \
+              ".parquet"
+        final = self.lake.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        shutil.move(os.fspath(path), tmp)
+        self._adopted.append((name, tmp, rel))
+        self._rows[rel] = rows
+        self.result.stored[name] = self.result.stored.get(name, 0) + rows
+
     def count_duplicates(self, name: str, n: int) -> None:
         """Count ``n`` rows of ``name`` dropped as duplicates outside :meth:`add`."""
         self.result.duplicate_rows[name] = self.result.duplicate_rows.get(name, 0) + n
@@ -534,6 +555,10 @@ class BatchWriter:
                 _fsync(tmp)
                 os.replace(tmp, self.lake.root / rel)
                 added.append({"table": name, "path": rel, "rows": self._rows[rel]})
+            for name, tmp, rel in self._adopted:
+                _fsync(tmp)
+                os.replace(tmp, self.lake.root / rel)
+                added.append({"table": name, "path": rel, "rows": self._rows[rel]})
             _pause_for_tests("before_publish")
             commit = Commit(
                 commit_id=self.batch_id, kind=self.kind, source=self.source,
@@ -560,6 +585,11 @@ class BatchWriter:
             # A renamed file that never reached the manifest is an orphan; remove it now.
             if self.result.commit is None:
                 (self.lake.root / rel).unlink(missing_ok=True)
+        for _name, tmp, rel in self._adopted:
+            tmp.unlink(missing_ok=True)
+            if self.result.commit is None:
+                (self.lake.root / rel).unlink(missing_ok=True)
+        self._adopted.clear()
         self._finish()
 
     def _finish(self) -> None:

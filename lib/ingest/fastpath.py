@@ -1,0 +1,344 @@
+"""The optimistic fast path for canonical JSONL files (plain or gzip) on local disk.
+
+Most files are clean: every line a JSON object of canonical keys, every row valid, no key twice.
+For those, DuckDB reads the file itself (``read_json``, no Python in the loop), checks the rows with
+the same SQL as the exact path (lib.ingest.validate.checked_sql), prices them in SQL and writes the
+good rows straight to per-day Parquet files with ``COPY ... TO``; the files join the lake in one
+manifest commit (Lake's BatchWriter.adopt_file), atomically like any batch.
+
+It proves the file clean on the way and gives up (returns False, leaving the store as it was) at
+the first doubt; the exact path in lib/ingest/pipeline.py then ingests the file, with line numbers
+and reasons for every bad line. Doubts: a line DuckDB cannot read (malformed JSON, not an object,
+a key twice in an object, invalid UTF-8: the read raises), a row failing validation (fewer rows
+written than read), keys that are not canonical (the exact path folds them into ``attributes``),
+a key repeated within the file, blank lines (the exact path numbers lines around them) or a file
+that changes while read. Rows already in the lake are dropped here as on the exact path.
+
+Order: the decompressed content is hashed first (SHA-256, streaming), so a file ingested before is
+a no-op before any parsing.
+
+Each line is read as ``MAP(VARCHAR, VARCHAR)``: one JSON parse gives every value as text (the
+same text ``from_json`` gives the exact path, so typing and checks are the same SQL) and the
+line's key count, so extra keys are seen without a second parse.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lib import schema
+from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
+from lib.store.lake import TMP_DIR, Lake, _pause_for_tests
+
+log = logging.getLogger(__name__)
+
+MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_FAST_MEMORY", "256MB")
+THREADS = 2
+ROW_GROUP_ROWS = 256_000
+HASH_READ_BYTES = 4 << 20
+# Rows a partition (day) of the COPY buffers before it writes a row group, and the files it keeps
+# open: together they bound the COPY's memory whatever the number of days in the file.
+FLUSH_ROWS = 64 * 1024
+MAX_OPEN_FILES = 8
+
+# What the last call did, for tests and debugging: {"source", "outcome", "reason"}.
+LAST: dict = {}
+
+
+class Fallback(Exception):
+    """The file could not be proven clean: use the exact path."""
+
+
+def enabled() -> bool:
+    return os.environ.get("SIGHTLINE_INGEST_FAST", "1") != "0"
+
+
+def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, started: float) -> bool:
+    """Ingest ``src`` through the fast path into ``report``; False when the exact path must
+    (not a local canonical JSONL file, or not provably clean), with nothing stored."""
+    from lib.ingest import pipeline
+    from lib.ingest.formats import canonical
+
+    path = getattr(src, "path", None)
+    LAST.clear()
+    LAST.update(source=src.name, outcome="exact", reason="not a local file")
+    if not path or not enabled():
+        return False
+    LAST.update(reason="not canonical JSONL")
+    stat0 = os.stat(path)
+    with open(path, "rb") as raw:
+        try:
+            stream = SourceStream(raw)
+            head = stream.peek(HEAD_BYTES)
+        except Exception:
+            return False
+        if not head:
+            return False
+        filename = pipeline._strip_compression(src.filename)
+        fmt = forced or pipeline.detect_format(head, filename)
+        if fmt is not canonical.JSONL:
+            return False
+        name = canonical.jsonl_table_of_head(head)
+        if name not in schema.TABLES or name == "quarantine":
+            return False
+        # 1. The content hash, before any parsing; lines counted on the way (a newline count).
+        try:
+            lines, last = 0, b"\n"
+            if not stream.compressed:  # plain: hash the file directly, without a copy per read
+                stream = _PlainHash(raw)
+            while data := stream.read(HASH_READ_BYTES):
+                lines += data.count(b"\n")
+                last = data[-1:]
+        except Exception as exc:  # truncated or corrupt gzip: the exact path reports it
+            LAST.update(reason=f"unreadable: {exc}")
+            return False
+        lines += last != b"\n"
+        LAST["hashed_s"] = time.monotonic() - started
+        digest = stream.hexdigest()
+        compressed = stream.compressed
+        report.bytes, report.format, report.content_hash = stream.bytes_in, fmt.name, digest
+        bytes_out = stream.bytes_out
+    if lake.has_content(digest):
+        _duplicate(report)
+        LAST.update(outcome="duplicate", reason=None)
+        return True
+
+    def tick(rows: int) -> None:
+        if progress:
+            progress(pipeline.Progress(src.name, report.bytes, src.size, rows,
+                                       time.monotonic() - started))
+
+    tick(0)  # hashed
+    try:
+        with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
+            report.batch_id = batch.batch_id
+            if lake.has_content(digest):  # committed while we hashed (checked under the lock)
+                _duplicate(report)
+                LAST.update(outcome="duplicate", reason=None)
+                return True
+            tmp = lake.root / TMP_DIR / f"fast-{batch.batch_id}"
+            try:
+                stored, dupes, rows = _load(lake, batch, Path(path), compressed, name, lines,
+                                            overrides, tmp, tick, started)
+                if _changed(stat0, path):
+                    raise Fallback("the file changed while it was read")
+                result = batch.commit(content_hash=digest,
+                                      info={"bytes": bytes_out, "ingest_path": "fast"})
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    except Fallback as exc:
+        LAST.update(outcome="fallback", reason=str(exc))
+        log.info("fast path not taken for %s: %s", src.name, exc)
+        _reset(report)
+        return False
+    except Exception as exc:  # DuckDB could not read the file as clean canonical JSONL
+        LAST.update(outcome="fallback", reason=pipeline._one_line(exc))
+        log.info("fast path not taken for %s: %s", src.name, exc)
+        _reset(report)
+        return False
+    if result.duplicate_batch:
+        _duplicate(report)
+        LAST.update(outcome="duplicate", reason=None)
+        return True
+    report.rows_read = rows
+    report.stored = {name: stored}
+    report.duplicates = {name: dupes}
+    LAST.update(outcome="fast", reason=None)
+    pipeline._pause_for_tests("after_commit")
+    tick(rows)
+    return True
+
+
+class _PlainHash:
+    """The hash of a plain file read from its start, with SourceStream's counters."""
+
+    compressed = False
+
+    def __init__(self, raw):
+        raw.seek(0)
+        self._raw, self._hash, self.bytes_in = raw, hashlib.sha256(), 0
+
+    @property
+    def bytes_out(self) -> int:
+        return self.bytes_in
+
+    def read(self, n: int) -> bytes:
+        data = self._raw.read(n)
+        self._hash.update(data)
+        self.bytes_in += len(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _duplicate(report) -> None:
+    report.duplicate_file = True
+    report.stored, report.duplicates, report.quarantined, report.reasons = {}, {}, 0, []
+
+
+def _reset(report) -> None:
+    report.format = report.content_hash = report.batch_id = None
+    report.bytes = report.rows_read = 0
+    report.stored, report.duplicates = {}, {}
+
+
+def _changed(stat0: os.stat_result, path: str) -> bool:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ino) != (stat0.st_size, stat0.st_mtime_ns,
+                                                       stat0.st_ino)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _connection(tmp: Path):
+    import duckdb
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={
+        "memory_limit": MEMORY_LIMIT, "temp_directory": str(tmp / "spill"), "threads": THREADS,
+        "preserve_insertion_order": False, "allocator_flush_threshold": "16MB",
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # it would print to stdout
+    con.execute(f"SET partitioned_write_flush_threshold = {FLUSH_ROWS}")
+    con.execute(f"SET partitioned_write_max_open_files = {MAX_OPEN_FILES}")
+    return con
+
+
+def _read_json(path: Path, compressed: bool, columns: str, records: bool = True) -> str:
+    return (f"read_json({_lit(str(path))}, format = 'newline_delimited', "
+            f"records = {'true' if records else 'false'}, "
+            f"compression = '{'gzip' if compressed else 'uncompressed'}', "
+            f"maximum_object_size = {MAX_LINE_BYTES}, columns = {columns})")
+
+
+def rows_sql(name: str, path: Path, compressed: bool) -> str:
+    """The lines of ``path`` as rows of the canonical columns of ``name`` as text: the text
+    ``from_json`` gives the exact path (numbers as written, nested values as JSON)."""
+    cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in schema.TABLES[name].names) + "}"
+    return f"SELECT * FROM {_read_json(path, compressed, cols)}"
+
+
+def maps_sql(path: Path, compressed: bool) -> str:
+    """The lines of ``path`` as ``m``, a MAP of each key to its value as text: one parse gives the
+    keys of every line (extra keys are otherwise dropped silently by read_json)."""
+    columns = "{'m': 'MAP(VARCHAR, VARCHAR)'}"
+    return f"SELECT m FROM {_read_json(path, compressed, columns, False)}"
+
+
+def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, lines: int,
+          overrides: dict, tmp: Path, tick, t0: float) -> tuple[int, int, int]:
+    """Check, price and write ``path`` into ``batch``; returns (stored, duplicates, rows).
+    Records in LAST the seconds from ``t0`` (the ingest's start) at the end of each phase."""
+    from lib.ingest import pipeline
+    from lib.ingest.validate import _typed, checked_sql, time_range
+
+    key = schema.KEYS[name]
+    con = _connection(tmp)
+    try:
+        source = f"({rows_sql(name, path, compressed)})"
+        # 2. One light pass over the lines as maps: the distinct key lists (so keys that are not
+        #    canonical columns are seen), rows, and for requests the distinct (provider, model,
+        #    day) to price, with their largest input (for price tiers).
+        if name == "requests":
+            cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
+            ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
+            inp = _typed("input_tokens", pa.string(), pa.int64())[0].replace(
+                '"input_tokens"', cols["input_tokens"])
+            groups = con.execute(
+                f"SELECT {cols['provider']}, {cols['model']}, CAST({ts} AS DATE) AS day, "
+                f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks "
+                f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()
+        else:
+            groups = [(None, None, None, None, *g) for g in con.execute(
+                f"SELECT count(*), map_keys(m) AS ks FROM ({maps_sql(path, compressed)}) "
+                f"GROUP BY ALL").fetchall()]
+        LAST["prepass_s"] = time.monotonic() - t0
+        rows = sum(g[4] for g in groups)
+        canon = set(schema.TABLES[name].names)
+        if any(set(g[5]) - canon for g in groups):
+            raise Fallback("keys that are not canonical columns")
+        largest: dict = {}  # (provider, model, day) -> largest input tokens
+        for g in groups if name == "requests" else ():
+            largest[g[:3]] = max(largest.get(g[:3], g[3]), g[3])
+        if rows != lines:
+            raise Fallback("blank lines")
+        tick(rows)  # read and checked for extra keys
+        present = {c: pa.string() for c in schema.TABLES[name].names}
+        checked = checked_sql(name, present, source)
+        params = {**time_range(batch.ingested_at), "source": batch.source,
+                  "batch": batch.batch_id, "ingested_at": batch.ingested_at}
+        joins = ""
+        if name == "requests":
+            models = list(largest)
+            linear_below = pipeline.register_units(con, models, overrides)
+            past = any(lb is not None and largest[m] >= lb for m, lb in
+                       zip(models, linear_below, strict=True))
+            pipeline.register_tiered(con, (
+                f"({checked}) p JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
+                f"AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
+                f"WHERE p._reason IS NULL AND coalesce(p.input_tokens, 0) >= u.linear_below"
+            ) if past else None, overrides, time_range(batch.ingested_at))
+            joins = pipeline.PRICE_JOINS
+        # 3. The good rows, priced, straight to Parquet: one folder per day.
+        out = tmp / "out"
+        written = con.execute(
+            f"COPY (SELECT {pipeline.output_select(name)}, strftime(p.ts, '%Y-%m-%d') AS _day "
+            f"FROM ({checked}) p {joins} WHERE p._reason IS NULL) TO {_lit(str(out))} "
+            f"(FORMAT parquet, PARTITION_BY (_day), COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, FILENAME_PATTERN 'part-{{i}}')", params
+        ).fetchone()[0]
+        LAST["copy_s"] = time.monotonic() - t0
+        if written != rows:
+            raise Fallback(f"{rows - written} rows fail validation")
+        files = sorted(glob.glob(str(out / "_day=*" / "*.parquet")))
+        tick(rows)  # written
+        _pause_for_tests("after_first_chunk")
+        if files and con.execute(
+                f"SELECT count(*) FROM (SELECT {_q(key)} FROM read_parquet($files) "
+                f"GROUP BY ALL HAVING count(*) > 1)", {"files": files}).fetchone()[0]:
+            raise Fallback("a key repeated within the file")
+        # Rows already in the lake: only its files of the same days can hold them.
+        dupes = 0
+        for f in files:
+            day = Path(f).parent.name.split("=", 1)[1]
+            n = pq.ParquetFile(f).metadata.num_rows
+            known = lake._files_of_days(name, [day])
+            if known:
+                keep = (f"FROM read_parquet({_lit(f)}) WHERE {_q(key)} NOT IN "
+                        f"(SELECT {_q(key)} FROM read_parquet($known))")
+                left = con.execute(f"SELECT count(*) {keep}", {"known": known}).fetchone()[0]
+                if left < n:
+                    dupes += n - left
+                    if left:
+                        g = f + ".dedup.parquet"
+                        con.execute(f"COPY (SELECT * {keep}) TO {_lit(g)} (FORMAT parquet, "
+                                    f"COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+                                    f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})", {"known": known})
+                        os.replace(g, f)
+                    else:
+                        os.unlink(f)
+                    n = left
+            if n:
+                batch.adopt_file(name, day, f, n)
+        batch.count_duplicates(name, dupes)
+        LAST["load_s"] = time.monotonic() - t0
+        return rows - dupes, dupes, rows
+    finally:
+        con.close()
