@@ -8,7 +8,6 @@ connections sharing one database), which is what Streamlit's one-thread-per-sess
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -16,8 +15,6 @@ import pyarrow.parquet as pq
 
 from lib import schema
 from lib.store.lake import Lake
-
-EXTENSION_DIR = Path(__file__).resolve().parents[2] / "data" / "duckdb_extensions"
 
 
 class Engine:
