@@ -17,7 +17,7 @@ from __future__ import annotations
 import polars as pl
 
 from lib.filters import Filters
-from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql
+from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql, percentiles_sql
 from lib.metrics.dims import NONE_LABEL, dimension_sql
 from lib.store.engine import Engine
 
@@ -28,8 +28,7 @@ SPEED_SQL = ("CASE WHEN status = 'ok' AND output_tokens > 0 AND "
 
 
 def _pct_cols(column: str = "latency_ms", suffix: str = "_ms") -> str:
-    return ", ".join(f"quantile_cont({column}, {q}) AS {k}{suffix}"
-                     for k, q in PERCENTILES.items())
+    return percentiles_sql(column, {f"{k}{suffix}": q for k, q in PERCENTILES.items()})
 
 
 def _uncertain_cols(n: str = "requests") -> str:
@@ -60,8 +59,8 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
         WITH grid AS ({_grid(seconds)}),
         agg AS (
             SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests, {_pct_cols()},
-                   quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
-                   quantile_cont(ttft_ms, 0.95) AS ttft_p95_ms, count(ttft_ms) AS ttft_requests,
+                   {percentiles_sql("ttft_ms", {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95})},
+                   count(ttft_ms) AS ttft_requests,
                    quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50 {obj}
             FROM requests WHERE {where} GROUP BY ALL)
         SELECT grid.bucket, coalesce(requests, 0) AS requests,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from lib.filters import Filters
-from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql
+from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql, percentiles_sql
 from lib.store.engine import Engine
 
 # name, label, unit, and whether a higher value is good (for the delta colour).
@@ -91,8 +91,7 @@ def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> 
         ), agg AS (
             SELECT {b} AS bucket, count(*) AS requests,
                    count(*) FILTER (WHERE status = 'error') AS errors,
-                   quantile_cont(latency_ms, 0.5) AS p50_ms,
-                   quantile_cont(latency_ms, 0.95) AS p95_ms,
+                   {percentiles_sql("latency_ms", {"p50_ms": 0.5, "p95_ms": 0.95})},
                    sum(cost_usd) AS cost_usd
             FROM requests WHERE {where} GROUP BY ALL
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from lib.filters import column_for_key, column_sql
+from lib.metrics.buckets import percentiles_sql
 from lib.store.engine import Engine
 
 LATENCY_PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
@@ -33,8 +34,7 @@ def summary(engine: Engine, start: datetime | None = None, end: datetime | None 
         clauses.append(f"{expr} = $w{i}")
         params[f"w{i}"] = value
     cond = " AND ".join(clauses) or "true"
-    pct = ", ".join(f"quantile_cont(latency_ms, {q}) AS {k}"
-                    for k, q in LATENCY_PERCENTILES.items())
+    pct = percentiles_sql("latency_ms", LATENCY_PERCENTILES)
     sums = ", ".join(f"coalesce(sum({c}), 0)::BIGINT AS {c}" for c in TOKEN_SUMS)
     select = (f"count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors, {sums}, "
               f"coalesce(sum(cost_usd), 0) AS cost_usd, "
