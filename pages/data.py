@@ -22,7 +22,8 @@ widgets.problems_banner(engine)
 with st.expander("Upload logs or eval results", icon=":material/upload:"):
     upload.upload_section(engine)
 
-tables = inventory.tables(engine)
+with st.spinner("Reading the store…"):
+    tables = inventory.tables(engine)
 now = datetime.now(UTC)
 cols = st.columns(len(tables))
 for col, row in zip(cols, tables.iter_rows(named=True)):
