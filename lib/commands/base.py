@@ -39,3 +39,13 @@ def parse_window(value: str) -> tuple[datetime, datetime]:
     if start >= end:
         raise UsageError(f"window {value!r} is empty: FROM must be before TO")
     return start, end
+
+
+def open_existing_lake(store: str | None):
+    """The lake at ``--store`` (or the default); a usage error (exit 2) when there is none."""
+    from lib.store import open_lake
+
+    lake = open_lake(store)
+    if not lake.root.exists():
+        raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
+    return lake

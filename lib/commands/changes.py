@@ -6,10 +6,10 @@ definition is in :mod:`lib.metrics.explore`.
 
 from __future__ import annotations
 
-from lib.commands.base import UsageError, parse_window, print_json
+from lib.commands.base import UsageError, open_existing_lake, parse_window, print_json
 from lib.filters import Filters
 from lib.metrics.explore import METRICS, changes, excess, headline
-from lib.store import Engine, open_lake
+from lib.store import Engine
 
 NAME = "changes"
 HELP = "what changed: dimension values ranked by their contribution to a metric's change"
@@ -45,9 +45,7 @@ def run(args) -> int:
     if args.baseline:
         bs, be = parse_window(args.baseline)
         baseline = window.with_window(bs, be)
-    lake = open_lake(args.store)
-    if not lake.root.exists():
-        raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
+    lake = open_existing_lake(args.store)
     engine = Engine(lake)
     doc = changes(engine, window, baseline, args.metric)
     if args.json:

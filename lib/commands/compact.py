@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from lib.commands.base import UsageError, print_json
+from lib.commands.base import open_existing_lake, print_json
 from lib.store import compact as compaction
-from lib.store import open_lake
 
 NAME = "compact"
 HELP = "merge each partition's small files into one, then delete orphan files over an hour old"
@@ -21,9 +20,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    lake = open_lake(args.store)
-    if not lake.root.exists():
-        raise UsageError(f"no store at {lake.root}")
+    lake = open_existing_lake(args.store)
     report = compaction.compact(lake, min_files=args.min_files,
                                 small_bytes=int(args.small_mb * 2**20))
     if not args.no_gc:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from lib.commands.base import UsageError, print_json
+from lib.commands.base import UsageError, open_existing_lake, print_json
 from lib.pricing import load_overrides, reprice
-from lib.store import open_lake
 
 NAME = "reprice"
 HELP = "recompute cost_usd of all requests after prices or overrides changed; report the change"
@@ -17,9 +16,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    lake = open_lake(args.store)
-    if not lake.root.exists():
-        raise UsageError(f"no store at {lake.root}")
+    lake = open_existing_lake(args.store)
     try:
         overrides = load_overrides(args.prices)
     except ValueError as exc:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from lib.commands.base import UsageError, parse_time, print_json
+from lib.commands.base import UsageError, open_existing_lake, parse_time, print_json
 from lib.metrics.summary import summary
-from lib.store import Engine, open_lake
+from lib.store import Engine
 
 NAME = "summary"
 HELP = "totals for a window: requests, errors, tokens, cost and latency percentiles"
@@ -30,9 +30,7 @@ def run(args) -> int:
             raise UsageError(f"--where takes COL=VALUE, got {item!r}")
         col, value = item.split("=", 1)
         where[col.strip()] = value
-    lake = open_lake(args.store)
-    if not lake.root.exists():
-        raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
+    lake = open_existing_lake(args.store)
     engine = Engine(lake)
     for problem in engine.problems():  # skipped files would silently change the totals
         print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
