@@ -6,12 +6,12 @@ import io
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from lib.ingest import formats as registry
 from lib.ingest.formats import langfuse, openinference, otlp
+from tests.ingest.chunks import collect, total
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FLAT = FIXTURES / "langfuse_observations.jsonl"
@@ -21,16 +21,8 @@ CANONICAL_LINE = (b'{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "model": 
 
 
 def parse_bytes(data: bytes, **kwargs):
-    chunks = list(langfuse.parse(io.BytesIO(data), "export.json", **kwargs))
-    tables = {}
-    for name in ("requests", "spans", "evals"):
-        parts = [c.tables[name] for c in chunks if name in c.tables]
-        tables[name] = pa.concat_tables(parts) if parts else None
-    return tables, [r for c in chunks for r in c.rejects], chunks
+    return collect(list(langfuse.parse(io.BytesIO(data), "export.json", **kwargs)))
 
-
-def total(table: pa.Table, column: str):
-    return pc.sum(table[column]).as_py() or 0
 
 
 def test_flat_export_totals_on_both_sides_of_the_cache_trap():

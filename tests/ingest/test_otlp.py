@@ -22,6 +22,7 @@ from lib import schema
 from lib.ingest import formats as registry
 from lib.ingest.formats import langfuse, openinference, otlp
 from lib.ingest.formats import otlp_common as oc
+from tests.ingest.chunks import parse_file, total
 from tests.ingest.fake_openai import SCENARIO, record_spans, scenario_truth
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,19 +31,6 @@ CANONICAL_LINE = (b'{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "model": 
                   b'"input_tokens": 10, "output_tokens": 2}\n')
 
 
-def parse_file(fmt, path: Path, **kwargs):
-    """All chunks of a file, each table concatenated, plus the rejects."""
-    with open(path, "rb") as f:
-        chunks = list(fmt.parse(f, path.name, **kwargs))
-    tables = {}
-    for name in ("requests", "spans", "evals"):
-        parts = [c.tables[name] for c in chunks if name in c.tables]
-        tables[name] = pa.concat_tables(parts) if parts else None
-    return tables, [r for c in chunks for r in c.rejects], chunks
-
-
-def total(table: pa.Table, column: str) -> int:
-    return pc.sum(table[column]).as_py() or 0
 
 
 @pytest.fixture(scope="module")
