@@ -11,8 +11,8 @@ the first doubt; the exact path in lib/ingest/pipeline.py then ingests the file,
 and reasons for every bad line. Doubts: a line DuckDB cannot read (malformed JSON, not an object,
 a key twice in an object, invalid UTF-8: the read raises), a row failing validation (fewer rows
 written than read), keys that are not canonical (the exact path folds them into ``attributes``),
-a key repeated within the file, blank lines (the exact path numbers lines around them) or a file
-that changes while read. Rows already in the lake are dropped here as on the exact path.
+a key repeated within the file, or a file that changes while read. (Blank and whitespace-only lines
+are skipped by both paths alike, so they are no doubt.) Rows already in the lake are dropped here as on the exact path.
 
 Order: the decompressed content is hashed first (SHA-256, streaming), so a file ingested before is
 a no-op before any parsing.
@@ -41,7 +41,9 @@ from lib.store.lake import TMP_DIR, Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
 
-MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_FAST_MEMORY", "256MB")
+# Below ~768 MB DuckDB's COPY of ~40 text columns thrashes (3-5x slower, or out of memory at
+# 256 MB); 1 GB bounds the process whatever the file's size (bench/ingest_bench.py measures it).
+MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_FAST_MEMORY", "1GB")
 THREADS = 2
 ROW_GROUP_ROWS = 256_000
 HASH_READ_BYTES = 4 << 20
@@ -90,18 +92,15 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         name = canonical.jsonl_table_of_head(head)
         if name not in schema.TABLES or name == "quarantine":
             return False
-        # 1. The content hash, before any parsing; lines counted on the way (a newline count).
+        # 1. The content hash, before any parsing.
         try:
-            lines, last = 0, b"\n"
             if not stream.compressed:  # plain: hash the file directly, without a copy per read
                 stream = _PlainHash(raw)
-            while data := stream.read(HASH_READ_BYTES):
-                lines += data.count(b"\n")
-                last = data[-1:]
+            while stream.read(HASH_READ_BYTES):
+                pass
         except Exception as exc:  # truncated or corrupt gzip: the exact path reports it
             LAST.update(reason=f"unreadable: {exc}")
             return False
-        lines += last != b"\n"
         LAST["hashed_s"] = time.monotonic() - started
         digest = stream.hexdigest()
         compressed = stream.compressed
@@ -127,8 +126,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                 return True
             tmp = lake.root / TMP_DIR / f"fast-{batch.batch_id}"
             try:
-                stored, dupes, rows = _load(lake, batch, Path(path), compressed, name, lines,
-                                            overrides, tmp, tick, started)
+                stored, dupes, rows = _load(lake, batch, Path(path), compressed, name, overrides,
+                                            tmp, tick, started)
                 if _changed(stat0, path):
                     raise Fallback("the file changed while it was read")
                 result = batch.commit(content_hash=digest,
@@ -228,10 +227,12 @@ def _read_json(path: Path, compressed: bool, columns: str, records: bool = True)
             f"maximum_object_size = {MAX_LINE_BYTES}, columns = {columns})")
 
 
-def rows_sql(name: str, path: Path, compressed: bool) -> str:
-    """The lines of ``path`` as rows of the canonical columns of ``name`` as text: the text
-    ``from_json`` gives the exact path (numbers as written, nested values as JSON)."""
-    cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in schema.TABLES[name].names) + "}"
+def rows_sql(name: str, path: Path, compressed: bool, keys=None) -> str:
+    """The lines of ``path`` as rows of the canonical columns of ``name`` (only those in ``keys``
+    when given) as text: the text ``from_json`` gives the exact path (numbers as written, nested
+    values as JSON)."""
+    cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in schema.TABLES[name].names
+                           if keys is None or c in keys) + "}"
     return f"SELECT * FROM {_read_json(path, compressed, cols)}"
 
 
@@ -242,8 +243,8 @@ def maps_sql(path: Path, compressed: bool) -> str:
     return f"SELECT m FROM {_read_json(path, compressed, columns, False)}"
 
 
-def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, lines: int,
-          overrides: dict, tmp: Path, tick, t0: float) -> tuple[int, int, int]:
+def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides: dict,
+          tmp: Path, tick, t0: float) -> tuple[int, int, int]:
     """Check, price and write ``path`` into ``batch``; returns (stored, duplicates, rows).
     Records in LAST the seconds from ``t0`` (the ingest's start) at the end of each phase."""
     from lib.ingest import pipeline
@@ -252,36 +253,36 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, lines: int
     key = schema.KEYS[name]
     con = _connection(tmp)
     try:
-        source = f"({rows_sql(name, path, compressed)})"
         # 2. One light pass over the lines as maps: the distinct key lists (so keys that are not
-        #    canonical columns are seen), rows, and for requests the distinct (provider, model,
-        #    day) to price, with their largest input (for price tiers).
+        #    canonical columns are seen), rows, the days, and for requests the distinct (provider,
+        #    model, day) to price, with their largest input (for price tiers).
+        cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
+        ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
+        day = f"CAST({ts} AS DATE)"
         if name == "requests":
-            cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
-            ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
             inp = _typed("input_tokens", pa.string(), pa.int64())[0].replace(
                 '"input_tokens"', cols["input_tokens"])
             groups = con.execute(
-                f"SELECT {cols['provider']}, {cols['model']}, CAST({ts} AS DATE) AS day, "
+                f"SELECT {cols['provider']}, {cols['model']}, {day} AS day, "
                 f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks "
                 f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()
         else:
-            groups = [(None, None, None, None, *g) for g in con.execute(
-                f"SELECT count(*), map_keys(m) AS ks FROM ({maps_sql(path, compressed)}) "
-                f"GROUP BY ALL").fetchall()]
+            groups = [(None, None, *g[:1], None, *g[1:]) for g in con.execute(
+                f"SELECT {day} AS day, count(*), map_keys(m) AS ks "
+                f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()]
         LAST["prepass_s"] = time.monotonic() - t0
         rows = sum(g[4] for g in groups)
-        canon = set(schema.TABLES[name].names)
-        if any(set(g[5]) - canon for g in groups):
+        days = {g[2] for g in groups}
+        keys = set().union(*(g[5] for g in groups))
+        if keys - set(schema.TABLES[name].names):
             raise Fallback("keys that are not canonical columns")
         largest: dict = {}  # (provider, model, day) -> largest input tokens
         for g in groups if name == "requests" else ():
             largest[g[:3]] = max(largest.get(g[:3], g[3]), g[3])
-        if rows != lines:
-            raise Fallback("blank lines")
         tick(rows)  # read and checked for extra keys
-        present = {c: pa.string() for c in schema.TABLES[name].names}
-        checked = checked_sql(name, present, source)
+        # Columns no line has are null constants: nothing to read, type or check.
+        present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
+        checked = checked_sql(name, present, f"({rows_sql(name, path, compressed, keys)})")
         params = {**time_range(batch.ingested_at), "source": batch.source,
                   "batch": batch.batch_id, "ingested_at": batch.ingested_at}
         joins = ""
@@ -296,14 +297,26 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, lines: int
                 f"WHERE p._reason IS NULL AND coalesce(p.input_tokens, 0) >= u.linear_below"
             ) if past else None, overrides, time_range(batch.ingested_at))
             joins = pipeline.PRICE_JOINS
-        # 3. The good rows, priced, straight to Parquet: one folder per day.
+        # 3. The good rows, priced, straight to Parquet: one folder per day. A file of one day
+        #    (a daily or hourly log) is written without PARTITION_BY, whose buffering costs ~30%.
         out = tmp / "out"
-        written = con.execute(
-            f"COPY (SELECT {pipeline.output_select(name)}, strftime(p.ts, '%Y-%m-%d') AS _day "
-            f"FROM ({checked}) p {joins} WHERE p._reason IS NULL) TO {_lit(str(out))} "
-            f"(FORMAT parquet, PARTITION_BY (_day), COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-            f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}, FILENAME_PATTERN 'part-{{i}}')", params
-        ).fetchone()[0]
+        select = (f"SELECT {pipeline.output_select(name)}, strftime(p.ts, '%Y-%m-%d') AS _day "
+                  f"FROM ({checked}) p {joins} WHERE p._reason IS NULL")
+        options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+                   f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}")
+        (one_day,) = days if len(days) == 1 else (None,)
+        if one_day is not None:
+            target = out / f"_day={one_day.isoformat()}" / "part-0.parquet"
+            target.parent.mkdir(parents=True)
+            # A row whose checked day differs from the pre-pass's cannot be: stop if it does.
+            written = con.execute(
+                f"COPY (SELECT * EXCLUDE (_day) FROM ({select}) WHERE CASE WHEN _day <> "
+                f"{_lit(one_day.isoformat())} THEN error('day differs from the pre-pass') END "
+                f"IS NULL) TO {_lit(str(target))} ({options})", params).fetchone()[0]
+        else:
+            written = con.execute(
+                f"COPY ({select}) TO {_lit(str(out))} (PARTITION_BY (_day), "
+                f"FILENAME_PATTERN 'part-{{i}}', {options})", params).fetchone()[0]
         LAST["copy_s"] = time.monotonic() - t0
         if written != rows:
             raise Fallback(f"{rows - written} rows fail validation")

@@ -179,13 +179,42 @@ def test_extra_keys_fall_back_and_are_folded_into_attributes(tmp_path, write, mo
     assert json.loads(attrs["r4"]) == {"tenant_tier": "gold"}
 
 
-def test_blank_lines_fall_back_to_keep_line_numbers(tmp_path, write, monkeypatch):
+def test_blank_lines_are_skipped_as_on_the_exact_path(tmp_path, write, monkeypatch):
+    rows = [canonical_request(i) for i in range(6)]
+    content = jsonl_bytes(rows[:2]) + b"\n  \n\t\r\n" + jsonl_bytes(rows[2:]) + b"\n"
+    path = write("b.jsonl", content)
+    exact, fast = Lake(tmp_path / "exact"), Lake(tmp_path / "fast")
+    e = _ingest(exact, path, monkeypatch, fast=False)
+    f = _ingest(fast, path, monkeypatch, fast=True)
+    assert fastpath.LAST["outcome"] == "fast"
+    assert f.stored == e.stored == {"requests": 6} and f.quarantined == e.quarantined == 0
+    assert _tables(fast) == _tables(exact)
+
+
+def test_a_bad_row_after_blank_lines_is_quarantined_with_its_own_line(tmp_path, write,
+                                                                      monkeypatch):
     rows = [canonical_request(i) for i in range(6)]
     rows[4]["input_tokens"] = -1
     path = write("b.jsonl", jsonl_bytes(rows[:2]) + b"\n\n" + jsonl_bytes(rows[2:]))
     f = _ingest(Lake(tmp_path / "fast"), path, monkeypatch, fast=True)
     assert fastpath.LAST["outcome"] == "fallback"
     assert f.stored == {"requests": 5} and f.reasons[0].startswith("line 7: ")
+
+
+def test_a_file_of_one_day_and_one_of_many_days_store_the_same_rows(tmp_path, write,
+                                                                    monkeypatch):
+    """One day is written as a single file, several days through PARTITION_BY: same rows."""
+    for days in (1, 3):
+        rows = [canonical_request(i, ts=(T0.replace(hour=0) + timedelta(hours=i * 24 * days / 30))
+                                   .isoformat())
+                for i in range(30)]
+        path = write(f"d{days}.jsonl", rows)
+        exact, fast = Lake(tmp_path / f"exact{days}"), Lake(tmp_path / f"fast{days}")
+        _ingest(exact, path, monkeypatch, fast=False)
+        f = _ingest(fast, path, monkeypatch, fast=True)
+        assert fastpath.LAST["outcome"] == "fast" and f.stored == {"requests": 30}
+        assert _tables(fast) == _tables(exact)
+        assert len({p.split("/")[1] for p in fast.snapshot().files["requests"]}) == days
 
 
 def test_a_repeated_file_is_a_no_op_before_any_parsing(tmp_path, write, monkeypatch, lake):
