@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import random
@@ -31,8 +32,9 @@ MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude
           ("self-hosted", "llama-3.1-8b-instruct")]
 
 
-def generate(path: Path, rows: int, seed: int = 0) -> int:
-    """Write ``rows`` canonical requests as JSONL; returns the file size in bytes."""
+def generate(path: Path, rows: int, seed: int = 0, spacing_s: float = 2.5) -> int:
+    """Write ``rows`` canonical requests as JSONL, ``spacing_s`` seconds apart (the default spreads
+    1M rows over 29 days); returns the file size in bytes."""
     rng = random.Random(seed)
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     with open(path, "w") as fh:
@@ -43,7 +45,7 @@ def generate(path: Path, rows: int, seed: int = 0) -> int:
             out = rng.randint(10, 800)
             buf.append(json.dumps({
                 "request_id": f"req-{seed}-{i}",
-                "ts": (t0 + timedelta(seconds=i * 2.5)).isoformat().replace("+00:00", "Z"),
+                "ts": (t0 + timedelta(seconds=i * spacing_s)).isoformat().replace("+00:00", "Z"),
                 "provider": provider, "model": model, "operation": "chat",
                 "input_tokens": inp, "cached_input_tokens": inp // 4, "output_tokens": out,
                 "latency_ms": round(rng.uniform(80, 4000), 1), "status": "ok",
@@ -57,9 +59,9 @@ def generate(path: Path, rows: int, seed: int = 0) -> int:
     return path.stat().st_size
 
 
-def bench_jsonl(rows: int, work: Path) -> dict:
+def bench_jsonl(rows: int, work: Path, spacing_s: float = 2.5) -> dict:
     path = work / "requests.jsonl"
-    size = generate(path, rows)
+    size = generate(path, rows, spacing_s=spacing_s)
     con = duckdb.connect()
     t = time.perf_counter()
     con.execute(f"COPY (SELECT * FROM read_json('{path}')) TO '{work / 'plain.parquet'}' "
@@ -70,7 +72,9 @@ def bench_jsonl(rows: int, work: Path) -> dict:
     out = _ingest_in_subprocess(work / "store", path)
     ours_s = time.perf_counter() - t  # whole process: interpreter, imports, ingest
     inner_s = out["seconds"]  # the ingest call alone, like the DuckDB baseline
-    return {"rows": rows, "file_mb": size / 2**20, "duckdb_s": duck_s, "sightline_s": ours_s,
+    path.unlink()
+    return {"rows": rows, "days": math.ceil(rows * spacing_s / 86400), "file_mb": size / 2**20,
+            "duckdb_s": duck_s, "sightline_s": ours_s,
             "ingest_s": inner_s, "ratio": ours_s / duck_s, "ratio_ingest": inner_s / duck_s,
             "stored": out["stored"], "rows_per_s": rows / inner_s,
             "peak_rss_mb": out["peak_rss_mb"], "path": out["path"], "phases": out["phases"]}
@@ -135,13 +139,15 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sightline-bench-") as tmp:
         work = Path(tmp)
-        j = bench_jsonl(args.rows, work)
-        print(f"JSONL {j['rows']:,} rows ({j['file_mb']:.0f} MB): DuckDB read_json→Parquet "
-              f"{j['duckdb_s']:.2f} s, Sightline ingest {j['ingest_s']:.2f} s "
-              f"({j['rows_per_s']:,.0f} rows/s), ratio {j['ratio_ingest']:.2f}×; whole process "
-              f"{j['sightline_s']:.2f} s, ratio {j['ratio']:.2f}×; {j['path']} path, "
-              f"peak RSS {j['peak_rss_mb']:,.0f} MB; phases (s since start) {j['phases']}")
-        (work / "requests.jsonl").unlink()
+        # The same row count over 29 days (a backfill) and in one day (a daily log file).
+        runs = [bench_jsonl(args.rows, work, spacing_s) for spacing_s in (2.5, 86_400 / args.rows)]
+        for j in runs:
+            print(f"JSONL {j['rows']:,} rows over {j['days']} day(s) ({j['file_mb']:.0f} MB): "
+                  f"DuckDB read_json→Parquet {j['duckdb_s']:.2f} s, Sightline ingest "
+                  f"{j['ingest_s']:.2f} s ({j['rows_per_s']:,.0f} rows/s), ratio "
+                  f"{j['ratio_ingest']:.2f}×; whole process {j['sightline_s']:.2f} s, ratio "
+                  f"{j['ratio']:.2f}×; {j['path']} path, peak RSS {j['peak_rss_mb']:,.0f} MB; "
+                  f"phases (s since start) {j['phases']}")
         small = bench_memory(max(args.big_mb // 8, 16), work, "small")
         m = bench_memory(args.big_mb, work)
         for r in (small, m):
@@ -150,24 +156,27 @@ def main() -> None:
     machine = (f"{platform.machine()}, {os.cpu_count()} cores, "
                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, "
                f"Python {platform.python_version()}, DuckDB {duckdb.__version__}")
-    row1 = (f"| canonical JSONL, {j['rows']:,} rows ({j['file_mb']:.0f} MB) → Parquet "
-            f"| {j['duckdb_s']:.2f} s (`read_json` → `COPY … TO parquet`) "
-            f"| {j['ingest_s']:.2f} s ({j['rows_per_s']:,.0f} rows/s: hash, parse, validate, "
-            f"price, dedupe, commit; {j['path']} path, peak RSS {j['peak_rss_mb']:,.0f} MB); "
-            f"{j['sightline_s']:.2f} s as a whole new process "
-            f"| {j['ratio_ingest']:.2f}× ({j['ratio']:.2f}× with process start) |")
+    rows1 = "\n".join(
+        f"| canonical JSONL, {j['rows']:,} rows over {j['days']} day(s) ({j['file_mb']:.0f} MB) "
+        f"→ Parquet | {j['duckdb_s']:.2f} s (`read_json` → `COPY … TO parquet`) "
+        f"| {j['ingest_s']:.2f} s ({j['rows_per_s']:,.0f} rows/s: hash, parse, validate, "
+        f"price, dedupe, commit; {j['path']} path, peak RSS {j['peak_rss_mb']:,.0f} MB; phases "
+        f"in s since the start: {_phases(j['phases'])}); {j['sightline_s']:.2f} s as a whole "
+        f"new process | {j['ratio_ingest']:.2f}× ({j['ratio']:.2f}× with process start) |"
+        for j in runs)
     row2 = "\n".join(
         f"| canonical JSONL | {r['file_mb']:,.0f} MB | {r['peak_rss_mb']:,.0f} MB "
         f"| {r['imports_rss_mb']:,.0f} MB | {r['seconds']:.1f} s |" for r in (small, m))
     load = os.getloadavg()[0]
-    verdict = ("The ≤ 1.5× target is met." if j["ratio_ingest"] <= 1.5 else
-               f"The ≤ 1.5× target is not met ({j['ratio_ingest']:.1f}×). Phases, in seconds "
-               f"from the start of the ingest: {_phases(j['phases'])}. Beyond the baseline's one "
-               "read and write, the fast path hashes the file, reads it once more (every line's "
-               "keys, which must all be canonical, and the (provider, model, day) to price), "
-               "runs the validation SQL on every row as text (as the exact path does) and writes "
-               "all the canonical columns partitioned by day; in CPU seconds the partitioned "
-               "`COPY` is the largest part.")
+    worst = max(j["ratio_ingest"] for j in runs)
+    verdict = ("The ≤ 1.5× target is met." if worst <= 1.5 else
+               f"The ≤ 1.5× target is not met (up to {worst:.1f}×). Beyond the baseline's one "
+               "read and write of the columns the file has, the fast path hashes the file, reads "
+               "it once more (every line's keys, which must all be canonical, and the (provider, "
+               "model, day) to price), reads every value as text and types and checks it with "
+               "the exact path's validation SQL (a number the baseline would truncate or a "
+               "boolean it would turn into 1 must not pass), prices, and writes the canonical "
+               "columns one file per day.")
     verdict += (f" The machine is shared (1-minute load average {load:.1f} at the end of the "
                 "run on 2 cores), so wall times, the baseline's most of all, vary between runs.")
     verdict = textwrap.fill(verdict, 100)
@@ -178,7 +187,7 @@ Command: `python -m bench.ingest_bench --rows {args.rows} --big-mb {args.big_mb}
 
 | measure | DuckDB baseline | Sightline | ratio |
 |---|---|---|---|
-{row1}
+{rows1}
 
 | large file | size | peak RSS of the ingest process | RSS after imports only | time |
 |---|---|---|---|---|
@@ -187,13 +196,23 @@ Command: `python -m bench.ingest_bench --rows {args.rows} --big-mb {args.big_mb}
 How: a local canonical JSONL file (plain or gzip) takes the optimistic fast path
 (lib/ingest/fastpath.py): SHA-256 of the content first (a file seen before is a no-op before any
 parsing), then DuckDB reads it itself: one `read_json` pass of each line as a map (its keys, the
-prices to look up), then one `read_json` → validation SQL → pricing → partitioned `COPY … TO`
-Parquet pass, files adopted into one manifest commit. A file it cannot prove clean (a bad line or
-row, a key twice, keys that are not canonical, blank lines) goes to the exact path: parsed,
-typed, checked, deduplicated and priced by DuckDB in segments of 32 MiB of text with numbered
-lines for the quarantine. Either way memory is bounded (DuckDB memory limits, spilling under the
-lake's `_tmp`): peak RSS grows far slower than the file (tests/ingest/test_memory.py checks it).
+prices to look up), then one `read_json` → validation SQL → pricing → `COPY … TO` Parquet pass
+(`PARTITION_BY` day when the file spans several days), files adopted into one manifest commit. A
+file it cannot prove clean (a bad line or row, a key twice, keys that are not canonical) goes to the
+exact path: parsed, typed, checked, deduplicated and priced by DuckDB in segments of 32 MiB of text
+with numbered lines for the quarantine. Either way memory is bounded (DuckDB memory limits, spilling
+under the lake's `_tmp`): peak RSS grows far slower than the file (tests/ingest/test_memory.py
+checks it).
 {verdict}
+
+Where the floor is (measured 2026-11-25 on the 1-day file, one statement at a time): reading
+the file's 15 keys as text and writing them to one Parquet file, with no check at all, takes
+1.1 s (1.3× the baseline); the key pre-pass 0.5-0.7 s (`read_json` into a map, or `json_keys`:
+any way DuckDB has to see a line's keys parses the line); the validation SQL +0.4 s; pricing
++0.05 s; `PARTITION_BY` day +0.4 s; SHA-256 0.24 s. DuckDB's typed reading, which makes the
+baseline fast, cannot stand in for the checks: past its sample it reads 12.5 into an integer
+column as 12 and `true` as 1, silently, and its `maximum_depth = 1` mode (keys checked for free)
+costs as much again to unquote the values. So with these guarantees the fast path stays near 3×.
 
 """
     if not args.no_write:

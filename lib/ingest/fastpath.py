@@ -11,8 +11,9 @@ the first doubt; the exact path in lib/ingest/pipeline.py then ingests the file,
 and reasons for every bad line. Doubts: a line DuckDB cannot read (malformed JSON, not an object,
 a key twice in an object, invalid UTF-8: the read raises), a row failing validation (fewer rows
 written than read), keys that are not canonical (the exact path folds them into ``attributes``),
-a key repeated within the file, or a file that changes while read. (Blank and whitespace-only lines
-are skipped by both paths alike, so they are no doubt.) Rows already in the lake are dropped here as on the exact path.
+a key repeated within the file, or a file that changes while read (blank and whitespace-only lines
+are skipped by both paths alike, so they are no doubt). Rows already in the lake are dropped here
+as on the exact path.
 
 Order: the decompressed content is hashed first (SHA-256, streaming), so a file ingested before is
 a no-op before any parsing.
@@ -26,9 +27,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import importlib
 import logging
 import os
 import shutil
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,11 +45,12 @@ from lib.store.lake import TMP_DIR, Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
 
-# Below ~768 MB DuckDB's COPY of ~40 text columns thrashes (3-5x slower, or out of memory at
-# 256 MB); 1 GB bounds the process whatever the file's size (bench/ingest_bench.py measures it).
-MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_FAST_MEMORY", "1GB")
+# DuckDB's memory for the fast path, whatever the file's size. At 256 MB its COPY of ~40 text
+# columns thrashed (2-4x slower) or ran out of memory; from 512 MB on (with DuckDB's default row
+# groups) it runs at full speed. bench/ingest_bench.py measures the process's peak.
+MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_FAST_MEMORY", "512MB")
 THREADS = 2
-ROW_GROUP_ROWS = 256_000
+ROW_GROUP_ROWS = 122_880  # DuckDB's default; 256k rows cost ~190 MB more RSS, no speed
 HASH_READ_BYTES = 4 << 20
 # Rows a partition (day) of the COPY buffers before it writes a row group, and the files it keeps
 # open: together they bound the COPY's memory whatever the number of days in the file.
@@ -92,6 +97,10 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         name = canonical.jsonl_table_of_head(head)
         if name not in schema.TABLES or name == "quarantine":
             return False
+        # The duckdb module imports pandas on its first bound parameter: 0.3 s of interpreter
+        # work, done meanwhile in a thread (hashing releases the GIL) instead of after the hash.
+        if "pandas" not in sys.modules:
+            threading.Thread(target=_import_quietly, args=("pandas",), daemon=True).start()
         # 1. The content hash, before any parsing.
         try:
             if not stream.compressed:  # plain: hash the file directly, without a copy per read
@@ -155,6 +164,13 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     pipeline._pause_for_tests("after_commit")
     tick(rows)
     return True
+
+
+def _import_quietly(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception:  # only a head start: the real import reports any error
+        pass
 
 
 class _PlainHash:
