@@ -229,7 +229,8 @@ else:
     rows = widgets.cached(explore.request_page, engine, table_f, q or None, sort,
                           order == "desc", PAGE, (page_no - 1) * PAGE)
     picked = st.dataframe(
-        rows.with_columns(pl.col("ts").dt.convert_time_zone(f.tz)),
+        widgets.with_request_links(rows, f).with_columns(
+            pl.col("ts").dt.convert_time_zone(f.tz)),
         hide_index=True, width="stretch", key="ex_table", on_select="rerun",
         selection_mode="single-row",
         column_config={
@@ -243,7 +244,8 @@ else:
             "session_id": "Session",
             "input_tokens": st.column_config.NumberColumn("Input tokens"),
             "output_tokens": st.column_config.NumberColumn("Output tokens"),
-            "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
+            "prompt": st.column_config.TextColumn("Prompt (start)", width="large"),
+            "link": widgets.LINK_COLUMN})
     chosen = None
     if picked and picked.selection.rows:
         chosen = rows["request_id"][picked.selection.rows[0]]

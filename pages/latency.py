@@ -116,8 +116,10 @@ widgets.downloads(dist, "latency_distribution", key="dl_lat_dist")
 
 st.subheader("Slowest requests")
 slow = widgets.cached(latency.slowest, engine, f, 50)
-st.dataframe(slow.with_columns(pl.col("ts").dt.convert_time_zone(f.tz)), hide_index=True,
+st.dataframe(widgets.with_request_links(slow, f).with_columns(
+                 pl.col("ts").dt.convert_time_zone(f.tz)), hide_index=True,
              width="stretch", column_config={
+                 "link": widgets.LINK_COLUMN,
                  "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
                                                        format="YYYY-MM-DD HH:mm:ss"),
                  "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 import plotly.graph_objects as go
 import polars as pl
@@ -206,6 +207,20 @@ def window_caption(start, end, tz: str) -> str:
     fmt = "%Y-%m-%d %H:%M"
     z = ZoneInfo(tz)
     return f"{start.astimezone(z).strftime(fmt)} → {end.astimezone(z).strftime(fmt)} {tz}"
+
+
+def with_request_links(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
+    """``frame`` with a ``link`` column first: for each ``request_id``, the URL of the Request
+    page on that request with ``filters`` (relative, so it works behind any host or path)."""
+    base = urlencode(filters.to_query(), doseq=True)
+    return frame.with_columns(pl.col("request_id").map_elements(
+        lambda rid: f"request?{urlencode({'request': rid})}&{base}", return_dtype=pl.String
+    ).alias("link")).select(["link", *frame.columns])
+
+
+LINK_COLUMN = st.column_config.LinkColumn(
+    "Open", display_text="Open ↗", width="small",
+    help="The request's own page, in a new tab; the link can be shared.")
 
 
 def open_page(page: str, filters: Filters, **params: str) -> None:
