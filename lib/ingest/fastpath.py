@@ -343,7 +343,7 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
                 f"SELECT count(*) FROM (SELECT {_q(key)} FROM read_parquet($files) "
                 f"GROUP BY ALL HAVING count(*) > 1)", {"files": files}).fetchone()[0]:
             raise Fallback("a key repeated within the file")
-        # Rows already in the lake: only its files of the same days can hold them.
+        # Rows already in the lake: only its files of the same days (and either side) hold them.
         dupes = 0
         for f in files:
             day = Path(f).parent.name.split("=", 1)[1]

@@ -605,7 +605,7 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     target = schema.TABLES[name]
     key = schema.KEYS[name]
     good = "_reason IS NULL"
-    # Keys already in the lake: only files of the same day partitions can hold them.
+    # Keys already in the lake: only files of the same days (and the days either side) hold them.
     days = [r[0] for r in con.execute(
         f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM parsed WHERE {good}").fetchall()]
     files = lake._files_of_days(name, days)

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -292,7 +292,8 @@ class Lake:
         if len(firsts) != table.num_rows:
             # The first row of each key, in the batch's order (the row indices, sorted).
             table = table.take(pc.take(firsts, pc.sort_indices(firsts)))
-        # Keys already live: only files of the same day partitions can hold them (ts sets the day).
+        # Keys already live: only files of the same day partitions (and the neighbouring days) can
+        # hold them (ts sets the day).
         days = {_day_str(d) for d in np.unique(_epoch_days(table.column("ts")))}
         files = self._files_of_days(name, days)
         if not files:
@@ -311,11 +312,17 @@ class Lake:
         return table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
 
     def _files_of_days(self, name: str, days) -> list[str]:
-        """Absolute paths of the live files of table ``name`` in the given day partitions
-        (``YYYY-MM-DD``): the only files that can hold a row whose ``ts`` falls on those days."""
-        days = set(days)
+        """Absolute paths of the live files of table ``name`` that may already hold the key of a
+        row whose ``ts`` falls on one of ``days`` (``YYYY-MM-DD``): the files of those day
+        partitions and of the day before and after each. Two sources often log one request with
+        timestamps a moment apart (start and end of the call, or clocks that differ), which can
+        put it on either side of midnight; it is still one request."""
+        near = set()
+        for d in days:
+            day = date.fromisoformat(str(d))
+            near.update((day + timedelta(days=k)).isoformat() for k in (-1, 0, 1))
         return [str(self.root / p) for p in self.snapshot().files[name]
-                if _partition_day(p) in days]
+                if _partition_day(p) in near]
 
     def _write_files(self, tables: dict[str, pa.Table], commit_id: str) -> list[dict]:
         added = []

@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from lib.ingest.pipeline import ingest_paths, ingest_stream
+from tests.conftest import T0
 from tests.ingest.conftest import canonical_request, jsonl_bytes
 
 SUMS = ("SELECT count(*), sum(input_tokens), sum(output_tokens), round(sum(cost_usd), 6) "
@@ -106,6 +108,24 @@ def test_overlapping_files_never_double_count(lake, write, totals):
     assert report.files[1].stored == {"requests": 4}
     assert report.files[1].duplicates == {"requests": 3}  # r4, r5 from a; r9 twice in b
     assert totals(SUMS) == (10, 10_000, 5_000, 0.075)
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_one_request_logged_on_either_side_of_midnight_is_stored_once(lake, write, totals,
+                                                                      monkeypatch, fast):
+    """Two sources log r1 a moment apart, across midnight UTC: one request, not two. A key
+    two days apart is another day's row and is not looked for."""
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", fast)
+    midnight = T0.replace(hour=0) + timedelta(days=1)
+    a = write("a.jsonl", [canonical_request(1, ts=(midnight - timedelta(seconds=1)).isoformat()),
+                          canonical_request(2, ts=(midnight - timedelta(days=2)).isoformat())])
+    b = write("b.jsonl", [canonical_request(1, ts=(midnight + timedelta(seconds=1)).isoformat()),
+                          canonical_request(3, ts=(midnight + timedelta(hours=1)).isoformat())])
+    report = ingest_paths(lake, [str(a), str(b)], compact_min_files=0)
+    assert report.files[1].stored == {"requests": 1}
+    assert report.files[1].duplicates == {"requests": 1}
+    assert totals("SELECT count(*), count(DISTINCT request_id), min(ts) FILTER "
+                  "(request_id = 'r1') FROM requests") == (3, 3, midnight - timedelta(seconds=1))
 
 
 def test_folders_recurse_and_globs_expand(lake, write, totals):

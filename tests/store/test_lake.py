@@ -122,6 +122,20 @@ def test_duplicate_keys_against_the_lake_are_dropped_and_counted(lake, engine):
     assert lake.has_content("h-dupes")
 
 
+def test_a_key_on_the_next_day_is_a_duplicate_one_two_days_later_is_not(lake, engine):
+    midnight = T0.replace(hour=0) + timedelta(days=1)
+    lake.append({"requests": requests_table([
+        make_request(1, ts=midnight - timedelta(seconds=1))])}, source="a")
+    # The same call logged by another source, on the other side of midnight.
+    result = lake.append({"requests": requests_table([
+        make_request(1, ts=midnight + timedelta(seconds=1))])}, source="b")
+    assert result.duplicate_rows == {"requests": 1} and result.stored == {}
+    assert engine.query("SELECT count(*) FROM requests").item() == 1
+    later = lake.append({"requests": requests_table([
+        make_request(1, ts=midnight + timedelta(days=2))])}, source="c")
+    assert later.stored == {"requests": 1} and engine.row_count("requests") == 2
+
+
 def test_dedupe_off_keeps_every_row(lake, engine):
     rows = [make_request(0), make_request(0)]
     result = lake.append({"requests": requests_table(rows)}, source="x", dedupe=False)
