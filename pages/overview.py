@@ -30,9 +30,17 @@ if kpis.filter(kpis["kpi"] == "requests")["value"][0] == 0:
         "(e.g. *Last 30 days*) or clear some filters.")
     st.stop()
 
-widgets.kpi_tiles(kpis)
-st.caption(f"Changes are against the previous {formatting.duration(f.duration)} "
-           "(the period of equal length just before this one).")
+coverage = widgets.cached(overview.previous_coverage, engine, f)
+# Against a previous period the store barely covers, "+87,000%" would be noise, not news.
+comparable = coverage >= 0.9
+widgets.kpi_tiles(kpis, compare=comparable)
+if comparable:
+    st.caption(f"Changes are against the previous {formatting.duration(f.duration)} "
+               "(the period of equal length just before this one).")
+else:
+    st.caption(f"No changes shown: the store's data covers only {coverage:.0%} of the previous "
+               f"{formatting.duration(f.duration)}, so there is nothing like-for-like to compare "
+               "against. The tiles' help still gives the previous period's values.")
 
 seconds = bucket_seconds(f.duration)
 with st.spinner("Loading time series…"):

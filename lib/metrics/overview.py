@@ -71,6 +71,18 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
                                       "previous": pl.Float64})
 
 
+def previous_coverage(engine: Engine, filters: Filters) -> float:
+    """The share (0..1) of the previous period that lies after the store's first request: 1 when
+    the store has data for all of it, 0 when its data starts with the current window. The KPI
+    changes compare like with like only near 1 (the dimension filters are ignored: a filter may
+    rightly have no rows in part of the period)."""
+    first = engine.query("SELECT min(ts) AS first FROM requests")["first"][0]
+    prev = filters.previous()
+    if first is None or first >= prev.end:
+        return 0.0
+    return min(1.0, (prev.end - max(first, prev.start)) / filters.duration)
+
+
 def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> pl.DataFrame:
     """Per time bucket: ``bucket`` (UTC start), ``requests``, ``errors``, ``error_rate``,
     ``p50_ms``, ``p95_ms``, ``cost_usd``, and ``p50_uncertain`` / ``p95_uncertain`` when the

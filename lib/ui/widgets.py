@@ -34,14 +34,16 @@ def cached(fn: Callable, engine: Engine, filters: Filters, *args, **kwargs):
                         tuple(sorted(kwargs.items())), engine, filters)
 
 
-def kpi_tiles(frame: pl.DataFrame, columns: int = 4) -> None:
-    """KPI tiles from :func:`lib.metrics.overview.kpis`: value and change vs the previous period."""
+def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> None:
+    """KPI tiles from :func:`lib.metrics.overview.kpis`: value and change vs the previous period
+    (no change when ``compare`` is false: the previous period is not comparable)."""
     rows = frame.to_dicts()
     for start in range(0, len(rows), columns):
         cols = st.columns(columns)
         for col, row in zip(cols, rows[start:start + columns]):
             with col:
-                d = formatting.delta(row["value"], row["previous"], row["unit"])
+                d = (formatting.delta(row["value"], row["previous"], row["unit"]) if compare
+                     else None)
                 st.metric(
                     row["label"], formatting.by_unit(row["value"], row["unit"]), d,
                     delta_color="normal" if row["higher_is_better"] else "inverse",

@@ -12,7 +12,7 @@ import pytest
 from lib import schema
 from lib.filters import Filters
 from lib.metrics import buckets
-from lib.metrics.overview import KPIS, events, kpis, timeseries
+from lib.metrics.overview import KPIS, events, kpis, previous_coverage, timeseries
 from tests.conftest import T0, make_request, requests_table
 
 H = timedelta(hours=1)
@@ -74,6 +74,22 @@ def loaded(lake, engine):
 
 def _kpi(frame) -> dict[str, tuple]:
     return {r["kpi"]: (r["value"], r["previous"]) for r in frame.iter_rows(named=True)}
+
+
+@pytest.mark.parametrize("start, end, coverage", [
+    (T0 + 2 * H, T0 + 3 * H, 1.0),  # previous [T0+1h, T0+2h): all after the first row
+    (T0 - 61 * H / 60 + 2 * H, T0 - 61 * H / 60 + 4 * H, 1.0),  # previous starts at the first row
+    (T0, T0 + 4 * H, 61 / 240),  # previous [T0-4h, T0): data only from T0-61min
+    (T0 - 61 * H / 60, T0 + H, 0.0),  # the window starts with the data
+])
+def test_previous_coverage_is_the_share_of_the_previous_period_with_data(loaded, start, end,
+                                                                         coverage):
+    # The store's first request is OUTSIDE[0], at T0 - 61 min.
+    assert previous_coverage(loaded, Filters.between(start, end)) == pytest.approx(coverage)
+
+
+def test_previous_coverage_of_an_empty_store_is_zero(engine):
+    assert previous_coverage(engine, Filters.between(T0, T0 + H)) == 0.0
 
 
 def test_kpis_against_hand_computed_values(loaded):

@@ -50,6 +50,16 @@ def test_overview_kpis_and_demo_banner(monkeypatch, demo_store):
     assert any("demo data" in i.value for i in at.info)
     requests = at.metric[0].value
     assert requests.endswith("k")  # 7 days × 4000 requests: "28.0k"
+    # The demo store starts with this window: no previous period to compare with.
+    assert not any(m.delta for m in at.metric)
+    assert any("No changes shown" in c.value for c in at.caption)
+
+
+def test_overview_compares_when_the_previous_period_has_data(monkeypatch, demo_store):
+    at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": "2026-11-17T00:00:00Z",
+                                                 "to": "2026-11-20T00:00:00Z"})
+    assert all(m.delta for m in at.metric[:4])
+    assert any("Changes are against the previous 3 days" in c.value for c in at.caption)
 
 
 def test_filters_from_url_are_applied_and_kept(monkeypatch, demo_store):
