@@ -91,3 +91,23 @@ def parse_window_param(value: str | None) -> tuple[datetime, datetime] | None:
     start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
     end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
     return (start, end) if start < end else None
+
+
+def local_window(start: datetime | None, end: datetime | None, tz: str
+                 ) -> tuple[datetime, datetime] | None:
+    """The UTC window of two wall-clock times read in zone ``tz`` (as date-time pickers give
+    them, without a zone); None when one is missing or ``start`` is not before ``end``."""
+    if start is None or end is None:
+        return None
+    zone = ZoneInfo(tz)
+
+    def utc(t: datetime) -> datetime:
+        return (t.replace(tzinfo=zone) if t.tzinfo is None else t).astimezone(UTC)
+
+    start, end = utc(start), utc(end)
+    return (start, end) if start < end else None
+
+
+def wall_clock(t: datetime, tz: str) -> datetime:
+    """``t`` as a wall-clock time in zone ``tz``, without a zone (what a date-time picker shows)."""
+    return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)

@@ -43,20 +43,30 @@ st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)}
                      f"{widgets.md_escape(', '.join(v))}" for c, v in f.values))
 
 with st.expander("Change the windows", expanded=False):
-    c1, c2 = st.columns(2)
-    with c1:
-        wparam = drilldown.window_param(window.start, window.end)
-        bparam = drilldown.window_param(baseline.start, baseline.end)
-        # Keys carry the current windows, so the inputs follow a drill-down or a pasted link.
-        wtext = st.text_input("Window (UTC, FROM..TO)", wparam, key=f"ex_window_{wparam}")
-    with c2:
-        btext = st.text_input("Baseline (UTC, FROM..TO)", bparam, key=f"ex_baseline_{bparam}")
+    # The pickers start from the windows in use and keep a user's edits across reruns (stable
+    # keys); they are reset only when the windows are set from elsewhere: a drill-down, a pasted
+    # link, or the sidebar's range or zone. A relative range moving with the clock does not.
+    source = (widgets.query_value("window"), widgets.query_value("baseline"), f.preset, f.tz,
+              (f.start, f.end) if f.preset == "custom" else None)
+    if st.session_state.get("ex_windows_source") != source:
+        st.session_state["ex_windows_source"] = source
+        for name, w in (("window", window), ("baseline", baseline)):
+            st.session_state[f"ex_{name}_from"] = drilldown.wall_clock(w.start, f.tz)
+            st.session_state[f"ex_{name}_to"] = drilldown.wall_clock(w.end, f.tz)
+    picked = {}
+    for col, name in zip(st.columns(2), ("Window", "Baseline"), strict=True):
+        with col:
+            st.markdown(f"**{name}** ({widgets.md_escape(f.tz)})")
+            for edge in ("from", "to"):
+                picked[name, edge] = st.datetime_input(
+                    f"{name} {edge}", value=None, step=60, format="YYYY-MM-DD",
+                    key=f"ex_{name.lower()}_{edge}")
     b1, b2 = st.columns([1, 1])
     if b1.button("Apply", key="ex_apply"):
-        w2, b2w = drilldown.parse_window_param(wtext), drilldown.parse_window_param(btext)
+        w2 = drilldown.local_window(picked["Window", "from"], picked["Window", "to"], f.tz)
+        b2w = drilldown.local_window(picked["Baseline", "from"], picked["Baseline", "to"], f.tz)
         if not w2 or not b2w:
-            st.error("A window is FROM..TO with ISO times, FROM before TO, e.g. "
-                     "2026-11-19T18:00Z..2026-11-19T19:00Z")
+            st.error("Each window needs a start before its end.")
         else:
             st.query_params["window"] = drilldown.window_param(*w2)
             st.query_params["baseline"] = drilldown.window_param(*b2w)

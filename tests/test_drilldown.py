@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lib.drilldown import parse_window_param, parse_x, selection_window, window_param
+from lib.drilldown import (
+    local_window,
+    parse_window_param,
+    parse_x,
+    selection_window,
+    wall_clock,
+    window_param,
+)
 
 
 def utc(*a):
@@ -71,3 +78,20 @@ def test_figures_are_identical_across_runs_so_selections_survive():
                          events=events.sample(fraction=1.0, shuffle=True, seed=seed)).to_json()
              for seed in range(6)}
     assert len(specs) == 1
+
+
+def test_local_window_reads_wall_clock_times_in_the_zone():
+    # Paris is UTC+1 in November, UTC+2 in July.
+    assert local_window(datetime(2026, 11, 20, 13, 0), datetime(2026, 11, 20, 14, 30),
+                        "Europe/Paris") == (datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+                                            datetime(2026, 11, 20, 13, 30, tzinfo=UTC))
+    assert local_window(datetime(2026, 7, 1, 0, 0), datetime(2026, 7, 2, 0, 0),
+                        "Europe/Paris")[0] == datetime(2026, 6, 30, 22, 0, tzinfo=UTC)
+    assert wall_clock(datetime(2026, 6, 30, 22, 0, tzinfo=UTC), "Europe/Paris") == \
+        datetime(2026, 7, 1, 0, 0)
+
+
+def test_local_window_needs_both_ends_in_order():
+    t = datetime(2026, 11, 20, 13, 0)
+    assert local_window(None, t, "UTC") is None and local_window(t, None, "UTC") is None
+    assert local_window(t, t, "UTC") is None

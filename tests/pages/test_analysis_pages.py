@@ -3,7 +3,7 @@ and page settings given in the URL, and on an empty store."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from lib.demo import PLAN
 from lib.drilldown import window_param
 from lib.store import Engine, Lake
-from tests.conftest import APP, DEMO_END
+from tests.conftest import APP, DEMO_END, PROJECT_DIR
 
 PAGES = ["pages/cost.py", "pages/latency.py", "pages/quality.py", "pages/explore.py",
          "pages/request.py"]
@@ -86,6 +86,39 @@ def test_explore_names_the_outage_provider(monkeypatch, demo_store):
     assert at.selectbox(key="ex_metric").value == "error_rate"
     # the request table is paged: one page, not the window's rows
     assert len(at.dataframe) >= 3
+
+
+def test_explore_windows_are_picked_in_the_display_zone(monkeypatch, demo_store):
+    window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
+    # The page file on its own (filters from the URL): AppTest delivers no widget events to a
+    # page reached by switch_page (Streamlit 1.67), and this test presses a button.
+    monkeypatch.setenv("SIGHTLINE_STORE", str(demo_store))
+    monkeypatch.setenv("SIGHTLINE_DEMO", "0")
+    at = AppTest.from_file(str(PROJECT_DIR / "pages" / "explore.py"), default_timeout=120)
+    for k, v in {**WEEK, "tz": "Asia/Kolkata", "window": window}.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    pickers = {w.label: w for w in at.datetime_input}
+    assert set(pickers) == {"Window from", "Window to", "Baseline from", "Baseline to"}
+    # The pickers show the windows as wall-clock times in the sidebar's zone (UTC+05:30).
+    shown = (OUTAGE - timedelta(minutes=10) + timedelta(hours=5, minutes=30)).replace(
+        tzinfo=None)
+    assert pickers["Window from"].value == shown
+    local = datetime(2026, 11, 18, 15, 30)  # = 10:00 UTC
+    pickers["Window from"].set_value(local)
+    pickers["Window to"].set_value(local + timedelta(hours=2))
+    pickers["Baseline from"].set_value(local - timedelta(days=1))
+    pickers["Baseline to"].set_value(local - timedelta(days=1) + timedelta(hours=2))
+    at.button(key="ex_apply").click().run()
+    assert not at.exception
+    ten = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+    assert at.query_params["window"] in ([window_param(ten, ten + timedelta(hours=2))],
+                                         window_param(ten, ten + timedelta(hours=2)))
+    day_before = ten - timedelta(days=1)
+    assert at.query_params["baseline"] in (
+        [window_param(day_before, day_before + timedelta(hours=2))],
+        window_param(day_before, day_before + timedelta(hours=2)))
 
 
 def test_explore_search_and_p95(monkeypatch, demo_store):
