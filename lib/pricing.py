@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 from genai_prices import Usage, calc_price
+from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
 MTOK = 1_000_000
@@ -87,6 +88,18 @@ def _opt_float(v) -> float | None:
     return None if v is None else float(v)
 
 
+@lru_cache(maxsize=1_000)
+def catalog_provider(provider: str | None) -> str | None:
+    """The provider id to look prices up with: ``provider`` when genai-prices knows it (by id or
+    its own aliases), else None, i.e. by model alone. OpenTelemetry names some providers in ways
+    the catalog does not (``x_ai``, ``gcp.gen_ai``, ``azure.ai.inference``); a call to grok-4 or
+    gemini-2.0-flash through them is still priced, rather than left unpriced."""
+    if not provider:
+        return None
+    known = find_provider_by_id(get_snapshot().providers, provider)
+    return provider if known is not None else None
+
+
 @lru_cache(maxsize=200_000)
 def _catalog_cost(provider: str | None, model: str, day: date, input_tokens: int, cached: int,
                   cache_write: int, output: int) -> float | None:
@@ -95,7 +108,7 @@ def _catalog_cost(provider: str | None, model: str, day: date, input_tokens: int
         calc = calc_price(
             Usage(input_tokens=input_tokens, cache_read_tokens=cached,
                   cache_write_tokens=cache_write, output_tokens=output),
-            model, provider_id=provider or None, genai_request_timestamp=when,
+            model, provider_id=catalog_provider(provider), genai_request_timestamp=when,
         )
     except LookupError:
         return None
@@ -134,7 +147,7 @@ def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tu
                 o.cost(0, 0, 0, n) / n, float("inf"))
     when = datetime.combine(day, time(12), tzinfo=UTC)
     try:
-        calc = calc_price(Usage(input_tokens=0), model, provider_id=provider or None,
+        calc = calc_price(Usage(input_tokens=0), model, provider_id=catalog_provider(provider),
                           genai_request_timestamp=when)
     except LookupError:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
+import pytest
 
 from lib.pricing import (
     Override,
@@ -12,6 +13,7 @@ from lib.pricing import (
     price_table,
     reprice,
     request_cache_savings,
+    request_cost,
     unpriced_models,
 )
 from lib.store import Engine
@@ -24,6 +26,24 @@ def test_cache_savings_is_full_input_price_minus_cached_price():
                        "ts": [T0] * 3, "cached_input_tokens": [0, 800, 800]})
     assert cache_savings_frame(df, overrides={}).to_list() == [0.0, 0.001, None]
     assert request_cache_savings("openai", "gpt-4o", date(2026, 3, 2), 800, {}) == 0.001
+
+
+@pytest.mark.parametrize("provider, model, usd", [
+    # Published prices: grok-4 $3 / $15 per M input / output tokens; gemini-2.0-flash $0.10 /
+    # $0.40; gpt-4o $2.50 / $10. 1000 input and 100 output tokens each.
+    ("x_ai", "grok-4", 0.0045),  # OpenTelemetry's provider names, unknown to genai-prices
+    ("gcp.gen_ai", "gemini-2.0-flash", 0.00014),
+    ("azure.ai.inference", "gpt-4o", 0.0035),
+    ("xai", "grok-4", 0.0045),  # a name genai-prices knows
+])
+def test_a_provider_name_the_catalog_does_not_know_is_priced_by_model(provider, model, usd):
+    assert request_cost(provider, model, date(2026, 3, 2), 1000, 0, 0, 100,
+                        overrides={}) == pytest.approx(usd)
+
+
+def test_a_known_provider_with_an_unknown_model_stays_unpriced():
+    assert request_cost("openai", "acme-finetune-7", date(2026, 3, 2), 1000, 0, 0, 100,
+                        overrides={}) is None
 
 
 def test_cached_tokens_are_priced_once():
