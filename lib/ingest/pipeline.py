@@ -183,12 +183,29 @@ def ingest_stream(lake: Lake, stream_or_bytes: BinaryIO | bytes, filename: str,
         data = bytes(stream_or_bytes)
         opener, size = (lambda: io.BytesIO(data)), len(data)
     else:
-        opener, size = (lambda: stream_or_bytes), None
+        opener, size = (lambda: stream_or_bytes), _stream_size(stream_or_bytes)
     src = Source(name=source or filename, filename=Path(filename).name, open=opener, size=size,
                  info={"upload": filename})
     report = IngestReport(files=[_ingest_source(lake, src, forced, progress, overrides)])
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
+
+
+def _stream_size(stream) -> int | None:
+    """Bytes left in ``stream`` (an upload: Streamlit's UploadedFile has ``size``; else a seekable
+    stream is measured), so progress can say how far along it is; None when unknown."""
+    size = getattr(stream, "size", None)
+    if isinstance(size, int):
+        return size - (stream.tell() if hasattr(stream, "tell") else 0)
+    try:
+        if stream.seekable():
+            here = stream.tell()
+            end = stream.seek(0, io.SEEK_END)
+            stream.seek(here)
+            return end - here
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
 
 
 def detect_format(head: bytes, filename: str, formats: list[Format] | None = None

@@ -128,6 +128,14 @@ def test_one_request_logged_on_either_side_of_midnight_is_stored_once(lake, writ
                   "(request_id = 'r1') FROM requests") == (3, 3, midnight - timedelta(seconds=1))
 
 
+def test_a_stream_upload_reports_how_far_it_has_read(lake):
+    data = jsonl_bytes([canonical_request(i) for i in range(2000)])
+    seen = []
+    ingest_stream(lake, io.BytesIO(data), "upload.jsonl", progress=seen.append)
+    assert seen and all(p.bytes_total == len(data) for p in seen)
+    assert seen[-1].fraction == 1.0 and seen[-1].rows == 2000
+
+
 def test_folders_recurse_and_globs_expand(lake, write, totals):
     write("d/x/1.jsonl", [canonical_request(1)])
     write("d/2.jsonl", [canonical_request(2)])
