@@ -439,6 +439,8 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
     for f in report.files:
         for t in f.stored:
             touched.setdefault(t, set())
+        if f.quarantined:  # quarantine files pile up like any other table's
+            touched.setdefault("quarantine", set())
     if not touched:
         return None
     from lib.store import compact

@@ -136,6 +136,20 @@ def test_a_stream_upload_reports_how_far_it_has_read(lake):
     assert seen[-1].fraction == 1.0 and seen[-1].rows == 2000
 
 
+def test_frequent_small_ingests_are_compacted_quarantine_included(lake, write, totals):
+    """A cron job every minute: each ingest adds a file to requests and one to quarantine; past
+    the threshold, a partition's small files are merged, so neither table piles up."""
+    for i in range(12):
+        path = write(f"m{i}.jsonl", [canonical_request(i), canonical_request(100 + i,
+                                                                        input_tokens=-1)])
+        report = ingest_paths(lake, [str(path)], compact_min_files=3)
+        assert report.files[0].stored == {"requests": 1} and report.files[0].quarantined == 1
+    live = lake.snapshot().files
+    assert len(live["requests"]) <= 4 and len(live["quarantine"]) <= 4, live
+    assert totals("SELECT count(*), count(DISTINCT request_id) FROM requests") == (12, 12)
+    assert totals("SELECT count(*), count(DISTINCT line) FROM quarantine") == (12, 1)
+
+
 def test_folders_recurse_and_globs_expand(lake, write, totals):
     write("d/x/1.jsonl", [canonical_request(1)])
     write("d/2.jsonl", [canonical_request(2)])
