@@ -59,3 +59,6 @@ class Format:
     parse: Callable[[BinaryIO, str], Iterator[Chunk]]
     priority: int = 50
     doc: str = ""
+    # What, besides the content, decides the rows a file gives (a mapping's own text): a file
+    # ingested again under a changed mapping is read again, not skipped as already ingested.
+    identity: str = ""

@@ -11,15 +11,22 @@
       provider: {value: openai}              # a constant
       input_tokens: usage.prompt_tokens
       logged_cost_usd: {path: cost, scale: 0.01}   # cents → dollars
+      # Anthropic's raw usage.input_tokens EXCLUDES cache reads and writes; ours includes them:
+      # input_tokens: {sum: [usage.input_tokens, usage.cache_read_input_tokens,
+      #                      usage.cache_creation_input_tokens]}
 
 For a ``*_ms`` column, ``unit`` converts to milliseconds; for a timestamp, it says what an epoch
-number counts (``format: "%d/%m/%Y %H:%M"`` parses other text); ``scale`` multiplies. The mapped
+number counts (``format: "%d/%m/%Y %H:%M"`` parses other text); ``scale`` multiplies. ``sum``
+(numeric columns only) adds several paths: an absent part counts as 0, all absent gives null, and
+``unit`` / ``scale`` apply to the total; a part that is not a number (or, on a column that cannot
+be negative, a negative part) quarantines the row instead of being dropped. The mapped
 rows then go through the same validation, pricing and quarantine as every format. Paths are
 resolved in SQL over Arrow (nested objects as structs, or JSON text), never row by row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -33,6 +40,7 @@ import yaml
 from lib import schema
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats.canonical import parse_csv_as, parse_jsonl_as
+from lib.ingest.validate import NON_NEGATIVE
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -49,12 +57,14 @@ def load(path: str | os.PathLike) -> Format:
     Raises MappingError when the file is malformed."""
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        spec = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
         raise MappingError(f"{path}: cannot read mapping ({exc})") from exc
     mapping = Mapping.from_spec(spec, str(path))
     return Format(name=f"mapping:{path.name}", detect=lambda head, filename: False,
-                  parse=mapping.parse, priority=1000, doc=f"user mapping {path}")
+                  parse=mapping.parse, priority=1000, doc=f"user mapping {path}",
+                  identity="mapping " + hashlib.sha256(text.encode()).hexdigest())
 
 
 class Mapping:
@@ -84,8 +94,10 @@ class Mapping:
             if col not in target.names:
                 raise MappingError(f"{where}: {col!r} is not a column of {table}")
             rule = {"path": rule} if isinstance(rule, str) else rule
-            if not isinstance(rule, dict) or not ({"path", "value"} & rule.keys()):
-                raise MappingError(f"{where}: columns.{col} needs a path or a value")
+            if not isinstance(rule, dict) or not ({"path", "value", "sum"} & rule.keys()):
+                raise MappingError(f"{where}: columns.{col} needs a path, a value or a sum")
+            if "sum" in rule:
+                _check_sum(rule, target.field(col).type, f"{where}: columns.{col}")
             unit = rule.get("unit")
             if unit is not None:
                 ok = EPOCH_DIVISOR if target.field(col).type == schema.TS else MS_PER
@@ -137,13 +149,18 @@ class Mapping:
         target = schema.TABLES[self.table]
         selects, used = [], set()
         for col, rule in self.columns.items():
-            if "value" in rule:
-                expr = _literal(rule["value"])
+            if "sum" in rule:
+                paths = [str(p) for p in rule["sum"]]
+                used.update(p.split(".", 1)[0] for p in paths)
+                expr = _sum_sql(paths, types, rule, target.field(col).type,
+                                col in NON_NEGATIVE.get(self.table, []))
+            elif "value" in rule:
+                expr = _convert(_literal(rule["value"]), rule, target.field(col).type)
             else:
                 top = str(rule["path"]).split(".", 1)[0]
                 used.add(top)
-                expr = _path_sql(str(rule["path"]), types)
-            expr = _convert(expr, rule, target.field(col).type)
+                expr = _convert(_path_sql(str(rule["path"]), types), rule,
+                                target.field(col).type)
             selects.append(f"{expr} AS {_q(col)}")
         if self.keep_unmapped:
             rest = [c for c in table.column_names if c not in used and not c.startswith("_")
@@ -225,6 +242,36 @@ def _path_sql(path: str, types: dict[str, pa.DataType]) -> str:
     return expr
 
 
+def _check_sum(rule: dict, target: pa.DataType, where: str) -> None:
+    parts = rule["sum"]
+    if {"path", "value"} & rule.keys():
+        raise MappingError(f"{where}: sum cannot be combined with path or value")
+    if not isinstance(parts, list) or not parts or not all(
+            isinstance(p, str) and p for p in parts):
+        raise MappingError(f"{where}: sum must be a list of field paths")
+    if target not in (pa.int64(), pa.float64()):
+        raise MappingError(f"{where}: sum is only for numeric columns")
+
+
+def _sum_sql(paths: list[str], types: dict[str, pa.DataType], rule: dict, target: pa.DataType,
+             non_negative: bool) -> str:
+    """SQL adding the numbers at ``paths``, as text that validation then types: an absent part
+    counts as 0 and all absent gives NULL; ``unit`` / ``scale`` apply to the total. A part that is
+    there but not a finite number gives ``'value (path)'`` instead (validation quarantines it as
+    not a number), and on a ``non_negative`` column a negative part gives its own value (quarantined
+    as negative), so a bad part never hides inside a plausible total."""
+    texts = [f"CAST({_path_sql(p, types)} AS VARCHAR)" for p in paths]
+    nums = [f"TRY_CAST({t} AS DOUBLE)" for t in texts]
+    bad = [f"CASE WHEN {t} IS NOT NULL AND NOT coalesce(isfinite({n}), false) "
+           f"THEN left({t}, 20) || {_lit(' (' + p + ')')} END"
+           for p, t, n in zip(paths, texts, nums, strict=True)]
+    if non_negative:
+        bad += [f"CASE WHEN {n} < 0 THEN {t} END" for t, n in zip(texts, nums, strict=True)]
+    total = (f"CASE WHEN {' OR '.join(f'{t} IS NOT NULL' for t in texts)} "
+             f"THEN {' + '.join(f'coalesce({n}, 0)' for n in nums)} END")
+    return f"coalesce({', '.join(bad)}, CAST({_convert(total, rule, target)} AS VARCHAR))"
+
+
 def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
     unit, scale, fmt = rule.get("unit"), rule.get("scale"), rule.get("format")
     if target == schema.TS:
@@ -233,8 +280,15 @@ def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
         if unit:
             return f"to_timestamp(TRY_CAST({expr} AS DOUBLE) / {EPOCH_DIVISOR[unit]})"
         return expr
+    if not unit and scale is None:
+        return expr
+    number = f"TRY_CAST({expr} AS DOUBLE)"
+    converted = number
     if unit:
-        expr = f"TRY_CAST({expr} AS DOUBLE) * {MS_PER[unit]}"
+        converted = f"({converted} * {MS_PER[unit]})"
     if scale is not None:
-        expr = f"TRY_CAST({expr} AS DOUBLE) * {float(scale)!r}"
-    return expr
+        converted = f"({converted} * {float(scale)!r})"
+    # A value that is not a number is passed on as it is, so validation quarantines it with its
+    # own text ("latency_ms is not a finite number: n/a") instead of it becoming a silent null.
+    return (f"CASE WHEN {number} IS NULL THEN CAST({expr} AS VARCHAR) "
+            f"ELSE CAST({converted} AS VARCHAR) END")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import io
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,10 +30,12 @@ from lib.ingest import formats as registry
 from lib.ingest.base import Chunk, Format
 from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
-from lib.store.lake import BatchWriter, Lake, _pause_for_tests
+from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
 COMPRESSION_SUFFIXES = (".gz", ".gzip")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,6 +81,7 @@ class FileReport:
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
     duplicate_file: bool = False
+    unreadable: bool = False  # ``error`` comes from the content itself (empty, corrupt, unknown)
     skipped: str | None = None
     content_hash: str | None = None
     batch_id: str | None = None
@@ -165,9 +169,25 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
             if progress:
                 p.files_done, p.files_total = i, len(sources)
                 progress(p)
-        report.files.append(_ingest_source(lake, source, forced, tick, overrides))
+        done = _ingest_source(lake, source, forced, tick, overrides)
+        report.files.append(done)
+        if "s3" in source.info and (done.duplicate_file or done.unreadable):
+            _remember_s3_object(lake, source, done)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
+
+
+def _remember_s3_object(lake: Lake, src: Source, done: FileReport) -> None:
+    """Record an S3 object that gave no batch (its content was ingested before under another
+    key, or it cannot be read: empty, corrupt, not a known format) so the next run skips it like
+    an ingested one. The same key and ETag is the same content, so the outcome could not change;
+    a network failure is not recorded (it is retried)."""
+    why = "same content as an ingested object" if done.duplicate_file else done.error
+    try:
+        with lake.begin(src.name, kind="seen", info={**src.info, "seen": why}) as batch:
+            batch.commit()
+    except Exception as exc:  # remembering is an optimisation: the object is read again next run
+        log.warning("could not record %s as seen: %s", src.name, exc)
 
 
 def ingest_stream(lake: Lake, stream_or_bytes: BinaryIO | bytes, filename: str,
@@ -232,8 +252,10 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                 done = s3.ingested_objects(lake)
                 for obj in s3.list_objects(raw, client=client):
                     if (obj.uri, obj.etag) in done:
-                        report.files.append(FileReport(source=obj.uri,
-                                                       skipped="already ingested (same ETag)"))
+                        seen = done[obj.uri, obj.etag]
+                        report.files.append(FileReport(source=obj.uri, skipped=(
+                            f"already seen (same ETag): {seen}" if seen else
+                            "already ingested (same ETag)")))
                         continue
                     yield Source(name=obj.uri, filename=obj.key.rsplit("/", 1)[-1],
                                  open=(lambda o=obj, c=client: s3.open_object(o, client=c)),
@@ -303,7 +325,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
             if close:
                 close()
     except InputError as exc:
-        report.error = str(exc)
+        report.error, report.unreadable = str(exc), True
     except MemoryError:
         report.error = "out of memory while reading (is a single record enormous?)"
     except Exception as exc:  # any failure of one source is reported, never raised
@@ -314,6 +336,15 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons = 0, []
     return report
+
+
+def batch_identity(content_hash: str, fmt: Format) -> str:
+    """What a batch commits under, so the same input is stored once: the content's hash, joined
+    with the format's identity when it has one (a mapping: its text). A file whose rows were all
+    quarantined under a wrong mapping is read again once the mapping is fixed."""
+    if not fmt.identity:
+        return content_hash
+    return content_hash_of(f"{content_hash}\x1f{fmt.identity}")
 
 
 def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format | None,
@@ -346,7 +377,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         stream.drain()
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
-        result = batch.commit(content_hash=report.content_hash,
+        result = batch.commit(content_hash=batch_identity(report.content_hash, fmt),
                               info={"bytes": stream.bytes_out})
     if result.duplicate_batch:
         report.duplicate_file = True

@@ -2,8 +2,10 @@
 
 Credentials come from boto3's standard chain (environment, profile, instance role). An
 S3-compatible store (MinIO, moto, R2) is reached with an endpoint URL: the ``endpoint_url``
-argument, else ``$SIGHTLINE_S3_ENDPOINT_URL``. An object is ingested once per (key, ETag): the
-pipeline records both in the commit's ``info["s3"]`` and skips them next time.
+argument, else ``$SIGHTLINE_S3_ENDPOINT_URL``. An object is read once per (key, ETag): the
+pipeline records both in the commit's ``info["s3"]`` and skips them next time; an object that
+gave no batch (content already ingested under another key, or unreadable) is recorded by a
+commit of kind "seen" that adds no files.
 """
 
 from __future__ import annotations
@@ -63,11 +65,12 @@ def open_object(obj: S3Object, *, client) -> BinaryIO:
     return client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"]
 
 
-def ingested_objects(lake: Lake) -> set[tuple[str, str]]:
-    """(uri, etag) of every S3 object a commit of ``lake`` recorded."""
-    out = set()
+def ingested_objects(lake: Lake) -> dict[tuple[str, str], str | None]:
+    """(uri, etag) of every S3 object a commit of ``lake`` recorded, with why it gave no rows
+    (None when it was ingested; else e.g. "empty file": it was only seen)."""
+    out: dict[tuple[str, str], str | None] = {}
     for c in lake.commits():
         s3 = c.info.get("s3") if isinstance(c.info, dict) else None
         if isinstance(s3, dict) and s3.get("uri"):
-            out.add((s3["uri"], s3.get("etag")))
+            out[(s3["uri"], s3.get("etag"))] = c.info.get("seen")
     return out

@@ -1,13 +1,16 @@
-"""A user's YAML mapping: paths, constants, s → ms, epoch timestamps; bad rows quarantined."""
+"""A user's YAML mapping: paths, constants, sums, s → ms, epoch timestamps; bad rows
+quarantined."""
 
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
 from lib.ingest.mapping import MappingError, load
 from lib.ingest.pipeline import ingest_paths
+from lib.pricing import request_cost
 
 MAPPING = """
 table: requests
@@ -54,11 +57,157 @@ def test_mapping_reads_csv_too(lake, tmp_path, totals):
 @pytest.mark.parametrize("text, message", [
     ("table: nope\ncolumns: {a: b}", "table must be"),
     ("table: requests\ncolumns: {nope: x}", "not a column of requests"),
-    ("table: requests\ncolumns: {model: {unit: s}}", "needs a path or a value"),
+    ("table: requests\ncolumns: {model: {unit: s}}", "needs a path, a value or a sum"),
     ("table: requests\ncolumns: {input_tokens: {path: x, unit: s}}", "not allowed"),
+    ("table: requests\ncolumns: {input_tokens: {sum: a.b}}", "sum must be a list of field paths"),
+    ("table: requests\ncolumns: {input_tokens: {sum: []}}", "sum must be a list of field paths"),
+    ("table: requests\ncolumns: {input_tokens: {sum: [a, b], path: c}}", "cannot be combined"),
+    ("table: requests\ncolumns: {model: {sum: [a, b]}}", "only for numeric columns"),
+    ("table: requests\ncolumns: {ts: {sum: [a, b], unit: s}}", "only for numeric columns"),
+    ("table: requests\ncolumns: {input_tokens: {sum: [a, b], unit: s}}", "not allowed"),
 ])
 def test_malformed_mapping_names_the_problem(tmp_path, text, message):
     spec = tmp_path / "bad.yaml"
     spec.write_text(text)
     with pytest.raises(MappingError, match=message):
         load(spec)
+
+
+# Anthropic's raw Messages API usage: usage.input_tokens EXCLUDES cache reads and cache writes,
+# which Sightline's input_tokens includes (lib/schema.py), so the mapping must add them up.
+ANTHROPIC = """
+table: requests
+columns:
+  request_id: id
+  ts: {path: started, unit: s}
+  provider: {value: anthropic}
+  model: model
+  input_tokens: {sum: [usage.input_tokens, usage.cache_read_input_tokens,
+                       usage.cache_creation_input_tokens]}
+  cached_input_tokens: usage.cache_read_input_tokens
+  cache_write_tokens: usage.cache_creation_input_tokens
+  output_tokens: usage.output_tokens
+"""
+# OpenAI's usage.prompt_tokens already INCLUDES prompt_tokens_details.cached_tokens: no sum.
+OPENAI = """
+table: requests
+columns:
+  request_id: id
+  ts: {path: started, unit: s}
+  provider: {value: openai}
+  model: model
+  input_tokens: usage.prompt_tokens
+  cached_input_tokens: usage.prompt_tokens_details.cached_tokens
+  output_tokens: usage.completion_tokens
+"""
+T0_EPOCH = 1772452800  # 2026-03-02T12:00:00Z
+
+
+def _ingest(lake, tmp_path, mapping: str, rows: list[dict]):
+    spec = tmp_path / "m.yaml"
+    spec.write_text(mapping)
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ingest_paths(lake, [str(data)], mapping=spec, overrides={}).files[0]
+
+
+def _anthropic_row(i: str, **usage) -> dict:
+    return {"id": i, "started": T0_EPOCH, "model": "claude-3-5-sonnet", "usage": usage}
+
+
+TOKENS = ("SELECT list(input_tokens ORDER BY request_id), "
+          "list(cached_input_tokens ORDER BY request_id), "
+          "list(cache_write_tokens ORDER BY request_id), list(output_tokens ORDER BY request_id), "
+          "list(cost_usd ORDER BY request_id) FROM requests")
+
+
+def test_anthropic_usage_is_summed_into_input_tokens(lake, tmp_path, totals):
+    # a: 1000 uncached + 800 cache reads + 200 cache writes = 2000 input tokens. Mapped to
+    # usage.input_tokens alone it would be stored as 1000 and priced too low; b, with more cache
+    # reads than raw input tokens, would be quarantined as cached > input.
+    f = _ingest(lake, tmp_path, ANTHROPIC, [
+        _anthropic_row("a", input_tokens=1000, cache_read_input_tokens=800,
+                       cache_creation_input_tokens=200, output_tokens=50),
+        _anthropic_row("b", input_tokens=5, cache_read_input_tokens=3000, output_tokens=1)])
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 0)
+    inputs, cached, written, outputs, costs = totals(TOKENS)
+    assert (inputs, cached, written, outputs) == ([2000, 3005], [800, 3000], [200, 0], [50, 1])
+    day = date(2026, 3, 2)
+    assert costs == [
+        pytest.approx(request_cost("anthropic", "claude-3-5-sonnet", day, 2000, 800, 200, 50,
+                                   overrides={}), rel=1e-12),
+        pytest.approx(request_cost("anthropic", "claude-3-5-sonnet", day, 3005, 3000, 0, 1,
+                                   overrides={}), rel=1e-12)]
+    # $3 / M uncached input, $0.30 cache read, $3.75 cache write, $15 output.
+    assert costs[0] == pytest.approx((1000 * 3 + 800 * 0.3 + 200 * 3.75 + 50 * 15) / 1e6)
+
+
+def test_openai_usage_already_includes_cached_tokens(lake, tmp_path, totals):
+    # The same call as Anthropic's row a, the other side of the trap: prompt_tokens is 2000
+    # including the 800 cached, and is mapped as is (a sum would double-count the cached ones).
+    f = _ingest(lake, tmp_path, OPENAI, [
+        {"id": "a", "started": T0_EPOCH, "model": "gpt-4o",
+         "usage": {"prompt_tokens": 2000, "completion_tokens": 50,
+                   "prompt_tokens_details": {"cached_tokens": 800}}}])
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 0)
+    inputs, cached, written, outputs, costs = totals(TOKENS)
+    assert (inputs, cached, written, outputs) == ([2000], [800], [0], [50])
+    expected = request_cost("openai", "gpt-4o", date(2026, 3, 2), 2000, 800, 0, 50, overrides={})
+    # $2.50 / M uncached input, $1.25 cached, $10 output.
+    assert costs == [pytest.approx(expected, rel=1e-12)]
+    assert expected == pytest.approx((1200 * 2.5 + 800 * 1.25 + 50 * 10) / 1e6)
+
+
+def test_a_bad_part_of_a_sum_is_quarantined_with_its_line(lake, tmp_path):
+    # Neither is dropped into a plausible total (800 + 0, or 1000 + 800 - 200).
+    f = _ingest(lake, tmp_path, ANTHROPIC, [
+        _anthropic_row("a", input_tokens=1000, cache_read_input_tokens=800, output_tokens=50),
+        _anthropic_row("b", input_tokens="n/a", cache_read_input_tokens=800, output_tokens=5),
+        _anthropic_row("c", input_tokens=1000, cache_creation_input_tokens=-200,
+                       output_tokens=5)])
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 2)
+    assert f.reasons == [
+        "line 2: input_tokens is not an integer: n/a (usage.input_tokens)",
+        "line 3: input_tokens is negative: -200; cache_write_tokens is negative: -200"]
+
+
+def test_a_sum_of_absent_parts_is_null_and_present_parts_count(lake, tmp_path, totals):
+    f = _ingest(lake, tmp_path, ANTHROPIC, [
+        _anthropic_row("a", output_tokens=5),  # no input part at all: unknown, not 0
+        _anthropic_row("b", input_tokens=None, cache_read_input_tokens=7, output_tokens=5),
+        {"id": "c", "started": T0_EPOCH, "model": "claude-3-5-sonnet"}])
+    assert (f.stored, f.quarantined) == ({"requests": 3}, 0)
+    assert totals(TOKENS)[0] == [None, 7, None]
+
+
+def test_a_sum_converts_its_total(lake, tmp_path, totals):
+    f = _ingest(lake, tmp_path, """
+table: requests
+columns:
+  request_id: id
+  ts: {path: started, unit: s}
+  model: model
+  latency_ms: {sum: [timing.queued, timing.ran], unit: s}
+  logged_cost_usd: {sum: [cents.input, cents.output], scale: 0.01}
+""", [{"id": "a", "started": T0_EPOCH, "model": "gpt-4o",
+       "timing": {"queued": 0.25, "ran": "1.25"}, "cents": {"input": 0.5, "output": 0.25}}])
+    assert f.stored == {"requests": 1}
+    assert totals("SELECT latency_ms, logged_cost_usd FROM requests") == (1500.0, 0.0075)
+
+
+def test_a_value_that_is_not_a_number_is_quarantined_not_converted_to_null(lake, tmp_path,
+                                                                          totals):
+    spec = tmp_path / "u.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: id\n  ts: at\n  model: m\n"
+                    "  latency_ms: {path: took, unit: s}\n"
+                    "  logged_cost_usd: {path: cents, scale: 0.01}\n")
+    rows = [{"id": "a", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "took": 1.5, "cents": 75},
+            {"id": "b", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "took": "n/a"},
+            {"id": "c", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "cents": "lots"}]
+    data = tmp_path / "u.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 2)
+    assert f.reasons == ["line 2: latency_ms is not a finite number: n/a",
+                         "line 3: logged_cost_usd is not a finite number: lots"]
+    assert totals("SELECT latency_ms, logged_cost_usd FROM requests") == (1500.0, 0.75)

@@ -150,6 +150,28 @@ def test_frequent_small_ingests_are_compacted_quarantine_included(lake, write, t
     assert totals("SELECT count(*), count(DISTINCT line) FROM quarantine") == (12, 1)
 
 
+def test_a_file_quarantined_under_a_wrong_mapping_is_read_again_once_it_is_fixed(
+        lake, tmp_path, write, totals):
+    rows = [{"id": f"m{i}", "at": "2026-03-02T12:00:00Z", "llm": "gpt-4o",
+             "usage": {"in": 1000, "out": 500}} for i in range(3)]
+    path = write("mine.jsonl", rows)
+    spec = tmp_path / "mine.yaml"
+
+    def ingest(id_path: str):
+        spec.write_text("table: requests\ncolumns:\n  request_id: " + id_path + "\n  ts: at\n"
+                        "  model: llm\n  provider: {value: openai}\n  input_tokens: usage.in\n"
+                        "  output_tokens: usage.out\n")
+        return ingest_paths(lake, [str(path)], mapping=spec).files[0]
+
+    wrong = ingest("request.id")  # no such field: every row lacks its id
+    assert (wrong.stored, wrong.quarantined) == ({}, 3)
+    fixed = ingest("id")
+    assert fixed.stored == {"requests": 3} and not fixed.duplicate_file
+    again = ingest("id")  # same file, same mapping: already ingested
+    assert again.duplicate_file
+    assert totals("SELECT count(*), sum(input_tokens) FROM requests") == (3, 3000)
+
+
 def test_folders_recurse_and_globs_expand(lake, write, totals):
     write("d/x/1.jsonl", [canonical_request(1)])
     write("d/2.jsonl", [canonical_request(2)])

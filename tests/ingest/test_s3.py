@@ -55,3 +55,32 @@ def test_s3_prefix_ingests_new_objects_once(lake, s3_server, totals, monkeypatch
 def test_s3_missing_bucket_is_an_error_not_a_crash(lake, s3_server):
     report = ingest_paths(lake, ["s3://nope/x/"], s3_endpoint_url=s3_server)
     assert report.files[0].error and "NoSuchBucket" in report.files[0].error
+
+
+def test_objects_that_gave_no_rows_are_not_read_again(lake, s3_server, totals):
+    """A copy of ingested content under another key, and an empty object: each gives its report
+    once; the next run skips both, as it skips ingested objects, until their ETag changes."""
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    s3.create_bucket(Bucket="cron")
+    body = jsonl_bytes([canonical_request(i) for i in range(3)])
+    s3.put_object(Bucket="cron", Key="a/1.jsonl", Body=body)
+    s3.put_object(Bucket="cron", Key="a/2-copy.jsonl", Body=body)
+    s3.put_object(Bucket="cron", Key="a/empty.jsonl", Body=b"")
+
+    first = ingest_paths(lake, ["s3://cron/a/"], s3_endpoint_url=s3_server)
+    by_key = {f.source.rsplit("/", 1)[1]: f for f in first.files}
+    assert by_key["1.jsonl"].stored == {"requests": 3}
+    assert by_key["2-copy.jsonl"].duplicate_file
+    assert by_key["empty.jsonl"].error == "empty file"
+
+    second = ingest_paths(lake, ["s3://cron/a/"], s3_endpoint_url=s3_server)
+    assert sorted(f.skipped for f in second.files) == [
+        "already ingested (same ETag)", "already seen (same ETag): empty file",
+        "already seen (same ETag): same content as an ingested object"]
+    assert second.ok and totals("SELECT count(*) FROM requests") == (3,)
+    assert not [c for c in lake.commits() if c.kind == "seen" and c.added]
+
+    # Content arrives under the empty key (a new ETag): it is read.
+    s3.put_object(Bucket="cron", Key="a/empty.jsonl", Body=jsonl_bytes([canonical_request(7)]))
+    third = ingest_paths(lake, ["s3://cron/a/"], s3_endpoint_url=s3_server)
+    assert [f.stored for f in third.files if f.skipped is None] == [{"requests": 1}]
