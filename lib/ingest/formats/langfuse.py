@@ -70,7 +70,11 @@ _METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "service
 
 
 def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | bytes]]:
-    """(line, record, error, raw) for each record of a JSON array, JSONL or single-document file."""
+    """(line, record, error, raw) for each record of a JSON array, JSONL or single-document file.
+
+    A JSONL line longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped unread and rejected;
+    a single document larger than ``otlp_common.MAX_DOCUMENT_BYTES`` fails the file.
+    """
     buffered = stream if isinstance(stream, io.BufferedReader) \
         else io.BufferedReader(stream, oc.READ_BYTES)
     head = buffered.peek(4096).lstrip()
@@ -80,27 +84,20 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | byt
     if head.startswith(b"["):
         yield from _array_records(io.TextIOWrapper(buffered, encoding="utf-8", errors="replace"))
         return
-    first = True
-    for line_no, raw in enumerate(buffered, 1):
-        if not raw.strip():
-            continue
+    data = buffered.read(oc.BLOCK_BYTES)
+    if oc.opens_document(data, (b"{",)):  # one pretty-printed document
+        line_no = 1 + data.count(b"\n", 0, len(data) - len(data.lstrip()))  # the "{" line
+        whole = oc.read_document(data, buffered, "export as JSONL or as a JSON array instead")
+        del data
         try:
-            doc = oc.loads(raw)
+            doc = oc.loads(whole)
         except ValueError as exc:
-            if first and raw.strip() == b"{":  # one pretty-printed document
-                whole = raw + buffered.read()
-                try:
-                    doc = oc.loads(whole)
-                except ValueError as exc2:
-                    yield line_no, None, f"not valid JSON: {exc2}", whole
-                    return
-                yield line_no, doc, None, whole
-                return
-            yield line_no, None, f"not valid JSON: {exc}", raw
-            first = False
-            continue
-        first = False
-        yield line_no, doc, None, raw
+            yield line_no, None, f"not valid JSON: {exc}", whole
+            return
+        yield line_no, doc, None, whole
+        return
+    for line_no, raw, doc, error in oc.block_documents(oc.json_line_blocks(data, buffered)):
+        yield line_no, doc, error, raw
 
 
 _SKIP = re.compile(r"[\s,]*")

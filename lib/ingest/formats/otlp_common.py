@@ -35,8 +35,8 @@ import binascii
 import collections
 import gc
 import hashlib
+import heapq
 import io
-import itertools
 import json
 import os
 import pickle
@@ -54,7 +54,9 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from lib import schema
+from lib.ingest import streams
 from lib.ingest.base import Chunk, Reject
+from lib.ingest.streams import InputError, LineBlock
 
 try:  # orjson is ~3x faster than json on span-sized documents; json is the fallback
     import orjson
@@ -500,6 +502,73 @@ def buffered(stream: BinaryIO) -> BinaryIO:
     return io.BufferedReader(stream, READ_BYTES)
 
 
+# A file that is one JSON document (pretty-printed, not one record per line) can only be parsed
+# whole, and parsed JSON takes ~10x its size in memory (a 100 MB document peaked at 1.4 GB). Such
+# files are hand-saved payloads (an OTLP/HTTP request body, an API page), small in practice; one
+# larger than this fails with a one-line error asking for JSON lines, which stream.
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+
+def opens_document(data: bytes, openers: tuple[bytes, ...] = (b"{", b"[")) -> bool:
+    """True when the first non-blank line of ``data`` (the start of a file) is a lone ``{`` (or
+    another of ``openers``): the file is one pretty-printed JSON document, not JSON lines."""
+    stripped = data.lstrip()
+    end = stripped.find(b"\n")
+    return (stripped if end < 0 else stripped[:end]).strip() in openers
+
+
+def read_document(head: bytes, stream: BinaryIO, advice: str) -> bytes:
+    """``head`` (the start of a file, already read) + the rest of ``stream``: a whole JSON
+    document of at most ``MAX_DOCUMENT_BYTES``. A larger one raises :class:`InputError` (the file
+    fails with that one line) ending with ``advice``; memory stays within the limit."""
+    limit = MAX_DOCUMENT_BYTES
+    rest = stream.read(max(limit - len(head), 0) + 1)
+    if len(head) + len(rest) > limit:
+        raise InputError(f"a single JSON document larger than {limit / 2**20:g} MiB is too large "
+                         f"to read whole; {advice}")
+    return head + rest if rest else head
+
+
+class _Replay:
+    """``head`` (bytes already read) followed by the rest of ``stream``, read forward once."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head, self._stream = head, stream
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(n)
+        if n is None or n < 0:
+            out, self._head = self._head + self._stream.read(), b""
+        elif n >= len(self._head):
+            out, self._head = self._head, b""  # a short read: the caller reads again
+        else:
+            out, self._head = self._head[:n], self._head[n:]
+        return out
+
+
+def json_line_blocks(head: bytes, stream: BinaryIO) -> Iterator[LineBlock]:
+    """Blocks of whole lines (about ``BLOCK_BYTES`` each) of ``head`` + the rest of ``stream``.
+
+    A line longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is never held in memory: it is
+    skipped to its end and left as an empty line, numbering kept, with its reject in the block's
+    ``rejects`` (see :func:`lib.ingest.streams.line_blocks`).
+    """
+    return streams.line_blocks(_Replay(head, stream), BLOCK_BYTES, streams.MAX_LINE_BYTES)
+
+
+def block_documents(blocks: Iterable[LineBlock],
+                    ) -> Iterator[tuple[int, bytes | str, Any, str | None]]:
+    """:func:`_documents` of each block's lines, the blocks' over-long lines among them as
+    errors (raw = their first bytes), in line order."""
+    for block in blocks:
+        docs = _documents(io.BytesIO(block.data), block.first_line)
+        if block.rejects:
+            docs = heapq.merge(((r.line, r.raw, None, r.reason) for r in block.rejects), docs,
+                               key=lambda d: d[0])
+        yield from docs
+
+
 def _documents(lines: Iterable[bytes], start: int = 1,
                read_rest: Callable[[], bytes] | None = None,
                ) -> Iterator[tuple[int, bytes, Any, str | None]]:
@@ -562,7 +631,9 @@ def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
     ``choose(attrs)`` names the mapper for a span; ``mappers[name](span)`` maps it.
     A line that is not JSON, or not an ``ExportTraceServiceRequest``, is one Reject; a span that
     cannot be read (no id, bad timestamp) is one Reject with the same line number; its siblings
-    go on.
+    go on. A line longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped unread and is one
+    Reject; a file that is one pretty-printed document larger than ``MAX_DOCUMENT_BYTES`` raises
+    :class:`InputError` (the pipeline fails that file alone).
 
     A file larger than one block (``BLOCK_BYTES``) is parsed by ``workers`` worker processes
     (default: one per core, up to 4; ``SIGHTLINE_PARSE_WORKERS=1`` turns them off), a block of
@@ -688,38 +759,30 @@ def head_has_otlp_envelope(head: bytes) -> bool:
 BLOCK_BYTES = 4 << 20  # input per worker task: ~4,500 GenAI spans
 
 
-def _read_block(stream: BinaryIO) -> bytes:
-    """About ``BLOCK_BYTES`` of ``stream``, completed to the end of its last line."""
-    data = stream.read(BLOCK_BYTES)
-    if len(data) == BLOCK_BYTES and not data.endswith(b"\n"):
-        data += stream.readline()
-    return data
-
-
 def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
                   choose: Callable[[dict[str, Any]], str], chunk_rows: int,
                   workers: int | None) -> Iterator[Chunk]:
     stream = buffered(stream)
-    data = _read_block(stream)
-    stripped = data.lstrip()
-    end = stripped.find(b"\n")
-    first_line = (stripped if end < 0 else stripped[:end]).strip()
-    if len(data) < BLOCK_BYTES or first_line in (b"{", b"["):
-        # a small file, or one pretty-printed document: one pass in this process
-        rest = io.BytesIO(data + stream.read()) if first_line in (b"{", b"[") \
-            else io.BytesIO(data)
+    data = stream.read(BLOCK_BYTES)
+    if opens_document(data):
+        # one pretty-printed document: read whole (within MAX_DOCUMENT_BYTES), parsed here
+        rest = io.BytesIO(read_document(data, stream, "write one ExportTraceServiceRequest per "
+                                                      "line (JSON lines) instead"))
+        del data
         yield from _parse_docs(_documents(rest, 1, rest.read), mappers, choose, chunk_rows)
         return
-    pool = _acquire_pool(workers, mappers, choose)
-    if pool is None:
-        lines = itertools.chain(io.BytesIO(data), stream)
-        yield from _parse_docs(_documents(lines), mappers, choose, chunk_rows)
+    small = len(data) < BLOCK_BYTES
+    blocks = json_line_blocks(data, stream)
+    del data
+    pool = None if small else _acquire_pool(workers, mappers, choose)
+    if pool is None:  # a small file, or no workers: one pass in this process
+        yield from _parse_docs(block_documents(blocks), mappers, choose, chunk_rows)
         return
-    blocks = _parallel_blocks(pool, stream, data, mappers, choose)
+    chunks = _parallel_blocks(pool, blocks, mappers, choose)
     try:
-        yield from _merge(blocks, chunk_rows)
+        yield from _merge(chunks, chunk_rows)
     finally:
-        blocks.close()
+        chunks.close()
         _release_pool(pool)
 
 
@@ -731,40 +794,47 @@ def _parse_block(first: int, data: bytes, mappers: dict[str, SpanMapper],
     return chunks[-1]
 
 
-def _parallel_blocks(pool: _Pool, stream: BinaryIO, data: bytes,
+def _with_rejects(chunk: Chunk, rejects: list[Reject]) -> Chunk:
+    """``chunk`` with its block's over-long lines among its rejects, in line order."""
+    if rejects:
+        chunk.rejects = list(heapq.merge(rejects, chunk.rejects, key=lambda r: r.line))
+    return chunk
+
+
+def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock],
                      mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
                      ) -> Iterator[Chunk]:
-    """Chunks of the blocks of ``data`` + ``stream``, in file order, parsed by ``pool``.
+    """Chunks of ``blocks``, in file order, parsed by ``pool``.
 
     At most two blocks per worker are in flight, so memory stays bounded. If the workers fail
     (one died, a pipe broke), the blocks they held and the rest are parsed here: a failure
     inside the parse itself then surfaces exactly as it would without workers.
     """
-    pending: collections.deque[tuple[int, int, bytes]] = collections.deque()
-    first = 1
+    pending: collections.deque[tuple[int, LineBlock]] = collections.deque()
+    block = next(blocks, None)
     turn = 0
     try:
         while True:
-            while data and pool.ok and len(pending) < 2 * len(pool.procs):
+            while block is not None and pool.ok and len(pending) < 2 * len(pool.procs):
                 worker = turn % len(pool.procs)
                 turn += 1
-                if not pool.send(worker, mappers, choose, first, data):
+                if not pool.send(worker, mappers, choose, block.first_line, block.data):
                     break
-                pending.append((worker, first, data))
-                first += data.count(b"\n")
-                data = _read_block(stream)
+                pending.append((worker, block))
+                block = next(blocks, None)
             if not pending:
-                if not data:
+                if block is None:
                     return
                 # no worker took it (the pool broke): parse here from now on
-                yield _parse_block(first, data, mappers, choose)
-                first += data.count(b"\n")
-                data = _read_block(stream)
+                yield _with_rejects(_parse_block(block.first_line, block.data, mappers, choose),
+                                    block.rejects)
+                block = next(blocks, None)
                 continue
-            worker, block_first, block = pending.popleft()
+            worker, sent = pending.popleft()
             chunk = pool.receive(worker) if pool.ok else None
-            yield chunk if chunk is not None else _parse_block(block_first, block, mappers,
-                                                                choose)
+            if chunk is None:
+                chunk = _parse_block(sent.first_line, sent.data, mappers, choose)
+            yield _with_rejects(chunk, sent.rejects)
     finally:
         if pending:
             pool.ok = False  # results still in the pipes: this pool cannot be reused
