@@ -15,6 +15,13 @@ OUT = ROOT / "bench" / "out"
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCH_END = datetime(2026, 11, 1, tzinfo=UTC)
 
+# A Python expression giving the peak resident memory of the process that evaluates it, in MiB:
+# VmHWM, reset by exec. Not ``getrusage().ru_maxrss``: Linux carries that over a fork + exec, so
+# a child started by a big parent (pytest, or a benchmark that just ran DuckDB) reports at least
+# the parent's size (measured: a child of a 600 MB process said 614 MB instead of 13 MB).
+PEAK_RSS_MB_EXPR = ("int(next(ln.split()[1] for ln in open('/proc/self/status') "
+                    "if ln.startswith('VmHWM'))) / 1024")
+
 
 def demo_store(requests: int, days: int = 30) -> Path:
     """A store with ``requests`` demo requests over ``days`` days, generated once and kept in

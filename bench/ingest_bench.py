@@ -26,6 +26,8 @@ from pathlib import Path
 
 import duckdb
 
+from bench.common import PEAK_RSS_MB_EXPR
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-sonnet"),
@@ -88,7 +90,7 @@ def _ingest_in_subprocess(store: Path, path: Path) -> dict:
             "print(json.dumps({'stored': r.totals()['stored'], 'errors': r.totals()['errors'], "
             "'seconds': time.perf_counter() - t, 'path': fastpath.LAST.get('outcome'), "
             "'phases': {k: round(v, 2) for k, v in fastpath.LAST.items() if k.endswith('_s')}, "
-            "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+            f"'peak_rss_mb': {PEAK_RSS_MB_EXPR}}}))")
     proc = subprocess.run([sys.executable, "-c", code, str(store), str(path)], cwd=ROOT,
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -100,9 +102,8 @@ def bench_memory(mb: int, work: Path, name: str = "big") -> dict:
     size = generate(path, mb * rows_per_mb, seed=1)
     out = _ingest_in_subprocess(work / f"store-{name}", path)
     path.unlink()
-    idle = subprocess.run([sys.executable, "-c", "import resource, lib.ingest.pipeline, "
-                           "lib.ingest.formats.canonical; print(resource.getrusage("
-                           "resource.RUSAGE_SELF).ru_maxrss / 1024)"], cwd=ROOT,
+    idle = subprocess.run([sys.executable, "-c", "import lib.ingest.pipeline, "
+                           f"lib.ingest.formats.canonical; print({PEAK_RSS_MB_EXPR})"], cwd=ROOT,
                           capture_output=True, text=True, check=True)
     return {"file_mb": size / 2**20, "peak_rss_mb": out["peak_rss_mb"],
             "imports_rss_mb": float(idle.stdout.strip()), "seconds": out["seconds"],

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import PEAK_RSS_MB_EXPR
 from lib import schema
 from lib.ingest import streams
 from lib.ingest.formats import openinference
@@ -146,7 +147,7 @@ PEAK_CODE = (
     "f = r.files[0]; "
     "print(json.dumps({'error': f.error, 'stored': f.stored, 'quarantined': f.quarantined, "
     "'reasons': f.reasons, "
-    "'self_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+    f"'self_mb': {PEAK_RSS_MB_EXPR}, "
     "'workers_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")
 
 
