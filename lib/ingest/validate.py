@@ -4,7 +4,11 @@ DuckDB query per chunk. Bad rows become quarantine rows (file, line, raw, reason
 What a format hands in is lenient: any subset of a table's canonical columns, of any plausible
 type (numbers as strings from CSV, timestamps as ISO text or epoch numbers, attributes as a JSON
 object or text), plus optional ``_line`` (1-based source line). Columns that are not canonical and
-do not start with ``_`` are folded into ``attributes``, so nothing a user logged is lost.
+do not start with ``_`` are folded into ``attributes``, so nothing a user logged is lost; a format
+that gathers such keys itself hands them in as ``_extras`` (:data:`EXTRAS_COLUMN`: a JSON object as
+text, or null), merged the same way. A row's extras are the extra keys it has with a non-null
+value: a null one (absent from the row, or written ``"key": null``) adds nothing, on every path,
+so the row's attributes never depend on which other rows came with it.
 
 Rules (design §3): required fields present; integers integral; no negative tokens, latencies or
 costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both);
@@ -16,6 +20,7 @@ costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input inclu
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +35,7 @@ from lib.ingest.base import Reject
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 ID_SEP = "\x1f"  # separates the parts of a derived id; never appears in real values
+EXTRAS_COLUMN = "_extras"  # extra keys a format gathered itself: a JSON object (text) or null
 
 REQUIRED = {
     "requests": ["request_id", "ts", "model"],
@@ -141,6 +147,24 @@ def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str,
                     f"{_epoch(f'TRY_CAST({c} AS DOUBLE)')})"), "a timestamp"
         return "CAST(NULL AS TIMESTAMPTZ)", "a timestamp"
     raise TypeError(f"no validation rule for {target}")
+
+
+def extras_sql(columns: list[str]) -> str | None:
+    """SQL giving the JSON object (text) of the non-null values of ``columns``, NULL when all are
+    null (None when there are no columns).
+
+    Decision: a null value is dropped, whether the row lacks the key or wrote ``"key": null``.
+    Arrow's block-wise parse gives a key that only other rows of a block have as null in this
+    one, so the two cannot be told apart here; dropping both keeps a row's attributes independent
+    of its neighbours, and the exact JSONL path (canonical._EXTRAS_SQL) drops explicit nulls too.
+    """
+    if not columns:
+        return None
+    parts = ", ".join(
+        f"CASE WHEN {_q(c)} IS NOT NULL THEN "
+        f"{_lit(json.dumps(c, ensure_ascii=False) + ':')} || CAST(to_json({_q(c)}) AS VARCHAR) END"
+        for c in columns)
+    return f"nullif('{{' || concat_ws(',', {parts}) || '}}', '{{}}')"
 
 
 def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
@@ -274,8 +298,12 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
     present = {f.name: f.type for f in table.schema}
     extras = [c for c in table.column_names
               if c not in target.names and not c.startswith("_")]
-    extras_json = (f"json_object({', '.join(f'{_lit(c)}, {_q(c)}' for c in extras)})"
-                   if extras else None)
+    extras_json = extras_sql(extras)
+    if EXTRAS_COLUMN in present:
+        given = _q(EXTRAS_COLUMN)
+        extras_json = given if extras_json is None else (
+            f"CASE WHEN {given} IS NULL THEN {extras_json} WHEN ({extras_json}) IS NULL THEN "
+            f"{given} ELSE CAST(json_merge_patch({extras_json}, {given}) AS VARCHAR) END")
     sql = checked_sql(name, present, "incoming", extras_json=extras_json,
                       carry=("_rowid",)) + " ORDER BY _rowid"
     con = _con()
@@ -293,9 +321,14 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
             con.register("bad", bad)
             raw_cols = ", ".join(f"{_lit(c)}, {_q(c)}" for c in table.column_names
                                  if not c.startswith("_"))
+            raw_sql = f"CAST(json_object({raw_cols}) AS VARCHAR)"
+            if EXTRAS_COLUMN in present:  # its keys are none of the columns': splice them in
+                given = f"i.{_q(EXTRAS_COLUMN)}"
+                raw_sql = (f"CASE WHEN {given} IS NULL THEN {raw_sql} WHEN {raw_sql} = '{{}}' "
+                           f"THEN {given} ELSE left({raw_sql}, -1) || ',' || {given}[2:] END")
             raw = con.execute(
                 f"SELECT b._line AS line, b._reason AS reason, "
-                f"left(CAST(json_object({raw_cols}) AS VARCHAR), {schema.RAW_MAX_CHARS}) AS raw "
+                f"left({raw_sql}, {schema.RAW_MAX_CHARS}) AS raw "
                 f"FROM bad b JOIN incoming i USING (_rowid) ORDER BY b._rowid").to_arrow_table()
             con.unregister("bad")
             quarantine = quarantine_table(raw.column("line").to_pylist(),

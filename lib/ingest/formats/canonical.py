@@ -6,6 +6,13 @@ and checks them. JSONL and CSV stream in blocks of whole lines parsed by Arrow's
 block Arrow rejects is re-read line by line, so one malformed line becomes a quarantined Reject
 with its line number and the rest of the block is kept. Parquet is read in record batches (from a
 spooled temporary file when the input is a stream, since Parquet needs random access).
+
+Arrow types a JSONL block column by column: a key one row lacks is null there if another row of the
+block has it, a nested object gets every key any row's object has, numbers widen to the block's
+type. For what is stored as JSON (keys that are not canonical columns, nested canonical values such
+as an ``attributes`` object) that would make a row's stored value depend on its neighbours, so the
+canonical format re-reads those from each row's own line, with the SQL of the exact path
+(:func:`jsonl_rows_sql`): the same row gives the same values whatever block it falls in.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
@@ -28,6 +36,7 @@ import pyarrow.parquet as pq
 from lib import schema
 from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.streams import LineBlock, line_blocks
+from lib.ingest.validate import EXTRAS_COLUMN
 
 TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
 ARROW_BLOCK_BYTES = 1 << 20
@@ -72,12 +81,18 @@ def _detect_jsonl(head: bytes, filename: str) -> bool:
 
 
 def _parse_jsonl(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
-    yield from parse_jsonl_as(stream, None)
+    yield from parse_jsonl_as(stream, None, own_values=True)
 
 
-def parse_jsonl_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
+def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool = False
+                   ) -> Iterator[Chunk]:
     """JSON lines as chunks with ``_line``; the table is ``table_name``, or recognized from the
-    first parsed block's columns when None."""
+    first parsed block's columns when None.
+
+    With ``own_values`` (the canonical format), keys that are not columns of the table come as
+    one column ``EXTRAS_COLUMN`` (see lib/ingest/validate.py) and nested canonical values as JSON
+    text, both read from each row's own line (:func:`_own_values`); without it (a mapping, which
+    resolves paths in nested structs), every key is a column as Arrow parsed it."""
     name: str | None = table_name
     for block in line_blocks(stream):
         pieces = _json_block(block) if block.data.strip() else []
@@ -95,6 +110,8 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
         if not tables:
             yield Chunk(rejects=rejects)
             continue
+        if own_values:
+            tables = [_own_values(table, name, block) for table in tables]
         yield Chunk(tables={name: tables[0]}, rejects=rejects)
         for table in tables[1:]:
             yield Chunk(tables={name: table})
@@ -183,6 +200,66 @@ def _unrecognized_rows(table: pa.Table) -> list[Reject]:
     return [Reject(line, "", reason) for line in lines]
 
 
+def _nested(arrow_type: pa.DataType) -> bool:
+    return (pa.types.is_struct(arrow_type) or pa.types.is_list(arrow_type)
+            or pa.types.is_large_list(arrow_type) or pa.types.is_map(arrow_type))
+
+
+def _own_values(table: pa.Table, name: str, block: LineBlock) -> pa.Table:
+    """``table`` (rows of ``block`` with ``_line``) with what Arrow typed per block re-read from
+    each row's own line: the keys that are not columns of ``name`` as one JSON object per row in
+    ``EXTRAS_COLUMN`` (null when the row has none with a value) and nested canonical values as
+    JSON text, with the same SQL and so the same text as the exact path (:func:`jsonl_rows_sql`).
+    A line DuckDB cannot read (a lone surrogate escape, which Python's parser of the line-by-line
+    fallback accepts) keeps its values as parsed. Costs nothing for a table with neither."""
+    from lib.ingest.validate import _con
+
+    cols = schema.TABLES[name].names
+    # Keys starting with "_" too: the exact path folds every key that is not a column.
+    extra = [c for c in table.column_names if c not in cols and c != "_line"]
+    nested = [c for c in table.column_names if c in cols and _nested(table.schema.field(c).type)]
+    if not extra and not nested:
+        return table
+    numbers, starts, ends = block.line_numbers()
+    at = np.searchsorted(numbers, table.column("_line").to_numpy())
+    data = block.data
+    lines = pa.array([data[s:e].decode("utf-8", "replace")
+                      for s, e in zip(starts[at].tolist(), ends[at].tolist(), strict=True)],
+                     pa.large_string())
+    struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in nested) + "}"
+    canon = "[" + ", ".join("'" + c + "'" for c in cols) + "]"
+    selects = ["_keys IS NOT NULL AS _read"]
+    selects += [f'coalesce(j."{c}", CAST(to_json("{c}") AS VARCHAR)) AS "{c}"' for c in nested]
+    if extra:
+        selects.append(f"{_EXTRAS_SQL} AS _extras")
+    con = _con()
+    con.register("own_lines", table.select(nested).append_column("line", lines))
+    try:
+        own = con.execute(f"""
+            SELECT {', '.join(selects)}
+            FROM (SELECT *, list_filter(_keys, k -> NOT list_contains(_canon, k)) AS _extra_keys
+                  FROM (SELECT *, try(json_keys(line)) AS _keys, {canon} AS _canon
+                               {f", try(from_json(line, '{struct}')) AS j" if nested else ""}
+                        FROM own_lines))
+        """).to_arrow_table()
+    finally:
+        con.unregister("own_lines")
+    for c in nested:
+        table = table.set_column(table.schema.get_field_index(c), c, own.column(c))
+    if extra:
+        read = own.column("_read")
+        # The rows DuckDB could not read keep their keys as columns, for validate to fold (it
+        # ignores names starting with "_").
+        kept = [] if pc.all(read).as_py() else [c for c in extra if not c.startswith("_")]
+        table = table.drop_columns([c for c in extra if c not in kept])
+        for c in kept:
+            col = table.column(c)
+            table = table.set_column(table.schema.get_field_index(c), c,
+                                     pc.if_else(read, pa.nulls(len(col), col.type), col))
+        table = table.append_column(EXTRAS_COLUMN, own.column("_extras"))
+    return table
+
+
 def jsonl_table_of_head(head: bytes) -> str | None:
     """The canonical table the first complete JSON objects of ``head`` describe, or None."""
     lines = [ln for ln in head.split(b"\n") if ln.strip()]
@@ -200,28 +277,31 @@ def jsonl_table_of_head(head: bytes) -> str | None:
 def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
     """SQL over a relation ``blocks(first_line, pieces, text)`` (lib.ingest.streams.TextBlock)
     giving one row per non-blank line: ``_line``, ``line`` (the text), ``_bad_json`` (not valid
-    JSON), ``_not_obj`` (valid JSON but not an object), ``_extra`` (JSON object of the keys that
-    are not columns of ``name``, or NULL) and every column of ``name`` as text (numbers as
-    written, nested values as JSON). One JSON parse per line, plus a key listing only for lines
-    that may hold extra keys.
+    JSON), ``_not_obj`` (valid JSON but not an object), ``_extra_keys`` (the keys that are not
+    columns of ``name``, or NULL) and every column of ``name`` as text (numbers as written, nested
+    values as JSON). One JSON parse per line, plus a key listing only for lines that may hold
+    extra keys.
 
-    Returns (sql, the text columns, the SQL expression of the extras object)."""
+    Returns (sql, the text columns, the SQL expression of the extras object: the JSON object, as
+    text, of the extra keys the line has with a non-null value, NULL when there are none)."""
     cols = schema.TABLES[name].names
     struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in cols) + "}"
     canon = "[" + ", ".join("'" + c + "'" for c in cols) + "]"
     # A line holds extra keys only if it has more keys than canonical fields with a value (json_keys
-    # is cheap; filtering key lists is not, so only lines that fail this count are filtered).
+    # is cheap; filtering key lists is not, so only lines that fail this count are filtered). The
+    # canonical names are a column, not a literal in the lambda: DuckDB rebuilds a literal list
+    # for every row there (5x slower).
     present = " + ".join(f'CAST(j."{c}" IS NOT NULL AS INTEGER)' for c in cols)
     sql = f"""
         SELECT _line, line, j IS NULL AS _bad_json,
                j IS NOT NULL AND NOT starts_with(line, '{{')
                    AND NOT starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{{') AS _not_obj,
                CASE WHEN j IS NOT NULL AND len(json_keys(line)) <> {present}
-                    THEN list_filter(json_keys(line), k -> NOT list_contains({canon}, k)) END
+                    THEN list_filter(json_keys(line), k -> NOT list_contains(_canon, k)) END
                    AS _extra_keys,
                j.*
         FROM (
-            SELECT _line, line, try(from_json(line, '{struct}')) AS j
+            SELECT _line, line, try(from_json(line, '{struct}')) AS j, {canon} AS _canon
             FROM (
                 SELECT unnest(string_split(text, chr(10))) AS line,
                        unnest(range(first_line, first_line + pieces)) AS _line
@@ -231,10 +311,19 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
                                             AND trim(line, ' ' || chr(9) || chr(13)) = '')
         )
     """
-    extras = ("CASE WHEN len(_extra_keys) > 0 THEN to_json(map_from_entries(list_transform("
-              "_extra_keys, k -> {'k': k, 'v': json_extract(line, '/' || "
-              "replace(replace(k, '~', '~0'), '/', '~1'))}))) END")
-    return sql, list(cols), extras
+    return sql, list(cols), f"CASE WHEN len(_extra_keys) > 0 THEN {_EXTRAS_SQL} END"
+
+
+# The JSON object (text) of the keys ``_extra_keys`` of the JSON object ``line`` that have a
+# non-null value, NULL when none has: ``"key": null`` adds nothing, like a key the line lacks
+# (on Arrow's path the two cannot be told apart; see lib/ingest/validate.py). A key written twice
+# counts once, with its first value (as ``from_json`` reads the canonical ones). Shared by the
+# exact path (jsonl_rows_sql) and the chunked one (_own_values): the same line, the same text.
+_EXTRAS_SQL = (
+    "nullif(CAST(to_json(map_from_entries(list_filter(list_transform(_extra_keys, "
+    "k -> {'k': k, 'v': json_extract(line, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}), "
+    "(e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i))) AS VARCHAR), "
+    "'{}')")
 
 
 JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
