@@ -181,12 +181,13 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
     target = schema.TABLES[name]
     # Each check is (condition, message): a row is good when no condition holds. Conditions are
     # cheap comparisons on typed columns; messages are only built for the rows that fail.
-    selects, inputs, checks = [], [], []
+    selects, inputs, checks, kept = [], [], [], set()
     for field in target:
         col = field.name
         if col in present:
             expr, kind = _typed(col, present[col], field.type)
             if kind:
+                kept.add(col)
                 inputs.append(f"{_q(col)} AS {_q('_in_' + col)}")
                 checks.append((f"{_q('_in_' + col)} IS NOT NULL AND {_q(col)} IS NULL",
                                f"{_lit(col + ' is not ' + kind + ': ')} || "
@@ -203,7 +204,11 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
         selects.append(f"{expr} AS {_q(col)}")
     line = "CAST(_line AS BIGINT)" if "_line" in present else "CAST(NULL AS BIGINT)"
 
-    replaces = [f"coalesce({_q(c)}, 0) AS {_q(c)}" for c in ZERO_IF_NULL.get(name, [])]
+    # Absent means none; a value that is there but not a number stays null, so the type check
+    # above quarantines it ("cached_input_tokens is not an integer: lots") instead of it reading 0.
+    replaces = [f"coalesce({_q(c)}, CASE WHEN {_q('_in_' + c)} IS NULL THEN 0 END) AS {_q(c)}"
+                if c in kept else f"coalesce({_q(c)}, 0) AS {_q(c)}"
+                for c in ZERO_IF_NULL.get(name, [])]
     if name == "requests":
         cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in STATUS_SYNONYMS.items())
         replaces += [

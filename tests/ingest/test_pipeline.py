@@ -76,6 +76,20 @@ def test_bad_rows_are_quarantined_with_file_line_and_reason(lake, write, totals)
     assert reasons[7] == "missing model"
 
 
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_token_subcounts_that_are_not_numbers_are_quarantined_not_read_as_zero(
+        lake, write, monkeypatch, fast):
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", fast)
+    path = write("s.jsonl", [canonical_request(1, cached_input_tokens="lots"),
+                             canonical_request(2, cache_write_tokens=True),
+                             canonical_request(3, reasoning_tokens={"n": 1}),
+                             canonical_request(4), canonical_request(5, cached_input_tokens=None)])
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 3)
+    assert [r.split(": ", 1)[1].split(" is not")[0] for r in f.reasons] == [
+        "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"]
+
+
 def test_unknown_model_is_kept_with_null_cost(lake, write, totals):
     path = write("u.jsonl", [canonical_request(1, model="my-private-model"),
                              canonical_request(2)])
