@@ -271,6 +271,10 @@ def jsonl_table_of_head(head: bytes) -> str | None:
             continue
         if isinstance(obj, dict):
             return table_for(obj.keys())
+    # The first line is longer than the head: judge by the keys seen so far, as detection does,
+    # so a file of long lines still takes the SQL path (one way to read canonical JSON lines).
+    if lines and lines[0].lstrip().startswith(b"{"):
+        return table_for({m.decode() for m in _KEY.findall(lines[0][:65536])})
     return None
 
 
