@@ -40,7 +40,7 @@ import yaml
 from lib import schema
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats.canonical import parse_csv_as, parse_jsonl_as
-from lib.ingest.validate import NON_NEGATIVE
+from lib.ingest.validate import NON_NEGATIVE, extras_sql
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -165,10 +165,10 @@ class Mapping:
         if self.keep_unmapped:
             rest = [c for c in table.column_names if c not in used and not c.startswith("_")
                     and c not in self.columns]
-            if rest:
-                pairs = ", ".join(f"{_lit(c)}, {_q(c)}" for c in rest)
-                if "attributes" not in self.columns:
-                    selects.append(f"CAST(json_object({pairs}) AS VARCHAR) AS attributes")
+            if rest and "attributes" not in self.columns:
+                # Only the keys this row has with a value: Arrow gives a row the keys its
+                # neighbours in the block have, as nulls (lib.ingest.validate.extras_sql).
+                selects.append(f"{extras_sql(rest)} AS attributes")
         if "_line" in table.column_names:
             selects.append("_line")
         con.register("mapped_input", table)

@@ -211,3 +211,32 @@ def test_a_value_that_is_not_a_number_is_quarantined_not_converted_to_null(lake,
     assert f.reasons == ["line 2: latency_ms is not a finite number: n/a",
                          "line 3: logged_cost_usd is not a finite number: lots"]
     assert totals("SELECT latency_ms, logged_cost_usd FROM requests") == (1500.0, 0.75)
+
+
+def test_a_lone_surrogate_escape_is_quarantined_and_the_other_lines_go_on(lake, tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: id\n  ts: at\n  model: m\n"
+                    "  input_text: txt\n")
+    data = tmp_path / "s.jsonl"
+    line = '{{"id": "{}", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "txt": "{}"}}\n'
+    data.write_text(line.format("a", "ok") + line.format("b", "bad \\ud800 here")
+                    + line.format("c", "ok"))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert f.error is None and (f.stored, f.quarantined) == ({"requests": 2}, 1)
+    assert f.reasons == ["line 2: not valid JSON: an escape that is not a character "
+                         "(a lone surrogate)"]
+
+
+def test_unmapped_keys_fold_into_attributes_with_only_the_rows_own_values(lake, tmp_path,
+                                                                          totals):
+    spec = tmp_path / "k.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: id\n  ts: at\n  model: m\n")
+    data = tmp_path / "k.jsonl"
+    data.write_text(
+        '{"id": "a", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "team": "search"}\n'
+        '{"id": "b", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "tier": 2}\n'
+        '{"id": "c", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o"}\n')
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert f.stored == {"requests": 3}
+    assert totals("SELECT list(attributes ORDER BY request_id) FROM requests") == (
+        ['{"team":"search"}', '{"tier":2}', None],)

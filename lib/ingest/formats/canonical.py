@@ -165,6 +165,12 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
         if not isinstance(obj, dict):
             rejects.append(Reject(line_no, _raw(text), "not a JSON object"))
             continue
+        try:  # a lone surrogate escape ("\ud800") parses but is no text Arrow can hold
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            rejects.append(Reject(line_no, _raw(text), "not valid JSON: an escape that is not "
+                                                       "a character (a lone surrogate)"))
+            continue
         # Types vary from line to line here (that is why Arrow gave up): carry every value as
         # text and let validation type it.
         rows.append({k: _as_text(v) for k, v in obj.items()})
