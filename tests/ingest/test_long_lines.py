@@ -102,6 +102,54 @@ def test_langfuse_line_over_the_limit_is_quarantined_and_the_others_go_on(
     assert totals("SELECT count(*) FROM requests WHERE request_id = 'g-long'") == (0,)
 
 
+def _langfuse_array(long_input: int) -> tuple[bytes, int]:
+    """A pretty-printed Langfuse JSON array: the 11 good records, with one generation whose input
+    is ``long_input`` characters second; returns the bytes and that element's first line."""
+    big = {"id": "g-long", "traceId": "t9", "type": "GENERATION", "name": "huge",
+           "startTime": "2026-03-02T13:00:00Z", "endTime": "2026-03-02T13:00:01Z",
+           "model": "gpt-4o", "usageDetails": {"input": 10, "output": 2},
+           "input": 'x" \\ ] } [ {' * (long_input // 14)}
+    records = [json.loads(LANGFUSE[0]), big, *(json.loads(ln) for ln in LANGFUSE[1:])]
+    text = "[\n" + ",\n".join(json.dumps(r, indent=1) for r in records) + "\n]\n"
+    first = json.dumps(records[0], indent=1).count("\n") + 3  # "[", record 1, then g-long
+    return text.encode(), first
+
+
+def test_langfuse_array_element_over_the_limit_is_skipped_and_the_others_go_on(
+        lake, write, totals, monkeypatch):
+    from lib.ingest.formats import langfuse
+
+    monkeypatch.setattr(langfuse, "MAX_ELEMENT_CHARS", LIMIT)
+    data, line = _langfuse_array(3 * LIMIT)  # quotes, backslashes, brackets: all in a string
+    path = write("export.json", data)
+    f = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
+    assert f.error is None and f.format == "langfuse"
+    assert f.stored == {"requests": 4, "spans": 7, "evals": 3}
+    got_lines, got_reasons = totals(QUARANTINE)
+    assert got_lines == [line]
+    assert got_reasons[0].startswith("element of ") and got_reasons[0].endswith(
+        f"characters is longer than the limit of {LIMIT:,}")
+    assert totals("SELECT count(*) FROM requests WHERE request_id = 'g-long'") == (0,)
+
+
+def test_a_100_mb_langfuse_array_element_is_skipped_in_bounded_memory(tmp_path):
+    data, _ = _langfuse_array(100 * 10**6)
+    path = tmp_path / "huge-export.json"
+    try:
+        path.write_bytes(data)
+        del data
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.run(
+            [sys.executable, "-c", PEAK_CODE, str(tmp_path / "store"), str(path)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out["error"] is None and out["quarantined"] == 1
+        assert out["stored"] == {"requests": 4, "spans": 7, "evals": 3}
+        assert out["self_mb"] < 600, out  # was 1.23 GB when the element was read whole
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def test_document_over_the_limit_fails_its_file_and_the_others_are_stored(
         lake, tmp_path, small_limits):
     def pretty(name: str, doc) -> Path:

@@ -45,7 +45,9 @@ OBSERVATION_TYPES = {"GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CHAIN", "R
 SCORE_SOURCE = {"EVAL": "online", "ANNOTATION": "feedback", "API": "feedback"}
 TRACE_FIELDS = ("userId", "sessionId", "release", "version", "environment", "name", "tags")
 CHUNK_ROWS = oc.CHUNK_ROWS
-MAX_ELEMENT_CHARS = 256 * 1024 * 1024  # one array element larger than this is rejected
+# An array element longer than this is rejected and skipped without being held, as a JSON line
+# over the limit is (lib.ingest.streams.MAX_LINE_BYTES).
+MAX_ELEMENT_CHARS = 16 * 1024 * 1024
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -101,6 +103,51 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | byt
 
 
 _SKIP = re.compile(r"[\s,]*")
+_IN_STRING = re.compile(r'["\\]')
+_OUTSIDE = re.compile(r'["{}\[\]]')
+
+
+def _too_long(size: int) -> str:
+    return f"element of {size:,} characters is longer than the limit of {MAX_ELEMENT_CHARS:,}"
+
+
+def _skip_value(chunk: str, text: io.TextIOBase) -> tuple[int, int, str] | None:
+    """Scan past the JSON object, array or string at the start of ``chunk``, reading ``text`` on
+    in chunks and keeping only the current one; returns (characters skipped, newlines in them,
+    what follows the value), or None when the input ends first. Only quotes, backslashes and
+    brackets are looked at (by regex, at C speed), so a huge string costs one scan."""
+    depth, in_string, escaped, size, lines, j = 0, False, False, 0, 0, 0
+    while True:
+        if escaped:  # a backslash ended the last chunk: its character starts this one
+            j, escaped = j + 1, False
+        while j < len(chunk):
+            m = (_IN_STRING if in_string else _OUTSIDE).search(chunk, j)
+            if m is None:
+                break
+            k, c = m.start(), m.group()
+            if in_string:
+                if c == "\\":
+                    if k + 1 >= len(chunk):
+                        escaped, j = True, len(chunk)
+                        break
+                    j = k + 2
+                    continue
+                in_string = False
+            elif c == '"':
+                in_string = True
+            elif c in "{[":
+                depth += 1
+            else:
+                depth -= 1
+            j = k + 1
+            if depth == 0 and not in_string:
+                return size + j, lines + chunk.count("\n", 0, j), chunk[j:]
+        size += len(chunk)
+        lines += chunk.count("\n")
+        chunk = text.read(1 << 20)
+        if not chunk:
+            return None
+        j = 0
 
 
 def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, str]]:
@@ -136,9 +183,23 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
                 buf = buf[pos:] + more
                 pos = counted = 0
                 continue
+            if not eof:  # longer than the limit: skip to its end, keeping one chunk at a time
+                raw = buf[pos:pos + schema.RAW_MAX_CHARS]
+                skipped = _skip_value(buf[pos:], text)
+                if skipped is not None:
+                    size, lines, buf = skipped
+                    yield line_base, None, _too_long(size), raw
+                    line_base += lines
+                    pos = counted = 0
+                    read_size = 1 << 20
+                    eof = False
+                    continue
             yield line_base, None, f"not valid JSON: {exc.msg}", buf[pos:pos + schema.RAW_MAX_CHARS]
             return
-        yield line_base, record, None, buf[pos:end] if len(buf) - pos < 1 << 16 else ""
+        if end - pos > MAX_ELEMENT_CHARS:  # it fit the buffer, but is over the limit all the same
+            yield line_base, None, _too_long(end - pos), buf[pos:pos + schema.RAW_MAX_CHARS]
+        else:
+            yield line_base, record, None, buf[pos:end] if len(buf) - pos < 1 << 16 else ""
         pos = end
         if pos > 1 << 20:  # drop what was decoded so the buffer stays small
             line_base += buf.count("\n", counted, pos)
