@@ -1,6 +1,6 @@
 """The optimistic fast path for canonical JSONL files (plain or gzip) on local disk.
 
-Most files are clean: every line a JSON object of canonical keys, every row valid, no key twice.
+Most files are clean: every line a JSON object, every row valid, no key twice.
 For those, DuckDB reads the file itself (``read_json``, no Python in the loop), checks the rows with
 the same SQL as the exact path (lib.ingest.validate.checked_sql), prices them in SQL and writes the
 good rows straight to per-day Parquet files with ``COPY ... TO``; the files join the lake in one
@@ -10,17 +10,19 @@ It proves the file clean on the way and gives up (returns False, leaving the sto
 the first doubt; the exact path in lib/ingest/pipeline.py then ingests the file, with line numbers
 and reasons for every bad line. Doubts: a line DuckDB cannot read (malformed JSON, not an object,
 a key twice in an object, invalid UTF-8: the read raises), a row failing validation (fewer rows
-written than read), keys that are not canonical (the exact path folds them into ``attributes``),
-a key repeated within the file, or a file that changes while read (blank and whitespace-only lines
-are skipped by both paths alike, so they are no doubt). Rows already in the lake are dropped here
-as on the exact path.
+written than read), a key repeated within the file, or a file that changes while read (blank and
+whitespace-only lines are skipped by both paths alike, so they are no doubt). Keys that are not
+canonical columns are read as JSON values and folded into ``attributes`` with the exact path's
+text (keys sorted, nulls dropped). Rows already in the lake are dropped here as on the exact
+path.
 
 Order: the decompressed content is hashed first (SHA-256, streaming), so a file ingested before is
 a no-op before any parsing.
 
-Each line is read as ``MAP(VARCHAR, VARCHAR)``: one JSON parse gives every value as text (the
-same text ``from_json`` gives the exact path, so typing and checks are the same SQL) and the
-line's key count, so extra keys are seen without a second parse.
+A pre-pass reads each line as ``MAP(VARCHAR, VARCHAR)`` for the file's keys (``read_json`` with
+named columns drops any other key silently) and what to price; the main pass then reads exactly
+those keys, canonical ones as text (the text ``from_json`` gives the exact path, so typing and
+checks are the same SQL).
 """
 
 from __future__ import annotations
@@ -243,13 +245,30 @@ def _read_json(path: Path, compressed: bool, columns: str, records: bool = True)
             f"maximum_object_size = {MAX_LINE_BYTES}, columns = {columns})")
 
 
+EXTRAS_ALIAS = "_fast_extras"
+
+
 def rows_sql(name: str, path: Path, compressed: bool, keys=None) -> str:
     """The lines of ``path`` as rows of the canonical columns of ``name`` (only those in ``keys``
     when given) as text: the text ``from_json`` gives the exact path (numbers as written, nested
-    values as JSON)."""
-    cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in schema.TABLES[name].names
-                           if keys is None or c in keys) + "}"
-    return f"SELECT * FROM {_read_json(path, compressed, cols)}"
+    values as JSON). Keys in ``keys`` that are not canonical columns are read as JSON values and
+    given as one object, ``_fast_extras`` (see :func:`extras_sql`)."""
+    names = [c for c in schema.TABLES[name].names if keys is None or c in keys]
+    extra = sorted(set(keys or ()) - set(schema.TABLES[name].names))
+    cols = "{" + ", ".join([f"{_lit(c)}: 'VARCHAR'" for c in names]
+                           + [f"{_lit(c)}: 'JSON'" for c in extra]) + "}"
+    select = ", ".join([_q(c) for c in names] + ([f"{extras_sql(extra)} AS {EXTRAS_ALIAS}"]
+                                                 if extra else []))
+    return f"SELECT {select} FROM {_read_json(path, compressed, cols)}"
+
+
+def extras_sql(keys: list[str]) -> str:
+    """The JSON object (text) of the row's non-null values of the columns ``keys`` (read as JSON),
+    keys sorted, NULL when none: the text the exact path folds into ``attributes``
+    (lib.ingest.formats.canonical._EXTRAS_SQL)."""
+    entries = ", ".join(f"{{'k': {_lit(k)}, 'v': {_q(k)}}}" for k in sorted(keys))
+    return (f"nullif(CAST(to_json(map_from_entries(list_filter([{entries}], "
+            f"e -> e.v IS NOT NULL AND json_type(e.v) <> 'NULL'))) AS VARCHAR), '{{}}')")
 
 
 def maps_sql(path: Path, compressed: bool) -> str:
@@ -290,15 +309,15 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
         rows = sum(g[4] for g in groups)
         days = {g[2] for g in groups}
         keys = set().union(*(g[5] for g in groups))
-        if keys - set(schema.TABLES[name].names):
-            raise Fallback("keys that are not canonical columns")
+        extra = keys - set(schema.TABLES[name].names)
         largest: dict = {}  # (provider, model, day) -> largest input tokens
         for g in groups if name == "requests" else ():
             largest[g[:3]] = max(largest.get(g[:3], g[3]), g[3])
         tick(rows)  # read and checked for extra keys
         # Columns no line has are null constants: nothing to read, type or check.
         present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
-        checked = checked_sql(name, present, f"({rows_sql(name, path, compressed, keys)})")
+        checked = checked_sql(name, present, f"({rows_sql(name, path, compressed, keys)})",
+                              extras_json=EXTRAS_ALIAS if extra else None)
         params = {**time_range(batch.ingested_at), "source": batch.source,
                   "batch": batch.batch_id, "ingested_at": batch.ingested_at}
         joins = ""

@@ -167,16 +167,22 @@ def test_a_key_repeated_in_the_file_falls_back(tmp_path, write, monkeypatch):
     assert not list((tmp_path / "fast" / "_tmp").glob("*"))
 
 
-def test_extra_keys_fall_back_and_are_folded_into_attributes(tmp_path, write, monkeypatch):
+def test_extra_keys_are_folded_into_attributes_as_on_the_exact_path(tmp_path, write,
+                                                                    monkeypatch):
     rows = [canonical_request(i) for i in range(10)]
-    rows[4]["tenant_tier"] = "gold"
+    rows[4].update(tenant_tier="gold", attributes={"region": "eu"}, zone={"a": [1, 2.5]})
+    rows[6]["tenant_tier"] = None  # an explicit null adds nothing
     path = write("x.jsonl", rows)
-    lake = Lake(tmp_path / "fast")
-    f = _ingest(lake, path, monkeypatch, fast=True)
-    assert fastpath.LAST["outcome"] == "fallback" and "canonical" in fastpath.LAST["reason"]
-    assert f.stored == {"requests": 10} and f.quarantined == 0
-    attrs = {r[0]: r[-2] for r in _tables(lake)}  # attributes, then source_file
-    assert json.loads(attrs["r4"]) == {"tenant_tier": "gold"}
+    exact, fast = Lake(tmp_path / "exact"), Lake(tmp_path / "fast")
+    e = _ingest(exact, path, monkeypatch, fast=False)
+    f = _ingest(fast, path, monkeypatch, fast=True)
+    assert fastpath.LAST["outcome"] == "fast"
+    assert f.stored == e.stored == {"requests": 10} and f.quarantined == 0
+    assert _tables(fast) == _tables(exact)
+    attrs = {r[0]: r[-2] for r in _tables(fast)}  # attributes, then source_file
+    assert json.loads(attrs["r4"]) == {"region": "eu", "tenant_tier": "gold",
+                                       "zone": {"a": [1, 2.5]}}
+    assert attrs["r6"] is None
 
 
 def test_blank_lines_are_skipped_as_on_the_exact_path(tmp_path, write, monkeypatch):

@@ -329,10 +329,12 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
 # (on Arrow's path the two cannot be told apart; see lib/ingest/validate.py). A key written twice
 # counts once, with its first value (as ``from_json`` reads the canonical ones). Shared by the
 # exact path (jsonl_rows_sql) and the chunked one (_own_values): the same line, the same text.
+# Keys in sorted order (JSON objects have none), so the fast path, which reads each extra key
+# as a column, writes the same text (lib/ingest/fastpath.py extras_sql).
 _EXTRAS_SQL = (
-    "nullif(CAST(to_json(map_from_entries(list_filter(list_transform(_extra_keys, "
+    "nullif(CAST(to_json(map_from_entries(list_sort(list_filter(list_transform(_extra_keys, "
     "k -> {'k': k, 'v': json_extract(line, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}), "
-    "(e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i))) AS VARCHAR), "
+    "(e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i)))) AS VARCHAR), "
     "'{}')")
 
 
