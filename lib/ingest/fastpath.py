@@ -264,11 +264,12 @@ def rows_sql(name: str, path: Path, compressed: bool, keys=None) -> str:
 
 def extras_sql(keys: list[str]) -> str:
     """The JSON object (text) of the row's non-null values of the columns ``keys`` (read as JSON),
-    keys sorted, NULL when none: the text the exact path folds into ``attributes``
-    (lib.ingest.formats.canonical._EXTRAS_SQL)."""
-    entries = ", ".join(f"{{'k': {_lit(k)}, 'v': {_q(k)}}}" for k in sorted(keys))
-    return (f"nullif(CAST(to_json(map_from_entries(list_filter([{entries}], "
-            f"e -> e.v IS NOT NULL AND json_type(e.v) <> 'NULL'))) AS VARCHAR), '{{}}')")
+    NULL when none: the text the exact path folds into ``attributes``."""
+    from lib.ingest.formats.canonical import json_object_sql
+
+    entries = ", ".join(f"{{'k': {_lit(k)}, 'v': {_q(k)}}}" for k in keys)
+    return json_object_sql(f"list_filter([{entries}], "
+                           f"e -> e.v IS NOT NULL AND json_type(e.v) <> 'NULL')")
 
 
 def maps_sql(path: Path, compressed: bool) -> str:

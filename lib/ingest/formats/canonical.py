@@ -63,21 +63,7 @@ def table_for(columns: set[str] | list[str]) -> str | None:
 
 # -- JSONL ----------------------------------------------------------------------------------------
 def _detect_jsonl(head: bytes, filename: str) -> bool:
-    text = head.lstrip()
-    if not text.startswith(b"{"):
-        return False
-    lines = [ln for ln in text.split(b"\n") if ln.strip()]
-    complete = lines[:-1] if not head.endswith(b"\n") and len(lines) > 1 else lines
-    for line in complete[:5]:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            return table_for(obj.keys()) is not None
-    # The first line is longer than the head: judge by the keys seen so far.
-    keys = {m.decode() for m in _KEY.findall(lines[0][:65536])} if lines else set()
-    return table_for(keys) is not None
+    return head.lstrip().startswith(b"{") and jsonl_table_of_head(head, max_lines=5) is not None
 
 
 def _parse_jsonl(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
@@ -266,19 +252,20 @@ def _own_values(table: pa.Table, name: str, block: LineBlock) -> pa.Table:
     return table
 
 
-def jsonl_table_of_head(head: bytes) -> str | None:
-    """The canonical table the first complete JSON objects of ``head`` describe, or None."""
+def jsonl_table_of_head(head: bytes, max_lines: int = 20) -> str | None:
+    """The canonical table the first complete JSON object among the first ``max_lines`` lines of
+    ``head`` describes, or None (detection asks with fewer lines than the ingest does)."""
     lines = [ln for ln in head.split(b"\n") if ln.strip()]
     complete = lines[:-1] if not head.endswith(b"\n") and len(lines) > 1 else lines
-    for line in complete[:20]:
+    for line in complete[:max_lines]:
         try:
             obj = json.loads(line)
         except ValueError:
             continue
         if isinstance(obj, dict):
             return table_for(obj.keys())
-    # The first line is longer than the head: judge by the keys seen so far, as detection does,
-    # so a file of long lines still takes the SQL path (one way to read canonical JSON lines).
+    # The first line is longer than the head: judge by the keys seen so far, so a file of long
+    # lines is detected and still takes the SQL path (one way to read canonical JSON lines).
     if lines and lines[0].lstrip().startswith(b"{"):
         return table_for({m.decode() for m in _KEY.findall(lines[0][:65536])})
     return None
@@ -331,11 +318,17 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
 # exact path (jsonl_rows_sql) and the chunked one (_own_values): the same line, the same text.
 # Keys in sorted order (JSON objects have none), so the fast path, which reads each extra key
 # as a column, writes the same text (lib/ingest/fastpath.py extras_sql).
-_EXTRAS_SQL = (
-    "nullif(CAST(to_json(map_from_entries(list_sort(list_filter(list_transform(_extra_keys, "
+def json_object_sql(entries: str) -> str:
+    """SQL giving the JSON object (text) of ``entries``, a list of ``{'k': key, 'v': JSON value}``
+    structs, keys sorted, NULL when the list is empty. The exact path (from each line) and the
+    fast path (lib/ingest/fastpath.py, from columns) both build a row's extras with it."""
+    return f"nullif(CAST(to_json(map_from_entries(list_sort({entries}))) AS VARCHAR), '{{}}')"
+
+
+_EXTRAS_SQL = json_object_sql(
+    "list_filter(list_transform(_extra_keys, "
     "k -> {'k': k, 'v': json_extract(line, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}), "
-    "(e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i)))) AS VARCHAR), "
-    "'{}')")
+    "(e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i)")
 
 
 JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
