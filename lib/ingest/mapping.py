@@ -38,8 +38,13 @@ import pyarrow as pa
 import yaml
 
 from lib import schema
-from lib.ingest.base import Chunk, Format
-from lib.ingest.formats.canonical import parse_csv_as, parse_jsonl_as
+from lib.ingest.base import Chunk, Format, Reject
+from lib.ingest.formats.canonical import (
+    DUPLICATE_KEY_REASON,
+    KeyedObject,
+    parse_csv_as,
+    parse_jsonl_as,
+)
 from lib.ingest.validate import NON_NEGATIVE, extras_sql
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
@@ -85,6 +90,9 @@ class Mapping:
         input_kind = spec.get("input")
         if input_kind is not None and input_kind not in INPUTS:
             raise MappingError(f"{where}: input must be one of {', '.join(INPUTS)}")
+        if spec.get("records") is not None and input_kind not in (None, "json"):
+            raise MappingError(f"{where}: records applies to input: json only (it says where "
+                               "the list of records is in one JSON document)")
         cols = spec.get("columns")
         if not isinstance(cols, dict) or not cols:
             raise MappingError(f"{where}: columns must map canonical columns to fields")
@@ -110,7 +118,8 @@ class Mapping:
 
     # -- parsing -------------------------------------------------------------------------------
     def parse(self, stream: BinaryIO, filename: str) -> Iterator[Chunk]:
-        kind = self.input_kind or _guess(stream, filename)
+        # With records given the input is one JSON document (which may well be on one line).
+        kind = self.input_kind or ("json" if self.records else _guess(stream, filename))
         if kind == "jsonl":
             chunks = parse_jsonl_as(stream, self.table)
         elif kind == "csv":
@@ -131,18 +140,31 @@ class Mapping:
             con.close()
 
     def _json_document(self, stream: BinaryIO) -> Iterator[Chunk]:
-        doc = json.load(stream)
+        doc = json.load(stream, object_pairs_hook=KeyedObject.of_pairs)
         records = _at(doc, self.records) if self.records else doc
         if not isinstance(records, list):
             raise ValueError(f"records {self.records or '(document)'} is not a list")
         for start in range(0, len(records), JSON_CHUNK_ROWS):
-            part = [r for r in records[start:start + JSON_CHUNK_ROWS] if isinstance(r, dict)]
+            # A record's "line" is its position in the list, from 1.
+            part, numbers, rejects = [], [], []
+            for number, record in enumerate(records[start:start + JSON_CHUNK_ROWS], start + 1):
+                if not isinstance(record, dict):
+                    rejects.append(Reject(number, _raw(record), "not a JSON object"))
+                elif getattr(record, "repeated", None) is not None:
+                    rejects.append(Reject(number, _raw(record),
+                                          DUPLICATE_KEY_REASON.format(record.repeated)))
+                else:
+                    part.append(record)
+                    numbers.append(number)
+            if not part:
+                yield Chunk(rejects=rejects)
+                continue
             try:
                 table = pa.Table.from_pylist(part)
             except (pa.ArrowInvalid, pa.ArrowTypeError):
                 table = pa.Table.from_pylist([{k: _text(v) for k, v in r.items()} for r in part])
-            lines = pa.array(range(start + 1, start + 1 + table.num_rows), pa.int64())
-            yield Chunk(tables={self.table: table.append_column("_line", lines)})
+            lines = pa.array(numbers, pa.int64())
+            yield Chunk(tables={self.table: table.append_column("_line", lines)}, rejects=rejects)
 
     def _apply(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
         types = {f.name: f.type for f in table.schema}
@@ -215,6 +237,10 @@ def _literal(value) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return _lit(value)
+
+
+def _raw(value) -> str:
+    return json.dumps(value, ensure_ascii=False)[:schema.RAW_MAX_CHARS]
 
 
 def _text(value):

@@ -28,7 +28,7 @@ import pyarrow as pa
 from lib import pricing, schema
 from lib.ingest import formats as registry
 from lib.ingest.base import Chunk, Format
-from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
+from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
@@ -163,7 +163,8 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     forced = _resolve_format(fmt, mapping)
     overrides = pricing.load_overrides() if overrides is None else overrides
     report = IngestReport()
-    sources = list(_expand(lake, list(paths), s3_endpoint_url, report))
+    readers = readers_fingerprint(forced)
+    sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers))
     for i, source in enumerate(sources):
         def tick(p: Progress, i=i) -> None:
             if progress:
@@ -172,19 +173,33 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
         done = _ingest_source(lake, source, forced, tick, overrides)
         report.files.append(done)
         if "s3" in source.info and (done.duplicate_file or done.unreadable):
-            _remember_s3_object(lake, source, done)
+            _remember_s3_object(lake, source, done, readers)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
 
-def _remember_s3_object(lake: Lake, src: Source, done: FileReport) -> None:
+def readers_fingerprint(forced: Format | None) -> str:
+    """A short hash of what decides whether an input that gave no batch would give one now: the
+    registered formats, the forced format (a mapping: its text) and the size limits. An S3 object
+    remembered as seen is skipped only while it is unchanged, so a new format, a mapping or a
+    raised limit reads it again."""
+    from lib.ingest.formats import otlp_common
+
+    parts = [",".join(sorted(f.name for f in registry.registered())),
+             f"{forced.name}:{forced.identity or ''}" if forced else "detected",
+             f"line {MAX_LINE_BYTES}", f"document {otlp_common.MAX_DOCUMENT_BYTES}"]
+    return content_hash_of("\x1f".join(parts))[:16]
+
+
+def _remember_s3_object(lake: Lake, src: Source, done: FileReport, readers: str) -> None:
     """Record an S3 object that gave no batch (its content was ingested before under another
-    key, or it cannot be read: empty, corrupt, not a known format) so the next run skips it like
-    an ingested one. The same key and ETag is the same content, so the outcome could not change;
-    a network failure is not recorded (it is retried)."""
+    key, or it cannot be read: empty, corrupt, not a known format, too large) so the next run
+    skips it like an ingested one while neither the object (its ETag) nor the readers
+    (:func:`readers_fingerprint`) change; a network failure is not recorded (it is retried)."""
     why = "same content as an ingested object" if done.duplicate_file else done.error
     try:
-        with lake.begin(src.name, kind="seen", info={**src.info, "seen": why}) as batch:
+        with lake.begin(src.name, kind="seen",
+                        info={**src.info, "seen": why, "readers": readers}) as batch:
             batch.commit()
     except Exception as exc:  # remembering is an optimisation: the object is read again next run
         log.warning("could not record %s as seen: %s", src.name, exc)
@@ -241,8 +256,8 @@ def detect_format(head: bytes, filename: str, formats: list[Format] | None = Non
 
 
 # -- sources ------------------------------------------------------------------------------------
-def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestReport
-            ) -> Iterator[Source]:
+def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestReport,
+            readers: str) -> Iterator[Source]:
     for raw in paths:
         if raw.startswith("s3://"):
             from lib.ingest import s3
@@ -251,8 +266,9 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                 client = s3.client(endpoint)
                 done = s3.ingested_objects(lake)
                 for obj in s3.list_objects(raw, client=client):
-                    if (obj.uri, obj.etag) in done:
-                        seen = done[obj.uri, obj.etag]
+                    seen = done.get((obj.uri, obj.etag), "")
+                    if seen is None or (seen and seen[1] == readers):
+                        seen = seen and seen[0]
                         report.files.append(FileReport(source=obj.uri, skipped=(
                             f"already seen (same ETag): {seen}" if seen else
                             "already ingested (same ETag)")))
@@ -533,7 +549,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
                       progress: ProgressFn | None, started: float) -> None:
     import shutil
 
-    from lib.ingest.formats.canonical import jsonl_rows_sql
+    from lib.ingest.formats.canonical import DUPLICATE_KEY_REASON, jsonl_rows_sql
     from lib.ingest.streams import text_blocks
     from lib.ingest.validate import checked_sql, time_range
 
@@ -567,7 +583,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
     present["_line"] = pa.int64()
     checked = checked_sql(name, present, f"({rows_sql})", extras_json=(
         f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {extras} END"),
-        carry=("line", "_bad_json", "_not_obj"))
+        carry=("line", "_bad_json", "_not_obj", "_dup_key"))
     cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names)
     create = f"""
         CREATE OR REPLACE TEMP TABLE parsed AS
@@ -576,6 +592,8 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
                {cols}
         FROM (SELECT * REPLACE (CASE WHEN _bad_json THEN 'not valid JSON'
                                      WHEN _not_obj THEN 'not a JSON object'
+                                     WHEN _dup_key IS NOT NULL
+                                         THEN format('{DUPLICATE_KEY_REASON}', _dup_key)
                                      ELSE _reason END AS _reason)
               FROM ({checked}))
     """

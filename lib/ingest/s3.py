@@ -65,12 +65,17 @@ def open_object(obj: S3Object, *, client) -> BinaryIO:
     return client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"]
 
 
-def ingested_objects(lake: Lake) -> dict[tuple[str, str], str | None]:
-    """(uri, etag) of every S3 object a commit of ``lake`` recorded, with why it gave no rows
-    (None when it was ingested; else e.g. "empty file": it was only seen)."""
-    out: dict[tuple[str, str], str | None] = {}
+def ingested_objects(lake: Lake) -> dict[tuple[str, str], tuple[str, str | None] | None]:
+    """(uri, etag) of every S3 object a commit of ``lake`` recorded: None when it was ingested,
+    else (why it gave no rows, e.g. "empty file", the readers' fingerprint then): only seen. An
+    object both ingested and seen counts as ingested."""
+    out: dict[tuple[str, str], tuple[str, str | None] | None] = {}
     for c in lake.commits():
         s3 = c.info.get("s3") if isinstance(c.info, dict) else None
         if isinstance(s3, dict) and s3.get("uri"):
-            out[(s3["uri"], s3.get("etag"))] = c.info.get("seen")
+            key = (s3["uri"], s3.get("etag"))
+            if c.info.get("seen") is None:
+                out[key] = None
+            elif out.get(key, ()) is not None:
+                out[key] = (c.info["seen"], c.info.get("readers"))
     return out

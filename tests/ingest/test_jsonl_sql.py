@@ -93,3 +93,20 @@ def test_progress_is_reported_per_segment(lake, write):
     ingest_paths(lake, [str(path)], progress=seen.append)
     assert len(seen) > 2 and seen[-1].rows == 20
     assert [p.rows for p in seen] == sorted(p.rows for p in seen)
+
+
+def test_a_key_written_twice_is_quarantined_as_ambiguous_and_the_rest_kept(lake, write, totals):
+    # Parsers disagree on which of the two values counts (DuckDB the first, Arrow and Python the
+    # last), so neither is stored. A null extra key and a repeated nested key are no repeat.
+    twice = json.dumps(canonical_request(2))[:-1] + ', "input_tokens": 7}'
+    nested = json.dumps(canonical_request(3, note=None))[:-1] + ', "attributes": {"a": 1}}'
+    rows = [canonical_request(1), twice, nested,
+            json.dumps(canonical_request(4))[:-1] + ', "team": 1, "team": 2}']
+    f = ingest_paths(lake, [str(write("k.jsonl", _lines(rows)))]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 2, None)
+    assert f.reasons == [
+        'line 2: key "input_tokens" appears twice in the object: which value is meant is '
+        'ambiguous',
+        'line 4: key "team" appears twice in the object: which value is meant is ambiguous']
+    assert totals("SELECT list(request_id ORDER BY request_id), sum(input_tokens) "
+                  "FROM requests") == (["r1", "r3"], 2000)

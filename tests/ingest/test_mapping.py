@@ -65,6 +65,7 @@ def test_mapping_reads_csv_too(lake, tmp_path, totals):
     ("table: requests\ncolumns: {model: {sum: [a, b]}}", "only for numeric columns"),
     ("table: requests\ncolumns: {ts: {sum: [a, b], unit: s}}", "only for numeric columns"),
     ("table: requests\ncolumns: {input_tokens: {sum: [a, b], unit: s}}", "not allowed"),
+    ("table: requests\ninput: jsonl\nrecords: data\ncolumns: {model: m}", "json only"),
 ])
 def test_malformed_mapping_names_the_problem(tmp_path, text, message):
     spec = tmp_path / "bad.yaml"
@@ -240,3 +241,47 @@ def test_unmapped_keys_fold_into_attributes_with_only_the_rows_own_values(lake, 
     assert f.stored == {"requests": 3}
     assert totals("SELECT list(attributes ORDER BY request_id) FROM requests") == (
         ['{"team":"search"}', '{"tier":2}', None],)
+
+
+SHORT_MAPPING = "table: requests\ncolumns:\n  request_id: id\n  ts: at\n  model: m\n"
+
+
+def test_a_key_written_twice_is_quarantined_in_mapped_lines(lake, tmp_path, totals):
+    spec = tmp_path / "d.yaml"
+    spec.write_text(SHORT_MAPPING)
+    data = tmp_path / "d.jsonl"
+    line = '{{"id": "{}", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o"{}}}\n'
+    data.write_text(line.format("a", "") + line.format("b", ', "m": "gpt-4o-mini"')
+                    + line.format("c", ""))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 1, None)
+    assert f.reasons == ['line 2: key "m" appears twice in the object: which value is meant is '
+                         'ambiguous']
+
+
+def test_records_of_a_json_document_keep_their_numbers_and_bad_ones_are_quarantined(
+        lake, tmp_path, totals):
+    spec = tmp_path / "j.yaml"
+    spec.write_text(SHORT_MAPPING + "records: data\n")
+    data = tmp_path / "j.json"
+    record = '{{"id": "{}", "at": "2026-03-02T12:00:00Z", "m": "{}"}}'
+    data.write_text('{"data": [' + ", ".join([
+        record.format("a", "gpt-4o"), '"not a record"',
+        record.format("b", "x")[:-1] + ', "id": "b2"}', record.format("c", "gpt-4o-mini"),
+        record.format("d", "gpt-4o")]) + "]}")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 3}, 2, None)
+    assert f.reasons == ["line 2: not a JSON object",
+                         'line 3: key "id" appears twice in the object: which value is meant is '
+                         'ambiguous']
+    assert totals("SELECT list(request_id ORDER BY request_id) FROM requests") == (
+        ["a", "c", "d"],)
+    # A record's line is its position in the list: a later bad record names the right one.
+    data2 = tmp_path / "j2.json"
+    data2.write_text('{"data": [' + ", ".join([
+        '17', record.format("e", "gpt-4o"), record.format("f", "gpt-4o")[:-1]
+        + ', "at": -5}']) + "]}")
+    f = ingest_paths(lake, [str(data2)], mapping=spec).files[0]
+    assert f.stored == {"requests": 1}
+    assert f.reasons[0] == "line 1: not a JSON object"
+    assert f.reasons[1].startswith("line 3: ")

@@ -84,3 +84,38 @@ def test_objects_that_gave_no_rows_are_not_read_again(lake, s3_server, totals):
     s3.put_object(Bucket="cron", Key="a/empty.jsonl", Body=jsonl_bytes([canonical_request(7)]))
     third = ingest_paths(lake, ["s3://cron/a/"], s3_endpoint_url=s3_server)
     assert [f.stored for f in third.files if f.skipped is None] == [{"requests": 1}]
+
+
+def test_an_object_seen_unreadable_is_read_again_when_the_readers_change(
+        lake, s3_server, totals, tmp_path, monkeypatch):
+    """"Seen" holds for the readers of the time: given a mapping, an object no format recognized
+    is read; with a raised size limit, a document once too large is read."""
+    from lib.ingest.formats import otlp_common
+
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    s3.create_bucket(Bucket="own")
+    s3.put_object(Bucket="own", Key="x/mine.csv",
+                  Body=b"id,at,m\nq1,2026-03-02T12:00:00Z,gpt-4o\n")
+    first = ingest_paths(lake, ["s3://own/x/"], s3_endpoint_url=s3_server)
+    assert first.files[0].error and first.files[0].unreadable
+    again = ingest_paths(lake, ["s3://own/x/"], s3_endpoint_url=s3_server)
+    assert again.files[0].skipped.startswith("already seen (same ETag)")
+
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: id\n  ts: at\n  model: m\n")
+    mapped = ingest_paths(lake, ["s3://own/x/"], s3_endpoint_url=s3_server, mapping=spec)
+    assert mapped.files[0].skipped is None and mapped.files[0].stored == {"requests": 1}
+    after = ingest_paths(lake, ["s3://own/x/"], s3_endpoint_url=s3_server, mapping=spec)
+    assert after.files[0].skipped == "already ingested (same ETag)"
+
+    # An OTLP document over the limit, then the limit raised.
+    monkeypatch.setattr(otlp_common, "MAX_DOCUMENT_BYTES", 64)
+    doc = b'{\n  "resourceSpans": [\n' + b" " * 100 + b"\n  ]\n}\n"
+    s3.put_object(Bucket="own", Key="t/big.json", Body=doc)
+    big = ingest_paths(lake, ["s3://own/t/"], s3_endpoint_url=s3_server)
+    assert "too large" in big.files[0].error
+    assert ingest_paths(lake, ["s3://own/t/"], s3_endpoint_url=s3_server).files[0].skipped
+    monkeypatch.setattr(otlp_common, "MAX_DOCUMENT_BYTES", 1 << 20)
+    raised = ingest_paths(lake, ["s3://own/t/"], s3_endpoint_url=s3_server)
+    assert raised.files[0].skipped is None and raised.files[0].error is None
+    assert totals("SELECT count(*) FROM requests") == (1,)

@@ -141,7 +141,7 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
     for line_no, s, e in zip(numbers.tolist(), starts.tolist(), ends.tolist(), strict=True):
         text = data[s:e]
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
         except ValueError as exc:
             reason = f"not valid JSON: {getattr(exc, 'msg', exc)}"
             if hasattr(exc, "colno"):
@@ -150,6 +150,9 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
             continue
         if not isinstance(obj, dict):
             rejects.append(Reject(line_no, _raw(text), "not a JSON object"))
+            continue
+        if obj.repeated is not None:
+            rejects.append(Reject(line_no, _raw(text), DUPLICATE_KEY_REASON.format(obj.repeated)))
             continue
         try:  # a lone surrogate escape ("\ud800") parses but is no text Arrow can hold
             json.dumps(obj, ensure_ascii=False).encode("utf-8")
@@ -252,6 +255,27 @@ def _own_values(table: pa.Table, name: str, block: LineBlock) -> pa.Table:
     return table
 
 
+# Why a line with a key written twice is quarantined: parsers disagree on which value counts
+# (DuckDB's from_json keeps the first, Arrow and Python's json the last), so neither is stored.
+# A template for both Python's str.format and DuckDB's format().
+DUPLICATE_KEY_REASON = 'key "{}" appears twice in the object: which value is meant is ambiguous'
+
+
+class KeyedObject(dict):
+    """A JSON object parsed by Python's json (``object_pairs_hook=KeyedObject.of_pairs``) that
+    remembers ``repeated``, the first of its keys written twice (None when none is)."""
+
+    repeated: str | None = None
+
+    @classmethod
+    def of_pairs(cls, pairs: list[tuple[str, object]]) -> KeyedObject:
+        obj = cls(pairs)
+        if len(obj) < len(pairs):
+            seen: set[str] = set()
+            obj.repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        return obj
+
+
 def jsonl_table_of_head(head: bytes, max_lines: int = 20) -> str | None:
     """The canonical table the first complete JSON object among the first ``max_lines`` lines of
     ``head`` describes, or None (detection asks with fewer lines than the ingest does)."""
@@ -275,7 +299,8 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
     """SQL over a relation ``blocks(first_line, pieces, text)`` (lib.ingest.streams.TextBlock)
     giving one row per non-blank line: ``_line``, ``line`` (the text), ``_bad_json`` (not valid
     JSON), ``_not_obj`` (valid JSON but not an object), ``_extra_keys`` (the keys that are not
-    columns of ``name``, or NULL) and every column of ``name`` as text (numbers as written, nested
+    columns of ``name``, or NULL), ``_dup_key`` (the first key the object has twice, or NULL) and
+    every column of ``name`` as text (numbers as written, nested
     values as JSON). One JSON parse per line, plus a key listing only for lines that may hold
     extra keys.
 
@@ -289,14 +314,19 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
     # canonical names are a column, not a literal in the lambda: DuckDB rebuilds a literal list
     # for every row there (5x slower).
     present = " + ".join(f'CAST(j."{c}" IS NOT NULL AS INTEGER)' for c in cols)
+    # The same count finds a key written twice (from_json would keep its first value silently,
+    # Arrow and Python's parser the last): the line is quarantined as ambiguous (_dup_key).
     sql = f"""
-        SELECT _line, line, j IS NULL AS _bad_json,
+        SELECT _line, line, _bad_json, _not_obj,
+               list_filter(_keys, k -> NOT list_contains(_canon, k)) AS _extra_keys,
+               list_filter(_keys, (k, i) -> list_position(_keys, k) < i)[1] AS _dup_key,
+               j.*
+        FROM (
+        SELECT _line, line, j, _canon, j IS NULL AS _bad_json,
                j IS NOT NULL AND NOT starts_with(line, '{{')
                    AND NOT starts_with(ltrim(line, ' ' || chr(9) || chr(13)), '{{') AS _not_obj,
                CASE WHEN j IS NOT NULL AND len(json_keys(line)) <> {present}
-                    THEN list_filter(json_keys(line), k -> NOT list_contains(_canon, k)) END
-                   AS _extra_keys,
-               j.*
+                    THEN json_keys(line) END AS _keys
         FROM (
             SELECT _line, line, try(from_json(line, '{struct}')) AS j, {canon} AS _canon
             FROM (
@@ -306,16 +336,17 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
             )
             WHERE strlen(line) > 0 AND NOT (strlen(line) < 16
                                             AND trim(line, ' ' || chr(9) || chr(13)) = '')
-        )
+        ))
     """
     return sql, list(cols), f"CASE WHEN len(_extra_keys) > 0 THEN {_EXTRAS_SQL} END"
 
 
 # The JSON object (text) of the keys ``_extra_keys`` of the JSON object ``line`` that have a
 # non-null value, NULL when none has: ``"key": null`` adds nothing, like a key the line lacks
-# (on Arrow's path the two cannot be told apart; see lib/ingest/validate.py). A key written twice
-# counts once, with its first value (as ``from_json`` reads the canonical ones). Shared by the
-# exact path (jsonl_rows_sql) and the chunked one (_own_values): the same line, the same text.
+# (on Arrow's path the two cannot be told apart; see lib/ingest/validate.py). A line with a key
+# written twice is quarantined (``_dup_key``); were one here, its first value would count.
+# Shared by the exact path (jsonl_rows_sql) and the chunked one (_own_values): the same line, the
+# same text.
 # Keys in sorted order (JSON objects have none), so the fast path, which reads each extra key
 # as a column, writes the same text (lib/ingest/fastpath.py extras_sql).
 def json_object_sql(entries: str) -> str:
