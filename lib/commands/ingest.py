@@ -19,6 +19,7 @@ from lib.store import open_lake
 NAME = "ingest"
 HELP = "ingest log and eval files, folders, globs or s3:// prefixes into the store"
 EXIT_UNREADABLE = 2
+MAX_SKIPPED_LINES = 10
 
 
 def add_arguments(p) -> None:
@@ -57,17 +58,22 @@ def run(args) -> int:
 
 
 def render(report: IngestReport) -> str:
-    """The human-readable report: one line per source, reasons indented, a total line."""
-    lines = [_file_line(f) for f in report.files]
-    for f in report.files:
-        if f.reasons:
-            idx = lines.index(_file_line(f))
-            lines[idx] += "".join(f"\n    {r}" for r in f.reasons)
+    """The human-readable report: one line per source, reasons indented, a total line. Past
+    ``MAX_SKIPPED_LINES`` skipped sources (a cron job over a folder that keeps its old files),
+    they are one line; ``--json`` lists each."""
+    skipped = [f for f in report.files if f.skipped]
+    collapse = len(skipped) > MAX_SKIPPED_LINES
+    lines = [_file_line(f) + "".join(f"\n    {r}" for r in f.reasons)
+             for f in report.files if not (collapse and f.skipped)]
+    if collapse:
+        lines.append(f"{len(skipped):,} source(s) skipped: unchanged since an earlier run read "
+                     "them (--json lists each)")
     t = report.totals()
     stored = sum(t["stored"].values())
     dupes = sum(t["duplicates"].values())
     lines.append(f"total: {t['files']} source(s), {stored:,} stored, {dupes:,} duplicate(s), "
-                 f"{t['quarantined']:,} quarantined, {t['errors']} error(s)")
+                 f"{t['quarantined']:,} quarantined, {t['errors']} error(s)"
+                 + (f", {t['skipped_files']:,} skipped" if t["skipped_files"] else ""))
     comp = report.compaction or {}
     if comp.get("merged"):
         lines.append(f"compacted {comp['files_before']} small files into {comp['files_after']}")

@@ -27,8 +27,9 @@ import pyarrow as pa
 
 from lib import pricing, schema
 from lib.ingest import formats as registry
+from lib.ingest import memo
 from lib.ingest.base import Chunk, Format
-from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, InputError, SourceStream
+from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
@@ -156,14 +157,16 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     """Ingest files, folders (recursively), globs and ``s3://bucket/prefix`` URIs into ``lake``.
 
     ``fmt`` forces a format (a registered name or a Format); ``mapping`` is a YAML mapping file
-    (lib/ingest/mapping.py) and forces that format. S3 objects already ingested (same key and
-    ETag) are skipped. After the sources, partitions left with more than ``compact_min_files``
-    small files are compacted (default: lib.store.compact's threshold; 0 disables).
+    (lib/ingest/mapping.py) and forces that format. Sources an earlier run read are skipped while
+    unchanged (S3: same ETag; files: same size, mtime, ctime and inode) and read the same way
+    (lib/ingest/memo.py). After the sources, partitions left with more than
+    ``compact_min_files`` small files are compacted (default: lib.store.compact's threshold; 0
+    disables).
     """
     forced = _resolve_format(fmt, mapping)
     overrides = pricing.load_overrides() if overrides is None else overrides
     report = IngestReport()
-    readers = readers_fingerprint(forced)
+    readers = memo.Readers.of(forced)
     sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers))
     for i, source in enumerate(sources):
         def tick(p: Progress, i=i) -> None:
@@ -172,36 +175,22 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
                 progress(p)
         done = _ingest_source(lake, source, forced, tick, overrides)
         report.files.append(done)
-        if "s3" in source.info and (done.duplicate_file or done.unreadable):
-            _remember_s3_object(lake, source, done, readers)
+        if memo.source_key(source.info) and (done.duplicate_file or done.unreadable):
+            _remember_seen(lake, source, done)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
 
-def readers_fingerprint(forced: Format | None) -> str:
-    """A short hash of what decides whether an input that gave no batch would give one now: the
-    registered formats, the forced format (a mapping: its text) and the size limits. An S3 object
-    remembered as seen is skipped only while it is unchanged, so a new format, a mapping or a
-    raised limit reads it again."""
-    from lib.ingest.formats import otlp_common
-
-    parts = [",".join(sorted(f.name for f in registry.registered())),
-             f"{forced.name}:{forced.identity or ''}" if forced else "detected",
-             f"line {MAX_LINE_BYTES}", f"document {otlp_common.MAX_DOCUMENT_BYTES}"]
-    return content_hash_of("\x1f".join(parts))[:16]
-
-
-def _remember_s3_object(lake: Lake, src: Source, done: FileReport, readers: str) -> None:
-    """Record an S3 object that gave no batch (its content was ingested before under another
-    key, or it cannot be read: empty, corrupt, not a known format, too large) so the next run
-    skips it like an ingested one while neither the object (its ETag) nor the readers
-    (:func:`readers_fingerprint`) change; a network failure is not recorded (it is retried)."""
-    why = "same content as an ingested object" if done.duplicate_file else done.error
+def _remember_seen(lake: Lake, src: Source, done: FileReport) -> None:
+    """Record a file or S3 object that gave no batch (its content was ingested before under
+    another name, or it cannot be read: empty, corrupt, not a known format, too large) as a
+    commit of kind "seen", so the next run skips it while it and the readers are unchanged
+    (lib/ingest/memo.py); a failure to read it at all (network, permissions) is not recorded."""
+    why = "same content as an ingested source" if done.duplicate_file else done.error
     try:
-        with lake.begin(src.name, kind="seen",
-                        info={**src.info, "seen": why, "readers": readers}) as batch:
+        with lake.begin(src.name, kind="seen", info={**src.info, "seen": why}) as batch:
             batch.commit()
-    except Exception as exc:  # remembering is an optimisation: the object is read again next run
+    except Exception as exc:  # remembering is an optimisation: the source is read again next run
         log.warning("could not record %s as seen: %s", src.name, exc)
 
 
@@ -257,43 +246,59 @@ def detect_format(head: bytes, filename: str, formats: list[Format] | None = Non
 
 # -- sources ------------------------------------------------------------------------------------
 def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestReport,
-            readers: str) -> Iterator[Source]:
+            readers: memo.Readers) -> Iterator[Source]:
+    earlier: dict | None = None
+
+    def known() -> dict:
+        nonlocal earlier
+        if earlier is None:
+            earlier = memo.earlier_reads(lake)
+        return earlier
+
+    def files(found: Iterable[Path]) -> Iterator[Source]:
+        for p in found:
+            src = _file_source(p, readers)
+            why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
+                                   "unchanged: same size, mtime and ctime")
+            if why:
+                report.files.append(FileReport(source=src.name, skipped=why))
+            else:
+                yield src
+
     for raw in paths:
         if raw.startswith("s3://"):
             from lib.ingest import s3
 
             try:
                 client = s3.client(endpoint)
-                done = s3.ingested_objects(lake)
                 for obj in s3.list_objects(raw, client=client):
-                    seen = done.get((obj.uri, obj.etag), "")
-                    if seen is None or (seen and seen[1] == readers):
-                        seen = seen and seen[0]
-                        report.files.append(FileReport(source=obj.uri, skipped=(
-                            f"already seen (same ETag): {seen}" if seen else
-                            "already ingested (same ETag)")))
+                    info = {"s3": {"uri": obj.uri, "etag": obj.etag}, **readers.info()}
+                    why = memo.skip_reason(known().get(memo.source_key(info)), readers,
+                                           "same ETag")
+                    if why:
+                        report.files.append(FileReport(source=obj.uri, skipped=why))
                         continue
                     yield Source(name=obj.uri, filename=obj.key.rsplit("/", 1)[-1],
                                  open=(lambda o=obj, c=client: s3.open_object(o, client=c)),
-                                 size=obj.size, info={"s3": {"uri": obj.uri, "etag": obj.etag}})
+                                 size=obj.size, info=info)
             except Exception as exc:
                 report.files.append(FileReport(source=raw, error=_one_line(exc)))
             continue
         path = Path(raw).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
-            if not files:
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
+            if not found:
                 report.files.append(FileReport(source=str(path.resolve()),
                                                error="folder holds no files"))
-            yield from (_file_source(p) for p in files)
+            yield from files(found)
         elif path.is_file():
-            yield _file_source(path)
+            yield from files([path])
         elif glob.has_magic(raw):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(raw), recursive=True))
             matches = [m for m in matches if m.is_file()]
             if not matches:
                 report.files.append(FileReport(source=raw, error="no file matches this pattern"))
-            yield from (_file_source(p) for p in matches)
+            yield from files(matches)
         else:
             report.files.append(FileReport(source=raw, error="no such file or folder"))
 
@@ -302,10 +307,12 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _file_source(path: Path) -> Source:
+def _file_source(path: Path, readers: memo.Readers) -> Source:
     path = path.resolve()
+    st = path.stat()
     return Source(name=str(path), filename=path.name, open=lambda: open(path, "rb"),
-                  size=path.stat().st_size, path=str(path))
+                  size=st.st_size, path=str(path),
+                  info={"file": memo.file_signature(str(path), st), **readers.info()})
 
 
 def _resolve_format(fmt: str | Format | None, mapping) -> Format | None:

@@ -3,9 +3,9 @@
 Credentials come from boto3's standard chain (environment, profile, instance role). An
 S3-compatible store (MinIO, moto, R2) is reached with an endpoint URL: the ``endpoint_url``
 argument, else ``$SIGHTLINE_S3_ENDPOINT_URL``. An object is read once per (key, ETag): the
-pipeline records both in the commit's ``info["s3"]`` and skips them next time; an object that
-gave no batch (content already ingested under another key, or unreadable) is recorded by a
-commit of kind "seen" that adds no files.
+pipeline records both in the commit's ``info["s3"]`` and skips them next time
+(lib/ingest/memo.py); an object that gave no batch (content already ingested under another key,
+or unreadable) is recorded by a commit of kind "seen" that adds no files.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
-
-from lib.store.lake import Lake
 
 
 @dataclass(frozen=True)
@@ -63,19 +61,3 @@ def open_object(obj: S3Object, *, client) -> BinaryIO:
     """A forward-only stream of the object's bytes, pinned to the listed ETag (IfMatch), so an
     object replaced while we read it fails instead of mixing versions."""
     return client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"]
-
-
-def ingested_objects(lake: Lake) -> dict[tuple[str, str], tuple[str, str | None] | None]:
-    """(uri, etag) of every S3 object a commit of ``lake`` recorded: None when it was ingested,
-    else (why it gave no rows, e.g. "empty file", the readers' fingerprint then): only seen. An
-    object both ingested and seen counts as ingested."""
-    out: dict[tuple[str, str], tuple[str, str | None] | None] = {}
-    for c in lake.commits():
-        s3 = c.info.get("s3") if isinstance(c.info, dict) else None
-        if isinstance(s3, dict) and s3.get("uri"):
-            key = (s3["uri"], s3.get("etag"))
-            if c.info.get("seen") is None:
-                out[key] = None
-            elif out.get(key, ()) is not None:
-                out[key] = (c.info["seen"], c.info.get("readers"))
-    return out

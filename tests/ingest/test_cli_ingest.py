@@ -38,3 +38,19 @@ def test_compact_and_reprice_commands(lake, write, capsys):
     assert (doc["files_before"], doc["files_after"]) == (3, 1)
     assert main(["reprice", "--store", str(lake.root)]) == 0
     assert "changed 0 of 3 requests" in capsys.readouterr().out
+
+
+def test_a_rerun_says_in_one_line_that_many_unchanged_files_were_skipped(lake, write, capsys):
+    for i in range(12):
+        folder = write(f"logs/{i:02}.jsonl", [canonical_request(i)]).parent
+    args = ["ingest", str(folder), "--store", str(lake.root)]
+    assert main(args) == 0
+    capsys.readouterr()
+    write("logs/new.jsonl", [canonical_request(99)])
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("new.jsonl [jsonl]: stored 1 requests; 0 duplicate(s); "
+                             "0 quarantined")
+    assert lines[1:] == [
+        "12 source(s) skipped: unchanged since an earlier run read them (--json lists each)",
+        "total: 13 source(s), 1 stored, 0 duplicate(s), 0 quarantined, 0 error(s), 12 skipped"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from datetime import timedelta
 
 import pyarrow as pa
@@ -111,7 +112,11 @@ def test_same_file_twice_or_renamed_is_a_no_op(lake, write, totals):
     first = ingest_paths(lake, [str(a)])
     again = ingest_paths(lake, [str(a), str(b)])
     assert first.files[0].stored == {"requests": 5}
-    assert [f.duplicate_file for f in again.files] == [True, True]
+    # The same file unchanged is not even read; the renamed copy is read and found known.
+    assert again.files[0].skipped == "already ingested (unchanged: same size, mtime and ctime)"
+    assert again.files[1].duplicate_file
+    os.utime(a)  # touched, not changed: read again, and its content is known
+    assert ingest_paths(lake, [str(a)]).files[0].duplicate_file
     assert totals("SELECT count(*) FROM requests") == (5,)
 
 
@@ -182,7 +187,7 @@ def test_a_file_quarantined_under_a_wrong_mapping_is_read_again_once_it_is_fixed
     fixed = ingest("id")
     assert fixed.stored == {"requests": 3} and not fixed.duplicate_file
     again = ingest("id")  # same file, same mapping: already ingested
-    assert again.duplicate_file
+    assert again.skipped == "already ingested (unchanged: same size, mtime and ctime)"
     assert totals("SELECT count(*), sum(input_tokens) FROM requests") == (3, 3000)
 
 
@@ -265,3 +270,35 @@ def test_a_100_mb_line_is_quarantined_and_the_rest_kept(lake, tmp_path, totals):
     assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 1, None)
     line, reason, raw_len = totals("SELECT line, reason, length(raw) FROM quarantine")
     assert line == 2 and "longer than the limit" in reason and raw_len <= 2000
+
+
+def test_a_rerun_over_a_folder_reads_only_new_and_changed_files(lake, write, totals):
+    """A cron job ingesting the same folder every minute: unchanged files are skipped by their
+    stat (size, mtime, ctime, inode) without being opened; a grown file is read again and its
+    old rows are duplicates; a file no format reads is remembered as seen."""
+    old = write("logs/a.jsonl", [canonical_request(i) for i in range(3)])
+    grows = write("logs/b.jsonl", [canonical_request(i) for i in range(10, 12)])
+    write("logs/notes.txt", b"not a log\n")
+    first = ingest_paths(lake, [str(old.parent)])
+    assert first.totals()["stored"] == {"requests": 5} and first.totals()["errors"] == 1
+
+    with open(grows, "a") as fh:
+        fh.write(json.dumps(canonical_request(12)) + "\n")
+    write("logs/c.jsonl", [canonical_request(20)])
+    second = ingest_paths(lake, [str(old.parent)])
+    by_name = {f.source.rsplit("/", 1)[1]: f for f in second.files}
+    assert by_name["a.jsonl"].skipped == \
+        "already ingested (unchanged: same size, mtime and ctime)"
+    assert by_name["notes.txt"].skipped.startswith(
+        "already seen (unchanged: same size, mtime and ctime): not a recognized format")
+    assert (by_name["b.jsonl"].stored, by_name["b.jsonl"].duplicates) == (
+        {"requests": 1}, {"requests": 2})
+    assert by_name["c.jsonl"].stored == {"requests": 1}
+    assert second.totals()["skipped_files"] == 2 and second.ok
+    assert totals("SELECT count(*), count(DISTINCT request_id) FROM requests") == (7, 7)
+
+    # Same content written anew (a new inode, as log rotation or a copy over it does): read.
+    content = old.read_bytes()
+    old.unlink()
+    old.write_bytes(content)
+    assert ingest_paths(lake, [str(old)]).files[0].duplicate_file

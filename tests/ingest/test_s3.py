@@ -76,7 +76,7 @@ def test_objects_that_gave_no_rows_are_not_read_again(lake, s3_server, totals):
     second = ingest_paths(lake, ["s3://cron/a/"], s3_endpoint_url=s3_server)
     assert sorted(f.skipped for f in second.files) == [
         "already ingested (same ETag)", "already seen (same ETag): empty file",
-        "already seen (same ETag): same content as an ingested object"]
+        "already seen (same ETag): same content as an ingested source"]
     assert second.ok and totals("SELECT count(*) FROM requests") == (3,)
     assert not [c for c in lake.commits() if c.kind == "seen" and c.added]
 

@@ -1,0 +1,109 @@
+"""What earlier runs read, so a run skips what it would read to no effect (a cron job that ingests
+a whole folder or bucket every minute reads only what is new or changed).
+
+A source is known by what says its bytes are the same without reading them: an S3 object by its
+URI and ETag; a local file by its path and stat signature (size, mtime, ctime and inode, what
+git's index trusts: any write changes ctime, which no tool sets back). The record is the commit
+of the source's batch (its ``info``) or, for a source that gave no batch (its content was
+ingested before under another name, or it could not be read: empty, corrupt, not a known format,
+too large), a commit of kind ``seen`` that adds no files.
+
+Readers matter too (:class:`Readers`): an ingested source is read again under another mapping
+(its batch identity includes the mapping's text), and a source that gave no batch is read again
+when anything that could change that outcome changed (the formats known, a forced format or
+mapping, the size limits). Uploads are not remembered (their content hash still makes a repeat a
+no-op).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from lib.store.lake import Lake, content_hash_of
+
+
+@dataclass(frozen=True)
+class Readers:
+    """Fingerprints of what reads a source: ``all`` (the registered formats, the forced format
+    or mapping, the size limits) and ``mapping`` (a forced format's identity, e.g. a mapping's
+    text; None when there is none)."""
+
+    all: str
+    mapping: str | None
+
+    @classmethod
+    def of(cls, forced) -> Readers:
+        """The readers of a run with ``forced`` (a lib.ingest.base.Format, or None: detected)."""
+        from lib.ingest import formats
+        from lib.ingest.formats import otlp_common
+        from lib.ingest.streams import MAX_LINE_BYTES
+
+        mapping = content_hash_of(forced.identity)[:16] if forced and forced.identity else None
+        parts = [",".join(sorted(f.name for f in formats.registered())),
+                 f"{forced.name}:{mapping}" if forced else "detected",
+                 f"line {MAX_LINE_BYTES}", f"document {otlp_common.MAX_DOCUMENT_BYTES}"]
+        return cls(content_hash_of("\x1f".join(parts))[:16], mapping)
+
+    def info(self) -> dict:
+        """What a commit records of them."""
+        return {"readers": self.all, "mapping": self.mapping}
+
+
+def file_signature(path: str, st: os.stat_result) -> dict:
+    """A local file's identity for :func:`source_key` (JSON-ready): its path and the stat fields
+    that change whenever its bytes do."""
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+
+
+def source_key(info: dict) -> tuple | None:
+    """The identity of a source's bytes from a commit's (or a Source's) ``info``: ("s3", uri,
+    etag) or ("file", path, size, mtime_ns, ctime_ns, ino); None for anything else (an
+    upload)."""
+    s3 = info.get("s3")
+    if isinstance(s3, dict) and s3.get("uri"):
+        return ("s3", s3["uri"], s3.get("etag"))
+    f = info.get("file")
+    if isinstance(f, dict) and f.get("path"):
+        return ("file", f["path"], f.get("size"), f.get("mtime_ns"), f.get("ctime_ns"),
+                f.get("ino"))
+    return None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """How an earlier run ended for a source: ``seen`` is why it gave no batch (None: it was
+    ingested); ``info`` the commit's info (the readers then)."""
+
+    seen: str | None
+    info: dict
+
+
+def earlier_reads(lake: Lake) -> dict[tuple, Earlier]:
+    """Every source key (:func:`source_key`) the commits of ``lake`` recorded, with the latest
+    outcome; an ingest outranks a later "seen" of the same bytes."""
+    out: dict[tuple, Earlier] = {}
+    for c in lake.commits():
+        info = c.info if isinstance(c.info, dict) else {}
+        key = source_key(info)
+        if key is None:
+            continue
+        seen = info.get("seen")
+        if seen is None or key not in out or out[key].seen is not None:
+            out[key] = Earlier(seen, info)
+    return out
+
+
+def skip_reason(earlier: Earlier | None, readers: Readers, unchanged: str) -> str | None:
+    """Why a source need not be read again (``unchanged`` says how its bytes are known to be the
+    same, e.g. "same ETag"), or None when it must be read."""
+    if earlier is None:
+        return None
+    if earlier.seen is None:  # ingested: the same batch unless the mapping differs
+        if earlier.info.get("mapping") != readers.mapping:
+            return None
+        return f"already ingested ({unchanged})"
+    if earlier.info.get("readers") != readers.all:
+        return None
+    return f"already seen ({unchanged}): {earlier.seen}"
