@@ -91,6 +91,12 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _is_json_object(expr: str) -> str:
+    """SQL: ``expr`` (text) is a JSON object. A CASE, not AND: DuckDB evaluates both sides of an
+    AND, and json_type of text that is not JSON raises (failing the whole file)."""
+    return f"(CASE WHEN json_valid({expr}) THEN json_type({expr}) = 'OBJECT' ELSE false END)"
+
+
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -198,7 +204,7 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             attrs, extra = expr, f"({extras_json})"
             expr = (f"CASE WHEN {extra} IS NULL THEN {attrs} "
                     f"WHEN {attrs} IS NULL THEN CAST({extra} AS VARCHAR) "
-                    f"WHEN json_valid({attrs}) AND json_type({attrs}) = 'OBJECT' THEN "
+                    f"WHEN {_is_json_object(attrs)} THEN "
                     f"CAST(json_merge_patch({attrs}, {extra}) AS VARCHAR) "
                     f"ELSE {attrs} END")
         selects.append(f"{expr} AS {_q(col)}")
@@ -257,8 +263,8 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
              "'status must be ok or error: ' || left(status, 40)"),
         ]
     if "attributes" in target.names:
-        checks.append(("attributes IS NOT NULL AND NOT (json_valid(attributes) AND "
-                       "json_type(attributes) = 'OBJECT')", "'attributes is not a JSON object'"))
+        checks.append((f"attributes IS NOT NULL AND NOT {_is_json_object('attributes')}",
+                       "'attributes is not a JSON object'"))
     checks.append(("ts < $earliest OR ts > $latest",
                    "'ts out of range (2000-01-01 .. now + 1 day): ' || "
                    "strftime(ts, '%Y-%m-%dT%H:%M:%SZ')"))

@@ -302,3 +302,24 @@ def test_a_rerun_over_a_folder_reads_only_new_and_changed_files(lake, write, tot
     old.unlink()
     old.write_bytes(content)
     assert ingest_paths(lake, [str(old)]).files[0].duplicate_file
+
+
+def test_attributes_that_are_not_a_json_object_quarantine_their_row_not_the_file(
+        lake, write, totals):
+    # A CSV written by a tool that renders a struct its own way, and JSON lines whose attributes
+    # are a string or an array.
+    csv = write("a.csv", b"request_id,ts,model,input_tokens,output_tokens,attributes\n"
+                         b"c1,2026-03-02T12:00:00Z,gpt-4o,10,5,{'region': eu}\n"
+                         b'c2,2026-03-02T12:00:00Z,gpt-4o,10,5,"{""region"": ""eu""}"\n'
+                         b"c3,2026-03-02T12:00:00Z,gpt-4o,10,5,\n")
+    jsonl = write("a.jsonl", [canonical_request(1, attributes="{'region': eu}"),
+                              canonical_request(2, attributes=[1, 2]),
+                              canonical_request(3, attributes={"region": "eu"})])
+    report = ingest_paths(lake, [str(csv), str(jsonl)])
+    assert [(f.stored, f.quarantined, f.error) for f in report.files] == [
+        ({"requests": 2}, 1, None), ({"requests": 1}, 2, None)]
+    assert report.files[0].reasons == ["line 2: attributes is not a JSON object"]
+    assert report.files[1].reasons == ["line 1: attributes is not a JSON object",
+                                       "line 2: attributes is not a JSON object"]
+    assert totals("SELECT list(attributes ORDER BY request_id) FROM requests") == (
+        ['{"region": "eu"}', None, '{"region":"eu"}'],)
