@@ -102,11 +102,13 @@ def _lit(text: str) -> str:
 
 
 def _epoch(expr: str) -> str:
-    # Epoch numbers: the magnitude tells the unit (s < 1e11 < ms < 1e14 < µs < 1e17 < ns).
+    # Epoch numbers: the magnitude tells the unit (s < 1e11 < ms < 1e14 < µs < 1e17 < ns < 1e19).
+    # Larger, NaN or infinite is no time (NULL: the row is quarantined); to_timestamp would raise
+    # and fail the whole file.
     return (f"CASE WHEN abs({expr}) < 1e11 THEN to_timestamp({expr}) "
             f"WHEN abs({expr}) < 1e14 THEN to_timestamp({expr} / 1e3) "
             f"WHEN abs({expr}) < 1e17 THEN to_timestamp({expr} / 1e6) "
-            f"ELSE to_timestamp({expr} / 1e9) END")
+            f"WHEN abs({expr}) < 1e19 THEN to_timestamp({expr} / 1e9) END")
 
 
 def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str, str]:

@@ -323,3 +323,28 @@ def test_attributes_that_are_not_a_json_object_quarantine_their_row_not_the_file
                                        "line 2: attributes is not a JSON object"]
     assert totals("SELECT list(attributes ORDER BY request_id) FROM requests") == (
         ['{"region": "eu"}', None, '{"region":"eu"}'],)
+
+
+@pytest.mark.parametrize("ts", [1e20, -1e25, "1e30", "NaN", "Infinity"])
+def test_an_epoch_beyond_any_unit_quarantines_its_row_not_the_file(lake, write, ts):
+    # s < 1e11 < ms < 1e14 < µs < 1e17 < ns < 1e19: past that (or NaN, infinite) it is no time.
+    path = write("e.jsonl", [canonical_request(1), canonical_request(2, ts=ts),
+                             canonical_request(3, ts=1772452800_000_000_000)])
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 1, None)
+    assert f.reasons[0].startswith(("line 2: ts is not a timestamp", "line 2: ts out of range"))
+
+
+def test_a_csv_record_that_is_not_utf8_is_quarantined_with_its_line(lake, write, totals):
+    header = b"request_id,ts,model,input_tokens,output_tokens,input_text\n"
+    row = "{},2026-03-02T12:00:00Z,gpt-4o,10,5,{}\n"
+    content = (header + row.format("a", "fine").encode()
+               + row.format("b", '"two\nlines \xff"').encode("latin-1")  # lines 3-4, one record
+               + row.format("c", "caf\u00e9").encode()
+               + row.format("d", "bad \xe9").encode("latin-1"))
+    f = ingest_paths(lake, [str(write("u.csv", content))]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 2, None)
+    assert [r.split(":")[0] for r in f.reasons] == ["line 3", "line 6"]
+    assert all("not valid UTF-8 text" in r for r in f.reasons)
+    assert totals("SELECT list(input_text ORDER BY request_id) FROM requests") == (
+        ["fine", "caf\u00e9"],)

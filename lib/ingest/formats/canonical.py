@@ -415,8 +415,9 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
         if complete < len(data):
             carry, carry_line = data[complete:], first_line + data[:complete].count(b"\n")
             data = data[:complete]
+        data, record_lines, not_text = _drop_records_not_utf8(data, first_line, record_lines)
         table, rejects = _arrow_csv(header_line, columns, data, record_lines)
-        rejects = list(block.rejects) + rejects
+        rejects = list(block.rejects) + not_text + rejects
         yield Chunk(tables={name: table} if table.num_rows else {}, rejects=rejects)
     if carry:
         yield Chunk(rejects=[Reject(carry_line, _raw(carry),
@@ -441,6 +442,32 @@ def _csv_records(block: LineBlock) -> tuple[np.ndarray, int]:
         keep.pop()
         return np.array(keep, np.int64), record_start_byte
     return np.array(keep, np.int64), len(data)
+
+
+def _drop_records_not_utf8(data: bytes, first_line: int, record_lines: np.ndarray
+                           ) -> tuple[bytes, np.ndarray, list[Reject]]:
+    """``data`` (CSV records starting at ``record_lines``) without the records that are not valid
+    UTF-8, which Arrow would refuse the whole block for; those become rejects."""
+    try:
+        data.decode("utf-8")
+        return data, record_lines, []
+    except UnicodeDecodeError:
+        pass
+    numbers, starts, _ = LineBlock(first_line, data).line_numbers()
+    start_of = dict(zip(numbers.tolist(), starts.tolist(), strict=True))
+    bounds = [start_of[n] for n in record_lines.tolist()] + [len(data)]
+    kept, lines, rejects = [data[:bounds[0]]], [], []
+    for i, line in enumerate(record_lines.tolist()):
+        record = data[bounds[i]:bounds[i + 1]]
+        try:
+            record.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejects.append(Reject(line, _raw(record), f"not valid UTF-8 text (byte {exc.start + 1} "
+                                                      "of the record)"))
+            continue
+        kept.append(record)
+        lines.append(line)
+    return b"".join(kept), np.array(lines, np.int64), rejects
 
 
 def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.ndarray

@@ -1,0 +1,69 @@
+"""No single value fails a file: every canonical column of every table, given each of a set of
+hostile values, in JSON lines and in CSV, on each ingest path. Each row is stored or quarantined
+(the file has no error), and the count adds up. (Found: invalid JSON attributes in a CSV, an
+epoch of 1e20 and a CSV record that is not UTF-8 each failed the whole file.)"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from lib import schema
+from lib.ingest.pipeline import ingest_paths
+from lib.store import Lake
+
+VALID = {
+    "requests": {"request_id": "r", "ts": "2026-03-02T12:00:00Z", "provider": "openai",
+                 "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5},
+    "evals": {"eval_id": "e", "ts": "2026-03-02T12:00:00Z", "metric": "accuracy", "score": 1.0},
+    "events": {"event_id": "v", "ts": "2026-03-02T12:00:00Z", "kind": "deploy", "title": "x"},
+}
+TEXTS = ["", "abc", "1e400", "-1", "NaN", "Infinity", "99999999999999999999999", "1e20",
+         "2026-13-45", "{", "[1]", "true", "{'k': v}", "\u0000", "x" * 5000, "  12  ", "0x10",
+         "1732100000000000000000", "-9223372036854775809", '{"a": 1}', "null", "\U0001d518"]
+RAW = [1e308, -1e308, 10**30, -(10**30), 1.5, True, [1, 2], {"a": 1}, None, -0.0, 1e-320]
+
+
+def _rows(table: str) -> list[dict]:
+    first = next(iter(VALID[table]))
+    rows = []
+    for col in schema.TABLES[table].names:
+        for i, value in enumerate(TEXTS + RAW):
+            row = {**VALID[table], first: f"{col}-{i}"}
+            row[col] = value
+            rows.append(row)
+    return rows
+
+
+def _csv(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, list | dict) else v
+                         for k, v in r.items()})
+    return buf.getvalue().encode()
+
+
+@pytest.mark.parametrize("path", ["fast", "sql", "chunked"])
+@pytest.mark.parametrize("table", list(VALID))
+def test_every_hostile_value_is_stored_or_quarantined_never_failing_the_file(
+        tmp_path, monkeypatch, table, path):
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "1" if path == "fast" else "0")
+    monkeypatch.setenv("SIGHTLINE_INGEST_SQL", "0" if path == "chunked" else "1")
+    rows = _rows(table)
+    jsonl = tmp_path / f"{table}.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = [jsonl]
+    if path != "fast":  # CSV has one path
+        files.append(tmp_path / f"{table}.csv")
+        files[-1].write_bytes(_csv(rows))
+    report = ingest_paths(Lake(tmp_path / "store"), [str(f) for f in files],
+                          compact_min_files=0)
+    for f in report.files:
+        assert f.error is None, f"{f.source}: {f.error}"
+        assert sum(f.stored.values()) + sum(f.duplicates.values()) + f.quarantined == len(rows)
+        assert f.quarantined > 0 and f.stored  # the hostile values are not all harmless
