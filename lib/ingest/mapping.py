@@ -140,7 +140,10 @@ class Mapping:
             con.close()
 
     def _json_document(self, stream: BinaryIO) -> Iterator[Chunk]:
-        doc = json.load(stream, object_pairs_hook=KeyedObject.of_pairs)
+        # Bytes that are not UTF-8 become lone surrogates, so only their records are rejected
+        # (below), like a "\ud800" escape.
+        text = stream.read().decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+        doc = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
         records = _at(doc, self.records) if self.records else doc
         if not isinstance(records, list):
             raise ValueError(f"records {self.records or '(document)'} is not a list")
@@ -153,16 +156,16 @@ class Mapping:
                 elif getattr(record, "repeated", None) is not None:
                     rejects.append(Reject(number, _raw(record),
                                           DUPLICATE_KEY_REASON.format(record.repeated)))
+                elif not _is_text(record):
+                    rejects.append(Reject(number, _raw(record), "not valid UTF-8 text (or a lone "
+                                                                "surrogate escape)"))
                 else:
                     part.append(record)
                     numbers.append(number)
             if not part:
                 yield Chunk(rejects=rejects)
                 continue
-            try:
-                table = pa.Table.from_pylist(part)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                table = pa.Table.from_pylist([{k: _text(v) for k, v in r.items()} for r in part])
+            table = _records_table(part)
             lines = pa.array(numbers, pa.int64())
             yield Chunk(tables={self.table: table.append_column("_line", lines)}, rejects=rejects)
 
@@ -240,7 +243,31 @@ def _literal(value) -> str:
 
 
 def _raw(value) -> str:
-    return json.dumps(value, ensure_ascii=False)[:schema.RAW_MAX_CHARS]
+    return json.dumps(value)[:schema.RAW_MAX_CHARS]  # ASCII: a lone surrogate stays an escape
+
+
+def _is_text(record: dict) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _records_table(records: list[dict]) -> pa.Table:
+    """The records as a table with a column for every key any of them has (Arrow's from_pylist
+    takes the first record's keys only, silently dropping the others'). A column whose values
+    Arrow cannot hold as one type (types differ, a number past 64 bits) is all text, for
+    validation to type."""
+    names = list(dict.fromkeys(k for r in records for k in r))
+    columns = {}
+    for name in names:
+        values = [r.get(name) for r in records]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            columns[name] = pa.array([_text(v) for v in values], pa.string())
+    return pa.table(columns)
 
 
 def _text(value):
@@ -262,7 +289,9 @@ def _path_sql(path: str, types: dict[str, pa.DataType]) -> str:
             expr, typ = f"struct_extract({expr}, {_lit(part)})", typ.field(part).type
         else:
             rest = ".".join(f'"{p}"' for p in parts[i:])
-            return f"json_extract_string(CAST({expr} AS VARCHAR), {_lit('$.' + rest)})"
+            # Text that is not a JSON object (CSV's "", "n/a") has no such path: absent, like a
+            # missing struct field (json_extract_string would raise and fail the whole file).
+            return f"try(json_extract_string(CAST({expr} AS VARCHAR), {_lit('$.' + rest)}))"
     if pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_map(typ):
         return f"CAST(to_json({expr}) AS VARCHAR)"
     return expr
@@ -301,11 +330,18 @@ def _sum_sql(paths: list[str], types: dict[str, pa.DataType], rule: dict, target
 def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
     unit, scale, fmt = rule.get("unit"), rule.get("scale"), rule.get("format")
     if target == schema.TS:
+        # A value that does not convert is passed on as its text, for validation to type or
+        # quarantine ("ts is not a timestamp: abc"): strptime and to_timestamp would raise and
+        # fail the whole file.
+        text = f"CAST({expr} AS VARCHAR)"
         if fmt:
-            return f"strptime(CAST({expr} AS VARCHAR), {_lit(fmt)})"
-        if unit:
-            return f"to_timestamp(TRY_CAST({expr} AS DOUBLE) / {EPOCH_DIVISOR[unit]})"
-        return expr
+            time = f"try_strptime({text}, {_lit(fmt)})"
+        elif unit:
+            seconds = f"(TRY_CAST({expr} AS DOUBLE) / {EPOCH_DIVISOR[unit]})"
+            time = f"CASE WHEN abs({seconds}) < 1e12 THEN to_timestamp({seconds}) END"
+        else:
+            return expr
+        return f"CASE WHEN {time} IS NULL THEN {text} ELSE CAST({time} AS VARCHAR) END"
     if not unit and scale is None:
         return expr
     number = f"TRY_CAST({expr} AS DOUBLE)"

@@ -353,6 +353,12 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         report.error = "out of memory while reading (is a single record enormous?)"
     except Exception as exc:  # any failure of one source is reported, never raised
         report.error = _one_line(exc)
+    except BaseException as exc:
+        # A Rust library's panic (polars, pyo3) is a BaseException: it is one source's failure
+        # too, not the end of the run (interrupts and exits still end it).
+        if type(exc).__name__ != "PanicException":
+            raise
+        report.error = _one_line(exc)
     report.seconds = time.monotonic() - started
     if report.error:
         # Nothing of a failed source is stored (its batch was aborted).

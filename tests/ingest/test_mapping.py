@@ -285,3 +285,70 @@ def test_records_of_a_json_document_keep_their_numbers_and_bad_ones_are_quaranti
     assert f.stored == {"requests": 1}
     assert f.reasons[0] == "line 1: not a JSON object"
     assert f.reasons[1].startswith("line 3: ")
+
+
+def test_times_that_do_not_convert_are_quarantined_not_failing_the_file(lake, tmp_path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: id\n  model: m\n"
+                    "  ts: {path: at, format: '%d/%m/%Y %H:%M'}\n")
+    epoch = tmp_path / "e.yaml"
+    epoch.write_text("table: requests\ncolumns:\n  request_id: id\n  model: m\n"
+                     "  ts: {path: at, unit: s}\n")
+    rows = [{"id": "a", "m": "gpt-4o", "at": "02/03/2026 12:00"}, {"id": "b", "m": "gpt-4o",
+                                                                   "at": "yesterday"}]
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.error) == ({"requests": 1}, None)
+    assert f.reasons == ["line 2: ts is not a timestamp: yesterday"]
+    data = tmp_path / "e.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "m": "gpt-4o", "at": at}) + "\n"
+                            for i, at in [("c", 1772452800), ("d", 1e20), ("e", "Infinity")]))
+    f = ingest_paths(lake, [str(data)], mapping=epoch).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 1}, 2, None)
+
+
+def test_a_path_through_text_that_is_not_json_is_absent(lake, tmp_path, totals):
+    spec = tmp_path / "p.yaml"
+    spec.write_text(SHORT_MAPPING + "  input_tokens: usage.prompt\n")
+    data = tmp_path / "p.csv"
+    data.write_text('id,at,m,usage\na,2026-03-02T12:00:00Z,gpt-4o,"{""prompt"": 7}"\n'
+                    "b,2026-03-02T12:00:00Z,gpt-4o,n/a\nc,2026-03-02T12:00:00Z,gpt-4o,\n")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.error) == ({"requests": 3}, None)
+    assert totals("SELECT list(input_tokens ORDER BY request_id) FROM requests") == (
+        [7, None, None],)
+
+
+def test_a_json_document_with_bytes_that_are_not_utf8_loses_only_their_record(lake, tmp_path,
+                                                                             totals):
+    spec = tmp_path / "j.yaml"
+    spec.write_text(SHORT_MAPPING + "records: data\n")
+    record = '{{"id": "{}", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "note": "{}"}}'
+    data = tmp_path / "j.json"
+    data.write_bytes(b'{"data": [' + b", ".join([
+        record.format("a", "ok").encode(), record.format("b", "caf\xe9").encode("latin-1"),
+        record.format("c", "\\ud800").encode(),
+        b'{"id": "d", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "n": 1' + b"0" * 30 + b"}",
+    ]) + b"]}")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 2, None)
+    assert f.reasons == ["line 2: not valid UTF-8 text (or a lone surrogate escape)",
+                         "line 3: not valid UTF-8 text (or a lone surrogate escape)"]
+    assert totals("SELECT list(attributes ORDER BY request_id) FROM requests") == (
+        ['{"note":"ok"}', '{"n":"1' + "0" * 30 + '"}'],)
+
+
+def test_a_json_document_keeps_keys_its_first_record_lacks(lake, tmp_path, totals):
+    # Arrow's from_pylist takes the first record's keys: the second's tokens were dropped.
+    spec = tmp_path / "f.yaml"
+    spec.write_text(SHORT_MAPPING + "  input_tokens: tok\nrecords: data\n")
+    data = tmp_path / "f.json"
+    data.write_text(json.dumps({"data": [
+        {"id": "a", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o"},
+        {"id": "b", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o", "tok": 12, "team": "x"}]}))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert f.stored == {"requests": 2}
+    assert totals("SELECT list(input_tokens ORDER BY request_id), "
+                  "list(attributes ORDER BY request_id) FROM requests") == (
+        [None, 12], [None, '{"team":"x"}'])

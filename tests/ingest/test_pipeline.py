@@ -348,3 +348,21 @@ def test_a_csv_record_that_is_not_utf8_is_quarantined_with_its_line(lake, write,
     assert all("not valid UTF-8 text" in r for r in f.reasons)
     assert totals("SELECT list(input_text ORDER BY request_id) FROM requests") == (
         ["fine", "caf\u00e9"],)
+
+
+@pytest.mark.parametrize("sql_path", ["1", "0"])
+def test_a_jsonl_line_that_is_not_utf8_is_quarantined_on_every_path(lake, write, totals,
+                                                                    monkeypatch, sql_path):
+    # Arrow's JSON reader (the chunked path) does not check UTF-8: such bytes reached the store,
+    # or made pricing panic (a BaseException that ended the whole run).
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")
+    monkeypatch.setenv("SIGHTLINE_INGEST_SQL", sql_path)
+    good = jsonl_bytes([canonical_request(1)])
+    bad = [json.dumps(canonical_request(n, **{k: "\x00"})).replace("\\u0000", "\udcff")
+           .encode("utf-8", "surrogateescape") + b"\n"
+           for n, k in ((2, "model"), (3, "session_id"), (4, "request_id"))]
+    f = ingest_paths(lake, [str(write("u.jsonl", good + b"".join(bad) + good.replace(
+        b'"r1"', b'"r5"')))]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 3, None)
+    assert all("not valid UTF-8 text" in r for r in f.reasons)
+    assert totals("SELECT list(request_id ORDER BY request_id) FROM requests") == (["r1", "r5"],)

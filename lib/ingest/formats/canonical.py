@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from lib import schema
 from lib.ingest.base import Chunk, Format, Reject
-from lib.ingest.streams import LineBlock, line_blocks
+from lib.ingest.streams import LineBlock, line_blocks, without_lines_not_utf8
 from lib.ingest.validate import EXTRAS_COLUMN
 
 TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
@@ -81,6 +81,7 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool
     resolves paths in nested structs), every key is a column as Arrow parsed it."""
     name: str | None = table_name
     for block in line_blocks(stream):
+        block = without_lines_not_utf8(block)
         pieces = _json_block(block) if block.data.strip() else []
         rejects = list(block.rejects)
         tables = []
