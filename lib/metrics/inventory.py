@@ -20,17 +20,19 @@ def tables(engine: Engine) -> pl.DataFrame:
 
 
 def batches(engine: Engine) -> pl.DataFrame:
-    """The manifest, newest first: ``committed_at, kind, source, rows, files, removed, commit_id``
-    (rows is the total over tables)."""
+    """The manifest, newest first: ``committed_at, kind, source, rows, files, removed, note,
+    commit_id`` (rows is the total over tables; note says why a "seen" source gave no rows)."""
     commits = engine.lake.commits()
     rows = [{
         "committed_at": c.committed_at, "kind": c.kind, "source": c.source,
         "rows": sum(c.rows.values()), "files": len(c.added), "removed": len(c.removed),
+        "note": (c.info or {}).get("seen") if isinstance(c.info, dict) else None,
         "commit_id": c.commit_id,
     } for c in reversed(commits)]
     frame = pl.DataFrame(rows, schema={"committed_at": pl.String, "kind": pl.String,
                                        "source": pl.String, "rows": pl.Int64, "files": pl.Int64,
-                                       "removed": pl.Int64, "commit_id": pl.String})
+                                       "removed": pl.Int64, "note": pl.String,
+                                       "commit_id": pl.String})
     return frame.with_columns(pl.col("committed_at").str.to_datetime(time_zone="UTC"))
 
 
