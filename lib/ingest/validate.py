@@ -66,8 +66,13 @@ class Validated:
 
 def derive_eval_id(run_id, case_id, metric, epoch) -> str:
     """The stable eval id of (run_id, case_id, metric, epoch); same as the SQL in :func:`validate`.
+
+    ``epoch`` is an integer or None: anything else raises ValueError ("epoch is not an integer:
+    abc"), as validation quarantines it; int() would cut 1.5 or True to an id of a real epoch.
     """
-    parts = [str(run_id), str(case_id), str(metric), "" if epoch is None else str(int(epoch))]
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+        raise ValueError(f"epoch is not an integer: {str(epoch)[:60]}")
+    parts = [str(run_id), str(case_id), str(metric), "" if epoch is None else str(epoch)]
     return hashlib.sha256(ID_SEP.join(parts).encode()).hexdigest()[:32]
 
 

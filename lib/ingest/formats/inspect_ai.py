@@ -9,6 +9,15 @@ dataset = ``eval.dataset.name``, case_id = sample ``id``, epoch = sample ``epoch
 ts = the sample's ``completed_at`` if present, else ``stats.completed_at``, else ``eval.created``.
 Older logs with a single ``score`` per sample are read too. The binary ``.eval`` (zip) format is
 not read: convert it with ``inspect log convert --to json``.
+
+Bad values: a sample holding a value none of its rows can be stored with (an ``epoch`` that is
+not an integer, say) is quarantined whole; a score holding one (a value that is no finite number,
+say) is quarantined alone, its sample's other scores going on. Either way the line is the
+sample's position in ``samples`` (from 1) and the reason names the field and the value ("epoch
+is not an integer: abc"). A bad value of the document itself (``eval.dataset`` not an object,
+say) quarantines every sample with that reason. A text field takes any JSON value: one that is not
+text is kept as its JSON text. Text that is not valid UTF-8 (bytes that are not, or a lone
+surrogate escape such as ``"\\ud800"``) quarantines the sample or score that stores it.
 """
 
 from __future__ import annotations
@@ -19,7 +28,17 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from lib.ingest.base import Chunk, Format, Reject
+from lib.ingest.base import Chunk, Format
+from lib.ingest.formats.json_values import (
+    BadValue,
+    integer,
+    json_value,
+    number,
+    obj,
+    read_json,
+    reject,
+    text,
+)
 from lib.ingest.validate import derive_eval_id
 
 LETTERS = {"C": (True, 1.0), "I": (False, 0.0), "P": (None, 0.5), "N": (False, 0.0)}
@@ -32,52 +51,95 @@ def _detect(head: bytes, filename: str) -> bool:
 
 
 def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
-    doc = json.load(stream)
+    doc = read_json(stream)
     if not isinstance(doc, dict) or not isinstance(doc.get("eval"), dict):
         raise ValueError("not an Inspect eval log: no 'eval' object")
-    ev = doc["eval"]
-    stats = doc.get("stats") if isinstance(doc.get("stats"), dict) else {}
-    dataset = ev.get("dataset") if isinstance(ev.get("dataset"), dict) else {}
-    metadata = ev.get("metadata") if isinstance(ev.get("metadata"), dict) else {}
-    run_id = str(ev.get("run_id") or ev.get("eval_id") or filename)
-    model = ev.get("model")
-    version = metadata.get("version") or f"{ev.get('task')}@{model}"
-    default_ts = stats.get("completed_at") or ev.get("created")
+    samples = doc.get("samples") or []
+    if not isinstance(samples, list):
+        raise ValueError("not an Inspect eval log: 'samples' is not a list")
+    try:
+        shared, problem = _document(doc, filename), None
+    except BadValue as exc:  # a value every row would hold: no row can be stored
+        shared, problem = None, str(exc)
     rows, rejects = [], []
-    for i, sample in enumerate(doc.get("samples") or []):
-        if not isinstance(sample, dict):
-            rejects.append(Reject(None, json.dumps(sample)[:2000],
-                                  f"samples[{i}] is not an object"))
+    for i, sample in enumerate(samples):
+        reason = problem or (None if isinstance(sample, dict) else f"samples[{i}] is not an object")
+        if reason is None:
+            try:
+                base, target, scores = _sample(sample, i, shared)
+            except BadValue as exc:
+                reason = str(exc)
+        if reason is not None:
+            rejects.append(reject(i + 1, sample, reason))
             continue
-        scores = sample.get("scores")
-        if not isinstance(scores, dict):
-            scores = {"score": sample["score"]} if isinstance(sample.get("score"), dict) else {}
-        case_id = str(sample.get("id", i))
-        epoch = sample.get("epoch", 1)
-        base = {"run_id": run_id, "ts": sample.get("completed_at") or default_ts,
-                "source": "offline", "dataset": dataset.get("name"), "case_id": case_id,
-                "epoch": epoch, "version": version, "model": model}
-        for scorer, score in scores.items():
-            if not isinstance(score, dict):
-                score = {"value": score}
-            value = score.get("value")
-            parts = value.items() if isinstance(value, dict) else [(None, value)]
-            for key, v in parts:
-                metric = scorer if key is None else f"{scorer}/{key}"
-                passed, num, label = _interpret(v)
-                rows.append({**base, "eval_id": derive_eval_id(run_id, case_id, metric, epoch),
-                             "metric": metric, "score": num, "passed": passed, "label": label,
-                             "explanation": score.get("explanation"),
-                             "attributes": json.dumps({"answer": score.get("answer"),
-                                                       "target": sample.get("target")},
-                                                      default=str)})
+        for field, scorer, score in scores:
+            try:
+                rows.extend(_score_rows(base, target, field, scorer, score))
+            except BadValue as exc:
+                rejects.append(reject(i + 1, sample, str(exc)))
         if len(rows) >= CHUNK_ROWS:
             yield Chunk(tables={"evals": pa.Table.from_pylist(rows)}, rejects=rejects)
             rows, rejects = [], []
     yield Chunk(tables={"evals": pa.Table.from_pylist(rows)} if rows else {}, rejects=rejects)
 
 
-def _interpret(value) -> tuple[bool | None, float | None, str | None]:
+def _document(doc: dict, filename: str) -> dict:
+    """The values every row of the log shares: run_id, model, version, dataset, default ts."""
+    ev = doc["eval"]
+    stats = obj("stats", doc.get("stats"))
+    dataset = obj("eval.dataset", ev.get("dataset"))
+    metadata = obj("eval.metadata", ev.get("metadata"))
+    model = text("eval.model", ev.get("model"))
+    return {"run_id": text("eval.run_id", ev.get("run_id"))
+            or text("eval.eval_id", ev.get("eval_id")) or filename,
+            "model": model,
+            "version": text("eval.metadata.version", metadata.get("version"))
+            or f"{text('eval.task', ev.get('task'))}@{model}",
+            "dataset": text("eval.dataset.name", dataset.get("name")),
+            "ts": text("stats.completed_at", stats.get("completed_at"))
+            or text("eval.created", ev.get("created"))}
+
+
+def _sample(sample: dict, index: int, shared: dict) -> tuple[dict, object, list[tuple]]:
+    """(the columns the sample's rows share, its target, its scores as (field, scorer, score))."""
+    base = {"run_id": shared["run_id"],
+            "ts": text("completed_at", sample.get("completed_at")) or shared["ts"],
+            "source": "offline", "dataset": shared["dataset"],
+            "case_id": text("id", sample.get("id", index)),
+            "epoch": integer("epoch", sample.get("epoch", 1)),
+            "version": shared["version"], "model": shared["model"], "_line": index + 1}
+    target = json_value("target", sample.get("target"))
+    if sample.get("scores") is None and sample.get("score") is not None:  # an older log
+        return base, target, [("score", "score", sample["score"])]
+    return base, target, [(f"scores.{name}", name, score)
+                          for name, score in obj("scores", sample.get("scores")).items()]
+
+
+def _score_rows(base: dict, target, field: str, scorer: str, score) -> list[dict]:
+    """The rows of one score; ``field`` is where it is in the sample, for reasons."""
+    scorer = text(field, scorer)
+    if not isinstance(score, dict):
+        score, value_field = {"value": score}, field
+    else:
+        value_field = f"{field}.value"
+    value = score.get("value")
+    parts = value.items() if isinstance(value, dict) else [(None, value)]
+    explanation = text(f"{field}.explanation", score.get("explanation"))
+    attributes = json.dumps({"answer": json_value(f"{field}.answer", score.get("answer")),
+                             "target": target})
+    rows = []
+    for key, v in parts:
+        at = value_field if key is None else f"{value_field}.{key}"
+        metric = scorer if key is None else f"{scorer}/{text(at, key)}"
+        passed, num, label = _interpret(at, v)
+        rows.append({**base, "eval_id": derive_eval_id(base["run_id"], base["case_id"], metric,
+                                                       base["epoch"]),
+                     "metric": metric, "score": num, "passed": passed, "label": label,
+                     "explanation": explanation, "attributes": attributes})
+    return rows
+
+
+def _interpret(field: str, value) -> tuple[bool | None, float | None, str | None]:
     """(passed, score, label) of one Inspect score value."""
     if isinstance(value, str) and value.upper() in LETTERS:
         passed, num = LETTERS[value.upper()]
@@ -85,8 +147,8 @@ def _interpret(value) -> tuple[bool | None, float | None, str | None]:
     if isinstance(value, bool):
         return value, 1.0 if value else 0.0, None
     if isinstance(value, int | float):
-        return None, float(value), None
-    return None, None, None if value is None else str(value)
+        return None, number(field, value), None
+    return None, None, text(field, value)
 
 
 FORMAT = Format(name="inspect", detect=_detect, parse=_parse, priority=40,

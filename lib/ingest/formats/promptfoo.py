@@ -9,6 +9,14 @@ the repeat number of the same (test, prompt, provider); ts = ``results.timestamp
 and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
 epoch), so providers and prompts of one run never collide.
 
+Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
+being its position in ``results.results`` (from 1), its reason naming the field and the value
+("gradingResult.pass is not a boolean: yes"); the other results go on. A bad value of the
+document itself (``config`` not an object, say) quarantines every result with that reason. A text
+field takes any JSON value: one that is not text is kept as its JSON text. Text that is not valid
+UTF-8 (bytes that are not, or a lone surrogate escape such as ``"\\ud800"``) quarantines the
+result that stores it.
+
 The document is read whole (promptfoo writes one JSON object), so memory grows with the file.
 """
 
@@ -20,88 +28,121 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from lib.ingest.base import Chunk, Format, Reject
+from lib.ingest.base import Chunk, Format
+from lib.ingest.formats.json_values import (
+    BadValue,
+    array,
+    boolean,
+    json_value,
+    number,
+    obj,
+    read_json,
+    reject,
+    text,
+)
 from lib.ingest.validate import derive_eval_id
 
 CHUNK_ROWS = 50_000
 
 
+# -- the format ---------------------------------------------------------------------------------
 def _detect(head: bytes, filename: str) -> bool:
-    text = head.lstrip()
-    return text.startswith(b"{") and b'"results"' in head and (
+    return head.lstrip().startswith(b"{") and b'"results"' in head and (
         b'"evalId"' in head or b'"gradingResult"' in head or b'"promptfoo' in head)
 
 
 def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
-    doc = json.load(stream)
+    doc = read_json(stream)
     results = (doc.get("results") or {}) if isinstance(doc, dict) else {}
     items = results.get("results") if isinstance(results, dict) else None
     if not isinstance(items, list):
         raise ValueError("not a promptfoo output: no results.results list")
-    run_id = str(doc.get("evalId") or results.get("timestamp") or filename)
-    ts = results.get("timestamp") or doc.get("createdAt")
-    dataset = ((doc.get("config") or {}).get("description")) if isinstance(doc.get("config"),
-                                                                          dict) else None
+    try:
+        shared, problem = _document(doc, results, filename), None
+    except BadValue as exc:  # a value every row would hold: no row can be stored
+        shared, problem = None, str(exc)
     rows, rejects, repeats = [], [], {}
     for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            rejects.append(Reject(None, json.dumps(item)[:2000], f"results[{i}] is not an object"))
-            continue
-        rows.extend(_rows(item, i, run_id, ts, dataset, repeats))
+        reason = problem or (None if isinstance(item, dict) else f"results[{i}] is not an object")
+        if reason is None:
+            try:
+                rows.extend(_rows(item, i, shared, repeats))
+            except BadValue as exc:
+                reason = str(exc)
+        if reason is not None:
+            rejects.append(reject(i + 1, item, reason))
         if len(rows) >= CHUNK_ROWS:
             yield Chunk(tables={"evals": pa.Table.from_pylist(rows)}, rejects=rejects)
             rows, rejects = [], []
     yield Chunk(tables={"evals": pa.Table.from_pylist(rows)} if rows else {}, rejects=rejects)
 
 
-def _rows(item: dict, index: int, run_id: str, ts, dataset, repeats: dict) -> list[dict]:
+def _document(doc: dict, results: dict, filename: str) -> dict:
+    """The values every row of the document shares: run_id, ts, dataset."""
+    stamp, config = results.get("timestamp"), obj("config", doc.get("config"))
+    return {"run_id": text("evalId", doc.get("evalId")) or text("results.timestamp", stamp)
+            or filename,
+            "ts": text("results.timestamp", stamp) or text("createdAt", doc.get("createdAt")),
+            "dataset": text("config.description", config.get("description"))}
+
+
+def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
+    """The eval rows of one result; :class:`BadValue` if a value of it cannot be stored."""
     provider = item.get("provider")
-    model = provider.get("id") or provider.get("label") if isinstance(provider, dict) \
-        else provider
-    prompt = item.get("prompt") if isinstance(item.get("prompt"), dict) else {}
-    version = prompt.get("label") or item.get("promptId") or str(item.get("promptIdx", ""))
-    test_case = item.get("testCase") if isinstance(item.get("testCase"), dict) else {}
-    case_id = str(item.get("testIdx", index))
+    if isinstance(provider, dict):
+        model = text("provider.id", provider.get("id")) \
+            or text("provider.label", provider.get("label"))
+    else:
+        model = text("provider", provider)
+    prompt = obj("prompt", item.get("prompt"))
+    version = text("prompt.label", prompt.get("label")) or text("promptId", item.get("promptId")) \
+        or text("promptIdx", item.get("promptIdx", ""))
+    case_id = str(index) if item.get("testIdx") is None else text("testIdx", item["testIdx"])
     key = (case_id, model, version)
-    repeats[key] = epoch = repeats.get(key, 0) + 1
-    grading = item.get("gradingResult") if isinstance(item.get("gradingResult"), dict) else {}
-    response = item.get("response") if isinstance(item.get("response"), dict) else {}
-    attributes = {k: v for k, v in {
-        "latency_ms": item.get("latencyMs"), "cost_usd": item.get("cost"),
-        "token_usage": response.get("tokenUsage"), "description": test_case.get("description"),
-        "vars": item.get("vars") or test_case.get("vars"), "error": item.get("error"),
-        "promptfoo_id": item.get("id"),
-    }.items() if v is not None}
-    base = {"run_id": run_id, "ts": ts, "source": "offline", "dataset": dataset,
-            "case_id": case_id, "epoch": epoch, "version": version, "model": model,
-            "attributes": json.dumps(attributes, default=str)}
-    id_run = f"{run_id}|{model}|{version}"
-    score = grading.get("score", item.get("score"))
-    passed = grading.get("pass", item.get("success"))
+    repeats[key] = epoch = repeats.get(key, 0) + 1  # counted even if the result is quarantined
+    test_case = obj("testCase", item.get("testCase"))
+    grading = obj("gradingResult", item.get("gradingResult"))
+    response = obj("response", item.get("response"))
+    vars_field = "vars" if item.get("vars") else "testCase.vars"
+    attributes = {name: json_value(field, value) for name, field, value in [
+        ("latency_ms", "latencyMs", item.get("latencyMs")), ("cost_usd", "cost", item.get("cost")),
+        ("token_usage", "response.tokenUsage", response.get("tokenUsage")),
+        ("description", "testCase.description", test_case.get("description")),
+        ("vars", vars_field, item.get("vars") or test_case.get("vars")),
+        ("error", "error", item.get("error")), ("promptfoo_id", "id", item.get("id")),
+    ] if value is not None}
+    base = {"run_id": shared["run_id"], "ts": shared["ts"], "source": "offline",
+            "dataset": shared["dataset"], "case_id": case_id, "epoch": epoch, "version": version,
+            "model": model, "attributes": json.dumps(attributes), "_line": index + 1}
+    id_run = f"{shared['run_id']}|{model}|{version}"
+    score_field = "gradingResult.score" if "score" in grading else "score"
+    pass_field = "gradingResult.pass" if "pass" in grading else "success"
     out = [{**base, "eval_id": derive_eval_id(id_run, case_id, "overall", epoch),
-            "metric": "overall", "score": _num(score), "passed": passed,
-            "explanation": grading.get("reason") or item.get("error")}]
+            "metric": "overall",
+            "score": number(score_field, grading.get("score", item.get("score"))),
+            "passed": boolean(pass_field, grading.get("pass", item.get("success"))),
+            "judge": None,  # every row has every column: from_pylist reads the first row's keys
+            "explanation": text("gradingResult.reason", grading.get("reason"))
+            or text("error", item.get("error"))}]
     seen: dict[str, int] = {}
-    for comp in grading.get("componentResults") or []:
-        if not isinstance(comp, dict):
+    components = array("gradingResult.componentResults", grading.get("componentResults"))
+    for j, comp in enumerate(components):
+        at = f"gradingResult.componentResults[{j}]"
+        if comp is None:  # nothing in it to store
             continue
-        assertion = comp.get("assertion") if isinstance(comp.get("assertion"), dict) else {}
-        metric = assertion.get("metric") or f"assert:{assertion.get('type', 'unknown')}"
+        comp = obj(at, comp)
+        assertion = obj(f"{at}.assertion", comp.get("assertion"))
+        metric = text(f"{at}.assertion.metric", assertion.get("metric")) \
+            or f"assert:{text(f'{at}.assertion.type', assertion.get('type', 'unknown'))}"
         seen[metric] = n = seen.get(metric, 0) + 1
         if n > 1:  # the same assertion type twice on one test: keep both, apart
             metric = f"{metric}#{n}"
         out.append({**base, "eval_id": derive_eval_id(id_run, case_id, metric, epoch),
-                    "metric": metric, "score": _num(comp.get("score")), "passed": comp.get("pass"),
-                    "judge": assertion.get("provider") if isinstance(assertion.get("provider"),
-                                                                     str) else None,
-                    "explanation": comp.get("reason")})
+                    "metric": metric, "score": number(f"{at}.score", comp.get("score")),
+                    "passed": boolean(f"{at}.pass", comp.get("pass")),
+                    "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
+                    "explanation": text(f"{at}.reason", comp.get("reason"))})
     return out
-
-
-def _num(value) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    return float(value) if isinstance(value, int | float) else None
 
 
 FORMAT = Format(name="promptfoo", detect=_detect, parse=_parse, priority=40,
