@@ -22,6 +22,21 @@ Token semantics: Langfuse's ``usageDetails`` are additive, its total is the sum 
 used as is. Times: ``startTime``/``endTime``/``completionStartTime`` ISO 8601 (UTC when no
 offset); ``latency`` and ``timeToFirstToken`` are seconds. ``costDetails.total`` (USD) ->
 ``logged_cost_usd``.
+
+Bad values (the project's rule: one bad value quarantines its record, never the file, and nothing
+is silently changed or dropped):
+- a token count that is not a non-negative integer below 2**63 (``"abc"``, ``1.5``, ``true``,
+  ``1e400``, ``-1``, ``10**30``), a cost, latency or score that is not a finite number, a time
+  that is not ISO 8601 text or epoch milliseconds a timestamp can hold: the record is quarantined
+  with a reason naming the field and the value (``usageDetails.input is not an integer: abc``);
+- any other JSON value where text is expected (``"model": 42``) is stored as its JSON text
+  (``"42"``); integers beyond 64 bits inside ``attributes`` are kept, as the numbers they are;
+- text that is not valid UTF-8 (bytes that are not, or a lone ``\\ud800`` escape): the record is
+  quarantined (``model is not valid UTF-8 text: ...``);
+- what orjson refuses in a JSON line or document (``NaN``, ``Infinity``, ``1e400``, lone
+  surrogates, bytes that are not UTF-8) is read again with Python's json, as JSON arrays are, so
+  the record's fields are judged one by one; ``NaN``, ``Infinity`` and numbers beyond a double's
+  range are kept as their text (where orjson would write them as null).
 """
 
 from __future__ import annotations
@@ -65,6 +80,193 @@ _CONSUMED = frozenset({
 })
 _METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "service", "environment",
                      "app_version", "provider", "error_type")
+_SCORE_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL"})
+_INT64_MAX = (1 << 63) - 1
+_INF = float("inf")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad values
+
+
+class _BadValue(ValueError):
+    """A field whose value cannot be read: its record is quarantined with this reason."""
+
+
+class _JsonNumber(str):
+    """A JSON number a Python float cannot hold (``1e400``; ``NaN`` and ``Infinity``, which
+    Python's json accepts), kept as the text it was written as: a text column or ``attributes``
+    keeps that text, a numeric field quarantines its record."""
+
+    __slots__ = ()
+
+
+def _parse_float(text: str) -> float | _JsonNumber:
+    value = float(text)
+    return value if value - value == 0 else _JsonNumber(text)
+
+
+# Python's json reads JSON arrays, and what orjson refused; orjson would write inf / nan as null.
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_JsonNumber)
+_SURROGATE = re.compile("[\\ud800-\\udfff]")
+# A lone surrogate in decoded text: a byte that was not UTF-8 (decoded with surrogateescape), or
+# a \uD800-\uDFFF escape (paired ones, an emoji's, are fine: the walk then finds nothing).
+_SUSPECT = re.compile("[\\ud800-\\udfff]|\\\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # searched by its literal prefix: fast
+
+
+def _shown(value: Any) -> str:
+    """A value as a reason shows it: text as is, anything else as JSON; 60 characters at most."""
+    if isinstance(value, str):
+        text = value or '""'
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(value)
+    return oc.valid_text(text[:60])
+
+
+def _dumps(obj: Any) -> str:
+    """JSON text: orjson's, or Python's json's for what orjson refuses (integers beyond 64 bits,
+    kept as the numbers they are; nesting deeper than orjson's limit)."""
+    try:
+        return oc.dumps(obj)
+    except TypeError:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _raw_of(rec: Any) -> str:
+    """The raw text of a quarantined record that came without its own."""
+    try:
+        return _dumps(rec)
+    except (TypeError, ValueError, RecursionError):
+        return ""
+
+
+def _text(value: Any) -> str | None:
+    """Text for a string column: text as is, any other JSON value as its JSON text (42 -> "42")."""
+    if value is None or value.__class__ is str:
+        return value
+    return str(value) if isinstance(value, str) else _dumps(value)
+
+
+def _numeric(value: Any) -> int | float | None:
+    """A JSON number, or numeric text (``" 12 "``, ``"1e3"``), as int or float; else None."""
+    if value.__class__ is bool:
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or "_" in text:  # int("1_000") is Python's syntax, not a number's
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return None
+
+
+def _count(value: Any, field: str) -> int | None:
+    """A token count: an integer 0 .. 2**63 - 1 (``12``, ``12.0`` or ``"12"``), None when absent;
+    anything else raises :class:`_BadValue` naming ``field`` and the value."""
+    if value.__class__ is int and 0 <= value <= _INT64_MAX:
+        return value
+    if value is None:
+        return None
+    n = _numeric(value)
+    if isinstance(n, float):
+        n = int(n) if n.is_integer() else None  # inf and nan are no integers either
+    if n is None:
+        raise _BadValue(f"{field} is not an integer: {_shown(value)}")
+    if n < 0:
+        raise _BadValue(f"{field} is negative: {_shown(value)}")
+    if n > _INT64_MAX:
+        raise _BadValue(f"{field} is out of range: {_shown(value)}")
+    return n
+
+
+def _amount(value: Any, field: str, signed: bool = False) -> float | None:
+    """A cost, duration or score: a finite number (or numeric text), not negative unless
+    ``signed``; None when absent; anything else raises :class:`_BadValue`."""
+    if value.__class__ is float and (signed or value >= 0) and value - value == 0:
+        return value
+    if value is None:
+        return None
+    n = _numeric(value)
+    if n is None:
+        raise _BadValue(f"{field} is not a finite number: {_shown(value)}")
+    try:
+        f = float(n)
+    except OverflowError:  # an integer beyond a double
+        raise _BadValue(f"{field} is out of range: {_shown(value)}") from None
+    if f - f != 0:
+        raise _BadValue(f"{field} is not a finite number: {_shown(value)}")
+    if f < 0 and not signed:
+        raise _BadValue(f"{field} is negative: {_shown(value)}")
+    return f
+
+
+def _bad_text(value: Any) -> str | None:
+    """The reason a decoded record cannot be stored: the first string or key (in document order)
+    holding a lone surrogate, i.e. bytes that were not UTF-8 or an unpaired \\ud800 escape; None
+    when there is none."""
+    stack = [("", value)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii() and _SURROGATE.search(v):
+                return f"{path or 'the record'} is not valid UTF-8 text: {_shown(v)}"
+        elif isinstance(v, dict):
+            items = []
+            for key, item in v.items():
+                if not key.isascii() and _SURROGATE.search(key):
+                    return (f"{path or 'the record'} has a key that is not valid UTF-8 text: "
+                            f"{_shown(key)}")
+                items.append((f"{path}.{key}" if path else key, item))
+            stack.extend(reversed(items))
+        elif isinstance(v, list):
+            stack.extend(reversed([(f"{path}.{i}" if path else str(i), item)
+                                   for i, item in enumerate(v)]))
+    return None
+
+
+def _suspect(text: str) -> bool:
+    """Whether ``text`` (a read buffer) may hold a lone surrogate; decided at C speed."""
+    if _SURROGATE_ESCAPE.search(text):
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _lenient(raw: bytes) -> Any:
+    """A line or document orjson refused, read by Python's json (see ``_DECODER``), bytes that
+    are not UTF-8 kept as lone surrogates (:func:`_bad_text` finds them); raises ValueError or
+    RecursionError when Python's json cannot read it either."""
+    return _DECODER.decode(raw.decode("utf-8", "surrogateescape"))
+
+
+def _retried(raw: Any, error: str) -> tuple[Any, str | None]:
+    """(record, None) for a JSON line orjson refused with ``error`` that Python's json reads and
+    that holds only valid text; else (None, the reason)."""
+    if not isinstance(raw, bytes) or not error.startswith("not valid JSON"):
+        return None, error  # e.g. a line over the length limit, of which only the start is kept
+    try:
+        doc = _lenient(raw)
+    except (ValueError, RecursionError):
+        return None, error
+    bad = _bad_text(doc)
+    return (None, bad) if bad else (doc, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,7 +286,9 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | byt
         buffered.read(3)
         head = head[3:].lstrip()
     if head.startswith(b"["):
-        yield from _array_records(io.TextIOWrapper(buffered, encoding="utf-8", errors="replace"))
+        # bytes that are not UTF-8 are kept (as lone surrogates) so their record is quarantined
+        yield from _array_records(io.TextIOWrapper(buffered, encoding="utf-8",
+                                                   errors="surrogateescape"))
         return
     data = buffered.read(oc.BLOCK_BYTES)
     if oc.opens_document(data, (b"{",)):  # one pretty-printed document
@@ -94,12 +298,30 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | byt
         try:
             doc = oc.loads(whole)
         except ValueError as exc:
-            yield line_no, None, f"not valid JSON: {exc}", whole
+            yield from _lenient_document(line_no, whole, f"not valid JSON: {exc}")
             return
         yield line_no, doc, None, whole
         return
     for line_no, raw, doc, error in oc.block_documents(oc.json_line_blocks(data, buffered)):
+        if error is not None:
+            doc, error = _retried(raw, error)
         yield line_no, doc, error, raw
+
+
+def _lenient_document(line_no: int, whole: bytes, error: str,
+                      ) -> Iterator[tuple[int, Any, str | None, str | bytes]]:
+    """A document orjson refused with ``error``, read by Python's json: an API page's records
+    one by one (one with text that is not UTF-8 is quarantined, not the page), else the document
+    as one record; ``error`` when Python's json cannot read it either."""
+    try:
+        doc = _lenient(whole)
+    except (ValueError, RecursionError):
+        yield line_no, None, error, whole
+        return
+    page = isinstance(doc, dict) and isinstance(doc.get("data"), list) and "type" not in doc
+    for item in doc["data"] if page else [doc]:
+        bad = _bad_text(item)
+        yield line_no, None if bad else item, bad, _raw_of(item) if bad else ""
 
 
 _SKIP = re.compile(r"[\s,]*")
@@ -152,8 +374,9 @@ def _skip_value(chunk: str, text: io.TextIOBase) -> tuple[int, int, str] | None:
 
 def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, str]]:
     """Elements of one top-level JSON array, decoded one at a time with their start line."""
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
     buf = text.read(1 << 20)
+    suspect = _suspect(buf)  # may the buffer hold text that is not UTF-8? (rarely)
     pos = buf.index("[") + 1
     line_base, counted = 1, 0  # line number at buf[counted]
     read_size = 1 << 20
@@ -165,6 +388,7 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
             eof = not more
             line_base += buf.count("\n", counted, pos)
             buf, pos, counted = buf[pos:] + more, 0, 0
+            suspect = _suspect(buf)
             continue
         line_base += buf.count("\n", counted, pos)
         counted = pos
@@ -182,6 +406,7 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
                 eof = not more
                 buf = buf[pos:] + more
                 pos = counted = 0
+                suspect = _suspect(buf)
                 continue
             if not eof:  # longer than the limit: skip to its end, keeping one chunk at a time
                 raw = buf[pos:pos + schema.RAW_MAX_CHARS]
@@ -193,11 +418,29 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
                     pos = counted = 0
                     read_size = 1 << 20
                     eof = False
+                    suspect = _suspect(buf)
                     continue
             yield line_base, None, f"not valid JSON: {exc.msg}", buf[pos:pos + schema.RAW_MAX_CHARS]
             return
+        except (ValueError, RecursionError) as exc:
+            # read but not held: an integer of over 4,300 digits, nesting too deep for Python
+            raw = buf[pos:pos + schema.RAW_MAX_CHARS]
+            skipped = _skip_value(buf[pos:], text) if buf[pos] in "{[" else None
+            if skipped is None:
+                yield line_base, None, f"not valid JSON: {exc}", raw
+                return
+            size, lines, buf = skipped
+            yield line_base, None, f"element not readable: {exc}", raw
+            line_base += lines
+            pos = counted = 0
+            read_size = 1 << 20
+            eof = False
+            suspect = _suspect(buf)
+            continue
         if end - pos > MAX_ELEMENT_CHARS:  # it fit the buffer, but is over the limit all the same
             yield line_base, None, _too_long(end - pos), buf[pos:pos + schema.RAW_MAX_CHARS]
+        elif suspect and _SUSPECT.search(buf, pos, end) and (bad := _bad_text(record)):
+            yield line_base, None, bad, buf[pos:min(end, pos + schema.RAW_MAX_CHARS)]
         else:
             yield line_base, record, None, buf[pos:end] if len(buf) - pos < 1 << 16 else ""
         pos = end
@@ -210,72 +453,132 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
 # Field helpers
 
 
-def _ts_us(value: Any) -> int | None:
-    """ISO 8601 text (UTC when no offset) or epoch milliseconds -> epoch microseconds."""
+def _ts_us(value: Any, field: str) -> int | None:
+    """ISO 8601 text (UTC when no offset) or epoch milliseconds -> epoch microseconds; None when
+    absent (or empty); :class:`_BadValue` naming ``field`` when it is no time."""
     if value is None or value == "":
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1000)
-    dt = datetime.fromisoformat(str(value))
+    if value.__class__ is str:
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            raise _BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
+    elif value.__class__ is int or value.__class__ is float:
+        if -9e15 < value < 9e15:  # milliseconds whose microseconds fit in 64 bits (not nan)
+            return int(value * 1000)
+        raise _BadValue(f"{field} is not a timestamp: {_shown(value)}")
+    else:
+        try:
+            dt = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            dt = None
+        if dt is None:
+            raise _BadValue(f"{field} is not a timestamp: {_shown(value)}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // _ONE_US
+    try:
+        return (dt - _EPOCH) // _ONE_US
+    except OverflowError:  # year 1 or 9999 moved by its offset beyond datetime's range
+        raise _BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
 
 
 def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, int | None]:
     """(input incl. cache, cached, cache write, output incl. reasoning, reasoning)."""
     details = obs.get("usageDetails")
-    if isinstance(details, dict) and details:
-        inp = out = cached = write = reasoning = 0
-        seen_in = seen_out = False
-        for key, value in details.items():
-            n = oc.as_int(value)
-            if n is None or key == "total":
-                continue
-            k = key.lower()
-            if k.startswith(("output", "completion")):
-                out += n
-                seen_out = True
-                if "reasoning" in k:
-                    reasoning += n
-            elif k.startswith(("input", "prompt", "cache")):
-                inp += n
-                seen_in = True
-                if "cache_read" in k or "cached" in k:
-                    cached += n
-                elif "cache_creation" in k or "cache_write" in k:
-                    write += n
-        return ((inp if seen_in else None), (cached if seen_in else None),
-                (write if seen_in else None), (out if seen_out else None),
-                (reasoning if seen_out else None))
-    usage = obs.get("usage") if isinstance(obs.get("usage"), dict) else {}
+    if isinstance(details, dict):
+        if details:
+            return _usage_details(details)
+    elif details is not None:
+        raise _BadValue(f"usageDetails is not a JSON object: {_shown(details)}")
+    usage = obs.get("usage")
+    if usage is None:
+        usage = {}
+    elif not isinstance(usage, dict):
+        raise _BadValue(f"usage is not a JSON object: {_shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
         return None, None, None, None, None  # characters, images, seconds: not tokens
-    inp = oc.as_int(usage.get("input", usage.get("promptTokens", obs.get("promptTokens"))))
-    out = oc.as_int(usage.get("output",
-                              usage.get("completionTokens", obs.get("completionTokens"))))
+    if "input" in usage:
+        inp = _count(usage["input"], "usage.input")
+    elif "promptTokens" in usage:
+        inp = _count(usage["promptTokens"], "usage.promptTokens")
+    else:
+        inp = _count(obs.get("promptTokens"), "promptTokens")
+    if "output" in usage:
+        out = _count(usage["output"], "usage.output")
+    elif "completionTokens" in usage:
+        out = _count(usage["completionTokens"], "usage.completionTokens")
+    else:
+        out = _count(obs.get("completionTokens"), "completionTokens")
     return (inp, 0 if inp is not None else None, 0 if inp is not None else None, out,
             0 if out is not None else None)
 
 
+def _usage_details(details: dict) -> tuple[int | None, int | None, int | None, int | None,
+                                           int | None]:
+    inp = out = cached = write = reasoning = 0
+    seen_in = seen_out = False
+    for key, value in details.items():
+        if value.__class__ is int and 0 <= value <= _INT64_MAX:
+            n = value
+        elif value is None:
+            continue
+        else:
+            n = _count(value, f"usageDetails.{key}")  # raises unless a count
+        if key == "total":  # the sum of the others: read (so a bad one is seen), not added
+            continue
+        k = key.lower()
+        if k.startswith(("output", "completion")):
+            out += n
+            seen_out = True
+            if "reasoning" in k:
+                reasoning += n
+        elif k.startswith(("input", "prompt", "cache")):
+            inp += n
+            seen_in = True
+            if "cache_read" in k or "cached" in k:
+                cached += n
+            elif "cache_creation" in k or "cache_write" in k:
+                write += n
+    if inp > _INT64_MAX or out > _INT64_MAX:
+        side = "input" if inp > _INT64_MAX else "output"
+        raise _BadValue(f"usageDetails {side} tokens add up to more than {_INT64_MAX}: "
+                        f"{inp if side == 'input' else out}")
+    return ((inp if seen_in else None), (cached if seen_in else None),
+            (write if seen_in else None), (out if seen_out else None),
+            (reasoning if seen_out else None))
+
+
 def _cost(obs: dict) -> float | None:
     details = obs.get("costDetails")
-    if isinstance(details, dict) and details:
-        if details.get("total") is not None:
-            return oc.as_float(details["total"])
-        values = [oc.as_float(v) for v in details.values()]
-        return sum(v for v in values if v is not None) if any(v is not None for v in values) \
-            else None
-    for value in (obs.get("calculatedTotalCost"), obs.get("totalCost"),
-                  (obs.get("usage") or {}).get("totalCost")
-                  if isinstance(obs.get("usage"), dict) else None):
+    if isinstance(details, dict):
+        if details:
+            total = parts = None
+            for key, value in details.items():
+                if value.__class__ is float and 0 <= value < _INF:
+                    amount = value
+                elif value is None:
+                    continue
+                else:  # each is read, so a bad one is seen even beside a good total
+                    amount = _amount(value, f"costDetails.{key}")
+                if key == "total":
+                    total = amount
+                else:
+                    parts = amount if parts is None else parts + amount
+            return total if total is not None else parts
+    elif details is not None:
+        raise _BadValue(f"costDetails is not a JSON object: {_shown(details)}")
+    usage = obs.get("usage")
+    for name, value in (("calculatedTotalCost", obs.get("calculatedTotalCost")),
+                        ("totalCost", obs.get("totalCost")),
+                        ("usage.totalCost",
+                         usage.get("totalCost") if isinstance(usage, dict) else None)):
         if value is not None:
-            return oc.as_float(value)
+            return _amount(value, name)
     return None
 
 
-def _error_type(message: Any) -> str | None:
-    match = _ERROR_NAME.match(str(message)) if message else None
+def _error_type(message: str | None) -> str | None:
+    match = _ERROR_NAME.match(message) if message else None
     return match.group(1) if match else None
 
 
@@ -294,30 +597,40 @@ class _Parser:
 
     def record(self, line: int, rec: Any, raw: str | bytes, trace: dict | None = None) -> None:
         if not isinstance(rec, dict):
-            self.batch.reject(line, raw, "not a Langfuse record (expected a JSON object)")
+            self.batch.reject(line, raw or _raw_of(rec),
+                              "not a Langfuse record (expected a JSON object)")
             return
         try:
+            kind = rec.get("type")
             if isinstance(rec.get("data"), list) and "type" not in rec:  # an API page
                 for item in rec["data"]:
-                    self.record(line, item, oc.dumps(item), trace)
-            elif rec.get("type") in OBSERVATION_TYPES and "startTime" in rec:
+                    self.record(line, item, "", trace)
+            elif kind.__class__ is str and kind in OBSERVATION_TYPES and "startTime" in rec:
                 self.observation(line, rec, trace)
             elif "dataType" in rec or ("value" in rec and "name" in rec and "traceId" in rec):
                 self.score(line, rec, trace)
             elif "observations" in rec or "scores" in rec or ("timestamp" in rec and "id" in rec):
                 self.trace(line, rec)
+            elif kind is not None and "startTime" in rec:
+                raise _BadValue(f"type is not a Langfuse observation type: {_shown(kind)}")
             else:
                 self.batch.reject(line, raw, "not a Langfuse observation, trace or score")
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            self.batch.reject(line, raw if raw else oc.dumps(rec),
+        except _BadValue as exc:
+            self.batch.reject(line, raw if raw else _raw_of(rec), str(exc))
+        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError,
+                RecursionError) as exc:
+            self.batch.reject(line, raw if raw else _raw_of(rec),
                               f"Langfuse record not usable: {exc}")
 
     def trace(self, line: int, rec: dict) -> None:
+        for key in ("observations", "scores"):
+            if rec.get(key) is not None and not isinstance(rec[key], list):
+                raise _BadValue(f"{key} is not a JSON array: {_shown(rec[key])}")
         info = {k: rec.get(k) for k in TRACE_FIELDS if rec.get(k) is not None}
         if isinstance(rec.get("metadata"), dict):
             info["metadata"] = rec["metadata"]
         if rec.get("id"):
-            self.traces[str(rec["id"])] = info
+            self.traces[_text(rec["id"])] = info
         for obs in rec.get("observations") or ():
             if isinstance(obs, dict):  # the public API lists ids only: nothing to read there
                 self.record(line, obs, "", info)
@@ -326,80 +639,98 @@ class _Parser:
                 self.record(line, score, "", info)
 
     def observation(self, line: int, obs: dict, trace: dict | None) -> None:
+        # Every value is read (and a bad one raises _BadValue) before any row is added.
         obs_id = obs.get("id")
         if not obs_id:
             raise ValueError("observation has no id")
-        start = _ts_us(obs["startTime"])
-        end = _ts_us(obs.get("endTime"))
+        start = _ts_us(obs["startTime"], "startTime")
+        if start is None:
+            raise _BadValue("missing startTime")
+        end = _ts_us(obs.get("endTime"), "endTime")
         latency_ms = (end - start) / 1000 if end is not None else None
         if latency_ms is None and obs.get("latency") is not None:
-            latency_ms = oc.as_float(obs["latency"]) * 1000  # seconds in the public API
+            latency_ms = _amount(obs["latency"], "latency") * 1000  # seconds in the public API
         error = str(obs.get("level") or "").upper() == "ERROR"
-        metadata = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
+        metadata = obs.get("metadata")
         extra = {k: v for k, v in obs.items() if k not in _CONSUMED and v is not None}
-        if metadata:
-            extra["metadata"] = metadata
-        kind = str(obs["type"])
+        if isinstance(metadata, dict):
+            if metadata:
+                extra["metadata"] = metadata
+        else:
+            if metadata is not None:  # not an object: nothing to map to columns, kept as is
+                extra["metadata"] = metadata
+            metadata = {}
+        kind = obs["type"]
+        obs_id, trace_id = _text(obs_id), _text(obs.get("traceId"))
+        parent_id, name = _text(obs.get("parentObservationId")), _text(obs.get("name"))
         if kind not in MODEL_TYPES:
             self.batch.spans.append((
-                str(obs_id), obs.get("traceId"), obs.get("parentObservationId"), start,
-                latency_ms, obs.get("name"), SPAN_KIND.get(kind, "other"),
-                "error" if error else "ok", oc.dumps(extra) if extra else None))
+                obs_id, trace_id, parent_id, start, latency_ms, name,
+                SPAN_KIND.get(kind, "other"), "error" if error else "ok",
+                _dumps(extra) if extra else None))
             self.batch.span_lines.append(line)
             return
         inp, cached, write, out, reasoning = _tokens(obs)
-        first_token = _ts_us(obs.get("completionStartTime"))
+        cost = _cost(obs)
+        first_token = _ts_us(obs.get("completionStartTime"), "completionStartTime")
         ttft_ms = (first_token - start) / 1000 if first_token is not None else None
         if ttft_ms is None and obs.get("timeToFirstToken") is not None:
-            ttft_ms = oc.as_float(obs["timeToFirstToken"]) * 1000
+            ttft_ms = _amount(obs["timeToFirstToken"], "timeToFirstToken") * 1000
         prompt_version = obs.get("promptVersion")
+        message = _text(obs.get("statusMessage")) if error else None
         row = {
-            "request_id": str(obs_id), "trace_id": obs.get("traceId"),
-            "parent_id": obs.get("parentObservationId"), "ts": start, "latency_ms": latency_ms,
-            "ttft_ms": ttft_ms, "model": obs.get("model"), "operation": MODEL_TYPES[kind],
-            "input_tokens": inp, "cached_input_tokens": cached, "cache_write_tokens": write,
-            "output_tokens": out, "reasoning_tokens": reasoning, "logged_cost_usd": _cost(obs),
-            "status": "error" if error else "ok",
-            "error_message": obs.get("statusMessage") if error else None,
-            "error_type": _error_type(obs.get("statusMessage")) if error else None,
-            "prompt_name": obs.get("promptName"),
-            "prompt_version": None if prompt_version is None else str(prompt_version),
-            "user_id": obs.get("userId"), "session_id": obs.get("sessionId"),
-            "app_version": obs.get("release") or obs.get("version"),
-            "environment": obs.get("environment"),
-            "input_text": oc.as_text(obs.get("input")),
-            "output_text": oc.as_text(obs.get("output")),
+            "request_id": obs_id, "trace_id": trace_id, "parent_id": parent_id, "ts": start,
+            "latency_ms": latency_ms, "ttft_ms": ttft_ms, "model": _text(obs.get("model")),
+            "operation": MODEL_TYPES[kind], "input_tokens": inp, "cached_input_tokens": cached,
+            "cache_write_tokens": write, "output_tokens": out, "reasoning_tokens": reasoning,
+            "logged_cost_usd": cost, "status": "error" if error else "ok",
+            "error_message": message, "error_type": _error_type(message),
+            "prompt_name": _text(obs.get("promptName")),
+            "prompt_version": None if prompt_version is None else _text(prompt_version),
+            "user_id": _text(obs.get("userId")), "session_id": _text(obs.get("sessionId")),
+            "app_version": _text(obs.get("release") or obs.get("version")),
+            "environment": _text(obs.get("environment")),
+            "input_text": _text(obs.get("input")),
+            "output_text": _text(obs.get("output")),
             "attributes": extra,
         }
         for column in _METADATA_COLUMNS:
             if row.get(column) is None and metadata.get(column) is not None:
-                row[column] = oc.as_text(metadata[column])
+                row[column] = _text(metadata[column])
         oc.user_columns(metadata, row)
-        row["provider"] = oc.norm_provider(row.get("provider") or metadata.get("ls_provider")
-                                           or metadata.get("gen_ai.system"))
+        row["provider"] = oc.norm_provider(row.get("provider")
+                                           or _text(metadata.get("ls_provider"))
+                                           or _text(metadata.get("gen_ai.system")))
         if trace is not None:
             _apply_trace(row, trace)
         self.pending.append((row, line))
         self.batch.spans.append((
-            str(obs_id), obs.get("traceId"), obs.get("parentObservationId"), start, latency_ms,
-            obs.get("name"), "llm", row["status"],
-            oc.dumps({k: v for k, v in (("model", row["model"]), ("input_tokens", inp),
-                                        ("output_tokens", out)) if v is not None})))
+            obs_id, trace_id, parent_id, start, latency_ms, name, "llm", row["status"],
+            _dumps({k: v for k, v in (("model", row["model"]), ("input_tokens", inp),
+                                      ("output_tokens", out)) if v is not None})))
         self.batch.span_lines.append(line)
 
     def score(self, line: int, rec: dict, trace: dict | None) -> None:
-        metric = str(rec.get("name") or "score")
+        metric = _text(rec.get("name") or "score")
         data_type = str(rec.get("dataType") or "NUMERIC").upper()
-        source_name = str(rec.get("source") or "API").upper()
+        source_name = _text(rec.get("source") or "API").upper()
         run_id = rec.get("datasetRunId")
         source = "offline" if run_id else SCORE_SOURCE.get(source_name, "feedback")
-        run_id = str(run_id) if run_id else f"langfuse:{source_name.lower()}"
-        case_id = rec.get("observationId") or rec.get("traceId")
-        ts = _ts_us(rec.get("timestamp") or rec.get("createdAt"))
+        run_id = _text(run_id) if run_id else f"langfuse:{source_name.lower()}"
+        case_id = _text(rec.get("observationId") or rec.get("traceId"))
+        when = "timestamp" if rec.get("timestamp") else "createdAt"
+        ts = _ts_us(rec.get(when), when)
         if ts is None:
             raise ValueError("score has no timestamp")
-        value = oc.as_float(rec.get("value"))
-        label = oc.as_text(rec.get("stringValue"))
+        label = _text(rec.get("stringValue"))
+        value = rec.get("value")
+        if value.__class__ is bool and data_type == "BOOLEAN":
+            value = 1.0 if value else 0.0
+        elif data_type == "CATEGORICAL" and label is None and isinstance(value, str) \
+                and _numeric(value) is None:
+            value, label = None, value  # the ingestion API's string value of a category
+        else:
+            value = _amount(value, "value", signed=True)
         if data_type == "BOOLEAN":
             passed = None if value is None else value >= 0.5
             label = label or (None if value is None else ("true" if passed else "false"))
@@ -411,22 +742,29 @@ class _Parser:
                     "timestamp", "createdAt", "updatedAt", "traceId", "observationId",
                     "datasetRunId", "projectId"}
         extra = {k: v for k, v in rec.items() if k not in consumed and v is not None}
+        if data_type not in _SCORE_TYPES:  # read as NUMERIC; the type it claims is kept
+            extra["dataType"] = rec["dataType"]
         extra["trace_id"] = rec.get("traceId")
         eval_id = oc.stable_id("langfuse", rec["id"]) if rec.get("id") \
             else oc.stable_id(run_id, case_id, metric, ts)
-        version = (trace or self.traces.get(str(rec.get("traceId")), {})).get("release")
+        version = (trace or self.traces.get(_text(rec.get("traceId")), {})).get("release")
         self.batch.evals.append((
-            eval_id, run_id, ts, source, None, case_id, 0, rec.get("observationId"), version,
-            None, metric, value, passed, "human" if source_name == "ANNOTATION" else None,
-            label, oc.as_text(rec.get("comment")), oc.dumps(extra)))
+            eval_id, run_id, ts, source, None, case_id, 0, _text(rec.get("observationId")),
+            _text(version), None, metric, value, passed,
+            "human" if source_name == "ANNOTATION" else None, label,
+            _text(rec.get("comment")), _dumps(extra)))
         self.batch.eval_lines.append(line)
 
     def flush(self) -> Chunk:
         for row, line in self.pending:
-            trace = self.traces.get(str(row.get("trace_id")))
-            if trace:
-                _apply_trace(row, trace)
-            row["attributes"] = oc.dumps(row["attributes"]) if row["attributes"] else None
+            try:
+                trace = self.traces.get(row.get("trace_id"))
+                if trace:
+                    _apply_trace(row, trace)
+                row["attributes"] = _dumps(row["attributes"]) if row["attributes"] else None
+            except (TypeError, ValueError, RecursionError) as exc:
+                self.batch.reject(line, "", f"Langfuse record not usable: {exc}")
+                continue
             self.batch.requests.append(tuple(row.get(c) for c in oc.REQUEST_COLUMNS))
             self.batch.request_lines.append(line)
         self.pending = []
@@ -438,13 +776,13 @@ def _apply_trace(row: dict, trace: dict) -> None:
     for column, key in (("user_id", "userId"), ("session_id", "sessionId"),
                         ("app_version", "release"), ("environment", "environment")):
         if row.get(column) is None and trace.get(key) is not None:
-            row[column] = str(trace[key])
+            row[column] = _text(trace[key])
     metadata = trace.get("metadata")
     if isinstance(metadata, dict):
         oc.user_columns(metadata, row)
         for column in ("feature", "customer_id"):
             if row.get(column) is None and metadata.get(column) is not None:
-                row[column] = oc.as_text(metadata[column])
+                row[column] = _text(metadata[column])
     if trace.get("name") and isinstance(row.get("attributes"), dict):
         row["attributes"].setdefault("trace_name", trace["name"])
     if trace.get("tags") and isinstance(row.get("attributes"), dict):

@@ -28,6 +28,10 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 The flattened message lists (``llm.input_messages.*``, ``llm.output_messages.*``) repeat
 input.value / output.value and embedding vectors are large: they are not copied to
 ``attributes``. ``metadata`` and ``llm.invocation_parameters`` are stored there as JSON objects.
+
+Bad values: a token count that is not an integer in 0 .. 2^63-1, or a cost that is not a finite
+number, quarantines the span naming the attribute ("span not usable: llm.token_count.prompt is not
+an integer: abc"), as in ``otlp-json``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ from lib.ingest.formats import otlp_common as oc
 SPAN_KIND = {"AGENT": "agent", "TOOL": "tool", "RETRIEVER": "retrieval",
              "RERANKER": "retrieval", "CHAIN": "chain", "LLM": "llm", "EMBEDDING": "llm"}
 FIRST_TOKEN_EVENT = "First Token Stream Event"
+PROMPT, COMPLETION = "llm.token_count.prompt", "llm.token_count.completion"
+CACHE_READ = "llm.token_count.prompt_details.cache_read"
+CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
+REASONING = "llm.token_count.completion_details.reasoning"
 
 CONSUMED = frozenset({
     "openinference.span.kind", "llm.model_name", "llm.provider", "llm.system",
@@ -82,25 +90,31 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     metadata = _json_object(a.get("metadata"))
     if metadata is not None:
         a["metadata"] = metadata
-    cached = oc.as_int(a.get("llm.token_count.prompt_details.cache_read"))
-    cache_write = oc.as_int(a.get("llm.token_count.prompt_details.cache_write"))
-    input_tokens = oc.inclusive_input(oc.as_int(a.get("llm.token_count.prompt")), cached,
-                                      cache_write)
-    output_tokens = oc.as_int(a.get("llm.token_count.completion"))
-    reasoning = oc.as_int(a.get("llm.token_count.completion_details.reasoning"))
+    # counts: ints in 0 .. 2^63-1, else the span is rejected naming the attribute (oc.count)
+    cached = oc.count(a.get(CACHE_READ), CACHE_READ)
+    cache_write = oc.count(a.get(CACHE_WRITE), CACHE_WRITE)
+    input_tokens = oc.inclusive_input(oc.count(a.get(PROMPT), PROMPT), cached, cache_write)
+    output_tokens = oc.count(a.get(COMPLETION), COMPLETION)
+    reasoning = oc.count(a.get(REASONING), REASONING)
     if input_tokens is not None:
         cached = cached or 0
         cache_write = cache_write or 0
     if output_tokens is not None:
         reasoning = reasoning or 0
-    response_model = oc.as_text(a.get("llm.model_name") or a.get("embedding.model_name"))
+    response_model = a.get("llm.model_name")
+    if response_model is None or response_model == "":
+        response_model = a.get("embedding.model_name")
+    response_model = oc.as_text(response_model)
+    provider = a.get("llm.provider")
+    if provider is None or provider == "":
+        provider = a.get("llm.system")
     ttft_ms = None
     for event in span.events:
         if event.get("name") == FIRST_TOKEN_EVENT:
             ttft_ms = span.event_ms(event)
             break
     request = {
-        "provider": oc.norm_provider(a.get("llm.provider") or a.get("llm.system")),
+        "provider": oc.norm_provider(provider),
         "model": oc.as_text(params.get("model")) or response_model,
         "response_model": response_model,
         "operation": "embeddings" if kind == "EMBEDDING" else "chat",
@@ -109,7 +123,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "cache_write_tokens": cache_write,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
-        "logged_cost_usd": oc.as_float(a.get("llm.cost.total")),
+        "logged_cost_usd": oc.number(a.get("llm.cost.total"), "llm.cost.total"),
         "ttft_ms": ttft_ms,
         "finish_reason": oc.as_text(a.get("llm.finish_reason")),
         "input_text": oc.as_text(a.get("input.value")),

@@ -40,6 +40,11 @@ Token semantics: the GenAI conventions count cached tokens inside ``input_tokens
 reasoning inside ``output_tokens``), as design §3 does, so no addition is made, except when the
 cached parts exceed the input count, which proves a source copied Anthropic's raw usage
 (see ``otlp_common.inclusive_input``).
+
+Bad values: a token count must be an integer in 0 .. 2^63-1 (an int, 12.0, or int64's decimal
+text "123"); any other value (1.5, "abc", true, 1e400, -1, 10**30) quarantines the span with a
+reason naming the attribute ("span not usable: gen_ai.usage.input_tokens is not an integer:
+1e400"); so does a time to first chunk that is not a finite number. Nothing is rounded or dropped.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ CONSUMED = frozenset(
 )
 
 
-as_int, as_text = oc.as_int, oc.as_text
+as_text = oc.as_text
+_MAX = oc.INT64_MAX
 
 
 def _finish_from_messages(output_messages: str) -> str | None:
@@ -102,6 +108,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     get = a.get
     operation = get("gen_ai.operation.name")
     if operation is not None:
+        if operation.__class__ is not str:
+            operation = as_text(operation)
         if operation not in MODEL_OPERATIONS:
             return SPAN_KIND_BY_OPERATION.get(operation, "other"), None, CONSUMED
     elif not ("gen_ai.request.model" in a or "gen_ai.usage.input_tokens" in a
@@ -122,21 +130,27 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     reasoning = get("gen_ai.usage.reasoning.output_tokens")
     if reasoning is None:
         reasoning = get("gen_ai.usage.reasoning_tokens")
-    # ints and strings, the usual types, skip the converters (which return them unchanged)
+    # Counts are ints in 0 .. 2^63-1; anything else (1.5, "abc", true, 1e400, -1, 10**30) is
+    # rejected by oc.count, naming the attribute. Ints in range, the usual case, skip the call.
+    if cached is not None and not (cached.__class__ is int and 0 <= cached <= _MAX):
+        cached = oc.count_of(a, _NAMES["cached"])
+    if cache_write is not None and not (cache_write.__class__ is int
+                                        and 0 <= cache_write <= _MAX):
+        cache_write = oc.count_of(a, _NAMES["cache_write"])
+    if input_tokens is not None and not (input_tokens.__class__ is int
+                                         and 0 <= input_tokens <= _MAX):
+        input_tokens = oc.count_of(a, _NAMES["input_tokens"])
+    if output_tokens is not None and not (output_tokens.__class__ is int
+                                          and 0 <= output_tokens <= _MAX):
+        output_tokens = oc.count_of(a, _NAMES["output_tokens"])
+    if reasoning is not None and not (reasoning.__class__ is int and 0 <= reasoning <= _MAX):
+        reasoning = oc.count_of(a, _NAMES["reasoning"])
     if input_tokens is not None:
-        cached = (cached if cached.__class__ is int else as_int(cached)) or 0
-        cache_write = (cache_write if cache_write.__class__ is int else as_int(cache_write)) or 0
-        if input_tokens.__class__ is not int:
-            input_tokens = as_int(input_tokens)
+        cached = cached or 0
+        cache_write = cache_write or 0
         input_tokens = oc.inclusive_input(input_tokens, cached, cache_write)
-    else:
-        cached, cache_write = as_int(cached), as_int(cache_write)
     if output_tokens is not None:
-        if output_tokens.__class__ is not int:
-            output_tokens = as_int(output_tokens)
-        reasoning = (reasoning if reasoning.__class__ is int else as_int(reasoning)) or 0
-    else:
-        reasoning = as_int(reasoning)
+        reasoning = reasoning or 0
     response_model = get("gen_ai.response.model")
     if response_model.__class__ is not str:
         response_model = as_text(response_model)
@@ -147,17 +161,27 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
             if reason:
                 finish = reason
                 break
-    output_text = get("gen_ai.output.messages") or get("gen_ai.completion")
+    # current name first; the older one only when it is absent or empty (a false or 0 is kept)
+    output_text = get("gen_ai.output.messages")
+    if output_text is None or output_text == "":
+        output_text = get("gen_ai.completion")
     if output_text.__class__ is not str:
         output_text = as_text(output_text)
     if finish is None and output_text:
         finish = _finish_from_messages(output_text)
     ttft_s = get("gen_ai.response.time_to_first_chunk")
     error_type = get("error.type")
-    model = get("gen_ai.request.model") or response_model
-    input_text = get("gen_ai.input.messages") or get("gen_ai.prompt")
+    model = get("gen_ai.request.model")
+    if model is None or model == "":
+        model = response_model
+    input_text = get("gen_ai.input.messages")
+    if input_text is None or input_text == "":
+        input_text = get("gen_ai.prompt")
+    provider = get("gen_ai.provider.name")
+    if provider is None or provider == "":
+        provider = get("gen_ai.system")
     request = {
-        "provider": oc.norm_provider(get("gen_ai.provider.name") or get("gen_ai.system")),
+        "provider": oc.norm_provider(provider),
         "model": model if model.__class__ is str else as_text(model),
         "response_model": response_model,
         "operation": (operation if operation.__class__ is str else as_text(operation))
@@ -167,7 +191,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         "cache_write_tokens": cache_write,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
-        "ttft_ms": oc.as_float(ttft_s) * 1000.0 if ttft_s is not None else None,
+        "ttft_ms": oc.number(ttft_s, "gen_ai.response.time_to_first_chunk") * 1000.0
+        if ttft_s is not None else None,
         "finish_reason": finish if finish.__class__ is str else as_text(finish),
         "error_type": oc.norm_error_type(error_type) if error_type is not None else None,
         "input_text": input_text if input_text.__class__ is str else as_text(input_text),

@@ -38,6 +38,7 @@ import hashlib
 import heapq
 import io
 import json
+import math
 import os
 import pickle
 import queue
@@ -79,33 +80,91 @@ CHUNK_ROWS = 50_000  # spans per yielded Chunk: bounds memory on large files
 
 # ---------------------------------------------------------------------------------------------
 # Attribute values
+#
+# The decoders keep what they are given when it is not their type's encoding (an ``intValue`` of
+# "abc" or 1.5, a ``boolValue`` of "yes", a ``doubleValue`` of "NaN"): such a value is stored as
+# written in ``attributes``, and a column that needs a number (a token count, a time) rejects the
+# span naming the attribute and the value (``count``, ``number``). Nothing is rounded, coerced or
+# dropped on the way.
 
 
-def _any_value(value: dict | None) -> Any:
+def _any_value(value: Any) -> Any:
     """An OTLP ``AnyValue`` (either JSON encoding) as a plain Python value."""
     if not value:
         return None
+    if value.__class__ is not dict:
+        return value  # not an AnyValue: kept as written
     for kind, inner in value.items():  # exactly one member is set
         decode = _VALUE_DECODERS.get(kind)
-        return decode(inner) if decode is not None else None
+        return decode(inner) if decode is not None else value
     return None
 
 
-def _bool(inner: Any) -> bool:
-    return inner if isinstance(inner, bool) else str(inner).lower() == "true"
+def _string(inner: Any) -> Any:
+    return inner  # a string, or (rarely) another JSON value: kept as written
 
 
-def _array(inner: dict | None) -> list:
-    return [_any_value(v) for v in (inner or {}).get("values", ())]
+def _int(inner: Any) -> Any:
+    """int64: decimal text (the Collector's encoding) or a JSON number (protobuf's printer)."""
+    cls = inner.__class__
+    if cls is int:
+        return inner
+    if cls is str:
+        try:
+            return int(inner)
+        except ValueError:
+            return inner
+    if cls is float and inner.is_integer() and INT64_MIN <= inner <= INT64_MAX:
+        return int(inner)
+    return inner  # 1.5, true, a list...: not an integer, kept as written
 
 
-def _kvlist(inner: dict | None) -> dict:
-    return decode_attributes((inner or {}).get("values"))
+def _double(inner: Any) -> Any:
+    """A double: a JSON number, or text ("1.5"; proto3 JSON writes "NaN", "Infinity" as text,
+    which stay text: JSON has no such numbers)."""
+    cls = inner.__class__
+    if cls is float:
+        return inner
+    if cls is int:
+        return float(inner) if -(1 << 53) <= inner <= 1 << 53 else inner
+    if cls is str:
+        try:
+            f = float(inner)
+        except ValueError:
+            return inner
+        return f if math.isfinite(f) else inner
+    return inner
+
+
+def _bool(inner: Any) -> Any:
+    if inner.__class__ is bool:
+        return inner
+    if inner.__class__ is str and inner.lower() in ("true", "false"):
+        return inner.lower() == "true"
+    return inner
+
+
+def _array(inner: Any) -> Any:
+    values = inner.get("values") if inner.__class__ is dict else () if inner is None else inner
+    if not values:
+        return [] if inner is None or inner.__class__ in (dict, list) else inner
+    if values.__class__ is not list:
+        return inner  # not an ArrayValue: kept as written
+    return [_any_value(v) for v in values]
+
+
+def _kvlist(inner: Any) -> Any:
+    values = inner.get("values") if inner.__class__ is dict else () if inner is None else inner
+    if not values:
+        return {} if inner is None or inner.__class__ in (dict, list) else inner
+    if values.__class__ is not list:
+        return inner  # not a KeyValueList: kept as written
+    return decode_attributes(values)
 
 
 _VALUE_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "stringValue": str, "intValue": int, "doubleValue": float, "boolValue": _bool,
-    "arrayValue": _array, "kvlistValue": _kvlist, "bytesValue": str,  # base64 text, kept
+    "stringValue": _string, "intValue": _int, "doubleValue": _double, "boolValue": _bool,
+    "arrayValue": _array, "kvlistValue": _kvlist, "bytesValue": _string,  # base64 text, kept
 }
 # protobuf's JSON printer with preserving_proto_field_name writes snake_case members
 _VALUE_DECODERS.update({re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), k): f
@@ -117,29 +176,133 @@ def decode_attributes(items: Iterable[dict] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if not items:
         return out
-    for item in items:
-        value = item.get("value")
-        if value:
-            v = value.get("stringValue")
-            if v is None:
-                v = value.get("intValue")
-                v = _any_value(value) if v is None else int(v)
-        else:
-            v = None
-        out[item["key"]] = v
+    item = None
+    try:
+        for item in items:
+            value = item.get("value")
+            if value:
+                v = value.get("stringValue")
+                if v is None:
+                    v = value.get("intValue")
+                    if v is None:
+                        v = _any_value(value)
+                    elif v.__class__ is not int:
+                        v = _int(v)
+            else:
+                v = None
+            out[item["key"]] = v
+    except (AttributeError, KeyError, TypeError):
+        raise BadValue(f"not an OTLP attribute (key and value): {shown(item)}") from None
     return out
 
 
-def as_int(value: Any) -> int | None:
-    """A token count from an attribute that may be an int, a float or a numeric string."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+UINT64_MAX = (1 << 64) - 1  # OTLP times are fixed64 nanoseconds
+
+
+class BadValue(ValueError):
+    """A value its column cannot hold; the message names the field and quotes the value."""
+
+
+def shown(value: Any) -> str:
+    """``value`` as a reason quotes it: text as written, floats as Python writes them (1e+30,
+    inf: JSON has no text for inf), anything else as JSON; at most 60 characters."""
+    if value.__class__ is str:
+        text = value
+    elif value.__class__ is float or value.__class__ is int:
+        text = repr(value)
+    else:
+        text = json_text(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def integer(value: Any, key: str, low: int = INT64_MIN, high: int = INT64_MAX) -> int:
+    """``value`` as an int in ``low .. high``, else :class:`BadValue` naming ``key``.
+
+    Integers are: ints, finite floats without a fraction (12.0 is 12), and their decimal text
+    (OTLP writes int64 as text: "123"; also "12.0", "1e3"). Not: true/false, 1.5, "abc", NaN,
+    infinities, lists, objects.
+    """
+    cls = value.__class__
+    if cls is int:
+        n = value
+    elif cls is float and value.is_integer():  # NaN and infinities are not
+        n = int(value)
+    elif cls is str:
+        try:
+            n = int(value)
+        except ValueError:
+            try:
+                f = float(value)
+            except ValueError:
+                f = math.nan
+            if not f.is_integer():
+                raise BadValue(f"{key} is not an integer: {shown(value)}") from None
+            n = int(f)
+    else:
+        raise BadValue(f"{key} is not an integer: {shown(value)}")
+    if not low <= n <= high:
+        raise BadValue(f"{key} is out of range: {shown(value)}")
+    return n
+
+
+def count(value: Any, key: str) -> int | None:
+    """A token count (attribute ``key``): None when absent, else an int in 0 .. 2^63-1, else
+    :class:`BadValue` ("gen_ai.usage.input_tokens is not an integer: 1e400")."""
+    if value.__class__ is int and 0 <= value <= INT64_MAX:
         return value
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
+    if value is None:
         return None
+    n = integer(value, key)
+    if n < 0:
+        raise BadValue(f"{key} is negative: {shown(value)}")
+    return n
+
+
+def count_of(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    """``count`` of the first of ``keys`` that ``attrs`` has (not null)."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return count(value, key)
+    return None
+
+
+def number(value: Any, key: str) -> float | None:
+    """A finite float (attribute ``key``): None when absent, else :class:`BadValue`
+    ("llm.cost.total is not a finite number: abc")."""
+    if value is None:
+        return None
+    cls = value.__class__
+    if cls is float or cls is int or cls is str:
+        try:
+            f = float(value)
+        except (ValueError, OverflowError):
+            f = math.nan
+        if math.isfinite(f):
+            return f
+    raise BadValue(f"{key} is not a finite number: {shown(value)}")
+
+
+def as_int(value: Any, key: str | None = None) -> int | None:
+    """A count from a value that may be an int, a float or a numeric string.
+
+    None when there is none: null, true/false, text that is no number ("abc"), a list. A number
+    that is not a whole one within int64 (1.5, "1e400", 10**30, NaN) raises :class:`BadValue`
+    (a ValueError) naming ``key``: it can be neither stored nor rounded without saying so.
+    """
+    cls = value.__class__
+    if cls is int and INT64_MIN <= value <= INT64_MAX:
+        return value
+    if cls is int or cls is float:
+        return integer(value, key or "value")
+    if cls is str:
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return integer(value, key or "value")
+    return None
 
 
 def as_float(value: Any) -> float | None:
@@ -151,11 +314,21 @@ def as_float(value: Any) -> float | None:
         return None
 
 
+def json_text(value: Any) -> str:
+    """Compact JSON text of ``value``; ints beyond 64 bits (which orjson refuses) written too."""
+    try:
+        return dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
 def as_text(value: Any) -> str | None:
-    """Text for a string column: strings as is, anything else as compact JSON."""
-    if value is None or isinstance(value, str):
+    """Text for a string column: strings as is, anything else as compact JSON (42 -> "42")."""
+    if value is None or value.__class__ is str:
         return value
-    return dumps(value)
+    if value.__class__ is float and not math.isfinite(value):
+        return repr(value)  # JSON would say null
+    return json_text(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,14 +341,17 @@ _ZERO_IDS = frozenset({"0" * 16, "0" * 32})
 _ZERO_SPAN, _ZERO_TRACE = "0" * 16, "0" * 32
 
 
-def norm_id(value: Any) -> str | None:
+def norm_id(value: Any, key: str = "id") -> str | None:
     """A trace or span id as lowercase hex, from hex or base64 (protobuf JSON) text.
 
     Hex ids are 16 or 32 characters; the same ids in base64 are 12 or 24, so the length tells
-    the encoding. An all-zero id means "none" (a root span's parent) and becomes None.
+    the encoding. An all-zero id means "none" (a root span's parent) and becomes None. An id that
+    is not text (1.5, a list) raises :class:`BadValue` naming ``key``.
     """
     if not value:
         return None
+    if value.__class__ is not str:
+        raise BadValue(f"{key} is not text: {shown(value)}")
     if len(value) in _HEX_LENGTHS:
         return None if value in _ZERO_IDS else value.lower()
     try:
@@ -215,13 +391,13 @@ _PROVIDERS: dict[str, str] = {}  # memo of norm_provider for the few names seen
 
 
 def norm_provider(value: Any) -> str | None:
-    if not value:
+    if value is None or value == "":
         return None
     if value.__class__ is str:
         known = _PROVIDERS.get(value)
         if known is not None:
             return known
-    text = str(value).strip().lower()
+    text = as_text(value).strip().lower()
     text = _PROVIDER_ALIASES.get(text, text)
     if value.__class__ is str and len(_PROVIDERS) < 1024:
         _PROVIDERS[value] = text
@@ -239,12 +415,14 @@ def norm_error_type(value: Any) -> str | None:
     """
     if value is None:
         return None
-    text = str(value).strip()
+    text = as_text(value).strip()
     match = _CLASS_REPR.match(text)
     if match:
         text = match.group(1)
     if "." in text and " " not in text:
-        text = text.rsplit(".", 1)[1]
+        tail = text.rsplit(".", 1)[1]
+        if tail.isidentifier():  # a module path; "1.5" is no class name
+            text = tail
     return text or None
 
 
@@ -259,7 +437,12 @@ def inclusive_input(input_tokens: int | None, cached: int | None,
     if input_tokens is None:
         return None
     parts = (cached or 0) + (cache_write or 0)
-    return input_tokens + parts if parts > input_tokens else input_tokens
+    if parts <= input_tokens:
+        return input_tokens
+    total = input_tokens + parts
+    if total > INT64_MAX:
+        raise BadValue(f"input_tokens with the cached tokens added is out of range: {total}")
+    return total
 
 
 def stable_id(*parts: Any) -> str:
@@ -310,7 +493,7 @@ def user_columns(attrs: dict[str, Any], out: dict[str, Any]) -> None:
         for key in keys:
             value = attrs.get(key)
             if value is not None and value != "":
-                out[column] = str(value)
+                out[column] = value if value.__class__ is str else as_text(value)
                 break
 
 
@@ -352,6 +535,23 @@ def rows_to_table(rows: list[tuple | list], columns: tuple[str, ...], arrow_sche
     return pa.Table.from_arrays(arrays, names=[*columns, "_line"])
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` as valid UTF-8, for the quarantine (which must store what it is shown): bytes
+    that were not UTF-8 (kept by surrogateescape) and lone surrogates become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
 class Batch:
     """Accumulates rows of the three tables plus rejects; ``flush`` turns them into a Chunk."""
 
@@ -370,22 +570,67 @@ class Batch:
     def reject(self, line: int | None, raw: bytes | str, reason: str) -> None:
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", errors="replace")
-        self.rejects.append(Reject(line, raw[: schema.RAW_MAX_CHARS], reason))
+        self.rejects.append(Reject(line, valid_text(raw[: schema.RAW_MAX_CHARS]),
+                                   valid_text(reason)))
 
     def flush(self) -> Chunk:
         tables: dict[str, pa.Table] = {}
-        if self.requests:
-            tables["requests"] = rows_to_table(self.requests, REQUEST_COLUMNS, schema.REQUESTS,
-                                               self.request_lines)
-        if self.spans:
-            tables["spans"] = rows_to_table(self.spans, SPAN_COLUMNS, schema.SPANS,
-                                            self.span_lines)
-        if self.evals:
-            tables["evals"] = rows_to_table(self.evals, EVAL_COLUMNS, schema.EVALS,
-                                            self.eval_lines)
+        for name, rows, lines, columns, arrow_schema in (
+                ("requests", self.requests, self.request_lines, REQUEST_COLUMNS, schema.REQUESTS),
+                ("spans", self.spans, self.span_lines, SPAN_COLUMNS, schema.SPANS),
+                ("evals", self.evals, self.eval_lines, EVAL_COLUMNS, schema.EVALS)):
+            if rows:
+                table = self._table(rows, lines, columns, arrow_schema)
+                if table is not None:
+                    tables[name] = table
         chunk = Chunk(tables=tables, rejects=self.rejects)
         self.__init__()
         return chunk
+
+    def _table(self, rows: list, lines: list[int], columns: tuple[str, ...],
+               arrow_schema: pa.Schema) -> pa.Table | None:
+        """``rows_to_table``; should a value its column's type cannot hold have come through the
+        format's checks (an int beyond int64, a list for a string), its row becomes a reject
+        naming the column and the value, instead of failing the file. None: no row is left."""
+        try:
+            return rows_to_table(rows, columns, arrow_schema, lines)
+        except _ARROW_ERRORS:
+            bad = unstorable(rows, columns, arrow_schema)
+            if not bad:
+                raise
+        for i, reason in bad.items():
+            self.reject(lines[i], json_text(dict(zip(columns, rows[i]))), reason)
+        self.rejects.sort(key=lambda r: -1 if r.line is None else r.line)  # in line order
+        keep = [i for i in range(len(rows)) if i not in bad]
+        if not keep:
+            return None
+        return rows_to_table([rows[i] for i in keep], columns, arrow_schema,
+                             [lines[i] for i in keep])
+
+
+_ARROW_ERRORS = (pa.ArrowException, OverflowError, TypeError, ValueError)
+
+
+def unstorable(rows: list, columns: tuple[str, ...], arrow_schema: pa.Schema) -> dict[int, str]:
+    """{row index: reason} for the rows holding a value that its column's Arrow type cannot
+    hold ("input_tokens cannot be stored as int64: 100000000000000000000000000000")."""
+    bad: dict[int, str] = {}
+    for name, values in zip(columns, zip(*rows)):
+        arrow_type = arrow_schema.field(name).type
+        if pa.types.is_timestamp(arrow_type):
+            arrow_type = pa.int64()  # microseconds, cast afterwards
+        try:
+            pa.array(values, type=arrow_type)
+            continue
+        except _ARROW_ERRORS:
+            pass
+        for i, value in enumerate(values):
+            if i not in bad:
+                try:
+                    pa.array([value], type=arrow_type)
+                except _ARROW_ERRORS:
+                    bad[i] = f"{name} cannot be stored as {arrow_type}: {shown(value)}"
+    return dict(sorted(bad.items()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,29 +679,57 @@ class Span:
         span_id = get("spanId") or get("span_id")
         self.span_id = span_id if (span_id.__class__ is str and len(span_id) == 16
                                    and span_id.islower() and span_id != _ZERO_SPAN) \
-            else norm_id(span_id)
+            else norm_id(span_id, "spanId")
         if not self.span_id:
             raise ValueError("span has no spanId")
         trace_id = get("traceId") or get("trace_id")
         self.trace_id = trace_id if (trace_id.__class__ is str and len(trace_id) == 32
                                      and trace_id.islower() and trace_id != _ZERO_TRACE) \
-            else norm_id(trace_id)
+            else norm_id(trace_id, "traceId")
         parent_id = get("parentSpanId") or get("parent_span_id")
         self.parent_id = None if not parent_id else parent_id if (
             parent_id.__class__ is str and len(parent_id) == 16 and parent_id.islower()
-            and parent_id != _ZERO_SPAN) else norm_id(parent_id)
-        self.name = get("name")
+            and parent_id != _ZERO_SPAN) else norm_id(parent_id, "parentSpanId")
+        name = get("name")
+        self.name = name if name.__class__ is str else as_text(name)  # 42 -> "42"
         start = get("startTimeUnixNano") or get("start_time_unix_nano")
         if start is None:
             raise ValueError("span has no startTimeUnixNano")
-        self.start_ns = int(start)
+        if start.__class__ is str:  # decimal text, the usual encoding
+            try:
+                start_ns = int(start)
+            except ValueError:
+                if not _numeric(start):
+                    raise  # "invalid literal for int() with base 10: 'yesterday'", as ever
+                start_ns = unix_nano(start, "startTimeUnixNano")  # "1.5", "1e400": named
+        else:
+            start_ns = start
+        if start_ns.__class__ is not int or not 0 <= start_ns <= UINT64_MAX:
+            start_ns = unix_nano(start, "startTimeUnixNano")
+        self.start_ns = start_ns
         end = get("endTimeUnixNano") or get("end_time_unix_nano")
-        self.end_ns = int(end) or None if end else None  # "0" means unset
+        self.end_ns = unix_nano(end, "endTimeUnixNano") or None if end else None  # "0": unset
         status = get("status")
-        self.error = is_error_status(status)
-        self.status_message = status.get("message") if status else None
-        self.attrs = decode_attributes(get("attributes"))
-        self.events = get("events") or ()
+        if status:
+            if status.__class__ is not dict:
+                raise BadValue(f"status is not an object: {shown(status)}")
+            code = status.get("code")
+            if code.__class__ in (list, dict):
+                raise BadValue(f"status.code is not a status code: {shown(code)}")
+            self.error = code in _STATUS_ERROR
+            message = status.get("message")
+            self.status_message = message if message.__class__ is str else as_text(message)
+        else:
+            self.error, self.status_message = False, None
+        attributes = get("attributes")
+        if attributes and attributes.__class__ is not list:
+            raise BadValue(f"attributes is not a list: {shown(attributes)}")
+        self.attrs = decode_attributes(attributes)
+        events = get("events")
+        if events and (events.__class__ is not list
+                       or any(e.__class__ is not dict for e in events)):
+            raise BadValue(f"events is not a list of events: {shown(events)}")
+        self.events = events or ()
         self.resource = resource
 
     @property
@@ -472,7 +745,7 @@ class Span:
     def event_ms(self, event: dict) -> float | None:
         """Milliseconds from the span's start to an event."""
         t = event.get("timeUnixNano") or event.get("time_unix_nano")
-        return (int(t) - self.start_ns) / 1e6 if t else None
+        return (event_time(event, t) - self.start_ns) / 1e6 if t else None
 
     def exception_type(self) -> str | None:
         """The type of the last ``exception`` event, normalised (``RateLimitError``)."""
@@ -482,6 +755,27 @@ class Span:
                 attrs = decode_attributes(event.get("attributes"))
                 found = attrs.get("exception.type") or found
         return norm_error_type(found)
+
+
+def unix_nano(value: Any, key: str) -> int:
+    """An OTLP time (fixed64 nanoseconds since the epoch: decimal text or a JSON number) as an
+    int, else :class:`BadValue` ("startTimeUnixNano is out of range: 1e+308")."""
+    if value.__class__ is int and 0 <= value <= UINT64_MAX:
+        return value
+    return integer(value, key, 0, UINT64_MAX)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def event_time(event: dict, t: Any) -> int:
+    """``unix_nano`` of an event's time ``t``; a reason names the event."""
+    return unix_nano(t, f"timeUnixNano of event {shown(event.get('name'))}")
 
 
 # A span mapper reads one span's attributes under one convention and returns
@@ -630,8 +924,11 @@ def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
 
     ``choose(attrs)`` names the mapper for a span; ``mappers[name](span)`` maps it.
     A line that is not JSON, or not an ``ExportTraceServiceRequest``, is one Reject; a span that
-    cannot be read (no id, bad timestamp) is one Reject with the same line number; its siblings
-    go on. A line longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped unread and is one
+    cannot be read (no id, a time or a token count that is no integer or out of range) is one
+    Reject with the same line number, its reason naming the field and the value
+    ("span not usable: startTimeUnixNano is out of range: 1e+308"); its siblings go on. An
+    evaluation event that cannot be read is a Reject of its own; its span is kept. A line
+    longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped unread and is one
     Reject; a file that is one pretty-printed document larger than ``MAX_DOCUMENT_BYTES`` raises
     :class:`InputError` (the pipeline fails that file alone).
 
@@ -664,10 +961,13 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
                 scopes = (rs.get("scopeSpans") or rs.get("scope_spans")
                           or rs.get("instrumentationLibrarySpans") or ())
                 for scope in scopes:
-                    for raw_span in scope.get("spans") or ():
+                    spans = scope.get("spans") or ()
+                    if spans.__class__ is not list and spans != ():
+                        raise BadValue(f"spans is not a list: {shown(spans)}")
+                    for raw_span in spans:
                         _add_span(batch, raw_span, resource, line_no, mappers, choose)
-            except (AttributeError, TypeError, KeyError, ValueError) as exc:
-                batch.reject(line_no, dumps(rs), f"malformed resourceSpans entry: {exc}")
+            except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
+                batch.reject(line_no, json_text(rs), f"malformed resourceSpans entry: {exc}")
         if len(batch) >= chunk_rows:
             yield batch.flush()
     yield batch.flush()
@@ -676,12 +976,16 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
 def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
               mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str]) -> None:
     try:
+        if raw_span.__class__ is not dict:
+            raise BadValue(f"not a span object: {shown(raw_span)}")
         span = Span(raw_span, resource)
         kind, request, consumed = mappers[choose(span.attrs)](span)
-    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+        error = span.error
+        error_type = span.exception_type() if error and request is not None \
+            and not request.get("error_type") else None
+    except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
         batch.reject(line_no, dumps(raw_span), f"span not usable: {exc}")
         return
-    error = span.error
     status = "error" if error else "ok"
     ts_us = span.start_ns // 1000
     duration_ms = None if span.end_ns is None else (span.end_ns - span.start_ns) / 1e6
@@ -694,7 +998,7 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         row[0], row[1], row[2], row[3], row[4] = (span.span_id, span.trace_id, span.parent_id,
                                                   ts_us, duration_ms)
         row[16] = status
-        row[17] = row[17] or (span.exception_type() if error else None)
+        row[17] = row[17] or error_type
         row[18] = span.status_message if error else None
         row[20] = row[20] or resource.service
         row[21] = row[21] or resource.environment
@@ -719,30 +1023,41 @@ EVALUATION_EVENT = "gen_ai.evaluation.result"
 
 
 def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: int) -> None:
-    """``gen_ai.evaluation.result`` span events -> online eval rows judging this span."""
+    """``gen_ai.evaluation.result`` span events -> online eval rows judging this span.
+
+    An event with a value its eval row cannot hold (a time out of range, a score that is no
+    number) is a reject of its own, naming the span, the field and the value; the span's rows
+    and its other evaluations are kept."""
     seen: dict[str, int] = {}
     for event in span.events:
         if event.get("name") != EVALUATION_EVENT:
             continue
-        a = decode_attributes(event.get("attributes"))
-        metric = as_text(a.pop("gen_ai.evaluation.name", None)) or "evaluation"
-        epoch = seen.get(metric, 0)  # the same metric twice on one span: two rows
-        seen[metric] = epoch + 1
-        t = event.get("timeUnixNano") or event.get("time_unix_nano")
-        ts_us = int(t) // 1000 if t else span.ts_us
-        label = as_text(a.pop("gen_ai.evaluation.score.label", None))
-        score = as_float(a.pop("gen_ai.evaluation.score.value", None))
-        explanation = as_text(a.pop("gen_ai.evaluation.explanation", None))
-        judge = as_text(a.pop("gen_ai.evaluation.judge", None) or a.pop("gen_ai.evaluator.name",
-                                                                         None))
-        model = (request or {}).get("response_model") or (request or {}).get("model") \
-            or as_text(span.attrs.get("gen_ai.response.model")
-                       or span.attrs.get("gen_ai.request.model"))
+        try:
+            a = decode_attributes(event.get("attributes"))
+            metric = as_text(a.pop("gen_ai.evaluation.name", None)) or "evaluation"
+            epoch = seen.get(metric, 0)  # the same metric twice on one span: two rows
+            seen[metric] = epoch + 1
+            t = event.get("timeUnixNano") or event.get("time_unix_nano")
+            ts_us = unix_nano(t, "timeUnixNano") // 1000 if t else span.ts_us
+            label = as_text(a.pop("gen_ai.evaluation.score.label", None))
+            score = number(a.pop("gen_ai.evaluation.score.value", None),
+                           "gen_ai.evaluation.score.value")
+            explanation = as_text(a.pop("gen_ai.evaluation.explanation", None))
+            judge = as_text(a.pop("gen_ai.evaluation.judge", None)
+                            or a.pop("gen_ai.evaluator.name", None))
+            model = (request or {}).get("response_model") or (request or {}).get("model") \
+                or as_text(span.attrs.get("gen_ai.response.model")
+                           or span.attrs.get("gen_ai.request.model"))
+            extra = json_text(a) if a else None
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            batch.reject(line_no, json_text(event),
+                         f"{EVALUATION_EVENT} event of span {span.span_id} not usable: {exc}")
+            continue
         run_id = "online:" + (span.resource.service or "unknown")
         batch.evals.append((
             stable_id(run_id, span.span_id, metric, epoch), run_id, ts_us, "online", None,
             span.span_id, epoch, span.span_id, span.resource.app_version, model, metric, score,
-            passed_from_label(label), judge, label, explanation, dumps(a) if a else None,
+            passed_from_label(label), judge, label, explanation, extra,
         ))
         batch.eval_lines.append(line_no)
 
