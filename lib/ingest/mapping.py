@@ -142,7 +142,10 @@ class Mapping:
     def _json_document(self, stream: BinaryIO) -> Iterator[Chunk]:
         # Bytes that are not UTF-8 become lone surrogates, so only their records are rejected
         # (below), like a "\ud800" escape.
-        text = stream.read().decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+        data = stream.read()
+        # UTF-16/32 as json.loads detects it (PowerShell writes UTF-16); UTF-8 with bytes that are
+        # not kept as lone surrogates.
+        text = data.decode(json.detect_encoding(data), "surrogateescape").removeprefix("\ufeff")
         doc = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
         records = _at(doc, self.records) if self.records else doc
         if not isinstance(records, list):

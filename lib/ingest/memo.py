@@ -80,30 +80,26 @@ class Earlier:
     info: dict
 
 
-def earlier_reads(lake: Lake) -> dict[tuple, Earlier]:
-    """Every source key (:func:`source_key`) the commits of ``lake`` recorded, with the latest
-    outcome; an ingest outranks a later "seen" of the same bytes."""
-    out: dict[tuple, Earlier] = {}
+def earlier_reads(lake: Lake) -> dict[tuple, list[Earlier]]:
+    """Every source key (:func:`source_key`) the commits of ``lake`` recorded, with each outcome
+    (a source may have been read under several mappings)."""
+    out: dict[tuple, list[Earlier]] = {}
     for c in lake.commits():
         info = c.info if isinstance(c.info, dict) else {}
         key = source_key(info)
-        if key is None:
-            continue
-        seen = info.get("seen")
-        if seen is None or key not in out or out[key].seen is not None:
-            out[key] = Earlier(seen, info)
+        if key is not None:
+            out.setdefault(key, []).append(Earlier(info.get("seen"), info))
     return out
 
 
-def skip_reason(earlier: Earlier | None, readers: Readers, unchanged: str) -> str | None:
+def skip_reason(earlier: list[Earlier] | None, readers: Readers, unchanged: str) -> str | None:
     """Why a source need not be read again (``unchanged`` says how its bytes are known to be the
-    same, e.g. "same ETag"), or None when it must be read."""
-    if earlier is None:
-        return None
-    if earlier.seen is None:  # ingested: the same batch unless the mapping differs
-        if earlier.info.get("mapping") != readers.mapping:
-            return None
-        return f"already ingested ({unchanged})"
-    if earlier.info.get("readers") != readers.all:
-        return None
-    return f"already seen ({unchanged}): {earlier.seen}"
+    same, e.g. "same ETag"), or None when it must be read: it was ingested under the same
+    mapping (its batch identity), or it gave no batch under the very same readers."""
+    for e in earlier or ():
+        if e.seen is None and e.info.get("mapping") == readers.mapping:
+            return f"already ingested ({unchanged})"
+    for e in earlier or ():
+        if e.seen is not None and e.info.get("readers") == readers.all:
+            return f"already seen ({unchanged}): {e.seen}"
+    return None

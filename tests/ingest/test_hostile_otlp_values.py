@@ -25,6 +25,7 @@ import pytest
 from lib import schema
 from lib.ingest.formats import openinference, otlp
 from lib.ingest.formats import otlp_common as oc
+from lib.ingest.pipeline import ingest_paths
 from tests.ingest.chunks import collect
 
 T0_NS = 1_772_452_800_000_000_000  # 2026-03-02T12:00:00Z
@@ -311,3 +312,22 @@ def test_a_row_arrow_cannot_store_becomes_a_reject_not_a_failed_file():
         (5, f"input_tokens cannot be stored as int64: {10**30}")]
     assert json.loads(chunk.rejects[0].raw)["request_id"] == "r2"
     assert table.schema.field("ts").type == schema.REQUESTS.field("ts").type
+
+
+def test_an_attribute_past_64_bits_or_a_key_that_is_not_text_costs_nothing(lake, tmp_path):
+    """Both used to fail the span's whole resourceSpans entry (its JSON text was written outside
+    the span's error handling), losing the spans after it."""
+    def span(i, extra=None):
+        attrs = [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                 {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                 {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "10"}}]
+        return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": f"b7ad6b716920333{i}",
+                "name": "chat gpt-4o", "startTimeUnixNano": "1772452800000000000",
+                "endTimeUnixNano": "1772452801000000000", "attributes": attrs + (extra or [])}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        span(1), span(2, [{"key": "x.big", "value": {"intValue": "99999999999999999999"}}]),
+        span(3, [{"key": 7, "value": {"stringValue": "k"}}])]}]}]}
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps(doc) + "\n")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 3, "spans": 3}, 0, None)

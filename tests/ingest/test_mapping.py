@@ -352,3 +352,15 @@ def test_a_json_document_keeps_keys_its_first_record_lacks(lake, tmp_path, total
     assert totals("SELECT list(input_tokens ORDER BY request_id), "
                   "list(attributes ORDER BY request_id) FROM requests") == (
         [None, 12], [None, '{"team":"x"}'])
+
+
+def test_a_utf16_json_document_is_read(lake, tmp_path, totals):
+    # What Windows PowerShell 5.1's Out-File writes by default.
+    spec = tmp_path / "w.yaml"
+    spec.write_text(SHORT_MAPPING + "input: json\n")
+    data = tmp_path / "w.json"
+    data.write_bytes(json.dumps([{"id": "a", "at": "2026-03-02T12:00:00Z", "m": "gpt-4o",
+                                  "note": "caf\u00e9"}]).encode("utf-16"))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.error) == ({"requests": 1}, None)
+    assert totals("SELECT attributes FROM requests") == ('{"note":"caf\u00e9"}',)

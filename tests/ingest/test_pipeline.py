@@ -366,3 +366,21 @@ def test_a_jsonl_line_that_is_not_utf8_is_quarantined_on_every_path(lake, write,
     assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 3, None)
     assert all("not valid UTF-8 text" in r for r in f.reasons)
     assert totals("SELECT list(request_id ORDER BY request_id) FROM requests") == (["r1", "r5"],)
+
+
+def test_a_file_read_under_two_mappings_in_turn_is_skipped_under_each(lake, write, tmp_path):
+    # Each outcome is remembered: the latest ingest (under the other mapping) must not hide a
+    # "seen" under this one, or the file is read again, and a commit added, on every run.
+    path = write("m.jsonl", [{"id": "a", "at": "2026-03-02T12:00:00Z", "llm": "gpt-4o"}])
+    specs = []
+    for n in range(2):
+        spec = tmp_path / f"m{n}.yaml"
+        spec.write_text(f"# variant {n}\ntable: requests\ncolumns:\n  request_id: id\n"
+                        "  ts: at\n  model: llm\n")
+        specs.append(spec)
+    runs = [ingest_paths(lake, [str(path)], mapping=specs[n]).files[0] for n in (0, 1, 0, 0, 1)]
+    assert [(r.stored, r.duplicates) for r in runs[:2]] == [
+        ({"requests": 1}, {"requests": 0}), ({}, {"requests": 1})]  # a batch of known rows
+    assert [r.skipped for r in runs[2:]] == [
+        "already ingested (unchanged: same size, mtime and ctime)"] * 3
+    assert len(lake.commits()) == 2

@@ -24,7 +24,10 @@ def read_json(stream: BinaryIO):
     """The JSON document in ``stream``. Bytes that are not UTF-8 become lone surrogates
     (``surrogateescape``), which :func:`text` and :func:`json_value` refuse: only the records
     storing them are quarantined, not the file."""
-    return json.loads(stream.read().decode("utf-8-sig", "surrogateescape"))
+    data = stream.read()
+    # UTF-16/32 as json.loads detects it; UTF-8 (a BOM dropped) with bytes that are not kept.
+    return json.loads(data.decode(json.detect_encoding(data), "surrogateescape")
+                      .removeprefix("\ufeff"))
 
 
 def show(value) -> str:

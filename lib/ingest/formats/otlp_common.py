@@ -984,7 +984,7 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         error_type = span.exception_type() if error and request is not None \
             and not request.get("error_type") else None
     except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
-        batch.reject(line_no, dumps(raw_span), f"span not usable: {exc}")
+        batch.reject(line_no, json_text(raw_span), f"span not usable: {exc}")
         return
     status = "error" if error else "ok"
     ts_us = span.start_ns // 1000
@@ -1003,7 +1003,7 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         row[20] = row[20] or resource.service
         row[21] = row[21] or resource.environment
         row[23] = row[23] or resource.app_version
-        row[33] = dumps(extra) if extra else None
+        row[33] = json_text(extra) if extra else None  # an odd key or int: not a file failure
         batch.requests.append(row)
         batch.request_lines.append(line_no)
         span_attrs = None  # the details are in requests: join on span_id = request_id
@@ -1011,7 +1011,7 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         attrs = span.attrs
         if resource.service is not None:
             attrs = {"service.name": resource.service, **attrs}
-        span_attrs = dumps(attrs) if attrs else None
+        span_attrs = json_text(attrs) if attrs else None
     batch.spans.append((span.span_id, span.trace_id, span.parent_id, ts_us,
                         duration_ms, span.name, kind, status, span_attrs))
     batch.span_lines.append(line_no)
