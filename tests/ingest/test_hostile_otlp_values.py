@@ -331,3 +331,22 @@ def test_an_attribute_past_64_bits_or_a_key_that_is_not_text_costs_nothing(lake,
     path.write_text(json.dumps(doc) + "\n")
     f = ingest_paths(lake, [str(path)]).files[0]
     assert (f.stored, f.quarantined, f.error) == ({"requests": 3, "spans": 3}, 0, None)
+
+
+def test_a_span_with_bytes_that_are_not_utf8_is_quarantined_alone(lake, tmp_path):
+    """orjson refuses the whole line; the line is read again by Python's json and only the span
+    holding such text (a byte that is not UTF-8, or a lone surrogate escape) is quarantined."""
+    def span(i, model):
+        return ('{"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b71692033'
+                + f"{i:02d}" + '", "name": "chat", "startTimeUnixNano": "1772452800000000000", '
+                '"endTimeUnixNano": "1772452801000000000", "attributes": [{"key": '
+                '"gen_ai.operation.name", "value": {"stringValue": "chat"}}, {"key": '
+                '"gen_ai.request.model", "value": {"stringValue": "' + model + '"}}]}')
+    line = ('{"resourceSpans": [{"scopeSpans": [{"spans": [' + ", ".join(
+        [span(1, "gpt-4o"), span(2, "gpt-4o-\xe9"), span(3, "gpt-4o-\\ud800"), span(4, "gpt-4o")])
+        + "]}]}]}\n")
+    path = tmp_path / "u.jsonl"
+    path.write_bytes(line.encode("latin-1"))
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2, "spans": 2}, 2, None)
+    assert f.reasons == ["line 1: span not usable: not valid UTF-8 text"] * 2

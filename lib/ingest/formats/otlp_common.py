@@ -890,11 +890,54 @@ def _documents(lines: Iterable[bytes], start: int = 1,
                 for item in doc if isinstance(doc, list) else [doc]:
                     yield line_no, whole, item, None
                 return
-            yield line_no, raw, None, f"not valid JSON: {exc}"
+            doc = _lenient(raw)
             first = False
-            continue
+            if doc is None:
+                yield line_no, raw, None, f"not valid JSON: {exc}"
+                continue
         first = False
         yield line_no, raw, doc, None
+
+
+class NotText:
+    """A span whose text is not valid UTF-8 (bytes that are not, or a lone surrogate escape),
+    put in place of the span by :func:`_lenient`: :func:`_add_span` rejects it alone."""
+
+    def __init__(self, raw: dict) -> None:
+        self.raw = raw
+
+
+def _lenient(raw: bytes) -> Any:
+    """A line orjson refused because some text in it is not valid UTF-8, parsed by Python's
+    json instead, with each span holding such text replaced by :class:`NotText`, so only those
+    spans are quarantined; None when the line is not JSON at all."""
+    try:  # NaN and Infinity stay errors, as for orjson
+        doc = json.loads(raw.decode("utf-8", "surrogateescape"), parse_constant=_no_constant)
+    except ValueError:
+        return None
+    resource_spans = doc.get("resourceSpans", doc.get("resource_spans")) \
+        if isinstance(doc, dict) else None
+    for rs in resource_spans if isinstance(resource_spans, list) else ():
+        scopes = (rs.get("scopeSpans") or rs.get("scope_spans") or ()) \
+            if isinstance(rs, dict) else ()
+        for scope in scopes if isinstance(scopes, list) else ():
+            spans = scope.get("spans") if isinstance(scope, dict) else None
+            for i, span in enumerate(spans if isinstance(spans, list) else ()):
+                if not _is_text(span):
+                    spans[i] = NotText(span)
+    return doc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_text(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return True
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return False
 
 
 def without_cyclic_gc(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
@@ -977,6 +1020,10 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
               mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str]) -> None:
     try:
         if raw_span.__class__ is not dict:
+            if raw_span.__class__ is NotText:
+                batch.reject(line_no, json.dumps(raw_span.raw),
+                             "span not usable: not valid UTF-8 text")
+                return
             raise BadValue(f"not a span object: {shown(raw_span)}")
         span = Span(raw_span, resource)
         kind, request, consumed = mappers[choose(span.attrs)](span)
