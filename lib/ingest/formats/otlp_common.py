@@ -851,12 +851,12 @@ def json_line_blocks(head: bytes, stream: BinaryIO) -> Iterator[LineBlock]:
     return streams.line_blocks(_Replay(head, stream), BLOCK_BYTES, streams.MAX_LINE_BYTES)
 
 
-def block_documents(blocks: Iterable[LineBlock],
+def block_documents(blocks: Iterable[LineBlock], lenient: bool = False,
                     ) -> Iterator[tuple[int, bytes | str, Any, str | None]]:
     """:func:`_documents` of each block's lines, the blocks' over-long lines among them as
     errors (raw = their first bytes), in line order."""
     for block in blocks:
-        docs = _documents(io.BytesIO(block.data), block.first_line)
+        docs = _documents(io.BytesIO(block.data), block.first_line, lenient=lenient)
         if block.rejects:
             docs = heapq.merge(((r.line, r.raw, None, r.reason) for r in block.rejects), docs,
                                key=lambda d: d[0])
@@ -864,7 +864,7 @@ def block_documents(blocks: Iterable[LineBlock],
 
 
 def _documents(lines: Iterable[bytes], start: int = 1,
-               read_rest: Callable[[], bytes] | None = None,
+               read_rest: Callable[[], bytes] | None = None, lenient: bool = False,
                ) -> Iterator[tuple[int, bytes, Any, str | None]]:
     """(line number, raw line, parsed document or None, error) for each non-blank line.
 
@@ -872,6 +872,7 @@ def _documents(lines: Iterable[bytes], start: int = 1,
     pretty-printed document (an OTLP/HTTP JSON payload saved by hand) is read whole, as line 1:
     when the first non-blank line is a lone ``{`` or ``[``, ``read_rest()`` gives the remainder
     of the file (``None``: the lines are a block from the middle of a file, never whole).
+    ``lenient`` (OTLP): a line orjson refuses is tried by :func:`_lenient`.
     """
     first = read_rest is not None
     for line_no, raw in enumerate(lines, start):
@@ -890,7 +891,7 @@ def _documents(lines: Iterable[bytes], start: int = 1,
                 for item in doc if isinstance(doc, list) else [doc]:
                     yield line_no, whole, item, None
                 return
-            doc = _lenient(raw)
+            doc = _lenient(raw) if lenient else None
             first = False
             if doc is None:
                 yield line_no, raw, None, f"not valid JSON: {exc}"
@@ -1131,14 +1132,16 @@ def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
         rest = io.BytesIO(read_document(data, stream, "write one ExportTraceServiceRequest per "
                                                       "line (JSON lines) instead"))
         del data
-        yield from _parse_docs(_documents(rest, 1, rest.read), mappers, choose, chunk_rows)
+        yield from _parse_docs(_documents(rest, 1, rest.read, lenient=True), mappers, choose,
+                               chunk_rows)
         return
     small = len(data) < BLOCK_BYTES
     blocks = json_line_blocks(data, stream)
     del data
     pool = None if small else _acquire_pool(workers, mappers, choose)
     if pool is None:  # a small file, or no workers: one pass in this process
-        yield from _parse_docs(block_documents(blocks), mappers, choose, chunk_rows)
+        yield from _parse_docs(block_documents(blocks, lenient=True), mappers, choose,
+                               chunk_rows)
         return
     chunks = _parallel_blocks(pool, blocks, mappers, choose)
     try:
@@ -1151,7 +1154,7 @@ def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
 def _parse_block(first: int, data: bytes, mappers: dict[str, SpanMapper],
                  choose: Callable[[dict[str, Any]], str]) -> Chunk:
     """One block of whole lines, the first being line ``first`` -> one Chunk."""
-    chunks = list(_parse_docs(_documents(io.BytesIO(data), first), mappers, choose,
+    chunks = list(_parse_docs(_documents(io.BytesIO(data), first, lenient=True), mappers, choose,
                               chunk_rows=1 << 62))
     return chunks[-1]
 
