@@ -29,6 +29,12 @@ class Reject:
     reason: str
 
 
+class BadValue(ValueError):
+    """A value a record cannot be stored with: the message names the field and quotes the value
+    ("gen_ai.usage.input_tokens is not an integer: 1e400"); the format quarantines the record
+    with it and goes on."""
+
+
 @dataclass
 class Chunk:
     """Part of a parsed file: canonical tables (any subset of lib.schema.TABLES) plus rejects.

@@ -45,6 +45,7 @@ from lib.ingest.formats.canonical import (
     parse_csv_as,
     parse_jsonl_as,
 )
+from lib.ingest.formats.json_values import is_text
 from lib.ingest.validate import NON_NEGATIVE, extras_sql
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
@@ -159,7 +160,7 @@ class Mapping:
                 elif getattr(record, "repeated", None) is not None:
                     rejects.append(Reject(number, _raw(record),
                                           DUPLICATE_KEY_REASON.format(record.repeated)))
-                elif not _is_text(record):
+                elif not is_text(record):
                     rejects.append(Reject(number, _raw(record), "not valid UTF-8 text (or a lone "
                                                                 "surrogate escape)"))
                 else:
@@ -249,12 +250,6 @@ def _raw(value) -> str:
     return json.dumps(value)[:schema.RAW_MAX_CHARS]  # ASCII: a lone surrogate stays an escape
 
 
-def _is_text(record: dict) -> bool:
-    try:
-        json.dumps(record, ensure_ascii=False).encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _records_table(records: list[dict]) -> pa.Table:

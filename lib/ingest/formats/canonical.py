@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from lib import schema
 from lib.ingest.base import Chunk, Format, Reject
+from lib.ingest.formats.json_values import is_text
 from lib.ingest.streams import LineBlock, line_blocks, without_lines_not_utf8
 from lib.ingest.validate import EXTRAS_COLUMN
 
@@ -155,9 +156,7 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
         if obj.repeated is not None:
             rejects.append(Reject(line_no, _raw(text), DUPLICATE_KEY_REASON.format(obj.repeated)))
             continue
-        try:  # a lone surrogate escape ("\ud800") parses but is no text Arrow can hold
-            json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
+        if not is_text(obj):  # a lone surrogate escape ("\ud800") parses, but is no text
             rejects.append(Reject(line_no, _raw(text), "not valid JSON: an escape that is not "
                                                        "a character (a lone surrogate)"))
             continue

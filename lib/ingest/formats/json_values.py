@@ -10,14 +10,10 @@ import json
 import math
 from typing import BinaryIO
 
-from lib.ingest.base import Reject
+from lib.ingest.base import BadValue, Reject
 
 RAW_CHARS = 2000  # of a rejected record's JSON kept in quarantine
 INT64 = range(-(2**63), 2**63)
-
-
-class BadValue(ValueError):
-    """A value a record cannot be stored with; the message names the field and the value."""
 
 
 def read_json(stream: BinaryIO):
@@ -40,6 +36,17 @@ def reject(line: int, record, reason: str) -> Reject:
     value or a key) is written as its escape: the lake only holds UTF-8."""
     return Reject(line, json.dumps(record)[:RAW_CHARS],
                   reason.encode("utf-8", "backslashreplace").decode())
+
+
+def is_text(value) -> bool:
+    """True when a parsed JSON value holds only valid UTF-8 text: no lone surrogate, from an
+    escape such as ``"\\ud800"`` or from bytes kept by ``surrogateescape``, which no column
+    (nor Parquet) can store."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _utf8(value: str) -> bool:

@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 from lib import schema
-from lib.ingest.base import Chunk, Format
+from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
 
 MODEL_TYPES = {"GENERATION": "chat", "EMBEDDING": "embeddings"}
@@ -87,10 +87,6 @@ _INF = float("inf")
 
 # ---------------------------------------------------------------------------------------------
 # Bad values
-
-
-class _BadValue(ValueError):
-    """A field whose value cannot be read: its record is quarantined with this reason."""
 
 
 class _JsonNumber(str):
@@ -174,7 +170,7 @@ def _numeric(value: Any) -> int | float | None:
 
 def _count(value: Any, field: str) -> int | None:
     """A token count: an integer 0 .. 2**63 - 1 (``12``, ``12.0`` or ``"12"``), None when absent;
-    anything else raises :class:`_BadValue` naming ``field`` and the value."""
+    anything else raises :class:`BadValue` naming ``field`` and the value."""
     if value.__class__ is int and 0 <= value <= _INT64_MAX:
         return value
     if value is None:
@@ -183,32 +179,32 @@ def _count(value: Any, field: str) -> int | None:
     if isinstance(n, float):
         n = int(n) if n.is_integer() else None  # inf and nan are no integers either
     if n is None:
-        raise _BadValue(f"{field} is not an integer: {_shown(value)}")
+        raise BadValue(f"{field} is not an integer: {_shown(value)}")
     if n < 0:
-        raise _BadValue(f"{field} is negative: {_shown(value)}")
+        raise BadValue(f"{field} is negative: {_shown(value)}")
     if n > _INT64_MAX:
-        raise _BadValue(f"{field} is out of range: {_shown(value)}")
+        raise BadValue(f"{field} is out of range: {_shown(value)}")
     return n
 
 
 def _amount(value: Any, field: str, signed: bool = False) -> float | None:
     """A cost, duration or score: a finite number (or numeric text), not negative unless
-    ``signed``; None when absent; anything else raises :class:`_BadValue`."""
+    ``signed``; None when absent; anything else raises :class:`BadValue`."""
     if value.__class__ is float and (signed or value >= 0) and value - value == 0:
         return value
     if value is None:
         return None
     n = _numeric(value)
     if n is None:
-        raise _BadValue(f"{field} is not a finite number: {_shown(value)}")
+        raise BadValue(f"{field} is not a finite number: {_shown(value)}")
     try:
         f = float(n)
     except OverflowError:  # an integer beyond a double
-        raise _BadValue(f"{field} is out of range: {_shown(value)}") from None
+        raise BadValue(f"{field} is out of range: {_shown(value)}") from None
     if f - f != 0:
-        raise _BadValue(f"{field} is not a finite number: {_shown(value)}")
+        raise BadValue(f"{field} is not a finite number: {_shown(value)}")
     if f < 0 and not signed:
-        raise _BadValue(f"{field} is negative: {_shown(value)}")
+        raise BadValue(f"{field} is negative: {_shown(value)}")
     return f
 
 
@@ -408,30 +404,26 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
                 pos = counted = 0
                 suspect = _suspect(buf)
                 continue
-            if not eof:  # longer than the limit: skip to its end, keeping one chunk at a time
-                raw = buf[pos:pos + schema.RAW_MAX_CHARS]
-                skipped = _skip_value(buf[pos:], text)
-                if skipped is not None:
-                    size, lines, buf = skipped
-                    yield line_base, None, _too_long(size), raw
-                    line_base += lines
-                    pos = counted = 0
-                    read_size = 1 << 20
-                    eof = False
-                    suspect = _suspect(buf)
-                    continue
-            yield line_base, None, f"not valid JSON: {exc.msg}", buf[pos:pos + schema.RAW_MAX_CHARS]
-            return
+            # longer than the limit: skip to its end, keeping one chunk at a time
+            skipped = None if eof else _skip_value(buf[pos:], text)
+            if skipped is None:
+                yield line_base, None, f"not valid JSON: {exc.msg}", \
+                    buf[pos:pos + schema.RAW_MAX_CHARS]
+                return
+            reason = _too_long(skipped[0])
         except (ValueError, RecursionError) as exc:
             # read but not held: an integer of over 4,300 digits, nesting too deep for Python
-            raw = buf[pos:pos + schema.RAW_MAX_CHARS]
             skipped = _skip_value(buf[pos:], text) if buf[pos] in "{[" else None
             if skipped is None:
-                yield line_base, None, f"not valid JSON: {exc}", raw
+                yield line_base, None, f"not valid JSON: {exc}", buf[pos:pos + schema.RAW_MAX_CHARS]
                 return
-            size, lines, buf = skipped
-            yield line_base, None, f"element not readable: {exc}", raw
-            line_base += lines
+            reason = f"element not readable: {exc}"
+        else:
+            skipped = None
+        if skipped is not None:  # an element skipped unread: go on after it
+            _, lines, rest = skipped
+            yield line_base, None, reason, buf[pos:pos + schema.RAW_MAX_CHARS]
+            buf, line_base = rest, line_base + lines
             pos = counted = 0
             read_size = 1 << 20
             eof = False
@@ -455,31 +447,31 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
 
 def _ts_us(value: Any, field: str) -> int | None:
     """ISO 8601 text (UTC when no offset) or epoch milliseconds -> epoch microseconds; None when
-    absent (or empty); :class:`_BadValue` naming ``field`` when it is no time."""
+    absent (or empty); :class:`BadValue` naming ``field`` when it is no time."""
     if value is None or value == "":
         return None
     if value.__class__ is str:
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise _BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
+            raise BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
     elif value.__class__ is int or value.__class__ is float:
         if -9e15 < value < 9e15:  # milliseconds whose microseconds fit in 64 bits (not nan)
             return int(value * 1000)
-        raise _BadValue(f"{field} is not a timestamp: {_shown(value)}")
+        raise BadValue(f"{field} is not a timestamp: {_shown(value)}")
     else:
         try:
             dt = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             dt = None
         if dt is None:
-            raise _BadValue(f"{field} is not a timestamp: {_shown(value)}")
+            raise BadValue(f"{field} is not a timestamp: {_shown(value)}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     try:
         return (dt - _EPOCH) // _ONE_US
     except OverflowError:  # year 1 or 9999 moved by its offset beyond datetime's range
-        raise _BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
+        raise BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
 
 
 def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, int | None]:
@@ -489,12 +481,12 @@ def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, 
         if details:
             return _usage_details(details)
     elif details is not None:
-        raise _BadValue(f"usageDetails is not a JSON object: {_shown(details)}")
+        raise BadValue(f"usageDetails is not a JSON object: {_shown(details)}")
     usage = obs.get("usage")
     if usage is None:
         usage = {}
     elif not isinstance(usage, dict):
-        raise _BadValue(f"usage is not a JSON object: {_shown(usage)}")
+        raise BadValue(f"usage is not a JSON object: {_shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
         return None, None, None, None, None  # characters, images, seconds: not tokens
     if "input" in usage:
@@ -541,7 +533,7 @@ def _usage_details(details: dict) -> tuple[int | None, int | None, int | None, i
                 write += n
     if inp > _INT64_MAX or out > _INT64_MAX:
         side = "input" if inp > _INT64_MAX else "output"
-        raise _BadValue(f"usageDetails {side} tokens add up to more than {_INT64_MAX}: "
+        raise BadValue(f"usageDetails {side} tokens add up to more than {_INT64_MAX}: "
                         f"{inp if side == 'input' else out}")
     return ((inp if seen_in else None), (cached if seen_in else None),
             (write if seen_in else None), (out if seen_out else None),
@@ -566,7 +558,7 @@ def _cost(obs: dict) -> float | None:
                     parts = amount if parts is None else parts + amount
             return total if total is not None else parts
     elif details is not None:
-        raise _BadValue(f"costDetails is not a JSON object: {_shown(details)}")
+        raise BadValue(f"costDetails is not a JSON object: {_shown(details)}")
     usage = obs.get("usage")
     for name, value in (("calculatedTotalCost", obs.get("calculatedTotalCost")),
                         ("totalCost", obs.get("totalCost")),
@@ -612,10 +604,10 @@ class _Parser:
             elif "observations" in rec or "scores" in rec or ("timestamp" in rec and "id" in rec):
                 self.trace(line, rec)
             elif kind is not None and "startTime" in rec:
-                raise _BadValue(f"type is not a Langfuse observation type: {_shown(kind)}")
+                raise BadValue(f"type is not a Langfuse observation type: {_shown(kind)}")
             else:
                 self.batch.reject(line, raw, "not a Langfuse observation, trace or score")
-        except _BadValue as exc:
+        except BadValue as exc:
             self.batch.reject(line, raw if raw else _raw_of(rec), str(exc))
         except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError,
                 RecursionError) as exc:
@@ -625,7 +617,7 @@ class _Parser:
     def trace(self, line: int, rec: dict) -> None:
         for key in ("observations", "scores"):
             if rec.get(key) is not None and not isinstance(rec[key], list):
-                raise _BadValue(f"{key} is not a JSON array: {_shown(rec[key])}")
+                raise BadValue(f"{key} is not a JSON array: {_shown(rec[key])}")
         info = {k: rec.get(k) for k in TRACE_FIELDS if rec.get(k) is not None}
         if isinstance(rec.get("metadata"), dict):
             info["metadata"] = rec["metadata"]
@@ -639,13 +631,13 @@ class _Parser:
                 self.record(line, score, "", info)
 
     def observation(self, line: int, obs: dict, trace: dict | None) -> None:
-        # Every value is read (and a bad one raises _BadValue) before any row is added.
+        # Every value is read (and a bad one raises BadValue) before any row is added.
         obs_id = obs.get("id")
         if not obs_id:
             raise ValueError("observation has no id")
         start = _ts_us(obs["startTime"], "startTime")
         if start is None:
-            raise _BadValue("missing startTime")
+            raise BadValue("missing startTime")
         end = _ts_us(obs.get("endTime"), "endTime")
         latency_ms = (end - start) / 1000 if end is not None else None
         if latency_ms is None and obs.get("latency") is not None:

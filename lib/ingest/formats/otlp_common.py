@@ -56,7 +56,8 @@ import pyarrow as pa
 
 from lib import schema
 from lib.ingest import streams
-from lib.ingest.base import Chunk, Reject
+from lib.ingest.base import BadValue, Chunk, Reject
+from lib.ingest.formats.json_values import is_text
 from lib.ingest.streams import InputError, LineBlock
 
 try:  # orjson is ~3x faster than json on span-sized documents; json is the fallback
@@ -198,10 +199,6 @@ def decode_attributes(items: Iterable[dict] | None) -> dict[str, Any]:
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1  # OTLP times are fixed64 nanoseconds
-
-
-class BadValue(ValueError):
-    """A value its column cannot hold; the message names the field and quotes the value."""
 
 
 def shown(value: Any) -> str:
@@ -924,7 +921,7 @@ def _lenient(raw: bytes) -> Any:
         for scope in scopes if isinstance(scopes, list) else ():
             spans = scope.get("spans") if isinstance(scope, dict) else None
             for i, span in enumerate(spans if isinstance(spans, list) else ()):
-                if not _is_text(span):
+                if not is_text(span):
                     spans[i] = NotText(span)
     return doc
 
@@ -933,12 +930,6 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _is_text(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-        return True
-    except (UnicodeEncodeError, ValueError, TypeError):
-        return False
 
 
 def without_cyclic_gc(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
