@@ -1,8 +1,8 @@
 """``ingest PATH_OR_URI… [--format F] [--mapping FILE]``: files, folders, globs, s3:// prefixes.
 
 Reports per source the rows stored, skipped as duplicates and quarantined (with the first
-reasons), and errors. Exit 0, or 2 when a source was unreadable (design §6). A progress bar with
-rows/s goes to stderr only when stderr is a terminal.
+reasons), the format's notes on what it did not read, and errors. Exit 0, or 2 when a source was
+unreadable (design §6). A progress bar with rows/s goes to stderr only when stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -58,12 +58,13 @@ def run(args) -> int:
 
 
 def render(report: IngestReport) -> str:
-    """The human-readable report: one line per source, reasons indented, a total line. Past
-    ``MAX_SKIPPED_LINES`` skipped sources (a cron job over a folder that keeps its old files),
-    they are one line; ``--json`` lists each."""
+    """The human-readable report: one line per source, reasons and notes indented, a total
+    line. Past ``MAX_SKIPPED_LINES`` skipped sources (a cron job over a folder that keeps its old
+    files), they are one line; ``--json`` lists each."""
     skipped = [f for f in report.files if f.skipped]
     collapse = len(skipped) > MAX_SKIPPED_LINES
     lines = [_file_line(f) + "".join(f"\n    {r}" for r in f.reasons)
+             + "".join(f"\n    note: {n}" for n in f.notes)
              for f in report.files if not (collapse and f.skipped)]
     if collapse:
         lines.append(f"{len(skipped):,} source(s) skipped: unchanged since an earlier run read "

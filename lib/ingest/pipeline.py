@@ -69,9 +69,11 @@ class FileReport:
 
     ``stored`` and ``duplicates`` count rows per canonical table (quarantine excluded);
     ``quarantined`` counts rows sent to quarantine, ``reasons`` the first few as
-    "line N: reason". ``error`` is a one-line message when the source could not be read (then
-    nothing of it was stored). ``duplicate_file`` is True when the same content was ingested
-    before; ``skipped`` says why a source was not read at all (an S3 object already ingested).
+    "line N: reason"; ``notes`` what the format read but deliberately did not store (each
+    distinct note of its chunks once). ``error`` is a one-line message when the source could not
+    be read (then nothing of it was stored). ``duplicate_file`` is True when the same content was
+    ingested before; ``skipped`` says why a source was not read at all (an S3 object already
+    ingested).
     """
 
     source: str
@@ -80,6 +82,7 @@ class FileReport:
     duplicates: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
     reasons: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     error: str | None = None
     duplicate_file: bool = False
     unreadable: bool = False  # ``error`` comes from the content itself (empty, corrupt, unknown)
@@ -363,7 +366,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
     if report.error:
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
-        report.quarantined, report.reasons = 0, []
+        report.quarantined, report.reasons, report.notes = 0, [], []
     return report
 
 
@@ -411,7 +414,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     if result.duplicate_batch:
         report.duplicate_file = True
         report.stored, report.duplicates = {}, {}
-        report.quarantined, report.reasons = 0, []
+        report.quarantined, report.reasons, report.notes = 0, [], []
     else:
         report.stored = {t: n for t, n in result.stored.items() if t != "quarantine"}
         report.duplicates = {t: n for t, n in result.duplicate_rows.items()
@@ -443,6 +446,9 @@ def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: 
             good = pricing.price_table(good, overrides)
         batch.add({name: good, "quarantine": checked.quarantine})
         _count_quarantine(report, checked.quarantine)
+    for note in chunk.notes:
+        if note not in report.notes:  # formats may repeat a note in each chunk: shown once
+            report.notes.append(note)
     if chunk.rejects:
         report.rows_read += len(chunk.rejects)
         rejected = rejects_table(chunk.rejects, source_name, now)

@@ -15,8 +15,9 @@ def upload_section(engine: Engine) -> IngestReport | None:
     limit_mb = st.get_option("server.maxUploadSize")
     names = ["auto-detect"] + [f.name for f in registry.registered()]
     files = st.file_uploader(
-        "Log or eval files (JSONL, CSV, Parquet, OTLP JSON, OpenInference, Langfuse, promptfoo, "
-        "Inspect; gzip welcome)", accept_multiple_files=True, key="upload_files",
+        "Log or eval files (JSONL, CSV, Parquet, OTLP JSON traces or evaluation logs, "
+        "OpenInference, Langfuse, promptfoo, Inspect; gzip welcome)", accept_multiple_files=True,
+        key="upload_files",
         help=f"Up to {limit_mb} MB per file (server.maxUploadSize in .streamlit/config.toml). "
              "For bigger files or folders use `python -m lib ingest PATH`.")
     fmt = st.selectbox("Format", names, key="upload_format",

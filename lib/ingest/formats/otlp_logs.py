@@ -1,0 +1,258 @@
+"""OTLP JSON logs carrying GenAI evaluation events (format ``otlp-logs-json``).
+
+Reads what the Collector's file exporter writes for logs: one ``ExportLogsServiceRequest`` per
+line, ``resourceLogs`` -> ``scopeLogs`` -> ``logRecords``, in either JSON encoding (the spec's: hex
+ids, int64 as decimal text; protobuf's printer: base64 ids, maybe snake_case keys such as
+``resource_logs`` and ``log_records``). Lines, long lines, a pretty-printed single document,
+attribute values and ids are read by the same code as OTLP traces (``otlp_common``).
+
+The OpenTelemetry GenAI semantic conventions define ``gen_ai.evaluation.result`` as an event,
+that is a log record: emitters such as splunk-otel-util-genai's EvaluationEventsEmitter write
+one per evaluation result, carrying the trace and span ids of the GenAI span they judged. Each
+such record becomes one ``evals`` row with the conventions of evaluation span events
+(``otlp_common._add_evaluations``):
+
+| column      | from                                                                        |
+|-------------|-----------------------------------------------------------------------------|
+| source      | "online"                                                                    |
+| run_id      | "online:" + the resource's service.name ("online:unknown" without one)      |
+| request_id  | the record's spanId (hex; an all-zero or absent id: null)                   |
+| case_id     | the spanId, else the attribute gen_ai.response.id                           |
+| epoch       | null: a repeat is told apart by its time, which is part of the eval_id      |
+| ts          | timeUnixNano, else (absent or 0) observedTimeUnixNano                       |
+| version     | the resource's service.version                                              |
+| model       | gen_ai.response.model, else gen_ai.request.model                            |
+| metric      | gen_ai.evaluation.name ("evaluation" without one)                           |
+| score       | gen_ai.evaluation.score.value                                               |
+| label       | gen_ai.evaluation.score.label                                               |
+| passed      | gen_ai.evaluation.passed when a boolean, else from the label (pass, fail,  |
+|             | relevant, ... as for span events; "unknown": null)                          |
+| explanation | gen_ai.evaluation.explanation                                               |
+| judge       | gen_ai.evaluation.judge, else gen_ai.evaluator.name                         |
+| attributes  | every other attribute of the record as JSON (gen_ai.response.id,            |
+|             | gen_ai.provider.name, gen_ai.operation.name, error.type, ...)              |
+| eval_id     | stable hash of (run_id, spanId or gen_ai.response.id, metric, time in ns):  |
+|             | the same record read again, from any file or encoding, has the same id;     |
+|             | two evaluations of one metric on one span at different times are two rows   |
+
+A record is an evaluation event when its ``eventName`` is ``gen_ai.evaluation.result`` or, when
+it has no ``eventName`` (older Events-API emitters), its attribute ``event.name`` is. Every other
+record (application logs share the Collector's logs file; also splunk's duplicate legacy
+``gen_ai.evaluation`` event) is not read: it is counted, and the file's report says how many
+("1,204 log records are not gen_ai.evaluation.result events: not read"). The record's body and
+severity are not read: emitters put a copy of the attributes in the body.
+
+Bad values: an evaluation record holding a value its row cannot hold is quarantined alone with
+its line and a reason naming the field and the value ("gen_ai.evaluation.result log record not
+usable: gen_ai.evaluation.score.value is not a finite number: abc"): a score that is no finite
+number (text, true, 1e400), a time that is no integer in 0 .. 2^64-1, a spanId that is not text,
+text that is not valid UTF-8. The other records go on. A line that is not JSON or not an
+``ExportLogsServiceRequest`` is one reject.
+
+Files are parsed in this process (no worker processes, unlike traces): only evaluation records
+are decoded, the other records are counted after one or two dict lookups.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from lib.ingest.base import BadValue, Chunk, Format
+from lib.ingest.formats import otlp_common as oc
+from lib.ingest.formats.json_values import is_text
+
+EVALUATION_EVENT = oc.EVALUATION_EVENT  # "gen_ai.evaluation.result"
+SCORE = "gen_ai.evaluation.score.value"
+LABEL = "gen_ai.evaluation.score.label"
+PASSED = "gen_ai.evaluation.passed"
+EXPLANATION = "gen_ai.evaluation.explanation"
+METRIC = "gen_ai.evaluation.name"
+RESPONSE_ID = "gen_ai.response.id"
+RESPONSE_MODEL = "gen_ai.response.model"
+REQUEST_MODEL = "gen_ai.request.model"
+JUDGE_KEYS = ("gen_ai.evaluation.judge", "gen_ai.evaluator.name")
+
+_ERRORS = (AttributeError, TypeError, KeyError, ValueError, OverflowError)
+
+# The envelope's first key: both JSON encodings write it first (the message has no other field)
+_ENVELOPE = re.compile(rb'^\[?\s*\{\s*"(resourceLogs|resource_logs)"\s*:')
+
+
+def detect(head: bytes, filename: str) -> bool:
+    """True when the file starts with an ``ExportLogsServiceRequest``: its first key is
+    ``resourceLogs`` (or ``resource_logs``). Trace files start with ``resourceSpans``."""
+    return _ENVELOPE.match(head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()) is not None
+
+
+def parse(stream: BinaryIO, filename: str, chunk_rows: int = oc.CHUNK_ROWS) -> Iterator[Chunk]:
+    """Yield Chunks of ``evals`` (with ``_line``) plus rejects; the last Chunk's ``notes`` say
+    how many log records were not evaluation events."""
+    return oc.without_cyclic_gc(_parse(stream, chunk_rows))
+
+
+def _parse(stream: BinaryIO, chunk_rows: int) -> Iterator[Chunk]:
+    stream = oc.buffered(stream)
+    data = stream.read(oc.BLOCK_BYTES)
+    if oc.opens_document(data):
+        # one pretty-printed document (an OTLP/HTTP payload saved by hand): read whole
+        whole = io.BytesIO(oc.read_document(data, stream, "write one ExportLogsServiceRequest "
+                                                          "per line (JSON lines) instead"))
+        docs = oc.documents(whole, 1, whole.read, lenient=True)
+    else:
+        docs = oc.block_documents(oc.json_line_blocks(data, stream), lenient=True)
+    del data
+    batch = oc.Batch()
+    not_events = 0
+    for line_no, raw, doc, error in docs:
+        if error is not None:
+            batch.reject(line_no, raw, error)
+            continue
+        resource_logs = doc.get("resourceLogs", doc.get("resource_logs")) \
+            if isinstance(doc, dict) else None
+        if not isinstance(resource_logs, list):
+            batch.reject(line_no, raw, "not an OTLP ExportLogsServiceRequest "
+                                       "(no resourceLogs list)")
+            continue
+        for entry in resource_logs:
+            not_events += _add_resource_logs(batch, entry, line_no)
+        if len(batch) >= chunk_rows:
+            yield batch.flush()
+    chunk = batch.flush()
+    if not_events:
+        chunk.notes.append(not_read_note(not_events))
+    yield chunk
+
+
+def not_read_note(count: int) -> str:
+    """The report's note for ``count`` log records that are not evaluation events."""
+    if count == 1:
+        return f"1 log record is not a {EVALUATION_EVENT} event: not read"
+    return f"{count:,} log records are not {EVALUATION_EVENT} events: not read"
+
+
+def _add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> int:
+    """Rows and rejects of one ``resourceLogs`` entry; returns how many of its records are not
+    evaluation events. A malformed scope is one reject; the entry's other scopes go on."""
+    try:
+        resource = oc.Resource(oc.decode_attributes((entry.get("resource") or {})
+                                                    .get("attributes")))
+        scopes = (entry.get("scopeLogs") or entry.get("scope_logs")
+                  or entry.get("instrumentationLibraryLogs") or ())
+        if scopes.__class__ is not list:
+            raise BadValue(f"scopeLogs is not a list: {oc.shown(scopes)}")
+    except _ERRORS as exc:
+        batch.reject(line_no, oc.json_text(entry), f"malformed resourceLogs entry: {exc}")
+        return 0
+    not_events = 0
+    for scope in scopes:
+        try:
+            records = scope.get("logRecords") or scope.get("log_records") or ()
+            if records.__class__ is not list:
+                raise BadValue(f"logRecords is not a list: {oc.shown(records)}")
+        except _ERRORS as exc:
+            batch.reject(line_no, oc.json_text(scope), f"malformed scopeLogs entry: {exc}")
+            continue
+        for record in records:
+            if record.__class__ is not dict:
+                batch.reject(line_no, oc.json_text(record),
+                             f"not a log record object: {oc.shown(record)}")
+            elif is_evaluation(record):
+                add_evaluation(batch, record, resource, line_no)
+            else:
+                not_events += 1
+    return not_events
+
+
+def is_evaluation(record: dict) -> bool:
+    """Whether a log record is a ``gen_ai.evaluation.result`` event: by its ``eventName``, or,
+    when it has none (the older Events API), by its ``event.name`` attribute."""
+    name = record.get("eventName") or record.get("event_name")
+    if name:
+        return name == EVALUATION_EVENT
+    attributes = record.get("attributes")
+    if attributes.__class__ is not list:
+        return False
+    for item in attributes:
+        if item.__class__ is dict and item.get("key") == "event.name":
+            try:
+                return oc.decode_attributes([item]).get("event.name") == EVALUATION_EVENT
+            except BadValue:
+                return False
+    return False
+
+
+def add_evaluation(batch: oc.Batch, record: dict, resource: oc.Resource, line_no: int) -> None:
+    """One evaluation log record -> one eval row in ``batch``, or one reject naming the field
+    and the value that cannot be stored."""
+    try:
+        row = evaluation_row(record, resource)
+    except _ERRORS as exc:
+        batch.reject(line_no, oc.json_text(record),
+                     f"{EVALUATION_EVENT} log record not usable: {exc}")
+        return
+    batch.evals.append(row)
+    batch.eval_lines.append(line_no)
+
+
+def evaluation_row(record: dict, resource: oc.Resource) -> tuple:
+    """The eval row (``otlp_common.EVAL_COLUMNS`` order, ts in microseconds) of one evaluation
+    log record; :class:`BadValue` (or another ValueError) for a value it cannot hold."""
+    if not is_text(record):  # read by the lenient re-read: text that is not UTF-8
+        raise BadValue("not valid UTF-8 text")
+    attributes = record.get("attributes")
+    if attributes and attributes.__class__ is not list:
+        raise BadValue(f"attributes is not a list: {oc.shown(attributes)}")
+    a = oc.decode_attributes(attributes)
+    a.pop("event.name", None)  # what made it an evaluation record: no information left
+    span_id = oc.norm_id(record.get("spanId") or record.get("span_id"), "spanId")
+    time_ns = record_time(record)
+    metric = oc.as_text(a.pop(METRIC, None)) or "evaluation"
+    score = oc.number(a.pop(SCORE, None), SCORE)
+    label = oc.as_text(a.pop(LABEL, None))
+    passed = a.get(PASSED)
+    if passed.__class__ is bool:
+        del a[PASSED]
+    else:  # absent, or not a boolean ("yes"): kept in attributes, the label decides
+        passed = oc.passed_from_label(label)
+    explanation = oc.as_text(a.pop(EXPLANATION, None))
+    judge = oc.as_text(a.pop(JUDGE_KEYS[0], None) or a.pop(JUDGE_KEYS[1], None))
+    # the model that answered, else the one requested; the other one stays in attributes
+    model_key = RESPONSE_MODEL if a.get(RESPONSE_MODEL) not in (None, "") else REQUEST_MODEL
+    model = oc.as_text(a.pop(model_key, None)) or None
+    # without a span id the response id names what was judged (it stays in attributes)
+    response_id = oc.as_text(a.get(RESPONSE_ID)) or None
+    subject = span_id or response_id
+    run_id = "online:" + (resource.service or "unknown")
+    return (
+        oc.stable_id(run_id, subject, metric, time_ns), run_id, time_ns // 1000, "online",
+        None, subject, None, span_id, resource.app_version, model, metric, score, passed, judge,
+        label, explanation, oc.json_text(a) if a else None,
+    )
+
+
+def record_time(record: dict) -> int:
+    """A log record's time in nanoseconds: ``timeUnixNano``, else (absent or 0, as the SDK
+    writes when the emitter gave no time) ``observedTimeUnixNano``; :class:`BadValue` naming
+    the field when one is no time, or when neither is set."""
+    for key, snake in (("timeUnixNano", "time_unix_nano"),
+                       ("observedTimeUnixNano", "observed_time_unix_nano")):
+        value = record.get(key) or record.get(snake)
+        if value:
+            ns = oc.unix_nano(value, key)
+            if ns:
+                return ns
+    raise BadValue("neither timeUnixNano nor observedTimeUnixNano is set")
+
+
+FORMAT = Format(
+    name="otlp-logs-json",
+    detect=detect,
+    parse=parse,
+    # first: its detector only claims files whose first key is resourceLogs, which no other
+    # format reads, while a trace detector would claim a logs file quoting "resourceSpans"
+    priority=15,
+    doc="OTLP JSON logs (Collector file exporter): gen_ai.evaluation.result events as evals",
+)
