@@ -167,12 +167,18 @@ def test_cached_parts_added_beyond_int64_quarantine_the_span():
     ("startTimeUnixNano", 10**30, "startTimeUnixNano is out of range: 1e+30"),
     ("startTimeUnixNano", "-1", "startTimeUnixNano is out of range: -1"),
     ("startTimeUnixNano", "1e400", "startTimeUnixNano is not an integer: 1e400"),
+    ("startTimeUnixNano", "yesterday", "startTimeUnixNano is not an integer: yesterday"),
+    ("status", {"code": 7}, "status.code is not a status code: 7"),
+    ("status", {"code": "STATUS_CODE_BOGUS"},
+     "status.code is not a status code: STATUS_CODE_BOGUS"),
+    ("status", {"code": True}, "status.code is not a status code: true"),
+    ("status", {"code": 2.0}, "status.code is not a status code: 2.0"),
     ("endTimeUnixNano", 10**30, "endTimeUnixNano is out of range: 1e+30"),
     ("endTimeUnixNano", "18446744073709551616",
      "endTimeUnixNano is out of range: 18446744073709551616"),
     ("endTimeUnixNano", "soon", "endTimeUnixNano is not an integer: soon"),
 ])
-def test_a_span_time_out_of_range_quarantines_the_span(field, value, reason):
+def test_a_span_time_or_status_that_is_no_such_thing_quarantines_the_span(field, value, reason):
     rows, rejects = parse([line(span(1, GENAI), span(2, GENAI, **{field: value})),
                            line(span(3, GENAI))])
     assert rejects == [(1, f"span not usable: {reason}")]

@@ -359,6 +359,9 @@ def norm_id(value: Any, key: str = "id") -> str | None:
 
 
 _STATUS_ERROR = {2, "2", "STATUS_CODE_ERROR", "ERROR", "Error", "error"}
+# Every status code either encoding writes (unset, ok, error); None: no code, which is unset.
+_STATUS_CODES = _STATUS_ERROR | {None, 0, 1, "0", "1", "", "STATUS_CODE_UNSET", "UNSET", "Unset",
+                                 "unset", "STATUS_CODE_OK", "OK", "Ok", "ok"}
 
 
 def is_error_status(status: dict | None) -> bool:
@@ -695,10 +698,8 @@ class Span:
         if start.__class__ is str:  # decimal text, the usual encoding
             try:
                 start_ns = int(start)
-            except ValueError:
-                if not _numeric(start):
-                    raise  # "invalid literal for int() with base 10: 'yesterday'", as ever
-                start_ns = unix_nano(start, "startTimeUnixNano")  # "1.5", "1e400": named
+            except ValueError:  # "1.5", "1e400", "yesterday": a reason naming the field
+                start_ns = unix_nano(start, "startTimeUnixNano")
         else:
             start_ns = start
         if start_ns.__class__ is not int or not 0 <= start_ns <= UINT64_MAX:
@@ -711,7 +712,8 @@ class Span:
             if status.__class__ is not dict:
                 raise BadValue(f"status is not an object: {shown(status)}")
             code = status.get("code")
-            if code.__class__ in (list, dict):
+            # An unknown code (7, "STATUS_CODE_BOGUS") would otherwise read as ok.
+            if code.__class__ in (list, dict, float, bool) or code not in _STATUS_CODES:
                 raise BadValue(f"status.code is not a status code: {shown(code)}")
             self.error = code in _STATUS_ERROR
             message = status.get("message")
@@ -760,14 +762,6 @@ def unix_nano(value: Any, key: str) -> int:
     if value.__class__ is int and 0 <= value <= UINT64_MAX:
         return value
     return integer(value, key, 0, UINT64_MAX)
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def event_time(event: dict, t: Any) -> int:
@@ -895,6 +889,10 @@ def _documents(lines: Iterable[bytes], start: int = 1,
                 continue
         first = False
         yield line_no, raw, doc, None
+
+
+# The public name of ``_documents``, for the other formats in OTLP's envelope (otlp_logs).
+documents = _documents
 
 
 class NotText:
