@@ -268,6 +268,17 @@ def test_counts_are_integers_or_the_span_is_quarantined_never_coerced(convention
     ]
 
 
+@pytest.mark.parametrize("convention", list(CONVENTIONS))
+def test_integral_decimal_text_keeps_every_digit(convention):
+    base, fmt = CONVENTIONS[convention]
+    inp = "gen_ai.usage.input_tokens" if convention == "genai" else "llm.token_count.prompt"
+    # 2**53 + 1: a float cannot hold it (float("9007199254740993.0") is ...992)
+    rows, rejects = parse([line(span(1, {**base, inp: {"stringValue": "9007199254740993.0"}}))],
+                          fmt)
+    assert rejects == []
+    assert [r["input_tokens"] for r in rows["requests"]] == [9007199254740993]
+
+
 def test_attribute_values_are_kept_as_written_when_not_of_their_wrapper_type():
     rows, rejects = parse([line(span(1, {
         "flag": {"boolValue": "yes"},        # was stored as false

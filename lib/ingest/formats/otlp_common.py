@@ -33,6 +33,7 @@ import atexit
 import base64
 import binascii
 import collections
+import decimal
 import gc
 import hashlib
 import heapq
@@ -235,7 +236,8 @@ def integer(value: Any, key: str, low: int = INT64_MIN, high: int = INT64_MAX) -
                 f = math.nan
             if not f.is_integer():
                 raise BadValue(f"{key} is not an integer: {shown(value)}") from None
-            n = int(f)
+            # the text's own digits: int(float("9007199254740993.0")) would lose the last one
+            n = int(decimal.Decimal(value))
     else:
         raise BadValue(f"{key} is not an integer: {shown(value)}")
     if not low <= n <= high:
