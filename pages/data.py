@@ -41,6 +41,7 @@ st.dataframe(
                   for c in ("first_ts", "last_ts", "last_ingested_at")),
     hide_index=True, width="stretch",
     column_config={
+        "table": st.column_config.TextColumn("Table"),
         "rows": st.column_config.NumberColumn("Rows", format="localized"),
         "files": st.column_config.NumberColumn("Live files"),
         "first_ts": st.column_config.DatetimeColumn(f"First event ({f.tz})", format=TS_FORMAT),
@@ -66,7 +67,10 @@ else:
     q = inventory.quarantine(engine, limit=1000)
     st.dataframe(q.with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
-                 column_config={"raw": st.column_config.TextColumn("Raw (truncated)"),
+                 column_config={"source_file": st.column_config.TextColumn("File"),
+                                "line": st.column_config.NumberColumn("Line"),
+                                "reason": st.column_config.TextColumn("Reason"),
+                                "raw": st.column_config.TextColumn("Raw (truncated)"),
                                 "ingested_at": st.column_config.DatetimeColumn(
                                     f"Ingested ({f.tz})", format=TS_FORMAT)})
     widgets.downloads(inventory.quarantine(engine), "quarantine", key="dl_quarantine")
@@ -98,4 +102,12 @@ else:
                  column_config={
                      "committed_at": st.column_config.DatetimeColumn(f"Committed ({f.tz})",
                                                                      format=TS_FORMAT),
-                     "rows": st.column_config.NumberColumn("Rows", format="localized")})
+                     "kind": st.column_config.TextColumn(
+                         "Kind", help="ingest, demo, compact, reprice, or seen: a source read "
+                                      "that gave no rows (see Note)"),
+                     "source": st.column_config.TextColumn("Source"),
+                     "rows": st.column_config.NumberColumn("Rows", format="localized"),
+                     "files": st.column_config.NumberColumn("Files added"),
+                     "removed": st.column_config.NumberColumn("Files removed"),
+                     "note": st.column_config.TextColumn("Note"),
+                     "commit_id": st.column_config.TextColumn("Commit")})
