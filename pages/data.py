@@ -106,7 +106,10 @@ else:
                          "Kind", help="ingest, demo, compact, reprice, or seen: a source read "
                                       "that gave no rows (see Note)"),
                      "source": st.column_config.TextColumn("Source"),
-                     "rows": st.column_config.NumberColumn("Rows", format="localized"),
+                     "format": st.column_config.TextColumn("Format"),
+                     "rows": st.column_config.NumberColumn("Rows stored", format="localized"),
+                     "quarantined": st.column_config.NumberColumn("Quarantined",
+                                                                  format="localized"),
                      "files": st.column_config.NumberColumn("Files added"),
                      "removed": st.column_config.NumberColumn("Files removed"),
                      "note": st.column_config.TextColumn("Note"),

@@ -20,19 +20,26 @@ def tables(engine: Engine) -> pl.DataFrame:
 
 
 def batches(engine: Engine) -> pl.DataFrame:
-    """The manifest, newest first: ``committed_at, kind, source, rows, files, removed, note,
-    commit_id`` (rows is the total over tables; note says why a "seen" source gave no rows)."""
+    """The manifest, newest first: ``committed_at, kind, source, format, rows, quarantined,
+    files, removed, note, commit_id``. ``rows`` counts the rows stored over all tables,
+    ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row);
+    ``note`` says why a "seen" source gave no rows."""
     commits = engine.lake.commits()
-    rows = [{
-        "committed_at": c.committed_at, "kind": c.kind, "source": c.source,
-        "rows": sum(c.rows.values()), "files": len(c.added), "removed": len(c.removed),
-        "note": (c.info or {}).get("seen") if isinstance(c.info, dict) else None,
-        "commit_id": c.commit_id,
-    } for c in reversed(commits)]
-    frame = pl.DataFrame(rows, schema={"committed_at": pl.String, "kind": pl.String,
-                                       "source": pl.String, "rows": pl.Int64, "files": pl.Int64,
-                                       "removed": pl.Int64, "note": pl.String,
-                                       "commit_id": pl.String})
+    rows = []
+    for c in reversed(commits):
+        info = c.info if isinstance(c.info, dict) else {}
+        rows.append({
+            "committed_at": c.committed_at, "kind": c.kind, "source": c.source,
+            "format": info.get("format"),
+            "rows": sum(n for t, n in c.rows.items() if t != "quarantine"),
+            "quarantined": c.rows.get("quarantine", 0),
+            "files": len(c.added), "removed": len(c.removed), "note": info.get("seen"),
+            "commit_id": c.commit_id,
+        })
+    frame = pl.DataFrame(rows, schema={
+        "committed_at": pl.String, "kind": pl.String, "source": pl.String, "format": pl.String,
+        "rows": pl.Int64, "quarantined": pl.Int64, "files": pl.Int64, "removed": pl.Int64,
+        "note": pl.String, "commit_id": pl.String})
     return frame.with_columns(pl.col("committed_at").str.to_datetime(time_zone="UTC"))
 
 

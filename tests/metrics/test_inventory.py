@@ -18,3 +18,13 @@ def test_batches_say_why_a_source_gave_no_rows(lake, engine, tmp_path):
     assert got.select("kind", "rows", "note").rows() == [
         ("ingest", 3, None), ("seen", 0, "same content as an ingested source"),
         ("seen", 0, "empty file")]
+
+
+def test_batches_count_stored_rows_apart_from_quarantined_inputs(lake, engine, tmp_path):
+    good = jsonl_bytes([canonical_request(i) for i in range(2)])
+    (tmp_path / "mixed.jsonl").write_bytes(good + b'{"request_id": "bad", "ts": \n')
+    ingest_paths(lake, [str(tmp_path / "mixed.jsonl")])
+    engine.refresh()
+    got = inventory.batches(engine)
+    assert got.select("kind", "format", "rows", "quarantined").rows() == [
+        ("ingest", "jsonl", 2, 1)]
