@@ -41,14 +41,15 @@ class Chunk:
 
     Tables may hold any subset of the canonical columns; missing ones become null. Each table may
     carry a ``_line`` int64 column (1-based source line) so validation can name the line.
-    ``notes`` are sentences for the file's report about input read but deliberately not stored
-    ("1,204 log records are not gen_ai.evaluation.result events: not read"); the report shows
-    each distinct note once per file.
+    ``not_read`` counts input read but deliberately not stored, by what it is (a plural noun
+    phrase: {"log record(s) that are not gen_ai.evaluation.result events": 1204}); the file's
+    report sums them over its chunks and says so ("1,204 log record(s) that are not ...: not
+    read"), so nothing is left out silently.
     """
 
     tables: dict[str, pa.Table] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    not_read: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -69,11 +69,11 @@ class FileReport:
 
     ``stored`` and ``duplicates`` count rows per canonical table (quarantine excluded);
     ``quarantined`` counts rows sent to quarantine, ``reasons`` the first few as
-    "line N: reason"; ``notes`` what the format read but deliberately did not store (each
-    distinct note of its chunks once). ``error`` is a one-line message when the source could not
-    be read (then nothing of it was stored). ``duplicate_file`` is True when the same content was
-    ingested before; ``skipped`` says why a source was not read at all (an S3 object already
-    ingested).
+    "line N: reason"; ``not_read`` what the format read but deliberately did not store, by what
+    it is (summed over the chunks; ``notes`` says it in sentences). ``error`` is a one-line
+    message when the source could not be read (then nothing of it was stored).
+    ``duplicate_file`` is True when the same content was ingested before; ``skipped`` says why a
+    source was not read at all (an S3 object already ingested).
     """
 
     source: str
@@ -82,7 +82,7 @@ class FileReport:
     duplicates: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
     reasons: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    not_read: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     duplicate_file: bool = False
     unreadable: bool = False  # ``error`` comes from the content itself (empty, corrupt, unknown)
@@ -97,8 +97,13 @@ class FileReport:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def notes(self) -> list[str]:
+        """``not_read`` as sentences: "1,204 log record(s) that are not ...: not read"."""
+        return [f"{n:,} {what}: not read" for what, n in self.not_read.items()]
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "notes": self.notes}
 
 
 @dataclass
@@ -366,7 +371,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
     if report.error:
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
-        report.quarantined, report.reasons, report.notes = 0, [], []
+        report.quarantined, report.reasons, report.not_read = 0, [], {}
     return report
 
 
@@ -409,12 +414,14 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         stream.drain()
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
+        # what the format read but did not store is kept with the batch (the Data page's note)
         result = batch.commit(content_hash=batch_identity(report.content_hash, fmt),
-                              info={"bytes": stream.bytes_out})
+                              info={"bytes": stream.bytes_out,
+                                    **({"not_read": report.not_read} if report.not_read else {})})
     if result.duplicate_batch:
         report.duplicate_file = True
         report.stored, report.duplicates = {}, {}
-        report.quarantined, report.reasons, report.notes = 0, [], []
+        report.quarantined, report.reasons, report.not_read = 0, [], {}
     else:
         report.stored = {t: n for t, n in result.stored.items() if t != "quarantine"}
         report.duplicates = {t: n for t, n in result.duplicate_rows.items()
@@ -446,9 +453,8 @@ def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: 
             good = pricing.price_table(good, overrides)
         batch.add({name: good, "quarantine": checked.quarantine})
         _count_quarantine(report, checked.quarantine)
-    for note in chunk.notes:
-        if note not in report.notes:  # formats may repeat a note in each chunk: shown once
-            report.notes.append(note)
+    for what, n in chunk.not_read.items():
+        report.not_read[what] = report.not_read.get(what, 0) + n
     if chunk.rejects:
         report.rows_read += len(chunk.rejects)
         rejected = rejects_table(chunk.rejects, source_name, now)

@@ -23,7 +23,8 @@ def batches(engine: Engine) -> pl.DataFrame:
     """The manifest, newest first: ``committed_at, kind, source, format, rows, quarantined,
     files, removed, note, commit_id``. ``rows`` counts the rows stored over all tables,
     ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row);
-    ``note`` says why a "seen" source gave no rows."""
+    ``note`` says why a "seen" source gave no rows, or what an ingest read but did not store
+    ("3 log record(s) that are not gen_ai.evaluation.result events: not read")."""
     commits = engine.lake.commits()
     rows = []
     for c in reversed(commits):
@@ -33,7 +34,7 @@ def batches(engine: Engine) -> pl.DataFrame:
             "format": info.get("format"),
             "rows": sum(n for t, n in c.rows.items() if t != "quarantine"),
             "quarantined": c.rows.get("quarantine", 0),
-            "files": len(c.added), "removed": len(c.removed), "note": info.get("seen"),
+            "files": len(c.added), "removed": len(c.removed), "note": _note(info),
             "commit_id": c.commit_id,
         })
     frame = pl.DataFrame(rows, schema={
@@ -41,6 +42,16 @@ def batches(engine: Engine) -> pl.DataFrame:
         "rows": pl.Int64, "quarantined": pl.Int64, "files": pl.Int64, "removed": pl.Int64,
         "note": pl.String, "commit_id": pl.String})
     return frame.with_columns(pl.col("committed_at").str.to_datetime(time_zone="UTC"))
+
+
+def _note(info: dict) -> str | None:
+    """A commit's note: why a "seen" source gave no rows, else what its format did not read."""
+    if info.get("seen"):
+        return info["seen"]
+    not_read = info.get("not_read")
+    if isinstance(not_read, dict) and not_read:
+        return "; ".join(f"{n:,} {what}: not read" for what, n in not_read.items())
+    return None
 
 
 def quarantine(engine: Engine, limit: int | None = None) -> pl.DataFrame:

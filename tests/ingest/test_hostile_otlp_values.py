@@ -279,6 +279,27 @@ def test_integral_decimal_text_keeps_every_digit(convention):
     assert [r["input_tokens"] for r in rows["requests"]] == [9007199254740993]
 
 
+@pytest.mark.parametrize("status", [
+    {}, {"code": 0}, {"code": "0"}, {"code": ""}, {"code": "STATUS_CODE_UNSET"},
+    {"code": 1}, {"code": "STATUS_CODE_OK"}, {"message": "only a message"},
+    {"code": 2}, {"code": "2"}, {"code": "STATUS_CODE_ERROR"},
+])
+def test_every_status_code_the_encodings_write_is_read(status):
+    rows, rejects = parse([line(span(1, GENAI, status=status))])
+    assert rejects == []
+    error = status.get("code") in (2, "2", "STATUS_CODE_ERROR")
+    assert [r["status"] for r in rows["requests"]] == ["error" if error else "ok"]
+
+
+def test_integral_decimal_text_with_a_fraction_past_a_floats_digits_is_no_integer():
+    inp = "gen_ai.usage.input_tokens"
+    rows, rejects = parse([line(span(1, {**GENAI, inp: {"stringValue": "9007199254740993.9"}}),
+                                span(2, GENAI, startTimeUnixNano="1772452800000000000.7"))])
+    assert rejects == [
+        (1, f"span not usable: {inp} is not an integer: 9007199254740993.9"),
+        (1, "span not usable: startTimeUnixNano is not an integer: 1772452800000000000.7")]
+
+
 def test_attribute_values_are_kept_as_written_when_not_of_their_wrapper_type():
     rows, rejects = parse([line(span(1, {
         "flag": {"boolValue": "yes"},        # was stored as false

@@ -423,8 +423,20 @@ def reference(tmp_path_factory):
             del sys.modules[module]
 
 
+def _without_eval_ids(parsed: tuple) -> tuple:
+    """An evaluation's eval_id and epoch changed on purpose since the reference (one id for a
+    span event and a log record of the same evaluation: tests/ingest/test_otlp_logs.py): the
+    rest of every row must not have."""
+    tables, rejects, chunks = parsed
+    evals = tables["evals"]
+    if evals is not None:
+        evals = evals.drop_columns(["eval_id", "epoch"])
+    return {**tables, "evals": evals}, rejects, chunks
+
+
 def test_same_rows_as_the_previous_implementation(varied_file, reference, small_blocks):
     assert reference.__file__ != otlp.__file__
-    old = parse_all(reference.parse, varied_file)
-    assert_same(old, parse_all(_parse_gen(1), varied_file))
-    assert_same(old, parse_all(_parse_gen(2), varied_file))
+    old = _without_eval_ids(parse_all(reference.parse, varied_file))
+    assert old[0]["evals"].num_rows > 0  # the comparison covers evaluations
+    assert_same(old, _without_eval_ids(parse_all(_parse_gen(1), varied_file)))
+    assert_same(old, _without_eval_ids(parse_all(_parse_gen(2), varied_file)))

@@ -27,7 +27,7 @@ from lib.ingest.base import Chunk, Format
 from lib.ingest.formats import canonical, langfuse, openinference, otlp, otlp_logs
 from lib.ingest.formats import otlp_common as oc
 from lib.ingest.pipeline import ingest_paths
-from lib.store import Engine
+from lib.store import Engine, Lake
 from tests.ingest.chunks import collect, parse_file
 from tests.ingest.fixtures.otlp_logs_record import (
     ENCODINGS,
@@ -44,7 +44,17 @@ SPAN = 0x00F067AA0BA902B7
 SPAN_HEX = "00f067aa0ba902b7"
 RUN = "online:support-bot"
 EVENT = "gen_ai.evaluation.result"
-NOT_READ_1 = "1 log record is not a gen_ai.evaluation.result event: not read"
+NOT_EVAL = "log record(s) that are not gen_ai.evaluation.result events"
+NOT_READ_1 = f"1 {NOT_EVAL}: not read"
+
+
+def not_read(chunks) -> dict:
+    """What the chunks of one parse counted as not read, summed."""
+    total: dict = {}
+    for c in chunks:
+        for what, n in c.not_read.items():
+            total[what] = total.get(what, 0) + n
+    return total
 
 
 def evaluation(metric: str, score=0.5, at: int | None = T0_NS, span: int | None = SPAN,
@@ -126,7 +136,7 @@ def test_evaluations_of_real_chat_spans_point_at_their_requests(recorded, encodi
                 for rl in _values(json.loads(line), "resourceLogs")
                 for sl in _values(rl, "scopeLogs") for r in _values(sl, "logRecords")]
     assert [row["ts"] for row in evals] == [us(t) for t in observed[:3]]
-    assert [c.notes for c in chunks] == [[NOT_READ_1]]  # the application's own log line
+    assert not_read(chunks) == {NOT_EVAL: 1}  # the application's own log line
 
 
 def _values(obj: dict, camel: str) -> list:
@@ -185,7 +195,7 @@ def test_columns_of_one_evaluation_record(tmp_path, encoding):
            genai.GEN_AI_PROVIDER_NAME: "openai", genai.GEN_AI_RESPONSE_ID: "chatcmpl-9",
            "gen_ai.evaluator.name": "deepeval", "error.type": "timeout"})], encoding)
     tables, rejects, chunks = parse_file(otlp_logs.FORMAT, path)
-    assert rejects == [] and [c.notes for c in chunks] == [[]]
+    assert rejects == [] and not_read(chunks) == {}
     row = tables["evals"].to_pylist()[0]
     assert row == {
         "eval_id": oc.stable_id(RUN, SPAN_HEX, "relevance", T0_NS + SECOND),
@@ -279,17 +289,16 @@ def test_pretty_printed_single_request_is_read_whole(tmp_path):
     tables, rejects, chunks = parse_file(otlp_logs.FORMAT, path)
     assert rejects == []
     assert tables["evals"]["_line"].to_pylist() == [1]
-    assert chunks[-1].notes == [NOT_READ_1]
+    assert not_read(chunks) == {NOT_EVAL: 1}
 
 
-def test_small_chunks_give_the_same_rows_and_one_note(tmp_path):
+def test_small_chunks_give_the_same_rows_and_the_same_count(tmp_path):
     path = sdk_file(tmp_path, [evaluation(f"m{i}") for i in range(5)] + [app_log("a")] * 3)
     whole, _, _ = parse_file(otlp_logs.FORMAT, path)
     parts, _, chunks = parse_file(otlp_logs.FORMAT, path, chunk_rows=2)
     assert len(chunks) >= 3
     assert parts["evals"].equals(whole["evals"])
-    assert [c.notes for c in chunks] == [[]] * (len(chunks) - 1) + [
-        ["3 log records are not gen_ai.evaluation.result events: not read"]]
+    assert not_read(chunks) == {NOT_EVAL: 3}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,7 +314,7 @@ def test_ordinary_log_records_are_counted_not_stored(tmp_path, lake, capsys):
         LogRecord(event_name="gen_ai.client.inference.operation.details", timestamp=T0_NS),
         evaluation("toxicity", 0.0),
     ], per_line=3)
-    note = "3 log records are not gen_ai.evaluation.result events: not read"
+    note = f"3 {NOT_EVAL}: not read"
     assert main(["ingest", str(path), "--store", str(lake.root), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)["files"][0]
     assert (doc["format"], doc["stored"], doc["notes"]) == ("otlp-logs-json", {"evals": 2},
@@ -371,9 +380,9 @@ def test_bad_scores_are_quarantined_with_line_and_reason_through_the_pipeline(tm
     assert (f.stored, f.quarantined) == ({"evals": 2}, 6)
     assert f.reasons[:3] == [f"line 1: {NOT_USABLE}{SCORE} is not a finite number: {shown}"
                              for shown in ("abc", "true", "inf")]
-    assert f.notes == ["2 log records are not gen_ai.evaluation.result events: not read"]
+    assert f.notes == [f"2 {NOT_EVAL}: not read"]
     text = render(report)
-    assert text.count("note: 2 log records are not gen_ai.evaluation.result events") == 1
+    assert text.count(f"note: 2 {NOT_EVAL}: not read") == 1
     engine = Engine(lake)
     try:
         assert engine.scalar("SELECT list(line ORDER BY line) FROM quarantine") == \
@@ -405,24 +414,100 @@ def test_lines_that_are_not_log_requests_are_rejected():
         (4, "not a log record object")]
 
 
+def test_a_file_of_traces_logs_and_metrics_lines_gives_each_its_rows(recorded, lake, tmp_path):
+    # A Collector file exporter shared by the traces, logs and metrics pipelines writes the
+    # three kinds of line into one file, in whatever order they come.
+    traces = recorded["traces"]["collector"].read_text().splitlines()
+    logs = recorded["logs"]["collector"].read_text().splitlines()
+    metrics = json.dumps({"resourceMetrics": [{"scopeMetrics": []}]})
+    alone = ingest_paths(lake, [str(recorded["traces"]["collector"])]).files[0].stored
+    orders = {"logs": [*logs, metrics, *traces], "traces": [*traces, metrics, *logs]}
+    for first, lines in orders.items():
+        store = Lake(tmp_path / f"store-{first}")
+        path = write_lines(tmp_path, lines, f"{first}-first.jsonl")
+        f = ingest_paths(store, [str(path)]).files[0]
+        assert f.format == {"logs": "otlp-logs-json", "traces": "otlp-json"}[first]
+        assert (f.quarantined, f.reasons) == (0, [])
+        assert f.stored == {**alone, "evals": 3}, first
+        assert f.not_read == {NOT_EVAL: 1, oc.NOT_READ_METRICS: 1}
+        engine = Engine(store)
+        try:
+            assert engine.scalar("SELECT count(*) FROM evals JOIN requests USING (request_id)") \
+                == 3
+        finally:
+            engine.close()
+
+
+def test_one_evaluation_as_a_span_event_and_as_a_log_record_is_stored_once(tmp_path, lake):
+    attributes = {genai.GEN_AI_EVALUATION_NAME: "relevance",
+                  genai.GEN_AI_EVALUATION_SCORE_VALUE: 0.75,
+                  genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True}
+    logs = sdk_file(tmp_path, [evaluation("relevance", 0.75, at=T0_NS + SECOND, **{
+        genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True})])
+    span = {"traceId": f"{TRACE:032x}", "spanId": SPAN_HEX, "name": "chat gpt-4o", "kind": 3,
+            "startTimeUnixNano": str(T0_NS), "endTimeUnixNano": str(T0_NS + SECOND // 2),
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "10"}},
+                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}}],
+            "events": [{"name": EVENT, "timeUnixNano": str(T0_NS + SECOND), "attributes": [
+                {"key": k, "value": {"boolValue": v} if isinstance(v, bool) else
+                 {"doubleValue": v} if isinstance(v, float) else {"stringValue": v}}
+                for k, v in attributes.items()]}]}
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "support-bot"}},
+                               {"key": "service.version", "value": {"stringValue": "1.4.2"}}]}
+    traces = write_lines(tmp_path, [json.dumps({"resourceSpans": [{
+        "resource": resource, "scopeSpans": [{"spans": [span]}]}]})], "traces.jsonl")
+    report = ingest_paths(lake, [str(traces), str(logs)])
+    assert [f.stored.get("evals") for f in report.files] == [1, None]
+    assert report.files[1].duplicates == {"evals": 1}
+    engine = Engine(lake)
+    try:
+        assert engine.query("SELECT metric, passed, epoch, request_id FROM evals").rows() == [
+            ("relevance", True, None, SPAN_HEX)]
+    finally:
+        engine.close()
+
+
+def test_a_byte_order_mark_and_the_pre_0_15_layout_are_read(tmp_path):
+    line = json_lines(sdk_records([evaluation("relevance"), app_log("hi")]), "collector")[0]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line.encode() + b"\n")
+    with open(path, "rb") as f:
+        assert otlp_logs.detect(f.read(4096), path.name)
+    tables, rejects, chunks = parse_file(otlp_logs.FORMAT, path)
+    assert rejects == [] and tables["evals"]["metric"].to_pylist() == ["relevance"]
+    old = json.loads(line)
+    for entry in old["resourceLogs"]:
+        entry["instrumentationLibraryLogs"] = [
+            {"logs": scope["logRecords"]} for scope in entry.pop("scopeLogs")]
+    rows, rejects, chunks = parse_lines([json.dumps(old)])
+    assert [r["metric"] for r in rows] == ["relevance"] and rejects == []
+    assert not_read(chunks) == {NOT_EVAL: 1}
+
+
 # ---------------------------------------------------------------------------------------------
-# The report's notes (lib/ingest/base.py Chunk.notes -> FileReport.notes -> CLI text and JSON)
+# What was not read (lib/ingest/base.py Chunk.not_read -> FileReport.not_read and .notes ->
+# CLI text and JSON)
 
 
-def test_notes_of_a_format_are_shown_once_per_file(write, lake, capsys):
+def test_what_a_format_did_not_read_is_summed_over_chunks_and_said_once(write, lake, capsys):
     def parse(stream, filename):
         stream.read()
-        yield Chunk(notes=["7 things were not read"])
-        yield Chunk(notes=["7 things were not read", "another note"])
+        yield Chunk(not_read={"things": 7})
+        yield Chunk(not_read={"things": 7, "other things": 1})
 
     fmt = Format(name="noted", detect=lambda head, name: False, parse=parse, doc="test")
     path = write("a.txt", b"anything\n")
     report = ingest_paths(lake, [str(path)], fmt=fmt)
-    assert report.files[0].notes == ["7 things were not read", "another note"]
-    assert report.to_dict()["files"][0]["notes"] == ["7 things were not read", "another note"]
+    notes = ["14 things: not read", "1 other things: not read"]
+    assert report.files[0].not_read == {"things": 14, "other things": 1}
+    assert report.files[0].notes == notes
+    assert report.to_dict()["files"][0]["notes"] == notes
     text = render(report)
-    assert text.count("\n    note: 7 things were not read") == 1
-    assert "\n    note: another note" in text
+    assert text.count("\n    note: 14 things: not read") == 1
+    assert "\n    note: 1 other things: not read" in text
 
 
 # ---------------------------------------------------------------------------------------------

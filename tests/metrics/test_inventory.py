@@ -28,3 +28,18 @@ def test_batches_count_stored_rows_apart_from_quarantined_inputs(lake, engine, t
     got = inventory.batches(engine)
     assert got.select("kind", "format", "rows", "quarantined").rows() == [
         ("ingest", "jsonl", 2, 1)]
+
+
+def test_batches_keep_what_a_format_read_but_did_not_store(lake, engine, tmp_path):
+    from lib.ingest.base import Chunk, Format
+
+    def parse(stream, filename):
+        stream.read()
+        yield Chunk(not_read={"log record(s) that are not evaluations": 1204})
+
+    fmt = Format(name="noted", detect=lambda head, name: False, parse=parse, doc="test")
+    (tmp_path / "app.log").write_bytes(b"anything\n")
+    ingest_paths(lake, [str(tmp_path / "app.log")], fmt=fmt)
+    engine.refresh()
+    assert inventory.batches(engine).select("rows", "note").rows() == [
+        (0, "1,204 log record(s) that are not evaluations: not read")]

@@ -234,10 +234,12 @@ def integer(value: Any, key: str, low: int = INT64_MIN, high: int = INT64_MAX) -
                 f = float(value)
             except ValueError:
                 f = math.nan
-            if not f.is_integer():
+            # the text's own digits: a float holds 15-17, so float("9007199254740993.9") has no
+            # fraction left and int(float("9007199254740993.0")) loses the last digit
+            d = decimal.Decimal(value) if f.is_integer() else None
+            if d is None or d != d.to_integral_value():
                 raise BadValue(f"{key} is not an integer: {shown(value)}") from None
-            # the text's own digits: int(float("9007199254740993.0")) would lose the last one
-            n = int(decimal.Decimal(value))
+            n = int(d)
     else:
         raise BadValue(f"{key} is not an integer: {shown(value)}")
     if not low <= n <= high:
@@ -469,6 +471,31 @@ def passed_from_label(label: Any) -> bool | None:
     return None
 
 
+EVALUATION_PASSED = "gen_ai.evaluation.passed"  # in the wild (splunk-otel-util-genai), not semconv
+
+
+def evaluation_passed(attrs: dict[str, Any], label: Any) -> bool | None:
+    """Whether an evaluation passed: its boolean ``gen_ai.evaluation.passed`` (taken out of
+    ``attrs``), else what its label says (pass, relevant, fail...; None when it says neither).
+    A ``passed`` that is not a boolean ("yes") stays in ``attrs``: the label decides."""
+    passed = attrs.get(EVALUATION_PASSED)
+    if passed.__class__ is bool:
+        del attrs[EVALUATION_PASSED]
+        return passed
+    return passed_from_label(label)
+
+
+def evaluation_id(run_id: str, subject: str | None, metric: str, time_ns: int,
+                  repeat: int = 0) -> str:
+    """The eval_id of an evaluation of ``subject`` (the judged span's id, else its response id)
+    at ``time_ns``: the same whether it came as a span event or as a log record, from any file
+    or encoding, so one evaluation exported both ways is stored once. ``repeat`` tells apart
+    evaluations of one metric on one span at the same instant (0 for the first)."""
+    if repeat:
+        return stable_id(run_id, subject, metric, time_ns, repeat)
+    return stable_id(run_id, subject, metric, time_ns)
+
+
 # Attribute keys that name canonical columns no matter which convention wrote the span (users
 # add them by hand, or through OpenInference ``metadata``). First match wins.
 USER_KEYS: dict[str, tuple[str, ...]] = {
@@ -565,6 +592,8 @@ class Batch:
         self.evals: list[tuple] = []
         self.eval_lines: list[int] = []
         self.rejects: list[Reject] = []
+        # what was read but deliberately not stored, by what it is (Chunk.not_read)
+        self.not_read: collections.Counter[str] = collections.Counter()
 
     def __len__(self) -> int:
         return len(self.spans) + len(self.requests) + len(self.evals) + len(self.rejects)
@@ -585,7 +614,7 @@ class Batch:
                 table = self._table(rows, lines, columns, arrow_schema)
                 if table is not None:
                     tables[name] = table
-        chunk = Chunk(tables=tables, rejects=self.rejects)
+        chunk = Chunk(tables=tables, rejects=self.rejects, not_read=dict(self.not_read))
         self.__init__()
         return chunk
 
@@ -957,6 +986,11 @@ def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
                chunk_rows: int = CHUNK_ROWS, workers: int | None = None) -> Iterator[Chunk]:
     """Stream an OTLP JSON trace file into Chunks of requests, spans and evals.
 
+    Lines of the Collector's other signals, as a file exporter shared by several pipelines
+    writes them, are read too: an ``ExportLogsServiceRequest`` gives its
+    ``gen_ai.evaluation.result`` events as evals (lib/ingest/formats/otlp_logs.py; its other
+    records are counted in ``Chunk.not_read``), an ``ExportMetricsServiceRequest`` is counted.
+
     ``choose(attrs)`` names the mapper for a span; ``mappers[name](span)`` maps it.
     A line that is not JSON, or not an ``ExportTraceServiceRequest``, is one Reject; a span that
     cannot be read (no id, a time or a token count that is no integer or out of range) is one
@@ -975,6 +1009,21 @@ def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
     return without_cyclic_gc(_parse_stream(stream, mappers, choose, chunk_rows, workers))
 
 
+NOT_READ_METRICS = "line(s) of OTLP metrics (resourceMetrics)"
+
+
+def _other_signal(doc: Any) -> str | None:
+    """"logs" or "metrics" for a document of the Collector's other signals (a list under
+    ``resourceLogs`` or ``resourceMetrics``, either spelling), else None."""
+    if not isinstance(doc, dict):
+        return None
+    if isinstance(doc.get("resourceLogs", doc.get("resource_logs")), list):
+        return "logs"
+    if isinstance(doc.get("resourceMetrics", doc.get("resource_metrics")), list):
+        return "metrics"
+    return None
+
+
 def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
                 mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
                 chunk_rows: int) -> Iterator[Chunk]:
@@ -987,8 +1036,23 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
         resource_spans = doc.get("resourceSpans", doc.get("resource_spans")) \
             if isinstance(doc, dict) else None
         if not isinstance(resource_spans, list):
-            batch.reject(line_no, raw, "not an OTLP ExportTraceServiceRequest "
-                                       "(no resourceSpans list)")
+            # The Collector's file exporter may be shared by the traces, logs and metrics
+            # pipelines: a logs line gives its evaluation events, a metrics line is counted.
+            other = _other_signal(doc)
+            if other == "logs":
+                from lib.ingest.formats.otlp_logs import add_resource_logs  # (imports this one)
+                for entry in doc.get("resourceLogs", doc.get("resource_logs")):
+                    add_resource_logs(batch, entry, line_no)
+            elif other == "metrics":
+                batch.not_read[NOT_READ_METRICS] += 1
+            elif isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc):
+                batch.reject(line_no, raw, "not an OTLP ExportLogsServiceRequest "
+                                           "(no resourceLogs list)")
+            else:
+                batch.reject(line_no, raw, "not an OTLP ExportTraceServiceRequest "
+                                           "(no resourceSpans list)")
+            if len(batch) >= chunk_rows:
+                yield batch.flush()
             continue
         for rs in resource_spans:
             try:
@@ -1067,20 +1131,22 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
     An event with a value its eval row cannot hold (a time out of range, a score that is no
     number) is a reject of its own, naming the span, the field and the value; the span's rows
     and its other evaluations are kept."""
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, int], int] = {}
     for event in span.events:
         if event.get("name") != EVALUATION_EVENT:
             continue
         try:
             a = decode_attributes(event.get("attributes"))
             metric = as_text(a.pop("gen_ai.evaluation.name", None)) or "evaluation"
-            epoch = seen.get(metric, 0)  # the same metric twice on one span: two rows
-            seen[metric] = epoch + 1
             t = event.get("timeUnixNano") or event.get("time_unix_nano")
-            ts_us = unix_nano(t, "timeUnixNano") // 1000 if t else span.ts_us
+            time_ns = unix_nano(t, "timeUnixNano") if t else span.start_ns
+            # the same metric twice on one span at one instant: two rows
+            repeat = seen.get((metric, time_ns), 0)
+            seen[(metric, time_ns)] = repeat + 1
             label = as_text(a.pop("gen_ai.evaluation.score.label", None))
             score = number(a.pop("gen_ai.evaluation.score.value", None),
                            "gen_ai.evaluation.score.value")
+            passed = evaluation_passed(a, label)
             explanation = as_text(a.pop("gen_ai.evaluation.explanation", None))
             judge = as_text(a.pop("gen_ai.evaluation.judge", None)
                             or a.pop("gen_ai.evaluator.name", None))
@@ -1094,16 +1160,20 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
             continue
         run_id = "online:" + (span.resource.service or "unknown")
         batch.evals.append((
-            stable_id(run_id, span.span_id, metric, epoch), run_id, ts_us, "online", None,
-            span.span_id, epoch, span.span_id, span.resource.app_version, model, metric, score,
-            passed_from_label(label), judge, label, explanation, extra,
+            evaluation_id(run_id, span.span_id, metric, time_ns, repeat), run_id,
+            time_ns // 1000, "online", None, span.span_id, None, span.span_id,
+            span.resource.app_version, model, metric, score, passed, judge, label, explanation,
+            extra,
         ))
         batch.eval_lines.append(line_no)
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def head_has_otlp_envelope(head: bytes) -> bool:
     """True when the first bytes look like an OTLP JSON trace export."""
-    text = head.lstrip()
+    text = head.removeprefix(UTF8_BOM).lstrip()
     return text[:1] in (b"{", b"[") and (b'"resourceSpans"' in head or b'"resource_spans"' in head)
 
 
@@ -1117,7 +1187,7 @@ def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
                   choose: Callable[[dict[str, Any]], str], chunk_rows: int,
                   workers: int | None) -> Iterator[Chunk]:
     stream = buffered(stream)
-    data = stream.read(BLOCK_BYTES)
+    data = stream.read(BLOCK_BYTES).removeprefix(UTF8_BOM)  # (Windows tools write one)
     if opens_document(data):
         # one pretty-printed document: read whole (within MAX_DOCUMENT_BYTES), parsed here
         rest = io.BytesIO(read_document(data, stream, "write one ExportTraceServiceRequest per "
@@ -1221,7 +1291,11 @@ def _concat(parts: list[Chunk]) -> Chunk:
         found = [p.tables[name] for p in parts if name in p.tables]
         if found:
             tables[name] = pa.concat_tables(found) if len(found) > 1 else found[0]
-    return Chunk(tables=tables, rejects=[r for p in parts for r in p.rejects])
+    not_read: collections.Counter[str] = collections.Counter()
+    for p in parts:
+        not_read.update(p.not_read)
+    return Chunk(tables=tables, rejects=[r for p in parts for r in p.rejects],
+                 not_read=dict(not_read))
 
 
 def default_workers() -> int:
@@ -1292,13 +1366,13 @@ class _Pool:
             self.ok = False
             return None
         try:
-            status, tables, rejects = pickle.loads(payload)
+            status, tables, rejects, not_read = pickle.loads(payload)
         except Exception:  # noqa: BLE001 - any failure: the block is parsed in-process
             status = "error"
         if status != "ok":
             self.ok = False  # the parse failed in the worker: redo it here, where it raises
             return None
-        return Chunk(tables=tables, rejects=rejects)
+        return Chunk(tables=tables, rejects=rejects, not_read=not_read)
 
     def close(self) -> None:
         """Stop the workers: idle ones exit as their stdin closes, busy or broken ones are
@@ -1431,9 +1505,9 @@ def _work(meta: bytes, data: bytes) -> bytes:
     try:
         mappers, choose, first = pickle.loads(meta)
         chunk = _parse_block(first, data, mappers, choose)
-        result = ("ok", chunk.tables, chunk.rejects)
+        result = ("ok", chunk.tables, chunk.rejects, chunk.not_read)
     except Exception as exc:  # noqa: BLE001 - reported; the parent redoes the block
-        result = ("error", f"{type(exc).__name__}: {exc}", None)
+        result = ("error", f"{type(exc).__name__}: {exc}", None, None)
     finally:
         gc.enable()
     return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)

@@ -26,21 +26,26 @@ such record becomes one ``evals`` row with the conventions of evaluation span ev
 | score       | gen_ai.evaluation.score.value                                               |
 | label       | gen_ai.evaluation.score.label                                               |
 | passed      | gen_ai.evaluation.passed when a boolean, else from the label (pass, fail,  |
-|             | relevant, ... as for span events; "unknown": null)                          |
+|             | relevant, ...; "unknown": null), as for span events                         |
 | explanation | gen_ai.evaluation.explanation                                               |
 | judge       | gen_ai.evaluation.judge, else gen_ai.evaluator.name                         |
 | attributes  | every other attribute of the record as JSON (gen_ai.response.id,            |
 |             | gen_ai.provider.name, gen_ai.operation.name, error.type, ...)              |
-| eval_id     | stable hash of (run_id, spanId or gen_ai.response.id, metric, time in ns):  |
-|             | the same record read again, from any file or encoding, has the same id;     |
-|             | two evaluations of one metric on one span at different times are two rows   |
+| eval_id     | stable hash of (run_id, spanId or gen_ai.response.id, metric, time in ns),  |
+|             | as for span events (otlp_common.evaluation_id): the same evaluation read    |
+|             | again, from any file or encoding, as a log record or as a span event, has   |
+|             | the same id; two of one metric on one span at different times are two rows  |
+
+One difference with span events remains: a span event's row takes the model of the request it
+judges (the response model, e.g. a dated snapshot), a log record's the model its attributes name
+(emitters give the requested one).
 
 A record is an evaluation event when its ``eventName`` is ``gen_ai.evaluation.result`` or, when
 it has no ``eventName`` (older Events-API emitters), its attribute ``event.name`` is. Every other
 record (application logs share the Collector's logs file; also splunk's duplicate legacy
 ``gen_ai.evaluation`` event) is not read: it is counted, and the file's report says how many
-("1,204 log records are not gen_ai.evaluation.result events: not read"). The record's body and
-severity are not read: emitters put a copy of the attributes in the body.
+("1,204 log record(s) that are not gen_ai.evaluation.result events: not read"). The record's
+body and severity are not read: emitters put a copy of the attributes in the body.
 
 Bad values: an evaluation record holding a value its row cannot hold is quarantined alone with
 its line and a reason naming the field and the value ("gen_ai.evaluation.result log record not
@@ -49,13 +54,15 @@ number (text, true, 1e400), a time that is no integer in 0 .. 2^64-1, a spanId t
 text that is not valid UTF-8. The other records go on. A line that is not JSON or not an
 ``ExportLogsServiceRequest`` is one reject.
 
-Files are parsed in this process (no worker processes, unlike traces): only evaluation records
-are decoded, the other records are counted after one or two dict lookups.
+One parser reads both signals (otlp_common.parse_otlp, with worker processes for large files):
+a Collector file exporter shared by the traces and logs pipelines writes both kinds of line into
+one file, so a logs file's trace lines give their requests and spans as in an ``otlp-json``
+file, and a trace file's logs lines their evaluations; lines of metrics are counted in the
+report. This format only names the files that start with logs.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -67,7 +74,6 @@ from lib.ingest.formats.json_values import is_text
 EVALUATION_EVENT = oc.EVALUATION_EVENT  # "gen_ai.evaluation.result"
 SCORE = "gen_ai.evaluation.score.value"
 LABEL = "gen_ai.evaluation.score.label"
-PASSED = "gen_ai.evaluation.passed"
 EXPLANATION = "gen_ai.evaluation.explanation"
 METRIC = "gen_ai.evaluation.name"
 RESPONSE_ID = "gen_ai.response.id"
@@ -88,54 +94,22 @@ def detect(head: bytes, filename: str) -> bool:
 
 
 def parse(stream: BinaryIO, filename: str, chunk_rows: int = oc.CHUNK_ROWS) -> Iterator[Chunk]:
-    """Yield Chunks of ``evals`` (with ``_line``) plus rejects; the last Chunk's ``notes`` say
-    how many log records were not evaluation events."""
-    return oc.without_cyclic_gc(_parse(stream, chunk_rows))
+    """Yield Chunks of ``evals`` (with ``_line``) plus rejects; ``Chunk.not_read`` counts the
+    log records that are not evaluation events. Trace lines in the same file (a file exporter
+    shared by the traces and logs pipelines) are read as the ``otlp-json`` format reads them:
+    it is one parser for both signals (otlp_common.parse_otlp)."""
+    from lib.ingest.formats import otlp  # (otlp's mappers import the formats that import this)
+
+    return oc.parse_otlp(stream, filename, otlp.mappers(), otlp.choose_mapper, chunk_rows)
 
 
-def _parse(stream: BinaryIO, chunk_rows: int) -> Iterator[Chunk]:
-    stream = oc.buffered(stream)
-    data = stream.read(oc.BLOCK_BYTES)
-    if oc.opens_document(data):
-        # one pretty-printed document (an OTLP/HTTP payload saved by hand): read whole
-        whole = io.BytesIO(oc.read_document(data, stream, "write one ExportLogsServiceRequest "
-                                                          "per line (JSON lines) instead"))
-        docs = oc.documents(whole, 1, whole.read, lenient=True)
-    else:
-        docs = oc.block_documents(oc.json_line_blocks(data, stream), lenient=True)
-    del data
-    batch = oc.Batch()
-    not_events = 0
-    for line_no, raw, doc, error in docs:
-        if error is not None:
-            batch.reject(line_no, raw, error)
-            continue
-        resource_logs = doc.get("resourceLogs", doc.get("resource_logs")) \
-            if isinstance(doc, dict) else None
-        if not isinstance(resource_logs, list):
-            batch.reject(line_no, raw, "not an OTLP ExportLogsServiceRequest "
-                                       "(no resourceLogs list)")
-            continue
-        for entry in resource_logs:
-            not_events += _add_resource_logs(batch, entry, line_no)
-        if len(batch) >= chunk_rows:
-            yield batch.flush()
-    chunk = batch.flush()
-    if not_events:
-        chunk.notes.append(not_read_note(not_events))
-    yield chunk
+NOT_EVALUATION = f"log record(s) that are not {EVALUATION_EVENT} events"
 
 
-def not_read_note(count: int) -> str:
-    """The report's note for ``count`` log records that are not evaluation events."""
-    if count == 1:
-        return f"1 log record is not a {EVALUATION_EVENT} event: not read"
-    return f"{count:,} log records are not {EVALUATION_EVENT} events: not read"
-
-
-def _add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> int:
-    """Rows and rejects of one ``resourceLogs`` entry; returns how many of its records are not
-    evaluation events. A malformed scope is one reject; the entry's other scopes go on."""
+def add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> None:
+    """Rows and rejects of one ``resourceLogs`` entry into ``batch``, its records that are not
+    evaluation events counted in ``batch.not_read``. A malformed scope is one reject; the
+    entry's other scopes go on."""
     try:
         resource = oc.Resource(oc.decode_attributes((entry.get("resource") or {})
                                                     .get("attributes")))
@@ -145,11 +119,12 @@ def _add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> int:
             raise BadValue(f"scopeLogs is not a list: {oc.shown(scopes)}")
     except _ERRORS as exc:
         batch.reject(line_no, oc.json_text(entry), f"malformed resourceLogs entry: {exc}")
-        return 0
-    not_events = 0
+        return
     for scope in scopes:
         try:
-            records = scope.get("logRecords") or scope.get("log_records") or ()
+            # ("logs": the layout of instrumentationLibraryLogs, before OTLP 0.15)
+            records = (scope.get("logRecords") or scope.get("log_records") or scope.get("logs")
+                       or ())
             if records.__class__ is not list:
                 raise BadValue(f"logRecords is not a list: {oc.shown(records)}")
         except _ERRORS as exc:
@@ -162,8 +137,7 @@ def _add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> int:
             elif is_evaluation(record):
                 add_evaluation(batch, record, resource, line_no)
             else:
-                not_events += 1
-    return not_events
+                batch.not_read[NOT_EVALUATION] += 1
 
 
 def is_evaluation(record: dict) -> bool:
@@ -212,11 +186,7 @@ def evaluation_row(record: dict, resource: oc.Resource) -> tuple:
     metric = oc.as_text(a.pop(METRIC, None)) or "evaluation"
     score = oc.number(a.pop(SCORE, None), SCORE)
     label = oc.as_text(a.pop(LABEL, None))
-    passed = a.get(PASSED)
-    if passed.__class__ is bool:
-        del a[PASSED]
-    else:  # absent, or not a boolean ("yes"): kept in attributes, the label decides
-        passed = oc.passed_from_label(label)
+    passed = oc.evaluation_passed(a, label)
     explanation = oc.as_text(a.pop(EXPLANATION, None))
     judge = oc.as_text(a.pop(JUDGE_KEYS[0], None) or a.pop(JUDGE_KEYS[1], None))
     # the model that answered, else the one requested; the other one stays in attributes
@@ -227,7 +197,7 @@ def evaluation_row(record: dict, resource: oc.Resource) -> tuple:
     subject = span_id or response_id
     run_id = "online:" + (resource.service or "unknown")
     return (
-        oc.stable_id(run_id, subject, metric, time_ns), run_id, time_ns // 1000, "online",
+        oc.evaluation_id(run_id, subject, metric, time_ns), run_id, time_ns // 1000, "online",
         None, subject, None, span_id, resource.app_version, model, metric, score, passed, judge,
         label, explanation, oc.json_text(a) if a else None,
     )
