@@ -438,6 +438,26 @@ def test_a_file_of_traces_logs_and_metrics_lines_gives_each_its_rows(recorded, l
             engine.close()
 
 
+def test_worker_processes_give_the_rows_and_counts_of_one_process(recorded, tmp_path,
+                                                                  monkeypatch):
+    traces = recorded["traces"]["collector"].read_text().splitlines()
+    logs = recorded["logs"]["collector"].read_text().splitlines()
+    metrics = json.dumps({"resourceMetrics": []})
+    path = write_lines(tmp_path, [*logs, metrics, *traces] * 40, "big.jsonl")
+    monkeypatch.setattr(oc, "BLOCK_BYTES", 16 * 1024)  # many blocks: the worker path
+    results = []
+    for workers in (1, 2):
+        with open(path, "rb") as f:
+            chunks = list(oc.parse_otlp(f, path.name, otlp.mappers(), otlp.choose_mapper,
+                                        workers=workers))
+        tables, rejects, _ = collect(chunks)
+        results.append(({n: t.num_rows for n, t in tables.items() if t is not None},
+                         rejects, not_read(chunks)))
+    assert results[0] == results[1]
+    assert results[0][2] == {NOT_EVAL: 40, oc.NOT_READ_METRICS: 40}
+    assert results[0][0]["evals"] == 120
+
+
 def test_one_evaluation_as_a_span_event_and_as_a_log_record_is_stored_once(tmp_path, lake):
     attributes = {genai.GEN_AI_EVALUATION_NAME: "relevance",
                   genai.GEN_AI_EVALUATION_SCORE_VALUE: 0.75,
