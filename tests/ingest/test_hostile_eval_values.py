@@ -89,6 +89,22 @@ def test_promptfoo_results_of_the_wrong_shape_are_quarantined(lake, tmp_path, to
     assert totals(ROWS)[0] == pf_rows(0) + pf_rows(5)
 
 
+def test_promptfoo_scores_may_be_booleans_negative_or_numeric_text(lake, tmp_path, totals):
+    # numeric text is a number as in every other format (json_values refused it)
+    doc = pf_doc(pf_result(0, gradingResult__score=True,
+                           gradingResult__componentResults__0__score=False),
+                 pf_result(1, gradingResult__score=" 0.25 ",
+                           gradingResult__componentResults__0__score=-2),
+                 pf_result(2, gradingResult__score=10**400),
+                 pf_result(3, gradingResult__score="1_0"))
+    report, quarantine = ingest(lake, tmp_path / "pf.json", doc)
+    assert quarantine == [[3, "gradingResult.score is out of range: " + "1" + "0" * 56 + "..."],
+                          [4, "gradingResult.score is not a finite number: 1_0"]]
+    assert totals("SELECT list([case_id, metric, CAST(score AS VARCHAR)] ORDER BY case_id, "
+                  "metric) FROM evals")[0] == [["0", "m", "0.0"], ["0", "overall", "1.0"],
+                                               ["1", "m", "-2.0"], ["1", "overall", "0.25"]]
+
+
 def test_promptfoo_text_fields_keep_any_json_value_as_its_text(lake, tmp_path, totals):
     doc = pf_doc(pf_result(0, provider={"id": ["a", "b"]}),
                  pf_result(1, prompt={"label": 10**30}),
@@ -111,8 +127,9 @@ def test_promptfoo_text_that_is_not_utf8_quarantines_its_result(lake, tmp_path, 
                              pf_result(2, testIdx="\ud800"), pf_result(3)))
     report, quarantine = ingest(lake, tmp_path / "pf.json", None,
                                 raw=text.encode().replace(b"@@", b"\xff\xfe"))
-    assert quarantine == [[2, r"prompt.label is not valid UTF-8 text: ab\udcff\udcfecd"],
-                          [3, r"testIdx is not valid UTF-8 text: \ud800"]]
+    # the value is quoted made valid (U+FFFD), as the quarantine must store it
+    assert quarantine == [[2, "prompt.label is not valid UTF-8 text: ab\ufffd\ufffdcd"],
+                          [3, "testIdx is not valid UTF-8 text: \ufffd"]]
     assert totals(ROWS)[0] == pf_rows(0) + pf_rows(3)
 
 
@@ -126,8 +143,8 @@ def test_promptfoo_document_values(lake, tmp_path, totals):
     report, quarantine = ingest(lake, tmp_path / "surrogate.json", pf_doc(
         pf_result(1), pf_result(2), results={"timestamp": "\ud800",
                                              "results": [pf_result(1), pf_result(2)]}))
-    assert quarantine == [[1, r"results.timestamp is not valid UTF-8 text: \ud800"],
-                          [2, r"results.timestamp is not valid UTF-8 text: \ud800"]]
+    assert quarantine == [[1, "results.timestamp is not valid UTF-8 text: \ufffd"],
+                          [2, "results.timestamp is not valid UTF-8 text: \ufffd"]]
 
 
 def test_promptfoo_identical_bad_results_are_each_quarantined(lake, tmp_path):
@@ -171,16 +188,29 @@ def inspect_rows(i: int, epoch: int = 1, model="openai/gpt-4o", explanation="e")
              explanation]]
 
 
-@pytest.mark.parametrize("epoch, shown", [
-    ("abc", "abc"), ("", ""), ("1.5", "1.5"), (1.5, "1.5"), ("0x10", "0x10"), ([1, 2], "[1, 2]"),
-    ({"a": 1}, '{"a": 1}'), (True, "true"), (10**30, "1000000000000000000000000000000"),
-    (float("inf"), "Infinity")])
+@pytest.mark.parametrize("epoch, reason", [
+    ("abc", "is not an integer: abc"), ("", 'is not an integer: ""'),
+    ("1.5", "is not an integer: 1.5"), (1.5, "is not an integer: 1.5"),
+    ("0x10", "is not an integer: 0x10"), ("1_000", "is not an integer: 1_000"),
+    ([1, 2], "is not an integer: [1,2]"), ({"a": 1}, 'is not an integer: {"a":1}'),
+    (True, "is not an integer: true"), (float("inf"), "is not an integer: Infinity"),
+    (10**30, "is out of range: 1000000000000000000000000000000")])
 def test_inspect_an_epoch_that_is_no_integer_quarantines_its_sample(lake, tmp_path, totals,
-                                                                     epoch, shown):
+                                                                     epoch, reason):
     log = inspect_log(sample(1), sample(2, epoch), sample(3, epoch=2))
     report, quarantine = ingest(lake, tmp_path / "log.json", log)
-    assert quarantine == [[2, f"epoch is not an integer: {shown}"]]
+    assert quarantine == [[2, f"epoch {reason}"]]
     assert totals(ROWS)[0] == inspect_rows(1) + inspect_rows(3, epoch=2)
+
+
+def test_inspect_an_epoch_written_as_integral_text_or_float_is_that_integer(lake, tmp_path,
+                                                                             totals):
+    # lib/ingest/values.py reads integers alike in every format (json_values refused these)
+    log = inspect_log(sample(1, epoch="2"), sample(2, epoch=3.0), sample(3, epoch=" 4 "))
+    report, quarantine = ingest(lake, tmp_path / "log.json", log)
+    assert quarantine == []
+    assert totals(ROWS)[0] == inspect_rows(1, epoch=2) + inspect_rows(2, epoch=3) + \
+        inspect_rows(3, epoch=4)
 
 
 def test_inspect_a_negative_epoch_is_quarantined_on_its_line(lake, tmp_path, totals):
@@ -200,7 +230,7 @@ def test_inspect_a_bad_score_is_quarantined_alone(lake, tmp_path, totals):
     report, quarantine = ingest(lake, tmp_path / "log.json", None, raw=raw)
     assert quarantine == [
         [2, "scores.f1.value is not a finite number: Infinity"],
-        [3, r"scores.match.explanation is not valid UTF-8 text: ab\udcff\udcfecd"]]
+        [3, "scores.match.explanation is not valid UTF-8 text: ab\ufffd\ufffdcd"]]
     assert totals(ROWS)[0] == inspect_rows(1) + inspect_rows(2) + inspect_rows(
         4, explanation='{"why": 1000000000000000000000000000000}')
 
@@ -215,8 +245,8 @@ def test_inspect_document_values(lake, tmp_path, totals):
     # a model that is not UTF-8 text: every sample, each on its line
     report, quarantine = ingest(lake, tmp_path / "surrogate.json",
                                 inspect_log(sample(1), sample(2), eval__model="\ud800"))
-    assert quarantine == [[1, r"eval.model is not valid UTF-8 text: \ud800"],
-                          [2, r"eval.model is not valid UTF-8 text: \ud800"]]
+    assert quarantine == [[1, "eval.model is not valid UTF-8 text: \ufffd"],
+                          [2, "eval.model is not valid UTF-8 text: \ufffd"]]
 
 
 def test_inspect_a_document_time_that_is_no_time_quarantines_every_row(lake, tmp_path):

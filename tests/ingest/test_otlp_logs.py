@@ -352,7 +352,8 @@ NOT_USABLE = "gen_ai.evaluation.result log record not usable: "
     (SCORE, '{"stringValue": "abc"}', f"{SCORE} is not a finite number: abc"),
     (SCORE, '{"boolValue": true}', f"{SCORE} is not a finite number: true"),
     (SCORE, '{"doubleValue": "1e400"}', f"{SCORE} is not a finite number: 1e400"),
-    (SCORE, '{"doubleValue": 1e400}', f"{SCORE} is not a finite number: inf"),  # JSON's number
+    # a JSON number beyond a double: Python's json reads it as inf, shown as JSON writes it
+    (SCORE, '{"doubleValue": 1e400}', f"{SCORE} is not a finite number: Infinity"),
     ("timeUnixNano", '"99999999999999999999999"',
      "timeUnixNano is out of range: 99999999999999999999999"),
     ("observedTimeUnixNano", '"yesterday"', "observedTimeUnixNano is not an integer: yesterday"),
@@ -379,7 +380,7 @@ def test_bad_scores_are_quarantined_with_line_and_reason_through_the_pipeline(tm
     f = report.files[0]
     assert (f.stored, f.quarantined) == ({"evals": 2}, 6)
     assert f.reasons[:3] == [f"line 1: {NOT_USABLE}{SCORE} is not a finite number: {shown}"
-                             for shown in ("abc", "true", "inf")]
+                             for shown in ("abc", "true", "Infinity")]
     assert f.notes == [f"2 {NOT_EVAL}: not read"]
     text = render(report)
     assert text.count(f"note: 2 {NOT_EVAL}: not read") == 1

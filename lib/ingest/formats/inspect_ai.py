@@ -31,15 +31,14 @@ import pyarrow as pa
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats.json_values import (
     BadValue,
-    integer,
     json_value,
-    number,
     obj,
     read_json,
     reject,
     text,
 )
 from lib.ingest.validate import derive_eval_id
+from lib.ingest.values import integer, number
 
 LETTERS = {"C": (True, 1.0), "I": (False, 0.0), "P": (None, 0.5), "N": (False, 0.0)}
 CHUNK_ROWS = 50_000
@@ -102,11 +101,12 @@ def _document(doc: dict, filename: str) -> dict:
 
 def _sample(sample: dict, index: int, shared: dict) -> tuple[dict, object, list[tuple]]:
     """(the columns the sample's rows share, its target, its scores as (field, scorer, score))."""
+    epoch = sample.get("epoch", 1)  # null: no epoch (an eval_id is derived without one)
     base = {"run_id": shared["run_id"],
             "ts": text("completed_at", sample.get("completed_at")) or shared["ts"],
             "source": "offline", "dataset": shared["dataset"],
             "case_id": text("id", sample.get("id", index)),
-            "epoch": integer("epoch", sample.get("epoch", 1)),
+            "epoch": None if epoch is None else integer(epoch, "epoch"),
             "version": shared["version"], "model": shared["model"], "_line": index + 1}
     target = json_value("target", sample.get("target"))
     if sample.get("scores") is None and sample.get("score") is not None:  # an older log
@@ -147,7 +147,7 @@ def _interpret(field: str, value) -> tuple[bool | None, float | None, str | None
     if isinstance(value, bool):
         return value, 1.0 if value else 0.0, None
     if isinstance(value, int | float):
-        return None, number(field, value), None
+        return None, number(value, field, signed=True), None
     return None, None, text(field, value)
 
 

@@ -2,18 +2,19 @@
 returns the value a column can hold or raises :class:`BadValue` with a reason naming the field and
 the value ("gradingResult.pass is not a boolean: yes"), so the parser quarantines that record and
 goes on. Text that is not valid UTF-8 (bytes that are not, read with ``surrogateescape``, or a lone
-surrogate escape such as ``"\\ud800"``) is refused wherever it would be stored."""
+surrogate escape such as ``"\\ud800"``) is refused wherever it would be stored. Numbers and
+integers are read by lib/ingest/values.py (``number``, ``integer``), as every format reads them;
+the helpers here take the field first, as the parsers name it."""
 
 from __future__ import annotations
 
 import json
-import math
 from typing import BinaryIO
 
 from lib.ingest.base import BadValue, Reject
+from lib.ingest.values import shown
 
 RAW_CHARS = 2000  # of a rejected record's JSON kept in quarantine
-INT64 = range(-(2**63), 2**63)
 
 
 def read_json(stream: BinaryIO):
@@ -26,14 +27,10 @@ def read_json(stream: BinaryIO):
                       .removeprefix("\ufeff"))
 
 
-def show(value) -> str:
-    """``value`` in a reason: text as it is, anything else as JSON; at most 60 characters."""
-    return (value if isinstance(value, str) else json.dumps(value))[:60]
-
-
 def reject(line: int, record, reason: str) -> Reject:
     """The quarantine entry of ``record`` (its JSON, cut). A lone surrogate in the reason (from a
-    value or a key) is written as its escape: the lake only holds UTF-8."""
+    key in a field's name: a value is quoted already made valid by ``values.shown``) is written
+    as its escape: the lake only holds UTF-8."""
     return Reject(line, json.dumps(record)[:RAW_CHARS],
                   reason.encode("utf-8", "backslashreplace").decode())
 
@@ -64,7 +61,7 @@ def text(field: str, value) -> str | None:
     if not isinstance(value, str):
         return json.dumps(value)
     if not _utf8(value):
-        raise BadValue(f"{field} is not valid UTF-8 text: {show(value)}")
+        raise BadValue(f"{field} is not valid UTF-8 text: {shown(value)}")
     return value
 
 
@@ -73,49 +70,29 @@ def json_value(field: str, value):
     try:
         json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
     except UnicodeEncodeError:
-        raise BadValue(f"{field} is not valid UTF-8 text: {show(value)}") from None
+        raise BadValue(f"{field} is not valid UTF-8 text: {shown(value)}") from None
     except ValueError:  # NaN or an infinity, which JSON has no way to write
         what = "is not a finite number" if isinstance(value, float) else \
             "holds a number that is not finite"
-        raise BadValue(f"{field} {what}: {show(value)}") from None
+        raise BadValue(f"{field} {what}: {shown(value)}") from None
     return value
-
-
-def number(field: str, value) -> float | None:
-    """A score: a finite number (a boolean is 1 or 0), or None."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else float(value)
-    try:
-        score = float(value) if isinstance(value, int | float) else math.nan
-    except OverflowError:  # an integer beyond any float
-        score = math.inf
-    if math.isfinite(score):
-        return score
-    raise BadValue(f"{field} is not a finite number: {show(value)}")
-
-
-def integer(field: str, value) -> int | None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)
-                         and value in INT64):
-        return value
-    raise BadValue(f"{field} is not an integer: {show(value)}")
 
 
 def boolean(field: str, value) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    raise BadValue(f"{field} is not a boolean: {show(value)}")
+    raise BadValue(f"{field} is not a boolean: {shown(value)}")
 
 
 def obj(field: str, value) -> dict:
     """A JSON object; an absent one (None) is empty."""
     if value is None or isinstance(value, dict):
         return value or {}
-    raise BadValue(f"{field} is not an object: {show(value)}")
+    raise BadValue(f"{field} is not an object: {shown(value)}")
 
 
 def array(field: str, value) -> list:
     """A JSON array; an absent one (None) is empty."""
     if value is None or isinstance(value, list):
         return value or []
-    raise BadValue(f"{field} is not a list: {show(value)}")
+    raise BadValue(f"{field} is not a list: {shown(value)}")

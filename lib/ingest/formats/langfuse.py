@@ -28,7 +28,8 @@ is silently changed or dropped):
 - a token count that is not a non-negative integer below 2**63 (``"abc"``, ``1.5``, ``true``,
   ``1e400``, ``-1``, ``10**30``), a cost, latency or score that is not a finite number, a time
   that is not ISO 8601 text or epoch milliseconds a timestamp can hold: the record is quarantined
-  with a reason naming the field and the value (``usageDetails.input is not an integer: abc``);
+  with a reason naming the field and the value (``usageDetails.input is not an integer: abc``),
+  counts and numbers read as every format reads them (lib/ingest/values.py);
 - any other JSON value where text is expected (``"model": 42``) is stored as its JSON text
   (``"42"``); integers beyond 64 bits inside ``attributes`` are kept, as the numbers they are;
 - text that is not valid UTF-8 (bytes that are not, or a lone ``\\ud800`` escape): the record is
@@ -51,6 +52,7 @@ from typing import Any, BinaryIO
 from lib import schema
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
+from lib.ingest.values import INT64_MAX, count, number, numeric_text, shown
 
 MODEL_TYPES = {"GENERATION": "chat", "EMBEDDING": "embeddings"}
 SPAN_KIND = {"AGENT": "agent", "TOOL": "tool", "RETRIEVER": "retrieval", "CHAIN": "chain",
@@ -81,7 +83,6 @@ _CONSUMED = frozenset({
 _METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "service", "environment",
                      "app_version", "provider", "error_type")
 _SCORE_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL"})
-_INT64_MAX = (1 << 63) - 1
 _INF = float("inf")
 
 
@@ -111,18 +112,6 @@ _SUSPECT = re.compile("[\\ud800-\\udfff]|\\\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # searched by its literal prefix: fast
 
 
-def _shown(value: Any) -> str:
-    """A value as a reason shows it: text as is, anything else as JSON; 60 characters at most."""
-    if isinstance(value, str):
-        text = value or '""'
-    else:
-        try:
-            text = json.dumps(value, ensure_ascii=False)
-        except (TypeError, ValueError, RecursionError):
-            text = repr(value)
-    return oc.valid_text(text[:60])
-
-
 def _dumps(obj: Any) -> str:
     """JSON text: orjson's, or Python's json's for what orjson refuses (integers beyond 64 bits,
     kept as the numbers they are; nesting deeper than orjson's limit)."""
@@ -147,67 +136,6 @@ def _text(value: Any) -> str | None:
     return str(value) if isinstance(value, str) else _dumps(value)
 
 
-def _numeric(value: Any) -> int | float | None:
-    """A JSON number, or numeric text (``" 12 "``, ``"1e3"``), as int or float; else None."""
-    if value.__class__ is bool:
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if not text or "_" in text:  # int("1_000") is Python's syntax, not a number's
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            return float(text)
-        except ValueError:
-            return None
-    return None
-
-
-def _count(value: Any, field: str) -> int | None:
-    """A token count: an integer 0 .. 2**63 - 1 (``12``, ``12.0`` or ``"12"``), None when absent;
-    anything else raises :class:`BadValue` naming ``field`` and the value."""
-    if value.__class__ is int and 0 <= value <= _INT64_MAX:
-        return value
-    if value is None:
-        return None
-    n = _numeric(value)
-    if isinstance(n, float):
-        n = int(n) if n.is_integer() else None  # inf and nan are no integers either
-    if n is None:
-        raise BadValue(f"{field} is not an integer: {_shown(value)}")
-    if n < 0:
-        raise BadValue(f"{field} is negative: {_shown(value)}")
-    if n > _INT64_MAX:
-        raise BadValue(f"{field} is out of range: {_shown(value)}")
-    return n
-
-
-def _amount(value: Any, field: str, signed: bool = False) -> float | None:
-    """A cost, duration or score: a finite number (or numeric text), not negative unless
-    ``signed``; None when absent; anything else raises :class:`BadValue`."""
-    if value.__class__ is float and (signed or value >= 0) and value - value == 0:
-        return value
-    if value is None:
-        return None
-    n = _numeric(value)
-    if n is None:
-        raise BadValue(f"{field} is not a finite number: {_shown(value)}")
-    try:
-        f = float(n)
-    except OverflowError:  # an integer beyond a double
-        raise BadValue(f"{field} is out of range: {_shown(value)}") from None
-    if f - f != 0:
-        raise BadValue(f"{field} is not a finite number: {_shown(value)}")
-    if f < 0 and not signed:
-        raise BadValue(f"{field} is negative: {_shown(value)}")
-    return f
-
-
 def _bad_text(value: Any) -> str | None:
     """The reason a decoded record cannot be stored: the first string or key (in document order)
     holding a lone surrogate, i.e. bytes that were not UTF-8 or an unpaired \\ud800 escape; None
@@ -217,13 +145,13 @@ def _bad_text(value: Any) -> str | None:
         path, v = stack.pop()
         if isinstance(v, str):
             if not v.isascii() and _SURROGATE.search(v):
-                return f"{path or 'the record'} is not valid UTF-8 text: {_shown(v)}"
+                return f"{path or 'the record'} is not valid UTF-8 text: {shown(v)}"
         elif isinstance(v, dict):
             items = []
             for key, item in v.items():
                 if not key.isascii() and _SURROGATE.search(key):
                     return (f"{path or 'the record'} has a key that is not valid UTF-8 text: "
-                            f"{_shown(key)}")
+                            f"{shown(key)}")
                 items.append((f"{path}.{key}" if path else key, item))
             stack.extend(reversed(items))
         elif isinstance(v, list):
@@ -454,24 +382,24 @@ def _ts_us(value: Any, field: str) -> int | None:
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
-            raise BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
+            raise BadValue(f"{field} is not a timestamp: {shown(value)}") from None
     elif value.__class__ is int or value.__class__ is float:
         if -9e15 < value < 9e15:  # milliseconds whose microseconds fit in 64 bits (not nan)
             return int(value * 1000)
-        raise BadValue(f"{field} is not a timestamp: {_shown(value)}")
+        raise BadValue(f"{field} is not a timestamp: {shown(value)}")
     else:
         try:
             dt = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             dt = None
         if dt is None:
-            raise BadValue(f"{field} is not a timestamp: {_shown(value)}")
+            raise BadValue(f"{field} is not a timestamp: {shown(value)}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     try:
         return (dt - _EPOCH) // _ONE_US
     except OverflowError:  # year 1 or 9999 moved by its offset beyond datetime's range
-        raise BadValue(f"{field} is not a timestamp: {_shown(value)}") from None
+        raise BadValue(f"{field} is not a timestamp: {shown(value)}") from None
 
 
 def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, int | None]:
@@ -481,26 +409,26 @@ def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, 
         if details:
             return _usage_details(details)
     elif details is not None:
-        raise BadValue(f"usageDetails is not a JSON object: {_shown(details)}")
+        raise BadValue(f"usageDetails is not a JSON object: {shown(details)}")
     usage = obs.get("usage")
     if usage is None:
         usage = {}
     elif not isinstance(usage, dict):
-        raise BadValue(f"usage is not a JSON object: {_shown(usage)}")
+        raise BadValue(f"usage is not a JSON object: {shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
         return None, None, None, None, None  # characters, images, seconds: not tokens
     if "input" in usage:
-        inp = _count(usage["input"], "usage.input")
+        inp = count(usage["input"], "usage.input")
     elif "promptTokens" in usage:
-        inp = _count(usage["promptTokens"], "usage.promptTokens")
+        inp = count(usage["promptTokens"], "usage.promptTokens")
     else:
-        inp = _count(obs.get("promptTokens"), "promptTokens")
+        inp = count(obs.get("promptTokens"), "promptTokens")
     if "output" in usage:
-        out = _count(usage["output"], "usage.output")
+        out = count(usage["output"], "usage.output")
     elif "completionTokens" in usage:
-        out = _count(usage["completionTokens"], "usage.completionTokens")
+        out = count(usage["completionTokens"], "usage.completionTokens")
     else:
-        out = _count(obs.get("completionTokens"), "completionTokens")
+        out = count(obs.get("completionTokens"), "completionTokens")
     return (inp, 0 if inp is not None else None, 0 if inp is not None else None, out,
             0 if out is not None else None)
 
@@ -510,12 +438,12 @@ def _usage_details(details: dict) -> tuple[int | None, int | None, int | None, i
     inp = out = cached = write = reasoning = 0
     seen_in = seen_out = False
     for key, value in details.items():
-        if value.__class__ is int and 0 <= value <= _INT64_MAX:
+        if value.__class__ is int and 0 <= value <= INT64_MAX:
             n = value
         elif value is None:
             continue
         else:
-            n = _count(value, f"usageDetails.{key}")  # raises unless a count
+            n = count(value, f"usageDetails.{key}")  # raises unless a count
         if key == "total":  # the sum of the others: read (so a bad one is seen), not added
             continue
         k = key.lower()
@@ -531,9 +459,9 @@ def _usage_details(details: dict) -> tuple[int | None, int | None, int | None, i
                 cached += n
             elif "cache_creation" in k or "cache_write" in k:
                 write += n
-    if inp > _INT64_MAX or out > _INT64_MAX:
-        side = "input" if inp > _INT64_MAX else "output"
-        raise BadValue(f"usageDetails {side} tokens add up to more than {_INT64_MAX}: "
+    if inp > INT64_MAX or out > INT64_MAX:
+        side = "input" if inp > INT64_MAX else "output"
+        raise BadValue(f"usageDetails {side} tokens add up to more than {INT64_MAX}: "
                         f"{inp if side == 'input' else out}")
     return ((inp if seen_in else None), (cached if seen_in else None),
             (write if seen_in else None), (out if seen_out else None),
@@ -551,21 +479,21 @@ def _cost(obs: dict) -> float | None:
                 elif value is None:
                     continue
                 else:  # each is read, so a bad one is seen even beside a good total
-                    amount = _amount(value, f"costDetails.{key}")
+                    amount = number(value, f"costDetails.{key}")
                 if key == "total":
                     total = amount
                 else:
                     parts = amount if parts is None else parts + amount
             return total if total is not None else parts
     elif details is not None:
-        raise BadValue(f"costDetails is not a JSON object: {_shown(details)}")
+        raise BadValue(f"costDetails is not a JSON object: {shown(details)}")
     usage = obs.get("usage")
     for name, value in (("calculatedTotalCost", obs.get("calculatedTotalCost")),
                         ("totalCost", obs.get("totalCost")),
                         ("usage.totalCost",
                          usage.get("totalCost") if isinstance(usage, dict) else None)):
         if value is not None:
-            return _amount(value, name)
+            return number(value, name)
     return None
 
 
@@ -604,7 +532,7 @@ class _Parser:
             elif "observations" in rec or "scores" in rec or ("timestamp" in rec and "id" in rec):
                 self.trace(line, rec)
             elif kind is not None and "startTime" in rec:
-                raise BadValue(f"type is not a Langfuse observation type: {_shown(kind)}")
+                raise BadValue(f"type is not a Langfuse observation type: {shown(kind)}")
             else:
                 self.batch.reject(line, raw, "not a Langfuse observation, trace or score")
         except BadValue as exc:
@@ -617,7 +545,7 @@ class _Parser:
     def trace(self, line: int, rec: dict) -> None:
         for key in ("observations", "scores"):
             if rec.get(key) is not None and not isinstance(rec[key], list):
-                raise BadValue(f"{key} is not a JSON array: {_shown(rec[key])}")
+                raise BadValue(f"{key} is not a JSON array: {shown(rec[key])}")
         info = {k: rec.get(k) for k in TRACE_FIELDS if rec.get(k) is not None}
         if isinstance(rec.get("metadata"), dict):
             info["metadata"] = rec["metadata"]
@@ -641,7 +569,7 @@ class _Parser:
         end = _ts_us(obs.get("endTime"), "endTime")
         latency_ms = (end - start) / 1000 if end is not None else None
         if latency_ms is None and obs.get("latency") is not None:
-            latency_ms = _amount(obs["latency"], "latency") * 1000  # seconds in the public API
+            latency_ms = number(obs["latency"], "latency") * 1000  # seconds in the public API
         error = str(obs.get("level") or "").upper() == "ERROR"
         metadata = obs.get("metadata")
         extra = {k: v for k, v in obs.items() if k not in _CONSUMED and v is not None}
@@ -667,7 +595,7 @@ class _Parser:
         first_token = _ts_us(obs.get("completionStartTime"), "completionStartTime")
         ttft_ms = (first_token - start) / 1000 if first_token is not None else None
         if ttft_ms is None and obs.get("timeToFirstToken") is not None:
-            ttft_ms = _amount(obs["timeToFirstToken"], "timeToFirstToken") * 1000
+            ttft_ms = number(obs["timeToFirstToken"], "timeToFirstToken") * 1000
         prompt_version = obs.get("promptVersion")
         message = _text(obs.get("statusMessage")) if error else None
         row = {
@@ -719,10 +647,10 @@ class _Parser:
         if value.__class__ is bool and data_type == "BOOLEAN":
             value = 1.0 if value else 0.0
         elif data_type == "CATEGORICAL" and label is None and isinstance(value, str) \
-                and _numeric(value) is None:
+                and not numeric_text(value):
             value, label = None, value  # the ingestion API's string value of a category
         else:
-            value = _amount(value, "value", signed=True)
+            value = number(value, "value", signed=True)
         if data_type == "BOOLEAN":
             passed = None if value is None else value >= 0.5
             label = label or (None if value is None else ("true" if passed else "false"))

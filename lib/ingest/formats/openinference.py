@@ -42,6 +42,7 @@ from typing import Any, BinaryIO
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats import otlp
 from lib.ingest.formats import otlp_common as oc
+from lib.ingest.values import count, number
 
 SPAN_KIND = {"AGENT": "agent", "TOOL": "tool", "RETRIEVER": "retrieval",
              "RERANKER": "retrieval", "CHAIN": "chain", "LLM": "llm", "EMBEDDING": "llm"}
@@ -90,12 +91,12 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     metadata = _json_object(a.get("metadata"))
     if metadata is not None:
         a["metadata"] = metadata
-    # counts: ints in 0 .. 2^63-1, else the span is rejected naming the attribute (oc.count)
-    cached = oc.count(a.get(CACHE_READ), CACHE_READ)
-    cache_write = oc.count(a.get(CACHE_WRITE), CACHE_WRITE)
-    input_tokens = oc.inclusive_input(oc.count(a.get(PROMPT), PROMPT), cached, cache_write)
-    output_tokens = oc.count(a.get(COMPLETION), COMPLETION)
-    reasoning = oc.count(a.get(REASONING), REASONING)
+    # counts: ints in 0 .. 2^63-1, else the span is rejected naming the attribute (values.count)
+    cached = count(a.get(CACHE_READ), CACHE_READ)
+    cache_write = count(a.get(CACHE_WRITE), CACHE_WRITE)
+    input_tokens = oc.inclusive_input(count(a.get(PROMPT), PROMPT), cached, cache_write)
+    output_tokens = count(a.get(COMPLETION), COMPLETION)
+    reasoning = count(a.get(REASONING), REASONING)
     if input_tokens is not None:
         cached = cached or 0
         cache_write = cache_write or 0
@@ -123,7 +124,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "cache_write_tokens": cache_write,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
-        "logged_cost_usd": oc.number(a.get("llm.cost.total"), "llm.cost.total"),
+        "logged_cost_usd": number(a.get("llm.cost.total"), "llm.cost.total"),
         "ttft_ms": ttft_ms,
         "finish_reason": oc.as_text(a.get("llm.finish_reason")),
         "input_text": oc.as_text(a.get("input.value")),

@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from lib.ingest import values
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats import otlp_common as oc
 
@@ -85,7 +86,7 @@ CONSUMED = frozenset(
 
 
 as_text = oc.as_text
-_MAX = oc.INT64_MAX
+_MAX = values.INT64_MAX
 
 
 def _finish_from_messages(output_messages: str) -> str | None:
@@ -131,7 +132,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     if reasoning is None:
         reasoning = get("gen_ai.usage.reasoning_tokens")
     # Counts are ints in 0 .. 2^63-1; anything else (1.5, "abc", true, 1e400, -1, 10**30) is
-    # rejected by oc.count, naming the attribute. Ints in range, the usual case, skip the call.
+    # rejected by values.count, naming the attribute. Ints in range, the usual case, skip the
+    # call.
     if cached is not None and not (cached.__class__ is int and 0 <= cached <= _MAX):
         cached = oc.count_of(a, _NAMES["cached"])
     if cache_write is not None and not (cache_write.__class__ is int
@@ -191,7 +193,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         "cache_write_tokens": cache_write,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
-        "ttft_ms": oc.number(ttft_s, "gen_ai.response.time_to_first_chunk") * 1000.0
+        "ttft_ms": values.number(ttft_s, "gen_ai.response.time_to_first_chunk") * 1000.0
         if ttft_s is not None else None,
         "finish_reason": finish if finish.__class__ is str else as_text(finish),
         "error_type": oc.norm_error_type(error_type) if error_type is not None else None,

@@ -33,7 +33,6 @@ import atexit
 import base64
 import binascii
 import collections
-import decimal
 import gc
 import hashlib
 import heapq
@@ -60,6 +59,16 @@ from lib.ingest import streams
 from lib.ingest.base import BadValue, Chunk, Reject
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.streams import InputError, LineBlock
+from lib.ingest.values import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    count,
+    integer,
+    number,
+    shown,
+    valid_text,
+)
 
 try:  # orjson is ~3x faster than json on span-sized documents; json is the fallback
     import orjson
@@ -86,8 +95,9 @@ CHUNK_ROWS = 50_000  # spans per yielded Chunk: bounds memory on large files
 # The decoders keep what they are given when it is not their type's encoding (an ``intValue`` of
 # "abc" or 1.5, a ``boolValue`` of "yes", a ``doubleValue`` of "NaN"): such a value is stored as
 # written in ``attributes``, and a column that needs a number (a token count, a time) rejects the
-# span naming the attribute and the value (``count``, ``number``). Nothing is rounded, coerced or
-# dropped on the way.
+# span naming the attribute and the value (lib/ingest/values.py: ``count``, ``number``). Nothing
+# is rounded, coerced or dropped on the way: text that is no int64 or double as the checkers read
+# one ("1_000", digits that are not ASCII) is kept as text too.
 
 
 def _any_value(value: Any) -> Any:
@@ -113,9 +123,11 @@ def _int(inner: Any) -> Any:
         return inner
     if cls is str:
         try:
-            return int(inner)
+            n = int(inner)
         except ValueError:
             return inner
+        # int() also reads Python's "1_000" and other scripts' digits: no int64 text, kept
+        return n if inner.isascii() and "_" not in inner else inner
     if cls is float and inner.is_integer() and INT64_MIN <= inner <= INT64_MAX:
         return int(inner)
     return inner  # 1.5, true, a list...: not an integer, kept as written
@@ -134,7 +146,7 @@ def _double(inner: Any) -> Any:
             f = float(inner)
         except ValueError:
             return inner
-        return f if math.isfinite(f) else inner
+        return f if math.isfinite(f) and inner.isascii() and "_" not in inner else inner
     return inner
 
 
@@ -198,121 +210,13 @@ def decode_attributes(items: Iterable[dict] | None) -> dict[str, Any]:
     return out
 
 
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-UINT64_MAX = (1 << 64) - 1  # OTLP times are fixed64 nanoseconds
-
-
-def shown(value: Any) -> str:
-    """``value`` as a reason quotes it: text as written, floats as Python writes them (1e+30,
-    inf: JSON has no text for inf), anything else as JSON; at most 60 characters."""
-    if value.__class__ is str:
-        text = value
-    elif value.__class__ is float or value.__class__ is int:
-        text = repr(value)
-    else:
-        text = json_text(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def integer(value: Any, key: str, low: int = INT64_MIN, high: int = INT64_MAX) -> int:
-    """``value`` as an int in ``low .. high``, else :class:`BadValue` naming ``key``.
-
-    Integers are: ints, finite floats without a fraction (12.0 is 12), and their decimal text
-    (OTLP writes int64 as text: "123"; also "12.0", "1e3"). Not: true/false, 1.5, "abc", NaN,
-    infinities, lists, objects.
-    """
-    cls = value.__class__
-    if cls is int:
-        n = value
-    elif cls is float and value.is_integer():  # NaN and infinities are not
-        n = int(value)
-    elif cls is str:
-        try:
-            n = int(value)
-        except ValueError:
-            try:
-                f = float(value)
-            except ValueError:
-                f = math.nan
-            # the text's own digits: a float holds 15-17, so float("9007199254740993.9") has no
-            # fraction left and int(float("9007199254740993.0")) loses the last digit
-            d = decimal.Decimal(value) if f.is_integer() else None
-            if d is None or d != d.to_integral_value():
-                raise BadValue(f"{key} is not an integer: {shown(value)}") from None
-            n = int(d)
-    else:
-        raise BadValue(f"{key} is not an integer: {shown(value)}")
-    if not low <= n <= high:
-        raise BadValue(f"{key} is out of range: {shown(value)}")
-    return n
-
-
-def count(value: Any, key: str) -> int | None:
-    """A token count (attribute ``key``): None when absent, else an int in 0 .. 2^63-1, else
-    :class:`BadValue` ("gen_ai.usage.input_tokens is not an integer: 1e400")."""
-    if value.__class__ is int and 0 <= value <= INT64_MAX:
-        return value
-    if value is None:
-        return None
-    n = integer(value, key)
-    if n < 0:
-        raise BadValue(f"{key} is negative: {shown(value)}")
-    return n
-
-
 def count_of(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    """``count`` of the first of ``keys`` that ``attrs`` has (not null)."""
+    """``values.count`` of the first of ``keys`` that ``attrs`` has (not null)."""
     for key in keys:
         value = attrs.get(key)
         if value is not None:
             return count(value, key)
     return None
-
-
-def number(value: Any, key: str) -> float | None:
-    """A finite float (attribute ``key``): None when absent, else :class:`BadValue`
-    ("llm.cost.total is not a finite number: abc")."""
-    if value is None:
-        return None
-    cls = value.__class__
-    if cls is float or cls is int or cls is str:
-        try:
-            f = float(value)
-        except (ValueError, OverflowError):
-            f = math.nan
-        if math.isfinite(f):
-            return f
-    raise BadValue(f"{key} is not a finite number: {shown(value)}")
-
-
-def as_int(value: Any, key: str | None = None) -> int | None:
-    """A count from a value that may be an int, a float or a numeric string.
-
-    None when there is none: null, true/false, text that is no number ("abc"), a list. A number
-    that is not a whole one within int64 (1.5, "1e400", 10**30, NaN) raises :class:`BadValue`
-    (a ValueError) naming ``key``: it can be neither stored nor rounded without saying so.
-    """
-    cls = value.__class__
-    if cls is int and INT64_MIN <= value <= INT64_MAX:
-        return value
-    if cls is int or cls is float:
-        return integer(value, key or "value")
-    if cls is str:
-        try:
-            float(value)
-        except ValueError:
-            return None
-        return integer(value, key or "value")
-    return None
-
-
-def as_float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def json_text(value: Any) -> str:
@@ -564,23 +468,6 @@ def rows_to_table(rows: list[tuple | list], columns: tuple[str, ...], arrow_sche
     return pa.Table.from_arrays(arrays, names=[*columns, "_line"])
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def valid_text(text: str) -> str:
-    """``text`` as valid UTF-8, for the quarantine (which must store what it is shown): bytes
-    that were not UTF-8 (kept by surrogateescape) and lone surrogates become U+FFFD."""
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        pass
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-
-
 class Batch:
     """Accumulates rows of the three tables plus rejects; ``flush`` turns them into a Chunk."""
 
@@ -726,18 +613,12 @@ class Span:
         start = get("startTimeUnixNano") or get("start_time_unix_nano")
         if start is None:
             raise ValueError("span has no startTimeUnixNano")
-        if start.__class__ is str:  # decimal text, the usual encoding
-            try:
-                start_ns = int(start)
-            except ValueError:  # "1.5", "1e400", "yesterday": a reason naming the field
-                start_ns = unix_nano(start, "startTimeUnixNano")
-        else:
-            start_ns = start
-        if start_ns.__class__ is not int or not 0 <= start_ns <= UINT64_MAX:
-            start_ns = unix_nano(start, "startTimeUnixNano")
-        self.start_ns = start_ns
+        # unix_nano without its call: decimal text (the usual encoding) or a JSON number;
+        # "1.5", "1e400", "yesterday" raise a reason naming the field
+        self.start_ns = integer(start, "startTimeUnixNano", 0, UINT64_MAX)
         end = get("endTimeUnixNano") or get("end_time_unix_nano")
-        self.end_ns = unix_nano(end, "endTimeUnixNano") or None if end else None  # "0": unset
+        self.end_ns = (integer(end, "endTimeUnixNano", 0, UINT64_MAX) or None  # "0": unset
+                       if end else None)
         status = get("status")
         if status:
             if status.__class__ is not dict:
@@ -789,9 +670,8 @@ class Span:
 
 def unix_nano(value: Any, key: str) -> int:
     """An OTLP time (fixed64 nanoseconds since the epoch: decimal text or a JSON number) as an
-    int, else :class:`BadValue` ("startTimeUnixNano is out of range: 1e+308")."""
-    if value.__class__ is int and 0 <= value <= UINT64_MAX:
-        return value
+    int, else :class:`BadValue` ("startTimeUnixNano is out of range: 1e+308"): ``values.integer``
+    in 0 .. 2^64-1."""
     return integer(value, key, 0, UINT64_MAX)
 
 
@@ -1145,7 +1025,7 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
             seen[(metric, time_ns)] = repeat + 1
             label = as_text(a.pop("gen_ai.evaluation.score.label", None))
             score = number(a.pop("gen_ai.evaluation.score.value", None),
-                           "gen_ai.evaluation.score.value")
+                           "gen_ai.evaluation.score.value", signed=True)
             passed = evaluation_passed(a, label)
             explanation = as_text(a.pop("gen_ai.evaluation.explanation", None))
             judge = as_text(a.pop("gen_ai.evaluation.judge", None)

@@ -70,6 +70,7 @@ from typing import Any, BinaryIO
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
 from lib.ingest.formats.json_values import is_text
+from lib.ingest.values import number, shown
 
 EVALUATION_EVENT = oc.EVALUATION_EVENT  # "gen_ai.evaluation.result"
 SCORE = "gen_ai.evaluation.score.value"
@@ -116,7 +117,7 @@ def add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> None:
         scopes = (entry.get("scopeLogs") or entry.get("scope_logs")
                   or entry.get("instrumentationLibraryLogs") or ())
         if scopes.__class__ is not list:
-            raise BadValue(f"scopeLogs is not a list: {oc.shown(scopes)}")
+            raise BadValue(f"scopeLogs is not a list: {shown(scopes)}")
     except _ERRORS as exc:
         batch.reject(line_no, oc.json_text(entry), f"malformed resourceLogs entry: {exc}")
         return
@@ -126,14 +127,14 @@ def add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> None:
             records = (scope.get("logRecords") or scope.get("log_records") or scope.get("logs")
                        or ())
             if records.__class__ is not list:
-                raise BadValue(f"logRecords is not a list: {oc.shown(records)}")
+                raise BadValue(f"logRecords is not a list: {shown(records)}")
         except _ERRORS as exc:
             batch.reject(line_no, oc.json_text(scope), f"malformed scopeLogs entry: {exc}")
             continue
         for record in records:
             if record.__class__ is not dict:
                 batch.reject(line_no, oc.json_text(record),
-                             f"not a log record object: {oc.shown(record)}")
+                             f"not a log record object: {shown(record)}")
             elif is_evaluation(record):
                 add_evaluation(batch, record, resource, line_no)
             else:
@@ -178,13 +179,13 @@ def evaluation_row(record: dict, resource: oc.Resource) -> tuple:
         raise BadValue("not valid UTF-8 text")
     attributes = record.get("attributes")
     if attributes and attributes.__class__ is not list:
-        raise BadValue(f"attributes is not a list: {oc.shown(attributes)}")
+        raise BadValue(f"attributes is not a list: {shown(attributes)}")
     a = oc.decode_attributes(attributes)
     a.pop("event.name", None)  # what made it an evaluation record: no information left
     span_id = oc.norm_id(record.get("spanId") or record.get("span_id"), "spanId")
     time_ns = record_time(record)
     metric = oc.as_text(a.pop(METRIC, None)) or "evaluation"
-    score = oc.number(a.pop(SCORE, None), SCORE)
+    score = number(a.pop(SCORE, None), SCORE, signed=True)
     label = oc.as_text(a.pop(LABEL, None))
     passed = oc.evaluation_passed(a, label)
     explanation = oc.as_text(a.pop(EXPLANATION, None))

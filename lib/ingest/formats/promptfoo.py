@@ -34,13 +34,13 @@ from lib.ingest.formats.json_values import (
     array,
     boolean,
     json_value,
-    number,
     obj,
     read_json,
     reject,
     text,
 )
 from lib.ingest.validate import derive_eval_id
+from lib.ingest.values import number
 
 CHUNK_ROWS = 50_000
 
@@ -119,7 +119,9 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
     pass_field = "gradingResult.pass" if "pass" in grading else "success"
     out = [{**base, "eval_id": derive_eval_id(id_run, case_id, "overall", epoch),
             "metric": "overall",
-            "score": number(score_field, grading.get("score", item.get("score"))),
+            # a score may be a boolean (1 or 0); one below 0 is kept, as it always was
+            "score": number(grading.get("score", item.get("score")), score_field, signed=True,
+                            booleans=True),
             "passed": boolean(pass_field, grading.get("pass", item.get("success"))),
             "judge": None,  # every row has every column: from_pylist reads the first row's keys
             "explanation": text("gradingResult.reason", grading.get("reason"))
@@ -138,7 +140,9 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
         if n > 1:  # the same assertion type twice on one test: keep both, apart
             metric = f"{metric}#{n}"
         out.append({**base, "eval_id": derive_eval_id(id_run, case_id, metric, epoch),
-                    "metric": metric, "score": number(f"{at}.score", comp.get("score")),
+                    "metric": metric,
+                    "score": number(comp.get("score"), f"{at}.score", signed=True,
+                                    booleans=True),
                     "passed": boolean(f"{at}.pass", comp.get("pass")),
                     "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
                     "explanation": text(f"{at}.reason", comp.get("reason"))})
