@@ -15,12 +15,14 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Data")
-st.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "
-           f"times in {f.tz}. The sidebar filters do not apply on this page: it shows everything.")
+header = st.empty()  # filled after the upload below, which may change the manifest version
 widgets.problems_banner(engine)
 
 with st.expander("Upload logs or eval results", icon=":material/upload:"):
     upload.upload_section(engine)
+header.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "
+               f"times in {f.tz}. The sidebar filters do not apply on this page: it shows "
+               "everything.")
 
 with st.spinner("Reading the store…"):
     tables = inventory.tables(engine)

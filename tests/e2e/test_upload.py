@@ -49,6 +49,8 @@ def test_upload_stores_good_rows_and_quarantines_bad_ones(empty_server, page, tm
     assert "stored 3 requests" in report
     assert "2 quarantined" in report
     assert "line 2" in report and "line 5" in report
+    # the page's header already names the new manifest version (it said "empty" before)
+    assert "manifest version 1:" in page.locator('[data-testid="stMain"]').inner_text()
     screenshot(page, "upload_report")
 
     # The page now lists the quarantine with its reasons, and the tiles count the new rows.
