@@ -150,9 +150,12 @@ def _whole(value: Any, field: str) -> int:
         # are then read exactly: a float holds 15-17 of them, so float("9007199254740993.9")
         # has no fraction left and int(float("9007199254740993.0")) loses the last one
         if f.is_integer():
-            d = decimal.Decimal(value)
-            if d == d.to_integral_value():
-                return int(d)
+            try:
+                d = decimal.Decimal(value)
+                if d == d.to_integral_value():
+                    return int(d)
+            except decimal.DecimalException:  # an exponent past Decimal's: "0e99999999999999999999"
+                pass
     raise BadValue(f"{field} is not an integer: {shown(value)}")
 
 

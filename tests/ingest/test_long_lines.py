@@ -170,7 +170,7 @@ def test_document_over_the_limit_fails_its_file_and_the_others_are_stored(
     assert by_name["big-otlp.json"].format == "otlp-json"
     assert by_name["big-otlp.json"].error == (
         "a single JSON document larger than 0.0625 MiB is too large to read whole; "
-        "write one ExportTraceServiceRequest per line (JSON lines) instead")
+        "write one OTLP export request (traces or logs) per line (JSON lines) instead")
     assert by_name["big-langfuse.json"].format == "langfuse"
     assert by_name["big-langfuse.json"].error == (
         "a single JSON document larger than 0.0625 MiB is too large to read whole; "

@@ -459,36 +459,84 @@ def test_worker_processes_give_the_rows_and_counts_of_one_process(recorded, tmp_
     assert results[0][0]["evals"] == 120
 
 
-def test_one_evaluation_as_a_span_event_and_as_a_log_record_is_stored_once(tmp_path, lake):
-    attributes = {genai.GEN_AI_EVALUATION_NAME: "relevance",
-                  genai.GEN_AI_EVALUATION_SCORE_VALUE: 0.75,
-                  genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True}
-    logs = sdk_file(tmp_path, [evaluation("relevance", 0.75, at=T0_NS + SECOND, **{
-        genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True})])
+def _attribute(key: str, value) -> dict:
+    kind = ("boolValue" if isinstance(value, bool) else "doubleValue"
+            if isinstance(value, float) else "stringValue")
+    return {"key": key, "value": {kind: value}}
+
+
+def trace_file(tmp_path: Path, events: list[dict], name: str = "traces.jsonl") -> Path:
+    """One chat span (SPAN_HEX, resource support-bot 1.4.2, started at T0_NS) with ``events``,
+    as the Collector writes it."""
     span = {"traceId": f"{TRACE:032x}", "spanId": SPAN_HEX, "name": "chat gpt-4o", "kind": 3,
             "startTimeUnixNano": str(T0_NS), "endTimeUnixNano": str(T0_NS + SECOND // 2),
-            "attributes": [
-                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
-                {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
-                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "10"}},
-                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}}],
-            "events": [{"name": EVENT, "timeUnixNano": str(T0_NS + SECOND), "attributes": [
-                {"key": k, "value": {"boolValue": v} if isinstance(v, bool) else
-                 {"doubleValue": v} if isinstance(v, float) else {"stringValue": v}}
-                for k, v in attributes.items()]}]}
-    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "support-bot"}},
-                               {"key": "service.version", "value": {"stringValue": "1.4.2"}}]}
-    traces = write_lines(tmp_path, [json.dumps({"resourceSpans": [{
-        "resource": resource, "scopeSpans": [{"spans": [span]}]}]})], "traces.jsonl")
-    report = ingest_paths(lake, [str(traces), str(logs)])
-    assert [f.stored.get("evals") for f in report.files] == [1, None]
-    assert report.files[1].duplicates == {"evals": 1}
+            "attributes": [_attribute("gen_ai.operation.name", "chat"),
+                           _attribute("gen_ai.request.model", "gpt-4o"),
+                           {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "10"}},
+                           {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}}],
+            "events": events}
+    resource = {"attributes": [_attribute("service.name", "support-bot"),
+                               _attribute("service.version", "1.4.2")]}
+    return write_lines(tmp_path, [json.dumps({"resourceSpans": [{
+        "resource": resource, "scopeSpans": [{"spans": [span]}]}]})], name)
+
+
+def span_event(at: int | str | None, **attributes) -> dict:
+    event = {"name": EVENT, "attributes": [_attribute(k, v) for k, v in attributes.items()]}
+    if at is not None:
+        event["timeUnixNano"] = str(at)
+    return event
+
+
+RELEVANCE = {genai.GEN_AI_EVALUATION_NAME: "relevance", genai.GEN_AI_EVALUATION_SCORE_VALUE: 0.75,
+             genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True}
+
+
+def stored_evals(lake) -> list[tuple]:
     engine = Engine(lake)
     try:
-        assert engine.query("SELECT metric, passed, epoch, request_id FROM evals").rows() == [
-            ("relevance", True, None, SPAN_HEX)]
+        return engine.query("SELECT metric, score, passed, epoch, request_id FROM evals "
+                            "ORDER BY score").rows()
     finally:
         engine.close()
+
+
+def test_one_evaluation_as_a_span_event_and_as_a_log_record_is_stored_once(tmp_path, lake):
+    logs = sdk_file(tmp_path, [evaluation("relevance", 0.75, at=T0_NS + SECOND, **{
+        genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True})])
+    # a quarantined sibling of the same metric and time does not shift the good one's id
+    bad = {**RELEVANCE, genai.GEN_AI_EVALUATION_SCORE_VALUE: "abc"}
+    traces = trace_file(tmp_path, [span_event(T0_NS + SECOND, **bad),
+                                   span_event(T0_NS + SECOND, **RELEVANCE)])
+    report = ingest_paths(lake, [str(traces), str(logs)])
+    assert [f.stored.get("evals") for f in report.files] == [1, None]
+    assert [f.quarantined for f in report.files] == [1, 0]
+    assert report.files[1].duplicates == {"evals": 1}
+    assert stored_evals(lake) == [("relevance", 0.75, True, None, SPAN_HEX)]
+
+
+def test_two_evaluations_at_one_instant_are_two_rows_either_way(tmp_path, lake):
+    # one judge run twice on one span, in the same nanosecond: two rows as span events, and
+    # the same two (same ids) as log records of one line
+    pair = [0.25, 0.75]
+    traces = trace_file(tmp_path, [
+        span_event(T0_NS + SECOND, **{**RELEVANCE, genai.GEN_AI_EVALUATION_SCORE_VALUE: score})
+        for score in pair])
+    logs = sdk_file(tmp_path, [evaluation("relevance", score, at=T0_NS + SECOND, **{
+        genai.GEN_AI_EVALUATION_SCORE_LABEL: "fail", "gen_ai.evaluation.passed": True})
+        for score in pair])
+    report = ingest_paths(lake, [str(logs), str(traces)])
+    assert report.files[0].stored == {"evals": 2}
+    assert report.files[1].duplicates == {"requests": 0, "spans": 0, "evals": 2}
+    assert [row[1] for row in stored_evals(lake)] == pair
+
+
+def test_an_evaluation_event_at_time_zero_is_dated_by_its_span(tmp_path):
+    # protobuf's printer, told to print default values, writes an unset time as "0"
+    path = trace_file(tmp_path, [span_event("0", **RELEVANCE)])
+    tables, rejects, _ = parse_file(otlp.FORMAT, path)
+    assert rejects == []
+    assert tables["evals"]["ts"].to_pylist() == [us(T0_NS)]
 
 
 def test_a_byte_order_mark_and_the_pre_0_15_layout_are_read(tmp_path):
@@ -559,6 +607,16 @@ def test_a_logs_file_quoting_resource_spans_is_still_a_logs_file(tmp_path):
     assert otlp.FORMAT.detect(_head(path), path.name)  # the trap is real
     first = next(f for f in registry.registered() if f.detect(_head(path), path.name))
     assert first.name == "otlp-logs-json"
+
+
+def test_a_metrics_line_first_then_logs_is_a_logs_file(recorded):
+    metrics = b'{"resourceMetrics": []}\n'
+    logs = recorded["logs"]["collector"].read_bytes()
+    traces = recorded["traces"]["collector"].read_bytes()
+    assert otlp_logs.detect(metrics + logs, "out.jsonl")
+    assert not otlp_logs.detect(metrics + traces, "out.jsonl")  # otlp-json's then
+    assert otlp.detect(metrics + traces, "out.jsonl")
+    assert not otlp_logs.detect(metrics, "out.jsonl")
 
 
 def test_does_not_claim_trace_files_or_other_formats(recorded):

@@ -139,6 +139,9 @@ def test_integer(value, n):
     ("1.5", "1.5"),
     ("9007199254740993.9", "9007199254740993.9"),  # a float has no fraction left of it
     ("1e-400", "1e-400"),
+    # exponents past what Decimal holds (decimal.InvalidOperation once failed whole files)
+    ("0e99999999999999999999", "0e99999999999999999999"),
+    ("1e-99999999999999999999", "1e-99999999999999999999"),
     (NAN, "NaN"),
     (INF, "Infinity"),
     (-INF, "-Infinity"),

@@ -921,8 +921,9 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
             other = _other_signal(doc)
             if other == "logs":
                 from lib.ingest.formats.otlp_logs import add_resource_logs  # (imports this one)
+                seen: dict = {}  # evaluations of one line, to number repeats as span events do
                 for entry in doc.get("resourceLogs", doc.get("resource_logs")):
-                    add_resource_logs(batch, entry, line_no)
+                    add_resource_logs(batch, entry, line_no, seen)
             elif other == "metrics":
                 batch.not_read[NOT_READ_METRICS] += 1
             elif isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc):
@@ -1019,10 +1020,8 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
             a = decode_attributes(event.get("attributes"))
             metric = as_text(a.pop("gen_ai.evaluation.name", None)) or "evaluation"
             t = event.get("timeUnixNano") or event.get("time_unix_nano")
-            time_ns = unix_nano(t, "timeUnixNano") if t else span.start_ns
-            # the same metric twice on one span at one instant: two rows
-            repeat = seen.get((metric, time_ns), 0)
-            seen[(metric, time_ns)] = repeat + 1
+            # no time, or 0 (a printer writing default values): the span's start
+            time_ns = (unix_nano(t, "timeUnixNano") if t else 0) or span.start_ns
             label = as_text(a.pop("gen_ai.evaluation.score.label", None))
             score = number(a.pop("gen_ai.evaluation.score.value", None),
                            "gen_ai.evaluation.score.value", signed=True)
@@ -1039,6 +1038,10 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
                          f"{EVALUATION_EVENT} event of span {span.span_id} not usable: {exc}")
             continue
         run_id = "online:" + (span.resource.service or "unknown")
+        # the same metric twice on one span at one instant: two rows (counted among the
+        # accepted events only, so a quarantined sibling does not shift the ids)
+        repeat = seen.get((metric, time_ns), 0)
+        seen[(metric, time_ns)] = repeat + 1
         batch.evals.append((
             evaluation_id(run_id, span.span_id, metric, time_ns, repeat), run_id,
             time_ns // 1000, "online", None, span.span_id, None, span.span_id,
@@ -1070,8 +1073,8 @@ def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
     data = stream.read(BLOCK_BYTES).removeprefix(UTF8_BOM)  # (Windows tools write one)
     if opens_document(data):
         # one pretty-printed document: read whole (within MAX_DOCUMENT_BYTES), parsed here
-        rest = io.BytesIO(read_document(data, stream, "write one ExportTraceServiceRequest per "
-                                                      "line (JSON lines) instead"))
+        rest = io.BytesIO(read_document(data, stream, "write one OTLP export request (traces or "
+                                                      "logs) per line (JSON lines) instead"))
         del data
         yield from _parse_docs(_documents(rest, 1, rest.read, lenient=True), mappers, choose,
                                chunk_rows)

@@ -34,7 +34,9 @@ such record becomes one ``evals`` row with the conventions of evaluation span ev
 | eval_id     | stable hash of (run_id, spanId or gen_ai.response.id, metric, time in ns),  |
 |             | as for span events (otlp_common.evaluation_id): the same evaluation read    |
 |             | again, from any file or encoding, as a log record or as a span event, has   |
-|             | the same id; two of one metric on one span at different times are two rows  |
+|             | the same id; two of one metric on one span at different times are two rows, |
+|             | and so are two at the same instant within one line (numbered as a span's   |
+|             | events are); the same one in another line or file is a re-export: one row   |
 
 One difference with span events remains: a span event's row takes the model of the request it
 judges (the response model, e.g. a dated snapshot), a log record's the model its attributes name
@@ -85,13 +87,23 @@ JUDGE_KEYS = ("gen_ai.evaluation.judge", "gen_ai.evaluator.name")
 _ERRORS = (AttributeError, TypeError, KeyError, ValueError, OverflowError)
 
 # The envelope's first key: both JSON encodings write it first (the message has no other field)
-_ENVELOPE = re.compile(rb'^\[?\s*\{\s*"(resourceLogs|resource_logs)"\s*:')
+_ENVELOPE = re.compile(rb'^\[?\s*\{\s*"(resourceLogs|resource_logs|resourceMetrics|'
+                       rb'resource_metrics)"\s*:')
 
 
 def detect(head: bytes, filename: str) -> bool:
     """True when the file starts with an ``ExportLogsServiceRequest``: its first key is
-    ``resourceLogs`` (or ``resource_logs``). Trace files start with ``resourceSpans``."""
-    return _ENVELOPE.match(head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()) is not None
+    ``resourceLogs`` (or ``resource_logs``), or it starts with a metrics line and has logs but no
+    trace lines in ``head``. Trace files start with ``resourceSpans`` (and whichever of the two
+    formats names a mixed file, one parser reads it)."""
+    found = _ENVELOPE.match(head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip())
+    if found is None:
+        return False
+    if found.group(1) in (b"resourceLogs", b"resource_logs"):
+        return True
+    # a metrics line first (a file exporter shared with the metrics pipeline): logs after it
+    return (b'"resourceLogs"' in head or b'"resource_logs"' in head) and not (
+        b'"resourceSpans"' in head or b'"resource_spans"' in head)
 
 
 def parse(stream: BinaryIO, filename: str, chunk_rows: int = oc.CHUNK_ROWS) -> Iterator[Chunk]:
@@ -107,10 +119,13 @@ def parse(stream: BinaryIO, filename: str, chunk_rows: int = oc.CHUNK_ROWS) -> I
 NOT_EVALUATION = f"log record(s) that are not {EVALUATION_EVENT} events"
 
 
-def add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> None:
+def add_resource_logs(batch: oc.Batch, entry: Any, line_no: int,
+                      seen: dict | None = None) -> None:
     """Rows and rejects of one ``resourceLogs`` entry into ``batch``, its records that are not
     evaluation events counted in ``batch.not_read``. A malformed scope is one reject; the
-    entry's other scopes go on."""
+    entry's other scopes go on. ``seen`` numbers the evaluations of one line (see
+    :func:`evaluation_row`); give the same dict for every entry of the line."""
+    seen = {} if seen is None else seen
     try:
         resource = oc.Resource(oc.decode_attributes((entry.get("resource") or {})
                                                     .get("attributes")))
@@ -136,7 +151,7 @@ def add_resource_logs(batch: oc.Batch, entry: Any, line_no: int) -> None:
                 batch.reject(line_no, oc.json_text(record),
                              f"not a log record object: {shown(record)}")
             elif is_evaluation(record):
-                add_evaluation(batch, record, resource, line_no)
+                add_evaluation(batch, record, resource, line_no, seen)
             else:
                 batch.not_read[NOT_EVALUATION] += 1
 
@@ -159,11 +174,12 @@ def is_evaluation(record: dict) -> bool:
     return False
 
 
-def add_evaluation(batch: oc.Batch, record: dict, resource: oc.Resource, line_no: int) -> None:
+def add_evaluation(batch: oc.Batch, record: dict, resource: oc.Resource, line_no: int,
+                   seen: dict) -> None:
     """One evaluation log record -> one eval row in ``batch``, or one reject naming the field
     and the value that cannot be stored."""
     try:
-        row = evaluation_row(record, resource)
+        row = evaluation_row(record, resource, seen)
     except _ERRORS as exc:
         batch.reject(line_no, oc.json_text(record),
                      f"{EVALUATION_EVENT} log record not usable: {exc}")
@@ -172,9 +188,14 @@ def add_evaluation(batch: oc.Batch, record: dict, resource: oc.Resource, line_no
     batch.eval_lines.append(line_no)
 
 
-def evaluation_row(record: dict, resource: oc.Resource) -> tuple:
+def evaluation_row(record: dict, resource: oc.Resource, seen: dict | None = None) -> tuple:
     """The eval row (``otlp_common.EVAL_COLUMNS`` order, ts in microseconds) of one evaluation
-    log record; :class:`BadValue` (or another ValueError) for a value it cannot hold."""
+    log record; :class:`BadValue` (or another ValueError) for a value it cannot hold.
+
+    ``seen`` counts the accepted evaluations of the line by (run, subject, metric, time): two of
+    one metric on one span at the same instant in one line are two rows (numbered as a span's
+    events are, so the same pair sent as span events has the same ids); the same evaluation in
+    another line or file is the same row, exported again."""
     if not is_text(record):  # read by the lenient re-read: text that is not UTF-8
         raise BadValue("not valid UTF-8 text")
     attributes = record.get("attributes")
@@ -197,8 +218,13 @@ def evaluation_row(record: dict, resource: oc.Resource) -> tuple:
     response_id = oc.as_text(a.get(RESPONSE_ID)) or None
     subject = span_id or response_id
     run_id = "online:" + (resource.service or "unknown")
+    key = (run_id, subject, metric, time_ns)
+    repeat = 0 if seen is None else seen.get(key, 0)
+    if seen is not None:  # the record is accepted: count it
+        seen[key] = repeat + 1
     return (
-        oc.evaluation_id(run_id, subject, metric, time_ns), run_id, time_ns // 1000, "online",
+        oc.evaluation_id(run_id, subject, metric, time_ns, repeat), run_id, time_ns // 1000,
+        "online",
         None, subject, None, span_id, resource.app_version, model, metric, score, passed, judge,
         label, explanation, oc.json_text(a) if a else None,
     )
