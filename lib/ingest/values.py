@@ -142,6 +142,8 @@ def _whole(value: Any, field: str) -> int:
             return int(value)
         except ValueError:
             pass
+        if _INTEGER_TEXT.fullmatch(value):  # digits int() refuses to read: past 4,300 of them
+            raise BadValue(f"{field} is out of range: {shown(value)}")
         try:
             f = float(value)
         except ValueError:

@@ -274,3 +274,9 @@ def test_number_refuses(value, kwargs, reason):
 def test_number_returns_a_finite_float_for_every_int_a_double_holds():
     assert number(2**1023, "x") == float(2**1023)
     assert math.isfinite(number(str(2**1023), "x"))
+
+
+def test_integer_text_past_pythons_digit_limit_is_out_of_range():
+    # int() refuses text of more than 4,300 digits: it is an integer all the same
+    assert refused(integer, "9" * 5000, "f") == f"f is out of range: {'9' * 57}..."
+    assert refused(count, "9" * 5000, "f") == f"f is out of range: {'9' * 57}..."
