@@ -52,6 +52,12 @@ class Chunk:
     not_read: dict[str, int] = field(default_factory=dict)
 
 
+def not_read_notes(not_read: dict[str, int]) -> list[str]:
+    """``Chunk.not_read`` counts as the report's sentences: "1,204 log record(s) that are not
+    gen_ai.evaluation.result events: not read"."""
+    return [f"{n:,} {what}: not read" for what, n in not_read.items()]
+
+
 @dataclass(frozen=True)
 class Format:
     """A registered log format.

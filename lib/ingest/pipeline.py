@@ -28,7 +28,7 @@ import pyarrow as pa
 from lib import pricing, schema
 from lib.ingest import formats as registry
 from lib.ingest import memo
-from lib.ingest.base import Chunk, Format
+from lib.ingest.base import Chunk, Format, not_read_notes
 from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
@@ -99,8 +99,8 @@ class FileReport:
 
     @property
     def notes(self) -> list[str]:
-        """``not_read`` as sentences: "1,204 log record(s) that are not ...: not read"."""
-        return [f"{n:,} {what}: not read" for what, n in self.not_read.items()]
+        """``not_read`` as sentences (lib.ingest.base.not_read_notes)."""
+        return not_read_notes(self.not_read)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "notes": self.notes}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from lib import schema
+from lib.ingest.base import not_read_notes
 from lib.store.engine import Engine
 
 
@@ -50,7 +51,7 @@ def _note(info: dict) -> str | None:
         return info["seen"]
     not_read = info.get("not_read")
     if isinstance(not_read, dict) and not_read:
-        return "; ".join(f"{n:,} {what}: not read" for what, n in not_read.items())
+        return "; ".join(not_read_notes(not_read))
     return None
 
 

@@ -206,7 +206,7 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | byt
     buffered = stream if isinstance(stream, io.BufferedReader) \
         else io.BufferedReader(stream, oc.READ_BYTES)
     head = buffered.peek(4096).lstrip()
-    if head.startswith(b"\xef\xbb\xbf"):
+    if head.startswith(oc.UTF8_BOM):
         buffered.read(3)
         head = head[3:].lstrip()
     if head.startswith(b"["):
@@ -402,6 +402,15 @@ def _ts_us(value: Any, field: str) -> int | None:
         raise BadValue(f"{field} is not a timestamp: {shown(value)}") from None
 
 
+def _usage_count(usage: dict, obs: dict, keys: tuple[str, str]) -> int | None:
+    """The first of ``keys`` that ``usage`` has (``input``, then the older ``promptTokens``),
+    else the observation's own older field ``keys[1]``; as :func:`values.count` reads it."""
+    for key in keys:
+        if key in usage:
+            return count(usage[key], f"usage.{key}")
+    return count(obs.get(keys[1]), keys[1])
+
+
 def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, int | None]:
     """(input incl. cache, cached, cache write, output incl. reasoning, reasoning)."""
     details = obs.get("usageDetails")
@@ -417,18 +426,8 @@ def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, 
         raise BadValue(f"usage is not a JSON object: {shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
         return None, None, None, None, None  # characters, images, seconds: not tokens
-    if "input" in usage:
-        inp = count(usage["input"], "usage.input")
-    elif "promptTokens" in usage:
-        inp = count(usage["promptTokens"], "usage.promptTokens")
-    else:
-        inp = count(obs.get("promptTokens"), "promptTokens")
-    if "output" in usage:
-        out = count(usage["output"], "usage.output")
-    elif "completionTokens" in usage:
-        out = count(usage["completionTokens"], "usage.completionTokens")
-    else:
-        out = count(obs.get("completionTokens"), "completionTokens")
+    inp = _usage_count(usage, obs, ("input", "promptTokens"))
+    out = _usage_count(usage, obs, ("output", "completionTokens"))
     return (inp, 0 if inp is not None else None, 0 if inp is not None else None, out,
             0 if out is not None else None)
 
@@ -718,7 +717,7 @@ _MARKERS = (b'"usageDetails"', b'"costDetails"', b'"completionStartTime"', b'"GE
 
 def detect(head: bytes, filename: str) -> bool:
     """A JSON / JSONL file whose first bytes carry Langfuse observation or score field names."""
-    text = head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
+    text = head.lstrip().removeprefix(oc.UTF8_BOM).lstrip()
     if text[:1] not in (b"{", b"[") or oc.head_has_otlp_envelope(head):
         return False
     if b'"startTime"' in head and any(marker in head for marker in _MARKERS):

@@ -892,16 +892,18 @@ def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
 NOT_READ_METRICS = "line(s) of OTLP metrics (resourceMetrics)"
 
 
-def _other_signal(doc: Any) -> str | None:
-    """"logs" or "metrics" for a document of the Collector's other signals (a list under
-    ``resourceLogs`` or ``resourceMetrics``, either spelling), else None."""
+def _other_signal(doc: Any) -> tuple[str | None, list]:
+    """("logs", its entries) or ("metrics", its entries) for a document of the Collector's
+    other signals (a list under ``resourceLogs`` or ``resourceMetrics``, either spelling), else
+    (None, [])."""
     if not isinstance(doc, dict):
-        return None
-    if isinstance(doc.get("resourceLogs", doc.get("resource_logs")), list):
-        return "logs"
+        return None, []
+    logs = doc.get("resourceLogs", doc.get("resource_logs"))
+    if isinstance(logs, list):
+        return "logs", logs
     if isinstance(doc.get("resourceMetrics", doc.get("resource_metrics")), list):
-        return "metrics"
-    return None
+        return "metrics", []
+    return None, []
 
 
 def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
@@ -918,11 +920,11 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
         if not isinstance(resource_spans, list):
             # The Collector's file exporter may be shared by the traces, logs and metrics
             # pipelines: a logs line gives its evaluation events, a metrics line is counted.
-            other = _other_signal(doc)
+            other, entries = _other_signal(doc)
             if other == "logs":
                 from lib.ingest.formats.otlp_logs import add_resource_logs  # (imports this one)
                 seen: dict = {}  # evaluations of one line, to number repeats as span events do
-                for entry in doc.get("resourceLogs", doc.get("resource_logs")):
+                for entry in entries:
                     add_resource_logs(batch, entry, line_no, seen)
             elif other == "metrics":
                 batch.not_read[NOT_READ_METRICS] += 1

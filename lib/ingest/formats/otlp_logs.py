@@ -96,7 +96,7 @@ def detect(head: bytes, filename: str) -> bool:
     ``resourceLogs`` (or ``resource_logs``), or it starts with a metrics line and has logs but no
     trace lines in ``head``. Trace files start with ``resourceSpans`` (and whichever of the two
     formats names a mixed file, one parser reads it)."""
-    found = _ENVELOPE.match(head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip())
+    found = _ENVELOPE.match(head.lstrip().removeprefix(oc.UTF8_BOM).lstrip())
     if found is None:
         return False
     if found.group(1) in (b"resourceLogs", b"resource_logs"):
