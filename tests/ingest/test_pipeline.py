@@ -40,6 +40,45 @@ def test_csv_and_parquet_give_the_same_totals(lake, tmp_path, totals):
     assert totals(SUMS) == (6, 6000, 3000, 0.045)
 
 
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+def test_csv_separated_by_commas_semicolons_tabs_or_bars_gives_the_same_rows(lake, write, totals,
+                                                                            sep):
+    # Spreadsheets in decimal-comma locales save "CSV" with semicolons; tabs are common in exports.
+    # A quoted field holding the separator, and one holding another candidate, stay one field.
+    header = sep.join(["request_id", "ts", "provider", "model", "input_tokens", "output_tokens",
+                       "feature"])
+    lines = [sep.join([f"r{i}", f"2026-03-02T12:0{i}:00Z", "openai", "gpt-4o", "1000", str(i),
+                       f'"a{sep}b,c;d"']) for i in range(3)]
+    f = ingest_paths(lake, [str(write("t.csv", (header + "\n" + "\n".join(lines) + "\n")
+                                      .encode()))]).files[0]
+    assert (f.format, f.stored, f.quarantined, f.error) == ("csv", {"requests": 3}, 0, None)
+    assert totals("SELECT sum(output_tokens), min(feature), max(feature) FROM requests") == (
+        3, f"a{sep}b,c;d", f"a{sep}b,c;d")
+
+
+def test_a_decimal_comma_in_a_semicolon_csv_is_quarantined_not_misread(lake, write, totals):
+    # "250,5" is 250.5 in one locale and 2505 in another: the row says so instead of guessing.
+    content = ("request_id;ts;model;input_tokens;output_tokens;latency_ms\n"
+               "a;2026-03-02T12:00:00Z;gpt-4o;10;5;250\n"
+               "b;2026-03-02T12:00:00Z;gpt-4o;10;5;250,5\n").encode()
+    f = ingest_paths(lake, [str(write("de.csv", content))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 1)
+    assert f.reasons == ["line 3: latency_ms is not a finite number: 250,5"]
+    assert totals("SELECT request_id, latency_ms FROM requests") == ("a", 250.0)
+
+
+def test_the_csv_separator_is_the_one_naming_the_most_columns():
+    from lib.ingest.formats.canonical import csv_delimiter
+
+    assert csv_delimiter("request_id,ts,model") == ","
+    assert csv_delimiter("request_id;ts;model") == ";"
+    assert csv_delimiter("request_id\tts\tmodel") == "\t"
+    assert csv_delimiter("request_id|ts|model") == "|"
+    # a semicolon inside one comma-separated name does not win
+    assert csv_delimiter("request_id,ts,model,note;x") == ","
+    assert csv_delimiter("a;b;c") == ","  # nothing canonical: the default
+
+
 def test_evals_and_events_are_recognized_from_their_columns(lake, write, totals):
     evals = [{"run_id": "run1", "case_id": f"c{i}", "metric": "correctness", "score": i / 4,
               "passed": i > 1, "ts": "2026-03-02T12:00:00Z"} for i in range(4)]

@@ -367,19 +367,49 @@ JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=
 
 
 # -- CSV ------------------------------------------------------------------------------------------
+# Separators a header row may use: spreadsheets in locales with a decimal comma save "CSV" with
+# semicolons, and tab-separated exports are common. A header is split by each; the one giving the
+# most canonical column names wins (a comma on a tie).
+CSV_DELIMITERS = (",", ";", "\t", "|")
+_ALL_COLUMNS = frozenset(n for t in schema.TABLES.values() for n in t.names)
+
+
+def csv_delimiter(header_line: str) -> str:
+    """The separator of a CSV header row: the one of :data:`CSV_DELIMITERS` that splits it into
+    the most canonical column names (``,`` when none does better)."""
+    best, best_score = ",", -1
+    for delimiter in CSV_DELIMITERS:
+        if delimiter not in header_line and delimiter != ",":
+            continue
+        try:
+            fields = next(csv.reader([header_line], delimiter=delimiter))
+        except (csv.Error, StopIteration):
+            continue
+        score = sum(f.strip() in _ALL_COLUMNS for f in fields)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _csv_fields(header_line: str) -> tuple[list[str], str]:
+    """The header's field names (stripped) and its separator."""
+    delimiter = csv_delimiter(header_line)
+    return [c.strip() for c in next(csv.reader([header_line], delimiter=delimiter))], delimiter
+
+
 def _csv_header(head: bytes) -> list[str] | None:
     first = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
     if not first or first.lstrip().startswith((b"{", b"[")):
         return None
     try:
-        return next(csv.reader([first.decode("utf-8-sig")]))
+        return _csv_fields(first.decode("utf-8-sig"))[0]
     except (UnicodeDecodeError, csv.Error, StopIteration):
         return None
 
 
 def _detect_csv(head: bytes, filename: str) -> bool:
     header = _csv_header(head)
-    return bool(header) and len(header) > 1 and table_for([h.strip() for h in header]) is not None
+    return bool(header) and len(header) > 1 and table_for(header) is not None
 
 
 def _parse_csv(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
@@ -391,6 +421,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
     recognized from the header when None (raises ValueError if it names none)."""
     header_line: bytes | None = None
     columns: list[str] = []
+    delimiter = ","
     name: str | None = None
     carry, carry_line = b"", 0  # a quoted record still open at the end of a block
     for block in line_blocks(stream):
@@ -407,7 +438,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             header_line, _, data = stripped.partition(b"\n")
             header_line = header_line.rstrip(b"\r")
             first_line += skipped + 1
-            columns = [c.strip() for c in next(csv.reader([header_line.decode("utf-8-sig")]))]
+            columns, delimiter = _csv_fields(header_line.decode("utf-8-sig"))
             name = table_name or table_for(columns)
             if name is None:
                 raise ValueError(f"CSV header {columns[:8]} names no canonical table")
@@ -416,7 +447,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             carry, carry_line = data[complete:], first_line + data[:complete].count(b"\n")
             data = data[:complete]
         data, record_lines, not_text = _drop_records_not_utf8(data, first_line, record_lines)
-        table, rejects = _arrow_csv(header_line, columns, data, record_lines)
+        table, rejects = _arrow_csv(header_line, columns, data, record_lines, delimiter)
         rejects = list(block.rejects) + not_text + rejects
         yield Chunk(tables={name: table} if table.num_rows else {}, rejects=rejects)
     if carry:
@@ -470,8 +501,8 @@ def _drop_records_not_utf8(data: bytes, first_line: int, record_lines: np.ndarra
     return b"".join(kept), np.array(lines, np.int64), rejects
 
 
-def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.ndarray
-               ) -> tuple[pa.Table, list[Reject]]:
+def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.ndarray,
+               delimiter: str = ",") -> tuple[pa.Table, list[Reject]]:
     invalid: list[tuple[int | None, str]] = []
 
     def on_invalid(row) -> str:
@@ -482,7 +513,8 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
         io.BytesIO(header + b"\n" + data),
         read_options=pacsv.ReadOptions(use_threads=False,
                                        block_size=max(len(data) + 1024, 1 << 20)),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                         invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
     )
@@ -504,7 +536,8 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
 
 
 CSV = Format(name="csv", detect=_detect_csv, parse=_parse_csv, priority=90,
-             doc="Canonical requests / evals / events / spans as CSV with a header row.")
+             doc="Canonical requests / evals / events / spans as CSV with a header row "
+                 "(separated by commas, semicolons, tabs or |).")
 
 
 # -- Parquet -------------------------------------------------------------------------------------
