@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import schema
+from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
 from lib.store.lake import TMP_DIR, Lake, _pause_for_tests
 
@@ -116,6 +117,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         digest = stream.hexdigest()
         compressed = stream.compressed
         report.bytes, report.format, report.content_hash = stream.bytes_in, fmt.name, digest
+        hints = column_hints(fmt.name, head)
         bytes_out = stream.bytes_out
     if lake.has_content(digest):
         _duplicate(report)
@@ -142,7 +144,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                 if _changed(stat0, path):
                     raise Fallback("the file changed while it was read")
                 result = batch.commit(content_hash=digest,
-                                      info={"bytes": bytes_out, "ingest_path": "fast"})
+                                      info={"bytes": bytes_out, "ingest_path": "fast",
+                                            **({"hints": hints} if hints else {})})
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     except Fallback as exc:
@@ -160,6 +163,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         LAST.update(outcome="duplicate", reason=None)
         return True
     report.rows_read = rows
+    report.hints = hints
     report.stored = {name: stored}
     report.duplicates = {name: dupes}
     LAST.update(outcome="fast", reason=None)

@@ -29,6 +29,7 @@ from lib import pricing, schema
 from lib.ingest import formats as registry
 from lib.ingest import memo
 from lib.ingest.base import Chunk, Format, not_read_notes
+from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
@@ -70,8 +71,9 @@ class FileReport:
     ``stored`` and ``duplicates`` count rows per canonical table (quarantine excluded);
     ``quarantined`` counts rows sent to quarantine, ``reasons`` the first few as
     "line N: reason"; ``not_read`` what the format read but deliberately did not store, by what
-    it is (summed over the chunks; ``notes`` says it in sentences). ``error`` is a one-line
-    message when the source could not be read (then nothing of it was stored).
+    it is (summed over the chunks); ``hints`` the fields that look like canonical columns under
+    other names; ``notes`` says both in sentences. ``error`` is a one-line message when the
+    source could not be read (then nothing of it was stored).
     ``duplicate_file`` is True when the same content was ingested before; ``skipped`` says why a
     source was not read at all (an S3 object already ingested).
     """
@@ -83,6 +85,7 @@ class FileReport:
     quarantined: int = 0
     reasons: list[str] = field(default_factory=list)
     not_read: dict[str, int] = field(default_factory=dict)
+    hints: list[str] = field(default_factory=list)
     error: str | None = None
     duplicate_file: bool = False
     unreadable: bool = False  # ``error`` comes from the content itself (empty, corrupt, unknown)
@@ -99,8 +102,10 @@ class FileReport:
 
     @property
     def notes(self) -> list[str]:
-        """``not_read`` as sentences (lib.ingest.base.not_read_notes)."""
-        return not_read_notes(self.not_read)
+        """``not_read`` as sentences (lib.ingest.base.not_read_notes), then ``hints``: fields
+        of a canonical file that look like canonical columns under other names
+        (lib.ingest.hints)."""
+        return not_read_notes(self.not_read) + self.hints
 
     def to_dict(self) -> dict:
         return {**asdict(self), "notes": self.notes}
@@ -396,6 +401,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     if fmt is None:
         raise InputError(_unrecognized(head))
     report.format = fmt.name
+    report.hints = column_hints(fmt.name, head)
     sql_table = _sql_jsonl_table(fmt, head)
     with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
         report.batch_id = batch.batch_id
@@ -417,11 +423,12 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         # what the format read but did not store is kept with the batch (the Data page's note)
         result = batch.commit(content_hash=batch_identity(report.content_hash, fmt),
                               info={"bytes": stream.bytes_out,
-                                    **({"not_read": report.not_read} if report.not_read else {})})
+                                    **({"not_read": report.not_read} if report.not_read else {}),
+                                    **({"hints": report.hints} if report.hints else {})})
     if result.duplicate_batch:
         report.duplicate_file = True
         report.stored, report.duplicates = {}, {}
-        report.quarantined, report.reasons, report.not_read = 0, [], {}
+        report.quarantined, report.reasons, report.not_read, report.hints = 0, [], {}, []
     else:
         report.stored = {t: n for t, n in result.stored.items() if t != "quarantine"}
         report.duplicates = {t: n for t, n in result.duplicate_rows.items()

@@ -46,13 +46,15 @@ def batches(engine: Engine) -> pl.DataFrame:
 
 
 def _note(info: dict) -> str | None:
-    """A commit's note: why a "seen" source gave no rows, else what its format did not read."""
+    """A commit's note: why a "seen" source gave no rows, else what its format did not read and
+    the hints on its fields (lib.ingest.hints)."""
     if info.get("seen"):
         return info["seen"]
     not_read = info.get("not_read")
-    if isinstance(not_read, dict) and not_read:
-        return "; ".join(not_read_notes(not_read))
-    return None
+    notes = not_read_notes(not_read) if isinstance(not_read, dict) else []
+    hints = info.get("hints")
+    notes += [h for h in hints if isinstance(h, str)] if isinstance(hints, list) else []
+    return "; ".join(notes) or None
 
 
 def quarantine(engine: Engine, limit: int | None = None) -> pl.DataFrame:

@@ -1,0 +1,163 @@
+"""Hints for a canonical file whose fields look like canonical columns under other names.
+
+A canonical JSONL, JSON or CSV file is recognized by its columns, and keys that are not canonical
+columns are kept in ``attributes``. That is right for a team's own extra fields (``region``), and
+silently wrong for ``prompt_tokens``, ``latency`` or ``timestamp``: the counts are not read as
+counts (the request is priced as if it had no tokens), the latency is not a latency, and rows
+without ``ts`` are quarantined with "missing ts" and no word on why. So the report says which
+fields look like which column, and how to fix it (rename, or a mapping: docs/mapping.md).
+
+Judged from the head of the file (its first records, or the CSV header): a hint, not a check.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+from lib import schema
+from lib.ingest.formats.canonical import csv_delimiter, table_for
+
+# Formats whose extra keys are folded into attributes (a mapping or a trace format has its own
+# field names on purpose).
+CANONICAL_FORMATS = ("jsonl", "json", "csv")
+MAX_RECORDS = 20
+
+# What logs commonly call a canonical column, by table; names compared after lower-casing and
+# dropping everything but letters and digits (so promptTokens, prompt-tokens, PROMPT_TOKENS
+# match alike). A column's own name in another spelling (inputTokens) is found without a list.
+_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    "requests": {
+        "input_tokens": ("prompttokens", "prompttokencount", "inputtokencount", "tokensin",
+                         "tokensinput", "inputtoken"),
+        "output_tokens": ("completiontokens", "completiontokencount", "outputtokencount",
+                          "tokensout", "tokensoutput", "outputtoken"),
+        "cached_input_tokens": ("cachedtokens", "cachereadtokens", "cachereadinputtokens",
+                                "cachedprompttokens"),
+        "cache_write_tokens": ("cachecreationinputtokens", "cachecreationtokens"),
+        "reasoning_tokens": ("reasoningoutputtokens",),
+        "latency_ms": ("latency", "duration", "durationms", "elapsed", "elapsedms",
+                       "responsetime", "responsetimems"),
+        "ttft_ms": ("ttft", "timetofirsttoken", "timetofirsttokenms"),
+        "ts": ("timestamp", "time", "createdat", "starttime", "startedat", "datetime"),
+        "model": ("modelname", "modelid", "requestedmodel"),
+        "provider": ("vendor",),
+        "request_id": ("id", "callid"),
+        "logged_cost_usd": ("cost", "totalcost", "price"),
+        "user_id": ("user",),
+        "customer_id": ("customer", "tenant", "tenantid", "orgid", "organization"),
+        "session_id": ("session", "conversationid", "threadid"),
+        "environment": ("env",),
+        "app_version": ("version",),
+        "input_text": ("prompt", "input", "prompttext"),
+        "output_text": ("completion", "response", "output", "responsetext", "completiontext"),
+        "error_type": ("error", "exception"),
+        "error_message": ("errormsg",),
+        "finish_reason": ("stopreason",),
+    },
+    "evals": {
+        "score": ("value", "metricvalue"),
+        "passed": ("pass", "ispassed", "success"),
+        "case_id": ("testid", "testcase", "testcaseid"),
+        "metric": ("metricname", "evaluator"),
+        "run_id": ("experiment", "experimentid"),
+        "judge": ("grader", "judgemodel", "evaluatormodel"),
+        "explanation": ("reason", "rationale"),
+        "ts": ("timestamp", "time", "createdat"),
+    },
+    "events": {
+        "kind": ("type", "eventtype"),
+        "title": ("name", "message", "summary"),
+        "ts": ("timestamp", "time", "createdat"),
+    },
+}
+_UNITS = {"latency_ms": "milliseconds", "ttft_ms": "milliseconds", "logged_cost_usd": "USD"}
+_TOKEN_OBJECTS = ("usage", "tokens", "tokenusage", "usagemetadata")
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def column_hints(format_name: str | None, head: bytes) -> list[str]:
+    """Sentences for the report: the fields of the file's first records that look like canonical
+    columns the records lack (``[]`` when none, or when the format is not canonical)."""
+    if format_name not in CANONICAL_FORMATS:
+        return []
+    records = _head_records(format_name, head)
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    table = table_for(keys)
+    if table not in _SYNONYMS:
+        return []
+    columns = schema.TABLES[table].names
+    missing = [c for c in columns if c not in keys]
+    by_norm = {_norm(c): c for c in missing}
+    for column, names in _SYNONYMS[table].items():
+        if column in missing:
+            by_norm.update({n: column for n in names if n not in by_norm})
+    guesses: dict[str, str] = {}  # field -> column
+    for key in keys:
+        column = by_norm.get(_norm(key)) if key not in columns else None
+        if column and column not in guesses.values():
+            guesses[key] = column
+    hints = []
+    if guesses:
+        listed = ", ".join(
+            f"{k} (is it {c}" + (f", in {_UNITS[c]}" if c in _UNITS else "") + "?)"
+            for k, c in guesses.items())
+        hints.append(f"fields not read as columns (kept in attributes): {listed}. If they are, "
+                     "rename them in the file, or map them with --mapping (docs/mapping.md; it "
+                     "also converts units such as seconds to milliseconds)")
+    counts = {"input_tokens", "output_tokens"}
+    if table == "requests" and counts <= set(missing) and counts.isdisjoint(guesses.values()):
+        nested = [k for k in keys if _norm(k) in _TOKEN_OBJECTS
+                  and any(isinstance(r.get(k), dict) for r in records)]
+        if nested:
+            hints.append(f"no input_tokens or output_tokens: the token counts seem to be inside "
+                         f"{nested[0]}, which is kept in attributes, so these requests are "
+                         f"priced as if they had no tokens. Map {nested[0]}.<field> to "
+                         "input_tokens and output_tokens with --mapping (docs/mapping.md)")
+    return hints
+
+
+def _head_records(format_name: str, head: bytes) -> list[dict]:
+    """The first records of ``head`` (at most :data:`MAX_RECORDS`) as dicts; CSV gives its
+    header as one record of empty values."""
+    text = head.decode("utf-8", "replace").removeprefix("\ufeff")
+    if format_name == "csv":
+        first = text.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+        try:
+            return [dict.fromkeys(f.strip() for f in
+                                  next(csv.reader([first], delimiter=csv_delimiter(first))))]
+        except (csv.Error, StopIteration):
+            return []
+    if format_name == "json":
+        return _array_head(text)
+    out = []
+    for line in text.split("\n")[:MAX_RECORDS * 2]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+        if len(out) == MAX_RECORDS:
+            break
+    return out
+
+
+def _array_head(text: str) -> list[dict]:
+    """The complete objects at the start of a JSON array cut off anywhere."""
+    decoder, out = json.JSONDecoder(), []
+    i = text.find("[") + 1
+    while 0 < i < len(text) and len(out) < MAX_RECORDS:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        try:
+            record, i = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        if isinstance(record, dict):
+            out.append(record)
+    return out

@@ -1,0 +1,104 @@
+"""Hints for canonical files whose fields look like canonical columns under other names: the
+report says which field looks like which column, instead of the counts quietly landing in
+``attributes`` (priced as no tokens) or every row being quarantined with "missing ts"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lib.ingest.hints import column_hints
+from lib.ingest.pipeline import ingest_paths
+from lib.metrics import inventory
+from lib.store import Engine
+from tests.conftest import T0
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+OPENAI_STYLE = {"request_id": "r1", "timestamp": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+                "prompt_tokens": 100, "completion_tokens": 20, "latency": 0.25, "region": "eu"}
+
+
+def test_fields_named_like_columns_are_each_named_with_the_column_they_look_like():
+    (hint,) = column_hints("jsonl", _jsonl([OPENAI_STYLE]))
+    assert "timestamp (is it ts?)" in hint
+    assert "prompt_tokens (is it input_tokens?)" in hint
+    assert "completion_tokens (is it output_tokens?)" in hint
+    assert "latency (is it latency_ms, in milliseconds?)" in hint
+    assert "region" not in hint  # a team's own field is not a misspelt column
+    assert "--mapping" in hint
+
+
+def test_a_columns_own_name_in_another_spelling_is_recognized():
+    (hint,) = column_hints("jsonl", _jsonl([{"request_id": "r", "model": "m", "ts": 1,
+                                            "inputTokens": 1, "Output-Tokens": 2}]))
+    assert "inputTokens (is it input_tokens?)" in hint
+    assert "Output-Tokens (is it output_tokens?)" in hint
+
+
+def test_no_hint_when_the_canonical_column_is_there_or_nothing_looks_like_one():
+    canonical = {"request_id": "r", "ts": "2026-03-02T12:00:00Z", "model": "m",
+                 "input_tokens": 1, "output_tokens": 1, "latency_ms": 5, "latency": 0.005,
+                 "region": "eu"}
+    assert column_hints("jsonl", _jsonl([canonical])) == []
+    # not a canonical format: a mapping or a trace format names its fields on purpose
+    assert column_hints("otlp-json", _jsonl([OPENAI_STYLE])) == []
+    assert column_hints("jsonl", b"not json at all\n") == []
+
+
+def test_csv_headers_with_any_separator_and_json_arrays_get_the_same_hints():
+    header = ["request_id", "timestamp", "model", "prompt_tokens", "completion_tokens"]
+    for sep in (",", ";", "\t"):
+        (hint,) = column_hints("csv", (sep.join(header) + "\nr1" + sep * 4 + "\n").encode())
+        assert "timestamp (is it ts?)" in hint and "prompt_tokens (is it input_tokens?)" in hint
+    array = json.dumps([OPENAI_STYLE, OPENAI_STYLE], indent=2).encode()
+    (hint,) = column_hints("json", array[: len(array) - 40])  # the head may cut the array
+    assert "prompt_tokens (is it input_tokens?)" in hint
+
+
+def test_token_counts_inside_a_usage_object_are_pointed_at():
+    row = {"request_id": "r1", "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+           "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+    (hint,) = column_hints("jsonl", _jsonl([row]))
+    assert "inside usage" in hint and "priced as if they had no tokens" in hint
+
+
+def test_eval_and_event_fields_get_hints_too():
+    (hint,) = column_hints("jsonl", _jsonl([{"eval_id": "e", "metric": "m", "value": 0.5,
+                                            "timestamp": "2026-03-02T12:00:00Z"}]))
+    assert "value (is it score?)" in hint and "timestamp (is it ts?)" in hint
+    (hint,) = column_hints("jsonl", _jsonl([{"event_id": "d", "type": "deploy",
+                                            "name": "v2", "ts": "2026-03-02T12:00:00Z"}]))
+    assert "type (is it kind?)" in hint and "name (is it title?)" in hint
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_the_report_and_the_batch_note_carry_the_hint_on_every_path(lake, write, monkeypatch,
+                                                                   fast):
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", fast)
+    rows = [dict(OPENAI_STYLE, request_id=f"r{i}", ts=T0.isoformat()) for i in range(3)]
+    path = write("openai-style.jsonl", _jsonl(rows))
+    f = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
+    assert f.stored == {"requests": 3}
+    (note,) = f.notes
+    assert "prompt_tokens (is it input_tokens?)" in note
+    assert "timestamp" not in note  # ts is there: only what the rows lack is hinted
+    assert f.to_dict()["notes"] == [note]  # --json
+    eng = Engine(lake)
+    try:
+        assert inventory.batches(eng)["note"].to_list() == [note]  # the Data page
+    finally:
+        eng.close()
+    again = ingest_paths(lake, [str(write("copy.jsonl", _jsonl(rows)))]).files[0]
+    assert again.duplicate_file and again.notes == []
+
+
+def test_rows_quarantined_for_missing_ts_say_where_the_time_probably_is(lake, write):
+    f = ingest_paths(lake, [str(write("t.jsonl", _jsonl([OPENAI_STYLE])))]).files[0]
+    assert (f.stored, f.quarantined) == ({}, 1)
+    assert f.reasons == ["line 1: missing ts"]
+    assert "timestamp (is it ts?)" in f.notes[0]
