@@ -46,5 +46,5 @@ def upload_section(engine: Engine) -> IngestReport | None:
         st.success("Ingested. The report below is the same as `python -m lib ingest` prints.")
     else:
         st.error("Some files could not be read: see the report below. The others went in.")
-    st.code(text, language=None)
+    st.code(text, language=None, wrap_lines=True)  # notes and reasons are long lines
     return combined
