@@ -74,6 +74,8 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 _UNITS = {"latency_ms": "milliseconds", "ttft_ms": "milliseconds", "logged_cost_usd": "USD"}
 _TOKEN_OBJECTS = ("usage", "tokens", "tokenusage", "usagemetadata")
+# Anthropic's usage fields: its input_tokens excludes these, ours includes them (design §3).
+_ANTHROPIC_CACHE = ("cachereadinputtokens", "cachecreationinputtokens")
 
 
 def _norm(name: str) -> str:
@@ -109,6 +111,12 @@ def column_hints(format_name: str | None, head: bytes) -> list[str]:
         hints.append(f"fields not read as columns (kept in attributes): {listed}. If they are, "
                      "rename them in the file, or map them with --mapping (docs/mapping.md; it "
                      "also converts units such as seconds to milliseconds)")
+    anthropic = [k for k in keys if _norm(k) in _ANTHROPIC_CACHE]
+    if table == "requests" and anthropic:
+        hints.append(f"{' and '.join(anthropic)}: Anthropic's names, whose input_tokens leaves "
+                     "the cached tokens out; Sightline's input_tokens includes them. If this "
+                     "file's input_tokens is Anthropic's, map input_tokens to the sum of the "
+                     "three (docs/mapping.md, 'Cached tokens'), or its costs come out too low")
     counts = {"input_tokens", "output_tokens"}
     if table == "requests" and counts <= set(missing) and counts.isdisjoint(guesses.values()):
         nested = [k for k in keys if _norm(k) in _TOKEN_OBJECTS

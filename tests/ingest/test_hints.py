@@ -102,3 +102,14 @@ def test_rows_quarantined_for_missing_ts_say_where_the_time_probably_is(lake, wr
     assert (f.stored, f.quarantined) == ({}, 1)
     assert f.reasons == ["line 1: missing ts"]
     assert "timestamp (is it ts?)" in f.notes[0]
+
+
+def test_anthropic_cache_fields_warn_that_its_input_tokens_leave_them_out():
+    # The field's best-known cost bug: Anthropic's input_tokens is only the uncached part.
+    row = {"request_id": "r1", "ts": "2026-03-02T12:00:00Z", "model": "claude-sonnet-4",
+           "input_tokens": 1000, "output_tokens": 5, "cache_read_input_tokens": 800,
+           "cache_creation_input_tokens": 200}
+    hints = column_hints("jsonl", _jsonl([row]))
+    assert any("cache_read_input_tokens (is it cached_input_tokens?)" in h for h in hints)
+    (warning,) = [h for h in hints if "Anthropic" in h]
+    assert "sum of the three" in warning and "too low" in warning
