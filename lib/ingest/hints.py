@@ -92,17 +92,8 @@ def column_hints(format_name: str | None, head: bytes) -> list[str]:
     table = table_for(keys)
     if table not in _SYNONYMS:
         return []
-    columns = schema.TABLES[table].names
-    missing = [c for c in columns if c not in keys]
-    by_norm = {_norm(c): c for c in missing}
-    for column, names in _SYNONYMS[table].items():
-        if column in missing:
-            by_norm.update({n: column for n in names if n not in by_norm})
-    guesses: dict[str, str] = {}  # field -> column
-    for key in keys:
-        column = by_norm.get(_norm(key)) if key not in columns else None
-        if column and column not in guesses.values():
-            guesses[key] = column
+    guesses = _guesses(table, keys)
+    missing = [c for c in schema.TABLES[table].names if c not in keys]
     hints = []
     if guesses:
         listed = ", ".join(
@@ -127,6 +118,45 @@ def column_hints(format_name: str | None, head: bytes) -> list[str]:
                          f"priced as if they had no tokens. Map {nested[0]}.<field> to "
                          "input_tokens and output_tokens with --mapping (docs/mapping.md)")
     return hints
+
+
+def unrecognized_hint(head: bytes) -> str | None:
+    """For a file no format recognized: the fields its first records have, with the canonical
+    columns they look like, and what each table needs; None when no records can be read."""
+    text = head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()
+    kind = "json" if text.startswith(b"[") else "jsonl" if text.startswith(b"{") else "csv"
+    records = _head_records(kind, head)
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    if len(keys) < 2 or (kind == "csv" and len(records[0]) < 2):
+        return None
+    guesses = {}
+    for table in _SYNONYMS:  # requests first: the usual case
+        for key, column in _guesses(table, keys).items():
+            guesses.setdefault(key, column)
+    shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
+    renames = ", ".join(f"{k} → {c}?" for k, c in guesses.items())
+    return (f"its fields ({shown}) name no canonical table: requests need request_id, or model "
+            f"with input_tokens / output_tokens; evals eval_id, or metric with score / passed; "
+            f"events event_id, or kind and title"
+            + (f". They look like: {renames}" if renames else "")
+            + ". Rename them, or describe them with --mapping (docs/mapping.md)")
+
+
+def _guesses(table: str, keys: list[str]) -> dict[str, str]:
+    """{field: canonical column of ``table`` it looks like}, for the columns ``keys`` lack; one
+    field per column."""
+    columns = schema.TABLES[table].names
+    missing = [c for c in columns if c not in keys]
+    by_norm = {_norm(c): c for c in missing}
+    for column, names in _SYNONYMS[table].items():
+        if column in missing:
+            by_norm.update({n: column for n in names if n not in by_norm})
+    guesses: dict[str, str] = {}
+    for key in keys:
+        column = by_norm.get(_norm(key)) if key not in columns else None
+        if column and column not in guesses.values():
+            guesses[key] = column
+    return guesses
 
 
 def _head_records(format_name: str, head: bytes) -> list[dict]:

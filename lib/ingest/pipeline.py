@@ -29,7 +29,7 @@ from lib import pricing, schema
 from lib.ingest import formats as registry
 from lib.ingest import memo
 from lib.ingest.base import Chunk, Format, not_read_notes
-from lib.ingest.hints import column_hints
+from lib.ingest.hints import column_hints, unrecognized_hint
 from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
@@ -493,6 +493,9 @@ def _unrecognized(head: bytes) -> str:
         what = "binary data that is not a known format"
     else:
         what = "not a recognized format"
+        hint = unrecognized_hint(head)
+        if hint:
+            return f"{what} (tried: {names}): {hint}"
     return f"{what} (tried: {names}); use --format or --mapping to say what it is"
 
 

@@ -113,3 +113,23 @@ def test_anthropic_cache_fields_warn_that_its_input_tokens_leave_them_out():
     assert any("cache_read_input_tokens (is it cached_input_tokens?)" in h for h in hints)
     (warning,) = [h for h in hints if "Anthropic" in h]
     assert "sum of the three" in warning and "too low" in warning
+
+
+def test_a_file_no_format_recognizes_is_told_its_fields_and_what_each_table_needs(lake, write):
+    rows = [{"id": "x1", "timestamp": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+             "usage": {"prompt_tokens": 10}, "latency": 0.2}]
+    f = ingest_paths(lake, [str(write("app.jsonl", _jsonl(rows)))]).files[0]
+    assert f.stored == {} and f.error.startswith("not a recognized format (tried: ")
+    assert "its fields (id, timestamp, model, usage, latency) name no canonical table" in f.error
+    assert "id → request_id?, timestamp → ts?, latency → latency_ms?" in f.error
+    assert "--mapping (docs/mapping.md)" in f.error
+    csv_file = write("app.csv", b"id;timestamp;model;prompt_tokens\nx;2026-03-02;gpt-4o;10\n")
+    f = ingest_paths(lake, [str(csv_file)]).files[0]
+    assert "its fields (id, timestamp, model, prompt_tokens)" in f.error
+    assert "prompt_tokens → input_tokens?" in f.error
+
+
+def test_text_that_has_no_fields_keeps_the_plain_message(lake, write):
+    f = ingest_paths(lake, [str(write("notes.txt", b"hello world\nmore text\n"))]).files[0]
+    assert f.error.endswith("; use --format or --mapping to say what it is")
+    assert "fields" not in f.error
