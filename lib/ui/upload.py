@@ -15,7 +15,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
     limit_mb = st.get_option("server.maxUploadSize")
     names = ["auto-detect"] + [f.name for f in registry.registered()]
     files = st.file_uploader(
-        "Log or eval files (JSONL, CSV, Parquet, OTLP JSON traces or evaluation logs, "
+        "Log or eval files (JSONL, JSON arrays, CSV, Parquet, OTLP JSON traces or evaluation logs, "
         "OpenInference, Langfuse, promptfoo, Inspect; gzip welcome)", accept_multiple_files=True,
         key="upload_files",
         help=f"Up to {limit_mb} MB per file (server.maxUploadSize in .streamlit/config.toml). "

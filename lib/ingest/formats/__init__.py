@@ -17,6 +17,7 @@ MODULES: list[str] = [
     "otlp_logs",
     "langfuse",
     "canonical",
+    "canonical_json",
     "promptfoo",
     "inspect_ai",
 ]
