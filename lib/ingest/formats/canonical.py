@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import shutil
 import tempfile
@@ -143,7 +144,8 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
     for line_no, s, e in zip(numbers.tolist(), starts.tolist(), ends.tolist(), strict=True):
         text = data[s:e]
         try:
-            obj = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
+            obj = json.loads(text, object_pairs_hook=KeyedObject.of_pairs,
+                             parse_float=_float, parse_constant=_Number)
         except ValueError as exc:
             reason = f"not valid JSON: {getattr(exc, 'msg', exc)}"
             if hasattr(exc, "colno"):
@@ -172,14 +174,36 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
     return table, rejects
 
 
+class _Number(str):
+    """A JSON number no float holds (``1e400``) or a constant (``NaN``, ``Infinity``), as the
+    line wrote it: what a reason quotes, as on the SQL path (Python's json made them "inf" and
+    "nan"), and what validation types (and refuses)."""
+
+
+def _float(text: str) -> float | _Number:
+    value = float(text)
+    return value if math.isfinite(value) else _Number(text)
+
+
 def _as_text(value) -> str | None:
     if value is None or isinstance(value, str):
-        return value
+        return str(value) if value.__class__ is _Number else value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(_as_floats(value), separators=(",", ":"))
+
+
+def _as_floats(value):
+    """``value`` with its :class:`_Number` texts as floats again (a nested value's JSON)."""
+    if value.__class__ is _Number:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _as_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_floats(v) for v in value]
+    return value
 
 
 def _raw(data: bytes) -> str:
