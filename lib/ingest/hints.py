@@ -7,7 +7,8 @@ counts (the request is priced as if it had no tokens), the latency is not a late
 without ``ts`` are quarantined with "missing ts" and no word on why. So the report says which
 fields look like which column, and how to fix it (rename, or a mapping: docs/mapping.md).
 
-Judged from the head of the file (its first records, or the CSV header): a hint, not a check.
+Judged from the head of the file (its first records, the CSV header, a Parquet file's columns): a
+hint, not a check.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import csv
 import json
 import re
 
+import pyarrow as pa
+
 from lib import schema
 from lib.ingest.formats.canonical import csv_delimiter, table_for
 
 # Formats whose extra keys are folded into attributes (a mapping or a trace format has its own
-# field names on purpose).
+# field names on purpose); Parquet too, from its schema (:func:`parquet_hints`).
 CANONICAL_FORMATS = ("jsonl", "json", "csv")
 MAX_RECORDS = 20
 
@@ -87,7 +90,20 @@ def column_hints(format_name: str | None, head: bytes) -> list[str]:
     columns the records lack (``[]`` when none, or when the format is not canonical)."""
     if format_name not in CANONICAL_FORMATS:
         return []
-    records = _head_records(format_name, head)
+    return field_hints(_head_records(format_name, head))
+
+
+def parquet_hints(schema_: pa.Schema) -> list[str]:
+    """:func:`column_hints` for a canonical Parquet file, from its columns (a struct column
+    counts as an object, like a nested JSON value)."""
+    record = {f.name: {} if pa.types.is_struct(f.type) or pa.types.is_map(f.type) else None
+              for f in schema_ if not f.name.startswith("_")}
+    return field_hints([record])
+
+
+def field_hints(records: list[dict]) -> list[str]:
+    """The hints for a canonical file whose first records are ``records`` (dicts of its fields;
+    a nested object's value is a dict)."""
     keys = list(dict.fromkeys(k for r in records for k in r))
     table = table_for(keys)
     if table not in _SYNONYMS:

@@ -29,7 +29,7 @@ from lib import pricing, schema
 from lib.ingest import formats as registry
 from lib.ingest import memo
 from lib.ingest.base import Chunk, Format, not_read_notes
-from lib.ingest.hints import column_hints, unrecognized_hint
+from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
@@ -410,6 +410,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                               started)
         first = not sql_table
         for chunk in (fmt.parse(stream, filename) if not sql_table else ()):
+            if first and fmt.name == "parquet":  # its columns are known once it is open
+                report.hints = next((parquet_hints(t.schema) for t in chunk.tables.values()), [])
             _store_chunk(batch, chunk, src.name, overrides, report)
             if first:
                 _pause_for_tests("after_first_chunk")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lib.ingest.hints import column_hints
@@ -133,3 +135,17 @@ def test_text_that_has_no_fields_keeps_the_plain_message(lake, write):
     f = ingest_paths(lake, [str(write("notes.txt", b"hello world\nmore text\n"))]).files[0]
     assert f.error.endswith("; use --format or --mapping to say what it is")
     assert "fields" not in f.error
+
+
+def test_a_parquet_files_columns_get_the_same_hints(lake, tmp_path):
+    table = pa.table({"request_id": ["p1", "p2"], "ts": pa.array([T0, T0], pa.timestamp("us",
+                                                                                      "UTC")),
+                      "model": ["gpt-4o"] * 2, "usage": [{"prompt_tokens": 1}] * 2,
+                      "duration": [0.2, 0.3]})
+    path = tmp_path / "calls.parquet"
+    pq.write_table(table, path)
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert f.stored == {"requests": 2}
+    assert len(f.notes) == 2
+    assert "duration (is it latency_ms, in milliseconds?)" in f.notes[0]
+    assert "inside usage" in f.notes[1]
