@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 def _jsonl(tmp_path):
     good = [{"request_id": f"up-{i}", "ts": f"2026-11-20T10:0{i}:00Z", "provider": "openai",
              "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 500, "latency_ms": 800,
-             "status": "ok", "feature": "chat"} for i in range(3)]
+             "status": "ok", "feature": "chat", "ttft": 0.2} for i in range(3)]
     lines = [json.dumps(r) for r in good]
     lines.insert(1, '{"request_id": "broken", "ts": ')  # line 2: not JSON
     lines.append(json.dumps({**good[0], "request_id": "neg", "input_tokens": -5}))  # line 5
@@ -49,6 +49,8 @@ def test_upload_stores_good_rows_and_quarantines_bad_ones(empty_server, page, tm
     assert "stored 3 requests" in report
     assert "2 quarantined" in report
     assert "line 2" in report and "line 5" in report
+    # a field that looks like a canonical column under another name is pointed at
+    assert "note: fields not read as columns (kept in attributes): ttft (is it ttft_ms" in report
     # the page's header already names the new manifest version (it said "empty" before)
     assert "manifest version 1:" in page.locator('[data-testid="stMain"]').inner_text()
     screenshot(page, "upload_report")
