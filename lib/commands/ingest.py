@@ -25,7 +25,8 @@ MAX_SKIPPED_LINES = 10
 def add_arguments(p) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URI",
                    help="file, folder (recursive), glob or s3://bucket/prefix")
-    p.add_argument("--format", help="force a format instead of detecting it (see --list-formats)")
+    p.add_argument("--format", help="force a format instead of detecting it: one of "
+                   + ", ".join(f.name for f in registry.registered()))
     p.add_argument("--mapping", metavar="FILE", help="YAML mapping of your fields onto a "
                    "canonical table (docs/mapping.md)")
     p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (default: "
@@ -46,7 +47,8 @@ def run(args) -> int:
                               compact_min_files=args.compact_min_files)
     except (ValueError, MappingError) as exc:
         known = ", ".join(f.name for f in registry.registered())
-        raise UsageError(f"{exc}" if args.mapping else f"{exc} (formats: {known})") from exc
+        listed = args.mapping or "known formats" in str(exc)
+        raise UsageError(f"{exc}" if listed else f"{exc} (formats: {known})") from exc
     finally:
         if bar:
             bar.close()

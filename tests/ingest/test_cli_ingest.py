@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from lib.cli import main
+from lib.ingest import formats as registry
 from tests.ingest.conftest import canonical_request
 
 
@@ -25,7 +28,19 @@ def test_ingest_json_report_and_exit_status(lake, write, capsys):
 def test_unknown_format_is_a_usage_error(lake, write, capsys):
     path = write("a.jsonl", [canonical_request(1)])
     assert main(["ingest", str(path), "--format", "nope", "--store", str(lake.root)]) == 2
-    assert "unknown format 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown format 'nope'" in err
+    assert err.count("jsonl") == 1  # the known formats, listed once
+
+
+def test_help_lists_every_format_format_takes(capsys):
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--list-formats" not in text  # named an option that never existed
+    listed = text.split("one of ", 1)[1]
+    for fmt in registry.registered():
+        assert fmt.name in listed.replace("- ", "-")  # argparse may wrap inside a name
 
 
 def test_compact_and_reprice_commands(lake, write, capsys):
