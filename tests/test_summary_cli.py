@@ -178,7 +178,10 @@ def test_text_output_without_json(store, capsys):
     code = cli.main(["summary", "--store", str(store), "--group-by", "feature"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "window: start → end" in out and "14 req" in out and "chat" in out
+    assert "window: all requests (no --from or --to)" in out
+    assert "14 req" in out and "chat" in out
+    cli.main(["summary", "--store", str(store), "--from", "2026-03-02"])
+    assert "window: 2026-03-02T00:00:00+00:00 → the last" in capsys.readouterr().out
 
 
 # -- windows --------------------------------------------------------------------------------------

@@ -53,7 +53,8 @@ def _text(doc: dict) -> str:
         return (f"{label:<24} {d['requests']:>10,} req  {d['errors']:>7,} err ({er})  "
                 f"${d['cost_usd']:,.2f}  unpriced {d['unpriced_requests']:,}  latency ms {p}")
 
-    window = f"{doc['from'] or 'start'} → {doc['to'] or 'end'}"
+    window = (f"{doc['from'] or 'the first request'} → {doc['to'] or 'the last'}"
+              if doc["from"] or doc["to"] else "all requests (no --from or --to)")
     out = [f"window: {window}", line("total", doc),
            f"tokens: input {doc['input_tokens']:,} (cached {doc['cached_input_tokens']:,}), "
            f"output {doc['output_tokens']:,} (reasoning {doc['reasoning_tokens']:,})"]
