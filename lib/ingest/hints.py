@@ -14,13 +14,17 @@ hint, not a check.
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import logging
 import re
 
 import pyarrow as pa
 
 from lib import schema
 from lib.ingest.formats.canonical import csv_delimiter, table_for
+
+log = logging.getLogger(__name__)
 
 # Formats whose extra keys are folded into attributes (a mapping or a trace format has its own
 # field names on purpose); Parquet too, from its schema (:func:`parquet_hints`).
@@ -47,7 +51,7 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "model": ("modelname", "modelid", "requestedmodel"),
         "provider": ("vendor",),
         "request_id": ("id", "callid"),
-        "logged_cost_usd": ("cost", "totalcost", "price"),
+        "logged_cost_usd": ("cost", "totalcost", "price", "costusd"),
         "user_id": ("user",),
         "customer_id": ("customer", "tenant", "tenantid", "orgid", "organization"),
         "session_id": ("session", "conversationid", "threadid"),
@@ -76,15 +80,37 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 _UNITS = {"latency_ms": "milliseconds", "ttft_ms": "milliseconds", "logged_cost_usd": "USD"}
+# Columns Sightline sets itself, never a rename's target: lineage (set at each ingest; a file's
+# batch_id and ingested_at are replaced) and cost_usd (the cost engine's; a file's cost is kept
+# as logged_cost_usd).
+_MANAGED = ("batch_id", "ingested_at", "source_file", "cost_usd")
+_REPLACED = ("batch_id", "ingested_at")
 _TOKEN_OBJECTS = ("usage", "tokens", "tokenusage", "usagemetadata")
 # Anthropic's usage fields: its input_tokens excludes these, ours includes them (design §3).
 _ANTHROPIC_CACHE = ("cachereadinputtokens", "cachecreationinputtokens")
+
+
+def _never_raises(default):
+    """A hint is a courtesy: whatever the head holds (a value nested past Python's recursion
+    limit, bytes no reader expects), it must never stop an ingest. Failing, it gives
+    ``default``."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def guarded(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - logged; the ingest goes on without a hint
+                log.info("no hint: %s", exc)
+                return default() if callable(default) else default
+        return guarded
+    return wrap
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+@_never_raises(list)
 def column_hints(format_name: str | None, head: bytes) -> list[str]:
     """Sentences for the report: the fields of the file's first records that look like canonical
     columns the records lack (``[]`` when none, or when the format is not canonical)."""
@@ -93,6 +119,7 @@ def column_hints(format_name: str | None, head: bytes) -> list[str]:
     return field_hints(_head_records(format_name, head))
 
 
+@_never_raises(list)
 def parquet_hints(schema_: pa.Schema) -> list[str]:
     """:func:`column_hints` for a canonical Parquet file, from its columns (a struct column
     counts as an object, like a nested JSON value)."""
@@ -118,6 +145,11 @@ def field_hints(records: list[dict]) -> list[str]:
         hints.append(f"fields not read as columns (kept in attributes): {listed}. If they are, "
                      "rename them in the file, or map them with --mapping (docs/mapping.md; it "
                      "also converts units such as seconds to milliseconds)")
+    replaced = [k for k in _REPLACED if k in keys]
+    if replaced:
+        hints.append(f"{' and '.join(replaced)}: set by Sightline at each ingest, so the file's "
+                     "values are not kept. To keep them, rename the field (a name that is not a "
+                     "canonical column goes into attributes)")
     anthropic = [k for k in keys if _norm(k) in _ANTHROPIC_CACHE]
     if table == "requests" and anthropic:
         hints.append(f"{' and '.join(anthropic)}: Anthropic's names, whose input_tokens leaves "
@@ -136,6 +168,7 @@ def field_hints(records: list[dict]) -> list[str]:
     return hints
 
 
+@_never_raises(None)
 def unrecognized_hint(head: bytes) -> str | None:
     """For a file no format recognized: the fields its first records have, with the canonical
     columns they look like, and what each table needs; None when no records can be read."""
@@ -162,7 +195,7 @@ def _guesses(table: str, keys: list[str]) -> dict[str, str]:
     """{field: canonical column of ``table`` it looks like}, for the columns ``keys`` lack; one
     field per column."""
     columns = schema.TABLES[table].names
-    missing = [c for c in columns if c not in keys]
+    missing = [c for c in columns if c not in keys and c not in _MANAGED]
     by_norm = {_norm(c): c for c in missing}
     for column, names in _SYNONYMS[table].items():
         if column in missing:

@@ -147,7 +147,11 @@ class Mapping:
         # UTF-16/32 as json.loads detects it (PowerShell writes UTF-16); UTF-8 with bytes that are
         # not kept as lone surrogates.
         text = data.decode(json.detect_encoding(data), "surrogateescape").removeprefix("\ufeff")
-        doc = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
+        try:
+            doc = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
+        except RecursionError:
+            raise ValueError("the JSON document is nested too deeply to read (Python's json "
+                             "stops at about 1,000 levels)") from None
         records = _at(doc, self.records) if self.records else doc
         if not isinstance(records, list):
             raise ValueError(f"records {self.records or '(document)'} is not a list")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
@@ -469,3 +471,50 @@ def test_two_values_with_no_comma_between_are_a_break_wherever_they_are():
         assert [(r.line, r.reason) for r in rejects] == [(
             position, f"not valid JSON: {what} ({_location(doc, doc.index(bad))} of the file); "
                       "the rest of the file is not read")], doc
+
+
+def test_an_item_nested_past_what_arrow_survives_is_rejected_alone(tmp_path):
+    # Arrow's JSON reader crashes the process some 20,000 levels down: run in a child process,
+    # so a regression fails this test instead of killing the test run.
+    rows = [_item(dict(canonical_request(i), ts=(T0 + timedelta(minutes=i)).isoformat()))
+            for i in range(300)]
+    deep = json.dumps(dict(canonical_request(999), ts=T0.isoformat()))[:-1].encode()
+    rows.append(deep + b', "x": ' + b"[" * 30000 + b"]" * 30000 + b"}")
+    path = _write(tmp_path, "hostile.json", _items_array(rows))
+    code = ("import sys, json; from lib.store import Lake; "
+            "from lib.ingest.pipeline import ingest_paths; "
+            "f = ingest_paths(Lake(sys.argv[1]), [sys.argv[2]], compact_min_files=0).files[0]; "
+            "print(json.dumps([f.stored, f.reasons, f.error]))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s"), str(path)],
+                          capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    stored, reasons, error = json.loads(done.stdout)
+    assert (stored, error) == ({"requests": 300}, None)
+    assert reasons == ["line 301: nested 30,001 levels deep: this reader takes 512 at most"]
+
+
+@pytest.mark.parametrize(("depth", "stored"), [(511, True), (513, False)])
+def test_the_json_lines_reader_takes_512_levels_and_says_so_past_them(tmp_path, monkeypatch,
+                                                                      depth, stored):
+    # The chunked JSON lines path (JSON arrays, mappings, SIGHTLINE_INGEST_SQL=0) parses with
+    # Arrow or Python's json, which fail past some depth; the line alone is rejected.
+    monkeypatch.setenv("SIGHTLINE_INGEST_SQL", "0")
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")
+    row = json.dumps(dict(canonical_request(1), ts=T0.isoformat()))[:-1]
+    line = row + ', "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"  # the object is one
+    path = _write(tmp_path, "d.jsonl", jsonl_bytes([dict(canonical_request(2),
+                                                         ts=T0.isoformat())])
+                  + line.encode() + b"\n")
+    _, f = _ingest(tmp_path, "s", path)
+    assert f.stored == {"requests": 2 if stored else 1}
+    assert f.reasons == ([] if stored else
+                         [f"line 2: nested {depth:,} levels deep: this reader takes 512 at most"])
+
+
+def test_max_depth_counts_brackets_outside_strings_only():
+    from lib.ingest.json_structure import max_depth
+
+    assert max_depth(b'{"a": "[[[{{{", "b": [[1], {"c": [2]}], "d": "\\\\"}') == 4
+    assert max_depth(b'"just [ a string"') == 0
+    assert max_depth(b"[[[[[") == 5  # unbalanced: its opening brackets

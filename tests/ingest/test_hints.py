@@ -149,3 +149,29 @@ def test_a_parquet_files_columns_get_the_same_hints(lake, tmp_path):
     assert len(f.notes) == 2
     assert "duration (is it latency_ms, in milliseconds?)" in f.notes[0]
     assert "inside usage" in f.notes[1]
+
+
+def test_columns_sightline_sets_are_never_suggested_and_replaced_ones_are_said():
+    # Renaming batchId to batch_id would lose it: the lake sets batch_id at each ingest.
+    row = {"request_id": "r1", "ts": "2026-03-02T12:00:00Z", "model": "m", "input_tokens": 1,
+           "batchId": "b7", "ingestedAt": "x", "sourceFile": "app.py", "costUsd": 0.5}
+    (hint,) = column_hints("jsonl", _jsonl([row]))
+    assert "costUsd (is it logged_cost_usd, in USD?)" in hint
+    for field in ("batchId", "ingestedAt", "sourceFile"):
+        assert field not in hint
+    row = {"request_id": "r1", "ts": "2026-03-02T12:00:00Z", "model": "m", "input_tokens": 1,
+           "batch_id": "b7", "ingested_at": "2020-01-01T00:00:00Z"}
+    (hint,) = column_hints("jsonl", _jsonl([row]))
+    assert hint.startswith("batch_id and ingested_at: set by Sightline at each ingest")
+
+
+def test_a_head_nested_past_pythons_recursion_limit_gives_no_hint_and_stops_nothing(lake,
+                                                                                   write):
+    deep = {"request_id": "d", "ts": "2026-03-02T12:00:00Z", "model": "m", "prompt_tokens": 1}
+    line = json.dumps(deep)[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    assert column_hints("jsonl", line.encode() + b"\n") == []
+    assert column_hints("json", b"[" + line.encode() + b"]") == []
+    good = json.dumps(dict(deep, request_id="g", ts=T0.isoformat()))
+    f = ingest_paths(lake, [str(write("deep.jsonl", (good + "\n" + line + "\n").encode()))]
+                     ).files[0]
+    assert f.error is None and f.stored == {"requests": 2}

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib.ingest.pipeline import ingest_paths, ingest_stream
-from lib.store import Lake
 from tests.conftest import T0
 from tests.ingest.conftest import canonical_request, jsonl_bytes
 
@@ -425,25 +424,3 @@ def test_a_file_read_under_two_mappings_in_turn_is_skipped_under_each(lake, writ
         "already ingested (unchanged: same size, mtime and ctime)"] * 3
     assert len(lake.commits()) == 2
 
-
-def test_reasons_quote_numbers_as_written_on_both_jsonl_paths(tmp_path, write, monkeypatch):
-    # The chunked path parses a block Arrow refuses line by line with Python's json, which
-    # turned NaN into "nan" and 1e400 into "inf" in the reasons; both paths say 12.50 as 12.5.
-    lines = [json.dumps(canonical_request(1)),
-             '{"request_id": "a", "ts": "2026-03-02T12:00:00Z", "model": "m", "latency_ms": NaN}',
-             '{"request_id": "b", "ts": "2026-03-02T12:00:00Z", "model": "m", '
-             '"latency_ms": 1e400}',
-             '{"request_id": "c", "ts": "2026-03-02T12:00:00Z", "model": "m", '
-             '"input_tokens": 12.50, "attributes": {"x": [1.5, 2]}}']
-    path = write("n.jsonl", ("\n".join(lines) + "\n").encode())
-    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")
-    reasons = {}
-    for sql_path in ("1", "0"):
-        monkeypatch.setenv("SIGHTLINE_INGEST_SQL", sql_path)
-        f = ingest_paths(Lake(tmp_path / f"s{sql_path}"), [str(path)]).files[0]
-        assert f.stored == {"requests": 1}
-        reasons[sql_path] = f.reasons
-    assert reasons["0"] == reasons["1"] == [
-        "line 2: latency_ms is not a finite number: NaN",
-        "line 3: latency_ms is not a finite number: 1e400",
-        "line 4: input_tokens is not an integer: 12.5"]

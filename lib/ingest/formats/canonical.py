@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import shutil
 import tempfile
@@ -37,12 +36,16 @@ import pyarrow.parquet as pq
 from lib import schema
 from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats.json_values import is_text
+from lib.ingest.json_structure import max_depth
 from lib.ingest.streams import LineBlock, line_blocks, without_lines_not_utf8
 from lib.ingest.validate import EXTRAS_COLUMN
 
 TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
 ARROW_BLOCK_BYTES = 1 << 20
 FALLBACK_LINES = 1024  # a failing block is retried in pieces of this many lines
+# Deepest nesting of a JSON line this reader takes (the SQL path, lib/ingest/pipeline.py, takes
+# any): Arrow's reader crashes the process some 20,000 levels down, Python's json raises at ~1,000.
+MAX_NESTING = 512
 PARQUET_BATCH_ROWS = 128_000
 _KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
 
@@ -83,7 +86,7 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool
     resolves paths in nested structs), every key is a column as Arrow parsed it."""
     name: str | None = table_name
     for block in line_blocks(stream):
-        block = without_lines_not_utf8(block)
+        block = _without_lines_too_deep(without_lines_not_utf8(block))
         pieces = _json_block(block) if block.data.strip() else []
         rejects = list(block.rejects)
         tables = []
@@ -104,6 +107,32 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool
         yield Chunk(tables={name: tables[0]}, rejects=rejects)
         for table in tables[1:]:
             yield Chunk(tables={name: table})
+
+
+def _without_lines_too_deep(block: LineBlock) -> LineBlock:
+    """``block`` with each line nested deeper than :data:`MAX_NESTING` emptied (its number kept)
+    and rejected: Arrow's JSON reader crashes the whole process on a value nested ~20,000 levels
+    deep, and Python's json raises RecursionError past ~1,000."""
+    data = block.data
+    if data.count(b"{") + data.count(b"[") <= MAX_NESTING:  # no line can be that deep
+        return block
+    # A line nests at most as deep as it has opening brackets: count them per line (vectorized),
+    # and measure only the lines with enough of them.
+    buf = np.frombuffer(data, np.uint8)
+    opens = np.flatnonzero((buf == ord("{")) | (buf == ord("[")))
+    per_line = np.bincount(np.searchsorted(np.flatnonzero(buf == ord("\n")), opens))
+    suspects = np.flatnonzero(per_line > MAX_NESTING).tolist()
+    if not suspects:
+        return block
+    lines, rejects = data.split(b"\n"), list(block.rejects)
+    for i in suspects:
+        depth = max_depth(lines[i])
+        if depth > MAX_NESTING:
+            rejects.append(Reject(block.first_line + i, _raw(lines[i]),
+                                  f"nested {depth:,} levels deep: this reader takes "
+                                  f"{MAX_NESTING} at most"))
+            lines[i] = b""
+    return LineBlock(block.first_line, b"\n".join(lines), rejects)
 
 
 def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
@@ -144,8 +173,10 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
     for line_no, s, e in zip(numbers.tolist(), starts.tolist(), ends.tolist(), strict=True):
         text = data[s:e]
         try:
-            obj = json.loads(text, object_pairs_hook=KeyedObject.of_pairs,
-                             parse_float=_float, parse_constant=_Number)
+            obj = json.loads(text, object_pairs_hook=KeyedObject.of_pairs)
+        except RecursionError:  # deeper than _without_lines_too_deep lets through: cannot be
+            rejects.append(Reject(line_no, _raw(text), "nested too deeply to read"))
+            continue
         except ValueError as exc:
             reason = f"not valid JSON: {getattr(exc, 'msg', exc)}"
             if hasattr(exc, "colno"):
@@ -174,36 +205,14 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
     return table, rejects
 
 
-class _Number(str):
-    """A JSON number no float holds (``1e400``) or a constant (``NaN``, ``Infinity``), as the
-    line wrote it: what a reason quotes, as on the SQL path (Python's json made them "inf" and
-    "nan"), and what validation types (and refuses)."""
-
-
-def _float(text: str) -> float | _Number:
-    value = float(text)
-    return value if math.isfinite(value) else _Number(text)
-
-
 def _as_text(value) -> str | None:
     if value is None or isinstance(value, str):
-        return str(value) if value.__class__ is _Number else value
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(_as_floats(value), separators=(",", ":"))
-
-
-def _as_floats(value):
-    """``value`` with its :class:`_Number` texts as floats again (a nested value's JSON)."""
-    if value.__class__ is _Number:
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _as_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_floats(v) for v in value]
-    return value
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _raw(data: bytes) -> str:

@@ -9,7 +9,7 @@ types, extra keys folded into ``attributes``, duplicate-key and UTF-8 rejects. A
 its 1-based position in the array, as for a mapping's JSON document and a Parquet row.
 
 The document is never read whole (it may be several GB): it is read in chunks of ``CHUNK_BYTES``.
-A vectorized scanner (:func:`_scan`) finds in each chunk the brackets and commas outside strings
+A vectorized scanner (:func:`scan`) finds in each chunk the brackets and commas outside strings
 and the depth after each; the items' boundaries are the commas at depth 1 and the array's closing
 ``]``, and only those few events per item are looked at in Python (:class:`_ArrayItems`). An item
 longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped to its end, never held, and rejected;
@@ -37,6 +37,7 @@ from lib import schema
 from lib.ingest import streams
 from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats import canonical
+from lib.ingest.json_structure import CLOSE, COMMA, OPEN, scan
 from lib.ingest.streams import InputError
 
 # The JSONL parser's own block size: each chunk read gives it one block of about that size, so its
@@ -49,84 +50,6 @@ _WHITESPACE = b" \t\r\n"
 _LINE_BREAKS_TO_SPACES = bytes.maketrans(b"\r\n", b"  ")
 _KEY = re.compile(rb'"([A-Za-z_][A-Za-z0-9_]*)"\s*:')
 
-# The bytes the scanner looks at; every other byte is content.
-_QUOTE, _BACKSLASH, _OPEN, _CLOSE, _COMMA, _LINE_BREAK = 1, 2, 3, 4, 5, 6
-_CLASS = np.zeros(256, np.uint8)
-for _byte, _kind in ((b'"', _QUOTE), (b"\\", _BACKSLASH), (b"{", _OPEN), (b"[", _OPEN),
-                     (b"}", _CLOSE), (b"]", _CLOSE), (b",", _COMMA), (b"\n", _LINE_BREAK),
-                     (b"\r", _LINE_BREAK)):
-    _CLASS[_byte[0]] = _kind
-_CLASS_TABLE = _CLASS.tobytes()
-_DEPTH_STEP = np.zeros(7, np.int64)
-_DEPTH_STEP[_OPEN], _DEPTH_STEP[_CLOSE] = 1, -1
-
-
-# -- the scanner ----------------------------------------------------------------------------------
-@dataclass
-class _Structure:
-    """What :func:`_scan` finds in a chunk (positions are offsets in the chunk).
-
-    ``positions`` / ``kinds`` / ``depths``: the brackets and commas outside strings, with the
-    bracket depth after each. ``quotes``: the strings' delimiters. ``breaks_in_strings``: raw line
-    breaks inside strings. ``stray_backslash``: the first backslash outside a string (not valid
-    JSON, and nothing after it can be placed), or None. ``in_string``, ``escape_next`` and
-    ``depth``: the state at the end of the chunk, for the next one."""
-
-    positions: np.ndarray
-    kinds: np.ndarray
-    depths: np.ndarray
-    quotes: np.ndarray
-    breaks_in_strings: np.ndarray
-    stray_backslash: int | None
-    in_string: bool
-    escape_next: bool
-    depth: int
-
-
-def _scan(data: bytes, start: int, in_string: bool, escape_next: bool, depth: int) -> _Structure:
-    """The structure of ``data[start:]``, a piece of a JSON document that starts inside a string
-    when ``in_string``, with its first byte escaped when ``escape_next``, at depth ``depth``.
-
-    Vectorized: one class lookup over the bytes (``bytes.translate``), then work on the
-    significant positions only. A quote delimits a string unless escaped; a backslash escapes the
-    next byte unless it is itself escaped (so in a run of backslashes every other one escapes)."""
-    cls = np.frombuffer(data.translate(_CLASS_TABLE), np.uint8)
-    pos = np.flatnonzero(cls[start:] != 0)
-    pos += start
-    kind = cls[pos]
-    backslashes = pos[kind == _BACKSLASH]
-    escaped = _escaped(backslashes, start, escape_next)
-    is_quote = kind == _QUOTE
-    if len(escaped):
-        at = np.searchsorted(pos, escaped)
-        hit = at < len(pos)
-        at = at[hit][pos[at[hit]] == escaped[hit]]
-        is_quote[at] = False
-    # Inside a string when an odd number of delimiters (with the carried state) come before.
-    quotes_so_far = np.cumsum(is_quote, dtype=np.int32)
-    if in_string:
-        quotes_so_far += 1
-    stray = None
-    if len(backslashes):
-        outside = (quotes_so_far[kind == _BACKSLASH] & 1) == 0
-        if outside.any():
-            stray = int(backslashes[np.argmax(outside)])
-    structural = np.flatnonzero(kind >= _OPEN)
-    spos, skind = pos[structural], kind[structural]
-    inside = (quotes_so_far[structural] & 1).astype(bool)
-    breaks_in_strings = spos[inside & (skind == _LINE_BREAK)]
-    keep = ~inside & (skind != _LINE_BREAK)
-    spos, skind = spos[keep], skind[keep]
-    depths = depth + np.cumsum(_DEPTH_STEP[skind])
-    quotes = pos[is_quote]
-    return _Structure(
-        positions=spos, kinds=skind, depths=depths, quotes=quotes,
-        breaks_in_strings=breaks_in_strings, stray_backslash=stray,
-        in_string=bool((len(quotes) + in_string) & 1),
-        escape_next=bool(len(escaped)) and int(escaped[-1]) == len(data),
-        depth=int(depths[-1]) if len(depths) else depth)
-
-
 def _plain_items(data: bytes, positions: np.ndarray, kinds: np.ndarray, depths: np.ndarray,
                  breaks_in_strings: np.ndarray, limit: int) -> np.ndarray:
     """Among the array-level events of a chunk (``positions``, ``kinds``, ``depths``), the indices
@@ -137,8 +60,8 @@ def _plain_items(data: bytes, positions: np.ndarray, kinds: np.ndarray, depths: 
     if len(positions) < 4:
         return np.empty(0, np.int64)
     i = np.arange(1, len(positions) - 2)
-    i = i[(kinds[i - 1] == _COMMA) & (kinds[i] == _OPEN) & (kinds[i + 1] == _CLOSE)
-          & (depths[i + 1] == 1) & (kinds[i + 2] == _COMMA)]
+    i = i[(kinds[i - 1] == COMMA) & (kinds[i] == OPEN) & (kinds[i + 1] == CLOSE)
+          & (depths[i + 1] == 1) & (kinds[i + 2] == COMMA)]
     after_comma, opening = positions[i - 1] + 1, positions[i]
     closing, comma = positions[i + 1], positions[i + 2]
     buf = np.frombuffer(data, np.uint8)
@@ -174,26 +97,6 @@ def _runs(plain: np.ndarray) -> dict[int, slice]:
     cut = np.flatnonzero(np.diff(plain) != 3) + 1
     bounds = [0, *cut.tolist(), len(plain)]
     return {int(plain[a]): slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)}
-
-
-def _escaped(backslashes: np.ndarray, start: int, escape_first: bool) -> np.ndarray:
-    """Sorted offsets of the bytes escaped by the backslashes at ``backslashes`` (sorted offsets
-    from ``start``; ``escape_first``: the byte at ``start`` is escaped). An offset one past the
-    data's end means its last byte escapes the next chunk's first."""
-    if not len(backslashes):
-        return np.array([start] if escape_first else [], np.int64)
-    n = len(backslashes)
-    run_start = np.ones(n, bool)
-    run_start[1:] = backslashes[1:] != backslashes[:-1] + 1
-    index = np.arange(n)
-    first_of_run = np.maximum.accumulate(np.where(run_start, index, 0))
-    in_run = index - first_of_run
-    if escape_first and backslashes[0] == start:  # the first run starts with an escaped one
-        in_run[first_of_run == 0] += 1
-    escaped = backslashes[in_run % 2 == 0] + 1
-    if escape_first and backslashes[0] != start:
-        escaped = np.concatenate(([start], escaped))
-    return escaped
 
 
 # -- the items of the array -----------------------------------------------------------------------
@@ -250,14 +153,14 @@ class _ArrayItems:
                 return
         if self.closed:
             return self._after_array(start)
-        found = _scan(data, start, self.in_string, self.escape_next, self.depth)
+        found = scan(data, start, self.in_string, self.escape_next, self.depth)
         self.in_string, self.escape_next, self.depth = \
             found.in_string, found.escape_next, found.depth
         # The events of the array's level: an item's container opening at depth 1 or closing back
         # to it, a comma at depth 1, the array's closing bracket; none from a stray backslash on.
         kinds, depths = found.kinds, found.depths
-        level = (((kinds == _OPEN) & (depths == 2)) | ((kinds == _CLOSE) & (depths <= 1))
-                 | ((kinds == _COMMA) & (depths == 1)))
+        level = (((kinds == OPEN) & (depths == 2)) | ((kinds == CLOSE) & (depths <= 1))
+                 | ((kinds == COMMA) & (depths == 1)))
         stop = len(data) if found.stray_backslash is None else found.stray_backslash
         level &= found.positions < stop
         positions, kinds, depths = found.positions[level], kinds[level], depths[level]
@@ -282,13 +185,13 @@ class _ArrayItems:
                 continue
             p, kind, depth = starts[i], kinds[i], depths[i]
             i += 1
-            if kind == _OPEN:
+            if kind == OPEN:
                 if close_at is not None:  # a second value where a comma should be
                     if self._end_item(flat, cursor, p, open_at, close_at, breaks):
                         self._break(self.base + p, f"expected ',' or ']' after item {self.items}")
                     return
                 open_at = self.base + p
-            elif kind == _CLOSE and depth == 1:
+            elif kind == CLOSE and depth == 1:
                 close_at = self.base + p
             elif depth == 0 and data[p] != ord("]"):  # "}" closing the array
                 if self._end_item(flat, cursor, p, open_at, close_at, breaks):
@@ -573,10 +476,10 @@ def first_item_keys(item: bytes) -> set[str]:
         obj, _ = json.JSONDecoder().raw_decode(item.decode("utf-8", "surrogateescape"))
         if isinstance(obj, dict):
             return set(obj)
-    except ValueError:
+    except (ValueError, RecursionError):  # cut off, or nested past Python's limit: scanned
         pass
-    found = _scan(item, 0, False, False, 0)
-    closes = found.positions[(found.kinds == _CLOSE) & (found.depths == 0)]
+    found = scan(item, 0, False, False, 0)
+    closes = found.positions[(found.kinds == CLOSE) & (found.depths == 0)]
     end = int(closes[0]) if len(closes) else len(item)
     keys = set()
     for match in _KEY.finditer(item, 0, end):
