@@ -221,6 +221,8 @@ def _guess(stream: BinaryIO, filename: str) -> str:
         try:
             json.loads(first)
             return "jsonl"
+        except RecursionError:  # one whole line, nested deep: JSON lines still
+            return "jsonl"
         except ValueError:
             return "json"
     return "csv"

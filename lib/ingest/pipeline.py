@@ -690,6 +690,8 @@ def _quarantine_from_sql(con, batch: BatchWriter, source_name: str, now: datetim
             if reason == "not valid JSON":
                 try:
                     json.loads(raw)
+                except RecursionError:
+                    reason += ": nested too deeply"
                 except ValueError as exc:
                     reason += f": {getattr(exc, 'msg', exc)}"
                     if hasattr(exc, "colno"):

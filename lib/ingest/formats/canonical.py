@@ -317,7 +317,7 @@ def jsonl_table_of_head(head: bytes, max_lines: int = 20) -> str | None:
     for line in complete[:max_lines]:
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a line nested past Python's limit: the next
             continue
         if isinstance(obj, dict):
             return table_for(obj.keys())

@@ -388,6 +388,8 @@ def _end_of_value(text: bytes) -> int:
     decoded = text.decode("utf-8", "surrogateescape")
     try:
         json.loads(decoded)
+    except RecursionError:  # one value nested past Python's limit (rejected as its line)
+        return len(text)
     except ValueError as exc:  # also an integer of more digits than Python converts
         if getattr(exc, "msg", None) == "Extra data":
             return len(decoded[: exc.pos].rstrip().encode("utf-8", "surrogateescape"))

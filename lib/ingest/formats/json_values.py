@@ -23,8 +23,12 @@ def read_json(stream: BinaryIO):
     storing them are quarantined, not the file."""
     data = stream.read()
     # UTF-16/32 as json.loads detects it; UTF-8 (a BOM dropped) with bytes that are not kept.
-    return json.loads(data.decode(json.detect_encoding(data), "surrogateescape")
-                      .removeprefix("\ufeff"))
+    try:
+        return json.loads(data.decode(json.detect_encoding(data), "surrogateescape")
+                          .removeprefix("\ufeff"))
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply to read (Python's json "
+                         "stops at about 1,000 levels)") from None
 
 
 def reject(line: int, record, reason: str) -> Reject:

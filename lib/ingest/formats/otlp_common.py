@@ -820,7 +820,7 @@ def _lenient(raw: bytes) -> Any:
     spans are quarantined; None when the line is not JSON at all."""
     try:  # NaN and Infinity stay errors, as for orjson
         doc = json.loads(raw.decode("utf-8", "surrogateescape"), parse_constant=_no_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past orjson's limit (1,024) is no span either
         return None
     resource_spans = doc.get("resourceSpans", doc.get("resource_spans")) \
         if isinstance(doc, dict) else None
