@@ -106,6 +106,10 @@ def _never_raises(default):
     return wrap
 
 
+# What a CSV header's field names look like (a log line's or a sentence's pieces do not).
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\- ]{0,63}")
+
+
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -176,8 +180,8 @@ def unrecognized_hint(head: bytes) -> str | None:
     kind = "json" if text.startswith(b"[") else "jsonl" if text.startswith(b"{") else "csv"
     records = _head_records(kind, head)
     keys = list(dict.fromkeys(k for r in records for k in r))
-    if len(keys) < 2 or (kind == "csv" and len(records[0]) < 2):
-        return None
+    if len(keys) < 2 or (kind == "csv" and not all(map(_FIELD_NAME.fullmatch, keys))):
+        return None  # a log line or prose with a comma is no CSV header: no fields to name
     guesses = {}
     for table in _SYNONYMS:  # requests first: the usual case
         for key, column in _guesses(table, keys).items():
@@ -188,7 +192,8 @@ def unrecognized_hint(head: bytes) -> str | None:
             f"with input_tokens / output_tokens; evals eval_id, or metric with score / passed; "
             f"events event_id, or kind and title"
             + (f". They look like: {renames}" if renames else "")
-            + ". Rename them, or describe them with --mapping (docs/mapping.md)")
+            + ". Rename them, or describe them with --mapping (docs/mapping.md), or force a "
+            "format with --format")
 
 
 def _guesses(table: str, keys: list[str]) -> dict[str, str]:

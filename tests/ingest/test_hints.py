@@ -131,8 +131,11 @@ def test_a_file_no_format_recognizes_is_told_its_fields_and_what_each_table_need
     assert "prompt_tokens → input_tokens?" in f.error
 
 
-def test_text_that_has_no_fields_keeps_the_plain_message(lake, write):
-    f = ingest_paths(lake, [str(write("notes.txt", b"hello world\nmore text\n"))]).files[0]
+@pytest.mark.parametrize("text", [b"hello world\nmore text\n",
+                                  b"2024-01-01 12:00:00 INFO request done, user=bob, ms=12\n",
+                                  b"<html><body>Hello, world</body></html>\n"])
+def test_text_that_has_no_fields_keeps_the_plain_message(lake, write, text):
+    f = ingest_paths(lake, [str(write("notes.txt", text))]).files[0]
     assert f.error.endswith("; use --format or --mapping to say what it is")
     assert "fields" not in f.error
 

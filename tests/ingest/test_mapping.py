@@ -54,6 +54,21 @@ def test_mapping_reads_csv_too(lake, tmp_path, totals):
     assert totals("SELECT latency_ms FROM requests") == (500.0,)
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_mapping_reads_csv_of_its_own_names_with_any_separator(lake, tmp_path, totals, sep):
+    # The separator is the one naming the most canonical columns; a mapping's CSV has its own
+    # names (none canonical), so the one giving the most fields wins.
+    spec = tmp_path / "m.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: rid\n  ts: when\n  model: m\n"
+                    "  latency_ms: {path: secs, unit: s}\n")
+    data = tmp_path / "x.csv"
+    data.write_text(sep.join(["rid", "when", "m", "secs"]) + "\n"
+                    + sep.join(["1", "2026-03-02 12:00:00", "gpt-4o", "0.5"]) + "\n")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 0)
+    assert totals("SELECT latency_ms, model FROM requests") == (500.0, "gpt-4o")
+
+
 @pytest.mark.parametrize("text, message", [
     ("table: nope\ncolumns: {a: b}", "table must be"),
     ("table: requests\ncolumns: {nope: x}", "not a column of requests"),

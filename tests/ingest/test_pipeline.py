@@ -76,7 +76,11 @@ def test_the_csv_separator_is_the_one_naming_the_most_columns():
     assert csv_delimiter("request_id|ts|model") == "|"
     # a semicolon inside one comma-separated name does not win
     assert csv_delimiter("request_id,ts,model,note;x") == ","
-    assert csv_delimiter("a;b;c") == ","  # nothing canonical: the default
+    # nothing canonical (a mapping's own names): the separator giving the most fields
+    assert csv_delimiter("id;prompt_tokens;started") == ";"
+    assert csv_delimiter("id\tprompt_tokens") == "\t"
+    assert csv_delimiter("id,note;x,started") == ","
+    assert csv_delimiter("id") == ","  # one field: the default
 
 
 def test_evals_and_events_are_recognized_from_their_columns(lake, write, totals):

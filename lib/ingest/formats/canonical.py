@@ -409,8 +409,9 @@ _ALL_COLUMNS = frozenset(n for t in schema.TABLES.values() for n in t.names)
 
 def csv_delimiter(header_line: str) -> str:
     """The separator of a CSV header row: the one of :data:`CSV_DELIMITERS` that splits it into
-    the most canonical column names (``,`` when none does better)."""
-    best, best_score = ",", -1
+    the most canonical column names, then (a mapping's CSV has its own names) into the most
+    fields; ``,`` on a tie."""
+    best, best_score = ",", (-1, -1)
     for delimiter in CSV_DELIMITERS:
         if delimiter not in header_line and delimiter != ",":
             continue
@@ -418,7 +419,7 @@ def csv_delimiter(header_line: str) -> str:
             fields = next(csv.reader([header_line], delimiter=delimiter))
         except (csv.Error, StopIteration):
             continue
-        score = sum(f.strip() in _ALL_COLUMNS for f in fields)
+        score = (sum(f.strip() in _ALL_COLUMNS for f in fields), len(fields))
         if score > best_score:
             best, best_score = delimiter, score
     return best
