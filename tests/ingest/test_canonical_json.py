@@ -518,3 +518,19 @@ def test_max_depth_counts_brackets_outside_strings_only():
     assert max_depth(b'{"a": "[[[{{{", "b": [[1], {"c": [2]}], "d": "\\\\"}') == 4
     assert max_depth(b'"just [ a string"') == 0
     assert max_depth(b"[[[[[") == 5  # unbalanced: its opening brackets
+
+
+@pytest.mark.parametrize("after", [b"\n", b" " * 40 + b"\n", b"\r\n  "])
+def test_an_item_of_exactly_the_limit_is_kept_whatever_whitespace_follows_it(monkeypatch,
+                                                                             after):
+    # Whitespace after an item's last token is not part of it, even when it falls in the next
+    # chunk (json.dump with indent writes "}\n]" after the last item).
+    monkeypatch.setattr(streams, "MAX_LINE_BYTES", 20)
+    item = b'{"a":"' + b"x" * 12 + b'"}'
+    assert len(item) == 20
+    for doc in (b"[" + item + after + b"]", b"[" + item + after + b',{"b":1}]'):
+        for size in (1, 5, 8, 21, 22, 25, 30, 64):
+            rejects: list = []
+            lines = b"".join(canonical_json.json_lines(io.BytesIO(doc), rejects, size))
+            assert rejects == [], (doc, size)
+            assert lines.split(b"\n")[0] == item, (doc, size)

@@ -113,7 +113,8 @@ class _Slot:
     close_at: int | None = None  # and the bracket closing it
     skipped: bool = False
     head: bytes = b""
-    size: int = 0  # bytes from ``first``
+    size: int = 0  # bytes from ``first`` to ``last``
+    pending: bytes = b""  # whitespace after ``last`` so far (at most the limit and one byte)
     break_in_string: bool = False
 
     def text(self) -> bytes:
@@ -262,26 +263,32 @@ class _ArrayItems:
             self._break(at, "text after the array's closing ']'")
 
     def _carry(self, flat: bytes, cursor: int, end: int, open_at, close_at, breaks) -> None:
-        """Add ``flat[cursor:end]``, bytes of the item in progress, to ``self.slot`` (past the
-        limit, only its size and where its last byte is)."""
+        """Add ``flat[cursor:end]``, bytes of the item in progress, to ``self.slot``: its text up
+        to its last byte that is not whitespace in ``pieces``, the whitespace after that in
+        ``pending`` (part of the item only if more of it follows), and past the limit only
+        where its first and last bytes are."""
         slot = self.slot = self.slot or _Slot()
         slot.open_at, slot.close_at = open_at, close_at
         slot.break_in_string |= _any_between(breaks, cursor, end)
         piece = flat[cursor:end]
-        lead = 0
         if slot.first is None:
-            lead = len(piece) - len(piece.lstrip(_WHITESPACE))
-            if lead == len(piece):
+            text = piece.lstrip(_WHITESPACE)
+            if not text:
                 return  # whitespace only, so far
-            slot.first = self.base + cursor + lead
+            cursor, piece = cursor + len(piece) - len(text), text
+            slot.first = self.base + cursor
         content = len(piece.rstrip(_WHITESPACE))
-        if content > lead:
+        if content:
             slot.last = self.base + cursor + content - 1
-        slot.size += len(piece) - lead
-        if slot.skipped:
-            return
-        slot.pieces.append(piece[lead:] if lead else piece)
-        if slot.size > self.limit:  # past the limit: from now on never held
+            if not slot.skipped:
+                slot.pieces += [slot.pending, piece[:content]]
+            slot.pending = piece[content:]
+        else:
+            slot.pending += piece
+        # More whitespace than the limit can only end the item or make it too long: not held.
+        slot.pending = slot.pending[: self.limit + 1]
+        slot.size = slot.last - slot.first + 1
+        if slot.size > self.limit and not slot.skipped:  # from now on never held
             slot.head = b"".join(slot.pieces)[: schema.RAW_MAX_CHARS]
             slot.pieces, slot.skipped = [], True
 
