@@ -116,23 +116,27 @@ def _without_lines_too_deep(block: LineBlock) -> LineBlock:
     data = block.data
     if data.count(b"{") + data.count(b"[") <= MAX_NESTING:  # no line can be that deep
         return block
-    # A line nests at most as deep as it has opening brackets: count them per line (vectorized),
-    # and measure only the lines with enough of them.
-    buf = np.frombuffer(data, np.uint8)
-    opens = np.flatnonzero((buf == ord("{")) | (buf == ord("[")))
-    per_line = np.bincount(np.searchsorted(np.flatnonzero(buf == ord("\n")), opens))
-    suspects = np.flatnonzero(per_line > MAX_NESTING).tolist()
-    if not suspects:
+    # A line nests at most as deep as it has opening brackets, and has at most as many as it
+    # has bytes: only long lines with enough of them are measured.
+    numbers, starts, ends = block.line_numbers()
+    deep = []
+    for i in np.flatnonzero(ends - starts > MAX_NESTING).tolist():
+        line = data[starts[i]:ends[i]]
+        if line.count(b"{") + line.count(b"[") > MAX_NESTING:
+            depth = max_depth(line)
+            if depth > MAX_NESTING:
+                deep.append((i, depth))
+    if not deep:
         return block
-    lines, rejects = data.split(b"\n"), list(block.rejects)
-    for i in suspects:
-        depth = max_depth(lines[i])
-        if depth > MAX_NESTING:
-            rejects.append(Reject(block.first_line + i, _raw(lines[i]),
-                                  f"nested {depth:,} levels deep: this reader takes "
-                                  f"{MAX_NESTING} at most"))
-            lines[i] = b""
-    return LineBlock(block.first_line, b"\n".join(lines), rejects)
+    rejects, pieces, at = list(block.rejects), [], 0
+    for i, depth in deep:
+        line = data[starts[i]:ends[i]]
+        rejects.append(Reject(int(numbers[i]), _raw(line), f"nested {depth:,} levels deep: this "
+                                                           f"reader takes {MAX_NESTING} at most"))
+        pieces.append(data[at:starts[i]])  # the line's bytes go; its line break stays
+        at = int(ends[i])
+    pieces.append(data[at:])
+    return LineBlock(block.first_line, b"".join(pieces), rejects)
 
 
 def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
