@@ -8,8 +8,10 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from lib import schema
 from lib.store import Engine
 from tests.conftest import T0
 
@@ -25,6 +27,22 @@ def canonical_request(i: int, **overrides) -> dict:
 
 def jsonl_bytes(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def stored_rows(lake, name: str, without: tuple[str, ...]) -> list[tuple]:
+    """The rows of table ``name`` in ``lake``'s live files, without the columns ``without``
+    (lineage that differs between the ingests compared), in a fixed order; [] when none."""
+    files = [str(lake.root / p) for p in lake.snapshot().files[name]]
+    if not files:
+        return []
+    cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names if c not in without)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        return con.execute(f"SELECT {cols} FROM read_parquet($f) ORDER BY ALL",
+                           {"f": files}).fetchall()
+    finally:
+        con.close()
 
 
 @pytest.fixture

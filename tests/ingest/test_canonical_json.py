@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from lib import schema
@@ -28,7 +27,7 @@ from lib.ingest.pipeline import detect_format, ingest_paths, ingest_stream
 from lib.store import Engine, Lake
 from tests.conftest import T0
 from tests.ingest.chunks import collect
-from tests.ingest.conftest import canonical_request, jsonl_bytes
+from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
 from tests.ingest.test_eval_formats import _inspect_log, _promptfoo_doc
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -92,18 +91,7 @@ def _ingest(tmp_path: Path, store: str, path: Path, **kwargs):
 
 
 def _tables(lake: Lake, name: str) -> list[tuple]:
-    """The stored rows of table ``name`` without lineage, in a fixed order."""
-    files = [str(lake.root / p) for p in lake.snapshot().files[name]]
-    if not files:
-        return []
-    cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names if c not in LINEAGE)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(f"SELECT {cols} FROM read_parquet($f) ORDER BY ALL",
-                           {"f": files}).fetchall()
-    finally:
-        con.close()
+    return stored_rows(lake, name, LINEAGE)
 
 
 def _query(lake: Lake, sql: str) -> list[tuple]:

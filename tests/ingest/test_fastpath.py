@@ -12,12 +12,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lib import schema
 from lib.ingest import fastpath, pipeline
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from tests.conftest import T0
-from tests.ingest.conftest import canonical_request, jsonl_bytes
+from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
 
 LINEAGE_RUN = ("batch_id", "ingested_at")  # differ between any two ingests
 
@@ -45,17 +44,7 @@ def _varied(n: int = 60) -> list[dict]:
 
 
 def _tables(lake: Lake, name: str = "requests") -> list[tuple]:
-    files = [str(lake.root / p) for p in lake.snapshot().files[name]]
-    if not files:
-        return []
-    cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names if c not in LINEAGE_RUN)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(f"SELECT {cols} FROM read_parquet($f) ORDER BY ALL",
-                           {"f": files}).fetchall()
-    finally:
-        con.close()
+    return stored_rows(lake, name, LINEAGE_RUN)
 
 
 def _ingest(lake: Lake, path, monkeypatch, fast: bool):
