@@ -163,9 +163,17 @@ class LineBlock:
     first_line: int
     data: bytes
     rejects: list[Reject] = field(default_factory=list)
+    # line_numbers() of ``data``, kept: the depth guard, Arrow's reader and the re-read of a
+    # block's own values each need them (callers only read the arrays).
+    _lines: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def line_numbers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(line number, start offset, end offset) of each non-blank line, vectorized."""
+        if self._lines is None or self._lines[0] is not self.data:
+            self._lines = (self.data, self._line_numbers())
+        return self._lines[1]
+
+    def _line_numbers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         buf = np.frombuffer(self.data, dtype=np.uint8)
         ends = np.flatnonzero(buf == 10)
         if len(ends) == 0 or ends[-1] != len(buf) - 1:
