@@ -140,7 +140,6 @@ def field_hints(records: list[dict]) -> list[str]:
     if table not in _SYNONYMS:
         return []
     guesses = _guesses(table, keys)
-    missing = [c for c in schema.TABLES[table].names if c not in keys]
     hints = []
     if guesses:
         listed = ", ".join(
@@ -161,7 +160,7 @@ def field_hints(records: list[dict]) -> list[str]:
                      "file's input_tokens is Anthropic's, map input_tokens to the sum of the "
                      "three (docs/mapping.md, 'Cached tokens'), or its costs come out too low")
     counts = {"input_tokens", "output_tokens"}
-    if table == "requests" and counts <= set(missing) and counts.isdisjoint(guesses.values()):
+    if table == "requests" and counts.isdisjoint(keys) and counts.isdisjoint(guesses.values()):
         nested = [k for k in keys if _norm(k) in _TOKEN_OBJECTS
                   and any(isinstance(r.get(k), dict) for r in records)]
         if nested:
