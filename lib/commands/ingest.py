@@ -1,7 +1,10 @@
-"""``ingest PATH_OR_URI… [--format F] [--mapping FILE]``: files, folders, globs, s3:// prefixes.
+"""``ingest PATH_OR_URI… [--format F] [--mapping FILE] [--dry-run]``: files, folders, globs,
+s3:// prefixes.
 
 Reports per source the rows stored, skipped as duplicates and quarantined (with the first
-reasons), the format's notes on what it did not read, and errors. Exit 0, or 2 when a source was
+reasons), the format's notes on what it did not read, and errors. ``--dry-run`` does all of it,
+deduplication against the store included, and stores nothing: the report says what would be
+stored. Exit 0, or 2 when a source was
 unreadable (design §6). A progress bar with rows/s goes to stderr only when stderr is a terminal.
 """
 
@@ -29,6 +32,9 @@ def add_arguments(p) -> None:
                    + ", ".join(f.name for f in registry.registered()))
     p.add_argument("--mapping", metavar="FILE", help="YAML mapping of your fields onto a "
                    "canonical table (docs/mapping.md)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="read, check and deduplicate as usual, report what would be stored, and "
+                        "store nothing (try a file or a mapping before it counts)")
     p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (default: "
                    "$SIGHTLINE_S3_ENDPOINT_URL)")
     p.add_argument("--compact-min-files", type=int, default=None,
@@ -40,6 +46,8 @@ def run(args) -> int:
     if args.format and args.mapping:
         raise UsageError("--format and --mapping are exclusive: a mapping is its own format")
     lake = open_lake(args.store)
+    if args.dry_run:
+        lake = lake.checking()
     bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
     try:
         report = ingest_paths(lake, args.paths, fmt=args.format, progress=bar,
@@ -65,7 +73,7 @@ def render(report: IngestReport) -> str:
     files), they are one line; ``--json`` lists each."""
     skipped = [f for f in report.files if f.skipped]
     collapse = len(skipped) > MAX_SKIPPED_LINES
-    lines = [_file_line(f) + "".join(f"\n    {r}" for r in f.reasons)
+    lines = [_file_line(f, report.dry_run) + "".join(f"\n    {r}" for r in f.reasons)
              + "".join(f"\n    note: {n}" for n in f.notes)
              for f in report.files if not (collapse and f.skipped)]
     if collapse:
@@ -74,16 +82,20 @@ def render(report: IngestReport) -> str:
     t = report.totals()
     stored = sum(t["stored"].values())
     dupes = sum(t["duplicates"].values())
-    lines.append(f"total: {t['files']} source(s), {stored:,} stored, {dupes:,} duplicate(s), "
-                 f"{t['quarantined']:,} quarantined, {t['errors']} error(s)"
+    lines.append(f"total: {t['files']} source(s), {stored:,} "
+                 f"{'would be stored' if report.dry_run else 'stored'}, {dupes:,} duplicate(s), "
+                 f"{t['quarantined']:,} {'to quarantine' if report.dry_run else 'quarantined'}, "
+                 f"{t['errors']} error(s)"
                  + (f", {t['skipped_files']:,} skipped" if t["skipped_files"] else ""))
+    if report.dry_run:
+        lines.append("dry run: nothing was stored")
     comp = report.compaction or {}
     if comp.get("merged"):
         lines.append(f"compacted {comp['files_before']} small files into {comp['files_after']}")
     return "\n".join(lines)
 
 
-def _file_line(f: FileReport) -> str:
+def _file_line(f: FileReport, dry_run: bool = False) -> str:
     if f.error:
         return f"{f.source}: error: {f.error}"
     if f.skipped:
@@ -92,8 +104,9 @@ def _file_line(f: FileReport) -> str:
         return f"{f.source}: already ingested (same content), nothing stored"
     stored = ", ".join(f"{n:,} {t}" for t, n in sorted(f.stored.items())) or "0 rows"
     dupes = sum(f.duplicates.values())
-    return (f"{f.source} [{f.format}]: stored {stored}; {dupes:,} duplicate(s); "
-            f"{f.quarantined:,} quarantined")
+    return (f"{f.source} [{f.format}]: {'would store' if dry_run else 'stored'} {stored}; "
+            f"{dupes:,} duplicate(s); {f.quarantined:,} "
+            f"{'to quarantine' if dry_run else 'quarantined'}")
 
 
 class _ProgressBar:

@@ -64,12 +64,22 @@ def load(path: str | os.PathLike) -> Format:
     path = Path(path)
     try:
         text = path.read_text()
-        spec = yaml.safe_load(text)
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise MappingError(f"{path}: cannot read mapping ({exc})") from exc
-    mapping = Mapping.from_spec(spec, str(path))
-    return Format(name=f"mapping:{path.name}", detect=lambda head, filename: False,
-                  parse=mapping.parse, priority=1000, doc=f"user mapping {path}",
+    return loads(text, str(path))
+
+
+def loads(text: str, where: str, label: str | None = None) -> Format:
+    """The Format a mapping's YAML text describes; ``where`` names it in messages, ``label`` in
+    the format's name (``mapping:<label>``; a file's name by default). Raises MappingError when
+    the text is malformed."""
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{where}: cannot read mapping ({exc})") from exc
+    mapping = Mapping.from_spec(spec, where)
+    return Format(name=f"mapping:{label or Path(where).name}", detect=lambda head, filename: False,
+                  parse=mapping.parse, priority=1000, doc=f"user mapping {where}",
                   identity="mapping " + hashlib.sha256(text.encode()).hexdigest())
 
 

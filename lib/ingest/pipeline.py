@@ -117,6 +117,7 @@ class IngestReport:
 
     files: list[FileReport] = field(default_factory=list)
     compaction: dict | None = None
+    dry_run: bool = False  # counts are what would have been stored; nothing was
 
     @property
     def errors(self) -> list[FileReport]:
@@ -143,7 +144,7 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {"files": [f.to_dict() for f in self.files], "totals": self.totals(),
-                "compaction": self.compaction, "ok": self.ok}
+                "compaction": self.compaction, "ok": self.ok, "dry_run": self.dry_run}
 
 
 @dataclass
@@ -178,7 +179,7 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     """
     forced = _resolve_format(fmt, mapping)
     overrides = pricing.load_overrides() if overrides is None else overrides
-    report = IngestReport()
+    report = IngestReport(dry_run=lake.dry_run)
     readers = memo.Readers.of(forced)
     sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers))
     for i, source in enumerate(sources):
@@ -188,6 +189,8 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
                 progress(p)
         done = _ingest_source(lake, source, forced, tick, overrides)
         report.files.append(done)
+        if lake.dry_run:
+            continue
         if memo.source_key(source.info) and (done.duplicate_file or done.unreadable):
             _remember_seen(lake, source, done)
     report.compaction = _auto_compact(lake, report, compact_min_files)
@@ -223,7 +226,8 @@ def ingest_stream(lake: Lake, stream_or_bytes: BinaryIO | bytes, filename: str,
         opener, size = (lambda: stream_or_bytes), _stream_size(stream_or_bytes)
     src = Source(name=source or filename, filename=Path(filename).name, open=opener, size=size,
                  info={"upload": filename})
-    report = IngestReport(files=[_ingest_source(lake, src, forced, progress, overrides)])
+    report = IngestReport(files=[_ingest_source(lake, src, forced, progress, overrides)],
+                          dry_run=lake.dry_run)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
@@ -352,6 +356,8 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
 
         if fastpath.try_ingest(lake, src, forced, overrides, report, progress, started):
             report.seconds = time.monotonic() - started
+            if lake.dry_run:
+                report.batch_id = None
             return report
         raw = src.open()
         try:
@@ -373,6 +379,8 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
             raise
         report.error = _one_line(exc)
     report.seconds = time.monotonic() - started
+    if lake.dry_run:
+        report.batch_id = None  # the batch was aborted: no such batch exists
     if report.error:
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
@@ -519,6 +527,8 @@ def _one_line(exc: BaseException) -> str:
 
 # -- compaction after ingest ----------------------------------------------------------------------
 def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> dict | None:
+    if lake.dry_run:
+        return None
     touched: dict[str, set[str]] = {}
     for f in report.files:
         for t in f.stored:

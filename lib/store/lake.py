@@ -93,8 +93,11 @@ def _now_iso() -> str:
 class Lake:
     """A local lake rooted at a folder. All writes go through :meth:`append` or :meth:`rewrite`."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, dry_run: bool = False):
         self.root = Path(root).resolve()
+        # A dry-run lake reads, checks and deduplicates like the real one, but its batches end
+        # aborted: nothing is published (ingest --dry-run, the upload's "Check" button).
+        self.dry_run = dry_run
         self._commit_cache: dict[str, Commit | None] = {}
         # The writer lock is re-entrant within a process (compaction reads and rewrites under one
         # lock; a BatchWriter holds it from begin to commit), so it is counted per Lake object.
@@ -349,8 +352,14 @@ class Lake:
                 added.append({"table": name, "path": rel, "rows": part.num_rows})
         return added
 
+    def checking(self) -> Lake:
+        """The same lake, for a dry run: batches count what they would store, then abort."""
+        return Lake(self.root, dry_run=True)
+
     def _publish(self, commit: Commit) -> None:
         """Make ``commit`` visible atomically; raises FileExistsError if its name is taken."""
+        if self.dry_run:  # a safety net: every writer checks before it gets here
+            raise RuntimeError("a dry-run lake publishes nothing")
         final = self.manifest_dir / f"{commit.commit_id}.json"
         tmp = self.manifest_dir / f".{commit.commit_id}.{uuid.uuid4().hex}.tmp"
         tmp.write_text(commit.to_json())
@@ -554,6 +563,9 @@ class BatchWriter:
         if self.duplicate_batch:
             self.abort()
             self.result = WriteResult(commit=None, duplicate_batch=True)
+            return self.result
+        if self.lake.dry_run:  # counted and deduplicated like a commit; nothing published
+            self.abort()
             return self.result
         try:
             added = []

@@ -1,4 +1,8 @@
-"""The Data page's upload: files through `st.file_uploader` into the same pipeline as the CLI."""
+"""The Data page's upload: files through `st.file_uploader` into the same pipeline as the CLI.
+
+"Check" runs the same pipeline on a dry-run view of the lake (lib.store.Lake.checking): the
+report says what would be stored, and nothing is. A mapping typed here (docs/mapping.md) is the
+same as the CLI's ``--mapping`` file."""
 
 from __future__ import annotations
 
@@ -6,14 +10,27 @@ import streamlit as st
 
 from lib.commands.ingest import render
 from lib.ingest import formats as registry
+from lib.ingest.mapping import MappingError, loads
 from lib.ingest.pipeline import IngestReport, Progress, ingest_stream
 from lib.store import Engine
 
+MAPPING_CHOICE = "your own shape: a YAML mapping"
+MAPPING_EXAMPLE = """table: requests
+columns:
+  request_id: id
+  ts: {path: started, unit: s}
+  latency_ms: {path: timing.duration, unit: s}
+  provider: {value: openai}
+  model: llm.name
+  input_tokens: usage.prompt
+  output_tokens: usage.completion"""
+
 
 def upload_section(engine: Engine) -> IngestReport | None:
-    """File picker, format choice and an Ingest button; shows the same report as the CLI."""
+    """File picker, format (or mapping) choice, Check and Ingest buttons; shows the same report
+    as the CLI. Returns the report of the button pressed, if any."""
     limit_mb = st.get_option("server.maxUploadSize")
-    names = ["auto-detect"] + [f.name for f in registry.registered()]
+    names = ["auto-detect"] + [f.name for f in registry.registered()] + [MAPPING_CHOICE]
     files = st.file_uploader(
         "Log or eval files (JSONL, JSON arrays, CSV, Parquet, OTLP JSON traces or evaluation logs, "
         "OpenInference, Langfuse, promptfoo, Inspect; gzip welcome)", accept_multiple_files=True,
@@ -21,30 +38,61 @@ def upload_section(engine: Engine) -> IngestReport | None:
         help=f"Up to {limit_mb} MB per file (server.maxUploadSize in .streamlit/config.toml). "
              "For bigger files or folders use `python -m lib ingest PATH`.")
     fmt = st.selectbox("Format", names, key="upload_format",
-                       help="Detected from the content unless you choose one.")
+                       help="Detected from the content unless you choose one. For fields of "
+                            f"your own, choose “{MAPPING_CHOICE}”.")
+    mapping_text = None
+    if fmt == MAPPING_CHOICE:
+        mapping_text = st.text_area(
+            "Mapping (YAML): which of your fields is which column", key="upload_mapping",
+            height=220, placeholder=MAPPING_EXAMPLE,
+            help="Paths into your records, unit conversions (s → ms) and constants: see "
+                 "docs/mapping.md. The same text works as a file for `python -m lib ingest "
+                 "--mapping FILE`.")
     if not files:
         return None
-    if not st.button(f"Ingest {len(files)} file(s)", type="primary", key="upload_go"):
+    buttons = st.container(horizontal=True)
+    check = buttons.button(f"Check {len(files)} file(s)", key="upload_check",
+                        help="Read and validate as an ingest would, against what is stored, "
+                             "and store nothing.")
+    go = buttons.button(f"Ingest {len(files)} file(s)", type="primary", key="upload_go")
+    if not (check or go):
         return None
+    forced = None if fmt == "auto-detect" else fmt
+    if mapping_text is not None:
+        try:
+            forced = loads(mapping_text, "Mapping", label="Data page")
+        except MappingError as exc:
+            st.error(str(exc))
+            return None
+    lake = engine.lake.checking() if check else engine.lake
     bar = st.progress(0.0, text="Starting…")
-    combined = IngestReport()
+    combined = IngestReport(dry_run=lake.dry_run)
     for i, uf in enumerate(files):
         def tick(p: Progress, i=i, name=uf.name) -> None:
             frac = (i + (p.fraction or 0.0)) / len(files)
             bar.progress(min(frac, 1.0), text=f"{name}: {p.rows:,} rows, "
                                               f"{p.rows_per_s:,.0f} rows/s")
-        report = ingest_stream(engine.lake, uf, uf.name,
-                               fmt=None if fmt == "auto-detect" else fmt, progress=tick,
+        uf.seek(0)  # a file checked on an earlier run is read again from its start
+        report = ingest_stream(lake, uf, uf.name, fmt=forced, progress=tick,
                                source=f"upload:{uf.name}")
         combined.files.extend(report.files)
         combined.compaction = report.compaction or combined.compaction
     bar.progress(1.0, text="Done")
-    engine.refresh(force=True)
-    st.cache_data.clear()  # new rows: cached results keyed on the old version are stale anyway
+    if not check:
+        engine.refresh(force=True)
+        st.cache_data.clear()  # new rows: cached results keyed on the old version are stale
     text = render(combined)  # shown as plain text: file names and reasons come from the input
-    if combined.ok:
-        st.success("Ingested. The report below is the same as `python -m lib ingest` prints.")
+    if not combined.ok:
+        st.error("Some files could not be read: see the report below."
+                 + ("" if check else " The others went in."))
+    elif check:
+        st.info("Checked: nothing was stored. The report below says what “Ingest” would store.")
     else:
-        st.error("Some files could not be read: see the report below. The others went in.")
+        st.success("Ingested. The report below is the same as `python -m lib ingest` prints.")
     st.code(text, language=None, wrap_lines=True)  # notes and reasons are long lines
+    if any("--mapping" in text for f in combined.files for text in [*f.notes, f.error or ""]):
+        st.info(f"To read such fields here, choose **Format → {MAPPING_CHOICE}** and describe "
+                "them (the same YAML as `--mapping`, see docs/mapping.md), then **Check**. Rows "
+                "once stored stay as they are: a corrected file's rows with the same ids are "
+                "skipped as duplicates, so check a file before ingesting it.")
     return combined

@@ -74,3 +74,67 @@ def test_upload_stores_good_rows_and_quarantines_bad_ones(empty_server, page, tm
     tiles = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
                      page.locator('[data-testid="stMetricValue"]').all_inner_texts()))
     assert tiles["Requests"] == "3"
+
+
+OWN_SHAPE = [
+    {"id": "a1", "started": 1763632800, "timing": {"duration": 1.5}, "llm": {"name": "gpt-4o"},
+     "usage": {"prompt": 1000, "completion": 500}, "team": "search"},
+    {"id": "a2", "started": 1763632860, "timing": {"duration": 0.5}, "llm": {"name": "gpt-4o"},
+     "usage": {"prompt": 2000, "completion": -5}, "team": "search"},
+]
+MAPPING = """table: requests
+columns:
+  request_id: id
+  ts: {path: started, unit: s}
+  latency_ms: {path: timing.duration, unit: s}
+  provider: {value: openai}
+  model: llm.name
+  input_tokens: usage.prompt
+  output_tokens: usage.completion"""
+
+
+def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_on_the_page(
+        empty_server, page, tmp_path):
+    path = tmp_path / "own.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in OWN_SHAPE))
+    page.goto(f"{empty_server.url}/data")
+    wait_for_app(page)
+    page.get_by_text("Upload logs or eval results").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
+    wait_for_app(page)
+
+    # Checked as it is: no format knows it, and the page says how to describe it here.
+    page.get_by_role("button", name="Check 1 file(s)").click()
+    wait_for_app(page)
+    report = page.locator('[data-testid="stCode"]').first.inner_text()
+    assert "own.jsonl: error: not a recognized format" in report
+    assert "dry run: nothing was stored" in report
+    main = page.locator('[data-testid="stMain"]')
+    assert "choose Format → your own shape: a YAML mapping" in main.inner_text()
+
+    page.get_by_role("combobox", name="Format").click()
+    page.keyboard.type("your own")
+    page.get_by_role("option", name="your own shape: a YAML mapping").click()
+    wait_for_app(page)
+    page.get_by_role("textbox", name="Mapping (YAML): which of your fields is which column"
+                     ).fill(MAPPING)
+    page.keyboard.press("Control+Enter")
+    wait_for_app(page)
+
+    page.get_by_role("button", name="Check 1 file(s)").click()
+    wait_for_app(page)
+    report = page.locator('[data-testid="stCode"]').first.inner_text()
+    assert "[mapping:Data page]: would store 1 requests; 0 duplicate(s); 1 to quarantine" in report
+    assert "line 2: output_tokens is negative: -5" in report
+    assert "Checked: nothing was stored" in main.inner_text()
+    assert "manifest version empty" in main.inner_text()
+
+    page.get_by_role("button", name="Ingest 1 file(s)").click()
+    wait_for_app(page)
+    report = page.locator('[data-testid="stCode"]').first.inner_text()
+    assert "[mapping:Data page]: stored 1 requests; 0 duplicate(s); 1 quarantined" in report
+    assert_no_exception(page)
+    screenshot(page, "upload_mapping")
+    tiles = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),
+                     page.locator('[data-testid="stMetricValue"]').all_inner_texts()))
+    assert (tiles["Requests"], tiles["Quarantine"]) == ("1", "1")

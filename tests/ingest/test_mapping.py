@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from lib.ingest.mapping import MappingError, load
+from lib.ingest.mapping import MappingError, load, loads
 from lib.ingest.pipeline import ingest_paths
 from lib.pricing import request_cost
 
@@ -87,6 +87,19 @@ def test_malformed_mapping_names_the_problem(tmp_path, text, message):
     spec.write_text(text)
     with pytest.raises(MappingError, match=message):
         load(spec)
+    with pytest.raises(MappingError, match=f"^Mapping: .*{message}"):  # as typed on the Data page
+        loads(text, "Mapping")
+
+
+def test_a_mapping_typed_as_text_reads_as_its_file_does(lake, tmp_path, totals):
+    spec = tmp_path / "my.yaml"
+    spec.write_text(MAPPING)
+    typed = loads(MAPPING, "Mapping", label="Data page")
+    from_file = load(spec)
+    assert (typed.name, from_file.name) == ("mapping:Data page", "mapping:my.yaml")
+    assert typed.identity == from_file.identity  # the same text: a file read once under it
+    with pytest.raises(MappingError, match="^Mapping: cannot read mapping"):
+        loads("table: [", "Mapping")
 
 
 # Anthropic's raw Messages API usage: usage.input_tokens EXCLUDES cache reads and cache writes,
