@@ -105,8 +105,9 @@ else:
                      "committed_at": st.column_config.DatetimeColumn(f"Committed ({f.tz})",
                                                                      format=TS_FORMAT),
                      "kind": st.column_config.TextColumn(
-                         "Kind", help="ingest, demo, compact, reprice, or seen: a source read "
-                                      "that gave no rows (see Note)"),
+                         "Kind", help="ingest, demo, compact, reprice, remove (a batch "
+                                      "taken out), or seen: a source read that gave no rows "
+                                      "(see Note)"),
                      "source": st.column_config.TextColumn("Source"),
                      "format": st.column_config.TextColumn("Format"),
                      "rows": st.column_config.NumberColumn("Rows stored", format="localized"),
@@ -116,3 +117,6 @@ else:
                      "removed": st.column_config.NumberColumn("Files removed"),
                      "note": st.column_config.TextColumn("Note"),
                      "commit_id": st.column_config.TextColumn("Commit")})
+    st.caption("A batch that went in wrong (misnamed fields, a wrong mapping) is taken out, "
+               "quarantine included, with `python -m lib remove COMMIT --reason TEXT`: one "
+               "commit, recorded here; its file can then be ingested again.")

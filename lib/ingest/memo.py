@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from lib.store.lake import Lake, content_hash_of
+from lib.store.lake import Lake, content_hash_of, removed_batches
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,11 @@ def earlier_reads(lake: Lake) -> dict[tuple, list[Earlier]]:
     """Every source key (:func:`source_key`) the commits of ``lake`` recorded, with each outcome
     (a source may have been read under several mappings)."""
     out: dict[tuple, list[Earlier]] = {}
-    for c in lake.commits():
+    commits = lake.commits()
+    removed = removed_batches(commits)  # a removed batch's source is read again
+    for c in commits:
+        if c.commit_id in removed:
+            continue
         info = c.info if isinstance(c.info, dict) else {}
         key = source_key(info)
         if key is not None:

@@ -22,20 +22,28 @@ def tables(engine: Engine) -> pl.DataFrame:
 
 def batches(engine: Engine) -> pl.DataFrame:
     """The manifest, newest first: ``committed_at, kind, source, format, rows, quarantined,
-    files, removed, note, commit_id``. ``rows`` counts the rows stored over all tables,
+    files, removed, note, commit_id``. A batch taken out later (``python -m lib remove``) says
+    so in its note, and the remove commit names it. ``rows`` counts the rows stored over all tables,
     ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row);
     ``note`` says why a "seen" source gave no rows, or what an ingest read but did not store
     ("3 log record(s) that are not gen_ai.evaluation.result events: not read")."""
     commits = engine.lake.commits()
+    removed_by = {c.info["removed_batch"]: c.commit_id for c in commits
+                  if c.kind == "remove" and isinstance(c.info, dict)
+                  and c.info.get("removed_batch")}
     rows = []
     for c in reversed(commits):
         info = c.info if isinstance(c.info, dict) else {}
+        note = _note(info)
+        if c.commit_id in removed_by:
+            note = "; ".join(filter(None, [f"removed by commit {removed_by[c.commit_id]}",
+                                           note]))
         rows.append({
             "committed_at": c.committed_at, "kind": c.kind, "source": c.source,
             "format": info.get("format"),
             "rows": sum(n for t, n in c.rows.items() if t != "quarantine"),
             "quarantined": c.rows.get("quarantine", 0),
-            "files": len(c.added), "removed": len(c.removed), "note": _note(info),
+            "files": len(c.added), "removed": len(c.removed), "note": note,
             "commit_id": c.commit_id,
         })
     frame = pl.DataFrame(rows, schema={
@@ -50,6 +58,12 @@ def _note(info: dict) -> str | None:
     the hints on its fields (lib.ingest.hints)."""
     if info.get("seen"):
         return info["seen"]
+    if info.get("removed_batch"):
+        taken = info.get("removed_rows") if isinstance(info.get("removed_rows"), dict) else {}
+        rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
+        who = " by " + str(info["by"]) if info.get("by") else ""
+        why = f": {info['reason']}" if info.get("reason") else ""
+        return f"took out batch {info['removed_batch']} ({rows}){who}{why}"
     not_read = info.get("not_read")
     notes = not_read_notes(not_read) if isinstance(not_read, dict) else []
     hints = info.get("hints")

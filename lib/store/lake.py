@@ -159,10 +159,14 @@ class Lake:
         return Snapshot(version=version, commits=commits, files=files)
 
     def has_content(self, content_hash: str) -> bool:
-        """True when a commit with this content hash exists (named by it, or carrying it)."""
-        if (self.manifest_dir / f"{content_hash}.json").exists():
+        """True when a commit with this content hash exists (named by it, or carrying it) and
+        was not removed (:meth:`remove_batch`: its content may be ingested again)."""
+        commits = self.commits()
+        removed = removed_batches(commits)
+        if (self.manifest_dir / f"{content_hash}.json").exists() and content_hash not in removed:
             return True
-        return any(c.content_hash == content_hash for c in self.commits())
+        return any(c.content_hash == content_hash and c.commit_id not in removed
+                   for c in commits)
 
     # -- writing --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -287,6 +291,61 @@ class Lake:
             self._publish(commit)
             return commit
 
+    def remove_batch(self, batch_id: str, *, info: dict | None = None) -> Commit:
+        """Take every row an ingest (or demo) batch stored, in every table, quarantine included,
+        out of the lake as one atomic commit of kind ``remove``.
+
+        Files holding its rows (its own, or compacted files it shares with other batches) are
+        rewritten without them; the commit's ``info`` records ``removed_batch``, the rows taken
+        out per table (``removed_rows``), the batch's source, and ``info``. The batch's content
+        is forgotten (:meth:`has_content`), so the same file may be ingested again (under a
+        corrected mapping, say). Raises KeyError for an unknown batch, ValueError for a commit
+        that is not an ingest or demo batch, or one already removed."""
+        commit_id = uuid.uuid4().hex
+        with self.writer_lock():
+            commits = self.commits()
+            target = next((c for c in commits if c.commit_id == batch_id), None)
+            if target is None:
+                raise KeyError(batch_id)
+            if target.kind not in ("ingest", "demo"):
+                raise ValueError(f"commit {batch_id} is a {target.kind}, not an ingested batch: "
+                                 "only ingest and demo batches can be removed")
+            if batch_id in removed_batches(commits):
+                raise ValueError(f"batch {batch_id} was removed already")
+            snap = self.snapshot()
+            removed, added, taken = [], [], {}
+            con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
+                                         "autoload_known_extensions": False})
+            try:
+                for name, paths in snap.files.items():
+                    if not paths:
+                        continue
+                    # Only the batch_id column is scanned; files without its rows are kept.
+                    hits = con.execute(
+                        "SELECT filename, count(*) FROM read_parquet($files, filename = true) "
+                        "WHERE batch_id = $batch GROUP BY filename ORDER BY filename",
+                        {"files": [str(self.root / p) for p in paths], "batch": batch_id},
+                    ).fetchall()
+                    for filename, n in hits:
+                        table = pq.ParquetFile(filename).read()  # no hive columns from its path
+                        keep = pc.fill_null(pc.not_equal(table.column("batch_id"), batch_id),
+                                            True)
+                        removed.append(str(Path(filename).relative_to(self.root)))
+                        rest = table.filter(keep)
+                        if rest.num_rows:
+                            added.extend(self._write_files({name: rest}, commit_id))
+                        taken[name] = taken.get(name, 0) + n
+            finally:
+                con.close()
+            commit = Commit(
+                commit_id=commit_id, kind="remove", source=target.source, content_hash=None,
+                committed_at=_now_iso(), rows={t: sum(f["rows"] for f in added
+                                                      if f["table"] == t) for t in taken},
+                added=added, removed=removed,
+                info={**(info or {}), "removed_batch": batch_id, "removed_rows": taken})
+            self._publish(commit)
+            return commit
+
     def _drop_duplicates(self, name: str, table: pa.Table) -> pa.Table:
         key = schema.KEYS[name]
         # Repeats inside the batch: keep the first occurrence.
@@ -386,6 +445,12 @@ class Lake:
                     if path.stat().st_mtime < cutoff:
                         out.append(path)
         return out
+
+
+def removed_batches(commits: list[Commit]) -> set[str]:
+    """Ids of the batches a ``remove`` commit took out (:meth:`Lake.remove_batch`)."""
+    return {c.info["removed_batch"] for c in commits
+            if c.kind == "remove" and isinstance(c.info, dict) and c.info.get("removed_batch")}
 
 
 def _epoch_days(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -92,7 +92,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
     st.code(text, language=None, wrap_lines=True)  # notes and reasons are long lines
     if any("--mapping" in text for f in combined.files for text in [*f.notes, f.error or ""]):
         st.info(f"To read such fields here, choose **Format → {MAPPING_CHOICE}** and describe "
-                "them (the same YAML as `--mapping`, see docs/mapping.md), then **Check**. Rows "
-                "once stored stay as they are: a corrected file's rows with the same ids are "
-                "skipped as duplicates, so check a file before ingesting it.")
+                "them (the same YAML as `--mapping`, see docs/mapping.md), then **Check**. A "
+                "corrected file's rows with ids already stored are skipped as duplicates: take "
+                "a batch that went in wrong out first (`python -m lib remove BATCH_ID`).")
     return combined

@@ -1,0 +1,57 @@
+"""``remove BATCH_ID [--reason TEXT]``: take every row an ingested batch stored out of the store.
+
+For a file that went in wrong (misnamed fields, a wrong mapping, the wrong environment): its
+rows, quarantine included, leave in one atomic commit of kind ``remove`` that records the batch,
+the rows taken out, who ran it and why (the audit trail; the batch's own commit stays in the
+manifest). The batch's content is forgotten, so the corrected file, or the same file under a
+corrected mapping, can be ingested again.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from lib.commands.base import UsageError, open_existing_lake, print_json
+
+NAME = "remove"
+HELP = "take every row an ingested batch stored out of the store (so it can be ingested again)"
+MIN_PREFIX = 8
+
+
+def add_arguments(p) -> None:
+    p.add_argument("batch", metavar="BATCH_ID",
+                   help="the batch's commit id (the Data page's Batches table, or `ingest "
+                        f"--json`'s batch_id), or a unique prefix of {MIN_PREFIX}+ characters")
+    p.add_argument("--reason", help="why, kept in the remove commit")
+
+
+def run(args) -> int:
+    lake = open_existing_lake(args.store)
+    if len(args.batch) < MIN_PREFIX:
+        raise UsageError(f"a batch id or a prefix of at least {MIN_PREFIX} characters, "
+                         f"got {args.batch!r}")
+    ids = [c.commit_id for c in lake.commits() if c.commit_id.startswith(args.batch)]
+    if not ids:
+        raise UsageError(f"no batch {args.batch!r} in {lake.root}")
+    if len(ids) > 1:
+        raise UsageError(f"{args.batch!r} names {len(ids)} commits: give more of the id")
+    try:
+        commit = lake.remove_batch(ids[0], info={"by": _user(), "reason": args.reason})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    taken = commit.info["removed_rows"]
+    if args.json:
+        print_json({"removed_batch": ids[0], "source": commit.source, "removed_rows": taken,
+                    "files_rewritten": len(commit.removed), "commit_id": commit.commit_id})
+        return 0
+    rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
+    print(f"removed batch {ids[0]} ({commit.source}): {rows}; {len(commit.removed)} file(s) "
+          f"replaced in commit {commit.commit_id}. Its source can be ingested again.")
+    return 0
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        return None

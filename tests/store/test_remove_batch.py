@@ -1,0 +1,127 @@
+"""Taking a batch out (``python -m lib remove``): every row it stored leaves, in every table and in
+files it shares with other batches after compaction, in one commit; nothing else changes; its
+content and source may then be ingested again."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lib.cli import main
+from lib.ingest.pipeline import ingest_paths
+from lib.metrics import inventory
+from lib.store import Engine
+from lib.store import compact as compaction
+from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
+
+LINEAGE = ("batch_id", "ingested_at", "source_file")
+
+
+def _rows(lake) -> dict:
+    return {t: stored_rows(lake, t, LINEAGE) for t in ("requests", "quarantine")}
+
+
+def _ingest(lake, path, rows: list[dict], bad_lines: int = 0):
+    data = jsonl_bytes(rows) + b'{"request_id": "broken", "ts": \n' * bad_lines
+    path.write_bytes(data)
+    return ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
+
+
+def test_removing_a_batch_takes_out_its_rows_and_quarantine_and_nothing_else(lake, tmp_path):
+    keep = _ingest(lake, tmp_path / "keep.jsonl", [canonical_request(i) for i in range(3)])
+    expected = _rows(lake)
+    wrong = _ingest(lake, tmp_path / "wrong.jsonl",
+                    [canonical_request(i, model="gpt-4o-mini") for i in range(10, 14)],
+                    bad_lines=2)
+    assert (wrong.stored, wrong.quarantined) == ({"requests": 4}, 2)
+
+    commit = lake.remove_batch(wrong.batch_id, info={"reason": "wrong file"})
+    assert commit.kind == "remove"
+    assert commit.info == {"reason": "wrong file", "removed_batch": wrong.batch_id,
+                           "removed_rows": {"requests": 4, "quarantine": 2}}
+    assert _rows(lake) == expected  # exactly the rows before the wrong file
+    assert keep.batch_id not in {c.info.get("removed_batch") for c in lake.commits()}
+
+
+def test_rows_in_a_compacted_file_shared_with_other_batches_are_taken_out(lake, tmp_path):
+    # Three batches on the same day; compaction merges their files into one.
+    first = _ingest(lake, tmp_path / "a.jsonl", [canonical_request(i) for i in range(0, 3)])
+    middle = _ingest(lake, tmp_path / "b.jsonl", [canonical_request(i) for i in range(3, 5)])
+    _ingest(lake, tmp_path / "c.jsonl", [canonical_request(i) for i in range(5, 9)])
+    compaction.compact(lake, min_files=1)
+    assert len(lake.snapshot().files["requests"]) == 1
+    commit = lake.remove_batch(middle.batch_id)
+    assert commit.info["removed_rows"] == {"requests": 2}
+    assert commit.rows == {"requests": 7}  # the shared file, written again without them
+    ids = [r[0] for r in stored_rows(lake, "requests", LINEAGE)]
+    assert sorted(ids) == sorted(f"r{i}" for i in (0, 1, 2, 5, 6, 7, 8))
+    engine = Engine(lake)
+    try:
+        assert engine.query("SELECT count(*) AS n, count(DISTINCT batch_id) AS b FROM requests"
+                            ).row(0) == (7, 2)
+        assert engine.query(f"SELECT count(*) FROM requests WHERE batch_id = "
+                            f"'{first.batch_id}'").item() == 3
+    finally:
+        engine.close()
+
+
+def test_a_removed_batch_can_be_ingested_again_under_its_own_name(lake, tmp_path):
+    path = tmp_path / "a.jsonl"
+    first = _ingest(lake, path, [canonical_request(i) for i in range(3)])
+    again = ingest_paths(lake, [str(path)]).files[0]
+    assert again.skipped  # unchanged since an earlier run read it
+    lake.remove_batch(first.batch_id)
+    # neither the file's signature nor its content hash stop it now
+    back = ingest_paths(lake, [str(path)]).files[0]
+    assert (back.skipped, back.duplicate_file, back.stored) == (None, False, {"requests": 3})
+    assert len(stored_rows(lake, "requests", LINEAGE)) == 3
+
+
+@pytest.mark.parametrize("what", ["unknown", "compact", "twice"])
+def test_only_a_live_ingested_batch_can_be_removed(lake, tmp_path, what):
+    first = _ingest(lake, tmp_path / "a.jsonl", [canonical_request(i) for i in range(2)])
+    _ingest(lake, tmp_path / "b.jsonl", [canonical_request(i) for i in range(2, 4)])
+    before = _rows(lake)
+    if what == "unknown":
+        with pytest.raises(KeyError):
+            lake.remove_batch("0" * 32)
+    elif what == "compact":
+        compaction.compact(lake, min_files=1)
+        merged = next(c for c in lake.commits() if c.kind == "compact")
+        with pytest.raises(ValueError, match="is a compact, not an ingested batch"):
+            lake.remove_batch(merged.commit_id)
+    else:
+        lake.remove_batch(first.batch_id)
+        before = _rows(lake)
+        with pytest.raises(ValueError, match="removed already"):
+            lake.remove_batch(first.batch_id)
+    assert _rows(lake) == before
+
+
+def test_cli_remove_by_prefix_reports_and_the_data_page_lists_it(lake, tmp_path, capsys):
+    wrong = _ingest(lake, tmp_path / "wrong.jsonl", [canonical_request(i) for i in range(2)],
+                    bad_lines=1)
+    store = ["--store", str(lake.root)]
+    assert main(["remove", wrong.batch_id[:4], *store]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert main(["remove", "f" * 12, *store]) == 2
+    assert "no batch" in capsys.readouterr().err
+    assert main(["remove", wrong.batch_id[:10], *store, "--reason", "misnamed fields",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["removed_batch"], doc["removed_rows"]) == (
+        wrong.batch_id, {"requests": 2, "quarantine": 1})
+    assert main(["summary", *store, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requests"] == 0
+
+    engine = Engine(lake)
+    try:
+        notes = dict(inventory.batches(engine).select("kind", "note").rows())
+    finally:
+        engine.close()
+    remove_id = next(c.commit_id for c in lake.commits() if c.kind == "remove")
+    assert notes["ingest"] == f"removed by commit {remove_id}"
+    assert notes["remove"].startswith(
+        f"took out batch {wrong.batch_id} (1 quarantine, 2 requests)")
+    assert notes["remove"].endswith(": misnamed fields")
