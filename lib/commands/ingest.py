@@ -74,7 +74,7 @@ def render(report: IngestReport) -> str:
     skipped = [f for f in report.files if f.skipped]
     collapse = len(skipped) > MAX_SKIPPED_LINES
     lines = [_file_line(f, report.dry_run) + "".join(f"\n    {r}" for r in f.reasons)
-             + "".join(f"\n    note: {n}" for n in f.notes)
+             + "".join(f"\n    note: {n}" for n in f.notes + _undo_note(f))
              for f in report.files if not (collapse and f.skipped)]
     if collapse:
         lines.append(f"{len(skipped):,} source(s) skipped: unchanged since an earlier run read "
@@ -93,6 +93,15 @@ def render(report: IngestReport) -> str:
     if comp.get("merged"):
         lines.append(f"compacted {comp['files_before']} small files into {comp['files_after']}")
     return "\n".join(lines)
+
+
+def _undo_note(f: FileReport) -> list[str]:
+    """For a stored file whose fields look misnamed: how to take it out before ingesting it
+    corrected (its rows' ids would otherwise be skipped as duplicates)."""
+    if not (f.hints and f.batch_id and f.stored):
+        return []
+    return [f"to ingest it again corrected, first take this batch out: python -m lib remove "
+            f"{f.batch_id}"]
 
 
 def _file_line(f: FileReport, dry_run: bool = False) -> str:

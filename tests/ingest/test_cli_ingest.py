@@ -69,3 +69,18 @@ def test_a_rerun_says_in_one_line_that_many_unchanged_files_were_skipped(lake, w
     assert lines[1:] == [
         "12 source(s) skipped: unchanged since an earlier run read them (--json lists each)",
         "total: 13 source(s), 1 stored, 0 duplicate(s), 0 quarantined, 0 error(s), 12 skipped"]
+
+
+def test_a_stored_file_with_misnamed_fields_is_told_how_to_take_it_out(lake, write, capsys):
+    path = write("a.jsonl", [canonical_request(1, ttft=0.2)])
+    assert main(["ingest", str(path), "--store", str(lake.root), "--dry-run"]) == 0
+    checked = capsys.readouterr().out
+    assert "ttft (is it ttft_ms" in checked and "python -m lib remove" not in checked  # none stored
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
+    out = capsys.readouterr().out
+    batch = lake.commits()[-1].commit_id
+    assert f"note: to ingest it again corrected, first take this batch out: python -m lib " \
+           f"remove {batch}" in out
+    clean = write("b.jsonl", [canonical_request(2)])
+    assert main(["ingest", str(clean), "--store", str(lake.root)]) == 0
+    assert "python -m lib remove" not in capsys.readouterr().out  # nothing looked misnamed
