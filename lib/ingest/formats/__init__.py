@@ -20,6 +20,7 @@ MODULES: list[str] = [
     "canonical_json",
     "promptfoo",
     "inspect_ai",
+    "inspect_eval",
 ]
 
 

@@ -7,8 +7,11 @@ several values (one row each, metric ``<scorer>/<key>``). Mapping: run_id = ``ev
 dataset = ``eval.dataset.name``, case_id = sample ``id``, epoch = sample ``epoch``, model =
 ``eval.model``, version = ``eval.metadata.version`` if given, else the task name and model;
 ts = the sample's ``completed_at`` if present, else ``stats.completed_at``, else ``eval.created``.
-Older logs with a single ``score`` per sample are read too. The binary ``.eval`` (zip) format is
-not read: convert it with ``inspect log convert --to json``.
+Older logs with a single ``score`` per sample are read too. Inspect's default binary ``.eval``
+log (a zip) is format ``inspect-eval`` (lib/ingest/formats/inspect_eval.py): no conversion
+needed; it shares :func:`log_chunks` with this reader, so both forms of a log give the same rows
+and quarantine lines. Field names checked against logs written by inspect_ai 0.3.285
+(tests/ingest/fixtures/inspect/).
 
 Bad values: a sample holding a value none of its rows can be stored with (an ``epoch`` that is
 not an integer, say) is quarantined whole; a score holding one (a value that is no finite number,
@@ -23,12 +26,12 @@ surrogate escape such as ``"\\ud800"``) quarantines the sample or score that sto
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from lib.ingest.base import Chunk, Format
+from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats.json_values import (
     BadValue,
     json_value,
@@ -56,30 +59,58 @@ def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
     samples = doc.get("samples") or []
     if not isinstance(samples, list):
         raise ValueError("not an Inspect eval log: 'samples' is not a list")
+    yield from log_chunks(doc, ((i + 1, sample, None) for i, sample in enumerate(samples)),
+                          filename)
+
+
+def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], filename: str,
+               document: str | None = None) -> Iterator[Chunk]:
+    """The chunks of an Inspect log, whatever it was stored as (JSON here, ``.eval`` in
+    lib/ingest/formats/inspect_eval.py): eval rows and rejects, at most ``CHUNK_ROWS`` rows each.
+
+    ``doc`` is the log without its samples (``eval``, ``stats``: the values every row shares);
+    ``samples`` yields ``(line, sample, member)`` one sample at a time, so only one needs to be in
+    memory: ``line`` is the sample's position in the log (from 1, its quarantine line), ``sample``
+    the parsed sample or a :class:`Reject` already made for one that could not be read, and
+    ``member`` where it was stored when that is not ``samples[line - 1]`` (a ``.eval`` member
+    name, which then starts each of the sample's reasons), else None. ``document`` likewise names
+    where ``doc`` was (``header.json``) in the reason of a bad value of the document itself.
+    """
     try:
         shared, problem = _document(doc, filename), None
     except BadValue as exc:  # a value every row would hold: no row can be stored
-        shared, problem = None, str(exc)
+        shared, problem = None, _at(document, str(exc))
     rows, rejects = [], []
-    for i, sample in enumerate(samples):
-        reason = problem or (None if isinstance(sample, dict) else f"samples[{i}] is not an object")
+    for line, sample, member in samples:
+        if isinstance(sample, Reject):
+            rejects.append(sample)
+            continue
+        reason = problem
+        if reason is None and not isinstance(sample, dict):
+            reason = f"{member or f'samples[{line - 1}]'} is not an object"
         if reason is None:
             try:
-                base, target, scores = _sample(sample, i, shared)
+                base, target, scores = _sample(sample, line - 1, shared)
             except BadValue as exc:
-                reason = str(exc)
+                reason = _at(member, str(exc))
         if reason is not None:
-            rejects.append(reject(i + 1, sample, reason))
+            rejects.append(reject(line, sample, reason))
             continue
         for field, scorer, score in scores:
             try:
                 rows.extend(_score_rows(base, target, field, scorer, score))
             except BadValue as exc:
-                rejects.append(reject(i + 1, sample, str(exc)))
+                rejects.append(reject(line, sample, _at(member, str(exc))))
         if len(rows) >= CHUNK_ROWS:
             yield Chunk(tables={"evals": pa.Table.from_pylist(rows)}, rejects=rejects)
             rows, rejects = [], []
     yield Chunk(tables={"evals": pa.Table.from_pylist(rows)} if rows else {}, rejects=rejects)
+
+
+def _at(where: str | None, reason: str) -> str:
+    """``reason`` prefixed with the ``.eval`` member it is about ("samples/2_epoch_1.json: epoch
+    is not an integer: abc"); as it is when there is none (a JSON log: the line says where)."""
+    return reason if where is None else f"{where}: {reason}"
 
 
 def _document(doc: dict, filename: str) -> dict:
