@@ -11,6 +11,7 @@ changed or dropped.
 from __future__ import annotations
 
 import copy
+import csv
 import io
 import json
 
@@ -348,3 +349,39 @@ def test_the_quarantine_keeps_file_line_and_reason_and_the_good_records_are_stor
              json.dumps(bad) + "\n")]
     finally:
         eng.close()
+
+
+# -- the batch export's CSV -----------------------------------------------------------------------
+
+def csv_export(*records: dict) -> bytes:
+    """As transformStreamToCsv.ts writes it (langfuse/langfuse packages/shared/src/server/utils/
+    transforms): the first record's keys as the header, every field quoted, objects as JSON
+    text, null as an empty field."""
+    def field(value):
+        text = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+        return '"' + text.replace('"', '""') + '"'
+
+    header = list(records[0])
+    return ("\n".join([",".join(field(k) for k in header)]
+                      + [",".join(field(r.get(k)) for k in header) for r in records])
+            + "\n").encode()
+
+
+def test_csv_bad_values_quarantine_their_record_naming_field_and_value(monkeypatch):
+    limit_before = csv.field_size_limit()
+    monkeypatch.setattr(langfuse, "MAX_ELEMENT_CHARS", 4096)
+    long = generation(4, input="x" * 5000 + '"\n"' * 3)  # over the limit, over several lines
+    first = generation(1, input="short")  # its keys are the header
+    data = csv_export(first, generation(2, usageDetails__input="abc"),
+                      generation(3, model="ab\x1fcd"), long, generation(5))
+    data = data.replace(b"ab\x1fcd", b"ab\xff\xfecd")
+    tables, rejects, _ = parse(data)
+    long_text = csv_export(first, long).split(b"\n", 2)[2]  # its lines, newlines too
+    assert rejects == [
+        (3, "usageDetails.input is not an integer: abc"),
+        (4, "model is not valid UTF-8 text: ab\ufffd\ufffdcd"),
+        (5, f"CSV record of {len(long_text):,} characters is longer than the limit of 4,096")]
+    assert column(tables, "requests", "request_id") == ["g1", "g5"]
+    # the long record spans lines 5 to 8; the next one starts on line 9
+    assert column(tables, "requests", "_line") == [2, 9]
+    assert csv.field_size_limit() == limit_before  # raised for a record only, then put back

@@ -165,6 +165,8 @@ def test_detection():
     canonical_with_times = (b'{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", '
                             b'"startTime": "x", "model": "gpt-4o"}\n')
     assert not langfuse.FORMAT.detect(canonical_with_times, "requests.jsonl")
+    # a CSV is Langfuse's when its header is an export's (test_langfuse_shapes.py): this one
+    # has no "type", so it is no observations export
     assert not langfuse.FORMAT.detect(b"id,startTime,usageDetails\n", "export.csv")
 
 

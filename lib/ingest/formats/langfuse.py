@@ -1,27 +1,60 @@
-"""Langfuse exports (format ``langfuse``): observations, traces and scores, as JSON or JSONL.
+"""Langfuse exports (format ``langfuse``): observations, traces and scores, as JSON, JSONL or CSV.
 
-Accepted layouts, all streamed:
-- JSONL, one record per line; a JSON array of records (read element by element, so a large
-  export does not need its size in memory); a public-API page ``{"data": [...], "meta": ...}``;
-- records that are observations (``type`` + ``startTime``), traces (with their ``observations``
-  and ``scores`` nested, or alone: their user, session, release and environment then apply to
-  the observations of that trace met later in the same chunk or after), or scores.
+What a Langfuse user has (checked against langfuse/langfuse and langfuse/langfuse-python):
+- the UI's batch export (worker/src/features/batchExport/handleBatchExportJob.ts, written by
+  packages/shared/src/server/utils/transforms/transformStreamTo{Json,Jsonl,Csv}.ts): JSON is one
+  array on a single line, JSONL one record per line, CSV a header of the first row's keys with
+  every field quoted, objects (``usageDetails``, ``metadata``, ...) as JSON text, times as JSON
+  strings (``"2026-03-02T10:00:00.100Z"`` with its quotes), null as an empty field. Observations
+  come in two shapes: the observations table (``model``, ``latency`` / ``timeToFirstToken`` in
+  seconds, ``traceName``, ``traceTags``, ``userId``) and, for Langfuse v4 projects, the events
+  table (``providedModelName``, ``latencyMs`` / ``timeToFirstTokenMs``, ``tags``, times as
+  ClickHouse text ``2026-03-02 10:00:00.100`` in UTC, counts possibly as numeric text); scores
+  flat (``traceId``, ``observationId``, ``sessionId``, ``datasetRunId``, ``dataType``, ``value``,
+  ``stringValue``); both with one extra key per score name;
+- the public API: ``GET /api/public/observations`` (v1: ``usageDetails``, ``costDetails``, the
+  derived ``usage`` / ``promptTokens`` / ``calculatedTotalCost``, ``latency`` in seconds),
+  ``/api/public/v2/observations`` (field groups, ``providedModelName`` or ``model``),
+  ``/api/public/traces/{id}`` (a trace with its ``observations`` and ``scores``), scores v1/v2
+  and v3 (one ``value`` of the data type's kind and a ``subject``), as pages
+  ``{"data": [...], "meta": ...}``.
+
+Accepted layouts, all streamed: JSONL; a JSON array (read element by element, so a large export
+does not need its size in memory); a public-API page; the batch export's CSV; records that are
+observations (``type`` + ``startTime``), traces (with their ``observations`` and ``scores``
+nested, or alone: their user, session, release and environment then apply to the observations
+of that trace met later in the same chunk or after), or scores.
 
 Observations of type GENERATION (and EMBEDDING) are model calls -> ``requests``; other
 observation types (SPAN, EVENT, AGENT, TOOL, CHAIN, RETRIEVER, ...) -> ``spans``. Scores ->
 ``evals``: source ``online`` for Langfuse's own evaluators (EVAL), ``feedback`` for
 human annotations and API scores (user feedback is what the API is mostly used for), and
-``offline`` when the score belongs to a dataset run.
+``offline`` when the score belongs to a dataset run. NUMERIC and BOOLEAN scores keep their value;
+a CATEGORICAL score's ``value`` is a number only when a score config maps its category (a config
+is required for ANNOTATION scores), else Langfuse stores 0 there, so the score is null and the
+category its label; a TEXT score's text is its explanation; CORRECTION scores (a corrected
+output, not a metric) are counted as not read.
 
-Token semantics: Langfuse's ``usageDetails`` are additive, its total is the sum of all keys:
-``input`` is what remains after ``input_cached_tokens`` / ``cache_read_input_tokens`` /
-``cache_creation_input_tokens`` (and audio...) were split out, ``output`` what remains after
-``output_reasoning_tokens``. So design §3's ``input_tokens`` is the sum of all input-side keys and
-``output_tokens`` the sum of all output-side keys. The older ``usage`` object
-(``input``/``output``, or ``promptTokens``/``completionTokens``) carries provider totals and is
-used as is. Times: ``startTime``/``endTime``/``completionStartTime`` ISO 8601 (UTC when no
-offset); ``latency`` and ``timeToFirstToken`` are seconds. ``costDetails.total`` (USD) ->
-``logged_cost_usd``.
+Token semantics: Langfuse's ``usageDetails`` are mutually exclusive buckets whose total is their
+sum (langfuse/langfuse IngestionService.getUsageUnits; the UI sums every key holding "input"):
+``input`` is what remains after ``input_cached_tokens`` / ``input_cache_read`` /
+``cache_read_input_tokens`` / ``input_cache_creation`` / ``input_audio_tokens`` ... were split out
+(the server's OpenAI usage schema, its OTel mapping, langfuse-python's LangChain handler), and
+``output`` what remains after ``output_reasoning_tokens`` ... So design §3's ``input_tokens`` is
+the sum of the input-side keys and ``output_tokens`` the sum of the output-side keys, except
+keys that break a bucket down again: ``input_priority`` / ``output_priority`` (LangChain's
+OpenAI priority tier: the same tokens as ``input``; its ``..._cache_read`` / ``..._reasoning``
+are the cached / reasoning part of them) and ``cache_creation_ephemeral_*`` beside
+``cache_creation_input_tokens`` (LangChain's raw Anthropic usage). When a record's ``total``
+equals ``input + output`` with the detail keys left out, its ``input`` (or ``output``) already
+held them (instrumentors before the fix of langfuse/langfuse#10592, e.g. @langfuse/openai
+< 4.4.6): they are then not added again, and ``attributes.usage_details_inclusive`` says so.
+The older ``usage`` object (``input``/``output``, or ``promptTokens``/``completionTokens``)
+carries provider totals and is used as is when there are no ``usageDetails`` (beside
+``usageDetails`` it is derived from them; all zero beside empty ones, it means unknown). Times:
+``startTime``/``endTime``/``completionStartTime`` ISO 8601 (UTC when no offset); ``latency`` and
+``timeToFirstToken`` are seconds, ``latencyMs`` and ``timeToFirstTokenMs`` milliseconds.
+``costDetails.total`` (USD) -> ``logged_cost_usd``.
 
 Bad values (the project's rule: one bad value quarantines its record, never the file, and nothing
 is silently changed or dropped):
@@ -42,6 +75,7 @@ is silently changed or dropped):
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -79,10 +113,20 @@ _CONSUMED = frozenset({
     "timeToFirstToken", "userId", "sessionId", "release", "environment", "unit", "inputPrice",
     "outputPrice", "totalPrice", "inputCost", "outputCost", "totalCost", "createdAt", "updatedAt",
     "projectId",
+    # the batch export's and API v2's names for what is read above, and what is derived from it
+    "providedModelName", "latencyMs", "timeToFirstTokenMs", "traceName", "traceTags", "tags",
+    "inputUsage", "outputUsage", "totalUsage",
 })
+# Export keys kept in ``attributes`` only when they hold something (the export writes [] / {}).
+_EMPTY_IS_NOTHING = frozenset({"comments", "toolDefinitions", "toolCalls", "toolCallNames",
+                               "providedUsageDetails", "providedCostDetails"})
 _METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "service", "environment",
                      "app_version", "provider", "error_type")
-_SCORE_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL"})
+_SCORE_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT"})
+CORRECTIONS = "Langfuse CORRECTION score(s) (corrected outputs, not metrics)"
+# A v3 score's ``subject`` kind -> the v1/v2 key it stands for
+_SUBJECT_KEYS = {"observation": "observationId", "trace": "traceId", "session": "sessionId",
+                 "experiment": "datasetRunId"}
 _INF = float("inf")
 
 
@@ -198,10 +242,12 @@ def _retried(raw: Any, error: str) -> tuple[Any, str | None]:
 
 
 def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | bytes]]:
-    """(line, record, error, raw) for each record of a JSON array, JSONL or single-document file.
+    """(line, record, error, raw) for each record of a JSON array, JSONL, single-document or CSV
+    file.
 
-    A JSONL line longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped unread and rejected;
-    a single document larger than ``otlp_common.MAX_DOCUMENT_BYTES`` fails the file.
+    A JSONL line longer than ``lib.ingest.streams.MAX_LINE_BYTES`` is skipped unread and rejected,
+    as is a CSV record longer than ``MAX_ELEMENT_CHARS``; a single document larger than
+    ``otlp_common.MAX_DOCUMENT_BYTES`` fails the file.
     """
     buffered = stream if isinstance(stream, io.BufferedReader) \
         else io.BufferedReader(stream, oc.READ_BYTES)
@@ -213,6 +259,10 @@ def _records(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | byt
         # bytes that are not UTF-8 are kept (as lone surrogates) so their record is quarantined
         yield from _array_records(io.TextIOWrapper(buffered, encoding="utf-8",
                                                    errors="surrogateescape"))
+        return
+    if not head.startswith(b"{") and _csv_header(head) is not None:  # the batch export's CSV
+        yield from _csv_records(io.TextIOWrapper(buffered, encoding="utf-8",
+                                                 errors="surrogateescape", newline=""))
         return
     data = buffered.read(oc.BLOCK_BYTES)
     if oc.opens_document(data, (b"{",)):  # one pretty-printed document
@@ -253,8 +303,8 @@ _IN_STRING = re.compile(r'["\\]')
 _OUTSIDE = re.compile(r'["{}\[\]]')
 
 
-def _too_long(size: int) -> str:
-    return f"element of {size:,} characters is longer than the limit of {MAX_ELEMENT_CHARS:,}"
+def _too_long(size: int, what: str = "element") -> str:
+    return f"{what} of {size:,} characters is longer than the limit of {MAX_ELEMENT_CHARS:,}"
 
 
 def _skip_value(chunk: str, text: io.TextIOBase) -> tuple[int, int, str] | None:
@@ -370,6 +420,121 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
 
 
 # ---------------------------------------------------------------------------------------------
+# The batch export's CSV (packages/shared/src/server/utils/transforms/transformStreamToCsv.ts)
+
+# Columns of times, which the export writes as JSON strings (a Date through JSON.stringify:
+# with quotes) or, from the events table, as ClickHouse text; columns of free text, written as
+# they are (input and output too: the export leaves them the stored text for CSV). Any other
+# field holding a JSON object or array (usageDetails, metadata, traceTags, a score's column...)
+# is JSON text: stringifyForCsv writes objects that way.
+_CSV_TIMES = frozenset({"startTime", "endTime", "completionStartTime", "createdAt", "updatedAt",
+                        "traceTimestamp", "timestamp"})
+_CSV_TEXT = frozenset({"input", "output", "name", "statusMessage", "comment", "stringValue",
+                       "traceName", "promptName"})
+
+
+def _csv_cells(text: str) -> list[str]:
+    """The fields of one CSV record (which may span lines); raises csv.Error. The field size
+    limit is raised for this call only (a record is at most MAX_ELEMENT_CHARS long) and put
+    back, so no other reader in the process sees it changed."""
+    old = csv.field_size_limit(MAX_ELEMENT_CHARS + 1)
+    try:
+        return next(csv.reader([text]), [])
+    finally:
+        csv.field_size_limit(old)
+
+
+def _csv_header(head: bytes) -> list[str] | None:
+    """The column names of a CSV file's first line when it looks like a Langfuse export's
+    (fields separated by commas, one named ``id``); else None."""
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"," not in first:
+        return None
+    try:
+        names = _csv_cells(first.decode("utf-8", "replace"))
+    except csv.Error:
+        return None
+    return names if "id" in names else None
+
+
+def _csv_value(name: str, field: str) -> Any:
+    """A CSV field as the value the JSON export has: empty -> None (the export writes null as an
+    empty field), a JSON object or array -> its value, a time written as a JSON string -> the
+    string; anything else (free text, numbers, JSON that does not decode) -> the text as is."""
+    if not field:
+        return None
+    first = field[0]
+    if (name in _CSV_TIMES and first == '"') or (first in "{[" and name not in _CSV_TEXT):
+        try:
+            value = _DECODER.decode(field)
+        except (ValueError, RecursionError):
+            return field
+        return value if isinstance(value, str if first == '"' else (dict, list)) else field
+    return field
+
+
+def _csv_raw_records(text: io.TextIOBase) -> Iterator[tuple[int, str, str | None]]:
+    """(start line, raw text, error) of each CSV record: lines are joined while a quoted field is
+    open (an odd number of quotes so far). A record longer than MAX_ELEMENT_CHARS is skipped
+    without being held (its first characters are kept for the reject)."""
+    line = start = 1
+    parts: list[str] = []
+    size = quotes = 0
+    over: str | None = None  # the start of a record too long to hold
+    while True:
+        piece = text.readline(1 << 20)
+        if not piece:
+            if parts or over is not None:
+                error = _too_long(size, "CSV record") if over is not None else (
+                    "not valid CSV: unterminated quoted field" if quotes % 2 else None)
+                yield start, over if over is not None else "".join(parts), error
+            return
+        quotes += piece.count('"')
+        size += len(piece)
+        if over is None:
+            parts.append(piece)
+            if size > MAX_ELEMENT_CHARS:
+                over, parts = "".join(parts)[:schema.RAW_MAX_CHARS], []
+        if piece[-1] not in "\r\n":
+            continue  # a line longer than the piece: read on
+        line += 1
+        if quotes % 2 == 0:
+            yield start, over if over is not None else "".join(parts), \
+                _too_long(size, "CSV record") if over is not None else None
+            start, parts, size, quotes, over = line, [], 0, 0, None
+
+
+def _csv_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, str]]:
+    """(line, record, error, raw) for each record of a CSV export: a dict of the header's names
+    to :func:`_csv_value` of the fields."""
+    header: list[str] | None = None
+    for line, raw, error in _csv_raw_records(text):
+        if error is not None:
+            yield line, None, error, raw
+            continue
+        if not raw.strip():
+            continue
+        try:
+            fields = _csv_cells(raw)
+        except csv.Error as exc:
+            yield line, None, f"not valid CSV: {exc}", raw
+            continue
+        if header is None:
+            header = fields
+            continue
+        if len(fields) != len(header):
+            yield line, None, (f"CSV record has {len(fields)} field(s) where the header has "
+                               f"{len(header)}"), raw
+            continue
+        record = {name: _csv_value(name, field) for name, field in zip(header, fields)}
+        bad = _bad_text(record) if _suspect(raw) else None
+        if bad:
+            yield line, None, bad, raw
+        else:
+            yield line, record, None, raw
+
+
+# ---------------------------------------------------------------------------------------------
 # Field helpers
 
 
@@ -411,8 +576,12 @@ def _usage_count(usage: dict, obs: dict, keys: tuple[str, str]) -> int | None:
     return count(obs.get(keys[1]), keys[1])
 
 
-def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, int | None]:
-    """(input incl. cache, cached, cache write, output incl. reasoning, reasoning)."""
+Tokens = tuple[int | None, int | None, int | None, int | None, int | None]
+
+
+def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
+    """((input incl. cache, cached, cache write, output incl. reasoning, reasoning), the sides
+    whose ``usageDetails`` base count already held its detail keys (see the module's doc))."""
     details = obs.get("usageDetails")
     if isinstance(details, dict):
         if details:
@@ -425,46 +594,96 @@ def _tokens(obs: dict) -> tuple[int | None, int | None, int | None, int | None, 
     elif not isinstance(usage, dict):
         raise BadValue(f"usage is not a JSON object: {shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
-        return None, None, None, None, None  # characters, images, seconds: not tokens
+        return (None, None, None, None, None), []  # characters, images, seconds: not tokens
     inp = _usage_count(usage, obs, ("input", "promptTokens"))
     out = _usage_count(usage, obs, ("output", "completionTokens"))
+    if details is not None and not inp and not out:
+        # beside (empty) usageDetails the legacy counts are derived from them (the public API
+        # writes 0 when nothing is known): no count
+        inp = out = None
     return (inp, 0 if inp is not None else None, 0 if inp is not None else None, out,
-            0 if out is not None else None)
+            0 if out is not None else None), []
 
 
-def _usage_details(details: dict) -> tuple[int | None, int | None, int | None, int | None,
-                                           int | None]:
-    inp = out = cached = write = reasoning = 0
-    seen_in = seen_out = False
+_BASE_KEYS = {"input": ("input", "input_tokens", "prompt_tokens", "prompt"),
+              "output": ("output", "output_tokens", "completion_tokens", "completion")}
+
+
+def _usage_details(details: dict) -> tuple[Tokens, list[str]]:
+    counts: dict[str, int] = {}
     for key, value in details.items():
         if value.__class__ is int and 0 <= value <= INT64_MAX:
-            n = value
-        elif value is None:
-            continue
-        else:
-            n = count(value, f"usageDetails.{key}")  # raises unless a count
-        if key == "total":  # the sum of the others: read (so a bad one is seen), not added
-            continue
+            counts[key] = value
+        elif value is not None:
+            counts[key] = count(value, f"usageDetails.{key}")  # raises unless a count
+    total = counts.pop("total", None)  # the sum of the buckets: read (so a bad one is seen)
+    # Anthropic's cache-write tiers beside their sum (LangChain's raw Anthropic usage):
+    # a breakdown of cache_creation_input_tokens, not more tokens
+    tiers_are_breakdown = "cache_creation_input_tokens" in counts
+    sums = {"input": 0, "output": 0}
+    base = {"input": None, "output": None}
+    cached = write = reasoning = 0
+    seen = {"input": False, "output": False}
+    for key, n in counts.items():
         k = key.lower()
         if k.startswith(("output", "completion")):
-            out += n
-            seen_out = True
-            if "reasoning" in k:
-                reasoning += n
+            side = "output"
         elif k.startswith(("input", "prompt", "cache")):
-            inp += n
-            seen_in = True
+            side = "input"
+        else:
+            continue  # e.g. the AI SDK's accepted_prediction_tokens: already inside output
+        seen[side] = True
+        if side == "input":
             if "cache_read" in k or "cached" in k:
                 cached += n
-            elif "cache_creation" in k or "cache_write" in k:
-                write += n
+            elif "cache_creation" in k or "cache_write" in k or "ephemeral" in k:
+                if not (tiers_are_breakdown and k.startswith("cache_creation_ephemeral")):
+                    write += n
+        elif "reasoning" in k:
+            reasoning += n
+        if k.startswith(("input_priority", "output_priority")):
+            # LangChain's OpenAI priority tier: the same tokens as input / output again
+            # (langfuse-python CallbackHandler._parse_usage_model does not subtract them)
+            continue
+        if tiers_are_breakdown and k.startswith("cache_creation_ephemeral"):
+            continue
+        if key in _BASE_KEYS[side] and base[side] is None:
+            base[side] = n
+        sums[side] += n
+    inclusive = _inclusive_sides(total, sums, base)
+    if "input" in inclusive:
+        sums["input"] = base["input"]
+    if "output" in inclusive:
+        sums["output"] = base["output"]
+    inp, out = sums["input"], sums["output"]
     if inp > INT64_MAX or out > INT64_MAX:
         side = "input" if inp > INT64_MAX else "output"
         raise BadValue(f"usageDetails {side} tokens add up to more than {INT64_MAX}: "
-                        f"{inp if side == 'input' else out}")
-    return ((inp if seen_in else None), (cached if seen_in else None),
-            (write if seen_in else None), (out if seen_out else None),
-            (reasoning if seen_out else None))
+                       f"{inp if side == 'input' else out}")
+    return ((inp if seen["input"] else None), (cached if seen["input"] else None),
+            (write if seen["input"] else None), (out if seen["output"] else None),
+            (reasoning if seen["output"] else None)), inclusive
+
+
+def _inclusive_sides(total: int | None, sums: dict[str, int], base: dict[str, int | None],
+                     ) -> list[str]:
+    """The sides whose base count (``input``, ``output``) already holds the side's other keys,
+    told by a ``total`` that equals the buckets' sum only when those are left out; [] when the
+    buckets add up to it (Langfuse's own rule), when there is no total, or when the total fits
+    more than one reading."""
+    if total is None or base["input"] is None or base["output"] is None \
+            or total == sums["input"] + sums["output"]:
+        return []
+    # only a side with other keys can have held them
+    sides = [side for side in ("input", "output") if sums[side] > base[side]]
+    readings = [[side] for side in sides]
+    if len(sides) == 2:
+        readings.append(sides)
+    readings = [held for held in readings
+                if all(base[side] >= sums[side] - base[side] for side in held)
+                and total == sum(base[side] if side in held else sums[side]
+                                 for side in ("input", "output"))]
+    return readings[0] if len(readings) == 1 else []
 
 
 def _cost(obs: dict) -> float | None:
@@ -569,9 +788,18 @@ class _Parser:
         latency_ms = (end - start) / 1000 if end is not None else None
         if latency_ms is None and obs.get("latency") is not None:
             latency_ms = number(obs["latency"], "latency") * 1000  # seconds in the public API
+        if latency_ms is None and obs.get("latencyMs") is not None:  # the v4 events export
+            latency_ms = number(obs["latencyMs"], "latencyMs")
         error = str(obs.get("level") or "").upper() == "ERROR"
         metadata = obs.get("metadata")
-        extra = {k: v for k, v in obs.items() if k not in _CONSUMED and v is not None}
+        extra = {k: v for k, v in obs.items() if k not in _CONSUMED and v is not None
+                 and not (k in _EMPTY_IS_NOTHING and v in ([], {}))}
+        # the trace's name and tags, as a trace record gives them (see _apply_trace)
+        if obs.get("traceName") not in (None, ""):
+            extra["trace_name"] = obs["traceName"]
+        tags = obs.get("traceTags") if obs.get("traceTags") is not None else obs.get("tags")
+        if tags not in (None, [], ""):
+            extra["tags"] = tags
         if isinstance(metadata, dict):
             if metadata:
                 extra["metadata"] = metadata
@@ -589,17 +817,24 @@ class _Parser:
                 _dumps(extra) if extra else None))
             self.batch.span_lines.append(line)
             return
-        inp, cached, write, out, reasoning = _tokens(obs)
+        (inp, cached, write, out, reasoning), inclusive = _tokens(obs)
+        if inclusive:
+            extra["usage_details_inclusive"] = inclusive
         cost = _cost(obs)
         first_token = _ts_us(obs.get("completionStartTime"), "completionStartTime")
         ttft_ms = (first_token - start) / 1000 if first_token is not None else None
         if ttft_ms is None and obs.get("timeToFirstToken") is not None:
             ttft_ms = number(obs["timeToFirstToken"], "timeToFirstToken") * 1000
+        if ttft_ms is None and obs.get("timeToFirstTokenMs") is not None:
+            ttft_ms = number(obs["timeToFirstTokenMs"], "timeToFirstTokenMs")
+        model = obs.get("model")
+        if model is None:  # API v2 (as documented) and the v4 events export
+            model = obs.get("providedModelName")
         prompt_version = obs.get("promptVersion")
         message = _text(obs.get("statusMessage")) if error else None
         row = {
             "request_id": obs_id, "trace_id": trace_id, "parent_id": parent_id, "ts": start,
-            "latency_ms": latency_ms, "ttft_ms": ttft_ms, "model": _text(obs.get("model")),
+            "latency_ms": latency_ms, "ttft_ms": ttft_ms, "model": _text(model),
             "operation": MODEL_TYPES[kind], "input_tokens": inp, "cached_input_tokens": cached,
             "cache_write_tokens": write, "output_tokens": out, "reasoning_tokens": reasoning,
             "logged_cost_usd": cost, "status": "error" if error else "ok",
@@ -630,48 +865,71 @@ class _Parser:
         self.batch.span_lines.append(line)
 
     def score(self, line: int, rec: dict, trace: dict | None) -> None:
-        metric = _text(rec.get("name") or "score")
         data_type = str(rec.get("dataType") or "NUMERIC").upper()
+        if data_type == "CORRECTION":
+            self.batch.not_read[CORRECTIONS] += 1
+            return
+        metric = _text(rec.get("name") or "score")
+        ids = {key: rec.get(key) for key in _SUBJECT_KEYS.values()}
+        subject = rec.get("subject")  # API v3: {"kind": "observation", "id": ..., "traceId": ...}
+        if isinstance(subject, dict) and subject.get("kind") in _SUBJECT_KEYS:
+            ids[_SUBJECT_KEYS[subject["kind"]]] = ids[_SUBJECT_KEYS[subject["kind"]]] \
+                or subject.get("id")
+            ids["traceId"] = ids["traceId"] or subject.get("traceId")
         source_name = _text(rec.get("source") or "API").upper()
-        run_id = rec.get("datasetRunId")
+        run_id = ids["datasetRunId"]
         source = "offline" if run_id else SCORE_SOURCE.get(source_name, "feedback")
         run_id = _text(run_id) if run_id else f"langfuse:{source_name.lower()}"
-        case_id = _text(rec.get("observationId") or rec.get("traceId"))
+        case_id = _text(ids["observationId"] or ids["traceId"] or ids["sessionId"]
+                        or ids["datasetRunId"])
         when = "timestamp" if rec.get("timestamp") else "createdAt"
         ts = _ts_us(rec.get(when), when)
         if ts is None:
             raise ValueError("score has no timestamp")
+        consumed = {"id", "name", "value", "stringValue", "dataType", "source", "comment",
+                    "timestamp", "createdAt", "updatedAt", "traceId", "observationId",
+                    "datasetRunId", "projectId", "subject"}
+        extra = {k: v for k, v in rec.items() if k not in consumed and v is not None}
         label = _text(rec.get("stringValue"))
+        explanation = _text(rec.get("comment"))
         value = rec.get("value")
-        if value.__class__ is bool and data_type == "BOOLEAN":
+        passed = None
+        if data_type == "TEXT":
+            # free text (API v1/v2: stringValue, no value; v3: value; the export: value 0, the
+            # placeholder Langfuse stores): the judgement, so the explanation
+            text = label if label is not None else (value if isinstance(value, str) else None)
+            if explanation is not None and text is not None:
+                extra["comment"] = explanation
+            value, label, explanation = None, None, text if text is not None else explanation
+        elif value.__class__ is bool and data_type == "BOOLEAN":  # API v3
             value = 1.0 if value else 0.0
-        elif data_type == "CATEGORICAL" and label is None and isinstance(value, str) \
-                and not numeric_text(value):
-            value, label = None, value  # the ingestion API's string value of a category
+        elif data_type == "CATEGORICAL" and isinstance(value, str) and not numeric_text(value):
+            # the ingestion API's and API v3's string value of a category
+            label = label if label is not None else value
+            value = None
         else:
             value = number(value, "value", signed=True)
         if data_type == "BOOLEAN":
-            passed = None if value is None else value >= 0.5
-            label = label or (None if value is None else ("true" if passed else "false"))
+            passed = oc.passed_from_label(label) if value is None else value >= 0.5
+            if value is not None:  # "True" / "False" as the API writes it, or none (v3)
+                label = "true" if passed else "false"
         elif data_type == "CATEGORICAL":
             passed = oc.passed_from_label(label)
-        else:
-            passed = None
-        consumed = {"id", "name", "value", "stringValue", "dataType", "source", "comment",
-                    "timestamp", "createdAt", "updatedAt", "traceId", "observationId",
-                    "datasetRunId", "projectId"}
-        extra = {k: v for k, v in rec.items() if k not in consumed and v is not None}
+            if value is not None and not rec.get("configId") and source_name != "ANNOTATION":
+                # without a score config Langfuse stores 0 here: no score; kept as written
+                extra["value"] = rec["value"]
+                value = None
         if data_type not in _SCORE_TYPES:  # read as NUMERIC; the type it claims is kept
             extra["dataType"] = rec["dataType"]
-        extra["trace_id"] = rec.get("traceId")
+        extra["trace_id"] = ids["traceId"]
         eval_id = oc.stable_id("langfuse", rec["id"]) if rec.get("id") \
             else oc.stable_id(run_id, case_id, metric, ts)
-        version = (trace or self.traces.get(_text(rec.get("traceId")), {})).get("release")
+        version = (trace or self.traces.get(_text(ids["traceId"]), {})).get("release")
         self.batch.evals.append((
-            eval_id, run_id, ts, source, None, case_id, 0, _text(rec.get("observationId")),
+            eval_id, run_id, ts, source, None, case_id, 0, _text(ids["observationId"]),
             _text(version), None, metric, value, passed,
-            "human" if source_name == "ANNOTATION" else None, label,
-            _text(rec.get("comment")), _dumps(extra)))
+            "human" if source_name == "ANNOTATION" else None, label, explanation,
+            _dumps(extra)))
         self.batch.eval_lines.append(line)
 
     def flush(self) -> Chunk:
@@ -715,15 +973,26 @@ _MARKERS = (b'"usageDetails"', b'"costDetails"', b'"completionStartTime"', b'"GE
             b'"parentObservationId"', b'"promptVersion"', b'"observations"')
 
 
+_CSV_OBSERVATION_MARKERS = frozenset({"usageDetails", "costDetails", "completionStartTime",
+                                      "parentObservationId", "promptVersion"})
+_SCORE_LINKS = frozenset({"traceId", "observationId", "sessionId", "datasetRunId"})
+
+
 def detect(head: bytes, filename: str) -> bool:
-    """A JSON / JSONL file whose first bytes carry Langfuse observation or score field names."""
+    """A JSON / JSONL file whose first bytes carry Langfuse observation or score field names, or
+    a CSV file whose header is a Langfuse observations or scores export's."""
     text = head.lstrip().removeprefix(oc.UTF8_BOM).lstrip()
-    if text[:1] not in (b"{", b"[") or oc.head_has_otlp_envelope(head):
+    if text[:1] not in (b"{", b"["):
+        names = set(_csv_header(text) or ())
+        return ({"id", "type", "startTime"} <= names and bool(names & _CSV_OBSERVATION_MARKERS)) \
+            or ({"id", "name", "value", "dataType"} <= names and bool(names & _SCORE_LINKS))
+    if oc.head_has_otlp_envelope(head):
         return False
     if b'"startTime"' in head and any(marker in head for marker in _MARKERS):
         return True
-    # a scores-only export
-    return b'"dataType"' in head and b'"traceId"' in head and b'"value"' in head
+    # a scores-only export (API v3 scores name what they judge in a "subject")
+    return b'"dataType"' in head and b'"value"' in head \
+        and (b'"traceId"' in head or b'"subject"' in head)
 
 
 def parse(stream: BinaryIO, filename: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
@@ -748,5 +1017,6 @@ FORMAT = Format(
     detect=detect,
     parse=parse,
     priority=25,
-    doc="Langfuse exports: observations (GENERATION -> requests), traces and scores; JSON/JSONL",
+    doc="Langfuse exports: observations (GENERATION -> requests), traces and scores; "
+        "JSON/JSONL/CSV",
 )
