@@ -21,6 +21,7 @@ MODULES: list[str] = [
     "promptfoo",
     "inspect_ai",
     "inspect_eval",
+    "provider_native",
 ]
 
 
