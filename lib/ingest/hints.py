@@ -88,6 +88,12 @@ _REPLACED = ("batch_id", "ingested_at")
 _TOKEN_OBJECTS = ("usage", "tokens", "tokenusage", "usagemetadata")
 # Anthropic's usage fields: its input_tokens excludes these, ours includes them (design §3).
 _ANTHROPIC_CACHE = ("cachereadinputtokens", "cachecreationinputtokens")
+# A provider's own usage names (OpenAI's, Anthropic's) inside a usage object.
+_PROVIDER_USAGE = frozenset({"prompt_tokens", "completion_tokens", "input_tokens",
+                             "output_tokens", "cache_read_input_tokens"})
+# Keys only a provider's response objects have: a file of them that was not detected (its first
+# records are failed calls, say) is pointed at --format openai / anthropic.
+_PROVIDER_RESPONSE_KEYS = frozenset({"choices", "stop_reason", "custom_id", "system_fingerprint"})
 
 
 def _never_raises(default):
@@ -164,10 +170,16 @@ def field_hints(records: list[dict]) -> list[str]:
         nested = [k for k in keys if _norm(k) in _TOKEN_OBJECTS
                   and any(isinstance(r.get(k), dict) for r in records)]
         if nested:
+            provider_style = any(
+                isinstance(r.get(nested[0]), dict) and _PROVIDER_USAGE & r[nested[0]].keys()
+                for r in records)
             hints.append(f"no input_tokens or output_tokens: the token counts seem to be inside "
                          f"{nested[0]}, which is kept in attributes, so these requests are "
                          f"priced as if they had no tokens. Map {nested[0]}.<field> to "
-                         "input_tokens and output_tokens with --mapping (docs/mapping.md)")
+                         "input_tokens and output_tokens with --mapping (docs/mapping.md)"
+                         + ("; or log the provider's whole response object (bare, or under "
+                            "\"response\"): formats openai and anthropic read it with no "
+                            "mapping (docs/provider-logs.md)" if provider_style else ""))
     return hints
 
 
@@ -192,7 +204,9 @@ def unrecognized_hint(head: bytes) -> str | None:
             f"events event_id, or kind and title"
             + (f". They look like: {renames}" if renames else "")
             + ". Rename them, or describe them with --mapping (docs/mapping.md), or force a "
-            "format with --format")
+            "format with --format"
+            + (" (OpenAI or Anthropic responses: --format openai or --format anthropic, see "
+               "docs/provider-logs.md)" if _PROVIDER_RESPONSE_KEYS & set(keys) else ""))
 
 
 def _guesses(table: str, keys: list[str]) -> dict[str, str]:

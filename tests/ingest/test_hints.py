@@ -67,6 +67,12 @@ def test_token_counts_inside_a_usage_object_are_pointed_at():
            "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
     (hint,) = column_hints("jsonl", _jsonl([row]))
     assert "inside usage" in hint and "priced as if they had no tokens" in hint
+    # a provider's usage names: the whole response object would be read as it is
+    assert hint.endswith("formats openai and anthropic read it with no mapping "
+                         "(docs/provider-logs.md)")
+    own = {**row, "usage": {"in": 10, "out": 2}}
+    (hint,) = column_hints("jsonl", _jsonl([own]))
+    assert "inside usage" in hint and "provider-logs" not in hint
 
 
 def test_eval_and_event_fields_get_hints_too():
@@ -129,6 +135,16 @@ def test_a_file_no_format_recognizes_is_told_its_fields_and_what_each_table_need
     f = ingest_paths(lake, [str(csv_file)]).files[0]
     assert "its fields (id, timestamp, model, prompt_tokens)" in f.error
     assert "prompt_tokens → input_tokens?" in f.error
+    assert "--format openai" not in f.error
+
+
+def test_an_undetected_file_of_provider_responses_is_pointed_at_their_formats(lake, write):
+    # Failed calls first: nothing in the head is a response object the openai format knows.
+    rows = [{"id": f"x{i}", "choices": [], "error": {"code": "server_error"}} for i in range(3)]
+    f = ingest_paths(lake, [str(write("calls.jsonl", _jsonl(rows)))]).files[0]
+    assert f.error.startswith("not a recognized format")
+    assert f.error.endswith("(OpenAI or Anthropic responses: --format openai or --format "
+                            "anthropic, see docs/provider-logs.md)")
 
 
 @pytest.mark.parametrize("text", [b"hello world\nmore text\n",
