@@ -14,8 +14,8 @@ f = ui_filters.current()
 
 st.title("Overview")
 st.caption(f.describe())
-if store.has_demo_data(engine):
-    widgets.demo_banner()
+if demo_batches := store.live_demo_batches(engine):
+    widgets.demo_banner(demo_batches)
 widgets.problems_banner(engine)
 
 widgets.stop_if_no_requests(

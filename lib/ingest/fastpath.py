@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from lib import schema
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
-from lib.store.lake import TMP_DIR, Lake, _pause_for_tests
+from lib.store.lake import Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                 _duplicate(report)
                 LAST.update(outcome="duplicate", reason=None)
                 return True
-            tmp = lake.root / TMP_DIR / f"fast-{batch.batch_id}"
+            tmp = lake.tmp_dir / f"fast-{batch.batch_id}"
             try:
                 stored, dupes, rows = _load(lake, batch, Path(path), compressed, name, overrides,
                                             tmp, tick, started)

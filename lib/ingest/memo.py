@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 from lib.store.lake import Lake, content_hash_of, removed_batches
 
+# Why a source whose content was ingested before under another name gave no batch ("seen").
+SAME_CONTENT = "same content as an ingested source"
+
 
 @dataclass(frozen=True)
 class Readers:
@@ -86,10 +89,15 @@ def earlier_reads(lake: Lake) -> dict[tuple, list[Earlier]]:
     out: dict[tuple, list[Earlier]] = {}
     commits = lake.commits()
     removed = removed_batches(commits)  # a removed batch's source is read again
-    for c in commits:
+    # A source seen as a copy of stored content before a batch was removed is read again too:
+    # that content may have left with the batch.
+    last_remove = max((i for i, c in enumerate(commits) if c.kind == "remove"), default=-1)
+    for i, c in enumerate(commits):
         if c.commit_id in removed:
             continue
         info = c.info if isinstance(c.info, dict) else {}
+        if i < last_remove and info.get("seen") == SAME_CONTENT:
+            continue
         key = source_key(info)
         if key is not None:
             out.setdefault(key, []).append(Earlier(info.get("seen"), info))

@@ -202,7 +202,7 @@ def _remember_seen(lake: Lake, src: Source, done: FileReport) -> None:
     another name, or it cannot be read: empty, corrupt, not a known format, too large) as a
     commit of kind "seen", so the next run skips it while it and the readers are unchanged
     (lib/ingest/memo.py); a failure to read it at all (network, permissions) is not recorded."""
-    why = "same content as an ingested source" if done.duplicate_file else done.error
+    why = memo.SAME_CONTENT if done.duplicate_file else done.error
     try:
         with lake.begin(src.name, kind="seen", info={**src.info, "seen": why}) as batch:
             batch.commit()
@@ -579,7 +579,7 @@ def _sql_jsonl_table(fmt: Format, head: bytes) -> str | None:
 def _sql_connection(lake: Lake, batch_id: str):
     import duckdb
 
-    tmp = lake.root / "_tmp" / f"ingest-{batch_id}"
+    tmp = lake.tmp_dir / f"ingest-{batch_id}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={
         "memory_limit": SQL_MEMORY_LIMIT, "temp_directory": str(tmp),

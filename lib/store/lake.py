@@ -21,9 +21,11 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -95,9 +97,15 @@ class Lake:
 
     def __init__(self, root: str | os.PathLike, *, dry_run: bool = False):
         self.root = Path(root).resolve()
-        # A dry-run lake reads, checks and deduplicates like the real one, but its batches end
-        # aborted: nothing is published (ingest --dry-run, the upload's "Check" button).
+        # A dry-run lake reads, checks and deduplicates like the real one, but nothing is
+        # published and nothing is written in the store (ingest --dry-run, the upload's "Check").
         self.dry_run = dry_run
+        # A dry run's scratch folder (tmp_dir), and what its batches would have committed: their
+        # files wait there (later batches of the run deduplicate against them, as they would
+        # against the committed ones) with their content hashes.
+        self._check_dir: Path | None = None
+        self._checked_files: list[tuple[str, str]] = []  # (table, path relative to _check_dir)
+        self._checked_hashes: set[str] = set()
         self._commit_cache: dict[str, Commit | None] = {}
         # The writer lock is re-entrant within a process (compaction reads and rewrites under one
         # lock; a BatchWriter holds it from begin to commit), so it is counted per Lake object.
@@ -160,7 +168,10 @@ class Lake:
 
     def has_content(self, content_hash: str) -> bool:
         """True when a commit with this content hash exists (named by it, or carrying it) and
-        was not removed (:meth:`remove_batch`: its content may be ingested again)."""
+        was not removed (:meth:`remove_batch`: its content may be ingested again), or, in a dry
+        run, an earlier batch of the run would have committed it."""
+        if content_hash in self._checked_hashes:
+            return True
         commits = self.commits()
         removed = removed_batches(commits)
         if (self.manifest_dir / f"{content_hash}.json").exists() and content_hash not in removed:
@@ -176,7 +187,9 @@ class Lake:
         Re-entrant for the thread that holds it, so a caller may read and then :meth:`rewrite`
         under one lock (no commit can slip in between)."""
         with self._lock_guard:
-            if self._lock_depth == 0:
+            # A dry run on a store that does not exist yet creates nothing: there is nothing to
+            # hold still.
+            if self._lock_depth == 0 and not (self.dry_run and not self.manifest_dir.is_dir()):
                 self.manifest_dir.mkdir(parents=True, exist_ok=True)
                 fh = open(self.manifest_dir / ".lock", "a+")
                 fcntl.flock(fh, fcntl.LOCK_EX)
@@ -186,7 +199,7 @@ class Lake:
                 yield
             finally:
                 self._lock_depth -= 1
-                if self._lock_depth == 0:
+                if self._lock_depth == 0 and self._lock_file is not None:
                     fh, self._lock_file = self._lock_file, None
                     fcntl.flock(fh, fcntl.LOCK_UN)
                     fh.close()
@@ -218,10 +231,14 @@ class Lake:
         lake, or repeated within the batch, are dropped and counted in ``duplicate_rows``.
         Lineage columns (batch_id, ingested_at, and source_file when absent) are filled here.
         """
+        self._refuse_dry_run()
         commit_id = content_hash or uuid.uuid4().hex
         with self.writer_lock():
             if content_hash and self.has_content(content_hash):
                 return WriteResult(commit=None, duplicate_batch=True)
+            if (self.manifest_dir / f"{commit_id}.json").exists():
+                # a removed batch of this content holds the name (remove_batch): a new one
+                commit_id = uuid.uuid4().hex
             ingested_at = datetime.now(UTC)
             prepared: dict[str, pa.Table] = {}
             result = WriteResult(commit=None)
@@ -266,6 +283,7 @@ class Lake:
         A value may also be a callable returning the table (or None: leave that day as it is),
         called under the lock one day at a time, so a large rewrite holds one day in memory.
         """
+        self._refuse_dry_run()
         commit_id = uuid.uuid4().hex
         with self.writer_lock():
             snap = self.snapshot()
@@ -301,6 +319,7 @@ class Lake:
         is forgotten (:meth:`has_content`), so the same file may be ingested again (under a
         corrected mapping, say). Raises KeyError for an unknown batch, ValueError for a commit
         that is not an ingest or demo batch, or one already removed."""
+        self._refuse_dry_run()
         commit_id = uuid.uuid4().hex
         with self.writer_lock():
             commits = self.commits()
@@ -332,8 +351,9 @@ class Lake:
                                             True)
                         removed.append(str(Path(filename).relative_to(self.root)))
                         rest = table.filter(keep)
-                        if rest.num_rows:
-                            added.extend(self._write_files({name: rest}, commit_id))
+                        if rest.num_rows:  # numbered on: two files of one day stay two
+                            added.extend(self._write_files({name: rest}, commit_id,
+                                                           first=len(added)))
                         taken[name] = taken.get(name, 0) + n
             finally:
                 con.close()
@@ -383,10 +403,13 @@ class Lake:
         for d in days:
             day = date.fromisoformat(str(d))
             near.update((day + timedelta(days=k)).isoformat() for k in (-1, 0, 1))
-        return [str(self.root / p) for p in self.snapshot().files[name]
+        live = [str(self.root / p) for p in self.snapshot().files[name]
                 if _partition_day(p) in near]
+        return live + [str(self._check_dir / p) for t, p in self._checked_files
+                       if t == name and _partition_day(p) in near]
 
-    def _write_files(self, tables: dict[str, pa.Table], commit_id: str) -> list[dict]:
+    def _write_files(self, tables: dict[str, pa.Table], commit_id: str,
+                     first: int = 0) -> list[dict]:
         added = []
         for name, table in tables.items():
             # Day partitions from integer microseconds: much faster than formatting 1M timestamps.
@@ -401,7 +424,7 @@ class Lake:
                 else:
                     part = table
                 part = part.sort_by("ts")
-                rel = f"{name}/date={_day_str(d)}/{commit_id}-{n}.parquet"
+                rel = f"{name}/date={_day_str(d)}/{commit_id}-{first + n}.parquet"
                 final = self.root / rel
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
@@ -412,8 +435,28 @@ class Lake:
         return added
 
     def checking(self) -> Lake:
-        """The same lake, for a dry run: batches count what they would store, then abort."""
+        """The same lake, for a dry run: batches count what they would store and publish
+        nothing; each deduplicates against the store and the run's earlier batches."""
         return Lake(self.root, dry_run=True)
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Scratch space of writers (``<root>/_tmp``). A dry run's is a folder of its own, never
+        inside the tables (in ``_tmp`` of an existing store, else in the system's temporary
+        folder), deleted with this object: its batches' files wait there."""
+        if not self.dry_run:
+            return self.root / TMP_DIR
+        if self._check_dir is None:
+            parent = self.root / TMP_DIR if self.root.is_dir() else None
+            if parent is not None:
+                parent.mkdir(exist_ok=True)
+            self._check_dir = Path(tempfile.mkdtemp(prefix="check-", dir=parent))
+            weakref.finalize(self, shutil.rmtree, self._check_dir, ignore_errors=True)
+        return self._check_dir
+
+    def _refuse_dry_run(self) -> None:
+        if self.dry_run:  # before a file is written
+            raise RuntimeError("a dry-run lake publishes nothing")
 
     def _publish(self, commit: Commit) -> None:
         """Make ``commit`` visible atomically; raises FileExistsError if its name is taken."""
@@ -492,6 +535,8 @@ class BatchWriter:
         self._seen: duckdb.DuckDBPyConnection | None = None
         self._seen_tables: set[str] = set()
         self._done = False
+        # Where its files go: the lake's tables, or a dry run's own folder (nothing in the store)
+        self._base = lake.tmp_dir if lake.dry_run else lake.root
         self._lock = lake.writer_lock()
         self._lock.__enter__()
         self.duplicate_batch = bool(content_hash and lake.has_content(content_hash))
@@ -555,7 +600,7 @@ class BatchWriter:
 
     def _seen_con(self) -> duckdb.DuckDBPyConnection:
         if self._seen is None:
-            tmp = self.lake.root / TMP_DIR / f"seen-{self.batch_id}"
+            tmp = self.lake.tmp_dir / f"seen-{self.batch_id}"
             tmp.parent.mkdir(parents=True, exist_ok=True)
             self._seen = duckdb.connect(config={
                 "memory_limit": "128MB", "temp_directory": str(tmp), "threads": 1,
@@ -583,7 +628,7 @@ class BatchWriter:
             raise RuntimeError("batch already committed or aborted")
         rel = f"{name}/date={day}/{self.batch_id}-{len(self._writers) + len(self._adopted)}" \
               ".parquet"
-        final = self.lake.root / rel
+        final = self._base / rel
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
         shutil.move(os.fspath(path), tmp)
@@ -604,7 +649,7 @@ class BatchWriter:
             key = (name, day)
             if key not in self._writers:
                 rel = f"{name}/date={day}/{self.batch_id}-{len(self._writers)}.parquet"
-                final = self.lake.root / rel
+                final = self._base / rel
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
                 writer = pq.ParquetWriter(tmp, part.schema, compression="zstd")
@@ -629,20 +674,29 @@ class BatchWriter:
             self.abort()
             self.result = WriteResult(commit=None, duplicate_batch=True)
             return self.result
-        if self.lake.dry_run:  # counted and deduplicated like a commit; nothing published
-            self.abort()
-            return self.result
+        dry_run = self.lake.dry_run
         try:
             added = []
             for (name, _day), (writer, tmp, rel) in self._writers.items():
                 writer.close()
-                _fsync(tmp)
-                os.replace(tmp, self.lake.root / rel)
+                if not dry_run:
+                    _fsync(tmp)
+                os.replace(tmp, self._base / rel)
                 added.append({"table": name, "path": rel, "rows": self._rows[rel]})
             for name, tmp, rel in self._adopted:
-                _fsync(tmp)
-                os.replace(tmp, self.lake.root / rel)
+                if not dry_run:
+                    _fsync(tmp)
+                os.replace(tmp, self._base / rel)
                 added.append({"table": name, "path": rel, "rows": self._rows[rel]})
+            if dry_run:
+                # Counted and deduplicated like a commit; nothing is published. Its files stay in
+                # the dry run's folder, so the run's later batches deduplicate against them.
+                self.lake._checked_files.extend((f["table"], f["path"]) for f in added)
+                if self.content_hash:
+                    self.lake._checked_hashes.add(self.content_hash)
+                self._adopted.clear()
+                self._finish()
+                return self.result
             _pause_for_tests("before_publish")
             commit = Commit(
                 commit_id=self.batch_id, kind=self.kind, source=self.source,
@@ -668,11 +722,11 @@ class BatchWriter:
             tmp.unlink(missing_ok=True)
             # A renamed file that never reached the manifest is an orphan; remove it now.
             if self.result.commit is None:
-                (self.lake.root / rel).unlink(missing_ok=True)
+                (self._base / rel).unlink(missing_ok=True)
         for _name, tmp, rel in self._adopted:
             tmp.unlink(missing_ok=True)
             if self.result.commit is None:
-                (self.lake.root / rel).unlink(missing_ok=True)
+                (self._base / rel).unlink(missing_ok=True)
         self._adopted.clear()
         self._finish()
 
@@ -683,7 +737,7 @@ class BatchWriter:
             with contextlib.suppress(Exception):
                 self._seen.close()
             self._seen = None
-            shutil.rmtree(self.lake.root / TMP_DIR / f"seen-{self.batch_id}", ignore_errors=True)
+            shutil.rmtree(self.lake.tmp_dir / f"seen-{self.batch_id}", ignore_errors=True)
         self._lock.__exit__(None, None, None)
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from lib import demo
 from lib.store import Engine, Lake, store_root
+from lib.store.lake import removed_batches
 
 
 def demo_enabled() -> bool:
@@ -62,6 +63,10 @@ def ensure_demo_data() -> None:
     eng.refresh(force=True)
 
 
-def has_demo_data(eng: Engine) -> bool:
-    """True while a demo batch is live in the store (the app shows a banner)."""
-    return any(c.kind == "demo" and c.added for c in eng.lake.commits())
+def live_demo_batches(eng: Engine) -> list[str]:
+    """Ids of the demo batches live in the store (the app shows a banner while there is one):
+    written, and not taken out since (``python -m lib remove``)."""
+    commits = eng.lake.commits()
+    removed = removed_batches(commits)
+    return [c.commit_id for c in commits
+            if c.kind == "demo" and c.added and c.commit_id not in removed]

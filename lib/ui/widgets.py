@@ -99,10 +99,12 @@ def stop_if_no_requests(engine: Engine, why: str) -> None:
         st.stop()
 
 
-def demo_banner() -> None:
+def demo_banner(batch_ids: list[str]) -> None:
+    """Says the store holds demo data, and how to take it out (``batch_ids``: its batches)."""
+    removal = "; ".join(f"`python -m lib remove {b}`" for b in batch_ids)
     st.info("You are looking at **demo data** (generated on first start). Ingest your own logs "
-            "with `python -m lib ingest PATH`, or start on an empty store with `SIGHTLINE_DEMO=0`.",
-            icon=":material/science:")
+            f"with `python -m lib ingest PATH`; take the demo data out with {removal}, or start "
+            "on an empty store with `SIGHTLINE_DEMO=0`.", icon=":material/science:")
 
 
 def problems_banner(engine: Engine) -> None:

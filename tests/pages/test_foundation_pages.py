@@ -97,3 +97,22 @@ def test_first_start_generates_demo_data(monkeypatch, tmp_path):
 def _count(text: str) -> float:
     mult = {"k": 1e3, "M": 1e6}.get(text[-1], 1)
     return float(text.rstrip("kM").replace(",", "")) * mult
+
+
+def test_the_demo_banner_names_the_command_that_takes_the_demo_out_and_goes_with_it(
+        monkeypatch, tmp_path):
+    from lib import demo
+    from lib.store import Lake
+
+    lake = Lake(tmp_path / "store")
+    demo.write(lake, days=2, requests_per_day=200)
+    (batch,) = [c.commit_id for c in lake.commits() if c.kind == "demo"]
+    at = run_app(monkeypatch, lake.root)
+    (banner,) = [i.value for i in at.info if "demo data" in i.value]
+    assert f"`python -m lib remove {batch}`" in banner
+    lake.remove_batch(batch)
+    at = run_app(monkeypatch, lake.root)
+    assert not any("demo data" in i.value for i in at.info)
+    # and the app does not seed it again: the store is not new
+    at = run_app(monkeypatch, lake.root, demo=True)
+    assert [c.kind for c in lake.commits()] == ["demo", "remove"]
