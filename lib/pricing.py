@@ -16,18 +16,38 @@ Token convention (design §3): ``input_tokens`` includes ``cached_input_tokens``
 the same convention (its ``input_tokens`` is the total), so each kind is priced exactly once.
 A model without a price gets a null cost, never $0.
 
+Price context: how a request was processed changes its price (the Batch APIs bill about half the
+standard rates; OpenAI's ``service_tier`` "flex" is cheaper and "priority" dearer). It is read
+from the request's ``attributes``, no schema change:
+
+- ``attributes.processing``: ``"batch"`` for a request run through a provider's Batch API;
+- ``attributes.service_tier``: the tier that served it, as the provider reports it (OpenAI's
+  response ``service_tier``: ``"flex"``, ``"priority"``, ``"default"``…).
+
+A canonical row may write either key at its top level (ingestion folds it into ``attributes``).
+Values are compared in lower case. They select genai-prices' price variants (``calc_price(...,
+price_context=...)``, variants declared ``when={'processing': 'batch'}``, ``when={'service_tier':
+'flex'}``…); a value no variant declares, a model without variants, or a day before a variant
+starts gives the standard price, exactly as a request without context. ``prices.yaml`` overrides
+apply whatever the context. Internally a context is a *key*, text such as
+``"processing=batch;service_tier=flex"`` (``""``: none), built only from the values some variant
+declares, so unknown values never split the groups priced below.
+
 Speed: a genai-prices call costs ~150 µs, so prices are computed per distinct
-(provider, model, day, token mix) and joined back, never once per row.
+(provider, model, day, context, token mix) and joined back, never once per row.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -100,15 +120,138 @@ def catalog_provider(provider: str | None) -> str | None:
     return provider if known is not None else None
 
 
+# -- Price context ---------------------------------------------------------------------------------
+
+CONTEXT_KEYS = ("processing", "service_tier")
+CONTEXT_COLUMN = "price_context"  # a frame column holding context keys, read before attributes
+
+
+@lru_cache(maxsize=1)
+def context_values() -> dict[str, tuple[str, ...]]:
+    """The values of each of CONTEXT_KEYS that some genai-prices price variant is declared for
+    (in the bundled snapshot: processing batch; service_tier default, fast, flex, priority).
+    Any other value prices like no value, so it is dropped from the context key."""
+    found: dict[str, set[str]] = {k: set() for k in CONTEXT_KEYS}
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            for variant in model.price_variants or ():
+                for key, value in variant.when.items():
+                    if key in found:
+                        found[key].add(value)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+def context_key(context: Mapping[str, Any] | str | None) -> str:
+    """The context key of a request: from a mapping (its ``attributes``, or just
+    ``{"processing": "batch"}``), from its attributes as JSON text, or a context key already
+    (``"processing=batch"``, ``""``), checked. Only CONTEXT_KEYS count; a value counts when it is
+    text that, in lower case, some price variant declares."""
+    if context is None:
+        return ""
+    if isinstance(context, str):
+        text = context.strip()
+        if text.startswith("{"):
+            try:
+                context = json.loads(text)
+            except ValueError:
+                return ""
+            if not isinstance(context, dict):
+                return ""
+        else:
+            pairs = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+            key = context_key(pairs)
+            if key != text:
+                raise ValueError(f"not a price context key: {context!r}")
+            return key
+    values = context_values()
+    parts = []
+    for name in CONTEXT_KEYS:
+        value = context.get(name)
+        if isinstance(value, str) and value.lower() in values[name]:
+            parts.append(f"{name}={value.lower()}")
+    return ";".join(parts)
+
+
+def _price_context(key: str) -> dict[str, str] | None:
+    """genai-prices' ``price_context`` of a context key; None (no context) for ``""``."""
+    return dict(part.split("=", 1) for part in key.split(";")) if key else None
+
+
+# JSON text of an attributes object can only hold the key ``processing`` (or ``service_tier``)
+# if it holds that text or a \u escape: the cheap test before parsing the JSON.
+_CONTEXT_HINTS = (*CONTEXT_KEYS, "\\u")
+
+
+def context_keys(attributes: pl.Series) -> pl.Series:
+    """The context key of each attributes JSON text in ``attributes`` ("" for none), as
+    :func:`context_key` gives it; the JSON is parsed only where it may hold a context key."""
+    col = pl.col("a")
+    hinted = pl.any_horizontal([col.str.contains(h, literal=True) for h in _CONTEXT_HINTS])
+    values = context_values()
+    frame = (pl.DataFrame({"a": attributes.cast(pl.String)}).lazy()
+             .select(pl.when(hinted).then(col).alias("a"))
+             .select(col.str.json_path_match(f"$.{k}").str.to_lowercase().alias(k)
+                     for k in values)
+             .select(pl.concat_str([pl.when(pl.col(k).is_in(list(v))).then(pl.lit(f"{k}=")
+                                                                          + pl.col(k))
+                                    for k, v in values.items()],
+                                   separator=";", ignore_nulls=True).fill_null("").alias("ctx")))
+    return frame.collect()["ctx"]
+
+
+def context_sql_of(values: Mapping[str, str]) -> str:
+    """DuckDB: the context key from SQL expressions giving each context key's value as text
+    (``values``: {key: expression}; a key left out has no value)."""
+    parts = []
+    for name, allowed in context_values().items():
+        if name not in values or not allowed:
+            continue
+        whens = " ".join(f"WHEN {_sql_lit(v)} THEN {_sql_lit(f'{name}={v}')}" for v in allowed)
+        parts.append(f"CASE lower({values[name]}) {whens} END")
+    return f"concat_ws(';', {', '.join(parts)})" if parts else "''"
+
+
+def context_sql(attributes: str, top: Mapping[str, str] | None = None) -> str:
+    """DuckDB: the context key ('' for none) of the attributes JSON text ``attributes`` (a
+    column or expression), as :func:`context_key` and :func:`context_keys` give it.
+    ``top``: {key: SQL text} of values that take precedence over the attributes' (a canonical
+    line's top-level keys, which ingestion folds into its attributes over theirs)."""
+    top = top or {}
+    hints = " OR ".join(f"contains({attributes}, {_sql_lit(h)})" for h in _CONTEXT_HINTS)
+    values = {k: f"json_extract_string({attributes}, {_sql_lit('$.' + k)})" for k in CONTEXT_KEYS}
+    values.update({k: f"coalesce({v}, {values[k]})" for k, v in top.items()})
+    # Without the hints the attributes hold no context key: skip parsing them.
+    skip = f"({attributes} IS NULL OR NOT ({hints}))" + "".join(
+        f" AND {v} IS NULL" for v in top.values())
+    return f"(CASE WHEN {skip} THEN '' ELSE {context_sql_of(values)} END)"
+
+
+def _sql_lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _frame_context(df: pl.DataFrame) -> pl.Series:
+    """The context key of each row of a frame: its ``price_context`` column (context keys),
+    else from its ``attributes``, else none."""
+    if CONTEXT_COLUMN in df.columns:
+        return df[CONTEXT_COLUMN].cast(pl.String).fill_null("").alias("ctx")
+    if "attributes" in df.columns:
+        return context_keys(df["attributes"]).alias("ctx")
+    return pl.repeat("", len(df), dtype=pl.String, eager=True).alias("ctx")
+
+
+# -- Costs ----------------------------------------------------------------------------------------
+
 @lru_cache(maxsize=200_000)
 def _catalog_cost(provider: str | None, model: str, day: date, input_tokens: int, cached: int,
-                  cache_write: int, output: int) -> float | None:
+                  cache_write: int, output: int, context: str = "") -> float | None:
     when = datetime.combine(day, time(12), tzinfo=UTC)
     try:
         calc = calc_price(
             Usage(input_tokens=input_tokens, cache_read_tokens=cached,
                   cache_write_tokens=cache_write, output_tokens=output),
             model, provider_id=catalog_provider(provider), genai_request_timestamp=when,
+            price_context=_price_context(context),
         )
     except LookupError:
         return None
@@ -117,8 +260,10 @@ def _catalog_cost(provider: str | None, model: str, day: date, input_tokens: int
 
 def request_cost(provider: str | None, model: str | None, ts: datetime | date, input_tokens: int,
                  cached_input_tokens: int = 0, cache_write_tokens: int = 0, output_tokens: int = 0,
-                 overrides: dict | None = None) -> float | None:
-    """USD cost of one call, or None when the model has no known price."""
+                 overrides: dict | None = None,
+                 context: Mapping[str, Any] | str | None = None) -> float | None:
+    """USD cost of one call, or None when the model has no known price. ``context``: the
+    request's attributes (or a context key, see :func:`context_key`); none: standard prices."""
     if not model:
         return None
     overrides = load_overrides() if overrides is None else overrides
@@ -127,18 +272,24 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
         return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
     day = ts.date() if isinstance(ts, datetime) else ts
     return _catalog_cost(provider, model, day, int(input_tokens), int(cached_input_tokens),
-                         int(cache_write_tokens), int(output_tokens))
+                         int(cache_write_tokens), int(output_tokens), context_key(context))
 
 
 TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"]
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below"]
+_KEYS = ["provider", "model", "day", "ctx"]  # what prices are looked up by
+
+
+def _overrides_key(overrides: dict) -> tuple:
+    return tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
 
 
 @lru_cache(maxsize=10_000)
-def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tuple
-                  ) -> tuple[float, float, float, float, float] | None:
+def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tuple,
+                  context: str = "") -> tuple[float, float, float, float, float] | None:
     """(USD per uncached input, cached input, cache-write and output token, input-token count
-    below which the price is linear) for a model on a day, or None when unpriced."""
+    below which the price is linear) for a model on a day in a context (a context key), or None
+    when unpriced."""
     overrides = dict(overrides_key)
     o = overrides.get((provider, model)) or overrides.get((None, model))
     if o:
@@ -148,10 +299,11 @@ def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tu
     when = datetime.combine(day, time(12), tzinfo=UTC)
     try:
         calc = calc_price(Usage(input_tokens=0), model, provider_id=catalog_provider(provider),
-                          genai_request_timestamp=when)
+                          genai_request_timestamp=when, price_context=_price_context(context))
     except LookupError:
         return None
-    # Tiered prices (e.g. above 200k input tokens) are linear only below the first tier.
+    # Tiered prices (e.g. above 200k input tokens) are linear only below the first tier; the
+    # prices are those of the context's variant where it has one (calc.model_price).
     starts = [t.start for v in vars(calc.model_price).values()
               for t in (getattr(v, "tiers", None) or [])]
     linear_below = float(min(starts)) if starts else float("inf")
@@ -159,34 +311,39 @@ def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tu
 
     def cost(**kw):
         return _catalog_cost(provider, model, day, kw.get("i", 0), kw.get("c", 0),
-                             kw.get("w", 0), kw.get("o", 0)) / n
+                             kw.get("w", 0), kw.get("o", 0), context) / n
 
     return (cost(i=n), cost(i=n, c=n), cost(i=n, w=n), cost(o=n), linear_below)
+
+
+def _units(keys: pl.DataFrame, okey: tuple) -> pl.DataFrame:
+    """``keys`` (distinct provider, model, day, ctx) with their linear unit prices."""
+    terms = [(_linear_terms(p, m, d, okey, c) if m else None) or (None,) * 5
+             for p, m, d, c in keys.select(_KEYS).iter_rows()]
+    return keys.with_columns(
+        pl.Series(name, [t[i] for t in terms], dtype=pl.Float64)
+        for i, name in enumerate(_UNIT_COLUMNS)
+    )
 
 
 def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     """``cost_usd`` for each row of a requests frame (Float64, null where unpriced).
 
-    Needs columns provider, model, ts and the token columns (nulls count as 0). Prices are linear
-    per (provider, model, day) below a model's first price tier, so most rows are priced by a
-    vectorized join; rows past a tier are priced one distinct token mix at a time.
+    Needs columns provider, model, ts and the token columns (nulls count as 0); the price context
+    comes from a ``price_context`` column (context keys) or else ``attributes`` (JSON text), if
+    the frame has one. Prices are linear per (provider, model, day, context) below a model's
+    first price tier, so most rows are priced by a vectorized join; rows past a tier are priced
+    one distinct token mix at a time.
     """
     overrides = load_overrides() if overrides is None else overrides
-    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
+    okey = _overrides_key(overrides)
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
         pl.col("ts").dt.date().alias("day"),
         *[pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS],
-    )
-    models = keyed.select("provider", "model", "day").unique()
-    terms = [(_linear_terms(p, m, d, okey) if m else None) or (None,) * 5
-             for p, m, d in models.iter_rows()]
-    units = models.with_columns(
-        pl.Series(name, [t[i] for t in terms], dtype=pl.Float64)
-        for i, name in enumerate(_UNIT_COLUMNS)
-    )
-    joined = keyed.join(units, on=["provider", "model", "day"], how="left", nulls_equal=True,
-                        maintain_order="left")
+    ).insert_column(3, _frame_context(df))
+    units = _units(keyed.select(_KEYS).unique(), okey)
+    joined = keyed.join(units, on=_KEYS, how="left", nulls_equal=True, maintain_order="left")
     uncached = (pl.col("input_tokens") - pl.col("cached_input_tokens")
                 - pl.col("cache_write_tokens")).clip(lower_bound=0)
     linear = (uncached * pl.col("p_input") + pl.col("cached_input_tokens") * pl.col("p_cached")
@@ -198,25 +355,27 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
         (pl.col("input_tokens") >= pl.col("linear_below")).fill_null(False).alias("_tiered"),
     )
     if joined["_tiered"].any():
-        tiered = (joined.filter("_tiered")
-                  .select("provider", "model", "day", *TOKEN_COLUMNS).unique())
-        exact = [request_cost(*row, overrides=overrides) for row in tiered.iter_rows()]
+        tiered = (joined.filter("_tiered").select(*_KEYS, *TOKEN_COLUMNS).unique())
+        exact = [request_cost(p, m, d, *tokens, overrides=overrides, context=c)
+                 for p, m, d, c, *tokens in tiered.iter_rows()]
         tiered = tiered.with_columns(pl.Series("_exact", exact, dtype=pl.Float64))
-        joined = joined.join(tiered, on=["provider", "model", "day", *TOKEN_COLUMNS], how="left",
+        joined = joined.join(tiered, on=[*_KEYS, *TOKEN_COLUMNS], how="left",
                              nulls_equal=True, maintain_order="left").with_columns(
             pl.when("_tiered").then(pl.col("_exact")).otherwise(pl.col("cost_usd")).alias("cost_usd"))
     return joined["cost_usd"]
 
 
-def unit_prices(provider: str | None, model: str, day: date,
-                overrides: dict | None = None) -> dict[str, float] | None:
+def unit_prices(provider: str | None, model: str, day: date, overrides: dict | None = None,
+                context: Mapping[str, Any] | str | None = None) -> dict[str, float] | None:
     """USD per token of each kind (uncached input, cached input, cache write, output) for a model
-    on a day at the base tier, or None if unpriced. Used for what-if and cache savings."""
-    base = request_cost(provider, model, day, 0, 0, 0, 0, overrides)
+    on a day at the base tier, in a price context (see :func:`context_key`; none: standard
+    prices), or None if unpriced. Used for what-if and cache savings."""
+    context = context_key(context)
+    base = request_cost(provider, model, day, 0, 0, 0, 0, overrides, context)
     if base is None:
         return None
     def f(**kw):
-        return request_cost(provider, model, day, overrides=overrides, **kw)
+        return request_cost(provider, model, day, overrides=overrides, context=context, **kw)
 
     n = 1000
     return {
@@ -232,38 +391,32 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
 
     What the cached input tokens would have cost at the full input price minus what they cost:
     ``cached_input_tokens × (input price − cached input price)`` at the model's base tier on the
-    request's day. Needs provider, model, ts and cached_input_tokens.
+    request's day, in its price context (a batch request saves at batch prices). Needs provider,
+    model, ts and cached_input_tokens; the context as in :func:`price_frame`.
     """
     overrides = load_overrides() if overrides is None else overrides
-    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
+    okey = _overrides_key(overrides)
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
         pl.col("ts").dt.date().alias("day"),
         pl.col("cached_input_tokens").fill_null(0).cast(pl.Int64),
-    )
-    models = keyed.select("provider", "model", "day").unique()
-    terms = [(_linear_terms(p, m, d, okey) if m else None) or (None,) * 5
-             for p, m, d in models.iter_rows()]
-    units = models.with_columns(
-        pl.Series("p_input", [t[0] for t in terms], dtype=pl.Float64),
-        pl.Series("p_cached", [t[1] for t in terms], dtype=pl.Float64),
-    )
-    joined = keyed.join(units, on=["provider", "model", "day"], how="left", nulls_equal=True,
-                        maintain_order="left")
+    ).insert_column(3, _frame_context(df))
+    units = _units(keyed.select(_KEYS).unique(), okey).select(*_KEYS, "p_input", "p_cached")
+    joined = keyed.join(units, on=_KEYS, how="left", nulls_equal=True, maintain_order="left")
     return joined.select(
         (pl.col("cached_input_tokens") * (pl.col("p_input") - pl.col("p_cached")))
         .alias("cache_savings_usd"))["cache_savings_usd"]
 
 
 def request_cache_savings(provider: str | None, model: str | None, ts: datetime | date,
-                          cached_input_tokens: int, overrides: dict | None = None
-                          ) -> float | None:
+                          cached_input_tokens: int, overrides: dict | None = None,
+                          context: Mapping[str, Any] | str | None = None) -> float | None:
     """USD saved on one call by its cached input tokens (full input price minus cached price),
     or None when the model has no known price."""
     if not model:
         return None
     day = ts.date() if isinstance(ts, datetime) else ts
-    units = unit_prices(provider, model, day, overrides)
+    units = unit_prices(provider, model, day, overrides, context)
     if units is None:
         return None
     return cached_input_tokens * (units["input"] - units["cached_input"])
@@ -272,10 +425,11 @@ def request_cache_savings(provider: str | None, model: str | None, ts: datetime 
 def cache_savings_sql(engine, filters=None) -> float | None:
     """Total cache savings in USD over the requests matching ``filters`` (a lib.filters.Filters),
     or None when no priced request has cached tokens. Aggregates in SQL per (provider, model,
-    day) so only the distinct models are priced in Python."""
+    day, price context) so only the distinct models are priced in Python."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
     per = engine.query(
-        "SELECT provider, model, CAST(ts AS DATE) AS day, "
+        f"SELECT provider, model, CAST(ts AS DATE) AS day, "
+        f"{context_sql('attributes')} AS {CONTEXT_COLUMN}, "
         "sum(coalesce(cached_input_tokens, 0)) AS cached "
         f"FROM requests WHERE {where} AND coalesce(cached_input_tokens, 0) > 0 "
         "GROUP BY ALL", params)
@@ -299,21 +453,93 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
         params)
 
 
+_PRICED_COLUMNS = ["provider", "model", "ts", *TOKEN_COLUMNS, "attributes"]
+
+
+def _pricing_frame(table: pa.Table) -> pl.DataFrame:
+    """What :func:`price_frame` reads of a canonical requests table."""
+    return pl.from_arrow(table.select([c for c in _PRICED_COLUMNS
+                                       if c in table.schema.names]))
+
+
 def price_table(table: pa.Table, overrides: dict | None = None) -> pa.Table:
-    """A canonical requests Arrow table with ``cost_usd`` from the cost engine.
+    """A canonical requests Arrow table with ``cost_usd`` from the cost engine (each row in its
+    price context, from its ``attributes``).
 
     A source's own cost belongs in ``logged_cost_usd``; a ``cost_usd`` the input carried is
     kept there when ``logged_cost_usd`` is null, so it stays comparable and is never mistaken for
     ours. Returns a new table (same schema)."""
     if table.num_rows == 0:
         return table
-    frame = pl.from_arrow(table.select(["provider", "model", "ts", *TOKEN_COLUMNS]))
-    cost = price_frame(frame, overrides).to_arrow()
+    cost = price_frame(_pricing_frame(table), overrides).to_arrow()
     logged_i = table.schema.get_field_index("logged_cost_usd")
     logged = pc.coalesce(table.column("logged_cost_usd"), table.column("cost_usd"))
     table = table.set_column(logged_i, table.schema.field(logged_i), logged)
     cost_i = table.schema.get_field_index("cost_usd")
     return table.set_column(cost_i, table.schema.field(cost_i), pa.chunked_array([cost]))
+
+
+# -- In SQL: the DuckDB ingest paths price rows with tables of these prices -----------------------
+
+def sql_units_on(ctx: str) -> str:
+    """The join condition of table ``units`` (alias ``u``) to a row ``p`` whose context key is
+    the SQL ``ctx`` (``context_sql("p.attributes")``, a column holding it, or ``''``)."""
+    return ("u.provider IS NOT DISTINCT FROM p.provider AND u.model IS NOT DISTINCT FROM p.model "
+            f"AND u.day = CAST(p.ts AS DATE) AND u.ctx = {ctx}")
+
+
+def sql_price_joins(ctx: str) -> str:
+    """The joins giving rows ``p`` their unit prices ``u`` and, past a price tier, their exact
+    cost ``x.cost`` (tables of :func:`sql_units` and :func:`sql_tiered`); the cost is
+    lib.ingest.pipeline.output_select's ``cost_usd``. ``ctx`` as in :func:`sql_units_on`."""
+    return (f" LEFT JOIN units u ON {sql_units_on(ctx)} "
+            "LEFT JOIN tiered x ON x.provider IS NOT DISTINCT FROM p.provider "
+            "AND x.model IS NOT DISTINCT FROM p.model AND x.day = CAST(p.ts AS DATE) "
+            f"AND x.ctx = {ctx} "
+            "AND x.input_tokens = coalesce(p.input_tokens, 0) "
+            "AND x.cached_input_tokens = p.cached_input_tokens "
+            "AND x.cache_write_tokens = p.cache_write_tokens "
+            "AND x.output_tokens = coalesce(p.output_tokens, 0)")
+
+
+def sql_units(con, keys, overrides: dict) -> list:
+    """Register table ``units``: the linear unit prices of each (provider, model, day, context
+    key) in ``keys``; returns each one's ``linear_below`` (the input tokens where tiers start),
+    None where unpriced."""
+    okey = _overrides_key(overrides)
+    keys = list(keys)
+    terms = [(_linear_terms(p, m, d, okey, c) if m else None) or (None,) * 5
+             for p, m, d, c in keys]
+    columns = list(zip(*keys, strict=True)) if keys else [(), (), (), ()]
+    con.register("units_arrow", pa.table({
+        "provider": pa.array(columns[0], pa.string()),
+        "model": pa.array(columns[1], pa.string()),
+        "day": pa.array(columns[2], pa.date32()),
+        "ctx": pa.array(columns[3], pa.string()),
+        **{n: pa.array([t[i] for t in terms], pa.float64())
+           for i, n in enumerate(_UNIT_COLUMNS)}}))
+    con.execute("CREATE OR REPLACE TEMP TABLE units AS SELECT * FROM units_arrow")
+    con.unregister("units_arrow")
+    return [t[4] for t in terms]
+
+
+def sql_tiered(con, rows_past_tier: str | None, overrides: dict, params=None,
+               ctx: str = "''") -> None:
+    """Register table ``tiered``: the exact cost of each distinct (provider, model, day, context,
+    token mix) of the rows ``FROM {rows_past_tier}`` (rows ``p`` past their model's first price
+    tier, with ``ctx`` their context key's SQL; None: no such rows)."""
+    tiered = con.execute(
+        f"SELECT DISTINCT p.provider, p.model, CAST(p.ts AS DATE), {ctx}, "
+        f"coalesce(p.input_tokens, 0), p.cached_input_tokens, p.cache_write_tokens, "
+        f"coalesce(p.output_tokens, 0) FROM {rows_past_tier}", params or {}
+    ).fetchall() if rows_past_tier else []
+    con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, day DATE, "
+                "ctx VARCHAR, input_tokens BIGINT, cached_input_tokens BIGINT, "
+                "cache_write_tokens BIGINT, output_tokens BIGINT, cost DOUBLE)")
+    if tiered:
+        con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            (*row, request_cost(row[0], row[1], row[2], *row[4:], overrides=overrides,
+                                context=row[3])) for row in tiered])
 
 
 def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
@@ -342,8 +568,7 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
             def run():
                 table = pa.concat_tables([schema.conform(pq.read_table(lake.root / rel),
                                                          schema.REQUESTS) for rel in by_day[day]])
-                frame = pl.from_arrow(table.select(["provider", "model", "ts", *TOKEN_COLUMNS]))
-                new = price_frame(frame, overrides)
+                new = price_frame(_pricing_frame(table), overrides)
                 old = pl.from_arrow(table.column("cost_usd")).cast(pl.Float64)
                 changed = int((~old.eq_missing(new)).sum())
                 stats["rows"] += table.num_rows

@@ -20,9 +20,11 @@ Order: the decompressed content is hashed first (SHA-256, streaming), so a file 
 a no-op before any parsing.
 
 A pre-pass reads each line as ``MAP(VARCHAR, VARCHAR)`` for the file's keys (``read_json`` with
-named columns drops any other key silently) and what to price; the main pass then reads exactly
-those keys, canonical ones as text (the text ``from_json`` gives the exact path, so typing and
-checks are the same SQL).
+named columns drops any other key silently) and what to price: each (provider, model, day, price
+context), the context being the ``processing`` and ``service_tier`` of the line's attributes or
+top level (lib/pricing.py); the main pass then reads exactly those keys, canonical ones as text
+(the text ``from_json`` gives the exact path, so typing and checks are the same SQL), and prices
+each row in its context.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lib import schema
+from lib import pricing, schema
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
 from lib.store.lake import Lake, _pause_for_tests
@@ -300,19 +302,23 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
     try:
         # 2. One light pass over the lines as maps: the distinct key lists (so keys that are not
         #    canonical columns are seen), rows, the days, and for requests the distinct (provider,
-        #    model, day) to price, with their largest input (for price tiers).
+        #    model, day, price context) to price, with their largest input (for price tiers).
         cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
         ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
         day = f"CAST({ts} AS DATE)"
         if name == "requests":
             inp = _typed("input_tokens", pa.string(), pa.int64())[0].replace(
                 '"input_tokens"', cols["input_tokens"])
+            # The context as the main pass reads it from the checked row's attributes, into
+            # which a line's top-level context keys are folded over the attributes' own.
+            ctx = pricing.context_sql("m['attributes']",
+                                      {k: f"m[{_lit(k)}]" for k in pricing.CONTEXT_KEYS})
             groups = con.execute(
                 f"SELECT {cols['provider']}, {cols['model']}, {day} AS day, "
-                f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks "
+                f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks, {ctx} AS ctx "
                 f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()
         else:
-            groups = [(None, None, *g[:1], None, *g[1:]) for g in con.execute(
+            groups = [(None, None, *g[:1], None, *g[1:], "") for g in con.execute(
                 f"SELECT {day} AS day, count(*), map_keys(m) AS ks "
                 f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()]
         LAST["prepass_s"] = time.monotonic() - t0
@@ -320,9 +326,10 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
         days = {g[2] for g in groups}
         keys = set().union(*(g[5] for g in groups))
         extra = keys - set(schema.TABLES[name].names)
-        largest: dict = {}  # (provider, model, day) -> largest input tokens
+        largest: dict = {}  # (provider, model, day, context key) -> largest input tokens
         for g in groups if name == "requests" else ():
-            largest[g[:3]] = max(largest.get(g[:3], g[3]), g[3])
+            k = (*g[:3], g[6])
+            largest[k] = max(largest.get(k, g[3]), g[3])
         tick(rows)  # read and checked for extra keys
         # Columns no line has are null constants: nothing to read, type or check.
         present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
@@ -330,23 +337,33 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
                               extras_json=EXTRAS_ALIAS if extra else None)
         params = {**time_range(batch.ingested_at), "source": batch.source,
                   "batch": batch.batch_id, "ingested_at": batch.ingested_at}
-        joins = ""
+        joins, source, priced = "", f"({checked})", ""
         if name == "requests":
+            # Prices per (provider, model, day, context key). A file none of whose rows has a
+            # context (most) joins on the constant ''; else each row's key is read once from its
+            # checked attributes (the same SQL as the exact path), and a row whose key the
+            # pre-pass did not see stops the fast path rather than going unpriced.
             models = list(largest)
-            linear_below = pipeline.register_units(con, models, overrides)
+            ctx = "''"
+            if any(m[3] for m in models):
+                source = (f"(SELECT *, {pricing.context_sql('attributes')} AS _price_ctx "
+                          f"FROM ({checked}))")
+                ctx = "p._price_ctx"
+                priced = (" AND CASE WHEN u.day IS NULL AND p._reason IS NULL THEN "
+                          "error('a price key differs from the pre-pass') END IS NULL")
+            linear_below = pricing.sql_units(con, models, overrides)
             past = any(lb is not None and largest[m] >= lb for m, lb in
                        zip(models, linear_below, strict=True))
-            pipeline.register_tiered(con, (
-                f"({checked}) p JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
-                f"AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
+            pricing.sql_tiered(con, (
+                f"{source} p JOIN units u ON {pricing.sql_units_on(ctx)} "
                 f"WHERE p._reason IS NULL AND coalesce(p.input_tokens, 0) >= u.linear_below"
-            ) if past else None, overrides, time_range(batch.ingested_at))
-            joins = pipeline.PRICE_JOINS
+            ) if past else None, overrides, time_range(batch.ingested_at), ctx)
+            joins = pricing.sql_price_joins(ctx)
         # 3. The good rows, priced, straight to Parquet: one folder per day. A file of one day
         #    (a daily or hourly log) is written without PARTITION_BY, whose buffering costs ~30%.
         out = tmp / "out"
         select = (f"SELECT {pipeline.output_select(name)}, strftime(p.ts, '%Y-%m-%d') AS _day "
-                  f"FROM ({checked}) p {joins} WHERE p._reason IS NULL")
+                  f"FROM {source} p {joins} WHERE p._reason IS NULL{priced}")
         options = (f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
                    f"ROW_GROUP_SIZE {ROW_GROUP_ROWS}")
         (one_day,) = days if len(days) == 1 else (None,)

@@ -778,68 +778,19 @@ def output_select(name: str) -> str:
                      f'AS "{f.name}"' for f in schema.TABLES[name])
 
 
-PRICE_JOINS = (" LEFT JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
-               "AND u.model IS NOT DISTINCT FROM p.model AND u.day = CAST(p.ts AS DATE) "
-               "LEFT JOIN tiered x ON x.provider IS NOT DISTINCT FROM p.provider "
-               "AND x.model IS NOT DISTINCT FROM p.model AND x.day = CAST(p.ts AS DATE) "
-               "AND x.input_tokens = coalesce(p.input_tokens, 0) "
-               "AND x.cached_input_tokens = p.cached_input_tokens "
-               "AND x.cache_write_tokens = p.cache_write_tokens "
-               "AND x.output_tokens = coalesce(p.output_tokens, 0)")
-
-
 def _price_join(con, good: str, overrides: dict) -> str:
-    """Register the unit prices of each distinct (provider, model, day) of ``parsed`` (and the
-    exact cost of each distinct token mix past a price tier) and return the SQL joins."""
-    models = con.execute(f"SELECT DISTINCT provider, model, CAST(ts AS DATE) AS day "
-                         f"FROM parsed WHERE {good}").fetchall()
-    register_units(con, models, overrides)
-    register_tiered(con, f"parsed p JOIN units u ON u.provider IS NOT DISTINCT FROM p.provider "
-                         f"AND u.model IS NOT DISTINCT FROM p.model "
-                         f"AND u.day = CAST(p.ts AS DATE) WHERE p.{good} AND "
-                         f"coalesce(p.input_tokens, 0) >= u.linear_below", overrides)
-    return PRICE_JOINS
-
-
-def register_units(con, models, overrides: dict) -> list:
-    """Register table ``units``: the linear unit prices of each (provider, model, day) in
-    ``models``; returns each one's ``linear_below`` (the input tokens where tiers start)."""
-    okey = tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
-    units = {n: [] for n in ("provider", "model", "day", "p_input", "p_cached", "p_write",
-                             "p_output", "linear_below")}
-    for provider, model, day in models:
-        terms = (pricing._linear_terms(provider, model, day, okey) if model else None) \
-            or (None,) * 5
-        for n, v in zip(("provider", "model", "day"), (provider, model, day), strict=True):
-            units[n].append(v)
-        for n, v in zip(("p_input", "p_cached", "p_write", "p_output", "linear_below"), terms,
-                        strict=True):
-            units[n].append(v)
-    con.register("units_arrow", pa.table({
-        "provider": pa.array(units["provider"], pa.string()),
-        "model": pa.array(units["model"], pa.string()),
-        "day": pa.array(units["day"], pa.date32()),
-        **{n: pa.array(units[n], pa.float64()) for n in
-           ("p_input", "p_cached", "p_write", "p_output", "linear_below")}}))
-    con.execute("CREATE OR REPLACE TEMP TABLE units AS SELECT * FROM units_arrow")
-    con.unregister("units_arrow")
-    return units["linear_below"]
-
-
-def register_tiered(con, rows_past_tier: str | None, overrides: dict, params=None) -> None:
-    """Register table ``tiered``: the exact cost of each distinct token mix of the rows
-    ``FROM {rows_past_tier}`` (rows ``p`` past their model's first price tier; None: none)."""
-    tiered = con.execute(
-        f"SELECT DISTINCT p.provider, p.model, CAST(p.ts AS DATE), coalesce(p.input_tokens, 0), "
-        f"p.cached_input_tokens, p.cache_write_tokens, coalesce(p.output_tokens, 0) "
-        f"FROM {rows_past_tier}", params or {}).fetchall() if rows_past_tier else []
-    con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, day DATE, "
-                "input_tokens BIGINT, cached_input_tokens BIGINT, cache_write_tokens BIGINT, "
-                "output_tokens BIGINT, cost DOUBLE)")
-    if tiered:
-        con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [
-            (*row, pricing.request_cost(row[0], row[1], row[2], *row[3:],
-                                        overrides=overrides)) for row in tiered])
+    """Register the unit prices of each distinct (provider, model, day, price context) of
+    ``parsed`` (and the exact cost of each distinct token mix past a price tier) and return the
+    SQL joins (lib/pricing.py)."""
+    ctx = pricing.context_sql("p.attributes")
+    models = con.execute(f"SELECT DISTINCT provider, model, CAST(ts AS DATE) AS day, "
+                         f"{pricing.context_sql('attributes')} FROM parsed WHERE {good}"
+                         ).fetchall()
+    pricing.sql_units(con, models, overrides)
+    pricing.sql_tiered(con, f"parsed p JOIN units u ON {pricing.sql_units_on(ctx)} "
+                            f"WHERE p.{good} AND coalesce(p.input_tokens, 0) >= u.linear_below",
+                       overrides, ctx=ctx)
+    return pricing.sql_price_joins(ctx)
 
 
 def _sql_str(text: str) -> str:

@@ -124,8 +124,12 @@ def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
 
 def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
     where, params = filters.where("requests")
+    # The price context (a batch, a service tier: lib.pricing.context_sql) is part of the key,
+    # so unit prices are those the rows were priced at.
     return engine.query(
-        f"""SELECT provider, model, CAST(ts AS DATE) AS day, count(*) AS requests,
+        f"""SELECT provider, model, CAST(ts AS DATE) AS day,
+               {pricing.context_sql('CAST(attributes AS VARCHAR)')} AS price_context,
+               count(*) AS requests,
                count(cost_usd) AS priced_requests, coalesce(sum(cost_usd), 0) AS cost_usd,
                coalesce(sum(greatest(coalesce(input_tokens, 0) - coalesce(cached_input_tokens, 0)
                                      - coalesce(cache_write_tokens, 0), 0)), 0)::BIGINT
@@ -138,10 +142,10 @@ def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
             FROM requests WHERE {where} GROUP BY ALL ORDER BY ALL""", params)
 
 
-def _unit(provider, model, day: date) -> dict | None:
-    """Unit prices (USD per token of each kind), memoized per (provider, model, day) and the
-    price overrides file's modification time, so a page does not re-read prices.yaml and re-ask
-    genai-prices for every model and day on every run."""
+def _unit(provider, model, day: date, context: str = "") -> dict | None:
+    """Unit prices (USD per token of each kind), memoized per (provider, model, day, price
+    context key) and the price overrides file's modification time, so a page does not re-read
+    prices.yaml and re-ask genai-prices for every model and day on every run."""
     if not model:
         return None
     path = os.environ.get("SIGHTLINE_PRICES") or str(pricing.DEFAULT_PRICES_FILE)
@@ -149,12 +153,13 @@ def _unit(provider, model, day: date) -> dict | None:
         stamp = os.stat(path).st_mtime_ns
     except OSError:
         stamp = 0
-    return _unit_cached(provider, model, day, path, stamp)
+    return _unit_cached(provider, model, day, context, path, stamp)
 
 
 @lru_cache(maxsize=20_000)
-def _unit_cached(provider, model, day: date, path: str, stamp: int) -> dict | None:
-    return pricing.unit_prices(provider, model, day)
+def _unit_cached(provider, model, day: date, context: str, path: str, stamp: int
+                 ) -> dict | None:
+    return pricing.unit_prices(provider, model, day, context=context)
 
 
 def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
@@ -168,7 +173,7 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
     price_key = {"uncached_input": "input", "cached_input": "cached_input",
                  "cache_write": "cache_write", "output": "output", "reasoning": "output"}
     for row in per.iter_rows(named=True):
-        units = _unit(row["provider"], row["model"], row["day"])
+        units = _unit(row["provider"], row["model"], row["day"], row["price_context"])
         for k, _ in TOKEN_KINDS:
             tokens[k] += int(row[k])
             if units:
@@ -190,10 +195,10 @@ def cache_savings(engine: Engine, filters: Filters) -> float | None:
     request has cached tokens. Same definition as lib.pricing.cache_savings_sql, with the unit
     prices memoized."""
     per = _tokens_by_model_day(engine, filters).filter(pl.col("cached_input") > 0).select(
-        "provider", "model", "day", "cached_input")
+        "provider", "model", "day", "price_context", "cached_input")
     total, priced = 0.0, False
-    for p, m, day, c in per.iter_rows():
-        units = _unit(p, m, day)
+    for p, m, day, ctx, c in per.iter_rows():
+        units = _unit(p, m, day, ctx)
         if units:
             total += c * (units["input"] - units["cached_input"])
             priced = True
@@ -204,11 +209,14 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
     """The selected traffic re-priced on ``provider``/``model``: per current (provider, model),
     ``provider, model, requests, cost_usd`` (actual, priced requests), ``whatif_cost_usd`` (the
     same token counts at the target's base-tier prices on each day) and ``difference_usd``
-    (what-if − actual). Raises LookupError when the target has no price."""
+    (what-if − actual); rows keep their price context (a batch is priced as a batch on the
+    target, where the target has batch prices). Raises LookupError when the target has no
+    price."""
     per = _tokens_by_model_day(engine, filters)
     rows: dict[tuple, dict] = {}
     for row in per.iter_rows(named=True):
-        target = _unit(provider, model, row["day"])
+        # in the row's own context (a batch stays a batch on the target model)
+        target = _unit(provider, model, row["day"], row["price_context"])
         if target is None:
             raise LookupError(f"no price for {provider}/{model} on {row['day']}")
         whatif = (row["uncached_input"] * target["input"]

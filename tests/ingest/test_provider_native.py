@@ -20,7 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import anthropic
@@ -93,6 +93,12 @@ COST_RESP_O3 = (300 * 1.10 + 100 * 4.40) / MTOK  # 0.00077
 COST_RESP_TOOL = (40 * 0.15 + 12 * 0.60) / MTOK
 COST_SONNET = (1000 * 3 + 800 * 0.30 + 200 * 3.75 + 120 * 15) / MTOK  # 0.00579, not 0.00279
 COST_HAIKU = (50 * 0.80 + 10 * 4) / MTOK
+# Batch API lines are priced at genai-prices' Batch variant of the model (when={'processing':
+# 'batch'}), which it declares from 2026-10-14 on: gpt-4o-mini $0.075 input / $0.30 output per
+# M tokens, its cached input staying at $0.075; text-embedding-3-small has none.
+BATCH_VARIANTS_FROM = date(2026, 10, 14)
+COST_BATCH_CHAT_MINI = (176 * 0.075 + 1024 * 0.075 + 300 * 0.30) / MTOK
+COST_BATCH_RESP_MINI = (200 * 0.075 + 800 * 0.075 + 50 * 0.30) / MTOK
 
 
 def _logged(call, request: dict, context: dict) -> dict:
@@ -320,8 +326,16 @@ def test_openai_batch_output_lines_failed_ones_are_errors_dated_by_the_batch(
     assert (ok_chat["input_tokens"], ok_chat["cached_input_tokens"]) == (1200, 1024)
     assert (ok_resp["input_tokens"], ok_resp["cached_input_tokens"]) == (1000, 800)
     assert ok_emb["input_tokens"] == 5
+    # every line is a Batch API request: priced at the batch rates from the day they exist
+    assert [json.loads(r["attributes"]).get("processing") for r in
+            (failed, ok_chat, ok_emb, expired, ok_resp)] == ["batch"] * 5
+    assert json.loads(ok_chat["attributes"])["service_tier"] == "default"
+    batch = batch_time.date() >= BATCH_VARIANTS_FROM
+    assert ok_chat["cost_usd"] == pytest.approx(
+        COST_BATCH_CHAT_MINI if batch else COST_CHAT_MINI, rel=1e-9)
     assert sum(r["cost_usd"] or 0 for r in rows.values()) == pytest.approx(
-        COST_CHAT_MINI + COST_EMBEDDING + COST_RESP_MINI, rel=1e-9)
+        (COST_BATCH_CHAT_MINI + COST_EMBEDDING + COST_BATCH_RESP_MINI) if batch else
+        (COST_CHAT_MINI + COST_EMBEDDING + COST_RESP_MINI), rel=1e-9)
 
 
 def test_a_batch_file_with_no_dated_line_is_quarantined_not_dated_by_anything_else(
@@ -371,6 +385,79 @@ def test_anthropic_batch_results_need_a_time_added_to_each_line(lake, write, ant
     assert rows[0]["request_id"] == sonnet.id and rows[1]["request_id"].startswith("sha:")
     assert all(r["ts"] == T0 and r["provider"] == "anthropic" for r in rows)
     assert rows[0]["cost_usd"] == pytest.approx(COST_SONNET, rel=1e-9)
+
+
+# -- price context: Batch API and service tier rates ---------------------------------------------
+# Requests on a day when genai-prices declares the variants (from 2026-10-12 / 2026-10-14).
+CONTEXT_DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+# genai-prices, USD per million tokens (input / cached input / output): gpt-4o-mini 0.15 / 0.075
+# / 0.60, its batch variant 0.075 / 0.075 (cached not overridden) / 0.30; gpt-5-mini 0.25 /
+# 0.025 / 2, flex 0.125 / 0.0125 / 1, priority 0.45 / 0.045 / 3.6; claude-haiku-4-5 1 input /
+# 0.10 cache read / 1.25 cache write / 5 output, batch exactly half: 0.5 / 0.05 / 0.625 / 2.5.
+GPT5_MINI = {"default": (0.25, 0.025, 2.0), "flex": (0.125, 0.0125, 1.0),
+             "priority": (0.45, 0.045, 3.6), "scale": (0.25, 0.025, 2.0)}
+HAIKU_45 = (1.0, 0.10, 1.25, 5.0)
+
+
+def test_openai_batch_lines_cost_the_batch_rates_and_service_tiers_theirs(lake, write):
+    created = int(CONTEXT_DAY.timestamp())
+    usage = {"prompt_tokens": 4000, "completion_tokens": 600}
+    batch_body = _chat(1, usage, created=created, service_tier="default")
+    lines = [{"id": "batch_req_1", "custom_id": "t1", "error": None,
+              "response": {"status_code": 200, "request_id": "r1", "body": batch_body}}]
+    usage = {"prompt_tokens": 4000, "completion_tokens": 600,
+             "prompt_tokens_details": {"cached_tokens": 1000}}
+    tiers = [_chat(10 + i, usage, created=created, model="gpt-5-mini-2025-08-07",
+                   service_tier=tier) for i, tier in enumerate(GPT5_MINI)]
+    responses = dict(_responses_obj(20), created_at=created, model="gpt-5-mini",
+                     service_tier="flex")
+    bare = _chat(2, {"prompt_tokens": 4000, "completion_tokens": 600}, created=created)
+    f = _ingest(lake, write("batch_and_tiers.jsonl", lines + tiers + [responses, bare]))
+    assert (f.stored, f.quarantined) == ({"requests": 7}, 0)
+    rows = _rows(lake)
+    # the same tokens through the Batch API cost half (gpt-4o-mini's batch rates)
+    assert rows["chatcmpl-1"]["cost_usd"] == pytest.approx((4000 * 0.075 + 600 * 0.30) / MTOK)
+    assert rows["chatcmpl-2"]["cost_usd"] == pytest.approx((4000 * 0.15 + 600 * 0.60) / MTOK)
+    assert rows["chatcmpl-1"]["cost_usd"] == pytest.approx(rows["chatcmpl-2"]["cost_usd"] / 2)
+    assert json.loads(rows["chatcmpl-1"]["attributes"])["processing"] == "batch"
+    assert "processing" not in json.loads(rows["chatcmpl-2"]["attributes"])
+    # each service tier at its rates; "scale" (no variant) at the standard ones
+    for i, (tier, (inp, cached, out)) in enumerate(GPT5_MINI.items()):
+        row = rows[f"chatcmpl-{10 + i}"]
+        assert json.loads(row["attributes"])["service_tier"] == tier
+        assert row["cost_usd"] == pytest.approx((3000 * inp + 1000 * cached + 600 * out) / MTOK,
+                                                rel=1e-9), tier
+    inp, cached, out = GPT5_MINI["flex"]  # Responses: 100 input (10 cached), 5 output
+    assert rows["resp_20"]["cost_usd"] == pytest.approx((90 * inp + 10 * cached + 5 * out) / MTOK,
+                                                        rel=1e-9)
+
+
+def test_anthropic_batch_results_cost_exactly_half_of_the_same_messages(lake, write):
+    def message(n: int, tier: str) -> dict:
+        return dict(_message(n, cache_read_input_tokens=800, cache_creation_input_tokens=200,
+                             service_tier=tier), model="claude-haiku-4-5")
+
+    ts = CONTEXT_DAY.isoformat()
+    results = [{"custom_id": "c1", "result": {"type": "succeeded",
+                                              "message": message(1, "batch")}, "ts": ts}]
+    logged = [{"ts": ts, "response": message(2, "standard")},  # the same usage, not batched
+              {"ts": ts, "response": message(3, "batch")},  # fetched from a batch, logged bare
+              {"ts": ts, "response": message(4, "priority")}]
+    assert _ingest(lake, write("results.jsonl", results)).stored == {"requests": 1}
+    assert _ingest(lake, write("app.jsonl", logged)).stored == {"requests": 3}
+    rows = _rows(lake)
+    inp, read, write_, out = HAIKU_45  # 10 uncached + 800 read + 200 written, 5 output
+    standard = (10 * inp + 800 * read + 200 * write_ + 5 * out) / MTOK
+    assert rows["msg_2"]["cost_usd"] == pytest.approx(standard, rel=1e-9)
+    assert rows["msg_4"]["cost_usd"] == pytest.approx(standard, rel=1e-9)  # no variant
+    for batched in ("msg_1", "msg_3"):
+        assert rows[batched]["cost_usd"] == pytest.approx(standard / 2, rel=1e-9)
+        assert json.loads(rows[batched]["attributes"])["processing"] == "batch"
+    attrs = {k: json.loads(rows[k]["attributes"]) for k in rows}
+    assert attrs["msg_1"]["batch"] is True and attrs["msg_1"]["usage.service_tier"] == "batch"
+    assert "service_tier" not in attrs["msg_1"] and "processing" not in attrs["msg_2"]
+    assert (attrs["msg_2"]["service_tier"], attrs["msg_4"]["service_tier"]) == (
+        "standard", "priority")
 
 
 # -- idempotency -----------------------------------------------------------------------------------
@@ -607,7 +694,7 @@ HOSTILE_KINDS = {
          "response.content", "response.usage.input_tokens",
          "response.usage.cache_read_input_tokens", "response.usage.cache_creation_input_tokens",
          "response.usage.output_tokens_details",
-         "response.usage.output_tokens_details.thinking_tokens"]),
+         "response.usage.output_tokens_details.thinking_tokens", "response.usage.service_tier"]),
     "openai batch line": (
         lambda n: {"id": f"batch_req_{n}", "custom_id": f"c{n}", "error": None,
                    "response": {"status_code": 200, "request_id": f"r{n}", "body": _chat(n)}},

@@ -139,3 +139,31 @@ def test_cache_savings(priced):
     assert cost.cache_savings(engine, f) == pytest.approx(pricing.cache_savings_sql(engine, f))
     none = Filters.between(T0 + timedelta(days=1), T0 + timedelta(days=2))
     assert cost.cache_savings(engine, none) is None
+
+
+def test_token_mix_cache_savings_and_what_if_price_a_batch_as_a_batch(lake, engine):
+    # claude-haiku-4-5 on a day genai-prices has its batch variant (from 2026-10-14), USD per
+    # million tokens: standard input 1, cache read 0.1, output 5; batch half of each.
+    day = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    mix = dict(provider="anthropic", model="claude-haiku-4-5", input_tokens=1_000_000,
+               cached_input_tokens=400_000, cache_write_tokens=0, output_tokens=100_000,
+               reasoning_tokens=0)
+    rows = [make_request(0, ts=day, **mix),
+            make_request(1, ts=day, attributes=json.dumps({"processing": "batch"}), **mix)]
+    lake.append({"requests": pricing.price_table(requests_table(rows))}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(day - timedelta(hours=1), day + timedelta(hours=1))
+    # each request: 600k uncached, 400k cached input, 100k output
+    standard = 0.6 * 1 + 0.4 * 0.1 + 0.1 * 5
+    assert cost.totals(engine, f)["cost_usd"] == pytest.approx(standard * 1.5)
+    got = {r["kind"]: r["cost_usd"] for r in cost.token_mix(engine, f).iter_rows(named=True)}
+    assert got["uncached_input"] == pytest.approx(0.6 * 1 * 1.5)
+    assert got["cached_input"] == pytest.approx(0.4 * 0.1 * 1.5)
+    assert got["output"] == pytest.approx(0.1 * 5 * 1.5)
+    saved = 0.4 * (1 - 0.1) * 1.5  # the batch request saves half as much
+    assert cost.cache_savings(engine, f) == pytest.approx(saved)
+    assert pricing.cache_savings_sql(engine, f) == pytest.approx(saved)
+    # on the same model, the what-if is the actual cost: the batch stays a batch
+    (row,) = cost.what_if(engine, f, "anthropic", "claude-haiku-4-5").rows(named=True)
+    assert row["whatif_cost_usd"] == pytest.approx(standard * 1.5)
+    assert row["difference_usd"] == pytest.approx(0.0, abs=1e-12)

@@ -30,6 +30,13 @@ Token semantics (design §3):
 - Usage fields not mapped to a column (audio tokens, the cache TTL split, server tool uses,
   ``service_tier``) are kept in ``attributes`` as ``usage.<path>`` when not null, zero or empty.
 
+Price context (lib/pricing.py): Batch API lines (OpenAI's and Anthropic's) get
+``attributes.processing = "batch"`` (beside ``attributes.batch = true``), and so does an Anthropic
+message whose ``usage.service_tier`` is ``"batch"``; an OpenAI object's top-level ``service_tier``
+(``"default"``, ``"flex"``, ``"priority"``…) is kept as ``attributes.service_tier``, and so is an
+Anthropic message's other ``usage.service_tier`` (``"standard"``, ``"priority"``). The cost
+engine prices each row with them (Batch API and flex rates).
+
 Ids: ``request_id`` is the provider's id (``chatcmpl-…``, ``resp_…``, ``msg_…``). A batch line
 whose body has none (a failed line, an embeddings body) takes the batch line's ``id``
 (``batch_req_…``: unique per line, where ``custom_id`` is only unique within one batch), then
@@ -577,6 +584,13 @@ def _anthropic_message(obj: dict, row: dict, attrs: dict) -> None:
     _usage_extras(usage, {"input_tokens", "output_tokens", "cache_read_input_tokens",
                           "cache_creation_input_tokens", "output_tokens_details.thinking_tokens"},
                   attrs)
+    # The price context (lib/pricing.py): Anthropic names the tier that served the message in
+    # usage.service_tier ("standard", "priority", or "batch" for a Message Batches request).
+    tier = usage.get("service_tier")
+    if tier == "batch":
+        attrs["processing"] = "batch"
+    elif isinstance(tier, str) and tier:
+        attrs["service_tier"] = tier
     row["finish_reason"] = _text(obj.get("stop_reason"))
     row["output_text"] = _joined(obj.get("content"), "text")
     if obj.get("stop_sequence") is not None:
@@ -663,6 +677,7 @@ def _build(rec: Any, default_provider: str) -> _Row:
         out.batch_line = line_kind == "openai_batch"
         row.setdefault("provider", "openai" if line_kind == "openai_batch" else "anthropic")
         attrs["batch"] = True
+        attrs["processing"] = "batch"  # the price context: Batch API rates (lib/pricing.py)
     if line_kind == "anthropic_batch":
         result = rec["result"]
         if result["type"] == "succeeded" and kind != "message":
