@@ -150,19 +150,18 @@ def context_key(context: Mapping[str, Any] | str | None) -> str:
         return ""
     if isinstance(context, str):
         text = context.strip()
-        if text.startswith("{"):
-            try:
-                context = json.loads(text)
-            except ValueError:
+        try:
+            context = json.loads(text) if text else {}
+        except ValueError:
+            if text.startswith(("{", "[")):  # attributes that are not valid JSON
                 return ""
-            if not isinstance(context, dict):
-                return ""
-        else:
             pairs = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
             key = context_key(pairs)
             if key != text:
-                raise ValueError(f"not a price context key: {context!r}")
+                raise ValueError(f"not a price context key: {context!r}") from None
             return key
+        if not isinstance(context, dict):  # JSON, but not an object: no context keys
+            return ""
     values = context_values()
     parts = []
     for name in CONTEXT_KEYS:
@@ -218,12 +217,26 @@ def context_sql(attributes: str, top: Mapping[str, str] | None = None) -> str:
     line's top-level keys, which ingestion folds into its attributes over theirs)."""
     top = top or {}
     hints = " OR ".join(f"contains({attributes}, {_sql_lit(h)})" for h in _CONTEXT_HINTS)
-    values = {k: f"json_extract_string({attributes}, {_sql_lit('$.' + k)})" for k in CONTEXT_KEYS}
+    values = {k: _sql_json_value(attributes, k) for k in CONTEXT_KEYS}
     values.update({k: f"coalesce({v}, {values[k]})" for k, v in top.items()})
     # Without the hints the attributes hold no context key: skip parsing them.
     skip = f"({attributes} IS NULL OR NOT ({hints}))" + "".join(
         f" AND {v} IS NULL" for v in top.values())
     return f"(CASE WHEN {skip} THEN '' ELSE {context_sql_of(values)} END)"
+
+
+def _sql_json_value(attributes: str, key: str) -> str:
+    """DuckDB: the value as text of the top-level ``key`` of the JSON text ``attributes``. A key
+    written twice counts with its last value, as Python's json and Polars read it (DuckDB's
+    json_extract_string reads the first): the last of the object's (key, value) pairs. Where the
+    quoted key appears at most once and nothing is \\u-escaped, it cannot be written twice, and
+    json_extract_string (~2x faster) is used."""
+    quoted = _sql_lit(json.dumps(key))
+    once = (f"NOT contains({attributes}, '\\u') AND "
+            f"strpos(substr({attributes}, strpos({attributes}, {quoted}) + 1), {quoted}) = 0")
+    pairs = f"list_zip(json_keys({attributes}), json_extract_string({attributes}, '$.*'))"
+    return (f"CASE WHEN {once} THEN json_extract_string({attributes}, {_sql_lit('$.' + key)}) "
+            f"ELSE list_filter({pairs}, e -> e[1] = {_sql_lit(key)})[-1][2] END")
 
 
 def _sql_lit(text: str) -> str:
