@@ -1,4 +1,4 @@
-"""the price context (lib/pricing.py): the three readers of a request's context (Python
+"""The price context (lib/pricing.py): the three readers of a request's context (Python
 ``context_key``, Polars ``context_keys``, DuckDB ``context_sql``) read the same key from the same
 attributes text, so an ingest (fast, exact SQL or Arrow path), ``reprice`` and the Cost page
 never disagree on what a request cost.
