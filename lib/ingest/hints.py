@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from lib import schema
 from lib.ingest.formats.canonical import csv_delimiter, table_for
+from lib.ingest.formats.json_values import array_head
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def _head_records(format_name: str, head: bytes) -> list[dict]:
         except (csv.Error, StopIteration):
             return []
     if format_name == "json":
-        return _array_head(text)
+        return array_head(text, MAX_RECORDS)
     out = []
     for line in text.split("\n")[:MAX_RECORDS * 2]:
         try:
@@ -251,18 +252,3 @@ def _head_records(format_name: str, head: bytes) -> list[dict]:
             break
     return out
 
-
-def _array_head(text: str) -> list[dict]:
-    """The complete objects at the start of a JSON array cut off anywhere."""
-    decoder, out = json.JSONDecoder(), []
-    i = text.find("[") + 1
-    while 0 < i < len(text) and len(out) < MAX_RECORDS:
-        while i < len(text) and text[i] in " \t\r\n,":
-            i += 1
-        try:
-            record, i = decoder.raw_decode(text, i)
-        except ValueError:
-            break
-        if isinstance(record, dict):
-            out.append(record)
-    return out

@@ -52,6 +52,31 @@ def valid_text(text: str) -> str:
         return _SURROGATE.sub("\ufffd", text)
 
 
+
+def bad_text(value: Any, path: str = "") -> str | None:
+    """The reason a record decoded by Python's json (``surrogateescape``) cannot be stored: the
+    first text or key, in document order, holding a lone surrogate (bytes that were not UTF-8,
+    or an unpaired ``\\ud800`` escape), named by its dotted path under ``path``; None when there
+    is none."""
+    stack = [(path, value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii() and _SURROGATE.search(v):
+                return f"{where or 'the record'} is not valid UTF-8 text: {shown(v)}"
+        elif isinstance(v, dict):
+            items = []
+            for key, item in v.items():
+                if not key.isascii() and _SURROGATE.search(key):
+                    return (f"{where or 'the record'} has a key that is not valid UTF-8 text: "
+                            f"{shown(key)}")
+                items.append((f"{where}.{key}" if where else key, item))
+            stack.extend(reversed(items))
+        elif isinstance(v, list):
+            stack.extend(reversed([(f"{where}.{i}" if where else str(i), item)
+                                   for i, item in enumerate(v)]))
+    return None
+
 def shown(value: Any) -> str:
     """``value`` as a reason quotes it; at most :data:`SHOWN_CHARS` (60) characters, a longer
     text cut to 57 and ``...`` added; always valid UTF-8 (see :func:`valid_text`).

@@ -100,3 +100,20 @@ def array(field: str, value) -> list:
     if value is None or isinstance(value, list):
         return value or []
     raise BadValue(f"{field} is not a list: {shown(value)}")
+
+
+def array_head(text: str, limit: int) -> list[dict]:
+    """The complete objects (at most ``limit``) at the start of a JSON array cut off anywhere,
+    e.g. a file's first bytes; what follows the first incomplete element is not read."""
+    decoder, out = json.JSONDecoder(), []
+    i = text.find("[") + 1
+    while 0 < i < len(text) and len(out) < limit:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        try:
+            record, i = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        if isinstance(record, dict):
+            out.append(record)
+    return out

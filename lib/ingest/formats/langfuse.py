@@ -86,7 +86,7 @@ from typing import Any, BinaryIO
 from lib import schema
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
-from lib.ingest.values import INT64_MAX, count, number, numeric_text, shown
+from lib.ingest.values import INT64_MAX, bad_text, count, number, numeric_text, shown
 
 MODEL_TYPES = {"GENERATION": "chat", "EMBEDDING": "embeddings"}
 SPAN_KIND = {"AGENT": "agent", "TOOL": "tool", "RETRIEVER": "retrieval", "CHAIN": "chain",
@@ -149,26 +149,16 @@ def _parse_float(text: str) -> float | _JsonNumber:
 
 # Python's json reads JSON arrays, and what orjson refused; orjson would write inf / nan as null.
 _DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_JsonNumber)
-_SURROGATE = re.compile("[\\ud800-\\udfff]")
 # A lone surrogate in decoded text: a byte that was not UTF-8 (decoded with surrogateescape), or
 # a \uD800-\uDFFF escape (paired ones, an emoji's, are fine: the walk then finds nothing).
 _SUSPECT = re.compile("[\\ud800-\\udfff]|\\\\u[dD][89a-fA-F]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # searched by its literal prefix: fast
 
 
-def _dumps(obj: Any) -> str:
-    """JSON text: orjson's, or Python's json's for what orjson refuses (integers beyond 64 bits,
-    kept as the numbers they are; nesting deeper than orjson's limit)."""
-    try:
-        return oc.dumps(obj)
-    except TypeError:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 def _raw_of(rec: Any) -> str:
     """The raw text of a quarantined record that came without its own."""
     try:
-        return _dumps(rec)
+        return oc.json_text(rec)
     except (TypeError, ValueError, RecursionError):
         return ""
 
@@ -177,31 +167,7 @@ def _text(value: Any) -> str | None:
     """Text for a string column: text as is, any other JSON value as its JSON text (42 -> "42")."""
     if value is None or value.__class__ is str:
         return value
-    return str(value) if isinstance(value, str) else _dumps(value)
-
-
-def _bad_text(value: Any) -> str | None:
-    """The reason a decoded record cannot be stored: the first string or key (in document order)
-    holding a lone surrogate, i.e. bytes that were not UTF-8 or an unpaired \\ud800 escape; None
-    when there is none."""
-    stack = [("", value)]
-    while stack:
-        path, v = stack.pop()
-        if isinstance(v, str):
-            if not v.isascii() and _SURROGATE.search(v):
-                return f"{path or 'the record'} is not valid UTF-8 text: {shown(v)}"
-        elif isinstance(v, dict):
-            items = []
-            for key, item in v.items():
-                if not key.isascii() and _SURROGATE.search(key):
-                    return (f"{path or 'the record'} has a key that is not valid UTF-8 text: "
-                            f"{shown(key)}")
-                items.append((f"{path}.{key}" if path else key, item))
-            stack.extend(reversed(items))
-        elif isinstance(v, list):
-            stack.extend(reversed([(f"{path}.{i}" if path else str(i), item)
-                                   for i, item in enumerate(v)]))
-    return None
+    return str(value) if isinstance(value, str) else oc.json_text(value)
 
 
 def _suspect(text: str) -> bool:
@@ -219,8 +185,8 @@ def _suspect(text: str) -> bool:
 
 def _lenient(raw: bytes) -> Any:
     """A line or document orjson refused, read by Python's json (see ``_DECODER``), bytes that
-    are not UTF-8 kept as lone surrogates (:func:`_bad_text` finds them); raises ValueError or
-    RecursionError when Python's json cannot read it either."""
+    are not UTF-8 kept as lone surrogates (lib.ingest.values.bad_text finds them); raises
+    ValueError or RecursionError when Python's json cannot read it either."""
     return _DECODER.decode(raw.decode("utf-8", "surrogateescape"))
 
 
@@ -233,7 +199,7 @@ def _retried(raw: Any, error: str) -> tuple[Any, str | None]:
         doc = _lenient(raw)
     except (ValueError, RecursionError):
         return None, error
-    bad = _bad_text(doc)
+    bad = bad_text(doc)
     return (None, bad) if bad else (doc, None)
 
 
@@ -294,7 +260,7 @@ def _lenient_document(line_no: int, whole: bytes, error: str,
         return
     page = isinstance(doc, dict) and isinstance(doc.get("data"), list) and "type" not in doc
     for item in doc["data"] if page else [doc]:
-        bad = _bad_text(item)
+        bad = bad_text(item)
         yield line_no, None if bad else item, bad, _raw_of(item) if bad else ""
 
 
@@ -409,7 +375,7 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
             continue
         if end - pos > MAX_ELEMENT_CHARS:  # it fit the buffer, but is over the limit all the same
             yield line_base, None, _too_long(end - pos), buf[pos:pos + schema.RAW_MAX_CHARS]
-        elif suspect and _SUSPECT.search(buf, pos, end) and (bad := _bad_text(record)):
+        elif suspect and _SUSPECT.search(buf, pos, end) and (bad := bad_text(record)):
             yield line_base, None, bad, buf[pos:min(end, pos + schema.RAW_MAX_CHARS)]
         else:
             yield line_base, record, None, buf[pos:end] if len(buf) - pos < 1 << 16 else ""
@@ -527,7 +493,7 @@ def _csv_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, st
                                f"{len(header)}"), raw
             continue
         record = {name: _csv_value(name, field) for name, field in zip(header, fields)}
-        bad = _bad_text(record) if _suspect(raw) else None
+        bad = bad_text(record) if _suspect(raw) else None
         if bad:
             yield line, None, bad, raw
         else:
@@ -814,7 +780,7 @@ class _Parser:
             self.batch.spans.append((
                 obs_id, trace_id, parent_id, start, latency_ms, name,
                 SPAN_KIND.get(kind, "other"), "error" if error else "ok",
-                _dumps(extra) if extra else None))
+                oc.json_text(extra) if extra else None))
             self.batch.span_lines.append(line)
             return
         (inp, cached, write, out, reasoning), inclusive = _tokens(obs)
@@ -860,8 +826,8 @@ class _Parser:
         self.pending.append((row, line))
         self.batch.spans.append((
             obs_id, trace_id, parent_id, start, latency_ms, name, "llm", row["status"],
-            _dumps({k: v for k, v in (("model", row["model"]), ("input_tokens", inp),
-                                      ("output_tokens", out)) if v is not None})))
+            oc.json_text({k: v for k, v in (("model", row["model"]), ("input_tokens", inp),
+                                            ("output_tokens", out)) if v is not None})))
         self.batch.span_lines.append(line)
 
     def score(self, line: int, rec: dict, trace: dict | None) -> None:
@@ -929,7 +895,7 @@ class _Parser:
             eval_id, run_id, ts, source, None, case_id, 0, _text(ids["observationId"]),
             _text(version), None, metric, value, passed,
             "human" if source_name == "ANNOTATION" else None, label, explanation,
-            _dumps(extra)))
+            oc.json_text(extra)))
         self.batch.eval_lines.append(line)
 
     def flush(self) -> Chunk:
@@ -938,7 +904,7 @@ class _Parser:
                 trace = self.traces.get(row.get("trace_id"))
                 if trace:
                     _apply_trace(row, trace)
-                row["attributes"] = _dumps(row["attributes"]) if row["attributes"] else None
+                row["attributes"] = oc.json_text(row["attributes"]) if row["attributes"] else None
             except (TypeError, ValueError, RecursionError) as exc:
                 self.batch.reject(line, "", f"Langfuse record not usable: {exc}")
                 continue

@@ -108,8 +108,8 @@ from typing import Any, BinaryIO
 
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
-from lib.ingest.formats.json_values import boolean
-from lib.ingest.values import INT64_MAX, count, number, shown
+from lib.ingest.formats.json_values import array_head, boolean
+from lib.ingest.values import INT64_MAX, bad_text, count, number, shown
 
 CHUNK_ROWS = oc.CHUNK_ROWS
 WRAPPER_KEYS = ("response", "body", "output", "completion", "message")
@@ -146,7 +146,6 @@ _TOOL_CALL_ITEMS = ("function_call", "custom_tool_call")  # a tuple: `in` never 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,18 +226,7 @@ def _head_records(head: bytes) -> list:
     text = head.lstrip().removeprefix(oc.UTF8_BOM).lstrip()
     out: list = []
     if text.startswith(b"["):
-        decoder = json.JSONDecoder()
-        doc = text.decode("utf-8", "replace")
-        i = 1
-        while len(out) < MAX_HEAD_RECORDS:
-            while i < len(doc) and doc[i] in " \t\r\n,":
-                i += 1
-            try:
-                record, i = decoder.raw_decode(doc, i)
-            except ValueError:
-                break
-            out.append(record)
-        return out
+        return array_head(text.decode("utf-8", "replace"), MAX_HEAD_RECORDS)
     if oc.opens_document(text, (b"{",)):
         try:
             return [oc.loads(text)]
@@ -297,37 +285,7 @@ def _text(value: Any) -> str | None:
     """Text for a string column: text as is, any other JSON value as its JSON text."""
     if value is None or isinstance(value, str):
         return value
-    return _dumps(value)
-
-
-def _dumps(obj: Any) -> str:
-    try:
-        return oc.dumps(obj)
-    except TypeError:  # integers beyond 64 bits: kept as the numbers they are
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _bad_text(value: Any, path: str = "") -> str | None:
-    """The reason a record read by Python's json cannot be stored: the first text or key holding
-    a lone surrogate (bytes that were not UTF-8, or an unpaired ``\\ud800`` escape)."""
-    stack = [(path, value)]
-    while stack:
-        where, v = stack.pop()
-        if isinstance(v, str):
-            if not v.isascii() and _SURROGATE.search(v):
-                return f"{where or 'the record'} is not valid UTF-8 text: {shown(v)}"
-        elif isinstance(v, dict):
-            items = []
-            for key, item in v.items():
-                if not key.isascii() and _SURROGATE.search(key):
-                    return (f"{where or 'the record'} has a key that is not valid UTF-8 text: "
-                            f"{shown(key)}")
-                items.append((f"{where}.{key}" if where else key, item))
-            stack.extend(reversed(items))
-        elif isinstance(v, list):
-            stack.extend(reversed([(f"{where}.{i}" if where else str(i), item)
-                                   for i, item in enumerate(v)]))
-    return None
+    return oc.json_text(value)
 
 
 def _obj(value: Any, field: str) -> dict:
@@ -858,7 +816,7 @@ class _Parser:
 
     def record(self, line: int, rec: Any, raw: bytes | str, lenient: bool) -> None:
         try:
-            bad = _bad_text(rec) if lenient else None
+            bad = bad_text(rec) if lenient else None
             if bad:
                 raise BadValue(bad)
             built = _build(rec, self.default_provider)
@@ -893,7 +851,7 @@ class _Parser:
                     f"the keys {', '.join(TS_KEYS)} (docs/provider-logs.md)"))
                 return
         try:
-            row["attributes"] = _dumps(attrs) if attrs else None
+            row["attributes"] = oc.json_text(attrs) if attrs else None
         except (TypeError, ValueError, RecursionError) as exc:
             self.batch.reject(line, raw, f"attributes not storable: {exc}")
             return
@@ -912,7 +870,7 @@ class _Parser:
 
 def _raw_of(rec: Any) -> str:
     try:
-        return _dumps(rec)
+        return oc.json_text(rec)
     except (TypeError, ValueError, RecursionError):
         return ""
 
