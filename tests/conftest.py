@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,17 @@ from lib.store import Engine, Lake
 os.environ.pop("SIGHTLINE_STORE", None)
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday, noon UTC
+
+
+def wait_for_marker(proc, marker: Path, timeout_s: float = 30, why=lambda: "") -> None:
+    """Block until the child process ``proc`` writes ``marker`` (it reached the point a
+    kill -9 test stops it at); fail if it ends first (``why()`` says more, e.g. its stderr) or
+    ``timeout_s`` seconds pass."""
+    deadline = time.monotonic() + timeout_s
+    while not marker.exists():
+        assert proc.poll() is None, f"the process ended before writing {marker.name} {why()}"
+        assert time.monotonic() < deadline, f"the process never wrote {marker.name}"
+        time.sleep(0.02)
 
 
 def requests_table(rows: list[dict]) -> pa.Table:

@@ -22,8 +22,9 @@ import pytest
 from lib import pricing
 from lib.cli import main
 from lib.ingest import fastpath
-from lib.store import Engine, Lake
+from lib.store import Lake
 from tests.ingest.conftest import canonical_request
+from tests.test_pricing_context import _costs
 
 DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # the batch and tier variants apply
 
@@ -98,14 +99,6 @@ def _duplicate_key_rows() -> list[str]:
                                 cached_input_tokens=inp // 4, output_tokens=300)
         lines.append(json.dumps(row)[:-1] + ", " + forms[i // len(models)] + "}")
     return lines
-
-
-def _costs(lake: Lake) -> dict[str, float]:
-    eng = Engine(lake)
-    try:
-        return dict(eng.query("SELECT request_id, cost_usd FROM requests").rows())
-    finally:
-        eng.close()
 
 
 @pytest.mark.parametrize("mode", ["fast", "exact-sql", "exact-arrow"])

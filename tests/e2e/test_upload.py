@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from lib.ui.upload import MAPPING_EXAMPLE
 from tests.e2e.conftest import AppServer, assert_no_exception, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -31,12 +32,17 @@ def empty_server(tmp_path):
     server.stop()
 
 
+def _press(page, button: str) -> str:
+    """Click ``button``, wait for the run it starts, and return the report it shows."""
+    page.get_by_role("button", name=button).click()
+    wait_for_app(page)
+    return page.locator('[data-testid="stCode"]').first.inner_text()
+
+
 def _upload(page, path) -> str:
     page.get_by_text("Upload logs or eval results").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
-    page.get_by_role("button", name="Ingest 1 file(s)").click()
-    wait_for_app(page)
-    return page.locator('[data-testid="stCode"]').first.inner_text()
+    return _press(page, "Ingest 1 file(s)")
 
 
 def test_upload_stores_good_rows_and_quarantines_bad_ones(empty_server, page, tmp_path):
@@ -82,15 +88,7 @@ OWN_SHAPE = [
     {"id": "a2", "started": 1763632860, "timing": {"duration": 0.5}, "llm": {"name": "gpt-4o"},
      "usage": {"prompt": 2000, "completion": -5}, "team": "search"},
 ]
-MAPPING = """table: requests
-columns:
-  request_id: id
-  ts: {path: started, unit: s}
-  latency_ms: {path: timing.duration, unit: s}
-  provider: {value: openai}
-  model: llm.name
-  input_tokens: usage.prompt
-  output_tokens: usage.completion"""
+MAPPING = MAPPING_EXAMPLE  # the example the page shows in the empty text area works as is
 
 
 def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_on_the_page(
@@ -104,9 +102,7 @@ def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_
     wait_for_app(page)
 
     # Checked as it is: no format knows it, and the page says how to describe it here.
-    page.get_by_role("button", name="Check 1 file(s)").click()
-    wait_for_app(page)
-    report = page.locator('[data-testid="stCode"]').first.inner_text()
+    report = _press(page, "Check 1 file(s)")
     assert "own.jsonl: error: not a recognized format" in report
     assert "dry run: nothing was stored" in report
     main = page.locator('[data-testid="stMain"]')
@@ -121,17 +117,13 @@ def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_
     page.keyboard.press("Control+Enter")
     wait_for_app(page)
 
-    page.get_by_role("button", name="Check 1 file(s)").click()
-    wait_for_app(page)
-    report = page.locator('[data-testid="stCode"]').first.inner_text()
+    report = _press(page, "Check 1 file(s)")
     assert "[mapping:Data page]: would store 1 requests; 0 duplicate(s); 1 to quarantine" in report
     assert "line 2: output_tokens is negative: -5" in report
     assert "Checked: nothing was stored" in main.inner_text()
     assert "manifest version empty" in main.inner_text()
 
-    page.get_by_role("button", name="Ingest 1 file(s)").click()
-    wait_for_app(page)
-    report = page.locator('[data-testid="stCode"]').first.inner_text()
+    report = _press(page, "Ingest 1 file(s)")
     assert "[mapping:Data page]: stored 1 requests; 0 duplicate(s); 1 quarantined" in report
     assert_no_exception(page)
     screenshot(page, "upload_mapping")

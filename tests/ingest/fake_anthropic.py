@@ -17,9 +17,10 @@ is the one requested, as the API does. Every answered call is appended to ``serv
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.ingest.fake_openai import FakeOpenAIServer
 
 ERROR_TYPES = {400: "invalid_request_error", 429: "rate_limit_error", 500: "api_error",
                529: "overloaded_error"}
@@ -96,37 +97,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, message)
 
 
-class FakeAnthropicServer(ThreadingHTTPServer):
-    """The server; ``base_url`` is what ``anthropic.Anthropic(base_url=...)`` takes."""
-
-    daemon_threads = True
+class FakeAnthropicServer(FakeOpenAIServer):
+    """The server (FakeOpenAIServer's, ledger and ids included, with this handler);
+    ``base_url`` is what ``anthropic.Anthropic(base_url=...)`` takes."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.ledger: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._counter = 0
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self.RequestHandlerClass = _Handler
 
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
-
-    def next_id(self) -> int:
-        with self._lock:
-            self._counter += 1
-            return self._counter
-
-    def record(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self.ledger.append(entry)
-
-    def __enter__(self) -> FakeAnthropicServer:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()

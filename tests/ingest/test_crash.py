@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
+from tests.conftest import wait_for_marker
 from tests.ingest.conftest import canonical_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +34,7 @@ def test_kill_9_leaves_store_before_or_after(lake, write, totals, tmp_path, stag
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lake.root), str(new)], env=env,
                             cwd=ROOT)
     try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert proc.poll() is None, "ingest exited before reaching the stage"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for_marker(proc, marker)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     finally:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib.store import Engine, Lake
-from tests.conftest import make_request, requests_table
+from tests.conftest import make_request, requests_table, wait_for_marker
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = 2000
@@ -205,11 +205,7 @@ def test_writer_killed_between_data_files_and_publish(tmp_path, scripts, stage):
     # Three batches commit, the fourth pauses at the stage with its data files renamed into place.
     proc = _start_writer(scripts["writer"], store, "p", n_batches=10, pause_after=3, stage=stage,
                          env=env)
-    deadline = time.monotonic() + 30
-    while not marker.exists():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the writer never reached the pause"
-        time.sleep(0.01)
+    wait_for_marker(proc, marker, why=proc.stderr.read)
     assert marker.read_text() == stage
     reported = _kill9(proc)
     assert reported == ["0", "1", "2"]

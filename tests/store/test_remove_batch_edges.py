@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from lib.ingest.pipeline import ingest_paths
 from lib.pricing import Override, reprice
 from lib.store import Engine
 from lib.store import compact as compaction
+from tests.conftest import wait_for_marker
 from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,11 +185,7 @@ def test_a_remove_killed_before_it_publishes_changes_nothing(lake, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", REMOVER, str(lake.root), wrong.batch_id,
                              str(marker)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert proc.poll() is None, "the remover ended early"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for_marker(proc, marker, timeout_s=60)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
