@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -41,6 +42,15 @@ from lib import schema
 MANIFEST_DIR = "_manifest"
 # Scratch space of writers (DuckDB spill files): never read, safe to delete when no writer runs.
 TMP_DIR = "_tmp"
+# In _tmp: a dry run's own folder (Lake.checking), kept while its process lives.
+CHECK_PREFIX = "check-"
+# In _manifest: exists while a writer holds the lock; found on taking the lock, the last holder
+# died mid-write and its leftovers are cleared (Lake.clear_leftovers).
+WRITING_MARKER = ".writing"
+# The names writers give data files (<batch or commit id>-<n>.parquet) and their hidden temporary
+# names; files named otherwise are never deleted as leftovers.
+_OWN_FILE = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})-\d+\.parquet"
+                       r"|\.(?:[0-9a-f]{32}|[0-9a-f]{64})-\d+\.parquet\.[0-9a-f]{32}\.tmp")
 PARQUET_OPTIONS = dict(compression="zstd", row_group_size=256_000)
 
 
@@ -194,6 +204,12 @@ class Lake:
                 fh = open(self.manifest_dir / ".lock", "a+")
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 self._lock_file = fh
+                if not self.dry_run:
+                    # The marker outlives only a holder that died: then clear what it left.
+                    marker = self.manifest_dir / WRITING_MARKER
+                    if marker.exists():
+                        self.clear_leftovers()
+                    marker.touch()
             self._lock_depth += 1
             try:
                 yield
@@ -201,8 +217,49 @@ class Lake:
                 self._lock_depth -= 1
                 if self._lock_depth == 0 and self._lock_file is not None:
                     fh, self._lock_file = self._lock_file, None
+                    if not self.dry_run:
+                        (self.manifest_dir / WRITING_MARKER).unlink(missing_ok=True)
                     fcntl.flock(fh, fcntl.LOCK_UN)
                     fh.close()
+
+    def clear_leftovers(self) -> list[Path]:
+        """Delete what writers killed mid-batch left behind; returns the paths deleted.
+
+        Call with :meth:`writer_lock` held (taking the lock does it when the last holder died):
+        then no writer is in flight, so the scratch folder ``_tmp`` (but the folders of dry runs
+        still running), hidden temporary files, and data files of batches that never reached the
+        manifest are all leftovers no reader can see. Files some commit once listed (replaced by a
+        compaction, say) are not touched: a reader's older snapshot may still read them, and
+        ``compact --gc-age`` deletes them later. Nothing in the tables is deleted while a manifest
+        entry is unreadable: its files would look unlisted."""
+        deleted: list[Path] = []
+
+        def delete(path: Path) -> None:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            deleted.append(path)
+
+        scratch = self.root / TMP_DIR
+        if scratch.is_dir():
+            for entry in scratch.iterdir():
+                if not (entry.name.startswith(CHECK_PREFIX) and _dry_run_alive(entry)):
+                    delete(entry)
+        for entry in self.manifest_dir.glob(".*.tmp"):  # _publish's, killed before its link
+            delete(entry)
+        if self.manifest_problems():
+            return deleted
+        listed = {f["path"] for c in self.commits() for f in c.added}
+        for table in schema.TABLES:
+            base = self.root / table
+            if not base.is_dir():
+                continue
+            for path in base.glob("date=*/*"):
+                rel = str(path.relative_to(self.root))
+                if path.is_file() and _OWN_FILE.fullmatch(path.name) and rel not in listed:
+                    delete(path)
+        return deleted
 
     def begin(self, source: str, content_hash: str | None = None, *, kind: str = "ingest",
               dedupe: bool = True, info: dict | None = None) -> BatchWriter:
@@ -450,8 +507,12 @@ class Lake:
             parent = self.root / TMP_DIR if self.root.is_dir() else None
             if parent is not None:
                 parent.mkdir(exist_ok=True)
-            self._check_dir = Path(tempfile.mkdtemp(prefix="check-", dir=parent))
-            weakref.finalize(self, shutil.rmtree, self._check_dir, ignore_errors=True)
+            self._check_dir = Path(tempfile.mkdtemp(prefix=CHECK_PREFIX, dir=parent))
+            # Held while the run lives, so a writer clearing leftovers (clear_leftovers) can tell
+            # this folder from one a killed dry run left.
+            alive = open(self._check_dir / ".alive", "a+")
+            fcntl.flock(alive, fcntl.LOCK_EX)
+            weakref.finalize(self, _end_dry_run, self._check_dir, alive)
         return self._check_dir
 
     def _refuse_dry_run(self) -> None:
@@ -488,6 +549,30 @@ class Lake:
                     if path.stat().st_mtime < cutoff:
                         out.append(path)
         return out
+
+
+def _end_dry_run(folder: Path, alive) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    alive.close()
+
+
+def _dry_run_alive(folder: Path) -> bool:
+    """True while the dry run that made ``folder`` holds its ``.alive`` lock (or has only just
+    made the folder and not taken the lock yet)."""
+    try:
+        fh = open(folder / ".alive")
+    except FileNotFoundError:
+        try:
+            return time.time() - folder.stat().st_mtime < 60
+        except OSError:
+            return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 def removed_batches(commits: list[Commit]) -> set[str]:

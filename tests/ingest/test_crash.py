@@ -13,11 +13,21 @@ import pytest
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from tests.conftest import wait_for_marker
-from tests.ingest.conftest import canonical_request
+from tests.ingest.conftest import canonical_request, jsonl_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ("import sys; from lib.store import Lake; from lib.ingest.pipeline import ingest_paths; "
           "ingest_paths(Lake(sys.argv[1]), sys.argv[2:])")
+
+
+def leftovers(root: Path) -> list[str]:
+    """What writers left on disk that no commit lists: scratch, unlisted data files, the marker
+    of a lock holder that died."""
+    scratch = root / "_tmp"
+    found = [str(p) for p in scratch.iterdir()] if scratch.is_dir() else []
+    found += [str(p) for p in Lake(root).orphans(older_than_s=0)]
+    found += [str(p) for p in (root / "_manifest").glob(".*") if p.name != ".lock"]
+    return found
 
 
 @pytest.mark.parametrize("stage, after", [
@@ -25,9 +35,13 @@ SCRIPT = ("import sys; from lib.store import Lake; from lib.ingest.pipeline impo
     ("before_publish", False),     # data files complete and renamed, manifest entry not written
     ("after_commit", True),        # committed: the kill comes too late to undo anything
 ])
-def test_kill_9_leaves_store_before_or_after(lake, write, totals, tmp_path, stage, after):
+@pytest.mark.parametrize("bad_line", [False, True], ids=["fast-path", "exact-path"])
+def test_kill_9_leaves_store_before_or_after(lake, write, totals, tmp_path, stage, after,
+                                             bad_line):
     ingest_paths(lake, [str(write("old.jsonl", [canonical_request(i) for i in range(3)]))])
-    new = write("new.jsonl", [canonical_request(i) for i in range(100, 150)])
+    # A malformed line sends the file down the exact (segmented SQL) path instead of the fast one.
+    content = jsonl_bytes([canonical_request(i) for i in range(100, 150)])
+    new = write("new.jsonl", content + (b"{not json\n" if bad_line else b""))
     marker = tmp_path / "paused"
     env = {**os.environ, "SIGHTLINE_TEST_PAUSE_AT": stage,
            "SIGHTLINE_TEST_PAUSE_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
@@ -43,8 +57,12 @@ def test_kill_9_leaves_store_before_or_after(lake, write, totals, tmp_path, stag
     expected = 53 if after else 3
     assert totals("SELECT count(*), count(DISTINCT request_id) FROM requests") == \
         (expected, expected)
+    # Killed mid-batch, the writer left scratch and data files behind (invisible to readers).
+    assert bool(leftovers(lake.root)) != after
     # The lock died with the process; finishing the job later gives exactly the full result
-    # (committed, the file is known unchanged and skipped).
+    # (committed, the file is known unchanged and skipped), and clears what the killed one left.
     report = ingest_paths(Lake(lake.root), [str(new)])
     assert (report.files[0].skipped is not None) == after
     assert totals("SELECT count(*), sum(input_tokens) FROM requests") == (53, 53_000)
+    assert totals("SELECT count(*) FROM quarantine") == (int(bad_line),)
+    assert leftovers(lake.root) == []
