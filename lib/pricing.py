@@ -25,6 +25,10 @@ from the request's ``attributes``, no schema change:
   response ``service_tier``: ``"flex"``, ``"priority"``, ``"default"``…).
 
 A canonical row may write either key at its top level (ingestion folds it into ``attributes``).
+Spans keep the tier under the OpenTelemetry names (``openai.response.service_tier``, older
+``gen_ai.openai.response.service_tier``; the request's ``openai.request.service_tier`` when the
+response's is missing): these count as ``service_tier`` when ``service_tier`` itself gives none
+(CONTEXT_ALIASES).
 Values are compared in lower case. They select genai-prices' price variants (``calc_price(...,
 price_context=...)``, variants declared ``when={'processing': 'batch'}``, ``when={'service_tier':
 'flex'}``…); a value no variant declares, a model without variants, or a day before a variant
@@ -123,6 +127,16 @@ def catalog_provider(provider: str | None) -> str | None:
 # -- Price context ---------------------------------------------------------------------------------
 
 CONTEXT_KEYS = ("processing", "service_tier")
+# Attribute names read for a context key, first to last: the first that gives a value some variant
+# declares wins. The OpenTelemetry names are what span formats store (openai-v2 instrumentation:
+# openai.response.service_tier; before semconv 1.37: gen_ai.openai.*). The tier asked for counts
+# only after the tier that served ("auto" asks for none: no variant declares it).
+CONTEXT_ALIASES: dict[str, tuple[str, ...]] = {
+    "processing": ("processing",),
+    "service_tier": ("service_tier", "openai.response.service_tier",
+                     "gen_ai.openai.response.service_tier", "openai.request.service_tier",
+                     "gen_ai.openai.request.service_tier"),
+}
 CONTEXT_COLUMN = "price_context"  # a frame column holding context keys, read before attributes
 
 
@@ -165,9 +179,11 @@ def context_key(context: Mapping[str, Any] | str | None) -> str:
     values = context_values()
     parts = []
     for name in CONTEXT_KEYS:
-        value = context.get(name)
-        if isinstance(value, str) and value.lower() in values[name]:
-            parts.append(f"{name}={value.lower()}")
+        for alias in CONTEXT_ALIASES[name]:
+            value = context.get(alias)
+            if isinstance(value, str) and value.lower() in values[name]:
+                parts.append(f"{name}={value.lower()}")
+                break
     return ";".join(parts)
 
 
@@ -187,26 +203,37 @@ def context_keys(attributes: pl.Series) -> pl.Series:
     col = pl.col("a")
     hinted = pl.any_horizontal([col.str.contains(h, literal=True) for h in _CONTEXT_HINTS])
     values = context_values()
+
+    def part(key: str) -> pl.Expr:  # "key=value" of the first alias with a declared value
+        found = [pl.when(v.is_in(list(values[key]))).then(v)
+                 for v in (col.str.json_path_match(_json_path(a)).str.to_lowercase()
+                           for a in CONTEXT_ALIASES[key])]
+        return pl.lit(f"{key}=") + pl.coalesce(found)
+
     frame = (pl.DataFrame({"a": attributes.cast(pl.String)}).lazy()
              .select(pl.when(hinted).then(col).alias("a"))
-             .select(col.str.json_path_match(f"$.{k}").str.to_lowercase().alias(k)
-                     for k in values)
-             .select(pl.concat_str([pl.when(pl.col(k).is_in(list(v))).then(pl.lit(f"{k}=")
-                                                                          + pl.col(k))
-                                    for k, v in values.items()],
-                                   separator=";", ignore_nulls=True).fill_null("").alias("ctx")))
+             .select(pl.concat_str([part(k) for k in values], separator=";",
+                                   ignore_nulls=True).fill_null("").alias("ctx")))
     return frame.collect()["ctx"]
 
 
-def context_sql_of(values: Mapping[str, str]) -> str:
+def _json_path(key: str) -> str:
+    """JSONPath of a top-level key (bracketed when it holds dots, as the OpenTelemetry names do)."""
+    return f"$.{key}" if key.isidentifier() else f"$[{json.dumps(key)}]"
+
+
+def context_sql_of(values: Mapping[str, str | list[str]]) -> str:
     """DuckDB: the context key from SQL expressions giving each context key's value as text
-    (``values``: {key: expression}; a key left out has no value)."""
+    (``values``: {key: expression, or expressions tried in order: the first giving a value some
+    variant declares counts}; a key left out has no value)."""
     parts = []
     for name, allowed in context_values().items():
         if name not in values or not allowed:
             continue
         whens = " ".join(f"WHEN {_sql_lit(v)} THEN {_sql_lit(f'{name}={v}')}" for v in allowed)
-        parts.append(f"CASE lower({values[name]}) {whens} END")
+        exprs = values[name] if isinstance(values[name], list) else [values[name]]
+        cases = [f"CASE lower({e}) {whens} END" for e in exprs]
+        parts.append(cases[0] if len(cases) == 1 else f"coalesce({', '.join(cases)})")
     return f"concat_ws(';', {', '.join(parts)})" if parts else "''"
 
 
@@ -217,8 +244,10 @@ def context_sql(attributes: str, top: Mapping[str, str] | None = None) -> str:
     line's top-level keys, which ingestion folds into its attributes over theirs)."""
     top = top or {}
     hints = " OR ".join(f"contains({attributes}, {_sql_lit(h)})" for h in _CONTEXT_HINTS)
-    values = {k: _sql_json_value(attributes, k) for k in CONTEXT_KEYS}
-    values.update({k: f"coalesce({v}, {values[k]})" for k, v in top.items()})
+    values = {k: [_sql_json_value(attributes, a) for a in CONTEXT_ALIASES[k]]
+              for k in CONTEXT_KEYS}
+    for k, v in top.items():  # over the attributes' own key; the aliases come after both
+        values[k][0] = f"coalesce({v}, {values[k][0]})"
     # Without the hints the attributes hold no context key: skip parsing them.
     skip = f"({attributes} IS NULL OR NOT ({hints}))" + "".join(
         f" AND {v} IS NULL" for v in top.values())
@@ -235,7 +264,8 @@ def _sql_json_value(attributes: str, key: str) -> str:
     once = (f"NOT contains({attributes}, '\\u') AND "
             f"strpos(substr({attributes}, strpos({attributes}, {quoted}) + 1), {quoted}) = 0")
     pairs = f"list_zip(json_keys({attributes}), json_extract_string({attributes}, '$.*'))"
-    return (f"CASE WHEN {once} THEN json_extract_string({attributes}, {_sql_lit('$.' + key)}) "
+    path = _sql_lit("$." + (key if key.isidentifier() else json.dumps(key)))
+    return (f"CASE WHEN {once} THEN json_extract_string({attributes}, {path}) "
             f"ELSE list_filter({pairs}, e -> e[1] = {_sql_lit(key)})[-1][2] END")
 
 

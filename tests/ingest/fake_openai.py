@@ -9,6 +9,7 @@ the exact usage the "provider" reports and therefore knows the true totals:
 ``status`` 429 or 500 answers with an OpenAI-style error body. ``stream: true`` requests are
 answered as server-sent events, with a final usage chunk when ``stream_options.include_usage``.
 A message that is not JSON gets small default usage; ``/embeddings`` counts one token per word.
+A chat answer's ``service_tier`` is the one the request asked for ("default" for "auto" or none).
 Every answered call is appended to ``server.ledger`` (what was returned), so a test can
 cross-check its own expectations.
 
@@ -114,7 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
             "model": response_model, "system_fingerprint": "fp_fake",
             "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
                          "message": {"role": "assistant", "content": text, "refusal": None}}],
-            "usage": usage, "service_tier": "default",
+            # The tier asked for serves the call; "auto" (or none) is served by "default".
+            "usage": usage, "service_tier": body.get("service_tier", "auto").replace(
+                "auto", "default"),
         })
 
     def _embeddings(self, body: dict[str, Any]) -> None:

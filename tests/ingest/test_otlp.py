@@ -343,3 +343,39 @@ def test_ingest_pipeline_end_to_end(genai_files, tmp_path):
     again = ingest_paths(lake, [str(genai_files["collector"])])
     assert again.totals()["stored"].get("requests", 0) == 0
     assert Engine(lake).scalar("SELECT count(*) FROM requests") == requests
+
+
+def test_real_spans_are_priced_at_the_tier_that_served_them(tmp_path):
+    """openai-v2 keeps the tier as ``openai.response.service_tier``: it prices the call like
+    ``attributes.service_tier`` (lib/pricing.py CONTEXT_ALIASES). gpt-4o-mini has a priority
+    variant in genai-prices and no flex one; "auto" is served by "default"."""
+    from datetime import UTC, datetime
+
+    from genai_prices import Usage, calc_price
+
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine, Lake
+
+    tiers = ["priority", "flex", "auto", None]
+    scenario = [{"model": "gpt-4o-mini", "service_tier": tier,
+                 "directive": {"prompt_tokens": 2000 + i, "completion_tokens": 100}}
+                for i, tier in enumerate(tiers)]
+    _, collector_file, ledger = record_spans("otel-genai", tmp_path / "spans", scenario)
+    assert [e["status"] for e in ledger] == [200] * 4
+    lake = Lake(tmp_path / "store")
+    assert ingest_paths(lake, [str(collector_file)]).ok
+    rows = Engine(lake).query(
+        "SELECT input_tokens, model, ts, cost_usd, "
+        "json_extract_string(attributes, '$.\"openai.response.service_tier\"') AS tier "
+        "FROM requests ORDER BY input_tokens").to_dicts()
+    assert [r["tier"] for r in rows] == ["priority", "flex", "default", "default"]
+    for row in rows:
+        price = calc_price(Usage(input_tokens=row["input_tokens"], output_tokens=100),
+                           row["model"], provider_id="openai",
+                           genai_request_timestamp=row["ts"].astimezone(UTC),
+                           price_context={"service_tier": row["tier"]})
+        assert row["cost_usd"] == pytest.approx(float(price.total_price), rel=1e-12), row
+    standard = calc_price(Usage(input_tokens=2000, output_tokens=100), "gpt-4o-mini",
+                          provider_id="openai",
+                          genai_request_timestamp=datetime.now(UTC))
+    assert rows[0]["cost_usd"] > float(standard.total_price) * 1.5  # priority is dearer
