@@ -67,6 +67,45 @@ def test_a_decimal_comma_in_a_semicolon_csv_is_quarantined_not_misread(lake, wri
     assert totals("SELECT request_id, latency_ms FROM requests") == ("a", 250.0)
 
 
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_a_space_after_every_separator_belongs_to_the_separator(lake, write, totals, sep):
+    # "r1, 2026-…, openai, gpt-4o": hand-written files and ", ".join(...). Read as written, the
+    # model would be " gpt-4o", an unknown (unpriced) model. The space goes; one inside quotes, or
+    # after a quote opened past it, stays; a quoted separator stays in its field.
+    s = sep + " "
+    content = s.join(["request_id", "ts", "provider", "model", "input_tokens", "output_tokens",
+                      "feature", "customer_id"]) + "\n" + "".join(
+        s.join([f"r{i}", f"2026-03-02T12:0{i}:00Z", "openai", "gpt-4o", "1000", "500",
+                f'"a{sep} b"', '" c"']) + "\n" for i in range(3))
+    content += s.join(["r9", "2026-03-02T12:09:00Z", "openai", '"gpt-4o"']) + "\n\n"
+    content += s.join(["r8", "2026-03-02T12:08:00Z", "openai", "gpt-4o", "1", "1", "NULL",
+                       ""]) + "\n"
+    f = ingest_paths(lake, [str(write("spaced.csv", content.encode()))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 4}, 1)
+    assert f.reasons == ["line 5: expected 8 CSV fields"]
+    # gpt-4o: $2.50 in, $10 out per million tokens; 3 x (1000 in, 500 out) and 1 x (1 in, 1 out)
+    assert totals("SELECT count(DISTINCT model), min(model), min(provider), sum(cost_usd) "
+                  "FROM requests") == (1, "gpt-4o", "openai",
+                                       pytest.approx(3 * 0.0075 + 2.5e-6 + 10e-6, rel=1e-9))
+    assert totals("SELECT list(DISTINCT feature), list(DISTINCT customer_id) FROM requests "
+                  "WHERE request_id <> 'r8'") == ([f"a{sep} b"], [" c"])
+    assert totals("SELECT feature, customer_id FROM requests WHERE request_id = 'r8'") == (
+        None, None)
+    assert totals("SELECT line, raw FROM quarantine") == (
+        5, s.join(["r9", "2026-03-02T12:09:00Z", "openai", '"gpt-4o"']))
+
+
+def test_a_space_after_only_some_separators_is_part_of_the_value():
+    from lib.ingest.formats.canonical import csv_space_after_separator
+
+    assert csv_space_after_separator("request_id, ts, model", ",")
+    assert csv_space_after_separator("request_id;  ts; model", ";")
+    assert not csv_space_after_separator("request_id, ts,model", ",")
+    assert not csv_space_after_separator("request_id,ts,model", ",")
+    assert not csv_space_after_separator("request_id", ",")
+    assert not csv_space_after_separator("request_id, ", ",")  # an empty name is no column
+
+
 def test_the_csv_separator_is_the_one_naming_the_most_columns():
     from lib.ingest.formats.canonical import csv_delimiter
 

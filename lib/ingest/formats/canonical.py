@@ -435,6 +435,14 @@ def _csv_fields(header_line: str) -> tuple[list[str], str]:
     return [c.strip() for c in next(csv.reader([header_line], delimiter=delimiter))], delimiter
 
 
+def csv_space_after_separator(header_line: str, delimiter: str) -> bool:
+    """True when every separator of the header row is followed by a space (``a, b, c``, as
+    hand-written files and ``", ".join(...)`` have it): the file's values then carry that space
+    too, and it belongs to the separator, not to the value."""
+    fields = next(csv.reader([header_line], delimiter=delimiter), [])
+    return len(fields) > 1 and all(f.startswith(" ") and f.strip() for f in fields[1:])
+
+
 def _csv_header(head: bytes) -> list[str] | None:
     first = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
     if not first or first.lstrip().startswith((b"{", b"[")):
@@ -460,6 +468,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
     header_line: bytes | None = None
     columns: list[str] = []
     delimiter = ","
+    spaced = False
     name: str | None = None
     carry, carry_line = b"", 0  # a quoted record still open at the end of a block
     for block in line_blocks(stream):
@@ -477,6 +486,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             header_line = header_line.rstrip(b"\r")
             first_line += skipped + 1
             columns, delimiter = _csv_fields(header_line.decode("utf-8-sig"))
+            spaced = csv_space_after_separator(header_line.decode("utf-8-sig"), delimiter)
             name = table_name or table_for(columns)
             if name is None:
                 raise ValueError(f"CSV header {columns[:8]} names no canonical table")
@@ -485,7 +495,10 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             carry, carry_line = data[complete:], first_line + data[:complete].count(b"\n")
             data = data[:complete]
         data, record_lines, not_text = _drop_records_not_utf8(data, first_line, record_lines)
-        table, rejects = _arrow_csv(header_line, columns, data, record_lines, delimiter)
+        if spaced:
+            table, rejects = _spaced_csv(columns, data, first_line, record_lines, delimiter)
+        else:
+            table, rejects = _arrow_csv(header_line, columns, data, record_lines, delimiter)
         rejects = list(block.rejects) + not_text + rejects
         yield Chunk(tables={name: table} if table.num_rows else {}, rejects=rejects)
     if carry:
@@ -571,6 +584,37 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
     if len(lines) == table.num_rows:
         table = table.append_column("_line", pa.array(lines, pa.int64()))
     return table, rejects
+
+
+# What Arrow's CSV reader reads as null in a text column (the _arrow_csv path): the same here.
+_CSV_NULLS = frozenset(pacsv.ConvertOptions().null_values)
+
+
+def _spaced_csv(columns: list[str], data: bytes, first_line: int, record_lines: np.ndarray,
+                delimiter: str) -> tuple[pa.Table, list[Reject]]:
+    """:func:`_arrow_csv` for a file with a space after each separator: Python's csv reader with
+    ``skipinitialspace`` drops that space and still reads ``a, "b, c"`` as two fields (Arrow's
+    reader has no such option: it keeps `` gpt-4o``, an unpriced model, and splits the quoted
+    field). Same table (all text, ``_line``) and rejects."""
+    numbers, starts, _ = LineBlock(first_line, data).line_numbers()
+    start_of = dict(zip(numbers.tolist(), starts.tolist(), strict=True))
+    bounds = [start_of[n] for n in record_lines.tolist()] + [len(data)]
+    values: list[list[str | None]] = [[] for _ in columns]
+    lines, rejects = [], []
+    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter,
+                        skipinitialspace=True)
+    records = (r for r in reader if r)  # blank lines: no record, as line_numbers skips them
+    for i, (line, record) in enumerate(zip(record_lines.tolist(), records, strict=False)):
+        if len(record) != len(columns):
+            text = data[bounds[i]:bounds[i + 1]].decode("utf-8").rstrip("\r\n")
+            rejects.append(Reject(line, text[: schema.RAW_MAX_CHARS],
+                                  f"expected {len(columns)} CSV fields"))
+            continue
+        for column, value in zip(values, record, strict=True):
+            column.append(None if value in _CSV_NULLS else value)
+        lines.append(line)
+    table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
+    return table.append_column("_line", pa.array(lines, pa.int64())), rejects
 
 
 CSV = Format(name="csv", detect=_detect_csv, parse=_parse_csv, priority=90,
