@@ -46,7 +46,7 @@ from lib.ingest.formats.canonical import (
     parse_jsonl_as,
 )
 from lib.ingest.formats.json_values import is_text
-from lib.ingest.validate import NON_NEGATIVE, extras_sql
+from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, extras_sql
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -212,8 +212,7 @@ class Mapping:
                 # Only the keys this row has with a value: Arrow gives a row the keys its
                 # neighbours in the block have, as nulls (lib.ingest.validate.extras_sql).
                 selects.append(f"{extras_sql(rest)} AS attributes")
-        if "_line" in table.column_names:
-            selects.append("_line")
+        selects += [c for c in ("_line", RAW_TEXT_COLUMN) if c in table.column_names]
         con.register("mapped_input", table)
         try:
             return con.execute(f"SELECT {', '.join(selects)} FROM mapped_input").to_arrow_table()

@@ -36,6 +36,9 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 ID_SEP = "\x1f"  # separates the parts of a derived id; never appears in real values
 EXTRAS_COLUMN = "_extras"  # extra keys a format gathered itself: a JSON object (text) or null
+# A row's record as its file has it (text), kept as the quarantine's raw when the row fails; a
+# format gives it where a line of text is the record (CSV), else raw is rebuilt from the fields.
+RAW_TEXT_COLUMN = "_raw"
 
 REQUIRED = {
     "requests": ["request_id", "ts", "model"],
@@ -340,7 +343,9 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
             raw_cols = ", ".join(f"{_lit(c)}, {_q(c)}" for c in table.column_names
                                  if not c.startswith("_"))
             raw_sql = f"CAST(json_object({raw_cols}) AS VARCHAR)"
-            if EXTRAS_COLUMN in present:  # its keys are none of the columns': splice them in
+            if RAW_TEXT_COLUMN in present:  # the record as the file has it (CSV)
+                raw_sql = f"coalesce(rtrim(i.{_q(RAW_TEXT_COLUMN)}, chr(13) || chr(10)), {raw_sql})"
+            elif EXTRAS_COLUMN in present:  # its keys are none of the columns': splice them in
                 given = f"i.{_q(EXTRAS_COLUMN)}"
                 raw_sql = (f"CASE WHEN {given} IS NULL THEN {raw_sql} WHEN {raw_sql} = '{{}}' "
                            f"THEN {given} ELSE left({raw_sql}, -1) || ',' || {given}[2:] END")

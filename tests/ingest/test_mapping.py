@@ -54,6 +54,18 @@ def test_mapping_reads_csv_too(lake, tmp_path, totals):
     assert totals("SELECT latency_ms FROM requests") == (500.0,)
 
 
+def test_a_mapped_csv_record_that_fails_is_quarantined_as_written(lake, tmp_path, totals):
+    spec = tmp_path / "m.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: rid\n  ts: when\n  model: m\n"
+                    "  latency_ms: {path: secs, unit: s}\n")
+    data = tmp_path / "x.csv"
+    data.write_text("rid,when,m,secs,team\n1,2026-03-02 12:00:00,gpt-4o,0.5,x\n"
+                    "2,2026-03-02 12:00:00,gpt-4o,-1,y\n")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 1)
+    assert totals("SELECT line, raw FROM quarantine") == (3, "2,2026-03-02 12:00:00,gpt-4o,-1,y")
+
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_mapping_reads_csv_of_its_own_names_with_any_separator(lake, tmp_path, totals, sep):
     # The separator is the one naming the most canonical columns; a mapping's CSV has its own

@@ -432,6 +432,29 @@ def test_a_csv_record_that_is_not_utf8_is_quarantined_with_its_line(lake, write,
         ["fine", "caf\u00e9"],)
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_the_quarantine_keeps_a_csv_record_as_the_file_has_it(lake, write, totals, newline):
+    # A user fixes the line they wrote, not a JSON rebuilt from its fields. Before the failing
+    # rows: a record dropped for its bytes and one with too few fields (the rows after them keep
+    # their own text); a quoted field spanning two lines stays one record.
+    records = ["request_id,ts,model,input_tokens,output_tokens,input_text",
+               "a,2026-03-02T12:00:00Z,gpt-4o,10,5,fine",
+               "b,2026-03-02T12:00:00Z,gpt-4o,10,5,bad \udcff",
+               "c,2026-03-02T12:00:00Z",
+               "",
+               'd,2026-03-02T12:00:00Z,gpt-4o,-10,5,"two' + newline + 'lines"',
+               "e,2026-03-02T12:00:00Z,gpt-4o,10,5,fine",
+               "f,yesterday,gpt-4o,10,5,\"x\""]
+    content = newline.join(records).encode("utf-8", "surrogateescape") + newline.encode()
+    f = ingest_paths(lake, [str(write("q.csv", content))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 4)
+    assert totals("SELECT list(line ORDER BY line), list(raw ORDER BY line) FROM quarantine") == (
+        [3, 4, 6, 9], ["b,2026-03-02T12:00:00Z,gpt-4o,10,5,bad \ufffd",
+                       "c,2026-03-02T12:00:00Z",
+                       'd,2026-03-02T12:00:00Z,gpt-4o,-10,5,"two' + newline + 'lines"',
+                       'f,yesterday,gpt-4o,10,5,"x"'])
+
+
 @pytest.mark.parametrize("sql_path", ["1", "0"])
 def test_a_jsonl_line_that_is_not_utf8_is_quarantined_on_every_path(lake, write, totals,
                                                                     monkeypatch, sql_path):

@@ -38,7 +38,7 @@ from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.json_structure import max_depth
 from lib.ingest.streams import LineBlock, line_blocks, without_lines_not_utf8
-from lib.ingest.validate import EXTRAS_COLUMN
+from lib.ingest.validate import EXTRAS_COLUMN, RAW_TEXT_COLUMN
 
 TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
 ARROW_BLOCK_BYTES = 1 << 20
@@ -494,16 +494,35 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
         if complete < len(data):
             carry, carry_line = data[complete:], first_line + data[:complete].count(b"\n")
             data = data[:complete]
+        texts = _record_texts(data, first_line, record_lines)
+        all_records = record_lines
         data, record_lines, not_text = _drop_records_not_utf8(data, first_line, record_lines)
         if spaced:
             table, rejects = _spaced_csv(columns, data, first_line, record_lines, delimiter)
         else:
             table, rejects = _arrow_csv(header_line, columns, data, record_lines, delimiter)
+        if "_line" in table.column_names and len(all_records):
+            lines = table.column("_line").to_numpy()
+            if len(lines) != len(all_records):
+                texts = texts.take(pa.array(np.searchsorted(all_records, lines)))
+            table = table.append_column(RAW_TEXT_COLUMN, texts)
         rejects = list(block.rejects) + not_text + rejects
         yield Chunk(tables={name: table} if table.num_rows else {}, rejects=rejects)
     if carry:
         yield Chunk(rejects=[Reject(carry_line, _raw(carry),
                                     "unterminated quoted field at end of file")])
+
+
+def _record_texts(data: bytes, first_line: int, record_lines: np.ndarray) -> pa.StringArray:
+    """Each record of ``data`` (starting at ``record_lines``) as the file has it, for the
+    quarantine to keep for a row that fails validation (lib.ingest.validate: RAW_TEXT_COLUMN)
+    instead of a JSON rebuilt from the fields. Views of ``data``, not copies, until rows are
+    dropped; trailing line ends stay on (validate trims them, only for the rows it quarantines).
+    Not necessarily valid UTF-8: the records that are not are dropped before the texts are used."""
+    numbers, starts, _ = LineBlock(first_line, data).line_numbers()
+    offsets = np.append(starts[np.searchsorted(numbers, record_lines)], len(data))
+    return pa.StringArray.from_buffers(len(record_lines), pa.py_buffer(
+        offsets.astype(np.int32).tobytes()), pa.py_buffer(data))
 
 
 def _csv_records(block: LineBlock) -> tuple[np.ndarray, int]:
@@ -544,8 +563,8 @@ def _drop_records_not_utf8(data: bytes, first_line: int, record_lines: np.ndarra
         try:
             record.decode("utf-8")
         except UnicodeDecodeError as exc:
-            rejects.append(Reject(line, _raw(record), f"not valid UTF-8 text (byte {exc.start + 1} "
-                                                      "of the record)"))
+            rejects.append(Reject(line, _raw(record.rstrip(b"\r\n")),
+                                  f"not valid UTF-8 text (byte {exc.start + 1} of the record)"))
             continue
         kept.append(record)
         lines.append(line)
