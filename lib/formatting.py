@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 
 def _missing(v) -> bool:
@@ -83,3 +84,20 @@ def duration(td) -> str:
     if minutes and not days:
         parts.append(f"{minutes} min")
     return " ".join(parts) or f"{seconds} s"
+
+
+# C0 and C1 control characters, DEL, and the Unicode format characters that reorder or hide text
+# (bidirectional overrides and isolates, zero-width marks): what a terminal acts on or draws
+# misleadingly when text from a log is printed as is.
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069"
+                           "\ufeff]")
+
+
+def terminal_text(value) -> str:
+    """``value`` as text safe to print on a terminal, on one line: each control or bidi/format
+    character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``), so text from logs can
+    neither move the cursor, change colours nor reorder what the user reads."""
+    text = str(value)
+    if not _UNSAFE_CHARS.search(text):
+        return text
+    return _UNSAFE_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

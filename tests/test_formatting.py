@@ -68,3 +68,18 @@ def test_delta():
     assert fmt.delta(None, 1, "count") is None
     assert fmt.delta(1, None, "ms") is None
     assert fmt.delta(math.nan, 1, "ms") is None
+
+
+@pytest.mark.parametrize("value, text", [
+    ("gpt-4o", "gpt-4o"),
+    ("caf\u00e9 \u2713 \u4e2d", "caf\u00e9 \u2713 \u4e2d"),  # printable Unicode stays as it is
+    ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),  # colours, cursor moves: escaped
+    ("a\nb\r\tc\x00", "a\\nb\\r\\tc\\x00"),  # one line
+    ("\x9b2J", "\\x9b2J"),  # C1 control sequence introducer
+    ("user\u202egnp.exe", "user\\u202egnp.exe"),  # right-to-left override
+    ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
+    (None, "None"),
+    (12, "12"),
+])
+def test_terminal_text_escapes_what_a_terminal_acts_on(value, text):
+    assert fmt.terminal_text(value) == text

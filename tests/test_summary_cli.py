@@ -184,6 +184,16 @@ def test_text_output_without_json(store, capsys):
     assert "window: 2026-03-02T00:00:00+00:00 → the last" in capsys.readouterr().out
 
 
+def test_text_output_escapes_values_from_the_logs(tmp_path, capsys):
+    lake = Lake(tmp_path / "store")
+    lake.append({"requests": requests_table([make_request(0, model="\x1b[2Jgpt\u202e")])},
+                source="t")
+    assert cli.main(["summary", "--store", str(lake.root), "--group-by", "model"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "\\x1b[2Jgpt\\u202e" in out
+
+
 # -- windows --------------------------------------------------------------------------------------
 def test_window_is_half_open(store, capsys):
     code, doc, _ = run_main(capsys, "--json", "--store", str(store),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lib.commands.base import UsageError, open_existing_lake, parse_window, print_json
 from lib.filters import Filters
+from lib.formatting import terminal_text
 from lib.metrics.explore import METRICS, changes, excess, headline
 from lib.store import Engine
 
@@ -51,7 +52,7 @@ def run(args) -> int:
     if args.json:
         print_json(doc)
         return 0
-    print(headline(doc))
+    print(terminal_text(headline(doc)))  # names the top value, from the logs
     print(f"window   {doc['window']['from']} → {doc['window']['to']}  n={doc['window']['n']:,}")
     print(f"baseline {doc['baseline']['from']} → {doc['baseline']['to']}  "
           f"n={doc['baseline']['n']:,}")
@@ -68,7 +69,8 @@ def run(args) -> int:
             return f"${x:.4f}"
         contrib = "–" if c["contribution"] is None else f"{c['contribution']:.0%}"
         ex = excess(c)
-        print(f"{c['dimension'][:16]:<16} {str(c['value'])[:28]:<28} {v(c['baseline_value']):>10} "
+        value = terminal_text(c["value"])[:28]  # from the logs
+        print(f"{c['dimension'][:16]:<16} {value:<28} {v(c['baseline_value']):>10} "
               f"{v(c['window_value']):>10} "
               f"{c['baseline_share']:>5.0%}→{c['window_share']:<5.0%} {contrib:>9} "
               f"{'–' if ex is None else f'{ex:+.0%}':>11}")

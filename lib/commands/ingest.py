@@ -14,6 +14,7 @@ import sys
 import time
 
 from lib.commands.base import UsageError, print_json
+from lib.formatting import terminal_text
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError
 from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
@@ -73,8 +74,10 @@ def render(report: IngestReport) -> str:
     files), they are one line; ``--json`` lists each."""
     skipped = [f for f in report.files if f.skipped]
     collapse = len(skipped) > MAX_SKIPPED_LINES
-    lines = [_file_line(f, report.dry_run) + "".join(f"\n    {r}" for r in f.reasons)
-             + "".join(f"\n    note: {n}" for n in f.notes + _undo_note(f))
+    # Sources, reasons and notes quote the input (names, values): escaped for the terminal.
+    lines = [terminal_text(_file_line(f, report.dry_run))
+             + "".join(f"\n    {terminal_text(r)}" for r in f.reasons)
+             + "".join(f"\n    note: {terminal_text(n)}" for n in f.notes + _undo_note(f))
              for f in report.files if not (collapse and f.skipped)]
     if collapse:
         lines.append(f"{len(skipped):,} source(s) skipped: unchanged since an earlier run read "
@@ -134,7 +137,8 @@ class _ProgressBar:
         self._last = now
         frac = p.fraction
         bar = ("#" * int(frac * self.WIDTH)).ljust(self.WIDTH) if frac is not None else "?" * 3
-        name = p.source if len(p.source) < 40 else "…" + p.source[-39:]
+        source = terminal_text(p.source)
+        name = source if len(source) < 40 else "…" + source[-39:]
         files = f"{p.files_done + 1}/{p.files_total} " if p.files_total else ""
         pct = f"{frac * 100:5.1f}%" if frac is not None else ""
         sys.stderr.write(f"\r{files}{name} [{bar}] {pct} {p.rows:,} rows "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 
 from lib.commands.base import UsageError, open_existing_lake, print_json
+from lib.formatting import terminal_text
 
 NAME = "remove"
 HELP = "take every row an ingested batch stored out of the store (so it can be ingested again)"
@@ -45,7 +46,8 @@ def run(args) -> int:
                     "files_rewritten": len(commit.removed), "commit_id": commit.commit_id})
         return 0
     rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
-    print(f"removed batch {ids[0]} ({commit.source}): {rows}; {len(commit.removed)} file(s) "
+    print(f"removed batch {ids[0]} ({terminal_text(commit.source)}): {rows}; "
+          f"{len(commit.removed)} file(s) "
           f"replaced in commit {commit.commit_id}. Its source can be ingested again.")
     return 0
 

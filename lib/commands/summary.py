@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from lib.commands.base import UsageError, open_existing_lake, parse_time, print_json
+from lib.formatting import terminal_text
 from lib.metrics.summary import summary
 from lib.store import Engine
 
@@ -59,5 +60,5 @@ def _text(doc: dict) -> str:
            f"tokens: input {doc['input_tokens']:,} (cached {doc['cached_input_tokens']:,}), "
            f"output {doc['output_tokens']:,} (reasoning {doc['reasoning_tokens']:,})"]
     for key, g in doc.get("groups", {}).items():
-        out.append(line(str(key)[:24], g))
+        out.append(line(terminal_text(key)[:24], g))  # a value from the logs
     return "\n".join(out)

@@ -25,6 +25,19 @@ def test_ingest_json_report_and_exit_status(lake, write, capsys):
     assert "already ingested" in out.out and out.err == ""  # no progress bar off a terminal
 
 
+def test_the_text_report_escapes_what_the_file_says(lake, write, capsys):
+    # Reasons quote values from the file: an escape sequence there must not reach the terminal.
+    path = write("a\x1b[2Jb.csv", b"request_id,ts,model,input_tokens\n"
+                 b"r1,2026-03-02T12:00:00Z,gpt-4o,\x1b[31mred\n"
+                 b"r2,2026-03-02T12:00:00Z,gpt-4o,\"1\n2\"\n")
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\n2" not in out
+    assert "line 2: input_tokens is not an integer: \\x1b[31mred" in out
+    assert "line 3: input_tokens is not an integer: 1\\n2" in out
+    assert "a\\x1b[2Jb.csv [csv]: stored 0 rows" in out
+
+
 def test_unknown_format_is_a_usage_error(lake, write, capsys):
     path = write("a.jsonl", [canonical_request(1)])
     assert main(["ingest", str(path), "--format", "nope", "--store", str(lake.root)]) == 2
