@@ -635,7 +635,8 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
     create = f"""
         CREATE OR REPLACE TEMP TABLE parsed AS
         SELECT _line, _reason,
-               CASE WHEN _reason IS NOT NULL THEN left(line, {schema.RAW_MAX_CHARS}) END AS _raw,
+               CASE WHEN _reason IS NOT NULL THEN left(rtrim(line, chr(13)), {schema.RAW_MAX_CHARS})
+                    END AS _raw,
                {cols}
         FROM (SELECT * REPLACE (CASE WHEN _bad_json THEN 'not valid JSON'
                                      WHEN _not_obj THEN 'not a JSON object'

@@ -66,6 +66,21 @@ def test_a_mapped_csv_record_that_fails_is_quarantined_as_written(lake, tmp_path
     assert totals("SELECT line, raw FROM quarantine") == (3, "2,2026-03-02 12:00:00,gpt-4o,-1,y")
 
 
+def test_a_mapped_json_line_that_fails_is_quarantined_as_written(lake, tmp_path, totals):
+    # The user's own names and layout, not the canonical columns the mapping made of them.
+    spec = tmp_path / "my.yaml"
+    spec.write_text(MAPPING)
+    bad = ('{"id": "b",  "started": 1772452860, "llm": {"name": "gpt-4o"}, '
+           '"usage": {"prompt": 10, "completion": -1}, "team": "x"}')
+    good = json.dumps({"id": "a", "started": 1772452800, "llm": {"name": "gpt-4o"},
+                       "usage": {"prompt": 1, "completion": 1}})
+    data = tmp_path / "mine.jsonl"
+    data.write_text(good + "\n\n" + bad + "\r\n")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 1)
+    assert totals("SELECT line, raw FROM quarantine") == (3, bad)
+
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_mapping_reads_csv_of_its_own_names_with_any_separator(lake, tmp_path, totals, sep):
     # The separator is the one naming the most canonical columns; a mapping's CSV has its own

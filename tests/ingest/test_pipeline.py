@@ -456,6 +456,20 @@ def test_the_quarantine_keeps_a_csv_record_as_the_file_has_it(lake, write, total
 
 
 @pytest.mark.parametrize("sql_path", ["1", "0"])
+def test_the_quarantine_keeps_a_jsonl_line_as_written_on_every_path(lake, write, totals,
+                                                                   monkeypatch, sql_path):
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")
+    monkeypatch.setenv("SIGHTLINE_INGEST_SQL", sql_path)
+    bad = '{"request_id": "b",   "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o", ' \
+          '"input_tokens": -1, "team": "x"}'
+    content = (jsonl_bytes([canonical_request(1)]) + b"\n" + bad.encode() + b"\r\n"
+               + jsonl_bytes([canonical_request(2)]))
+    f = ingest_paths(lake, [str(write("a.jsonl", content))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 1)
+    assert totals("SELECT line, raw FROM quarantine") == (3, bad)
+
+
+@pytest.mark.parametrize("sql_path", ["1", "0"])
 def test_a_jsonl_line_that_is_not_utf8_is_quarantined_on_every_path(lake, write, totals,
                                                                     monkeypatch, sql_path):
     # Arrow's JSON reader (the chunked path) does not check UTF-8: such bytes reached the store,

@@ -104,9 +104,23 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool
             continue
         if own_values:
             tables = [_own_values(table, name, block) for table in tables]
+        tables = [_with_line_text(table, block) for table in tables]
         yield Chunk(tables={name: tables[0]}, rejects=rejects)
         for table in tables[1:]:
             yield Chunk(tables={name: table})
+
+
+def _with_line_text(table: pa.Table, block: LineBlock) -> pa.Table:
+    """``table`` (rows of ``block``'s lines, by ``_line``) with each row's line as the file has
+    it, for the quarantine (:func:`_record_texts`)."""
+    if "_line" not in table.column_names:
+        return table
+    numbers, _, _ = block.line_numbers()
+    texts = _record_texts(block.data, block.first_line, numbers)
+    at = np.searchsorted(numbers, table.column("_line").to_numpy())
+    if len(at) != len(numbers) or not np.array_equal(at, np.arange(len(numbers))):
+        texts = texts.take(pa.array(at))
+    return table.append_column(RAW_TEXT_COLUMN, texts)
 
 
 def _without_lines_too_deep(block: LineBlock) -> LineBlock:
