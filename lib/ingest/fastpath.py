@@ -145,6 +145,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                                             tmp, tick, started)
                 if _changed(stat0, path):
                     raise Fallback("the file changed while it was read")
+                # Before the commit releases the lock: a kill after it leaves no scratch behind.
+                shutil.rmtree(tmp, ignore_errors=True)
                 result = batch.commit(content_hash=digest,
                                       info={"bytes": bytes_out, "ingest_path": "fast",
                                             **({"hints": hints} if hints else {})})

@@ -19,8 +19,8 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -39,18 +39,21 @@ import pyarrow.parquet as pq
 
 from lib import schema
 
+log = logging.getLogger(__name__)
+
 MANIFEST_DIR = "_manifest"
 # Scratch space of writers (DuckDB spill files): never read, safe to delete when no writer runs.
 TMP_DIR = "_tmp"
 # In _tmp: a dry run's own folder (Lake.checking), kept while its process lives.
 CHECK_PREFIX = "check-"
-# In _manifest: exists while a writer holds the lock; found on taking the lock, the last holder
-# died mid-write and its leftovers are cleared (Lake.clear_leftovers).
+# In _manifest: exists while a writer holds the lock, listing the ids its files are named by
+# (<id>-<n>.parquet); found on taking the lock, the last holder died mid-write and the files of
+# those ids that no commit lists are its leftovers (Lake._clear_leftovers).
 WRITING_MARKER = ".writing"
-# The names writers give data files (<batch or commit id>-<n>.parquet) and their hidden temporary
-# names; files named otherwise are never deleted as leftovers.
-_OWN_FILE = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})-\d+\.parquet"
-                       r"|\.(?:[0-9a-f]{32}|[0-9a-f]{64})-\d+\.parquet\.[0-9a-f]{32}\.tmp")
+# Scratch folders writers make in _tmp, by their prefix; anything else there is not ours.
+SCRATCH_PREFIXES = ("fast-", "ingest-", "seen-", CHECK_PREFIX)
+# A dry run's folder this young counts as alive even before its lock is taken.
+DRY_RUN_GRACE_S = 60
 PARQUET_OPTIONS = dict(compression="zstd", row_group_size=256_000)
 
 
@@ -205,11 +208,17 @@ class Lake:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 self._lock_file = fh
                 if not self.dry_run:
-                    # The marker outlives only a holder that died: then clear what it left.
-                    marker = self.manifest_dir / WRITING_MARKER
-                    if marker.exists():
-                        self.clear_leftovers()
-                    marker.touch()
+                    try:
+                        # The marker outlives only a holder that died: then clear what it left.
+                        marker = self.manifest_dir / WRITING_MARKER
+                        if marker.exists():
+                            self._clear_leftovers()
+                        marker.write_text("")
+                    except BaseException:
+                        self._lock_file = None
+                        fcntl.flock(fh, fcntl.LOCK_UN)
+                        fh.close()
+                        raise
             self._lock_depth += 1
             try:
                 yield
@@ -222,43 +231,62 @@ class Lake:
                     fcntl.flock(fh, fcntl.LOCK_UN)
                     fh.close()
 
-    def clear_leftovers(self) -> list[Path]:
-        """Delete what writers killed mid-batch left behind; returns the paths deleted.
+    def _note_writing(self, file_id: str) -> None:
+        """Record in the writer's marker that files named ``<file_id>-<n>.parquet`` may now be
+        written (before the first of them is), so they are cleared if this writer dies."""
+        if not self.dry_run:
+            with open(self.manifest_dir / WRITING_MARKER, "a") as fh:
+                fh.write(file_id + "\n")
 
-        Call with :meth:`writer_lock` held (taking the lock does it when the last holder died):
-        then no writer is in flight, so the scratch folder ``_tmp`` (but the folders of dry runs
-        still running), hidden temporary files, and data files of batches that never reached the
-        manifest are all leftovers no reader can see. Files some commit once listed (replaced by a
-        compaction, say) are not touched: a reader's older snapshot may still read them, and
-        ``compact --gc-age`` deletes them later. Nothing in the tables is deleted while a manifest
-        entry is unreadable: its files would look unlisted."""
+    def _clear_leftovers(self) -> list[Path]:
+        """Delete what a writer killed mid-batch left behind; returns the paths deleted.
+
+        Runs as the writer lock is taken and the last holder's marker is found: no writer is in
+        flight then. Deleted: the writers' scratch folders in ``_tmp`` (not a running dry run's,
+        and nothing when ``_tmp`` is a link to a shared place), ``_publish``'s temporary files,
+        and the data files (and their hidden temporary names) of the ids the marker lists that no
+        commit lists: they never reached the manifest, so no reader can see them. Files a commit
+        once listed (replaced by a compaction, say) stay: a reader's older snapshot may still
+        read them (``compact --gc-age`` deletes them later); so do the tables' files while a
+        manifest entry is unreadable (its files would look unlisted). Best effort: what cannot
+        be deleted stays, and the writer goes on."""
+        assert self._lock_file is not None and not self.dry_run, "hold the writer lock"
         deleted: list[Path] = []
 
         def delete(path: Path) -> None:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            deleted.append(path)
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+                deleted.append(path)
+            except OSError as exc:
+                log.warning("could not delete %s, left by a writer that died: %s", path, exc)
 
         scratch = self.root / TMP_DIR
-        if scratch.is_dir():
+        if scratch.is_dir() and not scratch.is_symlink():
             for entry in scratch.iterdir():
-                if not (entry.name.startswith(CHECK_PREFIX) and _dry_run_alive(entry)):
+                if entry.name.startswith(SCRATCH_PREFIXES) and not (
+                        entry.name.startswith(CHECK_PREFIX) and _dry_run_alive(entry)):
                     delete(entry)
         for entry in self.manifest_dir.glob(".*.tmp"):  # _publish's, killed before its link
             delete(entry)
-        if self.manifest_problems():
+        try:
+            ids = set((self.manifest_dir / WRITING_MARKER).read_text().split())
+        except OSError:
+            ids = set()
+        if not ids or self.manifest_problems():
             return deleted
         listed = {f["path"] for c in self.commits() for f in c.added}
         for table in schema.TABLES:
             base = self.root / table
             if not base.is_dir():
                 continue
-            for path in base.glob("date=*/*"):
-                rel = str(path.relative_to(self.root))
-                if path.is_file() and _OWN_FILE.fullmatch(path.name) and rel not in listed:
-                    delete(path)
+            for file_id in ids:
+                for pattern in (f"date=*/{file_id}-*.parquet", f"date=*/.{file_id}-*.tmp"):
+                    for path in base.glob(pattern):
+                        if str(path.relative_to(self.root)) not in listed:
+                            delete(path)
         return deleted
 
     def begin(self, source: str, content_hash: str | None = None, *, kind: str = "ingest",
@@ -296,6 +324,7 @@ class Lake:
             if (self.manifest_dir / f"{commit_id}.json").exists():
                 # a removed batch of this content holds the name (remove_batch): a new one
                 commit_id = uuid.uuid4().hex
+            self._note_writing(commit_id)
             ingested_at = datetime.now(UTC)
             prepared: dict[str, pa.Table] = {}
             result = WriteResult(commit=None)
@@ -343,6 +372,7 @@ class Lake:
         self._refuse_dry_run()
         commit_id = uuid.uuid4().hex
         with self.writer_lock():
+            self._note_writing(commit_id)
             snap = self.snapshot()
             removed, added = [], []
             for day, table in replace.items():
@@ -379,6 +409,7 @@ class Lake:
         self._refuse_dry_run()
         commit_id = uuid.uuid4().hex
         with self.writer_lock():
+            self._note_writing(commit_id)
             commits = self.commits()
             target = next((c for c in commits if c.commit_id == batch_id), None)
             if target is None:
@@ -557,22 +588,23 @@ def _end_dry_run(folder: Path, alive) -> None:
 
 
 def _dry_run_alive(folder: Path) -> bool:
-    """True while the dry run that made ``folder`` holds its ``.alive`` lock (or has only just
-    made the folder and not taken the lock yet)."""
+    """True while the dry run that made ``folder`` holds its ``.alive`` lock, or made the folder
+    less than DRY_RUN_GRACE_S ago (it may not have taken the lock yet), or when that cannot be
+    told (another user's folder): only a folder proven abandoned is cleared."""
     try:
-        fh = open(folder / ".alive")
-    except FileNotFoundError:
-        try:
-            return time.time() - folder.stat().st_mtime < 60
-        except OSError:
-            return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if time.time() - folder.stat().st_mtime < DRY_RUN_GRACE_S:
             return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
+        with open(folder / ".alive") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+    except FileNotFoundError:  # gone, or never locked and older than the grace
         return False
+    except OSError:
+        return True
 
 
 def removed_batches(commits: list[Commit]) -> set[str]:
@@ -624,6 +656,7 @@ class BatchWriter:
         self._base = lake.tmp_dir if lake.dry_run else lake.root
         self._lock = lake.writer_lock()
         self._lock.__enter__()
+        lake._note_writing(self.batch_id)
         self.duplicate_batch = bool(content_hash and lake.has_content(content_hash))
 
     def __enter__(self) -> BatchWriter:
