@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -213,6 +214,8 @@ class Lake:
                         marker = self.manifest_dir / WRITING_MARKER
                         if marker.exists():
                             self._clear_leftovers()
+                        else:  # a killed dry run leaves no marker: its folder is found here
+                            self._clear_scratch(dry_runs_only=True)
                         marker.write_text("")
                     except BaseException:
                         self._lock_file = None
@@ -238,6 +241,22 @@ class Lake:
             with open(self.manifest_dir / WRITING_MARKER, "a") as fh:
                 fh.write(file_id + "\n")
 
+    def _clear_scratch(self, *, dry_runs_only: bool) -> list[Path]:
+        """Delete the scratch folders in ``_tmp`` of writers that died (with the writer lock
+        held: no other writer runs) and of dry runs proven abandoned; with ``dry_runs_only``, only
+        the latter. Nothing when ``_tmp`` is a link (a scratch disk other lakes may share)."""
+        deleted: list[Path] = []
+        scratch = self.root / TMP_DIR
+        if not scratch.is_dir() or scratch.is_symlink():
+            return deleted
+        for entry in scratch.iterdir():
+            if entry.name.startswith(CHECK_PREFIX):
+                if not _dry_run_alive(entry):
+                    _delete_leftover(entry, deleted=deleted)
+            elif entry.name.startswith(SCRATCH_PREFIXES) and not dry_runs_only:
+                _delete_leftover(entry, deleted=deleted)
+        return deleted
+
     def _clear_leftovers(self) -> list[Path]:
         """Delete what a writer killed mid-batch left behind; returns the paths deleted.
 
@@ -251,24 +270,8 @@ class Lake:
         manifest entry is unreadable (its files would look unlisted). Best effort: what cannot
         be deleted stays, and the writer goes on."""
         assert self._lock_file is not None and not self.dry_run, "hold the writer lock"
-        deleted: list[Path] = []
-
-        def delete(path: Path) -> None:
-            try:
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink(missing_ok=True)
-                deleted.append(path)
-            except OSError as exc:
-                log.warning("could not delete %s, left by a writer that died: %s", path, exc)
-
-        scratch = self.root / TMP_DIR
-        if scratch.is_dir() and not scratch.is_symlink():
-            for entry in scratch.iterdir():
-                if entry.name.startswith(SCRATCH_PREFIXES) and not (
-                        entry.name.startswith(CHECK_PREFIX) and _dry_run_alive(entry)):
-                    delete(entry)
+        deleted = self._clear_scratch(dry_runs_only=False)
+        delete = functools.partial(_delete_leftover, deleted=deleted)
         for entry in self.manifest_dir.glob(".*.tmp"):  # _publish's, killed before its link
             delete(entry)
         try:
@@ -580,6 +583,18 @@ class Lake:
                     if path.stat().st_mtime < cutoff:
                         out.append(path)
         return out
+
+
+def _delete_leftover(path: Path, *, deleted: list[Path]) -> None:
+    """Delete a file or folder a writer left; one that cannot be deleted is logged and stays."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        deleted.append(path)
+    except OSError as exc:
+        log.warning("could not delete %s, left by a writer that died: %s", path, exc)
 
 
 def _end_dry_run(folder: Path, alive) -> None:
