@@ -66,8 +66,31 @@ if q_count == 0:
 else:
     st.warning(f"{q_count:,} input record(s) failed validation and were kept aside with their "
                "reason. They are not counted anywhere else.")
-    q = inventory.quarantine(engine, limit=1000)
-    st.dataframe(q.with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
+    checks = inventory.quarantine_checks(engine)
+    st.dataframe(
+        checks.with_columns(pl.col("last_ingested_at").dt.convert_time_zone(f.tz)),
+        hide_index=True, width="stretch",
+        column_config={
+            "check": st.column_config.TextColumn(
+                "Check failed", help="The reason without the value it quotes. An input failing "
+                                     "two checks counts under each."),
+            "inputs": st.column_config.NumberColumn("Inputs", format="localized"),
+            "files": st.column_config.NumberColumn("Files"),
+            "last_ingested_at": st.column_config.DatetimeColumn(f"Last ingested ({f.tz})",
+                                                                format=TS_FORMAT)})
+    pick_file, pick_check = st.columns(2)
+    ALL_FILES, ALL_CHECKS = "All files", "All checks"
+    source = pick_file.selectbox("File", [ALL_FILES, *inventory.quarantine_files(engine)],
+                                 key="quarantine_file")
+    check = pick_check.selectbox("Check failed", [ALL_CHECKS, *checks["check"]],
+                                 key="quarantine_check")
+    picked = {"source_file": None if source == ALL_FILES else source,
+              "check": None if check == ALL_CHECKS else check}
+    SHOWN = 1000
+    q = inventory.quarantine(engine, limit=SHOWN + 1, **picked)
+    if q.height > SHOWN:
+        st.caption(f"The newest {SHOWN:,} inputs are listed; the downloads hold all of them.")
+    st.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
                  column_config={"source_file": st.column_config.TextColumn("File"),
                                 "line": st.column_config.NumberColumn("Line"),
@@ -75,7 +98,7 @@ else:
                                 "raw": st.column_config.TextColumn("Raw (truncated)"),
                                 "ingested_at": st.column_config.DatetimeColumn(
                                     f"Ingested ({f.tz})", format=TS_FORMAT)})
-    widgets.downloads(inventory.quarantine(engine), "quarantine", key="dl_quarantine")
+    widgets.downloads(inventory.quarantine(engine, **picked), "quarantine", key="dl_quarantine")
 
 st.subheader("Models without a price")
 unpriced = pricing.unpriced_models(engine)

@@ -71,10 +71,44 @@ def _note(info: dict) -> str | None:
     return "; ".join(notes) or None
 
 
-def quarantine(engine: Engine, limit: int | None = None) -> pl.DataFrame:
-    """Quarantined inputs, newest first: ``ingested_at, source_file, line, reason, raw``."""
+# The checks a quarantine reason names: its "; "-separated parts ("missing ts; missing model"),
+# each without the value it quotes after ": " ("input_tokens is negative: -10").
+_CHECKS_SQL = ("list_distinct(list_transform(string_split(coalesce(reason, 'no reason'), '; '), "
+               "x -> split_part(x, ': ', 1)))")
+
+
+def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | None = None,
+               check: str | None = None) -> pl.DataFrame:
+    """Quarantined inputs, newest first: ``ingested_at, source_file, line, reason, raw``; only
+    those of ``source_file`` and failing ``check`` (as :func:`quarantine_checks` names it) when
+    given."""
+    where, params = [], {}
+    if source_file is not None:
+        where.append("source_file = $file")
+        params["file"] = source_file
+    if check is not None:
+        where.append(f"list_contains({_CHECKS_SQL}, $check)")
+        params["check"] = check
     lim = f"LIMIT {int(limit)}" if limit else ""
     return engine.query(
         "SELECT ingested_at, source_file, line, reason, raw FROM quarantine "
-        f"ORDER BY ingested_at DESC, source_file, line {lim}")
+        f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY ingested_at DESC, source_file, line {lim}", params)
+
+
+def quarantine_files(engine: Engine) -> list[str]:
+    """The source files of quarantined inputs, by name."""
+    return engine.query("SELECT DISTINCT source_file FROM quarantine WHERE source_file "
+                        "IS NOT NULL ORDER BY 1")["source_file"].to_list()
+
+
+def quarantine_checks(engine: Engine) -> pl.DataFrame:
+    """Why inputs were quarantined, the most frequent first: ``check`` (a reason without the
+    value it quotes, e.g. "input_tokens is negative"), ``inputs`` failing it (an input failing
+    two checks counts under each), ``files`` they came from, ``last_ingested_at`` (UTC)."""
+    return engine.query(
+        f"SELECT c AS check, count(*) AS inputs, count(DISTINCT source_file) AS files, "
+        f"max(ingested_at) AS last_ingested_at "
+        f"FROM (SELECT source_file, ingested_at, unnest({_CHECKS_SQL}) AS c FROM quarantine) "
+        f"GROUP BY c ORDER BY inputs DESC, c")
 

@@ -43,3 +43,44 @@ def test_batches_keep_what_a_format_read_but_did_not_store(lake, engine, tmp_pat
     engine.refresh()
     assert inventory.batches(engine).select("rows", "note").rows() == [
         (0, "1,204 log record(s) that are not evaluations: not read")]
+
+
+def _quarantine_two_files(lake, engine, tmp_path) -> None:
+    # a.jsonl: line 2 misses ts and model; line 3 has negative tokens twice over, line 4 once.
+    # b.csv: line 2 has too few fields, line 3 negative input tokens.
+    (tmp_path / "a.jsonl").write_bytes(jsonl_bytes([
+        canonical_request(0), {"request_id": "x"},
+        canonical_request(1, input_tokens=-1, output_tokens=-2),
+        canonical_request(2, input_tokens=-5)]))
+    (tmp_path / "b.csv").write_text("request_id,ts,model,input_tokens\n"
+                                    "c1,2026-03-02T12:00:00Z\n"
+                                    "c2,2026-03-02T12:00:00Z,gpt-4o,-3\n")
+    ingest_paths(lake, [str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv")])
+    engine.refresh()
+
+
+def test_quarantine_checks_count_inputs_per_check_without_the_values(lake, engine, tmp_path):
+    _quarantine_two_files(lake, engine, tmp_path)
+    assert sorted(inventory.quarantine(engine)["reason"].to_list()) == [
+        "expected 4 CSV fields", "input_tokens is negative: -1; output_tokens is negative: -2",
+        "input_tokens is negative: -3", "input_tokens is negative: -5",
+        "missing ts; missing model"]
+    got = inventory.quarantine_checks(engine)
+    assert got.select("check", "inputs", "files").rows() == [
+        ("input_tokens is negative", 3, 2), ("expected 4 CSV fields", 1, 1),
+        ("missing model", 1, 1), ("missing ts", 1, 1), ("output_tokens is negative", 1, 1)]
+    assert got["last_ingested_at"].null_count() == 0
+
+
+def test_the_quarantine_list_filters_by_file_and_check(lake, engine, tmp_path):
+    _quarantine_two_files(lake, engine, tmp_path)
+    a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv")
+    negative = inventory.quarantine(engine, check="input_tokens is negative")
+    assert sorted(zip(negative["source_file"], negative["line"], strict=True)) == [
+        (a, 3), (a, 4), (b, 3)]
+    only_b = inventory.quarantine(engine, source_file=b, check="input_tokens is negative")
+    assert only_b.select("line", "raw").rows() == [(3, "c2,2026-03-02T12:00:00Z,gpt-4o,-3")]
+    assert inventory.quarantine(engine, source_file=b, check="missing ts").is_empty()
+    # a check is a whole reason part, not a prefix of one
+    assert inventory.quarantine(engine, check="input_tokens").is_empty()
+    assert inventory.quarantine(engine, limit=2).height == 2

@@ -116,3 +116,27 @@ def test_the_demo_banner_names_the_command_that_takes_the_demo_out_and_goes_with
     # and the app does not seed it again: the store is not new
     at = run_app(monkeypatch, lake.root, demo=True)
     assert [c.kind for c in lake.commits()] == ["demo", "remove"]
+
+
+def test_the_data_page_counts_quarantine_checks_and_filters_the_list(monkeypatch, tmp_path):
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    (tmp_path / "a.jsonl").write_bytes(jsonl_bytes(
+        [canonical_request(0, input_tokens=-1), canonical_request(1, input_tokens=-2),
+         {"request_id": "x"}]))
+    (tmp_path / "b.csv").write_text("request_id,ts,model,input_tokens\n"
+                                    "c2,2026-03-02T12:00:00Z,gpt-4o,-3\n")
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv")])
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    checks, rows = at.dataframe[1].value, at.dataframe[2].value
+    assert list(zip(checks["check"], checks["inputs"], strict=True)) == [
+        ("input_tokens is negative", 3), ("missing model", 1), ("missing ts", 1)]
+    assert len(rows) == 4
+    at.selectbox(key="quarantine_check").select("input_tokens is negative").run()
+    assert sorted(at.dataframe[2].value["line"]) == [1, 2, 2]  # a.jsonl 1, 2; b.csv 2
+    at.selectbox(key="quarantine_file").select(str(tmp_path / "b.csv")).run()
+    assert not at.exception
+    assert at.dataframe[2].value["raw"].tolist() == ["c2,2026-03-02T12:00:00Z,gpt-4o,-3"]
