@@ -551,7 +551,7 @@ def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
     details = obs.get("usageDetails")
     if isinstance(details, dict):
         if details:
-            return _usage_details(details)
+            return usage_details(details)
     elif details is not None:
         raise BadValue(f"usageDetails is not a JSON object: {shown(details)}")
     usage = obs.get("usage")
@@ -575,7 +575,10 @@ _BASE_KEYS = {"input": ("input", "input_tokens", "prompt_tokens", "prompt"),
               "output": ("output", "output_tokens", "completion_tokens", "completion")}
 
 
-def _usage_details(details: dict) -> tuple[Tokens, list[str]]:
+def usage_details(details: dict) -> tuple[Tokens, list[str]]:
+    """(input incl. cache, cached, cache write, output incl. reasoning, reasoning) from a
+    ``usageDetails`` object of Langfuse's buckets, and the sides whose base count already held
+    its detail keys (see the module's doc). Raises BadValue naming a key that is no count."""
     counts: dict[str, int] = {}
     for key, value in details.items():
         if value.__class__ is int and 0 <= value <= INT64_MAX:
@@ -652,7 +655,8 @@ def _inclusive_sides(total: int | None, sums: dict[str, int], base: dict[str, in
     return readings[0] if len(readings) == 1 else []
 
 
-def _cost(obs: dict) -> float | None:
+def cost_of(obs: dict) -> float | None:
+    """USD: ``costDetails.total``, else the sum of its parts, else the older cost fields."""
     details = obs.get("costDetails")
     if isinstance(details, dict):
         if details:
@@ -681,7 +685,8 @@ def _cost(obs: dict) -> float | None:
     return None
 
 
-def _error_type(message: str | None) -> str | None:
+def error_type_of(message: str | None) -> str | None:
+    """The exception class a status message starts with (``openai.RateLimitError: ...``)."""
     match = _ERROR_NAME.match(message) if message else None
     return match.group(1) if match else None
 
@@ -786,7 +791,7 @@ class _Parser:
         (inp, cached, write, out, reasoning), inclusive = _tokens(obs)
         if inclusive:
             extra["usage_details_inclusive"] = inclusive
-        cost = _cost(obs)
+        cost = cost_of(obs)
         first_token = _ts_us(obs.get("completionStartTime"), "completionStartTime")
         ttft_ms = (first_token - start) / 1000 if first_token is not None else None
         if ttft_ms is None and obs.get("timeToFirstToken") is not None:
@@ -804,7 +809,7 @@ class _Parser:
             "operation": MODEL_TYPES[kind], "input_tokens": inp, "cached_input_tokens": cached,
             "cache_write_tokens": write, "output_tokens": out, "reasoning_tokens": reasoning,
             "logged_cost_usd": cost, "status": "error" if error else "ok",
-            "error_message": message, "error_type": _error_type(message),
+            "error_message": message, "error_type": error_type_of(message),
             "prompt_name": _text(obs.get("promptName")),
             "prompt_version": None if prompt_version is None else _text(prompt_version),
             "user_id": _text(obs.get("userId")), "session_id": _text(obs.get("sessionId")),

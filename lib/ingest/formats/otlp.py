@@ -7,7 +7,9 @@ Model calls: a span whose ``gen_ai.operation.name`` is chat, text_completion, ge
 embeddings (or that has no operation but names a model or reports usage) becomes a ``requests``
 row. Agent, tool, retrieval and workflow spans (``invoke_agent``, ``execute_tool``...) and spans
 without ``gen_ai.*`` attributes go to ``spans`` only: an ``invoke_agent`` span may carry the
-agent's summed usage, and counting it would double-count its model calls.
+agent's summed usage, and counting it would double-count its model calls. Spans of another
+convention in the same file (OpenInference's, the Langfuse SDK's) are read with that convention's
+mapping (``CONVENTIONS``).
 
 Attribute names, current first, then the older ones still emitted by instrumentations in use:
 
@@ -204,15 +206,26 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     return "llm", request, CONSUMED
 
 
+# Span conventions other than GenAI's, by the attribute that marks a span as written under them:
+# chosen per span, so a file mixing instrumentations ingests whole. The first marker found wins.
+CONVENTIONS = (("openinference.span.kind", "openinference"),
+               ("langfuse.observation.type", "langfuse"))
+
+
 def choose_mapper(attrs: dict[str, Any]) -> str:
-    """Per span: OpenInference spans keep their own mapping even inside a GenAI file."""
-    return "openinference" if "openinference.span.kind" in attrs else "genai"
+    """The mapping of one span: a convention whose marker it carries, else GenAI's."""
+    for marker, name in CONVENTIONS:
+        if marker in attrs:
+            return name
+    return "genai"
 
 
 def mappers() -> dict[str, oc.SpanMapper]:
-    from lib.ingest.formats import openinference  # the two modules map each other's spans
+    # the modules map each other's spans: imported here, not at the top
+    from lib.ingest.formats import langfuse_spans, openinference
 
-    return {"genai": map_span, "openinference": openinference.map_span}
+    return {"genai": map_span, "openinference": openinference.map_span,
+            "langfuse": langfuse_spans.map_span}
 
 
 def detect(head: bytes, filename: str) -> bool:
@@ -229,5 +242,6 @@ FORMAT = Format(
     detect=detect,
     parse=parse,
     priority=30,  # after openinference (20), which claims OTLP files with its own attributes
-    doc="OTLP JSON traces (Collector file exporter) with OpenTelemetry GenAI conventions",
+    doc="OTLP JSON traces (Collector file exporter) with OpenTelemetry GenAI conventions "
+        "(Langfuse SDK spans in them too)",
 )

@@ -143,6 +143,17 @@ _WHAT = {"message": "an Anthropic message", "anthropic_error": "an Anthropic err
 _RESPONSE_ERROR_STATUS = {"failed", "cancelled"}
 _RESPONSE_OK_STATUS = {"completed", "incomplete", None}
 _TOOL_CALL_ITEMS = ("function_call", "custom_tool_call")  # a tuple: `in` never hashes
+# OpenAI usage objects: {column: dotted path}. Chat Completions' prompt_tokens and the Responses
+# API's input_tokens both INCLUDE the cached tokens (unlike Anthropic's input_tokens); output
+# counts include reasoning. The first two are the required ones (usage_counts).
+OPENAI_CHAT_USAGE = {"input_tokens": "prompt_tokens", "output_tokens": "completion_tokens",
+                     "cached_input_tokens": "prompt_tokens_details.cached_tokens",
+                     "cache_write_tokens": "prompt_tokens_details.cache_write_tokens",
+                     "reasoning_tokens": "completion_tokens_details.reasoning_tokens"}
+OPENAI_RESPONSES_USAGE = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
+                          "cached_input_tokens": "input_tokens_details.cached_tokens",
+                          "cache_write_tokens": "input_tokens_details.cache_write_tokens",
+                          "reasoning_tokens": "output_tokens_details.reasoning_tokens"}
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -391,7 +402,8 @@ def _usage_extras(usage: dict, mapped: set[str], out: dict) -> None:
                 out[f"usage.{path}"] = value
 
 
-def _counts(usage: dict, fields: dict[str, str], required: int = 2) -> dict[str, int | None]:
+def usage_counts(usage: dict, fields: dict[str, str], required: int = 2
+                 ) -> dict[str, int | None]:
     """{column: count} of the dotted usage ``fields`` ({column: path}), each read as a count
     (a bad one raises BadValue naming ``usage.<path>``); the first ``required`` must be
     there."""
@@ -440,16 +452,8 @@ def _joined(parts: Any, kind: str, key: str = "text") -> str | None:
 
 def _openai_chat(obj: dict, row: dict, attrs: dict, kind: str) -> None:
     usage = _usage(obj, required=True)
-    counts = _counts(usage, {"input_tokens": "prompt_tokens",
-                             "output_tokens": "completion_tokens",
-                             "cached_input_tokens": "prompt_tokens_details.cached_tokens",
-                             "cache_write_tokens": "prompt_tokens_details.cache_write_tokens",
-                             "reasoning_tokens": "completion_tokens_details.reasoning_tokens"})
-    row.update(counts)
-    _usage_extras(usage, {"prompt_tokens", "completion_tokens", "total_tokens",
-                          "prompt_tokens_details.cached_tokens",
-                          "prompt_tokens_details.cache_write_tokens",
-                          "completion_tokens_details.reasoning_tokens"}, attrs)
+    row.update(usage_counts(usage, OPENAI_CHAT_USAGE))
+    _usage_extras(usage, {"total_tokens", *OPENAI_CHAT_USAGE.values()}, attrs)
     row["ts"] = _unix_seconds_us(obj.get("created"), "created")
     choice = _first_choice(obj)
     row["finish_reason"] = _text(choice.get("finish_reason"))
@@ -479,17 +483,9 @@ def _openai_responses(obj: dict, row: dict, attrs: dict) -> None:
     usage = _usage(obj, required=status not in _RESPONSE_ERROR_STATUS)
     if usage is not None:
         # input_tokens INCLUDES input_tokens_details.cached_tokens (unlike Anthropic's)
-        row.update(_counts(usage, {
-            "input_tokens": "input_tokens",
-            "output_tokens": "output_tokens",
-            "cached_input_tokens": "input_tokens_details.cached_tokens",
-            "cache_write_tokens": "input_tokens_details.cache_write_tokens",
-            "reasoning_tokens": "output_tokens_details.reasoning_tokens"},
-            required=2 if status not in _RESPONSE_ERROR_STATUS else 0))
-        _usage_extras(usage, {"input_tokens", "output_tokens", "total_tokens",
-                              "input_tokens_details.cached_tokens",
-                              "input_tokens_details.cache_write_tokens",
-                              "output_tokens_details.reasoning_tokens"}, attrs)
+        row.update(usage_counts(usage, OPENAI_RESPONSES_USAGE,
+                                required=2 if status not in _RESPONSE_ERROR_STATUS else 0))
+        _usage_extras(usage, {"total_tokens", *OPENAI_RESPONSES_USAGE.values()}, attrs)
     row["ts"] = _unix_seconds_us(obj.get("created_at"), "created_at")
     output = obj.get("output")
     items = [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
@@ -516,7 +512,7 @@ def _openai_responses(obj: dict, row: dict, attrs: dict) -> None:
 
 def _openai_embeddings(obj: dict, row: dict, attrs: dict) -> None:
     usage = _usage(obj, required=True)
-    row.update(_counts(usage, {"input_tokens": "prompt_tokens"}, required=1))
+    row.update(usage_counts(usage, {"input_tokens": "prompt_tokens"}, required=1))
     row["output_tokens"] = 0
     _usage_extras(usage, {"prompt_tokens", "total_tokens"}, attrs)
     attrs["embeddings"] = len(obj["data"])
@@ -524,11 +520,11 @@ def _openai_embeddings(obj: dict, row: dict, attrs: dict) -> None:
 
 def _anthropic_message(obj: dict, row: dict, attrs: dict) -> None:
     usage = _usage(obj, required=True)
-    counts = _counts(usage, {"uncached": "input_tokens",
-                             "output_tokens": "output_tokens",
-                             "cached_input_tokens": "cache_read_input_tokens",
-                             "cache_write_tokens": "cache_creation_input_tokens",
-                             "reasoning_tokens": "output_tokens_details.thinking_tokens"})
+    counts = usage_counts(usage, {"uncached": "input_tokens",
+                                  "output_tokens": "output_tokens",
+                                  "cached_input_tokens": "cache_read_input_tokens",
+                                  "cache_write_tokens": "cache_creation_input_tokens",
+                                  "reasoning_tokens": "output_tokens_details.thinking_tokens"})
     uncached = counts.pop("uncached")
     row.update(counts)
     if uncached is not None:
