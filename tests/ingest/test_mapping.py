@@ -25,6 +25,10 @@ columns:
   logged_cost_usd: {path: cost_cents, scale: 0.01}
 """
 
+# A CSV of the user's own column names: rid, when, m, secs (seconds).
+CSV_MAPPING = ("table: requests\ncolumns:\n  request_id: rid\n  ts: when\n  model: m\n"
+               "  latency_ms: {path: secs, unit: s}\n")
+
 
 def test_mapping_converts_units_and_constants(lake, tmp_path, totals):
     spec = tmp_path / "my.yaml"
@@ -46,8 +50,7 @@ def test_mapping_converts_units_and_constants(lake, tmp_path, totals):
 
 def test_mapping_reads_csv_too(lake, tmp_path, totals):
     spec = tmp_path / "m.yaml"
-    spec.write_text("table: requests\ncolumns:\n  request_id: rid\n  ts: when\n  model: m\n"
-                    "  latency_ms: {path: secs, unit: s}\n")
+    spec.write_text(CSV_MAPPING)
     data = tmp_path / "x.csv"
     data.write_text("rid,when,m,secs\n1,2026-03-02 12:00:00,gpt-4o,0.5\n")
     assert ingest_paths(lake, [str(data)], mapping=spec).files[0].stored == {"requests": 1}
@@ -56,8 +59,7 @@ def test_mapping_reads_csv_too(lake, tmp_path, totals):
 
 def test_a_mapped_csv_record_that_fails_is_quarantined_as_written(lake, tmp_path, totals):
     spec = tmp_path / "m.yaml"
-    spec.write_text("table: requests\ncolumns:\n  request_id: rid\n  ts: when\n  model: m\n"
-                    "  latency_ms: {path: secs, unit: s}\n")
+    spec.write_text(CSV_MAPPING)
     data = tmp_path / "x.csv"
     data.write_text("rid,when,m,secs,team\n1,2026-03-02 12:00:00,gpt-4o,0.5,x\n"
                     "2,2026-03-02 12:00:00,gpt-4o,-1,y\n")
@@ -86,8 +88,7 @@ def test_mapping_reads_csv_of_its_own_names_with_any_separator(lake, tmp_path, t
     # The separator is the one naming the most canonical columns; a mapping's CSV has its own
     # names (none canonical), so the one giving the most fields wins.
     spec = tmp_path / "m.yaml"
-    spec.write_text("table: requests\ncolumns:\n  request_id: rid\n  ts: when\n  model: m\n"
-                    "  latency_ms: {path: secs, unit: s}\n")
+    spec.write_text(CSV_MAPPING)
     data = tmp_path / "x.csv"
     data.write_text(sep.join(["rid", "when", "m", "secs"]) + "\n"
                     + sep.join(["1", "2026-03-02 12:00:00", "gpt-4o", "0.5"]) + "\n")
