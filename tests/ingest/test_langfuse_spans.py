@@ -30,6 +30,9 @@ SCENARIO = [
     {"model": "gpt-4o", "agent": True,
      "directive": {"prompt_tokens": 2048, "cached_tokens": 1536, "completion_tokens": 64}},
     {"embeddings": True, "model": "text-embedding-3-small", "input": "one two three"},
+    # The priority tier: the wrapper notes the tier that served it, which prices it.
+    {"model": "gpt-4o-mini", "service_tier": "priority",
+     "directive": {"prompt_tokens": 700, "completion_tokens": 70}},
     # By hand, in Langfuse's own keys: buckets, "input" does not hold the cache reads.
     {"manual": {"name": "summarize", "model": "claude-haiku-4-5",
                 "usage_details": {"input": 100, "cache_read_input_tokens": 50, "output": 20},
@@ -44,8 +47,8 @@ SCENARIO = [
                 "status_message": "openai.APITimeoutError: Request timed out."}},
 ]
 # Requests, errors, input (incl. cached), cached, output (incl. reasoning), reasoning.
-TRUTH = (8, 2, 1200 + 90 + 2048 + 3 + 150 + 500, 1024 + 1536 + 50 + 100,
-         300 + 12 + 64 + 0 + 20 + 50, 10 + 20)
+TRUTH = (9, 2, 1200 + 90 + 2048 + 3 + 700 + 150 + 500, 1024 + 1536 + 50 + 100,
+         300 + 12 + 64 + 0 + 70 + 20 + 50, 10 + 20)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ def _ingest(tmp_path, path) -> tuple[Lake, Engine]:
 
 def test_the_sdk_spans_are_what_the_test_expects(recorded):
     """The SDK wrote Langfuse attributes only, with the OpenAI usage object as usage_details."""
-    assert [e["status"] for e in recorded["ledger"]] == [200, 200, 429, 200, 200]
+    assert [e["status"] for e in recorded["ledger"]] == [200, 200, 429, 200, 200, 200]
     text = recorded["protobuf"].read_text()
     assert '"langfuse.observation.type"' in text and '"gen_ai.' not in text
     assert "prompt_tokens_details" in text  # the wrapper passes OpenAI's usage as it is
@@ -116,22 +119,30 @@ def test_langfuse_sdk_span_details(recorded, tmp_path):
 
 def test_costs_are_genai_prices_on_the_counts_the_sdk_recorded(recorded, tmp_path):
     _, engine = _ingest(tmp_path, recorded["protobuf"])
-    priced = engine.query("SELECT model, ts, input_tokens, cached_input_tokens, output_tokens, "
-                          "cost_usd FROM requests WHERE input_tokens IS NOT NULL "
-                          "AND operation = 'chat'").to_dicts()
-    assert len(priced) == 5
+    priced = engine.query(
+        "SELECT model, ts, input_tokens, cached_input_tokens, output_tokens, cost_usd, "
+        "json_extract_string(attributes, '$.service_tier') AS tier FROM requests "
+        "WHERE input_tokens IS NOT NULL AND operation = 'chat'").to_dicts()
+    assert len(priced) == 6
+    assert sorted(r["tier"] or "-" for r in priced) == ["-", "-", "-", "default", "default",
+                                                         "priority"]
     unpriced = 0
     for row in priced:
         try:
             want = float(calc_price(Usage(input_tokens=row["input_tokens"],
                                           cache_read_tokens=row["cached_input_tokens"],
                                           output_tokens=row["output_tokens"]), row["model"],
-                                    genai_request_timestamp=row["ts"].astimezone(UTC)
-                                    ).total_price)
+                                    genai_request_timestamp=row["ts"].astimezone(UTC),
+                                    price_context={"service_tier": row["tier"]}
+                                    if row["tier"] else None).total_price)
         except LookupError:  # the fake server's "gpt-4o-2024-07-18" is no real snapshot
             want, unpriced = None, unpriced + 1
         assert row["cost_usd"] == (None if want is None else pytest.approx(want, rel=1e-12)), row
     assert unpriced == 1
+    (priority,) = [r for r in priced if r["tier"] == "priority"]
+    standard = calc_price(Usage(input_tokens=700, output_tokens=70), priority["model"],
+                          genai_request_timestamp=priority["ts"].astimezone(UTC))
+    assert priority["cost_usd"] > 1.5 * float(standard.total_price)  # the tier's dearer price
 
 
 def test_both_encodings_and_a_second_ingest_store_nothing_twice(recorded, tmp_path):

@@ -38,7 +38,9 @@ of kind ``llm``); ``agent``, ``tool``, ``chain``, ``retriever``, ``span``, ``eve
   ``usageDetails``.
 Metadata (``langfuse.observation.metadata.<key>`` / ``langfuse.trace.metadata.<key>``, each value
 JSON-encoded by SDK v5) is stored in ``attributes`` as the objects ``metadata`` and
-``trace_metadata``; ``model.parameters`` as ``model_parameters``.
+``trace_metadata``; ``model.parameters`` as ``model_parameters``, whose ``service_tier`` (the
+wrapper writes the tier that served the call there) is also ``attributes.service_tier``, the
+price context of lib/pricing.py.
 
 Bad values: a token count that is not an integer in 0 .. 2^63-1, a cost that is not a finite
 number, ``usage_details`` that is not a JSON object, or a completion start time that is not a
@@ -229,6 +231,11 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
             if request.get(column) is None and meta.get(column) is not None:
                 request[column] = oc.as_text(meta[column])
         oc.user_columns(meta, request)
+    # The SDK's OpenAI wrapper puts the tier that served the call (the response's) into the
+    # model parameters: as attributes.service_tier it selects the tier's price (lib/pricing.py).
+    tier = parameters.get("service_tier") if parameters else None
+    if isinstance(tier, str) and "service_tier" not in a:
+        a["service_tier"] = tier
     # kept in attributes, as objects rather than escaped text
     for key, value in (("metadata", metadata), ("trace_metadata", trace_metadata),
                        ("model_parameters", parameters)):
