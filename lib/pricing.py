@@ -167,7 +167,9 @@ def context_key(context: Mapping[str, Any] | str | None) -> str:
         try:
             context = json.loads(text) if text else {}
         except ValueError:
-            if text.startswith(("{", "[")):  # attributes that are not valid JSON
+            if text.startswith("{"):  # JSON DuckDB reads and Python does not ({"a": 1,})
+                return _duckdb_context_keys([text])[0]
+            if text.startswith("["):
                 return ""
             pairs = dict(part.split("=", 1) for part in text.split(";") if "=" in part)
             key = context_key(pairs)
@@ -213,8 +215,37 @@ def context_keys(attributes: pl.Series) -> pl.Series:
     frame = (pl.DataFrame({"a": attributes.cast(pl.String)}).lazy()
              .select(pl.when(hinted).then(col).alias("a"))
              .select(pl.concat_str([part(k) for k in values], separator=";",
-                                   ignore_nulls=True).fill_null("").alias("ctx")))
-    return frame.collect()["ctx"]
+                                   ignore_nulls=True).fill_null("").alias("ctx"),
+                     # hinted text Polars cannot parse (a trailing comma, NaN): DuckDB reads it
+                     (col.is_not_null() & col.str.json_path_match("$").is_null()).alias("odd"),
+                     col))
+    out = frame.collect()
+    if out["odd"].any():
+        odd = out.filter(pl.col("odd"))["a"].to_list()
+        keys = iter(_duckdb_context_keys(odd))
+        patched = [next(keys) if is_odd else key
+                   for key, is_odd in zip(out["ctx"], out["odd"], strict=True)]
+        return pl.Series("ctx", patched, dtype=pl.String)
+    return out["ctx"]
+
+
+def _duckdb_context_keys(texts: list[str]) -> list[str]:
+    """:func:`context_sql` of attribute texts, for the few that Python's json or Polars cannot
+    parse but DuckDB, which the SQL ingest paths and the Cost page price with, reads
+    (``{"service_tier": "flex",}``, ``NaN``): so the three readers agree on them too."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        # only text DuckDB reads as JSON at all (what ingestion stores): the rest has no context
+        rows = con.execute(
+            f"SELECT i, {context_sql('a')} FROM (SELECT unnest($texts) AS a, "
+            "generate_subscripts($texts, 1) AS i) WHERE json_valid(a)", {"texts": texts}
+        ).fetchall()
+    finally:
+        con.close()
+    keys = dict(rows)
+    return [keys.get(i + 1, "") for i in range(len(texts))]
 
 
 def _json_path(key: str) -> str:

@@ -58,6 +58,12 @@ ODD_ATTRIBUTES = [
     ('{"openai.response.service_tier": "x", "openai.response.service_tier": "flex"}',
      "service_tier=flex"),
     ('{"openai": {"response": {"service_tier": "flex"}}}', ""),
+    # JSON DuckDB reads (so ingestion stores it) that Python's json or Polars refuse: DuckDB's
+    # reading counts, as the SQL ingest paths price with it
+    ('{"service_tier": "flex",}', "service_tier=flex"),
+    ('{"x": NaN, "service_tier": "flex"}', "service_tier=flex"),
+    ('{"x": Infinity, "processing": "batch"}', "processing=batch"),
+    ('{"x": 1e999, "openai.response.service_tier": "priority",}', "service_tier=priority"),
     ('[{"processing": "batch"}]', ""),
     ('["processing", "batch"]', ""),
     ('[]', ""),
@@ -142,3 +148,31 @@ def test_context_key_of_attributes_text_that_is_not_an_object_is_no_context():
         assert pricing.request_cost("anthropic", "claude-haiku-4-5", DAY, 1000,
                                     context=text, overrides={}) == \
             pricing.request_cost("anthropic", "claude-haiku-4-5", DAY, 1000, overrides={})
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact-sql", "exact-arrow"])
+def test_attributes_only_duckdb_reads_price_alike_on_every_path(tmp_path, monkeypatch, capsys,
+                                                                mode):
+    """Attributes given as JSON text with a trailing comma or NaN: the SQL paths store and price
+    them as DuckDB reads them, and the Arrow path and reprice now read them the same way."""
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "1")
+    monkeypatch.setenv("SIGHTLINE_INGEST_SQL", "0" if mode == "exact-arrow" else "1")
+    texts = [None, '{"service_tier": "flex"}', '{"service_tier": "flex",}',
+             '{"x": NaN, "service_tier": "flex"}']
+    lines = [json.dumps(canonical_request(i, ts=(DAY + timedelta(minutes=i)).isoformat(),
+                                          model="gpt-5-mini", input_tokens=100_000,
+                                          output_tokens=1000,
+                                          **({"attributes": t} if t else {})))
+             for i, t in enumerate(texts)]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines + ([] if mode == "fast" else ['{"request_id": "x"}'])) + "\n")
+    lake = Lake(tmp_path / "store")
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
+    assert (fastpath.LAST["outcome"] == "fast") == (mode == "fast")
+    costs = _costs(lake)
+    assert costs["r1"] < costs["r0"]  # flex is cheaper than the standard tier
+    assert costs["r2"] == costs["r3"] == costs["r1"]
+    capsys.readouterr()
+    assert main(["reprice", "--store", str(lake.root)]) == 0
+    assert "changed 0 of 4 requests" in capsys.readouterr().out
