@@ -95,6 +95,33 @@ def test_a_space_after_every_separator_belongs_to_the_separator(lake, write, tot
         5, s.join(["r9", "2026-03-02T12:09:00Z", "openai", '"gpt-4o"']))
 
 
+@pytest.mark.parametrize("s", [",", ", "], ids=["comma", "comma-space"])
+def test_odd_csv_records_are_quarantined_alone_on_both_readers(lake, write, totals, s):
+    # A record that is not UTF-8, one holding a lone carriage return (which ends a row for the
+    # csv readers but not a line), a field over Python csv's 128 KiB default: each is its own
+    # story; the rows after them keep their own lines and text.
+    def record(*fields):
+        return s.join(fields).encode("utf-8", "surrogateescape")
+
+    rows = [record("a", "2026-03-02T12:00:00Z", "gpt-4o", "1", "caf\udce9"),
+            record("b", "2026-03-02T12:00:00Z", "gpt-4o", "2", "x\ry"),
+            record("c", "2026-03-02T12:00:00Z", "gpt-4o", "3", "z" * 200_000),
+            record("d", "2026-03-02T12:00:00Z", "gpt-4o", "-4", "fine"),
+            record("e", "2026-03-02T12:00:00Z", "gpt-4o", "5", "fine")]
+    header = record("request_id", "ts", "model", "input_tokens", "input_text")
+    content = b"\n".join([header, *rows]) + b"\n"
+    f = ingest_paths(lake, [str(write("odd.csv", content))]).files[0]
+    assert (f.stored, f.quarantined, f.error) == ({"requests": 2}, 3, None)
+    assert totals("SELECT list(request_id ORDER BY request_id), max(length(input_text)) "
+                  "FROM requests") == (["c", "e"], 200_000)
+    assert totals("SELECT list(line ORDER BY line), list(raw ORDER BY line) FROM quarantine") == (
+        [2, 3, 5], [rows[i].decode("utf-8", "replace") for i in (0, 1, 3)])
+    reasons = totals("SELECT list(reason ORDER BY line) FROM quarantine")[0]
+    assert reasons[0].startswith("not valid UTF-8 text")
+    assert reasons[1:] == ["a carriage return ends the record early",
+                           "input_tokens is negative: -4"]
+
+
 def test_a_space_after_only_some_separators_is_part_of_the_value():
     from lib.ingest.formats.canonical import csv_space_after_separator
 

@@ -37,7 +37,7 @@ from lib import schema
 from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.json_structure import max_depth
-from lib.ingest.streams import LineBlock, line_blocks, without_lines_not_utf8
+from lib.ingest.streams import MAX_LINE_BYTES, LineBlock, line_blocks, without_lines_not_utf8
 from lib.ingest.validate import EXTRAS_COLUMN, RAW_TEXT_COLUMN
 
 TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
@@ -511,10 +511,15 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
         texts = _record_texts(data, first_line, record_lines)
         all_records = record_lines
         data, record_lines, not_text = _drop_records_not_utf8(data, first_line, record_lines)
-        if spaced:
-            table, rejects = _spaced_csv(columns, data, first_line, record_lines, delimiter)
-        else:
+        table = None
+        if not spaced:
             table, rejects = _arrow_csv(header_line, columns, data, record_lines, delimiter)
+        if table is None:
+            # each record from the texts (of the records as the block had them): the ones left
+            # after those dropped for their bytes
+            kept = np.searchsorted(all_records, record_lines)
+            table, rejects = _python_csv(columns, [(int(all_records[i]), texts[int(i)].as_py())
+                                                   for i in kept], delimiter, spaced)
         if "_line" in table.column_names and len(all_records):
             lines = table.column("_line").to_numpy()
             if len(lines) != len(all_records):
@@ -586,7 +591,10 @@ def _drop_records_not_utf8(data: bytes, first_line: int, record_lines: np.ndarra
 
 
 def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.ndarray,
-               delimiter: str = ",") -> tuple[pa.Table, list[Reject]]:
+               delimiter: str = ",") -> tuple[pa.Table | None, list[Reject]]:
+    """The records of ``data`` as an all-text table with ``_line``, and rejects; (None, []) when
+    Arrow's rows do not line up with the records (a lone carriage return, which ends a row for
+    Arrow but not a line here): :func:`_python_csv` reads that block instead."""
     invalid: list[tuple[int | None, str]] = []
 
     def on_invalid(row) -> str:
@@ -603,6 +611,8 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
             column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
     )
     table = table.rename_columns([c.strip() for c in table.column_names])
+    if table.num_rows + len(invalid) != len(record_lines):
+        return None, []
     rejects = []
     keep = np.ones(len(record_lines), dtype=bool)
     for number, text in invalid:
@@ -614,36 +624,43 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
         rejects.append(Reject(line, text[: schema.RAW_MAX_CHARS],
                               f"expected {len(columns)} CSV fields"))
     lines = record_lines[keep]
-    if len(lines) == table.num_rows:
-        table = table.append_column("_line", pa.array(lines, pa.int64()))
-    return table, rejects
+    if len(lines) != table.num_rows:
+        return None, []
+    return table.append_column("_line", pa.array(lines, pa.int64())), rejects
 
 
 # What Arrow's CSV reader reads as null in a text column (the _arrow_csv path): the same here.
 _CSV_NULLS = frozenset(pacsv.ConvertOptions().null_values)
+# Python's csv refuses a field over 128 KiB by default; Arrow's reader takes any a line can hold
+# (lines are bounded by lib.ingest.streams.MAX_LINE_BYTES).
+csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
 
 
-def _spaced_csv(columns: list[str], data: bytes, first_line: int, record_lines: np.ndarray,
-                delimiter: str) -> tuple[pa.Table, list[Reject]]:
-    """:func:`_arrow_csv` for a file with a space after each separator: Python's csv reader with
-    ``skipinitialspace`` drops that space and still reads ``a, "b, c"`` as two fields (Arrow's
-    reader has no such option: it keeps `` gpt-4o``, an unpriced model, and splits the quoted
-    field). Same table (all text, ``_line``) and rejects."""
-    numbers, starts, _ = LineBlock(first_line, data).line_numbers()
-    start_of = dict(zip(numbers.tolist(), starts.tolist(), strict=True))
-    bounds = [start_of[n] for n in record_lines.tolist()] + [len(data)]
+def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: str,
+                skip_space: bool) -> tuple[pa.Table, list[Reject]]:
+    """:func:`_arrow_csv` with Python's csv reader, one record at a time: for a file with a space
+    after each separator (``skip_space``: ``skipinitialspace`` drops it and still reads
+    ``a, "b, c"`` as two fields; Arrow's reader has no such option and keeps `` gpt-4o``, an
+    unpriced model), and for a block whose rows Arrow could not line up with its records.
+    ``records``: (line, text) of each record. Same table (all text, ``_line``) and rejects. A
+    record that reads as more than one (a lone carriage return ends a row for the csv readers)
+    is a reject of its own, never shifting the others."""
     values: list[list[str | None]] = [[] for _ in columns]
     lines, rejects = [], []
-    reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=delimiter,
-                        skipinitialspace=True)
-    records = (r for r in reader if r)  # blank lines: no record, as line_numbers skips them
-    for i, (line, record) in enumerate(zip(record_lines.tolist(), records, strict=False)):
-        if len(record) != len(columns):
-            text = data[bounds[i]:bounds[i + 1]].decode("utf-8").rstrip("\r\n")
-            rejects.append(Reject(line, text[: schema.RAW_MAX_CHARS],
-                                  f"expected {len(columns)} CSV fields"))
+    for line, text in records:
+        try:
+            rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                                          skipinitialspace=skip_space) if r]
+        except csv.Error as exc:
+            rejects.append(Reject(line, text.rstrip("\r\n")[: schema.RAW_MAX_CHARS],
+                                  f"not a CSV record: {exc}"))
             continue
-        for column, value in zip(values, record, strict=True):
+        if len(rows) != 1 or len(rows[0]) != len(columns):
+            why = ("a carriage return ends the record early" if len(rows) > 1
+                   else f"expected {len(columns)} CSV fields")
+            rejects.append(Reject(line, text.rstrip("\r\n")[: schema.RAW_MAX_CHARS], why))
+            continue
+        for column, value in zip(values, rows[0], strict=True):
             column.append(None if value in _CSV_NULLS else value)
         lines.append(line)
     table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
