@@ -497,6 +497,25 @@ def test_the_quarantine_keeps_a_jsonl_line_as_written_on_every_path(lake, write,
 
 
 @pytest.mark.parametrize("sql_path", ["1", "0"])
+@pytest.mark.parametrize("blank", [b"   ", b"\t", b" \r"])
+def test_two_objects_on_a_line_beside_a_whitespace_line_shift_no_row(lake, write, totals,
+                                                                     monkeypatch, sql_path, blank):
+    # Line 1 holds two objects (not JSON lines), line 3 only whitespace. Counting line 3 as a
+    # line made Arrow's 3 rows line up with 3 lines on the chunked path: rows took their
+    # neighbours' line numbers and text. Both paths now quarantine line 1 and store line 2.
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")
+    monkeypatch.setenv("SIGHTLINE_INGEST_SQL", sql_path)
+    a, b, c = (json.dumps(canonical_request(i, input_tokens=-1 if i == 1 else 10))
+               for i in range(3))
+    f = ingest_paths(lake, [str(write("two.jsonl", (a + b + "\n" + c + "\n").encode()
+                                      + blank + b"\n"))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 1)
+    assert totals("SELECT list(request_id) FROM requests") == (["r2"],)
+    assert totals("SELECT line, raw, reason LIKE 'not valid JSON%' FROM quarantine") == (
+        1, a + b, True)
+
+
+@pytest.mark.parametrize("sql_path", ["1", "0"])
 def test_a_jsonl_line_that_is_not_utf8_is_quarantined_on_every_path(lake, write, totals,
                                                                     monkeypatch, sql_path):
     # Arrow's JSON reader (the chunked path) does not check UTF-8: such bytes reached the store,

@@ -115,6 +115,7 @@ def _with_line_text(table: pa.Table, block: LineBlock) -> pa.Table:
     it, for the quarantine (:func:`_record_texts`)."""
     if "_line" not in table.column_names:
         return table
+    # every line that is not empty, whitespace-only ones too: a row's text ends at its own line
     numbers, _, _ = block.line_numbers()
     texts = _record_texts(block.data, block.first_line, numbers)
     at = np.searchsorted(numbers, table.column("_line").to_numpy())
@@ -155,7 +156,7 @@ def _without_lines_too_deep(block: LineBlock) -> LineBlock:
 
 def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
     """Parse a block of JSON lines: Arrow when it can, else pieces, else line by line."""
-    numbers, starts, ends = block.line_numbers()
+    numbers, starts, ends = _json_lines(block)
     table = _arrow_json(block.data, len(numbers))
     if table is not None:
         return [(table.append_column("_line", pa.array(numbers, pa.int64())), [])]
@@ -170,6 +171,24 @@ def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
         else:
             out.append(_json_lines_slow(block.data, nums, s, e))
     return out
+
+
+_WHITESPACE = np.array([ord(c) for c in " \t\r"], np.uint8)
+
+
+def _json_lines(block: LineBlock) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(number, start, end) of the block's lines that hold something: whitespace-only lines are
+    skipped (as the SQL path and Arrow's reader skip them). Counting one as a line would let a
+    line of two objects line up with the count, giving rows the wrong line numbers."""
+    numbers, starts, ends = block.line_numbers()
+    data = block.data
+    if not any(p in data for p in (b"\n ", b"\n\t", b"\n\r", b" \n", b"\t\n")) \
+            and not data.startswith((b" ", b"\t", b"\r")):
+        return numbers, starts, ends  # no line can be whitespace only: the usual case
+    buf = np.frombuffer(data, np.uint8)
+    content = np.flatnonzero(~np.isin(buf, _WHITESPACE) & (buf != 10))
+    holds = np.searchsorted(content, starts) < np.searchsorted(content, ends)
+    return numbers[holds], starts[holds], ends[holds]
 
 
 def _arrow_json(data: bytes, expected_rows: int) -> pa.Table | None:
