@@ -94,7 +94,9 @@ def test_langfuse_sdk_span_details(recorded, tmp_path):
     assert (first["session_id"], first["user_id"], first["feature"], first["customer_id"]) == (
         "sess-a", "user-1", "faq", "acme")
     assert (first["environment"], first["app_version"]) == ("staging", "1.4.2")
-    assert json.loads(first["attributes"])["model_parameters"]["temperature"] == 0.2
+    attributes = json.loads(first["attributes"])
+    assert attributes["langfuse.observation.model.parameters"]["temperature"] == 0.2
+    assert attributes["langfuse.trace.metadata"] == {"feature": "faq", "customer_id": "acme"}
     assert "langfuse.internal.is_app_root" not in first["attributes"]
     stream = rows[90]
     assert stream["ttft_ms"] >= 50 and stream["ttft_ms"] <= stream["latency_ms"]
@@ -174,6 +176,8 @@ def _span_line(attributes: dict, status: dict | None = None) -> bytes:
      "langfuse.observation.cost_details.total is not a finite number: free"),
     ({"langfuse.observation.completion_start_time": '"yesterday"'},
      "langfuse.observation.completion_start_time is not a time: yesterday"),
+    ({"langfuse.observation.usage_details": '{"input": NaN, "output": 2}'},
+     "langfuse.observation.usage_details.input is not an integer: NaN"),
 ])
 def test_a_bad_value_quarantines_its_span_naming_the_attribute(tmp_path, attributes, reason):
     path = tmp_path / "bad.jsonl"
@@ -192,3 +196,35 @@ def test_observations_that_are_not_model_calls_are_spans_only(tmp_path):
     f = ingest_paths(lake, [str(path)]).files[0]
     assert f.stored == {"spans": 1}
     assert Engine(lake).query("SELECT kind FROM spans").row(0) == ("tool",)
+
+
+def _request_of(tmp_path, attributes: dict) -> dict:
+    path = tmp_path / "one.jsonl"
+    path.write_bytes(_span_line({"langfuse.observation.type": "generation",
+                                 "langfuse.observation.model.name": "claude-haiku-4-5",
+                                 **attributes}))
+    lake = Lake(tmp_path / "store")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert f.stored.get("requests") == 1, f.reasons
+    return Engine(lake).query("SELECT * FROM requests").to_dicts()[0]
+
+
+def test_an_anthropic_usage_object_is_read_as_the_buckets_it_is(tmp_path):
+    # What anthropic's Usage.model_dump() gives: input_tokens EXCLUDES the cache reads and
+    # writes; cache_creation breaks cache_creation_input_tokens down; service_tier is no count.
+    usage = {"input_tokens": 100, "output_tokens": 20, "cache_read_input_tokens": 50,
+             "cache_creation_input_tokens": 10,
+             "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 0},
+             "server_tool_use": None, "service_tier": "standard"}
+    row = _request_of(tmp_path, {"langfuse.observation.usage_details": json.dumps(usage)})
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"],
+            row["output_tokens"]) == (160, 50, 10, 20)
+
+
+def test_level_error_makes_any_observation_an_error(tmp_path):
+    path = tmp_path / "tool.jsonl"
+    path.write_bytes(_span_line({"langfuse.observation.type": "tool",
+                                 "langfuse.observation.level": "ERROR"}))
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(path)])
+    assert Engine(lake).query("SELECT kind, status FROM spans").row(0) == ("tool", "error")

@@ -37,10 +37,11 @@ of kind ``llm``); ``agent``, ``tool``, ``chain``, ``retriever``, ``span``, ``eve
   (``input`` beside ``cache_read_input_tokens``...), read as the ``langfuse`` export format reads
   ``usageDetails``.
 Metadata (``langfuse.observation.metadata.<key>`` / ``langfuse.trace.metadata.<key>``, each value
-JSON-encoded by SDK v5) is stored in ``attributes`` as the objects ``metadata`` and
-``trace_metadata``; ``model.parameters`` as ``model_parameters``, whose ``service_tier`` (the
-wrapper writes the tier that served the call there) is also ``attributes.service_tier``, the
-price context of lib/pricing.py.
+JSON-encoded by SDK v5) is stored in ``attributes`` as the objects ``langfuse.observation.metadata``
+and ``langfuse.trace.metadata``, and ``langfuse.observation.model.parameters`` as an object too;
+its ``service_tier`` (the wrapper writes the tier that served the call there) is also
+``attributes.service_tier``, the price context of lib/pricing.py. A level ``ERROR`` makes any
+observation an error, model call or not.
 
 Bad values: a token count that is not an integer in 0 .. 2^63-1, a cost that is not a finite
 number, ``usage_details`` that is not a JSON object, or a completion start time that is not a
@@ -50,6 +51,7 @@ time: the span is quarantined naming the attribute, as in ``otlp-json``.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -66,6 +68,7 @@ SPAN_KIND = {"agent": "agent", "tool": "tool", "retriever": "retrieval", "chain"
 PREFIX = "langfuse.observation."
 OBSERVATION_METADATA = "langfuse.observation.metadata"
 TRACE_METADATA = "langfuse.trace.metadata"
+PARAMETERS = "langfuse.observation.model.parameters"
 # Span names the SDK's wrappers give, and the provider they call.
 WRAPPER_PROVIDERS = {"OpenAI-": "openai"}
 _HTTP_CODE = re.compile(r"^\s*Error code: (\d{3})\b")
@@ -76,8 +79,7 @@ CONSUMED = frozenset({
     "langfuse.observation.level", "langfuse.observation.status_message",
     "langfuse.observation.input", "langfuse.observation.output",
     "langfuse.observation.prompt.name", "langfuse.observation.prompt.version",
-    "langfuse.observation.model.parameters", "langfuse.environment", "langfuse.release",
-    OBSERVATION_METADATA, TRACE_METADATA,
+    "langfuse.environment", "langfuse.release",
 }) | oc.USER_KEY_SET
 DROPPED_PREFIXES = ("langfuse.internal.",)  # the SDK's own bookkeeping (as_root, is_app_root)
 METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "prompt_name",
@@ -92,6 +94,10 @@ def _json(value: Any) -> Any:
     try:
         return oc.loads(value)
     except ValueError:
+        pass
+    try:  # NaN, Infinity, 1e400: read, so the value's own check names it ("is not an integer")
+        return json.loads(value)
+    except (ValueError, RecursionError):
         return value
 
 
@@ -118,15 +124,24 @@ def _metadata(attrs: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
+# Keys of Langfuse's usage buckets (and of providers' flat usage objects read as such): the rest
+# (Anthropic's service_tier, server_tool_use...) is no token count.
+_BUCKET_PREFIXES = ("input", "prompt", "cache", "output", "completion", "total")
+
+
 def _tokens(details: dict) -> dict[str, int | None]:
     """Token columns from ``usage_details`` (either shape, see the module's doc)."""
     if "prompt_tokens" in details or "completion_tokens" in details:
         fields = provider_native.OPENAI_CHAT_USAGE
-    elif any(isinstance(v, dict) for v in details.values()):
+    elif "input_tokens_details" in details or "output_tokens_details" in details:
         fields = provider_native.OPENAI_RESPONSES_USAGE
     else:
+        # Buckets. An object or list inside is a breakdown of a bucket beside it (Anthropic's
+        # cache_creation of cache_creation_input_tokens), not more tokens.
+        buckets = {k: v for k, v in details.items() if k.lower().startswith(_BUCKET_PREFIXES)
+                   and not isinstance(v, (dict, list))}
         with _named("usageDetails.", "langfuse.observation.usage_details."):
-            inp, cached, write, out, reasoning = langfuse_exports.usage_details(details)[0]
+            inp, cached, write, out, reasoning = langfuse_exports.usage_details(buckets)[0]
         return {"input_tokens": inp, "cached_input_tokens": cached, "cache_write_tokens": write,
                 "output_tokens": out, "reasoning_tokens": reasoning}
     try:
@@ -185,6 +200,9 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     """Langfuse SDK span: (span kind, request columns or None, consumed attribute keys)."""
     a = span.attrs
     kind = str(a.get(MARKER) or "").lower()
+    level = str(a.get("langfuse.observation.level") or "").upper()
+    if level == "ERROR" and not span.error:
+        span.error = True  # the observation's level says so even where the span's status does not
     if kind not in MODEL_TYPES:
         return SPAN_KIND.get(kind, "other"), None, {MARKER}
     metadata = _metadata(a, OBSERVATION_METADATA)
@@ -194,12 +212,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     tokens = _tokens(details) if details else {}
     costs = _object(a.get("langfuse.observation.cost_details"),
                     "langfuse.observation.cost_details")
-    parameters = _object(a.get("langfuse.observation.model.parameters"),
-                         "langfuse.observation.model.parameters")
-    level = str(a.get("langfuse.observation.level") or "").upper()
+    parameters = _object(a.get(PARAMETERS), PARAMETERS)
     message = oc.as_text(a.get("langfuse.observation.status_message"))
-    if level == "ERROR" and not span.error:
-        span.error = True  # the observation's level says so even where the span's status does not
     if span.error and span.status_message is None:
         span.status_message = message
     model = oc.as_text(a.get("langfuse.observation.model.name"))
@@ -236,13 +250,15 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     tier = parameters.get("service_tier") if parameters else None
     if isinstance(tier, str) and "service_tier" not in a:
         a["service_tier"] = tier
-    # kept in attributes, as objects rather than escaped text
-    for key, value in (("metadata", metadata), ("trace_metadata", trace_metadata),
-                       ("model_parameters", parameters)):
+    # kept in attributes under the SDK's names, as objects rather than escaped text
+    for key, value in ((OBSERVATION_METADATA, metadata), (TRACE_METADATA, trace_metadata),
+                       (PARAMETERS, parameters)):
         if value:
             a[key] = value
-    if level and level not in ("DEFAULT", "ERROR"):
-        a["level"] = level  # DEBUG, WARNING: worth keeping; DEFAULT and ERROR say nothing new
+        else:
+            a.pop(key, None)
     consumed = CONSUMED | {k for k in a if k.startswith(DROPPED_PREFIXES)}
+    if level in ("DEBUG", "WARNING"):
+        consumed = consumed - {"langfuse.observation.level"}  # worth keeping; the rest say no more
     return "llm", request, consumed
 
