@@ -88,9 +88,10 @@ def duration(td) -> str:
 
 # C0 and C1 control characters, DEL, and the Unicode format characters that reorder or hide text
 # (bidirectional overrides and isolates, zero-width marks): what a terminal acts on or draws
-# misleadingly when text from a log is printed as is.
+# misleadingly when text from a log is printed as is. Lone surrogates too: a file name's bytes
+# that are not UTF-8 (os.fsdecode) would otherwise reach the terminal raw, or fail the print.
 _UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069"
-                           "\ufeff]")
+                           "\ufeff\ud800-\udfff]")
 
 
 def terminal_text(value) -> str:

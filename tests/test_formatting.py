@@ -78,6 +78,7 @@ def test_delta():
     ("\x9b2J", "\\x9b2J"),  # C1 control sequence introducer
     ("user\u202egnp.exe", "user\\u202egnp.exe"),  # right-to-left override
     ("zero\u200bwidth\ufeff", "zero\\u200bwidth\\ufeff"),
+    ("name\udc9b[2J.csv", "name\\udc9b[2J.csv"),  # a file name byte 0x9b (8-bit CSI), fsdecoded
     (None, "None"),
     (12, "12"),
 ])
