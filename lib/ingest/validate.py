@@ -263,12 +263,12 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             ("cached_input_tokens + cache_write_tokens > input_tokens AND input_tokens >= 0",
              "'cached_input_tokens + cache_write_tokens (' || "
              "CAST(cached_input_tokens + cache_write_tokens AS VARCHAR) || ') exceed "
-             "input_tokens (' || CAST(input_tokens AS VARCHAR) || '); input_tokens must include "
-             "cached ones'"),
+             "input_tokens (' || CAST(input_tokens AS VARCHAR) || '), which must include "
+             "them'"),
             ("reasoning_tokens > output_tokens AND output_tokens >= 0",
              "'reasoning_tokens (' || CAST(reasoning_tokens AS VARCHAR) || ') exceed "
-             "output_tokens (' || CAST(output_tokens AS VARCHAR) || '); output_tokens must "
-             "include reasoning ones'"),
+             "output_tokens (' || CAST(output_tokens AS VARCHAR) || '), which must include "
+             "them'"),
             ("status <> 'ok' AND status <> 'error'",
              "'status must be ok or error: ' || left(status, 40)"),
         ]

@@ -72,9 +72,12 @@ def _note(info: dict) -> str | None:
 
 
 # The checks a quarantine reason names: its "; "-separated parts ("missing ts; missing model"),
-# each without the value it quotes after ": " ("input_tokens is negative: -10").
+# each without the value it quotes after ": " ("input_tokens is negative: -10") and with its
+# numbers as N ("expected N CSV fields", "not valid UTF-8 text (byte N of the record)"), so
+# rows failing the same check group together. A value holding "; " still splits off a part.
 _CHECKS_SQL = ("list_distinct(list_transform(string_split(coalesce(reason, 'no reason'), '; '), "
-               "x -> split_part(x, ': ', 1)))")
+               "x -> regexp_replace(split_part(x, ': ', 1), '([ (])[0-9]+([ )]|$)', "
+               "'\\1N\\2', 'g')))")
 
 
 def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | None = None,

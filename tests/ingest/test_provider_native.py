@@ -527,7 +527,7 @@ def test_bad_values_are_quarantined_with_line_and_reason_and_good_rows_go_on(lak
     assert reasons[3] == "usage.prompt_tokens is not an integer: abc"
     assert reasons[4] == "usage.completion_tokens is not an integer: 1.5"
     assert reasons[5] == ("cached_input_tokens + cache_write_tokens (900) exceed input_tokens "
-                          "(800); input_tokens must include cached ones")
+                          "(800), which must include them")
     assert reasons[6].startswith("model is not valid UTF-8 text: gpt-")
     assert reasons[7] == ("not an OpenAI or Anthropic response (expected a JSON object): [1,2]")
     assert reasons[8] == "usage is missing: the response carries no token counts"

@@ -67,9 +67,28 @@ def test_quarantine_checks_count_inputs_per_check_without_the_values(lake, engin
         "missing ts; missing model"]
     got = inventory.quarantine_checks(engine)
     assert got.select("check", "inputs", "files").rows() == [
-        ("input_tokens is negative", 3, 2), ("expected 4 CSV fields", 1, 1),
+        ("input_tokens is negative", 3, 2), ("expected N CSV fields", 1, 1),
         ("missing model", 1, 1), ("missing ts", 1, 1), ("output_tokens is negative", 1, 1)]
     assert got["last_ingested_at"].null_count() == 0
+
+
+def test_checks_group_rows_whose_reasons_differ_only_in_numbers_and_values(lake, engine,
+                                                                             tmp_path):
+    rows = [canonical_request(i, input_tokens=100, cached_input_tokens=100 + i) for i in (1, 2)]
+    (tmp_path / "c.jsonl").write_bytes(jsonl_bytes(rows))
+    (tmp_path / "d.csv").write_text("request_id,ts,model\nx,2026-03-02T12:00:00Z\n"
+                                    "y,2026-03-02T12:00:00Z,gpt-4o,extra,fields\n")
+    ingest_paths(lake, [str(tmp_path / "c.jsonl"), str(tmp_path / "d.csv")])
+    engine.refresh()
+    assert sorted(inventory.quarantine(engine)["reason"].to_list()) == [
+        "cached_input_tokens + cache_write_tokens (101) exceed input_tokens (100), which must "
+        "include them",
+        "cached_input_tokens + cache_write_tokens (102) exceed input_tokens (100), which must "
+        "include them",
+        "expected 3 CSV fields", "expected 3 CSV fields"]
+    assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
+        ("cached_input_tokens + cache_write_tokens (N) exceed input_tokens (N), which must "
+         "include them", 2), ("expected N CSV fields", 2)]
 
 
 def test_the_quarantine_list_filters_by_file_and_check(lake, engine, tmp_path):
