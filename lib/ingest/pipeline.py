@@ -272,8 +272,21 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             earlier = memo.earlier_reads(lake)
         return earlier
 
+    store = lake.root.resolve()
+    store_noted = False
+
     def files(found: Iterable[Path]) -> Iterator[Source]:
+        nonlocal store_noted
         for p in found:
+            if p.resolve().is_relative_to(store):
+                # The store's own files (a folder of logs that holds the store, as data/ holds
+                # data/store/): reading them would re-read its rows, and every run would add
+                # manifest entries for the next run to try.
+                if not store_noted:
+                    report.files.append(FileReport(source=str(store), skipped=(
+                        "this is the store itself: its files are not read as input")))
+                    store_noted = True
+                continue
             src = _file_source(p, readers)
             why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
                                    "unchanged: same size, mtime and ctime")
@@ -327,9 +340,18 @@ def _hidden(path: Path, root: Path) -> bool:
 def _file_source(path: Path, readers: memo.Readers) -> Source:
     path = path.resolve()
     st = path.stat()
-    return Source(name=str(path), filename=path.name, open=lambda: open(path, "rb"),
-                  size=st.st_size, path=str(path),
-                  info={"file": memo.file_signature(str(path), st), **readers.info()})
+    # A name whose bytes are not UTF-8 (os.fsdecode gives lone surrogates) cannot be stored as
+    # text, nor handed to DuckDB: its lineage is the name with those bytes as \xNN escapes, and
+    # the file is read through Python (open takes the name as it is).
+    name = _text_name(str(path))
+    return Source(name=name, filename=_text_name(path.name), open=lambda: open(path, "rb"),
+                  size=st.st_size, path=str(path) if name == str(path) else None,
+                  info={"file": memo.file_signature(name, st), **readers.info()})
+
+
+def _text_name(name: str) -> str:
+    """``name`` as valid UTF-8 text: bytes a file name holds that are not UTF-8 as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _resolve_format(fmt: str | Format | None, mapping) -> Format | None:

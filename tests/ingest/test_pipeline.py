@@ -550,3 +550,33 @@ def test_a_file_read_under_two_mappings_in_turn_is_skipped_under_each(lake, writ
         "already ingested (unchanged: same size, mtime and ctime)"] * 3
     assert len(lake.commits()) == 2
 
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested_under_an_escaped_name(tmp_path, totals, lake):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/caf\xe9"
+    with open(raw + b".jsonl", "wb") as fh:
+        fh.write(jsonl_bytes([canonical_request(1)]))
+    with open(raw + b".csv", "wb") as fh:
+        fh.write(b"request_id,ts,model\nc1,2026-03-02T12:00:00Z,gpt-4o\n")
+    report = ingest_paths(lake, [str(folder)])
+    assert [(f.source, f.error) for f in report.files] == [
+        (f"{folder}/caf\\xe9.csv", None), (f"{folder}/caf\\xe9.jsonl", None)]
+    assert totals("SELECT count(*), list(DISTINCT source_file ORDER BY source_file) "
+                  "FROM requests") == (2, [f"{folder}/caf\\xe9.csv", f"{folder}/caf\\xe9.jsonl"])
+
+
+def test_a_folder_holding_the_store_does_not_feed_the_store_to_itself(tmp_path, write):
+    from lib.store import Lake
+
+    logs = write("a.jsonl", [canonical_request(1)]).parent  # tmp_path/in
+    lake = Lake(logs / "store")  # as data/ holds the default data/store/
+    first = ingest_paths(lake, [str(logs)])
+    assert [f.source for f in first.files] == [str(logs / "a.jsonl")]
+    commits = len(lake.commits())
+    again = ingest_paths(lake, [str(logs)])
+    assert [(f.source, f.skipped is not None, f.error) for f in again.files] == [
+        (str(logs / "a.jsonl"), True, None), (str(lake.root), True, None)]
+    assert "the store itself" in again.files[1].skipped
+    assert len(lake.commits()) == commits  # nothing read, nothing recorded
