@@ -72,11 +72,15 @@ def _note(info: dict) -> str | None:
 
 
 # The checks a quarantine reason names: its "; "-separated parts ("missing ts; missing model"),
-# each without the value it quotes after ": " ("input_tokens is negative: -10") and with its
-# numbers as N ("expected N CSV fields", "not valid UTF-8 text (byte N of the record)"), so
-# rows failing the same check group together. A value holding "; " still splits off a part.
+# each without the value it quotes after ": " ("input_tokens is negative: -10"), a format's
+# "span not usable: <why>" with its why ("span not usable: gen_ai.usage.input_tokens is not an
+# integer"), and with numbers as N ("expected N CSV fields", "byte N of the record"), so rows
+# failing the same check group together. A value holding "; " still splits off a part.
+_CHECK_OF_PART = ("CASE WHEN regexp_matches(x, '^[^:]* not (usable|readable|storable): ') "
+                  "THEN split_part(x, ': ', 1) || ': ' || split_part(x, ': ', 2) "
+                  "ELSE split_part(x, ': ', 1) END")
 _CHECKS_SQL = ("list_distinct(list_transform(string_split(coalesce(reason, 'no reason'), '; '), "
-               "x -> regexp_replace(split_part(x, ': ', 1), '([ (])[0-9]+([ )]|$)', "
+               f"x -> regexp_replace({_CHECK_OF_PART}, '([ (])[0-9]+([ )]|$)', "
                "'\\1N\\2', 'g')))")
 
 

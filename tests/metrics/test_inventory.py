@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from lib.ingest.pipeline import ingest_paths
 from lib.metrics import inventory
 from tests.ingest.conftest import canonical_request, jsonl_bytes
@@ -89,6 +91,23 @@ def test_checks_group_rows_whose_reasons_differ_only_in_numbers_and_values(lake,
     assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
         ("cached_input_tokens + cache_write_tokens (N) exceed input_tokens (N), which must "
          "include them", 2), ("expected N CSV fields", 2)]
+
+
+def test_a_span_format_reason_keeps_what_made_the_span_unusable(lake, engine, tmp_path):
+    def span(span_id: str, tokens: str) -> dict:
+        return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": span_id, "name": "chat",
+                "startTimeUnixNano": "1772452800000000000",
+                "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                               {"key": "gen_ai.request.model", "value": {"stringValue": "m"}},
+                               {"key": "gen_ai.usage.input_tokens",
+                                "value": {"stringValue": tokens}}]}
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        span("b7ad6b7169203331", "abc"), span("b7ad6b7169203332", "1.5")]}]}]}
+    (tmp_path / "spans.jsonl").write_text(json.dumps(doc) + "\n")
+    ingest_paths(lake, [str(tmp_path / "spans.jsonl")])
+    engine.refresh()
+    assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
+        ("span not usable: gen_ai.usage.input_tokens is not an integer", 2)]
 
 
 def test_the_quarantine_list_filters_by_file_and_check(lake, engine, tmp_path):
