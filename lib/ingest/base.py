@@ -54,8 +54,10 @@ class Chunk:
 
 def not_read_notes(not_read: dict[str, int]) -> list[str]:
     """``Chunk.not_read`` counts as the report's sentences: "1,204 log record(s) that are not
-    gen_ai.evaluation.result events: not read"."""
-    return [f"{n:,} {what}: not read" for what, n in not_read.items()]
+    gen_ai.evaluation.result events: not read"; a key that ends with a period is a sentence of
+    its own ("3 span(s) naming a model ...: kept as spans, not counted as requests.")."""
+    return [f"{n:,} {what}" if what.endswith(".") else f"{n:,} {what}: not read"
+            for what, n in not_read.items()]
 
 
 @dataclass(frozen=True)

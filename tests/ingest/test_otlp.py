@@ -379,3 +379,29 @@ def test_real_spans_are_priced_at_the_tier_that_served_them(tmp_path):
                           provider_id="openai",
                           genai_request_timestamp=datetime.now(UTC))
     assert rows[0]["cost_usd"] > float(standard.total_price) * 1.5  # priority is dearer
+
+
+def test_spans_naming_a_model_under_no_known_convention_are_noted(tmp_path, genai_files):
+    """OpenLLMetry's older llm.* and the Vercel AI SDK's ai.* attributes map to nothing: the
+    spans are kept as spans, and the report says so instead of silently giving no requests."""
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+
+    def span(i: int, attributes: dict) -> dict:
+        return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": f"b7ad6b716920333{i}",
+                "name": "call", "startTimeUnixNano": "1772452800000000000",
+                "attributes": [{"key": k, "value": {"stringValue": v}}
+                               for k, v in attributes.items()]}
+    spans = [span(1, {"llm.request.model": "gpt-4o", "traceloop.span.kind": "llm"}),
+             span(2, {"ai.model.id": "gpt-4o", "ai.usage.promptTokens": "12"}),
+             span(3, {"http.route": "/chat", "db.system": "postgresql"}),  # not a model call
+             span(4, {"gen_ai.agent.name": "planner"})]  # GenAI's own: its mapping decided
+    path = tmp_path / "others.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}) + "\n")
+    lake = Lake(tmp_path / "store")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert f.stored == {"spans": 4}
+    assert f.notes == [f"2 {oc.UNMAPPED_MODEL_SPANS}"]
+    # real instrumentation files give no such note: their spans are read
+    g = ingest_paths(lake, [str(genai_files["collector"])]).files[0]
+    assert g.stored.get("requests") and g.notes == []

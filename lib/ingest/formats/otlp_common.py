@@ -890,6 +890,21 @@ def parse_otlp(stream: BinaryIO, filename: str, mappers: dict[str, SpanMapper],
 
 
 NOT_READ_METRICS = "line(s) of OTLP metrics (resourceMetrics)"
+# Spans that name a model or token counts under attributes no mapping reads (OpenLLMetry's older
+# llm.*, the Vercel AI SDK's ai.*...): stored as spans, which would say nothing of why a file of
+# model calls gave no requests. A sentence of its own (it ends with a period: base.not_read_notes).
+UNMAPPED_MODEL_SPANS = ("span(s) naming a model or token counts in attributes no convention "
+                        "Sightline reads (it reads gen_ai.*, OpenInference and the Langfuse "
+                        "SDK's): kept as spans, not counted as requests.")
+_MODEL_KEY = re.compile(r"(?:^|\.)(?:model|modelname|modelid|prompttokens|completiontokens|"
+                        r"inputtokens|outputtokens|totaltokens|tokencount)(?:\.|$)")
+
+
+def looks_like_model_call(attrs: dict[str, Any]) -> bool:
+    """True when a span no mapping made a request still names a model or token counts outside
+    ``gen_ai.*`` (``llm.request.model``, ``ai.usage.promptTokens``)."""
+    return any(_MODEL_KEY.search(k.lower().replace("_", "")) for k in attrs
+               if not k.startswith("gen_ai."))
 
 
 def _other_signal(doc: Any) -> tuple[str | None, list]:
@@ -966,6 +981,8 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
             raise BadValue(f"not a span object: {shown(raw_span)}")
         span = Span(raw_span, resource)
         kind, request, consumed = mappers[choose(span.attrs)](span)
+        if request is None and kind == "other" and looks_like_model_call(span.attrs):
+            batch.not_read[UNMAPPED_MODEL_SPANS] += 1
         error = span.error
         error_type = span.exception_type() if error and request is not None \
             and not request.get("error_type") else None
