@@ -138,8 +138,15 @@ else:
                                                                   format="localized"),
                      "files": st.column_config.NumberColumn("Files added"),
                      "removed": st.column_config.NumberColumn("Files removed"),
-                     "note": st.column_config.TextColumn("Note"),
+                     "note": st.column_config.TextColumn("Note", width="large"),
                      "commit_id": st.column_config.TextColumn("Commit")})
+    noted = b.filter(pl.col("note").is_not_null())
+    if noted.height:
+        # The notes are sentences (what a format did not read, fields that look misnamed): whole
+        # here, as plain text (they quote names from the files).
+        with st.expander(f"Notes on {noted.height:,} batch(es)"):
+            st.text("\n\n".join(f"{r['source']} ({r['commit_id'][:12]}): {r['note']}"
+                                 for r in noted.head(200).iter_rows(named=True)))
     st.caption("A batch that went in wrong (misnamed fields, a wrong mapping) is taken out, "
                "quarantine included, with `python -m lib remove COMMIT --reason TEXT`: one "
                "commit, recorded here; its file can then be ingested again.")

@@ -140,3 +140,21 @@ def test_the_data_page_counts_quarantine_checks_and_filters_the_list(monkeypatch
     at.selectbox(key="quarantine_file").select(str(tmp_path / "b.csv")).run()
     assert not at.exception
     assert at.dataframe[2].value["raw"].tolist() == ["c2,2026-03-02T12:00:00Z,gpt-4o,-3"]
+
+
+def test_the_data_page_shows_batch_notes_whole(monkeypatch, tmp_path):
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    # "prompt_tokens" for input_tokens: the batch's note names the column it resembles
+    row = canonical_request(0)
+    row["prompt_tokens"] = row.pop("input_tokens")
+    (tmp_path / "a.jsonl").write_bytes(jsonl_bytes([row]))
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(tmp_path / "a.jsonl")])
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (expander,) = [e for e in at.expander if e.label.startswith("Notes on")]
+    assert expander.label == "Notes on 1 batch(es)"
+    (text,) = [t.value for t in at.text if str(tmp_path / "a.jsonl") in t.value]
+    assert "prompt_tokens" in text and "input_tokens" in text
