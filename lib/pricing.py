@@ -212,20 +212,17 @@ def context_keys(attributes: pl.Series) -> pl.Series:
                            for a in CONTEXT_ALIASES[key])]
         return pl.lit(f"{key}=") + pl.coalesce(found)
 
-    frame = (pl.DataFrame({"a": attributes.cast(pl.String)}).lazy()
-             .select(pl.when(hinted).then(col).alias("a"))
-             .select(pl.concat_str([part(k) for k in values], separator=";",
-                                   ignore_nulls=True).fill_null("").alias("ctx"),
-                     # hinted text Polars cannot parse (a trailing comma, NaN): DuckDB reads it
-                     (col.is_not_null() & col.str.json_path_match("$").is_null()).alias("odd"),
-                     col))
-    out = frame.collect()
-    if out["odd"].any():
-        odd = out.filter(pl.col("odd"))["a"].to_list()
-        keys = iter(_duckdb_context_keys(odd))
-        patched = [next(keys) if is_odd else key
-                   for key, is_odd in zip(out["ctx"], out["odd"], strict=True)]
-        return pl.Series("ctx", patched, dtype=pl.String)
+    out = (pl.DataFrame({"a": attributes.cast(pl.String)}).lazy()
+           .select(pl.when(hinted).then(col).alias("a"))
+           .select(pl.concat_str([part(k) for k in values], separator=";",
+                                 ignore_nulls=True).fill_null("").alias("ctx"), col)
+           .collect())
+    # Hinted text where no key was found may be text Polars cannot parse (a trailing comma,
+    # NaN): DuckDB reads it. Only those rows are parsed again.
+    unread = out.with_row_index("i").filter((pl.col("ctx") == "") & col.is_not_null())
+    odd = unread.filter(col.str.json_path_match("$").is_null())
+    if odd.height:
+        return out["ctx"].scatter(odd["i"], _duckdb_context_keys(odd["a"].to_list()))
     return out["ctx"]
 
 
