@@ -278,7 +278,8 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
     def files(found: Iterable[Path]) -> Iterator[Source]:
         nonlocal store_noted
         for p in found:
-            if p.resolve().is_relative_to(store):
+            p = p.resolve()
+            if p.is_relative_to(store):
                 # The store's own files (a folder of logs that holds the store, as data/ holds
                 # data/store/): reading them would re-read its rows, and every run would add
                 # manifest entries for the next run to try.
@@ -338,7 +339,7 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _file_source(path: Path, readers: memo.Readers) -> Source:
-    path = path.resolve()
+    """A local file (``path`` resolved) as a Source."""
     st = path.stat()
     # A name whose bytes are not UTF-8 (os.fsdecode gives lone surrogates) cannot be stored as
     # text, nor handed to DuckDB: its lineage is the name with those bytes as \xNN escapes, and

@@ -117,7 +117,7 @@ def _with_line_text(table: pa.Table, block: LineBlock) -> pa.Table:
         return table
     # every line that is not empty, whitespace-only ones too: a row's text ends at its own line
     numbers, _, _ = block.line_numbers()
-    texts = _record_texts(block.data, block.first_line, numbers)
+    texts = _record_texts(block, numbers, len(block.data))
     at = np.searchsorted(numbers, table.column("_line").to_numpy())
     if len(at) != len(numbers) or not np.array_equal(at, np.arange(len(numbers))):
         texts = texts.take(pa.array(at))
@@ -523,11 +523,12 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             name = table_name or table_for(columns)
             if name is None:
                 raise ValueError(f"CSV header {columns[:8]} names no canonical table")
-        record_lines, complete = _csv_records(LineBlock(first_line, data))
+        lines_of_data = LineBlock(first_line, data)
+        record_lines, complete = _csv_records(lines_of_data)
+        texts = _record_texts(lines_of_data, record_lines, complete)
         if complete < len(data):
             carry, carry_line = data[complete:], first_line + data[:complete].count(b"\n")
             data = data[:complete]
-        texts = _record_texts(data, first_line, record_lines)
         all_records = record_lines
         data, record_lines, not_text = _drop_records_not_utf8(data, first_line, record_lines)
         table = None
@@ -551,16 +552,18 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
                                     "unterminated quoted field at end of file")])
 
 
-def _record_texts(data: bytes, first_line: int, record_lines: np.ndarray) -> pa.StringArray:
-    """Each record of ``data`` (starting at ``record_lines``) as the file has it, for the
-    quarantine to keep for a row that fails validation (lib.ingest.validate: RAW_TEXT_COLUMN)
-    instead of a JSON rebuilt from the fields. Views of ``data``, not copies, until rows are
-    dropped; trailing line ends stay on (validate trims them, only for the rows it quarantines).
-    Not necessarily valid UTF-8: the records that are not are dropped before the texts are used."""
-    numbers, starts, _ = LineBlock(first_line, data).line_numbers()
-    offsets = np.append(starts[np.searchsorted(numbers, record_lines)], len(data))
+def _record_texts(block: LineBlock, record_lines: np.ndarray, end: int) -> pa.StringArray:
+    """Each record of ``block`` (starting at ``record_lines``, the last ending at byte ``end``)
+    as the file has it, for the quarantine to keep for a row that fails validation
+    (lib.ingest.validate: RAW_TEXT_COLUMN) instead of a JSON rebuilt from the fields. Views of
+    the block's bytes, not copies, until rows are dropped; trailing line ends stay on (validate
+    trims them, only for the rows it quarantines). Not necessarily valid UTF-8: the records that
+    are not are dropped before the texts are used. Uses the block's line numbers (computed once
+    per block)."""
+    numbers, starts, _ = block.line_numbers()
+    offsets = np.append(starts[np.searchsorted(numbers, record_lines)], end)
     return pa.StringArray.from_buffers(len(record_lines), pa.py_buffer(
-        offsets.astype(np.int32).tobytes()), pa.py_buffer(data))
+        offsets.astype(np.int32).tobytes()), pa.py_buffer(block.data))
 
 
 def _csv_records(block: LineBlock) -> tuple[np.ndarray, int]:
