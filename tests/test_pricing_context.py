@@ -332,13 +332,19 @@ def _context_rows() -> list[dict]:
               ("openai", "gpt-4o", 1200), ("self-hosted", "llama-3.1-8b-instruct", 900)]
     rows = []
     for i in range(len(forms) * len(models)):
-        provider, model, inp = models[i % len(models)]
-        row = canonical_request(i, ts=(DAY + timedelta(minutes=i)).isoformat(),
-                                provider=provider, model=model, input_tokens=inp,
-                                cached_input_tokens=inp // 4, output_tokens=300)
+        row = model_request(i, models)
         row.update(forms[(i // len(models)) % len(forms)])
         rows.append(row)
     return rows
+
+
+def model_request(i: int, models: list[tuple[str, str, int]]) -> dict:
+    """Request ``i`` of a grid of forms x ``models`` ((provider, model, input tokens)): the
+    models in turn, ``i`` minutes after DAY, a quarter of the input cached, 300 output tokens."""
+    provider, model, inp = models[i % len(models)]
+    return canonical_request(i, ts=(DAY + timedelta(minutes=i)).isoformat(), provider=provider,
+                             model=model, input_tokens=inp, cached_input_tokens=inp // 4,
+                             output_tokens=300)
 
 
 def _costs(lake: Lake) -> dict[str, float]:

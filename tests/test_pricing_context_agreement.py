@@ -24,7 +24,7 @@ from lib.cli import main
 from lib.ingest import fastpath
 from lib.store import Lake
 from tests.ingest.conftest import canonical_request
-from tests.test_pricing_context import _costs
+from tests.test_pricing_context import _costs, model_request
 
 DAY = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)  # the batch and tier variants apply
 
@@ -109,14 +109,8 @@ def _duplicate_key_rows() -> list[str]:
              '"attributes": {"region": "eu"}']
     models = [("anthropic", "claude-haiku-4-5", 4000), ("openai", "gpt-5-mini", 3000),
               ("anthropic", "claude-sonnet-4-5", 250_000)]  # past the 200k tier
-    lines = []
-    for i in range(len(forms) * len(models)):
-        provider, model, inp = models[i % len(models)]
-        row = canonical_request(i, ts=(DAY + timedelta(minutes=i)).isoformat(),
-                                provider=provider, model=model, input_tokens=inp,
-                                cached_input_tokens=inp // 4, output_tokens=300)
-        lines.append(json.dumps(row)[:-1] + ", " + forms[i // len(models)] + "}")
-    return lines
+    return [json.dumps(model_request(i, models))[:-1] + ", " + forms[i // len(models)] + "}"
+            for i in range(len(forms) * len(models))]
 
 
 @pytest.mark.parametrize("mode", ["fast", "exact-sql", "exact-arrow"])
