@@ -225,6 +225,16 @@ class Lake:
             self._lock_depth += 1
             try:
                 yield
+            except BaseException:
+                # A writer that raises (a full disk, a failed day of a rewrite) clears what it
+                # wrote, as the next writer would had it died: files no commit lists.
+                if self._lock_depth == 1 and self._lock_file is not None and not self.dry_run:
+                    try:
+                        self._clear_leftovers()
+                    except Exception:  # best effort: the error the caller sees is the first one
+                        log.warning("clearing after a failed write of %s failed", self.root,
+                                    exc_info=True)
+                raise
             finally:
                 self._lock_depth -= 1
                 if self._lock_depth == 0 and self._lock_file is not None:
@@ -258,17 +268,19 @@ class Lake:
         return deleted
 
     def _clear_leftovers(self) -> list[Path]:
-        """Delete what a writer killed mid-batch left behind; returns the paths deleted.
+        """Delete what a writer killed (or raising) mid-batch left behind; returns the paths
+        deleted.
 
-        Runs as the writer lock is taken and the last holder's marker is found: no writer is in
-        flight then. Deleted: the writers' scratch folders in ``_tmp`` (not a running dry run's,
-        and nothing when ``_tmp`` is a link to a shared place), ``_publish``'s temporary files,
-        and the data files (and their hidden temporary names) of the ids the marker lists that no
-        commit lists: they never reached the manifest, so no reader can see them. Files a commit
-        once listed (replaced by a compaction, say) stay: a reader's older snapshot may still
-        read them (``compact --gc-age`` deletes them later); so do the tables' files while a
-        manifest entry is unreadable (its files would look unlisted). Best effort: what cannot
-        be deleted stays, and the writer goes on."""
+        Runs as the writer lock is taken and the last holder's marker is found, and as a writer
+        that raised releases it: no other writer is in flight then. Deleted: the writers' scratch
+        folders in ``_tmp`` (not a running dry run's, and nothing when ``_tmp`` is a link to a
+        shared place), ``_publish``'s temporary files, and the data files (and their hidden
+        temporary names) of the ids the marker lists that no commit lists: they never reached
+        the manifest, so no reader can see them. Files a commit once listed (replaced by a
+        compaction, say) stay: a reader's older snapshot may still read them (``compact
+        --gc-age`` deletes them later); so do the tables' files while a manifest entry is
+        unreadable (its files would look unlisted). Best effort: what cannot be deleted stays,
+        and the writer goes on."""
         assert self._lock_file is not None and not self.dry_run, "hold the writer lock"
         deleted = self._clear_scratch(dry_runs_only=False)
         delete = functools.partial(_delete_leftover, deleted=deleted)

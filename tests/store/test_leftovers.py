@@ -2,8 +2,9 @@
 
 A writer holding the lake's lock keeps a marker, ``_manifest/.writing``, listing the ids its data
 files are named by; it removes the marker when it releases the lock. The next writer that finds
-the marker knows the last holder died and clears its leftovers. The kill -9 tests of real ingests
-are in tests/ingest/test_crash.py; these build the leftovers by hand to check what is spared.
+the marker knows the last holder died and clears its leftovers; a writer that raises clears its
+own as it releases the lock. The kill -9 tests of real ingests are in tests/ingest/test_crash.py;
+these build the leftovers by hand to check what is spared.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,70 @@ def test_a_running_dry_runs_folder_is_kept_and_a_killed_ones_cleared(lake):
     assert not killed_dir.exists()
     del running  # the run ends: its folder goes with it
     assert not running_dir.exists()
+
+
+def _data_files(lake: Lake) -> list[str]:
+    """Every data file (and hidden temporary) under the tables' folders, relative to the root."""
+    return sorted(str(p.relative_to(lake.root)) for p in lake.root.glob("*/date=*/*")
+                  if p.is_file())
+
+
+def _fail_on_second_write(monkeypatch) -> None:
+    """The second Parquet file a writer writes fails, as on a full disk, once the first is in
+    place."""
+    real = lake_module.pq.write_table
+    calls = []
+
+    def write_table(table, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 2:
+            Path(where).write_bytes(b"PAR1 half")  # what a full disk leaves
+            raise OSError(28, "No space left on device", str(where))
+        return real(table, where, **kwargs)
+
+    monkeypatch.setattr(lake_module.pq, "write_table", write_table)
+
+
+def test_an_append_that_raises_midway_clears_what_it_wrote(lake, monkeypatch):
+    _append(lake, 0)
+    before, version = _data_files(lake), lake.version()
+    _fail_on_second_write(monkeypatch)
+    two_days = [make_request(1), make_request(2, ts=make_request(0)["ts"] + timedelta(days=1))]
+
+    with pytest.raises(OSError, match="No space left"):
+        lake.append({"requests": requests_table(two_days)}, source="two days")
+
+    monkeypatch.undo()
+    assert _data_files(lake) == before  # the first day's file and the half-written one are gone
+    assert lake.version() == version and not (lake.manifest_dir / ".writing").exists()
+    assert lake._lock_file is None
+    _append(lake, 3)  # the lake goes on
+    assert len(lake.snapshot().files["requests"]) == 2
+
+
+def test_a_rewrite_that_raises_on_a_later_day_clears_the_days_it_wrote(lake):
+    first = make_request(0)
+    second = make_request(1, ts=first["ts"] + timedelta(days=1))
+    lake.append({"requests": requests_table([first, second])}, source="two days")
+    before, version = _data_files(lake), lake.version()
+    days = sorted({p.split("/")[1].split("=", 1)[1] for p in before})
+
+    def broken():
+        raise RuntimeError("the reprice of the second day failed")
+
+    with pytest.raises(RuntimeError, match="second day"):
+        lake.rewrite("requests", {days[0]: requests_table([first]), days[1]: broken},
+                     kind="reprice", source="test")
+
+    assert _data_files(lake) == before and lake.version() == version
+
+
+def test_a_failed_write_spares_files_a_commit_lists(lake, monkeypatch):
+    """Clearing after a raise deletes only files no commit lists: an error after the commit is
+    published (here, in the caller, still under the lock) loses nothing committed."""
+    with pytest.raises(KeyError), lake.writer_lock():
+        _append(lake, 0)
+        raise KeyError("after the commit")
+    files = lake.snapshot().files["requests"]
+    assert len(files) == 1 and (lake.root / files[0]).exists()
+    assert _data_files(lake) == files
