@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from lib import schema
 from lib.ingest.base import Reject
+from lib.ingest.values import REASON_SEPARATOR
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
@@ -183,6 +184,15 @@ def extras_sql(columns: list[str]) -> str | None:
     return f"nullif('{{' || concat_ws(',', {parts}) || '}}', '{{}}')"
 
 
+def _shown_sql(text: str, chars: int) -> str:
+    """SQL quoting the text ``text`` in a reason: its first ``chars`` characters, or, when they
+    hold "; " (which separates a reason's parts, see lib.ingest.values.shown), a JSON string of
+    them: ``"lots; of them"``."""
+    cut = f"left({text}, {chars})"
+    return (f"CASE WHEN contains({cut}, {_lit(REASON_SEPARATOR)}) "
+            f"THEN CAST(to_json({cut}) AS VARCHAR) ELSE {cut} END")
+
+
 def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
                 extras_json: str | None = None, carry: tuple[str, ...] = ()) -> str:
     """SQL that types, checks and normalizes rows of ``source`` as canonical table ``name``.
@@ -207,7 +217,7 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
                 inputs.append(f"{_q(col)} AS {_q('_in_' + col)}")
                 checks.append((f"{_q('_in_' + col)} IS NOT NULL AND {_q(col)} IS NULL",
                                f"{_lit(col + ' is not ' + kind + ': ')} || "
-                               f"left(CAST({_q('_in_' + col)} AS VARCHAR), 60)"))
+                               + _shown_sql(f"CAST({_q('_in_' + col)} AS VARCHAR)", 60)))
         else:
             expr = f"CAST(NULL AS {schema.duckdb_type(field.type)})"
         if col == "attributes" and extras_json:
@@ -270,7 +280,7 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
              "output_tokens (' || CAST(output_tokens AS VARCHAR) || '), which must include "
              "them'"),
             ("status <> 'ok' AND status <> 'error'",
-             "'status must be ok or error: ' || left(status, 40)"),
+             "'status must be ok or error: ' || " + _shown_sql("status", 40)),
         ]
     if "attributes" in target.names:
         checks.append((f"attributes IS NOT NULL AND NOT {_is_json_object('attributes')}",
@@ -292,7 +302,7 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             SELECT * {'REPLACE (' + ', '.join(replaces) + ')' if replaces else ''} FROM typed
         )
         SELECT {carried}_line,
-               CASE WHEN {bad} THEN concat_ws('; ', {reasons}) END AS _reason,
+               CASE WHEN {bad} THEN concat_ws({_lit(REASON_SEPARATOR)}, {reasons}) END AS _reason,
                {cols}
         FROM norm
     """

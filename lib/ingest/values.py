@@ -84,7 +84,9 @@ def shown(value: Any) -> str:
     - text as written (``abc``, ``1e400``), except text that is empty or only whitespace, which
       is written as a JSON string (``""``, ``" "``);
     - any other value as compact JSON (``true``, ``null``, ``12``, ``1.5``, ``1e+30``,
-      ``[1,2]``, ``{"a":1}``), NaN and the infinities as ``NaN``, ``Infinity``, ``-Infinity``.
+      ``[1,2]``, ``{"a":1}``), NaN and the infinities as ``NaN``, ``Infinity``, ``-Infinity``;
+    - either, when it holds ``"; "`` (which separates a reason's parts), as a JSON string
+      (``"lots; of them"``), so the Data page does not read its end as a check of its own.
 
     Why: a reason ends with the value, so an empty text would leave nothing after the colon
     (``epoch is not an integer: ``), read as a value missing or cut off; ``""`` says what was
@@ -105,7 +107,25 @@ def shown(value: Any) -> str:
             text = f"a {type(value).__name__} nested too deeply to be written"
     if len(text) > SHOWN_CHARS:
         text = text[:SHOWN_CHARS - 3] + "..."
+    if REASON_SEPARATOR in text:
+        text = _quoted(text)
     return valid_text(text)
+
+
+# A reason joins its parts with "; " (lib.ingest.validate.checked_sql); the Data page splits on it
+# to count the checks that failed (lib.metrics.inventory). A value holding it is quoted.
+REASON_SEPARATOR = "; "
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a JSON string of at most :data:`SHOWN_CHARS` characters, its end cut (and
+    ``...`` added) as needed: ``"a; b"``."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    cut = min(len(text), SHOWN_CHARS - 5)
+    while len(quoted) > SHOWN_CHARS and cut > 0:
+        quoted = json.dumps(text[:cut] + "...", ensure_ascii=False)
+        cut -= 1
+    return quoted
 
 
 def numeric_text(text: str) -> bool:

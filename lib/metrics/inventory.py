@@ -75,11 +75,14 @@ def _note(info: dict) -> str | None:
 # each without the value it quotes after ": " ("input_tokens is negative: -10"), a format's
 # "span not usable: <why>" with its why ("span not usable: gen_ai.usage.input_tokens is not an
 # integer"), and with numbers as N ("expected N CSV fields", "byte N of the record"), so rows
-# failing the same check group together. A value holding "; " still splits off a part.
+# failing the same check group together. A value holding "; " is quoted as a JSON string
+# (lib.ingest.values.shown): such strings are emptied before the split.
 _CHECK_OF_PART = ("CASE WHEN regexp_matches(x, '^[^:]* not (usable|readable|storable): ') "
                   "THEN split_part(x, ': ', 1) || ': ' || split_part(x, ': ', 2) "
                   "ELSE split_part(x, ': ', 1) END")
-_CHECKS_SQL = ("list_distinct(list_transform(string_split(coalesce(reason, 'no reason'), '; '), "
+_QUOTED_VALUES = ("regexp_replace(coalesce(reason, 'no reason'), "
+                  r"""': "([^"\\]|\\.)*"', ': ""', 'g')""")
+_CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, '; '), "
                f"x -> regexp_replace({_CHECK_OF_PART}, '([ (])[0-9]+([ )]|$)', "
                "'\\1N\\2', 'g')))")
 

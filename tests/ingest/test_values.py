@@ -65,6 +65,11 @@ def deeply_nested(depth: int = 100_000) -> list:
     ("ab\udcff\udcfecd", "ab\ufffd\ufffdcd"),   # bytes that were not UTF-8 (surrogateescape)
     ("\ud800", "\ufffd"),                      # a lone surrogate escape
     ({"k": "\ud800"}, '{"k":"\ufffd"}'),
+    # "; " separates a reason's parts: a value holding it is a JSON string
+    ("lots; of them", '"lots; of them"'),
+    ('say "hi"; bye', '"say \\"hi\\"; bye"'),
+    ({"a": "b; c"}, '"{\\"a\\":\\"b; c\\"}"'),
+    ("x; " * 30, '"' + "x; " * 18 + 'x..."'),
 ])
 def test_shown(value, text):
     assert shown(value) == text
@@ -78,6 +83,7 @@ def test_shown_never_fails_and_stays_short():
     assert shown(circular) == "a list that cannot be written"
     assert shown("\ud800" * 100) == "\ufffd" * 57 + "..."
     assert len(shown(" " * 100)) == 60
+    assert len(shown('"; ' * 100)) == 60  # quoted, with its quotes escaped
 
 
 # -- valid_text ------------------------------------------------------------------------------

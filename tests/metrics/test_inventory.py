@@ -110,6 +110,33 @@ def test_a_span_format_reason_keeps_what_made_the_span_unusable(lake, engine, tm
         ("span not usable: gen_ai.usage.input_tokens is not an integer", 2)]
 
 
+def test_a_value_holding_the_reason_separator_is_quoted_and_splits_off_no_check(lake, engine,
+                                                                               tmp_path):
+    # The canonical JSONL (SQL) path and a span format (Python) each quote the value.
+    (tmp_path / "e.jsonl").write_bytes(jsonl_bytes([
+        canonical_request(1, input_tokens="lots; of them", model=None),
+        canonical_request(2, status="fine; really")]))
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+        "name": "chat", "startTimeUnixNano": "1772452800000000000",
+        "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                       {"key": "gen_ai.request.model", "value": {"stringValue": "m"}},
+                       {"key": "gen_ai.usage.input_tokens",
+                        "value": {"stringValue": "a; b; c"}}]}]}]}]}
+    (tmp_path / "spans.jsonl").write_text(json.dumps(doc) + "\n")
+    ingest_paths(lake, [str(tmp_path / "e.jsonl"), str(tmp_path / "spans.jsonl")])
+    engine.refresh()
+    assert sorted(inventory.quarantine(engine)["reason"].to_list()) == [
+        'input_tokens is not an integer: "lots; of them"; missing model',
+        'span not usable: gen_ai.usage.input_tokens is not an integer: "a; b; c"',
+        'status must be ok or error: "fine; really"']
+    assert sorted(inventory.quarantine_checks(engine)["check"].to_list()) == [
+        "input_tokens is not an integer", "missing model",
+        "span not usable: gen_ai.usage.input_tokens is not an integer",
+        "status must be ok or error"]
+    assert inventory.quarantine(engine, check="missing model")["line"].to_list() == [1]
+
+
 def test_the_quarantine_list_filters_by_file_and_check(lake, engine, tmp_path):
     _quarantine_two_files(lake, engine, tmp_path)
     a, b = str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv")
