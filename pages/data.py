@@ -107,7 +107,18 @@ if unpriced.is_empty():
 else:
     st.warning("These models have no known price: their cost is left empty (not $0). Add them to "
                "`prices.yaml`, then run `python -m lib reprice`.")
-    st.dataframe(unpriced, hide_index=True, width="stretch")
+    st.dataframe(
+        unpriced.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz)),
+        hide_index=True, width="stretch",
+        column_config={
+            "provider": st.column_config.TextColumn("Provider"),
+            "model": st.column_config.TextColumn("Model"),
+            "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            "first_seen": st.column_config.DatetimeColumn(f"First seen ({f.tz})",
+                                                          format=TS_FORMAT),
+            "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})",
+                                                         format=TS_FORMAT)})
+    widgets.downloads(unpriced, "unpriced_models", key="dl_unpriced")
 
 orphans = engine.lake.orphans(older_than_s=300)
 if orphans:
@@ -122,7 +133,9 @@ b = inventory.batches(engine)
 if b.is_empty():
     st.caption("No batches yet.")
 else:
-    st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz)),
+    # Blank, not "None", where a batch has no format (demo, compact) or no note.
+    st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz),
+                                pl.col("format", "note").fill_null("")),
                  hide_index=True, width="stretch",
                  column_config={
                      "committed_at": st.column_config.DatetimeColumn(f"Committed ({f.tz})",
