@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -71,6 +71,10 @@ class Format:
                  decompressed, positioned at the start.
     priority  -- lower is asked first; specific formats before generic ones.
     doc       -- one line for ``--help`` and the docs.
+    finish    -- optional ``(batch: BatchWriter) -> dict[str, int]``: a pass over the rows the
+                 file gave, once all are written and before the batch commits (lib.store.lake's
+                 ``written_files`` / ``replace_written``); returns counts for the report's notes,
+                 as ``Chunk.not_read``.
     """
 
     name: str
@@ -81,3 +85,4 @@ class Format:
     # What, besides the content, decides the rows a file gives (a mapping's own text): a file
     # ingested again under a changed mapping is read again, not skipped as already ingested.
     identity: str = ""
+    finish: Callable[[Any], dict[str, int]] | None = None

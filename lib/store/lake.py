@@ -52,7 +52,7 @@ CHECK_PREFIX = "check-"
 # those ids that no commit lists are its leftovers (Lake._clear_leftovers).
 WRITING_MARKER = ".writing"
 # Scratch folders writers make in _tmp, by their prefix; anything else there is not ours.
-SCRATCH_PREFIXES = ("fast-", "ingest-", "seen-", CHECK_PREFIX)
+SCRATCH_PREFIXES = ("fast-", "ingest-", "seen-", "nest-", CHECK_PREFIX)
 # A dry run's folder this young counts as alive even before its lock is taken.
 DRY_RUN_GRACE_S = 60
 PARQUET_OPTIONS = dict(compression="zstd", row_group_size=256_000)
@@ -678,6 +678,7 @@ class BatchWriter:
         self._adopted: list[tuple[str, Path, str]] = []  # (table, hidden tmp path, final rel)
         self._seen: duckdb.DuckDBPyConnection | None = None
         self._seen_tables: set[str] = set()
+        self._sealed: set[str] = set()  # tables whose files were read back (written_files)
         self._done = False
         # Where its files go: the lake's tables, or a dry run's own folder (nothing in the store)
         self._base = lake.tmp_dir if lake.dry_run else lake.root
@@ -785,7 +786,48 @@ class BatchWriter:
         """Count ``n`` rows of ``name`` dropped as duplicates outside :meth:`add`."""
         self.result.duplicate_rows[name] = self.result.duplicate_rows.get(name, 0) + n
 
+    def written_files(self, name: str) -> list[Path]:
+        """The files of table ``name`` this batch has written so far (their hidden temporary
+        names), finished so they can be read: no row of ``name`` may be added after this call
+        (a format's pass over its own rows before the commit, see lib.ingest.base.Format)."""
+        return [tmp for tmp, _rel in self._written(name)]
+
+    def _written(self, name: str) -> list[tuple[Path, str]]:
+        self._sealed.add(name)
+        files = []
+        for (table, _day), (writer, tmp, rel) in self._writers.items():
+            if table == name:
+                writer.close()
+                files.append((tmp, rel))
+        return files + [(tmp, rel) for table, tmp, rel in self._adopted if table == name]
+
+    def replace_written(self, name: str, con: duckdb.DuckDBPyConnection, select: str,
+                        touched: str, params: dict) -> int:
+        """Rewrite the files of table ``name`` this batch wrote that hold a row meeting the SQL
+        condition ``touched``, each as the SQL ``select`` over its rows (the view ``written``),
+        through DuckDB connection ``con``; ``params`` are both queries' parameters. ``select``
+        keeps the canonical columns (``SELECT * REPLACE (...) FROM written WHERE ...``), each row
+        on its file's day. Returns how many rows fewer the batch now stores."""
+        dropped = 0
+        for tmp, rel in self._written(name):
+            source = f"read_parquet('{_sql_text(tmp)}')"
+            if not con.execute(f"SELECT count(*) FROM {source} WHERE {touched}",
+                               params).fetchone()[0]:
+                continue
+            fresh = tmp.with_name(f"{tmp.name}.{uuid.uuid4().hex}.tmp")
+            rows = con.execute(
+                f"COPY (WITH written AS (SELECT * FROM {source}) {select}) TO "
+                f"'{_sql_text(fresh)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE "
+                f"{PARQUET_OPTIONS['row_group_size']})", params).fetchone()[0]
+            os.replace(fresh, tmp)
+            dropped += self._rows[rel] - rows
+            self._rows[rel] = rows
+        self.result.stored[name] = self.result.stored.get(name, 0) - dropped
+        return dropped
+
     def _write(self, name: str, table: pa.Table) -> None:
+        if name in self._sealed:
+            raise RuntimeError(f"rows of {name} added after the batch's files were read back")
         day_numbers = _epoch_days(table.column("ts"))
         days = np.unique(day_numbers)
         for d in days:
@@ -884,6 +926,11 @@ class BatchWriter:
             self._seen = None
             shutil.rmtree(self.lake.tmp_dir / f"seen-{self.batch_id}", ignore_errors=True)
         self._lock.__exit__(None, None, None)
+
+
+def _sql_text(path: Path) -> str:
+    """``path`` inside an SQL string literal."""
+    return str(path).replace("'", "''")
 
 
 def _pause_for_tests(stage: str) -> None:

@@ -1,0 +1,185 @@
+"""A model call recorded twice, by two instrumentations of one process, is counted once.
+
+The ``openai`` client instrumented by both openinference-instrumentation-openai and
+opentelemetry-instrumentation-openai-v2 on one tracer provider, recorded with the real packages
+against the fake server: each call gives an openai-v2 span around an OpenInference LLM span, both
+with the model and the tokens, and each call must count once (lib/ingest/nesting.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lib.ingest.nesting import NOTE
+from lib.ingest.pipeline import ingest_paths
+from lib.store import Lake
+from lib.store.engine import Engine
+from tests.ingest.fake_openai import SCENARIO, record_spans, scenario_truth
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    protobuf_file, collector_file, ledger = record_spans(
+        "openinference+otel-genai", tmp_path_factory.mktemp("nested-calls"), SCENARIO)
+    return {"protobuf": protobuf_file, "collector": collector_file, "ledger": ledger}
+
+
+def _ingest(tmp_path, path):
+    lake = Lake(tmp_path / "store")
+    report = ingest_paths(lake, [str(path)])
+    assert report.ok, [f.error for f in report.files]
+    return report.files[0], Engine(lake)
+
+
+def test_both_instrumentations_recorded_every_call(recorded):
+    text = recorded["collector"].read_text()
+    assert '"llm.token_count.prompt"' in text and '"gen_ai.usage.input_tokens"' in text
+    assert len(recorded["ledger"]) == len(SCENARIO)
+
+
+@pytest.mark.parametrize("encoding", ["protobuf", "collector"])
+def test_each_call_counts_once_with_the_servers_totals(recorded, tmp_path, encoding):
+    report, engine = _ingest(tmp_path, recorded[encoding])
+    truth = scenario_truth(SCENARIO)
+    got = engine.query(
+        "SELECT count(*), count(*) FILTER (status = 'error'), sum(input_tokens), "
+        "sum(cached_input_tokens), sum(output_tokens), sum(reasoning_tokens) FROM requests").row(0)
+    assert got == (truth["requests"], truth["errors"], truth["input_tokens"],
+                   truth["cached_input_tokens"], truth["output_tokens"],
+                   truth["reasoning_tokens"])
+    envelopes = report.not_read[NOTE]
+    assert envelopes >= truth["requests"] - 1  # every wrapped call (embeddings may not be)
+    assert report.stored["requests"] == truth["requests"]
+    # the envelopes stay in the trace, with what they recorded and the call they count as
+    kept = engine.query("SELECT span_id, attributes FROM spans WHERE attributes LIKE "
+                        "'%sightline.counted_as%'")
+    assert kept.height == envelopes
+    ids = set(engine.query("SELECT request_id FROM requests")["request_id"].to_list())
+    for row in kept.iter_rows(named=True):
+        attrs = json.loads(row["attributes"])
+        assert attrs["sightline.counted_as"] in ids and row["span_id"] not in ids
+        assert engine.scalar("SELECT parent_id FROM requests WHERE request_id = $id",
+                             {"id": attrs["sightline.counted_as"]}) == row["span_id"]
+
+
+# -- Hand-written traces: the rule's edges ------------------------------------------------------
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+T0_NS = 1772452800000000000  # 2026-03-02 12:00 UTC
+
+
+def _attr(key, value):
+    return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int)
+            else {"stringValue": value}}
+
+
+def _call(span_id, parent=None, *, at_ms=0, inputs=100, outputs=10, error=False, events=()):
+    span = {"traceId": TRACE, "spanId": span_id, "name": "chat gpt-4o",
+            "startTimeUnixNano": str(T0_NS + at_ms * 10**6),
+            "endTimeUnixNano": str(T0_NS + (at_ms + 500) * 10**6),
+            "attributes": [_attr("gen_ai.operation.name", "chat"),
+                           _attr("gen_ai.request.model", "gpt-4o"),
+                           _attr("gen_ai.provider.name", "openai"),
+                           _attr("gen_ai.usage.input_tokens", inputs),
+                           _attr("gen_ai.usage.output_tokens", outputs)],
+            "events": list(events)}
+    if parent:
+        span["parentSpanId"] = parent
+    if error:
+        span["status"] = {"code": 2, "message": "rate limited"}
+    return span
+
+
+def _step(span_id, parent=None):
+    span = {"traceId": TRACE, "spanId": span_id, "name": "retry",
+            "startTimeUnixNano": str(T0_NS), "endTimeUnixNano": str(T0_NS + 10**9),
+            "attributes": [_attr("gen_ai.operation.name", "execute_tool")]}
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def _ingest_spans(tmp_path, spans, *, dry_run=False):
+    path = tmp_path / "trace.jsonl"
+    # children first, as an SDK exports them (a span is exported when it ends)
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}) + "\n")
+    lake = Lake(tmp_path / "store")
+    report = ingest_paths(lake.checking() if dry_run else lake, [str(path)])
+    assert report.ok, [f.error for f in report.files]
+    return report.files[0], Engine(lake)
+
+
+def _counted_as(engine):
+    rows = engine.query("SELECT span_id, attributes FROM spans WHERE attributes LIKE "
+                        "'%sightline.counted_as%' ORDER BY span_id").rows()
+    return {span_id: json.loads(attrs)["sightline.counted_as"] for span_id, attrs in rows}
+
+
+def test_an_envelope_around_a_failed_call_and_its_retry_counts_as_those_two(tmp_path):
+    report, engine = _ingest_spans(tmp_path, [
+        _call("b000000000000002", "b000000000000001", at_ms=10, error=True, inputs=0, outputs=0),
+        _call("b000000000000003", "b000000000000001", at_ms=900),
+        _call("b000000000000001", inputs=100, outputs=10)])
+    assert engine.query("SELECT request_id, status, input_tokens FROM requests "
+                        "ORDER BY ts").rows() == [("b000000000000002", "error", 0),
+                                                  ("b000000000000003", "ok", 100)]
+    assert report.not_read == {NOTE: 1} and report.stored["requests"] == 2
+    assert _counted_as(engine) == {"b000000000000001": "b000000000000003"}  # the last call
+    envelope = json.loads(engine.scalar(
+        "SELECT attributes FROM spans WHERE span_id = 'b000000000000001'"))
+    assert (envelope["model"], envelope["input_tokens"], envelope["output_tokens"]) == (
+        "gpt-4o", 100, 10)
+    assert engine.scalar("SELECT count(*) FROM spans") == 3  # nothing leaves the trace
+
+
+def test_nested_three_deep_through_other_spans_counts_the_innermost_call(tmp_path):
+    _, engine = _ingest_spans(tmp_path, [
+        _call("c000000000000004", "c000000000000003", at_ms=5),
+        _step("c000000000000003", "c000000000000002"),
+        _call("c000000000000002", "c000000000000001"),
+        _call("c000000000000001")])
+    assert engine.query("SELECT request_id FROM requests").rows() == [("c000000000000004",)]
+    assert _counted_as(engine) == {"c000000000000001": "c000000000000004",
+                                   "c000000000000002": "c000000000000004"}
+
+
+def test_calls_side_by_side_are_each_counted(tmp_path):
+    report, engine = _ingest_spans(tmp_path, [
+        _call("d000000000000002", "d000000000000001"),
+        _call("d000000000000003", "d000000000000001", at_ms=600),
+        _step("d000000000000001")])
+    assert engine.scalar("SELECT count(*) FROM requests") == 2
+    assert report.not_read == {} and _counted_as(engine) == {}
+
+
+def test_parent_links_that_loop_end_the_walk(tmp_path):
+    report, engine = _ingest_spans(tmp_path, [
+        _call("e000000000000001", "e000000000000002"),
+        _call("e000000000000002", "e000000000000001", at_ms=600),
+        _step("e000000000000003", "e000000000000004"),
+        _call("e000000000000004", "e000000000000003", at_ms=900)])
+    # every call is above another: none is the innermost, so each counts (nothing to keep)
+    assert engine.scalar("SELECT count(*) FROM requests") == 3
+    assert report.not_read == {}
+
+
+def test_an_evaluation_of_the_envelope_moves_to_the_call_it_counts_as(tmp_path):
+    judged = {"name": "gen_ai.evaluation.result", "timeUnixNano": str(T0_NS + 2 * 10**9),
+              "attributes": [_attr("gen_ai.evaluation.name", "relevance"),
+                             {"key": "gen_ai.evaluation.score.value",
+                              "value": {"doubleValue": 0.8}}]}
+    _, engine = _ingest_spans(tmp_path, [
+        _call("f000000000000002", "f000000000000001"),
+        _call("f000000000000001", events=[judged])])
+    assert engine.query("SELECT request_id, metric, score FROM evals").rows() == [
+        ("f000000000000002", "relevance", 0.8)]
+
+
+def test_a_dry_run_counts_what_the_ingest_stores(tmp_path):
+    spans = [_call("a000000000000002", "a000000000000001"), _call("a000000000000001")]
+    checked, _ = _ingest_spans(tmp_path, spans, dry_run=True)
+    stored, engine = _ingest_spans(tmp_path, spans)
+    assert checked.stored == stored.stored == {"requests": 1, "spans": 2}
+    assert checked.not_read == stored.not_read == {NOTE: 1}
+    assert engine.scalar("SELECT count(*) FROM requests") == 1
