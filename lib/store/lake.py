@@ -679,6 +679,7 @@ class BatchWriter:
         self._seen: duckdb.DuckDBPyConnection | None = None
         self._seen_tables: set[str] = set()
         self._sealed: set[str] = set()  # tables whose files were read back (written_files)
+        self._files_made = 0
         self._done = False
         # Where its files go: the lake's tables, or a dry run's own folder (nothing in the store)
         self._base = lake.tmp_dir if lake.dry_run else lake.root
@@ -772,8 +773,7 @@ class BatchWriter:
         by :meth:`abort`. ``rows`` are counted as stored."""
         if self._done:
             raise RuntimeError("batch already committed or aborted")
-        rel = f"{name}/date={day}/{self.batch_id}-{len(self._writers) + len(self._adopted)}" \
-              ".parquet"
+        rel = f"{name}/date={day}/{self.batch_id}-{self._next_file()}.parquet"
         final = self._base / rel
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
@@ -807,23 +807,42 @@ class BatchWriter:
         condition ``touched``, each as the SQL ``select`` over its rows (the view ``written``),
         through DuckDB connection ``con``; ``params`` are both queries' parameters. ``select``
         keeps the canonical columns (``SELECT * REPLACE (...) FROM written WHERE ...``), each row
-        on its file's day. Returns how many rows fewer the batch now stores."""
+        on its file's day; a file left with no row leaves the batch. Returns how many rows fewer
+        the batch now stores."""
         dropped = 0
         for tmp, rel in self._written(name):
-            source = f"read_parquet('{_sql_text(tmp)}')"
+            # Not hive_partitioning: the date=... folder is no column of the file.
+            source = f"read_parquet('{_sql_text(tmp)}', hive_partitioning = false)"
             if not con.execute(f"SELECT count(*) FROM {source} WHERE {touched}",
                                params).fetchone()[0]:
                 continue
             fresh = tmp.with_name(f"{tmp.name}.{uuid.uuid4().hex}.tmp")
-            rows = con.execute(
-                f"COPY (WITH written AS (SELECT * FROM {source}) {select}) TO "
-                f"'{_sql_text(fresh)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE "
-                f"{PARQUET_OPTIONS['row_group_size']})", params).fetchone()[0]
-            os.replace(fresh, tmp)
+            try:
+                rows = con.execute(
+                    f"COPY (WITH written AS (SELECT * FROM {source}) {select}) TO "
+                    f"'{_sql_text(fresh)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE "
+                    f"{PARQUET_OPTIONS['row_group_size']})", params).fetchone()[0]
+                if rows:
+                    os.replace(fresh, tmp)
+                else:  # nothing left of this file: it leaves the batch
+                    tmp.unlink()
+                    self._forget(tmp)
+            finally:
+                fresh.unlink(missing_ok=True)
             dropped += self._rows[rel] - rows
             self._rows[rel] = rows
         self.result.stored[name] = self.result.stored.get(name, 0) - dropped
         return dropped
+
+    def _next_file(self) -> int:
+        """The number of the batch's next file (never reused, even for a file that left it)."""
+        self._files_made += 1
+        return self._files_made - 1
+
+    def _forget(self, tmp: Path) -> None:
+        """Take a file this batch wrote (already deleted) out of what it commits."""
+        self._writers = {k: v for k, v in self._writers.items() if v[1] != tmp}
+        self._adopted = [a for a in self._adopted if a[1] != tmp]
 
     def _write(self, name: str, table: pa.Table) -> None:
         if name in self._sealed:
@@ -835,7 +854,7 @@ class BatchWriter:
             day = _day_str(d)
             key = (name, day)
             if key not in self._writers:
-                rel = f"{name}/date={day}/{self.batch_id}-{len(self._writers)}.parquet"
+                rel = f"{name}/date={day}/{self.batch_id}-{self._next_file()}.parquet"
                 final = self._base / rel
                 final.parent.mkdir(parents=True, exist_ok=True)
                 tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
+from lib import schema
 from lib.ingest.nesting import NOTE
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
@@ -74,15 +76,17 @@ def _attr(key, value):
             else {"stringValue": value}}
 
 
-def _call(span_id, parent=None, *, at_ms=0, inputs=100, outputs=10, error=False, events=()):
+def _call(span_id, parent=None, *, at_ms=0, ms=500, inputs=100, outputs=10, error=False,
+          events=(), **attributes):
     span = {"traceId": TRACE, "spanId": span_id, "name": "chat gpt-4o",
             "startTimeUnixNano": str(T0_NS + at_ms * 10**6),
-            "endTimeUnixNano": str(T0_NS + (at_ms + 500) * 10**6),
+            "endTimeUnixNano": str(T0_NS + (at_ms + ms) * 10**6),
             "attributes": [_attr("gen_ai.operation.name", "chat"),
                            _attr("gen_ai.request.model", "gpt-4o"),
                            _attr("gen_ai.provider.name", "openai"),
                            _attr("gen_ai.usage.input_tokens", inputs),
-                           _attr("gen_ai.usage.output_tokens", outputs)],
+                           _attr("gen_ai.usage.output_tokens", outputs),
+                           *(_attr(k, v) for k, v in attributes.items())],
             "events": list(events)}
     if parent:
         span["parentSpanId"] = parent
@@ -120,7 +124,7 @@ def test_an_envelope_around_a_failed_call_and_its_retry_counts_as_those_two(tmp_
     report, engine = _ingest_spans(tmp_path, [
         _call("b000000000000002", "b000000000000001", at_ms=10, error=True, inputs=0, outputs=0),
         _call("b000000000000003", "b000000000000001", at_ms=900),
-        _call("b000000000000001", inputs=100, outputs=10)])
+        _call("b000000000000001", ms=2000, inputs=100, outputs=10)])
     assert engine.query("SELECT request_id, status, input_tokens FROM requests "
                         "ORDER BY ts").rows() == [("b000000000000002", "error", 0),
                                                   ("b000000000000003", "ok", 100)]
@@ -156,7 +160,7 @@ def test_calls_side_by_side_are_each_counted(tmp_path):
 def test_parent_links_that_loop_end_the_walk(tmp_path):
     report, engine = _ingest_spans(tmp_path, [
         _call("e000000000000001", "e000000000000002"),
-        _call("e000000000000002", "e000000000000001", at_ms=600),
+        _call("e000000000000002", "e000000000000001"),
         _step("e000000000000003", "e000000000000004"),
         _call("e000000000000004", "e000000000000003", at_ms=900)])
     # every call is above another: none is the innermost, so each counts (nothing to keep)
@@ -183,3 +187,100 @@ def test_a_dry_run_counts_what_the_ingest_stores(tmp_path):
     assert checked.stored == stored.stored == {"requests": 1, "spans": 2}
     assert checked.not_read == stored.not_read == {NOTE: 1}
     assert engine.scalar("SELECT count(*) FROM requests") == 1
+
+
+def test_a_call_made_after_the_span_above_it_ended_is_not_the_same_call(tmp_path):
+    report, engine = _ingest_spans(tmp_path, [
+        _call("1000000000000002", "1000000000000001", at_ms=600),
+        _call("1000000000000001", ms=500)])
+    assert engine.scalar("SELECT count(*) FROM requests") == 2 and report.not_read == {}
+
+
+def test_the_counted_call_takes_what_it_lacks_from_its_envelope(tmp_path):
+    inner_without_usage = _call("2000000000000002", "2000000000000001", at_ms=5)
+    inner_without_usage["attributes"] = [a for a in inner_without_usage["attributes"]
+                                         if "usage" not in a["key"]]
+    _, engine = _ingest_spans(tmp_path, [
+        inner_without_usage,
+        _call("2000000000000001", ms=900, inputs=1000, outputs=200,
+              **{"user.id": "u-7", "app.feature": "search", "gen_ai.prompt.name": "answer"}),
+        # beside it, an inner call with its own usage and user keeps them
+        _call("3000000000000002", "3000000000000001", at_ms=5, inputs=40, outputs=4,
+              **{"user.id": "u-inner"}),
+        _call("3000000000000001", ms=900, inputs=1000, outputs=200, **{"user.id": "u-8"})])
+    rows = engine.query("SELECT request_id, user_id, feature, prompt_name, input_tokens, "
+                        "output_tokens, cost_usd > 0 FROM requests ORDER BY request_id").rows()
+    assert rows == [("2000000000000002", "u-7", "search", "answer", 1000, 200, True),
+                    ("3000000000000002", "u-inner", None, None, 40, 4, True)]
+
+
+def test_stored_files_have_the_canonical_columns_and_no_empty_file(tmp_path):
+    # A trace across midnight UTC: the envelope's day keeps no request.
+    late = T0_NS - 12 * 3600 * 10**9 - 10**9  # 2026-03-01 23:59:59
+    envelope = _call("4000000000000001", ms=3000)
+    envelope["startTimeUnixNano"], envelope["endTimeUnixNano"] = str(late), str(late + 3 * 10**9)
+    inner = _call("4000000000000002", "4000000000000001")
+    inner["startTimeUnixNano"], inner["endTimeUnixNano"] = str(late + 2 * 10**9), str(
+        late + 2 * 10**9 + 5 * 10**8)
+    judged = {"name": "gen_ai.evaluation.result", "timeUnixNano": str(late + 4 * 10**9),
+              "attributes": [_attr("gen_ai.evaluation.name", "relevance")]}
+    envelope["events"] = [judged]
+    _, engine = _ingest_spans(tmp_path, [inner, envelope])
+    lake = engine.lake
+    (commit,) = lake.commits()
+    assert all(f["rows"] > 0 for f in commit.added)
+    assert commit.rows["requests"] == 1
+    for table in ("requests", "spans", "evals"):
+        # as any Parquet reader sees the lake: no date column from the folder's name
+        read = pq.read_table(lake.root / table, partitioning=None)
+        assert read.column_names == schema.TABLES[table].names, table
+    assert engine.query("SELECT request_id, case_id FROM evals").rows() == [
+        ("4000000000000002", "4000000000000002")]
+
+
+def test_the_same_spans_read_again_add_nothing(tmp_path):
+    first = [_call("5000000000000002", "5000000000000001"), _call("5000000000000001", ms=900)]
+    _ingest_spans(tmp_path, first)
+    # the Collector's file, grown by one trace, read again (or the same spans under another name)
+    more = {**_call("6000000000000001"), "traceId": "1" * 32}
+    report, engine = _ingest_spans(tmp_path, [*first, more])
+    assert sorted(engine.query("SELECT request_id FROM requests")["request_id"].to_list()) == [
+        "5000000000000002", "6000000000000001"]
+    assert report.stored["requests"] == 1 and report.not_read == {NOTE: 1}
+
+
+def test_an_envelope_whose_call_came_in_an_earlier_file_is_found(tmp_path):
+    # A span ends (and is exported) before the span around it: a rotated file holds the call,
+    # the next one its envelope.
+    _ingest_spans(tmp_path, [_call("7000000000000002", "7000000000000001", at_ms=5)])
+    report, engine = _ingest_spans(tmp_path, [_call("7000000000000001", ms=900)])
+    assert engine.query("SELECT request_id FROM requests").rows() == [("7000000000000002",)]
+    assert report.not_read == {NOTE: 1}
+    assert _counted_as(engine) == {"7000000000000001": "7000000000000002"}
+
+
+def test_a_failure_while_rewriting_leaves_the_store_as_it_was(tmp_path, monkeypatch):
+    from lib.store import lake as lake_module
+
+    _ingest_spans(tmp_path, [_call("8000000000000001")])
+    lake = Lake(tmp_path / "store")
+    version, files = lake.version(), sorted(p for p in lake.root.rglob("*") if p.is_file()
+                                            and "_manifest" not in p.parts)
+    real = lake_module.os.replace
+
+    def full_disk(src, dst):
+        if str(src).count(".tmp") == 2:  # a rewritten file, about to take its place
+            raise OSError(28, "No space left on device", str(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(lake_module.os, "replace", full_disk)
+    path = tmp_path / "trace.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+        _call("9000000000000002", "9000000000000001", at_ms=5),
+        _call("9000000000000001", ms=900)]}]}]}) + "\n")
+    report = ingest_paths(lake, [str(path)])
+    assert "No space left" in report.files[0].error
+    monkeypatch.undo()
+    assert lake.version() == version
+    assert sorted(p for p in lake.root.rglob("*") if p.is_file()
+                  and "_manifest" not in p.parts) == files

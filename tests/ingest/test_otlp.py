@@ -187,7 +187,7 @@ def test_handwritten_column_mapping():
     assert (claude["model"], claude["response_model"]) == \
         ("claude-sonnet-4-0", "claude-sonnet-4-20250514")
     assert (claude["session_id"], claude["finish_reason"]) == ("conv-9", "end_turn")
-    assert rows["fee19b7ec3c1b175"]["parent_id"] == "eee19b7ec3c1b170"  # base64, decoded
+    assert rows["fee19b7ec3c1b175"]["parent_id"] == "eee19b7ec3c1b174"
     assert rows["fee19b7ec3c1b175"]["input_tokens"] == 1220
     assert rows["d4d4d4d4d4d4d4d4"]["operation"] == "text_completion"
 
