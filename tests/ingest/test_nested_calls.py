@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import schema
-from lib.ingest.nesting import NOTE
+from lib.ingest.nesting import EVALS_NOTE, NOTE
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from lib.store.engine import Engine
@@ -196,7 +196,9 @@ def test_a_call_made_after_the_span_above_it_ended_is_not_the_same_call(tmp_path
     assert engine.scalar("SELECT count(*) FROM requests") == 2 and report.not_read == {}
 
 
-def test_the_counted_call_takes_what_it_lacks_from_its_envelope(tmp_path):
+def test_the_counted_call_takes_the_attribution_it_lacks_from_its_envelope(tmp_path):
+    """Who and what the call was for, where it has none; not the envelope's usage, which would
+    carry a cost priced for another model (the envelope's usage stays in its span)."""
     inner_without_usage = _call("2000000000000002", "2000000000000001", at_ms=5)
     inner_without_usage["attributes"] = [a for a in inner_without_usage["attributes"]
                                          if "usage" not in a["key"]]
@@ -210,7 +212,7 @@ def test_the_counted_call_takes_what_it_lacks_from_its_envelope(tmp_path):
         _call("3000000000000001", ms=900, inputs=1000, outputs=200, **{"user.id": "u-8"})])
     rows = engine.query("SELECT request_id, user_id, feature, prompt_name, input_tokens, "
                         "output_tokens, cost_usd > 0 FROM requests ORDER BY request_id").rows()
-    assert rows == [("2000000000000002", "u-7", "search", "answer", 1000, 200, True),
+    assert rows == [("2000000000000002", "u-7", "search", "answer", None, None, False),
                     ("3000000000000002", "u-inner", None, None, 40, 4, True)]
 
 
@@ -246,7 +248,9 @@ def test_the_same_spans_read_again_add_nothing(tmp_path):
     report, engine = _ingest_spans(tmp_path, [*first, more])
     assert sorted(engine.query("SELECT request_id FROM requests")["request_id"].to_list()) == [
         "5000000000000002", "6000000000000001"]
-    assert report.stored["requests"] == 1 and report.not_read == {NOTE: 1}
+    # the stored call and its envelope (whose spans are stored) are duplicates, not news
+    assert report.stored["requests"] == 1 and report.not_read == {}
+    assert report.duplicates["requests"] == 2
 
 
 def test_an_envelope_whose_call_came_in_an_earlier_file_is_found(tmp_path):
@@ -284,3 +288,50 @@ def test_a_failure_while_rewriting_leaves_the_store_as_it_was(tmp_path, monkeypa
     assert lake.version() == version
     assert sorted(p for p in lake.root.rglob("*") if p.is_file()
                   and "_manifest" not in p.parts) == files
+
+
+def test_an_envelope_around_an_envelope_counts_as_the_call_inside_both(tmp_path):
+    # O1 0-500 ms, O2 100-2000 ms below it, the call 1500-1900 ms below O2: O2 is around the
+    # call, O1 around O2, so both count as the call, though it started after O1 ended.
+    _, engine = _ingest_spans(tmp_path, [
+        _call("a100000000000003", "a100000000000002", at_ms=1500, ms=400),
+        _call("a100000000000002", "a100000000000001", at_ms=100, ms=1900),
+        _call("a100000000000001", ms=500)])
+    assert engine.query("SELECT request_id FROM requests").rows() == [("a100000000000003",)]
+    assert _counted_as(engine) == {"a100000000000001": "a100000000000003",
+                                   "a100000000000002": "a100000000000003"}
+
+
+def test_a_call_of_zero_length_is_around_nothing(tmp_path):
+    report, engine = _ingest_spans(tmp_path, [
+        _call("a200000000000002", "a200000000000001", at_ms=600_000),
+        _call("a200000000000001", ms=0)])
+    assert engine.scalar("SELECT count(*) FROM requests") == 2 and report.not_read == {}
+
+
+def test_a_long_chain_of_calls_one_after_the_other_counts_each(tmp_path):
+    # A context left current by a stream: each call the child of the one before, none inside
+    # it. The walk stops at each call's nearest call: linear, not the chain's length squared.
+    calls = [_call(f"b1{i:014d}", f"b1{i - 1:014d}" if i else None, at_ms=600 * i)
+             for i in range(400)]
+    report, engine = _ingest_spans(tmp_path, calls[::-1])
+    assert engine.scalar("SELECT count(*) FROM requests") == 400 and report.not_read == {}
+
+
+def test_evals_sent_as_log_records_after_the_spans_move_to_the_counted_call(tmp_path):
+    _ingest_spans(tmp_path, [_call("c100000000000002", "c100000000000001", at_ms=5),
+                             _call("c100000000000001", ms=900)])
+    record = {"timeUnixNano": str(T0_NS + 2 * 10**9), "eventName": "gen_ai.evaluation.result",
+              "traceId": TRACE, "spanId": "c100000000000001",
+              "attributes": [_attr("gen_ai.evaluation.name", "relevance"),
+                             {"key": "gen_ai.evaluation.score.value",
+                              "value": {"doubleValue": 0.25}}]}
+    logs = tmp_path / "logs.jsonl"
+    logs.write_text(json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]})
+                    + "\n")
+    report = ingest_paths(Lake(tmp_path / "store"), [str(logs)])
+    assert report.files[0].format == "otlp-logs-json" and report.files[0].stored == {"evals": 1}
+    assert report.files[0].not_read == {EVALS_NOTE: 1}
+    engine = Engine(Lake(tmp_path / "store"))
+    assert engine.query("SELECT request_id, metric, score FROM evals").rows() == [
+        ("c100000000000002", "relevance", 0.25)]

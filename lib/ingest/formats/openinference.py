@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats import otlp
 from lib.ingest.formats import otlp_common as oc
-from lib.ingest.nesting import count_nested_calls_once
+from lib.ingest.nesting import finish_spans
 from lib.ingest.values import count, number
 
 SPAN_KIND = {"AGENT": "agent", "TOOL": "tool", "RETRIEVER": "retrieval",
@@ -159,5 +159,5 @@ FORMAT = Format(
     parse=parse,
     priority=20,
     doc="OpenInference (Arize Phoenix) spans in OTLP JSON",
-    finish=count_nested_calls_once,
+    finish=finish_spans,
 )

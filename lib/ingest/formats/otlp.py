@@ -57,7 +57,7 @@ from typing import Any, BinaryIO
 from lib.ingest import values
 from lib.ingest.base import Chunk, Format
 from lib.ingest.formats import otlp_common as oc
-from lib.ingest.nesting import count_nested_calls_once
+from lib.ingest.nesting import finish_spans
 
 MODEL_OPERATIONS = {"chat", "text_completion", "generate_content", "embeddings", "completion",
                     "responses"}
@@ -245,5 +245,5 @@ FORMAT = Format(
     priority=30,  # after openinference (20), which claims OTLP files with its own attributes
     doc="OTLP JSON traces (Collector file exporter) with OpenTelemetry GenAI conventions "
         "(Langfuse SDK spans in them too)",
-    finish=count_nested_calls_once,
+    finish=finish_spans,
 )

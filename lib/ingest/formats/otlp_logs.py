@@ -72,6 +72,7 @@ from typing import Any, BinaryIO
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
 from lib.ingest.formats.json_values import is_text
+from lib.ingest.nesting import move_evals_to_counted_calls
 from lib.ingest.values import number, shown
 
 EVALUATION_EVENT = oc.EVALUATION_EVENT  # "gen_ai.evaluation.result"
@@ -252,4 +253,5 @@ FORMAT = Format(
     # format reads, while a trace detector would claim a logs file quoting "resourceSpans"
     priority=15,
     doc="OTLP JSON logs (Collector file exporter): gen_ai.evaluation.result events as evals",
+    finish=move_evals_to_counted_calls,
 )
