@@ -85,6 +85,18 @@ if spans.is_empty():
 else:
     st.plotly_chart(waterfall(spans), key="rq_trace", config={"displaylogo": False})
     widgets.downloads(spans, f"trace_{r['trace_id']}", key="dl_trace")
+    around = rq.envelopes_of(engine, rid, r["trace_id"])
+    if not around.is_empty():
+        st.caption(f"{around.height} span(s) of this trace recorded this same call around it "
+                   "(another instrumentation of it): they stay in the trace and are not counted "
+                   "as requests. What they recorded:")
+        st.dataframe(around, hide_index=True, width="stretch", column_config={
+            "span_id": st.column_config.TextColumn("Span"),
+            "name": st.column_config.TextColumn("Name"),
+            "model": st.column_config.TextColumn("Model"),
+            "input_tokens": st.column_config.NumberColumn("Input tokens", format="localized"),
+            "output_tokens": st.column_config.NumberColumn("Output tokens",
+                                                           format="localized")})
 
 st.subheader("Evals and feedback")
 ev = rq.evals_for(engine, rid)

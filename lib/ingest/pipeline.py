@@ -315,6 +315,11 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             except Exception as exc:
                 report.files.append(FileReport(source=raw, error=_one_line(exc)))
             continue
+        if not raw.strip():
+            # Path("") is the current folder: an unset shell variable must not ingest it all.
+            report.files.append(FileReport(source=raw, error="empty path: give a file, folder, "
+                                                             "glob or s3:// URI"))
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))

@@ -34,6 +34,22 @@ def session_requests(engine: Engine, session_id: str | None, limit: int = 500
         f"ORDER BY ts, request_id LIMIT {int(limit)}", {"s": session_id})
 
 
+def envelopes_of(engine: Engine, request_id: str, trace_id: str | None) -> pl.DataFrame:
+    """Spans of the trace that recorded this same call around it (lib/ingest/nesting.py), not
+    counted as requests: ``span_id, name, model, input_tokens, output_tokens`` (as the envelope
+    recorded them). Empty when none."""
+    if not trace_id:
+        return pl.DataFrame()
+    return engine.query(
+        "SELECT span_id, name, a->>'model' AS model, "
+        "TRY_CAST(a->>'input_tokens' AS BIGINT) AS input_tokens, "
+        "TRY_CAST(a->>'output_tokens' AS BIGINT) AS output_tokens FROM ("
+        "SELECT span_id, name, ts, TRY_CAST(attributes AS JSON) AS a FROM spans "
+        "WHERE trace_id = $t AND attributes LIKE '%sightline.counted_as%') "
+        "WHERE a->>'$.\"sightline.counted_as\"' = $id ORDER BY ts, span_id",
+        {"t": trace_id, "id": request_id})
+
+
 def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     """The trace's spans for a waterfall: ``span_id, parent_id, name, kind, status, ts,
     duration_ms, start_ms`` (offset from the trace's first span), ``depth`` (0 for roots),

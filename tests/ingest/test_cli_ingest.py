@@ -97,3 +97,14 @@ def test_a_stored_file_with_misnamed_fields_is_told_how_to_take_it_out(lake, wri
     clean = write("b.jsonl", [canonical_request(2)])
     assert main(["ingest", str(clean), "--store", str(lake.root)]) == 0
     assert "python -m lib remove" not in capsys.readouterr().out  # nothing looked misnamed
+
+
+def test_an_empty_path_is_an_error_not_the_current_folder(lake, write, capsys, monkeypatch):
+    # `python -m lib ingest "$LOGS"` with LOGS unset: Path("") would be the current folder.
+    folder = write("a.jsonl", [canonical_request(1)]).parent
+    monkeypatch.chdir(folder)
+    assert main(["ingest", "", "  ", "--store", str(lake.root)]) == 2
+    out = capsys.readouterr().out
+    assert out.count("error: empty path: give a file, folder, glob or s3:// URI") == 2
+    assert "stored 0" in out or "0 stored" in out
+    assert not lake.commits()

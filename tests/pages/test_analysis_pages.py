@@ -153,3 +153,30 @@ def test_request_page_with_a_trace(monkeypatch, demo_store):
 def test_unknown_request(monkeypatch, demo_store):
     at = run_page(monkeypatch, demo_store, "pages/request.py", {"request": "no-such-id"})
     assert "No such request" in texts(at)
+
+
+def test_request_page_names_the_spans_that_recorded_the_same_call(monkeypatch, tmp_path):
+    import json
+
+    from lib.ingest.pipeline import ingest_paths
+
+    start_ns = int((datetime.now(UTC) - timedelta(hours=1)).timestamp()) * 10**9
+
+    def call(span_id, parent=None, inputs=100):
+        span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": span_id,
+                "name": f"chat {span_id[:4]}", "startTimeUnixNano": str(start_ns),
+                "endTimeUnixNano": str(start_ns + 10**9), "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(inputs)}}]}
+        return {**span, "parentSpanId": parent} if parent else span
+
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+        call("bbbb000000000002", "aaaa000000000001"), call("aaaa000000000001", inputs=120)]}]}]}))
+    store = tmp_path / "store"
+    assert ingest_paths(Lake(store), [str(path)]).ok
+    at = run_page(monkeypatch, store, "pages/request.py", {"request": "bbbb000000000002"})
+    assert "1 span(s) of this trace recorded this same call around it" in texts(at)
+    (table,) = [d.value for d in at.dataframe if "span_id" in d.value.columns]
+    assert table[["span_id", "input_tokens"]].values.tolist() == [["aaaa000000000001", 120]]
