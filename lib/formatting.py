@@ -23,15 +23,18 @@ def count(v) -> str:
 
 
 def usd(v) -> str:
-    """Dollars with cents, or more digits for small amounts: '$1,234.50', '$0.0042'."""
+    """Dollars with cents, or more digits for small amounts (two significant ones, so one
+    cheap call does not read $0.0000): '$1,234.50', '$0.0042', '$0.000021'."""
     if _missing(v):
         return "–"
     v = float(v)
-    if v != 0 and abs(v) < 0.01:
-        return f"${v:.4f}"
-    if abs(v) >= 100_000:
-        return f"${v / 1000:,.0f}k"
-    return f"${v:,.2f}"
+    sign, v = ("-" if v < 0 else ""), abs(v)
+    if v != 0 and v < 0.01:
+        digits = min(max(4, 1 - math.floor(math.log10(v))), 12)
+        return f"{sign}${v:.{digits}f}"
+    if v >= 100_000:
+        return f"{sign}${v / 1000:,.0f}k"
+    return f"{sign}${v:,.2f}"
 
 
 def ms(v) -> str:
