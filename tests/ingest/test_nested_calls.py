@@ -189,10 +189,15 @@ def test_a_dry_run_counts_what_the_ingest_stores(tmp_path):
     assert engine.scalar("SELECT count(*) FROM requests") == 1
 
 
-def test_a_call_made_after_the_span_above_it_ended_is_not_the_same_call(tmp_path):
+@pytest.mark.parametrize("above_ms, below_at_ms", [
+    (500, 600),      # started after the call above ended: work that followed it
+    (0, 600_000),    # a call of zero length is around nothing
+])
+def test_a_call_made_after_the_call_above_it_ended_is_another_call(tmp_path, above_ms,
+                                                                   below_at_ms):
     report, engine = _ingest_spans(tmp_path, [
-        _call("1000000000000002", "1000000000000001", at_ms=600),
-        _call("1000000000000001", ms=500)])
+        _call("1000000000000002", "1000000000000001", at_ms=below_at_ms),
+        _call("1000000000000001", ms=above_ms)])
     assert engine.scalar("SELECT count(*) FROM requests") == 2 and report.not_read == {}
 
 
@@ -300,13 +305,6 @@ def test_an_envelope_around_an_envelope_counts_as_the_call_inside_both(tmp_path)
     assert engine.query("SELECT request_id FROM requests").rows() == [("a100000000000003",)]
     assert _counted_as(engine) == {"a100000000000001": "a100000000000003",
                                    "a100000000000002": "a100000000000003"}
-
-
-def test_a_call_of_zero_length_is_around_nothing(tmp_path):
-    report, engine = _ingest_spans(tmp_path, [
-        _call("a200000000000002", "a200000000000001", at_ms=600_000),
-        _call("a200000000000001", ms=0)])
-    assert engine.scalar("SELECT count(*) FROM requests") == 2 and report.not_read == {}
 
 
 def test_a_long_chain_of_calls_one_after_the_other_counts_each(tmp_path):
