@@ -106,6 +106,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         # work, done meanwhile in a thread (hashing releases the GIL) instead of after the hash.
         if "pandas" not in sys.modules:
             threading.Thread(target=_import_quietly, args=("pandas",), daemon=True).start()
+        if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
+            return False
         # 1. The content hash, before any parsing.
         try:
             if not stream.compressed:  # plain: hash the file directly, without a copy per read

@@ -35,7 +35,7 @@ from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
-COMPRESSION_SUFFIXES = (".gz", ".gzip")
+COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
 
 log = logging.getLogger(__name__)
 

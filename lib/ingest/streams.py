@@ -1,5 +1,5 @@
-"""Byte streams for ingestion: transparent gzip, a content hash computed while reading, a peek
-for format detection, and line blocks that survive absurdly long lines.
+"""Byte streams for ingestion: transparent gzip and zstd, a content hash computed while reading,
+a peek for format detection, and line blocks that survive absurdly long lines.
 
 Everything here reads forward only, so a source can be a local file, an upload or an S3 body.
 """
@@ -20,6 +20,7 @@ from lib import schema
 from lib.ingest.base import Reject
 
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 HEAD_BYTES = 64 * 1024
 READ_BYTES = 1 << 20
 # A line longer than this is quarantined unread: no log record is legitimately 16 MiB, and
@@ -63,11 +64,24 @@ class SourceStream(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO):
         self._counted = _Counting(raw)
-        magic = _read_exactly(self._counted, 2)
+        magic = _read_exactly(self._counted, 8)
         source: BinaryIO = _Prefixed(magic, self._counted)
-        self.compressed = magic == GZIP_MAGIC
-        if self.compressed:
+        # gzip; a zstd stream (zstd -d, or the OpenTelemetry Collector's file exporter with
+        # compression: zstd under its native-compression gate); or that exporter's older framing:
+        # each export request a zstd frame after its length in 4 bytes.
+        self.compression = ("gzip" if magic[:2] == GZIP_MAGIC else
+                            "zstd" if magic[:4] == ZSTD_MAGIC else
+                            "zstd-framed" if magic[4:8] == ZSTD_MAGIC
+                            and magic[:4] != b"PAR1" else None)
+        self.compressed = self.compression is not None
+        if self.compression == "gzip":
             source = gzip.GzipFile(fileobj=io.BufferedReader(source, READ_BYTES), mode="rb")
+        elif self.compression == "zstd":
+            from backports import zstd
+
+            source = zstd.ZstdFile(io.BufferedReader(source, READ_BYTES), mode="rb")
+        elif self.compression == "zstd-framed":
+            source = _ZstdFramed(io.BufferedReader(source, READ_BYTES))
         self._source = source
         self._hash = hashlib.sha256()
         self._pending = b""  # peeked, not yet consumed
@@ -81,12 +95,17 @@ class SourceStream(io.RawIOBase):
         return True
 
     def _pull(self, n: int) -> bytes:
+        kind = (self.compression or "").removesuffix("-framed")
         try:
             data = self._source.read(n)
         except EOFError as exc:
-            raise InputError(f"truncated gzip stream ({exc})") from exc
+            raise InputError(f"truncated {kind} stream ({exc})") from exc
         except (gzip.BadGzipFile, zlib.error) as exc:
             raise InputError(f"corrupt gzip stream ({exc})") from exc
+        except Exception as exc:
+            if type(exc).__name__ != "ZstdError":
+                raise
+            raise InputError(f"corrupt zstd stream ({exc})") from exc
         self._hash.update(data)
         self.bytes_out += len(data)
         return data
@@ -142,6 +161,35 @@ class _Counting(io.RawIOBase):
         data = self.read(len(buf))
         buf[: len(data)] = data
         return len(data)
+
+
+class _ZstdFramed(io.RawIOBase):
+    """The OpenTelemetry Collector file exporter's JSON with ``compression: zstd`` (its framing
+    before the native-compression gate, exporter/fileexporter/file_writer.go): each export
+    request is one zstd frame preceded by its length as a big-endian uint32. Read as the JSON
+    lines the frames hold, one request a line, as the exporter writes them uncompressed."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw, self._out = raw, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        from backports import zstd
+
+        while not self._out:
+            size = _read_exactly(self._raw, 4)
+            if not size:
+                return 0
+            n = int.from_bytes(size, "big") if len(size) == 4 else -1
+            frame = _read_exactly(self._raw, n) if n >= 0 else b""
+            if n < 0 or len(frame) < n:
+                raise EOFError("a frame is cut short")
+            self._out = zstd.decompress(frame).rstrip(b"\n") + b"\n"
+        n = min(len(buf), len(self._out))
+        buf[:n], self._out = self._out[:n], self._out[n:]
+        return n
 
 
 def _read_exactly(raw: BinaryIO, n: int) -> bytes:
