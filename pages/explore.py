@@ -234,7 +234,8 @@ else:
         page_no = int(st.number_input(f"Page (of {pages:,})", 1, pages, page_no, key="ex_page"))
     if str(page_no) != st.query_params.get("page", "1"):
         st.query_params["page"] = str(page_no)
-    p2.caption(f"{total:,} requests · showing {(page_no - 1) * PAGE + 1:,}–"
+    noun = "request" if total == 1 else "requests"
+    p2.caption(f"{total:,} {noun} · showing {(page_no - 1) * PAGE + 1:,}–"
                f"{min(page_no * PAGE, total):,}; only this page is sent to the browser.")
     rows = widgets.cached(explore.request_page, engine, table_f, q or None, sort,
                           order == "desc", PAGE, (page_no - 1) * PAGE)

@@ -114,7 +114,9 @@ def _file_line(f: FileReport, dry_run: bool = False) -> str:
         return f"{f.source}: skipped, {f.skipped}"
     if f.duplicate_file:
         return f"{f.source}: already ingested (same content), nothing stored"
-    stored = ", ".join(f"{n:,} {t}" for t, n in sorted(f.stored.items())) or "0 rows"
+    # tables name what their rows are: "1 request", "2 evals"
+    stored = ", ".join(f"{n:,} {t if n != 1 else t.removesuffix('s')}"
+                       for t, n in sorted(f.stored.items())) or "0 rows"
     dupes = sum(f.duplicates.values())
     return (f"{f.source} [{f.format}]: {'would store' if dry_run else 'stored'} {stored}; "
             f"{dupes:,} duplicate(s); {f.quarantined:,} "

@@ -118,13 +118,13 @@ def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_
     wait_for_app(page)
 
     report = _press(page, "Check 1 file(s)")
-    assert "[mapping:Data page]: would store 1 requests; 0 duplicate(s); 1 to quarantine" in report
+    assert "[mapping:Data page]: would store 1 request; 0 duplicate(s); 1 to quarantine" in report
     assert "line 2: output_tokens is negative: -5" in report
     assert "Checked: nothing was stored" in main.inner_text()
     assert "manifest version empty" in main.inner_text()
 
     report = _press(page, "Ingest 1 file(s)")
-    assert "[mapping:Data page]: stored 1 requests; 0 duplicate(s); 1 quarantined" in report
+    assert "[mapping:Data page]: stored 1 request; 0 duplicate(s); 1 quarantined" in report
     assert_no_exception(page)
     screenshot(page, "upload_mapping")
     tiles = dict(zip(page.locator('[data-testid="stMetricLabel"]').all_inner_texts(),

@@ -77,7 +77,7 @@ def test_a_rerun_says_in_one_line_that_many_unchanged_files_were_skipped(lake, w
     write("logs/new.jsonl", [canonical_request(99)])
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith("new.jsonl [jsonl]: stored 1 requests; 0 duplicate(s); "
+    assert lines[0].endswith("new.jsonl [jsonl]: stored 1 request; 0 duplicate(s); "
                              "0 quarantined")
     assert lines[1:] == [
         "12 source(s) skipped: unchanged since an earlier run read them (--json lists each)",

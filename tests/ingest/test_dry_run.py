@@ -82,7 +82,7 @@ def test_cli_dry_run_says_what_would_be_stored(lake, write, capsys):
     path = write("a.jsonl", [canonical_request(1), {"request_id": "x"}])
     assert main(["ingest", str(path), "--store", str(lake.root), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"{path} [jsonl]: would store 1 requests; 0 duplicate(s); 1 to quarantine" in out
+    assert f"{path} [jsonl]: would store 1 request; 0 duplicate(s); 1 to quarantine" in out
     assert "line 2: missing ts; missing model" in out
     assert out.rstrip().endswith("dry run: nothing was stored")
     assert lake.commits() == []
@@ -91,4 +91,4 @@ def test_cli_dry_run_says_what_would_be_stored(lake, write, capsys):
     assert doc["dry_run"] is True and doc["totals"]["stored"] == {"requests": 1}
     # the same file is read again for real: a dry run does not mark it as seen
     assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
-    assert "stored 1 requests" in capsys.readouterr().out
+    assert "stored 1 request" in capsys.readouterr().out
