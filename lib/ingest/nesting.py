@@ -83,7 +83,7 @@ def count_nested_calls_once(batch) -> dict[str, int]:
 
 def finish_spans(batch) -> dict[str, int]:
     """The span formats' pass before the commit: :func:`count_nested_calls_once`, then
-    :func:`move_evals_to_counted_calls` (evals in the file of envelopes stored before it)."""
+    :func:`move_evals_to_counted_calls` (this file's evals of envelopes an earlier file stored)."""
     notes = count_nested_calls_once(batch)
     return {**notes, **move_evals_to_counted_calls(batch)}
 
@@ -105,9 +105,10 @@ def move_evals_to_counted_calls(batch) -> dict[str, int]:
         con.execute(
             "CREATE TEMP TABLE envelopes AS SELECT DISTINCT span_id AS outer_id, "
             f"json_extract_string(attributes, '$.\"{COUNTED_AS}\"') AS inner_id "
-            f"FROM {_read('$stored')} WHERE span_id IN (SELECT request_id FROM "
-            f"{_read('$evals')}) AND json_extract_string(attributes, '$.\"{COUNTED_AS}\"') "
-            "IS NOT NULL", {"stored": stored, "evals": files})
+            f"FROM {_read('$stored')} WHERE attributes LIKE '%{COUNTED_AS}%' "
+            f"AND span_id IN (SELECT request_id FROM {_read('$evals')}) "
+            f"AND json_extract_string(attributes, '$.\"{COUNTED_AS}\"') IS NOT NULL",
+            {"stored": stored, "evals": files})
         moved = con.execute(f"SELECT count(*) FROM {_read('$evals')} WHERE request_id IN "
                             "(SELECT outer_id FROM envelopes)", {"evals": files}).fetchone()[0]
         if moved:
