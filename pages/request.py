@@ -28,6 +28,19 @@ if not rid:
 with st.spinner("Loading the request…"):
     r = rq.detail(engine, rid)
 if r is None:
+    counted = rq.counted_as(engine, rid)
+    if counted is not None:
+        # A span id from another tool: the span recorded a call that is counted under its own id.
+        st.info(f"This span recorded the same model call as request `{counted}`, around it "
+                "(another instrumentation of that call): the call is counted once, as that "
+                "request.")
+
+        def _open_counted():
+            st.session_state["rq_id"] = counted
+            st.query_params["request"] = counted
+
+        st.button("Open that request", key="rq_open_counted", on_click=_open_counted)
+        st.stop()
     widgets.empty_state("No such request",
                         "No request with this id is in the store. Check the id, or look for it "
                         "with the search on **Explore**.")

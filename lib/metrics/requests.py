@@ -34,6 +34,16 @@ def session_requests(engine: Engine, session_id: str | None, limit: int = 500
         f"ORDER BY ts, request_id LIMIT {int(limit)}", {"s": session_id})
 
 
+def counted_as(engine: Engine, span_id: str) -> str | None:
+    """The request a span that recorded the same call around it (an envelope, see
+    lib/ingest/nesting.py) is counted as, or None when ``span_id`` is no such span."""
+    frame = engine.query(
+        "SELECT json_extract_string(attributes, '$.\"sightline.counted_as\"') AS request_id "
+        "FROM spans WHERE span_id = $id AND attributes LIKE '%sightline.counted_as%' LIMIT 1",
+        {"id": span_id})
+    return frame["request_id"][0] if frame.height else None
+
+
 def envelopes_of(engine: Engine, request_id: str, trace_id: str | None) -> pl.DataFrame:
     """Spans of the trace that recorded this same call around it (lib/ingest/nesting.py), not
     counted as requests: ``span_id, name, model, input_tokens, output_tokens`` (as the envelope

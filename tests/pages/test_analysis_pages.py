@@ -180,3 +180,9 @@ def test_request_page_names_the_spans_that_recorded_the_same_call(monkeypatch, t
     assert "1 span(s) of this trace recorded this same call around it" in texts(at)
     (table,) = [d.value for d in at.dataframe if "span_id" in d.value.columns]
     assert table[["span_id", "input_tokens"]].values.tolist() == [["aaaa000000000001", 120]]
+    # the envelope's own id (from another tool) leads to the request it is counted as
+    at = run_page(monkeypatch, store, "pages/request.py", {"request": "aaaa000000000001"})
+    assert "same model call as request `bbbb000000000002`" in at.info[0].value
+    at.button(key="rq_open_counted").click().run()
+    assert at.query_params["request"] == "bbbb000000000002"
+    assert "No such request" not in texts(at) and "Latency" in [m.label for m in at.metric]
