@@ -31,9 +31,10 @@ if r is None:
     counted = rq.counted_as(engine, rid)
     if counted is not None:
         # A span id from another tool: the span recorded a call that is counted under its own id.
-        st.info(f"This span recorded the same model call as request `{counted}`, around it "
-                "(another instrumentation of that call): the call is counted once, as that "
-                "request.")
+        st.info("This span recorded the same model call as another request, around it "
+                "(another instrumentation of that call): the call is counted once, as the "
+                "request below.")
+        st.code(counted, language=None)  # an id from a log: shown as text, never Markdown
 
         def _open_counted():
             st.session_state["rq_id"] = counted

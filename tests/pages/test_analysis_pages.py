@@ -182,7 +182,8 @@ def test_request_page_names_the_spans_that_recorded_the_same_call(monkeypatch, t
     assert table[["span_id", "input_tokens"]].values.tolist() == [["aaaa000000000001", 120]]
     # the envelope's own id (from another tool) leads to the request it is counted as
     at = run_page(monkeypatch, store, "pages/request.py", {"request": "aaaa000000000001"})
-    assert "same model call as request `bbbb000000000002`" in at.info[0].value
+    assert "recorded the same model call as another request" in at.info[0].value
+    assert [c.value for c in at.code] == ["bbbb000000000002"]
     at.button(key="rq_open_counted").click().run()
     assert at.query_params["request"] == "bbbb000000000002"
     assert "No such request" not in texts(at) and "Latency" in [m.label for m in at.metric]
