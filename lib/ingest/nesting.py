@@ -22,6 +22,11 @@ last of the innermost calls below it. That call takes from the envelope who and 
 its own. Evals of the envelope (``gen_ai.evaluation.result`` events on it, or log records
 ingested after it) are moved to that call.
 
+Two spans of one call that are not one inside the other (the Langfuse SDK's OpenAI wrapper
+starts its generation in a trace of its own, beside openai-v2's span) are not merged: two calls
+that alike may be two calls. Pairs that look like one call (same service, model and token counts,
+starting and ending within a few milliseconds) are counted in a note of the report instead.
+
 Done per file, once its rows are written and before its batch commits (Format.finish), over the
 file's spans and the store's spans of the same traces (the days of the file's calls, ±1): an
 envelope whose inner call came in an earlier file is found (a span is exported when it ends, so
@@ -39,6 +44,14 @@ from lib.ingest.formats.canonical import json_object_sql
 NOTE = ("model-call span(s) around another model call of their trace (two instrumentations "
         "recording one call, such as a framework's span and the client library's): kept in the "
         "trace, not counted as requests, their calls counted once.")
+# How close in time two calls of one service, model and token counts must start and end to
+# look like one call recorded twice: in one process the two spans are microseconds apart.
+TWIN_SLACK_MS = 5
+TWINS_NOTE = ("pair(s) of model calls that look like one call recorded twice, neither inside "
+              "the other (same service, model and token counts, starting and ending within "
+              f"{TWIN_SLACK_MS} ms of each other; e.g. the Langfuse SDK's OpenAI wrapper beside "
+              "openai-v2's instrumentation, in two traces): both are counted. Record each call "
+              "with one instrumentation.")
 EVALS_NOTE = ("eval(s) of a model-call span stored as an envelope around another call: moved to "
               "the call it counts as.")
 
@@ -70,7 +83,7 @@ def count_nested_calls_once(batch) -> dict[str, int]:
             {"requests": files["requests"]}).fetchall()]
         stored = {name: batch.lake._files_of_days(name, days) for name in ("requests", "spans")}
         if not _envelopes(con, files, stored):
-            return {}
+            return _twins(con, files)
         fresh = con.execute(
             f"SELECT count(*) FROM envelopes WHERE outer_id IN (SELECT span_id FROM "
             f"{_read('$spans')})", {"spans": files["spans"]}).fetchone()[0] \
@@ -78,7 +91,8 @@ def count_nested_calls_once(batch) -> dict[str, int]:
         total = con.execute("SELECT count(*) FROM envelopes").fetchone()[0]
         _rewrite(batch, con, files)
         batch.count_duplicates("requests", total - fresh)
-        return {NOTE: fresh} if fresh else {}
+        files["requests"] = [str(p) for p in batch.written_files("requests")]
+        return {**({NOTE: fresh} if fresh else {}), **_twins(con, files)}
 
 
 def finish_spans(batch) -> dict[str, int]:
@@ -213,6 +227,34 @@ def _envelopes(con, files: dict[str, list[str]], stored: dict[str, list[str]]) -
         "FROM counted k JOIN calls o ON o.trace_id = k.trace_id AND o.span_id = k.outer_id "
         "JOIN calls i ON i.trace_id = k.trace_id AND i.span_id = k.inner_id WHERE o.new")
     return con.execute("SELECT count(*) FROM envelopes").fetchone()[0]
+
+
+def _twins(con, files: dict[str, list[str]]) -> dict[str, int]:
+    """``{TWINS_NOTE: n}`` for the pairs of the batch's calls that look like one call recorded
+    twice in two traces (not nested, so not envelopes), or ``{}``. Only counted: two calls that
+    alike may also be two calls. Calls are matched within time buckets of the slack, so a
+    file of many alike calls (fixed-size embeddings) is not compared all against all."""
+    if not files["requests"]:
+        return {}
+    slack_us = TWIN_SLACK_MS * 1000
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE alike AS SELECT request_id, service, "
+        "coalesce(response_model, model) AS m, input_tokens, "
+        # no output recorded and none produced (an embedding) are alike
+        "coalesce(output_tokens, 0) AS output_tokens, epoch_us(ts) AS t0, "
+        "epoch_us(ts) + CAST(round(latency_ms * 1000) AS BIGINT) AS t1, "
+        f"epoch_us(ts) // {slack_us} AS bucket FROM {_read('$requests')} "
+        "WHERE input_tokens > 0 AND latency_ms IS NOT NULL",
+        {"requests": files["requests"]})
+    pairs = con.execute(
+        "SELECT count(DISTINCT (a.request_id, b.request_id)) FROM alike a "
+        "JOIN (SELECT *, bucket + d AS near FROM alike, (VALUES (-1), (0), (1)) v(d)) b "
+        "ON b.near = a.bucket AND b.m = a.m AND b.input_tokens = a.input_tokens "
+        "AND b.output_tokens = a.output_tokens "
+        "AND b.service IS NOT DISTINCT FROM a.service AND a.request_id < b.request_id "
+        f"WHERE abs(a.t0 - b.t0) <= {slack_us} AND abs(a.t1 - b.t1) <= {slack_us}"
+    ).fetchone()[0]
+    return {TWINS_NOTE: pairs} if pairs else {}
 
 
 def _rewrite(batch, con, files: dict[str, list[str]]) -> None:

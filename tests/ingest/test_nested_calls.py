@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import schema
-from lib.ingest.nesting import EVALS_NOTE, NOTE
+from lib.ingest.nesting import EVALS_NOTE, NOTE, TWINS_NOTE
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from lib.store.engine import Engine
@@ -163,9 +163,10 @@ def test_parent_links_that_loop_end_the_walk(tmp_path):
         _call("e000000000000002", "e000000000000001"),
         _step("e000000000000003", "e000000000000004"),
         _call("e000000000000004", "e000000000000003", at_ms=900)])
-    # every call is above another: none is the innermost, so each counts (nothing to keep)
+    # every call is above another: none is the innermost, so each counts (nothing to keep);
+    # the two alike calls of the loop are named as a pair that looks like one call
     assert engine.scalar("SELECT count(*) FROM requests") == 3
-    assert report.not_read == {}
+    assert report.not_read == {TWINS_NOTE: 1}
 
 
 def test_an_evaluation_of_the_envelope_moves_to_the_call_it_counts_as(tmp_path):
@@ -333,3 +334,32 @@ def test_evals_sent_as_log_records_after_the_spans_move_to_the_counted_call(tmp_
     engine = Engine(Lake(tmp_path / "store"))
     assert engine.query("SELECT request_id, metric, score FROM evals").rows() == [
         ("c100000000000002", "relevance", 0.25)]
+
+
+# -- One call in two traces: counted twice, and said ---------------------------------------------
+
+def test_the_langfuse_wrapper_beside_openai_v2_is_named_in_a_note(tmp_path):
+    """The Langfuse SDK's OpenAI wrapper starts its generation in a trace of its own, and
+    openai-v2's span of the same call is in another: not merged (two calls that alike may be
+    two calls), but each such pair is counted in the report's note."""
+    _, collector, ledger = record_spans("langfuse+otel-genai", tmp_path / "rec", SCENARIO)
+    text = collector.read_text()
+    assert '"langfuse.observation.type"' in text and '"gen_ai.usage.input_tokens"' in text
+    report, engine = _ingest(tmp_path, collector)
+    calls = len(ledger)
+    assert engine.scalar("SELECT count(*) FROM requests") == 2 * calls
+    # Each call that answered is a pair, but for errors (no tokens to compare) and the stream:
+    # with the wrapper consuming it, openai-v2 ends its span at once, without usage.
+    alike = sum(1 for item, e in zip(SCENARIO, ledger, strict=True)
+                if e["status"] == 200 and not item.get("stream"))
+    assert report.not_read[TWINS_NOTE] == alike == 4
+    assert NOTE not in report.not_read
+
+
+def test_alike_calls_apart_in_time_are_no_pair(tmp_path):
+    report, _ = _ingest_spans(tmp_path, [
+        {**_call("d100000000000001", at_ms=0), "traceId": "1" * 32},
+        {**_call("d100000000000002", at_ms=6), "traceId": "2" * 32},     # 6 ms later
+        {**_call("d100000000000003", at_ms=2000), "traceId": "3" * 32},
+        {**_call("d100000000000004", at_ms=2001), "traceId": "4" * 32}])  # 1 ms: a pair
+    assert report.not_read == {TWINS_NOTE: 1}
