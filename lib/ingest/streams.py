@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,11 @@ import numpy as np
 
 from lib import schema
 from lib.ingest.base import Reject
+
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -70,18 +76,16 @@ class SourceStream(io.RawIOBase):
         # compression: zstd under its native-compression gate); or that exporter's older framing:
         # each export request a zstd frame after its length in 4 bytes.
         self.compression = ("gzip" if magic[:2] == GZIP_MAGIC else
-                            "zstd" if magic[:4] == ZSTD_MAGIC else
-                            "zstd-framed" if magic[4:8] == ZSTD_MAGIC
+                            "zstd" if _zstd_frame_start(magic[:4]) else
+                            "zstd-framed" if _zstd_frame_start(magic[4:8])
                             and magic[:4] != b"PAR1" else None)
         self.compressed = self.compression is not None
         if self.compression == "gzip":
             source = gzip.GzipFile(fileobj=io.BufferedReader(source, READ_BYTES), mode="rb")
-        elif self.compression == "zstd":
-            from backports import zstd
-
+        elif self.compression is not None:  # zstd, framed or not: decompressed as a stream
+            if self.compression == "zstd-framed":
+                source = _Unframed(source)
             source = zstd.ZstdFile(io.BufferedReader(source, READ_BYTES), mode="rb")
-        elif self.compression == "zstd-framed":
-            source = _ZstdFramed(io.BufferedReader(source, READ_BYTES))
         self._source = source
         self._hash = hashlib.sha256()
         self._pending = b""  # peeked, not yet consumed
@@ -102,9 +106,7 @@ class SourceStream(io.RawIOBase):
             raise InputError(f"truncated {kind} stream ({exc})") from exc
         except (gzip.BadGzipFile, zlib.error) as exc:
             raise InputError(f"corrupt gzip stream ({exc})") from exc
-        except Exception as exc:
-            if type(exc).__name__ != "ZstdError":
-                raise
+        except zstd.ZstdError as exc:
             raise InputError(f"corrupt zstd stream ({exc})") from exc
         self._hash.update(data)
         self.bytes_out += len(data)
@@ -163,33 +165,57 @@ class _Counting(io.RawIOBase):
         return len(data)
 
 
-class _ZstdFramed(io.RawIOBase):
-    """The OpenTelemetry Collector file exporter's JSON with ``compression: zstd`` (its framing
-    before the native-compression gate, exporter/fileexporter/file_writer.go): each export
-    request is one zstd frame preceded by its length as a big-endian uint32. Read as the JSON
-    lines the frames hold, one request a line, as the exporter writes them uncompressed."""
+def _zstd_frame_start(magic: bytes) -> bool:
+    """True for the first bytes of a zstd frame, or of a skippable frame (0x184D2A5?, written
+    before the data by some tools)."""
+    return magic == ZSTD_MAGIC or (len(magic) == 4 and magic[0] & 0xF0 == 0x50
+                                   and magic[1:] == b"\x2a\x4d\x18")
+
+
+# A zstd frame holding one newline, put between the framed requests (see _Unframed).
+_NEWLINE_FRAME = zstd.compress(b"\n")
+
+
+class _Unframed(io.RawIOBase):
+    """The OpenTelemetry Collector file exporter's JSON with ``compression: zstd``, in its layout
+    before the native-compression gate (exporter/fileexporter/file_writer.go): each export
+    request is one zstd frame preceded by its length as a big-endian uint32. Read as a plain
+    zstd stream: the lengths dropped, a frame holding a newline after each request, so the
+    stream decompresses (a bounded piece at a time, whatever a length says) to JSON lines, one
+    request a line, as the exporter writes them uncompressed. A source that ends inside a frame
+    ends the stream there: the decompressor reports it truncated."""
 
     def __init__(self, raw: BinaryIO):
-        self._raw, self._out = raw, b""
+        self._raw = raw
+        self._left = 0  # bytes of the current frame still to pass on
+        self._newline = b""  # the newline frame, or what is left of it, after a request
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf) -> int:
-        from backports import zstd
-
-        while not self._out:
+        while True:
+            if self._newline:
+                n = min(len(buf), len(self._newline))
+                buf[:n], self._newline = self._newline[:n], self._newline[n:]
+                return n
+            if self._left:
+                data = self._raw.read(min(len(buf), self._left))
+                if not data:
+                    return 0
+                self._left -= len(data)
+                if not self._left:
+                    self._newline = _NEWLINE_FRAME
+                buf[:len(data)] = data
+                return len(data)
             size = _read_exactly(self._raw, 4)
             if not size:
                 return 0
-            n = int.from_bytes(size, "big") if len(size) == 4 else -1
-            frame = _read_exactly(self._raw, n) if n >= 0 else b""
-            if n < 0 or len(frame) < n:
-                raise EOFError("a frame is cut short")
-            self._out = zstd.decompress(frame).rstrip(b"\n") + b"\n"
-        n = min(len(buf), len(self._out))
-        buf[:n], self._out = self._out[:n], self._out[n:]
-        return n
+            if len(size) < 4:
+                raise EOFError("a frame's length is cut short")
+            self._left = int.from_bytes(size, "big")
+            if not self._left:
+                self._newline = _NEWLINE_FRAME
 
 
 def _read_exactly(raw: BinaryIO, n: int) -> bytes:

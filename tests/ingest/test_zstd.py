@@ -11,6 +11,7 @@ what the plain file stores.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from backports import zstd
@@ -29,6 +30,11 @@ TOTALS = ("SELECT count(*), count(*) FILTER (status = 'error'), sum(input_tokens
 def spans_file(tmp_path_factory):
     _, collector_file, _ = record_spans("otel-genai", tmp_path_factory.mktemp("zstd-spans"))
     return collector_file
+
+
+def skippable(data: bytes) -> bytes:
+    """``data`` behind a skippable frame (magic 0x184D2A50, 4 bytes of length, payload)."""
+    return b"\x50\x2a\x4d\x18" + (3).to_bytes(4, "little") + b"xyz" + data
 
 
 def native(lines: list[bytes], frames: int = 1) -> bytes:
@@ -71,10 +77,35 @@ def test_collector_zstd_files_store_what_the_plain_file_stores(spans_file, tmp_p
                                   truth["output_tokens"])
 
 
-def test_a_canonical_jsonl_zst_file_is_read_too(tmp_path):
+@pytest.mark.parametrize("wrap", [lambda data: data, skippable])
+def test_a_canonical_jsonl_zst_file_is_read_too(tmp_path, wrap):
     rows = [json.dumps(canonical_request(i)).encode() for i in range(3)]
-    report, got = _stored(tmp_path, "requests.jsonl.zst", native(rows))
+    report, got = _stored(tmp_path, "requests.jsonl.zst", wrap(native(rows)))
     assert (report.format, report.stored, got[0]) == ("jsonl", {"requests": 3}, 3)
+
+
+def test_a_framed_request_of_many_lines_is_read_in_bounded_memory(tmp_path):
+    """One frame of 64 MiB of lines: decompressed a piece at a time, not held whole (and not
+    copied once per read)."""
+    import subprocess
+    import sys
+
+    line = json.dumps(canonical_request(0)).encode()
+    body = b"\n".join(line.replace(b'"r0"', f'"r{i}"'.encode())
+                      for i in range(64 * 1024 * 1024 // len(line)))
+    path = tmp_path / "big.json"
+    path.write_bytes(framed([body]))
+    # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's (this test's) peak.
+    probe = ("import re, sys; from lib.ingest.streams import SourceStream; "
+             "s = SourceStream(open(sys.argv[1], 'rb')); n = 0\n"
+             "while chunk := s.read(1 << 20): n += len(chunk)\n"
+             "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())\n"
+             "print(n, int(peak.group(1)) // 1024)")
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    size, peak_mb = map(int, out.split())
+    assert size == len(body) + 1  # the request and its newline
+    assert peak_mb < 120, peak_mb  # the 64 MiB frame is never held whole
 
 
 def _corrupt(frame: bytes) -> bytes:
@@ -84,7 +115,11 @@ def _corrupt(frame: bytes) -> bytes:
 
 @pytest.mark.parametrize("data, error", [
     (native([b'{"a": 1}'] * 50)[:-5], "truncated zstd stream"),
-    (framed([b'{"a": 1}', b'{"b": 2}'])[:-3], "truncated zstd stream (a frame is cut short)"),
+    (framed([b'{"a": 1}', b'{"b": 2}'])[:-3], "truncated zstd stream"),
+    (framed([b'{"a": 1}']) + b"\x00\x00", "truncated zstd stream (a frame's length is cut short)"),
+    # a length far past the file's end: read as far as the file goes, never reserved
+    (framed([b'{"a": 1}']) + b"\xff\xff\xff\xff" + zstd.compress(b"x")[:5],
+     "truncated zstd stream"),
     (_corrupt(zstd.compress(b"hello world " * 100)), "corrupt zstd stream"),
 ])
 def test_a_broken_zstd_file_is_a_clear_error_and_the_others_go_on(tmp_path, data, error):
