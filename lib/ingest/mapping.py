@@ -173,7 +173,8 @@ class Mapping:
                     rejects.append(Reject(number, _raw(record), "not a JSON object"))
                 elif getattr(record, "repeated", None) is not None:
                     rejects.append(Reject(number, _raw(record),
-                                          DUPLICATE_KEY_REASON.format(record.repeated)))
+                                          DUPLICATE_KEY_REASON.format(
+                                              json.dumps(record.repeated, ensure_ascii=False))))
                 elif not is_text(record):
                     rejects.append(Reject(number, _raw(record), "not valid UTF-8 text (or a lone "
                                                                 "surrogate escape)"))

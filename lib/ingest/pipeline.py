@@ -672,7 +672,8 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
         FROM (SELECT * REPLACE (CASE WHEN _bad_json THEN 'not valid JSON'
                                      WHEN _not_obj THEN 'not a JSON object'
                                      WHEN _dup_key IS NOT NULL
-                                         THEN format('{DUPLICATE_KEY_REASON}', _dup_key)
+                                         THEN format('{DUPLICATE_KEY_REASON}',
+                                                     CAST(to_json(_dup_key) AS VARCHAR))
                                      ELSE _reason END AS _reason)
               FROM ({checked}))
     """

@@ -186,11 +186,11 @@ def extras_sql(columns: list[str]) -> str | None:
 
 def _shown_sql(text: str, chars: int) -> str:
     """SQL quoting the text ``text`` in a reason: its first ``chars`` characters, or, when they
-    hold "; " (which separates a reason's parts, see lib.ingest.values.shown), a JSON string of
-    them: ``"lots; of them"``."""
+    hold "; " (which separates a reason's parts) or look like a quoted value (lib.ingest.values
+    .needs_quotes), a JSON string of them: ``"lots; of them"``."""
     cut = f"left({text}, {chars})"
-    return (f"CASE WHEN contains({cut}, {_lit(REASON_SEPARATOR)}) "
-            f"THEN CAST(to_json({cut}) AS VARCHAR) ELSE {cut} END")
+    return (f"CASE WHEN contains({cut}, {_lit(REASON_SEPARATOR)}) OR contains({cut}, ': \"') "
+            f"OR starts_with({cut}, '\"') THEN CAST(to_json({cut}) AS VARCHAR) ELSE {cut} END")
 
 
 def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,

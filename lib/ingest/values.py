@@ -85,7 +85,8 @@ def shown(value: Any) -> str:
       is written as a JSON string (``""``, ``" "``);
     - any other value as compact JSON (``true``, ``null``, ``12``, ``1.5``, ``1e+30``,
       ``[1,2]``, ``{"a":1}``), NaN and the infinities as ``NaN``, ``Infinity``, ``-Infinity``;
-    - either, when it holds ``"; "`` (which separates a reason's parts), as a JSON string
+    - either, when it holds ``"; "`` (which separates a reason's parts) or could be taken for
+      a quoted value (it starts with ``"`` or holds ``: "``), as a JSON string
       (``"lots; of them"``), so the Data page does not read its end as a check of its own.
 
     Why: a reason ends with the value, so an empty text would leave nothing after the colon
@@ -95,8 +96,11 @@ def shown(value: Any) -> str:
     can find in the file, not Python's ``inf``. Compact JSON is how the lake stores such values
     in ``attributes``, and fits more of one in 60 characters.
     """
+    if isinstance(value, str) and (not value or value.isspace()):
+        text = json.dumps(value[:SHOWN_CHARS])  # quoted already
+        return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
     if isinstance(value, str):  # also str subclasses (Langfuse keeps "1e400" as one)
-        text = value if value and not value.isspace() else json.dumps(value[:SHOWN_CHARS])
+        text = value
     else:
         try:
             text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -107,13 +111,20 @@ def shown(value: Any) -> str:
             text = f"a {type(value).__name__} nested too deeply to be written"
     if len(text) > SHOWN_CHARS:
         text = text[:SHOWN_CHARS - 3] + "..."
-    if REASON_SEPARATOR in text:
+    if needs_quotes(text):
         text = _quoted(text)
     return valid_text(text)
 
 
+def needs_quotes(text: str) -> bool:
+    """True when ``text``, quoted at the end of a reason's part, would be read as more than a
+    value: it holds the separator of parts, or looks like the start of a quoted value."""
+    return REASON_SEPARATOR in text or ': "' in text or text.startswith('"')
+
+
 # A reason joins its parts with "; " (lib.ingest.validate.checked_sql); the Data page splits on it
-# to count the checks that failed (lib.metrics.inventory). A value holding it is quoted.
+# to count the checks that failed (lib.metrics.inventory), once the quoted values (': "..."') are
+# emptied. A value holding the separator, or what looks like a quoted value, is quoted.
 REASON_SEPARATOR = "; "
 
 

@@ -75,15 +75,17 @@ def _note(info: dict) -> str | None:
 # each without the value it quotes after ": " ("input_tokens is negative: -10"), a format's
 # "span not usable: <why>" with its why ("span not usable: gen_ai.usage.input_tokens is not an
 # integer"), and with numbers as N ("expected N CSV fields", "byte N of the record"), so rows
-# failing the same check group together. A value holding "; " is quoted as a JSON string
-# (lib.ingest.values.shown): such strings are emptied before the split.
+# failing the same check group together; hex ids (a span's) as ID. A value holding "; " is quoted
+# as a JSON string (lib.ingest.values.shown), and so is a key in a reason (canonical's
+# DUPLICATE_KEY_REASON): such strings are emptied before the split.
 _CHECK_OF_PART = ("CASE WHEN regexp_matches(x, '^[^:]* not (usable|readable|storable): ') "
                   "THEN split_part(x, ': ', 1) || ': ' || split_part(x, ': ', 2) "
                   "ELSE split_part(x, ': ', 1) END")
 _QUOTED_VALUES = ("regexp_replace(coalesce(reason, 'no reason'), "
-                  r"""': "([^"\\]|\\.)*"', ': ""', 'g')""")
+                  r"""'(: |key )"([^"\\]|\\.)*"', '\1""', 'g')""")
 _CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, '; '), "
-               f"x -> regexp_replace({_CHECK_OF_PART}, '([ (])[0-9]+([ )]|$)', "
+               f"x -> regexp_replace(regexp_replace({_CHECK_OF_PART}, "
+               "'\\b([0-9a-f]{16}|[0-9a-f]{32})\\b', 'ID', 'g'), '([ (])[0-9]+([ )]|$)', "
                "'\\1N\\2', 'g')))")
 
 

@@ -70,6 +70,9 @@ def deeply_nested(depth: int = 100_000) -> list:
     ('say "hi"; bye', '"say \\"hi\\"; bye"'),
     ({"a": "b; c"}, '"{\\"a\\":\\"b; c\\"}"'),
     ("x; " * 30, '"' + "x; " * 18 + 'x..."'),
+    # what looks like a quoted value after the colon is quoted too
+    ('about: "ten', '"about: \\"ten"'),
+    ('"ok', '"\\"ok"'),
 ])
 def test_shown(value, text):
     assert shown(value) == text

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+
+from lib import schema
 from lib.ingest.pipeline import ingest_paths
 from lib.metrics import inventory
 from tests.ingest.conftest import canonical_request, jsonl_bytes
@@ -135,6 +138,42 @@ def test_a_value_holding_the_reason_separator_is_quoted_and_splits_off_no_check(
         "span not usable: gen_ai.usage.input_tokens is not an integer",
         "status must be ok or error"]
     assert inventory.quarantine(engine, check="missing model")["line"].to_list() == [1]
+
+
+def test_values_and_keys_that_look_quoted_split_off_no_check(lake, engine, tmp_path):
+    # A value holding ': "' (or starting with a quote) is quoted too, so the quoted value after
+    # it cannot swallow the next part; a repeated key is a JSON string of its own.
+    (tmp_path / "f.jsonl").write_text(
+        json.dumps(canonical_request(1, input_tokens='about: "ten', status="fine; really"))
+        + "\n" + json.dumps(canonical_request(2, status='"ok')) + "\n"
+        + '{"request_id": "r3", "a; b": 1, "a; b": 2}\n')
+    ingest_paths(lake, [str(tmp_path / "f.jsonl")])
+    engine.refresh()
+    assert sorted(inventory.quarantine(engine)["reason"].to_list()) == [
+        'input_tokens is not an integer: "about: \\"ten"; '
+        'status must be ok or error: "fine; really"',
+        'key "a; b" appears twice in the object: which value is meant is ambiguous',
+        'status must be ok or error: "\\"ok"']
+    checks = inventory.quarantine_checks(engine)
+    assert sorted(checks["check"].to_list()) == [
+        'input_tokens is not an integer', 'key "" appears twice in the object',
+        "status must be ok or error"]
+    assert inventory.quarantine(engine, check="status must be ok or error").height == 2
+
+
+def test_span_ids_in_reasons_group_as_one_check(lake, engine):
+    from tests.conftest import T0
+
+    rows = pa.table({"quarantine_id": ["q1", "q2"], "ts": pa.array([T0, T0], schema.TS),
+                     "source_file": ["s.jsonl"] * 2, "line": [1, 2], "raw": ["{}", "{}"],
+                     "reason": [f"gen_ai.evaluation.result event of span {s} not usable: "
+                                "gen_ai.evaluation.score.value is not a number: x"
+                                for s in ("00000000000001ac", "b7ad6b7169203331")]})
+    lake.append({"quarantine": rows}, source="t")
+    engine.refresh(force=True)
+    assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
+        ("gen_ai.evaluation.result event of span ID not usable: "
+         "gen_ai.evaluation.score.value is not a number", 2)]
 
 
 def test_the_quarantine_list_filters_by_file_and_check(lake, engine, tmp_path):

@@ -224,7 +224,8 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
             rejects.append(Reject(line_no, _raw(text), "not a JSON object"))
             continue
         if obj.repeated is not None:
-            rejects.append(Reject(line_no, _raw(text), DUPLICATE_KEY_REASON.format(obj.repeated)))
+            rejects.append(Reject(line_no, _raw(text), DUPLICATE_KEY_REASON.format(
+                json.dumps(obj.repeated, ensure_ascii=False))))
             continue
         if not is_text(obj):  # a lone surrogate escape ("\ud800") parses, but is no text
             rejects.append(Reject(line_no, _raw(text), "not valid JSON: an escape that is not "
@@ -328,7 +329,9 @@ def _own_values(table: pa.Table, name: str, block: LineBlock) -> pa.Table:
 # Why a line with a key written twice is quarantined: parsers disagree on which value counts
 # (DuckDB's from_json keeps the first, Arrow and Python's json the last), so neither is stored.
 # A template for both Python's str.format and DuckDB's format().
-DUPLICATE_KEY_REASON = 'key "{}" appears twice in the object: which value is meant is ambiguous'
+# The key as a JSON string (json.dumps; DuckDB's to_json on the SQL path): a key holding "; " or
+# quotes stays one part of the reason (lib.metrics.inventory).
+DUPLICATE_KEY_REASON = "key {} appears twice in the object: which value is meant is ambiguous"
 
 
 class KeyedObject(dict):
