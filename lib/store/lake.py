@@ -881,6 +881,7 @@ class BatchWriter:
             self.result = WriteResult(commit=None, duplicate_batch=True)
             return self.result
         dry_run = self.lake.dry_run
+        commit = None
         try:
             added = []
             for (name, _day), (writer, tmp, rel) in self._writers.items():
@@ -913,6 +914,11 @@ class BatchWriter:
             self.lake._publish(commit)
             self.result.commit = commit
         except BaseException:
+            if commit is not None and (self.lake.manifest_dir / f"{commit.commit_id}.json"
+                                       ).exists():
+                # Published before the error (an interrupt just after the link, a failed fsync
+                # of the folder): its files are listed now, and must stay.
+                self.result.commit = commit
             self.abort()
             raise
         self._finish()

@@ -58,3 +58,25 @@ def test_rewrite_of_named_files_refuses_files_no_longer_live(lake):
     lake.rewrite("requests", {day: table}, kind="compact", source="t", files={day: [path]})
     with pytest.raises(ValueError, match="no longer live"):
         lake.rewrite("requests", {day: table}, kind="compact", source="t", files={day: [path]})
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
+def test_an_error_after_the_commit_is_published_keeps_its_files(lake, monkeypatch, error):
+    """An interrupt just after the manifest link, or a failed fsync of the manifest folder:
+    the commit is visible, so the files it lists must stay (deleting them would leave a
+    manifest naming files that do not exist)."""
+    from lib.store import lake as lake_module
+
+    def failing_fsync_dir(path):
+        raise error("after the link")
+
+    monkeypatch.setattr(lake_module, "_fsync_dir", failing_fsync_dir)
+    with pytest.raises(error), lake.begin("a") as batch:
+        batch.add({"requests": requests_table([make_request(1)])})
+        batch.commit(content_hash="h")
+    monkeypatch.undo()
+    (commit,) = lake.commits()
+    assert all((lake.root / f["path"]).exists() for f in commit.added)
+    assert Lake(lake.root).snapshot().files["requests"] == [commit.added[0]["path"]]
+    with Lake(lake.root).begin("b") as batch:  # the lock was released
+        assert batch.commit().commit is not None
