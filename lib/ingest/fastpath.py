@@ -107,6 +107,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         if "pandas" not in sys.modules:
             threading.Thread(target=_import_quietly, args=("pandas",), daemon=True).start()
         if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
+            LAST.update(reason=f"{stream.compression} compression: the exact path reads it")
             return False
         # 1. The content hash, before any parsing.
         try:

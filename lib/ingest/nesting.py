@@ -40,6 +40,7 @@ import shutil
 
 from lib import schema
 from lib.ingest.formats.canonical import json_object_sql
+from lib.ingest.validate import _lit, _q
 
 NOTE = ("model-call span(s) around another model call of their trace (two instrumentations "
         "recording one call, such as a framework's span and the client library's): kept in the "
@@ -70,17 +71,16 @@ _ATTRIBUTION = ["user_id", "session_id", "feature", "customer_id", "prompt_name"
 
 def count_nested_calls_once(batch) -> dict[str, int]:
     """Drop from the batch's requests the envelopes around other model calls (see the module's
-    docstring); returns ``{NOTE: n}`` for the envelopes first seen in this batch, or ``{}``.
-    Envelopes whose spans were stored before (the same spans read again) are counted as
-    duplicate requests."""
+    docstring). Returns the report's notes: ``NOTE`` with the envelopes first seen in this batch
+    (envelopes whose spans were stored before, the same spans read again, are counted as
+    duplicate requests) and ``TWINS_NOTE`` with the look-alike pairs (:func:`_twins`); ``{}``
+    when neither."""
     spans, requests = batch.written_files("spans"), batch.written_files("requests")
     if not requests:
         return {}
     with _Scratch(batch) as con:
         files = {"spans": [str(p) for p in spans], "requests": [str(p) for p in requests]}
-        days = [r[0] for r in con.execute(
-            f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM {_read('$requests')}",
-            {"requests": files["requests"]}).fetchall()]
+        days = _days(con, files["requests"])
         stored = {name: batch.lake._files_of_days(name, days) for name in ("requests", "spans")}
         if not _envelopes(con, files, stored):
             return _twins(con, files)
@@ -104,16 +104,14 @@ def finish_spans(batch) -> dict[str, int]:
 
 def move_evals_to_counted_calls(batch) -> dict[str, int]:
     """Move the batch's evals of stored envelope spans to the calls they count as (evals sent as
-    log records, ingested after the spans); returns ``{EVALS_NOTE: n}``, or ``{}``."""
+    log records, ingested after the spans): spans stored on the evals' days, ±1, are searched.
+    Returns ``{EVALS_NOTE: n}``, or ``{}``."""
     evals = batch.written_files("evals")
     if not evals:
         return {}
     with _Scratch(batch) as con:
         files = [str(p) for p in evals]
-        days = [r[0] for r in con.execute(
-            f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM {_read('$evals')}",
-            {"evals": files}).fetchall()]
-        stored = batch.lake._files_of_days("spans", days)
+        stored = batch.lake._files_of_days("spans", _days(con, files))
         if not stored:
             return {}
         con.execute(
@@ -151,6 +149,13 @@ class _Scratch:
     def __exit__(self, *exc) -> None:
         self.con.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _days(con, files: list[str]) -> list[str]:
+    """The days (``YYYY-MM-DD``, UTC) of the rows of ``files``."""
+    return [r[0] for r in con.execute(
+        f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM {_read('$files')}",
+        {"files": files}).fetchall()]
 
 
 def _read(files: str) -> str:
@@ -205,21 +210,24 @@ def _envelopes(con, files: dict[str, list[str]], stored: dict[str, list[str]]) -
         if not con.execute("SELECT count(*) FROM up").fetchone()[0]:
             break
     # counted: each envelope and the call it counts as, the last of the innermost calls below
-    # it, resolved from the innermost envelopes outwards.
-    con.execute(
-        "CREATE TEMP TABLE counted AS SELECT p.trace_id, p.outer_id, "
-        "arg_max(p.inner_id, (i.ts, p.inner_id)) AS inner_id FROM pairs p "
-        "JOIN calls i ON i.trace_id = p.trace_id AND i.span_id = p.inner_id "
-        "WHERE NOT EXISTS (SELECT 1 FROM pairs q WHERE q.trace_id = p.trace_id "
-        "AND q.outer_id = p.inner_id) GROUP BY p.trace_id, p.outer_id")
+    # it. An envelope is settled once every envelope right below it is: its candidates are the
+    # plain calls right below it and what those envelopes count as. Envelopes in a loop never
+    # settle, and count.
+    con.execute("CREATE TEMP TABLE outers AS SELECT DISTINCT trace_id, outer_id FROM pairs")
+    con.execute("CREATE TEMP TABLE counted (trace_id VARCHAR, outer_id VARCHAR, "
+                "inner_id VARCHAR)")
     for _ in range(MAX_DEPTH):
         added = con.execute(
-            "INSERT INTO counted SELECT p.trace_id, p.outer_id, "
-            "arg_max(r.inner_id, (i.ts, r.inner_id)) FROM pairs p "
-            "JOIN counted r ON r.trace_id = p.trace_id AND r.outer_id = p.inner_id "
-            "JOIN calls i ON i.trace_id = r.trace_id AND i.span_id = r.inner_id "
-            "WHERE NOT EXISTS (SELECT 1 FROM counted k WHERE k.trace_id = p.trace_id "
-            "AND k.outer_id = p.outer_id) GROUP BY p.trace_id, p.outer_id").fetchone()[0]
+            "INSERT INTO counted SELECT c.trace_id, c.outer_id, "
+            "arg_max(c.candidate, (i.ts, c.candidate)) FROM ("
+            "  SELECT p.trace_id, p.outer_id, coalesce(k.inner_id, p.inner_id) AS candidate, "
+            "  o.outer_id IS NOT NULL AND k.inner_id IS NULL AS unsettled FROM pairs p "
+            "  LEFT JOIN outers o ON o.trace_id = p.trace_id AND o.outer_id = p.inner_id "
+            "  LEFT JOIN counted k ON k.trace_id = p.trace_id AND k.outer_id = p.inner_id "
+            "  WHERE NOT EXISTS (SELECT 1 FROM counted s WHERE s.trace_id = p.trace_id "
+            "                    AND s.outer_id = p.outer_id)) c "
+            "JOIN calls i ON i.trace_id = c.trace_id AND i.span_id = c.candidate "
+            "GROUP BY c.trace_id, c.outer_id HAVING NOT bool_or(c.unsettled)").fetchone()[0]
         if not added:
             break
     con.execute(
@@ -300,11 +308,3 @@ def _move_evals(batch, con) -> None:
         f"SELECT w.* REPLACE ({moved.format(c='request_id')}, {moved.format(c='case_id')}) "
         "FROM written w LEFT JOIN envelopes e ON e.outer_id = w.request_id",
         "request_id IN (SELECT outer_id FROM envelopes)", {})
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -456,7 +456,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                 progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
                                   time.monotonic() - started))
         stream.drain()
-        if fmt.finish is not None and not batch.duplicate_batch:
+        if fmt.finish is not None and not lake.has_content(
+                batch_identity(stream.hexdigest(), fmt)):  # a file ingested before: no pass
             for what, n in fmt.finish(batch).items():
                 report.not_read[what] = report.not_read.get(what, 0) + n
         report.bytes = stream.bytes_in

@@ -185,12 +185,20 @@ def extras_sql(columns: list[str]) -> str | None:
 
 
 def _shown_sql(text: str, chars: int) -> str:
-    """SQL quoting the text ``text`` in a reason: its first ``chars`` characters, or, when they
-    hold "; " (which separates a reason's parts) or look like a quoted value (lib.ingest.values
-    .needs_quotes), a JSON string of them: ``"lots; of them"``."""
-    cut = f"left({text}, {chars})"
-    return (f"CASE WHEN contains({cut}, {_lit(REASON_SEPARATOR)}) OR contains({cut}, ': \"') "
-            f"OR starts_with({cut}, '\"') THEN CAST(to_json({cut}) AS VARCHAR) ELSE {cut} END")
+    """SQL quoting the text ``text`` in a reason as lib.ingest.values.shown does: at most
+    ``chars`` characters (a longer text cut, ``...`` added); as a JSON string when it is empty or
+    only whitespace (``""``: nothing after the colon would read as a value cut off), or when it
+    holds "; " (which separates a reason's parts) or looks like a quoted value
+    (lib.ingest.values.needs_quotes): ``"lots; of them"``."""
+    cut = f"CASE WHEN length({text}) > {chars} THEN left({text}, {chars - 3}) || '...' " \
+          f"ELSE {text} END"
+    quoted = (f"CAST(to_json(CASE WHEN length({text}) > {chars - 2} THEN left({text}, "
+              f"{chars - 5}) || '...' ELSE {text} END) AS VARCHAR)")
+    blank = f"CAST(to_json(left({text}, {chars})) AS VARCHAR)"
+    return (f"CASE WHEN regexp_matches({text}, '^\\s*$') THEN CASE WHEN length({blank}) > "
+            f"{chars} THEN left({blank}, {chars - 3}) || '...' ELSE {blank} END "
+            f"WHEN contains({text}, {_lit(REASON_SEPARATOR)}) OR contains({text}, ': \"') "
+            f"OR starts_with({text}, '\"') THEN {quoted} ELSE {cut} END")
 
 
 def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,

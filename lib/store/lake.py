@@ -913,12 +913,18 @@ class BatchWriter:
             )
             self.lake._publish(commit)
             self.result.commit = commit
-        except BaseException:
+        except BaseException as exc:
             if commit is not None and (self.lake.manifest_dir / f"{commit.commit_id}.json"
                                        ).exists():
                 # Published before the error (an interrupt just after the link, a failed fsync
-                # of the folder): its files are listed now, and must stay.
+                # of the folder): its files are listed now, and must stay; and an error, not an
+                # interrupt, does not undo what readers already see: the batch is stored.
                 self.result.commit = commit
+                if isinstance(exc, Exception):
+                    log.warning("batch %s is committed, but finishing it failed: %s",
+                                commit.commit_id, exc)
+                    self.abort()
+                    return self.result
             self.abort()
             raise
         self._finish()

@@ -308,6 +308,19 @@ def test_an_envelope_around_an_envelope_counts_as_the_call_inside_both(tmp_path)
                                    "a100000000000002": "a100000000000003"}
 
 
+def test_an_envelope_counts_as_the_last_innermost_call_below_it_through_envelopes(tmp_path):
+    # E holds a call L1 (10 ms) and an envelope E2 around L2 (600 ms): E counts as L2, the last.
+    _, engine = _ingest_spans(tmp_path, [
+        _call("e200000000000011", "e200000000000001", at_ms=10),
+        _call("e200000000000022", "e200000000000002", at_ms=600),
+        _call("e200000000000002", "e200000000000001", at_ms=500, ms=500),
+        _call("e200000000000001", ms=2000, **{"user.id": "u-outer"})])
+    assert _counted_as(engine) == {"e200000000000001": "e200000000000022",
+                                   "e200000000000002": "e200000000000022"}
+    assert engine.query("SELECT request_id, user_id FROM requests ORDER BY ts").rows() == [
+        ("e200000000000011", None), ("e200000000000022", "u-outer")]
+
+
 def test_a_long_chain_of_calls_one_after_the_other_counts_each(tmp_path):
     # A context left current by a stream: each call the child of the one before, none inside
     # it. The walk stops at each call's nearest call: linear, not the chain's length squared.

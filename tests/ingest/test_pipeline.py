@@ -580,3 +580,22 @@ def test_a_folder_holding_the_store_does_not_feed_the_store_to_itself(tmp_path, 
         (str(logs / "a.jsonl"), True, None), (str(lake.root), True, None)]
     assert "the store itself" in again.files[1].skipped
     assert len(lake.commits()) == commits  # nothing read, nothing recorded
+
+
+@pytest.mark.parametrize("fast", ["1", "0"])
+def test_a_batch_committed_before_an_error_is_reported_as_stored(lake, write, monkeypatch, fast):
+    """A failed fsync of the manifest folder after the commit's link: the rows are in the
+    store, so the report says they were stored (fast path and exact path alike)."""
+    from lib.store import lake as lake_module
+
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", fast)
+    path = write("a.jsonl", [canonical_request(1), canonical_request(2)])
+
+    def failing_fsync_dir(folder):
+        raise OSError(5, "Input/output error", str(folder))
+
+    monkeypatch.setattr(lake_module, "_fsync_dir", failing_fsync_dir)
+    (report,) = ingest_paths(lake, [str(path)]).files
+    monkeypatch.undo()
+    assert (report.error, report.stored, report.duplicate_file) == (None, {"requests": 2}, False)
+    assert [c.rows for c in lake.commits()] == [{"requests": 2}]

@@ -289,3 +289,18 @@ def test_integer_text_past_pythons_digit_limit_is_out_of_range():
     # int() refuses text of more than 4,300 digits: it is an integer all the same
     assert refused(integer, "9" * 5000, "f") == f"f is out of range: {'9' * 57}..."
     assert refused(count, "9" * 5000, "f") == f"f is out of range: {'9' * 57}..."
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "\t", " " * 100, "abc", "x" * 60, "x" * 61, "a; b", "lots; of them " * 10,
+    '"ok', 'about: "ten', "é" * 61, 'say "hi"', "back\\slash; x", "line\nbreak"])
+def test_the_sql_checks_quote_a_value_as_shown_does(text):
+    """The SQL paths (lib.ingest.validate.checked_sql) and the Python ones quote a text value in
+    a reason alike."""
+    import duckdb
+
+    from lib.ingest.validate import _shown_sql
+
+    got = duckdb.execute(f"SELECT {_shown_sql('v', 60)} FROM (SELECT $v AS v)",
+                         {"v": text}).fetchone()[0]
+    assert got == shown(text)
