@@ -3,6 +3,8 @@ and with filters given in the URL."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -131,6 +133,12 @@ def test_the_data_page_counts_quarantine_checks_and_filters_the_list(monkeypatch
     lake = Lake(tmp_path / "store")
     ingest_paths(lake, [str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv")])
     at = run_app(monkeypatch, lake.root, "pages/data.py")
+    tables = at.dataframe[0].value.set_index("table")
+    # a table with no rows has no times: a dash, not "None"
+    assert tables.loc["requests", ["first_ts", "last_ts", "last_ingested_at"]].tolist() == \
+        ["–"] * 3  # every row was quarantined
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d",
+                        tables.loc["quarantine", "last_ingested_at"])
     checks, rows = at.dataframe[1].value, at.dataframe[2].value
     assert list(zip(checks["check"], checks["inputs"], strict=True)) == [
         ("input_tokens is negative", 3), ("missing model", 1), ("missing ts", 1)]
