@@ -60,6 +60,8 @@ import yaml
 from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 
+from lib.schema import sql_literal as _sql_lit
+
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
 MTOK = 1_000_000
 
@@ -295,10 +297,6 @@ def _sql_json_value(attributes: str, key: str) -> str:
     path = _sql_lit("$." + (key if key.isidentifier() else json.dumps(key)))
     return (f"CASE WHEN {once} THEN json_extract_string({attributes}, {path}) "
             f"ELSE list_filter({pairs}, e -> e[1] = {_sql_lit(key)})[-1][2] END")
-
-
-def _sql_lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _frame_context(df: pl.DataFrame) -> pl.Series:

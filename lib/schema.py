@@ -148,6 +148,20 @@ KEYS: dict[str, str] = {
     "quarantine": "quarantine_id",
 }
 
+# In a span's attributes: the request a span that recorded the same model call around it is
+# counted as (lib/ingest/nesting.py); such a span is no request of its own.
+COUNTED_AS = "sightline.counted_as"
+
+def sql_identifier(name: str) -> str:
+    """``name`` (a column) quoted as a DuckDB identifier: ``"input_tokens"``."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text) -> str:
+    """``text`` as a DuckDB string literal: ``'it''s'``."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",
     pa.float64(): "DOUBLE",

@@ -15,6 +15,13 @@ from lib.ui import store, widgets
 engine = store.engine()
 f = ui_filters.current()
 
+
+def _open_request(request_id: str) -> None:
+    """Show ``request_id`` on this page (a button's on_click: the id box and URL follow)."""
+    st.session_state["rq_id"] = request_id
+    st.query_params["request"] = request_id
+
+
 st.title("Request")
 rid = widgets.query_text("Request id", "request", key="rq_id",
                          placeholder="paste a request id, or open one from Explore")
@@ -35,12 +42,8 @@ if r is None:
                 "(another instrumentation of that call): the call is counted once, as the "
                 "request below.")
         st.code(counted, language=None)  # an id from a log: shown as text, never Markdown
-
-        def _open_counted():
-            st.session_state["rq_id"] = counted
-            st.query_params["request"] = counted
-
-        st.button("Open that request", key="rq_open_counted", on_click=_open_counted)
+        st.button("Open that request", key="rq_open_counted", on_click=_open_request,
+                  args=(counted,))
         st.stop()
     widgets.empty_state("No such request",
                         "No request with this id is in the store. Check the id, or look for it "
@@ -140,12 +143,8 @@ else:
         s1, s2 = st.columns([3, 1])
         s1.selectbox("Open another request of this session", others, key="rq_next")
         s2.write("")
-
-        def _open_next():
-            st.session_state["rq_id"] = st.session_state["rq_next"]
-            st.query_params["request"] = st.session_state["rq_next"]
-
-        s2.button("Open", key="rq_open", on_click=_open_next)
+        s2.button("Open", key="rq_open",
+                  on_click=lambda: _open_request(st.session_state["rq_next"]))
 
 st.subheader("All fields")
 fields = pl.DataFrame({

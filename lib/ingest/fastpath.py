@@ -46,6 +46,8 @@ import pyarrow.parquet as pq
 from lib import pricing, schema
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
+from lib.schema import sql_identifier as _q
+from lib.schema import sql_literal as _lit
 from lib.store.lake import Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
@@ -224,14 +226,6 @@ def _changed(stat0: os.stat_result, path: str) -> bool:
     st = os.stat(path)
     return (st.st_size, st.st_mtime_ns, st.st_ino) != (stat0.st_size, stat0.st_mtime_ns,
                                                        stat0.st_ino)
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _connection(tmp: Path):

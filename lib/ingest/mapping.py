@@ -47,6 +47,8 @@ from lib.ingest.formats.canonical import (
 )
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, extras_sql
+from lib.schema import sql_identifier as _q
+from lib.schema import sql_literal as _lit
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -242,14 +244,6 @@ def _at(doc, path: str):
     for part in path.split("."):
         doc = doc.get(part) if isinstance(doc, dict) else None
     return doc
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _literal(value) -> str:

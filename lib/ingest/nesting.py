@@ -40,7 +40,9 @@ import shutil
 
 from lib import schema
 from lib.ingest.formats.canonical import json_object_sql
-from lib.ingest.validate import _lit, _q
+from lib.schema import COUNTED_AS
+from lib.schema import sql_identifier as _q
+from lib.schema import sql_literal as _lit
 
 NOTE = ("model-call span(s) around another model call of their trace (two instrumentations "
         "recording one call, such as a framework's span and the client library's): kept in the "
@@ -58,7 +60,6 @@ EVALS_NOTE = ("eval(s) of a model-call span stored as an envelope around another
 
 # Bounds the walks: parent links that loop stop here.
 MAX_DEPTH = 256
-COUNTED_AS = "sightline.counted_as"
 
 # What an envelope's request row recorded, as its span's attributes.
 _KEPT = [c for c in schema.TABLES["requests"].names
@@ -115,12 +116,12 @@ def move_evals_to_counted_calls(batch) -> dict[str, int]:
         if not stored:
             return {}
         con.execute(
-            "CREATE TEMP TABLE envelopes AS SELECT DISTINCT span_id AS outer_id, "
-            f"json_extract_string(attributes, '$.\"{COUNTED_AS}\"') AS inner_id "
-            f"FROM {_read('$stored')} WHERE attributes LIKE '%{COUNTED_AS}%' "
-            f"AND span_id IN (SELECT request_id FROM {_read('$evals')}) "
-            f"AND json_extract_string(attributes, '$.\"{COUNTED_AS}\"') IS NOT NULL",
-            {"stored": stored, "evals": files})
+            "CREATE TEMP TABLE envelopes AS SELECT DISTINCT outer_id, inner_id FROM ("
+            f"SELECT span_id AS outer_id, json_extract_string(attributes, "
+            f"'$.\"{COUNTED_AS}\"') AS inner_id FROM {_read('$stored')} "
+            f"WHERE attributes LIKE '%{COUNTED_AS}%' "
+            f"AND span_id IN (SELECT request_id FROM {_read('$evals')})) "
+            "WHERE inner_id IS NOT NULL", {"stored": stored, "evals": files})
         moved = con.execute(f"SELECT count(*) FROM {_read('$evals')} WHERE request_id IN "
                             "(SELECT outer_id FROM envelopes)", {"evals": files}).fetchone()[0]
         if moved:
@@ -291,11 +292,11 @@ def _rewrite(batch, con, files: dict[str, list[str]]) -> None:
         f"SELECT w.* REPLACE ({lent}) FROM written w LEFT JOIN lent l ON l.inner_id = "
         "w.request_id WHERE w.request_id NOT IN (SELECT outer_id FROM envelopes)",
         "request_id IN (SELECT outer_id FROM envelopes) OR request_id IN "
-        "(SELECT inner_id FROM lent)", {})
+        "(SELECT inner_id FROM lent)")
     batch.replace_written(
         "spans", con, "SELECT w.* REPLACE (coalesce(r.span_attrs, w.attributes) AS attributes) "
         "FROM written w LEFT JOIN recorded r ON r.request_id = w.span_id",
-        "span_id IN (SELECT request_id FROM recorded)", {})
+        "span_id IN (SELECT request_id FROM recorded)")
     if batch.written_files("evals"):
         _move_evals(batch, con)
 
@@ -307,4 +308,4 @@ def _move_evals(batch, con) -> None:
         "evals", con,
         f"SELECT w.* REPLACE ({moved.format(c='request_id')}, {moved.format(c='case_id')}) "
         "FROM written w LEFT JOIN envelopes e ON e.outer_id = w.request_id",
-        "request_id IN (SELECT outer_id FROM envelopes)", {})
+        "request_id IN (SELECT outer_id FROM envelopes)")

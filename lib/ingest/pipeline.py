@@ -456,14 +456,14 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                 progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
                                   time.monotonic() - started))
         stream.drain()
-        if fmt.finish is not None and not lake.has_content(
-                batch_identity(stream.hexdigest(), fmt)):  # a file ingested before: no pass
-            for what, n in fmt.finish(batch).items():
-                report.not_read[what] = report.not_read.get(what, 0) + n
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
+        identity = batch_identity(report.content_hash, fmt)
+        if fmt.finish is not None and not lake.has_content(identity):  # ingested before: no pass
+            for what, n in fmt.finish(batch).items():
+                report.not_read[what] = report.not_read.get(what, 0) + n
         # what the format read but did not store is kept with the batch (the Data page's note)
-        result = batch.commit(content_hash=batch_identity(report.content_hash, fmt),
+        result = batch.commit(content_hash=identity,
                               info={"bytes": stream.bytes_out,
                                     **({"not_read": report.not_read} if report.not_read else {}),
                                     **({"hints": report.hints} if report.hints else {})})
@@ -825,7 +825,3 @@ def _price_join(con, good: str, overrides: dict) -> str:
                             f"WHERE p.{good} AND coalesce(p.input_tokens, 0) >= u.linear_below",
                        overrides, ctx=ctx)
     return pricing.sql_price_joins(ctx)
-
-
-def _sql_str(text: str) -> str:
-    return text.replace("'", "''")

@@ -32,6 +32,8 @@ import pyarrow.compute as pc
 from lib import schema
 from lib.ingest.base import Reject
 from lib.ingest.values import REASON_SEPARATOR
+from lib.schema import sql_identifier as _q
+from lib.schema import sql_literal as _lit
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
@@ -96,18 +98,10 @@ def _con() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _is_json_object(expr: str) -> str:
     """SQL: ``expr`` (text) is a JSON object. A CASE, not AND: DuckDB evaluates both sides of an
     AND, and json_type of text that is not JSON raises (failing the whole file)."""
     return f"(CASE WHEN json_valid({expr}) THEN json_type({expr}) = 'OBJECT' ELSE false END)"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _epoch(expr: str) -> str:
@@ -190,15 +184,18 @@ def _shown_sql(text: str, chars: int) -> str:
     only whitespace (``""``: nothing after the colon would read as a value cut off), or when it
     holds "; " (which separates a reason's parts) or looks like a quoted value
     (lib.ingest.values.needs_quotes): ``"lots; of them"``."""
-    cut = f"CASE WHEN length({text}) > {chars} THEN left({text}, {chars - 3}) || '...' " \
-          f"ELSE {text} END"
-    quoted = (f"CAST(to_json(CASE WHEN length({text}) > {chars - 2} THEN left({text}, "
-              f"{chars - 5}) || '...' ELSE {text} END) AS VARCHAR)")
-    blank = f"CAST(to_json(left({text}, {chars})) AS VARCHAR)"
-    return (f"CASE WHEN regexp_matches({text}, '^\\s*$') THEN CASE WHEN length({blank}) > "
-            f"{chars} THEN left({blank}, {chars - 3}) || '...' ELSE {blank} END "
+    def cut(expr: str, n: int) -> str:  # at most n characters, the last three "..." if cut
+        return f"CASE WHEN length({expr}) > {n} THEN left({expr}, {n - 3}) || '...' " \
+               f"ELSE {expr} END"
+
+    def as_json(expr: str) -> str:
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+
+    return (f"CASE WHEN regexp_matches({text}, '^\\s*$') "
+            f"THEN {cut(as_json(f'left({text}, {chars})'), chars)} "
             f"WHEN contains({text}, {_lit(REASON_SEPARATOR)}) OR contains({text}, ': \"') "
-            f"OR starts_with({text}, '\"') THEN {quoted} ELSE {cut} END")
+            f"OR starts_with({text}, '\"') THEN {as_json(cut(text, chars - 2))} "
+            f"ELSE {cut(text, chars)} END")
 
 
 def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,

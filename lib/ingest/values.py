@@ -28,6 +28,10 @@ from lib.ingest.base import BadValue
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 UINT64_MAX = (1 << 64) - 1  # OTLP times are fixed64 nanoseconds
 SHOWN_CHARS = 60  # of a value quoted in a reason
+# A reason joins its parts with "; " (lib.ingest.validate.checked_sql); the Data page splits on it
+# to count the checks that failed (lib.metrics.inventory), once the quoted values (': "..."') are
+# emptied. A value holding the separator, or what looks like a quoted value, is quoted.
+REASON_SEPARATOR = "; "
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")  # fullmatch: the text of an integer
@@ -50,7 +54,6 @@ def valid_text(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     except UnicodeEncodeError:  # a lone surrogate that is no escaped byte (a "\ud800" escape)
         return _SURROGATE.sub("\ufffd", text)
-
 
 
 def bad_text(value: Any, path: str = "") -> str | None:
@@ -76,6 +79,7 @@ def bad_text(value: Any, path: str = "") -> str | None:
             stack.extend(reversed([(f"{where}.{i}" if where else str(i), item)
                                    for i, item in enumerate(v)]))
     return None
+
 
 def shown(value: Any) -> str:
     """``value`` as a reason quotes it; at most :data:`SHOWN_CHARS` (60) characters, a longer
@@ -120,12 +124,6 @@ def needs_quotes(text: str) -> bool:
     """True when ``text``, quoted at the end of a reason's part, would be read as more than a
     value: it holds the separator of parts, or looks like the start of a quoted value."""
     return REASON_SEPARATOR in text or ': "' in text or text.startswith('"')
-
-
-# A reason joins its parts with "; " (lib.ingest.validate.checked_sql); the Data page splits on it
-# to count the checks that failed (lib.metrics.inventory), once the quoted values (': "..."') are
-# emptied. A value holding the separator, or what looks like a quoted value, is quoted.
-REASON_SEPARATOR = "; "
 
 
 def _quoted(text: str) -> str:

@@ -6,6 +6,7 @@ import polars as pl
 
 from lib import schema
 from lib.ingest.base import not_read_notes
+from lib.ingest.values import REASON_SEPARATOR
 from lib.store.engine import Engine
 
 
@@ -83,7 +84,8 @@ _CHECK_OF_PART = ("CASE WHEN regexp_matches(x, '^[^:]* not (usable|readable|stor
                   "ELSE split_part(x, ': ', 1) END")
 _QUOTED_VALUES = ("regexp_replace(coalesce(reason, 'no reason'), "
                   r"""'(: |key )"([^"\\]|\\.)*"', '\1""', 'g')""")
-_CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, '; '), "
+_CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, "
+               f"'{REASON_SEPARATOR}'), "
                f"x -> regexp_replace(regexp_replace({_CHECK_OF_PART}, "
                "'\\b([0-9a-f]{16}|[0-9a-f]{32})\\b', 'ID', 'g'), '([ (])[0-9]+([ )]|$)', "
                "'\\1N\\2', 'g')))")

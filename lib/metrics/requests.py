@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from lib.schema import COUNTED_AS
 from lib.store.engine import Engine
 
 
@@ -38,8 +39,8 @@ def counted_as(engine: Engine, span_id: str) -> str | None:
     """The request a span that recorded the same call around it (an envelope, see
     lib/ingest/nesting.py) is counted as, or None when ``span_id`` is no such span."""
     frame = engine.query(
-        "SELECT json_extract_string(attributes, '$.\"sightline.counted_as\"') AS request_id "
-        "FROM spans WHERE span_id = $id AND attributes LIKE '%sightline.counted_as%' LIMIT 1",
+        f"SELECT json_extract_string(attributes, '$.\"{COUNTED_AS}\"') AS request_id "
+        f"FROM spans WHERE span_id = $id AND attributes LIKE '%{COUNTED_AS}%' LIMIT 1",
         {"id": span_id})
     return frame["request_id"][0] if frame.height else None
 
@@ -55,8 +56,8 @@ def envelopes_of(engine: Engine, request_id: str, trace_id: str | None) -> pl.Da
         "TRY_CAST(a->>'input_tokens' AS BIGINT) AS input_tokens, "
         "TRY_CAST(a->>'output_tokens' AS BIGINT) AS output_tokens FROM ("
         "SELECT span_id, name, ts, TRY_CAST(attributes AS JSON) AS a FROM spans "
-        "WHERE trace_id = $t AND attributes LIKE '%sightline.counted_as%') "
-        "WHERE a->>'$.\"sightline.counted_as\"' = $id ORDER BY ts, span_id",
+        f"WHERE trace_id = $t AND attributes LIKE '%{COUNTED_AS}%') "
+        f"WHERE a->>'$.\"{COUNTED_AS}\"' = $id ORDER BY ts, span_id",
         {"t": trace_id, "id": request_id})
 
 

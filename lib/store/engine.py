@@ -91,7 +91,7 @@ class Engine:
             return "SELECT " + ", ".join(
                 f"CAST(NULL AS {schema.duckdb_type(f.type)}) AS {f.name}"
                 for f in schema.TABLES[table]) + " WHERE false"
-        quoted = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        quoted = ", ".join(schema.sql_literal(p) for p in paths)
         return (f"SELECT {cols} FROM read_parquet([{quoted}], union_by_name = true, "
                 f"hive_partitioning = false)")
 

@@ -802,26 +802,26 @@ class BatchWriter:
         return files + [(tmp, rel) for table, tmp, rel in self._adopted if table == name]
 
     def replace_written(self, name: str, con: duckdb.DuckDBPyConnection, select: str,
-                        touched: str, params: dict) -> int:
+                        touched: str) -> int:
         """Rewrite the files of table ``name`` this batch wrote that hold a row meeting the SQL
         condition ``touched``, each as the SQL ``select`` over its rows (the view ``written``),
-        through DuckDB connection ``con``; ``params`` are both queries' parameters. ``select``
-        keeps the canonical columns (``SELECT * REPLACE (...) FROM written WHERE ...``), each row
-        on its file's day; a file left with no row leaves the batch. Returns how many rows fewer
-        the batch now stores."""
+        through DuckDB connection ``con``. ``select`` keeps the canonical columns
+        (``SELECT * REPLACE (...) FROM written WHERE ...``), each row on its file's day; a file
+        left with no row leaves the batch. Returns how many rows fewer the batch now stores."""
+        # Not hive_partitioning: the date=... folder is no column of the file.
+        source = "read_parquet($file, hive_partitioning = false)"
         dropped = 0
         for tmp, rel in self._written(name):
-            # Not hive_partitioning: the date=... folder is no column of the file.
-            source = f"read_parquet('{_sql_text(tmp)}', hive_partitioning = false)"
             if not con.execute(f"SELECT count(*) FROM {source} WHERE {touched}",
-                               params).fetchone()[0]:
+                               {"file": str(tmp)}).fetchone()[0]:
                 continue
             fresh = tmp.with_name(f"{tmp.name}.{uuid.uuid4().hex}.tmp")
             try:
                 rows = con.execute(
-                    f"COPY (WITH written AS (SELECT * FROM {source}) {select}) TO "
-                    f"'{_sql_text(fresh)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE "
-                    f"{PARQUET_OPTIONS['row_group_size']})", params).fetchone()[0]
+                    f"COPY (WITH written AS (SELECT * FROM {source}) {select}) TO $out "
+                    f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE "
+                    f"{PARQUET_OPTIONS['row_group_size']})",
+                    {"file": str(tmp), "out": str(fresh)}).fetchone()[0]
                 if rows:
                     os.replace(fresh, tmp)
                 else:  # nothing left of this file: it leaves the batch
@@ -957,11 +957,6 @@ class BatchWriter:
             self._seen = None
             shutil.rmtree(self.lake.tmp_dir / f"seen-{self.batch_id}", ignore_errors=True)
         self._lock.__exit__(None, None, None)
-
-
-def _sql_text(path: Path) -> str:
-    """``path`` inside an SQL string literal."""
-    return str(path).replace("'", "''")
 
 
 def _pause_for_tests(stage: str) -> None:
