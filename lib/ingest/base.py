@@ -75,6 +75,8 @@ class Format:
                  file gave, once all are written and before the batch commits (lib.store.lake's
                  ``written_files`` / ``replace_written``); returns counts for the report's notes,
                  as ``Chunk.not_read``.
+    unit      -- what a quarantined record's ``line`` counts, for the report ("line 3"; an OTLP
+                 protobuf file's are export requests: "request 3").
     """
 
     name: str
@@ -86,3 +88,4 @@ class Format:
     # ingested again under a changed mapping is read again, not skipped as already ingested.
     identity: str = ""
     finish: Callable[[Any], dict[str, int]] | None = None
+    unit: str = "line"

@@ -515,10 +515,19 @@ def _count_quarantine(report: FileReport, table: pa.Table) -> None:
     report.quarantined += table.num_rows
     if len(report.reasons) < MAX_REASONS and table.num_rows:
         head = table.slice(0, MAX_REASONS - len(report.reasons))
+        unit = _unit_of(report.format)
         for line, reason in zip(head.column("line").to_pylist(),
                                 head.column("reason").to_pylist(), strict=True):
-            where = f"line {line}" if line is not None else "record"
+            where = f"{unit} {line}" if line is not None else "record"
             report.reasons.append(f"{where}: {reason}")
+
+
+def _unit_of(format_name: str | None) -> str:
+    """What the format's quarantine ``line`` counts ("line", or "request" in OTLP protobuf)."""
+    try:
+        return registry.by_name(format_name).unit if format_name else "line"
+    except KeyError:
+        return "line"
 
 
 def _strip_compression(filename: str) -> str:

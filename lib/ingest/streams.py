@@ -82,9 +82,9 @@ class SourceStream(io.RawIOBase):
         self.compressed = self.compression is not None
         if self.compression == "gzip":
             source = gzip.GzipFile(fileobj=io.BufferedReader(source, READ_BYTES), mode="rb")
-        elif self.compression is not None:  # zstd, framed or not: decompressed as a stream
-            if self.compression == "zstd-framed":
-                source = _Unframed(source)
+        elif self.compression == "zstd-framed":
+            source = _framed_zstd(source)
+        elif self.compression is not None:
             source = zstd.ZstdFile(io.BufferedReader(source, READ_BYTES), mode="rb")
         self._source = source
         self._hash = hashlib.sha256()
@@ -216,6 +216,82 @@ class _Unframed(io.RawIOBase):
             self._left = int.from_bytes(size, "big")
             if not self._left:
                 self._newline = _NEWLINE_FRAME
+
+
+# Of the first framed request, the compressed bytes looked at to tell JSON from protobuf.
+_SNIFF_BYTES = 128 * 1024
+# A protobuf request (read whole: protobuf parses a message whole) that decompresses to more
+# than this fails the file, as a corrupt stream does: it is no export request a Collector sent.
+MAX_FRAMED_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _framed_zstd(raw: BinaryIO) -> BinaryIO:
+    """The Collector file exporter's older ``compression: zstd`` layout (each export request a
+    zstd frame after its compressed length, a big-endian uint32), decompressed to what the
+    exporter writes uncompressed: JSON lines (:class:`_Unframed`) when the first request is
+    JSON, else (``format: proto``) each request after its own length
+    (:class:`_UnframedMessages`)."""
+    size = _read_exactly(raw, 4)
+    part = _read_exactly(raw, min(int.from_bytes(size, "big"), _SNIFF_BYTES)) \
+        if len(size) == 4 else b""
+    try:
+        start = zstd.ZstdDecompressor().decompress(part, max_length=64)
+        start = start.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()  # (a BOM before JSON)
+    except zstd.ZstdError:
+        start = b""  # (reported by the reader below, with the file's name)
+    source = _Prefixed(size + part, raw)
+    if start and start[:1] not in (b"{", b"["):
+        return _UnframedMessages(source)
+    return zstd.ZstdFile(io.BufferedReader(_Unframed(source), READ_BYTES), mode="rb")
+
+
+class _UnframedMessages(io.RawIOBase):
+    """Binary requests (``format: proto``) in the older framed zstd layout, given back as the
+    exporter writes them uncompressed: each request after its decompressed length. A frame is
+    decompressed whole (protobuf needs the whole request anyway), up to
+    ``MAX_FRAMED_MESSAGE_BYTES``."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._out:
+            size = _read_exactly(self._raw, 4)
+            if not size:
+                return 0
+            if len(size) < 4:
+                raise EOFError("a frame's length is cut short")
+            length = int.from_bytes(size, "big")
+            frame = _read_exactly(self._raw, length)
+            if len(frame) < length:
+                raise EOFError(f"a frame is cut short ({len(frame):,} of {length:,} bytes)")
+            message = _decompress_within(frame, MAX_FRAMED_MESSAGE_BYTES)
+            self._out = len(message).to_bytes(4, "big") + message
+        n = min(len(buf), len(self._out))
+        buf[:n], self._out = self._out[:n], self._out[n:]
+        return n
+
+
+def _decompress_within(data: bytes, limit: int) -> bytes:
+    """The zstd frames of ``data`` decompressed; raises ``zstd.ZstdError`` past ``limit`` bytes
+    and ``EOFError`` when the last frame is cut short."""
+    out: list[bytes] = []
+    total = 0
+    while data:
+        decompressor = zstd.ZstdDecompressor()
+        piece = decompressor.decompress(data, max_length=limit + 1 - total)
+        total += len(piece)
+        out.append(piece)
+        if total > limit:
+            raise zstd.ZstdError(f"a frame decompresses to more than {limit / 2**20:g} MiB")
+        if not decompressor.eof:
+            raise EOFError("a frame ends before its data does")
+        data = decompressor.unused_data
+    return b"".join(out)
 
 
 def _read_exactly(raw: BinaryIO, n: int) -> bytes:

@@ -32,8 +32,9 @@ def upload_section(engine: Engine) -> IngestReport | None:
     limit_mb = st.get_option("server.maxUploadSize")
     names = ["auto-detect"] + [f.name for f in registry.registered()] + [MAPPING_CHOICE]
     files = st.file_uploader(
-        "Log or eval files (JSONL, JSON arrays, CSV, Parquet, OTLP JSON traces or evaluation logs, "
-        "OpenInference, Langfuse, promptfoo, Inspect .eval or JSON; gzip or zstd welcome)",
+        "Log or eval files (JSONL, JSON arrays, CSV, Parquet, OTLP traces or evaluation logs in "
+        "JSON or protobuf, OpenInference, Langfuse, promptfoo, Inspect .eval or JSON; gzip or "
+        "zstd welcome)",
         accept_multiple_files=True,
         key="upload_files",
         help=f"Up to {limit_mb} MB per file (server.maxUploadSize in .streamlit/config.toml). "

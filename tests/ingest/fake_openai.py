@@ -256,11 +256,18 @@ def scenario_truth(scenario: list[dict[str, Any]] = SCENARIO) -> dict[str, int]:
     return truth
 
 
+def proto_path(collector_file: Path) -> Path:
+    """Where :func:`record_spans` writes its requests as length-prefixed protobuf (the
+    Collector's file exporter with ``format: proto``), beside ``collector_file``."""
+    return collector_file.with_name(collector_file.name.replace(".collector.jsonl", ".pb"))
+
+
 def record_spans(instrumentation: str, out_dir: Path,
                  scenario: list[dict[str, Any]] = SCENARIO) -> tuple[Path, Path, list[dict]]:
     """Run the real instrumentation in a fresh process against a fresh fake server.
 
-    Returns (protobuf-JSON file, Collector-JSON file, the server's ledger). A subprocess keeps the
+    Returns (protobuf-JSON file, Collector-JSON file, the server's ledger); the same requests in
+    the file exporter's binary layout are at :func:`proto_path`. A subprocess keeps the
     instrumentation's global patches of ``openai`` out of the test process.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +283,7 @@ def record_spans(instrumentation: str, out_dir: Path,
             [sys.executable, str(RECORDER), "--instrumentation", instrumentation,
              "--base-url", server.base_url, "--scenario", str(scenario_file),
              "--out", str(protobuf_out), "--collector-out", str(collector_out),
-             "--spans-per-line", "3"],
+             "--proto-out", str(proto_path(collector_out)), "--spans-per-line", "3"],
             capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT)
         ledger = list(server.ledger)
     if result.returncode != 0:

@@ -14,6 +14,7 @@ from lib.ingest.base import Format
 MODULES: list[str] = [
     "openinference",
     "otlp",
+    "otlp_proto",
     "otlp_logs",
     "langfuse",
     "canonical",

@@ -37,6 +37,7 @@ import gc
 import hashlib
 import heapq
 import io
+import itertools
 import json
 import math
 import os
@@ -185,8 +186,18 @@ _VALUE_DECODERS.update({re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), k):
                         for k, f in list(_VALUE_DECODERS.items())})
 
 
+class DecodedAttributes(dict):
+    """Attributes already decoded to ``{key: value}`` as :func:`decode_attributes` decodes them
+    (the OTLP protobuf reader's, which reads typed values and need not write them out as JSON
+    ``KeyValue`` lists first); :func:`decode_attributes` gives a copy."""
+
+    __slots__ = ()
+
+
 def decode_attributes(items: Iterable[dict] | None) -> dict[str, Any]:
     """OTLP ``KeyValue`` list -> ``{key: value}``; strings and ints take a fast path."""
+    if items.__class__ is DecodedAttributes:
+        return dict(items)  # a copy: mappers take keys out of what they are given
     out: dict[str, Any] = {}
     if not items:
         return out
@@ -633,7 +644,8 @@ class Span:
         else:
             self.error, self.status_message = False, None
         attributes = get("attributes")
-        if attributes and attributes.__class__ is not list:
+        if attributes and attributes.__class__ is not list \
+                and attributes.__class__ is not DecodedAttributes:
             raise BadValue(f"attributes is not a list: {shown(attributes)}")
         self.attrs = decode_attributes(attributes)
         events = get("events")
@@ -921,6 +933,14 @@ def _other_signal(doc: Any) -> tuple[str | None, list]:
     return None, []
 
 
+def parse_documents(docs: Iterable[tuple[int, bytes | str, Any, str | None]],
+                    mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+                    chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """Chunks of already parsed export requests, given as ``_documents`` gives JSON lines
+    (number, raw, document or None, error or None): the OTLP protobuf files' way in."""
+    return _parse_docs(docs, mappers, choose, chunk_rows)
+
+
 def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
                 mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
                 chunk_rows: int) -> Iterator[Chunk]:
@@ -1114,6 +1134,36 @@ def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
         _release_pool(pool)
 
 
+# ``(first, data, mappers, choose) -> Chunk``: one block of a file parsed, in a worker or here.
+BlockParser = Callable[[Any, bytes, dict[str, SpanMapper], Callable[[dict[str, Any]], str]],
+                       Chunk]
+
+
+def parse_blocks(blocks: Iterator[Any], parse_block: BlockParser,
+                 mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+                 workers: int | None = None, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """Chunks of ``blocks`` (each with ``first_line``, ``data`` and the ``rejects`` before or
+    within it, as :class:`LineBlock`), each parsed by ``parse_block`` (a module-level function,
+    so the workers can import it): by the worker pool when there is more than one block, in
+    this process otherwise, in file order either way (the OTLP protobuf files' way in)."""
+    first = next(blocks, None)
+    if first is None:
+        return
+    second = next(blocks, None)
+    pool = None if second is None else _acquire_pool(workers, mappers, choose)
+    rest = itertools.chain([first], [second] if second is not None else [], blocks)
+    if pool is None:
+        yield from _merge((_with_rejects(parse_block(b.first_line, b.data, mappers, choose),
+                                         b.rejects) for b in rest), chunk_rows)
+        return
+    chunks = _parallel_blocks(pool, rest, mappers, choose, parse_block)
+    try:
+        yield from _merge(chunks, chunk_rows)
+    finally:
+        chunks.close()
+        _release_pool(pool)
+
+
 def _parse_block(first: int, data: bytes, mappers: dict[str, SpanMapper],
                  choose: Callable[[dict[str, Any]], str]) -> Chunk:
     """One block of whole lines, the first being line ``first`` -> one Chunk."""
@@ -1131,13 +1181,14 @@ def _with_rejects(chunk: Chunk, rejects: list[Reject]) -> Chunk:
 
 def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock],
                      mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
-                     ) -> Iterator[Chunk]:
+                     parse_block: BlockParser | None = None) -> Iterator[Chunk]:
     """Chunks of ``blocks``, in file order, parsed by ``pool``.
 
     At most two blocks per worker are in flight, so memory stays bounded. If the workers fail
     (one died, a pipe broke), the blocks they held and the rest are parsed here: a failure
     inside the parse itself then surfaces exactly as it would without workers.
     """
+    parse_block = parse_block or _parse_block
     pending: collections.deque[tuple[int, LineBlock]] = collections.deque()
     block = next(blocks, None)
     turn = 0
@@ -1146,7 +1197,8 @@ def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock],
             while block is not None and pool.ok and len(pending) < 2 * len(pool.procs):
                 worker = turn % len(pool.procs)
                 turn += 1
-                if not pool.send(worker, mappers, choose, block.first_line, block.data):
+                if not pool.send(worker, mappers, choose, block.first_line, block.data,
+                                 parse_block):
                     break
                 pending.append((worker, block))
                 block = next(blocks, None)
@@ -1154,14 +1206,14 @@ def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock],
                 if block is None:
                     return
                 # no worker took it (the pool broke): parse here from now on
-                yield _with_rejects(_parse_block(block.first_line, block.data, mappers, choose),
+                yield _with_rejects(parse_block(block.first_line, block.data, mappers, choose),
                                     block.rejects)
                 block = next(blocks, None)
                 continue
             worker, sent = pending.popleft()
             chunk = pool.receive(worker) if pool.ok else None
             if chunk is None:
-                chunk = _parse_block(sent.first_line, sent.data, mappers, choose)
+                chunk = parse_block(sent.first_line, sent.data, mappers, choose)
             yield _with_rejects(chunk, sent.rejects)
     finally:
         if pending:
@@ -1250,11 +1302,13 @@ class _Pool:
         return self.ok and all(p.poll() is None for p in self.procs)
 
     def send(self, worker: int, mappers: dict[str, SpanMapper],
-             choose: Callable[[dict[str, Any]], str], first: int, data: bytes) -> bool:
+             choose: Callable[[dict[str, Any]], str], first: Any, data: bytes,
+             parse_block: BlockParser | None = None) -> bool:
         if not self.ok:
             return False
         try:
-            meta = pickle.dumps((mappers, choose, first), protocol=pickle.HIGHEST_PROTOCOL)
+            meta = pickle.dumps((mappers, choose, first, parse_block or _parse_block),
+                                protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, AttributeError, TypeError):
             self.ok = False
             return False
@@ -1405,8 +1459,8 @@ def _work(meta: bytes, data: bytes) -> bytes:
     """One message of a worker -> its pickled answer."""
     gc.disable()
     try:
-        mappers, choose, first = pickle.loads(meta)
-        chunk = _parse_block(first, data, mappers, choose)
+        mappers, choose, first, parse_block = pickle.loads(meta)
+        chunk = parse_block(first, data, mappers, choose)
         result = ("ok", chunk.tables, chunk.rejects, chunk.not_read)
     except Exception as exc:  # noqa: BLE001 - reported; the parent redoes the block
         result = ("error", f"{type(exc).__name__}: {exc}", None, None)

@@ -1,0 +1,368 @@
+"""OTLP protobuf files, as the Collector's file exporter writes them with ``format: proto``
+(format ``otlp-proto``).
+
+Layout (exporter/fileexporter/file_writer.go, ``exportMessageAsBuffer``): each export request
+is its binary protobuf encoding preceded by its length as a big-endian uint32. With
+``compression: zstd`` the whole file is a zstd stream of that layout, or (the exporter's layout
+before its native-compression gate) each request is a zstd frame after its compressed length;
+lib/ingest/streams.py undoes both, giving the layout above.
+
+Like the JSON files (lib/ingest/formats/otlp.py), a file may hold the three signals of a file
+exporter shared by several pipelines: traces give requests and spans, logs give their
+``gen_ai.evaluation.result`` events as evals, metrics are counted and not read. Protobuf does
+not say which message a record is, so each is decoded as traces, then logs, then metrics, and
+taken as the first whose entries decode without unknown fields (and, for spans, with a 16-byte
+trace id): a log record read as a span leaves its times as unknown fields, a span read as a log
+record its ids.
+
+Each request is converted to the JSON form the JSON reader takes (trace requests by a direct
+walk, ``trace_request_dict``; logs by ``google.protobuf.json_format.MessageToDict``) and mapped
+by the same code: the GenAI, OpenInference and Langfuse conventions, token semantics and checks are
+those of ``otlp-json``. Quarantined records and reasons count export requests ("message 3"),
+not lines. A request that is not protobuf of a known kind, one whose text is not UTF-8 (protobuf
+refuses the whole request), a length past ``MAX_MESSAGE_BYTES`` and a file cut inside a request
+are each one quarantined record naming the request and its byte offset; the requests before and
+after it go on.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from google.protobuf import json_format, unknown_fields
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from lib.ingest.base import Chunk, Format, Reject
+from lib.ingest.formats import otlp
+from lib.ingest.formats import otlp_common as oc
+from lib.ingest.nesting import finish_spans
+
+LENGTH_BYTES = 4
+# A request longer than this is not read (protobuf parses a message whole, so it would be held
+# in memory several times over); the Collector's own gRPC receiver refuses requests over 4 MiB.
+MAX_MESSAGE_BYTES = oc.MAX_DOCUMENT_BYTES
+_SKIP_BYTES = 1 << 20
+_SAMPLE = 8  # entries of a request looked at to tell its signal
+_RAW_BYTES = 3072  # of a request that cannot be decoded, kept (base64) in the quarantine
+
+
+def framed_messages(stream: BinaryIO) -> Iterator[tuple[int, int, bytes | None, str | None]]:
+    """(request number from 1, byte offset of its length, its bytes or None, error or None) for
+    each length-prefixed request of ``stream``. A length past ``MAX_MESSAGE_BYTES`` is skipped
+    (read in pieces, never held) with an error; a stream that ends inside a length or a request
+    ends with an error saying how much of it was there."""
+    stream = oc.buffered(stream)
+    number, offset = 0, 0
+    while True:
+        size = stream.read(LENGTH_BYTES)
+        if not size:
+            return
+        number += 1
+        if len(size) < LENGTH_BYTES:
+            yield number, offset, None, (f"the file ends inside the request's length "
+                                         f"({len(size)} of {LENGTH_BYTES} bytes): truncated")
+            return
+        length = int.from_bytes(size, "big")
+        if length > MAX_MESSAGE_BYTES:
+            left = length
+            while left and (piece := stream.read(min(left, _SKIP_BYTES))):
+                left -= len(piece)
+            yield number, offset, None, (
+                f"the request is {length:,} bytes long, over the "
+                f"{MAX_MESSAGE_BYTES / 2**20:g} MiB a request may have: not read"
+                + (f"; the file ends {left:,} bytes before its end" if left else ""))
+            if left:
+                return
+            offset += LENGTH_BYTES + length
+            continue
+        data = stream.read(length)
+        if len(data) < length:
+            yield number, offset, data, (f"the file ends inside the request "
+                                         f"({len(data):,} of {length:,} bytes): truncated")
+            return
+        yield number, offset, data, None
+        offset += LENGTH_BYTES + length
+
+
+def _no_unknown(message: Any) -> bool:
+    return len(unknown_fields.UnknownFieldSet(message)) == 0
+
+
+def _leaves(request: Any, outer: str, inner: str, leaf: str) -> list:
+    """The first ``_SAMPLE`` leaf messages (spans, log records, metrics) of a request."""
+    out: list = []
+    for resource in getattr(request, outer):
+        for scope in getattr(resource, inner):
+            out.extend(getattr(scope, leaf)[: _SAMPLE - len(out)])
+            if len(out) >= _SAMPLE:
+                return out
+    return out
+
+
+def _is_traces(request: ExportTraceServiceRequest) -> bool:
+    spans = _leaves(request, "resource_spans", "scope_spans", "spans")
+    return not spans or any(len(s.trace_id) == 16 and _no_unknown(s) for s in spans)
+
+
+def _is_logs(request: ExportLogsServiceRequest) -> bool:
+    records = _leaves(request, "resource_logs", "scope_logs", "log_records")
+    return bool(records) and any(_no_unknown(r) for r in records)
+
+
+def _is_metrics(request: ExportMetricsServiceRequest) -> bool:
+    metrics = _leaves(request, "resource_metrics", "scope_metrics", "metrics")
+    return bool(metrics) and any(_no_unknown(m) for m in metrics)
+
+
+_SIGNALS = ((ExportTraceServiceRequest, _is_traces), (ExportLogsServiceRequest, _is_logs),
+            (ExportMetricsServiceRequest, _is_metrics))
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace requests to the JSON reader's input, directly: json_format.MessageToDict spends ~85 µs a
+# span (it is written for any message), five times the whole JSON parse; this walk of the OTLP
+# trace messages gives the Collector's JSON form (hex ids, integer enums) in a few µs. Fields
+# are left out when unset, as MessageToDict leaves them; tests/ingest/test_otlp_proto.py checks
+# that both give the same rows.
+
+def _non_finite(value: float) -> Any:
+    # proto3 JSON writes these as text; JSON has no such numbers (otlp_common._double keeps them)
+    return value if math.isfinite(value) else ("NaN" if value != value else
+                                               "Infinity" if value > 0 else "-Infinity")
+
+
+def _value(value: Any) -> Any:
+    """An ``AnyValue`` as ``otlp_common.decode_attributes`` decodes its JSON form."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return _non_finite(value.double_value)
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "array_value":
+        return [_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return dict(_attributes(value.kvlist_value.values))
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()  # as JSON carries bytes: base64
+    return None
+
+
+def _attributes(items: Any) -> oc.DecodedAttributes:
+    out = oc.DecodedAttributes()
+    for kv in items:
+        value = kv.value
+        kind = value.WhichOneof("value")  # strings and ints, nearly all attributes, inline
+        out[kv.key] = value.string_value if kind == "string_value" else \
+            value.int_value if kind == "int_value" else _value(value)
+    return out
+
+
+def _span(span: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"traceId": span.trace_id.hex(), "spanId": span.span_id.hex()}
+    if not span.trace_id:
+        del out["traceId"]
+    if not span.span_id:
+        del out["spanId"]
+    if span.parent_span_id:
+        out["parentSpanId"] = span.parent_span_id.hex()
+    if span.trace_state:
+        out["traceState"] = span.trace_state
+    if span.name:
+        out["name"] = span.name
+    if span.kind:
+        out["kind"] = span.kind
+    if span.start_time_unix_nano:
+        out["startTimeUnixNano"] = span.start_time_unix_nano
+    if span.end_time_unix_nano:
+        out["endTimeUnixNano"] = span.end_time_unix_nano
+    if span.attributes:
+        out["attributes"] = _attributes(span.attributes)
+    if span.events:
+        out["events"] = [_event(e) for e in span.events]
+    if span.links:
+        out["links"] = [_link(link) for link in span.links]
+    if span.HasField("status"):
+        status = span.status
+        out["status"] = {k: v for k, v in (("code", status.code),
+                                           ("message", status.message)) if v}
+    if span.flags:
+        out["flags"] = span.flags
+    return out
+
+
+def _event(event: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if event.time_unix_nano:
+        out["timeUnixNano"] = event.time_unix_nano
+    if event.name:
+        out["name"] = event.name
+    if event.attributes:
+        out["attributes"] = _attributes(event.attributes)
+    return out
+
+
+def _link(link: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"traceId": link.trace_id.hex(), "spanId": link.span_id.hex()}
+    if link.attributes:
+        out["attributes"] = _attributes(link.attributes)
+    return out
+
+
+def trace_request_dict(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """A trace request as the JSON reader takes it (the Collector's JSON form)."""
+    resource_spans = []
+    for rs in request.resource_spans:
+        entry: dict[str, Any] = {"scopeSpans": [
+            {"scope": {"name": ss.scope.name, "version": ss.scope.version},
+             "spans": [_span(span) for span in ss.spans]} for ss in rs.scope_spans]}
+        if rs.HasField("resource"):
+            entry["resource"] = {"attributes": _attributes(rs.resource.attributes)}
+        resource_spans.append(entry)
+    return {"resourceSpans": resource_spans}
+
+
+def decode_request(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(the request as protobuf's JSON form, None) or (None, why it cannot be read)."""
+    refusals = []
+    for message_type, fits in _SIGNALS:
+        try:
+            request = message_type.FromString(data)
+        except DecodeError as exc:
+            # "Error parsing message with type '...': Wire format was corrupt": the last part
+            refusals.append(str(exc).rpartition("': ")[2] or type(exc).__name__)
+            continue
+        if fits(request):
+            if message_type is ExportTraceServiceRequest:
+                return trace_request_dict(request), None
+            if message_type is ExportMetricsServiceRequest:
+                return {"resourceMetrics": []}, None  # counted, not read (as in JSON files)
+            return json_format.MessageToDict(request), None
+    why = f" (protobuf: {refusals[0]})" if refusals else ""
+    return None, ("not an OTLP export request (traces, logs or metrics) in protobuf" + why)
+
+
+def _raw(data: bytes | None) -> str:
+    return "base64:" + base64.b64encode(data[:_RAW_BYTES]).decode() if data else ""
+
+
+def _documents(framed: Iterable[tuple[int, int, bytes | None, str | None]],
+               ) -> Iterator[tuple[int, str, Any, str | None]]:
+    """Requests as :func:`otlp_common.documents` gives JSON lines: (request number, raw text for
+    the quarantine, document or None, error or None)."""
+    for number, offset, data, error in framed:
+        if error is None:
+            doc, error = decode_request(data)
+            if doc is not None:
+                yield number, "", doc, None
+                continue
+        yield number, _raw(data), None, f"{error} (at byte {offset:,})"
+
+
+@dataclass
+class RequestBlock:
+    """Consecutive whole requests of a file, as the worker pool takes blocks: ``first_line`` is
+    (number of the first request, its byte offset), ``data`` the requests with their lengths,
+    ``rejects`` the requests before them that could not be read at all (cut short, too long)."""
+
+    first_line: tuple[int, int]
+    data: bytes
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def request_blocks(stream: BinaryIO, block_bytes: int = oc.BLOCK_BYTES
+                   ) -> Iterator[RequestBlock]:
+    """The requests of ``stream`` in blocks of about ``block_bytes``."""
+    parts: list[bytes] = []
+    size, first, rejects = 0, None, []
+    for number, offset, data, error in framed_messages(stream):
+        if error is not None:  # the requests before it go first: numbers stay in order
+            if parts:
+                yield RequestBlock(first, b"".join(parts), rejects)
+                parts, size, rejects = [], 0, []
+            (_, raw, _, reason), = _documents([(number, offset, data, error)])
+            rejects.append(Reject(number, raw, reason))
+            first = None
+            continue
+        if first is None:
+            first = (number, offset)
+        parts.append(len(data).to_bytes(LENGTH_BYTES, "big") + data)
+        size += LENGTH_BYTES + len(data)
+        if size >= block_bytes:
+            yield RequestBlock(first, b"".join(parts), rejects)
+            parts, size, first, rejects = [], 0, None, []
+    if parts or rejects:
+        yield RequestBlock(first or (0, 0), b"".join(parts), rejects)
+
+
+def parse_request_block(first: tuple[int, int], data: bytes, mappers: dict,
+                        choose: Callable[[dict[str, Any]], str]) -> Chunk:
+    """One :class:`RequestBlock`'s requests -> one Chunk (run by a parse worker, or here)."""
+    number, offset = first
+
+    def framed() -> Iterator[tuple[int, int, bytes | None, str | None]]:
+        for i, (_, at, message, error) in enumerate(framed_messages(io.BytesIO(data))):
+            yield number + i, offset + at, message, error
+
+    chunks = list(oc.parse_documents(_documents(framed()), mappers, choose,
+                                     chunk_rows=1 << 62))
+    return chunks[-1]
+
+
+def looks_like_otlp_proto(head: bytes) -> bool:
+    """True when ``head`` starts with a length-prefixed OTLP export request: a plausible length,
+    then field 1 (resource spans, logs or metrics) as a length-delimited entry that fits in it."""
+    if len(head) < LENGTH_BYTES + 2:
+        return False
+    length = int.from_bytes(head[:LENGTH_BYTES], "big")
+    if not 2 <= length <= MAX_MESSAGE_BYTES or head[LENGTH_BYTES] != 0x0A:
+        return False
+    if (LENGTH_BYTES + length <= len(head)
+            and decode_request(head[LENGTH_BYTES:LENGTH_BYTES + length])[0] is not None):
+        return True
+    # (a first request cut by the head, or one protobuf refuses, as for text that is not UTF-8:
+    # claimed on its shape, so the file's other requests are read and that one is quarantined)
+    entry, shift, i = 0, 0, LENGTH_BYTES + 1
+    while i < len(head) and shift < 35:  # the first entry's varint length fits the request
+        entry |= (head[i] & 0x7F) << shift
+        shift += 7
+        if not head[i] & 0x80:
+            return entry + (i - LENGTH_BYTES) <= length
+        i += 1
+    return False
+
+
+def detect(head: bytes, filename: str) -> bool:
+    return looks_like_otlp_proto(head)
+
+
+def parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
+    """Chunks of ``requests``, ``spans`` and ``evals`` (``_line``: the request number) plus
+    rejects, as ``otlp-json`` gives them."""
+    return oc.without_cyclic_gc(oc.parse_blocks(request_blocks(stream), parse_request_block,
+                                                otlp.mappers(), otlp.choose_mapper))
+
+
+FORMAT = Format(
+    name="otlp-proto",
+    detect=detect,
+    parse=parse,
+    priority=25,
+    doc="OTLP protobuf (Collector file exporter, format: proto): traces with the GenAI, "
+        "OpenInference and Langfuse conventions, evaluation log events",
+    finish=finish_spans,
+    unit="request",
+)
