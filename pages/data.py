@@ -93,7 +93,10 @@ else:
     st.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
                  column_config={"source_file": st.column_config.TextColumn("File"),
-                                "line": st.column_config.NumberColumn("Line"),
+                                "line": st.column_config.NumberColumn(
+                                    "Line", help="The line of the file; in a JSON array the "
+                                                 "record's position, in an OTLP protobuf file "
+                                                 "the export request's number."),
                                 "reason": st.column_config.TextColumn("Reason"),
                                 "raw": st.column_config.TextColumn("Raw (truncated)"),
                                 "ingested_at": st.column_config.DatetimeColumn(

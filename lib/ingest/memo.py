@@ -22,6 +22,10 @@ from dataclasses import dataclass
 
 from lib.store.lake import Lake, content_hash_of, removed_batches
 
+# A commit's info key: bytes at the end of a file being written that the read left for a later
+# run (lib.ingest.pipeline.unfinished_tail). Such a read does not let the file be skipped.
+HELD_BACK = "held_back_bytes"
+
 # Why a source whose content was ingested before under another name gave no batch ("seen").
 SAME_CONTENT = "same content as an ingested source"
 
@@ -107,11 +111,13 @@ def earlier_reads(lake: Lake) -> dict[tuple, list[Earlier]]:
 def skip_reason(earlier: list[Earlier] | None, readers: Readers, unchanged: str) -> str | None:
     """Why a source need not be read again (``unchanged`` says how its bytes are known to be the
     same, e.g. "same ETag"), or None when it must be read: it was ingested under the same
-    mapping (its batch identity), or it gave no batch under the very same readers."""
-    for e in earlier or ():
+    mapping (its batch identity), or it gave no batch under the very same readers. A read that
+    left an unfinished last line for later (``HELD_BACK``) does not count."""
+    earlier = [e for e in earlier or () if not e.info.get(HELD_BACK)]
+    for e in earlier:
         if e.seen is None and e.info.get("mapping") == readers.mapping:
             return f"already ingested ({unchanged})"
-    for e in earlier or ():
+    for e in earlier:
         if e.seen is not None and e.info.get("readers") == readers.all:
             return f"already seen ({unchanged}): {e.seen}"
     return None

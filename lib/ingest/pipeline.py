@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
 import pyarrow as pa
 
 from lib import pricing, schema
@@ -30,7 +31,7 @@ from lib.ingest import formats as registry
 from lib.ingest import memo
 from lib.ingest.base import Chunk, Format, not_read_notes
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
-from lib.ingest.streams import HEAD_BYTES, InputError, SourceStream
+from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
@@ -158,6 +159,8 @@ class Source:
     size: int | None = None
     info: dict = field(default_factory=dict)
     path: str | None = None  # a local file: DuckDB may read it directly (lib/ingest/fastpath.py)
+    # what the source itself leaves unread, for the report (an unfinished last line)
+    not_read: dict[str, int] = field(default_factory=dict)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -289,6 +292,12 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                     store_noted = True
                 continue
             src = _file_source(p, readers)
+            if src.size == 0 and src.info.get(memo.HELD_BACK):
+                age = max(time.time() - p.stat().st_mtime, 0.0)
+                report.files.append(FileReport(source=src.name, skipped=(
+                    f"being written: no complete line yet (changed {age:.0f} s ago); a later "
+                    "run reads it")))
+                continue
             why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
                                    "unchanged: same size, mtime and ctime")
             if why:
@@ -344,15 +353,126 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _file_source(path: Path, readers: memo.Readers) -> Source:
-    """A local file (``path`` resolved) as a Source."""
+    """A local file (``path`` resolved) as a Source; a file still being written is read up to
+    its last complete line (:func:`unfinished_tail`)."""
     st = path.stat()
     # A name whose bytes are not UTF-8 (os.fsdecode gives lone surrogates) cannot be stored as
     # text, nor handed to DuckDB: its lineage is the name with those bytes as \xNN escapes, and
     # the file is read through Python (open takes the name as it is).
     name = _text_name(str(path))
+    info = {"file": memo.file_signature(name, st), **readers.info()}
+    held = unfinished_tail(path, st)
+    if held:
+        size = st.st_size - held
+        age = max(time.time() - st.st_mtime, 0.0)
+        return Source(name=name, filename=_text_name(path.name),
+                      open=lambda: _Prefix(open(path, "rb"), size), size=size,
+                      info={**info, memo.HELD_BACK: held},
+                      not_read={UNFINISHED_NOTE.format(age=age): held})
     return Source(name=name, filename=_text_name(path.name), open=lambda: open(path, "rb"),
-                  size=st.st_size, path=str(path) if name == str(path) else None,
-                  info={"file": memo.file_signature(name, st), **readers.info()})
+                  size=st.st_size, path=str(path) if name == str(path) else None, info=info)
+
+
+# A local file of JSON lines changed less than this long ago, whose last line has no newline and
+# is not a whole JSON value, is being written: the OpenTelemetry Collector's file exporter (and
+# any buffered writer) flushes its buffer wherever it fills, mid-line, and a cron run reading
+# the folder every minute often finds such a line. It is left for a later run, not quarantined;
+# once the file has not changed for this long, a line still cut short is read, and quarantined.
+LIVE_SECONDS = 300
+UNFINISHED_NOTE = ("byte(s) of an unfinished last line, left for a later run: the file "
+                   "changed {age:.0f} s ago and seems to be still being written (a later run "
+                   "reads the line once it is complete, or once the file has not changed for "
+                   f"{LIVE_SECONDS // 60} minutes).")
+
+
+def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) -> int:
+    """How many bytes at the end of a local file are an unfinished line of a file still being
+    written, to be left for a later run: a file of JSON lines (its first line a JSON object, so
+    neither compressed, CSV nor one pretty-printed document), changed less than
+    ``LIVE_SECONDS`` ago, whose bytes after the last newline are not a whole JSON value (all of
+    the file when its one line is not). 0 otherwise."""
+    now = time.time() if now is None else now
+    if not st.st_size or now - st.st_mtime >= LIVE_SECONDS:
+        return 0
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(MAX_LINE_BYTES + 1)
+            if first[:1] != b"{" or len(first) > MAX_LINE_BYTES:
+                return 0
+            if not first.endswith(b"\n"):  # one line, the file's start: complete or not
+                return len(first) if _cut_short(first) else 0
+            if not _is_json(first):
+                return 0  # not JSON lines
+            tail = b""
+            end = st.st_size
+            while b"\n" not in tail and end > 0 and len(tail) <= MAX_LINE_BYTES:
+                start = max(end - (1 << 20), 0)
+                f.seek(start)
+                tail = f.read(end - start) + tail
+                end = start
+    except OSError:
+        return 0
+    cut = tail.rfind(b"\n")
+    if cut < 0:
+        return 0
+    tail = tail[cut + 1:]
+    # a last record without its newline is complete, and broken JSON is broken: read now
+    return len(tail) if _cut_short(tail) else 0
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        orjson.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
+def _cut_short(data: bytes) -> bool:
+    """True when ``data`` is the start of a JSON value that the parser ran out of (a writer
+    stopped mid-value, perhaps mid-character), not a whole value nor broken JSON (a bad byte, a
+    syntax error)."""
+    part = data[:len(data) - _unfinished_character(data)]
+    try:
+        orjson.loads(part)
+    except orjson.JSONDecodeError as exc:
+        # (the position counts characters, not bytes)
+        return exc.pos >= len(part.rstrip().decode("utf-8", "replace")) and bool(part.strip())
+    return False
+
+
+def _unfinished_character(data: bytes) -> int:
+    """How many bytes at the end of ``data`` begin a UTF-8 character that is not all there."""
+    for n in range(1, min(len(data), 3) + 1):
+        byte = data[-n]
+        if byte & 0xC0 == 0x80:  # a continuation byte: its lead is further back
+            continue
+        need = 2 if 0xC0 <= byte < 0xE0 else 3 if 0xE0 <= byte < 0xF0 else \
+            4 if 0xF0 <= byte < 0xF8 else 0
+        return n if n < need else 0
+    return 0
+
+
+class _Prefix(io.RawIOBase):
+    """The first ``size`` bytes of ``raw``."""
+
+    def __init__(self, raw: BinaryIO, size: int):
+        self._raw, self._left = raw, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._raw.read(min(len(buf), self._left))
+        self._left -= len(data)
+        buf[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _text_name(name: str) -> str:
@@ -413,6 +533,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons, report.not_read = 0, [], {}
+    report.not_read.update(src.not_read)
     return report
 
 

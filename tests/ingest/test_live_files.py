@@ -1,0 +1,169 @@
+"""Files still being written: a cron run that reads a folder every minute finds the file a
+writer is appending to (the OpenTelemetry Collector's file exporter flushes its buffer wherever
+it fills, mid-line). Its unfinished last line is left for a later run, not quarantined; the run
+that finds the line complete stores it, and a line still cut short once the file has not changed
+for ``LIVE_SECONDS`` is quarantined as before (lib/ingest/pipeline.py, ``unfinished_tail``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from lib.ingest import pipeline
+from lib.ingest.pipeline import LIVE_SECONDS, ingest_paths, unfinished_tail
+from lib.store import Lake
+from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
+from tests.ingest.fake_openai import record_spans, scenario_truth
+
+LINEAGE = ("batch_id", "ingested_at", "source_file", "source_line")
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Make ``path`` look last written ``seconds`` ago."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def _ingest(lake: Lake, path: Path):
+    report = ingest_paths(lake, [str(path)])
+    return report.files[0]
+
+
+def _requests(lake: Lake) -> list:
+    return stored_rows(lake, "requests", LINEAGE)
+
+
+@pytest.fixture
+def rows() -> list[bytes]:
+    return [json.dumps(canonical_request(i)).encode() + b"\n" for i in range(5)]
+
+
+def test_an_unfinished_last_line_waits_for_the_run_that_finds_it_complete(tmp_path, rows):
+    path = tmp_path / "requests.jsonl"
+    lake = Lake(tmp_path / "store")
+    path.write_bytes(b"".join(rows[:3]) + rows[3][:20])  # the writer is mid-line
+    first = _ingest(lake, path)
+    assert first.stored == {"requests": 3} and first.quarantined == 0
+    assert [n.split(" byte(s) of an unfinished last line")[0] for n in first.notes] == ["20"]
+    # unchanged: read again (not skipped as already ingested), adding nothing
+    again = _ingest(lake, path)
+    assert again.skipped is None and again.duplicate_file and again.quarantined == 0
+    # the writer finished the line and wrote one more
+    path.write_bytes(b"".join(rows))
+    done = _ingest(lake, path)
+    assert (done.stored, done.duplicates, done.quarantined) == (
+        {"requests": 2}, {"requests": 3}, 0)
+    assert done.notes == []
+    whole = Lake(tmp_path / "whole")
+    ingest_paths(whole, [str(path)])
+    assert _requests(lake) == _requests(whole)
+    assert _ingest(lake, path).skipped.startswith("already ingested")
+
+
+def test_a_line_still_cut_short_after_the_writer_stopped_is_quarantined(tmp_path, rows):
+    path = tmp_path / "requests.jsonl"
+    lake = Lake(tmp_path / "store")
+    path.write_bytes(b"".join(rows[:3]) + rows[3][:20])
+    assert _ingest(lake, path).quarantined == 0
+    _age(path, LIVE_SECONDS + 1)  # nobody wrote to it since: it is truncated
+    later = _ingest(lake, path)
+    assert later.quarantined == 1 and later.reasons[0].startswith("line 4: ")
+    assert later.stored.get("requests", 0) == 0 and later.duplicates == {"requests": 3}
+    assert later.notes == []
+
+
+def test_a_new_file_with_no_complete_line_is_skipped_until_it_has_one(tmp_path, rows):
+    path = tmp_path / "requests.jsonl"
+    lake = Lake(tmp_path / "store")
+    path.write_bytes(rows[0][:30])
+    report = _ingest(lake, path)
+    assert report.skipped.startswith("being written: no complete line yet")
+    assert lake.commits() == []  # nothing recorded: the next run reads it
+    path.write_bytes(rows[0])
+    assert _ingest(lake, path).stored == {"requests": 1}
+
+
+@pytest.mark.parametrize("name, data", [
+    # a last record without its newline is complete: read now
+    ("complete.jsonl", lambda rows: b"".join(rows)[:-1]),
+    # one pretty-printed document: its last line ("}") alone is no JSON, but it is no JSON lines
+    ("document.json", lambda rows: json.dumps([canonical_request(0)], indent=2).encode()),
+    ("requests.csv", lambda rows: b"request_id,ts,model,input_tokens,output_tokens\n"
+                                  b"r1,2026-03-02T12:00:00Z,gpt-4o,5,6\nr2,2026-03-02T1"),
+    ("requests.jsonl.gz", lambda rows: gzip.compress(b"".join(rows))[:-3]),
+])
+def test_what_is_not_an_unfinished_json_line_is_read_now(tmp_path, rows, name, data):
+    path = tmp_path / name
+    path.write_bytes(data(rows))
+    assert unfinished_tail(path, path.stat()) == 0
+    report = _ingest(Lake(tmp_path / "store"), path)
+    assert not any("unfinished" in n for n in report.notes)
+
+
+def test_only_a_recent_file_is_taken_as_being_written(tmp_path, rows):
+    path = tmp_path / "requests.jsonl"
+    path.write_bytes(rows[0] + rows[1][:10])
+    assert unfinished_tail(path, path.stat()) == 10
+    assert unfinished_tail(path, path.stat(), now=path.stat().st_mtime + LIVE_SECONDS) == 0
+
+
+def test_a_long_last_line_is_found_behind_many_blocks(tmp_path, rows):
+    """The newline before an unfinished line several MiB long is found reading backwards."""
+    path = tmp_path / "requests.jsonl"
+    long_text = "x" * (3 * 2**20)
+    path.write_bytes(rows[0] + json.dumps(canonical_request(1, input_text=long_text)).encode()
+                     [:-5])
+    assert unfinished_tail(path, path.stat()) == path.stat().st_size - len(rows[0])
+
+
+def test_real_collector_spans_cut_mid_line_lose_and_repeat_nothing(tmp_path):
+    """openai-v2 spans in the Collector's JSON, the file read at every cut a writer could leave:
+    the store ends exactly as one read of the whole file leaves it, with nothing quarantined."""
+    _, collector, _ = record_spans("otel-genai", tmp_path / "spans")
+    data = collector.read_bytes()
+    path = tmp_path / "live" / "traces.json"
+    path.parent.mkdir()
+    lake = Lake(tmp_path / "store")
+    for cut in range(len(data) // 7, len(data), len(data) // 7):
+        path.write_bytes(data[:cut])
+        report = ingest_paths(lake, [str(path.parent)])
+        assert report.files[0].error is None and report.files[0].quarantined == 0
+    path.write_bytes(data)
+    ingest_paths(lake, [str(path.parent)])
+    whole = Lake(tmp_path / "whole")
+    ingest_paths(whole, [str(collector)])
+    assert _requests(lake) == _requests(whole)
+    assert len(_requests(lake)) == scenario_truth()["requests"]
+    assert not any(lake.snapshot().files["quarantine"])
+
+
+def test_the_fast_path_leaves_a_held_back_file_to_the_stream_reader(tmp_path, rows, monkeypatch):
+    path = tmp_path / "requests.jsonl"
+    path.write_bytes(b"".join(rows[:3]) + rows[3][:20])
+    src = pipeline._file_source(path.resolve(), pipeline.memo.Readers.of(None))
+    assert src.path is None and src.size == path.stat().st_size - 20
+    with src.open() as f:
+        assert f.read() == b"".join(rows[:3])
+
+
+@pytest.mark.parametrize("data, cut_short", [
+    (b'{"a": "x', True),
+    (b'{"a": 1', True),
+    ('{"a": "é"'.encode(), True),  # (orjson counts characters, not bytes)
+    ('{"a": "é'.encode()[:-1], True),  # cut inside a character
+    ('{"a": "€'.encode()[:-1], True),
+    (b'{"a": 1}', False),  # whole
+    (b'{"a": 1} {', False),  # broken: something after a value
+    (b'{"a": "x\xff"', False),  # a byte that is no UTF-8 anywhere
+    (b'{"a": "x\xff', False),
+    (b'{"a": [1, 2, x', False),  # a syntax error, not a cut
+    (b"   ", False),
+])
+def test_a_cut_is_told_from_broken_json(data, cut_short):
+    assert pipeline._cut_short(data) is cut_short
