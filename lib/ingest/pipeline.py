@@ -30,6 +30,7 @@ from lib import pricing, schema
 from lib.ingest import formats as registry
 from lib.ingest import memo
 from lib.ingest.base import Chunk, Format, not_read_notes
+from lib.ingest.formats import otlp_proto
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
@@ -295,8 +296,8 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             if src.size == 0 and src.info.get(memo.HELD_BACK):
                 age = max(time.time() - p.stat().st_mtime, 0.0)
                 report.files.append(FileReport(source=src.name, skipped=(
-                    f"being written: no complete line yet (changed {age:.0f} s ago); a later "
-                    "run reads it")))
+                    f"being written: no complete record yet (changed {age:.0f} s ago); a "
+                    "later run reads it")))
                 continue
             why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
                                    "unchanged: same size, mtime and ctime")
@@ -374,28 +375,33 @@ def _file_source(path: Path, readers: memo.Readers) -> Source:
 
 
 # A local file of JSON lines changed less than this long ago, whose last line has no newline and
-# is not a whole JSON value, is being written: the OpenTelemetry Collector's file exporter (and
+# is a JSON value cut short, is being written: the OpenTelemetry Collector's file exporter (and
 # any buffered writer) flushes its buffer wherever it fills, mid-line, and a cron run reading
-# the folder every minute often finds such a line. It is left for a later run, not quarantined;
-# once the file has not changed for this long, a line still cut short is read, and quarantined.
+# the folder every minute often finds such a line (or, in an OTLP protobuf file, such a
+# request). It is left for a later run, not quarantined; once the file has not changed for this
+# long, a record still cut short is read, and quarantined.
 LIVE_SECONDS = 300
-UNFINISHED_NOTE = ("byte(s) of an unfinished last line, left for a later run: the file "
+UNFINISHED_NOTE = ("byte(s) of an unfinished last record, left for a later run: the file "
                    "changed {age:.0f} s ago and seems to be still being written (a later run "
-                   "reads the line once it is complete, or once the file has not changed for "
+                   "reads the record once it is complete, or once the file has not changed for "
                    f"{LIVE_SECONDS // 60} minutes).")
 
 
 def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) -> int:
-    """How many bytes at the end of a local file are an unfinished line of a file still being
-    written, to be left for a later run: a file of JSON lines (its first line a JSON object, so
-    neither compressed, CSV nor one pretty-printed document), changed less than
-    ``LIVE_SECONDS`` ago, whose bytes after the last newline are not a whole JSON value (all of
-    the file when its one line is not). 0 otherwise."""
+    """How many bytes at the end of a local file are an unfinished record of a file still being
+    written, to be left for a later run, in a file changed less than ``LIVE_SECONDS`` ago: in a
+    file of JSON lines (its first line a JSON object, so neither compressed, CSV nor one
+    pretty-printed document), the bytes after the last newline when they are a JSON value cut
+    short (all of the file when its one line is); in an OTLP protobuf file, a last request the
+    file ends inside. 0 otherwise."""
     now = time.time() if now is None else now
     if not st.st_size or now - st.st_mtime >= LIVE_SECONDS:
         return 0
     try:
         with open(path, "rb") as f:
+            if otlp_proto.looks_like_otlp_proto(f.read(HEAD_BYTES)):
+                return _unfinished_request(f, st.st_size)
+            f.seek(0)
             first = f.readline(MAX_LINE_BYTES + 1)
             if first[:1] != b"{" or len(first) > MAX_LINE_BYTES:
                 return 0
@@ -418,6 +424,23 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
     tail = tail[cut + 1:]
     # a last record without its newline is complete, and broken JSON is broken: read now
     return len(tail) if _cut_short(tail) else 0
+
+
+def _unfinished_request(f: BinaryIO, size: int) -> int:
+    """The bytes of an OTLP protobuf file's last request when the file ends inside it (each
+    request is after its length: the lengths are followed, not the requests read); 0 when the
+    file ends after a whole request."""
+    at = 0
+    while at < size:
+        f.seek(at)
+        length = f.read(otlp_proto.LENGTH_BYTES)
+        if len(length) < otlp_proto.LENGTH_BYTES:
+            return size - at
+        end = at + otlp_proto.LENGTH_BYTES + int.from_bytes(length, "big")
+        if end > size:
+            return size - at
+        at = end
+    return 0
 
 
 def _is_json(data: bytes) -> bool:

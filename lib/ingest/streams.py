@@ -236,13 +236,25 @@ def _framed_zstd(raw: BinaryIO) -> BinaryIO:
         if len(size) == 4 else b""
     try:
         start = zstd.ZstdDecompressor().decompress(part, max_length=64)
-        start = start.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()  # (a BOM before JSON)
     except zstd.ZstdError:
         start = b""  # (reported by the reader below, with the file's name)
     source = _Prefixed(size + part, raw)
-    if start and start[:1] not in (b"{", b"["):
+    if _protobuf_request_start(start):
         return _UnframedMessages(source)
     return zstd.ZstdFile(io.BufferedReader(_Unframed(source), READ_BYTES), mode="rb")
+
+
+def _protobuf_request_start(start: bytes) -> bool:
+    """True when ``start`` begins an OTLP export request in protobuf: field 1 (a resource's
+    entry), its length, then the entry's own first field (1, 2 or 3). A JSON request starts
+    with ``{`` (perhaps after a BOM or spaces); that its newline is protobuf's field-1 tag and
+    ``{`` a length of 123 is why the entry's first field is looked at too."""
+    if start[:1] != b"\x0a":
+        return False
+    i = 1
+    while i < len(start) and start[i] & 0x80:  # the entry's length, a varint
+        i += 1
+    return i + 1 < len(start) and start[i + 1] in (0x0A, 0x12, 0x1A)
 
 
 class _UnframedMessages(io.RawIOBase):
@@ -254,12 +266,13 @@ class _UnframedMessages(io.RawIOBase):
     def __init__(self, raw: BinaryIO):
         self._raw = raw
         self._out = b""
+        self._zeros = 0  # of a request over the limit, still to give
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf) -> int:
-        while not self._out:
+        while not self._out and not self._zeros:
             size = _read_exactly(self._raw, 4)
             if not size:
                 return 0
@@ -269,29 +282,46 @@ class _UnframedMessages(io.RawIOBase):
             frame = _read_exactly(self._raw, length)
             if len(frame) < length:
                 raise EOFError(f"a frame is cut short ({len(frame):,} of {length:,} bytes)")
-            message = _decompress_within(frame, MAX_FRAMED_MESSAGE_BYTES)
-            self._out = len(message).to_bytes(4, "big") + message
+            message, size = _decompress_within(frame, MAX_FRAMED_MESSAGE_BYTES)
+            if message is None:
+                # over the limit: its length, then as many zeros, made as they are read, so the
+                # reader skips it as it skips an uncompressed request that long (one quarantined
+                # request, the others read)
+                self._out, self._zeros = size.to_bytes(4, "big"), size
+            else:
+                self._out = len(message).to_bytes(4, "big") + message
+        if not self._out:
+            n = min(len(buf), self._zeros)
+            buf[:n] = bytes(n)
+            self._zeros -= n
+            return n
         n = min(len(buf), len(self._out))
         buf[:n], self._out = self._out[:n], self._out[n:]
         return n
 
 
-def _decompress_within(data: bytes, limit: int) -> bytes:
-    """The zstd frames of ``data`` decompressed; raises ``zstd.ZstdError`` past ``limit`` bytes
-    and ``EOFError`` when the last frame is cut short."""
+def _decompress_within(data: bytes, limit: int) -> tuple[bytes | None, int]:
+    """(the zstd frames of ``data`` decompressed, their size), or (None, their size) past
+    ``limit`` bytes, counted a piece at a time without holding them; raises ``EOFError`` when
+    the last frame is cut short."""
     out: list[bytes] = []
     total = 0
     while data:
         decompressor = zstd.ZstdDecompressor()
-        piece = decompressor.decompress(data, max_length=limit + 1 - total)
-        total += len(piece)
-        out.append(piece)
-        if total > limit:
-            raise zstd.ZstdError(f"a frame decompresses to more than {limit / 2**20:g} MiB")
-        if not decompressor.eof:
-            raise EOFError("a frame ends before its data does")
+        while True:
+            piece = decompressor.decompress(data, max_length=READ_BYTES)
+            data = b""
+            total += len(piece)
+            if total <= limit:
+                out.append(piece)
+            elif out:
+                out = []  # over the limit: only counted from now on
+            if decompressor.eof:
+                break
+            if decompressor.needs_input:
+                raise EOFError("a frame ends before its data does")
         data = decompressor.unused_data
-    return b"".join(out)
+    return (b"".join(out) if total <= limit else None), total
 
 
 def _read_exactly(raw: BinaryIO, n: int) -> bytes:

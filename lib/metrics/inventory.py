@@ -75,7 +75,8 @@ def _note(info: dict) -> str | None:
 # The checks a quarantine reason names: its "; "-separated parts ("missing ts; missing model"),
 # each without the value it quotes after ": " ("input_tokens is negative: -10"), a format's
 # "span not usable: <why>" with its why ("span not usable: gen_ai.usage.input_tokens is not an
-# integer"), and with numbers as N ("expected N CSV fields", "byte N of the record"), so rows
+# integer"), and with numbers as N ("expected N CSV fields", "byte N of the record", "N of N
+# bytes" for "46 of 3,171 bytes"), so rows
 # failing the same check group together; hex ids (a span's) as ID. A value holding "; " is quoted
 # as a JSON string (lib.ingest.values.shown), and so is a key in a reason (canonical's
 # DUPLICATE_KEY_REASON): such strings are emptied before the split.
@@ -87,8 +88,8 @@ _QUOTED_VALUES = ("regexp_replace(coalesce(reason, 'no reason'), "
 _CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, "
                f"'{REASON_SEPARATOR}'), "
                f"x -> regexp_replace(regexp_replace({_CHECK_OF_PART}, "
-               "'\\b([0-9a-f]{16}|[0-9a-f]{32})\\b', 'ID', 'g'), '([ (])[0-9]+([ )]|$)', "
-               "'\\1N\\2', 'g')))")
+               "'\\b([0-9a-f]{16}|[0-9a-f]{32})\\b', 'ID', 'g'), "
+               "'([ (])[0-9]+(,[0-9]{3})*([ )]|$)', '\\1N\\3', 'g')))")
 
 
 def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | None = None,

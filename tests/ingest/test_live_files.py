@@ -18,8 +18,8 @@ import pytest
 from lib.ingest import pipeline
 from lib.ingest.pipeline import LIVE_SECONDS, ingest_paths, unfinished_tail
 from lib.store import Lake
-from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
-from tests.ingest.fake_openai import record_spans, scenario_truth
+from tests.ingest.conftest import canonical_request, stored_rows
+from tests.ingest.fake_openai import proto_path, record_spans, scenario_truth
 
 LINEAGE = ("batch_id", "ingested_at", "source_file", "source_line")
 
@@ -50,7 +50,7 @@ def test_an_unfinished_last_line_waits_for_the_run_that_finds_it_complete(tmp_pa
     path.write_bytes(b"".join(rows[:3]) + rows[3][:20])  # the writer is mid-line
     first = _ingest(lake, path)
     assert first.stored == {"requests": 3} and first.quarantined == 0
-    assert [n.split(" byte(s) of an unfinished last line")[0] for n in first.notes] == ["20"]
+    assert [n.split(" byte(s) of an unfinished last record")[0] for n in first.notes] == ["20"]
     # unchanged: read again (not skipped as already ingested), adding nothing
     again = _ingest(lake, path)
     assert again.skipped is None and again.duplicate_file and again.quarantined == 0
@@ -83,7 +83,7 @@ def test_a_new_file_with_no_complete_line_is_skipped_until_it_has_one(tmp_path, 
     lake = Lake(tmp_path / "store")
     path.write_bytes(rows[0][:30])
     report = _ingest(lake, path)
-    assert report.skipped.startswith("being written: no complete line yet")
+    assert report.skipped.startswith("being written: no complete record yet")
     assert lake.commits() == []  # nothing recorded: the next run reads it
     path.write_bytes(rows[0])
     assert _ingest(lake, path).stored == {"requests": 1}
@@ -141,6 +141,30 @@ def test_real_collector_spans_cut_mid_line_lose_and_repeat_nothing(tmp_path):
     assert _requests(lake) == _requests(whole)
     assert len(_requests(lake)) == scenario_truth()["requests"]
     assert not any(lake.snapshot().files["quarantine"])
+
+
+def test_an_otlp_protobuf_file_cut_inside_a_request_waits_too(tmp_path):
+    """The file exporter's ``format: proto``: a file that ends inside a request (or its length)
+    keeps that request for a later run; none is quarantined, none lost."""
+    _, collector, _ = record_spans("otel-genai", tmp_path / "spans")
+    data = proto_path(collector).read_bytes()
+    path = tmp_path / "live" / "traces.pb"
+    path.parent.mkdir()
+    lake = Lake(tmp_path / "store")
+    first = int.from_bytes(data[:4], "big") + 4
+    for cut in (first // 2, first + 2, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        report = ingest_paths(lake, [str(path.parent)]).files[0]
+        assert report.error is None and report.quarantined == 0, cut
+        assert (report.skipped or "").startswith("being written") == (cut < first)
+    path.write_bytes(data)
+    assert ingest_paths(lake, [str(path.parent)]).files[0].notes == []
+    assert len(_requests(lake)) == scenario_truth()["requests"]
+    assert not any(lake.snapshot().files["quarantine"])
+    _age(path, LIVE_SECONDS + 1)
+    path.write_bytes(data[:-3])  # (writing makes it new again)
+    _age(path, LIVE_SECONDS + 1)
+    assert ingest_paths(lake, [str(path.parent)]).files[0].quarantined == 1
 
 
 def test_the_fast_path_leaves_a_held_back_file_to_the_stream_reader(tmp_path, rows, monkeypatch):

@@ -12,6 +12,8 @@ by hand around real requests.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -69,10 +71,16 @@ def framed_zstd(parts: list[bytes]) -> bytes:
     return prefixed([zstd.compress(p) for p in parts])
 
 
-def stored(tmp_path: Path, name: str, data: bytes, store: str | None = None):
-    """(the file's report, TOTALS of the store) after ingesting ``data`` as ``name``."""
+def stored(tmp_path: Path, name: str, data: bytes, store: str | None = None,
+           written_long_ago: bool = False):
+    """(the file's report, TOTALS of the store) after ingesting ``data`` as ``name``; a file
+    ``written_long_ago`` is not one being written (whose cut last request would wait:
+    tests/ingest/test_live_files.py)."""
     path = tmp_path / name
     path.write_bytes(data)
+    if written_long_ago:
+        then = time.time() - 3600
+        os.utime(path, (then, then))
     lake = Lake(tmp_path / (store or f"store-{name}"))
     report = ingest_paths(lake, [str(path)])
     return report.files[0], Engine(lake).query(TOTALS).row(0)
@@ -167,7 +175,43 @@ def _write(tmp_path: Path, data: bytes, name: str = "mixed.pb") -> Path:
     return path
 
 
+def _metric(**fields) -> bytes:
+    request = ExportMetricsServiceRequest()
+    request.resource_metrics.add().scope_metrics.add().metrics.add(**fields)
+    return request.SerializeToString()
+
+
+def _body_only_log() -> bytes:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add()
+    record.body.string_value = "hello"
+    return request.SerializeToString()
+
+
+def _summary_metric() -> bytes:
+    """A summary whose name is 16 bytes: read as a span, the name would be a trace id."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(
+        name="rpc_duration_sec", unit="s")
+    point = metric.summary.data_points.add(time_unix_nano=1_700_000_000_000_000_000, count=3)
+    point.sum = 1.5
+    return request.SerializeToString()
+
+
+def _gauge_without_times() -> bytes:
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="queue.depth")
+    metric.gauge.data_points.add(as_int=5)
+    return request.SerializeToString()
+
+
 @pytest.mark.parametrize("make, key", [
+    (lambda proto: _metric(name="gen_ai.client.operation.duration"), "resourceMetrics"),
+    (lambda proto: _summary_metric(), "resourceMetrics"),
+    (lambda proto: _gauge_without_times(), "resourceMetrics"),
+    (lambda proto: _body_only_log(), "resourceLogs"),
     (lambda proto: b"", "resourceSpans"),  # an empty request: a trace request of nothing
     (lambda proto: messages(proto)[0], "resourceSpans"),
     (lambda proto: encode_logs(sdk_records([evaluation("relevance")])).SerializeToString(),
@@ -179,6 +223,31 @@ def test_each_signal_is_told_from_the_others(recorded, make, key):
     request is not read as spans (the same field numbers, other wire types), nor metrics."""
     doc, error = otlp_proto.decode_request(make(recorded["otel-genai"][1]))
     assert error is None and list(doc) == [key]
+
+
+def test_spans_without_trace_ids_are_still_spans(recorded):
+    """The Collector leaves an all-zero trace id out of the protobuf: such spans are read as in
+    JSON (without a trace), and do not make their request look like another signal."""
+    _, proto = recorded["otel-genai"]
+    request = ExportTraceServiceRequest.FromString(messages(proto)[0])
+    spans = request.resource_spans[0].scope_spans[0].spans
+    template = spans[0]
+    for i in range(10):
+        span = spans.add()
+        span.CopyFrom(template)
+        span.span_id = bytes([i + 1]) * 8
+        if i < 9:
+            span.ClearField("trace_id")
+    data = request.SerializeToString()
+    doc, error = otlp_proto.decode_request(data)
+    assert error is None and list(doc) == ["resourceSpans"]
+    got = collect(list(oc.parse_documents([(1, "", doc, None)], otlp.mappers(),
+                                          otlp.choose_mapper)))
+    want = collect(list(oc.parse_documents([(1, "", json_format.MessageToDict(request), None)],
+                                           otlp.mappers(), otlp.choose_mapper)))
+    assert got[0]["spans"].equals(want[0]["spans"])
+    assert got[0]["requests"].equals(want[0]["requests"])
+    assert got[0]["requests"]["trace_id"].null_count == 9
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,29 +263,27 @@ def test_a_request_that_is_not_protobuf_is_quarantined_alone(recorded, tmp_path)
     assert report.error is None and report.quarantined == 1
     offset = 4 + len(parts[0])
     assert report.reasons == [
-        f"request 2: not an OTLP export request (traces, logs or metrics) in protobuf "
-        f"(protobuf: Wire format was corrupt) "
+        f"request 2: not an OTLP export request in protobuf: Wire format was corrupt "
         f"(at byte {offset:,})"]
     assert got[0] == scenario_truth()["requests"]
 
 
-def test_text_that_is_not_utf8_loses_its_request_only(recorded, tmp_path):
-    """protobuf refuses a request whose string is not UTF-8 (the Collector writes Go strings
-    as they are): that request is quarantined, the others are stored."""
+def test_text_that_is_not_utf8_is_read_as_the_collectors_json_writes_it(recorded, tmp_path):
+    """protobuf refuses a whole request for one string that is not UTF-8 (the Collector writes
+    Go strings as they are): the request is read with U+FFFD in place of the bad byte, as the
+    Collector's JSON encoder writes it, and the report says so."""
     _, proto = recorded["otel-genai"]
     parts = messages(proto)
     request = ExportTraceServiceRequest.FromString(parts[0])
-    span = request.resource_spans[0].scope_spans[0].spans[0]
-    name = span.name.encode()
+    name = request.resource_spans[0].scope_spans[0].spans[0].name.encode()
     bad = parts[0].replace(name, name[:-1] + b"\xff")
     assert bad != parts[0]
     report, got = stored(tmp_path, "bad-text.pb", prefixed([bad, *parts[1:]]))
-    assert report.quarantined == 1 and report.reasons[0].startswith("request 1: not an OTLP")
-    assert got[0] == scenario_truth()["requests"] - len(
-        [s for s in request.resource_spans[0].scope_spans[0].spans
-         if s.attributes and any(a.key == "gen_ai.operation.name" and
-                                 a.value.string_value in ("chat", "embeddings")
-                                 for a in s.attributes)])
+    assert report.quarantined == 0 and got[0] == scenario_truth()["requests"]
+    assert report.notes == [f"1 {otlp_proto.NOT_UTF8_NOTE}"]
+    names = Engine(Lake(tmp_path / "store-bad-text.pb")).query(
+        "SELECT name FROM spans")["name"].to_list()
+    assert name[:-1].decode() + "\ufffd" in names
 
 
 @pytest.mark.parametrize("cut", [2, 50])
@@ -226,7 +293,7 @@ def test_a_file_cut_short_keeps_the_requests_before_the_cut(recorded, tmp_path, 
     parts = messages(proto)
     whole = prefixed(parts[:-1])
     data = whole + (len(parts[-1]).to_bytes(4, "big") + parts[-1])[:cut]
-    report, got = stored(tmp_path, f"cut{cut}.pb", data)
+    report, got = stored(tmp_path, f"cut{cut}.pb", data, written_long_ago=True)
     _, before = stored(tmp_path, "whole.pb", whole)
     assert report.error is None and report.quarantined == 1 and got == before
     what = ("the file ends inside the request's length (2 of 4 bytes)" if cut == 2 else
@@ -413,7 +480,7 @@ def test_worker_processes_give_exactly_the_one_process_rows(recorded, tmp_path, 
     n = len(parts)
     assert [(r.line, r.reason.split(" (")[0]) for r in rejects] == [
         (r.line, r.reason.split(" (")[0]) for r in want_rejects] == [
-        (4 * n + 1, "not an OTLP export request"),
+        (4 * n + 1, "not an OTLP export request in protobuf: Wire format was corrupt"),
         (7 * n + 2, f"the request is {limit + 1:,} bytes long, over the "
                     f"{limit / 2**20:g} MiB a request may have: not read"),
         (9 * n + 3, "the file ends inside the request")]
@@ -421,3 +488,58 @@ def test_worker_processes_give_exactly_the_one_process_rows(recorded, tmp_path, 
     lines = got["spans"]["_line"].to_pylist()
     assert lines == sorted(lines) and set(lines) == (
         set(range(1, 9 * n + 3)) - {4 * n + 1, 7 * n + 2})
+
+
+# ---------------------------------------------------------------------------------------------
+# The older zstd layout: told from JSON, and a request over the limit is one quarantined request
+
+
+def _first_entry_of_length(proto: Path, length: int) -> bytes:
+    """A request of one real span, padded so that its resource entry is ``length`` bytes
+    long: its serialized form starts 0x0A (a newline) then ``length`` (123 is ``{``, 91 is
+    ``[``)."""
+    span = ExportTraceServiceRequest.FromString(messages(proto)[0]) \
+        .resource_spans[0].scope_spans[0].spans[0]
+    span.ClearField("attributes")
+    span.ClearField("events")
+    for n in range(length):
+        request = ExportTraceServiceRequest()
+        entry = request.resource_spans.add()
+        entry.resource.attributes.add(key="p").value.string_value = "x" * n
+        entry.scope_spans.add().spans.append(span)
+        if len(entry.SerializeToString()) == length:
+            data = request.SerializeToString()
+            assert data[:3] == bytes([0x0A, length, 0x0A])
+            return data
+    raise AssertionError(f"no padding gives {length}")
+
+
+@pytest.mark.parametrize("length", [123, 91])
+def test_a_request_that_starts_like_json_is_read_as_protobuf(recorded, tmp_path, length):
+    _, proto = recorded["otel-genai"]
+    first = _first_entry_of_length(proto, length)
+    plain, expected = stored(tmp_path, "plain.pb", prefixed([first, *messages(proto)[1:]]))
+    report, got = stored(tmp_path, "framed.pb",
+                         framed_zstd([first, *messages(proto)[1:]]))
+    assert (report.error, report.format, report.quarantined) == (None, "otlp-proto", 0)
+    assert got == expected and report.stored == plain.stored
+
+
+def test_a_framed_request_over_the_limit_is_quarantined_alone(recorded, tmp_path, monkeypatch):
+    from lib.ingest import streams
+
+    _, proto = recorded["otel-genai"]
+    parts = messages(proto)
+    limit = max(len(p) for p in parts) + 100
+    monkeypatch.setattr(otlp_proto, "MAX_MESSAGE_BYTES", limit)
+    monkeypatch.setattr(streams, "MAX_FRAMED_MESSAGE_BYTES", limit)
+    big = ExportTraceServiceRequest.FromString(parts[1])
+    big.resource_spans[0].resource.attributes.add(key="pad").value.string_value = "x" * 3 * limit
+    big_data = big.SerializeToString()
+    report, got = stored(tmp_path, "big.pb", framed_zstd([parts[0], big_data, *parts[2:]]))
+    _, without = stored(tmp_path, "without.pb", prefixed([parts[0], *parts[2:]]))
+    assert report.error is None and got == without
+    # no byte offset: in a decompressed file it would not be the file's
+    assert report.reasons == [
+        f"request 2: the request is {len(big_data):,} bytes long, over the "
+        f"{limit / 2**20:g} MiB a request may have: not read"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pyarrow as pa
 
@@ -188,3 +190,24 @@ def test_the_quarantine_list_filters_by_file_and_check(lake, engine, tmp_path):
     # a check is a whole reason part, not a prefix of one
     assert inventory.quarantine(engine, check="input_tokens").is_empty()
     assert inventory.quarantine(engine, limit=2).height == 2
+
+
+def test_numbers_with_thousands_separators_group_as_n(lake, engine, tmp_path):
+    """An OTLP protobuf file's reasons quote sizes as 3,171: cut files group under one check,
+    and the detail after the colon (which byte) is no part of it."""
+    def prefixed(data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + data
+
+    for name, size in (("a.pb", 1500), ("b.pb", 2600)):
+        request = prefixed(b"\x0a\x00")  # a trace request with one empty entry
+        path = tmp_path / name
+        path.write_bytes(request + size.to_bytes(4, "big") + b"\x0a" * 40)
+        long_ago = time.time() - 3600  # (not a file being written: lib.ingest.pipeline)
+        os.utime(path, (long_ago, long_ago))
+    ingest_paths(lake, [str(tmp_path / "a.pb"), str(tmp_path / "b.pb")])
+    engine.refresh()
+    assert sorted(inventory.quarantine(engine)["reason"].to_list()) == [
+        "the file ends inside the request (40 of 1,500 bytes): truncated (at byte 6)",
+        "the file ends inside the request (40 of 2,600 bytes): truncated (at byte 6)"]
+    assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
+        ("the file ends inside the request (N of N bytes)", 2)]

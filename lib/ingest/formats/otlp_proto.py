@@ -11,18 +11,18 @@ Like the JSON files (lib/ingest/formats/otlp.py), a file may hold the three sign
 exporter shared by several pipelines: traces give requests and spans, logs give their
 ``gen_ai.evaluation.result`` events as evals, metrics are counted and not read. Protobuf does
 not say which message a record is, so each is decoded as traces, then logs, then metrics, and
-taken as the first whose entries decode without unknown fields (and, for spans, with a 16-byte
-trace id): a log record read as a span leaves its times as unknown fields, a span read as a log
-record its ids.
+taken as the first whose entries decode without unknown fields anywhere inside them (and, for
+spans, with a start time): a log record read as a span leaves its times as unknown fields, a
+span read as a log record its ids.
 
 Each request is converted to the JSON form the JSON reader takes (trace requests by a direct
 walk, ``trace_request_dict``; logs by ``google.protobuf.json_format.MessageToDict``) and mapped
 by the same code: the GenAI, OpenInference and Langfuse conventions, token semantics and checks are
-those of ``otlp-json``. Quarantined records and reasons count export requests ("message 3"),
-not lines. A request that is not protobuf of a known kind, one whose text is not UTF-8 (protobuf
-refuses the whole request), a length past ``MAX_MESSAGE_BYTES`` and a file cut inside a request
-are each one quarantined record naming the request and its byte offset; the requests before and
-after it go on.
+those of ``otlp-json``. Quarantined records and reasons count export requests ("request 3"),
+not lines. A request that is not protobuf of a known kind, a length past ``MAX_MESSAGE_BYTES``
+and a file cut inside a request are each one quarantined record naming the request and (in an
+uncompressed file) its byte offset; the requests before and after it go on. Text that is not
+UTF-8, which protobuf refuses, is read with U+FFFD in place of each bad byte (``NOT_UTF8_NOTE``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from google.protobuf import json_format, unknown_fields
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+    unknown_fields,
+)
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -94,8 +100,16 @@ def framed_messages(stream: BinaryIO) -> Iterator[tuple[int, int, bytes | None, 
         offset += LENGTH_BYTES + length
 
 
-def _no_unknown(message: Any) -> bool:
-    return len(unknown_fields.UnknownFieldSet(message)) == 0
+def _clean(message: Any) -> bool:
+    """No unknown fields in ``message`` nor in any message inside it: what a message read as
+    another with the same field numbers (a log record as a span) leaves somewhere."""
+    if len(unknown_fields.UnknownFieldSet(message)):
+        return False
+    for fd, value in message.ListFields():
+        if fd.message_type is not None:
+            if not all(_clean(v) for v in (value if fd.is_repeated else (value,))):
+                return False
+    return True
 
 
 def _leaves(request: Any, outer: str, inner: str, leaf: str) -> list:
@@ -109,23 +123,90 @@ def _leaves(request: Any, outer: str, inner: str, leaf: str) -> list:
     return out
 
 
-def _is_traces(request: ExportTraceServiceRequest) -> bool:
+def _is_traces(request: Any) -> bool:
+    # a span has a start time (the spec requires it): a metric without one, read as a span
+    # (its name as the trace id, its gauge as the span's name), is no span
     spans = _leaves(request, "resource_spans", "scope_spans", "spans")
-    return not spans or any(len(s.trace_id) == 16 and _no_unknown(s) for s in spans)
+    return not spans or any(s.start_time_unix_nano and _clean(s) for s in spans)
 
 
-def _is_logs(request: ExportLogsServiceRequest) -> bool:
+def _is_logs(request: Any) -> bool:
     records = _leaves(request, "resource_logs", "scope_logs", "log_records")
-    return bool(records) and any(_no_unknown(r) for r in records)
+    return bool(records) and any(_clean(r) for r in records)
 
 
-def _is_metrics(request: ExportMetricsServiceRequest) -> bool:
+def _is_metrics(request: Any) -> bool:
     metrics = _leaves(request, "resource_metrics", "scope_metrics", "metrics")
-    return bool(metrics) and any(_no_unknown(m) for m in metrics)
+    return bool(metrics) and any(_clean(m) for m in metrics)
 
 
 _SIGNALS = ((ExportTraceServiceRequest, _is_traces), (ExportLogsServiceRequest, _is_logs),
             (ExportMetricsServiceRequest, _is_metrics))
+
+
+# Text that is not UTF-8. The Collector writes Go strings as they are, and protobuf refuses the
+# whole request for one bad byte: the request is read again with its strings as bytes, and each
+# bad byte becomes U+FFFD, as the Collector's own JSON encoder writes it (the same data in a JSON
+# file gives the same rows). The report counts such requests.
+NOT_UTF8_NOTE = ("request(s) with text that is not UTF-8: read with U+FFFD in place of each bad "
+                 "byte, as the Collector's JSON encoder writes it.")
+_LENIENT: dict[str, Any] = {}
+
+
+def _lenient_class(message_type: Any) -> Any:
+    """``message_type`` with every string field a bytes field (a pool of its own)."""
+    name = message_type.DESCRIPTOR.full_name
+    if name not in _LENIENT:
+        pool = descriptor_pool.DescriptorPool()
+        added: set[str] = set()
+
+        def add(file: Any) -> None:
+            for dependency in file.dependencies:
+                if dependency.name not in added:
+                    add(dependency)
+            proto = descriptor_pb2.FileDescriptorProto()
+            file.CopyToProto(proto)
+            stack = list(proto.message_type)
+            while stack:
+                message = stack.pop()
+                stack.extend(message.nested_type)
+                for f in message.field:
+                    if f.type == f.TYPE_STRING:
+                        f.type = f.TYPE_BYTES
+            pool.Add(proto)
+            added.add(file.name)
+
+        add(message_type.DESCRIPTOR.file)
+        _LENIENT[name] = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+    return _LENIENT[name]
+
+
+def _replace_bad_text(message: Any, strict: Any) -> None:
+    """In a lenient message, each string field of ``strict`` (its descriptor) made valid UTF-8."""
+    for fd, value in message.ListFields():
+        original = strict.fields_by_name[fd.name]
+        if original.type == original.TYPE_STRING:
+            if fd.is_repeated:
+                value[:] = [v.decode("utf-8", "replace").encode() for v in value]
+            else:
+                setattr(message, fd.name, value.decode("utf-8", "replace").encode())
+        elif fd.message_type is not None:
+            for v in value if fd.is_repeated else (value,):
+                _replace_bad_text(v, original.message_type)
+
+
+def _with_valid_text(data: bytes, message_type: Any) -> Any | None:
+    """``data`` as ``message_type`` with its text that is not UTF-8 replaced, or None when it
+    is no such message at all."""
+    try:
+        lenient = _lenient_class(message_type).FromString(data)
+    except DecodeError:
+        return None
+    _replace_bad_text(lenient, message_type.DESCRIPTOR)
+    try:
+        return message_type.FromString(lenient.SerializeToString())
+    except DecodeError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,50 +316,70 @@ def trace_request_dict(request: ExportTraceServiceRequest) -> dict[str, Any]:
     return {"resourceSpans": resource_spans}
 
 
+NOT_A_REQUEST = "not an OTLP export request in protobuf"
+
+
 def decode_request(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """(the request as protobuf's JSON form, None) or (None, why it cannot be read)."""
-    refusals = []
+    """(the request as the JSON reader takes it, None) or (None, why it cannot be read). A
+    request read with its bad text replaced (``NOT_UTF8_NOTE``) says so in its document's
+    ``NOT_UTF8_NOTE`` key."""
+    refused = None
+    parsed = False
     for message_type, fits in _SIGNALS:
+        repaired = False
         try:
             request = message_type.FromString(data)
         except DecodeError as exc:
-            # "Error parsing message with type '...': Wire format was corrupt": the last part
-            refusals.append(str(exc).rpartition("': ")[2] or type(exc).__name__)
-            continue
+            # "Error parsing message with type '...': String field had bad UTF-8"
+            why = str(exc).rpartition("': ")[2] or type(exc).__name__
+            request = _with_valid_text(data, message_type) if "UTF-8" in why else None
+            if request is None:
+                refused = refused or why
+                continue
+            repaired = True
+        parsed = True
         if fits(request):
-            if message_type is ExportTraceServiceRequest:
-                return trace_request_dict(request), None
-            if message_type is ExportMetricsServiceRequest:
-                return {"resourceMetrics": []}, None  # counted, not read (as in JSON files)
-            return json_format.MessageToDict(request), None
-    why = f" (protobuf: {refusals[0]})" if refusals else ""
-    return None, ("not an OTLP export request (traces, logs or metrics) in protobuf" + why)
+            doc = (trace_request_dict(request) if message_type is ExportTraceServiceRequest else
+                   {"resourceMetrics": []} if message_type is ExportMetricsServiceRequest else
+                   json_format.MessageToDict(request))  # (metrics: counted, not read)
+            if repaired:
+                doc[NOT_UTF8_NOTE] = 1
+            return doc, None
+    why = ("its entries are none of spans, log records or metrics" if parsed or not refused
+           else refused)
+    return None, f"{NOT_A_REQUEST}: {why}"
 
 
 def _raw(data: bytes | None) -> str:
     return "base64:" + base64.b64encode(data[:_RAW_BYTES]).decode() if data else ""
 
 
-def _documents(framed: Iterable[tuple[int, int, bytes | None, str | None]],
-               ) -> Iterator[tuple[int, str, Any, str | None]]:
+def _documents(framed: Iterable[tuple[int, int | None, bytes | None, str | None]],
+               repaired: list[int] | None = None) -> Iterator[tuple[int, str, Any, str | None]]:
     """Requests as :func:`otlp_common.documents` gives JSON lines: (request number, raw text for
-    the quarantine, document or None, error or None)."""
+    the quarantine, document or None, error or None). An offset of None (a decompressed file,
+    whose offsets are not the file's) is not named in reasons; ``repaired`` counts the requests
+    whose bad text was replaced."""
     for number, offset, data, error in framed:
         if error is None:
             doc, error = decode_request(data)
             if doc is not None:
+                if doc.pop(NOT_UTF8_NOTE, None) and repaired is not None:
+                    repaired[0] += 1
                 yield number, "", doc, None
                 continue
-        yield number, _raw(data), None, f"{error} (at byte {offset:,})"
+        yield number, _raw(data), None, error if offset is None else \
+            f"{error} (at byte {offset:,})"
 
 
 @dataclass
 class RequestBlock:
     """Consecutive whole requests of a file, as the worker pool takes blocks: ``first_line`` is
-    (number of the first request, its byte offset), ``data`` the requests with their lengths,
-    ``rejects`` the requests before them that could not be read at all (cut short, too long)."""
+    (number of the first request, its byte offset, or None in a decompressed file), ``data``
+    the requests with their lengths, ``rejects`` the requests before them that could not be
+    read at all (cut short, too long)."""
 
-    first_line: tuple[int, int]
+    first_line: tuple[int, int | None]
     data: bytes
     rejects: list[Reject] = field(default_factory=list)
 
@@ -286,39 +387,45 @@ class RequestBlock:
 def request_blocks(stream: BinaryIO, block_bytes: int = oc.BLOCK_BYTES
                    ) -> Iterator[RequestBlock]:
     """The requests of ``stream`` in blocks of about ``block_bytes``."""
+    # offsets into what a decompressor gave (the older zstd layout even rebuilt) are no file's
+    offsets = not getattr(stream, "compressed", False)
     parts: list[bytes] = []
     size, first, rejects = 0, None, []
     for number, offset, data, error in framed_messages(stream):
+        at = offset if offsets else None
         if error is not None:  # the requests before it go first: numbers stay in order
             if parts:
                 yield RequestBlock(first, b"".join(parts), rejects)
                 parts, size, rejects = [], 0, []
-            (_, raw, _, reason), = _documents([(number, offset, data, error)])
+            (_, raw, _, reason), = _documents([(number, at, data, error)])
             rejects.append(Reject(number, raw, reason))
             first = None
             continue
         if first is None:
-            first = (number, offset)
+            first = (number, at)
         parts.append(len(data).to_bytes(LENGTH_BYTES, "big") + data)
         size += LENGTH_BYTES + len(data)
         if size >= block_bytes:
             yield RequestBlock(first, b"".join(parts), rejects)
             parts, size, first, rejects = [], 0, None, []
     if parts or rejects:
-        yield RequestBlock(first or (0, 0), b"".join(parts), rejects)
+        yield RequestBlock(first or (0, None), b"".join(parts), rejects)
 
 
-def parse_request_block(first: tuple[int, int], data: bytes, mappers: dict,
+def parse_request_block(first: tuple[int, int | None], data: bytes, mappers: dict,
                         choose: Callable[[dict[str, Any]], str]) -> Chunk:
     """One :class:`RequestBlock`'s requests -> one Chunk (run by a parse worker, or here)."""
     number, offset = first
 
-    def framed() -> Iterator[tuple[int, int, bytes | None, str | None]]:
+    def framed() -> Iterator[tuple[int, int | None, bytes | None, str | None]]:
         for i, (_, at, message, error) in enumerate(framed_messages(io.BytesIO(data))):
-            yield number + i, offset + at, message, error
+            yield number + i, None if offset is None else offset + at, message, error
 
-    chunks = list(oc.parse_documents(_documents(framed()), mappers, choose,
+    repaired = [0]
+    chunks = list(oc.parse_documents(_documents(framed(), repaired), mappers, choose,
                                      chunk_rows=1 << 62))
+    if repaired[0]:
+        chunks[-1].not_read[NOT_UTF8_NOTE] = repaired[0]
     return chunks[-1]
 
 
