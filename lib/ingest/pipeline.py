@@ -293,11 +293,11 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                     store_noted = True
                 continue
             src = _file_source(p, readers)
+            # (an empty file stays an error, as any empty input is: "empty file")
             if src.size == 0 and src.info.get(memo.HELD_BACK):
-                age = max(time.time() - p.stat().st_mtime, 0.0)
                 report.files.append(FileReport(source=src.name, skipped=(
-                    f"being written: no complete record yet (changed {age:.0f} s ago); a "
-                    "later run reads it")))
+                    "being written: no complete record yet (changed less than "
+                    f"{LIVE_SECONDS // 60} minutes ago); a later run reads it")))
                 continue
             why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
                                    "unchanged: same size, mtime and ctime")
@@ -363,15 +363,16 @@ def _file_source(path: Path, readers: memo.Readers) -> Source:
     name = _text_name(str(path))
     info = {"file": memo.file_signature(name, st), **readers.info()}
     held = unfinished_tail(path, st)
+    # Read no further than the size looked at: a writer's flush during the read must not bring
+    # in a line cut short (the fast path, which reads by name, checks the size is still this).
+    size = st.st_size - held
     if held:
-        size = st.st_size - held
-        age = max(time.time() - st.st_mtime, 0.0)
         return Source(name=name, filename=_text_name(path.name),
                       open=lambda: _Prefix(open(path, "rb"), size), size=size,
-                      info={**info, memo.HELD_BACK: held},
-                      not_read={UNFINISHED_NOTE.format(age=age): held})
-    return Source(name=name, filename=_text_name(path.name), open=lambda: open(path, "rb"),
-                  size=st.st_size, path=str(path) if name == str(path) else None, info=info)
+                      info={**info, memo.HELD_BACK: held}, not_read={UNFINISHED_NOTE: held})
+    return Source(name=name, filename=_text_name(path.name),
+                  open=lambda: _Prefix(open(path, "rb"), size), size=size,
+                  path=str(path) if name == str(path) else None, info=info)
 
 
 # A local file of JSON lines changed less than this long ago, whose last line has no newline and
@@ -382,9 +383,9 @@ def _file_source(path: Path, readers: memo.Readers) -> Source:
 # long, a record still cut short is read, and quarantined.
 LIVE_SECONDS = 300
 UNFINISHED_NOTE = ("byte(s) of an unfinished last record, left for a later run: the file "
-                   "changed {age:.0f} s ago and seems to be still being written (a later run "
-                   "reads the record once it is complete, or once the file has not changed for "
-                   f"{LIVE_SECONDS // 60} minutes).")
+                   f"changed less than {LIVE_SECONDS // 60} minutes ago and seems to be still "
+                   "being written (a later run reads the record once it is complete, or once "
+                   f"the file has not changed for {LIVE_SECONDS // 60} minutes).")
 
 
 def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) -> int:
@@ -394,13 +395,15 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
     pretty-printed document), the bytes after the last newline when they are a JSON value cut
     short (all of the file when its one line is); in an OTLP protobuf file, a last request the
     file ends inside. 0 otherwise."""
-    now = time.time() if now is None else now
-    if not st.st_size or now - st.st_mtime >= LIVE_SECONDS:
+    if not st.st_size or not is_being_written(st, now):
         return 0
     try:
         with open(path, "rb") as f:
-            if otlp_proto.looks_like_otlp_proto(f.read(HEAD_BYTES)):
+            head = f.read(HEAD_BYTES)
+            if otlp_proto.looks_like_otlp_proto(head):
                 return _unfinished_request(f, st.st_size)
+            if len(head) < otlp_proto.LENGTH_BYTES + 2 and head[:1] in _SMALL_LENGTHS:
+                return len(head)  # a protobuf file's first length, being written
             f.seek(0)
             first = f.readline(MAX_LINE_BYTES + 1)
             if first[:1] != b"{" or len(first) > MAX_LINE_BYTES:
@@ -424,6 +427,18 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
     tail = tail[cut + 1:]
     # a last record without its newline is complete, and broken JSON is broken: read now
     return len(tail) if _cut_short(tail) else 0
+
+
+# The first byte of a protobuf file's first length (requests are under 64 MiB)
+_SMALL_LENGTHS = (b"\x00", b"\x01", b"\x02", b"\x03")
+
+
+def is_being_written(st: os.stat_result, now: float | None = None) -> bool:
+    """True when a local file changed less than ``LIVE_SECONDS`` ago (a time up to that far
+    ahead is a clock a little ahead, as on a network file system; further ahead is no write of
+    now)."""
+    age = (time.time() if now is None else now) - st.st_mtime
+    return -LIVE_SECONDS < age < LIVE_SECONDS
 
 
 def _unfinished_request(f: BinaryIO, size: int) -> int:
@@ -460,7 +475,7 @@ def _cut_short(data: bytes) -> bool:
         orjson.loads(part)
     except orjson.JSONDecodeError as exc:
         # (the position counts characters, not bytes)
-        return exc.pos >= len(part.rstrip().decode("utf-8", "replace")) and bool(part.strip())
+        return exc.pos >= len(part.decode("utf-8", "replace")) and bool(part.strip())
     return False
 
 
@@ -556,8 +571,24 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons, report.not_read = 0, [], {}
+    if report.error and report.unreadable and report.error.startswith("truncated ") \
+            and _changed_lately(src):
+        # A truncated file is an error (nothing of it stored), but this one may be a compressed
+        # file a writer is still adding to (the Collector's file exporter with compression): it
+        # is read again once it changes, which the message says.
+        report.error += (f"; it changed less than {LIVE_SECONDS // 60} minutes ago: if it is "
+                         "still being written, a run after it is complete reads it")
     report.not_read.update(src.not_read)
     return report
+
+
+def _changed_lately(src: Source) -> bool:
+    """True for a local file that changed less than ``LIVE_SECONDS`` ago (by its signature)."""
+    f = src.info.get("file") if isinstance(src.info, dict) else None
+    if not isinstance(f, dict) or not isinstance(f.get("mtime_ns"), int):
+        return False
+    age = time.time() - f["mtime_ns"] / 1e9
+    return -LIVE_SECONDS < age < LIVE_SECONDS
 
 
 def batch_identity(content_hash: str, fmt: Format) -> str:
@@ -606,6 +637,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         if fmt.finish is not None and not lake.has_content(identity):  # ingested before: no pass
             for what, n in fmt.finish(batch).items():
                 report.not_read[what] = report.not_read.get(what, 0) + n
+        report.not_read.update(src.not_read)  # (what the source left unread: the batch's note)
         # what the format read but did not store is kept with the batch (the Data page's note)
         result = batch.commit(content_hash=identity,
                               info={"bytes": stream.bytes_out,

@@ -221,7 +221,7 @@ class _Unframed(io.RawIOBase):
 # Of the first framed request, the compressed bytes looked at to tell JSON from protobuf.
 _SNIFF_BYTES = 128 * 1024
 # A protobuf request (read whole: protobuf parses a message whole) that decompresses to more
-# than this fails the file, as a corrupt stream does: it is no export request a Collector sent.
+# than this is not held: only counted, and skipped by the reader (one quarantined request).
 MAX_FRAMED_MESSAGE_BYTES = 64 * 1024 * 1024
 
 

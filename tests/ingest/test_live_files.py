@@ -191,3 +191,76 @@ def test_the_fast_path_leaves_a_held_back_file_to_the_stream_reader(tmp_path, ro
 ])
 def test_a_cut_is_told_from_broken_json(data, cut_short):
     assert pipeline._cut_short(data) is cut_short
+
+
+@pytest.mark.parametrize("name", ["requests.jsonl", "spans.json"])
+def test_a_flush_during_the_read_is_not_read(tmp_path, rows, name):
+    """The size looked at when the file was listed bounds the read, by the exact path and the
+    fast path alike: a writer's flush mid-line during the ingest waits for the next run."""
+    path = tmp_path / name
+    if name == "spans.json":
+        _, collector, _ = record_spans("otel-genai", tmp_path / "spans")
+        lines = collector.read_bytes().splitlines(keepends=True)
+        whole, extra = b"".join(lines[:-1]), lines[-1]
+    else:
+        whole, extra = b"".join(rows[:3]), rows[3]
+    path.write_bytes(whole)
+    lake = Lake(tmp_path / "store")
+    src = pipeline._file_source(path.resolve(), pipeline.memo.Readers.of(None))
+    with open(path, "ab") as f:  # the writer flushes half a line after the listing
+        f.write(extra[:len(extra) // 2])
+    report = pipeline._ingest_source(lake, src, None, None, {})
+    assert report.error is None and report.quarantined == 0
+    reference = Lake(tmp_path / "reference")
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / name).write_bytes(whole)
+    ingest_paths(reference, [str(tmp_path / "ref" / name)])
+    assert _requests(lake) == _requests(reference)
+
+
+def test_a_protobuf_file_shorter_than_its_first_length_is_being_written(tmp_path):
+    path = tmp_path / "traces.pb"
+    path.write_bytes(b"\x00\x00\x0c")
+    report = _ingest(Lake(tmp_path / "store"), path)
+    assert report.skipped.startswith("being written") and report.error is None
+
+
+def test_a_time_far_ahead_is_no_write_of_now(tmp_path, rows):
+    path = tmp_path / "requests.jsonl"
+    path.write_bytes(rows[0] + rows[1][:10])
+    now = time.time()
+    _age(path, -60)  # a clock a minute ahead: being written
+    assert unfinished_tail(path, path.stat(), now) == 10
+    _age(path, -2 * 86400)  # two days ahead: read now, the cut line quarantined
+    assert unfinished_tail(path, path.stat(), now) == 0
+    assert _ingest(Lake(tmp_path / "store"), path).quarantined == 1
+
+
+def test_a_compressed_file_being_written_is_an_error_that_says_so(tmp_path, rows):
+    """A truncated compressed file is an error (nothing of it stored); one changed lately may
+    be a file the Collector still adds frames to: the message says a later run reads it."""
+    from backports import zstd
+
+    path = tmp_path / "traces.jsonl.zst"
+    data = zstd.compress(b"".join(rows))
+    path.write_bytes(data[:-5])
+    lake = Lake(tmp_path / "store")
+    report = _ingest(lake, path)
+    assert report.error.startswith("truncated zstd stream") and report.error.endswith(
+        "if it is still being written, a run after it is complete reads it")
+    _age(path, LIVE_SECONDS + 1)
+    assert "being written" not in _ingest(lake, path).error
+    path.write_bytes(data)
+    assert _ingest(lake, path).stored == {"requests": 5}
+
+
+def test_the_batch_keeps_the_note_of_what_was_left(tmp_path, rows):
+    from lib.metrics import inventory
+
+    path = tmp_path / "requests.jsonl"
+    path.write_bytes(b"".join(rows[:3]) + rows[3][:20])
+    lake = Lake(tmp_path / "store")
+    _ingest(lake, path)
+    info = lake.commits()[-1].info
+    assert info["not_read"] == {pipeline.UNFINISHED_NOTE: 20}
+    assert inventory._note(info).startswith("20 byte(s) of an unfinished last record")

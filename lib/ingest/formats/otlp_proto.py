@@ -28,6 +28,7 @@ UTF-8, which protobuf refuses, is read with U+FFFD in place of each bad byte (``
 from __future__ import annotations
 
 import base64
+import codecs
 import io
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -86,7 +87,8 @@ def framed_messages(stream: BinaryIO) -> Iterator[tuple[int, int, bytes | None, 
             yield number, offset, None, (
                 f"the request is {length:,} bytes long, over the "
                 f"{MAX_MESSAGE_BYTES / 2**20:g} MiB a request may have: not read"
-                + (f"; the file ends {left:,} bytes before its end" if left else ""))
+                + (f", and the file ends {left:,} bytes before the request does"
+                   if left else ""))
             if left:
                 return
             offset += LENGTH_BYTES + length
@@ -151,6 +153,10 @@ _SIGNALS = ((ExportTraceServiceRequest, _is_traces), (ExportLogsServiceRequest, 
 NOT_UTF8_NOTE = ("request(s) with text that is not UTF-8: read with U+FFFD in place of each bad "
                  "byte, as the Collector's JSON encoder writes it.")
 _LENIENT: dict[str, Any] = {}
+# Go's encoders (utf8.DecodeRune gives RuneError for one byte at a time) write one U+FFFD per
+# bad byte; Python's "replace" writes one per bad sequence.
+_PER_BYTE = "sightline-replace-each-byte"
+codecs.register_error(_PER_BYTE, lambda exc: ("\ufffd" * (exc.end - exc.start), exc.end))
 
 
 def _lenient_class(message_type: Any) -> Any:
@@ -187,9 +193,9 @@ def _replace_bad_text(message: Any, strict: Any) -> None:
         original = strict.fields_by_name[fd.name]
         if original.type == original.TYPE_STRING:
             if fd.is_repeated:
-                value[:] = [v.decode("utf-8", "replace").encode() for v in value]
+                value[:] = [v.decode("utf-8", _PER_BYTE).encode() for v in value]
             else:
-                setattr(message, fd.name, value.decode("utf-8", "replace").encode())
+                setattr(message, fd.name, value.decode("utf-8", _PER_BYTE).encode())
         elif fd.message_type is not None:
             for v in value if fd.is_repeated else (value,):
                 _replace_bad_text(v, original.message_type)
