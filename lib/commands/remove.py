@@ -41,15 +41,35 @@ def run(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     taken = commit.info["removed_rows"]
+    others = same_source_batches(lake, ids[0])
     if args.json:
         print_json({"removed_batch": ids[0], "source": commit.source, "removed_rows": taken,
-                    "files_rewritten": len(commit.removed), "commit_id": commit.commit_id})
+                    "files_rewritten": len(commit.removed), "commit_id": commit.commit_id,
+                    "same_source_batches": others})
         return 0
     rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
     print(f"removed batch {ids[0]} ({terminal_text(commit.source)}): {rows}; "
           f"{len(commit.removed)} file(s) "
           f"replaced in commit {commit.commit_id}. Its source can be ingested again.")
+    if others:
+        # (a file read while it grew, or read again after it changed: the later batches stored
+        # only the rows this one had not)
+        print(f"Other batches read the same source: {', '.join(others)}. Rows they skipped "
+              "as already stored by this batch left with it; to ingest the source again "
+              "whole, remove those batches too.")
     return 0
+
+
+def same_source_batches(lake, batch_id: str) -> list[str]:
+    """The ids of the other live ingest batches read from the source ``batch_id`` was read
+    from, in commit order."""
+    from lib.store.lake import removed_batches
+
+    commits = lake.commits()
+    source = next((c.source for c in commits if c.commit_id == batch_id), None)
+    gone = removed_batches(commits)
+    return [c.commit_id for c in commits if c.kind == "ingest" and c.source == source
+            and c.commit_id != batch_id and c.commit_id not in gone]
 
 
 def _user() -> str | None:

@@ -125,3 +125,20 @@ def test_cli_remove_by_prefix_reports_and_the_data_page_lists_it(lake, tmp_path,
     assert notes["remove"].startswith(
         f"took out batch {wrong.batch_id} (1 quarantine, 2 requests)")
     assert notes["remove"].endswith(": misnamed fields")
+
+
+def test_removing_one_of_several_batches_of_a_source_names_the_others(lake, tmp_path, capsys):
+    """A file read while it grew gives a batch per read, each storing only the rows the ones
+    before had not: removing the first says the others must go too for a whole re-ingest."""
+    path = tmp_path / "growing.jsonl"
+    first = _ingest(lake, path, [canonical_request(i) for i in range(3)])
+    second = _ingest(lake, path, [canonical_request(i) for i in range(5)])
+    assert (second.stored, second.duplicates) == ({"requests": 2}, {"requests": 3})
+    store = ["--store", str(lake.root)]
+    assert main(["remove", first.batch_id, *store]) == 0
+    out = capsys.readouterr().out
+    assert f"Other batches read the same source: {second.batch_id}." in out
+    assert main(["remove", second.batch_id, *store, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["same_source_batches"] == []
+    again = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
+    assert again.stored == {"requests": 5}
