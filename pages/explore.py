@@ -241,7 +241,8 @@ else:
                           order == "desc", PAGE, (page_no - 1) * PAGE)
     picked = st.dataframe(
         widgets.with_request_links(rows, f).with_columns(
-            pl.col("ts").dt.convert_time_zone(f.tz)),
+            pl.col("ts").dt.convert_time_zone(f.tz),
+            pl.col(pl.String).fill_null("")),  # (no "None" in a request without an error type)
         hide_index=True, width="stretch", key="ex_table", on_select="rerun",
         selection_mode="single-row",
         column_config={
