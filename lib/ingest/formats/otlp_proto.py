@@ -258,6 +258,20 @@ def _attributes(items: Any) -> oc.DecodedAttributes:
     return out
 
 
+# (JSON name, protobuf field) of the scalar fields copied when set
+_SPAN_SCALARS = (("traceState", "trace_state"), ("name", "name"), ("kind", "kind"),
+                 ("startTimeUnixNano", "start_time_unix_nano"),
+                 ("endTimeUnixNano", "end_time_unix_nano"))
+_EVENT_SCALARS = (("timeUnixNano", "time_unix_nano"), ("name", "name"))
+
+
+def _set_scalars(out: dict[str, Any], message: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    for key, name in fields:
+        value = getattr(message, name)
+        if value:
+            out[key] = value
+
+
 def _span(span: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"traceId": span.trace_id.hex(), "spanId": span.span_id.hex()}
     if not span.trace_id:
@@ -266,16 +280,7 @@ def _span(span: Any) -> dict[str, Any]:
         del out["spanId"]
     if span.parent_span_id:
         out["parentSpanId"] = span.parent_span_id.hex()
-    if span.trace_state:
-        out["traceState"] = span.trace_state
-    if span.name:
-        out["name"] = span.name
-    if span.kind:
-        out["kind"] = span.kind
-    if span.start_time_unix_nano:
-        out["startTimeUnixNano"] = span.start_time_unix_nano
-    if span.end_time_unix_nano:
-        out["endTimeUnixNano"] = span.end_time_unix_nano
+    _set_scalars(out, span, _SPAN_SCALARS)
     if span.attributes:
         out["attributes"] = _attributes(span.attributes)
     if span.events:
@@ -293,10 +298,7 @@ def _span(span: Any) -> dict[str, Any]:
 
 def _event(event: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if event.time_unix_nano:
-        out["timeUnixNano"] = event.time_unix_nano
-    if event.name:
-        out["name"] = event.name
+    _set_scalars(out, event, _EVENT_SCALARS)
     if event.attributes:
         out["attributes"] = _attributes(event.attributes)
     return out
