@@ -23,16 +23,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
 import pyarrow as pa
 
 from lib import pricing, schema
 from lib.ingest import formats as registry
-from lib.ingest import memo
+from lib.ingest import live, memo
 from lib.ingest.base import Chunk, Format, not_read_notes
-from lib.ingest.formats import otlp_proto
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
-from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, InputError, SourceStream
+from lib.ingest.streams import HEAD_BYTES, FirstBytes, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
@@ -297,7 +295,7 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             if src.size == 0 and src.info.get(memo.HELD_BACK):
                 report.files.append(FileReport(source=src.name, skipped=(
                     "being written: no complete record yet (changed less than "
-                    f"{LIVE_SECONDS // 60} minutes ago); a later run reads it")))
+                    f"{live.LIVE_SECONDS // 60} minutes ago); a later run reads it")))
                 continue
             why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
                                    "unchanged: same size, mtime and ctime")
@@ -355,162 +353,23 @@ def _hidden(path: Path, root: Path) -> bool:
 
 def _file_source(path: Path, readers: memo.Readers) -> Source:
     """A local file (``path`` resolved) as a Source; a file still being written is read up to
-    its last complete line (:func:`unfinished_tail`)."""
+    its last complete record (lib.ingest.live)."""
     st = path.stat()
     # A name whose bytes are not UTF-8 (os.fsdecode gives lone surrogates) cannot be stored as
     # text, nor handed to DuckDB: its lineage is the name with those bytes as \xNN escapes, and
     # the file is read through Python (open takes the name as it is).
     name = _text_name(str(path))
     info = {"file": memo.file_signature(name, st), **readers.info()}
-    held = unfinished_tail(path, st)
+    held = live.unfinished_tail(path, st)
     # Read no further than the size looked at: a writer's flush during the read must not bring
     # in a line cut short (the fast path, which reads by name, checks the size is still this).
     size = st.st_size - held
-    if held:
-        return Source(name=name, filename=_text_name(path.name),
-                      open=lambda: _Prefix(open(path, "rb"), size), size=size,
-                      info={**info, memo.HELD_BACK: held}, not_read={UNFINISHED_NOTE: held})
     return Source(name=name, filename=_text_name(path.name),
-                  open=lambda: _Prefix(open(path, "rb"), size), size=size,
-                  path=str(path) if name == str(path) else None, info=info)
-
-
-# A local file of JSON lines changed less than this long ago, whose last line has no newline and
-# is a JSON value cut short, is being written: the OpenTelemetry Collector's file exporter (and
-# any buffered writer) flushes its buffer wherever it fills, mid-line, and a cron run reading
-# the folder every minute often finds such a line (or, in an OTLP protobuf file, such a
-# request). It is left for a later run, not quarantined; once the file has not changed for this
-# long, a record still cut short is read, and quarantined.
-LIVE_SECONDS = 300
-UNFINISHED_NOTE = ("byte(s) of an unfinished last record, left for a later run: the file "
-                   f"changed less than {LIVE_SECONDS // 60} minutes ago and seems to be still "
-                   "being written (a later run reads the record once it is complete, or once "
-                   f"the file has not changed for {LIVE_SECONDS // 60} minutes).")
-
-
-def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) -> int:
-    """How many bytes at the end of a local file are an unfinished record of a file still being
-    written, to be left for a later run, in a file changed less than ``LIVE_SECONDS`` ago: in a
-    file of JSON lines (its first line a JSON object, so neither compressed, CSV nor one
-    pretty-printed document), the bytes after the last newline when they are a JSON value cut
-    short (all of the file when its one line is); in an OTLP protobuf file, a last request the
-    file ends inside. 0 otherwise."""
-    if not st.st_size or not is_being_written(st, now):
-        return 0
-    try:
-        with open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
-            if otlp_proto.looks_like_otlp_proto(head):
-                return _unfinished_request(f, st.st_size)
-            if len(head) < otlp_proto.LENGTH_BYTES + 2 and head[:1] in _SMALL_LENGTHS:
-                return len(head)  # a protobuf file's first length, being written
-            f.seek(0)
-            first = f.readline(MAX_LINE_BYTES + 1)
-            if first[:1] != b"{" or len(first) > MAX_LINE_BYTES:
-                return 0
-            if not first.endswith(b"\n"):  # one line, the file's start: complete or not
-                return len(first) if _cut_short(first) else 0
-            if not _is_json(first):
-                return 0  # not JSON lines
-            tail = b""
-            end = st.st_size
-            while b"\n" not in tail and end > 0 and len(tail) <= MAX_LINE_BYTES:
-                start = max(end - (1 << 20), 0)
-                f.seek(start)
-                tail = f.read(end - start) + tail
-                end = start
-    except OSError:
-        return 0
-    cut = tail.rfind(b"\n")
-    if cut < 0:
-        return 0
-    tail = tail[cut + 1:]
-    # a last record without its newline is complete, and broken JSON is broken: read now
-    return len(tail) if _cut_short(tail) else 0
-
-
-# The first byte of a protobuf file's first length (requests are under 64 MiB)
-_SMALL_LENGTHS = (b"\x00", b"\x01", b"\x02", b"\x03")
-
-
-def is_being_written(st: os.stat_result, now: float | None = None) -> bool:
-    """True when a local file changed less than ``LIVE_SECONDS`` ago (a time up to that far
-    ahead is a clock a little ahead, as on a network file system; further ahead is no write of
-    now)."""
-    age = (time.time() if now is None else now) - st.st_mtime
-    return -LIVE_SECONDS < age < LIVE_SECONDS
-
-
-def _unfinished_request(f: BinaryIO, size: int) -> int:
-    """The bytes of an OTLP protobuf file's last request when the file ends inside it (each
-    request is after its length: the lengths are followed, not the requests read); 0 when the
-    file ends after a whole request."""
-    at = 0
-    while at < size:
-        f.seek(at)
-        length = f.read(otlp_proto.LENGTH_BYTES)
-        if len(length) < otlp_proto.LENGTH_BYTES:
-            return size - at
-        end = at + otlp_proto.LENGTH_BYTES + int.from_bytes(length, "big")
-        if end > size:
-            return size - at
-        at = end
-    return 0
-
-
-def _is_json(data: bytes) -> bool:
-    try:
-        orjson.loads(data)
-    except ValueError:
-        return False
-    return True
-
-
-def _cut_short(data: bytes) -> bool:
-    """True when ``data`` is the start of a JSON value that the parser ran out of (a writer
-    stopped mid-value, perhaps mid-character), not a whole value nor broken JSON (a bad byte, a
-    syntax error)."""
-    part = data[:len(data) - _unfinished_character(data)]
-    try:
-        orjson.loads(part)
-    except orjson.JSONDecodeError as exc:
-        # (the position counts characters, not bytes)
-        return exc.pos >= len(part.decode("utf-8", "replace")) and bool(part.strip())
-    return False
-
-
-def _unfinished_character(data: bytes) -> int:
-    """How many bytes at the end of ``data`` begin a UTF-8 character that is not all there."""
-    for n in range(1, min(len(data), 3) + 1):
-        byte = data[-n]
-        if byte & 0xC0 == 0x80:  # a continuation byte: its lead is further back
-            continue
-        need = 2 if 0xC0 <= byte < 0xE0 else 3 if 0xE0 <= byte < 0xF0 else \
-            4 if 0xF0 <= byte < 0xF8 else 0
-        return n if n < need else 0
-    return 0
-
-
-class _Prefix(io.RawIOBase):
-    """The first ``size`` bytes of ``raw``."""
-
-    def __init__(self, raw: BinaryIO, size: int):
-        self._raw, self._left = raw, size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if self._left <= 0:
-            return 0
-        data = self._raw.read(min(len(buf), self._left))
-        self._left -= len(data)
-        buf[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+                  open=lambda: FirstBytes(open(path, "rb"), size), size=size,
+                  # (a file read in part is read by the exact path, from its first bytes)
+                  path=str(path) if name == str(path) and not held else None,
+                  info={**info, memo.HELD_BACK: held} if held else info,
+                  not_read={live.UNFINISHED_NOTE: held} if held else {})
 
 
 def _text_name(name: str) -> str:
@@ -571,24 +430,17 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons, report.not_read = 0, [], {}
+    signature = src.info.get("file") if isinstance(src.info, dict) else None
     if report.error and report.unreadable and report.error.startswith("truncated ") \
-            and _changed_lately(src):
+            and isinstance(signature, dict) and isinstance(signature.get("mtime_ns"), int) \
+            and live.is_being_written(signature["mtime_ns"] / 1e9):
         # A truncated file is an error (nothing of it stored), but this one may be a compressed
         # file a writer is still adding to (the Collector's file exporter with compression): it
         # is read again once it changes, which the message says.
-        report.error += (f"; it changed less than {LIVE_SECONDS // 60} minutes ago: if it is "
+        report.error += (f"; it changed less than {live.LIVE_SECONDS // 60} minutes ago: if it is "
                          "still being written, a run after it is complete reads it")
     report.not_read.update(src.not_read)
     return report
-
-
-def _changed_lately(src: Source) -> bool:
-    """True for a local file that changed less than ``LIVE_SECONDS`` ago (by its signature)."""
-    f = src.info.get("file") if isinstance(src.info, dict) else None
-    if not isinstance(f, dict) or not isinstance(f.get("mtime_ns"), int):
-        return False
-    age = time.time() - f["mtime_ns"] / 1e9
-    return -LIVE_SECONDS < age < LIVE_SECONDS
 
 
 def batch_identity(content_hash: str, fmt: Format) -> str:

@@ -60,6 +60,29 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+class FirstBytes(io.RawIOBase):
+    """The first ``size`` bytes of ``raw`` (a local file read no further than the size it had
+    when it was listed: lib/ingest/live.py)."""
+
+    def __init__(self, raw: BinaryIO, size: int):
+        self._raw, self._left = raw, size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        if self._left <= 0:
+            return 0
+        data = self._raw.read(min(len(buf), self._left))
+        self._left -= len(data)
+        buf[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class SourceStream(io.RawIOBase):
     """The decompressed content of a source, read forward once.
 

@@ -2,7 +2,7 @@
 writer is appending to (the OpenTelemetry Collector's file exporter flushes its buffer wherever
 it fills, mid-line). Its unfinished last line is left for a later run, not quarantined; the run
 that finds the line complete stores it, and a line still cut short once the file has not changed
-for ``LIVE_SECONDS`` is quarantined as before (lib/ingest/pipeline.py, ``unfinished_tail``).
+for ``LIVE_SECONDS`` is quarantined as before (lib/ingest/live.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lib.ingest import pipeline
-from lib.ingest.pipeline import LIVE_SECONDS, ingest_paths, unfinished_tail
+from lib.ingest import live, pipeline
+from lib.ingest.live import LIVE_SECONDS, unfinished_tail
+from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from tests.ingest.conftest import canonical_request, stored_rows
 from tests.ingest.fake_openai import proto_path, record_spans, scenario_truth
@@ -190,7 +191,7 @@ def test_the_fast_path_leaves_a_held_back_file_to_the_stream_reader(tmp_path, ro
     (b"   ", False),
 ])
 def test_a_cut_is_told_from_broken_json(data, cut_short):
-    assert pipeline._cut_short(data) is cut_short
+    assert live._cut_short(data) is cut_short
 
 
 @pytest.mark.parametrize("name", ["requests.jsonl", "spans.json"])
@@ -262,5 +263,5 @@ def test_the_batch_keeps_the_note_of_what_was_left(tmp_path, rows):
     lake = Lake(tmp_path / "store")
     _ingest(lake, path)
     info = lake.commits()[-1].info
-    assert info["not_read"] == {pipeline.UNFINISHED_NOTE: 20}
+    assert info["not_read"] == {live.UNFINISHED_NOTE: 20}
     assert inventory._note(info).startswith("20 byte(s) of an unfinished last record")
