@@ -288,7 +288,9 @@ class _UnframedMessages(io.RawIOBase):
 
     def __init__(self, raw: BinaryIO):
         self._raw = raw
-        self._out = b""
+        # what to give next, as a view: a large request given piece by piece is not copied
+        # again for each piece
+        self._out = memoryview(b"")
         self._zeros = 0  # of a request over the limit, still to give
 
     def readable(self) -> bool:
@@ -310,9 +312,9 @@ class _UnframedMessages(io.RawIOBase):
                 # over the limit: its length, then as many zeros, made as they are read, so the
                 # reader skips it as it skips an uncompressed request that long (one quarantined
                 # request, the others read)
-                self._out, self._zeros = size.to_bytes(4, "big"), size
+                self._out, self._zeros = memoryview(size.to_bytes(4, "big")), size
             else:
-                self._out = len(message).to_bytes(4, "big") + message
+                self._out = memoryview(len(message).to_bytes(4, "big") + message)
         if not self._out:
             n = min(len(buf), self._zeros)
             buf[:n] = bytes(n)
