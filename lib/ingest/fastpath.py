@@ -91,7 +91,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     stat0 = os.stat(path)
     seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}
     if seen and (stat0.st_size, stat0.st_mtime_ns) != (seen.get("size"), seen.get("mtime_ns")):
-        # written to since the source was looked at (lib.ingest.pipeline.unfinished_tail): the
+        # written to since the source was looked at (lib.ingest.live.unfinished_tail): the
         # exact path reads the bytes that were checked, no more
         LAST.update(reason="the file changed after it was listed")
         return False

@@ -80,9 +80,8 @@ _SMALL_LENGTHS = (b"\x00", b"\x01", b"\x02", b"\x03")
 
 def is_being_written(mtime: float, now: float | None = None) -> bool:
     """True when a local file last changed at ``mtime`` (seconds) changed less than
-    ``LIVE_SECONDS`` ago (a time up to that far
-    ahead is a clock a little ahead, as on a network file system; further ahead is no write of
-    now)."""
+    ``LIVE_SECONDS`` ago (a time up to that far ahead is a clock a little ahead, as on a network
+    file system; further ahead is no write of now)."""
     age = (time.time() if now is None else now) - mtime
     return -LIVE_SECONDS < age < LIVE_SECONDS
 

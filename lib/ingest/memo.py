@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from lib.store.lake import Lake, content_hash_of, removed_batches
 
 # A commit's info key: bytes at the end of a file being written that the read left for a later
-# run (lib.ingest.pipeline.unfinished_tail). Such a read does not let the file be skipped.
+# run (lib.ingest.live.unfinished_tail). Such a read does not let the file be skipped.
 HELD_BACK = "held_back_bytes"
 
 # Why a source whose content was ingested before under another name gave no batch ("seen").

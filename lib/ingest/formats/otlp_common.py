@@ -1126,12 +1126,7 @@ def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
         yield from _parse_docs(block_documents(blocks, lenient=True), mappers, choose,
                                chunk_rows)
         return
-    chunks = _parallel_blocks(pool, blocks, mappers, choose)
-    try:
-        yield from _merge(chunks, chunk_rows)
-    finally:
-        chunks.close()
-        _release_pool(pool)
+    yield from _pooled(pool, blocks, _parse_block, mappers, choose, chunk_rows)
 
 
 # ``(first, data, mappers, choose) -> Chunk``: one block of a file parsed, in a worker or here.
@@ -1156,7 +1151,15 @@ def parse_blocks(blocks: Iterator[Any], parse_block: BlockParser,
         yield from _merge((_with_rejects(parse_block(b.first_line, b.data, mappers, choose),
                                          b.rejects) for b in rest), chunk_rows)
         return
-    chunks = _parallel_blocks(pool, rest, mappers, choose, parse_block)
+    yield from _pooled(pool, rest, parse_block, mappers, choose, chunk_rows)
+
+
+def _pooled(pool: _Pool, blocks: Iterator[Any], parse_block: BlockParser,
+            mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+            chunk_rows: int) -> Iterator[Chunk]:
+    """Chunks of ``blocks`` parsed by ``pool`` (:func:`_parallel_blocks`), merged to about
+    ``chunk_rows`` rows; the pool is released however the consumer stops."""
+    chunks = _parallel_blocks(pool, blocks, parse_block, mappers, choose)
     try:
         yield from _merge(chunks, chunk_rows)
     finally:
@@ -1179,16 +1182,15 @@ def _with_rejects(chunk: Chunk, rejects: list[Reject]) -> Chunk:
     return chunk
 
 
-def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock],
+def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock], parse_block: BlockParser,
                      mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
-                     parse_block: BlockParser | None = None) -> Iterator[Chunk]:
+                     ) -> Iterator[Chunk]:
     """Chunks of ``blocks``, in file order, parsed by ``pool``.
 
     At most two blocks per worker are in flight, so memory stays bounded. If the workers fail
     (one died, a pipe broke), the blocks they held and the rest are parsed here: a failure
     inside the parse itself then surfaces exactly as it would without workers.
     """
-    parse_block = parse_block or _parse_block
     pending: collections.deque[tuple[int, LineBlock]] = collections.deque()
     block = next(blocks, None)
     turn = 0
@@ -1197,8 +1199,8 @@ def _parallel_blocks(pool: _Pool, blocks: Iterator[LineBlock],
             while block is not None and pool.ok and len(pending) < 2 * len(pool.procs):
                 worker = turn % len(pool.procs)
                 turn += 1
-                if not pool.send(worker, mappers, choose, block.first_line, block.data,
-                                 parse_block):
+                if not pool.send(worker, parse_block, mappers, choose, block.first_line,
+                                 block.data):
                     break
                 pending.append((worker, block))
                 block = next(blocks, None)
@@ -1301,13 +1303,12 @@ class _Pool:
     def alive(self) -> bool:
         return self.ok and all(p.poll() is None for p in self.procs)
 
-    def send(self, worker: int, mappers: dict[str, SpanMapper],
-             choose: Callable[[dict[str, Any]], str], first: Any, data: bytes,
-             parse_block: BlockParser | None = None) -> bool:
+    def send(self, worker: int, parse_block: BlockParser, mappers: dict[str, SpanMapper],
+             choose: Callable[[dict[str, Any]], str], first: Any, data: bytes) -> bool:
         if not self.ok:
             return False
         try:
-            meta = pickle.dumps((mappers, choose, first, parse_block or _parse_block),
+            meta = pickle.dumps((mappers, choose, first, parse_block),
                                 protocol=pickle.HIGHEST_PROTOCOL)
         except (pickle.PicklingError, AttributeError, TypeError):
             self.ok = False
