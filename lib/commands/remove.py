@@ -42,22 +42,46 @@ def run(args) -> int:
         raise UsageError(str(exc)) from exc
     taken = commit.info["removed_rows"]
     others = same_source_batches(lake, ids[0])
+    read_whole = bool(set(others) & continued_reads_cut_off(lake))
     if args.json:
         print_json({"removed_batch": ids[0], "source": commit.source, "removed_rows": taken,
                     "files_rewritten": len(commit.removed), "commit_id": commit.commit_id,
-                    "same_source_batches": others})
+                    "same_source_batches": others, "source_read_whole_next": read_whole})
         return 0
     rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
     print(f"removed batch {ids[0]} ({terminal_text(commit.source)}): {rows}; "
           f"{len(commit.removed)} file(s) "
           f"replaced in commit {commit.commit_id}. Its source can be ingested again.")
-    if others:
-        # (a file read while it grew, or read again after it changed: the later batches stored
-        # only the rows this one had not)
+    if read_whole:
+        # (a file read on from where this batch's read ended, as it grew: lib/ingest/appended.py)
+        print(f"Other batches read the same source: {', '.join(others)}, some of them what "
+              "was appended after this batch's read: the next ingest of the source reads it "
+              "whole again, bringing back this batch's rows (theirs count as duplicates).")
+    elif others:
+        # (a file read again after it changed: the later batches stored only the rows this one
+        # had not)
         print(f"Other batches read the same source: {', '.join(others)}. Rows they skipped "
               "as already stored by this batch left with it; to ingest the source again "
               "whole, remove those batches too.")
     return 0
+
+
+def continued_reads_cut_off(lake) -> set[str]:
+    """The ids of live ingest batches that read what was appended to a file after a read whose
+    batch was removed (lib/ingest/appended.py): their file is read whole on its next ingest."""
+    from lib.ingest import appended
+    from lib.store.lake import removed_batches
+
+    commits = lake.commits()
+    gone = removed_batches(commits)
+    whole = {r.sha256 for r in appended.earlier_reads(commits, gone)}
+    out = set()
+    for c in commits:
+        read = c.info.get(appended.READ) if isinstance(c.info, dict) else None
+        if c.kind == "ingest" and c.commit_id not in gone and isinstance(read, dict) \
+                and read.get("start") and read.get("sha256") not in whole:
+            out.add(c.commit_id)
+    return out
 
 
 def same_source_batches(lake, batch_id: str) -> list[str]:

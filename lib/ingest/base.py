@@ -77,6 +77,9 @@ class Format:
                  as ``Chunk.not_read``.
     unit      -- what a quarantined record's ``line`` counts, for the report ("line 3"; an OTLP
                  protobuf file's are export requests: "request 3").
+    appendable -- its records follow one another (lines, length-prefixed requests) with nothing
+                 at the file's start that the rest needs: a file that grew since a run read it
+                 is read from where that read ended (lib/ingest/appended.py).
     """
 
     name: str
@@ -89,3 +92,4 @@ class Format:
     identity: str = ""
     finish: Callable[[Any], dict[str, int]] | None = None
     unit: str = "line"
+    appendable: bool = False

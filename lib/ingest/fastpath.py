@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import pricing, schema
+from lib.ingest import appended
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
 from lib.schema import sql_identifier as _q
@@ -160,6 +161,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                 shutil.rmtree(tmp, ignore_errors=True)
                 result = batch.commit(content_hash=digest,
                                       info={"bytes": bytes_out, "ingest_path": "fast",
+                                            **appended.read_info(src, digest, compressed,
+                                                                 bytes_out),
                                             **({"hints": hints} if hints else {})})
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

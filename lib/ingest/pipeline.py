@@ -26,13 +26,13 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from lib import pricing, schema
+from lib.ingest import appended, live, memo
 from lib.ingest import formats as registry
-from lib.ingest import live, memo
 from lib.ingest.base import Chunk, Format, not_read_notes
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import HEAD_BYTES, FirstBytes, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
-from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
+from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of, removed_batches
 
 MAX_REASONS = 5
 COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
@@ -95,6 +95,9 @@ class FileReport:
     rows_read: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    # a file that grew since a run read it, read from there: {"byte": offset, "line": number
+    # of its first line (or protobuf request)} (lib/ingest/appended.py)
+    continued_from: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,7 +108,14 @@ class FileReport:
         """``not_read`` as sentences (lib.ingest.base.not_read_notes), then ``hints``: fields
         of a canonical file that look like canonical columns under other names
         (lib.ingest.hints)."""
-        return not_read_notes(self.not_read) + self.hints
+        notes = not_read_notes(self.not_read) + self.hints
+        if self.continued_from:
+            unit = _unit_of(self.format)
+            notes.insert(0, "read only what was appended since the last read: from byte "
+                            f"{self.continued_from['byte']:,} ({unit} "
+                            f"{self.continued_from['line']:,}); the bytes before are the ones "
+                            "read then (same SHA-256)")
+        return notes
 
     def to_dict(self) -> dict:
         return {**asdict(self), "notes": self.notes}
@@ -160,6 +170,8 @@ class Source:
     path: str | None = None  # a local file: DuckDB may read it directly (lib/ingest/fastpath.py)
     # what the source itself leaves unread, for the report (an unfinished last line)
     not_read: dict[str, int] = field(default_factory=dict)
+    # a local file that grew since a run read it: read from where that read ended
+    continues: appended.Continuation | None = None
 
 
 ProgressFn = Callable[[Progress], None]
@@ -183,7 +195,8 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     overrides = pricing.load_overrides() if overrides is None else overrides
     report = IngestReport(dry_run=lake.dry_run)
     readers = memo.Readers.of(forced)
-    sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers))
+    sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers,
+                           forced.name if forced else None))
     for i, source in enumerate(sources):
         def tick(p: Progress, i=i) -> None:
             if progress:
@@ -265,13 +278,16 @@ def detect_format(head: bytes, filename: str, formats: list[Format] | None = Non
 
 # -- sources ------------------------------------------------------------------------------------
 def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestReport,
-            readers: memo.Readers) -> Iterator[Source]:
+            readers: memo.Readers, forced: str | None) -> Iterator[Source]:
     earlier: dict | None = None
+    reads: list[appended.EarlierRead] = []
 
     def known() -> dict:
-        nonlocal earlier
+        nonlocal earlier, reads
         if earlier is None:
-            earlier = memo.earlier_reads(lake)
+            commits = lake.commits()
+            earlier = memo.earlier_reads(lake, commits)
+            reads = appended.earlier_reads(commits, removed_batches(commits))
         return earlier
 
     store = lake.root.resolve()
@@ -301,6 +317,20 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                                    "unchanged: same size, mtime and ctime")
             if why:
                 report.files.append(FileReport(source=src.name, skipped=why))
+                continue
+            cont = appended.continuation(p, src.name, src.info["file"]["ino"], src.size or 0,
+                                         reads, readers.mapping, forced)
+            if cont is not None and cont.start == src.size:
+                held = src.info.get(memo.HELD_BACK)
+                report.files.append(FileReport(source=src.name, skipped=(
+                    "already ingested: nothing appended since the last read (its bytes are the "
+                    "ones read then: same SHA-256)" + (
+                        f"; {held:,} byte(s) of an unfinished last record wait for a later run"
+                        if held else ""))))
+                if not held and not lake.dry_run:  # skipped by its stat next time
+                    _remember_seen(lake, src, FileReport(source=src.name, duplicate_file=True))
+            elif cont is not None:
+                yield _continued(p, src, cont)
             else:
                 yield src
 
@@ -370,6 +400,21 @@ def _file_source(path: Path, readers: memo.Readers) -> Source:
                   path=str(path) if name == str(path) and not held else None,
                   info={**info, memo.HELD_BACK: held} if held else info,
                   not_read={live.UNFINISHED_NOTE: held} if held else {})
+
+
+def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
+    """``src`` (a local file, read up to ``src.size``) read from ``cont.start`` on: what was
+    appended since an earlier read (lib/ingest/appended.py)."""
+    size = (src.size or 0) - cont.start
+
+    def open_tail() -> BinaryIO:
+        raw = open(path, "rb")
+        raw.seek(cont.start)
+        return FirstBytes(raw, size)
+
+    return Source(name=src.name, filename=src.filename, open=open_tail, size=size,
+                  info={**src.info, appended.READ: cont.info()}, not_read=src.not_read,
+                  continues=cont)
 
 
 def _text_name(name: str) -> str:
@@ -455,16 +500,20 @@ def batch_identity(content_hash: str, fmt: Format) -> str:
 def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format | None,
                         progress: ProgressFn | None, overrides: dict, report: FileReport,
                         started: float) -> None:
-    stream = SourceStream(raw)
+    cont = src.continues
+    # (a continued read's hash covers the file from its start: appended.read_info)
+    stream = SourceStream(raw, hasher=cont.hasher.copy() if cont else None)
     head = stream.peek(HEAD_BYTES)
     if not head:
         raise InputError("empty file" if not stream.compressed else "empty after decompression")
     filename = _strip_compression(src.filename)
-    fmt = forced or detect_format(head, filename)
+    fmt = forced or (registry.by_name(cont.format) if cont else detect_format(head, filename))
     if fmt is None:
         raise InputError(_unrecognized(head))
     report.format = fmt.name
     report.hints = column_hints(fmt.name, head)
+    if cont:
+        report.continued_from = {"byte": cont.start, "line": cont.records + 1}
     sql_table = _sql_jsonl_table(fmt, head)
     with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
         report.batch_id = batch.batch_id
@@ -486,6 +535,10 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
         identity = batch_identity(report.content_hash, fmt)
+        if cont:
+            # Its own identity, not the file's hash: once a batch the read went on from is
+            # removed, the whole file must read as new (lib/ingest/appended.py).
+            identity = content_hash_of(f"{identity}\x1fread on from byte {cont.start}")
         if fmt.finish is not None and not lake.has_content(identity):  # ingested before: no pass
             for what, n in fmt.finish(batch).items():
                 report.not_read[what] = report.not_read.get(what, 0) + n
@@ -493,6 +546,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         # what the format read but did not store is kept with the batch (the Data page's note)
         result = batch.commit(content_hash=identity,
                               info={"bytes": stream.bytes_out,
+                                    **appended.read_info(src, report.content_hash,
+                                                         stream.compressed, stream.bytes_out),
                                     **({"not_read": report.not_read} if report.not_read else {}),
                                     **({"hints": report.hints} if report.hints else {})})
     if result.duplicate_batch:
@@ -521,25 +576,31 @@ def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: 
             raise ValueError(f"format produced unknown table {name!r}")
         report.rows_read += table.num_rows
         if name == "quarantine":
-            batch.add({"quarantine": table})
-            _count_quarantine(report, table)
+            _add_quarantine(batch, report, table)
             continue
         checked = validate(name, table, source_file=source_name, now=now)
         good = checked.table
         if name == "requests" and good.num_rows:
             good = pricing.price_table(good, overrides)
-        batch.add({name: good, "quarantine": checked.quarantine})
-        _count_quarantine(report, checked.quarantine)
+        batch.add({name: good})
+        _add_quarantine(batch, report, checked.quarantine)
     for what, n in chunk.not_read.items():
         report.not_read[what] = report.not_read.get(what, 0) + n
     if chunk.rejects:
         report.rows_read += len(chunk.rejects)
-        rejected = rejects_table(chunk.rejects, source_name, now)
-        batch.add({"quarantine": rejected})
-        _count_quarantine(report, rejected)
+        _add_quarantine(batch, report, rejects_table(chunk.rejects, source_name, now))
 
 
-def _count_quarantine(report: FileReport, table: pa.Table) -> None:
+def _add_quarantine(batch: BatchWriter, report: FileReport, table: pa.Table) -> None:
+    """Add quarantined rows to ``batch`` and count them in ``report``: in a file read from where
+    an earlier read ended, the line numbers a format counted from there are made the file's."""
+    if report.continued_from and table.num_rows:
+        import pyarrow.compute as pc
+
+        at = table.schema.get_field_index("line")
+        table = table.set_column(at, "line", pc.add(table.column("line"),
+                                                    report.continued_from["line"] - 1))
+    batch.add({"quarantine": table})
     report.quarantined += table.num_rows
     if len(report.reasons) < MAX_REASONS and table.num_rows:
         head = table.slice(0, MAX_REASONS - len(report.reasons))
@@ -727,9 +788,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             con.unregister("blocks")
             n_bad = _quarantine_from_sql(con, batch, src.name, now, report)
             if rejects:
-                table = rejects_table(rejects, src.name, now)
-                batch.add({"quarantine": table})
-                _count_quarantine(report, table)
+                _add_quarantine(batch, report, rejects_table(rejects, src.name, now))
                 n_bad += len(rejects)
             n_good = con.execute("SELECT count(*) FROM parsed WHERE _reason IS NULL"
                                  ).fetchone()[0]
@@ -780,9 +839,7 @@ def _quarantine_from_sql(con, batch: BatchWriter, source_name: str, now: datetim
             lines.append(line)
             reasons.append(reason)
             raws.append(raw)
-        table = quarantine_table(lines, raws, reasons, source_name, now)
-        batch.add({"quarantine": table})
-        _count_quarantine(report, table)
+        _add_quarantine(batch, report, quarantine_table(lines, raws, reasons, source_name, now))
         n += len(part)
 
 

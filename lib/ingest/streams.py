@@ -91,7 +91,10 @@ class SourceStream(io.RawIOBase):
     bytes taken from the source, for progress against its size.
     """
 
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: BinaryIO, hasher=None):
+        """``hasher``: a SHA-256 already fed the bytes before ``raw`` (a file read from where an
+        earlier read ended: lib/ingest/appended.py), so the hash covers the file from its
+        start."""
         self._counted = _Counting(raw)
         magic = _read_exactly(self._counted, 8)
         source: BinaryIO = _Prefixed(magic, self._counted)
@@ -110,7 +113,7 @@ class SourceStream(io.RawIOBase):
         elif self.compression is not None:
             source = zstd.ZstdFile(io.BufferedReader(source, READ_BYTES), mode="rb")
         self._source = source
-        self._hash = hashlib.sha256()
+        self._hash = hasher or hashlib.sha256()
         self._pending = b""  # peeked, not yet consumed
         self.bytes_out = 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from lib import schema
+from lib.ingest.appended import READ
 from lib.ingest.base import not_read_notes
 from lib.ingest.values import REASON_SEPARATOR
 from lib.store.engine import Engine
@@ -67,6 +68,10 @@ def _note(info: dict) -> str | None:
         return f"took out batch {info['removed_batch']} ({rows}){who}{why}"
     not_read = info.get("not_read")
     notes = not_read_notes(not_read) if isinstance(not_read, dict) else []
+    read = info.get(READ)
+    if isinstance(read, dict) and read.get("start"):
+        notes.insert(0, f"bytes {read['start']:,}-{read.get('end', 0):,} of the file: what was "
+                        "appended since the read before")
     hints = info.get("hints")
     notes += [h for h in hints if isinstance(h, str)] if isinstance(hints, list) else []
     return "; ".join(notes) or None

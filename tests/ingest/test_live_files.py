@@ -52,15 +52,19 @@ def test_an_unfinished_last_line_waits_for_the_run_that_finds_it_complete(tmp_pa
     first = _ingest(lake, path)
     assert first.stored == {"requests": 3} and first.quarantined == 0
     assert [n.split(" byte(s) of an unfinished last record")[0] for n in first.notes] == ["20"]
-    # unchanged: read again (not skipped as already ingested), adding nothing
+    # unchanged: hashed again (not skipped by its stat as already ingested), adding nothing
     again = _ingest(lake, path)
-    assert again.skipped is None and again.duplicate_file and again.quarantined == 0
-    # the writer finished the line and wrote one more
+    assert again.skipped == ("already ingested: nothing appended since the last read (its "
+                             "bytes are the ones read then: same SHA-256); 20 byte(s) of an "
+                             "unfinished last record wait for a later run")
+    # the writer finished the line and wrote one more: read from the unfinished line on
     path.write_bytes(b"".join(rows))
     done = _ingest(lake, path)
     assert (done.stored, done.duplicates, done.quarantined) == (
-        {"requests": 2}, {"requests": 3}, 0)
-    assert done.notes == []
+        {"requests": 2}, {"requests": 0}, 0)
+    assert done.continued_from == {"byte": len(b"".join(rows[:3])), "line": 4}
+    assert [n.split(":")[0] for n in done.notes] == [
+        "read only what was appended since the last read"]
     whole = Lake(tmp_path / "whole")
     ingest_paths(whole, [str(path)])
     assert _requests(lake) == _requests(whole)
@@ -75,8 +79,7 @@ def test_a_line_still_cut_short_after_the_writer_stopped_is_quarantined(tmp_path
     _age(path, LIVE_SECONDS + 1)  # nobody wrote to it since: it is truncated
     later = _ingest(lake, path)
     assert later.quarantined == 1 and later.reasons[0].startswith("line 4: ")
-    assert later.stored.get("requests", 0) == 0 and later.duplicates == {"requests": 3}
-    assert later.notes == []
+    assert later.stored.get("requests", 0) == 0 and later.continued_from["line"] == 4
 
 
 def test_a_new_file_with_no_complete_line_is_skipped_until_it_has_one(tmp_path, rows):
@@ -159,7 +162,8 @@ def test_an_otlp_protobuf_file_cut_inside_a_request_waits_too(tmp_path):
         assert report.error is None and report.quarantined == 0, cut
         assert (report.skipped or "").startswith("being written") == (cut < first)
     path.write_bytes(data)
-    assert ingest_paths(lake, [str(path.parent)]).files[0].notes == []
+    assert [n.split(":")[0] for n in ingest_paths(lake, [str(path.parent)]).files[0].notes] == [
+        "read only what was appended since the last read"]
     assert len(_requests(lake)) == scenario_truth()["requests"]
     assert not any(lake.snapshot().files["quarantine"])
     _age(path, LIVE_SECONDS + 1)

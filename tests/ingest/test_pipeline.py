@@ -224,8 +224,9 @@ def test_same_file_twice_or_renamed_is_a_no_op(lake, write, totals):
     # The same file unchanged is not even read; the renamed copy is read and found known.
     assert again.files[0].skipped == "already ingested (unchanged: same size, mtime and ctime)"
     assert again.files[1].duplicate_file
-    os.utime(a)  # touched, not changed: read again, and its content is known
-    assert ingest_paths(lake, [str(a)]).files[0].duplicate_file
+    os.utime(a)  # touched, not changed: hashed again, and its content is known
+    assert ingest_paths(lake, [str(a)]).files[0].skipped.startswith(
+        "already ingested: nothing appended since the last read")
     assert totals("SELECT count(*) FROM requests") == (5,)
 
 
@@ -383,8 +384,8 @@ def test_a_100_mb_line_is_quarantined_and_the_rest_kept(lake, tmp_path, totals):
 
 def test_a_rerun_over_a_folder_reads_only_new_and_changed_files(lake, write, totals):
     """A cron job ingesting the same folder every minute: unchanged files are skipped by their
-    stat (size, mtime, ctime, inode) without being opened; a grown file is read again and its
-    old rows are duplicates; a file no format reads is remembered as seen."""
+    stat (size, mtime, ctime, inode) without being opened; of a grown file only what was
+    appended is read (lib/ingest/appended.py); a file no format reads is remembered as seen."""
     old = write("logs/a.jsonl", [canonical_request(i) for i in range(3)])
     grows = write("logs/b.jsonl", [canonical_request(i) for i in range(10, 12)])
     write("logs/notes.txt", b"not a log\n")
@@ -401,16 +402,20 @@ def test_a_rerun_over_a_folder_reads_only_new_and_changed_files(lake, write, tot
     assert by_name["notes.txt"].skipped.startswith(
         "already seen (unchanged: same size, mtime and ctime): not a recognized format")
     assert (by_name["b.jsonl"].stored, by_name["b.jsonl"].duplicates) == (
-        {"requests": 1}, {"requests": 2})
+        {"requests": 1}, {"requests": 0})
+    assert by_name["b.jsonl"].continued_from == {"byte": len(jsonl_bytes(
+        [canonical_request(i) for i in range(10, 12)])), "line": 3}
     assert by_name["c.jsonl"].stored == {"requests": 1}
     assert second.totals()["skipped_files"] == 2 and second.ok
     assert totals("SELECT count(*), count(DISTINCT request_id) FROM requests") == (7, 7)
 
-    # Same content written anew (a new inode, as log rotation or a copy over it does): read.
+    # Same content written anew (a new inode, as log rotation or a copy over it does): read,
+    # and found to be the bytes read before.
     content = old.read_bytes()
     old.unlink()
     old.write_bytes(content)
-    assert ingest_paths(lake, [str(old)]).files[0].duplicate_file
+    assert ingest_paths(lake, [str(old)]).files[0].skipped.startswith(
+        "already ingested: nothing appended since the last read")
 
 
 def test_attributes_that_are_not_a_json_object_quarantine_their_row_not_the_file(

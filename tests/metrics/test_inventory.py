@@ -52,6 +52,22 @@ def test_batches_keep_what_a_format_read_but_did_not_store(lake, engine, tmp_pat
         (0, "1,204 log record(s) that are not evaluations: not read")]
 
 
+def test_a_batch_of_what_was_appended_to_a_file_says_which_bytes_it_read(lake, engine,
+                                                                           tmp_path):
+    path = tmp_path / "grows.jsonl"
+    first = jsonl_bytes([canonical_request(i) for i in range(2)])
+    path.write_bytes(first)
+    ingest_paths(lake, [str(path)])
+    more = jsonl_bytes([canonical_request(2)])
+    with open(path, "ab") as f:
+        f.write(more)
+    ingest_paths(lake, [str(path)])
+    engine.refresh()
+    assert inventory.batches(engine).sort("committed_at").select("rows", "note").rows() == [
+        (2, None), (1, f"bytes {len(first):,}-{len(first) + len(more):,} of the file: what was "
+                       "appended since the read before")]
+
+
 def _quarantine_two_files(lake, engine, tmp_path) -> None:
     # a.jsonl: line 2 misses ts and model; line 3 has negative tokens twice over, line 4 once.
     # b.csv: line 2 has too few fields, line 3 negative input tokens.

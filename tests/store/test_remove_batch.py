@@ -128,11 +128,13 @@ def test_cli_remove_by_prefix_reports_and_the_data_page_lists_it(lake, tmp_path,
 
 
 def test_removing_one_of_several_batches_of_a_source_names_the_others(lake, tmp_path, capsys):
-    """A file read while it grew gives a batch per read, each storing only the rows the ones
-    before had not: removing the first says the others must go too for a whole re-ingest."""
+    """A file read again after it changed gives a batch per read, each storing only the rows
+    the ones before had not: removing the first says the others must go too for a whole
+    re-ingest."""
     path = tmp_path / "growing.jsonl"
     first = _ingest(lake, path, [canonical_request(i) for i in range(3)])
-    second = _ingest(lake, path, [canonical_request(i) for i in range(5)])
+    # (rewritten, not appended to: read whole again)
+    second = _ingest(lake, path, [canonical_request(i) for i in (3, 4, 0, 1, 2)])
     assert (second.stored, second.duplicates) == ({"requests": 2}, {"requests": 3})
     store = ["--store", str(lake.root)]
     assert main(["remove", first.batch_id, *store]) == 0
@@ -142,3 +144,24 @@ def test_removing_one_of_several_batches_of_a_source_names_the_others(lake, tmp_
     assert json.loads(capsys.readouterr().out)["same_source_batches"] == []
     again = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
     assert again.stored == {"requests": 5}
+
+
+def test_removing_a_batch_a_later_read_went_on_from_reads_the_source_whole_next(lake, tmp_path,
+                                                                                capsys):
+    """A file read as it grew (lib/ingest/appended.py): once a batch of the chain is removed, the
+    later reads no longer reach the file's start, so the next ingest reads it whole, and the
+    removed rows come back, even before the file changes again."""
+    path = tmp_path / "growing.jsonl"
+    first = _ingest(lake, path, [canonical_request(i) for i in range(3)])
+    with open(path, "ab") as f:
+        f.write(jsonl_bytes([canonical_request(i) for i in range(3, 5)]))
+    second = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
+    assert second.continued_from is not None and second.stored == {"requests": 2}
+    assert main(["remove", first.batch_id, "--store", str(lake.root)]) == 0
+    out = capsys.readouterr().out
+    assert (f"Other batches read the same source: {second.batch_id}, some of them what was "
+            "appended after this batch's read: the next ingest of the source reads it whole "
+            "again") in out
+    again = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
+    assert again.continued_from is None
+    assert (again.stored, again.duplicates) == ({"requests": 3}, {"requests": 2})

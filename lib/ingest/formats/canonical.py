@@ -436,7 +436,8 @@ _EXTRAS_SQL = json_object_sql(
 
 
 JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
-               doc="Canonical requests / evals / events / spans, one JSON object per line.")
+               doc="Canonical requests / evals / events / spans, one JSON object per line.",
+               appendable=True)
 
 
 # -- CSV ------------------------------------------------------------------------------------------

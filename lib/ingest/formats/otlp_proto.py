@@ -483,4 +483,5 @@ FORMAT = Format(
         "OpenInference and Langfuse conventions, evaluation log events",
     finish=finish_spans,
     unit="request",
+    appendable=True,
 )
