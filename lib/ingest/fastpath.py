@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from lib import pricing, schema
 from lib.ingest import appended
 from lib.ingest.hints import column_hints
-from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, SourceStream
+from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, UTF8_BOM, SourceStream
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.lake import Lake, _pause_for_tests
@@ -115,6 +115,10 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         # work, done meanwhile in a thread (hashing releases the GIL) instead of after the hash.
         if "pandas" not in sys.modules:
             threading.Thread(target=_import_quietly, args=("pandas",), daemon=True).start()
+        if head.startswith(UTF8_BOM):
+            LAST.update(reason="a byte order mark, which DuckDB's read_json refuses: the exact "
+                               "path reads it")
+            return False
         if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
             LAST.update(reason=f"{stream.compression} compression: the exact path reads it")
             return False

@@ -18,7 +18,7 @@ from typing import BinaryIO
 import orjson
 
 from lib.ingest.formats import otlp_proto
-from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES
+from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, UTF8_BOM
 
 # A local file of JSON lines changed less than this long ago, whose last line has no newline and
 # is a JSON value cut short, is being written: the OpenTelemetry Collector's file exporter (and
@@ -37,8 +37,9 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
     """How many bytes at the end of a local file are an unfinished record of a file still being
     written, to be left for a later run, in a file changed less than ``LIVE_SECONDS`` ago: in a
     file of JSON lines (its first line a JSON object, so neither compressed, CSV nor one
-    pretty-printed document), the bytes after the last newline when they are a JSON value cut
-    short (all of the file when its one line is); in an OTLP protobuf file, a last request the
+    pretty-printed document; a byte order mark and blank lines may come first), the bytes after
+    the last newline when they are a JSON value cut short (all of the file when its one record
+    is); in an OTLP protobuf file, a last request the
     file ends inside. 0 otherwise."""
     if not st.st_size or not is_being_written(st.st_mtime, now):
         return 0
@@ -50,11 +51,15 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
             if len(head) < otlp_proto.LENGTH_BYTES + 2 and head[:1] in _SMALL_LENGTHS:
                 return len(head)  # a protobuf file's first length, being written
             f.seek(0)
-            first = f.readline(MAX_LINE_BYTES + 1)
-            if first[:1] != b"{" or len(first) > MAX_LINE_BYTES:
+            first = f.readline(MAX_LINE_BYTES + 1).removeprefix(UTF8_BOM)
+            for _ in range(_BLANK_LINES):  # blank lines before the first record
+                if first.strip() or not first.endswith(b"\n"):
+                    break
+                first = f.readline(MAX_LINE_BYTES + 1)
+            if first.lstrip()[:1] != b"{" or len(first) > MAX_LINE_BYTES:
                 return 0
-            if not first.endswith(b"\n"):  # one line, the file's start: complete or not
-                return len(first) if _cut_short(first) else 0
+            if not first.endswith(b"\n"):  # the one record, at the file's end: all of it waits
+                return st.st_size if _cut_short(first) else 0
             if not _is_json(first):
                 return 0  # not JSON lines
             tail = b""
@@ -73,6 +78,9 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
     # a last record without its newline is complete, and broken JSON is broken: read now
     return len(tail) if _cut_short(tail) else 0
 
+
+# How many blank lines may come before a file of JSON lines' first record
+_BLANK_LINES = 1000
 
 # The first byte of a protobuf file's first length (requests are under 64 MiB)
 _SMALL_LENGTHS = (b"\x00", b"\x01", b"\x02", b"\x03")

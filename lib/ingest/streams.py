@@ -27,6 +27,7 @@ else:
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+UTF8_BOM = b"\xef\xbb\xbf"  # a byte order mark some Windows tools put before UTF-8 text
 HEAD_BYTES = 64 * 1024
 READ_BYTES = 1 << 20
 # A line longer than this is quarantined unread: no log record is legitimately 16 MiB, and
@@ -401,10 +402,12 @@ def line_blocks(stream: BinaryIO, block_bytes: int = LINE_BLOCK_BYTES,
     """Split a stream into blocks of whole lines with bounded memory.
 
     A line longer than ``max_line`` bytes is never held: it is skipped to its end and reported as
-    a reject (first ``schema.RAW_MAX_CHARS`` bytes kept), and the lines after it go on.
+    a reject (first ``schema.RAW_MAX_CHARS`` bytes kept), and the lines after it go on. A UTF-8
+    byte order mark at the start (Windows tools write one) is not part of the first line.
     """
     line_no = 1  # number of the first line in `pending`
     pending = b""
+    first = True
     skipping: list | None = None  # [line, head bytes, bytes seen] of an over-long line
     rejects: list[Reject] = []
 
@@ -416,6 +419,8 @@ def line_blocks(stream: BinaryIO, block_bytes: int = LINE_BLOCK_BYTES,
         data = stream.read(block_bytes)
         if not data:
             break
+        if first:
+            data, first = data.removeprefix(UTF8_BOM), False
         if skipping is not None:
             nl = data.find(b"\n")
             if nl < 0:

@@ -37,7 +37,13 @@ from lib import schema
 from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.json_structure import max_depth
-from lib.ingest.streams import MAX_LINE_BYTES, LineBlock, line_blocks, without_lines_not_utf8
+from lib.ingest.streams import (
+    MAX_LINE_BYTES,
+    UTF8_BOM,
+    LineBlock,
+    line_blocks,
+    without_lines_not_utf8,
+)
 from lib.ingest.validate import EXTRAS_COLUMN, RAW_TEXT_COLUMN
 
 TOKEN_COLUMNS = {"input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"}
@@ -68,7 +74,8 @@ def table_for(columns: set[str] | list[str]) -> str | None:
 
 # -- JSONL ----------------------------------------------------------------------------------------
 def _detect_jsonl(head: bytes, filename: str) -> bool:
-    return head.lstrip().startswith(b"{") and jsonl_table_of_head(head, max_lines=5) is not None
+    return head.removeprefix(UTF8_BOM).lstrip().startswith(b"{") \
+        and jsonl_table_of_head(head, max_lines=5) is not None
 
 
 def _parse_jsonl(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
@@ -352,7 +359,7 @@ class KeyedObject(dict):
 def jsonl_table_of_head(head: bytes, max_lines: int = 20) -> str | None:
     """The canonical table the first complete JSON object among the first ``max_lines`` lines of
     ``head`` describes, or None (detection asks with fewer lines than the ingest does)."""
-    lines = [ln for ln in head.split(b"\n") if ln.strip()]
+    lines = [ln for ln in head.removeprefix(UTF8_BOM).split(b"\n") if ln.strip()]
     complete = lines[:-1] if not head.endswith(b"\n") and len(lines) > 1 else lines
     for line in complete[:max_lines]:
         try:

@@ -43,7 +43,7 @@ from lib.ingest.streams import InputError
 # The JSONL parser's own block size: each chunk read gives it one block of about that size, so its
 # per-block cost is paid half as often as with 4 MiB chunks (1M rows: ~7.5 s instead of ~8.5 s).
 CHUNK_BYTES = streams.LINE_BLOCK_BYTES
-UTF8_BOM = b"\xef\xbb\xbf"
+UTF8_BOM = streams.UTF8_BOM
 _WHITESPACE = b" \t\r\n"
 # Line breaks between an item's tokens become spaces, so the item is one JSON line. A raw line
 # break inside a string is not valid JSON: its item is rejected before this could make it valid.

@@ -40,6 +40,7 @@ from lib.ingest.formats.json_values import (
     reject,
     text,
 )
+from lib.ingest.streams import UTF8_BOM
 from lib.ingest.validate import derive_eval_id
 from lib.ingest.values import integer, number
 
@@ -48,8 +49,8 @@ CHUNK_ROWS = 50_000
 
 
 def _detect(head: bytes, filename: str) -> bool:
-    return head.lstrip().startswith(b"{") and b'"eval"' in head and b'"run_id"' in head \
-        and (b'"task"' in head or b'"samples"' in head)
+    return head.removeprefix(UTF8_BOM).lstrip().startswith(b"{") and b'"eval"' in head \
+        and b'"run_id"' in head and (b'"task"' in head or b'"samples"' in head)
 
 
 def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:

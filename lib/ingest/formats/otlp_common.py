@@ -1090,7 +1090,7 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
         batch.eval_lines.append(line_no)
 
 
-UTF8_BOM = b"\xef\xbb\xbf"
+UTF8_BOM = streams.UTF8_BOM
 
 
 def head_has_otlp_envelope(head: bytes) -> bool:
