@@ -56,7 +56,9 @@ def run(args) -> int:
         # (a file read on from where this batch's read ended, as it grew: lib/ingest/appended.py)
         print(f"Other batches read the same source: {', '.join(others)}, some of them what "
               "was appended after this batch's read: the next ingest of the source reads it "
-              "whole again, bringing back this batch's rows (theirs count as duplicates).")
+              "again from the end of the last read before this batch's (whole, if this batch "
+              "read it from the start), bringing back this batch's rows (theirs count as "
+              "duplicates).")
     elif others:
         # (a file read again after it changed: the later batches stored only the rows this one
         # had not)
@@ -74,12 +76,12 @@ def continued_reads_cut_off(lake) -> set[str]:
 
     commits = lake.commits()
     gone = removed_batches(commits)
-    whole = {r.sha256 for r in appended.earlier_reads(commits, gone)}
+    live = appended.read_index(commits, gone).commit_ids
     out = set()
     for c in commits:
         read = c.info.get(appended.READ) if isinstance(c.info, dict) else None
         if c.kind == "ingest" and c.commit_id not in gone and isinstance(read, dict) \
-                and read.get("start") and read.get("sha256") not in whole:
+                and read.get("start") and c.commit_id not in live:
             out.add(c.commit_id)
     return out
 

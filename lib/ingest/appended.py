@@ -9,15 +9,18 @@ only what was appended:
 - each read of a local, uncompressed file records in its commit (``READ``) the bytes it read
   (``start``, ``end``) and the SHA-256 of the file's first ``end`` bytes, which, for a read from
   the start, is the batch's content hash (a continued read's batch has an identity of its own);
-- a later run finds the reads of the same path, or of the same inode under another name (the
-  Collector's rotation renames the file it wrote), hashes that many bytes of the file now, and
+- a later run finds the reads of the same file (its inode, under any name: the Collector's
+  rotation renames the file it wrote), hashes that many bytes of the file now, and
   when they are the same bytes, reads from ``end`` on, as the same format, numbering lines (or
   protobuf requests) on from the earlier ones.
 
-A read continues another only while that one is live: once a batch of the chain is removed, the
-file is read whole again (rows are deduplicated by their keys, as always), which brings back what
-the removed batch held. Only formats whose records follow one another with nothing at the file's
-start that the rest needs (``Format.appendable``: JSON lines, OTLP protobuf) are read this way.
+A read goes on from another only while that one, and every read before it, is live: once a batch
+of the chain is removed, the file is read again from the end of the last live read before it
+(whole, when that was the first), which brings back what the removed batch held (rows are
+deduplicated by their keys, as always). Only a read that ended at a record's end is gone on from,
+by the same readers, as the format the file's first bytes are detected as now, when that format
+reads records one by one after those first bytes as a whole read does (``Format.appendable``:
+JSON lines whose first lines name their table, OTLP JSON lines, OTLP protobuf).
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-
-from lib.ingest import formats as registry
 
 # A commit's info key: {"start", "end", "sha256", "after"} of a local file's read (see above).
 READ = "read"
@@ -38,7 +39,8 @@ HASH_READ_BYTES = 8 << 20
 class EarlierRead:
     """A live batch's read of a local file: bytes ``start``..``end`` of the file ``path``
     (inode ``ino``), ``sha256`` the hash of its first ``end`` bytes, ``after`` the hash of the
-    read it continued (None: it read from the start), as ``format`` under ``mapping``."""
+    read it continued (None: it read from the start), as ``format`` by ``readers`` (the
+    fingerprint of lib.ingest.memo.Readers: formats known, forced format or mapping, limits)."""
 
     path: str
     ino: int | None
@@ -47,13 +49,43 @@ class EarlierRead:
     sha256: str
     after: str | None
     format: str
-    mapping: str | None
+    readers: str | None
+    commit_id: str
 
 
-def earlier_reads(commits, removed: set[str]) -> list[EarlierRead]:
-    """The reads recorded by the live ingest batches of ``commits`` (``removed``: the ids of
-    removed batches) whose chain reaches the file's start through live batches only."""
-    found: dict[str, EarlierRead] = {}
+class ReadIndex:
+    """The reads of live batches whose chain reaches their file's start through live batches
+    only (a removed batch cuts off the reads that went on from it), by path, inode and hash."""
+
+    def __init__(self, reads: list[EarlierRead]):
+        self.reads = reads
+        self.commit_ids = {r.commit_id for r in reads}
+        self._by_ino: dict[int, list[EarlierRead]] = {}
+        self._by_sha: dict[str, list[EarlierRead]] = {}
+        for r in reads:
+            if r.ino:
+                self._by_ino.setdefault(r.ino, []).append(r)
+            self._by_sha.setdefault(r.sha256, []).append(r)
+
+    def of_file(self, ino: int | None) -> list[EarlierRead]:
+        """The reads of the file with inode ``ino``, under any name (a rotation renames the
+        file; a new file under the old name is another file, read whole even when it starts with
+        the same bytes: its bad lines are its own)."""
+        return list(self._by_ino.get(ino, ())) if ino else []
+
+    def covers(self, sha256: str, format_name: str, readers: str | None) -> bool:
+        """True when bytes with this hash were read whole, piece by piece, by the same readers
+        as ``format_name``: a copy of a file read as it grew adds nothing."""
+        return any(r.format == format_name and r.readers == readers
+                   for r in self._by_sha.get(sha256, ()))
+
+
+def read_index(commits, removed: set[str]) -> ReadIndex:
+    """The :class:`ReadIndex` of ``commits`` (in commit order; ``removed``: the ids of removed
+    batches). A read is committed after the read it continues, so one pass in order settles
+    each chain (more only if a clock went back)."""
+    whole: set[tuple[str, int]] = set()  # (sha256, end) of the reads that reach the start
+    reads, pending = [], []
     for c in commits:
         info = c.info if isinstance(c.info, dict) else {}
         read, file = info.get(READ), info.get("file")
@@ -64,66 +96,64 @@ def earlier_reads(commits, removed: set[str]) -> list[EarlierRead]:
             r = EarlierRead(path=str(file["path"]), ino=file.get("ino"), start=int(read["start"]),
                             end=int(read["end"]), sha256=str(read["sha256"]),
                             after=read.get("after"), format=str(info["format"]),
-                            mapping=info.get("mapping"))
+                            readers=info.get("readers"), commit_id=c.commit_id)
         except (KeyError, TypeError, ValueError):
-            continue  # a commit written by something else: no read to continue
-        found.setdefault(r.sha256, r)
-    whole: dict[str, bool] = {}
-    for r in found.values():
-        chain: list[str] = []  # reads whose answer waits on the read before them
-        on_chain: set[str] = set()
-        while r.sha256 not in whole:
-            before = found.get(r.after) if r.after else None
-            if r.after is None or before is None or before.end != r.start \
-                    or before.sha256 in on_chain:
-                whole[r.sha256] = r.after is None and r.start == 0
-                break
-            chain.append(r.sha256)
-            on_chain.add(r.sha256)
-            r = before
-        for sha in chain:
-            whole[sha] = whole[r.sha256]
-    return [r for r in found.values() if whole[r.sha256]]
+            continue  # a commit written by something else: no read to go on from
+        pending.append(r)
+    while pending:
+        waiting = []
+        for r in pending:
+            if (r.start == 0 and r.after is None) or (r.after, r.start) in whole:
+                whole.add((r.sha256, r.end))
+                reads.append(r)
+            else:
+                waiting.append(r)
+        if len(waiting) == len(pending):
+            break
+        pending = waiting
+    return ReadIndex(reads)
 
 
 @dataclass
 class Continuation:
     """Where a read of a file that grew goes on: from byte ``start`` (the end of the read it
     continues, whose file hash is ``after``), line or request ``records`` + 1, as ``format``;
-    ``hasher`` holds the SHA-256 of the bytes before ``start``."""
+    ``hasher`` holds the SHA-256 of the bytes before ``start``; ``head`` is the file's first
+    bytes, from which a whole read makes its choices (e.g. the canonical table)."""
 
     start: int
     records: int
     after: str
     format: str
     hasher: object
+    head: bytes
 
     def info(self) -> dict:
         """The commit's ``READ`` entry before the end is known (see :func:`read_info`)."""
         return {"start": self.start, "after": self.after}
 
 
-def continuation(path: Path, name: str, ino: int, size: int, reads: list[EarlierRead],
-                 mapping: str | None, forced: str | None) -> Continuation | None:
-    """How to read only what was appended to the local file ``path`` (lineage ``name``, inode
-    ``ino``) of which the first ``size`` bytes are to be read: the longest earlier read of it
-    (same path or same inode, same mapping, an appendable format, the ``forced`` one if any)
+def continuation(path: Path, ino: int, size: int, index: ReadIndex, readers: str, fmt,
+                 head: bytes) -> Continuation | None:
+    """How to read only what was appended to the local file ``path`` (inode ``ino``) of which
+    the first ``size`` bytes are to be read, as ``fmt`` (the format forced, or the one its first
+    bytes ``head`` are detected as now): the longest earlier read of it (same inode, same
+    readers, same format, one that can go on after ``head``) that ended on a record's end and
     whose bytes the file still starts with, hashed now. None when there is none."""
-    candidates = [r for r in reads
-                  if (r.path == name or (ino and r.ino == ino)) and r.end <= size
-                  and r.mapping == mapping and (forced is None or forced == r.format)
-                  and _appendable(r.format)]
-    if not candidates:
+    if fmt is None or fmt.appendable is None or not fmt.appendable(head):
         return None
-    unit = registry.by_name(max(candidates, key=lambda r: r.end).format).unit
-    candidates = [r for r in candidates if registry.by_name(r.format).unit == unit]
-    wanted = sorted({r.end for r in candidates})
-    counter = _RequestCounter() if unit == "request" else _LineCounter()
+    by_end: dict[int, list[EarlierRead]] = {}
+    for r in index.of_file(ino):
+        if r.end <= size and r.readers == readers and r.format == fmt.name:
+            by_end.setdefault(r.end, []).append(r)
+    if not by_end:
+        return None
+    counter = _RequestCounter() if fmt.unit == "request" else _LineCounter()
     hasher = hashlib.sha256()
     at, best = 0, None
     try:
         with open(path, "rb") as f:
-            for end in wanted:
+            for end in sorted(by_end):
                 while at < end:
                     data = f.read(min(HASH_READ_BYTES, end - at))
                     if not data:
@@ -131,12 +161,14 @@ def continuation(path: Path, name: str, ino: int, size: int, reads: list[Earlier
                     hasher.update(data)
                     counter.feed(data)
                     at += len(data)
+                # A read that stopped inside a record (cut short and quarantined once nobody
+                # wrote to it for a while) cannot be gone on from: the record may be whole now.
+                if not counter.at_record_end():
+                    continue
                 digest = hasher.hexdigest()
-                match = next((r for r in candidates if r.end == end and r.sha256 == digest),
-                             None)
-                if match is not None:
+                if any(r.sha256 == digest for r in by_end[end]):
                     best = Continuation(start=end, records=counter.records, after=digest,
-                                        format=match.format, hasher=hasher.copy())
+                                        format=fmt.name, hasher=hasher.copy(), head=head)
     except OSError:
         return None
     return best
@@ -155,21 +187,18 @@ def read_info(src, content_hash: str | None, compressed: bool, bytes_read: int) 
                    "after": cont.after if cont else None}}
 
 
-def _appendable(format_name: str) -> bool:
-    try:
-        return registry.by_name(format_name).appendable
-    except KeyError:
-        return False
-
-
 class _LineCounter:
-    """Lines before a point: the newlines fed."""
+    """Lines before a point: the newlines fed; the point is a record's end after a newline."""
 
     def __init__(self):
-        self.records = 0
+        self.records, self._last = 0, b""
 
     def feed(self, data: bytes) -> None:
         self.records += data.count(b"\n")
+        self._last = data[-1:] or self._last
+
+    def at_record_end(self) -> bool:
+        return self._last == b"\n"
 
 
 class _RequestCounter:
@@ -190,3 +219,7 @@ class _RequestCounter:
             self._length = b""
             self.records += 1
         self._at = end
+
+    def at_record_end(self) -> bool:
+        """True when the bytes fed end exactly where a request does."""
+        return self._next == self._at and not self._length

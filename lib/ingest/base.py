@@ -77,9 +77,11 @@ class Format:
                  as ``Chunk.not_read``.
     unit      -- what a quarantined record's ``line`` counts, for the report ("line 3"; an OTLP
                  protobuf file's are export requests: "request 3").
-    appendable -- its records follow one another (lines, length-prefixed requests) with nothing
-                 at the file's start that the rest needs: a file that grew since a run read it
-                 is read from where that read ended (lib/ingest/appended.py).
+    appendable -- optional ``(head: bytes) -> bool``: True when a file starting with ``head``
+                 has records that follow one another (lines, length-prefixed requests) and that
+                 a read from a record's start gives as a whole read would: a file that grew
+                 since a run read it is read from where that read ended
+                 (lib/ingest/appended.py).
     """
 
     name: str
@@ -92,4 +94,4 @@ class Format:
     identity: str = ""
     finish: Callable[[Any], dict[str, int]] | None = None
     unit: str = "line"
-    appendable: bool = False
+    appendable: Callable[[bytes], bool] | None = None

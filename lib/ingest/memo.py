@@ -87,17 +87,18 @@ class Earlier:
     info: dict
 
 
-def earlier_reads(lake: Lake, commits: list | None = None) -> dict[tuple, list[Earlier]]:
+def earlier_reads(lake: Lake, commits: list | None = None, reads=None
+                  ) -> dict[tuple, list[Earlier]]:
     """Every source key (:func:`source_key`) the commits of ``lake`` (or ``commits``, its
-    commits already read) recorded, with each outcome (a source may have been read under several
-    mappings)."""
+    commits already read; ``reads``, their lib.ingest.appended.ReadIndex) recorded, with each
+    outcome (a source may have been read under several mappings)."""
     from lib.ingest import appended
 
     out: dict[tuple, list[Earlier]] = {}
     commits = lake.commits() if commits is None else commits
     removed = removed_batches(commits)  # a removed batch's source is read again
     # and so is a file whose later batches read what was appended after a removed batch's read
-    whole = {r.sha256 for r in appended.earlier_reads(commits, removed)}
+    reads = appended.read_index(commits, removed) if reads is None else reads
     # A source seen as a copy of stored content before a batch was removed is read again too:
     # that content may have left with the batch.
     last_remove = max((i for i, c in enumerate(commits) if c.kind == "remove"), default=-1)
@@ -108,7 +109,7 @@ def earlier_reads(lake: Lake, commits: list | None = None) -> dict[tuple, list[E
         if i < last_remove and info.get("seen") == SAME_CONTENT:
             continue
         read = info.get(appended.READ)
-        if isinstance(read, dict) and read.get("start") and read.get("sha256") not in whole:
+        if isinstance(read, dict) and read.get("start") and c.commit_id not in reads.commit_ids:
             continue
         key = source_key(info)
         if key is not None:

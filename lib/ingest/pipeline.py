@@ -195,8 +195,7 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     overrides = pricing.load_overrides() if overrides is None else overrides
     report = IngestReport(dry_run=lake.dry_run)
     readers = memo.Readers.of(forced)
-    sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers,
-                           forced.name if forced else None))
+    sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers, forced))
     for i, source in enumerate(sources):
         def tick(p: Progress, i=i) -> None:
             if progress:
@@ -278,16 +277,16 @@ def detect_format(head: bytes, filename: str, formats: list[Format] | None = Non
 
 # -- sources ------------------------------------------------------------------------------------
 def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestReport,
-            readers: memo.Readers, forced: str | None) -> Iterator[Source]:
+            readers: memo.Readers, forced: Format | None) -> Iterator[Source]:
     earlier: dict | None = None
-    reads: list[appended.EarlierRead] = []
+    reads = appended.ReadIndex([])
 
     def known() -> dict:
         nonlocal earlier, reads
         if earlier is None:
             commits = lake.commits()
-            earlier = memo.earlier_reads(lake, commits)
-            reads = appended.earlier_reads(commits, removed_batches(commits))
+            reads = appended.read_index(commits, removed_batches(commits))
+            earlier = memo.earlier_reads(lake, commits, reads)
         return earlier
 
     store = lake.root.resolve()
@@ -318,8 +317,7 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             if why:
                 report.files.append(FileReport(source=src.name, skipped=why))
                 continue
-            cont = appended.continuation(p, src.name, src.info["file"]["ino"], src.size or 0,
-                                         reads, readers.mapping, forced)
+            cont = _continuation(p, src, reads, readers, forced)
             if cont is not None and cont.start == src.size:
                 held = src.info.get(memo.HELD_BACK)
                 report.files.append(FileReport(source=src.name, skipped=(
@@ -402,19 +400,51 @@ def _file_source(path: Path, readers: memo.Readers) -> Source:
                   not_read={live.UNFINISHED_NOTE: held} if held else {})
 
 
+def _continuation(path: Path, src: Source, reads: appended.ReadIndex, readers: memo.Readers,
+                  forced: Format | None) -> appended.Continuation | None:
+    """Where to go on reading the local file ``src`` from (lib/ingest/appended.py), as the
+    format forced or detected from its first bytes now; None: read it whole."""
+    if not reads.of_file(src.info["file"]["ino"]):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(min(HEAD_BYTES, src.size or 0))
+    except OSError:
+        return None
+    fmt = forced or detect_format(head, src.filename)
+    return appended.continuation(path, src.info["file"]["ino"], src.size or 0, reads,
+                                 readers.all, fmt, head)
+
+
 def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
     """``src`` (a local file, read up to ``src.size``) read from ``cont.start`` on: what was
     appended since an earlier read (lib/ingest/appended.py)."""
     size = (src.size or 0) - cont.start
+    listed = src.info["file"]
 
     def open_tail() -> BinaryIO:
         raw = open(path, "rb")
+        st = os.fstat(raw.fileno())
+        if st.st_ino != listed["ino"] or st.st_size < listed["size"]:
+            raw.close()  # replaced (a rotation) or cut since it was hashed: not the same bytes
+            raise InputError("the file was replaced or truncated after it was listed; a later "
+                             "run reads it")
         raw.seek(cont.start)
         return FirstBytes(raw, size)
 
     return Source(name=src.name, filename=src.filename, open=open_tail, size=size,
                   info={**src.info, appended.READ: cont.info()}, not_read=src.not_read,
                   continues=cont)
+
+
+def _read_as_it_grew(lake: Lake, src: Source, content_hash: str, fmt: Format,
+                     forced: Format | None) -> bool:
+    """True when content with this hash was read whole, piece by piece as a file grew, by this
+    run's readers as ``fmt`` (lib/ingest/appended.py): a copy of such a file adds nothing (the
+    reads committed so far, this run's included)."""
+    commits = lake.commits()
+    return appended.read_index(commits, removed_batches(commits)).covers(
+        content_hash, fmt.name, memo.Readers.of(forced).all)
 
 
 def _text_name(name: str) -> str:
@@ -502,7 +532,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                         started: float) -> None:
     cont = src.continues
     # (a continued read's hash covers the file from its start: appended.read_info)
-    stream = SourceStream(raw, hasher=cont.hasher.copy() if cont else None)
+    stream = SourceStream(raw, hasher=cont.hasher.copy() if cont else None,
+                          origin=cont.start if cont else 0)
     head = stream.peek(HEAD_BYTES)
     if not head:
         raise InputError("empty file" if not stream.compressed else "empty after decompression")
@@ -511,9 +542,11 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     if fmt is None:
         raise InputError(_unrecognized(head))
     report.format = fmt.name
-    report.hints = column_hints(fmt.name, head)
     if cont:
         report.continued_from = {"byte": cont.start, "line": cont.records + 1}
+        head = cont.head  # what a whole read chooses by (the canonical table) is the file's
+    else:
+        report.hints = column_hints(fmt.name, head)
     sql_table = _sql_jsonl_table(fmt, head)
     with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
         report.batch_id = batch.batch_id
@@ -535,6 +568,13 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
         identity = batch_identity(report.content_hash, fmt)
+        if not cont and fmt.appendable and _read_as_it_grew(lake, src, report.content_hash, fmt,
+                                                            forced):
+            batch.abort()
+            report.duplicate_file, report.batch_id = True, None
+            report.stored, report.duplicates = {}, {}
+            report.quarantined, report.reasons, report.not_read, report.hints = 0, [], {}, []
+            return
         if cont:
             # Its own identity, not the file's hash: once a batch the read went on from is
             # removed, the whole file must read as new (lib/ingest/appended.py).
@@ -593,13 +633,16 @@ def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: 
 
 def _add_quarantine(batch: BatchWriter, report: FileReport, table: pa.Table) -> None:
     """Add quarantined rows to ``batch`` and count them in ``report``: in a file read from where
-    an earlier read ended, the line numbers a format counted from there are made the file's."""
+    an earlier read ended, the line numbers a format counted from there are made the file's (and
+    so are the ids, which hash them)."""
     if report.continued_from and table.num_rows:
-        import pyarrow.compute as pc
+        from lib.ingest.validate import quarantine_table
 
-        at = table.schema.get_field_index("line")
-        table = table.set_column(at, "line", pc.add(table.column("line"),
-                                                    report.continued_from["line"] - 1))
+        shift = report.continued_from["line"] - 1
+        table = quarantine_table(
+            [None if n is None else n + shift for n in table.column("line").to_pylist()],
+            table.column("raw").to_pylist(), table.column("reason").to_pylist(),
+            table.column("source_file")[0].as_py(), table.column("ts")[0].as_py())
     batch.add({"quarantine": table})
     report.quarantined += table.num_rows
     if len(report.reasons) < MAX_REASONS and table.num_rows:

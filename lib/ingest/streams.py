@@ -92,10 +92,11 @@ class SourceStream(io.RawIOBase):
     bytes taken from the source, for progress against its size.
     """
 
-    def __init__(self, raw: BinaryIO, hasher=None):
-        """``hasher``: a SHA-256 already fed the bytes before ``raw`` (a file read from where an
-        earlier read ended: lib/ingest/appended.py), so the hash covers the file from its
-        start."""
+    def __init__(self, raw: BinaryIO, hasher=None, origin: int = 0):
+        """``hasher``: a SHA-256 already fed the bytes before ``raw``, which begins at byte
+        ``origin`` of its file (a file read from where an earlier read ended:
+        lib/ingest/appended.py), so the hash covers the file from its start."""
+        self.origin = origin
         self._counted = _Counting(raw)
         magic = _read_exactly(self._counted, 8)
         source: BinaryIO = _Prefixed(magic, self._counted)
@@ -397,6 +398,12 @@ class LineBlock:
         return self.first_line + keep, starts[keep], ends[keep]
 
 
+def at_file_start(stream: BinaryIO) -> bool:
+    """False for a stream that begins inside its file (read from where an earlier read ended:
+    lib/ingest/appended.py), where a byte order mark is not one."""
+    return not getattr(stream, "origin", 0)
+
+
 def line_blocks(stream: BinaryIO, block_bytes: int = LINE_BLOCK_BYTES,
                 max_line: int = MAX_LINE_BYTES) -> Iterator[LineBlock]:
     """Split a stream into blocks of whole lines with bounded memory.
@@ -420,7 +427,9 @@ def line_blocks(stream: BinaryIO, block_bytes: int = LINE_BLOCK_BYTES,
         if not data:
             break
         if first:
-            data, first = data.removeprefix(UTF8_BOM), False
+            if at_file_start(stream):
+                data = data.removeprefix(UTF8_BOM)
+            first = False
         if skipping is not None:
             nl = data.find(b"\n")
             if nl < 0:

@@ -160,8 +160,9 @@ def test_removing_a_batch_a_later_read_went_on_from_reads_the_source_whole_next(
     assert main(["remove", first.batch_id, "--store", str(lake.root)]) == 0
     out = capsys.readouterr().out
     assert (f"Other batches read the same source: {second.batch_id}, some of them what was "
-            "appended after this batch's read: the next ingest of the source reads it whole "
-            "again") in out
+            "appended after this batch's read: the next ingest of the source reads it again "
+            "from the end of the last read before this batch's (whole, if this batch read it "
+            "from the start)") in out
     again = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
     assert again.continued_from is None
     assert (again.stored, again.duplicates) == ({"requests": 3}, {"requests": 2})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -76,6 +77,14 @@ def table_for(columns: set[str] | list[str]) -> str | None:
 def _detect_jsonl(head: bytes, filename: str) -> bool:
     return head.removeprefix(UTF8_BOM).lstrip().startswith(b"{") \
         and jsonl_table_of_head(head, max_lines=5) is not None
+
+
+def _appendable_jsonl(head: bytes) -> bool:
+    """A file's lines can be read from any line on as a whole read does when its first lines
+    name the table (the SQL reader reads every line as that table; the Python reader, a switch
+    for tests, would choose from the first lines it reads)."""
+    return jsonl_table_of_head(head) not in (None, "quarantine") \
+        and os.environ.get("SIGHTLINE_INGEST_SQL", "1") != "0"
 
 
 def _parse_jsonl(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
@@ -444,7 +453,7 @@ _EXTRAS_SQL = json_object_sql(
 
 JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
                doc="Canonical requests / evals / events / spans, one JSON object per line.",
-               appendable=True)
+               appendable=_appendable_jsonl)
 
 
 # -- CSV ------------------------------------------------------------------------------------------

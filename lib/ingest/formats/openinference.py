@@ -160,5 +160,5 @@ FORMAT = Format(
     priority=20,
     doc="OpenInference (Arize Phoenix) spans in OTLP JSON",
     finish=finish_spans,
-    appendable=True,
+    appendable=oc.lines_not_document,
 )

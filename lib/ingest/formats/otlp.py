@@ -246,5 +246,5 @@ FORMAT = Format(
     doc="OTLP JSON traces (Collector file exporter) with OpenTelemetry GenAI conventions "
         "(Langfuse SDK spans in them too)",
     finish=finish_spans,
-    appendable=True,
+    appendable=oc.lines_not_document,
 )

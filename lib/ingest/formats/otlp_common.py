@@ -725,6 +725,12 @@ def opens_document(data: bytes, openers: tuple[bytes, ...] = (b"{", b"[")) -> bo
     return (stripped if end < 0 else stripped[:end]).strip() in openers
 
 
+def lines_not_document(head: bytes) -> bool:
+    """True when a file starting with ``head`` is JSON lines, not one pretty-printed document:
+    its lines can be read from any line's start (lib/ingest/appended.py)."""
+    return not opens_document(head.removeprefix(UTF8_BOM))
+
+
 def read_document(head: bytes, stream: BinaryIO, advice: str) -> bytes:
     """``head`` (the start of a file, already read) + the rest of ``stream``: a whole JSON
     document of at most ``MAX_DOCUMENT_BYTES``. A larger one raises :class:`InputError` (the file
@@ -1108,9 +1114,13 @@ BLOCK_BYTES = 4 << 20  # input per worker task: ~4,500 GenAI spans
 def _parse_stream(stream: BinaryIO, mappers: dict[str, SpanMapper],
                   choose: Callable[[dict[str, Any]], str], chunk_rows: int,
                   workers: int | None) -> Iterator[Chunk]:
+    start = streams.at_file_start(stream)
     stream = buffered(stream)
-    data = stream.read(BLOCK_BYTES).removeprefix(UTF8_BOM)  # (Windows tools write one)
-    if opens_document(data):
+    data = stream.read(BLOCK_BYTES)
+    if start:
+        data = data.removeprefix(UTF8_BOM)  # (Windows tools write one)
+    # (a stream from inside its file goes on reading the lines its file's start opened)
+    if start and opens_document(data):
         # one pretty-printed document: read whole (within MAX_DOCUMENT_BYTES), parsed here
         rest = io.BytesIO(read_document(data, stream, "write one OTLP export request (traces or "
                                                       "logs) per line (JSON lines) instead"))

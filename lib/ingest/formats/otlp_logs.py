@@ -254,5 +254,5 @@ FORMAT = Format(
     priority=15,
     doc="OTLP JSON logs (Collector file exporter): gen_ai.evaluation.result events as evals",
     finish=move_evals_to_counted_calls,
-    appendable=True,
+    appendable=oc.lines_not_document,
 )

@@ -401,10 +401,11 @@ def request_blocks(stream: BinaryIO, block_bytes: int = oc.BLOCK_BYTES
     """The requests of ``stream`` in blocks of about ``block_bytes``."""
     # offsets into what a decompressor gave (the older zstd layout even rebuilt) are no file's
     offsets = not getattr(stream, "compressed", False)
+    origin = getattr(stream, "origin", 0)  # where in its file the stream starts
     parts: list[bytes] = []
     size, first, rejects = 0, None, []
     for number, offset, data, error in framed_messages(stream):
-        at = offset if offsets else None
+        at = offset + origin if offsets else None
         if error is not None:  # the requests before it go first: numbers stay in order
             if parts:
                 yield RequestBlock(first, b"".join(parts), rejects)
@@ -483,5 +484,5 @@ FORMAT = Format(
         "OpenInference and Langfuse conventions, evaluation log events",
     finish=finish_spans,
     unit="request",
-    appendable=True,
+    appendable=lambda head: True,  # length-prefixed requests, nothing else
 )
