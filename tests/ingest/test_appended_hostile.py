@@ -24,6 +24,7 @@ from lib.ingest import appended
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from tests.ingest.conftest import canonical_request, stored_rows
+from tests.ingest.test_nested_calls import T0_NS, _attr, _call
 
 LINEAGE = ("batch_id", "ingested_at", "source_file")
 TABLES = ("requests", "spans", "evals", "events")
@@ -78,29 +79,7 @@ def _lines(n, start=0, **kw) -> list[bytes]:
     return [json.dumps(canonical_request(i, **kw)).encode() + b"\n" for i in range(start, n)]
 
 
-# OTLP JSON by hand (as in tests/ingest/test_nested_calls.py)
-TRACE = "0af7651916cd43dd8448eb211c80319c"
-T0_NS = 1772452800000000000
-
-
-def _attr(key, value):
-    return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int)
-            else {"stringValue": value}}
-
-
-def _call(span_id, parent=None, *, at_ms=0, ms=500, inputs=100, outputs=10, **attributes):
-    span = {"traceId": TRACE, "spanId": span_id, "name": "chat gpt-4o",
-            "startTimeUnixNano": str(T0_NS + at_ms * 10**6),
-            "endTimeUnixNano": str(T0_NS + (at_ms + ms) * 10**6),
-            "attributes": [_attr("gen_ai.operation.name", "chat"),
-                           _attr("gen_ai.request.model", "gpt-4o"),
-                           _attr("gen_ai.provider.name", "openai"),
-                           _attr("gen_ai.usage.input_tokens", inputs),
-                           _attr("gen_ai.usage.output_tokens", outputs),
-                           *(_attr(k, v) for k, v in attributes.items())]}
-    if parent:
-        span["parentSpanId"] = parent
-    return span
+# OTLP JSON by hand: the span builders of tests/ingest/test_nested_calls.py
 
 
 def _traces(*spans) -> dict:
