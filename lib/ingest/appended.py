@@ -26,6 +26,7 @@ JSON lines whose first lines name their table, OTLP JSON lines, OTLP protobuf).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from pathlib import Path
 READ = "read"
 
 HASH_READ_BYTES = 8 << 20
+# The bytes just before where a read goes on, checked again when it starts (lib/ingest/pipeline.py
+# ``_continued``): a file rewritten in place since it was hashed is not read from the middle.
+BEFORE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
     """The :class:`ReadIndex` of ``commits`` (in commit order; ``removed``: the ids of removed
     batches). A read is committed after the read it continues, so one pass in order settles
     each chain (more only if a clock went back)."""
-    whole: set[tuple[str, int]] = set()  # (sha256, end) of the reads that reach the start
+    # the reads that reach the start, as a read going on names them: (sha256, end), and the
+    # file, format and readers that must be the same
+    whole: set[tuple] = set()
     reads, pending = [], []
     for c in commits:
         info = c.info if isinstance(c.info, dict) else {}
@@ -103,8 +109,9 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
     while pending:
         waiting = []
         for r in pending:
-            if (r.start == 0 and r.after is None) or (r.after, r.start) in whole:
-                whole.add((r.sha256, r.end))
+            if (r.start == 0 and r.after is None) or \
+                    (r.after, r.start, r.ino, r.format, r.readers) in whole:
+                whole.add((r.sha256, r.end, r.ino, r.format, r.readers))
                 reads.append(r)
             else:
                 waiting.append(r)
@@ -114,12 +121,30 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
     return ReadIndex(reads)
 
 
+_INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def index_of(lake) -> ReadIndex:
+    """The :class:`ReadIndex` of ``lake``'s commits now, rebuilt only when a commit was added
+    since the last call (a run asks once per file it reads whole)."""
+    from lib.store.lake import removed_batches
+
+    commits = lake.commits()
+    key = (len(commits), commits[-1].commit_id if commits else None)
+    cached = _INDEXES.get(lake)
+    if cached is None or cached[0] != key:
+        cached = (key, read_index(commits, removed_batches(commits)))
+        _INDEXES[lake] = cached
+    return cached[1]
+
+
 @dataclass
 class Continuation:
     """Where a read of a file that grew goes on: from byte ``start`` (the end of the read it
     continues, whose file hash is ``after``), line or request ``records`` + 1, as ``format``;
-    ``hasher`` holds the SHA-256 of the bytes before ``start``; ``head`` is the file's first
-    bytes, from which a whole read makes its choices (e.g. the canonical table)."""
+    ``hasher`` holds the SHA-256 of the bytes before ``start``, of which ``before`` are the last
+    few (a read checks they are still there: no rewrite since they were hashed); ``head`` is the
+    file's first bytes, from which a whole read makes its choices (e.g. the canonical table)."""
 
     start: int
     records: int
@@ -127,6 +152,7 @@ class Continuation:
     format: str
     hasher: object
     head: bytes
+    before: bytes
 
     def info(self) -> dict:
         """The commit's ``READ`` entry before the end is known (see :func:`read_info`)."""
@@ -150,7 +176,7 @@ def continuation(path: Path, ino: int, size: int, index: ReadIndex, readers: str
         return None
     counter = _RequestCounter() if fmt.unit == "request" else _LineCounter()
     hasher = hashlib.sha256()
-    at, best = 0, None
+    at, best, recent = 0, None, b""
     try:
         with open(path, "rb") as f:
             for end in sorted(by_end):
@@ -161,6 +187,8 @@ def continuation(path: Path, ino: int, size: int, index: ReadIndex, readers: str
                     hasher.update(data)
                     counter.feed(data)
                     at += len(data)
+                    recent = data[-BEFORE_BYTES:] if len(data) >= BEFORE_BYTES else \
+                        (recent + data)[-BEFORE_BYTES:]
                 # A read that stopped inside a record (cut short and quarantined once nobody
                 # wrote to it for a while) cannot be gone on from: the record may be whole now.
                 if not counter.at_record_end():
@@ -168,7 +196,8 @@ def continuation(path: Path, ino: int, size: int, index: ReadIndex, readers: str
                 digest = hasher.hexdigest()
                 if any(r.sha256 == digest for r in by_end[end]):
                     best = Continuation(start=end, records=counter.records, after=digest,
-                                        format=fmt.name, hasher=hasher.copy(), head=head)
+                                        format=fmt.name, hasher=hasher.copy(), head=head,
+                                        before=recent)
     except OSError:
         return None
     return best

@@ -137,7 +137,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         report.bytes, report.format, report.content_hash = stream.bytes_in, fmt.name, digest
         hints = column_hints(fmt.name, head)
         bytes_out = stream.bytes_out
-    if lake.has_content(digest) or pipeline._read_as_it_grew(lake, src, digest, fmt, forced):
+    if lake.has_content(digest) or pipeline._read_as_it_grew(lake, digest, fmt, forced):
         _duplicate(report)
         LAST.update(outcome="duplicate", reason=None)
         return True

@@ -109,8 +109,9 @@ def earlier_reads(lake: Lake, commits: list | None = None, reads=None
         if i < last_remove and info.get("seen") == SAME_CONTENT:
             continue
         read = info.get(appended.READ)
-        if isinstance(read, dict) and read.get("start") and c.commit_id not in reads.commit_ids:
-            continue
+        if c.kind == "ingest" and info.get("seen") is None and isinstance(read, dict) \
+                and read.get("start") and c.commit_id not in reads.commit_ids:
+            continue  # went on from a read whose batch was removed: read again
         key = source_key(info)
         if key is not None:
             out.setdefault(key, []).append(Earlier(info.get("seen"), info))

@@ -416,6 +416,10 @@ def _continuation(path: Path, src: Source, reads: appended.ReadIndex, readers: m
                                  readers.all, fmt, head)
 
 
+class ChangedWhileListed(Exception):
+    """A file changed between the run's look at it and its read: skipped, for the next run."""
+
+
 def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
     """``src`` (a local file, read up to ``src.size``) read from ``cont.start`` on: what was
     appended since an earlier read (lib/ingest/appended.py)."""
@@ -425,11 +429,13 @@ def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
     def open_tail() -> BinaryIO:
         raw = open(path, "rb")
         st = os.fstat(raw.fileno())
-        if st.st_ino != listed["ino"] or st.st_size < listed["size"]:
-            raw.close()  # replaced (a rotation) or cut since it was hashed: not the same bytes
-            raise InputError("the file was replaced or truncated after it was listed; a later "
-                             "run reads it")
-        raw.seek(cont.start)
+        raw.seek(cont.start - len(cont.before))
+        if st.st_ino != listed["ino"] or st.st_size < listed["size"] \
+                or raw.read(len(cont.before)) != cont.before:
+            # replaced (a rotation), cut or rewritten since it was hashed: not the bytes read
+            raw.close()
+            raise ChangedWhileListed("it was replaced, truncated or rewritten while this run "
+                                     "listed it; the next run reads it")
         return FirstBytes(raw, size)
 
     return Source(name=src.name, filename=src.filename, open=open_tail, size=size,
@@ -437,14 +443,11 @@ def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
                   continues=cont)
 
 
-def _read_as_it_grew(lake: Lake, src: Source, content_hash: str, fmt: Format,
-                     forced: Format | None) -> bool:
+def _read_as_it_grew(lake: Lake, content_hash: str, fmt: Format, forced: Format | None) -> bool:
     """True when content with this hash was read whole, piece by piece as a file grew, by this
     run's readers as ``fmt`` (lib/ingest/appended.py): a copy of such a file adds nothing (the
     reads committed so far, this run's included)."""
-    commits = lake.commits()
-    return appended.read_index(commits, removed_batches(commits)).covers(
-        content_hash, fmt.name, memo.Readers.of(forced).all)
+    return appended.index_of(lake).covers(content_hash, fmt.name, memo.Readers.of(forced).all)
 
 
 def _text_name(name: str) -> str:
@@ -486,6 +489,8 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
             close = getattr(raw, "close", None)
             if close:
                 close()
+    except ChangedWhileListed as exc:
+        report.skipped = str(exc)
     except InputError as exc:
         report.error, report.unreadable = str(exc), True
     except MemoryError:
@@ -568,8 +573,10 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
         identity = batch_identity(report.content_hash, fmt)
-        if not cont and fmt.appendable and _read_as_it_grew(lake, src, report.content_hash, fmt,
-                                                            forced):
+        # Known already: a read that went on, whose whole file was stored (a copy of it); a
+        # whole read of bytes read piece by piece as a file grew (lib/ingest/appended.py).
+        if lake.has_content(identity) if cont else \
+                fmt.appendable and _read_as_it_grew(lake, report.content_hash, fmt, forced):
             batch.abort()
             report.duplicate_file, report.batch_id = True, None
             report.stored, report.duplicates = {}, {}
@@ -577,7 +584,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
             return
         if cont:
             # Its own identity, not the file's hash: once a batch the read went on from is
-            # removed, the whole file must read as new (lib/ingest/appended.py).
+            # removed, the whole file must read as new.
             identity = content_hash_of(f"{identity}\x1fread on from byte {cont.start}")
         if fmt.finish is not None and not lake.has_content(identity):  # ingested before: no pass
             for what, n in fmt.finish(batch).items():

@@ -423,7 +423,9 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
                        unnest(range(first_line, first_line + pieces)) AS _line
                 FROM {blocks}
             )
-            WHERE strlen(line) > 0 AND NOT (strlen(line) < 16
+            -- (blank lines, of any length, as the fast path and Python's reader skip them;
+            -- only a line that starts with a blank is trimmed)
+            WHERE strlen(line) > 0 AND NOT (ascii(line) IN (32, 9, 13)
                                             AND trim(line, ' ' || chr(9) || chr(13)) = '')
         ))
     """

@@ -746,6 +746,10 @@ def read_document(head: bytes, stream: BinaryIO, advice: str) -> bytes:
 class _Replay:
     """``head`` (bytes already read) followed by the rest of ``stream``, read forward once."""
 
+    # Not a file's start for lib.ingest.streams.line_blocks: the caller read the head and
+    # removed a byte order mark only if the head is the file's start.
+    origin = -1
+
     def __init__(self, head: bytes, stream: BinaryIO) -> None:
         self._head, self._stream = head, stream
 
