@@ -331,38 +331,6 @@ def test_a_short_file_whose_grown_head_detects_another_format_is_read_whole(tmp_
     assert len(stored_rows(lake, "requests", LINEAGE)) == 1, grown.format
 
 
-def test_a_rotation_between_listing_and_reading_does_not_read_the_new_file_from_the_middle(
-        tmp_path):
-    """``ingest_paths`` lists every source (and hashes the prefix it goes on from) before reading
-    any. The Collector rotates ``b.jsonl`` while ``a.jsonl`` is read: the continued read opens
-    the path again, and reads the NEW file (another inode) from the old file's offset. Its
-    middle is quarantined as cut lines, and the commit records a hash of no file. (A whole read
-    by path in the same race reads the new file whole, which is harmless.)"""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    a, b = logs / "a.jsonl", logs / "b.jsonl"
-    a.write_bytes(b"".join(_lines(3)))
-    b.write_bytes(b"".join(_lines(13, 10)))
-    lake = Lake(tmp_path / "store")
-    ingest_paths(lake, [str(logs)], compact_min_files=0)
-    _append(a, b"".join(_lines(5, 3)))
-    _append(b, b"".join(_lines(15, 13)))
-    rotated = {"done": False}
-
-    def progress(p):
-        if not rotated["done"] and p.source.endswith("a.jsonl"):
-            rotated["done"] = True
-            b.rename(logs / "b.1.jsonl")
-            b.write_bytes(b"".join(_lines(40, 20, service="after-rotation")))
-    report = ingest_paths(lake, [str(logs)], compact_min_files=0, progress=progress)
-    assert rotated["done"]
-    ingest_paths(lake, [str(logs)], compact_min_files=0)  # a later run reads what is left
-    fresh = _fresh(tmp_path, logs)
-    assert _quarantine(fresh) == []
-    assert _quarantine(lake) == [], [(f.source, f.continued_from, f.reasons)
-                                     for f in report.files]
-
-
 def test_a_long_chain_is_matched_quickly(tmp_path):
     """A cron every minute appends one read a minute to a file's chain (10k reads: a week).
     ``continuation`` looks up the read that ends at each end with ``next(... for r in

@@ -159,9 +159,9 @@ def test_a_touched_file_whose_read_ended_mid_record_is_remembered_as_seen(tmp_pa
 
 
 def test_a_rotation_between_listing_and_reading_skips_the_file_for_the_next_run(tmp_path):
-    """``open_tail`` refuses a file replaced since it was listed with an error: the run reports
-    a failure (``report.ok`` is False: the CLI exits non-zero, cron mails it) for an ordinary
-    rotation, where a whole read of the same path reads the new file, and no run fails."""
+    """A file rotated between the run's listing and its read: f452e62 failed it (``report.ok``
+    False: the CLI exits non-zero, cron mails it) for an ordinary rotation. It is skipped for the
+    next run, which reads the rotated file on and the new one whole."""
     logs = tmp_path / "logs"
     logs.mkdir()
     a, b = logs / "a.jsonl", logs / "b.jsonl"
@@ -188,11 +188,10 @@ def test_a_rotation_between_listing_and_reading_skips_the_file_for_the_next_run(
 
 
 def test_a_rewrite_in_place_between_listing_and_reading_is_not_read_from_the_middle(tmp_path):
-    """``open_tail`` checks the inode and that the file is no shorter than listed; a file
-    rewritten in place (same inode: ``> file`` then writes, copytruncate) to at least that size
-    between listing and reading passes, and the new bytes are read from the old offset: a line
-    cut at its start is quarantined, and the commit records a hash (prefix hashed at listing +
-    the new tail) of no file. A whole read in the same race reads the new file's first bytes."""
+    """A file rewritten in place (same inode: ``> file`` then writes, copytruncate) to at least
+    its listed size between listing and reading: f452e62 checked only the inode and the size, and
+    read the new bytes from the old offset (a line cut at its start quarantined, a hash of no
+    file committed). The bytes just before the start are checked again now."""
     logs = tmp_path / "logs"
     logs.mkdir()
     a, b = logs / "a.jsonl", logs / "b.jsonl"
