@@ -26,6 +26,7 @@ JSON lines whose first lines name their table, OTLP JSON lines, OTLP protobuf).
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 READ = "read"
 
 HASH_READ_BYTES = 8 << 20
+THREAD_BYTES = 1 << 20  # a piece worth hashing in a thread of its own
 # The bytes just before where a read goes on, checked again when it starts (lib/ingest/pipeline.py
 # ``_continued``): a file rewritten in place since it was hashed is not read from the middle.
 BEFORE_BYTES = 4096
@@ -184,8 +186,15 @@ def continuation(path: Path, ino: int, size: int, index: ReadIndex, readers: str
                     data = f.read(min(HASH_READ_BYTES, end - at))
                     if not data:
                         return best
-                    hasher.update(data)
-                    counter.feed(data)
+                    if len(data) < THREAD_BYTES:
+                        hasher.update(data)
+                        counter.feed(data)
+                    else:  # hashing lets go of the GIL: it runs beside the count (0.2 s +
+                        # 0.1 s one after the other for 357 MB)
+                        hashing = threading.Thread(target=hasher.update, args=(data,))
+                        hashing.start()
+                        counter.feed(data)
+                        hashing.join()
                     at += len(data)
                     recent = data[-BEFORE_BYTES:] if len(data) >= BEFORE_BYTES else \
                         (recent + data)[-BEFORE_BYTES:]
