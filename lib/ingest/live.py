@@ -39,8 +39,7 @@ def unfinished_tail(path: Path, st: os.stat_result, now: float | None = None) ->
     file of JSON lines (its first line a JSON object, so neither compressed, CSV nor one
     pretty-printed document; a byte order mark and blank lines may come first), the bytes after
     the last newline when they are a JSON value cut short (all of the file when its one record
-    is); in an OTLP protobuf file, a last request the
-    file ends inside. 0 otherwise."""
+    is); in an OTLP protobuf file, a last request the file ends inside. 0 otherwise."""
     if not st.st_size or not is_being_written(st.st_mtime, now):
         return 0
     try:
