@@ -42,7 +42,10 @@ def run(args) -> int:
         raise UsageError(str(exc)) from exc
     taken = commit.info["removed_rows"]
     others = same_source_batches(lake, ids[0])
-    read_whole = bool(set(others) & continued_reads_cut_off(lake))
+    from lib.ingest import appended
+
+    # (batches that read what was appended to a file after this one: lib/ingest/appended.py)
+    read_whole = bool(set(others) & appended.cut_off(lake.commits(), appended.index_of(lake)))
     if args.json:
         print_json({"removed_batch": ids[0], "source": commit.source, "removed_rows": taken,
                     "files_rewritten": len(commit.removed), "commit_id": commit.commit_id,
@@ -66,24 +69,6 @@ def run(args) -> int:
               "as already stored by this batch left with it; to ingest the source again "
               "whole, remove those batches too.")
     return 0
-
-
-def continued_reads_cut_off(lake) -> set[str]:
-    """The ids of live ingest batches that read what was appended to a file after a read whose
-    batch was removed (lib/ingest/appended.py): their file is read whole on its next ingest."""
-    from lib.ingest import appended
-    from lib.store.lake import removed_batches
-
-    commits = lake.commits()
-    gone = removed_batches(commits)
-    live = appended.read_index(commits, gone).commit_ids
-    out = set()
-    for c in commits:
-        read = c.info.get(appended.READ) if isinstance(c.info, dict) else None
-        if c.kind == "ingest" and c.commit_id not in gone and isinstance(read, dict) \
-                and read.get("start") and c.commit_id not in live:
-            out.add(c.commit_id)
-    return out
 
 
 def same_source_batches(lake, batch_id: str) -> list[str]:

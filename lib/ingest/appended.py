@@ -123,6 +123,19 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
     return ReadIndex(reads)
 
 
+def cut_off(commits, index: ReadIndex) -> set[str]:
+    """The ids of the ingest batches of ``commits`` that read what was appended to a file after
+    a read that is no longer live (``index``: the live reads; a removed batch cuts off the reads
+    after it): their file is read again from the last live read."""
+    out = set()
+    for c in commits:
+        read = c.info.get(READ) if isinstance(c.info, dict) else None
+        if c.kind == "ingest" and isinstance(read, dict) and read.get("start") \
+                and c.commit_id not in index.commit_ids:
+            out.add(c.commit_id)
+    return out
+
+
 _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -155,10 +168,6 @@ class Continuation:
     hasher: object
     head: bytes
     before: bytes
-
-    def info(self) -> dict:
-        """The commit's ``READ`` entry before the end is known (see :func:`read_info`)."""
-        return {"start": self.start, "after": self.after}
 
 
 def continuation(path: Path, ino: int, size: int, index: ReadIndex, readers: str, fmt,

@@ -138,7 +138,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         hints = column_hints(fmt.name, head)
         bytes_out = stream.bytes_out
     if lake.has_content(digest) or pipeline._read_as_it_grew(lake, digest, fmt, forced):
-        _duplicate(report)
+        pipeline._as_duplicate(report)
         LAST.update(outcome="duplicate", reason=None)
         return True
 
@@ -152,7 +152,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
             report.batch_id = batch.batch_id
             if lake.has_content(digest):  # committed while we hashed (checked under the lock)
-                _duplicate(report)
+                pipeline._as_duplicate(report)
                 LAST.update(outcome="duplicate", reason=None)
                 return True
             tmp = lake.tmp_dir / f"fast-{batch.batch_id}"
@@ -181,7 +181,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         _reset(report)
         return False
     if result.duplicate_batch:
-        _duplicate(report)
+        pipeline._as_duplicate(report)
         LAST.update(outcome="duplicate", reason=None)
         return True
     report.rows_read = rows
@@ -222,11 +222,6 @@ class _PlainHash:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
-
-
-def _duplicate(report) -> None:
-    report.duplicate_file = True
-    report.stored, report.duplicates, report.quarantined, report.reasons = {}, {}, 0, []
 
 
 def _reset(report) -> None:

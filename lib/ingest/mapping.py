@@ -46,7 +46,7 @@ from lib.ingest.formats.canonical import (
     parse_jsonl_as,
 )
 from lib.ingest.formats.json_values import is_text
-from lib.ingest.streams import UTF8_BOM
+from lib.ingest.streams import text_start
 from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, extras_sql
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
@@ -226,7 +226,7 @@ class Mapping:
 
 def _guess(stream: BinaryIO, filename: str) -> str:
     head = stream.peek(65536) if hasattr(stream, "peek") else b""
-    text = head.removeprefix(UTF8_BOM).lstrip()
+    text = text_start(head)
     if text.startswith(b"["):
         return "json"
     if text.startswith(b"{"):

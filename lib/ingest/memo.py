@@ -98,7 +98,8 @@ def earlier_reads(lake: Lake, commits: list | None = None, reads=None
     commits = lake.commits() if commits is None else commits
     removed = removed_batches(commits)  # a removed batch's source is read again
     # and so is a file whose later batches read what was appended after a removed batch's read
-    reads = appended.read_index(commits, removed) if reads is None else reads
+    cut_off = appended.cut_off(commits, appended.read_index(commits, removed)
+                               if reads is None else reads)
     # A source seen as a copy of stored content before a batch was removed is read again too:
     # that content may have left with the batch.
     last_remove = max((i for i, c in enumerate(commits) if c.kind == "remove"), default=-1)
@@ -108,10 +109,8 @@ def earlier_reads(lake: Lake, commits: list | None = None, reads=None
         info = c.info if isinstance(c.info, dict) else {}
         if i < last_remove and info.get("seen") == SAME_CONTENT:
             continue
-        read = info.get(appended.READ)
-        if c.kind == "ingest" and info.get("seen") is None and isinstance(read, dict) \
-                and read.get("start") and c.commit_id not in reads.commit_ids:
-            continue  # went on from a read whose batch was removed: read again
+        if c.commit_id in cut_off:
+            continue
         key = source_key(info)
         if key is not None:
             out.setdefault(key, []).append(Earlier(info.get("seen"), info))

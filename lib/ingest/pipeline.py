@@ -32,7 +32,7 @@ from lib.ingest.base import Chunk, Format, not_read_notes
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import HEAD_BYTES, FirstBytes, InputError, SourceStream
 from lib.ingest.validate import rejects_table, validate
-from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of, removed_batches
+from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
 COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
@@ -284,9 +284,8 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
     def known() -> dict:
         nonlocal earlier, reads
         if earlier is None:
-            commits = lake.commits()
-            reads = appended.read_index(commits, removed_batches(commits))
-            earlier = memo.earlier_reads(lake, commits, reads)
+            reads = appended.index_of(lake)
+            earlier = memo.earlier_reads(lake, lake.commits(), reads)
         return earlier
 
     store = lake.root.resolve()
@@ -439,8 +438,7 @@ def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
         return FirstBytes(raw, size)
 
     return Source(name=src.name, filename=src.filename, open=open_tail, size=size,
-                  info={**src.info, appended.READ: cont.info()}, not_read=src.not_read,
-                  continues=cont)
+                  info=src.info, not_read=src.not_read, continues=cont)
 
 
 def _read_as_it_grew(lake: Lake, content_hash: str, fmt: Format, forced: Format | None) -> bool:
@@ -578,9 +576,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         if lake.has_content(identity) if cont else \
                 fmt.appendable and _read_as_it_grew(lake, report.content_hash, fmt, forced):
             batch.abort()
-            report.duplicate_file, report.batch_id = True, None
-            report.stored, report.duplicates = {}, {}
-            report.quarantined, report.reasons, report.not_read, report.hints = 0, [], {}, []
+            _as_duplicate(report)
+            report.batch_id = None
             return
         if cont:
             # Its own identity, not the file's hash: once a batch the read went on from is
@@ -598,9 +595,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                                     **({"not_read": report.not_read} if report.not_read else {}),
                                     **({"hints": report.hints} if report.hints else {})})
     if result.duplicate_batch:
-        report.duplicate_file = True
-        report.stored, report.duplicates = {}, {}
-        report.quarantined, report.reasons, report.not_read, report.hints = 0, [], {}, []
+        _as_duplicate(report)
     else:
         report.stored = {t: n for t, n in result.stored.items() if t != "quarantine"}
         report.duplicates = {t: n for t, n in result.duplicate_rows.items()
@@ -611,6 +606,13 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     if progress:
         progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
                           time.monotonic() - started))
+
+
+def _as_duplicate(report: FileReport) -> None:
+    """``report`` of a source whose content was stored before: nothing of this read counts."""
+    report.duplicate_file = True
+    report.stored, report.duplicates = {}, {}
+    report.quarantined, report.reasons, report.not_read, report.hints = 0, [], {}, []
 
 
 def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: dict,

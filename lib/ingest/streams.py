@@ -398,6 +398,12 @@ class LineBlock:
         return self.first_line + keep, starts[keep], ends[keep]
 
 
+def text_start(head: bytes) -> bytes:
+    """A text file's first bytes ``head`` from where its content starts: after a byte order
+    mark and the blanks after it."""
+    return head.removeprefix(UTF8_BOM).lstrip()
+
+
 def at_file_start(stream: BinaryIO) -> bool:
     """False for a stream that begins inside its file (read from where an earlier read ended:
     lib/ingest/appended.py), where a byte order mark is not one."""

@@ -43,6 +43,7 @@ from lib.ingest.streams import (
     UTF8_BOM,
     LineBlock,
     line_blocks,
+    text_start,
     without_lines_not_utf8,
 )
 from lib.ingest.validate import EXTRAS_COLUMN, RAW_TEXT_COLUMN
@@ -75,7 +76,7 @@ def table_for(columns: set[str] | list[str]) -> str | None:
 
 # -- JSONL ----------------------------------------------------------------------------------------
 def _detect_jsonl(head: bytes, filename: str) -> bool:
-    return head.removeprefix(UTF8_BOM).lstrip().startswith(b"{") \
+    return text_start(head).startswith(b"{") \
         and jsonl_table_of_head(head, max_lines=5) is not None
 
 

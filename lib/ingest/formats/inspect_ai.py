@@ -40,7 +40,7 @@ from lib.ingest.formats.json_values import (
     reject,
     text,
 )
-from lib.ingest.streams import UTF8_BOM
+from lib.ingest.streams import text_start
 from lib.ingest.validate import derive_eval_id
 from lib.ingest.values import integer, number
 
@@ -49,7 +49,7 @@ CHUNK_ROWS = 50_000
 
 
 def _detect(head: bytes, filename: str) -> bool:
-    return head.removeprefix(UTF8_BOM).lstrip().startswith(b"{") and b'"eval"' in head \
+    return text_start(head).startswith(b"{") and b'"eval"' in head \
         and b'"run_id"' in head and (b'"task"' in head or b'"samples"' in head)
 
 

@@ -1105,7 +1105,7 @@ UTF8_BOM = streams.UTF8_BOM
 
 def head_has_otlp_envelope(head: bytes) -> bool:
     """True when the first bytes look like an OTLP JSON trace export."""
-    text = head.removeprefix(UTF8_BOM).lstrip()
+    text = streams.text_start(head)
     return text[:1] in (b"{", b"[") and (b'"resourceSpans"' in head or b'"resource_spans"' in head)
 
 

@@ -39,7 +39,7 @@ from lib.ingest.formats.json_values import (
     reject,
     text,
 )
-from lib.ingest.streams import UTF8_BOM
+from lib.ingest.streams import text_start
 from lib.ingest.validate import derive_eval_id
 from lib.ingest.values import number
 
@@ -48,7 +48,7 @@ CHUNK_ROWS = 50_000
 
 # -- the format ---------------------------------------------------------------------------------
 def _detect(head: bytes, filename: str) -> bool:
-    return head.removeprefix(UTF8_BOM).lstrip().startswith(b"{") and b'"results"' in head and (
+    return text_start(head).startswith(b"{") and b'"results"' in head and (
         b'"evalId"' in head or b'"gradingResult"' in head or b'"promptfoo' in head)
 
 
