@@ -75,6 +75,19 @@ def _diff(lake: Lake, fresh: Lake) -> dict:
     return out
 
 
+def _read_then_append(lake: Lake, path: Path, first: bytes, more: bytes, age: bool = True):
+    """``path`` written with ``first`` and read into ``lake``, then ``more`` appended (each
+    write aged past the live-file window when ``age``); returns the first read's report."""
+    path.write_bytes(first)
+    if age:
+        _age(path)
+    report = _run(lake, path)
+    _append(path, more)
+    if age:
+        _age(path)
+    return report
+
+
 def _lines(n, start=0, **kw) -> list[bytes]:
     return [json.dumps(canonical_request(i, **kw)).encode() + b"\n" for i in range(start, n)]
 
@@ -211,11 +224,8 @@ def test_a_document_appended_to_a_pretty_printed_document(tmp_path):
     is valid: the lake has spans a fresh read of the file does not give."""
     path = tmp_path / "payload.json"
     lake = Lake(tmp_path / "store")
-    path.write_bytes(_pretty(_call("c000000000000001")))
-    _age(path)
-    _run(lake, path)
-    _append(path, _pretty(_call("c000000000000002", at_ms=900)))
-    _age(path)
+    _read_then_append(lake, path, _pretty(_call("c000000000000001")),
+                      _pretty(_call("c000000000000002", at_ms=900)))
     second = _run(lake, path)
     fresh = _fresh(tmp_path, path)
     assert stored_rows(fresh, "requests", LINEAGE) == [] and len(_quarantine(fresh)) == 1
@@ -606,9 +616,8 @@ def test_a_protobuf_file_whose_appended_part_starts_with_a_request_that_fails(tm
 def test_dry_run_goes_on_and_stores_nothing(tmp_path):
     path = tmp_path / "r.jsonl"
     lake = Lake(tmp_path / "store")
-    path.write_bytes(b"".join(_lines(2)))
-    _run(lake, path)
-    _append(path, b"bad\n" + b"".join(_lines(4, 2)))
+    _read_then_append(lake, path, b"".join(_lines(2)), b"bad\n" + b"".join(_lines(4, 2)),
+                      age=False)
     before = lake.commits()
     dry = _run(Lake(tmp_path / "store", dry_run=True), path)
     assert dry.continued_from == {"byte": len(b"".join(_lines(2))), "line": 3}
@@ -674,11 +683,8 @@ def test_a_pretty_printed_document_appended_to_otlp_json_lines(tmp_path):
     spans stored."""
     path = tmp_path / "traces.jsonl"
     lake = Lake(tmp_path / "store")
-    path.write_bytes(_otlp_line(_call("5000000000000001")))
-    _age(path)
-    _run(lake, path)
-    _append(path, _pretty(_call("5000000000000002", at_ms=900)))
-    _age(path)
+    _read_then_append(lake, path, _otlp_line(_call("5000000000000001")),
+                      _pretty(_call("5000000000000002", at_ms=900)))
     _run(lake, path)
     assert _diff(lake, _fresh(tmp_path, path)) == {}
 

@@ -37,6 +37,7 @@ from tests.ingest.test_appended_hostile import (
     _otlp_line,
     _proto_request,
     _quarantine,
+    _read_then_append,
     _run,
 )
 
@@ -158,19 +159,26 @@ def test_a_touched_file_whose_read_ended_mid_record_is_remembered_as_seen(tmp_pa
     assert counts[1] == counts[2] and counts[2][1], counts
 
 
-def test_a_rotation_between_listing_and_reading_skips_the_file_for_the_next_run(tmp_path):
-    """A file rotated between the run's listing and its read: f452e62 failed it (``report.ok``
-    False: the CLI exits non-zero, cron mails it) for an ordinary rotation. It is skipped for the
-    next run, which reads the rotated file on and the new one whole."""
+def _two_logs_read_then_appended(tmp_path: Path, b_end: int):
+    """logs/a.jsonl (lines 0-2) and logs/b.jsonl (lines 10 to ``b_end``) read into a new lake,
+    then two lines appended to each: (logs, a, b, lake)."""
     logs = tmp_path / "logs"
     logs.mkdir()
     a, b = logs / "a.jsonl", logs / "b.jsonl"
     a.write_bytes(b"".join(_lines(3)))
-    b.write_bytes(b"".join(_lines(13, 10)))
+    b.write_bytes(b"".join(_lines(b_end, 10)))
     lake = Lake(tmp_path / "store")
     _folder(lake, logs)
     _append(a, b"".join(_lines(5, 3)))
-    _append(b, b"".join(_lines(15, 13)))
+    _append(b, b"".join(_lines(b_end + 2, b_end)))
+    return logs, a, b, lake
+
+
+def test_a_rotation_between_listing_and_reading_skips_the_file_for_the_next_run(tmp_path):
+    """A file rotated between the run's listing and its read: f452e62 failed it (``report.ok``
+    False: the CLI exits non-zero, cron mails it) for an ordinary rotation. It is skipped for the
+    next run, which reads the rotated file on and the new one whole."""
+    logs, a, b, lake = _two_logs_read_then_appended(tmp_path, 13)
     rotated = {"done": False}
 
     def progress(p):
@@ -192,15 +200,7 @@ def test_a_rewrite_in_place_between_listing_and_reading_is_not_read_from_the_mid
     its listed size between listing and reading: f452e62 checked only the inode and the size, and
     read the new bytes from the old offset (a line cut at its start quarantined, a hash of no
     file committed). The bytes just before the start are checked again now."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    a, b = logs / "a.jsonl", logs / "b.jsonl"
-    a.write_bytes(b"".join(_lines(3)))
-    b.write_bytes(b"".join(_lines(12, 10)))
-    lake = Lake(tmp_path / "store")
-    _folder(lake, logs)
-    _append(a, b"".join(_lines(5, 3)))
-    _append(b, b"".join(_lines(14, 12)))
+    logs, a, b, lake = _two_logs_read_then_appended(tmp_path, 12)
     listed = b.stat().st_size
     # the new content has a line end exactly at the listed size (blank padding), so a whole read
     # in the same race reads whole lines only; the old read's end falls inside a new line
@@ -369,9 +369,8 @@ def test_upload_of_the_grown_content_is_a_duplicate(tmp_path):
 
     path = tmp_path / "r.jsonl"
     lake = Lake(tmp_path / "store")
-    path.write_bytes(b"".join(_lines(2)))
-    _run(lake, path)
-    _append(path, b"bad\n" + b"".join(_lines(4, 2)))
+    _read_then_append(lake, path, b"".join(_lines(2)), b"bad\n" + b"".join(_lines(4, 2)),
+                      age=False)
     _run(lake, path)
     up = ingest_stream(lake, path.read_bytes(), "upload.jsonl", compact_min_files=0)
     assert up.files[0].duplicate_file
