@@ -95,6 +95,9 @@ def render(report: IngestReport) -> str:
     comp = report.compaction or {}
     if comp.get("merged"):
         lines.append(f"compacted {comp['files_before']} small files into {comp['files_after']}")
+    if comp.get("gc_removed"):
+        lines.append(f"deleted {len(comp['gc_removed'])} replaced file(s) no reader needs any more "
+                     "(replaced over an hour ago)")
     return "\n".join(lines)
 
 

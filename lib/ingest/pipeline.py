@@ -725,7 +725,10 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
     if threshold <= 0:
         return None
     try:
-        return compact.compact(lake, min_files=threshold, tables=sorted(touched)).to_dict()
+        done = compact.compact(lake, min_files=threshold, tables=sorted(touched))
+        # What earlier compactions replaced goes once no reader can still be reading it.
+        done.gc_removed = [str(p) for p in compact.gc_replaced(lake)]
+        return done.to_dict()
     except Exception as exc:  # compaction is housekeeping: never fail an ingest for it
         return {"error": _one_line(exc)}
 

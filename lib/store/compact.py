@@ -121,14 +121,10 @@ def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> 
     and never-listed files (crash leftovers, temporaries) last modified that long ago.
     Returns the deleted paths."""
     now = time.time() if now is None else now
-    removed_at: dict[str, float] = {}
     with lake.writer_lock():
         snap = lake.snapshot()
         live = {p for files in snap.files.values() for p in files}
-        for c in snap.commits:
-            when = datetime.fromisoformat(c.committed_at).timestamp()
-            for p in c.removed:
-                removed_at[p] = max(removed_at.get(p, 0.0), when)
+        removed_at = _removed_at(snap.commits)
         deleted = []
         candidates = [p for t in schema.TABLES if (lake.root / t).exists()
                       for p in (lake.root / t).rglob("*") if p.is_file()]
@@ -145,3 +141,45 @@ def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> 
                 path.unlink(missing_ok=True)
                 deleted.append(path)
     return deleted
+
+
+def gc_replaced(lake: Lake, older_than_s: float | None = None, now: float | None = None
+                ) -> list[Path]:
+    """Delete the files that commits (compaction, remove, reprice) replaced more than
+    ``older_than_s`` ago, and nothing else: an ingest runs it after storing rows, so a cron job
+    that ingests every minute does not pile replaced files up on disk (compaction rewrites a
+    day's merged file every few runs) until someone runs ``compact``. Files no commit ever
+    listed are left to :func:`gc`. Looks only in the folders of such files. Returns the deleted
+    paths."""
+    now = time.time() if now is None else now
+    older_than_s = GC_AGE_S if older_than_s is None else older_than_s
+    deleted = []
+    with lake.writer_lock():
+        snap = lake.snapshot()
+        live = {p for files in snap.files.values() for p in files}
+        old: dict[str, set[str]] = {}
+        for rel, when in _removed_at(snap.commits).items():
+            if now - when > older_than_s and rel not in live:
+                folder, _, name = rel.rpartition("/")
+                old.setdefault(folder, set()).add(name)
+        for folder, names in sorted(old.items()):
+            try:
+                present = set(os.listdir(lake.root / folder)) & names
+            except OSError:
+                continue
+            for name in sorted(present):
+                path = lake.root / folder / name
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+    return deleted
+
+
+def _removed_at(commits) -> dict[str, float]:
+    """Each path a commit removed, with the time (epoch s) of the last commit that removed it."""
+    removed_at: dict[str, float] = {}
+    for c in commits:
+        if c.removed:
+            when = datetime.fromisoformat(c.committed_at).timestamp()
+            for p in c.removed:
+                removed_at[p] = max(removed_at.get(p, 0.0), when)
+    return removed_at

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from lib.store import Engine
-from lib.store.compact import compact, gc, small_files
+from lib.store.compact import compact, gc, gc_replaced, small_files
 from tests.conftest import make_request, requests_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +83,52 @@ def test_gc_removes_only_files_removed_or_orphaned_over_an_hour_ago(lake):
     removed = gc(lake, now=time.time() + 7200)
     assert orphan in removed and len(removed) == 4  # 3 compacted-away files + the orphan
     assert Engine(lake).query("SELECT count(*) FROM requests").row(0) == (6,)
+
+
+def _files_on_disk(lake) -> set[str]:
+    return {str(p.relative_to(lake.root)) for p in (lake.root / "requests").rglob("*.parquet")}
+
+
+def test_gc_replaced_deletes_only_what_commits_replaced_over_an_hour_ago(lake):
+    _ingest_small_batches(lake, 3)
+    compact(lake, min_files=1)                   # 3 files replaced by 1
+    lake.append({"requests": requests_table([make_request(50)])}, source="later")
+    foreign = lake.root / "requests" / "date=2026-03-02" / "someone-elses.parquet"
+    foreign.write_bytes(b"not ours")
+    os.utime(foreign, (time.time() - 86400,) * 2)
+    live = set(lake.snapshot().files["requests"])
+    assert len(live) == 2 and len(_files_on_disk(lake) - live) == 4  # 3 replaced + foreign
+
+    assert gc_replaced(lake) == []  # replaced just now: a reader may still be reading them
+    deleted = gc_replaced(lake, now=time.time() + 3601)
+    assert len(deleted) == 3 and _files_on_disk(lake) == live | {str(foreign.relative_to(
+        lake.root))}                            # a file no commit listed is gc's, not ours
+    assert Engine(lake).query("SELECT count(*) FROM requests").row(0) == (7,)
+
+
+def test_an_ingest_every_minute_leaves_on_disk_only_live_files_and_the_last_hours(
+        lake, tmp_path, monkeypatch):
+    """Auto-compaction rewrites the day's merged file every few runs; what it replaced goes once
+    an hour has passed, without anyone running ``compact``."""
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import compact as compaction
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    def run(i: int):
+        path = tmp_path / "in" / f"minute-{i}.jsonl"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(jsonl_bytes([canonical_request(i)]))
+        os.utime(path, (time.time() - 600,) * 2)  # an old file: not one still being written
+        return ingest_paths(lake, [str(path)], compact_min_files=2)
+
+    for i in range(9):
+        run(i)
+    live = set(lake.snapshot().files["requests"])
+    assert len(live) <= 3 and len(_files_on_disk(lake)) > 6  # replaced files wait an hour
+
+    monkeypatch.setattr(compaction, "GC_AGE_S", 0.0)  # an hour has passed
+    report = run(9)
+    live = set(lake.snapshot().files["requests"])
+    assert report.compaction["gc_removed"] and _files_on_disk(lake) == live
+    assert Engine(lake).query("SELECT count(*), count(DISTINCT request_id) FROM requests"
+                              ).row(0) == (10, 10)
