@@ -159,7 +159,7 @@ def gc_replaced(lake: Lake, older_than_s: float | None = None, now: float | None
         live = {p for files in snap.files.values() for p in files}
         old: dict[str, set[str]] = {}
         for rel, when in _removed_at(snap.commits).items():
-            if now - when > older_than_s and rel not in live:
+            if now - when > older_than_s and rel not in live and _is_data_file_path(rel):
                 folder, _, name = rel.rpartition("/")
                 old.setdefault(folder, set()).add(name)
         for folder, names in sorted(old.items()):
@@ -174,12 +174,25 @@ def gc_replaced(lake: Lake, older_than_s: float | None = None, now: float | None
     return deleted
 
 
+def _is_data_file_path(rel: str) -> bool:
+    """True for a path shaped as the lake names its data files, ``<table>/date=<day>/<name>``
+    (nothing outside the tables' folders: a hand-edited commit's removed path may be anything)."""
+    parts = rel.split("/")
+    return len(parts) == 3 and parts[0] in schema.TABLES and parts[1].startswith("date=") \
+        and parts[2] not in ("", ".", "..") and "\\" not in rel and "\0" not in rel \
+        and all(part not in ("..", ".") for part in parts)
+
+
 def _removed_at(commits) -> dict[str, float]:
-    """Each path a commit removed, with the time (epoch s) of the last commit that removed it."""
+    """Each path a commit removed, with the time (epoch s) of the last commit that removed it
+    (a commit whose time does not read is left out: its files' age is not known)."""
     removed_at: dict[str, float] = {}
     for c in commits:
         if c.removed:
-            when = datetime.fromisoformat(c.committed_at).timestamp()
+            try:
+                when = datetime.fromisoformat(c.committed_at).timestamp()
+            except ValueError:
+                continue
             for p in c.removed:
                 removed_at[p] = max(removed_at.get(p, 0.0), when)
     return removed_at

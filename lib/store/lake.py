@@ -17,8 +17,8 @@ A cron job that ingests every minute adds 1,440 commits a day, and every process
 when it starts (45,000 small files a month: 2-7 s). So a writer that publishes a commit also
 writes, every CHECKPOINT_EVERY commits, a checkpoint: the commits read so far in one file, named
 by its SHA-256. It is only a cache of files that are never rewritten: a reader takes from the
-newest checkpoint the commits whose files it lists, reads the others one by one, and ignores a
-checkpoint that is missing, unreadable or does not match its hash.
+newest checkpoint the commits whose files it lists, reads the others one by one, and passes over
+a checkpoint that is missing, does not match its hash or holds anything but commits.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -92,6 +91,22 @@ class Commit:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d) -> Commit:
+        """The commit ``d`` (a manifest entry's JSON) holds; TypeError when it is not one, or
+        when a field that readers sort, index or list by has the wrong type."""
+        c = cls(**d) if isinstance(d, dict) else None
+        if c is None or not all(isinstance(v, str) for v in
+                                (c.commit_id, c.kind, c.source, c.committed_at)) \
+                or not isinstance(c.content_hash, (str, type(None))) \
+                or not isinstance(c.rows, dict) or not isinstance(c.info, dict) \
+                or not isinstance(c.added, list) or not isinstance(c.removed, list) \
+                or not all(isinstance(f, dict) and isinstance(f.get("path"), str)
+                           and isinstance(f.get("table"), str) for f in c.added) \
+                or not all(isinstance(p, str) for p in c.removed):
+            raise TypeError("not a commit")
+        return c
 
 
 @dataclass
@@ -163,12 +178,24 @@ class Lake:
 
     def commits(self) -> list[Commit]:
         """Every commit in the manifest, oldest first; unreadable entries are skipped (problems)."""
+        return list(self._commit_state()[1])
+
+    def _commit_state(self) -> tuple[frozenset, list[Commit]]:
+        """The manifest's commit file names now and their commits, oldest first: one object per
+        set of names, by which derived indexes (has_content, snapshot) are cached. Another thread
+        may replace ``self._sorted`` at any time, so callers key on what this returned."""
         try:
             entries = os.listdir(self.manifest_dir)
         except FileNotFoundError:
-            return []
-        names = [n for n in entries if n.endswith(".json")]
-        missing = [n for n in names if n not in self._commit_cache]
+            return _NO_COMMITS
+        # Read and sorted once per set of names (a run asks for the commits many times); a run's
+        # own commits are read and put in place rather than all looked up and sorted again.
+        key = frozenset(n for n in entries if n.endswith(".json"))
+        before = self._sorted
+        if before is not None and before[0] == key:
+            return before
+        grown = before is not None and before[0] <= key
+        missing = [n for n in (key - before[0] if grown else key) if n not in self._commit_cache]
         if missing:
             with _cyclic_gc_paused():  # a month of commits is a million small objects
                 if len(missing) >= CHECKPOINT_LOAD_MIN:
@@ -177,21 +204,15 @@ class Lake:
                 folder = str(self.manifest_dir)
                 for name in missing:
                     self._commit_cache[name] = self._read_commit(os.path.join(folder, name))
-        # Sorted once per set of names (a run asks for the commits many times), and a run's own
-        # commits are put in place rather than all sorted again.
-        key = frozenset(names)
-        before = self._sorted
-        if before is None or before[0] != key:
-            if before is not None and before[0] <= key:
-                out = list(before[1])
-                for c in sorted(filter(None, map(self._commit_cache.get, key - before[0])),
-                                key=_commit_order):
-                    bisect.insort(out, c, key=_commit_order)
-            else:
-                out = sorted(filter(None, map(self._commit_cache.get, names)),
-                             key=_commit_order)
-            self._sorted = (key, out)
-        return list(self._sorted[1])
+        if grown:
+            out = list(before[1])
+            for c in sorted(filter(None, map(self._commit_cache.get, key - before[0])),
+                            key=_commit_order):
+                bisect.insort(out, c, key=_commit_order)
+        else:
+            out = sorted(filter(None, map(self._commit_cache.get, key)), key=_commit_order)
+        state = self._sorted = (key, out)
+        return state
 
     def _load_checkpoint(self, entries: list[str]) -> None:
         """Fill the commit cache from the newest readable checkpoint among ``entries`` (names
@@ -199,11 +220,21 @@ class Lake:
         listed = set(entries)
         for name in sorted(_checkpoints(entries), key=_checkpoint_count, reverse=True):
             try:
-                data = (self.manifest_dir / name).read_bytes()
-                if hashlib.sha256(data).hexdigest()[:16] != _checkpoint_hash(name):
+                # One commit a line, read a line at a time: the whole text and a parse tree of
+                # it beside the commits cost 130 MB more at a month of commits.
+                digest, commits, bad = hashlib.sha256(), [], None
+                with open(self.manifest_dir / name, "rb") as fh:
+                    for number, line in enumerate(fh, 1):
+                        digest.update(line)
+                        try:
+                            commits.append(Commit.from_dict(_loads(line)))
+                        except (ValueError, TypeError):
+                            bad = bad or number
+                if digest.hexdigest()[:16] != _checkpoint_hash(name):
                     raise ValueError("does not match its hash")
-                commits = [Commit(**d) for d in _loads(data)["commits"]]
-            except (OSError, ValueError, TypeError, KeyError) as exc:
+                if bad:
+                    raise ValueError(f"line {bad} is no commit")
+            except (OSError, ValueError) as exc:
                 log.warning("manifest checkpoint %s passed over: %s", name, exc)
                 continue
             for c in commits:
@@ -218,12 +249,16 @@ class Lake:
         Returns the path written, or None. Housekeeping: an error is logged, never raised."""
         try:
             entries = os.listdir(self.manifest_dir)
-            newest = max(map(_checkpoint_count, _checkpoints(entries)), default=0)
-            if sum(n.endswith(".json") for n in entries) - newest < CHECKPOINT_EVERY:
+            listed = sum(n.endswith(".json") for n in entries)
+            # (a name counting more commits than there are is no checkpoint of ours)
+            newest = max((n for n in map(_checkpoint_count, _checkpoints(entries))
+                          if n <= listed), default=0)
+            if listed - newest < CHECKPOINT_EVERY:
                 return None
             commits = self.commits()
-            # json, not orjson: a commit's NaN or a past-64-bit integer reads back as it was.
-            data = json.dumps({"commits": [c.__dict__ for c in commits]}).encode()
+            # json, not orjson: a commit's NaN or a past-64-bit integer reads back as it was
+            # (and json escapes every newline: one commit a line).
+            data = "".join(json.dumps(c.__dict__) + "\n" for c in commits).encode()
             digest = hashlib.sha256(data).hexdigest()[:16]
             final = self.manifest_dir / f"{CHECKPOINT_PREFIX}{len(commits):09d}-{digest}" \
                                         f"{CHECKPOINT_SUFFIX}"
@@ -250,23 +285,24 @@ class Lake:
     def _read_commit(path: str | Path) -> Commit | None:
         try:
             with open(path, "rb") as fh:
-                return Commit(**_loads(fh.read()))
+                return Commit.from_dict(_loads(fh.read()))
         except (OSError, ValueError, TypeError):
             return None
 
     def snapshot(self) -> Snapshot:
         version = self.version()
-        commits = self.commits()
-        if self._live_files is None or self._live_files[0] is not self._sorted:
-            removed = {p for c in commits for p in c.removed}
-            files: dict[str, list[str]] = {t: [] for t in schema.TABLES}
-            for c in commits:
+        state = self._commit_state()
+        cached = self._live_files
+        if cached is None or cached[0] is not state:
+            removed = {p for c in state[1] for p in c.removed}
+            live: dict[str, list[str]] = {t: [] for t in schema.TABLES}
+            for c in state[1]:
                 for f in c.added:
-                    if f["path"] not in removed and f["table"] in files:
-                        files[f["table"]].append(f["path"])
-            self._live_files = (self._sorted, files)  # once per set of commits
-        files = {t: list(paths) for t, paths in self._live_files[1].items()}
-        return Snapshot(version=version, commits=commits, files=files)
+                    if f["path"] not in removed and f["table"] in live:
+                        live[f["table"]].append(f["path"])
+            cached = self._live_files = (state, live)  # once per set of commits
+        files = {t: list(paths) for t, paths in cached[1].items()}
+        return Snapshot(version=version, commits=list(state[1]), files=files)
 
     def has_content(self, content_hash: str) -> bool:
         """True when a commit with this content hash exists (named by it, or carrying it) and
@@ -274,15 +310,15 @@ class Lake:
         run, an earlier batch of the run would have committed it."""
         if content_hash in self._checked_hashes:
             return True
-        commits = self.commits()
-        if self._live_hashes is None or self._live_hashes[0] is not self._sorted:
-            # Built once per set of commits (commits() keeps one sorted list per set): a run asks
-            # for every source it reads.
-            removed = removed_batches(commits)
-            hashes = {c.content_hash for c in commits
+        state = self._commit_state()
+        cached = self._live_hashes
+        if cached is None or cached[0] is not state:
+            # Built once per set of commits: a run asks for every source it reads.
+            removed = removed_batches(state[1])
+            hashes = {c.content_hash for c in state[1]
                       if c.content_hash and c.commit_id not in removed}
-            self._live_hashes = (self._sorted, removed, hashes)
-        _, removed, hashes = self._live_hashes
+            cached = self._live_hashes = (state, removed, hashes)
+        _, removed, hashes = cached
         if content_hash in hashes:
             return True
         return (self.manifest_dir / f"{content_hash}.json").exists() and \
@@ -730,6 +766,9 @@ def _dry_run_alive(folder: Path) -> bool:
         return True
 
 
+_NO_COMMITS: tuple[frozenset, list] = (frozenset(), [])
+
+
 def _commit_order(c: Commit) -> tuple[str, str]:
     return (c.committed_at, c.commit_id)
 
@@ -748,11 +787,12 @@ def _cyclic_gc_paused():
 
 
 def _loads(data: bytes):
-    """JSON text as json.loads reads it, through orjson when it can (3-4x faster on commits)."""
+    """JSON text as json reads it (not orjson, which reads an integer past 64 bits as a float);
+    ValueError on anything that is not JSON, too deep included."""
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:  # NaN, integers past 64 bits: json reads them
         return json.loads(data)
+    except RecursionError as exc:
+        raise ValueError("nested too deep") from exc
 
 
 def _checkpoints(entries) -> list[str]:
@@ -764,7 +804,7 @@ def _checkpoints(entries) -> list[str]:
 def _checkpoint_count(name: str) -> int:
     """How many commits a checkpoint named ``name`` holds (-1: not a checkpoint's name)."""
     count, _, _digest = name[len(CHECKPOINT_PREFIX):-len(CHECKPOINT_SUFFIX)].partition("-")
-    return int(count) if count.isdigit() else -1
+    return int(count) if count.isascii() and count.isdigit() else -1
 
 
 def _checkpoint_hash(name: str) -> str:
@@ -774,7 +814,8 @@ def _checkpoint_hash(name: str) -> str:
 def removed_batches(commits: list[Commit]) -> set[str]:
     """Ids of the batches a ``remove`` commit took out (:meth:`Lake.remove_batch`)."""
     return {c.info["removed_batch"] for c in commits
-            if c.kind == "remove" and isinstance(c.info, dict) and c.info.get("removed_batch")}
+            if c.kind == "remove" and isinstance(c.info, dict)
+            and isinstance(c.info.get("removed_batch"), str) and c.info["removed_batch"]}
 
 
 def _epoch_days(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Manifest checkpoints: every CHECKPOINT_EVERY commits a writer also writes them in one file, so a
 process that starts reads one file, not one per commit (a month of ingests every minute is
-45,000). A checkpoint is only a cache: the commit files stay the truth."""
+45,000). A checkpoint is only a cache of the commit files, which are never rewritten."""
 
 from __future__ import annotations
 
