@@ -73,6 +73,7 @@ CHECKPOINT_LOAD_MIN = 64
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_SUFFIX = ".ckpt"
 CHECKPOINTS_KEPT = 2  # the newest and the one before, which a reader may still be opening
+CHECKPOINT_CHUNK = 1000  # lines of a checkpoint parsed at once
 
 
 @dataclass(frozen=True)
@@ -220,16 +221,20 @@ class Lake:
         listed = set(entries)
         for name in sorted(_checkpoints(entries), key=_checkpoint_count, reverse=True):
             try:
-                # One commit a line, read a line at a time: the whole text and a parse tree of
-                # it beside the commits cost 130 MB more at a month of commits.
-                digest, commits, bad = hashlib.sha256(), [], None
+                # One commit a line, parsed CHECKPOINT_CHUNK lines at a time as one JSON array:
+                # the whole text and a parse tree of it beside the commits cost 130 MB more at a
+                # month of commits, and a line at a time, json's keys (shared within one parse)
+                # cost 50 MB more and the calls a third of the time.
+                digest, commits, bad, chunk = hashlib.sha256(), [], None, []
                 with open(self.manifest_dir / name, "rb") as fh:
                     for number, line in enumerate(fh, 1):
                         digest.update(line)
-                        try:
-                            commits.append(Commit.from_dict(_loads(line)))
-                        except (ValueError, TypeError):
-                            bad = bad or number
+                        chunk.append(line)
+                        if len(chunk) == CHECKPOINT_CHUNK:
+                            bad = bad or _read_chunk(chunk, number - len(chunk) + 1, commits)
+                            chunk = []
+                    if chunk:
+                        bad = bad or _read_chunk(chunk, number - len(chunk) + 1, commits)
                 if digest.hexdigest()[:16] != _checkpoint_hash(name):
                     raise ValueError("does not match its hash")
                 if bad:
@@ -793,6 +798,24 @@ def _loads(data: bytes):
         return json.loads(data)
     except RecursionError as exc:
         raise ValueError("nested too deep") from exc
+
+
+def _read_chunk(lines: list[bytes], first: int, into: list[Commit]) -> int | None:
+    """Append to ``into`` the commits of checkpoint ``lines`` (line numbers from ``first``);
+    returns the number of the first line that holds no commit, or None."""
+    try:
+        docs = _loads(b"[" + b",".join(lines) + b"]")
+        if len(docs) != len(lines):  # a line holding two values, or none
+            raise ValueError("not one commit a line")
+        into.extend(Commit.from_dict(d) for d in docs)
+        return None
+    except (ValueError, TypeError):
+        for number, line in enumerate(lines, first):  # which line
+            try:
+                Commit.from_dict(_loads(line))
+            except (ValueError, TypeError):
+                return number
+        return first
 
 
 def _checkpoints(entries) -> list[str]:
