@@ -27,25 +27,10 @@ from lib.store import compact as compaction
 from lib.store import lake as lake_module
 from lib.store.lake import Commit
 from tests.conftest import make_request, requests_table, wait_for_marker
+from tests.store.test_manifest_checkpoint import _as_dicts, _checkpoints, _ingest
 
 REPO = Path(__file__).resolve().parents[2]
 OLD = "2020-01-01T00:00:00.000000+00:00"  # a commit time long past every GC age
-
-
-@pytest.fixture
-def small_checkpoints(monkeypatch):
-    monkeypatch.setattr(lake_module, "CHECKPOINT_EVERY", 4)
-    monkeypatch.setattr(lake_module, "CHECKPOINT_LOAD_MIN", 2)
-
-
-def _ingest(lake: Lake, n: int, first: int = 0) -> None:
-    for i in range(first, first + n):
-        lake.append({"requests": requests_table([make_request(i)])}, source=f"batch-{i}",
-                    content_hash=f"hash-{i}", info={"n": i})
-
-
-def _checkpoints(lake: Lake) -> list[str]:
-    return sorted(p.name for p in lake.manifest_dir.glob("checkpoint-*.ckpt"))
 
 
 def _truth(lake: Lake) -> list[dict]:
@@ -57,10 +42,6 @@ def _truth(lake: Lake) -> list[dict]:
         except ValueError:
             continue
     return sorted(out, key=lambda d: (d["committed_at"], d["commit_id"]))
-
-
-def _as_dicts(commits: list[Commit]) -> list[dict]:
-    return [json.loads(c.to_json()) for c in commits]
 
 
 def _rows(lake: Lake) -> tuple:

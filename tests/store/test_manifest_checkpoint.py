@@ -8,18 +8,10 @@ import json
 import logging
 import math
 
-import pytest
-
 from lib.store import Engine, Lake
 from lib.store import lake as lake_module
 from lib.store.lake import Commit
 from tests.conftest import make_request, requests_table
-
-
-@pytest.fixture
-def small_checkpoints(monkeypatch):
-    monkeypatch.setattr(lake_module, "CHECKPOINT_EVERY", 4)
-    monkeypatch.setattr(lake_module, "CHECKPOINT_LOAD_MIN", 2)
 
 
 def _ingest(lake: Lake, n: int, first: int = 0) -> None:
@@ -103,7 +95,7 @@ def test_the_commit_files_are_the_truth(lake, small_checkpoints):
     assert len(_commits_from_files(lake)) == 4
 
 
-def test_values_json_reads_and_orjson_does_not_come_back_as_they_were(lake, small_checkpoints):
+def test_nan_and_integers_past_64_bits_come_back_as_they_were(lake, small_checkpoints):
     """A commit's info may hold NaN or an integer past 64 bits (json writes both); read from its
     file or from a checkpoint, it is the same commit."""
     _ingest(lake, 2)
