@@ -103,11 +103,14 @@ def templates(work: Path) -> tuple[dict, dict]:
             next(c for c in commits if c.kind == "compact").__dict__)
 
 
-def build(root: Path, n: int, ingest: dict, compaction: dict, every: int = 17) -> None:
-    """``n`` commits: an ingest a minute of a new file, and a compaction of the day's small files
-    each time ``every`` of them are there (as automatic compaction does)."""
+def build(root: Path, n: int, ingest: dict, compaction: dict, logs: Path,
+          every: int = 17) -> None:
+    """``n`` commits: an ingest a minute of a new file in the folder ``logs`` (written there, so
+    a run over the folder skips each by its stat, as it would have), and a compaction of the
+    day's small files each time ``every`` of them are there (as automatic compaction does)."""
     folder = root / "_manifest"
     folder.mkdir(parents=True)
+    logs.mkdir(parents=True, exist_ok=True)
     small: dict[str, list[str]] = {}
     for i in range(n):
         at = T0 + timedelta(minutes=i)
@@ -115,14 +118,16 @@ def build(root: Path, n: int, ingest: dict, compaction: dict, every: int = 17) -
         cid = hashlib.md5(f"c{i}".encode()).hexdigest()
         c = copy.deepcopy(ingest)
         path = f"requests/date={day}/{cid}-0.parquet"
-        digest = hashlib.sha256(f"content {i}".encode()).hexdigest()
-        c.update(commit_id=cid, content_hash=digest, source=f"/var/log/app/minute-{i}.jsonl",
+        source = _old_file(logs / f"minute-{i:06d}.jsonl", i)
+        st = source.stat()
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        c.update(commit_id=cid, content_hash=digest, source=str(source),
                  committed_at=(at + timedelta(seconds=5)).isoformat(timespec="microseconds"),
                  added=[{**c["added"][0], "path": path}])
-        c["info"]["file"].update(path=c["source"], ino=1_000_000 + i,
-                                 mtime_ns=int(at.timestamp() * 1e9),
-                                 ctime_ns=int(at.timestamp() * 1e9))
-        c["info"]["read"].update(sha256=digest)
+        c["info"]["file"].update(path=str(source), ino=st.st_ino, size=st.st_size,
+                                 mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns)
+        c["info"]["read"].update(sha256=digest, end=st.st_size)
+        c["info"]["bytes"] = st.st_size
         (folder / f"{cid}.json").write_text(json.dumps(c, indent=1, sort_keys=True))
         small.setdefault(day, []).append(path)
         if len(small[day]) >= every:
@@ -161,14 +166,17 @@ def _best_inside(cmd: list[str], runs: int = 3) -> tuple[float, float, int]:
     return inside, wall, count
 
 
-def _cron_runs(store: Path, inbox: Path, mode: str, first: int, runs: int = 3) -> float:
-    """Best wall time of ``runs`` cron runs, each ingesting one new file into ``store``."""
+def _cron_runs(store: Path, inbox: Path, mode: str, first: int, runs: int = 3,
+               folder: bool = False) -> float:
+    """Best wall time of ``runs`` cron runs, each ingesting one new file of ``inbox`` into
+    ``store``: given that file, or (``folder``) the whole folder."""
     best = float("inf")
     for r in range(runs):
         path = _old_file(inbox / f"{mode}-{r}.jsonl", first + r)
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", LAUNCH, mode, "ingest", str(path),
-                               "--store", str(store)], cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", LAUNCH, mode, "ingest",
+                               str(inbox if folder else path), "--store", str(store)],
+                              cwd=ROOT, capture_output=True, text=True)
         best = min(best, time.perf_counter() - t)
         if proc.returncode or "stored 20 requests" not in proc.stdout:
             raise SystemExit(f"cron run failed: {proc.stdout} {proc.stderr[-2000:]}")
@@ -187,7 +195,8 @@ def main() -> None:
         ingest, compaction = templates(work)
         store = work / "store"
         t = time.perf_counter()
-        build(store, args.commits, ingest, compaction)
+        logs = work / "logs"
+        build(store, args.commits, ingest, compaction, logs)
         lake = Lake(store)
         with lake.writer_lock():
             checkpoint = lake._maybe_checkpoint()
@@ -211,6 +220,7 @@ def main() -> None:
         results["cron_on"] = _cron_runs(store, inbox, "on", first)
         results["cron_off"] = _cron_runs(store, inbox, "off", first + 10)
         results["cron_empty"] = _cron_runs(work / "empty-store", inbox, "on", first + 20)
+        results["cron_folder"] = _cron_runs(store, logs, "on", first + 40, folder=True)
         sample = _old_file(inbox / "sample.jsonl", first + 30)
         results["cron_duckdb"] = _best([sys.executable, "-c", DUCKDB_CONVERT, str(sample),
                                         str(work / "sample.parquet")])[0]
@@ -219,7 +229,7 @@ def main() -> None:
     for name, r in (("checkpoint", on), ("one file per commit", off), ("DuckDB", duck)):
         print(f"read {total:,} commits ({name}): {r[0]:.2f} s in the process, {r[1]:.2f} s "
               "with its start")
-    for key in ("cron_on", "cron_off", "cron_empty", "cron_duckdb"):
+    for key in ("cron_on", "cron_off", "cron_empty", "cron_folder", "cron_duckdb"):
         print(f"{key}: {results[key]:.2f} s")
     if args.no_write:
         return
@@ -234,6 +244,8 @@ def main() -> None:
             (f"store of {total:,} commits, checkpoint", "cron_on"),
             (f"store of {total:,} commits, no checkpoint", "cron_off"),
             ("empty store", "cron_empty"),
+            (f"store of {total:,} commits, checkpoint, the run given the folder of the "
+             f"{args.commits:,} files read before and the new one", "cron_folder"),
             ("DuckDB `read_json` → Parquet of the same file, in a new process", "cron_duckdb")))
     body = f"""Command: `python -m bench.manifest_bench` · machine: {machine()} · \
 {datetime.now(UTC):%Y-%m-%d}
