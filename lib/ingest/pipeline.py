@@ -12,6 +12,7 @@ The public API is :func:`ingest_paths` and :func:`ingest_stream`; both return an
 
 from __future__ import annotations
 
+import errno
 import glob
 import io
 import logging
@@ -305,7 +306,12 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                         "this is the store itself: its files are not read as input")))
                     store_noted = True
                 continue
-            src = _file_source(p, readers)
+            try:
+                src = _file_source(p, readers)
+            except FileNotFoundError:  # deleted or rotated away since the folder was listed
+                report.files.append(FileReport(source=_text_name(str(p)), skipped=(
+                    "gone before it was read (deleted or moved since the folder was listed)")))
+                continue
             # (an empty file stays an error, as any empty input is: "empty file")
             if src.size == 0 and src.info.get(memo.HELD_BACK):
                 report.files.append(FileReport(source=src.name, skipped=(
@@ -358,8 +364,11 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             continue
         path = Path(raw).expanduser()
         if path.is_dir():
-            found = folder_files(path)
-            if not found:
+            unread: list[tuple[str, str]] = []
+            found = folder_files(path, unread)
+            for where, why in unread:
+                report.files.append(FileReport(source=_text_name(where), error=why))
+            if not found and not unread:
                 report.files.append(FileReport(source=str(path.resolve()),
                                                error="folder holds no files"))
             yield from files(found, resolved=True)
@@ -375,37 +384,50 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             report.files.append(FileReport(source=raw, error="no such file or folder"))
 
 
-def folder_files(root: Path) -> list[Path]:
+def folder_files(root: Path, unread: list[tuple[str, str]] | None = None) -> list[Path]:
     """The files under the folder ``root``, resolved, in the order of their paths: every file of
     ``root.rglob("*")`` that is no hidden file and in no hidden folder (a name starting with a
     dot), a symlink to a file included, no folder entered through a symlink (as rglob does).
+    What could not be read is added to ``unread`` as (path, reason): a folder that could not be
+    listed, a name whose kind could not be told (rglob raised on some, and passed over a folder
+    it may not read, without a word); a name gone meanwhile, a broken link or a link loop is no
+    file, as for rglob.
 
     A cron job may ingest a folder of a file a minute: at a month's 45,000 files, ``rglob`` with
     ``is_file`` and ``resolve`` per file took 1.7 s a run; one ``scandir`` per folder and one
-    ``realpath`` per folder (per file only for a symlink) take a tenth of that."""
+    ``realpath`` (for the root, and for each link to a file) take a tenth of that."""
     found: list[tuple[tuple[str, ...], Path]] = []
-    folders = [((), root)]
+    # A folder entered is never a link, so its real path is its parent's and its name.
+    folders = [((), root, Path(os.path.realpath(root)))]
     while folders:
-        parts, folder = folders.pop()
+        parts, folder, real = folders.pop()
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
-        except OSError:  # unreadable: skipped, as rglob skips it
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR) and unread is not None:  # not gone
+                unread.append((str(real), f"folder could not be listed: {_one_line(exc)}"))
             continue
-        real = Path(os.path.realpath(folder))
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    folders.append((parts + (entry.name,), Path(entry.path)))
+                    folders.append((parts + (entry.name,), Path(entry.path), real / entry.name))
                 elif entry.is_file():  # (through a symlink too)
                     found.append((parts + (entry.name,), Path(os.path.realpath(entry.path))
                                   if entry.is_symlink() else real / entry.name))
-            except OSError:
-                continue
+            except OSError as exc:
+                if exc.errno not in _GONE and unread is not None:
+                    unread.append((str(real / entry.name),
+                                   f"could not be looked at: {_one_line(exc)}"))
     found.sort(key=lambda f: f[0])  # as Paths sort: part by part
     return [path for _, path in found]
+
+
+# Errors that say a name is no file to read (gone, a broken link, a loop, a link to too long a
+# name): pathlib's is_file is False for them, without a word.
+_GONE = {errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP, errno.ENAMETOOLONG}
 
 
 def _file_source(path: Path, readers: memo.Readers) -> Source:
