@@ -31,7 +31,13 @@ from lib.ingest import appended, live, memo
 from lib.ingest import formats as registry
 from lib.ingest.base import Chunk, Format, not_read_notes
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
-from lib.ingest.streams import HEAD_BYTES, FirstBytes, InputError, SourceStream
+from lib.ingest.streams import (
+    HEAD_BYTES,
+    ChangedWhileListed,
+    FirstBytes,
+    InputError,
+    SourceStream,
+)
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
@@ -344,16 +350,21 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
 
             try:
                 client = s3.client(endpoint)
+                listed = 0
                 for obj in s3.list_objects(raw, client=client):
+                    listed += 1
                     info = {"s3": {"uri": obj.uri, "etag": obj.etag}, **readers.info()}
                     why = memo.skip_reason(known().get(memo.source_key(info)), readers,
                                            "same ETag")
                     if why:
                         report.files.append(FileReport(source=obj.uri, skipped=why))
                         continue
-                    yield Source(name=obj.uri, filename=obj.key.rsplit("/", 1)[-1],
+                    yield Source(name=obj.uri, filename=obj.filename,
                                  open=(lambda o=obj, c=client: s3.open_object(o, client=c)),
                                  size=obj.size, info=info)
+                if not listed:
+                    report.files.append(FileReport(source=raw, error=s3.NO_OBJECTS + (
+                        s3.NO_GLOBS if glob.has_magic(raw) else "")))
             except Exception as exc:
                 report.files.append(FileReport(source=raw, error=_one_line(exc)))
             continue
@@ -465,10 +476,6 @@ def _continuation(path: Path, src: Source, reads: appended.ReadIndex, readers: m
     fmt = forced or detect_format(head, src.filename)
     return appended.continuation(path, src.info["file"]["ino"], src.size or 0, reads,
                                  readers.all, fmt, head)
-
-
-class ChangedWhileListed(Exception):
-    """A file changed between the run's look at it and its read: skipped, for the next run."""
 
 
 def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:

@@ -15,6 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from lib.ingest.streams import ChangedWhileListed
+
+NO_OBJECTS = "no objects under this prefix"
+NO_GLOBS = " (S3 matches keys by their literal prefix: *, ? and [ ] are not expanded)"
+
 
 @dataclass(frozen=True)
 class S3Object:
@@ -26,6 +31,11 @@ class S3Object:
     @property
     def uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def filename(self) -> str:
+        """The key's last part ("batch" for a key "logs/batch/" that holds bytes)."""
+        return self.key.rstrip("/").rsplit("/", 1)[-1]
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
@@ -47,17 +57,32 @@ def client(endpoint_url: str | None = None):
 
 
 def list_objects(uri: str, *, client) -> Iterator[S3Object]:
-    """Objects under the prefix, in key order (folders' marker objects and empty keys skipped)."""
+    """Objects under the prefix, in key order; folder markers (an empty object whose key ends in
+    "/", as consoles make them) skipped, a key ending in "/" that holds bytes kept."""
     bucket, prefix = parse_uri(uri)
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            if item["Key"].endswith("/"):
+            if item["Key"].endswith("/") and not int(item["Size"]):
                 continue
             yield S3Object(bucket, item["Key"], item["ETag"].strip('"'), int(item["Size"]))
 
 
 def open_object(obj: S3Object, *, client) -> BinaryIO:
     """A forward-only stream of the object's bytes, pinned to the listed ETag (IfMatch), so an
-    object replaced while we read it fails instead of mixing versions."""
-    return client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"]
+    object replaced while we read it fails instead of mixing versions. Raises
+    ChangedWhileListed when it was deleted or replaced since it was listed (a skip, not an
+    error: lifecycle rules and re-uploads are ordinary; the next run sees what is there)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return client.get_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')["Body"]
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "404"):
+            raise ChangedWhileListed("gone before it was read (deleted since this run listed "
+                                     "it)") from None
+        if code in ("PreconditionFailed", "412"):
+            raise ChangedWhileListed("it was replaced since this run listed it; the next run "
+                                     "reads the new version") from None
+        raise

@@ -41,6 +41,11 @@ class InputError(Exception):
     user, naming the problem; the pipeline adds the file name."""
 
 
+class ChangedWhileListed(Exception):
+    """A source changed (or went) between the run's listing and its read: skipped, saying so in
+    the message; the next run reads what is there then."""
+
+
 class _Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``raw``: puts back bytes read to sniff the magic."""
 

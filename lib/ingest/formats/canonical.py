@@ -41,6 +41,7 @@ from lib.ingest.json_structure import max_depth
 from lib.ingest.streams import (
     MAX_LINE_BYTES,
     UTF8_BOM,
+    InputError,
     LineBlock,
     line_blocks,
     text_start,
@@ -726,10 +727,15 @@ def _parse_parquet(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
     with tempfile.TemporaryFile(prefix="sightline-", suffix=".parquet") as spool:
         shutil.copyfileobj(stream, spool, 1 << 20)
         spool.seek(0)
-        pf = pq.ParquetFile(spool)
+        try:
+            pf = pq.ParquetFile(spool)
+        except (pa.ArrowInvalid, OSError) as exc:  # its bytes will not change: say so once
+            raise InputError(f"not a readable Parquet file: {type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                             ) from None
         name = table_for(pf.schema_arrow.names)
         if name is None:
-            raise ValueError(f"Parquet columns {pf.schema_arrow.names[:8]} name no canonical "
+            raise InputError(f"Parquet columns {pf.schema_arrow.names[:8]} name no canonical "
                              "table")
         row = 1
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
