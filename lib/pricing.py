@@ -1,8 +1,9 @@
 """The cost engine: USD cost of each request from genai-prices, with per-model overrides.
 
 Prices come from the ``genai-prices`` package's bundled snapshot (never its network updater),
-looked up by provider, model and the request's date. ``prices.yaml`` (beside the store root's
-parent, or ``$SIGHTLINE_PRICES``) overrides per model, for fine-tunes, self-hosted models and
+looked up by provider, model and the request's date (at noon UTC: a price that depends on the
+time of day, as deepseek's off-peak rates do, is taken at noon). ``$SIGHTLINE_PRICES``, else the
+repository's ``prices.yaml``, overrides per model, for fine-tunes, self-hosted models and
 negotiated rates, in USD per million tokens::
 
     models:
@@ -44,6 +45,7 @@ Speed: a genai-prices call costs ~150 µs, so prices are computed per distinct
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,31 +89,99 @@ class Override:
                 + cache_write * write_price + output * self.output_per_mtok) / MTOK
 
 
+OVERRIDE_FIELDS = ("provider", "model", "input_per_mtok", "output_per_mtok",
+                   "cached_input_per_mtok", "cache_write_per_mtok")
+
+
 def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | None, str], Override]:
-    """Read price overrides; a missing file means none. Raises ValueError on a malformed file."""
-    path = Path(path or os.environ.get("SIGHTLINE_PRICES") or DEFAULT_PRICES_FILE)
+    """Read price overrides: from ``path``, else ``$SIGHTLINE_PRICES``, else the repository's
+    prices.yaml. Only that default file may be missing (no overrides then): a file named and
+    not there is a typo that would reprice every overridden model. Keys are (provider, model) in
+    lower case without surrounding spaces (see :func:`override_for`). Raises ValueError, naming
+    the file, on anything but the documented shape: a YAML mapping with only ``models``, a list
+    of mappings with only OVERRIDE_FIELDS, a non-empty ``model``, finite prices >= 0, each
+    (provider, model) once."""
+    named = path or os.environ.get("SIGHTLINE_PRICES")
+    path = Path(named or DEFAULT_PRICES_FILE)
     if not path.exists():
+        if named:
+            raise ValueError(f"{path}: no such prices file")
         return {}
-    doc = yaml.safe_load(path.read_text()) or {}
-    out = {}
-    for i, item in enumerate(doc.get("models", []) or []):
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not a readable YAML file: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from None
+    doc = {} if doc is None else doc
+    unknown = sorted(map(str, set(doc) - {"models"})) if isinstance(doc, dict) else []
+    if not isinstance(doc, dict) or unknown:
+        raise ValueError(f"{path}: expected a mapping with one key, models (a list of price "
+                         "overrides)" + (f"; unknown key(s): {', '.join(unknown)}"
+                                         if unknown else ""))
+    items = doc.get("models") or []
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: models must be a list of price overrides")
+    out: dict[tuple[str | None, str], Override] = {}
+    for i, item in enumerate(items):
         try:
-            o = Override(
-                provider=item.get("provider"),
-                model=str(item["model"]),
-                input_per_mtok=float(item["input_per_mtok"]),
-                output_per_mtok=float(item["output_per_mtok"]),
-                cached_input_per_mtok=_opt_float(item.get("cached_input_per_mtok")),
-                cache_write_per_mtok=_opt_float(item.get("cache_write_per_mtok")),
-            )
+            o = _override(item)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: models[{i}] is not a valid price override: {exc}") from exc
-        out[(o.provider, o.model)] = o
+        key = _override_key(o.provider, o.model)
+        if key in out:
+            raise ValueError(f"{path}: models[{i}] prices {o.provider or 'any provider'} / "
+                             f"{o.model} again (it is listed twice)")
+        out[key] = o
     return out
 
 
-def _opt_float(v) -> float | None:
-    return None if v is None else float(v)
+def _override(item) -> Override:
+    if not isinstance(item, dict):
+        raise TypeError("expected a mapping of provider, model and prices")
+    unknown = set(item) - set(OVERRIDE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(str, sorted(unknown, key=str)))} "
+                         f"(known: {', '.join(OVERRIDE_FIELDS)})")
+    model = item["model"]
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a model name, not {model!r}")
+    provider = item.get("provider")
+    if provider is not None and (not isinstance(provider, str) or not provider.strip()):
+        raise ValueError(f"provider must be a provider name, not {provider!r}")
+    return Override(provider=provider.strip() if provider else None, model=model.strip(),
+                    input_per_mtok=_price(item, "input_per_mtok"),
+                    output_per_mtok=_price(item, "output_per_mtok"),
+                    cached_input_per_mtok=_price(item, "cached_input_per_mtok", optional=True),
+                    cache_write_per_mtok=_price(item, "cache_write_per_mtok", optional=True))
+
+
+def _price(item: dict, name: str, optional: bool = False) -> float | None:
+    """A price in USD per million tokens: a finite number >= 0 (not a YAML boolean)."""
+    if optional and item.get(name) is None:
+        return None
+    v = item[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a number of USD per million tokens, >= 0, not {v!r}")
+    return float(v)
+
+
+def _override_key(provider: str | None, model: str) -> tuple[str | None, str]:
+    return (provider.strip().lower() or None if provider else None, model.strip().lower())
+
+
+def override_for(overrides: dict, provider: str | None, model: str) -> Override | None:
+    """The override of (provider, model), else of (any provider, model), or None. Names match
+    as genai-prices matches them: without case ("OpenAI" / "GPT-4o" is openai / gpt-4o) and
+    without surrounding spaces. ``overrides`` as :func:`load_overrides` returns them (a dict
+    keyed otherwise is looked up by its keys as they are first)."""
+    if not overrides:
+        return None
+    o = overrides.get((provider, model)) or overrides.get((None, model))
+    if o:
+        return o
+    key = _override_key(provider, model)
+    return overrides.get(key) or overrides.get((None, key[1]))
 
 
 @lru_cache(maxsize=1_000)
@@ -335,8 +405,10 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
     request's attributes (or a context key, see :func:`context_key`); none: standard prices."""
     if not model:
         return None
+    if (cached_input_tokens or 0) + (cache_write_tokens or 0) > (input_tokens or 0):
+        return None  # counts that contradict each other (cached tokens are part of input)
     overrides = load_overrides() if overrides is None else overrides
-    o = overrides.get((provider, model)) or overrides.get((None, model))
+    o = override_for(overrides, provider, model)
     if o:
         return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
     day = ts.date() if isinstance(ts, datetime) else ts
@@ -359,8 +431,7 @@ def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tu
     """(USD per uncached input, cached input, cache-write and output token, input-token count
     below which the price is linear) for a model on a day in a context (a context key), or None
     when unpriced."""
-    overrides = dict(overrides_key)
-    o = overrides.get((provider, model)) or overrides.get((None, model))
+    o = override_for(dict(overrides_key), provider, model)
     if o:
         n = MTOK
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
@@ -418,10 +489,15 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     linear = (uncached * pl.col("p_input") + pl.col("cached_input_tokens") * pl.col("p_cached")
               + pl.col("cache_write_tokens") * pl.col("p_write")
               + pl.col("output_tokens") * pl.col("p_output"))
+    # Counts that contradict each other (cached tokens are part of input) have no price, as in
+    # request_cost; ingestion quarantines such rows, so only rows appended otherwise have them.
+    consistent = pl.col("cached_input_tokens") + pl.col("cache_write_tokens") \
+        <= pl.col("input_tokens")
     joined = joined.with_columns(
-        pl.when(pl.col("input_tokens") < pl.col("linear_below")).then(linear)
+        pl.when(consistent & (pl.col("input_tokens") < pl.col("linear_below"))).then(linear)
         .otherwise(None).alias("cost_usd"),
-        (pl.col("input_tokens") >= pl.col("linear_below")).fill_null(False).alias("_tiered"),
+        (consistent & (pl.col("input_tokens") >= pl.col("linear_below"))).fill_null(False)
+        .alias("_tiered"),
     )
     if joined["_tiered"].any():
         tiered = (joined.filter("_tiered").select(*_KEYS, *TOKEN_COLUMNS).unique())

@@ -116,6 +116,7 @@ def _duplicate_key_rows() -> list[str]:
 @pytest.mark.parametrize("mode", ["fast", "exact-sql", "exact-arrow"])
 def test_reprice_changes_nothing_after_an_ingest_of_a_key_written_twice(
         tmp_path, monkeypatch, capsys, mode):
+    (tmp_path / "none.yaml").write_text("models: []\n")  # no overrides
     monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "none.yaml"))
     monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "1")
     monkeypatch.setenv("SIGHTLINE_INGEST_SQL", "0" if mode == "exact-arrow" else "1")
@@ -149,6 +150,7 @@ def test_attributes_only_duckdb_reads_price_alike_on_every_path(tmp_path, monkey
                                                                 mode):
     """Attributes given as JSON text with a trailing comma or NaN: the SQL paths store and price
     them as DuckDB reads them, and the Arrow path and reprice now read them the same way."""
+    (tmp_path / "none.yaml").write_text("models: []\n")  # no overrides
     monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "none.yaml"))
     monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "1")
     monkeypatch.setenv("SIGHTLINE_INGEST_SQL", "0" if mode == "exact-arrow" else "1")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 
+from lib import pricing
 from lib.commands.base import UsageError, print_json
 from lib.formatting import terminal_text
 from lib.ingest import formats as registry
@@ -49,11 +50,15 @@ def run(args) -> int:
     lake = open_lake(args.store)
     if args.dry_run:
         lake = lake.checking()
+    try:
+        overrides = pricing.load_overrides()  # a bad prices file is named before any reading
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
     try:
         report = ingest_paths(lake, args.paths, fmt=args.format, progress=bar,
                               mapping=args.mapping, s3_endpoint_url=args.s3_endpoint_url,
-                              compact_min_files=args.compact_min_files)
+                              compact_min_files=args.compact_min_files, overrides=overrides)
     except (ValueError, MappingError) as exc:
         known = ", ".join(f.name for f in registry.registered())
         listed = args.mapping or "known formats" in str(exc)

@@ -509,7 +509,8 @@ class Lake:
             return result
 
     def rewrite(self, name: str, replace: dict[str, pa.Table], *, kind: str, source: str,
-                info: dict | None = None, files: dict[str, list[str]] | None = None) -> Commit:
+                info: dict | None = None, files: dict[str, list[str]] | None = None
+                ) -> Commit | None:
         """Atomically replace live files of table ``name`` by new tables.
 
         ``replace`` maps a date partition (``YYYY-MM-DD``) to the table that replaces all of that
@@ -519,6 +520,8 @@ class Lake:
         a caller that read them without holding :meth:`writer_lock` cannot lose rows.
         A value may also be a callable returning the table (or None: leave that day as it is),
         called under the lock one day at a time, so a large rewrite holds one day in memory.
+        Returns the commit, or None when every day was left as it was (nothing is published:
+        a reprice from cron that changes nothing adds no commit for every process to read).
         """
         self._refuse_dry_run()
         commit_id = uuid.uuid4().hex
@@ -541,6 +544,8 @@ class Lake:
                 removed.extend(old)
                 table = schema.conform(table, schema.TABLES[name])
                 added.extend(self._write_files({name: table}, commit_id))
+            if not removed and not added:
+                return None
             commit = Commit(commit_id=commit_id, kind=kind, source=source, content_hash=None,
                             committed_at=_now_iso(), rows={name: sum(f["rows"] for f in added)},
                             added=added, removed=removed, info=info or {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib import pricing
 from lib.commands.ingest import render
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError, loads
@@ -66,6 +67,11 @@ def upload_section(engine: Engine) -> IngestReport | None:
         except MappingError as exc:
             st.error(str(exc))
             return None
+    try:
+        overrides = pricing.load_overrides()
+    except ValueError as exc:  # a prices file named by $SIGHTLINE_PRICES that is wrong
+        st.error(f"The price overrides cannot be read, so nothing was ingested: {exc}")
+        return None
     lake = engine.lake.checking() if check else engine.lake
     bar = st.progress(0.0, text="Starting…")
     combined = IngestReport(dry_run=lake.dry_run)
@@ -76,7 +82,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
                                               f"{p.rows_per_s:,.0f} rows/s")
         uf.seek(0)  # a file checked on an earlier run is read again from its start
         report = ingest_stream(lake, uf, uf.name, fmt=forced, progress=tick,
-                               source=f"upload:{uf.name}")
+                               source=f"upload:{uf.name}", overrides=overrides)
         combined.files.extend(report.files)
         combined.compaction = report.compaction or combined.compaction
     bar.progress(1.0, text="Done")
