@@ -136,6 +136,15 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
     return out
 
 
+def overrides_problem() -> str | None:
+    """Why the price overrides in effect cannot be read (load_overrides' message), or None."""
+    try:
+        load_overrides()
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _override(item) -> Override:
     if not isinstance(item, dict):
         raise TypeError("expected a mapping of provider, model and prices")

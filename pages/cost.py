@@ -4,7 +4,7 @@ and features, month to date against budgets, and what-if re-pricing on another m
 import polars as pl
 import streamlit as st
 
-from lib import drilldown, formatting
+from lib import drilldown, formatting, pricing
 from lib.analysis_charts import hbar, long_time_figure
 from lib.budgets import budgets_path, load_budgets
 from lib.metrics import cost, overview
@@ -20,6 +20,12 @@ f = ui_filters.current()
 st.title("Cost")
 st.caption(f.describe() + " · amounts in US dollars (cost engine: genai-prices + prices.yaml)")
 widgets.stop_if_no_requests(engine, "Cost is computed per request from its tokens.")
+price_problem = pricing.overrides_problem()
+if price_problem:
+    st.error(f"The price overrides cannot be read: {price_problem}. Cache savings, the token "
+             "mix and what-if need them. Fix the file (or $SIGHTLINE_PRICES), then run "
+             "`python -m lib reprice` if prices changed.")
+    st.stop()
 
 with st.spinner("Computing cost…"):
     tot = widgets.cached(cost.totals, engine, f)

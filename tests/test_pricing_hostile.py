@@ -658,3 +658,14 @@ def test_ingest_with_a_prices_file_that_cannot_be_read_stores_nothing_and_names_
         err = capsys.readouterr().err
         assert str(prices) in err and "formats:" not in err
         assert lake.commits() == []
+
+
+def test_demo_with_a_prices_file_that_cannot_be_read_writes_nothing(tmp_path, capsys,
+                                                                    monkeypatch):
+    """Demo costs are priced like ingested ones: ``demo`` with a wrong $SIGHTLINE_PRICES is a
+    usage error naming the file, and writes nothing."""
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "prices-typo.yaml"))
+    store = tmp_path / "store"
+    assert main(["demo", "--store", str(store), "--days", "1", "--requests-per-day", "10"]) == 2
+    assert "prices-typo.yaml: no such prices file" in capsys.readouterr().err
+    assert not (store / "_manifest").exists() or not list((store / "_manifest").glob("*.json"))

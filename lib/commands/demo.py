@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lib import demo
+from lib import demo, pricing
 from lib.commands.base import UsageError, parse_time, print_json
 from lib.store import open_lake
 
@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     if args.days <= 0 or args.requests_per_day <= 0:
         raise UsageError("--days and --requests-per-day must be positive")
+    problem = pricing.overrides_problem()  # demo costs are priced like ingested ones
+    if problem:
+        raise UsageError(problem)
     lake = open_lake(args.store)
     result = demo.write(lake, days=args.days, requests_per_day=args.requests_per_day,
                         seed=args.seed, end=parse_time(args.end))

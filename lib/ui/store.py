@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lib import demo
+from lib import demo, pricing
 from lib.store import Engine, Lake, store_root
 from lib.store.lake import removed_batches
 
@@ -43,6 +43,10 @@ def ensure_demo_data() -> None:
     eng = engine()
     lake = eng.lake
     if not demo_enabled() or lake.commits():
+        return
+    problem = pricing.overrides_problem()
+    if problem:  # demo costs are priced like ingested ones: not at the wrong prices
+        st.error(f"No demo data was generated: the price overrides cannot be read: {problem}")
         return
     lake.root.mkdir(parents=True, exist_ok=True)
     lock_path = Path(lake.root) / ".first-start.lock"

@@ -58,6 +58,15 @@ def test_cost_page(monkeypatch, demo_store):
     assert at.query_params["by"] in ("attr.region", ["attr.region"])
 
 
+def test_cost_page_names_a_prices_file_it_cannot_read(monkeypatch, demo_store, tmp_path):
+    """A wrong $SIGHTLINE_PRICES is said on the page, naming the file, not a traceback."""
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "prices-typo.yaml"))
+    at = run_page(monkeypatch, demo_store, "pages/cost.py", WEEK)
+    assert [e.value for e in at.error] and "prices-typo.yaml: no such prices file" in \
+        at.error[0].value
+    assert not at.metric  # nothing priced with the wrong prices
+
+
 def test_latency_page(monkeypatch, demo_store):
     at = run_page(monkeypatch, demo_store, "pages/latency.py",
                   {**WEEK, "objective": "1500", "by": "provider"})

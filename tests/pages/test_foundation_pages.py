@@ -96,6 +96,14 @@ def test_first_start_generates_demo_data(monkeypatch, tmp_path):
     assert (tmp_path / "fresh" / "_manifest").exists()
 
 
+def test_first_start_with_a_prices_file_it_cannot_read_says_so_and_writes_nothing(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "prices-typo.yaml"))
+    at = run_app(monkeypatch, tmp_path / "fresh", demo=True)
+    assert any("prices-typo.yaml: no such prices file" in e.value for e in at.error)
+    assert not list((tmp_path / "fresh").glob("_manifest/*.json"))
+
+
 def _count(text: str) -> float:
     mult = {"k": 1e3, "M": 1e6}.get(text[-1], 1)
     return float(text.rstrip("kM").replace(",", "")) * mult
