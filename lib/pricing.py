@@ -544,42 +544,127 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
     """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced).
 
     What the cached input tokens would have cost at the full input price minus what they cost:
-    ``cached_input_tokens × (input price − cached input price)`` at the model's base tier on the
-    request's day, in its price context (a batch request saves at batch prices). Needs provider,
-    model, ts and cached_input_tokens; the context as in :func:`price_frame`.
+    ``cached_input_tokens × (input price − cached input price)`` on the request's day, in its
+    price context (a batch request saves at batch prices). A row past its model's first price
+    tier (claude-sonnet-4-5 above 200k input tokens) is billed at the tier's prices, and saves at
+    them: its price with no cached tokens minus its price. Needs provider, model, ts and
+    cached_input_tokens (and input_tokens, cache_write_tokens, output_tokens to tell rows past a
+    tier; without input_tokens every row counts at the base tier); the context as in
+    :func:`price_frame`.
     """
     overrides = load_overrides() if overrides is None else overrides
     okey = _overrides_key(overrides)
+    mix = [pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS if c in df.columns]
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
-        pl.col("ts").dt.date().alias("day"),
-        pl.col("cached_input_tokens").fill_null(0).cast(pl.Int64),
+        pl.col("ts").dt.date().alias("day"), *mix,
     ).insert_column(3, _frame_context(df))
-    units = _units(keyed.select(_KEYS).unique(), okey).select(*_KEYS, "p_input", "p_cached")
+    units = _units(keyed.select(_KEYS).unique(), okey).select(*_KEYS, "p_input", "p_cached",
+                                                            "linear_below")
     joined = keyed.join(units, on=_KEYS, how="left", nulls_equal=True, maintain_order="left")
-    return joined.select(
-        (pl.col("cached_input_tokens") * (pl.col("p_input") - pl.col("p_cached")))
-        .alias("cache_savings_usd"))["cache_savings_usd"]
+    linear = pl.col("cached_input_tokens") * (pl.col("p_input") - pl.col("p_cached"))
+    if "input_tokens" not in joined.columns:
+        return joined.select(linear.alias("cache_savings_usd"))["cache_savings_usd"]
+    joined = joined.with_columns(
+        *[pl.lit(0, pl.Int64).alias(c) for c in TOKEN_COLUMNS if c not in joined.columns])
+    past = ((pl.col("input_tokens") >= pl.col("linear_below"))
+            & (pl.col("cached_input_tokens") > 0)).fill_null(False)
+    joined = joined.with_columns(linear.alias("cache_savings_usd"), past.alias("_past"))
+    if joined["_past"].any():
+        mixes = joined.filter("_past").select(*_KEYS, *TOKEN_COLUMNS).unique()
+        exact = [_past_tier_saving(p, m, d, c, *tokens, overrides=overrides)
+                 for p, m, d, c, *tokens in mixes.iter_rows()]
+        mixes = mixes.with_columns(pl.Series("_exact", exact, dtype=pl.Float64))
+        joined = joined.join(mixes, on=[*_KEYS, *TOKEN_COLUMNS], how="left", nulls_equal=True,
+                             maintain_order="left").with_columns(
+            pl.when("_past").then(pl.col("_exact")).otherwise(pl.col("cache_savings_usd"))
+            .alias("cache_savings_usd"))
+    return joined["cache_savings_usd"]
+
+
+def _past_tier_saving(provider, model, day, context, input_tokens, cached, cache_write, output,
+                      overrides) -> float | None:
+    """USD saved by one call's cached tokens when it is priced past a tier: its price with none
+    of its input cached minus its price (None: unpriced, or counts that contradict each other)."""
+    full = request_cost(provider, model, day, input_tokens, 0, cache_write, output, overrides,
+                        context)
+    made = request_cost(provider, model, day, input_tokens, cached, cache_write, output,
+                        overrides, context)
+    return None if full is None or made is None else full - made
 
 
 def request_cache_savings(provider: str | None, model: str | None, ts: datetime | date,
                           cached_input_tokens: int, overrides: dict | None = None,
-                          context: Mapping[str, Any] | str | None = None) -> float | None:
+                          context: Mapping[str, Any] | str | None = None, *,
+                          input_tokens: int | None = None, cache_write_tokens: int = 0,
+                          output_tokens: int = 0) -> float | None:
     """USD saved on one call by its cached input tokens (full input price minus cached price),
-    or None when the model has no known price."""
+    or None when the model has no known price. Given the call's ``input_tokens``, a call past its
+    model's first price tier saves at the tier's prices (its price with no cached tokens minus
+    its price); without them, at the base tier's."""
     if not model:
         return None
     day = ts.date() if isinstance(ts, datetime) else ts
+    if input_tokens is not None and cached_input_tokens:
+        overrides = load_overrides() if overrides is None else overrides
+        terms = _linear_terms(provider, model, day, _overrides_key(overrides),
+                              context_key(context))
+        if terms is not None and input_tokens >= terms[4]:
+            return _past_tier_saving(provider, model, day, context_key(context), input_tokens,
+                                     cached_input_tokens, cache_write_tokens, output_tokens,
+                                     overrides)
     units = unit_prices(provider, model, day, overrides, context)
     if units is None:
         return None
     return cached_input_tokens * (units["input"] - units["cached_input"])
 
 
+def past_tier_savings(engine, where: str, params: dict, keys, overrides: dict | None = None
+                      ) -> float:
+    """USD to add to cache savings counted at base-tier prices (cached tokens × (input −
+    cached input price) per (provider, model, day, context key)) so that the requests past their
+    model's first price tier count at the tier's prices: over the requests matching ``where``
+    (SQL over ``requests``, with ``params``) that have cached tokens and are past a tier, their
+    price with no cached tokens minus their price, minus their base-tier savings. ``keys``: the
+    (provider, model, day, context key) of the requests with cached tokens. Only models with
+    tiers are looked at, and only their requests past the tier are read, one per distinct token
+    mix."""
+    overrides = load_overrides() if overrides is None else overrides
+    okey = _overrides_key(overrides)
+    tiers = {}
+    for p, m, d, c in keys:
+        terms = _linear_terms(p, m, d, okey, c or "") if m else None
+        if terms is not None and math.isfinite(terms[4]):
+            tiers[(p, m, d, c or "")] = terms
+    if not tiers:
+        return 0.0
+    values = ", ".join(
+        f"({'NULL' if p is None else _sql_lit(p)}, {_sql_lit(m)}, DATE '{d.isoformat()}', "
+        f"{_sql_lit(c)}, {int(t[4])})" for (p, m, d, c), t in tiers.items())
+    ctx = context_sql("CAST(r.attributes AS VARCHAR)")
+    rows = engine.query(
+        f"SELECT r.provider, r.model, CAST(r.ts AS DATE) AS day, {ctx} AS ctx, "
+        "coalesce(r.input_tokens, 0) AS i, r.cached_input_tokens AS c, "
+        "coalesce(r.cache_write_tokens, 0) AS w, coalesce(r.output_tokens, 0) AS o, "
+        f"count(*) AS n FROM (SELECT * FROM requests WHERE {where} "
+        "AND coalesce(cached_input_tokens, 0) > 0) r "
+        f"JOIN (VALUES {values}) t(tp, tm, td, tc, lb) ON t.tp IS NOT DISTINCT FROM r.provider "
+        f"AND t.tm = r.model AND t.td = CAST(r.ts AS DATE) AND t.tc = {ctx} "
+        "WHERE coalesce(r.input_tokens, 0) >= t.lb GROUP BY ALL", params)
+    correction = 0.0
+    for p, m, d, c, i, cached, w, o, n in rows.iter_rows():
+        exact = _past_tier_saving(p, m, d, c, i, cached, w, o, overrides)
+        terms = tiers[(p, m, d, c)]
+        if exact is not None:
+            correction += n * (exact - cached * (terms[0] - terms[1]))
+    return correction
+
+
 def cache_savings_sql(engine, filters=None) -> float | None:
     """Total cache savings in USD over the requests matching ``filters`` (a lib.filters.Filters),
     or None when no priced request has cached tokens. Aggregates in SQL per (provider, model,
-    day, price context) so only the distinct models are priced in Python."""
+    day, price context) so only the distinct models are priced in Python, then counts the
+    requests past a price tier at the tier's prices (:func:`past_tier_savings`)."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
     per = engine.query(
         f"SELECT provider, model, CAST(ts AS DATE) AS day, "
@@ -592,7 +677,10 @@ def cache_savings_sql(engine, filters=None) -> float | None:
     frame = per.with_columns(pl.col("day").cast(pl.Datetime("us", "UTC")).alias("ts"),
                              pl.col("cached").alias("cached_input_tokens"))
     savings = cache_savings_frame(frame)
-    return None if savings.null_count() == len(savings) else float(savings.sum())
+    if savings.null_count() == len(savings):
+        return None
+    return float(savings.sum()) + past_tier_savings(
+        engine, where, params, per.select("provider", "model", "day", CONTEXT_COLUMN).rows())
 
 
 def unpriced_models(engine, filters=None) -> pl.DataFrame:

@@ -6,10 +6,9 @@ and writes included), or a number worked by hand from a prices.yaml written here
 Sightline's own output.
 
 The first group failed on the code the review was written against (found in review, fixed since:
-each docstring says what is expected); the others passed, kept as regression tests. Two more
-findings are known gaps, not tests here: prices that depend on the time of day (deepseek's
-off-peak half price) are taken at noon of the request's day, and cache savings past a price tier
-are counted at the base tier's prices.
+each docstring says what is expected); the others passed, kept as regression tests. One more
+finding is a known gap, not a test here: prices that depend on the time of day (deepseek's
+off-peak half price) are taken at noon of the request's day.
 """
 
 from __future__ import annotations
@@ -30,10 +29,13 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from lib.cli import main
+from lib.filters import Filters
 from lib.ingest.pipeline import ingest_paths
+from lib.metrics import cost
 from lib.pricing import (
     Override,
     cache_savings_frame,
+    cache_savings_sql,
     load_overrides,
     price_frame,
     price_table,
@@ -212,6 +214,43 @@ def test_override_names_are_trimmed(tmp_path):
         """))
     assert request_cost("openai", "gpt-4o", T0, 1000, 0, 0, 500, overrides=overrides) == \
         pytest.approx((1000 * 1.0 + 500 * 4.0) / MTOK)
+
+
+# -- cache savings -------------------------------------------------------------------------------
+
+def test_cache_savings_past_a_price_tier_are_at_the_tier_prices(lake, engine):
+    """Found in review, fixed. Cache savings are "what the cached tokens would have cost at the
+    full input price, minus what they cost" for that request. Past a price tier (claude-sonnet-4-5
+    above 200k input tokens: $6 / $0.60 per M instead of $3 / $0.30) the request is billed at the
+    tier's prices, so its savings are too: genai-prices' price of the same call with no cached
+    tokens minus its price as made, here $1.35, not the base tier's $0.675 (what was counted).
+    Per request, per frame row, and in both totals (the Cost page's and cache_savings_sql),
+    beside a request below the tier, which saves at the base tier's prices."""
+    ts = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    inp, cached, out = 300_000, 250_000, 1_000
+    want = (_gp("anthropic", "claude-sonnet-4-5", ts, inp, 0, 0, out)
+            - _gp("anthropic", "claude-sonnet-4-5", ts, inp, cached, 0, out))
+    below = (_gp("anthropic", "claude-sonnet-4-5", ts, 20_000, 0, 0, out)
+             - _gp("anthropic", "claude-sonnet-4-5", ts, 20_000, 10_000, 0, out))
+    assert want == pytest.approx(1.35) and below == pytest.approx(10_000 * (3 - 0.3) / 1e6)
+    rows = [{"provider": "anthropic", "model": "claude-sonnet-4-5", "ts": ts,
+             "input_tokens": inp, "cached_input_tokens": cached, "cache_write_tokens": 0,
+             "output_tokens": out},
+            {"provider": "anthropic", "model": "claude-sonnet-4-5", "ts": ts,
+             "input_tokens": 20_000, "cached_input_tokens": 10_000, "cache_write_tokens": 0,
+             "output_tokens": out}]
+    assert cache_savings_frame(_frame(rows), overrides={}).to_list() == \
+        pytest.approx([want, below])
+    assert request_cache_savings("anthropic", "claude-sonnet-4-5", ts, cached, {},
+                                 input_tokens=inp, output_tokens=out) == pytest.approx(want)
+    lake.append({"requests": requests_table([make_request(
+        i, ts=ts, provider="anthropic", model="claude-sonnet-4-5", input_tokens=r["input_tokens"],
+        cached_input_tokens=r["cached_input_tokens"], output_tokens=out, cost_usd=None)
+        for i, r in enumerate(rows * 2)])}, source="t")  # each twice: one token mix, two rows
+    engine.refresh(force=True)
+    assert cache_savings_sql(engine) == pytest.approx(2 * (want + below))
+    f = Filters.between(ts - timedelta(hours=1), ts + timedelta(hours=1))
+    assert cost.cache_savings(engine, f) == pytest.approx(2 * (want + below))
 
 
 # -- inconsistent token counts -------------------------------------------------------------------

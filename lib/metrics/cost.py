@@ -191,9 +191,9 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
 
 def cache_savings(engine: Engine, filters: Filters) -> float | None:
     """USD saved by cached input tokens: what they would have cost at the full input price minus
-    what they cost (design §5), at each model's base-tier prices on the day; None when no priced
-    request has cached tokens. Same definition as lib.pricing.cache_savings_sql, with the unit
-    prices memoized."""
+    what they cost (design §5), at each model's prices on the day (a request past a price tier at
+    the tier's); None when no priced request has cached tokens. Same definition as
+    lib.pricing.cache_savings_sql, with the unit prices memoized."""
     per = _tokens_by_model_day(engine, filters).filter(pl.col("cached_input") > 0).select(
         "provider", "model", "day", "price_context", "cached_input")
     total, priced = 0.0, False
@@ -202,7 +202,12 @@ def cache_savings(engine: Engine, filters: Filters) -> float | None:
         if units:
             total += c * (units["input"] - units["cached_input"])
             priced = True
-    return total if priced else None
+    if not priced:
+        return None
+    # requests past a price tier save at the tier's prices
+    where, params = filters.where("requests")
+    return total + pricing.past_tier_savings(
+        engine, where, params, per.select("provider", "model", "day", "price_context").rows())
 
 
 def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.DataFrame:
