@@ -296,14 +296,16 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
         return earlier
 
     store = str(lake.root.resolve())
+    inside_store = store.rstrip(os.sep) + os.sep
     store_noted = False
 
     def files(found: Iterable[Path], resolved: bool = False) -> Iterator[Source]:
         nonlocal store_noted
         for p in found:
             p = p if resolved else p.resolve()
+            name = str(p)
             # (as Path.is_relative_to on resolved paths, without its cost on 45,000 files)
-            if str(p) == store or str(p).startswith(store.rstrip(os.sep) + os.sep):
+            if name == store or name.startswith(inside_store):
                 # The store's own files (a folder of logs that holds the store, as data/ holds
                 # data/store/): reading them would re-read its rows, and every run would add
                 # manifest entries for the next run to try.

@@ -158,6 +158,7 @@ class Lake:
         self._sorted: tuple[frozenset, list[Commit]] | None = None
         self._live_hashes: tuple | None = None  # has_content's index of the commits
         self._live_files: tuple | None = None  # snapshot's live files of the commits
+        self._version: tuple | None = None  # version()'s token of the commits
         # The writer lock is re-entrant within a process (compaction reads and rewrites under one
         # lock; a BatchWriter holds it from begin to commit), so it is counted per Lake object.
         self._lock_guard = threading.RLock()
@@ -171,11 +172,18 @@ class Lake:
 
     def version(self) -> str:
         """A cheap token that changes whenever a commit lands (the sorted manifest names)."""
-        try:
-            names = sorted(n for n in os.listdir(self.manifest_dir) if n.endswith(".json"))
-        except FileNotFoundError:
+        return self._version_of(self._commit_state())
+
+    def _version_of(self, state: tuple[frozenset, list[Commit]]) -> str:
+        """The version token of a :meth:`_commit_state`, made once per state."""
+        if state is _NO_COMMITS:
             return "empty"
-        return f"{len(names)}:{content_hash_of(','.join(names))[:16]}"
+        cached = self._version
+        if cached is None or cached[0] is not state:
+            names = sorted(state[0])
+            cached = self._version = (state,
+                                      f"{len(names)}:{content_hash_of(','.join(names))[:16]}")
+        return cached[1]
 
     def commits(self) -> list[Commit]:
         """Every commit in the manifest, oldest first; unreadable entries are skipped (problems)."""
@@ -295,8 +303,8 @@ class Lake:
             return None
 
     def snapshot(self) -> Snapshot:
-        version = self.version()
-        state = self._commit_state()
+        state = self._commit_state()  # one listing: the version is that of these commits
+        version = self._version_of(state)
         cached = self._live_files
         if cached is None or cached[0] is not state:
             removed = {p for c in state[1] for p in c.removed}
