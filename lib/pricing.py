@@ -1,8 +1,8 @@
 """The cost engine: USD cost of each request from genai-prices, with per-model overrides.
 
 Prices come from the ``genai-prices`` package's bundled snapshot (never its network updater),
-looked up by provider, model and the request's date (at noon UTC: a price that depends on the
-time of day, as deepseek's off-peak rates do, is taken at noon). ``$SIGHTLINE_PRICES``, else the
+looked up by provider, model and the request's time (see "Price periods" below).
+``$SIGHTLINE_PRICES``, else the
 repository's ``prices.yaml``, overrides per model, for fine-tunes, self-hosted models and
 negotiated rates, in USD per million tokens::
 
@@ -38,8 +38,17 @@ apply whatever the context. Internally a context is a *key*, text such as
 ``"processing=batch;service_tier=flex"`` (``""``: none), built only from the values some variant
 declares, so unknown values never split the groups priced below.
 
+Price periods: most prices change only from one day to another (a new price from a start
+date), but some depend on the time of day: deepseek-v4-pro costs twice as much from 01:00 to
+04:00 and from 06:00 to 10:00 UTC, deepseek-chat half as much from 16:30 to 00:30. A request's
+*period* is the start of the interval of its UTC day, between consecutive times of day at which
+any catalogue price starts or stops (PERIOD_BOUNDS: 00:30, 01:00, 04:00, 06:00, 10:00, 16:30 in
+the bundled snapshot), in which it was made; every price is constant within a period. A model
+whose prices do not depend on the time of day is priced at noon UTC of the day, so its periods
+of a day share one genai-prices lookup.
+
 Speed: a genai-prices call costs ~150 µs, so prices are computed per distinct
-(provider, model, day, context, token mix) and joined back, never once per row.
+(provider, model, period, context, token mix) and joined back, never once per row.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -61,6 +70,7 @@ import pyarrow.compute as pc
 import yaml
 from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+from genai_prices.types import TimeOfDateConstraint
 
 from lib.schema import sql_literal as _sql_lit
 
@@ -203,6 +213,97 @@ def catalog_provider(provider: str | None) -> str | None:
         return None
     known = find_provider_by_id(get_snapshot().providers, provider)
     return provider if known is not None else None
+
+
+# -- Price periods (prices that depend on the time of day) --------------------------------------
+
+DAY_US = 86_400_000_000  # microseconds in a day
+
+
+def _time_constraints(model) -> list:
+    """The time-of-day constraints of a genai-prices model, on its prices or price variants."""
+    found = [c.constraint for c in (model.prices if isinstance(model.prices, list) else ())]
+    found += [v.constraint for v in model.price_variants or ()]
+    return [c for c in found if isinstance(c, TimeOfDateConstraint)]
+
+
+def _us_of_day(value: time) -> int:
+    """Microseconds after midnight UTC of a time of day (a naive time is UTC, as genai-prices
+    reads it)."""
+    if value.tzinfo is not None:
+        value = datetime.combine(date(1970, 1, 1), value).astimezone(UTC).time()
+    return ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
+
+
+@lru_cache(maxsize=1)
+def period_bounds() -> tuple[int, ...]:
+    """The times of day (microseconds after midnight UTC, ascending, without 0) at which some
+    catalogue price starts or stops applying: the starts of a day's periods after the first."""
+    found = {_us_of_day(t) for provider in get_snapshot().providers
+             for model in provider.models for c in _time_constraints(model)
+             for t in (c.start_time, c.end_time)}
+    return tuple(sorted(found - {0}))
+
+
+@lru_cache(maxsize=10_000)
+def priced_by_time_of_day(provider: str | None, model: str | None) -> bool:
+    """Whether genai-prices' price of ``model`` (as it resolves it with ``provider``) depends on
+    the time of day."""
+    if not model:
+        return False
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, catalog_provider(provider),
+                                                     None)
+    except LookupError:
+        return False
+    return bool(_time_constraints(info))
+
+
+def period_of(ts: datetime) -> datetime:
+    """The start of the price period holding ``ts`` (see the module's docstring), naive UTC; a
+    naive ``ts`` is UTC."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(UTC).replace(tzinfo=None)
+    midnight = datetime.combine(ts.date(), time())
+    us = (ts - midnight) // timedelta(microseconds=1)
+    start = max((b for b in period_bounds() if b <= us), default=0)
+    return midnight + timedelta(microseconds=start)
+
+
+def price_moment(provider: str | None, model: str | None, when: date | datetime) -> datetime:
+    """The instant genai-prices is asked the price of a call made at ``when``: the start of its
+    period for a model priced by the time of day, else noon UTC of its day (one lookup per day).
+    A ``date`` alone stands for its noon."""
+    if not isinstance(when, datetime):
+        return datetime.combine(when, time(12), tzinfo=UTC)
+    start = period_of(when)
+    if not priced_by_time_of_day(provider, model):
+        start = datetime.combine(start.date(), time(12))
+    return start.replace(tzinfo=UTC)
+
+
+def period_sql(ts: str, by_time: bool = True) -> str:
+    """DuckDB: the start of the price period of the TIMESTAMP or TIMESTAMPTZ ``ts`` as a naive
+    UTC TIMESTAMP (:func:`period_of`); ``by_time`` False: of its UTC day (midnight), for rows of
+    models none of which is priced by the time of day. Epoch arithmetic, so the session's time
+    zone does not matter."""
+    t = f"epoch_us({ts})"
+    tod = f"(({t} % {DAY_US} + {DAY_US}) % {DAY_US})"
+    bounds = period_bounds() if by_time else ()
+    if not bounds:
+        return f"make_timestamp({t} - {tod})"
+    start = " ".join(f"WHEN {tod} >= {b} THEN {b}" for b in reversed(bounds))
+    return f"make_timestamp({t} - {tod} + CASE {start} ELSE 0 END)"
+
+
+def period_expr(ts: pl.Expr) -> pl.Expr:
+    """Polars: :func:`period_sql` of a Datetime expression (naive is UTC), as naive Datetime."""
+    t = ts.dt.epoch("us")
+    tod = (t % DAY_US + DAY_US) % DAY_US
+    start = pl.lit(0, pl.Int64)
+    for b in period_bounds():
+        start = pl.when(tod >= b).then(pl.lit(b, pl.Int64)).otherwise(start)
+    return pl.from_epoch(t - tod + start, time_unit="us")
 
 
 # -- Price context ---------------------------------------------------------------------------------
@@ -391,9 +492,9 @@ def _frame_context(df: pl.DataFrame) -> pl.Series:
 # -- Costs ----------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=200_000)
-def _catalog_cost(provider: str | None, model: str, day: date, input_tokens: int, cached: int,
-                  cache_write: int, output: int, context: str = "") -> float | None:
-    when = datetime.combine(day, time(12), tzinfo=UTC)
+def _catalog_cost(provider: str | None, model: str, when: datetime, input_tokens: int,
+                  cached: int, cache_write: int, output: int, context: str = "") -> float | None:
+    """USD of one call at the instant ``when`` (a :func:`price_moment`), or None if unpriced."""
     try:
         calc = calc_price(
             Usage(input_tokens=input_tokens, cache_read_tokens=cached,
@@ -410,8 +511,9 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
                  cached_input_tokens: int = 0, cache_write_tokens: int = 0, output_tokens: int = 0,
                  overrides: dict | None = None,
                  context: Mapping[str, Any] | str | None = None) -> float | None:
-    """USD cost of one call, or None when the model has no known price. ``context``: the
-    request's attributes (or a context key, see :func:`context_key`); none: standard prices."""
+    """USD cost of one call made at ``ts`` (a ``date``: at its noon UTC), or None when the model
+    has no known price. ``context``: the request's attributes (or a context key, see
+    :func:`context_key`); none: standard prices."""
     if not model:
         return None
     if (cached_input_tokens or 0) + (cache_write_tokens or 0) > (input_tokens or 0):
@@ -420,32 +522,37 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
     o = override_for(overrides, provider, model)
     if o:
         return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
-    day = ts.date() if isinstance(ts, datetime) else ts
-    return _catalog_cost(provider, model, day, int(input_tokens), int(cached_input_tokens),
-                         int(cache_write_tokens), int(output_tokens), context_key(context))
+    return _catalog_cost(provider, model, price_moment(provider, model, ts), int(input_tokens),
+                         int(cached_input_tokens), int(cache_write_tokens), int(output_tokens),
+                         context_key(context))
 
 
 TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"]
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below"]
-_KEYS = ["provider", "model", "day", "ctx"]  # what prices are looked up by
+_KEYS = ["provider", "model", "price_period", "ctx"]  # what prices are looked up by
 
 
 def _overrides_key(overrides: dict) -> tuple:
     return tuple(sorted(overrides.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])))
 
 
-@lru_cache(maxsize=10_000)
-def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tuple,
+def _linear_terms(provider: str | None, model: str, at: date | datetime, overrides_key: tuple,
                   context: str = "") -> tuple[float, float, float, float, float] | None:
     """(USD per uncached input, cached input, cache-write and output token, input-token count
-    below which the price is linear) for a model on a day in a context (a context key), or None
-    when unpriced."""
+    below which the price is linear) for a model at ``at`` (a period's start; a date: its noon)
+    in a context (a context key), or None when unpriced."""
+    return _linear_terms_at(provider, model, price_moment(provider, model, at), overrides_key,
+                            context)
+
+
+@lru_cache(maxsize=10_000)
+def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides_key: tuple,
+                     context: str) -> tuple[float, float, float, float, float] | None:
     o = override_for(dict(overrides_key), provider, model)
     if o:
         n = MTOK
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
                 o.cost(0, 0, 0, n) / n, float("inf"))
-    when = datetime.combine(day, time(12), tzinfo=UTC)
     try:
         calc = calc_price(Usage(input_tokens=0), model, provider_id=catalog_provider(provider),
                           genai_request_timestamp=when, price_context=_price_context(context))
@@ -459,14 +566,14 @@ def _linear_terms(provider: str | None, model: str, day: date, overrides_key: tu
     n = 1000
 
     def cost(**kw):
-        return _catalog_cost(provider, model, day, kw.get("i", 0), kw.get("c", 0),
+        return _catalog_cost(provider, model, when, kw.get("i", 0), kw.get("c", 0),
                              kw.get("w", 0), kw.get("o", 0), context) / n
 
     return (cost(i=n), cost(i=n, c=n), cost(i=n, w=n), cost(o=n), linear_below)
 
 
 def _units(keys: pl.DataFrame, okey: tuple) -> pl.DataFrame:
-    """``keys`` (distinct provider, model, day, ctx) with their linear unit prices."""
+    """``keys`` (distinct provider, model, at, ctx) with their linear unit prices."""
     terms = [(_linear_terms(p, m, d, okey, c) if m else None) or (None,) * 5
              for p, m, d, c in keys.select(_KEYS).iter_rows()]
     return keys.with_columns(
@@ -482,13 +589,14 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     comes from a ``price_context`` column (context keys) or else ``attributes`` (JSON text), if
     the frame has one. Prices are linear per (provider, model, day, context) below a model's
     first price tier, so most rows are priced by a vectorized join; rows past a tier are priced
-    one distinct token mix at a time.
+    one distinct token mix at a time. Each row is priced in its period (a time of day where the
+    price depends on it).
     """
     overrides = load_overrides() if overrides is None else overrides
     okey = _overrides_key(overrides)
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
-        pl.col("ts").dt.date().alias("day"),
+        period_expr(pl.col("ts")).alias("price_period"),
         *[pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS],
     ).insert_column(3, _frame_context(df))
     units = _units(keyed.select(_KEYS).unique(), okey)
@@ -519,11 +627,13 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     return joined["cost_usd"]
 
 
-def unit_prices(provider: str | None, model: str, day: date, overrides: dict | None = None,
+def unit_prices(provider: str | None, model: str, day: date | datetime,
+                overrides: dict | None = None,
                 context: Mapping[str, Any] | str | None = None) -> dict[str, float] | None:
     """USD per token of each kind (uncached input, cached input, cache write, output) for a model
-    on a day at the base tier, in a price context (see :func:`context_key`; none: standard
-    prices), or None if unpriced. Used for what-if and cache savings."""
+    at ``day`` (a datetime: in its price period; a date: at its noon UTC) at the base tier, in a
+    price context (see :func:`context_key`; none: standard prices), or None if unpriced. Used
+    for what-if and cache savings."""
     context = context_key(context)
     base = request_cost(provider, model, day, 0, 0, 0, 0, overrides, context)
     if base is None:
@@ -544,7 +654,7 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
     """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced).
 
     What the cached input tokens would have cost at the full input price minus what they cost:
-    ``cached_input_tokens × (input price − cached input price)`` on the request's day, in its
+    ``cached_input_tokens × (input price − cached input price)`` in the request's period, in its
     price context (a batch request saves at batch prices). A row past its model's first price
     tier (claude-sonnet-4-5 above 200k input tokens) is billed at the tier's prices, and saves at
     them: its price with no cached tokens minus its price. Needs provider, model, ts and
@@ -557,7 +667,7 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
     mix = [pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS if c in df.columns]
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
-        pl.col("ts").dt.date().alias("day"), *mix,
+        period_expr(pl.col("ts")).alias("price_period"), *mix,
     ).insert_column(3, _frame_context(df))
     units = _units(keyed.select(_KEYS).unique(), okey).select(*_KEYS, "p_input", "p_cached",
                                                             "linear_below")
@@ -604,16 +714,15 @@ def request_cache_savings(provider: str | None, model: str | None, ts: datetime 
     its price); without them, at the base tier's."""
     if not model:
         return None
-    day = ts.date() if isinstance(ts, datetime) else ts
     if input_tokens is not None and cached_input_tokens:
         overrides = load_overrides() if overrides is None else overrides
-        terms = _linear_terms(provider, model, day, _overrides_key(overrides),
+        terms = _linear_terms(provider, model, ts, _overrides_key(overrides),
                               context_key(context))
         if terms is not None and input_tokens >= terms[4]:
-            return _past_tier_saving(provider, model, day, context_key(context), input_tokens,
+            return _past_tier_saving(provider, model, ts, context_key(context), input_tokens,
                                      cached_input_tokens, cache_write_tokens, output_tokens,
                                      overrides)
-    units = unit_prices(provider, model, day, overrides, context)
+    units = unit_prices(provider, model, ts, overrides, context)
     if units is None:
         return None
     return cached_input_tokens * (units["input"] - units["cached_input"])
@@ -622,11 +731,12 @@ def request_cache_savings(provider: str | None, model: str | None, ts: datetime 
 def past_tier_savings(engine, where: str, params: dict, keys, overrides: dict | None = None
                       ) -> float:
     """USD to add to cache savings counted at base-tier prices (cached tokens × (input −
-    cached input price) per (provider, model, day, context key)) so that the requests past their
+    cached input price) per (provider, model, period, context key)) so that the requests past their
     model's first price tier count at the tier's prices: over the requests matching ``where``
     (SQL over ``requests``, with ``params``) that have cached tokens and are past a tier, their
     price with no cached tokens minus their price, minus their base-tier savings. ``keys``: the
-    (provider, model, day, context key) of the requests with cached tokens. Only models with
+    (provider, model, period (:func:`period_sql`), context key) of the requests with cached
+    tokens. Only models with
     tiers are looked at, and only their requests past the tier are read, one per distinct token
     mix."""
     overrides = load_overrides() if overrides is None else overrides
@@ -639,17 +749,19 @@ def past_tier_savings(engine, where: str, params: dict, keys, overrides: dict | 
     if not tiers:
         return 0.0
     values = ", ".join(
-        f"({'NULL' if p is None else _sql_lit(p)}, {_sql_lit(m)}, DATE '{d.isoformat()}', "
+        f"({'NULL' if p is None else _sql_lit(p)}, {_sql_lit(m)}, "
+        f"TIMESTAMP '{d.isoformat(sep=' ')}', "
         f"{_sql_lit(c)}, {int(t[4])})" for (p, m, d, c), t in tiers.items())
     ctx = context_sql("CAST(r.attributes AS VARCHAR)")
+    at = period_sql("r.ts")
     rows = engine.query(
-        f"SELECT r.provider, r.model, CAST(r.ts AS DATE) AS day, {ctx} AS ctx, "
+        f"SELECT r.provider, r.model, {at} AS price_period, {ctx} AS ctx, "
         "coalesce(r.input_tokens, 0) AS i, r.cached_input_tokens AS c, "
         "coalesce(r.cache_write_tokens, 0) AS w, coalesce(r.output_tokens, 0) AS o, "
         f"count(*) AS n FROM (SELECT * FROM requests WHERE {where} "
         "AND coalesce(cached_input_tokens, 0) > 0) r "
         f"JOIN (VALUES {values}) t(tp, tm, td, tc, lb) ON t.tp IS NOT DISTINCT FROM r.provider "
-        f"AND t.tm = r.model AND t.td = CAST(r.ts AS DATE) AND t.tc = {ctx} "
+        f"AND t.tm = r.model AND t.td = {at} AND t.tc = {ctx} "
         "WHERE coalesce(r.input_tokens, 0) >= t.lb GROUP BY ALL", params)
     correction = 0.0
     for p, m, d, c, i, cached, w, o, n in rows.iter_rows():
@@ -663,24 +775,25 @@ def past_tier_savings(engine, where: str, params: dict, keys, overrides: dict | 
 def cache_savings_sql(engine, filters=None) -> float | None:
     """Total cache savings in USD over the requests matching ``filters`` (a lib.filters.Filters),
     or None when no priced request has cached tokens. Aggregates in SQL per (provider, model,
-    day, price context) so only the distinct models are priced in Python, then counts the
+    price period, price context) so only the distinct models are priced in Python, then counts the
     requests past a price tier at the tier's prices (:func:`past_tier_savings`)."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
     per = engine.query(
-        f"SELECT provider, model, CAST(ts AS DATE) AS day, "
+        f"SELECT provider, model, {period_sql('ts')} AS price_period, "
         f"{context_sql('attributes')} AS {CONTEXT_COLUMN}, "
         "sum(coalesce(cached_input_tokens, 0)) AS cached "
         f"FROM requests WHERE {where} AND coalesce(cached_input_tokens, 0) > 0 "
         "GROUP BY ALL", params)
     if per.is_empty():
         return None
-    frame = per.with_columns(pl.col("day").cast(pl.Datetime("us", "UTC")).alias("ts"),
+    frame = per.with_columns(pl.col("price_period").alias("ts"),
                              pl.col("cached").alias("cached_input_tokens"))
     savings = cache_savings_frame(frame)
     if savings.null_count() == len(savings):
         return None
     return float(savings.sum()) + past_tier_savings(
-        engine, where, params, per.select("provider", "model", "day", CONTEXT_COLUMN).rows())
+        engine, where, params,
+        per.select("provider", "model", "price_period", CONTEXT_COLUMN).rows())
 
 
 def unpriced_models(engine, filters=None) -> pl.DataFrame:
@@ -723,20 +836,24 @@ def price_table(table: pa.Table, overrides: dict | None = None) -> pa.Table:
 
 # -- In SQL: the DuckDB ingest paths price rows with tables of these prices -----------------------
 
-def sql_units_on(ctx: str) -> str:
+def sql_units_on(ctx: str, at: str | None = None) -> str:
     """The join condition of table ``units`` (alias ``u``) to a row ``p`` whose context key is
-    the SQL ``ctx`` (``context_sql("p.attributes")``, a column holding it, or ``''``)."""
+    the SQL ``ctx`` (``context_sql("p.attributes")``, a column holding it, or ``''``) and whose
+    price period is the SQL ``at`` (default ``period_sql("p.ts")``; the units' keys must have
+    been made with the same expression)."""
+    at = at or period_sql("p.ts")
     return ("u.provider IS NOT DISTINCT FROM p.provider AND u.model IS NOT DISTINCT FROM p.model "
-            f"AND u.day = CAST(p.ts AS DATE) AND u.ctx = {ctx}")
+            f"AND u.price_period = {at} AND u.ctx = {ctx}")
 
 
-def sql_price_joins(ctx: str) -> str:
+def sql_price_joins(ctx: str, at: str | None = None) -> str:
     """The joins giving rows ``p`` their unit prices ``u`` and, past a price tier, their exact
     cost ``x.cost`` (tables of :func:`sql_units` and :func:`sql_tiered`); the cost is
-    lib.ingest.pipeline.output_select's ``cost_usd``. ``ctx`` as in :func:`sql_units_on`."""
-    return (f" LEFT JOIN units u ON {sql_units_on(ctx)} "
+    lib.ingest.pipeline.output_select's ``cost_usd``. ``ctx`` and ``at`` as in
+    :func:`sql_units_on`."""
+    return (f" LEFT JOIN units u ON {sql_units_on(ctx, at)} "
             "LEFT JOIN tiered x ON x.provider IS NOT DISTINCT FROM p.provider "
-            "AND x.model IS NOT DISTINCT FROM p.model AND x.day = CAST(p.ts AS DATE) "
+            "AND x.model IS NOT DISTINCT FROM p.model AND x.price_period = u.price_period "
             f"AND x.ctx = {ctx} "
             "AND x.input_tokens = coalesce(p.input_tokens, 0) "
             "AND x.cached_input_tokens = p.cached_input_tokens "
@@ -745,18 +862,18 @@ def sql_price_joins(ctx: str) -> str:
 
 
 def sql_units(con, keys, overrides: dict) -> list:
-    """Register table ``units``: the linear unit prices of each (provider, model, day, context
-    key) in ``keys``; returns each one's ``linear_below`` (the input tokens where tiers start),
-    None where unpriced."""
+    """Register table ``units``: the linear unit prices of each (provider, model, period, context
+    key) in ``keys`` (a period as :func:`period_sql` gives it); returns each one's
+    ``linear_below`` (the input tokens where tiers start), None where unpriced."""
     okey = _overrides_key(overrides)
     keys = list(keys)
-    terms = [(_linear_terms(p, m, d, okey, c) if m else None) or (None,) * 5
-             for p, m, d, c in keys]
+    terms = [(_linear_terms(p, m, at, okey, c) if m else None) or (None,) * 5
+             for p, m, at, c in keys]
     columns = list(zip(*keys, strict=True)) if keys else [(), (), (), ()]
     con.register("units_arrow", pa.table({
         "provider": pa.array(columns[0], pa.string()),
         "model": pa.array(columns[1], pa.string()),
-        "day": pa.array(columns[2], pa.date32()),
+        "price_period": pa.array(columns[2], pa.timestamp("us")),
         "ctx": pa.array(columns[3], pa.string()),
         **{n: pa.array([t[i] for t in terms], pa.float64())
            for i, n in enumerate(_UNIT_COLUMNS)}}))
@@ -767,17 +884,19 @@ def sql_units(con, keys, overrides: dict) -> list:
 
 def sql_tiered(con, rows_past_tier: str | None, overrides: dict, params=None,
                ctx: str = "''") -> None:
-    """Register table ``tiered``: the exact cost of each distinct (provider, model, day, context,
-    token mix) of the rows ``FROM {rows_past_tier}`` (rows ``p`` past their model's first price
-    tier, with ``ctx`` their context key's SQL; None: no such rows)."""
+    """Register table ``tiered``: the exact cost of each distinct (provider, model, period,
+    context, token mix) of the rows ``FROM {rows_past_tier}`` (rows ``p`` joined to their
+    ``units`` row ``u``, past their model's first price tier, with ``ctx`` their context key's
+    SQL; None: no such rows)."""
     tiered = con.execute(
-        f"SELECT DISTINCT p.provider, p.model, CAST(p.ts AS DATE), {ctx}, "
+        f"SELECT DISTINCT p.provider, p.model, u.price_period, {ctx}, "
         f"coalesce(p.input_tokens, 0), p.cached_input_tokens, p.cache_write_tokens, "
         f"coalesce(p.output_tokens, 0) FROM {rows_past_tier}", params or {}
     ).fetchall() if rows_past_tier else []
-    con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, day DATE, "
-                "ctx VARCHAR, input_tokens BIGINT, cached_input_tokens BIGINT, "
-                "cache_write_tokens BIGINT, output_tokens BIGINT, cost DOUBLE)")
+    con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, "
+                "price_period TIMESTAMP, ctx VARCHAR, input_tokens BIGINT, "
+                "cached_input_tokens BIGINT, cache_write_tokens BIGINT, output_tokens BIGINT, "
+                "cost DOUBLE)")
     if tiered:
         con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             (*row, request_cost(row[0], row[1], row[2], *row[4:], overrides=overrides,

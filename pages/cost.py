@@ -87,8 +87,8 @@ st.dataframe(mix.drop("kind"), hide_index=True, width="stretch", column_config={
 widgets.downloads(mix, "token_mix", key="dl_mix")
 st.caption("Input tokens include cached ones and output tokens include reasoning ones "
            "(design §3); here each kind is counted once. Costs per kind use each model's "
-           "base-tier unit prices on the day, so they can differ slightly from the spend above "
-           "for very long prompts.")
+           "base-tier unit prices at the time of the call, so they can differ slightly from the "
+           "spend above for very long prompts.")
 
 # -- top customers and features -----------------------------------------------------------------
 left, right = st.columns(2)

@@ -7,8 +7,8 @@ Sightline's own output.
 
 The first group failed on the code the review was written against (found in review, fixed since:
 each docstring says what is expected); the others passed, kept as regression tests. One more
-finding is a known gap, not a test here: prices that depend on the time of day (deepseek's
-off-peak half price) are taken at noon of the request's day.
+finding, prices that depend on the time of day (deepseek's peak and off-peak rates), taken at
+noon of the request's day, is fixed since and tested in tests/test_pricing_time_of_day.py.
 """
 
 from __future__ import annotations

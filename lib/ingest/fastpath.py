@@ -309,7 +309,8 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
     try:
         # 2. One light pass over the lines as maps: the distinct key lists (so keys that are not
         #    canonical columns are seen), rows, the days, and for requests the distinct (provider,
-        #    model, day, price context) to price, with their largest input (for price tiers).
+        #    model, price period, price context) to price, with their largest input (for price
+        #    tiers).
         cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
         ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
         day = f"CAST({ts} AS DATE)"
@@ -322,10 +323,11 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
                                       {k: f"m[{_lit(k)}]" for k in pricing.CONTEXT_KEYS})
             groups = con.execute(
                 f"SELECT {cols['provider']}, {cols['model']}, {day} AS day, "
-                f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks, {ctx} AS ctx "
+                f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks, {ctx} AS ctx, "
+                f"{pricing.period_sql(ts)} AS price_period "
                 f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()
         else:
-            groups = [(None, None, *g[:1], None, *g[1:], "") for g in con.execute(
+            groups = [(None, None, *g[:1], None, *g[1:], "", None) for g in con.execute(
                 f"SELECT {day} AS day, count(*), map_keys(m) AS ks "
                 f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()]
         LAST["prepass_s"] = time.monotonic() - t0
@@ -333,9 +335,16 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
         days = {g[2] for g in groups}
         keys = set().union(*(g[5] for g in groups))
         extra = keys - set(schema.TABLES[name].names)
-        largest: dict = {}  # (provider, model, day, context key) -> largest input tokens
+        # (provider, model, period, context key) -> largest input tokens. Where no model of the
+        # file is priced by the time of day (most files), a period is a whole day: the main pass
+        # then joins on the cheaper day expression.
+        by_time = any(pricing.priced_by_time_of_day(g[0], g[1]) for g in groups
+                      if name == "requests")
+        largest: dict = {}
         for g in groups if name == "requests" else ():
-            k = (*g[:3], g[6])
+            at = g[7] if by_time or g[7] is None else g[7].replace(hour=0, minute=0, second=0,
+                                                                    microsecond=0)
+            k = (g[0], g[1], at, g[6])
             largest[k] = max(largest.get(k, g[3]), g[3])
         tick(rows)  # read and checked for extra keys
         # Columns no line has are null constants: nothing to read, type or check.
@@ -346,26 +355,28 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
                   "batch": batch.batch_id, "ingested_at": batch.ingested_at}
         joins, source, priced = "", f"({checked})", ""
         if name == "requests":
-            # Prices per (provider, model, day, context key). A file none of whose rows has a
+            # Prices per (provider, model, period, context key). A file none of whose rows has a
             # context (most) joins on the constant ''; else each row's key is read once from its
-            # checked attributes (the same SQL as the exact path), and a row whose key the
-            # pre-pass did not see stops the fast path rather than going unpriced.
+            # checked attributes (the same SQL as the exact path). A row whose key the pre-pass
+            # did not see stops the fast path rather than going unpriced.
             models = list(largest)
             ctx = "''"
+            at = pricing.period_sql("p.ts", by_time)
             if any(m[3] for m in models):
                 source = (f"(SELECT *, {pricing.context_sql('attributes')} AS _price_ctx "
                           f"FROM ({checked}))")
                 ctx = "p._price_ctx"
-                priced = (" AND CASE WHEN u.day IS NULL AND p._reason IS NULL THEN "
-                          "error('a price key differs from the pre-pass') END IS NULL")
+            if ctx != "''" or by_time:
+                priced = (" AND CASE WHEN u.price_period IS NULL AND p._reason IS NULL "
+                          "THEN error('a price key differs from the pre-pass') END IS NULL")
             linear_below = pricing.sql_units(con, models, overrides)
             past = any(lb is not None and largest[m] >= lb for m, lb in
                        zip(models, linear_below, strict=True))
             pricing.sql_tiered(con, (
-                f"{source} p JOIN units u ON {pricing.sql_units_on(ctx)} "
+                f"{source} p JOIN units u ON {pricing.sql_units_on(ctx, at)} "
                 f"WHERE p._reason IS NULL AND coalesce(p.input_tokens, 0) >= u.linear_below"
             ) if past else None, overrides, time_range(batch.ingested_at), ctx)
-            joins = pricing.sql_price_joins(ctx)
+            joins = pricing.sql_price_joins(ctx, at)
         # 3. The good rows, priced, straight to Parquet: one folder per day. A file of one day
         #    (a daily or hourly log) is written without PARTITION_BY, whose buffering costs ~30%.
         out = tmp / "out"

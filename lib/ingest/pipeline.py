@@ -352,8 +352,8 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
 
             try:
                 client = s3.client(endpoint)
-                listed = 0
-                for obj in s3.list_objects(raw, client=client):
+                listed, hidden = 0, []
+                for obj in s3.list_objects(raw, client=client, hidden=hidden):
                     listed += 1
                     info = {"s3": {"uri": obj.uri, "etag": obj.etag}, **readers.info()}
                     why = memo.skip_reason(known().get(memo.source_key(info)), readers,
@@ -366,7 +366,8 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                                  size=obj.size, info=info)
                 if not listed:
                     report.files.append(FileReport(source=raw, error=s3.NO_OBJECTS + (
-                        s3.NO_GLOBS if glob.has_magic(raw) else "")))
+                        s3.ONLY_HIDDEN.format(n=len(hidden), first=hidden[0]) if hidden
+                        else "") + (s3.NO_GLOBS if glob.has_magic(raw) else "")))
             except Exception as exc:
                 report.files.append(FileReport(source=raw, error=_one_line(exc)))
             continue
@@ -1023,11 +1024,11 @@ def output_select(name: str) -> str:
 
 
 def _price_join(con, good: str, overrides: dict) -> str:
-    """Register the unit prices of each distinct (provider, model, day, price context) of
-    ``parsed`` (and the exact cost of each distinct token mix past a price tier) and return the
-    SQL joins (lib/pricing.py)."""
+    """Register the unit prices of each distinct (provider, model, price period, price context)
+    of ``parsed`` (and the exact cost of each distinct token mix past a price tier) and return
+    the SQL joins (lib/pricing.py)."""
     ctx = pricing.context_sql("p.attributes")
-    models = con.execute(f"SELECT DISTINCT provider, model, CAST(ts AS DATE) AS day, "
+    models = con.execute(f"SELECT DISTINCT provider, model, {pricing.period_sql('ts')}, "
                          f"{pricing.context_sql('attributes')} FROM parsed WHERE {good}"
                          ).fetchall()
     pricing.sql_units(con, models, overrides)

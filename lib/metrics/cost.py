@@ -111,7 +111,8 @@ _PER_MODEL_DAY: dict[tuple, pl.DataFrame] = {}
 
 
 def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
-    """Requests, cost and tokens of each kind per (provider, model, day): the one scan behind the
+    """Requests, cost and tokens of each kind per (provider, model, price period ``at``, price
+    context): the one scan behind the
     token mix and the what-if (memoized per store version and filters, 32 entries)."""
     engine.refresh()
     key = (id(engine), engine.version, repr(filters))
@@ -127,7 +128,7 @@ def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
     # The price context (a batch, a service tier: lib.pricing.context_sql) is part of the key,
     # so unit prices are those the rows were priced at.
     return engine.query(
-        f"""SELECT provider, model, CAST(ts AS DATE) AS day,
+        f"""SELECT provider, model, {pricing.period_sql('ts')} AS price_period,
                {pricing.context_sql('CAST(attributes AS VARCHAR)')} AS price_context,
                count(*) AS requests,
                count(cost_usd) AS priced_requests, coalesce(sum(cost_usd), 0) AS cost_usd,
@@ -142,10 +143,11 @@ def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
             FROM requests WHERE {where} GROUP BY ALL ORDER BY ALL""", params)
 
 
-def _unit(provider, model, day: date, context: str = "") -> dict | None:
-    """Unit prices (USD per token of each kind), memoized per (provider, model, day, price
-    context key) and the price overrides file's modification time, so a page does not re-read
-    prices.yaml and re-ask genai-prices for every model and day on every run."""
+def _unit(provider, model, day: date | datetime, context: str = "") -> dict | None:
+    """Unit prices (USD per token of each kind) at ``day`` (a price period's start, or a date:
+    its noon UTC), memoized per (provider, model, period, price context key) and the price
+    overrides file's modification time, so a page does not re-read prices.yaml and re-ask genai-
+    prices for every model and day on every run."""
     if not model:
         return None
     path = os.environ.get("SIGHTLINE_PRICES") or str(pricing.DEFAULT_PRICES_FILE)
@@ -157,23 +159,23 @@ def _unit(provider, model, day: date, context: str = "") -> dict | None:
 
 
 @lru_cache(maxsize=20_000)
-def _unit_cached(provider, model, day: date, context: str, path: str, stamp: int
+def _unit_cached(provider, model, day: date | datetime, context: str, path: str, stamp: int
                  ) -> dict | None:
     return pricing.unit_prices(provider, model, day, context=context)
 
 
 def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
-    """``kind, label, tokens, cost_usd, token_share, cost_share`` for uncached input, cached input,
-    cache write, visible output and reasoning tokens. Costs use each model's base-tier unit
-    prices on the request's day (reasoning at the output price); unpriced models add tokens but
-    no cost."""
+    """``kind, label, tokens, cost_usd, token_share, cost_share`` for uncached input, cached
+    input, cache write, visible output and reasoning tokens. Costs use each model's base-tier
+    unit prices in the request's price period (reasoning at the output price); unpriced models
+    add tokens but no cost."""
     per = _tokens_by_model_day(engine, filters)
     tokens = {k: 0 for k, _ in TOKEN_KINDS}
     costs = {k: 0.0 for k, _ in TOKEN_KINDS}
     price_key = {"uncached_input": "input", "cached_input": "cached_input",
                  "cache_write": "cache_write", "output": "output", "reasoning": "output"}
     for row in per.iter_rows(named=True):
-        units = _unit(row["provider"], row["model"], row["day"], row["price_context"])
+        units = _unit(row["provider"], row["model"], row["price_period"], row["price_context"])
         for k, _ in TOKEN_KINDS:
             tokens[k] += int(row[k])
             if units:
@@ -191,14 +193,14 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
 
 def cache_savings(engine: Engine, filters: Filters) -> float | None:
     """USD saved by cached input tokens: what they would have cost at the full input price minus
-    what they cost (design §5), at each model's prices on the day (a request past a price tier at
-    the tier's); None when no priced request has cached tokens. Same definition as
+    what they cost (design §5), at each model's prices in the request's period (a request past a
+    price tier at the tier's); None when no priced request has cached tokens. Same definition as
     lib.pricing.cache_savings_sql, with the unit prices memoized."""
     per = _tokens_by_model_day(engine, filters).filter(pl.col("cached_input") > 0).select(
-        "provider", "model", "day", "price_context", "cached_input")
+        "provider", "model", "price_period", "price_context", "cached_input")
     total, priced = 0.0, False
-    for p, m, day, ctx, c in per.iter_rows():
-        units = _unit(p, m, day, ctx)
+    for p, m, at, ctx, c in per.iter_rows():
+        units = _unit(p, m, at, ctx)
         if units:
             total += c * (units["input"] - units["cached_input"])
             priced = True
@@ -207,13 +209,14 @@ def cache_savings(engine: Engine, filters: Filters) -> float | None:
     # requests past a price tier save at the tier's prices
     where, params = filters.where("requests")
     return total + pricing.past_tier_savings(
-        engine, where, params, per.select("provider", "model", "day", "price_context").rows())
+        engine, where, params,
+        per.select("provider", "model", "price_period", "price_context").rows())
 
 
 def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.DataFrame:
     """The selected traffic re-priced on ``provider``/``model``: per current (provider, model),
     ``provider, model, requests, cost_usd`` (actual, priced requests), ``whatif_cost_usd`` (the
-    same token counts at the target's base-tier prices on each day) and ``difference_usd``
+    same token counts at the target's base-tier prices in each price period) and ``difference_usd``
     (what-if − actual); rows keep their price context (a batch is priced as a batch on the
     target, where the target has batch prices). Raises LookupError when the target has no
     price."""
@@ -221,9 +224,9 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
     rows: dict[tuple, dict] = {}
     for row in per.iter_rows(named=True):
         # in the row's own context (a batch stays a batch on the target model)
-        target = _unit(provider, model, row["day"], row["price_context"])
+        target = _unit(provider, model, row["price_period"], row["price_context"])
         if target is None:
-            raise LookupError(f"no price for {provider}/{model} on {row['day']}")
+            raise LookupError(f"no price for {provider}/{model} on {row['price_period']:%Y-%m-%d}")
         whatif = (row["uncached_input"] * target["input"]
                   + row["cached_input"] * target["cached_input"]
                   + row["cache_write"] * target["cache_write"]
