@@ -19,6 +19,8 @@ from lib.ingest.streams import ChangedWhileListed
 
 NO_OBJECTS = "no objects under this prefix"
 NO_GLOBS = " (S3 matches keys by their literal prefix: *, ? and [ ] are not expanded)"
+ONLY_HIDDEN = (" but {n} hidden object(s) ({first}…: keys with a part starting with a dot are "
+               "not read)")
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,30 @@ def client(endpoint_url: str | None = None):
     return boto3.client("s3", endpoint_url=endpoint)
 
 
-def list_objects(uri: str, *, client) -> Iterator[S3Object]:
+def hidden_below(prefix: str, key: str) -> bool:
+    """Whether ``key`` is hidden under ``prefix`` as a folder's file would be: a part of the key
+    after the prefix's folder starts with a dot (``.DS_Store``, ``.tmp/part-0``; ``.`` and ``..``
+    are no names in a folder, but odd parts of a key, read), unless the prefix names that very
+    object."""
+    if key == prefix:
+        return False
+    below = key[prefix.rfind("/") + 1:]
+    return any(part.startswith(".") and part not in (".", "..") for part in below.split("/"))
+
+
+def list_objects(uri: str, *, client, hidden: list[str] | None = None) -> Iterator[S3Object]:
     """Objects under the prefix, in key order; folder markers (an empty object whose key ends in
-    "/", as consoles make them) skipped, a key ending in "/" that holds bytes kept."""
+    "/", as consoles make them) and hidden keys (:func:`hidden_below`, not read in a folder
+    either; added to ``hidden``) skipped, a key ending in "/" that holds bytes kept."""
     bucket, prefix = parse_uri(uri)
     paginator = client.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             if item["Key"].endswith("/") and not int(item["Size"]):
+                continue
+            if hidden_below(prefix, item["Key"]):
+                if hidden is not None:
+                    hidden.append(item["Key"])
                 continue
             yield S3Object(bucket, item["Key"], item["ETag"].strip('"'), int(item["Size"]))
 

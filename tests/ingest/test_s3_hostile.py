@@ -58,8 +58,8 @@ def racing_listing(monkeypatch, after_listing) -> None:
     object (the pipeline lists the whole prefix before it reads any object)."""
     original = s3mod.list_objects
 
-    def listing(uri, *, client):
-        found = list(original(uri, client=client))
+    def listing(uri, *, client, **kw):
+        found = list(original(uri, client=client, **kw))
         after_listing()
         yield from found
 
@@ -96,6 +96,33 @@ def message(f) -> str:
 
 
 # -- found in review, fixed -----------------------------------------------------------------------
+def test_hidden_keys_are_not_read_as_a_folder_s_hidden_files_are_not(lake, s3, s3_server):
+    """A Finder's .DS_Store, a writer's .tmp/ part uploaded with the logs: read, they were
+    errors (or rows) on every run; in a folder they are not read. Only the parts below the
+    prefix's folder count, and a prefix naming a hidden object reads it."""
+    put(s3, "app/1.jsonl", rows(1))
+    put(s3, "app/.DS_Store", b"\x00\x00\x00\x01Bud1")
+    put(s3, "app/.tmp/2.jsonl", rows(2))
+    put(s3, "app/day/.3.jsonl", rows(3))
+    put(s3, ".private/app/4.jsonl", rows(4))
+    report = ingest_paths(lake, ["s3://logs/app/"], s3_endpoint_url=s3_server)
+    assert [(f.source, f.error) for f in report.files] == [("s3://logs/app/1.jsonl", None)]
+    report = ingest_paths(lake, ["s3://logs/.private/", "s3://logs/app/.tmp/2.jsonl"],
+                          s3_endpoint_url=s3_server)
+    assert sorted((f.source, f.stored) for f in report.files) == [
+        ("s3://logs/.private/app/4.jsonl", {"requests": 1}),
+        ("s3://logs/app/.tmp/2.jsonl", {"requests": 1})]
+    assert [s3mod.hidden_below(p, k) for p, k in [
+        ("app/", "app/.x"), ("app/.x", "app/.x"), ("app/d", "app/day/.x"), ("", ".x/y"),
+        ("app/", "app/x.y/z"), ("a/.b/", "a/.b/c"), ("k/", "k/../up"), ("k/", "k/./x")]
+    ] == [True, False, True, True, False, False, False, False]
+    # a prefix holding only hidden objects says so
+    report = ingest_paths(lake, ["s3://logs/app/day/"], s3_endpoint_url=s3_server)
+    (only,) = report.files
+    assert only.error == ("no objects under this prefix but 1 hidden object(s) (app/day/.3.jsonl"
+                          "…: keys with a part starting with a dot are not read)")
+
+
 def test_an_empty_prefix_says_it_holds_no_objects(lake, s3, s3_server):
     """A prefix (or bucket) with no objects — a typo in a cron job's URI, a glob written as if
     S3 took one, a bucket not yet written to — must say so, as an empty folder ("folder holds no
@@ -456,8 +483,8 @@ def test_two_concurrent_runs_over_one_prefix_count_each_row_once(s3, s3_server, 
     barrier = threading.Barrier(2)
     original = s3mod.list_objects
 
-    def listing(uri, *, client):
-        found = list(original(uri, client=client))
+    def listing(uri, *, client, **kw):
+        found = list(original(uri, client=client, **kw))
         barrier.wait(timeout=30)
         yield from found
 
