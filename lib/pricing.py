@@ -208,9 +208,12 @@ def catalog_provider(provider: str | None) -> str | None:
     """The provider id to look prices up with: ``provider`` when genai-prices knows it (by id or
     its own aliases), else None, i.e. by model alone. OpenTelemetry names some providers in ways
     the catalog does not (``x_ai``, ``gcp.gen_ai``, ``azure.ai.inference``); a call to grok-4 or
-    gemini-2.0-flash through them is still priced, rather than left unpriced."""
+    gemini-2.0-flash through them is still priced, rather than left unpriced. ``litellm`` is
+    kept: genai-prices reads the provider from a LiteLLM model name (``deepseek/deepseek-chat``)."""
     if not provider:
         return None
+    if provider.strip().lower() == "litellm":
+        return provider
     known = find_provider_by_id(get_snapshot().providers, provider)
     return provider if known is not None else None
 
@@ -479,6 +482,15 @@ def _sql_json_value(attributes: str, key: str) -> str:
             f"ELSE list_filter({pairs}, e -> e[1] = {_sql_lit(key)})[-1][2] END")
 
 
+def _frame_period(df: pl.DataFrame) -> pl.Expr:
+    """The price period of each row of a frame from its ``ts``: a Date column stands for each
+    day's noon UTC, as a ``date`` does in :func:`request_cost`."""
+    ts = pl.col("ts")
+    if df.schema["ts"] == pl.Date:
+        ts = ts.cast(pl.Datetime("us")) + pl.duration(hours=12)
+    return period_expr(ts)
+
+
 def _frame_context(df: pl.DataFrame) -> pl.Series:
     """The context key of each row of a frame: its ``price_context`` column (context keys),
     else from its ``attributes``, else none."""
@@ -587,7 +599,7 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
 
     Needs columns provider, model, ts and the token columns (nulls count as 0); the price context
     comes from a ``price_context`` column (context keys) or else ``attributes`` (JSON text), if
-    the frame has one. Prices are linear per (provider, model, day, context) below a model's
+    the frame has one. Prices are linear per (provider, model, period, context) below a model's
     first price tier, so most rows are priced by a vectorized join; rows past a tier are priced
     one distinct token mix at a time. Each row is priced in its period (a time of day where the
     price depends on it).
@@ -596,7 +608,7 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     okey = _overrides_key(overrides)
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
-        period_expr(pl.col("ts")).alias("price_period"),
+        _frame_period(df).alias("price_period"),
         *[pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS],
     ).insert_column(3, _frame_context(df))
     units = _units(keyed.select(_KEYS).unique(), okey)
@@ -667,7 +679,7 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
     mix = [pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS if c in df.columns]
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
-        period_expr(pl.col("ts")).alias("price_period"), *mix,
+        _frame_period(df).alias("price_period"), *mix,
     ).insert_column(3, _frame_context(df))
     units = _units(keyed.select(_KEYS).unique(), okey).select(*_KEYS, "p_input", "p_cached",
                                                             "linear_below")
@@ -867,7 +879,8 @@ def sql_units(con, keys, overrides: dict) -> list:
     ``linear_below`` (the input tokens where tiers start), None where unpriced."""
     okey = _overrides_key(overrides)
     keys = list(keys)
-    terms = [(_linear_terms(p, m, at, okey, c) if m else None) or (None,) * 5
+    # (no period: a row without a time, which validation quarantines)
+    terms = [(_linear_terms(p, m, at, okey, c) if m and at is not None else None) or (None,) * 5
              for p, m, at, c in keys]
     columns = list(zip(*keys, strict=True)) if keys else [(), (), (), ()]
     con.register("units_arrow", pa.table({

@@ -168,6 +168,6 @@ else:
                                                             format="dollar")})
         widgets.downloads(wi, f"whatif_{model}", key="dl_whatif")
         st.caption("The same token counts (uncached, cached, cache-write input; output "
-                   "including reasoning) at the target's genai-prices base-tier prices on each "
-                   "day. Output lengths and cache behaviour would differ on another model: this "
-                   "is a price comparison, not a prediction.")
+                   "including reasoning) at the target's genai-prices base-tier prices at the "
+                   "time of each call. Output lengths and cache behaviour would differ on "
+                   "another model: this is a price comparison, not a prediction.")

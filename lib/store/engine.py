@@ -32,7 +32,9 @@ class Engine:
         if memory_limit:
             config["memory_limit"] = memory_limit
         self.con = duckdb.connect(":memory:", config=config)
-        self.con.execute("SET TimeZone = 'UTC'")
+        # GLOBAL: queries run on cursors, which do not inherit a session setting; on a host whose
+        # zone is not UTC, days and hours would otherwise be the host's
+        self.con.execute("SET GLOBAL TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._version: str | None = None
         self._good_files: set[str] = set()
