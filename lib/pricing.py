@@ -384,6 +384,20 @@ def _price_context(key: str) -> dict[str, str] | None:
 _CONTEXT_HINTS = (*CONTEXT_KEYS, "\\u")
 
 
+def may_hold_context(text: bytes) -> bool:
+    """Whether raw text (a whole file's bytes) may hold a context key: False proves every row of
+    it has none, so a small file's SQL need not carry :func:`context_sql`, whose planning alone
+    costs ~11 ms a statement."""
+    return any(h.encode() in text for h in _CONTEXT_HINTS)
+
+
+def context_hint_sql(attributes: str) -> str:
+    """DuckDB: whether the attributes JSON text may hold a context key (false proves
+    :func:`context_sql` gives '')."""
+    return "coalesce(" + " OR ".join(f"contains({attributes}, {_sql_lit(h)})"
+                                      for h in _CONTEXT_HINTS) + ", false)"
+
+
 def context_keys(attributes: pl.Series) -> pl.Series:
     """The context key of each attributes JSON text in ``attributes`` ("" for none), as
     :func:`context_key` gives it; the JSON is parsed only where it may hold a context key."""

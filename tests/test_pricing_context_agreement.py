@@ -88,6 +88,26 @@ def test_the_three_readers_agree_on_odd_attributes_and_a_key_written_twice():
     assert _duckdb_keys(texts) == want  # DuckDB: the ingest paths and the Cost page
 
 
+def test_the_hints_that_let_small_files_skip_the_context_sql_never_miss_a_context():
+    """A few-KB file whose text holds no hint prices without the context SQL (its planning is
+    ~11 ms a statement, a sixth of such a file's ingest); the hint must hold wherever a reader
+    finds a context, in the attributes or as a line's top-level key."""
+    con = duckdb.connect()
+    try:
+        for text, key in ODD_ATTRIBUTES:
+            hinted = con.execute(f"SELECT {pricing.context_hint_sql('a')} "
+                                 "FROM (SELECT ?::VARCHAR AS a)", [text]).fetchone()[0]
+            line = json.dumps({"request_id": "r", "attributes": text}).encode()
+            assert hinted is (text is not None and pricing.may_hold_context(text.encode()))
+            if key:
+                assert hinted and pricing.may_hold_context(line), text
+    finally:
+        con.close()
+    assert pricing.may_hold_context(b'{"processing": "batch"}')
+    assert pricing.may_hold_context(b'{"\\u0070rocessing": "batch"}')
+    assert not pricing.may_hold_context(b'{"model": "gpt-4o", "attributes": {"team": "a"}}')
+
+
 def test_the_sql_context_reads_a_line_s_top_level_keys_over_a_key_written_twice():
     con = duckdb.connect()
     try:

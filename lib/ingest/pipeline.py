@@ -1027,10 +1027,13 @@ def _price_join(con, good: str, overrides: dict) -> str:
     """Register the unit prices of each distinct (provider, model, price period, price context)
     of ``parsed`` (and the exact cost of each distinct token mix past a price tier) and return
     the SQL joins (lib/pricing.py)."""
-    ctx = pricing.context_sql("p.attributes")
+    # Planning context_sql costs ~11 ms a statement: rows that cannot hold a context skip it.
+    hinted = con.execute(f"SELECT count(*) FROM parsed WHERE {good} AND "
+                         f"{pricing.context_hint_sql('attributes')}").fetchone()[0]
+    ctx = pricing.context_sql("p.attributes") if hinted else "''"
     models = con.execute(f"SELECT DISTINCT provider, model, {pricing.period_sql('ts')}, "
-                         f"{pricing.context_sql('attributes')} FROM parsed WHERE {good}"
-                         ).fetchall()
+                         f"{pricing.context_sql('attributes') if hinted else chr(39) * 2} "
+                         f"FROM parsed WHERE {good}").fetchall()
     pricing.sql_units(con, models, overrides)
     pricing.sql_tiered(con, f"parsed p JOIN units u ON {pricing.sql_units_on(ctx)} "
                             f"WHERE p.{good} AND coalesce(p.input_tokens, 0) >= u.linear_below",

@@ -29,6 +29,8 @@ WHATIF_MODELS = [
     ("anthropic", "claude-sonnet-4-20250514"), ("anthropic", "claude-3-5-haiku-20241022"),
     ("anthropic", "claude-opus-4-20250514"), ("google", "gemini-2.5-flash"),
     ("google", "gemini-2.5-pro"), ("google", "gemini-2.0-flash"),
+    # priced by the time of day: the what-if prices each call at its own hour
+    ("deepseek", "deepseek-v4-pro"), ("deepseek", "deepseek-v4-flash"),
 ]
 TOKEN_KINDS = [("uncached_input", "Uncached input"), ("cached_input", "Cached input"),
                ("cache_write", "Cache write"), ("output", "Output (visible)"),

@@ -95,6 +95,17 @@ def test_what_if_reprices_the_same_tokens(priced):
         cost.what_if(engine, f, "nobody", "no-such-model")
 
 
+def test_what_if_targets_are_the_priced_curated_models_and_the_window_s(priced):
+    engine, f, _ = priced
+    targets = cost.whatif_targets(engine, f)
+    # the window's own priced model, and curated ones, deepseek's (priced by the time of day)
+    # among them; a model without a price is no target
+    assert {("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("deepseek", "deepseek-v4-pro"),
+            ("deepseek", "deepseek-v4-flash")} <= set(targets)
+    assert ("openai", "my-ft") not in targets
+    assert len(targets) == len(set(targets))
+
+
 def test_budgets_file_and_projection(tmp_path, lake, engine):
     path = tmp_path / "budgets.yaml"
     path.write_text("budgets:\n  - name: all\n    monthly_usd: 100\n"
