@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,8 +44,10 @@ from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats.canonical import (
     DUPLICATE_KEY_REASON,
     KeyedObject,
+    keys_apart,
     parse_csv_as,
     parse_jsonl_as,
+    user_key,
 )
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.streams import text_start
@@ -67,7 +71,7 @@ def load(path: str | os.PathLike) -> Format:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, a binary file given by mistake
         raise MappingError(f"{path}: cannot read mapping ({exc})") from exc
     return loads(text, str(path))
 
@@ -77,13 +81,32 @@ def loads(text: str, where: str, label: str | None = None) -> Format:
     the format's name (``mapping:<label>``; a file's name by default). Raises MappingError when
     the text is malformed."""
     try:
-        spec = yaml.safe_load(text)
+        spec = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise MappingError(f"{where}: cannot read mapping ({exc})") from exc
     mapping = Mapping.from_spec(spec, where)
     return Format(name=f"mapping:{label or Path(where).name}", detect=lambda head, filename: False,
                   parse=mapping.parse, priority=1000, doc=f"user mapping {where}",
                   identity="mapping " + hashlib.sha256(text.encode()).hexdigest())
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader refusing a key written twice in one mapping: YAML keeps the last silently, and
+    a column mapped twice would lose its first rule without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is written twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+TOP_KEYS = ("table", "input", "records", "keep_unmapped", "columns")
+RULE_KEYS = ("path", "value", "sum", "unit", "scale", "format")
 
 
 class Mapping:
@@ -98,6 +121,13 @@ class Mapping:
     def from_spec(cls, spec, where: str) -> Mapping:
         if not isinstance(spec, dict):
             raise MappingError(f"{where}: a mapping is a YAML object with table and columns")
+        unknown = sorted(str(k) for k in spec if k not in TOP_KEYS)
+        if unknown:
+            raise MappingError(f"{where}: unknown key(s) {', '.join(unknown)} (a mapping has "
+                               f"{', '.join(TOP_KEYS)})")
+        keep = spec.get("keep_unmapped", True)
+        if not isinstance(keep, bool):
+            raise MappingError(f"{where}: keep_unmapped must be true or false, not {keep!r}")
         table = spec.get("table")
         if table not in ("requests", "evals", "events", "spans"):
             raise MappingError(f"{where}: table must be requests, evals, events or spans")
@@ -118,6 +148,7 @@ class Mapping:
             rule = {"path": rule} if isinstance(rule, str) else rule
             if not isinstance(rule, dict) or not ({"path", "value", "sum"} & rule.keys()):
                 raise MappingError(f"{where}: columns.{col} needs a path, a value or a sum")
+            _check_rule(rule, col, target.field(col).type, f"{where}: columns.{col}")
             if "sum" in rule:
                 _check_sum(rule, target.field(col).type, f"{where}: columns.{col}")
             unit = rule.get("unit")
@@ -127,8 +158,7 @@ class Mapping:
                                       and not col.endswith("_ms")):
                     raise MappingError(f"{where}: columns.{col}: unit {unit!r} not allowed here")
             columns[col] = rule
-        return cls(table, columns, input_kind, spec.get("records"),
-                   bool(spec.get("keep_unmapped", True)), where)
+        return cls(table, columns, input_kind, spec.get("records"), keep, where)
 
     # -- parsing -------------------------------------------------------------------------------
     def parse(self, stream: BinaryIO, filename: str) -> Iterator[Chunk]:
@@ -189,39 +219,86 @@ class Mapping:
                 continue
             table = _records_table(part)
             lines = pa.array(numbers, pa.int64())
-            yield Chunk(tables={self.table: table.append_column("_line", lines)}, rejects=rejects)
+            yield Chunk(tables={self.table: keys_apart(table).append_column("_line", lines)},
+                        rejects=rejects)
 
     def _apply(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
-        types = {f.name: f.type for f in table.schema}
+        # by the user's keys (a "_line" of theirs is a column named apart: keys_apart)
+        types = {user_key(f.name): f.type for f in table.schema}
         target = schema.TABLES[self.table]
-        selects, used = [], set()
+        source = "mapped_input"
+        # Arrow's JSON reader types text that looks like a date as a timestamp ("2026-03-01" as
+        # 2026-03-01 00:00:00): a field holding one is read again from the line as written, text
+        # (or an object's JSON, for paths into it), so a prompt version "2026-03-01" stays that.
+        internal = ("_line", RAW_TEXT_COLUMN)
+        # The user's fields go to DuckDB by position: its names are case-insensitive, and JSON
+        # keys "M" and "m" are two fields.
+        alias = {user_key(n): f"_f{i}" for i, n in enumerate(table.column_names)
+                 if n not in internal}
+        table = table.rename_columns([n if n in internal else alias[user_key(n)]
+                                      for n in table.column_names])
+        retyped = [n for n in alias if RAW_TEXT_COLUMN in table.column_names
+                   and _holds_timestamp(types[n])]
+        if retyped:
+            source = "(SELECT * REPLACE ({}) FROM mapped_input)".format(", ".join(
+                f"{_as_written(c, types[c])} AS {_q(alias[c])}" for c in retyped))
+            types.update({c: pa.string() for c in retyped})
+        exprs, used = {}, set()
         for col, rule in self.columns.items():
             if "sum" in rule:
                 paths = [str(p) for p in rule["sum"]]
                 used.update(p.split(".", 1)[0] for p in paths)
-                expr = _sum_sql(paths, types, rule, target.field(col).type,
+                expr = _sum_sql(paths, types, alias, rule, target.field(col).type,
                                 col in NON_NEGATIVE.get(self.table, []))
             elif "value" in rule:
                 expr = _convert(_literal(rule["value"]), rule, target.field(col).type)
             else:
                 top = str(rule["path"]).split(".", 1)[0]
                 used.add(top)
-                expr = _convert(_path_sql(str(rule["path"]), types), rule,
+                expr = _convert(_path_sql(str(rule["path"]), types, alias), rule,
                                 target.field(col).type)
-            selects.append(f"{expr} AS {_q(col)}")
+            exprs[col] = expr
         if self.keep_unmapped:
-            rest = [c for c in table.column_names if c not in used and not c.startswith("_")
-                    and c not in self.columns]
-            if rest and "attributes" not in self.columns:
+            rest = [c for c in alias if c not in used and c not in self.columns]
+            if rest:
                 # Only the keys this row has with a value: Arrow gives a row the keys its
                 # neighbours in the block have, as nulls (lib.ingest.validate.extras_sql).
-                selects.append(f"{extras_sql(rest)} AS attributes")
-        selects += [c for c in ("_line", RAW_TEXT_COLUMN) if c in table.column_names]
+                extras = extras_sql([alias[c] for c in rest], labels=rest)
+                mapped = exprs.get("attributes")
+                # A mapped attributes object takes the other fields too (its own keys win); a
+                # mapped value that is no object is left for validation to quarantine.
+                exprs["attributes"] = extras if mapped is None else (
+                    f"CASE WHEN {mapped} IS NULL THEN {extras} "
+                    f"WHEN {extras} IS NULL THEN CAST({mapped} AS VARCHAR) "
+                    f"WHEN json_type(try_cast(CAST({mapped} AS VARCHAR) AS JSON)) = 'OBJECT' "
+                    f"THEN CAST(json_merge_patch({extras}, CAST({mapped} AS VARCHAR)) AS VARCHAR) "
+                    f"ELSE CAST({mapped} AS VARCHAR) END")
+        selects = [f"{expr} AS {_q(col)}" for col, expr in exprs.items()]
+        selects += [c for c in internal if c in table.column_names]
         con.register("mapped_input", table)
         try:
-            return con.execute(f"SELECT {', '.join(selects)} FROM mapped_input").to_arrow_table()
+            return con.execute(f"SELECT {', '.join(selects)} FROM {source}").to_arrow_table()
         finally:
             con.unregister("mapped_input")
+
+
+def _holds_timestamp(typ: pa.DataType) -> bool:
+    """Whether Arrow typed some value in ``typ`` (nested too) as a timestamp or date."""
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        return True
+    if pa.types.is_struct(typ):
+        return any(_holds_timestamp(typ.field(i).type) for i in range(typ.num_fields))
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return _holds_timestamp(typ.value_type)
+    return False
+
+
+def _as_written(key: str, typ: pa.DataType) -> str:
+    """SQL: top-level field ``key`` of each row's line as written: its text, or its JSON."""
+    path = _lit("$." + json.dumps(key, ensure_ascii=False))
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        return f"json_extract_string({_q(RAW_TEXT_COLUMN)}, {path})"
+    return f"json_extract({_q(RAW_TEXT_COLUMN)}, {path})"
 
 
 def _guess(stream: BinaryIO, filename: str) -> str:
@@ -230,14 +307,10 @@ def _guess(stream: BinaryIO, filename: str) -> str:
     if text.startswith(b"["):
         return "json"
     if text.startswith(b"{"):
-        first = text.split(b"\n", 1)[0]
-        try:
-            json.loads(first)
-            return "jsonl"
-        except RecursionError:  # one whole line, nested deep: JSON lines still
-            return "jsonl"
-        except ValueError:
-            return "json"
+        # Without ``records`` a JSON document must be the list of records itself: one that
+        # starts with an object is JSON lines, whatever its first line holds (cut off, longer
+        # than the head: that line is quarantined, the others go on).
+        return "jsonl"
     return "csv"
 
 
@@ -254,6 +327,8 @@ def _literal(value) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, dict | list):  # a constant object (attributes) as JSON text
+        return _lit(json.dumps(value, ensure_ascii=False))
     return _lit(value)
 
 
@@ -285,18 +360,23 @@ def _text(value):
     return json.dumps(value)
 
 
-def _path_sql(path: str, types: dict[str, pa.DataType]) -> str:
+def _path_sql(path: str, types: dict[str, pa.DataType], alias: dict[str, str]) -> str:
     """SQL reading a dotted path: struct fields, or JSON text past the first non-struct."""
     parts = path.split(".")
     if parts[0] not in types:
         return "NULL"
-    expr, typ = _q(parts[0]), types[parts[0]]
+    expr, typ = _q(alias[parts[0]]), types[parts[0]]
     for i, part in enumerate(parts[1:], start=1):
         if pa.types.is_struct(typ):
             if typ.get_field_index(part) < 0:
                 return "NULL"
+        if pa.types.is_struct(typ) and len({f.name.lower() for f in typ}) == typ.num_fields:
             expr, typ = f"struct_extract({expr}, {_lit(part)})", typ.field(part).type
         else:
+            if pa.types.is_struct(typ):
+                # fields whose names differ only in case ("P", "p"), which DuckDB's struct
+                # fields cannot tell apart (struct_extract_at too): through the JSON text
+                expr = f"to_json({expr})"
             rest = ".".join(f'"{p}"' for p in parts[i:])
             # Text that is not a JSON object (CSV's "", "n/a") has no such path: absent, like a
             # missing struct field (json_extract_string would raise and fail the whole file).
@@ -304,6 +384,29 @@ def _path_sql(path: str, types: dict[str, pa.DataType]) -> str:
     if pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_map(typ):
         return f"CAST(to_json({expr}) AS VARCHAR)"
     return expr
+
+
+def _check_rule(rule: dict, col: str, target: pa.DataType, where: str) -> None:
+    """Refuse a rule whose intent is unclear: an unknown (misspelled) key, a path and a value
+    together, a path that is not text, a scale that is not a finite number, a format or unit that
+    is not text, a format on a column that is no timestamp."""
+    unknown = sorted(str(k) for k in rule if k not in RULE_KEYS)
+    if unknown:
+        raise MappingError(f"{where}: unknown key(s) {', '.join(unknown)} (a column's rule has "
+                           f"{', '.join(RULE_KEYS)})")
+    if {"path", "value"} <= rule.keys():
+        raise MappingError(f"{where}: a path or a value, not both")
+    if "path" in rule and not (isinstance(rule["path"], str) and rule["path"]):
+        raise MappingError(f"{where}: path must be a field path (text), not {rule['path']!r}")
+    scale = rule.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not math.isfinite(scale)):
+        raise MappingError(f"{where}: scale must be a finite number, not {scale!r}")
+    for key in ("unit", "format"):
+        if rule.get(key) is not None and not isinstance(rule[key], str):
+            raise MappingError(f"{where}: {key} must be text, not {rule[key]!r}")
+    if rule.get("format") is not None and target != schema.TS:
+        raise MappingError(f"{where}: format applies to timestamps only ({col} is not one)")
 
 
 def _check_sum(rule: dict, target: pa.DataType, where: str) -> None:
@@ -317,14 +420,14 @@ def _check_sum(rule: dict, target: pa.DataType, where: str) -> None:
         raise MappingError(f"{where}: sum is only for numeric columns")
 
 
-def _sum_sql(paths: list[str], types: dict[str, pa.DataType], rule: dict, target: pa.DataType,
-             non_negative: bool) -> str:
+def _sum_sql(paths: list[str], types: dict[str, pa.DataType], alias: dict[str, str],
+             rule: dict, target: pa.DataType, non_negative: bool) -> str:
     """SQL adding the numbers at ``paths``, as text that validation then types: an absent part
     counts as 0 and all absent gives NULL; ``unit`` / ``scale`` apply to the total. A part that is
     there but not a finite number gives ``'value (path)'`` instead (validation quarantines it as
     not a number), and on a ``non_negative`` column a negative part gives its own value (quarantined
     as negative), so a bad part never hides inside a plausible total."""
-    texts = [f"CAST({_path_sql(p, types)} AS VARCHAR)" for p in paths]
+    texts = [f"CAST({_path_sql(p, types, alias)} AS VARCHAR)" for p in paths]
     nums = [f"TRY_CAST({t} AS DOUBLE)" for t in texts]
     bad = [f"CASE WHEN {t} IS NOT NULL AND NOT coalesce(isfinite({n}), false) "
            f"THEN left({t}, 20) || {_lit(' (' + p + ')')} END"
@@ -334,6 +437,13 @@ def _sum_sql(paths: list[str], types: dict[str, pa.DataType], rule: dict, target
     total = (f"CASE WHEN {' OR '.join(f'{t} IS NOT NULL' for t in texts)} "
              f"THEN {' + '.join(f'coalesce({n}, 0)' for n in nums)} END")
     return f"coalesce({', '.join(bad)}, CAST({_convert(total, rule, target)} AS VARCHAR))"
+
+
+def _number(expr: str) -> str:
+    """SQL: the value as a DOUBLE, NULL when it is no number (a boolean is none: DuckDB would
+    cast true to 1)."""
+    return (f"CASE WHEN typeof({expr}) = 'BOOLEAN' THEN NULL "
+            f"ELSE TRY_CAST({expr} AS DOUBLE) END")
 
 
 def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
@@ -346,19 +456,32 @@ def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
         if fmt:
             time = f"try_strptime({text}, {_lit(fmt)})"
         elif unit:
-            seconds = f"(TRY_CAST({expr} AS DOUBLE) / {EPOCH_DIVISOR[unit]})"
-            time = f"CASE WHEN abs({seconds}) < 1e12 THEN to_timestamp({seconds}) END"
+            # The unit is what the number counts: one out of range for it (milliseconds under
+            # unit: s) is passed on with the reason, never re-read in a unit its size suggests.
+            seconds = f"({_number(expr)} / {EPOCH_DIVISOR[unit]})"
+            time = (f"CASE WHEN {seconds} BETWEEN -62135596800 AND 253402300799 "
+                    f"THEN to_timestamp({seconds}) END")
+            return (f"CASE WHEN {time} IS NOT NULL THEN CAST({time} AS VARCHAR) "
+                    f"WHEN {seconds} IS NOT NULL THEN {text} || "
+                    f"{_lit(f' (an epoch out of range for unit {unit})')} ELSE {text} END")
         else:
             return expr
         return f"CASE WHEN {time} IS NULL THEN {text} ELSE CAST({time} AS VARCHAR) END"
     if not unit and scale is None:
         return expr
-    number = f"TRY_CAST({expr} AS DOUBLE)"
-    converted = number
-    if unit:
-        converted = f"({converted} * {MS_PER[unit]})"
+    number = _number(expr)
+    factor = Decimal(repr(MS_PER[unit])) if unit else Decimal(1)
     if scale is not None:
-        converted = f"({converted} * {float(scale)!r})"
+        factor *= Decimal(repr(float(scale)))
+    converted = f"({number} * {float(factor)!r})"
+    if factor == factor.quantize(Decimal("1e-9")) and abs(factor) < Decimal("1e11"):
+        # In decimal, so 1.001 s is 1001 ms and 57 cents $0.57, not the float product's
+        # 1000.9999999999999 and 0.5700000000000001; past DECIMAL's range, the float product.
+        # Through text: DuckDB's DECIMAL(38, 24) → DOUBLE is not correctly rounded (0.35 gives
+        # 0.35000000000000003), its text → DOUBLE is.
+        exact = (f"try(CAST(CAST(TRY_CAST(CAST({expr} AS VARCHAR) AS DECIMAL(38, 15)) "
+                 f"* CAST('{factor:f}' AS DECIMAL(20, 9)) AS VARCHAR) AS DOUBLE))")
+        converted = f"coalesce({exact}, {converted})"
     # A value that is not a number is passed on as it is, so validation quarantines it with its
     # own text ("latency_ms is not a finite number: n/a") instead of it becoming a silent null.
     return (f"CASE WHEN {number} IS NULL THEN CAST({expr} AS VARCHAR) "

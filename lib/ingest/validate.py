@@ -160,9 +160,10 @@ def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str,
     raise TypeError(f"no validation rule for {target}")
 
 
-def extras_sql(columns: list[str]) -> str | None:
+def extras_sql(columns: list[str], labels: list[str] | None = None) -> str | None:
     """SQL giving the JSON object (text) of the non-null values of ``columns``, NULL when all are
-    null (None when there are no columns).
+    null (None when there are no columns); each value under its column's name, or its label in
+    ``labels``.
 
     Decision: a null value is dropped, whether the row lacks the key or wrote ``"key": null``.
     Arrow's block-wise parse gives a key that only other rows of a block have as null in this
@@ -173,8 +174,8 @@ def extras_sql(columns: list[str]) -> str | None:
         return None
     parts = ", ".join(
         f"CASE WHEN {_q(c)} IS NOT NULL THEN "
-        f"{_lit(json.dumps(c, ensure_ascii=False) + ':')} || CAST(to_json({_q(c)}) AS VARCHAR) END"
-        for c in columns)
+        f"{_lit(json.dumps(k, ensure_ascii=False) + ':')} || CAST(to_json({_q(c)}) AS VARCHAR) END"
+        for c, k in zip(columns, labels or columns, strict=True))
     return f"nullif('{{' || concat_ws(',', {parts}) || '}}', '{{}}')"
 
 

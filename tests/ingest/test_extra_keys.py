@@ -169,6 +169,17 @@ def test_a_key_written_twice_quarantines_its_line_on_every_path(tmp_path, monkey
     assert _attributes(_stored(lake)) == {"r2": None}
 
 
+@pytest.mark.parametrize("path", PATHS)
+def test_a_key_named_like_an_internal_column_is_a_key_like_any_other(tmp_path, monkeypatch,
+                                                                     path):
+    """A log's own "_line" or "_raw" (names the readers use inside) goes into attributes with its
+    value on every path; on the Arrow path it collided with the line-number column, and the
+    whole file failed ('Field "_line" exists 2 times')."""
+    rows = [canonical_request(1, _line="zz", _raw=1), canonical_request(2, _meta="m")]
+    got = _attributes(_ingest(tmp_path, monkeypatch, rows, path))
+    assert got == {"r1": {"_line": "zz", "_raw": 1}, "r2": {"_meta": "m"}}
+
+
 def test_csv_extra_columns_fold_only_their_non_empty_cells(tmp_path, monkeypatch):
     src = tmp_path / "x.csv"
     src.write_text("request_id,ts,model,input_tokens,output_tokens,team,tier,attributes\n"

@@ -128,6 +128,26 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool
             yield Chunk(tables={name: table})
 
 
+INTERNAL_COLUMNS = ("_line", RAW_TEXT_COLUMN)
+USER_KEY_MARK = "\x00"  # marks a user's key named like an internal column
+
+
+def keys_apart(table: pa.Table) -> pa.Table:
+    """``table`` with a user's own key named like an internal column (``_line``, ``_raw``: a
+    log may well have them) renamed with USER_KEY_MARK, so the internal column added next does
+    not collide with it (two fields of one name failed the whole file); :func:`user_key` gives
+    its name back."""
+    if not any(n in INTERNAL_COLUMNS for n in table.column_names):
+        return table
+    return table.rename_columns([n + USER_KEY_MARK if n in INTERNAL_COLUMNS else n
+                                 for n in table.column_names])
+
+
+def user_key(name: str) -> str:
+    """The user's key of a column :func:`keys_apart` may have renamed."""
+    return name[:-1] if name.endswith(USER_KEY_MARK) and name[:-1] in INTERNAL_COLUMNS else name
+
+
 def _with_line_text(table: pa.Table, block: LineBlock) -> pa.Table:
     """``table`` (rows of ``block``'s lines, by ``_line``) with each row's line as the file has
     it, for the quarantine (:func:`_record_texts`)."""
@@ -177,7 +197,7 @@ def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
     numbers, starts, ends = _json_lines(block)
     table = _arrow_json(block.data, len(numbers))
     if table is not None:
-        return [(table.append_column("_line", pa.array(numbers, pa.int64())), [])]
+        return [(keys_apart(table).append_column("_line", pa.array(numbers, pa.int64())), [])]
     out = []
     for i in range(0, len(numbers), FALLBACK_LINES):
         nums = numbers[i:i + FALLBACK_LINES]
@@ -185,7 +205,7 @@ def _json_block(block: LineBlock) -> list[tuple[pa.Table, list[Reject]]]:
         piece = block.data[s[0]:e[-1]]
         table = _arrow_json(piece, len(nums)) if len(numbers) > FALLBACK_LINES else None
         if table is not None:
-            out.append((table.append_column("_line", pa.array(nums, pa.int64())), []))
+            out.append((keys_apart(table).append_column("_line", pa.array(nums, pa.int64())), []))
         else:
             out.append(_json_lines_slow(block.data, nums, s, e))
     return out
@@ -257,7 +277,7 @@ def _json_lines_slow(data: bytes, numbers, starts, ends) -> tuple[pa.Table, list
     table = pa.table({k: pa.array([row.get(k) for row in rows], pa.string()) for k in names}
                      ) if rows else pa.table({})
     if rows:
-        table = table.append_column("_line", pa.array(lines, pa.int64()))
+        table = keys_apart(table).append_column("_line", pa.array(lines, pa.int64()))
     return table, rejects
 
 
@@ -672,7 +692,7 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
     lines = record_lines[keep]
     if len(lines) != table.num_rows:
         return None, []
-    return table.append_column("_line", pa.array(lines, pa.int64())), rejects
+    return keys_apart(table).append_column("_line", pa.array(lines, pa.int64())), rejects
 
 
 # What Arrow's CSV reader reads as null in a text column (the _arrow_csv path): the same here.
@@ -710,7 +730,7 @@ def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: s
             column.append(None if value in _CSV_NULLS else value)
         lines.append(line)
     table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
-    return table.append_column("_line", pa.array(lines, pa.int64())), rejects
+    return keys_apart(table).append_column("_line", pa.array(lines, pa.int64())), rejects
 
 
 CSV = Format(name="csv", detect=_detect_csv, parse=_parse_csv, priority=90,
@@ -742,7 +762,7 @@ def _parse_parquet(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
             table = pa.Table.from_batches([batch])
             lines = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
             row += table.num_rows
-            yield Chunk(tables={name: table.append_column("_line", lines)})
+            yield Chunk(tables={name: keys_apart(table).append_column("_line", lines)})
 
 
 PARQUET = Format(name="parquet", detect=_detect_parquet, parse=_parse_parquet, priority=90,
