@@ -333,9 +333,11 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
         return Validated(schema.empty(name), schema.empty("quarantine"))
     now = now or datetime.now(UTC)
     present = {f.name: f.type for f in table.schema}
+    from lib.ingest.formats.canonical import is_user_key, user_key
+
     extras = [c for c in table.column_names
-              if c not in target.names and not c.startswith("_")]
-    extras_json = extras_sql(extras)
+              if c not in target.names and (not c.startswith("_") or is_user_key(c))]
+    extras_json = extras_sql(extras, [user_key(c) for c in extras])
     if EXTRAS_COLUMN in present:
         given = _q(EXTRAS_COLUMN)
         extras_json = given if extras_json is None else (
@@ -356,8 +358,8 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
         if n_bad:
             bad = out.filter(bad_mask).select(["_rowid", "_line", "_reason"])
             con.register("bad", bad)
-            raw_cols = ", ".join(f"{_lit(c)}, {_q(c)}" for c in table.column_names
-                                 if not c.startswith("_"))
+            raw_cols = ", ".join(f"{_lit(user_key(c))}, {_q(c)}" for c in table.column_names
+                                 if not c.startswith("_") or is_user_key(c))
             raw_sql = f"CAST(json_object({raw_cols}) AS VARCHAR)"
             if RAW_TEXT_COLUMN in present:  # the record as the file has it (CSV)
                 raw_sql = f"coalesce(rtrim(i.{_q(RAW_TEXT_COLUMN)}, chr(13) || chr(10)), {raw_sql})"

@@ -180,6 +180,25 @@ def test_a_key_named_like_an_internal_column_is_a_key_like_any_other(tmp_path, m
     assert got == {"r1": {"_line": "zz", "_raw": 1}, "r2": {"_meta": "m"}}
 
 
+def test_csv_columns_starting_with_an_underscore_are_kept(tmp_path):
+    """A CSV's own "_line", "_raw" or "_id" column: "_line" failed the whole file (two fields of
+    that name), and every column starting with "_" was dropped without a word, being taken for
+    an internal one. Each goes into attributes with its text, as other extra columns do."""
+    src = tmp_path / "x.csv"
+    src.write_text("request_id,ts,model,_line,_raw,_id,team\n"
+                   "r1,2026-03-02T12:00:00Z,gpt-4o,zz,1,abc,search\n"
+                   "r2,2026-03-02T12:00:00Z,gpt-4o,,,,\n"
+                   "r3,2026-03-02T12:00:00Z,gpt-4o,,,,\n"
+                   "r4,2026-03-02T12:00:00Z,,,,x,\n")  # no model: quarantined, line 5
+    lake = Lake(tmp_path / "store")
+    f = ingest_paths(lake, [str(src)], compact_min_files=0).files[0]
+    assert (f.error, f.stored, f.quarantined) == (None, {"requests": 3}, 1)
+    assert f.reasons[0].startswith("line 5: ")
+    assert _attributes(_stored(lake)) == {
+        "r1": {"_line": "zz", "_raw": "1", "_id": "abc", "team": "search"}, "r2": None,
+        "r3": None}
+
+
 def test_csv_extra_columns_fold_only_their_non_empty_cells(tmp_path, monkeypatch):
     src = tmp_path / "x.csv"
     src.write_text("request_id,ts,model,input_tokens,output_tokens,team,tier,attributes\n"

@@ -19,6 +19,7 @@ from lib.cli import main
 from lib.ingest.mapping import MappingError, load, loads
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Engine
+from tests.ingest import test_mapping
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 T0_EPOCH = 1772452800  # 2026-03-02T12:00:00Z
@@ -548,19 +549,8 @@ def test_a_grown_file_adds_only_its_new_lines(lake, tmp_path):
 
 # -- tokens and cost -----------------------------------------------------------------------------
 
-ANTHROPIC = """
-table: requests
-columns:
-  request_id: id
-  ts: {path: started, unit: s}
-  provider: {value: anthropic}
-  model: model
-  input_tokens: {sum: [usage.input_tokens, usage.cache_read_input_tokens,
-                       usage.cache_creation_input_tokens]}
-  cached_input_tokens: usage.cache_read_input_tokens
-  cache_write_tokens: usage.cache_creation_input_tokens
-  output_tokens: usage.output_tokens
-"""
+# the documented Anthropic mapping (docs/mapping.md), as tests/ingest/test_mapping.py has it
+ANTHROPIC = test_mapping.ANTHROPIC
 
 
 def _price(model, provider, inp, cached=0, write=0, out=0) -> float:

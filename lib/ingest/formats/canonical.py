@@ -128,24 +128,28 @@ def parse_jsonl_as(stream: BinaryIO, table_name: str | None, *, own_values: bool
             yield Chunk(tables={name: table})
 
 
-INTERNAL_COLUMNS = ("_line", RAW_TEXT_COLUMN)
-USER_KEY_MARK = "\x00"  # marks a user's key named like an internal column
+USER_KEY_MARK = " (user key)"  # marks a user's key that starts with "_", as internal ones do
 
 
 def keys_apart(table: pa.Table) -> pa.Table:
-    """``table`` with a user's own key named like an internal column (``_line``, ``_raw``: a
-    log may well have them) renamed with USER_KEY_MARK, so the internal column added next does
-    not collide with it (two fields of one name failed the whole file); :func:`user_key` gives
-    its name back."""
-    if not any(n in INTERNAL_COLUMNS for n in table.column_names):
+    """``table`` with each of a user's own keys that starts with "_" (``_line``, ``_raw``,
+    ``_id``, ``_meta``: logs have them) renamed with USER_KEY_MARK: apart from the internal
+    columns ("_line", "_raw", …), which it collided with (two fields of one name failed the whole
+    file) or was taken for (and dropped). :func:`user_key` gives its name back."""
+    if not any(n.startswith("_") for n in table.column_names):
         return table
-    return table.rename_columns([n + USER_KEY_MARK if n in INTERNAL_COLUMNS else n
+    return table.rename_columns([n + USER_KEY_MARK if n.startswith("_") else n
                                  for n in table.column_names])
+
+
+def is_user_key(name: str) -> bool:
+    """Whether a column is a user's key :func:`keys_apart` renamed."""
+    return name.startswith("_") and name.endswith(USER_KEY_MARK)
 
 
 def user_key(name: str) -> str:
     """The user's key of a column :func:`keys_apart` may have renamed."""
-    return name[:-1] if name.endswith(USER_KEY_MARK) and name[:-1] in INTERNAL_COLUMNS else name
+    return name[:-len(USER_KEY_MARK)] if is_user_key(name) else name
 
 
 def _with_line_text(table: pa.Table, block: LineBlock) -> pa.Table:
