@@ -12,6 +12,7 @@ The public API is :func:`ingest_paths` and :func:`ingest_stream`; both return an
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import io
@@ -203,17 +204,20 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     report = IngestReport(dry_run=lake.dry_run)
     readers = memo.Readers.of(forced)
     sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers, forced))
-    for i, source in enumerate(sources):
-        def tick(p: Progress, i=i) -> None:
-            if progress:
-                p.files_done, p.files_total = i, len(sources)
-                progress(p)
-        done = _ingest_source(lake, source, forced, tick, overrides)
-        report.files.append(done)
-        if lake.dry_run:
-            continue
-        if memo.source_key(source.info) and (done.duplicate_file or done.unreadable):
-            _remember_seen(lake, source, done)
+    from lib.ingest import fastpath
+
+    with fastpath.reused_connection(lake):
+        for i, source in enumerate(sources):
+            def tick(p: Progress, i=i) -> None:
+                if progress:
+                    p.files_done, p.files_total = i, len(sources)
+                    progress(p)
+            done = _ingest_source(lake, source, forced, tick, overrides)
+            report.files.append(done)
+            if lake.dry_run:
+                continue
+            if memo.source_key(source.info) and (done.duplicate_file or done.unreadable):
+                _remember_seen(lake, source, done)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
@@ -824,10 +828,24 @@ def _sql_jsonl_table(fmt: Format, head: bytes) -> str | None:
 
 
 def _sql_connection(lake: Lake, batch_id: str):
-    import duckdb
+    """(connection, its scratch folder, whether the caller closes it): the run's shared one
+    (lib.ingest.fastpath.shared_or_own), else a new one."""
+    from lib.ingest import fastpath
 
     tmp = lake.tmp_dir / f"ingest-{batch_id}"
     tmp.parent.mkdir(parents=True, exist_ok=True)
+    con, own = fastpath.shared_or_own(tmp, tmp, "sql", lambda: _new_sql_connection(tmp))
+    return con, tmp, own
+
+
+# What the exact SQL path leaves in its connection: dropped after each file, as the connection
+# may serve the run's next file.
+SQL_PATH_TABLES = ("parsed", "seen", "known", "keep", "units", "tiered")
+
+
+def _new_sql_connection(tmp: Path):
+    import duckdb
+
     con = duckdb.connect(config={
         "memory_limit": SQL_MEMORY_LIMIT, "temp_directory": str(tmp),
         "threads": max(os.cpu_count() or 1, 1), "preserve_insertion_order": True,
@@ -835,7 +853,7 @@ def _sql_connection(lake: Lake, batch_id: str):
         "allocator_flush_threshold": "16MB",
         "autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute("SET TimeZone = 'UTC'")
-    return con, tmp
+    return con
 
 
 def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name: str,
@@ -848,7 +866,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
     from lib.ingest.validate import checked_sql, time_range
 
     now = datetime.now(UTC)
-    con, tmp = _sql_connection(lake, batch.batch_id)
+    con, tmp, own = _sql_connection(lake, batch.batch_id)
     state: dict = {"error": None, "done": False}
     blocks = text_blocks(stream)
     block_schema = pa.schema([("first_line", pa.int64()), ("pieces", pa.int64()),
@@ -925,7 +943,14 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             raise state["error"] from None
         raise
     finally:
-        con.close()
+        if own:
+            con.close()
+        else:
+            with contextlib.suppress(Exception):  # an interrupted statement's state
+                for table in SQL_PATH_TABLES:
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
+                with contextlib.suppress(Exception):
+                    con.unregister("blocks")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
