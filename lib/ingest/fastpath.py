@@ -371,7 +371,7 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
             # which a line's top-level context keys are folded over the attributes' own.
             ctx = "''" if context_free else pricing.context_sql(
                 "m['attributes']", {k: f"m[{_lit(k)}]" for k in pricing.CONTEXT_KEYS})
-            # (the period's epoch arithmetic is cheaper than CAST(ts AS DATE): the day is its)
+            # the day is the period's date (epoch arithmetic, cheaper than CAST(ts AS DATE))
             groups = [(*g[:2], g[2] and g[2].date(), *g[3:], g[2]) for g in con.execute(
                 f"SELECT {cols['provider']}, {cols['model']}, "
                 f"{pricing.period_sql(ts)} AS price_period, "
