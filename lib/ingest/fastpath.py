@@ -251,7 +251,8 @@ def reused_connection(lake: Lake):
     if getattr(_SHARED, "state", None) is not None:  # nested: the outer one's
         yield
         return
-    _SHARED.state = {"lake_tmp": lake.tmp_dir, "cons": {}}
+    # the lake, not its tmp_dir: a dry run's scratch folder is made only if a file needs it
+    _SHARED.state = {"lake": lake, "cons": {}}
     try:
         yield
     finally:
@@ -270,7 +271,7 @@ def shared_or_own(tmp: Path, spill: Path, kind: str = "fast", make=None):
 
     make = make or (lambda: _connection(tmp))
     state = getattr(_SHARED, "state", None)
-    if state is None or state["lake_tmp"] != tmp.parent:
+    if state is None or state["lake"].tmp_dir != tmp.parent:
         return make(), True
     con = state["cons"].get(kind)
     if con is not None:
