@@ -42,8 +42,8 @@ Price periods: most prices change only from one day to another (a new price from
 date), but some depend on the time of day: deepseek-v4-pro costs twice as much from 01:00 to
 04:00 and from 06:00 to 10:00 UTC, deepseek-chat half as much from 16:30 to 00:30. A request's
 *period* is the start of the interval of its UTC day, between consecutive times of day at which
-any catalogue price starts or stops (PERIOD_BOUNDS: 00:30, 01:00, 04:00, 06:00, 10:00, 16:30 in
-the bundled snapshot), in which it was made; every price is constant within a period. A model
+any catalogue price starts or stops (period_bounds(): 00:30, 01:00, 04:00, 06:00, 10:00, 16:30
+in the bundled snapshot), in which it was made; every price is constant within a period. A model
 whose prices do not depend on the time of day is priced at noon UTC of the day, so its periods
 of a day share one genai-prices lookup.
 
@@ -279,10 +279,10 @@ def price_moment(provider: str | None, model: str | None, when: date | datetime)
     A ``date`` alone stands for its noon."""
     if not isinstance(when, datetime):
         return datetime.combine(when, time(12), tzinfo=UTC)
-    start = period_of(when)
-    if not priced_by_time_of_day(provider, model):
-        start = datetime.combine(start.date(), time(12))
-    return start.replace(tzinfo=UTC)
+    if priced_by_time_of_day(provider, model):
+        return period_of(when).replace(tzinfo=UTC)
+    day = (when.astimezone(UTC) if when.tzinfo is not None else when).date()
+    return datetime.combine(day, time(12), tzinfo=UTC)
 
 
 def period_sql(ts: str, by_time: bool = True) -> str:
@@ -470,13 +470,12 @@ def context_sql(attributes: str, top: Mapping[str, str] | None = None) -> str:
     ``top``: {key: SQL text} of values that take precedence over the attributes' (a canonical
     line's top-level keys, which ingestion folds into its attributes over theirs)."""
     top = top or {}
-    hints = " OR ".join(f"contains({attributes}, {_sql_lit(h)})" for h in _CONTEXT_HINTS)
     values = {k: [_sql_json_value(attributes, a) for a in CONTEXT_ALIASES[k]]
               for k in CONTEXT_KEYS}
     for k, v in top.items():  # over the attributes' own key; the aliases come after both
         values[k][0] = f"coalesce({v}, {values[k][0]})"
     # Without the hints the attributes hold no context key: skip parsing them.
-    skip = f"({attributes} IS NULL OR NOT ({hints}))" + "".join(
+    skip = f"NOT {context_hint_sql(attributes)}" + "".join(
         f" AND {v} IS NULL" for v in top.values())
     return f"(CASE WHEN {skip} THEN '' ELSE {context_sql_of(values)} END)"
 
@@ -718,13 +717,14 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
     return joined["cache_savings_usd"]
 
 
-def _past_tier_saving(provider, model, day, context, input_tokens, cached, cache_write, output,
+def _past_tier_saving(provider, model, at, context, input_tokens, cached, cache_write, output,
                       overrides) -> float | None:
     """USD saved by one call's cached tokens when it is priced past a tier: its price with none
-    of its input cached minus its price (None: unpriced, or counts that contradict each other)."""
-    full = request_cost(provider, model, day, input_tokens, 0, cache_write, output, overrides,
+    of its input cached minus its price (None: unpriced, or counts that contradict each other).
+    ``at``: the call's time or price period."""
+    full = request_cost(provider, model, at, input_tokens, 0, cache_write, output, overrides,
                         context)
-    made = request_cost(provider, model, day, input_tokens, cached, cache_write, output,
+    made = request_cost(provider, model, at, input_tokens, cached, cache_write, output,
                         overrides, context)
     return None if full is None or made is None else full - made
 
@@ -762,9 +762,8 @@ def past_tier_savings(engine, where: str, params: dict, keys, overrides: dict | 
     (SQL over ``requests``, with ``params``) that have cached tokens and are past a tier, their
     price with no cached tokens minus their price, minus their base-tier savings. ``keys``: the
     (provider, model, period (:func:`period_sql`), context key) of the requests with cached
-    tokens. Only models with
-    tiers are looked at, and only their requests past the tier are read, one per distinct token
-    mix."""
+    tokens. Only models with tiers are looked at, and only their requests past the tier are read,
+    one per distinct token mix."""
     overrides = load_overrides() if overrides is None else overrides
     okey = _overrides_key(overrides)
     tiers = {}

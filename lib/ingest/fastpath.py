@@ -356,8 +356,7 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
     from lib.ingest.validate import _typed, checked_sql, time_range
 
     key = schema.KEYS[name]
-    con, own = shared_or_own(tmp, tmp / "spill")
-    tmp.mkdir(parents=True, exist_ok=True)
+    con, own = shared_or_own(tmp, tmp / "spill")  # (and the folder tmp made)
     try:
         # 2. One light pass over the lines as maps: the distinct key lists (so keys that are not
         #    canonical columns are seen), rows, the days, and for requests the distinct (provider,

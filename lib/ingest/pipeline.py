@@ -949,8 +949,8 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             with contextlib.suppress(Exception):  # an interrupted statement's state
                 for table in SQL_PATH_TABLES:
                     con.execute(f"DROP TABLE IF EXISTS {table}")
-                with contextlib.suppress(Exception):
-                    con.unregister("blocks")
+            with contextlib.suppress(Exception):
+                con.unregister("blocks")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -1055,10 +1055,13 @@ def _price_join(con, good: str, overrides: dict) -> str:
     # Planning context_sql costs ~11 ms a statement: rows that cannot hold a context skip it.
     hinted = con.execute(f"SELECT count(*) FROM parsed WHERE {good} AND "
                          f"{pricing.context_hint_sql('attributes')}").fetchone()[0]
-    ctx = pricing.context_sql("p.attributes") if hinted else "''"
+
+    def context_of(attributes: str) -> str:
+        return pricing.context_sql(attributes) if hinted else "''"
+
+    ctx = context_of("p.attributes")
     models = con.execute(f"SELECT DISTINCT provider, model, {pricing.period_sql('ts')}, "
-                         f"{pricing.context_sql('attributes') if hinted else chr(39) * 2} "
-                         f"FROM parsed WHERE {good}").fetchall()
+                         f"{context_of('attributes')} FROM parsed WHERE {good}").fetchall()
     pricing.sql_units(con, models, overrides)
     pricing.sql_tiered(con, f"parsed p JOIN units u ON {pricing.sql_units_on(ctx)} "
                             f"WHERE p.{good} AND coalesce(p.input_tokens, 0) >= u.linear_below",
