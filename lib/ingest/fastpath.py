@@ -89,6 +89,10 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     LAST.update(source=src.name, outcome="exact", reason="not a local file")
     if not path or not enabled():
         return False
+    if glob.has_magic(path):
+        # DuckDB's readers take a name as a glob: "c?.jsonl" would also read "cx.jsonl"
+        LAST.update(reason="a name DuckDB would read as a glob (* ? [): the exact path reads it")
+        return False
     LAST.update(reason="not canonical JSONL")
     stat0 = os.stat(path)
     seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}

@@ -281,3 +281,21 @@ def test_the_files_of_a_run_share_one_connection_and_each_spills_into_its_own_sc
     con, own = fastpath.shared_or_own(lake.tmp_dir / "fast-d", lake.tmp_dir / "fast-d")
     assert own
     con.close()
+
+
+@pytest.mark.parametrize("name", ["c?.jsonl", "c*.jsonl", "c[x].jsonl"])
+def test_a_name_duckdb_would_read_as_a_glob_is_read_alone_by_the_exact_path(
+        tmp_path, monkeypatch, name):
+    # DuckDB's read_json reads "c?.jsonl" as a pattern: it also matched the neighbour "cx.jsonl"
+    # and stored its rows under the other file's name.
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / name).write_bytes(jsonl_bytes([canonical_request(1)]))
+    (folder / "cx.jsonl").write_bytes(jsonl_bytes([canonical_request(2)]))
+    lake = Lake(tmp_path / "store")
+    f = _ingest(lake, folder / name, monkeypatch, fast=True)
+    assert fastpath.LAST["outcome"] == "exact" and "glob" in fastpath.LAST["reason"]
+    assert f.stored == {"requests": 1}
+    files = [str(lake.root / p) for p in lake.snapshot().files["requests"]]
+    assert duckdb.sql("SELECT request_id, source_file FROM read_parquet($f)",
+                      params={"f": files}).fetchall() == [("r1", str(folder / name))]
