@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -110,9 +111,26 @@ def _groups(lake: Lake, files: list[str], group_bytes: int) -> list[list[str]]:
 
 
 def _read(lake: Lake, table: str, files: list[str]) -> pa.Table:
-    parts = [schema.conform(pq.read_table(lake.root / rel), schema.TABLES[table])
-             for rel in files]
-    return pa.concat_tables(parts).sort_by("ts")
+    """The rows of ``files`` (of ``table``) in one table of its canonical schema, by ts."""
+    target = schema.TABLES[table]
+    try:
+        # One read of them all: a file at a time cost 2.5 ms each (a day of files written every
+        # minute is 1,440 of them). By name, for files written before a column was added.
+        con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})
+        try:
+            merged = con.execute(
+                "SELECT * FROM read_parquet($files, union_by_name = true, "
+                "hive_partitioning = false)",
+                {"files": [str(lake.root / rel) for rel in files]}).to_arrow_table()
+        finally:
+            con.close()
+        merged = schema.conform(merged, target)
+    except (duckdb.Error, pa.ArrowException):
+        # what DuckDB cannot read as one (types that differ between files): a file at a time
+        merged = pa.concat_tables([schema.conform(pq.read_table(lake.root / rel), target)
+                                   for rel in files])
+    return merged.sort_by("ts")
 
 
 def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> list[Path]:

@@ -159,6 +159,13 @@ class Lake:
         self._live_hashes: tuple | None = None  # has_content's index of the commits
         self._live_files: tuple | None = None  # snapshot's live files of the commits
         self._version: tuple | None = None  # version()'s token of the commits
+        # While this object holds the writer lock, no other writer can add a commit: the state
+        # listed once under it (and moved on by each commit it publishes, with the indexes
+        # above) stands until the lock is released, and so does the newest checkpoint's count.
+        # A run of thousands of files otherwise listed the manifest folder and rebuilt every
+        # index over every commit for each file (quadratic: 3,000 small files spent 25 s there).
+        self._locked_state: tuple[frozenset, list[Commit]] | None = None
+        self._locked_checkpoint: int | None = None
         # The writer lock is re-entrant within a process (compaction reads and rewrites under one
         # lock; a BatchWriter holds it from begin to commit), so it is counted per Lake object.
         self._lock_guard = threading.RLock()
@@ -175,15 +182,18 @@ class Lake:
         return self._version_of(self._commit_state())
 
     def _version_of(self, state: tuple[frozenset, list[Commit]]) -> str:
-        """The version token of a :meth:`_commit_state`, made once per state."""
+        """The version token of a :meth:`_commit_state`, made once per state: the number of
+        manifest entries and the XOR of a hash of each name (the same for the same names in any
+        process, and moved on by one more name without going over the others)."""
         if state is _NO_COMMITS:
             return "empty"
         cached = self._version
         if cached is None or cached[0] is not state:
-            names = sorted(state[0])
-            cached = self._version = (state,
-                                      f"{len(names)}:{content_hash_of(','.join(names))[:16]}")
-        return cached[1]
+            x = 0
+            for name in state[0]:
+                x ^= _name_hash(name)
+            cached = self._version = (state, len(state[0]), x)
+        return f"{cached[1]}:{cached[2]:016x}"
 
     def commits(self) -> list[Commit]:
         """Every commit in the manifest, oldest first; unreadable entries are skipped (problems)."""
@@ -193,6 +203,16 @@ class Lake:
         """The manifest's commit file names now and their commits, oldest first: one object per
         set of names, by which derived indexes (has_content, snapshot) are cached. Another thread
         may replace ``self._sorted`` at any time, so callers key on what this returned."""
+        locked = self._locked_state
+        if locked is not None and self._lock_depth > 0:
+            return locked
+        state = self._listed_state()
+        if self._lock_depth > 0 and self._lock_file is not None and state is not _NO_COMMITS:
+            self._locked_state = state  # stands while this object holds the lock
+        return state
+
+    def _listed_state(self) -> tuple[frozenset, list[Commit]]:
+        """:meth:`_commit_state` from a listing of the manifest folder."""
         try:
             entries = os.listdir(self.manifest_dir)
         except FileNotFoundError:
@@ -222,6 +242,37 @@ class Lake:
             out = sorted(filter(None, map(self._commit_cache.get, key)), key=_commit_order)
         state = self._sorted = (key, out)
         return state
+
+    def _advance(self, commit: Commit) -> None:
+        """Move the state listed under the writer lock (and the indexes made of it) on to
+        ``commit``, just published by this object: the manifest is not listed again, nor every
+        commit gone over again, for each commit of a run."""
+        before = self._locked_state
+        if before is None or self._lock_depth == 0:
+            return
+        name = f"{commit.commit_id}.json"
+        self._commit_cache[name] = commit
+        out = list(before[1])
+        bisect.insort(out, commit, key=_commit_order)
+        state = self._sorted = self._locked_state = (before[0] | {name}, out)
+        version = self._version
+        if version is not None and version[0] is before:
+            self._version = (state, version[1] + 1, version[2] ^ _name_hash(name))
+        hashes = self._live_hashes
+        if hashes is not None and hashes[0] is before and commit.kind != "remove":
+            if commit.content_hash:  # (a set only this index holds)
+                hashes[2].add(commit.content_hash)
+            self._live_hashes = (state, hashes[1], hashes[2])
+        files = self._live_files
+        if files is not None and files[0] is before:
+            live = files[1]
+            if commit.removed:
+                gone = set(commit.removed)
+                live = {t: [p for p in paths if p not in gone] for t, paths in live.items()}
+            for f in commit.added:
+                if f["table"] in live and f["path"] not in commit.removed:
+                    live[f["table"]].append(f["path"])
+            self._live_files = (state, live)
 
     def _load_checkpoint(self, entries: list[str]) -> None:
         """Fill the commit cache from the newest readable checkpoint among ``entries`` (names
@@ -261,11 +312,17 @@ class Lake:
         newest one (with the writer lock held); delete all but the newest CHECKPOINTS_KEPT.
         Returns the path written, or None. Housekeeping: an error is logged, never raised."""
         try:
-            entries = os.listdir(self.manifest_dir)
-            listed = sum(n.endswith(".json") for n in entries)
-            # (a name counting more commits than there are is no checkpoint of ours)
-            newest = max((n for n in map(_checkpoint_count, _checkpoints(entries))
-                          if n <= listed), default=0)
+            locked = self._locked_state if self._lock_depth > 0 else None
+            if locked is not None and self._locked_checkpoint is not None:
+                listed, newest = len(locked[0]), self._locked_checkpoint
+            else:
+                entries = os.listdir(self.manifest_dir)
+                listed = sum(n.endswith(".json") for n in entries)
+                # (a name counting more commits than there are is no checkpoint of ours)
+                newest = max((n for n in map(_checkpoint_count, _checkpoints(entries))
+                              if n <= listed), default=0)
+                if locked is not None:
+                    self._locked_checkpoint = newest
             if listed - newest < CHECKPOINT_EVERY:
                 return None
             commits = self.commits()
@@ -280,6 +337,8 @@ class Lake:
             _fsync(tmp)
             os.replace(tmp, final)
             _fsync_dir(self.manifest_dir)
+            if self._lock_depth > 0:
+                self._locked_checkpoint = len(commits)
             kept = sorted(_checkpoints(os.listdir(self.manifest_dir)), key=_checkpoint_count)
             for name in kept[:-CHECKPOINTS_KEPT]:
                 (self.manifest_dir / name).unlink(missing_ok=True)
@@ -352,6 +411,7 @@ class Lake:
                 fh = open(self.manifest_dir / ".lock", "a+")
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 self._lock_file = fh
+                self._locked_state = self._locked_checkpoint = None  # listed once, below
                 if not self.dry_run:
                     try:
                         # The marker outlives only a holder that died: then clear what it left.
@@ -383,6 +443,7 @@ class Lake:
                 self._lock_depth -= 1
                 if self._lock_depth == 0 and self._lock_file is not None:
                     fh, self._lock_file = self._lock_file, None
+                    self._locked_state = self._locked_checkpoint = None
                     if not self.dry_run:
                         (self.manifest_dir / WRITING_MARKER).unlink(missing_ok=True)
                     fcntl.flock(fh, fcntl.LOCK_UN)
@@ -449,14 +510,17 @@ class Lake:
         return deleted
 
     def begin(self, source: str, content_hash: str | None = None, *, kind: str = "ingest",
-              dedupe: bool = True, info: dict | None = None) -> BatchWriter:
+              dedupe: bool = True, info: dict | None = None, batch_id: str | None = None,
+              ingested_at: datetime | None = None) -> BatchWriter:
         """Start a streamed batch: one atomic commit built from many :meth:`BatchWriter.add` calls.
 
         Holds the writer lock until ``commit()`` or ``abort()`` (use it as a context manager:
         leaving the block without a commit aborts). ``content_hash`` may be given now or to
-        ``commit`` once it is known (it is usually computed while the file streams)."""
+        ``commit`` once it is known (it is usually computed while the file streams).
+        ``batch_id`` and ``ingested_at`` are chosen here unless given: files written with the
+        lineage of a batch before it began (lib/ingest/grouped.py) give theirs."""
         return BatchWriter(self, source=source, content_hash=content_hash, kind=kind,
-                           dedupe=dedupe, info=info)
+                           dedupe=dedupe, info=info, batch_id=batch_id, ingested_at=ingested_at)
 
     def append(
         self,
@@ -726,6 +790,7 @@ class Lake:
             os.link(tmp, final)  # atomic and exclusive: never overwrites a commit
         finally:
             tmp.unlink(missing_ok=True)
+        self._advance(commit)
         _fsync_dir(self.manifest_dir)
         self._maybe_checkpoint()
 
@@ -785,6 +850,12 @@ def _dry_run_alive(folder: Path) -> bool:
 
 
 _NO_COMMITS: tuple[frozenset, list] = (frozenset(), [])
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _name_hash(name: str) -> int:
+    """64 bits of the SHA-256 of a manifest entry's name (the version token's part of it)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
 
 
 def _commit_order(c: Commit) -> tuple[str, str]:
@@ -877,15 +948,16 @@ class BatchWriter:
     """
 
     def __init__(self, lake: Lake, *, source: str, content_hash: str | None, kind: str,
-                 dedupe: bool, info: dict | None):
+                 dedupe: bool, info: dict | None, batch_id: str | None = None,
+                 ingested_at: datetime | None = None):
         self.lake = lake
         self.source = source
         self.content_hash = content_hash
         self.kind = kind
         self.dedupe = dedupe
         self.info = dict(info or {})
-        self.batch_id = uuid.uuid4().hex
-        self.ingested_at = datetime.now(UTC)
+        self.batch_id = batch_id or uuid.uuid4().hex
+        self.ingested_at = ingested_at or datetime.now(UTC)
         self.result = WriteResult(commit=None)
         self._writers: dict[tuple[str, str], tuple[pq.ParquetWriter, Path, str]] = {}
         self._rows: dict[str, int] = {}  # rows written per relative path

@@ -1,0 +1,101 @@
+"""While a Lake object holds the writer lock it lists the manifest once and moves its state (and
+the indexes made of it: content hashes, live files, version) on with each commit it publishes
+(lib/store/lake.py _advance). At every step that state must be what a fresh reader listing the
+folder finds; once the lock is released, other writers' commits are seen again."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from lib.store import Lake
+from lib.store import lake as lake_module
+from tests.conftest import make_request, requests_table
+
+
+def _view(lake: Lake) -> tuple:
+    snap = lake.snapshot()
+    return ([c.commit_id for c in lake.commits()], snap.version, lake.version(),
+            {t: sorted(paths) for t, paths in snap.files.items()})
+
+
+def _agrees_with_a_fresh_reader(lake: Lake, hashes: list[str]) -> None:
+    fresh = Lake(lake.root)
+    assert _view(lake) == _view(fresh)
+    assert [lake.has_content(h) for h in hashes] == [fresh.has_content(h) for h in hashes]
+
+
+def _batch(i: int, n: int = 2) -> dict[str, pa.Table]:
+    return {"requests": requests_table([make_request(i * 10 + k) for k in range(n)])}
+
+
+def test_under_one_lock_every_kind_of_commit_leaves_the_state_a_fresh_reader_finds(tmp_path):
+    lake = Lake(tmp_path / "store")
+    lake.append(_batch(0), source="before", content_hash="h-before")
+    hashes = ["h-before"] + [f"h{i}" for i in range(1, 8)] + ["never"]
+    with lake.writer_lock():
+        lake.commits()  # listed once here; from now on moved on by each commit
+        for i in range(1, 6):
+            lake.append(_batch(i), source=f"s{i}", content_hash=f"h{i}")
+            _agrees_with_a_fresh_reader(lake, hashes)
+        # a batch with its own id, through the streamed writer
+        with lake.begin("streamed", batch_id="b" * 32) as batch:
+            batch.add(_batch(6))
+            batch.commit(content_hash="h6")
+        _agrees_with_a_fresh_reader(lake, hashes)
+        # a rewrite that removes files (compaction's kind)
+        day = lake.snapshot().files["requests"][0].split("date=")[1].split("/")[0]
+        old = [p for p in lake.snapshot().files["requests"] if f"date={day}/" in p]
+        lake.rewrite("requests", {day: requests_table([make_request(999)])}, kind="compact",
+                     source="compact", files={day: old})
+        _agrees_with_a_fresh_reader(lake, hashes)
+        # taking a batch out forgets its content
+        h2 = next(c for c in lake.commits() if c.content_hash == "h2")
+        lake.remove_batch(h2.commit_id)
+        _agrees_with_a_fresh_reader(lake, hashes)
+        assert not lake.has_content("h2")
+        lake.append(_batch(7), source="s7", content_hash="h7")
+        _agrees_with_a_fresh_reader(lake, hashes)
+    _agrees_with_a_fresh_reader(lake, hashes)
+
+
+def test_after_the_lock_is_released_another_writers_commit_is_seen(tmp_path):
+    lake = Lake(tmp_path / "store")
+    with lake.writer_lock():
+        lake.append(_batch(1), source="mine", content_hash="mine")
+        assert lake.has_content("mine")
+    other = Lake(tmp_path / "store")
+    other.append(_batch(2), source="theirs", content_hash="theirs")
+    assert lake.has_content("theirs")  # listed again: the lock was let go
+    with lake.writer_lock():
+        assert lake.has_content("theirs") and len(lake.commits()) == 2
+    _agrees_with_a_fresh_reader(lake, ["mine", "theirs"])
+
+
+def test_checkpoints_are_written_at_their_counts_under_one_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(lake_module, "CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(lake_module, "CHECKPOINT_LOAD_MIN", 1)
+    lake = Lake(tmp_path / "store")
+    with lake.writer_lock():
+        for i in range(12):
+            lake.append(_batch(i, 1), source=f"s{i}", content_hash=f"h{i}")
+    names = sorted(p.name for p in lake.manifest_dir.glob("checkpoint-*"))
+    assert [lake_module._checkpoint_count(n) for n in names] == [5, 10]
+    # a new reader starts from the newest checkpoint and reads the two commits after it
+    reads = []
+    real = Lake._read_commit
+    monkeypatch.setattr(Lake, "_read_commit",
+                        staticmethod(lambda path: reads.append(path) or real(path)))
+    fresh = Lake(lake.root)
+    assert [c.commit_id for c in fresh.commits()] == [c.commit_id for c in lake.commits()]
+    assert len(reads) == 2
+
+
+@pytest.mark.parametrize("names", [["a.json"], ["a.json", "b.json", "c.json"]])
+def test_the_version_token_is_the_same_for_the_same_names_however_reached(tmp_path, names):
+    x = 0
+    for n in names:
+        x ^= lake_module._name_hash(n)
+    lake = Lake(tmp_path / "store")
+    state = (frozenset(names), [])
+    assert lake._version_of(state) == f"{len(names)}:{x:016x}"
