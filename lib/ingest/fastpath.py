@@ -39,6 +39,7 @@ import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -202,6 +203,40 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     return True
 
 
+def adopt_new_rows(lake: Lake, batch, con, name: str, files: list[str], *,
+                   deduplicate: bool = True) -> int:
+    """Adopt into ``batch`` the Parquet files ``files`` of table ``name``, each in a folder
+    ``<column>=YYYY-MM-DD`` naming its day, without the rows whose key is already in the lake
+    (with ``deduplicate``; the caller knows there are none otherwise). Returns how many rows
+    were dropped, counted in the batch as duplicates."""
+    key = schema.KEYS[name]
+    dupes = 0
+    for f in files:
+        day = Path(f).parent.name.split("=", 1)[1]
+        n = pq.ParquetFile(f).metadata.num_rows
+        # Rows already in the lake: only its files of the same days (and either side) hold them.
+        known = lake._files_of_days(name, [day]) if deduplicate else []
+        if known:
+            keep = (f"FROM read_parquet({_lit(f)}) WHERE {_q(key)} NOT IN "
+                    f"(SELECT {_q(key)} FROM read_parquet($known))")
+            left = con.execute(f"SELECT count(*) {keep}", {"known": known}).fetchone()[0]
+            if left < n:
+                dupes += n - left
+                if left:
+                    g = f + ".dedup.parquet"
+                    con.execute(f"COPY (SELECT * {keep}) TO {_lit(g)} (FORMAT parquet, "
+                                f"COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+                                f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})", {"known": known})
+                    os.replace(g, f)
+                else:
+                    os.unlink(f)
+                n = left
+        if n:
+            batch.adopt_file(name, day, f, n)
+    batch.count_duplicates(name, dupes)
+    return dupes
+
+
 def _import_quietly(module: str) -> None:
     try:
         importlib.import_module(module)
@@ -310,28 +345,36 @@ def _connection(tmp: Path):
     return con
 
 
-def _read_json(path: Path, compressed: bool, columns: str, records: bool = True) -> str:
-    return (f"read_json({_lit(str(path))}, format = 'newline_delimited', "
+def _read_json(path: Path | list[Path], compressed: bool, columns: str, records: bool = True,
+               filename: str | None = None) -> str:
+    """``read_json`` of one file or a list; with ``filename``, each row's file in that column."""
+    paths = ("[" + ", ".join(_lit(str(p)) for p in path) + "]" if isinstance(path, list)
+             else _lit(str(path)))
+    named = f", filename = {_lit(filename)}" if filename else ""
+    return (f"read_json({paths}, format = 'newline_delimited', "
             f"records = {'true' if records else 'false'}, "
             f"compression = '{'gzip' if compressed else 'uncompressed'}', "
-            f"maximum_object_size = {MAX_LINE_BYTES}, columns = {columns})")
+            f"maximum_object_size = {MAX_LINE_BYTES}, columns = {columns}{named})")
 
 
 EXTRAS_ALIAS = "_fast_extras"
 
 
-def rows_sql(name: str, path: Path, compressed: bool, keys=None) -> str:
-    """The lines of ``path`` as rows of the canonical columns of ``name`` (only those in ``keys``
-    when given) as text: the text ``from_json`` gives the exact path (numbers as written, nested
-    values as JSON). Keys in ``keys`` that are not canonical columns are read as JSON values and
-    given as one object, ``_fast_extras`` (see :func:`extras_sql`)."""
+def rows_sql(name: str, path: Path | list[Path], compressed: bool, keys=None,
+             filename: str | None = None) -> str:
+    """The lines of ``path`` (or of a list of files) as rows of the canonical columns of ``name``
+    (only those in ``keys`` when given) as text: the text ``from_json`` gives the exact path
+    (numbers as written, nested values as JSON). Keys in ``keys`` that are not canonical columns
+    are read as JSON values and given as one object, ``_fast_extras`` (see :func:`extras_sql`).
+    With ``filename``, each row's file is in that column."""
     names = [c for c in schema.TABLES[name].names if keys is None or c in keys]
     extra = sorted(set(keys or ()) - set(schema.TABLES[name].names))
     cols = "{" + ", ".join([f"{_lit(c)}: 'VARCHAR'" for c in names]
                            + [f"{_lit(c)}: 'JSON'" for c in extra]) + "}"
     select = ", ".join([_q(c) for c in names] + ([f"{extras_sql(extra)} AS {EXTRAS_ALIAS}"]
-                                                 if extra else []))
-    return f"SELECT {select} FROM {_read_json(path, compressed, cols)}"
+                                                 if extra else [])
+                       + ([_q(filename)] if filename else []))
+    return f"SELECT {select} FROM {_read_json(path, compressed, cols, True, filename)}"
 
 
 def extras_sql(keys: list[str]) -> str:
@@ -344,11 +387,119 @@ def extras_sql(keys: list[str]) -> str:
                            f"e -> e.v IS NOT NULL AND json_type(e.v) <> 'NULL')")
 
 
-def maps_sql(path: Path, compressed: bool) -> str:
-    """The lines of ``path`` as ``m``, a MAP of each key to its value as text: one parse gives the
-    keys of every line (extra keys are otherwise dropped silently by read_json)."""
+def maps_sql(path: Path | list[Path], compressed: bool, filename: str | None = None) -> str:
+    """The lines of ``path`` (or of a list of files) as ``m``, a MAP of each key to its value as
+    text: one parse gives the keys of every line (extra keys are otherwise dropped silently by
+    read_json). With ``filename``, each line's file is in that column."""
     columns = "{'m': 'MAP(VARCHAR, VARCHAR)'}"
-    return f"SELECT m FROM {_read_json(path, compressed, columns, False)}"
+    also = f", {_q(filename)}" if filename else ""
+    return f"SELECT m{also} FROM {_read_json(path, compressed, columns, False, filename)}"
+
+
+@dataclass
+class Plan:
+    """What the key pre-pass found in the lines it read: ``rows``, the ``days`` (dates), the
+    ``keys`` of any line, whether a price depends on the time of day (``by_time``), and the
+    largest input of each (provider, model, price period, price context key) to price
+    (``largest``); ``by_file``: the same per file (by the value of the file column) when the
+    pre-pass read several."""
+
+    rows: int
+    days: set
+    keys: set
+    by_time: bool
+    largest: dict
+    by_file: dict = field(default_factory=dict)
+
+
+def prepass(con, name: str, maps: str, context_free: bool, file_column: str | None = None
+            ) -> Plan:
+    """2. One light pass over the lines as maps (the SQL ``maps``, :func:`maps_sql`): the distinct
+    key lists (so keys that are not canonical columns are seen), rows, the days, and for requests
+    the distinct (provider, model, price period, price context) to price, with their largest input
+    (for price tiers); per file too with ``file_column``."""
+    from lib.ingest.validate import _typed
+
+    cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
+    ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
+    by = f", {_q(file_column)}" if file_column else ""
+    if name == "requests":
+        inp = _typed("input_tokens", pa.string(), pa.int64())[0].replace(
+            '"input_tokens"', cols["input_tokens"])
+        # The context as the main pass reads it from the checked row's attributes, into
+        # which a line's top-level context keys are folded over the attributes' own.
+        ctx = "''" if context_free else pricing.context_sql(
+            "m['attributes']", {k: f"m[{_lit(k)}]" for k in pricing.CONTEXT_KEYS})
+        # the day is the period's date (epoch arithmetic, cheaper than CAST(ts AS DATE))
+        groups = [(*g[:2], g[2] and g[2].date(), *g[3:7], g[2], *g[7:]) for g in con.execute(
+            f"SELECT {cols['provider']}, {cols['model']}, "
+            f"{pricing.period_sql(ts)} AS price_period, "
+            f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks, {ctx} AS ctx{by} "
+            f"FROM ({maps}) GROUP BY ALL").fetchall()]
+    else:
+        groups = [(None, None, g[0] and g[0].date(), None, *g[1:3], "", None, *g[3:])
+                  for g in con.execute(
+            f"SELECT {pricing.period_sql(ts, by_time=False)} AS day, count(*), "
+            f"map_keys(m) AS ks{by} FROM ({maps}) GROUP BY ALL").fetchall()]
+    plan = _plan_of(name, groups)
+    if file_column:
+        for f in {g[8] for g in groups}:
+            plan.by_file[f] = _plan_of(name, [g for g in groups if g[8] == f])
+    return plan
+
+
+def _plan_of(name: str, groups: list[tuple]) -> Plan:
+    """The :class:`Plan` of the pre-pass's groups: (provider, model, day, largest input, rows,
+    keys, context key, price period[, file])."""
+    keys = set().union(*(g[5] for g in groups))
+    # (provider, model, period, context key) -> largest input tokens. Where no model of the
+    # file is priced by the time of day (most files), a period is a whole day: the main pass
+    # then joins on the cheaper day expression.
+    by_time = any(pricing.priced_by_time_of_day(g[0], g[1]) for g in groups
+                  if name == "requests")
+    largest: dict = {}
+    for g in groups if name == "requests" else ():
+        at = g[7] if by_time or g[7] is None else g[7].replace(hour=0, minute=0, second=0,
+                                                                microsecond=0)
+        k = (g[0], g[1], at, g[6])
+        largest[k] = max(largest.get(k, g[3]), g[3])
+    return Plan(rows=sum(g[4] for g in groups), days={g[2] for g in groups}, keys=keys,
+                by_time=by_time, largest=largest)
+
+
+def priced_source(con, name: str, checked: str, plan: Plan, overrides: dict,
+                  ingested_at) -> tuple[str, str, str]:
+    """(source, joins, condition) of the main pass over the checked rows ``checked`` (SQL): the
+    rows as ``source``, the price tables' ``joins`` (registered on ``con``), and a condition to
+    AND to the WHERE clause that stops the pass if a row's price key is not one the pre-pass saw
+    (``plan``)."""
+    if name != "requests":
+        return f"({checked})", "", ""
+    from lib.ingest.validate import time_range
+
+    # Prices per (provider, model, period, context key). A file none of whose rows has a
+    # context (most) joins on the constant ''; else each row's key is read once from its
+    # checked attributes (the same SQL as the exact path). A row whose key the pre-pass
+    # did not see stops the fast path rather than going unpriced.
+    source, priced = f"({checked})", ""
+    models = list(plan.largest)
+    ctx = "''"
+    at = pricing.period_sql("p.ts", plan.by_time)
+    if any(m[3] for m in models):
+        source = (f"(SELECT *, {pricing.context_sql('attributes')} AS _price_ctx "
+                  f"FROM ({checked}))")
+        ctx = "p._price_ctx"
+    if ctx != "''" or plan.by_time:
+        priced = (" AND CASE WHEN u.price_period IS NULL AND p._reason IS NULL "
+                  "THEN error('a price key differs from the pre-pass') END IS NULL")
+    linear_below = pricing.sql_units(con, models, overrides)
+    past = any(lb is not None and plan.largest[m] >= lb for m, lb in
+               zip(models, linear_below, strict=True))
+    pricing.sql_tiered(con, (
+        f"{source} p JOIN units u ON {pricing.sql_units_on(ctx, at)} "
+        f"WHERE p._reason IS NULL AND coalesce(p.input_tokens, 0) >= u.linear_below"
+    ) if past else None, overrides, time_range(ingested_at), ctx)
+    return source, pricing.sql_price_joins(ctx, at), priced
 
 
 def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides: dict,
@@ -357,51 +508,15 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
     """Check, price and write ``path`` into ``batch``; returns (stored, duplicates, rows).
     Records in LAST the seconds from ``t0`` (the ingest's start) at the end of each phase."""
     from lib.ingest import pipeline
-    from lib.ingest.validate import _typed, checked_sql, time_range
+    from lib.ingest.validate import checked_sql, time_range
 
     key = schema.KEYS[name]
     con, own = shared_or_own(tmp, tmp / "spill")  # (and the folder tmp made)
     try:
-        # 2. One light pass over the lines as maps: the distinct key lists (so keys that are not
-        #    canonical columns are seen), rows, the days, and for requests the distinct (provider,
-        #    model, price period, price context) to price, with their largest input (for price
-        #    tiers).
-        cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
-        ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
-        if name == "requests":
-            inp = _typed("input_tokens", pa.string(), pa.int64())[0].replace(
-                '"input_tokens"', cols["input_tokens"])
-            # The context as the main pass reads it from the checked row's attributes, into
-            # which a line's top-level context keys are folded over the attributes' own.
-            ctx = "''" if context_free else pricing.context_sql(
-                "m['attributes']", {k: f"m[{_lit(k)}]" for k in pricing.CONTEXT_KEYS})
-            # the day is the period's date (epoch arithmetic, cheaper than CAST(ts AS DATE))
-            groups = [(*g[:2], g[2] and g[2].date(), *g[3:], g[2]) for g in con.execute(
-                f"SELECT {cols['provider']}, {cols['model']}, "
-                f"{pricing.period_sql(ts)} AS price_period, "
-                f"max(coalesce({inp}, 0)), count(*), map_keys(m) AS ks, {ctx} AS ctx "
-                f"FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()]
-        else:
-            groups = [(None, None, g[0] and g[0].date(), None, *g[1:], "", None)
-                      for g in con.execute(
-                f"SELECT {pricing.period_sql(ts, by_time=False)} AS day, count(*), "
-                f"map_keys(m) AS ks FROM ({maps_sql(path, compressed)}) GROUP BY ALL").fetchall()]
+        plan = prepass(con, name, maps_sql(path, compressed), context_free)
         LAST["prepass_s"] = time.monotonic() - t0
-        rows = sum(g[4] for g in groups)
-        days = {g[2] for g in groups}
-        keys = set().union(*(g[5] for g in groups))
+        rows, days, keys = plan.rows, plan.days, plan.keys
         extra = keys - set(schema.TABLES[name].names)
-        # (provider, model, period, context key) -> largest input tokens. Where no model of the
-        # file is priced by the time of day (most files), a period is a whole day: the main pass
-        # then joins on the cheaper day expression.
-        by_time = any(pricing.priced_by_time_of_day(g[0], g[1]) for g in groups
-                      if name == "requests")
-        largest: dict = {}
-        for g in groups if name == "requests" else ():
-            at = g[7] if by_time or g[7] is None else g[7].replace(hour=0, minute=0, second=0,
-                                                                    microsecond=0)
-            k = (g[0], g[1], at, g[6])
-            largest[k] = max(largest.get(k, g[3]), g[3])
         tick(rows)  # read and checked for extra keys
         # Columns no line has are null constants: nothing to read, type or check.
         present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
@@ -409,30 +524,8 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
                               extras_json=EXTRAS_ALIAS if extra else None)
         params = {**time_range(batch.ingested_at), "source": batch.source,
                   "batch": batch.batch_id, "ingested_at": batch.ingested_at}
-        joins, source, priced = "", f"({checked})", ""
-        if name == "requests":
-            # Prices per (provider, model, period, context key). A file none of whose rows has a
-            # context (most) joins on the constant ''; else each row's key is read once from its
-            # checked attributes (the same SQL as the exact path). A row whose key the pre-pass
-            # did not see stops the fast path rather than going unpriced.
-            models = list(largest)
-            ctx = "''"
-            at = pricing.period_sql("p.ts", by_time)
-            if any(m[3] for m in models):
-                source = (f"(SELECT *, {pricing.context_sql('attributes')} AS _price_ctx "
-                          f"FROM ({checked}))")
-                ctx = "p._price_ctx"
-            if ctx != "''" or by_time:
-                priced = (" AND CASE WHEN u.price_period IS NULL AND p._reason IS NULL "
-                          "THEN error('a price key differs from the pre-pass') END IS NULL")
-            linear_below = pricing.sql_units(con, models, overrides)
-            past = any(lb is not None and largest[m] >= lb for m, lb in
-                       zip(models, linear_below, strict=True))
-            pricing.sql_tiered(con, (
-                f"{source} p JOIN units u ON {pricing.sql_units_on(ctx, at)} "
-                f"WHERE p._reason IS NULL AND coalesce(p.input_tokens, 0) >= u.linear_below"
-            ) if past else None, overrides, time_range(batch.ingested_at), ctx)
-            joins = pricing.sql_price_joins(ctx, at)
+        source, joins, priced = priced_source(con, name, checked, plan, overrides,
+                                              batch.ingested_at)
         # 3. The good rows, priced, straight to Parquet: one folder per day. A file of one day
         #    (a daily or hourly log) is written without PARTITION_BY, whose buffering costs ~30%.
         out = tmp / "out"
@@ -463,30 +556,7 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
                 f"SELECT count(*) FROM (SELECT {_q(key)} FROM read_parquet($files) "
                 f"GROUP BY ALL HAVING count(*) > 1)", {"files": files}).fetchone()[0]:
             raise Fallback("a key repeated within the file")
-        # Rows already in the lake: only its files of the same days (and either side) hold them.
-        dupes = 0
-        for f in files:
-            day = Path(f).parent.name.split("=", 1)[1]
-            n = pq.ParquetFile(f).metadata.num_rows
-            known = lake._files_of_days(name, [day])
-            if known:
-                keep = (f"FROM read_parquet({_lit(f)}) WHERE {_q(key)} NOT IN "
-                        f"(SELECT {_q(key)} FROM read_parquet($known))")
-                left = con.execute(f"SELECT count(*) {keep}", {"known": known}).fetchone()[0]
-                if left < n:
-                    dupes += n - left
-                    if left:
-                        g = f + ".dedup.parquet"
-                        con.execute(f"COPY (SELECT * {keep}) TO {_lit(g)} (FORMAT parquet, "
-                                    f"COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-                                    f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})", {"known": known})
-                        os.replace(g, f)
-                    else:
-                        os.unlink(f)
-                    n = left
-            if n:
-                batch.adopt_file(name, day, f, n)
-        batch.count_duplicates(name, dupes)
+        dupes = adopt_new_rows(lake, batch, con, name, files)
         LAST["load_s"] = time.monotonic() - t0
         return rows - dupes, dupes, rows
     finally:

@@ -204,20 +204,40 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     report = IngestReport(dry_run=lake.dry_run)
     readers = memo.Readers.of(forced)
     sources = list(_expand(lake, list(paths), s3_endpoint_url, report, readers, forced))
-    from lib.ingest import fastpath
+    from lib.ingest import fastpath, grouped
+
+    def tick_for(i: int) -> ProgressFn:
+        def tick(p: Progress) -> None:
+            if progress:
+                p.files_done, p.files_total = i, len(sources)
+                progress(p)
+        return tick
+
+    def finished(i: int, done: FileReport) -> None:
+        report.files.append(done)
+        source = sources[i]
+        if not lake.dry_run and memo.source_key(source.info) \
+                and (done.duplicate_file or done.unreadable):
+            _remember_seen(lake, source, done)
+
+    def alone(i: int) -> FileReport:
+        return _ingest_source(lake, sources[i], forced, tick_for(i), overrides)
 
     with fastpath.reused_connection(lake):
-        for i, source in enumerate(sources):
-            def tick(p: Progress, i=i) -> None:
-                if progress:
-                    p.files_done, p.files_total = i, len(sources)
-                    progress(p)
-            done = _ingest_source(lake, source, forced, tick, overrides)
-            report.files.append(done)
-            if lake.dry_run:
-                continue
-            if memo.source_key(source.info) and (done.duplicate_file or done.unreadable):
-                _remember_seen(lake, source, done)
+        i = 0
+        while i < len(sources):
+            # Small local files in a row are read in groups (lib/ingest/grouped.py), each still
+            # committed and reported as its own batch, in this order.
+            n = grouped.run_at(sources, i, forced)
+            if n:
+                grouped.ingest(lake, sources[i:i + n], forced, overrides,
+                               alone=lambda k, i=i: alone(i + k),
+                               done=lambda k, done, i=i: finished(i + k, done),
+                               tick_for=lambda k, i=i: tick_for(i + k))
+                i += n
+            else:
+                finished(i, alone(i))
+                i += 1
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
@@ -1026,14 +1046,16 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     return stored
 
 
-def output_select(name: str) -> str:
+def output_select(name: str, source: str = "$source", batch: str = "$batch",
+                  ingested_at: str = "$ingested_at") -> str:
     """The select list of stored rows of table ``name`` from checked rows ``p`` (priced through
     the joins of :func:`_price_join` for requests): lineage from the parameters ``$source``,
-    ``$batch`` and ``$ingested_at``."""
+    ``$batch`` and ``$ingested_at`` (or the SQL given instead: a row's own, when the rows of
+    several batches are written at once)."""
     replace = {
-        "source_file": "coalesce(p.source_file, $source)",
-        "batch_id": "CAST($batch AS VARCHAR)",
-        "ingested_at": "CAST($ingested_at AS TIMESTAMPTZ)",
+        "source_file": f"coalesce(p.source_file, {source})",
+        "batch_id": f"CAST({batch} AS VARCHAR)",
+        "ingested_at": f"CAST({ingested_at} AS TIMESTAMPTZ)",
     }
     if name == "requests":
         replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"

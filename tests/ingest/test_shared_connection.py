@@ -87,9 +87,12 @@ def _check(tmp_path: Path, paths: list[Path], tag: str = "run") -> dict[str, int
     return {t: len(rows) for t, rows in store.items()}
 
 
-@pytest.fixture(params=["fast", "exact-sql"])
+@pytest.fixture(params=["fast", "group", "exact-sql"])
 def path_kind(request, monkeypatch):
-    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "1" if request.param == "fast" else "0")
+    """The path a run's files take: the fast path one file at a time, the fast path's groups of
+    small files (lib/ingest/grouped.py), or the exact SQL path."""
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0" if request.param == "exact-sql" else "1")
+    monkeypatch.setenv("SIGHTLINE_INGEST_GROUP", "1" if request.param == "group" else "0")
     return request.param
 
 
@@ -324,7 +327,7 @@ def test_after_a_run_nothing_stays_open(tmp_path, path_kind):
     _no_leftovers(lake)
     # an ingest that raises out of the run (an interrupt) still ends the shared state
     calls = []
-    real = fastpath.try_ingest
+    real = Lake.begin
 
     def boom(*a, **k):
         calls.append(1)
@@ -334,7 +337,7 @@ def test_after_a_run_nothing_stays_open(tmp_path, path_kind):
 
     other = Lake(tmp_path / "other")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(fastpath, "try_ingest", boom)
+        mp.setattr(Lake, "begin", boom)
         with pytest.raises(KeyboardInterrupt):
             ingest_paths(other, [str(p) for p in paths], compact_min_files=0)
     assert getattr(fastpath._SHARED, "state", None) is None

@@ -1,0 +1,413 @@
+"""Small canonical JSONL files read together: one DuckDB pass for a group, a commit for each.
+
+A file of a few KB is almost all fixed cost on the fast path (lib/ingest/fastpath.py): planning
+and starting its statements (the key pre-pass, validation, pricing, the write) took ~25 ms of the
+~45 ms of a 10-row file, and a cron job over a folder of a file a minute, or a bucket of Firehose
+objects, has thousands of them. So a run of consecutive small local files is read by one pre-pass
+and one ``COPY`` per canonical table (``read_json`` of the list of files, each row knowing its
+file), written one folder per file and day; then each file is committed as its own batch, in the
+run's order, with what the fast path alone would have stored for it: the same rows, prices,
+lineage (its own batch id and source), duplicates, commit and report.
+
+The writer lock is held from the group's first read to its last commit, so the lake cannot change
+underneath: a file's rows are checked against the rows stored before the group and those of the
+group's earlier files. Where no key of a file is in either (the usual case), it is adopted as
+written; else its rows are checked against the lake at its turn, exactly as the fast path does.
+
+A file the group cannot prove clean (a bad row, a key twice, a file that changed since it was
+listed, or one the group's read fails on: a malformed line fails the read of every file with it,
+and the group is then read again in halves to find it) is ingested at its turn as if there were no
+group: the fast path, then the exact path, with its line numbers and reasons. So are files that
+are not canonical JSONL, or were ingested before; and then the files after it in the group are
+checked against the lake at their turn, as anything it stored may hold their keys.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+
+from lib import pricing, schema
+from lib.ingest import appended, fastpath
+from lib.ingest.hints import column_hints
+from lib.ingest.streams import HEAD_BYTES, UTF8_BOM, SourceStream
+from lib.schema import sql_identifier as _q
+from lib.schema import sql_literal as _lit
+from lib.store.lake import Lake, _pause_for_tests
+
+log = logging.getLogger(__name__)
+
+# A file joins a group when it is at most this large as stored, and decompressed.
+FILE_BYTES = 1 << 20
+CONTENT_BYTES = 8 << 20
+# A group: at most this many files, and bytes as stored. The lock is held while it is read and
+# committed (~10 ms a small file), so other writers wait at most a few seconds.
+GROUP_FILES = 256
+GROUP_BYTES = 32 << 20
+FILE_COLUMN = "_sl_file"  # read_json's column naming each row's file (no canonical name)
+MEMBERS = "_sl_members"  # the registered table of a group's files and their lineage
+# Partitions (file x day) the group's COPY keeps open: with fewer, it closes and reopens them
+# as rows of different files arrive, and a file's day is written as several small files.
+OPEN_FILES = 2 * GROUP_FILES
+
+
+def enabled() -> bool:
+    return os.environ.get("SIGHTLINE_INGEST_GROUP", "1") != "0" and fastpath.enabled()
+
+
+def candidate(src, forced) -> bool:
+    """Whether ``src`` may join a group, from what is known without reading it: small, with no
+    format forced but canonical JSONL, and either a local file read whole (no continuation,
+    nothing held back) that DuckDB may read by its name, or an S3 object (read into the group's
+    scratch folder)."""
+    from lib.ingest.formats import canonical
+
+    local = bool(getattr(src, "path", None)) and not glob.has_magic(src.path)
+    return ((local or _is_s3(src)) and src.continues is None
+            and src.size is not None and 0 < src.size <= FILE_BYTES and enabled()
+            and (forced is None or forced is canonical.JSONL))
+
+
+def _is_s3(src) -> bool:
+    return isinstance(src.info, dict) and isinstance(src.info.get("s3"), dict) \
+        and not getattr(src, "path", None)
+
+
+def run_at(sources: list, i: int, forced) -> int:
+    """How many sources from ``i`` on are read as one group (0: fewer than two candidates in a
+    row, which the fast path reads alone)."""
+    n = total = 0
+    while i + n < len(sources) and n < GROUP_FILES and candidate(sources[i + n], forced) \
+            and total + sources[i + n].size <= GROUP_BYTES:
+        total += sources[i + n].size
+        n += 1
+    return n if n >= 2 else 0
+
+
+@dataclass
+class _Member:
+    """A file of the group, once read and hashed."""
+
+    index: int
+    src: object
+    path: str  # what DuckDB reads: the file, or an S3 object's copy in the group's scratch
+    stat0: os.stat_result | None  # a local file's, to tell it changed; None for a copy
+    name: str  # its canonical table
+    compressed: bool
+    digest: str
+    bytes_in: int
+    bytes_out: int
+    hints: list
+    context_free: bool
+    batch_id: str = ""
+    # when its batch was read: the group's time, a microsecond apart in the run's order, which
+    # the manifest sorts its commits by
+    ingested_at: datetime | None = None
+    rows: int = 0
+    files: tuple = ()  # its Parquet files, one or more a day
+    clean: bool = False
+    check_stored: bool = False  # some key of it may be stored before its turn
+
+
+def ingest(lake: Lake, sources: list, forced, overrides: dict,
+           alone: Callable, done: Callable, tick_for: Callable) -> None:
+    """Ingest ``sources`` (a group: :func:`run_at`) into ``lake``, in order: ``done(i, report)``
+    is called with each source's FileReport as it is finished; a source the group does not take
+    is ingested by ``alone(i)`` (which returns its report) at its turn. ``tick_for(i)`` gives
+    the progress callback of source ``i`` (or None)."""
+
+    started = time.monotonic()
+    tmp = lake.tmp_dir / f"fast-group-{uuid.uuid4().hex}"
+    # The lock from the first read on: each file asks whether its content is stored already,
+    # and under the lock that is answered without listing the manifest again (lib/store/lake.py)
+    with lake.writer_lock():
+        _ingest_group(lake, sources, forced, overrides, alone, done, tick_for, tmp, started)
+
+
+def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Callable,
+                  done: Callable, tick_for: Callable, tmp: Path, started: float) -> None:
+    members: dict[int, _Member] = {}
+    digests: set[str] = set()
+    try:
+        for i, src in enumerate(sources):
+            m = _read(lake, i, src, forced, digests, tmp)
+            if m is not None:
+                members[i] = m
+                digests.add(m.digest)
+        if len(members) < 2:  # nothing to share
+            for i in range(len(sources)):
+                done(i, alone(i))
+            return
+        _ingest_members(lake, sources, members, forced, overrides, alone, done, tick_for,
+                        tmp, started)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides: dict,
+                    alone: Callable, done: Callable, tick_for: Callable, tmp: Path,
+                    started: float) -> None:
+    """Read the ``members`` of ``sources`` together, then finish each source in order (with the
+    writer lock held since the members were read: no commit came in between)."""
+    from lib.ingest import pipeline
+
+    ingested_at = datetime.now(UTC)
+    con, own = fastpath.shared_or_own(tmp, tmp / "spill")
+    try:
+        parts: dict[tuple[str, bool], list[_Member]] = {}
+        for m in members.values():
+            m.batch_id = uuid.uuid4().hex
+            m.ingested_at = ingested_at + timedelta(microseconds=m.index)
+            m.clean = True
+            parts.setdefault((m.name, m.compressed), []).append(m)
+        for part in parts.values():
+            _read_together(con, part, overrides, tmp, ingested_at)
+        for name in {m.name for m in members.values()}:
+            clean = [m for m in members.values() if m.clean and m.name == name]
+            try:
+                _mark_maybe_stored(lake, con, clean)
+            except Exception as exc:  # then each is checked at its turn
+                log.info("group read: checking for stored keys failed: %s", exc)
+                for m in clean:
+                    m.check_stored = True
+        _pause_for_tests("after_group_read")
+        seconds = (time.monotonic() - started) / len(sources)
+        stored_alone = False
+        for i, src in enumerate(sources):
+            m = members.get(i)
+            if m is None or not m.clean or (m.stat0 is not None and fastpath._changed(
+                    m.stat0, m.path)):
+                report = alone(i)
+                stored_alone = stored_alone or bool(report.stored) \
+                    or bool(report.duplicates)
+                done(i, report)
+                continue
+            t0 = time.monotonic()
+            try:
+                report = _commit(lake, con, m, tick_for(i), started,
+                                 check_stored=m.check_stored or stored_alone)
+            except Exception as exc:  # its batch was aborted: nothing of it is stored
+                log.info("group read: %s is read alone: %s", src.name, exc)
+                report = alone(i)
+                stored_alone = True
+                done(i, report)
+                continue
+            report.seconds = seconds + time.monotonic() - t0
+            if lake.dry_run:
+                report.batch_id = None
+            pipeline._pause_for_tests("after_commit")
+            done(i, report)
+    finally:
+        if own:
+            con.close()
+
+
+def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path) -> _Member | None:
+    """The source ``src`` read and hashed as a group member (an S3 object copied into ``tmp``),
+    or None: it is read alone at its turn (not canonical JSONL, a byte order mark, a compression
+    DuckDB does not read, unreadable, too large, changed since it was listed, or content stored
+    before, or twice in the group)."""
+    from lib.ingest import pipeline
+    from lib.ingest.formats import canonical
+
+    st = None
+    try:
+        if _is_s3(src):
+            raw = src.open()
+            try:
+                data = raw.read(FILE_BYTES + 1)
+            finally:
+                raw.close()
+            size = src.size
+        else:
+            seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}
+            st = os.stat(src.path)
+            if seen and (st.st_size, st.st_mtime_ns) != (seen.get("size"),
+                                                         seen.get("mtime_ns")):
+                return None
+            with open(src.path, "rb") as fh:
+                data = fh.read(FILE_BYTES + 1)
+            size = st.st_size
+    except Exception:  # (a network error too) the source alone reports it
+        return None
+    if not data or len(data) != size or len(data) > FILE_BYTES:
+        return None
+    try:
+        stream = SourceStream(io.BytesIO(data))
+        head = stream.peek(HEAD_BYTES)
+        if not head or head.startswith(UTF8_BOM) or stream.compression not in (None, "gzip"):
+            return None
+        fmt = forced or pipeline.detect_format(head, pipeline._strip_compression(src.filename))
+        if fmt is not canonical.JSONL:
+            return None
+        name = canonical.jsonl_table_of_head(head)
+        if name not in schema.TABLES or name == "quarantine":
+            return None
+        content = bytearray()
+        while chunk := stream.read(1 << 20):
+            content += chunk
+            if len(content) > CONTENT_BYTES:
+                return None
+        digest = stream.hexdigest()
+    except Exception:  # truncated or corrupt gzip: the exact path reports it
+        return None
+    if digest in digests or lake.has_content(digest) \
+            or pipeline._read_as_it_grew(lake, digest, fmt, forced):
+        return None  # reported as a duplicate at its turn
+    path = src.path
+    if st is None:
+        try:
+            tmp.mkdir(parents=True, exist_ok=True)
+            path = str(tmp / f"object-{i}")
+            with open(path, "wb") as fh:
+                fh.write(data)
+        except OSError:
+            return None
+    return _Member(index=i, src=src, path=path, stat0=st, name=name,
+                   compressed=stream.compressed,
+                   digest=digest, bytes_in=stream.bytes_in, bytes_out=len(content),
+                   hints=column_hints(fmt.name, head),
+                   context_free=not pricing.may_hold_context(bytes(content)))
+
+
+def _read_together(con, part: list[_Member], overrides: dict, tmp: Path,
+                   ingested_at: datetime) -> None:
+    """Check, price and write the files of ``part`` (one table, one compression) in one pass;
+    a file is left ``clean`` when every row of it was written and no key is in it twice. A pass
+    that fails is tried again in halves, down to the file that fails it (not clean)."""
+    try:
+        _pass(con, part, overrides, tmp / f"part-{part[0].index}", ingested_at)
+    except Exception as exc:
+        if len(part) == 1:
+            part[0].clean = False
+            log.info("group read: %s is read alone: %s", part[0].src.name, exc)
+            return
+        half = len(part) // 2
+        _read_together(con, part[:half], overrides, tmp, ingested_at)
+        _read_together(con, part[half:], overrides, tmp, ingested_at)
+
+
+def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: datetime) -> None:
+    from lib.ingest import pipeline
+    from lib.ingest.validate import checked_sql, time_range
+
+    name, compressed = part[0].name, part[0].compressed
+    paths = [Path(m.path) for m in part]
+    shutil.rmtree(out, ignore_errors=True)  # (a half tried again)
+    plan = fastpath.prepass(con, name, fastpath.maps_sql(paths, compressed, FILE_COLUMN),
+                            all(m.context_free for m in part), FILE_COLUMN)
+    keys = plan.keys
+    extra = keys - set(schema.TABLES[name].names)
+    present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
+    checked = checked_sql(
+        name, present, f"({fastpath.rows_sql(name, paths, compressed, keys, FILE_COLUMN)})",
+        extras_json=fastpath.EXTRAS_ALIAS if extra else None, carry=(FILE_COLUMN,))
+    source, joins, priced = fastpath.priced_source(con, name, checked, plan, overrides,
+                                                  ingested_at)
+    con.register(MEMBERS, pa.table({
+        "path": [m.path for m in part], "f": [m.index for m in part],
+        "source": [m.src.name for m in part], "batch": [m.batch_id for m in part],
+        "at": pa.array([m.ingested_at for m in part], pa.timestamp("us", tz="UTC"))}))
+    try:
+        select = (f"SELECT {pipeline.output_select(name, 'g.source', 'g.batch', 'g.at')}, "
+                  f"g.f AS _f, strftime(p.ts, '%Y-%m-%d') AS _day "
+                  f"FROM {source} p JOIN {MEMBERS} g ON g.path = p.{_q(FILE_COLUMN)} {joins} "
+                  f"WHERE p._reason IS NULL{priced}")
+        con.execute(f"SET partitioned_write_max_open_files = {OPEN_FILES}")
+        try:
+            con.execute(
+                f"COPY ({select}) TO {_lit(str(out))} (PARTITION_BY (_f, _day), "
+                f"FILENAME_PATTERN 'part-{{i}}', FORMAT parquet, COMPRESSION zstd, "
+                f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {fastpath.ROW_GROUP_ROWS})",
+                time_range(ingested_at))
+        finally:
+            con.execute(f"SET partitioned_write_max_open_files = {fastpath.MAX_OPEN_FILES}")
+    finally:
+        con.unregister(MEMBERS)
+    files = sorted(glob.glob(str(out / "_f=*" / "_day=*" / "*.parquet")))
+    key = schema.KEYS[name]
+    written = {}
+    if files:
+        written = {f: (n, repeats) for f, n, repeats in con.execute(
+            f"SELECT _f, count(*), count(*) - count(DISTINCT {_q(key)}) "
+            f"FROM read_parquet($files, hive_partitioning = true, "
+            f"hive_types = {{'_f': INTEGER, '_day': VARCHAR}}) GROUP BY _f",
+            {"files": files}).fetchall()}
+    by_member: dict[str, list[str]] = {}
+    for f in files:  # .../_f=<index>/_day=<day>/part-<n>.parquet
+        by_member.setdefault(os.path.basename(os.path.dirname(os.path.dirname(f))), []).append(f)
+    for m in part:
+        rows = plan.by_file[m.path].rows if m.path in plan.by_file else 0
+        n, repeats = written.get(m.index, (0, 0))
+        m.rows = rows
+        m.files = tuple(by_member.get(f"_f={m.index}", ()))
+        m.clean = n == rows and repeats == 0
+        if not m.clean:
+            log.info("group read: %s is read alone: %s", m.src.name,
+                     f"{rows - n} rows fail validation" if n != rows
+                     else "a key repeated within the file")
+
+
+def _mark_maybe_stored(lake: Lake, con, clean: list[_Member]) -> None:
+    """Mark the files of ``clean`` (one table) whose rows need checking against the lake at
+    their turn: a key of theirs is stored already (on their days or either side, as the fast
+    path checks), or is in another file of the group."""
+    files = [f for m in clean for f in m.files]
+    if not files:
+        return
+    name = clean[0].name
+    key = _q(schema.KEYS[name])
+    days = {Path(f).parent.name.split("=", 1)[1] for f in files}
+    known = lake._files_of_days(name, days)
+    stored = f" OR {key} IN (SELECT {key} FROM read_parquet($known))" if known else ""
+    flagged = {f for (f,) in con.execute(
+        f"WITH g AS (SELECT _f, {key} FROM read_parquet($files, hive_partitioning = true, "
+        f"hive_types = {{'_f': INTEGER, '_day': VARCHAR}})) "
+        f"SELECT DISTINCT _f FROM g WHERE {key} IN "
+        f"(SELECT {key} FROM g GROUP BY ALL HAVING count(DISTINCT _f) > 1){stored}",
+        {"files": files, **({"known": known} if known else {})}).fetchall()}
+    for m in clean:
+        m.check_stored = m.index in flagged
+
+
+def _commit(lake: Lake, con, m: _Member, tick, started: float,
+            *, check_stored: bool):
+    """Commit the group member ``m`` as its own batch; returns its FileReport."""
+    from lib.ingest import pipeline
+
+    src = m.src
+    report = pipeline.FileReport(source=src.name)
+    report.bytes, report.format, report.content_hash = m.bytes_in, "jsonl", m.digest
+    with lake.begin(src.name, info={**src.info, "format": "jsonl"}, batch_id=m.batch_id,
+                    ingested_at=m.ingested_at) as batch:
+        report.batch_id = batch.batch_id
+        dupes = fastpath.adopt_new_rows(lake, batch, con, m.name, list(m.files),
+                                        deduplicate=check_stored)
+        result = batch.commit(content_hash=m.digest, info={
+            "bytes": m.bytes_out, "ingest_path": "fast",
+            **appended.read_info(src, m.digest, m.compressed, m.bytes_out),
+            **({"hints": m.hints} if m.hints else {})})
+    if result.duplicate_batch:  # (the lock was held since the group was read: cannot be)
+        pipeline._as_duplicate(report)
+        return report
+    report.rows_read = m.rows
+    report.hints = m.hints
+    report.stored = {m.name: m.rows - dupes}
+    report.duplicates = {m.name: dupes}
+    fastpath.LAST.clear()
+    fastpath.LAST.update(source=src.name, outcome="fast", reason=None, group=True)
+    if tick:
+        tick(pipeline.Progress(src.name, report.bytes, src.size, m.rows,
+                               time.monotonic() - started))
+    return report
