@@ -35,11 +35,12 @@ MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude
           ("self-hosted", "llama-3.1-8b-instruct")]
 
 
-def generate(path: Path, rows: int, seed: int = 0, spacing_s: float = 2.5) -> int:
+def generate(path: Path, rows: int, seed: int = 0, spacing_s: float = 2.5,
+             start: datetime | None = None) -> int:
     """Write ``rows`` canonical requests as JSONL, ``spacing_s`` seconds apart (the default spreads
-    1M rows over 29 days); returns the file size in bytes."""
+    1M rows over 29 days) from ``start`` (default 2026-03-01); returns the file size in bytes."""
     rng = random.Random(seed)
-    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    t0 = start or datetime(2026, 3, 1, tzinfo=UTC)
     with open(path, "w") as fh:
         buf = []
         for i in range(rows):

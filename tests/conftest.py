@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +31,37 @@ def wait_for_marker(proc, marker: Path, timeout_s: float = 30, why=lambda: "") -
         assert proc.poll() is None, f"the process ended before writing {marker.name} {why()}"
         assert time.monotonic() < deadline, f"the process never wrote {marker.name}"
         time.sleep(0.02)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+INGEST_SCRIPT = ("import sys; from lib.store import Lake; "
+                 "from lib.ingest.pipeline import ingest_paths; "
+                 "ingest_paths(Lake(sys.argv[1]), sys.argv[2:], compact_min_files=0)")
+
+
+def kill_9_at(stage: str, argv: list[str], marker: Path, script: str = INGEST_SCRIPT) -> None:
+    """Run ``python -c script *argv`` until it reaches the crash-test pause ``stage``
+    (lib.store.lake._pause_for_tests), then kill -9 it."""
+    env = {**os.environ, "SIGHTLINE_TEST_PAUSE_AT": stage,
+           "SIGHTLINE_TEST_PAUSE_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", script, *argv], env=env, cwd=ROOT)
+    try:
+        wait_for_marker(proc, marker)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def leftovers(root: Path) -> list[str]:
+    """What writers left on disk that no commit lists: scratch, unlisted data files, the marker
+    of a lock holder that died."""
+    scratch = root / "_tmp"
+    found = [str(p) for p in scratch.iterdir()] if scratch.is_dir() else []
+    found += [str(p) for p in Lake(root).orphans(older_than_s=0)]
+    found += [str(p) for p in (root / "_manifest").glob(".*") if p.name != ".lock"]
+    return found
 
 
 def requests_table(rows: list[dict]) -> pa.Table:

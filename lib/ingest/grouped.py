@@ -32,6 +32,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +61,7 @@ MEMBERS = "_sl_members"  # the registered table of a group's files and their lin
 # Partitions (file x day) the group's COPY keeps open: with fewer, it closes and reopens them
 # as rows of different files arrive, and a file's day is written as several small files.
 OPEN_FILES = 2 * GROUP_FILES
+FETCH_THREADS = 8  # S3 objects of a group fetched at once (boto3's clients are thread-safe)
 
 
 def enabled() -> bool:
@@ -139,12 +141,17 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
                   done: Callable, tick_for: Callable, tmp: Path, started: float) -> None:
     members: dict[int, _Member] = {}
     digests: set[str] = set()
+    remote = [i for i, src in enumerate(sources) if _is_s3(src)]
+    pool = ThreadPoolExecutor(min(FETCH_THREADS, len(remote))) if remote else None
     try:
+        # GETs in flight together: each waits on the network (~20-50 ms from S3 itself)
+        fetched = {i: pool.submit(_fetch, sources[i]) for i in remote}
         for i, src in enumerate(sources):
-            m = _read(lake, i, src, forced, digests, tmp)
+            m = _read(lake, i, src, forced, digests, tmp, fetched.get(i))
             if m is not None:
                 members[i] = m
                 digests.add(m.digest)
+        pool = _shut(pool)
         if len(members) < 2:  # nothing to share
             for i in range(len(sources)):
                 done(i, alone(i))
@@ -152,7 +159,22 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
         _ingest_members(lake, sources, members, forced, overrides, alone, done, tick_for,
                         tmp, started)
     finally:
+        _shut(pool)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fetch(src) -> bytes:
+    """The bytes of the S3 object ``src`` (at most FILE_BYTES + 1: more is too large)."""
+    raw = src.open()
+    try:
+        return raw.read(FILE_BYTES + 1)
+    finally:
+        raw.close()
+
+
+def _shut(pool: ThreadPoolExecutor | None) -> None:
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides: dict,
@@ -213,22 +235,19 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
             con.close()
 
 
-def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path) -> _Member | None:
-    """The source ``src`` read and hashed as a group member (an S3 object copied into ``tmp``),
-    or None: it is read alone at its turn (not canonical JSONL, a byte order mark, a compression
-    DuckDB does not read, unreadable, too large, changed since it was listed, or content stored
-    before, or twice in the group)."""
+def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
+          fetched: Future | None) -> _Member | None:
+    """The source ``src`` read and hashed as a group member (an S3 object, ``fetched`` by
+    :func:`_fetch`, copied into ``tmp``), or None: it is read alone at its turn (not canonical
+    JSONL, a byte order mark, a compression DuckDB does not read, unreadable, too large, changed
+    since it was listed, or content stored before, or twice in the group)."""
     from lib.ingest import pipeline
     from lib.ingest.formats import canonical
 
     st = None
     try:
         if _is_s3(src):
-            raw = src.open()
-            try:
-                data = raw.read(FILE_BYTES + 1)
-            finally:
-                raw.close()
+            data = fetched.result()  # (raises what the GET raised)
             size = src.size
         else:
             seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}

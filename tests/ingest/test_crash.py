@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
-from tests.conftest import wait_for_marker
+from tests.conftest import kill_9_at, leftovers
 from tests.ingest.conftest import canonical_request, jsonl_bytes
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ("import sys; from lib.store import Lake; from lib.ingest.pipeline import ingest_paths; "
-          "ingest_paths(Lake(sys.argv[1]), sys.argv[2:])")
-
-
-def leftovers(root: Path) -> list[str]:
-    """What writers left on disk that no commit lists: scratch, unlisted data files, the marker
-    of a lock holder that died."""
-    scratch = root / "_tmp"
-    found = [str(p) for p in scratch.iterdir()] if scratch.is_dir() else []
-    found += [str(p) for p in Lake(root).orphans(older_than_s=0)]
-    found += [str(p) for p in (root / "_manifest").glob(".*") if p.name != ".lock"]
-    return found
 
 
 @pytest.mark.parametrize("stage, after", [
@@ -42,18 +22,7 @@ def test_kill_9_leaves_store_before_or_after(lake, write, totals, tmp_path, stag
     # A malformed line sends the file down the exact (segmented SQL) path instead of the fast one.
     content = jsonl_bytes([canonical_request(i) for i in range(100, 150)])
     new = write("new.jsonl", content + (b"{not json\n" if bad_line else b""))
-    marker = tmp_path / "paused"
-    env = {**os.environ, "SIGHTLINE_TEST_PAUSE_AT": stage,
-           "SIGHTLINE_TEST_PAUSE_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lake.root), str(new)], env=env,
-                            cwd=ROOT)
-    try:
-        wait_for_marker(proc, marker)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_9_at(stage, [str(lake.root), str(new)], tmp_path / "paused")
     expected = 53 if after else 3
     assert totals("SELECT count(*), count(DISTINCT request_id) FROM requests") == \
         (expected, expected)

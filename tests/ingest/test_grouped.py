@@ -8,9 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,10 +18,9 @@ from lib import pricing
 from lib.ingest import fastpath, grouped
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
-from tests.conftest import T0, wait_for_marker
+from tests.conftest import T0, kill_9_at, leftovers
 from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
 
-ROOT = Path(__file__).resolve().parents[2]
 LINEAGE = ("batch_id", "ingested_at")
 TABLES = ("requests", "evals", "events", "spans", "quarantine")
 OLD = 1_000_000_000  # an mtime long past: not held back as a live file
@@ -268,18 +264,6 @@ def test_files_that_match_one_another_as_globs_are_not_grouped(tmp_path, monkeyp
     assert sorted(s for _, s, _ in _lineage(lake)) == [str(d / n) for n in names]
 
 
-SCRIPT = ("import sys; from lib.store import Lake; from lib.ingest.pipeline import ingest_paths; "
-          "ingest_paths(Lake(sys.argv[1]), sys.argv[2:], compact_min_files=0)")
-
-
-def _leftovers(root: Path) -> list[str]:
-    scratch = root / "_tmp"
-    found = [str(p) for p in scratch.iterdir()] if scratch.is_dir() else []
-    found += [str(p) for p in Lake(root).orphans(older_than_s=0)]
-    found += [str(p) for p in (root / "_manifest").glob(".*") if p.name != ".lock"]
-    return found
-
-
 @pytest.mark.parametrize("stage, committed", [
     ("after_group_read", 0),  # the group's files written in scratch, nothing committed
     ("before_publish", 0),    # the first file's data files in place, its commit not written
@@ -290,18 +274,7 @@ def test_kill_9_during_a_group_leaves_whole_files_committed_or_not(tmp_path, sta
     for k in range(3):
         _file(d, f"{k}.jsonl", _rows(100 * k, 10))
     lake = Lake(tmp_path / "store")
-    marker = tmp_path / "paused"
-    env = {**os.environ, "SIGHTLINE_TEST_PAUSE_AT": stage,
-           "SIGHTLINE_TEST_PAUSE_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(lake.root), str(d)], env=env,
-                            cwd=ROOT)
-    try:
-        wait_for_marker(proc, marker)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_9_at(stage, [str(lake.root), str(d)], tmp_path / "paused")
 
     def count() -> int:
         files = [str(lake.root / p) for p in Lake(lake.root).snapshot().files["requests"]]
@@ -309,11 +282,11 @@ def test_kill_9_during_a_group_leaves_whole_files_committed_or_not(tmp_path, sta
                           params={"f": files}).fetchone()[0] if files else 0
 
     assert count() == 10 * committed
-    assert _leftovers(lake.root), "the killed writer left nothing: the test proves nothing"
+    assert leftovers(lake.root), "the killed writer left nothing: the test proves nothing"
     report = ingest_paths(Lake(lake.root), [str(d)], compact_min_files=0)
     assert sum(f.skipped is not None for f in report.files) == committed
     assert count() == 30 and len(Lake(lake.root).commits()) == 3
-    assert _leftovers(lake.root) == []
+    assert leftovers(lake.root) == []
     assert fastpath.LAST.get("group") is True
 
 
@@ -322,7 +295,7 @@ def test_small_s3_objects_are_read_in_one_pass_as_each_alone_would_be(
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=s3_server)
-    s3.create_bucket(Bucket="logs")
+    s3.create_bucket(Bucket="grouped-fh")
     bodies = {
         "fh/01.jsonl": jsonl_bytes(_rows(0, 5)),
         "fh/02.jsonl.gz": gzip.compress(jsonl_bytes(_rows(100, 5)), mtime=0),
@@ -334,11 +307,11 @@ def test_small_s3_objects_are_read_in_one_pass_as_each_alone_would_be(
         "fh/08.jsonl.gz": gzip.compress(jsonl_bytes(_rows(800, 5)), mtime=0),
     }
     for key, body in bodies.items():
-        s3.put_object(Bucket="logs", Key=key, Body=body)
+        s3.put_object(Bucket="grouped-fh", Key=key, Body=body)
     results = {}
     for group in (False, True):
         lake = Lake(tmp_path / f"store-{group}")
-        results[group] = (lake, _run(lake, ["s3://logs/fh/"], monkeypatch, group,
+        results[group] = (lake, _run(lake, ["s3://grouped-fh/fh/"], monkeypatch, group,
                                      s3_endpoint_url=s3_server))
     (lake0, (store0, reports0, _)), (lake1, (store1, reports1, passes)) = \
         results[False], results[True]
@@ -354,3 +327,30 @@ def test_small_s3_objects_are_read_in_one_pass_as_each_alone_would_be(
     assert commits(lake1) == commits(lake0)
     assert passes and max(passes) >= 4  # read together, the objects alone read apart
     assert not list((lake1.root / "_tmp").glob("*"))
+
+
+def test_an_s3_object_gone_before_its_get_is_reported_and_the_others_stored(
+        tmp_path, monkeypatch, s3_server):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    s3.create_bucket(Bucket="grouped-gone")
+    for k in range(6):
+        s3.put_object(Bucket="grouped-gone", Key=f"fh/{k}.jsonl",
+                      Body=jsonl_bytes(_rows(10 * k, 3)))
+    real = grouped._fetch
+
+    def fetch(src):  # deleted between the listing and the GETs, as a lifecycle rule might
+        if src.name.endswith("/3.jsonl"):
+            s3.delete_object(Bucket="grouped-gone", Key="fh/3.jsonl")
+        return real(src)
+
+    monkeypatch.setattr(grouped, "_fetch", fetch)
+    lake = Lake(tmp_path / "store")
+    store, reports, passes = _run(lake, ["s3://grouped-gone/fh/"], monkeypatch, group=True,
+                                  s3_endpoint_url=s3_server)
+    assert passes == [5]
+    by_name = {Path(r[0]).name: r for r in reports}
+    assert "gone before it was read" in by_name["3.jsonl"][9] and by_name["3.jsonl"][2] == {}
+    assert [by_name[f"{k}.jsonl"][2] for k in (0, 1, 2, 4, 5)] == [{"requests": 3}] * 5
+    assert len(store["requests"]) == 15
