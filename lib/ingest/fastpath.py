@@ -274,9 +274,12 @@ def _reset(report) -> None:
 
 
 def _changed(stat0: os.stat_result, path: str) -> bool:
+    """Whether the file at ``path`` may hold other bytes than when ``stat0`` was taken: ctime
+    too, which any write moves and no tool sets back (a rewrite keeping size and mtime, as
+    ``cp -p`` or ``touch -r`` leave it, is seen). Raises OSError when it is gone."""
     st = os.stat(path)
-    return (st.st_size, st.st_mtime_ns, st.st_ino) != (stat0.st_size, stat0.st_mtime_ns,
-                                                       stat0.st_ino)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) != (
+        stat0.st_size, stat0.st_mtime_ns, stat0.st_ctime_ns, stat0.st_ino)
 
 
 _SHARED = threading.local()  # a run's connection (reused_connection), per thread

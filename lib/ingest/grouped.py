@@ -59,8 +59,10 @@ GROUP_BYTES = 32 << 20
 FILE_COLUMN = "_sl_file"  # read_json's column naming each row's file (no canonical name)
 MEMBERS = "_sl_members"  # the registered table of a group's files and their lineage
 # Partitions (file x day) the group's COPY keeps open: with fewer, it closes and reopens them
-# as rows of different files arrive, and a file's day is written as several small files.
-OPEN_FILES = 2 * GROUP_FILES
+# as rows of different files arrive, and a file's day is written as several small files. A
+# group with more is read in halves: ~500 open files of ~40 columns ran out of the COPY's
+# memory (fastpath.MEMORY_LIMIT).
+OPEN_FILES = GROUP_FILES
 FETCH_THREADS = 8  # S3 objects of a group fetched at once (boto3's clients are thread-safe)
 
 
@@ -163,6 +165,15 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _changed(m: _Member) -> bool:
+    """Whether the local file of ``m`` changed (or went) since it was hashed: then it is read
+    alone, which reads what is there now, or reports it gone."""
+    try:
+        return m.stat0 is not None and fastpath._changed(m.stat0, m.path)
+    except OSError:
+        return True
+
+
 def _fetch(src) -> bytes:
     """The bytes of the S3 object ``src`` (at most FILE_BYTES + 1: more is too large)."""
     raw = src.open()
@@ -208,8 +219,7 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
         stored_alone = False
         for i, src in enumerate(sources):
             m = members.get(i)
-            if m is None or not m.clean or (m.stat0 is not None and fastpath._changed(
-                    m.stat0, m.path)):
+            if m is None or not m.clean or _changed(m):
                 report = alone(i)
                 stored_alone = stored_alone or bool(report.stored) \
                     or bool(report.duplicates)
@@ -326,6 +336,9 @@ def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: dat
     shutil.rmtree(out, ignore_errors=True)  # (a half tried again)
     plan = fastpath.prepass(con, name, fastpath.maps_sql(paths, compressed, FILE_COLUMN),
                             all(m.context_free for m in part), FILE_COLUMN)
+    partitions = sum(len(p.days) for p in plan.by_file.values())
+    if partitions > OPEN_FILES and len(part) > 1:
+        raise _TooManyPartitions(f"{partitions} (file, day) partitions: read in halves")
     keys = plan.keys
     extra = keys - set(schema.TABLES[name].names)
     present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
@@ -378,6 +391,10 @@ def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: dat
                      else "a key repeated within the file")
 
 
+class _TooManyPartitions(Exception):
+    """A group whose files span more (file, day) partitions than one COPY keeps open."""
+
+
 def _mark_maybe_stored(lake: Lake, con, clean: list[_Member]) -> None:
     """Mark the files of ``clean`` (one table) whose rows need checking against the lake at
     their turn: a key of theirs is stored already (on their days or either side, as the fast
@@ -408,9 +425,15 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
     src = m.src
     report = pipeline.FileReport(source=src.name)
     report.bytes, report.format, report.content_hash = m.bytes_in, "jsonl", m.digest
+    if tick:  # hashed (a callback that raises fails this source before anything is stored)
+        tick(pipeline.Progress(src.name, report.bytes, src.size, 0,
+                               time.monotonic() - started))
     with lake.begin(src.name, info={**src.info, "format": "jsonl"}, batch_id=m.batch_id,
                     ingested_at=m.ingested_at) as batch:
         report.batch_id = batch.batch_id
+        if tick:  # read and written (as the fast path says before its commit)
+            tick(pipeline.Progress(src.name, report.bytes, src.size, m.rows,
+                                   time.monotonic() - started))
         dupes = fastpath.adopt_new_rows(lake, batch, con, m.name, list(m.files),
                                         deduplicate=check_stored)
         result = batch.commit(content_hash=m.digest, info={
@@ -422,11 +445,19 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
         return report
     report.rows_read = m.rows
     report.hints = m.hints
-    report.stored = {m.name: m.rows - dupes}
-    report.duplicates = {m.name: dupes}
+    stored = m.rows - dupes
+    if m.stat0 is not None:  # as the fast path reports a local file
+        report.stored, report.duplicates = {m.name: stored}, {m.name: dupes}
+    else:  # as the exact path, which reads an S3 object alone, reports it
+        report.stored = {m.name: stored} if stored else {}
+        report.duplicates = {m.name: dupes} if dupes or stored else {}
     fastpath.LAST.clear()
     fastpath.LAST.update(source=src.name, outcome="fast", reason=None, group=True)
     if tick:
-        tick(pipeline.Progress(src.name, report.bytes, src.size, m.rows,
-                               time.monotonic() - started))
+        try:
+            tick(pipeline.Progress(src.name, report.bytes, src.size, m.rows,
+                                   time.monotonic() - started))
+        except Exception as exc:  # after the commit: reported as the fast path reports it
+            report.error = pipeline._one_line(exc)
+            report.stored, report.duplicates = {}, {}
     return report

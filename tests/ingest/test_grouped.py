@@ -354,3 +354,15 @@ def test_an_s3_object_gone_before_its_get_is_reported_and_the_others_stored(
     assert "gone before it was read" in by_name["3.jsonl"][9] and by_name["3.jsonl"][2] == {}
     assert [by_name[f"{k}.jsonl"][2] for k in (0, 1, 2, 4, 5)] == [{"requests": 3}] * 5
     assert len(store["requests"]) == 15
+
+
+def test_a_group_spanning_more_partitions_than_one_copy_keeps_open_is_read_in_halves(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(grouped, "OPEN_FILES", 4)
+    d = tmp_path / "in"
+    for k in range(4):  # each file over two days: 8 (file, day) partitions
+        _file(d, f"{k}.jsonl", _rows(10 * k, 2) + [
+            canonical_request(10 * k + 5, ts=(T0 + timedelta(days=1)).isoformat())])
+    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
+    assert passes == [4, 2, 2]
+    assert len(lake.commits()) == 4
