@@ -3,11 +3,12 @@
 A file of a few KB is almost all fixed cost on the fast path (lib/ingest/fastpath.py): planning
 and starting its statements (the key pre-pass, validation, pricing, the write) took ~25 ms of the
 ~45 ms of a 10-row file, and a cron job over a folder of a file a minute, or a bucket of Firehose
-objects, has thousands of them. So a run of consecutive small local files is read by one pre-pass
-and one ``COPY`` per canonical table (``read_json`` of the list of files, each row knowing its
-file), written one folder per file and day; then each file is committed as its own batch, in the
-run's order, with what the fast path alone would have stored for it: the same rows, prices,
-lineage (its own batch id and source), duplicates, commit and report.
+objects, has thousands of them. So a run of consecutive small files (local files, or S3 objects
+fetched 8 at a time into the group's scratch folder) is read by one pre-pass and one ``COPY`` per
+canonical table (``read_json`` of the list of files, each row knowing its file), written one
+folder per file and day; then each file is committed as its own batch, in the run's order, with
+what reading it alone would have stored: the same rows, prices, lineage (its own batch id and
+source), duplicates, commit and report (an S3 object's as the exact path reports it).
 
 The writer lock is held from the group's first read to its last commit, so the lake cannot change
 underneath: a file's rows are checked against the rows stored before the group and those of the
@@ -19,7 +20,11 @@ listed, or one the group's read fails on: a malformed line fails the read of eve
 and the group is then read again in halves to find it) is ingested at its turn as if there were no
 group: the fast path, then the exact path, with its line numbers and reasons. So are files that
 are not canonical JSONL, or were ingested before; and then the files after it in the group are
-checked against the lake at their turn, as anything it stored may hold their keys.
+checked against the lake at their turn, as anything it stored may hold their keys. A group whose
+files span more (file, day) partitions than one COPY keeps open is read in halves too.
+
+Groups are on by default; ``SIGHTLINE_INGEST_GROUP=0`` (or the fast path turned off) reads every
+file alone. Measured in docs/benchmarks.md ("Small files").
 """
 
 from __future__ import annotations
@@ -130,7 +135,6 @@ def ingest(lake: Lake, sources: list, forced, overrides: dict,
     is called with each source's FileReport as it is finished; a source the group does not take
     is ingested by ``alone(i)`` (which returns its report) at its turn. ``tick_for(i)`` gives
     the progress callback of source ``i`` (or None)."""
-
     started = time.monotonic()
     tmp = lake.tmp_dir / f"fast-group-{uuid.uuid4().hex}"
     # The lock from the first read on: each file asks whether its content is stored already,

@@ -226,8 +226,9 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
     with fastpath.reused_connection(lake):
         i = 0
         while i < len(sources):
-            # Small local files in a row are read in groups (lib/ingest/grouped.py), each still
-            # committed and reported as its own batch, in this order.
+            # Small files (local, or S3 objects) in a row are read in groups
+            # (lib/ingest/grouped.py), each still committed and reported as its own batch, in
+            # this order.
             n = grouped.run_at(sources, i, forced)
             if n:
                 grouped.ingest(lake, sources[i:i + n], forced, overrides,

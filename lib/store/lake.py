@@ -178,7 +178,7 @@ class Lake:
         return self.root / MANIFEST_DIR
 
     def version(self) -> str:
-        """A cheap token that changes whenever a commit lands (the sorted manifest names)."""
+        """A cheap token that changes whenever a commit lands (from the manifest's names)."""
         return self._version_of(self._commit_state())
 
     def _version_of(self, state: tuple[frozenset, list[Commit]]) -> str:
