@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,73 +18,14 @@ from lib.ingest import fastpath, grouped
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
 from tests.conftest import T0, kill_9_at, leftovers
-from tests.ingest.conftest import canonical_request, jsonl_bytes, stored_rows
+from tests.ingest import groups_oracle
+from tests.ingest.conftest import canonical_request, jsonl_bytes
 
-LINEAGE = ("batch_id", "ingested_at")
-TABLES = ("requests", "evals", "events", "spans", "quarantine")
-OLD = 1_000_000_000  # an mtime long past: not held back as a live file
-
-
-def _file(folder: Path, name: str, content, gz: bool = False) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    data = content if isinstance(content, bytes) else jsonl_bytes(content)
-    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
-    os.utime(path, (OLD, OLD))
-    return path
-
-
-def _rows(start: int, n: int, **overrides) -> list[dict]:
-    return [canonical_request(start + i, **overrides) for i in range(n)]
-
-
-def _summary(f) -> tuple:
-    return (f.source, f.format, f.stored, f.duplicates, f.quarantined, f.reasons, f.error,
-            f.duplicate_file, f.unreadable, f.skipped, f.rows_read, f.content_hash, f.hints)
-
-
-def _commits(lake: Lake) -> list[tuple]:
-    """Each commit without what differs between two runs (ids, times, inodes)."""
-    out = []
-    for c in lake.commits():
-        info = {k: v for k, v in c.info.items() if k not in ("file",)}
-        out.append((c.kind, c.source, c.content_hash, c.rows, len(c.added), info))
-    return out
-
-
-def _run(lake: Lake, sources: list, monkeypatch, group: bool, **kw):
-    monkeypatch.setenv("SIGHTLINE_INGEST_GROUP", "1" if group else "0")
-    passes = []
-    real = grouped._pass
-    monkeypatch.setattr(grouped, "_pass", lambda con, part, *a: passes.append(len(part))
-                        or real(con, part, *a))
-    report = ingest_paths(lake, [str(s) for s in sources], compact_min_files=0, **kw)
-    monkeypatch.setattr(grouped, "_pass", real)
-    store = {t: stored_rows(lake, t, LINEAGE + (("ts",) if t == "quarantine" else ()))
-             for t in TABLES}
-    return store, [_summary(f) for f in report.files], passes
-
-
-def _same_as_one_at_a_time(tmp_path, monkeypatch, sources, *, prepare=None, **kw):
-    """Ingest ``sources`` with groups and without, each into its own store (``prepare(lake)``
-    first when given); assert the stores, reports and commits agree; return the group run's
-    passes (files per DuckDB pass) and its lake."""
-    lakes = {}
-    results = {}
-    for group in (False, True):
-        lake = lakes[group] = Lake(tmp_path / f"store-{group}")
-        if prepare:
-            prepare(lake)
-        results[group] = _run(lake, sources, monkeypatch, group, **kw)
-    (store0, reports0, _), (store1, reports1, passes) = results[False], results[True]
-    for k, (got, want) in enumerate(zip(reports1, reports0, strict=True)):
-        assert got == want, f"report {k} differs"
-    for t in TABLES:
-        assert store1[t] == store0[t], f"table {t} differs"
-    # (a file read alone between a group's files is committed after them: it was read later)
-    assert sorted(_commits(lakes[True]), key=repr) == sorted(_commits(lakes[False]), key=repr)
-    assert not list((lakes[True].root / "_tmp").glob("*"))
-    return passes, lakes[True]
+# the oracle (tests/ingest/groups_oracle.py)
+_file = groups_oracle.aged_file
+_rows = groups_oracle.rows_of
+_run = groups_oracle.ingest_as
+_same_as_one_at_a_time = groups_oracle.same_as_one_at_a_time
 
 
 def _lineage(lake: Lake) -> list[tuple]:
@@ -98,7 +38,7 @@ def test_a_folder_of_small_files_is_read_in_one_pass_and_committed_file_by_file(
         tmp_path, monkeypatch):
     d = tmp_path / "in"
     paths = [_file(d, f"part-{k:02d}.jsonl", _rows(10 * k, 10)) for k in range(12)]
-    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
+    passes, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
     assert passes == [12]
     commits = lake.commits()  # in the files' order
     assert [c.content_hash for c in commits] == \
@@ -129,7 +69,7 @@ def test_prices_contexts_tiers_and_time_of_day_in_one_group(tmp_path, monkeypatc
                              for i in range(6)]),
         _file(d, "e.jsonl", _rows(400, 4, provider="nobody", model="unpriced-model")),
     ]
-    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, sources)
+    passes, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, sources)
     assert passes == [5]
     costs = dict(duckdb.sql(
         "SELECT source_file, sum(cost_usd) FROM read_parquet($f) GROUP BY ALL",
@@ -163,7 +103,7 @@ def test_files_the_group_cannot_prove_clean_are_read_alone_at_their_turn(tmp_pat
         _file(d, "12-bad-gz.jsonl.gz", gzip.compress(jsonl_bytes(_rows(1200, 40)))[:60]),
         _file(d, "13-good.jsonl", _rows(1300, 5)),
     ]
-    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, sources)
+    passes, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, sources)
     # the plain requests files before the empty one are read together, then in halves down to
     # the malformed one; after it, plain and gzip requests and evals are read apart
     assert passes == [5, 2, 3, 1, 2, 1, 1, 2, 1, 1]
@@ -191,7 +131,7 @@ def test_keys_in_the_lake_or_in_earlier_files_are_duplicates_as_one_at_a_time(
         _file(d, "e.jsonl", [k(40, ts=(T0 + 2 * day).isoformat())]),
         _file(d, "f.jsonl", [k(40, ts=(T0 + 3 * day).isoformat()), k(60)]),
     ]
-    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, sources, prepare=prepare)
+    passes, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, sources, prepare=prepare)
     assert passes == [6]
     report = [c.rows for c in lake.commits()[1:]]
     assert report == [{"requests": 2}, {"requests": 2}, {"requests": 1}, {"requests": 2},
@@ -206,7 +146,7 @@ def test_a_file_read_alone_stores_keys_a_later_group_file_then_finds_stored(
         _file(d, "b.jsonl", _rows(10, 3) + [canonical_request(13, input_tokens=-1)]),  # alone
         _file(d, "c.jsonl", _rows(10, 2) + _rows(20, 2)),  # r10, r11: stored by b
     ]
-    _, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, sources)
+    _, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, sources)
     assert {Path(c.source).name: c.rows for c in lake.commits()} == {
         "a.jsonl": {"requests": 3}, "b.jsonl": {"requests": 3, "quarantine": 1},
         "c.jsonl": {"requests": 2}}
@@ -240,7 +180,7 @@ def test_groups_stop_at_their_limits_and_large_files_go_alone(tmp_path, monkeypa
     _file(d, "7-large.jsonl", _rows(100, 20))  # over FILE_BYTES: the fast path alone
     _file(d, "8.jsonl", _rows(200, 2))
     _file(d, "9.jsonl", _rows(300, 2))
-    passes, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
+    passes, _, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
     assert passes == [3, 3, 2]  # 0-2, 3-5, then 8-9 after 6 and 7 alone
 
 
@@ -259,7 +199,7 @@ def test_files_that_match_one_another_as_globs_are_not_grouped(tmp_path, monkeyp
     names = ("a1.jsonl", "a2.jsonl", "c1.jsonl", "c[1].jsonl")  # "c[1]" matches "c1" as a glob
     for k, n in enumerate(names):
         _file(d, n, _rows(10 * k, 2))
-    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
+    passes, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
     assert passes == [3]
     assert sorted(s for _, s, _ in _lineage(lake)) == [str(d / n) for n in names]
 
@@ -363,6 +303,6 @@ def test_a_group_spanning_more_partitions_than_one_copy_keeps_open_is_read_in_ha
     for k in range(4):  # each file over two days: 8 (file, day) partitions
         _file(d, f"{k}.jsonl", _rows(10 * k, 2) + [
             canonical_request(10 * k + 5, ts=(T0 + timedelta(days=1)).isoformat())])
-    passes, lake = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
+    passes, lake, _ = _same_as_one_at_a_time(tmp_path, monkeypatch, [d])
     assert passes == [4, 2, 2]
     assert len(lake.commits()) == 4
