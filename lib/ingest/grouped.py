@@ -69,6 +69,12 @@ MEMBERS = "_sl_members"  # the registered table of a group's files and their lin
 # memory (fastpath.MEMORY_LIMIT).
 OPEN_FILES = GROUP_FILES
 FETCH_THREADS = 8  # S3 objects of a group fetched at once (boto3's clients are thread-safe)
+# The group's COPY writes <out>/<MEMBER_DIR>=<file's index>/<DAY_DIR>=<day>/part-<n>.parquet;
+# the index is read back from the end of each name (not as a hive partition, which takes the
+# first such part of the whole path: a store under a folder named like it would mislead it).
+MEMBER_DIR, DAY_DIR = "_sl_member", "_sl_day"
+MEMBER_SQL = (f"CAST(regexp_extract(filename, '/{MEMBER_DIR}=([0-9]+)/{DAY_DIR}=[^/]*/[^/]*$', 1)"
+              " AS INTEGER)")
 
 
 def enabled() -> bool:
@@ -332,6 +338,9 @@ def _read_together(con, part: list[_Member], overrides: dict, tmp: Path,
 
 
 def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: datetime) -> None:
+    """One pre-pass and one COPY over the files of ``part`` into ``out``; sets each member's
+    ``rows``, ``files`` and ``clean``. Raises on any doubt about the part as a whole (a line
+    DuckDB cannot read, a price key unlike the pre-pass's, too many partitions)."""
     from lib.ingest import pipeline
     from lib.ingest.validate import checked_sql, time_range
 
@@ -357,13 +366,13 @@ def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: dat
         "at": pa.array([m.ingested_at for m in part], pa.timestamp("us", tz="UTC"))}))
     try:
         select = (f"SELECT {pipeline.output_select(name, 'g.source', 'g.batch', 'g.at')}, "
-                  f"g.f AS _f, strftime(p.ts, '%Y-%m-%d') AS _day "
+                  f"g.f AS {MEMBER_DIR}, strftime(p.ts, '%Y-%m-%d') AS {DAY_DIR} "
                   f"FROM {source} p JOIN {MEMBERS} g ON g.path = p.{_q(FILE_COLUMN)} {joins} "
                   f"WHERE p._reason IS NULL{priced}")
         con.execute(f"SET partitioned_write_max_open_files = {OPEN_FILES}")
         try:
             con.execute(
-                f"COPY ({select}) TO {_lit(str(out))} (PARTITION_BY (_f, _day), "
+                f"COPY ({select}) TO {_lit(str(out))} (PARTITION_BY ({MEMBER_DIR}, {DAY_DIR}), "
                 f"FILENAME_PATTERN 'part-{{i}}', FORMAT parquet, COMPRESSION zstd, "
                 f"COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {fastpath.ROW_GROUP_ROWS})",
                 time_range(ingested_at))
@@ -371,28 +380,31 @@ def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: dat
             con.execute(f"SET partitioned_write_max_open_files = {fastpath.MAX_OPEN_FILES}")
     finally:
         con.unregister(MEMBERS)
-    files = sorted(glob.glob(str(out / "_f=*" / "_day=*" / "*.parquet")))
+    files = sorted(glob.glob(str(out / f"{MEMBER_DIR}=*" / f"{DAY_DIR}=*" / "*.parquet")))
     key = schema.KEYS[name]
     written = {}
     if files:
         written = {f: (n, repeats) for f, n, repeats in con.execute(
-            f"SELECT _f, count(*), count(*) - count(DISTINCT {_q(key)}) "
-            f"FROM read_parquet($files, hive_partitioning = true, "
-            f"hive_types = {{'_f': INTEGER, '_day': VARCHAR}}) GROUP BY _f",
-            {"files": files}).fetchall()}
+            f"SELECT {MEMBER_SQL} AS f, count(*), count(*) - count(DISTINCT {_q(key)}) "
+            f"FROM {_written('$files')} GROUP BY f", {"files": files}).fetchall()}
     by_member: dict[str, list[str]] = {}
-    for f in files:  # .../_f=<index>/_day=<day>/part-<n>.parquet
+    for f in files:  # .../<MEMBER_DIR>=<index>/<DAY_DIR>=<day>/part-<n>.parquet
         by_member.setdefault(os.path.basename(os.path.dirname(os.path.dirname(f))), []).append(f)
     for m in part:
         rows = plan.by_file[m.path].rows if m.path in plan.by_file else 0
         n, repeats = written.get(m.index, (0, 0))
         m.rows = rows
-        m.files = tuple(by_member.get(f"_f={m.index}", ()))
+        m.files = tuple(by_member.get(f"{MEMBER_DIR}={m.index}", ()))
         m.clean = n == rows and repeats == 0
         if not m.clean:
             log.info("group read: %s is read alone: %s", m.src.name,
                      f"{rows - n} rows fail validation" if n != rows
                      else "a key repeated within the file")
+
+
+def _written(files: str) -> str:
+    """The rows of the group's written Parquet ``files`` (SQL), with each one's ``filename``."""
+    return f"read_parquet({files}, filename = true, hive_partitioning = false)"
 
 
 class _TooManyPartitions(Exception):
@@ -412,10 +424,9 @@ def _mark_maybe_stored(lake: Lake, con, clean: list[_Member]) -> None:
     known = lake._files_of_days(name, days)
     stored = f" OR {key} IN (SELECT {key} FROM read_parquet($known))" if known else ""
     flagged = {f for (f,) in con.execute(
-        f"WITH g AS (SELECT _f, {key} FROM read_parquet($files, hive_partitioning = true, "
-        f"hive_types = {{'_f': INTEGER, '_day': VARCHAR}})) "
-        f"SELECT DISTINCT _f FROM g WHERE {key} IN "
-        f"(SELECT {key} FROM g GROUP BY ALL HAVING count(DISTINCT _f) > 1){stored}",
+        f"WITH g AS (SELECT {MEMBER_SQL} AS f, {key} FROM {_written('$files')}) "
+        f"SELECT DISTINCT f FROM g WHERE {key} IN "
+        f"(SELECT {key} FROM g GROUP BY ALL HAVING count(DISTINCT f) > 1){stored}",
         {"files": files, **({"known": known} if known else {})}).fetchall()}
     for m in clean:
         m.check_stored = m.index in flagged

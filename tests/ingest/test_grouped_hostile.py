@@ -654,13 +654,14 @@ def test_a_progress_callback_that_raises_once_rows_are_read(tmp_path, monkeypatc
 
 
 def test_a_store_under_a_folder_named_like_a_partition(tmp_path, monkeypatch):
-    # read_parquet's hive_partitioning takes the outermost "_f=" of a path
+    # read as hive partitions, the outermost "<name>=" of a path won: every file was read alone
     d = tmp_path / "in"
     for n in range(3):
         _file(d, f"{n}.jsonl", _rows(10 * n, 2) + _rows(10 * n - 10, 1))
-    base = tmp_path / "_f=1" / "_day=2020-01-01"
+    base = tmp_path / f"{grouped.MEMBER_DIR}=1" / f"{grouped.DAY_DIR}=2020-01-01"
     base.mkdir(parents=True)
-    _same_as_one_at_a_time(base, monkeypatch, [d])
+    passes, _, _ = _same_as_one_at_a_time(base, monkeypatch, [d])
+    assert passes == [3]  # and still read together
 
 
 def test_grouped_files_that_grow_are_read_on_from_where_the_group_read_them(
