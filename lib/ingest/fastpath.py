@@ -94,40 +94,28 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         # DuckDB's readers take a name as a glob: "c?.jsonl" would also read "cx.jsonl"
         LAST.update(reason="a name DuckDB would read as a glob (* ? [): the exact path reads it")
         return False
-    LAST.update(reason="not canonical JSONL")
+    LAST.update(reason=NOT_CANONICAL)
     stat0 = os.stat(path)
-    seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}
-    if seen and (stat0.st_size, stat0.st_mtime_ns) != (seen.get("size"), seen.get("mtime_ns")):
+    if changed_since_listed(src, stat0):
         # written to since the source was looked at (lib.ingest.live.unfinished_tail): the
         # exact path reads the bytes that were checked, no more
         LAST.update(reason="the file changed after it was listed")
         return False
+    fmt = canonical.JSONL
     with open(path, "rb") as raw:
         try:
             stream = SourceStream(raw)
             head = stream.peek(HEAD_BYTES)
         except Exception:
             return False
-        if not head:
-            return False
-        filename = pipeline._strip_compression(src.filename)
-        fmt = forced or pipeline.detect_format(head, filename)
-        if fmt is not canonical.JSONL:
-            return False
-        name = canonical.jsonl_table_of_head(head)
-        if name not in schema.TABLES or name == "quarantine":
+        name, why = table_to_read(head, stream, src.filename, forced)
+        if name is None:
+            LAST.update(reason=why)
             return False
         # The duckdb module imports pandas on its first bound parameter: 0.3 s of interpreter
         # work, done meanwhile in a thread (hashing releases the GIL) instead of after the hash.
         if "pandas" not in sys.modules:
             threading.Thread(target=_import_quietly, args=("pandas",), daemon=True).start()
-        if head.startswith(UTF8_BOM):
-            LAST.update(reason="a byte order mark, which DuckDB's read_json refuses: the exact "
-                               "path reads it")
-            return False
-        if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
-            LAST.update(reason=f"{stream.compression} compression: the exact path reads it")
-            return False
         # A small file read whole that holds no context key's text prices without the context
         # SQL (~11 ms of planning, a sixth of a few-KB file's ingest).
         context_free = len(head) < HEAD_BYTES and not pricing.may_hold_context(head)
@@ -172,11 +160,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                     raise Fallback("the file changed while it was read")
                 # Before the commit releases the lock: a kill after it leaves no scratch behind.
                 shutil.rmtree(tmp, ignore_errors=True)
-                result = batch.commit(content_hash=digest,
-                                      info={"bytes": bytes_out, "ingest_path": "fast",
-                                            **appended.read_info(src, digest, compressed,
-                                                                 bytes_out),
-                                            **({"hints": hints} if hints else {})})
+                result = batch.commit(content_hash=digest, info=commit_info(
+                    src, digest, compressed, bytes_out, hints))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     except Fallback as exc:
@@ -201,6 +186,46 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     pipeline._pause_for_tests("after_commit")
     tick(rows)
     return True
+
+
+NOT_CANONICAL = "not canonical JSONL"
+
+
+def changed_since_listed(src, st: os.stat_result) -> bool:
+    """Whether the local file ``src`` (its stat now: ``st``) was written to since it was listed
+    (the size and mtime its ``info`` recorded then)."""
+    seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}
+    return bool(seen) and (st.st_size, st.st_mtime_ns) != (seen.get("size"),
+                                                            seen.get("mtime_ns"))
+
+
+def table_to_read(head: bytes, stream, filename: str, forced) -> tuple[str | None, str]:
+    """(the canonical table, "") of a source the fast path can read, from its first decompressed
+    bytes ``head`` (``stream``: its SourceStream), its ``filename`` and the format ``forced``;
+    (None, why) when the exact path must read it: not canonical JSONL (or its quarantine), a
+    byte order mark DuckDB's read_json refuses, a compression DuckDB does not read."""
+    from lib.ingest import pipeline
+    from lib.ingest.formats import canonical
+
+    if not head:
+        return None, NOT_CANONICAL
+    fmt = forced or pipeline.detect_format(head, pipeline._strip_compression(filename))
+    name = canonical.jsonl_table_of_head(head) if fmt is canonical.JSONL else None
+    if name not in schema.TABLES or name == "quarantine":
+        return None, NOT_CANONICAL
+    if head.startswith(UTF8_BOM):
+        return None, "a byte order mark, which DuckDB's read_json refuses: the exact path reads it"
+    if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
+        return None, f"{stream.compression} compression: the exact path reads it"
+    return name, ""
+
+
+def commit_info(src, digest: str, compressed: bool, bytes_out: int, hints: list) -> dict:
+    """What the commit of a source the fast path (or a group) read records beside its own
+    ``info``: its decompressed bytes, the path, the read (lib/ingest/appended.py), its hints."""
+    return {"bytes": bytes_out, "ingest_path": "fast",
+            **appended.read_info(src, digest, compressed, bytes_out),
+            **({"hints": hints} if hints else {})}
 
 
 def adopt_new_rows(lake: Lake, batch, con, name: str, files: list[str], *,

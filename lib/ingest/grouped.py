@@ -45,9 +45,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from lib import pricing, schema
-from lib.ingest import appended, fastpath
+from lib.ingest import fastpath
 from lib.ingest.hints import column_hints
-from lib.ingest.streams import HEAD_BYTES, UTF8_BOM, SourceStream
+from lib.ingest.streams import HEAD_BYTES, SourceStream
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.lake import Lake, _pause_for_tests
@@ -270,10 +270,8 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
             data = fetched.result()  # (raises what the GET raised)
             size = src.size
         else:
-            seen = (src.info.get("file") or {}) if isinstance(src.info, dict) else {}
             st = os.stat(src.path)
-            if seen and (st.st_size, st.st_mtime_ns) != (seen.get("size"),
-                                                         seen.get("mtime_ns")):
+            if fastpath.changed_since_listed(src, st):
                 return None
             with open(src.path, "rb") as fh:
                 data = fh.read(FILE_BYTES + 1)
@@ -285,13 +283,8 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
     try:
         stream = SourceStream(io.BytesIO(data))
         head = stream.peek(HEAD_BYTES)
-        if not head or head.startswith(UTF8_BOM) or stream.compression not in (None, "gzip"):
-            return None
-        fmt = forced or pipeline.detect_format(head, pipeline._strip_compression(src.filename))
-        if fmt is not canonical.JSONL:
-            return None
-        name = canonical.jsonl_table_of_head(head)
-        if name not in schema.TABLES or name == "quarantine":
+        name, _why = fastpath.table_to_read(head, stream, src.filename, forced)
+        if name is None:
             return None
         content = bytearray()
         while chunk := stream.read(1 << 20):
@@ -302,7 +295,7 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
     except Exception:  # truncated or corrupt gzip: the exact path reports it
         return None
     if digest in digests or lake.has_content(digest) \
-            or pipeline._read_as_it_grew(lake, digest, fmt, forced):
+            or pipeline._read_as_it_grew(lake, digest, canonical.JSONL, forced):
         return None  # reported as a duplicate at its turn
     path = src.path
     if st is None:
@@ -316,8 +309,8 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
     return _Member(index=i, src=src, path=path, stat0=st, name=name,
                    compressed=stream.compressed,
                    digest=digest, bytes_in=stream.bytes_in, bytes_out=len(content),
-                   hints=column_hints(fmt.name, head),
-                   context_free=not pricing.may_hold_context(bytes(content)))
+                   hints=column_hints(canonical.JSONL.name, head),
+                   context_free=not pricing.may_hold_context(content))
 
 
 def _read_together(con, part: list[_Member], overrides: dict, tmp: Path,
@@ -451,10 +444,8 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
                                    time.monotonic() - started))
         dupes = fastpath.adopt_new_rows(lake, batch, con, m.name, list(m.files),
                                         deduplicate=check_stored)
-        result = batch.commit(content_hash=m.digest, info={
-            "bytes": m.bytes_out, "ingest_path": "fast",
-            **appended.read_info(src, m.digest, m.compressed, m.bytes_out),
-            **({"hints": m.hints} if m.hints else {})})
+        result = batch.commit(content_hash=m.digest, info=fastpath.commit_info(
+            src, m.digest, m.compressed, m.bytes_out, m.hints))
     if result.duplicate_batch:  # (the lock was held since the group was read: cannot be)
         pipeline._as_duplicate(report)
         return report
