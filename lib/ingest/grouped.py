@@ -452,11 +452,7 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
     report.rows_read = m.rows
     report.hints = m.hints
     stored = m.rows - dupes
-    if m.stat0 is not None:  # as the fast path reports a local file
-        report.stored, report.duplicates = {m.name: stored}, {m.name: dupes}
-    else:  # as the exact path, which reads an S3 object alone, reports it
-        report.stored = {m.name: stored} if stored else {}
-        report.duplicates = {m.name: dupes} if dupes or stored else {}
+    report.stored, report.duplicates = {m.name: stored}, {m.name: dupes}
     fastpath.LAST.clear()
     fastpath.LAST.update(source=src.name, outcome="fast", reason=None, group=True)
     if tick:

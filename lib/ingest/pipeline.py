@@ -684,9 +684,13 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     if result.duplicate_batch:
         _as_duplicate(report)
     else:
+        # Every table the batch touched gets both counts, 0 included: a file whose rows were
+        # all stored before says "stored 0 requests; 5 duplicate(s)", as the fast path says it.
         report.stored = {t: n for t, n in result.stored.items() if t != "quarantine"}
         report.duplicates = {t: n for t, n in result.duplicate_rows.items()
                              if t != "quarantine" and n}
+        for t in report.duplicates:
+            report.stored.setdefault(t, 0)
         for t in report.stored:
             report.duplicates.setdefault(t, 0)
     _pause_for_tests("after_commit")

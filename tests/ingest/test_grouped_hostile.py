@@ -114,7 +114,7 @@ def test_duplicate_keys_around_midnight_on_neighbouring_days_and_in_chains(tmp_p
         "e.jsonl": ({"requests": 0}, {"requests": 1}, 0),
         "f.jsonl": ({"requests": 1}, {"requests": 0}, 0),
         "g.jsonl": ({"requests": 2}, {"requests": 1}, 0),
-        "h.jsonl": ({}, {"requests": 1}, 2),
+        "h.jsonl": ({"requests": 0}, {"requests": 1}, 2),
         "i.jsonl": ({"requests": 3}, {"requests": 0}, 0),
         "j.jsonl": ({"requests": 1}, {"requests": 1}, 0),
         "k.jsonl": ({"requests": 1}, {"requests": 1}, 0),

@@ -551,8 +551,8 @@ def test_a_file_read_under_two_mappings_in_turn_is_skipped_under_each(lake, writ
                         "  ts: at\n  model: llm\n")
         specs.append(spec)
     runs = [ingest_paths(lake, [str(path)], mapping=specs[n]).files[0] for n in (0, 1, 0, 0, 1)]
-    assert [(r.stored, r.duplicates) for r in runs[:2]] == [
-        ({"requests": 1}, {"requests": 0}), ({}, {"requests": 1})]  # a batch of known rows
+    assert [(r.stored, r.duplicates) for r in runs[:2]] == [  # the second: a batch of known rows
+        ({"requests": 1}, {"requests": 0}), ({"requests": 0}, {"requests": 1})]
     assert [r.skipped for r in runs[2:]] == [
         "already ingested (unchanged: same size, mtime and ctime)"] * 3
     assert len(lake.commits()) == 2
@@ -606,3 +606,26 @@ def test_a_batch_committed_before_an_error_is_reported_as_stored(lake, write, mo
     monkeypatch.undo()
     assert (report.error, report.stored, report.duplicate_file) == (None, {"requests": 2}, False)
     assert [c.rows for c in lake.commits()] == [{"requests": 2}]
+
+
+@pytest.mark.parametrize("path, env", [
+    ("group", {}), ("fast", {"SIGHTLINE_INGEST_GROUP": "0"}),
+    ("exact", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"})])
+def test_a_file_whose_rows_were_all_stored_before_says_stored_0_on_every_path(
+        lake, write, monkeypatch, path, env):
+    from lib.ingest import fastpath
+
+    rows = [canonical_request(i) for i in range(3)]
+    ingest_paths(lake, [str(write("a.jsonl", rows))])
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = [write(f"again-{n}.jsonl", rows[n:] + rows[:n]) for n in (1, 2)]  # other bytes
+    old = os.stat(again[0]).st_mtime - 600  # not files still being written
+    for p in again:
+        os.utime(p, (old, old))
+    fastpath.LAST.clear()
+    report = ingest_paths(lake, [str(p) for p in again])
+    assert [(f.stored, f.duplicates, f.error) for f in report.files] == [
+        ({"requests": 0}, {"requests": 3}, None)] * 2
+    taken = "group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")
+    assert taken == path
