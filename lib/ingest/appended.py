@@ -25,11 +25,13 @@ JSON lines whose first lines name their table, OTLP JSON lines, OTLP protobuf).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 # A commit's info key: {"start", "end", "sha256", "after"} of a local file's read (see above).
 READ = "read"
@@ -41,12 +43,12 @@ THREAD_BYTES = 1 << 20  # a piece worth hashing in a thread of its own
 BEFORE_BYTES = 4096
 
 
-@dataclass(frozen=True)
-class EarlierRead:
+class EarlierRead(NamedTuple):
     """A live batch's read of a local file: bytes ``start``..``end`` of the file ``path``
     (inode ``ino``), ``sha256`` the hash of its first ``end`` bytes, ``after`` the hash of the
     read it continued (None: it read from the start), as ``format`` by ``readers`` (the
-    fingerprint of lib.ingest.memo.Readers: formats known, forced format or mapping, limits)."""
+    fingerprint of lib.ingest.memo.Readers: formats known, forced format or mapping, limits).
+    (A named tuple: a store ingested into every minute for a year holds half a million.)"""
 
     path: str
     ino: int | None
@@ -61,17 +63,39 @@ class EarlierRead:
 
 class ReadIndex:
     """The reads of live batches whose chain reaches their file's start through live batches
-    only (a removed batch cuts off the reads that went on from it), by path, inode and hash."""
+    only (a removed batch cuts off the reads that went on from it), by path, inode and hash.
+    Each index is made when first asked for (a run asks by inode for the files it reads, by
+    hash for copies, by batch only when one was removed)."""
 
     def __init__(self, reads: list[EarlierRead]):
         self.reads = reads
-        self.commit_ids = {r.commit_id for r in reads}
-        self._by_ino: dict[int, list[EarlierRead]] = {}
-        self._by_sha: dict[str, list[EarlierRead]] = {}
-        for r in reads:
+
+    @functools.cached_property
+    def commit_ids(self) -> set[str]:
+        return {r.commit_id for r in self.reads}
+
+    @functools.cached_property
+    def _by_ino(self) -> dict[int, list[EarlierRead]]:
+        out: dict[int, list[EarlierRead]] = {}
+        for r in self.reads:
             if r.ino:
-                self._by_ino.setdefault(r.ino, []).append(r)
-            self._by_sha.setdefault(r.sha256, []).append(r)
+                got = out.get(r.ino)
+                if got is None:
+                    out[r.ino] = [r]
+                else:
+                    got.append(r)
+        return out
+
+    @functools.cached_property
+    def _by_sha(self) -> dict[str, list[EarlierRead]]:
+        out: dict[str, list[EarlierRead]] = {}
+        for r in self.reads:
+            got = out.get(r.sha256)
+            if got is None:
+                out[r.sha256] = [r]
+            else:
+                got.append(r)
+        return out
 
     def of_file(self, ino: int | None) -> list[EarlierRead]:
         """The reads of the file with inode ``ino``, under any name (a rotation renames the
@@ -91,29 +115,25 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
     batches). A read is committed after the read it continues, so one pass in order settles
     each chain (more only if a clock went back)."""
     # the reads that reach the start, as a read going on names them: (sha256, end), and the
-    # file, format and readers that must be the same
+    # file, format and readers that must be the same; only those some read goes on from are
+    # kept (a year of a file a minute is half a million reads, nearly all from the start)
+    from lib.store.lake import cyclic_gc_paused
+
+    with cyclic_gc_paused():  # (a read for every file ever read: no cycles among them)
+        pending = _reads_of(commits, removed)
     whole: set[tuple] = set()
-    reads, pending = [], []
-    for c in commits:
-        info = c.info if isinstance(c.info, dict) else {}
-        read, file = info.get(READ), info.get("file")
-        if c.kind != "ingest" or c.commit_id in removed or info.get("seen") is not None \
-                or not isinstance(read, dict) or not isinstance(file, dict):
-            continue
-        try:
-            r = EarlierRead(path=str(file["path"]), ino=file.get("ino"), start=int(read["start"]),
-                            end=int(read["end"]), sha256=str(read["sha256"]),
-                            after=read.get("after"), format=str(info["format"]),
-                            readers=info.get("readers"), commit_id=c.commit_id)
-        except (KeyError, TypeError, ValueError):
-            continue  # a commit written by something else: no read to go on from
-        pending.append(r)
+    reads = []
+    wanted = {(r.after, r.start, r.ino, r.format, r.readers) for r in pending
+              if r.start != 0 or r.after is not None}
     while pending:
         waiting = []
         for r in pending:
             if (r.start == 0 and r.after is None) or \
                     (r.after, r.start, r.ino, r.format, r.readers) in whole:
-                whole.add((r.sha256, r.end, r.ino, r.format, r.readers))
+                if wanted:
+                    named = (r.sha256, r.end, r.ino, r.format, r.readers)
+                    if named in wanted:
+                        whole.add(named)
                 reads.append(r)
             else:
                 waiting.append(r)
@@ -121,6 +141,28 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
             break
         pending = waiting
     return ReadIndex(reads)
+
+
+def _reads_of(commits, removed: set[str]) -> list[EarlierRead]:
+    """The local file reads that the live ingest batches of ``commits`` recorded, in order."""
+    pending = []
+    for c in commits:
+        info = c.info
+        if c.kind != "ingest" or not isinstance(info, dict):
+            continue
+        read, file = info.get(READ), info.get("file")
+        if not isinstance(read, dict) or not isinstance(file, dict) \
+                or info.get("seen") is not None \
+                or c.commit_id in removed:
+            continue
+        try:
+            r = EarlierRead(str(file["path"]), file.get("ino"), int(read["start"]),
+                            int(read["end"]), str(read["sha256"]), read.get("after"),
+                            str(info["format"]), info.get("readers"), c.commit_id)
+        except (KeyError, TypeError, ValueError):
+            continue  # a commit written by something else: no read to go on from
+        pending.append(r)
+    return pending
 
 
 def cut_off(commits, index: ReadIndex) -> set[str]:
@@ -139,12 +181,13 @@ def cut_off(commits, index: ReadIndex) -> set[str]:
 _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def index_of(lake) -> ReadIndex:
-    """The :class:`ReadIndex` of ``lake``'s commits now, rebuilt only when a commit was added
-    since the last call (a run asks once per file it reads whole)."""
+def index_of(lake, commits: list | None = None) -> ReadIndex:
+    """The :class:`ReadIndex` of ``lake``'s commits now (``commits``: as just read), rebuilt
+    only when a commit was added since the last call (a run asks once per file it reads
+    whole)."""
     from lib.store.lake import removed_batches
 
-    commits = lake.commits()
+    commits = lake.commits() if commits is None else commits
     key = (len(commits), commits[-1].commit_id if commits else None)
     cached = _INDEXES.get(lake)
     if cached is None or cached[0] != key:

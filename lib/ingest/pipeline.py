@@ -316,8 +316,9 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
     def known() -> dict:
         nonlocal earlier, reads
         if earlier is None:
-            reads = appended.index_of(lake)
-            earlier = memo.earlier_reads(lake, lake.commits(), reads)
+            commits = lake.commits()  # (one listing of the manifest for both)
+            reads = appended.index_of(lake, commits)
+            earlier = memo.earlier_reads(lake, commits, reads)
         return earlier
 
     store = str(lake.root.resolve())
@@ -816,9 +817,10 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
     if threshold <= 0:
         return None
     try:
-        done = compact.compact(lake, min_files=threshold, tables=sorted(touched))
-        # What earlier compactions replaced goes once no reader can still be reading it.
-        done.gc_removed = [str(p) for p in compact.gc_replaced(lake)]
+        with lake.writer_lock():  # (one listing of the manifest for both)
+            done = compact.compact(lake, min_files=threshold, tables=sorted(touched))
+            # What earlier compactions replaced goes once no reader can still be reading it.
+            done.gc_removed = [str(p) for p in compact.gc_replaced(lake)]
         return done.to_dict()
     except Exception as exc:  # compaction is housekeeping: never fail an ingest for it
         return {"error": _one_line(exc)}

@@ -29,6 +29,7 @@ import fcntl
 import functools
 import gc
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -70,6 +71,8 @@ PARQUET_OPTIONS = dict(compression="zstd", row_group_size=256_000)
 # are not in the newest; a reader loads one once this many are not in its cache.
 CHECKPOINT_EVERY = 500
 CHECKPOINT_LOAD_MIN = 64
+# Commits read at once past which they are put out of the cyclic garbage collector's sight
+FREEZE_MIN = 10_000
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_SUFFIX = ".ckpt"
 CHECKPOINTS_KEPT = 2  # the newest and the one before, which a reader may still be opening
@@ -97,17 +100,31 @@ class Commit:
     def from_dict(cls, d) -> Commit:
         """The commit ``d`` (a manifest entry's JSON) holds; TypeError when it is not one, or
         when a field that readers sort, index or list by has the wrong type."""
-        c = cls(**d) if isinstance(d, dict) else None
-        if c is None or not all(isinstance(v, str) for v in
-                                (c.commit_id, c.kind, c.source, c.committed_at)) \
-                or not isinstance(c.content_hash, (str, type(None))) \
-                or not isinstance(c.rows, dict) or not isinstance(c.info, dict) \
-                or not isinstance(c.added, list) or not isinstance(c.removed, list) \
-                or not all(isinstance(f, dict) and isinstance(f.get("path"), str)
-                           and isinstance(f.get("table"), str) for f in c.added) \
-                or not all(isinstance(p, str) for p in c.removed):
+        if type(d) is dict and d.keys() == _COMMIT_FIELDS:
+            # (what the frozen dataclass's __init__ sets, without its nine __setattr__ calls:
+            # a year of commits is half a million of them)
+            c = object.__new__(cls)
+            c.__dict__.update(d)
+        else:
+            c = cls(**d) if isinstance(d, dict) else None
+        # (plain tests and loops: generators in all() took half of a checkpoint's load)
+        if c is None or not (isinstance(c.commit_id, str) and isinstance(c.kind, str)
+                             and isinstance(c.source, str) and isinstance(c.committed_at, str)
+                             and (c.content_hash is None or isinstance(c.content_hash, str))
+                             and isinstance(c.rows, dict) and isinstance(c.info, dict)
+                             and isinstance(c.added, list) and isinstance(c.removed, list)):
             raise TypeError("not a commit")
+        for f in c.added:
+            if not (isinstance(f, dict) and isinstance(f.get("path"), str)
+                    and isinstance(f.get("table"), str)):
+                raise TypeError("not a commit")
+        for p in c.removed:
+            if not isinstance(p, str):
+                raise TypeError("not a commit")
         return c
+
+
+_COMMIT_FIELDS = frozenset(f.name for f in fields(Commit))
 
 
 @dataclass
@@ -219,27 +236,47 @@ class Lake:
             return _NO_COMMITS
         # Read and sorted once per set of names (a run asks for the commits many times); a run's
         # own commits are read and put in place rather than all looked up and sorted again.
-        key = frozenset(n for n in entries if n.endswith(".json"))
+        # (str.endswith mapped over the names: a generator's Python step per name cost 0.15 s
+        # at a year of commits, on every listing)
+        key = frozenset(itertools.compress(entries, map(str.endswith, entries,
+                                                        itertools.repeat(".json"))))
         before = self._sorted
         if before is not None and before[0] == key:
             return before
         grown = before is not None and before[0] <= key
         missing = [n for n in (key - before[0] if grown else key) if n not in self._commit_cache]
         if missing:
-            with _cyclic_gc_paused():  # a month of commits is a million small objects
-                if len(missing) >= CHECKPOINT_LOAD_MIN:
+            many, loading = len(missing) >= CHECKPOINT_LOAD_MIN, len(missing)
+            with cyclic_gc_paused():  # a month of commits is a million small objects
+                if many:
                     self._load_checkpoint(entries)
                     missing = [n for n in missing if n not in self._commit_cache]
                 folder = str(self.manifest_dir)
                 for name in missing:
                     self._commit_cache[name] = self._read_commit(os.path.join(folder, name))
+                if loading >= FREEZE_MIN:
+                    # The commits stay for the process: out of the cyclic collector's sight
+                    # (before it is let go, when it would walk them all at once), or each of
+                    # its full passes walks them all (1.4 s at a year of commits, several times
+                    # a run). Objects alive now are still freed by reference counting.
+                    gc.freeze()
         if grown:
+            added = sorted(filter(None, map(self._commit_cache.get, key - before[0])),
+                           key=_commit_order)
             out = list(before[1])
-            for c in sorted(filter(None, map(self._commit_cache.get, key - before[0])),
-                            key=_commit_order):
+            for c in added:
                 bisect.insort(out, c, key=_commit_order)
-        else:
-            out = sorted(filter(None, map(self._commit_cache.get, key)), key=_commit_order)
+            state = self._sorted = (key, out)
+            # Other writers' commits since the last listing: the indexes made of that state
+            # are moved on over them, not rebuilt over every commit (a run lists the manifest
+            # once per lock it takes; a dashboard on each rerun).
+            self._advance_indexes(before, state, key - before[0], added)
+            return state
+        # In the cache's order (a checkpoint's commits, in commit order, then those read after
+        # it): sorting that is a merge, where the order of a set of names was a full sort
+        # (2 s at a year of commits).
+        out = sorted((c for n, c in self._commit_cache.items() if c is not None and n in key),
+                     key=_commit_order)
         state = self._sorted = (key, out)
         return state
 
@@ -255,24 +292,52 @@ class Lake:
         out = list(before[1])
         bisect.insort(out, commit, key=_commit_order)
         state = self._sorted = self._locked_state = (before[0] | {name}, out)
+        # (a group's members commit with the group's time: after one read alone between them,
+        # they sort before it; the live files' order is then not a fresh listing's, which
+        # nothing reads by, rather than rebuilt for every member)
+        self._advance_indexes(before, state, {name}, [commit], any_order=True)
+
+    def _advance_indexes(self, before: tuple, state: tuple, names, added: list[Commit], *,
+                         any_order: bool = False) -> None:
+        """Move the indexes made of the state ``before`` (version, has_content's hashes,
+        snapshot's live files) on to ``state``, which is ``before`` plus the manifest entries
+        ``names``, holding the commits ``added`` (in commit order). An index is dropped, to be
+        rebuilt when asked for, where moving it on could differ from building it anew: a
+        commit that sorts before the last one of ``before`` (the live files' order), or that
+        removes a batch (has_content's removed batches); ``any_order``: keep the live files
+        in the order of the commits' arrival."""
         version = self._version
         if version is not None and version[0] is before:
-            self._version = (state, version[1] + 1, version[2] ^ _name_hash(name))
+            x = version[2]
+            for name in names:
+                x ^= _name_hash(name)
+            self._version = (state, version[1] + len(names), x)
+        in_order = any_order or not before[1] or not added or \
+            _commit_order(added[0]) > _commit_order(before[1][-1])
         hashes = self._live_hashes
-        if hashes is not None and hashes[0] is before and commit.kind != "remove":
-            if commit.content_hash:  # (a set only this index holds)
-                hashes[2].add(commit.content_hash)
-            self._live_hashes = (state, hashes[1], hashes[2])
+        if hashes is not None and hashes[0] is before:
+            if all(c.kind != "remove" for c in added):
+                for c in added:
+                    if c.content_hash:  # (a set only this index holds)
+                        hashes[2].add(c.content_hash)
+                self._live_hashes = (state, hashes[1], hashes[2])
+            else:
+                self._live_hashes = None
         files = self._live_files
         if files is not None and files[0] is before:
-            live = files[1]
-            if commit.removed:
-                gone = set(commit.removed)
-                live = {t: [p for p in paths if p not in gone] for t, paths in live.items()}
-            for f in commit.added:
-                if f["table"] in live and f["path"] not in commit.removed:
-                    live[f["table"]].append(f["path"])
-            self._live_files = (state, live)
+            if in_order:
+                live = files[1]
+                for commit in added:
+                    if commit.removed:
+                        gone = set(commit.removed)
+                        live = {t: [p for p in paths if p not in gone]
+                                for t, paths in live.items()}
+                    for f in commit.added:
+                        if f["table"] in live and f["path"] not in commit.removed:
+                            live[f["table"]].append(f["path"])
+                self._live_files = (state, live)
+            else:
+                self._live_files = None
 
     def _load_checkpoint(self, entries: list[str]) -> None:
         """Fill the commit cache from the newest readable checkpoint among ``entries`` (names
@@ -863,7 +928,7 @@ def _commit_order(c: Commit) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused():
+def cyclic_gc_paused():
     """Pause Python's cyclic garbage collector: building many objects that form no cycles
     otherwise triggers it again and again (a third of the time of loading a checkpoint)."""
     enabled = gc.isenabled()

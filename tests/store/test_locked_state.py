@@ -5,6 +5,8 @@ folder finds; once the lock is released, other writers' commits are seen again."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pyarrow as pa
 import pytest
 
@@ -99,3 +101,35 @@ def test_the_version_token_is_the_same_for_the_same_names_however_reached(tmp_pa
     lake = Lake(tmp_path / "store")
     state = (frozenset(names), [])
     assert lake._version_of(state) == f"{len(names)}:{x:016x}"
+
+
+def test_a_reader_moves_its_indexes_on_over_other_writers_commits_as_a_fresh_reader_builds_them(
+        tmp_path):
+    reader, writer = Lake(tmp_path / "store"), Lake(tmp_path / "store")
+    writer.append(_batch(0), source="s0", content_hash="h0")
+    hashes = ["h0", "h1", "h2", "h3", "never"]
+
+    def agrees() -> None:
+        fresh = Lake(reader.root)
+        assert reader.snapshot().files == fresh.snapshot().files  # in the same order too
+        assert _view(reader) == _view(fresh)
+        assert [reader.has_content(h) for h in hashes] == [fresh.has_content(h) for h in hashes]
+
+    agrees()  # the reader's indexes are made here; each step below adds commits to its listing
+    writer.append(_batch(1), source="s1", content_hash="h1")
+    writer.append(_batch(2), source="s2", content_hash="h2")
+    agrees()
+    day = writer.snapshot().files["requests"][0].split("date=")[1].split("/")[0]
+    old = [p for p in writer.snapshot().files["requests"] if f"date={day}/" in p]
+    writer.rewrite("requests", {day: requests_table([make_request(999)])}, kind="compact",
+                   source="compact", files={day: old})
+    agrees()
+    writer.remove_batch(next(c for c in writer.commits() if c.content_hash == "h2").commit_id)
+    agrees()
+    assert not reader.has_content("h2")
+    # a commit stamped before the newest one (a clock set back) sorts among them, not last
+    with writer.begin("late", ingested_at=datetime(2020, 1, 1, tzinfo=UTC)) as batch:
+        batch.add(_batch(3))
+        batch.commit(content_hash="h3")
+    agrees()
+    assert reader.commits()[0].source == "late"
