@@ -29,7 +29,7 @@ def batches(engine: Engine) -> pl.DataFrame:
     ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row);
     ``note`` says why a "seen" source gave no rows, or what an ingest read but did not store
     ("3 log record(s) that are not gen_ai.evaluation.result events: not read")."""
-    commits = engine.lake.commits()
+    commits = engine.commits()
     removed_by = {c.info["removed_batch"]: c.commit_id for c in commits
                   if c.kind == "remove" and isinstance(c.info, dict)
                   and c.info.get("removed_batch")}

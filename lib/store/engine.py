@@ -37,6 +37,7 @@ class Engine:
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._version: str | None = None
+        self._commits: list = []
         self._good_files: set[str] = set()
         self._bad_files: dict[str, str] = {}
         self.files: dict[str, list[str]] = {}
@@ -45,13 +46,14 @@ class Engine:
     # -- views ---------------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
         """Rebuild the views if the manifest changed. Returns True when they were rebuilt."""
-        version = self.lake.version()
-        if not force and version == self._version:
+        # One listing of the manifest gives the version and, when it moved, the files (the
+        # version, then the snapshot, listed twice: 0.5 s each at a year of commits).
+        snap = self.lake.snapshot()
+        if not force and snap.version == self._version:
             return False
         with self._lock:
-            if not force and version == self._version:
+            if not force and snap.version == self._version:
                 return False
-            snap = self.lake.snapshot()
             files = {t: self._readable(paths) for t, paths in snap.files.items()}
             cur = self.con.cursor()
             try:
@@ -60,8 +62,17 @@ class Engine:
             finally:
                 cur.close()
             self.files = files
+            self._commits = snap.commits
             self._version = snap.version
             return True
+
+    def commits(self) -> list:
+        """The manifest's commits at the version the views reflect, oldest first (checked for a
+        newer version first when ``auto_refresh``): what a page lists agrees with what it
+        queries, without listing the manifest again."""
+        if self.auto_refresh:
+            self.refresh()
+        return list(self._commits)
 
     @property
     def version(self) -> str:

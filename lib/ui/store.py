@@ -42,7 +42,7 @@ def ensure_demo_data() -> None:
     """On an empty store, generate the demo data once, with a progress indicator, and say so."""
     eng = engine()
     lake = eng.lake
-    if not demo_enabled() or lake.commits():
+    if not demo_enabled() or eng.commits():  # (as of this run's refresh; checked again below)
         return
     problem = pricing.overrides_problem()
     if problem:  # demo costs are priced like ingested ones: not at the wrong prices
@@ -70,7 +70,7 @@ def ensure_demo_data() -> None:
 def live_demo_batches(eng: Engine) -> list[str]:
     """Ids of the demo batches live in the store (the app shows a banner while there is one):
     written, and not taken out since (``python -m lib remove``)."""
-    commits = eng.lake.commits()
+    commits = eng.commits()
     removed = removed_batches(commits)
     return [c.commit_id for c in commits
             if c.kind == "demo" and c.added and c.commit_id not in removed]
