@@ -132,10 +132,22 @@ if orphans:
         st.text("\n".join(str(p) for p in orphans[:200]))
 
 st.subheader("Batches")
-b = inventory.batches(engine)
+ALL_KINDS = "All kinds"
+pick_kind, pick_source = st.columns(2)
+kind = pick_kind.selectbox("Kind", [ALL_KINDS, *inventory.BATCH_KINDS], key="batches_kind")
+source_part = pick_source.text_input("Source contains", key="batches_source",
+                                     placeholder="part of a file name, path or URI")
+picked_batches = {"kind": None if kind == ALL_KINDS else kind,
+                  "source_contains": source_part.strip() or None}
+BATCHES_SHOWN = 500  # a cron job a minute commits half a million batches a year
+b = inventory.batches(engine, limit=BATCHES_SHOWN + 1, **picked_batches)
 if b.is_empty():
-    st.caption("No batches yet.")
+    st.caption("No batches match." if any(picked_batches.values()) else "No batches yet.")
 else:
+    if b.height > BATCHES_SHOWN:
+        st.caption(f"The newest {BATCHES_SHOWN:,} batches are listed; the downloads hold all "
+                   "that match.")
+        b = b.head(BATCHES_SHOWN)
     # Blank, not "None", where a batch has no format (demo, compact) or no note.
     st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz),
                                 pl.col("format", "note").fill_null("")),
@@ -163,6 +175,8 @@ else:
         with st.expander(f"Notes on {noted.height:,} batch(es)"):
             st.text("\n\n".join(f"{r['source']} ({r['commit_id'][:12]}): {r['note']}"
                                  for r in noted.head(200).iter_rows(named=True)))
+    widgets.downloads(lambda: inventory.batches(engine, **picked_batches), "batches",
+                      key="dl_batches")
     st.caption("A batch that went in wrong (misnamed fields, a wrong mapping) is taken out, "
                "quarantine included, with `python -m lib remove COMMIT --reason TEXT`: one "
                "commit, recorded here; its file can then be ingested again.")

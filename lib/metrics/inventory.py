@@ -22,19 +22,32 @@ def tables(engine: Engine) -> pl.DataFrame:
     return engine.query(" UNION ALL ".join(parts))
 
 
-def batches(engine: Engine) -> pl.DataFrame:
+# The kinds of commit the lake writes, as the Data page offers them to pick from.
+BATCH_KINDS = ("ingest", "seen", "demo", "compact", "reprice", "remove")
+
+
+def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None,
+            source_contains: str | None = None) -> pl.DataFrame:
     """The manifest, newest first: ``committed_at, kind, source, format, rows, quarantined,
     files, removed, note, commit_id``. A batch taken out later (``python -m lib remove``) says
     so in its note, and the remove commit names it. ``rows`` counts the rows stored over all tables,
     ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row);
     ``note`` says why a "seen" source gave no rows, or what an ingest read but did not store
-    ("3 log record(s) that are not gen_ai.evaluation.result events: not read")."""
+    ("3 log record(s) that are not gen_ai.evaluation.result events: not read").
+    Only commits of ``kind`` and whose source holds ``source_contains`` (case-insensitive),
+    at most ``limit`` of them (the newest: a year of a file a minute is half a million)."""
     commits = engine.commits()
     removed_by = {c.info["removed_batch"]: c.commit_id for c in commits
                   if c.kind == "remove" and isinstance(c.info, dict)
                   and c.info.get("removed_batch")}
+    needle = source_contains.casefold() if source_contains else None
     rows = []
     for c in reversed(commits):
+        if limit is not None and len(rows) >= limit:
+            break
+        if (kind is not None and c.kind != kind) or \
+                (needle is not None and needle not in c.source.casefold()):
+            continue
         info = c.info if isinstance(c.info, dict) else {}
         note = _note(info)
         if c.commit_id in removed_by:

@@ -52,17 +52,19 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
                 )
 
 
-def downloads(frame: pl.DataFrame, name: str, key: str) -> None:
-    """CSV and Parquet downloads of exactly the data behind a chart or table."""
+def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: str) -> None:
+    """CSV and Parquet downloads of exactly the data behind a chart or table (``frame``, or a
+    function that makes it when a download is clicked: a list longer than what is shown)."""
+    make = frame if callable(frame) else lambda: frame
     row = st.container(horizontal=True, gap="small")
     with row:
-        st.download_button("CSV", lambda: frame.write_csv(), file_name=f"{name}.csv",
+        st.download_button("CSV", lambda: make().write_csv(), file_name=f"{name}.csv",
                            mime="text/csv", key=f"{key}_csv", icon=":material/download:",
                            on_click="ignore", type="tertiary")
 
         def parquet() -> bytes:
             buf = io.BytesIO()
-            frame.write_parquet(buf)
+            make().write_parquet(buf)
             return buf.getvalue()
 
         st.download_button("Parquet", parquet, file_name=f"{name}.parquet",

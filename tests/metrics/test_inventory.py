@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -227,3 +228,19 @@ def test_numbers_with_thousands_separators_group_as_n(lake, engine, tmp_path):
         "the file ends inside the request (40 of 2,600 bytes): truncated (at byte 6)"]
     assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
         ("the file ends inside the request (N of N bytes)", 2)]
+
+
+def test_batches_are_the_newest_that_match_a_kind_and_a_part_of_the_source(lake, engine,
+                                                                           tmp_path):
+    for name in ("app-a.jsonl", "app-b.jsonl", "other.jsonl", "APP-c.jsonl"):
+        path = tmp_path / name
+        path.write_text(json.dumps({**canonical_request(len(name)), "request_id": name}) + "\n")
+        ingest_paths(lake, [str(path)], compact_min_files=0)
+    ingest_paths(lake, [str(tmp_path / "app-a.jsonl")])  # (nothing new: no commit)
+    newest_first = [Path(s).name for s in inventory.batches(engine)["source"]]
+    assert newest_first == ["APP-c.jsonl", "other.jsonl", "app-b.jsonl", "app-a.jsonl"]
+    assert [Path(s).name for s in inventory.batches(
+        engine, limit=2, kind="ingest", source_contains="app")["source"]] == \
+        ["APP-c.jsonl", "app-b.jsonl"]
+    assert inventory.batches(engine, kind="compact").is_empty()
+    assert inventory.batches(engine, limit=0).is_empty()

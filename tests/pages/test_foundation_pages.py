@@ -174,3 +174,29 @@ def test_the_data_page_shows_batch_notes_whole(monkeypatch, tmp_path):
     assert expander.label == "Notes on 1 batch(es)"
     (text,) = [t.value for t in at.text if str(tmp_path / "a.jsonl") in t.value]
     assert "prompt_tokens" in text and "input_tokens" in text
+
+
+def test_the_data_page_lists_the_batches_of_a_kind_and_source_asked_for(monkeypatch, tmp_path):
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    for name, i in (("a.jsonl", 0), ("b.jsonl", 1), ("copy-of-a.jsonl", 0)):  # a copy: "seen"
+        (tmp_path / name).write_bytes(jsonl_bytes([canonical_request(i)]))
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(tmp_path / n) for n in ("a.jsonl", "b.jsonl", "copy-of-a.jsonl")])
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+
+    def listed() -> list[tuple[str, str]]:
+        (table,) = [d.value for d in at.dataframe if "commit_id" in d.value.columns]
+        return [(k, s.rsplit("/", 1)[-1]) for k, s in zip(table["kind"], table["source"],
+                                                          strict=True)]
+
+    assert listed() == [("seen", "copy-of-a.jsonl"), ("ingest", "b.jsonl"),
+                        ("ingest", "a.jsonl")]
+    at.selectbox(key="batches_kind").select("ingest").run()
+    assert listed() == [("ingest", "b.jsonl"), ("ingest", "a.jsonl")]
+    at.text_input(key="batches_source").input("A.JSON").run()
+    assert listed() == [("ingest", "a.jsonl")]
+    at.selectbox(key="batches_kind").select("remove").run()
+    assert not at.exception and "No batches match." in [c.value for c in at.caption]
