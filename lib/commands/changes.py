@@ -47,7 +47,7 @@ def run(args) -> int:
         bs, be = parse_window(args.baseline)
         baseline = window.with_window(bs, be)
     lake = open_existing_lake(args.store)
-    engine = Engine(lake)
+    engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
     doc = changes(engine, window, baseline, args.metric)
     if args.json:
         print_json(doc)

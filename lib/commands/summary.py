@@ -32,7 +32,7 @@ def run(args) -> int:
         col, value = item.split("=", 1)
         where[col.strip()] = value
     lake = open_existing_lake(args.store)
-    engine = Engine(lake)
+    engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
     for problem in engine.problems():  # skipped files would silently change the totals
         print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
     try:
