@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 import weakref
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -100,13 +100,7 @@ class Commit:
     def from_dict(cls, d) -> Commit:
         """The commit ``d`` (a manifest entry's JSON) holds; TypeError when it is not one, or
         when a field that readers sort, index or list by has the wrong type."""
-        if type(d) is dict and d.keys() == _COMMIT_FIELDS:
-            # (what the frozen dataclass's __init__ sets, without its nine __setattr__ calls:
-            # a year of commits is half a million of them)
-            c = object.__new__(cls)
-            c.__dict__.update(d)
-        else:
-            c = cls(**d) if isinstance(d, dict) else None
+        c = cls(**d) if isinstance(d, dict) else None
         # (plain tests and loops: generators in all() took half of a checkpoint's load)
         if c is None or not (isinstance(c.commit_id, str) and isinstance(c.kind, str)
                              and isinstance(c.source, str) and isinstance(c.committed_at, str)
@@ -122,9 +116,6 @@ class Commit:
             if not isinstance(p, str):
                 raise TypeError("not a commit")
         return c
-
-
-_COMMIT_FIELDS = frozenset(f.name for f in fields(Commit))
 
 
 @dataclass
