@@ -46,14 +46,13 @@ class Engine:
     # -- views ---------------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
         """Rebuild the views if the manifest changed. Returns True when they were rebuilt."""
-        # One listing of the manifest gives the version and, when it moved, the files (the
-        # version, then the snapshot, listed twice: 0.5 s each at a year of commits).
-        snap = self.lake.snapshot()
-        if not force and snap.version == self._version:
+        version = self.lake.version()
+        if not force and version == self._version:
             return False
         with self._lock:
-            if not force and snap.version == self._version:
+            if not force and version == self._version:
                 return False
+            snap = self.lake.snapshot()
             files = {t: self._readable(paths) for t, paths in snap.files.items()}
             cur = self.con.cursor()
             try:
