@@ -76,26 +76,11 @@ class ReadIndex:
 
     @functools.cached_property
     def _by_ino(self) -> dict[int, list[EarlierRead]]:
-        out: dict[int, list[EarlierRead]] = {}
-        for r in self.reads:
-            if r.ino:
-                got = out.get(r.ino)
-                if got is None:
-                    out[r.ino] = [r]
-                else:
-                    got.append(r)
-        return out
+        return _by_field(self.reads, "ino")
 
     @functools.cached_property
     def _by_sha(self) -> dict[str, list[EarlierRead]]:
-        out: dict[str, list[EarlierRead]] = {}
-        for r in self.reads:
-            got = out.get(r.sha256)
-            if got is None:
-                out[r.sha256] = [r]
-            else:
-                got.append(r)
-        return out
+        return _by_field(self.reads, "sha256")
 
     def of_file(self, ino: int | None) -> list[EarlierRead]:
         """The reads of the file with inode ``ino``, under any name (a rotation renames the
@@ -108,6 +93,23 @@ class ReadIndex:
         as ``format_name``: a copy of a file read as it grew adds nothing."""
         return any(r.format == format_name and r.readers == readers
                    for r in self._by_sha.get(sha256, ()))
+
+
+def _by_field(reads: list[EarlierRead], field: str) -> dict:
+    """``reads`` by their value of ``field`` (in order; reads without one, None or 0, left
+    out: no lookup asks for those)."""
+    out: dict = {}
+    at = EarlierRead._fields.index(field)
+    for r in reads:
+        key = r[at]
+        if key is None or key == 0:
+            continue
+        got = out.get(key)
+        if got is None:
+            out[key] = [r]
+        else:
+            got.append(r)
+    return out
 
 
 def read_index(commits, removed: set[str]) -> ReadIndex:
