@@ -317,7 +317,9 @@ class Lake:
         files = self._live_files
         if files is not None and files[0] is before:
             if in_order:
-                live = files[1]
+                # New lists, never the old state's moved on in place: another thread may be
+                # reading them, or moving the same state on over the same commits.
+                live = {t: list(paths) for t, paths in files[1].items()}
                 for commit in added:
                     if commit.removed:
                         gone = set(commit.removed)

@@ -133,3 +133,17 @@ def test_a_reader_moves_its_indexes_on_over_other_writers_commits_as_a_fresh_rea
         batch.commit(content_hash="h3")
     agrees()
     assert reader.commits()[0].source == "late"
+
+
+def test_two_threads_moving_the_same_state_on_over_the_same_commits_list_each_file_once(tmp_path):
+    reader, writer = Lake(tmp_path / "store"), Lake(tmp_path / "store")
+    writer.append(_batch(0), source="s0", content_hash="h0")
+    reader.snapshot()  # the reader's state and live files
+    seen_by_both = (reader._sorted, reader._live_files, reader._version)
+    writer.append(_batch(1), source="s1", content_hash="h1")
+    reader.snapshot()  # one thread moves the state on...
+    # ...while another had read the same state before it did, and moves it on too
+    reader._sorted, reader._live_files, reader._version = seen_by_both
+    files = reader.snapshot().files["requests"]
+    assert sorted(files) == sorted(set(files)) == sorted(Lake(reader.root).snapshot().files[
+        "requests"])
