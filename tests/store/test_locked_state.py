@@ -147,3 +147,54 @@ def test_two_threads_moving_the_same_state_on_over_the_same_commits_list_each_fi
     files = reader.snapshot().files["requests"]
     assert sorted(files) == sorted(set(files)) == sorted(Lake(reader.root).snapshot().files[
         "requests"])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_readers_and_writers_interleaved_at_random_each_agree_with_a_fresh_reader(tmp_path,
+                                                                                 seed):
+    import random
+
+    rng = random.Random(seed)
+    lakes = [Lake(tmp_path / "store") for _ in range(3)]  # each both reads and writes
+    hashes, n = ["never"], 0
+
+    def append(lake: Lake, **begin) -> None:
+        nonlocal n
+        n += 1
+        h = f"h{n}"
+        with lake.begin(f"s{n}", **begin) as batch:
+            batch.add({"requests": requests_table([make_request(n * 600 + k)
+                                                   for k in range(2)])})
+            batch.commit(content_hash=h)
+        hashes.append(h)
+
+    for _step in range(30):
+        lake, action = rng.choice(lakes), rng.random()
+        if action < 0.45:
+            append(lake)
+        elif action < 0.55:  # a clock set back: sorts before commits already there
+            append(lake, ingested_at=datetime(2020, 1, rng.randint(1, 28), tzinfo=UTC))
+        elif action < 0.7:  # several commits under one lock (a group, a compaction)
+            with lake.writer_lock():
+                lake.snapshot()
+                for _ in range(rng.randint(1, 3)):
+                    append(lake)
+        elif action < 0.85 and lake.snapshot().files["requests"]:
+            files = lake.snapshot().files["requests"]
+            day = rng.choice(files).split("date=")[1].split("/")[0]
+            old = [p for p in files if f"date={day}/" in p]
+            lake.rewrite("requests", {day: requests_table([make_request(10_000 + _step)])},
+                         kind="compact", source="compact", files={day: old})
+        else:
+            gone = lake_module.removed_batches(lake.commits())
+            ingests = [c for c in lake.commits() if c.kind == "ingest" and c.commit_id not in gone]
+            if ingests:
+                lake.remove_batch(rng.choice(ingests).commit_id)
+        fresh = Lake(tmp_path / "store")
+        for other in rng.sample(lakes, 2):  # (the third keeps older indexes to move on)
+            # (a writer's own commit stamped in the past keeps its files last in its list,
+            # where a fresh reader puts them in commit order: nothing reads by that order)
+            assert all(len(set(p)) == len(p) for p in other.snapshot().files.values())
+            assert _view(other) == _view(fresh)
+            assert [other.has_content(h) for h in hashes] == \
+                [fresh.has_content(h) for h in hashes]
