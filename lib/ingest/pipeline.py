@@ -43,6 +43,10 @@ from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
+# Sources read one at a time in a row hold the writer lock together, for at most this many or
+# this long (other writers wait meanwhile; groups of small files hold it for up to 256 files)
+LOCK_RUN_FILES = 256
+LOCK_RUN_S = 5.0
 COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
 
 log = logging.getLogger(__name__)
@@ -236,9 +240,22 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
                                done=lambda k, done, i=i: finished(i + k, done),
                                tick_for=lambda k, i=i: tick_for(i + k))
                 i += n
-            else:
-                finished(i, alone(i))
+                continue
+            if i + 1 == len(sources) or grouped.run_at(sources, i + 1, forced):
+                finished(i, alone(i))  # (alone in its row: its batch takes the lock itself)
                 i += 1
+                continue
+            # Sources read one at a time, in a row, share the writer lock (let go every
+            # LOCK_RUN_FILES of them or LOCK_RUN_S, for other writers' turn): the fast path
+            # lists the manifest three times a file otherwise, before and under a lock of its
+            # own (0.15 s a file at a month of commits, 1.4 s at a year).
+            with lake.writer_lock():
+                held_since, k = time.monotonic(), 0
+                while i < len(sources) and k < LOCK_RUN_FILES \
+                        and time.monotonic() - held_since < LOCK_RUN_S \
+                        and (k == 0 or not grouped.run_at(sources, i, forced)):
+                    finished(i, alone(i))
+                    i, k = i + 1, k + 1
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 

@@ -629,3 +629,33 @@ def test_a_file_whose_rows_were_all_stored_before_says_stored_0_on_every_path(
         ({"requests": 0}, {"requests": 3}, None)] * 2
     taken = "group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")
     assert taken == path
+
+
+def test_sources_read_one_at_a_time_in_a_row_share_the_writer_lock(lake, write, monkeypatch):
+    from lib.ingest import pipeline
+    from lib.store import Lake
+
+    monkeypatch.setenv("SIGHTLINE_INGEST_GROUP", "0")  # every file read alone, by the fast path
+    monkeypatch.setattr(pipeline, "LOCK_RUN_FILES", 3)  # let go after three, for other writers
+    paths = [write(f"f{n}.jsonl", [canonical_request(10 * n + k) for k in range(2)])
+             for n in range(6)]
+    old = os.stat(paths[0]).st_mtime - 600  # not files still being written
+    for p in paths:
+        os.utime(p, (old, old))
+    listings, taken = [], []
+    list_manifest, take_lock = Lake._listed_state, Lake.writer_lock
+
+    def counted_lock(self):
+        if self._lock_depth == 0:
+            taken.append(1)
+        return take_lock(self)
+
+    monkeypatch.setattr(Lake, "_listed_state", lambda self: listings.append(1) or
+                        list_manifest(self))
+    monkeypatch.setattr(Lake, "writer_lock", counted_lock)
+    report = ingest_paths(lake, [str(p) for p in paths], compact_min_files=0)
+    # two lock runs of three files, each listing the manifest once, and one listing before
+    # them for what earlier runs read: a lock a file, and three listings, took 6 and 19
+    assert (len(taken), len(listings)) == (2, 3)
+    assert [f.stored for f in report.files] == [{"requests": 2}] * 6
+    assert len([c for c in lake.commits() if c.kind == "ingest"]) == 6  # a batch each
