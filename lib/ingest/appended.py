@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import threading
 import weakref
 from dataclasses import dataclass
@@ -67,8 +68,47 @@ class ReadIndex:
     Each index is made when first asked for (a run asks by inode for the files it reads, by
     hash for copies, by batch only when one was removed)."""
 
-    def __init__(self, reads: list[EarlierRead]):
+    def __init__(self, reads: list[EarlierRead], waiting: list[EarlierRead] | None = None,
+                 removed: frozenset[str] = frozenset()):
         self.reads = reads
+        # reads whose chain does not reach the start (yet: a clock set back can commit a read
+        # before the one it goes on from), and the removed batches the index left out
+        self.waiting = waiting or []
+        self.removed = removed
+
+    def extended(self, commits: list) -> ReadIndex:
+        """This index with the reads of ``commits``, committed after those it was made of and
+        removing no batch, as :func:`read_index` of all of them would give (in another order
+        only where a clock went back). The lookups made so far are moved on, not remade: each
+        file a run reads commits a batch, and a year of reads took 1 s to index again."""
+        by_sha = dict(self._by_sha)  # (shallow: its lists are replaced, never appended to)
+
+        def reaches_start(r: EarlierRead) -> bool:
+            return (r.start == 0 and r.after is None) or any(
+                x.end == r.start and x.ino == r.ino and x.format == r.format
+                and x.readers == r.readers for x in by_sha.get(r.after, ()))
+
+        added, pending = [], self.waiting + _reads_of(commits, self.removed)
+        while pending:
+            waiting = []
+            for r in pending:
+                if reaches_start(r):
+                    added.append(r)
+                    by_sha[r.sha256] = by_sha.get(r.sha256, []) + [r]
+                else:
+                    waiting.append(r)
+            if len(waiting) == len(pending):
+                break
+            pending = waiting
+        out = ReadIndex(self.reads + added, pending, self.removed)
+        out.__dict__["_by_sha"] = by_sha
+        if "_by_ino" in self.__dict__:
+            by_ino = dict(self._by_ino)
+            for r in added:
+                if r.ino:
+                    by_ino[r.ino] = by_ino.get(r.ino, []) + [r]
+            out.__dict__["_by_ino"] = by_ino
+        return out
 
     @functools.cached_property
     def commit_ids(self) -> set[str]:
@@ -142,7 +182,7 @@ def read_index(commits, removed: set[str]) -> ReadIndex:
         if len(waiting) == len(pending):
             break
         pending = waiting
-    return ReadIndex(reads)
+    return ReadIndex(reads, pending, frozenset(removed))
 
 
 def _reads_of(commits, removed: set[str]) -> list[EarlierRead]:
@@ -184,18 +224,27 @@ _INDEXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def index_of(lake, commits: list | None = None) -> ReadIndex:
-    """The :class:`ReadIndex` of ``lake``'s commits now (``commits``: as just read), rebuilt
+    """The :class:`ReadIndex` of ``lake``'s commits now (``commits``: as just read), made again
     only when a commit was added since the last call (a run asks once per file it reads
-    whole)."""
+    whole), and then moved on over the new commits when they came after the others and
+    removed no batch."""
     from lib.store.lake import removed_batches
 
     commits = lake.commits() if commits is None else commits
-    key = (len(commits), commits[-1].commit_id if commits else None)
     cached = _INDEXES.get(lake)
-    if cached is None or cached[0] != key:
-        cached = (key, read_index(commits, removed_batches(commits)))
-        _INDEXES[lake] = cached
-    return cached[1]
+    if cached is not None:
+        before, index = cached
+        if len(before) == len(commits) and all(map(operator.is_, before, commits)):
+            return index
+        new = commits[len(before):]
+        if before and new and all(map(operator.is_, before, commits)) \
+                and all(c.kind != "remove" for c in new):
+            index = index.extended(new)
+            _INDEXES[lake] = (commits, index)
+            return index
+    index = read_index(commits, removed_batches(commits))
+    _INDEXES[lake] = (commits, index)
+    return index
 
 
 @dataclass
