@@ -30,6 +30,14 @@ from tests.ingest.conftest import canonical_request, jsonl_bytes
 OLD = groups_oracle.OLD
 _file = groups_oracle.aged_file
 _rows = groups_oracle.rows_of
+
+
+def _chained_files(tmp_path: Path, count: int) -> Path:
+    """A folder of ``count`` files of two new rows each and one of the file before's rows."""
+    d = tmp_path / "in"
+    for n in range(count):
+        _file(d, f"{n}.jsonl", _rows(10 * n, 2) + _rows(10 * n - 10, 1))
+    return d
 _run = groups_oracle.ingest_as
 _same_as_one_at_a_time = groups_oracle.same_as_one_at_a_time
 _assert_same = groups_oracle.assert_same
@@ -482,9 +490,7 @@ def test_a_dry_run_on_a_store_with_keys_matches_and_writes_nothing(tmp_path, mon
 
 
 def test_a_repeated_run_then_removed_batches_read_again(tmp_path, monkeypatch):
-    d = tmp_path / "in"
-    for n in range(4):
-        _file(d, f"{n}.jsonl", _rows(10 * n, 2) + _rows(10 * n - 10, 1))
+    d = _chained_files(tmp_path, 4)
     lakes, steps = {}, {}
     for group in (False, True):
         lake = lakes[group] = Lake(tmp_path / f"store-{group}")
@@ -577,9 +583,7 @@ def test_group_limits_at_their_exact_bounds_with_keys_across_groups(tmp_path, mo
 
 @pytest.mark.parametrize("failing", ["commit", "mark", "pass"])
 def test_failures_inside_the_group_fall_back_to_reading_alone(tmp_path, monkeypatch, failing):
-    d = tmp_path / "in"
-    for n in range(5):
-        _file(d, f"{n}.jsonl", _rows(10 * n, 2) + _rows(10 * n - 10, 1))
+    d = _chained_files(tmp_path, 5)
     lakes, results = {}, {}
     for group in (False, True):
         lake = lakes[group] = Lake(tmp_path / f"store-{group}")
@@ -655,9 +659,7 @@ def test_a_progress_callback_that_raises_once_rows_are_read(tmp_path, monkeypatc
 
 def test_a_store_under_a_folder_named_like_a_partition(tmp_path, monkeypatch):
     # read as hive partitions, the outermost "<name>=" of a path won: every file was read alone
-    d = tmp_path / "in"
-    for n in range(3):
-        _file(d, f"{n}.jsonl", _rows(10 * n, 2) + _rows(10 * n - 10, 1))
+    d = _chained_files(tmp_path, 3)
     base = tmp_path / f"{grouped.MEMBER_DIR}=1" / f"{grouped.DAY_DIR}=2020-01-01"
     base.mkdir(parents=True)
     passes, _, _ = _same_as_one_at_a_time(base, monkeypatch, [d])
