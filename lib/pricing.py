@@ -15,7 +15,8 @@ negotiated rates, in USD per million tokens::
 
 Token convention (design §3): ``input_tokens`` includes ``cached_input_tokens``; genai-prices uses
 the same convention (its ``input_tokens`` is the total), so each kind is priced exactly once.
-A model without a price gets a null cost, never $0.
+A model without a price gets a null cost, never $0; so does a call that did not fail and logged
+no token count at all (a failed call without usage costs $0: rejected calls are not billed).
 
 Price context: how a request was processed changes its price (the Batch APIs bill about half the
 standard rates; OpenAI's ``service_tier`` "flex" is cheaper and "priority" dearer). It is read
@@ -553,6 +554,12 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
 
 
 TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"]
+# A call that did not fail and logged no token count at all (no input, no output) has an unknown
+# cost, not $0: priced as zero tokens it would vanish from every cost total silently. A failed
+# call without usage is $0, as providers do not bill rejected calls (429, 500, a timeout).
+# ``p`` is the row's alias in the ingest paths' SQL.
+USAGE_UNLOGGED_SQL = ("p.input_tokens IS NULL AND p.output_tokens IS NULL "
+                      "AND p.status IS DISTINCT FROM 'error'")
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below"]
 _KEYS = ["provider", "model", "price_period", "ctx"]  # what prices are looked up by
 
@@ -619,6 +626,7 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     """
     overrides = load_overrides() if overrides is None else overrides
     okey = _overrides_key(overrides)
+    unlogged = _usage_unlogged(df)
     keyed = df.select(
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
         _frame_period(df).alias("price_period"),
@@ -649,7 +657,18 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
         joined = joined.join(tiered, on=[*_KEYS, *TOKEN_COLUMNS], how="left",
                              nulls_equal=True, maintain_order="left").with_columns(
             pl.when("_tiered").then(pl.col("_exact")).otherwise(pl.col("cost_usd")).alias("cost_usd"))
-    return joined["cost_usd"]
+    return joined["cost_usd"].set(unlogged, None) if unlogged.any() else joined["cost_usd"]
+
+
+def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
+    """Boolean per row of ``df``: its cost is unknown though its model may be priced (no input and
+    no output token count logged on a call that did not fail; see ``USAGE_UNLOGGED_SQL``)."""
+    if "input_tokens" not in df.columns or "output_tokens" not in df.columns:
+        return pl.Series([False] * df.height)
+    did_not_fail = (pl.col("status").cast(pl.String).ne_missing("error")
+                    if "status" in df.columns else pl.lit(True))
+    return df.select((pl.col("input_tokens").is_null() & pl.col("output_tokens").is_null()
+                      & did_not_fail).alias("unlogged")).to_series()
 
 
 def unit_prices(provider: str | None, model: str, day: date | datetime,
@@ -821,19 +840,27 @@ def cache_savings_sql(engine, filters=None) -> float | None:
         per.select("provider", "model", "price_period", CONTEXT_COLUMN).rows())
 
 
+NO_PRICE = "no price"
+NO_USAGE = "no token counts logged"
+
+
 def unpriced_models(engine, filters=None) -> pl.DataFrame:
-    """Models whose requests have no cost (no catalogue price and no override), with their
-    request counts, most requests first: columns provider, model, requests, first_seen,
-    last_seen. ``filters`` is an optional lib.filters.Filters."""
+    """Models whose requests have no cost, with their request counts, most requests first:
+    columns provider, model, reason, requests, first_seen, last_seen. ``reason`` is
+    :data:`NO_PRICE` (no catalogue price and no override) or :data:`NO_USAGE` (a call that did
+    not fail logged neither input nor output tokens). ``filters`` is an optional
+    lib.filters.Filters."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
     return engine.query(
-        "SELECT provider, model, count(*) AS requests, min(ts) AS first_seen, "
+        "SELECT provider, model, CASE WHEN "
+        f"{USAGE_UNLOGGED_SQL.replace('p.', '')} THEN '{NO_USAGE}' ELSE '{NO_PRICE}' END "
+        "AS reason, count(*) AS requests, min(ts) AS first_seen, "
         f"max(ts) AS last_seen FROM requests WHERE {where} AND cost_usd IS NULL "
-        "AND model IS NOT NULL GROUP BY provider, model ORDER BY requests DESC, provider, model",
+        "AND model IS NOT NULL GROUP BY ALL ORDER BY requests DESC, provider, model, reason",
         params)
 
 
-_PRICED_COLUMNS = ["provider", "model", "ts", *TOKEN_COLUMNS, "attributes"]
+_PRICED_COLUMNS = ["provider", "model", "ts", "status", *TOKEN_COLUMNS, "attributes"]
 
 
 def _pricing_frame(table: pa.Table) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""Data: what is in the store — tables, freshness, batches, quarantine, unpriced models."""
+"""Data: what is in the store — tables, freshness, batches, quarantine, requests without a cost."""
 
 from datetime import UTC, datetime
 
@@ -103,19 +103,23 @@ else:
                                     f"Ingested ({f.tz})", format=TS_FORMAT)})
     widgets.downloads(inventory.quarantine(engine, **picked), "quarantine", key="dl_quarantine")
 
-st.subheader("Models without a price")
+st.subheader("Requests without a cost")
 unpriced = pricing.unpriced_models(engine)
 if unpriced.is_empty():
-    st.success("Every request's model has a price (genai-prices, or an override in prices.yaml).")
+    st.success("Every request has a cost: its model has a price (genai-prices, or an override in "
+               "prices.yaml) and its token counts were logged.")
 else:
-    st.warning("These models have no known price: their cost is left empty (not $0). Add them to "
-               "`prices.yaml`, then run `python -m lib reprice`.")
+    st.warning("These requests' cost is left empty (not $0), so cost totals leave them out. "
+               f"**{pricing.NO_PRICE}**: add the model to `prices.yaml`, then run "
+               f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
+               "has neither input nor output tokens; log the provider's usage to cost it.")
     st.dataframe(
         unpriced.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz)),
         hide_index=True, width="stretch",
         column_config={
             "provider": st.column_config.TextColumn("Provider"),
             "model": st.column_config.TextColumn("Model"),
+            "reason": st.column_config.TextColumn("Why no cost"),
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
             "first_seen": st.column_config.DatetimeColumn(f"First seen ({f.tz})",
                                                           format=TS_FORMAT),

@@ -1083,7 +1083,8 @@ def output_select(name: str, source: str = "$source", batch: str = "$batch",
     }
     if name == "requests":
         replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"
-        replace["cost_usd"] = ("CASE WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
+        replace["cost_usd"] = (f"CASE WHEN {pricing.USAGE_UNLOGGED_SQL} THEN NULL "
+                               "WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
                                "greatest(coalesce(p.input_tokens, 0) - p.cached_input_tokens "
                                "- p.cache_write_tokens, 0) * u.p_input "
                                "+ p.cached_input_tokens * u.p_cached "

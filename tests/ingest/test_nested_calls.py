@@ -218,7 +218,8 @@ def test_the_counted_call_takes_the_attribution_it_lacks_from_its_envelope(tmp_p
         _call("3000000000000001", ms=900, inputs=1000, outputs=200, **{"user.id": "u-8"})])
     rows = engine.query("SELECT request_id, user_id, feature, prompt_name, input_tokens, "
                         "output_tokens, cost_usd > 0 FROM requests ORDER BY request_id").rows()
-    assert rows == [("2000000000000002", "u-7", "search", "answer", None, None, False),
+    # (no usage of its own: its cost is unknown, null, not $0)
+    assert rows == [("2000000000000002", "u-7", "search", "answer", None, None, None),
                     ("3000000000000002", "u-inner", None, None, 40, 4, True)]
 
 

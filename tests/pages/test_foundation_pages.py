@@ -200,3 +200,22 @@ def test_the_data_page_lists_the_batches_of_a_kind_and_source_asked_for(monkeypa
     assert listed() == [("ingest", "a.jsonl")]
     at.selectbox(key="batches_kind").select("remove").run()
     assert not at.exception and "No batches match." in [c.value for c in at.caption]
+
+
+def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    rows = [canonical_request(0, model="acme-finetune-7"),
+            canonical_request(1, input_tokens=None, output_tokens=None),
+            canonical_request(2, input_tokens=None, output_tokens=None),
+            canonical_request(3)]
+    (tmp_path / "a.jsonl").write_bytes(jsonl_bytes(rows))
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(tmp_path / "a.jsonl")])
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    assert "Requests without a cost" in [h.value for h in at.subheader]
+    (table,) = [d.value for d in at.dataframe if "reason" in d.value.columns]
+    assert list(zip(table["model"], table["reason"], table["requests"], strict=True)) == [
+        ("gpt-4o", "no token counts logged", 2), ("acme-finetune-7", "no price", 1)]

@@ -1,0 +1,71 @@
+"""A call that did not fail and logged no token count has an unknown cost, on every ingest path.
+
+Priced as zero tokens it would be a silent $0 inside every cost total. A failed call without usage
+costs $0 (providers do not bill a 429 or a 500); a call with input tokens only (an embedding) is
+priced on them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lib.ingest.pipeline import ingest_paths
+from lib.pricing import NO_PRICE, NO_USAGE, unpriced_models
+from lib.store import Engine
+from tests.ingest.conftest import canonical_request
+
+
+def _rows() -> list[dict]:
+    no_usage = {"input_tokens": None, "output_tokens": None}
+    return [
+        canonical_request(0),  # 1000 in + 500 out of gpt-4o: $0.0075
+        {k: v for k, v in canonical_request(1).items() if not k.endswith("_tokens")},
+        canonical_request(2, **no_usage),
+        canonical_request(3, **no_usage, status="error", error_type="RateLimitError"),
+        # gpt-4o's input price alone, $2.50 per M tokens: 1000 tokens cost $0.0025
+        canonical_request(4, output_tokens=None),
+        canonical_request(5, model="acme-finetune-7"),
+    ]
+
+
+@pytest.mark.parametrize("path, env", [
+    ("group", {}), ("fast", {"SIGHTLINE_INGEST_GROUP": "0"}),
+    ("exact", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"}),
+    ("arrow", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0",
+               "SIGHTLINE_INGEST_SQL": "0"})])
+def test_a_successful_call_without_token_counts_has_no_cost_on_every_path(
+        lake, write, monkeypatch, path, env):
+    from lib.ingest import fastpath
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rows = _rows()
+    files = [write("a.jsonl", rows[:3]), write("b.jsonl", rows[3:])]  # two: groups need several
+    old = os.stat(files[0]).st_mtime - 600  # not files still being written
+    for file in files:
+        os.utime(file, (old, old))
+    fastpath.LAST.clear()
+    report = ingest_paths(lake, [str(f) for f in files])
+    assert [(f.error, f.stored, f.quarantined) for f in report.files] == [
+        (None, {"requests": 3}, 0)] * 2
+    if path in ("group", "fast"):
+        assert ("group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")) == path
+    engine = Engine(lake)
+    costs = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
+    assert costs == {"r0": 0.0075, "r1": None, "r2": None, "r3": 0.0, "r4": 0.0025, "r5": None}
+    listed = unpriced_models(engine).select("model", "reason", "requests").rows()
+    assert listed == [("gpt-4o", NO_USAGE, 2), ("acme-finetune-7", NO_PRICE, 1)]
+    engine.close()
+
+
+def test_reprice_keeps_a_call_without_token_counts_unpriced(lake, write):
+    from lib.pricing import reprice
+
+    file = write("calls.jsonl", _rows())
+    old = os.stat(file).st_mtime - 600
+    os.utime(file, (old, old))
+    ingest_paths(lake, [str(file)])
+    doc = reprice(lake, overrides={})
+    assert (doc["changed_rows"], doc["unpriced_after"]) == (0, 3)
