@@ -220,10 +220,12 @@ def table_to_read(head: bytes, stream, filename: str, forced) -> tuple[str | Non
     return name, ""
 
 
-def commit_info(src, digest: str, compressed: bool, bytes_out: int, hints: list) -> dict:
-    """What the commit of a source the fast path (or a group) read records beside its own
-    ``info``: its decompressed bytes, the path, the read (lib/ingest/appended.py), its hints."""
-    return {"bytes": bytes_out, "ingest_path": "fast",
+def commit_info(src, digest: str, compressed: bool, bytes_out: int, hints: list,
+                ingest_path: str = "fast") -> dict:
+    """What the commit of a source the fast path (or a group: ``ingest_path`` "group") read
+    records beside its own ``info``: its decompressed bytes, the path, the read
+    (lib/ingest/appended.py), its hints."""
+    return {"bytes": bytes_out, "ingest_path": ingest_path,
             **appended.read_info(src, digest, compressed, bytes_out),
             **({"hints": hints} if hints else {})}
 

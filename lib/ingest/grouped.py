@@ -445,7 +445,7 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
         dupes = fastpath.adopt_new_rows(lake, batch, con, m.name, list(m.files),
                                         deduplicate=check_stored)
         result = batch.commit(content_hash=m.digest, info=fastpath.commit_info(
-            src, m.digest, m.compressed, m.bytes_out, m.hints))
+            src, m.digest, m.compressed, m.bytes_out, m.hints, ingest_path="group"))
     if result.duplicate_batch:  # (the lock was held since the group was read: cannot be)
         pipeline._as_duplicate(report)
         return report

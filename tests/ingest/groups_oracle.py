@@ -38,10 +38,13 @@ def summary(f) -> tuple:
 
 
 def commits_of(lake: Lake, without=("file",)) -> list[tuple]:
-    """Each commit without what differs between two runs (ids, times, inodes)."""
+    """Each commit without what differs between two runs (ids, times, inodes); a group's commit
+    says it was one (``ingest_path`` "group"), where the file read alone took the fast path."""
     out = []
     for c in lake.commits():
         info = {k_: v for k_, v in c.info.items() if k_ not in without}
+        if info.get("ingest_path") == "group":
+            info["ingest_path"] = "fast"
         out.append((c.kind, c.source, c.content_hash, c.rows, len(c.added), info))
     return sorted(out, key=repr)
 

@@ -43,7 +43,7 @@ def test_a_folder_of_small_files_is_read_in_one_pass_and_committed_file_by_file(
     commits = lake.commits()  # in the files' order
     assert [c.content_hash for c in commits] == \
         [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
-    assert all(c.info["ingest_path"] == "fast" for c in commits)
+    assert all(c.info["ingest_path"] == "group" for c in commits)
     # each row's lineage is its own file's batch: id, source and time of its commit
     by_source = {c.source: c for c in commits}
     lineage = _lineage(lake)
