@@ -29,7 +29,8 @@ MAX_SKIPPED_LINES = 10
 
 def add_arguments(p) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URI",
-                   help="file, folder (recursive), glob or s3://bucket/prefix")
+                   help="file, folder (recursive), glob, s3://bucket/prefix, or - for "
+                        "standard input")
     p.add_argument("--format", help="force a format instead of detecting it: one of "
                    + ", ".join(f.name for f in registry.registered()))
     p.add_argument("--mapping", metavar="FILE", help="YAML mapping of your fields onto a "

@@ -18,6 +18,7 @@ import glob
 import io
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -420,7 +421,11 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                                                              "glob or s3:// URI"))
             continue
         path = Path(raw).expanduser()
-        if path.is_dir():
+        if raw == STDIN or _is_pipe(path):
+            # Standard input, or a pipe by name (a shell's <(zcat logs.gz) is /dev/fd/N): read
+            # once, as an upload is; a bad or duplicate stream is caught the same ways.
+            yield _stream_source(raw, path)
+        elif path.is_dir():
             unread: list[tuple[str, str]] = []
             found = folder_files(path, unread)
             for where, why in unread:
@@ -437,8 +442,34 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             if not matches:
                 report.files.append(FileReport(source=raw, error="no file matches this pattern"))
             yield from files(matches)
+        elif path.exists():
+            report.files.append(FileReport(source=raw, error=(
+                "not a file, folder or pipe (a device or a socket): nothing to read")))
         else:
             report.files.append(FileReport(source=raw, error="no such file or folder"))
+
+
+STDIN = "-"  # the command line's name for standard input, as in cat and tar
+
+
+def _is_pipe(path: Path) -> bool:
+    """Whether ``path`` is a named pipe (a FIFO, or a shell's process substitution)."""
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _stream_source(raw: str, path: Path) -> Source:
+    """Standard input (``raw`` is :data:`STDIN`) or the pipe at ``path``, as a source read once
+    from its start: its format is told by its content (``--format`` forces one)."""
+    if raw == STDIN:
+        import sys
+
+        return Source(name="stdin", filename="stdin", open=lambda: sys.stdin.buffer,
+                      info={"stream": "stdin"})
+    return Source(name=str(path), filename=path.name, open=lambda: open(path, "rb"),
+                  info={"stream": str(path)})
 
 
 def folder_files(root: Path, unread: list[tuple[str, str]] | None = None) -> list[Path]:
