@@ -55,7 +55,23 @@ def client(endpoint_url: str | None = None):
     import boto3
 
     endpoint = endpoint_url or os.environ.get("SIGHTLINE_S3_ENDPOINT_URL") or None
-    return boto3.client("s3", endpoint_url=endpoint)
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint, config=_retry_config(session))
+
+
+def _retry_config(session):
+    """botocore's "standard" retries (3 attempts), unless the user chose a retry mode
+    (``AWS_RETRY_MODE`` or ``retry_mode`` in their profile): its default, "legacy", retries a
+    refused connection for ~9 s before a wrong endpoint is reported; "standard", ~2 s."""
+    from botocore.config import Config
+
+    if os.environ.get("AWS_RETRY_MODE"):
+        return None
+    try:
+        chosen = session._session.get_scoped_config().get("retry_mode")
+    except Exception:  # a profile that does not exist is boto3's to report, when it signs
+        chosen = None
+    return None if chosen else Config(retries={"mode": "standard"})
 
 
 def hidden_below(prefix: str, key: str) -> bool:

@@ -252,13 +252,13 @@ def test_a_listing_that_fails_part_way_keeps_what_was_listed_and_names_the_prefi
     reported as an error, nothing is half-stored; the next run finishes the listing."""
     for i in range(5):
         put(s3, f"p/{i}.jsonl", rows(i))
-    small_pages(monkeypatch, fail_on_page=2)
-    report = ingest_paths(lake, ["s3://logs/p/"], s3_endpoint_url=s3_server)
+    with pytest.MonkeyPatch.context() as failing:  # (undone alone: the credentials stay)
+        small_pages(failing, fail_on_page=2)
+        report = ingest_paths(lake, ["s3://logs/p/"], s3_endpoint_url=s3_server)
     assert [f.source for f in report.files if f.stored] == ["s3://logs/p/0.jsonl",
                                                              "s3://logs/p/1.jsonl"]
     (err,) = report.errors
     assert err.source == "s3://logs/p/" and "AccessDenied" in err.error
-    monkeypatch.undo()
     again = ingest_paths(lake, ["s3://logs/p/"], s3_endpoint_url=s3_server)
     assert again.ok and sum(bool(f.stored) for f in again.files) == 3
     assert totals("SELECT count(*) FROM requests") == (5,)
@@ -463,11 +463,11 @@ def test_an_object_replaced_after_listing_leaves_nothing_and_the_next_run_reads_
     "seen" record; the next run reads the new version whole."""
     put(s3, "r/1.jsonl", rows(1))
     put(s3, "r/2.jsonl", rows(2))
-    racing_listing(monkeypatch, lambda: put(s3, "r/1.jsonl", rows(1, 11)))
-    first = ingest_paths(lake, ["s3://logs/r/"], s3_endpoint_url=s3_server)
+    with pytest.MonkeyPatch.context() as racing:  # (undone alone: the credentials stay)
+        racing_listing(racing, lambda: put(s3, "r/1.jsonl", rows(1, 11)))
+        first = ingest_paths(lake, ["s3://logs/r/"], s3_endpoint_url=s3_server)
     assert first.files[0].stored == {} and first.files[1].stored == {"requests": 1}
     assert [c.kind for c in lake.commits()] == ["ingest"]
-    monkeypatch.undo()
     second = {f.source: f for f in ingest_paths(lake, ["s3://logs/r/"],
                                                 s3_endpoint_url=s3_server).files}
     assert second["s3://logs/r/1.jsonl"].stored == {"requests": 2}
