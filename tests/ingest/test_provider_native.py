@@ -204,7 +204,8 @@ def test_an_apps_records_add_time_latency_context_and_failed_calls_are_errors(
     ok = {r["model"]: r for r in rows.values() if r["status"] == "ok"}
     errors = sorted((r for r in rows.values() if r["status"] == "error"),
                     key=lambda r: r["error_type"])
-    mini = ok["gpt-4o-mini-2024-07-18"]
+    mini = ok["gpt-4o-mini"]  # the model asked for; the one that answered is response_model
+    assert mini["response_model"] == "gpt-4o-mini-2024-07-18"
     logged = records[0]
     assert (mini["feature"], mini["customer_id"]) == ("faq", "acme")
     assert mini["latency_ms"] == logged["latency_ms"]
@@ -561,10 +562,13 @@ def test_wrapper_keys_with_a_unit_are_read_and_the_rest_kept_in_attributes(lake,
     assert first["ts"] == datetime(2026, 3, 2, 12, 0, 0, 123000, tzinfo=UTC)  # epoch ms
     assert (first["latency_ms"], first["logged_cost_usd"], first["customer_id"]) == (
         1250.0, 0.01, "acme")
-    assert first["model"] == "claude-sonnet-4-20250514"  # the model that answered
+    # the model the app asked for, and the one that answered (design §3)
+    assert (first["model"], first["response_model"]) == ("claude-sonnet-4",
+                                                         "claude-sonnet-4-20250514")
     attrs = json.loads(first["attributes"])
-    assert {k: attrs[k] for k in ("latency", "model", "request_id", "region")} == {
-        "latency": 1.25, "model": "claude-sonnet-4", "request_id": "app-req-1", "region": "eu"}
+    assert "model" not in attrs
+    assert {k: attrs[k] for k in ("latency", "request_id", "region")} == {
+        "latency": 1.25, "request_id": "app-req-1", "region": "eu"}
     assert attrs["metadata"] == {"customer_id": "acme", "team": "x"}
     assert (vllm["provider"], vllm["latency_ms"], vllm["ts"]) == ("vllm", 40.0, T0)
     assert vllm["cost_usd"] is None  # a self-hosted model has no catalogue price

@@ -42,9 +42,10 @@ whose body has none (a failed line, an embeddings body) takes the batch line's `
 (``batch_req_…``: unique per line, where ``custom_id`` is only unique within one batch), then
 the HTTP envelope's ``request_id``; what has none of them (an Anthropic batch failure, a failed
 call an application logged) gets a stable hash of the record, so reading it again stores nothing
-twice. ``model`` and ``response_model`` are the model that answered (the object's ``model``);
-a record without one (a failed call) takes the wrapper's ``model`` or ``request.model``, else
-``unknown``. ``cost_usd`` is the cost engine's (lib/pricing.py), never the file's.
+twice. ``response_model`` is the model that answered (the object's ``model``, often a dated
+snapshot); ``model`` is the model asked for (design §3), a wrapper's ``request.model`` else its
+own ``model``, and the object's when the record names none (a bare response), else ``unknown``.
+``cost_usd`` is the cost engine's (lib/pricing.py), never the file's.
 
 Times: ``created`` (chat) / ``created_at`` (Responses) are unix seconds. Anthropic objects and
 embeddings responses carry no time: it comes from a wrapper key (``TS_KEYS``: ISO 8601 text, UTC
@@ -74,7 +75,7 @@ or, without any, that has a non-null ``error`` (a failed call). Its other keys:
   the unit (``latency``, ``duration`` and ``elapsed`` alone do not, and are kept in
   attributes);
 - ``request``: the request sent; its ``messages`` (or ``input``, ``prompt``) become
-  ``input_text``, its ``model`` is the fallback model of a failed call, ``user`` a fallback
+  ``input_text``, its ``model`` is the row's ``model`` (the model asked for), ``user`` a fallback
   ``user_id``, its ``metadata`` is read as below, and all its other parameters are kept in
   ``attributes.request``;
 - scalar keys named like a canonical column the provider object does not set
@@ -705,6 +706,15 @@ def _wrapper(wrapper: dict, out: _Row, default_provider: str, rec: dict,
             consumed.add(key)
             break
     request = wrapper.get("request")
+    # The model asked for (design §3: ``model`` is the model requested, ``response_model`` the
+    # one that answered, a dated snapshot): the request's, else the wrapper's own ``model``.
+    asked = request.get("model") if isinstance(request, dict) else None
+    if asked in (None, ""):
+        asked = wrapper.get("model")
+        if isinstance(asked, str) and asked.strip():
+            consumed.add("model")
+    if not isinstance(asked, str) or not asked.strip():
+        asked = None
     if isinstance(request, dict):
         consumed.add("request")
         content = next((k for k in _REQUEST_CONTENT if request.get(k) is not None), None)
@@ -737,11 +747,10 @@ def _wrapper(wrapper: dict, out: _Row, default_provider: str, rec: dict,
             attrs[key] = value
     if row.get("provider") is None:
         row["provider"] = default_provider
-    if row.get("model") is None:  # a failed call: the model asked for, else unknown
-        asked = wrapper.get("model")
-        if asked in (None, "") and isinstance(request, dict):
-            asked = request.get("model")
-        row["model"] = _text(asked) if asked not in (None, "") else "unknown"
+    if asked is not None:
+        row["model"] = asked
+    elif row.get("model") is None:  # a failed call that names no model
+        row["model"] = "unknown"
     if row.get("request_id") is None:
         row["request_id"] = _fallback_id(wrapper, rec, row["provider"], envelope)
 
