@@ -13,6 +13,11 @@ negotiated rates, in USD per million tokens::
         cached_input_per_mtok: 0.05
         output_per_mtok: 0.10
 
+A deployment or alias name (an Azure OpenAI deployment) is priced as a catalogue model with
+``priced_as`` (and ``priced_as_provider``) instead of prices; its calls then take that model's
+prices, price periods and contexts. Without it nothing is guessed from the model that answered:
+a deployment may be billed otherwise (provisioned throughput).
+
 Token convention (design §3): ``input_tokens`` includes ``cached_input_tokens``; genai-prices uses
 the same convention (its ``input_tokens`` is the total), so each kind is priced exactly once.
 A model without a price gets a null cost, never $0; so does a call that did not fail and logged
@@ -85,10 +90,14 @@ class Override:
 
     provider: str | None
     model: str
-    input_per_mtok: float
-    output_per_mtok: float
+    input_per_mtok: float | None
+    output_per_mtok: float | None
     cached_input_per_mtok: float | None = None
     cache_write_per_mtok: float | None = None
+    # priced as another model (an Azure deployment's name, a gateway's alias): its name, and its
+    # provider when not this one's; no prices of its own then
+    priced_as: str | None = None
+    priced_as_provider: str | None = None
 
     def cost(self, input_tokens: int, cached: int, cache_write: int, output: int) -> float:
         cached_price = self.input_per_mtok if self.cached_input_per_mtok is None \
@@ -101,7 +110,9 @@ class Override:
 
 
 OVERRIDE_FIELDS = ("provider", "model", "input_per_mtok", "output_per_mtok",
-                   "cached_input_per_mtok", "cache_write_per_mtok")
+                   "cached_input_per_mtok", "cache_write_per_mtok", "priced_as",
+                   "priced_as_provider")
+PRICE_FIELDS = OVERRIDE_FIELDS[2:6]
 
 
 def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | None, str], Override]:
@@ -144,7 +155,52 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
             raise ValueError(f"{path}: models[{i}] prices {o.provider or 'any provider'} / "
                              f"{o.model} again (it is listed twice)")
         out[key] = o
+    for i, o in enumerate(out.values()):
+        if o.priced_as is not None:
+            problem = _alias_problem(out, o)
+            if problem:
+                raise ValueError(f"{path}: models[{i}] ({o.model}) is not a valid price "
+                                 f"override: {problem}")
     return out
+
+
+ALIAS_HOPS = 8  # priced_as may name a model that is itself priced as another, this deep
+
+
+def priced_as(overrides: dict, provider: str | None, model: str | None
+              ) -> tuple[str | None, str | None]:
+    """The (provider, model) whose price a call to ``model`` of ``provider`` takes: the target
+    of its ``priced_as`` override (followed through aliases of aliases), else its own."""
+    for _ in range(ALIAS_HOPS):
+        o = override_for(overrides, provider, model) if model else None
+        if o is None or o.priced_as is None:
+            break
+        provider, model = o.priced_as_provider or provider, o.priced_as
+    return provider, model
+
+
+def _alias_problem(overrides: dict, alias: Override) -> str | None:
+    """Why the ``priced_as`` of ``alias`` prices nothing, or None: a loop of aliases, or a
+    model with neither an override nor a genai-prices price."""
+    provider, model, seen = alias.priced_as_provider or alias.provider, alias.priced_as, set()
+    for _ in range(ALIAS_HOPS):
+        if (provider, model) in seen:
+            break
+        seen.add((provider, model))
+        o = override_for(overrides, provider, model)
+        if o is None:
+            try:
+                get_snapshot().find_provider_model(model, None, catalog_provider(provider),
+                                                   None)
+            except LookupError:
+                return (f"priced_as {model!r}"
+                        + (f" of provider {provider!r}" if provider else "")
+                        + ": no such model in genai-prices nor in this file")
+            return None
+        if o.priced_as is None:
+            return None
+        provider, model = o.priced_as_provider or provider, o.priced_as
+    return f"priced_as goes round in a loop, or deeper than {ALIAS_HOPS} aliases"
 
 
 def overrides_problem() -> str | None:
@@ -169,6 +225,22 @@ def _override(item) -> Override:
     provider = item.get("provider")
     if provider is not None and (not isinstance(provider, str) or not provider.strip()):
         raise ValueError(f"provider must be a provider name, not {provider!r}")
+    alias = item.get("priced_as")
+    if alias is not None or item.get("priced_as_provider") is not None:
+        if not isinstance(alias, str) or not alias.strip():
+            raise ValueError(f"priced_as must be a model name, not {alias!r}")
+        alias_provider = item.get("priced_as_provider")
+        if alias_provider is not None and (not isinstance(alias_provider, str)
+                                           or not alias_provider.strip()):
+            raise ValueError(f"priced_as_provider must be a provider name, not "
+                             f"{alias_provider!r}")
+        given = [k for k in PRICE_FIELDS if k in item]
+        if given:
+            raise ValueError(f"priced_as takes another model's prices: {', '.join(given)} "
+                             "cannot be given with it")
+        return Override(provider=provider.strip() if provider else None, model=model.strip(),
+                        input_per_mtok=None, output_per_mtok=None, priced_as=alias.strip(),
+                        priced_as_provider=alias_provider.strip() if alias_provider else None)
     return Override(provider=provider.strip() if provider else None, model=model.strip(),
                     input_per_mtok=_price(item, "input_per_mtok"),
                     output_per_mtok=_price(item, "output_per_mtok"),
@@ -545,8 +617,9 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
     if (cached_input_tokens or 0) + (cache_write_tokens or 0) > (input_tokens or 0):
         return None  # counts that contradict each other (cached tokens are part of input)
     overrides = load_overrides() if overrides is None else overrides
+    provider, model = priced_as(overrides, provider, model)
     o = override_for(overrides, provider, model)
-    if o:
+    if o and o.priced_as is None:
         return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
     return _catalog_cost(provider, model, price_moment(provider, model, ts), int(input_tokens),
                          int(cached_input_tokens), int(cache_write_tokens), int(output_tokens),
@@ -573,6 +646,8 @@ def _linear_terms(provider: str | None, model: str, at: date | datetime, overrid
     """(USD per uncached input, cached input, cache-write and output token, input-token count
     below which the price is linear) for a model at ``at`` (a period's start; a date: its noon)
     in a context (a context key), or None when unpriced."""
+    if any(o.priced_as is not None for _, o in overrides_key):
+        provider, model = priced_as(dict(overrides_key), provider, model)
     return _linear_terms_at(provider, model, price_moment(provider, model, at), overrides_key,
                             context)
 
@@ -581,7 +656,7 @@ def _linear_terms(provider: str | None, model: str, at: date | datetime, overrid
 def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides_key: tuple,
                      context: str) -> tuple[float, float, float, float, float] | None:
     o = override_for(dict(overrides_key), provider, model)
-    if o:
+    if o and o.priced_as is None:
         n = MTOK
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
                 o.cost(0, 0, 0, n) / n, float("inf"))
@@ -846,7 +921,9 @@ NO_USAGE = "no token counts logged"
 
 def unpriced_models(engine, filters=None) -> pl.DataFrame:
     """Models whose requests have no cost, with their request counts, most requests first:
-    columns provider, model, reason, requests, first_seen, last_seen. ``reason`` is
+    columns provider, model, reason, answered_as (the distinct models that answered, as the
+    responses name them: what a ``priced_as`` override may name), requests, first_seen,
+    last_seen. ``reason`` is
     :data:`NO_PRICE` (no catalogue price and no override) or :data:`NO_USAGE` (a call that did
     not fail logged neither input nor output tokens). ``filters`` is an optional
     lib.filters.Filters."""
@@ -854,7 +931,8 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
     return engine.query(
         "SELECT provider, model, CASE WHEN "
         f"{USAGE_UNLOGGED_SQL.replace('p.', '')} THEN '{NO_USAGE}' ELSE '{NO_PRICE}' END "
-        "AS reason, count(*) AS requests, min(ts) AS first_seen, "
+        "AS reason, string_agg(DISTINCT response_model, ', ' ORDER BY response_model) "
+        "AS answered_as, count(*) AS requests, min(ts) AS first_seen, "
         f"max(ts) AS last_seen FROM requests WHERE {where} AND cost_usd IS NULL "
         "AND model IS NOT NULL GROUP BY ALL ORDER BY requests DESC, provider, model, reason",
         params)

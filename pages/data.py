@@ -110,7 +110,9 @@ if unpriced.is_empty():
                "prices.yaml) and its token counts were logged.")
 else:
     st.warning("These requests' cost is left empty (not $0), so cost totals leave them out. "
-               f"**{pricing.NO_PRICE}**: add the model to `prices.yaml`, then run "
+               f"**{pricing.NO_PRICE}**: add the model's prices to `prices.yaml`, or, for a "
+               "deployment or alias name, the model it is billed as (`priced_as`, e.g. the "
+               "model it answered as), then run "
                f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
                "has neither input nor output tokens; log the provider's usage to cost it.")
     st.dataframe(
@@ -120,6 +122,8 @@ else:
             "provider": st.column_config.TextColumn("Provider"),
             "model": st.column_config.TextColumn("Model"),
             "reason": st.column_config.TextColumn("Why no cost"),
+            "answered_as": st.column_config.TextColumn(
+                "Answered as", help="The models that answered, as the responses name them"),
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
             "first_seen": st.column_config.DatetimeColumn(f"First seen ({f.tz})",
                                                           format=TS_FORMAT),

@@ -442,12 +442,13 @@ class Plan:
     by_file: dict = field(default_factory=dict)
 
 
-def prepass(con, name: str, maps: str, context_free: bool, file_column: str | None = None
-            ) -> Plan:
+def prepass(con, name: str, maps: str, context_free: bool, file_column: str | None = None,
+            overrides: dict | None = None) -> Plan:
     """2. One light pass over the lines as maps (the SQL ``maps``, :func:`maps_sql`): the distinct
     key lists (so keys that are not canonical columns are seen), rows, the days, and for requests
     the distinct (provider, model, price period, price context) to price, with their largest input
-    (for price tiers); per file too with ``file_column``."""
+    (for price tiers); per file too with ``file_column``. ``overrides``: the price overrides in
+    effect (a model priced as another takes that one's price periods)."""
     from lib.ingest.validate import _typed
 
     cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
@@ -471,22 +472,22 @@ def prepass(con, name: str, maps: str, context_free: bool, file_column: str | No
                   for g in con.execute(
             f"SELECT {pricing.period_sql(ts, by_time=False)} AS day, count(*), "
             f"map_keys(m) AS ks{by} FROM ({maps}) GROUP BY ALL").fetchall()]
-    plan = _plan_of(name, groups)
+    plan = _plan_of(name, groups, overrides or {})
     if file_column:
         for f in {g[8] for g in groups}:
-            plan.by_file[f] = _plan_of(name, [g for g in groups if g[8] == f])
+            plan.by_file[f] = _plan_of(name, [g for g in groups if g[8] == f], overrides or {})
     return plan
 
 
-def _plan_of(name: str, groups: list[tuple]) -> Plan:
+def _plan_of(name: str, groups: list[tuple], overrides: dict) -> Plan:
     """The :class:`Plan` of the pre-pass's groups: (provider, model, day, largest input, rows,
     keys, context key, price period[, file])."""
     keys = set().union(*(g[5] for g in groups))
     # (provider, model, period, context key) -> largest input tokens. Where no model of the
     # file is priced by the time of day (most files), a period is a whole day: the main pass
     # then joins on the cheaper day expression.
-    by_time = any(pricing.priced_by_time_of_day(g[0], g[1]) for g in groups
-                  if name == "requests")
+    by_time = any(pricing.priced_by_time_of_day(*pricing.priced_as(overrides, g[0], g[1]))
+                  for g in groups if name == "requests")
     largest: dict = {}
     for g in groups if name == "requests" else ():
         at = g[7] if by_time or g[7] is None else g[7].replace(hour=0, minute=0, second=0,
@@ -543,7 +544,8 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
     key = schema.KEYS[name]
     con, own = shared_or_own(tmp, tmp / "spill")  # (and the folder tmp made)
     try:
-        plan = prepass(con, name, maps_sql(path, compressed), context_free)
+        plan = prepass(con, name, maps_sql(path, compressed), context_free,
+                       overrides=overrides)
         LAST["prepass_s"] = time.monotonic() - t0
         rows, days, keys = plan.rows, plan.days, plan.keys
         extra = keys - set(schema.TABLES[name].names)

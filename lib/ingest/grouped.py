@@ -341,7 +341,7 @@ def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: dat
     paths = [Path(m.path) for m in part]
     shutil.rmtree(out, ignore_errors=True)  # (a half tried again)
     plan = fastpath.prepass(con, name, fastpath.maps_sql(paths, compressed, FILE_COLUMN),
-                            all(m.context_free for m in part), FILE_COLUMN)
+                            all(m.context_free for m in part), FILE_COLUMN, overrides)
     partitions = sum(len(p.days) for p in plan.by_file.values())
     if partitions > OPEN_FILES and len(part) > 1:
         raise _TooManyPartitions(f"{partitions} (file, day) partitions: read in halves")

@@ -1,0 +1,168 @@
+"""prices.yaml ``priced_as``: a model name the catalogue does not know (an Azure OpenAI
+deployment, a gateway's alias) priced as a model it does, on every ingest path, in reprice and
+in the price periods of its target; nothing guessed without it (the model stays unpriced)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lib import pricing
+from lib.ingest.pipeline import ingest_paths
+from lib.pricing import load_overrides, request_cost
+from lib.store import Engine, Lake
+from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+DAY = datetime(2026, 11, 2, tzinfo=UTC)  # deepseek-v4-pro priced by the time of day then
+
+
+def _prices(tmp_path, text: str) -> dict:
+    path = tmp_path / "prices.yaml"
+    path.write_text(text)
+    return load_overrides(path)
+
+
+ALIASES = """
+models:
+  - provider: azure.ai.openai
+    model: prod-gpt4o
+    priced_as: gpt-4o
+    priced_as_provider: openai
+  - model: my-deepseek
+    priced_as: deepseek-v4-pro
+    priced_as_provider: deepseek
+  - model: team-alias
+    priced_as: prod-gpt4o          # an alias of an alias
+    priced_as_provider: azure.ai.openai
+  - model: in-house
+    input_per_mtok: 1.0
+    output_per_mtok: 2.0
+  - model: in-house-eu
+    priced_as: in-house            # an alias of an override
+"""
+
+
+def test_an_alias_costs_what_its_target_costs(tmp_path):
+    overrides = _prices(tmp_path, ALIASES)
+    gpt4o = request_cost("openai", "gpt-4o", DAY, 1000, 200, 0, 100, overrides={})
+    # gpt-4o: $2.50 per M input, $1.25 cached, $10 output: 800 * 2.5 + 200 * 1.25 + 100 * 10
+    assert gpt4o == pytest.approx(0.00325)
+    assert request_cost("azure.ai.openai", "prod-gpt4o", DAY, 1000, 200, 0, 100,
+                        overrides=overrides) == gpt4o
+    assert request_cost("azure.ai.openai", "team-alias", DAY, 1000, 200, 0, 100,
+                        overrides=overrides) == gpt4o
+    # $1 per M input and $2 per M output: 1000 * 1 + 100 * 2 = 1200 micro-dollars
+    assert request_cost(None, "in-house-eu", DAY, 1000, 0, 0, 100,
+                        overrides=overrides) == pytest.approx(0.0012)
+    # without the alias, nothing is guessed
+    assert request_cost("azure.ai.openai", "prod-gpt4o", DAY, 1000, 200, 0, 100,
+                        overrides={}) is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("models:\n  - model: a\n    priced_as: gpt-4o\n    input_per_mtok: 1\n",
+     "priced_as takes another model's prices: input_per_mtok cannot be given with it"),
+    ("models:\n  - model: a\n    priced_as: no-such-model-xyz\n",
+     "priced_as 'no-such-model-xyz': no such model in genai-prices nor in this file"),
+    ("models:\n  - model: a\n    priced_as: b\n  - model: b\n    priced_as: a\n",
+     "priced_as goes round in a loop"),
+    ("models:\n  - model: a\n    priced_as: ''\n", "priced_as must be a model name"),
+    ("models:\n  - model: a\n    priced_as_provider: openai\n", "priced_as must be a model name"),
+])
+def test_an_alias_that_prices_nothing_is_refused_naming_the_file(tmp_path, text, message):
+    with pytest.raises(ValueError) as err:
+        _prices(tmp_path, text)
+    assert str(err.value).startswith(str(tmp_path / "prices.yaml")) and message in str(err.value)
+
+
+def test_an_alias_of_a_model_priced_by_the_time_of_day_takes_its_periods(tmp_path):
+    overrides = _prices(tmp_path, ALIASES)
+    peak, off = DAY + timedelta(hours=2), DAY + timedelta(hours=12)
+    costs = [request_cost(None, "my-deepseek", t, 10_000, 0, 0, 1000, overrides=overrides)
+             for t in (peak, off)]
+    assert costs == [request_cost("deepseek", "deepseek-v4-pro", t, 10_000, 0, 0, 1000,
+                                  overrides={}) for t in (peak, off)]
+    assert costs[0] == pytest.approx(2 * costs[1])  # twice its rates from 01:00 to 04:00 UTC
+
+
+def _calls() -> list[dict]:
+    at = [DAY + timedelta(hours=2), DAY + timedelta(hours=12)]
+    return [canonical_request(0, provider="azure.ai.openai", model="prod-gpt4o",
+                              response_model="gpt-4o-2024-08-06", ts=at[1].isoformat()),
+            canonical_request(1, provider="azure.ai.openai", model="team-alias",
+                              ts=at[1].isoformat()),
+            canonical_request(2, provider="deepseek", model="my-deepseek", ts=at[0].isoformat()),
+            canonical_request(3, provider="deepseek", model="my-deepseek", ts=at[1].isoformat()),
+            canonical_request(4, provider="azure.ai.openai", model="unaliased-deployment",
+                              ts=at[1].isoformat())]
+
+
+def _truth(overrides: dict) -> dict:
+    out = {}
+    for c in _calls():
+        ts = datetime.fromisoformat(c["ts"])
+        target = {"prod-gpt4o": ("openai", "gpt-4o"), "team-alias": ("openai", "gpt-4o"),
+                  "my-deepseek": ("deepseek", "deepseek-v4-pro")}.get(c["model"])
+        out[c["request_id"]] = None if target is None else round(request_cost(
+            *target, ts, c["input_tokens"], 0, 0, c["output_tokens"], overrides={}), 9)
+    return out
+
+
+@pytest.mark.parametrize("path, env", [
+    ("group", {}), ("fast", {"SIGHTLINE_INGEST_GROUP": "0"}),
+    ("exact", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"}),
+    ("arrow", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0",
+               "SIGHTLINE_INGEST_SQL": "0"})])
+def test_every_ingest_path_prices_an_alias_as_its_target(tmp_path, monkeypatch, path, env):
+    from lib.ingest import fastpath
+
+    overrides = _prices(tmp_path, ALIASES)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    calls = _calls()
+    files = []
+    for n, part in enumerate((calls[:3], calls[3:])):  # two files: groups need several
+        files.append(tmp_path / "in" / f"{n}.jsonl")
+        files[-1].parent.mkdir(exist_ok=True)
+        files[-1].write_bytes(jsonl_bytes(part))
+        os.utime(files[-1], (1e9, 1e9))  # not files still being written
+    lake = Lake(tmp_path / "store")
+    fastpath.LAST.clear()
+    report = ingest_paths(lake, [str(f) for f in files], overrides=overrides)
+    assert [f.error for f in report.files] == [None, None]
+    if path in ("group", "fast"):
+        assert ("group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")) == path
+    engine = Engine(lake)
+    got = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
+    engine.close()
+    assert got == _truth(overrides)
+    assert got["r2"] == pytest.approx(2 * got["r3"])  # the peak and off-peak of its target
+
+
+def test_reprice_prices_the_alias_added_after_ingest(tmp_path):
+    lake = Lake(tmp_path / "store")
+    src = tmp_path / "calls.jsonl"
+    src.write_bytes(jsonl_bytes(_calls()))
+    ingest_paths(lake, [str(src)], overrides={})
+    doc = pricing.reprice(lake, overrides=_prices(tmp_path, ALIASES))
+    assert (doc["unpriced_before"], doc["unpriced_after"], doc["changed_rows"]) == (5, 1, 4)
+    engine = Engine(lake)
+    got = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
+    engine.close()
+    assert got == _truth({})
+
+
+def test_the_unpriced_list_names_the_model_that_answered_for_an_alias_to_name(tmp_path):
+    lake = Lake(tmp_path / "store")
+    src = tmp_path / "calls.jsonl"
+    src.write_bytes(jsonl_bytes(_calls()[:2] + [canonical_request(
+        9, provider="azure.ai.openai", model="prod-gpt4o", response_model="gpt-4o-2024-11-20",
+        ts=DAY.isoformat())]))
+    ingest_paths(lake, [str(src)], overrides={})
+    engine = Engine(lake)
+    listed = pricing.unpriced_models(engine).select("model", "answered_as", "requests").rows()
+    engine.close()
+    assert listed == [("prod-gpt4o", "gpt-4o-2024-08-06, gpt-4o-2024-11-20", 2),
+                      ("team-alias", None, 1)]
