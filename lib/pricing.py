@@ -170,12 +170,14 @@ ALIAS_HOPS = 8  # priced_as may name a model that is itself priced as another, t
 def priced_as(overrides: dict, provider: str | None, model: str | None
               ) -> tuple[str | None, str | None]:
     """The (provider, model) whose price a call to ``model`` of ``provider`` takes: the target
-    of its ``priced_as`` override (followed through aliases of aliases), else its own."""
+    of its ``priced_as`` override (followed through aliases of aliases), else its own. The
+    target's provider is the override's ``priced_as_provider``, else its ``provider`` (none:
+    by model alone), never the call's: as the file was checked when loaded."""
     for _ in range(ALIAS_HOPS):
         o = override_for(overrides, provider, model) if model else None
         if o is None or o.priced_as is None:
             break
-        provider, model = o.priced_as_provider or provider, o.priced_as
+        provider, model = o.priced_as_provider or o.provider, o.priced_as
     return provider, model
 
 
@@ -199,7 +201,7 @@ def _alias_problem(overrides: dict, alias: Override) -> str | None:
             return None
         if o.priced_as is None:
             return None
-        provider, model = o.priced_as_provider or provider, o.priced_as
+        provider, model = o.priced_as_provider or o.provider, o.priced_as
     return f"priced_as goes round in a loop, or deeper than {ALIAS_HOPS} aliases"
 
 

@@ -185,6 +185,7 @@ class Source:
     not_read: dict[str, int] = field(default_factory=dict)
     # a local file that grew since a run read it: read from where that read ended
     continues: appended.Continuation | None = None
+    closed_after: bool = True  # False: the stream is not ours to close (standard input)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -390,6 +391,7 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             else:
                 yield src
 
+    stdin_taken = False
     for raw in paths:
         if raw.startswith("s3://"):
             from lib.ingest import s3
@@ -421,9 +423,13 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                                                              "glob or s3:// URI"))
             continue
         path = Path(raw).expanduser()
-        if raw == STDIN or _is_pipe(path):
+        if raw == STDIN and stdin_taken:
+            report.files.append(FileReport(source="stdin", skipped=(
+                "standard input given again: it was read once, above")))
+        elif raw == STDIN or _is_pipe(path):
             # Standard input, or a pipe by name (a shell's <(zcat logs.gz) is /dev/fd/N): read
             # once, as an upload is; a bad or duplicate stream is caught the same ways.
+            stdin_taken = stdin_taken or raw == STDIN
             yield _stream_source(raw, path)
         elif path.is_dir():
             unread: list[tuple[str, str]] = []
@@ -467,7 +473,7 @@ def _stream_source(raw: str, path: Path) -> Source:
         import sys
 
         return Source(name="stdin", filename="stdin", open=lambda: sys.stdin.buffer,
-                      info={"stream": "stdin"})
+                      info={"stream": "stdin"}, closed_after=False)
     return Source(name=str(path), filename=path.name, open=lambda: open(path, "rb"),
                   info={"stream": str(path)})
 
@@ -620,7 +626,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         try:
             _ingest_open_source(lake, src, raw, forced, progress, overrides, report, started)
         finally:
-            close = getattr(raw, "close", None)
+            close = getattr(raw, "close", None) if src.closed_after else None
             if close:
                 close()
     except ChangedWhileListed as exc:

@@ -11,7 +11,8 @@ value: a null one (absent from the row, or written ``"key": null``) adds nothing
 so the row's attributes never depend on which other rows came with it.
 
 Rules (design §3): required fields present; integers integral; no negative tokens, latencies or
-costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both);
+costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both; given
+without input, they are quarantined too, as is ``reasoning_tokens`` without ``output_tokens``);
 ``reasoning_tokens <= output_tokens``; timestamps between 2000-01-01 and now + 1 day; status is
 ``ok`` or ``error``. An ``eval_id`` may be derived from (run_id, case_id, metric, epoch) and an
 ``event_id`` from (ts, kind, service, version, title).
@@ -262,6 +263,10 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             "coalesce(kind, ''), coalesce(service, ''), "
             "coalesce(version, ''), coalesce(title, '')))[:32] END) AS event_id")
 
+    def _not_typed(col: str) -> str:
+        """SQL: and ``col`` was not given at all (a value of the wrong type has its message)."""
+        return f" AND {_q('_in_' + col)} IS NULL" if col in typed_cols else ""
+
     typed_cols = {f.name for f in target if f.name in present
                   and _typed(f.name, present[f.name], f.type)[1]}
     for col in REQUIRED.get(name, []):
@@ -269,7 +274,7 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
                 }.get(col, col)
         blank = f" OR {_q(col)} = ''" if target.field(col).type == pa.string() else ""
         # A value that is there but of the wrong type has its own message.
-        not_typed = f" AND {_q('_in_' + col)} IS NULL" if col in typed_cols else ""
+        not_typed = _not_typed(col)
         checks.append((f"({_q(col)} IS NULL{blank}){not_typed}", _lit("missing " + what)))
     for col in NON_NEGATIVE.get(name, []):
         checks.append((f"{_q(col)} < 0",
@@ -281,6 +286,16 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
              "CAST(cached_input_tokens + cache_write_tokens AS VARCHAR) || ') exceed "
              "input_tokens (' || CAST(input_tokens AS VARCHAR) || '), which must include "
              "them'"),
+            # (a part without its whole: priced as if the whole were 0, the call would cost
+            # too little, silently)
+            ("input_tokens IS NULL AND cached_input_tokens + cache_write_tokens > 0"
+             + _not_typed("input_tokens"),
+             "'cached_input_tokens + cache_write_tokens (' || "
+             "CAST(cached_input_tokens + cache_write_tokens AS VARCHAR) || ') given without "
+             "input_tokens, which must include them'"),
+            ("output_tokens IS NULL AND reasoning_tokens > 0" + _not_typed("output_tokens"),
+             "'reasoning_tokens (' || CAST(reasoning_tokens AS VARCHAR) || ') given without "
+             "output_tokens, which must include them'"),
             ("reasoning_tokens > output_tokens AND output_tokens >= 0",
              "'reasoning_tokens (' || CAST(reasoning_tokens AS VARCHAR) || ') exceed "
              "output_tokens (' || CAST(output_tokens AS VARCHAR) || '), which must include "

@@ -709,7 +709,7 @@ def _wrapper(wrapper: dict, out: _Row, default_provider: str, rec: dict,
     # The model asked for (design §3: ``model`` is the model requested, ``response_model`` the
     # one that answered, a dated snapshot): the request's, else the wrapper's own ``model``.
     asked = request.get("model") if isinstance(request, dict) else None
-    if asked in (None, ""):
+    if not isinstance(asked, str) or not asked.strip():  # (blank or not a name: none given)
         asked = wrapper.get("model")
         if isinstance(asked, str) and asked.strip():
             consumed.add("model")
