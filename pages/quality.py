@@ -111,8 +111,8 @@ else:
                      "last_ts": st.column_config.DatetimeColumn(
                          f"Last ({f.tz})", format="YYYY-MM-DD HH:mm")})
     widgets.downloads(byv, f"evals_by_version_{src}", key="dl_byv")
-    st.caption("Bars: pass rate; whiskers: Wilson 95% interval. Overlapping intervals are not a "
-               "difference; the Compare page tests paired runs properly.")
+    st.caption("Bars: pass rate; whiskers: Wilson 95% interval. Intervals that do not overlap "
+               "show a difference; overlapping ones do not rule one out.")
 
 # -- feedback -----------------------------------------------------------------------------------
 st.subheader("User feedback")
