@@ -5,7 +5,9 @@ import streamlit as st
 
 st.set_page_config(page_title="Sightline", page_icon=":material/monitoring:", layout="wide")
 
-from lib.ui import filters, store  # noqa: E402  (set_page_config must come first)
+from lib.ui import filters, store, theme  # noqa: E402  (set_page_config must come first)
+
+theme.apply()
 
 engine = store.refresh_for_run()
 store.ensure_demo_data()
