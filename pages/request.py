@@ -66,7 +66,10 @@ c[0].metric("Latency", formatting.ms(r["latency_ms"]), border=True)
 c[1].metric("Time to first token", formatting.ms(r["ttft_ms"]), border=True,
             help="Streaming calls only")
 c[2].metric("Cost", formatting.usd(r["cost_usd"]), border=True,
-            help="null: the model has no known price" if r["cost_usd"] is None else
+            help=("empty, not $0: its log has neither input nor output tokens"
+                  if r["input_tokens"] is None and r["output_tokens"] is None
+                  else "empty, not $0: the model has no known price (prices.yaml, see Data)")
+            if r["cost_usd"] is None else
             f"as logged by the source: {formatting.usd(r['logged_cost_usd'])}")
 c[3].metric("Input tokens", formatting.count(r["input_tokens"]), border=True,
             help=f"{r['cached_input_tokens'] or 0:,} cached, {r['cache_write_tokens'] or 0:,} "
