@@ -4,7 +4,6 @@ in the price periods of its target; nothing guessed without it (the model stays 
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +12,12 @@ from lib import pricing
 from lib.ingest.pipeline import ingest_paths
 from lib.pricing import load_overrides, request_cost
 from lib.store import Engine, Lake
-from tests.ingest.conftest import canonical_request, jsonl_bytes
+from tests.ingest.conftest import (
+    INGEST_PATHS,
+    canonical_request,
+    ingest_on_path,
+    jsonl_bytes,
+)
 
 DAY = datetime(2026, 11, 2, tzinfo=UTC)  # deepseek-v4-pro priced by the time of day then
 
@@ -110,30 +114,17 @@ def _truth(overrides: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("path, env", [
-    ("group", {}), ("fast", {"SIGHTLINE_INGEST_GROUP": "0"}),
-    ("exact", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"}),
-    ("arrow", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0",
-               "SIGHTLINE_INGEST_SQL": "0"})])
-def test_every_ingest_path_prices_an_alias_as_its_target(tmp_path, monkeypatch, path, env):
-    from lib.ingest import fastpath
-
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_every_ingest_path_prices_an_alias_as_its_target(tmp_path, monkeypatch, path):
     overrides = _prices(tmp_path, ALIASES)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     calls = _calls()
-    files = []
-    for n, part in enumerate((calls[:3], calls[3:])):  # two files: groups need several
-        files.append(tmp_path / "in" / f"{n}.jsonl")
-        files[-1].parent.mkdir(exist_ok=True)
-        files[-1].write_bytes(jsonl_bytes(part))
-        os.utime(files[-1], (1e9, 1e9))  # not files still being written
+    (tmp_path / "in").mkdir()
+    files = [tmp_path / "in" / f"{n}.jsonl" for n in range(2)]  # two: groups need several
+    for file, part in zip(files, (calls[:3], calls[3:]), strict=True):
+        file.write_bytes(jsonl_bytes(part))
     lake = Lake(tmp_path / "store")
-    fastpath.LAST.clear()
-    report = ingest_paths(lake, [str(f) for f in files], overrides=overrides)
+    report = ingest_on_path(lake, files, path, monkeypatch, overrides=overrides)
     assert [f.error for f in report.files] == [None, None]
-    if path in ("group", "fast"):
-        assert ("group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")) == path
     engine = Engine(lake)
     got = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
     engine.close()

@@ -8,9 +8,7 @@ pinning down behaviour that was checked and that the tests beside each change do
 from __future__ import annotations
 
 import io
-import os
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,44 +19,32 @@ from lib.ingest.pipeline import ingest_paths
 from lib.store import Engine, Lake
 from lib.store import lake as lake_module
 from tests.conftest import make_request, requests_table
-from tests.ingest.conftest import canonical_request, jsonl_bytes
+from tests.ingest.conftest import (
+    INGEST_PATHS,
+    canonical_request,
+    fed_fifo,
+    ingest_on_path,
+    jsonl_bytes,
+)
 from tests.ingest.test_s3_retries import credentials, slamming_endpoint  # noqa: F401 (fixtures)
 
-PATHS = {
-    "group": {},
-    "fast": {"SIGHTLINE_INGEST_GROUP": "0"},
-    "exact": {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"},
-    "arrow": {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0",
-              "SIGHTLINE_INGEST_SQL": "0"},
-}
 DAY = datetime(2026, 11, 2, 12, tzinfo=UTC)  # batch price variants exist from 2026-10-14
 
 
 def _ingest(tmp_path, monkeypatch, path: str, parts: list[list[dict]], overrides=None,
             store: str = "store", quarantined: list[int] | None = None) -> Lake:
-    """Ingest ``parts`` (one file each, old enough not to be "being written") on ``path``;
-    ``quarantined``: how many rows each part has quarantined (default none)."""
-    from lib.ingest import fastpath
-
-    for name in ("SIGHTLINE_INGEST_GROUP", "SIGHTLINE_INGEST_FAST", "SIGHTLINE_INGEST_SQL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in PATHS[path].items():
-        monkeypatch.setenv(name, value)
+    """Ingest ``parts`` (one file each) on ``path``; ``quarantined``: how many rows each part
+    has quarantined (default none)."""
     folder = tmp_path / f"in-{store}"
     folder.mkdir()
-    files = []
-    for n, rows in enumerate(parts):
-        files.append(folder / f"{n}.jsonl")
-        files[-1].write_bytes(jsonl_bytes(rows))
-        os.utime(files[-1], (1e9, 1e9))
+    files = [folder / f"{n}.jsonl" for n in range(len(parts))]
+    for file, rows in zip(files, parts, strict=True):
+        file.write_bytes(jsonl_bytes(rows))
     lake = Lake(tmp_path / store)
-    fastpath.LAST.clear()
-    report = ingest_paths(lake, [str(f) for f in files], overrides={} if overrides is None
-                          else overrides, compact_min_files=0)
+    report = ingest_on_path(lake, files, path, monkeypatch, compact_min_files=0,
+                            overrides={} if overrides is None else overrides)
     assert [(f.error, f.quarantined) for f in report.files] == [
         (None, q) for q in (quarantined or [0] * len(parts))]
-    if path in ("group", "fast"):
-        assert ("group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")) == path
     return lake
 
 
@@ -72,7 +58,7 @@ def _costs(lake: Lake) -> dict:
 
 # -- 1. a call that did not fail and logged no token count has no cost ------------------------
 
-@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("path", list(INGEST_PATHS))
 def test_status_synonyms_null_status_and_output_only_calls_cost_alike_on_every_path(
         tmp_path, monkeypatch, path):
     none = {"input_tokens": None, "output_tokens": None}
@@ -99,7 +85,7 @@ def test_status_synonyms_null_status_and_output_only_calls_cost_alike_on_every_p
 # output_tokens) was stored: "cached + write > input" is NULL. The SQL paths then priced the
 # whole as 0 (too little, silently), price_frame (the Arrow path, reprice) left it unpriced, and
 # cache savings counted it. Such a row is now quarantined on every path, with its line.
-@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("path", INGEST_PATHS)
 def test_a_token_part_without_its_whole_is_quarantined_on_every_path(tmp_path, monkeypatch,
                                                                        path):
     rows = [canonical_request(0, input_tokens=None, cached_input_tokens=500, output_tokens=10),
@@ -136,20 +122,11 @@ def test_standard_input_given_twice_is_read_once_without_an_error(lake, monkeypa
 
 
 def test_a_link_to_a_fifo_is_read_as_a_stream_and_a_glob_never_opens_a_fifo(lake, tmp_path):
-    fifo = tmp_path / "calls.pipe"
-    os.mkfifo(fifo)
-    link = tmp_path / "link-to-calls"
-    link.symlink_to(fifo)
     rows = jsonl_bytes([canonical_request(i) for i in range(4)])
-
-    def writer():
-        with open(fifo, "wb") as out:  # blocks until the ingest opens it
-            out.write(rows)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    (report,) = ingest_paths(lake, [str(link)], overrides={}).files
-    thread.join(timeout=30)
+    link = tmp_path / "link-to-calls"
+    with fed_fifo(tmp_path / "calls.pipe", rows) as fifo:
+        link.symlink_to(fifo)
+        (report,) = ingest_paths(lake, [str(link)], overrides={}).files
     assert (report.source, report.error, report.stored) == (str(link), None, {"requests": 4})
     # a glob matching only the FIFO does not open it (which would wait for a writer)
     (report,) = ingest_paths(lake, [str(tmp_path / "*.pipe")], overrides={}).files

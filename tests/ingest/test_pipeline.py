@@ -14,7 +14,7 @@ import pytest
 
 from lib.ingest.pipeline import ingest_paths, ingest_stream
 from tests.conftest import T0
-from tests.ingest.conftest import canonical_request, jsonl_bytes
+from tests.ingest.conftest import canonical_request, ingest_on_path, jsonl_bytes
 
 SUMS = ("SELECT count(*), sum(input_tokens), sum(output_tokens), round(sum(cost_usd), 6) "
         "FROM requests")
@@ -608,27 +608,15 @@ def test_a_batch_committed_before_an_error_is_reported_as_stored(lake, write, mo
     assert [c.rows for c in lake.commits()] == [{"requests": 2}]
 
 
-@pytest.mark.parametrize("path, env", [
-    ("group", {}), ("fast", {"SIGHTLINE_INGEST_GROUP": "0"}),
-    ("exact", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"})])
+@pytest.mark.parametrize("path", ["group", "fast", "exact"])
 def test_a_file_whose_rows_were_all_stored_before_says_stored_0_on_every_path(
-        lake, write, monkeypatch, path, env):
-    from lib.ingest import fastpath
-
+        lake, write, monkeypatch, path):
     rows = [canonical_request(i) for i in range(3)]
     ingest_paths(lake, [str(write("a.jsonl", rows))])
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     again = [write(f"again-{n}.jsonl", rows[n:] + rows[:n]) for n in (1, 2)]  # other bytes
-    old = os.stat(again[0]).st_mtime - 600  # not files still being written
-    for p in again:
-        os.utime(p, (old, old))
-    fastpath.LAST.clear()
-    report = ingest_paths(lake, [str(p) for p in again])
+    report = ingest_on_path(lake, again, path, monkeypatch)
     assert [(f.stored, f.duplicates, f.error) for f in report.files] == [
         ({"requests": 0}, {"requests": 3}, None)] * 2
-    taken = "group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")
-    assert taken == path
 
 
 def test_sources_read_one_at_a_time_in_a_row_share_the_writer_lock(lake, write, monkeypatch):

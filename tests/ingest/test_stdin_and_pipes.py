@@ -11,12 +11,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Engine, Lake
-from tests.ingest.conftest import canonical_request, jsonl_bytes
+from tests.ingest.conftest import canonical_request, fed_fifo, jsonl_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,18 +52,9 @@ def test_an_empty_standard_input_is_an_error_naming_it(tmp_path):
 
 
 def test_a_named_pipe_is_read_as_a_stream(lake, tmp_path):
-    fifo = tmp_path / "calls.pipe"
-    os.mkfifo(fifo)
     rows = jsonl_bytes([canonical_request(i) for i in range(5)])
-
-    def writer():
-        with open(fifo, "wb") as out:  # blocks until the ingest opens it
-            out.write(rows)
-
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    (report,) = ingest_paths(lake, [str(fifo)]).files
-    thread.join(timeout=30)
+    with fed_fifo(tmp_path / "calls.pipe", rows) as fifo:
+        (report,) = ingest_paths(lake, [str(fifo)]).files
     assert (report.source, report.error, report.stored) == (str(fifo), None, {"requests": 5})
 
 

@@ -14,7 +14,7 @@ import pytest
 from lib.ingest.pipeline import ingest_paths
 from lib.pricing import NO_PRICE, NO_USAGE, unpriced_models
 from lib.store import Engine
-from tests.ingest.conftest import canonical_request
+from tests.ingest.conftest import INGEST_PATHS, canonical_request, ingest_on_path
 
 
 def _rows() -> list[dict]:
@@ -30,28 +30,14 @@ def _rows() -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("path, env", [
-    ("group", {}), ("fast", {"SIGHTLINE_INGEST_GROUP": "0"}),
-    ("exact", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0"}),
-    ("arrow", {"SIGHTLINE_INGEST_FAST": "0", "SIGHTLINE_INGEST_GROUP": "0",
-               "SIGHTLINE_INGEST_SQL": "0"})])
+@pytest.mark.parametrize("path", INGEST_PATHS)
 def test_a_successful_call_without_token_counts_has_no_cost_on_every_path(
-        lake, write, monkeypatch, path, env):
-    from lib.ingest import fastpath
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        lake, write, monkeypatch, path):
     rows = _rows()
     files = [write("a.jsonl", rows[:3]), write("b.jsonl", rows[3:])]  # two: groups need several
-    old = os.stat(files[0]).st_mtime - 600  # not files still being written
-    for file in files:
-        os.utime(file, (old, old))
-    fastpath.LAST.clear()
-    report = ingest_paths(lake, [str(f) for f in files])
+    report = ingest_on_path(lake, files, path, monkeypatch)
     assert [(f.error, f.stored, f.quarantined) for f in report.files] == [
         (None, {"requests": 3}, 0)] * 2
-    if path in ("group", "fast"):
-        assert ("group" if fastpath.LAST.get("group") else fastpath.LAST.get("outcome")) == path
     engine = Engine(lake)
     costs = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
     assert costs == {"r0": 0.0075, "r1": None, "r2": None, "r3": 0.0, "r4": 0.0025, "r5": None}
