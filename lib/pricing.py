@@ -940,6 +940,25 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
         params)
 
 
+def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
+    """prices.yaml text (a ``models:`` list) pricing each model of :func:`unpriced_models`
+    without a price (reason NO_PRICE) as the one model that answered for it, when that model has
+    a catalogue price: an Azure deployment's name answered as ``gpt-4o-2024-08-06``. None when
+    no model has such a suggestion. A suggestion, never applied: a deployment may be billed
+    otherwise (provisioned throughput)."""
+    items = []
+    for provider, model, reason, answered in unpriced.select(
+            "provider", "model", "reason", "answered_as").iter_rows():
+        if reason != NO_PRICE or not answered or ", " in answered or answered == model:
+            continue
+        if _alias_problem({}, Override(provider=provider, model=model, input_per_mtok=None,
+                                       output_per_mtok=None, priced_as=answered)):
+            continue  # the model that answered has no price either
+        items.append({**({"provider": provider} if provider else {}), "model": model,
+                      "priced_as": answered})
+    return yaml.safe_dump({"models": items}, sort_keys=False) if items else None
+
+
 _PRICED_COLUMNS = ["provider", "model", "ts", "status", *TOKEN_COLUMNS, "attributes"]
 
 

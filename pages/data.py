@@ -130,6 +130,12 @@ else:
             "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})",
                                                          format=TS_FORMAT)})
     widgets.downloads(unpriced, "unpriced_models", key="dl_unpriced")
+    suggested = pricing.alias_suggestions(unpriced)
+    if suggested:
+        st.caption("If these deployments or aliases are billed per token as the model that "
+                   "answered for them, these lines of `prices.yaml` price them so (then run "
+                   "`python -m lib reprice`):")
+        st.code(suggested, language="yaml")
 
 orphans = engine.lake.orphans(older_than_s=300)
 if orphans:

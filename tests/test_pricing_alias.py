@@ -157,3 +157,37 @@ def test_the_unpriced_list_names_the_model_that_answered_for_an_alias_to_name(tm
     engine.close()
     assert listed == [("prod-gpt4o", "gpt-4o-2024-08-06, gpt-4o-2024-11-20", 2),
                       ("team-alias", None, 1)]
+
+
+def test_the_suggested_aliases_price_every_deployment_that_answered_as_one_model(tmp_path):
+    lake = Lake(tmp_path / "store")
+    src = tmp_path / "calls.jsonl"
+    src.write_bytes(jsonl_bytes([
+        canonical_request(0, provider="azure.ai.openai", model="prod-gpt4o",
+                          response_model="gpt-4o-2024-08-06", ts=DAY.isoformat()),
+        canonical_request(1, provider="azure.ai.openai", model="prod-gpt4o",
+                          response_model="gpt-4o-2024-08-06", ts=DAY.isoformat()),
+        # answered as two models: no single one to suggest
+        canonical_request(2, provider="azure.ai.openai", model="two-models",
+                          response_model="gpt-4o-2024-08-06", ts=DAY.isoformat()),
+        canonical_request(3, provider="azure.ai.openai", model="two-models",
+                          response_model="gpt-4o-mini-2024-07-18", ts=DAY.isoformat()),
+        # answered as a model without a price either
+        canonical_request(4, provider="acme", model="in-house", response_model="in-house-v2",
+                          ts=DAY.isoformat())]))
+    ingest_paths(lake, [str(src)], overrides={})
+    engine = Engine(lake)
+    suggested = pricing.alias_suggestions(pricing.unpriced_models(engine))
+    engine.close()
+    assert suggested == ("models:\n- provider: azure.ai.openai\n  model: prod-gpt4o\n"
+                         "  priced_as: gpt-4o-2024-08-06\n")
+    # pasted into prices.yaml, it prices those calls as the model that answered
+    doc = pricing.reprice(lake, overrides=_prices(tmp_path, suggested))
+    assert (doc["unpriced_before"], doc["unpriced_after"]) == (5, 3)
+    engine = Engine(lake)
+    got = engine.query("SELECT round(sum(cost_usd), 9) FROM requests "
+                       "WHERE model = 'prod-gpt4o'").row(0)[0]
+    engine.close()
+    # 2 x (1000 input x $2.50/M + 500 output x $10/M)
+    assert got == pytest.approx(2 * 0.0075) == 2 * request_cost(
+        "openai", "gpt-4o-2024-08-06", DAY, 1000, 0, 0, 500, overrides={})

@@ -207,7 +207,7 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
     from lib.store import Lake
     from tests.ingest.conftest import canonical_request, jsonl_bytes
 
-    rows = [canonical_request(0, model="acme-finetune-7"),
+    rows = [canonical_request(0, model="acme-finetune-7", response_model="gpt-4o-2024-08-06"),
             canonical_request(1, input_tokens=None, output_tokens=None),
             canonical_request(2, input_tokens=None, output_tokens=None),
             canonical_request(3)]
@@ -219,3 +219,7 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
     (table,) = [d.value for d in at.dataframe if "reason" in d.value.columns]
     assert list(zip(table["model"], table["reason"], table["requests"], strict=True)) == [
         ("gpt-4o", "no token counts logged", 2), ("acme-finetune-7", "no price", 1)]
+    # the model without a price answered as one priced model: prices.yaml lines to copy
+    (code,) = [c.value for c in at.code if "priced_as" in c.value]
+    assert code.strip() == ("models:\n- provider: openai\n  model: acme-finetune-7\n"
+                            "  priced_as: gpt-4o-2024-08-06")
