@@ -433,10 +433,15 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             yield _stream_source(raw, path)
         elif path.is_dir():
             unread: list[tuple[str, str]] = []
-            found = folder_files(path, unread)
+            passed_over: list[tuple[str, str]] = []
+            found = folder_files(path, unread, passed_over)
             for where, why in unread:
                 report.files.append(FileReport(source=_text_name(where), error=why))
-            if not found and not unread:
+            for where, kind in passed_over:
+                report.files.append(FileReport(source=_text_name(where), skipped=(
+                    f"{kind}, not a file: not read in a folder (a pipe given by name is read "
+                    "as a stream)")))
+            if not found and not unread and not passed_over:
                 report.files.append(FileReport(source=str(path.resolve()),
                                                error="folder holds no files"))
             yield from files(found, resolved=True)
@@ -456,6 +461,17 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
 
 
 STDIN = "-"  # the command line's name for standard input, as in cat and tar
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a name that is neither a file nor a folder is, by its ``st_mode``, or None."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return None
 
 
 def _is_pipe(path: Path) -> bool:
@@ -478,14 +494,16 @@ def _stream_source(raw: str, path: Path) -> Source:
                   info={"stream": str(path)})
 
 
-def folder_files(root: Path, unread: list[tuple[str, str]] | None = None) -> list[Path]:
+def folder_files(root: Path, unread: list[tuple[str, str]] | None = None,
+                 passed_over: list[tuple[str, str]] | None = None) -> list[Path]:
     """The files under the folder ``root``, resolved, in the order of their paths: every file of
     ``root.rglob("*")`` that is no hidden file and in no hidden folder (a name starting with a
     dot), a symlink to a file included, no folder entered through a symlink (as rglob does).
     What could not be read is added to ``unread`` as (path, reason): a folder that could not be
     listed, a name whose kind could not be told (rglob raised on some, and passed over a folder
     it may not read, without a word); a name gone meanwhile, a broken link or a link loop is no
-    file, as for rglob.
+    file, as for rglob. A named pipe, a socket or a device (never read in a folder: a pipe
+    would wait for a writer) is added to ``passed_over`` as (path, what it is).
 
     A cron job may ingest a folder of a file a minute: at a month's 45,000 files, ``rglob`` with
     ``is_file`` and ``resolve`` per file took 1.7 s a run; one ``scandir`` per folder and one
@@ -511,6 +529,10 @@ def folder_files(root: Path, unread: list[tuple[str, str]] | None = None) -> lis
                 elif entry.is_file():  # (through a symlink too)
                     found.append((parts + (entry.name,), Path(os.path.realpath(entry.path))
                                   if entry.is_symlink() else real / entry.name))
+                elif passed_over is not None:
+                    kind = _special_kind(entry.stat().st_mode)
+                    if kind:
+                        passed_over.append((str(real / entry.name), kind))
             except OSError as exc:
                 if exc.errno not in _GONE and unread is not None:
                     unread.append((str(real / entry.name),

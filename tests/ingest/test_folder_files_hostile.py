@@ -352,7 +352,8 @@ def _ingest_both(tmp_path, monkeypatch, make_lake, given=lambda root: str(root),
         lake = make_lake(base, root)
         with monkeypatch.context() as m:
             if which == "old":
-                m.setattr(pipeline, "folder_files", lambda root, unread=None: _as_rglob_lists(root))
+                m.setattr(pipeline, "folder_files",
+                          lambda root, unread=None, passed_over=None: _as_rglob_lists(root))
             reports = [_as_before(ingest_paths(lake, [given(root)]), base) for _ in range(runs)]
         out.append(reports)
     return out

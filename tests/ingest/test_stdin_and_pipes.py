@@ -62,3 +62,24 @@ def test_a_device_is_no_input_and_says_so(lake):
     (report,) = ingest_paths(lake, ["/dev/null"]).files
     assert report.error == "not a file, folder or pipe (a device or a socket): nothing to read"
     assert lake.commits() == []
+
+
+def test_a_folder_passes_over_its_pipes_and_sockets_saying_so(lake, tmp_path):
+    import socket
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(jsonl_bytes([canonical_request(0)]))
+    os.utime(folder / "a.jsonl", (1e9, 1e9))  # not a file still being written
+    os.mkfifo(folder / "app.pipe")  # no writer: opening it would wait for ever
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "agent.sock"))
+    try:
+        report = ingest_paths(lake, [str(folder)])
+    finally:
+        server.close()
+    by_name = {Path(f.source).name: f for f in report.files}
+    assert by_name["a.jsonl"].stored == {"requests": 1} and report.ok
+    assert by_name["app.pipe"].skipped == ("a named pipe, not a file: not read in a folder (a "
+                                           "pipe given by name is read as a stream)")
+    assert by_name["agent.sock"].skipped.startswith("a socket, not a file")
