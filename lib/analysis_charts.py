@@ -6,6 +6,7 @@ in legends and hovers. No Streamlit here."""
 from __future__ import annotations
 
 import html
+import math
 
 import plotly.graph_objects as go
 import polars as pl
@@ -108,8 +109,11 @@ def log_histogram(frame: pl.DataFrame, *, objective_ms: float | None = None,
                     hovertemplate="%{customdata[0]:,.0f}–%{customdata[1]:,.0f} ms: %{y:,} "
                                   "requests (%{customdata[2]:.1%})<extra></extra>")
     if objective_ms:
-        fig.add_vline(x=objective_ms, line=dict(color="#d63031", dash="dash"),
-                      annotation_text=f"objective {objective_ms:,.0f} ms")
+        # (a vline's own annotation is placed at x on a log axis, read as log10: off the chart)
+        fig.add_vline(x=objective_ms, line=dict(color="#d63031", dash="dash"))
+        fig.add_annotation(x=math.log10(objective_ms), y=1, yref="paper", yanchor="bottom",
+                           text=f"objective {objective_ms:,.0f} ms", showarrow=False,
+                           font=dict(color="#d63031"))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), bargap=0,
                       xaxis_title="latency (ms, log scale)", yaxis_title="requests")
     fig.update_xaxes(type="log")

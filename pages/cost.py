@@ -96,7 +96,9 @@ for col, dim, title in ((left, "customer", "Top customers"), (right, "feature", 
     with col:
         st.subheader(title)
         b = widgets.cached(cost.breakdown, engine, f, dim, 10)
-        st.dataframe(b, hide_index=True, width="stretch", column_config={
+        # every row in view: the 11th, "other", is often the largest
+        st.dataframe(b, hide_index=True, width="stretch", height=36 + 35 * b.height,
+                     column_config={
             "group": dim_label(dim),
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
             "cost_usd": st.column_config.NumberColumn("Spend (USD)", format="dollar"),

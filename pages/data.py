@@ -163,8 +163,10 @@ else:
                    "that match.")
         b = b.head(BATCHES_SHOWN)
     # Blank, not "None", where a batch has no format (demo, compact) or no note.
+    # (the commit's id second: what `python -m lib remove` takes, off screen when last)
     st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz),
-                                pl.col("format", "note").fill_null("")),
+                                pl.col("format", "note").fill_null(""))
+                 .select("committed_at", "commit_id", pl.exclude("committed_at", "commit_id")),
                  hide_index=True, width="stretch",
                  column_config={
                      "committed_at": st.column_config.DatetimeColumn(f"Committed ({f.tz})",

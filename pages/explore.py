@@ -91,6 +91,11 @@ if not doc["window"]["n"]:
                         "region on a chart, or change the window above.")
     st.stop()
 st.info(widgets.md_escape(explore.headline(doc)), icon=":material/troubleshoot:")
+if explore.thin_baseline(doc):
+    st.warning(f"The baseline holds only {formatting.count(doc['baseline']['n'])} requests "
+               f"against {formatting.count(doc['window']['n'])} in the window (before the "
+               "store's data began, or a quiet time): the comparison says little. Pick a "
+               "baseline with traffic under **Change the windows**.", icon=":material/warning:")
 
 unit = {"error_rate": "ratio", "p95_latency": "ms", "cost_per_request": "usd"}[metric]
 k1, k2, k3 = st.columns(3)
@@ -198,7 +203,7 @@ else:
 
 # -- request table ---------------------------------------------------------------------------
 st.subheader("Requests")
-c1, c2, c3, c4 = st.columns([3, 1.2, 0.8, 1])
+c1, c2, c3, c4 = st.columns([2.6, 1.2, 1.2, 1])  # ("Descending", "Errors only" in full)
 with c1:
     q = widgets.query_text("Search prompts and responses", "q", key="ex_q",
                            placeholder="text in the prompt or response, or a request id")

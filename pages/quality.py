@@ -48,7 +48,10 @@ k[1].metric("Thumbs up", formatting.pct(fb["up_share"], 1), border=True,
             f"95% CI {formatting.pct(fb['up_low'], 1)}–{formatting.pct(fb['up_high'], 1)} "
             f"over {fb['n']:,} ratings")
 k[2].metric("Guardrail triggers", formatting.count(guards["triggers"].sum()), border=True)
-trunc = finish.filter(pl.col("finish_reason") == "length")["share"].sum()
+# (evals can be there without requests: an offline test set; the request figures then say none)
+has_requests = not finish.is_empty()
+trunc = finish.filter(pl.col("finish_reason") == "length")["share"].sum() if has_requests \
+    else None
 k[3].metric("Truncated (length)", formatting.pct(trunc, 2), border=True,
             help="Share of requests that stopped at the token limit")
 
@@ -129,14 +132,17 @@ else:
         widgets.chart(fig, fbt, key="q_fb_share", name="feedback_share")
     with right:
         fbv = fbt.with_columns((pl.col("n") - pl.col("up")).alias("down"))
-        fig = time_figure(fbv, "bucket", [("up", "👍 up"), ("down", "👎 down")],
+        fig = time_figure(fbv, "bucket", [("up", "thumbs up"), ("down", "thumbs down")],
                           y_title=f"ratings per {per}", tz=f.tz, events=events, kind="bar")
         widgets.chart(fig, fbv.select("bucket", "n", "up", "down"), key="q_fb_volume",
                       name="feedback_volume")
 
 # -- guardrails, finish reasons, errors ---------------------------------------------------------
+NO_REQUESTS = "No requests in this window: widen the time range or clear some filters."
 st.subheader("Guardrail triggers")
-if guards.is_empty():
+if not has_requests:
+    st.caption(NO_REQUESTS)
+elif guards.is_empty():
     st.success("No guardrail fired in this window.")
 else:
     left, right = st.columns([1, 2])
@@ -153,18 +159,23 @@ else:
                                kind="bar")
         widgets.chart(fig, gt, key="q_guards", name="guardrails_over_time")
 
-left, right = st.columns([1, 2])
+left, right = st.columns(2)  # (a third of the width cut its axis title at 1,024 px)
 with left:
     st.subheader("Finish reasons")
-    st.plotly_chart(hbar(finish, "finish_reason", "share", x_title="share of requests (%)",
-                         x_format=".1%"), key="q_finish", config={"displaylogo": False})
-    widgets.downloads(finish, "finish_reasons", key="dl_finish")
-    st.caption("length = truncated at the token limit; content_filter = blocked by the "
-               "provider; (none) = no finish reason (errors).")
+    if not has_requests:
+        st.caption(NO_REQUESTS)
+    else:
+        st.plotly_chart(hbar(finish, "finish_reason", "share", x_title="share of requests (%)",
+                             x_format=".1%"), key="q_finish", config={"displaylogo": False})
+        widgets.downloads(finish, "finish_reasons", key="dl_finish")
+        st.caption("length = truncated at the token limit; content_filter = blocked by the "
+                   "provider; (none) = no finish reason (errors).")
 with right:
     st.subheader("Error types over time")
     et = widgets.cached(quality.errors_over_time, engine, f, seconds)
-    if et.is_empty():
+    if not has_requests:
+        st.caption(NO_REQUESTS)
+    elif et.is_empty():
         st.success("No errors in this window.")
     else:
         fig = long_time_figure(et, "bucket", "error_type", "errors",

@@ -2,6 +2,8 @@
 waterfall, its evals and feedback, and the other requests of its session."""
 
 import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import streamlit as st
@@ -125,7 +127,11 @@ if ev.is_empty():
 else:
     st.dataframe(ev.with_columns(pl.col("ts").dt.convert_time_zone(zone)), hide_index=True,
                  width="stretch", column_config={
-                     "ts": st.column_config.DatetimeColumn(f"Scored ({zone})"),
+                     "ts": st.column_config.DatetimeColumn(f"Scored ({zone})",
+                                                           format="YYYY-MM-DD HH:mm:ss"),
+                     "source": "Source", "metric": "Metric", "passed": "Passed",
+                     "judge": "Judge", "label": "Label", "explanation": "Explanation",
+                     "version": "Version",
                      "score": st.column_config.NumberColumn("Score", format="%.3f")})
 
 st.subheader("Session")
@@ -138,6 +144,8 @@ else:
                  width="stretch", column_config={
                      "ts": st.column_config.DatetimeColumn(f"Time ({zone})",
                                                            format="YYYY-MM-DD HH:mm:ss"),
+                     "request_id": "Request", "status": "Status", "feature": "Feature",
+                     "model": "Model",
                      "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
                      "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
                      "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
@@ -150,12 +158,21 @@ else:
                   on_click=lambda: _open_request(st.session_state["rq_next"]))
 
 st.subheader("All fields")
-fields = pl.DataFrame({
-    "field": list(r.keys()),
-    "value": ["" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
-              for v in r.values()]})
+
+
+def _shown(v) -> str:
+    """A field's value as text; a time in the page's zone, saying so (it was UTC, unlabelled)."""
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return f"{v.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S.%f} {zone}"
+    return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+
+fields = pl.DataFrame({"field": list(r.keys()), "value": [_shown(v) for v in r.values()]})
 st.dataframe(fields, hide_index=True, width="stretch", height=400,
-             column_config={"value": st.column_config.TextColumn("Value", width="large")})
+             column_config={"field": "Field",
+                            "value": st.column_config.TextColumn("Value", width="large")})
 widgets.downloads(pl.DataFrame([r]), f"request_{rid}", key="dl_request")
 if r["attributes"]:
     st.caption("Attributes")

@@ -265,6 +265,21 @@ def _seg_value(metric: str, s: dict | None):
     return s["p95"]
 
 
+THIN_BASELINE = 0.1  # a baseline this many times the window's request rate, or less, is thin
+
+
+def thin_baseline(doc: dict) -> bool:
+    """Whether the baseline of a :func:`changes` document holds too few requests to compare
+    with: its requests per hour at most THIN_BASELINE times the window's (a baseline from
+    before the store's data began, or from when the service barely ran)."""
+    w, b = doc["window"], doc["baseline"]
+    hours = [(datetime.fromisoformat(d["to"]) - datetime.fromisoformat(d["from"])
+              ).total_seconds() / 3600 for d in (w, b)]
+    if not w["n"] or min(hours) <= 0:
+        return False
+    return b["n"] / hours[1] <= THIN_BASELINE * w["n"] / hours[0]
+
+
 def headline(doc: dict) -> str:
     """The first line an engineer reads, e.g. "provider anthropic's error rate went from 0.8% to
     31% and explains 92% of the increase"."""

@@ -3,13 +3,16 @@
 import streamlit as st
 
 # A KPI card's value is 2.25rem whatever room it has: five in a row on a 1,100 px laptop cut
-# "$316.53" to "$3…". Scaled with the viewport (and never above Streamlit's own size), the values
-# of a row of four to six cards fit from 1,100 px up; labels wrap rather than end in "…".
+# "$316.53" to "$3…". Scaled with the card's own width (a container query: the viewport's width
+# says nothing of the sidebar), never above Streamlit's own size, the values fit from a 1,024 px
+# window with the sidebar open; labels wrap between words rather than end in "…".
 _CSS = """
 <style>
-[data-testid="stMetricValue"] { font-size: clamp(1.3rem, 2.3vw, 2.25rem); }
+[data-testid="stMetric"] { container-type: inline-size; }
+[data-testid="stMetricValue"] { font-size: clamp(1.05rem, 18cqi, 2.25rem); }
 [data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] div {
-  white-space: normal; overflow: visible; text-overflow: clip; }
+  white-space: normal; overflow: visible; text-overflow: clip; word-break: normal;
+  overflow-wrap: normal; }
 </style>
 """
 

@@ -248,3 +248,22 @@ def test_headline_says_when_a_change_is_within_noise(demo_store):
     doc = changes(engine, window, None, "error_rate")
     assert doc["significance"]["significant"] is False
     assert "not a significant change" in headline(doc)
+
+
+@pytest.mark.parametrize("window_n, window_h, baseline_n, baseline_h, thin", [
+    (1000, 24, 100, 24, True),     # a tenth of the window's rate: thin
+    (1000, 24, 101, 24, False),
+    (300_000, 720, 136, 720, True),  # a baseline from before the store's data began
+    (1000, 24, 50, 12, True),      # 50 in 12 h is the same rate as 100 in 24 h
+    (1000, 24, 60, 12, False),
+    (0, 24, 0, 24, False),         # no window: nothing to compare, said elsewhere
+])
+def test_a_baseline_at_a_tenth_of_the_windows_rate_or_less_is_thin(
+        window_n, window_h, baseline_n, baseline_h, thin):
+    def side(n, hours, end):
+        return {"from": (end - timedelta(hours=hours)).isoformat(), "to": end.isoformat(),
+                "n": n, "value": None}
+
+    doc = {"window": side(window_n, window_h, T0 + timedelta(days=60)),
+           "baseline": side(baseline_n, baseline_h, T0 + timedelta(days=30))}
+    assert explore.thin_baseline(doc) is thin

@@ -196,3 +196,27 @@ def test_request_page_names_the_spans_that_recorded_the_same_call(monkeypatch, t
     at.button(key="rq_open_counted").click().run()
     assert at.query_params["request"] == "bbbb000000000002"
     assert "No such request" not in texts(at) and "Latency" in [m.label for m in at.metric]
+
+
+def test_quality_page_on_a_window_without_requests_says_so(monkeypatch, demo_store):
+    at = run_page(monkeypatch, demo_store, "pages/quality.py",
+                  {"range": "custom", "from": "2020-01-01T00:00:00Z",
+                   "to": "2020-01-08T00:00:00Z"})
+    truncated = {m.label: m.value for m in at.metric}["Truncated (length)"]
+    assert truncated == "–"
+    # no green "nothing fired" where nothing ran
+    assert not [s.value for s in at.success if "No guardrail" in s.value or "No errors" in
+                s.value]
+    assert [c.value for c in at.caption].count(
+        "No requests in this window: widen the time range or clear some filters.") == 3
+
+
+def test_explore_flags_a_baseline_from_before_the_data_began(monkeypatch, demo_store):
+    # the demo store's whole week, against the week before its first request
+    week = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "error_rate"})
+    assert [w.value for w in week.warning if w.value.startswith("The baseline holds only 0 ")]
+    # its last three days, against the three before: both have traffic
+    days = run_page(monkeypatch, demo_store, "pages/explore.py",
+                    {"range": "custom", "from": (DEMO_END - timedelta(days=3)).isoformat(),
+                     "to": DEMO_END.isoformat(), "metric": "error_rate"})
+    assert not [w.value for w in days.warning if w.value.startswith("The baseline holds")]
