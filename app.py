@@ -13,10 +13,23 @@ engine = store.refresh_for_run()
 store.ensure_demo_data()
 
 # Pages are declared here, explicitly; a page appears only once it exists.
+# (served at /; it reserves a path of its own all the same, which must not be "overview")
+OVERVIEW = st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:",
+                   url_path="home", default=True)
+
+
+def _overview_by_its_name() -> None:
+    """/overview, as the other pages have their names: the default page is served at / only,
+    and a link to /overview (typed, or shared) opened a "Page not found" dialog."""
+    st.switch_page(OVERVIEW, query_params={k: st.query_params.get_all(k)
+                                           for k in st.query_params})
+
+
 PAGES = {
     "Monitor": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/monitoring:",
-                url_path="overview", default=True),
+        OVERVIEW,
+        st.Page(_overview_by_its_name, title="Overview", url_path="overview",
+                visibility="hidden"),
         st.Page("pages/cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
         st.Page("pages/latency.py", title="Latency", icon=":material/speed:",
                 url_path="latency"),

@@ -46,6 +46,9 @@ def test_first_start_shows_overview_with_kpis(fresh_server, page):
     for url_path in ("overview", "cost"):
         page.goto(f"{fresh_server.url}/{url_path}")
         wait_for_app(page)
+        # /overview is the Overview by its name (it opened a "Page not found" dialog)
+        assert page.locator('[role="dialog"]').count() == 0
+        assert page.locator("h1").first.inner_text() == url_path.capitalize()
         cut = page.evaluate("""() => [...document.querySelectorAll(
             '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *')]
             .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
