@@ -257,10 +257,11 @@ else:
             "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
             "request_id": "Request", "status": "Status", "error_type": "Error type",
             "provider": "Provider", "model": "Model", "feature": "Feature",
-            "customer_id": "Customer", "prompt_version": "Prompt", "app_version": "App",
+            "customer_id": "Customer", "prompt_version": "Prompt version",
+            "app_version": "App version",
             "session_id": "Session",
-            "input_tokens": st.column_config.NumberColumn("Input tokens"),
-            "output_tokens": st.column_config.NumberColumn("Output tokens"),
+            "input_tokens": st.column_config.NumberColumn("Input tokens", format="localized"),
+            "output_tokens": st.column_config.NumberColumn("Output tokens", format="localized"),
             "prompt": st.column_config.TextColumn("Prompt (start)", width="large"),
             "link": widgets.LINK_COLUMN})
     chosen = None

@@ -122,8 +122,13 @@ st.dataframe(widgets.with_request_links(slow, f).with_columns(
                  "link": widgets.LINK_COLUMN,
                  "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
                                                        format="YYYY-MM-DD HH:mm:ss"),
-                 "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
-                 "ttft_ms": st.column_config.NumberColumn("TTFT (ms)", format="%.0f")})
+                 "latency_ms": st.column_config.NumberColumn("Latency (ms)",
+                                                             format="localized"),
+                 "ttft_ms": st.column_config.NumberColumn("TTFT (ms)", format="localized"),
+                 "request_id": "Request", "provider": "Provider", "model": "Model",
+                 "feature": "Feature", "status": "Status", "error_type": "Error type",
+                 "output_tokens": st.column_config.NumberColumn("Output tokens",
+                                                                format="localized")})
 widgets.downloads(slow, "slowest_requests", key="dl_slow")
 if slow.height:
     s1, s2 = st.columns([3, 1])

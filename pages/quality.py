@@ -148,6 +148,7 @@ else:
     left, right = st.columns([1, 2])
     with left:
         st.dataframe(guards, hide_index=True, width="stretch", column_config={
+            "guardrail": "Guardrail", "action": "Action",
             "triggers": st.column_config.NumberColumn("Triggers", format="localized"),
             "share_of_requests": st.column_config.NumberColumn("Share of requests",
                                                                format="percent")})
