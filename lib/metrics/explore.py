@@ -50,6 +50,7 @@ errors grew.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -74,12 +75,29 @@ MAX_ATTRIBUTE_KEYS = 10
 OUTCOME_DIMENSIONS = {"error_rate": {"error_type", "finish_reason"}}
 
 
-def _fmt(metric: str, v) -> str:
+def _fmt(metric: str, v, extra: int = 0) -> str:
+    """``v`` as the headline shows ``metric``; ``extra`` more digits (rates and dollars)."""
     if metric == "error_rate":
-        return formatting.pct(v, 1 if v is not None and v >= 0.01 else 2)
+        return formatting.pct(v, (1 if v is not None and v >= 0.01 else 2) + extra)
     if metric == "p95_latency":
         return formatting.ms(v)
+    if extra and v:
+        # (two significant digits, as formatting.usd gives under a cent, plus ``extra``)
+        digits = max(2, 1 + extra - math.floor(math.log10(abs(v))))
+        return f"{'-' if v < 0 else ''}${abs(v):,.{digits}f}"
     return formatting.usd(v)
+
+
+def _fmt_pair(metric: str, before, after) -> tuple[str, str]:
+    """``before`` and ``after`` as the headline shows them, with more digits where the usual
+    ones read the same for different values ("from $0.0045 to $0.0045" beside -1.1%)."""
+    extra = 0
+    while True:
+        pair = _fmt(metric, before, extra), _fmt(metric, after, extra)
+        if pair[0] != pair[1] or before == after or None in (before, after) or extra == 4 \
+                or metric == "p95_latency":
+            return pair
+        extra += 1
 
 
 def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: str,
@@ -289,7 +307,7 @@ def headline(doc: dict) -> str:
         return "No requests in the window."
     if not doc["baseline"]["n"]:
         return f"No requests in the baseline to compare with ({label} now {_fmt(metric, w)})."
-    overall = f"Overall {label} went from {_fmt(metric, b)} to {_fmt(metric, w)}"
+    overall = "Overall {} went from {} to {}".format(label, *_fmt_pair(metric, b, w))
     sig = doc.get("significance") or {}
     if sig.get("test") and not sig.get("significant"):
         return (f"{overall}: not a significant change (p = {sig['p_value']:.2g}). The values "
@@ -300,8 +318,8 @@ def headline(doc: dict) -> str:
     direction = "increase" if (w or 0) >= (b or 0) else "decrease"
     if metric == "p95_latency":
         direction += " in requests slower than the baseline p95"
-    return (f"{top['dimension']} {top['value']}'s {label} went from "
-            f"{_fmt(metric, top['baseline_value'])} to {_fmt(metric, top['window_value'])} and "
+    before, after = _fmt_pair(metric, top["baseline_value"], top["window_value"])
+    return (f"{top['dimension']} {top['value']}'s {label} went from {before} to {after} and "
             f"explains {top['contribution']:.0%} of the {direction}. ({overall}.)")
 
 

@@ -267,3 +267,19 @@ def test_a_baseline_at_a_tenth_of_the_windows_rate_or_less_is_thin(
     doc = {"window": side(window_n, window_h, T0 + timedelta(days=60)),
            "baseline": side(baseline_n, baseline_h, T0 + timedelta(days=30))}
     assert explore.thin_baseline(doc) is thin
+
+
+@pytest.mark.parametrize("metric, before, after, shown", [
+    # a 1.1% change of $0.0045 read "from $0.0045 to $0.0045"
+    ("cost_per_request", 0.0045123, 0.0044627, ("$0.00451", "$0.00446")),
+    ("cost_per_request", 0.0045, 0.0045, ("$0.0045", "$0.0045")),  # the same: no more digits
+    ("cost_per_request", 1.234, 5.0, ("$1.23", "$5.00")),          # different already
+    ("error_rate", 0.01234, 0.01236, ("1.23%", "1.24%")),  # not "1.2%" twice
+])
+def test_the_headline_shows_two_different_values_differently(metric, before, after, shown):
+    assert explore._fmt_pair(metric, before, after) == shown
+    doc = {"metric": metric, "window": {"value": after, "n": 100},
+           "baseline": {"value": before, "n": 100}, "contributors": [],
+           "significance": {"test": "t", "significant": False, "p_value": 0.5}}
+    assert explore.headline(doc).startswith(
+        f"Overall {explore.METRICS[metric]} went from {shown[0]} to {shown[1]}:")
