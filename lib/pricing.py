@@ -59,6 +59,7 @@ Speed: a genai-prices call costs ~150 µs, so prices are computed per distinct
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -167,29 +168,37 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
 ALIAS_HOPS = 8  # priced_as may name a model that is itself priced as another, this deep
 
 
+def _alias_chain(overrides: dict, provider: str | None, model: str | None):
+    """Yield (provider, model, its override or None) for ``model`` of ``provider``, then for
+    each model it is priced as in turn (at most ALIAS_HOPS of them). A target's provider is
+    the override's ``priced_as_provider``, else its ``provider`` (none: by model alone), never
+    the call's."""
+    for _ in range(ALIAS_HOPS + 1):
+        o = override_for(overrides, provider, model) if model else None
+        yield provider, model, o
+        if o is None or o.priced_as is None:
+            return
+        provider, model = o.priced_as_provider or o.provider, o.priced_as
+
+
 def priced_as(overrides: dict, provider: str | None, model: str | None
               ) -> tuple[str | None, str | None]:
     """The (provider, model) whose price a call to ``model`` of ``provider`` takes: the target
-    of its ``priced_as`` override (followed through aliases of aliases), else its own. The
-    target's provider is the override's ``priced_as_provider``, else its ``provider`` (none:
-    by model alone), never the call's: as the file was checked when loaded."""
-    for _ in range(ALIAS_HOPS):
-        o = override_for(overrides, provider, model) if model else None
-        if o is None or o.priced_as is None:
-            break
-        provider, model = o.priced_as_provider or o.provider, o.priced_as
-    return provider, model
+    of its ``priced_as`` override (followed through aliases of aliases), else its own; as the
+    file was checked when loaded (:func:`_alias_problem` walks the same chain)."""
+    *_, (target_provider, target_model, _) = _alias_chain(overrides, provider, model)
+    return target_provider, target_model
 
 
 def _alias_problem(overrides: dict, alias: Override) -> str | None:
     """Why the ``priced_as`` of ``alias`` prices nothing, or None: a loop of aliases, or a
     model with neither an override nor a genai-prices price."""
-    provider, model, seen = alias.priced_as_provider or alias.provider, alias.priced_as, set()
-    for _ in range(ALIAS_HOPS):
+    seen = set()
+    for provider, model, o in itertools.islice(_alias_chain(
+            overrides, alias.priced_as_provider or alias.provider, alias.priced_as), ALIAS_HOPS):
         if (provider, model) in seen:
             break
         seen.add((provider, model))
-        o = override_for(overrides, provider, model)
         if o is None:
             try:
                 get_snapshot().find_provider_model(model, None, catalog_provider(provider),
@@ -201,7 +210,6 @@ def _alias_problem(overrides: dict, alias: Override) -> str | None:
             return None
         if o.priced_as is None:
             return None
-        provider, model = o.priced_as_provider or o.provider, o.priced_as
     return f"priced_as goes round in a loop, or deeper than {ALIAS_HOPS} aliases"
 
 
@@ -632,9 +640,11 @@ TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "o
 # A call that did not fail and logged no token count at all (no input, no output) has an unknown
 # cost, not $0: priced as zero tokens it would vanish from every cost total silently. A failed
 # call without usage is $0, as providers do not bill rejected calls (429, 500, a timeout).
-# ``p`` is the row's alias in the ingest paths' SQL.
-USAGE_UNLOGGED_SQL = ("p.input_tokens IS NULL AND p.output_tokens IS NULL "
-                      "AND p.status IS DISTINCT FROM 'error'")
+def usage_unlogged_sql(row: str = "p") -> str:
+    """SQL true for a row (alias ``row``; "": the table's own columns) whose usage is unlogged."""
+    c = f"{row}." if row else ""
+    return (f"{c}input_tokens IS NULL AND {c}output_tokens IS NULL "
+            f"AND {c}status IS DISTINCT FROM 'error'")
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below"]
 _KEYS = ["provider", "model", "price_period", "ctx"]  # what prices are looked up by
 
@@ -739,7 +749,7 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
 
 def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
     """Boolean per row of ``df``: its cost is unknown though its model may be priced (no input and
-    no output token count logged on a call that did not fail; see ``USAGE_UNLOGGED_SQL``)."""
+    no output token count logged on a call that did not fail; see :func:`usage_unlogged_sql`)."""
     if "input_tokens" not in df.columns or "output_tokens" not in df.columns:
         return pl.Series([False] * df.height)
     did_not_fail = (pl.col("status").cast(pl.String).ne_missing("error")
@@ -932,7 +942,7 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
     where, params = filters.where("requests") if filters is not None else ("true", {})
     return engine.query(
         "SELECT provider, model, CASE WHEN "
-        f"{USAGE_UNLOGGED_SQL.replace('p.', '')} THEN '{NO_USAGE}' ELSE '{NO_PRICE}' END "
+        f"{usage_unlogged_sql('')} THEN '{NO_USAGE}' ELSE '{NO_PRICE}' END "
         "AS reason, string_agg(DISTINCT response_model, ', ' ORDER BY response_model) "
         "AS answered_as, count(*) AS requests, min(ts) AS first_seen, "
         f"max(ts) AS last_seen FROM requests WHERE {where} AND cost_usd IS NULL "
