@@ -85,3 +85,12 @@ def test_delta():
 ])
 def test_terminal_text_escapes_what_a_terminal_acts_on(value, text):
     assert fmt.terminal_text(value) == text
+
+
+@pytest.mark.parametrize("value, more, text", [
+    (0.0045123, 1, "$0.00451"), (0.0044627, 1, "$0.00446"),  # both "$0.0045" with none
+    (0.0045123, 2, "$0.004512"), (1.2346, 2, "$1.235"), (31.27, 1, "$31.27"),  # cents at least
+    (-0.0045123, 1, "-$0.00451"), (0, 1, "$0.00"), (250_000, 1, "$250k"),
+])
+def test_usd_with_more_digits(value, more, text):
+    assert fmt.usd(value, more) == text

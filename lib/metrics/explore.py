@@ -50,7 +50,6 @@ errors grew.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -81,11 +80,7 @@ def _fmt(metric: str, v, extra: int = 0) -> str:
         return formatting.pct(v, (1 if v is not None and v >= 0.01 else 2) + extra)
     if metric == "p95_latency":
         return formatting.ms(v)
-    if extra and v:
-        # (two significant digits, as formatting.usd gives under a cent, plus ``extra``)
-        digits = max(2, 1 + extra - math.floor(math.log10(abs(v))))
-        return f"{'-' if v < 0 else ''}${abs(v):,.{digits}f}"
-    return formatting.usd(v)
+    return formatting.usd(v, extra)
 
 
 def _fmt_pair(metric: str, before, after) -> tuple[str, str]:

@@ -708,13 +708,11 @@ def _wrapper(wrapper: dict, out: _Row, default_provider: str, rec: dict,
     request = wrapper.get("request")
     # The model asked for (design §3: ``model`` is the model requested, ``response_model`` the
     # one that answered, a dated snapshot): the request's, else the wrapper's own ``model``.
-    asked = request.get("model") if isinstance(request, dict) else None
-    if not isinstance(asked, str) or not asked.strip():  # (blank or not a name: none given)
-        asked = wrapper.get("model")
-        if isinstance(asked, str) and asked.strip():
+    asked = _model_name(request.get("model")) if isinstance(request, dict) else None
+    if asked is None:
+        asked = _model_name(wrapper.get("model"))
+        if asked is not None:
             consumed.add("model")
-    if not isinstance(asked, str) or not asked.strip():
-        asked = None
     if isinstance(request, dict):
         consumed.add("request")
         content = next((k for k in _REQUEST_CONTENT if request.get(k) is not None), None)
@@ -753,6 +751,11 @@ def _wrapper(wrapper: dict, out: _Row, default_provider: str, rec: dict,
         row["model"] = "unknown"
     if row.get("request_id") is None:
         row["request_id"] = _fallback_id(wrapper, rec, row["provider"], envelope)
+
+
+def _model_name(value) -> str | None:
+    """``value`` if it is a model's name (text, not blank), else None (none given)."""
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _fallback_id(wrapper: dict, rec: dict, provider: str, envelope: dict | None) -> str:
