@@ -63,5 +63,8 @@ def test_peak_rss_does_not_grow_with_file_size(tmp_path, files, fast):
         assert out["totals"]["errors"] == 0
         assert out["totals"]["stored"] == {"requests": mb * ROWS_PER_MB}
         peaks[mb] = out["peak_rss_mb"]
-    # Twice the input may cost a little (the keys kept for dedupe), never the file itself.
-    assert peaks[SIZES_MB[1]] - peaks[SIZES_MB[0]] < 60, peaks
+    # Twice the input may cost a little (the keys kept for dedupe), never the file itself: a path
+    # that holds its input grows by 150 MB or more here. The bound leaves room for noise, which
+    # is the smaller file's peak: with the suite running beside it (pytest-xdist) the growth
+    # measured 0.6-44 MB over 6 runs of each path, and once 63 MB (2026-11-26).
+    assert peaks[SIZES_MB[1]] - peaks[SIZES_MB[0]] < 100, peaks

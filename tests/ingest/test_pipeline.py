@@ -344,13 +344,15 @@ def good_and(write):
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("cut.jsonl.gz", gzip.compress(jsonl_bytes([canonical_request(i) for i in range(500)]))[:300],
+    # mtime=0: the same bytes at every collection, as pytest-xdist's workers must agree on ids.
+    ("cut.jsonl.gz",
+     gzip.compress(jsonl_bytes([canonical_request(i) for i in range(500)]), mtime=0)[:300],
      "truncated gzip stream"),
     ("empty.jsonl", b"", "empty file"),
     ("junk.jsonl", bytes(range(256)) * 64, "binary data that is not a known format"),
     ("prose.jsonl", b"hello world\nthis is prose\n", "not a recognized format"),
     ("liar.parquet", b"PAR1 but not really", "ArrowInvalid"),
-])
+], ids=["truncated-gzip", "empty", "binary-junk", "prose", "fake-parquet"])
 def test_unreadable_input_is_one_clear_error_and_others_go_on(lake, good_and, totals, name,
                                                               content, message):
     report = ingest_paths(lake, good_and(name, content))
