@@ -11,7 +11,7 @@ import math
 import plotly.graph_objects as go
 import polars as pl
 
-from lib.charts import SERIES_COLORS, add_events, time_figure, to_zone
+from lib.charts import SERIES_COLORS, add_events, local_time, time_figure, to_zone
 
 
 def esc(v) -> str:
@@ -20,26 +20,31 @@ def esc(v) -> str:
 
 def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_title: str,
                      tz: str, events: pl.DataFrame | None = None, kind: str = "area",
-                     y_format: str | None = None, height: int = 300) -> go.Figure:
-    """A time chart of a long frame (one series per value of ``group``), stacked for area/bar."""
+                     y_format: str | None = None, height: int = 300,
+                     **axis) -> go.Figure:
+    """A time chart of a long frame (one series per value of ``group``), stacked for area/bar.
+    ``axis``: time_figure's ``window`` and ``bucket_s``."""
     if frame.is_empty():
         wide = pl.DataFrame({x: []}, schema={x: frame.schema.get(x, pl.Datetime("us", "UTC"))})
         return time_figure(wide, x, [], y_title=y_title, tz=tz, events=events, kind=kind,
-                           height=height, y_format=y_format)
+                           height=height, y_format=y_format, **axis)
     wide = frame.pivot(on=group, index=x, values=value, aggregate_function="sum").sort(x)
     series = [(c, esc(c)) for c in wide.columns if c != x]
     order = frame.group_by(group).agg(pl.col(value).sum()).sort(value, descending=True)[group]
     series.sort(key=lambda s: (s[0] == "other", order.to_list().index(s[0])
                                if s[0] in order.to_list() else 0))
     return time_figure(wide.fill_null(0), x, series, y_title=y_title, tz=tz, events=events,
-                       kind=kind, height=height, y_format=y_format)
+                       kind=kind, height=height, y_format=y_format, **axis)
 
 
 def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, str]], *,
                 y_title: str, tz: str, events: pl.DataFrame | None = None,
                 y_format: str | None = ".0%", height: int = 300,
-                y_range: tuple[float, float] | None = (0, 1)) -> go.Figure:
-    """Lines with a shaded interval: ``series`` = [(value col, low col, high col, label)]."""
+                y_range: tuple[float, float] | None = (0, 1),
+                window: tuple | None = None, bucket_s: int | None = None) -> go.Figure:
+    """Lines with a shaded interval: ``series`` = [(value col, low col, high col, label)].
+    ``window`` (UTC start, end) fixes the x axis, as time_figure's; ``bucket_s`` is accepted
+    for the same call shape (lines have no bars to span a bucket)."""
     frame = to_zone(frame, x, tz)
     fig = go.Figure()
     for i, (col, low, high, label) in enumerate(series):
@@ -63,6 +68,8 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
         fig.update_yaxes(tickformat=y_format)
     if y_range:
         fig.update_yaxes(range=list(y_range))
+    if window:
+        fig.update_xaxes(range=[local_time(t, tz) for t in window])
     return fig
 
 
@@ -143,11 +150,8 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None) -> go.Figure:
 
 def shade_windows(fig: go.Figure, window: tuple, baseline: tuple | None, tz: str) -> None:
     """Shade the window under study (and the baseline) on a time chart shown in ``tz``."""
-    import datetime as _dt
-    from zoneinfo import ZoneInfo
-
-    def local(t: _dt.datetime):
-        return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    def local(t):
+        return local_time(t, tz)
 
     if baseline:
         fig.add_vrect(x0=local(baseline[0]), x1=local(baseline[1]), fillcolor="#94a3b8",

@@ -7,6 +7,8 @@ Every time chart states its time zone on the x axis, has a unit on the y axis, a
 from __future__ import annotations
 
 import html
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 import polars as pl
@@ -27,19 +29,26 @@ def to_zone(frame: pl.DataFrame, column: str, tz: str) -> pl.DataFrame:
 def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y_title: str,
                 tz: str, events: pl.DataFrame | None = None, kind: str = "line",
                 uncertain: dict[str, str] | None = None, height: int = 280,
-                y_format: str | None = None) -> go.Figure:
+                y_format: str | None = None, window: tuple[datetime, datetime] | None = None,
+                bucket_s: int | None = None) -> go.Figure:
     """A time chart of ``series`` [(column, label)] against ``x`` (UTC), shown in ``tz``.
 
     ``kind`` is line, bar or area (stacked). ``uncertain`` maps a series column to a boolean
     column marking buckets with too few rows for that percentile; those points are drawn hollow.
+    ``window`` (UTC start, end) fixes the x axis to it, so charts of one window line up side by
+    side whatever their kind; ``bucket_s`` draws each bar over its bucket (x is its start)
+    instead of centred on the start.
     """
     frame = to_zone(frame, x, tz)
     fig = go.Figure()
+    # A bar spans its bucket, [start, start + width) in ms on a date axis: centred on the start it
+    # would begin half a bucket before the window and stand beside the lines' points.
+    span = dict(offset=0, width=bucket_s * 1000) if bucket_s else {}
     for i, (col, label) in enumerate(series):
         color = SERIES_COLORS[i % len(SERIES_COLORS)]
         xs, ys = frame[x].to_list(), frame[col].to_list()
         if kind == "bar":
-            fig.add_bar(x=xs, y=ys, name=label, marker_color=color)
+            fig.add_bar(x=xs, y=ys, name=label, marker_color=color, **span)
         else:
             fig.add_scatter(x=xs, y=ys, name=label, mode="lines", line=dict(color=color, width=2),
                             stackgroup="one" if kind == "area" else None, connectgaps=False)
@@ -64,7 +73,14 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     if y_format:
         fig.update_yaxes(tickformat=y_format)
     fig.update_yaxes(rangemode="tozero")
+    if window:
+        fig.update_xaxes(range=[local_time(t, tz) for t in window])
     return fig
+
+
+def local_time(t: datetime, tz: str) -> datetime:
+    """A UTC datetime as the naive local time in ``tz`` that Plotly draws (as ``to_zone``)."""
+    return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
 
 
 def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:

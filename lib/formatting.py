@@ -23,8 +23,9 @@ def count(v) -> str:
 
 
 def usd(v, more: int = 0) -> str:
-    """Dollars with cents, or more digits for small amounts (two significant ones, so one
-    cheap call does not read $0.0000): '$1,234.50', '$0.0042', '$0.000021'. ``more``: that many
+    """Dollars with cents, or more digits under 10 cents (two significant ones, so one cheap
+    call does not read $0.0000 and a $0.0557 call not $0.06): '$1,234.50', '$0.056', '$0.0042',
+    '$0.000021'. ``more``: that many
     significant digits more than two (at least cents), to tell close amounts apart:
     usd(0.0045123, 1) is '$0.00451'."""
     if _missing(v):
@@ -33,8 +34,8 @@ def usd(v, more: int = 0) -> str:
     sign, v = ("-" if v < 0 else ""), abs(v)
     if more and v != 0 and v < 100_000:
         return f"{sign}${v:,.{max(2, 1 + more - math.floor(math.log10(v)))}f}"
-    if v != 0 and v < 0.01:
-        digits = min(max(4, 1 - math.floor(math.log10(v))), 12)
+    if v != 0 and v < 0.1:
+        digits = min(1 - math.floor(math.log10(v)), 12)
         return f"{sign}${v:.{digits}f}"
     if v >= 100_000:
         return f"{sign}${v / 1000:,.0f}k"

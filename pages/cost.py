@@ -55,11 +55,13 @@ dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)
 by = widgets.query_selectbox("Stack by", dims, "by", "model", format_func=dim_label,
                              key="cost_by", width=320)
 seconds = bucket_seconds(f.duration)
+# Every time chart spans the window, so charts side by side line up.
+axis = dict(window=(f.start, f.end), bucket_s=seconds)
 with st.spinner("Loading spend over time…"):
     spend = widgets.cached(cost.spend_over_time, engine, f, by, 8, seconds)
     events = widgets.cached(overview.events, engine, f)
 fig = long_time_figure(spend, "bucket", "group", "cost_usd",
-                       y_title=f"USD per {bucket_label(seconds)}", tz=f.tz, events=events,
+                       y_title=f"USD per {bucket_label(seconds)}", tz=f.tz, events=events, **axis,
                        kind="bar", y_format="$,.2f")
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "

@@ -154,6 +154,8 @@ st.caption("Ranked by how much more of the change a value explains than its shar
 # -- the metric over baseline + window, drill-down on it ---------------------------------------
 span = window.with_window(min(baseline.start, window.start), max(baseline.end, window.end))
 seconds = bucket_seconds(span.duration)
+# Every time chart spans the window, so charts side by side line up.
+axis = dict(window=(span.start, span.end), bucket_s=seconds)
 with st.spinner("Loading the time series…"):
     series = widgets.cached(overview.timeseries, engine, span, seconds)
     events = widgets.cached(overview.events, engine, span)
@@ -164,7 +166,7 @@ series = series.with_columns(
     (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
     .alias("cost_per_request"))
 fig = time_figure(series, "bucket", [(col, LABEL[metric])],
-                  y_title=f"{title} per {bucket_label(seconds)}", tz=f.tz, events=events,
+                  y_title=f"{title} per {bucket_label(seconds)}", tz=f.tz, events=events, **axis,
                   uncertain={"p95_ms": "p95_uncertain"} if metric == "p95_latency" else None,
                   y_format=yfmt)
 shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), f.tz)

@@ -43,6 +43,8 @@ else:
                "against. The tiles' help still gives the previous period's values.")
 
 seconds = bucket_seconds(f.duration)
+# Every time chart spans the window, so charts side by side line up.
+axis = dict(window=(f.start, f.end), bucket_s=seconds)
 with st.spinner("Loading time series…"):
     series = widgets.cached(overview.timeseries, engine, f, seconds)
     events = widgets.cached(overview.events, engine, f)
@@ -53,14 +55,14 @@ with left:
     st.subheader("Requests and errors")
     series_ok = series.with_columns((series["requests"] - series["errors"]).alias("succeeded"))
     fig = time_figure(series_ok, "bucket", [("succeeded", "Succeeded"), ("errors", "Errors")],
-                      y_title=f"requests per {per}", tz=f.tz, events=events, kind="bar")
+                      y_title=f"requests per {per}", tz=f.tz, events=events, **axis, kind="bar")
     drills = [("error_rate", widgets.chart(
         fig, series.select("bucket", "requests", "errors", "error_rate"),
         key="ov_requests", name="requests_and_errors", on_select=True))]
 with right:
     st.subheader("Latency")
     fig = time_figure(series, "bucket", [("p50_ms", "p50"), ("p95_ms", "p95")],
-                      y_title="latency (ms)", tz=f.tz, events=events,
+                      y_title="latency (ms)", tz=f.tz, events=events, **axis,
                       uncertain={"p50_ms": "p50_uncertain", "p95_ms": "p95_uncertain"})
     drills.append(("p95_latency", widgets.chart(
         fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",

@@ -27,6 +27,8 @@ if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
 
 # Eval scores are sparse (a sample of requests): wider buckets keep the intervals readable.
 seconds = bucket_seconds(f.duration, max_buckets=60)
+# Every time chart spans the window, so charts side by side line up.
+axis = dict(window=(f.start, f.end), bucket_s=seconds)
 per = bucket_label(seconds)
 with st.spinner("Loading quality metrics…"):
     metrics = widgets.cached(quality.eval_metrics, engine, f)
@@ -67,7 +69,7 @@ else:
         m = online.filter(pl.col("metric") == metric)
         fig = band_figure(m, "bucket", [("pass_rate", "pass_low", "pass_high",
                                          f"{metric} pass rate")],
-                          y_title=f"pass rate per {per} (%)", tz=f.tz, events=events)
+                          y_title=f"pass rate per {per} (%)", tz=f.tz, events=events, **axis)
         fig.add_scatter(x=m.pipe(lambda d: d["bucket"].dt.convert_time_zone(f.tz)
                                  .dt.replace_time_zone(None)).to_list(),
                         y=m["mean_score"].to_list(), name=f"mean {metric} score (0–1)",
@@ -128,12 +130,12 @@ else:
     left, right = st.columns(2)
     with left:
         fig = band_figure(fbt, "bucket", [("up_share", "up_low", "up_high", "thumbs up")],
-                          y_title=f"thumbs-up share per {per} (%)", tz=f.tz, events=events)
+                          y_title=f"thumbs-up share per {per} (%)", tz=f.tz, events=events, **axis)
         widgets.chart(fig, fbt, key="q_fb_share", name="feedback_share")
     with right:
         fbv = fbt.with_columns((pl.col("n") - pl.col("up")).alias("down"))
         fig = time_figure(fbv, "bucket", [("up", "thumbs up"), ("down", "thumbs down")],
-                          y_title=f"ratings per {per}", tz=f.tz, events=events, kind="bar")
+                          y_title=f"ratings per {per}", tz=f.tz, events=events, **axis, kind="bar")
         widgets.chart(fig, fbv.select("bucket", "n", "up", "down"), key="q_fb_volume",
                       name="feedback_volume")
 
@@ -156,7 +158,7 @@ else:
     with right:
         gt = widgets.cached(quality.guardrails_over_time, engine, f, seconds)
         fig = long_time_figure(gt, "bucket", "guardrail", "triggers",
-                               y_title=f"triggers per {per}", tz=f.tz, events=events,
+                               y_title=f"triggers per {per}", tz=f.tz, events=events, **axis,
                                kind="bar")
         widgets.chart(fig, gt, key="q_guards", name="guardrails_over_time")
 
@@ -180,7 +182,8 @@ with right:
         st.success("No errors in this window.")
     else:
         fig = long_time_figure(et, "bucket", "error_type", "errors",
-                               y_title=f"errors per {per}", tz=f.tz, events=events, kind="bar")
+                               y_title=f"errors per {per}", tz=f.tz, events=events, **axis,
+                               kind="bar")
         event = widgets.chart(fig, et, key="q_errors", name="errors_over_time", on_select=True)
         sel = drilldown.selection_window(event, f.tz, seconds) if event else None
         if sel:

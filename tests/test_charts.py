@@ -1,0 +1,77 @@
+"""Time charts of lib/charts.py: where their axes begin and end, and what a bar covers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from lib.analysis_charts import band_figure, long_time_figure
+from lib.charts import time_figure
+
+START = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)
+END = START + timedelta(hours=6)
+HOUR = 3600
+
+
+def hourly(n: int = 6) -> pl.DataFrame:
+    """Buckets of one hour from the hour before START (the window starts mid-bucket)."""
+    first = START.replace(minute=0)
+    return pl.DataFrame({"bucket": [first + timedelta(hours=i) for i in range(n)],
+                         "requests": [10 * (i + 1) for i in range(n)],
+                         "p95_ms": [100.0 + i for i in range(n)]})
+
+
+def test_a_bar_chart_and_a_line_chart_of_one_window_share_their_x_axis():
+    # Before, Plotly fitted each axis to its own data: bars (padded by half a bucket) and lines
+    # ended at different times when shown side by side on the Overview.
+    axis = dict(window=(START, END), bucket_s=HOUR)
+    bars = time_figure(hourly(), "bucket", [("requests", "n")], y_title="requests per 1 h",
+                       tz="UTC", kind="bar", **axis)
+    lines = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="ms", tz="UTC", **axis)
+    naive = [START.replace(tzinfo=None), END.replace(tzinfo=None)]
+    assert list(bars.layout.xaxis.range) == naive
+    assert list(lines.layout.xaxis.range) == naive
+
+
+def test_the_axis_is_the_window_in_the_zone_shown():
+    # Paris is UTC+1 in November: 22:30 UTC reads 23:30
+    fig = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="ms",
+                      tz="Europe/Paris", window=(START, END))
+    assert list(fig.layout.xaxis.range) == [datetime(2026, 11, 20, 23, 30),
+                                            datetime(2026, 11, 21, 5, 30)]
+    assert fig.layout.xaxis.title.text == "Time (Europe/Paris)"
+
+
+def test_a_bar_spans_its_bucket_from_its_start():
+    fig = time_figure(hourly(), "bucket", [("requests", "n")], y_title="n", tz="UTC",
+                      kind="bar", bucket_s=HOUR)
+    (bar,) = fig.data
+    # offset 0 and a width of one bucket in ms: [start, start + 1 h), not centred on the start
+    assert bar.offset == 0 and bar.width == HOUR * 1000
+    assert bar.x[0] == START.replace(minute=0, tzinfo=None)
+
+
+def test_without_a_window_the_axis_fits_the_data_as_before():
+    fig = time_figure(hourly(), "bucket", [("requests", "n")], y_title="n", tz="UTC", kind="bar")
+    assert fig.layout.xaxis.range is None
+    assert fig.data[0].offset is None and fig.data[0].width is None
+
+
+def test_stacked_and_banded_charts_take_the_same_window():
+    long = pl.DataFrame({"bucket": [START, START, START + timedelta(hours=1)],
+                         "model": ["a", "b", "a"], "cost_usd": [1.0, 2.0, 3.0]})
+    stacked = long_time_figure(long, "bucket", "model", "cost_usd", y_title="USD", tz="UTC",
+                               kind="bar", window=(START, END), bucket_s=HOUR)
+    assert list(stacked.layout.xaxis.range) == [START.replace(tzinfo=None),
+                                                END.replace(tzinfo=None)]
+    assert {t.width for t in stacked.data} == {HOUR * 1000}
+    empty = long_time_figure(long.clear(), "bucket", "model", "cost_usd", y_title="USD",
+                             tz="UTC", window=(START, END))
+    assert list(empty.layout.xaxis.range) == [START.replace(tzinfo=None),
+                                              END.replace(tzinfo=None)]
+    band = pl.DataFrame({"bucket": [START], "rate": [0.5], "lo": [0.4], "hi": [0.6]})
+    fig = band_figure(band, "bucket", [("rate", "lo", "hi", "pass rate")], y_title="%",
+                      tz="UTC", window=(START, END), bucket_s=HOUR)
+    assert list(fig.layout.xaxis.range) == [START.replace(tzinfo=None),
+                                            END.replace(tzinfo=None)]
