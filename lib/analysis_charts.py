@@ -127,24 +127,41 @@ def log_histogram(frame: pl.DataFrame, *, objective_ms: float | None = None,
     return fig
 
 
+WATERFALL_KINDS = {"agent": ("agent", "#6c5ce7"), "llm": ("model call", "#2d6cdf"),
+                   "tool": ("tool", "#16a34a"), "retrieval": ("retrieval", "#f59e0b"),
+                   "chain": ("chain", "#0891b2")}
+WATERFALL_ERROR = ("failed span", "#d63031")
+WATERFALL_OTHER_COLOR = "#64748b"
+
+
 def waterfall(spans: pl.DataFrame, *, height: int | None = None) -> go.Figure:
-    """A trace as a waterfall: one bar per span from its start offset, indented by depth."""
-    colors = {"agent": "#6c5ce7", "llm": "#2d6cdf", "tool": "#16a34a", "retrieval": "#f59e0b",
-              "chain": "#0891b2"}
-    labels = [f"{'  ' * d}{esc(n)}" for d, n in zip(spans["depth"], spans["name"])]
-    fig = go.Figure(go.Bar(
-        base=spans["start_ms"].to_list(), x=spans["duration_ms"].to_list(),
-        y=[f"{i}. {lab}" for i, lab in enumerate(labels, 1)], orientation="h",
-        marker_color=[colors.get(k, "#64748b") if s != "error" else "#d63031"
-                      for k, s in zip(spans["kind"], spans["status"])],
-        customdata=list(zip([esc(k) for k in spans["kind"]], [esc(s) for s in spans["status"]],
-                            spans["start_ms"].to_list())),
-        hovertemplate="%{y}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
-                      "%{customdata[2]:,.0f} ms, lasts %{x:,.0f} ms<extra></extra>"))
-    fig.update_layout(height=height or max(160, 34 * spans.height + 80),
-                      margin=dict(l=10, r=10, t=10, b=10),
+    """A trace as a waterfall: one bar per span from its start offset (ms), indented by depth,
+    coloured by kind (failed spans red), with one legend entry per colour shown."""
+    labels = [f"{i}. {'  ' * d}{esc(n)}"
+              for i, (d, n) in enumerate(zip(spans["depth"], spans["name"]), 1)]
+    # One trace per legend entry: a colour without a legend means nothing to the reader.
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (kind, status) in enumerate(zip(spans["kind"], spans["status"])):
+        key = (WATERFALL_ERROR if status == "error" else
+               WATERFALL_KINDS.get(kind, (str(kind or "other"), WATERFALL_OTHER_COLOR)))
+        groups.setdefault(key, []).append(i)
+    fig = go.Figure()
+    starts, durations = spans["start_ms"].to_list(), spans["duration_ms"].to_list()
+    kinds, statuses = spans["kind"].to_list(), spans["status"].to_list()
+    for (name, color), rows in groups.items():
+        fig.add_bar(
+            base=[starts[i] for i in rows], x=[durations[i] for i in rows],
+            y=[labels[i] for i in rows], orientation="h", name=esc(name), marker_color=color,
+            customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i]) for i in rows],
+            hovertemplate="%{y}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
+                          "%{customdata[2]:,.0f} ms, lasts %{x:,.0f} ms<extra></extra>")
+    fig.update_layout(height=height or max(160, 34 * spans.height + 110),
+                      margin=dict(l=10, r=10, t=30, b=10), barmode="overlay", showlegend=True,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
                       xaxis_title="milliseconds since the trace started",
-                      yaxis=dict(autorange="reversed", type="category"))
+                      # the spans' order, whichever trace (colour) each is in
+                      yaxis=dict(autorange="reversed", type="category",
+                                 categoryorder="array", categoryarray=labels))
     return fig
 
 

@@ -21,3 +21,40 @@ def test_the_objective_is_labelled_where_its_line_is_on_the_log_axis():
     assert label.x == pytest.approx(math.log10(2000)) and label.text == "objective 2,000 ms"
     # inside the axis range Plotly draws: the bars' span, 100 to 10,000 ms
     assert math.log10(100) < label.x < math.log10(10_000)
+
+
+def trace_spans() -> pl.DataFrame:
+    return pl.DataFrame({
+        "name": ["plan <b>trip</b>", "chat gpt-4o", "search", "chat gpt-4o", "custom step"],
+        "depth": [0, 1, 1, 1, 1],
+        "kind": ["agent", "llm", "tool", "llm", "mystery"],
+        "status": ["ok", "ok", "ok", "error", "ok"],
+        "start_ms": [0.0, 5.0, 900.0, 1000.0, 1500.0],
+        "duration_ms": [2000.0, 800.0, 90.0, 400.0, 10.0]})
+
+
+def test_the_waterfall_has_a_legend_entry_for_each_colour_it_draws():
+    from lib.analysis_charts import waterfall
+
+    fig = waterfall(trace_spans())
+    legend = {t.name: t.marker.color for t in fig.data}
+    # the failed model call is red under "failed span"; the ok one stays a model call
+    assert legend == {"agent": "#6c5ce7", "model call": "#2d6cdf", "tool": "#16a34a",
+                      "failed span": "#d63031", "mystery": "#64748b"}
+    assert fig.layout.showlegend
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["model call"].y) == ["2.   chat gpt-4o"]
+    assert list(by_name["failed span"].y) == ["4.   chat gpt-4o"]
+    assert list(by_name["failed span"].base) == [1000.0]
+    assert list(by_name["failed span"].x) == [400.0]
+
+
+def test_the_waterfall_keeps_the_spans_order_and_escapes_their_names():
+    from lib.analysis_charts import waterfall
+
+    fig = waterfall(trace_spans())
+    assert list(fig.layout.yaxis.categoryarray) == [
+        "1. plan &lt;b&gt;trip&lt;/b&gt;", "2.   chat gpt-4o", "3.   search",
+        "4.   chat gpt-4o", "5.   custom step"]
+    assert fig.layout.yaxis.categoryorder == "array"
+    assert fig.layout.yaxis.autorange == "reversed"
