@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from lib.filters import Filters
+from lib.metrics import quality
 from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql, percentiles_sql
 from lib.store.engine import Engine
 
@@ -15,7 +16,7 @@ KPIS = [
     ("p95_latency_ms", "p95 latency", "ms", False),
     ("cost_usd", "Cost", "usd", False),
     ("cached_token_share", "Cached input tokens", "ratio", True),
-    ("eval_pass_rate", "Eval pass rate", "ratio", True),
+    ("eval_pass_rate", "Online judge pass rate", "ratio", True),
     ("guardrail_triggers", "Guardrail triggers", "count", False),
 ]
 
@@ -42,13 +43,16 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
         """,
         params,
     )
-    ewhere, eparams = prev.with_window(prev.start, filters.end).where("evals")
+    # The Quality page's online judge pass rate, filtered as it filters evals (by model, and
+    # through the requests they judge for the other filters): mixing in feedback or ignoring the
+    # filters made a figure no other page shows.
+    ewhere, eparams = quality.evals_where(prev.with_window(prev.start, filters.end))
     eparams["cur_start"] = filters.start
     ev = engine.query(
         f"""
         SELECT ts >= $cur_start AS current,
                avg(passed::INT) AS eval_pass_rate
-        FROM evals WHERE {ewhere} AND passed IS NOT NULL AND source != 'offline' GROUP BY ALL
+        FROM evals WHERE {ewhere} AND passed IS NOT NULL AND source = 'online' GROUP BY ALL
         """,
         eparams,
     )

@@ -45,7 +45,8 @@ def wilson_exprs(k: str, n: str, prefix: str, z: float = Z95) -> list[pl.Expr]:
             pl.when(ok).then((centre + half).clip(upper_bound=1.0)).alias(f"{prefix}_high")]
 
 
-def _evals_where(filters: Filters) -> tuple[str, dict]:
+def evals_where(filters: Filters) -> tuple[str, dict]:
+    """SQL and parameters keeping the evals ``filters`` select (see the module's docstring)."""
     where, params = filters.where("evals", prefix="e")
     others = [(c, v) for c, v in filters.values if c != "model"]
     if others:
@@ -70,7 +71,7 @@ def evals_over_time(engine: Engine, filters: Filters, source: str | None = None,
     """Per bucket and metric: ``bucket, metric, n, passed, pass_rate, pass_low, pass_high,
     scored, mean_score`` (pass counts over evals with a pass/fail; mean over non-null scores)."""
     seconds = seconds or bucket_seconds(filters.duration)
-    where, params = _evals_where(filters)
+    where, params = evals_where(filters)
     where += _source_clause(source, params)
     frame = engine.query(
         f"""SELECT {bucket_sql(seconds)} AS bucket, metric, count(passed) AS n,
@@ -90,7 +91,7 @@ def evals_by_version(engine: Engine, filters: Filters, source: str | None = None
                      ) -> pl.DataFrame:
     """Per version and metric: ``version, metric, n, passed, pass_rate, pass_low, pass_high,
     scored, mean_score, first_ts, last_ts``, oldest version first."""
-    where, params = _evals_where(filters)
+    where, params = evals_where(filters)
     where += _source_clause(source, params)
     frame = engine.query(
         f"""SELECT coalesce(version, '{NONE_LABEL}') AS version, metric, count(passed) AS n,
@@ -105,7 +106,7 @@ def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = N
     """User feedback (``source = 'feedback'``, metric thumbs_up) per bucket: ``bucket, n, up,
     up_share, up_low, up_high``; every bucket of the window is present."""
     seconds = seconds or bucket_seconds(filters.duration)
-    where, params = _evals_where(filters)
+    where, params = evals_where(filters)
     params.update(bstart=filters.start, bend=filters.end)
     frame = engine.query(
         f"""WITH grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ)
@@ -123,7 +124,7 @@ def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = N
 
 def feedback_totals(engine: Engine, filters: Filters) -> dict:
     """``n, up, up_share, up_low, up_high`` over the window."""
-    where, params = _evals_where(filters)
+    where, params = evals_where(filters)
     row = engine.query(
         f"SELECT count(passed) AS n, count(*) FILTER (WHERE passed) AS up FROM evals "
         f"WHERE {where} AND source = 'feedback'", params).row(0, named=True)
@@ -196,7 +197,7 @@ def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = Non
 
 def eval_metrics(engine: Engine, filters: Filters) -> pl.DataFrame:
     """``source, metric, evals`` present in the window (to pick from)."""
-    where, params = _evals_where(filters)
+    where, params = evals_where(filters)
     return engine.query(
         f"SELECT source, metric, count(*) AS evals FROM evals WHERE {where} GROUP BY ALL "
         f"ORDER BY source, evals DESC", params)

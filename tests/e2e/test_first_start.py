@@ -11,7 +11,7 @@ from tests.e2e.conftest import AppServer, assert_no_exception, screenshot, wait_
 pytestmark = pytest.mark.e2e
 
 KPI_LABELS = ["Requests", "Error rate", "p95 latency", "Cost", "Cached input tokens",
-              "Eval pass rate", "Guardrail triggers"]
+              "Online judge pass rate", "Guardrail triggers"]
 
 
 @pytest.fixture

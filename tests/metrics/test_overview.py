@@ -105,7 +105,8 @@ def test_kpis_against_hand_computed_values(loaded):
         "cost_usd": (0.05 + 0.05 + 0.50 + 0.25 + 0.15 + 0.0, 0.10 + 0.20 + 0.30),
         "cached_token_share": ((250 + 2000 + 500) / (500 + 500 + 4000 + 1000 + 1000),
                                (100 + 300) / (1000 + 1000 + 2000 + 1000)),
-        "eval_pass_rate": (3 / 4, 2 / 3),  # online + feedback, passed not null, not offline
+        # the online judge's: passed not null, neither feedback nor offline (Quality's figure)
+        "eval_pass_rate": (3 / 3, 1 / 2),
         "guardrail_triggers": (2, 1),
     }
     for name, (value, previous) in expected.items():
@@ -131,6 +132,30 @@ def test_kpis_with_dimension_filters(loaded):
     # Evals are filtered by model only (they have no provider column).
     got = _kpi(kpis(loaded, Filters.between(T0, T0 + H, model=["claude"])))
     assert got["eval_pass_rate"] == (1.0, None)
+
+
+def test_the_eval_kpi_is_the_online_judge_s_over_the_requests_the_filters_keep(lake, engine):
+    # Evals have no feature: a feature filter keeps the evals of the requests it keeps, as the
+    # Quality page does (before, the tile ignored it and mixed in thumbs up/down).
+    rows = [_req(30, 5, feature="chat"), _req(31, 6, feature="search"),
+            _req(32, -5, feature="chat")]
+    judged = [("r30", "online", True), ("r30", "online", True), ("r31", "online", False),
+              ("r31", "online", False), ("r31", "feedback", True), ("r32", "online", False),
+              ("r32", "online", True), ("r30", "feedback", False)]
+    lake.append({"requests": requests_table(rows), "evals": evals_table([
+        {"eval_id": f"j{i}", "ts": T0 + timedelta(minutes=10 if rid != "r32" else -4),
+         "source": src, "passed": p, "request_id": rid, "metric": "groundedness"}
+        for i, (rid, src, p) in enumerate(judged)])}, source="t")
+    got = _kpi(kpis(engine, Filters.between(T0, T0 + H, feature=["chat"])))
+    assert got["eval_pass_rate"] == (1.0, 0.5)  # r30's two online passes; r32's 1 of 2
+    got = _kpi(kpis(engine, Filters.between(T0, T0 + H, feature=["search"])))
+    assert got["eval_pass_rate"] == (0.0, None)  # r31's online fails; its thumbs up left out
+    got = _kpi(kpis(engine, Filters.between(T0, T0 + H)))
+    assert got["eval_pass_rate"] == (pytest.approx(2 / 4), 0.5)
+    from lib.metrics import quality
+    by_version = quality.evals_by_version(engine, Filters.between(T0, T0 + H, feature=["chat"]),
+                                          "online")
+    assert by_version["passed"].sum() / by_version["n"].sum() == 1.0  # the Quality page agrees
 
 
 def test_kpis_on_an_empty_store(engine):

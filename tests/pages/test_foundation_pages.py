@@ -48,7 +48,7 @@ def test_overview_kpis_and_demo_banner(monkeypatch, demo_store):
                                                  "to": "2026-11-20T12:00:00Z"})
     labels = [m.label for m in at.metric]
     assert labels == ["Requests", "Error rate", "p95 latency", "Cost", "Cached input tokens",
-                      "Eval pass rate", "Guardrail triggers"]
+                      "Online judge pass rate", "Guardrail triggers"]
     assert any("demo data" in i.value for i in at.info)
     requests = at.metric[0].value
     assert requests.endswith("k")  # 7 days × 4000 requests: "28.0k"
