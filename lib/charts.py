@@ -13,9 +13,15 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import polars as pl
 
+from lib.metrics.dims import OTHER_LABEL
+
 EVENT_COLORS = {"deploy": "#6c5ce7", "prompt_change": "#e17055", "model_change": "#00b894",
                 "incident": "#d63031", "note": "#636e72"}
-SERIES_COLORS = ["#2d6cdf", "#e0533d", "#16a34a", "#a855f7", "#f59e0b", "#0891b2", "#64748b"]
+# Ten distinct colours: the Cost page stacks its top 8 values and "other", which must not share
+# a colour with any (two series in one colour made the legend ambiguous). "other" is grey.
+SERIES_COLORS = ["#2d6cdf", "#e0533d", "#16a34a", "#a855f7", "#f59e0b", "#0891b2", "#db2777",
+                 "#65a30d", "#92400e", "#1e3a8a"]
+OTHER_COLOR = "#94a3b8"
 
 
 def to_zone(frame: pl.DataFrame, column: str, tz: str) -> pl.DataFrame:
@@ -45,7 +51,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     # would begin half a bucket before the window and stand beside the lines' points.
     span = dict(offset=0, width=bucket_s * 1000) if bucket_s else {}
     for i, (col, label) in enumerate(series):
-        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        color = OTHER_COLOR if col == OTHER_LABEL else SERIES_COLORS[i % len(SERIES_COLORS)]
         xs, ys = frame[x].to_list(), frame[col].to_list()
         if kind == "bar":
             fig.add_bar(x=xs, y=ys, name=label, marker_color=color, **span)

@@ -155,7 +155,10 @@ else:
     except LookupError as exc:
         st.warning(str(exc))
     else:
-        actual, alt = wi["cost_usd"].sum(), wi["whatif_cost_usd"].sum()
+        # Like with like: traffic without an actual cost is left out of the totals.
+        priced = wi.filter(pl.col("cost_usd").is_not_null())
+        actual, alt = priced["cost_usd"].sum(), priced["whatif_cost_usd"].sum()
+        unpriced = wi["requests"].sum() - priced["requests"].sum()
         w = st.columns(3)
         w[0].metric("Actual spend", formatting.usd(actual), border=True)
         w[1].metric(f"On {model}", formatting.usd(alt), border=True)
@@ -165,12 +168,16 @@ else:
         st.dataframe(wi, hide_index=True, width="stretch", column_config={
             "provider": "Provider", "model": "Model now",
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
-            "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="dollar"),
+            "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="$%.4f"),
             "whatif_cost_usd": st.column_config.NumberColumn(f"On {model} (USD)",
-                                                             format="dollar"),
+                                                             format="$%.4f"),
             "difference_usd": st.column_config.NumberColumn("Difference (USD)",
-                                                            format="dollar")})
+                                                            format="$%.4f")})
         widgets.downloads(wi, f"whatif_{model}", key="dl_whatif")
+        if unpriced:
+            st.caption(f"{unpriced:,} request(s) of models without a price are left out of the "
+                       "three totals (their actual cost is unknown); the table gives their "
+                       f"cost on {model}. The Data page lists those models.")
         st.caption("The same token counts (uncached, cached, cache-write input; output "
                    "including reasoning) at the target's genai-prices base-tier prices at the "
                    "time of each call. Output lengths and cache behaviour would differ on "

@@ -75,3 +75,15 @@ def test_stacked_and_banded_charts_take_the_same_window():
                       tz="UTC", window=(START, END), bucket_s=HOUR)
     assert list(fig.layout.xaxis.range) == [START.replace(tzinfo=None),
                                             END.replace(tzinfo=None)]
+
+
+def test_nine_stacked_series_have_nine_colours_and_other_is_grey():
+    # the Cost page's spend over time: its top 8 values and "other"
+    groups = [f"feature-{i}" for i in range(8)] + ["other"]
+    long = pl.DataFrame({"bucket": [START] * 9, "feature": groups,
+                         "cost_usd": [9.0 - i for i in range(9)]})
+    fig = long_time_figure(long, "bucket", "feature", "cost_usd", y_title="USD", tz="UTC",
+                           kind="area")
+    colours = {t.name: t.line.color for t in fig.data}
+    assert len(set(colours.values())) == 9
+    assert colours["other"] == "#94a3b8"

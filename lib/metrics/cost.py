@@ -88,19 +88,21 @@ def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int |
               ) -> pl.DataFrame:
     """``group, requests, cost_usd, share, cost_per_request_usd`` per value of ``by``, by spend;
     with ``top``, the rest is summed into one ``other`` row (last). ``share`` is of the window's
-    total spend."""
+    total spend. A group none of whose requests has a price has a null cost (not $0), and comes
+    after the priced ones."""
     expr = dimension_sql(by)
     where, params = filters.where("requests")
     frame = engine.query(
         f"SELECT coalesce({expr}, '{NONE_LABEL}') AS \"group\", count(*) AS requests, "
-        f"coalesce(sum(cost_usd), 0) AS cost_usd, count(cost_usd) AS priced "
-        f"FROM requests WHERE {where} GROUP BY 1 ORDER BY cost_usd DESC, \"group\"", params)
+        f"sum(cost_usd) AS cost_usd, count(cost_usd) AS priced "
+        f"FROM requests WHERE {where} GROUP BY 1 ORDER BY cost_usd DESC NULLS LAST, "
+        f"requests DESC, \"group\"", params)
     if top is not None and frame.height > top:
         rest = frame.slice(top)
         frame = pl.concat([frame.head(top), pl.DataFrame({
             "group": [OTHER_LABEL], "requests": [rest["requests"].sum()],
-            "cost_usd": [rest["cost_usd"].sum()], "priced": [rest["priced"].sum()]},
-            schema=frame.schema)])
+            "cost_usd": [rest["cost_usd"].sum() if rest["priced"].sum() else None],
+            "priced": [rest["priced"].sum()]}, schema=frame.schema)])
     total = frame["cost_usd"].sum()
     return frame.with_columns(
         (pl.col("cost_usd") / total if total else pl.lit(None, pl.Float64)).alias("share"),
@@ -217,7 +219,8 @@ def cache_savings(engine: Engine, filters: Filters) -> float | None:
 
 def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.DataFrame:
     """The selected traffic re-priced on ``provider``/``model``: per current (provider, model),
-    ``provider, model, requests, cost_usd`` (actual, priced requests), ``whatif_cost_usd`` (the
+    ``provider, model, requests, cost_usd`` (actual, priced requests; null for a model without a
+    price, whose difference is then null too), ``whatif_cost_usd`` (the
     same token counts at the target's base-tier prices in each price period) and ``difference_usd``
     (what-if − actual); rows keep their price context (a batch is priced as a batch on the
     target, where the target has batch prices). Raises LookupError when the target has no
@@ -235,16 +238,20 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
                   + (row["output"] + row["reasoning"]) * target["output"])
         key = (row["provider"], row["model"])
         acc = rows.setdefault(key, {"provider": key[0], "model": key[1], "requests": 0,
-                                    "cost_usd": 0.0, "whatif_cost_usd": 0.0})
+                                    "priced": 0, "cost_usd": 0.0, "whatif_cost_usd": 0.0})
         acc["requests"] += row["requests"]
+        acc["priced"] += row["priced_requests"]
         acc["cost_usd"] += row["cost_usd"]
         acc["whatif_cost_usd"] += whatif
     frame = pl.DataFrame(list(rows.values()), schema={
-        "provider": pl.String, "model": pl.String, "requests": pl.Int64, "cost_usd": pl.Float64,
-        "whatif_cost_usd": pl.Float64})
+        "provider": pl.String, "model": pl.String, "requests": pl.Int64, "priced": pl.Int64,
+        "cost_usd": pl.Float64, "whatif_cost_usd": pl.Float64})
+    # A model without a price has no actual cost to compare with: null, not $0.
+    frame = frame.with_columns(
+        pl.when(pl.col("priced") > 0).then(pl.col("cost_usd")).alias("cost_usd")).drop("priced")
     return frame.with_columns(
         (pl.col("whatif_cost_usd") - pl.col("cost_usd")).alias("difference_usd")
-    ).sort("cost_usd", descending=True)
+    ).sort("cost_usd", descending=True, nulls_last=True)
 
 
 def whatif_targets(engine: Engine, filters: Filters) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 import pytest
 
 from lib import pricing
@@ -63,6 +64,30 @@ def test_breakdown_shares(priced):
     # other = search: $3 over 1 priced request (the unpriced one does not count)
     assert b["cost_per_request_usd"].to_list() == pytest.approx([4.0, 1.5, 3.0])
     assert cost.breakdown(engine, f, "feature", top=None).height == 3
+
+
+def test_a_group_without_a_priced_request_has_no_cost_rather_than_zero(priced):
+    engine, f, _ = priced
+    b = cost.breakdown(engine, f, "customer", top=None)
+    # c3's only request is of a model without a price: unknown, listed after the priced ones
+    assert b["group"].to_list() == ["c4", "c1", "c2", "c3"]
+    assert b["cost_usd"].to_list() == [4.0, 3.0, 3.0, None]
+    assert b.filter(pl.col("group") == "c3")["share"].to_list() == [None]
+    # folded into "other" with a priced group, the unknown adds nothing; alone, "other" is null
+    assert cost.breakdown(engine, f, "customer", top=2)["cost_usd"].to_list() == [4.0, 3.0, 3.0]
+    only = Filters.between(T0, T0 + timedelta(hours=2), customer_id=["c3", "c2"])
+    assert cost.breakdown(engine, only, "model", top=1)["cost_usd"].to_list() == [3.0, None]
+
+
+def test_what_if_of_a_model_without_a_price_has_no_actual_cost_to_compare(priced):
+    engine, f, _ = priced
+    wi = cost.what_if(engine, f, "openai", "gpt-4o-mini")
+    ft = wi.filter(pl.col("model") == "my-ft").row(0, named=True)
+    u = pricing.unit_prices("openai", "gpt-4o-mini", T0.date())
+    # make_request's 1000 input / 500 output tokens, re-priced; no actual, so no difference
+    assert ft["cost_usd"] is None and ft["difference_usd"] is None
+    assert ft["whatif_cost_usd"] == pytest.approx(1000 * u["input"] + 500 * u["output"])
+    assert wi["model"].to_list()[-1] == "my-ft"  # after the priced rows
 
 
 def test_token_mix_by_kind(priced):
