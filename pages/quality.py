@@ -25,6 +25,11 @@ if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
         "demo data:", "python -m lib ingest path/to/logs/ path/to/evals/\npython -m lib demo")
     st.stop()
 
+# What an empty section should suggest: with filters on, they are the likelier reason.
+WIDEN = (" The sidebar's filters may hide them: evals are kept through the requests they judge, "
+         "so clear some filters or widen the time range." if f.values else
+         " Widen the time range if the store has them elsewhere.")
+
 # Eval scores are sparse (a sample of requests): wider buckets keep the intervals readable.
 seconds = bucket_seconds(f.duration, max_buckets=60)
 # Every time chart spans the window, so charts side by side line up.
@@ -63,7 +68,7 @@ online = widgets.cached(quality.evals_over_time, engine, f, "online", seconds)
 if online.is_empty():
     widgets.empty_state("No online judge scores in this window",
                         "Online evals are judge scores on production requests "
-                        "(`source: online`). Ingest them with `python -m lib ingest`.")
+                        "(`source: online`), ingested with `python -m lib ingest`." + WIDEN)
 else:
     for i, metric in enumerate(sorted(online["metric"].unique().to_list())):
         m = online.filter(pl.col("metric") == metric)
@@ -125,7 +130,7 @@ fbt = widgets.cached(quality.feedback_over_time, engine, f, seconds)
 if fb["n"] == 0:
     widgets.empty_state("No user feedback in this window",
                         "Feedback is thumbs up/down logged as evals with `source: feedback`, "
-                        "metric `thumbs_up`.")
+                        "metric `thumbs_up`." + WIDEN)
 else:
     left, right = st.columns(2)
     with left:

@@ -211,6 +211,21 @@ def test_quality_page_on_a_window_without_requests_says_so(monkeypatch, demo_sto
         "No requests in this window: widen the time range or clear some filters.") == 3
 
 
+def test_quality_s_empty_sections_blame_the_filters_when_there_are_some(monkeypatch, demo_store):
+    # the demo week holds online judge scores and feedback; no customer is called "nobody"
+    at = run_page(monkeypatch, demo_store, "pages/quality.py", {**WEEK, "customer": "nobody"})
+    hint = "The sidebar's filters may hide them"
+    empty = [m for m in at.markdown if m.value.startswith(("Online evals are", "Feedback is"))]
+    assert len(empty) == 2 and all(hint in m.value for m in empty)
+    # without filters, a window with no evals says to widen the time range instead
+    at = run_page(monkeypatch, demo_store, "pages/quality.py",
+                  {"range": "custom", "from": "2020-01-01T00:00:00Z",
+                   "to": "2020-01-08T00:00:00Z"})
+    empty = [m for m in at.markdown if m.value.startswith(("Online evals are", "Feedback is"))]
+    assert len(empty) == 2 and not any(hint in m.value for m in empty)
+    assert all("Widen the time range" in m.value for m in empty)
+
+
 def test_explore_flags_a_baseline_from_before_the_data_began(monkeypatch, demo_store):
     # the demo store's whole week, against the week before its first request
     week = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "error_rate"})
