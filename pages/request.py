@@ -135,13 +135,19 @@ else:
                      "score": st.column_config.NumberColumn("Score", format="%.3f")})
 
 st.subheader("Session")
-sess = rq.session_requests(engine, r["session_id"])
+sess = rq.session_requests(engine, r["session_id"], around=rid)
 if sess.is_empty():
     st.caption("This request has no session id.")
 else:
-    st.caption(f"{sess.height:,} request(s) in session {widgets.md_escape(r['session_id'])}")
-    st.dataframe(sess.with_columns(pl.col("ts").dt.convert_time_zone(zone)), hide_index=True,
+    size = rq.session_size(engine, r["session_id"])
+    st.caption(f"{size:,} request(s) in session {widgets.md_escape(r['session_id'])}"
+               + (f"; the {sess.height:,} nearest in time to this one are listed" if size >
+                  sess.height else ""))
+    shown = sess.with_columns(pl.col("ts").dt.convert_time_zone(zone),
+                              (pl.col("request_id") == rid).alias("this"))
+    st.dataframe(shown.select("this", *sess.columns), hide_index=True,
                  width="stretch", column_config={
+                     "this": st.column_config.CheckboxColumn("This one", width="small"),
                      "ts": st.column_config.DatetimeColumn(f"Time ({zone})",
                                                            format="YYYY-MM-DD HH:mm:ss"),
                      "request_id": "Request", "status": "Status", "feature": "Feature",

@@ -23,16 +23,29 @@ def evals_for(engine: Engine, request_id: str) -> pl.DataFrame:
         "FROM evals WHERE request_id = $id ORDER BY ts, metric", {"id": request_id})
 
 
-def session_requests(engine: Engine, session_id: str | None, limit: int = 500
-                     ) -> pl.DataFrame:
+def session_requests(engine: Engine, session_id: str | None, around: str | None = None,
+                     limit: int = 500) -> pl.DataFrame:
     """The session's requests, oldest first: ``ts, request_id, status, feature, model,
-    latency_ms, cost_usd, prompt`` (first 120 characters)."""
+    latency_ms, cost_usd, prompt`` (first 120 characters), at most ``limit`` of them: with
+    ``around`` (a request id of the session), the ``limit`` nearest in time to that request, so
+    it is always among them; else the first ``limit``."""
     if not session_id:
         return pl.DataFrame()
+    near = ("abs(epoch_ms(ts) - (SELECT epoch_ms(min(ts)) FROM requests "
+            "WHERE request_id = $around AND session_id = $s)), " if around else "")
+    params = {"s": session_id, **({"around": around} if around else {})}
     return engine.query(
-        "SELECT ts, request_id, status, feature, model, latency_ms, cost_usd, "
+        "SELECT * FROM (SELECT ts, request_id, status, feature, model, latency_ms, cost_usd, "
         "left(input_text, 120) AS prompt FROM requests WHERE session_id = $s "
-        f"ORDER BY ts, request_id LIMIT {int(limit)}", {"s": session_id})
+        f"ORDER BY {near}ts, request_id LIMIT {int(limit)}) ORDER BY ts, request_id", params)
+
+
+def session_size(engine: Engine, session_id: str | None) -> int:
+    """How many requests the session has (0 without a session id)."""
+    if not session_id:
+        return 0
+    return int(engine.scalar("SELECT count(*) FROM requests WHERE session_id = $s",
+                             {"s": session_id}))
 
 
 def counted_as(engine: Engine, span_id: str) -> str | None:

@@ -38,3 +38,19 @@ def test_detail_trace_session_evals(lake, engine):
     assert rq.trace(engine, "r1").is_empty()  # a lone call is not a trace
     assert rq.session_requests(engine, "s1")["request_id"].to_list() == ["r0", "r1"]
     assert rq.evals_for(engine, "r0")["metric"].to_list() == ["thumbs_up"]
+
+
+def test_a_long_session_lists_the_requests_nearest_the_one_shown(lake, engine):
+    # 12 requests a minute apart; a limit of 5 around the last one used to be the first 5
+    rows = [make_request(i, session_id="long") for i in range(12)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    assert rq.session_size(engine, "long") == 12 and rq.session_size(engine, None) == 0
+    assert rq.session_requests(engine, "long", limit=5)["request_id"].to_list() == [
+        "r0", "r1", "r2", "r3", "r4"]
+    near_end = rq.session_requests(engine, "long", around="r11", limit=5)
+    assert near_end["request_id"].to_list() == ["r7", "r8", "r9", "r10", "r11"]  # oldest first
+    middle = rq.session_requests(engine, "long", around="r6", limit=3)
+    assert middle["request_id"].to_list() == ["r5", "r6", "r7"]
+    # an id from another session does not move the list (nothing to be near)
+    assert rq.session_requests(engine, "long", around="zzz", limit=2).height == 2
