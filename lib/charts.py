@@ -15,8 +15,9 @@ import polars as pl
 
 from lib.metrics.dims import OTHER_LABEL
 
+# An incident is darker than the series' red (#e0533d), which it stood beside on error charts.
 EVENT_COLORS = {"deploy": "#6c5ce7", "prompt_change": "#e17055", "model_change": "#00b894",
-                "incident": "#d63031", "note": "#636e72"}
+                "incident": "#7f1d1d", "note": "#636e72"}
 # Ten distinct colours: the Cost page stacks its top 8 values and "other", which must not share
 # a colour with any (two series in one colour made the legend ambiguous). "other" is grey.
 SERIES_COLORS = ["#2d6cdf", "#e0533d", "#16a34a", "#a855f7", "#f59e0b", "#0891b2", "#db2777",
@@ -103,10 +104,12 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
             fig.add_vline(x=t, line=dict(color=color, width=1, dash="dot"))
         fig.add_scatter(
             x=group["ts"].to_list(), y=[1.0] * group.height, yaxis="y2", mode="markers",
-            marker=dict(symbol="triangle-down", size=10, color=color), name=str(kind),
-            # Titles come from logs: escape them, Plotly renders a subset of HTML in hovers.
+            marker=dict(symbol="triangle-down", size=10, color=color),
+            # In the legend (a colour that only hovering explains means nothing), after the
+            # series. Kinds and titles come from logs: escaped, Plotly renders some HTML.
+            name=html.escape(str(kind).replace("_", " ")), legendrank=1000,
             text=[html.escape(f"{k}: {t}") for k, t in zip(group["kind"], group["title"])],
-            hovertemplate="%{text}<extra></extra>", showlegend=False,
+            hovertemplate="%{text}<extra></extra>", showlegend=True,
         )
     fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1.05], visible=False,
                                   fixedrange=True))

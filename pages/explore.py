@@ -247,15 +247,14 @@ else:
     rows = widgets.cached(explore.request_page, engine, table_f, q or None, sort,
                           order == "desc", PAGE, (page_no - 1) * PAGE)
     picked = st.dataframe(
-        widgets.with_request_links(rows, f).with_columns(
-            pl.col("ts").dt.convert_time_zone(f.tz),
-            pl.col(pl.String).fill_null("")),  # (no "None" in a request without an error type)
+        widgets.for_display(widgets.with_request_links(rows, f).with_columns(
+            pl.col("ts").dt.convert_time_zone(f.tz)), ("latency_ms",)),
         hide_index=True, width="stretch", key="ex_table", on_select="rerun",
         selection_mode="single-row",
         column_config={
             "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
                                                   format="YYYY-MM-DD HH:mm:ss"),
-            "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
+            "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="localized"),
             "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
             "request_id": "Request", "status": "Status", "error_type": "Error type",
             "provider": "Provider", "model": "Model", "feature": "Feature",

@@ -93,15 +93,18 @@ dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)
 by = widgets.query_selectbox("Group by", dims, "by", "model", format_func=dim_label,
                              key="lat_by")
 grp = widgets.cached(latency.by_dimension, engine, f, by, objective)
-st.dataframe(grp.drop([c for c in grp.columns if c.endswith("_uncertain")]),
+MS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "tokens_per_s_p50")
+st.dataframe(widgets.for_display(grp.drop([c for c in grp.columns if c.endswith("_uncertain")]),
+                                 MS),
              hide_index=True, width="stretch", column_config={
                  "group": dim_label(by),
                  "requests": st.column_config.NumberColumn("Requests", format="localized"),
-                 **{f"{p}_ms": st.column_config.NumberColumn(f"{p} (ms)", format="%.0f")
+                 **{f"{p}_ms": st.column_config.NumberColumn(f"{p} (ms)", format="localized")
                     for p in ("p50", "p90", "p95", "p99")},
-                 "ttft_p50_ms": st.column_config.NumberColumn("TTFT p50 (ms)", format="%.0f"),
+                 "ttft_p50_ms": st.column_config.NumberColumn("TTFT p50 (ms)",
+                                                              format="localized"),
                  "tokens_per_s_p50": st.column_config.NumberColumn("Output tok/s p50",
-                                                                   format="%.0f"),
+                                                                   format="localized"),
                  "within_share": st.column_config.ProgressColumn(
                      f"Within {objective:,.0f} ms", format="percent", min_value=0,
                      max_value=1)})
@@ -118,8 +121,9 @@ widgets.downloads(dist, "latency_distribution", key="dl_lat_dist")
 
 st.subheader("Slowest requests")
 slow = widgets.cached(latency.slowest, engine, f, 50)
-st.dataframe(widgets.with_request_links(slow, f).with_columns(
-                 pl.col("ts").dt.convert_time_zone(f.tz)), hide_index=True,
+st.dataframe(widgets.for_display(widgets.with_request_links(slow, f).with_columns(
+                 pl.col("ts").dt.convert_time_zone(f.tz)), ("latency_ms", "ttft_ms")),
+             hide_index=True,
              width="stretch", column_config={
                  "link": widgets.LINK_COLUMN,
                  "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",

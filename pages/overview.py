@@ -87,6 +87,8 @@ for drill_metric, event in drills:
 
 if events.height:
     with st.expander(f"{events.height} event(s) in this window"):
-        shown = events.with_columns(events["ts"].dt.convert_time_zone(f.tz))
-        st.dataframe(shown, hide_index=True, width="stretch",
-                     column_config={"ts": st.column_config.DatetimeColumn(f"Time ({f.tz})")})
+        shown = widgets.for_display(events.with_columns(events["ts"].dt.convert_time_zone(f.tz)))
+        st.dataframe(shown, hide_index=True, width="stretch", column_config={
+            "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})", format="YYYY-MM-DD HH:mm"),
+            "kind": "Kind", "service": "Service", "version": "Version", "title": "Title",
+            "detail": "Detail", "author": "Author"})

@@ -143,8 +143,9 @@ else:
     st.caption(f"{size:,} request(s) in session {widgets.md_escape(r['session_id'])}"
                + (f"; the {sess.height:,} nearest in time to this one are listed" if size >
                   sess.height else ""))
-    shown = sess.with_columns(pl.col("ts").dt.convert_time_zone(zone),
-                              (pl.col("request_id") == rid).alias("this"))
+    shown = widgets.for_display(sess.with_columns(pl.col("ts").dt.convert_time_zone(zone),
+                                                  (pl.col("request_id") == rid).alias("this")),
+                                ("latency_ms",))
     st.dataframe(shown.select("this", *sess.columns), hide_index=True,
                  width="stretch", column_config={
                      "this": st.column_config.CheckboxColumn("This one", width="small"),
@@ -152,7 +153,8 @@ else:
                                                            format="YYYY-MM-DD HH:mm:ss"),
                      "request_id": "Request", "status": "Status", "feature": "Feature",
                      "model": "Model",
-                     "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
+                     "latency_ms": st.column_config.NumberColumn("Latency (ms)",
+                                                                 format="localized"),
                      "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
                      "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
     others = [i for i in sess["request_id"].to_list() if i != rid]

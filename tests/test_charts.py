@@ -87,3 +87,15 @@ def test_nine_stacked_series_have_nine_colours_and_other_is_grey():
     colours = {t.name: t.line.color for t in fig.data}
     assert len(set(colours.values())) == 9
     assert colours["other"] == "#94a3b8"
+
+
+def test_event_kinds_are_in_the_legend_escaped():
+    events = pl.DataFrame({"ts": [START + timedelta(hours=1), START + timedelta(hours=2)],
+                           "kind": ["prompt_change", "<b>custom</b>"],
+                           "title": ["v2 <i>prompt</i>", "x"]})
+    fig = time_figure(hourly(), "bucket", [("requests", "n")], y_title="n", tz="UTC",
+                      events=events)
+    markers = [t for t in fig.data if t.yaxis == "y2"]
+    assert {t.name for t in markers} == {"prompt change", "&lt;b&gt;custom&lt;/b&gt;"}
+    assert all(t.showlegend for t in markers)
+    assert "prompt_change: v2 &lt;i&gt;prompt&lt;/i&gt;" in [x for t in markers for x in t.text]

@@ -215,6 +215,16 @@ def window_caption(start, end, tz: str) -> str:
     return f"{start.astimezone(z).strftime(fmt)} → {end.astimezone(z).strftime(fmt)} {tz}"
 
 
+def for_display(frame: pl.DataFrame, whole: tuple[str, ...] = ()) -> pl.DataFrame:
+    """``frame`` as a table shows it: the ``whole`` columns (milliseconds, tokens per second)
+    rounded to integers, so a "localized" format gives them thousands separators and no
+    decimals ("16,923", not "16923" or "16,923.5"), and missing text as "" rather than
+    Streamlit's "None". Downloads keep the frame as computed."""
+    return frame.with_columns(
+        *[pl.col(c).round(0) for c in whole if c in frame.columns],
+        pl.col(pl.String).fill_null(""))
+
+
 def with_request_links(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
     """``frame`` with a ``link`` column first: for each ``request_id``, the URL of the Request
     page on that request with ``filters`` (relative, so it works behind any host or path)."""
