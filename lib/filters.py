@@ -51,6 +51,12 @@ def _parse_dt(value: str) -> datetime | None:
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def _quoted(value: str, limit: int = 60) -> str:
+    """A value from a URL, cut and without backticks, to quote inside markdown code."""
+    value = value.replace("`", "'")
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
 def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -108,6 +114,34 @@ class Filters:
             if column and vals:
                 values[column] = [v for v in vals if v != ""]
         return replace(base, values=_norm_values(values), tz=tz)
+
+    @staticmethod
+    def query_problems(query: Mapping[str, Sequence[str] | str]) -> list[str]:
+        """What :meth:`from_query` passes over in ``query`` instead of failing, one sentence
+        each (markdown, values quoted as code), so a page can say that a link was changed."""
+        first = {k: (v if isinstance(v, str) else (list(v) or [""])[0])
+                 for k, v in query.items()}
+        out = []
+        preset = first.get("range")
+        default = PRESET_LABELS[DEFAULT_PRESET].lower()
+        start, end = _parse_dt(first.get("from", "")), _parse_dt(first.get("to", ""))
+        window = bool(start and end and start < end)
+        # as from_query decides: a valid from/to wins over an unknown range
+        if preset is not None and preset not in PRESETS and preset != "custom" and not window:
+            out.append(f"time range `{_quoted(preset)}` is not one Sightline knows: showing the "
+                       f"{default}")
+        elif not window and (preset == "custom"
+                             or preset is None and ("from" in first or "to" in first)):
+            out.append(f"`from` `{_quoted(first.get('from', '(none)'))}` and `to` "
+                       f"`{_quoted(first.get('to', '(none)'))}` make no window (two ISO times, "
+                       f"the first before the second): showing the {default}")
+        tz = first.get("tz")
+        if tz is not None:
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                out.append(f"time zone `{_quoted(tz)}` is not known: times are shown in UTC")
+        return out
 
     # -- use -------------------------------------------------------------------------------------
     @property

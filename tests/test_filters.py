@@ -174,3 +174,32 @@ def test_with_value_and_describe():
     assert f.with_value("provider", []).values == ()
     text = Filters.between(T0, T0 + timedelta(hours=2), customer_id=["c1"]).describe()
     assert text == "2026-03-02 12:00 → 2026-03-02 14:00 UTC · customer = c1"
+
+
+@pytest.mark.parametrize("query, said", [
+    ({"range": "24h", "tz": "Europe/Paris"}, []),
+    ({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}, []),
+    # a valid window wins over an unknown range, as from_query decides: nothing passed over
+    ({"range": "banana", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}, []),
+    # a known range ignores from/to altogether
+    ({"range": "24h", "from": "junk"}, []),
+    ({"range": "banana"}, ["time range `banana` is not one Sightline knows: showing the last 7 "
+                           "days"]),
+    ({"tz": "Mars/Base"}, ["time zone `Mars/Base` is not known: times are shown in UTC"]),
+    ({"range": "custom", "from": "x"},
+     ["`from` `x` and `to` `(none)` make no window (two ISO times, the first before the second):"
+      " showing the last 7 days"]),
+    ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+     ["`from` `2026-01-02T00:00:00Z` and `to` `2026-01-01T00:00:00Z` make no window (two ISO "
+      "times, the first before the second): showing the last 7 days"]),
+    # a value from a URL is quoted as code, without the backticks that would end the quote
+    ({"range": ["`<b>x</b>`", "7d"]},
+     ["time range `'<b>x</b>'` is not one Sightline knows: showing the last 7 days"]),
+])
+def test_query_problems_say_what_from_query_passes_over(query, said):
+    assert Filters.query_problems(query) == said
+    f = Filters.from_query(query, NOW)
+    if any("showing the last 7 days" in s for s in said):
+        assert f.preset == "7d" and f.duration == timedelta(days=7)
+    if any("time zone" in s for s in said):
+        assert f.tz == "UTC"

@@ -52,6 +52,9 @@ def sidebar(engine: Engine) -> Filters:
         "f_other": {c: list(v) for c, v in initial.values if c not in DIMENSIONS.values()},
         **{f"f_{key}": list(initial.get(column)) for key, column in DIMENSIONS.items()},
     }
+    if "f_range" not in st.session_state:  # the URL is read: say what of it was passed over
+        for problem in Filters.query_problems(_query_dict()):
+            st.warning(f"This link's {problem}.", icon=":material/link_off:")
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value

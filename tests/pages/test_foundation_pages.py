@@ -223,3 +223,17 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
     (code,) = [c.value for c in at.code if "priced_as" in c.value]
     assert code.strip() == ("models:\n- provider: openai\n  model: acme-finetune-7\n"
                             "  priced_as: gpt-4o-2024-08-06")
+
+
+def test_a_link_with_values_sightline_does_not_know_says_what_it_shows_instead(monkeypatch,
+                                                                               demo_store):
+    at = run_app(monkeypatch, demo_store, query={"range": "banana", "tz": "Mars/Base"})
+    warned = [w.value for w in at.warning]
+    assert "This link's time range `banana` is not one Sightline knows: showing the last 7 " \
+           "days." in warned
+    assert "This link's time zone `Mars/Base` is not known: times are shown in UTC." in warned
+    # said once, when the link is read: the next run keeps the sidebar's choice quietly
+    at.run()
+    assert not [w for w in at.warning if w.value.startswith("This link's")]
+    assert not [w for w in run_app(monkeypatch, demo_store, query={"range": "24h"}).warning
+                if w.value.startswith("This link's")]
