@@ -130,28 +130,38 @@ def log_histogram(frame: pl.DataFrame, *, objective_ms: float | None = None,
 WATERFALL_KINDS = {"agent": ("agent", "#6c5ce7"), "llm": ("model call", "#2d6cdf"),
                    "tool": ("tool", "#16a34a"), "retrieval": ("retrieval", "#f59e0b"),
                    "chain": ("chain", "#0891b2")}
-WATERFALL_ERROR = ("failed span", "#d63031")
 WATERFALL_OTHER_COLOR = "#64748b"
+WATERFALL_FAILED = "#d63031"  # hatching over the kind's colour: a failed span keeps its kind
+THIS_REQUEST = "▶ "
 
 
-def waterfall(spans: pl.DataFrame, *, height: int | None = None) -> go.Figure:
+def waterfall(spans: pl.DataFrame, *, height: int | None = None,
+              this_span: str | None = None) -> go.Figure:
     """A trace as a waterfall: one bar per span from its start offset (ms), indented by depth,
-    coloured by kind (failed spans red), with one legend entry per colour shown."""
-    labels = [f"{i}. {'  ' * d}{esc(n)}"
-              for i, (d, n) in enumerate(zip(spans["depth"], spans["name"]), 1)]
+    coloured by kind with one legend entry per (kind, failed or not); a failed span is hatched
+    red over its kind's colour. The span ``this_span`` (the request shown) is labelled
+    ``▶``."""
+    ids = spans["span_id"].to_list() if "span_id" in spans.columns else [None] * spans.height
+    labels = [f"{THIS_REQUEST if sid is not None and sid == this_span else ''}{i}. "
+              f"{'  ' * d}{esc(n)}"
+              for i, (sid, d, n) in enumerate(zip(ids, spans["depth"], spans["name"]), 1)]
     # One trace per legend entry: a colour without a legend means nothing to the reader.
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str, bool], list[int]] = {}
     for i, (kind, status) in enumerate(zip(spans["kind"], spans["status"])):
-        key = (WATERFALL_ERROR if status == "error" else
-               WATERFALL_KINDS.get(kind, (str(kind or "other"), WATERFALL_OTHER_COLOR)))
-        groups.setdefault(key, []).append(i)
+        name, color = WATERFALL_KINDS.get(kind, (str(kind or "other"), WATERFALL_OTHER_COLOR))
+        groups.setdefault((name, color, status == "error"), []).append(i)
     fig = go.Figure()
     starts, durations = spans["start_ms"].to_list(), spans["duration_ms"].to_list()
     kinds, statuses = spans["kind"].to_list(), spans["status"].to_list()
-    for (name, color), rows in groups.items():
+    for (name, color, failed), rows in groups.items():
         fig.add_bar(
             base=[starts[i] for i in rows], x=[durations[i] for i in rows],
-            y=[labels[i] for i in rows], orientation="h", name=esc(name), marker_color=color,
+            y=[labels[i] for i in rows], orientation="h",
+            name=esc(f"{name}, failed" if failed else name), marker_color=color,
+            marker_pattern=dict(shape="/", fgcolor=WATERFALL_FAILED, solidity=0.45,
+                                fillmode="overlay")
+            if failed else None,
+            marker_line=dict(color=WATERFALL_FAILED, width=2) if failed else None,
             customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i]) for i in rows],
             hovertemplate="%{y}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
                           "%{customdata[2]:,.0f} ms, lasts %{x:,.0f} ms<extra></extra>")

@@ -105,7 +105,10 @@ if spans.is_empty():
     st.caption("No spans were logged for this request's trace (only agent and tool-calling "
                "flows usually have them).")
 else:
-    st.plotly_chart(waterfall(spans), key="rq_trace", config={"displaylogo": False})
+    st.plotly_chart(waterfall(spans, this_span=rid), key="rq_trace",
+                    config={"displaylogo": False})
+    st.caption("▶ marks this request's own span; the trace around it (agent, tools, other "
+               "calls) can last longer than the request. Hatched red: a span that failed.")
     widgets.downloads(spans, f"trace_{r['trace_id']}", key="dl_trace")
     around = rq.envelopes_of(engine, rid, r["trace_id"])
     if not around.is_empty():

@@ -25,36 +25,41 @@ def test_the_objective_is_labelled_where_its_line_is_on_the_log_axis():
 
 def trace_spans() -> pl.DataFrame:
     return pl.DataFrame({
+        "span_id": ["a", "r1", "t", "r2", "x"],
         "name": ["plan <b>trip</b>", "chat gpt-4o", "search", "chat gpt-4o", "custom step"],
         "depth": [0, 1, 1, 1, 1],
         "kind": ["agent", "llm", "tool", "llm", "mystery"],
-        "status": ["ok", "ok", "ok", "error", "ok"],
+        "status": ["error", "ok", "ok", "error", "ok"],
         "start_ms": [0.0, 5.0, 900.0, 1000.0, 1500.0],
         "duration_ms": [2000.0, 800.0, 90.0, 400.0, 10.0]})
 
 
-def test_the_waterfall_has_a_legend_entry_for_each_colour_it_draws():
+def test_the_waterfall_has_a_legend_entry_for_each_look_it_draws():
     from lib.analysis_charts import waterfall
 
     fig = waterfall(trace_spans())
     legend = {t.name: t.marker.color for t in fig.data}
-    # the failed model call is red under "failed span"; the ok one stays a model call
-    assert legend == {"agent": "#6c5ce7", "model call": "#2d6cdf", "tool": "#16a34a",
-                      "failed span": "#d63031", "mystery": "#64748b"}
+    # a failed span keeps its kind's colour (hatched red): the failed agent is still an agent
+    assert legend == {"agent, failed": "#6c5ce7", "model call": "#2d6cdf", "tool": "#16a34a",
+                      "model call, failed": "#2d6cdf", "mystery": "#64748b"}
+    hatched = {t.name for t in fig.data if t.marker.pattern.shape == "/"}
+    assert hatched == {"agent, failed", "model call, failed"}
+    assert all(t.marker.pattern.fgcolor == "#d63031" for t in fig.data if t.name in hatched)
     assert fig.layout.showlegend
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["model call"].y) == ["2.   chat gpt-4o"]
-    assert list(by_name["failed span"].y) == ["4.   chat gpt-4o"]
-    assert list(by_name["failed span"].base) == [1000.0]
-    assert list(by_name["failed span"].x) == [400.0]
+    assert list(by_name["model call, failed"].y) == ["4.   chat gpt-4o"]
+    assert list(by_name["model call, failed"].base) == [1000.0]
+    assert list(by_name["model call, failed"].x) == [400.0]
 
 
-def test_the_waterfall_keeps_the_spans_order_and_escapes_their_names():
+def test_the_waterfall_keeps_the_spans_order_escapes_names_and_marks_the_request_shown():
     from lib.analysis_charts import waterfall
 
-    fig = waterfall(trace_spans())
+    fig = waterfall(trace_spans(), this_span="r2")
     assert list(fig.layout.yaxis.categoryarray) == [
         "1. plan &lt;b&gt;trip&lt;/b&gt;", "2.   chat gpt-4o", "3.   search",
-        "4.   chat gpt-4o", "5.   custom step"]
+        "▶ 4.   chat gpt-4o", "5.   custom step"]
     assert fig.layout.yaxis.categoryorder == "array"
     assert fig.layout.yaxis.autorange == "reversed"
+    assert not any(y.startswith("▶") for y in waterfall(trace_spans()).layout.yaxis.categoryarray)
