@@ -122,6 +122,13 @@ else:
         pl.col("window_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
         .alias("Window"),
         (pl.col("contribution") - pl.col("window_share")).alias("beyond"))
+    sig = doc.get("significance") or {}
+    if sig.get("test") and not sig.get("significant"):
+        st.caption("The overall change is within noise (see above): what the values below "
+                   "\"explain\" is noise too, and a small change makes those percentages large.")
+    elif top["contribution"].abs().max() > 1:
+        st.caption("A value can explain more than 100% of the change when others moved the "
+                   "other way.")
     st.dataframe(
         top.select("Dimension", "value", "Baseline", "Window", "baseline_share", "window_share",
                    "contribution", "beyond"),
@@ -140,12 +147,17 @@ else:
                 help="Explains − share of window: the ranking key (lib/metrics/explore.py)"),
         })
     widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes")
-    first = contrib.row(0, named=True)
-    st.button(f"Filter on {dim_label(first['dimension']).lower()} = {first['value']}",
-              key="ex_filter_top", icon=":material/filter_alt:",
-              help="Add this value to the sidebar's filters (it stays in the URL)",
-              on_click=ui_filters.add_filter,
-              args=(DIMENSIONS.get(first["dimension"], first["dimension"]), [first["value"]]))
+    # The first value with requests in the window: filtering on one that has none (it left
+    # with the baseline) would show an empty page.
+    present = contrib.filter(pl.col("window_share") > 0)
+    if present.height:
+        first = present.row(0, named=True)
+        st.button(f"Filter on {dim_label(first['dimension']).lower()} = {first['value']}",
+                  key="ex_filter_top", icon=":material/filter_alt:",
+                  help="Add this value to the sidebar's filters (it stays in the URL)",
+                  on_click=ui_filters.add_filter,
+                  args=(DIMENSIONS.get(first["dimension"], first["dimension"]),
+                        [first["value"]]))
 st.caption("Ranked by how much more of the change a value explains than its share of requests "
            "would (see `python -m lib changes --help` and lib/metrics/explore.py). "
            + ("Error type and finish reason are not ranked for the error rate: see the "

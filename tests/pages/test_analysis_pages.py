@@ -235,3 +235,17 @@ def test_explore_flags_a_baseline_from_before_the_data_began(monkeypatch, demo_s
                     {"range": "custom", "from": (DEMO_END - timedelta(days=3)).isoformat(),
                      "to": DEMO_END.isoformat(), "metric": "error_rate"})
     assert not [w.value for w in days.warning if w.value.startswith("The baseline holds")]
+
+
+def test_explore_on_a_change_within_noise_says_so_and_filters_on_a_value_of_the_window(
+        monkeypatch, demo_store):
+    # The demo's day two days before its end, against the day before: the error rate moved by
+    # noise (p ≈ 0.29); the top value, app version v2.2.0, has no request in that day.
+    end = DEMO_END - timedelta(hours=48)
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {"range": "custom", "from": (end - timedelta(hours=24)).isoformat(),
+                   "to": end.isoformat(), "metric": "error_rate"})
+    assert "not a significant change" in at.info[0].value
+    assert [c for c in at.caption if c.value.startswith("The overall change is within noise")]
+    buttons = [b.label for b in at.button if b.label.startswith("Filter on ")]
+    assert len(buttons) == 1 and "v2.2.0" not in buttons[0]
