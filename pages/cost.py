@@ -128,8 +128,11 @@ else:
                f"{widgets.window_caption(f.end, f.end, 'UTC').split(' → ')[0]} UTC. Projection = "
                "month to date × month length / time elapsed. Budgets use their own scope from "
                f"`{budgets_path().name}`, not the sidebar's filters.")
-    st.dataframe(mtd.with_columns(pl.col("status").replace(
-        {"ok": "on track", "warn": "near budget", "over": "over budget"})),
+    # status beside the budget's name: at a laptop's width the last columns scroll away
+    shown = mtd.with_columns(pl.col("status").replace(
+        {"ok": "on track", "warn": "near budget", "over": "over budget"}))
+    st.dataframe(shown.select("budget", "status", *[c for c in shown.columns
+                                                    if c not in ("budget", "status")]),
         hide_index=True, width="stretch", column_config={
             "budget": "Budget", "scope": "Scope",
             "monthly_usd": st.column_config.NumberColumn("Monthly budget", format="dollar"),

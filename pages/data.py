@@ -183,7 +183,11 @@ else:
                      "files": st.column_config.NumberColumn("Files added"),
                      "removed": st.column_config.NumberColumn("Files removed"),
                      "note": st.column_config.TextColumn("Note", width="large"),
-                     "commit_id": st.column_config.TextColumn("Commit")})
+                     # its 64 characters pushed the other columns off screen: cut to the
+                     # column's width, whole in the cell's tooltip, copy and the download
+                     "commit_id": st.column_config.TextColumn("Commit", width="small",
+                                                              help="The id `python -m lib "
+                                                                   "remove` takes")})
     noted = b.filter(pl.col("note").is_not_null())
     if noted.height:
         # The notes are sentences (what a format did not read, fields that look misnamed): whole

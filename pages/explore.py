@@ -105,9 +105,10 @@ k1.metric(f"{LABEL[metric]} in the window",
           delta_color="inverse", border=True)
 k2.metric(f"{LABEL[metric]} in the baseline",
           formatting.by_unit(doc["baseline"]["value"], unit), border=True)
-k3.metric("Requests (window / baseline)",
-          f"{formatting.count(doc['window']['n'])} / {formatting.count(doc['baseline']['n'])}",
-          border=True)
+# (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)
+k3.metric("Requests in the window", formatting.count(doc["window"]["n"]),
+          f"{formatting.count(doc['baseline']['n'])} in the baseline", delta_color="off",
+          delta_arrow="off", border=True)
 
 contrib = explore.changes_frame(doc)
 if contrib.is_empty():
@@ -126,12 +127,13 @@ else:
     if sig.get("test") and not sig.get("significant"):
         st.caption("The overall change is within noise (see above): what the values below "
                    "\"explain\" is noise too, and a small change makes those percentages large.")
-    elif top["contribution"].abs().max() > 1:
+    elif (top["contribution"].abs().max() or 0) > 1:
         st.caption("A value can explain more than 100% of the change when others moved the "
                    "other way.")
     st.dataframe(
-        top.select("Dimension", "value", "Baseline", "Window", "baseline_share", "window_share",
-                   "contribution", "beyond"),
+        # the ranking's own columns first: at a laptop's width the last ones scroll away
+        top.select("Dimension", "value", "contribution", "beyond", "Baseline", "Window",
+                   "baseline_share", "window_share"),
         hide_index=True, width="stretch",
         column_config={
             "value": st.column_config.TextColumn("Value"),
@@ -217,7 +219,7 @@ else:
 
 # -- request table ---------------------------------------------------------------------------
 st.subheader("Requests")
-c1, c2, c3, c4 = st.columns([2.6, 1.2, 1.2, 1])  # ("Descending", "Errors only" in full)
+c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 1.1])  # ("Descending", "Errors only" in full)
 with c1:
     q = widgets.query_text("Search prompts and responses", "q", key="ex_q",
                            placeholder="text in the prompt or response, or a request id")
