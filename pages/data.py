@@ -116,7 +116,8 @@ else:
                f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
                "has neither input nor output tokens; log the provider's usage to cost it.")
     st.dataframe(
-        unpriced.with_columns(pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz)),
+        widgets.for_display(unpriced.with_columns(
+            pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz))),
         hide_index=True, width="stretch",
         column_config={
             "provider": st.column_config.TextColumn("Provider"),
