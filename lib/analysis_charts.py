@@ -11,7 +11,7 @@ import math
 import plotly.graph_objects as go
 import polars as pl
 
-from lib.charts import SERIES_COLORS, add_events, local_time, time_figure, to_zone
+from lib.charts import SERIES_COLORS, add_events, axis_range, local_time, time_figure, to_zone
 
 
 def esc(v) -> str:
@@ -43,8 +43,7 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
                 y_range: tuple[float, float] | None = (0, 1),
                 window: tuple | None = None, bucket_s: int | None = None) -> go.Figure:
     """Lines with a shaded interval: ``series`` = [(value col, low col, high col, label)].
-    ``window`` (UTC start, end) fixes the x axis, as time_figure's; ``bucket_s`` is accepted
-    for the same call shape (lines have no bars to span a bucket)."""
+    ``window`` (UTC start, end) and ``bucket_s`` fix the x axis as time_figure's do."""
     frame = to_zone(frame, x, tz)
     fig = go.Figure()
     for i, (col, low, high, label) in enumerate(series):
@@ -69,7 +68,7 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
     if y_range:
         fig.update_yaxes(range=list(y_range))
     if window:
-        fig.update_xaxes(range=[local_time(t, tz) for t in window])
+        fig.update_xaxes(range=axis_range(window, tz, bucket_s))
     return fig
 
 

@@ -7,7 +7,7 @@ Every time chart states its time zone on the x axis, has a unit on the y axis, a
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
@@ -81,8 +81,19 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         fig.update_yaxes(tickformat=y_format)
     fig.update_yaxes(rangemode="tozero")
     if window:
-        fig.update_xaxes(range=[local_time(t, tz) for t in window])
+        fig.update_xaxes(range=axis_range(window, tz, bucket_s))
     return fig
+
+
+def axis_range(window: tuple[datetime, datetime], tz: str, bucket_s: int | None = None
+               ) -> list[datetime]:
+    """The x range of a chart of ``window`` in ``tz``: from the start of the bucket holding the
+    window's start (UTC buckets of ``bucket_s`` seconds, as lib.metrics.buckets makes them), so
+    the first bucket's point, drawn at its start, is on the chart; to the window's end."""
+    start = window[0]
+    if bucket_s:
+        start = datetime.fromtimestamp(start.timestamp() // bucket_s * bucket_s, UTC)
+    return [local_time(start, tz), local_time(window[1], tz)]
 
 
 def local_time(t: datetime, tz: str) -> datetime:

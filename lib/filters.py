@@ -6,11 +6,14 @@ string and every metric takes one, so a copied URL reproduces the view.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
 
 PRESETS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -46,14 +49,30 @@ TABLE_COLUMNS = {"evals": {"model"}, "events": {"service"}}
 def _parse_dt(value: str) -> datetime | None:
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, AttributeError, OverflowError):  # (year 1 at +01:00 is before year 1)
         return None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=64)
+def known_zone(tz: str) -> bool:
+    """Can times be shown in ``tz``: Python's zoneinfo and Polars both know it. zoneinfo alone
+    also takes ``localtime`` and ``Factory``, which Polars refuses: every page failed on them."""
+    try:
+        ZoneInfo(tz)
+        pl.Series([datetime(2026, 1, 1, tzinfo=UTC)]).dt.convert_time_zone(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError, pl.exceptions.PolarsError):
+        return False
+    return True
 
 
 def _quoted(value: str, limit: int = 60) -> str:
-    """A value from a URL, cut and without backticks, to quote inside markdown code."""
-    value = value.replace("`", "'")
+    """A value from a URL, cut, to quote inside a markdown code span: without backticks (which
+    end it) or line breaks and other control characters (a blank line ends it too, and what
+    followed would be rendered: a link, an image); an empty value reads ``(empty)``."""
+    value = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", value.replace("`", "'"))
+    if not value.strip():
+        return "(empty)"
     return value if len(value) <= limit else value[:limit] + "…"
 
 
@@ -94,9 +113,7 @@ class Filters:
         q = {k: ([v] if isinstance(v, str) else list(v)) for k, v in query.items()}
         first = {k: v[0] for k, v in q.items() if v}
         tz = first.get("tz", "UTC")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
+        if not known_zone(tz):
             tz = "UTC"
         start, end = _parse_dt(first.get("from", "")), _parse_dt(first.get("to", ""))
         # A URL with from/to and no range means that window (not the default preset).
@@ -137,9 +154,7 @@ class Filters:
                        f"the first before the second): showing the {default}")
         tz = first.get("tz")
         if tz is not None:
-            try:
-                ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError):
+            if not known_zone(tz):
                 out.append(f"time zone `{_quoted(tz)}` is not known: times are shown in UTC")
         return out
 

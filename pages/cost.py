@@ -158,19 +158,28 @@ else:
     except LookupError as exc:
         st.warning(str(exc))
     else:
-        # Like with like: traffic without an actual cost is left out of the totals.
+        # Like with like: the priced requests on both sides (lib/metrics/cost.what_if).
         priced = wi.filter(pl.col("cost_usd").is_not_null())
-        actual, alt = priced["cost_usd"].sum(), priced["whatif_cost_usd"].sum()
-        unpriced = wi["requests"].sum() - priced["requests"].sum()
+        unpriced = int(wi["unpriced_requests"].sum())
         w = st.columns(3)
+        if priced.is_empty():  # nothing has an actual cost: unknown, not $0
+            actual = alt = diff = None
+        else:
+            actual, alt = priced["cost_usd"].sum(), priced["whatif_cost_usd"].sum()
+            diff = alt - actual
         w[0].metric("Actual spend", formatting.usd(actual), border=True)
         w[1].metric(f"On {model}", formatting.usd(alt), border=True)
-        diff = alt - actual
-        w[2].metric("Difference", ("−" if diff < 0 else "+") + formatting.usd(abs(diff)),
-                    formatting.delta(alt, actual, "usd"), delta_color="inverse", border=True)
+        w[2].metric("Difference", "–" if diff is None else
+                    ("−" if diff < 0 else "+") + formatting.usd(abs(diff)),
+                    None if diff is None else formatting.delta(alt, actual, "usd"),
+                    delta_color="inverse", border=True)
         st.dataframe(wi, hide_index=True, width="stretch", column_config={
             "provider": "Provider", "model": "Model now",
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            "unpriced_requests": st.column_config.NumberColumn(
+                "Without a cost", format="localized",
+                help="Requests with no actual cost (no price, or no token counts logged): "
+                     "left out of both sides of the comparison"),
             "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="$%.4f"),
             "whatif_cost_usd": st.column_config.NumberColumn(f"On {model} (USD)",
                                                              format="$%.4f"),
@@ -178,9 +187,10 @@ else:
                                                             format="$%.4f")})
         widgets.downloads(wi, f"whatif_{model}", key="dl_whatif")
         if unpriced:
-            st.caption(f"{unpriced:,} request(s) of models without a price are left out of the "
-                       "three totals (their actual cost is unknown); the table gives their "
-                       f"cost on {model}. The Data page lists those models.")
+            st.caption(f"{unpriced:,} request(s) without an actual cost are left out of the "
+                       "comparison, on both sides; for a model with no cost at all, the table "
+                       f"gives its traffic's cost on {model} for reference. The Data page says "
+                       "why they have none.")
         st.caption("The same token counts (uncached, cached, cache-write input; output "
                    "including reasoning) at the target's genai-prices base-tier prices at the "
                    "time of each call. Output lengths and cache behaviour would differ on "

@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import band_figure, hbar, long_time_figure
+from lib.analysis_charts import band_figure, esc, hbar, long_time_figure
 from lib.charts import time_figure
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
@@ -77,7 +77,7 @@ else:
                           y_title=f"pass rate per {per} (%)", tz=f.tz, events=events, **axis)
         fig.add_scatter(x=m.pipe(lambda d: d["bucket"].dt.convert_time_zone(f.tz)
                                  .dt.replace_time_zone(None)).to_list(),
-                        y=m["mean_score"].to_list(), name=f"mean {metric} score (0–1)",
+                        y=m["mean_score"].to_list(), name=esc(f"mean {metric} score (0–1)"),
                         mode="lines", line=dict(dash="dot", color="#64748b"))
         st.markdown(f"**{widgets.md_escape(metric)}**")
         event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",

@@ -29,9 +29,12 @@ def test_a_bar_chart_and_a_line_chart_of_one_window_share_their_x_axis():
     bars = time_figure(hourly(), "bucket", [("requests", "n")], y_title="requests per 1 h",
                        tz="UTC", kind="bar", **axis)
     lines = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="ms", tz="UTC", **axis)
-    naive = [START.replace(tzinfo=None), END.replace(tzinfo=None)]
+    # from the start of the window's first bucket (22:00), where its point is drawn
+    naive = [datetime(2026, 11, 20, 22, 0), END.replace(tzinfo=None)]
     assert list(bars.layout.xaxis.range) == naive
     assert list(lines.layout.xaxis.range) == naive
+    first_point = lines.data[0].x[0]
+    assert naive[0] <= first_point < START.replace(tzinfo=None)
 
 
 def test_the_axis_is_the_window_in_the_zone_shown():
@@ -63,7 +66,7 @@ def test_stacked_and_banded_charts_take_the_same_window():
                          "model": ["a", "b", "a"], "cost_usd": [1.0, 2.0, 3.0]})
     stacked = long_time_figure(long, "bucket", "model", "cost_usd", y_title="USD", tz="UTC",
                                kind="bar", window=(START, END), bucket_s=HOUR)
-    assert list(stacked.layout.xaxis.range) == [START.replace(tzinfo=None),
+    assert list(stacked.layout.xaxis.range) == [datetime(2026, 11, 20, 22, 0),
                                                 END.replace(tzinfo=None)]
     assert {t.width for t in stacked.data} == {HOUR * 1000}
     empty = long_time_figure(long.clear(), "bucket", "model", "cost_usd", y_title="USD",
@@ -71,10 +74,21 @@ def test_stacked_and_banded_charts_take_the_same_window():
     assert list(empty.layout.xaxis.range) == [START.replace(tzinfo=None),
                                               END.replace(tzinfo=None)]
     band = pl.DataFrame({"bucket": [START], "rate": [0.5], "lo": [0.4], "hi": [0.6]})
+    # a band whose only point is the first bucket's (22:00) must be on the chart
+    band = band.with_columns(pl.lit(START.replace(minute=0)).alias("bucket"))
     fig = band_figure(band, "bucket", [("rate", "lo", "hi", "pass rate")], y_title="%",
                       tz="UTC", window=(START, END), bucket_s=HOUR)
-    assert list(fig.layout.xaxis.range) == [START.replace(tzinfo=None),
-                                            END.replace(tzinfo=None)]
+    lo, hi = fig.layout.xaxis.range
+    assert (lo, hi) == (datetime(2026, 11, 20, 22, 0), END.replace(tzinfo=None))
+    assert all(lo <= x <= hi for t in fig.data for x in t.x)
+
+
+def test_the_axis_starts_at_the_first_bucket_in_a_zone_off_the_hour():
+    # Kolkata is UTC+5:30: the UTC day bucket holding 22:30 UTC starts at 05:30 local
+    fig = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="ms",
+                      tz="Asia/Kolkata", window=(START, END), bucket_s=86400)
+    assert list(fig.layout.xaxis.range) == [datetime(2026, 11, 20, 5, 30),
+                                            datetime(2026, 11, 21, 10, 0)]
 
 
 def test_nine_stacked_series_have_nine_colours_and_other_is_grey():

@@ -203,3 +203,51 @@ def test_query_problems_say_what_from_query_passes_over(query, said):
         assert f.preset == "7d" and f.duration == timedelta(days=7)
     if any("time zone" in s for s in said):
         assert f.tz == "UTC"
+
+
+@pytest.mark.parametrize("query", [
+    {"range": "24h"}, {"range": "banana"}, {"range": "custom"}, {"range": "Custom"},
+    {"range": "7D"}, {"range": ""}, {"range": ["", "24h"]},
+    {"from": "2026-01-01T00:00:00Z"}, {"to": "2026-01-01T00:00:00Z"},
+    {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+    {"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    {"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+    {"range": "banana", "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+    {"range": "banana", "from": "2026-01-01T00:00:00Z"},
+    {"range": "custom", "from": "", "to": ""}, {"range": "24h", "from": "junk"},
+    {"range": "custom", "from": "0001-01-01T00:00:00+01:00", "to": "2026-01-01T00:00:00Z"},
+    {"tz": "Europe/Paris"}, {"tz": "Mars/Base"}, {"tz": "localtime"}, {"tz": "Factory"},
+    {"tz": ""}, {"tz": "../../etc/passwd"},
+])
+def test_query_problems_mirror_what_from_query_shows(query):
+    said = " ".join(Filters.query_problems(query))
+    f = Filters.from_query(query, NOW)
+    first = {k: (v if isinstance(v, str) else v[0]) for k, v in query.items()}
+    if "showing the last 7 days" in said:
+        assert f.preset == DEFAULT_PRESET and f.duration == PRESETS[DEFAULT_PRESET]
+    elif first.get("range") in PRESETS:
+        assert f.preset == first["range"]
+    elif "from" in first or "to" in first or first.get("range") == "custom":
+        # no word said: the link's own window is shown
+        assert f.preset == "custom"
+        assert (f.start, f.end) == (datetime.fromisoformat(first["from"].replace("Z", "+00:00")),
+                                    datetime.fromisoformat(first["to"].replace("Z", "+00:00")))
+    else:
+        assert f.preset == DEFAULT_PRESET and not first.get("range")
+    if "tz" in first:
+        assert ("time zone" in said) == (f.tz != first["tz"])
+        assert f.tz in (first["tz"], "UTC")
+    # whatever the link says, its zone can show times: every page converts with Polars
+    import polars as pl
+    pl.Series([NOW]).dt.convert_time_zone(f.tz)
+
+
+def test_a_link_value_cannot_leave_its_code_quote():
+    # A blank line ends a markdown code span: what followed would be a live link in the warning.
+    (said,) = Filters.query_problems({"range": "x\n\n[Sign in again](https://evil.example)"})
+    assert "\n" not in said and said.count("`") == 2
+    assert said.startswith("time range `x  [Sign in again](https://evil.example)` is not one")
+    (said,) = Filters.query_problems({"range": "a\u2028b\x00c\x1bd`e"})
+    assert said.startswith("time range `a b c d'e` is not one")
+    (said,) = Filters.query_problems({"range": "custom", "from": "", "to": " "})
+    assert said.startswith("`from` `(empty)` and `to` `(empty)` make no window")

@@ -127,6 +127,15 @@ def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
     return _PER_MODEL_DAY[key]
 
 
+# Each kind of token counted once (design §3: input holds cached, output holds reasoning).
+_TOKEN_SUMS = [
+    ("uncached_input", "greatest(coalesce(input_tokens, 0) - coalesce(cached_input_tokens, 0) "
+                       "- coalesce(cache_write_tokens, 0), 0)"),
+    ("cached_input", "cached_input_tokens"), ("cache_write", "cache_write_tokens"),
+    ("output", "coalesce(output_tokens, 0) - coalesce(reasoning_tokens, 0)"),
+    ("reasoning", "reasoning_tokens")]
+
+
 def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
     where, params = filters.where("requests")
     # The price context (a batch, a service tier: lib.pricing.context_sql) is part of the key,
@@ -136,15 +145,13 @@ def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
                {pricing.context_sql('CAST(attributes AS VARCHAR)')} AS price_context,
                count(*) AS requests,
                count(cost_usd) AS priced_requests, coalesce(sum(cost_usd), 0) AS cost_usd,
-               coalesce(sum(greatest(coalesce(input_tokens, 0) - coalesce(cached_input_tokens, 0)
-                                     - coalesce(cache_write_tokens, 0), 0)), 0)::BIGINT
-                   AS uncached_input,
-               coalesce(sum(cached_input_tokens), 0)::BIGINT AS cached_input,
-               coalesce(sum(cache_write_tokens), 0)::BIGINT AS cache_write,
-               coalesce(sum(coalesce(output_tokens, 0) - coalesce(reasoning_tokens, 0)), 0)::BIGINT
-                   AS output,
-               coalesce(sum(reasoning_tokens), 0)::BIGINT AS reasoning
+               {", ".join(f"coalesce(sum({expr}), 0)::BIGINT AS {name}"
+                          for name, expr in _TOKEN_SUMS)},
+               -- the same of the priced requests alone: the what-if compares like with like
+               {", ".join(f"coalesce(sum({expr}) FILTER (WHERE cost_usd IS NOT NULL), 0)::BIGINT"
+                          f" AS priced_{name}" for name, expr in _TOKEN_SUMS)}
             FROM requests WHERE {where} GROUP BY ALL ORDER BY ALL""", params)
+
 
 
 def _unit(provider, model, day: date | datetime, context: str = "") -> dict | None:
@@ -219,36 +226,48 @@ def cache_savings(engine: Engine, filters: Filters) -> float | None:
 
 def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.DataFrame:
     """The selected traffic re-priced on ``provider``/``model``: per current (provider, model),
-    ``provider, model, requests, cost_usd`` (actual, priced requests; null for a model without a
-    price, whose difference is then null too), ``whatif_cost_usd`` (the
-    same token counts at the target's base-tier prices in each price period) and ``difference_usd``
-    (what-if − actual); rows keep their price context (a batch is priced as a batch on the
-    target, where the target has batch prices). Raises LookupError when the target has no
-    price."""
+    ``provider, model, requests, unpriced_requests, cost_usd`` (actual, of the priced requests;
+    null for a model without any, whose difference is then null too), ``whatif_cost_usd`` (the
+    priced requests' token counts, or all of them for a model without a priced request, at the
+    target's base-tier prices in each price period) and ``difference_usd`` (what-if − actual);
+    rows keep their price context (a batch is priced as a batch on the target, where the target
+    has batch prices). Raises LookupError when the target has no price."""
     per = _tokens_by_model_day(engine, filters)
     rows: dict[tuple, dict] = {}
+
+    def on_target(row: dict, target: dict, prefix: str = "") -> float:
+        return (row[f"{prefix}uncached_input"] * target["input"]
+                + row[f"{prefix}cached_input"] * target["cached_input"]
+                + row[f"{prefix}cache_write"] * target["cache_write"]
+                + (row[f"{prefix}output"] + row[f"{prefix}reasoning"]) * target["output"])
+
     for row in per.iter_rows(named=True):
         # in the row's own context (a batch stays a batch on the target model)
         target = _unit(provider, model, row["price_period"], row["price_context"])
         if target is None:
             raise LookupError(f"no price for {provider}/{model} on {row['price_period']:%Y-%m-%d}")
-        whatif = (row["uncached_input"] * target["input"]
-                  + row["cached_input"] * target["cached_input"]
-                  + row["cache_write"] * target["cache_write"]
-                  + (row["output"] + row["reasoning"]) * target["output"])
         key = (row["provider"], row["model"])
         acc = rows.setdefault(key, {"provider": key[0], "model": key[1], "requests": 0,
-                                    "priced": 0, "cost_usd": 0.0, "whatif_cost_usd": 0.0})
+                                    "priced": 0, "cost_usd": 0.0, "whatif_priced": 0.0,
+                                    "whatif_all": 0.0})
         acc["requests"] += row["requests"]
         acc["priced"] += row["priced_requests"]
         acc["cost_usd"] += row["cost_usd"]
-        acc["whatif_cost_usd"] += whatif
+        acc["whatif_priced"] += on_target(row, target, "priced_")
+        acc["whatif_all"] += on_target(row, target)
     frame = pl.DataFrame(list(rows.values()), schema={
         "provider": pl.String, "model": pl.String, "requests": pl.Int64, "priced": pl.Int64,
-        "cost_usd": pl.Float64, "whatif_cost_usd": pl.Float64})
-    # A model without a price has no actual cost to compare with: null, not $0.
-    frame = frame.with_columns(
-        pl.when(pl.col("priced") > 0).then(pl.col("cost_usd")).alias("cost_usd")).drop("priced")
+        "cost_usd": pl.Float64, "whatif_priced": pl.Float64, "whatif_all": pl.Float64})
+    # Like with like: the priced requests on the target against what they cost. A model without
+    # a priced request has no actual cost to compare with: null, not $0; its what-if is all of
+    # its traffic, for reference.
+    priced = pl.col("priced") > 0
+    frame = frame.select(
+        "provider", "model", "requests",
+        (pl.col("requests") - pl.col("priced")).alias("unpriced_requests"),
+        pl.when(priced).then(pl.col("cost_usd")).alias("cost_usd"),
+        pl.when(priced).then(pl.col("whatif_priced")).otherwise(pl.col("whatif_all"))
+        .alias("whatif_cost_usd"))
     return frame.with_columns(
         (pl.col("whatif_cost_usd") - pl.col("cost_usd")).alias("difference_usd")
     ).sort("cost_usd", descending=True, nulls_last=True)

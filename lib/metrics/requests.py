@@ -31,8 +31,9 @@ def session_requests(engine: Engine, session_id: str | None, around: str | None 
     it is always among them; else the first ``limit``."""
     if not session_id:
         return pl.DataFrame()
-    near = ("abs(epoch_ms(ts) - (SELECT epoch_ms(min(ts)) FROM requests "
-            "WHERE request_id = $around AND session_id = $s)), " if around else "")
+    # the request itself first (others may share its millisecond), then the nearest in time
+    near = ("request_id = $around DESC, abs(epoch_ms(ts) - (SELECT epoch_ms(min(ts)) FROM "
+            "requests WHERE request_id = $around AND session_id = $s)), " if around else "")
     params = {"s": session_id, **({"around": around} if around else {})}
     return engine.query(
         "SELECT * FROM (SELECT ts, request_id, status, feature, model, latency_ms, cost_usd, "

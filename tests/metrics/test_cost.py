@@ -87,7 +87,24 @@ def test_what_if_of_a_model_without_a_price_has_no_actual_cost_to_compare(priced
     # make_request's 1000 input / 500 output tokens, re-priced; no actual, so no difference
     assert ft["cost_usd"] is None and ft["difference_usd"] is None
     assert ft["whatif_cost_usd"] == pytest.approx(1000 * u["input"] + 500 * u["output"])
+    assert ft["unpriced_requests"] == 1
     assert wi["model"].to_list()[-1] == "my-ft"  # after the priced rows
+
+
+def test_what_if_compares_a_model_s_priced_requests_only(lake, engine):
+    # Two gpt-4o calls with the same tokens, one without a cost (as if its price were unknown
+    # that day): re-priced on gpt-4o itself, the difference is nothing, not a second call's cost.
+    u = pricing.unit_prices("openai", "gpt-4o", T0.date())
+    one = 1000 * u["input"] + 500 * u["output"]
+    lake.append({"requests": requests_table([
+        make_request(0, cost_usd=one), make_request(1, cost_usd=None)])}, source="t")
+    engine.refresh(force=True)
+    wi = cost.what_if(engine, Filters.between(T0, T0 + timedelta(hours=1)), "openai", "gpt-4o")
+    row = wi.row(0, named=True)
+    assert (row["requests"], row["unpriced_requests"]) == (2, 1)
+    assert row["cost_usd"] == pytest.approx(one)
+    assert row["whatif_cost_usd"] == pytest.approx(one)
+    assert row["difference_usd"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_token_mix_by_kind(priced):

@@ -267,3 +267,21 @@ def test_events_in_window(lake, engine):
     got = events(engine, Filters.between(T0, T0 + H, service=["api"]))
     assert got.height == 0
     assert got.columns == ["ts", "kind", "service", "version", "title", "detail", "author"]
+
+
+def test_the_eval_kpi_looks_back_a_day_for_the_judged_requests_as_quality_does(lake, engine):
+    # An eval in the window of a request made 3 days before it is not this window's (Quality
+    # looks back one day before the window's start); before, the tile looked back a day before
+    # the previous period instead, and counted it.
+    week = timedelta(days=7)
+    rows = [_req(40, -3 * 24 * 60, feature="chat"), _req(41, 60, feature="chat")]
+    lake.append({"requests": requests_table(rows), "evals": evals_table([
+        {"eval_id": "late", "ts": T0 + timedelta(hours=2), "source": "online", "passed": False,
+         "request_id": "r40", "metric": "groundedness"},
+        {"eval_id": "ok", "ts": T0 + timedelta(hours=2), "source": "online", "passed": True,
+         "request_id": "r41", "metric": "groundedness"}])}, source="t")
+    f = Filters.between(T0, T0 + week, feature=["chat"])
+    from lib.metrics import quality
+    by_version = quality.evals_by_version(engine, f, "online")
+    assert by_version["passed"].sum() / by_version["n"].sum() == 1.0
+    assert _kpi(kpis(engine, f))["eval_pass_rate"] == (1.0, None)

@@ -52,5 +52,14 @@ def test_a_long_session_lists_the_requests_nearest_the_one_shown(lake, engine):
     assert near_end["request_id"].to_list() == ["r7", "r8", "r9", "r10", "r11"]  # oldest first
     middle = rq.session_requests(engine, "long", around="r6", limit=3)
     assert middle["request_id"].to_list() == ["r5", "r6", "r7"]
-    # an id from another session does not move the list (nothing to be near)
-    assert rq.session_requests(engine, "long", around="zzz", limit=2).height == 2
+    # an id from another session does not move the list (nothing to be near): the first ones
+    assert rq.session_requests(engine, "long", around="zzz", limit=2)["request_id"].to_list() \
+        == ["r0", "r1"]
+
+
+def test_the_request_shown_is_listed_even_among_others_of_its_millisecond(lake, engine):
+    same = T0 + timedelta(minutes=5)
+    lake.append({"requests": requests_table(
+        [make_request(i, ts=same, session_id="burst") for i in range(3)])}, source="t")
+    engine.refresh(force=True)
+    assert "r2" in rq.session_requests(engine, "burst", around="r2", limit=2)["request_id"]

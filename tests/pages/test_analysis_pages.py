@@ -249,3 +249,17 @@ def test_explore_on_a_change_within_noise_says_so_and_filters_on_a_value_of_the_
     assert [c for c in at.caption if c.value.startswith("The overall change is within noise")]
     buttons = [b.label for b in at.button if b.label.startswith("Filter on ")]
     assert len(buttons) == 1 and "v2.2.0" not in buttons[0]
+
+
+def test_the_what_if_of_traffic_without_a_cost_shows_no_dollar_figure(monkeypatch, lake):
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table([
+        make_request(i, model="my-ft", cost_usd=None) for i in range(3)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/cost.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(hours=1)).isoformat(), "model": "my-ft"})
+    tiles = {m.label: m.value for m in at.metric}
+    # nothing has an actual cost: unknown, not "$0.00 / $0.00 / +$0.00"
+    assert tiles["Actual spend"] == "–" and tiles["Difference"] == "–"
+    assert [c for c in at.caption if c.value.startswith("3 request(s) without an actual cost")]
