@@ -116,9 +116,9 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
         fig.add_scatter(
             x=group["ts"].to_list(), y=[1.0] * group.height, yaxis="y2", mode="markers",
             marker=dict(symbol="triangle-down", size=10, color=color),
-            # In the legend (a colour that only hovering explains means nothing), after the
-            # series. Kinds and titles come from logs: escaped, Plotly renders some HTML.
-            name=html.escape(str(kind).replace("_", " ")), legendrank=1000,
+            # In the legend: a colour that only hovering explains means nothing. Kinds and
+            # titles come from logs: escaped, Plotly renders some HTML.
+            name=html.escape(str(kind).replace("_", " ")),
             text=[html.escape(f"{k}: {t}") for k, t in zip(group["kind"], group["title"])],
             hovertemplate="%{text}<extra></extra>", showlegend=True,
         )
