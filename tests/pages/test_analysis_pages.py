@@ -263,3 +263,20 @@ def test_the_what_if_of_traffic_without_a_cost_shows_no_dollar_figure(monkeypatc
     # nothing has an actual cost: unknown, not "$0.00 / $0.00 / +$0.00"
     assert tiles["Actual spend"] == "–" and tiles["Difference"] == "–"
     assert [c for c in at.caption if c.value.startswith("3 request(s) without an actual cost")]
+
+
+def test_the_request_page_lists_the_shown_request_of_a_long_session(monkeypatch, lake):
+    from tests.conftest import T0, make_request, requests_table
+
+    # 501 requests a minute apart; the newest is shown: the first 500 would leave it out
+    lake.append({"requests": requests_table([
+        make_request(i, session_id="long") for i in range(501)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/request.py",
+                  {"request": "r500", "range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(days=1)).isoformat()})
+    assert [c for c in at.caption if c.value == "501 request(s) in session long; the 500 "
+            "nearest in time to this one are listed"]
+    (table,) = [d.value for d in at.dataframe if "this" in d.value.columns]
+    assert len(table) == 500 and table["this"].sum() == 1
+    assert table.loc[table["this"], "request_id"].tolist() == ["r500"]
+    assert "r0" not in table["request_id"].tolist()  # the oldest, farthest, is the one left out
