@@ -44,6 +44,8 @@ ATTR_PREFIX = "attr."
 _ATTR_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 # Which filter columns exist in which table (evals are filtered on model only; time on ts).
 TABLE_COLUMNS = {"evals": {"model"}, "events": {"service"}}
+# The URL keys of the time window and zone (the other filter keys are columns: column_for_key).
+TIME_KEYS = frozenset({"range", "from", "to", "tz"})
 
 
 def _parse_dt(value: str) -> datetime | None:
@@ -133,12 +135,25 @@ class Filters:
         return replace(base, values=_norm_values(values), tz=tz)
 
     @staticmethod
-    def query_problems(query: Mapping[str, Sequence[str] | str]) -> list[str]:
+    def query_problems(query: Mapping[str, Sequence[str] | str],
+                       other_keys: frozenset[str] | None = None) -> list[str]:
         """What :meth:`from_query` passes over in ``query`` instead of failing, one sentence
-        each (markdown, values quoted as code), so a page can say that a link was changed."""
+        each (markdown, values quoted as code), so a page can say that a link was changed.
+        With ``other_keys`` (the keys the pages read), a key that is neither a filter nor one
+        of them is named: a mistyped filter (``modle=``) would silently filter nothing."""
         first = {k: (v if isinstance(v, str) else (list(v) or [""])[0])
                  for k, v in query.items()}
         out = []
+        if other_keys is not None:
+            unknown = [k for k in query if k not in TIME_KEYS and column_for_key(k) is None
+                       and k not in other_keys]
+            if unknown:
+                names = ", ".join(f"`{_quoted(k, 40)}`" for k in unknown[:5])
+                out.append(f"{'keys' if len(unknown) > 1 else 'key'} {names}"
+                           f"{' …' if len(unknown) > 5 else ''} "
+                           f"{'are' if len(unknown) > 1 else 'is'} no filter Sightline knows: "
+                           "nothing is filtered on "
+                           f"{'them' if len(unknown) > 1 else 'it'}")
         preset = first.get("range")
         default = PRESET_LABELS[DEFAULT_PRESET].lower()
         start, end = _parse_dt(first.get("from", "")), _parse_dt(first.get("to", ""))

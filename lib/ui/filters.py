@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from lib.filters import DIMENSIONS, PRESET_LABELS, PRESETS, Filters, column_for_key, key_for_column
+from lib.filters import (
+    DIMENSIONS,
+    PRESET_LABELS,
+    PRESETS,
+    TIME_KEYS,
+    Filters,
+    column_for_key,
+    key_for_column,
+)
 from lib.store import Engine
 from lib.ui.navigation import ensure_entrypoint
 
@@ -36,6 +44,12 @@ def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
     return frame["v"].to_list()
 
 
+# The URL keys pages read besides the filters (tests/test_page_keys.py finds every key the
+# code reads or writes and checks it is here): a link's other keys are named as unknown.
+PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
+                       "q", "sort", "order", "errors", "page", "objective"})
+
+
 def sidebar(engine: Engine) -> Filters:
     """Render the filters in the sidebar and return them. First run of a session: from the URL."""
     now = datetime.now(UTC)
@@ -53,7 +67,7 @@ def sidebar(engine: Engine) -> Filters:
         **{f"f_{key}": list(initial.get(column)) for key, column in DIMENSIONS.items()},
     }
     if "f_range" not in st.session_state:  # the URL is read: say what of it was passed over
-        for problem in Filters.query_problems(_query_dict()):
+        for problem in Filters.query_problems(_query_dict(), PAGE_KEYS):
             st.warning(f"This link's {problem}.", icon=":material/link_off:")
     for key, value in defaults.items():
         if key not in st.session_state:
@@ -131,7 +145,7 @@ def sync_query(filters: Filters) -> None:
 
 
 def _is_filter_key(key: str) -> bool:
-    return key in {"range", "from", "to", "tz"} or column_for_key(key) is not None
+    return key in TIME_KEYS or column_for_key(key) is not None
 
 
 def set_window(start: datetime, end: datetime) -> None:

@@ -237,3 +237,7 @@ def test_a_link_with_values_sightline_does_not_know_says_what_it_shows_instead(m
     assert not [w for w in at.warning if w.value.startswith("This link's")]
     assert not [w for w in run_app(monkeypatch, demo_store, query={"range": "24h"}).warning
                 if w.value.startswith("This link's")]
+    # a mistyped filter would otherwise filter nothing, silently
+    typo = run_app(monkeypatch, demo_store, query={"modle": "gpt-4o", "by": "model"})
+    assert [w.value for w in typo.warning if w.value.startswith("This link's")] == [
+        "This link's key `modle` is no filter Sightline knows: nothing is filtered on it."]
