@@ -176,12 +176,8 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
 
 def shade_windows(fig: go.Figure, window: tuple, baseline: tuple | None, tz: str) -> None:
     """Shade the window under study (and the baseline) on a time chart shown in ``tz``."""
-    def local(t):
-        return local_time(t, tz)
-
-    if baseline:
-        fig.add_vrect(x0=local(baseline[0]), x1=local(baseline[1]), fillcolor="#94a3b8",
-                      opacity=0.15, line_width=0, annotation_text="baseline",
+    shades = [(baseline, "#94a3b8", 0.15, "baseline")] if baseline else []
+    for (start, end), colour, opacity, label in [*shades, (window, "#f59e0b", 0.18, "window")]:
+        fig.add_vrect(x0=local_time(start, tz), x1=local_time(end, tz), fillcolor=colour,
+                      opacity=opacity, line_width=0, annotation_text=label,
                       annotation_position="top left")
-    fig.add_vrect(x0=local(window[0]), x1=local(window[1]), fillcolor="#f59e0b", opacity=0.18,
-                  line_width=0, annotation_text="window", annotation_position="top left")

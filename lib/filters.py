@@ -168,9 +168,8 @@ class Filters:
                        f"`{_quoted(first.get('to', '(none)'))}` make no window (two ISO times, "
                        f"the first before the second): showing the {default}")
         tz = first.get("tz")
-        if tz is not None:
-            if not known_zone(tz):
-                out.append(f"time zone `{_quoted(tz)}` is not known: times are shown in UTC")
+        if tz is not None and not known_zone(tz):
+            out.append(f"time zone `{_quoted(tz)}` is not known: times are shown in UTC")
         return out
 
     # -- use -------------------------------------------------------------------------------------

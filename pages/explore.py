@@ -123,8 +123,7 @@ else:
         pl.col("window_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
         .alias("Window"),
         (pl.col("contribution") - pl.col("window_share")).alias("beyond"))
-    sig = doc.get("significance") or {}
-    if sig.get("test") and not sig.get("significant"):
+    if explore.within_noise(doc):
         st.caption("The overall change is within noise (see above): what the values below "
                    "\"explain\" is noise too, and a small change makes those percentages large.")
     elif (top["contribution"].abs().max() or 0) > 1:

@@ -153,7 +153,6 @@ def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
             FROM requests WHERE {where} GROUP BY ALL ORDER BY ALL""", params)
 
 
-
 def _unit(provider, model, day: date | datetime, context: str = "") -> dict | None:
     """Unit prices (USD per token of each kind) at ``day`` (a price period's start, or a date:
     its noon UTC), memoized per (provider, model, period, price context key) and the price

@@ -293,6 +293,13 @@ def thin_baseline(doc: dict) -> bool:
     return b["n"] / hours[1] <= THIN_BASELINE * w["n"] / hours[0]
 
 
+def within_noise(doc: dict) -> bool:
+    """Whether the overall change of a :func:`changes` document was tested and is not
+    significant (so what its values "explain" is noise too)."""
+    sig = doc.get("significance") or {}
+    return bool(sig.get("test")) and not sig.get("significant")
+
+
 def headline(doc: dict) -> str:
     """The first line an engineer reads, e.g. "provider anthropic's error rate went from 0.8% to
     31% and explains 92% of the increase"."""
@@ -303,9 +310,9 @@ def headline(doc: dict) -> str:
     if not doc["baseline"]["n"]:
         return f"No requests in the baseline to compare with ({label} now {_fmt(metric, w)})."
     overall = "Overall {} went from {} to {}".format(label, *_fmt_pair(metric, b, w))
-    sig = doc.get("significance") or {}
-    if sig.get("test") and not sig.get("significant"):
-        return (f"{overall}: not a significant change (p = {sig['p_value']:.2g}). The values "
+    if within_noise(doc):
+        return (f"{overall}: not a significant change "
+                f"(p = {doc['significance']['p_value']:.2g}). The values "
                 "that moved most are listed below, but the difference is within noise.")
     top = doc["contributors"][0] if doc["contributors"] else None
     if top is None or top["contribution"] is None:
