@@ -34,7 +34,7 @@ def plain_queries(con, glob: str, f: Filters, seconds: int):
                 {"s": f.start, "p": prev_start, "e": f.end}).to_arrow_table()
     con.execute(f"""
         SELECT ts >= $s, avg(passed::INT) FROM read_parquet('{glob.replace('requests', 'evals')}')
-        WHERE ts >= $p AND ts < $e AND passed IS NOT NULL AND source != 'offline' GROUP BY 1""",
+        WHERE ts >= $p AND ts < $e AND passed IS NOT NULL AND source = 'online' GROUP BY 1""",
                 {"s": f.start, "p": prev_start, "e": f.end}).to_arrow_table()
     con.execute(f"""
         SELECT time_bucket(INTERVAL '{seconds} seconds', ts) AS b, count(*),
