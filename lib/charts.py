@@ -73,7 +73,9 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     add_events(fig, events, tz)
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=30, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        # Series first, then the events (legendrank); "normal": Plotly reverses a stacked chart's
+        # legend by default, which put the events first there.
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"),
         hovermode="x unified", dragmode="select",
         xaxis_title=f"Time ({tz})", yaxis_title=y_title,
     )
@@ -101,6 +103,10 @@ def local_time(t: datetime, tz: str) -> datetime:
     return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
 
 
+# Plotly's default rank is 1000: events after every series in a legend.
+EVENT_LEGEND_RANK = 2000
+
+
 def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
     """Dashed vertical lines at each event, with a hover marker carrying its title."""
     if events is None or events.is_empty():
@@ -121,6 +127,7 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
             name=html.escape(str(kind).replace("_", " ")),
             text=[html.escape(f"{k}: {t}") for k, t in zip(group["kind"], group["title"])],
             hovertemplate="%{text}<extra></extra>", showlegend=True,
+            legendrank=EVENT_LEGEND_RANK,
         )
     fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1.05], visible=False,
                                   fixedrange=True))

@@ -113,3 +113,20 @@ def test_event_kinds_are_in_the_legend_escaped():
     assert {t.name for t in markers} == {"prompt change", "&lt;b&gt;custom&lt;/b&gt;"}
     assert all(t.showlegend for t in markers)
     assert "prompt_change: v2 &lt;i&gt;prompt&lt;/i&gt;" in [x for t in markers for x in t.text]
+
+
+def test_events_come_after_the_series_in_a_stacked_legend():
+    # Plotly reverses a stacked chart's legend unless told otherwise, which listed the events
+    # before the series; the order is now explicit and the events ranked after every series.
+    events = pl.DataFrame({"ts": [START + timedelta(hours=1)], "kind": ["deploy"],
+                           "title": ["v2"]})
+    long = pl.DataFrame({"bucket": [START, START], "model": ["a", "b"], "requests": [1, 2]})
+    for fig in (time_figure(hourly(), "bucket", [("requests", "n"), ("p95_ms", "p")],
+                            y_title="n", tz="UTC", kind="bar", events=events),
+                long_time_figure(long, "bucket", "model", "requests", y_title="n", tz="UTC",
+                                 kind="area", events=events)):
+        assert fig.layout.legend.traceorder == "normal"
+        ranks = [(t.legendrank if t.legendrank is not None else 1000, t.yaxis == "y2")
+                 for t in fig.data]
+        series = [r for r, is_event in ranks if not is_event]
+        assert series and max(series) < min(r for r, is_event in ranks if is_event)
