@@ -124,7 +124,8 @@ if not budgets:
                         "`SIGHTLINE_BUDGETS` at your file.")
 else:
     mtd = widgets.cached(cost.month_to_date, engine, f, budgets, f.end)
-    st.caption(f"UTC calendar month of the window's end ({f.end:%B %Y}), up to "
+    month = cost.budget_month(f.end)
+    st.caption(f"UTC calendar month of the window's end ({month:%B %Y}), up to "
                f"{widgets.window_caption(f.end, f.end, 'UTC').split(' → ')[0]} UTC. Projection = "
                "month to date × month length / time elapsed. Budgets use their own scope from "
                f"`{budgets_path().name}`, not the sidebar's filters.")

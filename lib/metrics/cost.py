@@ -285,17 +285,25 @@ def whatif_targets(engine: Engine, filters: Filters) -> list[tuple[str, str]]:
     return out
 
 
+def budget_month(end: datetime) -> datetime:
+    """The start (UTC) of the calendar month holding the last instant before ``end``: a window
+    is half-open, so one ending on April 1st 00:00 is March's."""
+    last = end.astimezone(UTC) - timedelta(microseconds=1)
+    return datetime(last.year, last.month, 1, tzinfo=UTC)
+
+
 def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
                   at: datetime | None = None) -> pl.DataFrame:
     """Per budget: ``budget, scope, monthly_usd, mtd_usd, projected_usd, projected_share,
-    status`` for the UTC calendar month holding ``at`` (default: the end of ``filters``' window;
-    only its time is used). Month to date is spend in
+    status`` for the UTC calendar month holding the last instant before ``at`` (default: the end
+    of ``filters``' window, which is not in it: a window of March ends on April 1st 00:00 and
+    reports March; only its time is used). Month to date is spend in
     ``[month start, at)``; the projection is the linear run rate: ``mtd × month length / elapsed``.
     Status: ``over`` (projection above the budget), ``warn`` (above its ``warn_at`` share, default
     0.8), ``ok``. Budgets are evaluated on their own scope, not on the sidebar's filters."""
     at = (at or filters.end).astimezone(UTC)
-    month_start = datetime(at.year, at.month, 1, tzinfo=UTC)
-    days = calendar.monthrange(at.year, at.month)[1]
+    month_start = budget_month(at)
+    days = calendar.monthrange(month_start.year, month_start.month)[1]
     month_end = month_start + timedelta(days=days)
     elapsed = (at - month_start).total_seconds()
     rows = []

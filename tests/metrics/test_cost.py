@@ -220,3 +220,33 @@ def test_token_mix_cache_savings_and_what_if_price_a_batch_as_a_batch(lake, engi
     (row,) = cost.what_if(engine, f, "anthropic", "claude-haiku-4-5").rows(named=True)
     assert row["whatif_cost_usd"] == pytest.approx(standard * 1.5)
     assert row["difference_usd"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_window_of_a_whole_month_is_budgeted_on_that_month(lake, engine):
+    # [March 1st, April 1st) ends on April 1st 00:00, which is not in it: before, the budget was
+    # April's (nothing spent, nothing elapsed, "ok") while March had spent $3,100 of $1,000.
+    rows = [make_request(i, ts=datetime(2026, 3, 1, 12, tzinfo=UTC) + timedelta(days=i),
+                         cost_usd=100.0) for i in range(31)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    march = Filters.between(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
+    m = cost.month_to_date(engine, march, [Budget("all", 1000.0)]).row(0, named=True)
+    assert m["mtd_usd"] == pytest.approx(31 * 100.0)
+    assert m["projected_usd"] == pytest.approx(31 * 100.0)  # the whole month has elapsed
+    assert m["status"] == "over"
+    assert cost.budget_month(march.end) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert cost.budget_month(march.end + timedelta(microseconds=1)) == march.end
+
+
+def test_budget_names_and_scopes_are_read_as_written(tmp_path):
+    # Unquoted, YAML 1.1 reads these as 1.1, 34 and True: the budget then filtered on values no
+    # request has and read $0, "on track".
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n"
+                    "  - {name: 1.10, monthly_usd: 10, where: {app_version: 1.10}}\n"
+                    "  - {name: c, monthly_usd: 10, where: {customer: [0042, on, 7]}}\n"
+                    "  - {name: d, monthly_usd: 1e3, warn_at: 0.5}\n")
+    a, c, d = load_budgets(path)
+    assert a.name == "1.10" and a.where_values() == {"app_version": ("1.10",)}
+    assert c.where_values() == {"customer_id": ("0042", "7", "on")}
+    assert (d.monthly_usd, d.warn_at) == (1000.0, 0.5)  # numbers are still numbers
