@@ -1,9 +1,10 @@
 """Quality: eval pass rates and scores over time and by version (with Wilson 95% intervals),
 online judge scores, user feedback, guardrail triggers, finish reasons and error types.
 
-Evals are filtered by the window and the ``model`` filter; other dimension filters (feature,
-customer …) keep the online and feedback evals whose ``request_id`` is a request matching them
-(offline evals, which have no request, are then left out). Ratios are in [0, 1].
+Evals are filtered by the window and the ``model`` filter (an eval without a model, such as a
+Langfuse score or user feedback, by the model of the request it judges); other dimension filters
+(feature, customer …) keep the online and feedback evals whose ``request_id`` is a request
+matching them (offline evals, which have no request, are then left out). Ratios are in [0, 1].
 
 Wilson interval for k successes in n trials at z = 1.959964 (95%)::
 
@@ -47,16 +48,30 @@ def wilson_exprs(k: str, n: str, prefix: str, z: float = Z95) -> list[pl.Expr]:
 
 def evals_where(filters: Filters) -> tuple[str, dict]:
     """SQL and parameters keeping the evals ``filters`` select (see the module's docstring)."""
-    where, params = filters.where("evals", prefix="e")
+    window = Filters(start=filters.start, end=filters.end)
+    where, params = window.where("evals", prefix="e")
+    models = [v for c, vals in filters.values if c == "model" for v in vals]
+    if models:
+        names = [f"e_model_{j}" for j in range(len(models))]
+        params.update(zip(names, models, strict=True))
+        listed = ", ".join(f"${n}" for n in names)
+        # An eval without a model of its own (a Langfuse score, user feedback) is of the model
+        # of the request it judges.
+        where += (f" AND (model IN ({listed}) OR (model IS NULL AND request_id IN ("
+                  f"SELECT request_id FROM requests WHERE model IN ({listed}) AND "
+                  f"{LOOKBACK.format(start='$e_start')} AND ts < $e_end)))")
     others = [(c, v) for c, v in filters.values if c != "model"]
     if others:
         sub = Filters(start=filters.start, end=filters.end, values=tuple(others))
         rwhere, rparams = sub.where("requests", prefix="r")
-        # Evals are scored after the request: look back a day for the requests they judge.
-        rwhere = rwhere.replace("ts >= $r_start", "ts >= $r_start - INTERVAL 1 DAY")
+        rwhere = rwhere.replace("ts >= $r_start", LOOKBACK.format(start="$r_start"))
         where += f" AND request_id IN (SELECT request_id FROM requests WHERE {rwhere})"
         params.update(rparams)
     return where, params
+
+
+# Evals are scored after the request: look back a day for the requests they judge.
+LOOKBACK = "ts >= {start} - INTERVAL 1 DAY"
 
 
 def _source_clause(source: str | None, params: dict) -> str:

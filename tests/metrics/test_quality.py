@@ -77,6 +77,32 @@ def test_eval_filters_join_requests(judged):
     assert v["n"].to_list() == [30]
 
 
+def test_the_model_filter_keeps_evals_without_a_model_by_the_request_they_judge(lake, engine):
+    # Langfuse scores and feedback carry no model: under ?model=gpt-4o they were all left out
+    # (the judge tile and the Quality page read "no evals") though every judged request was
+    # gpt-4o. An eval with a model of its own (an offline test-set run) is still kept by it.
+    reqs = [make_request(i, model="gpt-4o" if i % 2 else "claude") for i in range(8)]
+    evals = [{"eval_id": f"e{i}", "ts": T0 + timedelta(minutes=i + 1), "source": "online",
+              "request_id": f"r{i}", "metric": "groundedness", "passed": i < 4}
+             for i in range(8)]
+    evals += [{"eval_id": "offline-1", "ts": T0, "source": "test_set", "model": "gpt-4o",
+               "metric": "exact_match", "passed": True},
+              {"eval_id": "offline-2", "ts": T0, "source": "test_set", "model": "claude",
+               "metric": "exact_match", "passed": False}]
+    lake.append({"requests": requests_table(reqs), "evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1)).with_value("model", ["gpt-4o"])
+    where, params = quality.evals_where(f)
+    kept = engine.query(f"SELECT eval_id FROM evals WHERE {where} ORDER BY eval_id", params)
+    # gpt-4o answered r1, r3, r5, r7
+    assert kept["eval_id"].to_list() == ["e1", "e3", "e5", "e7", "offline-1"]
+    online = quality.evals_by_version(engine, f, "online")
+    assert (online["passed"].sum(), online["n"].sum()) == (2, 4)  # e1, e3 of e1 e3 e5 e7
+    both = f.with_value("model", ["gpt-4o", "claude"])
+    where, params = quality.evals_where(both)
+    assert engine.scalar(f"SELECT count(*) FROM evals WHERE {where}", params) == 10
+
+
 def test_feedback(judged):
     engine, f = judged
     tot = quality.feedback_totals(engine, f)
