@@ -38,7 +38,9 @@ if tot["requests"] == 0:
 
 k = st.columns(5)
 k[0].metric("Spend", formatting.usd(tot["cost_usd"]), border=True,
-            help=f"{tot['priced_requests']:,} priced requests")
+            help=f"Of the {tot['priced_requests']:,} priced requests"
+                 + (f"; the {tot['unpriced_requests']:,} without a price are not in it"
+                    if tot["unpriced_requests"] else ""))
 k[1].metric("Cost per request", formatting.usd(tot["cost_per_request_usd"]), border=True,
             help="Over priced requests")
 k[2].metric("Cost per 1k requests", formatting.usd(tot["cost_per_1k_requests_usd"]), border=True)
@@ -64,8 +66,11 @@ fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                        y_title=f"USD per {bucket_label(seconds)}", tz=f.tz, events=events, **axis,
                        kind="bar", y_format="$,.2f")
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
+unpriced = int(spend["unpriced_requests"].sum())
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
-           "*other*; the downloads hold the same. Drag over the chart to explore that window.")
+           "*other*; the downloads hold the same. Drag over the chart to explore that window."
+           + (f" {unpriced:,} request(s) without a price are not in the bars: their cost is "
+              "unknown, not $0 (see the Data page)." if unpriced else ""))
 sel = drilldown.selection_window(event, f.tz, seconds) if event else None
 if sel:
     widgets.open_page("pages/explore.py", f,

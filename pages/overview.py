@@ -72,11 +72,14 @@ with right:
 
 st.subheader("Cost")
 fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}", tz=f.tz,
-                  events=events, kind="bar", y_format="$,.2f")
+                  events=events, **axis, kind="bar", y_format="$,.2f")
 drills.append(("cost_per_request", widgets.chart(
-    fig, series.select("bucket", "requests", "cost_usd"), key="ov_cost", name="cost",
-    on_select=True)))
-st.caption("Drag over a chart to investigate that window on Explore.")
+    fig, series.select("bucket", "requests", "cost_usd", "unpriced_requests"), key="ov_cost",
+    name="cost", on_select=True)))
+unpriced = int(series["unpriced_requests"].sum())
+st.caption("Drag over a chart to investigate that window on Explore."
+           + (f" {unpriced:,} request(s) without a price are not in the cost bars: their cost is "
+              "unknown, not $0 (see the Data page)." if unpriced else ""))
 
 # Drill-down: a selected region opens Explore on that window with the same filters.
 for drill_metric, event in drills:

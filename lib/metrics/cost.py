@@ -39,12 +39,15 @@ TOKEN_KINDS = [("uncached_input", "Uncached input"), ("cached_input", "Cached in
 
 def totals(engine: Engine, filters: Filters) -> dict:
     """``requests, priced_requests, unpriced_requests, cost_usd, cost_per_request_usd,
-    cost_per_1k_requests_usd`` for the window (unit costs over priced requests; None if none)."""
+    cost_per_1k_requests_usd`` for the window (unit costs over priced requests; None if none).
+    ``cost_usd`` is the priced requests' spend: None when there are requests but none has a
+    price (unknown, not $0), 0 when there is no request."""
     where, params = filters.where("requests")
     row = engine.query(
         f"SELECT count(*) AS requests, count(cost_usd) AS priced_requests, "
-        f"count(*) - count(cost_usd) AS unpriced_requests, coalesce(sum(cost_usd), 0) AS cost_usd "
-        f"FROM requests WHERE {where}", params).row(0, named=True)
+        f"count(*) - count(cost_usd) AS unpriced_requests, "
+        f"CASE WHEN count(cost_usd) > 0 OR count(*) = 0 THEN coalesce(sum(cost_usd), 0) END "
+        f"AS cost_usd FROM requests WHERE {where}", params).row(0, named=True)
     priced = row["priced_requests"]
     per = row["cost_usd"] / priced if priced else None
     return {**row, "cost_per_request_usd": per,
@@ -53,9 +56,11 @@ def totals(engine: Engine, filters: Filters) -> dict:
 
 def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: int = 8,
                     seconds: int | None = None) -> pl.DataFrame:
-    """Long frame ``bucket, group, cost_usd, requests``: spend per time bucket (UTC start) and per
-    value of ``by``; the ``top`` values by spend in the window are kept, the rest is ``other``,
-    null is ``(none)``. Every (bucket, group) pair is present (0 where nothing was spent)."""
+    """Long frame ``bucket, group, cost_usd, requests, unpriced_requests``: spend per time bucket
+    (UTC start) and per value of ``by``; the ``top`` values by spend in the window are kept, the
+    rest is ``other``, null is ``(none)``. Every (bucket, group) pair is present: cost 0 where
+    there was no request, null where there were requests but none had a price (unknown, not
+    $0)."""
     seconds = seconds or bucket_seconds(filters.duration)
     expr = dimension_sql(by)
     where, params = filters.where("requests")
@@ -64,21 +69,25 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
     return engine.query(
         f"""
         WITH agg0 AS (SELECT {bucket_sql(seconds)} AS bucket, {expr} AS dim,
-                             coalesce(sum(cost_usd), 0) AS cost_usd, count(*) AS requests
+                             sum(cost_usd) AS cost_usd, count(*) AS requests,
+                             count(*) - count(cost_usd) AS unpriced
                       FROM requests WHERE {where} GROUP BY ALL),
         top AS (SELECT dim FROM agg0 WHERE dim IS NOT NULL GROUP BY dim
-                ORDER BY sum(cost_usd) DESC, dim LIMIT {int(top)}),
+                ORDER BY sum(cost_usd) DESC NULLS LAST, dim LIMIT {int(top)}),
         agg AS (SELECT bucket, CASE WHEN dim IS NULL THEN '{NONE_LABEL}'
                                     WHEN dim IN (SELECT dim FROM top) THEN dim
                                     ELSE '{OTHER_LABEL}' END AS "group",
-                       sum(cost_usd) AS cost_usd, sum(requests)::BIGINT AS requests
+                       sum(cost_usd) AS cost_usd, sum(requests)::BIGINT AS requests,
+                       sum(unpriced)::BIGINT AS unpriced
                 FROM agg0 GROUP BY ALL),
         grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds})
                                                   * {seconds}), $bend::TIMESTAMPTZ,
                                      INTERVAL '{seconds} seconds')) AS bucket),
         groups AS (SELECT DISTINCT "group" FROM agg)
-        SELECT grid.bucket, groups."group", coalesce(agg.cost_usd, 0) AS cost_usd,
-               coalesce(agg.requests, 0) AS requests
+        SELECT grid.bucket, groups."group",
+               CASE WHEN agg.requests IS NULL THEN 0 ELSE agg.cost_usd END AS cost_usd,
+               coalesce(agg.requests, 0) AS requests,
+               coalesce(agg.unpriced, 0) AS unpriced_requests
         FROM grid CROSS JOIN groups LEFT JOIN agg USING (bucket, "group")
         ORDER BY grid.bucket, groups."group"
         """, params)

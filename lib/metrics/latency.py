@@ -31,7 +31,8 @@ def _pct_cols(column: str = "latency_ms", suffix: str = "_ms") -> str:
     return percentiles_sql(column, {f"{k}{suffix}": q for k, q in PERCENTILES.items()})
 
 
-def _uncertain_cols(n: str = "requests") -> str:
+def _uncertain_cols(n: str) -> str:
+    """Flags per percentile: ``n`` (SQL: the count of requests with a latency) is too small."""
     return ", ".join(f"coalesce({n}, 0) < {MIN_ROWS_FOR_PERCENTILE[q]} AS {k}_uncertain"
                      for k, q in PERCENTILES.items())
 
@@ -44,9 +45,10 @@ def _grid(seconds: int) -> str:
 def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
                           objective_ms: float | None = None) -> pl.DataFrame:
     """Per bucket: ``bucket, requests, p50_ms, p90_ms, p95_ms, p99_ms``, the ``*_uncertain``
-    flags, TTFT ``ttft_p50_ms, ttft_p95_ms, ttft_requests``, ``tokens_per_s_p50`` and, with
-    ``objective_ms``, ``within_objective`` (count) and ``within_share``. Empty buckets have zero
-    requests and null percentiles."""
+    flags (too few requests with a latency for that percentile), TTFT ``ttft_p50_ms,
+    ttft_p95_ms, ttft_requests``, ``tokens_per_s_p50`` and, with ``objective_ms``,
+    ``within_objective`` (count) and ``within_share`` (of the requests with a latency). Empty
+    buckets have zero requests and null percentiles."""
     seconds = seconds or bucket_seconds(filters.duration)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
@@ -58,23 +60,26 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
         f"""
         WITH grid AS ({_grid(seconds)}),
         agg AS (
-            SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests, {_pct_cols()},
+            SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests,
+                   count(latency_ms) AS timed, {_pct_cols()},
                    {percentiles_sql("ttft_ms", {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95})},
                    count(ttft_ms) AS ttft_requests,
                    quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50 {obj}
             FROM requests WHERE {where} GROUP BY ALL)
         SELECT grid.bucket, coalesce(requests, 0) AS requests,
-               p50_ms, p90_ms, p95_ms, p99_ms, {_uncertain_cols()},
+               p50_ms, p90_ms, p95_ms, p99_ms, {_uncertain_cols("timed")},
                ttft_p50_ms, ttft_p95_ms, coalesce(ttft_requests, 0) AS ttft_requests,
                tokens_per_s_p50
-               {", coalesce(within_objective, 0) AS within_objective" if obj else ""}
+               {", coalesce(within_objective, 0) AS within_objective" if obj else ""},
+               coalesce(timed, 0) AS timed
         FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket
         """, params)
     if objective_ms is not None:
+        # of the requests with a latency, as overall() and by_dimension() count it
         frame = frame.with_columns(
-            (pl.col("within_objective") / pl.when(pl.col("requests") > 0)
-             .then(pl.col("requests"))).alias("within_share"))
-    return frame
+            (pl.col("within_objective") / pl.when(pl.col("timed") > 0)
+             .then(pl.col("timed"))).alias("within_share"))
+    return frame.drop("timed")
 
 
 def overall(engine: Engine, filters: Filters, objective_ms: float | None = None) -> dict:
@@ -100,7 +105,7 @@ def by_dimension(engine: Engine, filters: Filters, by: str = "model",
     params["objective"] = float(objective_ms) if objective_ms is not None else None
     return engine.query(
         f"""SELECT coalesce({expr}, '{NONE_LABEL}') AS "group", count(*) AS requests,
-               {_pct_cols()}, {_uncertain_cols("count(*)")},
+               {_pct_cols()}, {_uncertain_cols("count(latency_ms)")},
                quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
                quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50,
                count(*) FILTER (WHERE latency_ms <= $objective) / nullif(count(latency_ms), 0)

@@ -88,9 +88,11 @@ def previous_coverage(engine: Engine, filters: Filters) -> float:
 
 def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> pl.DataFrame:
     """Per time bucket: ``bucket`` (UTC start), ``requests``, ``errors``, ``error_rate``,
-    ``p50_ms``, ``p95_ms``, ``cost_usd``, and ``p50_uncertain`` / ``p95_uncertain`` when the
-    bucket has too few rows for that percentile. Empty buckets are present with zero requests, so
-    gaps show as gaps. ``seconds`` defaults to :func:`bucket_seconds` of the window.
+    ``p50_ms``, ``p95_ms``, ``cost_usd`` (of the priced requests; null when the bucket has
+    requests but none priced), ``unpriced_requests``, and ``p50_uncertain`` / ``p95_uncertain``
+    when the bucket has too few requests with a latency for that percentile. Empty buckets are
+    present with zero requests, so gaps show as gaps. ``seconds`` defaults to
+    :func:`bucket_seconds` of the window.
     """
     seconds = seconds or bucket_seconds(filters.duration)
     where, params = filters.where("requests")
@@ -107,14 +109,16 @@ def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> 
             SELECT {b} AS bucket, count(*) AS requests,
                    count(*) FILTER (WHERE status = 'error') AS errors,
                    {percentiles_sql("latency_ms", {"p50_ms": 0.5, "p95_ms": 0.95})},
-                   sum(cost_usd) AS cost_usd
+                   count(latency_ms) AS timed,
+                   sum(cost_usd) AS cost_usd, count(*) - count(cost_usd) AS unpriced_requests
             FROM requests WHERE {where} GROUP BY ALL
         )
         SELECT grid.bucket, coalesce(requests, 0) AS requests, coalesce(errors, 0) AS errors,
                errors / nullif(requests, 0) AS error_rate, p50_ms, p95_ms,
-               coalesce(cost_usd, 0) AS cost_usd,
-               coalesce(requests, 0) < {MIN_ROWS_FOR_PERCENTILE[0.5]} AS p50_uncertain,
-               coalesce(requests, 0) < {MIN_ROWS_FOR_PERCENTILE[0.95]} AS p95_uncertain
+               CASE WHEN requests IS NULL THEN 0 ELSE cost_usd END AS cost_usd,
+               coalesce(unpriced_requests, 0) AS unpriced_requests,
+               coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.5]} AS p50_uncertain,
+               coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.95]} AS p95_uncertain
         FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket
         """,
         params,

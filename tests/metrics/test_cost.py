@@ -250,3 +250,25 @@ def test_budget_names_and_scopes_are_read_as_written(tmp_path):
     assert a.name == "1.10" and a.where_values() == {"app_version": ("1.10",)}
     assert c.where_values() == {"customer_id": ("0042", "7", "on")}
     assert (d.monthly_usd, d.warn_at) == (1000.0, 0.5)  # numbers are still numbers
+
+
+def test_spend_of_requests_without_a_price_is_unknown_not_zero(lake, engine):
+    # Hour 0: three gpt-4o requests at $1; hour 1: four of an unpriced fine-tune. Before, the
+    # fine-tune's bar and a window of it alone read $0.00, as if nothing had been spent.
+    rows = [make_request(i, cost_usd=1.0) for i in range(3)]
+    rows += [make_request(60 + i, model="my-ft", cost_usd=None) for i in range(4)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=3))
+    s = cost.spend_over_time(engine, f, "model", seconds=3600)
+    got = {(r["bucket"].hour - T0.hour, r["group"]): (r["cost_usd"], r["requests"],
+                                                       r["unpriced_requests"])
+           for r in s.iter_rows(named=True)}
+    assert got[(0, "gpt-4o")] == (3.0, 3, 0)
+    assert got[(1, "my-ft")] == (None, 4, 4)  # requests, no price: unknown
+    assert got[(0, "my-ft")] == got[(2, "my-ft")] == (0.0, 0, 0)  # no request: nothing spent
+    assert cost.totals(engine, f)["cost_usd"] == pytest.approx(3.0)
+    alone = cost.totals(engine, Filters.between(T0 + timedelta(hours=1), T0 + timedelta(hours=2)))
+    assert (alone["cost_usd"], alone["unpriced_requests"]) == (None, 4)
+    empty = cost.totals(engine, Filters.between(T0 + timedelta(hours=2), T0 + timedelta(hours=3)))
+    assert (empty["requests"], empty["cost_usd"]) == (0, 0.0)

@@ -84,3 +84,22 @@ def test_empty_window(engine):
     assert latency.overall(engine, f)["requests"] == 0
     ts = latency.percentiles_over_time(engine, f, seconds=600)
     assert ts.height == 6 and ts["requests"].sum() == 0
+
+
+def test_requests_without_a_latency_count_in_neither_share_nor_reliability(lake, engine):
+    # 5 timed requests (100 ms) and 30 without a latency, in one hour, objective 2,000 ms: the
+    # chart counted the untimed ones as missing the objective (0.5 against the tile's 1.0 with
+    # 5 and 5) and as rows behind the percentiles (a p50 of 5 rows drawn as reliable).
+    rows = [make_request(i, latency_ms=100.0) for i in range(5)]
+    rows += [make_request(5 + i, latency_ms=None) for i in range(30)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    chart = latency.percentiles_over_time(engine, f, 3600, objective_ms=2000)
+    tile = latency.overall(engine, f, objective_ms=2000)
+    table = latency.by_dimension(engine, f, "model", objective_ms=2000)
+    assert chart["within_share"].to_list() == [1.0] == [tile["within_share"]]
+    assert table["within_share"].to_list() == [1.0]
+    assert chart["requests"].to_list() == [35]  # the bars still count every request
+    assert chart["p50_uncertain"].to_list() == [True]  # 5 < 20 timed rows
+    assert table["p50_uncertain"].to_list() == [True]

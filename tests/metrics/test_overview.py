@@ -285,3 +285,23 @@ def test_the_eval_kpi_looks_back_a_day_for_the_judged_requests_as_quality_does(l
     by_version = quality.evals_by_version(engine, f, "online")
     assert by_version["passed"].sum() / by_version["n"].sum() == 1.0
     assert _kpi(kpis(engine, f))["eval_pass_rate"] == (1.0, None)
+
+
+def test_unpriced_buckets_have_an_unknown_cost_and_untimed_rows_no_weight(lake, engine):
+    # Hour 0: three priced requests; hour 1: four of a model without a price, no latency;
+    # hour 2: nothing. Before, hour 1 read $0 (as if nothing had been spent) and its p50 of no
+    # timed row was flagged from the 4 requests instead of 0.
+    rows = [make_request(i, cost_usd=1.0) for i in range(3)]
+    rows += [make_request(60 + i, model="my-ft", cost_usd=None, latency_ms=None)
+             for i in range(4)]
+    rows += [make_request(70 + i, latency_ms=100.0, cost_usd=0.5) for i in range(25)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    t = timeseries(engine, Filters.between(T0, T0 + timedelta(hours=3)), 3600)
+    assert t["requests"].to_list() == [3, 29, 0]
+    assert t["cost_usd"].to_list() == [3.0, 12.5, 0.0]
+    assert t["unpriced_requests"].to_list() == [0, 4, 0]
+    assert t["p50_uncertain"].to_list() == [True, False, True]  # 3, 25 and 0 timed rows
+    only_unpriced = timeseries(engine, Filters.between(T0 + timedelta(minutes=60),
+                                                       T0 + timedelta(minutes=65)), 60)
+    assert only_unpriced["cost_usd"].to_list() == [None] * 4 + [0.0]

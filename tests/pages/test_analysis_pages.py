@@ -263,6 +263,12 @@ def test_the_what_if_of_traffic_without_a_cost_shows_no_dollar_figure(monkeypatc
     # nothing has an actual cost: unknown, not "$0.00 / $0.00 / +$0.00"
     assert tiles["Actual spend"] == "–" and tiles["Difference"] == "–"
     assert [c for c in at.caption if c.value.startswith("3 request(s) without an actual cost")]
+    assert tiles["Spend"] == "–"  # not $0.00
+    assert "3 request(s) without a price are not in the bars" in texts(at)
+    overview = run_page(monkeypatch, lake.root, "pages/overview.py",
+                        {"range": "custom", "from": T0.isoformat(),
+                         "to": (T0 + timedelta(hours=1)).isoformat()})
+    assert "3 request(s) without a price are not in the cost bars" in texts(overview)
 
 
 def test_the_request_page_lists_the_shown_request_of_a_long_session(monkeypatch, lake):
