@@ -311,3 +311,19 @@ def test_subprocess_exit_codes(store, tmp_path):
     assert "no store at" in missing.stderr
     bad = run_process("--json", "--store", str(store), "--bogus")
     assert bad.returncode == 2 and bad.stdout == ""
+
+
+def test_the_text_null_and_no_value_share_one_group_that_adds_up(tmp_path, capsys):
+    # Three requests without a feature and two whose feature is the text "null" (a logger's
+    # JSON.stringify(null)): before, the second group overwrote the first under the key "null"
+    # and the groups summed to 2 of 5 requests.
+    root = tmp_path / "store"
+    Lake(root).append({"requests": requests_table(
+        [make_request(i, feature=None) for i in range(3)]
+        + [make_request(3 + i, feature="null") for i in range(2)]
+        + [make_request(5, feature="chat")])}, source="t")
+    code, doc, _ = run_main(capsys, "--json", "--store", str(root), "--group-by", "feature")
+    assert code == 0
+    assert {k: g["requests"] for k, g in doc["groups"].items()} == {"null": 5, "chat": 1}
+    assert_matches(doc["groups"]["null"],
+                   direct(root, "feature IS NULL OR feature = $v", {"v": "null"}))

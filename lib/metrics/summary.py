@@ -19,7 +19,7 @@ def summary(engine: Engine, start: datetime | None = None, end: datetime | None 
     Returns design §6's document: counts, token sums, ``cost_usd`` (sum of priced requests,
     USD), ``unpriced_requests``, ``latency_ms`` percentiles (type 7, over all requests, errors
     included), ``from``/``to`` as given (ISO strings or None), and ``groups`` keyed by the value of
-    ``group_by`` when given (a null value is the key ``"null"``).
+    ``group_by`` when given (no value is the key ``"null"``, shared with the text "null").
     Raises KeyError for a column that cannot be filtered or grouped on.
     """
     clauses, params = [], {}
@@ -45,11 +45,13 @@ def summary(engine: Engine, start: datetime | None = None, end: datetime | None 
     doc["to"] = end.isoformat() if end else None
     if group_by:
         g = _column(group_by)
+        # A JSON object's keys are text: no value is keyed "null", and rows without one share
+        # that key with any whose value is the text "null" (grouped together in SQL, so the
+        # groups still add up to the total).
         frame = engine.query(
-            f"SELECT {g}::VARCHAR AS grp, {select} FROM requests WHERE {cond} GROUP BY 1 "
-            f"ORDER BY requests DESC", params)
-        doc["groups"] = {("null" if r["grp"] is None else r["grp"]): _doc(r)
-                         for r in frame.iter_rows(named=True)}
+            f"SELECT coalesce({g}::VARCHAR, 'null') AS grp, {select} FROM requests "
+            f"WHERE {cond} GROUP BY 1 ORDER BY requests DESC, grp", params)
+        doc["groups"] = {r["grp"]: _doc(r) for r in frame.iter_rows(named=True)}
     return doc
 
 
