@@ -11,7 +11,15 @@ import math
 import plotly.graph_objects as go
 import polars as pl
 
-from lib.charts import SERIES_COLORS, add_events, axis_range, local_time, time_figure, to_zone
+from lib.charts import (
+    SERIES_COLORS,
+    add_events,
+    axis_range,
+    local_time,
+    time_figure,
+    to_zone,
+    zone_label,
+)
 
 
 def esc(v) -> str:
@@ -62,7 +70,7 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       hovermode="x unified", dragmode="select",
-                      xaxis_title=f"Time ({tz})", yaxis_title=y_title)
+                      xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title)
     if y_format:
         fig.update_yaxes(tickformat=y_format)
     if y_range:

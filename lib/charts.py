@@ -7,7 +7,7 @@ Every time chart states its time zone on the x axis, has a unit on the y axis, a
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
@@ -23,6 +23,39 @@ EVENT_COLORS = {"deploy": "#6c5ce7", "prompt_change": "#e17055", "model_change":
 SERIES_COLORS = ["#2d6cdf", "#e0533d", "#16a34a", "#a855f7", "#f59e0b", "#0891b2", "#db2777",
                  "#65a30d", "#92400e", "#1e3a8a"]
 OTHER_COLOR = "#94a3b8"
+
+
+def chart_zone(tz: str, start: datetime, end: datetime) -> str:
+    """The zone a time chart of ``[start, end)`` is drawn in: ``tz``, unless its clocks go back
+    inside the window (the end of daylight saving). Plotly draws naive wall-clock times, and an
+    hour that happens twice would put two buckets at one x (stacked into one bar, or the second
+    one opened by a click on the first): then the fixed UTC offset ``tz`` has at ``end``, as an
+    ``Etc/GMT`` zone, which every page's chart and drill-down then use alike. Zones whose offset
+    is not a whole number of hours keep ``tz`` (no such fixed zone exists)."""
+    zone = ZoneInfo(tz)
+    last = end - timedelta(microseconds=1)
+    offsets = [start.astimezone(zone).utcoffset()]
+    t = start
+    # Clocks change months apart: sampling every 6 hours sees every change in between.
+    while t < last:
+        t = min(t + timedelta(hours=6), last)
+        offsets.append(t.astimezone(zone).utcoffset())
+    if all(b >= a for a, b in zip(offsets, offsets[1:], strict=False)):
+        return tz
+    hours, rest = divmod(offsets[-1].total_seconds(), 3600)
+    if rest:
+        return tz
+    # POSIX sign: Etc/GMT+5 is five hours behind UTC
+    return "UTC" if hours == 0 else f"Etc/GMT{-int(hours):+d}"
+
+
+def zone_label(tz: str) -> str:
+    """How a chart names its zone: a fixed zone from :func:`chart_zone` as its offset
+    ('UTC−05:00', not the inverted POSIX 'Etc/GMT+5'), any other by its name."""
+    if not tz.startswith("Etc/GMT") or tz in ("Etc/GMT", "Etc/GMT0"):
+        return tz
+    hours = -int(tz[len("Etc/GMT"):])
+    return f"UTC{'+' if hours >= 0 else '−'}{abs(hours):02d}:00"
 
 
 def to_zone(frame: pl.DataFrame, column: str, tz: str) -> pl.DataFrame:
@@ -77,7 +110,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         # legend by default, which put the events first there.
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"),
         hovermode="x unified", dragmode="select",
-        xaxis_title=f"Time ({tz})", yaxis_title=y_title,
+        xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title,
     )
     if y_format:
         fig.update_yaxes(tickformat=y_format)

@@ -20,12 +20,15 @@ def parse_x(value, tz: str) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(float(value) / 1000, UTC)
-    text = str(value).strip().replace("T", " ")
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+        # Plotly's milliseconds count the naive wall-clock time the chart draws (in ``tz``), as
+        # if it were UTC: read as that wall-clock time, like a string.
+        t = datetime.fromtimestamp(float(value) / 1000, UTC).replace(tzinfo=None)
+    else:
+        text = str(value).strip().replace("T", " ")
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=ZoneInfo(tz))
     return t.astimezone(UTC)

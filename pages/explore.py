@@ -168,7 +168,8 @@ st.caption("Ranked by how much more of the change a value explains than its shar
 span = window.with_window(min(baseline.start, window.start), max(baseline.end, window.end))
 seconds = bucket_seconds(span.duration)
 # Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(span.start, span.end), bucket_s=seconds)
+axis = dict(window=(span.start, span.end), bucket_s=seconds,
+            tz=widgets.chart_zone(f, span.start, span.end))
 with st.spinner("Loading the time series…"):
     series = widgets.cached(overview.timeseries, engine, span, seconds)
     events = widgets.cached(overview.events, engine, span)
@@ -179,14 +180,14 @@ series = series.with_columns(
     (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
     .alias("cost_per_request"))
 fig = time_figure(series, "bucket", [(col, LABEL[metric])],
-                  y_title=f"{title} per {bucket_label(seconds)}", tz=f.tz, events=events, **axis,
+                  y_title=f"{title} per {bucket_label(seconds)}", events=events, **axis,
                   uncertain={"p95_ms": "p95_uncertain"} if metric == "p95_latency" else None,
                   y_format=yfmt)
-shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), f.tz)
+shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), axis["tz"])
 event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time",
                       on_select=True)
 st.caption("Select a region (drag) to study it as the new window.")
-sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
 if sel and drilldown.window_param(*sel) != widgets.query_value("window"):
     st.query_params["window"] = drilldown.window_param(*sel)
     if "baseline" in st.query_params:

@@ -47,7 +47,8 @@ if tot["requests"] < 1000:
 
 seconds = bucket_seconds(f.duration)
 # Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds)
+axis = dict(window=(f.start, f.end), bucket_s=seconds,
+            tz=widgets.chart_zone(f, f.start, f.end))
 per = bucket_label(seconds)
 with st.spinner("Loading time series…"):
     ts = widgets.cached(latency.percentiles_over_time, engine, f, seconds, objective)
@@ -56,12 +57,12 @@ with st.spinner("Loading time series…"):
 st.subheader("Percentiles over time")
 fig = time_figure(ts, "bucket", [("p50_ms", "p50"), ("p90_ms", "p90"), ("p95_ms", "p95"),
                                  ("p99_ms", "p99")],
-                  y_title=f"latency (ms) per {per}", tz=f.tz, events=events, **axis,
+                  y_title=f"latency (ms) per {per}", events=events, **axis,
                   uncertain={f"{p}_ms": f"{p}_uncertain" for p in ("p50", "p90", "p95", "p99")})
 event = widgets.chart(fig, ts, key="lat_pct", name="latency_percentiles", on_select=True)
 st.caption("Hollow points: too few requests in the bucket for that percentile (p50 < 20, "
            "p90 < 100, p95 < 200, p99 < 1,000). Drag over the chart to explore that window.")
-sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
 if sel:
     widgets.open_page("pages/explore.py", f,
         window=drilldown.window_param(*sel), metric="p95_latency")
@@ -70,19 +71,19 @@ left, right = st.columns(2)
 with left:
     st.subheader("Time to first token")
     fig = time_figure(ts, "bucket", [("ttft_p50_ms", "TTFT p50"), ("ttft_p95_ms", "TTFT p95")],
-                      y_title="TTFT (ms)", tz=f.tz, events=events, **axis)
+                      y_title="TTFT (ms)", events=events, **axis)
     widgets.chart(fig, ts.select("bucket", "ttft_requests", "ttft_p50_ms", "ttft_p95_ms"),
                   key="lat_ttft", name="ttft")
 with right:
     st.subheader("Output speed")
     fig = time_figure(ts, "bucket", [("tokens_per_s_p50", "median")],
-                      y_title="output tokens per second", tz=f.tz, events=events, **axis)
+                      y_title="output tokens per second", events=events, **axis)
     widgets.chart(fig, ts.select("bucket", "requests", "tokens_per_s_p50"), key="lat_speed",
                   name="output_speed")
 
 st.subheader(f"Share of requests within {formatting.ms(objective)}")
 fig = time_figure(ts, "bucket", [("within_share", f"≤ {objective:,.0f} ms")],
-                  y_title=f"share of requests per {per} (%)", tz=f.tz, events=events, **axis,
+                  y_title=f"share of requests per {per} (%)", events=events, **axis,
                   y_format=".0%")
 fig.update_yaxes(range=[0, 1])
 widgets.chart(fig, ts.select("bucket", "requests", "within_objective", "within_share"),

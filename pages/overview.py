@@ -44,7 +44,8 @@ else:
 
 seconds = bucket_seconds(f.duration)
 # Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds)
+axis = dict(window=(f.start, f.end), bucket_s=seconds,
+            tz=widgets.chart_zone(f, f.start, f.end))
 with st.spinner("Loading time series…"):
     series = widgets.cached(overview.timeseries, engine, f, seconds)
     events = widgets.cached(overview.events, engine, f)
@@ -55,14 +56,14 @@ with left:
     st.subheader("Requests and errors")
     series_ok = series.with_columns((series["requests"] - series["errors"]).alias("succeeded"))
     fig = time_figure(series_ok, "bucket", [("succeeded", "Succeeded"), ("errors", "Errors")],
-                      y_title=f"requests per {per}", tz=f.tz, events=events, **axis, kind="bar")
+                      y_title=f"requests per {per}", events=events, **axis, kind="bar")
     drills = [("error_rate", widgets.chart(
         fig, series.select("bucket", "requests", "errors", "error_rate"),
         key="ov_requests", name="requests_and_errors", on_select=True))]
 with right:
     st.subheader("Latency")
     fig = time_figure(series, "bucket", [("p50_ms", "p50"), ("p95_ms", "p95")],
-                      y_title="latency (ms)", tz=f.tz, events=events, **axis,
+                      y_title="latency (ms)", events=events, **axis,
                       uncertain={"p50_ms": "p50_uncertain", "p95_ms": "p95_uncertain"})
     drills.append(("p95_latency", widgets.chart(
         fig, series.select("bucket", "requests", "p50_ms", "p95_ms", "p50_uncertain",
@@ -71,7 +72,7 @@ with right:
                "requests in the bucket for that percentile (p50 < 20, p95 < 200).")
 
 st.subheader("Cost")
-fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}", tz=f.tz,
+fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}",
                   events=events, **axis, kind="bar", y_format="$,.2f")
 drills.append(("cost_per_request", widgets.chart(
     fig, series.select("bucket", "requests", "cost_usd", "unpriced_requests"), key="ov_cost",
@@ -83,7 +84,7 @@ st.caption("Drag over a chart to investigate that window on Explore."
 
 # Drill-down: a selected region opens Explore on that window with the same filters.
 for drill_metric, event in drills:
-    window = drilldown.selection_window(event, f.tz, seconds, clamp=(f.start, f.end))
+    window = drilldown.selection_window(event, axis["tz"], seconds, clamp=(f.start, f.end))
     if window:
         widgets.open_page("pages/explore.py", f,
             window=drilldown.window_param(*window), metric=drill_metric)

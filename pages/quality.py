@@ -33,7 +33,8 @@ WIDEN = (" The sidebar's filters may hide them: evals are kept through the reque
 # Eval scores are sparse (a sample of requests): wider buckets keep the intervals readable.
 seconds = bucket_seconds(f.duration, max_buckets=60)
 # Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds)
+axis = dict(window=(f.start, f.end), bucket_s=seconds,
+            tz=widgets.chart_zone(f, f.start, f.end))
 per = bucket_label(seconds)
 with st.spinner("Loading quality metrics…"):
     metrics = widgets.cached(quality.eval_metrics, engine, f)
@@ -74,15 +75,15 @@ else:
         m = online.filter(pl.col("metric") == metric)
         fig = band_figure(m, "bucket", [("pass_rate", "pass_low", "pass_high",
                                          f"{metric} pass rate")],
-                          y_title=f"pass rate per {per} (%)", tz=f.tz, events=events, **axis)
-        fig.add_scatter(x=m.pipe(lambda d: d["bucket"].dt.convert_time_zone(f.tz)
+                          y_title=f"pass rate per {per} (%)", events=events, **axis)
+        fig.add_scatter(x=m.pipe(lambda d: d["bucket"].dt.convert_time_zone(axis["tz"])
                                  .dt.replace_time_zone(None)).to_list(),
                         y=m["mean_score"].to_list(), name=esc(f"mean {metric} score (0–1)"),
                         mode="lines", line=dict(dash="dot", color="#64748b"))
         st.markdown(f"**{widgets.md_escape(metric)}**")
         event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",
                               on_select=True)
-        sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+        sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
         if sel:
             widgets.open_page("pages/explore.py", f,
                 window=drilldown.window_param(*sel))
@@ -135,12 +136,12 @@ else:
     left, right = st.columns(2)
     with left:
         fig = band_figure(fbt, "bucket", [("up_share", "up_low", "up_high", "thumbs up")],
-                          y_title=f"thumbs-up share per {per} (%)", tz=f.tz, events=events, **axis)
+                          y_title=f"thumbs-up share per {per} (%)", events=events, **axis)
         widgets.chart(fig, fbt, key="q_fb_share", name="feedback_share")
     with right:
         fbv = fbt.with_columns((pl.col("n") - pl.col("up")).alias("down"))
         fig = time_figure(fbv, "bucket", [("up", "thumbs up"), ("down", "thumbs down")],
-                          y_title=f"ratings per {per}", tz=f.tz, events=events, **axis, kind="bar")
+                          y_title=f"ratings per {per}", events=events, **axis, kind="bar")
         widgets.chart(fig, fbv.select("bucket", "n", "up", "down"), key="q_fb_volume",
                       name="feedback_volume")
 
@@ -163,7 +164,7 @@ else:
     with right:
         gt = widgets.cached(quality.guardrails_over_time, engine, f, seconds)
         fig = long_time_figure(gt, "bucket", "guardrail", "triggers",
-                               y_title=f"triggers per {per}", tz=f.tz, events=events, **axis,
+                               y_title=f"triggers per {per}", events=events, **axis,
                                kind="bar")
         widgets.chart(fig, gt, key="q_guards", name="guardrails_over_time")
 
@@ -187,10 +188,10 @@ with right:
         st.success("No errors in this window.")
     else:
         fig = long_time_figure(et, "bucket", "error_type", "errors",
-                               y_title=f"errors per {per}", tz=f.tz, events=events, **axis,
+                               y_title=f"errors per {per}", events=events, **axis,
                                kind="bar")
         event = widgets.chart(fig, et, key="q_errors", name="errors_over_time", on_select=True)
-        sel = drilldown.selection_window(event, f.tz, seconds) if event else None
+        sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
         if sel:
             widgets.open_page("pages/explore.py", f,
                 window=drilldown.window_param(*sel), metric="error_rate")

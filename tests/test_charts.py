@@ -130,3 +130,51 @@ def test_events_come_after_the_series_in_a_stacked_legend():
                  for t in fig.data]
         series = [r for r, is_event in ranks if not is_event]
         assert series and max(series) < min(r for r, is_event in ranks if is_event)
+
+
+# -- daylight saving -------------------------------------------------------------------------------
+NY = "America/New_York"
+FALL_BACK = datetime(2026, 11, 1, 6, tzinfo=UTC)  # 02:00 EDT → 01:00 EST
+
+
+def test_a_window_over_the_clocks_going_back_is_drawn_at_a_fixed_offset():
+    from lib.charts import chart_zone, zone_label
+
+    week = (FALL_BACK - timedelta(days=3), FALL_BACK + timedelta(days=4))
+    assert chart_zone(NY, *week) == "Etc/GMT+5" and zone_label("Etc/GMT+5") == "UTC−05:00"
+    assert chart_zone(NY, FALL_BACK + timedelta(hours=1), FALL_BACK + timedelta(days=7)) == NY
+    # the window ends just as the clocks go back: the repeated hour is not in it
+    assert chart_zone(NY, FALL_BACK - timedelta(days=7), FALL_BACK) == NY
+    # clocks going forward repeat no hour
+    spring = datetime(2026, 3, 8, 7, tzinfo=UTC)
+    assert chart_zone(NY, spring - timedelta(days=2), spring + timedelta(days=2)) == NY
+    assert chart_zone("Asia/Kolkata", *week) == "Asia/Kolkata"
+    assert chart_zone("UTC", *week) == "UTC"
+    # Berlin's clocks went back on 2026-10-25 to UTC+1
+    berlin = datetime(2026, 10, 25, 1, tzinfo=UTC)
+    assert chart_zone("Europe/Berlin", berlin - timedelta(days=1), berlin + timedelta(days=1)) \
+        == "Etc/GMT-1"
+    assert zone_label("Etc/GMT-1") == "UTC+01:00" and zone_label(NY) == NY
+    # Adelaide goes back from +10:30 to +9:30 (2026-04-05): no whole-hour zone, kept as is
+    adelaide = datetime(2026, 4, 4, 16, 30, tzinfo=UTC)
+    assert chart_zone("Australia/Adelaide", adelaide - timedelta(days=1),
+                      adelaide + timedelta(days=1)) == "Australia/Adelaide"
+
+
+def test_the_hour_that_happens_twice_is_two_bars_and_each_opens_its_own_hour():
+    # 05:00Z and 06:00Z are both 01:00 on New York's clocks that night: drawn in the zone, the
+    # two bars stacked into one of 40 and a click on it opened the first hour.
+    from lib.charts import chart_zone
+    from lib.drilldown import selection_window
+
+    buckets = [FALL_BACK - timedelta(hours=2 - i) for i in range(4)]  # 04:00Z … 07:00Z
+    frame = pl.DataFrame({"bucket": buckets, "requests": [0, 10, 30, 0]})
+    window = (buckets[0], buckets[-1] + timedelta(hours=1))
+    zone = chart_zone(NY, *window)
+    fig = time_figure(frame, "bucket", [("requests", "n")], y_title="n", tz=zone, kind="bar",
+                      window=window, bucket_s=HOUR)
+    xs = list(fig.data[0].x)
+    assert len(set(xs)) == 4
+    assert fig.layout.xaxis.title.text == "Time (UTC−05:00)"
+    clicked = {"selection": {"points": [{"x": str(xs[2])}], "box": []}}
+    assert selection_window(clicked, zone, HOUR) == (FALL_BACK, FALL_BACK + timedelta(hours=1))

@@ -95,3 +95,11 @@ def test_local_window_needs_both_ends_in_order():
     t = datetime(2026, 11, 20, 13, 0)
     assert local_window(None, t, "UTC") is None and local_window(t, None, "UTC") is None
     assert local_window(t, t, "UTC") is None
+
+
+def test_epoch_ms_count_the_wall_clock_the_chart_draws():
+    # A point drawn at 12:00 on New York's clocks is, in Plotly's milliseconds, 12:00 "UTC":
+    # read as epoch time it was 5 hours off the string form of the same point.
+    wall = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp() * 1000
+    ny = "America/New_York"
+    assert parse_x(wall, ny) == parse_x("2026-03-02 12:00", ny) == utc(2026, 3, 2, 17)

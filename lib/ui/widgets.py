@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from lib import formatting
+from lib import charts, formatting
 from lib.filters import Filters
 from lib.store import Engine
 
@@ -198,6 +198,19 @@ def export_downloads(export: Callable[[str], str], name: str, key: str) -> None:
         st.download_button("Parquet (all rows)", reader("parquet"), file_name=f"{name}.parquet",
                            mime="application/vnd.apache.parquet", key=f"{key}_pq",
                            icon=":material/download:", on_click="ignore", type="tertiary")
+
+
+def chart_zone(filters: Filters, start=None, end=None) -> str:
+    """The zone the page's time charts of ``[start, end)`` (default: the filters' window) are
+    drawn and read back in (:func:`lib.charts.chart_zone`); says why under the charts when it
+    is not the sidebar's zone."""
+    zone = charts.chart_zone(filters.tz, start or filters.start, end or filters.end)
+    if zone != filters.tz:
+        st.caption(f"Charts are drawn at {charts.zone_label(zone)}, the offset of "
+                   f"{md_escape(filters.tz)} at the window's end: the clocks went back in this "
+                   "window, and the hour that happened twice would put two buckets at one "
+                   "time. Tables show times in the sidebar's zone.")
+    return zone
 
 
 def md_escape(text) -> str:

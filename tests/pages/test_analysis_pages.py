@@ -286,3 +286,21 @@ def test_the_request_page_lists_the_shown_request_of_a_long_session(monkeypatch,
     assert len(table) == 500 and table["this"].sum() == 1
     assert table.loc[table["this"], "request_id"].tolist() == ["r500"]
     assert "r0" not in table["request_id"].tolist()  # the oldest, farthest, is the one left out
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", *PAGES[:4]])
+def test_charts_over_the_clocks_going_back_say_they_are_drawn_at_a_fixed_offset(
+        monkeypatch, lake, page):
+    from tests.conftest import make_request, requests_table
+
+    # New York's clocks went back on 2026-11-01 at 06:00 UTC: a request an hour for 3 days
+    start = datetime(2026, 10, 31, tzinfo=UTC)
+    lake.append({"requests": requests_table([
+        make_request(i, ts=start + timedelta(hours=i), status="error" if i % 5 else "ok")
+        for i in range(72)])}, source="t")
+    around = {"range": "custom", "from": "2026-10-31T00:00:00Z", "to": "2026-11-03T00:00:00Z",
+              "tz": "America/New_York"}
+    at = run_page(monkeypatch, lake.root, page, around)
+    assert "Charts are drawn at UTC−05:00, the offset of America/New" in texts(at)
+    after = {**around, "from": "2026-11-02T12:00:00Z"}  # (and Explore's baseline before it)
+    assert "Charts are drawn at" not in texts(run_page(monkeypatch, lake.root, page, after))
