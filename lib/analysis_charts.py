@@ -41,8 +41,10 @@ def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_t
     order = frame.group_by(group).agg(pl.col(value).sum()).sort(value, descending=True)[group]
     series.sort(key=lambda s: (s[0] == "other", order.to_list().index(s[0])
                                if s[0] in order.to_list() else 0))
-    return time_figure(wide.fill_null(0), x, series, y_title=y_title, tz=tz, events=events,
-                       kind=kind, height=height, y_format=y_format, **axis)
+    # Stacked areas need a value at every x; a bar left out is a value unknown (a cost without
+    # a price), which 0 would state as nothing spent.
+    return time_figure(wide if kind == "bar" else wide.fill_null(0), x, series, y_title=y_title,
+                       tz=tz, events=events, kind=kind, height=height, y_format=y_format, **axis)
 
 
 def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, str]], *,

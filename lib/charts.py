@@ -25,6 +25,27 @@ SERIES_COLORS = ["#2d6cdf", "#e0533d", "#16a34a", "#a855f7", "#f59e0b", "#0891b2
 OTHER_COLOR = "#94a3b8"
 
 
+# A bar of a bucket the window covers only in part (the first, the last) is paler: a count or a
+# sum of 7 minutes of an hour's bucket would otherwise read as a drop.
+PARTIAL_OPACITY = 0.45
+
+
+def bucket_coverage(starts: list, window: tuple[datetime, datetime], bucket_s: int
+                    ) -> list[float]:
+    """The share (0-1) of each bucket ``[start, start + bucket_s)`` inside ``window``."""
+    lo, hi = window
+    width = timedelta(seconds=bucket_s)
+    return [max(timedelta(0), min(b + width, hi) - max(b, lo)) / width for b in starts]
+
+
+def note_partial_buckets(fig: go.Figure) -> None:
+    """A legend entry saying what a paler bar is (an empty trace: nothing to hover)."""
+    # (a legend's swatch ignores marker opacity: the colour itself is pale)
+    fig.add_bar(x=[None], y=[None], name="paler: partial bucket",
+                marker=dict(color=f"rgba(45, 108, 223, {PARTIAL_OPACITY})"),
+                legendrank=PARTIAL_LEGEND_RANK, hoverinfo="skip")
+
+
 def chart_zone(tz: str, start: datetime, end: datetime) -> str:
     """The zone a time chart of ``[start, end)`` is drawn in: ``tz``, unless its clocks go back
     inside the window (the end of daylight saving). Plotly draws naive wall-clock times, and an
@@ -79,6 +100,10 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     side whatever their kind; ``bucket_s`` draws each bar over its bucket (x is its start)
     instead of centred on the start.
     """
+    cover = (bucket_coverage(frame[x].to_list(), window, bucket_s)
+             if kind == "bar" and window and bucket_s and x in frame.columns else None)
+    if cover is not None and all(c >= 1 for c in cover):
+        cover = None
     frame = to_zone(frame, x, tz)
     fig = go.Figure()
     # A bar spans its bucket, [start, start + width) in ms on a date axis: centred on the start it
@@ -88,7 +113,9 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         color = OTHER_COLOR if col == OTHER_LABEL else SERIES_COLORS[i % len(SERIES_COLORS)]
         xs, ys = frame[x].to_list(), frame[col].to_list()
         if kind == "bar":
-            fig.add_bar(x=xs, y=ys, name=label, marker_color=color, **span)
+            fig.add_bar(x=xs, y=ys, name=label, **span, marker=dict(
+                color=color, opacity=None if cover is None else
+                [1.0 if c >= 1 else PARTIAL_OPACITY for c in cover]))
         else:
             fig.add_scatter(x=xs, y=ys, name=label, mode="lines", line=dict(color=color, width=2),
                             stackgroup="one" if kind == "area" else None, connectgaps=False)
@@ -103,6 +130,8 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
                                               "<extra></extra>")
     if kind == "bar":
         fig.update_layout(barmode="stack")
+        if cover is not None:
+            note_partial_buckets(fig)
     add_events(fig, events, tz)
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=30, b=10),
@@ -136,7 +165,8 @@ def local_time(t: datetime, tz: str) -> datetime:
     return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
 
 
-# Plotly's default rank is 1000: events after every series in a legend.
+# Plotly's default rank is 1000: in a legend, the series, what a paler bar is, then the events.
+PARTIAL_LEGEND_RANK = 1500
 EVENT_LEGEND_RANK = 2000
 
 

@@ -178,3 +178,25 @@ def test_the_hour_that_happens_twice_is_two_bars_and_each_opens_its_own_hour():
     assert fig.layout.xaxis.title.text == "Time (UTC−05:00)"
     clicked = {"selection": {"points": [{"x": str(xs[2])}], "box": []}}
     assert selection_window(clicked, zone, HOUR) == (FALL_BACK, FALL_BACK + timedelta(hours=1))
+
+
+def test_bars_of_buckets_the_window_holds_in_part_are_paler_and_the_legend_says_so():
+    # A window from 22:30 to 04:30 in hourly buckets: the first bucket (22:00) and the last
+    # (04:00) hold 30 of their 60 minutes, so their counts read as drops unless marked.
+    from lib.charts import PARTIAL_OPACITY, bucket_coverage
+
+    frame = hourly(7)  # 22:00 … 04:00
+    assert bucket_coverage(frame["bucket"].to_list(), (START, END), HOUR) == \
+        [0.5, 1, 1, 1, 1, 1, 0.5]
+    fig = time_figure(frame, "bucket", [("requests", "n")], y_title="n", tz="UTC", kind="bar",
+                      window=(START, END), bucket_s=HOUR)
+    opacity = list(fig.data[0].marker.opacity)
+    assert opacity == [PARTIAL_OPACITY] + [1.0] * 5 + [PARTIAL_OPACITY]
+    assert [t.name for t in fig.data] == ["n", "paler: partial bucket"]
+    whole = (START.replace(minute=0), START.replace(minute=0) + timedelta(hours=7))
+    fig = time_figure(frame, "bucket", [("requests", "n")], y_title="n", tz="UTC", kind="bar",
+                      window=whole, bucket_s=HOUR)
+    assert fig.data[0].marker.opacity is None and len(fig.data) == 1
+    lines = time_figure(frame, "bucket", [("p95_ms", "p95")], y_title="ms", tz="UTC",
+                        window=(START, END), bucket_s=HOUR)  # a percentile is not a sum
+    assert len(lines.data) == 1
