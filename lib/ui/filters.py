@@ -83,6 +83,15 @@ def sidebar(engine: Engine) -> Filters:
                                            "times are shown.")
         zone = ZoneInfo(tz)
         if preset == "custom":
+            if st.session_state.get("f_dates_tz", initial.tz) != tz:
+                # The zone changed: the window stays the same instants (only how times are
+                # shown changes), so the picker's dates are those of the window in the new zone;
+                # read in it, the old zone's dates made another window (7 days became 8).
+                cs, ce = st.session_state["f_custom"]
+                st.session_state["f_dates"] = (cs.astimezone(zone).date(),
+                                               (ce - timedelta(microseconds=1)).astimezone(
+                                                   zone).date())
+            st.session_state["f_dates_tz"] = tz
             dates = st.date_input("Dates (inclusive)", key="f_dates", format="YYYY-MM-DD")
             if isinstance(dates, (tuple, list)) and len(dates) == 2:
                 start = datetime.combine(dates[0], time(0), zone).astimezone(UTC)
@@ -95,7 +104,12 @@ def sidebar(engine: Engine) -> Filters:
                     start, end = cs, ce
             else:
                 start, end = st.session_state["f_custom"]
+            st.session_state["f_custom"] = (start, end)
             base = Filters(start=start, end=end, preset="custom", tz=tz)
+            if (start.astimezone(zone).time(), end.astimezone(zone).time()) != (time(0), time(0)):
+                # the picker shows whole days; say which instants the window holds
+                st.caption(f"Exactly {start.astimezone(zone):%Y-%m-%d %H:%M} → "
+                           f"{end.astimezone(zone):%Y-%m-%d %H:%M}")
         else:
             base = Filters.last(preset, now)
             base = Filters(start=base.start, end=base.end, preset=preset, tz=tz)
@@ -155,6 +169,7 @@ def set_window(start: datetime, end: datetime) -> None:
     st.session_state["f_dates"] = (start.astimezone(zone).date(),
                                    (end - timedelta(microseconds=1)).astimezone(zone).date())
     st.session_state["f_custom"] = (start, end)
+    st.session_state["f_dates_tz"] = st.session_state.get("f_tz", "UTC")
 
 
 def add_filter(column: str, values: list[str]) -> None:

@@ -4,6 +4,7 @@ and with filters given in the URL."""
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -81,6 +82,27 @@ def test_filters_from_url_are_applied_and_kept(monkeypatch, demo_store):
     assert not at.exception
     assert at.title[0].value == "Data"
     assert at.query_params["provider"] == "anthropic"
+
+
+def test_changing_the_zone_keeps_a_custom_window_s_instants(monkeypatch, demo_store):
+    # A week from 2026-11-14 00:00 UTC, shown in Kolkata (05:30 → 05:30): switching the zone to
+    # New York rebuilt it from the picker's Kolkata dates at New York midnights, a window of
+    # 8 days and other numbers, though the zone "only changes how times are shown".
+    query = {"range": "custom", "from": "2026-11-13T00:00:00Z", "to": "2026-11-20T00:00:00Z",
+             "tz": "Asia/Kolkata"}
+    at = run_app(monkeypatch, demo_store, query=query)
+    before = [m.value for m in at.metric]
+    assert "Exactly 2026-11-13 05:30 → 2026-11-20 05:30" in [c.value for c in at.caption]
+    at.selectbox(key="f_tz").set_value("America/New_York").run()
+    assert not at.exception
+    assert (at.query_params["from"], at.query_params["to"]) == (query["from"], query["to"])
+    assert at.query_params["tz"] == "America/New_York"
+    assert [m.value for m in at.metric] == before
+    assert "Exactly 2026-11-12 19:00 → 2026-11-19 19:00" in [c.value for c in at.caption]
+    # picking other days still takes the new zone's midnights
+    at.date_input(key="f_dates").set_value((date(2026, 11, 15), date(2026, 11, 16))).run()
+    assert at.query_params["from"] == "2026-11-15T05:00:00Z"
+    assert at.query_params["to"] == "2026-11-17T05:00:00Z"
 
 
 def test_every_sidebar_dimension_is_a_url_key(monkeypatch, demo_store):
