@@ -71,7 +71,7 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
     add_events(fig, events, tz)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                      hovermode="x unified", dragmode="select",
+                      hovermode="x unified", dragmode="select", selectdirection="h",
                       xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title)
     if y_format:
         fig.update_yaxes(tickformat=y_format)

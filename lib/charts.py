@@ -138,7 +138,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         # Series first, then the events (legendrank); "normal": Plotly reverses a stacked chart's
         # legend by default, which put the events first there.
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"),
-        hovermode="x unified", dragmode="select",
+        hovermode="x unified", dragmode="select", selectdirection="h",
         xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title,
     )
     if y_format:

@@ -200,3 +200,11 @@ def test_bars_of_buckets_the_window_holds_in_part_are_paler_and_the_legend_says_
     lines = time_figure(frame, "bucket", [("p95_ms", "p95")], y_title="ms", tz="UTC",
                         window=(START, END), bucket_s=HOUR)  # a percentile is not a sum
     assert len(lines.data) == 1
+
+
+def test_time_charts_select_along_time_only():
+    # a drag that goes more down than across must not become a band over the whole time range
+    fig = time_figure(hourly(), "bucket", [("requests", "n")], y_title="n", tz="UTC")
+    band = band_figure(hourly().with_columns(lo=0.0, hi=1.0), "bucket",
+                       [("p95_ms", "lo", "hi", "p")], y_title="%", tz="UTC")
+    assert fig.layout.selectdirection == band.layout.selectdirection == "h"

@@ -9,6 +9,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lib.demo import PLAN
 from lib.store import Lake
@@ -38,8 +39,9 @@ def incident_server(demo_store, tmp_path_factory):
     server.stop()
 
 
-def drag_box(page, chart_index: int, t0: str, t1: str) -> None:
-    """Drag a selection box on a Plotly time chart from t0 to t1 (axis times, as drawn)."""
+def drag_box(page, chart_index: int, t0: str, t1: str, down: float = 10) -> None:
+    """Drag a selection box on a Plotly time chart from t0 to t1 (axis times, as drawn), the
+    pointer going ``down`` pixels as it goes."""
     chart = page.locator('[data-testid="stPlotlyChart"]').nth(chart_index)
     chart.scroll_into_view_if_needed()
     box = chart.evaluate(
@@ -52,8 +54,8 @@ def drag_box(page, chart_index: int, t0: str, t1: str) -> None:
         }""", [t0, t1])
     page.mouse.move(box["x0"], box["y"])
     page.mouse.down()
-    page.mouse.move((box["x0"] + box["x1"]) / 2, box["y"] + 5, steps=5)
-    page.mouse.move(box["x1"], box["y"] + 10, steps=5)
+    page.mouse.move((box["x0"] + box["x1"]) / 2, box["y"] + down / 2, steps=5)
+    page.mouse.move(box["x1"], box["y"] + down, steps=5)
     page.mouse.up()
 
 
@@ -113,3 +115,26 @@ def test_incident_path(incident_server, page, browser):
         assert parse_qs(urlparse(other.url).query)["from"] == [day]
     finally:
         other.context.close()
+
+
+def test_a_narrow_drag_never_opens_the_whole_range(incident_server, page):
+    # On 7 days an hour is ~3 px. A drag narrower than Plotly's smallest box (12 px) that went
+    # more down than across was taken as a band across the whole width, and Explore opened on
+    # the whole 7 days as if that were the selection. Time charts now select along x only: such
+    # a drag selects nothing, and one of a few hours opens those hours.
+    start = (OUTAGE - timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (OUTAGE + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    page.goto(f"{incident_server.url}/?range=custom&from={start}&to={end}")
+    wait_for_app(page)
+
+    def at(hours: float) -> str:
+        return (OUTAGE + timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M")
+
+    drag_box(page, 0, at(-1), at(2), down=40)  # ~9 px across, 40 down
+    with pytest.raises(PlaywrightTimeout):
+        page.wait_for_url("**/explore?**", timeout=8_000)
+    drag_box(page, 0, at(-3), at(5), down=40)  # ~25 px across
+    page.wait_for_url("**/explore?**", timeout=60_000)
+    lo, hi = parse_qs(urlparse(page.url).query)["window"][0].split("..")
+    assert lo <= OUTAGE.strftime("%Y-%m-%dT%H:%M:%SZ") < hi
+    assert lo >= at(-4).replace(" ", "T") and hi <= at(6).replace(" ", "T")
