@@ -87,11 +87,13 @@ with st.spinner("Ranking what changed…"):
 st.subheader("What changed")
 if not doc["window"]["n"]:
     widgets.empty_state("No requests in this window",
-                        "Nothing matches the window and the sidebar's filters. Select a wider "
-                        "region on a chart, or change the window above.")
+                        "Nothing matches the window and the sidebar's filters. Widen the window "
+                        "under **Change the windows** above, or the time range or filters in "
+                        "the sidebar.")
     st.stop()
 st.info(widgets.md_escape(explore.headline(doc)), icon=":material/troubleshoot:")
-if explore.thin_baseline(doc):
+no_baseline = not doc["baseline"]["n"]
+if explore.thin_baseline(doc) and not no_baseline:  # (the headline says there is none)
     st.warning(f"The baseline holds only {formatting.count(doc['baseline']['n'])} requests "
                f"against {formatting.count(doc['window']['n'])} in the window (before the "
                "store's data began, or a quiet time): the comparison says little. Pick a "
@@ -111,7 +113,12 @@ k3.metric("Requests in the window", formatting.count(doc["window"]["n"]),
           delta_arrow="off", border=True)
 
 contrib = explore.changes_frame(doc)
-if contrib.is_empty():
+if no_baseline:
+    # nothing changed from anything: an order of the values would be alphabetical, and its
+    # first one no finding to filter on
+    st.caption("Nothing to rank without a baseline: pick one with traffic under **Change the "
+               "windows**.")
+elif contrib.is_empty():
     st.caption("No dimension values to rank.")
 else:
     fmt = {"error_rate": lambda v: formatting.pct(v, 1), "p95_latency": formatting.ms,
@@ -139,21 +146,27 @@ else:
             "baseline_share": st.column_config.NumberColumn("Share of baseline",
                                                             format="percent"),
             "window_share": st.column_config.NumberColumn("Share of window", format="percent"),
-            "contribution": st.column_config.ProgressColumn(
-                "Explains (of the change)", format="percent", min_value=-1, max_value=1,
+            # (a number: a bar from −100% to +100% drew 0% half full)
+            "contribution": st.column_config.NumberColumn(
+                "Explains (of the change)", format="percent",
                 help="(segment's part of the metric in the window − in the baseline) / change "
-                     "of the metric"),
+                     "of the metric; negative: it moved the other way"),
             "beyond": st.column_config.NumberColumn(
                 "Beyond its size", format="percent",
                 help="Explains − share of window: the ranking key (lib/metrics/explore.py)"),
         })
+    if contrib.height > top.height:
+        st.caption(f"The {top.height} values explaining most are shown; the downloads hold "
+                   f"all {contrib.height:,}.")
     widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes")
     # The first value with requests in the window: filtering on one that has none (it left
     # with the baseline) would show an empty page.
     present = contrib.filter(pl.col("window_share") > 0)
     if present.height:
         first = present.row(0, named=True)
-        st.button(f"Filter on {dim_label(first['dimension']).lower()} = {first['value']}",
+        # (a button's label is markdown: a value from the logs is escaped)
+        st.button(f"Filter on {dim_label(first['dimension']).lower()} = "
+                  f"{widgets.md_escape(first['value'])}",
                   key="ex_filter_top", icon=":material/filter_alt:",
                   help="Add this value to the sidebar's filters (it stays in the URL)",
                   on_click=ui_filters.add_filter,

@@ -229,7 +229,12 @@ def test_quality_s_empty_sections_blame_the_filters_when_there_are_some(monkeypa
 def test_explore_flags_a_baseline_from_before_the_data_began(monkeypatch, demo_store):
     # the demo store's whole week, against the week before its first request
     week = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "error_rate"})
-    assert [w.value for w in week.warning if w.value.startswith("The baseline holds only 0 ")]
+    assert "No requests in the baseline" in week.info[0].value
+    # said once (the warning said it again), and no ranking: its order would be alphabetical,
+    # and "Filter on" would offer its first value as if it were a finding
+    assert not [w.value for w in week.warning if w.value.startswith("The baseline holds")]
+    assert not [b for b in week.button if b.label.startswith("Filter on ")]
+    assert "Nothing to rank without a baseline" in texts(week)
     # its last three days, against the three before: both have traffic
     days = run_page(monkeypatch, demo_store, "pages/explore.py",
                     {"range": "custom", "from": (DEMO_END - timedelta(days=3)).isoformat(),
@@ -304,3 +309,20 @@ def test_charts_over_the_clocks_going_back_say_they_are_drawn_at_a_fixed_offset(
     assert "Charts are drawn at UTC−05:00, the offset of America/New" in texts(at)
     after = {**around, "from": "2026-11-02T12:00:00Z"}  # (and Explore's baseline before it)
     assert "Charts are drawn at" not in texts(run_page(monkeypatch, lake.root, page, after))
+
+
+def test_explore_s_filter_button_shows_a_value_from_the_logs_as_text(monkeypatch, lake):
+    from tests.conftest import T0, make_request, requests_table
+
+    hostile = "**Bold** [link](http://evil.test) :red[red]"
+    lake.append({"requests": requests_table(
+        [make_request(i, feature="plain") for i in range(30)]  # the baseline hour: all ok
+        + [make_request(60 + i, feature=hostile, status="error" if i % 2 else "ok")
+           for i in range(30)]
+        + [make_request(90 + i, feature="plain") for i in range(30)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": (T0 + timedelta(hours=1)).isoformat(),
+                   "to": (T0 + timedelta(hours=2)).isoformat(), "metric": "error_rate"})
+    (label,) = [b.label for b in at.button if b.label.startswith("Filter on ")]
+    assert label == ("Filter on feature = \\*\\*Bold\\*\\* \\[link\\]\\(http\\://evil\\.test\\) "
+                     "\\:red\\[red\\]")
