@@ -97,12 +97,14 @@ def _note(info: dict) -> str | None:
 # bytes" for "46 of 3,171 bytes"), so rows
 # failing the same check group together; hex ids (a span's) as ID. A value holding "; " is quoted
 # as a JSON string (lib.ingest.values.shown), and so is a key in a reason (canonical's
-# DUPLICATE_KEY_REASON): such strings are emptied before the split.
+# DUPLICATE_KEY_REASON): such strings are emptied before the split ('key "id" appears twice'
+# is the check 'a key appears twice').
 _CHECK_OF_PART = ("CASE WHEN regexp_matches(x, '^[^:]* not (usable|readable|storable): ') "
                   "THEN split_part(x, ': ', 1) || ': ' || split_part(x, ': ', 2) "
                   "ELSE split_part(x, ': ', 1) END")
-_QUOTED_VALUES = ("regexp_replace(coalesce(reason, 'no reason'), "
-                  r"""'(: |key )"([^"\\]|\\.)*"', '\1""', 'g')""")
+_QUOTED_VALUES = ("regexp_replace(regexp_replace(coalesce(reason, 'no reason'), "
+                  r"""'key "([^"\\]|\\.)*"', 'a key', 'g'), """
+                  r"""': "([^"\\]|\\.)*"', ': ""', 'g')""")
 _CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, "
                f"'{REASON_SEPARATOR}'), "
                f"x -> regexp_replace(regexp_replace({_CHECK_OF_PART}, "
