@@ -46,13 +46,15 @@ def note_partial_buckets(fig: go.Figure) -> None:
                 legendrank=PARTIAL_LEGEND_RANK, hoverinfo="skip")
 
 
-def chart_zone(tz: str, start: datetime, end: datetime) -> str:
-    """The zone a time chart of ``[start, end)`` is drawn in: ``tz``, unless its clocks go back
-    inside the window (the end of daylight saving). Plotly draws naive wall-clock times, and an
-    hour that happens twice would put two buckets at one x (stacked into one bar, or the second
-    one opened by a click on the first): then the fixed UTC offset ``tz`` has at ``end``, as an
-    ``Etc/GMT`` zone, which every page's chart and drill-down then use alike. Zones whose offset
-    is not a whole number of hours keep ``tz`` (no such fixed zone exists)."""
+def chart_zone(tz: str, start: datetime, end: datetime, bucket_s: int | None = None) -> str:
+    """The zone a time chart of ``[start, end)`` in buckets of ``bucket_s`` seconds is drawn in:
+    ``tz``, unless its clocks go back inside the window (the end of daylight saving) by at least
+    a bucket. Plotly draws naive wall-clock times, and an hour that happens twice would put two
+    buckets at one x (stacked into one bar, or the second one opened by a click on the first):
+    then the fixed UTC offset ``tz`` has at ``end``, as an ``Etc/GMT`` zone, which the page's
+    charts and drill-downs then use alike. Coarser buckets cannot meet (they stay in ``tz``, as
+    the page's tables are). Zones whose offset is not a whole number of hours keep ``tz`` (no
+    such fixed zone exists)."""
     zone = ZoneInfo(tz)
     last = end - timedelta(microseconds=1)
     offsets = [start.astimezone(zone).utcoffset()]
@@ -61,7 +63,9 @@ def chart_zone(tz: str, start: datetime, end: datetime) -> str:
     while t < last:
         t = min(t + timedelta(hours=6), last)
         offsets.append(t.astimezone(zone).utcoffset())
-    if all(b >= a for a, b in zip(offsets, offsets[1:], strict=False)):
+    back = max((a - b).total_seconds() for a, b in zip(offsets, offsets[1:], strict=False)) \
+        if len(offsets) > 1 else 0
+    if back <= 0 or (bucket_s is not None and bucket_s > back):
         return tz
     hours, rest = divmod(offsets[-1].total_seconds(), 3600)
     if rest:

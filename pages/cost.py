@@ -59,7 +59,7 @@ by = widgets.query_selectbox("Stack by", dims, "by", "model", format_func=dim_la
 seconds = bucket_seconds(f.duration)
 # Every time chart spans the window, so charts side by side line up.
 axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end))
+            tz=widgets.chart_zone(f, f.start, f.end, seconds))
 with st.spinner("Loading spend over time…"):
     spend = widgets.cached(cost.spend_over_time, engine, f, by, 8, seconds)
     events = widgets.cached(overview.events, engine, f)

@@ -182,7 +182,7 @@ span = window.with_window(min(baseline.start, window.start), max(baseline.end, w
 seconds = bucket_seconds(span.duration)
 # Every time chart spans the window, so charts side by side line up.
 axis = dict(window=(span.start, span.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, span.start, span.end))
+            tz=widgets.chart_zone(f, span.start, span.end, seconds))
 with st.spinner("Loading the time series…"):
     series = widgets.cached(overview.timeseries, engine, span, seconds)
     events = widgets.cached(overview.events, engine, span)

@@ -48,7 +48,7 @@ if tot["requests"] < 1000:
 seconds = bucket_seconds(f.duration)
 # Every time chart spans the window, so charts side by side line up.
 axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end))
+            tz=widgets.chart_zone(f, f.start, f.end, seconds))
 per = bucket_label(seconds)
 with st.spinner("Loading time series…"):
     ts = widgets.cached(latency.percentiles_over_time, engine, f, seconds, objective)

@@ -45,7 +45,7 @@ else:
 seconds = bucket_seconds(f.duration)
 # Every time chart spans the window, so charts side by side line up.
 axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end))
+            tz=widgets.chart_zone(f, f.start, f.end, seconds))
 with st.spinner("Loading time series…"):
     series = widgets.cached(overview.timeseries, engine, f, seconds)
     events = widgets.cached(overview.events, engine, f)

@@ -142,6 +142,10 @@ def test_a_window_over_the_clocks_going_back_is_drawn_at_a_fixed_offset():
 
     week = (FALL_BACK - timedelta(days=3), FALL_BACK + timedelta(days=4))
     assert chart_zone(NY, *week) == "Etc/GMT+5" and zone_label("Etc/GMT+5") == "UTC−05:00"
+    assert chart_zone(NY, *week, bucket_s=HOUR) == "Etc/GMT+5"
+    # buckets wider than the hour the clocks go back cannot meet: drawn in the zone, as the
+    # page's tables are (a month in 6-hour buckets)
+    assert chart_zone(NY, *week, bucket_s=6 * HOUR) == NY
     assert chart_zone(NY, FALL_BACK + timedelta(hours=1), FALL_BACK + timedelta(days=7)) == NY
     # the window ends just as the clocks go back: the repeated hour is not in it
     assert chart_zone(NY, FALL_BACK - timedelta(days=7), FALL_BACK) == NY

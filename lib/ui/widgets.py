@@ -200,16 +200,17 @@ def export_downloads(export: Callable[[str], str], name: str, key: str) -> None:
                            icon=":material/download:", on_click="ignore", type="tertiary")
 
 
-def chart_zone(filters: Filters, start=None, end=None) -> str:
-    """The zone the page's time charts of ``[start, end)`` (default: the filters' window) are
-    drawn and read back in (:func:`lib.charts.chart_zone`); says why under the charts when it
-    is not the sidebar's zone."""
-    zone = charts.chart_zone(filters.tz, start or filters.start, end or filters.end)
+def chart_zone(filters: Filters, start, end, bucket_s: int) -> str:
+    """The zone the page's time charts of ``[start, end)`` in buckets of ``bucket_s`` seconds
+    are drawn and read back in (:func:`lib.charts.chart_zone`); says why under the charts when
+    it is not the sidebar's zone."""
+    zone = charts.chart_zone(filters.tz, start, end, bucket_s)
     if zone != filters.tz:
         st.caption(f"Charts are drawn at {charts.zone_label(zone)}, the offset of "
                    f"{md_escape(filters.tz)} at the window's end: the clocks went back in this "
                    "window, and the hour that happened twice would put two buckets at one "
-                   "time. Tables show times in the sidebar's zone.")
+                   "time. Tables, and charts of other windows, show times in the sidebar's "
+                   "zone.")
     return zone
 
 
