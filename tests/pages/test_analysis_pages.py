@@ -303,11 +303,12 @@ def test_charts_over_the_clocks_going_back_say_they_are_drawn_at_a_fixed_offset(
     lake.append({"requests": requests_table([
         make_request(i, ts=start + timedelta(hours=i), status="error" if i % 5 else "ok")
         for i in range(72)])}, source="t")
-    around = {"range": "custom", "from": "2026-10-31T00:00:00Z", "to": "2026-11-03T00:00:00Z",
+    # (a day: buckets of at most an hour on every page, Quality's included)
+    around = {"range": "custom", "from": "2026-10-31T18:00:00Z", "to": "2026-11-01T18:00:00Z",
               "tz": "America/New_York"}
     at = run_page(monkeypatch, lake.root, page, around)
     assert "Charts are drawn at UTC−05:00, the offset of America/New" in texts(at)
-    after = {**around, "from": "2026-11-02T12:00:00Z"}  # (and Explore's baseline before it)
+    after = {**around, "from": "2026-11-02T12:00:00Z", "to": "2026-11-03T00:00:00Z"}
     assert "Charts are drawn at" not in texts(run_page(monkeypatch, lake.root, page, after))
 
 
