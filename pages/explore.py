@@ -213,9 +213,12 @@ fps = widgets.cached(explore.fingerprints, engine, window)
 if fps.is_empty():
     st.success("No errors in this window.")
 else:
+    # the example request one click away, like the request table's (a new tab; shareable)
+    linked = widgets.with_request_links(fps.rename({"example_request_id": "request_id"}), f)
     st.dataframe(
-        fps.with_columns(pl.col("first_seen").dt.convert_time_zone(f.tz),
-                         pl.col("last_seen").dt.convert_time_zone(f.tz)),
+        linked.select(*[c for c in linked.columns if c != "link"], "link").with_columns(
+            pl.col("first_seen").dt.convert_time_zone(f.tz),
+            pl.col("last_seen").dt.convert_time_zone(f.tz)),
         hide_index=True, width="stretch",
         column_config={
             "error_type": "Error type", "fingerprint": st.column_config.TextColumn(
@@ -227,7 +230,8 @@ else:
                                                           format="YYYY-MM-DD HH:mm:ss"),
             "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})",
                                                          format="YYYY-MM-DD HH:mm:ss"),
-            "providers": "Providers", "example_request_id": "Example request"})
+            "providers": "Providers", "request_id": "Example request",
+            "link": widgets.LINK_COLUMN})
     widgets.downloads(fps, "error_fingerprints", key="dl_fps")
 
 # -- request table ---------------------------------------------------------------------------
@@ -302,9 +306,13 @@ else:
                            else 0, key="ex_open_id")
     with o2:
         st.write("")
-        if st.button("Open request", key="ex_open", type="primary",
-                     icon=":material/open_in_new:"):
-            widgets.open_page("pages/request.py", f, request=rid)
+        # A link, not a button that switches page: the browser then gets one history entry
+        # (a switch with a new query made two, and Back went to a view of neither page).
+        # The view it leaves (window, errors only, page) is the Request page's way back.
+        st.session_state[widgets.BACK_TO_EXPLORE] = {k: st.query_params.get_all(k)
+                                                     for k in st.query_params.keys()}
+        st.page_link("pages/request.py", label="Open request", icon=":material/open_in_new:",
+                     query_params={**f.to_query(), "request": rid})
     widgets.export_downloads(
         lambda fmt: explore.export_requests(engine, table_f, q or None, sort, order == "desc",
                                             fmt),

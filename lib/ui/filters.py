@@ -150,12 +150,13 @@ def current() -> Filters:
 def sync_query(filters: Filters) -> None:
     """Make the URL's filter keys equal ``filters`` (page-specific keys are left alone)."""
     wanted = filters.to_query()
-    for key in list(st.query_params.keys()):
-        if _is_filter_key(key) and key not in wanted:
-            del st.query_params[key]
-    for key, vals in wanted.items():
-        if st.query_params.get_all(key) != vals:
-            st.query_params[key] = vals if len(vals) > 1 else vals[0]
+    current = {key: st.query_params.get_all(key) for key in st.query_params.keys()}
+    new = {k: v for k, v in current.items() if not (_is_filter_key(k) and k not in wanted)}
+    new.update(wanted)
+    if new != current:
+        # One change of the URL, not one per key: the browser gets a history entry for each,
+        # and Back then stepped through them one by one.
+        st.query_params.from_dict({k: v if len(v) > 1 else v[0] for k, v in new.items()})
 
 
 def _is_filter_key(key: str) -> bool:

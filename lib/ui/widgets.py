@@ -127,8 +127,8 @@ def query_value(param: str, default: str | None = None) -> str | None:
 
 def query_selectbox(label: str, options: list, param: str, default=None, *,
                     format_func: Callable = str, key: str | None = None, **kw):
-    """A selectbox whose value is kept in the URL key ``param`` (read on first run, written on
-    every run) so a copied link reproduces it."""
+    """A selectbox whose value is kept in the URL key ``param`` (read on first run, written when
+    it is not the default or the URL has the key) so a copied link reproduces it."""
     key = key or f"qp_{param}"
     if key not in st.session_state:
         wanted = query_value(param, None)
@@ -138,7 +138,11 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
     elif st.session_state[key] not in options and options:
         st.session_state[key] = default if default in options else options[0]
     value = st.selectbox(label, options, key=key, format_func=format_func, **kw)
-    if value is not None and st.query_params.get(param) != str(value):
+    first = default if default in options else (options[0] if options else None)
+    # A default not yet in the URL is not written: each write is a browser history entry,
+    # which Back would have to step through.
+    if value is not None and st.query_params.get(param) != str(value) and \
+            (param in st.query_params or value != first):
         st.query_params[param] = str(value)
     return value
 
@@ -169,7 +173,7 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
             st.session_state[key] = float(default)
     value = st.number_input(label, key=key, **kw)
     text = f"{value:g}"
-    if st.query_params.get(param) != text:
+    if st.query_params.get(param) != text and (param in st.query_params or value != default):
         st.query_params[param] = text
     return value
 
@@ -251,6 +255,10 @@ def with_request_links(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
 LINK_COLUMN = st.column_config.LinkColumn(
     "Open", display_text="Open ↗", width="small",
     help="The request's own page, in a new tab; the link can be shared.")
+
+
+# Session key: the URL query of the Explore view a request was opened from.
+BACK_TO_EXPLORE = "_back_to_explore"
 
 
 def open_page(page: str, filters: Filters, **params: str) -> None:

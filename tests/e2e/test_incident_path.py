@@ -90,7 +90,7 @@ def test_incident_path(incident_server, page, browser):
     search.press("Enter")
     wait_for_app(page)
     assert "1 request · showing" in page.get_by_text(" · showing").inner_text()
-    page.get_by_role("button", name="Open request").click()
+    page.get_by_role("link", name="Open request").click()
     page.wait_for_url(f"**/request?**request={PLANTED}**", timeout=60_000)
     wait_for_app(page)
     assert_no_exception(page)

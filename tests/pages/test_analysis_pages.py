@@ -4,6 +4,7 @@ and page settings given in the URL, and on an empty store."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -327,3 +328,18 @@ def test_explore_s_filter_button_shows_a_value_from_the_logs_as_text(monkeypatch
     (label,) = [b.label for b in at.button if b.label.startswith("Filter on ")]
     assert label == ("Filter on feature = \\*\\*Bold\\*\\* \\[link\\]\\(http\\://evil\\.test\\) "
                      "\\:red\\[red\\]")
+
+
+def test_a_request_opened_from_explore_links_back_to_that_view(monkeypatch, demo_store):
+    # Back went to an Explore without the incident's window or "errors only"; the Request page
+    # now links to the exact view the request was opened from.
+    window = window_param(OUTAGE - timedelta(minutes=30), OUTAGE + timedelta(minutes=60))
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": window, "metric": "error_rate", "errors": "1"})
+    link = [e for e in at.get("page_link") if e.proto.label == "Open request"]
+    assert link and "request=" in link[0].proto.query_string  # one navigation, one Back
+    at.switch_page("pages/request.py").run()
+    (back,) = [e for e in at.get("page_link") if e.proto.label == "Back to Explore"]
+    query = dict(p.split("=", 1) for p in back.proto.query_string.split("&"))
+    assert query["errors"] == "1" and query["metric"] == "error_rate"
+    assert unquote(query["window"]) == window
