@@ -114,8 +114,11 @@ for col, dim, title in ((left, "customer", "Top customers"), (right, "feature", 
                                                      min_value=0, max_value=1),
             "cost_per_request_usd": st.column_config.NumberColumn("USD per request",
                                                                   format="$%.5f")})
-        widgets.downloads(widgets.cached(cost.breakdown, engine, f, dim, None),
-                          f"spend_by_{dim}", key=f"dl_top_{dim}")
+        every = widgets.cached(cost.breakdown, engine, f, dim, None)
+        if every.height > b.height:
+            st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "
+                       "values, without *other*.")
+        widgets.downloads(every, f"spend_by_{dim}", key=f"dl_top_{dim}")
 
 # -- budgets ------------------------------------------------------------------------------------
 st.subheader("Month to date and projection")

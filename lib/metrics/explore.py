@@ -408,7 +408,8 @@ def request_page(engine: Engine, filters: Filters, q: str | None = None, sort: s
 def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort: str = "ts",
                     descending: bool = True, fmt: str = "csv", path: str | None = None) -> str:
     """Write every matching request (all columns, no cap) to a CSV or Parquet file, streamed in
-    record batches from DuckDB; returns the path (a temporary file unless ``path``)."""
+    record batches from DuckDB, times in ``filters.tz`` (CSV: with their UTC offset); returns
+    the path (a temporary file unless ``path``)."""
     where, params = _table_where(filters, q)
     if path is None:
         fd, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="sightline-requests-")
@@ -419,11 +420,15 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
         reader = cur.execute(f"SELECT * FROM requests WHERE {where} "
                              f"ORDER BY {_order(sort, descending)}", params
                              ).to_arrow_reader(100_000)
-        writer = (pq.ParquetWriter(path, reader.schema) if fmt == "parquet"
-                  else pacsv.CSVWriter(path, reader.schema))
+        # the same instants, in the zone the page shows them in
+        schema = pa.schema([f.with_type(pa.timestamp(f.type.unit, filters.tz))
+                            if pa.types.is_timestamp(f.type) and f.type.tz else f
+                            for f in reader.schema])
+        writer = (pq.ParquetWriter(path, schema) if fmt == "parquet"
+                  else pacsv.CSVWriter(path, schema))
         try:
             for batch in reader:
-                writer.write_table(pa.Table.from_batches([batch]))
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
         finally:
             writer.close()
     finally:

@@ -54,8 +54,13 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
 
 def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: str) -> None:
     """CSV and Parquet downloads of exactly the data behind a chart or table (``frame``, or a
-    function that makes it when a download is clicked: a list longer than what is shown)."""
-    make = frame if callable(frame) else lambda: frame
+    function that makes it when a download is clicked: a list longer than what is shown), its
+    times in the zone the page shows (with their UTC offset, as "2026-11-23T19:04:18-0500")."""
+    made = frame if callable(frame) else lambda: frame
+
+    def make() -> pl.DataFrame:
+        return in_shown_zone(made())
+
     row = st.container(horizontal=True, gap="small")
     with row:
         st.download_button("CSV", lambda: make().write_csv(), file_name=f"{name}.csv",
@@ -70,6 +75,20 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
         st.download_button("Parquet", parquet, file_name=f"{name}.parquet",
                            mime="application/vnd.apache.parquet", key=f"{key}_pq",
                            icon=":material/download:", on_click="ignore", type="tertiary")
+
+
+def shown_zone() -> str:
+    """The zone the sidebar shows times in (UTC before the sidebar has run)."""
+    current = st.session_state.get("_current_filters")
+    return getattr(current, "tz", "UTC")
+
+
+def in_shown_zone(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its zoned times in :func:`shown_zone`: a download's times as on the page
+    (a table's "19:04" was "00:04+0000" in its CSV, another date once in a spreadsheet)."""
+    zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
+    return frame.with_columns(pl.col(zoned).dt.convert_time_zone(shown_zone())) if zoned \
+        else frame
 
 
 def chart(fig: go.Figure, data: pl.DataFrame, *, key: str, name: str, on_select: bool = False):

@@ -7,6 +7,7 @@ import io
 import json
 from contextlib import redirect_stdout
 from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -187,6 +188,15 @@ def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
         path = explore.export_requests(engine, f, fmt=fmt, path=str(tmp_path / f"all.{fmt}"))
         frame = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
         assert frame.height == 120 and "input_text" in frame.columns
+    # times in the zone the page shows (the table's), the same instants
+    ny = Filters(start=f.start, end=f.end, values=f.values, tz="America/New_York")
+    path = explore.export_requests(engine, ny, sort="ts", descending=False,
+                                   path=str(tmp_path / "ny.csv"))
+    first = open(path).read().splitlines()[1]
+    t0 = engine.scalar("SELECT min(ts) FROM requests")
+    assert t0.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S") in first
+    assert "-0500" in first or "-0400" in first
+    assert pl.read_csv(path, try_parse_dates=True)["ts"][0] == t0
 
 
 def test_changes_cli_json(outage, lake, capsys):
