@@ -515,7 +515,8 @@ def _evals(rng, requests, start, span_s, feature_idx, bad, is_error) -> pa.Table
 
 def _spans(rng, requests, feature_idx, is_error) -> pa.Table:
     """Agent traces for 1 in 5 agent requests: an agent root, a retrieval and a tool step around
-    the model call (which is the request itself)."""
+    the model call (which is the request itself); and for half of the other features' failed
+    calls, a pipeline around the failed call (with a retrieval step for search)."""
     idx = np.nonzero((FEATURES[feature_idx] == "agent") & (rng.random(len(feature_idx)) < 0.2))[0]
     if len(idx) == 0:
         return schema.empty("spans")
@@ -547,6 +548,23 @@ def _spans(rng, requests, feature_idx, is_error) -> pa.Table:
         add(r, r, f"{r}-agent", ts[i], lat[i], "chat completion", "llm", st)
         add(f"{r}-tool", r, f"{r}-agent", ts[i] + np.timedelta64(int(lat[i] * 1000), "us"),
             tool[i], "tool lookup_account", "tool", "ok")
+    # Half of the other features' failed calls (the outage's among them) have a trace too: a
+    # pipeline around the failed call, so an incident's failing request shows where it failed.
+    failed = np.nonzero((FEATURES[feature_idx] != "agent") & is_error
+                        & (rng.random(len(feature_idx)) < 0.5))[0]
+    all_ts = requests.column("ts").to_numpy(zero_copy_only=False)
+    all_lat = requests.column("latency_ms").to_numpy()
+    for i in failed:
+        r = requests.column("request_id")[int(i)].as_py()
+        feature = FEATURES[feature_idx[i]]
+        lookup = rng.uniform(20, 120) if feature == "search" else 0.0
+        t0 = all_ts[i] - np.timedelta64(int((lookup + 8) * 1000), "us")
+        add(f"{r}-pipeline", r, None, t0, lookup + all_lat[i] + 15, f"{feature} pipeline",
+            "chain", "error")
+        if lookup:
+            add(f"{r}-retrieve", r, f"{r}-pipeline", t0 + np.timedelta64(3000, "us"), lookup,
+                "retrieve search_index", "retrieval", "ok")
+        add(r, r, f"{r}-pipeline", all_ts[i], all_lat[i], "chat completion", "llm", "error")
     rows["ts"] = pa.array(np.array(rows["ts"], dtype="datetime64[us]"), schema.TS)
     rows["source_file"] = ["demo"] * len(rows["span_id"])
     return pa.table(rows)

@@ -1,5 +1,8 @@
 """Overview: the KPIs against the previous period, and traffic, latency and cost over time."""
 
+from datetime import timedelta
+
+import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
@@ -41,6 +44,9 @@ else:
     st.caption(f"No changes shown: the store's data covers only {coverage:.0%} of the previous "
                f"{formatting.duration(f.duration)}, so there is nothing like-for-like to compare "
                "against. The tiles' help still gives the previous period's values.")
+
+# an event is investigated on Explore from a little before it to a while after
+EVENT_BEFORE, EVENT_AFTER = timedelta(minutes=30), timedelta(hours=1)
 
 seconds = bucket_seconds(f.duration)
 # Every time chart spans the window, so charts side by side line up.
@@ -91,8 +97,15 @@ for drill_metric, event in drills:
 
 if events.height:
     with st.expander(f"{events.height} event(s) in this window"):
-        shown = widgets.for_display(events.with_columns(events["ts"].dt.convert_time_zone(f.tz)))
+        # each event one click from Explore on the hour around it (a new tab; shareable)
+        links = [widgets.explore_link(f, t - EVENT_BEFORE, t + EVENT_AFTER)
+                 for t in events["ts"].to_list()]
+        shown = widgets.for_display(events.with_columns(
+            events["ts"].dt.convert_time_zone(f.tz), pl.Series("link", links)))
         st.dataframe(shown, hide_index=True, width="stretch", column_config={
+            "link": st.column_config.LinkColumn(
+                "Explore", display_text="Investigate ↗", width="small",
+                help="Explore from 30 minutes before the event to an hour after, in a new tab"),
             "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})", format="YYYY-MM-DD HH:mm"),
             "kind": "Kind", "service": "Service", "version": "Version", "title": "Title",
             "detail": "Detail", "author": "Author"})

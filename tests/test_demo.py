@@ -28,7 +28,7 @@ def con(demo_store):
     """Plain DuckDB over the demo store's files: views named like the tables, nothing else."""
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
-    for table in ("requests", "evals", "events"):
+    for table in ("requests", "evals", "events", "spans"):
         c.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet("
                   f"'{demo_store}/{table}/date=*/*.parquet', hive_partitioning = false)")
     yield c
@@ -272,3 +272,24 @@ def test_offline_runs_are_paired_across_four_versions(con):
     # Online judges and user feedback exist too.
     sources = dict(con.execute("SELECT source, count(*) FROM evals GROUP BY 1").fetchall())
     assert sources["online"] > 0 and sources["feedback"] > 0
+
+
+def test_the_outage_s_failing_requests_can_be_followed_into_a_trace(con):
+    # The on-call path ends at one failing request and its trace: before, only agent requests
+    # had traces, so every request of the outage said "no spans were logged".
+    p = demo.PLAN
+    lo = at(p["outage_at"])
+    hi = lo + timedelta(minutes=p["outage_minutes"])
+    failed, traced = one(con, """
+        SELECT count(*), count(*) FILTER (WHERE request_id IN (
+            SELECT trace_id FROM spans WHERE kind = 'llm' AND status = 'error'))
+        FROM requests WHERE status = 'error' AND provider = $p AND ts >= $lo AND ts < $hi""",
+        {"p": p["outage_provider"], "lo": lo, "hi": hi})
+    assert failed >= 10 and failed * 0.25 <= traced <= failed * 0.75
+    # each of those traces: a failed pipeline above the failed call, the call is the request
+    bad = con.execute("""
+        SELECT s.trace_id FROM spans s JOIN requests r ON r.request_id = s.trace_id
+        WHERE s.kind = 'chain' AND NOT EXISTS (
+            SELECT 1 FROM spans c WHERE c.trace_id = s.trace_id AND c.span_id = s.trace_id
+              AND c.parent_id = s.span_id AND c.status = 'error')""").fetchall()
+    assert not bad

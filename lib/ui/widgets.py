@@ -271,6 +271,14 @@ def with_request_links(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
     ).alias("link")).select(["link", *frame.columns])
 
 
+def explore_link(filters: Filters, start, end, metric: str = "error_rate") -> str:
+    """The (relative) URL of Explore on the window ``[start, end)`` with ``filters``."""
+    from lib.drilldown import window_param
+
+    return "explore?" + urlencode({**filters.to_query(), "window": window_param(start, end),
+                                   "metric": metric}, doseq=True)
+
+
 LINK_COLUMN = st.column_config.LinkColumn(
     "Open", display_text="Open ↗", width="small",
     help="The request's own page, in a new tab; the link can be shared.")

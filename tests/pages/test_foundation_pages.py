@@ -263,3 +263,21 @@ def test_a_link_with_values_sightline_does_not_know_says_what_it_shows_instead(m
     typo = run_app(monkeypatch, demo_store, query={"modle": "gpt-4o", "by": "model"})
     assert [w.value for w in typo.warning if w.value.startswith("This link's")] == [
         "This link's key `modle` is no filter Sightline knows: nothing is filtered on it."]
+
+
+def test_each_event_opens_explore_around_it(monkeypatch, demo_store):
+    from urllib.parse import parse_qs, urlparse
+
+    from lib.drilldown import parse_window_param
+
+    at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": "2026-11-13T12:00:00Z",
+                                                 "to": "2026-11-20T12:00:00Z",
+                                                 "provider": "anthropic"})
+    (events,) = [d.value for d in at.dataframe if "link" in d.value.columns]
+    incident = events[events["kind"] == "incident"].iloc[0]
+    query = parse_qs(urlparse(incident["link"]).query)
+    assert urlparse(incident["link"]).path == "explore"
+    start, end = parse_window_param(query["window"][0])
+    at_ts = incident["ts"].tz_convert("UTC").to_pydatetime()
+    assert start < at_ts < end and (end - start).total_seconds() == 90 * 60
+    assert query["provider"] == ["anthropic"] and query["metric"] == ["error_rate"]
