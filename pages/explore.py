@@ -311,8 +311,8 @@ else:
         # The view it leaves (window, errors only, page) is the Request page's way back.
         st.session_state[widgets.BACK_TO_EXPLORE] = {k: st.query_params.get_all(k)
                                                      for k in st.query_params.keys()}
-        st.page_link("pages/request.py", label="Open request", icon=":material/open_in_new:",
-                     query_params={**f.to_query(), "request": rid})
+        widgets.page_link("pages/request.py", "Open request", {**f.to_query(), "request": rid},
+                          icon=":material/open_in_new:")
     widgets.export_downloads(
         lambda fmt: explore.export_requests(engine, table_f, q or None, sort, order == "desc",
                                             fmt),

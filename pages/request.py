@@ -27,8 +27,7 @@ def _open_request(request_id: str) -> None:
 st.title("Request")
 back = st.session_state.get(widgets.BACK_TO_EXPLORE)
 if back:
-    st.page_link("pages/explore.py", label="Back to Explore", icon=":material/arrow_back:",
-                 query_params=back)
+    widgets.page_link("pages/explore.py", "Back to Explore", back, icon=":material/arrow_back:")
 rid = widgets.query_text("Request id", "request", key="rq_id",
                          placeholder="paste a request id, or open one from Explore")
 if not rid:

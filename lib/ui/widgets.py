@@ -271,6 +271,19 @@ def with_request_links(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
     ).alias("link")).select(["link", *frame.columns])
 
 
+def page_link(page: str, label: str, query_params: dict, icon: str | None = None) -> None:
+    """``st.page_link`` to ``page`` (a file under pages/) with ``query_params``; a plain link
+    when the page runs outside the app's navigation (its file run on its own, as tests do),
+    where Streamlit knows no page to link to."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(page, label=label, icon=icon, query_params=query_params)
+    except StreamlitPageNotFoundError:
+        name = page.rsplit("/", 1)[-1].removesuffix(".py")
+        st.markdown(f"[{md_escape(label)}]({name}?{urlencode(query_params, doseq=True)})")
+
+
 def explore_link(filters: Filters, start, end, metric: str = "error_rate") -> str:
     """The (relative) URL of Explore on the window ``[start, end)`` with ``filters``."""
     from lib.drilldown import window_param
