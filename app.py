@@ -10,7 +10,6 @@ from lib.ui import filters, store, theme  # noqa: E402  (set_page_config must co
 theme.apply()
 
 engine = store.refresh_for_run()
-store.ensure_demo_data()
 
 # Pages are declared here, explicitly; a page appears only once it exists.
 # (served at /; it reserves a path of its own all the same, which must not be "overview")
@@ -48,5 +47,8 @@ PAGES = {
 }
 
 page = st.navigation(PAGES)
+# after the navigation: while the demo data is written on first start (half a minute), the
+# sidebar lists the pages by their titles, not Streamlit's list of the files in pages/
+store.ensure_demo_data()
 filters.sidebar(engine)
 page.run()
