@@ -321,7 +321,11 @@ def headline(doc: dict) -> str:
     if metric == "p95_latency":
         direction += " in requests slower than the baseline p95"
     before, after = _fmt_pair(metric, top["baseline_value"], top["window_value"])
-    return (f"{top['dimension']} {top['value']}'s {label} went from {before} to {after} and "
+    from lib.metrics.dims import label as dim_label
+
+    name = dim_label(top["dimension"])  # "app version", not the column's "app_version"
+    return (f"{name[:1].lower()}{name[1:]} {top['value']}'s {label} went from {before} to "
+            f"{after} and "
             f"explains {top['contribution']:.0%} of the {direction}. ({overall}.)")
 
 

@@ -75,6 +75,10 @@ def test_error_rate_planted_cause_first_with_exact_contribution(outage):
     line = explore.headline(doc)
     assert line.startswith("provider a's error rate went from 1.0% to 31.0% and explains 91% "
                            "of the increase")
+    # a dimension is named as on the page ("app version", not the column "app_version")
+    for dimension, name in (("app_version", "app version"), ("attr.Team", "attribute Team")):
+        renamed = {**doc, "contributors": [{**top, "dimension": dimension}]}
+        assert explore.headline(renamed).startswith(f"{name} a's error rate went from")
 
 
 def test_default_baseline_is_the_previous_period(outage):
