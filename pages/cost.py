@@ -93,10 +93,15 @@ st.dataframe(mix.drop("kind"), hide_index=True, width="stretch", column_config={
     "token_share": st.column_config.NumberColumn("Share of tokens", format="percent"),
     "cost_share": st.column_config.NumberColumn("Share of cost", format="percent")})
 widgets.downloads(mix, "token_mix", key="dl_mix")
+mixed = float(mix["cost_usd"].sum())
+gap = ("" if not tot["cost_usd"] or abs(mixed - tot["cost_usd"]) <= 0.01 * tot["cost_usd"]
+       else f" Here they add to {formatting.usd(mixed)} of the {formatting.usd(tot['cost_usd'])} "
+            "spent: requests past a model's long-prompt price tier cost more than base-tier "
+            "prices say, and costs stored before a price change (see `python -m lib reprice`) "
+            "differ from today's.")
 st.caption("Input tokens include cached ones and output tokens include reasoning ones "
            "(design §3); here each kind is counted once. Costs per kind use each model's "
-           "base-tier unit prices at the time of the call, so they can differ slightly from the "
-           "spend above for very long prompts.")
+           "base-tier unit prices at the time of the call." + gap)
 
 # -- top customers and features -----------------------------------------------------------------
 left, right = st.columns(2)

@@ -343,3 +343,23 @@ def test_a_request_opened_from_explore_links_back_to_that_view(monkeypatch, demo
     query = dict(p.split("=", 1) for p in back.proto.query_string.split("&"))
     assert query["errors"] == "1" and query["metric"] == "error_rate"
     assert unquote(query["window"]) == window
+
+
+def test_the_token_mix_says_how_far_base_tier_prices_are_from_the_spend(monkeypatch, lake):
+    # claude-sonnet-4-5 charges more past 200k input tokens: the mix, at base-tier prices,
+    # added to about half the spend while its caption said the two "can differ slightly".
+    from lib import pricing
+    from tests.conftest import T0, make_request, requests_table
+
+    big = dict(provider="anthropic", model="claude-sonnet-4-5", input_tokens=300_000,
+               cached_input_tokens=0, output_tokens=2_000)
+    spent = pricing.request_cost(ts=T0, **big)
+    base = pricing.request_cost(ts=T0, **{**big, "input_tokens": 100_000}) + \
+        pricing.request_cost(ts=T0, **{**big, "input_tokens": 200_000, "output_tokens": 0})
+    assert spent > base * 1.2  # (the tier is real)
+    lake.append({"requests": requests_table([make_request(0, cost_usd=spent, **big)])},
+                source="t")
+    at = run_page(monkeypatch, lake.root, "pages/cost.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(hours=1)).isoformat()})
+    assert "spent: requests past a model's long-prompt price tier cost more" in texts(at)
