@@ -108,7 +108,10 @@ k1.metric(f"{LABEL[metric]} in the window",
 k2.metric(f"{LABEL[metric]} in the baseline",
           formatting.by_unit(doc["baseline"]["value"], unit), border=True)
 # (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)
-k3.metric("Requests in the window", formatting.count(doc["window"]["n"]),
+# n: the requests the metric is computed on (priced ones for cost, timed ones for latency)
+counted = {"error_rate": "Requests", "cost_per_request": "Priced requests",
+           "p95_latency": "Requests with a latency"}[metric]
+k3.metric(f"{counted} in the window", formatting.count(doc["window"]["n"]),
           f"{formatting.count(doc['baseline']['n'])} in the baseline", delta_color="off",
           delta_arrow="off", border=True)
 

@@ -363,3 +363,18 @@ def test_the_token_mix_says_how_far_base_tier_prices_are_from_the_spend(monkeypa
                   {"range": "custom", "from": T0.isoformat(),
                    "to": (T0 + timedelta(hours=1)).isoformat()})
     assert "spent: requests past a model's long-prompt price tier cost more" in texts(at)
+
+
+def test_explore_s_count_card_says_which_requests_the_metric_counts(monkeypatch, lake):
+    # For the cost per request, n is the priced requests: the card said "Requests in the window".
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table(
+        [make_request(i, cost_usd=0.01) for i in range(4)]  # baseline hour
+        + [make_request(60 + i, cost_usd=0.02) for i in range(3)]
+        + [make_request(70 + i, model="my-ft", cost_usd=None) for i in range(2)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": (T0 + timedelta(hours=1)).isoformat(),
+                   "to": (T0 + timedelta(hours=2)).isoformat(), "metric": "cost_per_request"})
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["Priced requests in the window"] == "3"
