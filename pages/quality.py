@@ -48,8 +48,13 @@ k = st.columns(4)
 on = online_v.group_by("metric").agg(pl.col("passed").sum(), pl.col("n").sum())
 tot_n, tot_p = int(on["n"].sum() or 0), int(on["passed"].sum() or 0)
 lo, hi = quality.wilson(tot_p, tot_n)
+# Several metrics judge the same requests: their scores are not independent trials, so a
+# Wilson interval of the pool would be too narrow; it is given for one metric only.
+pooled = (f"{tot_n:,} scores of {on.height} metrics, pooled: the judge's metrics score the same "
+          "requests, so no interval is given for the pool (each metric's is in the charts "
+          "below)")
 k[0].metric("Online judge pass rate", formatting.pct(tot_p / tot_n if tot_n else None, 1),
-            border=True, help=None if lo is None else
+            border=True, help=None if lo is None else pooled if on.height > 1 else
             f"95% CI {formatting.pct(lo, 1)}–{formatting.pct(hi, 1)} over {tot_n:,} scores")
 k[1].metric("Thumbs up", formatting.pct(fb["up_share"], 1), border=True,
             help=None if fb["up_low"] is None else

@@ -84,6 +84,9 @@ def test_quality_page(monkeypatch, demo_store):
                                             "Guardrail triggers", "Truncated (length)"]
     assert at.selectbox(key="q_source").value == "offline"
     assert "Wilson 95%" in texts(at)
+    # the demo's judge scores several metrics of the same requests: no interval for the pool
+    tile = at.metric[0]
+    assert "metrics, pooled" in tile.help and "CI" not in tile.help
 
 
 def test_explore_names_the_outage_provider(monkeypatch, demo_store):
