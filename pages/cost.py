@@ -140,8 +140,9 @@ else:
     mtd = widgets.cached(cost.month_to_date, engine, f, budgets, f.end)
     month = cost.budget_month(f.end)
     st.caption(f"UTC calendar month of the window's end ({month:%B %Y}), up to "
-               f"{widgets.window_caption(f.end, f.end, 'UTC').split(' → ')[0]} UTC. Projection = "
-               "month to date × month length / time elapsed. Budgets use their own scope from "
+               f"{widgets.window_caption(f.end, f.end, 'UTC').split(' → ')[0]} UTC. "
+               "Projection (from a day into the month on) = month to date × month length / "
+               "time elapsed. Budgets use their own scope from "
                f"`{budgets_path().name}`, not the sidebar's filters.")
     # status beside the budget's name: at a laptop's width the last columns scroll away
     shown = mtd.with_columns(pl.col("status").replace(

@@ -301,15 +301,20 @@ def budget_month(end: datetime) -> datetime:
     return datetime(last.year, last.month, 1, tzinfo=UTC)
 
 
+# The least time into the month before a budget's month is projected from its run rate.
+MIN_ELAPSED_FOR_PROJECTION = timedelta(days=1)
+
+
 def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
                   at: datetime | None = None) -> pl.DataFrame:
     """Per budget: ``budget, scope, monthly_usd, mtd_usd, projected_usd, projected_share,
     status`` for the UTC calendar month holding the last instant before ``at`` (default: the end
     of ``filters``' window, which is not in it: a window of March ends on April 1st 00:00 and
     reports March; only its time is used). Month to date is spend in
-    ``[month start, at)``; the projection is the linear run rate: ``mtd × month length / elapsed``.
-    Status: ``over`` (projection above the budget), ``warn`` (above its ``warn_at`` share, default
-    0.8), ``ok``. Budgets are evaluated on their own scope, not on the sidebar's filters."""
+    ``[month start, at)``; the projection is the linear run rate: ``mtd × month length / elapsed``,
+    from a day into the month on (None before). Status: ``over`` (projection, or before it the
+    month to date, above the budget), ``warn`` (above its ``warn_at`` share, default 0.8), ``ok``.
+    Budgets are evaluated on their own scope, not on the sidebar's filters."""
     at = (at or filters.end).astimezone(UTC)
     month_start = budget_month(at)
     days = calendar.monthrange(month_start.year, month_start.month)[1]
@@ -322,11 +327,13 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
         where, params = f.where("requests")
         mtd = float(engine.scalar(f"SELECT coalesce(sum(cost_usd), 0) FROM requests "
                                   f"WHERE {where}", params) or 0.0)
-        projected = mtd * (month_end - month_start).total_seconds() / elapsed if elapsed > 0 \
-            else None
-        share = projected / b.monthly_usd if projected is not None and b.monthly_usd else None
-        status = "ok" if share is None else (
-            "over" if share > 1 else "warn" if share >= b.warn_at else "ok")
+        # A run rate needs a day behind it: at 00:01 on the 1st, a minute's spend times 43,000
+        # would flag any budget. Before that, status goes by the spend so far.
+        projected = mtd * (month_end - month_start).total_seconds() / elapsed \
+            if elapsed >= MIN_ELAPSED_FOR_PROJECTION.total_seconds() else None
+        share = (projected if projected is not None else mtd) / b.monthly_usd
+        status = "over" if share > 1 else "warn" if share >= b.warn_at else "ok"
+        share = share if projected is not None else None
         rows.append({"budget": b.name, "scope": b.describe(), "monthly_usd": b.monthly_usd,
                      "mtd_usd": mtd, "projected_usd": projected, "projected_share": share,
                      "status": status})

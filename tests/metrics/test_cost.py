@@ -272,3 +272,21 @@ def test_spend_of_requests_without_a_price_is_unknown_not_zero(lake, engine):
     assert (alone["cost_usd"], alone["unpriced_requests"]) == (None, 4)
     empty = cost.totals(engine, Filters.between(T0 + timedelta(hours=2), T0 + timedelta(hours=3)))
     assert (empty["requests"], empty["cost_usd"]) == (0, 0.0)
+
+
+def test_a_budget_is_not_projected_from_its_month_s_first_minutes(lake, engine):
+    # $1 in the first minute of March, a $1,000 budget: the run rate said $44,640 ("over").
+    lake.append({"requests": requests_table([make_request(
+        0, ts=datetime(2026, 3, 1, 0, 0, 30, tzinfo=UTC), cost_usd=1.0)])}, source="t")
+    engine.refresh(force=True)
+    early = cost.month_to_date(engine, None, [Budget("b", 1000.0)],
+                               datetime(2026, 3, 1, 0, 1, tzinfo=UTC)).row(0, named=True)
+    assert early["mtd_usd"] == 1.0 and early["projected_usd"] is None
+    assert early["status"] == "ok" and early["projected_share"] is None
+    # spent past the budget already: over, projection or not
+    over = cost.month_to_date(engine, None, [Budget("b", 0.5)],
+                              datetime(2026, 3, 1, 0, 1, tzinfo=UTC)).row(0, named=True)
+    assert over["status"] == "over"
+    later = cost.month_to_date(engine, None, [Budget("b", 1000.0)],
+                               datetime(2026, 3, 2, tzinfo=UTC)).row(0, named=True)
+    assert later["projected_usd"] == pytest.approx(31.0)  # a day in: $1 a day
