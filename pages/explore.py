@@ -216,10 +216,10 @@ fps = widgets.cached(explore.fingerprints, engine, window)
 if fps.is_empty():
     st.success("No errors in this window.")
 else:
-    # the example request one click away, like the request table's (a new tab; shareable)
+    # the example request one click away, first as in the request table (a new tab; shareable)
     linked = widgets.with_request_links(fps.rename({"example_request_id": "request_id"}), f)
     st.dataframe(
-        linked.select(*[c for c in linked.columns if c != "link"], "link").with_columns(
+        linked.with_columns(
             pl.col("first_seen").dt.convert_time_zone(f.tz),
             pl.col("last_seen").dt.convert_time_zone(f.tz)),
         hide_index=True, width="stretch",
