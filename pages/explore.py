@@ -251,12 +251,14 @@ with c3:
                                     format_func=lambda o: "Descending" if o == "desc"
                                     else "Ascending")
 with c4:
-    errors_only = st.toggle("Errors only", key="ex_errors",
-                            value=widgets.query_value("errors") == "1")
-    if errors_only:
+    if widgets.url_moved("ex_errors", "errors"):
+        st.session_state["ex_errors"] = widgets.query_value("errors") == "1"
+    errors_only = st.toggle("Errors only", key="ex_errors")
+    if errors_only and st.query_params.get("errors") != "1":
         st.query_params["errors"] = "1"
-    elif "errors" in st.query_params:
+    elif not errors_only and "errors" in st.query_params:
         del st.query_params["errors"]
+    widgets.url_seen("ex_errors", "errors")
 table_f = window.with_value("status", ["error"]) if errors_only else window
 with st.spinner("Counting…"):
     total = widgets.cached(explore.request_count, engine, table_f, q or None)

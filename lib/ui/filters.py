@@ -46,6 +46,8 @@ def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
 
 # The URL keys pages read besides the filters (tests/test_page_keys.py finds every key the
 # code reads or writes and checks it is here): a link's other keys are named as unknown.
+# Session key: the URL's filter keys as the sidebar last wrote them.
+SYNCED_QUERY = "_synced_query"
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective"})
 
@@ -69,9 +71,16 @@ def sidebar(engine: Engine) -> Filters:
     if "f_range" not in st.session_state:  # the URL is read: say what of it was passed over
         for problem in Filters.query_problems(_query_dict(), PAGE_KEYS):
             st.warning(f"This link's {problem}.", icon=":material/link_off:")
+    # The URL's filters changed outside the sidebar since it last wrote them (the browser's
+    # Back or Forward): the widgets follow the URL. Otherwise the sidebar's state wrote itself
+    # back over the URL Back had restored, and Back undid nothing.
+    synced = st.session_state.get(SYNCED_QUERY)
+    moved = synced is not None and _url_filters() != synced
     for key, value in defaults.items():
-        if key not in st.session_state:
+        if key not in st.session_state or moved:
             st.session_state[key] = value
+    if moved:
+        st.session_state["f_dates_tz"] = initial.tz
 
     with st.sidebar:
         st.markdown("#### Filters")
@@ -157,6 +166,12 @@ def sync_query(filters: Filters) -> None:
         # One change of the URL, not one per key: the browser gets a history entry for each,
         # and Back then stepped through them one by one.
         st.query_params.from_dict({k: v if len(v) > 1 else v[0] for k, v in new.items()})
+    st.session_state[SYNCED_QUERY] = _url_filters()
+
+
+def _url_filters() -> dict[str, list[str]]:
+    """The URL's filter keys and their values."""
+    return {k: v for k, v in _query_dict().items() if _is_filter_key(k)}
 
 
 def _is_filter_key(key: str) -> bool:

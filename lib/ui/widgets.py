@@ -144,12 +144,30 @@ def query_value(param: str, default: str | None = None) -> str | None:
     return default if v in (None, "") else v
 
 
+def url_moved(key: str, param: str) -> bool:
+    """True when widget ``key`` takes its value from the URL key ``param``: on its first run, and
+    when the URL's value changed since the page last wrote or read it (the browser's Back or
+    Forward), which the widget then follows instead of writing its own state back over it."""
+    seen = st.session_state.get(f"_url_seen_{key}", _UNSEEN)
+    return key not in st.session_state or (seen is not _UNSEEN
+                                           and seen != st.query_params.get(param))
+
+
+def url_seen(key: str, param: str) -> None:
+    """Record the URL's value of ``param`` after widget ``key`` wrote it (see :func:`url_moved`)."""
+    st.session_state[f"_url_seen_{key}"] = st.query_params.get(param)
+
+
+_UNSEEN = object()
+
+
 def query_selectbox(label: str, options: list, param: str, default=None, *,
                     format_func: Callable = str, key: str | None = None, **kw):
-    """A selectbox whose value is kept in the URL key ``param`` (read on first run, written when
-    it is not the default or the URL has the key) so a copied link reproduces it."""
+    """A selectbox whose value is kept in the URL key ``param`` (read on first run and after Back
+    or Forward, written when it is not the default or the URL has the key) so a copied link
+    reproduces it."""
     key = key or f"qp_{param}"
-    if key not in st.session_state:
+    if url_moved(key, param):
         wanted = query_value(param, None)
         match = [o for o in options if str(o) == wanted]
         st.session_state[key] = match[0] if match else (default if default in options
@@ -163,6 +181,7 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
     if value is not None and st.query_params.get(param) != str(value) and \
             (param in st.query_params or value != first):
         st.query_params[param] = str(value)
+    url_seen(key, param)
     return value
 
 
@@ -170,7 +189,7 @@ def query_text(label: str, param: str, default: str = "", *, key: str | None = N
                ) -> str:
     """A text input kept in the URL key ``param`` (removed from the URL when empty)."""
     key = key or f"qp_{param}"
-    if key not in st.session_state:
+    if url_moved(key, param):
         st.session_state[key] = query_value(param, default) or ""
     value = st.text_input(label, key=key, **kw)
     if value:
@@ -178,6 +197,7 @@ def query_text(label: str, param: str, default: str = "", *, key: str | None = N
             st.query_params[param] = value
     elif param in st.query_params:
         del st.query_params[param]
+    url_seen(key, param)
     return value
 
 
@@ -185,7 +205,7 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
                  ) -> float:
     """A number input kept in the URL key ``param``."""
     key = key or f"qp_{param}"
-    if key not in st.session_state:
+    if url_moved(key, param):
         try:
             st.session_state[key] = float(query_value(param, str(default)))
         except (TypeError, ValueError):
@@ -194,6 +214,7 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
     text = f"{value:g}"
     if st.query_params.get(param) != text and (param in st.query_params or value != default):
         st.query_params[param] = text
+    url_seen(key, param)
     return value
 
 

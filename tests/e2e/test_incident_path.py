@@ -138,3 +138,41 @@ def test_a_narrow_drag_never_opens_the_whole_range(incident_server, page):
     lo, hi = parse_qs(urlparse(page.url).query)["window"][0].split("..")
     assert lo <= OUTAGE.strftime("%Y-%m-%dT%H:%M:%SZ") < hi
     assert lo >= at(-4).replace(" ", "T") and hi <= at(6).replace(" ", "T")
+
+
+def test_back_undoes_one_step_at_a_time(incident_server, page):
+    # Explore on the outage → "Errors only" → "Filter on …": before, Back left the filter and
+    # the toggle on (the page wrote its state back over the URL Back restored).
+    window = (f"{(OUTAGE - timedelta(minutes=30)).strftime('%Y-%m-%dT%H:%M:%SZ')}.."
+              f"{(OUTAGE + timedelta(minutes=60)).strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    day = (OUTAGE - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (OUTAGE + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    page.goto(f"{incident_server.url}/explore?range=custom&from={day}&to={end}"
+              f"&window={window}&metric=error_rate")
+    wait_for_app(page)
+    toggle = page.get_by_text("Errors only")
+    toggle.click()
+    page.wait_for_url("**errors=1**", timeout=30_000)
+    wait_for_app(page)
+    page.get_by_role("button", name="Filter on").click()
+    page.wait_for_url(lambda url: "errors=1&" in url and len(parse_qs(urlparse(url).query)) > 6,
+                      timeout=30_000)
+    wait_for_app(page)
+    filtered = parse_qs(urlparse(page.url).query)
+    added = set(filtered) - {"range", "from", "to", "window", "metric", "errors"}
+    assert len(added) == 1  # the ranking's first value, as a filter
+
+    def state():
+        query = parse_qs(urlparse(page.url).query)
+        switch = page.locator('[role="switch"], [data-testid="stCheckbox"] input').first
+        return set(query) & added, query.get("errors"), switch.is_checked()
+
+    page.go_back()
+    wait_for_app(page)
+    page.wait_for_timeout(1500)  # (the rerun after a Back writes nothing back)
+    assert state() == (set(), ["1"], True)
+    page.go_back()
+    wait_for_app(page)
+    page.wait_for_timeout(1500)
+    assert state() == (set(), None, False)
+    assert parse_qs(urlparse(page.url).query)["window"] == [window]
