@@ -30,3 +30,14 @@ def test_downloads_give_times_in_the_zone_the_page_shows(monkeypatch):
     assert out["first_seen"][0] == t  # the same instant
     assert "2026-11-23T19:04:18.000000-0500" in out.write_csv()
     assert out["naive"].to_list() == frame["naive"].to_list()  # a time without a zone is left
+
+
+def test_text_from_logs_makes_no_link_even_a_bare_url():
+    # GFM links a bare URL after reading the escapes: "http\://evil\.test" in a headline was a
+    # live link (checked in Chromium). A zero-width space after the scheme breaks it.
+    shown = widgets.md_escape("see http://evil.test, HTTPS://x.y/z and www.evil.test [a](b)")
+    assert "http://" not in shown.replace("\\", "").lower()
+    assert "www." not in shown.replace("\\", "").lower()
+    assert shown.replace("\u200b", "").replace("\\", "") == \
+        "see http://evil.test, HTTPS://x.y/z and www.evil.test [a](b)"  # reads the same
+    assert "\\[a\\]\\(b\\)" in shown

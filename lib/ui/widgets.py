@@ -259,10 +259,14 @@ def chart_zone(filters: Filters, start, end, bucket_s: int) -> str:
 
 
 def md_escape(text) -> str:
-    """Text from logs made inert for Streamlit markdown (no formatting, links or HTML)."""
+    """Text from logs made inert for Streamlit markdown (no formatting, links or HTML). A bare
+    URL is linked after escapes are read (GFM's autolinks), so a zero-width space goes after its
+    scheme or "www", which no longer reads as a link and looks the same."""
     import re
 
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", str(text))
+    text = re.sub(r"(?i)(\b(?:https?|ftp)):(?=//)|(\bwww)(?=\.)",
+                  lambda m: (m[1] + "\u200b:") if m[1] else m[2] + "\u200b", str(text))
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
 
 
 def window_caption(start, end, tz: str) -> str:
