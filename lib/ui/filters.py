@@ -73,9 +73,10 @@ def sidebar(engine: Engine) -> Filters:
             st.warning(f"This link's {problem}.", icon=":material/link_off:")
     # The URL's filters changed outside the sidebar since it last wrote them (the browser's
     # Back or Forward): the widgets follow the URL. Otherwise the sidebar's state wrote itself
-    # back over the URL Back had restored, and Back undid nothing.
-    synced = st.session_state.get(SYNCED_QUERY)
-    moved = synced is not None and _url_filters() != synced
+    # back over the URL Back had restored, and Back undid nothing. A URL without any filter is
+    # the sidebar's navigation to another page (its links carry no query): the filters stay.
+    synced, url = st.session_state.get(SYNCED_QUERY), _url_filters()
+    moved = synced is not None and bool(url) and url != synced
     for key, value in defaults.items():
         if key not in st.session_state or moved:
             st.session_state[key] = value
