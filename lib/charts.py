@@ -7,7 +7,8 @@ Every time chart states its time zone on the x axis, has a unit on the y axis, a
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
@@ -51,10 +52,9 @@ def chart_zone(tz: str, start: datetime, end: datetime, bucket_s: int | None = N
     ``tz``, unless its clocks go back inside the window (the end of daylight saving) by at least
     a bucket. Plotly draws naive wall-clock times, and an hour that happens twice would put two
     buckets at one x (stacked into one bar, or the second one opened by a click on the first):
-    then the fixed UTC offset ``tz`` has at ``end``, as an ``Etc/GMT`` zone, which the page's
-    charts and drill-downs then use alike. Coarser buckets cannot meet (they stay in ``tz``, as
-    the page's tables are). Zones whose offset is not a whole number of hours keep ``tz`` (no
-    such fixed zone exists)."""
+    then the fixed UTC offset ``tz`` has at ``end`` ("UTC-05:00", see :func:`zone_of`), which
+    the page's charts and drill-downs then use alike. Coarser buckets cannot meet (they stay
+    in ``tz``, as the page's tables are)."""
     zone = ZoneInfo(tz)
     last = end - timedelta(microseconds=1)
     offsets = [start.astimezone(zone).utcoffset()]
@@ -67,26 +67,45 @@ def chart_zone(tz: str, start: datetime, end: datetime, bucket_s: int | None = N
         if len(offsets) > 1 else 0
     if back <= 0 or (bucket_s is not None and bucket_s > back):
         return tz
-    hours, rest = divmod(offsets[-1].total_seconds(), 3600)
-    if rest:
-        return tz
-    # POSIX sign: Etc/GMT+5 is five hours behind UTC
-    return "UTC" if hours == 0 else f"Etc/GMT{-int(hours):+d}"
+    minutes = int(offsets[-1].total_seconds() // 60)
+    return f"{FIXED_PREFIX}{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:" \
+           f"{abs(minutes) % 60:02d}"
+
+
+# A chart zone at a fixed offset from UTC: "UTC+05:30", "UTC-03:30" (no IANA name has them all,
+# nor does Polars read an offset as a zone).
+FIXED_PREFIX = "UTC"
+_FIXED = re.compile(r"^UTC([+-])(\d\d):(\d\d)$")
+
+
+def fixed_offset(tz: str) -> timedelta | None:
+    """The offset of a fixed chart zone (:func:`chart_zone`), None for a named zone."""
+    m = _FIXED.match(tz)
+    if not m:
+        return None
+    offset = timedelta(hours=int(m[2]), minutes=int(m[3]))
+    return -offset if m[1] == "-" else offset
+
+
+def zone_of(tz: str) -> tzinfo:
+    """The tzinfo of a zone name or of a fixed chart zone ("UTC-05:00")."""
+    offset = fixed_offset(tz)
+    return ZoneInfo(tz) if offset is None else timezone(offset)
 
 
 def zone_label(tz: str) -> str:
-    """How a chart names its zone: a fixed zone from :func:`chart_zone` as its offset
-    ('UTC−05:00', not the inverted POSIX 'Etc/GMT+5'), any other by its name."""
-    if not tz.startswith("Etc/GMT") or tz in ("Etc/GMT", "Etc/GMT0"):
-        return tz
-    hours = -int(tz[len("Etc/GMT"):])
-    return f"UTC{'+' if hours >= 0 else '−'}{abs(hours):02d}:00"
+    """How a chart names its zone: a fixed one with a true minus sign ('UTC−05:00')."""
+    return tz.replace("-", "−") if fixed_offset(tz) is not None else tz
 
 
 def to_zone(frame: pl.DataFrame, column: str, tz: str) -> pl.DataFrame:
     """Convert a UTC timestamp column to the display zone (naive local times for Plotly)."""
     if frame.is_empty() or column not in frame.columns:
         return frame
+    offset = fixed_offset(tz)
+    if offset is not None:
+        return frame.with_columns(
+            pl.col(column).dt.convert_time_zone("UTC").dt.replace_time_zone(None) + offset)
     return frame.with_columns(
         pl.col(column).dt.convert_time_zone(tz).dt.replace_time_zone(None))
 
@@ -166,7 +185,7 @@ def axis_range(window: tuple[datetime, datetime], tz: str, bucket_s: int | None 
 
 def local_time(t: datetime, tz: str) -> datetime:
     """A UTC datetime as the naive local time in ``tz`` that Plotly draws (as ``to_zone``)."""
-    return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    return t.astimezone(zone_of(tz)).replace(tzinfo=None)
 
 
 # Plotly's default rank is 1000: in a legend, the series, what a paler bar is, then the events.

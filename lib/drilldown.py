@@ -30,7 +30,9 @@ def parse_x(value, tz: str) -> datetime | None:
         except ValueError:
             return None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=ZoneInfo(tz))
+        from lib.charts import zone_of  # (a chart's zone may be a fixed offset)
+
+        t = t.replace(tzinfo=zone_of(tz))
     return t.astimezone(UTC)
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from lib import drilldown, formatting
 from lib.analysis_charts import band_figure, esc, hbar, long_time_figure
-from lib.charts import time_figure
+from lib.charts import time_figure, to_zone
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
 from lib.ui import filters as ui_filters
@@ -81,8 +81,7 @@ else:
         fig = band_figure(m, "bucket", [("pass_rate", "pass_low", "pass_high",
                                          f"{metric} pass rate")],
                           y_title=f"pass rate per {per} (%)", events=events, **axis)
-        fig.add_scatter(x=m.pipe(lambda d: d["bucket"].dt.convert_time_zone(axis["tz"])
-                                 .dt.replace_time_zone(None)).to_list(),
+        fig.add_scatter(x=to_zone(m, "bucket", axis["tz"])["bucket"].to_list(),
                         y=m["mean_score"].to_list(), name=esc(f"mean {metric} score (0–1)"),
                         mode="lines", line=dict(dash="dot", color="#64748b"))
         st.markdown(f"**{widgets.md_escape(metric)}**")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 
 from lib.analysis_charts import band_figure, long_time_figure
-from lib.charts import time_figure
+from lib.charts import local_time, time_figure
 
 START = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)
 END = START + timedelta(hours=6)
@@ -141,8 +142,8 @@ def test_a_window_over_the_clocks_going_back_is_drawn_at_a_fixed_offset():
     from lib.charts import chart_zone, zone_label
 
     week = (FALL_BACK - timedelta(days=3), FALL_BACK + timedelta(days=4))
-    assert chart_zone(NY, *week) == "Etc/GMT+5" and zone_label("Etc/GMT+5") == "UTC−05:00"
-    assert chart_zone(NY, *week, bucket_s=HOUR) == "Etc/GMT+5"
+    assert chart_zone(NY, *week) == "UTC-05:00" and zone_label("UTC-05:00") == "UTC−05:00"
+    assert chart_zone(NY, *week, bucket_s=HOUR) == "UTC-05:00"
     # buckets wider than the hour the clocks go back cannot meet: drawn in the zone, as the
     # page's tables are (a month in 6-hour buckets)
     assert chart_zone(NY, *week, bucket_s=6 * HOUR) == NY
@@ -157,31 +158,41 @@ def test_a_window_over_the_clocks_going_back_is_drawn_at_a_fixed_offset():
     # Berlin's clocks went back on 2026-10-25 to UTC+1
     berlin = datetime(2026, 10, 25, 1, tzinfo=UTC)
     assert chart_zone("Europe/Berlin", berlin - timedelta(days=1), berlin + timedelta(days=1)) \
-        == "Etc/GMT-1"
-    assert zone_label("Etc/GMT-1") == "UTC+01:00" and zone_label(NY) == NY
-    # Adelaide goes back from +10:30 to +9:30 (2026-04-05): no whole-hour zone, kept as is
+        == "UTC+01:00"
+    assert zone_label("UTC+01:00") == "UTC+01:00" and zone_label(NY) == NY
+    # Adelaide goes back from +10:30 to +9:30 (2026-04-05), Lord Howe by half an hour
     adelaide = datetime(2026, 4, 4, 16, 30, tzinfo=UTC)
     assert chart_zone("Australia/Adelaide", adelaide - timedelta(days=1),
-                      adelaide + timedelta(days=1)) == "Australia/Adelaide"
+                      adelaide + timedelta(days=1)) == "UTC+09:30"
+    assert chart_zone("Australia/Lord_Howe", adelaide - timedelta(days=1),
+                      adelaide + timedelta(days=1), bucket_s=300) == "UTC+10:30"
+    assert chart_zone("Australia/Lord_Howe", adelaide - timedelta(days=1),
+                      adelaide + timedelta(days=1), bucket_s=HOUR) == "Australia/Lord_Howe"
 
 
-def test_the_hour_that_happens_twice_is_two_bars_and_each_opens_its_own_hour():
+@pytest.mark.parametrize("tz, back_at, label", [
+    (NY, FALL_BACK, "UTC−05:00"),
+    # Newfoundland goes back from −2:30 to −3:30 at 04:30Z: 04:00Z and 05:00Z are both 01:30
+    ("America/St_Johns", datetime(2026, 11, 1, 5, tzinfo=UTC), "UTC−03:30")])
+def test_the_hour_that_happens_twice_is_two_bars_and_each_opens_its_own_hour(tz, back_at,
+                                                                            label):
     # 05:00Z and 06:00Z are both 01:00 on New York's clocks that night: drawn in the zone, the
     # two bars stacked into one of 40 and a click on it opened the first hour.
     from lib.charts import chart_zone
     from lib.drilldown import selection_window
 
-    buckets = [FALL_BACK - timedelta(hours=2 - i) for i in range(4)]  # 04:00Z … 07:00Z
+    buckets = [back_at - timedelta(hours=2 - i) for i in range(4)]
     frame = pl.DataFrame({"bucket": buckets, "requests": [0, 10, 30, 0]})
     window = (buckets[0], buckets[-1] + timedelta(hours=1))
-    zone = chart_zone(NY, *window)
+    zone = chart_zone(tz, *window, bucket_s=HOUR)
+    assert len({local_time(b, tz) for b in buckets}) == 3  # (in the zone itself: two meet)
     fig = time_figure(frame, "bucket", [("requests", "n")], y_title="n", tz=zone, kind="bar",
                       window=window, bucket_s=HOUR)
     xs = list(fig.data[0].x)
     assert len(set(xs)) == 4
-    assert fig.layout.xaxis.title.text == "Time (UTC−05:00)"
+    assert fig.layout.xaxis.title.text == f"Time ({label})"
     clicked = {"selection": {"points": [{"x": str(xs[2])}], "box": []}}
-    assert selection_window(clicked, zone, HOUR) == (FALL_BACK, FALL_BACK + timedelta(hours=1))
+    assert selection_window(clicked, zone, HOUR) == (back_at, back_at + timedelta(hours=1))
 
 
 def test_bars_of_buckets_the_window_holds_in_part_are_paler_and_the_legend_says_so():
