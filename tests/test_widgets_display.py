@@ -18,14 +18,13 @@ def test_whole_columns_are_rounded_and_missing_text_is_blank():
     assert shown["n"].to_list() == [1, 2, 3] and shown.columns == frame.columns
 
 
-def test_downloads_give_times_in_the_zone_the_page_shows(monkeypatch):
+def test_downloads_give_times_in_the_zone_the_page_shows():
     # A table showing 19:04 in New York downloaded "00:04+0000": another date in a spreadsheet.
     from datetime import UTC, datetime
 
-    monkeypatch.setattr(widgets, "shown_zone", lambda: "America/New_York")
     t = datetime(2026, 11, 24, 0, 4, 18, tzinfo=UTC)
     frame = pl.DataFrame({"first_seen": [t], "naive": [t.replace(tzinfo=None)], "n": [1]})
-    out = widgets.in_shown_zone(frame)
+    out = widgets.in_shown_zone(frame, "America/New_York")
     assert out.schema["first_seen"].time_zone == "America/New_York"
     assert out["first_seen"][0] == t  # the same instant
     assert "2026-11-23T19:04:18.000000-0500" in out.write_csv()

@@ -57,9 +57,11 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
     function that makes it when a download is clicked: a list longer than what is shown), its
     times in the zone the page shows (with their UTC offset, as "2026-11-23T19:04:18-0500")."""
     made = frame if callable(frame) else lambda: frame
+    # Read now: a download is made on click, in a thread that sees no session state.
+    zone = shown_zone()
 
     def make() -> pl.DataFrame:
-        return in_shown_zone(made())
+        return in_shown_zone(made(), zone)
 
     row = st.container(horizontal=True, gap="small")
     with row:
@@ -83,12 +85,11 @@ def shown_zone() -> str:
     return getattr(current, "tz", "UTC")
 
 
-def in_shown_zone(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its zoned times in :func:`shown_zone`: a download's times as on the page
-    (a table's "19:04" was "00:04+0000" in its CSV, another date once in a spreadsheet)."""
+def in_shown_zone(frame: pl.DataFrame, zone: str) -> pl.DataFrame:
+    """``frame`` with its zoned times in ``zone``: a download's times as on the page (a table's
+    "19:04" was "00:04+0000" in its CSV, another date once in a spreadsheet)."""
     zoned = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone]
-    return frame.with_columns(pl.col(zoned).dt.convert_time_zone(shown_zone())) if zoned \
-        else frame
+    return frame.with_columns(pl.col(zoned).dt.convert_time_zone(zone)) if zoned else frame
 
 
 def chart(fig: go.Figure, data: pl.DataFrame, *, key: str, name: str, on_select: bool = False):

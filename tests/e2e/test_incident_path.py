@@ -176,3 +176,17 @@ def test_back_undoes_one_step_at_a_time(incident_server, page):
     page.wait_for_timeout(1500)
     assert state() == (set(), None, False)
     assert parse_qs(urlparse(page.url).query)["window"] == [window]
+
+
+def test_a_download_gives_times_in_the_zone_on_screen(incident_server, page):
+    # The file is made on click, in a thread that sees no session state: it came out in UTC
+    # while the page showed New York (found by a review in a real browser).
+    day = (OUTAGE - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (OUTAGE + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    page.goto(f"{incident_server.url}/?range=custom&from={day}&to={end}&tz=America/New_York")
+    wait_for_app(page)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="CSV").first.click()
+    text = open(download.value.path()).read()
+    header, first = text.splitlines()[:2]
+    assert header.startswith("bucket,") and first.split(",")[0].endswith(("-0500", "-0400"))
