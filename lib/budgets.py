@@ -40,6 +40,19 @@ class Budget:
         return " · ".join(f"{c} = {', '.join(v)}" for c, v in self.where)
 
 
+class _AsWrittenLoader(yaml.SafeLoader):
+    """YAML's safe loader with plain scalars kept as written: YAML 1.1 reads an unquoted 1.10
+    as 1.1, 0042 as 34 and on as True, which scoped a budget to a value no request has ($0, "on
+    track"). Only null and merge keys (<<: *anchor) keep their meaning; amounts are read as
+    numbers by the code that wants them."""
+
+
+_AsWrittenLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def budgets_path() -> Path:
     return Path(os.environ.get("SIGHTLINE_BUDGETS") or DEFAULT_BUDGETS_FILE)
 
@@ -50,21 +63,15 @@ def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
     path = Path(path) if path else budgets_path()
     if not path.exists():
         return []
-    text = path.read_text()
     try:
-        doc = yaml.safe_load(text) or {}
-        # Names and filter values as written: YAML 1.1 reads an unquoted 1.10 as 1.1, 0042 as
-        # 34 and on as True, which would scope a budget to a value no request has, showing $0
-        # and "on track" (the base loader keeps every scalar as its text).
-        as_written = yaml.load(text, Loader=yaml.BaseLoader) or {}
+        doc = yaml.load(path.read_text(), Loader=_AsWrittenLoader) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from exc
     out = []
     for i, item in enumerate(doc.get("budgets") or []):
         try:
-            text_item = as_written["budgets"][i]
             where = []
-            for key, vals in (text_item.get("where") or {}).items():
+            for key, vals in (item.get("where") or {}).items():
                 column = column_for_key(str(key))
                 if column is None:
                     raise ValueError(f"unknown filter key {key!r}")
@@ -73,7 +80,7 @@ def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
             amount = float(item["monthly_usd"])
             if amount <= 0:
                 raise ValueError("monthly_usd must be positive")
-            out.append(Budget(name=text_item["name"], monthly_usd=amount,
+            out.append(Budget(name=str(item["name"]), monthly_usd=amount,
                               where=tuple(sorted(where)),
                               warn_at=float(item.get("warn_at", 0.8))))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -290,3 +290,20 @@ def test_a_budget_is_not_projected_from_its_month_s_first_minutes(lake, engine):
     later = cost.month_to_date(engine, None, [Budget("b", 1000.0)],
                                datetime(2026, 3, 2, tzinfo=UTC)).row(0, named=True)
     assert later["projected_usd"] == pytest.approx(31.0)  # a day in: $1 a day
+
+
+def test_budgets_keep_yaml_s_null_and_merge_keys(tmp_path):
+    # Read as text throughout (the fix above), `where: null` was the text "null" (the file was
+    # refused), `<<: *base` an unknown filter key, and a budget inheriting its scope through a
+    # merge lost it silently, counting all traffic (found by a review).
+    path = tmp_path / "budgets.yaml"
+    path.write_text("base: &base {where: {feature: chat, environment: prod}}\n"
+                    "scope: &scope {feature: chat}\n"
+                    "budgets:\n"
+                    "  - {name: all, monthly_usd: 100, where: null}\n"
+                    "  - {name: merged, monthly_usd: 100, where: {<<: *scope, customer: 007}}\n"
+                    "  - {<<: *base, name: inherited, monthly_usd: 100}\n")
+    everything, merged, inherited = load_budgets(path)
+    assert everything.where == ()
+    assert merged.where_values() == {"customer_id": ("007",), "feature": ("chat",)}
+    assert inherited.where_values() == {"environment": ("prod",), "feature": ("chat",)}
