@@ -518,8 +518,6 @@ def _spans(rng, requests, feature_idx, is_error) -> pa.Table:
     the model call (which is the request itself); and for half of the other features' failed
     calls, a pipeline around the failed call (with a retrieval step for search)."""
     idx = np.nonzero((FEATURES[feature_idx] == "agent") & (rng.random(len(feature_idx)) < 0.2))[0]
-    if len(idx) == 0:
-        return schema.empty("spans")
     rid = requests.column("request_id").take(pa.array(idx)).to_pylist()
     ts = requests.column("ts").to_numpy(zero_copy_only=False)[idx]
     lat = requests.column("latency_ms").to_numpy()[idx]
@@ -565,6 +563,8 @@ def _spans(rng, requests, feature_idx, is_error) -> pa.Table:
             add(f"{r}-retrieve", r, f"{r}-pipeline", t0 + np.timedelta64(3000, "us"), lookup,
                 "retrieve search_index", "retrieval", "ok")
         add(r, r, f"{r}-pipeline", all_ts[i], all_lat[i], "chat completion", "llm", "error")
+    if not rows["span_id"]:
+        return schema.empty("spans")
     rows["ts"] = pa.array(np.array(rows["ts"], dtype="datetime64[us]"), schema.TS)
     rows["source_file"] = ["demo"] * len(rows["span_id"])
     return pa.table(rows)

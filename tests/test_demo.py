@@ -293,3 +293,11 @@ def test_the_outage_s_failing_requests_can_be_followed_into_a_trace(con):
             SELECT 1 FROM spans c WHERE c.trace_id = s.trace_id AND c.span_id = s.trace_id
               AND c.parent_id = s.span_id AND c.status = 'error')""").fetchall()
     assert not bad
+
+
+def test_a_small_demo_without_agent_traces_still_traces_failed_calls():
+    # seed 8, 60 requests in a day: no agent request is sampled, and an early return skipped
+    # every trace (found by a review)
+    t = demo.generate(days=1, requests_per_day=60, seed=8, end=datetime(2026, 11, 20, tzinfo=UTC))
+    kinds = set(t["spans"].column("kind").to_pylist())
+    assert "chain" in kinds and "agent" not in kinds
