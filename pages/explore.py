@@ -85,8 +85,9 @@ with st.spinner("Ranking what changed…"):
     doc = widgets.cached(explore.changes, engine, window, baseline, metric)
 
 st.subheader("What changed")
+counted = explore.COUNTED[metric]  # what the metric is computed on: priced requests for cost
 if not doc["window"]["n"]:
-    widgets.empty_state("No requests in this window",
+    widgets.empty_state(f"No {counted} in this window",
                         "Nothing matches the window and the sidebar's filters. Widen the window "
                         "under **Change the windows** above, or the time range or filters in "
                         "the sidebar.")
@@ -109,9 +110,8 @@ k2.metric(f"{LABEL[metric]} in the baseline",
           formatting.by_unit(doc["baseline"]["value"], unit), border=True)
 # (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)
 # n: the requests the metric is computed on (priced ones for cost, timed ones for latency)
-counted = {"error_rate": "Requests", "cost_per_request": "Priced requests",
-           "p95_latency": "Requests with a latency"}[metric]
-k3.metric(f"{counted} in the window", formatting.count(doc["window"]["n"]),
+k3.metric(f"{counted[:1].upper()}{counted[1:]} in the window",
+          formatting.count(doc["window"]["n"]),
           f"{formatting.count(doc['baseline']['n'])} in the baseline", delta_color="off",
           delta_arrow="off", border=True)
 
@@ -119,8 +119,8 @@ contrib = explore.changes_frame(doc)
 if no_baseline:
     # nothing changed from anything: an order of the values would be alphabetical, and its
     # first one no finding to filter on
-    st.caption("Nothing to rank without a baseline: pick one with traffic under **Change the "
-               "windows**.")
+    st.caption(f"Nothing to rank without a baseline: pick one with {counted} under **Change "
+               "the windows**.")
 elif contrib.is_empty():
     st.caption("No dimension values to rank.")
 else:

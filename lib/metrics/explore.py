@@ -300,15 +300,22 @@ def within_noise(doc: dict) -> bool:
     return bool(sig.get("test")) and not sig.get("significant")
 
 
+# What each metric is computed on (a document's ``n``): a baseline of unpriced requests has
+# requests, but none to give a cost per request.
+COUNTED = {"error_rate": "requests", "cost_per_request": "priced requests",
+           "p95_latency": "requests with a latency"}
+
+
 def headline(doc: dict) -> str:
     """The first line an engineer reads, e.g. "provider anthropic's error rate went from 0.8% to
     31% and explains 92% of the increase"."""
     metric, label = doc["metric"], METRICS[doc["metric"]]
     w, b = doc["window"]["value"], doc["baseline"]["value"]
+    counted = COUNTED[metric]
     if not doc["window"]["n"]:
-        return "No requests in the window."
+        return f"No {counted} in the window."
     if not doc["baseline"]["n"]:
-        return f"No requests in the baseline to compare with ({label} now {_fmt(metric, w)})."
+        return f"No {counted} in the baseline to compare with ({label} now {_fmt(metric, w)})."
     overall = "Overall {} went from {} to {}".format(label, *_fmt_pair(metric, b, w))
     if within_noise(doc):
         return (f"{overall}: not a significant change "

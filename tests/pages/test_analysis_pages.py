@@ -382,3 +382,18 @@ def test_explore_s_count_card_says_which_requests_the_metric_counts(monkeypatch,
                    "to": (T0 + timedelta(hours=2)).isoformat(), "metric": "cost_per_request"})
     cards = {m.label: m.value for m in at.metric}
     assert cards["Priced requests in the window"] == "3"
+
+
+def test_explore_says_a_baseline_has_no_priced_requests_not_no_requests(monkeypatch, lake):
+    # 30 unpriced requests in the baseline hour: "No requests in the baseline" and "pick one
+    # with traffic" were wrong for the cost per request (found by a review)
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table(
+        [make_request(i, model="my-ft", cost_usd=None) for i in range(30)]
+        + [make_request(60 + i, cost_usd=0.02) for i in range(3)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": (T0 + timedelta(hours=1)).isoformat(),
+                   "to": (T0 + timedelta(hours=2)).isoformat(), "metric": "cost_per_request"})
+    assert at.info[0].value.startswith("No priced requests in the baseline")
+    assert "pick one with priced requests" in texts(at)
