@@ -55,6 +55,8 @@ def chart_zone(tz: str, start: datetime, end: datetime, bucket_s: int | None = N
     then the fixed UTC offset ``tz`` has at ``end`` ("UTC-05:00", see :func:`zone_of`), which
     the page's charts and drill-downs then use alike. Coarser buckets cannot meet (they stay
     in ``tz``, as the page's tables are)."""
+    if bucket_s is not None and bucket_s > MAX_CLOCK_CHANGE_S:
+        return tz  # (no clock goes back so far: nothing to look for, in a window of any length)
     zone = ZoneInfo(tz)
     last = end - timedelta(microseconds=1)
     offsets = [start.astimezone(zone).utcoffset()]
@@ -71,6 +73,9 @@ def chart_zone(tz: str, start: datetime, end: datetime, bucket_s: int | None = N
     return f"{FIXED_PREFIX}{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:" \
            f"{abs(minutes) % 60:02d}"
 
+
+# The largest change of a clock in the time zone database (Antarctica/Troll: 2 hours).
+MAX_CLOCK_CHANGE_S = 2 * 3600
 
 # A chart zone at a fixed offset from UTC: "UTC+05:30", "UTC-03:30" (no IANA name has them all,
 # nor does Polars read an offset as a zone).

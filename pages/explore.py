@@ -314,8 +314,8 @@ else:
         # A link, not a button that switches page: the browser then gets one history entry
         # (a switch with a new query made two, and Back went to a view of neither page).
         # The view it leaves (window, errors only, page) is the Request page's way back.
-        st.session_state[widgets.BACK_TO_EXPLORE] = {k: st.query_params.get_all(k)
-                                                     for k in st.query_params.keys()}
+        st.session_state[widgets.BACK_TO_EXPLORE] = (rid, {k: st.query_params.get_all(k)
+                                                           for k in st.query_params.keys()})
         widgets.page_link("pages/request.py", "Open request", {**f.to_query(), "request": rid},
                           icon=":material/open_in_new:")
     widgets.export_downloads(

@@ -25,8 +25,9 @@ def _open_request(request_id: str) -> None:
 
 
 st.title("Request")
-back = st.session_state.get(widgets.BACK_TO_EXPLORE)
-if back:
+# only for the request Explore opened (not one pasted here later in the session)
+opened, back = st.session_state.get(widgets.BACK_TO_EXPLORE) or (None, None)
+if back and opened == widgets.query_value("request"):
     widgets.page_link("pages/explore.py", "Back to Explore", back, icon=":material/arrow_back:")
 rid = widgets.query_text("Request id", "request", key="rq_id",
                          placeholder="paste a request id, or open one from Explore")

@@ -331,7 +331,8 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
         # would flag any budget. Before that, status goes by the spend so far.
         projected = mtd * (month_end - month_start).total_seconds() / elapsed \
             if elapsed >= MIN_ELAPSED_FOR_PROJECTION.total_seconds() else None
-        share = (projected if projected is not None else mtd) / b.monthly_usd
+        share = (projected if projected is not None else mtd) / b.monthly_usd \
+            if b.monthly_usd > 0 else float("inf")
         status = "over" if share > 1 else "warn" if share >= b.warn_at else "ok"
         share = share if projected is not None else None
         rows.append({"budget": b.name, "scope": b.describe(), "monthly_usd": b.monthly_usd,

@@ -323,7 +323,7 @@ LINK_COLUMN = st.column_config.LinkColumn(
     help="The request's own page, in a new tab; the link can be shared.")
 
 
-# Session key: the URL query of the Explore view a request was opened from.
+# Session key: (request id, URL query) of the Explore view a request was opened from.
 BACK_TO_EXPLORE = "_back_to_explore"
 
 

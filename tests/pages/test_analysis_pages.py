@@ -342,11 +342,16 @@ def test_a_request_opened_from_explore_links_back_to_that_view(monkeypatch, demo
                   {**WEEK, "window": window, "metric": "error_rate", "errors": "1"})
     link = [e for e in at.get("page_link") if e.proto.label == "Open request"]
     assert link and "request=" in link[0].proto.query_string  # one navigation, one Back
+    rid = unquote(link[0].proto.query_string.split("request=")[1].split("&")[0])
+    at.query_params["request"] = rid
     at.switch_page("pages/request.py").run()
     (back,) = [e for e in at.get("page_link") if e.proto.label == "Back to Explore"]
     query = dict(p.split("=", 1) for p in back.proto.query_string.split("&"))
     assert query["errors"] == "1" and query["metric"] == "error_rate"
     assert unquote(query["window"]) == window
+    # another request, pasted later: no way "back" to a view it was not opened from
+    at.text_input(key="rq_id").set_value("some-other-id").run()
+    assert not [e for e in at.get("page_link") if e.proto.label == "Back to Explore"]
 
 
 def test_the_token_mix_says_how_far_base_tier_prices_are_from_the_spend(monkeypatch, lake):
