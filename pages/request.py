@@ -25,12 +25,12 @@ def _open_request(request_id: str) -> None:
 
 
 st.title("Request")
-# only for the request Explore opened (not one pasted here later in the session)
-opened, back = st.session_state.get(widgets.BACK_TO_EXPLORE) or (None, None)
-if back and opened == widgets.query_value("request"):
-    widgets.page_link("pages/explore.py", "Back to Explore", back, icon=":material/arrow_back:")
 rid = widgets.query_text("Request id", "request", key="rq_id",
                          placeholder="paste a request id, or open one from Explore")
+# only for the request Explore opened (not one pasted here later in the session)
+opened, back = st.session_state.get(widgets.BACK_TO_EXPLORE) or (None, None)
+if back and rid and opened == rid:
+    widgets.page_link("pages/explore.py", "Back to Explore", back, icon=":material/arrow_back:")
 if not rid:
     widgets.empty_state("No request selected",
                         "Open a request from the request table on **Explore** (or the slowest "
