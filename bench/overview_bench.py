@@ -39,7 +39,8 @@ def plain_queries(con, glob: str, f: Filters, seconds: int):
     con.execute(f"""
         SELECT time_bucket(INTERVAL '{seconds} seconds', ts) AS b, count(*),
                count(*) FILTER (WHERE status = 'error'), quantile_cont(latency_ms, 0.5),
-               quantile_cont(latency_ms, 0.95), sum(cost_usd)
+               quantile_cont(latency_ms, 0.95), sum(cost_usd), count(latency_ms),
+               count(*) - count(cost_usd)
         FROM read_parquet('{glob}') WHERE ts >= $s AND ts < $e GROUP BY 1 ORDER BY 1""",
                 {"s": f.start, "e": f.end}).to_arrow_table()
 
