@@ -118,14 +118,16 @@ def plain_cost(con, g: dict, f: Filters, s: int):
     q(con, f"SELECT provider, model, ts::DATE, sum(cached_input_tokens) FROM {r} WHERE {w} "
            "AND cached_input_tokens > 0 GROUP BY ALL", p)
     q(con, f"SELECT DISTINCT unnest(json_keys(attributes)) FROM {r} WHERE {w}", p)
-    q(con, f"SELECT time_bucket(INTERVAL '{s} seconds', ts), model, sum(cost_usd) FROM {r} "
-           f"WHERE {w} GROUP BY ALL", p)
+    q(con, f"SELECT time_bucket(INTERVAL '{s} seconds', ts), model, sum(cost_usd), count(*), "
+           f"count(*) - count(cost_usd) FROM {r} WHERE {w} GROUP BY ALL", p)
     q(con, f"SELECT provider, model, ts::DATE, count(*), sum(cost_usd), sum(input_tokens), "
            "sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), "
            f"sum(reasoning_tokens) FROM {r} WHERE {w} GROUP BY ALL", p)
     q(con, f"SELECT customer_id, count(*), sum(cost_usd) FROM {r} WHERE {w} GROUP BY 1", p)
     q(con, f"SELECT feature, count(*), sum(cost_usd) FROM {r} WHERE {w} GROUP BY 1", p)
-    month = f.end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    # the budgets' month: the one holding the window's last instant (the end is not in it)
+    month = (f.end - timedelta(microseconds=1)).replace(day=1, hour=0, minute=0, second=0,
+                                                        microsecond=0)
     for extra in ("", " AND feature = 'chat'", " AND provider = 'anthropic'",
                   " AND json_extract_string(attributes, '$.plan') = 'enterprise'"):
         q(con, f"SELECT sum(cost_usd) FROM {r} WHERE ts >= $m AND ts < $e{extra}",
@@ -144,7 +146,8 @@ def plain_latency(con, g: dict, f: Filters, s: int):
            f"avg((latency_ms <= 2000)::INT) FROM {r} WHERE {w}", p)
     q(con, f"SELECT time_bucket(INTERVAL '{s} seconds', ts), count(*), {pct}, "
            f"quantile_cont(ttft_ms, 0.5), quantile_cont(ttft_ms, 0.95), {speed}, "
-           f"count(*) FILTER (WHERE latency_ms <= 2000) FROM {r} WHERE {w} GROUP BY 1", p)
+           f"count(*) FILTER (WHERE latency_ms <= 2000), count(latency_ms) FROM {r} WHERE {w} "
+           "GROUP BY 1", p)
     q(con, f"SELECT * FROM {g['events']} WHERE {w}", p)
     q(con, f"SELECT DISTINCT unnest(json_keys(attributes)) FROM {r} WHERE {w}", p)
     q(con, f"SELECT model, count(*), {pct}, median(ttft_ms), {speed}, "

@@ -320,13 +320,20 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
     days = calendar.monthrange(month_start.year, month_start.month)[1]
     month_end = month_start + timedelta(days=days)
     elapsed = (at - month_start).total_seconds()
+    until = at if at > month_start else month_start + timedelta(microseconds=1)
+    # Every budget's month to date in one scan of the month (a FILTER each), not one per budget.
+    sums, params = [], {}
+    for i, b in enumerate(budgets):
+        where, p = Filters.between(month_start, until, **b.where_values()).where(
+            "requests", prefix=f"b{i}")
+        sums.append(f"coalesce(sum(cost_usd) FILTER (WHERE {where}), 0)")
+        params.update(p)
+    month, p = Filters.between(month_start, until).where("requests", prefix="m")
+    spent = engine.query(f"SELECT {', '.join(sums)} FROM requests WHERE {month}",
+                         {**params, **p}).row(0) if budgets else ()
     rows = []
-    for b in budgets:
-        f = Filters.between(month_start, at if at > month_start else month_start
-                            + timedelta(microseconds=1), **b.where_values())
-        where, params = f.where("requests")
-        mtd = float(engine.scalar(f"SELECT coalesce(sum(cost_usd), 0) FROM requests "
-                                  f"WHERE {where}", params) or 0.0)
+    for b, mtd in zip(budgets, spent, strict=True):
+        mtd = float(mtd or 0.0)
         # A run rate needs a day behind it: at 00:01 on the 1st, a minute's spend times 43,000
         # would flag any budget. Before that, status goes by the spend so far.
         projected = mtd * (month_end - month_start).total_seconds() / elapsed \
