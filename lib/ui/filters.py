@@ -46,10 +46,10 @@ def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
 
 # The URL keys pages read besides the filters (tests/test_page_keys.py finds every key the
 # code reads or writes and checks it is here): a link's other keys are named as unknown.
-# Session key: the URL's filter keys as the sidebar last wrote them.
-SYNCED_QUERY = "_synced_query"
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective"})
+# Session key: the URL's filter keys as the sidebar last wrote them.
+SYNCED_QUERY = "_synced_query"
 
 
 def sidebar(engine: Engine) -> Filters:
