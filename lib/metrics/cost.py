@@ -187,10 +187,11 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
     """``kind, label, tokens, cost_usd, token_share, cost_share`` for uncached input, cached
     input, cache write, visible output and reasoning tokens. Costs use each model's base-tier
     unit prices in the request's price period (reasoning at the output price); unpriced models
-    add tokens but no cost."""
+    add tokens but no cost; with no priced model in the window, costs are null."""
     per = _tokens_by_model_day(engine, filters)
     tokens = {k: 0 for k, _ in TOKEN_KINDS}
-    costs = {k: 0.0 for k, _ in TOKEN_KINDS}
+    # None while no priced model is in the window: unpriced tokens are unknown, not $0
+    costs: dict = {k: None for k, _ in TOKEN_KINDS}
     price_key = {"uncached_input": "input", "cached_input": "cached_input",
                  "cache_write": "cache_write", "output": "output", "reasoning": "output"}
     for row in per.iter_rows(named=True):
@@ -198,14 +199,15 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
         for k, _ in TOKEN_KINDS:
             tokens[k] += int(row[k])
             if units:
-                costs[k] += row[k] * units[price_key[k]]
-    total_t, total_c = sum(tokens.values()), sum(costs.values())
+                costs[k] = (costs[k] or 0.0) + row[k] * units[price_key[k]]
+    total_t, total_c = sum(tokens.values()), sum(c or 0.0 for c in costs.values())
     return pl.DataFrame({
         "kind": [k for k, _ in TOKEN_KINDS], "label": [lab for _, lab in TOKEN_KINDS],
         "tokens": [tokens[k] for k, _ in TOKEN_KINDS],
         "cost_usd": [costs[k] for k, _ in TOKEN_KINDS],
         "token_share": [tokens[k] / total_t if total_t else None for k, _ in TOKEN_KINDS],
-        "cost_share": [costs[k] / total_c if total_c else None for k, _ in TOKEN_KINDS],
+        "cost_share": [(costs[k] or 0.0) / total_c if total_c and costs[k] is not None
+                       else None for k, _ in TOKEN_KINDS],
     }, schema={"kind": pl.String, "label": pl.String, "tokens": pl.Int64,
                "cost_usd": pl.Float64, "token_share": pl.Float64, "cost_share": pl.Float64})
 

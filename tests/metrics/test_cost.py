@@ -307,3 +307,13 @@ def test_budgets_keep_yaml_s_null_and_merge_keys(tmp_path):
     assert everything.where == ()
     assert merged.where_values() == {"customer_id": ("007",), "feature": ("chat",)}
     assert inherited.where_values() == {"environment": ("prod",), "feature": ("chat",)}
+
+
+def test_the_token_mix_of_unpriced_traffic_has_no_cost(lake, engine):
+    # only a model without a price: its tokens are counted, their cost is unknown (was $0.00)
+    lake.append({"requests": requests_table([make_request(i, model="my-ft", cost_usd=None)
+                                             for i in range(3)])}, source="t")
+    engine.refresh(force=True)
+    mix = cost.token_mix(engine, Filters.between(T0, T0 + timedelta(hours=1)))
+    assert mix["tokens"].sum() == 3 * 1500
+    assert mix["cost_usd"].to_list() == [None] * 5 and mix["cost_share"].null_count() == 5
