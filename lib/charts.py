@@ -39,11 +39,14 @@ def bucket_coverage(starts: list, window: tuple[datetime, datetime], bucket_s: i
     return [max(timedelta(0), min(b + width, hi) - max(b, lo)) / width for b in starts]
 
 
-def note_partial_buckets(fig: go.Figure) -> None:
+def note_partial_buckets(fig: go.Figure, bucket_s: int) -> None:
     """A legend entry saying what a paler bar is (an empty trace: nothing to hover)."""
-    # (a legend's swatch ignores marker opacity: the colour itself is pale)
-    fig.add_bar(x=[None], y=[None], name="paler: partial bucket",
-                marker=dict(color=f"rgba(45, 108, 223, {PARTIAL_OPACITY})"),
+    from lib.metrics.buckets import bucket_label
+
+    # (a legend's swatch ignores marker opacity: the colour itself is pale; grey, not one more
+    # series' colour)
+    fig.add_bar(x=[None], y=[None], name=f"paler: not a whole {bucket_label(bucket_s)}",
+                marker=dict(color=f"rgba(100, 116, 139, {PARTIAL_OPACITY})"),
                 legendrank=PARTIAL_LEGEND_RANK, hoverinfo="skip")
 
 
@@ -159,7 +162,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     if kind == "bar":
         fig.update_layout(barmode="stack")
         if cover is not None:
-            note_partial_buckets(fig)
+            note_partial_buckets(fig, bucket_s)
     add_events(fig, events, tz)
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=30, b=10),

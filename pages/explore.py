@@ -274,9 +274,14 @@ if total == 0:
 else:
     p1, p2 = st.columns([1, 5])
     with p1:
-        page_no = int(st.number_input(f"Page (of {pages:,})", 1, pages, page_no, key="ex_page"))
+        # from the URL on the first run and after Back / Forward; within the pages there are
+        # (fewer after "Errors only", say)
+        if widgets.url_moved("ex_page", "page") or st.session_state["ex_page"] > pages:
+            st.session_state["ex_page"] = page_no
+        page_no = int(st.number_input(f"Page (of {pages:,})", 1, pages, key="ex_page"))
     if str(page_no) != st.query_params.get("page", "1"):
         st.query_params["page"] = str(page_no)
+    widgets.url_seen("ex_page", "page")
     noun = "request" if total == 1 else "requests"
     p2.caption(f"{total:,} {noun} · showing {(page_no - 1) * PAGE + 1:,}–"
                f"{min(page_no * PAGE, total):,}; only this page is sent to the browser.")

@@ -102,6 +102,7 @@ if events.height:
                  for t in events["ts"].to_list()]
         shown = widgets.for_display(events.with_columns(
             events["ts"].dt.convert_time_zone(f.tz), pl.Series("link", links)))
+        shown = shown.select("link", *events.columns)  # (first: the last columns scroll away)
         st.dataframe(shown, hide_index=True, width="stretch", column_config={
             "link": st.column_config.LinkColumn(
                 "Explore", display_text="Investigate ↗", width="small",

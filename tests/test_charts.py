@@ -207,7 +207,7 @@ def test_bars_of_buckets_the_window_holds_in_part_are_paler_and_the_legend_says_
                       window=(START, END), bucket_s=HOUR)
     opacity = list(fig.data[0].marker.opacity)
     assert opacity == [PARTIAL_OPACITY] + [1.0] * 5 + [PARTIAL_OPACITY]
-    assert [t.name for t in fig.data] == ["n", "paler: partial bucket"]
+    assert [t.name for t in fig.data] == ["n", "paler: not a whole 1 h"]
     whole = (START.replace(minute=0), START.replace(minute=0) + timedelta(hours=7))
     fig = time_figure(frame, "bucket", [("requests", "n")], y_title="n", tz="UTC", kind="bar",
                       window=whole, bucket_s=HOUR)

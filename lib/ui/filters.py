@@ -123,6 +123,13 @@ def sidebar(engine: Engine) -> Filters:
         else:
             base = Filters.last(preset, now)
             base = Filters(start=base.start, end=base.end, preset=preset, tz=tz)
+            # Switching to "Custom" starts from this window, exactly (its whole days reached
+            # into the future, and the Overview showed a drop that was not there).
+            st.session_state["f_custom"] = (base.start, base.end)
+            st.session_state["f_dates"] = (
+                base.start.astimezone(zone).date(),
+                (base.end - timedelta(microseconds=1)).astimezone(zone).date())
+            st.session_state["f_dates_tz"] = tz
         values = dict(st.session_state.get("f_other", {}))
         for key, column in DIMENSIONS.items():
             known = _dimension_values(engine, engine.version, column)

@@ -281,3 +281,15 @@ def test_each_event_opens_explore_around_it(monkeypatch, demo_store):
     at_ts = incident["ts"].tz_convert("UTC").to_pydatetime()
     assert start < at_ts < end and (end - start).total_seconds() == 90 * 60
     assert query["provider"] == ["anthropic"] and query["metric"] == ["error_rate"]
+
+
+def test_custom_starts_from_the_relative_window_shown(monkeypatch, demo_store):
+    # Opened on "Last 30 days", then "Last 7 days" → "Custom": the picker kept the first
+    # window's days (another window, reaching into the future) instead of the one shown
+    at = run_app(monkeypatch, demo_store, query={"range": "30d"})
+    at.selectbox(key="f_range").set_value("7d").run()
+    before = (at.session_state["_current_filters"].start, at.session_state["_current_filters"].end)
+    at.selectbox(key="f_range").set_value("custom").run()
+    assert not at.exception
+    after = at.session_state["_current_filters"]
+    assert (after.start, after.end) == before and after.preset == "custom"
