@@ -57,7 +57,6 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from lib import formatting
@@ -436,7 +435,7 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
                             if pa.types.is_timestamp(f.type) and f.type.tz else f
                             for f in reader.schema])
         writer = (pq.ParquetWriter(path, schema) if fmt == "parquet"
-                  else pacsv.CSVWriter(path, schema))
+                  else _PolarsCsvWriter(path, schema))
         try:
             for batch in reader:
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
@@ -445,6 +444,24 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
     finally:
         cur.close()
     return path
+
+
+class _PolarsCsvWriter:
+    """CSV written by Polars a batch at a time: times as the page's other downloads write them
+    ("2026-11-23T19:04:18.000000-0500"; pyarrow's writer has no "T")."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self._fh = open(path, "wb")  # noqa: SIM115 (closed by close(), as pyarrow's writers)
+        self._schema, self._header = schema, True
+
+    def write_table(self, table: pa.Table) -> None:
+        pl.from_arrow(table).write_csv(self._fh, include_header=self._header)
+        self._header = False
+
+    def close(self) -> None:
+        if self._header:  # no row: still the header
+            self.write_table(self._schema.empty_table())
+        self._fh.close()
 
 
 def window_label(start: datetime, end: datetime) -> str:

@@ -198,7 +198,7 @@ def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
                                    path=str(tmp_path / "ny.csv"))
     first = open(path).read().splitlines()[1]
     t0 = engine.scalar("SELECT min(ts) FROM requests")
-    assert t0.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M:%S") in first
+    assert t0.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%dT%H:%M:%S") in first
     assert "-0500" in first or "-0400" in first
     assert pl.read_csv(path, try_parse_dates=True)["ts"][0] == t0
 
