@@ -141,5 +141,6 @@ if slow.height:
     s1, s2 = st.columns([3, 1])
     rid = s1.selectbox("Open a request", slow["request_id"].to_list(), key="lat_open_id")
     s2.write("")
-    if s2.button("Open request", key="lat_open"):
-        widgets.open_page("pages/request.py", f, request=rid)
+    with s2:  # a link, as on Explore: one browser history entry, so one Back returns here
+        widgets.page_link("pages/request.py", "Open request", {**f.to_query(), "request": rid},
+                          icon=":material/open_in_new:")

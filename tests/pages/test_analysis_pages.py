@@ -402,3 +402,11 @@ def test_explore_says_a_baseline_has_no_priced_requests_not_no_requests(monkeypa
                    "to": (T0 + timedelta(hours=2)).isoformat(), "metric": "cost_per_request"})
     assert at.info[0].value.startswith("No priced requests in the baseline")
     assert "pick one with priced requests" in texts(at)
+
+
+def test_latency_opens_a_slow_request_with_a_link(monkeypatch, demo_store):
+    # a button that switched page made two history entries (two Backs to return)
+    at = run_page(monkeypatch, demo_store, "pages/latency.py", WEEK)
+    (link,) = [e for e in at.get("page_link") if e.proto.label == "Open request"]
+    rid = at.selectbox(key="lat_open_id").value
+    assert f"request={rid}" in link.proto.query_string
