@@ -518,9 +518,10 @@ def _spans(rng, requests, feature_idx, is_error) -> pa.Table:
     the model call (which is the request itself); and for half of the other features' failed
     calls, a pipeline around the failed call (with a retrieval step for search)."""
     idx = np.nonzero((FEATURES[feature_idx] == "agent") & (rng.random(len(feature_idx)) < 0.2))[0]
+    all_ts = requests.column("ts").to_numpy(zero_copy_only=False)
+    all_lat = requests.column("latency_ms").to_numpy()
     rid = requests.column("request_id").take(pa.array(idx)).to_pylist()
-    ts = requests.column("ts").to_numpy(zero_copy_only=False)[idx]
-    lat = requests.column("latency_ms").to_numpy()[idx]
+    ts, lat = all_ts[idx], all_lat[idx]
     retr = rng.uniform(40, 250, len(idx))
     tool = rng.uniform(60, 600, len(idx))
     total = retr + lat + tool + 30
@@ -550,10 +551,8 @@ def _spans(rng, requests, feature_idx, is_error) -> pa.Table:
     # pipeline around the failed call, so an incident's failing request shows where it failed.
     failed = np.nonzero((FEATURES[feature_idx] != "agent") & is_error
                         & (rng.random(len(feature_idx)) < 0.5))[0]
-    all_ts = requests.column("ts").to_numpy(zero_copy_only=False)
-    all_lat = requests.column("latency_ms").to_numpy()
-    for i in failed:
-        r = requests.column("request_id")[int(i)].as_py()
+    failed_ids = requests.column("request_id").take(pa.array(failed)).to_pylist()
+    for i, r in zip(failed, failed_ids, strict=True):
         feature = FEATURES[feature_idx[i]]
         lookup = rng.uniform(20, 120) if feature == "search" else 0.0
         t0 = all_ts[i] - np.timedelta64(int((lookup + 8) * 1000), "us")

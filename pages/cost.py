@@ -57,9 +57,7 @@ dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)
 by = widgets.query_selectbox("Stack by", dims, "by", "model", format_func=dim_label,
                              key="cost_by", width=320)
 seconds = bucket_seconds(f.duration)
-# Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end, seconds))
+axis = widgets.time_axis(f, seconds)
 with st.spinner("Loading spend over time…"):
     spend = widgets.cached(cost.spend_over_time, engine, f, by, 8, seconds)
     events = widgets.cached(overview.events, engine, f)
@@ -67,11 +65,9 @@ fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                        y_title=f"USD per {bucket_label(seconds)}", events=events, **axis,
                        kind="bar", y_format="$,.2f")
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
-unpriced = int(spend["unpriced_requests"].sum())
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
            "*other*; the downloads hold the same. Drag over the chart to explore that window."
-           + (f" {unpriced:,} request(s) without a price are not in the bars: their cost is "
-              "unknown, not $0 (see the Data page)." if unpriced else ""))
+           + widgets.unpriced_note(int(spend["unpriced_requests"].sum())))
 sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
 if sel:
     widgets.open_page("pages/explore.py", f,

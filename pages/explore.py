@@ -183,9 +183,7 @@ st.caption("Ranked by how much more of the change a value explains than its shar
 # -- the metric over baseline + window, drill-down on it ---------------------------------------
 span = window.with_window(min(baseline.start, window.start), max(baseline.end, window.end))
 seconds = bucket_seconds(span.duration)
-# Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(span.start, span.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, span.start, span.end, seconds))
+axis = widgets.time_axis(f, seconds, span.start, span.end)
 with st.spinner("Loading the time series…"):
     series = widgets.cached(overview.timeseries, engine, span, seconds)
     events = widgets.cached(overview.events, engine, span)

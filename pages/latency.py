@@ -46,9 +46,7 @@ if tot["requests"] < 1000:
     st.caption(f"Only {tot['requests']:,} requests: p99 needs 1,000 to be reliable.")
 
 seconds = bucket_seconds(f.duration)
-# Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end, seconds))
+axis = widgets.time_axis(f, seconds)
 per = bucket_label(seconds)
 with st.spinner("Loading time series…"):
     ts = widgets.cached(latency.percentiles_over_time, engine, f, seconds, objective)

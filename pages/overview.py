@@ -49,9 +49,7 @@ else:
 EVENT_BEFORE, EVENT_AFTER = timedelta(minutes=30), timedelta(hours=1)
 
 seconds = bucket_seconds(f.duration)
-# Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end, seconds))
+axis = widgets.time_axis(f, seconds)
 with st.spinner("Loading time series…"):
     series = widgets.cached(overview.timeseries, engine, f, seconds)
     events = widgets.cached(overview.events, engine, f)
@@ -83,10 +81,8 @@ fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {p
 drills.append(("cost_per_request", widgets.chart(
     fig, series.select("bucket", "requests", "cost_usd", "unpriced_requests"), key="ov_cost",
     name="cost", on_select=True)))
-unpriced = int(series["unpriced_requests"].sum())
 st.caption("Drag over a chart to investigate that window on Explore."
-           + (f" {unpriced:,} request(s) without a price are not in the cost bars: their cost is "
-              "unknown, not $0 (see the Data page)." if unpriced else ""))
+           + widgets.unpriced_note(int(series["unpriced_requests"].sum()), "cost bars"))
 
 # Drill-down: a selected region opens Explore on that window with the same filters.
 for drill_metric, event in drills:

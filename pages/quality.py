@@ -32,9 +32,7 @@ WIDEN = (" The sidebar's filters may hide them: evals are kept through the reque
 
 # Eval scores are sparse (a sample of requests): wider buckets keep the intervals readable.
 seconds = bucket_seconds(f.duration, max_buckets=60)
-# Every time chart spans the window, so charts side by side line up.
-axis = dict(window=(f.start, f.end), bucket_s=seconds,
-            tz=widgets.chart_zone(f, f.start, f.end, seconds))
+axis = widgets.time_axis(f, seconds)
 per = bucket_label(seconds)
 with st.spinner("Loading quality metrics…"):
     metrics = widgets.cached(quality.eval_metrics, engine, f)

@@ -7,7 +7,7 @@ mirrored into ``st.query_params`` on every run (so the URL always says what is o
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -62,8 +62,7 @@ def sidebar(engine: Engine) -> Filters:
     defaults = {
         "f_range": initial.preset,
         "f_tz": initial.tz,
-        "f_dates": (initial.start.astimezone(zone).date(),
-                    (initial.end - timedelta(microseconds=1)).astimezone(zone).date()),
+        "f_dates": _dates_of(initial.start, initial.end, zone),
         "f_custom": (initial.start, initial.end),
         "f_other": {c: list(v) for c, v in initial.values if c not in DIMENSIONS.values()},
         **{f"f_{key}": list(initial.get(column)) for key, column in DIMENSIONS.items()},
@@ -98,9 +97,7 @@ def sidebar(engine: Engine) -> Filters:
                 # shown changes), so the picker's dates are those of the window in the new zone;
                 # read in it, the old zone's dates made another window (7 days became 8).
                 cs, ce = st.session_state["f_custom"]
-                st.session_state["f_dates"] = (cs.astimezone(zone).date(),
-                                               (ce - timedelta(microseconds=1)).astimezone(
-                                                   zone).date())
+                st.session_state["f_dates"] = _dates_of(cs, ce, zone)
             st.session_state["f_dates_tz"] = tz
             dates = st.date_input("Dates (inclusive)", key="f_dates", format="YYYY-MM-DD")
             if isinstance(dates, (tuple, list)) and len(dates) == 2:
@@ -109,8 +106,7 @@ def sidebar(engine: Engine) -> Filters:
                                        ).astimezone(UTC)
                 # Keep an exact window that came from a URL or a chart selection (not midnight).
                 cs, ce = st.session_state["f_custom"]
-                if cs.astimezone(zone).date() == dates[0] and \
-                        (ce - timedelta(microseconds=1)).astimezone(zone).date() == dates[1]:
+                if _dates_of(cs, ce, zone) == tuple(dates):
                     start, end = cs, ce
             else:
                 start, end = st.session_state["f_custom"]
@@ -126,9 +122,7 @@ def sidebar(engine: Engine) -> Filters:
             # Switching to "Custom" starts from this window, exactly (its whole days reached
             # into the future, and the Overview showed a drop that was not there).
             st.session_state["f_custom"] = (base.start, base.end)
-            st.session_state["f_dates"] = (
-                base.start.astimezone(zone).date(),
-                (base.end - timedelta(microseconds=1)).astimezone(zone).date())
+            st.session_state["f_dates"] = _dates_of(base.start, base.end, zone)
             st.session_state["f_dates_tz"] = tz
         values = dict(st.session_state.get("f_other", {}))
         for key, column in DIMENSIONS.items():
@@ -177,6 +171,12 @@ def sync_query(filters: Filters) -> None:
     st.session_state[SYNCED_QUERY] = _url_filters()
 
 
+def _dates_of(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[date, date]:
+    """The first and last day (inclusive, in ``zone``) of the window ``[start, end)``: what the
+    date picker shows for it."""
+    return start.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone).date()
+
+
 def _url_filters() -> dict[str, list[str]]:
     """The URL's filter keys and their values."""
     return {k: v for k, v in _query_dict().items() if _is_filter_key(k)}
@@ -190,8 +190,7 @@ def set_window(start: datetime, end: datetime) -> None:
     """Switch the global window to an exact custom range (used by drill-downs)."""
     st.session_state["f_range"] = "custom"
     zone = ZoneInfo(st.session_state.get("f_tz", "UTC"))
-    st.session_state["f_dates"] = (start.astimezone(zone).date(),
-                                   (end - timedelta(microseconds=1)).astimezone(zone).date())
+    st.session_state["f_dates"] = _dates_of(start, end, zone)
     st.session_state["f_custom"] = (start, end)
     st.session_state["f_dates_tz"] = st.session_state.get("f_tz", "UTC")
 

@@ -245,10 +245,12 @@ def export_downloads(export: Callable[[str], str], name: str, key: str) -> None:
                            icon=":material/download:", on_click="ignore", type="tertiary")
 
 
-def chart_zone(filters: Filters, start, end, bucket_s: int) -> str:
-    """The zone the page's time charts of ``[start, end)`` in buckets of ``bucket_s`` seconds
-    are drawn and read back in (:func:`lib.charts.chart_zone`); says why under the charts when
-    it is not the sidebar's zone."""
+def time_axis(filters: Filters, bucket_s: int, start=None, end=None) -> dict:
+    """The x axis every time chart of a page takes (``window``, ``bucket_s``, ``tz``), so charts
+    side by side line up: the window ``[start, end)`` (default: the filters'), drawn and read
+    back in :func:`lib.charts.chart_zone`'s zone, which a caption explains when it is not the
+    sidebar's."""
+    start, end = start or filters.start, end or filters.end
     zone = charts.chart_zone(filters.tz, start, end, bucket_s)
     if zone != filters.tz:
         st.caption(f"Charts are drawn at {charts.zone_label(zone)}, the offset of "
@@ -256,7 +258,14 @@ def chart_zone(filters: Filters, start, end, bucket_s: int) -> str:
                    "window, and the hour that happened twice would put two buckets at one "
                    "time. Tables, and charts of other windows, show times in the sidebar's "
                    "zone.")
-    return zone
+    return dict(window=(start, end), bucket_s=bucket_s, tz=zone)
+
+
+def unpriced_note(unpriced: int, bars: str = "bars") -> str:
+    """A caption's sentence saying that ``unpriced`` requests are not in the cost ``bars``
+    ("" when there are none)."""
+    return (f" {unpriced:,} request(s) without a price are not in the {bars}: their cost is "
+            "unknown, not $0 (see the Data page)." if unpriced else "")
 
 
 def md_escape(text) -> str:
