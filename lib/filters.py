@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from lib.metrics.buckets import bucket_shift
+
 PRESETS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
     "24h": timedelta(hours=24),
@@ -176,6 +178,12 @@ class Filters:
     @property
     def duration(self) -> timedelta:
         return self.end - self.start
+
+    def bucket_shift(self, seconds: int) -> int:
+        """How far this window's time buckets of ``seconds`` are shifted from UTC's so that
+        they start on the wall clock of ``tz`` (:func:`lib.metrics.buckets.bucket_shift`, at
+        the zone's offset at the window's end)."""
+        return bucket_shift(seconds, self.end.astimezone(ZoneInfo(self.tz)).utcoffset())
 
     def previous(self) -> Filters:
         """The period of equal length just before this one, same dimension filters."""

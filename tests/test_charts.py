@@ -85,11 +85,15 @@ def test_stacked_and_banded_charts_take_the_same_window():
 
 
 def test_the_axis_starts_at_the_first_bucket_in_a_zone_off_the_hour():
-    # Kolkata is UTC+5:30: the UTC day bucket holding 22:30 UTC starts at 05:30 local
+    # Kolkata is UTC+5:30: 22:30 UTC is 04:00 local on Nov 21, whose local day bucket starts at
+    # local midnight; its local hour bucket at 04:00 (not 03:30, as a UTC hour would)
     fig = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="ms",
                       tz="Asia/Kolkata", window=(START, END), bucket_s=86400)
-    assert list(fig.layout.xaxis.range) == [datetime(2026, 11, 20, 5, 30),
+    assert list(fig.layout.xaxis.range) == [datetime(2026, 11, 21, 0, 0),
                                             datetime(2026, 11, 21, 10, 0)]
+    fig = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="ms",
+                      tz="Asia/Kolkata", window=(START, END), bucket_s=HOUR)
+    assert fig.layout.xaxis.range[0] == datetime(2026, 11, 21, 4, 0)
 
 
 def test_nine_stacked_series_have_nine_colours_and_other_is_grey():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 # Bucket widths in seconds, from fine to coarse; the first that keeps a window under
 # MAX_BUCKETS points wins, so a chart stays readable and every bucket has rows.
@@ -22,10 +22,40 @@ def bucket_seconds(window: timedelta, max_buckets: int = MAX_BUCKETS) -> int:
     return STEPS[-1]
 
 
-def bucket_sql(seconds: int, column: str = "ts") -> str:
-    """SQL for the start of the UTC bucket (TIMESTAMPTZ) holding ``column``. Epoch arithmetic
-    keeps buckets aligned to UTC midnight for every width."""
-    return f"to_timestamp(floor(epoch({column}) / {int(seconds)}) * {int(seconds)})"
+# 1970-01-01 was a Thursday: a week's buckets start 4 days after it, on a Monday (ISO 8601).
+WEEK_ANCHOR_S = 4 * 86400
+
+
+def bucket_shift(seconds: int, offset: timedelta) -> int:
+    """Seconds (0 ≤ shift < ``seconds``) to add to an epoch before flooring it to buckets of
+    ``seconds``, so that they start on the wall clock of a zone whose UTC offset is ``offset``:
+    a "12 h" bar then runs from midnight to noon in Los Angeles, not 16:00 to 04:00, an hour
+    from :00 in Kolkata (+05:30), a week from Monday. One offset per window (the zone's at the
+    window's end, as charts.chart_zone draws it) keeps every bucket ``seconds`` wide, so the
+    buckets before a change of the clocks in the window are an hour off its wall clock."""
+    anchor = WEEK_ANCHOR_S if seconds % (7 * 86400) == 0 else 0
+    return int(offset.total_seconds() - anchor) % int(seconds)
+
+
+def bucket_sql(seconds: int, column: str = "ts", shift: int = 0) -> str:
+    """SQL for the start (TIMESTAMPTZ) of the bucket of ``seconds`` holding ``column``, the
+    buckets shifted by ``shift`` seconds (:func:`bucket_shift`; 0: aligned to UTC midnight)."""
+    s = int(seconds)
+    if not shift:
+        return f"to_timestamp(floor(epoch({column}) / {s}) * {s})"
+    return f"to_timestamp(floor((epoch({column}) + {int(shift)}) / {s}) * {s} - {int(shift)})"
+
+
+def grid_sql(seconds: int, shift: int = 0) -> str:
+    """SQL of every bucket start (column ``bucket``) from the one holding ``$bstart`` to before
+    ``$bend``, so that empty buckets are rows too (a gap shows as a gap)."""
+    return (f"SELECT unnest(range({bucket_sql(seconds, '$bstart::TIMESTAMPTZ', shift)}, "
+            f"$bend::TIMESTAMPTZ, INTERVAL '{int(seconds)} seconds')) AS bucket")
+
+
+def bucket_start(t: datetime, seconds: int, shift: int = 0) -> datetime:
+    """The start (UTC) of the bucket holding ``t``, as :func:`bucket_sql` computes it."""
+    return datetime.fromtimestamp((t.timestamp() + shift) // seconds * seconds - shift, UTC)
 
 
 def bucket_label(seconds: int) -> str:

@@ -17,7 +17,7 @@ import polars as pl
 
 from lib import pricing
 from lib.filters import Filters
-from lib.metrics.buckets import bucket_seconds, bucket_sql
+from lib.metrics.buckets import bucket_seconds, bucket_sql, grid_sql
 from lib.metrics.dims import NONE_LABEL, OTHER_LABEL, dimension_sql
 from lib.store.engine import Engine
 
@@ -62,13 +62,14 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
     there was no request, null where there were requests but none had a price (unknown, not
     $0)."""
     seconds = seconds or bucket_seconds(filters.duration)
+    shift = filters.bucket_shift(seconds)
     expr = dimension_sql(by)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
     # One scan: aggregate per (bucket, value) first, then pick the top values from that.
     return engine.query(
         f"""
-        WITH agg0 AS (SELECT {bucket_sql(seconds)} AS bucket, {expr} AS dim,
+        WITH agg0 AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket, {expr} AS dim,
                              sum(cost_usd) AS cost_usd, count(*) AS requests,
                              count(*) - count(cost_usd) AS unpriced
                       FROM requests WHERE {where} GROUP BY ALL),
@@ -80,9 +81,7 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
                        sum(cost_usd) AS cost_usd, sum(requests)::BIGINT AS requests,
                        sum(unpriced)::BIGINT AS unpriced
                 FROM agg0 GROUP BY ALL),
-        grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds})
-                                                  * {seconds}), $bend::TIMESTAMPTZ,
-                                     INTERVAL '{seconds} seconds')) AS bucket),
+        grid AS ({grid_sql(seconds, shift)}),
         groups AS (SELECT DISTINCT "group" FROM agg)
         SELECT grid.bucket, groups."group",
                CASE WHEN agg.requests IS NULL THEN 0 ELSE agg.cost_usd END AS cost_usd,

@@ -17,7 +17,13 @@ from __future__ import annotations
 import polars as pl
 
 from lib.filters import Filters
-from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql, percentiles_sql
+from lib.metrics.buckets import (
+    MIN_ROWS_FOR_PERCENTILE,
+    bucket_seconds,
+    bucket_sql,
+    grid_sql,
+    percentiles_sql,
+)
 from lib.metrics.dims import NONE_LABEL, dimension_sql
 from lib.store.engine import Engine
 
@@ -37,11 +43,6 @@ def _uncertain_cols(n: str) -> str:
                      for k, q in PERCENTILES.items())
 
 
-def _grid(seconds: int) -> str:
-    return (f"SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds}) "
-            f"* {seconds}), $bend::TIMESTAMPTZ, INTERVAL '{seconds} seconds')) AS bucket")
-
-
 def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
                           objective_ms: float | None = None) -> pl.DataFrame:
     """Per bucket: ``bucket, requests, p50_ms, p90_ms, p95_ms, p99_ms``, the ``*_uncertain``
@@ -50,6 +51,7 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
     ``within_objective`` (count) and ``within_share`` (of the requests with a latency). Empty
     buckets have zero requests and null percentiles."""
     seconds = seconds or bucket_seconds(filters.duration)
+    shift = filters.bucket_shift(seconds)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
     obj = ""
@@ -58,9 +60,9 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
         obj = ", count(*) FILTER (WHERE latency_ms <= $objective) AS within_objective"
     frame = engine.query(
         f"""
-        WITH grid AS ({_grid(seconds)}),
+        WITH grid AS ({grid_sql(seconds, shift)}),
         agg AS (
-            SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests,
+            SELECT {bucket_sql(seconds, shift=shift)} AS bucket, count(*) AS requests,
                    count(latency_ms) AS timed, {_pct_cols()},
                    {percentiles_sql("ttft_ms", {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95})},
                    count(ttft_ms) AS ttft_requests,

@@ -6,7 +6,13 @@ import polars as pl
 
 from lib.filters import Filters
 from lib.metrics import quality
-from lib.metrics.buckets import MIN_ROWS_FOR_PERCENTILE, bucket_seconds, bucket_sql, percentiles_sql
+from lib.metrics.buckets import (
+    MIN_ROWS_FOR_PERCENTILE,
+    bucket_seconds,
+    bucket_sql,
+    grid_sql,
+    percentiles_sql,
+)
 from lib.store.engine import Engine
 
 # name, label, unit, and whether a higher value is good (for the delta colour).
@@ -98,14 +104,11 @@ def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> 
     where, params = filters.where("requests")
     params["bstart"] = filters.start
     params["bend"] = filters.end
-    b = bucket_sql(seconds)
+    shift = filters.bucket_shift(seconds)
+    b = bucket_sql(seconds, shift=shift)
     return engine.query(
         f"""
-        WITH grid AS (
-            SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ) / {seconds})
-                                             * {seconds}),
-                                $bend::TIMESTAMPTZ, INTERVAL '{seconds} seconds')) AS bucket
-        ), agg AS (
+        WITH grid AS ({grid_sql(seconds, shift)}), agg AS (
             SELECT {b} AS bucket, count(*) AS requests,
                    count(*) FILTER (WHERE status = 'error') AS errors,
                    {percentiles_sql("latency_ms", {"p50_ms": 0.5, "p95_ms": 0.95})},

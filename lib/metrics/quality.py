@@ -18,7 +18,7 @@ import math
 import polars as pl
 
 from lib.filters import Filters
-from lib.metrics.buckets import bucket_seconds, bucket_sql
+from lib.metrics.buckets import bucket_seconds, bucket_sql, grid_sql
 from lib.metrics.dims import NONE_LABEL, OTHER_LABEL
 from lib.store.engine import Engine
 
@@ -86,10 +86,11 @@ def evals_over_time(engine: Engine, filters: Filters, source: str | None = None,
     """Per bucket and metric: ``bucket, metric, n, passed, pass_rate, pass_low, pass_high,
     scored, mean_score`` (pass counts over evals with a pass/fail; mean over non-null scores)."""
     seconds = seconds or bucket_seconds(filters.duration)
+    shift = filters.bucket_shift(seconds)
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     frame = engine.query(
-        f"""SELECT {bucket_sql(seconds)} AS bucket, metric, count(passed) AS n,
+        f"""SELECT {bucket_sql(seconds, shift=shift)} AS bucket, metric, count(passed) AS n,
                count(*) FILTER (WHERE passed) AS passed, count(score) AS scored,
                avg(score) AS mean_score
             FROM evals WHERE {where} GROUP BY ALL ORDER BY bucket, metric""", params)
@@ -121,13 +122,12 @@ def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = N
     """User feedback (``source = 'feedback'``, metric thumbs_up) per bucket: ``bucket, n, up,
     up_share, up_low, up_high``; every bucket of the window is present."""
     seconds = seconds or bucket_seconds(filters.duration)
+    shift = filters.bucket_shift(seconds)
     where, params = evals_where(filters)
     params.update(bstart=filters.start, bend=filters.end)
     frame = engine.query(
-        f"""WITH grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ)
-                                       / {seconds}) * {seconds}), $bend::TIMESTAMPTZ,
-                                       INTERVAL '{seconds} seconds')) AS bucket),
-            agg AS (SELECT {bucket_sql(seconds)} AS bucket, count(passed) AS n,
+        f"""WITH grid AS ({grid_sql(seconds, shift)}),
+            agg AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket, count(passed) AS n,
                            count(*) FILTER (WHERE passed) AS up
                     FROM evals WHERE {where} AND source = 'feedback' GROUP BY ALL)
             SELECT grid.bucket, coalesce(n, 0) AS n, coalesce(up, 0) AS up
@@ -163,9 +163,10 @@ def guardrails_over_time(engine: Engine, filters: Filters, seconds: int | None =
                          ) -> pl.DataFrame:
     """``bucket, guardrail, triggers`` (long; buckets without triggers are absent)."""
     seconds = seconds or bucket_seconds(filters.duration)
+    shift = filters.bucket_shift(seconds)
     where, params = filters.where("requests")
     return engine.query(
-        f"""SELECT {bucket_sql(seconds)} AS bucket, guardrail, count(*) AS triggers
+        f"""SELECT {bucket_sql(seconds, shift=shift)} AS bucket, guardrail, count(*) AS triggers
             FROM requests WHERE {where} AND guardrail IS NOT NULL GROUP BY ALL
             ORDER BY bucket, guardrail""", params)
 
@@ -185,6 +186,7 @@ def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = Non
     """Long frame ``bucket, error_type, errors, requests, error_rate`` per bucket for the ``top``
     error types (the rest as ``other``); every bucket is present for every type drawn."""
     seconds = seconds or bucket_seconds(filters.duration)
+    shift = filters.bucket_shift(seconds)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
     return engine.query(
@@ -192,12 +194,10 @@ def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = Non
                           FROM requests WHERE {where}),
             top AS (SELECT et FROM base WHERE status = 'error' GROUP BY et
                     ORDER BY count(*) DESC, et LIMIT {int(top)}),
-            grid AS (SELECT unnest(range(to_timestamp(floor(epoch($bstart::TIMESTAMPTZ)
-                                   / {seconds}) * {seconds}), $bend::TIMESTAMPTZ,
-                                   INTERVAL '{seconds} seconds')) AS bucket),
-            tot AS (SELECT {bucket_sql(seconds)} AS bucket, count(*) AS requests FROM base
-                    GROUP BY 1),
-            agg AS (SELECT {bucket_sql(seconds)} AS bucket,
+            grid AS ({grid_sql(seconds, shift)}),
+            tot AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket, count(*) AS requests
+                    FROM base GROUP BY 1),
+            agg AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket,
                            CASE WHEN et IN (SELECT et FROM top) THEN et ELSE '{OTHER_LABEL}' END
                                AS error_type, count(*) AS errors
                     FROM base WHERE status = 'error' GROUP BY ALL),

@@ -1,0 +1,123 @@
+"""Time buckets start on the wall clock of the sidebar's zone: a "12 h" bar is midnight to noon
+in Los Angeles, an hour is :00 to :00 in Kolkata (+05:30), a week starts on Monday. Counts per
+bucket are checked against a count done in Python with zoneinfo, on rows whose answer is known."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+
+from lib.filters import Filters
+from lib.metrics import buckets, cost, latency, overview, quality
+from tests.conftest import make_request, requests_table
+
+LA = ZoneInfo("America/Los_Angeles")
+KOLKATA = ZoneInfo("Asia/Kolkata")
+
+
+def _python_buckets(times: list[datetime], seconds: int, zone, end: datetime) -> Counter:
+    """Bucket starts (UTC) counted the plain way: the local wall-clock time at the window end's
+    offset, floored to ``seconds`` from local midnight of 1970-01-01 (Mondays for weeks)."""
+    offset = end.astimezone(zone).utcoffset()
+    anchor = timedelta(days=4) if seconds == 7 * 86400 else timedelta(0)
+    epoch = datetime(1970, 1, 1)
+    out = Counter()
+    for t in times:
+        local = t.astimezone(UTC).replace(tzinfo=None) + offset
+        n = (local - epoch - anchor) // timedelta(seconds=seconds)
+        start_local = epoch + anchor + n * timedelta(seconds=seconds)
+        out[(start_local - offset).replace(tzinfo=UTC)] += 1
+    return out
+
+
+def _store(lake, times):
+    # every third request failed, so the error chart has rows too
+    lake.append({"requests": requests_table(
+        [make_request(i, ts=t, latency_ms=100.0 + i, status="error" if i % 3 == 0 else "ok")
+         for i, t in enumerate(times)])}, source="t")
+
+
+@pytest.mark.parametrize(("zone_name", "seconds", "local_starts"), [
+    ("America/Los_Angeles", 12 * 3600, {0, 12}),
+    ("Asia/Kolkata", 3600, set(range(24))),
+    ("Asia/Kolkata", 3 * 3600, {0, 3, 6, 9, 12, 15, 18, 21}),
+    ("UTC", 86400, {0}),
+])
+def test_buckets_start_on_the_zones_wall_clock(lake, engine, zone_name, seconds, local_starts):
+    zone = ZoneInfo(zone_name)
+    start = datetime(2026, 11, 10, 3, 17, tzinfo=UTC)
+    end = start + timedelta(days=4)
+    times = [start + timedelta(minutes=37 * k) for k in range(150)]
+    _store(lake, times)
+    f = Filters.between(start, end)
+    f = Filters(start=f.start, end=f.end, preset="custom", tz=zone_name)
+    frame = overview.timeseries(engine, f, seconds)
+    got = {b: n for b, n in zip(frame["bucket"], frame["requests"], strict=True) if n}
+    assert got == dict(_python_buckets(times, seconds, zone, end))
+    assert sum(frame["requests"]) == len(times)
+    # every bucket, empty or not, starts at one of the zone's wall-clock starts
+    locals_ = [b.astimezone(zone) for b in frame["bucket"]]
+    assert {t.hour for t in locals_} <= local_starts and {t.minute for t in locals_} == {0}
+    # the grid has no gap and no duplicate: consecutive starts are one bucket apart
+    assert all(b - a == timedelta(seconds=seconds)
+               for a, b in zip(frame["bucket"], frame["bucket"][1:], strict=False))
+    # and the first bucket holds the window's start
+    assert frame["bucket"][0] <= start < frame["bucket"][0] + timedelta(seconds=seconds)
+
+
+def test_every_bucketed_metric_uses_the_same_buckets(lake, engine):
+    start = datetime(2026, 11, 10, 0, 0, tzinfo=UTC)
+    end = start + timedelta(days=3)
+    times = [start + timedelta(minutes=41 * k) for k in range(100)]
+    _store(lake, times)
+    f = Filters(start=start, end=end, preset="custom", tz="America/Los_Angeles")
+    want = dict(_python_buckets(times, 12 * 3600, LA, end))
+    series = {
+        "overview": overview.timeseries(engine, f, 12 * 3600),
+        "latency": latency.percentiles_over_time(engine, f, 12 * 3600),
+        "cost": cost.spend_over_time(engine, f, seconds=12 * 3600),
+        "errors": quality.errors_over_time(engine, f, 12 * 3600),
+    }
+    for name, frame in series.items():
+        # (the long frames repeat a bucket's requests on each of its rows)
+        got = {b: n for b, n in frame.group_by("bucket").agg(pl.col("requests").max())
+               .iter_rows() if n}
+        assert got == want, name
+
+
+def test_a_week_starts_on_monday_in_the_zone():
+    # 2026-11-25 is a Wednesday; in Los Angeles (UTC−8 in November) its week began on
+    # Monday 2026-11-23 00:00 local, 08:00 UTC
+    t = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    offset = t.astimezone(LA).utcoffset()
+    start = buckets.bucket_start(t, 7 * 86400, buckets.bucket_shift(7 * 86400, offset))
+    assert start == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert start.astimezone(LA).strftime("%A %H:%M") == "Monday 00:00"
+
+
+def test_the_shift_is_zero_in_utc_and_for_whole_hour_zones_at_an_hour_or_less():
+    assert buckets.bucket_shift(86400, timedelta(0)) == 0
+    assert buckets.bucket_shift(3600, timedelta(hours=-8)) == 0
+    assert buckets.bucket_shift(900, timedelta(hours=5, minutes=30)) == 0
+    assert buckets.bucket_shift(3600, timedelta(hours=5, minutes=30)) == 1800
+    assert buckets.bucket_shift(86400, timedelta(hours=-8)) == 16 * 3600
+
+
+def test_over_a_change_of_the_clocks_buckets_keep_their_width_at_the_ends_offset(lake, engine):
+    # Los Angeles went from UTC−7 to UTC−8 on 2026-11-01 09:00 UTC. A window ending after it
+    # takes −8: day buckets start at local midnight after the change, at 01:00 before it (the
+    # clocks went back an hour), every one of them 24 hours wide.
+    start = datetime(2026, 10, 29, 12, 0, tzinfo=UTC)
+    end = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+    times = [start + timedelta(hours=5 * k) for k in range(24)]
+    _store(lake, times)
+    f = Filters(start=start, end=end, preset="custom", tz="America/Los_Angeles")
+    frame = overview.timeseries(engine, f, 86400)
+    assert {b: n for b, n in zip(frame["bucket"], frame["requests"], strict=True) if n} == \
+        dict(_python_buckets(times, 86400, LA, end))
+    hours = [b.astimezone(LA).hour for b in frame["bucket"]]
+    assert hours == [1, 1, 1, 1, 0, 0]
