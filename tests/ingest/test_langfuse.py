@@ -188,3 +188,25 @@ def test_ingest_pipeline_end_to_end(tmp_path):
     assert engine.scalar("SELECT count(*) FROM evals") == 4
     assert engine.scalar("SELECT count(*) FROM spans") == 10
     assert engine.scalar("SELECT list(line ORDER BY line) FROM quarantine") == [12, 13]
+
+
+def test_sdk_api_errors_are_typed_by_their_http_status_in_exports_and_spans():
+    # langfuse-python's OpenAI integration writes str(openai.RateLimitError): "Error code: 429 -
+    # {...}". The export and the SDK's span of one call give the same error type.
+    def observation(oid, code, text):
+        return {"id": oid, "traceId": "tr-1", "type": "GENERATION", "name": "OpenAI-generation",
+                "startTime": "2026-01-01T10:00:00.000Z", "endTime": "2026-01-01T10:00:00.400Z",
+                "model": "gpt-4o", "level": "ERROR",
+                "statusMessage": f"Error code: {code} - {{'error': {{'message': '{text}'}}}}",
+                "usageDetails": {}, "costDetails": {}}
+    data = "\n".join(json.dumps(o) for o in [observation("o429", 429, "Rate limit reached"),
+                                             observation("o500", 500, "The server had an error")])
+    tables, rejects, _ = parse_bytes(data.encode())
+    assert rejects == []
+    assert {r["request_id"]: (r["status"], r["error_type"])
+            for r in tables["requests"].to_pylist()} == {"o429": ("error", "429"),
+                                                         "o500": ("error", "500")}
+    # an exception's class still wins over a status code in its text
+    assert langfuse.error_type_of("openai.RateLimitError: Error code: 429 - {}") == \
+        "RateLimitError"
+    assert langfuse.error_type_of("rate limited, try again") is None

@@ -103,6 +103,8 @@ MAX_ELEMENT_CHARS = 16 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _ERROR_NAME = re.compile(r"^\s*(?:[\w.]+\.)?(\w+(?:Error|Exception|Timeout))\b")
+# The OpenAI and Anthropic SDKs' str() of an API error: "Error code: 429 - {...}".
+_HTTP_CODE = re.compile(r"^\s*Error code: (\d{3})\b")
 
 # Observation keys mapped to columns (or judged noise) and so not copied to ``attributes``.
 _CONSUMED = frozenset({
@@ -686,8 +688,11 @@ def cost_of(obs: dict) -> float | None:
 
 
 def error_type_of(message: str | None) -> str | None:
-    """The exception class a status message starts with (``openai.RateLimitError: ...``)."""
-    match = _ERROR_NAME.match(message) if message else None
+    """The exception class a status message starts with (``openai.RateLimitError: ...``), else
+    the HTTP status of an SDK's API error (``Error code: 429 - ...`` → ``429``)."""
+    if not message:
+        return None
+    match = _ERROR_NAME.match(message) or _HTTP_CODE.match(message)
     return match.group(1) if match else None
 
 

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from datetime import datetime
 from typing import Any
 
@@ -71,7 +70,6 @@ TRACE_METADATA = "langfuse.trace.metadata"
 PARAMETERS = "langfuse.observation.model.parameters"
 # Span names the SDK's wrappers give, and the provider they call.
 WRAPPER_PROVIDERS = {"OpenAI-": "openai"}
-_HTTP_CODE = re.compile(r"^\s*Error code: (\d{3})\b")
 
 CONSUMED = frozenset({
     MARKER, "langfuse.observation.model.name", "langfuse.observation.usage_details",
@@ -186,16 +184,6 @@ def _ttft_ms(span: oc.Span, value: Any) -> float | None:
     return (t.timestamp() * 1e9 - span.start_ns) / 1e6
 
 
-def _error_type(message: str | None) -> str | None:
-    if not message:
-        return None
-    found = langfuse_exports.error_type_of(message)
-    if found:
-        return found
-    code = _HTTP_CODE.match(message)
-    return code.group(1) if code else None
-
-
 def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] | set[str]]:
     """Langfuse SDK span: (span kind, request columns or None, consumed attribute keys)."""
     a = span.attrs
@@ -227,7 +215,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         **tokens,
         "logged_cost_usd": _cost(costs) if costs else None,
         "ttft_ms": _ttft_ms(span, a.get("langfuse.observation.completion_start_time")),
-        "error_type": _error_type(span.status_message) if span.error else None,
+        "error_type": langfuse_exports.error_type_of(span.status_message) if span.error else None,
         "finish_reason": oc.as_text(metadata.get("finish_reason")),
         "input_text": oc.as_text(a.get("langfuse.observation.input")),
         "output_text": oc.as_text(a.get("langfuse.observation.output")),

@@ -1019,6 +1019,11 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
     except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
         batch.reject(line_no, json_text(raw_span), f"span not usable: {exc}")
         return
+    # `error.type` is set only when the operation ended in an error (GenAI semantic
+    # conventions), whatever the span's status says: an error, as validate.py reads a row with
+    # an error type and no status.
+    if not error and request is not None and request.get("error_type"):
+        error = True
     status = "error" if error else "ok"
     ts_us = span.start_ns // 1000
     duration_ms = None if span.end_ns is None else (span.end_ns - span.start_ns) / 1e6
