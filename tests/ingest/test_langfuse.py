@@ -210,3 +210,20 @@ def test_sdk_api_errors_are_typed_by_their_http_status_in_exports_and_spans():
     assert langfuse.error_type_of("openai.RateLimitError: Error code: 429 - {}") == \
         "RateLimitError"
     assert langfuse.error_type_of("rate limited, try again") is None
+
+
+def test_langchain_anthropic_cache_write_tiers_are_a_breakdown_not_more_tokens():
+    # langfuse-python's LangChain handler writes an input_<key> for each of
+    # langchain-anthropic's input_token_details, the TTL split of the cache writes
+    # (ephemeral_1h / _5m) beside their sum, and subtracts each from input (clamped at 0).
+    # Anthropic's usage was: input 2, cache_read 7276, cache_creation 12145 (all 1 h), output 20.
+    details = {"input": 0, "input_cache_read": 7276, "input_cache_creation": 12145,
+               "input_ephemeral_1h_input_tokens": 12145, "input_ephemeral_5m_input_tokens": 0,
+               "output": 20, "total": 19443}
+    (inp, cached, write, out, reasoning), _ = langfuse.usage_details(details)
+    # the writes once: 0 + 7276 + 12145 (the 2 raw input tokens were lost to the clamp)
+    assert (inp, cached, write, out, reasoning) == (19421, 7276, 12145, 20, 0)
+    # a tier alone, without its sum beside it, is still the writes
+    (inp, _, write, _, _), _ = langfuse.usage_details(
+        {"input": 2, "input_ephemeral_1h_input_tokens": 100, "output": 1})
+    assert (inp, write) == (102, 100)

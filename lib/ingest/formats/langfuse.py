@@ -588,9 +588,14 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
         elif value is not None:
             counts[key] = count(value, f"usageDetails.{key}")  # raises unless a count
     total = counts.pop("total", None)  # the sum of the buckets: read (so a bad one is seen)
-    # Anthropic's cache-write tiers beside their sum (LangChain's raw Anthropic usage):
-    # a breakdown of cache_creation_input_tokens, not more tokens
-    tiers_are_breakdown = "cache_creation_input_tokens" in counts
+    # Anthropic's cache-write tiers (ephemeral_5m / _1h) are a breakdown of the writes, which
+    # may be listed beside them: raw Anthropic usage (cache_creation_input_tokens beside
+    # cache_creation_ephemeral_*), and langfuse-python's LangChain handler, which writes an
+    # input_<key> per langchain-anthropic input_token_details key (input_cache_creation beside
+    # input_ephemeral_*_input_tokens; older langchain-anthropic releases kept the sum there
+    # too, newer ones set it to 0). The writes are the larger of the sum and the tiers' total,
+    # counted once.
+    tier_writes = 0
     sums = {"input": 0, "output": 0}
     base = {"input": None, "output": None}
     cached = write = reasoning = 0
@@ -607,20 +612,23 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
         if side == "input":
             if "cache_read" in k or "cached" in k:
                 cached += n
-            elif "cache_creation" in k or "cache_write" in k or "ephemeral" in k:
-                if not (tiers_are_breakdown and k.startswith("cache_creation_ephemeral")):
-                    write += n
+            elif "ephemeral" in k:
+                tier_writes += n
+                continue
+            elif "cache_creation" in k or "cache_write" in k:
+                write += n
         elif "reasoning" in k:
             reasoning += n
         if k.startswith(("input_priority", "output_priority")):
             # LangChain's OpenAI priority tier: the same tokens as input / output again
             # (langfuse-python CallbackHandler._parse_usage_model does not subtract them)
             continue
-        if tiers_are_breakdown and k.startswith("cache_creation_ephemeral"):
-            continue
         if key in _BASE_KEYS[side] and base[side] is None:
             base[side] = n
         sums[side] += n
+    if tier_writes > write:
+        sums["input"] += tier_writes - write
+        write = tier_writes
     inclusive = _inclusive_sides(total, sums, base)
     if "input" in inclusive:
         sums["input"] = base["input"]
