@@ -67,5 +67,32 @@ def test_inspect_letter_scores_map_to_pass_fail_partial(lake, tmp_path, totals):
         {"case_id": "3", "epoch": 1, "label": "P", "passed": None, "score": 0.5},
         {"case_id": "4", "epoch": 1, "label": "N", "passed": False, "score": 0.0}]
     assert got[1] == 1.5
+    # a log without its own eval_id: its run, task and model tell it apart
     assert totals("SELECT eval_id FROM evals WHERE case_id = '2'")[0] == \
-        derive_eval_id("run-9", "2", "match", 1)
+        derive_eval_id("run-9|arith|openai/gpt-4o", "2", "match", 1)
+
+
+def test_each_log_of_a_run_over_several_models_is_kept(lake, tmp_path, totals):
+    # `inspect eval task.py --model a,b` writes a log per model, all with the run's run_id and
+    # the same sample ids and scorer: none is a duplicate of another
+    paths = []
+    for n, (model, value) in enumerate([("openai/gpt-4o", "C"), ("anthropic/claude", "I")]):
+        log = _inspect_log()
+        log["eval"].update(model=model, eval_id=f"log-{n}")
+        for sample in log["samples"]:
+            if "match" in sample["scores"]:
+                sample["scores"]["match"]["value"] = value
+        paths.append(tmp_path / f"log{n}.json")
+        paths[-1].write_text(json.dumps(log))
+    report = ingest_paths(lake, [str(p) for p in paths])
+    assert [(f.stored, f.duplicates.get("evals", 0)) for f in report.files] == \
+        [({"evals": 7}, 0), ({"evals": 7}, 0)]
+    assert totals("SELECT list({model: model, run_id: run_id, n: n, passed: p} ORDER BY model) "
+                  "FROM (SELECT model, run_id, count(*) AS n, count(*) FILTER (passed) AS p "
+                  "FROM evals WHERE metric = 'match' GROUP BY ALL)")[0] == [
+        {"model": "anthropic/claude", "run_id": "run-9", "n": 5, "passed": 0},
+        {"model": "openai/gpt-4o", "run_id": "run-9", "n": 5, "passed": 5}]
+    # the same log read again adds nothing
+    again = tmp_path / "again.json"
+    again.write_text(paths[0].read_text() + "\n")
+    assert ingest_paths(lake, [str(again)]).files[0].duplicates == {"evals": 7}

@@ -99,7 +99,7 @@ def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], fil
             continue
         for field, scorer, score in scores:
             try:
-                rows.extend(_score_rows(base, target, field, scorer, score))
+                rows.extend(_score_rows(base, target, field, scorer, score, shared["log"]))
             except BadValue as exc:
                 rejects.append(reject(line, sample, _at(member, str(exc))))
         if len(rows) >= CHUNK_ROWS:
@@ -121,11 +121,17 @@ def _document(doc: dict, filename: str) -> dict:
     dataset = obj("eval.dataset", ev.get("dataset"))
     metadata = obj("eval.metadata", ev.get("metadata"))
     model = text("eval.model", ev.get("model"))
-    return {"run_id": text("eval.run_id", ev.get("run_id"))
-            or text("eval.eval_id", ev.get("eval_id")) or filename,
+    run_id = text("eval.run_id", ev.get("run_id"))
+    eval_id = text("eval.eval_id", ev.get("eval_id"))
+    task = text("eval.task", ev.get("task"))
+    return {"run_id": run_id or eval_id or filename,
+            # One `inspect eval` of several models or tasks writes a log for each, all with the
+            # run's run_id, and the same sample ids and scorer names: the log's own eval_id
+            # (else its task and model) keeps their rows apart.
+            "log": eval_id or f"{run_id or filename}|{task}|{model}",
             "model": model,
             "version": text("eval.metadata.version", metadata.get("version"))
-            or f"{text('eval.task', ev.get('task'))}@{model}",
+            or f"{task}@{model}",
             "dataset": text("eval.dataset.name", dataset.get("name")),
             "ts": text("stats.completed_at", stats.get("completed_at"))
             or text("eval.created", ev.get("created"))}
@@ -147,8 +153,9 @@ def _sample(sample: dict, index: int, shared: dict) -> tuple[dict, object, list[
                           for name, score in obj("scores", sample.get("scores")).items()]
 
 
-def _score_rows(base: dict, target, field: str, scorer: str, score) -> list[dict]:
-    """The rows of one score; ``field`` is where it is in the sample, for reasons."""
+def _score_rows(base: dict, target, field: str, scorer: str, score, log: str) -> list[dict]:
+    """The rows of one score; ``field`` is where it is in the sample, for reasons; ``log`` tells
+    the log apart from the others of its run (eval_ids are derived from it)."""
     scorer = text(field, scorer)
     if not isinstance(score, dict):
         score, value_field = {"value": score}, field
@@ -164,7 +171,7 @@ def _score_rows(base: dict, target, field: str, scorer: str, score) -> list[dict
         at = value_field if key is None else f"{value_field}.{key}"
         metric = scorer if key is None else f"{scorer}/{text(at, key)}"
         passed, num, label = _interpret(at, v)
-        rows.append({**base, "eval_id": derive_eval_id(base["run_id"], base["case_id"], metric,
+        rows.append({**base, "eval_id": derive_eval_id(log, base["case_id"], metric,
                                                        base["epoch"]),
                      "metric": metric, "score": num, "passed": passed, "label": label,
                      "explanation": explanation, "attributes": attributes})
