@@ -14,7 +14,8 @@ Rules (design §3): required fields present; integers integral; no negative toke
 costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both; given
 without input, they are quarantined too, as is ``reasoning_tokens`` without ``output_tokens``);
 ``reasoning_tokens <= output_tokens``; timestamps between 2000-01-01 and now + 1 day; status is
-``ok`` or ``error``. An ``eval_id`` may be derived from (run_id, case_id, metric, epoch) and an
+``ok`` or ``error``. An ``eval_id`` may be derived from (run_id, case_id, metric, epoch, and the
+dataset, model and version when any is given) and an
 ``event_id`` from (ts, kind, service, version, title).
 """
 
@@ -71,8 +72,10 @@ class Validated:
     quarantine: pa.Table
 
 
-def derive_eval_id(run_id, case_id, metric, epoch) -> str:
-    """The stable eval id of (run_id, case_id, metric, epoch); same as the SQL in :func:`validate`.
+def derive_eval_id(run_id, case_id, metric, epoch, dataset=None, model=None, version=None
+                   ) -> str:
+    """The stable eval id of (run_id, case_id, metric, epoch), and of the dataset, model and
+    version when any is given; same as the SQL in :func:`validate`.
 
     ``epoch`` is an integer or None: anything else raises ValueError ("epoch is not an integer:
     abc"), as validation quarantines it; int() would cut 1.5 or True to an id of a real epoch.
@@ -80,6 +83,8 @@ def derive_eval_id(run_id, case_id, metric, epoch) -> str:
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
         raise ValueError(f"epoch is not an integer: {str(epoch)[:60]}")
     parts = [str(run_id), str(case_id), str(metric), "" if epoch is None else str(epoch)]
+    if dataset is not None or model is not None or version is not None:
+        parts += ["" if v is None else str(v) for v in (dataset, model, version)]
     return hashlib.sha256(ID_SEP.join(parts).encode()).hexdigest()[:32]
 
 
@@ -255,7 +260,13 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
         replaces.append(
             "coalesce(nullif(eval_id, ''), CASE WHEN run_id IS NOT NULL AND case_id IS NOT NULL "
             "AND metric IS NOT NULL THEN sha256(concat_ws(chr(31), run_id, case_id, metric, "
-            "coalesce(CAST(epoch AS VARCHAR), '')))[:32] END) AS eval_id")
+            "coalesce(CAST(epoch AS VARCHAR), '')"
+            # a run's rows of several datasets, models or versions are not one another's
+            # duplicates (design §3 derives from the first four alone: the same ids as before
+            # where none of these is given)
+            ", CASE WHEN dataset IS NOT NULL OR model IS NOT NULL OR version IS NOT NULL THEN "
+            "concat_ws(chr(31), coalesce(dataset, ''), coalesce(model, ''), "
+            "coalesce(version, '')) END))[:32] END) AS eval_id")
     if name == "events":
         replaces.append(
             "coalesce(nullif(event_id, ''), CASE WHEN ts IS NOT NULL THEN "

@@ -96,3 +96,28 @@ def test_each_log_of_a_run_over_several_models_is_kept(lake, tmp_path, totals):
     again = tmp_path / "again.json"
     again.write_text(paths[0].read_text() + "\n")
     assert ingest_paths(lake, [str(again)]).files[0].duplicates == {"evals": 7}
+
+
+def test_canonical_evals_of_one_run_over_datasets_and_models_are_not_duplicates(
+        lake, tmp_path, totals):
+    # no eval_id: derived from run, case, metric and epoch, and the dataset, model and version
+    # when given (case ids restart per dataset; one run may test several models)
+    csv = tmp_path / "evals.csv"
+    csv.write_text("run_id,ts,dataset,case_id,model,metric,score\n"
+                   "r1,2026-03-02T12:00:00Z,math,1,gpt-4o,accuracy,1\n"
+                   "r1,2026-03-02T12:00:00Z,code,1,gpt-4o,accuracy,0\n"
+                   "r1,2026-03-02T12:00:00Z,math,1,claude,accuracy,0.5\n"
+                   "r1,2026-03-02T12:00:00Z,math,2,gpt-4o,accuracy,1\n"
+                   "r1,2026-03-02T12:00:00Z,math,2,gpt-4o,accuracy,1\n")
+    f = ingest_paths(lake, [str(csv)]).files[0]
+    # the last line repeats the one before it: that one is a duplicate
+    assert (f.stored, f.duplicates) == ({"evals": 4}, {"evals": 1})
+    assert totals("SELECT sum(score), count(DISTINCT eval_id) FROM evals") == (2.5, 4)
+    assert totals("SELECT eval_id FROM evals WHERE dataset = 'code'")[0] == \
+        derive_eval_id("r1", "1", "accuracy", None, "code", "gpt-4o", None)
+    # rows without a dataset, model or version keep the ids of design §3's four parts
+    plain = tmp_path / "plain.csv"
+    plain.write_text("run_id,ts,case_id,metric,score\nr2,2026-03-02T12:00:00Z,7,accuracy,1\n")
+    ingest_paths(lake, [str(plain)])
+    assert totals("SELECT eval_id FROM evals WHERE run_id = 'r2'")[0] == \
+        derive_eval_id("r2", "7", "accuracy", None)
