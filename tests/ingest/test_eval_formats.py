@@ -39,6 +39,44 @@ def test_promptfoo_results_become_eval_rows(lake, tmp_path, totals):
         (3, 2, 0.25, ["openai:gpt-4o", "openai:gpt-4o-mini"], "eval-abc", "smoke")
 
 
+def test_promptfoo_labelled_configurations_of_one_provider_are_two_models(lake, tmp_path,
+                                                                           totals):
+    doc = _promptfoo_doc()
+    first, second = doc["results"]["results"][0], dict(doc["results"]["results"][0])
+    first["provider"] = {"id": "openai:gpt-4o", "label": "gpt-4o temp=0"}
+    second.update(provider={"id": "openai:gpt-4o", "label": "gpt-4o temp=1"}, success=False,
+                  gradingResult={"pass": False, "score": 0.0, "reason": "r"})
+    doc["results"]["results"] = [first, second]
+    path = tmp_path / "labels.json"
+    path.write_text(json.dumps(doc))
+    assert ingest_paths(lake, [str(path)]).files[0].stored == {"evals": 4}
+    # each at epoch 1 (not one model that passed, then failed a repeat)
+    assert totals("SELECT list({model: model, epoch: epoch, passed: passed} ORDER BY model), "
+                  "list(DISTINCT attributes->>'provider_id') FROM evals "
+                  "WHERE metric = 'overall'") == (
+        [{"model": "gpt-4o temp=0", "epoch": 1, "passed": True},
+         {"model": "gpt-4o temp=1", "epoch": 1, "passed": False}], ["openai:gpt-4o"])
+
+
+def test_promptfoo_errors_are_no_grade(lake, tmp_path, totals):
+    # promptfoo's stats count errors apart from failures: a 429 is no wrong answer
+    doc = _promptfoo_doc()
+    failed = doc["results"]["results"][1]
+    failed.update(error="API error: 429 Too Many Requests", failureReason=2, gradingResult=None,
+                  success=False, score=0)
+    doc["results"]["results"].append({**doc["results"]["results"][2], "testIdx": 2,
+                                      "error": "timed out", "gradingResult": None,
+                                      "success": False, "score": 0})
+    path = tmp_path / "errors.json"
+    path.write_text(json.dumps(doc))
+    assert ingest_paths(lake, [str(path)]).files[0].quarantined == 0
+    assert totals("SELECT count(*) FILTER (label = 'error'), count(passed), "
+                  "count(*) FILTER (passed), count(score), "
+                  "list(explanation ORDER BY case_id) FILTER (label = 'error') "
+                  "FROM evals WHERE metric = 'overall'") == (
+        2, 2, 2, 2, ["API error: 429 Too Many Requests", "timed out"])
+
+
 def _inspect_log() -> dict:
     def sample(i, value, epoch=1):
         return {"id": i, "epoch": epoch, "input": "q", "target": "a",

@@ -4,9 +4,11 @@ Each entry of ``results.results[]`` is one (test case, prompt, provider) evaluat
 one eval row with metric ``overall`` (``gradingResult.score`` / ``success``) plus one row per
 assertion in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name, else
 ``assert:<type>``). Mapping: run_id = ``evalId``; case_id = the test's index (``testIdx``),
-dataset = the config's description; version = the prompt label; model = the provider id; epoch =
-the repeat number of the same (test, prompt, provider); ts = ``results.timestamp``. Latency, cost
-and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
+dataset = the config's description; version = the prompt label; model = the provider's label
+(one configuration of a provider, such as a temperature), else its id; epoch = the repeat number
+of the same (test, prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's
+``failureReason`` 2: a provider's 429, a timeout) is no grade: its ``overall`` row has label
+``error`` and no score or pass. Latency, cost and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
 epoch), so providers and prompts of one run never collide.
 
 Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
@@ -44,6 +46,8 @@ from lib.ingest.validate import derive_eval_id
 from lib.ingest.values import number
 
 CHUNK_ROWS = 50_000
+# promptfoo's ResultFailureReason: 0 none, 1 an assertion failed, 2 an error.
+FAILURE_ERROR = 2
 
 
 # -- the format ---------------------------------------------------------------------------------
@@ -91,8 +95,10 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
     """The eval rows of one result; :class:`BadValue` if a value of it cannot be stored."""
     provider = item.get("provider")
     if isinstance(provider, dict):
-        model = text("provider.id", provider.get("id")) \
-            or text("provider.label", provider.get("label"))
+        # A label names one configuration of a provider (promptfoo's way to compare two
+        # temperatures of one model): the model under test, or the two would read as one.
+        model = text("provider.label", provider.get("label")) \
+            or text("provider.id", provider.get("id"))
     else:
         model = text("provider", provider)
     prompt = obj("prompt", item.get("prompt"))
@@ -111,7 +117,13 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
         ("description", "testCase.description", test_case.get("description")),
         ("vars", vars_field, item.get("vars") or test_case.get("vars")),
         ("error", "error", item.get("error")), ("promptfoo_id", "id", item.get("id")),
+        ("provider_id", "provider.id",
+         provider.get("id") if isinstance(provider, dict) and provider.get("label") else None),
     ] if value is not None}
+    # promptfoo keeps errors (a provider's 429, a timeout: failureReason 2) apart from failed
+    # assertions (1): an error is no answer to grade, not a wrong one
+    errored = item.get("failureReason") == FAILURE_ERROR or (
+        item.get("error") is not None and not grading)
     base = {"run_id": shared["run_id"], "ts": shared["ts"], "source": "offline",
             "dataset": shared["dataset"], "case_id": case_id, "epoch": epoch, "version": version,
             "model": model, "attributes": json.dumps(attributes), "_line": index + 1}
@@ -121,9 +133,11 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
     out = [{**base, "eval_id": derive_eval_id(id_run, case_id, "overall", epoch),
             "metric": "overall",
             # a score may be a boolean (1 or 0); one below 0 is kept, as it always was
-            "score": number(grading.get("score", item.get("score")), score_field, signed=True,
-                            booleans=True),
-            "passed": boolean(pass_field, grading.get("pass", item.get("success"))),
+            "score": None if errored else number(grading.get("score", item.get("score")),
+                                                 score_field, signed=True, booleans=True),
+            "passed": None if errored else boolean(pass_field,
+                                                   grading.get("pass", item.get("success"))),
+            "label": "error" if errored else None,
             "judge": None,  # every row has every column: from_pylist reads the first row's keys
             "explanation": text("gradingResult.reason", grading.get("reason"))
             or text("error", item.get("error"))}]
@@ -144,7 +158,7 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
                     "metric": metric,
                     "score": number(comp.get("score"), f"{at}.score", signed=True,
                                     booleans=True),
-                    "passed": boolean(f"{at}.pass", comp.get("pass")),
+                    "passed": boolean(f"{at}.pass", comp.get("pass")), "label": None,
                     "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
                     "explanation": text(f"{at}.reason", comp.get("reason"))})
     return out
