@@ -92,7 +92,9 @@ def direct(root: Path, cond: str = "true", params: dict | None = None) -> dict:
     return {
         "requests": n, "errors": errors, "error_rate": errors / n if n else None,
         "input_tokens": inp, "cached_input_tokens": cached, "output_tokens": out,
-        "reasoning_tokens": reas, "cost_usd": cost, "unpriced_requests": unpriced,
+        "reasoning_tokens": reas,
+        # unknown when every request is unpriced (never a silent $0)
+        "cost_usd": None if n and unpriced == n else cost, "unpriced_requests": unpriced,
         "latency_ms": {k: (float(np.quantile(lat, q)) if len(lat) else None)
                        for k, q in PERCENTILES.items()},
     }
@@ -327,3 +329,18 @@ def test_the_text_null_and_no_value_share_one_group_that_adds_up(tmp_path, capsy
     assert {k: g["requests"] for k, g in doc["groups"].items()} == {"null": 5, "chat": 1}
     assert_matches(doc["groups"]["null"],
                    direct(root, "feature IS NULL OR feature = $v", {"v": "null"}))
+
+
+def test_cost_is_unknown_not_zero_when_no_request_is_priced(tmp_path, capsys):
+    root = tmp_path / "store"
+    Lake(root).append({"requests": requests_table(
+        [make_request(i, model="my-ft-model", cost_usd=None) for i in range(2)]
+        + [make_request(2, cost_usd=0.5)])}, source="t")
+    code, doc, _ = run_main(capsys, "--json", "--store", str(root), "--group-by", "model")
+    assert code == 0
+    assert (doc["cost_usd"], doc["unpriced_requests"]) == (0.5, 2)
+    assert {k: (g["cost_usd"], g["unpriced_requests"]) for k, g in doc["groups"].items()} == \
+        {"my-ft-model": (None, 2), "gpt-4o": (0.5, 0)}
+    assert cli.main(["summary", "--store", str(root), "--where", "model=my-ft-model"]) == 0
+    text = capsys.readouterr().out
+    assert "$–  unpriced 2" in text and "$0.00" not in text

@@ -51,8 +51,9 @@ def _text(doc: dict) -> str:
         lat = d["latency_ms"]
         er = "–" if d["error_rate"] is None else f"{d['error_rate']:.2%}"
         p = " ".join(f"{k}={'–' if v is None else f'{v:,.0f}'}" for k, v in lat.items())
+        cost = "$–" if d["cost_usd"] is None else f"${d['cost_usd']:,.2f}"
         return (f"{label:<24} {d['requests']:>10,} req  {d['errors']:>7,} err ({er})  "
-                f"${d['cost_usd']:,.2f}  unpriced {d['unpriced_requests']:,}  latency ms {p}")
+                f"{cost}  unpriced {d['unpriced_requests']:,}  latency ms {p}")
 
     window = (f"{doc['from'] or 'the first request'} → {doc['to'] or 'the last'}"
               if doc["from"] or doc["to"] else "all requests (no --from or --to)")

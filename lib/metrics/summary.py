@@ -17,7 +17,8 @@ def summary(engine: Engine, start: datetime | None = None, end: datetime | None 
     """Totals over requests in ``[start, end)`` (all data when None) matching ``where``.
 
     Returns design §6's document: counts, token sums, ``cost_usd`` (sum of priced requests,
-    USD), ``unpriced_requests``, ``latency_ms`` percentiles (type 7, over all requests, errors
+    USD; null when there are requests and none is priced: unknown, not $0),
+    ``unpriced_requests``, ``latency_ms`` percentiles (type 7, over all requests, errors
     included), ``from``/``to`` as given (ISO strings or None), and ``groups`` keyed by the value of
     ``group_by`` when given (no value is the key ``"null"``, shared with the text "null").
     Raises KeyError for a column that cannot be filtered or grouped on.
@@ -37,7 +38,8 @@ def summary(engine: Engine, start: datetime | None = None, end: datetime | None 
     pct = percentiles_sql("latency_ms", LATENCY_PERCENTILES)
     sums = ", ".join(f"coalesce(sum({c}), 0)::BIGINT AS {c}" for c in TOKEN_SUMS)
     select = (f"count(*) AS requests, count(*) FILTER (WHERE status = 'error') AS errors, {sums}, "
-              f"coalesce(sum(cost_usd), 0) AS cost_usd, "
+              # unknown (not $0) when every request is unpriced; $0 when there is none
+              f"CASE WHEN count(*) = 0 THEN 0 ELSE sum(cost_usd) END AS cost_usd, "
               f"count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced_requests, {pct}")
     total = engine.query(f"SELECT {select} FROM requests WHERE {cond}", params)
     doc = _doc(total.row(0, named=True))
@@ -71,7 +73,7 @@ def _doc(row: dict) -> dict:
         "errors": int(row["errors"]),
         "error_rate": (row["errors"] / n) if n else None,
         **{c: int(row[c]) for c in TOKEN_SUMS},
-        "cost_usd": float(row["cost_usd"]),
+        "cost_usd": None if row["cost_usd"] is None else float(row["cost_usd"]),
         "unpriced_requests": int(row["unpriced_requests"]),
         "latency_ms": {k: row[k] for k in LATENCY_PERCENTILES},
     }

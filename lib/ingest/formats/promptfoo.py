@@ -8,8 +8,9 @@ dataset = the config's description; version = the prompt label; model = the prov
 (one configuration of a provider, such as a temperature), else its id; epoch = the repeat number
 of the same (test, prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's
 ``failureReason`` 2: a provider's 429, a timeout) is no grade: its ``overall`` row has label
-``error`` and no score or pass. Latency, cost and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
-epoch), so providers and prompts of one run never collide.
+``error`` and no score or pass. Latency, cost and token usage go into ``attributes``. The eval_id
+hashes (run_id|model|version, case_id, metric, epoch), so providers and prompts of one run never
+collide.
 
 Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
 being its position in ``results.results`` (from 1), its reason naming the field and the value
