@@ -449,9 +449,11 @@ def prepass(con, name: str, maps: str, context_free: bool, file_column: str | No
     the distinct (provider, model, price period, price context) to price, with their largest input
     (for price tiers); per file too with ``file_column``. ``overrides``: the price overrides in
     effect (a model priced as another takes that one's price periods)."""
-    from lib.ingest.validate import _typed
+    from lib.ingest.validate import _typed, trimmed_name_sql
 
     cols = {c: f"m[{_lit(c)}]" for c in ("ts", "input_tokens", "provider", "model")}
+    # the names as the main pass stores them (and joins them to their prices)
+    cols.update({c: trimmed_name_sql(cols[c]) for c in ("provider", "model")})
     ts = _typed("ts", pa.string(), schema.TS)[0].replace('"ts"', cols["ts"])
     by = f", {_q(file_column)}" if file_column else ""
     if name == "requests":

@@ -72,6 +72,15 @@ class Validated:
     quarantine: pa.Table
 
 
+# Names stored without the spaces, tabs or line ends around them (a logger's stray "gpt-4o ").
+TRIMMED_NAMES = ("provider", "model", "response_model")
+
+
+def trimmed_name_sql(expr: str) -> str:
+    """SQL of the text ``expr`` without the spaces, tabs and line ends around it."""
+    return f"trim({expr}, chr(32) || chr(9) || chr(10) || chr(13))"
+
+
 def derive_eval_id(run_id, case_id, metric, epoch, dataset=None, model=None, version=None
                    ) -> str:
     """The stable eval id of (run_id, case_id, metric, epoch), and of the dataset, model and
@@ -255,6 +264,8 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             f"ELSE coalesce(CASE lower(trim(status)) {cases} END, status) END "
             "AS status",
             "coalesce(cache_hit, false) AS cache_hit",
+            # "gpt-4o " is gpt-4o: priced, and one group with it, not an unpriced look-alike
+            *(f"{trimmed_name_sql(_q(c))} AS {_q(c)}" for c in TRIMMED_NAMES),
         ]
     if name == "evals":
         replaces.append(

@@ -435,3 +435,34 @@ def test_an_error_type_means_an_error_whatever_the_status_says(tmp_path):
     # the trace view agrees with the request
     assert dict(zip(tables["spans"]["span_id"].to_pylist(), tables["spans"]["status"].to_pylist(),
                     strict=True))["1" * 16] == "error"
+
+
+@pytest.mark.parametrize("fmt", ["genai", "openinference"])
+def test_a_count_proved_to_hold_no_cached_tokens_is_corrected_and_said(tmp_path, fmt):
+    # input 100 with 800 cached cannot include them (Anthropic's raw input_tokens copied into
+    # the attribute): 900 is stored, and the report says so; 1000 with 800 cached is trusted
+    def span(span_id, inp, cached):
+        names = ({"model": "gen_ai.request.model", "in": "gen_ai.usage.input_tokens",
+                  "cached": "gen_ai.usage.cache_read.input_tokens"} if fmt == "genai" else
+                 {"model": "llm.model_name", "in": "llm.token_count.prompt",
+                  "cached": "llm.token_count.prompt_details.cache_read"})
+        attrs = [{"key": names["model"], "value": {"stringValue": "claude-sonnet-4-20250514"}},
+                 {"key": names["in"], "value": {"intValue": str(inp)}},
+                 {"key": names["cached"], "value": {"intValue": str(cached)}}]
+        attrs += ([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]
+                  if fmt == "genai" else
+                  [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}}])
+        return {"traceId": "5" * 32, "spanId": span_id, "name": "chat", "kind": 3,
+                "startTimeUnixNano": "1767225600000000000",
+                "endTimeUnixNano": "1767225601000000000", "attributes": attrs}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+        span("a" * 16, 100, 800), span("b" * 16, 1000, 800)]}]}]}) + "\n")
+    tables, rejects, chunks = parse_file(
+        otlp.FORMAT if fmt == "genai" else openinference.FORMAT, path)
+    assert rejects == []
+    got = {r["request_id"]: (r["input_tokens"], r["cached_input_tokens"])
+           for r in tables["requests"].to_pylist()}
+    assert got == {"a" * 16: (900, 800), "b" * 16: (1000, 800)}
+    assert sum(c.not_read.get(oc.CACHED_OUTSIDE_INPUT, 0) for c in chunks) == 1
+    assert "_cache_added" not in tables["requests"].column_names

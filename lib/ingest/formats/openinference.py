@@ -95,7 +95,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     # counts: ints in 0 .. 2^63-1, else the span is rejected naming the attribute (values.count)
     cached = count(a.get(CACHE_READ), CACHE_READ)
     cache_write = count(a.get(CACHE_WRITE), CACHE_WRITE)
-    input_tokens = oc.inclusive_input(count(a.get(PROMPT), PROMPT), cached, cache_write)
+    logged = count(a.get(PROMPT), PROMPT)
+    input_tokens = oc.inclusive_input(logged, cached, cache_write)
     output_tokens = count(a.get(COMPLETION), COMPLETION)
     reasoning = count(a.get(REASONING), REASONING)
     if input_tokens is not None:
@@ -138,6 +139,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
                 request[column] = oc.as_text(metadata[column])
         oc.user_columns(metadata, request)
     consumed = CONSUMED | {k for k in a if k.startswith(DROPPED_PREFIXES)}
+    if input_tokens != logged:
+        request[oc.CACHE_ADDED] = True
     return "llm", request, consumed
 
 

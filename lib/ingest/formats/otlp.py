@@ -153,7 +153,10 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     if input_tokens is not None:
         cached = cached or 0
         cache_write = cache_write or 0
-        input_tokens = oc.inclusive_input(input_tokens, cached, cache_write)
+        logged, input_tokens = input_tokens, oc.inclusive_input(input_tokens, cached, cache_write)
+        cache_added = input_tokens != logged
+    else:
+        cache_added = False
     if output_tokens is not None:
         reasoning = reasoning or 0
     response_model = get("gen_ai.response.model")
@@ -204,6 +207,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         "output_text": output_text,
     }
     oc.user_columns(a, request)
+    if cache_added:
+        request[oc.CACHE_ADDED] = True
     return "llm", request, CONSUMED
 
 

@@ -918,6 +918,13 @@ NOT_READ_METRICS = "line(s) of OTLP metrics (resourceMetrics)"
 UNMAPPED_MODEL_SPANS = ("span(s) naming a model or token counts in attributes no convention "
                         "Sightline reads (it reads gen_ai.*, OpenInference and the Langfuse "
                         "SDK's): kept as spans, not counted as requests.")
+# Spans whose input count proved to hold no cached tokens (see inclusive_input): said in the
+# report, since their input was changed from what was logged.
+CACHED_OUTSIDE_INPUT = ("span(s) whose cache reads and writes exceeded their input token count, "
+                        "a count without them (as Anthropic's raw input_tokens): they were added "
+                        "to it, since input includes cached tokens.")
+# The request column flagging such a span (read by the batch, not stored).
+CACHE_ADDED = "_cache_added"
 _MODEL_KEY = re.compile(r"(?:^|\.)(?:model|modelname|modelid|prompttokens|completiontokens|"
                         r"inputtokens|outputtokens|totaltokens|tokencount)(?:\.|$)")
 
@@ -1032,6 +1039,8 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         if resource.extra:
             extra = {**resource.extra, **extra}
         # the mapper's columns in REQUEST_COLUMNS order (one C loop), then the envelope's
+        if request.get(CACHE_ADDED):
+            batch.not_read[CACHED_OUTSIDE_INPUT] += 1
         row = list(map(request.get, REQUEST_COLUMNS))
         row[0], row[1], row[2], row[3], row[4] = (span.span_id, span.trace_id, span.parent_id,
                                                   ts_us, duration_ms)

@@ -1,0 +1,38 @@
+"""Model and provider names are stored without the spaces, tabs and line ends around them, on
+every ingest path: a logger's stray "gpt-4o " is gpt-4o, priced and grouped with it, not an
+unpriced look-alike on the Data page. A name of spaces alone is a missing name."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.store import Engine
+from tests.ingest.conftest import INGEST_PATHS, canonical_request, ingest_on_path
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_names_are_stored_and_priced_without_surrounding_spaces(lake, write, monkeypatch, path):
+    rows = [canonical_request(0, model="gpt-4o "), canonical_request(1, model=" gpt-4o"),
+            canonical_request(2, model="gpt-4o\t", response_model=" gpt-4o-2024-08-06\r\n"),
+            canonical_request(3, provider="openai ")]
+    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
+    report = ingest_on_path(lake, files, path, monkeypatch)
+    assert [(f.stored, f.quarantined) for f in report.files] == [({"requests": 2}, 0)] * 2
+    engine = Engine(lake)
+    try:
+        # 1000 in + 500 out of gpt-4o: $0.0075 each, all in one group
+        assert engine.query(
+            "SELECT provider, model, count(*), round(sum(cost_usd), 9), "
+            "list(DISTINCT response_model) FILTER (response_model IS NOT NULL) "
+            "FROM requests GROUP BY ALL").rows() == [
+            ("openai", "gpt-4o", 4, 0.03, ["gpt-4o-2024-08-06"])]
+    finally:
+        engine.close()
+
+
+def test_a_name_of_spaces_alone_is_missing(lake, write, monkeypatch):
+    # (a file with a bad row takes the exact path, whichever path it started on)
+    files = [write("a.jsonl", [canonical_request(0), canonical_request(1, model=" \t ")])]
+    report = ingest_on_path(lake, files, "exact", monkeypatch)
+    assert (report.files[0].stored, report.files[0].reasons) == (
+        {"requests": 1}, ["line 2: missing model"])
