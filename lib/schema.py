@@ -3,7 +3,8 @@
 Units are in the column names and documented once here:
 - times are UTC instants (`timestamp[us, tz=UTC]`);
 - ``*_ms`` are milliseconds, ``*_usd`` are US dollars, ``*_tokens`` are token counts;
-- ``input_tokens`` includes ``cached_input_tokens`` and ``cache_write_tokens``;
+- ``input_tokens`` includes ``cached_input_tokens`` and ``cache_write_tokens``, which includes
+  ``cache_write_1h_tokens`` (the writes to Anthropic's one-hour cache, priced higher);
 - ``output_tokens`` includes ``reasoning_tokens``;
 - ``attributes`` is a JSON object serialized as text, so any key a user logs can be sliced on.
 """
@@ -58,6 +59,8 @@ REQUESTS = pa.schema(
         pa.field("input_text", pa.string()),
         pa.field("output_text", pa.string()),
         pa.field("attributes", pa.string()),
+        # (added after the others: the part of cache_write_tokens written to a one-hour cache)
+        pa.field("cache_write_1h_tokens", pa.int64()),
         *LINEAGE,
     ]
 )

@@ -79,7 +79,9 @@ c[2].metric("Cost", formatting.usd(r["cost_usd"]), border=True,
             f"as logged by the source: {formatting.usd(r['logged_cost_usd'])}")
 c[3].metric("Input tokens", formatting.count(r["input_tokens"]), border=True,
             help=f"{r['cached_input_tokens'] or 0:,} cached, {r['cache_write_tokens'] or 0:,} "
-                 "written to the cache")
+                 "written to the cache"
+                 + (f" ({r['cache_write_1h_tokens']:,} of them for an hour)"
+                    if r.get("cache_write_1h_tokens") else ""))
 c[4].metric("Output tokens", formatting.count(r["output_tokens"]), border=True,
             help=f"{r['reasoning_tokens'] or 0:,} reasoning")
 

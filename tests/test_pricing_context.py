@@ -50,7 +50,7 @@ BEFORE_VARIANTS = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 # 5, cache read 0.1, cache write 1.25; its when={'processing': 'batch'} variant 0.5, 2.5, 0.05,
 # 0.625: half of each.
 HAIKU_STD = {"input": 1.0, "output": 5.0, "cached": 0.1, "write": 1.25}
-HAIKU_BATCH = {"input": 0.5, "output": 2.5, "cached": 0.05, "write": 0.625}
+HAIKU_BATCH = {"input": 0.5, "output": 2.5, "cached": 0.05, "write": 0.625, "write_1h": 1.0}
 
 
 @pytest.fixture
@@ -295,7 +295,7 @@ def test_cache_savings_are_at_the_prices_of_the_context():
     units = unit_prices("anthropic", "claude-haiku-4-5", DAY.date(), {}, {"processing": "batch"})
     assert units == pytest.approx({k: HAIKU_BATCH[v] / MTOK for k, v in (
         ("input", "input"), ("cached_input", "cached"), ("cache_write", "write"),
-        ("output", "output"))}, rel=1e-12)
+        ("cache_write_1h", "write_1h"), ("output", "output"))}, rel=1e-12)
 
 
 def test_cache_savings_sql_adds_up_each_context(lake):

@@ -600,8 +600,9 @@ def test_cost_page_metrics_are_at_each_calls_time_whatever_the_session_time_zone
     it cost. Passed."""
     rows = _page_rows()
     savings = 0.0
-    kinds = dict.fromkeys(("uncached_input", "cached_input", "cache_write", "output",
-                           "reasoning"), 0.0)
+    # (no call here writes to a one-hour cache)
+    kinds = dict.fromkeys(("uncached_input", "cached_input", "cache_write", "cache_write_1h",
+                           "output", "reasoning"), 0.0)
     whatif = {"deepseek-v4-pro": {}, "deepseek-chat": {}}
     for r in rows:
         ln, t, ctx = r["line"], r["t"], r["context"]

@@ -44,6 +44,7 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "cached_input_tokens": ("cachedtokens", "cachereadtokens", "cachereadinputtokens",
                                 "cachedprompttokens"),
         "cache_write_tokens": ("cachecreationinputtokens", "cachecreationtokens"),
+        "cache_write_1h_tokens": ("ephemeral1hinputtokens", "cachewrite1htokens"),
         "reasoning_tokens": ("reasoningoutputtokens",),
         "latency_ms": ("latency", "duration", "durationms", "elapsed", "elapsedms",
                        "responsetime", "responsetimems"),

@@ -13,10 +13,10 @@ so the row's attributes never depend on which other rows came with it.
 Rules (design §3): required fields present; integers integral; no negative tokens, latencies or
 costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both; given
 without input, they are quarantined too, as is ``reasoning_tokens`` without ``output_tokens``);
-``reasoning_tokens <= output_tokens``; timestamps between 2000-01-01 and now + 1 day; status is
-``ok`` or ``error``. An ``eval_id`` may be derived from (run_id, case_id, metric, epoch, and the
-dataset, model and version when any is given) and an
-``event_id`` from (ts, kind, service, version, title).
+``reasoning_tokens <= output_tokens``; ``cache_write_1h_tokens <= cache_write_tokens``;
+timestamps between 2000-01-01 and now + 1 day; status is ``ok`` or ``error``. An ``eval_id`` may
+be derived from (run_id, case_id, metric, epoch, and the dataset, model and version when any is
+given) and an ``event_id`` from (ts, kind, service, version, title).
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ REQUIRED = {
     "spans": ["span_id", "ts"],
 }
 NON_NEGATIVE = {
-    "requests": ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
-                 "reasoning_tokens", "latency_ms", "ttft_ms", "cost_usd", "logged_cost_usd"],
+    "requests": ["input_tokens", "cached_input_tokens", "cache_write_tokens",
+                 "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "latency_ms",
+                 "ttft_ms", "cost_usd", "logged_cost_usd"],
     "evals": ["epoch"],
     "spans": ["duration_ms"],
 }
 # Absent subset counts mean "none of that kind".
-ZERO_IF_NULL = {"requests": ["cached_input_tokens", "cache_write_tokens", "reasoning_tokens"]}
+ZERO_IF_NULL = {"requests": ["cached_input_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+                             "reasoning_tokens"]}
 STATUS_SYNONYMS = {"ok": "ok", "success": "ok", "succeeded": "ok", "unset": "ok",
                    "error": "error", "failed": "error", "failure": "error", "err": "error"}
 
@@ -318,6 +320,10 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             ("output_tokens IS NULL AND reasoning_tokens > 0" + _not_typed("output_tokens"),
              "'reasoning_tokens (' || CAST(reasoning_tokens AS VARCHAR) || ') given without "
              "output_tokens, which must include them'"),
+            ("cache_write_1h_tokens > cache_write_tokens AND cache_write_tokens >= 0",
+             "'cache_write_1h_tokens (' || CAST(cache_write_1h_tokens AS VARCHAR) || ') exceed "
+             "cache_write_tokens (' || CAST(cache_write_tokens AS VARCHAR) || '), which must "
+             "include them'"),
             ("reasoning_tokens > output_tokens AND output_tokens >= 0",
              "'reasoning_tokens (' || CAST(reasoning_tokens AS VARCHAR) || ') exceed "
              "output_tokens (' || CAST(output_tokens AS VARCHAR) || '), which must include "

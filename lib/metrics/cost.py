@@ -33,8 +33,8 @@ WHATIF_MODELS = [
     ("deepseek", "deepseek-v4-pro"), ("deepseek", "deepseek-v4-flash"),
 ]
 TOKEN_KINDS = [("uncached_input", "Uncached input"), ("cached_input", "Cached input"),
-               ("cache_write", "Cache write"), ("output", "Output (visible)"),
-               ("reasoning", "Reasoning")]
+               ("cache_write", "Cache write"), ("cache_write_1h", "Cache write (1 h)"),
+               ("output", "Output (visible)"), ("reasoning", "Reasoning")]
 
 
 def totals(engine: Engine, filters: Filters) -> dict:
@@ -139,7 +139,10 @@ def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
 _TOKEN_SUMS = [
     ("uncached_input", "greatest(coalesce(input_tokens, 0) - coalesce(cached_input_tokens, 0) "
                        "- coalesce(cache_write_tokens, 0), 0)"),
-    ("cached_input", "cached_input_tokens"), ("cache_write", "cache_write_tokens"),
+    ("cached_input", "cached_input_tokens"),
+    # writes to a five-minute cache, and to a one-hour one (Anthropic's, priced higher)
+    ("cache_write", "coalesce(cache_write_tokens, 0) - coalesce(cache_write_1h_tokens, 0)"),
+    ("cache_write_1h", "cache_write_1h_tokens"),
     ("output", "coalesce(output_tokens, 0) - coalesce(reasoning_tokens, 0)"),
     ("reasoning", "reasoning_tokens")]
 
@@ -192,7 +195,8 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
     # None while no priced model is in the window: unpriced tokens are unknown, not $0
     costs: dict = {k: None for k, _ in TOKEN_KINDS}
     price_key = {"uncached_input": "input", "cached_input": "cached_input",
-                 "cache_write": "cache_write", "output": "output", "reasoning": "output"}
+                 "cache_write": "cache_write", "cache_write_1h": "cache_write_1h",
+                 "output": "output", "reasoning": "output"}
     for row in per.iter_rows(named=True):
         units = _unit(row["provider"], row["model"], row["price_period"], row["price_context"])
         for k, _ in TOKEN_KINDS:
@@ -248,6 +252,7 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
         return (row[f"{prefix}uncached_input"] * target["input"]
                 + row[f"{prefix}cached_input"] * target["cached_input"]
                 + row[f"{prefix}cache_write"] * target["cache_write"]
+                + row[f"{prefix}cache_write_1h"] * target["cache_write_1h"]
                 + (row[f"{prefix}output"] + row[f"{prefix}reasoning"]) * target["output"])
 
     for row in per.iter_rows(named=True):

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from lib import schema
 from lib.ingest import fastpath, pipeline
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
@@ -169,7 +170,8 @@ def test_extra_keys_are_folded_into_attributes_as_on_the_exact_path(tmp_path, wr
     assert fastpath.LAST["outcome"] == "fast"
     assert f.stored == e.stored == {"requests": 10} and f.quarantined == 0
     assert _tables(fast) == _tables(exact)
-    attrs = {r[0]: r[-2] for r in _tables(fast)}  # attributes, then source_file
+    at = [n for n in schema.REQUESTS.names if n not in LINEAGE_RUN].index("attributes")
+    attrs = {r[0]: r[at] for r in _tables(fast)}
     assert json.loads(attrs["r4"]) == {"region": "eu", "tenant_tier": "gold",
                                        "zone": {"a": [1, 2.5]}}
     assert attrs["r6"] is None

@@ -220,10 +220,10 @@ def test_langchain_anthropic_cache_write_tiers_are_a_breakdown_not_more_tokens()
     details = {"input": 0, "input_cache_read": 7276, "input_cache_creation": 12145,
                "input_ephemeral_1h_input_tokens": 12145, "input_ephemeral_5m_input_tokens": 0,
                "output": 20, "total": 19443}
-    (inp, cached, write, out, reasoning), _ = langfuse.usage_details(details)
-    # the writes once: 0 + 7276 + 12145 (the 2 raw input tokens were lost to the clamp)
-    assert (inp, cached, write, out, reasoning) == (19421, 7276, 12145, 20, 0)
+    # the writes once: 0 + 7276 + 12145 (the 2 raw input tokens were lost to the clamp), all of
+    # them to the one-hour cache
+    assert langfuse.usage_details(details)[0] == (19421, 7276, 12145, 20, 0, 12145)
     # a tier alone, without its sum beside it, is still the writes
-    (inp, _, write, _, _), _ = langfuse.usage_details(
-        {"input": 2, "input_ephemeral_1h_input_tokens": 100, "output": 1})
-    assert (inp, write) == (102, 100)
+    (inp, _, write, _, _, write_1h), _ = langfuse.usage_details(
+        {"input": 2, "input_ephemeral_5m_input_tokens": 100, "output": 1})
+    assert (inp, write, write_1h) == (102, 100, 0)

@@ -316,4 +316,4 @@ def test_the_token_mix_of_unpriced_traffic_has_no_cost(lake, engine):
     engine.refresh(force=True)
     mix = cost.token_mix(engine, Filters.between(T0, T0 + timedelta(hours=1)))
     assert mix["tokens"].sum() == 3 * 1500
-    assert mix["cost_usd"].to_list() == [None] * 5 and mix["cost_share"].null_count() == 5
+    assert mix["cost_usd"].to_list() == [None] * 6 and mix["cost_share"].null_count() == 6

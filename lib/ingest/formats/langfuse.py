@@ -544,7 +544,9 @@ def _usage_count(usage: dict, obs: dict, keys: tuple[str, str]) -> int | None:
     return count(obs.get(keys[1]), keys[1])
 
 
-Tokens = tuple[int | None, int | None, int | None, int | None, int | None]
+# (input incl. cache, cached, cache write, output incl. reasoning, reasoning, one-hour cache
+# writes: a part of the cache writes)
+Tokens = tuple[int | None, int | None, int | None, int | None, int | None, int | None]
 
 
 def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
@@ -562,7 +564,7 @@ def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
     elif not isinstance(usage, dict):
         raise BadValue(f"usage is not a JSON object: {shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
-        return (None, None, None, None, None), []  # characters, images, seconds: not tokens
+        return (None,) * 6, []  # characters, images, seconds: not tokens
     inp = _usage_count(usage, obs, ("input", "promptTokens"))
     out = _usage_count(usage, obs, ("output", "completionTokens"))
     if details is not None and not inp and not out:
@@ -570,7 +572,7 @@ def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
         # writes 0 when nothing is known): no count
         inp = out = None
     return (inp, 0 if inp is not None else None, 0 if inp is not None else None, out,
-            0 if out is not None else None), []
+            0 if out is not None else None, 0 if inp is not None else None), []
 
 
 _BASE_KEYS = {"input": ("input", "input_tokens", "prompt_tokens", "prompt"),
@@ -595,7 +597,7 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
     # input_ephemeral_*_input_tokens; older langchain-anthropic releases kept the sum there
     # too, newer ones set it to 0). The writes are the larger of the sum and the tiers' total,
     # counted once.
-    tier_writes = 0
+    tier_writes = write_1h = 0
     sums = {"input": 0, "output": 0}
     base = {"input": None, "output": None}
     cached = write = reasoning = 0
@@ -614,6 +616,8 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
                 cached += n
             elif "ephemeral" in k:
                 tier_writes += n
+                if "1h" in k:
+                    write_1h += n
                 continue
             elif "cache_creation" in k or "cache_write" in k:
                 write += n
@@ -641,7 +645,8 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
                        f"{inp if side == 'input' else out}")
     return ((inp if seen["input"] else None), (cached if seen["input"] else None),
             (write if seen["input"] else None), (out if seen["output"] else None),
-            (reasoning if seen["output"] else None)), inclusive
+            (reasoning if seen["output"] else None), (write_1h if seen["input"] else None)
+            ), inclusive
 
 
 def _inclusive_sides(total: int | None, sums: dict[str, int], base: dict[str, int | None],
@@ -801,7 +806,7 @@ class _Parser:
                 oc.json_text(extra) if extra else None))
             self.batch.span_lines.append(line)
             return
-        (inp, cached, write, out, reasoning), inclusive = _tokens(obs)
+        (inp, cached, write, out, reasoning, write_1h), inclusive = _tokens(obs)
         if inclusive:
             extra["usage_details_inclusive"] = inclusive
         cost = cost_of(obs)
@@ -820,7 +825,8 @@ class _Parser:
             "request_id": obs_id, "trace_id": trace_id, "parent_id": parent_id, "ts": start,
             "latency_ms": latency_ms, "ttft_ms": ttft_ms, "model": _text(model),
             "operation": MODEL_TYPES[kind], "input_tokens": inp, "cached_input_tokens": cached,
-            "cache_write_tokens": write, "output_tokens": out, "reasoning_tokens": reasoning,
+            "cache_write_tokens": write, "cache_write_1h_tokens": write_1h,
+            "output_tokens": out, "reasoning_tokens": reasoning,
             "logged_cost_usd": cost, "status": "error" if error else "ok",
             "error_message": message, "error_type": error_type_of(message),
             "prompt_name": _text(obs.get("promptName")),

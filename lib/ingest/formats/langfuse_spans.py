@@ -59,7 +59,7 @@ from lib.ingest.base import BadValue
 from lib.ingest.formats import langfuse as langfuse_exports
 from lib.ingest.formats import otlp_common as oc
 from lib.ingest.formats import provider_native
-from lib.ingest.values import shown
+from lib.ingest.values import count, shown
 
 MARKER = "langfuse.observation.type"
 MODEL_TYPES = {"generation": "chat", "embedding": "embeddings"}
@@ -139,9 +139,16 @@ def _tokens(details: dict) -> dict[str, int | None]:
         buckets = {k: v for k, v in details.items() if k.lower().startswith(_BUCKET_PREFIXES)
                    and not isinstance(v, (dict, list))}
         with _named("usageDetails.", "langfuse.observation.usage_details."):
-            inp, cached, write, out, reasoning = langfuse_exports.usage_details(buckets)[0]
+            inp, cached, write, out, reasoning, write_1h = \
+                langfuse_exports.usage_details(buckets)[0]
+            tiers = details.get("cache_creation")
+            if not write_1h and isinstance(tiers, dict) and write:
+                # raw Anthropic usage: the one-hour writes are in the breakdown object
+                write_1h = min(count(tiers.get("ephemeral_1h_input_tokens"),
+                                     "cache_creation.ephemeral_1h_input_tokens") or 0, write)
         return {"input_tokens": inp, "cached_input_tokens": cached, "cache_write_tokens": write,
-                "output_tokens": out, "reasoning_tokens": reasoning}
+                "cache_write_1h_tokens": write_1h, "output_tokens": out,
+                "reasoning_tokens": reasoning}
     try:
         counts = provider_native.usage_counts(details, fields, required=0)
     except BadValue as exc:  # name the attribute, not the provider's "usage"

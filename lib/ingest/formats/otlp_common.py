@@ -450,8 +450,9 @@ REQUEST_COLUMNS = (
     "output_tokens", "reasoning_tokens", "logged_cost_usd", "status", "error_type",
     "error_message", "finish_reason", "service", "environment", "feature", "app_version",
     "prompt_name", "prompt_version", "user_id", "customer_id", "session_id", "guardrail",
-    "guardrail_action", "input_text", "output_text", "attributes",
+    "guardrail_action", "input_text", "output_text", "attributes", "cache_write_1h_tokens",
 )
+# (rows are built by position in the hot path: a column is only ever added at the end)
 assert REQUEST_COLUMNS.index("attributes") == 33 and REQUEST_COLUMNS.index("service") == 20
 SPAN_COLUMNS = ("span_id", "trace_id", "parent_id", "ts", "duration_ms", "name", "kind", "status",
                 "attributes")

@@ -525,7 +525,10 @@ def _anthropic_message(obj: dict, row: dict, attrs: dict) -> None:
                                   "output_tokens": "output_tokens",
                                   "cached_input_tokens": "cache_read_input_tokens",
                                   "cache_write_tokens": "cache_creation_input_tokens",
-                                  "reasoning_tokens": "output_tokens_details.thinking_tokens"})
+                                  "reasoning_tokens": "output_tokens_details.thinking_tokens",
+                                  # the writes to the one-hour cache (priced higher), of them
+                                  "cache_write_1h_tokens":
+                                      "cache_creation.ephemeral_1h_input_tokens"})
     uncached = counts.pop("uncached")
     row.update(counts)
     if uncached is not None:
@@ -537,7 +540,8 @@ def _anthropic_message(obj: dict, row: dict, attrs: dict) -> None:
                            f"{INT64_MAX}: {total}")
         row["input_tokens"] = total
     _usage_extras(usage, {"input_tokens", "output_tokens", "cache_read_input_tokens",
-                          "cache_creation_input_tokens", "output_tokens_details.thinking_tokens"},
+                          "cache_creation_input_tokens", "output_tokens_details.thinking_tokens",
+                          "cache_creation.ephemeral_1h_input_tokens"},
                   attrs)
     # The price context (lib/pricing.py): Anthropic names the tier that served the message in
     # usage.service_tier ("standard", "priority", or "batch" for a Message Batches request).
