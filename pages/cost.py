@@ -20,6 +20,7 @@ f = ui_filters.current()
 st.title("Cost")
 st.caption(f.describe() + " · amounts in US dollars (cost engine: genai-prices + prices.yaml)")
 widgets.stop_if_no_requests(engine, "Cost is computed per request from its tokens.")
+widgets.freshness_note(engine, f)
 price_problem = pricing.overrides_problem()
 if price_problem:
     st.error(f"The price overrides cannot be read: {price_problem}. Cache savings, the token "

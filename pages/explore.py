@@ -41,6 +41,7 @@ st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)}
            + ("" if base else " (the period of equal length just before)")
            + "".join(f" · {widgets.md_escape(key_for_column(c))} = "
                      f"{widgets.md_escape(', '.join(v))}" for c, v in f.values))
+widgets.freshness_note(engine, window)
 
 with st.expander("Change the windows", expanded=False):
     # The pickers start from the windows in use and keep a user's edits across reruns (stable

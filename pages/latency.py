@@ -20,6 +20,7 @@ f = ui_filters.current()
 st.title("Latency")
 st.caption(f.describe() + " · milliseconds; percentiles exact per bucket (never averaged)")
 widgets.stop_if_no_requests(engine, "Latency comes from each logged call's duration.")
+widgets.freshness_note(engine, f)
 
 objective = widgets.query_number("Latency objective (ms)", "objective", 2000.0, key="lat_obj",
                                  min_value=1.0, step=250.0, format="%.0f",

@@ -23,6 +23,7 @@ widgets.problems_banner(engine)
 
 widgets.stop_if_no_requests(
     engine, f"Sightline reads logged model calls from `{engine.lake.root}`.")
+widgets.freshness_note(engine, f)
 
 with st.spinner("Computing KPIs…"):
     kpis = widgets.cached(overview.kpis, engine, f)

@@ -24,6 +24,7 @@ if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
         "from the requests' guardrails, finish reasons and errors. Ingest them, or write the "
         "demo data:", "python -m lib ingest path/to/logs/ path/to/evals/\npython -m lib demo")
     st.stop()
+widgets.freshness_note(engine, f)
 
 # What an empty section should suggest: with filters on, they are the likelier reason.
 WIDEN = (" The sidebar's filters may hide them: evals are kept through the requests they judge, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import polars as pl
 
 from lib.filters import Filters
@@ -90,6 +92,31 @@ def previous_coverage(engine: Engine, filters: Filters) -> float:
     if first is None or first >= prev.end:
         return 0.0
     return min(1.0, (prev.end - max(first, prev.start)) / filters.duration)
+
+
+# A gap at the end of a window shorter than this is the pipeline's normal delay, not a stall.
+MIN_STALE = timedelta(minutes=10)
+STALE_SHARE = 0.02  # of the window
+
+
+def latest_request(engine: Engine) -> datetime | None:
+    """The time (UTC) of the newest request in the store, whatever the filters (it says whether
+    logs are still arriving), or None on an empty store."""
+    return engine.query("SELECT max(ts) AS last FROM requests")["last"][0]
+
+
+def stale_gap(last: datetime | None, filters: Filters, now: datetime) -> timedelta | None:
+    """How long the end of the window has had no request in the store at all (from ``last``,
+    the newest request, to the window's end or ``now``, whichever is first), when that is long
+    enough to read as a drop in traffic: at least :data:`MIN_STALE` and :data:`STALE_SHARE` of
+    the window; else None. A stalled pipeline then shows as a stall, not as fewer requests."""
+    if last is None:
+        return None
+    end = min(filters.end, now)
+    gap = end - max(last, filters.start)
+    if last >= end or gap < max(MIN_STALE, filters.duration * STALE_SHARE):
+        return None
+    return gap
 
 
 def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> pl.DataFrame:

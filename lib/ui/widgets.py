@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import plotly.graph_objects as go
@@ -119,6 +120,23 @@ def stop_if_no_requests(engine: Engine, why: str) -> None:
                     f"{why} Ingest your logs, or write the demo data:",
                     "python -m lib ingest path/to/logs/\npython -m lib demo")
         st.stop()
+
+
+def freshness_note(engine: Engine, filters: Filters) -> None:
+    """A warning when no request at all has arrived for the end of the window (a stalled
+    pipeline would otherwise read as a drop in traffic, and lower a projection)."""
+    from lib.metrics import overview
+
+    last = overview.latest_request(engine)
+    gap = overview.stale_gap(last, filters, datetime.now(UTC))
+    if gap is not None:
+        at = charts.local_time(last, filters.tz).strftime("%Y-%m-%d %H:%M")
+        st.warning(
+            f"No request has arrived since **{at}** ({filters.tz}) "
+            f"({formatting.duration(gap)} before the window's end): the end of the window is "
+            "empty, and its totals, charts and changes count that as no traffic. If logs should "
+            "be arriving, check the ingest (the Data page lists the latest batches).",
+            icon=":material/schedule:")
 
 
 def demo_banner(batch_ids: list[str]) -> None:

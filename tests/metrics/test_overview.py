@@ -305,3 +305,25 @@ def test_unpriced_buckets_have_an_unknown_cost_and_untimed_rows_no_weight(lake, 
     only_unpriced = timeseries(engine, Filters.between(T0 + timedelta(minutes=60),
                                                        T0 + timedelta(minutes=65)), 60)
     assert only_unpriced["cost_usd"].to_list() == [None] * 4 + [0.0]
+
+
+def test_a_window_whose_end_has_no_request_at_all_is_stale():
+    from datetime import datetime
+
+    from lib.metrics.overview import MIN_STALE, stale_gap
+
+    now = datetime(2026, 11, 27, 3, 0, tzinfo=T0.tzinfo)
+    hour = Filters.between(now - H, now)
+    # logs stopped 27 minutes ago: a stall, not a drop in traffic
+    assert stale_gap(now - timedelta(minutes=27), hour, now) == timedelta(minutes=27)
+    # the pipeline's usual delay is not
+    assert stale_gap(now - MIN_STALE + timedelta(seconds=1), hour, now) is None
+    # a week's window needs 2% of it (3 h 21 min) before it says so
+    week = Filters.between(now - timedelta(days=7), now)
+    assert stale_gap(now - timedelta(hours=3), week, now) is None
+    assert stale_gap(now - timedelta(hours=4), week, now) == timedelta(hours=4)
+    # a window in the past, with requests after it, is not stale; the end counts up to now
+    assert stale_gap(now, Filters.between(now - 2 * H, now - H), now) is None
+    assert stale_gap(now - 2 * H, Filters.between(now - 3 * H, now + H), now) == 2 * H
+    # nothing in the store: nothing to say here (the pages' empty states say it)
+    assert stale_gap(None, hour, now) is None

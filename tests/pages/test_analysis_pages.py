@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -410,3 +411,19 @@ def test_latency_opens_a_slow_request_with_a_link(monkeypatch, demo_store):
     (link,) = [e for e in at.get("page_link") if e.proto.label == "Open request"]
     rid = at.selectbox(key="lat_open_id").value
     assert f"request={rid}" in link.proto.query_string
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/cost.py", "pages/latency.py",
+                                  "pages/quality.py", "pages/explore.py"])
+def test_a_window_past_the_last_request_says_logs_stopped_arriving(monkeypatch, demo_store, page):
+    # the demo's last request is just before DEMO_END: 2 h past it, with nothing, is a stall
+    stalled = {"range": "custom", "from": (DEMO_END - timedelta(hours=10)).isoformat(),
+               "to": (DEMO_END + timedelta(hours=2)).isoformat(), "tz": "Asia/Kolkata"}
+    at = run_page(monkeypatch, demo_store, page, stalled)
+    last = Engine(Lake(demo_store)).scalar("SELECT max(ts) FROM requests")
+    local = last.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m-%d %H:%M")
+    warnings = [w.value for w in at.warning if "No request has arrived" in w.value]
+    assert len(warnings) == 1 and f"**{local}** (Asia/Kolkata)" in warnings[0]
+    # a window the data covers says nothing of it
+    at = run_page(monkeypatch, demo_store, page, WEEK)
+    assert not [w for w in at.warning if "No request has arrived" in w.value]
