@@ -57,7 +57,16 @@ class Engine:
             cur = self.con.cursor()
             try:
                 for table, paths in files.items():
-                    cur.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table, paths)}")
+                    try:
+                        cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
+                                    f"{self._view_sql(table, paths)}")
+                    except duckdb.BinderException:
+                        # files all written before a column was added (cache_write_1h_tokens):
+                        # what none of them has is null
+                        have = {r[0] for r in cur.execute(
+                            f"DESCRIBE {self._view_sql(table, paths, star=True)}").fetchall()}
+                        cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
+                                    f"{self._view_sql(table, paths, have=have)}")
             finally:
                 cur.close()
             self.files = files
@@ -94,10 +103,17 @@ class Engine:
         return out
 
     @staticmethod
-    def _view_sql(table: str, paths: list[str]) -> str:
+    def _view_sql(table: str, paths: list[str], have: set[str] | None = None,
+                  star: bool = False) -> str:
+        """The view of ``table`` over ``paths``: its canonical columns (of them, those not in
+        ``have``, the columns the files have, as typed nulls), or every column of the files with
+        ``star``."""
         # Plain column names, no casts: files are written in the canonical schema, and a cast
         # would stop DuckDB from pushing time filters down to row-group statistics.
-        cols = ", ".join(f.name for f in schema.TABLES[table])
+        cols = "*" if star else ", ".join(
+            f.name if have is None or f.name in have
+            else f"CAST(NULL AS {schema.duckdb_type(f.type)}) AS {f.name}"
+            for f in schema.TABLES[table])
         if not paths:
             # An empty, typed view, so every query works on an empty store.
             return "SELECT " + ", ".join(
