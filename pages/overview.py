@@ -76,14 +76,32 @@ with right:
     st.caption("Percentiles are exact per bucket (never averaged). Hollow points: too few "
                "requests in the bucket for that percentile (p50 < 20, p95 < 200).")
 
-st.subheader("Cost")
-fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}",
-                  events=events, **axis, kind="bar", y_format="$,.2f")
-drills.append(("cost_per_request", widgets.chart(
-    fig, series.select("bucket", "requests", "cost_usd", "unpriced_requests"), key="ov_cost",
-    name="cost", on_select=True)))
-st.caption("Drag over a chart to investigate that window on Explore."
-           + widgets.unpriced_note(int(series["unpriced_requests"].sum()), "cost bars"))
+# An error rate from a handful of requests is drawn, but hollow: 1 error in 3 is not 33%.
+MIN_REQUESTS_FOR_RATE = 20
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Error rate")
+    rated = series.with_columns(
+        (pl.col("requests") < MIN_REQUESTS_FOR_RATE).alias("rate_uncertain"))
+    fig = time_figure(rated, "bucket", [("error_rate", "Error rate")],
+                      y_title=f"errors / requests per {per} (%)", events=events, **axis,
+                      uncertain={"error_rate": "rate_uncertain"}, y_format=".1%")
+    drills.append(("error_rate", widgets.chart(
+        fig, rated.select("bucket", "requests", "errors", "error_rate", "rate_uncertain"),
+        key="ov_error_rate", name="error_rate", on_select=True)))
+    st.caption("An outage at a quiet hour shows here, where its errors are a sliver of the "
+               f"bars. Hollow points: fewer than {MIN_REQUESTS_FOR_RATE} requests in the bucket.")
+with right:
+    st.subheader("Cost")
+    fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}",
+                      events=events, **axis, kind="bar", y_format="$,.2f")
+    drills.append(("cost_per_request", widgets.chart(
+        fig, series.select("bucket", "requests", "cost_usd", "unpriced_requests"),
+        key="ov_cost", name="cost", on_select=True)))
+    st.caption(widgets.unpriced_note(int(series["unpriced_requests"].sum()), "cost bars")
+               .strip() or "Of the priced requests.")
+st.caption("Drag over a chart to investigate that window on Explore.")
 
 # Drill-down: a selected region opens Explore on that window with the same filters.
 for drill_metric, event in drills:
