@@ -330,9 +330,21 @@ def headline(doc: dict) -> str:
     from lib.metrics.dims import label as dim_label
 
     name = dim_label(top["dimension"])  # "app version", not the column's "app_version"
-    return (f"{name[:1].lower()}{name[1:]} {top['value']}'s {label} went from {before} to "
-            f"{after} and "
-            f"explains {top['contribution']:.0%} of the {direction}. ({overall}.)")
+    who = f"{name[:1].lower()}{name[1:]} {top['value']}"
+    share = top["contribution"]
+    # Above 100%, other values moved the other way: "explains 440%" says nothing by itself.
+    explains = (f"explains {share:.0%} of the {direction}" if share <= 1 else
+                f"accounts for all of the {direction} and more ({share:.0%}: other values "
+                "moved the other way)")
+    # A value that is in one side only changed the mix, not its own rate (a version that a
+    # deploy replaced): say that, not "went from 0.82% to –".
+    if top["window_value"] is None:
+        return (f"{who} had no {counted} in the window (it had {top['baseline_share']:.0%} of "
+                f"the baseline's, at {before}): a change of mix that {explains}. ({overall}.)")
+    if top["baseline_value"] is None:
+        return (f"{who} is new in the window ({top['window_share']:.0%} of its {counted}, at "
+                f"{after}): a change of mix that {explains}. ({overall}.)")
+    return f"{who}'s {label} went from {before} to {after} and {explains}. ({overall}.)"
 
 
 def changes_frame(doc: dict) -> pl.DataFrame:

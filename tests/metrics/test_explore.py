@@ -297,3 +297,32 @@ def test_the_headline_shows_two_different_values_differently(metric, before, aft
            "significance": {"test": "t", "significant": False, "p_value": 0.5}}
     assert explore.headline(doc).startswith(
         f"Overall {explore.METRICS[metric]} went from {shown[0]} to {shown[1]}:")
+
+
+def _one_contributor_doc(**top) -> dict:
+    contributor = {"dimension": "app_version", "value": "v2.3.0", "window_value": 0.0071,
+                   "baseline_value": 0.0082, "window_share": 0.5, "baseline_share": 0.5,
+                   "contribution": 0.6, **top}
+    return {"metric": "error_rate", "window": {"value": 0.0071, "n": 1000},
+            "baseline": {"value": 0.0082, "n": 1000}, "contributors": [contributor],
+            "significance": {"test": "two_proportion_z", "significant": True, "p_value": 0.01}}
+
+
+def test_the_headline_calls_a_value_on_one_side_only_a_change_of_mix():
+    # a deploy replaced v2.3.0: it is not in the window, its rate did not go "to –"
+    gone = explore.headline(_one_contributor_doc(window_value=None, window_share=0.0,
+                                                 baseline_share=0.93, contribution=0.4))
+    assert gone.startswith("app version v2.3.0 had no requests in the window (it had 93% of the "
+                           "baseline's, at 0.82%): a change of mix that explains 40% of the "
+                           "decrease.")
+    new = explore.headline(_one_contributor_doc(value="v2.4.0", baseline_value=None,
+                                                baseline_share=0.0, window_share=0.8))
+    assert new.startswith("app version v2.4.0 is new in the window (80% of its requests, at "
+                          "0.71%): a change of mix that explains 60% of the decrease.")
+
+
+def test_the_headline_says_what_more_than_all_of_a_change_means():
+    line = explore.headline(_one_contributor_doc(contribution=4.4))
+    assert "accounts for all of the decrease and more (440%: other values moved the other " \
+           "way)" in line and "explains 440%" not in line
+    assert "explains 60% of the decrease" in explore.headline(_one_contributor_doc())
