@@ -100,10 +100,11 @@ st.caption("Input tokens include cached ones and output tokens include reasoning
            "(design §3); here each kind is counted once. Costs per kind use each model's "
            "base-tier unit prices at the time of the call." + gap)
 
-# -- top customers and features -----------------------------------------------------------------
-left, right = st.columns(2)
-for col, dim, title in ((left, "customer", "Top customers"), (right, "feature", "Top features")):
-    with col:
+# -- spend by model, customer and feature --------------------------------------------------------
+# (one under the other: side by side, a 1,280 px screen cut off their last column)
+for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
+                   ("feature", "Top features")):
+    with st.container():
         st.subheader(title)
         b = widgets.cached(cost.breakdown, engine, f, dim, 10)
         # every row in view: the 11th, "other", is often the largest
