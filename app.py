@@ -34,6 +34,8 @@ PAGES = {
                 url_path="latency"),
         st.Page("pages/quality.py", title="Quality", icon=":material/verified:",
                 url_path="quality"),
+        st.Page("pages/drift.py", title="Drift", icon=":material/compare_arrows:",
+                url_path="drift"),
     ],
     "Investigate": [
         st.Page("pages/explore.py", title="Explore", icon=":material/troubleshoot:",

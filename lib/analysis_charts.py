@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from lib.charts import (
+    OTHER_COLOR,
     SERIES_COLORS,
     add_events,
     axis_range,
@@ -108,6 +109,25 @@ def hbar(frame: pl.DataFrame, y: str, x: str, *, x_title: str, x_format: str | N
                       yaxis=dict(autorange="reversed", type="category"))
     if x_format:
         fig.update_xaxes(tickformat=x_format)
+    return fig
+
+
+def shares_figure(frame: pl.DataFrame, *, x_title: str, height: int = 300) -> go.Figure:
+    """Reference and current shares side by side per bucket (``bucket, reference_share,
+    current_share``, fractions): a drift's distributions, drawn as PSI and the tests read them."""
+    labels = [esc(v) for v in frame["bucket"].to_list()]
+    fig = go.Figure([
+        go.Bar(x=labels, y=frame["reference_share"].to_list(), name="reference",
+               marker_color=OTHER_COLOR,
+               hovertemplate="%{x}: %{y:.1%} (reference)<extra></extra>"),
+        go.Bar(x=labels, y=frame["current_share"].to_list(), name="current",
+               marker_color=SERIES_COLORS[0],
+               hovertemplate="%{x}: %{y:.1%} (current)<extra></extra>")])
+    fig.update_layout(barmode="group", height=height, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.12), xaxis_title=x_title,
+                      yaxis_title="share of the window's requests (%)",
+                      xaxis=dict(type="category"))
+    fig.update_yaxes(tickformat=".0%")
     return fig
 
 

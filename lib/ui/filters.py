@@ -47,7 +47,8 @@ def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
 # The URL keys pages read besides the filters (tests/test_page_keys.py finds every key the
 # code reads or writes and checks it is here): a link's other keys are named as unknown.
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
-                       "q", "sort", "order", "errors", "page", "objective"})
+                       "q", "sort", "order", "errors", "page", "objective", "reference",
+                       "column"})
 # Session key: the URL's filter keys as the sidebar last wrote them.
 SYNCED_QUERY = "_synced_query"
 

@@ -41,7 +41,8 @@ def test_first_start_shows_overview_with_kpis(fresh_server, page):
     assert labels == KPI_LABELS
     values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
     assert re.fullmatch(r"[\d.]+k", values[0]), values  # ~70k requests in the last 7 days
-    assert page.locator('[data-testid="stPlotlyChart"]').count() == 3
+    # requests and errors, latency, error rate, cost
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 4
     assert "demo data" in page.locator('[data-testid="stAlert"]').first.inner_text()
     # The navigation is ours (sections, explicit pages), never the pages/ folder's own list.
     titles = nav_titles(page)

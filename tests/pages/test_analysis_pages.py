@@ -16,7 +16,7 @@ from lib.store import Engine, Lake
 from tests.conftest import APP, DEMO_END, PROJECT_DIR
 
 PAGES = ["pages/cost.py", "pages/latency.py", "pages/quality.py", "pages/explore.py",
-         "pages/request.py"]
+         "pages/request.py", "pages/drift.py"]
 WEEK = {"range": "custom", "from": "2026-11-13T12:00:00Z", "to": "2026-11-20T12:00:00Z"}
 OUTAGE = DEMO_END - timedelta(days=7) + timedelta(seconds=PLAN["outage_at"] * 7 * 86400)
 
@@ -427,3 +427,24 @@ def test_a_window_past_the_last_request_says_logs_stopped_arriving(monkeypatch, 
     # a window the data covers says nothing of it
     at = run_page(monkeypatch, demo_store, page, WEEK)
     assert not [w for w in at.warning if "No request has arrived" in w.value]
+
+
+def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
+    # the demo plants longer search inputs over the last 7/30 of its window (about 1.6 days of
+    # this 7-day store): the last day against the day before it
+    day = {"range": "custom", "from": (DEMO_END - timedelta(days=1)).isoformat(),
+           "to": DEMO_END.isoformat(), "feature": "search"}
+    at = run_page(monkeypatch, demo_store, "pages/drift.py", day)
+    table = at.dataframe[0].value
+    status = dict(zip(table["label"], table["status"], strict=True))
+    assert status["Input tokens"] == "drift" and status["Prompt length (characters)"] == "drift"
+    assert status["Latency (ms)"] == "no drift" and status["Model"] == "no drift"
+    assert "Drifted: Input tokens" in " ".join(w.value for w in at.warning)
+    # the distributions open on the first drifting column
+    assert at.selectbox(key="drift_column").value in ("input_tokens", "input_chars")
+    # the column and the reference are kept in the URL
+    at.selectbox(key="drift_column").set_value("latency_ms").run()
+    at.selectbox(key="drift_reference").set_value("week").run()
+    assert not at.exception
+    assert at.query_params["column"] in ("latency_ms", ["latency_ms"])
+    assert at.query_params["reference"] in ("week", ["week"])

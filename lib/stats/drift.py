@@ -1,0 +1,371 @@
+"""Drift of one column between a reference window and a current window (design.md §5).
+
+Entry points, each returning a ``DriftResult``:
+
+- ``numeric_drift(column, ref, cur)``: from the raw values (the app pulls them when the
+  reference has ≤ 1000 rows, where the test is KS);
+- ``numeric_drift_from_summary(...)``: from what DuckDB computes without returning rows (large
+  references, where the test is Wasserstein/std);
+- ``categorical_drift(column, ref_counts, cur_counts)``: from the value counts of each side.
+
+Then ``apply_bh(results)`` over all the columns tested together: the p-value tests' statuses are
+decided on Benjamini–Hochberg adjusted p-values.
+
+The SQL side of ``numeric_drift_from_summary``, for a column ``x`` (NULL and non-finite values
+excluded on both sides, ``WHERE isfinite(x)``), must use exactly these rules:
+
+- ``n_ref``, ``n_cur``: ``count(x)`` of each side;
+- ``ref_std``: ``stddev_pop(x)`` of the reference (ddof 0);
+- ``ref_quantiles`` / ``cur_quantiles``: ``quantile_cont(x, L)`` of each side with
+  ``L = quantile_levels(K)`` = ``[(i + 0.5) / K for i in range(K)]`` (K = 1000 by default);
+- PSI edges: ``e = quantile_cont(x, psi_bin_edges_levels())`` over the reference, levels
+  ``[0.1, 0.2, …, 0.9]`` (9 edges, type 7 like numpy's default);
+- PSI bins: a value's bin is **the number of edges strictly below it**, 0..9:
+  ``(x > e[1])::INT + (x > e[2])::INT + … + (x > e[9])::INT`` (DuckDB lists are 1-based).
+  So bin 0 is ``x ≤ e₁``, bin i is ``eᵢ < x ≤ eᵢ₊₁``, bin 9 is ``x > e₉``: a value equal to an
+  edge goes to the lower bin. Count both sides with the reference's edges; bins no row falls in
+  count 0 (send all 10 counts, in bin order).
+
+PSI is shown for every numeric column next to the test, with ε = 1e-4 standing in for an empty
+bin's share, and graded only when it is above what pure sampling noise reaches 99% of the time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from lib.stats.stattests import Kind, NumericSummary, StatTest, TestOutcome, choose_test
+
+Status = Literal["drift", "no drift", "insufficient data"]
+PsiStatus = Literal["ok", "warn", "alert"]
+UnseenStatus = Literal["ok", "alert"]
+
+MIN_ROWS = 30  # fewer rows than this on either side: "insufficient data", never "no drift"
+PSI_BINS = 10  # reference deciles
+PSI_EPS = 1e-4  # share used for an empty bin, so log(share) stays finite
+PSI_WARN = 0.1
+PSI_ALERT = 0.25
+PSI_NOISE_QUANTILE = 0.99
+UNSEEN_ALERT_SHARE = 0.01  # unseen categories above 1% of the current window: alert
+DEFAULT_QUANTILE_LEVELS = 1000
+MAX_UNSEEN_LISTED = 10  # unseen values named in a result; their share counts all of them
+
+
+@dataclass(frozen=True)
+class ShareChange:
+    """One categorical value's share (0..1) of the reference and of the current window."""
+
+    value: str
+    ref_share: float
+    cur_share: float
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """The drift verdict for one column.
+
+    ``statistic`` is in the units of ``method`` (see ``STAT_TESTS[method].doc``); ``p_value`` is
+    the raw p-value (None for a distance); ``p_adjusted`` the Benjamini–Hochberg one, set by
+    ``apply_bh`` (None before, and for distances); ``threshold`` is the p-value level or the
+    distance at which drift starts. With insufficient data, ``statistic``, ``p_value`` and the
+    "also shown" fields are None. Shares are fractions (0..1), not percentages.
+    """
+
+    column: str
+    kind: Kind
+    n_ref: int
+    n_cur: int
+    method: str
+    statistic: float | None
+    threshold: float
+    p_value: float | None
+    status: Status
+    p_adjusted: float | None = None
+    # numeric only
+    psi: float | None = None
+    psi_status: PsiStatus | None = None
+    psi_no_drift_p99: float | None = None
+    # categorical only
+    largest_change: ShareChange | None = None
+    unseen_share: float | None = None
+    unseen_status: UnseenStatus | None = None
+    unseen_values: tuple[str, ...] = ()  # up to MAX_UNSEEN_LISTED, most frequent first
+    note: str | None = None  # why a result looks odd (too few rows, constant reference)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field; ``largest_change`` becomes a dict. A non-finite
+        ``statistic`` (a shift against a constant reference) becomes None, since strict JSON has
+        no Infinity; ``note`` says why."""
+        out = asdict(self)
+        out["unseen_values"] = list(self.unseen_values)
+        for key, value in out.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = None
+        return out
+
+
+# --- levels and bins shared with SQL ---------------------------------------------------------
+
+
+def quantile_levels(k: int = DEFAULT_QUANTILE_LEVELS) -> list[float]:
+    """The K probability levels (fractions in (0, 1)) at which SQL evaluates each side's
+    ``quantile_cont`` for the Wasserstein approximation: the midpoints ``(i + 0.5) / K``."""
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    # Midpoints make the mean over levels the midpoint rule for ∫₀¹ |F⁻¹ − G⁻¹|, and avoid the
+    # levels 0 and 1, where a single extreme row would weigh as much as a whole 1/K slice.
+    return [(i + 0.5) / k for i in range(k)]
+
+
+def psi_bin_edges_levels() -> list[float]:
+    """The 9 probability levels [0.1, …, 0.9] of the reference's PSI bin edges."""
+    return [i / PSI_BINS for i in range(1, PSI_BINS)]
+
+
+def psi_bin_edges(ref: np.ndarray) -> np.ndarray:
+    """The 9 PSI bin edges, in column units: the reference's deciles, linearly interpolated
+    (numpy's default = DuckDB ``quantile_cont``)."""
+    return np.quantile(ref, psi_bin_edges_levels())
+
+
+def psi_bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Rows per bin (len(edges) + 1 integer counts): a value's bin is the number of edges
+    strictly below it, so a value equal to an edge counts in the lower bin."""
+    # side="left" returns, for each value, how many edges are < value.
+    idx = np.searchsorted(edges, values, side="left")
+    return np.bincount(idx, minlength=len(edges) + 1)
+
+
+# --- PSI -------------------------------------------------------------------------------------
+
+
+def psi(ref_counts: Sequence[float], cur_counts: Sequence[float], eps: float = PSI_EPS) -> float:
+    """Population stability index, Σ (cᵢ − rᵢ)·ln(cᵢ / rᵢ) over the bins, where rᵢ, cᵢ are each
+    side's share of its total (counts or shares both work, any number of bins) and an empty
+    bin's share is replaced by ``eps``. Unitless, ≥ 0."""
+    r = np.asarray(ref_counts, dtype=float)
+    c = np.asarray(cur_counts, dtype=float)
+    if r.shape != c.shape or r.ndim != 1 or r.size == 0:
+        raise ValueError("psi needs two equally long, non-empty 1-d bin count sequences")
+    if (r < 0).any() or (c < 0).any() or r.sum() <= 0 or c.sum() <= 0:
+        raise ValueError("bin counts must be non-negative with a positive total")
+    r, c = r / r.sum(), c / c.sum()
+    # Replace (not add to) empty shares: adding eps everywhere would shift every PSI a little;
+    # replacing only changes bins that would otherwise give log(0).
+    r = np.where(r == 0, eps, r)
+    c = np.where(c == 0, eps, c)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def psi_no_drift_p99(n_ref: int, n_cur: int, n_bins: int = PSI_BINS) -> float:
+    """The PSI that two samples of one distribution exceed only 1% of the time:
+    (1/n_ref + 1/n_cur)·χ²₀.₉₉(n_bins − 1). Unitless, comparable with ``psi``."""
+    # Without drift, PSI ≈ (1/n_ref + 1/n_cur)·χ²(bins − 1): at a few hundred rows sampling
+    # noise alone passes the fixed 0.1 / 0.25 cut-offs, so those only count above this.
+    return (1 / n_ref + 1 / n_cur) * float(stats.chi2.ppf(PSI_NOISE_QUANTILE, n_bins - 1))
+
+
+def classify_psi(value: float, n_ref: int, n_cur: int, n_bins: int = PSI_BINS) -> PsiStatus:
+    """"alert" (PSI ≥ 0.25) or "warn" (≥ 0.1) when ``value`` is also above
+    ``psi_no_drift_p99``, else "ok"."""
+    if value <= psi_no_drift_p99(n_ref, n_cur, n_bins):
+        return "ok"
+    if value >= PSI_ALERT:
+        return "alert"
+    return "warn" if value >= PSI_WARN else "ok"
+
+
+# --- multiple testing ------------------------------------------------------------------------
+
+
+def benjamini_hochberg(pvalues: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg adjusted p-values (fractions, in the input order):
+    p̃₍ᵢ₎ = min over j ≥ i of (m / j)·p₍ⱼ₎, capped at 1, for the ascending p₍₁₎ ≤ … ≤ p₍ₘ₎.
+    Comparing p̃ with α controls the false discovery rate at α."""
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1:
+        raise ValueError("pvalues must be a flat sequence")
+    if p.size == 0:
+        return []
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("p-values must lie in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    scaled = p[order] * m / np.arange(1, m + 1)
+    # The running minimum from the largest p down makes the adjusted values monotone.
+    adjusted_sorted = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    adjusted = np.empty(m)
+    adjusted[order] = adjusted_sorted
+    return [float(x) for x in adjusted]
+
+
+def apply_bh(results: Sequence[DriftResult]) -> list[DriftResult]:
+    """The results with ``p_adjusted`` set by Benjamini–Hochberg over every result that has a
+    p-value (the others, and insufficient data, are returned unchanged), and those results'
+    status decided by ``p_adjusted < threshold``. ``p_value`` keeps the raw p-value. Uses the raw
+    p-values, so applying it twice gives the same results."""
+    tested = [i for i, r in enumerate(results) if r.p_value is not None]
+    adjusted = benjamini_hochberg([results[i].p_value for i in tested])
+    out = list(results)
+    for i, p_adj in zip(tested, adjusted):
+        r = results[i]
+        status: Status = "drift" if p_adj < r.threshold else "no drift"
+        out[i] = replace(r, p_adjusted=p_adj, status=status)
+    return out
+
+
+# --- numeric ---------------------------------------------------------------------------------
+
+
+def _too_few(n_ref: int, n_cur: int) -> bool:
+    return n_ref < MIN_ROWS or n_cur < MIN_ROWS
+
+
+def _insufficient(column: str, kind: Kind, n_ref: int, n_cur: int, test: StatTest,
+                  threshold: float) -> DriftResult:
+    return DriftResult(
+        column=column, kind=kind, n_ref=n_ref, n_cur=n_cur, method=test.name, statistic=None,
+        threshold=threshold, p_value=None, status="insufficient data",
+        note=f"fewer than {MIN_ROWS} rows on a side (reference {n_ref}, current {n_cur})",
+    )
+
+
+def _decided(column: str, kind: Kind, n_ref: int, n_cur: int, test: StatTest,
+             threshold: float, outcome: TestOutcome, **extra: Any) -> DriftResult:
+    note = None
+    if not math.isfinite(outcome.statistic):
+        note = "the reference is constant (std 0): any change is drift"
+    return DriftResult(
+        column=column, kind=kind, n_ref=n_ref, n_cur=n_cur, method=test.name,
+        statistic=outcome.statistic, threshold=threshold, p_value=outcome.p_value,
+        status="drift" if test.is_drift(outcome, threshold) else "no drift", note=note, **extra,
+    )
+
+
+def _psi_fields(ref_bins: np.ndarray, cur_bins: np.ndarray, n_ref: int,
+                n_cur: int) -> dict[str, Any]:
+    value = psi(ref_bins, cur_bins)
+    return {
+        "psi": value,
+        "psi_status": classify_psi(value, n_ref, n_cur, len(ref_bins)),
+        "psi_no_drift_p99": psi_no_drift_p99(n_ref, n_cur, len(ref_bins)),
+    }
+
+
+def numeric_drift(column: str, ref: np.ndarray, cur: np.ndarray, *,
+                  threshold: float | None = None) -> DriftResult:
+    """Drift of a numeric column from its raw values. NaN and ±inf are dropped (in SQL:
+    ``WHERE isfinite(x)``); ``n_ref`` / ``n_cur`` count the rest. The test is chosen by
+    ``choose_test("numeric", n_ref)``, with its default threshold unless ``threshold`` is given.
+    The status of a KS result is on its raw p-value until ``apply_bh``."""
+    ref = np.asarray(ref, dtype=float)
+    cur = np.asarray(cur, dtype=float)
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+    n_ref, n_cur = ref.size, cur.size
+    test = choose_test("numeric", n_ref)
+    threshold = test.default_threshold if threshold is None else threshold
+    if _too_few(n_ref, n_cur):
+        return _insufficient(column, "numeric", n_ref, n_cur, test, threshold)
+    edges = psi_bin_edges(ref)
+    return _decided(column, "numeric", n_ref, n_cur, test, threshold, test.compute(ref, cur),
+                    **_psi_fields(psi_bin_counts(ref, edges), psi_bin_counts(cur, edges),
+                                  n_ref, n_cur))
+
+
+def numeric_drift_from_summary(
+    column: str,
+    n_ref: int,
+    n_cur: int,
+    ref_std: float | None,
+    ref_quantiles: Sequence[float] | None,
+    cur_quantiles: Sequence[float] | None,
+    ref_bin_counts: Sequence[int] | None,
+    cur_bin_counts: Sequence[int] | None,
+    *,
+    threshold: float | None = None,
+) -> DriftResult:
+    """Drift of a numeric column from its SQL summary (the rules are in this module's
+    docstring): row counts, the reference's population std (column units), both sides'
+    quantiles at ``quantile_levels(K)`` (K = their length) and both sides' 10 PSI bin counts.
+
+    With fewer than 30 rows on a side the other arguments may be None: the result is
+    "insufficient data". Raises ValueError when the chosen test needs the raw values (KS, for
+    ``n_ref`` ≤ 1000: call ``numeric_drift``) or when the inputs disagree with each other.
+    """
+    test = choose_test("numeric", n_ref)
+    threshold = test.default_threshold if threshold is None else threshold
+    if _too_few(n_ref, n_cur):
+        return _insufficient(column, "numeric", n_ref, n_cur, test, threshold)
+    if test.compute_from_summary is None:
+        raise ValueError(f"{test.name} needs the raw values (n_ref = {n_ref}); "
+                         "call numeric_drift")
+    if ref_std is None or ref_quantiles is None or cur_quantiles is None:
+        raise ValueError("ref_std and both sides' quantiles are required")
+    rq = np.asarray(ref_quantiles, dtype=float)
+    cq = np.asarray(cur_quantiles, dtype=float)
+    if rq.ndim != 1 or rq.shape != cq.shape or rq.size == 0:
+        raise ValueError("ref_quantiles and cur_quantiles must be equally long, at the same "
+                         "quantile_levels(K)")
+    if ref_bin_counts is None or cur_bin_counts is None:
+        raise ValueError("both sides' PSI bin counts are required")
+    rb = np.asarray(ref_bin_counts, dtype=float)
+    cb = np.asarray(cur_bin_counts, dtype=float)
+    if rb.shape != (PSI_BINS,) or cb.shape != (PSI_BINS,):
+        raise ValueError(f"expected {PSI_BINS} bin counts per side")
+    # Counts that do not add up mean the SQL filtered the bins and the counts differently
+    # (e.g. NULLs or non-finite values in one and not the other).
+    if rb.sum() != n_ref or cb.sum() != n_cur:
+        raise ValueError(f"bin counts sum to {rb.sum():g} / {cb.sum():g}, "
+                         f"not n_ref = {n_ref} / n_cur = {n_cur}")
+    summary = NumericSummary(n_ref, n_cur, float(ref_std), rq, cq)
+    return _decided(column, "numeric", n_ref, n_cur, test, threshold,
+                    test.compute_from_summary(summary), **_psi_fields(rb, cb, n_ref, n_cur))
+
+
+# --- categorical -----------------------------------------------------------------------------
+
+
+def categorical_drift(column: str, ref_counts: Mapping[str, int], cur_counts: Mapping[str, int],
+                      *, threshold: float | None = None) -> DriftResult:
+    """Drift of a categorical column from each side's value → row count (NULLs mapped to a
+    label by the caller if they should count). The test is chosen by ``choose_test(
+    "categorical", n_ref, n_categories)`` over the values present on either side. Also returns
+    the value whose share changed most (shares as fractions) and the current window's share of
+    values never seen in the reference, with "alert" above 1%."""
+    values = sorted({*ref_counts, *cur_counts}, key=str)
+    ref = np.array([ref_counts.get(v, 0) for v in values], dtype=float)
+    cur = np.array([cur_counts.get(v, 0) for v in values], dtype=float)
+    if (ref < 0).any() or (cur < 0).any():
+        raise ValueError("counts must be non-negative")
+    # A value with no rows on either side is not a category of this comparison (and would put an
+    # all-zero column in the chi-square table).
+    present = (ref + cur) > 0
+    values = [v for v, keep in zip(values, present) if keep]
+    ref, cur = ref[present], cur[present]
+    n_ref, n_cur = int(ref.sum()), int(cur.sum())
+    test = choose_test("categorical", n_ref, len(values))
+    threshold = test.default_threshold if threshold is None else threshold
+    if _too_few(n_ref, n_cur):
+        return _insufficient(column, "categorical", n_ref, n_cur, test, threshold)
+
+    ref_share, cur_share = ref / n_ref, cur / n_cur
+    # argmax takes the first of equal changes; values are sorted, so ties resolve the same way
+    # every time.
+    i = int(np.argmax(np.abs(cur_share - ref_share)))
+    largest = ShareChange(str(values[i]), float(ref_share[i]), float(cur_share[i]))
+    unseen = [(int(c), v) for v, r, c in zip(values, ref, cur) if r == 0 and c > 0]
+    unseen_share = sum(c for c, _ in unseen) / n_cur
+    unseen.sort(key=lambda cv: -cv[0])  # stable: equal counts stay in value order
+    return _decided(
+        column, "categorical", n_ref, n_cur, test, threshold, test.compute(ref, cur),
+        largest_change=largest,
+        unseen_share=unseen_share,
+        unseen_status="alert" if unseen_share > UNSEEN_ALERT_SHARE else "ok",
+        unseen_values=tuple(str(v) for _, v in unseen[:MAX_UNSEEN_LISTED]),
+    )

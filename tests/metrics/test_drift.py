@@ -1,0 +1,129 @@
+"""Drift per column between a reference window and the current one (lib/metrics/drift.py): the
+SQL summaries fed to lib.stats give what scipy and numpy give on the same rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from scipy import stats as sp
+from scipy.spatial.distance import jensenshannon
+
+from lib.filters import Filters
+from lib.metrics import drift
+from tests.conftest import T0, make_request, requests_table
+
+DAY = timedelta(days=1)
+REF = Filters.between(T0 - DAY, T0)
+CUR = Filters.between(T0, T0 + DAY)
+
+
+def _store(lake, ref_rows: list[dict], cur_rows: list[dict]) -> None:
+    rows = [make_request(i, ts=T0 - DAY + timedelta(seconds=10 * i), **r)
+            for i, r in enumerate(ref_rows)]
+    rows += [make_request(len(rows) + i, ts=T0 + timedelta(seconds=10 * i), **r)
+             for i, r in enumerate(cur_rows)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+
+
+def _psi_by_hand(ref: np.ndarray, cur: np.ndarray) -> float:
+    edges = np.quantile(ref, np.arange(1, 10) / 10)
+    r = np.bincount(np.searchsorted(edges, ref, side="left"), minlength=10) / len(ref)
+    c = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=10) / len(cur)
+    r, c = np.where(r == 0, 1e-4, r), np.where(c == 0, 1e-4, c)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def test_a_large_reference_is_compared_by_wasserstein_and_psi(lake, engine):
+    rng = np.random.default_rng(0)
+    ref = np.round(rng.lognormal(7, 0.4, 3000)).astype(int)
+    cur = np.round(rng.lognormal(7.3, 0.4, 2500)).astype(int)
+    _store(lake, [{"input_tokens": int(v), "cached_input_tokens": 0} for v in ref],
+           [{"input_tokens": int(v), "cached_input_tokens": 0} for v in cur])
+    table = drift.drift_table(engine, CUR, REF)
+    row = table.filter(table["column"] == "input_tokens").row(0, named=True)
+    want = sp.wasserstein_distance(ref, cur) / ref.std()
+    assert row["statistic"] == pytest.approx(want, rel=0.01)
+    assert row["psi"] == pytest.approx(_psi_by_hand(ref, cur), rel=1e-9)
+    assert (row["status"], row["n_ref"], row["n_cur"]) == ("drift", 3000, 2500)
+    assert row["method"].startswith("Wasserstein")
+    # an unchanged column is not drift; the drifting one is listed first
+    out = table.filter(table["column"] == "output_tokens").row(0, named=True)
+    assert (out["status"], out["statistic"]) == ("no drift", 0.0)
+    assert table["column"][0] == "input_tokens"
+
+
+def test_a_small_reference_is_tested_by_ks_with_bh_over_the_columns(lake, engine):
+    rng = np.random.default_rng(1)
+    ref_lat = rng.normal(1000, 100, 200)
+    cur_lat = rng.normal(1040, 100, 300)
+    ref_out = rng.integers(100, 200, 200)
+    cur_out = rng.integers(100, 200, 300)
+    _store(lake, [{"latency_ms": float(a), "output_tokens": int(b)}
+                  for a, b in zip(ref_lat, ref_out, strict=True)],
+           [{"latency_ms": float(a), "output_tokens": int(b)}
+            for a, b in zip(cur_lat, cur_out, strict=True)])
+    table = drift.drift_table(engine, CUR, REF)
+    got = {r["column"]: r for r in table.iter_rows(named=True)}
+    lat = got["latency_ms"]
+    ks = sp.ks_2samp(ref_lat, cur_lat)
+    assert (lat["statistic"], lat["p_value"]) == (pytest.approx(ks.statistic),
+                                                  pytest.approx(ks.pvalue, rel=1e-9))
+    # BH over every p-value test of the table (KS on the numeric columns; the categorical ones
+    # with a single value have none)
+    tested = table.filter(table["p_value"].is_not_null())
+    adjusted = sp.false_discovery_control(tested["p_value"].to_numpy(), method="bh")
+    assert tested["p_adjusted"].to_list() == pytest.approx(list(adjusted), rel=1e-9)
+
+
+def test_categorical_columns_by_jensen_shannon_and_chi_square(lake, engine):
+    ref = ["chat"] * 700 + ["search"] * 300 + ["agent"] * 200
+    cur = ["chat"] * 500 + ["search"] * 500 + ["agent"] * 200 + ["new"] * 30
+    _store(lake, [{"feature": v} for v in ref], [{"feature": v} for v in cur])
+    table = drift.drift_table(engine, CUR, REF)
+    row = table.filter(table["column"] == "feature").row(0, named=True)
+    values = ["agent", "chat", "new", "search"]
+    p = np.array([ref.count(v) for v in values]) / len(ref)
+    q = np.array([cur.count(v) for v in values]) / len(cur)
+    assert row["statistic"] == pytest.approx(jensenshannon(p, q, base=2), rel=1e-9)
+    assert row["status"] == ("drift" if jensenshannon(p, q, base=2) >= 0.1 else "no drift")
+    assert row["unseen_share"] == pytest.approx(30 / len(cur))
+    assert row["largest_change"] == "chat: 58.3% → 40.7%"  # (−17.7 points; search +15.7)
+    # a small reference: chi-square on the same table
+    small = drift.drift_table(engine, CUR, Filters.between(T0 - DAY, T0 - DAY + timedelta(
+        seconds=10 * 600)))
+    row = small.filter(small["column"] == "feature").row(0, named=True)
+    sub = ref[:600]
+    table2 = [[sub.count(v) for v in values], [cur.count(v) for v in values]]
+    table2 = np.array(table2)[:, np.array(table2).sum(axis=0) > 0]
+    chi = sp.chi2_contingency(table2, correction=False)
+    assert (row["statistic"], row["p_value"]) == (pytest.approx(chi.statistic),
+                                                  pytest.approx(chi.pvalue, rel=1e-9))
+
+
+def test_too_few_rows_is_never_no_drift(lake, engine):
+    _store(lake, [{"latency_ms": 100.0}] * 29, [{"latency_ms": 900.0}] * 300)
+    table = drift.drift_table(engine, CUR, REF)
+    assert set(table["status"]) == {"insufficient data"}
+    assert table.filter(table["column"] == "latency_ms")["n_ref"][0] == 29
+
+
+def test_the_filters_apply_to_both_windows_and_the_distribution_is_the_psi_bins(lake, engine):
+    rng = np.random.default_rng(2)
+    ref = rng.normal(500, 50, 2000)
+    cur = rng.normal(650, 50, 2000)
+    _store(lake, [{"latency_ms": float(v), "feature": "search"} for v in ref]
+           + [{"latency_ms": 5.0, "feature": "chat"}] * 500,
+           [{"latency_ms": float(v), "feature": "search"} for v in cur])
+    search = {"feature": ["search"]}
+    cur_f, ref_f = (Filters.between(w.start, w.end, **search) for w in (CUR, REF))
+    table = drift.drift_table(engine, cur_f, ref_f)
+    row = table.filter(table["column"] == "latency_ms").row(0, named=True)
+    assert (row["n_ref"], row["n_cur"]) == (2000, 2000)
+    dist = drift.distribution(engine, cur_f, ref_f, "latency_ms")
+    edges = np.quantile(ref, np.arange(1, 10) / 10)
+    want = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=10) / len(cur)
+    assert dist["current_share"].to_list() == pytest.approx(list(want))
+    assert dist["reference_share"].to_list() == pytest.approx([0.1] * 10, abs=1e-3)
+    assert dist["bucket"][0].startswith("≤ ") and dist["bucket"][-1].startswith("> ")
