@@ -40,3 +40,15 @@ def test_text_from_logs_makes_no_link_even_a_bare_url():
     assert shown.replace("\u200b", "").replace("\\", "") == \
         "see http://evil.test, HTTPS://x.y/z and www.evil.test [a](b)"  # reads the same
     assert "\\[a\\]\\(b\\)" in shown
+
+
+def test_a_download_is_named_after_its_window_in_the_page_s_zone():
+    from datetime import UTC, datetime
+
+    from lib.filters import Filters
+
+    f = Filters(start=datetime(2026, 11, 20, 3, 0, tzinfo=UTC),
+                end=datetime(2026, 11, 27, 3, 0, tzinfo=UTC), tz="America/Los_Angeles")
+    assert widgets.file_stem("spend_by_model", f) == \
+        "spend_by_model_2026-11-19T1900_2026-11-26T1900_America-Los_Angeles"
+    assert widgets.file_stem("drift", None) == "drift"

@@ -60,6 +60,7 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
     made = frame if callable(frame) else lambda: frame
     # Read now: a download is made on click, in a thread that sees no session state.
     zone = shown_zone()
+    name = file_stem(name, st.session_state.get("_current_filters"))
 
     def make() -> pl.DataFrame:
         return in_shown_zone(made(), zone)
@@ -78,6 +79,18 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
         st.download_button("Parquet", parquet, file_name=f"{name}.parquet",
                            mime="application/vnd.apache.parquet", key=f"{key}_pq",
                            icon=":material/download:", on_click="ignore", type="tertiary")
+
+
+def file_stem(name: str, filters: Filters | None) -> str:
+    """A download's file name without its extension: ``name`` and the sidebar's window in its
+    zone ("spend_by_model_2026-11-20T0300_2026-11-27T0300_UTC"), so two weeks' files neither
+    overwrite nor pass for each other."""
+    if filters is None:
+        return name
+    fmt = "%Y-%m-%dT%H%M"
+    start, end = (charts.local_time(t, filters.tz).strftime(fmt)
+                  for t in (filters.start, filters.end))
+    return f"{name}_{start}_{end}_{filters.tz.replace('/', '-')}"
 
 
 def shown_zone() -> str:
