@@ -37,6 +37,7 @@ def ours_cost(e: Engine, f: Filters, s: int):
     attribute_keys(e, f)
     cost.spend_over_time(e, f, "model", 8, s)
     cost.token_mix(e, f)
+    cost.breakdown(e, f, "model", 10)
     cost.breakdown(e, f, "customer", 10)
     cost.breakdown(e, f, "feature", 10)
     cost.month_to_date(e, f, load_budgets())
@@ -121,8 +122,10 @@ def plain_cost(con, g: dict, f: Filters, s: int):
     q(con, f"SELECT time_bucket(INTERVAL '{s} seconds', ts), model, sum(cost_usd), count(*), "
            f"count(*) - count(cost_usd) FROM {r} WHERE {w} GROUP BY ALL", p)
     q(con, f"SELECT provider, model, ts::DATE, count(*), sum(cost_usd), sum(input_tokens), "
-           "sum(cached_input_tokens), sum(cache_write_tokens), sum(output_tokens), "
+           "sum(cached_input_tokens), sum(cache_write_tokens), sum(cache_write_1h_tokens), "
+           "sum(output_tokens), "
            f"sum(reasoning_tokens) FROM {r} WHERE {w} GROUP BY ALL", p)
+    q(con, f"SELECT model, count(*), sum(cost_usd) FROM {r} WHERE {w} GROUP BY 1", p)
     q(con, f"SELECT customer_id, count(*), sum(cost_usd) FROM {r} WHERE {w} GROUP BY 1", p)
     q(con, f"SELECT feature, count(*), sum(cost_usd) FROM {r} WHERE {w} GROUP BY 1", p)
     # the budgets' month: the one holding the window's last instant (the end is not in it)
