@@ -22,6 +22,11 @@ def count(v) -> str:
     return f"{v:,.0f}"
 
 
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """'1 event', '3 events', '1,204 requests' (``many``: an irregular plural)."""
+    return f"{n:,} {noun if n == 1 else (many or noun + 's')}"
+
+
 def usd(v, more: int = 0) -> str:
     """Dollars with cents, or more digits under 10 cents (two significant ones, so one cheap
     call does not read $0.0000 and a $0.0557 call not $0.06): '$1,234.50', '$0.056', '$0.0042',

@@ -201,7 +201,8 @@ else:
                                                             format="$%.4f")})
         widgets.downloads(wi, f"whatif_{model}", key="dl_whatif")
         if unpriced:
-            st.caption(f"{unpriced:,} request(s) without an actual cost are left out of the "
+            st.caption(f"{formatting.plural(unpriced, 'request')} without an actual cost "
+                       f"{'is' if unpriced == 1 else 'are'} left out of the "
                        "comparison, on both sides; for a model with no cost at all, the table "
                        f"gives its traffic's cost on {model} for reference. The Data page says "
                        "why they have none.")

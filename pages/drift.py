@@ -99,6 +99,7 @@ else:
         key="drift_dist", config={"displaylogo": False})
     widgets.downloads(dist, f"drift_{column}", key="dl_drift_dist")
     st.caption("Each bar: the share of the window's requests in the bucket. "
-               + ("Buckets are the reference's deciles, so its bars are 10% each; a shift "
-                  "shows as the current bars leaning to one side." if numeric else
+               + ("Buckets are the reference's deciles, so its bars are about 10% each (a value "
+                  "many requests share makes its bucket larger); a shift shows as the current "
+                  "bars leaning to one side." if numeric else
                   "The 12 values largest on either side; the rest as *other*."))

@@ -111,7 +111,9 @@ st.dataframe(widgets.for_display(grp.drop([c for c in grp.columns if c.endswith(
 widgets.downloads(grp, f"latency_by_{by}", key="dl_lat_by")
 few = grp.filter(pl.col("p99_uncertain"))
 if few.height:
-    st.caption(f"{few.height} group(s) have fewer than 1,000 requests: their p99 is uncertain.")
+    st.caption(f"{formatting.plural(few.height, 'group')} "
+               f"{'has' if few.height == 1 else 'have'} fewer than 1,000 requests: "
+               f"{'its' if few.height == 1 else 'their'} p99 is uncertain.")
 
 st.subheader("Distribution")
 dist = widgets.cached(latency.distribution, engine, f)

@@ -111,7 +111,7 @@ for drill_metric, event in drills:
             window=drilldown.window_param(*window), metric=drill_metric)
 
 if events.height:
-    with st.expander(f"{events.height} event(s) in this window"):
+    with st.expander(f"{formatting.plural(events.height, 'event')} in this window"):
         # each event one click from Explore on the hour around it (a new tab; shareable)
         links = [widgets.explore_link(f, t - EVENT_BEFORE, t + EVENT_AFTER)
                  for t in events["ts"].to_list()]

@@ -118,9 +118,12 @@ else:
     widgets.downloads(spans, f"trace_{r['trace_id']}", key="dl_trace")
     around = rq.envelopes_of(engine, rid, r["trace_id"])
     if not around.is_empty():
-        st.caption(f"{around.height} span(s) of this trace recorded this same call around it "
-                   "(another instrumentation of it): they stay in the trace and are not counted "
-                   "as requests. What they recorded:")
+        one = around.height == 1
+        st.caption(f"{formatting.plural(around.height, 'span')} of this trace recorded this same "
+                   "call around it (another instrumentation of it): "
+                   f"{'it stays' if one else 'they stay'} in the trace and "
+                   f"{'is' if one else 'are'} not counted as requests. What "
+                   f"{'it' if one else 'they'} recorded:")
         st.dataframe(around, hide_index=True, width="stretch", column_config={
             "span_id": st.column_config.TextColumn("Span"),
             "name": st.column_config.TextColumn("Name"),
@@ -149,7 +152,8 @@ if sess.is_empty():
     st.caption("This request has no session id.")
 else:
     size = rq.session_size(engine, r["session_id"])
-    st.caption(f"{size:,} request(s) in session {widgets.md_escape(r['session_id'])}"
+    st.caption(f"{formatting.plural(size, 'request')} in session "
+               f"{widgets.md_escape(r['session_id'])}"
                + (f"; the {sess.height:,} nearest in time to this one are listed" if size >
                   sess.height else ""))
     shown = widgets.for_display(sess.with_columns(pl.col("ts").dt.convert_time_zone(zone),

@@ -95,3 +95,11 @@ def test_terminal_text_escapes_what_a_terminal_acts_on(value, text):
 ])
 def test_usd_with_more_digits(value, more, text):
     assert fmt.usd(value, more) == text
+
+
+def test_plural_counts_read_as_words():
+    from lib.formatting import plural
+
+    assert [plural(n, "event") for n in (0, 1, 2, 1204)] == \
+        ["0 events", "1 event", "2 events", "1,204 events"]
+    assert plural(2, "query", "queries") == "2 queries"

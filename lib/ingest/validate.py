@@ -79,8 +79,9 @@ TRIMMED_NAMES = ("provider", "model", "response_model")
 
 
 def trimmed_name_sql(expr: str) -> str:
-    """SQL of the text ``expr`` without the spaces, tabs and line ends around it."""
-    return f"trim({expr}, chr(32) || chr(9) || chr(10) || chr(13))"
+    """SQL of the text ``expr`` without the spaces, tabs and line ends around it (null when
+    nothing else is left: no name)."""
+    return f"nullif(trim({expr}, chr(32) || chr(9) || chr(10) || chr(13)), '')"
 
 
 def derive_eval_id(run_id, case_id, metric, epoch, dataset=None, model=None, version=None

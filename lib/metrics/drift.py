@@ -10,6 +10,7 @@ the current side sampled down to :data:`MAX_CURRENT_VALUES`. lib.stats decides.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -168,10 +169,15 @@ def results(engine: Engine, current: Filters, reference: Filters) -> list[stats.
                 name, n_ref, n_cur, ref_std, m["ref_q"], m["cur_q"], m["ref_bins"],
                 m["cur_bins"]))
         else:
-            out.append(stats.numeric_drift(
+            sampled = n_cur > MAX_CURRENT_VALUES
+            result = stats.numeric_drift(
                 name, _values(engine, reference, "r", name, None),
-                _values(engine, current, "c", name,
-                        MAX_CURRENT_VALUES if n_cur > MAX_CURRENT_VALUES else None)))
+                _values(engine, current, "c", name, MAX_CURRENT_VALUES if sampled else None))
+            if sampled:  # the table counts every current row; the test says what it read
+                result = replace(result, n_cur=n_cur, note=(
+                    f"KS and PSI on a fixed sample of {MAX_CURRENT_VALUES:,} of the "
+                    f"{n_cur:,} current values"))
+            out.append(result)
     ref_counts = _value_counts(engine, reference, "r")
     cur_counts = _value_counts(engine, current, "c")
     for name in CATEGORICAL:
@@ -212,6 +218,11 @@ def drift_table(engine: Engine, current: Filters, reference: Filters) -> pl.Data
                               .alias("_o")).sort("_o", maintain_order=True).drop("_o")
 
 
+def _edge(v: float) -> str:
+    """A bin edge for a label: whole from 100 on ("12,360"), else 3 significant digits."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def distribution(engine: Engine, current: Filters, reference: Filters, column: str
                  ) -> pl.DataFrame:
     """What a chart of one column's drift draws: ``bucket, reference_share, current_share``
@@ -226,13 +237,20 @@ def distribution(engine: Engine, current: Filters, reference: Filters, column: s
         edges = _quantiles(engine, reference, "r", column, n, stats.psi_bin_edges_levels())
         ref = _bin_counts(engine, reference, "r", {column: edges})[column]
         cur = _bin_counts(engine, current, "c", {column: edges})[column]
-        names = [f"≤ {edges[0]:,.4g}"] + [f"{a:,.4g} – {b:,.4g}" for a, b in zip(
-            edges, edges[1:], strict=False)] + [f"> {edges[-1]:,.4g}"]
+        # Equal edges (tied values) leave the bins between them empty on both sides: drawn,
+        # they would share one label and one place on the axis.
+        keep = [0] + [i for i in range(1, len(edges)) if edges[i] > edges[i - 1]] + [len(edges)]
+        names = [f"≤ {_edge(edges[0])}"] + [f"{_edge(edges[i - 1])} – {_edge(edges[i])}"
+                                             for i in range(1, len(edges))] \
+            + [f"> {_edge(edges[-1])}"]
+        names = [names[i] for i in keep]
+        ref, cur = [ref[i] for i in keep], [cur[i] for i in keep]
     else:
         rc = _value_counts(engine, reference, "r")[column]
         cc = _value_counts(engine, current, "c")[column]
-        top = sorted(set(rc) | set(cc), key=lambda v: -max(
-            rc.get(v, 0) / max(sum(rc.values()), 1), cc.get(v, 0) / max(sum(cc.values()), 1)))
+        top = sorted(set(rc) | set(cc), key=lambda v: (-max(
+            rc.get(v, 0) / max(sum(rc.values()), 1), cc.get(v, 0) / max(sum(cc.values()), 1)),
+            v))
         names = top[:12]
         ref = [rc.get(v, 0) for v in names]
         cur = [cc.get(v, 0) for v in names]

@@ -99,9 +99,9 @@ MIN_STALE = timedelta(minutes=10)
 STALE_SHARE = 0.02  # of the window
 
 
-def latest_request(engine: Engine) -> datetime | None:
-    """The time (UTC) of the newest request in the store, whatever the filters (it says whether
-    logs are still arriving), or None on an empty store."""
+def latest_request(engine: Engine, filters: Filters | None = None) -> datetime | None:
+    """The time (UTC) of the newest request in the store, whatever the ``filters`` (it says
+    whether logs are still arriving), or None on an empty store."""
     return engine.query("SELECT max(ts) AS last FROM requests")["last"][0]
 
 

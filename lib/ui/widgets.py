@@ -140,16 +140,18 @@ def freshness_note(engine: Engine, filters: Filters) -> None:
     pipeline would otherwise read as a drop in traffic, and lower a projection)."""
     from lib.metrics import overview
 
-    last = overview.latest_request(engine)
-    gap = overview.stale_gap(last, filters, datetime.now(UTC))
-    if gap is not None:
+    last = cached(overview.latest_request, engine, filters)  # (with the page's other results)
+    now = datetime.now(UTC)
+    if overview.stale_gap(last, filters, now) is not None:
         at = charts.local_time(last, filters.tz).strftime("%Y-%m-%d %H:%M")
+        # how long before the window's end (or before now, for a window still running)
+        since = (f"{formatting.duration(now - last)} ago" if filters.end >= now else
+                 f"{formatting.duration(filters.end - last)} before the window's end")
         st.warning(
-            f"No request has arrived since **{at}** ({filters.tz}) "
-            f"({formatting.duration(gap)} before the window's end): the end of the window is "
-            "empty, and its totals, charts and changes count that as no traffic. If logs should "
-            "be arriving, check the ingest (the Data page lists the latest batches).",
-            icon=":material/schedule:")
+            f"No request has arrived since **{at}** ({filters.tz}), {since}: the end of the "
+            "window is empty, and its totals, charts and changes count that as no traffic. If "
+            "logs should be arriving, check the ingest (the Data page lists the latest "
+            "batches).", icon=":material/schedule:")
 
 
 def demo_banner(batch_ids: list[str]) -> None:
@@ -295,8 +297,9 @@ def time_axis(filters: Filters, bucket_s: int, start=None, end=None) -> dict:
 def unpriced_note(unpriced: int, bars: str = "bars") -> str:
     """A caption's sentence saying that ``unpriced`` requests are not in the cost ``bars``
     ("" when there are none)."""
-    return (f" {unpriced:,} request(s) without a price are not in the {bars}: their cost is "
-            "unknown, not $0 (see the Data page)." if unpriced else "")
+    are = "is" if unpriced == 1 else "are"
+    return (f" {formatting.plural(unpriced, 'request')} without a price {are} not in the "
+            f"{bars}: their cost is unknown, not $0 (see the Data page)." if unpriced else "")
 
 
 def md_escape(text) -> str:

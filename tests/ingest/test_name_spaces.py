@@ -36,3 +36,14 @@ def test_a_name_of_spaces_alone_is_missing(lake, write, monkeypatch):
     report = ingest_on_path(lake, files, "exact", monkeypatch)
     assert (report.files[0].stored, report.files[0].reasons) == (
         {"requests": 1}, ["line 2: missing model"])
+
+
+def test_a_provider_of_spaces_alone_is_no_provider(lake, write, monkeypatch):
+    files = [write("a.jsonl", [canonical_request(0, provider="  ", response_model="\t")])]
+    ingest_on_path(lake, files, "exact", monkeypatch)
+    engine = Engine(lake)
+    try:
+        assert engine.query("SELECT provider, response_model, model FROM requests").row(0) == \
+            (None, None, "gpt-4o")
+    finally:
+        engine.close()

@@ -127,3 +127,28 @@ def test_the_filters_apply_to_both_windows_and_the_distribution_is_the_psi_bins(
     assert dist["current_share"].to_list() == pytest.approx(list(want))
     assert dist["reference_share"].to_list() == pytest.approx([0.1] * 10, abs=1e-3)
     assert dist["bucket"][0].startswith("≤ ") and dist["bucket"][-1].startswith("> ")
+
+
+def test_tied_deciles_make_no_two_buckets_of_one_name(lake, engine):
+    # 70% of the reference's prompts are 500 tokens: its deciles 2-7 are all 500
+    ref = [500] * 1400 + list(range(1000, 1600))
+    _store(lake, [{"input_tokens": v, "cached_input_tokens": 0} for v in ref],
+           [{"input_tokens": v, "cached_input_tokens": 0} for v in ref])
+    dist = drift.distribution(engine, CUR, REF, "input_tokens")
+    names = dist["bucket"].to_list()
+    assert len(names) == len(set(names)) and names[0] == "≤ 500"
+    # nothing is lost: each side's shares still add up to the whole
+    assert sum(dist["reference_share"]) == pytest.approx(1.0)
+    assert dist["reference_share"][0] == pytest.approx(0.7)
+    assert names[-1].startswith("> 1,")  # whole numbers from 100 on, not "1.48e+03"
+
+
+def test_a_sampled_current_side_still_counts_every_row(lake, engine, monkeypatch):
+    monkeypatch.setattr(drift, "MAX_CURRENT_VALUES", 150)
+    rng = np.random.default_rng(3)
+    _store(lake, [{"latency_ms": float(v)} for v in rng.normal(100, 10, 200)],
+           [{"latency_ms": float(v)} for v in rng.normal(100, 10, 600)])
+    table = drift.drift_table(engine, CUR, REF)
+    row = table.filter(table["column"] == "latency_ms").row(0, named=True)
+    assert (row["n_ref"], row["n_cur"]) == (200, 600)
+    assert row["note"] == "KS and PSI on a fixed sample of 150 of the 600 current values"

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from lib import formatting
 from lib.demo import PLAN
 from lib.drilldown import window_param
 from lib.store import Engine, Lake
@@ -191,7 +192,7 @@ def test_request_page_names_the_spans_that_recorded_the_same_call(monkeypatch, t
     store = tmp_path / "store"
     assert ingest_paths(Lake(store), [str(path)]).ok
     at = run_page(monkeypatch, store, "pages/request.py", {"request": "bbbb000000000002"})
-    assert "1 span(s) of this trace recorded this same call around it" in texts(at)
+    assert "1 span of this trace recorded this same call around it" in texts(at)
     (table,) = [d.value for d in at.dataframe if "span_id" in d.value.columns]
     assert table[["span_id", "input_tokens"]].values.tolist() == [["aaaa000000000001", 120]]
     # the envelope's own id (from another tool) leads to the request it is counted as
@@ -272,13 +273,13 @@ def test_the_what_if_of_traffic_without_a_cost_shows_no_dollar_figure(monkeypatc
     tiles = {m.label: m.value for m in at.metric}
     # nothing has an actual cost: unknown, not "$0.00 / $0.00 / +$0.00"
     assert tiles["Actual spend"] == "–" and tiles["Difference"] == "–"
-    assert [c for c in at.caption if c.value.startswith("3 request(s) without an actual cost")]
+    assert [c for c in at.caption if c.value.startswith("3 requests without an actual cost are")]
     assert tiles["Spend"] == "–"  # not $0.00
-    assert "3 request(s) without a price are not in the bars" in texts(at)
+    assert "3 requests without a price are not in the bars" in texts(at)
     overview = run_page(monkeypatch, lake.root, "pages/overview.py",
                         {"range": "custom", "from": T0.isoformat(),
                          "to": (T0 + timedelta(hours=1)).isoformat()})
-    assert "3 request(s) without a price are not in the cost bars" in texts(overview)
+    assert "3 requests without a price are not in the cost bars" in texts(overview)
 
 
 def test_the_request_page_lists_the_shown_request_of_a_long_session(monkeypatch, lake):
@@ -290,7 +291,7 @@ def test_the_request_page_lists_the_shown_request_of_a_long_session(monkeypatch,
     at = run_page(monkeypatch, lake.root, "pages/request.py",
                   {"request": "r500", "range": "custom", "from": T0.isoformat(),
                    "to": (T0 + timedelta(days=1)).isoformat()})
-    assert [c for c in at.caption if c.value == "501 request(s) in session long; the 500 "
+    assert [c for c in at.caption if c.value == "501 requests in session long; the 500 "
             "nearest in time to this one are listed"]
     (table,) = [d.value for d in at.dataframe if "this" in d.value.columns]
     assert len(table) == 500 and table["this"].sum() == 1
@@ -424,6 +425,14 @@ def test_a_window_past_the_last_request_says_logs_stopped_arriving(monkeypatch, 
     local = last.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%Y-%m-%d %H:%M")
     warnings = [w.value for w in at.warning if "No request has arrived" in w.value]
     assert len(warnings) == 1 and f"**{local}** (Asia/Kolkata)" in warnings[0]
+    # the time since the last request, not the window's length (a window after it)
+    after = {**stalled, "from": (DEMO_END + timedelta(hours=1)).isoformat(),
+             "to": (DEMO_END + timedelta(hours=3)).isoformat()}
+    at = run_page(monkeypatch, demo_store, page, after)
+    gap = DEMO_END + timedelta(hours=3) - last
+    said = formatting.duration(gap)
+    assert [w for w in at.warning if f"{said} before the window's end" in w.value], \
+        [w.value for w in at.warning]
     # a window the data covers says nothing of it
     at = run_page(monkeypatch, demo_store, page, WEEK)
     assert not [w for w in at.warning if "No request has arrived" in w.value]
