@@ -216,3 +216,36 @@ def eval_metrics(engine: Engine, filters: Filters) -> pl.DataFrame:
     return engine.query(
         f"SELECT source, metric, count(*) AS evals FROM evals WHERE {where} GROUP BY ALL "
         f"ORDER BY source, evals DESC", params)
+
+
+def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: str,
+                      version_b: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What a comparison of two versions' evals of ``source`` needs, per metric:
+
+    - ``pairs``: ``metric, a_pass, b_pass, a_score, b_score``, one row per test case both
+      versions were scored on, paired by (dataset, case_id, epoch) as design §5 says (a case
+      scored several times by a version: its latest result);
+    - ``totals``: ``metric, version, n, passed, scored, mean_score`` per version, for runs
+      without common cases (online judges and feedback score different requests).
+    """
+    where, params = evals_where(filters)
+    where += _source_clause(source, params)
+    params.update(va=version_a, vb=version_b)
+    pairs = engine.query(
+        f"""WITH k AS (
+                SELECT version, metric, coalesce(dataset, '') AS dataset, case_id,
+                       coalesce(epoch, -1) AS epoch, arg_max(passed, ts) AS passed,
+                       arg_max(score, ts) AS score
+                FROM evals WHERE {where} AND version IN ($va, $vb) AND case_id IS NOT NULL
+                GROUP BY ALL)
+            SELECT metric, a.passed AS a_pass, b.passed AS b_pass, a.score AS a_score,
+                   b.score AS b_score
+            FROM k a JOIN k b USING (metric, dataset, case_id, epoch)
+            WHERE a.version = $va AND b.version = $vb
+            ORDER BY metric, dataset, case_id, epoch""", params)
+    totals = engine.query(
+        f"""SELECT metric, version, count(passed) AS n, count(*) FILTER (WHERE passed) AS passed,
+                   count(score) AS scored, avg(score) AS mean_score
+            FROM evals WHERE {where} AND version IN ($va, $vb) GROUP BY ALL
+            ORDER BY metric, version""", params)
+    return pairs, totals
