@@ -99,6 +99,12 @@ src = widgets.query_selectbox("Source", ["online", "offline", "feedback"], "sour
                                   "offline": "Offline test runs (by app version)",
                                   "feedback": "User feedback (by prompt version)"}.get)
 byv = online_v if src == "online" else widgets.cached(quality.evals_by_version, engine, f, src)
+versions = byv["version"].unique(maintain_order=True).to_list()  # first seen first
+names: dict = {}
+if src != "offline" and not byv.is_empty():
+    # prompt versions named with their prompt ("chat-prompt v13", not "v13")
+    names = widgets.cached(quality.prompt_labels, engine, f, tuple(sorted(versions)))
+    byv = byv.with_columns(pl.col("version").replace_strict(names, default=pl.col("version")))
 if byv.is_empty():
     st.caption(f"No {src} evals in this window.")
 else:
@@ -126,7 +132,65 @@ else:
                          f"Last ({f.tz})", format="YYYY-MM-DD HH:mm")})
     widgets.downloads(byv, f"evals_by_version_{src}", key="dl_byv")
     st.caption("Bars: pass rate; whiskers: Wilson 95% interval. Intervals that do not overlap "
-               "show a difference; overlapping ones do not rule one out.")
+               "show a difference; overlapping ones do not rule one out: compare two versions "
+               "below for a test.")
+
+# -- two versions, tested ------------------------------------------------------------------------
+st.subheader("Compare two versions")
+pair = quality.default_pair(versions, names)
+if pair is None:
+    st.caption(f"Two {src} versions are needed to compare: this window has "
+               f"{len(versions)}. Widen the time range.")
+else:
+    left, right = st.columns(2)
+    with left:
+        version_a = widgets.query_selectbox("Baseline (A)", versions, "compare_a", pair[0],
+                                            format_func=lambda v: names.get(v, v),
+                                            key="q_cmp_a")
+    with right:
+        version_b = widgets.query_selectbox("Candidate (B)", versions, "compare_b", pair[1],
+                                            format_func=lambda v: names.get(v, v),
+                                            key="q_cmp_b")
+    if version_a == version_b:
+        st.caption("Pick two different versions.")
+    else:
+        with st.spinner("Testing…"):
+            cmp = widgets.cached(quality.compare_versions, engine, f, src, version_a, version_b)
+        label_a, label_b = names.get(version_a, version_a), names.get(version_b, version_b)
+        if cmp.is_empty():
+            st.caption("The two versions share no metric in this window.")
+        else:
+            for row in cmp.iter_rows(named=True):
+                line = widgets.md_escape(quality.comparison_sentence(row, label_a, label_b))
+                {"regression": st.error, "improvement": st.success}.get(
+                    row["verdict"], st.info)(line)
+            st.dataframe(cmp.drop("kind", "note"), hide_index=True, width="stretch",
+                         column_config={
+                "metric": "Metric", "a_value": st.column_config.NumberColumn("A", format="%.4f"),
+                "b_value": st.column_config.NumberColumn("B", format="%.4f"),
+                "difference": st.column_config.NumberColumn("B − A", format="%+.4f"),
+                "ci_low": st.column_config.NumberColumn("95% CI low", format="%+.4f"),
+                "ci_high": st.column_config.NumberColumn("95% CI high", format="%+.4f"),
+                "test": "Test", "p_value": st.column_config.NumberColumn("p", format="%.3g"),
+                "p_adjusted": st.column_config.NumberColumn(
+                    "p (BH)", format="%.3g", help="Benjamini–Hochberg over the metrics"),
+                "regressions": st.column_config.NumberColumn(
+                    "Regressions", help="Cases A passed and B failed (paired only)"),
+                "fixes": st.column_config.NumberColumn(
+                    "Fixes", help="Cases A failed and B passed (paired only)"),
+                "n_a": st.column_config.NumberColumn("n (A)", format="localized"),
+                "n_b": st.column_config.NumberColumn("n (B)", format="localized"),
+                "mde": st.column_config.NumberColumn(
+                    "Detectable", format="%.4f",
+                    help="Minimum detectable effect at this sample size (80% power)"),
+                "verdict": "Verdict"})
+            widgets.downloads(cmp, f"compare_{src}_{version_a}_{version_b}", key="dl_cmp")
+            st.caption(
+                "Pass rates: paired by test case (dataset, case, epoch) where the versions "
+                "share 30 or more (McNemar exact, bootstrap CI), else as independent samples "
+                "(two-proportion z, Newcombe CI); a verdict needs a CI clear of 0, a change of "
+                "at least 2 points, and p < 0.05 after Benjamini–Hochberg over the metrics "
+                "(design §5, lib/stats/compare.py).")
 
 # -- feedback -----------------------------------------------------------------------------------
 st.subheader("User feedback")

@@ -249,3 +249,113 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
             FROM evals WHERE {where} AND version IN ($va, $vb) GROUP BY ALL
             ORDER BY metric, version""", params)
     return pairs, totals
+
+
+def prompt_labels(engine: Engine, filters: Filters, versions: tuple[str, ...]
+                  ) -> dict[str, str]:
+    """``{version: "chat-prompt v13"}``: each prompt version named with the prompt(s) the
+    window's requests give it (online judges and feedback are by prompt version, and "v13" alone
+    does not say of which prompt); a version no request names stays as it is."""
+    if not versions:
+        return {}
+    window = Filters(start=filters.start, end=filters.end)
+    where, params = window.where("requests", prefix="p")
+    where = where.replace("ts >= $p_start", LOOKBACK.format(start="$p_start"))
+    params["versions"] = list(versions)
+    rows = engine.query(
+        f"SELECT prompt_version, string_agg(DISTINCT prompt_name, ' / ' ORDER BY prompt_name) "
+        f"AS names FROM requests WHERE {where} AND prompt_version IN "
+        "(SELECT unnest($versions::VARCHAR[])) AND prompt_name IS NOT NULL GROUP BY 1",
+        params).rows()
+    named = dict(rows)
+    return {v: f"{named[v]} {v}" if named.get(v) else v for v in versions}
+
+
+TESTS_SHOWN = {"mcnemar_exact": "McNemar exact (paired)", "two_proportion_z": "two-proportion z",
+               "paired_t": "paired t", "wilcoxon": "Wilcoxon signed-rank (paired)"}
+
+
+def compare_versions(engine: Engine, filters: Filters, source: str, version_a: str,
+                     version_b: str, min_effect: float = 0.02) -> pl.DataFrame:
+    """Version B (candidate) against A (baseline) on each metric both were scored on (design
+    §5): ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value,
+    p_adjusted, regressions, fixes, n_a, n_b, mde, verdict, note``. Pass rates where the evals
+    have pass/fail: paired by test case when the versions share at least 30 (McNemar exact,
+    bootstrap CI, the regressions and fixes), else unpaired (two-proportion z, Newcombe CI);
+    scores only where there is no pass/fail, paired. Rates, differences, CIs and the MDE are
+    fractions (pass rates) or score units; the verdicts decided together (Benjamini–Hochberg).
+    """
+    from lib.stats import compare
+
+    pairs, totals = comparison_inputs(engine, filters, source, version_a, version_b)
+    out = []
+    for metric in sorted(set(totals["metric"].to_list())):
+        sides = {r["version"]: r for r in totals.filter(pl.col("metric") == metric)
+                 .iter_rows(named=True)}
+        a, b = sides.get(version_a), sides.get(version_b)
+        if a is None or b is None:
+            continue
+        mine = pairs.filter(pl.col("metric") == metric)
+        passed = mine.filter(pl.col("a_pass").is_not_null() & pl.col("b_pass").is_not_null())
+        scored = mine.filter(pl.col("a_score").is_not_null() & pl.col("b_score").is_not_null())
+        if passed.height >= compare.MIN_PAIRS:
+            out.append(compare.compare_pass_paired(
+                metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
+                min_effect=min_effect))
+        elif a["n"] and b["n"]:
+            out.append(compare.compare_pass_unpaired(metric, a["passed"], a["n"], b["passed"],
+                                                     b["n"], min_effect=min_effect))
+        elif scored.height:
+            out.append(compare.compare_scores_paired(
+                metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
+                min_effect=min_effect))
+    rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test)}
+            for c in compare.apply_bh(out)]
+    columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
+               "b_value": pl.Float64, "difference": pl.Float64, "ci_low": pl.Float64,
+               "ci_high": pl.Float64, "test": pl.String, "p_value": pl.Float64,
+               "p_adjusted": pl.Float64, "regressions": pl.Int64, "fixes": pl.Int64,
+               "n_a": pl.Int64, "n_b": pl.Int64, "mde": pl.Float64, "verdict": pl.String,
+               "note": pl.String}
+    return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
+
+
+def default_pair(versions: list[str], labels: dict[str, str]) -> tuple[str, str] | None:
+    """The versions to compare by default, from ``versions`` oldest first: the newest, against
+    the newest before it of the same prompt (``labels``: "chat-prompt v13"; comparing with a
+    search prompt's version would say nothing), else the one just before it. None with fewer
+    than two versions."""
+    if len(versions) < 2:
+        return None
+    b = versions[-1]
+    prompt = labels.get(b, b).rsplit(" ", 1)[0] if " " in labels.get(b, b) else None
+    same = [v for v in versions[:-1] if prompt and labels.get(v, v).rsplit(" ", 1)[0] == prompt]
+    return (same[-1] if same else versions[-2]), b
+
+
+def comparison_sentence(row: dict, a: str, b: str) -> str:
+    """One metric's comparison for people: "groundedness: 93.2% → 55.9%, −37.3 points (95% CI
+    −40.4 to −34.4): a regression (two-proportion z, p < 0.001)."; a pass rate in percent and
+    points, a score in its units."""
+    rate = row["kind"].startswith("pass")
+
+    def value(v):
+        return "–" if v is None else f"{v:.1%}" if rate else f"{v:.3f}"
+
+    def diff(v):
+        return f"{v * 100:+.1f}".replace("-", "−") if rate else f"{v:+.3f}".replace("-", "−")
+
+    unit = " points" if rate else ""
+    head = f"{row['metric']}: {value(row['a_value'])} → {value(row['b_value'])}"
+    if row["verdict"] == "insufficient data" or row["difference"] is None:
+        paired = row["kind"] in ("pass_paired", "score_paired")
+        return f"{head}: too few {'pairs' if paired else 'evals'} to say."
+    ci = (f" (95% CI {diff(row['ci_low'])} to {diff(row['ci_high'])})"
+          if row["ci_low"] is not None else "")
+    p = row["p_adjusted"] if row["p_adjusted"] is not None else row["p_value"]
+    p_text = "" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
+    verdict = {"regression": f"a regression of {b} against {a}",
+               "improvement": f"an improvement of {b} on {a}"}.get(
+        row["verdict"], "no significant change")
+    return (f"{head}, {diff(row['difference'])}{unit}{ci}: {verdict} "
+            f"({row['test']}{', ' + p_text if p_text else ''}).")

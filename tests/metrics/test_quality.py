@@ -136,3 +136,73 @@ def test_guardrails_finish_reasons_errors(lake, engine):
            e.select("bucket", "error_type", "errors", "error_rate").iter_rows()}
     assert got == {(12, "529"): (0, 0.0), (12, "other"): (1, 1 / 5),
                    (13, "529"): (2, 1.0), (13, "other"): (0, 0.0)}
+
+
+def test_prompt_versions_are_named_with_their_prompt(lake, engine):
+    lake.append({"requests": requests_table([
+        make_request(0, prompt_name="chat-prompt", prompt_version="v13"),
+        make_request(1, prompt_name="chat-prompt", prompt_version="v13"),
+        make_request(2, prompt_name="search-prompt", prompt_version="v2"),
+        make_request(3, prompt_name="chat-prompt", prompt_version="v2"),
+        make_request(4, prompt_name=None, prompt_version="v9")])}, source="t")
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    assert quality.prompt_labels(engine, f, ("v13", "v2", "v9", "v404")) == {
+        "v13": "chat-prompt v13", "v2": "chat-prompt / search-prompt v2", "v9": "v9",
+        "v404": "v404"}
+
+
+def _offline(version: str, passes: set[int], n: int = 40, start: int = 0) -> list[dict]:
+    return [{"eval_id": f"{version}-{i}", "run_id": version, "ts": T0 + timedelta(minutes=start),
+             "source": "offline", "dataset": "qa", "case_id": str(i), "epoch": 1,
+             "version": version, "metric": "correct", "score": float(i in passes),
+             "passed": i in passes} for i in range(n)]
+
+
+def test_two_test_runs_are_compared_case_by_case(lake, engine):
+    # A passes cases 0-34; B passes 0-19 and 35-39: 15 regressions (20-34), 5 fixes (35-39)
+    a, b = set(range(35)), set(range(20)) | set(range(35, 40))
+    # A case scored twice by B: its latest result counts (a pass, made a failure later)
+    again = [{**_offline("v2", {0}, n=1, start=1)[0], "eval_id": "v2-0-again", "passed": False,
+              "score": 0.0}]
+    lake.append({"evals": evals_table(_offline("v1", a) + _offline("v2", b) + again)},
+                source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
+    assert (row["kind"], row["regressions"], row["fixes"], row["n_a"]) == ("pass_paired", 16, 5,
+                                                                          40)
+    assert row["p_value"] == pytest.approx(binomtest(5, 21, 0.5).pvalue, rel=1e-12)
+    assert (row["a_value"], row["b_value"]) == (35 / 40, 24 / 40)
+    assert row["difference"] == pytest.approx(-11 / 40)
+    assert row["ci_high"] < 0 and row["verdict"] == "regression"
+    assert row["test"] == "McNemar exact (paired)"
+
+
+def test_online_versions_are_compared_as_independent_samples(judged):
+    engine, f = judged
+    row = quality.compare_versions(engine, f, "online", "v1", "v2").row(0, named=True)
+    # v1: 15 of 20 in hour 1 and 2 of 10 in hour 2; v2: 15 of 20 (no case ids: unpaired)
+    assert row["kind"] == "pass_unpaired" and (row["n_a"], row["n_b"]) == (30, 20)
+    assert (row["a_value"], row["b_value"]) == (17 / 30, 15 / 20)
+    # fewer than 30 evals on a side: never "no significant change", and no test
+    assert (row["verdict"], row["p_value"]) == ("insufficient data", None)
+
+
+def test_the_default_pair_is_the_newest_version_and_the_one_before_it_of_its_prompt():
+    labels = {"v7": "search-prompt v7", "v12": "chat-prompt v12", "v8": "search-prompt v8",
+              "v13": "chat-prompt v13"}
+    assert quality.default_pair(["v7", "v12", "v8", "v13"], labels) == ("v12", "v13")
+    assert quality.default_pair(["v2.1.0", "v2.2.0"], {}) == ("v2.1.0", "v2.2.0")
+    assert quality.default_pair(["v1"], {}) is None
+
+
+def test_a_comparison_reads_as_a_sentence():
+    row = {"metric": "groundedness", "kind": "pass_unpaired", "a_value": 0.932,
+           "b_value": 0.559, "difference": -0.373, "ci_low": -0.404, "ci_high": -0.344,
+           "p_value": 1e-200, "p_adjusted": 2e-200, "verdict": "regression",
+           "test": "two-proportion z"}
+    assert quality.comparison_sentence(row, "chat v12", "chat v13") == (
+        "groundedness: 93.2% → 55.9%, −37.3 points (95% CI −40.4 to −34.4): a regression of "
+        "chat v13 against chat v12 (two-proportion z, p < 0.001).")
+    few = {**row, "verdict": "insufficient data", "ci_low": None, "ci_high": None}
+    assert quality.comparison_sentence(few, "a", "b").endswith("too few evals to say.")

@@ -91,6 +91,26 @@ def test_quality_page(monkeypatch, demo_store):
     assert "metrics, pooled" in tile.help and "CI" not in tile.help
 
 
+def test_quality_compares_the_newest_prompt_version_with_the_one_before_it(monkeypatch,
+                                                                          demo_store):
+    # the demo's chat prompt v13 (planted: it hurts groundedness) against v12, by default
+    at = run_page(monkeypatch, demo_store, "pages/quality.py", {**WEEK, "to": DEMO_END.isoformat(),
+                                                                "from": (DEMO_END - timedelta(
+                                                                    days=7)).isoformat()})
+    a, b = at.selectbox(key="q_cmp_a"), at.selectbox(key="q_cmp_b")
+    assert (a.value, b.value) == ("v12", "v13")
+    assert b.format_func("v13") == "chat-prompt v13"  # named with its prompt
+    # (the sentences are markdown-escaped: the metric's name comes from the logs)
+    said = [e.value.replace("\\", "") for e in at.error]
+    regressions = [v for v in said if v.startswith("groundedness:")]
+    assert regressions and "a regression of chat-prompt v13 against chat-prompt v12" in \
+        regressions[0], said
+    # another pair, kept in the URL
+    a.set_value("v13").run()
+    assert at.query_params["compare_a"] in ("v13", ["v13"])
+    assert "Pick two different versions." in texts(at)
+
+
 def test_explore_names_the_outage_provider(monkeypatch, demo_store):
     window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
     at = run_page(monkeypatch, demo_store, "pages/explore.py",
