@@ -227,6 +227,11 @@ class Filters:
             clauses.append(f"{expr} IN ({', '.join(names)})")
         return " AND ".join(clauses), params
 
+    def pinned(self) -> Filters:
+        """These filters at this exact window (``custom``): a link to them shows the same
+        requests next week, where "Last 7 days" would move on."""
+        return replace(self, preset="custom")
+
     def to_query(self) -> dict[str, list[str]]:
         """The URL query that reproduces these filters (inverse of :meth:`from_query`)."""
         q: dict[str, list[str]] = {"range": [self.preset]}

@@ -251,3 +251,17 @@ def test_a_link_value_cannot_leave_its_code_quote():
     assert said.startswith("time range `a b c d'e` is not one")
     (said,) = Filters.query_problems({"range": "custom", "from": "", "to": " "})
     assert said.startswith("`from` `(empty)` and `to` `(empty)` make no window")
+
+
+def test_a_pinned_window_is_its_exact_instants():
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 27, 3, 30, 12, tzinfo=UTC)
+    f = Filters.last("7d", now, feature=["chat"])
+    pinned = f.pinned()
+    assert (pinned.start, pinned.end, pinned.values) == (f.start, f.end, f.values)
+    q = pinned.to_query()
+    assert q["range"] == ["custom"] and q["feature"] == ["chat"]
+    # read back, the link gives the same window whenever it is opened
+    later = Filters.from_query(q, now + timedelta(days=7))
+    assert (later.start, later.end) == (f.start, f.end)

@@ -8,6 +8,7 @@ mirrored into ``st.query_params`` on every run (so the URL always says what is o
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import streamlit as st
@@ -146,6 +147,12 @@ def sidebar(engine: Engine) -> Filters:
                       values=tuple(sorted((c, tuple(sorted(v))) for c, v in values.items())))
     st.session_state["_current_filters"] = filters
     sync_query(filters)
+    if filters.preset != "custom":
+        # A shared "Last 7 days" shows other numbers next week: a link that does not move.
+        query = {k: st.query_params.get_all(k) for k in st.query_params}
+        query.update(filters.pinned().to_query())
+        st.sidebar.caption(f"[Link to this exact window](?{urlencode(query, doseq=True)}), "
+                           "for sharing: it will show the same requests next week.")
     return filters
 
 

@@ -4,12 +4,12 @@ and with filters given in the URL."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lib.filters import DIMENSIONS
+from lib.filters import DIMENSIONS, Filters
 from tests.conftest import APP
 
 PAGES = ["pages/overview.py", "pages/data.py"]
@@ -293,3 +293,19 @@ def test_custom_starts_from_the_relative_window_shown(monkeypatch, demo_store):
     assert not at.exception
     after = at.session_state["_current_filters"]
     assert (after.start, after.end) == before and after.preset == "custom"
+
+
+def test_a_moving_window_offers_a_link_to_its_exact_instants(monkeypatch, demo_store):
+    from urllib.parse import parse_qs
+
+    at = run_app(monkeypatch, demo_store, query={"range": "7d", "feature": "chat"})
+    links = [c.value for c in at.sidebar.caption if "Link to this exact window" in c.value]
+    assert len(links) == 1
+    query = parse_qs(links[0].split("](?", 1)[1].split(")", 1)[0])
+    f = at.session_state["_current_filters"]
+    assert query["range"] == ["custom"] and query["feature"] == ["chat"]
+    assert Filters.from_query(query, datetime.now(UTC) + timedelta(days=7)).start == f.start
+    # a custom window is already exact: no link
+    at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": "2026-11-13T12:00:00Z",
+                                                 "to": "2026-11-20T12:00:00Z"})
+    assert not [c for c in at.sidebar.caption if "Link to this exact window" in c.value]
