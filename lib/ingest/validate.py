@@ -295,8 +295,10 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
     typed_cols = {f.name for f in target if f.name in present
                   and _typed(f.name, present[f.name], f.type)[1]}
     for col in REQUIRED.get(name, []):
-        what = {"eval_id": "eval_id (give it, or run_id + case_id + metric to derive it)"
-                }.get(col, col)
+        what = {"eval_id": "eval_id (give it, or run_id + case_id + metric to derive it)",
+                # (an id is how a call read twice is stored once)
+                "request_id": "request_id (log an id for each call, or map one with a mapping "
+                              "file, see docs/mapping.md)"}.get(col, col)
         blank = f" OR {_q(col)} = ''" if target.field(col).type == pa.string() else ""
         # A value that is there but of the wrong type has its own message.
         not_typed = _not_typed(col)
