@@ -139,8 +139,11 @@ else:
 st.subheader("Compare two versions")
 pair = quality.default_pair(versions, names)
 if pair is None:
-    st.caption(f"Two {src} versions are needed to compare: this window has "
-               f"{len(versions)}. Widen the time range.")
+    st.caption(f"Two {src} versions of one prompt are needed to compare: this window has "
+               + (f"{formatting.plural(len(versions), 'version')}, none of the same prompt as "
+                  "another"
+                  if versions else "none")
+               + ". Widen the time range.")
 else:
     left, right = st.columns(2)
     with left:

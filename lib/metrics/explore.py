@@ -21,12 +21,17 @@ slower than the baseline's p95 (5% in the baseline by construction, more when la
 
 With W = the window and B = the baseline, N = Σ den, the contribution of segment v is
 
-    contribution_v = (num_v(W) / N(W) − num_v(B) / N(B)) / (M(W) − M(B))
+    contribution_v = (s_v(W) · (m_v(W) − M(B)) − s_v(B) · (m_v(B) − M(B))) / (M(W) − M(B))
 
-i.e. the change in the segment's part of the total, as a fraction of the total change. It counts
-both a rate change inside the segment and a mix change (the segment growing or shrinking). Within
-one dimension the contributions of all its values (including "not set") sum to exactly 1, so
-"explains 92% of the increase" reads directly. A negative contribution moved against the overall
+with s_v the segment's share of the side's N and m_v its own value (num_v / den_v): the change
+in the segment's part of the total measured from the baseline's overall value, as a fraction of
+the total change. It counts both a rate change inside the segment and a mix change (the segment
+growing or shrinking), the latter by how far the segment's value is from the overall one: a
+version a deploy replaced, whose error rate was the overall rate, explains nothing by leaving
+(measured from 0 instead, it "explained 424%" of a decrease that happened inside its successor).
+Within one dimension the contributions of all its values (including "not set") sum to exactly 1
+(the M(B) terms cancel, the shares of a side summing to 1), so "explains 92% of the increase"
+reads directly; for a segment of equal shares on both sides it is s · (m(W) − m(B)) / change. A negative contribution moved against the overall
 change; above 1 means other segments moved the other way. When M(W) = M(B) contributions are
 null and segments are ordered by the size of their change.
 
@@ -200,12 +205,15 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
             sw, sb = ws.get(value), bs.get(value)
             term_w = (sw[num] / w_den) if sw and w_den else 0.0
             term_b = (sb[num] / b_den) if sb and b_den else 0.0
-            delta = term_w - term_b
+            share_w = (sw[den] / w_den) if sw and w_den else 0.0
+            share_b = (sb[den] / b_den) if sb and b_den else 0.0
+            # from the baseline's overall value: growing or shrinking counts by how far the
+            # segment's value is from it (see the module's docstring)
+            delta = term_w - term_b - b_tot * (share_w - share_b)
             contributors.append({
                 "dimension": dim, "value": value,
                 "window_value": _seg_value(metric, sw), "baseline_value": _seg_value(metric, sb),
-                "window_share": (sw[den] / w_den) if sw and w_den else 0.0,
-                "baseline_share": (sb[den] / b_den) if sb and b_den else 0.0,
+                "window_share": share_w, "baseline_share": share_b,
                 "contribution": (delta / change) if change else None,
                 "_delta": delta,
             })

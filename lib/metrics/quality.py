@@ -321,16 +321,23 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
 
 
 def default_pair(versions: list[str], labels: dict[str, str]) -> tuple[str, str] | None:
-    """The versions to compare by default, from ``versions`` oldest first: the newest, against
-    the newest before it of the same prompt (``labels``: "chat-prompt v13"; comparing with a
-    search prompt's version would say nothing), else the one just before it. None with fewer
-    than two versions."""
-    if len(versions) < 2:
-        return None
-    b = versions[-1]
-    prompt = labels.get(b, b).rsplit(" ", 1)[0] if " " in labels.get(b, b) else None
-    same = [v for v in versions[:-1] if prompt and labels.get(v, v).rsplit(" ", 1)[0] == prompt]
-    return (same[-1] if same else versions[-2]), b
+    """The versions to compare by default, from ``versions`` oldest first: the newest version
+    that has an earlier version of the same prompt (``labels``: "chat-prompt v13"), against the
+    newest of those; a search prompt's version against a summarize prompt's would say nothing.
+    Versions without prompt names (app versions): the newest against the one before it. None
+    when there is no such pair."""
+    def prompt(v: str) -> str | None:
+        label = labels.get(v, v)
+        return label.rsplit(" ", 1)[0] if label != v and " " in label else None
+
+    if not any(prompt(v) for v in versions):
+        return (versions[-2], versions[-1]) if len(versions) >= 2 else None
+    for i in range(len(versions) - 1, 0, -1):
+        b = versions[i]
+        same = [v for v in versions[:i] if prompt(b) and prompt(v) == prompt(b)]
+        if same:
+            return same[-1], b
+    return None
 
 
 def comparison_sentence(row: dict, a: str, b: str) -> str:

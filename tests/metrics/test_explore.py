@@ -326,3 +326,31 @@ def test_the_headline_says_what_more_than_all_of_a_change_means():
     assert "accounts for all of the decrease and more (440%: other values moved the other " \
            "way)" in line and "explains 440%" not in line
     assert "explains 60% of the decrease" in explore.headline(_one_contributor_doc())
+
+
+def test_a_version_a_deploy_replaced_explains_only_how_far_its_rate_was_from_the_rest(lake):
+    # baseline: v1 and v2, 500 requests each, 4 errors each (0.8%); window: v2 alone, 1,000
+    # requests, 7 errors (0.7%). The decrease happened inside v2: v1 leaving explains nothing
+    # (measured from 0 it "explained 400%", and v2 −300%).
+    def side(hour, version, n, errors, start):
+        return [make_request(start + i, ts=T0 + timedelta(hours=hour, seconds=3 * i),
+                             app_version=version, status="error" if i < errors else "ok")
+                for i in range(n)]
+    lake.append({"requests": requests_table(
+        side(0, "v1", 500, 4, 0) + side(0, "v2", 500, 4, 500) + side(1, "v2", 1000, 7, 1000))},
+        source="t")
+    engine = Engine(lake)
+    try:
+        doc = explore.changes(engine, WIN, BASE, "error_rate", dimensions=["app_version"])
+    finally:
+        engine.close()
+    got = {c["value"]: c["contribution"] for c in doc["contributors"]}
+    # by hand: v1 (0 − 0.5 · (0.008 − 0.008)) / (0.007 − 0.008) = 0;
+    #          v2 (1 · (0.007 − 0.008) − 0.5 · (0.008 − 0.008)) / (0.007 − 0.008) = 1
+    assert got == {"v1": pytest.approx(0.0, abs=1e-12), "v2": pytest.approx(1.0)}
+    assert doc["contributors"][0]["value"] == "v2"
+    # (so few errors are within noise; the headline of a significant change of the same shape)
+    significant = {**doc, "significance": {"test": "two_proportion_z", "significant": True,
+                                           "p_value": 0.001}}
+    assert explore.headline(significant).startswith(
+        "app version v2's error rate went from 0.80% to 0.70% and explains 100% of the decrease")

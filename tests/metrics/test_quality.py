@@ -192,6 +192,13 @@ def test_the_default_pair_is_the_newest_version_and_the_one_before_it_of_its_pro
     labels = {"v7": "search-prompt v7", "v12": "chat-prompt v12", "v8": "search-prompt v8",
               "v13": "chat-prompt v13"}
     assert quality.default_pair(["v7", "v12", "v8", "v13"], labels) == ("v12", "v13")
+    # the newest version with an earlier one of its prompt (a day of traffic: chat v13 alone is
+    # new, summarize v4 and search v8 have nothing to compare with), never two prompts' versions
+    short = {"v4": "summarize-prompt v4", "v8": "search-prompt v8", "v13": "chat-prompt v13",
+             "v12": "chat-prompt v12"}
+    assert quality.default_pair(["v12", "v4", "v8", "v13"], short) == ("v12", "v13")
+    assert quality.default_pair(["v4", "v8", "v13"], short) is None
+    assert quality.default_pair(["v12", "v13", "v4", "v8"], short) == ("v12", "v13")
     assert quality.default_pair(["v2.1.0", "v2.2.0"], {}) == ("v2.1.0", "v2.2.0")
     assert quality.default_pair(["v1"], {}) is None
 
