@@ -153,8 +153,9 @@ else:
             # (a number: a bar from −100% to +100% drew 0% half full)
             "contribution": st.column_config.NumberColumn(
                 "Explains (of the change)", format="percent",
-                help="(segment's part of the metric in the window − in the baseline) / change "
-                     "of the metric; negative: it moved the other way"),
+                help="The segment's part of the change: its share × (its value − the "
+                     "baseline's overall value), window minus baseline, over the change of the "
+                     "metric (lib/metrics/explore.py); negative: it moved the other way"),
             "beyond": st.column_config.NumberColumn(
                 "Beyond its size", format="percent",
                 help="Explains − share of window: the ranking key (lib/metrics/explore.py)"),
