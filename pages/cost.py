@@ -121,7 +121,8 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
         if every.height > b.height:
             st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "
                        "values, without *other*.")
-        widgets.downloads(every, f"spend_by_{dim}", key=f"dl_top_{dim}")
+        # ("spend_by_model" is the chart's over time)
+        widgets.downloads(every, f"spend_table_by_{dim}", key=f"dl_top_{dim}")
 
 # -- budgets ------------------------------------------------------------------------------------
 st.subheader("Month to date and projection")

@@ -8,6 +8,8 @@ import streamlit as st
 
 from lib.analysis_charts import shares_figure
 from lib.metrics import drift
+from lib.metrics.dims import DIMENSIONS
+from lib.metrics.dims import label as dim_label
 from lib.ui import filters as ui_filters
 from lib.ui import store, widgets
 
@@ -18,11 +20,12 @@ st.title("Drift")
 widgets.stop_if_no_requests(
     engine, "Drift compares the requests of a window with those of a reference window.")
 
-REFERENCES = {"previous": "The period just before", "week": "The same window a week earlier"}
+REFERENCES = {"previous": "The period just before", "week": "The same window a week earlier",
+              "four_weeks": "The same window four weeks earlier"}
 ref_kind = widgets.query_selectbox("Reference", list(REFERENCES), "reference", "previous",
                                    format_func=REFERENCES.get, key="drift_reference")
-reference = f.previous() if ref_kind == "previous" else f.with_window(
-    f.start - timedelta(days=7), f.end - timedelta(days=7))
+back = {"week": timedelta(days=7), "four_weeks": timedelta(days=28)}.get(ref_kind)
+reference = f.previous() if back is None else f.with_window(f.start - back, f.end - back)
 st.caption(f"**Current** {widgets.window_caption(f.start, f.end, f.tz)} · **reference** "
            f"{widgets.window_caption(reference.start, reference.end, f.tz)}, with the sidebar's "
            "filters on both")
@@ -37,45 +40,56 @@ if table["n_cur"].max() == 0:
     st.stop()
 
 drifting = table.filter(pl.col("status") == "drift")
+unseen = table.filter(pl.col("unseen_status") == "alert")
 if drifting.height:
     st.warning("Drifted: " + ", ".join(widgets.md_escape(v) for v in drifting["label"]) + ".",
                icon=":material/compare_arrows:")
 else:
     st.success("No column drifted from the reference.", icon=":material/check_circle:")
+for row in unseen.iter_rows(named=True):
+    st.warning(f"New values in {widgets.md_escape(row['label'])}: "
+               f"{widgets.md_escape(row['unseen_values'] or '')} "
+               f"({row['unseen_share']:.1%} of the current requests; the reference had none).",
+               icon=":material/fiber_new:")
+
+
+def _number(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
+
 
 STATUS = {"drift": "drift", "no drift": "no drift", "insufficient data": "too few rows"}
-shown = table.with_columns(pl.col("status").replace_strict(STATUS, default=pl.col("status")),
-                           pl.col("largest_change", "psi_status").fill_null("–"))
-# (what says most first: a 1,280 px screen shows up to the PSI level)
-st.dataframe(
-    shown.select("label", "status", "statistic", "psi", "psi_status", "largest_change",
-                 "p_adjusted", "unseen_share", "method", "threshold", "n_ref", "n_cur"),
-    hide_index=True, width="stretch", column_config={
-        "label": "Column", "status": "Status", "method": "Test",
-        "statistic": st.column_config.NumberColumn(
-            "Statistic", format="%.4f",
-            help="The test's value: a distance (Wasserstein ÷ the reference's std, or "
-                 "Jensen–Shannon), or the KS / chi-square / z statistic"),
-        "threshold": st.column_config.NumberColumn(
-            "Threshold", format="%.2f",
-            help="Drift from this distance on; for a test, the p-value below which it is drift"),
-        "p_adjusted": st.column_config.NumberColumn(
-            "p (BH)", format="%.3g",
-            help="The test's p-value, Benjamini–Hochberg adjusted over the columns tested "
-                 "together (small references only: large ones are compared by a distance)"),
-        "psi": st.column_config.NumberColumn(
-            "PSI", format="%.3f", help="Population stability index on the reference's deciles"),
-        "psi_status": st.column_config.TextColumn(
-            "PSI level", help="warn ≥ 0.1, alert ≥ 0.25, when above what sampling noise "
-                              "reaches 99% of the time at these sizes"),
-        "largest_change": "Largest share change",
-        "unseen_share": st.column_config.NumberColumn(
-            "Unseen values", format="percent",
-            help="Share of the current window's requests with a value the reference never had "
-                 "(alert above 1%)"),
-        "n_ref": st.column_config.NumberColumn("Reference rows", format="localized"),
-        "n_cur": st.column_config.NumberColumn("Current rows", format="localized")})
-widgets.downloads(table, "drift", key="dl_drift")
+# What a person reads, as text (no "None" for what a test does not give); the download keeps
+# the numbers.
+shown = pl.DataFrame({
+    "Column": table["label"],
+    "Status": [STATUS.get(v, v) for v in table["status"]],
+    "Median (reference → current)": [
+        "–" if a is None else f"{_number(a)} → {_number(b)}"
+        for a, b in zip(table["median_ref"], table["median_cur"], strict=True)],
+    "Largest share change": table["largest_change"].fill_null("–"),
+    "Statistic": [_number(v, 4) for v in table["statistic"]],
+    "PSI": ["–" if v is None else f"{v:.3f} ({lvl})"
+            for v, lvl in zip(table["psi"], table["psi_status"], strict=True)],
+    "p (BH)": ["–" if v is None else f"{v:.3g}" for v in table["p_adjusted"]],
+    "Unseen values": ["–" if v is None else f"{v:.1%}" for v in table["unseen_share"]],
+    "Test": table["method"],
+    "Rows (reference → current)": [f"{a:,} → {b:,}" for a, b in
+                                   zip(table["n_ref"], table["n_cur"], strict=True)]})
+st.dataframe(shown, hide_index=True, width="stretch", column_config={
+    "Statistic": st.column_config.TextColumn(
+        "Statistic", help="The test's value: a distance (Wasserstein ÷ the reference's std, or "
+                          "Jensen–Shannon; drift from 0.1), or the KS D / chi-square / |z|"),
+    "PSI": st.column_config.TextColumn(
+        "PSI", help="Population stability index on the reference's deciles, graded apart from "
+                    "the test: warn ≥ 0.1, alert ≥ 0.25, when above what sampling noise "
+                    "reaches 99% of the time at these sizes"),
+    "p (BH)": st.column_config.TextColumn(
+        "p (BH)", help="The test's p-value, Benjamini–Hochberg adjusted over the columns tested "
+                       "together (small references: large ones are compared by a distance)"),
+    "Unseen values": st.column_config.TextColumn(
+        "Unseen values", help="Share of the current window's requests with a value the "
+                              "reference never had (alert above 1%)")})
+widgets.downloads(table, f"drift_vs_{ref_kind}", key="dl_drift")
 st.caption("Numeric columns: Kolmogorov–Smirnov on references of up to 1,000 rows, else the "
            "Wasserstein distance over the reference's standard deviation (drift from 0.1); "
            "categorical columns: chi-square (a z test for two values), else the Jensen–Shannon "
@@ -97,9 +111,29 @@ else:
         dist, x_title=(f"{drift.label(column)}: the reference's deciles" if numeric
                        else drift.label(column))),
         key="drift_dist", config={"displaylogo": False})
-    widgets.downloads(dist, f"drift_{column}", key="dl_drift_dist")
+    widgets.downloads(dist, f"drift_{column}_vs_{ref_kind}", key="dl_drift_dist")
     st.caption("Each bar: the share of the window's requests in the bucket. "
                + ("Buckets are the reference's deciles, so its bars are about 10% each (a value "
                   "many requests share makes its bucket larger); a shift shows as the current "
                   "bars leaning to one side." if numeric else
                   "The 12 values largest on either side; the rest as *other*."))
+
+    if numeric:
+        st.subheader("Where it moved")
+        dims = list(DIMENSIONS)
+        by = widgets.query_selectbox("By", dims, "by", "feature", format_func=dim_label,
+                                     key="drift_by")
+        with st.spinner("Loading…"):
+            moved = widgets.cached(drift.where_it_moved, engine, f, reference, column, by)
+        st.dataframe(moved, hide_index=True, width="stretch", column_config={
+            "value": dim_label(by),
+            "n_ref": st.column_config.NumberColumn("Reference rows", format="localized"),
+            "n_cur": st.column_config.NumberColumn("Current rows", format="localized"),
+            "median_ref": st.column_config.NumberColumn(
+                f"Median, reference ({drift.label(column)})", format="localized"),
+            "median_cur": st.column_config.NumberColumn(
+                f"Median, current ({drift.label(column)})", format="localized")})
+        widgets.downloads(moved, f"drift_{column}_by_{by}", key="dl_drift_by")
+        st.caption("The value whose median moved is where to look: filter on it in the "
+                   "sidebar to see its drift alone.")
+

@@ -167,26 +167,17 @@ else:
                 line = widgets.md_escape(quality.comparison_sentence(row, label_a, label_b))
                 {"regression": st.error, "improvement": st.success}.get(
                     row["verdict"], st.info)(line)
-            st.dataframe(cmp.drop("kind", "note"), hide_index=True, width="stretch",
+            # as the sentences say it: rates in %, changes in points (the download keeps the
+            # fractions), "–" where a test gives nothing
+            st.dataframe(quality.comparison_table(cmp), hide_index=True, width="stretch",
                          column_config={
-                "metric": "Metric", "a_value": st.column_config.NumberColumn("A", format="%.4f"),
-                "b_value": st.column_config.NumberColumn("B", format="%.4f"),
-                "difference": st.column_config.NumberColumn("B − A", format="%+.4f"),
-                "ci_low": st.column_config.NumberColumn("95% CI low", format="%+.4f"),
-                "ci_high": st.column_config.NumberColumn("95% CI high", format="%+.4f"),
-                "test": "Test", "p_value": st.column_config.NumberColumn("p", format="%.3g"),
-                "p_adjusted": st.column_config.NumberColumn(
-                    "p (BH)", format="%.3g", help="Benjamini–Hochberg over the metrics"),
-                "regressions": st.column_config.NumberColumn(
-                    "Regressions", help="Cases A passed and B failed (paired only)"),
-                "fixes": st.column_config.NumberColumn(
-                    "Fixes", help="Cases A failed and B passed (paired only)"),
-                "n_a": st.column_config.NumberColumn("n (A)", format="localized"),
-                "n_b": st.column_config.NumberColumn("n (B)", format="localized"),
-                "mde": st.column_config.NumberColumn(
-                    "Detectable", format="%.4f",
-                    help="Minimum detectable effect at this sample size (80% power)"),
-                "verdict": "Verdict"})
+                "p (BH)": st.column_config.TextColumn(
+                    "p (BH)", help="Benjamini–Hochberg adjusted over the metrics compared"),
+                "Regressions / fixes": st.column_config.TextColumn(
+                    "Regressions / fixes", help="Cases A passed and B failed / A failed and B "
+                                                "passed (paired test runs only)"),
+                "Detectable": st.column_config.TextColumn(
+                    "Detectable", help="Minimum detectable effect at these sizes (80% power)")})
             widgets.downloads(cmp, f"compare_{src}_{version_a}_{version_b}", key="dl_cmp")
             st.caption(
                 "Pass rates: paired by test case (dataset, case, epoch) where the versions "

@@ -138,10 +138,12 @@ def _large_summaries(engine: Engine, current: Filters, reference: Filters, colum
     out, edges = {}, {}
     for name in columns:
         (n_ref, _), (n_cur, _) = counts["r"][name], counts["c"][name]
-        ref_q = _quantiles(engine, reference, "r", name, n_ref, levels + deciles)
-        out[name] = {"ref_q": ref_q[:len(levels)],
-                     "cur_q": _quantiles(engine, current, "c", name, n_cur, levels)}
-        edges[name] = ref_q[len(levels):]
+        # (and each side's median, for people: "49 → 159 characters")
+        ref_q = _quantiles(engine, reference, "r", name, n_ref, levels + deciles + [0.5])
+        cur_q = _quantiles(engine, current, "c", name, n_cur, levels + [0.5])
+        out[name] = {"ref_q": ref_q[:len(levels)], "cur_q": cur_q[:len(levels)],
+                     "medians": (ref_q[-1], cur_q[-1])}
+        edges[name] = ref_q[len(levels):-1]
     ref_bins = _bin_counts(engine, reference, "r", edges)
     cur_bins = _bin_counts(engine, current, "c", edges)
     for name in columns:
@@ -149,15 +151,17 @@ def _large_summaries(engine: Engine, current: Filters, reference: Filters, colum
     return out
 
 
-def results(engine: Engine, current: Filters, reference: Filters) -> list[stats.DriftResult]:
+def results(engine: Engine, current: Filters, reference: Filters
+            ) -> tuple[list[stats.DriftResult], dict[str, tuple]]:
     """The drift of every column of :data:`NUMERIC` and :data:`CATEGORICAL` from ``reference``
-    to ``current``, the p-value tests decided together (Benjamini–Hochberg)."""
+    to ``current``, the p-value tests decided together (Benjamini–Hochberg); and each numeric
+    column's (reference, current) median, in its units, where there are values to test."""
     counts = {"r": _counts_and_std(engine, reference, "r"),
               "c": _counts_and_std(engine, current, "c")}
     large = [c for c in NUMERIC if counts["r"][c][0] > SMALL_REFERENCE
              and counts["c"][c][0] >= stats.MIN_ROWS]
     summary = _large_summaries(engine, current, reference, large, counts)
-    out = []
+    out, medians = [], {}
     for name in NUMERIC:
         (n_ref, ref_std), (n_cur, _) = counts["r"][name], counts["c"][name]
         if min(n_ref, n_cur) < stats.MIN_ROWS:  # "insufficient data": nothing else is read
@@ -165,14 +169,16 @@ def results(engine: Engine, current: Filters, reference: Filters) -> list[stats.
                                                         None, None))
         elif name in summary:
             m = summary[name]
+            medians[name] = m["medians"]
             out.append(stats.numeric_drift_from_summary(
                 name, n_ref, n_cur, ref_std, m["ref_q"], m["cur_q"], m["ref_bins"],
                 m["cur_bins"]))
         else:
             sampled = n_cur > MAX_CURRENT_VALUES
-            result = stats.numeric_drift(
-                name, _values(engine, reference, "r", name, None),
-                _values(engine, current, "c", name, MAX_CURRENT_VALUES if sampled else None))
+            ref = _values(engine, reference, "r", name, None)
+            cur = _values(engine, current, "c", name, MAX_CURRENT_VALUES if sampled else None)
+            medians[name] = (float(np.median(ref)), float(np.median(cur)))
+            result = stats.numeric_drift(name, ref, cur)
             if sampled:  # the table counts every current row; the test says what it read
                 result = replace(result, n_cur=n_cur, note=(
                     f"KS and PSI on a fixed sample of {MAX_CURRENT_VALUES:,} of the "
@@ -182,7 +188,7 @@ def results(engine: Engine, current: Filters, reference: Filters) -> list[stats.
     cur_counts = _value_counts(engine, current, "c")
     for name in CATEGORICAL:
         out.append(stats.categorical_drift(name, ref_counts[name], cur_counts[name]))
-    return stats.apply_bh(out)
+    return stats.apply_bh(out), medians
 
 
 STATUS_ORDER = {"drift": 0, "insufficient data": 1, "no drift": 2}
@@ -191,11 +197,14 @@ STATUS_ORDER = {"drift": 0, "insufficient data": 1, "no drift": 2}
 def drift_table(engine: Engine, current: Filters, reference: Filters) -> pl.DataFrame:
     """One row per column, drifting ones first: ``column, label, kind, status, method,
     statistic, threshold, p_value, p_adjusted, psi, psi_status, largest_change, unseen_share,
-    n_ref, n_cur, note`` (shares and p-values as fractions; the statistic in the method's
-    units: a distance, KS's D, or |z|/chi-square)."""
+    unseen_status, unseen_values, median_ref, median_cur, n_ref, n_cur, note`` (shares and
+    p-values as fractions; medians in the column's units; the statistic in the method's units:
+    a distance, KS's D, or |z|/chi-square)."""
     rows = []
-    for r in results(engine, current, reference):
+    found, medians = results(engine, current, reference)
+    for r in found:
         change = r.largest_change
+        median = medians.get(r.column, (None, None))
         rows.append({
             "column": r.column, "label": label(r.column), "kind": r.kind, "status": r.status,
             "method": STAT_TESTS[r.method].display_name
@@ -206,13 +215,17 @@ def drift_table(engine: Engine, current: Filters, reference: Filters) -> pl.Data
             "psi": r.psi, "psi_status": r.psi_status,
             "largest_change": None if change is None else
             f"{change.value}: {change.ref_share:.1%} → {change.cur_share:.1%}",
-            "unseen_share": r.unseen_share, "n_ref": r.n_ref, "n_cur": r.n_cur,
-            "note": r.note})
+            "unseen_share": r.unseen_share, "unseen_status": r.unseen_status,
+            "unseen_values": ", ".join(r.unseen_values) or None,
+            "median_ref": median[0], "median_cur": median[1],
+            "n_ref": r.n_ref, "n_cur": r.n_cur, "note": r.note})
     frame = pl.DataFrame(rows, schema={
         "column": pl.String, "label": pl.String, "kind": pl.String, "status": pl.String,
         "method": pl.String, "statistic": pl.Float64, "threshold": pl.Float64,
         "p_value": pl.Float64, "p_adjusted": pl.Float64, "psi": pl.Float64,
         "psi_status": pl.String, "largest_change": pl.String, "unseen_share": pl.Float64,
+        "unseen_status": pl.String, "unseen_values": pl.String, "median_ref": pl.Float64,
+        "median_cur": pl.Float64,
         "n_ref": pl.Int64, "n_cur": pl.Int64, "note": pl.String})
     return frame.with_columns(pl.col("status").replace_strict(STATUS_ORDER, default=3)
                               .alias("_o")).sort("_o", maintain_order=True).drop("_o")
@@ -262,3 +275,27 @@ def distribution(engine: Engine, current: Filters, reference: Filters, column: s
     return pl.DataFrame({"bucket": names,
                          "reference_share": [n / rt if rt else None for n in ref],
                          "current_share": [n / ct if ct else None for n in cur]})
+
+
+def where_it_moved(engine: Engine, current: Filters, reference: Filters, column: str,
+                   by: str = "feature") -> pl.DataFrame:
+    """Where a numeric column moved: per value of the dimension ``by`` (null as "(none)"),
+    ``value, n_ref, n_cur, median_ref, median_cur`` (the column's units), the values with the
+    most current rows first; the place a drift happened ("search" prompts got longer)."""
+    from lib.metrics.dims import dimension_sql
+
+    expr, dim = NUMERIC[column][0], dimension_sql(by)
+    sides = []
+    for side, prefix in ((reference, "r"), (current, "c")):
+        where, params = side.where("requests", prefix=prefix)
+        sides.append(engine.query(
+            f"SELECT coalesce(CAST({dim} AS VARCHAR), '{NONE_VALUE}') AS value, count(*) AS n, "
+            f"quantile_cont({expr}, 0.5) AS median FROM requests "
+            f"WHERE {where} AND {_finite(column)} GROUP BY 1", params))
+    ref, cur = (s.rename({"n": f"n_{k}", "median": f"median_{k}"})
+                for s, k in zip(sides, ("ref", "cur"), strict=True))
+    return (ref.join(cur, on="value", how="full", coalesce=True)
+            .with_columns(pl.col("n_ref", "n_cur").fill_null(0))
+            .sort(["n_cur", "value"], descending=[True, False])
+            .select("value", "n_ref", "n_cur", "median_ref", "median_cur"))
+

@@ -31,9 +31,10 @@ version a deploy replaced, whose error rate was the overall rate, explains nothi
 (measured from 0 instead, it "explained 424%" of a decrease that happened inside its successor).
 Within one dimension the contributions of all its values (including "not set") sum to exactly 1
 (the M(B) terms cancel, the shares of a side summing to 1), so "explains 92% of the increase"
-reads directly; for a segment of equal shares on both sides it is s · (m(W) − m(B)) / change. A negative contribution moved against the overall
-change; above 1 means other segments moved the other way. When M(W) = M(B) contributions are
-null and segments are ordered by the size of their change.
+reads directly; for a segment of equal shares on both sides it is s · (m(W) − m(B)) / change.
+A negative contribution moved against the overall change; above 1 means other segments moved
+the other way. When M(W) = M(B) contributions are null and segments are ordered by the size of
+their change.
 
 Ranking. All dimensions (model, provider, feature, customer, prompt version, app version, error
 type, finish reason, environment, service and the ``attributes`` keys found in the window) are

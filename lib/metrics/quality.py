@@ -366,3 +366,34 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
         row["verdict"], "no significant change")
     return (f"{head}, {diff(row['difference'])}{unit}{ci}: {verdict} "
             f"({row['test']}{', ' + p_text if p_text else ''}).")
+
+
+def comparison_table(cmp: pl.DataFrame) -> pl.DataFrame:
+    """:func:`compare_versions` for people, as text: pass rates in %, changes and intervals in
+    points (scores in their units), p-values, "–" where a test gives nothing."""
+    def value(v, rate):
+        return "–" if v is None else f"{v:.1%}" if rate else f"{v:.3f}"
+
+    def change(v, rate):
+        if v is None:
+            return "–"
+        return (f"{v * 100:+.1f} pts" if rate else f"{v:+.3f}").replace("-", "−")
+
+    rows = []
+    for r in cmp.iter_rows(named=True):
+        rate = r["kind"].startswith("pass")
+        rows.append({
+            "Metric": r["metric"], "A": value(r["a_value"], rate), "B": value(r["b_value"], rate),
+            "B − A": change(r["difference"], rate),
+            "95% CI": "–" if r["ci_low"] is None else
+            f"{change(r['ci_low'], rate)} to {change(r['ci_high'], rate)}",
+            "Verdict": r["verdict"], "Test": r["test"],
+            "p (BH)": "–" if r["p_adjusted"] is None else f"{r['p_adjusted']:.2g}",
+            "Regressions / fixes": "–" if r["regressions"] is None else
+            f"{r['regressions']:,} / {r['fixes']:,}",
+            "n (A / B)": f"{r['n_a']:,} / {r['n_b']:,}",
+            "Detectable": change(r["mde"], rate).lstrip("+") if r["mde"] is not None else "–"})
+    return pl.DataFrame(rows, schema={k: pl.String for k in (
+        "Metric", "A", "B", "B − A", "95% CI", "Verdict", "Test", "p (BH)",
+        "Regressions / fixes", "n (A / B)", "Detectable")})
+

@@ -47,6 +47,7 @@ def test_a_large_reference_is_compared_by_wasserstein_and_psi(lake, engine):
     assert row["statistic"] == pytest.approx(want, rel=0.01)
     assert row["psi"] == pytest.approx(_psi_by_hand(ref, cur), rel=1e-9)
     assert (row["status"], row["n_ref"], row["n_cur"]) == ("drift", 3000, 2500)
+    assert (row["median_ref"], row["median_cur"]) == (np.median(ref), np.median(cur))
     assert row["method"].startswith("Wasserstein")
     # an unchanged column is not drift; the drifting one is listed first
     out = table.filter(table["column"] == "output_tokens").row(0, named=True)
@@ -89,6 +90,7 @@ def test_categorical_columns_by_jensen_shannon_and_chi_square(lake, engine):
     assert row["statistic"] == pytest.approx(jensenshannon(p, q, base=2), rel=1e-9)
     assert row["status"] == ("drift" if jensenshannon(p, q, base=2) >= 0.1 else "no drift")
     assert row["unseen_share"] == pytest.approx(30 / len(cur))
+    assert (row["unseen_values"], row["unseen_status"]) == ("new", "alert")
     assert row["largest_change"] == "chat: 58.3% → 40.7%"  # (−17.7 points; search +15.7)
     # a small reference: chi-square on the same table
     small = drift.drift_table(engine, CUR, Filters.between(T0 - DAY, T0 - DAY + timedelta(
@@ -152,3 +154,21 @@ def test_a_sampled_current_side_still_counts_every_row(lake, engine, monkeypatch
     row = table.filter(table["column"] == "latency_ms").row(0, named=True)
     assert (row["n_ref"], row["n_cur"]) == (200, 600)
     assert row["note"] == "KS and PSI on a fixed sample of 150 of the 600 current values"
+
+
+
+def test_where_it_moved_gives_each_value_s_medians(lake, engine):
+    rng = np.random.default_rng(5)
+    ref = {"chat": rng.normal(1000, 50, 300), "search": rng.normal(500, 20, 200)}
+    cur = {"chat": rng.normal(1000, 50, 300), "search": rng.normal(900, 20, 250)}
+    _store(lake, [{"input_tokens": int(v), "cached_input_tokens": 0, "feature": k}
+                  for k, vs in ref.items() for v in vs],
+           [{"input_tokens": int(v), "cached_input_tokens": 0, "feature": k}
+            for k, vs in cur.items() for v in vs])
+    moved = drift.where_it_moved(engine, CUR, REF, "input_tokens", "feature")
+    assert moved["value"].to_list() == ["chat", "search"]  # most current rows first
+    got = {r["value"]: r for r in moved.iter_rows(named=True)}
+    for k in ("chat", "search"):
+        assert (got[k]["n_ref"], got[k]["n_cur"]) == (len(ref[k]), len(cur[k]))
+        assert got[k]["median_ref"] == np.median(ref[k].astype(int))
+        assert got[k]["median_cur"] == np.median(cur[k].astype(int))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from scipy.stats import binomtest
@@ -213,3 +214,23 @@ def test_a_comparison_reads_as_a_sentence():
         "chat v13 against chat v12 (two-proportion z, p < 0.001).")
     few = {**row, "verdict": "insufficient data", "ci_low": None, "ci_high": None}
     assert quality.comparison_sentence(few, "a", "b").endswith("too few evals to say.")
+
+
+def test_the_comparison_table_reads_as_the_sentences_do():
+    cmp = pl.DataFrame([{"metric": "correct", "kind": "pass_paired", "a_value": 0.8033,
+                         "b_value": 0.69, "difference": -0.1133, "ci_low": -0.1767,
+                         "ci_high": -0.05, "test": "McNemar exact (paired)", "p_value": 0.0008,
+                         "p_adjusted": 0.00077, "regressions": 66, "fixes": 32, "n_a": 300,
+                         "n_b": 300, "mde": 0.0924, "verdict": "regression", "note": None},
+                        {"metric": "tone", "kind": "pass_unpaired", "a_value": 0.9,
+                         "b_value": None, "difference": None, "ci_low": None, "ci_high": None,
+                         "test": "two-proportion z", "p_value": None, "p_adjusted": None,
+                         "regressions": None, "fixes": None, "n_a": 40, "n_b": 0, "mde": None,
+                         "verdict": "insufficient data", "note": None}])
+    rows = quality.comparison_table(cmp).to_dicts()
+    assert rows[0] == {"Metric": "correct", "A": "80.3%", "B": "69.0%", "B − A": "−11.3 pts",
+                       "95% CI": "−17.7 pts to −5.0 pts", "Verdict": "regression",
+                       "Test": "McNemar exact (paired)", "p (BH)": "0.00077",
+                       "Regressions / fixes": "66 / 32", "n (A / B)": "300 / 300",
+                       "Detectable": "9.2 pts"}
+    assert "None" not in str(rows[1]) and rows[1]["B"] == rows[1]["95% CI"] == "–"

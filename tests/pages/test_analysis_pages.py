@@ -465,9 +465,14 @@ def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
            "to": DEMO_END.isoformat(), "feature": "search"}
     at = run_page(monkeypatch, demo_store, "pages/drift.py", day)
     table = at.dataframe[0].value
-    status = dict(zip(table["label"], table["status"], strict=True))
+    status = dict(zip(table["Column"], table["Status"], strict=True))
     assert status["Input tokens"] == "drift" and status["Prompt length (characters)"] == "drift"
     assert status["Latency (ms)"] == "no drift" and status["Model"] == "no drift"
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    # where it moved: by feature, the search prompts' median grew
+    moved = at.dataframe[1].value
+    assert moved["value"].tolist() == ["search"]  # (the sidebar filters on it)
+    assert moved["median_cur"][0] > 1.3 * moved["median_ref"][0]
     assert "Drifted: Input tokens" in " ".join(w.value for w in at.warning)
     # the distributions open on the first drifting column
     assert at.selectbox(key="drift_column").value in ("input_tokens", "input_chars")
