@@ -129,11 +129,12 @@ else:
             "value": dim_label(by),
             "n_ref": st.column_config.NumberColumn("Reference rows", format="localized"),
             "n_cur": st.column_config.NumberColumn("Current rows", format="localized"),
-            "median_ref": st.column_config.NumberColumn(
-                f"Median, reference ({drift.label(column)})", format="localized"),
-            "median_cur": st.column_config.NumberColumn(
-                f"Median, current ({drift.label(column)})", format="localized")})
+            "median_ref": st.column_config.NumberColumn("Median, reference",
+                                                        format="localized"),
+            "median_cur": st.column_config.NumberColumn("Median, current",
+                                                        format="localized")})
         widgets.downloads(moved, f"drift_{column}_by_{by}", key="dl_drift_by")
-        st.caption("The value whose median moved is where to look: filter on it in the "
-                   "sidebar to see its drift alone.")
+        st.caption(f"Medians of {drift.label(column)[:1].lower()}{drift.label(column)[1:]}. "
+                   "The value whose median moved is where to look: filter on it in the sidebar "
+                   "to see its drift alone.")
 
