@@ -602,15 +602,15 @@ def _frame_context(df: pl.DataFrame) -> pl.Series:
 @lru_cache(maxsize=200_000)
 def _catalog_cost(provider: str | None, model: str, when: datetime, input_tokens: int,
                   cached: int, cache_write: int, output: int, context: str = "",
-                  cache_write_1h: int = 0) -> float | None:
+                  cache_write_1h: int = 0, web_searches: int = 0) -> float | None:
     """USD of one call at the instant ``when`` (a :func:`price_moment`), or None if unpriced.
     ``cache_write_1h``: the part of ``cache_write`` written to a one-hour cache (genai-prices'
-    convention too)."""
+    convention too); ``web_searches``: searches the call made (billed per search)."""
     try:
         calc = calc_price(
             Usage(input_tokens=input_tokens, cache_read_tokens=cached,
                   cache_write_tokens=cache_write, cache_write_1h_tokens=cache_write_1h,
-                  output_tokens=output),
+                  output_tokens=output, web_searches=web_searches),
             model, provider_id=catalog_provider(provider), genai_request_timestamp=when,
             price_context=_price_context(context),
         )
@@ -623,12 +623,13 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
                  cached_input_tokens: int = 0, cache_write_tokens: int = 0, output_tokens: int = 0,
                  overrides: dict | None = None,
                  context: Mapping[str, Any] | str | None = None,
-                 cache_write_1h_tokens: int = 0) -> float | None:
+                 cache_write_1h_tokens: int = 0, web_searches: int = 0) -> float | None:
     """USD cost of one call made at ``ts`` (a ``date``: at its noon UTC), or None when the model
     has no known price. ``context``: the request's attributes (or a context key, see
     :func:`context_key`); none: standard prices. ``cache_write_1h_tokens``: the part of
     ``cache_write_tokens`` written to a one-hour cache (Anthropic's, priced higher); an override
-    prices them as its other cache writes."""
+    prices them as its other cache writes. ``web_searches``: searches the call made, at the
+    catalogue's price per search (an override has none: $0)."""
     if not model:
         return None
     if (cached_input_tokens or 0) + (cache_write_tokens or 0) > (input_tokens or 0) \
@@ -641,7 +642,8 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
         return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
     return _catalog_cost(provider, model, price_moment(provider, model, ts), int(input_tokens),
                          int(cached_input_tokens), int(cache_write_tokens), int(output_tokens),
-                         context_key(context), int(cache_write_1h_tokens or 0))
+                         context_key(context), int(cache_write_1h_tokens or 0),
+                         int(web_searches or 0))
 
 
 TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens"]
@@ -654,9 +656,13 @@ def usage_unlogged_sql(row: str = "p") -> str:
     return (f"{c}input_tokens IS NULL AND {c}output_tokens IS NULL "
             f"AND {c}status IS DISTINCT FROM 'error'")
 # (p_write_1h: USD per token written to a one-hour cache, the whole price, not the premium)
-_UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below", "p_write_1h"]
+# (p_search: USD per web search)
+_UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below", "p_write_1h",
+                 "p_search"]
 # The part of cache_write_tokens written to a one-hour cache: priced at p_write_1h.
 WRITE_1H = "cache_write_1h_tokens"
+# Web searches a call made: priced per search at p_search.
+SEARCHES = "web_searches"
 _KEYS = ["provider", "model", "price_period", "ctx"]  # what prices are looked up by
 
 
@@ -665,9 +671,10 @@ def _overrides_key(overrides: dict) -> tuple:
 
 
 def _linear_terms(provider: str | None, model: str, at: date | datetime, overrides_key: tuple,
-                  context: str = "") -> tuple[float, float, float, float, float, float] | None:
+                  context: str = "") -> tuple[float, ...] | None:
     """(USD per uncached input, cached input, cache-write and output token, input-token count
-    below which the price is linear, USD per one-hour cache-write token) for a model at ``at`` (a
+    below which the price is linear, USD per one-hour cache-write token, USD per web search) for
+    a model at ``at`` (a
     period's start; a date: its noon) in a context (a context key), or None when unpriced."""
     if any(o.priced_as is not None for _, o in overrides_key):
         provider, model = priced_as(dict(overrides_key), provider, model)
@@ -677,12 +684,12 @@ def _linear_terms(provider: str | None, model: str, at: date | datetime, overrid
 
 @lru_cache(maxsize=10_000)
 def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides_key: tuple,
-                     context: str) -> tuple[float, float, float, float, float, float] | None:
+                     context: str) -> tuple[float, ...] | None:
     o = override_for(dict(overrides_key), provider, model)
     if o and o.priced_as is None:
         n = MTOK
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
-                o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n)
+                o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n, 0.0)
     try:
         calc = calc_price(Usage(input_tokens=0), model, provider_id=catalog_provider(provider),
                           genai_request_timestamp=when, price_context=_price_context(context))
@@ -697,10 +704,11 @@ def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides
 
     def cost(**kw):
         return _catalog_cost(provider, model, when, kw.get("i", 0), kw.get("c", 0),
-                             kw.get("w", 0), kw.get("o", 0), context, kw.get("h", 0)) / n
+                             kw.get("w", 0), kw.get("o", 0), context, kw.get("h", 0),
+                             kw.get("s", 0)) / n
 
     return (cost(i=n), cost(i=n, c=n), cost(i=n, w=n), cost(o=n), linear_below,
-            cost(i=n, w=n, h=n))
+            cost(i=n, w=n, h=n), cost(s=n))
 
 
 def _units(keys: pl.DataFrame, okey: tuple) -> pl.DataFrame:
@@ -730,8 +738,8 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
         pl.col("provider").cast(pl.String), pl.col("model").cast(pl.String),
         _frame_period(df).alias("price_period"),
         *[pl.col(c).fill_null(0).cast(pl.Int64) for c in TOKEN_COLUMNS],
-        (pl.col(WRITE_1H).fill_null(0).cast(pl.Int64) if WRITE_1H in df.columns
-         else pl.lit(0, pl.Int64).alias(WRITE_1H)),
+        *[(pl.col(c).fill_null(0).cast(pl.Int64) if c in df.columns
+           else pl.lit(0, pl.Int64).alias(c)) for c in (WRITE_1H, SEARCHES)],
     ).insert_column(3, _frame_context(df))
     units = _units(keyed.select(_KEYS).unique(), okey)
     joined = keyed.join(units, on=_KEYS, how="left", nulls_equal=True, maintain_order="left")
@@ -740,6 +748,7 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     linear = (uncached * pl.col("p_input") + pl.col("cached_input_tokens") * pl.col("p_cached")
               + pl.col("cache_write_tokens") * pl.col("p_write")
               + pl.col(WRITE_1H) * (pl.col("p_write_1h") - pl.col("p_write"))
+              + pl.col(SEARCHES) * pl.col("p_search")
               + pl.col("output_tokens") * pl.col("p_output"))
     # Counts that contradict each other (cached tokens are part of input) have no price, as in
     # request_cost; ingestion quarantines such rows, so only rows appended otherwise have them.
@@ -752,12 +761,13 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
         .alias("_tiered"),
     )
     if joined["_tiered"].any():
-        tiered = (joined.filter("_tiered").select(*_KEYS, *TOKEN_COLUMNS, WRITE_1H).unique())
+        tiered = (joined.filter("_tiered").select(*_KEYS, *TOKEN_COLUMNS, WRITE_1H, SEARCHES)
+                  .unique())
         exact = [request_cost(p, m, d, *tokens, overrides=overrides, context=c,
-                              cache_write_1h_tokens=w1h)
-                 for p, m, d, c, *tokens, w1h in tiered.iter_rows()]
+                              cache_write_1h_tokens=w1h, web_searches=searches)
+                 for p, m, d, c, *tokens, w1h, searches in tiered.iter_rows()]
         tiered = tiered.with_columns(pl.Series("_exact", exact, dtype=pl.Float64))
-        joined = joined.join(tiered, on=[*_KEYS, *TOKEN_COLUMNS, WRITE_1H], how="left",
+        joined = joined.join(tiered, on=[*_KEYS, *TOKEN_COLUMNS, WRITE_1H, SEARCHES], how="left",
                              nulls_equal=True, maintain_order="left").with_columns(
             pl.when("_tiered").then(pl.col("_exact")).otherwise(pl.col("cost_usd")).alias("cost_usd"))
     return joined["cost_usd"].set(unlogged, None) if unlogged.any() else joined["cost_usd"]
@@ -794,6 +804,7 @@ def unit_prices(provider: str | None, model: str, day: date | datetime,
         "cached_input": f(input_tokens=n, cached_input_tokens=n) / n,
         "cache_write": f(input_tokens=n, cache_write_tokens=n) / n,
         "cache_write_1h": f(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n) / n,
+        "web_search": f(input_tokens=0, web_searches=n) / n,
         "output": f(input_tokens=0, output_tokens=n) / n,
     }
 
@@ -986,7 +997,8 @@ def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
     return yaml.safe_dump({"models": items}, sort_keys=False) if items else None
 
 
-_PRICED_COLUMNS = ["provider", "model", "ts", "status", *TOKEN_COLUMNS, WRITE_1H, "attributes"]
+_PRICED_COLUMNS = ["provider", "model", "ts", "status", *TOKEN_COLUMNS, WRITE_1H, SEARCHES,
+                   "attributes"]
 
 
 def _pricing_frame(table: pa.Table) -> pl.DataFrame:
@@ -1037,6 +1049,7 @@ def sql_price_joins(ctx: str, at: str | None = None) -> str:
             "AND x.cached_input_tokens = p.cached_input_tokens "
             "AND x.cache_write_tokens = p.cache_write_tokens "
             "AND x.cache_write_1h_tokens = p.cache_write_1h_tokens "
+            "AND x.web_searches = p.web_searches "
             "AND x.output_tokens = coalesce(p.output_tokens, 0)")
 
 
@@ -1072,16 +1085,18 @@ def sql_tiered(con, rows_past_tier: str | None, overrides: dict, params=None,
     tiered = con.execute(
         f"SELECT DISTINCT p.provider, p.model, u.price_period, {ctx}, "
         f"coalesce(p.input_tokens, 0), p.cached_input_tokens, p.cache_write_tokens, "
-        f"coalesce(p.output_tokens, 0), p.cache_write_1h_tokens FROM {rows_past_tier}",
+        f"coalesce(p.output_tokens, 0), p.cache_write_1h_tokens, p.web_searches "
+        f"FROM {rows_past_tier}",
         params or {}).fetchall() if rows_past_tier else []
     con.execute("CREATE OR REPLACE TEMP TABLE tiered (provider VARCHAR, model VARCHAR, "
                 "price_period TIMESTAMP, ctx VARCHAR, input_tokens BIGINT, "
                 "cached_input_tokens BIGINT, cache_write_tokens BIGINT, output_tokens BIGINT, "
-                "cache_write_1h_tokens BIGINT, cost DOUBLE)")
+                "cache_write_1h_tokens BIGINT, web_searches BIGINT, cost DOUBLE)")
     if tiered:
-        con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        con.executemany("INSERT INTO tiered VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
             (*row, request_cost(row[0], row[1], row[2], *row[4:8], overrides=overrides,
-                                context=row[3], cache_write_1h_tokens=row[8]))
+                                context=row[3], cache_write_1h_tokens=row[8],
+                                web_searches=row[9]))
             for row in tiered])
 
 

@@ -5,7 +5,7 @@ Units are in the column names and documented once here:
 - ``*_ms`` are milliseconds, ``*_usd`` are US dollars, ``*_tokens`` are token counts;
 - ``input_tokens`` includes ``cached_input_tokens`` and ``cache_write_tokens``, which includes
   ``cache_write_1h_tokens`` (the writes to Anthropic's one-hour cache, priced higher);
-- ``output_tokens`` includes ``reasoning_tokens``;
+- ``output_tokens`` includes ``reasoning_tokens``; ``web_searches`` counts searches, billed apart;
 - ``attributes`` is a JSON object serialized as text, so any key a user logs can be sliced on.
 """
 
@@ -61,6 +61,8 @@ REQUESTS = pa.schema(
         pa.field("attributes", pa.string()),
         # (added after the others: the part of cache_write_tokens written to a one-hour cache)
         pa.field("cache_write_1h_tokens", pa.int64()),
+        # (added after the others: web searches a call made, billed per search)
+        pa.field("web_searches", pa.int64()),
         *LINEAGE,
     ]
 )

@@ -1149,6 +1149,7 @@ def output_select(name: str, source: str = "$source", batch: str = "$batch",
                                "+ p.cached_input_tokens * u.p_cached "
                                "+ p.cache_write_tokens * u.p_write "
                                "+ p.cache_write_1h_tokens * (u.p_write_1h - u.p_write) "
+                               "+ p.web_searches * u.p_search "
                                "+ coalesce(p.output_tokens, 0) * u.p_output "
                                "ELSE x.cost END")
     return ", ".join(f'{replace.get(f.name, "p." + chr(34) + f.name + chr(34))} '

@@ -54,13 +54,13 @@ REQUIRED = {
 NON_NEGATIVE = {
     "requests": ["input_tokens", "cached_input_tokens", "cache_write_tokens",
                  "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "latency_ms",
-                 "ttft_ms", "cost_usd", "logged_cost_usd"],
+                 "ttft_ms", "cost_usd", "logged_cost_usd", "web_searches"],
     "evals": ["epoch"],
     "spans": ["duration_ms"],
 }
 # Absent subset counts mean "none of that kind".
 ZERO_IF_NULL = {"requests": ["cached_input_tokens", "cache_write_tokens", "cache_write_1h_tokens",
-                             "reasoning_tokens"]}
+                             "reasoning_tokens", "web_searches"]}
 STATUS_SYNONYMS = {"ok": "ok", "success": "ok", "succeeded": "ok", "unset": "ok",
                    "error": "error", "failed": "error", "failure": "error", "err": "error"}
 

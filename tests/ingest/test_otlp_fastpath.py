@@ -438,16 +438,16 @@ def _as_decided_since(parsed: tuple) -> tuple:
     """The reference's rows with what changed on purpose since it made:
     - a GenAI span with error.type and no error status is an error (tests/ingest/test_otlp.py::
       test_an_error_type_means_an_error_whatever_the_status_says), its request and its span;
-    - request rows carry cache_write_1h_tokens (last: rows are built by position), which no
-      span of these conventions gives."""
+    - request rows carry cache_write_1h_tokens and web_searches (last: rows are built by
+      position), which no span of these conventions gives."""
     import pyarrow.compute as pc
 
     tables, rejects, chunks = parsed
     req, spans = tables["requests"], tables["spans"]
-    if "cache_write_1h_tokens" not in req.column_names:
-        req = req.add_column(req.schema.get_field_index("attributes") + 1,
-                             pa.field("cache_write_1h_tokens", pa.int64()),
-                             pa.nulls(req.num_rows, pa.int64()))
+    for i, added in enumerate(("cache_write_1h_tokens", "web_searches")):
+        if added not in req.column_names:
+            req = req.add_column(req.schema.get_field_index("attributes") + 1 + i,
+                                 pa.field(added, pa.int64()), pa.nulls(req.num_rows, pa.int64()))
     erred = pc.is_valid(req["error_type"])
     ids = pc.filter(req["request_id"], erred)
     status = pc.if_else(erred, "error", req["status"])

@@ -451,6 +451,7 @@ REQUEST_COLUMNS = (
     "error_message", "finish_reason", "service", "environment", "feature", "app_version",
     "prompt_name", "prompt_version", "user_id", "customer_id", "session_id", "guardrail",
     "guardrail_action", "input_text", "output_text", "attributes", "cache_write_1h_tokens",
+    "web_searches",
 )
 # (rows are built by position in the hot path: a column is only ever added at the end)
 assert REQUEST_COLUMNS.index("attributes") == 33 and REQUEST_COLUMNS.index("service") == 20

@@ -528,7 +528,9 @@ def _anthropic_message(obj: dict, row: dict, attrs: dict) -> None:
                                   "reasoning_tokens": "output_tokens_details.thinking_tokens",
                                   # the writes to the one-hour cache (priced higher), of them
                                   "cache_write_1h_tokens":
-                                      "cache_creation.ephemeral_1h_input_tokens"})
+                                      "cache_creation.ephemeral_1h_input_tokens",
+                                  # billed per search, beside the tokens
+                                  "web_searches": "server_tool_use.web_search_requests"})
     uncached = counts.pop("uncached")
     row.update(counts)
     if uncached is not None:
@@ -541,7 +543,8 @@ def _anthropic_message(obj: dict, row: dict, attrs: dict) -> None:
         row["input_tokens"] = total
     _usage_extras(usage, {"input_tokens", "output_tokens", "cache_read_input_tokens",
                           "cache_creation_input_tokens", "output_tokens_details.thinking_tokens",
-                          "cache_creation.ephemeral_1h_input_tokens"},
+                          "cache_creation.ephemeral_1h_input_tokens",
+                          "server_tool_use.web_search_requests"},
                   attrs)
     # The price context (lib/pricing.py): Anthropic names the tier that served the message in
     # usage.service_tier ("standard", "priority", or "batch" for a Message Batches request).

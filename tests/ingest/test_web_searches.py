@@ -1,0 +1,76 @@
+"""Web searches a call made are billed per search ($10 per 1,000 for Claude and GPT-4o in
+genai-prices): ``web_searches`` is priced on every ingest path and by reprice, and Anthropic's
+``usage.server_tool_use.web_search_requests`` gives it. Expected costs are genai-prices' own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from genai_prices import Usage, calc_price
+
+from lib.pricing import reprice, request_cost, unit_prices
+from lib.store import Engine
+from tests.ingest.conftest import INGEST_PATHS, canonical_request, ingest_on_path
+
+T = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def genai(model: str, provider: str, i: int, o: int, searches: int) -> float:
+    return float(calc_price(Usage(input_tokens=i, output_tokens=o, web_searches=searches), model,
+                            provider_id=provider, genai_request_timestamp=T).total_price)
+
+
+def test_a_search_costs_what_genai_prices_says():
+    assert request_cost("anthropic", "claude-sonnet-4-20250514", T, 1000, 0, 0, 100,
+                        overrides={}, web_searches=3) == pytest.approx(
+        genai("claude-sonnet-4-20250514", "anthropic", 1000, 100, 3), rel=1e-12)
+    assert genai("claude-sonnet-4-20250514", "anthropic", 1000, 100, 3) - \
+        genai("claude-sonnet-4-20250514", "anthropic", 1000, 100, 0) == pytest.approx(0.03)
+    assert unit_prices("openai", "gpt-4o", T, {})["web_search"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_every_ingest_path_prices_them_and_reprice_agrees(lake, write, monkeypatch, path):
+    rows = [canonical_request(n, provider="openai", model="gpt-4o", input_tokens=1000,
+                              output_tokens=100, web_searches=s,
+                              ts=(T + timedelta(minutes=n)).isoformat())
+            for n, s in enumerate([0, 1, 5, 2])]
+    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
+    report = ingest_on_path(lake, files, path, monkeypatch)
+    assert [(f.stored, f.quarantined) for f in report.files] == [({"requests": 2}, 0)] * 2
+    engine = Engine(lake)
+    try:
+        got = dict(engine.query("SELECT request_id, cost_usd FROM requests").rows())
+    finally:
+        engine.close()
+    assert got == pytest.approx({f"r{n}": genai("gpt-4o", "openai", 1000, 100, s)
+                                 for n, s in enumerate([0, 1, 5, 2])}, rel=1e-9)
+    assert reprice(lake, overrides={})["changed_rows"] == 0
+
+
+def test_anthropic_logs_give_their_web_searches(lake, write, monkeypatch):
+    message = {"id": "msg_ws", "type": "message", "role": "assistant",
+               "model": "claude-sonnet-4-20250514", "content": [{"type": "text", "text": "ok"}],
+               "stop_reason": "end_turn",
+               "usage": {"input_tokens": 1000, "output_tokens": 100,
+                         "server_tool_use": {"web_search_requests": 3}}}
+    report = ingest_on_path(lake, [write("claude.jsonl", [{"ts": T.isoformat(),
+                                                           "response": message}])],
+                            "exact", monkeypatch)
+    assert report.files[0].stored == {"requests": 1}
+    engine = Engine(lake)
+    try:
+        searches, cost = engine.query("SELECT web_searches, cost_usd FROM requests").row(0)
+    finally:
+        engine.close()
+    assert searches == 3
+    assert cost == pytest.approx(genai("claude-sonnet-4-20250514", "anthropic", 1000, 100, 3),
+                                 rel=1e-12)
+
+
+def test_negative_searches_are_quarantined(lake, write, monkeypatch):
+    files = [write("a.jsonl", [canonical_request(0, web_searches=-1), canonical_request(1)])]
+    report = ingest_on_path(lake, files, "exact", monkeypatch)
+    assert (report.files[0].stored, report.files[0].reasons) == (
+        {"requests": 1}, ["line 1: web_searches is negative: -1"])
