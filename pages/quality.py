@@ -99,7 +99,9 @@ src = widgets.query_selectbox("Source", ["online", "offline", "feedback"], "sour
                                   "offline": "Offline test runs (by app version)",
                                   "feedback": "User feedback (by prompt version)"}.get)
 byv = online_v if src == "online" else widgets.cached(quality.evals_by_version, engine, f, src)
-versions = byv["version"].unique(maintain_order=True).to_list()  # first seen first
+# first seen first; evals without a version cannot be picked (no query selects a null)
+versions = [v for v in byv["version"].unique(maintain_order=True).to_list()
+            if v != quality.NONE_LABEL]
 names: dict = {}
 if src != "offline" and not byv.is_empty():
     # prompt versions named with their prompt ("chat-prompt v13", not "v13")
@@ -138,13 +140,13 @@ else:
 # -- two versions, tested ------------------------------------------------------------------------
 st.subheader("Compare two versions")
 pair = quality.default_pair(versions, names)
-if pair is None:
-    st.caption(f"Two {src} versions of one prompt are needed to compare: this window has "
-               + (f"{formatting.plural(len(versions), 'version')}, none of the same prompt as "
-                  "another"
-                  if versions else "none")
-               + ". Widen the time range.")
+if len(versions) < 2:
+    st.caption(f"Two {src} versions are needed to compare: this window has "
+               f"{formatting.plural(len(versions), 'version')}. Widen the time range.")
 else:
+    if pair is None:
+        pair = (versions[-2], versions[-1])
+        st.caption("No two versions here are of one prompt: pick the two to compare.")
     left, right = st.columns(2)
     with left:
         version_a = widgets.query_selectbox("Baseline (A)", versions, "compare_a", pair[0],

@@ -143,6 +143,8 @@ _TOKEN_SUMS = [
     # writes to a five-minute cache, and to a one-hour one (Anthropic's, priced higher)
     ("cache_write", "coalesce(cache_write_tokens, 0) - coalesce(cache_write_1h_tokens, 0)"),
     ("cache_write_1h", "cache_write_1h_tokens"),
+    # (not tokens: billed per search; the what-if prices them, the token mix does not list them)
+    ("web_searches", "web_searches"),
     ("output", "coalesce(output_tokens, 0) - coalesce(reasoning_tokens, 0)"),
     ("reasoning", "reasoning_tokens")]
 
@@ -253,6 +255,7 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
                 + row[f"{prefix}cached_input"] * target["cached_input"]
                 + row[f"{prefix}cache_write"] * target["cache_write"]
                 + row[f"{prefix}cache_write_1h"] * target["cache_write_1h"]
+                + row[f"{prefix}web_searches"] * target["web_search"]
                 + (row[f"{prefix}output"] + row[f"{prefix}reasoning"]) * target["output"])
 
     for row in per.iter_rows(named=True):

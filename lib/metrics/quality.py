@@ -14,6 +14,7 @@ Wilson interval for k successes in n trials at z = 1.959964 (95%)::
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import polars as pl
 
@@ -231,23 +232,31 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     params.update(va=version_a, vb=version_b)
+    # One row per test case and version: its latest result, whole (pass and score of one row;
+    # ties by eval_id); evals without a case (online judges, feedback) are each their own.
+    rows = f"""
+        WITH e AS (SELECT * FROM evals WHERE {where} AND version IN ($va, $vb)),
+        latest AS (
+            SELECT version, metric, coalesce(dataset, '') AS dataset, case_id,
+                   coalesce(epoch, -1) AS epoch, passed, score
+            FROM e WHERE case_id IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY version, metric, coalesce(dataset, ''),
+                                       case_id, coalesce(epoch, -1)
+                                       ORDER BY ts DESC, eval_id DESC) = 1),
+        loose AS (SELECT version, metric, passed, score FROM e WHERE case_id IS NULL)"""
     pairs = engine.query(
-        f"""WITH k AS (
-                SELECT version, metric, coalesce(dataset, '') AS dataset, case_id,
-                       coalesce(epoch, -1) AS epoch, arg_max(passed, ts) AS passed,
-                       arg_max(score, ts) AS score
-                FROM evals WHERE {where} AND version IN ($va, $vb) AND case_id IS NOT NULL
-                GROUP BY ALL)
+        f"""{rows}
             SELECT metric, a.passed AS a_pass, b.passed AS b_pass, a.score AS a_score,
                    b.score AS b_score
-            FROM k a JOIN k b USING (metric, dataset, case_id, epoch)
+            FROM latest a JOIN latest b USING (metric, dataset, case_id, epoch)
             WHERE a.version = $va AND b.version = $vb
             ORDER BY metric, dataset, case_id, epoch""", params)
     totals = engine.query(
-        f"""SELECT metric, version, count(passed) AS n, count(*) FILTER (WHERE passed) AS passed,
+        f"""{rows}
+            SELECT metric, version, count(passed) AS n, count(*) FILTER (WHERE passed) AS passed,
                    count(score) AS scored, avg(score) AS mean_score
-            FROM evals WHERE {where} AND version IN ($va, $vb) GROUP BY ALL
-            ORDER BY metric, version""", params)
+            FROM (SELECT version, metric, passed, score FROM latest UNION ALL
+                  SELECT * FROM loose) GROUP BY ALL ORDER BY metric, version""", params)
     return pairs, totals
 
 
@@ -298,17 +307,29 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
         mine = pairs.filter(pl.col("metric") == metric)
         passed = mine.filter(pl.col("a_pass").is_not_null() & pl.col("b_pass").is_not_null())
         scored = mine.filter(pl.col("a_score").is_not_null() & pl.col("b_score").is_not_null())
-        if passed.height >= compare.MIN_PAIRS:
-            out.append(compare.compare_pass_paired(
-                metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
-                min_effect=min_effect))
+        enough = compare.MIN_PAIRS
+        if mine.height:
+            # Versions that share test cases are compared on them, never as independent
+            # samples (a case run three times is not three cases): pass/fail where there are
+            # enough pairs of it, else scores; too few pairs is "insufficient data".
+            if passed.height >= enough or (passed.height and scored.height < enough):
+                out.append(compare.compare_pass_paired(
+                    metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
+                    min_effect=min_effect))
+            else:
+                out.append(compare.compare_scores_paired(
+                    metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
+                    min_effect=min_effect))
         elif a["n"] and b["n"]:
             out.append(compare.compare_pass_unpaired(metric, a["passed"], a["n"], b["passed"],
                                                      b["n"], min_effect=min_effect))
-        elif scored.height:
-            out.append(compare.compare_scores_paired(
-                metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
-                min_effect=min_effect))
+        else:
+            # scores without cases to pair them on: design §5 has no test for that; said so
+            out.append(replace(compare.compare_scores_paired(metric, [], [],
+                                                             min_effect=min_effect),
+                               n_a=a["scored"], n_b=b["scored"], a_value=a["mean_score"],
+                               b_value=b["mean_score"],
+                               note="scores without test cases in common: no paired test"))
     rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test)}
             for c in compare.apply_bh(out)]
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
@@ -322,21 +343,18 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
 
 def default_pair(versions: list[str], labels: dict[str, str]) -> tuple[str, str] | None:
     """The versions to compare by default, from ``versions`` oldest first: the newest version
-    that has an earlier version of the same prompt (``labels``: "chat-prompt v13"), against the
-    newest of those; a search prompt's version against a summarize prompt's would say nothing.
-    Versions without prompt names (app versions): the newest against the one before it. None
-    when there is no such pair."""
-    def prompt(v: str) -> str | None:
+    that has an earlier version of the same prompt (``labels``: "chat-prompt v13"; versions
+    without a prompt's name are one group), against the newest of those: a search prompt's
+    version against a summarize prompt's would say nothing. None when no two versions are of
+    one prompt (the page then starts from the two newest)."""
+    def prompt(v: str) -> str:
         label = labels.get(v, v)
-        return label.rsplit(" ", 1)[0] if label != v and " " in label else None
+        return label[:-len(v) - 1] if label != v and label.endswith(" " + v) else ""
 
-    if not any(prompt(v) for v in versions):
-        return (versions[-2], versions[-1]) if len(versions) >= 2 else None
     for i in range(len(versions) - 1, 0, -1):
-        b = versions[i]
-        same = [v for v in versions[:i] if prompt(b) and prompt(v) == prompt(b)]
+        same = [v for v in versions[:i] if prompt(v) == prompt(versions[i])]
         if same:
-            return same[-1], b
+            return same[-1], versions[i]
     return None
 
 

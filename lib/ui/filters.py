@@ -147,13 +147,23 @@ def sidebar(engine: Engine) -> Filters:
                       values=tuple(sorted((c, tuple(sorted(v))) for c, v in values.items())))
     st.session_state["_current_filters"] = filters
     sync_query(filters)
-    if filters.preset != "custom":
-        # A shared "Last 7 days" shows other numbers next week: a link that does not move.
-        query = {k: st.query_params.get_all(k) for k in st.query_params}
-        query.update(filters.pinned().to_query())
-        st.sidebar.caption(f"[Link to this exact window](?{urlencode(query, doseq=True)}), "
-                           "for sharing: it will show the same requests next week.")
+    # (filled by exact_window_link once the page has run: the link holds the page's settings)
+    st.session_state["_link_slot"] = st.sidebar.empty()
     return filters
+
+
+def exact_window_link() -> None:
+    """Under the sidebar's filters, for a moving window ("Last 7 days"): a link to its exact
+    instants with the page's settings, for sharing (a shared "Last 7 days" shows other numbers
+    next week). Call after the page has run."""
+    filters, slot = (st.session_state.get("_current_filters"),
+                     st.session_state.get("_link_slot"))
+    if filters is None or slot is None or filters.preset == "custom":
+        return
+    query = {k: st.query_params.get_all(k) for k in st.query_params}
+    query.update(filters.pinned().to_query())
+    slot.caption(f"[Link to this exact window](?{urlencode(query, doseq=True)}), for sharing: "
+                 "it will show the same requests next week.")
 
 
 def current() -> Filters:

@@ -74,3 +74,43 @@ def test_negative_searches_are_quarantined(lake, write, monkeypatch):
     report = ingest_on_path(lake, files, "exact", monkeypatch)
     assert (report.files[0].stored, report.files[0].reasons) == (
         {"requests": 1}, ["line 1: web_searches is negative: -1"])
+
+
+def test_openai_responses_count_their_web_search_calls(lake, write, monkeypatch):
+    response = {"id": "resp_ws", "object": "response", "created_at": int(T.timestamp()),
+                "status": "completed", "model": "gpt-4o",
+                "output": [{"type": "web_search_call", "id": "ws_1", "status": "completed"},
+                           {"type": "web_search_call", "id": "ws_2", "status": "completed"},
+                           {"type": "message", "role": "assistant",
+                            "content": [{"type": "output_text", "text": "ok"}]}],
+                "usage": {"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100}}
+    report = ingest_on_path(lake, [write("responses.jsonl", [response])], "exact", monkeypatch)
+    assert report.files[0].stored == {"requests": 1}, report.files[0].reasons
+    engine = Engine(lake)
+    try:
+        searches, cost = engine.query("SELECT web_searches, cost_usd FROM requests").row(0)
+    finally:
+        engine.close()
+    assert searches == 2
+    assert cost == pytest.approx(genai("gpt-4o", "openai", 1000, 100, 2), rel=1e-12)
+
+
+def test_the_what_if_prices_the_searches_too(lake, write, monkeypatch):
+    from lib.filters import Filters
+    from lib.metrics import cost
+
+    rows = [canonical_request(n, provider="openai", model="gpt-4o", input_tokens=1000,
+                              output_tokens=100, web_searches=5,
+                              ts=(T + timedelta(minutes=n)).isoformat()) for n in range(3)]
+    ingest_on_path(lake, [write("a.jsonl", rows[:1]), write("b.jsonl", rows[1:])], "group",
+                   monkeypatch)
+    engine = Engine(lake)
+    try:
+        cost._PER_MODEL_DAY.clear()
+        same = cost.what_if(engine, Filters.between(T, T + timedelta(hours=1)), "openai",
+                            "gpt-4o").row(0, named=True)
+    finally:
+        engine.close()
+    # the same traffic on the same model costs what it cost (the searches were read as savings)
+    assert same["whatif_cost_usd"] == pytest.approx(same["cost_usd"], rel=1e-12)
+    assert same["cost_usd"] == pytest.approx(3 * genai("gpt-4o", "openai", 1000, 100, 5))

@@ -234,3 +234,47 @@ def test_the_comparison_table_reads_as_the_sentences_do():
                        "Regressions / fixes": "66 / 32", "n (A / B)": "300 / 300",
                        "Detectable": "9.2 pts"}
     assert "None" not in str(rows[1]) and rows[1]["B"] == rows[1]["95% CI"] == "–"
+
+
+def test_a_case_run_several_times_is_one_case_and_never_an_independent_sample(lake, engine):
+    # 20 shared cases, each scored 3 times per version: 20 pairs (too few), not 60 vs 60 evals
+    rows = []
+    for run in range(3):
+        for version, passes in (("v1", set(range(20))), ("v2", set(range(5)))):
+            for r in _offline(version, passes, n=20, start=run):
+                rows.append({**r, "eval_id": f"{r['eval_id']}-{run}"})
+    lake.append({"evals": evals_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
+    assert (row["kind"], row["n_a"], row["verdict"]) == ("pass_paired", 20, "insufficient data")
+
+
+def test_a_case_s_latest_result_is_one_whole_row(lake, engine):
+    # the newest eval of case 0 by v2 has a score and no pass: its pass is not taken from an
+    # older row (no row said "passed, score 0.0")
+    older = _offline("v2", set(range(40)))
+    newest = [{**older[0], "eval_id": "v2-0-new", "ts": T0 + timedelta(minutes=5),
+               "passed": None, "score": 0.0}]
+    lake.append({"evals": evals_table(_offline("v1", set(range(40))) + older + newest)},
+                source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    pairs, totals = quality.comparison_inputs(engine, f, "offline", "v1", "v2")
+    case0 = pairs.filter(pl.col("b_score") == 0.0)
+    assert case0.height == 1 and case0["b_pass"][0] is None
+    assert totals.filter(pl.col("version") == "v2")["n"][0] == 39  # case 0: no pass/fail
+
+
+def test_scores_without_common_cases_are_listed_without_a_test(lake, engine):
+    evals = [{"eval_id": f"{v}-{i}", "ts": T0 + timedelta(minutes=i), "source": "online",
+              "version": v, "metric": "helpfulness", "score": s}
+             for v, s in (("v1", 0.8), ("v2", 0.6)) for i in range(40)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    row = quality.compare_versions(engine, f, "online", "v1", "v2").row(0, named=True)
+    assert (row["metric"], row["verdict"], row["n_a"], row["n_b"]) == (
+        "helpfulness", "insufficient data", 40, 40)
+    assert (row["a_value"], row["b_value"]) == (pytest.approx(0.8), pytest.approx(0.6))
+    assert row["note"] == "scores without test cases in common: no paired test"

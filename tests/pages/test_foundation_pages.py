@@ -309,3 +309,10 @@ def test_a_moving_window_offers_a_link_to_its_exact_instants(monkeypatch, demo_s
     at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": "2026-11-13T12:00:00Z",
                                                  "to": "2026-11-20T12:00:00Z"})
     assert not [c for c in at.sidebar.caption if "Link to this exact window" in c.value]
+
+
+def test_the_exact_window_link_holds_the_page_s_settings_of_this_run(monkeypatch, demo_store):
+    at = run_app(monkeypatch, demo_store, "pages/quality.py", {"range": "7d"})
+    at.selectbox(key="q_source").set_value("offline").run()
+    links = [c.value for c in at.sidebar.caption if "Link to this exact window" in c.value]
+    assert len(links) == 1 and "source=offline" in links[0]

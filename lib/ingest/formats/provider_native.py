@@ -490,6 +490,8 @@ def _openai_responses(obj: dict, row: dict, attrs: dict) -> None:
     row["ts"] = _unix_seconds_us(obj.get("created_at"), "created_at")
     output = obj.get("output")
     items = [i for i in output if isinstance(i, dict)] if isinstance(output, list) else []
+    # each web search the response made is billed, beside the tokens
+    row["web_searches"] = sum(1 for i in items if i.get("type") == "web_search_call")
     if status in _RESPONSE_ERROR_STATUS:
         kind, message = _error_info(obj.get("error"))
         row["status"], row["error_type"] = "error", kind or status
