@@ -49,7 +49,7 @@ def test_every_ingest_path_prices_them_and_reprice_agrees(lake, write, monkeypat
     assert reprice(lake, overrides={})["changed_rows"] == 0
 
 
-def test_anthropic_logs_give_their_web_searches(lake, write, monkeypatch):
+def test_anthropic_logs_give_their_web_searches(lake, write, monkeypatch, totals):
     message = {"id": "msg_ws", "type": "message", "role": "assistant",
                "model": "claude-sonnet-4-20250514", "content": [{"type": "text", "text": "ok"}],
                "stop_reason": "end_turn",
@@ -59,11 +59,7 @@ def test_anthropic_logs_give_their_web_searches(lake, write, monkeypatch):
                                                            "response": message}])],
                             "exact", monkeypatch)
     assert report.files[0].stored == {"requests": 1}
-    engine = Engine(lake)
-    try:
-        searches, cost = engine.query("SELECT web_searches, cost_usd FROM requests").row(0)
-    finally:
-        engine.close()
+    searches, cost = totals("SELECT web_searches, cost_usd FROM requests")
     assert searches == 3
     assert cost == pytest.approx(genai("claude-sonnet-4-20250514", "anthropic", 1000, 100, 3),
                                  rel=1e-12)
@@ -76,7 +72,7 @@ def test_negative_searches_are_quarantined(lake, write, monkeypatch):
         {"requests": 1}, ["line 1: web_searches is negative: -1"])
 
 
-def test_openai_responses_count_their_web_search_calls(lake, write, monkeypatch):
+def test_openai_responses_count_their_web_search_calls(lake, write, monkeypatch, totals):
     response = {"id": "resp_ws", "object": "response", "created_at": int(T.timestamp()),
                 "status": "completed", "model": "gpt-4o",
                 "output": [{"type": "web_search_call", "id": "ws_1", "status": "completed"},
@@ -86,11 +82,7 @@ def test_openai_responses_count_their_web_search_calls(lake, write, monkeypatch)
                 "usage": {"input_tokens": 1000, "output_tokens": 100, "total_tokens": 1100}}
     report = ingest_on_path(lake, [write("responses.jsonl", [response])], "exact", monkeypatch)
     assert report.files[0].stored == {"requests": 1}, report.files[0].reasons
-    engine = Engine(lake)
-    try:
-        searches, cost = engine.query("SELECT web_searches, cost_usd FROM requests").row(0)
-    finally:
-        engine.close()
+    searches, cost = totals("SELECT web_searches, cost_usd FROM requests")
     assert searches == 2
     assert cost == pytest.approx(genai("gpt-4o", "openai", 1000, 100, 2), rel=1e-12)
 
