@@ -211,9 +211,13 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
     value = st.selectbox(label, options, key=key, format_func=format_func, **kw)
     first = default if default in options else (options[0] if options else None)
     # A default not yet in the URL is not written: each write is a browser history entry,
-    # which Back would have to step through.
-    if value is not None and st.query_params.get(param) != str(value) and \
-            (param in st.query_params or value != first):
+    # which Back would have to step through. Nor is the default that replaced a URL value no
+    # longer offered (versions of another source): the link still opens this view, and one
+    # change of a setting made three entries.
+    url = st.query_params.get(param)
+    stale = url is not None and url not in {str(o) for o in options}
+    if value is not None and url != str(value) and \
+            (param in st.query_params or value != first) and not (stale and value == first):
         st.query_params[param] = str(value)
     url_seen(key, param)
     return value

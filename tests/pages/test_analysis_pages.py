@@ -482,3 +482,16 @@ def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
     assert not at.exception
     assert at.query_params["column"] in ("latency_ms", ["latency_ms"])
     assert at.query_params["reference"] in ("week", ["week"])
+
+
+def test_a_setting_that_makes_other_settings_stale_writes_only_itself(monkeypatch, demo_store):
+    # versions chosen for the online judge are not offline versions: switching the source
+    # falls back to the defaults without writing them (each write is a Back step)
+    week = {"range": "custom", "from": (DEMO_END - timedelta(days=7)).isoformat(),
+            "to": DEMO_END.isoformat(), "compare_a": "v12", "compare_b": "v13"}
+    at = run_page(monkeypatch, demo_store, "pages/quality.py", week)
+    at.selectbox(key="q_source").set_value("offline").run()
+    assert at.query_params["source"] in ("offline", ["offline"])
+    assert at.query_params["compare_a"] in ("v12", ["v12"])  # untouched
+    offline = at.selectbox(key="q_cmp_b").options
+    assert at.selectbox(key="q_cmp_b").value != "v13" and "v13" not in offline
