@@ -59,6 +59,14 @@ def ms(v) -> str:
     return f"{v / 60_000:.1f} min"
 
 
+def number(v, digits: int = 3) -> str:
+    """A plain number with ``digits`` significant digits, whole from 10^(digits − 1) on:
+    0.00191 → '0.00191', 59.5 → '59.5', 12360.4 → '12,360' ('1e+03' never)."""
+    if _missing(v):
+        return "–"
+    return f"{v:,.0f}" if abs(v) >= 10 ** (digits - 1) else f"{v:.{digits}g}"
+
+
 def pct(v, digits: int = 2) -> str:
     """A ratio in [0, 1] as a percentage: 0.0081 → '0.81%'."""
     if _missing(v):

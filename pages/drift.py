@@ -6,6 +6,7 @@ from datetime import timedelta
 import polars as pl
 import streamlit as st
 
+from lib import formatting
 from lib.analysis_charts import shares_figure
 from lib.metrics import drift
 from lib.metrics.dims import DIMENSIONS
@@ -53,10 +54,6 @@ for row in unseen.iter_rows(named=True):
                icon=":material/fiber_new:")
 
 
-def _number(v, digits: int = 3) -> str:
-    return "–" if v is None else f"{v:,.{digits}g}" if abs(v) < 1000 else f"{v:,.0f}"
-
-
 STATUS = {"drift": "drift", "no drift": "no drift", "insufficient data": "too few rows"}
 # What a person reads, as text (no "None" for what a test does not give); the download keeps
 # the numbers.
@@ -64,10 +61,10 @@ shown = pl.DataFrame({
     "Column": table["label"],
     "Status": [STATUS.get(v, v) for v in table["status"]],
     "Median (reference → current)": [
-        "–" if a is None else f"{_number(a)} → {_number(b)}"
+        "–" if a is None else f"{formatting.number(a)} → {formatting.number(b)}"
         for a, b in zip(table["median_ref"], table["median_cur"], strict=True)],
     "Largest share change": table["largest_change"].fill_null("–"),
-    "Statistic": [_number(v, 4) for v in table["statistic"]],
+    "Statistic": [formatting.number(v, 4) for v in table["statistic"]],
     "PSI": ["–" if v is None else f"{v:.3f} ({lvl})"
             for v, lvl in zip(table["psi"], table["psi_status"], strict=True)],
     "p (BH)": ["–" if v is None else f"{v:.3g}" for v in table["p_adjusted"]],

@@ -103,3 +103,11 @@ def test_plural_counts_read_as_words():
     assert [plural(n, "event") for n in (0, 1, 2, 1204)] == \
         ["0 events", "1 event", "2 events", "1,204 events"]
     assert plural(2, "query", "queries") == "2 queries"
+
+
+def test_plain_numbers_keep_their_digits_and_are_whole_when_large():
+    from lib.formatting import number
+
+    assert [number(v) for v in (0.00191, 59.5, 732.4, 999.7, 12360.4, None)] == \
+        ["0.00191", "59.5", "732", "1,000", "12,360", "–"]
+    assert number(0.21834, 4) == "0.2183" and number(1234.5, 4) == "1,234"

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from lib.filters import Filters
+from lib.formatting import number
 from lib.stats import drift as stats
 from lib.stats.stattests import STAT_TESTS
 from lib.store import Engine
@@ -231,11 +232,6 @@ def drift_table(engine: Engine, current: Filters, reference: Filters) -> pl.Data
                               .alias("_o")).sort("_o", maintain_order=True).drop("_o")
 
 
-def _edge(v: float) -> str:
-    """A bin edge for a label: whole from 100 on ("12,360"), else 3 significant digits."""
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
 def distribution(engine: Engine, current: Filters, reference: Filters, column: str
                  ) -> pl.DataFrame:
     """What a chart of one column's drift draws: ``bucket, reference_share, current_share``
@@ -253,9 +249,9 @@ def distribution(engine: Engine, current: Filters, reference: Filters, column: s
         # Equal edges (tied values) leave the bins between them empty on both sides: drawn,
         # they would share one label and one place on the axis.
         keep = [0] + [i for i in range(1, len(edges)) if edges[i] > edges[i - 1]] + [len(edges)]
-        names = [f"≤ {_edge(edges[0])}"] + [f"{_edge(edges[i - 1])} – {_edge(edges[i])}"
-                                             for i in range(1, len(edges))] \
-            + [f"> {_edge(edges[-1])}"]
+        names = [f"≤ {number(edges[0])}"] + [f"{number(edges[i - 1])} – {number(edges[i])}"
+                                              for i in range(1, len(edges))] \
+            + [f"> {number(edges[-1])}"]
         names = [names[i] for i in keep]
         ref, cur = [ref[i] for i in keep], [cur[i] for i in keep]
     else:

@@ -358,6 +358,19 @@ def default_pair(versions: list[str], labels: dict[str, str]) -> tuple[str, str]
     return None
 
 
+def _compared_value(v: float | None, rate: bool) -> str:
+    """A compared pass rate ('93.2%') or mean score ('0.704'); '–' for none."""
+    return "–" if v is None else f"{v:.1%}" if rate else f"{v:.3f}"
+
+
+def _compared_change(v: float | None, rate: bool, unit: str = "") -> str:
+    """A change B − A with its sign: pass rates in points (+ ``unit``: '−37.3 pts'), scores in
+    their units ('+0.012'); '–' for none."""
+    if v is None:
+        return "–"
+    return (f"{v * 100:+.1f}{unit}" if rate else f"{v:+.3f}").replace("-", "−")
+
+
 def comparison_sentence(row: dict, a: str, b: str) -> str:
     """One metric's comparison for people: "groundedness: 93.2% → 55.9%, −37.3 points (95% CI
     −40.4 to −34.4): a regression (two-proportion z, p < 0.001)."; a pass rate in percent and
@@ -365,10 +378,10 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
     rate = row["kind"].startswith("pass")
 
     def value(v):
-        return "–" if v is None else f"{v:.1%}" if rate else f"{v:.3f}"
+        return _compared_value(v, rate)
 
-    def diff(v):
-        return f"{v * 100:+.1f}".replace("-", "−") if rate else f"{v:+.3f}".replace("-", "−")
+    def diff(v):  # (the unit once, after the difference)
+        return _compared_change(v, rate)
 
     unit = " points" if rate else ""
     head = f"{row['metric']}: {value(row['a_value'])} → {value(row['b_value'])}"
@@ -389,13 +402,10 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
 def comparison_table(cmp: pl.DataFrame) -> pl.DataFrame:
     """:func:`compare_versions` for people, as text: pass rates in %, changes and intervals in
     points (scores in their units), p-values, "–" where a test gives nothing."""
-    def value(v, rate):
-        return "–" if v is None else f"{v:.1%}" if rate else f"{v:.3f}"
+    value = _compared_value
 
     def change(v, rate):
-        if v is None:
-            return "–"
-        return (f"{v * 100:+.1f} pts" if rate else f"{v:+.3f}").replace("-", "−")
+        return _compared_change(v, rate, " pts")
 
     rows = []
     for r in cmp.iter_rows(named=True):
