@@ -55,6 +55,49 @@ def test_a_large_reference_is_compared_by_wasserstein_and_psi(lake, engine):
     assert table["column"][0] == "input_tokens"
 
 
+def test_text_lengths_are_compared_like_any_number(lake, engine):
+    # prompts of ~N(60, 8) characters, then ~N(75, 8): read from their value counts, the test
+    # gives what scipy gives on the lengths themselves
+    rng = np.random.default_rng(7)
+    ref = np.clip(np.round(rng.normal(60, 8, 2000)), 1, None).astype(int)
+    cur = np.clip(np.round(rng.normal(75, 8, 1500)), 1, None).astype(int)
+    _store(lake, [{"input_text": "x" * int(v)} for v in ref],
+           [{"input_text": "é" * int(v)} for v in cur])  # characters, not bytes
+    table = drift.drift_table(engine, CUR, REF)
+    row = table.filter(table["column"] == "input_chars").row(0, named=True)
+    want = sp.wasserstein_distance(ref, cur) / ref.std()
+    assert row["statistic"] == pytest.approx(want, rel=0.01)
+    assert row["psi"] == pytest.approx(_psi_by_hand(ref, cur), rel=1e-9)
+    assert (row["median_ref"], row["median_cur"]) == (np.median(ref), np.median(cur))
+    assert (row["status"], row["n_ref"], row["n_cur"]) == ("drift", 2000, 1500)
+    # no response text on either side: nothing to test, never "no drift"
+    out = table.filter(table["column"] == "output_chars").row(0, named=True)
+    assert (out["status"], out["n_ref"], out["n_cur"]) == ("insufficient data", 0, 0)
+    dist = drift.distribution(engine, CUR, REF, "input_chars")
+    edges = np.quantile(ref, np.arange(1, 10) / 10)
+    assert sum(dist["reference_share"]) == pytest.approx(1.0)
+    want_cur = np.bincount(np.searchsorted(edges, cur, side="left"), minlength=10) / len(cur)
+    shown = dict(zip(dist["bucket"], dist["current_share"], strict=True))
+    assert sum(shown.values()) == pytest.approx(1.0)
+    assert shown[dist["bucket"][-1]] == pytest.approx(want_cur[-1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_value_counts_give_the_quantiles_and_bins_of_the_rows(seed):
+    # many ties, as token counts and lengths have: the order statistics and the bins read off
+    # the value counts are numpy's on the rows
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 40, int(rng.integers(1, 3000))).astype(float)
+    values, counts = np.unique(rows, return_counts=True)
+    levels = list(np.linspace(0, 1, 101))
+    assert drift._histogram_quantiles(values, counts, levels) == pytest.approx(
+        list(np.quantile(rows, levels)), abs=1e-12)
+    edges = list(np.quantile(rows, np.arange(1, 10) / 10))
+    by_definition = [int(np.sum(np.sum(rows[:, None] > np.array(edges), axis=1) == b))
+                     for b in range(10)]
+    assert drift._histogram_bins(values, counts, edges) == by_definition
+
+
 def test_a_small_reference_is_tested_by_ks_with_bh_over_the_columns(lake, engine):
     rng = np.random.default_rng(1)
     ref_lat = rng.normal(1000, 100, 200)
