@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import polars as pl
 
-from lib.metrics.buckets import bucket_shift, bucket_start
+from lib.metrics.buckets import bucket_clock, bucket_start
 from lib.metrics.dims import OTHER_LABEL
 
 # An incident is darker than the series' red (#e0533d), which it stood beside on error charts.
@@ -184,13 +184,12 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
 def axis_range(window: tuple[datetime, datetime], tz: str, bucket_s: int | None = None
                ) -> list[datetime]:
     """The x range of a chart of ``window`` in ``tz``: from the start of the bucket holding the
-    window's start (buckets of ``bucket_s`` seconds on ``tz``'s wall clock at the window's end,
-    as lib.metrics.buckets makes them), so the first bucket's point, drawn at its start, is on
+    window's start (buckets of ``bucket_s`` seconds on ``tz``'s wall clock, as
+    lib.metrics.buckets makes them), so the first bucket's point, drawn at its start, is on
     the chart; to the window's end."""
     start = window[0]
     if bucket_s:
-        offset = window[1].astimezone(zone_of(tz)).utcoffset()
-        start = bucket_start(start, bucket_s, bucket_shift(bucket_s, offset))
+        start = bucket_start(start, bucket_clock(bucket_s, zone_of(tz), *window))
     return [local_time(start, tz), local_time(window[1], tz)]
 
 

@@ -42,7 +42,8 @@ def selection_window(selection: Mapping | None, tz: str, bucket_seconds: int | N
     """The UTC window ``[start, end)`` a chart selection covers, or None for no selection.
 
     A box covers its x range, widened to whole minutes; selected points (bucket starts) cover
-    from the first point's bucket to the end of the last point's bucket (``bucket_seconds``).
+    from the first point's bucket to the end of the last point's bucket (``bucket_seconds``;
+    a day holding a change of the clocks ends at the next midnight, 23 or 25 hours on).
     With ``clamp`` = (start, end) the result is cut to it. A window shorter than a minute is
     widened to one minute.
     """
@@ -62,7 +63,11 @@ def selection_window(selection: Mapping | None, tz: str, bucket_seconds: int | N
         xs = [x for x in xs if x is not None]
         if xs:
             start = min(xs)
-            end = max(xs) + timedelta(seconds=bucket_seconds or 60)
+            from lib.charts import zone_of
+            from lib.metrics.buckets import bucket_end
+
+            end = bucket_end(max(xs), bucket_seconds, zone_of(tz)) if bucket_seconds \
+                else max(xs) + timedelta(minutes=1)
     if start is None or end is None:
         return None
     start = start.replace(second=0, microsecond=0)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from lib.metrics.buckets import bucket_shift
+from lib.metrics.buckets import BucketClock, bucket_clock
 
 PRESETS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -179,11 +179,11 @@ class Filters:
     def duration(self) -> timedelta:
         return self.end - self.start
 
-    def bucket_shift(self, seconds: int) -> int:
-        """How far this window's time buckets of ``seconds`` are shifted from UTC's so that
-        they start on the wall clock of ``tz`` (:func:`lib.metrics.buckets.bucket_shift`, at
-        the zone's offset at the window's end)."""
-        return bucket_shift(seconds, self.end.astimezone(ZoneInfo(self.tz)).utcoffset())
+    def bucket_clock(self, seconds: int) -> BucketClock:
+        """How this window's time buckets of ``seconds`` fall on the wall clock of ``tz``
+        (:func:`lib.metrics.buckets.bucket_clock`): from local midnight for days, also before
+        a change of the clocks inside the window."""
+        return bucket_clock(seconds, ZoneInfo(self.tz), self.start, self.end)
 
     def previous(self) -> Filters:
         """The period of equal length just before this one, same dimension filters."""

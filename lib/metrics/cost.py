@@ -62,14 +62,14 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
     there was no request, null where there were requests but none had a price (unknown, not
     $0)."""
     seconds = seconds or bucket_seconds(filters.duration)
-    shift = filters.bucket_shift(seconds)
+    clock = filters.bucket_clock(seconds)
     expr = dimension_sql(by)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
     # One scan: aggregate per (bucket, value) first, then pick the top values from that.
     return engine.query(
         f"""
-        WITH agg0 AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket, {expr} AS dim,
+        WITH agg0 AS (SELECT {bucket_sql(clock)} AS bucket, {expr} AS dim,
                              sum(cost_usd) AS cost_usd, count(*) AS requests,
                              count(*) - count(cost_usd) AS unpriced
                       FROM requests WHERE {where} GROUP BY ALL),
@@ -81,7 +81,7 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
                        sum(cost_usd) AS cost_usd, sum(requests)::BIGINT AS requests,
                        sum(unpriced)::BIGINT AS unpriced
                 FROM agg0 GROUP BY ALL),
-        grid AS ({grid_sql(seconds, shift)}),
+        grid AS ({grid_sql(clock)}),
         groups AS (SELECT DISTINCT "group" FROM agg)
         SELECT grid.bucket, groups."group",
                CASE WHEN agg.requests IS NULL THEN 0 ELSE agg.cost_usd END AS cost_usd,

@@ -51,7 +51,7 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
     ``within_objective`` (count) and ``within_share`` (of the requests with a latency). Empty
     buckets have zero requests and null percentiles."""
     seconds = seconds or bucket_seconds(filters.duration)
-    shift = filters.bucket_shift(seconds)
+    clock = filters.bucket_clock(seconds)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
     obj = ""
@@ -60,9 +60,9 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
         obj = ", count(*) FILTER (WHERE latency_ms <= $objective) AS within_objective"
     frame = engine.query(
         f"""
-        WITH grid AS ({grid_sql(seconds, shift)}),
+        WITH grid AS ({grid_sql(clock)}),
         agg AS (
-            SELECT {bucket_sql(seconds, shift=shift)} AS bucket, count(*) AS requests,
+            SELECT {bucket_sql(clock)} AS bucket, count(*) AS requests,
                    count(latency_ms) AS timed, {_pct_cols()},
                    {percentiles_sql("ttft_ms", {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95})},
                    count(ttft_ms) AS ttft_requests,

@@ -131,11 +131,11 @@ def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> 
     where, params = filters.where("requests")
     params["bstart"] = filters.start
     params["bend"] = filters.end
-    shift = filters.bucket_shift(seconds)
-    b = bucket_sql(seconds, shift=shift)
+    clock = filters.bucket_clock(seconds)
+    b = bucket_sql(clock)
     return engine.query(
         f"""
-        WITH grid AS ({grid_sql(seconds, shift)}), agg AS (
+        WITH grid AS ({grid_sql(clock)}), agg AS (
             SELECT {b} AS bucket, count(*) AS requests,
                    count(*) FILTER (WHERE status = 'error') AS errors,
                    {percentiles_sql("latency_ms", {"p50_ms": 0.5, "p95_ms": 0.95})},

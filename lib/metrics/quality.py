@@ -87,11 +87,11 @@ def evals_over_time(engine: Engine, filters: Filters, source: str | None = None,
     """Per bucket and metric: ``bucket, metric, n, passed, pass_rate, pass_low, pass_high,
     scored, mean_score`` (pass counts over evals with a pass/fail; mean over non-null scores)."""
     seconds = seconds or bucket_seconds(filters.duration)
-    shift = filters.bucket_shift(seconds)
+    clock = filters.bucket_clock(seconds)
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     frame = engine.query(
-        f"""SELECT {bucket_sql(seconds, shift=shift)} AS bucket, metric, count(passed) AS n,
+        f"""SELECT {bucket_sql(clock)} AS bucket, metric, count(passed) AS n,
                count(*) FILTER (WHERE passed) AS passed, count(score) AS scored,
                avg(score) AS mean_score
             FROM evals WHERE {where} GROUP BY ALL ORDER BY bucket, metric""", params)
@@ -123,12 +123,12 @@ def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = N
     """User feedback (``source = 'feedback'``, metric thumbs_up) per bucket: ``bucket, n, up,
     up_share, up_low, up_high``; every bucket of the window is present."""
     seconds = seconds or bucket_seconds(filters.duration)
-    shift = filters.bucket_shift(seconds)
+    clock = filters.bucket_clock(seconds)
     where, params = evals_where(filters)
     params.update(bstart=filters.start, bend=filters.end)
     frame = engine.query(
-        f"""WITH grid AS ({grid_sql(seconds, shift)}),
-            agg AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket, count(passed) AS n,
+        f"""WITH grid AS ({grid_sql(clock)}),
+            agg AS (SELECT {bucket_sql(clock)} AS bucket, count(passed) AS n,
                            count(*) FILTER (WHERE passed) AS up
                     FROM evals WHERE {where} AND source = 'feedback' GROUP BY ALL)
             SELECT grid.bucket, coalesce(n, 0) AS n, coalesce(up, 0) AS up
@@ -164,10 +164,10 @@ def guardrails_over_time(engine: Engine, filters: Filters, seconds: int | None =
                          ) -> pl.DataFrame:
     """``bucket, guardrail, triggers`` (long; buckets without triggers are absent)."""
     seconds = seconds or bucket_seconds(filters.duration)
-    shift = filters.bucket_shift(seconds)
+    clock = filters.bucket_clock(seconds)
     where, params = filters.where("requests")
     return engine.query(
-        f"""SELECT {bucket_sql(seconds, shift=shift)} AS bucket, guardrail, count(*) AS triggers
+        f"""SELECT {bucket_sql(clock)} AS bucket, guardrail, count(*) AS triggers
             FROM requests WHERE {where} AND guardrail IS NOT NULL GROUP BY ALL
             ORDER BY bucket, guardrail""", params)
 
@@ -187,7 +187,7 @@ def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = Non
     """Long frame ``bucket, error_type, errors, requests, error_rate`` per bucket for the ``top``
     error types (the rest as ``other``); every bucket is present for every type drawn."""
     seconds = seconds or bucket_seconds(filters.duration)
-    shift = filters.bucket_shift(seconds)
+    clock = filters.bucket_clock(seconds)
     where, params = filters.where("requests")
     params.update(bstart=filters.start, bend=filters.end)
     return engine.query(
@@ -195,10 +195,10 @@ def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = Non
                           FROM requests WHERE {where}),
             top AS (SELECT et FROM base WHERE status = 'error' GROUP BY et
                     ORDER BY count(*) DESC, et LIMIT {int(top)}),
-            grid AS ({grid_sql(seconds, shift)}),
-            tot AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket, count(*) AS requests
+            grid AS ({grid_sql(clock)}),
+            tot AS (SELECT {bucket_sql(clock)} AS bucket, count(*) AS requests
                     FROM base GROUP BY 1),
-            agg AS (SELECT {bucket_sql(seconds, shift=shift)} AS bucket,
+            agg AS (SELECT {bucket_sql(clock)} AS bucket,
                            CASE WHEN et IN (SELECT et FROM top) THEN et ELSE '{OTHER_LABEL}' END
                                AS error_type, count(*) AS errors
                     FROM base WHERE status = 'error' GROUP BY ALL),

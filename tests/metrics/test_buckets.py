@@ -5,12 +5,13 @@ bucket are checked against a count done in Python with zoneinfo, on rows whose a
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
 
+from lib import charts, drilldown
 from lib.filters import Filters
 from lib.metrics import buckets, cost, latency, overview, quality
 from tests.conftest import make_request, requests_table
@@ -93,8 +94,8 @@ def test_a_week_starts_on_monday_in_the_zone():
     # 2026-11-25 is a Wednesday; in Los Angeles (UTC−8 in November) its week began on
     # Monday 2026-11-23 00:00 local, 08:00 UTC
     t = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
-    offset = t.astimezone(LA).utcoffset()
-    start = buckets.bucket_start(t, 7 * 86400, buckets.bucket_shift(7 * 86400, offset))
+    clock = buckets.bucket_clock(7 * 86400, LA, t - timedelta(days=30), t)
+    start = buckets.bucket_start(t, clock)
     assert start == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     assert start.astimezone(LA).strftime("%A %H:%M") == "Monday 00:00"
 
@@ -107,17 +108,79 @@ def test_the_shift_is_zero_in_utc_and_for_whole_hour_zones_at_an_hour_or_less():
     assert buckets.bucket_shift(86400, timedelta(hours=-8)) == 16 * 3600
 
 
-def test_over_a_change_of_the_clocks_buckets_keep_their_width_at_the_ends_offset(lake, engine):
-    # Los Angeles went from UTC−7 to UTC−8 on 2026-11-01 09:00 UTC. A window ending after it
-    # takes −8: day buckets start at local midnight after the change, at 01:00 before it (the
-    # clocks went back an hour), every one of them 24 hours wide.
-    start = datetime(2026, 10, 29, 12, 0, tzinfo=UTC)
-    end = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+def _local_days(times: list[datetime], zone) -> Counter:
+    """Rows per local day, each day keyed by the UTC instant its first local second begins
+    (zoneinfo's reading of local midnight; where the clocks skip midnight, the change)."""
+    return Counter(datetime.combine(t.astimezone(zone).date(), time(0), tzinfo=zone)
+                   .astimezone(UTC) for t in times)
+
+
+@pytest.mark.parametrize(("zone_name", "start"), [
+    # Los Angeles: clocks back 2026-11-01 09:00 UTC (that day is 25 hours)
+    ("America/Los_Angeles", datetime(2026, 10, 29, 12, 0, tzinfo=UTC)),
+    # Los Angeles: clocks forward 2026-03-08 10:00 UTC (23 hours)
+    ("America/Los_Angeles", datetime(2026, 3, 5, 12, 0, tzinfo=UTC)),
+    # Santiago: clocks forward at midnight on 2026-09-06, which starts at 01:00
+    ("America/Santiago", datetime(2026, 9, 3, 12, 0, tzinfo=UTC)),
+])
+def test_over_a_change_of_the_clocks_days_still_start_at_local_midnight(lake, engine, zone_name,
+                                                                         start):
+    zone = ZoneInfo(zone_name)
+    end = start + timedelta(days=5)
     times = [start + timedelta(hours=5 * k) for k in range(24)]
     _store(lake, times)
-    f = Filters(start=start, end=end, preset="custom", tz="America/Los_Angeles")
+    f = Filters(start=start, end=end, preset="custom", tz=zone_name)
+    want = dict(_local_days(times, zone))
+    for name, frame in {"overview": overview.timeseries(engine, f, 86400),
+                        "latency": latency.percentiles_over_time(engine, f, 86400),
+                        "cost": cost.spend_over_time(engine, f, seconds=86400),
+                        "errors": quality.errors_over_time(engine, f, 86400)}.items():
+        got = {b: n for b, n in frame.group_by("bucket").agg(pl.col("requests").max())
+               .iter_rows() if n}
+        assert got == want, name
     frame = overview.timeseries(engine, f, 86400)
-    assert {b: n for b, n in zip(frame["bucket"], frame["requests"], strict=True) if n} == \
-        dict(_python_buckets(times, 86400, LA, end))
-    hours = [b.astimezone(LA).hour for b in frame["bucket"]]
-    assert hours == [1, 1, 1, 1, 0, 0]
+    starts = frame["bucket"].to_list()
+    # one bucket a local day, no gap, no duplicate; the day of the change is 23 or 25 hours
+    first, last = (t.astimezone(zone).date() for t in (start, end - timedelta(microseconds=1)))
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    assert starts == [datetime.combine(d, time(0), tzinfo=zone).astimezone(UTC) for d in days]
+    widths = {b - a for a, b in zip(starts, starts[1:], strict=False)}
+    assert timedelta(hours=24) in widths and len(widths) == 2
+    assert widths - {timedelta(hours=24)} <= {timedelta(hours=23), timedelta(hours=25)}
+    # the chart's x axis starts at the first day's start, and a click on a day's bar opens
+    # that whole day, 23 or 25 hours included
+    axis = charts.axis_range((start, end), zone_name, 86400)
+    assert axis[0] == starts[0].astimezone(zone).replace(tzinfo=None)
+    for a, b in zip(starts, starts[1:], strict=False):
+        point = {"selection": {"points": [{"x": a.astimezone(zone).strftime("%Y-%m-%d %H:%M")}]}}
+        assert drilldown.selection_window(point, zone_name, 86400) == (a, b)
+
+
+@pytest.mark.parametrize("zone_name", ["America/Los_Angeles", "Australia/Lord_Howe",
+                                       "America/Santiago", "Europe/London", "Asia/Kolkata"])
+@pytest.mark.parametrize("seconds", [3600, 3 * 3600, 12 * 3600, 86400, 7 * 86400])
+def test_every_instant_falls_in_the_one_bucket_that_holds_it(zone_name, seconds):
+    # over a year of changes of the clocks (Lord Howe's are half an hour), in SQL and in Python
+    import duckdb
+
+    zone = ZoneInfo(zone_name)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    end = start + timedelta(days=365)
+    clock = buckets.bucket_clock(seconds, zone, start, end)
+    epochs = [start.timestamp() + k * 7919.3 for k in range(3990)]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    sql = buckets.bucket_sql(clock, "to_timestamp(e)")
+    got = con.execute(f"SELECT e, epoch({sql}) FROM unnest($e) t(e) ORDER BY e",
+                      {"e": epochs}).fetchall()
+    for e, bucket in got:
+        key = clock.key(e)
+        assert clock.start_epoch(key) == bucket
+        assert clock.start_epoch(key) <= e < clock.start_epoch(key + 1)
+    if seconds >= 3 * 3600:  # on the zone's clock: a start's local time is a whole bucket
+        for e, bucket in got:
+            local = datetime.fromtimestamp(bucket, zone)
+            if local.utcoffset() == datetime.fromtimestamp(bucket - 1, zone).utcoffset():
+                since = local.replace(tzinfo=None) - datetime(1970, 1, 5 if seconds > 86400
+                                                              else 1)
+                assert since.total_seconds() % seconds == 0, (e, local)
