@@ -13,7 +13,8 @@ so the row's attributes never depend on which other rows came with it.
 Rules (design §3): required fields present; integers integral; no negative tokens, latencies or
 costs; ``cached_input_tokens + cache_write_tokens <= input_tokens`` (input includes both; given
 without input, they are quarantined too, as is ``reasoning_tokens`` without ``output_tokens``);
-``reasoning_tokens <= output_tokens``; ``cache_write_1h_tokens <= cache_write_tokens``;
+``reasoning_tokens <= output_tokens``; ``cache_write_1h_tokens <= cache_write_tokens``; no
+value past :data:`UPPER_BOUNDS` (a week of latency, a billion tokens, a million dollars);
 timestamps between 2000-01-01 and now + 1 day; status is ``ok`` or ``error``. An ``eval_id`` may
 be derived from (run_id, case_id, metric, epoch, and the dataset, model and version when any is
 given) and an ``event_id`` from (ts, kind, service, version, title).
@@ -57,6 +58,19 @@ NON_NEGATIVE = {
                  "ttft_ms", "cost_usd", "logged_cost_usd", "web_searches"],
     "evals": ["epoch"],
     "spans": ["duration_ms"],
+}
+# Beyond these a value is a logging fault, not a call (a latency of 1e308 ms would own every
+# chart's axis and every mean): at most a week (a batch job's wait included), a billion tokens
+# (a thousand times the largest context window), a million dollars.
+UPPER_BOUNDS = {
+    "requests": {"latency_ms": (7 * 86400 * 1000, "ms, 7 days"),
+                 "ttft_ms": (7 * 86400 * 1000, "ms, 7 days"),
+                 **{c: (10**9, "tokens") for c in (
+                     "input_tokens", "cached_input_tokens", "cache_write_tokens",
+                     "cache_write_1h_tokens", "output_tokens", "reasoning_tokens")},
+                 "web_searches": (10**6, "searches"),
+                 "cost_usd": (10**6, "USD"), "logged_cost_usd": (10**6, "USD")},
+    "spans": {"duration_ms": (7 * 86400 * 1000, "ms, 7 days")},
 }
 # Absent subset counts mean "none of that kind".
 ZERO_IF_NULL = {"requests": ["cached_input_tokens", "cache_write_tokens", "cache_write_1h_tokens",
@@ -306,6 +320,11 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
     for col in NON_NEGATIVE.get(name, []):
         checks.append((f"{_q(col)} < 0",
                        f"{_lit(col + ' is negative: ')} || CAST({_q(col)} AS VARCHAR)"))
+    for col, (most, unit) in UPPER_BOUNDS.get(name, {}).items():
+        if col in target.names:
+            checks.append((f"{_q(col)} > {most}",
+                           f"{_lit(col + ' is beyond any real call: ')} || "
+                           f"CAST({_q(col)} AS VARCHAR) || {_lit(f' (at most {most:,} {unit})')}"))
     if name == "requests":
         checks += [
             ("cached_input_tokens + cache_write_tokens > input_tokens AND input_tokens >= 0",
