@@ -18,7 +18,8 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Latency")
-st.caption(f.describe() + " · milliseconds; percentiles exact per bucket (never averaged)")
+st.caption(widgets.md_escape(f.describe())
+           + " · milliseconds; percentiles exact per bucket (never averaged)")
 widgets.stop_if_no_requests(engine, "Latency comes from each logged call's duration.")
 widgets.freshness_note(engine, f)
 

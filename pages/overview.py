@@ -16,7 +16,7 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Overview")
-st.caption(f.describe())
+st.caption(widgets.md_escape(f.describe()))
 if demo_batches := store.live_demo_batches(engine):
     widgets.demo_banner(demo_batches)
 widgets.problems_banner(engine)

@@ -16,7 +16,7 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Quality")
-st.caption(f.describe() + " · rates in %, with Wilson 95% intervals")
+st.caption(widgets.md_escape(f.describe()) + " · rates in %, with Wilson 95% intervals")
 if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
     widgets.empty_state(
         "No requests or evals in the store yet",

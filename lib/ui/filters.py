@@ -23,6 +23,7 @@ from lib.filters import (
     key_for_column,
 )
 from lib.store import Engine
+from lib.ui import widgets
 from lib.ui.navigation import ensure_entrypoint
 
 ZONES = ["UTC", "Europe/London", "Europe/Paris", "America/New_York", "America/Los_Angeles",
@@ -136,7 +137,8 @@ def sidebar(engine: Engine) -> Filters:
                 values[column] = st.session_state[f"f_{key}"]
         for column in list(st.session_state.get("f_other", {})):
             label = key_for_column(column)
-            if st.button(f"✕ {label} = {', '.join(values[column])}", key=f"f_rm_{column}",
+            shown = widgets.md_escape(", ".join(values[column]))  # (a link's text: inert)
+            if st.button(f"✕ {label} = {shown}", key=f"f_rm_{column}",
                          help="Remove this filter (it came from a link or a drill-down)"):
                 st.session_state["f_other"].pop(column)
                 values.pop(column)

@@ -316,3 +316,25 @@ def test_the_exact_window_link_holds_the_page_s_settings_of_this_run(monkeypatch
     at.selectbox(key="q_source").set_value("offline").run()
     links = [c.value for c in at.sidebar.caption if "Link to this exact window" in c.value]
     assert len(links) == 1 and "source=offline" in links[0]
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/cost.py", "pages/latency.py",
+                                  "pages/quality.py"])
+def test_filter_values_from_a_link_are_shown_as_text_not_markdown(monkeypatch, tmp_path, page):
+    # A crafted link must not put a link or an outside image into the page (the image would be
+    # fetched: who looked, and when)
+    from tests.conftest import make_request, requests_table
+    from lib.store import Lake
+
+    Lake(tmp_path / "s").append({"requests": requests_table([make_request(0)])}, source="t")
+    evil = {"model": "![](http://127.0.0.2:9/pixel.png)",
+            "app_version": "[Session expired - sign in again](https://evil.example/login)"}
+    at = run_app(monkeypatch, tmp_path / "s", page, query={"range": "30d", **evil})
+    shown = [c.value for c in at.caption] + [b.label for b in at.button]
+    assert any("Session expired" in s for s in shown) and any("pixel" in s for s in shown)
+    for text in shown:
+        # (our own link to this window: its target is URL-encoded, %5B not "[")
+        text = re.sub(r"^\[Link to this exact window\]\(\?[^()\s]*\)", "", text)
+        assert "](http" not in text and "![" not in text, text
+        for m in re.finditer(r"(?<!\\)[\[\]]", text):  # every bracket is escaped
+            raise AssertionError(text)
