@@ -97,12 +97,26 @@ def previous_coverage(engine: Engine, filters: Filters) -> float:
 # A gap at the end of a window shorter than this is the pipeline's normal delay, not a stall.
 MIN_STALE = timedelta(minutes=10)
 STALE_SHARE = 0.02  # of the window
+# Requests stamped later than now by more than this are reported as from a clock ahead of time.
+AHEAD_SLACK = timedelta(minutes=5)
 
 
-def latest_request(engine: Engine, filters: Filters | None = None) -> datetime | None:
-    """The time (UTC) of the newest request in the store, whatever the ``filters`` (it says
-    whether logs are still arriving), or None on an empty store."""
-    return engine.query("SELECT max(ts) AS last FROM requests")["last"][0]
+def latest_request(engine: Engine, filters: Filters, now: datetime) -> datetime | None:
+    """The time (UTC) of the newest request in the store up to the window's end or ``now``,
+    whichever is first, whatever the dimension filters (it says whether logs are still
+    arriving); None when there is none. A request stamped later (a logger's clock ahead) must
+    not hide a stall."""
+    return engine.query("SELECT max(ts) AS last FROM requests WHERE ts <= $until",
+                        {"until": min(filters.end, now)})["last"][0]
+
+
+def requests_ahead(engine: Engine, filters: Filters, now: datetime) -> tuple[int, datetime | None]:
+    """The requests stamped more than :data:`AHEAD_SLACK` after ``now`` (a clock ahead of
+    time; ingest accepts up to a day) and the latest of their times (UTC), whatever the
+    filters: (0, None) when there is none."""
+    row = engine.query("SELECT count(*), max(ts) FROM requests WHERE ts > $after",
+                       {"after": now + AHEAD_SLACK}).row(0)
+    return int(row[0]), row[1]
 
 
 def stale_gap(last: datetime | None, filters: Filters, now: datetime) -> timedelta | None:

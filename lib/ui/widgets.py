@@ -140,8 +140,16 @@ def freshness_note(engine: Engine, filters: Filters) -> None:
     pipeline would otherwise read as a drop in traffic, and lower a projection)."""
     from lib.metrics import overview
 
-    last = cached(overview.latest_request, engine, filters)  # (with the page's other results)
     now = datetime.now(UTC)
+    minute = now.replace(second=0, microsecond=0)  # (cached a minute, with the page's results)
+    last = cached(overview.latest_request, engine, filters, minute)
+    ahead, latest = cached(overview.requests_ahead, engine, filters, minute)
+    if ahead:
+        at = charts.local_time(latest, filters.tz).strftime("%Y-%m-%d %H:%M")
+        st.info(f"{formatting.plural(ahead, 'request is', 'requests are')} stamped after now, "
+                f"the latest at **{at}** ({filters.tz}): a logger's clock is ahead of time. "
+                "They count in the windows that reach their times.",
+                icon=":material/update:")
     if overview.stale_gap(last, filters, now) is not None:
         at = charts.local_time(last, filters.tz).strftime("%Y-%m-%d %H:%M")
         # how long before the window's end (or before now, for a window still running)

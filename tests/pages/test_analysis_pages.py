@@ -458,6 +458,25 @@ def test_a_window_past_the_last_request_says_logs_stopped_arriving(monkeypatch, 
     assert not [w for w in at.warning if "No request has arrived" in w.value]
 
 
+def test_a_request_stamped_in_the_future_does_not_hide_a_stall(monkeypatch, tmp_path):
+    # logs stopped two days ago; one request from a logger whose clock is 20 h ahead (ingest
+    # takes up to a day ahead) made the newest request "in the future", and the stall vanished
+    from tests.conftest import make_request, requests_table
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    stopped = now - timedelta(days=2)
+    rows = [make_request(i, ts=stopped - timedelta(hours=i)) for i in range(30)]
+    rows.append(make_request(99, ts=now + timedelta(hours=20)))
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    at = run_page(monkeypatch, tmp_path / "s", "pages/overview.py", {"range": "7d", "tz": "UTC"})
+    warnings = [w.value for w in at.warning if "No request has arrived" in w.value]
+    assert len(warnings) == 1 and f"**{stopped:%Y-%m-%d %H:%M}** (UTC)" in warnings[0]
+    ahead = [i.value for i in at.info if "stamped after now" in i.value]
+    assert ahead == [f"1 request is stamped after now, the latest at "
+                     f"**{now + timedelta(hours=20):%Y-%m-%d %H:%M}** (UTC): a logger's clock "
+                     "is ahead of time. They count in the windows that reach their times."]
+
+
 def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
     # the demo plants longer search inputs over the last 7/30 of its window (about 1.6 days of
     # this 7-day store): the last day against the day before it
