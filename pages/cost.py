@@ -146,7 +146,8 @@ else:
                f"`{budgets_path().name}`, not the sidebar's filters.")
     # status beside the budget's name: at a laptop's width the last columns scroll away
     shown = mtd.with_columns(pl.col("status").replace(
-        {"ok": "on track", "warn": "near budget", "over": "over budget"}))
+        {"ok": "on track", "warn": "near budget", "over": "over budget",
+         "unpriced": "unknown: unpriced requests"}))
     st.dataframe(shown.select("budget", "status", *[c for c in shown.columns
                                                     if c not in ("budget", "status")]),
         hide_index=True, width="stretch", column_config={
@@ -156,7 +157,12 @@ else:
             "projected_usd": st.column_config.NumberColumn("Projected month", format="dollar"),
             "projected_share": st.column_config.ProgressColumn(
                 "Projected / budget", format="percent", min_value=0, max_value=1.5),
-            "status": "Status"})
+            "status": "Status",
+            "unpriced_requests": st.column_config.NumberColumn(
+                "Unpriced requests", format="localized",
+                help="Requests in the budget's scope this month with no price (a model "
+                     "genai-prices and prices.yaml do not know): not in the month to date; "
+                     "the Data page lists them")})
     widgets.downloads(mtd, "budgets", key="dl_budgets")
 
 # -- what-if ------------------------------------------------------------------------------------

@@ -317,13 +317,15 @@ MIN_ELAPSED_FOR_PROJECTION = timedelta(days=1)
 def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
                   at: datetime | None = None) -> pl.DataFrame:
     """Per budget: ``budget, scope, monthly_usd, mtd_usd, projected_usd, projected_share,
-    status`` for the UTC calendar month holding the last instant before ``at`` (default: the end
-    of ``filters``' window, which is not in it: a window of March ends on April 1st 00:00 and
-    reports March; only its time is used). Month to date is spend in
+    status, unpriced_requests`` for the UTC calendar month holding the last instant before
+    ``at`` (default: the end of ``filters``' window, which is not in it: a window of March ends
+    on April 1st 00:00 and reports March; only its time is used). Month to date is spend in
     ``[month start, at)``; the projection is the linear run rate: ``mtd × month length / elapsed``,
     from a day into the month on (None before). Status: ``over`` (projection, or before it the
-    month to date, above the budget), ``warn`` (above its ``warn_at`` share, default 0.8), ``ok``.
-    Budgets are evaluated on their own scope, not on the sidebar's filters."""
+    month to date, above the budget), ``unpriced`` (not over on the priced requests, but some
+    in scope have no price: their spend is unknown, never $0), ``warn`` (above its ``warn_at``
+    share, default 0.8), ``ok``. Budgets are evaluated on their own scope, not on the sidebar's
+    filters."""
     at = (at or filters.end).astimezone(UTC)
     month_start = budget_month(at)
     days = calendar.monthrange(month_start.year, month_start.month)[1]
@@ -335,13 +337,14 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
     for i, b in enumerate(budgets):
         where, p = Filters.between(month_start, until, **b.where_values()).where(
             "requests", prefix=f"b{i}")
-        sums.append(f"coalesce(sum(cost_usd) FILTER (WHERE {where}), 0)")
+        sums.append(f"coalesce(sum(cost_usd) FILTER (WHERE {where}), 0), "
+                    f"count(*) FILTER (WHERE {where} AND cost_usd IS NULL)")
         params.update(p)
     month, p = Filters.between(month_start, until).where("requests", prefix="m")
-    spent = engine.query(f"SELECT {', '.join(sums)} FROM requests WHERE {month}",
+    found = engine.query(f"SELECT {', '.join(sums)} FROM requests WHERE {month}",
                          {**params, **p}).row(0) if budgets else ()
     rows = []
-    for b, mtd in zip(budgets, spent, strict=True):
+    for b, mtd, unpriced in zip(budgets, found[0::2], found[1::2], strict=True):
         mtd = float(mtd or 0.0)
         # A run rate needs a day behind it: at 00:01 on the 1st, a minute's spend times 43,000
         # would flag any budget. Before that, status goes by the spend so far.
@@ -349,11 +352,13 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
             if elapsed >= MIN_ELAPSED_FOR_PROJECTION.total_seconds() else None
         share = (projected if projected is not None else mtd) / b.monthly_usd \
             if b.monthly_usd > 0 else float("inf")
-        status = "over" if share > 1 else "warn" if share >= b.warn_at else "ok"
+        status = "over" if share > 1 else "unpriced" if unpriced else \
+            "warn" if share >= b.warn_at else "ok"
         share = share if projected is not None else None
         rows.append({"budget": b.name, "scope": b.describe(), "monthly_usd": b.monthly_usd,
                      "mtd_usd": mtd, "projected_usd": projected, "projected_share": share,
-                     "status": status})
+                     "status": status, "unpriced_requests": int(unpriced)})
     return pl.DataFrame(rows, schema={
         "budget": pl.String, "scope": pl.String, "monthly_usd": pl.Float64, "mtd_usd": pl.Float64,
-        "projected_usd": pl.Float64, "projected_share": pl.Float64, "status": pl.String})
+        "projected_usd": pl.Float64, "projected_share": pl.Float64, "status": pl.String,
+        "unpriced_requests": pl.Int64})

@@ -179,6 +179,29 @@ def test_budgets_file_and_projection(tmp_path, lake, engine):
     m2 = cost.month_to_date(engine, None, [Budget("tight", 5.0)],
                             datetime(2026, 3, 11, tzinfo=UTC))
     assert m2["status"][0] == "over"  # projected 9.3 > 5
+    assert r["all"]["unpriced_requests"] == 0
+
+
+def test_a_budget_with_unpriced_requests_is_not_on_track_but_unknown(lake, engine):
+    # 2 priced dollars and 3 requests on a model with no price: the spend is not known, and
+    # "on track" would count those as $0; a budget already over on the priced ones is over
+    from lib.budgets import Budget
+
+    march = datetime(2026, 3, 2, tzinfo=UTC)
+    rows = [make_request(0, ts=march, cost_usd=2.0, feature="chat")]
+    rows += [make_request(i, ts=march, cost_usd=None, model="our-finetune", feature="search")
+             for i in (1, 2, 3)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    at = datetime(2026, 3, 11, tzinfo=UTC)
+    budgets = [Budget("all", 1000.0), Budget("chat", 1000.0, where=(("feature", ("chat",)),)),
+               Budget("tiny", 1.0)]
+    r = {x["budget"]: x for x in cost.month_to_date(engine, None, budgets, at).iter_rows(
+        named=True)}
+    assert (r["all"]["status"], r["all"]["unpriced_requests"], r["all"]["mtd_usd"]) == (
+        "unpriced", 3, pytest.approx(2.0))
+    assert (r["chat"]["status"], r["chat"]["unpriced_requests"]) == ("ok", 0)
+    assert (r["tiny"]["status"], r["tiny"]["unpriced_requests"]) == ("over", 3)
 
 
 def test_repo_budgets_file_loads():
