@@ -50,12 +50,18 @@ TABLE_COLUMNS = {"evals": {"model"}, "events": {"service"}}
 TIME_KEYS = frozenset({"range", "from", "to", "tz"})
 
 
+# The times a URL's window may hold: a window reaching year 1 or 9999 overflowed in date
+# arithmetic (the previous period, the date picker's day after) and broke every page.
+URL_TIMES = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+
+
 def _parse_dt(value: str) -> datetime | None:
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+        t = (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, AttributeError, OverflowError):  # (year 1 at +01:00 is before year 1)
         return None
+    return t if URL_TIMES[0] <= t <= URL_TIMES[1] else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -167,7 +173,8 @@ class Filters:
         elif not window and (preset == "custom"
                              or preset is None and ("from" in first or "to" in first)):
             out.append(f"`from` `{_quoted(first.get('from', '(none)'))}` and `to` "
-                       f"`{_quoted(first.get('to', '(none)'))}` make no window (two ISO times, "
+                       f"`{_quoted(first.get('to', '(none)'))}` make no window (two ISO times "
+                       "from 1970 to 2200, "
                        f"the first before the second): showing the {default}")
         tz = first.get("tz")
         if tz is not None and not known_zone(tz):

@@ -187,11 +187,15 @@ def test_with_value_and_describe():
                            "days"]),
     ({"tz": "Mars/Base"}, ["time zone `Mars/Base` is not known: times are shown in UTC"]),
     ({"range": "custom", "from": "x"},
-     ["`from` `x` and `to` `(none)` make no window (two ISO times, the first before the second):"
-      " showing the last 7 days"]),
+     ["`from` `x` and `to` `(none)` make no window (two ISO times from 1970 to 2200, the first "
+      "before the second): showing the last 7 days"]),
     ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
      ["`from` `2026-01-02T00:00:00Z` and `to` `2026-01-01T00:00:00Z` make no window (two ISO "
-      "times, the first before the second): showing the last 7 days"]),
+      "times from 1970 to 2200, the first before the second): showing the last 7 days"]),
+    # a window reaching year 1 or 9999 broke every page (date arithmetic overflowed)
+    ({"from": "2026-11-01T00:00:00Z", "to": "9999-12-30T00:00:00Z"},
+     ["`from` `2026-11-01T00:00:00Z` and `to` `9999-12-30T00:00:00Z` make no window (two ISO "
+      "times from 1970 to 2200, the first before the second): showing the last 7 days"]),
     # a value from a URL is quoted as code, without the backticks that would end the quote
     ({"range": ["`<b>x</b>`", "7d"]},
      ["time range `'<b>x</b>'` is not one Sightline knows: showing the last 7 days"]),

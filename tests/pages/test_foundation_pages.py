@@ -337,3 +337,12 @@ def test_filter_values_from_a_link_are_shown_as_text_not_markdown(monkeypatch, t
         text = re.sub(r"^\[Link to this exact window\]\(\?[^()\s]*\)", "", text)
         assert "](http" not in text and "![" not in text, text
         assert not re.search(r"(?<!\\)[\[\]]", text), text  # every bracket is escaped
+
+
+@pytest.mark.parametrize("window", [("2026-11-01T00:00:00Z", "9999-12-30T00:00:00Z"),
+                                    ("0001-01-02T00:00:00Z", "2026-11-27T00:00:00Z")])
+def test_a_link_to_the_ends_of_time_opens_the_default_window(monkeypatch, demo_store, window):
+    # (the day after 9999-12-30 and the period before year 1 overflowed: a traceback)
+    at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": window[0],
+                                                 "to": window[1]})
+    assert any("make no window" in w.value for w in at.warning)
