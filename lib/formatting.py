@@ -27,6 +27,24 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else (many or noun + 's')}"
 
 
+def usd_tick_format(largest) -> str:
+    """The d3 format of a USD axis whose largest value is ``largest``: cents, or the decimals
+    a fifth of it needs (an axis to $0.004 read "$0.00" at every tick): '$,.2f', '$,.4f'."""
+    if _missing(largest) or not math.isfinite(float(largest)) or float(largest) <= 0:
+        return "$,.2f"
+    return f"$,.{min(8, max(2, -math.floor(math.log10(float(largest) / 5))))}f"
+
+
+def usd_column_format(values) -> str:
+    """The format of a table's USD column holding ``values``: Streamlit's "dollar" (cents,
+    thousands separated), or, when a non-zero amount is under a cent, the decimals that give
+    the smallest two significant digits (a $0.0042 share of spend read "$0.00")."""
+    small = [abs(float(v)) for v in values if not _missing(v) and 0 < abs(float(v)) < 0.01]
+    if not small:
+        return "dollar"
+    return f"$%.{min(8, 1 - math.floor(math.log10(min(small))))}f"
+
+
 def usd(v, more: int = 0) -> str:
     """Dollars with cents, or more digits under 10 cents (two significant ones, so one cheap
     call does not read $0.0000 and a $0.0557 call not $0.06): '$1,234.50', '$0.056', '$0.0042',

@@ -65,7 +65,9 @@ with st.spinner("Loading spend over time…"):
     events = widgets.cached(overview.events, engine, f)
 fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                        y_title=f"USD per {bucket_label(seconds)}", events=events, **axis,
-                       kind="bar", y_format="$,.2f")
+                       kind="bar", y_format=formatting.usd_tick_format(
+                           spend.group_by("bucket").agg(pl.col("cost_usd").sum())["cost_usd"]
+                           .max()))
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
            "*other*; the downloads hold the same. Drag over the chart to explore that window."
@@ -83,11 +85,13 @@ with left:
     st.plotly_chart(hbar(mix, "label", "tokens", x_title="tokens"), key="cost_mix_tokens",
                     config={"displaylogo": False})
 with right:
-    st.plotly_chart(hbar(mix, "label", "cost_usd", x_title="USD", x_format="$,.2f",
+    st.plotly_chart(hbar(mix, "label", "cost_usd", x_title="USD",
+                         x_format=formatting.usd_tick_format(mix["cost_usd"].max()),
                          color="#e0533d"), key="cost_mix_usd", config={"displaylogo": False})
 st.dataframe(mix.drop("kind"), hide_index=True, width="stretch", column_config={
     "label": "Kind", "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
-    "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="dollar"),
+    "cost_usd": st.column_config.NumberColumn(
+        "Cost (USD)", format=formatting.usd_column_format(mix["cost_usd"])),
     "token_share": st.column_config.NumberColumn("Share of tokens", format="percent"),
     "cost_share": st.column_config.NumberColumn("Share of cost", format="percent")})
 widgets.downloads(mix, "token_mix", key="dl_mix")
@@ -113,7 +117,8 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
                      column_config={
             "group": dim_label(dim),
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
-            "cost_usd": st.column_config.NumberColumn("Spend (USD)", format="dollar"),
+            "cost_usd": st.column_config.NumberColumn(
+                "Spend (USD)", format=formatting.usd_column_format(b["cost_usd"])),
             "share": st.column_config.ProgressColumn("Share of spend", format="percent",
                                                      min_value=0, max_value=1),
             "cost_per_request_usd": st.column_config.NumberColumn("USD per request",
@@ -188,12 +193,12 @@ else:
             actual = alt = diff = None
         else:
             actual, alt = priced["cost_usd"].sum(), priced["whatif_cost_usd"].sum()
-            diff = alt - actual
+            diff = cost.whatif_difference(actual, alt)
         w[0].metric("Actual spend", formatting.usd(actual), border=True)
         w[1].metric(f"On {model}", formatting.usd(alt), border=True)
-        w[2].metric("Difference", "–" if diff is None else
+        w[2].metric("Difference", "–" if diff is None else "$0.00 (the same)" if diff == 0 else
                     ("−" if diff < 0 else "+") + formatting.usd(abs(diff)),
-                    None if diff is None else formatting.delta(alt, actual, "usd"),
+                    None if not diff else formatting.delta(alt, actual, "usd"),
                     delta_color="inverse", border=True)
         st.dataframe(wi, hide_index=True, width="stretch", column_config={
             "provider": "Provider", "model": "Model now",

@@ -95,7 +95,8 @@ with left:
 with right:
     st.subheader("Cost")
     fig = time_figure(series, "bucket", [("cost_usd", "Cost")], y_title=f"USD per {per}",
-                      events=events, **axis, kind="bar", y_format="$,.2f")
+                      events=events, **axis, kind="bar",
+                      y_format=formatting.usd_tick_format(series["cost_usd"].max()))
     drills.append(("cost_per_request", widgets.chart(
         fig, series.select("bucket", "requests", "cost_usd", "unpriced_requests"),
         key="ov_cost", name="cost", on_select=True)))

@@ -111,3 +111,22 @@ def test_plain_numbers_keep_their_digits_and_are_whole_when_large():
     assert [number(v) for v in (0.00191, 59.5, 732.4, 999.7, 12360.4, None)] == \
         ["0.00191", "59.5", "732", "1,000", "12,360", "–"]
     assert number(0.21834, 4) == "0.2183" and number(1234.5, 4) == "1,234"
+
+
+def test_a_usd_axis_has_the_decimals_its_ticks_need():
+    from lib.formatting import usd_tick_format
+
+    # an axis to $0.004 has ticks of $0.0008: four decimals, where cents read $0.00 at each
+    assert usd_tick_format(0.004) == "$,.4f"
+    assert f"{0.0008:,.4f}" == "0.0008"
+    assert usd_tick_format(0.3) == "$,.2f"  # ticks of 6 cents
+    assert [usd_tick_format(v) for v in (12_000.0, 2.0, None, 0.0, float("nan"))] == \
+        ["$,.2f"] * 5
+
+
+def test_a_usd_column_shows_its_smallest_amount_with_two_significant_digits():
+    from lib.formatting import usd_column_format
+
+    assert usd_column_format([1234.5, 0.0042, None]) == "$%.4f"  # $0.0042, not $0.00
+    assert usd_column_format([0.000021]) == "$%.6f"
+    assert usd_column_format([0.0, 5.0, 1234.5]) == "dollar"  # cents suffice

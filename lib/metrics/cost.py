@@ -290,6 +290,16 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
     ).sort("cost_usd", descending=True, nulls_last=True)
 
 
+def whatif_difference(actual: float | None, alternative: float | None) -> float | None:
+    """What-if − actual, in USD; 0 when the two differ by less than a billionth of the larger
+    (traffic already on the target model, summed in another order: "−$0.000000000000"), None
+    when either is unknown."""
+    if actual is None or alternative is None:
+        return None
+    diff = alternative - actual
+    return 0.0 if abs(diff) <= 1e-9 * max(abs(actual), abs(alternative)) else diff
+
+
 def whatif_targets(engine: Engine, filters: Filters) -> list[tuple[str, str]]:
     """(provider, model) pairs with a price on the window's last day: the curated list plus the
     models used in the window."""

@@ -340,3 +340,13 @@ def test_the_token_mix_of_unpriced_traffic_has_no_cost(lake, engine):
     mix = cost.token_mix(engine, Filters.between(T0, T0 + timedelta(hours=1)))
     assert mix["tokens"].sum() == 3 * 1500
     assert mix["cost_usd"].to_list() == [None] * 6 and mix["cost_share"].null_count() == 6
+
+
+def test_a_what_if_difference_of_float_noise_is_none_at_all():
+    # gpt-4o-mini traffic re-priced on gpt-4o-mini, summed in another order
+    parts = [0.1, 0.2, 0.3] * 1000
+    actual, alt = sum(parts), sum(reversed(parts))
+    assert actual != alt and cost.whatif_difference(actual, alt) == 0.0
+    assert cost.whatif_difference(10.0, 12.5) == 2.5
+    assert cost.whatif_difference(0.000001, 0.0000005) == pytest.approx(-0.0000005)
+    assert cost.whatif_difference(None, 1.0) is None and cost.whatif_difference(0.0, 0.0) == 0.0
