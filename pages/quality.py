@@ -167,8 +167,11 @@ else:
         else:
             for row in cmp.iter_rows(named=True):
                 line = widgets.md_escape(quality.comparison_sentence(row, label_a, label_b))
-                {"regression": st.error, "improvement": st.success}.get(
-                    row["verdict"], st.info)(line)
+                # (an icon of our own: a metric named "🚀 …" became the box's icon)
+                show, icon = {"regression": (st.error, ":material/trending_down:"),
+                              "improvement": (st.success, ":material/trending_up:")}.get(
+                    row["verdict"], (st.info, ":material/balance:"))
+                show(line, icon=icon)
             # as the sentences say it: rates in %, changes in points (the download keeps the
             # fractions), "–" where a test gives nothing
             st.dataframe(quality.comparison_table(cmp), hide_index=True, width="stretch",

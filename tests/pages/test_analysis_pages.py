@@ -105,6 +105,11 @@ def test_quality_compares_the_newest_prompt_version_with_the_one_before_it(monke
     regressions = [v for v in said if v.startswith("groundedness:")]
     assert regressions and "a regression of chat-prompt v13 against chat-prompt v12" in \
         regressions[0], said
+    # every verdict box has our icon (a metric named "🚀 …" lost its emoji to the box's icon)
+    assert {e.icon for e in [*at.error, *at.success, *at.info]
+            if e.value.replace("\\", "").startswith(("groundedness:", "helpfulness:"))} <= {
+        ":material/trending_down:", ":material/trending_up:", ":material/balance:"}
+    assert all(e.icon for e in at.error)
     # another pair, kept in the URL
     a.set_value("v13").run()
     assert at.query_params["compare_a"] in ("v13", ["v13"])
