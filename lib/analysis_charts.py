@@ -27,6 +27,22 @@ def esc(v) -> str:
     return html.escape(str(v))
 
 
+# A legend entry longer than this is cut: a 500-character model name pushed the legend over the
+# plot and hid the other entries (the tables and downloads hold it whole).
+LEGEND_CHARS = 40
+
+
+def legend_label(v) -> str:
+    """A value from logs as a legend entry: escaped, its bidi controls written as escapes, cut
+    to :data:`LEGEND_CHARS` characters with "…"."""
+    from lib.formatting import terminal_text
+
+    text = terminal_text(v)
+    if len(text) > LEGEND_CHARS:
+        text = text[:LEGEND_CHARS - 1] + "…"
+    return html.escape(text)
+
+
 def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_title: str,
                      tz: str, events: pl.DataFrame | None = None, kind: str = "area",
                      y_format: str | None = None, height: int = 300,
@@ -38,7 +54,7 @@ def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_t
         return time_figure(wide, x, [], y_title=y_title, tz=tz, events=events, kind=kind,
                            height=height, y_format=y_format, **axis)
     wide = frame.pivot(on=group, index=x, values=value, aggregate_function="sum").sort(x)
-    series = [(c, esc(c)) for c in wide.columns if c != x]
+    series = [(c, legend_label(c)) for c in wide.columns if c != x]
     order = frame.group_by(group).agg(pl.col(value).sum()).sort(value, descending=True)[group]
     series.sort(key=lambda s: (s[0] == "other", order.to_list().index(s[0])
                                if s[0] in order.to_list() else 0))

@@ -88,7 +88,7 @@ with right:
     st.plotly_chart(hbar(mix, "label", "cost_usd", x_title="USD",
                          x_format=formatting.usd_tick_format(mix["cost_usd"].max()),
                          color="#e0533d"), key="cost_mix_usd", config={"displaylogo": False})
-st.dataframe(mix.drop("kind"), hide_index=True, width="stretch", column_config={
+widgets.dataframe(mix.drop("kind"), hide_index=True, width="stretch", column_config={
     "label": "Kind", "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
     "cost_usd": st.column_config.NumberColumn(
         "Cost (USD)", format=formatting.usd_column_format(mix["cost_usd"])),
@@ -113,7 +113,7 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
         st.subheader(title)
         b = widgets.cached(cost.breakdown, engine, f, dim, 10)
         # every row in view: the 11th, "other", is often the largest
-        st.dataframe(b, hide_index=True, width="stretch", height=36 + 35 * b.height,
+        widgets.dataframe(b, hide_index=True, width="stretch", height=36 + 35 * b.height,
                      column_config={
             "group": dim_label(dim),
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
@@ -153,7 +153,7 @@ else:
     shown = mtd.with_columns(pl.col("status").replace(
         {"ok": "on track", "warn": "near budget", "over": "over budget",
          "unpriced": "unknown: unpriced requests"}))
-    st.dataframe(shown.select("budget", "status", *[c for c in shown.columns
+    widgets.dataframe(shown.select("budget", "status", *[c for c in shown.columns
                                                     if c not in ("budget", "status")]),
         hide_index=True, width="stretch", column_config={
             "budget": "Budget", "scope": "Scope",
@@ -200,7 +200,7 @@ else:
                     ("−" if diff < 0 else "+") + formatting.usd(abs(diff)),
                     None if not diff else formatting.delta(alt, actual, "usd"),
                     delta_color="inverse", border=True)
-        st.dataframe(wi, hide_index=True, width="stretch", column_config={
+        widgets.dataframe(wi, hide_index=True, width="stretch", column_config={
             "provider": "Provider", "model": "Model now",
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
             "unpriced_requests": st.column_config.NumberColumn(

@@ -37,7 +37,7 @@ for col, row in zip(cols, tables.iter_rows(named=True)):
                   border=True)
 
 st.subheader("Tables")
-st.dataframe(
+widgets.dataframe(
     # An empty table's times are a dash, not "None"; the text sorts as the times do.
     tables.select("table", "rows", "files", "first_ts", "last_ts", "last_ingested_at")
     .with_columns(pl.col(c).dt.convert_time_zone(f.tz).dt.strftime("%Y-%m-%d %H:%M:%S")
@@ -67,7 +67,7 @@ else:
     st.warning(f"{q_count:,} input record(s) failed validation and were kept aside with their "
                "reason. They are not counted anywhere else.")
     checks = inventory.quarantine_checks(engine)
-    st.dataframe(
+    widgets.dataframe(
         checks.with_columns(pl.col("last_ingested_at").dt.convert_time_zone(f.tz)),
         hide_index=True, width="stretch",
         column_config={
@@ -90,7 +90,7 @@ else:
     q = inventory.quarantine(engine, limit=SHOWN + 1, **picked)
     if q.height > SHOWN:
         st.caption(f"The newest {SHOWN:,} inputs are listed; the downloads hold all of them.")
-    st.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
+    widgets.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
                  column_config={"source_file": st.column_config.TextColumn("File"),
                                 "line": st.column_config.NumberColumn(
@@ -115,7 +115,7 @@ else:
                "model it answered as), then run "
                f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
                "has neither input nor output tokens; log the provider's usage to cost it.")
-    st.dataframe(
+    widgets.dataframe(
         widgets.for_display(unpriced.with_columns(
             pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz))),
         hide_index=True, width="stretch",
@@ -165,7 +165,7 @@ else:
         b = b.head(BATCHES_SHOWN)
     # Blank, not "None", where a batch has no format (demo, compact) or no note.
     # (the commit's id second: what `python -m lib remove` takes, off screen when last)
-    st.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz),
+    widgets.dataframe(b.with_columns(pl.col("committed_at").dt.convert_time_zone(f.tz),
                                 pl.col("format", "note").fill_null(""))
                  .select("committed_at", "commit_id", pl.exclude("committed_at", "commit_id")),
                  hide_index=True, width="stretch",

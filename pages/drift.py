@@ -72,7 +72,7 @@ shown = pl.DataFrame({
     "Test": table["method"],
     "Rows (reference → current)": [f"{a:,} → {b:,}" for a, b in
                                    zip(table["n_ref"], table["n_cur"], strict=True)]})
-st.dataframe(shown, hide_index=True, width="stretch", column_config={
+widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
     "Statistic": st.column_config.TextColumn(
         "Statistic", help="The test's value: a distance (Wasserstein ÷ the reference's std, or "
                           "Jensen–Shannon; drift from 0.1), or the KS D / chi-square / |z|"),
@@ -122,7 +122,7 @@ else:
                                      key="drift_by")
         with st.spinner("Loading…"):
             moved = widgets.cached(drift.where_it_moved, engine, f, reference, column, by)
-        st.dataframe(moved, hide_index=True, width="stretch", column_config={
+        widgets.dataframe(moved, hide_index=True, width="stretch", column_config={
             "value": dim_label(by),
             "n_ref": st.column_config.NumberColumn("Reference rows", format="localized"),
             "n_cur": st.column_config.NumberColumn("Current rows", format="localized"),

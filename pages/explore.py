@@ -140,7 +140,7 @@ else:
     elif (top["contribution"].abs().max() or 0) > 1:
         st.caption("A value can explain more than 100% of the change when others moved the "
                    "other way.")
-    st.dataframe(
+    widgets.dataframe(
         # the ranking's own columns first: at a laptop's width the last ones scroll away
         top.select("Dimension", "value", "contribution", "beyond", "Baseline", "Window",
                    "baseline_share", "window_share"),
@@ -218,7 +218,7 @@ if fps.is_empty():
 else:
     # the example request one click away, first as in the request table (a new tab; shareable)
     linked = widgets.with_request_links(fps.rename({"example_request_id": "request_id"}), f)
-    st.dataframe(
+    widgets.dataframe(
         linked.with_columns(
             pl.col("first_seen").dt.convert_time_zone(f.tz),
             pl.col("last_seen").dt.convert_time_zone(f.tz)),
@@ -287,7 +287,7 @@ else:
                f"{min(page_no * PAGE, total):,}; only this page is sent to the browser.")
     rows = widgets.cached(explore.request_page, engine, table_f, q or None, sort,
                           order == "desc", PAGE, (page_no - 1) * PAGE)
-    picked = st.dataframe(
+    picked = widgets.dataframe(
         widgets.for_display(widgets.with_request_links(rows, f).with_columns(
             pl.col("ts").dt.convert_time_zone(f.tz)), ("latency_ms",)),
         hide_index=True, width="stretch", key="ex_table", on_select="rerun",

@@ -95,8 +95,9 @@ by = widgets.query_selectbox("Group by", dims, "by", "model", format_func=dim_la
                              key="lat_by")
 grp = widgets.cached(latency.by_dimension, engine, f, by, objective)
 MS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "ttft_p50_ms", "tokens_per_s_p50")
-st.dataframe(widgets.for_display(grp.drop([c for c in grp.columns if c.endswith("_uncertain")]),
-                                 MS),
+shown_groups = widgets.for_display(
+    grp.drop([c for c in grp.columns if c.endswith("_uncertain")]), MS)
+widgets.dataframe(shown_groups,
              hide_index=True, width="stretch", column_config={
                  "group": dim_label(by),
                  "requests": st.column_config.NumberColumn("Requests", format="localized"),
@@ -124,7 +125,7 @@ widgets.downloads(dist, "latency_distribution", key="dl_lat_dist")
 
 st.subheader("Slowest requests")
 slow = widgets.cached(latency.slowest, engine, f, 50)
-st.dataframe(widgets.for_display(widgets.with_request_links(slow, f).with_columns(
+widgets.dataframe(widgets.for_display(widgets.with_request_links(slow, f).with_columns(
                  pl.col("ts").dt.convert_time_zone(f.tz)), ("latency_ms", "ttft_ms")),
              hide_index=True,
              width="stretch", column_config={

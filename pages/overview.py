@@ -119,7 +119,7 @@ if events.height:
         shown = widgets.for_display(events.with_columns(
             events["ts"].dt.convert_time_zone(f.tz), pl.Series("link", links)))
         shown = shown.select("link", *events.columns)  # (first: the last columns scroll away)
-        st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
             "link": st.column_config.LinkColumn(
                 "Explore", display_text="Investigate ↗", width="small",
                 help="Explore from 30 minutes before the event to an hour after, in a new tab"),

@@ -116,7 +116,7 @@ else:
         st.plotly_chart(hbar(m, "version", "pass_rate", x_title="pass rate (%)", x_format=".0%",
                              error=("pass_low", "pass_high")), key=f"q_ver_{src}_{metric}",
                         config={"displaylogo": False})
-    st.dataframe(byv.select("version", "metric", "n", "passed", "pass_rate", "pass_low",
+    widgets.dataframe(byv.select("version", "metric", "n", "passed", "pass_rate", "pass_low",
                             "pass_high", "mean_score", "scored", "first_ts", "last_ts")
                  .with_columns(pl.col("first_ts").dt.convert_time_zone(f.tz),
                                pl.col("last_ts").dt.convert_time_zone(f.tz)),
@@ -174,7 +174,7 @@ else:
                 show(line, icon=icon)
             # as the sentences say it: rates in %, changes in points (the download keeps the
             # fractions), "–" where a test gives nothing
-            st.dataframe(quality.comparison_table(cmp), hide_index=True, width="stretch",
+            widgets.dataframe(quality.comparison_table(cmp), hide_index=True, width="stretch",
                          column_config={
                 "p (BH)": st.column_config.TextColumn(
                     "p (BH)", help="Benjamini–Hochberg adjusted over the metrics compared"),
@@ -221,7 +221,7 @@ elif guards.is_empty():
 else:
     left, right = st.columns([1, 2])
     with left:
-        st.dataframe(guards, hide_index=True, width="stretch", column_config={
+        widgets.dataframe(guards, hide_index=True, width="stretch", column_config={
             "guardrail": "Guardrail", "action": "Action",
             "triggers": st.column_config.NumberColumn("Triggers", format="localized"),
             "share_of_requests": st.column_config.NumberColumn("Share of requests",

@@ -124,7 +124,7 @@ else:
                    f"{'it stays' if one else 'they stay'} in the trace and "
                    f"{'is' if one else 'are'} not counted as requests. What "
                    f"{'it' if one else 'they'} recorded:")
-        st.dataframe(around, hide_index=True, width="stretch", column_config={
+        widgets.dataframe(around, hide_index=True, width="stretch", column_config={
             "span_id": st.column_config.TextColumn("Span"),
             "name": st.column_config.TextColumn("Name"),
             "model": st.column_config.TextColumn("Model"),
@@ -137,7 +137,7 @@ ev = rq.evals_for(engine, rid)
 if ev.is_empty():
     st.caption("No eval score or user feedback on this request.")
 else:
-    st.dataframe(ev.with_columns(pl.col("ts").dt.convert_time_zone(zone)), hide_index=True,
+    widgets.dataframe(ev.with_columns(pl.col("ts").dt.convert_time_zone(zone)), hide_index=True,
                  width="stretch", column_config={
                      "ts": st.column_config.DatetimeColumn(f"Scored ({zone})",
                                                            format="YYYY-MM-DD HH:mm:ss"),
@@ -159,7 +159,7 @@ else:
     shown = widgets.for_display(sess.with_columns(pl.col("ts").dt.convert_time_zone(zone),
                                                   (pl.col("request_id") == rid).alias("this")),
                                 ("latency_ms",))
-    st.dataframe(shown.select("this", *sess.columns), hide_index=True,
+    widgets.dataframe(shown.select("this", *sess.columns), hide_index=True,
                  width="stretch", column_config={
                      "this": st.column_config.CheckboxColumn("This one", width="small"),
                      "ts": st.column_config.DatetimeColumn(f"Time ({zone})",
@@ -191,7 +191,7 @@ def _shown(v) -> str:
 
 
 fields = pl.DataFrame({"field": list(r.keys()), "value": [_shown(v) for v in r.values()]})
-st.dataframe(fields, hide_index=True, width="stretch", height=400,
+widgets.dataframe(fields, hide_index=True, width="stretch", height=400,
              column_config={"field": "Field",
                             "value": st.column_config.TextColumn("Value", width="large")})
 widgets.downloads(pl.DataFrame([r]), f"request_{rid}", key="dl_request")

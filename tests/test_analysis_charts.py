@@ -7,7 +7,7 @@ import math
 import polars as pl
 import pytest
 
-from lib.analysis_charts import log_histogram
+from lib.analysis_charts import log_histogram, long_time_figure
 
 
 def test_the_objective_is_labelled_where_its_line_is_on_the_log_axis():
@@ -63,3 +63,16 @@ def test_the_waterfall_keeps_the_spans_order_escapes_names_and_marks_the_request
     assert fig.layout.yaxis.categoryorder == "array"
     assert fig.layout.yaxis.autorange == "reversed"
     assert not any(y.startswith("▶") for y in waterfall(trace_spans()).layout.yaxis.categoryarray)
+
+
+def test_legend_entries_of_log_values_are_cut_escaped_and_in_reading_order():
+    from datetime import UTC, datetime
+
+    long = "m" * 500
+    frame = pl.DataFrame({"bucket": [datetime(2026, 11, 1, tzinfo=UTC)] * 3,
+                          "group": [long, "<b>x</b>", "live \u202eevil"],
+                          "cost_usd": [3.0, 2.0, 1.0]})
+    fig = long_time_figure(frame, "bucket", "group", "cost_usd", y_title="USD", tz="UTC",
+                           kind="bar")
+    names = [t.name for t in fig.data]
+    assert names == ["m" * 39 + "…", "&lt;b&gt;x&lt;/b&gt;", "live \\u202eevil"]

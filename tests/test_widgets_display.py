@@ -52,3 +52,13 @@ def test_a_download_is_named_after_its_window_in_the_page_s_zone():
     assert widgets.file_stem("spend_by_model", f) == \
         "spend_by_model_2026-11-19T1900_2026-11-26T1900_America-Los_Angeles"
     assert widgets.file_stem("drift", None) == "drift"
+
+
+def test_a_table_shows_bidi_controls_from_logs_as_escapes():
+    # "live \u202eevil\u202c" displays as "live live": a name that reads as another
+    frame = pl.DataFrame({"model": ["gpt-4o", "live \u202eevil\u202c"], "ar": ["مرحبا\u200f", None],
+                          "n": [1, 2]})
+    shown = widgets.shown_text(frame)
+    assert shown["model"].to_list() == ["gpt-4o", "live \\u202eevil\\u202c"]
+    assert shown["ar"].to_list() == ["مرحبا\u200f", None]  # a right-to-left mark stays
+    assert shown["n"].to_list() == [1, 2] and widgets.shown_text("x") == "x"

@@ -314,6 +314,32 @@ def unpriced_note(unpriced: int, bars: str = "bars") -> str:
             f"{bars}: their cost is unknown, not $0 (see the Data page)." if unpriced else "")
 
 
+# Bidi embeddings, overrides and isolates: in a name from logs they reorder what a reader sees
+# (a model "\u202eevil" read as "live"). Marks (U+200E/F), which right-to-left text needs, stay.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def shown_text(frame):
+    """``frame`` (a Polars frame; anything else as it is) with the :data:`BIDI_CONTROLS` in its
+    text columns written as escapes (``\\u202e``), as a table shows it; the downloads keep the
+    text as logged."""
+    if not isinstance(frame, pl.DataFrame):
+        return frame
+    texts = [c for c, t in frame.schema.items() if t == pl.String]
+    exprs = []
+    for c in texts:
+        e = pl.col(c)
+        for ch in BIDI_CONTROLS:
+            e = e.str.replace_all(ch, f"\\u{ord(ch):04x}", literal=True)
+        exprs.append(e)
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def dataframe(data, **kwargs):
+    """``st.dataframe`` of :func:`shown_text` of ``data``: every table of log values."""
+    return st.dataframe(shown_text(data), **kwargs)
+
+
 def md_escape(text) -> str:
     """Text from logs made inert for Streamlit markdown (no formatting, links or HTML). A bare
     URL is linked after escapes are read (GFM's autolinks), so a zero-width space goes after its
