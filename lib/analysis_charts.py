@@ -21,6 +21,7 @@ from lib.charts import (
     to_zone,
     zone_label,
 )
+from lib.metrics.dims import OTHER_LABEL
 
 
 def esc(v) -> str:
@@ -56,7 +57,7 @@ def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_t
     wide = frame.pivot(on=group, index=x, values=value, aggregate_function="sum").sort(x)
     series = [(c, legend_label(c)) for c in wide.columns if c != x]
     order = frame.group_by(group).agg(pl.col(value).sum()).sort(value, descending=True)[group]
-    series.sort(key=lambda s: (s[0] == "other", order.to_list().index(s[0])
+    series.sort(key=lambda s: (s[0] == OTHER_LABEL, order.to_list().index(s[0])
                                if s[0] in order.to_list() else 0))
     # Stacked areas need a value at every x; a bar left out is a value unknown (a cost without
     # a price), which 0 would state as nothing spent.

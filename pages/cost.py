@@ -70,7 +70,7 @@ fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                            .max()))
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
 st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
-           "*other*; the downloads hold the same. Drag over the chart to explore that window."
+           "*(other)*; the downloads hold the same. Drag over the chart to explore that window."
            + widgets.unpriced_note(int(spend["unpriced_requests"].sum())))
 sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
 if sel:
@@ -112,7 +112,7 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
     with st.container():
         st.subheader(title)
         b = widgets.cached(cost.breakdown, engine, f, dim, 10)
-        # every row in view: the 11th, "other", is often the largest
+        # every row in view: the 11th, "(other)", is often the largest
         widgets.dataframe(b, hide_index=True, width="stretch", height=36 + 35 * b.height,
                      column_config={
             "group": dim_label(dim),
@@ -126,7 +126,7 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
         every = widgets.cached(cost.breakdown, engine, f, dim, None)
         if every.height > b.height:
             st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "
-                       "values, without *other*.")
+                       "values, without *(other)*.")
         # ("spend_by_model" is the chart's over time)
         widgets.downloads(every, f"spend_table_by_{dim}", key=f"dl_top_{dim}")
 

@@ -113,7 +113,7 @@ else:
                + ("Buckets are the reference's deciles, so its bars are about 10% each (a value "
                   "many requests share makes its bucket larger); a shift shows as the current "
                   "bars leaning to one side." if numeric else
-                  "The 12 values largest on either side; the rest as *other*."))
+                  "The 12 values largest on either side; the rest as *(other)*."))
 
     if numeric:
         st.subheader("Where it moved")

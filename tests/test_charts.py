@@ -98,14 +98,14 @@ def test_the_axis_starts_at_the_first_bucket_in_a_zone_off_the_hour():
 
 def test_nine_stacked_series_have_nine_colours_and_other_is_grey():
     # the Cost page's spend over time: its top 8 values and "other"
-    groups = [f"feature-{i}" for i in range(8)] + ["other"]
+    groups = [f"feature-{i}" for i in range(8)] + ["(other)"]
     long = pl.DataFrame({"bucket": [START] * 9, "feature": groups,
                          "cost_usd": [9.0 - i for i in range(9)]})
     fig = long_time_figure(long, "bucket", "feature", "cost_usd", y_title="USD", tz="UTC",
                            kind="area")
     colours = {t.name: t.line.color for t in fig.data}
     assert len(set(colours.values())) == 9
-    assert colours["other"] == "#94a3b8"
+    assert colours["(other)"] == "#94a3b8"
 
 
 def test_event_kinds_are_in_the_legend_escaped():

@@ -58,7 +58,7 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
                     seconds: int | None = None) -> pl.DataFrame:
     """Long frame ``bucket, group, cost_usd, requests, unpriced_requests``: spend per time bucket
     (UTC start) and per value of ``by``; the ``top`` values by spend in the window are kept, the
-    rest is ``other``, null is ``(none)``. Every (bucket, group) pair is present: cost 0 where
+    rest is ``(other)``, null is ``(none)``. Every (bucket, group) pair is present: cost 0 where
     there was no request, null where there were requests but none had a price (unknown, not
     $0)."""
     seconds = seconds or bucket_seconds(filters.duration)
@@ -95,7 +95,7 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
 def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int | None = 10
               ) -> pl.DataFrame:
     """``group, requests, cost_usd, share, cost_per_request_usd`` per value of ``by``, by spend;
-    with ``top``, the rest is summed into one ``other`` row (last). ``share`` is of the window's
+    with ``top``, the rest is summed into one ``(other)`` row (last). ``share`` is of the window's
     total spend. A group none of whose requests has a price has a null cost (not $0), and comes
     after the priced ones."""
     expr = dimension_sql(by)

@@ -2,8 +2,8 @@
 
 A dimension is named as in the URL (``model``, ``customer``, ``attr.region``) or by its column
 (``customer_id``); :func:`dimension_sql` turns it into a SQL expression, validated (nothing from a
-URL is spliced into SQL unchecked). Grouping shows every value; only charts cap what they draw
-(:func:`top_case`), putting the rest under ``"other"``.
+URL is spliced into SQL unchecked). Grouping shows every value; only charts cap what they draw,
+putting the rest under :data:`OTHER_LABEL`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ LABELS = {"model": "Model", "provider": "Provider", "feature": "Feature", "custo
           "error_type": "Error type", "finish_reason": "Finish reason",
           "environment": "Environment", "service": "Service"}
 NONE_LABEL = "(none)"
-OTHER_LABEL = "other"
+# In parentheses as "(none)": a value logged as "other" (a common error type) is not the rest.
+OTHER_LABEL = "(other)"
 
 
 def dimension_sql(name: str) -> str:
@@ -64,10 +65,3 @@ def attribute_keys(engine, filters: Filters | None = None, limit: int = 30) -> l
         if column_for_key(name):
             out.append(name)
     return out
-
-
-def top_case(expr: str, top_sql: str) -> str:
-    """``CASE`` keeping values listed by ``top_sql`` (a one-column subquery) and folding the rest
-    into ``other``; null becomes ``(none)``."""
-    return (f"CASE WHEN {expr} IS NULL THEN '{NONE_LABEL}' "
-            f"WHEN {expr} IN ({top_sql}) THEN {expr} ELSE '{OTHER_LABEL}' END")

@@ -19,6 +19,7 @@ import polars as pl
 
 from lib.filters import Filters
 from lib.formatting import number
+from lib.metrics.dims import OTHER_LABEL
 from lib.stats import drift as stats
 from lib.stats.stattests import STAT_TESTS
 from lib.store import Engine
@@ -286,7 +287,7 @@ def distribution(engine: Engine, current: Filters, reference: Filters, column: s
     """What a chart of one column's drift draws: ``bucket, reference_share, current_share``
     (fractions). Numeric: the reference's 10 decile bins (bucket: "≤ 1,200", "1,200 – 1,500",
     …, "> 9,000", in the column's units), as PSI reads them; categorical: the 12 values largest
-    on either side, the rest as "other"."""
+    on either side, the rest as :data:`lib.metrics.dims.OTHER_LABEL`."""
     if column in NUMERIC:
         n = _counts_and_std(engine, reference, "r")[column][0]
         if not n:
@@ -319,7 +320,7 @@ def distribution(engine: Engine, current: Filters, reference: Filters, column: s
         ref = [rc.get(v, 0) for v in names]
         cur = [cc.get(v, 0) for v in names]
         if len(top) > 12:
-            names.append("other")
+            names.append(OTHER_LABEL)
             ref.append(sum(rc.values()) - sum(ref))
             cur.append(sum(cc.values()) - sum(cur))
     rt, ct = sum(ref), sum(cur)

@@ -185,7 +185,7 @@ def finish_reasons(engine: Engine, filters: Filters) -> pl.DataFrame:
 def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
                      top: int = 6) -> pl.DataFrame:
     """Long frame ``bucket, error_type, errors, requests, error_rate`` per bucket for the ``top``
-    error types (the rest as ``other``); every bucket is present for every type drawn."""
+    error types (the rest as ``(other)``); every bucket is present for every type drawn."""
     seconds = seconds or bucket_seconds(filters.duration)
     clock = filters.bucket_clock(seconds)
     where, params = filters.where("requests")

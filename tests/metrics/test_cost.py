@@ -1,4 +1,4 @@
-"""Cost metrics on tiny exact datasets: unit costs, stacking with "other", token mix, what-if,
+"""Cost metrics on tiny exact datasets: unit costs, stacking with "(other)", token mix, what-if,
 budgets and the month-to-date projection."""
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def test_spend_over_time_top_and_other(priced):
     engine, f, _ = priced
     s = cost.spend_over_time(engine, f, by="customer", top=2, seconds=3600)
     got = {(b.hour, g): c for b, g, c in s.select("bucket", "group", "cost_usd").iter_rows()}
-    # top 2 by spend: c4 ($4), c1 ($3); c2 and c3 fold into "other"; every pair is present
-    assert got == {(12, "c1"): 3.0, (12, "c4"): 0.0, (12, "other"): 3.0,
-                   (13, "c1"): 0.0, (13, "c4"): 4.0, (13, "other"): 0.0}
+    # top 2 by spend: c4 ($4), c1 ($3); c2 and c3 fold into "(other)"; every pair is present
+    assert got == {(12, "c1"): 3.0, (12, "c4"): 0.0, (12, "(other)"): 3.0,
+                   (13, "c1"): 0.0, (13, "c4"): 4.0, (13, "(other)"): 0.0}
     by_attr = cost.spend_over_time(engine, f, by="attr.team", top=5, seconds=7200)
     assert dict(zip(by_attr["group"], by_attr["cost_usd"])) == {"red": 3.0, "blue": 3.0,
                                                                 "(none)": 4.0}
@@ -58,12 +58,28 @@ def test_spend_over_time_top_and_other(priced):
 def test_breakdown_shares(priced):
     engine, f, _ = priced
     b = cost.breakdown(engine, f, "feature", top=2)
-    assert b["group"].to_list() == ["extract", "chat", "other"]
+    assert b["group"].to_list() == ["extract", "chat", "(other)"]
     assert b["cost_usd"].to_list() == [4.0, 3.0, 3.0]
     assert b["share"].to_list() == pytest.approx([0.4, 0.3, 0.3])
     # other = search: $3 over 1 priced request (the unpriced one does not count)
     assert b["cost_per_request_usd"].to_list() == pytest.approx([4.0, 1.5, 3.0])
     assert cost.breakdown(engine, f, "feature", top=None).height == 3
+
+
+def test_a_value_logged_as_other_is_not_the_rest(lake, engine):
+    # a customer named "other" spends the most: its own row and series, not merged into the
+    # catch-all of the customers past the top ones
+    rows = [make_request(i, customer_id=c, cost_usd=v)
+            for i, (c, v) in enumerate([("other", 5.0), ("c1", 1.0), ("c2", 0.5), ("c3", 0.25)])]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    b = cost.breakdown(engine, f, "customer", top=2)
+    assert list(zip(b["group"], b["cost_usd"], strict=True)) == [
+        ("other", 5.0), ("c1", 1.0), ("(other)", 0.75)]
+    s = cost.spend_over_time(engine, f, by="customer", top=2, seconds=3600)
+    assert dict(zip(s["group"], s["cost_usd"], strict=True)) == {
+        "other": 5.0, "c1": 1.0, "(other)": 0.75}
 
 
 def test_a_group_without_a_priced_request_has_no_cost_rather_than_zero(priced):
@@ -73,7 +89,7 @@ def test_a_group_without_a_priced_request_has_no_cost_rather_than_zero(priced):
     assert b["group"].to_list() == ["c4", "c1", "c2", "c3"]
     assert b["cost_usd"].to_list() == [4.0, 3.0, 3.0, None]
     assert b.filter(pl.col("group") == "c3")["share"].to_list() == [None]
-    # folded into "other" with a priced group, the unknown adds nothing; alone, "other" is null
+    # folded into "(other)" with a priced group, the unknown adds nothing; alone, it is null
     assert cost.breakdown(engine, f, "customer", top=2)["cost_usd"].to_list() == [4.0, 3.0, 3.0]
     only = Filters.between(T0, T0 + timedelta(hours=2), customer_id=["c3", "c2"])
     assert cost.breakdown(engine, only, "model", top=1)["cost_usd"].to_list() == [3.0, None]

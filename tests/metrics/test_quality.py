@@ -135,8 +135,8 @@ def test_guardrails_finish_reasons_errors(lake, engine):
     e = quality.errors_over_time(engine, f, seconds=3600, top=1)
     got = {(b.hour, t): (n, r) for b, t, n, r in
            e.select("bucket", "error_type", "errors", "error_rate").iter_rows()}
-    assert got == {(12, "529"): (0, 0.0), (12, "other"): (1, 1 / 5),
-                   (13, "529"): (2, 1.0), (13, "other"): (0, 0.0)}
+    assert got == {(12, "529"): (0, 0.0), (12, "(other)"): (1, 1 / 5),
+                   (13, "529"): (2, 1.0), (13, "(other)"): (0, 0.0)}
 
 
 def test_prompt_versions_are_named_with_their_prompt(lake, engine):
