@@ -33,10 +33,7 @@ with st.spinner("Computing cost…"):
     tot = widgets.cached(cost.totals, engine, f)
     savings = widgets.cached(cost.cache_savings, engine, f)
 if tot["requests"] == 0:
-    widgets.empty_state("No requests in this window",
-                        "Nothing matches the time range and filters in the sidebar. Widen the "
-                        "time range or clear some filters.")
-    st.stop()
+    widgets.no_requests_in_window(engine, f, "pages/cost.py")
 
 k = st.columns(5)
 k[0].metric("Spend", formatting.usd(tot["cost_usd"]), border=True,

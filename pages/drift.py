@@ -35,10 +35,7 @@ widgets.freshness_note(engine, f)
 with st.spinner("Testing every column…"):
     table = widgets.cached(drift.drift_table, engine, f, reference)
 if table["n_cur"].max() == 0:
-    widgets.empty_state("No requests in this window",
-                        "Nothing matches the time range and filters in the sidebar. Widen the "
-                        "time range or clear some filters.")
-    st.stop()
+    widgets.no_requests_in_window(engine, f, "pages/drift.py")
 
 drifting = table.filter(pl.col("status") == "drift")
 unseen = table.filter(pl.col("unseen_status") == "alert")

@@ -29,10 +29,7 @@ objective = widgets.query_number("Latency objective (ms)", "objective", 2000.0, 
 with st.spinner("Computing latency…"):
     tot = widgets.cached(latency.overall, engine, f, objective)
 if not tot["requests"]:
-    widgets.empty_state("No requests in this window",
-                        "Nothing matches the time range and filters in the sidebar. Widen the "
-                        "time range or clear some filters.")
-    st.stop()
+    widgets.no_requests_in_window(engine, f, "pages/latency.py")
 
 k = st.columns(3) + st.columns(3)  # (six in a row cut "79 tok/s" short at 1400 px)
 for col, (name, key) in zip(k, [("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms")]):

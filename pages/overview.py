@@ -28,11 +28,7 @@ widgets.freshness_note(engine, f)
 with st.spinner("Computing KPIs…"):
     kpis = widgets.cached(overview.kpis, engine, f)
 if kpis.filter(kpis["kpi"] == "requests")["value"][0] == 0:
-    widgets.empty_state(
-        "No requests in this window",
-        "Nothing matches the time range and filters in the sidebar. Widen the time range "
-        "(e.g. *Last 30 days*) or clear some filters.")
-    st.stop()
+    widgets.no_requests_in_window(engine, f, "pages/overview.py")
 
 coverage = widgets.cached(overview.previous_coverage, engine, f)
 # Against a previous period the store barely covers, "+87,000%" would be noise, not news.

@@ -110,6 +110,18 @@ def latest_request(engine: Engine, filters: Filters, now: datetime) -> datetime 
                         {"until": min(filters.end, now)})["last"][0]
 
 
+def requests_span(engine: Engine, filters: Filters) -> tuple[int, datetime | None,
+                                                             datetime | None]:
+    """The requests matching ``filters``' dimension filters at any time: (how many, the first's
+    and the last's time, UTC); (0, None, None) when none does."""
+    from lib.filters import URL_TIMES
+
+    where, params = filters.with_window(*URL_TIMES).where("requests")
+    row = engine.query(f"SELECT count(*), min(ts), max(ts) FROM requests WHERE {where}",
+                       params).row(0)
+    return int(row[0]), row[1], row[2]
+
+
 def requests_ahead(engine: Engine, filters: Filters, now: datetime) -> tuple[int, datetime | None]:
     """The requests stamped more than :data:`AHEAD_SLACK` after ``now`` (a clock ahead of
     time; ingest accepts up to a day) and the latest of their times (UTC), whatever the

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import plotly.graph_objects as go
 import polars as pl
@@ -123,6 +124,29 @@ def empty_state(title: str, body: str, command: str | None = None) -> None:
         st.markdown(body)
         if command:
             st.code(command, language="bash")
+
+
+def no_requests_in_window(engine: Engine, filters: Filters, page: str) -> None:
+    """The empty state of a window without requests, then stop the page. When requests match
+    the sidebar's other filters at other times, a link opens ``page`` on the days they span:
+    "widen the time range" cannot help a store whose requests are all from 2021."""
+    from lib.metrics import overview
+
+    n, first, last = cached(overview.requests_span, engine, filters)
+    empty_state("No requests in this window",
+                "Nothing matches the time range and filters in the sidebar. "
+                + ("Widen the time range or clear some filters." if not n else
+                   f"{formatting.plural(n, 'request')} with these filters "
+                   f"{'is' if n == 1 else 'are'} from "
+                   f"{md_escape(window_caption(first, last, filters.tz))}:"))
+    if n:
+        zone = ZoneInfo(filters.tz)
+        # whole days in the sidebar's zone, as its date picker reads them
+        start = datetime.combine(first.astimezone(zone).date(), time(0), zone)
+        end = datetime.combine(last.astimezone(zone).date() + timedelta(days=1), time(0), zone)
+        page_link(page, "Show those days", filters.with_window(
+            start.astimezone(UTC), end.astimezone(UTC)).to_query(), icon=":material/date_range:")
+    st.stop()
 
 
 def stop_if_no_requests(engine: Engine, why: str) -> None:

@@ -482,6 +482,28 @@ def test_a_request_stamped_in_the_future_does_not_hide_a_stall(monkeypatch, tmp_
                      "is ahead of time. They count in the windows that reach their times."]
 
 
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/cost.py", "pages/latency.py",
+                                  "pages/drift.py"])
+def test_a_window_without_requests_links_to_the_days_the_store_has_them(monkeypatch, tmp_path,
+                                                                          page):
+    # a store of 2021's logs: "widen the time range" cannot help; the days they span can
+    from tests.conftest import make_request, requests_table
+
+    t = datetime(2021, 3, 1, 22, 30, tzinfo=UTC)  # 2021-03-02 07:30 in Tokyo
+    rows = [make_request(i, ts=t + timedelta(days=i), feature="chat" if i else "search")
+            for i in range(4)]
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    at = run_page(monkeypatch, tmp_path / "s", page, {"range": "7d", "tz": "Asia/Tokyo",
+                                                      "feature": "chat"})
+    said = texts(at).replace("\\", "")
+    assert "3 requests with these filters are from 2021-03-03 07:30 → 2021-03-05 07:30 " \
+        "Asia/Tokyo:" in said, said
+    (link,) = [e for e in at.get("page_link") if e.proto.label == "Show those days"]
+    query = dict(p.split("=", 1) for p in link.proto.query_string.split("&"))
+    assert (unquote(query["from"]), unquote(query["to"]), query["feature"]) == (
+        "2021-03-02T15:00:00Z", "2021-03-05T15:00:00Z", "chat")  # Tokyo's midnights
+
+
 def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
     # the demo plants longer search inputs over the last 7/30 of its window (about 1.6 days of
     # this 7-day store): the last day against the day before it
