@@ -88,8 +88,13 @@ class Validated:
     quarantine: pa.Table
 
 
-# Names stored without the spaces, tabs or line ends around them (a logger's stray "gpt-4o ").
-TRIMMED_NAMES = ("provider", "model", "response_model")
+# Names stored without the spaces, tabs or line ends around them (a logger's stray "gpt-4o "),
+# and null when nothing else is left: the dimensions a page filters and groups on too, where
+# "c1 " beside "c1" split a customer, and an empty customer was a sidebar choice no link kept.
+TRIMMED_NAMES = ("provider", "model", "response_model", "operation", "environment", "service",
+                 "feature", "app_version", "prompt_name", "prompt_version", "user_id",
+                 "customer_id", "session_id", "finish_reason", "error_type", "guardrail",
+                 "guardrail_action")
 
 
 def trimmed_name_sql(expr: str) -> str:

@@ -47,3 +47,28 @@ def test_a_provider_of_spaces_alone_is_no_provider(lake, write, monkeypatch):
             (None, None, "gpt-4o")
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_dimensions_are_stored_trimmed_and_an_empty_one_is_missing(lake, write, monkeypatch,
+                                                                   path):
+    # "c1 " beside "c1" split a customer in two; "" was a blank sidebar choice that no link
+    # could keep (a URL's empty value is no filter)
+    rows = [canonical_request(0, customer_id="c1 ", feature="chat", app_version=" 1.2"),
+            canonical_request(1, customer_id="c1", feature=" chat\n", session_id="s1"),
+            canonical_request(2, customer_id="", feature="  ", session_id=" "),
+            canonical_request(3, customer_id="c2", environment="prod ", input_text=" hi ")]
+    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
+    report = ingest_on_path(lake, files, path, monkeypatch)
+    assert [f.stored for f in report.files] == [{"requests": 2}] * 2
+    engine = Engine(lake)
+    try:
+        got = engine.query("SELECT request_id, customer_id, feature, app_version, session_id, "
+                           "environment, input_text FROM requests ORDER BY 1").rows()
+    finally:
+        engine.close()
+    env = canonical_request(0).get("environment")
+    assert got == [("r0", "c1", "chat", "1.2", None, env, None),
+                   ("r1", "c1", "chat", None, "s1", env, None),
+                   ("r2", None, None, None, None, env, None),
+                   ("r3", "c2", None, None, None, "prod", " hi ")]  # a text keeps its spaces

@@ -71,10 +71,11 @@ def test_a_decimal_comma_in_a_semicolon_csv_is_quarantined_not_misread(lake, wri
 def test_a_space_after_every_separator_belongs_to_the_separator(lake, write, totals, sep):
     # "r1, 2026-…, openai, gpt-4o": hand-written files and ", ".join(...). Read as written, the
     # model would be " gpt-4o", an unknown (unpriced) model. The space goes; one inside quotes, or
-    # after a quote opened past it, stays; a quoted separator stays in its field.
+    # after a quote opened past it, stays (in a text; names are stored trimmed, see
+    # test_names_and_dimensions_are_stored_trimmed); a quoted separator stays in its field.
     s = sep + " "
     content = s.join(["request_id", "ts", "provider", "model", "input_tokens", "output_tokens",
-                      "feature", "customer_id"]) + "\n" + "".join(
+                      "feature", "input_text"]) + "\n" + "".join(
         s.join([f"r{i}", f"2026-03-02T12:0{i}:00Z", "openai", "gpt-4o", "1000", "500",
                 f'"a{sep} b"', '" c"']) + "\n" for i in range(3))
     content += s.join(["r9", "2026-03-02T12:09:00Z", "openai", '"gpt-4o"']) + "\n\n"
@@ -87,9 +88,9 @@ def test_a_space_after_every_separator_belongs_to_the_separator(lake, write, tot
     assert totals("SELECT count(DISTINCT model), min(model), min(provider), sum(cost_usd) "
                   "FROM requests") == (1, "gpt-4o", "openai",
                                        pytest.approx(3 * 0.0075 + 2.5e-6 + 10e-6, rel=1e-9))
-    assert totals("SELECT list(DISTINCT feature), list(DISTINCT customer_id) FROM requests "
+    assert totals("SELECT list(DISTINCT feature), list(DISTINCT input_text) FROM requests "
                   "WHERE request_id <> 'r8'") == ([f"a{sep} b"], [" c"])
-    assert totals("SELECT feature, customer_id FROM requests WHERE request_id = 'r8'") == (
+    assert totals("SELECT feature, input_text FROM requests WHERE request_id = 'r8'") == (
         None, None)
     assert totals("SELECT line, raw FROM quarantine") == (
         5, s.join(["r9", "2026-03-02T12:09:00Z", "openai", '"gpt-4o"']))
