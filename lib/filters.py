@@ -46,6 +46,9 @@ ATTR_PREFIX = "attr."
 _ATTR_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 # Which filter columns exist in which table (evals are filtered on model only; time on ts).
 TABLE_COLUMNS = {"evals": {"model"}, "events": {"service"}}
+# Tables whose null in a filtered column means "all of them": an incident logged without a
+# service is every service's, and a filter on one service must not hide it.
+NULL_MEANS_ALL = {"events"}
 # The URL keys of the time window and zone (the other filter keys are columns: column_for_key).
 TIME_KEYS = frozenset({"range", "from", "to", "tz"})
 
@@ -231,7 +234,9 @@ class Filters:
                 name = f"{prefix}_{i}_{j}"
                 params[name] = v
                 names.append(f"${name}")
-            clauses.append(f"{expr} IN ({', '.join(names)})")
+            matches = f"{expr} IN ({', '.join(names)})"
+            clauses.append(f"({matches} OR {expr} IS NULL)" if table in NULL_MEANS_ALL
+                           else matches)
         return " AND ".join(clauses), params
 
     def pinned(self) -> Filters:
