@@ -39,11 +39,20 @@ if table["n_cur"].max() == 0:
 
 drifting = table.filter(pl.col("status") == "drift")
 unseen = table.filter(pl.col("unseen_status") == "alert")
+too_few = table.filter(pl.col("status") == "insufficient data")
 if drifting.height:
     st.warning("Drifted: " + ", ".join(widgets.md_escape(v) for v in drifting["label"]) + ".",
                icon=":material/compare_arrows:")
+elif too_few.height == table.height:  # design §5: too few rows is never "no drift"
+    st.info("Too few rows to test any column (at least 30 a side): widen the time range or "
+            "clear some filters.", icon=":material/help:")
 else:
-    st.success("No column drifted from the reference.", icon=":material/check_circle:")
+    st.success("No column drifted from the reference"
+               + ("." if not too_few.height else
+                  f" among the {table.height - too_few.height} tested; "
+                  f"{formatting.plural(too_few.height, 'column')} had too few rows ("
+                  + ", ".join(widgets.md_escape(v) for v in too_few["label"]) + ")."),
+               icon=":material/check_circle:")
 for row in unseen.iter_rows(named=True):
     st.warning(f"New values in {widgets.md_escape(row['label'])}: "
                f"{widgets.md_escape(row['unseen_values'] or '')} "

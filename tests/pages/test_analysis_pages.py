@@ -530,6 +530,21 @@ def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
     assert at.query_params["reference"] in ("week", ["week"])
 
 
+def test_drift_with_too_few_rows_never_says_no_drift(monkeypatch, tmp_path):
+    # 20 requests a side: design §5's "insufficient data", never a green "no drift"
+    from tests.conftest import make_request, requests_table
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = [make_request(i, ts=now - timedelta(minutes=3 * i + 1)) for i in range(40)]
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    at = run_page(monkeypatch, tmp_path / "s", "pages/drift.py", {"range": "1h"})
+    assert not at.success and not at.warning
+    assert [i.value for i in at.info] == [
+        "Too few rows to test any column (at least 30 a side): widen the time range or clear "
+        "some filters."]
+    assert set(at.dataframe[0].value["Status"]) == {"too few rows"}
+
+
 def test_a_setting_that_makes_other_settings_stale_writes_only_itself(monkeypatch, demo_store):
     # versions chosen for the online judge are not offline versions: switching the source
     # falls back to the defaults without writing them (each write is a Back step)
