@@ -9,7 +9,12 @@ from lib.analysis_charts import shade_windows
 from lib.charts import time_figure
 from lib.filters import key_for_column
 from lib.metrics import explore, overview
-from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.buckets import (
+    MIN_REQUESTS_FOR_RATE,
+    MIN_ROWS_FOR_PERCENTILE,
+    bucket_label,
+    bucket_seconds,
+)
 from lib.metrics.dims import DIMENSIONS
 from lib.metrics.dims import label as dim_label
 from lib.ui import filters as ui_filters
@@ -194,15 +199,20 @@ col, title, yfmt = {"error_rate": ("error_rate", "error rate (%)", ".1%"),
                     "cost_per_request": ("cost_per_request", "USD per request", "$,.4f")}[metric]
 series = series.with_columns(
     (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
-    .alias("cost_per_request"))
+    .alias("cost_per_request"),
+    # (a bucket of 1 request and 1 error is not a 100% spike beside the outage)
+    (pl.col("requests") < MIN_REQUESTS_FOR_RATE).alias("rate_uncertain"))
 fig = time_figure(series, "bucket", [(col, LABEL[metric])],
                   y_title=f"{title} per {bucket_label(seconds)}", events=events, **axis,
-                  uncertain={"p95_ms": "p95_uncertain"} if metric == "p95_latency" else None,
+                  uncertain={"p95_ms": "p95_uncertain", "error_rate": "rate_uncertain",
+                             "cost_per_request": "rate_uncertain"},
                   y_format=yfmt)
 shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), axis["tz"])
 event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time",
                       on_select=True)
-st.caption("Select a region (drag) to study it as the new window.")
+st.caption("Select a region (drag) to study it as the new window. Hollow points: too few "
+           f"requests in the bucket (under {MIN_REQUESTS_FOR_RATE} for a rate, "
+           f"{MIN_ROWS_FOR_PERCENTILE[0.95]} for a p95).")
 sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
 if sel and drilldown.window_param(*sel) != widgets.query_value("window"):
     st.query_params["window"] = drilldown.window_param(*sel)

@@ -8,7 +8,7 @@ import streamlit as st
 from lib import drilldown, formatting
 from lib.charts import time_figure
 from lib.metrics import overview
-from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.buckets import MIN_REQUESTS_FOR_RATE, bucket_label, bucket_seconds
 from lib.ui import filters as ui_filters
 from lib.ui import store, widgets
 
@@ -71,9 +71,6 @@ with right:
                            "p95_uncertain"), key="ov_latency", name="latency", on_select=True)))
     st.caption("Percentiles are exact per bucket (never averaged). Hollow points: too few "
                "requests in the bucket for that percentile (p50 < 20, p95 < 200).")
-
-# An error rate from a handful of requests is drawn, but hollow: 1 error in 3 is not 33%.
-MIN_REQUESTS_FOR_RATE = 20
 
 left, right = st.columns(2)
 with left:

@@ -12,6 +12,10 @@ from datetime import UTC, datetime, timedelta, tzinfo
 STEPS = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400]
 MAX_BUCKETS = 200
 
+# A rate (errors / requests) from fewer requests than this is drawn, but hollow: 1 error in 3
+# is not 33%.
+MIN_REQUESTS_FOR_RATE = 20
+
 # A percentile from fewer rows than this is drawn as uncertain (design §5).
 MIN_ROWS_FOR_PERCENTILE = {0.5: 20, 0.9: 100, 0.95: 200, 0.99: 1000}
 

@@ -126,6 +126,13 @@ def test_explore_names_the_outage_provider(monkeypatch, demo_store):
     assert at.selectbox(key="ex_metric").value == "error_rate"
     # the request table is paged: one page, not the window's rows
     assert len(at.dataframe) >= 3
+    # minute buckets of a few requests: their rates are drawn hollow, as the Overview's are
+    # (1 error in 1 request was a solid 100% spike beside the outage)
+    import json
+
+    (chart,) = [c for c in at.get("plotly_chart") if '"Error rate"' in c.proto.spec]
+    names = [t.get("name") for t in json.loads(chart.proto.spec)["data"]]
+    assert "Error rate (few rows)" in names
 
 
 def test_explore_windows_are_picked_in_the_display_zone(monkeypatch, demo_store):
