@@ -67,16 +67,27 @@ if sel:
 left, right = st.columns(2)
 with left:
     st.subheader("Time to first token")
-    fig = time_figure(ts, "bucket", [("ttft_p50_ms", "TTFT p50"), ("ttft_p95_ms", "TTFT p95")],
-                      y_title="TTFT (ms)", events=events, **axis)
-    widgets.chart(fig, ts.select("bucket", "ttft_requests", "ttft_p50_ms", "ttft_p95_ms"),
-                  key="lat_ttft", name="ttft")
+    if not ts["ttft_requests"].sum():  # (an empty chart on a 0-4 ms axis said nothing)
+        widgets.empty_state("No time to first token in this window",
+                            "It is logged for streamed calls (`ttft_ms`, or an OTel span's "
+                            "`gen_ai.response.time_to_first_chunk`); these requests have none.")
+    else:
+        fig = time_figure(ts, "bucket", [("ttft_p50_ms", "TTFT p50"),
+                                         ("ttft_p95_ms", "TTFT p95")],
+                          y_title="TTFT (ms)", events=events, **axis)
+        widgets.chart(fig, ts.select("bucket", "ttft_requests", "ttft_p50_ms", "ttft_p95_ms"),
+                      key="lat_ttft", name="ttft")
 with right:
     st.subheader("Output speed")
-    fig = time_figure(ts, "bucket", [("tokens_per_s_p50", "median")],
-                      y_title="output tokens per second", events=events, **axis)
-    widgets.chart(fig, ts.select("bucket", "requests", "tokens_per_s_p50"), key="lat_speed",
-                  name="output_speed")
+    if ts["tokens_per_s_p50"].is_null().all():
+        widgets.empty_state("No output speed in this window",
+                            "It needs a request's latency and output tokens; no request here "
+                            "has both.")
+    else:
+        fig = time_figure(ts, "bucket", [("tokens_per_s_p50", "median")],
+                          y_title="output tokens per second", events=events, **axis)
+        widgets.chart(fig, ts.select("bucket", "requests", "tokens_per_s_p50"),
+                      key="lat_speed", name="output_speed")
 
 st.subheader(f"Share of requests within {formatting.ms(objective)}")
 fig = time_figure(ts, "bucket", [("within_share", f"≤ {objective:,.0f} ms")],

@@ -78,6 +78,11 @@ def test_latency_page(monkeypatch, demo_store):
     assert labels[:3] == ["p50 latency", "p95 latency", "p99 latency"]
     assert "Within 1.5 s" in labels
     assert at.metric[1].value.endswith(("ms", " s"))
+    assert "No time to first token in this window" not in texts(at)
+    # the demo's summaries are not streamed: no TTFT at all, said instead of an empty chart
+    at = run_page(monkeypatch, demo_store, "pages/latency.py", {**WEEK, "feature": "summarize"})
+    assert "**No time to first token in this window**" in texts(at)
+    assert "**No output speed in this window**" not in texts(at)
 
 
 def test_quality_page(monkeypatch, demo_store):
