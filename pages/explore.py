@@ -36,6 +36,23 @@ if engine.row_count("requests") == 0:
 
 # -- windows: `window` / `baseline` URL keys, else the sidebar's window and the period before ---
 win = drilldown.parse_window_param(widgets.query_value("window"))
+# A change of the sidebar's time range after a drill-down (a window, then "Last 24 hours") is
+# a new question: the sidebar wins, as on every other page. A link opened anew, or a window
+# picked below, keeps its window.
+sidebar_range = (f.preset,) if f.preset != "custom" else (f.start, f.end)
+seen = st.session_state.get("ex_window_seen")  # (the URL's window, the sidebar's range then)
+if win is not None and seen is not None and seen[0] == widgets.query_value("window") \
+        and seen[1] != sidebar_range:
+    st.info(f"The time range changed in the sidebar: Explore studies its window now, not "
+            f"the drill-down's {widgets.window_caption(win[0], win[1], f.tz)}.",
+            icon=":material/date_range:")
+    for k in ("window", "baseline"):
+        if k in st.query_params:
+            del st.query_params[k]
+    st.session_state.pop("ex_window_seen")
+    win = None
+elif win is not None:
+    st.session_state["ex_window_seen"] = (widgets.query_value("window"), sidebar_range)
 from_selection = win is not None
 window = f.with_window(*win) if win else f
 base = drilldown.parse_window_param(widgets.query_value("baseline"))

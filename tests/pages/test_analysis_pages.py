@@ -140,6 +140,30 @@ def test_explore_names_the_outage_provider(monkeypatch, demo_store):
     assert "Error rate (few rows)" in names
 
 
+def test_explore_follows_the_sidebar_when_its_time_range_changes_after_a_drill_down(
+        monkeypatch, demo_store):
+    # a drill-down, then "Last 24 hours" in the sidebar: the page kept studying the drill-down
+    window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
+    monkeypatch.setenv("SIGHTLINE_STORE", str(demo_store))
+    monkeypatch.setenv("SIGHTLINE_DEMO", "0")
+    at = AppTest.from_file(str(PROJECT_DIR / "pages" / "explore.py"), default_timeout=120)
+    for k, v in {**WEEK, "window": window, "metric": "error_rate"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert at.query_params["window"] in (window, [window])
+    at.run()  # (a rerun of the same view keeps it)
+    assert at.query_params["window"] in (window, [window])
+    day = {"range": "custom", "from": (DEMO_END - timedelta(days=1)).isoformat(),
+           "to": DEMO_END.isoformat()}
+    for k, v in day.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception and "window" not in at.query_params
+    assert any("The time range changed in the sidebar" in i.value for i in at.info)
+    caption = at.caption[0].value.replace("\\", "")
+    assert f"**Window** {(DEMO_END - timedelta(days=1)):%Y-%m-%d %H:%M}" in caption, caption
+
+
 def test_explore_windows_are_picked_in_the_display_zone(monkeypatch, demo_store):
     window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
     # The page file on its own (filters from the URL): AppTest delivers no widget events to a
