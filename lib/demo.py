@@ -69,6 +69,7 @@ PLAN = {
     "burst_at": 0.83,
     "burst_hours": 2,
     "burst_customer": "cust-017",
+    "self_hosted_from": 0.45,  # extract moves 35% of its traffic to the self-hosted model
 }
 
 TOPICS = np.array([
@@ -160,6 +161,12 @@ def generate(days: int = 30, requests_per_day: int = 10_000, seed: int = 0,
     for fi, f in enumerate(FEATURES):
         m = feature_idx == fi
         model_idx[m] = rng.choice(len(MODELS), m.sum(), p=MODEL_MIX[f])
+    # The self-hosted model takes its share of extract from its model change on (the event says
+    # so); before it, that traffic ran on gpt-4o-mini. (No draw added: the rest stays as it was.)
+    llama, mini = ([m[1] for m in MODELS].index(name)
+                   for name in ("llama-3.1-8b-instruct", "gpt-4o-mini"))
+    model_idx[(model_idx == llama) & (feature_idx == list(FEATURES).index("extract"))
+              & (frac < PLAN["self_hosted_from"])] = mini
     providers = sorted({m[0] for m in MODELS})
     provider_code = np.array([providers.index(m[0]) for m in MODELS])[model_idx]
     provider_arr = _labels(providers, provider_code)
@@ -412,7 +419,7 @@ def _events(start: datetime, span_s: float) -> pa.Table:
                          f"Prompt {feat}-prompt → {version}",
                          "Shorter system prompt, fewer citations" if (feat, version)
                          == PLAN["bad_prompt"] else "Prompt wording update", "maria@example.com"))
-    rows.append((at(0.45), "model_change", "batch-worker", None,
+    rows.append((at(PLAN["self_hosted_from"]), "model_change", "batch-worker", None,
                  "extract: add llama-3.1-8b-instruct (self-hosted)", "35% of extract traffic",
                  "ops@example.com"))
     rows.append((at(PLAN["outage_at"]), "incident", None, None,

@@ -200,6 +200,17 @@ def test_jailbreak_burst(con):
     assert kinds == {None, "pii", "toxicity", "jailbreak"}
 
 
+def test_the_self_hosted_model_arrives_with_its_model_change_event(con):
+    # the event says "extract: add llama-3.1-8b-instruct, 35% of extract traffic": before it,
+    # none; after it, about 35% (the review found it there from the first day)
+    (at_event,) = one(con, "SELECT ts FROM events WHERE kind = 'model_change'")
+    assert at_event == at(demo.PLAN["self_hosted_from"])
+    before, after = (one(con, "SELECT avg((model = 'llama-3.1-8b-instruct')::INT) FROM requests "
+                              f"WHERE feature = 'extract' AND ts {op} $t", {"t": at_event})[0]
+                     for op in ("<", ">="))
+    assert before == 0 and after == pytest.approx(0.35, abs=0.03)
+
+
 def test_customers_are_heavy_tailed(con):
     shares = np.array([r[0] for r in con.execute(
         "SELECT count(*) / sum(count(*)) OVER () FROM requests GROUP BY customer_id "
