@@ -191,6 +191,53 @@ else:
                 "at least 2 points, and p < 0.05 after Benjamini–Hochberg over the metrics "
                 "(design §5, lib/stats/compare.py).")
 
+            # The evidence: what B failed, the cases A passed first (a verdict is a claim; these
+            # are the rows to read), with the judged request one click away.
+            st.markdown(f"**What {widgets.md_escape(label_b)} failed**")
+            metrics = cmp["metric"].to_list()
+            worst = cmp.filter(pl.col("verdict") == "regression")["metric"].to_list()
+            failed_metric = widgets.query_selectbox(
+                "Metric", metrics, "failed_metric", (worst or metrics)[0], key="q_failed_metric",
+                width=320)
+            failed, n_failed = widgets.cached(quality.failed_evals, engine, f, src, version_b,
+                                              version_a, failed_metric)
+            if not n_failed:
+                st.caption(f"{widgets.md_escape(label_b)} failed no "
+                           f"{widgets.md_escape(failed_metric)} eval in this window.")
+            else:
+                regressed = int(failed["baseline_passed"].fill_null(False).sum())
+                widgets.dataframe(
+                    widgets.for_display(failed.with_columns(
+                        pl.col("ts").dt.convert_time_zone(f.tz))),
+                    hide_index=True, width="stretch", column_config={
+                        "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
+                                                              format="YYYY-MM-DD HH:mm:ss"),
+                        "metric": "Metric", "dataset": "Dataset", "case_id": "Case",
+                        "epoch": "Epoch", "request_id": "Request", "score": "Score",
+                        "label": "Label", "explanation": "Explanation", "judge": "Judge",
+                        "baseline_passed": st.column_config.CheckboxColumn(
+                            f"{label_a} passed", help="The baseline passed the same test case "
+                                                      "(a regression); empty: no such case")})
+                widgets.downloads(failed, f"failed_{src}_{version_b}_{failed_metric}",
+                                  key="dl_failed")
+                st.caption(
+                    f"{formatting.plural(n_failed, 'failed eval')}"
+                    + (f", the first {failed.height:,} shown" if failed.height < n_failed
+                       else "")
+                    + (f"; {formatting.plural(regressed, 'case')} "
+                       f"{widgets.md_escape(label_a)} passed come first"
+                       if regressed else "") + ", then the newest.")
+                judged = [r for r in failed["request_id"].to_list() if r]
+                if judged:
+                    o1, o2 = st.columns([3, 1])
+                    rid = o1.selectbox("Open a judged request", list(dict.fromkeys(judged)),
+                                       key="q_failed_open")
+                    o2.write("")
+                    with o2:
+                        widgets.page_link("pages/request.py", "Open request",
+                                          {**f.to_query(), "request": rid},
+                                          icon=":material/open_in_new:")
+
 # -- feedback -----------------------------------------------------------------------------------
 st.subheader("User feedback")
 fbt = widgets.cached(quality.feedback_over_time, engine, f, seconds)

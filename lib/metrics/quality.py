@@ -260,6 +260,45 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     return pairs, totals
 
 
+def failed_evals(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
+                 metric: str | None = None, limit: int = 500) -> tuple[pl.DataFrame, int]:
+    """The evals ``version`` failed (of ``source``, optionally one ``metric``), the evidence
+    behind a comparison with ``baseline``: ``ts, metric, dataset, case_id, epoch, request_id,
+    score, label, explanation, judge, baseline_passed`` (whether ``baseline`` passed the same
+    test case: its latest result; null without one). A test case counts once, by its latest
+    result, as the comparison counts it. Regressions (the baseline passed) first, then the
+    newest; at most ``limit`` rows, with how many there are in all."""
+    where, params = evals_where(filters)
+    where += _source_clause(source, params)
+    params.update(v=version, base=baseline)
+    metric_clause = ""
+    if metric is not None:
+        params["metric"] = metric
+        metric_clause = " AND metric = $metric"
+    key = "metric, coalesce(dataset, ''), case_id, coalesce(epoch, -1)"
+    body = f"""
+        WITH e AS (SELECT * FROM evals WHERE {where}{metric_clause}),
+        latest AS (
+            SELECT * FROM e WHERE case_id IS NOT NULL AND version IN ($v, $base)
+            QUALIFY row_number() OVER (PARTITION BY version, {key}
+                                       ORDER BY ts DESC, eval_id DESC) = 1),
+        mine AS (SELECT * FROM latest WHERE version = $v
+                 UNION ALL SELECT * FROM e WHERE case_id IS NULL AND version = $v),
+        failed AS (
+            SELECT m.ts, m.metric, m.dataset, m.case_id, m.epoch, m.request_id, m.score,
+                   m.label, m.explanation, m.judge, b.passed AS baseline_passed
+            FROM mine m LEFT JOIN latest b ON b.version = $base AND m.case_id IS NOT NULL
+                 AND b.metric = m.metric AND coalesce(b.dataset, '') = coalesce(m.dataset, '')
+                 AND b.case_id = m.case_id AND coalesce(b.epoch, -1) = coalesce(m.epoch, -1)
+            WHERE m.passed = false)"""
+    total = int(engine.query(f"{body} SELECT count(*) AS n FROM failed", params)["n"][0])
+    rows = engine.query(
+        f"""{body} SELECT * FROM failed
+            ORDER BY baseline_passed IS NOT TRUE, ts DESC, metric, case_id, request_id
+            LIMIT {int(limit)}""", params)
+    return rows, total
+
+
 def prompt_labels(engine: Engine, filters: Filters, versions: tuple[str, ...]
                   ) -> dict[str, str]:
     """``{version: "chat-prompt v13"}``: each prompt version named with the prompt(s) the

@@ -278,3 +278,38 @@ def test_scores_without_common_cases_are_listed_without_a_test(lake, engine):
         "helpfulness", "insufficient data", 40, 40)
     assert (row["a_value"], row["b_value"]) == (pytest.approx(0.8), pytest.approx(0.6))
     assert row["note"] == "scores without test cases in common: no paired test"
+
+
+def test_the_failed_evals_behind_a_comparison_put_its_regressions_first(lake, engine):
+    # as test_two_test_runs_are_compared_case_by_case: 16 regressions (A passed, B failed:
+    # 20-34, and case 0 by B's later result); A's failures 35-39 B passed (fixes): B failed
+    # exactly the 16 regressions
+    a, b = set(range(35)), set(range(20)) | set(range(35, 40))
+    again = [{**_offline("v2", {0}, n=1, start=1)[0], "eval_id": "v2-0-again", "passed": False,
+              "score": 0.0}]
+    lake.append({"evals": evals_table(_offline("v1", a) + _offline("v2", b) + again)},
+                source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    rows, total = quality.failed_evals(engine, f, "offline", "v2", "v1")
+    want = quality.compare_versions(engine, f, "offline", "v1", "v2")["regressions"][0]
+    assert total == rows.height == want == 16
+    assert set(rows["case_id"]) == {str(i) for i in [0, *range(20, 35)]}
+    assert rows["baseline_passed"].to_list() == [True] * 16
+    # the other way round, A's failures are B's fixes, which B never failed
+    rows, total = quality.failed_evals(engine, f, "offline", "v1", "v2")
+    assert total == 5 and rows["baseline_passed"].to_list() == [True] * 5
+    # and a limit keeps the regressions first, with the count of all
+    rows, total = quality.failed_evals(engine, f, "offline", "v2", "v1", limit=3)
+    assert (rows.height, total) == (3, 16)
+
+
+def test_online_failed_evals_name_the_requests_they_judged(judged):
+    engine, f = judged
+    rows, total = quality.failed_evals(engine, f, "online", "v1", "v2")
+    # v1 failed r0, r4, … r16 in hour 1 (i % 4 == 0) and r2-r9 in hour 2: no pairs (online)
+    assert total == 5 + 8 == rows.height
+    assert rows["baseline_passed"].null_count() == 13
+    assert rows["ts"].to_list() == sorted(rows["ts"].to_list(), reverse=True)  # newest first
+    assert set(rows["request_id"]) == {f"r{i}" for i in range(0, 20, 4)} | {
+        f"r{i}" for i in range(2, 10)}

@@ -115,6 +115,13 @@ def test_quality_compares_the_newest_prompt_version_with_the_one_before_it(monke
             if e.value.replace("\\", "").startswith(("groundedness:", "helpfulness:"))} <= {
         ":material/trending_down:", ":material/trending_up:", ":material/balance:"}
     assert all(e.icon for e in at.error)
+    # the evidence: v13's failed groundedness judgements, each judged request one click away
+    assert at.selectbox(key="q_failed_metric").value == "groundedness"
+    failed = [d.value for d in at.dataframe if "baseline_passed" in d.value.columns]
+    assert failed and set(failed[0]["metric"]) == {"groundedness"} and len(failed[0]) > 30
+    (link,) = [e for e in at.get("page_link") if e.proto.label == "Open request"]
+    rid = at.selectbox(key="q_failed_open").value
+    assert rid in set(failed[0]["request_id"]) and f"request={rid}" in link.proto.query_string
     # another pair, kept in the URL
     a.set_value("v13").run()
     assert at.query_params["compare_a"] in ("v13", ["v13"])
