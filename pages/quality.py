@@ -206,8 +206,12 @@ else:
                            f"{widgets.md_escape(failed_metric)} eval in this window.")
             else:
                 regressed = int(failed["baseline_passed"].fill_null(False).sum())
+                # (an online judge's evals have no dataset, case or baseline: no empty columns;
+                # the metric is the one picked)
+                shown = failed.select([c for c in failed.columns if c != "metric" and (
+                    c == "ts" or failed[c].null_count() < failed.height)])
                 widgets.dataframe(
-                    widgets.for_display(failed.with_columns(
+                    widgets.for_display(shown.with_columns(
                         pl.col("ts").dt.convert_time_zone(f.tz))),
                     hide_index=True, width="stretch", column_config={
                         "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
