@@ -1,6 +1,8 @@
 """Explore: a window under study against a baseline — what changed, error fingerprints, and the
 request table (paged and searched on the server)."""
 
+from datetime import timedelta
+
 import polars as pl
 import streamlit as st
 
@@ -56,11 +58,23 @@ elif win is not None:
 from_selection = win is not None
 window = f.with_window(*win) if win else f
 base = drilldown.parse_window_param(widgets.query_value("baseline"))
-baseline = window.with_window(*base) if base else window.previous()
+# A daytime window against the night before it compares traffic of two kinds: the same hours a
+# day or a week earlier are the like-for-like baselines (a baseline picked below wins).
+AGAINST = {"before": "the period of equal length just before",
+           "day": "the same window a day earlier", "week": "the same window a week earlier"}
+if base:
+    baseline = window.with_window(*base)
+else:
+    against = widgets.query_selectbox(
+        "Baseline", list(AGAINST), "against", "before", format_func=lambda k: AGAINST[k][0]
+        .upper() + AGAINST[k][1:], key="ex_against", width=360)
+    back = {"day": timedelta(days=1), "week": timedelta(days=7)}.get(against)
+    baseline = window.previous() if back is None else window.with_window(
+        window.start - back, window.end - back)
 
 st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)} · "
            f"**baseline** {widgets.window_caption(baseline.start, baseline.end, f.tz)}"
-           + ("" if base else " (the period of equal length just before)")
+           + ("" if base else f" ({AGAINST[against]})")
            + "".join(f" · {widgets.md_escape(key_for_column(c))} = "
                      f"{widgets.md_escape(', '.join(v))}" for c, v in f.values))
 widgets.freshness_note(engine, window)

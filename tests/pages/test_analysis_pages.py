@@ -172,6 +172,19 @@ def test_explore_follows_the_sidebar_when_its_time_range_changes_after_a_drill_d
     assert f"**Window** {(DEMO_END - timedelta(days=1)):%Y-%m-%d %H:%M}" in caption, caption
 
 
+def test_explore_compares_with_the_same_hours_a_day_or_a_week_earlier(monkeypatch, demo_store):
+    window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": window, "against": "day", "metric": "error_rate"})
+    assert at.selectbox(key="ex_against").value == "day"
+    caption = at.caption[0].value.replace("\\", "")
+    day_before = OUTAGE - timedelta(days=1)
+    assert f"**baseline** {day_before - timedelta(minutes=10):%Y-%m-%d %H:%M} → " \
+           f"{day_before + timedelta(minutes=50):%Y-%m-%d %H:%M} UTC (the same window a day " \
+           "earlier)" in caption, caption
+    assert at.info[0].value.startswith("provider anthropic's error rate went from")
+
+
 def test_explore_windows_are_picked_in_the_display_zone(monkeypatch, demo_store):
     window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
     # The page file on its own (filters from the URL): AppTest delivers no widget events to a
