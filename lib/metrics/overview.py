@@ -31,7 +31,11 @@ KPIS = [
 
 def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
     """One row per KPI: ``kpi, label, unit, higher_is_better, value, previous`` where previous is
-    the same KPI over the period of equal length just before the window (null if no data).
+    the same KPI over the period of equal length just before the window (null if no data); for
+    the rates, ``n`` and ``previous_n`` (the requests, or the judged evals, each is of) and
+    ``change_low`` / ``change_high``, Newcombe's 95% interval of value − previous (null
+    elsewhere): a change whose interval holds 0 is within noise (9 of 12 against 5 of 8 is not
+    "+12.5 points better").
 
     Units: counts, ratios in [0, 1], milliseconds, US dollars. One scan of the requests covers
     both periods; the eval pass rate is one query per period (filtered as the Quality page's).
@@ -43,6 +47,7 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
         f"""
         SELECT ts >= $cur_start AS current,
                count(*) AS requests,
+               count(*) FILTER (WHERE status = 'error') AS errors,
                count(*) FILTER (WHERE status = 'error') / nullif(count(*), 0) AS error_rate,
                quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
                sum(cost_usd) AS cost_usd,
@@ -56,30 +61,47 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
     # through the requests they judge for the other filters), each period on its own as that
     # page would show it: mixing in feedback or ignoring the filters made a figure no other
     # page shows.
-    def online_pass_rate(period: Filters):
+    def online_pass_rate(period: Filters) -> tuple[float | None, int, int]:
+        """(pass rate, passed, judged)."""
         ewhere, eparams = quality.evals_where(period)
-        return engine.scalar(
-            f"SELECT avg(passed::INT) FROM evals WHERE {ewhere} AND passed IS NOT NULL "
-            "AND source = 'online'", eparams)
+        row = engine.query(
+            f"SELECT avg(passed::INT), count(*) FILTER (WHERE passed), count(*) FROM evals "
+            f"WHERE {ewhere} AND passed IS NOT NULL AND source = 'online'", eparams).row(0)
+        return row[0], int(row[1]), int(row[2])
 
     def pick(current: bool, col: str):
         row = req.filter(pl.col("current") == current)
         return row[col][0] if row.height else None
 
+    from lib.stats.compare import newcombe
+
     rows = []
     for name, label, unit, higher in KPIS:
+        counts = None  # (k, n) now and before, for a rate
         if name == "eval_pass_rate":
-            value, previous = online_pass_rate(filters), online_pass_rate(prev)
+            (value, *now), (previous, *before) = online_pass_rate(filters), online_pass_rate(prev)
+            counts = (*now, *before)
         else:
             value, previous = pick(True, name), pick(False, name)
+            if name == "error_rate":
+                counts = (int(pick(True, "errors") or 0), int(pick(True, "requests") or 0),
+                          int(pick(False, "errors") or 0), int(pick(False, "requests") or 0))
         if name in ("requests", "guardrail_triggers"):
             value, previous = value or 0, previous or 0
+        low = high = None
+        if counts and counts[1] and counts[3]:
+            low, high = newcombe(*counts)
         rows.append({"kpi": name, "label": label, "unit": unit, "higher_is_better": higher,
                      "value": None if value is None else float(value),
-                     "previous": None if previous is None else float(previous)})
+                     "previous": None if previous is None else float(previous),
+                     "n": counts[1] if counts else None,
+                     "previous_n": counts[3] if counts else None,
+                     "change_low": low, "change_high": high})
     return pl.DataFrame(rows, schema={"kpi": pl.String, "label": pl.String, "unit": pl.String,
                                       "higher_is_better": pl.Boolean, "value": pl.Float64,
-                                      "previous": pl.Float64})
+                                      "previous": pl.Float64, "n": pl.Int64,
+                                      "previous_n": pl.Int64, "change_low": pl.Float64,
+                                      "change_high": pl.Float64})
 
 
 def previous_coverage(engine: Engine, filters: Filters) -> float:

@@ -46,11 +46,20 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
             with col:
                 d = (formatting.delta(row["value"], row["previous"], row["unit"]) if compare
                      else None)
+                helps = f"Previous period: {formatting.by_unit(row['previous'], row['unit'])}"
+                # A rate's change whose 95% interval holds 0 is drawn grey: noise, not news
+                noise = row.get("change_low") is not None and \
+                    row["change_low"] <= 0 <= row["change_high"]
+                if row.get("change_low") is not None:
+                    helps += (f" ({row['previous_n']:,} against {row['n']:,} now). 95% interval "
+                              f"of the change: {100 * row['change_low']:+.1f} to "
+                              f"{100 * row['change_high']:+.1f} points"
+                              + (": within noise." if noise else "."))
                 st.metric(
                     row["label"], formatting.by_unit(row["value"], row["unit"]), d,
-                    delta_color="normal" if row["higher_is_better"] else "inverse",
-                    help=f"Previous period: {formatting.by_unit(row['previous'], row['unit'])}",
-                    border=True,
+                    delta_color="off" if noise else
+                    "normal" if row["higher_is_better"] else "inverse",
+                    help=helps, border=True,
                 )
 
 

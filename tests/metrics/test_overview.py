@@ -331,3 +331,31 @@ def test_a_window_whose_end_has_no_request_at_all_is_stale():
     assert stale_gap(now - 2 * H, Filters.between(now - 3 * H, now + H), now) == 2 * H
     # nothing in the store: nothing to say here (the pages' empty states say it)
     assert stale_gap(None, hour, now) is None
+
+
+def test_a_rate_s_change_has_newcombe_s_interval_and_is_noise_when_it_holds_zero(lake, engine):
+    # judged evals: 48 of 80 passed in the hour before, 56 of 70 in this one. Newcombe (1998),
+    # table II: 56/70 − 48/80 has the 95% interval 0.0524 to 0.3339 (method 10)
+    def judged(n, k, start):
+        return [{"eval_id": f"{start}-{i}", "ts": T0 + start + timedelta(seconds=30 * i),
+                 "source": "online", "metric": "groundedness", "passed": i < k}
+                for i in range(n)]
+
+    reqs = [make_request(i, ts=T0 - H + timedelta(minutes=i), status="error" if i < 3 else "ok")
+            for i in range(12)] + [make_request(100 + i, ts=T0 + timedelta(minutes=i),
+                                                status="error" if i < 5 else "ok")
+                                   for i in range(10)]
+    lake.append({"requests": requests_table(reqs),
+                 "evals": evals_table(judged(80, 48, -H) + judged(70, 56, timedelta(0)))},
+                source="t")
+    engine.refresh(force=True)
+    got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
+    judge = got["eval_pass_rate"]
+    assert (judge["n"], judge["previous_n"]) == (70, 80)
+    assert (judge["change_low"], judge["change_high"]) == (pytest.approx(0.0524, abs=5e-5),
+                                                          pytest.approx(0.3339, abs=5e-5))
+    # errors: 5 of 10 against 3 of 12: +25 points, and an interval that holds 0 (noise)
+    errors = got["error_rate"]
+    assert (errors["value"], errors["previous"], errors["n"]) == (0.5, 0.25, 10)
+    assert errors["change_low"] < 0 < errors["change_high"]
+    assert got["p95_latency_ms"]["change_low"] is None  # not a rate

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lib.filters import DIMENSIONS, Filters
-from tests.conftest import APP
+from tests.conftest import APP, DEMO_END
 
 PAGES = ["pages/overview.py", "pages/data.py"]
 
@@ -56,6 +56,17 @@ def test_overview_kpis_and_demo_banner(monkeypatch, demo_store):
     # The demo store starts with this window: no previous period to compare with.
     assert not any(m.delta for m in at.metric)
     assert any("No changes shown" in c.value for c in at.caption)
+
+
+def test_a_rate_kpi_says_when_its_change_is_within_noise(monkeypatch, demo_store):
+    # the last hour's judgements against the hour before: a few dozen each
+    hour = {"range": "custom", "from": (DEMO_END - timedelta(hours=1)).isoformat(),
+            "to": DEMO_END.isoformat()}
+    at = run_app(monkeypatch, demo_store, query=hour)
+    tiles = {m.label: m for m in at.metric}
+    judge = tiles["Online judge pass rate"].help
+    assert "95% interval of the change:" in judge and " points" in judge
+    assert "95% interval" not in tiles["p95 latency"].help
 
 
 def test_overview_compares_when_the_previous_period_has_data(monkeypatch, demo_store):
