@@ -50,7 +50,7 @@ def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
 # code reads or writes and checks it is here): a link's other keys are named as unknown.
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective", "reference",
-                       "column", "compare_a", "compare_b"})
+                       "column", "compare_a", "compare_b", "failed_metric", "against"})
 # Session key: the URL's filter keys as the sidebar last wrote them.
 SYNCED_QUERY = "_synced_query"
 
