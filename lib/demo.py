@@ -282,8 +282,10 @@ def generate(days: int = 30, requests_per_day: int = 10_000, seed: int = 0,
     latency = np.where(cache_hit, rng.uniform(5, 40, n), latency)
     ttft = np.where(cache_hit | is_error, np.nan, ttft)
     ttft = np.minimum(ttft, latency)  # the first token never arrives after the last one
-    output_tokens = np.where(is_error, 0, output_tokens)
-    reasoning_tokens = np.where(is_error, 0, reasoning_tokens)
+    # A rate limit, a timeout, a 500 or a 529 returns no usage and is not billed: a failed
+    # call's tokens are none (the review saw $5 of failed calls charged in a month).
+    for arr in (input_tokens, cached, cache_write, output_tokens, reasoning_tokens):
+        arr[is_error] = 0
 
     # --- texts (templated; no external data) ----------------------------------------------------
     topic = rng.integers(0, len(TOPICS), n)

@@ -211,6 +211,13 @@ def test_the_self_hosted_model_arrives_with_its_model_change_event(con):
     assert before == 0 and after == pytest.approx(0.35, abs=0.03)
 
 
+def test_failed_calls_have_no_usage_and_cost_nothing(con):
+    # 429s, timeouts, 500s and the outage's 529s are not billed
+    n, tokens, cost = one(con, "SELECT count(*), sum(input_tokens + output_tokens), "
+                               "sum(cost_usd) FROM requests WHERE status = 'error'")
+    assert n > 100 and (tokens, cost) == (0, 0.0)
+
+
 def test_customers_are_heavy_tailed(con):
     shares = np.array([r[0] for r in con.execute(
         "SELECT count(*) / sum(count(*)) OVER () FROM requests GROUP BY customer_id "
