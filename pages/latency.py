@@ -41,8 +41,12 @@ k[4].metric("Output speed p50", "–" if tot["tokens_per_s_p50"] is None
             help="Output tokens per second of generation (after the first token when streaming)")
 k[5].metric(f"Within {formatting.ms(objective)}", formatting.pct(tot["within_share"], 1),
             border=True)
-if tot["requests"] < 1000:
-    st.caption(f"Only {tot['requests']:,} requests: p99 needs 1,000 to be reliable.")
+if not tot["timed"]:
+    st.warning("No request in this window has a latency (`latency_ms`): log each call's "
+               "duration, or map it (see docs/mapping.md).", icon=":material/timer_off:")
+elif tot["timed"] < 1000:
+    st.caption(f"Only {formatting.plural(tot['timed'], 'request')} with a latency: p99 needs "
+               "1,000 to be reliable.")
 
 seconds = bucket_seconds(f.duration)
 axis = widgets.time_axis(f, seconds)

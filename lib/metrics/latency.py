@@ -85,12 +85,14 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
 
 
 def overall(engine: Engine, filters: Filters, objective_ms: float | None = None) -> dict:
-    """Window totals: ``requests, p50_ms … p99_ms, ttft_p50_ms, tokens_per_s_p50`` and, with
+    """Window totals: ``requests, timed`` (those with a latency), ``p50_ms … p99_ms,
+    ttft_p50_ms, tokens_per_s_p50`` and, with
     ``objective_ms``, ``within_share`` (share of requests with latency ≤ the objective)."""
     where, params = filters.where("requests")
     params["objective"] = float(objective_ms) if objective_ms is not None else None
     return engine.query(
-        f"""SELECT count(*) AS requests, {_pct_cols()}, quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
+        f"""SELECT count(*) AS requests, count(latency_ms) AS timed, {_pct_cols()},
+               quantile_cont(ttft_ms, 0.5) AS ttft_p50_ms,
                quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50,
                count(*) FILTER (WHERE latency_ms <= $objective) / nullif(count(latency_ms), 0)
                    AS within_share

@@ -85,6 +85,21 @@ def test_latency_page(monkeypatch, demo_store):
     assert "**No output speed in this window**" not in texts(at)
 
 
+def test_latency_says_when_no_request_has_a_latency(monkeypatch, tmp_path):
+    # (it said "Only 500 requests: p99 needs 1,000" of requests without any latency)
+    from tests.conftest import make_request, requests_table
+
+    now = datetime.now(UTC)
+    rows = [make_request(i, ts=now - timedelta(minutes=i + 1), latency_ms=None)
+            for i in range(50)]
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    at = run_page(monkeypatch, tmp_path / "s", "pages/latency.py", {"range": "24h"})
+    assert [w.value for w in at.warning if "has a latency" in w.value] == [
+        "No request in this window has a latency (`latency_ms`): log each call's duration, or "
+        "map it (see docs/mapping.md)."]
+    assert "p99 needs" not in texts(at)
+
+
 def test_quality_page(monkeypatch, demo_store):
     at = run_page(monkeypatch, demo_store, "pages/quality.py", {**WEEK, "source": "offline"})
     assert [m.label for m in at.metric] == ["Online judge pass rate", "Thumbs up",
