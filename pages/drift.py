@@ -102,7 +102,10 @@ st.caption("Numeric columns: Kolmogorov–Smirnov on references of up to 1,000 r
 # -- one column's distributions ------------------------------------------------------------------
 st.subheader("Distributions")
 columns = table["column"].to_list()  # drifting first
-column = widgets.query_selectbox("Column", columns, "column", columns[0],
+# by default the first drifting column, else the first one tested (one with too few rows, or
+# none at all, would open on an empty chart)
+tested = table.filter(pl.col("status") != "insufficient data")["column"].to_list()
+column = widgets.query_selectbox("Column", columns, "column", (tested or columns)[0],
                                  format_func=drift.label, key="drift_column")
 with st.spinner("Loading the distributions…"):
     dist = widgets.cached(drift.distribution, engine, f, reference, column)

@@ -617,6 +617,26 @@ def test_drift_with_too_few_rows_never_says_no_drift(monkeypatch, tmp_path):
     assert set(at.dataframe[0].value["Status"]) == {"too few rows"}
 
 
+def test_drift_opens_the_distributions_on_a_column_it_tested(monkeypatch, tmp_path):
+    # no drift, and no prompt or response text logged: the text lengths (too few rows) come
+    # first in the table, but the chart opens on a tested column, not on an empty one
+    from tests.conftest import make_request, requests_table
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = [make_request(i, ts=now - timedelta(minutes=2 * i + 1), latency_ms=100.0 + i % 7)
+            for i in range(240)]  # 8 hours: this window and its reference
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    at = run_page(monkeypatch, tmp_path / "s", "pages/drift.py", {
+        "range": "custom", "from": (now - timedelta(hours=4)).isoformat(),
+        "to": now.isoformat()})
+    table = at.dataframe[0].value
+    assert table["Status"][0] == "too few rows"
+    first_tested = next(c for c, s in zip(table["Column"], table["Status"], strict=True)
+                        if s != "too few rows")
+    assert at.selectbox(key="drift_column").format_func(at.selectbox(key="drift_column").value) \
+        == first_tested
+
+
 def test_a_setting_that_makes_other_settings_stale_writes_only_itself(monkeypatch, demo_store):
     # versions chosen for the online judge are not offline versions: switching the source
     # falls back to the defaults without writing them (each write is a Back step)
