@@ -165,6 +165,12 @@ def stop_if_no_requests(engine: Engine, why: str) -> None:
         empty_state("No requests in the store yet",
                     f"{why} Ingest your logs, or write the demo data:",
                     "python -m lib ingest path/to/logs/\npython -m lib demo")
+        evals = engine.row_count("evals")
+        if evals:  # (a store of eval results alone: they are on the Quality page)
+            shown = st.session_state.get("_current_filters")
+            page_link("pages/quality.py", f"The store has {formatting.plural(evals, 'eval')}: "
+                      "see them on the Quality page", shown.to_query() if shown else {},
+                      icon=":material/fact_check:")
         st.stop()
 
 

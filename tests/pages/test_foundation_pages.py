@@ -44,6 +44,19 @@ def test_page_runs_on_empty_store(monkeypatch, tmp_path, page):
     assert "python -m lib demo" in " ".join(c.value for c in at.code) or "empty" in text.lower()
 
 
+def test_a_store_of_evals_alone_points_to_the_quality_page(monkeypatch, tmp_path):
+    from lib.store import Lake
+    from tests.metrics.test_quality import evals_table
+
+    Lake(tmp_path / "s").append({"evals": evals_table([
+        {"eval_id": "e1", "ts": datetime.now(UTC), "source": "online", "metric": "m",
+         "passed": True}])}, source="t")
+    at = run_app(monkeypatch, tmp_path / "s", "pages/overview.py", query={"range": "24h"})
+    (link,) = [e for e in at.get("page_link") if "Quality page" in e.proto.label]
+    assert link.proto.label == "The store has 1 eval: see them on the Quality page"
+    assert "range=24h" in link.proto.query_string
+
+
 def test_overview_kpis_and_demo_banner(monkeypatch, demo_store):
     at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": "2026-11-13T12:00:00Z",
                                                  "to": "2026-11-20T12:00:00Z"})
