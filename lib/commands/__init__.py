@@ -1,5 +1,5 @@
 """The CLI's command registry: one module per command, listed here once."""
 
-from lib.commands import changes, compact, demo, ingest, remove, reprice, summary
+from lib.commands import changes, compact, demo, files, ingest, remove, reprice, summary
 
-COMMANDS = [demo, summary, ingest, remove, compact, reprice, changes]
+COMMANDS = [demo, summary, ingest, remove, compact, reprice, changes, files]

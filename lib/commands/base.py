@@ -41,11 +41,34 @@ def parse_window(value: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def open_existing_lake(store: str | None):
-    """The lake at ``--store`` (or the default); a usage error (exit 2) when there is none."""
+def open_store_lake(store: str | None):
+    """The lake at ``--store`` (or ``$SIGHTLINE_STORE``, or the default), to write to: a usage
+    error (exit 2) for a URI (the store is a local folder; `--store s3://…` made a folder named
+    "s3:") or a path that is a file."""
+    import os
+    import re
+
+    from lib.formatting import terminal_text
     from lib.store import open_lake
 
+    given = store or os.environ.get("SIGHTLINE_STORE") or ""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", given):
+        raise UsageError(f"the store is a local folder, not {terminal_text(given)} (ingest "
+                         "reads s3:// sources into it: `ingest s3://bucket/prefix`)")
     lake = open_lake(store)
-    if not lake.root.exists():
-        raise UsageError(f"no store at {lake.root} (run `python -m lib demo` or `ingest` first)")
+    if lake.root.exists() and not lake.root.is_dir():
+        raise UsageError(f"{terminal_text(lake.root)} is a file, not a store folder")
+    return lake
+
+
+def open_existing_lake(store: str | None):
+    """The lake at ``--store`` (or the default), to read: as :func:`open_store_lake`, and a usage
+    error when no store is there (no ``_manifest/``: a mistyped path, or a folder of logs, read
+    as an empty store, would report zeros)."""
+    lake = open_store_lake(store)
+    if not (lake.root / "_manifest").is_dir():
+        from lib.formatting import terminal_text
+
+        raise UsageError(f"no store at {terminal_text(lake.root)} (no _manifest/ folder; run "
+                         "`python -m lib demo` or `ingest` first)")
     return lake

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from lib import demo, pricing
-from lib.commands.base import UsageError, parse_time, print_json
-from lib.store import open_lake
+from lib.commands.base import UsageError, open_store_lake, parse_time, print_json
 
 NAME = "demo"
 HELP = "write realistic demo data (a month of traffic with planted incidents) into the store"
@@ -24,7 +23,7 @@ def run(args) -> int:
     problem = pricing.overrides_problem()  # demo costs are priced like ingested ones
     if problem:
         raise UsageError(problem)
-    lake = open_lake(args.store)
+    lake = open_store_lake(args.store)
     result = demo.write(lake, days=args.days, requests_per_day=args.requests_per_day,
                         seed=args.seed, end=parse_time(args.end))
     doc = {"store": str(lake.root), **result.__dict__}

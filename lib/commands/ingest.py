@@ -14,12 +14,11 @@ import sys
 import time
 
 from lib import pricing
-from lib.commands.base import UsageError, print_json
+from lib.commands.base import UsageError, open_store_lake, print_json
 from lib.formatting import terminal_text
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError
 from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
-from lib.store import open_lake
 
 NAME = "ingest"
 HELP = "ingest log and eval files, folders, globs or s3:// prefixes into the store"
@@ -48,7 +47,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     if args.format and args.mapping:
         raise UsageError("--format and --mapping are exclusive: a mapping is its own format")
-    lake = open_lake(args.store)
+    lake = open_store_lake(args.store)
     if args.dry_run:
         lake = lake.checking()
     try:
