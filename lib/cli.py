@@ -14,6 +14,7 @@ from lib.commands import COMMANDS
 from lib.commands.base import UsageError
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # (128 + SIGINT, as a shell reports Ctrl-C)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,4 +45,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # (a store's file gone or unreadable: one line, not a traceback)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # (a batch is atomic: the one being written is not stored)
+        print("interrupted: what was committed before stays; the batch being written was not "
+              "stored, and a run again goes on from there", file=sys.stderr)
+        return EXIT_INTERRUPTED
 

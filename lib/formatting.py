@@ -133,6 +133,12 @@ _UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\
                            "\ufeff\ud800-\udfff]")
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, the last one "…" when cut (two names that
+    differ after the cut must not read as one)."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def terminal_text(value) -> str:
     """``value`` as text safe to print on a terminal, on one line: each control or bidi/format
     character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``), so text from logs can

@@ -25,8 +25,8 @@ D3 = D1 + timedelta(days=2)
 
 KEYS = {"requests", "errors", "error_rate", "input_tokens", "cached_input_tokens",
         "output_tokens", "reasoning_tokens", "cost_usd", "unpriced_requests", "latency_ms",
-        "from", "to"}
-GROUP_KEYS = KEYS - {"from", "to"}
+        "from", "to", "problems"}
+GROUP_KEYS = KEYS - {"from", "to", "problems"}
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
@@ -344,3 +344,30 @@ def test_cost_is_unknown_not_zero_when_no_request_is_priced(tmp_path, capsys):
     assert cli.main(["summary", "--store", str(root), "--where", "model=my-ft-model"]) == 0
     text = capsys.readouterr().out
     assert "$–  unpriced 2" in text and "$0.00" not in text
+
+
+def test_totals_that_leave_a_file_out_say_so_in_the_document_and_fail(tmp_path, capsys):
+    # an unreadable data file: its rows are not in the totals; the JSON alone looked whole
+    lake = Lake(tmp_path / "s")
+    for k, day in enumerate((D1, D2)):
+        lake.append({"requests": requests_table([
+            make_request(10 * k + i, ts=day + timedelta(hours=i)) for i in range(3)])},
+            source="t")
+    broken = sorted((tmp_path / "s" / "requests").glob("date=*/*.parquet"))[0]
+    broken.write_bytes(b"not parquet")
+    assert cli.main(["summary", "--store", str(tmp_path / "s"), "--json"]) == 1
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
+    assert doc["requests"] == 3 and len(doc["problems"]) == 1
+    assert "not a readable Parquet file" in doc["problems"][0] and "warning:" in out.err
+    assert cli.main(["changes", "--store", str(tmp_path / "s"), "--window",
+                     f"{D2.date()}..{(D2 + timedelta(days=1)).date()}", "--metric",
+                     "error_rate", "--json"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["problems"]) == 1
+
+
+def test_long_names_are_cut_visibly():
+    from lib.formatting import cut
+
+    assert cut("claude-3-5-haiku-20241022", 24) == "claude-3-5-haiku-202410…"
+    assert cut("gpt-4o", 24) == "gpt-4o"

@@ -6,9 +6,11 @@ definition is in :mod:`lib.metrics.explore`.
 
 from __future__ import annotations
 
+import sys
+
 from lib.commands.base import UsageError, open_existing_lake, parse_window, print_json
 from lib.filters import Filters
-from lib.formatting import terminal_text
+from lib.formatting import cut, terminal_text
 from lib.metrics.explore import METRICS, changes, excess, headline
 from lib.store import Engine
 
@@ -48,10 +50,14 @@ def run(args) -> int:
         baseline = window.with_window(bs, be)
     lake = open_existing_lake(args.store)
     engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
+    problems = engine.problems()
+    for problem in problems:  # skipped files would silently change the ranking
+        print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
     doc = changes(engine, window, baseline, args.metric)
+    doc["problems"] = problems
     if args.json:
         print_json(doc)
-        return 0
+        return 1 if problems else 0
     print(terminal_text(headline(doc)))  # names the top value, from the logs
     print(f"window   {doc['window']['from']} → {doc['window']['to']}  n={doc['window']['n']:,}")
     print(f"baseline {doc['baseline']['from']} → {doc['baseline']['to']}  "
@@ -69,9 +75,9 @@ def run(args) -> int:
             return f"${x:.4f}"
         contrib = "–" if c["contribution"] is None else f"{c['contribution']:.0%}"
         ex = excess(c)
-        value = terminal_text(c["value"])[:28]  # from the logs
+        value = cut(terminal_text(c["value"]), 28)  # from the logs
         print(f"{c['dimension'][:16]:<16} {value:<28} {v(c['baseline_value']):>10} "
               f"{v(c['window_value']):>10} "
               f"{c['baseline_share']:>5.0%}→{c['window_share']:<5.0%} {contrib:>9} "
               f"{'–' if ex is None else f'{ex:+.0%}':>11}")
-    return 0
+    return 1 if problems else 0

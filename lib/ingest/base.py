@@ -20,6 +20,16 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 
+def stop_if_interrupted(exc: BaseException) -> None:
+    """Raise KeyboardInterrupt when ``exc`` is DuckDB's ``Query interrupted`` (Ctrl-C during a
+    query): the ingest's broad ``except Exception`` clauses, which report a file's failure and go
+    on, read it as one, and an interrupted ingest read the whole file again and committed it."""
+    import duckdb
+
+    if isinstance(exc, duckdb.InterruptException):
+        raise KeyboardInterrupt from exc
+
+
 @dataclass
 class Reject:
     """One input record that could not be used: where it was, what it was, and why."""

@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from lib import pricing, schema
 from lib.ingest import appended
+from lib.ingest.base import stop_if_interrupted
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, UTF8_BOM, SourceStream
 from lib.schema import sql_identifier as _q
@@ -106,7 +107,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         try:
             stream = SourceStream(raw)
             head = stream.peek(HEAD_BYTES)
-        except Exception:
+        except Exception as exc:
+            stop_if_interrupted(exc)
             return False
         name, why = table_to_read(head, stream, src.filename, forced)
         if name is None:
@@ -126,6 +128,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
             while stream.read(HASH_READ_BYTES):
                 pass
         except Exception as exc:  # truncated or corrupt gzip: the exact path reports it
+            stop_if_interrupted(exc)
             LAST.update(reason=f"unreadable: {exc}")
             return False
         LAST["hashed_s"] = time.monotonic() - started
@@ -170,6 +173,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         _reset(report)
         return False
     except Exception as exc:  # DuckDB could not read the file as clean canonical JSONL
+        stop_if_interrupted(exc)
         LAST.update(outcome="fallback", reason=pipeline._one_line(exc))
         log.info("fast path not taken for %s: %s", src.name, exc)
         _reset(report)
@@ -267,8 +271,8 @@ def adopt_new_rows(lake: Lake, batch, con, name: str, files: list[str], *,
 def _import_quietly(module: str) -> None:
     try:
         importlib.import_module(module)
-    except Exception:  # only a head start: the real import reports any error
-        pass
+    except Exception as exc:  # only a head start: the real import reports any error
+        stop_if_interrupted(exc)
 
 
 class _PlainHash:

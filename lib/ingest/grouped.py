@@ -46,6 +46,7 @@ import pyarrow as pa
 
 from lib import pricing, schema
 from lib.ingest import fastpath
+from lib.ingest.base import stop_if_interrupted
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, SourceStream
 from lib.schema import sql_identifier as _q
@@ -221,6 +222,7 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
             try:
                 _mark_maybe_stored(lake, con, clean)
             except Exception as exc:  # then each is checked at its turn
+                stop_if_interrupted(exc)
                 log.info("group read: checking for stored keys failed: %s", exc)
                 for m in clean:
                     m.check_stored = True
@@ -240,6 +242,7 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
                 report = _commit(lake, con, m, tick_for(i), started,
                                  check_stored=m.check_stored or stored_alone)
             except Exception as exc:  # its batch was aborted: nothing of it is stored
+                stop_if_interrupted(exc)
                 log.info("group read: %s is read alone: %s", src.name, exc)
                 report = alone(i)
                 stored_alone = True
@@ -276,7 +279,8 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
             with open(src.path, "rb") as fh:
                 data = fh.read(FILE_BYTES + 1)
             size = st.st_size
-    except Exception:  # (a network error too) the source alone reports it
+    except Exception as exc:  # (a network error too) the source alone reports it
+        stop_if_interrupted(exc)
         return None
     if not data or len(data) != size or len(data) > FILE_BYTES:
         return None
@@ -292,7 +296,8 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
             if len(content) > CONTENT_BYTES:
                 return None
         digest = stream.hexdigest()
-    except Exception:  # truncated or corrupt gzip: the exact path reports it
+    except Exception as exc:  # truncated or corrupt gzip: the exact path reports it
+        stop_if_interrupted(exc)
         return None
     if digest in digests or lake.has_content(digest) \
             or pipeline._read_as_it_grew(lake, digest, canonical.JSONL, forced):
@@ -321,6 +326,7 @@ def _read_together(con, part: list[_Member], overrides: dict, tmp: Path,
     try:
         _pass(con, part, overrides, tmp / f"part-{part[0].index}", ingested_at)
     except Exception as exc:
+        stop_if_interrupted(exc)
         if len(part) == 1:
             part[0].clean = False
             log.info("group read: %s is read alone: %s", part[0].src.name, exc)
@@ -460,6 +466,7 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
             tick(pipeline.Progress(src.name, report.bytes, src.size, m.rows,
                                    time.monotonic() - started))
         except Exception as exc:  # after the commit: reported as the fast path reports it
+            stop_if_interrupted(exc)
             report.error = pipeline._one_line(exc)
             report.stored, report.duplicates = {}, {}
     return report

@@ -31,7 +31,7 @@ import pyarrow as pa
 from lib import pricing, schema
 from lib.ingest import appended, live, memo
 from lib.ingest import formats as registry
-from lib.ingest.base import Chunk, Format, not_read_notes
+from lib.ingest.base import Chunk, Format, not_read_notes, stop_if_interrupted
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import (
     HEAD_BYTES,
@@ -272,6 +272,7 @@ def _remember_seen(lake: Lake, src: Source, done: FileReport) -> None:
         with lake.begin(src.name, kind="seen", info={**src.info, "seen": why}) as batch:
             batch.commit()
     except Exception as exc:  # remembering is an optimisation: the source is read again next run
+        stop_if_interrupted(exc)
         log.warning("could not record %s as seen: %s", src.name, exc)
 
 
@@ -321,7 +322,8 @@ def detect_format(head: bytes, filename: str, formats: list[Format] | None = Non
         try:
             if f.detect(head, filename):
                 return f
-        except Exception:  # a detector that chokes on odd input simply does not match
+        except Exception as exc:  # a detector that chokes on odd input simply does not match
+            stop_if_interrupted(exc)
             continue
     return None
 
@@ -415,6 +417,7 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                         s3.ONLY_HIDDEN.format(n=len(hidden), first=hidden[0]) if hidden
                         else "") + (s3.NO_GLOBS if glob.has_magic(raw) else "")))
             except Exception as exc:
+                stop_if_interrupted(exc)
                 report.files.append(FileReport(source=raw, error=_one_line(exc)))
             continue
         if not raw.strip():
@@ -658,6 +661,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
     except MemoryError:
         report.error = "out of memory while reading (is a single record enormous?)"
     except Exception as exc:  # any failure of one source is reported, never raised
+        stop_if_interrupted(exc)
         report.error = _one_line(exc)
     except BaseException as exc:
         # A Rust library's panic (polars, pyo3) is a BaseException: it is one source's failure
@@ -899,6 +903,7 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
             done.gc_removed = [str(p) for p in compact.gc_replaced(lake)]
         return done.to_dict()
     except Exception as exc:  # compaction is housekeeping: never fail an ingest for it
+        stop_if_interrupted(exc)
         return {"error": _one_line(exc)}
 
 

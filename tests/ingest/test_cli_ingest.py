@@ -108,3 +108,31 @@ def test_an_empty_path_is_an_error_not_the_current_folder(lake, write, capsys, m
     assert out.count("error: empty path: give a file, folder, glob or s3:// URI") == 2
     assert "stored 0" in out or "0 stored" in out
     assert not lake.commits()
+
+
+def test_ctrl_c_during_a_query_stops_the_ingest_and_stores_nothing(lake, write, capsys,
+                                                                   monkeypatch):
+    # DuckDB turns Ctrl-C into "Query interrupted"; the fast path read that as "not clean
+    # JSONL", read the whole file again on the exact path and committed it (exit 0)
+    import duckdb
+
+    from lib.ingest import fastpath
+
+    def interrupted(*args, **kwargs):
+        raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+
+    monkeypatch.setattr(fastpath, "_load", interrupted)
+    path = write("a.jsonl", [canonical_request(i) for i in range(5)])
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 130
+    assert capsys.readouterr().err.startswith("interrupted: what was committed before stays")
+    monkeypatch.undo()
+    from lib.store import Engine
+
+    engine = Engine(lake)
+    try:
+        assert engine.row_count("requests") == 0
+    finally:
+        engine.close()
+    # and the run again stores the file whole
+    assert main(["ingest", str(path), "--store", str(lake.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"][0]["stored"] == {"requests": 5}
