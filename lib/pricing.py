@@ -651,10 +651,12 @@ TOKEN_COLUMNS = ["input_tokens", "cached_input_tokens", "cache_write_tokens", "o
 # cost, not $0: priced as zero tokens it would vanish from every cost total silently. A failed
 # call without usage is $0, as providers do not bill rejected calls (429, 500, a timeout).
 def usage_unlogged_sql(row: str = "p") -> str:
-    """SQL true for a row (alias ``row``; "": the table's own columns) whose usage is unlogged."""
+    """SQL true for a row (alias ``row``; "": the table's own columns) whose usage is unlogged:
+    a call that did not fail with no input token count (every call reads input; priced on its
+    output alone, a call with 2,000 unlogged input tokens cost a fifth of its price, and
+    counted as priced)."""
     c = f"{row}." if row else ""
-    return (f"{c}input_tokens IS NULL AND {c}output_tokens IS NULL "
-            f"AND {c}status IS DISTINCT FROM 'error'")
+    return f"{c}input_tokens IS NULL AND {c}status IS DISTINCT FROM 'error'"
 # (p_write_1h: USD per token written to a one-hour cache, the whole price, not the premium)
 # (p_search: USD per web search)
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below", "p_write_1h",
@@ -774,14 +776,14 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
 
 
 def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
-    """Boolean per row of ``df``: its cost is unknown though its model may be priced (no input and
-    no output token count logged on a call that did not fail; see :func:`usage_unlogged_sql`)."""
-    if "input_tokens" not in df.columns or "output_tokens" not in df.columns:
+    """Boolean per row of ``df``: its cost is unknown though its model may be priced (no input
+    token count logged on a call that did not fail; see :func:`usage_unlogged_sql`)."""
+    if "input_tokens" not in df.columns:
         return pl.Series([False] * df.height)
     did_not_fail = (pl.col("status").cast(pl.String).ne_missing("error")
                     if "status" in df.columns else pl.lit(True))
-    return df.select((pl.col("input_tokens").is_null() & pl.col("output_tokens").is_null()
-                      & did_not_fail).alias("unlogged")).to_series()
+    return df.select((pl.col("input_tokens").is_null() & did_not_fail).alias("unlogged")
+                     ).to_series()
 
 
 def unit_prices(provider: str | None, model: str, day: date | datetime,
@@ -956,7 +958,7 @@ def cache_savings_sql(engine, filters=None) -> float | None:
 
 
 NO_PRICE = "no price"
-NO_USAGE = "no token counts logged"
+NO_USAGE = "no input token count logged"
 
 
 def unpriced_models(engine, filters=None) -> pl.DataFrame:
@@ -965,7 +967,7 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
     responses name them: what a ``priced_as`` override may name), requests, first_seen,
     last_seen. ``reason`` is
     :data:`NO_PRICE` (no catalogue price and no override) or :data:`NO_USAGE` (a call that did
-    not fail logged neither input nor output tokens). ``filters`` is an optional
+    not fail logged no input tokens). ``filters`` is an optional
     lib.filters.Filters."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
     return engine.query(

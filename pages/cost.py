@@ -202,7 +202,7 @@ else:
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
             "unpriced_requests": st.column_config.NumberColumn(
                 "Without a cost", format="localized",
-                help="Requests with no actual cost (no price, or no token counts logged): "
+                help="Requests with no actual cost (no price, or no input tokens logged): "
                      "left out of both sides of the comparison"),
             "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="$%.4f"),
             "whatif_cost_usd": st.column_config.NumberColumn(f"On {model} (USD)",

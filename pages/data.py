@@ -114,7 +114,8 @@ else:
                "deployment or alias name, the model it is billed as (`priced_as`, e.g. the "
                "model it answered as), then run "
                f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
-               "has neither input nor output tokens; log the provider's usage to cost it.")
+               "has no input token count (every call reads input: priced on its output alone, "
+               "it would cost too little); log the provider's usage to cost it.")
     widgets.dataframe(
         widgets.for_display(unpriced.with_columns(
             pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz))),

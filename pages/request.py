@@ -72,8 +72,8 @@ c[0].metric("Latency", formatting.ms(r["latency_ms"]), border=True)
 c[1].metric("Time to first token", formatting.ms(r["ttft_ms"]), border=True,
             help="Streaming calls only")
 c[2].metric("Cost", formatting.usd(r["cost_usd"]), border=True,
-            help=("empty, not $0: its log has neither input nor output tokens"
-                  if r["input_tokens"] is None and r["output_tokens"] is None
+            help=("empty, not $0: its log has no input token count"
+                  if r["input_tokens"] is None
                   else "empty, not $0: the model has no known price (prices.yaml, see Data)")
             if r["cost_usd"] is None else
             f"as logged by the source: {formatting.usd(r['logged_cost_usd'])}")

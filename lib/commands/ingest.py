@@ -37,6 +37,9 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="read, check and deduplicate as usual, report what would be stored, and "
                         "store nothing (try a file or a mapping before it counts)")
+    p.add_argument("--prices", metavar="FILE",
+                   help="price overrides YAML (default: $SIGHTLINE_PRICES, else prices.yaml), "
+                        "as `reprice --prices` takes")
     p.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (default: "
                    "$SIGHTLINE_S3_ENDPOINT_URL)")
     p.add_argument("--compact-min-files", type=int, default=None,
@@ -51,7 +54,8 @@ def run(args) -> int:
     if args.dry_run:
         lake = lake.checking()
     try:
-        overrides = pricing.load_overrides()  # a bad prices file is named before any reading
+        # a bad prices file is named before any reading
+        overrides = pricing.load_overrides(args.prices)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None

@@ -136,3 +136,23 @@ def test_ctrl_c_during_a_query_stops_the_ingest_and_stores_nothing(lake, write, 
     # and the run again stores the file whole
     assert main(["ingest", str(path), "--store", str(lake.root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"][0]["stored"] == {"requests": 5}
+
+
+def test_ingest_takes_the_prices_file_reprice_takes(lake, write, capsys, tmp_path):
+    # (reprice --prices FILE, then an ingest on the default prices: one store, two prices)
+    prices = tmp_path / "negotiated.yaml"
+    prices.write_text("models:\n- provider: openai\n  model: gpt-4o\n  input_per_mtok: 1.0\n"
+                      "  output_per_mtok: 2.0\n")
+    path = write("a.jsonl", [canonical_request(0)])  # 1000 in, 500 out
+    assert main(["ingest", str(path), "--store", str(lake.root), "--prices", str(prices)]) == 0
+    from lib.store import Engine
+
+    engine = Engine(lake)
+    try:
+        assert engine.scalar("SELECT cost_usd FROM requests") == pytest.approx(
+            1000 * 1e-6 + 500 * 2e-6)
+    finally:
+        engine.close()
+    capsys.readouterr()
+    assert main(["reprice", "--store", str(lake.root), "--prices", str(prices), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed_rows"] == 0

@@ -255,7 +255,7 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
 
     rows = [canonical_request(0, model="acme-finetune-7", response_model="gpt-4o-2024-08-06"),
             canonical_request(1, input_tokens=None, output_tokens=None),
-            canonical_request(2, input_tokens=None, output_tokens=None),
+            canonical_request(2, input_tokens=None),  # output alone is no cost either
             canonical_request(3)]
     (tmp_path / "a.jsonl").write_bytes(jsonl_bytes(rows))
     lake = Lake(tmp_path / "store")
@@ -264,7 +264,7 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
     assert "Requests without a cost" in [h.value for h in at.subheader]
     (table,) = [d.value for d in at.dataframe if "reason" in d.value.columns]
     assert list(zip(table["model"], table["reason"], table["requests"], strict=True)) == [
-        ("gpt-4o", "no token counts logged", 2), ("acme-finetune-7", "no price", 1)]
+        ("gpt-4o", "no input token count logged", 2), ("acme-finetune-7", "no price", 1)]
     # the model without a price answered as one priced model: prices.yaml lines to copy
     (code,) = [c.value for c in at.code if "priced_as" in c.value]
     assert code.strip() == ("models:\n- provider: openai\n  model: acme-finetune-7\n"
