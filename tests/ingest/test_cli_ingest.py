@@ -156,3 +156,12 @@ def test_ingest_takes_the_prices_file_reprice_takes(lake, write, capsys, tmp_pat
     capsys.readouterr()
     assert main(["reprice", "--store", str(lake.root), "--prices", str(prices), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["changed_rows"] == 0
+
+
+def test_the_text_report_says_how_many_reasons_it_does_not_show(lake, write, capsys):
+    bad = [{"request_id": f"x{i}"} for i in range(8)]  # no ts, no model: 8 quarantined
+    path = write("bad.jsonl", [canonical_request(0), *bad])
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("missing ts") == 5
+    assert "… and 3 more (the Data page lists them all, and downloads them)" in out
