@@ -495,7 +495,12 @@ class Lake:
             if self._lock_depth == 0 and not (self.dry_run and not self.manifest_dir.is_dir()):
                 self.manifest_dir.mkdir(parents=True, exist_ok=True)
                 fh = open(self.manifest_dir / ".lock", "a+")
-                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:  # (a cron run behind a long one printed nothing)
+                    log.warning("%s: another writer (an ingest, compact, reprice or remove) "
+                                "holds the store; waiting for it to finish", self.root)
+                    fcntl.flock(fh, fcntl.LOCK_EX)
                 self._lock_file = fh
                 self._locked_state = self._locked_checkpoint = None  # listed once, below
                 if not self.dry_run:

@@ -304,3 +304,30 @@ def test_plain_duckdb_reads_the_live_files_like_the_engine(lake, engine):
     finally:
         con.close()
     assert (n, days) == (5, 2) == (engine.row_count("requests"), 2)
+
+
+def test_a_writer_behind_another_says_it_is_waiting(tmp_path, caplog):
+    # (an ingest from cron behind a long one printed nothing while it waited)
+    import logging
+    import threading
+    import time
+
+    holder, waiter = Lake(tmp_path / "s"), Lake(tmp_path / "s")
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with holder.writer_lock():
+            held.set()
+            time.sleep(0.5)
+        done.set()
+
+    threading.Thread(target=hold).start()
+    held.wait(5)
+    with caplog.at_level(logging.WARNING, logger="lib.store.lake"), waiter.writer_lock():
+        assert done.is_set()  # it waited for the holder
+    assert any("another writer" in r.message and "waiting for it to finish" in r.message
+               for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lib.store.lake"), waiter.writer_lock():
+        pass
+    assert not caplog.records  # a free store says nothing
