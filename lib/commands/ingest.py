@@ -156,7 +156,7 @@ class _ProgressBar:
         source = terminal_text(p.source)
         name = source if len(source) < 40 else "…" + source[-39:]
         files = f"{p.files_done + 1}/{p.files_total} " if p.files_total else ""
-        pct = f"{frac * 100:5.1f}%" if frac is not None else ""
+        pct = f"{p.stage}…" if p.stage else f"{frac * 100:5.1f}%" if frac is not None else ""
         sys.stderr.write(f"\r{files}{name} [{bar}] {pct} {p.rows:,} rows "
                          f"{p.rows_per_s:,.0f} rows/s\033[K")
         sys.stderr.flush()

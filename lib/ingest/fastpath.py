@@ -142,12 +142,12 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         LAST.update(outcome="duplicate", reason=None)
         return True
 
-    def tick(rows: int) -> None:
+    def tick(rows: int, stage: str | None = None) -> None:
         if progress:
             progress(pipeline.Progress(src.name, report.bytes, src.size, rows,
-                                       time.monotonic() - started))
+                                       time.monotonic() - started, stage=stage))
 
-    tick(0)  # hashed
+    tick(0, "checking")  # hashed: the rows are read and checked next
     try:
         with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
             report.batch_id = batch.batch_id
@@ -555,7 +555,7 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
         LAST["prepass_s"] = time.monotonic() - t0
         rows, days, keys = plan.rows, plan.days, plan.keys
         extra = keys - set(schema.TABLES[name].names)
-        tick(rows)  # read and checked for extra keys
+        tick(rows, "writing")  # read and checked for extra keys
         # Columns no line has are null constants: nothing to read, type or check.
         present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
         checked = checked_sql(name, present, f"({rows_sql(name, path, compressed, keys)})",
@@ -588,7 +588,7 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
         if written != rows:
             raise Fallback(f"{rows - written} rows fail validation")
         files = sorted(glob.glob(str(out / "_day=*" / "*.parquet")))
-        tick(rows)  # written
+        tick(rows, "committing")  # written
         _pause_for_tests("after_first_chunk")
         if files and con.execute(
                 f"SELECT count(*) FROM (SELECT {_q(key)} FROM read_parquet($files) "

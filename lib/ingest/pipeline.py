@@ -65,6 +65,9 @@ class Progress:
     seconds: float
     files_done: int = 0
     files_total: int | None = None
+    # What is being done once the bytes are read (the fast path reads a file whole before its
+    # rows are checked and written: "100%, 0 rows" said nothing): "checking", "writing" or None.
+    stage: str | None = None
 
     @property
     def rows_per_s(self) -> float:

@@ -78,8 +78,9 @@ def upload_section(engine: Engine) -> IngestReport | None:
     for i, uf in enumerate(files):
         def tick(p: Progress, i=i, name=uf.name) -> None:
             frac = (i + (p.fraction or 0.0)) / len(files)
-            bar.progress(min(frac, 1.0), text=f"{name}: {p.rows:,} rows, "
-                                              f"{p.rows_per_s:,.0f} rows/s")
+            bar.progress(min(frac, 1.0), text=f"{name}: "
+                                              + (f"{p.stage}… " if p.stage else "")
+                                              + f"{p.rows:,} rows, {p.rows_per_s:,.0f} rows/s")
         uf.seek(0)  # a file checked on an earlier run is read again from its start
         report = ingest_stream(lake, uf, uf.name, fmt=forced, progress=tick,
                                source=f"upload:{uf.name}", overrides=overrides)

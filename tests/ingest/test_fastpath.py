@@ -301,3 +301,21 @@ def test_a_name_duckdb_would_read_as_a_glob_is_read_alone_by_the_exact_path(
     files = [str(lake.root / p) for p in lake.snapshot().files["requests"]]
     assert duckdb.sql("SELECT request_id, source_file FROM read_parquet($f)",
                       params={"f": files}).fetchall() == [("r1", str(folder / name))]
+
+
+def test_progress_says_what_the_fast_path_does_once_the_bytes_are_read(tmp_path, write,
+                                                                        monkeypatch):
+    # it read the file whole first: "100%, 0 rows" until the end, with nothing said
+    from tests.ingest.conftest import canonical_request
+
+    path = write("a.jsonl", [canonical_request(i) for i in range(50)])
+    os.utime(path, (0, 0))  # (not a file still being written)
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "1")
+    seen = []
+    ingest_paths(Lake(tmp_path / "s"), [str(path)], compact_min_files=0,
+                 progress=lambda p: seen.append((p.stage, p.rows)))
+    assert fastpath.LAST["outcome"] == "fast"
+    stages = [s for s, _ in seen]
+    assert stages.index("checking") < stages.index("writing") < stages.index("committing")
+    assert seen[-1] == (None, 50)  # done: no stage, every row
+    assert all(rows == 0 for s, rows in seen if s == "checking")
