@@ -159,8 +159,9 @@ def _offline(version: str, passes: set[int], n: int = 40, start: int = 0) -> lis
              "passed": i in passes} for i in range(n)]
 
 
-def test_two_test_runs_are_compared_case_by_case(lake, engine):
-    # A passes cases 0-34; B passes 0-19 and 35-39: 15 regressions (20-34), 5 fixes (35-39)
+def _two_runs(lake, engine) -> Filters:
+    """Two test runs of 40 cases: A (v1) passes cases 0-34; B (v2) passes 0-19 and 35-39, and
+    case 0 again later, failed: 16 regressions (0 and 20-34), 5 fixes (35-39). The window."""
     a, b = set(range(35)), set(range(20)) | set(range(35, 40))
     # A case scored twice by B: its latest result counts (a pass, made a failure later)
     again = [{**_offline("v2", {0}, n=1, start=1)[0], "eval_id": "v2-0-again", "passed": False,
@@ -168,7 +169,11 @@ def test_two_test_runs_are_compared_case_by_case(lake, engine):
     lake.append({"evals": evals_table(_offline("v1", a) + _offline("v2", b) + again)},
                 source="t")
     engine.refresh(force=True)
-    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    return Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+
+
+def test_two_test_runs_are_compared_case_by_case(lake, engine):
+    f = _two_runs(lake, engine)
     row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
     assert (row["kind"], row["regressions"], row["fixes"], row["n_a"]) == ("pass_paired", 16, 5,
                                                                           40)
@@ -281,16 +286,9 @@ def test_scores_without_common_cases_are_listed_without_a_test(lake, engine):
 
 
 def test_the_failed_evals_behind_a_comparison_put_its_regressions_first(lake, engine):
-    # as test_two_test_runs_are_compared_case_by_case: 16 regressions (A passed, B failed:
-    # 20-34, and case 0 by B's later result); A's failures 35-39 B passed (fixes): B failed
-    # exactly the 16 regressions
-    a, b = set(range(35)), set(range(20)) | set(range(35, 40))
-    again = [{**_offline("v2", {0}, n=1, start=1)[0], "eval_id": "v2-0-again", "passed": False,
-              "score": 0.0}]
-    lake.append({"evals": evals_table(_offline("v1", a) + _offline("v2", b) + again)},
-                source="t")
-    engine.refresh(force=True)
-    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    # 16 regressions (A passed, B failed: 20-34, and case 0 by B's later result); A's failures
+    # 35-39 B passed (fixes): B failed exactly the 16 regressions
+    f = _two_runs(lake, engine)
     rows, total = quality.failed_evals(engine, f, "offline", "v2", "v1")
     want = quality.compare_versions(engine, f, "offline", "v1", "v2")["regressions"][0]
     assert total == rows.height == want == 16
