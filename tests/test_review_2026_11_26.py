@@ -56,14 +56,16 @@ def _costs(lake: Lake) -> dict:
         engine.close()
 
 
-# -- 1. a call that did not fail and logged no token count has no cost ------------------------
+# -- 1. a call that did not fail and logged no input token count has no cost ------------------
 
 @pytest.mark.parametrize("path", list(INGEST_PATHS))
 def test_status_synonyms_null_status_and_output_only_calls_cost_alike_on_every_path(
         tmp_path, monkeypatch, path):
     none = {"input_tokens": None, "output_tokens": None}
     rows = [
-        canonical_request(0, input_tokens=None, output_tokens=10),  # 10 x $10/M of gpt-4o
+        # output alone: every call reads input, so its cost is not known either (priced on
+        # its output, it read as priced at a fraction of its cost)
+        canonical_request(0, input_tokens=None, output_tokens=10),
         canonical_request(1, **none, status="failed"),  # a synonym of error: $0
         canonical_request(2, **none, status=None, error_type="Timeout"),  # error by its type
         canonical_request(3, **none, status=None),  # no status, no error: ok, cost unknown
@@ -71,12 +73,12 @@ def test_status_synonyms_null_status_and_output_only_calls_cost_alike_on_every_p
         canonical_request(5, input_tokens=0, output_tokens=0),  # counts logged as zero: $0
     ]
     lake = _ingest(tmp_path, monkeypatch, path, [rows[:3], rows[3:]])
-    assert _costs(lake) == {"r0": 0.0001, "r1": 0.0, "r2": 0.0, "r3": None, "r4": None,
+    assert _costs(lake) == {"r0": None, "r1": 0.0, "r2": 0.0, "r3": None, "r4": None,
                             "r5": 0.0}
     engine = Engine(lake)
     listed = pricing.unpriced_models(engine).select("model", "reason", "requests").rows()
     engine.close()
-    assert listed == [("gpt-4o", pricing.NO_USAGE, 2)]
+    assert listed == [("gpt-4o", pricing.NO_USAGE, 3)]
     assert pricing.reprice(lake, overrides={}, dry_run=True)["changed_rows"] == 0
 
 
