@@ -124,12 +124,13 @@ AHEAD_SLACK = timedelta(minutes=5)
 
 
 def latest_request(engine: Engine, filters: Filters, now: datetime) -> datetime | None:
-    """The time (UTC) of the newest request in the store up to the window's end or ``now``,
-    whichever is first, whatever the dimension filters (it says whether logs are still
-    arriving); None when there is none. A request stamped later (a logger's clock ahead) must
-    not hide a stall."""
+    """The time (UTC) of the newest request in the store, whatever the window and filters (it
+    says whether logs are still arriving: a past window whose end was quiet is no stall when
+    requests came after it), leaving out those stamped over :data:`AHEAD_SLACK` after ``now``
+    (a logger's clock ahead must not hide a stall); None when there is none. ``filters`` only
+    keys the page's cache."""
     return engine.query("SELECT max(ts) AS last FROM requests WHERE ts <= $until",
-                        {"until": min(filters.end, now)})["last"][0]
+                        {"until": now + AHEAD_SLACK})["last"][0]
 
 
 def requests_span(engine: Engine, filters: Filters) -> tuple[int, datetime | None,

@@ -359,3 +359,20 @@ def test_a_rate_s_change_has_newcombe_s_interval_and_is_noise_when_it_holds_zero
     assert (errors["value"], errors["previous"], errors["n"]) == (0.5, 0.25, 10)
     assert errors["change_low"] < 0 < errors["change_high"]
     assert got["p95_latency_ms"]["change_low"] is None  # not a rate
+
+
+def test_the_newest_request_ignores_the_window_but_not_a_clock_ahead(lake, engine):
+    # a past window with a quiet end is no stall when requests came after it; a request stamped
+    # hours ahead of now (a logger's clock) does not count as one that arrived
+    from lib.metrics.overview import AHEAD_SLACK, latest_request, stale_gap
+
+    now = T0 + 10 * H
+    rows = [make_request(0, ts=T0), make_request(1, ts=T0 + 5 * H),
+            make_request(2, ts=now + AHEAD_SLACK + timedelta(hours=3))]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    past = Filters.between(T0 - H, T0 + 2 * H)  # quiet after T0, but logs went on
+    last = latest_request(engine, past, now)
+    assert last == T0 + 5 * H and stale_gap(last, past, now) is None
+    running = Filters.between(now - 4 * H, now)  # nothing for 5 hours up to now: a stall
+    assert stale_gap(latest_request(engine, running, now), running, now) == 4 * H
