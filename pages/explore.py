@@ -62,13 +62,18 @@ base = drilldown.parse_window_param(widgets.query_value("baseline"))
 # day or a week earlier are the like-for-like baselines (a baseline picked below wins).
 AGAINST = {"before": "the period of equal length just before",
            "day": "the same window a day earlier", "week": "the same window a week earlier"}
+BACK = {"day": timedelta(days=1), "week": timedelta(days=7)}
+against = None
 if base:
     baseline = window.with_window(*base)
 else:
+    # (a day earlier than a 7-day window shares six of its days with it: offered only for
+    # windows no longer than the step back)
+    offered = [k for k in AGAINST if k not in BACK or window.duration <= BACK[k]]
     against = widgets.query_selectbox(
-        "Baseline", list(AGAINST), "against", "before", format_func=lambda k: AGAINST[k][0]
+        "Baseline", offered, "against", "before", format_func=lambda k: AGAINST[k][0]
         .upper() + AGAINST[k][1:], key="ex_against", width=360)
-    back = {"day": timedelta(days=1), "week": timedelta(days=7)}.get(against)
+    back = BACK.get(against)
     baseline = window.previous() if back is None else window.with_window(
         window.start - back, window.end - back)
 
@@ -83,8 +88,8 @@ with st.expander("Change the windows", expanded=False):
     # The pickers start from the windows in use and keep a user's edits across reruns (stable
     # keys); they are reset only when the windows are set from elsewhere: a drill-down, a pasted
     # link, or the sidebar's range or zone. A relative range moving with the clock does not.
-    source = (widgets.query_value("window"), widgets.query_value("baseline"), f.preset, f.tz,
-              (f.start, f.end) if f.preset == "custom" else None)
+    source = (widgets.query_value("window"), widgets.query_value("baseline"), against, f.preset,
+              f.tz, (f.start, f.end) if f.preset == "custom" else None)
     if st.session_state.get("ex_windows_source") != source:
         st.session_state["ex_windows_source"] = source
         for name, w in (("window", window), ("baseline", baseline)):

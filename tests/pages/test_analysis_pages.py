@@ -198,6 +198,14 @@ def test_explore_compares_with_the_same_hours_a_day_or_a_week_earlier(monkeypatc
            f"{day_before + timedelta(minutes=50):%Y-%m-%d %H:%M} UTC (the same window a day " \
            "earlier)" in caption, caption
     assert at.info[0].value.startswith("provider anthropic's error rate went from")
+    # the window pickers start from the baseline in use
+    pickers = {w.label: w.value for w in at.datetime_input}
+    assert pickers["Baseline from"] == (day_before - timedelta(minutes=10)).replace(tzinfo=None)
+    # a day back from a 7-day window would share six days with it: not offered
+    week = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "against": "day"})
+    assert week.selectbox(key="ex_against").options == [
+        "The period of equal length just before", "The same window a week earlier"]
+    assert "(the period of equal length just before)" in week.caption[0].value
 
 
 def test_explore_windows_are_picked_in_the_display_zone(monkeypatch, demo_store):
