@@ -37,6 +37,10 @@ WEEK_ANCHOR_S = 4 * 86400
 # width at the offset of the window's end: an hour the clocks skip or repeat would make a
 # bucket of no length, or two real hours drawn at one time (whole-hour zones stay on :00).
 LOCAL_CLOCK_MIN_S = 3 * 3600
+# A window longer than this keeps one offset: its SQL holds a branch per change of the clocks
+# inside a branch per change (a link to 1970-2200 built 17 MB of SQL and took 27 s a chart),
+# and an hour's shift of a bucket is lost at that scale anyway.
+LOCAL_CLOCK_MAX_SPAN = timedelta(days=5 * 366)
 
 
 def bucket_shift(seconds: int, offset: timedelta) -> int:
@@ -107,7 +111,7 @@ def bucket_clock(seconds: int, zone: tzinfo, start: datetime, end: datetime) -> 
     """The :class:`BucketClock` of buckets of ``seconds`` over ``[start, end)`` in ``zone``."""
     anchor = WEEK_ANCHOR_S if seconds % (7 * 86400) == 0 else 0
     at_end = int(end.astimezone(zone).utcoffset().total_seconds())
-    if seconds >= LOCAL_CLOCK_MIN_S:
+    if seconds >= LOCAL_CLOCK_MIN_S and end - start <= LOCAL_CLOCK_MAX_SPAN:
         # (the first bucket starts up to a bucket, and an hour, before the window)
         found = clock_changes(zone, start - timedelta(seconds=seconds + 86400), end)
         if found:
