@@ -32,12 +32,22 @@ OTHER_COLOR = "#94a3b8"
 PARTIAL_OPACITY = 0.45
 
 
-def bucket_coverage(starts: list, window: tuple[datetime, datetime], bucket_s: int
-                    ) -> list[float]:
-    """The share (0-1) of each bucket ``[start, start + bucket_s)`` inside ``window``."""
+def bucket_ends(starts: list, bucket_s: int, tz: str) -> list[datetime]:
+    """Where each bucket of ``bucket_s`` seconds starting at ``starts`` (UTC) ends: a day on
+    ``tz``'s clock that holds a change of it is 23 or 25 hours (lib.metrics.buckets)."""
+    from lib.metrics.buckets import bucket_end
+
+    zone = zone_of(tz)
+    return [bucket_end(b, bucket_s, zone) for b in starts]
+
+
+def bucket_coverage(starts: list, window: tuple[datetime, datetime], bucket_s: int,
+                    tz: str = "UTC") -> list[float]:
+    """The share (0-1) of each bucket, from its start to its end on ``tz``'s clock, inside
+    ``window`` (a whole 23-hour day is whole)."""
     lo, hi = window
-    width = timedelta(seconds=bucket_s)
-    return [max(timedelta(0), min(b + width, hi) - max(b, lo)) / width for b in starts]
+    return [max(timedelta(0), min(e, hi) - max(b, lo)) / (e - b)
+            for b, e in zip(starts, bucket_ends(starts, bucket_s, tz), strict=True)]
 
 
 def note_partial_buckets(fig: go.Figure, bucket_s: int) -> None:
@@ -132,7 +142,8 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     side whatever their kind; ``bucket_s`` draws each bar over its bucket (x is its start)
     instead of centred on the start.
     """
-    cover = (bucket_coverage(frame[x].to_list(), window, bucket_s)
+    starts = frame[x].to_list() if x in frame.columns else []
+    cover = (bucket_coverage(starts, window, bucket_s, tz)
              if kind == "bar" and window and bucket_s and x in frame.columns else None)
     if cover is not None and all(c >= 1 for c in cover):
         cover = None
@@ -140,7 +151,12 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     fig = go.Figure()
     # A bar spans its bucket, [start, start + width) in ms on a date axis: centred on the start it
     # would begin half a bucket before the window and stand beside the lines' points.
-    span = dict(offset=0, width=bucket_s * 1000) if bucket_s else {}
+    span = {}
+    if bucket_s and kind == "bar":
+        # (each its own width where a day holding a change of the clocks is 23 or 25 hours)
+        widths = [(e - b).total_seconds() * 1000
+                  for b, e in zip(starts, bucket_ends(starts, bucket_s, tz), strict=True)]
+        span = dict(offset=0, width=widths if len(set(widths)) > 1 else bucket_s * 1000)
     for i, (col, label) in enumerate(series):
         color = OTHER_COLOR if col == OTHER_LABEL else SERIES_COLORS[i % len(SERIES_COLORS)]
         xs, ys = frame[x].to_list(), frame[col].to_list()

@@ -227,3 +227,22 @@ def test_time_charts_select_along_time_only():
     band = band_figure(hourly().with_columns(lo=0.0, hi=1.0), "bucket",
                        [("p95_ms", "lo", "hi", "p")], y_title="%", tz="UTC")
     assert fig.layout.selectdirection == band.layout.selectdirection == "h"
+
+
+def test_a_whole_day_of_a_change_of_the_clocks_is_a_whole_bar():
+    # Los Angeles, 2026-03-08: 23 hours. A window of whole local days ending then: the last bar
+    # was drawn pale, "not a whole day", and 24 hours wide
+    from zoneinfo import ZoneInfo
+
+    from lib.charts import bucket_coverage, time_figure
+
+    la = ZoneInfo("America/Los_Angeles")
+    days = [datetime(2026, 3, d, tzinfo=la).astimezone(UTC) for d in (7, 8)]
+    window = (days[0], datetime(2026, 3, 9, tzinfo=la).astimezone(UTC))
+    assert bucket_coverage(days, window, 86400, "America/Los_Angeles") == [1.0, 1.0]
+    frame = pl.DataFrame({"bucket": days, "requests": [5, 7]})
+    fig = time_figure(frame, "bucket", [("requests", "Requests")], y_title="n",
+                      tz="America/Los_Angeles", kind="bar", window=window, bucket_s=86400)
+    (bar,) = [t for t in fig.data if t.name == "Requests"]
+    assert list(bar.width) == [24 * 3600 * 1000, 23 * 3600 * 1000]
+    assert bar.marker.opacity is None  # none pale
