@@ -77,9 +77,21 @@ def test_a_rate_kpi_says_when_its_change_is_within_noise(monkeypatch, demo_store
             "to": DEMO_END.isoformat()}
     at = run_app(monkeypatch, demo_store, query=hour)
     tiles = {m.label: m for m in at.metric}
-    judge = tiles["Online judge pass rate"].help
-    assert "95% interval of the change:" in judge and " points" in judge
+    judge = tiles["Online judge pass rate"]
+    assert "95% interval of the change:" in judge.help and " points" in judge.help
     assert "95% interval" not in tiles["p95 latency"].help
+    gray = 2  # Metric.MetricColor.GRAY
+    assert (judge.proto.color == gray) == ("within noise" in judge.help)
+    # the outage's 40 minutes against the 40 before: a change far outside the noise, in red
+    from lib.demo import PLAN
+
+    start = DEMO_END - timedelta(days=7) + timedelta(seconds=PLAN["outage_at"] * 7 * 86400)
+    outage = {"range": "custom", "from": start.isoformat(),
+              "to": (start + timedelta(minutes=40)).isoformat()}
+    errors = {m.label: m for m in run_app(monkeypatch, demo_store, query=outage).metric}[
+        "Error rate"]
+    assert "within noise" not in errors.help
+    assert errors.proto.color == 0  # RED: errors went up
 
 
 def test_overview_compares_when_the_previous_period_has_data(monkeypatch, demo_store):
