@@ -228,8 +228,9 @@ else:
                     f"{formatting.plural(n_failed, 'failed eval')}"
                     + (f", the first {failed.height:,} shown" if failed.height < n_failed
                        else "")
-                    + (f"; {formatting.plural(regressed, 'case')} "
-                       f"{widgets.md_escape(label_a)} passed come first"
+                    + (f"; the cases {widgets.md_escape(label_a)} passed come first "
+                       f"({formatting.plural(regressed, 'case')}"
+                       + (" among those shown" if failed.height < n_failed else "") + ")"
                        if regressed else "") + ", then the newest.")
                 judged = [r for r in failed["request_id"].to_list() if r]
                 if judged:

@@ -301,6 +301,9 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             "concat_ws(chr(31), coalesce(dataset, ''), coalesce(model, ''), "
             "coalesce(version, '')) END))[:32] END) AS eval_id")
     if name == "events":
+        # the service a filter matches, as the requests' (the derived id below reads the
+        # service as logged: the ids of events stored before stay the same)
+        replaces.append(f"{trimmed_name_sql('service')} AS service")
         replaces.append(
             "coalesce(nullif(event_id, ''), CASE WHEN ts IS NOT NULL THEN "
             "sha256(concat_ws(chr(31), strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), "

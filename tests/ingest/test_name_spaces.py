@@ -72,3 +72,16 @@ def test_dimensions_are_stored_trimmed_and_an_empty_one_is_missing(lake, write, 
                    ("r1", "c1", "chat", None, "s1", env, None),
                    ("r2", None, None, None, None, env, None),
                    ("r3", "c2", None, None, None, "prod", " hi ")]  # a text keeps its spaces
+
+
+def test_an_event_s_service_is_trimmed_as_a_request_s_is(lake, write, monkeypatch):
+    # (a deploy of "api " did not show under the service filter "api" of trimmed requests)
+    event = {"ts": "2026-03-02T12:00:00Z", "kind": "deploy", "service": "api ",
+             "title": "Deploy v2"}
+    report = ingest_on_path(lake, [write("e.jsonl", [event])], "exact", monkeypatch)
+    assert report.files[0].stored == {"events": 1}
+    engine = Engine(lake)
+    try:
+        assert engine.query("SELECT service FROM events").row(0) == ("api",)
+    finally:
+        engine.close()
