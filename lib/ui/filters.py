@@ -38,11 +38,17 @@ def _query_dict() -> dict[str, list[str]]:
     return {k: qp.get_all(k) for k in qp.keys()}
 
 
+# A sidebar list offers at most this many values, those with the most requests; past it, a value
+# is typed (2,000,000 customers are no list).
+MAX_LISTED_VALUES = 5000
+
+
 @st.cache_data(ttl=300, show_spinner=False, max_entries=64)
-def _dimension_values(_engine: Engine, version: str, column: str) -> list[str]:
+def _dimension_values(_engine: Engine, version: str, column: str, limit: int) -> list[str]:
+    """Up to ``limit`` values of ``column``, most requests first."""
     frame = _engine.query(
         f"SELECT {column} AS v, count(*) AS n FROM requests WHERE {column} IS NOT NULL "
-        "GROUP BY 1 ORDER BY n DESC, v LIMIT 5000")
+        f"GROUP BY 1 ORDER BY n DESC, v LIMIT {int(limit)}")
     return frame["v"].to_list()
 
 
@@ -129,10 +135,15 @@ def sidebar(engine: Engine) -> Filters:
             st.session_state["f_dates_tz"] = tz
         values = dict(st.session_state.get("f_other", {}))
         for key, column in DIMENSIONS.items():
-            known = _dimension_values(engine, engine.version, column)
+            known = _dimension_values(engine, engine.version, column, MAX_LISTED_VALUES + 1)
+            capped = len(known) > MAX_LISTED_VALUES  # (it stopped at 5,000, saying nothing)
             selected = st.session_state.get(f"f_{key}", [])
-            st.multiselect(DIM_LABELS[key], list(dict.fromkeys(selected + known)),
-                           key=f"f_{key}", placeholder="All")
+            st.multiselect(
+                DIM_LABELS[key], list(dict.fromkeys(selected + known[:MAX_LISTED_VALUES])),
+                key=f"f_{key}", placeholder="All" if not capped else "All (type to add any)",
+                accept_new_options=capped,
+                help=f"The {MAX_LISTED_VALUES:,} values with the most requests are listed; "
+                     "type another to filter on it." if capped else None)
             if st.session_state[f"f_{key}"]:
                 values[column] = st.session_state[f"f_{key}"]
         for column in list(st.session_state.get("f_other", {})):

@@ -382,3 +382,19 @@ def test_a_link_to_the_ends_of_time_opens_the_default_window(monkeypatch, demo_s
     at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": window[0],
                                                  "to": window[1]})
     assert any("make no window" in w.value for w in at.warning)
+
+
+def test_a_sidebar_list_past_its_cap_says_so_and_takes_a_typed_value(monkeypatch, tmp_path):
+    from lib.store import Lake
+    from lib.ui import filters as ui_filters
+    from tests.conftest import make_request, requests_table
+
+    monkeypatch.setattr(ui_filters, "MAX_LISTED_VALUES", 3)
+    now = datetime.now(UTC)
+    rows = [make_request(i, ts=now - timedelta(minutes=i + 1), customer_id=f"c{i % 5}")
+            for i in range(20)]
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    at = run_app(monkeypatch, tmp_path / "s", query={"range": "24h"})
+    box = at.multiselect(key="f_customer")
+    assert len(box.options) == 3 and "are listed; type another" in box.help
+    assert at.multiselect(key="f_feature").help in (None, "")  # one value: the whole list
