@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from lib import demo, pricing
 from lib.commands.base import UsageError, open_store_lake, parse_time, print_json
 
@@ -24,6 +26,16 @@ def run(args) -> int:
     if problem:
         raise UsageError(problem)
     lake = open_store_lake(args.store)
+    own = []
+    if (lake.root / "_manifest").is_dir():
+        snap = lake.snapshot()
+        live = {p for paths in snap.files.values() for p in paths}
+        own = [c for c in snap.commits if c.kind == "ingest"
+               and any(f["path"] in live for f in c.added)]
+    if own:  # (demo rows mixed into real ones silently: totals no one can trust)
+        print(f"warning: {lake.root} holds {len(own):,} ingested batch(es) of your own; the "
+              "demo's rows are added beside them (`python -m lib remove BATCH` takes a batch "
+              "out, the Data page lists them)", file=sys.stderr)
     result = demo.write(lake, days=args.days, requests_per_day=args.requests_per_day,
                         seed=args.seed, end=parse_time(args.end))
     doc = {"store": str(lake.root), **result.__dict__}

@@ -165,3 +165,15 @@ def test_the_text_report_says_how_many_reasons_it_does_not_show(lake, write, cap
     out = capsys.readouterr().out
     assert out.count("missing ts") == 5
     assert "… and 3 more (the Data page lists them all, and downloads them)" in out
+
+
+def test_demo_data_into_a_store_of_real_logs_says_so(lake, write, capsys):
+    path = write("a.jsonl", [canonical_request(0)])
+    assert main(["demo", "--store", str(lake.root), "--days", "1",
+                 "--requests-per-day", "50"]) == 0
+    assert "warning" not in capsys.readouterr().err  # an empty store: nothing to mix with
+    other = lake.root.parent / "real"
+    assert main(["ingest", str(path), "--store", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["demo", "--store", str(other), "--days", "1", "--requests-per-day", "50"]) == 0
+    assert "holds 1 ingested batch(es) of your own" in capsys.readouterr().err
