@@ -234,6 +234,22 @@ def url_moved(key: str, param: str) -> bool:
                                            and seen != st.query_params.get(param))
 
 
+def kept_value(key: str, param: str) -> str | None:
+    """The value widget ``key`` last had in this session, when the page is opened anew (its
+    widget state went with the page) from a URL without ``param``: the sidebar's links carry
+    only the filters, and a Latency objective of 5 s was back at 2 s after a visit to the
+    Overview. A link that has the key, and Back or Forward within the page, win."""
+    if param in st.query_params or key in st.session_state:
+        return None
+    return st.session_state.get(f"_kept_{key}")
+
+
+def keep_value(key: str, value) -> None:
+    """Remember widget ``key``'s value for :func:`kept_value` (a plain session key, which
+    outlives the page's widgets)."""
+    st.session_state[f"_kept_{key}"] = None if value is None else str(value)
+
+
 def url_seen(key: str, param: str) -> None:
     """Record the URL's value of ``param`` after widget ``key`` wrote it (see :func:`url_moved`)."""
     st.session_state[f"_url_seen_{key}"] = st.query_params.get(param)
@@ -249,7 +265,7 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
     reproduces it."""
     key = key or f"qp_{param}"
     if url_moved(key, param):
-        wanted = query_value(param, None)
+        wanted = query_value(param, None) or kept_value(key, param)
         match = [o for o in options if str(o) == wanted]
         st.session_state[key] = match[0] if match else (default if default in options
                                                         else (options[0] if options else None))
@@ -267,6 +283,7 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
             (param in st.query_params or value != first) and not (stale and value == first):
         st.query_params[param] = str(value)
     url_seen(key, param)
+    keep_value(key, value)
     return value
 
 
@@ -292,7 +309,8 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
     key = key or f"qp_{param}"
     if url_moved(key, param):
         try:
-            st.session_state[key] = float(query_value(param, str(default)))
+            st.session_state[key] = float(query_value(param, None) or kept_value(key, param)
+                                          or default)
         except (TypeError, ValueError):
             st.session_state[key] = float(default)
     value = st.number_input(label, key=key, **kw)
@@ -300,6 +318,7 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
     if st.query_params.get(param) != text and (param in st.query_params or value != default):
         st.query_params[param] = text
     url_seen(key, param)
+    keep_value(key, value)
     return value
 
 

@@ -100,6 +100,22 @@ def test_latency_says_when_no_request_has_a_latency(monkeypatch, tmp_path):
     assert "p99 needs" not in texts(at)
 
 
+def test_a_page_s_settings_outlive_a_visit_to_another_page(monkeypatch, demo_store):
+    # the sidebar's links carry only the filters: a 5 s objective was back at 2 s after a
+    # visit to the Overview, and "group by feature" back at "model"
+    at = run_page(monkeypatch, demo_store, "pages/latency.py",
+                  {**WEEK, "objective": "5000", "by": "feature"})
+    at.switch_page("pages/overview.py").run()
+    for k in ("objective", "by"):  # (as the sidebar's link to the page would have it)
+        if k in at.query_params:
+            del at.query_params[k]
+    at.switch_page("pages/latency.py").run()
+    assert not at.exception
+    assert at.number_input(key="lat_obj").value == 5000
+    assert at.selectbox(key="lat_by").value == "feature"
+    assert at.query_params["objective"] in ("5000", ["5000"])  # and the link says so again
+
+
 def test_quality_page(monkeypatch, demo_store):
     at = run_page(monkeypatch, demo_store, "pages/quality.py", {**WEEK, "source": "offline"})
     assert [m.label for m in at.metric] == ["Online judge pass rate", "Thumbs up",
