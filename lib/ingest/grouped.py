@@ -441,13 +441,13 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
     report.bytes, report.format, report.content_hash = m.bytes_in, "jsonl", m.digest
     if tick:  # hashed (a callback that raises fails this source before anything is stored)
         tick(pipeline.Progress(src.name, report.bytes, src.size, 0,
-                               time.monotonic() - started))
+                               time.monotonic() - started, stage="writing"))
     with lake.begin(src.name, info={**src.info, "format": "jsonl"}, batch_id=m.batch_id,
                     ingested_at=m.ingested_at) as batch:
         report.batch_id = batch.batch_id
         if tick:  # read and written (as the fast path says before its commit)
             tick(pipeline.Progress(src.name, report.bytes, src.size, m.rows,
-                                   time.monotonic() - started))
+                                   time.monotonic() - started, stage="committing"))
         dupes = fastpath.adopt_new_rows(lake, batch, con, m.name, list(m.files),
                                         deduplicate=check_stored)
         result = batch.commit(content_hash=m.digest, info=fastpath.commit_info(
