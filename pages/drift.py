@@ -75,7 +75,9 @@ shown = pl.DataFrame({
             for v, lvl in zip(table["psi"], table["psi_status"], strict=True)],
     "p (BH)": ["–" if v is None else f"{v:.3g}" for v in table["p_adjusted"]],
     "Unseen values": ["–" if v is None else f"{v:.1%}" for v in table["unseen_share"]],
-    "Test": table["method"],
+    # (no test ran on too few rows: none named)
+    "Test": [("–" if s == "insufficient data" else m)
+             for s, m in zip(table["status"], table["method"], strict=True)],
     "Rows (reference → current)": [f"{a:,} → {b:,}" for a, b in
                                    zip(table["n_ref"], table["n_cur"], strict=True)]})
 widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
@@ -131,14 +133,18 @@ else:
                                      key="drift_by")
         with st.spinner("Loading…"):
             moved = widgets.cached(drift.where_it_moved, engine, f, reference, column, by)
+        # (a cost's medians are sub-cent: "localized" read them as 0)
+        shown_as = formatting.usd_column_format(moved["median_ref"].to_list()
+                                                + moved["median_cur"].to_list()) \
+            if column == "cost_usd" else "localized"
         widgets.dataframe(moved, hide_index=True, width="stretch", column_config={
             "value": dim_label(by),
             "n_ref": st.column_config.NumberColumn("Reference rows", format="localized"),
             "n_cur": st.column_config.NumberColumn("Current rows", format="localized"),
             "median_ref": st.column_config.NumberColumn("Median, reference",
-                                                        format="localized"),
+                                                        format=shown_as),
             "median_cur": st.column_config.NumberColumn("Median, current",
-                                                        format="localized")})
+                                                        format=shown_as)})
         widgets.downloads(moved, f"drift_{column}_by_{by}", key="dl_drift_by")
         st.caption(f"Medians of {drift.label(column)[:1].lower()}{drift.label(column)[1:]}. "
                    "The value whose median moved is where to look: filter on it in the sidebar "

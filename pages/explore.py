@@ -67,9 +67,9 @@ against = None
 if base:
     baseline = window.with_window(*base)
 else:
-    # (a day earlier than a 7-day window shares six of its days with it: offered only for
-    # windows no longer than the step back)
-    offered = [k for k in AGAINST if k not in BACK or window.duration <= BACK[k]]
+    # (a day earlier than a 7-day window shares six of its days with it, and than a 24-hour
+    # one is the period before: offered only for windows shorter than the step back)
+    offered = [k for k in AGAINST if k not in BACK or window.duration < BACK[k]]
     against = widgets.query_selectbox(
         "Baseline", offered, "against", "before", format_func=lambda k: AGAINST[k][0]
         .upper() + AGAINST[k][1:], key="ex_against", width=360)
@@ -147,7 +147,8 @@ k1, k2, k3 = st.columns(3)
 k1.metric(f"{LABEL[metric]} in the window",
           formatting.by_unit(doc["window"]["value"], unit),
           formatting.delta(doc["window"]["value"], doc["baseline"]["value"], unit),
-          delta_color="inverse", border=True)
+          # (grey when the headline says the change is within noise, as the Overview's tiles)
+          delta_color="off" if explore.within_noise(doc) else "inverse", border=True)
 k2.metric(f"{LABEL[metric]} in the baseline",
           formatting.by_unit(doc["baseline"]["value"], unit), border=True)
 # (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)

@@ -230,8 +230,8 @@ else:
                        else "")
                     + (f"; the cases {widgets.md_escape(label_a)} passed come first "
                        f"({formatting.plural(regressed, 'case')}"
-                       + (" among those shown" if failed.height < n_failed else "") + ")"
-                       if regressed else "") + ", then the newest.")
+                       + (" among those shown" if failed.height < n_failed else "")
+                       + "), then the newest." if regressed else ", newest first."))
                 judged = [r for r in failed["request_id"].to_list() if r]
                 if judged:
                     o1, o2 = st.columns([3, 1])

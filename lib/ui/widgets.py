@@ -51,9 +51,12 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
                 noise = row.get("change_low") is not None and \
                     row["change_low"] <= 0 <= row["change_high"]
                 if row.get("change_low") is not None:
+                    # (two decimals where one would round a bound to 0: "+0.0 to +0.4")
+                    places = 2 if min(abs(row["change_low"]), abs(row["change_high"])) < 0.0005 \
+                        else 1
                     helps += (f" ({row['previous_n']:,} against {row['n']:,} now). 95% interval "
-                              f"of the change: {100 * row['change_low']:+.1f} to "
-                              f"{100 * row['change_high']:+.1f} points"
+                              f"of the change: {100 * row['change_low']:+.{places}f} to "
+                              f"{100 * row['change_high']:+.{places}f} points"
                               + (": within noise." if noise else "."))
                 st.metric(
                     row["label"], formatting.by_unit(row["value"], row["unit"]), d,
@@ -153,8 +156,12 @@ def no_requests_in_window(engine: Engine, filters: Filters, page: str) -> None:
         # whole days in the sidebar's zone, as its date picker reads them
         start = datetime.combine(first.astimezone(zone).date(), time(0), zone)
         end = datetime.combine(last.astimezone(zone).date() + timedelta(days=1), time(0), zone)
-        page_link(page, "Show those days", filters.with_window(
-            start.astimezone(UTC), end.astimezone(UTC)).to_query(), icon=":material/date_range:")
+        days = filters.with_window(start.astimezone(UTC), end.astimezone(UTC))
+        # A button, not a link: a link to the page it is on left the old window in the address
+        # bar, so a reload or a copied link showed the empty window again.
+        if st.button("Show those days", key="show_days", icon=":material/date_range:",
+                     help=f"Opens {window_caption(days.start, days.end, filters.tz)}"):
+            open_page(page, days)
     st.stop()
 
 
