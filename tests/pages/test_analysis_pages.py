@@ -224,6 +224,20 @@ def test_explore_compares_with_the_same_hours_a_day_or_a_week_earlier(monkeypatc
     assert "(the period of equal length just before)" in week.caption[0].value
 
 
+def test_explore_s_window_tile_is_grey_when_the_change_is_within_noise(monkeypatch, demo_store):
+    # an ordinary hour against the hour before: within noise, said in the headline; the tile's
+    # change was green or red all the same. The outage's hour is red.
+    gray, red = 2, 0  # Metric.MetricColor
+    quiet = window_param(DEMO_END - timedelta(hours=3), DEMO_END - timedelta(hours=2))
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": quiet, "metric": "error_rate"})
+    assert "within noise" in texts(at) and at.metric[0].proto.color == gray
+    outage = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": outage, "metric": "error_rate"})
+    assert "within noise" not in texts(at) and at.metric[0].proto.color == red
+
+
 def test_explore_windows_are_picked_in_the_display_zone(monkeypatch, demo_store):
     window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
     # The page file on its own (filters from the URL): AppTest delivers no widget events to a
