@@ -33,9 +33,10 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
     """One row per KPI: ``kpi, label, unit, higher_is_better, value, previous`` where previous is
     the same KPI over the period of equal length just before the window (null if no data); for
     the rates, ``n`` and ``previous_n`` (the requests, or the judged evals, each is of) and
-    ``change_low`` / ``change_high``, Newcombe's 95% interval of value − previous (null
-    elsewhere): a change whose interval holds 0 is within noise (9 of 12 against 5 of 8 is not
-    "+12.5 points better").
+    ``change_low`` / ``change_high``, Newcombe's 95% interval of value − previous; for the
+    counts, :func:`count_change_interval`'s of value / previous − 1 (null elsewhere): a change
+    whose interval holds 0 is within noise (9 of 12 against 5 of 8 is not "+12.5 points
+    better", 1 guardrail trigger against 0 not "−100%").
 
     Units: counts, ratios in [0, 1], milliseconds, US dollars. One scan of the requests covers
     both periods; the eval pass rate is one query per period (filtered as the Quality page's).
@@ -91,6 +92,8 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
         low = high = None
         if counts and counts[1] and counts[3]:
             low, high = newcombe(*counts)
+        elif name in ("requests", "guardrail_triggers") and value + previous:
+            low, high = count_change_interval(int(value), int(previous))
         rows.append({"kpi": name, "label": label, "unit": unit, "higher_is_better": higher,
                      "value": None if value is None else float(value),
                      "previous": None if previous is None else float(previous),
@@ -102,6 +105,20 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
                                       "previous": pl.Float64, "n": pl.Int64,
                                       "previous_n": pl.Int64, "change_low": pl.Float64,
                                       "change_high": pl.Float64})
+
+
+def count_change_interval(now: int, before: int) -> tuple[float, float]:
+    """The exact 95% interval of now / before − 1 (a fraction; the upper bound infinite when
+    ``before`` could be 0) for counts of two periods of equal length: with no change, ``now``
+    is binomial(now + before, 1/2); its Clopper–Pearson interval p gives the ratio p / (1 − p)."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(now, now + before).proportion_ci(0.95, method="exact")
+
+    def ratio(p: float) -> float:
+        return p / (1 - p) if p < 1 else float("inf")
+
+    return ratio(ci.low) - 1, ratio(ci.high) - 1
 
 
 def previous_coverage(engine: Engine, filters: Filters) -> float:

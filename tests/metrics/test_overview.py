@@ -376,3 +376,39 @@ def test_the_newest_request_ignores_the_window_but_not_a_clock_ahead(lake, engin
     assert last == T0 + 5 * H and stale_gap(last, past, now) is None
     running = Filters.between(now - 4 * H, now)  # nothing for 5 hours up to now: a stall
     assert stale_gap(latest_request(engine, running, now), running, now) == 4 * H
+
+
+@pytest.mark.parametrize(("now", "before"), [(124, 131), (1000, 800), (3, 0), (0, 1), (40, 40)])
+def test_a_count_s_change_has_the_exact_interval_of_the_ratio_of_two_periods(now, before):
+    # with no change, now is binomial(now + before, 1/2); Clopper–Pearson's bounds from the
+    # beta distribution, as a ratio now / before − 1
+    from scipy.stats import beta
+
+    from lib.metrics.overview import count_change_interval
+
+    n = now + before
+    lo = beta.ppf(0.025, now, n - now + 1) if now else 0.0
+    hi = beta.ppf(0.975, now + 1, n - now) if now < n else 1.0
+    want = (lo / (1 - lo) - 1, hi / (1 - hi) - 1 if hi < 1 else float("inf"))
+    got = count_change_interval(now, before)
+    assert got[0] == pytest.approx(want[0], rel=1e-9, abs=1e-12)
+    assert got[1] == pytest.approx(want[1], rel=1e-9) if want[1] != float("inf") else \
+        got[1] == float("inf")
+    # 131 → 124 requests and 1 → 0 triggers are noise; 800 → 1,000 is not
+    noise = got[0] <= 0 <= got[1]
+    assert noise == ((now, before) != (1000, 800))
+
+
+def test_count_kpis_carry_their_interval(lake, engine):
+    reqs = [make_request(i, ts=T0 - H + timedelta(minutes=i), guardrail="pii" if i < 1 else None)
+            for i in range(12)] + [make_request(100 + i, ts=T0 + timedelta(minutes=i))
+                                   for i in range(10)]
+    lake.append({"requests": requests_table(reqs)}, source="t")
+    engine.refresh(force=True)
+    got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
+    from lib.metrics.overview import count_change_interval
+
+    assert (got["requests"]["change_low"], got["requests"]["change_high"]) == \
+        count_change_interval(10, 12)
+    assert (got["guardrail_triggers"]["change_low"], got["guardrail_triggers"]["change_high"]) \
+        == count_change_interval(0, 1)
