@@ -6,6 +6,7 @@ import sys
 
 from lib import demo, pricing
 from lib.commands.base import UsageError, open_store_lake, parse_time, print_json
+from lib.formatting import terminal_text
 
 NAME = "demo"
 HELP = "write realistic demo data (a month of traffic with planted incidents) into the store"
@@ -33,7 +34,8 @@ def run(args) -> int:
         own = [c for c in snap.commits if c.kind == "ingest"
                and any(f["path"] in live for f in c.added)]
     if own:  # (demo rows mixed into real ones silently: totals no one can trust)
-        print(f"warning: {lake.root} holds {len(own):,} ingested batch(es) of your own; the "
+        print(f"warning: {terminal_text(lake.root)} holds {len(own):,} ingested batch(es) of "
+              "your own; the "
               "demo's rows are added beside them (`python -m lib remove BATCH` takes a batch "
               "out, the Data page lists them)", file=sys.stderr)
     result = demo.write(lake, days=args.days, requests_per_day=args.requests_per_day,
