@@ -128,6 +128,8 @@ with st.spinner("Ranking what changed…"):
 
 st.subheader("What changed")
 counted = explore.COUNTED[metric]  # what the metric is computed on: priced requests for cost
+if not doc["window"]["n"] and counted == "requests":  # none at all: say when there are some
+    widgets.no_requests_in_window(engine, window, "pages/explore.py")
 if not doc["window"]["n"]:
     widgets.empty_state(f"No {counted} in this window",
                         "Nothing matches the window and the sidebar's filters. Widen the window "

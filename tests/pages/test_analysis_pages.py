@@ -593,7 +593,7 @@ def test_a_request_stamped_in_the_future_does_not_hide_a_stall(monkeypatch, tmp_
 
 
 @pytest.mark.parametrize("page", ["pages/overview.py", "pages/cost.py", "pages/latency.py",
-                                  "pages/drift.py"])
+                                  "pages/drift.py", "pages/explore.py"])
 def test_a_window_without_requests_links_to_the_days_the_store_has_them(monkeypatch, tmp_path,
                                                                           page):
     # a store of 2021's logs: "widen the time range" cannot help; the days they span can
