@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import polars as pl
 
-from lib.metrics.buckets import bucket_clock, bucket_start
+from lib.metrics.buckets import bucket_clock, bucket_ends, bucket_start
 from lib.metrics.dims import OTHER_LABEL
 
 # An incident is darker than the series' red (#e0533d), which it stood beside on error charts.
@@ -32,22 +32,14 @@ OTHER_COLOR = "#94a3b8"
 PARTIAL_OPACITY = 0.45
 
 
-def bucket_ends(starts: list, bucket_s: int, tz: str) -> list[datetime]:
-    """Where each bucket of ``bucket_s`` seconds starting at ``starts`` (UTC) ends: a day on
-    ``tz``'s clock that holds a change of it is 23 or 25 hours (lib.metrics.buckets)."""
-    from lib.metrics.buckets import bucket_end
-
-    zone = zone_of(tz)
-    return [bucket_end(b, bucket_s, zone) for b in starts]
-
-
 def bucket_coverage(starts: list, window: tuple[datetime, datetime], bucket_s: int,
-                    tz: str = "UTC") -> list[float]:
-    """The share (0-1) of each bucket, from its start to its end on ``tz``'s clock, inside
-    ``window`` (a whole 23-hour day is whole)."""
+                    tz: str = "UTC", ends: list | None = None) -> list[float]:
+    """The share (0-1) of each bucket, from its start to its end on ``tz``'s clock (``ends``,
+    when already known), inside ``window`` (a whole 23-hour day is whole)."""
     lo, hi = window
+    ends = ends if ends is not None else bucket_ends(starts, bucket_s, zone_of(tz))
     return [max(timedelta(0), min(e, hi) - max(b, lo)) / (e - b)
-            for b, e in zip(starts, bucket_ends(starts, bucket_s, tz), strict=True)]
+            for b, e in zip(starts, ends, strict=True)]
 
 
 def note_partial_buckets(fig: go.Figure, bucket_s: int) -> None:
@@ -142,9 +134,11 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     side whatever their kind; ``bucket_s`` draws each bar over its bucket (x is its start)
     instead of centred on the start.
     """
-    starts = frame[x].to_list() if x in frame.columns else []
-    cover = (bucket_coverage(starts, window, bucket_s, tz)
-             if kind == "bar" and window and bucket_s and x in frame.columns else None)
+    bars = kind == "bar" and bucket_s and x in frame.columns
+    starts = frame[x].to_list() if bars else []
+    # (each bar's end, once: a day holding a change of the clocks is 23 or 25 hours)
+    ends = bucket_ends(starts, bucket_s, zone_of(tz)) if bars else []
+    cover = bucket_coverage(starts, window, bucket_s, tz, ends) if bars and window else None
     if cover is not None and all(c >= 1 for c in cover):
         cover = None
     frame = to_zone(frame, x, tz)
@@ -153,9 +147,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
     # would begin half a bucket before the window and stand beside the lines' points.
     span = {}
     if bucket_s and kind == "bar":
-        # (each its own width where a day holding a change of the clocks is 23 or 25 hours)
-        widths = [(e - b).total_seconds() * 1000
-                  for b, e in zip(starts, bucket_ends(starts, bucket_s, tz), strict=True)]
+        widths = [(e - b).total_seconds() * 1000 for b, e in zip(starts, ends, strict=True)]
         span = dict(offset=0, width=widths if len(set(widths)) > 1 else bucket_s * 1000)
     for i, (col, label) in enumerate(series):
         color = OTHER_COLOR if col == OTHER_LABEL else SERIES_COLORS[i % len(SERIES_COLORS)]

@@ -179,13 +179,22 @@ def bucket_start(t: datetime, clock: BucketClock) -> datetime:
     return datetime.fromtimestamp(clock.start_epoch(clock.key(t.timestamp())), UTC)
 
 
+def bucket_ends(starts: list[datetime], seconds: int, zone: tzinfo) -> list[datetime]:
+    """The end of each bucket of ``seconds`` starting at ``starts`` (UTC) in ``zone``:
+    ``seconds`` later, or an hour more or less for a bucket on the zone's clock holding a change
+    of it. One clock over them all (a clock a bucket drew a chart's ends twice, 200 times)."""
+    if seconds < LOCAL_CLOCK_MIN_S or not starts:
+        return [b + timedelta(seconds=seconds) for b in starts]
+    clock = bucket_clock(seconds, zone, min(starts),
+                         max(starts) + timedelta(seconds=seconds + 86400))
+    return [datetime.fromtimestamp(clock.start_epoch(clock.key(b.timestamp()) + 1), UTC)
+            for b in starts]
+
+
 def bucket_end(start: datetime, seconds: int, zone: tzinfo) -> datetime:
-    """The end of the bucket of ``seconds`` that starts at ``start`` in ``zone``: ``seconds``
-    later, or an hour more or less for a bucket on the zone's clock holding a change of it."""
-    if seconds < LOCAL_CLOCK_MIN_S:
-        return start + timedelta(seconds=seconds)
-    clock = bucket_clock(seconds, zone, start, start + timedelta(seconds=seconds + 86400))
-    return datetime.fromtimestamp(clock.start_epoch(clock.key(start.timestamp()) + 1), UTC)
+    """The end of the bucket of ``seconds`` that starts at ``start`` in ``zone``
+    (:func:`bucket_ends`)."""
+    return bucket_ends([start], seconds, zone)[0]
 
 
 def bucket_label(seconds: int) -> str:
