@@ -140,14 +140,20 @@ STALE_SHARE = 0.02  # of the window
 AHEAD_SLACK = timedelta(minutes=5)
 
 
-def latest_request(engine: Engine, filters: Filters, now: datetime) -> datetime | None:
-    """The time (UTC) of the newest request in the store, whatever the window and filters (it
-    says whether logs are still arriving: a past window whose end was quiet is no stall when
-    requests came after it), leaving out those stamped over :data:`AHEAD_SLACK` after ``now``
-    (a logger's clock ahead must not hide a stall); None when there is none. ``filters`` only
-    keys the page's cache."""
-    return engine.query("SELECT max(ts) AS last FROM requests WHERE ts <= $until",
-                        {"until": now + AHEAD_SLACK})["last"][0]
+def arrivals(engine: Engine, filters: Filters, now: datetime
+             ) -> tuple[datetime | None, int, datetime | None]:
+    """Whether logs are still arriving, whatever the window and filters, in one scan:
+    ``(last, ahead, latest_ahead)``. ``last`` is the time (UTC) of the newest request, leaving
+    out those stamped over :data:`AHEAD_SLACK` after ``now`` (a logger's clock ahead must not
+    hide a stall; a past window whose end was quiet is no stall when requests came after it);
+    ``ahead`` counts those left out (ingest accepts up to a day ahead) and ``latest_ahead`` is
+    the latest of their times; None and 0 when there are none. ``filters`` only keys the
+    page's cache."""
+    row = engine.query(
+        "SELECT max(ts) FILTER (WHERE ts <= $until), count(*) FILTER (WHERE ts > $until), "
+        "max(ts) FILTER (WHERE ts > $until) FROM requests", {"until": now + AHEAD_SLACK}).row(0)
+    return row[0], int(row[1]), row[2]
+
 
 
 def requests_span(engine: Engine, filters: Filters) -> tuple[int, datetime | None,
@@ -160,15 +166,6 @@ def requests_span(engine: Engine, filters: Filters) -> tuple[int, datetime | Non
     row = engine.query(f"SELECT count(*), min(ts), max(ts) FROM requests WHERE {where}",
                        params).row(0)
     return int(row[0]), row[1], row[2]
-
-
-def requests_ahead(engine: Engine, filters: Filters, now: datetime) -> tuple[int, datetime | None]:
-    """The requests stamped more than :data:`AHEAD_SLACK` after ``now`` (a clock ahead of
-    time; ingest accepts up to a day) and the latest of their times (UTC), whatever the
-    filters: (0, None) when there is none."""
-    row = engine.query("SELECT count(*), max(ts) FROM requests WHERE ts > $after",
-                       {"after": now + AHEAD_SLACK}).row(0)
-    return int(row[0]), row[1]
 
 
 def stale_gap(last: datetime | None, filters: Filters, now: datetime) -> timedelta | None:

@@ -193,8 +193,7 @@ def freshness_note(engine: Engine, filters: Filters) -> None:
 
     now = datetime.now(UTC)
     minute = now.replace(second=0, microsecond=0)  # (cached a minute, with the page's results)
-    last = cached(overview.latest_request, engine, filters, minute)
-    ahead, latest = cached(overview.requests_ahead, engine, filters, minute)
+    last, ahead, latest = cached(overview.arrivals, engine, filters, minute)
     if ahead:
         at = charts.local_time(latest, filters.tz).strftime("%Y-%m-%d %H:%M")
         st.info(f"{formatting.plural(ahead, 'request is', 'requests are')} stamped after now, "
