@@ -291,12 +291,13 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
                  AND b.metric = m.metric AND coalesce(b.dataset, '') = coalesce(m.dataset, '')
                  AND b.case_id = m.case_id AND coalesce(b.epoch, -1) = coalesce(m.epoch, -1)
             WHERE m.passed = false)"""
-    total = int(engine.query(f"{body} SELECT count(*) AS n FROM failed", params)["n"][0])
+    # (one pass: the count of all rides on the rows shown, where a second query redid it all)
     rows = engine.query(
-        f"""{body} SELECT * FROM failed
+        f"""{body} SELECT *, count(*) OVER () AS _total FROM failed
             ORDER BY baseline_passed IS NOT TRUE, ts DESC, metric, case_id, request_id
             LIMIT {int(limit)}""", params)
-    return rows, total
+    total = int(rows["_total"][0]) if rows.height else 0
+    return rows.drop("_total"), total
 
 
 def prompt_labels(engine: Engine, filters: Filters, versions: tuple[str, ...]
