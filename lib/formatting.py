@@ -131,8 +131,12 @@ def duration(td) -> str:
 # (bidirectional overrides and isolates, zero-width marks): what a terminal acts on or draws
 # misleadingly when text from a log is printed as is. Lone surrogates too: a file name's bytes
 # that are not UTF-8 (os.fsdecode) would otherwise reach the terminal raw, or fail the print.
-_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069"
-                           "\ufeff\ud800-\udfff]")
+# Bidi embeddings, overrides and isolates: in a name from logs they reorder what a reader sees
+# (a model "\u202eevil" read as "live"). Tables escape these (lib.ui.widgets.shown_text); a
+# terminal also the marks and controls.
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f" + BIDI_CONTROLS
+                           + "\ufeff\ud800-\udfff]")
 
 
 def cut(text: str, width: int) -> str:

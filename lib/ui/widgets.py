@@ -383,13 +383,9 @@ def unpriced_note(unpriced: int, bars: str = "bars") -> str:
             f"{bars}: their cost is unknown, not $0 (see the Data page)." if unpriced else "")
 
 
-# Bidi embeddings, overrides and isolates: in a name from logs they reorder what a reader sees
-# (a model "\u202eevil" read as "live"). Marks (U+200E/F), which right-to-left text needs, stay.
-BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-
-
 def shown_text(frame):
-    """``frame`` (a Polars frame; anything else as it is) with the :data:`BIDI_CONTROLS` in its
+    """``frame`` (a Polars frame; anything else as it is) with the bidi controls
+    (:data:`lib.formatting.BIDI_CONTROLS`; the marks right-to-left text needs stay) in its
     text columns written as escapes (``\\u202e``), as a table shows it; the downloads keep the
     text as logged."""
     if not isinstance(frame, pl.DataFrame):
@@ -398,7 +394,7 @@ def shown_text(frame):
     exprs = []
     for c in texts:
         e = pl.col(c)
-        for ch in BIDI_CONTROLS:
+        for ch in formatting.BIDI_CONTROLS:
             e = e.str.replace_all(ch, f"\\u{ord(ch):04x}", literal=True)
         exprs.append(e)
     return frame.with_columns(exprs) if exprs else frame
