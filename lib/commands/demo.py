@@ -29,10 +29,11 @@ def run(args) -> int:
     lake = open_store_lake(args.store)
     own = []
     if (lake.root / "_manifest").is_dir():
-        snap = lake.snapshot()
-        live = {p for paths in snap.files.values() for p in paths}
-        own = [c for c in snap.commits if c.kind == "ingest"
-               and any(f["path"] in live for f in c.added)]
+        from lib.store.lake import removed_batches
+
+        commits = lake.commits()
+        gone = removed_batches(commits)  # (as `remove` tells the batches still in the store)
+        own = [c for c in commits if c.kind == "ingest" and c.commit_id not in gone]
     if own:  # (demo rows mixed into real ones silently: totals no one can trust)
         print(f"warning: {terminal_text(lake.root)} holds {len(own):,} ingested batch(es) of "
               "your own; the "

@@ -177,3 +177,16 @@ def test_demo_data_into_a_store_of_real_logs_says_so(lake, write, capsys):
     capsys.readouterr()
     assert main(["demo", "--store", str(other), "--days", "1", "--requests-per-day", "50"]) == 0
     assert "holds 1 ingested batch(es) of your own" in capsys.readouterr().err
+
+
+def test_demo_data_warns_of_real_batches_compacted_and_not_of_removed_ones(lake, write,
+                                                                           capsys):
+    # a compaction replaces an ingest's files: its rows are still the user's
+    root = str(lake.root)
+    for n in range(2):
+        assert main(["ingest", str(write(f"{n}.jsonl", [canonical_request(n)])), "--store",
+                     root]) == 0
+    assert main(["compact", "--store", root]) == 0
+    capsys.readouterr()
+    assert main(["demo", "--store", root, "--days", "1", "--requests-per-day", "20"]) == 0
+    assert "holds 2 ingested batch(es) of your own" in capsys.readouterr().err
