@@ -41,6 +41,16 @@ def parse_window(value: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def unread_files(engine) -> list[str]:
+    """The store's data files that cannot be read (``engine.problems()``), each also said on
+    stderr: a command whose numbers leave their rows out puts them in its document and exits
+    1 (a check failed)."""
+    problems = engine.problems()
+    for problem in problems:
+        print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
+    return problems
+
+
 def open_store_lake(store: str | None):
     """The lake at ``--store`` (or ``$SIGHTLINE_STORE``, or the default), to write to: a usage
     error (exit 2) for a URI (the store is a local folder; `--store s3://…` made a folder named

@@ -6,9 +6,13 @@ definition is in :mod:`lib.metrics.explore`.
 
 from __future__ import annotations
 
-import sys
-
-from lib.commands.base import UsageError, open_existing_lake, parse_window, print_json
+from lib.commands.base import (
+    UsageError,
+    open_existing_lake,
+    parse_window,
+    print_json,
+    unread_files,
+)
 from lib.filters import Filters
 from lib.formatting import cut, terminal_text
 from lib.metrics.explore import METRICS, changes, excess, headline
@@ -50,9 +54,7 @@ def run(args) -> int:
         baseline = window.with_window(bs, be)
     lake = open_existing_lake(args.store)
     engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
-    problems = engine.problems()
-    for problem in problems:  # skipped files would silently change the ranking
-        print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
+    problems = unread_files(engine)  # skipped files would silently change the ranking
     doc = changes(engine, window, baseline, args.metric)
     doc["problems"] = problems
     if args.json:

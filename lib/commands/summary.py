@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
-from lib.commands.base import UsageError, open_existing_lake, parse_time, print_json
+from lib.commands.base import (
+    UsageError,
+    open_existing_lake,
+    parse_time,
+    print_json,
+    unread_files,
+)
 from lib.formatting import cut, terminal_text
 from lib.metrics.summary import summary
 from lib.store import Engine
@@ -33,9 +37,7 @@ def run(args) -> int:
         where[col.strip()] = value
     lake = open_existing_lake(args.store)
     engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
-    problems = engine.problems()
-    for problem in problems:  # skipped files would silently change the totals
-        print(f"warning: {problem}; its rows are not counted", file=sys.stderr)
+    problems = unread_files(engine)  # skipped files would silently change the totals
     try:
         doc = summary(engine, start, end, where, args.group_by)
     except KeyError as exc:
