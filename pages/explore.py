@@ -238,9 +238,7 @@ col, title, yfmt = {"error_rate": ("error_rate", "error rate (%)", ".1%"),
                     "cost_per_request": ("cost_per_request", "USD per request", "$,.4f")}[metric]
 series = series.with_columns(
     (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
-    .alias("cost_per_request"),
-    # (a bucket of 1 request and 1 error is not a 100% spike beside the outage)
-    (pl.col("requests") < MIN_REQUESTS_FOR_RATE).alias("rate_uncertain"))
+    .alias("cost_per_request"))
 fig = time_figure(series, "bucket", [(col, LABEL[metric])],
                   y_title=f"{title} per {bucket_label(seconds)}", events=events, **axis,
                   uncertain={"p95_ms": "p95_uncertain", "error_rate": "rate_uncertain",

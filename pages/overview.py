@@ -75,13 +75,11 @@ with right:
 left, right = st.columns(2)
 with left:
     st.subheader("Error rate")
-    rated = series.with_columns(
-        (pl.col("requests") < MIN_REQUESTS_FOR_RATE).alias("rate_uncertain"))
-    fig = time_figure(rated, "bucket", [("error_rate", "Error rate")],
+    fig = time_figure(series, "bucket", [("error_rate", "Error rate")],
                       y_title=f"errors / requests per {per} (%)", events=events, **axis,
                       uncertain={"error_rate": "rate_uncertain"}, y_format=".1%")
     drills.append(("error_rate", widgets.chart(
-        fig, rated.select("bucket", "requests", "errors", "error_rate", "rate_uncertain"),
+        fig, series.select("bucket", "requests", "errors", "error_rate", "rate_uncertain"),
         key="ov_error_rate", name="error_rate", on_select=True)))
     st.caption("An outage at a quiet hour shows here, where its errors are a sliver of the "
                f"bars. Hollow points: fewer than {MIN_REQUESTS_FOR_RATE} requests in the bucket.")

@@ -9,6 +9,7 @@ import polars as pl
 from lib.filters import Filters
 from lib.metrics import quality
 from lib.metrics.buckets import (
+    MIN_REQUESTS_FOR_RATE,
     MIN_ROWS_FOR_PERCENTILE,
     bucket_seconds,
     bucket_sql,
@@ -185,8 +186,10 @@ def stale_gap(last: datetime | None, filters: Filters, now: datetime) -> timedel
 def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> pl.DataFrame:
     """Per time bucket: ``bucket`` (UTC start), ``requests``, ``errors``, ``error_rate``,
     ``p50_ms``, ``p95_ms``, ``cost_usd`` (of the priced requests; null when the bucket has
-    requests but none priced), ``unpriced_requests``, and ``p50_uncertain`` / ``p95_uncertain``
-    when the bucket has too few requests with a latency for that percentile. Empty buckets are
+    requests but none priced), ``unpriced_requests``, ``p50_uncertain`` / ``p95_uncertain``
+    when the bucket has too few requests with a latency for that percentile, and
+    ``rate_uncertain`` when it has too few for a rate (:data:`MIN_REQUESTS_FOR_RATE`). Empty
+    buckets are
     present with zero requests, so gaps show as gaps. ``seconds`` defaults to
     :func:`bucket_seconds` of the window.
     """
@@ -211,7 +214,8 @@ def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> 
                CASE WHEN requests IS NULL THEN 0 ELSE cost_usd END AS cost_usd,
                coalesce(unpriced_requests, 0) AS unpriced_requests,
                coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.5]} AS p50_uncertain,
-               coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.95]} AS p95_uncertain
+               coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.95]} AS p95_uncertain,
+               coalesce(requests, 0) < {MIN_REQUESTS_FOR_RATE} AS rate_uncertain
         FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket
         """,
         params,

@@ -230,6 +230,8 @@ def test_uncertain_flags_follow_design_thresholds(lake, engine):
     assert ts["requests"].to_list() == sizes
     assert ts["p95_uncertain"].to_list() == [False, True, True, True, True]
     assert ts["p50_uncertain"].to_list() == [False, False, False, True, True]
+    # a rate needs 20 requests in the bucket, as a p50 does here
+    assert ts["rate_uncertain"].to_list() == [n < buckets.MIN_REQUESTS_FOR_RATE for n in sizes]
     assert buckets.MIN_ROWS_FOR_PERCENTILE[0.5] == 20
     assert buckets.MIN_ROWS_FOR_PERCENTILE[0.95] == 200
     assert buckets.MIN_ROWS_FOR_PERCENTILE[0.99] == 1000
