@@ -264,10 +264,10 @@ else:
                       name="feedback_volume")
 
 # -- guardrails, finish reasons, errors ---------------------------------------------------------
-NO_REQUESTS = "No requests in this window: widen the time range or clear some filters."
+NO_REQUESTS = "No requests in this window."
 st.subheader("Guardrail triggers")
-if not has_requests:
-    st.caption(NO_REQUESTS)
+if not has_requests:  # where they are, once, for the three sections of requests
+    widgets.requests_elsewhere(engine, f, "pages/quality.py", NO_REQUESTS + " ")
 elif guards.is_empty():
     st.success("No guardrail fired in this window.")
 else:

@@ -145,17 +145,27 @@ def empty_state(title: str, body: str, command: str | None = None) -> None:
 
 def no_requests_in_window(engine: Engine, filters: Filters, page: str) -> None:
     """The empty state of a window without requests, then stop the page. When requests match
-    the sidebar's other filters at other times, a link opens ``page`` on the days they span:
+    the sidebar's other filters at other times, a button opens ``page`` on the days they span:
     "widen the time range" cannot help a store whose requests are all from 2021."""
+    with st.container(border=True):
+        st.markdown("**No requests in this window**")
+        requests_elsewhere(engine, filters, page,
+                           "Nothing matches the time range and filters in the sidebar. ")
+    st.stop()
+
+
+def requests_elsewhere(engine: Engine, filters: Filters, page: str, lead: str = "",
+                       key: str = "show_days") -> None:
+    """Say where the requests matching ``filters`` (but not their window) are, after ``lead``,
+    with a button that opens ``page`` on the whole days they span in the sidebar's zone; or,
+    when none are anywhere, to widen the range or clear filters."""
     from lib.metrics import overview
 
     n, first, last = cached(overview.requests_span, engine, filters)
-    empty_state("No requests in this window",
-                "Nothing matches the time range and filters in the sidebar. "
-                + ("Widen the time range or clear some filters." if not n else
-                   f"{formatting.plural(n, 'request')} with these filters "
-                   f"{'is' if n == 1 else 'are'} from "
-                   f"{md_escape(window_caption(first, last, filters.tz))}:"))
+    st.markdown(lead + ("Widen the time range or clear some filters." if not n else
+                        f"{formatting.plural(n, 'request')} with these filters "
+                        f"{'is' if n == 1 else 'are'} from "
+                        f"{md_escape(window_caption(first, last, filters.tz))}:"))
     if n:
         zone = ZoneInfo(filters.tz)
         # whole days in the sidebar's zone, as its date picker reads them
@@ -164,10 +174,9 @@ def no_requests_in_window(engine: Engine, filters: Filters, page: str) -> None:
         days = filters.with_window(start.astimezone(UTC), end.astimezone(UTC))
         # A button, not a link: a link to the page it is on left the old window in the address
         # bar, so a reload or a copied link showed the empty window again.
-        if st.button("Show those days", key="show_days", icon=":material/date_range:",
+        if st.button("Show those days", key=key, icon=":material/date_range:",
                      help=f"Opens {window_caption(days.start, days.end, filters.tz)}"):
             open_page(page, days)
-    st.stop()
 
 
 def stop_if_no_requests(engine: Engine, why: str) -> None:

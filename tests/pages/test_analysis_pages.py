@@ -348,8 +348,22 @@ def test_quality_page_on_a_window_without_requests_says_so(monkeypatch, demo_sto
     # no green "nothing fired" where nothing ran
     assert not [s.value for s in at.success if "No guardrail" in s.value or "No errors" in
                 s.value]
-    assert [c.value for c in at.caption].count(
-        "No requests in this window: widen the time range or clear some filters.") == 3
+    # the first of the three sections of requests says where they are, the other two that
+    # there are none
+    import duckdb
+
+    live = [str(demo_store / p) for p in Lake(demo_store).snapshot().files["requests"]]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    n, first, last = con.sql(f"SELECT count(*), strftime(min(ts), '%Y-%m-%d %H:%M'), "
+                                f"strftime(max(ts), '%Y-%m-%d %H:%M') FROM read_parquet({live})"
+                                ).fetchone()
+    said = [m.value.replace("\\", "") for m in at.markdown]
+    assert [m for m in said if m.startswith("No requests in this window. ")] == [
+        f"No requests in this window. {n:,} requests with these filters are from "
+        f"{first} → {last} UTC:"]
+    assert at.button(key="show_days").label == "Show those days"
+    assert [c.value for c in at.caption].count("No requests in this window.") == 2
 
 
 def test_quality_s_empty_sections_blame_the_filters_when_there_are_some(monkeypatch, demo_store):
@@ -593,7 +607,7 @@ def test_a_request_stamped_in_the_future_does_not_hide_a_stall(monkeypatch, tmp_
 
 
 @pytest.mark.parametrize("page", ["pages/overview.py", "pages/cost.py", "pages/latency.py",
-                                  "pages/drift.py", "pages/explore.py"])
+                                  "pages/drift.py", "pages/explore.py", "pages/quality.py"])
 def test_a_window_without_requests_links_to_the_days_the_store_has_them(monkeypatch, tmp_path,
                                                                           page):
     # a store of 2021's logs: "widen the time range" cannot help; the days they span can
