@@ -11,6 +11,7 @@
       provider: {value: openai}              # a constant
       input_tokens: usage.prompt_tokens
       logged_cost_usd: {path: cost, scale: 0.01}   # cents → dollars
+      status: {path: success, values: {true: ok, false: error}}   # renamed values
       # Anthropic's raw usage.input_tokens EXCLUDES cache reads and writes; ours includes them:
       # input_tokens: {sum: [usage.input_tokens, usage.cache_read_input_tokens,
       #                      usage.cache_creation_input_tokens]}
@@ -106,7 +107,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 TOP_KEYS = ("table", "input", "records", "keep_unmapped", "columns")
-RULE_KEYS = ("path", "value", "sum", "unit", "scale", "format")
+RULE_KEYS = ("path", "value", "sum", "values", "unit", "scale", "format")
 
 
 class Mapping:
@@ -151,6 +152,8 @@ class Mapping:
             _check_rule(rule, col, target.field(col).type, f"{where}: columns.{col}")
             if "sum" in rule:
                 _check_sum(rule, target.field(col).type, f"{where}: columns.{col}")
+            if "values" in rule:
+                rule = {**rule, "values": _check_values(rule, f"{where}: columns.{col}")}
             unit = rule.get("unit")
             if unit is not None:
                 ok = EPOCH_DIVISOR if target.field(col).type == schema.TS else MS_PER
@@ -255,8 +258,10 @@ class Mapping:
             else:
                 top = str(rule["path"]).split(".", 1)[0]
                 used.add(top)
-                expr = _convert(_path_sql(str(rule["path"]), types, alias), rule,
-                                target.field(col).type)
+                expr = _path_sql(str(rule["path"]), types, alias)
+                if "values" in rule:
+                    expr = _values_sql(expr, rule["values"])
+                expr = _convert(expr, rule, target.field(col).type)
             exprs[col] = expr
         if self.keep_unmapped:
             rest = [c for c in alias if c not in used and c not in self.columns]
@@ -418,6 +423,34 @@ def _check_sum(rule: dict, target: pa.DataType, where: str) -> None:
         raise MappingError(f"{where}: sum must be a list of field paths")
     if target not in (pa.int64(), pa.float64()):
         raise MappingError(f"{where}: sum is only for numeric columns")
+
+
+def _check_values(rule: dict, where: str) -> dict[str, str | None]:
+    """The rule's ``values`` as text → text (YAML's ``true: ok`` reads its key as a boolean and
+    ``200: ok`` as a number: both are compared as the JSON text of the logged value, ``true`` and
+    ``200``)."""
+    values = rule["values"]
+    if "path" not in rule:
+        raise MappingError(f"{where}: values renames the values of a path (it needs one)")
+    if not isinstance(values, dict) or not values:
+        raise MappingError(f"{where}: values must map logged values to stored ones, e.g. "
+                           "{true: ok, false: error}")
+    out = {}
+    for k, v in values.items():
+        if isinstance(k, dict | list) or k is None or isinstance(v, dict | list):
+            raise MappingError(f"{where}: values maps one logged value (text, a number, true "
+                               f"or false) to one stored value, not {k!r}: {v!r}")
+        out[_text(k)] = _text(v)
+    return out
+
+
+def _values_sql(expr: str, values: dict[str, str | None]) -> str:
+    """SQL: the value at ``expr`` renamed by ``values`` (compared as its text: JSON's true is
+    'true'); a value not listed passes on as it is, for validation to take or quarantine."""
+    text = f"CAST({expr} AS VARCHAR)"
+    cases = " ".join(f"WHEN {_lit(k)} THEN {_lit(v) if v is not None else 'NULL'}"
+                     for k, v in values.items())
+    return f"CASE {text} {cases} ELSE {text} END"
 
 
 def _sum_sql(paths: list[str], types: dict[str, pa.DataType], alias: dict[str, str],

@@ -420,3 +420,60 @@ def test_a_utf16_json_document_is_read(lake, tmp_path, totals):
     f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
     assert (f.stored, f.error) == ({"requests": 1}, None)
     assert totals("SELECT attributes FROM requests") == ('{"note":"caf\u00e9"}',)
+
+
+VALUES_MAPPING = """
+table: requests
+columns:
+  request_id: id
+  ts: {path: started, unit: s}
+  model: {value: gpt-4o}
+  status: {path: success, values: {true: ok, false: error}}
+  error_type: {path: http.code, values: {429: rate_limit, 500: server_error, 200: null}}
+"""
+
+
+def test_values_rename_a_boolean_or_a_code_and_pass_others_on(lake, tmp_path, totals):
+    # success: true/false is no status; an HTTP code is no error type; "maybe" is neither
+    spec = tmp_path / "values.yaml"
+    spec.write_text(VALUES_MAPPING)
+    rows = [{"id": "a", "started": 1772452800, "success": True, "http": {"code": 200}},
+            {"id": "b", "started": 1772452801, "success": False, "http": {"code": 429}},
+            {"id": "c", "started": 1772452802, "success": False, "http": {"code": 503}},
+            {"id": "d", "started": 1772452803, "success": "maybe"},
+            {"id": "e", "started": 1772452804}]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 4}, 1)
+    assert f.reasons == ["line 4: status must be ok or error: maybe"]
+    got = totals("SELECT list(request_id || ':' || status || ':' || coalesce(error_type, '-') "
+                 "ORDER BY request_id) FROM requests")[0]
+    # an absent status is ok without an error type (design §3), as for any format
+    assert got == ["a:ok:-", "b:error:rate_limit", "c:error:503", "e:ok:-"]
+
+
+def test_values_from_a_csv_compare_as_written(lake, tmp_path, totals):
+    spec = tmp_path / "values.yaml"
+    spec.write_text("table: evals\ncolumns:\n  eval_id: id\n  ts: when\n  metric: {value: judge}\n"
+                    "  label: verdict\n"
+                    "  passed: {path: verdict, values: {PASS: true, FAIL: false, 1: true}}\n")
+    data = tmp_path / "e.csv"
+    data.write_text("id,when,verdict\n1,2026-03-02 12:00:00,PASS\n2,2026-03-02 12:00:01,FAIL\n"
+                    "3,2026-03-02 12:00:02,1\n4,2026-03-02 12:00:03,partial\n")
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"evals": 3}, 1)
+    assert f.reasons[0].startswith("line 5: passed is not")
+    assert totals("SELECT list(passed ORDER BY eval_id), list(label ORDER BY eval_id) "
+                  "FROM evals") == ([True, False, True], ["PASS", "FAIL", "1"])
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ("{value: x, values: {a: b}}", "values renames the values of a path"),
+    ("{path: s, values: []}", "values must map logged values to stored ones"),
+    ("{path: s, values: {a: [1]}}", "values maps one logged value"),
+    ("{path: s, valeus: {a: b}}", "unknown key(s) valeus"),
+])
+def test_a_malformed_values_rule_names_the_problem(tmp_path, rule, message):
+    with pytest.raises(MappingError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        loads(f"table: requests\ncolumns:\n  request_id: id\n  status: {rule}\n", "m.yaml")
