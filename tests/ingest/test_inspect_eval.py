@@ -155,6 +155,40 @@ def test_a_log_whose_process_died_gives_the_samples_written(lake, totals):
     assert totals("SELECT list(DISTINCT run_id) FROM evals")[0] == [start["eval"]["run_id"]]
 
 
+def read_eval(path: Path) -> dict:
+    """An Inspect ``.eval`` log as one document: its header (or start journal) and its samples."""
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+        doc = json.loads(z.read("header.json" if "header.json" in names
+                                else "_journal/start.json"))
+        doc["samples"] = [json.loads(z.read(n)) for n in names if n.startswith("samples/")]
+    return doc
+
+
+def test_a_retry_s_log_adds_only_the_samples_it_ran_again(lake, totals):
+    # `inspect eval-retry` writes a new log (new run and eval ids) that copies the samples the
+    # failed run completed, uuid and scores, and runs the others again: Inspect leaves both logs
+    # in its folder, and each sample counts once
+    first, retry = (read_eval(FIXTURES / "retry" / n) for n in ("first.eval", "retry.eval"))
+    assert first["status"] == "error" and retry["status"] == "success"
+    assert first["eval"]["run_id"] != retry["eval"]["run_id"]
+    scored = {s["uuid"]: s for s in first["samples"] if s.get("scores")}
+    errored = [s for s in first["samples"] if s.get("error") and not s.get("scores")]
+    copied = [s for s in retry["samples"] if s["uuid"] in scored]
+    assert len(errored) == 1 and len(copied) == len(scored) == len(retry["samples"]) - 1
+    report = ingest_paths(lake, [str(FIXTURES / "retry")])
+    by_name = {Path(f.source).name: f for f in report.files}
+    expected = expected_rows(retry)  # every sample of the retry: the copied ones and the rerun
+    assert by_name["first.eval"].stored == {"evals": len(expected_rows(first))}
+    assert by_name["first.eval"].notes == [
+        "1 log(s) of a run that ended as 'error': its scored samples are stored, a retry's log "
+        "adds the others.", "1 sample(s) that ended in an error, without a score: not read"]
+    assert by_name["retry.eval"].duplicates == {"evals": len(expected_rows({"samples": copied}))}
+    assert lake_rows(lake) == expected and len(expected) == 12
+    # the copied samples keep the run that scored them first
+    assert totals("SELECT count(DISTINCT run_id) FROM evals") == (2,)
+
+
 # -- the same log as .eval and as JSON -----------------------------------------------------------
 def spoiled_log() -> tuple[dict, set]:
     """The real log with more ids (numbers past 9, text) and a bad value in 3 samples; the

@@ -7,7 +7,12 @@ several values (one row each, metric ``<scorer>/<key>``). Mapping: run_id = ``ev
 dataset = ``eval.dataset.name``, case_id = sample ``id``, epoch = sample ``epoch``, model =
 ``eval.model``, version = ``eval.metadata.version`` if given, else the task name and model;
 ts = the sample's ``completed_at`` if present, else ``stats.completed_at``, else ``eval.created``.
-Older logs with a single ``score`` per sample are read too. Inspect's default binary ``.eval``
+Older logs with a single ``score`` per sample are read too. A sample's eval ids derive from its
+``uuid`` when it has one: ``inspect eval-retry`` writes a new log (new run and eval ids) that
+copies the samples the first run completed, uuid and all, so ingesting both logs (the folder
+Inspect leaves) counts each of those samples once; without a uuid they derive from the log. A
+sample that ended in an error without a score, and a log whose run did not succeed, are said in
+the report's notes. Inspect's default binary ``.eval``
 log (a zip) is format ``inspect-eval`` (lib/ingest/formats/inspect_eval.py): no conversion
 needed; it shares :func:`log_chunks` with this reader, so both forms of a log give the same rows
 and quarantine lines. Field names checked against logs written by inspect_ai 0.3.285
@@ -44,6 +49,7 @@ from lib.ingest.streams import text_start
 from lib.ingest.validate import derive_eval_id
 from lib.ingest.values import integer, number
 
+ERRORED = "sample(s) that ended in an error, without a score"
 LETTERS = {"C": (True, 1.0), "I": (False, 0.0), "P": (None, 0.5), "N": (False, 0.0)}
 CHUNK_ROWS = 50_000
 
@@ -81,10 +87,19 @@ def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], fil
         shared, problem = _document(doc, filename), None
     except BadValue as exc:  # a value every row would hold: no row can be stored
         shared, problem = None, _at(document, str(exc))
-    rows, rejects = [], []
+    rows, rejects, not_read = [], [], {}
+    status = doc.get("status")
+    if isinstance(status, str) and status not in ("success", "started"):
+        # (a started log is one still running, or one whose process died: inspect_eval says so)
+        not_read[f"log(s) of a run that ended as {status!r}: its scored samples are stored, "
+                 "a retry's log adds the others."] = 1
     for line, sample, member in samples:
         if isinstance(sample, Reject):
             rejects.append(sample)
+            continue
+        if isinstance(sample, dict) and sample.get("error") and not sample.get("scores") \
+                and sample.get("score") is None:
+            not_read[ERRORED] = not_read.get(ERRORED, 0) + 1
             continue
         reason = problem
         if reason is None and not isinstance(sample, dict):
@@ -97,15 +112,18 @@ def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], fil
         if reason is not None:
             rejects.append(reject(line, sample, reason))
             continue
+        key = base.pop("_key") or shared["log"]
         for field, scorer, score in scores:
             try:
-                rows.extend(_score_rows(base, target, field, scorer, score, shared["log"]))
+                rows.extend(_score_rows(base, target, field, scorer, score, key))
             except BadValue as exc:
                 rejects.append(reject(line, sample, _at(member, str(exc))))
         if len(rows) >= CHUNK_ROWS:
-            yield Chunk(tables={"evals": pa.Table.from_pylist(rows)}, rejects=rejects)
-            rows, rejects = [], []
-    yield Chunk(tables={"evals": pa.Table.from_pylist(rows)} if rows else {}, rejects=rejects)
+            yield Chunk(tables={"evals": pa.Table.from_pylist(rows)}, rejects=rejects,
+                        not_read=not_read)
+            rows, rejects, not_read = [], [], {}
+    yield Chunk(tables={"evals": pa.Table.from_pylist(rows)} if rows else {}, rejects=rejects,
+                not_read=not_read)
 
 
 def _at(where: str | None, reason: str) -> str:
@@ -145,7 +163,9 @@ def _sample(sample: dict, index: int, shared: dict) -> tuple[dict, object, list[
             "source": "offline", "dataset": shared["dataset"],
             "case_id": text("id", sample.get("id", index)),
             "epoch": None if epoch is None else integer(epoch, "epoch"),
-            "version": shared["version"], "model": shared["model"], "_line": index + 1}
+            "version": shared["version"], "model": shared["model"], "_line": index + 1,
+            # what the sample's eval ids derive from (see the module's docstring)
+            "_key": f"sample {uuid}" if (uuid := text("uuid", sample.get("uuid"))) else None}
     target = json_value("target", sample.get("target"))
     if sample.get("scores") is None and sample.get("score") is not None:  # an older log
         return base, target, [("score", "score", sample["score"])]
@@ -155,7 +175,8 @@ def _sample(sample: dict, index: int, shared: dict) -> tuple[dict, object, list[
 
 def _score_rows(base: dict, target, field: str, scorer: str, score, log: str) -> list[dict]:
     """The rows of one score; ``field`` is where it is in the sample, for reasons; ``log`` tells
-    the log apart from the others of its run (eval_ids are derived from it)."""
+    the sample apart from those of the run's other logs (eval_ids are derived from it: the
+    sample's uuid, else the log's id)."""
     scorer = text(field, scorer)
     if not isinstance(score, dict):
         score, value_field = {"value": score}, field
