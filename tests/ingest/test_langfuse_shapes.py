@@ -424,6 +424,17 @@ def test_vercel_ai_sdk_and_vertex_mappings():
     assert tokens(vertex) == (1000, 300, 0, 200, 0)
 
 
+def test_mastra_s_bare_reasoning_key_is_part_of_output():
+    # @mastra/langfuse formatUsageMetrics: input = inputTokens (cache reads inside), output =
+    # outputTokens (reasoning inside), reasoning and cache_read_input_tokens beside them, total =
+    # input + output. 1000 in (600 read), 200 out (50 reasoning):
+    mastra = {"input": 1000, "cache_read_input_tokens": 600, "output": 200, "reasoning": 50,
+              "total": 1200}
+    assert tokens(mastra) == (1000, 600, 0, 200, 50)
+    # without a total the keys are Langfuse's additive buckets, reasoning on the output side
+    assert tokens({"input": 400, "output": 150, "reasoning": 50}) == (400, 0, 0, 200, 50)
+
+
 # -- the public API -------------------------------------------------------------------------------
 
 def api_v1_observation(**fields) -> dict:

@@ -604,7 +604,8 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
     seen = {"input": False, "output": False}
     for key, n in counts.items():
         k = key.lower()
-        if k.startswith(("output", "completion")):
+        if k.startswith(("output", "completion", "reasoning")):
+            # (Mastra's exporter writes a bare "reasoning" key beside output: a part of it)
             side = "output"
         elif k.startswith(("input", "prompt", "cache")):
             side = "input"
