@@ -67,3 +67,32 @@ def test_every_hostile_value_is_stored_or_quarantined_never_failing_the_file(
         assert f.error is None, f"{f.source}: {f.error}"
         assert sum(f.stored.values()) + sum(f.duplicates.values()) + f.quarantined == len(rows)
         assert f.quarantined > 0 and f.stored  # the hostile values are not all harmless
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["arrow-reader", "python-reader"])
+def test_csv_missing_value_markers_are_null_unless_quoted(tmp_path, spaced):
+    # R's write.csv writes a missing value as an unquoted NA and quotes text; csv.QUOTE_ALL
+    # writes None as "". A customer or region named "NA" is text. (A header with a space after
+    # each separator takes the python reader.)
+    sep = ", " if spaced else ","
+    head = sep.join(["request_id", "ts", "provider", "model", "input_tokens", "output_tokens",
+                     "customer_id", "feature", "latency_ms"])
+    records = [("r1", "NA", "NA", "NA"), ("r2", '"NA"', '"null"', '""'),
+               ("r3", '""', "N/A", "NaN"), ("r4", "EU", "chat", "12.5")]
+    path = tmp_path / "missing.csv"
+    path.write_text(head + "\n" + "".join(
+        sep.join([rid, "2026-03-02T12:00:00Z", "openai", "gpt-4o", "10", "5", c, f, lat]) + "\n"
+        for rid, c, f, lat in records))
+    lake = Lake(tmp_path / "store")
+    report = ingest_paths(lake, [str(path)]).files[0]
+    assert (report.stored, report.quarantined, report.error) == ({"requests": 4}, 0, None)
+    from lib.store import Engine
+
+    eng = Engine(lake)
+    try:
+        got = eng.query("SELECT request_id, customer_id, feature, latency_ms FROM requests "
+                        "ORDER BY request_id").rows()
+    finally:
+        eng.close()
+    assert got == [("r1", None, None, None), ("r2", "NA", "null", None),
+                   ("r3", None, None, None), ("r4", "EU", "chat", 12.5)]

@@ -677,10 +677,17 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
                                        block_size=max(len(data) + 1024, 1 << 20)),
         parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
                                          invalid_row_handler=on_invalid),
+        # An unquoted NA, NaN, null... is a missing value (as R's write.csv and pandas write
+        # one); a quoted "NA" is text (a customer or region named NA). An empty field is
+        # missing, quoted or not (csv.QUOTE_ALL writes None as "").
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
+            column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+            quoted_strings_can_be_null=False),
     )
     table = table.rename_columns([c.strip() for c in table.column_names])
+    table = pa.Table.from_arrays(
+        [pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col) for col in table.columns],
+        names=table.column_names)
     if table.num_rows + len(invalid) != len(record_lines):
         return None, []
     rejects = []
@@ -731,7 +738,11 @@ def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: s
             rejects.append(Reject(line, text.rstrip("\r\n")[: schema.RAW_MAX_CHARS], why))
             continue
         for column, value in zip(values, rows[0], strict=True):
-            column.append(None if value in _CSV_NULLS else value)
+            # as _arrow_csv reads them: a null marker is text when the record has it quoted
+            # (csv.reader does not say which field was; a marker both quoted and not in one
+            # record is read as text)
+            column.append(None if value == "" or (value in _CSV_NULLS
+                                                  and f'"{value}"' not in text) else value)
         lines.append(line)
     table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
     return keys_apart(table).append_column("_line", pa.array(lines, pa.int64())), rejects
