@@ -373,6 +373,18 @@ def test_file_that_is_not_what_its_extension_says_is_read_by_content(lake, tmp_p
     assert totals("SELECT count(*) FROM requests") == (1,)
 
 
+@pytest.mark.parametrize("cut", ['_tokens": 5, "service": "edge"}', "5}", '"x'])
+def test_a_first_line_cut_by_rotation_is_quarantined_and_the_file_read(lake, tmp_path, totals,
+                                                                        cut):
+    # log rotation or `tail -c` leaves the end of a line first: detection reads past it
+    path = tmp_path / "tail.jsonl"
+    path.write_bytes(cut.encode() + b"\n" + jsonl_bytes([canonical_request(i) for i in range(5)]))
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.format, f.error, f.stored, f.quarantined) == ("jsonl", None, {"requests": 5}, 1)
+    assert f.reasons[0].startswith("line 1: not valid JSON")
+    assert totals("SELECT count(*) FROM requests") == (5,)
+
+
 def test_a_100_mb_line_is_quarantined_and_the_rest_kept(lake, tmp_path, totals):
     path = tmp_path / "huge.jsonl"
     with open(path, "wb") as fh:

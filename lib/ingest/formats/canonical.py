@@ -77,8 +77,14 @@ def table_for(columns: set[str] | list[str]) -> str | None:
 
 # -- JSONL ----------------------------------------------------------------------------------------
 def _detect_jsonl(head: bytes, filename: str) -> bool:
-    return text_start(head).startswith(b"{") \
-        and jsonl_table_of_head(head, max_lines=5) is not None
+    start = text_start(head)
+    if not start.startswith(b"{"):
+        # A first line cut by log rotation or `tail -c` ('_tokens": 5}'): the lines after it
+        # decide, and it is quarantined as not valid JSON like any other bad line.
+        _, newline, rest = start.partition(b"\n")
+        if not newline or not text_start(rest).startswith(b"{"):
+            return False
+    return jsonl_table_of_head(head, max_lines=5) is not None
 
 
 def _appendable_jsonl(head: bytes) -> bool:
