@@ -62,10 +62,14 @@ k[1].metric("Thumbs up", formatting.pct(fb["up_share"], 1), border=True,
 k[2].metric("Guardrail triggers", formatting.count(guards["triggers"].sum()), border=True)
 # (evals can be there without requests: an offline test set; the request figures then say none)
 has_requests = not finish.is_empty()
-trunc = finish.filter(pl.col("finish_reason") == "length")["share"].sum() if has_requests \
-    else None
-k[3].metric("Truncated (length)", formatting.pct(trunc, 2), border=True,
-            help="Share of requests that stopped at the token limit")
+n_req = int(finish["requests"].sum()) if has_requests else 0
+n_trunc = int(finish.filter(pl.col("finish_reason") == "length")["requests"].sum()) \
+    if has_requests else 0
+t_lo, t_hi = quality.wilson(n_trunc, n_req)
+k[3].metric("Truncated (length)", formatting.pct(n_trunc / n_req if n_req else None, 2),
+            border=True, help="Share of requests that stopped at the token limit"
+            + ("" if t_lo is None else f": {n_trunc:,} of {n_req:,}, 95% CI "
+               f"{formatting.pct(t_lo, 2)}–{formatting.pct(t_hi, 2)}"))
 
 # -- online judge ------------------------------------------------------------------------------
 st.subheader("Online judge scores")
@@ -80,9 +84,18 @@ else:
         fig = band_figure(m, "bucket", [("pass_rate", "pass_low", "pass_high",
                                          f"{metric} pass rate")],
                           y_title=f"pass rate per {per} (%)", events=events, **axis)
+        # on an axis of its own: a score is no percentage (0.81 read "81%"), and a judge may
+        # score 1-5 (y2 holds the event markers)
         fig.add_scatter(x=to_zone(m, "bucket", axis["tz"])["bucket"].to_list(),
-                        y=m["mean_score"].to_list(), name=esc(f"mean {metric} score (0–1)"),
-                        mode="lines", line=dict(dash="dot", color="#64748b"))
+                        y=m["mean_score"].to_list(), name=esc(f"mean {metric} score"),
+                        mode="lines", line=dict(dash="dot", color="#64748b"), yaxis="y3",
+                        hovertemplate="%{y:.3f}")
+        top = m["mean_score"].max()
+        fig.update_layout(yaxis3=dict(
+            title="mean score (right)", overlaying="y", side="right", showgrid=False,
+            automargin=True, zeroline=False, tickmode="auto",
+            # scores of 0-1 on the same gridlines as the rate; others from 0 to their top
+            **({"range": [0, 1]} if top is None or top <= 1 else {"rangemode": "tozero"})))
         st.markdown(f"**{widgets.md_escape(metric)}**")
         event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",
                               on_select=True)

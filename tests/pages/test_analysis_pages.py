@@ -125,6 +125,37 @@ def test_quality_page(monkeypatch, demo_store):
     # the demo's judge scores several metrics of the same requests: no interval for the pool
     tile = at.metric[0]
     assert "metrics, pooled" in tile.help and "CI" not in tile.help
+    # the truncated share gives its counts and Wilson interval, checked against scipy's
+    from scipy.stats import binomtest
+
+    eng = Engine(Lake(demo_store))
+    try:
+        k, n = eng.query("SELECT count(*) FILTER (finish_reason = 'length'), count(*) FROM "
+                         "requests WHERE ts >= TIMESTAMPTZ '2026-11-13 12:00:00+00' AND "
+                         "ts < TIMESTAMPTZ '2026-11-20 12:00:00+00'").rows()[0]
+    finally:
+        eng.close()
+    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    assert 0 < k < n and at.metric[3].help == (
+        f"Share of requests that stopped at the token limit: {k:,} of {n:,}, 95% CI "
+        f"{formatting.pct(ci.low, 2)}–{formatting.pct(ci.high, 2)}")
+    assert at.metric[3].value == formatting.pct(k / n, 2)
+
+
+def test_online_judge_mean_scores_have_an_axis_of_their_own(monkeypatch, demo_store):
+    # a mean score of 0.81 on the pass rate's % axis read "81%"; a judge may score 1-5
+    import json
+
+    at = run_page(monkeypatch, demo_store, "pages/quality.py", WEEK)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+             if "pass rate per" in c.proto.spec]
+    assert specs
+    for spec in specs:
+        means = [t for t in spec["data"] if t.get("name", "").startswith("mean ")]
+        assert len(means) == 1 and means[0]["yaxis"] == "y3"
+        axis = spec["layout"]["yaxis3"]
+        assert "%" not in means[0]["name"] and "%" not in axis["title"]["text"]
+        assert axis["overlaying"] == "y" and axis.get("visible", True) and "tickformat" not in axis
 
 
 def test_quality_compares_the_newest_prompt_version_with_the_one_before_it(monkeypatch,
