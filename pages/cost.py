@@ -204,11 +204,13 @@ else:
                 "Without a cost", format="localized",
                 help="Requests with no actual cost (no price, or no input tokens logged): "
                      "left out of both sides of the comparison"),
-            "cost_usd": st.column_config.NumberColumn("Actual (USD)", format="$%.4f"),
-            "whatif_cost_usd": st.column_config.NumberColumn(f"On {model} (USD)",
-                                                             format="$%.4f"),
-            "difference_usd": st.column_config.NumberColumn("Difference (USD)",
-                                                            format="$%.4f")})
+            # ("$%.4f" gave "$-130.6596" beside the tile's "−$282.94")
+            "cost_usd": st.column_config.NumberColumn(
+                "Actual (USD)", format=formatting.usd_column_format(wi["cost_usd"])),
+            "whatif_cost_usd": st.column_config.NumberColumn(
+                f"On {model} (USD)", format=formatting.usd_column_format(wi["whatif_cost_usd"])),
+            "difference_usd": st.column_config.NumberColumn(
+                "Difference (USD)", format=formatting.usd_column_format(wi["difference_usd"]))})
         widgets.downloads(wi, f"whatif_{model}", key="dl_whatif")
         if unpriced:
             st.caption(f"{formatting.plural(unpriced, 'request')} without an actual cost "

@@ -59,6 +59,13 @@ def test_cost_page(monkeypatch, demo_store):
     assert "On gpt-4o-mini" in [m.label for m in at.metric]
     assert "provider = anthropic" in texts(at)  # the URL's filter is applied
     assert at.query_params["by"] in ("attr.region", ["attr.region"])
+    # the what-if table's amounts read as the tiles do ("$%.4f" gave "$-130.6596")
+    import json
+
+    (table,) = [d for d in at.dataframe if "Difference (USD)" in d.proto.columns]
+    formats = {c.get("label"): c.get("type_config", {}).get("format")
+               for c in json.loads(table.proto.columns).values()}
+    assert formats["Difference (USD)"] == formats["Actual (USD)"] == "dollar"
 
 
 def test_cost_page_names_a_prices_file_it_cannot_read(monkeypatch, demo_store, tmp_path):
