@@ -8,7 +8,7 @@ from lib import drilldown, formatting, pricing
 from lib.analysis_charts import hbar, long_time_figure
 from lib.budgets import budgets_path, load_budgets
 from lib.metrics import cost, overview
-from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.buckets import MIN_REQUESTS_FOR_RATE, bucket_label, bucket_seconds
 from lib.metrics.dims import DIMENSIONS, attribute_keys
 from lib.metrics.dims import label as dim_label
 from lib.ui import filters as ui_filters
@@ -104,11 +104,18 @@ st.caption("Input tokens include cached ones and output tokens include reasoning
 
 # -- spend by model, customer and feature --------------------------------------------------------
 # (one under the other: side by side, a 1,280 px screen cut off their last column)
+rank = widgets.query_selectbox(
+    "Rank the tables below by", list(cost.RANKS), "rank", "spend", key="cost_rank", width=420,
+    format_func={"spend": "Spend", "per_request": "USD per request"}.get,
+    help="USD per request ranks the groups of at least "
+         f"{MIN_REQUESTS_FOR_RATE} priced requests first: one expensive call is no customer's "
+         "typical cost.")
 for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
                    ("feature", "Top features")):
     with st.container():
-        st.subheader(title)
-        b = widgets.cached(cost.breakdown, engine, f, dim, 10)
+        st.subheader(title if rank == "spend" else
+                     f"{dim_label(dim)}s by USD per request")
+        b = widgets.cached(cost.breakdown, engine, f, dim, 10, rank)
         # every row in view: the 11th, "(other)", is often the largest
         widgets.dataframe(b, hide_index=True, width="stretch", height=36 + 35 * b.height,
                      column_config={
@@ -120,7 +127,7 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
                                                      min_value=0, max_value=1),
             "cost_per_request_usd": st.column_config.NumberColumn("USD per request",
                                                                   format="$%.5f")})
-        every = widgets.cached(cost.breakdown, engine, f, dim, None)
+        every = widgets.cached(cost.breakdown, engine, f, dim, None, rank)
         if every.height > b.height:
             st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "
                        "values, without *(other)*.")

@@ -17,7 +17,7 @@ import polars as pl
 
 from lib import pricing
 from lib.filters import Filters
-from lib.metrics.buckets import bucket_seconds, bucket_sql, grid_sql
+from lib.metrics.buckets import MIN_REQUESTS_FOR_RATE, bucket_seconds, bucket_sql, grid_sql
 from lib.metrics.dims import NONE_LABEL, OTHER_LABEL, dimension_sql
 from lib.store.engine import Engine
 
@@ -92,18 +92,28 @@ def spend_over_time(engine: Engine, filters: Filters, by: str = "model", top: in
         """, params)
 
 
-def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int | None = 10
-              ) -> pl.DataFrame:
-    """``group, requests, cost_usd, share, cost_per_request_usd`` per value of ``by``, by spend;
-    with ``top``, the rest is summed into one ``(other)`` row (last). ``share`` is of the window's
-    total spend. A group none of whose requests has a price has a null cost (not $0), and comes
-    after the priced ones."""
+RANKS = ("spend", "per_request")
+
+
+def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int | None = 10,
+              rank: str = "spend") -> pl.DataFrame:
+    """``group, requests, cost_usd, share, cost_per_request_usd`` per value of ``by``, ranked by
+    spend, or with ``rank="per_request"`` by USD per priced request (groups of fewer than
+    MIN_REQUESTS_FOR_RATE priced requests after the others: one $0.05 call is no customer's
+    typical cost); with ``top``, the rest is summed into one ``(other)`` row (last). ``share`` is
+    of the window's total spend. A group none of whose requests has a price has a null cost (not
+    $0), and comes after the priced ones."""
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {RANKS}, not {rank!r}")
     expr = dimension_sql(by)
     where, params = filters.where("requests")
+    order = ("cost_usd DESC NULLS LAST" if rank == "spend" else
+             f"count(cost_usd) >= {MIN_REQUESTS_FOR_RATE} DESC, "
+             "sum(cost_usd) / nullif(count(cost_usd), 0) DESC NULLS LAST")
     frame = engine.query(
         f"SELECT coalesce({expr}, '{NONE_LABEL}') AS \"group\", count(*) AS requests, "
         f"sum(cost_usd) AS cost_usd, count(cost_usd) AS priced "
-        f"FROM requests WHERE {where} GROUP BY 1 ORDER BY cost_usd DESC NULLS LAST, "
+        f"FROM requests WHERE {where} GROUP BY 1 ORDER BY {order}, "
         f"requests DESC, \"group\"", params)
     if top is not None and frame.height > top:
         rest = frame.slice(top)

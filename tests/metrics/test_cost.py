@@ -66,6 +66,31 @@ def test_breakdown_shares(priced):
     assert cost.breakdown(engine, f, "feature", top=None).height == 3
 
 
+def test_breakdown_ranked_per_request_puts_groups_of_few_requests_last(lake, engine):
+    # big: 30 requests of $1 ($30); pricey: 20 of $2 ($40, $2 each); lone: 1 of $5;
+    # cheap: 25 of $0.10 ($2.50)
+    plan = [("big", 30, 1.0), ("pricey", 20, 2.0), ("lone", 1, 5.0), ("cheap", 25, 0.1)]
+    rows, i = [], 0
+    for customer, n, usd in plan:
+        for _ in range(n):
+            rows.append(make_request(i % 60, customer_id=customer, cost_usd=usd,
+                                     request_id=f"r{i}"))
+            i += 1
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    assert cost.breakdown(engine, f, "customer", top=None)["group"].to_list() == [
+        "pricey", "big", "lone", "cheap"]
+    b = cost.breakdown(engine, f, "customer", top=2, rank="per_request")
+    # lone's $5 is one call: after the groups of at least 20 priced requests
+    assert b["group"].to_list() == ["pricey", "big", "(other)"]
+    assert b["cost_per_request_usd"].to_list() == pytest.approx([2.0, 1.0, 7.5 / 26])
+    every = cost.breakdown(engine, f, "customer", top=None, rank="per_request")
+    assert every["group"].to_list() == ["pricey", "big", "cheap", "lone"]
+    with pytest.raises(ValueError, match="rank must be one of"):
+        cost.breakdown(engine, f, "customer", rank="cheapest")
+
+
 def test_a_value_logged_as_other_is_not_the_rest(lake, engine):
     # a customer named "other" spends the most: its own row and series, not merged into the
     # catch-all of the customers past the top ones

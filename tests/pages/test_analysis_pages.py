@@ -68,6 +68,27 @@ def test_cost_page(monkeypatch, demo_store):
     assert formats["Difference (USD)"] == formats["Actual (USD)"] == "dollar"
 
 
+def test_cost_tables_rank_by_usd_per_request(monkeypatch, demo_store):
+    # "which customer is most expensive per request" (the top 10 by spend did not say)
+    at = run_page(monkeypatch, demo_store, "pages/cost.py", {**WEEK, "rank": "per_request"})
+    assert at.selectbox(key="cost_rank").value == "per_request"
+    assert "Customers by USD per request" in [h.value for h in at.subheader]
+    (table,) = [d.value for d in at.dataframe
+                if "group" in d.value and str(d.value["group"].iloc[0]).startswith("cust-")]
+    eng = Engine(Lake(demo_store))
+    try:
+        expected = [r[0] for r in eng.query(
+            "SELECT customer_id FROM requests WHERE ts >= TIMESTAMPTZ '2026-11-13 12:00:00+00' "
+            "AND ts < TIMESTAMPTZ '2026-11-20 12:00:00+00' GROUP BY 1 "
+            "ORDER BY count(cost_usd) >= 20 DESC, sum(cost_usd) / count(cost_usd) DESC, "
+            "count(*) DESC, 1 LIMIT 10").rows()]
+    finally:
+        eng.close()
+    assert table["group"].tolist()[:10] == expected
+    per = table["cost_per_request_usd"].tolist()[:10]
+    assert per == sorted(per, reverse=True)
+
+
 def test_cost_page_names_a_prices_file_it_cannot_read(monkeypatch, demo_store, tmp_path):
     """A wrong $SIGHTLINE_PRICES is said on the page, naming the file, not a traceback."""
     monkeypatch.setenv("SIGHTLINE_PRICES", str(tmp_path / "prices-typo.yaml"))
