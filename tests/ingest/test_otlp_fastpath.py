@@ -439,11 +439,18 @@ def _as_decided_since(parsed: tuple) -> tuple:
     - a GenAI span with error.type and no error status is an error (tests/ingest/test_otlp.py::
       test_an_error_type_means_an_error_whatever_the_status_says), its request and its span;
     - request rows carry cache_write_1h_tokens and web_searches (last: rows are built by
-      position), which no span of these conventions gives."""
+      position), which no span of these conventions gives;
+    - an error span with no error type of its own whose status message is an SDK's API error
+      ("Error code: 429 ...") has its HTTP status as error type (tests/ingest/test_traceloop.py::
+      test_traceloop_status_and_error_type)."""
     import pyarrow.compute as pc
 
     tables, rejects, chunks = parsed
     req, spans = tables["requests"], tables["spans"]
+    code = pc.struct_field(pc.extract_regex(req["error_message"],
+                                            r"^\s*Error code: (?P<code>\d{3})\b"), "code")
+    req = req.set_column(req.schema.get_field_index("error_type"), "error_type",
+                         pc.coalesce(req["error_type"], code))
     for i, added in enumerate(("cache_write_1h_tokens", "web_searches")):
         if added not in req.column_names:
             req = req.add_column(req.schema.get_field_index("attributes") + 1 + i,

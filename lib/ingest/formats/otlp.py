@@ -22,13 +22,31 @@ Attribute names, current first, then the older ones still emitted by instrumenta
 | output_tokens       | gen_ai.usage.output_tokens, gen_ai.usage.completion_tokens              |
 | cached_input_tokens | gen_ai.usage.cache_read.input_tokens, gen_ai.usage.cache_read_input_tokens |
 | cache_write_tokens  | gen_ai.usage.cache_creation.input_tokens, ..._creation_input_tokens     |
-| reasoning_tokens    | gen_ai.usage.reasoning.output_tokens, gen_ai.usage.reasoning_tokens     |
+| reasoning_tokens    | gen_ai.usage.reasoning.output_tokens, gen_ai.usage.reasoning_tokens,    |
+|                     | llm.usage.reasoning_tokens                                              |
+| operation           | gen_ai.operation.name, else llm.request.type (chat; completion ->       |
+|                     | text_completion; embedding -> embeddings; another value as it is)       |
 | ttft_ms             | gen_ai.response.time_to_first_chunk (seconds) x 1000                    |
 | finish_reason       | gen_ai.response.finish_reasons[0], else the first finish_reason inside  |
-|                     | gen_ai.output.messages (streamed calls record it only there)            |
-| error_type          | error.type, else the exception event's exception.type                   |
+|                     | gen_ai.output.messages (streamed calls record it only there), else the  |
+|                     | first gen_ai.completion.N.finish_reason                                 |
+| error_type          | error.type, else the exception event's exception.type, else on an      |
+|                     | error span the HTTP status of a status message "Error code: 429 - ..."  |
+|                     | ("429", as the langfuse format reads an SDK's API error)                |
 | input/output_text   | gen_ai.input.messages / gen_ai.output.messages (JSON text as logged),   |
-|                     | gen_ai.prompt / gen_ai.completion (older)                               |
+|                     | gen_ai.prompt / gen_ai.completion (older), else the flattened           |
+|                     | gen_ai.prompt.N.* / gen_ai.completion.N.* (JSON text of the list of     |
+|                     | messages; gen_ai.completion.0.tool_calls.0.name nests as                |
+|                     | [{"tool_calls": [{"name": ...}]}], indices in numeric order)            |
+
+Traceloop OpenLLMetry (opentelemetry-instrumentation-openai/-anthropic) up to 0.47 writes the older
+names: no gen_ai.operation.name but llm.request.type (Anthropic Messages calls are "completion" in a
+span named anthropic.chat: read as chat), reasoning as llm.usage.reasoning_tokens, the messages
+flattened one attribute a field; 0.40 records a failed call by the span status only ("Error code:
+429 - {...}"). These are read only when the current names are absent (a few dict lookups; the
+attributes are scanned only when a gen_ai.prompt.0.* or gen_ai.completion.0.* key is present), and
+the keys read are consumed (not copied to ``attributes``). Its 0.62 writes the current names
+(tests/ingest/test_traceloop.py).
 
 What opentelemetry-instrumentation-openai-v2 2.4b0 (with opentelemetry-util-genai 1.1b0) emits for
 chat completions: gen_ai.operation.name, gen_ai.request.model, gen_ai.provider.name,
@@ -75,7 +93,8 @@ _NAMES = {  # column -> attribute names, current first; all consumed (not copied
     "cached": ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"),
     "cache_write": ("gen_ai.usage.cache_creation.input_tokens",
                     "gen_ai.usage.cache_creation_input_tokens"),
-    "reasoning": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
+    "reasoning": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+                  "llm.usage.reasoning_tokens"),
     "input_text": ("gen_ai.input.messages", "gen_ai.prompt"),
     "output_text": ("gen_ai.output.messages", "gen_ai.completion"),
 }
@@ -83,13 +102,80 @@ CONSUMED = frozenset(
     {k for keys in _NAMES.values() for k in keys}
     | {"gen_ai.operation.name", "gen_ai.response.time_to_first_chunk",
        "gen_ai.response.finish_reasons", "error.type", "gen_ai.usage.total_tokens",
-       "llm.usage.total_tokens"}
+       "llm.usage.total_tokens", "llm.request.type"}
     | oc.USER_KEY_SET
 )
 
 
 as_text = oc.as_text
 _MAX = values.INT64_MAX
+
+# Traceloop OpenLLMetry (<= 0.47) names the operation llm.request.type; its GenAI name. Another
+# value (rerank...) is kept as it is; "unknown" says nothing (the default, chat).
+REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings",
+                 "unknown": None}
+
+# Traceloop OpenLLMetry (<= 0.47) writes the messages flattened, one attribute a field:
+# gen_ai.prompt.0.role, gen_ai.completion.0.tool_calls.0.name... A span has one of these when it
+# has any (indices count from 0; gen_ai.prompt.0.user is the legacy completions API's prompt).
+_PROMPT, _COMPLETION = "gen_ai.prompt.", "gen_ai.completion."
+_PROMPT_MARKERS = ("gen_ai.prompt.0.role", "gen_ai.prompt.0.content", "gen_ai.prompt.0.user")
+_COMPLETION_MARKERS = ("gen_ai.completion.0.role", "gen_ai.completion.0.content",
+                       "gen_ai.completion.0.finish_reason")  # map_span tests these inline
+
+
+def _place(tree: dict, path: list[str], value: Any) -> bool:
+    """Put ``value`` at ``path`` in nested dicts; False (nothing changed) when the path runs
+    into a value already there, or a value would replace a branch."""
+    node = tree
+    for segment in path[:-1]:
+        child = node.get(segment)
+        if child is None:
+            child = node[segment] = {}
+        elif child.__class__ is not dict:
+            return False
+        node = child
+    if path[-1] in node:
+        return False
+    node[path[-1]] = value
+    return True
+
+
+def _is_index(segment: str) -> bool:
+    return segment.isdigit() and segment.isascii()
+
+
+def _listed(node: Any) -> Any:
+    """Nested dicts -> JSON-ready values: a dict whose keys are all indices becomes the list of
+    its values in index order."""
+    if node.__class__ is not dict:
+        return node
+    if node and all(_is_index(k) for k in node):
+        return [_listed(node[k]) for k in sorted(node, key=int)]
+    return {k: _listed(v) for k, v in node.items()}
+
+
+def flattened_messages(attrs: dict[str, Any]) -> dict[str, tuple[list, list[str]]]:
+    """Traceloop's flattened messages, per prefix (``gen_ai.prompt.``, ``gen_ai.completion.``):
+    (the list of messages, the attribute keys read). ``gen_ai.completion.0.tool_calls.1.name``
+    is ``[{"tool_calls": [{}, {"name": ...}]}]``'s; keys whose first segment is no index
+    (gen_ai.prompt.prompt_filter_results) or that clash with another key are not read."""
+    trees: dict[str, dict] = {_PROMPT: {}, _COMPLETION: {}}
+    read: dict[str, list[str]] = {_PROMPT: [], _COMPLETION: []}
+    for key, value in attrs.items():
+        if not key.startswith("gen_ai."):
+            continue
+        if key.startswith(_PROMPT):
+            prefix = _PROMPT
+        elif key.startswith(_COMPLETION):
+            prefix = _COMPLETION
+        else:
+            continue
+        path = key[len(prefix):].split(".")
+        if _is_index(path[0]) and all(path) and _place(trees[prefix], path, value):
+            read[prefix].append(key)
+    return {prefix: (_listed(tree) if tree else [], read[prefix])
+            for prefix, tree in trees.items()}
 
 
 def _finish_from_messages(output_messages: str) -> str | None:
@@ -119,6 +205,14 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     elif not ("gen_ai.request.model" in a or "gen_ai.usage.input_tokens" in a
               or "gen_ai.usage.prompt_tokens" in a):
         return "other", None, CONSUMED
+    else:
+        request_type = get("llm.request.type")  # Traceloop OpenLLMetry <= 0.47
+        if request_type is not None:
+            operation = REQUEST_TYPES.get(request_type, request_type) \
+                if request_type.__class__ is str else as_text(request_type)
+            # its Anthropic Messages calls say "completion" in a span named anthropic.chat
+            if operation == "text_completion" and span.name.endswith(".chat"):
+                operation = "chat"
     cached = get("gen_ai.usage.cache_read.input_tokens")
     if cached is None:
         cached = get("gen_ai.usage.cache_read_input_tokens")
@@ -134,6 +228,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     reasoning = get("gen_ai.usage.reasoning.output_tokens")
     if reasoning is None:
         reasoning = get("gen_ai.usage.reasoning_tokens")
+        if reasoning is None:
+            reasoning = get("llm.usage.reasoning_tokens")  # Traceloop OpenLLMetry <= 0.47
     # Counts are ints in 0 .. 2^63-1; anything else (1.5, "abc", true, 1e400, -1, 10**30) is
     # rejected by values.count, naming the attribute. Ints in range, the usual case, skip the
     # call.
@@ -185,6 +281,16 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     input_text = get("gen_ai.input.messages")
     if input_text is None or input_text == "":
         input_text = get("gen_ai.prompt")
+    # Neither name: Traceloop's flattened messages, if the span has them (_PROMPT_MARKERS,
+    # _COMPLETION_MARKERS: a few lookups, and the attributes read only then)
+    consumed = CONSUMED
+    if (input_text is None and ("gen_ai.prompt.0.role" in a or "gen_ai.prompt.0.content" in a
+                                or "gen_ai.prompt.0.user" in a)) \
+            or (output_text is None and ("gen_ai.completion.0.role" in a
+                                         or "gen_ai.completion.0.content" in a
+                                         or "gen_ai.completion.0.finish_reason" in a)):
+        input_text, output_text, finish, consumed = _from_flattened(
+            a, input_text, output_text, finish)
     provider = get("gen_ai.provider.name")
     if provider is None or provider == "":
         provider = get("gen_ai.system")
@@ -209,7 +315,30 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     oc.user_columns(a, request)
     if cache_added:
         request[oc.CACHE_ADDED] = True
-    return "llm", request, CONSUMED
+    return "llm", request, consumed
+
+
+def _from_flattened(attrs: dict[str, Any], input_text: Any, output_text: Any,
+                    finish: Any) -> tuple[Any, Any, Any, frozenset[str]]:
+    """input_text, output_text (JSON text of the message lists), finish_reason (the first a
+    completion has) from Traceloop's flattened messages where the span has no other; and the
+    keys consumed, the flattened ones read included."""
+    found = flattened_messages(attrs)
+    read: list[str] = []
+    prompts, prompt_keys = found[_PROMPT]
+    if input_text is None and prompts:
+        input_text = oc.json_text(prompts)
+        read += prompt_keys
+    completions, completion_keys = found[_COMPLETION]
+    if output_text is None and completions:
+        output_text = oc.json_text(completions)
+        read += completion_keys
+        if finish is None:
+            for message in completions:
+                if message.__class__ is dict and message.get("finish_reason"):
+                    finish = message["finish_reason"]
+                    break
+    return input_text, output_text, finish, CONSUMED.union(read) if read else CONSUMED
 
 
 # Span conventions other than GenAI's, by the attribute that marks a span as written under them:

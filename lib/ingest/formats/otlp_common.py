@@ -345,6 +345,24 @@ def norm_error_type(value: Any) -> str | None:
     return text or None
 
 
+# The OpenAI and Anthropic SDKs' str() of an API error, "Error code: 429 - {...}" (the pattern
+# of langfuse._HTTP_CODE, which reads Langfuse's ERROR observations the same way).
+_HTTP_ERROR = re.compile(r"^\s*Error code: (\d{3})\b")
+
+
+def http_error_code(message: str | None) -> str | None:
+    """The HTTP status of an SDK's API error in a span's status message, as text ("429").
+
+    Traceloop OpenLLMetry 0.40 records a failed call with neither ``error.type`` nor an exception
+    event: only the span status, whose description is the SDK error's text
+    (``Error code: 429 - {'error': ...}``). Any other message gives None.
+    """
+    if not message:
+        return None
+    match = _HTTP_ERROR.match(message)
+    return match.group(1) if match else None
+
+
 def inclusive_input(input_tokens: int | None, cached: int | None,
                     cache_write: int | None) -> int | None:
     """Input tokens including cache reads and writes (design §3), from a count that should.
@@ -1023,8 +1041,10 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         if request is None and kind == "other" and looks_like_model_call(span.attrs):
             batch.not_read[UNMAPPED_MODEL_SPANS] += 1
         error = span.error
-        error_type = span.exception_type() if error and request is not None \
-            and not request.get("error_type") else None
+        # an error with no error type of its own: the exception event's, else the HTTP status of
+        # an SDK's API error in the status message (rare: the hot path only tests the flags)
+        error_type = (span.exception_type() or http_error_code(span.status_message)) \
+            if error and request is not None and not request.get("error_type") else None
     except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
         batch.reject(line_no, json_text(raw_span), f"span not usable: {exc}")
         return
