@@ -159,6 +159,19 @@ def test_evals_and_events_are_recognized_from_their_columns(lake, write, totals)
     assert totals("SELECT count(*), sum(score), count(DISTINCT eval_id) FROM evals") == (4, 1.5, 4)
 
 
+def test_a_request_log_with_kind_and_title_keys_is_requests(lake, write, totals):
+    # kind and title are an event's columns, and also keys a request log may carry
+    rows = [{**canonical_request(i), "kind": "chat", "title": "Summarize ticket"}
+            for i in range(3)]
+    f = ingest_paths(lake, [str(write("r.jsonl", rows))]).files[0]
+    assert f.stored == {"requests": 3}
+    assert totals("SELECT count(*), min(json_extract_string(attributes, '$.kind')) "
+                  "FROM requests") == (3, "chat")
+    # without an id or tokens, kind and title still make an event
+    event = [{"ts": "2026-03-02T12:00:00Z", "kind": "note", "title": "t", "model": "gpt-4o"}]
+    assert ingest_paths(lake, [str(write("n.jsonl", event))]).files[0].stored == {"events": 1}
+
+
 def test_gzip_is_detected_by_magic_bytes_not_extension(lake, write, totals):
     data = jsonl_bytes([canonical_request(i) for i in range(3)])
     hidden = write("plain-name.jsonl", data, gz=True)  # gzip without .gz

@@ -66,7 +66,10 @@ def table_for(columns: set[str] | list[str]) -> str | None:
     cols = set(columns)
     if "eval_id" in cols or ("metric" in cols and cols & {"score", "passed", "run_id", "label"}):
         return "evals"
-    if "event_id" in cols or {"kind", "title"} <= cols:
+    # (kind and title alone: a request log may carry keys of those names, its request_id or
+    # token counts say which it is)
+    if "event_id" in cols or ({"kind", "title"} <= cols and "request_id" not in cols
+                              and not cols & TOKEN_COLUMNS):
         return "events"
     if "span_id" in cols and "request_id" not in cols:
         return "spans"
