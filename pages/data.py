@@ -1,16 +1,25 @@
 """Data: what is in the store — tables, freshness, batches, quarantine, requests without a cost."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import streamlit as st
 
-from lib import formatting, pricing
+from lib import formatting, pricing, schema
 from lib.metrics import inventory
+from lib.store import compact
 from lib.ui import filters as ui_filters
 from lib.ui import store, upload, widgets
 
 TS_FORMAT = "YYYY-MM-DD HH:mm:ss"
+# A quarantined record's raw text is kept up to schema.RAW_MAX_CHARS characters (bytes, where a
+# reader cut the line before decoding it, so a byte count reaches it first): at the limit it
+# may have been cut. (A record exactly that long is flagged too: the store keeps no other sign.)
+RAW_CUT = (pl.col("raw").str.len_bytes() >= schema.RAW_MAX_CHARS).fill_null(False) \
+    .alias("raw_cut")
+RAW_CUT_HELP = (f"True when the raw text reached the {schema.RAW_MAX_CHARS:,}-character limit "
+                "the quarantine keeps (in bytes, for a line cut before it was decoded): the "
+                "record may be longer than shown. A record exactly that long is flagged too.")
 engine = store.engine()
 f = ui_filters.current()
 
@@ -53,15 +62,22 @@ widgets.dataframe(
     },
 )
 
+# Before the first ingest the sections below have nothing to say "every row passed" about.
+never_ingested = not any(c.kind in ("ingest", "demo") for c in engine.commits())
+NOTHING_YET = "Nothing has been ingested yet."
 if tables["rows"].sum() == 0:
     widgets.empty_state(
         "The store is empty",
-        "Ingest logs (files, folders, globs or `s3://` prefixes) or write the demo data:",
+        "Upload files under **Upload logs or eval results** at the top of this page, or, from "
+        "the command line, ingest logs (files, folders, globs or `s3://` prefixes) or write the "
+        "demo data:",
         "python -m lib ingest path/to/logs/\npython -m lib demo")
 
 st.subheader("Quarantine")
 q_count = int(tables.filter(pl.col("table") == "quarantine")["rows"][0])
-if q_count == 0:
+if q_count == 0 and never_ingested:
+    st.caption(NOTHING_YET)
+elif q_count == 0:
     st.success("No quarantined input: every row ingested so far passed validation.")
 else:
     st.warning(f"{q_count:,} input record(s) failed validation and were kept aside with their "
@@ -80,17 +96,19 @@ else:
                                                                 format=TS_FORMAT)})
     pick_file, pick_check = st.columns(2)
     ALL_FILES, ALL_CHECKS = "All files", "All checks"
+    # (names and checks from the input: their bidi controls shown as escapes, values as kept)
     source = pick_file.selectbox("File", [ALL_FILES, *inventory.quarantine_files(engine)],
-                                 key="quarantine_file")
+                                 key="quarantine_file", format_func=widgets.shown_str)
     check = pick_check.selectbox("Check failed", [ALL_CHECKS, *checks["check"]],
-                                 key="quarantine_check")
+                                 key="quarantine_check", format_func=widgets.shown_str)
     picked = {"source_file": None if source == ALL_FILES else source,
               "check": None if check == ALL_CHECKS else check}
     SHOWN = 1000
     q = inventory.quarantine(engine, limit=SHOWN + 1, **picked)
     if q.height > SHOWN:
         st.caption(f"The newest {SHOWN:,} inputs are listed; the downloads hold all of them.")
-    widgets.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
+    widgets.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz),
+                                                 RAW_CUT),
                  hide_index=True, width="stretch",
                  column_config={"source_file": st.column_config.TextColumn("File"),
                                 "line": st.column_config.NumberColumn(
@@ -99,13 +117,20 @@ else:
                                                  "the export request's number."),
                                 "reason": st.column_config.TextColumn("Reason"),
                                 "raw": st.column_config.TextColumn("Raw (truncated)"),
+                                "raw_cut": st.column_config.CheckboxColumn(
+                                    "Raw cut?", help=RAW_CUT_HELP),
                                 "ingested_at": st.column_config.DatetimeColumn(
                                     f"Ingested ({f.tz})", format=TS_FORMAT)})
-    widgets.downloads(inventory.quarantine(engine, **picked), "quarantine", key="dl_quarantine")
+    # (made on click: the whole quarantine, not read on every run of the page.) Not named after
+    # the sidebar's window, which this page does not apply: the files hold everything.
+    widgets.downloads(lambda: inventory.quarantine(engine, **picked).with_columns(RAW_CUT),
+                      "quarantine", key="dl_quarantine", windowed=False)
 
 st.subheader("Requests without a cost")
 unpriced = pricing.unpriced_models(engine)
-if unpriced.is_empty():
+if unpriced.is_empty() and never_ingested:
+    st.caption(NOTHING_YET)
+elif unpriced.is_empty():
     st.success("Every request has a cost: its model has a price (genai-prices, or an override in "
                "prices.yaml) and its token counts were logged.")
 else:
@@ -131,7 +156,7 @@ else:
                                                           format=TS_FORMAT),
             "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})",
                                                          format=TS_FORMAT)})
-    widgets.downloads(unpriced, "unpriced_models", key="dl_unpriced")
+    widgets.downloads(unpriced, "unpriced_models", key="dl_unpriced", windowed=False)
     suggested = pricing.alias_suggestions(unpriced)
     if suggested:
         st.caption("If these deployments or aliases are billed per token as the model that "
@@ -141,11 +166,40 @@ else:
 
 orphans = engine.lake.orphans(older_than_s=300)
 if orphans:
-    with st.expander(f"{len(orphans)} file(s) in the store belong to no batch and are ignored"):
-        st.caption("Leftovers of interrupted writes, files removed by compaction, or files put "
-                   "there by something else. Readers never see them; `python -m lib compact` "
-                   "cleans up the leftovers.")
-        st.text("\n".join(str(p) for p in orphans[:200]))
+    # Which of them a commit replaced, and when: those are kept an hour on purpose (a reader of
+    # the version before may still read them, README), not leftovers.
+    replaced_at: dict[str, datetime] = {}
+    for c in engine.commits():
+        for rel in c.removed:
+            try:
+                when = datetime.fromisoformat(c.committed_at)
+            except (TypeError, ValueError):
+                continue
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)  # (a hand-edited commit)
+            replaced_at[rel] = max(replaced_at.get(rel, when), when)
+    kept_s = compact.GC_AGE_S
+    groups: dict[str, list] = {"kept": [], "due": [], "stray": []}
+    for path in orphans:
+        when = replaced_at.get(path.relative_to(engine.lake.root).as_posix())
+        groups["stray" if when is None else
+               "kept" if (now - when).total_seconds() <= kept_s else "due"].append(path)
+    with st.expander(f"{len(orphans)} file(s) in the store are in no batch's current files: "
+                     "readers ignore them"):
+        hour = formatting.duration(timedelta(seconds=kept_s))
+        said = {
+            "kept": f"Replaced by compaction, `reprice` or `remove` less than {hour} ago: kept "
+                    f"for {hour} for readers that started before, then deleted by the next "
+                    "ingest that stores rows or by `python -m lib compact`.",
+            "due": f"Replaced by compaction, `reprice` or `remove` over {hour} ago: the next "
+                   "ingest that stores rows, or `python -m lib compact`, deletes them.",
+            "stray": "Listed by no batch: leftovers of interrupted writes, or files put there "
+                     f"by something else. `python -m lib compact` deletes those over {hour} "
+                     "old.",
+        }
+        for group, paths in groups.items():
+            if paths:
+                st.caption(f"{len(paths):,} file(s). {said[group]}")
+                st.text(widgets.shown_str("\n".join(str(p) for p in paths[:200])))
 
 st.subheader("Batches")
 ALL_KINDS = "All kinds"
@@ -195,10 +249,11 @@ else:
         # The notes are sentences (what a format did not read, fields that look misnamed): whole
         # here, as plain text (they quote names from the files).
         with st.expander(f"Notes on {noted.height:,} batch(es)"):
-            st.text("\n\n".join(f"{r['source']} ({r['commit_id'][:12]}): {r['note']}"
-                                 for r in noted.head(200).iter_rows(named=True)))
+            st.text(widgets.shown_str("\n\n".join(
+                f"{r['source']} ({r['commit_id'][:12]}): {r['note']}"
+                for r in noted.head(200).iter_rows(named=True))))
     widgets.downloads(lambda: inventory.batches(engine, **picked_batches), "batches",
-                      key="dl_batches")
+                      key="dl_batches", windowed=False)
     st.caption("A batch that went in wrong (misnamed fields, a wrong mapping) is taken out, "
                "quarantine included, with `python -m lib remove COMMIT --reason TEXT`: one "
                "commit, recorded here; its file can then be ingested again.")

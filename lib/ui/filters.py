@@ -56,7 +56,7 @@ def _dimension_values(_engine: Engine, version: str, column: str, limit: int) ->
 # code reads or writes and checks it is here): a link's other keys are named as unknown.
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective", "reference",
-                       "column", "compare_a", "compare_b", "failed_metric", "against"})
+                       "column", "compare_a", "compare_b", "failed_metric", "against", "rank"})
 # Session key: the URL's filter keys as the sidebar last wrote them.
 SYNCED_QUERY = "_synced_query"
 
@@ -142,6 +142,9 @@ def sidebar(engine: Engine) -> Filters:
                 DIM_LABELS[key], list(dict.fromkeys(selected + known[:MAX_LISTED_VALUES])),
                 key=f"f_{key}", placeholder="All" if not capped else "All (type to add any)",
                 accept_new_options=capped,
+                # values from logs: their bidi controls shown as escapes ("evil\u202e…" read
+                # reversed); the values themselves, and so the URL and the filter, are as logged
+                format_func=widgets.shown_str,
                 help=f"The {MAX_LISTED_VALUES:,} values with the most requests are listed; "
                      "type another to filter on it." if capped else None)
             if st.session_state[f"f_{key}"]:

@@ -40,6 +40,10 @@ def upload_section(engine: Engine) -> IngestReport | None:
         key="upload_files",
         help=f"Up to {limit_mb} MB per file (server.maxUploadSize in .streamlit/config.toml). "
              "For bigger files or folders use `python -m lib ingest PATH`.")
+    # Said on the page, not only in the help: a file over the limit is refused by the browser
+    # before the server sees it, with a red chip that names neither the way round nor why.
+    st.caption(f"Up to {limit_mb:,} MB per file. Bigger files, folders and `s3://` prefixes: "
+               "`python -m lib ingest PATH` on the server.")
     fmt = st.selectbox("Format", names, key="upload_format",
                        help="Detected from the content unless you choose one. For fields of "
                             f"your own, choose “{MAPPING_CHOICE}”.")
@@ -90,7 +94,8 @@ def upload_section(engine: Engine) -> IngestReport | None:
     if not check:
         engine.refresh(force=True)
         st.cache_data.clear()  # new rows: cached results keyed on the old version are stale
-    text = render(combined)  # shown as plain text: file names and reasons come from the input
+    # shown as plain text: file names and reasons come from the input
+    text = page_wording(render(combined), checked=check)
     if not combined.ok:
         st.error("Some files could not be read: see the report below."
                  + ("" if check else " The others went in."))
@@ -99,9 +104,53 @@ def upload_section(engine: Engine) -> IngestReport | None:
     else:
         st.success("Ingested. The report below is the same as `python -m lib ingest` prints.")
     st.code(text, language=None, wrap_lines=True)  # notes and reasons are long lines
-    if any("--mapping" in text for f in combined.files for text in [*f.notes, f.error or ""]):
+    # A mapping describes fields of text records: offered where the report suggests one for a
+    # file that is text, not for a PNG or random bytes, where nothing of the kind can help.
+    if any("--mapping" in text for f in combined.files if not binary(f)
+           for text in [*f.notes, f.error or ""]):
         st.info(f"To read such fields here, choose **Format → {MAPPING_CHOICE}** and describe "
                 "them (the same YAML as `--mapping`, see docs/mapping.md), then **Check**. A "
                 "corrected file's rows with ids already stored are skipped as duplicates: take "
                 "a batch that went in wrong out first (`python -m lib remove BATCH_ID`).")
     return combined
+
+
+# The report's guidance (lib.ingest's errors and hints, lib.commands.ingest.render) is written
+# for the command line; here it names the page's own controls. Replaced at rendering, phrase by
+# phrase: a phrase reworded there is shown as written, still right for the CLI.
+_BINARY = "binary data that is not a known format"
+_PAGE_WORDS = (
+    # (a binary file: a format may read it, a mapping of text fields never can)
+    ("); use --format or --mapping to say what it is", "); if it is one of them, choose it "
+     "under Format above", _BINARY),
+    ("use --format or --mapping to say what it is", "choose its format under Format above, or "
+     f"“{MAPPING_CHOICE}” to describe its fields", None),
+    ("or force a format with --format", "or choose its format under Format above", None),
+    ("--format openai or --format anthropic", "Format openai or anthropic", None),
+    ("with --mapping (docs/mapping.md", f"with Format → “{MAPPING_CHOICE}” (docs/mapping.md",
+     None),
+)
+
+
+def page_wording(text: str, *, checked: bool) -> str:
+    """The CLI's report ``text`` as the upload shows it: its ``--format`` and ``--mapping``
+    advice in the page's own controls; and, after a Check (``checked``), which stores nothing,
+    where the quarantined records would be listed once ingested."""
+    lines = []
+    for line in text.split("\n"):
+        for cli, page, only_after in _PAGE_WORDS:
+            if only_after is None or only_after in line:
+                line = line.replace(cli, page)
+        lines.append(line)
+    text = "\n".join(lines)
+    if checked:
+        text = text.replace("(the Data page lists them all, and downloads them)",
+                            "(an ingest keeps them all in the quarantine, which the Data page "
+                            "lists and downloads)")
+    return text
+
+
+def binary(report) -> bool:
+    """True when ``report`` (a FileReport) is of a file whose content is not text. Told by its
+    error's words, lib.ingest.pipeline._unrecognized's: the report has no field saying so."""
+    return bool(report.error) and report.error.startswith(_BINARY)

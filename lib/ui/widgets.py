@@ -71,21 +71,25 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
                 )
 
 
-def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: str) -> None:
+def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: str, *,
+              windowed: bool = True) -> None:
     """CSV and Parquet downloads of exactly the data behind a chart or table (``frame``, or a
     function that makes it when a download is clicked: a list longer than what is shown), its
-    times in the zone the page shows (with their UTC offset, as "2026-11-23T19:04:18-0500")."""
+    times in the zone the page shows (with their UTC offset, as "2026-11-23T19:04:18-0500").
+    The file is named after the sidebar's window (:func:`file_stem`) unless ``windowed`` is
+    false: data the window does not select (the Data page's) would pass for that window's.
+    The CSV's text that a spreadsheet would run as a formula is made inert (:func:`csv_safe`)."""
     made = frame if callable(frame) else lambda: frame
     # Read now: a download is made on click, in a thread that sees no session state.
     zone = shown_zone()
-    name = file_stem(name, st.session_state.get("_current_filters"))
+    name = file_stem(name, st.session_state.get("_current_filters") if windowed else None)
 
     def make() -> pl.DataFrame:
         return in_shown_zone(made(), zone)
 
     row = st.container(horizontal=True, gap="small")
     with row:
-        st.download_button("CSV", lambda: make().write_csv(), file_name=f"{name}.csv",
+        st.download_button("CSV", lambda: csv_safe(make()).write_csv(), file_name=f"{name}.csv",
                            mime="text/csv", key=f"{key}_csv", icon=":material/download:",
                            on_click="ignore", type="tertiary")
 
@@ -97,6 +101,30 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
         st.download_button("Parquet", parquet, file_name=f"{name}.parquet",
                            mime="application/vnd.apache.parquet", key=f"{key}_pq",
                            icon=":material/download:", on_click="ignore", type="tertiary")
+
+
+# A CSV cell a spreadsheet (Excel, LibreOffice) reads as a formula, and runs: one starting with
+# "=", "+", "@", a tab or a carriage return, or "-" unless the cell is a plain number ("-3",
+# "-.5", "-1e3"): "-2+3+cmd|' /C calc'!A0" is one of OWASP's own examples, so "-" followed by a
+# digit is not enough to be safe. (Rust's regex has no look-ahead: the number is matched whole.)
+_FORMULA_START = r"^[=+@\t\r]"
+_PLAIN_NEGATIVE = r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` for a CSV download: each text cell a spreadsheet would run as a formula (from
+    logs: a model named "=HYPERLINK(…)") prefixed with a single quote, OWASP's advice against
+    CSV injection, so it opens as the text it is. Numbers, and other formats (Parquet), are left
+    as logged."""
+    texts = [c for c, t in frame.schema.items()
+             if t == pl.String or t == pl.Categorical or isinstance(t, pl.Enum)]
+    exprs = []
+    for c in texts:
+        e = pl.col(c).cast(pl.String)
+        risky = e.str.contains(_FORMULA_START) | (e.str.starts_with("-")
+                                                  & ~e.str.contains(_PLAIN_NEGATIVE))
+        exprs.append(pl.when(risky).then(pl.lit("'") + e).otherwise(e).alias(c))
+    return frame.with_columns(exprs) if exprs else frame
 
 
 def file_stem(name: str, filters: Filters | None) -> str:
@@ -235,7 +263,7 @@ def problems_banner(engine: Engine) -> None:
     if problems:
         with st.expander(f"⚠️ {len(problems)} unreadable file(s) in the store are skipped"):
             for p in problems[:50]:
-                st.text(p)
+                st.text(shown_str(p))
 
 
 # -- added for the analysis pages (cost, latency, quality, explore, request) --------------------
@@ -409,6 +437,16 @@ def shown_text(frame):
     return frame.with_columns(exprs) if exprs else frame
 
 
+def shown_str(value) -> str:
+    """``value`` as text with its bidi controls written as escapes, as :func:`shown_text` writes
+    a table's: for text from logs shown outside a table (a selectbox's ``format_func``, a batch's
+    note, a path), where "report\u202egnp.jsonl" would read as "reportlnosj.png"."""
+    text = str(value)
+    for ch in formatting.BIDI_CONTROLS:
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text
+
+
 def dataframe(data, **kwargs):
     """``st.dataframe`` of :func:`shown_text` of ``data``: every table of log values."""
     return st.dataframe(shown_text(data), **kwargs)
@@ -417,11 +455,12 @@ def dataframe(data, **kwargs):
 def md_escape(text) -> str:
     """Text from logs made inert for Streamlit markdown (no formatting, links or HTML). A bare
     URL is linked after escapes are read (GFM's autolinks), so a zero-width space goes after its
-    scheme or "www", which no longer reads as a link and looks the same."""
+    scheme or "www", which no longer reads as a link and looks the same. Bidi controls are
+    shown as escapes (:func:`shown_str`): a caption's "model = x\u202e…" read backwards."""
     import re
 
     text = re.sub(r"(?i)(\b(?:https?|ftp)):(?=//)|(\bwww)(?=\.)",
-                  lambda m: (m[1] + "\u200b:") if m[1] else m[2] + "\u200b", str(text))
+                  lambda m: (m[1] + "\u200b:") if m[1] else m[2] + "\u200b", shown_str(text))
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
 
 

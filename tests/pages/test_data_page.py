@@ -1,0 +1,284 @@
+"""AppTest: the Data page as a browser review found it: text from logs shown as logged but without
+its bidi controls reordering it, downloads named and made for what they hold, the upload's advice
+in the page's own words, and an empty store or a store's replaced files said as they are."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from lib import schema
+from tests.pages.test_foundation_pages import run_app
+
+RLO = "\u202e"  # right-to-left override: "report\u202egnp.jsonl" reads "reportlnosj.png"
+
+
+def _store(tmp_path, files: dict[str, bytes]):
+    """A lake holding ``files`` (name: bytes), ingested from ``tmp_path``."""
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(tmp_path / n) for n in files])
+    return lake
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """The download buttons the page makes: {file name: its data, a function made on click}."""
+    import streamlit
+
+    made, real = {}, streamlit.download_button
+
+    def record(label, data, file_name=None, *args, **kwargs):
+        made[file_name] = data
+        return real(label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", record)
+    return made
+
+
+def _made(downloads: dict, name: str, ext: str):
+    """The data of the download ``name`` (whatever window its file name carries) as ``ext``."""
+    (made,) = [d for n, d in downloads.items() if n.startswith(name) and n.endswith(f".{ext}")]
+    return made()
+
+
+def _report(at) -> str:
+    (text,) = [c.value for c in at.code if c.value.startswith("upload:")]
+    return text
+
+
+def _page_alone(monkeypatch, store):
+    """The Data page's file run on its own (filters from the URL): AppTest delivers no button
+    presses to a page reached by switch_page (Streamlit 1.67), and an upload needs one."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+
+    monkeypatch.setenv("SIGHTLINE_STORE", str(store))
+    monkeypatch.setenv("SIGHTLINE_DEMO", "0")
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "data.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _upload(at, name: str, data: bytes, button: str = "upload_check"):
+    at.file_uploader(key="upload_files").set_value((name, data, "application/octet-stream")).run()
+    at.button(key=button).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# -- 1, 3: text from logs ----------------------------------------------------------------------
+
+def test_batch_notes_show_bidi_controls_as_escapes(monkeypatch, tmp_path):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    row = canonical_request(0)
+    row["prompt_tokens"] = row.pop("input_tokens")  # a note: "is it input_tokens?"
+    lake = _store(tmp_path, {f"report{RLO}gnp.jsonl": jsonl_bytes([row])})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (note,) = [t.value for t in at.text if "prompt_tokens" in t.value]
+    assert RLO not in note
+    assert "report\\u202egnp.jsonl" in note
+
+
+def test_the_quarantine_file_list_shows_bidi_controls_as_escapes_and_filters_on_the_name(
+        monkeypatch, tmp_path):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    name = f"report{RLO}gnp.jsonl"
+    lake = _store(tmp_path, {name: jsonl_bytes([canonical_request(0, input_tokens=-1)]),
+                             "b.jsonl": jsonl_bytes([canonical_request(1, input_tokens=-2)])})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    box = at.selectbox(key="quarantine_file")
+    assert str(tmp_path / "report\\u202egnp.jsonl") in box.options
+    assert not any(RLO in o for o in box.options)
+    box.set_value(str(tmp_path / name)).run()  # the value is the name as logged
+    assert not at.exception
+    assert at.dataframe[2].value["line"].tolist() == [1]
+    assert at.dataframe[2].value["source_file"].tolist() == [
+        str(tmp_path / "report\\u202egnp.jsonl")]
+
+
+def test_the_sidebar_lists_show_bidi_controls_as_escapes_and_filter_on_the_value(
+        monkeypatch, tmp_path):
+    from lib.store import Lake
+    from tests.conftest import make_request, requests_table
+
+    evil = f"<script>alert(2)</script>{RLO}evil"
+    now = datetime.now(UTC)
+    Lake(tmp_path / "s").append({"requests": requests_table(
+        [make_request(0, ts=now - timedelta(minutes=5), model=evil)])}, source="t")
+    at = run_app(monkeypatch, tmp_path / "s", query={"range": "24h"})
+    box = at.multiselect(key="f_model")
+    assert box.options == ["<script>alert(2)</script>\\u202eevil"]
+    box.set_value([evil]).run()
+    assert not at.exception
+    assert at.query_params["model"] == evil  # the URL and the filter have the value as logged
+    assert at.session_state["_current_filters"].get("model") == (evil,)
+
+
+# -- 2, 7: the upload's report ------------------------------------------------------------------
+
+def test_a_check_says_an_ingest_would_keep_the_quarantined_records(monkeypatch, tmp_path):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    bad = jsonl_bytes([canonical_request(i, input_tokens=-1) for i in range(7)])
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    report = _report(_upload(at, "bad.jsonl", bad))
+    assert "… and 2 more (an ingest keeps them all in the quarantine, which the Data page " \
+           "lists and downloads)" in report
+    assert "the Data page lists them all" not in report  # a check stores nothing
+
+
+def test_the_upload_s_advice_names_the_page_s_controls(monkeypatch, tmp_path):
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    report = _report(_upload(at, "fields.jsonl", b'{"a": 1, "b": 2}\n{"a": 3, "b": 4}\n'))
+    assert "--mapping" not in report and "--format" not in report
+    assert "describe them with Format → “your own shape: a YAML mapping” (docs/mapping.md)" \
+        in report
+    assert "or choose its format under Format above" in report
+    # the fields are text: a mapping can describe them
+    assert any("your own shape" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+                                  bytes((i * 197 + 13) % 256 for i in range(600))],
+                         ids=["png", "random"])
+def test_a_binary_upload_is_offered_no_mapping(monkeypatch, tmp_path, data):
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    report = _report(_upload(at, "picture.png", data))
+    assert "binary data that is not a known format" in report
+    assert not any("your own shape" in i.value for i in at.info)  # no box offering a mapping
+    assert "--mapping" not in report and "your own shape" not in report
+    assert report.split("\n")[0].endswith("); if it is one of them, choose it under Format "
+                                          "above")
+
+
+def test_the_upload_says_its_size_limit_and_the_way_round_it(monkeypatch, tmp_path):
+    # (a file over the limit is refused in the browser with a red chip, before the page runs)
+    at = run_app(monkeypatch, tmp_path / "store", "pages/data.py")
+    (said,) = [c.value for c in at.caption if "MB per file" in c.value]
+    assert said.startswith("Up to ") and "`python -m lib ingest PATH`" in said
+
+
+# -- 4, 5, 6: downloads ------------------------------------------------------------------------
+
+def test_the_data_page_s_downloads_are_not_named_after_the_sidebar_s_window(
+        monkeypatch, tmp_path, downloads):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, input_tokens=-1),
+                                                     canonical_request(1, model="acme-7")])})
+    run_app(monkeypatch, lake.root, "pages/data.py",
+            query={"range": "custom", "from": "2026-10-01T00:00:00Z",
+                   "to": "2026-10-05T00:00:00Z", "tz": "Asia/Kolkata"})
+    assert {"quarantine.csv", "quarantine.parquet", "batches.csv", "batches.parquet",
+            "unpriced_models.csv", "unpriced_models.parquet"} <= set(downloads)
+    assert not [n for n in downloads if "2026" in n]
+
+
+def test_the_quarantine_says_which_raw_texts_reached_the_limit(monkeypatch, tmp_path, downloads):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    limit = schema.RAW_MAX_CHARS
+    lines = [jsonl_bytes([canonical_request(0)]).strip(),  # (a JSON lines file)
+             b"short, not json",
+             b"x" * (limit - 1),  # whole
+             b"y" * limit,  # whole too, but no longer told from a cut one
+             b"z" * (limit + 500),  # cut
+             "é".encode() * limit]  # cut at 2,000 bytes: 1,000 characters
+    lake = _store(tmp_path, {"a.jsonl": b"\n".join(lines) + b"\n"})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    cut = pl.read_parquet(io.BytesIO(_made(downloads, "quarantine", "parquet"))).sort("line")
+    assert cut["line"].to_list() == [2, 3, 4, 5, 6]
+    assert cut["raw_cut"].to_list() == [False, False, True, True, True]
+    shown = at.dataframe[2].value.sort_values("line")
+    assert shown["raw_cut"].tolist() == [False, False, True, True, True]
+
+
+def test_a_csv_download_makes_formulas_inert_and_keeps_numbers(monkeypatch, tmp_path, downloads):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    formulas = ["=HYPERLINK(\"http://evil.test\",\"x\")", "+1+1", "@SUM(A1)",
+                "-2+3+cmd|' /C calc'!A0", "\tx"]
+    lines = [jsonl_bytes([canonical_request(1)]).strip(),  # (a JSON lines file)
+             *(f.encode() for f in formulas), b"-3", b"plain"]
+    lake = _store(tmp_path, {"a.jsonl": b"\n".join(lines) + b"\n",
+                             "b.jsonl": jsonl_bytes([canonical_request(0, model="=acme()")])})
+    run_app(monkeypatch, lake.root, "pages/data.py")
+    raw = pl.read_csv(io.StringIO(_made(downloads, "quarantine", "csv")))["raw"].to_list()
+    assert sorted(raw) == sorted(["'" + f for f in formulas] + ["-3", "plain"])
+    # the model's cell, not its request count
+    unpriced = pl.read_csv(io.StringIO(_made(downloads, "unpriced_models", "csv")))
+    assert unpriced["model"].to_list() == ["'=acme()"] and unpriced["requests"].to_list() == [1]
+    # Parquet keeps the text as logged
+    logged = pl.read_parquet(io.BytesIO(_made(downloads, "quarantine", "parquet")))["raw"].to_list()
+    assert sorted(logged) == sorted([*formulas, "-3", "plain"])
+
+
+def test_csv_safe_prefixes_only_text_a_spreadsheet_would_run():
+    from lib.ui import widgets
+
+    frame = pl.DataFrame({"t": ["=1", "+1", "@a", "\tb", "\rc", "-x", "-", "-2+3", "-3", "-.5",
+                                "-1e3", "a=b", None],
+                          "n": [-1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]})
+    safe = widgets.csv_safe(frame)
+    assert safe["t"].to_list() == ["'=1", "'+1", "'@a", "'\tb", "'\rc", "'-x", "'-", "'-2+3",
+                                   "-3", "-.5", "-1e3", "a=b", None]
+    assert safe["n"].to_list() == frame["n"].to_list()
+
+
+# -- 8: an empty store, replaced files ----------------------------------------------------------
+
+def test_an_empty_store_says_nothing_was_ingested_and_points_to_the_upload(monkeypatch, tmp_path):
+    at = run_app(monkeypatch, tmp_path / "empty", "pages/data.py")
+    assert [c.value for c in at.caption].count("Nothing has been ingested yet.") == 2
+    assert not at.success  # not "every row passed validation", not "every request has a cost"
+    (box,) = [m.value for m in at.markdown if "python -m lib" not in m.value
+              and "Upload" in m.value]
+    assert "**Upload logs or eval results**" in box
+
+
+def test_files_replaced_by_compaction_are_said_to_be_kept_an_hour_not_leftovers(monkeypatch,
+                                                                                 tmp_path):
+    from lib.store import Lake
+    from lib.store.compact import compact
+    from tests.conftest import make_request, requests_table
+
+    lake = Lake(tmp_path / "s")
+    for i in range(3):
+        lake.append({"requests": requests_table([make_request(i)])}, source=f"t{i}")
+    compact(lake, min_files=1)
+    stray = next((lake.root / "requests").iterdir()) / "stray.parquet"
+    stray.write_bytes(b"not ours")
+    old = time.time() - 600  # (files under 5 minutes old may be a writer's, and are not listed)
+    for path in (lake.root / "requests").rglob("*"):
+        os.utime(path, (old, old))
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (expander,) = [e for e in at.expander if "readers ignore them" in e.label]
+    assert expander.label.startswith("4 file(s)")
+    said = [c.value for c in at.caption if c.value.endswith(".") and " file(s). " in c.value]
+    assert said[0].startswith("3 file(s). Replaced by compaction, `reprice` or `remove` less "
+                              "than 1 hour ago: kept for 1 hour for readers that started before")
+    assert said[1].startswith("1 file(s). Listed by no batch: leftovers of interrupted writes")
+    assert "Leftovers of interrupted writes, files removed by compaction" not in " ".join(said)
+
+
+def test_markdown_of_text_from_logs_shows_bidi_controls_as_escapes():
+    # (every page's caption of its filters: "model = <script>…\u202eevil" read backwards)
+    from lib.ui import widgets
+
+    shown = widgets.md_escape(f"model = gpt{RLO}evil")
+    assert RLO not in shown and shown.replace("\\\\", "\\").endswith("gpt\\u202eevil")
