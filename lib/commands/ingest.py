@@ -86,8 +86,11 @@ def render(report: IngestReport) -> str:
     # Sources, reasons and notes quote the input (names, values): escaped for the terminal.
     lines = [terminal_text(_file_line(f, report.dry_run))
              + "".join(f"\n    {terminal_text(r)}" for r in f.reasons)
-             + (f"\n    … and {f.quarantined - len(f.reasons):,} more (the Data page lists "
-                "them all, and downloads them)" if f.quarantined > len(f.reasons) else "")
+             + (f"\n    … and {f.quarantined - len(f.reasons):,} more "
+                + ("(an ingest keeps them all in the quarantine, which the Data page lists and "
+                   "downloads)" if report.dry_run else
+                   "(the Data page lists them all, and downloads them)")
+                if f.quarantined > len(f.reasons) else "")
              + "".join(f"\n    note: {terminal_text(n)}" for n in f.notes + _undo_note(f))
              for f in report.files if not (collapse and f.skipped)]
     if collapse:

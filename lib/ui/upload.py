@@ -95,7 +95,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
         engine.refresh(force=True)
         st.cache_data.clear()  # new rows: cached results keyed on the old version are stale
     # shown as plain text: file names and reasons come from the input
-    text = page_wording(render(combined), checked=check)
+    text = page_wording(render(combined))
     if not combined.ok:
         st.error("Some files could not be read: see the report below."
                  + ("" if check else " The others went in."))
@@ -132,22 +132,16 @@ _PAGE_WORDS = (
 )
 
 
-def page_wording(text: str, *, checked: bool) -> str:
+def page_wording(text: str) -> str:
     """The CLI's report ``text`` as the upload shows it: its ``--format`` and ``--mapping``
-    advice in the page's own controls; and, after a Check (``checked``), which stores nothing,
-    where the quarantined records would be listed once ingested."""
+    advice in the page's own controls."""
     lines = []
     for line in text.split("\n"):
         for cli, page, only_after in _PAGE_WORDS:
             if only_after is None or only_after in line:
                 line = line.replace(cli, page)
         lines.append(line)
-    text = "\n".join(lines)
-    if checked:
-        text = text.replace("(the Data page lists them all, and downloads them)",
-                            "(an ingest keeps them all in the quarantine, which the Data page "
-                            "lists and downloads)")
-    return text
+    return "\n".join(lines)
 
 
 def binary(report) -> bool:

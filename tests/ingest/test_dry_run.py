@@ -92,3 +92,16 @@ def test_cli_dry_run_says_what_would_be_stored(lake, write, capsys):
     # the same file is read again for real: a dry run does not mark it as seen
     assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
     assert "stored 1 request" in capsys.readouterr().out
+
+
+def test_a_dry_run_does_not_send_to_a_quarantine_it_did_not_fill(lake, write, capsys):
+    # past the first reasons, a dry run's report says an ingest keeps the rest, where a real
+    # ingest says the Data page lists them (a check stores nothing to list)
+    path = write("bad.jsonl", [{"request_id": f"x{i}"} for i in range(8)])
+    assert main(["ingest", str(path), "--store", str(lake.root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "… and 3 more (an ingest keeps them all in the quarantine, which the Data page " \
+        "lists and downloads)" in out
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
+    assert "… and 3 more (the Data page lists them all, and downloads them)" in \
+        capsys.readouterr().out
