@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+import polars as pl
+
 
 def _missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
@@ -153,3 +155,27 @@ def terminal_text(value) -> str:
     if not _UNSAFE_CHARS.search(text):
         return text
     return _UNSAFE_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+# A CSV cell a spreadsheet (Excel, LibreOffice) reads as a formula, and runs: one starting with
+# "=", "+", "@", a tab or a carriage return, or "-" unless the cell is a plain number ("-3",
+# "-.5", "-1e3"): "-2+3+cmd|' /C calc'!A0" is one of OWASP's own examples, so "-" followed by a
+# digit is not enough to be safe. (Rust's regex has no look-ahead: the number is matched whole.)
+_FORMULA_START = r"^[=+@\t\r]"
+_PLAIN_NEGATIVE = r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` for a CSV download: each text cell a spreadsheet would run as a formula (from
+    logs: a model named "=HYPERLINK(…)") prefixed with a single quote, OWASP's advice against
+    CSV injection, so it opens as the text it is. Numbers, and other formats (Parquet), are left
+    as logged."""
+    texts = [c for c, t in frame.schema.items()
+             if t == pl.String or t == pl.Categorical or isinstance(t, pl.Enum)]
+    exprs = []
+    for c in texts:
+        e = pl.col(c).cast(pl.String)
+        risky = e.str.contains(_FORMULA_START) | (e.str.starts_with("-")
+                                                  & ~e.str.contains(_PLAIN_NEGATIVE))
+        exprs.append(pl.when(risky).then(pl.lit("'") + e).otherwise(e).alias(c))
+    return frame.with_columns(exprs) if exprs else frame

@@ -476,7 +476,9 @@ class _PolarsCsvWriter:
         self._schema, self._header = schema, True
 
     def write_table(self, table: pa.Table) -> None:
-        pl.from_arrow(table).write_csv(self._fh, include_header=self._header)
+        # text a spreadsheet would run as a formula made inert, as the pages' CSVs are
+        formatting.csv_safe(pl.from_arrow(table)).write_csv(self._fh,
+                                                            include_header=self._header)
         self._header = False
 
     def close(self) -> None:

@@ -78,7 +78,8 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
     times in the zone the page shows (with their UTC offset, as "2026-11-23T19:04:18-0500").
     The file is named after the sidebar's window (:func:`file_stem`) unless ``windowed`` is
     false: data the window does not select (the Data page's) would pass for that window's.
-    The CSV's text that a spreadsheet would run as a formula is made inert (:func:`csv_safe`)."""
+    The CSV's text that a spreadsheet would run as a formula is made inert
+    (:func:`lib.formatting.csv_safe`)."""
     made = frame if callable(frame) else lambda: frame
     # Read now: a download is made on click, in a thread that sees no session state.
     zone = shown_zone()
@@ -89,7 +90,8 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
 
     row = st.container(horizontal=True, gap="small")
     with row:
-        st.download_button("CSV", lambda: csv_safe(make()).write_csv(), file_name=f"{name}.csv",
+        st.download_button("CSV", lambda: formatting.csv_safe(make()).write_csv(),
+                           file_name=f"{name}.csv",
                            mime="text/csv", key=f"{key}_csv", icon=":material/download:",
                            on_click="ignore", type="tertiary")
 
@@ -101,30 +103,6 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
         st.download_button("Parquet", parquet, file_name=f"{name}.parquet",
                            mime="application/vnd.apache.parquet", key=f"{key}_pq",
                            icon=":material/download:", on_click="ignore", type="tertiary")
-
-
-# A CSV cell a spreadsheet (Excel, LibreOffice) reads as a formula, and runs: one starting with
-# "=", "+", "@", a tab or a carriage return, or "-" unless the cell is a plain number ("-3",
-# "-.5", "-1e3"): "-2+3+cmd|' /C calc'!A0" is one of OWASP's own examples, so "-" followed by a
-# digit is not enough to be safe. (Rust's regex has no look-ahead: the number is matched whole.)
-_FORMULA_START = r"^[=+@\t\r]"
-_PLAIN_NEGATIVE = r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
-
-
-def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` for a CSV download: each text cell a spreadsheet would run as a formula (from
-    logs: a model named "=HYPERLINK(…)") prefixed with a single quote, OWASP's advice against
-    CSV injection, so it opens as the text it is. Numbers, and other formats (Parquet), are left
-    as logged."""
-    texts = [c for c, t in frame.schema.items()
-             if t == pl.String or t == pl.Categorical or isinstance(t, pl.Enum)]
-    exprs = []
-    for c in texts:
-        e = pl.col(c).cast(pl.String)
-        risky = e.str.contains(_FORMULA_START) | (e.str.starts_with("-")
-                                                  & ~e.str.contains(_PLAIN_NEGATIVE))
-        exprs.append(pl.when(risky).then(pl.lit("'") + e).otherwise(e).alias(c))
-    return frame.with_columns(exprs) if exprs else frame
 
 
 def file_stem(name: str, filters: Filters | None) -> str:

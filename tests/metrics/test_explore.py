@@ -203,6 +203,25 @@ def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
     assert pl.read_csv(path, try_parse_dates=True)["ts"][0] == t0
 
 
+def test_the_export_csv_makes_spreadsheet_formulas_inert(lake, engine, tmp_path):
+    # a model and an error message from logs, which Excel would run; numbers stay numbers
+    rows = [make_request(0, model="=HYPERLINK(\"http://x\")", error_message="-2+3+cmd|' /C"),
+            make_request(1, error_message="@SUM(1)", latency_ms=-0.0)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    frame = pl.read_csv(explore.export_requests(engine, f, sort="ts", descending=False,
+                                                path=str(tmp_path / "x.csv")))
+    assert frame["model"].to_list() == ["'=HYPERLINK(\"http://x\")", "gpt-4o"]
+    assert frame["error_message"].to_list() == ["'-2+3+cmd|' /C", "'@SUM(1)"]
+    assert frame["latency_ms"].to_list() == [100.0, -0.0]
+    # Parquet keeps the text as logged
+    parquet = pl.read_parquet(explore.export_requests(engine, f, fmt="parquet", sort="ts",
+                                                      descending=False,
+                                                      path=str(tmp_path / "x.parquet")))
+    assert parquet["model"][0] == "=HYPERLINK(\"http://x\")"
+
+
 def test_changes_cli_json(outage, lake, capsys):
     out = io.StringIO()
     with redirect_stdout(out):

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from lib import schema
+from lib import formatting, schema
 from tests.pages.test_foundation_pages import run_app
 
 RLO = "\u202e"  # right-to-left override: "report\u202egnp.jsonl" reads "reportlnosj.png"
@@ -229,12 +229,10 @@ def test_a_csv_download_makes_formulas_inert_and_keeps_numbers(monkeypatch, tmp_
 
 
 def test_csv_safe_prefixes_only_text_a_spreadsheet_would_run():
-    from lib.ui import widgets
-
     frame = pl.DataFrame({"t": ["=1", "+1", "@a", "\tb", "\rc", "-x", "-", "-2+3", "-3", "-.5",
                                 "-1e3", "a=b", None],
                           "n": [-1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]})
-    safe = widgets.csv_safe(frame)
+    safe = formatting.csv_safe(frame)
     assert safe["t"].to_list() == ["'=1", "'+1", "'@a", "'\tb", "'\rc", "'-x", "'-", "'-2+3",
                                    "-3", "-.5", "-1e3", "a=b", None]
     assert safe["n"].to_list() == frame["n"].to_list()
