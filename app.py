@@ -5,7 +5,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Sightline", page_icon=":material/monitoring:", layout="wide")
 
-from lib.ui import filters, store, theme  # noqa: E402  (set_page_config must come first)
+from lib.ui import filters, navigation, store, theme  # noqa: E402  (set_page_config first)
 
 theme.apply()
 
@@ -48,10 +48,17 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES)
-# after the navigation: while the demo data is written on first start (half a minute), the
-# sidebar lists the pages by their titles, not Streamlit's list of the files in pages/
+# The sidebar's links are ours (lib/ui/navigation.py: they carry the filters and each page's
+# settings, one browser history entry a page); the hidden alias is not listed.
+NAV = {section: [p for p in pages if p.url_path != "overview"] for section, pages in PAGES.items()}
+page = st.navigation(PAGES, position="hidden")
+navigation.set_current_page(page)
+nav = st.sidebar.empty()
+# before the demo data is written on first start (half a minute): the sidebar lists the pages by
+# their titles meanwhile, with the URL's filters; again once the sidebar has read them
+navigation.sidebar_links(nav, NAV, filters.url_filters_query())
 store.ensure_demo_data()
-filters.sidebar(engine)
+current = filters.sidebar(engine)
+navigation.sidebar_links(nav, NAV, current.to_query())
 page.run()
 filters.exact_window_link()

@@ -82,8 +82,8 @@ def sidebar(engine: Engine) -> Filters:
     # The URL's filters changed outside the sidebar since it last wrote them (the browser's
     # Back or Forward): the widgets follow the URL. Otherwise the sidebar's state wrote itself
     # back over the URL Back had restored, and Back undid nothing. A URL without any filter is
-    # the sidebar's navigation to another page (its links carry no query): the filters stay.
-    synced, url = st.session_state.get(SYNCED_QUERY), _url_filters()
+    # a page opened by its bare address (or an in-page link without a query): the filters stay.
+    synced, url = st.session_state.get(SYNCED_QUERY), url_filters_query()
     moved = synced is not None and bool(url) and url != synced
     for key, value in defaults.items():
         if key not in st.session_state or moved:
@@ -202,7 +202,7 @@ def sync_query(filters: Filters) -> None:
         # One change of the URL, not one per key: the browser gets a history entry for each,
         # and Back then stepped through them one by one.
         st.query_params.from_dict({k: v if len(v) > 1 else v[0] for k, v in new.items()})
-    st.session_state[SYNCED_QUERY] = _url_filters()
+    st.session_state[SYNCED_QUERY] = url_filters_query()
 
 
 def _dates_of(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[date, date]:
@@ -211,7 +211,7 @@ def _dates_of(start: datetime, end: datetime, zone: ZoneInfo) -> tuple[date, dat
     return start.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone).date()
 
 
-def _url_filters() -> dict[str, list[str]]:
+def url_filters_query() -> dict[str, list[str]]:
     """The URL's filter keys and their values."""
     return {k: v for k, v in _query_dict().items() if _is_filter_key(k)}
 

@@ -15,6 +15,7 @@ import streamlit as st
 from lib import charts, formatting
 from lib.filters import Filters
 from lib.store import Engine
+from lib.ui import navigation
 
 _METRICS: dict[str, Callable] = {}
 
@@ -262,9 +263,10 @@ def url_moved(key: str, param: str) -> bool:
 
 def kept_value(key: str, param: str) -> str | None:
     """The value widget ``key`` last had in this session, when the page is opened anew (its
-    widget state went with the page) from a URL without ``param``: the sidebar's links carry
-    only the filters, and a Latency objective of 5 s was back at 2 s after a visit to the
-    Overview. A link that has the key, and Back or Forward within the page, win."""
+    widget state went with the page) from a URL without ``param``: a link from another page
+    carries only the filters, and a Latency objective of 5 s was back at 2 s after a visit to
+    the Overview. (The sidebar's links carry the settings too: lib/ui/navigation.py.) A link
+    that has the key, and Back or Forward within the page, win."""
     if param in st.query_params or key in st.session_state:
         return None
     return st.session_state.get(f"_kept_{key}")
@@ -310,6 +312,7 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
         st.query_params[param] = str(value)
     url_seen(key, param)
     keep_value(key, value)
+    navigation.remember_setting(param)
     return value
 
 
@@ -345,6 +348,7 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
         st.query_params[param] = text
     url_seen(key, param)
     keep_value(key, value)
+    navigation.remember_setting(param)
     return value
 
 

@@ -21,6 +21,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The sidebar's links to the pages (lib/ui/navigation.py: ours, not Streamlit's own list)
+NAV_LINKS = '[data-testid="stSidebar"] [data-testid="stPageLink"] a'
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import AppServer, assert_no_exception, screenshot, wait_for_app
+from tests.e2e.conftest import (
+    NAV_LINKS,
+    AppServer,
+    assert_no_exception,
+    screenshot,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +28,7 @@ def fresh_server(tmp_path):
 
 
 def nav_titles(page) -> list[str]:
-    links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+    links = page.locator(NAV_LINKS).all_inner_texts()
     return [t.strip().split("\n")[-1] for t in links]
 
 
@@ -31,7 +37,7 @@ def test_first_start_shows_overview_with_kpis(fresh_server, page):
     # While the demo data is written, the sidebar already lists our pages (it listed the
     # pages/ folder's files, "app" first, for that half minute).
     page.get_by_text("First start: generating").wait_for(timeout=60_000)
-    page.locator('[data-testid="stSidebarNav"] a').first.wait_for(timeout=10_000)
+    page.locator(NAV_LINKS).first.wait_for(timeout=10_000)
     during = nav_titles(page)
     assert during[0] == "Overview" and "app" not in during and "overview" not in during
     wait_for_app(page)
@@ -72,7 +78,7 @@ def test_filters_survive_navigation_and_reload(fresh_server, page):
     assert_no_exception(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert "openai" in sidebar.inner_text()
-    page.locator('[data-testid="stSidebarNav"] a', has_text="Data").click()
+    page.locator(NAV_LINKS, has_text="Data").click()
     wait_for_app(page)
     assert_no_exception(page)
     assert "/data" in page.url and "provider=openai" in page.url and "range=24h" in page.url
@@ -94,7 +100,7 @@ def test_deep_link_on_a_fresh_server_goes_through_the_app(tmp_path, page):
         page.goto(f"{server.url}/data?range=24h&provider=openai")
         wait_for_app(page)
         assert_no_exception(page)
-        links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        links = page.locator(NAV_LINKS).all_inner_texts()
         titles = [t.strip().split("\n")[-1] for t in links]
         assert "Overview" in titles and "Data" in titles and "app" not in titles, titles
         assert page.locator("h1").first.inner_text() == "Data"

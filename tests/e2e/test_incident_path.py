@@ -14,7 +14,13 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from lib.demo import PLAN
 from lib.store import Lake
 from tests.conftest import DEMO_END, make_request, requests_table
-from tests.e2e.conftest import AppServer, assert_no_exception, screenshot, wait_for_app
+from tests.e2e.conftest import (
+    NAV_LINKS,
+    AppServer,
+    assert_no_exception,
+    screenshot,
+    wait_for_app,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -176,6 +182,33 @@ def test_back_undoes_one_step_at_a_time(incident_server, page):
     page.wait_for_timeout(1500)
     assert state() == (set(), None, False)
     assert parse_qs(urlparse(page.url).query)["window"] == [window]
+
+
+def test_a_page_change_is_one_step_back_with_its_settings(incident_server, page):
+    # Streamlit's own links pushed the bare page, then the sidebar its filters and the page its
+    # kept settings: Back from Cost went to Cost without its setting, not to Quality
+    page.goto(f"{incident_server.url}/cost?range=30d")
+    wait_for_app(page)
+    depth = page.evaluate("history.length")
+    stack = page.get_by_role("combobox", name="Stack by", exact=True)
+    stack.click()
+    page.get_by_role("option", name="Customer", exact=True).click()
+    page.wait_for_url("**by=customer**", timeout=30_000)
+    wait_for_app(page)
+    for title in ("Quality", "Cost"):
+        page.locator(NAV_LINKS, has_text=title).click()
+        page.wait_for_url(f"**/{title.lower()}?**", timeout=30_000)
+        wait_for_app(page)
+    # the link carried the filters and Cost's setting: the page wrote nothing more
+    assert "by=customer" in page.url and "range=30d" in page.url
+    assert page.evaluate("history.length") == depth + 3
+    page.go_back()
+    wait_for_app(page)
+    assert page.locator("h1").first.inner_text() == "Quality" and "/quality?" in page.url
+    page.go_back()
+    wait_for_app(page)
+    assert page.locator("h1").first.inner_text() == "Cost" and "by=customer" in page.url
+    assert stack.input_value() == "Customer"
 
 
 def test_a_download_gives_times_in_the_zone_on_screen(incident_server, page):
