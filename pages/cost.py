@@ -132,7 +132,8 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
             st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "
                        "values, without *(other)*.")
         # ("spend_by_model" is the chart's over time)
-        widgets.downloads(every, f"spend_table_by_{dim}", key=f"dl_top_{dim}")
+        widgets.downloads(every.rename({"group": dim}), f"spend_table_by_{dim}",
+                          key=f"dl_top_{dim}")
 
 # -- budgets ------------------------------------------------------------------------------------
 st.subheader("Month to date and projection")

@@ -52,6 +52,18 @@ def test_a_download_is_named_after_its_window_in_the_page_s_zone():
     assert widgets.file_stem("spend_by_model", f) == \
         "spend_by_model_2026-11-19T1900_2026-11-26T1900_America-Los_Angeles"
     assert widgets.file_stem("drift", None) == "drift"
+    # and after its filters: two features' files told apart (the name was the same)
+    chat = Filters(start=f.start, end=f.end, tz="UTC", values=(("feature", ("chat",)),
+                                                              ("model", ("gpt-4o", "o3 mini"))))
+    assert widgets.file_stem("spend", chat) == \
+        "spend_2026-11-20T0300_2026-11-27T0300_UTC_feature-chat_model-gpt-4o+o3-mini"
+    hostile = Filters(start=f.start, end=f.end, tz="UTC",
+                      values=(("customer_id", ("../../etc/passwd", "x" * 200, "y" * 50)),))
+    stem = widgets.file_stem("spend", hostile)
+    assert stem.startswith("spend_2026-11-20T0300_2026-11-27T0300_UTC_filters-")
+    assert len(stem) < 100 and "/" not in stem
+    assert widgets.file_stem("spend", Filters(start=f.start, end=f.end, tz="UTC", values=(
+        ("customer_id", ("../x",)),))).endswith("_customer_id-x")
 
 
 def test_a_table_shows_bidi_controls_from_logs_as_escapes():

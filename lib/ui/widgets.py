@@ -107,15 +107,29 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
 
 
 def file_stem(name: str, filters: Filters | None) -> str:
-    """A download's file name without its extension: ``name`` and the sidebar's window in its
-    zone ("spend_by_model_2026-11-20T0300_2026-11-27T0300_UTC"), so two weeks' files neither
-    overwrite nor pass for each other."""
+    """A download's file name without its extension: ``name``, the sidebar's window in its
+    zone and its filters ("spend_by_model_2026-11-20T0300_2026-11-27T0300_UTC_feature-chat"),
+    so two weeks' files, or two features', neither overwrite nor pass for each other. Filters
+    past 80 characters are a short hash of them ("filters-1a2b3c4d")."""
     if filters is None:
         return name
     fmt = "%Y-%m-%dT%H%M"
     start, end = (charts.local_time(t, filters.tz).strftime(fmt)
                   for t in (filters.start, filters.end))
-    return f"{name}_{start}_{end}_{filters.tz.replace('/', '-')}"
+    stem = f"{name}_{start}_{end}_{filters.tz.replace('/', '-')}"
+    if not filters.values:
+        return stem
+    import hashlib
+    import re
+
+    def safe(text: str) -> str:  # a file name's characters on every system
+        return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-.")[:40] or "-"
+
+    part = "_".join(f"{safe(column)}-{'+'.join(safe(v) for v in values)}"
+                    for column, values in filters.values)
+    if len(part) > 80:
+        part = "filters-" + hashlib.sha256(repr(filters.values).encode()).hexdigest()[:8]
+    return f"{stem}_{part}"
 
 
 def shown_zone() -> str:
