@@ -159,6 +159,49 @@ def test_evals_and_events_are_recognized_from_their_columns(lake, write, totals)
     assert totals("SELECT count(*), sum(score), count(DISTINCT eval_id) FROM evals") == (4, 1.5, 4)
 
 
+def test_a_csv_header_s_trailing_separators_are_no_columns(lake, write, totals):
+    # spreadsheets write "a,b,,": the SQL of an empty column name failed the whole file
+    path = write("trailing.csv", b"request_id,ts,provider,model,input_tokens,output_tokens,,\n"
+                 b"q1,2026-03-02T12:00:00Z,openai,gpt-4o,5,1,,\n"
+                 b"q2,2026-03-02T12:00:01Z,openai,gpt-4o,5,1,x,\n")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.error, f.stored, f.quarantined) == (None, {"requests": 2}, 0)
+    # an unnamed column with a value keeps it, under the key "" (as a JSON line's "" key)
+    assert totals("SELECT list(attributes ORDER BY request_id) FROM requests") == (
+        [None, '{"":"x"}'],)
+    # the record-by-record reader keeps both unnamed columns apart too (a dict kept one)
+    from lib.ingest.formats import canonical
+
+    table, rejects = canonical._python_csv(["a", "", ""], [(2, "1,x,\n")], ",", False)
+    assert rejects == [] and table.column(1).to_pylist() == ["x"]
+    assert table.column(2).to_pylist() == [None]
+
+
+def test_a_csv_header_naming_a_column_twice_is_one_clear_error(lake, write):
+    path = write("dup.csv", b"request_id,ts,model,input_tokens,output_tokens,tag,tag\n"
+                 b"q1,2026-03-02T12:00:00Z,gpt-4o,5,1,a,b\n")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert f.error == "the CSV header names 'tag' twice (columns 6 and 7): give each column a " \
+        "name of its own"
+    assert f.stored == {}
+
+
+def test_parquet_unsigned_counts_past_int64_are_quarantined_on_their_row(lake, tmp_path, totals):
+    # a -1 that wrapped around in a u64 counter failed the whole file
+    path = tmp_path / "u64.parquet"
+    pq.write_table(pa.table({
+        "request_id": ["u1", "u2", "u3", "u4"], "ts": ["2026-03-02T12:00:00Z"] * 4,
+        "provider": ["openai"] * 4, "model": ["gpt-4o"] * 4,
+        "input_tokens": pa.array([5, 2**64 - 1, 7, 12], pa.uint64()),
+        "output_tokens": [1, 1, 1, 1], "": ["x", None, None, None]}), path)
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.error, f.stored, f.quarantined) == (None, {"requests": 3}, 1)
+    assert f.reasons == ["line 2: input_tokens is not an integer: 18446744073709551615"]
+    assert totals("SELECT list(input_tokens ORDER BY request_id), "
+                  "list(attributes ORDER BY request_id) FROM requests") == (
+        [5, 7, 12], ['{"":"x"}', None, None])
+
+
 def test_a_request_log_with_kind_and_title_keys_is_requests(lake, write, totals):
     # kind and title are an event's columns, and also keys a request log may carry
     rows = [{**canonical_request(i), "kind": "chat", "title": "Summarize ticket"}

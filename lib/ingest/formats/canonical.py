@@ -145,15 +145,16 @@ def keys_apart(table: pa.Table) -> pa.Table:
     ``_id``, ``_meta``: logs have them) renamed with USER_KEY_MARK: apart from the internal
     columns ("_line", "_raw", …), which it collided with (two fields of one name failed the whole
     file) or was taken for (and dropped). :func:`user_key` gives its name back."""
-    if not any(n.startswith("_") for n in table.column_names):
+    if not any(n.startswith("_") or not n for n in table.column_names):
         return table
-    return table.rename_columns([n + USER_KEY_MARK if n.startswith("_") else n
+    # (an empty name too, a CSV header's trailing separator: no SQL identifier can be empty)
+    return table.rename_columns([n + USER_KEY_MARK if n.startswith("_") or not n else n
                                  for n in table.column_names])
 
 
 def is_user_key(name: str) -> bool:
     """Whether a column is a user's key :func:`keys_apart` renamed."""
-    return name.startswith("_") and name.endswith(USER_KEY_MARK)
+    return name.endswith(USER_KEY_MARK) and (name.startswith("_") or name == USER_KEY_MARK)
 
 
 def user_key(name: str) -> str:
@@ -580,6 +581,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             name = table_name or table_for(columns)
             if name is None:
                 raise ValueError(f"CSV header {columns[:8]} names no canonical table")
+            _refuse_repeated_names(columns)
         lines_of_data = LineBlock(first_line, data)
         record_lines, complete = _csv_records(lines_of_data)
         texts = _record_texts(lines_of_data, record_lines, complete)
@@ -597,6 +599,7 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             kept = np.searchsorted(all_records, record_lines)
             table, rejects = _python_csv(columns, [(int(all_records[i]), texts[int(i)].as_py())
                                                    for i in kept], delimiter, spaced)
+        table = _without_empty_unnamed(table)
         if "_line" in table.column_names and len(all_records):
             lines = table.column("_line").to_numpy()
             if len(lines) != len(all_records):
@@ -607,6 +610,35 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
     if carry:
         yield Chunk(rejects=[Reject(carry_line, _raw(carry),
                                     "unterminated quoted field at end of file")])
+
+
+def _refuse_repeated_names(columns: list[str]) -> None:
+    """Raise InputError for a CSV header naming a column twice: every record's value for it is
+    ambiguous (a JSON line with a key twice is quarantined for the same reason)."""
+    seen: dict[str, int] = {}
+    for i, column in enumerate(c.strip() for c in columns):
+        if not column:  # (trailing separators: see _without_empty_unnamed)
+            continue
+        if column in seen:
+            raise InputError(f"the CSV header names {column!r} twice (columns {seen[column] + 1} "
+                             f"and {i + 1}): give each column a name of its own")
+        seen[column] = i
+
+
+def _without_empty_unnamed(table: pa.Table) -> pa.Table:
+    """``table`` without the columns that have no name and no value (a header's trailing
+    separators, as spreadsheets write them: "a,b,,"). One unnamed column with values is kept
+    (its values go into attributes under the key ""); several raise InputError."""
+    unnamed = [i for i, n in enumerate(table.column_names) if user_key(n) == ""]
+    if not unnamed:
+        return table
+    empty = [i for i in unnamed if table.column(i).null_count == table.num_rows]
+    if len(unnamed) - len(empty) > 1:
+        raise InputError(f"the CSV header leaves {len(unnamed) - len(empty)} columns that hold "
+                         "values without a name: give each a name")
+    # (by position: the unnamed columns share one name)
+    return table.select([i for i in range(table.num_columns) if i not in empty]) if empty \
+        else table
 
 
 def _record_texts(block: LineBlock, record_lines: np.ndarray, end: int) -> pa.StringArray:
@@ -695,7 +727,8 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
     )
     table = table.rename_columns([c.strip() for c in table.column_names])
     table = pa.Table.from_arrays(
-        [pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col) for col in table.columns],
+        [pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+         if pa.types.is_string(col.type) else col for col in table.columns],
         names=table.column_names)
     if table.num_rows + len(invalid) != len(record_lines):
         return None, []
@@ -753,7 +786,8 @@ def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: s
             column.append(None if value == "" or (value in _CSV_NULLS
                                                   and f'"{value}"' not in text) else value)
         lines.append(line)
-    table = pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})
+    # (from arrays: a dict kept one of two unnamed columns, "a,b,,")
+    table = pa.Table.from_arrays([pa.array(v, pa.string()) for v in values], names=columns)
     return keys_apart(table).append_column("_line", pa.array(lines, pa.int64())), rejects
 
 
@@ -783,10 +817,20 @@ def _parse_parquet(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
                              "table")
         row = 1
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            table = pa.Table.from_batches([batch])
+            table = _signed(pa.Table.from_batches([batch]))
             lines = pa.array(np.arange(row, row + table.num_rows, dtype=np.int64))
             row += table.num_rows
             yield Chunk(tables={name: keys_apart(table).append_column("_line", lines)})
+
+
+def _signed(table: pa.Table) -> pa.Table:
+    """``table`` with its unsigned 64-bit columns as the decimal text of their values: one past
+    2^63 - 1 (a -1 that wrapped around in a u64 counter) is then quarantined on its row as "not
+    an integer", where casting the column failed the whole file."""
+    wide = [i for i, f in enumerate(table.schema) if pa.types.is_uint64(f.type)]
+    for i in wide:
+        table = table.set_column(i, table.field(i).name, table.column(i).cast(pa.string()))
+    return table
 
 
 PARQUET = Format(name="parquet", detect=_detect_parquet, parse=_parse_parquet, priority=90,
