@@ -177,6 +177,29 @@ def test_a_csv_header_s_trailing_separators_are_no_columns(lake, write, totals):
     assert table.column(2).to_pylist() == [None]
 
 
+@pytest.mark.parametrize("form", ["jsonl", "csv", "parquet"])
+def test_a_column_named_like_a_canonical_one_in_other_case_is_the_user_s(lake, tmp_path,
+                                                                         totals, form):
+    # DuckDB's names ignore case: a CSV's or Parquet's "Model" was read as the model, and
+    # "INPUT_TOKENS" took the place of input_tokens' value in attributes
+    row = {"Model": "my-router-label", "request_id": "k1", "ts": "2026-03-02T12:00:00Z",
+           "provider": "openai", "model": "gpt-4o", "input_tokens": 5, "output_tokens": 1,
+           "INPUT_TOKENS": 999999}
+    path = tmp_path / f"case.{form}"
+    if form == "jsonl":
+        path.write_bytes(jsonl_bytes([row]))
+    elif form == "csv":
+        path.write_text(",".join(row) + "\n" + ",".join(str(v) for v in row.values()) + "\n")
+    else:
+        pq.write_table(pa.Table.from_pylist([row]), path)
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.error, f.stored, f.quarantined) == (None, {"requests": 1}, 0)
+    model, tokens, attributes = totals("SELECT model, input_tokens, attributes FROM requests")
+    assert (model, tokens) == ("gpt-4o", 5)
+    kept = json.loads(attributes)
+    assert kept["Model"] == "my-router-label" and str(kept["INPUT_TOKENS"]) == "999999"
+
+
 def test_a_csv_header_naming_a_column_twice_is_one_clear_error(lake, write):
     path = write("dup.csv", b"request_id,ts,model,input_tokens,output_tokens,tag,tag\n"
                  b"q1,2026-03-02T12:00:00Z,gpt-4o,5,1,a,b\n")

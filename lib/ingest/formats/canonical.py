@@ -144,17 +144,31 @@ def keys_apart(table: pa.Table) -> pa.Table:
     """``table`` with each of a user's own keys that starts with "_" (``_line``, ``_raw``,
     ``_id``, ``_meta``: logs have them) renamed with USER_KEY_MARK: apart from the internal
     columns ("_line", "_raw", …), which it collided with (two fields of one name failed the whole
-    file) or was taken for (and dropped). :func:`user_key` gives its name back."""
-    if not any(n.startswith("_") or not n for n in table.column_names):
+    file) or was taken for (and dropped). So are an empty name (no SQL identifier can be empty)
+    and a name that is a canonical column's, or another of the table's, in other letter case
+    ("Model" beside "model"): DuckDB's names ignore case, and a CSV's "Model" was read as the
+    model. :func:`user_key` gives its name back."""
+    names = table.column_names
+    lowered: dict[str, int] = {}
+    for n in names:
+        lowered[n.lower()] = lowered.get(n.lower(), 0) + 1
+
+    def apart(n: str) -> bool:
+        return n.startswith("_") or not n or (n not in _CANONICAL_NAMES and (
+            n.lower() in _CANONICAL_NAMES or lowered[n.lower()] > 1))
+
+    if not any(apart(n) for n in names):
         return table
-    # (an empty name too, a CSV header's trailing separator: no SQL identifier can be empty)
-    return table.rename_columns([n + USER_KEY_MARK if n.startswith("_") or not n else n
-                                 for n in table.column_names])
+    return table.rename_columns([n + USER_KEY_MARK if apart(n) else n for n in names])
+
+
+# every canonical table's column names (a column of one table may sit in another's file)
+_CANONICAL_NAMES = frozenset(n for t in schema.TABLES.values() for n in t.names)
 
 
 def is_user_key(name: str) -> bool:
     """Whether a column is a user's key :func:`keys_apart` renamed."""
-    return name.endswith(USER_KEY_MARK) and (name.startswith("_") or name == USER_KEY_MARK)
+    return name.endswith(USER_KEY_MARK)
 
 
 def user_key(name: str) -> str:
