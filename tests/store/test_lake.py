@@ -313,18 +313,18 @@ def test_a_writer_behind_another_says_it_is_waiting(tmp_path, caplog):
     import time
 
     holder, waiter = Lake(tmp_path / "s"), Lake(tmp_path / "s")
-    held, done = threading.Event(), threading.Event()
+    held, releasing = threading.Event(), threading.Event()
 
     def hold():
         with holder.writer_lock():
             held.set()
             time.sleep(0.5)
-        done.set()
+            releasing.set()  # (still holding: set after the release, it raced the waiter)
 
     threading.Thread(target=hold).start()
     held.wait(5)
     with caplog.at_level(logging.WARNING, logger="lib.store.lake"), waiter.writer_lock():
-        assert done.is_set()  # it waited for the holder
+        assert releasing.is_set()  # it waited for the holder
     assert any("another writer" in r.message and "waiting for it to finish" in r.message
                for r in caplog.records)
     caplog.clear()
