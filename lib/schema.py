@@ -100,6 +100,9 @@ EVENTS = pa.schema(
         pa.field("title", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("author", pa.string()),
+        # the other keys of an event as logged (JSON object text): "nothing a user logged is
+        # lost" (they were dropped silently; added 2026-11-27, null in files before)
+        pa.field("attributes", pa.string()),
         *LINEAGE,
     ]
 )

@@ -233,9 +233,21 @@ def test_a_request_log_with_kind_and_title_keys_is_requests(lake, write, totals)
     assert f.stored == {"requests": 3}
     assert totals("SELECT count(*), min(json_extract_string(attributes, '$.kind')) "
                   "FROM requests") == (3, "chat")
-    # without an id or tokens, kind and title still make an event
-    event = [{"ts": "2026-03-02T12:00:00Z", "kind": "note", "title": "t", "model": "gpt-4o"}]
+    # without a model or tokens, kind and title still make an event, one that names a request
+    event = [{"ts": "2026-03-02T12:00:00Z", "kind": "incident", "title": "t", "request_id": "r7"}]
     assert ingest_paths(lake, [str(write("n.jsonl", event))]).files[0].stored == {"events": 1}
+
+
+@pytest.mark.parametrize("path", ["fast", "exact", "arrow"])
+def test_an_event_s_other_keys_are_kept_in_its_attributes(lake, write, totals, monkeypatch,
+                                                          path):
+    # they were dropped without a word: events had no attributes
+    event = [{"ts": "2026-03-02T12:00:00Z", "kind": "deploy", "title": "v2", "service": "api",
+              "severity": "high", "url": "https://ci/123", "request_id": "r-77"}]
+    f = ingest_on_path(lake, [write("e.jsonl", event)], path, monkeypatch).files[0]
+    assert (f.stored, f.quarantined) == ({"events": 1}, 0)
+    assert json.loads(totals("SELECT attributes FROM events")[0]) == {
+        "severity": "high", "url": "https://ci/123", "request_id": "r-77"}
 
 
 def test_gzip_is_detected_by_magic_bytes_not_extension(lake, write, totals):

@@ -66,9 +66,9 @@ def table_for(columns: set[str] | list[str]) -> str | None:
     cols = set(columns)
     if "eval_id" in cols or ("metric" in cols and cols & {"score", "passed", "run_id", "label"}):
         return "evals"
-    # (kind and title alone: a request log may carry keys of those names, its request_id or
-    # token counts say which it is)
-    if "event_id" in cols or ({"kind", "title"} <= cols and "request_id" not in cols
+    # (kind and title alone: a request log may carry keys of those names, its model or token
+    # counts say which it is; an event may name the request it concerns)
+    if "event_id" in cols or ({"kind", "title"} <= cols and "model" not in cols
                               and not cols & TOKEN_COLUMNS):
         return "events"
     if "span_id" in cols and "request_id" not in cols:
