@@ -299,6 +299,8 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
     except Exception as exc:  # truncated or corrupt gzip: the exact path reports it
         stop_if_interrupted(exc)
         return None
+    if fastpath.not_json_whitespace(content):  # not valid JSON: the exact path's lines
+        return None
     if digest in digests or lake.has_content(digest) \
             or pipeline._read_as_it_grew(lake, digest, canonical.JSONL, forced):
         return None  # reported as a duplicate at its turn
@@ -356,7 +358,8 @@ def _pass(con, part: list[_Member], overrides: dict, out: Path, ingested_at: dat
     present = {c: pa.string() for c in schema.TABLES[name].names if c in keys}
     checked = checked_sql(
         name, present, f"({fastpath.rows_sql(name, paths, compressed, keys, FILE_COLUMN)})",
-        extras_json=fastpath.EXTRAS_ALIAS if extra else None, carry=(FILE_COLUMN,))
+        extras_json=fastpath.EXTRAS_ALIAS if extra else None, carry=(FILE_COLUMN,),
+        other_tables=True)
     source, joins, priced = fastpath.priced_source(con, name, checked, plan, overrides,
                                                   ingested_at)
     con.register(MEMBERS, pa.table({

@@ -728,10 +728,11 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
             _ingest_jsonl_sql(lake, batch, stream, sql_table, src, overrides, report, progress,
                               started)
         first = not sql_table
-        for chunk in (fmt.parse(stream, filename) if not sql_table else ()):
+        for chunk in (_parse(fmt, stream, filename, head) if not sql_table else ()):
             if first and fmt.name == "parquet":  # its columns are known once it is open
                 report.hints = next((parquet_hints(t.schema) for t in chunk.tables.values()), [])
-            _store_chunk(batch, chunk, src.name, overrides, report)
+            _store_chunk(batch, chunk, src.name, overrides, report,
+                         other_tables=fmt.name in CANONICAL_FORMATS)
             if first:
                 _pause_for_tests("after_first_chunk")
                 first = False
@@ -783,6 +784,24 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                           time.monotonic() - started))
 
 
+# Formats of canonical rows, one table a file: a row of another table in one is quarantined
+# (lib.ingest.validate.checked_sql's other_tables).
+CANONICAL_FORMATS = ("jsonl", "json", "csv", "parquet")
+
+
+def _parse(fmt: Format, stream, filename: str, head: bytes) -> Iterator[Chunk]:
+    """The chunks of ``fmt`` reading ``stream``; canonical JSON lines as the table of their
+    first object, as the SQL and fast paths read them (the first block's keys, of lines of two
+    tables, would name the other one)."""
+    from lib.ingest.formats import canonical
+
+    if fmt is canonical.JSONL:
+        name = canonical.jsonl_table_of_head(head)
+        if name in schema.TABLES and name != "quarantine":
+            return canonical.parse_jsonl_as(stream, name, own_values=True)
+    return fmt.parse(stream, filename)
+
+
 def _as_duplicate(report: FileReport) -> None:
     """``report`` of a source whose content was stored before: nothing of this read counts."""
     report.duplicate_file = True
@@ -791,7 +810,7 @@ def _as_duplicate(report: FileReport) -> None:
 
 
 def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: dict,
-                 report: FileReport) -> None:
+                 report: FileReport, *, other_tables: bool = False) -> None:
     now = datetime.now(UTC)
     for name, table in chunk.tables.items():
         if table is None or table.num_rows == 0:
@@ -802,7 +821,8 @@ def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: 
         if name == "quarantine":
             _add_quarantine(batch, report, table)
             continue
-        checked = validate(name, table, source_file=source_name, now=now)
+        checked = validate(name, table, source_file=source_name, now=now,
+                           other_tables=other_tables)
         good = checked.table
         if name == "requests" and good.num_rows:
             good = pricing.price_table(good, overrides)
@@ -967,6 +987,31 @@ def _new_sql_connection(tmp: Path):
     return con
 
 
+CANON_COLUMN = "_sl_canon"  # the table's column names, a column (not a literal in a lambda)
+
+
+def _canon_sql(name: str) -> str:
+    return "[" + ", ".join(schema.sql_literal(c) for c in schema.TABLES[name].names) + "]"
+
+
+def _wide_extras_sql() -> str:
+    """SQL of a line's extras object over jsonl_rows_sql's rows (with CANON_COLUMN): the text
+    canonical.jsonl_rows_sql's own expression gives (keys sorted, null values dropped), from one
+    parse of the line for all its keys. That one extracted each key with json_extract of the
+    line inside a lambda: a parse of the whole line per key, held until the row was done, so
+    one line of ~2,000 extra keys (30 KB) ran out of the path's memory and failed the file. A
+    line with a key written twice is quarantined for it (``_dup_key``): its extras are not
+    built (a map of a key twice raises)."""
+    from lib.ingest.formats.canonical import json_object_sql
+
+    entries = (f"list_transform(list_filter(list_zip(json_keys(line), json_extract(line, '$.*')), "
+               f"e -> NOT list_contains({CANON_COLUMN}, e[1]) AND json_type(e[2]) <> 'NULL'), "
+               f"e -> {{'k': e[1], 'v': e[2]}})")
+    return (f"CASE WHEN len(_extra_keys) > 0 AND _dup_key IS NULL "
+            f"THEN {json_object_sql(entries)} END")
+
+
+
 def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name: str,
                       src: Source, overrides: dict, report: FileReport,
                       progress: ProgressFn | None, started: float) -> None:
@@ -1001,12 +1046,13 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             state["error"] = exc
             raise
 
-    rows_sql, text_cols, extras = jsonl_rows_sql(name, "blocks")
+    rows_sql, text_cols, _extras = jsonl_rows_sql(name, "blocks")
     present = {c: pa.string() for c in text_cols}
     present["_line"] = pa.int64()
-    checked = checked_sql(name, present, f"({rows_sql})", extras_json=(
-        f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {extras} END"),
-        carry=("line", "_bad_json", "_not_obj", "_dup_key"))
+    checked = checked_sql(name, present, f"(SELECT *, {_canon_sql(name)} AS {CANON_COLUMN} "
+                                         f"FROM ({rows_sql}))", extras_json=(
+        f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {_wide_extras_sql()} END"),
+        carry=("line", "_bad_json", "_not_obj", "_dup_key"), other_tables=True)
     cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names)
     create = f"""
         CREATE OR REPLACE TEMP TABLE parsed AS

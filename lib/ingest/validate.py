@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lib import schema
+from lib import pricing, schema
 from lib.ingest.base import Reject
 from lib.ingest.values import REASON_SEPARATOR
 from lib.schema import sql_identifier as _q
@@ -151,6 +151,22 @@ def _epoch(expr: str) -> str:
             f"WHEN abs({expr}) < 1e19 THEN to_timestamp({expr} / 1e9) END")
 
 
+def text_timestamp_sql(expr: str) -> str:
+    """SQL giving the text ``expr`` as a TIMESTAMPTZ (NULL when it is no time): ISO 8601 text, one
+    without an offset or zone read as UTC, else an epoch number (:func:`_epoch`).
+
+    Every row's time is its own text's. DuckDB's ICU cast to TIMESTAMPTZ keeps the zone NAME of
+    an earlier row ("2024-06-01T09:00:00 America/New_York") for later rows of the same vector
+    that name none: "2024-06-01T12:00" read 4 hours off after it, and right alone. So text
+    without an offset (no "+", and no "-" after the time's ":") goes through the plain
+    TIMESTAMP cast, as UTC ("Z" and " UTC" included, which it reads as UTC too); only text with
+    an offset (which the ICU cast honours whatever came before) or a zone name (which the
+    TIMESTAMP cast refuses) goes through the ICU cast."""
+    return (f"coalesce(CASE WHEN NOT ({expr} LIKE '%+%' OR {expr} LIKE '%:%-%') "
+            f"THEN timezone('UTC', TRY_CAST({expr} AS TIMESTAMP)) END, "
+            f"TRY_CAST({expr} AS TIMESTAMPTZ), {_epoch(f'TRY_CAST({expr} AS DOUBLE)')})")
+
+
 def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str, str]:
     """(SQL giving ``col`` as ``target``, or NULL where it cannot be; a kind name for messages)."""
     c = _q(col)
@@ -191,8 +207,7 @@ def _typed(col: str, arrow_type: pa.DataType, target: pa.DataType) -> tuple[str,
         if numeric:
             return _epoch(f"CAST({c} AS DOUBLE)"), "a timestamp"
         if text:
-            return (f"coalesce(TRY_CAST({c} AS TIMESTAMPTZ), "
-                    f"{_epoch(f'TRY_CAST({c} AS DOUBLE)')})"), "a timestamp"
+            return text_timestamp_sql(c), "a timestamp"
         return "CAST(NULL AS TIMESTAMPTZ)", "a timestamp"
     raise TypeError(f"no validation rule for {target}")
 
@@ -236,8 +251,68 @@ def _shown_sql(text: str, chars: int) -> str:
             f"ELSE {cut(text, chars)} END")
 
 
+EXTRAS_SQL_COLUMN = "_sl_extras"  # checked_sql's column of a row's extras object (text)
+# The id of each table: a row with one of another table is that table's row, where its file is
+# of one table (canonical files); request_id and span_id are also logged as references (an eval
+# judged a request), so they tell only in a row with none of the file's table's own fields.
+ROW_IDS = {"eval_id": "evals", "event_id": "events", "request_id": "requests", "span_id": "spans"}
+REFERENCE_IDS = ("request_id", "span_id")
+
+
+def _own_columns(name: str) -> list[str]:
+    """The columns of table ``name`` no other table has (what only its rows have)."""
+    others = {c for t, tab in schema.TABLES.items() if t not in (name, "quarantine")
+              for c in tab.names}
+    return [c for c in schema.TABLES[name].names if c not in others]
+
+
+# Keys whose top-level value wins over the attributes' by design: the price context
+# (lib/pricing.py), where a log may hold the tier requested in attributes and the one that
+# served the call at the top level; the top-level one is priced and stored.
+TOP_LEVEL_WINS = pricing.CONTEXT_KEYS
+
+
+def attributes_clash_sql(attrs: str, extras: str) -> str:
+    """SQL giving the first key of the JSON object ``extras`` (text) that the JSON object
+    ``attrs`` (text) has too, with another value (a null one there is none), else NULL; the
+    keys of TOP_LEVEL_WINS are none. Only the keys both have are compared (json_keys is cheap;
+    a list of every key is not)."""
+    path = "'/' || replace(replace(k, '~', '~0'), '/', '~1')"
+    wins = "[" + ", ".join(_lit(k) for k in TOP_LEVEL_WINS) + "]"
+    return (f"CASE WHEN {extras} IS NOT NULL AND {attrs} IS NOT NULL "
+            f"AND {_is_json_object(attrs)} THEN CASE WHEN list_has_any(json_keys({attrs}), "
+            f"json_keys({extras})) THEN list_filter(list_sort(list_intersect(json_keys({attrs}), "
+            f"json_keys({extras}))), k -> NOT list_contains({wins}, k) "
+            f"AND json_type(json_extract({attrs}, {path})) <> 'NULL' "
+            f"AND CAST(json_extract({attrs}, {path}) AS VARCHAR) <> "
+            f"CAST(json_extract({extras}, {path}) AS VARCHAR))[1] END END")
+
+
+def other_table_sql(name: str, present: dict, extras: str) -> str:
+    """SQL giving, for a row of a file of table ``name`` whose keys that are none of its
+    columns are the JSON object ``extras`` (text), what other table's row it is, as
+    "evals row (eval_id)", else NULL (:data:`ROW_IDS`). Only rows with such keys are
+    looked at; a key's text is searched for before the object is parsed."""
+    own = [c for c in _own_columns(name) if c in present]
+    none_own = " AND ".join(f"{_q(c)} IS NULL" for c in own) or "true"
+    cases = []
+    for key, table in ROW_IDS.items():
+        if key in schema.TABLES[name].names:
+            continue
+        cond = (f"contains({extras}, {_lit(json.dumps(key))}) AND "
+                f"json_exists({extras}, {_lit('/' + key)})")
+        if key in REFERENCE_IDS:
+            cond += f" AND {none_own}"
+        article = "an" if table[0] in "aeiou" else "a"
+        cases.append(f"WHEN {cond} THEN {_lit(f'{article} {table} row ({key})')}")
+    if not cases:
+        return "CAST(NULL AS VARCHAR)"
+    return f"CASE WHEN {extras} IS NOT NULL THEN CASE {' '.join(cases)} END END"
+
+
 def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
-                extras_json: str | None = None, carry: tuple[str, ...] = ()) -> str:
+                extras_json: str | None = None, carry: tuple[str, ...] = (),
+                other_tables: bool = False) -> str:
     """SQL that types, checks and normalizes rows of ``source`` as canonical table ``name``.
 
     ``present`` gives the type of each canonical column ``source`` has (others become null);
@@ -246,8 +321,15 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
     ``attributes``. The query selects ``carry`` columns, ``_line``, ``_reason`` (every reason
     found, joined by "; ", NULL for a good row) and the canonical columns in schema order; it
     takes the parameters ``$earliest`` and ``$latest`` (the sane range of ``ts``).
+
+    ``other_tables`` (files of canonical rows, whose file is of one table): a row with another
+    table's id among its extras is quarantined as that table's row (:func:`other_table_sql`)
+    rather than stored as this one's, or counted as a duplicate of the request it judged.
     """
     target = schema.TABLES[name]
+    if extras_json:  # computed once: the merge and the checks below read it
+        source = f"(SELECT *, {extras_json} AS {_q(EXTRAS_SQL_COLUMN)} FROM {source})"
+        extras_json = _q(EXTRAS_SQL_COLUMN)
     # Each check is (condition, message): a row is good when no condition holds. Conditions are
     # cheap comparisons on typed columns; messages are only built for the rows that fail.
     selects, inputs, checks, kept = [], [], [], set()
@@ -265,6 +347,15 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             expr = f"CAST(NULL AS {schema.duckdb_type(field.type)})"
         if col == "attributes" and extras_json:
             attrs, extra = expr, f"({extras_json})"
+            # A key both at the top level and in attributes with another value: merged, one
+            # value would be lost ({"tier": "gold"} and "tier": "free" stored "free").
+            inputs.append(f"{attributes_clash_sql(attrs, extra)} AS _attr_clash")
+            # (the key as a JSON string, as in DUPLICATE_KEY_REASON: the Data page groups the
+            # reasons as one check, 'a key is both ...')
+            checks.append(("_attr_clash IS NOT NULL",
+                           "'key ' || CAST(to_json(_attr_clash) AS VARCHAR) || "
+                           + _lit(" is both a top-level key and a key of attributes, with "
+                                  "different values: which value is meant is ambiguous")))
             expr = (f"CASE WHEN {extra} IS NULL THEN {attrs} "
                     f"WHEN {attrs} IS NULL THEN CAST({extra} AS VARCHAR) "
                     f"WHEN {_is_json_object(attrs)} THEN "
@@ -272,6 +363,11 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
                     f"ELSE {attrs} END")
         selects.append(f"{expr} AS {_q(col)}")
     line = "CAST(_line AS BIGINT)" if "_line" in present else "CAST(NULL AS BIGINT)"
+    other = None  # (another table's row: its reason alone, this table's checks are not its)
+    if other_tables and extras_json:
+        inputs.append(f"{other_table_sql(name, present, extras_json)} AS _other_table")
+        why = _lit(f" in a file of {name}: give each table a file of its own")
+        other = ("_other_table IS NOT NULL", f"_other_table || {why}")
 
     # Absent means none; a value that is there but not a number stays null, so the type check
     # above quarantines it ("cached_input_tokens is not an integer: lots") instead of it reading 0.
@@ -285,7 +381,10 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             "ELSE 'error' END WHEN status = 'ok' OR status = 'error' THEN status "
             f"ELSE coalesce(CASE lower(trim(status)) {cases} END, status) END "
             "AS status",
-            "coalesce(cache_hit, false) AS cache_hit",
+            # absent is false; a value that is there but no boolean ("maybe", 2, [true]) stays
+            # null, so the type check quarantines it instead of it reading false
+            ("coalesce(cache_hit, CASE WHEN _in_cache_hit IS NULL THEN false END) AS cache_hit"
+             if "cache_hit" in kept else "coalesce(cache_hit, false) AS cache_hit"),
             # "gpt-4o " is gpt-4o: priced, and one group with it, not an unpriced look-alike
             *(f"{trimmed_name_sql(_q(c))} AS {_q(c)}" for c in TRIMMED_NAMES),
         ]
@@ -371,8 +470,12 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
     cols = ", ".join(_q(f.name) for f in target)
     carried = "".join(f"{_q(c)}, " for c in carry)
     inputs_sql = "".join(f", {i}" for i in inputs)
-    bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in checks)
-    reasons = ", ".join(f"CASE WHEN {cond} THEN {msg} END" for cond, msg in checks)
+    bad = " OR ".join(f"coalesce({cond}, false)"
+                      for cond, _ in checks + ([other] if other else []))
+    reasons = f"concat_ws({_lit(REASON_SEPARATOR)}, " + ", ".join(
+        f"CASE WHEN {cond} THEN {msg} END" for cond, msg in checks) + ")"
+    if other:
+        reasons = f"CASE WHEN {other[0]} THEN {other[1]} ELSE {reasons} END"
     return f"""
         WITH typed AS (
             SELECT {carried}{line} AS _line{inputs_sql}, {', '.join(selects)}
@@ -381,7 +484,7 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             SELECT * {'REPLACE (' + ', '.join(replaces) + ')' if replaces else ''} FROM typed
         )
         SELECT {carried}_line,
-               CASE WHEN {bad} THEN concat_ws({_lit(REASON_SEPARATOR)}, {reasons}) END AS _reason,
+               CASE WHEN {bad} THEN {reasons} END AS _reason,
                {cols}
         FROM norm
     """
@@ -393,9 +496,10 @@ def time_range(now: datetime | None = None) -> dict:
     return {"earliest": EARLIEST, "latest": now + FUTURE_SLACK}
 
 
-def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | None = None
-             ) -> Validated:
-    """Type, check and normalize ``table`` as canonical table ``name``.
+def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | None = None,
+             other_tables: bool = False) -> Validated:
+    """Type, check and normalize ``table`` as canonical table ``name`` (``other_tables``: rows
+    of a canonical file, see :func:`checked_sql`).
 
     Returns the good rows (canonical columns, in order) and the quarantine rows for the others,
     each with the source line (from ``_line``; null if the format gave none) and every reason
@@ -417,7 +521,7 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
             f"CASE WHEN {given} IS NULL THEN {extras_json} WHEN ({extras_json}) IS NULL THEN "
             f"{given} ELSE CAST(json_merge_patch({extras_json}, {given}) AS VARCHAR) END")
     sql = checked_sql(name, present, "incoming", extras_json=extras_json,
-                      carry=("_rowid",)) + " ORDER BY _rowid"
+                      carry=("_rowid",), other_tables=other_tables) + " ORDER BY _rowid"
     con = _con()
     incoming = table.append_column("_rowid", pa.array(range(table.num_rows), pa.int64()))
     con.register("incoming", incoming)
