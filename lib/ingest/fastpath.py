@@ -231,6 +231,8 @@ def table_to_read(head: bytes, stream, filename: str, forced) -> tuple[str | Non
         return None, NOT_CANONICAL
     if head.startswith(UTF8_BOM):
         return None, "a byte order mark, which DuckDB's read_json refuses: the exact path reads it"
+    if stream.transcoded:
+        return None, "UTF-16 text, which DuckDB's read_json does not read: the exact path reads it"
     if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
         return None, f"{stream.compression} compression: the exact path reads it"
     return name, ""

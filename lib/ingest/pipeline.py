@@ -39,6 +39,7 @@ from lib.ingest.streams import (
     FirstBytes,
     InputError,
     SourceStream,
+    text_start,
 )
 from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
@@ -714,6 +715,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     filename = _strip_compression(src.filename)
     fmt = forced or (registry.by_name(cont.format) if cont else detect_format(head, filename))
     if fmt is None:
+        if not text_start(head) and len(head) < HEAD_BYTES:  # (the whole file is in the head)
+            raise InputError("no records: the file holds only blank lines")
         raise InputError(_unrecognized(head))
     report.format = fmt.name
     if cont:
@@ -762,8 +765,10 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         # what the format read but did not store is kept with the batch (the Data page's note)
         result = batch.commit(content_hash=identity,
                               info={"bytes": stream.bytes_out,
+                                    # (UTF-16 read as UTF-8: its bytes are not the file's)
                                     **appended.read_info(src, report.content_hash,
-                                                         stream.compressed, stream.bytes_out),
+                                                         stream.compressed or stream.transcoded,
+                                                         stream.bytes_out),
                                     **({"not_read": report.not_read} if report.not_read else {}),
                                     **({"hints": report.hints} if report.hints else {})})
     if result.duplicate_batch:

@@ -6,6 +6,7 @@ Everything here reads forward only, so a source can be a local file, an upload o
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
@@ -123,6 +124,11 @@ class SourceStream(io.RawIOBase):
         self._hash = hasher or hashlib.sha256()
         self._pending = b""  # peeked, not yet consumed
         self.bytes_out = 0
+        # UTF-16 text (what Windows PowerShell's ">" writes) is read as UTF-8, decided by its
+        # byte order mark on the first read; its bytes_out and hash are then the UTF-8's
+        self.transcoded = False
+        self._bom_checked = origin != 0  # (a read from a file's middle has no mark)
+        self._decoder = None
 
     @property
     def bytes_in(self) -> int:
@@ -131,16 +137,35 @@ class SourceStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _pull(self, n: int) -> bytes:
+    def _read_source(self, n: int) -> bytes:
         kind = (self.compression or "").removesuffix("-framed")
         try:
-            data = self._source.read(n)
+            return self._source.read(n)
         except EOFError as exc:
             raise InputError(f"truncated {kind} stream ({exc})") from exc
         except (gzip.BadGzipFile, zlib.error) as exc:
             raise InputError(f"corrupt gzip stream ({exc})") from exc
         except zstd.ZstdError as exc:
             raise InputError(f"corrupt zstd stream ({exc})") from exc
+
+    def _pull(self, n: int) -> bytes:
+        data = self._read_source(n)
+        if not self._bom_checked:
+            while 0 < len(data) < 2 and (more := self._read_source(n)):
+                data += more
+            self._bom_checked = True
+            if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                self.transcoded = True
+                # (surrogatepass: a lone surrogate becomes bytes that are not UTF-8, which the
+                # line readers quarantine on their line, not a failure of the whole file)
+                self._decoder = codecs.getincrementaldecoder("utf-16")("surrogatepass")
+        if self._decoder is not None:
+            out = self._decoder.decode(data, final=not data).encode("utf-8", "surrogatepass")
+            while data and not out:  # (an odd byte: one more read gives a character)
+                data = self._read_source(n)
+                out = self._decoder.decode(data, final=not data).encode("utf-8",
+                                                                        "surrogatepass")
+            data = out
         self._hash.update(data)
         self.bytes_out += len(data)
         return data

@@ -124,3 +124,34 @@ def test_every_text_format_reads_the_same_after_a_byte_order_mark(tmp_path, name
         None, plain.format, plain.stored, plain.quarantined)
     for table in plain.stored:
         assert stored_rows(marked_lake, table, LINEAGE) == stored_rows(plain_lake, table, LINEAGE)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+@pytest.mark.parametrize("name, read", [
+    ("canonical.jsonl", lambda: jsonl_bytes([canonical_request(i) for i in range(3)])),
+    ("canonical.csv", lambda: b"request_id,ts,provider,model,input_tokens,output_tokens\r\n"
+     b"c1,2026-03-02T12:00:00Z,openai,gpt-4o,10,5\r\nc2,2026-03-02T12:00:01Z,openai,gpt-4o,7,1"
+     b"\r\n"),
+    ("genai_handwritten.jsonl", lambda: (FIXTURES / "genai_handwritten.jsonl").read_bytes()),
+    ("array.json", _canonical_array),
+])
+def test_utf16_text_reads_as_its_utf8_does(tmp_path, name, read, encoding):
+    # Windows PowerShell's ">" writes UTF-16 with a byte order mark: it was "binary data that is
+    # not a known format"
+    data = read()
+    text = data.decode("utf-8")
+    wide = (b"\xfe\xff" + text.encode("utf-16-be")) if encoding == "utf-16-be" \
+        else text.encode("utf-16")  # (little-endian, its mark first)
+    plain, plain_lake = _ingest(tmp_path, "plain-" + name, data)
+    marked, marked_lake = _ingest(tmp_path, f"{encoding}-" + name, wide)
+    assert plain.error is None and sum(plain.stored.values()) > 0
+    assert (marked.error, marked.format, marked.stored, marked.quarantined) == (
+        None, plain.format, plain.stored, plain.quarantined)
+    for table in plain.stored:
+        assert stored_rows(marked_lake, table, LINEAGE) == stored_rows(plain_lake, table, LINEAGE)
+    # gzipped too; and the same text in either encoding is the same content
+    import gzip
+
+    again, _ = _ingest(tmp_path, f"{encoding}-{name}.gz", gzip.compress(wide))
+    assert (again.error, again.stored) == (None, plain.stored)
+    assert marked.content_hash == plain.content_hash

@@ -441,10 +441,11 @@ def good_and(write):
      gzip.compress(jsonl_bytes([canonical_request(i) for i in range(500)]), mtime=0)[:300],
      "truncated gzip stream"),
     ("empty.jsonl", b"", "empty file"),
+    ("blank.jsonl", b"  \n\n\t\r\n", "no records: the file holds only blank lines"),
     ("junk.jsonl", bytes(range(256)) * 64, "binary data that is not a known format"),
     ("prose.jsonl", b"hello world\nthis is prose\n", "not a recognized format"),
     ("liar.parquet", b"PAR1 but not really", "ArrowInvalid"),
-], ids=["truncated-gzip", "empty", "binary-junk", "prose", "fake-parquet"])
+], ids=["truncated-gzip", "empty", "blank", "binary-junk", "prose", "fake-parquet"])
 def test_unreadable_input_is_one_clear_error_and_others_go_on(lake, good_and, totals, name,
                                                               content, message):
     report = ingest_paths(lake, good_and(name, content))
