@@ -45,6 +45,7 @@ from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
+ALREADY_QUARANTINED = "record(s) already in the quarantine from an earlier read: not added again."
 # Sources read one at a time in a row hold the writer lock together, for at most this many or
 # this long (other writers wait meanwhile; groups of small files hold it for up to 256 files)
 LOCK_RUN_FILES = 256
@@ -783,6 +784,12 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
             report.stored.setdefault(t, 0)
         for t in report.stored:
             report.duplicates.setdefault(t, 0)
+        # A record quarantined by an earlier read of the file (read whole again: it grew, or
+        # came back under its name) is not added again: counted as such, not as quarantined
+        again = result.duplicate_rows.get("quarantine", 0)
+        if again:
+            report.quarantined -= again
+            report.not_read[ALREADY_QUARANTINED] = again
     _pause_for_tests("after_commit")
     if progress:
         progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,

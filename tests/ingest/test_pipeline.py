@@ -489,6 +489,25 @@ def test_a_100_mb_line_is_quarantined_and_the_rest_kept(lake, tmp_path, totals):
     assert line == 2 and "longer than the limit" in reason and raw_len <= 2000
 
 
+def test_a_record_quarantined_before_is_not_counted_again_when_its_file_is_read_again(
+        lake, write, totals):
+    # a file read whole again (changed before its end, or uploaded again under its name): its
+    # bad record was counted as quarantined while the quarantine kept one
+    rows = [canonical_request(i) for i in range(6)]
+    rows[2]["input_tokens"] = -7
+    path = write("app.jsonl", rows)
+    assert ingest_paths(lake, [str(path)]).files[0].quarantined == 1
+    rows[0]["output_tokens"] = 6  # (an earlier line changed: the whole file is read again)
+    rows.append(canonical_request(7))
+    path = write("app.jsonl", rows)
+    again = ingest_paths(lake, [str(path)]).files[0]
+    assert (again.stored, again.duplicates, again.quarantined) == (
+        {"requests": 1}, {"requests": 5}, 0)
+    assert "1 record(s) already in the quarantine from an earlier read: not added again." in \
+        again.notes
+    assert totals("SELECT count(*) FROM quarantine") == (1,)
+
+
 def test_a_rerun_over_a_folder_reads_only_new_and_changed_files(lake, write, totals):
     """A cron job ingesting the same folder every minute: unchanged files are skipped by their
     stat (size, mtime, ctime, inode) without being opened; of a grown file only what was
