@@ -457,6 +457,12 @@ def test_unreadable_input_is_one_clear_error_and_others_go_on(lake, good_and, to
     assert totals("SELECT count(*) FROM quarantine") == (0,)
 
 
+def test_a_file_forced_as_csv_that_is_none_says_so_in_words(lake, write):
+    f = ingest_paths(lake, [str(write("j.jsonl", [{"request_id": "a"}]))], fmt="csv").files[0]
+    assert f.error.startswith("the CSV header ['{\"request_id\": \"a\"}'] names no canonical "
+                              "table (a file of requests needs")  # (no "ValueError:")
+
+
 def test_file_that_is_not_what_its_extension_says_is_read_by_content(lake, tmp_path, totals):
     path = tmp_path / "actually-csv.jsonl"
     path.write_text("request_id,ts,model,input_tokens,output_tokens\n"

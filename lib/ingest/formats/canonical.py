@@ -569,7 +569,7 @@ def _parse_csv(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
 
 def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
     """CSV records as chunks of all-text tables with ``_line``; the table is ``table_name``, or
-    recognized from the header when None (raises ValueError if it names none)."""
+    recognized from the header when None (raises InputError if it names none)."""
     header_line: bytes | None = None
     columns: list[str] = []
     delimiter = ","
@@ -594,7 +594,9 @@ def parse_csv_as(stream: BinaryIO, table_name: str | None) -> Iterator[Chunk]:
             spaced = csv_space_after_separator(header_line.decode("utf-8-sig"), delimiter)
             name = table_name or table_for(columns)
             if name is None:
-                raise ValueError(f"CSV header {columns[:8]} names no canonical table")
+                raise InputError(f"the CSV header {columns[:8]} names no canonical table (a "
+                                 "file of requests needs request_id, or model and token "
+                                 "counts; evals eval_id or metric and a result)")
             _refuse_repeated_names(columns)
         lines_of_data = LineBlock(first_line, data)
         record_lines, complete = _csv_records(lines_of_data)
