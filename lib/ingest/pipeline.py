@@ -45,6 +45,7 @@ from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
+PROGRESS_EVERY_S = 0.5  # how often a long read says how far it is
 ALREADY_QUARANTINED = "record(s) already in the quarantine from an earlier read: not added again."
 # Sources read one at a time in a row hold the writer lock together, for at most this many or
 # this long (other writers wait meanwhile; groups of small files hold it for up to 256 files)
@@ -764,6 +765,9 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                 report.not_read[what] = report.not_read.get(what, 0) + n
         report.not_read.update(src.not_read)  # (what the source left unread: the batch's note)
         # what the format read but did not store is kept with the batch (the Data page's note)
+        if progress:
+            progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
+                              time.monotonic() - started, stage="committing"))
         result = batch.commit(content_hash=identity,
                               info={"bytes": stream.bytes_out,
                                     # (UTF-16 read as UTF-8: its bytes are not the file's)
@@ -1040,13 +1044,22 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
     block_schema = pa.schema([("first_line", pa.int64()), ("pieces", pa.int64()),
                               ("text", pa.large_string())])
 
+    def tick(stage: str | None) -> None:
+        if progress:
+            progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
+                              time.monotonic() - started, stage=stage))
+
     def segment(rejects: list):
         """Blocks up to SEGMENT_BYTES of text; sets state["done"] at the end of the stream."""
         size = 0
+        last = time.monotonic()
         try:
             for block in blocks:
                 rejects.extend(block.rejects)
                 size += len(block.text)
+                if time.monotonic() - last > PROGRESS_EVERY_S:  # (a segment is up to 64 MiB)
+                    last = time.monotonic()
+                    tick("reading")
                 yield pa.record_batch([pa.array([block.first_line], pa.int64()),
                                        pa.array([block.pieces], pa.int64()),
                                        pa.array([block.text], pa.large_string())],
@@ -1088,6 +1101,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             # A table of the segment's blocks (not a stream): DuckDB scans its batches in
             # parallel, a stream from Python on one thread.
             con.register("blocks", pa.Table.from_batches(list(segment(rejects)), block_schema))
+            tick("checking")
             con.execute(create, time_range(now))
             con.unregister("blocks")
             n_bad = _quarantine_from_sql(con, batch, src.name, now, report)
@@ -1098,6 +1112,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
                                  ).fetchone()[0]
             report.rows_read += n_good + n_bad
             if n_good:
+                tick("writing")
                 stored = _write_good_rows(lake, batch, con, name, src.name, overrides)
                 batch.count_duplicates(name, n_good - stored)
             if first:

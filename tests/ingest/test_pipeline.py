@@ -418,6 +418,23 @@ def test_progress_reports_rows_and_bytes(lake, write):
     assert seen[-1].fraction == 1.0
 
 
+def test_an_upload_s_progress_says_what_it_is_doing(lake, monkeypatch):
+    # the exact path (uploads, stdin) said nothing between reading and "Done": a 200k-row
+    # upload's bar moved once
+    from lib.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(pipeline, "SEGMENT_BYTES", 4096)
+    seen = []
+    data = jsonl_bytes([canonical_request(i) for i in range(200)])
+    report = ingest_stream(lake, io.BytesIO(data), "up.jsonl", progress=seen.append)
+    assert report.files[0].stored == {"requests": 200}
+    stages = [p.stage for p in seen]
+    assert {"reading", "checking", "writing"} <= set(stages) and stages[-2] == "committing"
+    assert [p.rows for p in seen] == sorted(p.rows for p in seen)  # never backwards
+    assert seen[-1].rows == 200 and seen[-1].stage is None
+
+
 def test_forced_format_overrides_detection(lake, write):
     path = write("a.jsonl", [canonical_request(1)])
     report = ingest_paths(lake, [str(path)], fmt="csv")
