@@ -1003,31 +1003,6 @@ def _new_sql_connection(tmp: Path):
     return con
 
 
-CANON_COLUMN = "_sl_canon"  # the table's column names, a column (not a literal in a lambda)
-
-
-def _canon_sql(name: str) -> str:
-    return "[" + ", ".join(schema.sql_literal(c) for c in schema.TABLES[name].names) + "]"
-
-
-def _wide_extras_sql() -> str:
-    """SQL of a line's extras object over jsonl_rows_sql's rows (with CANON_COLUMN): the text
-    canonical.jsonl_rows_sql's own expression gives (keys sorted, null values dropped), from one
-    parse of the line for all its keys. That one extracted each key with json_extract of the
-    line inside a lambda: a parse of the whole line per key, held until the row was done, so
-    one line of ~2,000 extra keys (30 KB) ran out of the path's memory and failed the file. A
-    line with a key written twice is quarantined for it (``_dup_key``): its extras are not
-    built (a map of a key twice raises)."""
-    from lib.ingest.formats.canonical import json_object_sql
-
-    entries = (f"list_transform(list_filter(list_zip(json_keys(line), json_extract(line, '$.*')), "
-               f"e -> NOT list_contains({CANON_COLUMN}, e[1]) AND json_type(e[2]) <> 'NULL'), "
-               f"e -> {{'k': e[1], 'v': e[2]}})")
-    return (f"CASE WHEN len(_extra_keys) > 0 AND _dup_key IS NULL "
-            f"THEN {json_object_sql(entries)} END")
-
-
-
 def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name: str,
                       src: Source, overrides: dict, report: FileReport,
                       progress: ProgressFn | None, started: float) -> None:
@@ -1071,12 +1046,11 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             state["error"] = exc
             raise
 
-    rows_sql, text_cols, _extras = jsonl_rows_sql(name, "blocks")
+    rows_sql, text_cols, extras = jsonl_rows_sql(name, "blocks")
     present = {c: pa.string() for c in text_cols}
     present["_line"] = pa.int64()
-    checked = checked_sql(name, present, f"(SELECT *, {_canon_sql(name)} AS {CANON_COLUMN} "
-                                         f"FROM ({rows_sql}))", extras_json=(
-        f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {_wide_extras_sql()} END"),
+    checked = checked_sql(name, present, f"({rows_sql})", extras_json=(
+        f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {extras} END"),
         carry=("line", "_bad_json", "_not_obj", "_dup_key"), other_tables=True)
     cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names)
     create = f"""

@@ -24,7 +24,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lib import schema
 from lib.ingest import fastpath
 from lib.ingest.pipeline import ingest_paths
 from tests.ingest.conftest import INGEST_PATHS, canonical_request
@@ -257,14 +256,18 @@ def test_a_row_of_thousands_of_extra_keys_is_stored_on_every_path(tmp_path, monk
     assert _quarantine(lake) == [(7, "input_tokens is negative: -1")]
 
 
-def test_the_exact_paths_extras_are_the_text_canonical_gives(tmp_path):
-    """The exact path's one-parse extras (pipeline._wide_extras_sql) give the text of the
-    expression the chunked path shares (canonical.jsonl_rows_sql's)."""
+def test_the_one_parse_extras_are_the_text_the_per_key_ones_were(tmp_path):
+    """The extras built from one parse of a line (canonical._EXTRAS_SQL, which every path
+    shares) give the text the per-key expression gave: each extra key extracted from the line
+    by its JSON pointer, null values dropped, keys sorted (the reference, written out here)."""
     import pyarrow as pa
 
-    from lib.ingest.formats.canonical import jsonl_rows_sql
-    from lib.ingest.pipeline import CANON_COLUMN, _canon_sql, _wide_extras_sql
+    from lib.ingest.formats.canonical import json_object_sql, jsonl_rows_sql
 
+    per_key = json_object_sql(
+        "list_filter(list_transform(_extra_keys, "
+        "k -> {'k': k, 'v': json_extract(line, '/' || replace(replace(k, '~', '~0'), '/', "
+        "'~1'))}), (e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i)")
     lines = ['{"request_id":"a","ts":"x","model":"m","tier":"gold","n":1.0,"e":1e5,'
              '"big":123456789012345678901234567890,"s":"h\\u00e9\\n\\"q","nested":'
              '{"b":[1,{"c":null}],"a":2},"z":null,"a/b~c":true,"":0}',
@@ -274,8 +277,8 @@ def test_the_exact_paths_extras_are_the_text_canonical_gives(tmp_path):
     con.register("blocks", pa.table({"first_line": [1], "pieces": [len(lines)],
                                      "text": pa.array(["\n".join(lines)], pa.large_string())}))
     sql, _, extras = jsonl_rows_sql("requests", "blocks")
-    got = con.execute(f"SELECT {extras}, {_wide_extras_sql()} FROM (SELECT *, "
-                      f"{_canon_sql('requests')} AS {CANON_COLUMN} FROM ({sql}))").fetchall()
+    got = con.execute(f"SELECT {extras}, CASE WHEN len(_extra_keys) > 0 THEN {per_key} END "
+                      f"FROM ({sql})").fetchall()
     assert [a for a, _ in got] == [b for _, b in got]
     assert got[0][0] is not None and got[1][0] is None
-    assert schema.TABLES["requests"].names  # (the columns the canon list names)
+    assert json.loads(got[0][0])["tier"] == "gold" and "z" not in json.loads(got[0][0])

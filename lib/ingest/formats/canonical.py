@@ -362,14 +362,15 @@ def _own_values(table: pa.Table, name: str, block: LineBlock) -> pa.Table:
     canon = "[" + ", ".join("'" + c + "'" for c in cols) + "]"
     selects = ["_keys IS NOT NULL AS _read"]
     selects += [f'coalesce(j."{c}", CAST(to_json("{c}") AS VARCHAR)) AS "{c}"' for c in nested]
-    if extra:
-        selects.append(f"{_EXTRAS_SQL} AS _extras")
+    if extra:  # (a line DuckDB cannot read has no keys: json_extract would raise)
+        selects.append(f"CASE WHEN _keys IS NOT NULL THEN {_EXTRAS_SQL} END AS _extras")
     con = _con()
     con.register("own_lines", table.select(nested).append_column("line", lines))
     try:
         own = con.execute(f"""
             SELECT {', '.join(selects)}
-            FROM (SELECT *, list_filter(_keys, k -> NOT list_contains(_canon, k)) AS _extra_keys
+            FROM (SELECT *, list_filter(_keys, k -> NOT list_contains(_canon, k)) AS _extra_keys,
+                         list_filter(_keys, (k, i) -> list_position(_keys, k) < i)[1] AS _dup_key
                   FROM (SELECT *, try(json_keys(line)) AS _keys, {canon} AS _canon
                                {f", try(from_json(line, '{struct}')) AS j" if nested else ""}
                         FROM own_lines))
@@ -456,7 +457,7 @@ def jsonl_rows_sql(name: str, blocks: str) -> tuple[str, list[str], str]:
     # The same count finds a key written twice (from_json would keep its first value silently,
     # Arrow and Python's parser the last): the line is quarantined as ambiguous (_dup_key).
     sql = f"""
-        SELECT _line, line, _bad_json, _not_obj,
+        SELECT _line, line, _bad_json, _not_obj, _canon,
                list_filter(_keys, k -> NOT list_contains(_canon, k)) AS _extra_keys,
                list_filter(_keys, (k, i) -> list_position(_keys, k) < i)[1] AS _dup_key,
                j.*
@@ -497,10 +498,16 @@ def json_object_sql(entries: str) -> str:
     return f"nullif(CAST(to_json(map_from_entries(list_sort({entries}))) AS VARCHAR), '{{}}')"
 
 
-_EXTRAS_SQL = json_object_sql(
-    "list_filter(list_transform(_extra_keys, "
-    "k -> {'k': k, 'v': json_extract(line, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}), "
-    "(e, i) -> json_type(e.v) <> 'NULL' AND list_position(_extra_keys, e.k) = i)")
+# The extras from one parse of the line for all its keys (json_extract of '$.*' beside
+# json_keys), over rows with the line (``line``), its canonical names (``_canon``) and the first
+# key it has twice (``_dup_key``). Extracting each key from the line inside a lambda parsed the
+# whole line once per key, held until the row was done: one line of ~2,000 extra keys (30 KB)
+# ran out of memory and failed its file. A line with a key written twice gets none (a map of a
+# key twice raises): it is quarantined for that.
+_EXTRAS_SQL = ("CASE WHEN _dup_key IS NULL THEN " + json_object_sql(
+    "list_transform(list_filter(list_zip(json_keys(line), json_extract(line, '$.*')), "
+    "e -> NOT list_contains(_canon, e[1]) AND json_type(e[2]) <> 'NULL'), "
+    "e -> {'k': e[1], 'v': e[2]})") + " END")
 
 
 JSONL = Format(name="jsonl", detect=_detect_jsonl, parse=_parse_jsonl, priority=90,
