@@ -279,13 +279,19 @@ def attributes_clash_sql(attrs: str, extras: str) -> str:
     a list of every key is not)."""
     path = "'/' || replace(replace(k, '~', '~0'), '/', '~1')"
     wins = "[" + ", ".join(_lit(k) for k in TOP_LEVEL_WINS) + "]"
+    a, b = f"json_extract({attrs}, {path})", f"json_extract({extras}, {path})"
+    # Values that differ: scalars whose texts differ and whose numbers (when both are) differ
+    # (1 and 1.0, 100 and 1e2, a CSV's "2" beside 2 are one value). Objects and arrays merge as
+    # before (the top level's keys win inside them): key order or spacing tells nothing.
+    scalar = "json_type({v}) NOT IN ('OBJECT', 'ARRAY', 'NULL')"
+    differ = (f"{scalar.format(v=a)} AND {scalar.format(v=b)} "
+              f"AND json_extract_string({attrs}, {path}) <> json_extract_string({extras}, {path}) "
+              f"AND coalesce(TRY_CAST(json_extract_string({attrs}, {path}) AS DOUBLE) <> "
+              f"TRY_CAST(json_extract_string({extras}, {path}) AS DOUBLE), true)")
     return (f"CASE WHEN {extras} IS NOT NULL AND {attrs} IS NOT NULL "
             f"AND {_is_json_object(attrs)} THEN CASE WHEN list_has_any(json_keys({attrs}), "
             f"json_keys({extras})) THEN list_filter(list_sort(list_intersect(json_keys({attrs}), "
-            f"json_keys({extras}))), k -> NOT list_contains({wins}, k) "
-            f"AND json_type(json_extract({attrs}, {path})) <> 'NULL' "
-            f"AND CAST(json_extract({attrs}, {path}) AS VARCHAR) <> "
-            f"CAST(json_extract({extras}, {path}) AS VARCHAR))[1] END END")
+            f"json_keys({extras}))), k -> NOT list_contains({wins}, k) AND {differ})[1] END END")
 
 
 def other_table_sql(name: str, present: dict, extras: str) -> str:
@@ -294,7 +300,10 @@ def other_table_sql(name: str, present: dict, extras: str) -> str:
     "evals row (eval_id)", else NULL (:data:`ROW_IDS`). Only rows with such keys are
     looked at; a key's text is searched for before the object is parsed."""
     own = [c for c in _own_columns(name) if c in present]
-    none_own = " AND ".join(f"{_q(c)} IS NULL" for c in own) or "true"
+    # (a row with the file's own id is the file's row: a request logs its span_id)
+    key = schema.KEYS[name]
+    own_id = f"{_q(key)} IS NULL" if key in present else "true"
+    none_own = " AND ".join([own_id] + [f"{_q(c)} IS NULL" for c in own])
     cases = []
     for key, table in ROW_IDS.items():
         if key in schema.TABLES[name].names:

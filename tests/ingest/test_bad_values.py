@@ -96,3 +96,25 @@ def test_csv_missing_value_markers_are_null_unless_quoted(tmp_path, spaced):
         eng.close()
     assert got == [("r1", None, None, None), ("r2", "NA", "null", None),
                    ("r3", None, None, None), ("r4", "EU", "chat", 12.5)]
+
+
+def test_a_record_mixing_a_quoted_and_an_unquoted_marker_reads_each_by_its_own_quotes(tmp_path):
+    # the record-by-record reader (a space after each separator) guessed from the record's
+    # text: a quoted "NA" anywhere in it made an unquoted NA elsewhere text
+    path = tmp_path / "spaced.csv"
+    path.write_text("request_id, ts, provider, model, input_tokens, output_tokens, customer_id, "
+                    "feature\n"
+                    'r1, 2026-03-02T12:00:00Z, openai, gpt-4o, 1, 1, NA, "said ""NA"" twice"\n'
+                    'r2, 2026-03-02T12:00:01Z, openai, gpt-4o, 1, 1, NA, "NA"\n'
+                    'r3, 2026-03-02T12:00:02Z, openai, gpt-4o, 1, 1, "NA", NA\n')
+    lake = Lake(tmp_path / "store")
+    assert ingest_paths(lake, [str(path)]).files[0].stored == {"requests": 3}
+    from lib.store import Engine
+
+    eng = Engine(lake)
+    try:
+        got = eng.query("SELECT request_id, customer_id, feature FROM requests "
+                        "ORDER BY request_id").rows()
+    finally:
+        eng.close()
+    assert got == [("r1", None, 'said "NA" twice'), ("r2", None, "NA"), ("r3", "NA", None)]

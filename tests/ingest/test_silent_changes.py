@@ -282,3 +282,30 @@ def test_the_one_parse_extras_are_the_text_the_per_key_ones_were(tmp_path):
     assert [a for a, _ in got] == [b for _, b in got]
     assert got[0][0] is not None and got[1][0] is None
     assert json.loads(got[0][0])["tier"] == "gold" and "z" not in json.loads(got[0][0])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_request_row_that_logs_its_span_id_is_a_request(tmp_path, monkeypatch, path):
+    # span_id tells another table's row only in a row without the file's own id: a failed call
+    # logged with its span and no tokens was quarantined as "a spans row"
+    rows = [{"request_id": f"r{i}", "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+             "status": "error", "service": "api", "trace_id": "t", "span_id": f"s{i}"}
+            for i in range(3)]
+    report, _ = _ingest(tmp_path, monkeypatch, path, "spans.jsonl", _jsonl(rows))
+    assert (report.stored, report.quarantined) == ({"requests": 3}, 0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_one_value_written_two_ways_is_no_clash(tmp_path, monkeypatch, path):
+    # 1 and 1.0, 100 and 1e2, an object's keys in another order: one value each
+    rows = [{"request_id": "a", "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+             "retries": 1, "attributes": {"retries": 1.0}},
+            {"request_id": "b", "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+             "n": 100, "attributes": {"n": 1e2}},
+            {"request_id": "c", "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+             "ctx": {"a": 1, "b": 2}, "attributes": {"ctx": {"b": 2, "a": 1}}},
+            {"request_id": "d", "ts": "2026-03-02T12:00:00Z", "model": "gpt-4o",
+             "tier": "free", "attributes": {"tier": "gold"}}]
+    report, _ = _ingest(tmp_path, monkeypatch, path, "two_ways.jsonl", _jsonl(rows))
+    assert (report.stored, report.quarantined) == ({"requests": 3}, 1)
+    assert report.reasons[0].startswith('line 4: key "tier" is both a top-level key')

@@ -802,16 +802,43 @@ def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: s
                    else f"expected {len(columns)} CSV fields")
             rejects.append(Reject(line, text.rstrip("\r\n")[: schema.RAW_MAX_CHARS], why))
             continue
-        for column, value in zip(values, rows[0], strict=True):
-            # as _arrow_csv reads them: a null marker is text when the record has it quoted
-            # (csv.reader does not say which field was; a marker both quoted and not in one
-            # record is read as text)
-            column.append(None if value == "" or (value in _CSV_NULLS
-                                                  and f'"{value}"' not in text) else value)
+        quoted = _quoted_fields(text, delimiter, skip_space)
+        for i, (column, value) in enumerate(zip(values, rows[0], strict=True)):
+            # as _arrow_csv reads them: a null marker is text when its field is quoted
+            column.append(None if value == "" or (value in _CSV_NULLS and not (
+                i < len(quoted) and quoted[i])) else value)
         lines.append(line)
     # (from arrays: a dict kept one of two unnamed columns, "a,b,,")
     table = pa.Table.from_arrays([pa.array(v, pa.string()) for v in values], names=columns)
     return keys_apart(table).append_column("_line", pa.array(lines, pa.int64())), rejects
+
+
+def _quoted_fields(record: str, delimiter: str, skip_space: bool) -> list[bool]:
+    """Whether each field of the CSV ``record`` (one record, as csv.reader reads it with
+    ``delimiter`` and ``skipinitialspace=skip_space``) starts with a quote: csv.reader does not
+    say (Python 3.12's QUOTE_NOTNULL would, for empty fields only)."""
+    flags, at_start, in_quotes, i = [], True, False, 0
+    while i < len(record):
+        ch = record[i]
+        if in_quotes:
+            if ch == '"':
+                if record[i + 1:i + 2] == '"':
+                    i += 1  # an escaped quote
+                else:
+                    in_quotes = False
+        elif at_start and skip_space and ch == " ":
+            pass
+        elif at_start:
+            flags.append(ch == '"')
+            in_quotes, at_start = ch == '"', False
+            if ch == delimiter:  # an empty field
+                flags[-1], at_start = False, True
+        elif ch == delimiter:
+            at_start = True
+        i += 1
+    if at_start:
+        flags.append(False)  # the last field, empty
+    return flags
 
 
 CSV = Format(name="csv", detect=_detect_csv, parse=_parse_csv, priority=90,
