@@ -22,7 +22,7 @@ import re
 import pyarrow as pa
 
 from lib import schema
-from lib.ingest.formats.canonical import csv_delimiter, table_for
+from lib.ingest.formats.canonical import csv_delimiter, is_user_key, table_for, user_key
 from lib.ingest.formats.json_values import array_head
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,10 @@ def column_hints(format_name: str | None, head: bytes) -> list[str]:
 def parquet_hints(schema_: pa.Schema) -> list[str]:
     """:func:`column_hints` for a canonical Parquet file, from its columns (a struct column
     counts as an object, like a nested JSON value)."""
-    record = {f.name: {} if pa.types.is_struct(f.type) or pa.types.is_map(f.type) else None
-              for f in schema_ if not f.name.startswith("_")}
+    # by the names the file has (a column keys_apart renamed, "Model" beside model, is the user's
+    # "Model"), internal columns left out
+    record = {user_key(f.name): {} if pa.types.is_struct(f.type) or pa.types.is_map(f.type)
+              else None for f in schema_ if not f.name.startswith("_") or is_user_key(f.name)}
     return field_hints([record])
 
 

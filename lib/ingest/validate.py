@@ -280,14 +280,16 @@ def attributes_clash_sql(attrs: str, extras: str) -> str:
     path = "'/' || replace(replace(k, '~', '~0'), '/', '~1')"
     wins = "[" + ", ".join(_lit(k) for k in TOP_LEVEL_WINS) + "]"
     a, b = f"json_extract({attrs}, {path})", f"json_extract({extras}, {path})"
-    # Values that differ: scalars whose texts differ and whose numbers (when both are) differ
-    # (1 and 1.0, 100 and 1e2, a CSV's "2" beside 2 are one value). Objects and arrays merge as
-    # before (the top level's keys win inside them): key order or spacing tells nothing.
-    scalar = "json_type({v}) NOT IN ('OBJECT', 'ARRAY', 'NULL')"
-    differ = (f"{scalar.format(v=a)} AND {scalar.format(v=b)} "
-              f"AND json_extract_string({attrs}, {path}) <> json_extract_string({extras}, {path}) "
+    # Values that differ: texts that differ, and numbers (when both are) that differ (1 and 1.0,
+    # 100 and 1e2, a CSV's "2" beside 2 are one value); objects and arrays by their minified
+    # JSON text (the same object with its keys in another order counts as another).
+    structured = "json_type({v}) IN ('OBJECT', 'ARRAY')"
+    differ = (f"json_type({a}) <> 'NULL' AND CASE "
+              f"WHEN {structured.format(v=a)} OR {structured.format(v=b)} "
+              f"THEN CAST({a} AS VARCHAR) <> CAST({b} AS VARCHAR) "
+              f"ELSE json_extract_string({attrs}, {path}) <> json_extract_string({extras}, {path}) "
               f"AND coalesce(TRY_CAST(json_extract_string({attrs}, {path}) AS DOUBLE) <> "
-              f"TRY_CAST(json_extract_string({extras}, {path}) AS DOUBLE), true)")
+              f"TRY_CAST(json_extract_string({extras}, {path}) AS DOUBLE), true) END")
     return (f"CASE WHEN {extras} IS NOT NULL AND {attrs} IS NOT NULL "
             f"AND {_is_json_object(attrs)} THEN CASE WHEN list_has_any(json_keys({attrs}), "
             f"json_keys({extras})) THEN list_filter(list_sort(list_intersect(json_keys({attrs}), "

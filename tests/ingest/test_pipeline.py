@@ -200,6 +200,25 @@ def test_a_column_named_like_a_canonical_one_in_other_case_is_the_user_s(lake, t
     assert kept["Model"] == "my-router-label" and str(kept["INPUT_TOKENS"]) == "999999"
 
 
+def test_keys_in_other_case_stay_apart_named_as_written_and_hinted(lake, tmp_path, totals):
+    # two user keys differing only in case were one to DuckDB ("gold" twice); a Parquet file's
+    # hints named the renamed columns; a column literally ending in " (user key)" lost its end
+    path = tmp_path / "case.csv"
+    path.write_text("request_id,ts,model,input_tokens,output_tokens,tier,TIER,x (user key)\n"
+                    "r1,2026-03-02T12:00:00Z,gpt-4o,10,5,gold,free,v\n")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 0)
+    assert json.loads(totals("SELECT attributes FROM requests")[0]) == {
+        "tier": "gold", "TIER": "free", "x (user key)": "v"}
+    parquet = tmp_path / "case.parquet"
+    pq.write_table(pa.table({"request_id": ["p1"], "ts": ["2026-03-02T12:00:00Z"],
+                             "model": ["gpt-4o"], "Latency": [1.5], "INPUT_TOKENS": [3]}),
+                   parquet)
+    hints = ingest_paths(lake, [str(parquet)]).files[0].hints
+    assert hints and "INPUT_TOKENS (is it input_tokens?)" in hints[0] and \
+        "(user key" not in hints[0]
+
+
 def test_a_csv_header_naming_a_column_twice_is_one_clear_error(lake, write):
     path = write("dup.csv", b"request_id,ts,model,input_tokens,output_tokens,tag,tag\n"
                  b"q1,2026-03-02T12:00:00Z,gpt-4o,5,1,a,b\n")

@@ -144,36 +144,45 @@ def keys_apart(table: pa.Table) -> pa.Table:
     """``table`` with each of a user's own keys that starts with "_" (``_line``, ``_raw``,
     ``_id``, ``_meta``: logs have them) renamed with USER_KEY_MARK: apart from the internal
     columns ("_line", "_raw", …), which it collided with (two fields of one name failed the whole
-    file) or was taken for (and dropped). So are an empty name (no SQL identifier can be empty)
-    and a name that is a canonical column's, or another of the table's, in other letter case
-    ("Model" beside "model"): DuckDB's names ignore case, and a CSV's "Model" was read as the
+    file) or was taken for (and dropped). So is an empty name (no SQL identifier can be empty).
+    A name that is a canonical column's in other letter case ("Model" beside model), or that
+    another of the table's names is in other case ("tier", "TIER"), gets a mark numbered by its
+    position (" (user key 3)"): DuckDB's names ignore case, and a CSV's "Model" was read as the
     model. :func:`user_key` gives its name back."""
     names = table.column_names
     lowered: dict[str, int] = {}
     for n in names:
         lowered[n.lower()] = lowered.get(n.lower(), 0) + 1
 
-    def apart(n: str) -> bool:
-        return n.startswith("_") or not n or (n not in _CANONICAL_NAMES and (
-            n.lower() in _CANONICAL_NAMES or lowered[n.lower()] > 1))
+    def renamed(i: int, n: str) -> str:
+        if n.startswith("_") or not n:
+            return n + USER_KEY_MARK
+        if n not in _CANONICAL_NAMES and (n.lower() in _CANONICAL_NAMES
+                                          or lowered[n.lower()] > 1):
+            return f"{n} (user key {i})"
+        return n
 
-    if not any(apart(n) for n in names):
-        return table
-    return table.rename_columns([n + USER_KEY_MARK if apart(n) else n for n in names])
+    new = [renamed(i, n) for i, n in enumerate(names)]
+    return table if new == names else table.rename_columns(new)
 
 
 # every canonical table's column names (a column of one table may sit in another's file)
 _CANONICAL_NAMES = frozenset(n for t in schema.TABLES.values() for n in t.names)
+_NUMBERED_MARK = re.compile(r" \(user key \d+\)$")
 
 
 def is_user_key(name: str) -> bool:
     """Whether a column is a user's key :func:`keys_apart` renamed."""
-    return name.endswith(USER_KEY_MARK)
+    return (name.endswith(USER_KEY_MARK) and (name.startswith("_") or name == USER_KEY_MARK)) \
+        or _NUMBERED_MARK.search(name) is not None
 
 
 def user_key(name: str) -> str:
     """The user's key of a column :func:`keys_apart` may have renamed."""
-    return name[:-len(USER_KEY_MARK)] if is_user_key(name) else name
+    if not is_user_key(name):
+        return name
+    return _NUMBERED_MARK.sub("", name) if _NUMBERED_MARK.search(name) else \
+        name[:-len(USER_KEY_MARK)]
 
 
 def _with_line_text(table: pa.Table, block: LineBlock) -> pa.Table:
