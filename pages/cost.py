@@ -132,8 +132,8 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
             st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "
                        "values, without *(other)*.")
         # ("spend_by_model" is the chart's over time)
-        widgets.downloads(every.rename({"group": dim}), f"spend_table_by_{dim}",
-                          key=f"dl_top_{dim}")
+        widgets.downloads(every.rename({"group": dim}), f"spend_table_by_{dim}"
+                          + ("" if rank == "spend" else "_per_request"), key=f"dl_top_{dim}")
 
 # -- budgets ------------------------------------------------------------------------------------
 st.subheader("Month to date and projection")

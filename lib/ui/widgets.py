@@ -127,9 +127,13 @@ def file_stem(name: str, filters: Filters | None) -> str:
 
     part = "_".join(f"{safe(column)}-{'+'.join(safe(v) for v in values)}"
                     for column, values in filters.values)
+    digest = hashlib.sha256(repr(filters.values).encode()).hexdigest()[:8]
     if len(part) > 80:
-        part = "filters-" + hashlib.sha256(repr(filters.values).encode()).hexdigest()[:8]
-    return f"{stem}_{part}"
+        return f"{stem}_filters-{digest}"
+    # a value the name could not spell ("聊天", "a/b", 41 characters): two such filters would
+    # share a name but for their hash
+    lossy = any(safe(v) != v for _, values in filters.values for v in values)
+    return f"{stem}_{part}-{digest}" if lossy else f"{stem}_{part}"
 
 
 def shown_zone() -> str:
