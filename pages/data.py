@@ -168,21 +168,13 @@ orphans = engine.lake.orphans(older_than_s=300)
 if orphans:
     # Which of them a commit replaced, and when: those are kept an hour on purpose (a reader of
     # the version before may still read them, README), not leftovers.
-    replaced_at: dict[str, datetime] = {}
-    for c in engine.commits():
-        for rel in c.removed:
-            try:
-                when = datetime.fromisoformat(c.committed_at)
-            except (TypeError, ValueError):
-                continue
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)  # (a hand-edited commit)
-            replaced_at[rel] = max(replaced_at.get(rel, when), when)
+    replaced_at = compact.removed_at(engine.commits())  # (epoch s, as the collector reads it)
     kept_s = compact.GC_AGE_S
     groups: dict[str, list] = {"kept": [], "due": [], "stray": []}
     for path in orphans:
         when = replaced_at.get(path.relative_to(engine.lake.root).as_posix())
         groups["stray" if when is None else
-               "kept" if (now - when).total_seconds() <= kept_s else "due"].append(path)
+               "kept" if now.timestamp() - when <= kept_s else "due"].append(path)
     with st.expander(f"{len(orphans)} file(s) in the store are in no batch's current files: "
                      "readers ignore them"):
         hour = formatting.duration(timedelta(seconds=kept_s))

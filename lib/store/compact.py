@@ -142,7 +142,7 @@ def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> 
     with lake.writer_lock():
         snap = lake.snapshot()
         live = {p for files in snap.files.values() for p in files}
-        removed_at = _removed_at(snap.commits)
+        replaced = removed_at(snap.commits)
         deleted = []
         candidates = [p for t in schema.TABLES if (lake.root / t).exists()
                       for p in (lake.root / t).rglob("*") if p.is_file()]
@@ -152,7 +152,7 @@ def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> 
             if rel in live:
                 continue
             try:
-                age = now - removed_at[rel] if rel in removed_at else now - path.stat().st_mtime
+                age = now - replaced[rel] if rel in replaced else now - path.stat().st_mtime
             except OSError:
                 continue
             if age > older_than_s:
@@ -176,7 +176,7 @@ def gc_replaced(lake: Lake, older_than_s: float | None = None, now: float | None
         snap = lake.snapshot()
         live = {p for files in snap.files.values() for p in files}
         old: dict[str, set[str]] = {}
-        for rel, when in _removed_at(snap.commits).items():
+        for rel, when in removed_at(snap.commits).items():
             if now - when > older_than_s and rel not in live and _is_data_file_path(rel):
                 folder, _, name = rel.rpartition("/")
                 old.setdefault(folder, set()).add(name)
@@ -201,10 +201,10 @@ def _is_data_file_path(rel: str) -> bool:
         and all(part not in ("..", ".") for part in parts)
 
 
-def _removed_at(commits) -> dict[str, float]:
+def removed_at(commits) -> dict[str, float]:
     """Each path a commit removed, with the time (epoch s) of the last commit that removed it
     (a commit whose time does not read is left out: its files' age is not known)."""
-    removed_at: dict[str, float] = {}
+    at: dict[str, float] = {}
     for c in commits:
         if c.removed:
             try:
@@ -212,5 +212,5 @@ def _removed_at(commits) -> dict[str, float]:
             except ValueError:
                 continue
             for p in c.removed:
-                removed_at[p] = max(removed_at.get(p, 0.0), when)
-    return removed_at
+                at[p] = max(at.get(p, 0.0), when)
+    return at
