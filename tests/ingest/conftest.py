@@ -83,14 +83,20 @@ def fed_fifo(fifo: Path, data: bytes):
 def stored_rows(lake, name: str, without: tuple[str, ...]) -> list[tuple]:
     """The rows of table ``name`` in ``lake``'s live files, without the columns ``without``
     (lineage that differs between the ingests compared), in a fixed order; [] when none."""
+    return live_rows(lake, name, ", ".join(f'"{c}"' for c in schema.TABLES[name].names
+                                           if c not in without))
+
+
+def live_rows(lake, name: str, cols: str = "*", where: str = "") -> list[tuple]:
+    """``cols`` (SQL) of table ``name``'s rows in ``lake``'s live files (``where``: a clause),
+    read by DuckDB in UTC, in a fixed order; [] when none."""
     files = [str(lake.root / p) for p in lake.snapshot().files[name]]
     if not files:
         return []
-    cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names if c not in without)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        return con.execute(f"SELECT {cols} FROM read_parquet($f) ORDER BY ALL",
+        return con.execute(f"SELECT {cols} FROM read_parquet($f) {where} ORDER BY ALL",
                            {"f": files}).fetchall()
     finally:
         con.close()

@@ -26,7 +26,7 @@ import pytest
 
 from lib.ingest import fastpath
 from lib.ingest.pipeline import ingest_paths
-from tests.ingest.conftest import INGEST_PATHS, canonical_request
+from tests.ingest.conftest import INGEST_PATHS, canonical_request, live_rows
 
 PATHS = list(INGEST_PATHS)  # group, fast, exact, arrow
 TS = "2026-03-02T12:00:00Z"
@@ -70,16 +70,7 @@ def _ingest(tmp_path: Path, monkeypatch, path: str, name: str, data: bytes, *,
 
 
 def _rows(lake, table: str, cols: str, where: str = "") -> list[tuple]:
-    files = [str(lake.root / p) for p in lake.snapshot().files[table]]
-    if not files:
-        return []
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    try:
-        return con.execute(f"SELECT {cols} FROM read_parquet($f) {where} ORDER BY ALL",
-                           {"f": files}).fetchall()
-    finally:
-        con.close()
+    return live_rows(lake, table, cols, where)
 
 
 def _quarantine(lake) -> list[tuple]:
