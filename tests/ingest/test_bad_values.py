@@ -14,6 +14,7 @@ import pytest
 from lib import schema
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Lake
+from tests.ingest.conftest import live_rows
 
 VALID = {
     "requests": {"request_id": "r", "ts": "2026-03-02T12:00:00Z", "provider": "openai",
@@ -86,14 +87,7 @@ def test_csv_missing_value_markers_are_null_unless_quoted(tmp_path, spaced):
     lake = Lake(tmp_path / "store")
     report = ingest_paths(lake, [str(path)]).files[0]
     assert (report.stored, report.quarantined, report.error) == ({"requests": 4}, 0, None)
-    from lib.store import Engine
-
-    eng = Engine(lake)
-    try:
-        got = eng.query("SELECT request_id, customer_id, feature, latency_ms FROM requests "
-                        "ORDER BY request_id").rows()
-    finally:
-        eng.close()
+    got = live_rows(lake, "requests", "request_id, customer_id, feature, latency_ms")
     assert got == [("r1", None, None, None), ("r2", "NA", "null", None),
                    ("r3", None, None, None), ("r4", "EU", "chat", 12.5)]
 
@@ -109,12 +103,5 @@ def test_a_record_mixing_a_quoted_and_an_unquoted_marker_reads_each_by_its_own_q
                     'r3, 2026-03-02T12:00:02Z, openai, gpt-4o, 1, 1, "NA", NA\n')
     lake = Lake(tmp_path / "store")
     assert ingest_paths(lake, [str(path)]).files[0].stored == {"requests": 3}
-    from lib.store import Engine
-
-    eng = Engine(lake)
-    try:
-        got = eng.query("SELECT request_id, customer_id, feature FROM requests "
-                        "ORDER BY request_id").rows()
-    finally:
-        eng.close()
+    got = live_rows(lake, "requests", "request_id, customer_id, feature")
     assert got == [("r1", None, 'said "NA" twice'), ("r2", None, "NA"), ("r3", "NA", None)]
