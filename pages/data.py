@@ -12,11 +12,7 @@ from lib.ui import filters as ui_filters
 from lib.ui import store, upload, widgets
 
 TS_FORMAT = "YYYY-MM-DD HH:mm:ss"
-# A quarantined record's raw text is kept up to schema.RAW_MAX_CHARS characters (bytes, where a
-# reader cut the line before decoding it, so a byte count reaches it first): at the limit it
-# may have been cut. (A record exactly that long is flagged too: the store keeps no other sign.)
-RAW_CUT = (pl.col("raw").str.len_bytes() >= schema.RAW_MAX_CHARS).fill_null(False) \
-    .alias("raw_cut")
+# (inventory.quarantine's raw_cut)
 RAW_CUT_HELP = (f"True when the raw text reached the {schema.RAW_MAX_CHARS:,}-character limit "
                 "the quarantine keeps (in bytes, for a line cut before it was decoded): the "
                 "record may be longer than shown. A record exactly that long is flagged too.")
@@ -107,8 +103,7 @@ else:
     q = inventory.quarantine(engine, limit=SHOWN + 1, **picked)
     if q.height > SHOWN:
         st.caption(f"The newest {SHOWN:,} inputs are listed; the downloads hold all of them.")
-    widgets.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz),
-                                                 RAW_CUT),
+    widgets.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
                  column_config={"source_file": st.column_config.TextColumn("File"),
                                 "line": st.column_config.NumberColumn(
@@ -123,7 +118,7 @@ else:
                                     f"Ingested ({f.tz})", format=TS_FORMAT)})
     # (made on click: the whole quarantine, not read on every run of the page.) Not named after
     # the sidebar's window, which this page does not apply: the files hold everything.
-    widgets.downloads(lambda: inventory.quarantine(engine, **picked).with_columns(RAW_CUT),
+    widgets.downloads(lambda: inventory.quarantine(engine, **picked),
                       "quarantine", key="dl_quarantine", windowed=False)
 
 st.subheader("Requests without a cost")

@@ -114,9 +114,12 @@ _CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, "
 
 def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | None = None,
                check: str | None = None) -> pl.DataFrame:
-    """Quarantined inputs, newest first: ``ingested_at, source_file, line, reason, raw``; only
-    those of ``source_file`` and failing ``check`` (as :func:`quarantine_checks` names it) when
-    given."""
+    """Quarantined inputs, newest first: ``ingested_at, source_file, line, reason, raw,
+    raw_cut``; only those of ``source_file`` and failing ``check`` (as :func:`quarantine_checks`
+    names it) when given. ``raw_cut``: the raw text reached the schema.RAW_MAX_CHARS limit the
+    quarantine keeps, so the record may be longer (counted in bytes: the JSON-lines readers cut
+    a line before decoding it, so a byte count reaches the limit first; a record exactly that
+    long is flagged too, the store keeping no other sign)."""
     where, params = [], {}
     if source_file is not None:
         where.append("source_file = $file")
@@ -126,7 +129,8 @@ def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | N
         params["check"] = check
     lim = f"LIMIT {int(limit)}" if limit else ""
     return engine.query(
-        "SELECT ingested_at, source_file, line, reason, raw FROM quarantine "
+        "SELECT ingested_at, source_file, line, reason, raw, "
+        f"coalesce(strlen(raw) >= {schema.RAW_MAX_CHARS}, false) AS raw_cut FROM quarantine "
         f"{'WHERE ' + ' AND '.join(where) if where else ''} "
         f"ORDER BY ingested_at DESC, source_file, line {lim}", params)
 
