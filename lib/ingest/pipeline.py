@@ -45,6 +45,7 @@ from lib.ingest.validate import rejects_table, validate
 from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
 
 MAX_REASONS = 5
+NOT_TEXT = "binary data that is not a known format"  # how an unreadable file's error starts
 PROGRESS_EVERY_S = 0.5  # how often a long read says how far it is
 ALREADY_QUARANTINED = "record(s) already in the quarantine from an earlier read: not added again."
 # Sources read one at a time in a row hold the writer lock together, for at most this many or
@@ -893,7 +894,7 @@ def _unrecognized(head: bytes) -> str:
     names = ", ".join(f.name for f in registry.registered())
     sample = head[:4096]
     if b"\x00" in sample or _not_text(sample):
-        what = "binary data that is not a known format"
+        what = NOT_TEXT
     else:
         what = "not a recognized format"
         hint = unrecognized_hint(head)

@@ -12,7 +12,7 @@ from lib import pricing
 from lib.commands.ingest import render
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError, loads
-from lib.ingest.pipeline import IngestReport, Progress, ingest_stream
+from lib.ingest.pipeline import NOT_TEXT, IngestReport, Progress, ingest_stream
 from lib.store import Engine
 
 MAPPING_CHOICE = "your own shape: a YAML mapping"
@@ -118,11 +118,11 @@ def upload_section(engine: Engine) -> IngestReport | None:
 # The report's guidance (lib.ingest's errors and hints, lib.commands.ingest.render) is written
 # for the command line; here it names the page's own controls. Replaced at rendering, phrase by
 # phrase: a phrase reworded there is shown as written, still right for the CLI.
-_BINARY = "binary data that is not a known format"
+
 _PAGE_WORDS = (
     # (a binary file: a format may read it, a mapping of text fields never can)
     ("); use --format or --mapping to say what it is", "); if it is one of them, choose it "
-     "under Format above", _BINARY),
+     "under Format above", NOT_TEXT),
     ("use --format or --mapping to say what it is", "choose its format under Format above, or "
      f"“{MAPPING_CHOICE}” to describe its fields", None),
     ("or force a format with --format", "or choose its format under Format above", None),
@@ -147,4 +147,4 @@ def page_wording(text: str) -> str:
 def binary(report) -> bool:
     """True when ``report`` (a FileReport) is of a file whose content is not text. Told by its
     error's words, lib.ingest.pipeline._unrecognized's: the report has no field saying so."""
-    return bool(report.error) and report.error.startswith(_BINARY)
+    return bool(report.error) and report.error.startswith(NOT_TEXT)
