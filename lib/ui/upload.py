@@ -118,7 +118,6 @@ def upload_section(engine: Engine) -> IngestReport | None:
 # The report's guidance (lib.ingest's errors and hints, lib.commands.ingest.render) is written
 # for the command line; here it names the page's own controls. Replaced at rendering, phrase by
 # phrase: a phrase reworded there is shown as written, still right for the CLI.
-
 _PAGE_WORDS = (
     # (a binary file: a format may read it, a mapping of text fields never can)
     ("); use --format or --mapping to say what it is", "); if it is one of them, choose it "
