@@ -121,7 +121,7 @@ REQUEST_TYPES = {"chat": "chat", "completion": "text_completion", "embedding": "
 _PROMPT, _COMPLETION = "gen_ai.prompt.", "gen_ai.completion."
 _PROMPT_MARKERS = ("gen_ai.prompt.0.role", "gen_ai.prompt.0.content", "gen_ai.prompt.0.user")
 _COMPLETION_MARKERS = ("gen_ai.completion.0.role", "gen_ai.completion.0.content",
-                       "gen_ai.completion.0.finish_reason")  # map_span tests these inline
+                       "gen_ai.completion.0.finish_reason")
 
 
 def _place(tree: dict, path: list[str], value: Any) -> bool:
@@ -284,11 +284,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     # Neither name: Traceloop's flattened messages, if the span has them (_PROMPT_MARKERS,
     # _COMPLETION_MARKERS: a few lookups, and the attributes read only then)
     consumed = CONSUMED
-    if (input_text is None and ("gen_ai.prompt.0.role" in a or "gen_ai.prompt.0.content" in a
-                                or "gen_ai.prompt.0.user" in a)) \
-            or (output_text is None and ("gen_ai.completion.0.role" in a
-                                         or "gen_ai.completion.0.content" in a
-                                         or "gen_ai.completion.0.finish_reason" in a)):
+    if (input_text is None and not a.keys().isdisjoint(_PROMPT_MARKERS)) \
+            or (output_text is None and not a.keys().isdisjoint(_COMPLETION_MARKERS)):
         input_text, output_text, finish, consumed = _from_flattened(
             a, input_text, output_text, finish)
     provider = get("gen_ai.provider.name")
