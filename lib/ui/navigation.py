@@ -50,6 +50,13 @@ def remember_setting(param: str) -> None:
         settings[param] = value
 
 
+def setting(param: str) -> str | None:
+    """The current page's setting ``param`` as :func:`remember_setting` last recorded it (None:
+    its default, or none recorded)."""
+    page = st.session_state.get(CURRENT_PAGE)
+    return st.session_state.get(PAGE_SETTINGS, {}).get(page, {}).get(param)
+
+
 def sidebar_links(slot, sections: dict[str, list], filters_query: dict) -> None:
     """The pages of ``sections`` ({section title: [st.Page]}) as links in ``slot`` (a
     ``st.sidebar.empty()``, filled again when the filters are known), each with

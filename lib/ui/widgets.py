@@ -283,17 +283,12 @@ def kept_value(key: str, param: str) -> str | None:
     """The value widget ``key`` last had in this session, when the page is opened anew (its
     widget state went with the page) from a URL without ``param``: a link from another page
     carries only the filters, and a Latency objective of 5 s was back at 2 s after a visit to
-    the Overview. (The sidebar's links carry the settings too: lib/ui/navigation.py.) A link
-    that has the key, and Back or Forward within the page, win."""
+    the Overview. It is what the sidebar's link to the page carries
+    (:func:`lib.ui.navigation.remember_setting`). A link that has the key, and Back or Forward
+    within the page, win."""
     if param in st.query_params or key in st.session_state:
         return None
-    return st.session_state.get(f"_kept_{key}")
-
-
-def keep_value(key: str, value) -> None:
-    """Remember widget ``key``'s value for :func:`kept_value` (a plain session key, which
-    outlives the page's widgets)."""
-    st.session_state[f"_kept_{key}"] = None if value is None else str(value)
+    return navigation.setting(param)
 
 
 def url_seen(key: str, param: str) -> None:
@@ -329,7 +324,6 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
             (param in st.query_params or value != first) and not (stale and value == first):
         st.query_params[param] = str(value)
     url_seen(key, param)
-    keep_value(key, value)
     navigation.remember_setting(param)
     return value
 
@@ -365,7 +359,6 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
     if st.query_params.get(param) != text and (param in st.query_params or value != default):
         st.query_params[param] = text
     url_seen(key, param)
-    keep_value(key, value)
     navigation.remember_setting(param)
     return value
 
