@@ -742,9 +742,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
             if first:
                 _pause_for_tests("after_first_chunk")
                 first = False
-            if progress:
-                progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
-                                  time.monotonic() - started))
+            _tell(progress, src, stream, report, started)
         stream.drain()
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
@@ -766,9 +764,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                 report.not_read[what] = report.not_read.get(what, 0) + n
         report.not_read.update(src.not_read)  # (what the source left unread: the batch's note)
         # what the format read but did not store is kept with the batch (the Data page's note)
-        if progress:
-            progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
-                              time.monotonic() - started, stage="committing"))
+        _tell(progress, src, stream, report, started, "committing")
         result = batch.commit(content_hash=identity,
                               info={"bytes": stream.bytes_out,
                                     # (UTF-16 read as UTF-8: its bytes are not the file's)
@@ -796,9 +792,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
             report.quarantined -= again
             report.not_read[ALREADY_QUARANTINED] = again
     _pause_for_tests("after_commit")
-    if progress:
-        progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
-                          time.monotonic() - started))
+    _tell(progress, src, stream, report, started)
 
 
 # Formats of canonical rows, one table a file: a row of another table in one is quarantined
@@ -1004,6 +998,14 @@ def _new_sql_connection(tmp: Path):
     return con
 
 
+def _tell(progress: ProgressFn | None, src: Source, stream: SourceStream, report: FileReport,
+          started: float, stage: str | None = None) -> None:
+    """Say where the read of ``src`` is (lib.ingest.pipeline.Progress), if anyone listens."""
+    if progress:
+        progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
+                          time.monotonic() - started, stage=stage))
+
+
 def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name: str,
                       src: Source, overrides: dict, report: FileReport,
                       progress: ProgressFn | None, started: float) -> None:
@@ -1020,11 +1022,6 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
     block_schema = pa.schema([("first_line", pa.int64()), ("pieces", pa.int64()),
                               ("text", pa.large_string())])
 
-    def tick(stage: str | None) -> None:
-        if progress:
-            progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
-                              time.monotonic() - started, stage=stage))
-
     def segment(rejects: list):
         """Blocks up to SEGMENT_BYTES of text; sets state["done"] at the end of the stream."""
         size = 0
@@ -1035,7 +1032,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
                 size += len(block.text)
                 if time.monotonic() - last > PROGRESS_EVERY_S:  # (a segment is up to 64 MiB)
                     last = time.monotonic()
-                    tick("reading")
+                    _tell(progress, src, stream, report, started, "reading")
                 yield pa.record_batch([pa.array([block.first_line], pa.int64()),
                                        pa.array([block.pieces], pa.int64()),
                                        pa.array([block.text], pa.large_string())],
@@ -1076,7 +1073,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             # A table of the segment's blocks (not a stream): DuckDB scans its batches in
             # parallel, a stream from Python on one thread.
             con.register("blocks", pa.Table.from_batches(list(segment(rejects)), block_schema))
-            tick("checking")
+            _tell(progress, src, stream, report, started, "checking")
             con.execute(create, time_range(now))
             con.unregister("blocks")
             n_bad = _quarantine_from_sql(con, batch, src.name, now, report)
@@ -1087,15 +1084,13 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
                                  ).fetchone()[0]
             report.rows_read += n_good + n_bad
             if n_good:
-                tick("writing")
+                _tell(progress, src, stream, report, started, "writing")
                 stored = _write_good_rows(lake, batch, con, name, src.name, overrides)
                 batch.count_duplicates(name, n_good - stored)
             if first:
                 _pause_for_tests("after_first_chunk")
                 first = False
-            if progress:
-                progress(Progress(src.name, stream.bytes_in, src.size, report.rows_read,
-                                  time.monotonic() - started))
+            _tell(progress, src, stream, report, started)
         stream.drain()
     except BaseException:
         if state["error"] is not None:
