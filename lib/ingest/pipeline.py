@@ -41,8 +41,9 @@ from lib.ingest.streams import (
     SourceStream,
     text_start,
 )
-from lib.ingest.validate import rejects_table, validate
-from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of
+from lib.ingest.validate import conflicts_table, rejects_table, validate
+from lib.schema import sql_identifier as _q
+from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of, digest_sql
 
 MAX_REASONS = 5
 NOT_TEXT = "binary data that is not a known format"  # how an unreadable file's error starts
@@ -728,7 +729,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     else:
         report.hints = column_hints(fmt.name, head)
     sql_table = _sql_jsonl_table(fmt, head)
-    with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
+    with lake.begin(src.name, info={**src.info, "format": fmt.name},
+                    continued=cont is not None) as batch:
         report.batch_id = batch.batch_id
         if sql_table:
             _ingest_jsonl_sql(lake, batch, stream, sql_table, src, overrides, report, progress,
@@ -837,7 +839,10 @@ def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: 
         good = checked.table
         if name == "requests" and good.num_rows:
             good = pricing.price_table(good, overrides)
-        batch.add({name: good})
+        batch.add({name: good.append_column("_line", checked.lines)},
+                  on_conflict=lambda table, rows: _add_quarantine(
+                      batch, report, conflicts_table(table, rows, source_name, now,
+                                                     priced=table == "requests")))
         _add_quarantine(batch, report, checked.quarantine)
     for what, n in chunk.not_read.items():
         report.not_read[what] = report.not_read.get(what, 0) + n
@@ -982,7 +987,7 @@ def _sql_connection(lake: Lake, batch_id: str):
 
 # What the exact SQL path leaves in its connection: dropped after each file, as the connection
 # may serve the run's next file.
-SQL_PATH_TABLES = ("parsed", "seen", "known", "keep", "units", "tiered")
+SQL_PATH_TABLES = ("parsed", "seen", "known", "stored", "verdict", "keep", "units", "tiered")
 
 
 def _new_sql_connection(tmp: Path):
@@ -1066,7 +1071,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
               FROM ({checked}))
     """
     try:
-        con.execute("CREATE TEMP TABLE seen (k VARCHAR)")
+        con.execute("CREATE TEMP TABLE seen (k VARCHAR, d UBIGINT)")
         first = True
         while not state["done"]:
             rejects: list = []
@@ -1085,8 +1090,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             report.rows_read += n_good + n_bad
             if n_good:
                 _tell(progress, src, stream, report, started, "writing")
-                stored = _write_good_rows(lake, batch, con, name, src.name, overrides)
-                batch.count_duplicates(name, n_good - stored)
+                _write_good_rows(lake, batch, con, name, src.name, overrides, report, now, n_good)
             if first:
                 _pause_for_tests("after_first_chunk")
                 first = False
@@ -1140,9 +1144,11 @@ def _quarantine_from_sql(con, batch: BatchWriter, source_name: str, now: datetim
 
 
 def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name: str,
-                     overrides: dict) -> int:
+                     overrides: dict, report: FileReport, now: datetime, n_good: int) -> int:
     """Write the good rows of ``parsed`` (one segment) that are the first of their key in the
-    file and not already in the lake, priced, into ``batch``; returns how many were stored."""
+    file and not already in the lake, priced, into ``batch``; quarantine those repeating an
+    earlier row's key with other values (lib.store.lake.BatchWriter.add says why); count the
+    others of its ``n_good`` rows as duplicates. Returns how many rows were stored."""
     target = schema.TABLES[name]
     key = schema.KEYS[name]
     good = "_reason IS NULL"
@@ -1150,23 +1156,50 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     days = [r[0] for r in con.execute(
         f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM parsed WHERE {good}").fetchall()]
     files = lake._files_of_days(name, days)
-    # Keys of this segment stored before (by earlier segments or in the lake). The segment's keys
-    # are the hash side of each join; the keys seen so far and the lake's files are only scanned,
-    # so a segment costs one scan of them, never a hash table of everything seen.
+    # The segment's keys are the hash side of each join; the keys seen so far (the first row of
+    # each, by earlier segments) and the lake's files are only scanned, so a segment costs one
+    # scan of them, never a hash table of everything seen.
     mine = f'SELECT "{key}" FROM parsed WHERE {good}'
-    known = f"SELECT k FROM seen WHERE k IN ({mine})"
-    if files:
-        known += f' UNION ALL SELECT "{key}" FROM read_parquet($files) WHERE "{key}" IN ({mine})'
-    con.execute(f"CREATE OR REPLACE TEMP TABLE known AS {known}", {"files": files} if files else {})
-    # Repeats within the segment: the first line of each key wins.
+    if not files:
+        con.execute("CREATE OR REPLACE TEMP TABLE known AS SELECT NULL::VARCHAR AS k WHERE false")
+    elif not batch.continued:
+        con.execute(f'CREATE OR REPLACE TEMP TABLE known AS SELECT "{key}" AS k '
+                    f'FROM read_parquet($files) WHERE "{key}" IN ({mine})', {"files": files})
+    else:
+        # A read going on where earlier reads of the file stopped: their rows are earlier rows
+        # of this file (lib.store.lake.BatchWriter.add), the first of their keys.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE stored AS
+            SELECT "{key}" AS k, {digest_sql(name, priced=True)} AS d,
+                   coalesce(source_file = $source, false) AS mine
+            FROM read_parquet($files, union_by_name = true) WHERE "{key}" IN ({mine})""",
+                    {"files": files, "source": batch.source})
+        con.execute("CREATE OR REPLACE TEMP TABLE known AS SELECT DISTINCT k FROM stored "
+                    "WHERE NOT mine")
+        con.execute("INSERT INTO seen SELECT k, any_value(d) FROM stored GROUP BY k "
+                    "HAVING bool_and(mine) AND k NOT IN (SELECT k FROM seen)")
+        con.execute("DROP TABLE stored")
+    # The other rows, each against the first of its key in the file: an earlier one's, else this
+    # segment's first line.
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE keep AS
-        SELECT min(_line) AS _line FROM parsed
-        WHERE {good} AND "{key}" NOT IN (SELECT k FROM known)
-        GROUP BY "{key}"
+        CREATE OR REPLACE TEMP TABLE verdict AS
+        WITH c AS (
+            SELECT *, row_number() OVER w AS nth, first_value(d) OVER w AS first_d
+            FROM (SELECT _line, "{key}" AS k, {digest_sql(name, "p", priced=False)} AS d
+                  FROM parsed p WHERE {good} AND "{key}" NOT IN (SELECT k FROM known))
+            WINDOW w AS (PARTITION BY k ORDER BY _line))
+        SELECT c._line, c.k, c.d, s.k IS NOT NULL OR c.nth > 1 AS repeat,
+               coalesce(s.d, c.first_d) <> c.d AS differs
+        FROM c LEFT JOIN (SELECT * FROM seen WHERE k IN (SELECT k FROM c)) s ON s.k = c.k
     """)
-    con.execute("INSERT INTO seen SELECT p.\"" + key + "\" FROM parsed p SEMI JOIN keep "
-                "USING (_line)")
+    con.execute("CREATE OR REPLACE TEMP TABLE keep AS SELECT _line FROM verdict WHERE NOT repeat")
+    con.execute("INSERT INTO seen SELECT k, d FROM verdict WHERE NOT repeat")
+    clashing = con.execute(
+        f"SELECT {', '.join(f'p.{_q(c)}' for c in target.names)}, p._line "
+        "FROM parsed p JOIN verdict v USING (_line) "
+        "WHERE v.repeat AND v.differs ORDER BY p._line").to_arrow_table()
+    if clashing.num_rows:
+        _add_quarantine(batch, report, conflicts_table(name, clashing, source_name, now))
     params = {"source": source_name, "batch": batch.batch_id, "ingested_at": batch.ingested_at}
     joins = _price_join(con, good, overrides) if name == "requests" else ""
     select = output_select(name)
@@ -1177,6 +1210,7 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
         table = pa.Table.from_batches([record_batch]).cast(target)
         batch.write_rows(name, table)
         stored += table.num_rows
+    batch.count_duplicates(name, n_good - stored - clashing.num_rows)
     return stored
 
 

@@ -82,10 +82,12 @@ STATUS_SYNONYMS = {"ok": "ok", "success": "ok", "succeeded": "ok", "unset": "ok"
 @dataclass
 class Validated:
     """``table``: the good rows with exactly the canonical columns (lineage still null);
-    ``quarantine``: one QUARANTINE row per bad row."""
+    ``quarantine``: one QUARANTINE row per bad row; ``lines``: each good row's source line
+    (null where the format gave none)."""
 
     table: pa.Table
     quarantine: pa.Table
+    lines: pa.ChunkedArray | None = None
 
 
 # Names stored without the spaces, tabs or line ends around them (a logger's stray "gpt-4o "),
@@ -541,6 +543,7 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
         bad_mask = pc.is_valid(out.column("_reason"))
         n_bad = pc.sum(bad_mask).as_py() or 0
         good = out.filter(pc.invert(bad_mask)) if n_bad else out
+        lines = good.column("_line")
         good = good.drop_columns(["_rowid", "_line", "_reason"])
         quarantine = schema.empty("quarantine")
         if n_bad:
@@ -565,7 +568,7 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
                                           raw.column("reason").to_pylist(), source_file, now)
     finally:
         con.unregister("incoming")
-    return Validated(schema.conform(good, target), quarantine)
+    return Validated(schema.conform(good, target), quarantine, lines)
 
 
 def quarantine_table(lines: list, raws: list, reasons: list, source_file: str,
@@ -585,6 +588,45 @@ def quarantine_table(lines: list, raws: list, reasons: list, source_file: str,
         "raw": pa.array(raws, pa.string()),
         "reason": pa.array(reasons, pa.string()),
     })
+
+
+# A row whose key an earlier row of the same file has, saying something else: which one is meant
+# is not ours to guess, and dropping it as a duplicate would lose it without a word. (No line of
+# the first: an earlier read of a file that grew stored it, and stored rows keep no line.)
+CONFLICT_REASON = "{key} already in this file with other values (the first is stored): {value}"
+
+
+def conflicts_table(name: str, rows: pa.Table, source_file: str, now: datetime | None = None,
+                    *, priced: bool = False) -> pa.Table:
+    """QUARANTINE rows for ``rows`` of table ``name`` repeating the key of an earlier row of the
+    file with other values (canonical columns and ``_line``: lib.store.lake.BatchWriter.add);
+    each record is rebuilt from its fields as JSON, without ``cost_usd`` when ``priced`` (ours
+    then: the file's own is in ``logged_cost_usd``)."""
+    key = schema.KEYS[name]
+    records = rows.drop_columns(["_line"] + (["cost_usd"] if priced else [])).to_pylist()
+    reasons = [CONFLICT_REASON.format(key=key, value=json.dumps(row[key], ensure_ascii=False))
+               for row in records]
+    raws = [json.dumps(_record_of(row), ensure_ascii=False, default=str) for row in records]
+    return quarantine_table(rows.column("_line").to_pylist(), raws, reasons, source_file, now)
+
+
+def _record_of(row: dict) -> dict:
+    """A checked row as the JSON record it could have come from: its non-null fields but the
+    lineage, times in ISO 8601, ``attributes`` as the object it holds."""
+    lineage = {f.name for f in schema.LINEAGE}
+    record = {}
+    for column, value in row.items():
+        if value is None or column in lineage:
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif column == "attributes":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        record[column] = value
+    return record
 
 
 def rejects_table(rejects: list[Reject], source_file: str, now: datetime | None = None

@@ -39,6 +39,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -602,16 +603,19 @@ class Lake:
 
     def begin(self, source: str, content_hash: str | None = None, *, kind: str = "ingest",
               dedupe: bool = True, info: dict | None = None, batch_id: str | None = None,
-              ingested_at: datetime | None = None) -> BatchWriter:
+              ingested_at: datetime | None = None, continued: bool = False) -> BatchWriter:
         """Start a streamed batch: one atomic commit built from many :meth:`BatchWriter.add` calls.
 
         Holds the writer lock until ``commit()`` or ``abort()`` (use it as a context manager:
         leaving the block without a commit aborts). ``content_hash`` may be given now or to
         ``commit`` once it is known (it is usually computed while the file streams).
         ``batch_id`` and ``ingested_at`` are chosen here unless given: files written with the
-        lineage of a batch before it began (lib/ingest/grouped.py) give theirs."""
+        lineage of a batch before it began (lib/ingest/grouped.py) give theirs. ``continued``:
+        the batch reads ``source`` on from where earlier batches of it stopped (a file that
+        grew), whose rows are earlier rows of the same file (:meth:`BatchWriter.add`)."""
         return BatchWriter(self, source=source, content_hash=content_hash, kind=kind,
-                           dedupe=dedupe, info=info, batch_id=batch_id, ingested_at=ingested_at)
+                           dedupe=dedupe, info=info, batch_id=batch_id, ingested_at=ingested_at,
+                           continued=continued)
 
     def append(
         self,
@@ -781,24 +785,49 @@ class Lake:
         if len(firsts) != table.num_rows:
             # The first row of each key, in the batch's order (the row indices, sorted).
             table = table.take(pc.take(firsts, pc.sort_indices(firsts)))
+        return self._drop_stored(name, table)[0]
+
+    def _drop_stored(self, name: str, table: pa.Table, earlier_source: str | None = None
+                     ) -> tuple[pa.Table, pa.Table | None]:
+        """``table`` without the rows whose key is live in the lake already, and None; with
+        ``earlier_source`` (a read going on from where earlier reads of that source stopped),
+        the rows whose key only that source's rows hold are kept, and the second value gives
+        those keys ``k`` with their stored row's digest ``d`` (:func:`digest_sql`): earlier rows
+        of the same file, for :meth:`BatchWriter.add` to compare them with."""
+        key = schema.KEYS[name]
         # Keys already live: only files of the same day partitions (and the neighbouring days) can
         # hold them (ts sets the day).
         days = {_day_str(d) for d in np.unique(_epoch_days(table.column("ts")))}
         files = self._files_of_days(name, days)
         if not files:
-            return table
+            return table, None
         con = duckdb.connect()
         try:
             con.register("incoming", pa.table({"k": table.column(key)}))
-            existing = con.execute(
-                f"SELECT DISTINCT {key} FROM read_parquet($files) "
-                f"WHERE {key} IN (SELECT k FROM incoming)", {"files": files}
-            ).to_arrow_table().column(0)
+            if earlier_source is None:
+                existing = con.execute(
+                    f"SELECT DISTINCT {key} FROM read_parquet($files) "
+                    f"WHERE {key} IN (SELECT k FROM incoming)", {"files": files}
+                ).to_arrow_table().column(0)
+                earlier = None
+            else:
+                con.execute(
+                    f"CREATE TEMP TABLE stored AS SELECT {key} AS k, "
+                    f"{digest_sql(name, priced=True)} AS d, "
+                    "coalesce(source_file = $source, false) AS mine "
+                    "FROM read_parquet($files, union_by_name = true) "
+                    f"WHERE {key} IN (SELECT k FROM incoming)",
+                    {"files": files, "source": earlier_source})
+                existing = con.execute("SELECT DISTINCT k FROM stored WHERE NOT mine"
+                                       ).to_arrow_table().column(0)
+                earlier = con.execute(
+                    "SELECT k, any_value(d) AS d FROM stored GROUP BY k HAVING bool_and(mine)"
+                ).to_arrow_table()
         finally:
             con.close()
-        if len(existing) == 0:
-            return table
-        return table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
+        if len(existing):
+            table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
+        return table, earlier
 
     def _files_of_days(self, name: str, days) -> list[str]:
         """Absolute paths of the live files of table ``name`` that may already hold the key of a
@@ -1040,9 +1069,10 @@ class BatchWriter:
 
     def __init__(self, lake: Lake, *, source: str, content_hash: str | None, kind: str,
                  dedupe: bool, info: dict | None, batch_id: str | None = None,
-                 ingested_at: datetime | None = None):
+                 ingested_at: datetime | None = None, continued: bool = False):
         self.lake = lake
         self.source = source
+        self.continued = continued
         self.content_hash = content_hash
         self.kind = kind
         self.dedupe = dedupe
@@ -1072,21 +1102,41 @@ class BatchWriter:
         if not self._done:
             self.abort()
 
-    def add(self, tables: dict[str, pa.Table]) -> dict[str, int]:
-        """Write canonical tables (any subset of the canonical columns). Returns rows stored per
-        table by this call; rows dropped as duplicates are counted in ``result.duplicate_rows``."""
+    def add(self, tables: dict[str, pa.Table], *,
+            on_conflict: Callable[[str, pa.Table], None] | None = None) -> dict[str, int]:
+        """Write canonical tables (any subset of the canonical columns, plus an optional
+        ``_line``: each row's line in the source). Returns rows stored per table by this call;
+        rows dropped as duplicates are counted in ``result.duplicate_rows``.
+
+        A row whose key an earlier row of this batch has (or, in a batch ``continued`` from
+        earlier reads of its source, one of theirs) is a duplicate when it says the same
+        (:func:`digest_sql`); saying something else it is a conflict: with ``on_conflict``,
+        such rows are not counted as duplicates but handed to it, per table, as their canonical
+        columns plus ``_line``. A key another source stored is a duplicate whatever it says: two
+        sources often log one call, each in its own words."""
         if self._done:
             raise RuntimeError("batch already committed or aborted")
         stored: dict[str, int] = {}
         for name, table in tables.items():
             if table is None or table.num_rows == 0:
                 continue
+            lines = (table.column("_line").cast(pa.int64()) if "_line" in table.column_names
+                     else pa.nulls(table.num_rows, pa.int64()))
             table = schema.conform(table, schema.TABLES[name])
             table = _fill_lineage(table, self.batch_id, self.ingested_at, self.source)
             before = table.num_rows
+            conflicts = 0
             if self.dedupe:
-                table = self._drop_seen(name, self.lake._drop_duplicates(name, table))
-            dupes = before - table.num_rows
+                # (the lines travel with the rows through the dedupe)
+                table, earlier = self.lake._drop_stored(
+                    name, table.append_column("_line", lines),
+                    self.source if self.continued else None)
+                table, clashing = self._drop_seen(name, table, earlier)
+                table = table.drop_columns(["_line"])
+                if on_conflict is not None and clashing is not None:
+                    conflicts = clashing.num_rows
+                    on_conflict(name, clashing)
+            dupes = before - table.num_rows - conflicts
             self.result.duplicate_rows[name] = self.result.duplicate_rows.get(name, 0) + dupes
             if table.num_rows:
                 self._write(name, table)
@@ -1094,33 +1144,58 @@ class BatchWriter:
                 self.result.stored[name] = self.result.stored.get(name, 0) + table.num_rows
         return stored
 
-    def _drop_seen(self, name: str, table: pa.Table) -> pa.Table:
-        """Drop rows whose key an earlier chunk of this batch stored; remember the new keys.
+    def _drop_seen(self, name: str, table: pa.Table, earlier: pa.Table | None
+                   ) -> tuple[pa.Table, pa.Table | None]:
+        """``table`` (with ``_line``) without the rows whose key an earlier row of this batch
+        (this chunk or an earlier one) has, or ``earlier`` gives (keys ``k`` stored by earlier
+        reads of the file, with their digests ``d``); remembers the new keys with their digests.
+        Also returns the dropped rows that say something else than that first row, or None.
 
         The keys live in a DuckDB table (one per canonical table) that spills to disk past its
         memory limit; each chunk probes it with a hash join built on the chunk (not on the
         growing key set), so the cost per chunk is one sequential scan of the keys seen."""
         keys = table.column(schema.KEYS[name]).combine_chunks()
         if len(keys) == 0:
-            return table
+            return table, None
         con = self._seen_con()
         seen = f"seen_{name}"
         if name not in self._seen_tables:
-            con.execute(f"CREATE TEMP TABLE {seen} (k VARCHAR)")
+            con.execute(f"CREATE TEMP TABLE {seen} (k VARCHAR, d UBIGINT)")
             self._seen_tables.add(name)
-        con.register("chunk_keys", pa.table({"k": keys}))
+        if earlier is not None and earlier.num_rows:
+            con.register("earlier", earlier)
+            con.execute(f"INSERT INTO {seen} SELECT * FROM earlier "
+                        f"WHERE k NOT IN (SELECT k FROM {seen})")
+            con.unregister("earlier")
+        con.register("chunk", table)
         try:
-            hit = con.execute(f"SELECT DISTINCT s.k FROM {seen} s SEMI JOIN chunk_keys c "
-                              "ON s.k = c.k").to_arrow_table().column(0)
-            if len(hit):
-                fresh = pc.invert(pc.is_in(keys, value_set=hit))
-                table, keys = table.filter(fresh), keys.filter(fresh)
-                con.unregister("chunk_keys")
-                con.register("chunk_keys", pa.table({"k": keys}))
-            con.execute(f"INSERT INTO {seen} SELECT k FROM chunk_keys")
+            digests = con.execute(f"SELECT {digest_sql(name, priced=True)} FROM chunk"
+                                  ).to_arrow_table().column(0)
+        finally:
+            con.unregister("chunk")
+        con.register("chunk_keys", pa.table({"k": keys, "d": digests,
+                                             "i": pa.array(range(len(keys)), pa.int64())}))
+        try:
+            # Each row against the first of its key: an earlier one's, else this chunk's first.
+            verdict = con.execute(f"""
+                WITH c AS (SELECT *, row_number() OVER w AS nth, first_value(d) OVER w AS first_d
+                           FROM chunk_keys WINDOW w AS (PARTITION BY k ORDER BY i))
+                SELECT s.k IS NOT NULL OR c.nth > 1 AS repeat,
+                       coalesce(s.d, c.first_d) <> c.d AS differs
+                FROM c LEFT JOIN (SELECT * FROM {seen} s SEMI JOIN chunk_keys k ON s.k = k.k) s
+                     ON s.k = c.k
+                ORDER BY c.i""").to_arrow_table()
+            repeat = verdict.column("repeat")
+            con.register("fresh", pa.table({"k": keys, "d": digests}).filter(pc.invert(repeat)))
+            con.execute(f"INSERT INTO {seen} SELECT * FROM fresh")
+            con.unregister("fresh")
         finally:
             con.unregister("chunk_keys")
-        return table
+        if not pc.any(repeat).as_py():
+            return table, None
+        clash = pc.and_(repeat, verdict.column("differs"))
+        clashing = table.filter(clash) if pc.any(clash).as_py() else None
+        return table.filter(pc.invert(repeat)), clashing
 
     def _seen_con(self) -> duckdb.DuckDBPyConnection:
         if self._seen is None:
@@ -1334,6 +1409,21 @@ class BatchWriter:
             self._seen = None
             shutil.rmtree(self.lake.tmp_dir / f"seen-{self.batch_id}", ignore_errors=True)
         self._lock.__exit__(None, None, None)
+
+
+def digest_sql(name: str, alias: str | None = None, *, priced: bool) -> str:
+    """SQL of a row's digest (UBIGINT) over what it says: every canonical column of table
+    ``name`` of the relation ``alias`` (or unqualified) but the lineage (which file, batch and
+    time stored it) and, in requests, our cost: of a row ``priced`` (stored, or about to be),
+    ``logged_cost_usd`` is the source's own cost; before, the source's ``logged_cost_usd`` or
+    else its ``cost_usd``. Two rows of one key with equal digests say the same."""
+    at = f"{alias}." if alias else ""
+    skip = {f.name for f in schema.LINEAGE} | {"cost_usd", "logged_cost_usd"}
+    parts = [f'{at}"{f.name}"' for f in schema.TABLES[name] if f.name not in skip]
+    if name == "requests":
+        parts.append(f"{at}logged_cost_usd" if priced
+                     else f"coalesce({at}logged_cost_usd, {at}cost_usd)")
+    return "hash(" + ", ".join(parts) + ")"
 
 
 def _pause_for_tests(stage: str) -> None:

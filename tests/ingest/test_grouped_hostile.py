@@ -103,7 +103,7 @@ def test_duplicate_keys_around_midnight_on_neighbouring_days_and_in_chains(tmp_p
         _file(d, "d.jsonl", [k(20, ts=_at(5 * DAY))]),
         _file(d, "e.jsonl", [k(20, ts=_at(7 * DAY - minute))]),  # day 6: d's (day 5) neighbour
         _file(d, "f.jsonl", [k(20, ts=_at(8 * DAY))]),  # day 8: e's was dropped, d's is far
-        _file(d, "g.jsonl", [k(30), k(31), k(30, latency_ms=1.0)]),  # r30 twice in the file
+        _file(d, "g.jsonl", [k(30), k(31), k(30, latency_ms=1.0)]),  # r30 twice: other values
         _file(d, "h.jsonl", [k(31, ts=_at(DAY + hour)), k(32, request_id=""),
                              k(33, request_id=None)]),  # r31 is g's (alone, before)
         _file(d, "i.jsonl", [k(40, request_id=" "), k(41, request_id="R31"), k(42)]),
@@ -121,7 +121,7 @@ def test_duplicate_keys_around_midnight_on_neighbouring_days_and_in_chains(tmp_p
         "d.jsonl": ({"requests": 1}, {"requests": 0}, 0),
         "e.jsonl": ({"requests": 0}, {"requests": 1}, 0),
         "f.jsonl": ({"requests": 1}, {"requests": 0}, 0),
-        "g.jsonl": ({"requests": 2}, {"requests": 1}, 0),
+        "g.jsonl": ({"requests": 2}, {"requests": 0}, 1),
         "h.jsonl": ({"requests": 0}, {"requests": 1}, 2),
         "i.jsonl": ({"requests": 3}, {"requests": 0}, 0),
         "j.jsonl": ({"requests": 1}, {"requests": 1}, 0),

@@ -37,12 +37,19 @@ def test_line_numbers_are_exact_across_segments_with_blank_lines(lake, write, to
 
 
 def test_repeats_across_segments_keep_the_first_line(lake, write, totals):
+    """A repeat saying the same is a duplicate; one saying something else is quarantined,
+    naming the line that was stored, in another segment as in the same one."""
     rows = [canonical_request(i) for i in range(8)]
-    rows += [canonical_request(2, latency_ms=999.0), canonical_request(7, latency_ms=999.0)]
+    rows += [canonical_request(2, latency_ms=999.0), canonical_request(7),
+             canonical_request(7, latency_ms=999.0)]
     f = ingest_paths(lake, [str(write("d.jsonl", rows))]).files[0]
-    assert f.stored == {"requests": 8} and f.duplicates == {"requests": 2}
+    assert (f.stored, f.duplicates, f.quarantined) == ({"requests": 8}, {"requests": 1}, 2)
     assert totals("SELECT count(*) FILTER (latency_ms = 999.0), count(DISTINCT request_id) "
                   "FROM requests") == (0, 8)
+    assert totals("SELECT list(line ORDER BY line), list(reason ORDER BY line) "
+                  "FROM quarantine") == ([9, 11], [
+        'request_id already in this file with other values (the first is stored): "r2"',
+        'request_id already in this file with other values (the first is stored): "r7"'])
 
 
 def test_rows_already_in_the_lake_are_duplicates(lake, write, totals):

@@ -500,11 +500,13 @@ def test_a_truncated_gzip_stores_nothing_and_says_so(lake, tmp_path):
 
 def test_the_same_data_twice_is_stored_once(lake, tmp_path, totals):
     """The same file again, a copy under another name, and its gzip: nothing new is stored;
-    a request id twice in one file is stored once."""
-    rows = [_row("a", took=1), _row("b", took=2), _row("a", took=9)]
+    a request id twice in one file is stored once (with other values, the repeat is quarantined)."""
+    rows = [_row("a", took=1), _row("b", took=2), _row("a", took=9), _row("a", took=1)]
     text = BASE + "  latency_ms: took\n"
     f = _ingest(lake, tmp_path, text, _jsonl(rows), name="x.jsonl")
-    assert (f.stored, f.duplicates) == ({"requests": 2}, {"requests": 1})
+    assert (f.stored, f.duplicates, f.quarantined) == ({"requests": 2}, {"requests": 1}, 1)
+    assert f.reasons == ['line 3: request_id already in this file with other values '
+                         '(the first is stored): "a"']
     spec = tmp_path / "m.yaml"
     again = ingest_paths(lake, [str(tmp_path / "x.jsonl")], mapping=spec, overrides={}).files[0]
     shutil.copy(tmp_path / "x.jsonl", tmp_path / "copy.jsonl")

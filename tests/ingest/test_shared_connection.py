@@ -305,13 +305,13 @@ def test_a_file_that_spills_then_more_files(tmp_path, path_kind, monkeypatch):
     if path_kind == "exact-sql":  # its segments fit in memory: make the big file's spill
         real_write = pipeline._write_good_rows
 
-        def write_spilling(lake, batch, con, name, source_name, overrides):
+        def write_spilling(lake, batch, con, name, source_name, *rest):
             if source_name.endswith("big.jsonl"):
                 con.execute("SET memory_limit = '64MB'")
                 con.execute("SELECT s, count(*) FROM (SELECT md5(range::VARCHAR) AS s "
                             "FROM range(3000000)) GROUP BY s ORDER BY s LIMIT 1").fetchall()
                 con.execute(f"SET memory_limit = '{pipeline.SQL_MEMORY_LIMIT}'")
-            return real_write(lake, batch, con, name, source_name, overrides)
+            return real_write(lake, batch, con, name, source_name, *rest)
 
         monkeypatch.setattr(pipeline, "_write_good_rows", write_spilling)
     stored = _check(tmp_path, paths)

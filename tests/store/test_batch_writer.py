@@ -50,6 +50,59 @@ def test_rows_already_in_the_lake_are_duplicates(lake):
     assert result.stored == {"requests": 1} and result.duplicate_rows == {"requests": 1}
 
 
+def test_a_repeated_key_with_other_values_goes_to_on_conflict_with_its_line(lake):
+    """Within a batch, across chunks and inside one: a repeat saying the same is a duplicate;
+    one saying something else is handed over with its line. A key already in the lake is a
+    duplicate whatever it says."""
+    import pyarrow as pa
+
+    lake.append({"requests": requests_table([make_request(9)])}, source="old")
+    handed = []
+
+    def chunk(rows, lines):
+        return requests_table(rows).append_column("_line", pa.array(lines, pa.int64()))
+
+    changed = make_request(1, output_tokens=7)
+    with lake.begin("new") as batch:
+        batch.add({"requests": chunk([make_request(1), make_request(2)], [1, 2])},
+                  on_conflict=lambda name, rows: handed.append((name, rows)))
+        assert batch.add({"requests": chunk(
+            [make_request(1), changed, make_request(3), make_request(3, status="error"),
+             make_request(9, output_tokens=7)], [3, 4, 5, 6, 7])},
+            on_conflict=lambda name, rows: handed.append((name, rows))) == {"requests": 1}
+        result = batch.commit()
+    assert result.stored == {"requests": 3}
+    assert result.duplicate_rows == {"requests": 2}  # line 3 (as line 1) and line 7 (in the lake)
+    assert [name for name, _ in handed] == ["requests"]
+    rows = handed[0][1]
+    assert rows.column("_line").to_pylist() == [4, 6]
+    assert rows.column("output_tokens").to_pylist() == [7, make_request(3)["output_tokens"]]
+    assert rows.column("status").to_pylist() == [make_request(1)["status"], "error"]
+
+
+def test_a_continued_batch_compares_with_the_rows_its_source_stored_before(lake):
+    """A read going on where earlier reads of the same source stopped: their rows are the first
+    of their keys; another source's are duplicates whatever they say."""
+    lake.append({"requests": requests_table([make_request(1), make_request(2)])}, source="f")
+    lake.append({"requests": requests_table([make_request(3)])}, source="other")
+    handed = []
+    with lake.begin("f", continued=True) as batch:
+        batch.add({"requests": requests_table([
+            make_request(1), make_request(2, output_tokens=7), make_request(3, output_tokens=7),
+            make_request(4)])}, on_conflict=lambda name, rows: handed.append(rows))
+        result = batch.commit()
+    assert result.stored == {"requests": 1} and result.duplicate_rows == {"requests": 2}
+    assert [t.column("request_id").to_pylist() for t in handed] == [["r2"]]
+
+
+def test_without_on_conflict_a_repeat_with_other_values_counts_as_a_duplicate(lake):
+    with lake.begin("new") as batch:
+        batch.add({"requests": requests_table([make_request(1),
+                                               make_request(1, output_tokens=7)])})
+        result = batch.commit()
+    assert result.stored == {"requests": 1} and result.duplicate_rows == {"requests": 1}
+
+
 def test_rewrite_of_named_files_refuses_files_no_longer_live(lake):
     lake.append({"requests": requests_table([make_request(1)])}, source="a")
     path = lake.snapshot().files["requests"][0]
