@@ -20,9 +20,11 @@ KPI_LABELS = ["Requests", "Error rate", "p95 latency", "Cost", "Cached input tok
               "Online judge pass rate", "Guardrail triggers"]
 
 
-@pytest.fixture
-def fresh_server(tmp_path):
-    server = AppServer(tmp_path / "store")  # empty: the app must seed demo data itself
+@pytest.fixture(scope="module")
+def fresh_server(tmp_path_factory):
+    """A server started on an empty store: the app must seed demo data itself. Shared by the
+    module (seeding takes about 20 s): the first test sees the first start."""
+    server = AppServer(tmp_path_factory.mktemp("first_start") / "store")
     yield server
     server.stop()
 
@@ -33,6 +35,7 @@ def nav_titles(page) -> list[str]:
 
 
 def test_first_start_shows_overview_with_kpis(fresh_server, page):
+    # (the module's first test: the server's store is still empty)
     page.goto(fresh_server.url)
     # While the demo data is written, the sidebar already lists our pages (it listed the
     # pages/ folder's files, "app" first, for that half minute).
