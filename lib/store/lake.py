@@ -1176,6 +1176,12 @@ class BatchWriter:
         con.register("chunk_keys", pa.table({"k": keys, "d": digests,
                                              "i": pa.array(range(len(keys)), pa.int64())}))
         try:
+            if pc.count_distinct(keys).as_py() == len(keys) and not con.execute(
+                    f"SELECT count(*) FROM {seen} s SEMI JOIN chunk_keys k ON s.k = k.k"
+            ).fetchone()[0]:
+                # (most chunks: no key twice, none seen before)
+                con.execute(f"INSERT INTO {seen} SELECT k, d FROM chunk_keys")
+                return table, None
             # Each row against the first of its key: an earlier one's, else this chunk's first.
             verdict = con.execute(f"""
                 WITH c AS (SELECT *, row_number() OVER w AS nth, first_value(d) OVER w AS first_d
