@@ -80,6 +80,7 @@ from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import TimeOfDateConstraint
 
 from lib.schema import sql_literal as _sql_lit
+from lib.store.connections import connect
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
 MTOK = 1_000_000
@@ -512,9 +513,8 @@ def _duckdb_context_keys(texts: list[str]) -> list[str]:
     """:func:`context_sql` of attribute texts, for the few that Python's json or Polars cannot
     parse but DuckDB, which the SQL ingest paths and the Cost page price with, reads
     (``{"service_tier": "flex",}``, ``NaN``): so the three readers agree on them too."""
-    import duckdb
 
-    con = duckdb.connect()
+    con = connect()
     try:
         # only text DuckDB reads as JSON at all (what ingestion stores): the rest has no context
         rows = con.execute(

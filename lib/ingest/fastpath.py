@@ -52,6 +52,7 @@ from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, UTF8_BOM, SourceStream
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import connect
 from lib.store.lake import Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
@@ -374,10 +375,9 @@ def shared_or_own(tmp: Path, spill: Path, kind: str = "fast", make=None):
 
 
 def _connection(tmp: Path):
-    import duckdb
 
     tmp.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={
+    con = connect(config={
         "memory_limit": MEMORY_LIMIT, "temp_directory": str(tmp / "spill"), "threads": THREADS,
         "preserve_insertion_order": False, "allocator_flush_threshold": "16MB",
         "autoinstall_known_extensions": False, "autoload_known_extensions": False})
@@ -387,7 +387,6 @@ def _connection(tmp: Path):
     # rows instead: the main pass took 8.2 s instead of 3.9 s for 3M rows (spilling, growing
     # faster than the file).
     con.execute("SET disabled_optimizers = 'build_side_probe_side'")
-    con.execute("SET enable_progress_bar = false")  # it would print to stdout
     con.execute(f"SET partitioned_write_flush_threshold = {FLUSH_ROWS}")
     con.execute(f"SET partitioned_write_max_open_files = {MAX_OPEN_FILES}")
     return con

@@ -55,6 +55,7 @@ from lib.ingest.streams import text_start
 from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, extras_sql
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import connect
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -173,7 +174,7 @@ class Mapping:
             chunks = parse_csv_as(stream, self.table)
         else:
             chunks = self._json_document(stream)
-        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+        con = connect(config={"autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False})
         con.execute("SET TimeZone = 'UTC'")
         try:

@@ -43,6 +43,7 @@ from lib.ingest.formats.canonical import json_object_sql
 from lib.schema import COUNTED_AS
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import connect
 
 NOTE = ("model-call span(s) around another model call of their trace (two instrumentations "
         "recording one call, such as a framework's span and the client library's): kept in the "
@@ -137,10 +138,9 @@ class _Scratch:
         self.folder = batch.lake.tmp_dir / f"nest-{batch.batch_id}"
 
     def __enter__(self):
-        import duckdb
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(config={
+        self.con = connect(config={
             "memory_limit": "256MB", "threads": 2, "temp_directory": str(self.folder),
             "preserve_insertion_order": False,
             "autoinstall_known_extensions": False, "autoload_known_extensions": False})

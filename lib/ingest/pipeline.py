@@ -43,7 +43,16 @@ from lib.ingest.streams import (
 )
 from lib.ingest.validate import conflicts_table, rejects_table, validate
 from lib.schema import sql_identifier as _q
-from lib.store.lake import BatchWriter, Lake, _pause_for_tests, content_hash_of, digest_sql
+from lib.store.connections import connect
+from lib.store.lake import (
+    BatchWriter,
+    Lake,
+    _pause_for_tests,
+    content_hash_of,
+    digest_sql,
+    repeats_sql,
+    stored_by_source_sql,
+)
 
 MAX_REASONS = 5
 NOT_TEXT = "binary data that is not a known format"  # how an unreadable file's error starts
@@ -991,9 +1000,8 @@ SQL_PATH_TABLES = ("parsed", "seen", "known", "stored", "verdict", "keep", "unit
 
 
 def _new_sql_connection(tmp: Path):
-    import duckdb
 
-    con = duckdb.connect(config={
+    con = connect(config={
         "memory_limit": SQL_MEMORY_LIMIT, "temp_directory": str(tmp),
         "threads": max(os.cpu_count() or 1, 1), "preserve_insertion_order": True,
         # Give freed memory back after each statement instead of caching it up to the limit.
@@ -1168,11 +1176,7 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     else:
         # A read going on where earlier reads of the file stopped: their rows are earlier rows
         # of this file (lib.store.lake.BatchWriter.add), the first of their keys.
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE stored AS
-            SELECT "{key}" AS k, {digest_sql(name, priced=True)} AS d,
-                   coalesce(source_file = $source, false) AS mine
-            FROM read_parquet($files, union_by_name = true) WHERE "{key}" IN ({mine})""",
+        con.execute("CREATE OR REPLACE TEMP TABLE stored AS " + stored_by_source_sql(name, mine),
                     {"files": files, "source": batch.source})
         con.execute("CREATE OR REPLACE TEMP TABLE known AS SELECT DISTINCT k FROM stored "
                     "WHERE NOT mine")
@@ -1181,17 +1185,9 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
         con.execute("DROP TABLE stored")
     # The other rows, each against the first of its key in the file: an earlier one's, else this
     # segment's first line.
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE verdict AS
-        WITH c AS (
-            SELECT *, row_number() OVER w AS nth, first_value(d) OVER w AS first_d
-            FROM (SELECT _line, "{key}" AS k, {digest_sql(name, "p", priced=False)} AS d
-                  FROM parsed p WHERE {good} AND "{key}" NOT IN (SELECT k FROM known))
-            WINDOW w AS (PARTITION BY k ORDER BY _line))
-        SELECT c._line, c.k, c.d, s.k IS NOT NULL OR c.nth > 1 AS repeat,
-               coalesce(s.d, c.first_d) <> c.d AS differs
-        FROM c LEFT JOIN (SELECT * FROM seen WHERE k IN (SELECT k FROM c)) s ON s.k = c.k
-    """)
+    rows = (f'(SELECT _line, "{key}" AS k, {digest_sql(name, "p", priced=False)} AS d '
+            f'FROM parsed p WHERE {good} AND "{key}" NOT IN (SELECT k FROM known))')
+    con.execute("CREATE OR REPLACE TEMP TABLE verdict AS " + repeats_sql(rows, "_line", "seen"))
     con.execute("CREATE OR REPLACE TEMP TABLE keep AS SELECT _line FROM verdict WHERE NOT repeat")
     con.execute("INSERT INTO seen SELECT k, d FROM verdict WHERE NOT repeat")
     clashing = con.execute(

@@ -37,6 +37,7 @@ from lib.ingest.base import Reject
 from lib.ingest.values import REASON_SEPARATOR
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import connect
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
@@ -129,7 +130,7 @@ def _con() -> duckdb.DuckDBPyConnection:
     if con is None:
         # A memory limit keeps DuckDB's buffer pool from holding on to every chunk's result
         # (it would otherwise cache up to 80% of RAM); one chunk needs far less.
-        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+        con = connect(config={"autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False,
                                      "memory_limit": "512MB", "threads": 2})
         con.execute("SET TimeZone = 'UTC'")

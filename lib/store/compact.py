@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import schema
+from lib.store.connections import connect
 from lib.store.lake import MANIFEST_DIR, Lake, _partition_day
 
 DEFAULT_MIN_FILES = 16  # compact a partition holding more than this many small files
@@ -116,7 +117,7 @@ def _read(lake: Lake, table: str, files: list[str]) -> pa.Table:
     try:
         # One read of them all: a file at a time cost 2.5 ms each (a day of files written every
         # minute is 1,440 of them). By name, for files written before a column was added.
-        con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
+        con = connect(config={"threads": 2, "autoinstall_known_extensions": False,
                                      "autoload_known_extensions": False})
         try:
             merged = con.execute(

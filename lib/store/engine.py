@@ -14,6 +14,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from lib import schema
+from lib.store.connections import connect
 from lib.store.lake import Lake
 
 
@@ -31,7 +32,7 @@ class Engine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self.con = duckdb.connect(":memory:", config=config)
+        self.con = connect(":memory:", config)
         # GLOBAL: queries run on cursors, which do not inherit a session setting; on a host whose
         # zone is not UTC, days and hours would otherwise be the host's
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import schema
+from lib.store.connections import connect
 
 log = logging.getLogger(__name__)
 
@@ -744,7 +745,7 @@ class Lake:
                 raise ValueError(f"batch {batch_id} was removed already")
             snap = self.snapshot()
             removed, added, taken = [], [], {}
-            con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
+            con = connect(config={"threads": 2, "autoinstall_known_extensions": False,
                                          "autoload_known_extensions": False})
             try:
                 for name, paths in snap.files.items():
@@ -801,7 +802,7 @@ class Lake:
         files = self._files_of_days(name, days)
         if not files:
             return table, None
-        con = duckdb.connect()
+        con = connect()
         try:
             con.register("incoming", pa.table({"k": table.column(key)}))
             if earlier_source is None:
@@ -811,13 +812,9 @@ class Lake:
                 ).to_arrow_table().column(0)
                 earlier = None
             else:
-                con.execute(
-                    f"CREATE TEMP TABLE stored AS SELECT {key} AS k, "
-                    f"{digest_sql(name, priced=True)} AS d, "
-                    "coalesce(source_file = $source, false) AS mine "
-                    "FROM read_parquet($files, union_by_name = true) "
-                    f"WHERE {key} IN (SELECT k FROM incoming)",
-                    {"files": files, "source": earlier_source})
+                con.execute("CREATE TEMP TABLE stored AS " +
+                            stored_by_source_sql(name, "SELECT k FROM incoming"),
+                            {"files": files, "source": earlier_source})
                 existing = con.execute("SELECT DISTINCT k FROM stored WHERE NOT mine"
                                        ).to_arrow_table().column(0)
                 earlier = con.execute(
@@ -1182,15 +1179,8 @@ class BatchWriter:
                 # (most chunks: no key twice, none seen before)
                 con.execute(f"INSERT INTO {seen} SELECT k, d FROM chunk_keys")
                 return table, None
-            # Each row against the first of its key: an earlier one's, else this chunk's first.
-            verdict = con.execute(f"""
-                WITH c AS (SELECT *, row_number() OVER w AS nth, first_value(d) OVER w AS first_d
-                           FROM chunk_keys WINDOW w AS (PARTITION BY k ORDER BY i))
-                SELECT s.k IS NOT NULL OR c.nth > 1 AS repeat,
-                       coalesce(s.d, c.first_d) <> c.d AS differs
-                FROM c LEFT JOIN (SELECT * FROM {seen} s SEMI JOIN chunk_keys k ON s.k = k.k) s
-                     ON s.k = c.k
-                ORDER BY c.i""").to_arrow_table()
+            verdict = con.execute(repeats_sql("chunk_keys", "i", seen) + " ORDER BY c.i"
+                                  ).to_arrow_table()
             repeat = verdict.column("repeat")
             con.register("fresh", pa.table({"k": keys, "d": digests}).filter(pc.invert(repeat)))
             con.execute(f"INSERT INTO {seen} SELECT * FROM fresh")
@@ -1207,7 +1197,7 @@ class BatchWriter:
         if self._seen is None:
             tmp = self.lake.tmp_dir / f"seen-{self.batch_id}"
             tmp.parent.mkdir(parents=True, exist_ok=True)
-            self._seen = duckdb.connect(config={
+            self._seen = connect(config={
                 "memory_limit": "128MB", "temp_directory": str(tmp), "threads": 1,
                 "autoinstall_known_extensions": False, "autoload_known_extensions": False})
         return self._seen
@@ -1430,6 +1420,30 @@ def digest_sql(name: str, alias: str | None = None, *, priced: bool) -> str:
         parts.append(f"{at}logged_cost_usd" if priced
                      else f"coalesce({at}logged_cost_usd, {at}cost_usd)")
     return "hash(" + ", ".join(parts) + ")"
+
+
+def stored_by_source_sql(name: str, keys: str) -> str:
+    """SQL of the rows of table ``name`` in the files ``$files`` whose key the SQL ``keys``
+    selects: their key ``k``, digest ``d`` (:func:`digest_sql`) and whether the source
+    ``$source`` stored them (``mine``)."""
+    key = schema.sql_identifier(schema.KEYS[name])
+    return (f"SELECT {key} AS k, {digest_sql(name, priced=True)} AS d, "
+            "coalesce(source_file = $source, false) AS mine "
+            f"FROM read_parquet($files, union_by_name = true) WHERE {key} IN ({keys})")
+
+
+def repeats_sql(rows: str, order: str, seen: str) -> str:
+    """SQL judging each row of the relation ``rows`` (a key ``k``, a digest ``d``, the column
+    ``order`` giving the file's order) against the first row of its key: the one in the
+    relation ``seen`` (``k``, ``d``: the first rows of earlier chunks), else the first in
+    ``rows``. Selects ``rows``' columns (alias ``c``), ``repeat`` (not the first of its key)
+    and ``differs`` (saying something else than that first row)."""
+    return f"""
+        WITH c AS (SELECT *, row_number() OVER w AS nth, first_value(d) OVER w AS first_d
+                   FROM {rows} WINDOW w AS (PARTITION BY k ORDER BY {order}))
+        SELECT c.* EXCLUDE (nth, first_d), s.k IS NOT NULL OR c.nth > 1 AS repeat,
+               coalesce(s.d, c.first_d) <> c.d AS differs
+        FROM c LEFT JOIN (SELECT * FROM {seen} s SEMI JOIN c ON s.k = c.k) s ON s.k = c.k"""
 
 
 def _pause_for_tests(stage: str) -> None:
