@@ -29,6 +29,7 @@ class S3Object:
     key: str
     etag: str
     size: int
+    storage_class: str | None = None  # as listed ("STANDARD", "GLACIER"…; None: not said)
 
     @property
     def uri(self) -> str:
@@ -99,7 +100,8 @@ def list_objects(uri: str, *, client, hidden: list[str] | None = None) -> Iterat
                 if hidden is not None:
                     hidden.append(item["Key"])
                 continue
-            yield S3Object(bucket, item["Key"], item["ETag"].strip('"'), int(item["Size"]))
+            yield S3Object(bucket, item["Key"], item["ETag"].strip('"'), int(item["Size"]),
+                           item.get("StorageClass"))
 
 
 def open_object(obj: S3Object, *, client) -> BinaryIO:
@@ -119,4 +121,12 @@ def open_object(obj: S3Object, *, client) -> BinaryIO:
         if code in ("PreconditionFailed", "412"):
             raise ChangedWhileListed("it was replaced since this run listed it; the next run "
                                      "reads the new version") from None
+        if code == "InvalidObjectState":
+            # An object a lifecycle rule archived (Glacier Flexible Retrieval, Deep Archive) is
+            # ordinary in a bucket with history: a skip, not an error every run; once restored,
+            # a run reads it (it is not remembered as read).
+            raise ChangedWhileListed("archived (storage class "
+                                     f"{obj.storage_class or 'GLACIER or DEEP_ARCHIVE'}): not "
+                                     "readable until it is restored; a run after that reads "
+                                     "it") from None
         raise

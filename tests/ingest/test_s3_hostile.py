@@ -156,6 +156,29 @@ def test_an_object_deleted_after_listing_is_skipped_in_plain_words(
     assert gone.error is None and gone.skipped and report.ok
 
 
+def test_an_archived_object_is_skipped_in_plain_words_and_read_once_restored(
+        lake, s3, s3_server):
+    """A lifecycle rule moved an object to Glacier: GetObject refuses it (InvalidObjectState)
+    until it is restored. Found in review: an error (exit 2) on every cron run, in botocore's
+    words. It is a skip, saying why and what to do; the others are stored, the run is OK, and
+    nothing about it is remembered, so a run after the restore reads it."""
+    put(s3, "a/old.jsonl", rows(1), StorageClass="GLACIER")
+    put(s3, "a/older.jsonl", rows(2), StorageClass="DEEP_ARCHIVE")
+    put(s3, "a/new.jsonl", rows(3))
+    report = ingest_paths(lake, ["s3://logs/a/"], s3_endpoint_url=s3_server)
+    new, old, older = sorted(report.files, key=lambda f: f.source)
+    assert new.stored == {"requests": 1} and report.ok
+    for f, kind in ((old, "GLACIER"), (older, "DEEP_ARCHIVE")):
+        assert f.error is None and f.stored == {}
+        assert f.skipped == (f"archived (storage class {kind}): not readable until it is "
+                             "restored; a run after that reads it")
+        assert "InvalidObjectState" not in message(f)
+    put(s3, "a/old.jsonl", rows(1))  # (moto cannot restore: the object back in STANDARD)
+    again = ingest_paths(lake, ["s3://logs/a/"], s3_endpoint_url=s3_server)
+    assert {f.source: f.stored for f in again.files if f.stored} == {
+        "s3://logs/a/old.jsonl": {"requests": 1}}
+
+
 def test_an_object_replaced_after_listing_says_so_and_that_the_next_run_reads_it(
         lake, s3, s3_server, monkeypatch):
     """An object overwritten between listing and reading fails its IfMatch (good: versions are
