@@ -69,7 +69,9 @@ class _Prefixed(io.RawIOBase):
 
 class FirstBytes(io.RawIOBase):
     """The first ``size`` bytes of ``raw`` (a local file read no further than the size it had
-    when it was listed: lib/ingest/live.py)."""
+    when it was listed: lib/ingest/live.py). Raises ChangedWhileListed when the file ends
+    before that: it was cut short while it was read (truncated in place, as logrotate's
+    ``copytruncate`` does), and its last line read would be a line it never held."""
 
     def __init__(self, raw: BinaryIO, size: int):
         self._raw, self._left = raw, size
@@ -81,6 +83,10 @@ class FirstBytes(io.RawIOBase):
         if self._left <= 0:
             return 0
         data = self._raw.read(min(len(buf), self._left))
+        if not data:
+            raise ChangedWhileListed("it was cut short while this run read it (truncated in "
+                                     "place, as logrotate's copytruncate does); the next run "
+                                     "reads what it holds then")
         self._left -= len(data)
         buf[:len(data)] = data
         return len(data)

@@ -269,3 +269,42 @@ def test_the_batch_keeps_the_note_of_what_was_left(tmp_path, rows):
     info = lake.commits()[-1].info
     assert info["not_read"] == {live.UNFINISHED_NOTE: 20}
     assert inventory._note(info).startswith("20 byte(s) of an unfinished last record")
+
+
+def test_a_file_truncated_while_it_is_read_is_skipped_not_half_read(tmp_path, monkeypatch):
+    """logrotate's copytruncate copies the log, then empties it in place: a run reading it then
+    met the end before the size it listed, and quarantined the cut last line, a line the file
+    never held (found in review, beside the rows the copy then stored). The read is a skip;
+    the next run reads the copy and what the log holds then, and quarantines nothing."""
+    import shutil
+
+    from lib.ingest import streams
+
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")  # (the fast path reads by name)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    log.write_bytes(b"".join(json.dumps(canonical_request(i)).encode() + b"\n"
+                             for i in range(6000)))  # past the first block read
+    _age(log, 600)
+
+    class Rotated(streams.FirstBytes):
+        def readinto(self, buf):
+            n = super().readinto(buf)
+            if not (tmp_path / "logs" / "app.log.1").exists():
+                shutil.copyfile(log, logs / "app.log.1")
+                os.truncate(log, 0)
+                log.write_bytes(json.dumps(canonical_request(9000)).encode() + b"\n")
+            return n
+
+    monkeypatch.setattr(pipeline, "FirstBytes", Rotated)
+    lake = Lake(tmp_path / "store")
+    f = _ingest(lake, log)
+    assert f.skipped.startswith("it was cut short while this run read it (truncated in place")
+    assert (f.stored, f.quarantined, f.error, lake.commits()) == ({}, 0, None, [])
+    monkeypatch.undo()
+    for path in (log, logs / "app.log.1"):
+        _age(path, 600)
+    again = ingest_paths(lake, [str(logs)])
+    assert sorted(r.stored["requests"] for r in again.files) == [1, 6000]
+    assert sum(r.quarantined for r in again.files) == 0
