@@ -49,7 +49,13 @@ from lib import pricing, schema
 from lib.ingest import appended
 from lib.ingest.base import stop_if_interrupted
 from lib.ingest.hints import column_hints
-from lib.ingest.streams import HEAD_BYTES, MAX_LINE_BYTES, UTF8_BOM, SourceStream
+from lib.ingest.streams import (
+    HEAD_BYTES,
+    MAX_LINE_BYTES,
+    UTF8_BOM,
+    SourceStream,
+    objects_back_to_back,
+)
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.connections import connect
@@ -234,6 +240,8 @@ def table_to_read(head: bytes, stream, filename: str, forced) -> tuple[str | Non
         return None, "a byte order mark, which DuckDB's read_json refuses: the exact path reads it"
     if stream.transcoded:
         return None, "UTF-16 text, which DuckDB's read_json does not read: the exact path reads it"
+    if objects_back_to_back(head):
+        return None, "JSON objects back to back, not one a line: the exact path reads them"
     if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
         return None, f"{stream.compression} compression: the exact path reads it"
     return name, ""

@@ -34,17 +34,21 @@ from lib.ingest import formats as registry
 from lib.ingest.base import Chunk, Format, not_read_notes, stop_if_interrupted
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import (
+    BACK_TO_BACK,
     HEAD_BYTES,
     ChangedWhileListed,
     FirstBytes,
     InputError,
+    ObjectsAsLines,
     SourceStream,
+    objects_back_to_back,
     text_start,
 )
 from lib.ingest.validate import conflicts_table, rejects_table, validate
 from lib.schema import sql_identifier as _q
 from lib.store.connections import connect
 from lib.store.lake import (
+    SEEN_COLUMNS,
     BatchWriter,
     Lake,
     _pause_for_tests,
@@ -725,6 +729,9 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     head = stream.peek(HEAD_BYTES)
     if not head:
         raise InputError("empty file" if not stream.compressed else "empty after decompression")
+    if not cont and objects_back_to_back(head):
+        stream = ObjectsAsLines(stream)
+        head = stream.peek(HEAD_BYTES)
     filename = _strip_compression(src.filename)
     fmt = forced or (registry.by_name(cont.format) if cont else detect_format(head, filename))
     if fmt is None:
@@ -773,6 +780,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         if fmt.finish is not None and not lake.has_content(identity):  # ingested before: no pass
             for what, n in fmt.finish(batch).items():
                 report.not_read[what] = report.not_read.get(what, 0) + n
+        if isinstance(stream, ObjectsAsLines):
+            report.not_read[BACK_TO_BACK] = stream.objects
         report.not_read.update(src.not_read)  # (what the source left unread: the batch's note)
         # what the format read but did not store is kept with the batch (the Data page's note)
         _tell(progress, src, stream, report, started, "committing")
@@ -965,7 +974,9 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
 # SEGMENT_BYTES, so memory is bounded by one segment whatever the file's size: each segment is one
 # small temporary table; the keys stored so far (for dedupe across segments) sit in a DuckDB table
 # that spills to disk; good rows stream out as Arrow batches into the batch's Parquet writers.
-SQL_MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_MEMORY", "160MB")
+# (160 MB ran out on 3.2M rows of 530 bytes with 38-character ids, found in review: peak RSS
+# 787 MB at 320 MB for that 1.7 GB file)
+SQL_MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_MEMORY", "320MB")
 SEGMENT_BYTES = int(os.environ.get("SIGHTLINE_INGEST_SEGMENT_BYTES", str(32 * 1024 * 1024)))
 QUARANTINE_FETCH_ROWS = 20_000
 WRITE_BATCH_ROWS = 128 * 1024
@@ -997,6 +1008,7 @@ def _sql_connection(lake: Lake, batch_id: str):
 # What the exact SQL path leaves in its connection: dropped after each file, as the connection
 # may serve the run's next file.
 SQL_PATH_TABLES = ("parsed", "seen", "known", "stored", "verdict", "keep", "units", "tiered")
+SEGMENT_TABLES = ("parsed", "known", "verdict", "keep")  # one segment's, dropped after it
 
 
 def _new_sql_connection(tmp: Path):
@@ -1064,8 +1076,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
         f"CASE WHEN NOT _bad_json AND NOT _not_obj THEN {extras} END"),
         carry=("line", "_bad_json", "_not_obj", "_dup_key"), other_tables=True)
     cols = ", ".join(f'"{c}"' for c in schema.TABLES[name].names)
-    create = f"""
-        CREATE OR REPLACE TEMP TABLE parsed AS
+    select = f"""
         SELECT _line, _reason,
                CASE WHEN _reason IS NOT NULL THEN left(rtrim(line, chr(13)), {schema.RAW_MAX_CHARS})
                     END AS _raw,
@@ -1079,16 +1090,15 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
               FROM ({checked}))
     """
     try:
-        con.execute("CREATE TEMP TABLE seen (k VARCHAR, d UBIGINT)")
+        con.execute(f"CREATE TEMP TABLE seen {SEEN_COLUMNS}")
         first = True
         while not state["done"]:
             rejects: list = []
             # A table of the segment's blocks (not a stream): DuckDB scans its batches in
             # parallel, a stream from Python on one thread.
-            con.register("blocks", pa.Table.from_batches(list(segment(rejects)), block_schema))
+            lines = pa.Table.from_batches(list(segment(rejects)), block_schema)
             _tell(progress, src, stream, report, started, "checking")
-            con.execute(create, time_range(now))
-            con.unregister("blocks")
+            _parse_segment(con, select, lines, time_range(now))
             n_bad = _quarantine_from_sql(con, batch, src.name, now, report)
             if rejects:
                 _add_quarantine(batch, report, rejects_table(rejects, src.name, now))
@@ -1099,6 +1109,11 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             if n_good:
                 _tell(progress, src, stream, report, started, "writing")
                 _write_good_rows(lake, batch, con, name, src.name, overrides, report, now, n_good)
+            # Gone before the next segment is parsed: CREATE OR REPLACE holds the old table until
+            # the new one is made, and a wide file's segment beside the last one's ran past the
+            # memory limit (1.6M rows of 530 bytes, found in review).
+            for table in SEGMENT_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
             if first:
                 _pause_for_tests("after_first_chunk")
                 first = False
@@ -1118,6 +1133,34 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
             with contextlib.suppress(Exception):
                 con.unregister("blocks")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _parse_segment(con, select: str, blocks: pa.Table, params: dict) -> None:
+    """Make the table ``parsed`` of the SQL ``select`` over ``blocks`` (a segment's blocks of
+    lines, read as the relation ``blocks``). Past the memory limit, its halves are parsed one
+    after the other, down to one block: some lines cost DuckDB far more than their size (10,000
+    lines of 570 bytes, long ids and a long extra key each, took more than 150 MB; found in
+    review), and a segment must not fail a file that its blocks alone can read."""
+    import duckdb
+
+    con.register("blocks", blocks)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE parsed AS {select}", params)
+        return
+    except duckdb.OutOfMemoryException:
+        if blocks.num_rows < 2:
+            raise
+    finally:
+        con.unregister("blocks")
+    half = blocks.num_rows // 2
+    _parse_segment(con, select, blocks.slice(half), params)
+    after = f"parsed_from_{blocks.column('first_line')[half].as_py()}"  # (one per split)
+    con.execute(f"ALTER TABLE parsed RENAME TO {after}")
+    try:
+        _parse_segment(con, select, blocks.slice(0, half), params)
+        con.execute(f"INSERT INTO parsed SELECT * FROM {after}")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {after}")
 
 
 def _quarantine_from_sql(con, batch: BatchWriter, source_name: str, now: datetime,
@@ -1180,8 +1223,8 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
                     {"files": files, "source": batch.source})
         con.execute("CREATE OR REPLACE TEMP TABLE known AS SELECT DISTINCT k FROM stored "
                     "WHERE NOT mine")
-        con.execute("INSERT INTO seen SELECT k, any_value(d) FROM stored GROUP BY k "
-                    "HAVING bool_and(mine) AND k NOT IN (SELECT k FROM seen)")
+        con.execute("INSERT INTO seen SELECT hash(k), any_value(d) FROM stored GROUP BY k "
+                    "HAVING bool_and(mine) AND hash(k) NOT IN (SELECT h FROM seen)")
         con.execute("DROP TABLE stored")
     # The other rows, each against the first of its key in the file: an earlier one's, else this
     # segment's first line.
@@ -1189,7 +1232,7 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
             f'FROM parsed p WHERE {good} AND "{key}" NOT IN (SELECT k FROM known))')
     con.execute("CREATE OR REPLACE TEMP TABLE verdict AS " + repeats_sql(rows, "_line", "seen"))
     con.execute("CREATE OR REPLACE TEMP TABLE keep AS SELECT _line FROM verdict WHERE NOT repeat")
-    con.execute("INSERT INTO seen SELECT k, d FROM verdict WHERE NOT repeat")
+    con.execute("INSERT INTO seen SELECT hash(k), d FROM verdict WHERE NOT repeat")
     clashing = con.execute(
         f"SELECT {', '.join(f'p.{_q(c)}' for c in target.names)}, p._line "
         "FROM parsed p JOIN verdict v USING (_line) "

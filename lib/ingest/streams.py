@@ -10,6 +10,7 @@ import codecs
 import gzip
 import hashlib
 import io
+import json
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -209,6 +210,138 @@ class SourceStream(io.RawIOBase):
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+# JSON objects written back to back, with no newline between them: what Kinesis Firehose delivers
+# unless the producer ends each record with one (or the stream adds a delimiter), and what a
+# `jq .` of a JSON-lines file prints (each object pretty-printed over several lines).
+BACK_TO_BACK = ("JSON object(s) written back to back, without a newline between them (as Kinesis "
+                "Firehose delivers records unless told to add one): read one by one, a line "
+                "number counting them.")
+_JSON = json.JSONDecoder()
+
+
+def objects_back_to_back(head: bytes) -> bool:
+    """True when ``head`` (a stream's first bytes, decompressed) is JSON objects written back to
+    back: its first line holds two or more, and so does its next line if it has one (a JSON-lines
+    file with one line of two objects is JSON lines, that line quarantined whole: splitting it
+    would shift every line number after it); or an object spread over several lines is followed
+    by another. Not JSON lines, not one JSON document."""
+    text = head.decode("utf-8", "replace").lstrip(" \t\r\n\ufeff")
+    first = _first_object_end(text)
+    if first is None:
+        return False
+    if "\n" in text[:first]:  # pretty-printed
+        return text[first:].lstrip().startswith("{")
+    lines = [line for line in text.split("\n") if line.strip(" \t\r")]
+    return _two_objects(lines[0]) and (len(lines) == 1 or _two_objects(lines[1]))
+
+
+def _first_object_end(text: str) -> int | None:
+    """Where the JSON object ``text`` starts with ends, or None (not an object, cut, broken)."""
+    if not text.startswith("{"):
+        return None
+    try:
+        return _JSON.raw_decode(text)[1]
+    except (ValueError, RecursionError):
+        return None
+
+
+def _two_objects(line: str) -> bool:
+    """True when ``line`` starts with a JSON object followed by another on the same line."""
+    line = line.lstrip(" \t")
+    end = _first_object_end(line)
+    return end is not None and line[end:].lstrip(" \t\r").startswith("{")
+
+
+class ObjectsAsLines(io.RawIOBase):
+    """A :class:`SourceStream` of JSON objects written back to back (:func:`objects_back_to_back`)
+    read as JSON lines: each object on a line of its own (one spread over several lines joined:
+    a line end outside a string is white space, and JSON strings hold none), and what does not
+    parse, up to the next line end or object start, as a line of its own, which the line readers
+    quarantine. The rest (hash, counts, drain) is the source stream's: the content is the file's
+    bytes. ``objects`` counts the lines given."""
+
+    transcoded = True  # (its lines are not the file's: no read goes on from one of them later)
+
+    def __init__(self, stream: SourceStream):
+        self._stream = stream
+        self._text, self._at, self._eof = "", 0, False
+        self._decode = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode
+        self._out: list[bytes] = []
+        self._out_len = 0
+        self._pending = b""
+        self.objects = 0
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def readable(self) -> bool:
+        return True
+
+    def _more(self) -> bool:
+        data = self._stream.read(READ_BYTES)
+        if self._at > len(self._text) // 2:  # (drop what was given, now and then)
+            self._text, self._at = self._text[self._at:], 0
+        self._text += self._decode(data, final=not data)
+        self._eof = not data
+        return bool(data)
+
+    def _emit(self, piece: str) -> None:
+        line = piece.replace("\r", " ").replace("\n", " ").encode("utf-8", "surrogateescape")
+        self._out.append(line + b"\n")
+        self._out_len += len(line) + 1
+        self.objects += 1
+
+    def _next_line(self) -> bool:
+        """Put the next object (or bad piece) in the output; False at the end."""
+        while True:
+            text, at = self._text, self._at
+            while at < len(text) and text[at] in " \t\r\n":
+                at += 1
+            self._at = at
+            if at == len(text):
+                if self._eof or not self._more():
+                    return False
+                continue
+            try:
+                _obj, end = _JSON.raw_decode(text, at)
+            except (ValueError, RecursionError):
+                if not self._eof and len(text) - at < MAX_LINE_BYTES:
+                    self._more()  # (an object cut by the read: parsed again with what follows,
+                    continue      # or, at the end, cut as below)
+                cuts = [c for c in (text.find("\n", at + 1), text.find("}{", at)) if c >= 0]
+                end = min(cuts) + (1 if cuts and text[min(cuts)] == "}" else 0) if cuts \
+                    else len(text)
+            self._emit(text[at:end])
+            self._at = end
+            return True
+
+    def peek(self, n: int = HEAD_BYTES) -> bytes:
+        while len(self._pending) + self._out_len < n and self._next_line():
+            pass
+        if self._out:
+            self._pending += b"".join(self._out)
+            self._out, self._out_len = [], 0
+        return self._pending[:n]
+
+    def read(self, n: int = -1) -> bytes:
+        want = READ_BYTES if n is None or n < 0 else n
+        if len(self._pending) < want:
+            self.peek(want)
+        if n is None or n < 0:
+            while self._next_line():
+                pass
+            out = self._pending + b"".join(self._out)
+            self._pending, self._out, self._out_len = b"", [], 0
+            return out
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
 
 
 class _Counting(io.RawIOBase):

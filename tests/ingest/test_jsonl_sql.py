@@ -117,3 +117,45 @@ def test_a_key_written_twice_is_quarantined_as_ambiguous_and_the_rest_kept(lake,
         'line 4: key "team" appears twice in the object: which value is meant is ambiguous']
     assert totals("SELECT list(request_id ORDER BY request_id), sum(input_tokens) "
                   "FROM requests") == (["r1", "r3"], 2000)
+
+
+def test_a_segment_past_the_memory_limit_is_parsed_a_half_at_a_time(lake, write, totals,
+                                                                     monkeypatch):
+    """Some lines cost DuckDB far more memory than their size: a segment that runs out of it is
+    parsed in halves, down to one block, with the same rows, lines and quarantine (here DuckDB
+    refuses any parse of more than one block, as it ran out on a real segment in review)."""
+    import duckdb
+
+    real = pipeline._parse_segment
+    sizes = []
+
+    def parse(con, select, blocks, params):
+        con = getattr(con, "real", con)  # (a half's call gets the whole's stand-in)
+
+        class Refusing:
+            real = con
+
+            def __getattr__(self, name):
+                return getattr(con, name)
+
+            def execute(self, sql, *args):
+                if sql.startswith("CREATE OR REPLACE TEMP TABLE parsed") and blocks.num_rows > 1:
+                    raise duckdb.OutOfMemoryException("Out of Memory Error: (test)")
+                return con.execute(sql, *args)
+
+        sizes.append(blocks.num_rows)
+        return real(Refusing(), select, blocks, params)
+
+    monkeypatch.setattr(pipeline, "_parse_segment", parse)
+    monkeypatch.setattr(pipeline, "SEGMENT_BYTES", 1 << 20)
+    from lib.ingest import streams
+
+    blocks_of = streams.text_blocks
+    monkeypatch.setattr(streams, "text_blocks", lambda stream: blocks_of(stream, 2000))
+    rows = [canonical_request(i) for i in range(40)]
+    rows[17] = canonical_request(17, input_tokens=-1)
+    f = ingest_paths(lake, [str(write("w.jsonl", rows))]).files[0]
+    assert max(sizes) >= 4 and min(sizes) == 1  # it did split, down to single blocks
+    assert (f.error, f.stored, f.quarantined) == (None, {"requests": 39}, 1)
+    assert totals("SELECT line FROM quarantine") == (18,)
+    assert totals("SELECT count(DISTINCT request_id) FROM requests") == (39,)
