@@ -17,6 +17,7 @@ from lib import pricing
 from lib.commands.base import UsageError, open_store_lake, print_json
 from lib.formatting import terminal_text
 from lib.ingest import formats as registry
+from lib.ingest import memo
 from lib.ingest.mapping import MappingError
 from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
 
@@ -81,8 +82,12 @@ def render(report: IngestReport) -> str:
     """The human-readable report: one line per source, reasons and notes indented, a total
     line. Past ``MAX_SKIPPED_LINES`` skipped sources (a cron job over a folder that keeps its old
     files), they are one line; ``--json`` lists each."""
-    skipped = [f for f in report.files if f.skipped]
+    # (what an earlier run read or found unreadable, unchanged: a skip of another kind, such as
+    # a file still being written or an archived S3 object, keeps its own line)
+    skipped = [f for f in report.files if f.skipped
+               and f.skipped.startswith((memo.ALREADY_INGESTED, memo.ALREADY_SEEN))]
     collapse = len(skipped) > MAX_SKIPPED_LINES
+    collapsed = {id(f) for f in skipped} if collapse else set()
     # Sources, reasons and notes quote the input (names, values): escaped for the terminal.
     lines = [terminal_text(_file_line(f, report.dry_run))
              + "".join(f"\n    {terminal_text(r)}" for r in f.reasons)
@@ -92,14 +97,21 @@ def render(report: IngestReport) -> str:
                    "(the Data page lists them all, and downloads them)")
                 if f.quarantined > len(f.reasons) else "")
              + "".join(f"\n    note: {terminal_text(n)}" for n in f.notes + _undo_note(f))
-             for f in report.files if not (collapse and f.skipped)]
+             for f in report.files if id(f) not in collapsed]
     if collapse:
-        lines.append(f"{len(skipped):,} source(s) skipped: unchanged since an earlier run read "
-                     "them (--json lists each)")
+        # (an earlier run that found a source unreadable said why then; --json says it again)
+        unreadable = sum(f.skipped.startswith(memo.ALREADY_SEEN)
+                         and not f.skipped.endswith(memo.SAME_CONTENT) for f in skipped)
+        if len(skipped) > unreadable:
+            lines.append(f"{len(skipped) - unreadable:,} source(s) skipped: unchanged since an "
+                         "earlier run read them (--json lists each)")
+        if unreadable:
+            lines.append(f"{unreadable:,} source(s) skipped: unchanged since an earlier run "
+                         "could not read them, saying why (--json lists each)")
     t = report.totals()
     stored = sum(t["stored"].values())
     dupes = sum(t["duplicates"].values())
-    lines.append(f"total: {t['files']} source(s), {stored:,} "
+    lines.append(f"total: {t['files']:,} source(s), {stored:,} "
                  f"{'would be stored' if report.dry_run else 'stored'}, {dupes:,} duplicate(s), "
                  f"{t['quarantined']:,} {'to quarantine' if report.dry_run else 'quarantined'}, "
                  f"{t['errors']} error(s)"

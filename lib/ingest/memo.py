@@ -29,6 +29,9 @@ HELD_BACK = "held_back_bytes"
 
 # Why a source whose content was ingested before under another name gave no batch ("seen").
 SAME_CONTENT = "same content as an ingested source"
+# How skip_reason's reasons start: read before, or found unreadable (or a copy) before
+ALREADY_INGESTED = "already ingested ("
+ALREADY_SEEN = "already seen ("
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,8 @@ def skip_reason(earlier: list[Earlier] | None, readers: Readers, unchanged: str)
     earlier = [e for e in earlier or () if not e.info.get(HELD_BACK)]
     for e in earlier:
         if e.seen is None and e.info.get("mapping") == readers.mapping:
-            return f"already ingested ({unchanged})"
+            return f"{ALREADY_INGESTED}{unchanged})"
     for e in earlier:
         if e.seen is not None and e.info.get("readers") == readers.all:
-            return f"already seen ({unchanged}): {e.seen}"
+            return f"{ALREADY_SEEN}{unchanged}): {e.seen}"
     return None

@@ -84,6 +84,25 @@ def test_a_rerun_says_in_one_line_that_many_unchanged_files_were_skipped(lake, w
         "total: 13 source(s), 1 stored, 0 duplicate(s), 0 quarantined, 0 error(s), 12 skipped"]
 
 
+def test_unchanged_files_an_earlier_run_could_not_read_are_not_said_to_have_been_read(
+        lake, write, capsys):
+    """Found in review: files an earlier run found unreadable (a README, a core dump) were
+    summed with the ones it read, "skipped: unchanged since an earlier run read them"."""
+    for i in range(12):
+        folder = write(f"logs/{i:02}.jsonl", [canonical_request(i)]).parent
+    for i in range(3):
+        write(f"logs/notes{i}.txt", b"not a log\n")
+    args = ["ingest", str(folder), "--store", str(lake.root)]
+    assert main(args) == 2  # the unreadable files are errors, once
+    capsys.readouterr()
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "12 source(s) skipped: unchanged since an earlier run read them (--json lists each)",
+        "3 source(s) skipped: unchanged since an earlier run could not read them, saying why "
+        "(--json lists each)",
+        "total: 15 source(s), 0 stored, 0 duplicate(s), 0 quarantined, 0 error(s), 15 skipped"]
+
+
 def test_a_stored_file_with_misnamed_fields_is_told_how_to_take_it_out(lake, write, capsys):
     path = write("a.jsonl", [canonical_request(1, ttft=0.2)])
     assert main(["ingest", str(path), "--store", str(lake.root), "--dry-run"]) == 0
