@@ -60,6 +60,8 @@ from lib.store.lake import (
 
 MAX_REASONS = 5
 NOT_TEXT = "binary data that is not a known format"  # how an unreadable file's error starts
+EMPTY = "empty file"
+BLANK_ONLY = "no records: the file holds only blank lines"
 PROGRESS_EVERY_S = 0.5  # how often a long read says how far it is
 ALREADY_QUARANTINED = "record(s) already in the quarantine from an earlier read: not added again."
 # Sources read one at a time in a row hold the writer lock together, for at most this many or
@@ -678,7 +680,14 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
     except ChangedWhileListed as exc:
         report.skipped = str(exc)
     except InputError as exc:
-        report.error, report.unreadable = str(exc), True
+        if str(exc) in (EMPTY, BLANK_ONLY) and _being_written(src):
+            # A log just created (logrotate's "create", an app's first minute): an error, exit
+            # status 2 and cron mail at every rotation, where a half-written line waits quietly
+            report.skipped = (f"{exc}, and it changed less than {live.LIVE_SECONDS // 60} "
+                              "minutes ago (a log just created or rotated?): a run after it holds "
+                              "a record reads it")
+        else:
+            report.error, report.unreadable = str(exc), True
     except MemoryError:
         report.error = "out of memory while reading (is a single record enormous?)"
     except Exception as exc:  # any failure of one source is reported, never raised
@@ -697,10 +706,8 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons, report.not_read = 0, [], {}
-    signature = src.info.get("file") if isinstance(src.info, dict) else None
     if report.error and report.unreadable and report.error.startswith("truncated ") \
-            and isinstance(signature, dict) and isinstance(signature.get("mtime_ns"), int) \
-            and live.is_being_written(signature["mtime_ns"] / 1e9):
+            and _being_written(src):
         # A truncated file is an error (nothing of it stored), but this one may be a compressed
         # file a writer is still adding to (the Collector's file exporter with compression): it
         # is read again once it changes, which the message says.
@@ -708,6 +715,13 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
                          "still being written, a run after it is complete reads it")
     report.not_read.update(src.not_read)
     return report
+
+
+def _being_written(src: Source) -> bool:
+    """True for a local file that changed less than live.LIVE_SECONDS ago."""
+    signature = src.info.get("file") if isinstance(src.info, dict) else None
+    return isinstance(signature, dict) and isinstance(signature.get("mtime_ns"), int) \
+        and live.is_being_written(signature["mtime_ns"] / 1e9)
 
 
 def batch_identity(content_hash: str, fmt: Format) -> str:
@@ -728,7 +742,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                           origin=cont.start if cont else 0)
     head = stream.peek(HEAD_BYTES)
     if not head:
-        raise InputError("empty file" if not stream.compressed else "empty after decompression")
+        raise InputError(EMPTY if not stream.compressed else "empty after decompression")
     if not cont and objects_back_to_back(head):
         stream = ObjectsAsLines(stream)
         head = stream.peek(HEAD_BYTES)
@@ -736,7 +750,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
     fmt = forced or (registry.by_name(cont.format) if cont else detect_format(head, filename))
     if fmt is None:
         if not text_start(head) and len(head) < HEAD_BYTES:  # (the whole file is in the head)
-            raise InputError("no records: the file holds only blank lines")
+            raise InputError(BLANK_ONLY)
         raise InputError(_unrecognized(head))
     report.format = fmt.name
     if cont:

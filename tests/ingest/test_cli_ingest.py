@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -19,6 +20,7 @@ def test_ingest_json_report_and_exit_status(lake, write, capsys):
     assert (f["stored"], f["quarantined"]) == ({"requests": 1}, 1)
     assert f["reasons"] == ["line 2: missing ts; missing model"]
     empty = write("empty.jsonl", b"")
+    os.utime(empty, (0, 0))  # (empty for long: a recent one waits for its first record)
     assert main(["ingest", str(empty), str(good), "--store", str(lake.root)]) == 2
     out = capsys.readouterr()
     assert f"{empty}: error: empty file" in out.out
