@@ -11,14 +11,17 @@ import argparse
 import sys
 
 from lib.commands import COMMANDS
-from lib.commands.base import UsageError
+from lib.commands.base import UsageError, print_json
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # (128 + SIGINT, as a shell reports Ctrl-C)
 
 
 class _Parser(argparse.ArgumentParser):
+    last_error: str | None = None  # (for --json: the document says it too)
+
     def error(self, message):  # argparse exits 2 on usage errors, as design §6 wants
+        _Parser.last_error = f"{self.prog}: error: {message}"
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -37,19 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        # --json promises one JSON document on stdout: a usage error is one too (jq in a cron
+        # pipeline read an empty input, found in review), the message still on stderr
+        if exc.code == EXIT_USAGE and "--json" in argv:
+            print_json({"error": _Parser.last_error})
+        raise
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(args, str(exc))
     except BrokenPipeError:
         return EXIT_OK
     except OSError as exc:  # (a store's file gone or unreadable: one line, not a traceback)
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(args, str(exc))
     except KeyboardInterrupt:  # (a batch is atomic: the one being written is not stored)
         print("interrupted: what was committed before stays; the batch being written was not "
               "stored, and a run again goes on from there", file=sys.stderr)
         return EXIT_INTERRUPTED
 
+
+def _failed(args, message: str) -> int:
+    """Say ``message`` on stderr (and as the JSON document with ``--json``); the exit status."""
+    print(f"error: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print_json({"error": message})
+    return EXIT_USAGE
