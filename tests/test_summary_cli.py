@@ -297,7 +297,8 @@ def test_bad_usage_exits_2(store, capsys, args):
     code = cli.main(["summary", "--json", "--store", str(store), *args])
     out, err = capsys.readouterr()
     assert code == 2
-    assert out == "" and err.startswith("error: ")
+    assert err.startswith("error: ")  # and --json's document says it too (tests/test_cli_errors)
+    assert json.loads(out) == {"error": err.removeprefix("error: ").rstrip("\n")}
 
 
 def test_unknown_flag_exits_2(store, capsys):
@@ -309,10 +310,10 @@ def test_unknown_flag_exits_2(store, capsys):
 
 def test_subprocess_exit_codes(store, tmp_path):
     missing = run_process("--json", "--store", str(tmp_path / "no-such-store"))
-    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.returncode == 2 and "no store at" in json.loads(missing.stdout)["error"]
     assert "no store at" in missing.stderr
     bad = run_process("--json", "--store", str(store), "--bogus")
-    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.returncode == 2 and "--bogus" in json.loads(bad.stdout)["error"]
 
 
 def test_the_text_null_and_no_value_share_one_group_that_adds_up(tmp_path, capsys):
