@@ -706,6 +706,8 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons, report.not_read = 0, [], {}
+        if not report.unreadable:
+            report.error += _store_disk_note(lake)
     if report.error and report.unreadable and report.error.startswith("truncated ") \
             and _being_written(src):
         # A truncated file is an error (nothing of it stored), but this one may be a compressed
@@ -715,6 +717,25 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
                          "still being written, a run after it is complete reads it")
     report.not_read.update(src.not_read)
     return report
+
+
+# Below this, a failure of a read is told with the store's free space: DuckDB says "Out of
+# Memory Error: failed to offload data block" when it cannot spill to a full disk (review).
+LOW_DISK_BYTES = 256 * 1024 * 1024
+
+
+def _store_disk_note(lake: Lake) -> str:
+    """"; the store's disk has only N MB free …" when it is that full, else ""."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(lake.root if lake.root.exists() else lake.root.parent).free
+    except OSError:
+        return ""
+    if free >= LOW_DISK_BYTES:
+        return ""
+    return (f"; the store's disk has only {free / 1e6:,.0f} MB free (DuckDB spills to it and the "
+            "batch's files are written there): free some space and run again")
 
 
 def _being_written(src: Source) -> bool:

@@ -832,3 +832,31 @@ def test_sources_read_one_at_a_time_in_a_row_share_the_writer_lock(lake, write, 
     assert (len(taken), len(listings)) == (2, 3)
     assert [f.stored for f in report.files] == [{"requests": 2}] * 6
     assert len([c for c in lake.commits() if c.kind == "ingest"]) == 6  # a batch each
+
+
+def test_a_failure_on_a_full_store_disk_says_so(lake, write, monkeypatch):
+    """Found in review: a store on a full disk failed a file with DuckDB's "Out of Memory Error:
+    failed to offload data block", which sent on-call looking at RAM."""
+    import shutil
+    from collections import namedtuple
+
+    import duckdb
+
+    from lib.ingest import pipeline
+
+    def full(*args, **kwargs):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: failed to offload data block")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(pipeline, "_ingest_open_source", full)
+    monkeypatch.setenv("SIGHTLINE_INGEST_FAST", "0")
+    path = str(write("a.jsonl", [canonical_request(1)]))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**10, 10**10 - 12 * 10**6,
+                                                             12 * 10**6))
+    assert ingest_paths(lake, [path]).files[0].error == (
+        "OutOfMemoryException: Out of Memory Error: failed to offload data block; the store's "
+        "disk has only 12 MB free (DuckDB spills to it and the batch's files are written "
+        "there): free some space and run again")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 0, 10**12))
+    assert ingest_paths(lake, [path]).files[0].error == (
+        "OutOfMemoryException: Out of Memory Error: failed to offload data block")
