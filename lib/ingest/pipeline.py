@@ -436,7 +436,7 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                                  open=(lambda o=obj, c=client: s3.open_object(o, client=c)),
                                  size=obj.size, info=info)
                 if not listed:
-                    report.files.append(FileReport(source=raw, error=s3.NO_OBJECTS + (
+                    report.files.append(FileReport(source=_shown_path(raw), error=s3.NO_OBJECTS + (
                         s3.ONLY_HIDDEN.format(n=len(hidden), first=hidden[0]) if hidden
                         else "") + (s3.NO_GLOBS if glob.has_magic(raw) else "")))
             except Exception as exc:
@@ -483,7 +483,24 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             report.files.append(FileReport(source=raw, error=(
                 "not a file, folder or pipe (a device or a socket): nothing to read")))
         else:
-            report.files.append(FileReport(source=raw, error="no such file or folder"))
+            report.files.append(FileReport(source=_shown_path(raw), error="no such file or folder"
+                                           + _uri_hint(raw)))
+
+
+def _uri_hint(raw: str) -> str:
+    """What a path that is no file may have meant: an S3 prefix in other words ("S3://", Hadoop's
+    "s3a://"; found in review, a cron line's typo read as a missing file)."""
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme.lower() in ("s3", "s3a", "s3n"):
+        return f"; an S3 prefix is written s3://bucket/prefix (lower case), not {scheme}://"
+    if scheme:
+        return f"; only local paths and s3:// prefixes are read, not {scheme}://"
+    return ""
+
+
+def _shown_path(raw: str) -> str:
+    """``raw`` as the report names it: quoted when white space at its ends would not show."""
+    return repr(raw) if raw != raw.strip() else raw
 
 
 STDIN = "-"  # the command line's name for standard input, as in cat and tar

@@ -531,3 +531,19 @@ def test_a_link_to_a_file_in_a_folder_it_may_not_enter_is_reported(open_tmp):
                                      for where, why in new[1][1]) == [
         ("locked", "folder could not be listed"), ("nolist", "folder could not be listed"),
         ("via-locked.jsonl", "could not be looked at")], new
+
+
+@pytest.mark.parametrize("raw, says", [
+    ("S3://logs/x/", "an S3 prefix is written s3://bucket/prefix (lower case), not S3://"),
+    ("s3a://logs/x/", "an S3 prefix is written s3://bucket/prefix (lower case), not s3a://"),
+    ("https://example.com/x.jsonl", "only local paths and s3:// prefixes are read, not https://"),
+])
+def test_a_uri_that_is_no_s3_prefix_says_what_was_meant(lake, raw, says):
+    """Found in review: a cron line's "S3://" or "s3a://" read as a missing local file."""
+    f = ingest_paths(lake, [raw]).files[0]
+    assert (f.source, f.error) == (raw, f"no such file or folder; {says}")
+
+
+def test_a_path_ending_in_a_space_is_shown_quoted(lake, tmp_path):
+    raw = str(tmp_path / "logs ")
+    assert ingest_paths(lake, [raw]).files[0].source == repr(raw)
