@@ -708,3 +708,14 @@ def test_demo_with_a_prices_file_that_cannot_be_read_writes_nothing(tmp_path, ca
     assert main(["demo", "--store", str(store), "--days", "1", "--requests-per-day", "10"]) == 2
     assert "prices-typo.yaml: no such prices file" in capsys.readouterr().err
     assert not (store / "_manifest").exists() or not list((store / "_manifest").glob("*.json"))
+
+
+def test_a_yaml_slip_in_prices_names_its_line(tmp_path):
+    """Found in review: an indentation slip said "while parsing a block collection", no line."""
+    from lib.pricing import load_overrides
+
+    path = tmp_path / "prices.yaml"
+    path.write_text("models:\n  - model: a\n    input_per_mtok: 1\n   output_per_mtok: 2\n")
+    with pytest.raises(ValueError) as err:
+        load_overrides(path)
+    assert str(err.value).startswith(f"{path}: not a readable YAML file: line 4, column 4: ")
