@@ -8,13 +8,28 @@ and ``run(args) -> int``, listed once in ``lib/commands/__init__.py``. Exit stat
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from lib.commands import COMMANDS
 from lib.commands.base import UsageError, print_json
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # (128 + SIGINT, as a shell reports Ctrl-C)
+EXIT_TERMINATED = 143  # (128 + SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (cron's ``timeout``, a service stop), ended as Ctrl-C ends a command: it ended
+    silently, found in review (the store was safe, but nothing said the run was cut)."""
+
+    received = False
+
+
+def _terminate(signum, frame):
+    Terminated.received = True  # (DuckDB may turn the raise into its own "interrupted")
+    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         if exc.code == EXIT_USAGE and "--json" in argv:
             print_json({"error": _Parser.last_error})
         raise
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:
@@ -57,10 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except OSError as exc:  # (a store's file gone or unreadable: one line, not a traceback)
         return _failed(args, str(exc))
-    except KeyboardInterrupt:  # (a batch is atomic: the one being written is not stored)
-        print("interrupted: what was committed before stays; the batch being written was not "
-              "stored, and a run again goes on from there", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # (a batch is atomic: the one being written is not stored)
+        ended = isinstance(exc, Terminated) or Terminated.received
+        print(f"{'terminated (SIGTERM)' if ended else 'interrupted'}: what was committed before "
+              "stays; the batch being written was not stored, and a run again goes on from "
+              "there", file=sys.stderr)
+        return EXIT_TERMINATED if ended else EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _failed(args, message: str) -> int:

@@ -211,3 +211,31 @@ def test_demo_data_warns_of_real_batches_compacted_and_not_of_removed_ones(lake,
     capsys.readouterr()
     assert main(["demo", "--store", root, "--days", "1", "--requests-per-day", "20"]) == 0
     assert "holds 2 ingested batch(es) of your own" in capsys.readouterr().err
+
+
+def test_sigterm_ends_the_ingest_saying_so_and_stores_nothing_of_the_batch(lake, write, tmp_path):
+    """cron's `timeout` sends SIGTERM: the run ended silently (exit -15), found in review. It
+    ends as Ctrl-C does: a message, exit status 143, the batch being written not stored."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = write("a.jsonl", [canonical_request(i) for i in range(5)])
+    marker = tmp_path / "paused"
+    env = {**os.environ, "SIGHTLINE_TEST_PAUSE_AT": "after_first_chunk",
+           "SIGHTLINE_TEST_PAUSE_MARKER": str(marker), "SIGHTLINE_INGEST_FAST": "0",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "lib", "ingest", str(path), "--store",
+                             str(lake.root)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (out, err)
+    assert err.startswith("terminated (SIGTERM): what was committed before stays")
+    assert [c for c in lake.commits() if c.kind == "ingest"] == []
