@@ -48,6 +48,18 @@ class ChangedWhileListed(Exception):
     the message; the next run reads what is there then."""
 
 
+class ReadStream(io.RawIOBase):
+    """A readable raw stream whose subclass gives ``read(n)``; ``readinto`` copies from it."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
 class _Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``raw``: puts back bytes read to sniff the magic."""
 
@@ -97,7 +109,7 @@ class FirstBytes(io.RawIOBase):
         super().close()
 
 
-class SourceStream(io.RawIOBase):
+class SourceStream(ReadStream):
     """The decompressed content of a source, read forward once.
 
     ``sha256`` covers every byte read so far (call :meth:`drain` for the whole content);
@@ -140,9 +152,6 @@ class SourceStream(io.RawIOBase):
     @property
     def bytes_in(self) -> int:
         return self._counted.count
-
-    def readable(self) -> bool:
-        return True
 
     def _read_source(self, n: int) -> bytes:
         kind = (self.compression or "").removesuffix("-framed")
@@ -197,11 +206,6 @@ class SourceStream(io.RawIOBase):
             return out
         return self._pull(n)
 
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
     def drain(self) -> None:
         """Read to the end so the hash covers the whole content (and truncation is detected)."""
         self._pending = b""
@@ -254,7 +258,7 @@ def _two_objects(line: str) -> bool:
     return end is not None and line[end:].lstrip(" \t\r").startswith("{")
 
 
-class ObjectsAsLines(io.RawIOBase):
+class ObjectsAsLines(ReadStream):
     """A :class:`SourceStream` of JSON objects written back to back (:func:`objects_back_to_back`)
     read as JSON lines: each object on a line of its own (one spread over several lines joined:
     a line end outside a string is white space, and JSON strings hold none), and what does not
@@ -275,9 +279,6 @@ class ObjectsAsLines(io.RawIOBase):
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
-
-    def readable(self) -> bool:
-        return True
 
     def _more(self) -> bool:
         data = self._stream.read(READ_BYTES)
@@ -338,28 +339,15 @@ class ObjectsAsLines(io.RawIOBase):
         out, self._pending = self._pending[:n], self._pending[n:]
         return out
 
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
-
-class _Counting(io.RawIOBase):
+class _Counting(ReadStream):
     def __init__(self, raw: BinaryIO):
         self._raw, self.count = raw, 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
         self.count += len(data)
         return data
-
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
 
 def _zstd_frame_start(magic: bytes) -> bool:

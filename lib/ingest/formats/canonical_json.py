@@ -24,7 +24,6 @@ line would be.
 from __future__ import annotations
 
 import bisect
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from lib.ingest import streams
 from lib.ingest.base import Chunk, Format, Reject
 from lib.ingest.formats import canonical
 from lib.ingest.json_structure import CLOSE, COMMA, OPEN, scan
-from lib.ingest.streams import InputError
+from lib.ingest.streams import InputError, ReadStream
 
 # The JSONL parser's own block size: each chunk read gives it one block of about that size, so its
 # per-block cost is paid half as often as with 4 MiB chunks (1M rows: ~7.5 s instead of ~8.5 s).
@@ -429,14 +428,11 @@ def json_lines(stream: BinaryIO, rejects: list[Reject], chunk_bytes: int = 0) ->
         data = stream.read(chunk_bytes or CHUNK_BYTES)
 
 
-class _BlockStream(io.RawIOBase):
+class _BlockStream(ReadStream):
     """A forward-only binary stream of the byte blocks ``blocks`` yields."""
 
     def __init__(self, blocks: Iterator[bytes]):
         self._blocks, self._pending = blocks, b""
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int = -1) -> bytes:
         while not self._pending:
@@ -449,11 +445,6 @@ class _BlockStream(io.RawIOBase):
         else:
             out, self._pending = self._pending[:n], self._pending[n:]
         return out
-
-    def readinto(self, buf) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
 
 def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
