@@ -20,6 +20,7 @@ def test_batches_say_why_a_source_gave_no_rows(lake, engine, tmp_path):
     (tmp_path / "a.jsonl").write_bytes(rows)
     (tmp_path / "copy.jsonl").write_bytes(rows)
     (tmp_path / "empty.jsonl").write_bytes(b"")
+    os.utime(tmp_path / "empty.jsonl", (0, 0))  # (an empty file written just now waits)
     ingest_paths(lake, [str(tmp_path / n) for n in ("a.jsonl", "copy.jsonl", "empty.jsonl")])
     engine.refresh()
     got = inventory.batches(engine).sort("source")
