@@ -1265,13 +1265,15 @@ def _write_good_rows(lake: Lake, batch: BatchWriter, con, name: str, source_name
     mine = f'SELECT "{key}" FROM parsed WHERE {good}'
     if not files:
         con.execute("CREATE OR REPLACE TEMP TABLE known AS SELECT NULL::VARCHAR AS k WHERE false")
-    elif not batch.continued:
+    else:
         con.execute(f'CREATE OR REPLACE TEMP TABLE known AS SELECT "{key}" AS k '
                     f'FROM read_parquet($files) WHERE "{key}" IN ({mine})', {"files": files})
-    else:
+    if batch.continued and con.execute("SELECT count(*) FROM known").fetchone()[0]:
         # A read going on where earlier reads of the file stopped: their rows are earlier rows
-        # of this file (lib.store.lake.BatchWriter.add), the first of their keys.
-        con.execute("CREATE OR REPLACE TEMP TABLE stored AS " + stored_by_source_sql(name, mine),
+        # of this file (lib.store.lake.BatchWriter.add), the first of their keys. (Their whole
+        # rows are read only for keys found stored: most reads that go on find none.)
+        con.execute("CREATE OR REPLACE TEMP TABLE stored AS "
+                    + stored_by_source_sql(name, "SELECT k FROM known"),
                     {"files": files, "source": batch.source})
         con.execute("CREATE OR REPLACE TEMP TABLE known AS SELECT DISTINCT k FROM stored "
                     "WHERE NOT mine")

@@ -805,15 +805,16 @@ class Lake:
         con = connect()
         try:
             con.register("incoming", pa.table({"k": table.column(key)}))
-            if earlier_source is None:
-                existing = con.execute(
-                    f"SELECT DISTINCT {key} FROM read_parquet($files) "
-                    f"WHERE {key} IN (SELECT k FROM incoming)", {"files": files}
-                ).to_arrow_table().column(0)
-                earlier = None
-            else:
+            existing = con.execute(
+                f"SELECT DISTINCT {key} FROM read_parquet($files) "
+                f"WHERE {key} IN (SELECT k FROM incoming)", {"files": files}
+            ).to_arrow_table().column(0)
+            earlier = None
+            if earlier_source is not None and len(existing):
+                # (whole rows read only for the keys found stored)
+                con.register("found", pa.table({"k": existing}))
                 con.execute("CREATE TEMP TABLE stored AS " +
-                            stored_by_source_sql(name, "SELECT k FROM incoming"),
+                            stored_by_source_sql(name, "SELECT k FROM found"),
                             {"files": files, "source": earlier_source})
                 existing = con.execute("SELECT DISTINCT k FROM stored WHERE NOT mine"
                                        ).to_arrow_table().column(0)
