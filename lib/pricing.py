@@ -1112,7 +1112,8 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
     One atomic commit (kind ``reprice``) replaces the day partitions whose costs changed;
     readers see all old costs or all new ones. Runs under the lake's writer lock, one day in
     memory at a time. Returns {rows, changed_rows, before_usd, after_usd, unpriced_before,
-    unpriced_after, days_rewritten, dry_run}; with ``dry_run`` nothing is written.
+    unpriced_after, days_rewritten, dry_run, overrides_matching_nothing (their "provider/model"
+    or model names)}; with ``dry_run`` nothing is written.
     """
     import pyarrow.parquet as pq
 
@@ -1122,6 +1123,7 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
     overrides = load_overrides() if overrides is None else overrides
     stats = {"rows": 0, "changed_rows": 0, "before_usd": 0.0, "after_usd": 0.0,
              "unpriced_before": 0, "unpriced_after": 0, "days_rewritten": 0, "dry_run": dry_run}
+    matched: set[int] = set()  # (ids of the overrides some stored request matched)
     with lake.writer_lock():
         files = lake.snapshot().files["requests"]
         by_day: dict[str, list[str]] = {}
@@ -1133,6 +1135,12 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
                 table = pa.concat_tables([schema.conform(pq.read_table(lake.root / rel),
                                                          schema.REQUESTS) for rel in by_day[day]])
                 new = price_frame(_pricing_frame(table), overrides)
+                if overrides:
+                    pairs = table.select(["provider", "model"]).group_by(
+                        ["provider", "model"]).aggregate([]).to_pylist()
+                    matched.update(id(o) for o in (override_for(overrides, r["provider"],
+                                                                r["model"] or "")
+                                                   for r in pairs) if o is not None)
                 old = pl.from_arrow(table.column("cost_usd")).cast(pl.Float64)
                 changed = int((~old.eq_missing(new)).sum())
                 stats["rows"] += table.num_rows
@@ -1156,4 +1164,9 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
         else:
             lake.rewrite("requests", jobs, kind="reprice", source="reprice",
                          info={"overrides": len(overrides)})
+    # An override no stored request matches is most often a typo ("gpt4o"): it prices nothing,
+    # and said nothing (found in review)
+    stats["overrides_matching_nothing"] = sorted(
+        {f"{o.provider}/{o.model}" if o.provider else o.model
+         for o in overrides.values() if id(o) not in matched})
     return stats

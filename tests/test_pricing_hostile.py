@@ -719,3 +719,23 @@ def test_a_yaml_slip_in_prices_names_its_line(tmp_path):
     with pytest.raises(ValueError) as err:
         load_overrides(path)
     assert str(err.value).startswith(f"{path}: not a readable YAML file: line 4, column 4: ")
+
+
+def test_reprice_names_the_overrides_no_stored_request_matches(tmp_path, lake, capsys):
+    """Found in review: an override for "gpt4o" (a typo) priced nothing and said nothing."""
+    rows = [make_request(1, model="gpt-4o"), make_request(2, provider="Self-Hosted",
+                                                          model="Llama-3.1-8B")]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    path = _yaml(tmp_path, "models:\n"
+                           "  - {model: gpt4o, input_per_mtok: 1, output_per_mtok: 2}\n"
+                           "  - {provider: self-hosted, model: llama-3.1-8b, input_per_mtok: 1,"
+                           " output_per_mtok: 2}\n"
+                           "  - {provider: azure, model: gpt-4o, input_per_mtok: 1,"
+                           " output_per_mtok: 2}\n")
+    assert main(["reprice", "--store", str(lake.root), "--prices", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overrides_matching_nothing"] == [
+        "azure/gpt-4o", "gpt4o"]
+    assert main(["reprice", "--store", str(lake.root), "--prices", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "note: price override(s) that match no stored request (a typo in the model name?): "
+        "azure/gpt-4o, gpt4o")

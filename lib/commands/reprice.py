@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lib.commands.base import UsageError, open_existing_lake, print_json
+from lib.formatting import terminal_text
 from lib.pricing import load_overrides, reprice
 
 NAME = "reprice"
@@ -30,4 +31,7 @@ def run(args) -> int:
           f"${doc['before_usd']:,.6f} → ${doc['after_usd']:,.6f} "
           f"({doc['after_usd'] - doc['before_usd']:+,.6f}); unpriced "
           f"{doc['unpriced_before']:,} → {doc['unpriced_after']:,}")
+    if doc["overrides_matching_nothing"]:
+        print("note: price override(s) that match no stored request (a typo in the model name?): "
+              + ", ".join(terminal_text(n) for n in doc["overrides_matching_nothing"]))
     return 0
