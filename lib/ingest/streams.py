@@ -237,8 +237,12 @@ def objects_back_to_back(head: bytes) -> bool:
         return False
     if "\n" in text[:first]:  # pretty-printed
         return text[first:].lstrip().startswith("{")
-    lines = [line for line in text.split("\n") if line.strip(" \t\r")]
-    return _two_objects(lines[0]) and (len(lines) == 1 or _two_objects(lines[1]))
+    rest = text[first:]
+    if not rest.lstrip(" \t\r").startswith("{"):  # (JSON lines: one object on the first line)
+        return False
+    second = next((line for line in rest.partition("\n")[2].split("\n")
+                   if line.strip(" \t\r")), None)
+    return second is None or _two_objects(second)
 
 
 def _first_object_end(text: str) -> int | None:

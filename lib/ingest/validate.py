@@ -88,7 +88,7 @@ class Validated:
 
     table: pa.Table
     quarantine: pa.Table
-    lines: pa.ChunkedArray | None = None
+    lines: pa.ChunkedArray
 
 
 # Names stored without the spaces, tabs or line ends around them (a logger's stray "gpt-4o "),
@@ -521,7 +521,8 @@ def validate(name: str, table: pa.Table, *, source_file: str, now: datetime | No
     """
     target = schema.TABLES[name]
     if table.num_rows == 0:
-        return Validated(schema.empty(name), schema.empty("quarantine"))
+        return Validated(schema.empty(name), schema.empty("quarantine"),
+                         pa.chunked_array([], pa.int64()))
     now = now or datetime.now(UTC)
     present = {f.name: f.type for f in table.schema}
     from lib.ingest.formats.canonical import is_user_key, user_key
