@@ -60,10 +60,14 @@ navigation.sidebar_links(nav, NAV, filters.url_filters_query())
 store.ensure_demo_data()
 current = filters.sidebar(engine)
 navigation.sidebar_links(nav, NAV, current.to_query())
+# The link to the exact window too, before the page runs: a page's empty state stops the run
+# (st.stop), and what is drawn after that is dropped, so an empty "Last 7 days" had no link
+filters.exact_window_link()
 try:
     page.run()
 finally:
     # again once the page has run, with the settings it wrote on this run (its own link was a
-    # run behind); st.stop() in a page's empty state passes here too
+    # run behind); after a page's empty state (st.stop) what is drawn here is dropped, and the
+    # links drawn before the page ran stay
     navigation.sidebar_links(nav, NAV, current.to_query())
 filters.exact_window_link()

@@ -171,7 +171,8 @@ def sidebar(engine: Engine) -> Filters:
 def exact_window_link() -> None:
     """Under the sidebar's filters, for a moving window ("Last 7 days"): a link to its exact
     instants with the page's settings, for sharing (a shared "Last 7 days" shows other numbers
-    next week). Call after the page has run."""
+    next week). Called before the page runs (its empty state may stop the run) and again
+    after (with the settings the page wrote)."""
     filters, slot = (st.session_state.get("_current_filters"),
                      st.session_state.get("_link_slot"))
     if filters is None or slot is None or filters.preset == "custom":
