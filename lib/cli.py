@@ -54,8 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _never_fail_on_encoding() -> None:
+    """A file name or model name the output's encoding cannot write (``PYTHONIOENCODING=ascii``,
+    an old cron's locale) is written escaped (``caf\\xe9``): it crashed the command after the
+    batch was committed, found in review, so the run looked failed and the report was lost."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # (not a test's captured buffer)
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # (a closed or detached stream: nothing to write to)
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _never_fail_on_encoding()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:

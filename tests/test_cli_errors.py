@@ -29,3 +29,22 @@ def test_without_json_stdout_stays_empty(tmp_path, capsys):
     assert main(["remove", "nope", "--store", str(tmp_path / "store")]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "no store at" in err
+
+
+def test_a_name_the_output_encoding_cannot_write_is_escaped_not_a_crash(tmp_path):
+    # PYTHONIOENCODING=ascii (an old cron's locale): printing "café" raised UnicodeEncodeError
+    # after the batch was committed, so the run looked failed and its report was lost (review)
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "café.jsonl"
+    log.write_text('{"request_id": "r1", "ts": "2026-11-20T10:00:00Z", "model": "gpt-4o", '
+                   '"input_tokens": 10, "output_tokens": 5, "latency_ms": 100}\n{bad\n')
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "SIGHTLINE_DEMO": "0"}
+    proc = subprocess.run([sys.executable, "-m", "lib", "ingest", str(log), "--store",
+                           str(tmp_path / "store")], env=env, capture_output=True, text=True,
+                          encoding="ascii", errors="strict", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "caf\\xe9.jsonl [jsonl]: stored 1 request;" in proc.stdout
+    assert "line 2: not valid JSON" in proc.stdout and "Traceback" not in proc.stderr
