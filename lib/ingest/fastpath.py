@@ -242,6 +242,9 @@ def table_to_read(head: bytes, stream, filename: str, forced) -> tuple[str | Non
         return None, "UTF-16 text, which DuckDB's read_json does not read: the exact path reads it"
     if objects_back_to_back(head):
         return None, "JSON objects back to back, not one a line: the exact path reads them"
+    if getattr(stream, "zero_bytes_skipped", 0):
+        return None, "zero bytes at its start, which DuckDB's read_json refuses: the exact path " \
+            "reads past them"
     if stream.compression not in (None, "gzip"):  # DuckDB reads these two itself
         return None, f"{stream.compression} compression: the exact path reads it"
     return name, ""

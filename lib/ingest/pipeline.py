@@ -36,6 +36,7 @@ from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import (
     BACK_TO_BACK,
     HEAD_BYTES,
+    ZERO_HOLE,
     ChangedWhileListed,
     FirstBytes,
     InputError,
@@ -62,6 +63,8 @@ MAX_REASONS = 5
 NOT_TEXT = "binary data that is not a known format"  # how an unreadable file's error starts
 EMPTY = "empty file"
 BLANK_ONLY = "no records: the file holds only blank lines"
+ONLY_ZEROS = ("no records: the file holds only zero bytes (truncated in place, a hole left for "
+              "lines to come)")
 PROGRESS_EVERY_S = 0.5  # how often a long read says how far it is
 ALREADY_QUARANTINED = "record(s) already in the quarantine from an earlier read: not added again."
 # Sources read one at a time in a row hold the writer lock together, for at most this many or
@@ -619,7 +622,10 @@ def _continuation(path: Path, src: Source, reads: appended.ReadIndex, readers: m
     try:
         with open(path, "rb") as f:
             head = f.read(min(HEAD_BYTES, src.size or 0))
-    except OSError:
+            if head[:1] == b"\0":  # (a hole left by copytruncate: the format is what follows)
+                f.seek(0)
+                head = SourceStream(FirstBytes(f, src.size or 0)).peek(HEAD_BYTES)
+    except (OSError, InputError, ChangedWhileListed):
         return None
     fmt = forced or detect_format(head, src.filename)
     return appended.continuation(path, src.info["file"]["ino"], src.size or 0, reads,
@@ -697,7 +703,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
     except ChangedWhileListed as exc:
         report.skipped = str(exc)
     except InputError as exc:
-        if str(exc) in (EMPTY, BLANK_ONLY) and _being_written(src):
+        if str(exc) in (EMPTY, BLANK_ONLY, ONLY_ZEROS) and _being_written(src):
             # A log just created (logrotate's "create", an app's first minute): an error, exit
             # status 2 and cron mail at every rotation, where a half-written line waits quietly
             report.skipped = (f"{exc}, and it changed less than {live.LIVE_SECONDS // 60} "
@@ -780,7 +786,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                           origin=cont.start if cont else 0)
     head = stream.peek(HEAD_BYTES)
     if not head:
-        raise InputError(EMPTY if not stream.compressed else "empty after decompression")
+        raise InputError(ONLY_ZEROS if stream.zero_bytes_skipped else
+                         EMPTY if not stream.compressed else "empty after decompression")
     if not cont and objects_back_to_back(head):
         stream = ObjectsAsLines(stream)
         head = stream.peek(HEAD_BYTES)
@@ -834,6 +841,8 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
                 report.not_read[what] = report.not_read.get(what, 0) + n
         if isinstance(stream, ObjectsAsLines):
             report.not_read[BACK_TO_BACK] = stream.objects
+        if stream.zero_bytes_skipped:
+            report.not_read[ZERO_HOLE] = stream.zero_bytes_skipped
         report.not_read.update(src.not_read)  # (what the source left unread: the batch's note)
         # what the format read but did not store is kept with the batch (the Data page's note)
         _tell(progress, src, stream, report, started, "committing")

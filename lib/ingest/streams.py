@@ -109,6 +109,15 @@ class FirstBytes(io.RawIOBase):
         super().close()
 
 
+# A hole is longer than a binary format's zero bytes (a 4-byte length); past the sure size it is
+# a hole whatever follows, so a long one is never held in memory to be given back.
+ZERO_HOLE_MIN_BYTES = 16
+ZERO_HOLE_SURE_BYTES = 1 << 20
+ZERO_HOLE = ("zero byte(s) at the file's start skipped: it was truncated in place (as "
+             "logrotate's copytruncate does) while its writer went on at its old offset, which a "
+             "log opened in append mode does not do.")
+
+
 class SourceStream(ReadStream):
     """The decompressed content of a source, read forward once.
 
@@ -148,6 +157,12 @@ class SourceStream(ReadStream):
         self.transcoded = False
         self._bom_checked = origin != 0  # (a read from a file's middle has no mark)
         self._decoder = None
+        # A file truncated in place (logrotate's copytruncate) whose writer keeps its offset (a
+        # log not opened in append mode) starts again with a hole of zero bytes as long as the
+        # file was, then the new lines: the hole is skipped, counted here, so the lines are read
+        # (they were "binary data" on every run, found in review); hash and bytes_out keep it.
+        self.zero_bytes_skipped = 0
+        self._skipping_zeros = origin == 0
 
     @property
     def bytes_in(self) -> int:
@@ -184,7 +199,31 @@ class SourceStream(ReadStream):
             data = out
         self._hash.update(data)
         self.bytes_out += len(data)
+        if self._skipping_zeros:
+            return self._after_zero_bytes(data, n)
         return data
+
+    def _after_zero_bytes(self, data: bytes, n: int) -> bytes:
+        """``data``, the stream's first bytes, without the hole of zero bytes it starts with
+        (pulling past a hole longer than one read); unchanged when the zeros are too few to be a
+        hole or are not followed by text (the length in 4 bytes that starts each request of the
+        Collector's binary file layout)."""
+        self._skipping_zeros = False
+        run, rest = 0, b""
+        while data:
+            rest = data.lstrip(b"\0")
+            run += len(data) - len(rest)
+            if rest or run >= ZERO_HOLE_SURE_BYTES:
+                break
+            data = self._pull(n)
+        if run >= ZERO_HOLE_MIN_BYTES and (not rest or run >= ZERO_HOLE_SURE_BYTES
+                                           or rest[0] >= 0x20 or rest[:1] in b"\t\r\n"):
+            self.zero_bytes_skipped = run
+            while not rest and run >= ZERO_HOLE_SURE_BYTES and (data := self._pull(n)):
+                rest = data.lstrip(b"\0")  # (the rest of a long hole)
+                self.zero_bytes_skipped += len(data) - len(rest)
+            return rest
+        return b"\0" * run + rest
 
     def peek(self, n: int = HEAD_BYTES) -> bytes:
         while len(self._pending) < n:
