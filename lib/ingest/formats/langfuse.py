@@ -1,5 +1,8 @@
 """Langfuse exports (format ``langfuse``): observations, traces and scores, as JSON, JSONL or CSV.
 
+The blob storage export (observations_v2/, observations/, traces/, scores/) has the same records
+in ClickHouse's snake_case names: read as these (see "The blob storage export" below).
+
 What a Langfuse user has (checked against langfuse/langfuse and langfuse/langfuse-python):
 - the UI's batch export (worker/src/features/batchExport/handleBatchExportJob.ts, written by
   packages/shared/src/server/utils/transforms/transformStreamTo{Json,Jsonl,Csv}.ts): JSON is one
@@ -126,6 +129,12 @@ _METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "service
                      "app_version", "provider", "error_type")
 _SCORE_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT"})
 CORRECTIONS = "Langfuse CORRECTION score(s) (corrected outputs, not metrics)"
+# A trace applies its user, session, release and environment to its observations in the same
+# file; Langfuse's blob storage export (legacy mode) writes traces to a file of their own.
+TRACES_ALONE = ("Langfuse trace record(s) without their observations in this file (a blob storage "
+                "export's traces/): their user, session and release are not applied to "
+                "observations from other files (the export's enriched observations, "
+                "observations_v2/, carry them)")
 # A v3 score's ``subject`` kind -> the v1/v2 key it stands for
 _SUBJECT_KEYS = {"observation": "observationId", "trace": "traceId", "session": "sessionId",
                  "experiment": "datasetRunId"}
@@ -398,7 +407,9 @@ def _array_records(text: io.TextIOBase) -> Iterator[tuple[int, Any, str | None, 
 _CSV_TIMES = frozenset({"startTime", "endTime", "completionStartTime", "createdAt", "updatedAt",
                         "traceTimestamp", "timestamp"})
 _CSV_TEXT = frozenset({"input", "output", "name", "statusMessage", "comment", "stringValue",
-                       "traceName", "promptName"})
+                       "traceName", "promptName",
+                       # the blob storage export's names
+                       "status_message", "string_value", "trace_name", "prompt_name"})
 
 
 def _csv_cells(text: str) -> list[str]:
@@ -714,11 +725,58 @@ def error_type_of(message: str | None) -> str | None:
 # Records -> rows
 
 
+# ---------------------------------------------------------------------------------------------
+# The blob storage export (Project Settings > Integrations > Blob Storage: observations_v2/,
+# observations/, traces/ and scores/ files of JSON, JSONL or CSV, ClickHouse's snake_case names,
+# times as "2026-03-02 10:00:00.100000" in UTC, "" for what is not set). Its records are read as
+# the same records in the API's names; a bad value's reason names the file's own field.
+
+_BLOB_KEYS = {
+    "trace_id": "traceId", "parent_observation_id": "parentObservationId",
+    "start_time": "startTime", "end_time": "endTime",
+    "completion_start_time": "completionStartTime",
+    "status_message": "statusMessage", "provided_model_name": "providedModelName",
+    "model_parameters": "modelParameters", "usage_details": "usageDetails",
+    "cost_details": "costDetails", "prompt_name": "promptName", "prompt_version": "promptVersion",
+    "prompt_id": "promptId", "total_cost": "totalCost", "time_to_first_token": "timeToFirstToken",
+    "model_id": "modelId", "created_at": "createdAt", "updated_at": "updatedAt",
+    "project_id": "projectId", "tool_calls": "toolCalls", "tool_call_names": "toolCallNames",
+    "tool_definitions": "toolDefinitions", "usage_pricing_tier_name": "usagePricingTierName",
+    "input_price": "inputPrice", "output_price": "outputPrice", "total_price": "totalPrice",
+    "user_id": "userId", "session_id": "sessionId", "trace_name": "traceName",
+    "observation_id": "observationId", "dataset_run_id": "datasetRunId",
+    "data_type": "dataType", "string_value": "stringValue",
+}
+_BLOB_NAMES = {camel: snake for snake, camel in _BLOB_KEYS.items()}
+_CAMEL_NAME = re.compile(r"\b(" + "|".join(sorted(_BLOB_NAMES, key=len, reverse=True)) + r")\b")
+# The export's ``latency`` and ``time_to_first_token`` are seconds, or milliseconds for an
+# integration created before 2026-04-01: never read (the times they are computed from are).
+_BLOB_UNREAD = frozenset({"latency", "time_to_first_token"})
+
+
+def _is_blob_record(rec: dict) -> bool:
+    return "project_id" in rec or "start_time" in rec or "data_type" in rec
+
+
+def _from_blob(rec: dict) -> dict:
+    """A blob export record in the API's names; "" (what the export writes for not set) and
+    the ambiguous durations left out."""
+    return {_BLOB_KEYS.get(k, k): v for k, v in rec.items()
+            if v != "" and k not in _BLOB_UNREAD}
+
+
+def _blob_reason(reason: str) -> str:
+    """A reason naming API fields (``usageDetails.input is not an integer``) in the blob export's
+    names (``usage_details.input ...``)."""
+    return _CAMEL_NAME.sub(lambda m: _BLOB_NAMES[m.group(1)], reason)
+
+
 class _Parser:
     def __init__(self) -> None:
         self.batch = oc.Batch()
         self.pending: list[tuple[dict, int]] = []  # request rows waiting for trace info
         self.traces: dict[str, dict] = {}
+        self.traces_applied: set[str] = set()  # (the others are counted in a note)
 
     def __len__(self) -> int:
         return len(self.batch) + len(self.pending)
@@ -727,6 +785,9 @@ class _Parser:
         if not isinstance(rec, dict):
             self.batch.reject(line, raw or _raw_of(rec),
                               "not a Langfuse record (expected a JSON object)")
+            return
+        if _is_blob_record(rec):
+            self._blob_record(line, rec, raw)
             return
         try:
             kind = rec.get("type")
@@ -750,6 +811,13 @@ class _Parser:
             self.batch.reject(line, raw if raw else _raw_of(rec),
                               f"Langfuse record not usable: {exc}")
 
+    def _blob_record(self, line: int, rec: dict, raw: str | bytes) -> None:
+        """A record of the blob storage export, read as the API's, its rejects renamed."""
+        first = len(self.batch.rejects)
+        self.record(line, _from_blob(rec), raw or _raw_of(rec))
+        for reject in self.batch.rejects[first:]:
+            reject.reason = _blob_reason(reject.reason)
+
     def trace(self, line: int, rec: dict) -> None:
         for key in ("observations", "scores"):
             if rec.get(key) is not None and not isinstance(rec[key], list):
@@ -759,6 +827,8 @@ class _Parser:
             info["metadata"] = rec["metadata"]
         if rec.get("id"):
             self.traces[_text(rec["id"])] = info
+            if rec.get("observations"):
+                self.traces_applied.add(_text(rec["id"]))
         for obs in rec.get("observations") or ():
             if isinstance(obs, dict):  # the public API lists ids only: nothing to read there
                 self.record(line, obs, "", info)
@@ -929,6 +999,7 @@ class _Parser:
                 trace = self.traces.get(row.get("trace_id"))
                 if trace:
                     _apply_trace(row, trace)
+                    self.traces_applied.add(row["trace_id"])
                 row["attributes"] = oc.json_text(row["attributes"]) if row["attributes"] else None
             except (TypeError, ValueError, RecursionError) as exc:
                 self.batch.reject(line, "", f"Langfuse record not usable: {exc}")
@@ -967,20 +1038,30 @@ _MARKERS = (b'"usageDetails"', b'"costDetails"', b'"completionStartTime"', b'"GE
 _CSV_OBSERVATION_MARKERS = frozenset({"usageDetails", "costDetails", "completionStartTime",
                                       "parentObservationId", "promptVersion"})
 _SCORE_LINKS = frozenset({"traceId", "observationId", "sessionId", "datasetRunId"})
+_BLOB_MARKERS = (b'"usage_details"', b'"cost_details"', b'"completion_start_time"',
+                 b'"parent_observation_id"', b'"provided_model_name"')
 
 
 def detect(head: bytes, filename: str) -> bool:
     """A JSON / JSONL file whose first bytes carry Langfuse observation or score field names, or
-    a CSV file whose header is a Langfuse observations or scores export's."""
+    a CSV file whose header is a Langfuse observations or scores export's; in the API's names or
+    the blob storage export's (each of its tables has ``project_id``)."""
     text = head.lstrip().removeprefix(oc.UTF8_BOM).lstrip()
     if text[:1] not in (b"{", b"["):
         names = set(_csv_header(text) or ())
+        if "project_id" in names:
+            names = {_BLOB_KEYS.get(n, n) for n in names} | {"blob"}
         return ({"id", "type", "startTime"} <= names and bool(names & _CSV_OBSERVATION_MARKERS)) \
-            or ({"id", "name", "value", "dataType"} <= names and bool(names & _SCORE_LINKS))
+            or ({"id", "name", "value", "dataType"} <= names and bool(names & _SCORE_LINKS)) \
+            or {"id", "timestamp", "bookmarked", "blob"} <= names
     if oc.head_has_otlp_envelope(head):
         return False
     if b'"startTime"' in head and any(marker in head for marker in _MARKERS):
         return True
+    if b'"project_id"' in head:  # the blob storage export: observations, traces or scores
+        return (b'"start_time"' in head and any(m in head for m in _BLOB_MARKERS)) \
+            or (b'"data_type"' in head and b'"value"' in head) \
+            or (b'"timestamp"' in head and b'"bookmarked"' in head)
     # a scores-only export (API v3 scores name what they judge in a "subject")
     return b'"dataType"' in head and b'"value"' in head \
         and (b'"traceId"' in head or b'"subject"' in head)
@@ -1000,7 +1081,11 @@ def _parse(stream: BinaryIO, chunk_rows: int) -> Iterator[Chunk]:
         parser.record(line, rec, raw)
         if len(parser) >= chunk_rows:
             yield parser.flush()
-    yield parser.flush()
+    last = parser.flush()
+    alone = len(parser.traces.keys() - parser.traces_applied)
+    if alone:
+        last.not_read[TRACES_ALONE] = alone
+    yield last
 
 
 FORMAT = Format(
