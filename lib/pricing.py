@@ -234,6 +234,8 @@ def _override(item) -> Override:
     if unknown:
         raise ValueError(f"unknown key(s) {', '.join(map(str, sorted(unknown, key=str)))} "
                          f"(known: {', '.join(OVERRIDE_FIELDS)})")
+    if "model" not in item:  # (a KeyError's text is the bare key: "'model'", found in review)
+        raise ValueError("no model: each override names the model it prices")
     model = item["model"]
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a model name, not {model!r}")

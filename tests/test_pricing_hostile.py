@@ -187,6 +187,16 @@ def test_an_override_without_a_model_name_is_rejected(tmp_path, model):
         load_overrides(path)
 
 
+def test_an_override_with_no_model_key_says_so_in_words(tmp_path):
+    # a KeyError's text is the bare key: the message read "...override: 'model'" (review)
+    path = _yaml(tmp_path, "models:\n  - {provider: openai, input_per_mtok: 1, "
+                           "output_per_mtok: 2}\n")
+    with pytest.raises(ValueError) as raised:
+        load_overrides(path)
+    assert str(raised.value) == (f"{path}: models[0] is not a valid price override: no model: "
+                                 "each override names the model it prices")
+
+
 def test_an_override_matches_provider_and_model_case_insensitively(tmp_path):
     """genai-prices matches provider and model case-insensitively ("OpenAI"/"GPT-4o" cost what
     "openai"/"gpt-4o" cost), so a negotiated rate for openai/gpt-4o in prices.yaml applies to
