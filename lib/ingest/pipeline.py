@@ -994,7 +994,14 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     msg = text[0] if text else ""
     name = type(exc).__name__
-    return f"{name}: {msg}" if msg else name
+    line = f"{name}: {msg}" if msg else name
+    if type(exc).__module__.startswith("botocore"):  # (S3: what to do, beside botocore's code)
+        from lib.ingest import s3
+
+        hint = s3.hint_for(exc)
+        if hint:
+            line = f"{line.rstrip('.')}; {hint}"
+    return line
 
 
 # -- compaction after ingest ----------------------------------------------------------------------

@@ -41,6 +41,41 @@ class S3Object:
         return self.key.rstrip("/").rsplit("/", 1)[-1]
 
 
+# What to do about the failures a first S3 setup meets, added to botocore's words (which name
+# the code, not the cause: "SignatureDoesNotMatch" is a wrong secret key, found in review).
+_CHAIN = ("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (boto3's standard "
+          "chain; an instance or task role also works)")
+_ENDPOINT = "--s3-endpoint-url or $SIGHTLINE_S3_ENDPOINT_URL"
+_HINTS = {
+    "NoCredentialsError": f"no credentials were found: set {_CHAIN}",
+    "PartialCredentialsError": f"the credentials are incomplete: set {_CHAIN}",
+    "InvalidAccessKeyId": "this endpoint does not know the access key: check AWS_ACCESS_KEY_ID "
+                          f"or the profile, and {_ENDPOINT} for an S3-compatible store",
+    "SignatureDoesNotMatch": "the secret key does not match the access key: check "
+                             "AWS_SECRET_ACCESS_KEY or the profile",
+    "ExpiredToken": "the session's credentials have expired: renew them (aws sso login, or a "
+                    "new role session) and run again",
+    "InvalidToken": "the session token is not valid: check AWS_SESSION_TOKEN or the profile",
+    "NoSuchBucket": f"check the bucket's name, and {_ENDPOINT} for an S3-compatible store",
+    "PermanentRedirect": "the bucket is in another region: set AWS_DEFAULT_REGION to it",
+    "AuthorizationHeaderMalformed": "the bucket is in another region: set AWS_DEFAULT_REGION "
+                                    "to it",
+}
+_DENIED = {"ListObjectsV2": "these credentials may not list the bucket: they need "
+                            "s3:ListBucket on it (for this prefix)",
+           "GetObject": "these credentials may not read the object: they need s3:GetObject on "
+                        "it (and kms:Decrypt for an object encrypted with a KMS key)"}
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """What to do about a boto3 failure ``exc``, or None when there is nothing to add."""
+    response = getattr(exc, "response", None)
+    code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    if code in ("AccessDenied", "403", "AllAccessDisabled"):
+        return _DENIED.get(getattr(exc, "operation_name", ""))
+    return _HINTS.get(code) or _HINTS.get(type(exc).__name__)
+
+
 def parse_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` → (bucket, prefix). Raises ValueError on anything else."""
     if not uri.startswith("s3://"):

@@ -320,8 +320,72 @@ def test_no_credentials_is_one_line_naming_the_uri(tmp_path, s3_server):
                           str(tmp_path / "store"), "--s3-endpoint-url", s3_server],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "s3://logs/x/: error: NoCredentialsError: Unable to locate credentials" in out.stdout
+    assert ("s3://logs/x/: error: NoCredentialsError: Unable to locate credentials; no "
+            "credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+            "AWS_PROFILE") in out.stdout
     assert "Traceback" not in out.stderr
+
+
+@pytest.fixture
+def moto_checks_keys(s3, s3_server):
+    """moto's server with its credential checks on (off by default): an IAM user "reader" with
+    its access key; yields (access key id, secret). The checks are the process's setting (the
+    server runs in this process): put back after."""
+    from moto import settings
+    from moto.core.responses import ActionAuthenticatorMixin
+
+    iam = boto3.client("iam", endpoint_url=s3_server)
+    iam.create_user(UserName="reader")
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    before = settings.INITIAL_NO_AUTH_ACTION_COUNT
+    settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = 0, 0
+    try:
+        yield key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = before
+
+
+@pytest.mark.parametrize("which, says", [
+    ("unknown key", "InvalidAccessKeyId) when calling the ListObjectsV2 operation: The AWS Access "
+                    "Key Id you provided does not exist in our records; this endpoint does not "
+                    "know the access key: check AWS_ACCESS_KEY_ID or the profile, and "
+                    "--s3-endpoint-url or $SIGHTLINE_S3_ENDPOINT_URL"),
+    ("wrong secret", "(SignatureDoesNotMatch) when calling the ListObjectsV2 operation: The "
+                     "request signature we calculated does not match the signature you provided. "
+                     "Check your key and signing method; the secret key does not match the "
+                     "access key: check AWS_SECRET_ACCESS_KEY or the profile"),
+])
+def test_a_wrong_key_or_secret_says_which(lake, s3_server, moto_checks_keys, monkeypatch,
+                                          which, says):
+    # botocore names the code ("SignatureDoesNotMatch"), not the cause: a wrong secret (review)
+    key_id, _secret = moto_checks_keys
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEUNKNOWN00" if which == "unknown key"
+                       else key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    report = ingest_paths(lake, ["s3://logs/x/"], s3_endpoint_url=s3_server)
+    (err,) = report.errors
+    assert err.source == "s3://logs/x/" and says in err.error
+
+
+@pytest.mark.parametrize("code, operation, says", [
+    ("AccessDenied", "GetObject", "these credentials may not read the object: they need "
+                                  "s3:GetObject on it (and kms:Decrypt"),
+    ("AccessDenied", "ListObjectsV2", "these credentials may not list the bucket: they need "
+                                      "s3:ListBucket on it"),
+    ("ExpiredToken", "GetObject", "the session's credentials have expired: renew them"),
+    ("PermanentRedirect", "ListObjectsV2", "the bucket is in another region: set "
+                                           "AWS_DEFAULT_REGION to it"),
+    ("SlowDown", "GetObject", None),  # (nothing to add: botocore's words stand alone)
+])
+def test_what_to_do_is_added_to_botocore_s_words(code, operation, says):
+    from botocore.exceptions import ClientError
+
+    from lib.ingest.pipeline import _one_line
+
+    exc = ClientError({"Error": {"Code": code, "Message": "Denied."}}, operation)
+    line = _one_line(exc)
+    said = f"ClientError: An error occurred ({code}) when calling the {operation} operation: Denied"
+    assert line == f"{said}." if says is None else line.startswith(f"{said}; {says}")
 
 
 def _all_formats() -> dict[str, bytes]:
