@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from lib.charts import (
+    LEGEND_MAX_HEIGHT,
     OTHER_COLOR,
     SERIES_COLORS,
     add_events,
@@ -88,7 +89,8 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
                                       "%{customdata[1]:.1%})")
     add_events(fig, events, tz)
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
+                                  maxheight=LEGEND_MAX_HEIGHT),
                       hovermode="x unified", dragmode="select", selectdirection="h",
                       xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title)
     if y_format:

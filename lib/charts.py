@@ -32,6 +32,12 @@ OTHER_COLOR = "#94a3b8"
 PARTIAL_OPACITY = 0.45
 
 
+# A legend above a time chart takes at most this share of its height, scrolled beyond: on a
+# phone the entries wrap one a line and took half of it (Plotly's default), leaving the bars a
+# strip (found in review).
+LEGEND_MAX_HEIGHT = 0.25
+
+
 def bucket_coverage(starts: list, window: tuple[datetime, datetime], bucket_s: int,
                     tz: str = "UTC", ends: list | None = None) -> list[float]:
     """The share (0-1) of each bucket, from its start to its end on ``tz``'s clock (``ends``,
@@ -177,7 +183,8 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         height=height, margin=dict(l=10, r=10, t=30, b=10),
         # Series first, then the events (legendrank); "normal": Plotly reverses a stacked chart's
         # legend by default, which put the events first there.
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal",
+                    maxheight=LEGEND_MAX_HEIGHT),
         hovermode="x unified", dragmode="select", selectdirection="h",
         xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title,
     )

@@ -246,3 +246,12 @@ def test_a_whole_day_of_a_change_of_the_clocks_is_a_whole_bar():
     (bar,) = [t for t in fig.data if t.name == "Requests"]
     assert list(bar.width) == [24 * 3600 * 1000, 23 * 3600 * 1000]
     assert bar.marker.opacity is None  # none pale
+
+
+def test_a_legend_above_a_time_chart_leaves_the_chart_most_of_its_height():
+    # at phone width the entries wrap one a line: Plotly's default let them take half the
+    # chart, leaving the bars a 60-pixel strip (review); beyond a quarter the legend scrolls
+    fig = time_figure(hourly(), "bucket", [("requests", "n")], y_title="n", tz="UTC")
+    band = band_figure(hourly().with_columns(lo=0.0, hi=1.0), "bucket",
+                       [("p95_ms", "lo", "hi", "p")], y_title="%", tz="UTC")
+    assert fig.layout.legend.maxheight == band.layout.legend.maxheight == 0.25
