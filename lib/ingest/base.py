@@ -26,7 +26,10 @@ def stop_if_interrupted(exc: BaseException) -> None:
     on, read it as one, and an interrupted ingest read the whole file again and committed it."""
     import duckdb
 
-    if isinstance(exc, duckdb.InterruptException):
+    # (Ctrl-C in the middle of a query reaches Python as RuntimeError("Query interrupted"):
+    # DuckDB takes the signal itself; InterruptException is its interrupt() of a connection)
+    if isinstance(exc, duckdb.InterruptException) or (
+            type(exc) is RuntimeError and str(exc) == "Query interrupted"):
         raise KeyboardInterrupt from exc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +158,35 @@ def test_ctrl_c_during_a_query_stops_the_ingest_and_stores_nothing(lake, write, 
     # and the run again stores the file whole
     assert main(["ingest", str(path), "--store", str(lake.root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["files"][0]["stored"] == {"requests": 5}
+
+
+def test_a_real_ctrl_c_in_a_query_stops_the_ingest_and_stores_nothing(lake, write):
+    # DuckDB takes a SIGINT itself and raises RuntimeError("Query interrupted"), not its
+    # InterruptException: the fast path read that as "not clean JSONL", read the file again on
+    # the exact path and committed it, exit 0 (review). A real signal, in a process of its own
+    # (signals reach the main thread), during a real query that runs until it is interrupted.
+    import subprocess
+    import sys
+
+    path = write("a.jsonl", [canonical_request(i) for i in range(5)])
+    driver = f"""
+import os, signal, sys, threading
+from lib.ingest import fastpath
+def _load(lake, batch, *args, **kwargs):
+    import duckdb
+    con = duckdb.connect()
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    con.execute("SELECT count(*) FROM range(100000000000) t(i) WHERE i % 7 = 3").fetchall()
+fastpath._load = _load
+from lib.cli import main
+sys.exit(main(["ingest", {str(path)!r}, "--store", {str(lake.root)!r}]))
+"""
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "SIGHTLINE_DEMO": "0"})
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("interrupted: what was committed before stays")
+    assert lake.commits() == []
 
 
 def test_ingest_takes_the_prices_file_reprice_takes(lake, write, capsys, tmp_path):
