@@ -48,3 +48,25 @@ def test_a_name_the_output_encoding_cannot_write_is_escaped_not_a_crash(tmp_path
     assert proc.returncode == 0, proc.stderr
     assert "caf\\xe9.jsonl [jsonl]: stored 1 request;" in proc.stdout
     assert "line 2: not valid JSON" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_while_the_modules_load_is_one_line_not_a_traceback():
+    # (found in review: a traceback and exit status -2 when Ctrl-C came in the first second)
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    driver = """
+import builtins, runpy
+real = builtins.__import__
+def importing(name, *args, **kwargs):
+    if name == "lib.cli":
+        raise KeyboardInterrupt
+    return real(name, *args, **kwargs)
+builtins.__import__ = importing
+runpy.run_module("lib", run_name="__main__")
+"""
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert (proc.returncode, proc.stderr, proc.stdout) == (
+        130, "interrupted: nothing was stored\n", "")
