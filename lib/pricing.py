@@ -663,6 +663,15 @@ def usage_unlogged_sql(row: str = "p") -> str:
     counted as priced)."""
     c = f"{row}." if row else ""
     return f"{c}input_tokens IS NULL AND {c}status IS DISTINCT FROM 'error'"
+
+
+def failed_without_usage_sql(row: str = "p") -> str:
+    """SQL true for a failed call that logged no token count (alias ``row`` as above): $0
+    whatever its model, even one with no price (an Anthropic batch's errored line names none:
+    "unknown"), as providers do not bill rejected calls; it was an unpriced request (review)."""
+    c = f"{row}." if row else ""
+    return (f"{c}status = 'error' AND {c}input_tokens IS NULL AND {c}output_tokens IS NULL "
+            f"AND coalesce({c}web_searches, 0) = 0")
 # (p_write_1h: USD per token written to a one-hour cache, the whole price, not the premium)
 # (p_search: USD per web search)
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below", "p_write_1h",
@@ -778,7 +787,9 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
         joined = joined.join(tiered, on=[*_KEYS, *TOKEN_COLUMNS, WRITE_1H, SEARCHES], how="left",
                              nulls_equal=True, maintain_order="left").with_columns(
             pl.when("_tiered").then(pl.col("_exact")).otherwise(pl.col("cost_usd")).alias("cost_usd"))
-    return joined["cost_usd"].set(unlogged, None) if unlogged.any() else joined["cost_usd"]
+    cost = joined["cost_usd"].set(unlogged, None) if unlogged.any() else joined["cost_usd"]
+    free = _failed_without_usage(df)
+    return cost.set(free, 0.0) if free.any() else cost
 
 
 def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
@@ -790,6 +801,16 @@ def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
                     if "status" in df.columns else pl.lit(True))
     return df.select((pl.col("input_tokens").is_null() & did_not_fail).alias("unlogged")
                      ).to_series()
+
+
+def _failed_without_usage(df: pl.DataFrame) -> pl.Series:
+    """Boolean per row of ``df``: :func:`failed_without_usage_sql` (a $0 call)."""
+    if not {"status", "input_tokens", "output_tokens"} <= set(df.columns):
+        return pl.Series([False] * df.height)
+    searches = pl.col(SEARCHES).fill_null(0) if SEARCHES in df.columns else pl.lit(0)
+    return df.select((pl.col("status").cast(pl.String).eq_missing("error")
+                      & pl.col("input_tokens").is_null() & pl.col("output_tokens").is_null()
+                      & (searches == 0)).alias("free")).to_series()
 
 
 def unit_prices(provider: str | None, model: str, day: date | datetime,

@@ -1337,6 +1337,7 @@ def output_select(name: str, source: str = "$source", batch: str = "$batch",
     if name == "requests":
         replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"
         replace["cost_usd"] = (f"CASE WHEN {pricing.usage_unlogged_sql()} THEN NULL "
+                               f"WHEN {pricing.failed_without_usage_sql()} THEN 0.0 "
                                "WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
                                "greatest(coalesce(p.input_tokens, 0) - p.cached_input_tokens "
                                "- p.cache_write_tokens, 0) * u.p_input "

@@ -27,6 +27,11 @@ def _rows() -> list[dict]:
         # gpt-4o's input price alone, $2.50 per M tokens: 1000 tokens cost $0.0025
         canonical_request(4, output_tokens=None),
         canonical_request(5, model="acme-finetune-7"),
+        # failed calls without usage cost $0 whatever the model: an Anthropic batch's errored
+        # line names none ("unknown"); one with tokens is priced, so unpriced here
+        canonical_request(6, **no_usage, model="unknown", status="error",
+                          error_type="overloaded_error"),
+        canonical_request(7, model="unknown", status="error"),
     ]
 
 
@@ -34,15 +39,17 @@ def _rows() -> list[dict]:
 def test_a_successful_call_without_token_counts_has_no_cost_on_every_path(
         lake, write, monkeypatch, path):
     rows = _rows()
-    files = [write("a.jsonl", rows[:3]), write("b.jsonl", rows[3:])]  # two: groups need several
+    files = [write("a.jsonl", rows[:4]), write("b.jsonl", rows[4:])]  # two: groups need several
     report = ingest_on_path(lake, files, path, monkeypatch)
     assert [(f.error, f.stored, f.quarantined) for f in report.files] == [
-        (None, {"requests": 3}, 0)] * 2
+        (None, {"requests": 4}, 0)] * 2
     engine = Engine(lake)
     costs = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
-    assert costs == {"r0": 0.0075, "r1": None, "r2": None, "r3": 0.0, "r4": 0.0025, "r5": None}
+    assert costs == {"r0": 0.0075, "r1": None, "r2": None, "r3": 0.0, "r4": 0.0025, "r5": None,
+                     "r6": 0.0, "r7": None}
     listed = unpriced_models(engine).select("model", "reason", "requests").rows()
-    assert listed == [("gpt-4o", NO_USAGE, 2), ("acme-finetune-7", NO_PRICE, 1)]
+    assert listed == [("gpt-4o", NO_USAGE, 2), ("acme-finetune-7", NO_PRICE, 1),
+                      ("unknown", NO_PRICE, 1)]
     engine.close()
 
 
@@ -54,4 +61,4 @@ def test_reprice_keeps_a_call_without_token_counts_unpriced(lake, write):
     os.utime(file, (old, old))
     ingest_paths(lake, [str(file)])
     doc = reprice(lake, overrides={})
-    assert (doc["changed_rows"], doc["unpriced_after"]) == (0, 3)
+    assert (doc["changed_rows"], doc["unpriced_after"]) == (0, 4)
