@@ -269,6 +269,9 @@ def _price(item: dict, name: str, optional: bool = False) -> float | None:
     """A price in USD per million tokens: a finite number >= 0 (not a YAML boolean)."""
     if optional and item.get(name) is None:
         return None
+    if name not in item:  # (a KeyError's text is the bare key, found in review)
+        raise ValueError(f"no {name}: an override without priced_as gives input_per_mtok and "
+                         "output_per_mtok")
     v = item[name]
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a number of USD per million tokens, >= 0, not {v!r}")

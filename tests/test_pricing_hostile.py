@@ -197,6 +197,17 @@ def test_an_override_with_no_model_key_says_so_in_words(tmp_path):
                                  "each override names the model it prices")
 
 
+@pytest.mark.parametrize("given, missing", [("input_per_mtok: 1", "output_per_mtok"),
+                                             ("output_per_mtok: 2", "input_per_mtok")])
+def test_an_override_missing_a_price_says_which(tmp_path, given, missing):
+    path = _yaml(tmp_path, f"models:\n  - {{model: m, {given}}}\n")
+    with pytest.raises(ValueError) as raised:
+        load_overrides(path)
+    assert str(raised.value) == (f"{path}: models[0] is not a valid price override: no "
+                                 f"{missing}: an override without priced_as gives "
+                                 "input_per_mtok and output_per_mtok")
+
+
 def test_an_override_matches_provider_and_model_case_insensitively(tmp_path):
     """genai-prices matches provider and model case-insensitively ("OpenAI"/"GPT-4o" cost what
     "openai"/"gpt-4o" cost), so a negotiated rate for openai/gpt-4o in prices.yaml applies to
