@@ -258,9 +258,9 @@ class SourceStream(ReadStream):
 # JSON objects written back to back, with no newline between them: what Kinesis Firehose delivers
 # unless the producer ends each record with one (or the stream adds a delimiter), and what a
 # `jq .` of a JSON-lines file prints (each object pretty-printed over several lines).
-BACK_TO_BACK = ("JSON object(s) written back to back, without a newline between them (as Kinesis "
-                "Firehose delivers records unless told to add one): read one by one, a line "
-                "number counting them.")
+BACK_TO_BACK = ("JSON object(s) not one to a line (written back to back, as Kinesis Firehose "
+                "delivers records unless told to add a newline, or spread over several lines, "
+                "as `jq .` prints them): read one by one, a line number counting them.")
 _JSON = json.JSONDecoder()
 
 
