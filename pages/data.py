@@ -103,8 +103,10 @@ else:
     q = inventory.quarantine(engine, limit=SHOWN + 1, **picked)
     if q.height > SHOWN:
         st.caption(f"The newest {SHOWN:,} inputs are listed; the downloads hold all of them.")
+    # (the line and its reason first: at phone width the first columns are what shows)
     widgets.dataframe(q.head(SHOWN).with_columns(pl.col("ingested_at").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch",
+                 column_order=("line", "reason", "source_file", "raw", "raw_cut", "ingested_at"),
                  column_config={"source_file": st.column_config.TextColumn("File"),
                                 "line": st.column_config.NumberColumn(
                                     "Line", help="The line of the file; in a JSON array the "

@@ -292,7 +292,8 @@ def _remember_seen(lake: Lake, src: Source, done: FileReport) -> None:
     """Record a file or S3 object that gave no batch (its content was ingested before under
     another name, or it cannot be read: empty, corrupt, not a known format, too large) as a
     commit of kind "seen", so the next run skips it while it and the readers are unchanged
-    (lib/ingest/memo.py); a failure to read it at all (network, permissions) is not recorded."""
+    (lib/ingest/memo.py), and the Data page lists it with why (an upload that cannot be read:
+    only that); a failure to read it at all (network, permissions) is not recorded."""
     why = memo.SAME_CONTENT if done.duplicate_file else done.error
     try:
         with lake.begin(src.name, kind="seen", info={**src.info, "seen": why}) as batch:
@@ -318,8 +319,13 @@ def ingest_stream(lake: Lake, stream_or_bytes: BinaryIO | bytes, filename: str,
         opener, size = (lambda: stream_or_bytes), _stream_size(stream_or_bytes)
     src = Source(name=source or filename, filename=Path(filename).name, open=opener, size=size,
                  info={"upload": filename})
-    report = IngestReport(files=[_ingest_source(lake, src, forced, progress, overrides)],
-                          dry_run=lake.dry_run)
+    done = _ingest_source(lake, src, forced, progress, overrides)
+    if done.unreadable and not lake.dry_run:
+        # Its trace on the Data page (batches of kind "seen", with the reason): the report of
+        # an upload is gone with the page (found in review). An upload has no source key, so
+        # this skips no later upload of it.
+        _remember_seen(lake, src, done)
+    report = IngestReport(files=[done], dry_run=lake.dry_run)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 

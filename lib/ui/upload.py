@@ -14,6 +14,7 @@ from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError, loads
 from lib.ingest.pipeline import NOT_TEXT, IngestReport, Progress, ingest_stream
 from lib.store import Engine
+from lib.ui.widgets import md_escape
 
 MAPPING_CHOICE = "your own shape: a YAML mapping"
 MAPPING_EXAMPLE = """table: requests
@@ -56,6 +57,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
                  "docs/mapping.md. The same text works as a file for `python -m lib ingest "
                  "--mapping FILE`.")
     if not files:
+        st.session_state.pop(LAST_RESULT, None)
         return None
     buttons = st.container(horizontal=True)
     check = buttons.button(f"Check {len(files)} file(s)", key="upload_check",
@@ -63,56 +65,111 @@ def upload_section(engine: Engine) -> IngestReport | None:
                              "and store nothing.")
     go = buttons.button(f"Ingest {len(files)} file(s)", type="primary", key="upload_go")
     if not (check or go):
+        _show(st.session_state.get(LAST_RESULT))  # (a rerun of the page: the report stays)
         return None
+    st.session_state.pop(LAST_RESULT, None)
     forced = None if fmt == "auto-detect" else fmt
     if mapping_text is not None:
         try:
             forced = loads(mapping_text, "Mapping", label="Data page")
         except MappingError as exc:
-            st.error(str(exc))
+            st.error(md_escape(exc))  # (it quotes the user's keys, which may look like markdown)
             return None
     try:
         overrides = pricing.load_overrides()
     except ValueError as exc:  # a prices file named by $SIGHTLINE_PRICES that is wrong
-        st.error(f"The price overrides cannot be read, so nothing was ingested: {exc}")
+        st.error("The price overrides cannot be read, so nothing was ingested: "
+                 + md_escape(exc))
         return None
     lake = engine.lake.checking() if check else engine.lake
     bar = st.progress(0.0, text="Starting…")
     combined = IngestReport(dry_run=lake.dry_run)
-    for i, uf in enumerate(files):
-        def tick(p: Progress, i=i, name=uf.name) -> None:
+    for i, (uf, name) in enumerate(zip(files, distinct_names([f.name for f in files]),
+                                       strict=True)):
+        def tick(p: Progress, i=i, name=name) -> None:
             frac = (i + (p.fraction or 0.0)) / len(files)
-            bar.progress(min(frac, 1.0), text=f"{name}: "
+            # (a progress text is markdown: the file's name is the user's, made inert)
+            bar.progress(min(frac, 1.0), text=md_escape(f"{name}: ")
                                               + (f"{p.stage}… " if p.stage else "")
                                               + f"{p.rows:,} rows, {p.rows_per_s:,.0f} rows/s")
         uf.seek(0)  # a file checked on an earlier run is read again from its start
         report = ingest_stream(lake, uf, uf.name, fmt=forced, progress=tick,
-                               source=f"upload:{uf.name}", overrides=overrides)
+                               source=f"upload:{name}", overrides=overrides)
         combined.files.extend(report.files)
         combined.compaction = report.compaction or combined.compaction
     bar.progress(1.0, text="Done")
     if not check:
         engine.refresh(force=True)
         st.cache_data.clear()  # new rows: cached results keyed on the old version are stale
-    # shown as plain text: file names and reasons come from the input
-    text = page_wording(render(combined))
-    if not combined.ok:
-        st.error("Some files could not be read: see the report below."
-                 + ("" if check else " The others went in."))
-    elif check:
-        st.info("Checked: nothing was stored. The report below says what “Ingest” would store.")
+    result = outcome(combined, len(files))
+    st.session_state[LAST_RESULT] = result
+    _show(result)
+    return combined
+
+
+LAST_RESULT = "upload_last_result"  # (kept in the session: a rerun of the page keeps the report)
+
+
+def outcome(report: IngestReport, n_files: int) -> dict:
+    """What the page says of an upload's ``report`` (``n_files`` files): the banner's kind
+    ("error", "warning", "info" or "success") and words, the report's text in the page's
+    wording, and whether to offer a mapping. A banner says what happened: "Ingested." over a
+    report of nothing stored, or "The others went in." where there were none, misled (review)."""
+    text = page_wording(render(report))
+    failed = sum(1 for f in report.files if f.error)
+    stored = sum(sum(f.stored.values()) for f in report.files)
+    quarantined = sum(f.quarantined for f in report.files)
+    if failed:
+        kind, words = "error", (
+            f"{failed:,} of {n_files:,} file(s) could not be read: see the report below."
+            + (" The rows of the others went in." if stored and not report.dry_run else ""))
+    elif report.dry_run:
+        kind, words = "info", ("Checked: nothing was stored. The report below says what "
+                               "“Ingest” would store.")
+    elif not stored:
+        kind, words = "warning", (
+            "Nothing new was stored: "
+            + ("every row was quarantined (listed under Quarantine below)"
+               if quarantined and not any(f.duplicates or f.duplicate_file
+                                          for f in report.files)
+               else "see the report below (rows already stored are counted as duplicates, "
+                    "failed rows are listed under Quarantine)") + ".")
     else:
-        st.success("Ingested. The report below is the same as `python -m lib ingest` prints.")
-    st.code(text, language=None, wrap_lines=True)  # notes and reasons are long lines
+        kind, words = "success", (
+            f"Ingested: {stored:,} row(s) stored"
+            + (f", {quarantined:,} quarantined" if quarantined else "")
+            + ". The report below is the same as `python -m lib ingest` prints.")
     # A mapping describes fields of text records: offered where the report suggests one for a
     # file that is text, not for a PNG or random bytes, where nothing of the kind can help.
-    if any("--mapping" in text for f in combined.files if not binary(f)
-           for text in [*f.notes, f.error or ""]):
+    offer = any(MAPPING_CHOICE in page_wording(said) for f in report.files if not binary(f)
+                for said in [*f.notes, *f.reasons, f.error or ""])
+    return {"kind": kind, "words": words, "text": text, "offer_mapping": offer}
+
+
+def _show(result: dict | None) -> None:
+    if not result:
+        return
+    getattr(st, result["kind"])(result["words"])
+    # shown as plain text: file names and reasons come from the input; notes and reasons are
+    # long lines
+    st.code(result["text"], language=None, wrap_lines=True)
+    if result["offer_mapping"]:
         st.info(f"To read such fields here, choose **Format → {MAPPING_CHOICE}** and describe "
                 "them (the same YAML as `--mapping`, see docs/mapping.md), then **Check**. A "
                 "corrected file's rows with ids already stored are skipped as duplicates: take "
                 "a batch that went in wrong out first (`python -m lib remove BATCH_ID`).")
-    return combined
+
+
+def distinct_names(names: list[str]) -> list[str]:
+    """``names`` of one upload's files, a name met again numbered ("log.jsonl (2)"): two files
+    of one name (from two folders) were one name in the report, the batches and the quarantine
+    (review)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
 
 
 # The report's guidance (lib.ingest's errors and hints, lib.commands.ingest.render) is written
@@ -128,6 +185,12 @@ _PAGE_WORDS = (
     ("--format openai or --format anthropic", "Format openai or anthropic", None),
     ("with --mapping (docs/mapping.md", f"with Format → “{MAPPING_CHOICE}” (docs/mapping.md",
      None),
+    ("or map one with a mapping file, see docs/mapping.md", "or map one with Format → "
+     f"“{MAPPING_CHOICE}”, see docs/mapping.md", None),
+    ("(the Data page lists them all, and downloads them)", "(under Quarantine below: its "
+     "downloads hold them all)", None),
+    ("(an ingest keeps them all in the quarantine, which the Data page lists and downloads)",
+     "(“Ingest” keeps them all in the quarantine below)", None),
 )
 
 

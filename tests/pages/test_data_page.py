@@ -137,9 +137,11 @@ def test_a_check_says_an_ingest_would_keep_the_quarantined_records(monkeypatch, 
     bad = jsonl_bytes([canonical_request(i, input_tokens=-1) for i in range(7)])
     at = _page_alone(monkeypatch, tmp_path / "store")
     report = _report(_upload(at, "bad.jsonl", bad))
-    assert "… and 2 more (an ingest keeps them all in the quarantine, which the Data page " \
-           "lists and downloads)" in report
+    assert "… and 2 more (“Ingest” keeps them all in the quarantine below)" in report
     assert "the Data page lists them all" not in report  # a check stores nothing
+    at.button(key="upload_go").click().run()
+    # (the page lists the newest 1,000: "the Data page lists them all" promised more)
+    assert "… and 2 more (under Quarantine below: its downloads hold them all)" in _report(at)
 
 
 def test_the_upload_s_advice_names_the_page_s_controls(monkeypatch, tmp_path):
@@ -171,6 +173,85 @@ def test_the_upload_says_its_size_limit_and_the_way_round_it(monkeypatch, tmp_pa
     at = run_app(monkeypatch, tmp_path / "store", "pages/data.py")
     (said,) = [c.value for c in at.caption if "MB per file" in c.value]
     assert said.startswith("Up to ") and "`python -m lib ingest PATH`" in said
+
+
+def _banner(at) -> tuple[str, str]:
+    """(kind, words) of the upload's banner."""
+    said = [(kind, e.value) for kind in ("error", "warning", "info", "success")
+            for e in getattr(at, kind) if not e.value.startswith("To read such fields")
+            and "MB per file" not in e.value and "failed validation" not in e.value
+            and "No quarantined input" not in e.value and "has a cost" not in e.value]
+    assert len(said) == 1, said
+    return said[0]
+
+
+def test_the_banner_says_what_an_upload_did(monkeypatch, tmp_path):
+    # "Ingested." over a report of nothing stored, and "The others went in." after the only
+    # file failed, misled (review)
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    good = jsonl_bytes([canonical_request(i) for i in range(3)])
+    assert _banner(_upload(at, "good.jsonl", good, "upload_go")) == (
+        "success", "Ingested: 3 row(s) stored. The report below is the same as `python -m lib "
+                   "ingest` prints.")
+    assert _banner(_upload(at, "again.jsonl", good, "upload_go"))[0] == "warning"
+    assert _banner(at)[1].startswith("Nothing new was stored: see the report below")
+    bad = jsonl_bytes([canonical_request(9, input_tokens=-1)])
+    assert _banner(_upload(at, "bad.jsonl", bad, "upload_go")) == (
+        "warning", "Nothing new was stored: every row was quarantined (listed under Quarantine "
+                   "below).")
+    assert _banner(_upload(at, "cut.jsonl.gz", b"\x1f\x8b\x08\x00\x00", "upload_go")) == (
+        "error", "1 of 1 file(s) could not be read: see the report below.")
+
+
+def test_the_report_stays_after_the_page_runs_again_and_an_unreadable_upload_is_listed(
+        monkeypatch, tmp_path):
+    # the report was gone at the next run of the page (any widget), and a file that could not
+    # be read left no trace anywhere (review): it is listed as a batch of kind "seen"
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    _upload(at, "cut.jsonl.gz", b"\x1f\x8b\x08\x00\x00", "upload_go")
+    said = _report(at)
+    assert "upload:cut.jsonl.gz: error: truncated gzip stream" in said
+    at.run()
+    assert _report(at) == said and _banner(at)[0] == "error"
+    from lib.metrics import inventory
+    from lib.store import Engine, Lake
+
+    engine = Engine(Lake(tmp_path / "store"))
+    try:
+        (row,) = inventory.batches(engine).select("kind", "source", "note").rows()
+    finally:
+        engine.close()
+    assert row[:2] == ("seen", "upload:cut.jsonl.gz")
+    assert row[2].startswith("truncated gzip stream")
+
+
+def test_two_uploaded_files_of_one_name_are_told_apart(monkeypatch, tmp_path):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    at.file_uploader(key="upload_files").set_value([
+        ("log.jsonl", jsonl_bytes([canonical_request(1)]), "application/octet-stream"),
+        ("log.jsonl", jsonl_bytes([canonical_request(2)]), "application/octet-stream")]).run()
+    at.button(key="upload_go").click().run()
+    (text,) = [c.value for c in at.code if c.value.startswith("upload:")]
+    assert [line.split(" [")[0] for line in text.split("\n")[:2]] == [
+        "upload:log.jsonl", "upload:log.jsonl (2)"]
+
+
+def test_a_mapping_s_error_shows_the_user_s_keys_as_typed(monkeypatch, tmp_path):
+    # the key quoted in the error was rendered as markdown: "**bold** [link](http://x)" read
+    # "bold link", and the key the user got wrong could not be read (review)
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    at.file_uploader(key="upload_files").set_value(
+        ("a.jsonl", b'{"id": 1}\n', "application/octet-stream")).run()
+    at.selectbox(key="upload_format").set_value("your own shape: a YAML mapping").run()
+    at.text_area(key="upload_mapping").set_value(
+        "table: requests\ncolumns:\n  \"**bold** [link](http://x)\": id\n").run()
+    at.button(key="upload_check").click().run()
+    (error,) = [e.value for e in at.error]
+    assert "\\*\\*bold\\*\\* \\[link\\]" in error
 
 
 # -- 4, 5, 6: downloads ------------------------------------------------------------------------
