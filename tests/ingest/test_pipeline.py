@@ -536,6 +536,30 @@ def test_a_first_line_cut_by_rotation_is_quarantined_and_the_file_read(lake, tmp
     assert totals("SELECT count(*) FROM requests") == (5,)
 
 
+@pytest.mark.parametrize("banner", [2, 5])
+def test_a_banner_of_a_few_lines_on_top_is_quarantined_and_the_file_read(lake, tmp_path, totals,
+                                                                         banner):
+    # two "# ..." lines a tool wrote on top made the file "not a recognized format": no row
+    # stored, none quarantined (review)
+    path = tmp_path / "export.jsonl"
+    top = b"".join(b"# exported by tool x, part %d\n" % i for i in range(banner))
+    path.write_bytes(top + jsonl_bytes([canonical_request(i) for i in range(5)]))
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.format, f.error, f.stored, f.quarantined) == (
+        "jsonl", None, {"requests": 5}, banner)
+    assert f.reasons[banner - 1].startswith(f"line {banner}: not valid JSON")
+    assert totals("SELECT count(*) FROM requests") == (5,)
+
+
+def test_a_file_whose_first_lines_are_not_json_is_not_taken_for_json_lines(lake, tmp_path):
+    # (six lines of something else: a text file with some JSON in it, not a log to quarantine)
+    path = tmp_path / "notes.jsonl"
+    path.write_bytes(b"".join(b"line %d of prose\n" % i for i in range(6))
+                     + jsonl_bytes([canonical_request(1)]))
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert f.error.startswith("not a recognized format") and not f.stored
+
+
 def test_a_100_mb_line_is_quarantined_and_the_rest_kept(lake, tmp_path, totals):
     path = tmp_path / "huge.jsonl"
     with open(path, "wb") as fh:

@@ -79,15 +79,22 @@ def table_for(columns: set[str] | list[str]) -> str | None:
 
 
 # -- JSONL ----------------------------------------------------------------------------------------
+# Lines before the first JSON object that do not stop a file being read as JSON lines: a first
+# line cut by log rotation or `tail -c` ('_tokens": 5}'), a banner or comments a tool wrote on
+# top ("# exported by ..."; two of them made a file of good lines "not a recognized format",
+# found in review). The lines after them decide; they are quarantined as not valid JSON like any
+# other bad line.
+LEADING_LINES = 5
+
+
 def _detect_jsonl(head: bytes, filename: str) -> bool:
     start = text_start(head)
     if not start.startswith(b"{"):
-        # A first line cut by log rotation or `tail -c` ('_tokens": 5}'): the lines after it
-        # decide, and it is quarantined as not valid JSON like any other bad line.
-        _, newline, rest = start.partition(b"\n")
-        if not newline or not text_start(rest).startswith(b"{"):
+        lines = [ln for ln in start.split(b"\n", LEADING_LINES + 1)[1:LEADING_LINES + 1]
+                 if ln.strip()]
+        if not any(text_start(ln).startswith(b"{") for ln in lines):
             return False
-    return jsonl_table_of_head(head, max_lines=5) is not None
+    return jsonl_table_of_head(head, max_lines=LEADING_LINES + 5) is not None
 
 
 def _appendable_jsonl(head: bytes) -> bool:
