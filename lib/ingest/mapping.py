@@ -181,7 +181,7 @@ class Mapping:
             for chunk in chunks:
                 tables = {}
                 for name, table in chunk.tables.items():
-                    tables[self.table] = self._apply(con, table)
+                    tables[self.table] = self._apply(con, table, json_lines=kind == "jsonl")
                     assert name == self.table
                 yield Chunk(tables=tables, rejects=chunk.rejects)
         finally:
@@ -226,7 +226,8 @@ class Mapping:
             yield Chunk(tables={self.table: keys_apart(table).append_column("_line", lines)},
                         rejects=rejects)
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+    def _apply(self, con: duckdb.DuckDBPyConnection, table: pa.Table,
+               json_lines: bool = False) -> pa.Table:
         # by the user's keys (a "_line" of theirs is a column named apart: keys_apart)
         types = {user_key(f.name): f.type for f in table.schema}
         target = schema.TABLES[self.table]
@@ -266,6 +267,11 @@ class Mapping:
             exprs[col] = expr
         if self.keep_unmapped:
             rest = [c for c in alias if c not in used and c not in self.columns]
+            if rest and json_lines and RAW_TEXT_COLUMN in table.column_names:
+                # Kept as the line has them: Arrow types a field for the whole block, so a 2
+                # beside an "x" in another row was kept as "2", and 2 beside 2.5 as 2.0 (review)
+                source = "(SELECT * REPLACE ({}) FROM {})".format(", ".join(
+                    f"{_as_logged(c)} AS {_q(alias[c])}" for c in rest), source)
             if rest:
                 # Only the keys this row has with a value: Arrow gives a row the keys its
                 # neighbours in the block have, as nulls (lib.ingest.validate.extras_sql).
@@ -305,6 +311,14 @@ def _as_written(key: str, typ: pa.DataType) -> str:
     if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
         return f"json_extract_string({_q(RAW_TEXT_COLUMN)}, {path})"
     return f"json_extract({_q(RAW_TEXT_COLUMN)}, {path})"
+
+
+def _as_logged(key: str) -> str:
+    """SQL: top-level field ``key`` of each row's line as JSON as written; NULL where the line
+    lacks it or wrote null (a null is dropped from attributes: lib.ingest.validate.extras_sql)."""
+    path = _lit("$." + json.dumps(key, ensure_ascii=False))
+    value = f"json_extract({_q(RAW_TEXT_COLUMN)}, {path})"
+    return f"CASE WHEN json_type({value}) = 'NULL' THEN NULL ELSE {value} END"
 
 
 def _guess(stream: BinaryIO, filename: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 from lib.ingest.mapping import MappingError, load, loads
 from lib.ingest.pipeline import ingest_paths
 from lib.pricing import request_cost
+from lib.store import Engine
 
 MAPPING = """
 table: requests
@@ -477,3 +478,24 @@ def test_values_from_a_csv_compare_as_written(lake, tmp_path, totals):
 def test_a_malformed_values_rule_names_the_problem(tmp_path, rule, message):
     with pytest.raises(MappingError, match=message.replace("(", r"\(").replace(")", r"\)")):
         loads(f"table: requests\ncolumns:\n  request_id: id\n  status: {rule}\n", "m.yaml")
+
+
+def test_unmapped_fields_are_kept_as_the_line_has_them_whatever_other_rows_hold(
+        lake, tmp_path, totals):
+    # Arrow types a field for a whole block: a 2 beside an "x" in another row was kept as "2",
+    # and 2 beside 2.5 as 2.0; the same rows as canonical JSON lines keep 2 (docs review)
+    mapping = ("table: requests\ncolumns:\n  request_id: id\n  ts: {path: t, unit: s}\n"
+               "  model: m\n  input_tokens: i\n  output_tokens: o\n")
+    base = {"t": T0_EPOCH, "m": "gpt-4o", "i": 1, "o": 1}
+    f = _ingest(lake, tmp_path, mapping, [
+        {"id": "a", **base, "n": 2, "f": 2, "gone": None},
+        {"id": "b", **base, "n": "x", "f": 2.5, "deep": {"a": [1, 2.0]}}])
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 0)
+    engine = Engine(lake)
+    try:
+        got = dict(engine.query("SELECT request_id, attributes FROM requests").rows())
+    finally:
+        engine.close()
+    assert {k: json.loads(v) for k, v in got.items()} == {
+        "a": {"n": 2, "f": 2}, "b": {"n": "x", "f": 2.5, "deep": {"a": [1, 2.0]}}}
+    assert got["a"] == '{"n":2,"f":2}'  # (a null is dropped, as on every path)
