@@ -50,8 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--store", help="store root (default: $SIGHTLINE_STORE, else data/store)")
         p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, command=module.NAME)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed with a command's paths anywhere among its options (``ingest a.jsonl
+    --mapping m.yaml b.jsonl`` failed on b.jsonl, found in review): argparse mixes them only
+    in a parser without subcommands, so the command's own parser reads what follows its name."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if first is None or argv[first] not in commands.choices \
+            or any(a in ("-h", "--help") for a in argv[:first]):
+        return parser.parse_args(argv)
+    return commands.choices[argv[first]].parse_intermixed_args(argv[first + 1:])
 
 
 def _never_fail_on_encoding() -> None:
@@ -70,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _never_fail_on_encoding()
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(build_parser(), argv)
     except SystemExit as exc:
         # --json promises one JSON document on stdout: a usage error is one too (jq in a cron
         # pipeline read an empty input, found in review), the message still on stderr

@@ -269,3 +269,15 @@ def test_sigterm_ends_the_ingest_saying_so_and_stores_nothing_of_the_batch(lake,
     assert proc.returncode == 143, (out, err)
     assert err.startswith("terminated (SIGTERM): what was committed before stays")
     assert [c for c in lake.commits() if c.kind == "ingest"] == []
+
+
+def test_paths_may_come_before_between_and_after_the_options(lake, write, capsys):
+    # "ingest a.jsonl --format jsonl b.jsonl" failed on b.jsonl (unrecognized arguments), found
+    # in a docs review: argparse mixes them only when asked to
+    a = write("a.jsonl", [canonical_request(1)])
+    b = write("b.jsonl", [canonical_request(2)])
+    c = write("c.jsonl", [canonical_request(3)])
+    assert main(["ingest", str(a), "--format", "jsonl", str(b), "--store", str(lake.root),
+                 str(c), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [f["stored"] for f in doc["files"]] == [{"requests": 1}] * 3
