@@ -122,7 +122,8 @@ def outcome(report: IngestReport, n_files: int) -> dict:
     if failed:
         kind, words = "error", (
             f"{failed:,} of {n_files:,} file(s) could not be read: see the report below."
-            + (" The rows of the others went in." if stored and not report.dry_run else ""))
+            + (" Checked: nothing was stored." if report.dry_run else
+               " The rows of the others went in." if stored else ""))
     elif report.dry_run:
         kind, words = "info", ("Checked: nothing was stored. The report below says what "
                                "“Ingest” would store.")

@@ -203,6 +203,9 @@ def test_the_banner_says_what_an_upload_did(monkeypatch, tmp_path):
                    "below).")
     assert _banner(_upload(at, "cut.jsonl.gz", b"\x1f\x8b\x08\x00\x00", "upload_go")) == (
         "error", "1 of 1 file(s) could not be read: see the report below.")
+    at.button(key="upload_check").click().run()
+    assert _banner(at) == ("error", "1 of 1 file(s) could not be read: see the report below. "
+                                    "Checked: nothing was stored.")
 
 
 def test_the_report_stays_after_the_page_runs_again_and_an_unreadable_upload_is_listed(
