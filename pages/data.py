@@ -20,14 +20,21 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Data")
-header = st.empty()  # filled after the upload below, which may change the manifest version
+header = st.empty()
+
+
+def say_store() -> None:
+    header.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "
+                   f"times in {f.tz}. The sidebar filters do not apply on this page: it shows "
+                   "everything.")
+
+
+say_store()  # (said before the upload too: it was blank while one ran, found in review)
 widgets.problems_banner(engine)
 
 with st.expander("Upload logs or eval results", icon=":material/upload:"):
     upload.upload_section(engine)
-header.caption(f"Store: `{engine.lake.root}` · manifest version `{engine.version}` · "
-               f"times in {f.tz}. The sidebar filters do not apply on this page: it shows "
-               "everything.")
+say_store()  # (an upload may have changed the manifest version)
 
 with st.spinner("Reading the store…"):
     tables = inventory.tables(engine)
