@@ -127,8 +127,12 @@ else:
                                     f"Ingested ({f.tz})", format=TS_FORMAT)})
     # (made on click: the whole quarantine, not read on every run of the page.) Not named after
     # the sidebar's window, which this page does not apply: the files hold everything.
+    # (named after the file and check picked: two downloads of one store must not pass for
+    # each other, found in review)
     widgets.downloads(lambda: inventory.quarantine(engine, **picked),
-                      "quarantine", key="dl_quarantine", windowed=False)
+                      "_".join(["quarantine", *(widgets.file_name_part(v.rsplit("/", 1)[-1])
+                                                for v in picked.values() if v)]),
+                      key="dl_quarantine", windowed=False)
 
 st.subheader("Requests without a cost")
 unpriced = pricing.unpriced_models(engine)

@@ -106,6 +106,13 @@ def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: 
                            icon=":material/download:", on_click="ignore", type="tertiary")
 
 
+def file_name_part(text: str) -> str:
+    """``text`` in a file name's characters on every system, at most 40 of them."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-.")[:40] or "-"
+
+
 def file_stem(name: str, filters: Filters | None) -> str:
     """A download's file name without its extension: ``name``, the sidebar's window in its
     zone and its filters ("spend_by_model_2026-11-20T0300_2026-11-27T0300_UTC_feature-chat"),
@@ -120,11 +127,8 @@ def file_stem(name: str, filters: Filters | None) -> str:
     if not filters.values:
         return stem
     import hashlib
-    import re
 
-    def safe(text: str) -> str:  # a file name's characters on every system
-        return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-.")[:40] or "-"
-
+    safe = file_name_part
     part = "_".join(f"{safe(column)}-{'+'.join(safe(v) for v in values)}"
                     for column, values in filters.values)
     digest = hashlib.sha256(repr(filters.values).encode()).hexdigest()[:8]

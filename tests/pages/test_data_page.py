@@ -111,6 +111,23 @@ def test_the_quarantine_file_list_shows_bidi_controls_as_escapes_and_filters_on_
         str(tmp_path / "report\\u202egnp.jsonl")]
 
 
+def test_the_quarantine_download_is_named_after_the_file_and_check_picked(
+        monkeypatch, tmp_path, downloads):
+    # (it was quarantine.csv whatever was picked: two downloads passed for each other, review)
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, input_tokens=-1)]),
+                             "b.jsonl": jsonl_bytes([canonical_request(1, input_tokens=-2)])})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    assert "quarantine.csv" in downloads
+    at.selectbox(key="quarantine_file").set_value(str(tmp_path / "b.jsonl")).run()
+    assert "quarantine_b.jsonl.csv" in downloads  # (the file's name, not its folders)
+    at.selectbox(key="quarantine_check").set_value("input_tokens is negative").run()
+    assert "quarantine_b.jsonl_input_tokens-is-negative.csv" in downloads
+    made = downloads["quarantine_b.jsonl_input_tokens-is-negative.csv"]()
+    assert pl.read_csv(io.StringIO(made))["reason"].to_list() == ["input_tokens is negative: -2"]
+
+
 def test_the_sidebar_lists_show_bidi_controls_as_escapes_and_filter_on_the_value(
         monkeypatch, tmp_path):
     from lib.store import Lake
