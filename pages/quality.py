@@ -229,7 +229,8 @@ else:
                     hide_index=True, width="stretch", column_config={
                         "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
                                                               format="YYYY-MM-DD HH:mm:ss"),
-                        "metric": "Metric", "dataset": "Dataset", "case_id": "Case",
+                        "metric": "Metric", "model": "Model", "dataset": "Dataset",
+                        "case_id": "Case",
                         "epoch": "Epoch", "request_id": "Request", "score": "Score",
                         "label": "Label", "explanation": "Explanation", "judge": "Judge",
                         "baseline_passed": st.column_config.CheckboxColumn(

@@ -224,7 +224,8 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     """What a comparison of two versions' evals of ``source`` needs, per metric:
 
     - ``pairs``: ``metric, a_pass, b_pass, a_score, b_score``, one row per test case both
-      versions were scored on, paired by (dataset, case_id, epoch) as design §5 says (a case
+      versions were scored on, paired by (dataset, case_id, epoch) as design §5 says, and by
+      model where a version scored a case for several models (:func:`_case_model`) (a case
       scored several times by a version: its latest result);
     - ``totals``: ``metric, version, n, passed, scored, mean_score`` per version, for runs
       without common cases (online judges and feedback score different requests).
@@ -232,25 +233,26 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     params.update(va=version_a, vb=version_b)
+    model = _case_model(engine, where, params, ("$va", "$vb"))
     # One row per test case and version: its latest result, whole (pass and score of one row;
     # ties by eval_id); evals without a case (online judges, feedback) are each their own.
     rows = f"""
         WITH e AS (SELECT * FROM evals WHERE {where} AND version IN ($va, $vb)),
         latest AS (
-            SELECT version, metric, coalesce(dataset, '') AS dataset, case_id,
+            SELECT version, metric, {model} AS model, coalesce(dataset, '') AS dataset, case_id,
                    coalesce(epoch, -1) AS epoch, passed, score
             FROM e WHERE case_id IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY version, metric, coalesce(dataset, ''),
-                                       case_id, coalesce(epoch, -1)
+            QUALIFY row_number() OVER (PARTITION BY version, metric, {model},
+                                       coalesce(dataset, ''), case_id, coalesce(epoch, -1)
                                        ORDER BY ts DESC, eval_id DESC) = 1),
         loose AS (SELECT version, metric, passed, score FROM e WHERE case_id IS NULL)"""
     pairs = engine.query(
         f"""{rows}
             SELECT metric, a.passed AS a_pass, b.passed AS b_pass, a.score AS a_score,
                    b.score AS b_score
-            FROM latest a JOIN latest b USING (metric, dataset, case_id, epoch)
+            FROM latest a JOIN latest b USING (metric, model, dataset, case_id, epoch)
             WHERE a.version = $va AND b.version = $vb
-            ORDER BY metric, dataset, case_id, epoch""", params)
+            ORDER BY metric, model, dataset, case_id, epoch""", params)
     totals = engine.query(
         f"""{rows}
             SELECT metric, version, count(passed) AS n, count(*) FILTER (WHERE passed) AS passed,
@@ -260,14 +262,28 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     return pairs, totals
 
 
+def _case_model(engine: Engine, where: str, params: dict, versions: tuple[str, str]) -> str:
+    """SQL of the model that is part of a test case's identity in a comparison of ``versions``
+    (SQL parameters): the model, when a version scored one case for several models (a promptfoo
+    run over two providers: its rows of one case were paired with the other version's rows of
+    either model, found in review); else nothing, so a version that is a model change (task@A
+    against task@B) is paired across the models."""
+    several = engine.query(
+        f"SELECT count(*) AS n FROM (SELECT 1 FROM evals WHERE {where} AND version IN "
+        f"({', '.join(versions)}) AND case_id IS NOT NULL GROUP BY version, metric, "
+        "coalesce(dataset, ''), case_id, coalesce(epoch, -1) "
+        "HAVING count(DISTINCT coalesce(model, '')) > 1 LIMIT 1)", params)
+    return "coalesce(model, '')" if several["n"][0] else "''"
+
+
 def failed_evals(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
                  metric: str | None = None, limit: int = 500) -> tuple[pl.DataFrame, int]:
     """The evals ``version`` failed (of ``source``, optionally one ``metric``), the evidence
-    behind a comparison with ``baseline``: ``ts, metric, dataset, case_id, epoch, request_id,
-    score, label, explanation, judge, baseline_passed`` (whether ``baseline`` passed the same
-    test case: its latest result; null without one). A test case counts once, by its latest
-    result, as the comparison counts it. Regressions (the baseline passed) first, then the
-    newest; at most ``limit`` rows, with how many there are in all."""
+    behind a comparison with ``baseline``: ``ts, metric, model, dataset, case_id, epoch,
+    request_id, score, label, explanation, judge, baseline_passed`` (whether ``baseline``
+    passed the same test case: its latest result; null without one). A test case counts once,
+    by its latest result, as the comparison counts it. Regressions (the baseline passed) first,
+    then the newest; at most ``limit`` rows, with how many there are in all."""
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     params.update(v=version, base=baseline)
@@ -275,7 +291,10 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
     if metric is not None:
         params["metric"] = metric
         metric_clause = " AND metric = $metric"
-    key = "metric, coalesce(dataset, ''), case_id, coalesce(epoch, -1)"
+    model = _case_model(engine, where + metric_clause, params, ("$v", "$base"))
+    key = f"metric, {model}, coalesce(dataset, ''), case_id, coalesce(epoch, -1)"
+    same_model = "" if model == "''" else \
+        " AND coalesce(b.model, '') = coalesce(m.model, '')"
     body = f"""
         WITH e AS (SELECT * FROM evals WHERE {where}{metric_clause}),
         latest AS (
@@ -285,11 +304,12 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
         mine AS (SELECT * FROM latest WHERE version = $v
                  UNION ALL SELECT * FROM e WHERE case_id IS NULL AND version = $v),
         failed AS (
-            SELECT m.ts, m.metric, m.dataset, m.case_id, m.epoch, m.request_id, m.score,
-                   m.label, m.explanation, m.judge, b.passed AS baseline_passed
+            SELECT m.ts, m.metric, m.model, m.dataset, m.case_id, m.epoch, m.request_id,
+                   m.score, m.label, m.explanation, m.judge, b.passed AS baseline_passed
             FROM mine m LEFT JOIN latest b ON b.version = $base AND m.case_id IS NOT NULL
                  AND b.metric = m.metric AND coalesce(b.dataset, '') = coalesce(m.dataset, '')
                  AND b.case_id = m.case_id AND coalesce(b.epoch, -1) = coalesce(m.epoch, -1)
+                 {same_model}
             WHERE m.passed = false)"""
     # (one pass: the count of all rides on the rows shown, where a second query redid it all)
     rows = engine.query(

@@ -311,3 +311,41 @@ def test_online_failed_evals_name_the_requests_they_judged(judged):
     assert rows["ts"].to_list() == sorted(rows["ts"].to_list(), reverse=True)  # newest first
     assert set(rows["request_id"]) == {f"r{i}" for i in range(0, 20, 4)} | {
         f"r{i}" for i in range(2, 10)}
+
+
+def _by_model(version: str, model: str, passes: set[int]) -> list[dict]:
+    return [{**r, "eval_id": f"{r['eval_id']}-{model}", "model": model}
+            for r in _offline(version, passes)]
+
+
+def test_a_version_scored_for_two_models_is_compared_model_by_model(lake, engine):
+    # a promptfoo run over two providers: each case is scored once per model. v2 fails cases
+    # 0-19 on "mini" only. Paired by case alone, a v1 row of one model met a v2 row of the
+    # other (picked by eval_id), half the results were left out and the regression read as
+    # noise (review). By hand: 80 pairs (40 a model), 20 regressions, no fix.
+    everything = set(range(40))
+    lake.append({"evals": evals_table(
+        _by_model("v1", "mini", everything) + _by_model("v1", "big", everything)
+        + _by_model("v2", "mini", set(range(20, 40))) + _by_model("v2", "big", everything))},
+        source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    pairs, _ = quality.comparison_inputs(engine, f, "offline", "v1", "v2")
+    assert pairs.height == 80
+    row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
+    assert (row["regressions"], row["fixes"], row["n_a"], row["n_b"]) == (20, 0, 80, 80)
+    assert row["verdict"] == "regression"
+    rows, total = quality.failed_evals(engine, f, "offline", "v2", "v1")
+    assert total == 20 and set(rows["model"]) == {"mini"}
+    assert rows["baseline_passed"].to_list() == [True] * 20
+
+
+def test_a_version_that_is_a_model_change_is_still_paired_across_the_models(lake, engine):
+    # task@gpt-4o against task@gpt-4.1: one model a version, the cases paired across them
+    lake.append({"evals": evals_table(_by_model("v1", "gpt-4o", set(range(40)))
+                                      + _by_model("v2", "gpt-4.1", set(range(20, 40))))},
+                source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
+    assert (row["kind"], row["regressions"], row["n_a"]) == ("pass_paired", 20, 40)
