@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from lib.ingest.pipeline import ingest_paths
 from lib.ingest.validate import derive_eval_id
@@ -159,3 +160,46 @@ def test_canonical_evals_of_one_run_over_datasets_and_models_are_not_duplicates(
     ingest_paths(lake, [str(plain)])
     assert totals("SELECT eval_id FROM evals WHERE run_id = 'r2'")[0] == \
         derive_eval_id("r2", "7", "accuracy", None)
+
+
+def _pf_run(version: str, tests: list[tuple[str, bool]], repeat: int = 1) -> dict:
+    """A promptfoo run of prompt ``version`` over ``tests`` (variable q, passed), ``repeat``
+    times: promptfoo numbers every run of a test (testIdx), each repeat too."""
+    results, idx = [], 0
+    for _ in range(repeat):
+        for q, ok in tests:
+            results.append({"testIdx": idx, "promptIdx": 0,
+                            "prompt": {"raw": "Q: {{q}}", "label": version},
+                            "provider": {"id": "openai:gpt-4o"}, "success": ok,
+                            "score": float(ok), "testCase": {"vars": {"q": q}},
+                            "gradingResult": {"pass": ok, "score": float(ok), "reason": "r"}})
+            idx += 1
+    return {"evalId": f"eval-{version}", "results": {
+        "version": 3, "timestamp": "2026-03-02T12:00:00Z", "results": results},
+        "config": {"description": "smoke"}}
+
+
+def test_promptfoo_repeats_are_epochs_and_runs_pair_on_what_the_test_is(lake, tmp_path, totals):
+    # testIdx as the case: a --repeat 2 run stored 80 cases of epoch 1, and a run with one test
+    # added at the start paired every test with its neighbour (review)
+    from lib.filters import Filters
+    from lib.metrics import quality
+    from lib.store import Engine
+
+    tests = [(f"question {i}", i % 4 != 0) for i in range(40)]
+    one, two = tmp_path / "v1.json", tmp_path / "v2.json"
+    one.write_text(json.dumps(_pf_run("v1", tests, repeat=2)))
+    two.write_text(json.dumps(_pf_run("v2", [("a new test", True), *tests])))
+    ingest_paths(lake, [str(one), str(two)])
+    assert totals("SELECT count(DISTINCT case_id), list(DISTINCT epoch ORDER BY epoch) "
+                  "FROM evals WHERE version = 'v1'") == (40, [1, 2])
+    assert totals("SELECT case_id FROM evals WHERE version = 'v2' AND "
+                  "(attributes->>'test_index') = '1'") == ("q=question 0",)
+    engine = Engine(lake)
+    try:
+        f = Filters.between(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+        row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
+    finally:
+        engine.close()
+    # v2's one epoch of each test met v1's epoch 1 of the same test: same outcomes
+    assert (row["regressions"], row["fixes"], row["n_a"]) == (0, 0, 40)

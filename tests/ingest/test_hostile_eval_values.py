@@ -61,7 +61,7 @@ def pf_doc(*results, **document) -> dict:
 
 def pf_rows(test: int, model="openai:gpt-4o", version="v1", dataset="smoke") -> list[list]:
     """The rows of ``pf_result(test)``: overall and the assertion ``m``."""
-    return [[str(test), "1", metric, model, version, dataset, "true", "1.0", None, why]
+    return [[f"q={test}", "1", metric, model, version, dataset, "true", "1.0", None, why]
             for metric, why in (("m", "ok"), ("overall", "r"))]
 
 
@@ -101,8 +101,8 @@ def test_promptfoo_scores_may_be_booleans_negative_or_numeric_text(lake, tmp_pat
     assert quarantine == [[3, "gradingResult.score is out of range: " + "1" + "0" * 56 + "..."],
                           [4, "gradingResult.score is not a finite number: 1_0"]]
     assert totals("SELECT list([case_id, metric, CAST(score AS VARCHAR)] ORDER BY case_id, "
-                  "metric) FROM evals")[0] == [["0", "m", "0.0"], ["0", "overall", "1.0"],
-                                               ["1", "m", "-2.0"], ["1", "overall", "0.25"]]
+                  "metric) FROM evals")[0] == [["q=0", "m", "0.0"], ["q=0", "overall", "1.0"],
+                                               ["q=1", "m", "-2.0"], ["q=1", "overall", "0.25"]]
 
 
 def test_promptfoo_text_fields_keep_any_json_value_as_its_text(lake, tmp_path, totals):
@@ -114,11 +114,11 @@ def test_promptfoo_text_fields_keep_any_json_value_as_its_text(lake, tmp_path, t
     report, quarantine = ingest(lake, tmp_path / "pf.json", doc)
     assert quarantine == []
     assert totals(ROWS)[0] == [
-        ["0", "1", "m", '["a", "b"]', "v1", "smoke", "true", "1.0", None, "ok"],
-        ["0", "1", "overall", '["a", "b"]', "v1", "smoke", "true", "1.0", None, "r"],
+        ["q=0", "1", "m", '["a", "b"]', "v1", "smoke", "true", "1.0", None, "ok"],
+        ["q=0", "1", "overall", '["a", "b"]', "v1", "smoke", "true", "1.0", None, "r"],
         *pf_rows(1, version="1000000000000000000000000000000"),
-        ["2", "1", "overall", "openai:gpt-4o", "v1", "smoke", "true", "1.0", None, "false"],
-        ["2", "1", '{"k": 1}', "openai:gpt-4o", "v1", "smoke", "true", "1.0", None, "ok"],
+        ["q=2", "1", "overall", "openai:gpt-4o", "v1", "smoke", "true", "1.0", None, "false"],
+        ["q=2", "1", '{"k": 1}', "openai:gpt-4o", "v1", "smoke", "true", "1.0", None, "ok"],
         *pf_rows(3)]
 
 

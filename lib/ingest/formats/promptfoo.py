@@ -3,7 +3,8 @@
 Each entry of ``results.results[]`` is one (test case, prompt, provider) evaluation. It becomes
 one eval row with metric ``overall`` (``gradingResult.score`` / ``success``) plus one row per
 assertion in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name, else
-``assert:<type>``). Mapping: run_id = ``evalId``; case_id = the test's index (``testIdx``),
+``assert:<type>``). Mapping: run_id = ``evalId``; case_id = what the test is (its description and
+variables, ``_case_id``; ``testIdx`` numbers repeats and moves when tests are added),
 dataset = the config's description; version = the prompt label; model = the provider's label
 (one configuration of a provider, such as a temperature), else its id; epoch = the repeat number
 of the same (test, prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's
@@ -25,6 +26,7 @@ The document is read whole (promptfoo writes one JSON object), so memory grows w
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -92,6 +94,34 @@ def _document(doc: dict, results: dict, filename: str) -> dict:
             "dataset": text("config.description", config.get("description"))}
 
 
+def _case_id(item: dict, test_case: dict, index: int) -> str:
+    """A test case's id: what the test is, its description and variables ("capital of France ·
+    country=France"; a long one cut, with a hash of the whole), so a repeat of it (``--repeat``)
+    is an epoch of one case and a run after tests were added pairs with the one before.
+    ``testIdx`` is no such id: promptfoo numbers every run of a test, each repeat too, and a
+    test added in the middle moves every later number (found in review). A test with neither
+    (an older layout): its index, as before."""
+    variables = item.get("vars") or test_case.get("vars")
+    description = text("testCase.description", test_case.get("description"))
+    parts = [description] if description else []
+    if isinstance(variables, dict) and variables:
+        parts.append(", ".join(
+            f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+            for k, v in sorted(variables.items())))
+    elif variables:
+        parts.append(json.dumps(variables, ensure_ascii=False, sort_keys=True, default=str))
+    if not parts:
+        return str(index) if item.get("testIdx") is None else text("testIdx", item["testIdx"])
+    whole = " · ".join(parts)
+    if len(whole) <= CASE_ID_CHARS:
+        return whole
+    digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{whole[:CASE_ID_CHARS - 12]}… #{digest}"
+
+
+CASE_ID_CHARS = 120
+
+
 def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
     """The eval rows of one result; :class:`BadValue` if a value of it cannot be stored."""
     provider = item.get("provider")
@@ -105,10 +135,10 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
     prompt = obj("prompt", item.get("prompt"))
     version = text("prompt.label", prompt.get("label")) or text("promptId", item.get("promptId")) \
         or text("promptIdx", item.get("promptIdx", ""))
-    case_id = str(index) if item.get("testIdx") is None else text("testIdx", item["testIdx"])
+    test_case = obj("testCase", item.get("testCase"))
+    case_id = _case_id(item, test_case, index)
     key = (case_id, model, version)
     repeats[key] = epoch = repeats.get(key, 0) + 1  # counted even if the result is quarantined
-    test_case = obj("testCase", item.get("testCase"))
     grading = obj("gradingResult", item.get("gradingResult"))
     response = obj("response", item.get("response"))
     vars_field = "vars" if item.get("vars") else "testCase.vars"
@@ -118,6 +148,7 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
         ("description", "testCase.description", test_case.get("description")),
         ("vars", vars_field, item.get("vars") or test_case.get("vars")),
         ("error", "error", item.get("error")), ("promptfoo_id", "id", item.get("id")),
+        ("test_index", "testIdx", item.get("testIdx")),
         ("provider_id", "provider.id",
          provider.get("id") if isinstance(provider, dict) and provider.get("label") else None),
     ] if value is not None}
