@@ -114,7 +114,10 @@ def test_a_real_eval_log_gives_one_row_per_sample_epoch_and_score(lake, totals):
     assert totals("SELECT list(DISTINCT run_id), list(DISTINCT model), list(DISTINCT dataset), "
                   "list(DISTINCT version), count(*) FILTER (passed), count(DISTINCT eval_id) "
                   "FROM evals") == (
-        [ev["run_id"]], [ev["model"]], [ev["dataset"]["name"]], [f"{ev['task']}@{ev['model']}"],
+        # (the commit the run was made at, with changes not committed: another commit's run is
+        # another version to compare, where task and model alone pooled them, review)
+        [ev["run_id"]], [ev["model"]], [ev["dataset"]["name"]],
+        [f"{ev['task']}@{ev['model']} {ev['revision']['commit']}+dirty"],
         sum(1 for r in expected if r[4]), len(expected))
     # Inspect's own metrics (mean over samples of the mean over epochs) equal the stored means.
     metrics = {s["name"]: next(iter(s["metrics"].values()))["value"]
@@ -390,3 +393,20 @@ def test_older_deflate_logs_renamed_or_gzipped_logs_and_relogged_samples(lake, t
     with zipfile.ZipFile(FIXTURES / "crashed.eval") as z:
         crashed = [json.loads(z.read(n)) for n in z.namelist() if n.startswith("samples/")]
     assert reports[2].stored == {"evals": len(expected_rows({"samples": crashed}))}
+
+
+@pytest.mark.parametrize("changes, version", [
+    ({"revision": {"type": "git", "commit": "0123456789abcdef", "dirty": False}},
+     "arith@mockllm/model 01234567"),
+    ({"revision": None, "task_version": 2}, "arith v2@mockllm/model"),
+    ({"revision": None}, "arith@mockllm/model"),
+    ({"metadata": {"version": "release-7"}}, "release-7"),  # (said by the user: as said)
+])
+def test_a_run_s_version_names_its_task_version_and_commit(lake, tmp_path, totals, changes,
+                                                           version):
+    doc = real_json()
+    doc["eval"].update(changes)
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(doc))
+    assert ingest_paths(lake, [str(path)]).files[0].quarantined == 0
+    assert totals("SELECT list(DISTINCT version) FROM evals") == ([version],)

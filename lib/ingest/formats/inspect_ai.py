@@ -5,7 +5,8 @@ One eval row per (sample, epoch, scorer). A score's value may be a letter — C 
 1 / 0 / 0.5 / 0 (Inspect's own value_to_float); a number (score); a boolean (passed); or a dict of
 several values (one row each, metric ``<scorer>/<key>``). Mapping: run_id = ``eval.run_id``,
 dataset = ``eval.dataset.name``, case_id = sample ``id``, epoch = sample ``epoch``, model =
-``eval.model``, version = ``eval.metadata.version`` if given, else the task name and model;
+``eval.model``, version = ``eval.metadata.version`` if given, else the task (and its
+``task_version``), model and git commit (``_run_version``);
 ts = the sample's ``completed_at`` if present, else ``stats.completed_at``, else ``eval.created``.
 Older logs with a single ``score`` per sample are read too. A sample's eval ids derive from its
 ``uuid`` when it has one: ``inspect eval-retry`` writes a new log (new run and eval ids) that
@@ -149,10 +150,24 @@ def _document(doc: dict, filename: str) -> dict:
             "log": eval_id or f"{run_id or filename}|{task}|{model}",
             "model": model,
             "version": text("eval.metadata.version", metadata.get("version"))
-            or f"{task}@{model}",
+            or _run_version(ev, task, model),
             "dataset": text("eval.dataset.name", dataset.get("name")),
             "ts": text("stats.completed_at", stats.get("completed_at"))
             or text("eval.created", ev.get("created"))}
+
+
+def _run_version(ev: dict, task: str | None, model: str | None) -> str:
+    """The version of a run without ``metadata.version``: its task (with ``task_version`` when
+    set), model and the git commit it ran at (``+dirty`` with changes not committed), so a run
+    after a change is another version to compare ("arith@mockllm/model 6f2ab5f+dirty"). Task
+    and model alone made the runs of every commit one version, pooled (found in review)."""
+    task_version = ev.get("task_version")
+    name = f"{task} v{text('eval.task_version', task_version)}" \
+        if task_version not in (None, 0, "0", "") else task
+    revision = obj("eval.revision", ev.get("revision"))
+    commit = text("eval.revision.commit", revision.get("commit"))
+    at = f" {commit[:8]}{'+dirty' if revision.get('dirty') is True else ''}" if commit else ""
+    return f"{name}@{model}{at}"
 
 
 def _sample(sample: dict, index: int, shared: dict) -> tuple[dict, object, list[tuple]]:
