@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from lib.ingest.formats import inspect_ai
+from lib.ingest.formats.inspect_ai import UNFINISHED
 from lib.ingest.pipeline import ingest_paths
 from lib.store import Engine, Lake
 from tests.ingest.conftest import stored_rows
@@ -156,6 +158,12 @@ def test_a_log_whose_process_died_gives_the_samples_written(lake, totals):
     assert (report.error, report.stored, report.quarantined) == (None, {"evals": len(expected)}, 0)
     assert lake_rows(lake) == expected
     assert totals("SELECT list(DISTINCT run_id) FROM evals")[0] == [start["eval"]["run_id"]]
+    # said: stored as if it were a whole run, it read as one (review)
+    assert report.notes == [f"1 {UNFINISHED}"]
+    # the same run as a JSON log still "started" says so too
+    doc = {**start, "status": "started", "samples": samples}
+    assert [n for c in inspect_ai.FORMAT.parse(io.BytesIO(json.dumps(doc).encode()), "log.json")
+            for n in c.not_read] == [UNFINISHED]
 
 
 def read_eval(path: Path) -> dict:

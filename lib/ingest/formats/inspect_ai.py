@@ -71,6 +71,11 @@ def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
                           filename)
 
 
+UNFINISHED = ("log(s) of a run that has not finished (still running, or its process died): the "
+              "samples written so far are stored; the finished log, or a retry's, adds the "
+              "others.")
+
+
 def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], filename: str,
                document: str | None = None) -> Iterator[Chunk]:
     """The chunks of an Inspect log, whatever it was stored as (JSON here, ``.eval`` in
@@ -90,8 +95,11 @@ def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], fil
         shared, problem = None, _at(document, str(exc))
     rows, rejects, not_read = [], [], {}
     status = doc.get("status")
-    if isinstance(status, str) and status not in ("success", "started"):
-        # (a started log is one still running, or one whose process died: inspect_eval says so)
+    if status == "started" or (document or "").startswith("_journal/"):
+        # (a .eval log without its header.json, or a JSON log "started": stored as if it were a
+        # whole run, unsaid, found in review)
+        not_read[UNFINISHED] = 1
+    elif isinstance(status, str) and status != "success":
         not_read[f"log(s) of a run that ended as {status!r}: its scored samples are stored, "
                  "a retry's log adds the others."] = 1
     for line, sample, member in samples:
