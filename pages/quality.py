@@ -125,10 +125,14 @@ if byv.is_empty():
 else:
     for metric in sorted(byv["metric"].unique().to_list()):
         m = byv.filter(pl.col("metric") == metric)
-        st.markdown(f"**{widgets.md_escape(metric)}** — pass rate by version")
-        st.plotly_chart(hbar(m, "version", "pass_rate", x_title="pass rate (%)", x_format=".0%",
-                             error=("pass_low", "pass_high")), key=f"q_ver_{src}_{metric}",
-                        config={"displaylogo": False})
+        if m["pass_rate"].is_not_null().any():
+            st.markdown(f"**{widgets.md_escape(metric)}** — pass rate by version")
+            fig = hbar(m, "version", "pass_rate", x_title="pass rate (%)", x_format=".0%",
+                       error=("pass_low", "pass_high"))
+        else:  # scores only (a length, an F1): an empty pass-rate chart said nothing (review)
+            st.markdown(f"**{widgets.md_escape(metric)}** — mean score by version (no pass/fail)")
+            fig = hbar(m, "version", "mean_score", x_title="mean score (the metric's units)")
+        st.plotly_chart(fig, key=f"q_ver_{src}_{metric}", config={"displaylogo": False})
     widgets.dataframe(byv.select("version", "metric", "n", "passed", "pass_rate", "pass_low",
                             "pass_high", "mean_score", "scored", "first_ts", "last_ts")
                  .with_columns(pl.col("first_ts").dt.convert_time_zone(f.tz),

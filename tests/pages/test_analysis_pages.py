@@ -760,3 +760,29 @@ def test_a_setting_that_makes_other_settings_stale_writes_only_itself(monkeypatc
     assert at.query_params["compare_a"] in ("v12", ["v12"])  # untouched
     offline = at.selectbox(key="q_cmp_b").options
     assert at.selectbox(key="q_cmp_b").value != "v13" and "v13" not in offline
+
+
+def test_a_metric_with_scores_only_is_drawn_as_its_mean_score_by_version(monkeypatch, tmp_path):
+    # an answer length (no pass/fail) had an empty pass-rate chart, its axis -100% to 500%
+    # (review); a metric with pass/fail keeps its pass rate
+    import json
+
+    from tests.conftest import make_request, requests_table
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    lake.append({"requests": requests_table([make_request(0, ts=t0)])}, source="t")
+    evals = [{"eval_id": f"{v}-{m}-{i}", "run_id": v, "ts": t0, "source": "offline",
+              "dataset": "qa", "case_id": str(i), "epoch": 1, "version": v, "metric": m,
+              "score": float(i) if m == "answer_length" else float(i % 2),
+              "passed": None if m == "answer_length" else i % 2 == 0}
+             for v in ("v1", "v2") for m in ("answer_length", "correct") for i in range(4)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", {**WEEK, "source": "offline"})
+    said = texts(at)
+    assert "**answer\\_length** — mean score by version (no pass/fail)" in said
+    assert "**correct** — pass rate by version" in said
+    (chart,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "mean score (the metric" in c.proto.spec]
+    assert chart["data"][0]["x"] == [1.5, 1.5]  # (0 + 1 + 2 + 3) / 4 for each version
