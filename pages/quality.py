@@ -115,6 +115,7 @@ byv = online_v if src == "online" else widgets.cached(quality.evals_by_version, 
 # first seen first; evals without a version cannot be picked (no query selects a null)
 versions = [v for v in byv["version"].unique(maintain_order=True).to_list()
             if v != quality.NONE_LABEL]
+metric_sets = {v: set(ms) for v, ms in byv.group_by("version").agg("metric").iter_rows()}
 names: dict = {}
 if src != "offline" and not byv.is_empty():
     # prompt versions named with their prompt ("chat-prompt v13", not "v13")
@@ -156,14 +157,15 @@ else:
 
 # -- two versions, tested ------------------------------------------------------------------------
 st.subheader("Compare two versions")
-pair = quality.default_pair(versions, names)
+pair = quality.default_pair(versions, names, metric_sets)
 if len(versions) < 2:
     st.caption(f"Two {src} versions are needed to compare: this window has "
                f"{formatting.plural(len(versions), 'version')}. Widen the time range.")
 else:
     if pair is None:
         pair = (versions[-2], versions[-1])
-        st.caption("No two versions here are of one prompt: pick the two to compare.")
+        st.caption("No two versions here are of one prompt and scored on one metric: pick "
+                   "the two to compare.")
     left, right = st.columns(2)
     with left:
         version_a = widgets.query_selectbox("Baseline (A)", versions, "compare_a", pair[0],

@@ -401,18 +401,25 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
 
 
-def default_pair(versions: list[str], labels: dict[str, str]) -> tuple[str, str] | None:
+def default_pair(versions: list[str], labels: dict[str, str],
+                 metrics: dict[str, set[str]] | None = None) -> tuple[str, str] | None:
     """The versions to compare by default, from ``versions`` oldest first: the newest version
     that has an earlier version of the same prompt (``labels``: "chat-prompt v13"; versions
-    without a prompt's name are one group), against the newest of those: a search prompt's
-    version against a summarize prompt's would say nothing. None when no two versions are of
-    one prompt (the page then starts from the two newest)."""
+    without a prompt's name are one group) scored on a metric it was (``metrics``: each
+    version's metrics; none given: any), against the newest of those: a search prompt's
+    version against a summarize prompt's, or a promptfoo run against an Inspect task's, would
+    say nothing ("The two versions share no metric", found in review). None when no two
+    versions are of one prompt and a metric (the page then starts from the two newest)."""
     def prompt(v: str) -> str:
         label = labels.get(v, v)
         return label[:-len(v) - 1] if label != v and label.endswith(" " + v) else ""
 
+    def alike(a: str, b: str) -> bool:
+        return prompt(a) == prompt(b) and (
+            metrics is None or bool(metrics.get(a, set()) & metrics.get(b, set())))
+
     for i in range(len(versions) - 1, 0, -1):
-        same = [v for v in versions[:i] if prompt(v) == prompt(versions[i])]
+        same = [v for v in versions[:i] if alike(v, versions[i])]
         if same:
             return same[-1], versions[i]
     return None

@@ -207,6 +207,13 @@ def test_the_default_pair_is_the_newest_version_and_the_one_before_it_of_its_pro
     assert quality.default_pair(["v12", "v13", "v4", "v8"], short) == ("v12", "v13")
     assert quality.default_pair(["v2.1.0", "v2.2.0"], {}) == ("v2.1.0", "v2.2.0")
     assert quality.default_pair(["v1"], {}) is None
+    # offline runs of two tools: the newest run against the newest that shares a metric with
+    # it, not against the other tool's (review: "The two versions share no metric")
+    metrics = {"pf-v1": {"overall", "accuracy"}, "pf-v2": {"overall", "accuracy"},
+               "arith@mockllm/model": {"match", "includes"}}
+    assert quality.default_pair(["pf-v1", "pf-v2", "arith@mockllm/model"], {}, metrics) == (
+        "pf-v1", "pf-v2")
+    assert quality.default_pair(["pf-v2", "arith@mockllm/model"], {}, metrics) is None
 
 
 def test_a_comparison_reads_as_a_sentence():
