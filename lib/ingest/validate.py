@@ -474,6 +474,12 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
             ("status <> 'ok' AND status <> 'error'",
              "'status must be ok or error: ' || " + _shown_sql("status", 40)),
         ]
+    if name == "evals":
+        # (a source of another name, "prod", was stored and shown on no page: the Quality page
+        # reads these three, found in review)
+        checks.append(("source NOT IN ('online', 'offline', 'feedback')",
+                       "'source must be online, offline or feedback: ' || "
+                       + _shown_sql("source", 40)))
     if "attributes" in target.names:
         checks.append((f"attributes IS NOT NULL AND NOT {_is_json_object('attributes')}",
                        "'attributes is not a JSON object'"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from lib.ingest.pipeline import ingest_paths
 from lib.ingest.validate import derive_eval_id
 
@@ -203,3 +205,20 @@ def test_promptfoo_repeats_are_epochs_and_runs_pair_on_what_the_test_is(lake, tm
         engine.close()
     # v2's one epoch of each test met v1's epoch 1 of the same test: same outcomes
     assert (row["regressions"], row["fixes"], row["n_a"]) == (0, 0, 40)
+
+
+@pytest.mark.parametrize("path", ["exact", "arrow"])  # (the fast path hands a bad row to exact)
+def test_an_eval_source_other_than_the_three_is_quarantined(lake, write, monkeypatch, totals,
+                                                           path):
+    # "prod" was stored and shown on no page (the Quality page reads online, offline and
+    # feedback), found in review
+    from tests.ingest.conftest import ingest_on_path
+
+    rows = [{"eval_id": f"e{i}", "run_id": "r", "ts": "2026-03-02T12:00:00Z", "source": s,
+             "metric": "m", "score": 1} for i, s in enumerate(["prod", "offline", "Online"])]
+    report = ingest_on_path(lake, [write("e.jsonl", rows)], path, monkeypatch)
+    f = report.files[0]
+    assert (f.stored, f.quarantined) == ({"evals": 1}, 2)
+    assert f.reasons == ["line 1: source must be online, offline or feedback: prod",
+                         "line 3: source must be online, offline or feedback: Online"]
+    assert totals("SELECT list(eval_id) FROM evals") == (["e1"],)
