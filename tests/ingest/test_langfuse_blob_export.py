@@ -220,3 +220,15 @@ def test_each_table_of_the_export_is_recognized_in_each_layout():
                  [span("s1", "g1", 0)]):
         for data in (as_jsonl(rows), as_json(rows), as_csv(rows)):
             assert detect_format(data[:65536], "export") is langfuse.FORMAT, data[:80]
+
+
+def test_a_dataset_run_s_scores_are_its_version(tmp_path):
+    # two Langfuse experiments (dataset runs) of a dataset: pooled under no version, they
+    # could never be compared (evals review)
+    scores = [score(f"sc{run}{i}", f"g{run}{i}", dataset_run_id=f"run-v{run}", trace_id=None,
+                    value=float(i % 2), data_type="BOOLEAN", source="API", comment=None)
+              for run in (1, 2) for i in range(3)]
+    lake, files = _ingest(tmp_path, {"scores/a.jsonl": as_jsonl(scores)})
+    assert files["scores/a.jsonl"].stored == {"evals": 6}
+    assert live_rows(lake, "evals", "version, source, count(*)", "GROUP BY ALL") == [
+        ("run-v1", "offline", 3), ("run-v2", "offline", 3)]

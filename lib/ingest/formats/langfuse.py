@@ -986,6 +986,10 @@ class _Parser:
         eval_id = oc.stable_id("langfuse", rec["id"]) if rec.get("id") \
             else oc.stable_id(run_id, case_id, metric, ts)
         version = (trace or self.traces.get(_text(ids["traceId"]), {})).get("release")
+        if version is None and ids["datasetRunId"]:
+            # a dataset run (a Langfuse experiment) is the version it tested: without one, every
+            # run's scores were pooled under no version, never to be compared (review)
+            version = ids["datasetRunId"]
         self.batch.evals.append((
             eval_id, run_id, ts, source, None, case_id, 0, _text(ids["observationId"]),
             _text(version), None, metric, value, passed,
