@@ -480,6 +480,12 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
         checks.append(("source NOT IN ('online', 'offline', 'feedback')",
                        "'source must be online, offline or feedback: ' || "
                        + _shown_sql("source", 40)))
+        # (an evaluation event or a score without its value was stored as a row of nothing,
+        # counted as an eval, found in review)
+        checks.append(("score IS NULL AND passed IS NULL AND nullif(label, '') IS NULL "
+                       "AND nullif(explanation, '') IS NULL" + _not_typed("score")
+                       + _not_typed("passed"),
+                       "'no result: score, passed, label and explanation are all empty'"))
     if "attributes" in target.names:
         checks.append((f"attributes IS NOT NULL AND NOT {_is_json_object('attributes')}",
                        "'attributes is not a JSON object'"))

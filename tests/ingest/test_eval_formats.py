@@ -222,3 +222,22 @@ def test_an_eval_source_other_than_the_three_is_quarantined(lake, write, monkeyp
     assert f.reasons == ["line 1: source must be online, offline or feedback: prod",
                          "line 3: source must be online, offline or feedback: Online"]
     assert totals("SELECT list(eval_id) FROM evals") == (["e1"],)
+
+
+@pytest.mark.parametrize("path", ["exact", "arrow"])
+def test_an_eval_without_any_result_is_quarantined(lake, write, monkeypatch, totals, path):
+    # a score or an evaluation event without its value was stored as a row of nothing, and
+    # counted as an eval (review); a label alone or an explanation alone is a result
+    from tests.ingest.conftest import ingest_on_path
+
+    base = {"run_id": "r", "ts": "2026-03-02T12:00:00Z", "source": "online", "metric": "m"}
+    rows = [{**base, "eval_id": "e0"},
+            {**base, "eval_id": "e1", "label": "friendly"},
+            {**base, "eval_id": "e2", "explanation": "the answer cites no source"},
+            {**base, "eval_id": "e3", "score": None, "passed": None, "label": ""}]
+    f = ingest_on_path(lake, [write("e.jsonl", rows)], path, monkeypatch).files[0]
+    assert (f.stored, f.quarantined) == ({"evals": 2}, 2)
+    assert f.reasons == [
+        "line 1: no result: score, passed, label and explanation are all empty",
+        "line 4: no result: score, passed, label and explanation are all empty"]
+    assert totals("SELECT list(eval_id ORDER BY eval_id) FROM evals") == (["e1", "e2"],)
