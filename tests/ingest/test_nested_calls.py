@@ -232,7 +232,8 @@ def test_stored_files_have_the_canonical_columns_and_no_empty_file(tmp_path):
     inner["startTimeUnixNano"], inner["endTimeUnixNano"] = str(late + 2 * 10**9), str(
         late + 2 * 10**9 + 5 * 10**8)
     judged = {"name": "gen_ai.evaluation.result", "timeUnixNano": str(late + 4 * 10**9),
-              "attributes": [_attr("gen_ai.evaluation.name", "relevance")]}
+              "attributes": [_attr("gen_ai.evaluation.name", "relevance"),
+                             _attr("gen_ai.evaluation.score.label", "relevant")]}
     envelope["events"] = [judged]
     _, engine = _ingest_spans(tmp_path, [inner, envelope])
     lake = engine.lake
