@@ -522,7 +522,6 @@ def _duckdb_context_keys(texts: list[str]) -> list[str]:
     """:func:`context_sql` of attribute texts, for the few that Python's json or Polars cannot
     parse but DuckDB, which the SQL ingest paths and the Cost page price with, reads
     (``{"service_tier": "flex",}``, ``NaN``): so the three readers agree on them too."""
-
     con = connect()
     try:
         # only text DuckDB reads as JSON at all (what ingestion stores): the rest has no context

@@ -175,7 +175,7 @@ class Mapping:
         else:
             chunks = self._json_document(stream)
         con = connect(config={"autoinstall_known_extensions": False,
-                                     "autoload_known_extensions": False})
+                              "autoload_known_extensions": False})
         con.execute("SET TimeZone = 'UTC'")
         try:
             for chunk in chunks:

@@ -138,7 +138,6 @@ class _Scratch:
         self.folder = batch.lake.tmp_dir / f"nest-{batch.batch_id}"
 
     def __enter__(self):
-
         self.folder.mkdir(parents=True, exist_ok=True)
         self.con = connect(config={
             "memory_limit": "256MB", "threads": 2, "temp_directory": str(self.folder),

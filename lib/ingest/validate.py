@@ -131,8 +131,8 @@ def _con() -> duckdb.DuckDBPyConnection:
         # A memory limit keeps DuckDB's buffer pool from holding on to every chunk's result
         # (it would otherwise cache up to 80% of RAM); one chunk needs far less.
         con = connect(config={"autoinstall_known_extensions": False,
-                                     "autoload_known_extensions": False,
-                                     "memory_limit": "512MB", "threads": 2})
+                              "autoload_known_extensions": False,
+                              "memory_limit": "512MB", "threads": 2})
         con.execute("SET TimeZone = 'UTC'")
         _local.con = con
     return con

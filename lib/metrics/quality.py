@@ -225,7 +225,7 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
 
     - ``pairs``: ``metric, a_pass, b_pass, a_score, b_score``, one row per test case both
       versions were scored on, paired by (dataset, case_id, epoch) as design §5 says, and by
-      model where a version scored a case for several models (:func:`_case_model`) (a case
+      model where a version scored a case for several models (:func:`_cases_by_model`) (a case
       scored several times by a version: its latest result);
     - ``totals``: ``metric, version, n, passed, scored, mean_score`` per version, for runs
       without common cases (online judges and feedback score different requests).
@@ -233,7 +233,7 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     params.update(va=version_a, vb=version_b)
-    model = _case_model(engine, where, params, ("$va", "$vb"))
+    model = _CASE_MODEL if _cases_by_model(engine, where, params, ("$va", "$vb")) else "''"
     # One row per test case and version: its latest result, whole (pass and score of one row;
     # ties by eval_id); evals without a case (online judges, feedback) are each their own.
     rows = f"""
@@ -262,18 +262,22 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     return pairs, totals
 
 
-def _case_model(engine: Engine, where: str, params: dict, versions: tuple[str, str]) -> str:
-    """SQL of the model that is part of a test case's identity in a comparison of ``versions``
-    (SQL parameters): the model, when a version scored one case for several models (a promptfoo
-    run over two providers: its rows of one case were paired with the other version's rows of
-    either model, found in review); else nothing, so a version that is a model change (task@A
-    against task@B) is paired across the models."""
+_CASE_MODEL = "coalesce(model, '')"  # (the model, as part of a test case's identity)
+
+
+def _cases_by_model(engine: Engine, where: str, params: dict, versions: tuple[str, str]
+                    ) -> bool:
+    """Whether the model is part of a test case's identity in a comparison of ``versions`` (SQL
+    parameters): when a version scored one case for several models (a promptfoo run over two
+    providers: its rows of one case were paired with the other version's rows of either model,
+    found in review); not otherwise, so a version that is a model change (task@A against
+    task@B) is paired across the models."""
     several = engine.query(
         f"SELECT count(*) AS n FROM (SELECT 1 FROM evals WHERE {where} AND version IN "
         f"({', '.join(versions)}) AND case_id IS NOT NULL GROUP BY version, metric, "
         "coalesce(dataset, ''), case_id, coalesce(epoch, -1) "
         "HAVING count(DISTINCT coalesce(model, '')) > 1 LIMIT 1)", params)
-    return "coalesce(model, '')" if several["n"][0] else "''"
+    return bool(several["n"][0])
 
 
 def failed_evals(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
@@ -291,10 +295,10 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
     if metric is not None:
         params["metric"] = metric
         metric_clause = " AND metric = $metric"
-    model = _case_model(engine, where + metric_clause, params, ("$v", "$base"))
+    by_model = _cases_by_model(engine, where + metric_clause, params, ("$v", "$base"))
+    model = _CASE_MODEL if by_model else "''"
     key = f"metric, {model}, coalesce(dataset, ''), case_id, coalesce(epoch, -1)"
-    same_model = "" if model == "''" else \
-        " AND coalesce(b.model, '') = coalesce(m.model, '')"
+    same_model = " AND coalesce(b.model, '') = coalesce(m.model, '')" if by_model else ""
     body = f"""
         WITH e AS (SELECT * FROM evals WHERE {where}{metric_clause}),
         latest AS (

@@ -118,7 +118,7 @@ def _read(lake: Lake, table: str, files: list[str]) -> pa.Table:
         # One read of them all: a file at a time cost 2.5 ms each (a day of files written every
         # minute is 1,440 of them). By name, for files written before a column was added.
         con = connect(config={"threads": 2, "autoinstall_known_extensions": False,
-                                     "autoload_known_extensions": False})
+                              "autoload_known_extensions": False})
         try:
             merged = con.execute(
                 "SELECT * FROM read_parquet($files, union_by_name = true, "
