@@ -151,7 +151,8 @@ else:
                      "last_ts": st.column_config.DatetimeColumn(
                          f"Last ({f.tz})", format="YYYY-MM-DD HH:mm")})
     widgets.downloads(byv, f"evals_by_version_{src}", key="dl_byv")
-    st.caption("Bars: pass rate; whiskers: Wilson 95% interval. Intervals that do not overlap "
+    st.caption("Bars: pass rate (a metric without pass/fail: its mean score); whiskers: Wilson "
+               "95% interval of a pass rate. Intervals that do not overlap "
                "show a difference; overlapping ones do not rule one out: compare two versions "
                "below for a test.")
 

@@ -783,6 +783,7 @@ def test_a_metric_with_scores_only_is_drawn_as_its_mean_score_by_version(monkeyp
     said = texts(at)
     assert "**answer\\_length** — mean score by version (no pass/fail)" in said
     assert "**correct** — pass rate by version" in said
+    assert "Bars: pass rate (a metric without pass/fail: its mean score)" in said
     (chart,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
                 if "mean score (the metric" in c.proto.spec]
     assert chart["data"][0]["x"] == [1.5, 1.5]  # (0 + 1 + 2 + 3) / 4 for each version
