@@ -94,7 +94,8 @@ def render(report: IngestReport) -> str:
              + (f"\n    … and {f.quarantined - len(f.reasons):,} more "
                 + ("(an ingest keeps them all in the quarantine, which the Data page lists and "
                    "downloads)" if report.dry_run else
-                   "(the Data page lists them all, and downloads them)")
+                   "(the quarantine keeps them all: see them on the Data page, or "
+                   "download them there)")
                 if f.quarantined > len(f.reasons) else "")
              + "".join(f"\n    note: {terminal_text(n)}" for n in f.notes + _undo_note(f))
              for f in report.files if id(f) not in collapsed]

@@ -188,7 +188,8 @@ _PAGE_WORDS = (
      None),
     ("or map one with a mapping file, see docs/mapping.md", "or map one with Format → "
      f"“{MAPPING_CHOICE}”, see docs/mapping.md", None),
-    ("(the Data page lists them all, and downloads them)", "(under Quarantine below: its "
+    ("(the quarantine keeps them all: see them on the Data page, or download them there)",
+     "(under Quarantine below: its "
      "downloads hold them all)", None),
     ("(an ingest keeps them all in the quarantine, which the Data page lists and downloads)",
      "(“Ingest” keeps them all in the quarantine below)", None),

@@ -221,7 +221,8 @@ def test_the_text_report_says_how_many_reasons_it_does_not_show(lake, write, cap
     assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
     out = capsys.readouterr().out
     assert out.count("missing ts") == 5
-    assert "… and 3 more (the Data page lists them all, and downloads them)" in out
+    assert "… and 3 more (the quarantine keeps them all: see them on the Data page, or " \
+        "download them there)" in out
 
 
 def test_demo_data_into_a_store_of_real_logs_says_so(lake, write, capsys):

@@ -103,5 +103,6 @@ def test_a_dry_run_does_not_send_to_a_quarantine_it_did_not_fill(lake, write, ca
     assert "… and 3 more (an ingest keeps them all in the quarantine, which the Data page " \
         "lists and downloads)" in out
     assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
-    assert "… and 3 more (the Data page lists them all, and downloads them)" in \
+    assert "… and 3 more (the quarantine keeps them all: see them on the Data page, or " \
+        "download them there)" in \
         capsys.readouterr().out

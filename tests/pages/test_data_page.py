@@ -155,9 +155,9 @@ def test_a_check_says_an_ingest_would_keep_the_quarantined_records(monkeypatch, 
     at = _page_alone(monkeypatch, tmp_path / "store")
     report = _report(_upload(at, "bad.jsonl", bad))
     assert "… and 2 more (“Ingest” keeps them all in the quarantine below)" in report
-    assert "the Data page lists them all" not in report  # a check stores nothing
+    assert "the quarantine keeps them all" not in report  # a check stores nothing
     at.button(key="upload_go").click().run()
-    # (the page lists the newest 1,000: "the Data page lists them all" promised more)
+    # (the page lists the newest 1,000: "lists them all" promised more)
     assert "… and 2 more (under Quarantine below: its downloads hold them all)" in _report(at)
 
 
