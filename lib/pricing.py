@@ -676,8 +676,9 @@ def failed_without_usage_sql(row: str = "p") -> str:
             f"AND coalesce({c}web_searches, 0) = 0")
 # (p_write_1h: USD per token written to a one-hour cache, the whole price, not the premium)
 # (p_search: USD per web search)
+# (p_request: USD per call whatever its tokens, Perplexity's sonar models' request fee)
 _UNIT_COLUMNS = ["p_input", "p_cached", "p_write", "p_output", "linear_below", "p_write_1h",
-                 "p_search"]
+                 "p_search", "p_request"]
 # The part of cache_write_tokens written to a one-hour cache: priced at p_write_1h.
 WRITE_1H = "cache_write_1h_tokens"
 # Web searches a call made: priced per search at p_search.
@@ -692,9 +693,9 @@ def _overrides_key(overrides: dict) -> tuple:
 def _linear_terms(provider: str | None, model: str, at: date | datetime, overrides_key: tuple,
                   context: str = "") -> tuple[float, ...] | None:
     """(USD per uncached input, cached input, cache-write and output token, input-token count
-    below which the price is linear, USD per one-hour cache-write token, USD per web search) for
-    a model at ``at`` (a
-    period's start; a date: its noon) in a context (a context key), or None when unpriced."""
+    below which the price is linear, USD per one-hour cache-write token, USD per web search, USD
+    per request whatever its tokens) for a model at ``at`` (a period's start; a date: its noon)
+    in a context (a context key), or None when unpriced."""
     if any(o.priced_as is not None for _, o in overrides_key):
         provider, model = priced_as(dict(overrides_key), provider, model)
     return _linear_terms_at(provider, model, price_moment(provider, model, at), overrides_key,
@@ -708,7 +709,7 @@ def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides
     if o and o.priced_as is None:
         n = MTOK
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
-                o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n, 0.0)
+                o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n, 0.0, 0.0)
     try:
         calc = calc_price(Usage(input_tokens=0), model, provider_id=catalog_provider(provider),
                           genai_request_timestamp=when, price_context=_price_context(context))
@@ -720,14 +721,17 @@ def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides
               for t in (getattr(v, "tiers", None) or [])]
     linear_below = float(min(starts)) if starts else float("inf")
     n = 1000
+    # A fee per request (Perplexity's sonar: $0.012 a call) is in every call's price: taken out
+    # of the per-token prices (it made sonar's input $13/M instead of $1/M) and kept apart.
+    per_request = _catalog_cost(provider, model, when, 0, 0, 0, 0, context)
 
     def cost(**kw):
-        return _catalog_cost(provider, model, when, kw.get("i", 0), kw.get("c", 0),
-                             kw.get("w", 0), kw.get("o", 0), context, kw.get("h", 0),
-                             kw.get("s", 0)) / n
+        return (_catalog_cost(provider, model, when, kw.get("i", 0), kw.get("c", 0),
+                              kw.get("w", 0), kw.get("o", 0), context, kw.get("h", 0),
+                              kw.get("s", 0)) - per_request) / n
 
     return (cost(i=n), cost(i=n, c=n), cost(i=n, w=n), cost(o=n), linear_below,
-            cost(i=n, w=n, h=n), cost(s=n))
+            cost(i=n, w=n, h=n), cost(s=n), per_request)
 
 
 def _units(keys: pl.DataFrame, okey: tuple) -> pl.DataFrame:
@@ -768,7 +772,7 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
               + pl.col("cache_write_tokens") * pl.col("p_write")
               + pl.col(WRITE_1H) * (pl.col("p_write_1h") - pl.col("p_write"))
               + pl.col(SEARCHES) * pl.col("p_search")
-              + pl.col("output_tokens") * pl.col("p_output"))
+              + pl.col("output_tokens") * pl.col("p_output") + pl.col("p_request"))
     # Counts that contradict each other (cached tokens are part of input) have no price, as in
     # request_cost; ingestion quarantines such rows, so only rows appended otherwise have them.
     consistent = (pl.col("cached_input_tokens") + pl.col("cache_write_tokens")
@@ -818,19 +822,22 @@ def _failed_without_usage(df: pl.DataFrame) -> pl.Series:
 def unit_prices(provider: str | None, model: str, day: date | datetime,
                 overrides: dict | None = None,
                 context: Mapping[str, Any] | str | None = None) -> dict[str, float] | None:
-    """USD per token of each kind (uncached input, cached input, cache write, output) for a model
-    at ``day`` (a datetime: in its price period; a date: at its noon UTC) at the base tier, in a
+    """USD per token of each kind (uncached input, cached input, cache write, output; per web
+    search; and ``request``: per call whatever its tokens, a fee few models have) for a model at
+    ``day`` (a datetime: in its price period; a date: at its noon UTC) at the base tier, in a
     price context (see :func:`context_key`; none: standard prices), or None if unpriced. Used
     for what-if and cache savings."""
     context = context_key(context)
     base = request_cost(provider, model, day, 0, 0, 0, 0, overrides, context)
     if base is None:
         return None
-    def f(**kw):
-        return request_cost(provider, model, day, overrides=overrides, context=context, **kw)
+    def f(**kw):  # (the request's fee taken out: it is not a token's price)
+        return request_cost(provider, model, day, overrides=overrides, context=context,
+                            **kw) - base
 
     n = 1000
     return {
+        "request": base,
         "input": f(input_tokens=n) / n,
         "cached_input": f(input_tokens=n, cached_input_tokens=n) / n,
         "cache_write": f(input_tokens=n, cache_write_tokens=n) / n,

@@ -296,7 +296,8 @@ def test_cache_savings_are_at_the_prices_of_the_context():
     assert units == pytest.approx({k: HAIKU_BATCH[v] / MTOK for k, v in (
         ("input", "input"), ("cached_input", "cached"), ("cache_write", "write"),
         ("cache_write_1h", "write_1h"), ("output", "output"))} | {
-        "web_search": pytest.approx(0.01)}, rel=1e-12)  # ($10 per 1,000, batch or not)
+        "web_search": pytest.approx(0.01), "request": 0.0}, rel=1e-12)  # ($10 per 1,000
+    # searches, batch or not; no fee per request)
 
 
 def test_cache_savings_sql_adds_up_each_context(lake):

@@ -1352,6 +1352,7 @@ def output_select(name: str, source: str = "$source", batch: str = "$batch",
                                "+ p.cache_write_1h_tokens * (u.p_write_1h - u.p_write) "
                                "+ p.web_searches * u.p_search "
                                "+ coalesce(p.output_tokens, 0) * u.p_output "
+                               "+ u.p_request "
                                "ELSE x.cost END")
     return ", ".join(f'{replace.get(f.name, "p." + chr(34) + f.name + chr(34))} '
                      f'AS "{f.name}"' for f in schema.TABLES[name])

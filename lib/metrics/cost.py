@@ -266,7 +266,8 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
                 + row[f"{prefix}cache_write"] * target["cache_write"]
                 + row[f"{prefix}cache_write_1h"] * target["cache_write_1h"]
                 + row[f"{prefix}web_searches"] * target["web_search"]
-                + (row[f"{prefix}output"] + row[f"{prefix}reasoning"]) * target["output"])
+                + (row[f"{prefix}output"] + row[f"{prefix}reasoning"]) * target["output"]
+                + row[f"{prefix}requests"] * target["request"])  # a fee per call (sonar)
 
     for row in per.iter_rows(named=True):
         # in the row's own context (a batch stays a batch on the target model)
