@@ -13,6 +13,7 @@ Format::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,11 +79,17 @@ def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
                 vals = [vals] if isinstance(vals, (str, int, float)) else list(vals)
                 where.append((column, tuple(sorted(str(v) for v in vals))))
             amount = float(item["monthly_usd"])
-            if amount <= 0:
-                raise ValueError("monthly_usd must be positive")
+            # (nan was always "over", inf always "ok"; a warn_at of 80, meant as 80%, never
+            # warned: found in review)
+            if not math.isfinite(amount) or amount <= 0:
+                raise ValueError(f"monthly_usd must be a positive number of dollars, not "
+                                 f"{item['monthly_usd']!r}")
+            warn_at = float(item.get("warn_at", 0.8))
+            if not 0 < warn_at <= 1:  # (False for nan)
+                raise ValueError(f"warn_at must be a share of the budget above 0 and at most 1 "
+                                 f"(0.8 for 80%), not {item['warn_at']!r}")
             out.append(Budget(name=str(item["name"]), monthly_usd=amount,
-                              where=tuple(sorted(where)),
-                              warn_at=float(item.get("warn_at", 0.8))))
+                              where=tuple(sorted(where)), warn_at=warn_at))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: budgets[{i}] is not a valid budget: {exc}") from exc
     return out

@@ -147,10 +147,12 @@ if not budgets:
                         "example `budgets.yaml` at the repository root), or point "
                         "`SIGHTLINE_BUDGETS` at your file.")
 else:
-    mtd = widgets.cached(cost.month_to_date, engine, f, budgets, f.end)
-    month = cost.budget_month(f.end)
+    at = cost.budget_instant(f.end)
+    mtd = widgets.cached(cost.month_to_date, engine, f, budgets, at)
+    month = cost.budget_month(at)
     st.caption(f"UTC calendar month of the window's end ({month:%B %Y}), up to "
-               f"{widgets.window_caption(f.end, f.end, 'UTC').split(' → ')[0]} UTC. "
+               f"{widgets.window_caption(at, at, 'UTC').split(' → ')[0]} UTC"
+               f"{' (now: the window ends later)' if at < f.end else ''}. "
                "Projection (from a day into the month on) = month to date × month length / "
                "time elapsed. Budgets use their own scope from "
                f"`{budgets_path().name}`, not the sidebar's filters.")

@@ -302,6 +302,29 @@ def test_a_window_of_a_whole_month_is_budgeted_on_that_month(lake, engine):
     assert cost.budget_month(march.end + timedelta(microseconds=1)) == march.end
 
 
+def test_a_window_ending_in_the_future_projects_from_now(lake, engine):
+    # $0.50 an hour from March 1st to March 10th noon ("now"): $12 a day, $372 over March, over
+    # a $300 budget. A window ending later (custom dates to March 10th, or all of March) counted
+    # the hours to come as elapsed: March 1-31 projected $114, "ok" (found in review).
+    now = datetime(2026, 3, 10, 12, tzinfo=UTC)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    hours = int((now - start).total_seconds() // 3600)
+    lake.append({"requests": requests_table([
+        make_request(i, ts=start + timedelta(hours=i), cost_usd=0.5) for i in range(hours)])},
+        source="t")
+    engine.refresh(force=True)
+    for end in (now, datetime(2026, 3, 11, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)):
+        at = cost.budget_instant(end, now)
+        m = cost.month_to_date(engine, Filters.between(start, end), [Budget("all", 300.0)],
+                               at).row(0, named=True)
+        assert at == now
+        assert m["mtd_usd"] == pytest.approx(hours * 0.5)
+        assert m["projected_usd"] == pytest.approx(hours * 0.5 * 31 * 24 / (9 * 24 + 12))
+        assert m["status"] == "over"
+    past = datetime(2026, 3, 5, tzinfo=UTC)  # a window that ended before now keeps its end
+    assert cost.budget_instant(past, now) == past
+
+
 def test_budget_names_and_scopes_are_read_as_written(tmp_path):
     # Unquoted, YAML 1.1 reads these as 1.1, 34 and True: the budget then filtered on values no
     # request has and read $0, "on track".
@@ -391,3 +414,26 @@ def test_a_what_if_difference_of_float_noise_is_none_at_all():
     assert cost.whatif_difference(10.0, 12.5) == 2.5
     assert cost.whatif_difference(0.000001, 0.0000005) == pytest.approx(-0.0000005)
     assert cost.whatif_difference(None, 1.0) is None and cost.whatif_difference(0.0, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("entry, says", [
+    ("monthly_usd: nan", "monthly_usd must be a positive number"),  # was always "over"
+    ("monthly_usd: inf", "monthly_usd must be a positive number"),  # was always "ok"
+    ("monthly_usd: 0", "monthly_usd must be a positive number"),
+    ("monthly_usd: 100\n    warn_at: 80", "warn_at must be a share"),  # 80% meant: never warned
+    ("monthly_usd: 100\n    warn_at: -1", "warn_at must be a share"),  # always warned
+    ("monthly_usd: 100\n    warn_at: nan", "warn_at must be a share"),  # never warned
+    ("monthly_usd: 100\n    warn_at: 0", "warn_at must be a share"),
+])
+def test_a_budget_amount_or_threshold_that_cannot_be_meant_is_refused(tmp_path, entry, says):
+    path = tmp_path / "budgets.yaml"
+    path.write_text(f"budgets:\n  - name: b\n    {entry}\n")
+    with pytest.raises(ValueError, match=says) as exc:
+        load_budgets(path)
+    assert str(path) in str(exc.value) and "budgets[0]" in str(exc.value)
+
+
+def test_a_budget_may_warn_only_when_it_is_reached(tmp_path):
+    path = tmp_path / "budgets.yaml"
+    path.write_text("budgets:\n  - name: b\n    monthly_usd: 100\n    warn_at: 1\n")
+    assert load_budgets(path)[0].warn_at == 1.0
