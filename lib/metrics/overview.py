@@ -37,7 +37,12 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
     ``change_low`` / ``change_high``, Newcombe's 95% interval of value − previous; for the
     counts, :func:`count_change_interval`'s of value / previous − 1 (null elsewhere): a change
     whose interval holds 0 is within noise (9 of 12 against 5 of 8 is not "+12.5 points
-    better", 1 guardrail trigger against 0 not "−100%").
+    better", 1 guardrail trigger against 0 not "−100%"). ``caveat``: why a change cannot be read
+    as news though it has no interval holding 0 (null if none): requests without a price in
+    either period (their cost is not in the totals: traffic moving to an unpriced model is no
+    saving). The judge pass rate pools every metric's evals, several of one request, which are
+    not independent trials: its interval is Newcombe's on each period's effective number of
+    trials (:func:`effective_trials`), as wide as the requests' evidence.
 
     Units: counts, ratios in [0, 1], milliseconds, US dollars. One scan of the requests covers
     both periods; the eval pass rate is one query per period (filtered as the Quality page's).
@@ -53,6 +58,7 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
                count(*) FILTER (WHERE status = 'error') / nullif(count(*), 0) AS error_rate,
                quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
                sum(cost_usd) AS cost_usd,
+               count(*) - count(cost_usd) AS unpriced,
                sum(cached_input_tokens) / nullif(sum(input_tokens), 0) AS cached_token_share,
                count(guardrail) AS guardrail_triggers
         FROM requests WHERE {where} GROUP BY ALL
@@ -63,13 +69,18 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
     # through the requests they judge for the other filters), each period on its own as that
     # page would show it: mixing in feedback or ignoring the filters made a figure no other
     # page shows.
-    def online_pass_rate(period: Filters) -> tuple[float | None, int, int]:
-        """(pass rate, passed, judged)."""
+    def online_pass_rate(period: Filters) -> tuple[float | None, int, int, float]:
+        """(pass rate, passed, judged, effective trials)."""
         ewhere, eparams = quality.evals_where(period)
         row = engine.query(
-            f"SELECT avg(passed::INT), count(*) FILTER (WHERE passed), count(*) FROM evals "
-            f"WHERE {ewhere} AND passed IS NOT NULL AND source = 'online'", eparams).row(0)
-        return row[0], int(row[1]), int(row[2])
+            f"""SELECT sum(y) / sum(m), sum(y), sum(m), count(*), sum(y * y), sum(y * m),
+                       sum(m * m)
+                FROM (SELECT count(*) FILTER (WHERE passed) AS y, count(*) AS m FROM evals
+                      WHERE {ewhere} AND passed IS NOT NULL AND source = 'online'
+                      GROUP BY coalesce(request_id, eval_id))""", eparams).row(0)
+        if not row[2]:
+            return None, 0, 0, 0.0
+        return row[0], int(row[1]), int(row[2]), effective_trials(*map(float, row[1:]))
 
     def pick(current: bool, col: str):
         row = req.filter(pl.col("current") == current)
@@ -80,11 +91,21 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
     rows = []
     for name, label, unit, higher in KPIS:
         counts = None  # (k, n) now and before, for a rate
+        caveat = None
+        effective = None  # (k, n) as effective trials, for the interval
         if name == "eval_pass_rate":
-            (value, *now), (previous, *before) = online_pass_rate(filters), online_pass_rate(prev)
+            (value, *now, n_now), (previous, *before, n_before) = \
+                online_pass_rate(filters), online_pass_rate(prev)
             counts = (*now, *before)
+            if n_now and n_before:
+                effective = (value * n_now, n_now, previous * n_before, n_before)
         else:
             value, previous = pick(True, name), pick(False, name)
+            unpriced = (int(pick(True, "unpriced") or 0), int(pick(False, "unpriced") or 0))
+            if name == "cost_usd" and any(unpriced):
+                caveat = (f"{unpriced[0]:,} requests now and {unpriced[1]:,} before have no "
+                          "price: their cost is unknown and not in these totals, so the change "
+                          "may be traffic moving to or from them (the Data page lists them)")
             if name == "error_rate":
                 counts = (int(pick(True, "errors") or 0), int(pick(True, "requests") or 0),
                           int(pick(False, "errors") or 0), int(pick(False, "requests") or 0))
@@ -92,7 +113,7 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
             value, previous = value or 0, previous or 0
         low = high = None
         if counts and counts[1] and counts[3]:
-            low, high = newcombe(*counts)
+            low, high = newcombe(*(effective or counts))
         elif name in ("requests", "guardrail_triggers") and value + previous:
             low, high = count_change_interval(int(value), int(previous))
         rows.append({"kpi": name, "label": label, "unit": unit, "higher_is_better": higher,
@@ -100,12 +121,27 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
                      "previous": None if previous is None else float(previous),
                      "n": counts[1] if counts else None,
                      "previous_n": counts[3] if counts else None,
-                     "change_low": low, "change_high": high})
+                     "change_low": low, "change_high": high, "caveat": caveat})
     return pl.DataFrame(rows, schema={"kpi": pl.String, "label": pl.String, "unit": pl.String,
                                       "higher_is_better": pl.Boolean, "value": pl.Float64,
                                       "previous": pl.Float64, "n": pl.Int64,
                                       "previous_n": pl.Int64, "change_low": pl.Float64,
-                                      "change_high": pl.Float64})
+                                      "change_high": pl.Float64, "caveat": pl.String})
+
+
+def effective_trials(passed: float, judged: float, units: float, sum_yy: float, sum_ym: float,
+                     sum_mm: float) -> float:
+    """The number of independent trials ``judged`` evals are worth when they come in ``units``
+    (requests) of m evals, y of them passed (the sums of y², y·m and m² over the units given):
+    ``judged / deff``, with deff the design effect of the pass rate as a ratio estimator,
+    Σ(y − p·m)² / (p(1 − p)·Σm) (Kish), at least 1. One eval per request: ``judged`` itself; each
+    request's evals all agreeing (three metrics saying the same): the number of requests. At a
+    pass rate of 0 or 1 the spread says nothing: the number of requests, the cautious side."""
+    p = passed / judged
+    if p in (0.0, 1.0):
+        return units
+    spread = sum_yy - 2 * p * sum_ym + p * p * sum_mm  # Σ(y − p·m)²
+    return judged / max(1.0, spread / (p * (1 - p) * judged))
 
 
 def count_change_interval(now: int, before: int) -> tuple[float, float]:

@@ -64,9 +64,11 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
                               f"of the change: {100 * row['change_low']:+.{places}f} to "
                               f"{100 * row['change_high']:+.{places}f} points"
                               + (": within noise." if noise else "."))
+                if row.get("caveat"):  # a change that cannot be read as news: not coloured
+                    helps += f". {row['caveat']}."
                 st.metric(
                     row["label"], formatting.by_unit(row["value"], row["unit"]), d,
-                    delta_color="off" if noise else
+                    delta_color="off" if noise or row.get("caveat") else
                     "normal" if row["higher_is_better"] else "inverse",
                     help=helps, border=True,
                 )

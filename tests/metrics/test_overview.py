@@ -363,6 +363,61 @@ def test_a_rate_s_change_has_newcombe_s_interval_and_is_noise_when_it_holds_zero
     assert got["p95_latency_ms"]["change_low"] is None  # not a rate
 
 
+def test_a_judge_pass_rate_pooling_metrics_of_one_request_is_as_sure_as_its_requests(
+        lake, engine):
+    # Newcombe's table II pair again (56/70 against 48/80: 0.0524 to 0.3339), but each request
+    # judged by three metrics that agree: 210 and 240 evals hold the evidence of 70 and 80
+    # requests, not three times it. Pooled as independent trials the interval was too narrow
+    # (found in review: 60 requests x 3 metrics, 70% -> 83%, read as news).
+    def judged(n, k, start):
+        return [{"eval_id": f"{start}-{i}-{m}", "request_id": f"{start}-{i}",
+                 "ts": T0 + start + timedelta(seconds=30 * i), "source": "online",
+                 "metric": m, "passed": i < k}
+                for i in range(n) for m in ("groundedness", "relevance", "tone")]
+
+    lake.append({"requests": requests_table([make_request(0), make_request(-30)]),
+                 "evals": evals_table(judged(80, 48, -H) + judged(70, 56, timedelta(0)))},
+                source="t")
+    engine.refresh(force=True)
+    judge = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(
+        named=True)}["eval_pass_rate"]
+    assert (judge["value"], judge["previous"], judge["n"]) == (0.8, 0.6, 210)
+    assert (judge["change_low"], judge["change_high"]) == (pytest.approx(0.0524, abs=5e-5),
+                                                          pytest.approx(0.3339, abs=5e-5))
+
+
+def test_effective_trials_by_hand():
+    from lib.metrics.overview import effective_trials
+
+    def of(units):  # units: (passed, judged) per request
+        return effective_trials(sum(y for y, _ in units), sum(m for _, m in units), len(units),
+                                sum(y * y for y, _ in units), sum(y * m for y, m in units),
+                                sum(m * m for _, m in units))
+
+    # two requests of three evals, all agreeing: p = 0.5, Σ(y − pm)² = 1.5² + 1.5² = 4.5,
+    # p(1 − p)·6 = 1.5, design effect 3: worth 2 trials
+    assert of([(3, 3), (0, 3)]) == pytest.approx(2.0)
+    # disagreeing within each request: Σ(y − pm)² = 0.5 < 1.5, design effect at least 1: 6
+    assert of([(2, 3), (1, 3)]) == pytest.approx(6.0)
+    assert of([(1, 1), (0, 1), (1, 1)]) == pytest.approx(3.0)  # one eval each: as they are
+    assert of([(2, 2), (3, 3)]) == 2  # all passed: the requests
+
+
+def test_a_cost_change_beside_unpriced_requests_says_their_cost_is_unknown(lake, engine):
+    # half of this hour's traffic moved to a model with no price: $0.25 against $0.50 is no
+    # saving (found in review)
+    before = [make_request(-60 + i, cost_usd=0.05) for i in range(10)]
+    now = [make_request(i, cost_usd=0.05) for i in range(5)] + [
+        make_request(10 + i, model="in-house", cost_usd=None) for i in range(5)]
+    lake.append({"requests": requests_table(before + now)}, source="t")
+    engine.refresh(force=True)
+    got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
+    assert (got["cost_usd"]["value"], got["cost_usd"]["previous"]) == (
+        pytest.approx(0.25), pytest.approx(0.5))
+    assert got["cost_usd"]["caveat"].startswith("5 requests now and 0 before have no price")
+    assert got["requests"]["caveat"] is None  # the others are what they are
+
+
 def test_the_newest_request_ignores_the_window_but_not_a_clock_ahead(lake, engine):
     # a past window with a quiet end is no stall when requests came after it; a request stamped
     # hours ahead of now (a logger's clock) does not count as one that arrived

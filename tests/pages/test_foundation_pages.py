@@ -398,3 +398,24 @@ def test_a_sidebar_list_past_its_cap_says_so_and_takes_a_typed_value(monkeypatch
     box = at.multiselect(key="f_customer")
     assert len(box.options) == 3 and "are listed; type another" in box.help
     assert at.multiselect(key="f_feature").help in (None, "")  # one value: the whole list
+
+
+def test_a_cost_tile_beside_unpriced_requests_is_not_drawn_as_a_saving(monkeypatch, tmp_path):
+    # half of the hour's traffic moved to a model without a price: the tile's −50% is not green
+    # news, and its help says why (found in review)
+    from lib.store import Lake
+    from tests.conftest import T0, make_request, requests_table
+
+    lake = Lake(tmp_path / "store")
+    lake.append({"requests": requests_table(
+        [make_request(-60 + i, cost_usd=0.05) for i in range(10)]
+        + [make_request(i, cost_usd=0.05) for i in range(5)]
+        + [make_request(10 + i, model="in-house", cost_usd=None) for i in range(5)])},
+        source="t")
+    hour = {"range": "custom", "from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat()}
+    tiles = {m.label: m for m in run_app(monkeypatch, lake.root, query=hour).metric}
+    cost = tiles["Cost"]
+    assert cost.delta == "-50.0%"
+    assert cost.proto.color == 2  # Metric.MetricColor.GRAY
+    assert "5 requests now and 0 before have no price" in cost.help
+    assert "no price" not in tiles["Requests"].help
