@@ -345,16 +345,16 @@ MIN_ELAPSED_FOR_PROJECTION = timedelta(days=1)
 
 def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
                   at: datetime | None = None) -> pl.DataFrame:
-    """Per budget: ``budget, scope, monthly_usd, mtd_usd, projected_usd, projected_share,
-    status, unpriced_requests`` for the UTC calendar month holding the last instant before
-    ``at`` (default: :func:`budget_instant` of the end of ``filters``' window, which is not in
-    it: a window of March ends on April 1st 00:00 and reports March; only its time is used).
-    Month to date is spend in ``[month start, at)``; the projection is the linear run rate:
-    ``mtd × month length / elapsed``, from a day into the month on (None before). Status: ``over`` (projection, or before it the
-    month to date, above the budget), ``unpriced`` (not over on the priced requests, but some
-    in scope have no price: their spend is unknown, never $0), ``warn`` (above its ``warn_at``
-    share, default 0.8), ``ok``. Budgets are evaluated on their own scope, not on the sidebar's
-    filters."""
+    """Per budget: ``budget, scope, monthly_usd, mtd_usd, projected_usd, projected_share, status,
+    unpriced_requests`` for the UTC calendar month holding the last instant before ``at``
+    (default: :func:`budget_instant` of the end of ``filters``' window, which is not in it: a
+    window of March ends on April 1st 00:00 and reports March; only its time is used). Month to
+    date is spend in ``[month start, at)``; the projection is the linear run rate: ``mtd × month
+    length / elapsed``, from a day into the month on (None before). Status: ``over``
+    (projection, or before it the month to date, above the budget), ``unpriced`` (not over on
+    the priced requests, but some in scope have no price: their spend is unknown, never $0),
+    ``warn`` (above its ``warn_at`` share, default 0.8), ``ok``. Budgets are evaluated on their
+    own scope, not on the sidebar's filters."""
     at = (at or budget_instant(filters.end)).astimezone(UTC)
     month_start = budget_month(at)
     days = calendar.monthrange(month_start.year, month_start.month)[1]
