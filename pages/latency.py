@@ -78,9 +78,13 @@ with left:
     else:
         fig = time_figure(ts, "bucket", [("ttft_p50_ms", "TTFT p50"),
                                          ("ttft_p95_ms", "TTFT p95")],
-                          y_title="TTFT (ms)", events=events, **axis)
+                          y_title="TTFT (ms)", events=events, **axis,
+                          uncertain={"ttft_p50_ms": "ttft_p50_uncertain",
+                                     "ttft_p95_ms": "ttft_p95_uncertain"})
         widgets.chart(fig, ts.select("bucket", "ttft_requests", "ttft_p50_ms", "ttft_p95_ms"),
                       key="lat_ttft", name="ttft")
+        st.caption("Hollow points: too few streamed requests in the bucket (p50 < 20, "
+                   "p95 < 200).")
 with right:
     st.subheader("Output speed")
     if ts["tokens_per_s_p50"].is_null().all():
@@ -89,9 +93,11 @@ with right:
                             "has both.")
     else:
         fig = time_figure(ts, "bucket", [("tokens_per_s_p50", "median")],
-                          y_title="output tokens per second", events=events, **axis)
+                          y_title="output tokens per second", events=events, **axis,
+                          uncertain={"tokens_per_s_p50": "tokens_per_s_p50_uncertain"})
         widgets.chart(fig, ts.select("bucket", "requests", "tokens_per_s_p50"),
                       key="lat_speed", name="output_speed")
+        st.caption("Hollow points: fewer than 20 requests with a speed in the bucket.")
 
 st.subheader(f"Share of requests within {formatting.ms(objective)}")
 fig = time_figure(ts, "bucket", [("within_share", f"≤ {objective:,.0f} ms")],

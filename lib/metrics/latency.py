@@ -37,17 +37,20 @@ def _pct_cols(column: str = "latency_ms", suffix: str = "_ms") -> str:
     return percentiles_sql(column, {f"{k}{suffix}": q for k, q in PERCENTILES.items()})
 
 
-def _uncertain_cols(n: str) -> str:
-    """Flags per percentile: ``n`` (SQL: the count of requests with a latency) is too small."""
+def _uncertain_cols(n: str, percentiles: dict[str, float] = PERCENTILES) -> str:
+    """Flags ``{name}_uncertain`` per percentile of ``percentiles`` (name → fraction): ``n``
+    (SQL: the count of requests with the value, a latency by default) is too small for it."""
     return ", ".join(f"coalesce({n}, 0) < {MIN_ROWS_FOR_PERCENTILE[q]} AS {k}_uncertain"
-                     for k, q in PERCENTILES.items())
+                     for k, q in percentiles.items())
 
 
 def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
                           objective_ms: float | None = None) -> pl.DataFrame:
     """Per bucket: ``bucket, requests, p50_ms, p90_ms, p95_ms, p99_ms``, the ``*_uncertain``
     flags (too few requests with a latency for that percentile), TTFT ``ttft_p50_ms,
-    ttft_p95_ms, ttft_requests``, ``tokens_per_s_p50`` and, with ``objective_ms``,
+    ttft_p95_ms, ttft_requests`` and their ``ttft_p50_uncertain, ttft_p95_uncertain`` (too few
+    with a TTFT), ``tokens_per_s_p50`` and ``tokens_per_s_p50_uncertain`` and, with
+    ``objective_ms``,
     ``within_objective`` (count) and ``within_share`` (of the requests with a latency). Empty
     buckets have zero requests and null percentiles."""
     seconds = seconds or bucket_seconds(filters.duration)
@@ -65,13 +68,15 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
             SELECT {bucket_sql(clock)} AS bucket, count(*) AS requests,
                    count(latency_ms) AS timed, {_pct_cols()},
                    {percentiles_sql("ttft_ms", {"ttft_p50_ms": 0.5, "ttft_p95_ms": 0.95})},
-                   count(ttft_ms) AS ttft_requests,
+                   count(ttft_ms) AS ttft_requests, count({SPEED_SQL}) AS speed_requests,
                    quantile_cont({SPEED_SQL}, 0.5) AS tokens_per_s_p50 {obj}
             FROM requests WHERE {where} GROUP BY ALL)
         SELECT grid.bucket, coalesce(requests, 0) AS requests,
                p50_ms, p90_ms, p95_ms, p99_ms, {_uncertain_cols("timed")},
                ttft_p50_ms, ttft_p95_ms, coalesce(ttft_requests, 0) AS ttft_requests,
-               tokens_per_s_p50
+               {_uncertain_cols("ttft_requests", {"ttft_p50": 0.5, "ttft_p95": 0.95})},
+               tokens_per_s_p50,
+               {_uncertain_cols("speed_requests", {"tokens_per_s_p50": 0.5})}
                {", coalesce(within_objective, 0) AS within_objective" if obj else ""},
                coalesce(timed, 0) AS timed
         FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket

@@ -103,3 +103,22 @@ def test_requests_without_a_latency_count_in_neither_share_nor_reliability(lake,
     assert chart["requests"].to_list() == [35]  # the bars still count every request
     assert chart["p50_uncertain"].to_list() == [True]  # 5 < 20 timed rows
     assert table["p50_uncertain"].to_list() == [True]
+
+
+def test_ttft_and_speed_percentiles_of_few_requests_are_flagged(lake, engine):
+    # hour 1: 199 streamed calls out of 1,000 (a p50 but no p95 to trust), hour 2: 3 streamed
+    # calls (found in review: their p95 of 38 s was drawn as solid as one of thousands)
+    rows = [make_request(i, ts=T0 + timedelta(seconds=3 * i), ttft_ms=10.0 if i < 199 else None)
+            for i in range(1000)]
+    rows += [make_request(1000 + i, ts=T0 + timedelta(hours=1, minutes=i), ttft_ms=38_100.0,
+                          latency_ms=40_000.0,
+                          output_tokens=None if i >= 3 else 50) for i in range(25)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    ts = latency.percentiles_over_time(engine, Filters.between(T0, T0 + timedelta(hours=2)),
+                                       seconds=3600)
+    assert ts["ttft_requests"].to_list() == [199, 25]
+    assert ts["ttft_p50_uncertain"].to_list() == [False, False]  # 20 or more
+    assert ts["ttft_p95_uncertain"].to_list() == [True, True]  # fewer than 200
+    # a speed needs output tokens: 3 in hour 2, fewer than a median's 20
+    assert ts["tokens_per_s_p50_uncertain"].to_list() == [False, True]
