@@ -662,18 +662,32 @@ def usage_unlogged_sql(row: str = "p") -> str:
     """SQL true for a row (alias ``row``; "": the table's own columns) whose usage is unlogged:
     a call that did not fail with no input token count (every call reads input; priced on its
     output alone, a call with 2,000 unlogged input tokens cost a fifth of its price, and
-    counted as priced)."""
+    counted as priced), or a failed call that timed out (:func:`timed_out_sql`)."""
     c = f"{row}." if row else ""
-    return f"{c}input_tokens IS NULL AND {c}status IS DISTINCT FROM 'error'"
+    return (f"{c}input_tokens IS NULL AND ({c}status IS DISTINCT FROM 'error' "
+            f"OR {timed_out_sql(row)})")
+
+
+# A client's timeout (openai's APITimeoutError, httpx's ReadTimeout, gRPC's DEADLINE_EXCEEDED,
+# "timed out"): the client gave up, but the provider may have finished the call and billed it,
+# so a timed-out call that logged no usage has an unknown cost, not $0 (found in review).
+TIMEOUT_PATTERN = r"(?i)time.?out|timed.?out|deadline"
+
+
+def timed_out_sql(row: str = "p") -> str:
+    """SQL true for a row (alias ``row`` as above) whose error type reads as a timeout."""
+    c = f"{row}." if row else ""
+    return f"regexp_matches(coalesce({c}error_type, ''), '{TIMEOUT_PATTERN}')"
 
 
 def failed_without_usage_sql(row: str = "p") -> str:
     """SQL true for a failed call that logged no token count (alias ``row`` as above): $0
     whatever its model, even one with no price (an Anthropic batch's errored line names none:
-    "unknown"), as providers do not bill rejected calls; it was an unpriced request (review)."""
+    "unknown"), as providers do not bill rejected calls; it was an unpriced request (review).
+    Not a timeout: :func:`usage_unlogged_sql`."""
     c = f"{row}." if row else ""
     return (f"{c}status = 'error' AND {c}input_tokens IS NULL AND {c}output_tokens IS NULL "
-            f"AND coalesce({c}web_searches, 0) = 0")
+            f"AND coalesce({c}web_searches, 0) = 0 AND NOT {timed_out_sql(row)}")
 # (p_write_1h: USD per token written to a one-hour cache, the whole price, not the premium)
 # (p_search: USD per web search)
 # (p_request: USD per call whatever its tokens, Perplexity's sonar models' request fee)
@@ -747,7 +761,8 @@ def _units(keys: pl.DataFrame, okey: tuple) -> pl.DataFrame:
 def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     """``cost_usd`` for each row of a requests frame (Float64, null where unpriced).
 
-    Needs columns provider, model, ts and the token columns (nulls count as 0); the price context
+    Needs columns provider, model, ts and the token columns (nulls count as 0; with ``status``
+    and ``error_type``, a failed call without usage is $0 unless it timed out); the price context
     comes from a ``price_context`` column (context keys) or else ``attributes`` (JSON text), if
     the frame has one. Prices are linear per (provider, model, period, context) below a model's
     first price tier, so most rows are priced by a vectorized join; rows past a tier are priced
@@ -805,8 +820,15 @@ def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
         return pl.Series([False] * df.height)
     did_not_fail = (pl.col("status").cast(pl.String).ne_missing("error")
                     if "status" in df.columns else pl.lit(True))
-    return df.select((pl.col("input_tokens").is_null() & did_not_fail).alias("unlogged")
-                     ).to_series()
+    return df.select((pl.col("input_tokens").is_null() & (did_not_fail | _timed_out(df)))
+                     .alias("unlogged")).to_series()
+
+
+def _timed_out(df: pl.DataFrame) -> pl.Expr:
+    """:func:`timed_out_sql` as a Polars expression over ``df``'s columns."""
+    if "error_type" not in df.columns:
+        return pl.lit(False)
+    return pl.col("error_type").cast(pl.String).fill_null("").str.contains(TIMEOUT_PATTERN)
 
 
 def _failed_without_usage(df: pl.DataFrame) -> pl.Series:
@@ -816,7 +838,7 @@ def _failed_without_usage(df: pl.DataFrame) -> pl.Series:
     searches = pl.col(SEARCHES).fill_null(0) if SEARCHES in df.columns else pl.lit(0)
     return df.select((pl.col("status").cast(pl.String).eq_missing("error")
                       & pl.col("input_tokens").is_null() & pl.col("output_tokens").is_null()
-                      & (searches == 0)).alias("free")).to_series()
+                      & (searches == 0) & ~_timed_out(df)).alias("free")).to_series()
 
 
 def unit_prices(provider: str | None, model: str, day: date | datetime,
@@ -995,6 +1017,7 @@ def cache_savings_sql(engine, filters=None) -> float | None:
 
 NO_PRICE = "no price"
 NO_USAGE = "no input token count logged"
+TIMED_OUT = "timed out, no usage logged"
 
 
 def unpriced_models(engine, filters=None) -> pl.DataFrame:
@@ -1002,13 +1025,15 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
     columns provider, model, reason, answered_as (the distinct models that answered, as the
     responses name them: what a ``priced_as`` override may name), requests, first_seen,
     last_seen. ``reason`` is
-    :data:`NO_PRICE` (no catalogue price and no override) or :data:`NO_USAGE` (a call that did
-    not fail logged no input tokens). ``filters`` is an optional
+    :data:`NO_PRICE` (no catalogue price and no override), :data:`NO_USAGE` (a call that did
+    not fail logged no input tokens) or :data:`TIMED_OUT` (a call that timed out did not: it may
+    have been billed). ``filters`` is an optional
     lib.filters.Filters."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
     return engine.query(
-        "SELECT provider, model, CASE WHEN "
-        f"{usage_unlogged_sql('')} THEN '{NO_USAGE}' ELSE '{NO_PRICE}' END "
+        "SELECT provider, model, CASE "
+        f"WHEN status = 'error' AND {usage_unlogged_sql('')} THEN '{TIMED_OUT}' "
+        f"WHEN {usage_unlogged_sql('')} THEN '{NO_USAGE}' ELSE '{NO_PRICE}' END "
         "AS reason, string_agg(DISTINCT response_model, ', ' ORDER BY response_model) "
         "AS answered_as, count(*) AS requests, min(ts) AS first_seen, "
         f"max(ts) AS last_seen FROM requests WHERE {where} AND cost_usd IS NULL "
@@ -1035,8 +1060,8 @@ def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
     return yaml.safe_dump({"models": items}, sort_keys=False) if items else None
 
 
-_PRICED_COLUMNS = ["provider", "model", "ts", "status", *TOKEN_COLUMNS, WRITE_1H, SEARCHES,
-                   "attributes"]
+_PRICED_COLUMNS = ["provider", "model", "ts", "status", "error_type", *TOKEN_COLUMNS, WRITE_1H,
+                   SEARCHES, "attributes"]
 
 
 def _pricing_frame(table: pa.Table) -> pl.DataFrame:

@@ -148,7 +148,9 @@ else:
                "model it answered as), then run "
                f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
                "has no input token count (every call reads input: priced on its output alone, "
-               "it would cost too little); log the provider's usage to cost it.")
+               "it would cost too little); log the provider's usage to cost it. "
+               f"**{pricing.TIMED_OUT}**: the client gave up waiting, but the provider may "
+               "have finished the call and billed it; its usage is unknown.")
     widgets.dataframe(
         widgets.for_display(unpriced.with_columns(
             pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz))),

@@ -1,7 +1,9 @@
 """A call that did not fail and logged no token count has an unknown cost, on every ingest path.
 
 Priced as zero tokens it would be a silent $0 inside every cost total. A failed call without usage
-costs $0 (providers do not bill a 429 or a 500); a call with input tokens only (an embedding) is
+costs $0 (providers do not bill a 429 or a 500), unless it timed out: the client gave up, the
+provider may have finished and billed it (found in review: an openai APITimeoutError of 20,000
+tokens the provider answered was stored at $0); a call with input tokens only (an embedding) is
 priced on them.
 """
 
@@ -12,7 +14,7 @@ import os
 import pytest
 
 from lib.ingest.pipeline import ingest_paths
-from lib.pricing import NO_PRICE, NO_USAGE, unpriced_models
+from lib.pricing import NO_PRICE, NO_USAGE, TIMED_OUT, unpriced_models
 from lib.store import Engine
 from tests.ingest.conftest import INGEST_PATHS, canonical_request, ingest_on_path
 
@@ -32,6 +34,9 @@ def _rows() -> list[dict]:
         canonical_request(6, **no_usage, model="unknown", status="error",
                           error_type="overloaded_error"),
         canonical_request(7, model="unknown", status="error"),
+        canonical_request(8, **no_usage, status="error", error_type="APITimeoutError"),
+        canonical_request(9, **no_usage, status="error", error_type="DEADLINE_EXCEEDED"),
+        canonical_request(10, **no_usage, status="error", error_type="APIConnectionError"),
     ]
 
 
@@ -42,14 +47,14 @@ def test_a_successful_call_without_token_counts_has_no_cost_on_every_path(
     files = [write("a.jsonl", rows[:4]), write("b.jsonl", rows[4:])]  # two: groups need several
     report = ingest_on_path(lake, files, path, monkeypatch)
     assert [(f.error, f.stored, f.quarantined) for f in report.files] == [
-        (None, {"requests": 4}, 0)] * 2
+        (None, {"requests": 4}, 0), (None, {"requests": 7}, 0)]
     engine = Engine(lake)
     costs = dict(engine.query("SELECT request_id, round(cost_usd, 9) FROM requests").rows())
     assert costs == {"r0": 0.0075, "r1": None, "r2": None, "r3": 0.0, "r4": 0.0025, "r5": None,
-                     "r6": 0.0, "r7": None}
+                     "r6": 0.0, "r7": None, "r8": None, "r9": None, "r10": 0.0}
     listed = unpriced_models(engine).select("model", "reason", "requests").rows()
-    assert listed == [("gpt-4o", NO_USAGE, 2), ("acme-finetune-7", NO_PRICE, 1),
-                      ("unknown", NO_PRICE, 1)]
+    assert listed == [("gpt-4o", NO_USAGE, 2), ("gpt-4o", TIMED_OUT, 2),
+                      ("acme-finetune-7", NO_PRICE, 1), ("unknown", NO_PRICE, 1)]
     engine.close()
 
 
@@ -61,4 +66,4 @@ def test_reprice_keeps_a_call_without_token_counts_unpriced(lake, write):
     os.utime(file, (old, old))
     ingest_paths(lake, [str(file)])
     doc = reprice(lake, overrides={})
-    assert (doc["changed_rows"], doc["unpriced_after"]) == (0, 4)
+    assert (doc["changed_rows"], doc["unpriced_after"]) == (0, 6)
