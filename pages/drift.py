@@ -90,15 +90,18 @@ widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
                     "reaches 99% of the time at these sizes"),
     "p (BH)": st.column_config.TextColumn(
         "p (BH)", help="The test's p-value, Benjamini–Hochberg adjusted over the columns tested "
-                       "together (small references: large ones are compared by a distance)"),
+                       "together (when a window has 1,000 rows or fewer: with more on both "
+                       "sides, a column is compared by a distance)"),
     "Unseen values": st.column_config.TextColumn(
         "Unseen values", help="Share of the current window's requests with a value the "
                               "reference never had (alert above 1%)")})
 widgets.downloads(table, f"drift_vs_{ref_kind}", key="dl_drift")
-st.caption("Numeric columns: Kolmogorov–Smirnov on references of up to 1,000 rows, else the "
-           "Wasserstein distance over the reference's standard deviation (drift from 0.1); "
-           "categorical columns: chi-square (a z test for two values), else the Jensen–Shannon "
-           "distance (drift from 0.1). Fewer than 30 rows on a side: too few to say. "
+st.caption("Numeric columns: Kolmogorov–Smirnov when either window has 1,000 rows or fewer, "
+           "else (over 1,000 on both sides) the Wasserstein distance over the reference's "
+           "standard deviation (drift from 0.1); categorical columns: chi-square (a z test for "
+           "two values), else the Jensen–Shannon distance (drift from 0.1). A distance is used "
+           "only when both windows are large: between a large reference and a small window it "
+           "passes 0.1 on sampling noise alone. Fewer than 30 rows on a side: too few to say. "
            "Design §5, lib/stats/.")
 
 # -- one column's distributions ------------------------------------------------------------------

@@ -5,8 +5,8 @@ count, the reference's population std, 1,000 quantiles of each side (Wasserstein
 in the reference's decile bins (PSI); per categorical column, each side's value counts. A
 whole-number column (tokens, characters) is read as its value counts, a few thousand rows, from
 which the quantiles and bins follow exactly; a float column is sorted once per side. Only a
-reference of 1,000 rows or fewer (where the test is KS on the values) is read as values, with
-the current side sampled down to :data:`MAX_CURRENT_VALUES`. lib.stats decides.
+column with 1,000 rows or fewer on either side (where the test is KS on the values) is read as
+values, each side sampled down to :data:`MAX_VALUES`. lib.stats decides.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from lib.filters import Filters
 from lib.formatting import number
 from lib.metrics.dims import OTHER_LABEL
 from lib.stats import drift as stats
-from lib.stats.stattests import STAT_TESTS
+from lib.stats.stattests import SMALL_SAMPLE_MAX, STAT_TESTS
 from lib.store import Engine
 
 # Numeric columns, as SQL over ``requests`` (DOUBLE), and how a page names them (with units).
@@ -36,9 +36,10 @@ NUMERIC = {
 CATEGORICAL = {"model": "Model", "provider": "Provider", "feature": "Feature",
                "finish_reason": "Finish reason", "error_type": "Error type", "status": "Status"}
 NONE_VALUE = "(none)"
-# KS on a small reference takes the current side's values; past this many, a fixed sample.
-MAX_CURRENT_VALUES = 50_000
-SMALL_REFERENCE = 1000  # design §5: KS at or under, Wasserstein/std above
+# KS takes each side's values; past this many on a side, a fixed sample of them. (A small
+# current window against a reference of millions of rows is a KS case too: lib.stats chooses on
+# the smaller side.)
+MAX_VALUES = 50_000
 # Float columns: NaN and infinities are no values to test (the others are integers or lengths,
 # whose distinct values are few: they are read as value counts, not sorted).
 FLOATS = {"latency_ms", "cost_usd"}
@@ -209,8 +210,10 @@ def results(engine: Engine, current: Filters, reference: Filters
     column's (reference, current) median, in its units, where there are values to test."""
     counts = {"r": _counts_and_std(engine, reference, "r"),
               "c": _counts_and_std(engine, current, "c")}
-    large = [c for c in NUMERIC if counts["r"][c][0] > SMALL_REFERENCE
-             and counts["c"][c][0] >= stats.MIN_ROWS]
+    # both sides over 1,000 rows: Wasserstein/std from SQL summaries; else KS on the values
+    # (lib.stats.stattests.choose_test's rule)
+    large = [c for c in NUMERIC
+             if min(counts["r"][c][0], counts["c"][c][0]) > SMALL_SAMPLE_MAX]
     summary = _large_summaries(engine, current, reference, large, counts)
     out, medians = [], {}
     for name in NUMERIC:
@@ -225,15 +228,18 @@ def results(engine: Engine, current: Filters, reference: Filters
                 name, n_ref, n_cur, ref_std, m["ref_q"], m["cur_q"], m["ref_bins"],
                 m["cur_bins"]))
         else:
-            sampled = n_cur > MAX_CURRENT_VALUES
-            ref = _values(engine, reference, "r", name, None)
-            cur = _values(engine, current, "c", name, MAX_CURRENT_VALUES if sampled else None)
+            ref = _values(engine, reference, "r", name,
+                          MAX_VALUES if n_ref > MAX_VALUES else None)
+            cur = _values(engine, current, "c", name,
+                          MAX_VALUES if n_cur > MAX_VALUES else None)
             medians[name] = (float(np.median(ref)), float(np.median(cur)))
             result = stats.numeric_drift(name, ref, cur)
-            if sampled:  # the table counts every current row; the test says what it read
-                result = replace(result, n_cur=n_cur, note=(
-                    f"KS and PSI on a fixed sample of {MAX_CURRENT_VALUES:,} of the "
-                    f"{n_cur:,} current values"))
+            sampled = [f"{MAX_VALUES:,} of the {n:,} {side} values"
+                       for side, n in (("reference", n_ref), ("current", n_cur))
+                       if n > MAX_VALUES]
+            if sampled:  # the table counts every row; the test says what it read
+                result = replace(result, n_ref=n_ref, n_cur=n_cur, note=(
+                    "KS and PSI on a fixed sample of " + " and of ".join(sampled)))
             out.append(result)
     ref_counts = _value_counts(engine, reference, "r")
     cur_counts = _value_counts(engine, current, "c")

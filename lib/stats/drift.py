@@ -2,10 +2,10 @@
 
 Entry points, each returning a ``DriftResult``:
 
-- ``numeric_drift(column, ref, cur)``: from the raw values (the app pulls them when the
-  reference has ≤ 1000 rows, where the test is KS);
-- ``numeric_drift_from_summary(...)``: from what DuckDB computes without returning rows (large
-  references, where the test is Wasserstein/std);
+- ``numeric_drift(column, ref, cur)``: from the raw values (the app pulls them when either
+  window has ≤ 1000 rows, where the test is KS);
+- ``numeric_drift_from_summary(...)``: from what DuckDB computes without returning rows (both
+  windows over 1000 rows, where the test is Wasserstein/std);
 - ``categorical_drift(column, ref_counts, cur_counts)``: from the value counts of each side.
 
 Then ``apply_bh(results)`` over all the columns tested together: the p-value tests' statuses are
@@ -262,13 +262,13 @@ def numeric_drift(column: str, ref: np.ndarray, cur: np.ndarray, *,
                   threshold: float | None = None) -> DriftResult:
     """Drift of a numeric column from its raw values. NaN and ±inf are dropped (in SQL:
     ``WHERE isfinite(x)``); ``n_ref`` / ``n_cur`` count the rest. The test is chosen by
-    ``choose_test("numeric", n_ref)``, with its default threshold unless ``threshold`` is given.
-    The status of a KS result is on its raw p-value until ``apply_bh``."""
+    ``choose_test("numeric", n_ref, n_cur)``, with its default threshold unless ``threshold`` is
+    given. The status of a KS result is on its raw p-value until ``apply_bh``."""
     ref = np.asarray(ref, dtype=float)
     cur = np.asarray(cur, dtype=float)
     ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
     n_ref, n_cur = ref.size, cur.size
-    test = choose_test("numeric", n_ref)
+    test = choose_test("numeric", n_ref, n_cur)
     threshold = test.default_threshold if threshold is None else threshold
     if _too_few(n_ref, n_cur):
         return _insufficient(column, "numeric", n_ref, n_cur, test, threshold)
@@ -295,16 +295,17 @@ def numeric_drift_from_summary(
     quantiles at ``quantile_levels(K)`` (K = their length) and both sides' 10 PSI bin counts.
 
     With fewer than 30 rows on a side the other arguments may be None: the result is
-    "insufficient data". Raises ValueError when the chosen test needs the raw values (KS, for
-    ``n_ref`` ≤ 1000: call ``numeric_drift``) or when the inputs disagree with each other.
+    "insufficient data". Raises ValueError when the chosen test needs the raw values (KS, when
+    either side has ≤ 1000 rows: call ``numeric_drift``) or when the inputs disagree with each
+    other.
     """
-    test = choose_test("numeric", n_ref)
+    test = choose_test("numeric", n_ref, n_cur)
     threshold = test.default_threshold if threshold is None else threshold
     if _too_few(n_ref, n_cur):
         return _insufficient(column, "numeric", n_ref, n_cur, test, threshold)
     if test.compute_from_summary is None:
-        raise ValueError(f"{test.name} needs the raw values (n_ref = {n_ref}); "
-                         "call numeric_drift")
+        raise ValueError(f"{test.name} needs the raw values (n_ref = {n_ref}, n_cur = "
+                         f"{n_cur}); call numeric_drift")
     if ref_std is None or ref_quantiles is None or cur_quantiles is None:
         raise ValueError("ref_std and both sides' quantiles are required")
     rq = np.asarray(ref_quantiles, dtype=float)
@@ -335,9 +336,9 @@ def categorical_drift(column: str, ref_counts: Mapping[str, int], cur_counts: Ma
                       *, threshold: float | None = None) -> DriftResult:
     """Drift of a categorical column from each side's value → row count (NULLs mapped to a
     label by the caller if they should count). The test is chosen by ``choose_test(
-    "categorical", n_ref, n_categories)`` over the values present on either side. Also returns
-    the value whose share changed most (shares as fractions) and the current window's share of
-    values never seen in the reference, with "alert" above 1%."""
+    "categorical", n_ref, n_cur, n_categories=…)`` over the values present on either side. Also
+    returns the value whose share changed most (shares as fractions) and the current window's
+    share of values never seen in the reference, with "alert" above 1%."""
     values = sorted({*ref_counts, *cur_counts}, key=str)
     ref = np.array([ref_counts.get(v, 0) for v in values], dtype=float)
     cur = np.array([cur_counts.get(v, 0) for v in values], dtype=float)
@@ -349,7 +350,7 @@ def categorical_drift(column: str, ref_counts: Mapping[str, int], cur_counts: Ma
     values = [v for v, keep in zip(values, present) if keep]
     ref, cur = ref[present], cur[present]
     n_ref, n_cur = int(ref.sum()), int(cur.sum())
-    test = choose_test("categorical", n_ref, len(values))
+    test = choose_test("categorical", n_ref, n_cur, n_categories=len(values))
     threshold = test.default_threshold if threshold is None else threshold
     if _too_few(n_ref, n_cur):
         return _insufficient(column, "categorical", n_ref, n_cur, test, threshold)

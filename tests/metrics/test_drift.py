@@ -188,16 +188,49 @@ def test_tied_deciles_make_no_two_buckets_of_one_name(lake, engine):
     assert names[-1].startswith("> 1,")  # whole numbers from 100 on, not "1.48e+03"
 
 
-def test_a_sampled_current_side_still_counts_every_row(lake, engine, monkeypatch):
-    monkeypatch.setattr(drift, "MAX_CURRENT_VALUES", 150)
+@pytest.mark.parametrize("n_ref,n_cur,note", [
+    (100, 600, "KS and PSI on a fixed sample of 150 of the 600 current values"),
+    # a small current window against a large reference is tested by KS too: the reference is
+    # what gets sampled
+    (600, 100, "KS and PSI on a fixed sample of 150 of the 600 reference values"),
+])
+def test_a_sampled_side_still_counts_every_row(lake, engine, monkeypatch, n_ref, n_cur, note):
+    monkeypatch.setattr(drift, "MAX_VALUES", 150)
     rng = np.random.default_rng(3)
-    _store(lake, [{"latency_ms": float(v)} for v in rng.normal(100, 10, 200)],
-           [{"latency_ms": float(v)} for v in rng.normal(100, 10, 600)])
+    _store(lake, [{"latency_ms": float(v)} for v in rng.normal(100, 10, n_ref)],
+           [{"latency_ms": float(v)} for v in rng.normal(100, 10, n_cur)])
     table = drift.drift_table(engine, CUR, REF)
     row = table.filter(table["column"] == "latency_ms").row(0, named=True)
-    assert (row["n_ref"], row["n_cur"]) == (200, 600)
-    assert row["note"] == "KS and PSI on a fixed sample of 150 of the 600 current values"
+    assert (row["n_ref"], row["n_cur"]) == (n_ref, n_cur)
+    assert row["note"] == note
 
+
+@pytest.mark.parametrize("shift,status", [(0.0, "no drift"), (60.0, "drift")])
+def test_a_small_current_window_against_a_large_reference_is_tested_by_ks(lake, engine, shift,
+                                                                          status):
+    # 3,000 reference rows, 100 current ones: a distance would pass 0.1 on sampling noise
+    # (design §5 chose on the reference's size alone); the test is KS on both sides' values
+    rng = np.random.default_rng(4)
+    ref_lat = rng.normal(1000, 100, 3000)
+    cur_lat = rng.normal(1000 + shift, 100, 100)
+    ref_in = rng.integers(100, 200, 3000)
+    cur_in = rng.integers(100, 200, 100)
+    _store(lake, [{"latency_ms": float(a), "input_tokens": int(b), "cached_input_tokens": 0}
+                  for a, b in zip(ref_lat, ref_in, strict=True)],
+           [{"latency_ms": float(a), "input_tokens": int(b), "cached_input_tokens": 0}
+            for a, b in zip(cur_lat, cur_in, strict=True)])
+    table = drift.drift_table(engine, CUR, REF)
+    got = {r["column"]: r for r in table.iter_rows(named=True)}
+    for column, ref, cur in (("latency_ms", ref_lat, cur_lat), ("input_tokens", ref_in, cur_in)):
+        row = got[column]
+        ks = sp.ks_2samp(ref, cur)
+        assert row["method"] == "K-S p-value" and (row["n_ref"], row["n_cur"]) == (3000, 100)
+        assert (row["statistic"], row["p_value"]) == (pytest.approx(ks.statistic),
+                                                      pytest.approx(ks.pvalue, rel=1e-9))
+        assert row["psi"] == pytest.approx(_psi_by_hand(ref, cur), rel=1e-9)
+        assert row["note"] is None  # every value read
+    assert got["latency_ms"]["status"] == status
+    assert got["input_tokens"]["status"] == "no drift"
 
 
 def test_where_it_moved_gives_each_value_s_medians(lake, engine):

@@ -180,38 +180,51 @@ def test_chi_square_p_equals_the_contingency_table_test():
 # --- the selection rule ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind,n_ref,n_categories,name", [
-    ("numeric", 1000, None, "ks"),
-    ("numeric", 1001, None, "wasserstein"),
-    ("categorical", 1000, 3, "chisquare"),
-    ("categorical", 1000, None, "chisquare"),
-    ("categorical", 1000, 2, "z"),
-    ("categorical", 1000, 1, "z"),
-    ("categorical", 1001, 3, "jensenshannon"),
-    ("categorical", 1001, 2, "jensenshannon"),
+# The rule is on the smaller side (min(n_ref, n_cur)), not on n_ref alone as design §5's table
+# says: a distance only when both sides have over 1000 rows (lib/stats/stattests.py says why).
+@pytest.mark.parametrize("kind,n_ref,n_cur,n_categories,name", [
+    ("numeric", 1000, 1001, None, "ks"),
+    ("numeric", 1001, 1001, None, "wasserstein"),
+    ("numeric", 5000, 1000, None, "ks"),
+    ("numeric", 5000, 30, None, "ks"),
+    ("numeric", 1000, 5000, None, "ks"),
+    ("categorical", 1000, 1001, 3, "chisquare"),
+    ("categorical", 1000, 1001, None, "chisquare"),
+    ("categorical", 1000, 1001, 2, "z"),
+    ("categorical", 1000, 1001, 1, "z"),
+    ("categorical", 1001, 1001, 3, "jensenshannon"),
+    ("categorical", 1001, 1001, 2, "jensenshannon"),
+    ("categorical", 5000, 1000, 3, "chisquare"),
+    ("categorical", 5000, 100, 2, "z"),
+    ("categorical", 1000, 5000, 3, "chisquare"),
 ])
-def test_choose_test_at_the_boundary(kind, n_ref, n_categories, name):
-    assert choose_test(kind, n_ref, n_categories).name == name
+def test_choose_test_at_the_boundary(kind, n_ref, n_cur, n_categories, name):
+    assert choose_test(kind, n_ref, n_cur, n_categories=n_categories).name == name
 
 
 def test_choose_test_rejects_an_unknown_kind():
     with pytest.raises(ValueError):
-        choose_test("text", 10)
+        choose_test("text", 10, 10)
 
 
-@pytest.mark.parametrize("n_ref,method", [(1000, "ks"), (1001, "wasserstein")])
-def test_numeric_entry_point_follows_the_rule(n_ref, method):
+@pytest.mark.parametrize("n_ref,n_cur,method", [
+    (1000, 1500, "ks"), (1001, 1001, "wasserstein"), (5000, 1000, "ks"), (5000, 100, "ks"),
+])
+def test_numeric_entry_point_follows_the_rule(n_ref, n_cur, method):
     rng = _rng()
-    res = numeric_drift("tokens", rng.normal(size=n_ref), rng.normal(size=500))
+    res = numeric_drift("tokens", rng.normal(size=n_ref), rng.normal(size=n_cur))
     assert res.method == method
     assert (res.p_value is None) == (method == "wasserstein")
 
 
-@pytest.mark.parametrize("n_ref,method", [(1000, "chisquare"), (1001, "jensenshannon")])
-def test_categorical_entry_point_follows_the_rule(n_ref, method):
+@pytest.mark.parametrize("n_ref,n_cur,method", [
+    (1000, 1200, "chisquare"), (1001, 1200, "jensenshannon"), (5000, 300, "chisquare"),
+])
+def test_categorical_entry_point_follows_the_rule(n_ref, n_cur, method):
     ref = {"a": n_ref - 600, "b": 300, "c": 300}
-    res = categorical_drift("model", ref, {"a": 100, "b": 100, "c": 100})
-    assert res.n_ref == n_ref and res.method == method
+    cur = {"a": n_cur - 2 * (n_cur // 3), "b": n_cur // 3, "c": n_cur // 3}
+    res = categorical_drift("model", ref, cur)
+    assert (res.n_ref, res.n_cur, res.method) == (n_ref, n_cur, method)
 
 
 # --- insufficient data -----------------------------------------------------------------------
@@ -348,7 +361,8 @@ def test_constant_reference_makes_any_change_drift():
     res = numeric_drift("retries", np.zeros(2000), np.r_[np.zeros(1990), np.ones(10)])
     assert res.statistic == math.inf and res.status == "drift" and res.note
     assert res.to_dict()["statistic"] is None  # strict JSON has no Infinity
-    same = numeric_drift("retries", np.zeros(2000), np.zeros(500))
+    same = numeric_drift("retries", np.zeros(2000), np.zeros(1500))
+    assert same.method == "wasserstein"
     assert same.statistic == 0 and same.status == "no drift"
 
 
@@ -433,8 +447,9 @@ def test_sql_recipe_in_duckdb_agrees_with_the_sample_path():
     assert res.status == expected.status == "drift"
 
 
-def test_summary_path_needs_samples_when_the_test_is_ks():
-    ref, cur = _rng().normal(size=1000), _rng(1).normal(size=1000)
+@pytest.mark.parametrize("n_ref,n_cur", [(1000, 1000), (5000, 300), (300, 5000)])
+def test_summary_path_needs_samples_when_the_test_is_ks(n_ref, n_cur):
+    ref, cur = _rng().normal(size=n_ref), _rng(1).normal(size=n_cur)
     with pytest.raises(ValueError, match="numeric_drift"):
         numeric_drift_from_summary("x", **_summary_args(ref, cur))
 
@@ -546,8 +561,9 @@ def test_registered_test_is_documented_and_separates_drift_from_none(name):
 
 
 def test_every_test_the_rule_can_choose_is_registered():
-    chosen = {choose_test(kind, n, k).name for kind in ("numeric", "categorical")
-              for n in (30, 1000, 1001) for k in (1, 2, 3, None)}
+    chosen = {choose_test(kind, n, n, n_categories=k).name
+              for kind in ("numeric", "categorical") for n in (30, 1000, 1001)
+              for k in (1, 2, 3, None)}
     assert chosen == set(STAT_TESTS)
 
 
