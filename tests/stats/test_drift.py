@@ -29,6 +29,8 @@ from lib.stats import (
     quantile_levels,
     two_proportion_z,
 )
+from lib.stats import drift as psi_drift
+from lib.stats.drift import psi_no_drift_p99_formula, psi_no_drift_p99_simulated
 
 CHI2_99_9DF = 21.665994333461924  # χ²₀.₉₉ with 9 degrees of freedom (printed tables: 21.666)
 REQUIRED_KEYS = {"column", "kind", "n_ref", "n_cur", "method", "statistic", "threshold",
@@ -290,10 +292,32 @@ def test_largest_share_change():
 
 
 def test_psi_no_drift_p99_formula():
-    assert psi_no_drift_p99(1000, 500) == pytest.approx((1 / 1000 + 1 / 500) * CHI2_99_9DF,
-                                                        rel=1e-12)
-    assert psi_no_drift_p99(100, 100, n_bins=4) == pytest.approx(
+    assert psi_no_drift_p99_formula(1000, 500) == pytest.approx(
+        (1 / 1000 + 1 / 500) * CHI2_99_9DF, rel=1e-12)
+    assert psi_no_drift_p99_formula(100, 100, n_bins=4) == pytest.approx(
         0.02 * stats.chi2.ppf(0.99, 3), rel=1e-12)
+
+
+@pytest.mark.parametrize("n_ref,n_cur", [(5000, 30), (30, 30), (50, 50), (1000, 500),
+                                         (2000, 2000), (10000, 10000)])
+def test_psi_no_drift_p99_is_the_formula_or_the_simulation_whichever_is_larger(n_ref, n_cur):
+    formula = psi_no_drift_p99_formula(n_ref, n_cur)
+    simulated = psi_no_drift_p99_simulated(n_ref, n_cur, [0.1] * 10)
+    assert psi_no_drift_p99(n_ref, n_cur) == max(formula, simulated) >= formula
+    if min(n_ref, n_cur) >= 500:  # large windows: the simulation agrees with the formula
+        assert simulated == pytest.approx(formula, rel=0.1)
+
+
+def test_psi_no_drift_simulation_is_seeded_and_takes_counts_or_shares():
+    shares = [0.7, 0, 0, 0, 0, 0, 0, 0.1, 0.1, 0.1]  # tied deciles: bins empty on both sides
+    first = psi_no_drift_p99_simulated(40, 60, shares)
+    psi_drift._simulated_p99.cache_clear()
+    assert psi_no_drift_p99_simulated(40, 60, shares) == first
+    assert psi_no_drift_p99_simulated(40, 60, [70, 0, 0, 0, 0, 0, 0, 10, 10, 10]) == first
+    with pytest.raises(ValueError):
+        psi_no_drift_p99(40, 60, ref_shares=[0.5, 0.5])  # 2 shares for 10 bins
+    with pytest.raises(ValueError):
+        psi_no_drift_p99_simulated(40, 60, [-0.1, 1.1])
 
 
 def test_psi_no_drift_p99_is_exceeded_about_1pct_of_the_time_without_drift():
@@ -309,11 +333,12 @@ def test_psi_no_drift_p99_is_exceeded_about_1pct_of_the_time_without_drift():
 
 
 @pytest.mark.parametrize("value,n,status", [
-    (0.30, 100, "ok"),     # p99 = 0.433: noise at 100 rows, whatever the cut-offs say
-    (0.50, 100, "alert"),
-    (0.20, 200, "ok"),     # p99 = 0.2167
-    (0.22, 200, "warn"),
-    (0.05, 10000, "ok"),   # p99 = 0.0043: above the noise, but under the 0.1 cut-off
+    (0.30, 100, "ok"),     # p99 = 0.50 (simulated; the formula's 0.433 is low at 100 rows)
+    (0.60, 100, "alert"),
+    (0.20, 200, "ok"),     # p99 = 0.235 (formula 0.217)
+    (0.12, 300, "ok"),     # p99 = 0.148 (formula 0.144)
+    (0.20, 300, "warn"),
+    (0.05, 10000, "ok"),   # p99 = 0.0044: above the noise, but under the 0.1 cut-off
     (0.10, 10000, "warn"),
     (0.2499, 10000, "warn"),
     (0.25, 10000, "alert"),
