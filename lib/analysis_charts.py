@@ -210,9 +210,13 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
                                 fillmode="overlay")
             if failed else None,
             marker_line=dict(color=WATERFALL_FAILED, width=2) if failed else None,
-            customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i]) for i in rows],
+            # (the duration from customdata: on a bar drawn from a base, Plotly's %{x} is its
+            # end, so a span starting at 1,500 ms and lasting 100 read "lasts 1,600 ms")
+            customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i], durations[i])
+                        for i in rows],
             hovertemplate="%{y}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
-                          "%{customdata[2]:,.0f} ms, lasts %{x:,.0f} ms<extra></extra>")
+                          "%{customdata[2]:,.0f} ms, lasts %{customdata[3]:,.0f} ms"
+                          "<extra></extra>")
     fig.update_layout(height=height or max(160, 34 * spans.height + 110),
                       margin=dict(l=10, r=10, t=30, b=10), barmode="overlay", showlegend=True,
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
