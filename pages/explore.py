@@ -236,13 +236,10 @@ with st.spinner("Loading the time series…"):
 col, title, yfmt = {"error_rate": ("error_rate", "error rate (%)", ".1%"),
                     "p95_latency": ("p95_ms", "p95 latency (ms)", None),
                     "cost_per_request": ("cost_per_request", "USD per request", "$,.4f")}[metric]
-series = series.with_columns(
-    (pl.col("cost_usd") / pl.when(pl.col("requests") > 0).then(pl.col("requests")))
-    .alias("cost_per_request"))
 fig = time_figure(series, "bucket", [(col, LABEL[metric])],
                   y_title=f"{title} per {bucket_label(seconds)}", events=events, **axis,
                   uncertain={"p95_ms": "p95_uncertain", "error_rate": "rate_uncertain",
-                             "cost_per_request": "rate_uncertain"},
+                             "cost_per_request": "cost_per_request_uncertain"},
                   y_format=yfmt)
 shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), axis["tz"])
 event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time",

@@ -222,12 +222,12 @@ def stale_gap(last: datetime | None, filters: Filters, now: datetime) -> timedel
 def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> pl.DataFrame:
     """Per time bucket: ``bucket`` (UTC start), ``requests``, ``errors``, ``error_rate``,
     ``p50_ms``, ``p95_ms``, ``cost_usd`` (of the priced requests; null when the bucket has
-    requests but none priced), ``unpriced_requests``, ``p50_uncertain`` / ``p95_uncertain``
-    when the bucket has too few requests with a latency for that percentile, and
-    ``rate_uncertain`` when it has too few for a rate (:data:`MIN_REQUESTS_FOR_RATE`). Empty
-    buckets are
-    present with zero requests, so gaps show as gaps. ``seconds`` defaults to
-    :func:`bucket_seconds` of the window.
+    requests but none priced), ``unpriced_requests``, ``cost_per_request`` (USD, over the
+    priced requests, as the KPIs count it), ``p50_uncertain`` / ``p95_uncertain`` when the
+    bucket has too few requests with a latency for that percentile, ``rate_uncertain`` when it
+    has too few for a rate (:data:`MIN_REQUESTS_FOR_RATE`) and ``cost_per_request_uncertain``
+    too few priced ones. Empty buckets are present with zero requests, so gaps show as gaps.
+    ``seconds`` defaults to :func:`bucket_seconds` of the window.
     """
     seconds = seconds or bucket_seconds(filters.duration)
     where, params = filters.where("requests")
@@ -249,9 +249,14 @@ def timeseries(engine: Engine, filters: Filters, seconds: int | None = None) -> 
                errors / nullif(requests, 0) AS error_rate, p50_ms, p95_ms,
                CASE WHEN requests IS NULL THEN 0 ELSE cost_usd END AS cost_usd,
                coalesce(unpriced_requests, 0) AS unpriced_requests,
+               -- over the priced requests: over all of them, traffic moving to a model
+               -- without a price read as a cheaper request (found in review)
+               cost_usd / nullif(requests - unpriced_requests, 0) AS cost_per_request,
                coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.5]} AS p50_uncertain,
                coalesce(timed, 0) < {MIN_ROWS_FOR_PERCENTILE[0.95]} AS p95_uncertain,
-               coalesce(requests, 0) < {MIN_REQUESTS_FOR_RATE} AS rate_uncertain
+               coalesce(requests, 0) < {MIN_REQUESTS_FOR_RATE} AS rate_uncertain,
+               coalesce(requests - unpriced_requests, 0) < {MIN_REQUESTS_FOR_RATE}
+                   AS cost_per_request_uncertain
         FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket
         """,
         params,
