@@ -285,8 +285,9 @@ else:
 st.subheader("Requests")
 c1, c2, c3, c4 = st.columns([2, 1.3, 1.3, 1.1])  # ("Descending", "Errors only" in full)
 with c1:
-    q = widgets.query_text("Search prompts and responses", "q", key="ex_q",
-                           placeholder="text in the prompt or response, or a request id")
+    q = widgets.query_text("Search prompts, responses and errors", "q", key="ex_q",
+                           placeholder="text in the prompt, response or error message, or a "
+                                       "request id")
 with c2:
     sort = widgets.query_selectbox("Sort by", list(explore.SORTABLE), "sort", "ts",
                                    format_func=lambda s: explore.SORTABLE[s], key="ex_sort")

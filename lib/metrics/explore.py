@@ -407,8 +407,9 @@ def _table_where(filters: Filters, q: str | None) -> tuple[str, dict]:
     if q:
         params["q"] = q.lower()
         params["q_exact"] = q
+        # (the error message too: an engineer on call searches the error first, found in review)
         where += (" AND (contains(lower(input_text), $q) OR contains(lower(output_text), $q) "
-                  "OR request_id = $q_exact)")
+                  "OR contains(lower(error_message), $q) OR request_id = $q_exact)")
     return where, params
 
 
@@ -420,7 +421,7 @@ def _order(sort: str, descending: bool) -> str:
 
 def request_count(engine: Engine, filters: Filters, q: str | None = None) -> int:
     """Requests matching the filters and the text search ``q`` (case-insensitive substring of the
-    prompt or response, or an exact request id)."""
+    prompt, response or error message, or an exact request id)."""
     where, params = _table_where(filters, q)
     return int(engine.scalar(f"SELECT count(*) FROM requests WHERE {where}", params))
 

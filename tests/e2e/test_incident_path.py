@@ -91,7 +91,7 @@ def test_incident_path(incident_server, page, browser):
     assert headline.inner_text().startswith("provider anthropic's error rate went from")
 
     # 3. Find the request with markup in its prompt and open it.
-    search = page.get_by_label("Search prompts and responses")
+    search = page.get_by_label("Search prompts, responses and errors")
     search.fill("<script>")
     search.press("Enter")
     wait_for_app(page)

@@ -170,7 +170,8 @@ def test_fingerprints_normalize_messages(lake, engine):
 
 def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
     rows = [make_request(i, latency_ms=float(i), input_text=f"question {i}",
-                         output_text="<b>answer</b>" if i == 7 else "fine")
+                         output_text="<b>answer</b>" if i == 7 else "fine",
+                         error_message="Overloaded: try again" if i in (3, 4) else None)
             for i in range(120)]
     lake.append({"requests": requests_table(rows)}, source="t")
     engine.refresh(force=True)
@@ -185,6 +186,7 @@ def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
     assert explore.request_count(engine, f, "QUESTION 11") == 11  # 11 and 110..119
     assert explore.request_count(engine, f, "<B>ANSWER") == 1
     assert explore.request_count(engine, f, "r42") == 1  # exact request id
+    assert explore.request_count(engine, f, "overloaded") == 2  # the error message too
     assert explore.request_count(engine, f, "50%_") == 0  # LIKE wildcards are plain text
     with pytest.raises(KeyError):
         explore.request_page(engine, f, sort="input_text; DROP TABLE x")
