@@ -76,3 +76,19 @@ def test_legend_entries_of_log_values_are_cut_escaped_and_in_reading_order():
                            kind="bar")
     names = [t.name for t in fig.data]
     assert names == ["m" * 39 + "…", "&lt;b&gt;x&lt;/b&gt;", "live \\u202eevil"]
+
+
+def test_a_long_category_s_tick_is_cut_but_its_bar_and_hover_keep_it_whole():
+    # a 300-character feature value rotated under the axis left the bars a fifth of the chart
+    # (found in review); two values alike in their first 100 characters stay two bars
+    from lib.analysis_charts import LEGEND_CHARS, shares_figure
+
+    alike = ["x" * 100 + "-a", "x" * 100 + "-b"]
+    fig = shares_figure(pl.DataFrame({"bucket": [*alike, "<b>chat</b>"],
+                                      "reference_share": [0.5, 0.25, 0.25],
+                                      "current_share": [0.25, 0.5, 0.25]}), x_title="feature")
+    ticks = list(fig.layout.xaxis.ticktext)
+    assert all(len(t) <= LEGEND_CHARS for t in ticks[:2]) and ticks[0].endswith("…")
+    assert ticks[2] == "&lt;b&gt;chat&lt;/b&gt;"  # escaped, as every label from the logs
+    assert list(fig.data[0].x) == [*alike, "&lt;b&gt;chat&lt;/b&gt;"]  # two bars, whole
+    assert list(fig.layout.xaxis.tickvals) == list(fig.data[0].x)
