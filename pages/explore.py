@@ -207,7 +207,7 @@ else:
     if contrib.height > top.height:
         st.caption(f"The {top.height} values explaining most are shown; the downloads hold "
                    f"all {contrib.height:,}.")
-    widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes")
+    widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes", filters=window)
     # The first value with requests in the window: filtering on one that has none (it left
     # with the baseline) would show an empty page.
     present = contrib.filter(pl.col("window_share") > 0)
@@ -242,7 +242,7 @@ fig = time_figure(series, "bucket", [(col, LABEL[metric])],
                              "cost_per_request": "cost_per_request_uncertain"},
                   y_format=yfmt)
 shade_windows(fig, (window.start, window.end), (baseline.start, baseline.end), axis["tz"])
-event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time",
+event = widgets.chart(fig, series, key="ex_series", name=f"{metric}_over_time", filters=span,
                       on_select=True)
 st.caption("Select a region (drag) to study it as the new window. Hollow points: too few "
            f"requests in the bucket (under {MIN_REQUESTS_FOR_RATE} for a rate, "
@@ -279,7 +279,7 @@ else:
                                                          format="YYYY-MM-DD HH:mm:ss"),
             "providers": "Providers", "request_id": "Example request",
             "link": widgets.LINK_COLUMN})
-    widgets.downloads(fps, "error_fingerprints", key="dl_fps")
+    widgets.downloads(fps, "error_fingerprints", key="dl_fps", filters=window)
 
 # -- request table ---------------------------------------------------------------------------
 st.subheader("Requests")
@@ -371,4 +371,4 @@ else:
     widgets.export_downloads(
         lambda fmt: explore.export_requests(engine, table_f, q or None, sort, order == "desc",
                                             fmt),
-        "requests", key="dl_requests")
+        "requests", key="dl_requests", filters=table_f)

@@ -75,18 +75,20 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
 
 
 def downloads(frame: pl.DataFrame | Callable[[], pl.DataFrame], name: str, key: str, *,
-              windowed: bool = True) -> None:
+              windowed: bool = True, filters: Filters | None = None) -> None:
     """CSV and Parquet downloads of exactly the data behind a chart or table (``frame``, or a
     function that makes it when a download is clicked: a list longer than what is shown), its
     times in the zone the page shows (with their UTC offset, as "2026-11-23T19:04:18-0500").
-    The file is named after the sidebar's window (:func:`file_stem`) unless ``windowed`` is
-    false: data the window does not select (the Data page's) would pass for that window's.
+    The file is named after the sidebar's window (:func:`file_stem`), or ``filters``' when the
+    data is of another window (Explore's), unless ``windowed`` is false: data the window does
+    not select (the Data page's) would pass for that window's.
     The CSV's text that a spreadsheet would run as a formula is made inert
     (:func:`lib.formatting.csv_safe`)."""
     made = frame if callable(frame) else lambda: frame
     # Read now: a download is made on click, in a thread that sees no session state.
     zone = shown_zone()
-    name = file_stem(name, st.session_state.get("_current_filters") if windowed else None)
+    name = file_stem(name, None if not windowed else filters
+                     or st.session_state.get("_current_filters"))
 
     def make() -> pl.DataFrame:
         return in_shown_zone(made(), zone)
@@ -155,13 +157,14 @@ def in_shown_zone(frame: pl.DataFrame, zone: str) -> pl.DataFrame:
     return frame.with_columns(pl.col(zoned).dt.convert_time_zone(zone)) if zoned else frame
 
 
-def chart(fig: go.Figure, data: pl.DataFrame, *, key: str, name: str, on_select: bool = False):
+def chart(fig: go.Figure, data: pl.DataFrame, *, key: str, name: str, on_select: bool = False,
+          filters: Filters | None = None):
     """Show a Plotly figure with downloads of its data. With ``on_select`` the selection
     (box or points) is returned for drill-down, else None."""
     event = st.plotly_chart(fig, key=key, on_select="rerun" if on_select else "ignore",
                             selection_mode=("box", "points") if on_select else ("points",),
                             config={"displaylogo": False})
-    downloads(data, name, key)
+    downloads(data, name, key, filters=filters)
     return event if on_select else None
 
 
@@ -369,10 +372,13 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
     return value
 
 
-def export_downloads(export: Callable[[str], str], name: str, key: str) -> None:
+def export_downloads(export: Callable[[str], str], name: str, key: str,
+                     filters: Filters | None = None) -> None:
     """CSV and Parquet downloads of a result too large to hold as a frame: ``export(fmt)`` writes
     it to a file (e.g. streamed from DuckDB) and returns the path; it runs only on click and
-    nothing is capped."""
+    nothing is capped. Named after ``filters``' window and values (:func:`file_stem`) when given:
+    the rows are of that window (Explore's), which may not be the sidebar's."""
+    name = file_stem(name, filters)
     def reader(fmt: str):
         def read():
             path = export(fmt)

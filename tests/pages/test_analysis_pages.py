@@ -238,6 +238,29 @@ def test_explore_names_the_outage_provider(monkeypatch, demo_store):
     assert "Error rate (few rows)" in names
 
 
+def test_explore_s_all_rows_download_is_named_after_its_window(monkeypatch, demo_store):
+    # it was "requests.csv" whatever the window, where every other download names it (review);
+    # the window's other downloads were named after the sidebar's week
+    import streamlit
+
+    made, real = [], streamlit.download_button
+
+    def record(label, data, file_name=None, *args, **kwargs):
+        made.append(file_name)
+        return real(label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", record)
+    window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
+    run_page(monkeypatch, demo_store, "pages/explore.py",
+             {**WEEK, "window": window, "metric": "error_rate", "provider": "anthropic"})
+    start = (OUTAGE - timedelta(minutes=10)).strftime("%Y-%m-%dT%H%M")
+    # the rows of Explore's window (not the sidebar's week) are named after it, with its filters
+    for name in ("requests", "what_changed_error_rate", "error_fingerprints"):
+        (csv,) = [n for n in made if n.startswith(f"{name}_2") and n.endswith(".csv")]
+        assert csv.startswith(f"{name}_{start}_"), csv
+        assert csv.endswith("_UTC_provider-anthropic.csv")
+
+
 def test_explore_follows_the_sidebar_when_its_time_range_changes_after_a_drill_down(
         monkeypatch, demo_store):
     # a drill-down, then "Last 24 hours" in the sidebar: the page kept studying the drill-down
