@@ -66,9 +66,11 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
                               + (": within noise." if noise else "."))
                 if row.get("caveat"):  # a change that cannot be read as news: not coloured
                     helps += f". {row['caveat']}."
+                # (a change that rounds to nothing is no news either: "+0.0%" was drawn red)
+                unchanged = d is not None and d.lstrip("+-") in ("0.0%", "0.00 pp")
                 st.metric(
                     row["label"], formatting.by_unit(row["value"], row["unit"]), d,
-                    delta_color="off" if noise or row.get("caveat") else
+                    delta_color="off" if noise or row.get("caveat") or unchanged else
                     "normal" if row["higher_is_better"] else "inverse",
                     help=helps, border=True,
                 )

@@ -419,3 +419,18 @@ def test_a_cost_tile_beside_unpriced_requests_is_not_drawn_as_a_saving(monkeypat
     assert cost.proto.color == 2  # Metric.MetricColor.GRAY
     assert "5 requests now and 0 before have no price" in cost.help
     assert "no price" not in tiles["Requests"].help
+
+
+def test_a_change_that_rounds_to_nothing_is_not_coloured(monkeypatch, tmp_path):
+    # p95 latency 1,000 ms before and 1,000.2 ms now: "+0.0%" was drawn red (review)
+    from lib.store import Lake
+    from tests.conftest import T0, make_request, requests_table
+
+    lake = Lake(tmp_path / "store")
+    lake.append({"requests": requests_table(
+        [make_request(-60 + i, latency_ms=1000.0) for i in range(10)]
+        + [make_request(i, latency_ms=1000.2) for i in range(10)])}, source="t")
+    hour = {"range": "custom", "from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat()}
+    p95 = {m.label: m for m in run_app(monkeypatch, lake.root, query=hour).metric}["p95 latency"]
+    assert p95.delta == "+0.0%"
+    assert p95.proto.color == 2  # Metric.MetricColor.GRAY
