@@ -1,6 +1,7 @@
 """Data: what is in the store — tables, freshness, batches, quarantine, requests without a cost."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import streamlit as st
@@ -31,6 +32,13 @@ def say_store() -> None:
 
 say_store()  # (said before the upload too: it was blank while one ran, found in review)
 widgets.problems_banner(engine)
+if failed := inventory.recent_failed_run(engine):
+    # (an S3 endpoint gone, a permission denied: said only in cron's mail before, review)
+    when = failed["committed_at"].astimezone(ZoneInfo(f.tz)).strftime("%Y-%m-%d %H:%M")
+    st.warning(f"The ingest run of {when} ({f.tz}) over "
+               f"{widgets.md_escape(formatting.cut(failed['source'], 200))} did not read "
+               f"everything. {widgets.md_escape(failed['note'])}.",
+               icon=":material/cloud_off:")
 
 with st.expander("Upload logs or eval results", icon=":material/upload:"):
     upload.upload_section(engine)
@@ -231,8 +239,9 @@ else:
                                                                      format=TS_FORMAT),
                      "kind": st.column_config.TextColumn(
                          "Kind", help="ingest, demo, compact, reprice, remove (a batch "
-                                      "taken out), or seen: a source read that gave no rows "
-                                      "(see Note)"),
+                                      "taken out), seen: a source read that gave no rows "
+                                      "(see Note), or failed: a run's sources that could not "
+                                      "be read at all, read again by the next run"),
                      "source": st.column_config.TextColumn("Source"),
                      "format": st.column_config.TextColumn("Format"),
                      "rows": st.column_config.NumberColumn("Rows stored", format="localized"),

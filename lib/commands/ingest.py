@@ -16,8 +16,8 @@ import time
 from lib import pricing
 from lib.commands.base import UsageError, open_store_lake, print_json
 from lib.formatting import terminal_text
+from lib.ingest import failures, memo
 from lib.ingest import formats as registry
-from lib.ingest import memo
 from lib.ingest.mapping import MappingError
 from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
 
@@ -71,6 +71,8 @@ def run(args) -> int:
     finally:
         if bar:
             bar.close()
+    # (sources that could not be reached: the Data page says so, not only cron's mail)
+    failures.record_failed_run(lake, report, args.paths)
     if args.json:
         print_json(report.to_dict())
     else:

@@ -23,7 +23,7 @@ def tables(engine: Engine) -> pl.DataFrame:
 
 
 # The kinds of commit the lake writes, as the Data page offers them to pick from.
-BATCH_KINDS = ("ingest", "seen", "demo", "compact", "reprice", "remove")
+BATCH_KINDS = ("ingest", "seen", "failed", "demo", "compact", "reprice", "remove")
 
 
 def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None,
@@ -68,11 +68,37 @@ def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None
     return frame.with_columns(pl.col("committed_at").str.to_datetime(time_zone="UTC"))
 
 
+def failed_note(info: dict) -> str:
+    """What a "failed" record (lib/ingest/failures.py) says: how many sources could not be
+    read, and the first reasons."""
+    errors = info.get("errors") if isinstance(info.get("errors"), list) else []
+    more = info["failed"] - len(errors)
+    return (f"{info['failed']:,} source(s) could not be read, and are read again by the next "
+            "run: " + "; ".join(str(e) for e in errors) + (f"; … and {more:,} more"
+                                                           if more > 0 else ""))
+
+
+def recent_failed_run(engine: Engine, within_s: float = 86_400) -> dict | None:
+    """The newest "failed" record committed in the last ``within_s`` seconds, as
+    ``{committed_at, source, note}``, or None."""
+    from datetime import UTC, datetime
+
+    for c in reversed(engine.commits()):
+        at = datetime.fromisoformat(c.committed_at)
+        if (datetime.now(UTC) - at).total_seconds() > within_s:
+            return None
+        if c.kind == "failed" and isinstance(c.info, dict) and c.info.get("failed"):
+            return {"committed_at": at, "source": c.source, "note": failed_note(c.info)}
+    return None
+
+
 def _note(info: dict) -> str | None:
     """A commit's note: why a "seen" source gave no rows, else what its format did not read and
     the hints on its fields (lib.ingest.hints)."""
     if info.get("seen"):
         return info["seen"]
+    if info.get("failed"):  # (lib/ingest/failures.py)
+        return failed_note(info)
     if info.get("removed_batch"):
         taken = info.get("removed_rows") if isinstance(info.get("removed_rows"), dict) else {}
         rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
