@@ -102,9 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args, str(exc))
     except KeyboardInterrupt as exc:  # (a batch is atomic: the one being written is not stored)
         ended = isinstance(exc, Terminated) or Terminated.received
-        print(f"{'terminated (SIGTERM)' if ended else 'interrupted'}: what was committed before "
-              "stays; the batch being written was not stored, and a run again goes on from "
-              "there", file=sys.stderr)
+        message = (f"{'terminated (SIGTERM)' if ended else 'interrupted'}: what was committed "
+                   "before stays; the batch being written was not stored, and a run again goes "
+                   "on from there")
+        print(message, file=sys.stderr)
+        if getattr(args, "json", False):  # (one document on stdout, as promised: review)
+            print_json({"error": message, "interrupted": True})
         return EXIT_TERMINATED if ended else EXIT_INTERRUPTED
     finally:
         if previous is not None:

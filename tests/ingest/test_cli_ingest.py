@@ -250,9 +250,12 @@ def test_demo_data_warns_of_real_batches_compacted_and_not_of_removed_ones(lake,
     assert "holds 2 ingested batch(es) of your own" in capsys.readouterr().err
 
 
-def test_sigterm_ends_the_ingest_saying_so_and_stores_nothing_of_the_batch(lake, write, tmp_path):
+@pytest.mark.parametrize("as_json", [False, True])
+def test_sigterm_ends_the_ingest_saying_so_and_stores_nothing_of_the_batch(lake, write, tmp_path,
+                                                                           as_json):
     """cron's `timeout` sends SIGTERM: the run ended silently (exit -15), found in review. It
-    ends as Ctrl-C does: a message, exit status 143, the batch being written not stored."""
+    ends as Ctrl-C does: a message, exit status 143, the batch being written not stored; with
+    --json, the message is the one document on stdout too (it was empty: `| jq` read nothing)."""
     import os
     import signal
     import subprocess
@@ -266,7 +269,8 @@ def test_sigterm_ends_the_ingest_saying_so_and_stores_nothing_of_the_batch(lake,
            "SIGHTLINE_TEST_PAUSE_MARKER": str(marker), "SIGHTLINE_INGEST_FAST": "0",
            "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen([sys.executable, "-m", "lib", "ingest", str(path), "--store",
-                             str(lake.root)], env=env, stdout=subprocess.PIPE,
+                             str(lake.root), *(["--json"] if as_json else [])],
+                            env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not marker.exists() and time.time() < deadline:
@@ -276,6 +280,9 @@ def test_sigterm_ends_the_ingest_saying_so_and_stores_nothing_of_the_batch(lake,
     assert proc.returncode == 143, (out, err)
     assert err.startswith("terminated (SIGTERM): what was committed before stays")
     assert [c for c in lake.commits() if c.kind == "ingest"] == []
+    if as_json:
+        doc = json.loads(out)
+        assert doc["interrupted"] is True and doc["error"] == err.strip()
 
 
 def test_paths_may_come_before_between_and_after_the_options(lake, write, capsys):
