@@ -64,6 +64,8 @@ def run(args) -> int:
     print(f"window   {doc['window']['from']} → {doc['window']['to']}  n={doc['window']['n']:,}")
     print(f"baseline {doc['baseline']['from']} → {doc['baseline']['to']}  "
           f"n={doc['baseline']['n']:,}")
+    if not doc["contributors"]:  # (no header over nothing: found in review)
+        return 1 if problems else 0
     print(f"{'dimension':<16} {'value':<28} {'baseline':>10} {'window':>10} "
           f"{'share b→w':>13} {'explains':>9} {'beyond size':>11}")
     for c in doc["contributors"][: args.top]:

@@ -241,6 +241,12 @@ def test_changes_cli_json(outage, lake, capsys):
     assert "dimension" in text.getvalue()
     assert main(["changes", "--store", str(lake.root), "--metric", "error_rate",
                  "--window", "2026-03-02T14:00..2026-03-02T13:00"]) == 2
+    # a window with no request: its headline, no table header over nothing (review)
+    with redirect_stdout(io.StringIO()) as text:
+        assert main(["changes", "--store", str(lake.root), "--metric", "error_rate",
+                     "--window", "2020-01-01..2020-01-02"]) == 0
+    assert text.getvalue().startswith("No requests in the window.")
+    assert "dimension" not in text.getvalue()
 
 
 def test_overall_significance_matches_the_design_reference_values():
