@@ -206,10 +206,10 @@ else:
             widgets.downloads(cmp, f"compare_{src}_{version_a}_{version_b}", key="dl_cmp")
             st.caption(
                 "Pass rates: paired by test case (dataset, case, epoch) where the versions "
-                "share 30 or more (McNemar exact, bootstrap CI), else as independent samples "
-                "(two-proportion z, Newcombe CI); a verdict needs a CI clear of 0, a change of "
-                "at least 2 points, and p < 0.05 after Benjamini–Hochberg over the metrics "
-                "(design §5, lib/stats/compare.py).")
+                "share 30 or more (McNemar exact, Newcombe's score CI for paired data), else "
+                "as independent samples (two-proportion z, Newcombe CI); a verdict needs a CI "
+                "clear of 0, a change of at least 2 points, and p < 0.05 after "
+                "Benjamini–Hochberg over the metrics (design §5, lib/stats/compare.py).")
 
             # The evidence: what B failed, the cases A passed first (a verdict is a claim; these
             # are the rows to read), with the judged request one click away.

@@ -354,9 +354,10 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     §5): ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value,
     p_adjusted, regressions, fixes, n_a, n_b, mde, verdict, note``. Pass rates where the evals
     have pass/fail: paired by test case when the versions share at least 30 (McNemar exact,
-    bootstrap CI, the regressions and fixes), else unpaired (two-proportion z, Newcombe CI);
-    scores only where there is no pass/fail, paired. Rates, differences, CIs and the MDE are
-    fractions (pass rates) or score units; the verdicts decided together (Benjamini–Hochberg).
+    Newcombe's CI for paired data, the regressions and fixes), else unpaired (two-proportion z,
+    Newcombe CI); scores only where there is no pass/fail, paired. Rates, differences, CIs and
+    the MDE are fractions (pass rates) or score units; the verdicts decided together
+    (Benjamini–Hochberg).
     """
     from lib.stats import compare
 
