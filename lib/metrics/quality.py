@@ -446,7 +446,8 @@ def _compared_change(v: float | None, rate: bool, unit: str = "") -> str:
 def comparison_sentence(row: dict, a: str, b: str) -> str:
     """One metric's comparison for people: "groundedness: 93.2% → 55.9%, −37.3 points (95% CI
     −40.4 to −34.4): a regression (two-proportion z, p < 0.001)."; a pass rate in percent and
-    points, a score in its units."""
+    points, a score in its units. "No significant change" beside a CI clear of 0, or beside
+    p < 0.05, says why (the test does not reject; Benjamini–Hochberg; the CI includes 0)."""
     rate = row["kind"].startswith("pass")
 
     def value(v):
@@ -462,13 +463,32 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
         return f"{head}: too few {'pairs' if paired else 'evals'} to say."
     ci = (f" (95% CI {diff(row['ci_low'])} to {diff(row['ci_high'])})"
           if row["ci_low"] is not None else "")
-    p = row["p_adjusted"] if row["p_adjusted"] is not None else row["p_value"]
-    p_text = "" if p is None else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
+    raw, adjusted = row["p_value"], row["p_adjusted"]
+    p = adjusted if adjusted is not None else raw
+    p_text = "" if p is None else _p_text(p)
     verdict = {"regression": f"a regression of {b} against {a}",
                "improvement": f"an improvement of {b} on {a}"}.get(
         row["verdict"], "no significant change")
+    why = ""
+    if row["verdict"] == "no significant change" and row["ci_low"] is not None and \
+            raw is not None:
+        # Why not, where the CI and the p-value shown would otherwise seem to disagree: the
+        # test does not reject; or it did, and Benjamini–Hochberg over the metrics moved its
+        # p-value to 0.05 or above; or it rejects and the CI includes 0.
+        clear = row["ci_high"] < 0 or row["ci_low"] > 0
+        if clear and raw >= 0.05:
+            why = "the CI excludes 0 but the test does not reject: "
+        elif clear and adjusted is not None and adjusted >= 0.05:
+            verdict += " after Benjamini–Hochberg over the metrics"
+            p_text = f"{_p_text(raw)}, adjusted {adjusted:.2g}"
+        elif not clear and p < 0.05:
+            why = "p below 0.05 but the CI includes 0: "
     return (f"{head}, {diff(row['difference'])}{unit}{ci}: {verdict} "
-            f"({row['test']}{', ' + p_text if p_text else ''}).")
+            f"({why}{row['test']}{', ' + p_text if p_text else ''}).")
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
 def comparison_table(cmp: pl.DataFrame) -> pl.DataFrame:
