@@ -204,12 +204,9 @@ else:
                 "Detectable": st.column_config.TextColumn(
                     "Detectable", help="Minimum detectable effect at these sizes (80% power)")})
             widgets.downloads(cmp, f"compare_{src}_{version_a}_{version_b}", key="dl_cmp")
-            st.caption(
-                "Pass rates: paired by test case (dataset, case, epoch) where the versions "
-                "share 30 or more (McNemar exact, Newcombe's score CI for paired data), else "
-                "as independent samples (two-proportion z, Newcombe CI); a verdict needs a CI "
-                "clear of 0, a change of at least 2 points, and p < 0.05 after "
-                "Benjamini–Hochberg over the metrics (design §5, lib/stats/compare.py).")
+            # the rule, and how each metric was compared: on how many shared cases (a metric
+            # named from the logs: escaped)
+            st.caption(widgets.md_escape(quality.comparison_caption(cmp)))
 
             # The evidence: what B failed, the cases A passed first (a verdict is a claim; these
             # are the rows to read), with the judged request one click away.

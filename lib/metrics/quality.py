@@ -352,17 +352,20 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                      version_b: str, min_effect: float = 0.02) -> pl.DataFrame:
     """Version B (candidate) against A (baseline) on each metric both were scored on (design
     §5): ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value,
-    p_adjusted, regressions, fixes, n_a, n_b, mde, verdict, note``. Pass rates where the evals
-    have pass/fail: paired by test case when the versions share at least 30 (McNemar exact,
-    Newcombe's CI for paired data, the regressions and fixes), else unpaired (two-proportion z,
-    Newcombe CI); scores only where there is no pass/fail, paired. Rates, differences, CIs and
-    the MDE are fractions (pass rates) or score units; the verdicts decided together
-    (Benjamini–Hochberg).
+    p_adjusted, regressions, fixes, n_a, n_b, shared, mde, verdict, note``. Pass rates where the
+    evals have pass/fail: paired by test case when the versions share at least 30 cases with a
+    pass/fail on both sides (McNemar exact, Newcombe's CI for paired data, the regressions and
+    fixes); else, unless they share 30 cases with a score on both sides (then scores, paired),
+    the two versions' own results, all their cases, as independent samples (two-proportion z,
+    Newcombe CI), the rates shown being those of all their cases; scores where there is no
+    pass/fail, paired. ``shared`` counts the test cases both versions were scored on (0 for
+    evals without cases: online judges, feedback). Rates, differences, CIs and the MDE are
+    fractions (pass rates) or score units; the verdicts decided together (Benjamini–Hochberg).
     """
     from lib.stats import compare
 
     pairs, totals = comparison_inputs(engine, filters, source, version_a, version_b)
-    out = []
+    out, shared = [], {}
     for metric in sorted(set(totals["metric"].to_list())):
         sides = {r["version"]: r for r in totals.filter(pl.col("metric") == metric)
                  .iter_rows(named=True)}
@@ -370,24 +373,34 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
         if a is None or b is None:
             continue
         mine = pairs.filter(pl.col("metric") == metric)
+        shared[metric] = mine.height
         passed = mine.filter(pl.col("a_pass").is_not_null() & pl.col("b_pass").is_not_null())
         scored = mine.filter(pl.col("a_score").is_not_null() & pl.col("b_score").is_not_null())
         enough = compare.MIN_PAIRS
-        if mine.height:
-            # Versions that share test cases are compared on them, never as independent
-            # samples (a case run three times is not three cases): pass/fail where there are
-            # enough pairs of it, else scores; too few pairs is "insufficient data".
-            if passed.height >= enough or (passed.height and scored.height < enough):
-                out.append(compare.compare_pass_paired(
-                    metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
-                    min_effect=min_effect))
-            else:
-                out.append(compare.compare_scores_paired(
-                    metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
-                    min_effect=min_effect))
+        # Cases both versions ran are compared case by case when there are enough of them; a
+        # few shared cases do not make two runs paired: two runs of 200 cases with 10 in common
+        # were judged on those 10 alone ("too few pairs", rates of 10 cases; found in review).
+        # A case run several times counts once either way (its latest result: ``totals``).
+        if passed.height >= enough:
+            out.append(compare.compare_pass_paired(
+                metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
+                min_effect=min_effect))
+        elif scored.height >= enough:
+            out.append(compare.compare_scores_paired(
+                metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
+                min_effect=min_effect))
         elif a["n"] and b["n"]:
-            out.append(compare.compare_pass_unpaired(metric, a["passed"], a["n"], b["passed"],
-                                                     b["n"], min_effect=min_effect))
+            c = compare.compare_pass_unpaired(metric, a["passed"], a["n"], b["passed"], b["n"],
+                                              min_effect=min_effect)
+            if mine.height:
+                why = (f"{mine.height:,} test cases in common, fewer than {enough} to pair on: "
+                       "the versions' own results compared as independent samples")
+                c = replace(c, note="; ".join(filter(None, (why, c.note))))
+            out.append(c)
+        elif mine.height:
+            out.append(compare.compare_scores_paired(
+                metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
+                min_effect=min_effect))
         else:
             # scores without cases to pair them on: design §5 has no test for that; said so
             out.append(replace(compare.compare_scores_paired(metric, [], [],
@@ -395,14 +408,14 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                                n_a=a["scored"], n_b=b["scored"], a_value=a["mean_score"],
                                b_value=b["mean_score"],
                                note="scores without test cases in common: no paired test"))
-    rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test)}
+    rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric]}
             for c in compare.apply_bh(out)]
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
                "b_value": pl.Float64, "difference": pl.Float64, "ci_low": pl.Float64,
                "ci_high": pl.Float64, "test": pl.String, "p_value": pl.Float64,
                "p_adjusted": pl.Float64, "regressions": pl.Int64, "fixes": pl.Int64,
-               "n_a": pl.Int64, "n_b": pl.Int64, "mde": pl.Float64, "verdict": pl.String,
-               "note": pl.String}
+               "n_a": pl.Int64, "n_b": pl.Int64, "shared": pl.Int64, "mde": pl.Float64,
+               "verdict": pl.String, "note": pl.String}
     return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
 
 
@@ -489,6 +502,35 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
 
 def _p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def comparison_caption(cmp: pl.DataFrame) -> str:
+    """How :func:`compare_versions` compared, for under its table: the rule, then each metric's
+    pairing ("correctness: 10 test cases in common, too few to pair: independent samples of
+    200 and 200 evals")."""
+    rule = ("Pass rates: paired by test case (dataset, case, epoch) where the versions share 30 "
+            "or more (McNemar exact, Newcombe's score CI for paired data), else the two "
+            "versions' own results, all their cases, as independent samples (two-proportion z, "
+            "Newcombe CI); a verdict needs a CI clear of 0, a change of at least 2 points, and "
+            "p < 0.05 after Benjamini–Hochberg over the metrics (design §5, "
+            "lib/stats/compare.py).")
+    each = []
+    for r in cmp.iter_rows(named=True):
+        shared, n = r["shared"] or 0, r["n_a"]
+
+        def cases(k: int) -> str:
+            return f"{k:,} test {'case' if k == 1 else 'cases'} in common"
+
+        if r["kind"] == "pass_unpaired":
+            how = (f"independent samples of {r['n_a']:,} and {r['n_b']:,} evals"
+                   + (f" ({cases(shared)}, too few to pair)" if shared else ""))
+        elif not shared:
+            how = "scores, no test cases in common"
+        else:  # paired pass rates or scores, on the shared cases with a result on both sides
+            how = (("paired" if r["kind"] == "pass_paired" else "scores paired")
+                   + f" on {cases(n)}" + (f" (of {shared:,})" if n != shared else ""))
+        each.append(f"{r['metric']}: {how}")
+    return rule + (" Here: " + "; ".join(each) + "." if each else "")
 
 
 def comparison_table(cmp: pl.DataFrame) -> pl.DataFrame:

@@ -1,15 +1,128 @@
-"""Quality's comparison of two versions: sentences that say why a change whose CI clears 0 gets
-no verdict.
+"""Quality's comparison of two versions: when runs are paired and when they are independent
+samples, what the caption says about it, and sentences that say why a change whose CI clears 0
+gets no verdict.
 
-Found in review: 4 fixes and no regression in 100 cases read "+4.0 points (95% CI +1.0 to
-+8.0): no significant change (p = 0.12)" on the page, the interval and the test disagreeing,
-with a note blaming Benjamini–Hochberg, which had changed nothing.
+Found in review: the caption said pass rates are paired "where the versions share 30 or more
+[cases], else as independent samples", but any shared case forced the paired path: two runs of
+200 cases with 10 in common (90% → 50%) read "0.0% → 100.0%: too few pairs to say", the rates of
+the 10 common cases alone. And 4 fixes and no regression in 100 cases read "+4.0 points (95% CI
++1.0 to +8.0): no significant change (p = 0.12)", with a note blaming Benjamini–Hochberg, which
+had changed nothing.
 """
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from scipy import stats
+
+from lib import schema
+from lib.filters import Filters
 from lib.metrics import quality
 from lib.stats.compare import apply_bh, compare_pass_paired
+from tests.conftest import T0
+
+WINDOW = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+
+
+def _evals(rows: list[dict]) -> pa.Table:
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema.EVALS}
+    return schema.conform(pa.table({k: pa.array(v, schema.EVALS.field(k).type)
+                                    for k, v in cols.items()}), schema.EVALS)
+
+
+def _run(version: str, cases: range, passes: int) -> list[dict]:
+    """A test run of ``cases`` that passes the first ``passes`` of them."""
+    return [{"eval_id": f"{version}-{c}", "run_id": version, "ts": T0, "source": "offline",
+             "dataset": "qa", "case_id": f"c{c}", "epoch": 0, "version": version,
+             "metric": "correct", "passed": j < passes} for j, c in enumerate(cases)]
+
+
+def _compare(lake, engine, *runs):
+    lake.append({"evals": _evals([r for run in runs for r in run])}, source="t")
+    engine.refresh(force=True)
+    return quality.compare_versions(engine, WINDOW, "offline", "v1", "v2")
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
+
+
+def test_runs_with_few_cases_in_common_are_independent_samples_of_all_their_cases(lake,
+                                                                                   engine):
+    # v1 ran c0-c39 and passed 36; v2 ran c30-c69 and passed 20: 10 cases in common
+    cmp = _compare(lake, engine, _run("v1", range(0, 40), 36), _run("v2", range(30, 70), 20))
+    row = cmp.row(0, named=True)
+    assert (row["kind"], row["n_a"], row["n_b"]) == ("pass_unpaired", 40, 40)
+    assert row["shared"] == 10
+    assert (row["a_value"], row["b_value"]) == (0.9, 0.5)  # all of each run's cases
+    assert row["difference"] == pytest.approx(-0.4, abs=1e-15)
+    assert row["regressions"] is None and row["fixes"] is None
+    # pooled two-proportion z by hand, and its p from scipy's chi-square on the 2×2 table
+    # (without Yates' correction, chi² = z²)
+    z = (20 / 40 - 36 / 40) / math.sqrt(56 / 80 * 24 / 80 * (1 / 40 + 1 / 40))
+    chi2, p, _, _ = stats.chi2_contingency([[36, 4], [20, 20]], correction=False)
+    assert chi2 == pytest.approx(z * z, rel=1e-12)
+    assert row["p_value"] == pytest.approx(p, rel=1e-9)
+    assert row["p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-12)
+    # Newcombe's interval of 20/40 − 36/40 from scipy's Wilson intervals, squared and added
+    lb, ub = _wilson(20, 40)
+    la, ua = _wilson(36, 40)
+    low = -0.4 - math.sqrt((0.5 - lb) ** 2 + (ua - 0.9) ** 2)
+    high = -0.4 + math.sqrt((ub - 0.5) ** 2 + (0.9 - la) ** 2)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), abs=1e-12)
+    assert row["verdict"] == "regression" and row["test"] == "two-proportion z"
+    assert row["note"].startswith("10 test cases in common, fewer than 30 to pair on")
+    assert quality.comparison_sentence(row, "v1", "v2") == (
+        f"correct: 90.0% → 50.0%, −40.0 points (95% CI −{-low * 100:.1f} to "
+        f"−{-high * 100:.1f}): a regression of v2 against v1 (two-proportion z, p < 0.001).")
+    assert quality.comparison_caption(cmp).endswith(
+        " Here: correct: independent samples of 40 and 40 evals (10 test cases in common, too "
+        "few to pair).")
+
+
+@pytest.mark.parametrize("shared,kind,n", [(29, "pass_unpaired", 60), (30, "pass_paired", 30)])
+def test_thirty_cases_in_common_are_paired_twenty_nine_are_not(lake, engine, shared, kind, n):
+    # two runs of 60 cases: v1 passes 50, v2 passes 40 (of its own)
+    cmp = _compare(lake, engine, _run("v1", range(0, 60), 50),
+                   _run("v2", range(60 - shared, 120 - shared), 40))
+    row = cmp.row(0, named=True)
+    assert (row["kind"], row["n_a"], row["n_b"]) == (kind, n, n)
+    assert row["shared"] == shared
+    if kind == "pass_unpaired":
+        assert (row["a_value"], row["b_value"]) == (50 / 60, 40 / 60)
+        assert quality.comparison_caption(cmp).endswith(
+            "correct: independent samples of 60 and 60 evals (29 test cases in common, too few "
+            "to pair).")
+    else:
+        # the 30 cases in common: v1's c30-c59 (it passed c30-c49), v2's first 30 (all passed)
+        assert (row["a_value"], row["b_value"], row["regressions"], row["fixes"]) == (
+            20 / 30, 1.0, 0, 10)
+        assert quality.comparison_caption(cmp).endswith(
+            " Here: correct: paired on 30 test cases in common.")
+
+
+def test_the_caption_states_the_rule_the_code_follows():
+    caption = quality.comparison_caption(_empty_comparison())
+    assert "where the versions share 30 or more" in caption
+    assert "bootstrap" not in caption  # the paired CI is Newcombe's score interval now
+    assert "Newcombe's score CI for paired data" in caption
+    assert "all their cases, as independent samples" in caption
+    assert "Here:" not in caption  # nothing compared, nothing to list
+
+
+def _empty_comparison() -> pl.DataFrame:
+    return pl.DataFrame(schema={"metric": pl.String, "kind": pl.String, "n_a": pl.Int64,
+                                "n_b": pl.Int64, "shared": pl.Int64, "test": pl.String})
+
+
+# --- sentences that say why a CI clear of 0 is no verdict --------------------------------------
+
 
 ROW = {"metric": "correctness", "kind": "pass_paired", "a_value": 0.95, "b_value": 1.0,
        "difference": 0.05, "ci_low": 0.0033, "ci_high": 0.1117, "test": "McNemar exact (paired)",
