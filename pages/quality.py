@@ -75,9 +75,12 @@ k[3].metric("Truncated (length)", formatting.pct(n_trunc / n_req if n_req else N
 st.subheader("Online judge scores")
 online = widgets.cached(quality.evals_over_time, engine, f, "online", seconds)
 if online.is_empty():
+    others = sorted(set(metrics["source"].to_list()) - {"online"})
     widgets.empty_state("No online judge scores in this window",
                         "Online evals are judge scores on production requests "
-                        "(`source: online`), ingested with `python -m lib ingest`." + WIDEN)
+                        "(`source: online`), ingested with `python -m lib ingest`."
+                        + (f" This window has {' and '.join(others)} evals: see them under "
+                           "By version below." if others else WIDEN))
 else:
     for i, metric in enumerate(sorted(online["metric"].unique().to_list())):
         m = online.filter(pl.col("metric") == metric)
@@ -106,7 +109,12 @@ else:
     st.caption("Shaded: Wilson 95% interval of the pass rate in each bucket; dotted: mean score.")
 
 st.subheader("By version")
-src = widgets.query_selectbox("Source", ["online", "offline", "feedback"], "source", "online",
+# The first source with evals in the window by default: a store of offline test runs alone
+# opened on an empty "online" view, its runs one pick away (found in review).
+present = set(metrics["source"].to_list())
+src = widgets.query_selectbox("Source", ["online", "offline", "feedback"], "source",
+                              next((s for s in ("online", "offline", "feedback") if s in present),
+                                   "online"),
                               key="q_source", format_func={
                                   "online": "Online judge (by prompt version)",
                                   "offline": "Offline test runs (by app version)",

@@ -57,6 +57,25 @@ def test_a_store_of_evals_alone_points_to_the_quality_page(monkeypatch, tmp_path
     assert "range=24h" in link.proto.query_string
 
 
+def test_a_store_of_offline_runs_alone_opens_quality_on_them(monkeypatch, tmp_path):
+    # the Overview's link opened Quality on its "online" source: "No online judge scores",
+    # "0 versions", the 40 offline evals one pick away (found in review)
+    from lib.store import Lake
+    from tests.metrics.test_quality import evals_table
+
+    Lake(tmp_path / "s").append({"evals": evals_table([
+        {"eval_id": f"e{i}", "ts": datetime.now(UTC), "source": "offline", "metric": "exact",
+         "passed": i % 2 == 0, "version": f"v{i % 2}", "case_id": f"c{i // 2}"}
+        for i in range(40)])}, source="t")
+    at = run_app(monkeypatch, tmp_path / "s", "pages/overview.py", query={"range": "24h"})
+    at.switch_page("pages/quality.py").run()
+    assert not at.exception
+    assert at.selectbox(key="q_source").value == "offline"
+    assert "source" not in at.query_params  # the default, not written
+    assert any("This window has offline evals: see them under By version below." in
+               m.value for m in at.markdown)
+
+
 def test_overview_kpis_and_demo_banner(monkeypatch, demo_store):
     at = run_app(monkeypatch, demo_store, query={"range": "custom", "from": "2026-11-13T12:00:00Z",
                                                  "to": "2026-11-20T12:00:00Z"})
