@@ -21,9 +21,15 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | logged_cost_usd     | llm.cost.total (USD)                                                  |
 | finish_reason       | llm.finish_reason                                                     |
 | ttft_ms             | the "First Token Stream Event" event's time - span start              |
-| input/output_text   | input.value / output.value                                            |
+| input/output_text   | input.value / output.value; NULL when hidden (``__REDACTED__``)       |
 | session/user        | session.id, user.id; and canonical names inside ``metadata`` (JSON)    |
 | prompt_version      | llm.prompt_template.version                                           |
+
+Hidden content: with ``OPENINFERENCE_HIDE_INPUTS`` / ``OPENINFERENCE_HIDE_OUTPUTS`` (or
+``TraceConfig(hide_inputs=...)``) the instrumentation writes the placeholder ``__REDACTED__``
+(openinference.instrumentation.config.REDACTED_VALUE) as input.value / output.value: it is stored
+as NULL, content not captured, never as the prompt or the answer (text drift would measure a
+constant 12-character string).
 
 The flattened message lists (``llm.input_messages.*``, ``llm.output_messages.*``) repeat
 input.value / output.value and embedding vectors are large: they are not copied to
@@ -62,6 +68,9 @@ CONSUMED = frozenset({
     "embedding.model_name",
 }) | oc.USER_KEY_SET
 DROPPED_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "embedding.embeddings.")
+# What OpenInference writes in place of a hidden value (openinference.instrumentation.config's
+# REDACTED_VALUE; not imported: reading files needs no instrumentation package installed).
+REDACTED = "__REDACTED__"
 # Canonical columns a user may put in OpenInference ``metadata`` under their own names.
 METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "prompt_name",
                     "prompt_version", "app_version", "environment", "service")
@@ -77,6 +86,12 @@ def _json_object(value: Any) -> dict[str, Any] | None:
             return None
         return parsed if isinstance(parsed, dict) else None
     return None
+
+
+def _captured(value: Any) -> str | None:
+    """Text of input.value / output.value; None when the instrumentation hid it."""
+    text = oc.as_text(value)
+    return None if text == REDACTED else text
 
 
 def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] | set[str]]:
@@ -129,8 +144,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "logged_cost_usd": number(a.get("llm.cost.total"), "llm.cost.total"),
         "ttft_ms": ttft_ms,
         "finish_reason": oc.as_text(a.get("llm.finish_reason")),
-        "input_text": oc.as_text(a.get("input.value")),
-        "output_text": oc.as_text(a.get("output.value")),
+        "input_text": _captured(a.get("input.value")),
+        "output_text": _captured(a.get("output.value")),
     }
     oc.user_columns(a, request)
     if metadata:
