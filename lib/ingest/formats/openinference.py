@@ -19,7 +19,7 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | output_tokens       | llm.token_count.completion (includes reasoning)                       |
 | reasoning_tokens    | llm.token_count.completion_details.reasoning                          |
 | logged_cost_usd     | llm.cost.total (USD)                                                  |
-| finish_reason       | llm.finish_reason                                                     |
+| finish_reason       | llm.finish_reason; a Responses API object's outcome (below)           |
 | ttft_ms             | the "First Token Stream Event" event's time - span start              |
 | input/output_text   | input.value / output.value; NULL when hidden (``__REDACTED__``)       |
 | session/user        | session.id, user.id; and canonical names inside ``metadata`` (JSON)    |
@@ -30,6 +30,22 @@ Hidden content: with ``OPENINFERENCE_HIDE_INPUTS`` / ``OPENINFERENCE_HIDE_OUTPUT
 (openinference.instrumentation.config.REDACTED_VALUE) as input.value / output.value: it is stored
 as NULL, content not captured, never as the prompt or the answer (text drift would measure a
 constant 12-character string).
+
+Responses API calls (``client.responses.create``): OpenInference sets no ``llm.finish_reason`` and
+leaves the span's status OK when the API answered HTTP 200 with ``"status": "failed"``; the
+outcome is only in output.value, the response object. When output.value is one (``"object":
+"response"``), its status, error type and finish reason are read by the ``openai`` provider-log
+format's own code (lib/ingest/formats/provider_native.py), so one response gives the same row
+either way: ``failed`` / ``cancelled`` is an error whose error_type is ``error.code`` (else its
+type, else the status); ``incomplete`` has finish_reason ``incomplete_details.reason``
+(``max_output_tokens``…); ``completed`` has ``stop``, or ``tool_calls`` when it ends in a
+function call. An object that format quarantines (``queued`` / ``in_progress``: no outcome yet;
+a bad value) is left as the span says. A span whose own status is ERROR stays an error and keeps
+its own error type (the exception's, the SDK's HTTP status) where it has one. Token counts stay
+llm.token_count.* (the same usage): a failed call with none is free, one with usage is priced on
+it, as in the provider-log format. A hidden output (``__REDACTED__``) and a streamed call that
+did not complete (OpenInference keeps only a ``response.completed`` event's object) carry no
+object: only the span's status tells, and OpenInference leaves it OK.
 
 The flattened message lists (``llm.input_messages.*``, ``llm.output_messages.*``) repeat
 input.value / output.value and embedding vectors are large: they are not copied to
@@ -45,9 +61,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from lib.ingest.base import Chunk, Format
+from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp
 from lib.ingest.formats import otlp_common as oc
+from lib.ingest.formats import provider_native as pn
 from lib.ingest.nesting import finish_spans
 from lib.ingest.values import count, number
 
@@ -94,6 +111,24 @@ def _captured(value: Any) -> str | None:
     return None if text == REDACTED else text
 
 
+def _responses_outcome(output: str | None) -> dict[str, Any] | None:
+    """The columns the ``openai`` provider-log format reads from the Responses API object in
+    output.value (provider_native._openai_responses: status, error_type, finish_reason...), so
+    both paths agree on the same response; None when output.value is no Responses object, or
+    one that format would quarantine (queued or in_progress, no outcome yet; a bad value)."""
+    if output is None or not output.startswith("{") or '"response"' not in output:
+        return None
+    obj = _json_object(output)
+    if pn.kind_of(obj) != "responses":
+        return None
+    row: dict[str, Any] = {}
+    try:
+        pn._openai_responses(obj, row, {})
+    except BadValue:
+        return None
+    return row
+
+
 def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] | set[str]]:
     """OpenInference: (span kind, request columns or None, consumed attribute keys)."""
     a = span.attrs
@@ -126,6 +161,16 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     provider = a.get("llm.provider")
     if provider is None or provider == "":
         provider = a.get("llm.system")
+    output_text = _captured(a.get("output.value"))
+    finish_reason = oc.as_text(a.get("llm.finish_reason"))
+    error_type = None
+    outcome = _responses_outcome(output_text) if kind == "LLM" else None
+    if outcome is not None:
+        error_type, finish_reason = outcome.get("error_type"), outcome.get("finish_reason")
+        if error_type is not None and span.error:
+            # the span's own error wins: its exception's type, else the SDK's HTTP status
+            error_type = span.exception_type() or oc.http_error_code(span.status_message) \
+                or error_type
     ttft_ms = None
     for event in span.events:
         if event.get("name") == FIRST_TOKEN_EVENT:
@@ -143,9 +188,10 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "reasoning_tokens": reasoning,
         "logged_cost_usd": number(a.get("llm.cost.total"), "llm.cost.total"),
         "ttft_ms": ttft_ms,
-        "finish_reason": oc.as_text(a.get("llm.finish_reason")),
+        "finish_reason": finish_reason,
+        "error_type": error_type,
         "input_text": _captured(a.get("input.value")),
-        "output_text": _captured(a.get("output.value")),
+        "output_text": output_text,
     }
     oc.user_columns(a, request)
     if metadata:
