@@ -37,7 +37,8 @@ MTOK = 1_000_000
 MINI = (0.15, 0.075, 0.60)
 
 # The calls (all gpt-4o-mini, so every row is priced), each told to the fake by its directive.
-# ``failed_usage``: the failed response reports usage (the fake's failed ones report none).
+# ``failed_usage``: the failed response reports usage (the fake's failed ones report none);
+# ``web_searches``: the response made that many web searches (billed per search).
 CALLS = {
     "completed": {"input_tokens": 1000, "cached_tokens": 800, "output_tokens": 50},
     "tool_call": {"input_tokens": 40, "output_tokens": 12, "tool_call": True},
@@ -50,6 +51,7 @@ CALLS = {
                      "failed_usage": {"input_tokens": 500, "output_tokens": 20}},
     "cancelled": {"input_tokens": 200, "output_tokens": 10, "status": "cancelled"},
     "http_429": {"http_status": 429},
+    "searched": {"input_tokens": 50, "output_tokens": 10, "web_searches": 2},
 }
 # (status, error_type, finish_reason, input_tokens, output_tokens, cost_usd) of each call
 EXPECTED = {
@@ -67,6 +69,8 @@ EXPECTED = {
     "cancelled": ("error", "cancelled", None, 200, 10, (200 * MINI[0] + 10 * MINI[2]) / MTOK),
     # the SDK raised: the span's own ERROR status and exception
     "http_429": ("error", "RateLimitError", None, None, None, 0.0),
+    # genai-prices: $10 per 1,000 web searches for gpt-4o-mini
+    "searched": ("ok", None, "stop", 50, 10, (50 * MINI[0] + 10 * MINI[2]) / MTOK + 2 * 0.01),
 }
 
 RECORDER = r'''
@@ -111,8 +115,9 @@ with open(spans_out, "w") as f:
 '''
 
 
-class _UsageOnFailureHandler(_ResponsesHandler):
-    """The Responses fake, whose failed responses report the directive's ``failed_usage``."""
+class _MoreResponsesHandler(_ResponsesHandler):
+    """The Responses fake, plus what it does not answer: a failed response reporting the
+    directive's ``failed_usage``, and ``web_searches`` web search calls in the output."""
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -121,13 +126,13 @@ class _UsageOnFailureHandler(_ResponsesHandler):
             directive = json.loads(body.get("input") or "{}")
         except (TypeError, ValueError):
             directive = {}
-        self._failed_usage = directive.get("failed_usage") if isinstance(directive, dict) \
-            else None
+        self._directive = directive if isinstance(directive, dict) else {}
         self.rfile = io.BytesIO(raw)  # the fake reads the body again
         super().do_POST()
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
-        usage = getattr(self, "_failed_usage", None)
+        directive = getattr(self, "_directive", {})
+        usage = directive.get("failed_usage")
         if usage and payload.get("status") == "failed":
             payload["usage"] = {
                 "input_tokens": usage["input_tokens"],
@@ -135,13 +140,18 @@ class _UsageOnFailureHandler(_ResponsesHandler):
                 "output_tokens": usage["output_tokens"],
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": usage["input_tokens"] + usage["output_tokens"]}
+        if directive.get("web_searches") and payload.get("object") == "response":
+            payload["output"][:0] = [
+                {"id": f"ws_{i}", "type": "web_search_call", "status": "completed",
+                 "action": {"type": "search", "query": f"query {i}"}}
+                for i in range(directive["web_searches"])]
         _Handler._send_json(self, status, payload)
 
 
 class _Server(FakeOpenAIResponsesServer):
     def __init__(self) -> None:
         super().__init__()
-        self.RequestHandlerClass = _UsageOnFailureHandler
+        self.RequestHandlerClass = _MoreResponsesHandler
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +211,7 @@ def test_a_responses_calls_outcome_is_read_from_the_response(recorded, tmp_path,
     assert fmt == "openinference"
     row, expected = _outcome(rows[call]), EXPECTED[call]
     assert row[:5] == expected[:5]
+    assert rows[call]["web_searches"] == CALLS[call].get("web_searches", 0)
     assert row[5] == pytest.approx(expected[5], rel=1e-9, abs=1e-15)
     # the model asked for, and the snapshot that answered
     assert (rows[call]["model"], rows[call]["response_model"]) == (
@@ -212,7 +223,7 @@ def test_the_same_responses_logged_by_the_app_are_stored_the_same(recorded, tmp_
     log_fmt, logged = _stored(recorded["log"], tmp_path / "log")
     assert (span_fmt, log_fmt) == ("openinference", "openai")
     columns = ("status", "error_type", "finish_reason", "model", "input_tokens",
-               "cached_input_tokens", "output_tokens", "reasoning_tokens")
+               "cached_input_tokens", "output_tokens", "reasoning_tokens", "web_searches")
     for call in CALLS:
         span_row, log_row = spans[call], logged[call]
         assert {c: span_row[c] for c in columns} == {c: log_row[c] for c in columns}, call

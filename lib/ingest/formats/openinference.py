@@ -20,6 +20,7 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | reasoning_tokens    | llm.token_count.completion_details.reasoning                          |
 | logged_cost_usd     | llm.cost.total (USD)                                                  |
 | finish_reason       | llm.finish_reason; a Responses API object's outcome (below)           |
+| web_searches        | a Responses API object's web_search_call items (below)                |
 | ttft_ms             | the "First Token Stream Event" event's time - span start              |
 | input/output_text   | input.value / output.value; NULL when hidden (``__REDACTED__``)       |
 | session/user        | session.id, user.id; and canonical names inside ``metadata`` (JSON)    |
@@ -39,13 +40,15 @@ format's own code (lib/ingest/formats/provider_native.py), so one response gives
 either way: ``failed`` / ``cancelled`` is an error whose error_type is ``error.code`` (else its
 type, else the status); ``incomplete`` has finish_reason ``incomplete_details.reason``
 (``max_output_tokens``…); ``completed`` has ``stop``, or ``tool_calls`` when it ends in a
-function call. An object that format quarantines (``queued`` / ``in_progress``: no outcome yet;
-a bad value) is left as the span says. A span whose own status is ERROR stays an error and keeps
-its own error type (the exception's, the SDK's HTTP status) where it has one. Token counts stay
-llm.token_count.* (the same usage): a failed call with none is free, one with usage is priced on
-it, as in the provider-log format. A hidden output (``__REDACTED__``) and a streamed call that
-did not complete (OpenInference keeps only a ``response.completed`` event's object) carry no
-object: only the span's status tells, and OpenInference leaves it OK.
+function call; each ``web_search_call`` in its output is a web search, billed per search
+(``web_searches``), which OpenInference records nowhere else. An object that format quarantines
+(``queued`` / ``in_progress``: no outcome yet; a bad value) is left as the span says. A span
+whose own status is ERROR stays an error and keeps its own error type (the exception's, the
+SDK's HTTP status) where it has one. Token counts stay llm.token_count.* (the same usage): a
+failed call with none is free, one with usage is priced on it, as in the provider-log format.
+A hidden output (``__REDACTED__``) and a streamed call that did not complete (OpenInference
+keeps only a ``response.completed`` event's object) carry no object: only the span's status
+tells, and OpenInference leaves it OK.
 
 The flattened message lists (``llm.input_messages.*``, ``llm.output_messages.*``) repeat
 input.value / output.value and embedding vectors are large: they are not copied to
@@ -163,10 +166,11 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         provider = a.get("llm.system")
     output_text = _captured(a.get("output.value"))
     finish_reason = oc.as_text(a.get("llm.finish_reason"))
-    error_type = None
+    error_type = web_searches = None
     outcome = _responses_outcome(output_text) if kind == "LLM" else None
     if outcome is not None:
         error_type, finish_reason = outcome.get("error_type"), outcome.get("finish_reason")
+        web_searches = outcome.get("web_searches")
         if error_type is not None and span.error:
             # the span's own error wins: its exception's type, else the SDK's HTTP status
             error_type = span.exception_type() or oc.http_error_code(span.status_message) \
@@ -192,6 +196,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "error_type": error_type,
         "input_text": _captured(a.get("input.value")),
         "output_text": output_text,
+        "web_searches": web_searches,
     }
     oc.user_columns(a, request)
     if metadata:
