@@ -227,6 +227,12 @@ def test_the_same_responses_logged_by_the_app_are_stored_the_same(recorded, tmp_
     for call in CALLS:
         span_row, log_row = spans[call], logged[call]
         assert {c: span_row[c] for c in columns} == {c: log_row[c] for c in columns}, call
+        # the error's text too (it was empty on the span path); a span's own exception message
+        # names the SDK's exception class first ("RateLimitError: Error code: 429 - …")
+        if log_row["error_message"] is None:
+            assert span_row["error_message"] is None, call
+        else:
+            assert span_row["error_message"].endswith(log_row["error_message"]), call
         assert span_row["cost_usd"] == pytest.approx(log_row["cost_usd"], rel=1e-12), call
     assert sum(r["cost_usd"] for r in spans.values()) == pytest.approx(
         sum(e[5] for e in EXPECTED.values()), rel=1e-9)

@@ -166,11 +166,11 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         provider = a.get("llm.system")
     output_text = _captured(a.get("output.value"))
     finish_reason = oc.as_text(a.get("llm.finish_reason"))
-    error_type = web_searches = None
+    error_type = error_message = web_searches = None
     outcome = _responses_outcome(output_text) if kind == "LLM" else None
     if outcome is not None:
         error_type, finish_reason = outcome.get("error_type"), outcome.get("finish_reason")
-        web_searches = outcome.get("web_searches")
+        error_message, web_searches = outcome.get("error_message"), outcome.get("web_searches")
         if error_type is not None and span.error:
             # the span's own error wins: its exception's type, else the SDK's HTTP status
             error_type = span.exception_type() or oc.http_error_code(span.status_message) \
@@ -194,6 +194,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "ttft_ms": ttft_ms,
         "finish_reason": finish_reason,
         "error_type": error_type,
+        "error_message": error_message,
         "input_text": _captured(a.get("input.value")),
         "output_text": output_text,
         "web_searches": web_searches,

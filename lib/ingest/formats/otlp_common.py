@@ -1068,7 +1068,8 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
                                                   ts_us, duration_ms)
         row[16] = status
         row[17] = row[17] or error_type
-        row[18] = span.status_message if error else None
+        # (the span's status message, else the mapper's: a Responses API object's own error)
+        row[18] = (span.status_message or row[18]) if error else None
         row[20] = row[20] or resource.service
         row[21] = row[21] or resource.environment
         row[23] = row[23] or resource.app_version
