@@ -235,8 +235,24 @@ SCENARIO: list[dict[str, Any]] = [
 ]
 
 
+def scenario_calls(scenario: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls of a scenario, one item each, in the order they are made: a call made while a
+    stream is read (``while_reading``) after that stream, streams opened at once
+    (``open_streams``) in their order."""
+    calls: list[dict[str, Any]] = []
+    for item in scenario:
+        if item.get("open_streams"):
+            calls += scenario_calls(item["open_streams"])
+            continue
+        calls.append(item)
+        if item.get("while_reading"):
+            calls += scenario_calls([item["while_reading"]])
+    return calls
+
+
 def scenario_truth(scenario: list[dict[str, Any]] = SCENARIO) -> dict[str, int]:
     """The true totals of a scenario, from what the fake server is told to answer."""
+    scenario = scenario_calls(scenario)
     truth = {"requests": len(scenario), "errors": 0, "input_tokens": 0, "cached_input_tokens": 0,
              "output_tokens": 0, "reasoning_tokens": 0, "agents": 0, "streams": 0}
     for item in scenario:
