@@ -8,12 +8,38 @@ tokens and the cost (Datadog's LangChain + Anthropic spans, Phoenix's LlamaIndex
 are well-known cases).
 
 The rule: a model call's nearest model-call ancestor in its trace (its parent, or further up
-through other spans) that it started before that ancestor ended is around it; a model-call span
-around another is an envelope, counted as the innermost calls below it (through envelopes
-around envelopes): only calls with none below them are requests. An envelope around a failed
-call and its retry counts as both of those, not three. A call that started after the call above
-it ended is work that followed it (a context left current by a stream, say): both count. Calls
-whose parent links loop, with no innermost call below them, all count.
+through other spans) that it started before that ancestor ended is around it, unless the two
+cannot be one call; a model-call span around another is an envelope, counted as the innermost
+calls below it (through envelopes around envelopes): only calls with none below them are
+requests. An envelope around a failed call and its retry counts as both of those, not three. A
+call that started after the call above it ended is work that followed it (a context left
+current by a stream, say): both count. Calls whose parent links loop, with no innermost call
+below them, all count.
+
+Two calls cannot be one call, and neither is around the other (both count), when:
+
+- both carry a response id of one kind and the ids differ. The id is ``gen_ai.response.id``
+  (GenAI conventions; kept in the row's ``attributes``), else the ``id`` of an output recorded as
+  the provider's response object, one with a ``model`` too (OpenInference's ``output.value``, the
+  row's ``output_text``). Ids of one kind start with the same letters before a - or _
+  (``chatcmpl-``, ``resp_``, ``msg_``): a framework's own id (LangChain's ``run-...``, a UUID)
+  beside the provider's is no evidence;
+- no name of one's model is a name of the other's: each call's requested and answering models
+  (``model``, ``response_model``) are compared lowercased, without a route before a / and
+  without a snapshot's date or version after the name (``openai/gpt-4o``, ``gpt-4o-2024-08-06``
+  and ``gpt-4o`` are one model, ``gpt-4o-mini`` another; ``anthropic.claude-3-5-sonnet-...-v1:0``
+  is ``claude-3-5-sonnet``). A gateway's alias (``fast``) matches through the model that
+  answered it.
+
+That is the case of opentelemetry-util-genai 1.1b0 (under openai-v2 2.4b0), which keeps a
+streamed call's span current until the stream is read to its end: a call made while reading it
+(a moderation call on the answer as it comes), or a second stream opened before the first is
+read, is recorded as the streamed call's child. Two calls of one model where either has no
+response id (a failed call, a stream closed before its first chunk) cannot be told from one call
+recorded twice, and are still taken for one. The instrumentation scope is no evidence: util-genai
+records every instrumentation built on it (openai-v2's, LangChain's) under its own scope
+(``opentelemetry.util.genai.handler``), as the Langfuse SDK does its LangChain handler's and its
+OpenAI wrapper's, so a framework's span and the client library's may share one.
 
 The envelope stays in the trace (the spans table) with what it recorded (model, tokens, cost, its
 attributes) as its span's attributes and ``sightline.counted_as``: the call it counts as, the
@@ -209,6 +235,7 @@ def _envelopes(con, files: dict[str, list[str]], stored: dict[str, list[str]]) -
             "AND c.span_id = up.id)")
         if not con.execute("SELECT count(*) FROM up").fetchone()[0]:
             break
+    _drop_pairs_of_two_calls(con, files["requests"] + stored["requests"])
     # counted: each envelope and the call it counts as, the last of the innermost calls below
     # it. An envelope is settled once every envelope right below it is: its candidates are the
     # plain calls right below it and what those envelopes count as. Envelopes in a loop never
@@ -235,6 +262,69 @@ def _envelopes(con, files: dict[str, list[str]], stored: dict[str, list[str]]) -
         "FROM counted k JOIN calls o ON o.trace_id = k.trace_id AND o.span_id = k.outer_id "
         "JOIN calls i ON i.trace_id = k.trace_id AND i.span_id = k.inner_id WHERE o.new")
     return con.execute("SELECT count(*) FROM envelopes").fetchone()[0]
+
+
+# A model name without what tells one snapshot or route of it from another: lowercased, without
+# a path before it (openai/gpt-4o, models/gemini-1.5-pro) nor dated or versioned suffixes
+# (gpt-4o-2024-08-06, claude-3-5-sonnet-20240620, gpt-4-0613, gemini-1.5-pro-002,
+# anthropic.claude-3-5-sonnet-20240620-v1:0, -latest, -preview).
+_SNAPSHOT_SUFFIX = (r"(?:[-@_:](?:\d{4}-?\d{2}-?\d{2}|\d{2}-\d{2}|\d{3,4}|v\d+(?::\d+)?"
+                    r"|latest|preview|exp)|:\d+)+$")
+
+
+def _model_base(column: str) -> str:
+    return (f"nullif(regexp_replace(regexp_replace(lower(trim({column})), '^.*/', ''), "
+            f"{_lit(_SNAPSHOT_SUFFIX)}, ''), '')")
+
+
+# The id the provider gave the response: gen_ai.response.id (GenAI conventions, kept in the
+# row's attributes), else the "id" of an output recorded as the provider's response object (one
+# with a "model" too: OpenInference's output.value, the row's output_text).
+_RESPONSE_ID = (
+    "coalesce("
+    "CASE WHEN attributes LIKE '%\"gen_ai.response.id\"%' AND json_valid(attributes) "
+    "THEN nullif(json_extract_string(attributes, '$.\"gen_ai.response.id\"'), '') END, "
+    "CASE WHEN output_text LIKE '{%' AND json_valid(output_text) "
+    "AND json_extract_string(output_text, '$.model') IS NOT NULL "
+    "THEN nullif(json_extract_string(output_text, '$.id'), '') END)")
+
+
+def _same_model(a: str, b: str) -> str:
+    """SQL: model bases ``a`` and ``b`` name one model (a Bedrock-style vendor prefix aside:
+    anthropic.claude-3-5-sonnet is claude-3-5-sonnet); false when either is null."""
+    return (f"coalesce({a} = {b} OR ends_with({a}, '.' || {b}) "
+            f"OR ends_with({b}, '.' || {a}), false)")
+
+
+def _drop_pairs_of_two_calls(con, requests: list[str]) -> None:
+    """Remove from ``pairs`` the calls that cannot be one call recorded twice, so neither is an
+    envelope of the other (see the module's docstring): both carry a response id of one kind
+    (the same letters before its first - or _: chatcmpl-, resp_, msg_) and the ids differ, or
+    both name a model and no name of one (requested or answering, as :func:`_model_base` reads
+    them) is a name of the other."""
+    if not con.execute("SELECT count(*) FROM pairs").fetchone()[0]:
+        return
+    con.execute(
+        "CREATE TEMP TABLE facts AS SELECT trace_id, request_id AS span_id, "
+        f"any_value({_model_base('model')}) AS model, "
+        f"any_value({_model_base('response_model')}) AS response_model, "
+        f"any_value({_RESPONSE_ID}) AS response_id FROM {_read('$requests')} "
+        "WHERE (trace_id, request_id) IN (SELECT trace_id, outer_id FROM pairs "
+        "UNION ALL SELECT trace_id, inner_id FROM pairs) GROUP BY trace_id, request_id",
+        {"requests": requests})
+    kind = "regexp_extract({}, '^([A-Za-z]+)[-_]', 1)"
+    other_ids = (f"{kind.format('o.response_id')} <> '' "
+                 f"AND {kind.format('o.response_id')} = {kind.format('i.response_id')} "
+                 "AND o.response_id <> i.response_id")
+    one_model = " OR ".join(_same_model(f"o.{a}", f"i.{b}")
+                            for a in ("model", "response_model")
+                            for b in ("model", "response_model"))
+    other_models = ("coalesce(o.model, o.response_model) IS NOT NULL "
+                    f"AND coalesce(i.model, i.response_model) IS NOT NULL AND NOT ({one_model})")
+    con.execute(
+        "DELETE FROM pairs USING facts o, facts i WHERE o.trace_id = pairs.trace_id "
+        "AND o.span_id = pairs.outer_id AND i.trace_id = pairs.trace_id "
+        f"AND i.span_id = pairs.inner_id AND (({other_ids}) OR ({other_models}))")
 
 
 def _twins(con, files: dict[str, list[str]]) -> dict[str, int]:

@@ -9,9 +9,11 @@ with the model and the tokens, and each call must count once (lib/ingest/nesting
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pyarrow.parquet as pq
 import pytest
+from genai_prices import Usage, calc_price
 
 from lib import schema
 from lib.ingest.nesting import EVALS_NOTE, NOTE, TWINS_NOTE
@@ -349,6 +351,142 @@ def test_evals_sent_as_log_records_after_the_spans_move_to_the_counted_call(tmp_
     engine = Engine(Lake(tmp_path / "store"))
     assert engine.query("SELECT request_id, metric, score FROM evals").rows() == [
         ("c100000000000002", "relevance", 0.25)]
+
+
+# -- A call made while a stream is read: two calls, each counted ---------------------------------
+# opentelemetry-util-genai 1.1b0 (under openai-v2 2.4b0) keeps a streamed call's span current until
+# the stream is read to its end: a call started meanwhile (a check of the answer as it comes, a
+# second stream opened before the first is read) is recorded as the streamed call's child, though
+# it is another call, another bill.
+ANSWER = {"prompt_tokens": 1000, "completion_tokens": 100, "text": "one two three"}
+CHECK = {"prompt_tokens": 50, "completion_tokens": 5}
+WHILE_STREAMING = {
+    "call-in-the-stream-loop": [{"model": "gpt-4o", "stream": True, "directive": ANSWER,
+                                 "while_reading": {"model": "gpt-4o-mini", "directive": CHECK}}],
+    "two-streams-two-models": [{"open_streams": [{"model": "gpt-4o", "directive": ANSWER},
+                                                 {"model": "gpt-4o-mini", "directive": CHECK}]}],
+    "two-streams-one-model": [{"open_streams": [{"model": "gpt-4o", "directive": ANSWER},
+                                                {"model": "gpt-4o", "directive": CHECK}]}],
+}
+
+
+@pytest.fixture(scope="module")
+def while_streaming(tmp_path_factory):
+    """(Collector file, ledger) of a WHILE_STREAMING scenario under an instrumentation, recorded
+    once per module."""
+    recorded = {}
+
+    def record(instrumentation, name):
+        if (instrumentation, name) not in recorded:
+            folder = tmp_path_factory.mktemp(name)
+            _, collector, ledger = record_spans(instrumentation, folder, WHILE_STREAMING[name])
+            recorded[instrumentation, name] = collector, ledger
+        return recorded[instrumentation, name]
+
+    return record
+
+
+def _as_the_server_answered(engine, ledger):
+    """The stored requests are the server's calls, with its usage, each priced as genai-prices
+    prices it."""
+    answered = sorted((e["model"], e["usage"]["prompt_tokens"], e["usage"]["completion_tokens"])
+                      for e in ledger)
+    rows = engine.query("SELECT model, input_tokens, output_tokens, ts, cost_usd FROM requests "
+                        "ORDER BY model, input_tokens").to_dicts()
+    assert [(r["model"], r["input_tokens"], r["output_tokens"]) for r in rows] == answered
+    for row in rows:
+        price = calc_price(Usage(input_tokens=row["input_tokens"],
+                                 output_tokens=row["output_tokens"]),
+                           row["model"], provider_id="openai",
+                           genai_request_timestamp=row["ts"].astimezone(UTC))
+        assert row["cost_usd"] == pytest.approx(float(price.total_price), rel=1e-12), row
+    assert engine.query("SELECT count(*), sum(input_tokens), sum(output_tokens) "
+                        "FROM requests").row(0) == (2, 1050, 105)
+
+
+@pytest.mark.parametrize("name", WHILE_STREAMING)
+def test_a_call_made_while_a_stream_is_read_is_another_call(while_streaming, tmp_path, name):
+    collector, ledger = while_streaming("otel-genai", name)
+    assert [e["status"] for e in ledger] == [200, 200]
+    report, engine = _ingest(tmp_path, collector)
+    # recorded inside the streamed call...
+    assert engine.scalar("SELECT count(*) FROM spans WHERE parent_id IN "
+                         "(SELECT span_id FROM spans)") == 1
+    # ...and counted beside it: not one call recorded twice
+    _as_the_server_answered(engine, ledger)
+    assert NOTE not in report.not_read and _counted_as(engine) == {}
+
+
+@pytest.mark.parametrize("name", WHILE_STREAMING)
+def test_openinference_records_those_calls_side_by_side(while_streaming, tmp_path, name):
+    """The control: openinference-instrumentation-openai does not keep the streamed call's span
+    current, so the same calls come apart, and count as they did before."""
+    collector, ledger = while_streaming("openinference", name)
+    report, engine = _ingest(tmp_path, collector)
+    assert engine.scalar("SELECT count(*) FROM spans WHERE parent_id IS NOT NULL") == 0
+    _as_the_server_answered(engine, ledger)
+    assert report.not_read == {}
+
+
+@pytest.mark.parametrize("name", WHILE_STREAMING)
+def test_with_both_instrumentations_each_envelope_counts_as_its_own_call(while_streaming,
+                                                                         tmp_path, name):
+    """openai-v2's span of each call is around OpenInference's span of it (one call recorded
+    twice), and the streamed call's span is also above the other call's spans: each envelope
+    counts as its own call (the same tokens), not as the call made while it was open."""
+    collector, ledger = while_streaming("openinference+otel-genai", name)
+    report, engine = _ingest(tmp_path, collector)
+    _as_the_server_answered(engine, ledger)
+    assert report.not_read == {NOTE: 2}
+    counted = _counted_as(engine)
+    assert len(counted) == 2
+    for envelope, call in counted.items():
+        recorded = json.loads(engine.scalar("SELECT attributes FROM spans WHERE span_id = $id",
+                                            {"id": envelope}))
+        assert engine.scalar("SELECT input_tokens FROM requests WHERE request_id = $id",
+                             {"id": call}) == recorded["input_tokens"]
+
+
+def _named(span, **attributes):
+    """``span`` with ``attributes`` set, in place of any it had under those keys."""
+    kept = [a for a in span["attributes"] if a["key"] not in attributes]
+    return {**span, "attributes": kept + [_attr(k, v) for k, v in attributes.items()]}
+
+
+MODEL, ANSWERED, RESPONSE_ID = "gen_ai.request.model", "gen_ai.response.model", "gen_ai.response.id"
+
+
+@pytest.mark.parametrize("outer, inner", [
+    ({RESPONSE_ID: "chatcmpl-1"}, {RESPONSE_ID: "chatcmpl-2"}),  # one model, two responses
+    ({MODEL: "gpt-4o"}, {MODEL: "gpt-4o-mini"}),                  # two models, no ids
+    ({MODEL: "gpt-4o", ANSWERED: "gpt-4o-2024-08-06"},
+     {MODEL: "gpt-4o-mini", ANSWERED: "gpt-4o-mini-2024-07-18"}),
+], ids=["response-ids", "models", "answering-models"])
+def test_calls_that_cannot_be_one_call_are_no_envelope(tmp_path, outer, inner):
+    report, engine = _ingest_spans(tmp_path, [
+        _named(_call("a300000000000002", "a300000000000001", at_ms=5, inputs=50), **inner),
+        _named(_call("a300000000000001", ms=900, inputs=1000), **outer)])
+    assert engine.scalar("SELECT sum(input_tokens) FROM requests") == 1050
+    assert report.not_read == {} and _counted_as(engine) == {}
+
+
+@pytest.mark.parametrize("outer, inner", [
+    # a gateway's alias, answered by the model the client asked for
+    ({MODEL: "fast", ANSWERED: "gpt-4o-2024-08-06"}, {MODEL: "gpt-4o"}),
+    ({MODEL: "openai/gpt-4o"}, {MODEL: "gpt-4o", ANSWERED: "gpt-4o-2024-08-06"}),
+    ({MODEL: "anthropic.claude-3-5-sonnet-20240620-v1:0"},
+     {MODEL: "claude-3-5-sonnet-20240620"}),
+    ({MODEL: "GPT-4o-2024-08-06"}, {MODEL: "gpt-4o"}),                  # a snapshot of it
+    # a framework's own id beside the provider's: ids of two kinds are not compared
+    ({RESPONSE_ID: "run-5f0c2b1e-1d7e-4b8e-9a51-0c1f8b3a2d44"}, {RESPONSE_ID: "chatcmpl-2"}),
+    ({RESPONSE_ID: "chatcmpl-2"}, {RESPONSE_ID: "chatcmpl-2"}),
+], ids=["gateway-alias", "route-prefix", "bedrock-id", "snapshot", "framework-id", "same-id"])
+def test_calls_that_may_be_one_call_stay_one(tmp_path, outer, inner):
+    report, engine = _ingest_spans(tmp_path, [
+        _named(_call("a400000000000002", "a400000000000001", at_ms=5, inputs=50), **inner),
+        _named(_call("a400000000000001", ms=900, inputs=1000), **outer)])
+    assert engine.query("SELECT request_id FROM requests").rows() == [("a400000000000002",)]
+    assert report.not_read == {NOTE: 1}
 
 
 # -- One call in two traces: counted twice, and said ---------------------------------------------

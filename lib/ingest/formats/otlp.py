@@ -50,9 +50,10 @@ the keys read are consumed (not copied to ``attributes``). Its 0.62 writes the c
 
 What opentelemetry-instrumentation-openai-v2 2.4b0 (with opentelemetry-util-genai 1.1b0) emits for
 chat completions: gen_ai.operation.name, gen_ai.request.model, gen_ai.provider.name,
-server.address/port, gen_ai.request.temperature/max_tokens, gen_ai.response.model/id/
-finish_reasons (not for streams), gen_ai.usage.input_tokens/output_tokens (no cache or reasoning
-counts), openai.response.service_tier/system_fingerprint, error.type as "<class '...'>" on errors,
+server.address/port, gen_ai.request.temperature/max_tokens, gen_ai.response.model/id (streams
+too: lib/ingest/nesting.py tells two calls apart by the id), gen_ai.response.finish_reasons (not
+for streams), gen_ai.usage.input_tokens/output_tokens (no cache or reasoning counts),
+openai.response.service_tier/system_fingerprint, error.type as "<class '...'>" on errors,
 and with content capture gen_ai.input.messages/gen_ai.output.messages. Embeddings: operation
 embeddings, gen_ai.usage.input_tokens, gen_ai.embeddings.dimension.count.
 
