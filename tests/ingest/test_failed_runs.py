@@ -4,6 +4,8 @@ review: after 344 of 600 objects failed, the Data page showed nothing wrong)."""
 
 from __future__ import annotations
 
+import uuid
+
 import boto3
 from streamlit.testing.v1 import AppTest
 
@@ -14,16 +16,25 @@ from lib.store import Engine
 from tests.conftest import APP
 from tests.ingest.conftest import canonical_request, jsonl_bytes
 
+# (moto's buckets outlive a test's server, in a process that runs other tests too: names of
+# this file's own)
+LOGS, MISSING = f"failed-runs-{uuid.uuid4().hex[:8]}", f"never-made-{uuid.uuid4().hex[:8]}"
 
-def _run(lake, s3_server, *extra, missing: str = "nope") -> int:
-    return main(["ingest", "s3://logs/app/", f"s3://{missing}/x/", "--store", str(lake.root),
-                 "--s3-endpoint-url", s3_server, *extra])
+
+def _bucket(s3, name: str) -> None:
+    if name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=name)
+
+
+def _run(lake, s3_server, *extra) -> int:
+    return main(["ingest", f"s3://{LOGS}/app/", f"s3://{MISSING}/x/", "--store",
+                 str(lake.root), "--s3-endpoint-url", s3_server, *extra])
 
 
 def test_a_source_that_could_not_be_read_is_recorded_and_read_again(lake, s3_server, capsys):
     s3 = boto3.client("s3", endpoint_url=s3_server)
-    s3.create_bucket(Bucket="logs")
-    s3.put_object(Bucket="logs", Key="app/1.jsonl", Body=jsonl_bytes([canonical_request(0)]))
+    _bucket(s3, LOGS)
+    s3.put_object(Bucket=LOGS, Key="app/1.jsonl", Body=jsonl_bytes([canonical_request(0)]))
     assert _run(lake, s3_server, "--dry-run") == 2
     assert [c.kind for c in lake.commits()] == []  # a check records nothing
     assert _run(lake, s3_server) == 2
@@ -31,19 +42,23 @@ def test_a_source_that_could_not_be_read_is_recorded_and_read_again(lake, s3_ser
     assert [c.kind for c in lake.commits()] == ["ingest", FAILED]
     engine = Engine(lake)
     failed = inventory.recent_failed_run(engine)
-    assert failed["source"] == "s3://logs/app/ s3://nope/x/"
+    assert failed["source"] == f"s3://{LOGS}/app/ s3://{MISSING}/x/"
     assert failed["note"].startswith("1 source(s) could not be read, and are read again by the "
-                                     "next run: s3://nope/x/: ")
+                                     f"next run: s3://{MISSING}/x/: ")
     assert "NoSuchBucket" in failed["note"]
     listed = inventory.batches(engine, kind=FAILED).row(0, named=True)
     assert (listed["note"], listed["rows"], listed["files"]) == (failed["note"], 0, 0)
     assert inventory.recent_failed_run(engine, within_s=-1) is None  # only a recent one warns
     engine.close()
     # the bucket is there now: the next run reads it, and skips what it read before
-    s3.create_bucket(Bucket="nope")
-    s3.put_object(Bucket="nope", Key="x/2.jsonl", Body=jsonl_bytes([canonical_request(1)]))
-    assert _run(lake, s3_server) == 0
-    assert [c.kind for c in lake.commits()] == ["ingest", FAILED, "ingest"]
+    s3.create_bucket(Bucket=MISSING)
+    s3.put_object(Bucket=MISSING, Key="x/2.jsonl", Body=jsonl_bytes([canonical_request(1)]))
+    try:
+        assert _run(lake, s3_server) == 0
+        assert [c.kind for c in lake.commits()] == ["ingest", FAILED, "ingest"]
+    finally:  # (the other test needs it missing)
+        s3.delete_object(Bucket=MISSING, Key="x/2.jsonl")
+        s3.delete_bucket(Bucket=MISSING)
 
 
 def test_a_source_remembered_as_seen_is_no_failed_run(lake, write):
@@ -57,9 +72,8 @@ def test_a_source_remembered_as_seen_is_no_failed_run(lake, write):
 
 
 def test_the_data_page_warns_of_a_recent_failed_run(lake, s3_server, monkeypatch):
-    # (moto's buckets outlive a test's server: a bucket no other test makes)
-    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="logs")
-    assert _run(lake, s3_server, missing="never-made") == 2
+    _bucket(boto3.client("s3", endpoint_url=s3_server), LOGS)
+    assert _run(lake, s3_server) == 2
     monkeypatch.setenv("SIGHTLINE_STORE", str(lake.root))
     monkeypatch.setenv("SIGHTLINE_DEMO", "0")
     at = AppTest.from_file(APP, default_timeout=120)
@@ -69,5 +83,5 @@ def test_the_data_page_warns_of_a_recent_failed_run(lake, s3_server, monkeypatch
     # (the markdown source: text from the run is escaped)
     (warning,) = [w.value.replace("\\", "") for w in at.warning
                   if "did not read everything" in w.value]
-    assert "over s3://logs/app/ s3://never-made/x/ did not read everything" in warning
+    assert f"over s3://{LOGS}/app/ s3://{MISSING}/x/ did not read everything" in warning
     assert "NoSuchBucket" in warning
