@@ -5,7 +5,8 @@ S3-compatible store (MinIO, moto, R2) is reached with an endpoint URL: the ``end
 argument, else ``$SIGHTLINE_S3_ENDPOINT_URL``. An object is read once per (key, ETag): the
 pipeline records both in the commit's ``info["s3"]`` and skips them next time
 (lib/ingest/memo.py); an object that gave no batch (content already ingested under another key,
-or unreadable) is recorded by a commit of kind "seen" that adds no files.
+or unreadable) is recorded by a commit of kind "seen" that adds no files. A connection waits
+``SIGHTLINE_S3_CONNECT_TIMEOUT`` seconds (10), a read ``SIGHTLINE_S3_READ_TIMEOUT`` (30).
 """
 
 from __future__ import annotations
@@ -86,13 +87,45 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+# How long a connection to the endpoint, and a read on one, may wait (seconds) before the attempt
+# fails (botocore's default is 60 s each, times 3 attempts: an endpoint that stopped answering
+# after the listing cost ~4.5 min an object, found in review). A TCP handshake to S3 takes
+# milliseconds, and 10 s lets Linux send a lost SYN three times (after 1, 3 and 7 s). The read
+# timeout bounds a wait between bytes (not a whole download: a large object on a slow link keeps
+# going while bytes arrive); S3's first byte comes in well under a second, a few seconds at worst
+# under throttling (a 503 SlowDown answers, it does not wait), so 30 s is several times any
+# answer S3, MinIO or R2 give when well, and half botocore's 60.
+CONNECT_TIMEOUT_ENV, CONNECT_TIMEOUT_S = "SIGHTLINE_S3_CONNECT_TIMEOUT", 10.0
+READ_TIMEOUT_ENV, READ_TIMEOUT_S = "SIGHTLINE_S3_READ_TIMEOUT", 30.0
+
+
 def client(endpoint_url: str | None = None):
-    """A boto3 S3 client on the standard credential chain and the configured endpoint."""
+    """A boto3 S3 client on the standard credential chain and the configured endpoint, with
+    bounded connect and read timeouts."""
     import boto3
+    from botocore.config import Config
 
     endpoint = endpoint_url or os.environ.get("SIGHTLINE_S3_ENDPOINT_URL") or None
     session = boto3.session.Session()
-    return session.client("s3", endpoint_url=endpoint, config=_retry_config(session))
+    config = Config(connect_timeout=_seconds(CONNECT_TIMEOUT_ENV, CONNECT_TIMEOUT_S),
+                    read_timeout=_seconds(READ_TIMEOUT_ENV, READ_TIMEOUT_S))
+    retries = _retry_config(session)
+    return session.client("s3", endpoint_url=endpoint,
+                          config=config if retries is None else config.merge(retries))
+
+
+def _seconds(name: str, default: float) -> float:
+    """The number of seconds the environment variable ``name`` says (``default`` when unset)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a number of seconds above 0, not {raw!r}")
+    return value
 
 
 def _retry_config(session):

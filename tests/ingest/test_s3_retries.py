@@ -1,5 +1,6 @@
 """A wrong S3 endpoint is reported after botocore's "standard" retries (3 attempts, ~2 s), not
-its "legacy" default's (5, ~9 s), unless the user chose a retry mode themselves."""
+its "legacy" default's (5, ~9 s), unless the user chose a retry mode themselves; an attempt waits
+10 s to connect and 30 s for bytes (botocore's default: 60 s each)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 
 import pytest
 
+from lib.ingest import s3 as s3mod
 from lib.ingest.pipeline import ingest_paths
 
 
@@ -65,3 +67,20 @@ def test_a_retry_mode_in_the_users_profile_stands(lake, monkeypatch, credentials
     url, connections = slamming_endpoint
     (report,) = ingest_paths(lake, ["s3://logs/p/"], s3_endpoint_url=url).files
     assert report.error and connections() == 1
+
+
+def test_reads_wait_10_s_to_connect_and_30_s_for_bytes_unless_told(monkeypatch):
+    """botocore's 60 s each, times 3 attempts, made an endpoint that stopped answering cost
+    minutes an object."""
+    for name in (s3mod.CONNECT_TIMEOUT_ENV, s3mod.READ_TIMEOUT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    config = s3mod.client("http://127.0.0.1:9").meta.config
+    assert (config.connect_timeout, config.read_timeout) == (10, 30)
+    monkeypatch.setenv("SIGHTLINE_S3_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("SIGHTLINE_S3_READ_TIMEOUT", "120.5")
+    config = s3mod.client("http://127.0.0.1:9").meta.config
+    assert (config.connect_timeout, config.read_timeout) == (2, 120.5)
+    monkeypatch.setenv("SIGHTLINE_S3_READ_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="SIGHTLINE_S3_READ_TIMEOUT must be a number of "
+                                         "seconds above 0, not 'soon'"):
+        s3mod.client("http://127.0.0.1:9")
