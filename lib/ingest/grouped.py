@@ -21,7 +21,10 @@ and the group is then read again in halves to find it) is ingested at its turn a
 group: the fast path, then the exact path, with its line numbers and reasons. So are files that
 are not canonical JSONL, or were ingested before; and then the files after it in the group are
 checked against the lake at their turn, as anything it stored may hold their keys. A group whose
-files span more (file, day) partitions than one COPY keeps open is read in halves too.
+files span more (file, day) partitions than one COPY keeps open is read in halves too. An S3
+object whose fetch failed on the network is reported with that failure, not fetched again alone
+(botocore retried it already; lib/ingest/s3.py stops reading a prefix whose endpoint stopped
+answering).
 
 Groups are on by default; ``SIGHTLINE_INGEST_GROUP=0`` (or the fast path turned off) reads every
 file alone. Measured in docs/benchmarks.md ("Small files").
@@ -136,6 +139,14 @@ class _Member:
     check_stored: bool = False  # some key of it may be stored before its turn
 
 
+@dataclass
+class _Unfetched:
+    """An S3 object of the group whose fetch failed on the network (lib.ingest.s3's
+    network_failure), after botocore's retries: reported with it at its turn."""
+
+    error: BaseException
+
+
 def ingest(lake: Lake, sources: list, forced, overrides: dict,
            alone: Callable, done: Callable, tick_for: Callable) -> None:
     """Ingest ``sources`` (a group: :func:`run_at`) into ``lake``, in order: ``done(i, report)``
@@ -152,7 +163,10 @@ def ingest(lake: Lake, sources: list, forced, overrides: dict,
 
 def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Callable,
                   done: Callable, tick_for: Callable, tmp: Path, started: float) -> None:
+    from lib.ingest import pipeline
+
     members: dict[int, _Member] = {}
+    unfetched: dict[int, _Unfetched] = {}
     digests: set[str] = set()
     remote = [i for i, src in enumerate(sources) if _is_s3(src)]
     pool = ThreadPoolExecutor(min(FETCH_THREADS, len(remote))) if remote else None
@@ -161,15 +175,29 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
         fetched = {i: pool.submit(_fetch, sources[i]) for i in remote}
         for i, src in enumerate(sources):
             m = _read(lake, i, src, forced, digests, tmp, fetched.get(i))
-            if m is not None:
+            if isinstance(m, _Member):
                 members[i] = m
                 digests.add(m.digest)
+            elif m is not None:
+                unfetched[i] = m
         pool = _shut(pool)
+
+        def at_turn(i: int):
+            """The report of source ``i``, which the group does not commit: its network
+            failure, else it is read alone."""
+            if i not in unfetched:
+                return alone(i)
+            report = pipeline.FileReport(source=sources[i].name,
+                                         error=pipeline._one_line(unfetched[i].error)
+                                         + pipeline._store_disk_note(lake))
+            report.seconds = (time.monotonic() - started) / len(sources)
+            return report
+
         if len(members) < 2:  # nothing to share
             for i in range(len(sources)):
-                done(i, alone(i))
+                done(i, at_turn(i))
             return
-        _ingest_members(lake, sources, members, forced, overrides, alone, done, tick_for,
+        _ingest_members(lake, sources, members, forced, overrides, at_turn, done, tick_for,
                         tmp, started)
     finally:
         _shut(pool)
@@ -259,12 +287,13 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
 
 
 def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
-          fetched: Future | None) -> _Member | None:
+          fetched: Future | None) -> _Member | _Unfetched | None:
     """The source ``src`` read and hashed as a group member (an S3 object, ``fetched`` by
-    :func:`_fetch`, copied into ``tmp``), or None: it is read alone at its turn (not canonical
-    JSONL, a byte order mark, a compression DuckDB does not read, unreadable, too large, changed
-    since it was listed, or content stored before, or twice in the group)."""
-    from lib.ingest import pipeline
+    :func:`_fetch`, copied into ``tmp``); an :class:`_Unfetched` S3 object (a network failure);
+    or None: it is read alone at its turn (not canonical JSONL, a byte order mark, a compression
+    DuckDB does not read, unreadable, too large, changed since it was listed, or content stored
+    before, or twice in the group)."""
+    from lib.ingest import pipeline, s3
     from lib.ingest.formats import canonical
 
     st = None
@@ -279,9 +308,13 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
             with open(src.path, "rb") as fh:
                 data = fh.read(FILE_BYTES + 1)
             size = st.st_size
-    except Exception as exc:  # (a network error too) the source alone reports it
+    except Exception as exc:
         stop_if_interrupted(exc)
-        return None
+        # The endpoint failed it after botocore's retries: fetched again alone, it cost the
+        # same wait again (~4.5 min an object for an endpoint that stopped answering, found in
+        # review). Anything else (deleted or replaced since listed, denied) the source alone
+        # reports.
+        return _Unfetched(exc) if _is_s3(src) and s3.network_failure(exc) else None
     if not data or len(data) != size or len(data) > FILE_BYTES:
         return None
     try:

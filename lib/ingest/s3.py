@@ -5,13 +5,19 @@ S3-compatible store (MinIO, moto, R2) is reached with an endpoint URL: the ``end
 argument, else ``$SIGHTLINE_S3_ENDPOINT_URL``. An object is read once per (key, ETag): the
 pipeline records both in the commit's ``info["s3"]`` and skips them next time
 (lib/ingest/memo.py); an object that gave no batch (content already ingested under another key,
-or unreadable) is recorded by a commit of kind "seen" that adds no files. A connection waits
-``SIGHTLINE_S3_CONNECT_TIMEOUT`` seconds (10), a read ``SIGHTLINE_S3_READ_TIMEOUT`` (30).
+or unreadable) is recorded by a commit of kind "seen" that adds no files.
+
+An endpoint that stops answering after the listing (a black hole, a gateway down, connections
+cut) costs a bounded time: a connection waits ``SIGHTLINE_S3_CONNECT_TIMEOUT`` seconds (10), a
+read ``SIGHTLINE_S3_READ_TIMEOUT`` (30), and once :data:`FAILURES_IN_A_ROW` reads of a prefix
+fail on the network in a row, the rest of it is not read (:class:`Breaker`): one line says so,
+and the next run reads them (nothing of them is recorded).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -198,3 +204,172 @@ def open_object(obj: S3Object, *, client) -> BinaryIO:
                                      "readable until it is restored; a run after that reads "
                                      "it") from None
         raise
+
+
+# -- an endpoint that stops answering -------------------------------------------------------------
+# Reads of a prefix that fail on the network one after the other (each after botocore's retries)
+# before the rest of the prefix is left for the next run.
+FAILURES_IN_A_ROW = 3
+# An S3 error a read gets after its retries that says the endpoint is failing, not the object
+# (botocore's standard retries take them as transient too)
+_FAILING = {500, 502, 503, 504}
+
+
+class EndpointDown(Exception):
+    """An object not read: its prefix's endpoint stopped answering (:class:`Breaker`)."""
+
+
+def network_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the endpoint is not answering (a connection refused, cut or timed out,
+    a stream broken, a 5xx after the retries), not something about the object itself (denied,
+    gone, a bad file)."""
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        IncompleteReadError,
+    )
+
+    if isinstance(exc, EndpointDown | ConnectionError | HTTPClientError | IncompleteReadError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status in _FAILING
+    return False
+
+
+class Breaker:
+    """The reads of the objects listed under one prefix (``uri``) through ``client``: once
+    :data:`FAILURES_IN_A_ROW` of them failed on the network in a row (:func:`network_failure`;
+    an object the endpoint answered for since the last failure, read whole or refused, starts
+    the count again), the others are not read (:class:`EndpointDown`, at once), nor are those
+    failing after that reported one by one: the run's report has one line for them all
+    (:func:`left_for_next_run`). Nothing of them is recorded, so the next run reads them.
+
+    Thread-safe: a group's objects are fetched several at a time (lib/ingest/grouped.py); an
+    answer to a read that began before a failure says nothing of the endpoint since, and does
+    not start the count again."""
+
+    def __init__(self, uri: str, client):
+        self.uri, self.client = uri, client
+        self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None) or "?"
+        self._lock = threading.Lock()
+        self._in_a_row = 0
+        self._failures = 0  # network failures so far: when a read began (its "epoch")
+        self._why: str | None = None  # the failure that stopped it (None: reading on)
+        self._left: set[str] = set()  # objects not read, or failed once it had stopped
+        self._line = None  # the report's line for them (a FileReport)
+        self._counted = 0
+
+    @property
+    def stopped(self) -> bool:
+        return self._why is not None
+
+    def opener(self, obj: S3Object) -> _Opener:
+        """What a Source's ``open`` is for ``obj``."""
+        return _Opener(self, obj)
+
+    def open(self, obj: S3Object) -> BinaryIO:
+        """:func:`open_object`, watched: raises EndpointDown once the endpoint stopped
+        answering."""
+        with self._lock:
+            if self._why is not None:
+                self._left.add(obj.uri)
+                raise EndpointDown(f"not read: {self.endpoint} stopped answering ({self._why})")
+            epoch = self._failures
+        try:
+            body = open_object(obj, client=self.client)
+        except Exception as exc:
+            self.outcome(obj, epoch, exc)
+            raise
+        return _Watched(body, self, obj, epoch)
+
+    def outcome(self, obj: S3Object, epoch: int, exc: BaseException | None) -> None:
+        """Count a read of ``obj`` begun at ``epoch`` that ended: whole (``exc`` None) or
+        failing with ``exc``."""
+        failed = exc is not None and network_failure(exc)
+        with self._lock:
+            if not failed:
+                if epoch == self._failures:  # (no failure since it began)
+                    self._in_a_row = 0
+                return
+            self._failures += 1
+            if self._why is not None:
+                self._left.add(obj.uri)  # (in flight when it stopped: one of those left)
+            else:
+                self._in_a_row += 1
+                if self._in_a_row >= FAILURES_IN_A_ROW:
+                    from lib.ingest.pipeline import _one_line
+
+                    self._why = _one_line(exc).rstrip(".")
+
+    def left(self, obj_uri: str) -> bool:
+        with self._lock:
+            return obj_uri in self._left
+
+    def count_left(self, files: list) -> None:
+        """Count one more object left for the next run in the report's one line for them, at
+        the end of ``files`` (the report's FileReports so far): after the prefix's other
+        lines."""
+        from lib.ingest.pipeline import FileReport
+
+        self._counted += 1
+        if self._line is None:
+            self._line = FileReport(source=self.uri)
+        else:  # (moved after the prefix's lines so far: its objects' errors come first)
+            at = next(i for i in range(len(files) - 1, -1, -1) if files[i] is self._line)
+            del files[at]
+        files.append(self._line)
+        self._line.error = (
+            f"stopped reading this prefix: the endpoint {self.endpoint} failed "
+            f"{FAILURES_IN_A_ROW} reads in a row ({self._why}); {self._counted:,} object(s) "
+            "under it were not read and are left for the next run")
+
+
+class _Opener:
+    """A Source's ``open`` for an S3 object read through a :class:`Breaker`."""
+
+    def __init__(self, breaker: Breaker, obj: S3Object):
+        self.breaker, self.obj = breaker, obj
+
+    def __call__(self) -> BinaryIO:
+        return self.breaker.open(self.obj)
+
+
+class _Watched:
+    """An object's body that tells its :class:`Breaker` how its read ended (read to its end, or
+    failed)."""
+
+    def __init__(self, body, breaker: Breaker, obj: S3Object, epoch: int):
+        self._body, self._breaker, self._obj, self._epoch = body, breaker, obj, epoch
+        self._got = 0
+
+    def read(self, *args):
+        try:
+            data = self._body.read(*args)
+        except Exception as exc:
+            self._breaker.outcome(self._obj, self._epoch, exc)
+            raise
+        self._got += len(data)
+        # (read whole: as many bytes as listed, the ETag pinned; or the end of the stream)
+        if not data or self._got >= self._obj.size:
+            self._breaker.outcome(self._obj, self._epoch, None)
+        return data
+
+    def close(self) -> None:
+        self._body.close()
+
+    def __getattr__(self, name):
+        return getattr(self._body, name)
+
+
+def left_for_next_run(files: list, src) -> bool:
+    """Whether the source ``src`` (a lib.ingest.pipeline.Source) is an S3 object whose read was
+    left for the next run, its endpoint having stopped answering (:class:`Breaker`): then it is
+    counted in the one line of ``files`` (the run's FileReports) that says so for its prefix,
+    and has none of its own."""
+    opener = getattr(src, "open", None)
+    if not isinstance(opener, _Opener) or not opener.breaker.left(opener.obj.uri):
+        return False
+    opener.breaker.count_left(files)
+    return True
