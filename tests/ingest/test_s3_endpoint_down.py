@@ -1,6 +1,6 @@
 """An S3 endpoint that stops answering, or is cut, after the listing (found in review): each object
 cost botocore's 60 s read timeout x 3 attempts, fetched again alone after its group (~4.5 min an
-object); a cut endpoint gave one error line per object left.
+object, with the store's writer lock held); a cut endpoint gave one error line per object left.
 
 A proxy in front of moto (:class:`Proxy`, on a free port, stopped by its fixture) plays the
 endpoint: it leaves GETs of a prefix unanswered (a black hole), or closes every connection once
@@ -8,6 +8,7 @@ some objects were served (cut)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -241,3 +242,23 @@ def test_only_network_failures_in_a_row_give_a_prefix_up(lake, s3, s3_server, mo
     assert report.files[-1].error.endswith("; 2 object(s) under it were not read and are left "
                                            "for the next run")
     assert s3mod.network_failure(down) and not s3mod.network_failure(denied)
+
+
+def test_a_group_s_stalled_fetches_do_not_hold_the_writer_lock(tmp_path, s3, proxy):
+    """Another writer (a cron job over local files, an upload) is not kept waiting while a
+    group's objects are fetched: the lock is taken once they are."""
+    put_objects(s3, "w", 4)
+    hole = proxy(stall="/logs/w/")
+    store = tmp_path / "store"
+    run = cli(store, "s3://logs/w/", "--s3-endpoint-url", hole.url)
+    try:
+        assert hole.stalled.wait(60), "no GET reached the endpoint"
+        time.sleep(1)
+        lock = Lake(store).manifest_dir / ".lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (raises when it is held)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    finally:
+        run.kill()
+        run.communicate()
