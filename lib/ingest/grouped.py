@@ -33,15 +33,17 @@ file alone. Measured in docs/benchmarks.md ("Small files").
 
 from __future__ import annotations
 
+import collections
 import glob
 import io
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,23 +158,20 @@ def ingest(lake: Lake, sources: list, forced, overrides: dict,
     the progress callback of source ``i`` (or None)."""
     started = time.monotonic()
     tmp = lake.tmp_dir / f"fast-group-{uuid.uuid4().hex}"
-    remote = [i for i, src in enumerate(sources) if _is_s3(src)]
-    pool = ThreadPoolExecutor(min(FETCH_THREADS, len(remote))) if remote else None
+    # GETs in flight together: each waits on the network (~20-50 ms from S3 itself). All are
+    # done before the lock is taken (at most GROUP_BYTES held): an endpoint that stalls keeps no
+    # other writer waiting (a black hole held it ~4.5 min an object, found in review).
+    fetcher = _Fetcher(sources, [i for i, src in enumerate(sources) if _is_s3(src)])
     try:
-        # GETs in flight together: each waits on the network (~20-50 ms from S3 itself). All are
-        # done before the lock is taken (at most GROUP_BYTES held): an endpoint that stalls
-        # keeps no other writer waiting (a black hole held it ~4.5 min an object, found in
-        # review).
-        fetched = {i: pool.submit(_fetch, sources[i]) for i in remote}
-        wait(list(fetched.values()))
+        fetcher.wait()
         # The lock from the first read on: each file asks whether its content is stored already,
         # and under the lock that is answered without listing the manifest again
         # (lib/store/lake.py)
         with lake.writer_lock():
             _ingest_group(lake, sources, forced, overrides, alone, done, tick_for, tmp, started,
-                          fetched)
+                          fetcher.futures)
     finally:
-        _shut(pool)
+        fetcher.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -229,9 +228,48 @@ def _fetch(src) -> bytes:
         raw.close()
 
 
-def _shut(pool: ThreadPoolExecutor | None) -> None:
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+class _Fetcher:
+    """The S3 objects ``sources[i]`` for ``i`` in ``indexes`` fetched (:func:`_fetch`) by up to
+    FETCH_THREADS daemon threads; ``futures[i]`` holds each one's bytes (or what its GET
+    raised).
+
+    Not a ThreadPoolExecutor: the interpreter joins its threads when it exits, and
+    ``shutdown(wait=True)`` waited for them too, so a run told to stop (cron's ``timeout``: SIGTERM;
+    Ctrl-C) during a fetch stuck on a socket went on until the fetch timed out (exit 143 came
+    ~175 s after the signal, found in review). :meth:`stop` leaves a fetch in flight to its
+    socket's timeout, in a thread the exit does not wait for; nothing of it is kept."""
+
+    def __init__(self, sources: list, indexes: list[int]):
+        self.futures: dict[int, Future] = {i: Future() for i in indexes}
+        self._todo = collections.deque((i, sources[i]) for i in indexes)
+        self._lock = threading.Lock()
+        for _ in range(min(FETCH_THREADS, len(indexes))):
+            threading.Thread(target=self._work, name="sightline-s3-fetch", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._todo:
+                    return
+                i, src = self._todo.popleft()
+            future = self.futures[i]
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(_fetch(src))
+            except BaseException as exc:  # (raised by result(), in the group's thread)
+                future.set_exception(exc)
+
+    def wait(self) -> None:
+        """Until every fetch is done (a signal's KeyboardInterrupt ends the wait)."""
+        wait(list(self.futures.values()))
+
+    def stop(self) -> None:
+        """Fetch nothing more; a fetch in flight is not waited for."""
+        with self._lock:
+            self._todo.clear()
+        for future in self.futures.values():
+            future.cancel()
 
 
 def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides: dict,

@@ -1,6 +1,7 @@
 """An S3 endpoint that stops answering, or is cut, after the listing (found in review): each object
 cost botocore's 60 s read timeout x 3 attempts, fetched again alone after its group (~4.5 min an
-object, with the store's writer lock held); a cut endpoint gave one error line per object left.
+object, with the store's writer lock held); a cut endpoint gave one error line per object left; a
+SIGTERM came through ~175 s late.
 
 A proxy in front of moto (:class:`Proxy`, on a free port, stopped by its fixture) plays the
 endpoint: it leaves GETs of a prefix unanswered (a black hole), or closes every connection once
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -262,3 +264,27 @@ def test_a_group_s_stalled_fetches_do_not_hold_the_writer_lock(tmp_path, s3, pro
     finally:
         run.kill()
         run.communicate()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sigterm_during_a_stalled_fetch_ends_the_run_at_once(tmp_path, s3, proxy, path):
+    """cron's `timeout` during a read the endpoint never answers (the default timeouts: 10 s to
+    connect, 30 s to read): exit 143 within seconds, nothing stored. A group waited for its
+    fetch threads (and the interpreter's exit for them again): exit 143 came ~175 s late."""
+    put_objects(s3, "t", 10)
+    hole = proxy(stall="/logs/t/")
+    store = tmp_path / "store"
+    run = cli(store, "s3://logs/t/", "--s3-endpoint-url", hole.url, **PATHS[path])
+    try:
+        assert hole.stalled.wait(60), "no GET reached the endpoint"
+        time.sleep(0.5)  # (waiting on it)
+        sent = time.monotonic()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        run.kill()
+    assert run.returncode == 143, (out, err)
+    assert err.startswith("terminated (SIGTERM): what was committed before stays"), err
+    assert took < 10, took  # ~0.1 s here
+    assert [c for c in Lake(store).commits() if c.kind == "ingest"] == []
