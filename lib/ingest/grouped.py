@@ -20,12 +20,14 @@ A file the group cannot prove clean (a bad row, a key twice, a file that changed
 listed, or one the group's read fails on: a malformed line fails the read of every file with it,
 and the group is then read again in halves to find it) is ingested at its turn as if there were no
 group: the fast path, then the exact path, with its line numbers and reasons. So are files that
-are not canonical JSONL, or were ingested before; and then the files after it in the group are
-checked against the lake at their turn, as anything it stored may hold their keys. A group whose
-files span more (file, day) partitions than one COPY keeps open is read in halves too. An S3
-object whose fetch failed on the network is reported with that failure, not fetched again alone
-(botocore retried it already; lib/ingest/s3.py stops reading a prefix whose endpoint stopped
-answering).
+are not canonical JSONL; and then the files after it in the group are checked against the lake at
+their turn, as anything it stored may hold their keys. A group whose files span more (file, day)
+partitions than one COPY keeps open is read in halves too.
+
+A file whose content is stored already (a copy under another name, or the same objects read by
+two runs at once) is reported at its turn as the fast path reports such a file, without being read
+again; an S3 object whose fetch failed on the network is reported with that failure (botocore
+retried it already; lib/ingest/s3.py stops reading a prefix whose endpoint stopped answering).
 
 Groups are on by default; ``SIGHTLINE_INGEST_GROUP=0`` (or the fast path turned off) reads every
 file alone. Measured in docs/benchmarks.md ("Small files").
@@ -143,6 +145,15 @@ class _Member:
 
 
 @dataclass
+class _Copy:
+    """A file of the group whose content was stored before it was read (or is another file's
+    of the group): reported as a copy at its turn, if its content is stored then."""
+
+    digest: str
+    bytes_in: int
+
+
+@dataclass
 class _Unfetched:
     """An S3 object of the group whose fetch failed on the network (lib.ingest.s3's
     network_failure), after botocore's retries: reported with it at its turn."""
@@ -181,7 +192,7 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
     from lib.ingest import pipeline
 
     members: dict[int, _Member] = {}
-    unfetched: dict[int, _Unfetched] = {}
+    known: dict[int, _Copy | _Unfetched] = {}
     digests: set[str] = set()
     for i, src in enumerate(sources):
         m = _read(lake, i, src, forced, digests, tmp, fetched.get(i))
@@ -189,17 +200,24 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
             members[i] = m
             digests.add(m.digest)
         elif m is not None:
-            unfetched[i] = m
+            known[i] = m
 
     def at_turn(i: int):
-        """The report of source ``i``, which the group does not commit: its network failure,
-        else it is read alone."""
-        if i not in unfetched:
+        """The report of source ``i``, which the group does not commit: what the group knows
+        of it (a network failure; a copy, if its content is stored by now), else it is read
+        alone."""
+        k = known.get(i)
+        if isinstance(k, _Unfetched):
+            report = pipeline.FileReport(source=sources[i].name,
+                                         error=pipeline._one_line(k.error)
+                                         + pipeline._store_disk_note(lake))
+        elif isinstance(k, _Copy) and _stored(lake, k.digest, forced):
+            report = _copy_report(sources[i], k)
+        else:
             return alone(i)
-        report = pipeline.FileReport(source=sources[i].name,
-                                     error=pipeline._one_line(unfetched[i].error)
-                                     + pipeline._store_disk_note(lake))
         report.seconds = (time.monotonic() - started) / len(sources)
+        if lake.dry_run:
+            report.batch_id = None
         return report
 
     if len(members) < 2:  # nothing to share
@@ -332,13 +350,13 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
 
 
 def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
-          fetched: Future | None) -> _Member | _Unfetched | None:
+          fetched: Future | None) -> _Member | _Copy | _Unfetched | None:
     """The source ``src`` read and hashed as a group member (an S3 object, ``fetched`` by
-    :func:`_fetch`, copied into ``tmp``); an :class:`_Unfetched` S3 object (a network failure);
-    or None: it is read alone at its turn (not canonical JSONL, a byte order mark, a compression
-    DuckDB does not read, unreadable, too large, changed since it was listed, or content stored
-    before, or twice in the group)."""
-    from lib.ingest import pipeline, s3
+    :func:`_fetch`, copied into ``tmp``); a :class:`_Copy` when its content was stored before or
+    is another member's; an :class:`_Unfetched` S3 object (a network failure); or None: it is
+    read alone at its turn (not canonical JSONL, a byte order mark, a compression DuckDB does
+    not read, unreadable, too large, changed since it was listed)."""
+    from lib.ingest import s3
     from lib.ingest.formats import canonical
 
     st = None
@@ -379,9 +397,11 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
         return None
     if fastpath.not_json_whitespace(content):  # not valid JSON: the exact path's lines
         return None
-    if digest in digests or lake.has_content(digest) \
-            or pipeline._read_as_it_grew(lake, digest, canonical.JSONL, forced):
-        return None  # reported as a duplicate at its turn
+    if digest in digests or _stored(lake, digest, forced):
+        # Reported as a copy at its turn, not read again (it was fetched a second time and
+        # parsed whole by the exact path before being found a copy: 600 objects of stored
+        # content took 132 s, 30 s as new content, found in review)
+        return _Copy(digest, stream.bytes_in)
     path = src.path
     if st is None:
         try:
@@ -396,6 +416,30 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
                    digest=digest, bytes_in=stream.bytes_in, bytes_out=len(content),
                    hints=column_hints(canonical.JSONL.name, head),
                    context_free=not pricing.may_hold_context(content))
+
+
+def _stored(lake: Lake, digest: str, forced) -> bool:
+    """Whether canonical JSONL content with SHA-256 ``digest`` is stored already (or was read
+    whole as a file grew), as the fast path asks."""
+    from lib.ingest import pipeline
+    from lib.ingest.formats import canonical
+
+    return lake.has_content(digest) \
+        or pipeline._read_as_it_grew(lake, digest, canonical.JSONL, forced)
+
+
+def _copy_report(src, copy: _Copy):
+    """The report of ``src``, a copy of stored content, as the fast path gives it for a file
+    whose content was ingested before (lib.ingest.fastpath.try_ingest): the caller records it
+    as seen, as for any source so reported."""
+    from lib.ingest import pipeline
+
+    report = pipeline.FileReport(source=src.name, format="jsonl", content_hash=copy.digest,
+                                 bytes=copy.bytes_in)
+    pipeline._as_duplicate(report)
+    fastpath.LAST.clear()
+    fastpath.LAST.update(source=src.name, outcome="duplicate", reason=None, group=True)
+    return report
 
 
 def _read_together(con, part: list[_Member], overrides: dict, tmp: Path,
