@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +78,10 @@ MEMBERS = "_sl_members"  # the registered table of a group's files and their lin
 # memory (fastpath.MEMORY_LIMIT).
 OPEN_FILES = GROUP_FILES
 FETCH_THREADS = 8  # S3 objects of a group fetched at once (boto3's clients are thread-safe)
+# How long fetches in flight when their prefix was given up (lib.ingest.s3's Breaker) are still
+# waited for: one whose bytes are coming ends in milliseconds, one the endpoint never answers is
+# abandoned (it cost a whole timeout more, botocore's retries included: ~90 s)
+GIVEN_UP_WAIT_S = 5.0
 # The group's COPY writes <out>/<MEMBER_DIR>=<file's index>/<DAY_DIR>=<day>/part-<n>.parquet;
 # the index is read back from the end of each name (not as a hive partition, which takes the
 # first such part of the whole path: a store under a folder named like it would mislead it).
@@ -255,9 +259,11 @@ class _Fetcher:
     ``shutdown(wait=True)`` waited for them too, so a run told to stop (cron's ``timeout``: SIGTERM;
     Ctrl-C) during a fetch stuck on a socket went on until the fetch timed out (exit 143 came
     ~175 s after the signal, found in review). :meth:`stop` leaves a fetch in flight to its
-    socket's timeout, in a thread the exit does not wait for; nothing of it is kept."""
+    socket's timeout, in a thread the exit does not wait for; nothing of it is kept. So does
+    :meth:`wait`, for the fetches of a prefix given up (lib.ingest.s3's Breaker)."""
 
     def __init__(self, sources: list, indexes: list[int]):
+        self._sources = sources
         self.futures: dict[int, Future] = {i: Future() for i in indexes}
         self._todo = collections.deque((i, sources[i]) for i in indexes)
         self._lock = threading.Lock()
@@ -271,16 +277,48 @@ class _Fetcher:
                     return
                 i, src = self._todo.popleft()
             future = self.futures[i]
-            if not future.set_running_or_notify_cancel():
+            try:
+                if not future.set_running_or_notify_cancel():
+                    continue
+            except RuntimeError:  # (abandoned before it began: wait())
                 continue
             try:
-                future.set_result(_fetch(src))
+                data = _fetch(src)
             except BaseException as exc:  # (raised by result(), in the group's thread)
+                self._settle(future, exc=exc)
+            else:
+                self._settle(future, data)
+
+    @staticmethod
+    def _settle(future: Future, data: bytes | None = None, exc: BaseException | None = None):
+        try:
+            if exc is not None:
                 future.set_exception(exc)
+            else:
+                future.set_result(data)
+        except InvalidStateError:  # (abandoned meanwhile: wait())
+            pass
 
     def wait(self) -> None:
-        """Until every fetch is done (a signal's KeyboardInterrupt ends the wait)."""
-        wait(list(self.futures.values()))
+        """Until every fetch is done, or those not done are of prefixes given up and still not
+        done GIVEN_UP_WAIT_S later: they are abandoned, as the objects not read are. A signal's
+        KeyboardInterrupt ends the wait."""
+        from lib.ingest import s3
+
+        pending = {future: i for i, future in self.futures.items()}
+        until = None  # when the fetches left are abandoned
+        while pending:
+            wait(list(pending), return_when=FIRST_COMPLETED,
+                 timeout=None if until is None else max(until - time.monotonic(), 0))
+            pending = {future: i for future, i in pending.items() if not future.done()}
+            if not pending:
+                return
+            if until is None and all(s3.given_up(self._sources[i]) for i in pending.values()):
+                until = time.monotonic() + GIVEN_UP_WAIT_S
+            elif until is not None and time.monotonic() >= until:
+                for future, i in pending.items():
+                    self._settle(future, exc=s3.abandon(self._sources[i]))
+                return
 
     def stop(self) -> None:
         """Fetch nothing more; a fetch in flight is not waited for."""

@@ -307,6 +307,13 @@ class Breaker:
         with self._lock:
             return obj_uri in self._left
 
+    def abandon(self, obj: S3Object) -> EndpointDown:
+        """``obj``, read when this prefix was given up, not waited for: one of those left."""
+        with self._lock:
+            self._left.add(obj.uri)
+            return EndpointDown(f"not waited for: {self.endpoint} stopped answering "
+                                f"({self._why})")
+
     def count_left(self, files: list) -> None:
         """Count one more object left for the next run in the report's one line for them, at
         the end of ``files`` (the report's FileReports so far): after the prefix's other
@@ -361,6 +368,19 @@ class _Watched:
 
     def __getattr__(self, name):
         return getattr(self._body, name)
+
+
+def given_up(src) -> bool:
+    """Whether ``src`` (a lib.ingest.pipeline.Source) is an S3 object whose prefix was given up
+    (:class:`Breaker`): a read of it still in flight may be abandoned (:func:`abandon`)."""
+    opener = getattr(src, "open", None)
+    return isinstance(opener, _Opener) and opener.breaker.stopped
+
+
+def abandon(src) -> EndpointDown:
+    """Abandon the read of ``src`` (:func:`given_up`): it is counted among the objects left for
+    the next run; returns the exception to report it with."""
+    return src.open.breaker.abandon(src.open.obj)
 
 
 def left_for_next_run(files: list, src) -> bool:
