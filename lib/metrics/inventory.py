@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 
 from lib import schema
@@ -81,8 +83,6 @@ def failed_note(info: dict) -> str:
 def recent_failed_run(engine: Engine, within_s: float = 86_400) -> dict | None:
     """The newest "failed" record committed in the last ``within_s`` seconds, as
     ``{committed_at, source, note}``, or None."""
-    from datetime import UTC, datetime
-
     for c in reversed(engine.commits()):
         at = datetime.fromisoformat(c.committed_at)
         if (datetime.now(UTC) - at).total_seconds() > within_s:

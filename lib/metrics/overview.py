@@ -101,11 +101,13 @@ def kpis(engine: Engine, filters: Filters) -> pl.DataFrame:
                 effective = (value * n_now, n_now, previous * n_before, n_before)
         else:
             value, previous = pick(True, name), pick(False, name)
-            unpriced = (int(pick(True, "unpriced") or 0), int(pick(False, "unpriced") or 0))
-            if name == "cost_usd" and any(unpriced):
-                caveat = (f"{unpriced[0]:,} requests now and {unpriced[1]:,} before have no "
-                          "price: their cost is unknown and not in these totals, so the change "
-                          "may be traffic moving to or from them (the Data page lists them)")
+            if name == "cost_usd":
+                unpriced = (int(pick(True, "unpriced") or 0), int(pick(False, "unpriced") or 0))
+                if any(unpriced):
+                    caveat = (f"{unpriced[0]:,} requests now and {unpriced[1]:,} before have no "
+                              "price: their cost is unknown and not in these totals, so the "
+                              "change may be traffic moving to or from them (the Data page "
+                              "lists them)")
             if name == "error_rate":
                 counts = (int(pick(True, "errors") or 0), int(pick(True, "requests") or 0),
                           int(pick(False, "errors") or 0), int(pick(False, "requests") or 0))
