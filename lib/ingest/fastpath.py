@@ -146,7 +146,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
         report.bytes, report.format, report.content_hash = stream.bytes_in, fmt.name, digest
         hints = column_hints(fmt.name, head)
         bytes_out = stream.bytes_out
-    if lake.has_content(digest) or pipeline._read_as_it_grew(lake, digest, fmt, forced):
+    if pipeline.content_stored(lake, digest, fmt, forced):
         pipeline._as_duplicate(report)
         LAST.update(outcome="duplicate", reason=None)
         return True

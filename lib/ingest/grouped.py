@@ -457,13 +457,12 @@ def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,
 
 
 def _stored(lake: Lake, digest: str, forced) -> bool:
-    """Whether canonical JSONL content with SHA-256 ``digest`` is stored already (or was read
-    whole as a file grew), as the fast path asks."""
+    """Whether canonical JSONL content with SHA-256 ``digest`` adds nothing, as the fast path
+    asks (lib.ingest.pipeline.content_stored)."""
     from lib.ingest import pipeline
     from lib.ingest.formats import canonical
 
-    return lake.has_content(digest) \
-        or pipeline._read_as_it_grew(lake, digest, canonical.JSONL, forced)
+    return pipeline.content_stored(lake, digest, canonical.JSONL, forced)
 
 
 def _copy_report(src, copy: _Copy):

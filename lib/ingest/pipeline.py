@@ -662,6 +662,13 @@ def _continued(path: Path, src: Source, cont: appended.Continuation) -> Source:
                   info=src.info, not_read=src.not_read, continues=cont)
 
 
+def content_stored(lake: Lake, content_hash: str, fmt: Format, forced: Format | None) -> bool:
+    """True when content with this hash adds nothing: stored already (a copy under another name),
+    or read whole as a file grew (:func:`_read_as_it_grew`). The fast path and a group ask it
+    before reading a file's rows."""
+    return lake.has_content(content_hash) or _read_as_it_grew(lake, content_hash, fmt, forced)
+
+
 def _read_as_it_grew(lake: Lake, content_hash: str, fmt: Format, forced: Format | None) -> bool:
     """True when content with this hash was read whole, piece by piece as a file grew, by this
     run's readers as ``fmt`` (lib/ingest/appended.py): a copy of such a file adds nothing (the
