@@ -488,13 +488,16 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
         # Why not, where the CI and the p-value shown would otherwise seem to disagree: the
         # test does not reject; or it did, and Benjamini–Hochberg over the metrics moved its
         # p-value to 0.05 or above; or it rejects and the CI includes 0.
-        clear = row["ci_high"] < 0 or row["ci_low"] > 0
-        if clear and raw >= 0.05:
+        from lib.stats import compare
+
+        bounds = row["ci_low"], row["ci_high"]
+        if compare.disagreement(*bounds, raw) == compare.CI_ONLY:
             why = "the CI excludes 0 but the test does not reject: "
-        elif clear and adjusted is not None and adjusted >= 0.05:
+        elif adjusted is not None and \
+                compare.disagreement(*bounds, adjusted) == compare.CI_ONLY:
             verdict += " after Benjamini–Hochberg over the metrics"
             p_text = f"{_p_text(raw)}, adjusted {adjusted:.2g}"
-        elif not clear and p < 0.05:
+        elif compare.disagreement(*bounds, p) == compare.TEST_ONLY:
             why = "p below 0.05 but the CI includes 0: "
     return (f"{head}, {diff(row['difference'])}{unit}{ci}: {verdict} "
             f"({why}{row['test']}{', ' + p_text if p_text else ''}).")

@@ -270,13 +270,27 @@ def _verdict(difference: float, ci_low: float, ci_high: float, min_effect: float
     return "no significant change"
 
 
-def _disagreement_note(ci_low: float, ci_high: float, p: float) -> str | None:
-    """Why there is no verdict when the CI and the test disagree about 0 (raw p-value)."""
+CI_ONLY, TEST_ONLY = "ci_only", "test_only"  # which of the two says "a change" alone
+
+
+def disagreement(ci_low: float, ci_high: float, p: float) -> str | None:
+    """When the 95% CI and the test disagree about 0: :data:`CI_ONLY` (the CI excludes 0, the
+    test's ``p`` is not below 0.05), :data:`TEST_ONLY` (the reverse), else None."""
     clear = ci_high < 0 or ci_low > 0
     if clear and not p < ALPHA:
+        return CI_ONLY
+    if not clear and p < ALPHA:
+        return TEST_ONLY
+    return None
+
+
+def _disagreement_note(ci_low: float, ci_high: float, p: float) -> str | None:
+    """Why there is no verdict when the CI and the test disagree about 0 (raw p-value)."""
+    which = disagreement(ci_low, ci_high, p)
+    if which == CI_ONLY:
         return (f"the 95% CI excludes 0 but the test does not reject (p = {p:.3g}, not below "
                 f"{ALPHA:g}): not significant")
-    if not clear and p < ALPHA:
+    if which == TEST_ONLY:
         return f"p = {p:.3g} but the 95% CI includes 0: not significant"
     return None
 
