@@ -70,7 +70,11 @@ shown = pl.DataFrame({
         "–" if a is None else f"{formatting.number(a)} → {formatting.number(b)}"
         for a, b in zip(table["median_ref"], table["median_cur"], strict=True)],
     "Largest share change": table["largest_change"].fill_null("–"),
-    "Statistic": [formatting.number(v, 4) for v in table["statistic"]],
+    # a distance's cut-off is raised above noise where needed (lib.stats), so show it
+    "Statistic": [formatting.number(v, 4) + ("" if v is None or p is not None
+                                              else f" (drift ≥ {t:.3g})")
+                  for v, p, t in zip(table["statistic"], table["p_value"], table["threshold"],
+                                     strict=True)],
     "PSI": ["–" if v is None else f"{v:.3f} ({lvl})"
             for v, lvl in zip(table["psi"], table["psi_status"], strict=True)],
     "p (BH)": ["–" if v is None else f"{v:.3g}" for v in table["p_adjusted"]],
@@ -83,7 +87,9 @@ shown = pl.DataFrame({
 widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
     "Statistic": st.column_config.TextColumn(
         "Statistic", help="The test's value: a distance (Wasserstein ÷ the reference's std, or "
-                          "Jensen–Shannon; drift from 0.1), or the KS D / chi-square / |z|"),
+                          "Jensen–Shannon; drift from 0.1, or for Jensen–Shannon from what "
+                          "sampling noise passes 1% of the time at these sizes where that is "
+                          "higher, as with many rare values), or the KS D / chi-square / |z|"),
     "PSI": st.column_config.TextColumn(
         "PSI", help="Population stability index on the reference's deciles, graded apart from "
                     "the test: warn ≥ 0.1, alert ≥ 0.25, when above what sampling noise "
@@ -99,7 +105,8 @@ widgets.downloads(table, f"drift_vs_{ref_kind}", key="dl_drift")
 st.caption("Numeric columns: Kolmogorov–Smirnov when either window has 1,000 rows or fewer, "
            "else (over 1,000 on both sides) the Wasserstein distance over the reference's "
            "standard deviation (drift from 0.1); categorical columns: chi-square (a z test for "
-           "two values), else the Jensen–Shannon distance (drift from 0.1). A distance is used "
+           "two values), else the Jensen–Shannon distance (drift from 0.1, or from the distance "
+           "sampling noise passes 1% of the time at these sizes, when higher). A distance is used "
            "only when both windows are large: between a large reference and a small window it "
            "passes 0.1 on sampling noise alone. Fewer than 30 rows on a side: too few to say. "
            "Design §5, lib/stats/.")

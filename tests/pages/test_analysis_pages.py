@@ -721,6 +721,10 @@ def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
     assert status["Input tokens"] == "drift" and status["Prompt length (characters)"] == "drift"
     assert status["Latency (ms)"] == "no drift" and status["Model"] == "no drift"
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+    # a distance says where its drift starts (raised above noise where needed); a p-value no
+    for test, statistic in zip(table["Test"], table["Statistic"], strict=True):
+        assert ("(drift ≥ " in statistic) == ("distance" in test), (test, statistic)
+    assert any("distance" in test for test in table["Test"])
     # where it moved: by feature, the search prompts' median grew
     moved = at.dataframe[1].value
     assert moved["value"].tolist() == ["search"]  # (the sidebar filters on it)
