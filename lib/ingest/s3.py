@@ -74,12 +74,23 @@ _DENIED = {"ListObjectsV2": "these credentials may not list the bucket: they nee
                         "it (and kms:Decrypt for an object encrypted with a KMS key)"}
 
 
+# An S3 store answers a listing of a bucket it lacks with NoSuchBucket in an XML body; a bare
+# 404 to a listing (an HTTP status, no S3 error code) comes from a server that is not an S3 API:
+# a web server, MinIO's console, a proxy's path.
+_NOT_S3 = ("the endpoint answered a bucket listing with a bare 404, as no S3 API does: check "
+           f"that {_ENDPOINT} is the S3 API's address (MinIO serves it on port 9000, its web "
+           "console on 9001), then the bucket's name")
+
+
 def hint_for(exc: BaseException) -> str | None:
     """What to do about a boto3 failure ``exc``, or None when there is nothing to add."""
     response = getattr(exc, "response", None)
     code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+    operation = getattr(exc, "operation_name", "")
     if code in ("AccessDenied", "403", "AllAccessDisabled"):
-        return _DENIED.get(getattr(exc, "operation_name", ""))
+        return _DENIED.get(operation)
+    if code == "404" and operation == "ListObjectsV2":
+        return _NOT_S3
     return _HINTS.get(code) or _HINTS.get(type(exc).__name__)
 
 

@@ -326,6 +326,30 @@ def test_no_credentials_is_one_line_naming_the_uri(tmp_path, s3_server):
     assert "Traceback" not in out.stderr
 
 
+def test_an_endpoint_that_is_not_s3_says_so(lake, tmp_path, monkeypatch):
+    # A plain web server (here Python's, serving an empty folder) as the endpoint: botocore says
+    # "(404) ... Not Found", which reads like a missing bucket (review)
+    import functools
+    import http.server
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        report = ingest_paths(lake, ["s3://logs/x/"],
+                              s3_endpoint_url=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    (err,) = report.errors
+    assert err.source == "s3://logs/x/"
+    assert ("(404) when calling the ListObjectsV2 operation: Not Found; the endpoint answered a "
+            "bucket listing with a bare 404, as no S3 API does: check that --s3-endpoint-url or "
+            "$SIGHTLINE_S3_ENDPOINT_URL is the S3 API's address") in err.error
+
+
 @pytest.fixture
 def moto_checks_keys(s3, s3_server):
     """moto's server with its credential checks on (off by default): an IAM user "reader" with
