@@ -1,7 +1,8 @@
 """``python -m lib <command>``: the command line (design §6).
 
 Each command is a module in ``lib/commands/`` with ``NAME``, ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``, listed once in ``lib/commands/__init__.py``. Exit status: 0 success,
+and ``run(args) -> int`` (and ``WRITES = False`` when it only reads the store), listed once in
+``lib/commands/__init__.py``. Exit status: 0 success,
 1 a gate or check failed, 2 bad usage or unreadable input.
 """
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--store", help="store root (default: $SIGHTLINE_STORE, else data/store)")
         p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         module.add_arguments(p)
-        p.set_defaults(_run=module.run, command=module.NAME)
+        p.set_defaults(_run=module.run, command=module.NAME,
+                       _writes=getattr(module, "WRITES", True))
     return parser
 
 
@@ -102,9 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(args, str(exc))
     except KeyboardInterrupt as exc:  # (a batch is atomic: the one being written is not stored)
         ended = isinstance(exc, Terminated) or Terminated.received
-        message = (f"{'terminated (SIGTERM)' if ended else 'interrupted'}: what was committed "
-                   "before stays; the batch being written was not stored, and a run again goes "
-                   "on from there")
+        message = "terminated (SIGTERM)" if ended else "interrupted"
+        if args._writes:
+            message += (": what was committed before stays; the batch being written was not "
+                        "stored, and a run again goes on from there")
         print(message, file=sys.stderr)
         if getattr(args, "json", False):  # (one document on stdout, as promised: review)
             print_json({"error": message, "interrupted": True})

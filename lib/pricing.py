@@ -80,6 +80,7 @@ from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import TimeOfDateConstraint
 
 from lib.schema import sql_literal as _sql_lit
+from lib.store.connections import close as close_connection
 from lib.store.connections import connect
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
@@ -530,7 +531,7 @@ def _duckdb_context_keys(texts: list[str]) -> list[str]:
             "generate_subscripts($texts, 1) AS i) WHERE json_valid(a)", {"texts": texts}
         ).fetchall()
     finally:
-        con.close()
+        close_connection(con)
     keys = dict(rows)
     return [keys.get(i + 1, "") for i in range(len(texts))]
 

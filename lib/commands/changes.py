@@ -18,6 +18,7 @@ from lib.formatting import cut, terminal_text
 from lib.metrics.explore import METRICS, changes, excess, headline
 from lib.store import Engine
 
+WRITES = False  # (a Ctrl-C has no batch to speak of)
 NAME = "changes"
 HELP = "what changed: dimension values ranked by their contribution to a metric's change"
 

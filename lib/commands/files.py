@@ -12,6 +12,7 @@ from lib import schema
 from lib.commands.base import open_existing_lake, print_json
 from lib.formatting import terminal_text
 
+WRITES = False  # (a Ctrl-C has no batch to speak of)
 NAME = "files"
 HELP = ("list the Parquet files that hold the store's rows now, for other readers (a folder "
         "glob also reads replaced files for an hour)")

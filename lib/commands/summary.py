@@ -13,6 +13,7 @@ from lib.formatting import cut, terminal_text
 from lib.metrics.summary import summary
 from lib.store import Engine
 
+WRITES = False  # (a Ctrl-C has no batch to speak of)
 NAME = "summary"
 HELP = "totals for a window: requests, errors, tokens, cost and latency percentiles"
 

@@ -20,19 +20,6 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 
-def stop_if_interrupted(exc: BaseException) -> None:
-    """Raise KeyboardInterrupt when ``exc`` is DuckDB's ``Query interrupted`` (Ctrl-C during a
-    query): the ingest's broad ``except Exception`` clauses, which report a file's failure and go
-    on, read it as one, and an interrupted ingest read the whole file again and committed it."""
-    import duckdb
-
-    # (Ctrl-C in the middle of a query reaches Python as RuntimeError("Query interrupted"):
-    # DuckDB takes the signal itself; InterruptException is its interrupt() of a connection)
-    if isinstance(exc, duckdb.InterruptException) or (
-            type(exc) is RuntimeError and str(exc) == "Query interrupted"):
-        raise KeyboardInterrupt from exc
-
-
 @dataclass
 class Reject:
     """One input record that could not be used: where it was, what it was, and why."""

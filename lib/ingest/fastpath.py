@@ -47,7 +47,6 @@ import pyarrow.parquet as pq
 
 from lib import pricing, schema
 from lib.ingest import appended
-from lib.ingest.base import stop_if_interrupted
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import (
     HEAD_BYTES,
@@ -58,7 +57,8 @@ from lib.ingest.streams import (
 )
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
-from lib.store.connections import connect
+from lib.store.connections import close as close_connection
+from lib.store.connections import connect, stop_if_interrupted
 from lib.store.lake import Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
@@ -357,7 +357,7 @@ def reused_connection(lake: Lake):
     finally:
         state, _SHARED.state = _SHARED.state, None
         for con in state["cons"].values():
-            con.close()
+            close_connection(con)
 
 
 def shared_or_own(tmp: Path, spill: Path, kind: str = "fast", make=None):
@@ -378,7 +378,7 @@ def shared_or_own(tmp: Path, spill: Path, kind: str = "fast", make=None):
         try:
             con.execute(f"SET temp_directory = {_lit(str(spill))}")
         except duckdb.Error:
-            con.close()
+            close_connection(con)
             con = None
     if con is None:
         con = state["cons"][kind] = make()
@@ -623,4 +623,4 @@ def _load(lake: Lake, batch, path: Path, compressed: bool, name: str, overrides:
         return rows - dupes, dupes, rows
     finally:
         if own:
-            con.close()
+            close_connection(con)

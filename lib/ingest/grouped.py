@@ -54,11 +54,12 @@ import pyarrow as pa
 
 from lib import pricing, schema
 from lib.ingest import fastpath
-from lib.ingest.base import stop_if_interrupted
 from lib.ingest.hints import column_hints
 from lib.ingest.streams import HEAD_BYTES, SourceStream
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import close as close_connection
+from lib.store.connections import stop_if_interrupted
 from lib.store.lake import Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
@@ -384,7 +385,7 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
             done(i, report)
     finally:
         if own:
-            con.close()
+            close_connection(con)
 
 
 def _read(lake: Lake, i: int, src, forced, digests: set[str], tmp: Path,

@@ -55,6 +55,7 @@ from lib.ingest.streams import text_start
 from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, extras_sql
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import close as close_connection
 from lib.store.connections import connect
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
@@ -185,7 +186,7 @@ class Mapping:
                     assert name == self.table
                 yield Chunk(tables=tables, rejects=chunk.rejects)
         finally:
-            con.close()
+            close_connection(con)
 
     def _json_document(self, stream: BinaryIO) -> Iterator[Chunk]:
         # Bytes that are not UTF-8 become lone surrogates, so only their records are rejected

@@ -69,6 +69,7 @@ from lib.ingest.formats.canonical import json_object_sql
 from lib.schema import COUNTED_AS
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
+from lib.store.connections import close as close_connection
 from lib.store.connections import connect
 
 NOTE = ("model-call span(s) around another model call of their trace (two instrumentations "
@@ -173,7 +174,7 @@ class _Scratch:
         return self.con
 
     def __exit__(self, *exc) -> None:
-        self.con.close()
+        close_connection(self.con)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -31,7 +31,7 @@ import pyarrow as pa
 from lib import pricing, schema
 from lib.ingest import appended, live, memo
 from lib.ingest import formats as registry
-from lib.ingest.base import Chunk, Format, not_read_notes, stop_if_interrupted
+from lib.ingest.base import Chunk, Format, not_read_notes
 from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import (
     BACK_TO_BACK,
@@ -47,7 +47,8 @@ from lib.ingest.streams import (
 )
 from lib.ingest.validate import conflicts_table, rejects_table, validate
 from lib.schema import sql_identifier as _q
-from lib.store.connections import connect
+from lib.store.connections import close as close_connection
+from lib.store.connections import connect, stop_if_interrupted
 from lib.store.lake import (
     SEEN_COLUMNS,
     BatchWriter,
@@ -1208,7 +1209,7 @@ def _ingest_jsonl_sql(lake: Lake, batch: BatchWriter, stream: SourceStream, name
         raise
     finally:
         if own:
-            con.close()
+            close_connection(con)
         else:
             with contextlib.suppress(Exception):  # an interrupted statement's state
                 for table in SQL_PATH_TABLES:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lib import schema
+from lib.store.connections import close as close_connection
 from lib.store.connections import connect
 from lib.store.lake import MANIFEST_DIR, Lake, _partition_day
 
@@ -125,7 +126,7 @@ def _read(lake: Lake, table: str, files: list[str]) -> pa.Table:
                 "hive_partitioning = false)",
                 {"files": [str(lake.root / rel) for rel in files]}).to_arrow_table()
         finally:
-            con.close()
+            close_connection(con)
         merged = schema.conform(merged, target)
     except (duckdb.Error, pa.ArrowException):
         # what DuckDB cannot read as one (types that differ between files): a file at a time

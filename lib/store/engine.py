@@ -14,7 +14,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from lib import schema
-from lib.store.connections import connect
+from lib.store.connections import close as close_connection
+from lib.store.connections import connect, stop_if_interrupted
 from lib.store.lake import Lake
 
 
@@ -139,8 +140,11 @@ class Engine:
         cur = self.con.cursor()
         try:
             return cur.execute(sql, params or {}).pl()
+        except (RuntimeError, duckdb.Error) as exc:  # (Ctrl-C in a CLI command: ended as one)
+            stop_if_interrupted(exc)
+            raise
         finally:
-            cur.close()
+            close_connection(cur)
 
     def scalar(self, sql: str, params: dict | list | None = None):
         """The first column of the first row, or None."""
@@ -150,11 +154,14 @@ class Engine:
         try:
             row = cur.execute(sql, params or {}).fetchone()
             return row[0] if row else None
+        except (RuntimeError, duckdb.Error) as exc:
+            stop_if_interrupted(exc)
+            raise
         finally:
-            cur.close()
+            close_connection(cur)
 
     def row_count(self, table: str) -> int:
         return int(self.scalar(f"SELECT count(*) FROM {table}"))
 
     def close(self) -> None:
-        self.con.close()
+        close_connection(self.con)

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lib import schema
+from lib.store.connections import close as close_connection
 from lib.store.connections import connect
 
 log = logging.getLogger(__name__)
@@ -768,7 +769,7 @@ class Lake:
                                                            first=len(added)))
                         taken[name] = taken.get(name, 0) + n
             finally:
-                con.close()
+                close_connection(con)
             commit = Commit(
                 commit_id=commit_id, kind="remove", source=target.source, content_hash=None,
                 committed_at=_now_iso(), rows={t: sum(f["rows"] for f in added
@@ -822,7 +823,7 @@ class Lake:
                     "SELECT k, any_value(d) AS d FROM stored GROUP BY k HAVING bool_and(mine)"
                 ).to_arrow_table()
         finally:
-            con.close()
+            close_connection(con)
         if len(existing):
             table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
         return table, earlier

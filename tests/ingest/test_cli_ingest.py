@@ -195,6 +195,41 @@ sys.exit(main(["ingest", {str(path)!r}, "--store", {str(lake.root)!r}]))
     assert lake.commits() == []
 
 
+def test_ctrl_c_in_a_query_on_the_run_s_shared_connection_ends_the_run_at_once(lake, write):
+    # DuckDB raises "Query interrupted" at once, but the query goes on in its threads and
+    # closing the connection waited for it: an interrupted 1M-row ingest took up to 12 s to exit
+    # (review). The run's shared connection, as the fast path uses it, a query of over a minute.
+    import subprocess
+    import sys
+    import time
+
+    path = write("a.jsonl", [canonical_request(i) for i in range(5)])
+    old = os.stat(path).st_mtime - 600  # (not a file being written)
+    os.utime(path, (old, old))
+    driver = f"""
+import os, signal, sys, threading
+signal.signal(signal.SIGINT, signal.default_int_handler)  # (as in a terminal)
+from lib.ingest import fastpath
+def _load(lake, batch, *args, **kwargs):
+    con, own = fastpath.shared_or_own(lake.tmp_dir / "t", lake.tmp_dir / "t" / "spill")
+    assert not own
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    # (a group-by of over a minute: 400M rows took 14.5 s)
+    con.execute("SELECT i % 1000 AS k, count(*) FROM range(2400000000) t(i) GROUP BY 1").fetchall()
+fastpath._load = _load
+from lib.cli import main
+sys.exit(main(["ingest", {str(path)!r}, "--store", {str(lake.root)!r}]))
+"""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True,
+                          timeout=150, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "SIGHTLINE_DEMO": "0"})
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("interrupted: what was committed before stays")
+    assert time.monotonic() - t0 < 30  # (left running, the query holds the exit a minute)
+    assert lake.commits() == []
+
+
 def test_ingest_takes_the_prices_file_reprice_takes(lake, write, capsys, tmp_path):
     # (reprice --prices FILE, then an ingest on the default prices: one store, two prices)
     prices = tmp_path / "negotiated.yaml"
