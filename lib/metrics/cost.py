@@ -254,7 +254,8 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
     ``provider, model, requests, unpriced_requests, cost_usd`` (actual, of the priced requests;
     null for a model without any, whose difference is then null too), ``whatif_cost_usd`` (the
     priced requests' token counts, or all of them for a model without a priced request, at the
-    target's base-tier prices in each price period) and ``difference_usd`` (what-if − actual);
+    target's base-tier prices in each price period) and ``difference_usd`` (what-if − actual,
+    0 within float noise as in :func:`whatif_difference`);
     rows keep their price context (a batch is priced as a batch on the target, where the target
     has batch prices). Raises LookupError when the target has no price."""
     per = _tokens_by_model_day(engine, filters)
@@ -296,9 +297,19 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
         pl.when(priced).then(pl.col("cost_usd")).alias("cost_usd"),
         pl.when(priced).then(pl.col("whatif_priced")).otherwise(pl.col("whatif_all"))
         .alias("whatif_cost_usd"))
+    # float noise is no difference (traffic already on the target), as in whatif_difference:
+    # its "$-0.00000000" also set the table's whole column to eight decimals
+    diff = pl.col("whatif_cost_usd") - pl.col("cost_usd")
+    scale = pl.max_horizontal(pl.col("whatif_cost_usd").abs(), pl.col("cost_usd").abs())
     return frame.with_columns(
-        (pl.col("whatif_cost_usd") - pl.col("cost_usd")).alias("difference_usd")
+        pl.when(diff.abs() <= WHATIF_NOISE * scale).then(0.0).otherwise(diff)
+        .alias("difference_usd")
     ).sort("cost_usd", descending=True, nulls_last=True)
+
+
+# A what-if difference smaller than this share of the larger amount is float noise: the same
+# costs summed in another order.
+WHATIF_NOISE = 1e-9
 
 
 def whatif_difference(actual: float | None, alternative: float | None) -> float | None:
@@ -308,7 +319,7 @@ def whatif_difference(actual: float | None, alternative: float | None) -> float 
     if actual is None or alternative is None:
         return None
     diff = alternative - actual
-    return 0.0 if abs(diff) <= 1e-9 * max(abs(actual), abs(alternative)) else diff
+    return 0.0 if abs(diff) <= WHATIF_NOISE * max(abs(actual), abs(alternative)) else diff
 
 
 def whatif_targets(engine: Engine, filters: Filters) -> list[tuple[str, str]]:

@@ -437,3 +437,25 @@ def test_a_budget_may_warn_only_when_it_is_reached(tmp_path):
     path = tmp_path / "budgets.yaml"
     path.write_text("budgets:\n  - name: b\n    monthly_usd: 100\n    warn_at: 1\n")
     assert load_budgets(path)[0].warn_at == 1.0
+
+
+def test_a_what_if_row_of_traffic_already_on_the_target_differs_by_nothing(lake, engine):
+    # gpt-4o-mini calls re-priced on gpt-4o-mini: the per-model difference was float noise
+    # ("$-0.00000000"), whose smallest amount also set the whole column to eight decimals
+    # ("$-24.65695800" beside the tile's "−$24.66")
+    rows = []
+    for i in range(40):
+        tokens = {"input_tokens": 1000 + 37 * i, "cached_input_tokens": 11 * i,
+                  "output_tokens": 300 + 13 * i}
+        rows.append(make_request(i, model="gpt-4o-mini", cost_usd=pricing.request_cost(
+            "openai", "gpt-4o-mini", T0 + timedelta(minutes=i),
+            tokens["input_tokens"], tokens["cached_input_tokens"], 0, tokens["output_tokens"],
+            overrides={}), **tokens))
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    wi = cost.what_if(engine, Filters.between(T0, T0 + timedelta(hours=1)), "openai",
+                      "gpt-4o-mini")
+    row = wi.row(0, named=True)
+    assert row["whatif_cost_usd"] == pytest.approx(row["cost_usd"])
+    assert row["difference_usd"] == 0.0
+
