@@ -870,6 +870,17 @@ def unit_prices(provider: str | None, model: str, day: date | datetime,
     }
 
 
+def tier_start(provider: str | None, model: str, at: date | datetime,
+               overrides: dict | None = None, context: str = "") -> float | None:
+    """The input-token count from which a call to ``model`` at ``at`` (a period's start; a date:
+    its noon) in the price context ``context`` (a context key) is billed past the base tier
+    (claude-sonnet-4-5: 200,000), ``inf`` for a model without tiers, None when unpriced."""
+    overrides = load_overrides() if overrides is None else overrides
+    terms = _linear_terms(provider, model, at, _overrides_key(overrides), context) \
+        if model else None
+    return None if terms is None else terms[4]
+
+
 def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced).
 

@@ -229,6 +229,7 @@ else:
                        f"gives its traffic's cost on {model} for reference. The Data page says "
                        "why they have none.")
         st.caption("The same token counts (uncached, cached, cache-write input; output "
-                   "including reasoning) at the target's genai-prices base-tier prices at the "
-                   "time of each call. Output lengths and cache behaviour would differ on "
-                   "another model: this is a price comparison, not a prediction.")
+                   "including reasoning) at the target's genai-prices prices at the time of "
+                   "each call (a long prompt at the target's long-prompt tier). Output "
+                   "lengths and cache behaviour would differ on another model: this is a price "
+                   "comparison, not a prediction.")

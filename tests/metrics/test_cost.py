@@ -459,3 +459,28 @@ def test_a_what_if_row_of_traffic_already_on_the_target_differs_by_nothing(lake,
     assert row["whatif_cost_usd"] == pytest.approx(row["cost_usd"])
     assert row["difference_usd"] == 0.0
 
+
+
+def test_a_what_if_prices_long_prompts_at_the_target_s_tier(lake, engine):
+    # claude-sonnet-4-5 bills prompts over 200k input tokens at higher prices. Its own long-
+    # prompt traffic re-priced on it showed a 48% saving (base-tier prices); gpt-4o's long
+    # prompts re-priced on it were half of what the same calls cost there.
+    at = T0 + timedelta(minutes=1)
+    long = {"input_tokens": 250_000, "cached_input_tokens": 100_000, "output_tokens": 1000}
+    sonnet = pricing.request_cost("anthropic", "claude-sonnet-4-5", at, 250_000, 100_000, 0,
+                                  1000, overrides={})
+    lake.append({"requests": requests_table([
+        make_request(1, provider="anthropic", model="claude-sonnet-4-5", cost_usd=sonnet,
+                     **long),
+        make_request(2, cost_usd=pricing.request_cost("openai", "gpt-4o", at, 250_000,
+                                                      100_000, 0, 1000, overrides={}), **long),
+        make_request(3, cost_usd=0.0075)])}, source="t")  # a short prompt: base tier
+    engine.refresh(force=True)
+    wi = cost.what_if(engine, Filters.between(T0, T0 + timedelta(hours=1)), "anthropic",
+                      "claude-sonnet-4-5")
+    by_model = {r["model"]: r for r in wi.iter_rows(named=True)}
+    assert by_model["claude-sonnet-4-5"]["whatif_cost_usd"] == pytest.approx(sonnet)
+    assert by_model["claude-sonnet-4-5"]["difference_usd"] == 0.0
+    short = pricing.request_cost("anthropic", "claude-sonnet-4-5", at, 1000, 0, 0, 500,
+                                 overrides={})
+    assert by_model["gpt-4o"]["whatif_cost_usd"] == pytest.approx(sonnet + short)
