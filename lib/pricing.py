@@ -881,6 +881,34 @@ def tier_start(provider: str | None, model: str, at: date | datetime,
     return None if terms is None else terms[4]
 
 
+def unit_prices_at(provider: str | None, model: str, at: date | datetime, input_tokens: int,
+                   overrides: dict | None = None, context: str = "") -> dict[str, float] | None:
+    """:func:`unit_prices` for a call of ``input_tokens`` input tokens: past a price tier
+    (:func:`tier_start`), the tier's. A tier is crossed by the whole prompt and then prices every
+    token of the call, as genai-prices bills it. None when unpriced."""
+    overrides = load_overrides() if overrides is None else overrides
+    n = int(input_tokens)
+    if n <= 0:
+        return unit_prices(provider, model, at, overrides, context)
+
+    def f(**kw):
+        return request_cost(provider, model, at, overrides=overrides, context=context, **kw)
+
+    base = f(input_tokens=0)
+    if base is None:
+        return None
+    whole = f(input_tokens=n)  # (the request's fee taken out below: it is not a token's price)
+    return {
+        "request": base,
+        "input": (whole - base) / n,
+        "cached_input": (f(input_tokens=n, cached_input_tokens=n) - base) / n,
+        "cache_write": (f(input_tokens=n, cache_write_tokens=n) - base) / n,
+        "cache_write_1h": (f(input_tokens=n, cache_write_tokens=n, cache_write_1h_tokens=n)
+                           - base) / n,
+        "output": (f(input_tokens=n, output_tokens=MTOK) - whole) / MTOK,
+    }
+
+
 def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
     """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced).
 

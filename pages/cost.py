@@ -95,12 +95,11 @@ widgets.downloads(mix, "token_mix", key="dl_mix")
 mixed = float(mix["cost_usd"].sum())
 gap = ("" if not tot["cost_usd"] or abs(mixed - tot["cost_usd"]) <= 0.01 * tot["cost_usd"]
        else f" Here they add to {formatting.usd(mixed)} of the {formatting.usd(tot['cost_usd'])} "
-            "spent: requests past a model's long-prompt price tier cost more than base-tier "
-            "prices say, web searches are billed beside the tokens, and costs stored before a "
-            "price change (see `python -m lib reprice`) differ from today's.")
+            "spent: web searches and per-call fees are billed beside the tokens, and costs "
+            "stored before a price change (see `python -m lib reprice`) differ from today's.")
 st.caption("Input tokens include cached ones and output tokens include reasoning ones "
            "(design §3); here each kind is counted once. Costs per kind use each model's "
-           "base-tier unit prices at the time of the call." + gap)
+           "unit prices at the time of the call (a long prompt's at its price tier's)." + gap)
 
 # -- spend by model, customer and feature --------------------------------------------------------
 # (one under the other: side by side, a 1,280 px screen cut off their last column)

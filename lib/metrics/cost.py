@@ -201,22 +201,24 @@ def _unit_cached(provider, model, day: date | datetime, context: str, path: str,
 
 def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
     """``kind, label, tokens, cost_usd, token_share, cost_share`` for uncached input, cached
-    input, cache write, visible output and reasoning tokens. Costs use each model's base-tier
-    unit prices in the request's price period (reasoning at the output price); unpriced models
-    add tokens but no cost; with no priced model in the window, costs are null."""
+    input, cache write, visible output and reasoning tokens. Costs use each model's unit prices
+    in the request's price period (reasoning at the output price), a request past a price tier
+    at the tier's; unpriced models add tokens but no cost; with no priced model in the
+    window, costs are null."""
     per = _tokens_by_model_day(engine, filters)
     tokens = {k: 0 for k, _ in TOKEN_KINDS}
     # None while no priced model is in the window: unpriced tokens are unknown, not $0
     costs: dict = {k: None for k, _ in TOKEN_KINDS}
-    price_key = {"uncached_input": "input", "cached_input": "cached_input",
-                 "cache_write": "cache_write", "cache_write_1h": "cache_write_1h",
-                 "output": "output", "reasoning": "output"}
     for row in per.iter_rows(named=True):
         units = _unit(row["provider"], row["model"], row["price_period"], row["price_context"])
         for k, _ in TOKEN_KINDS:
             tokens[k] += int(row[k])
             if units:
-                costs[k] = (costs[k] or 0.0) + row[k] * units[price_key[k]]
+                costs[k] = (costs[k] or 0.0) + row[k] * units[_MIX_PRICE[k]]
+    # requests past their model's first price tier (prompts over 200k tokens on
+    # claude-sonnet-4-5) pay the tier's prices for every kind: their difference
+    for kind, extra in _mix_past_tier(engine, filters, per).items():
+        costs[kind] = (costs[kind] or 0.0) + extra
     total_t, total_c = sum(tokens.values()), sum(c or 0.0 for c in costs.values())
     return pl.DataFrame({
         "kind": [k for k, _ in TOKEN_KINDS], "label": [lab for _, lab in TOKEN_KINDS],
@@ -227,6 +229,69 @@ def token_mix(engine: Engine, filters: Filters) -> pl.DataFrame:
                        else None for k, _ in TOKEN_KINDS],
     }, schema={"kind": pl.String, "label": pl.String, "tokens": pl.Int64,
                "cost_usd": pl.Float64, "token_share": pl.Float64, "cost_share": pl.Float64})
+
+
+_MIX_PRICE = {"uncached_input": "input", "cached_input": "cached_input",
+              "cache_write": "cache_write", "cache_write_1h": "cache_write_1h",
+              "output": "output", "reasoning": "output"}
+
+
+def _past_tier_rows(engine: Engine, filters: Filters, starts: dict) -> pl.DataFrame:
+    """The distinct token mixes (provider, model, at, ctx, i, c, w, h, s, o, r) with their
+    counts ``n`` and priced counts ``priced`` of the requests matching ``filters`` with at least
+    the input tokens ``starts`` gives their (provider, model, price period, context key), or,
+    keyed (price period, context key) alone, their period and context whatever their model (a
+    what-if's target is the same for all)."""
+    where, params = filters.where("requests")
+    at_sql = pricing.period_sql("r.ts")
+    ctx_sql = pricing.context_sql("CAST(r.attributes AS VARCHAR)")
+    by_model = all(len(k) == 4 for k in starts)
+
+    def lit(v):
+        return "NULL" if v is None else sql_literal(v)
+
+    values = ", ".join(
+        f"({lit(k[0]) if by_model else 'NULL'}, {lit(k[1]) if by_model else 'NULL'}, "
+        f"TIMESTAMP '{k[-2].isoformat(sep=' ')}', {sql_literal(k[-1])}, {int(start)})"
+        for k, start in starts.items())
+    model_on = ("t.tp IS NOT DISTINCT FROM r.provider AND t.tm IS NOT DISTINCT FROM r.model AND "
+                if by_model else "")
+    return engine.query(
+        f"SELECT r.provider, r.model, {at_sql} AS at, {ctx_sql} AS ctx, "
+        "coalesce(r.input_tokens, 0) AS i, coalesce(r.cached_input_tokens, 0) AS c, "
+        "coalesce(r.cache_write_tokens, 0) AS w, coalesce(r.cache_write_1h_tokens, 0) AS h, "
+        "coalesce(r.web_searches, 0) AS s, coalesce(r.output_tokens, 0) AS o, "
+        "coalesce(r.reasoning_tokens, 0) AS r, count(*) AS n, count(r.cost_usd) AS priced "
+        f"FROM (SELECT * FROM requests WHERE {where}) r JOIN (VALUES {values}) "
+        f"t(tp, tm, td, tc, lb) ON {model_on}t.td = {at_sql} AND t.tc = {ctx_sql} "
+        "AND coalesce(r.input_tokens, 0) >= t.lb GROUP BY ALL", params)
+
+
+def _mix_past_tier(engine: Engine, filters: Filters, per: pl.DataFrame) -> dict[str, float]:
+    """What to add to :func:`token_mix`'s base-tier cost of each kind for the requests past
+    their model's first price tier: their tokens of each kind at the tier's unit prices minus at
+    the base tier's. ``per``: the rows of :func:`_tokens_by_model_day`."""
+    overrides = pricing.load_overrides()
+    starts = {}
+    for p, m, at, ctx in per.select("provider", "model", "price_period", "price_context"
+                                    ).unique().iter_rows():
+        start = pricing.tier_start(p, m, at, overrides, ctx) if m else None
+        if start is not None and math.isfinite(start):
+            starts[(p, m, at, ctx)] = start
+    if not starts:
+        return {}
+    extra = dict.fromkeys(_MIX_PRICE, 0.0)
+    for p, m, at, ctx, i, c, w, h, _s, o, r, n, _priced in _past_tier_rows(
+            engine, filters, starts).iter_rows():
+        base = _unit(p, m, at, ctx)
+        tier = pricing.unit_prices_at(p, m, at, i, overrides, ctx)
+        if base is None or tier is None:
+            continue
+        counts = {"uncached_input": max(i - c - w, 0), "cached_input": c,
+                  "cache_write": w - h, "cache_write_1h": h, "output": o - r, "reasoning": r}
+        for kind, price in _MIX_PRICE.items():
+            extra[kind] += n * counts[kind] * (tier[price] - base[price])
+    return extra
 
 
 def cache_savings(engine: Engine, filters: Filters) -> float | None:
@@ -257,10 +322,10 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
     null for a model without any, whose difference is then null too), ``whatif_cost_usd`` (the
     priced requests' token counts, or all of them for a model without a priced request, at the
     target's prices in each price period, a call past the target's first price tier at the
-    tier's) and ``difference_usd`` (what-if − actual,
-    0 within float noise as in :func:`whatif_difference`);
-    rows keep their price context (a batch is priced as a batch on the target, where the target
-    has batch prices). Raises LookupError when the target has no price."""
+    tier's) and ``difference_usd`` (what-if − actual, 0 within float noise as in
+    :func:`whatif_difference`); rows keep their price context (a batch is priced as a batch on
+    the target, where the target has batch prices). Raises LookupError when the target has no
+    price."""
     per = _tokens_by_model_day(engine, filters)
     rows: dict[tuple, dict] = {}
 
@@ -315,7 +380,6 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
     ).sort("cost_usd", descending=True, nulls_last=True)
 
 
-
 def _whatif_past_tier(engine: Engine, filters: Filters, provider: str, model: str,
                       per: pl.DataFrame) -> dict[tuple, tuple[float, float]]:
     """What to add to :func:`what_if`'s base-tier sums on ``provider``/``model`` so that the
@@ -332,22 +396,9 @@ def _whatif_past_tier(engine: Engine, filters: Filters, provider: str, model: st
             starts[(at, ctx)] = start
     if not starts:
         return {}
-    where, params = filters.where("requests")
-    at_sql = pricing.period_sql("r.ts")
-    ctx_sql = pricing.context_sql("CAST(r.attributes AS VARCHAR)")
-    values = ", ".join(f"(TIMESTAMP '{at.isoformat(sep=' ')}', {sql_literal(ctx)}, {int(start)})"
-                       for (at, ctx), start in starts.items())
-    mixes = engine.query(
-        f"SELECT r.provider, r.model, {at_sql} AS at, {ctx_sql} AS ctx, "
-        "coalesce(r.input_tokens, 0) AS i, coalesce(r.cached_input_tokens, 0) AS c, "
-        "coalesce(r.cache_write_tokens, 0) AS w, coalesce(r.cache_write_1h_tokens, 0) AS h, "
-        "coalesce(r.web_searches, 0) AS s, coalesce(r.output_tokens, 0) AS o, "
-        "count(*) AS n, count(r.cost_usd) AS priced "
-        f"FROM (SELECT * FROM requests WHERE {where}) r JOIN (VALUES {values}) t(td, tc, lb) "
-        f"ON t.td = {at_sql} AND t.tc = {ctx_sql} AND coalesce(r.input_tokens, 0) >= t.lb "
-        "GROUP BY ALL", params)
+    mixes = _past_tier_rows(engine, filters, starts)
     out: dict[tuple, tuple[float, float]] = {}
-    for p, m, at, ctx, i, c, w, h, s, o, n, priced in mixes.iter_rows():
+    for p, m, at, ctx, i, c, w, h, s, o, _r, n, priced in mixes.iter_rows():
         exact = pricing.request_cost(provider, model, at, i, c, w, o, overrides, ctx,
                                      cache_write_1h_tokens=h, web_searches=s)
         target = _unit(provider, model, at, ctx)
@@ -359,6 +410,7 @@ def _whatif_past_tier(engine: Engine, filters: Filters, provider: str, model: st
         was = out.get((p, m), (0.0, 0.0))
         out[(p, m)] = (was[0] + priced * (exact - base), was[1] + n * (exact - base))
     return out
+
 
 # A what-if difference smaller than this share of the larger amount is float noise: the same
 # costs summed in another order.

@@ -125,15 +125,21 @@ def test_the_token_mix_and_what_if_price_them_at_their_own_price(lake, write, mo
     try:
         f = Filters.between(T - timedelta(hours=1), T + timedelta(hours=1))
         mix = {r["kind"]: r for r in cost.token_mix(engine, f).iter_rows(named=True)}
-        # base-tier unit prices from genai-prices: 5 min writes at w, 1 h writes at h per token
-        n = 1000
-        w = (genai(*SONNET, T, n, 0, n) - 0) / n
-        h = genai(*SONNET, T, n, 0, n, 0, n) / n
+        # unit prices from genai-prices at each call's tier (a call past 200k input tokens
+        # pays the tier's for every token): 5 min writes at w(i), 1 h writes at h(i) per token
+        def w(i):
+            return genai(*SONNET, T, i, 0, i) / i
+
+        def h(i):
+            return genai(*SONNET, T, i, 0, i, 0, i) / i
+
         ones = sum(m[3] for m in MIXES)
         fives = sum(m[2] - m[3] for m in MIXES)
         assert (mix["cache_write_1h"]["tokens"], mix["cache_write"]["tokens"]) == (ones, fives)
-        assert mix["cache_write_1h"]["cost_usd"] == pytest.approx(ones * h, rel=1e-12)
-        assert mix["cache_write"]["cost_usd"] == pytest.approx(fives * w, rel=1e-12)
+        assert mix["cache_write_1h"]["cost_usd"] == pytest.approx(
+            sum(m[3] * h(m[0]) for m in MIXES), rel=1e-12)
+        assert mix["cache_write"]["cost_usd"] == pytest.approx(
+            sum((m[2] - m[3]) * w(m[0]) for m in MIXES), rel=1e-12)
         # the what-if on the same model gives, below the tier, what the calls cost
         below = f.with_window(T - timedelta(hours=1), T + timedelta(minutes=3))
         same = cost.what_if(engine, below, *SONNET).row(0, named=True)

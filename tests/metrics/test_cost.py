@@ -484,3 +484,25 @@ def test_a_what_if_prices_long_prompts_at_the_target_s_tier(lake, engine):
     short = pricing.request_cost("anthropic", "claude-sonnet-4-5", at, 1000, 0, 0, 500,
                                  overrides={})
     assert by_model["gpt-4o"]["whatif_cost_usd"] == pytest.approx(sonnet + short)
+
+
+def test_the_token_mix_prices_long_prompts_at_their_tier(lake, engine):
+    # claude-sonnet-4-5 bills every token of a prompt over 200k input tokens at higher prices:
+    # at base-tier prices the mix said $0.50 of a call that cost $0.98
+    at = T0 + timedelta(minutes=1)
+    tokens = {"input_tokens": 250_000, "cached_input_tokens": 100_000,
+              "cache_write_tokens": 20_000, "output_tokens": 3000, "reasoning_tokens": 1000}
+    paid = pricing.request_cost("anthropic", "claude-sonnet-4-5", at, 250_000, 100_000, 20_000,
+                                3000, overrides={})
+    lake.append({"requests": requests_table([
+        make_request(1, provider="anthropic", model="claude-sonnet-4-5", cost_usd=paid,
+                     **tokens),
+        make_request(2, cost_usd=0.0075)])}, source="t")  # gpt-4o, base tier
+    engine.refresh(force=True)
+    mix = cost.token_mix(engine, Filters.between(T0, T0 + timedelta(hours=1)))
+    assert mix["cost_usd"].sum() == pytest.approx(paid + 0.0075)
+    by_kind = dict(zip(mix["kind"], mix["cost_usd"], strict=True))
+    # the tier's prices: $6 / $0.60 / $7.50 / $22.50 per million uncached, cached, written,
+    # output tokens (anthropic's published long-context rates for claude-sonnet-4-5)
+    assert by_kind["cached_input"] == pytest.approx(100_000 * 0.6e-6)
+    assert by_kind["reasoning"] == pytest.approx(1000 * 22.5e-6)

@@ -587,9 +587,10 @@ def test_a_request_opened_from_explore_links_back_to_that_view(monkeypatch, demo
     assert not [e for e in at.get("page_link") if e.proto.label == "Back to Explore"]
 
 
-def test_the_token_mix_says_how_far_base_tier_prices_are_from_the_spend(monkeypatch, lake):
+def test_the_token_mix_adds_to_the_spend_past_a_price_tier(monkeypatch, lake):
     # claude-sonnet-4-5 charges more past 200k input tokens: the mix, at base-tier prices,
-    # added to about half the spend while its caption said the two "can differ slightly".
+    # added to about half the spend while its caption said the two "can differ slightly"; a
+    # caption then said how far apart they were. Now the mix prices the call at its tier.
     from lib import pricing
     from tests.conftest import T0, make_request, requests_table
 
@@ -604,7 +605,8 @@ def test_the_token_mix_says_how_far_base_tier_prices_are_from_the_spend(monkeypa
     at = run_page(monkeypatch, lake.root, "pages/cost.py",
                   {"range": "custom", "from": T0.isoformat(),
                    "to": (T0 + timedelta(hours=1)).isoformat()})
-    assert "spent: requests past a model's long-prompt price tier cost more" in texts(at)
+    assert "Here they add to" not in texts(at)
+    assert "a long prompt's at its price tier's" in texts(at)
 
 
 def test_explore_s_count_card_says_which_requests_the_metric_counts(monkeypatch, lake):
