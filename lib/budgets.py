@@ -76,7 +76,11 @@ def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
                 column = column_for_key(str(key))
                 if column is None:
                     raise ValueError(f"unknown filter key {key!r}")
-                vals = [vals] if isinstance(vals, (str, int, float)) else list(vals)
+                vals = [vals] if isinstance(vals, (str, int, float)) else list(vals or [])
+                # (an empty scope was no scope: the budget counted all traffic; a null was
+                # the text "None", which no request has: found in review)
+                if not vals or any(v is None for v in vals):
+                    raise ValueError(f"{key}: no value (give a value or a list of values)")
                 where.append((column, tuple(sorted(str(v) for v in vals))))
             amount = float(item["monthly_usd"])
             # (nan was always "over", inf always "ok"; a warn_at of 80, meant as 80%, never

@@ -424,6 +424,11 @@ def test_a_what_if_difference_of_float_noise_is_none_at_all():
     ("monthly_usd: 100\n    warn_at: -1", "warn_at must be a share"),  # always warned
     ("monthly_usd: 100\n    warn_at: nan", "warn_at must be a share"),  # never warned
     ("monthly_usd: 100\n    warn_at: 0", "warn_at must be a share"),
+    # a scope with no value was no scope: the budget counted all traffic ("model = ")
+    ("monthly_usd: 100\n    where:\n      model: []", "model: no value"),
+    ("monthly_usd: 100\n    where:\n      model:", "model: no value"),
+    # a null in a list scoped the budget to requests whose feature is the text "None"
+    ("monthly_usd: 100\n    where:\n      feature: [chat, null]", "feature: no value"),
 ])
 def test_a_budget_amount_or_threshold_that_cannot_be_meant_is_refused(tmp_path, entry, says):
     path = tmp_path / "budgets.yaml"
