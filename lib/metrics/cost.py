@@ -163,6 +163,7 @@ _TOKEN_SUMS = [
 
 def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
     where, params = filters.where("requests")
+    billed = f"NOT coalesce(({pricing.failed_without_usage_sql('')}), false)"
     # The price context (a batch, a service tier: lib.pricing.context_sql) is part of the key,
     # so unit prices are those the rows were priced at.
     return engine.query(
@@ -170,6 +171,9 @@ def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
                {pricing.context_sql('CAST(attributes AS VARCHAR)')} AS price_context,
                count(*) AS requests,
                count(cost_usd) AS priced_requests, coalesce(sum(cost_usd), 0) AS cost_usd,
+               -- the calls a fee per call is billed for: not those the provider rejected
+               count(*) FILTER (WHERE {billed}) AS billed_requests,
+               count(cost_usd) FILTER (WHERE {billed}) AS priced_billed_requests,
                {", ".join(f"coalesce(sum({expr}), 0)::BIGINT AS {name}"
                           for name, expr in _TOKEN_SUMS)},
                -- the same of the priced requests alone: the what-if compares like with like
@@ -336,7 +340,8 @@ def what_if(engine: Engine, filters: Filters, provider: str, model: str) -> pl.D
                 + row[f"{prefix}cache_write_1h"] * target["cache_write_1h"]
                 + row[f"{prefix}web_searches"] * target["web_search"]
                 + (row[f"{prefix}output"] + row[f"{prefix}reasoning"]) * target["output"]
-                + row[f"{prefix}requests"] * target["request"])  # a fee per call (sonar)
+                # a fee per call (sonar), not billed for a call the provider rejected
+                + row[f"{prefix}billed_requests"] * target["request"])
 
     for row in per.iter_rows(named=True):
         # in the row's own context (a batch stays a batch on the target model)

@@ -511,3 +511,23 @@ def test_the_token_mix_prices_long_prompts_at_their_tier(lake, engine):
     # output tokens (anthropic's published long-context rates for claude-sonnet-4-5)
     assert by_kind["cached_input"] == pytest.approx(100_000 * 0.6e-6)
     assert by_kind["reasoning"] == pytest.approx(1000 * 22.5e-6)
+
+
+def test_a_what_if_charges_no_per_call_fee_for_a_call_the_provider_rejected(lake, engine):
+    # perplexity's sonar bills a fee per call; a rejected call (429, no usage) costs $0. Sonar
+    # traffic re-priced on sonar came out dearer by the fee of each rejected call.
+    ok = pricing.request_cost("perplexity", "sonar", T0, 1000, 0, 0, 500, overrides={})
+    rejected = dict(status="error", error_type="RateLimitError", input_tokens=None,
+                    output_tokens=None, cached_input_tokens=None, cache_write_tokens=None,
+                    reasoning_tokens=None, cost_usd=0.0)
+    lake.append({"requests": requests_table([
+        make_request(0, provider="perplexity", model="sonar", cost_usd=ok),
+        make_request(1, provider="perplexity", model="sonar", **rejected),
+        make_request(2, **rejected)])}, source="t")  # a rejected gpt-4o call
+    engine.refresh(force=True)
+    wi = cost.what_if(engine, Filters.between(T0, T0 + timedelta(hours=1)), "perplexity",
+                      "sonar")
+    by_model = {r["model"]: r for r in wi.iter_rows(named=True)}
+    assert by_model["sonar"]["whatif_cost_usd"] == pytest.approx(ok)
+    assert by_model["sonar"]["difference_usd"] == 0.0
+    assert by_model["gpt-4o"]["whatif_cost_usd"] == 0.0
