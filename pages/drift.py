@@ -1,8 +1,6 @@
 """Drift: how the requests' inputs, outputs and mix moved from a reference window to the current
 one, column by column, with the tests of design §5; and one column's two distributions."""
 
-from datetime import timedelta
-
 import polars as pl
 import streamlit as st
 
@@ -21,15 +19,18 @@ st.title("Drift")
 widgets.stop_if_no_requests(
     engine, "Drift compares the requests of a window with those of a reference window.")
 
-REFERENCES = {"previous": "The period just before", "week": "The same window a week earlier",
-              "four_weeks": "The same window four weeks earlier"}
-ref_kind = widgets.query_selectbox("Reference", list(REFERENCES), "reference", "previous",
-                                   format_func=REFERENCES.get, key="drift_reference")
-back = {"week": timedelta(days=7), "four_weeks": timedelta(days=28)}.get(ref_kind)
-reference = f.previous() if back is None else f.with_window(f.start - back, f.end - back)
+ref_kind = widgets.query_selectbox("Reference", list(drift.REFERENCES), "reference", "previous",
+                                   format_func=lambda k: drift.REFERENCES[k][0],
+                                   key="drift_reference")
+reference = drift.reference_window(f, ref_kind)
 st.caption(f"**Current** {widgets.window_caption(f.start, f.end, f.tz)} · **reference** "
            f"{widgets.window_caption(reference.start, reference.end, f.tz)}, with the sidebar's "
            "filters on both")
+if shared := drift.reference_overlap(f, reference):
+    st.warning(f"The reference overlaps the current window by {formatting.duration(shared)}: "
+               "the requests of those days are on both sides, compared with themselves, so a "
+               "drift shows smaller than it is. Choose *The period just before*, or a time "
+               "range no longer than the reference lies back.", icon=":material/warning:")
 widgets.freshness_note(engine, f)
 
 with st.spinner("Testing every column…"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,31 @@ MAX_VALUES = 50_000
 # Float columns: NaN and infinities are no values to test (the others are integers or lengths,
 # whose distinct values are few: they are read as value counts, not sorted).
 FLOATS = {"latency_ms", "cost_usd"}
+
+
+# The reference windows a page offers: name → (how it is named, how far before the current
+# window it lies; None: the period of equal length just before it).
+REFERENCES: dict[str, tuple[str, timedelta | None]] = {
+    "previous": ("The period just before", None),
+    "week": ("The same window a week earlier", timedelta(days=7)),
+    "four_weeks": ("The same window four weeks earlier", timedelta(days=28)),
+}
+
+
+def reference_window(current: Filters, kind: str) -> Filters:
+    """The reference window ``kind`` (:data:`REFERENCES`) of ``current``, same filters."""
+    back = REFERENCES[kind][1]
+    return current.previous() if back is None else current.with_window(
+        current.start - back, current.end - back)
+
+
+def reference_overlap(current: Filters, reference: Filters) -> timedelta:
+    """How long the two windows share (zero when apart). "A week earlier" of a window longer
+    than a week is partly the window itself: the requests of the overlap are on both sides,
+    compared with themselves, and a drift is diluted by them (30 days against a week earlier
+    share 23 days)."""
+    return max(timedelta(0), min(current.end, reference.end)
+               - max(current.start, reference.start))
 
 
 def label(column: str) -> str:

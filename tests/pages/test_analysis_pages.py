@@ -742,6 +742,19 @@ def test_drift_finds_the_demo_s_longer_search_prompts(monkeypatch, demo_store):
     assert at.query_params["reference"] in ("week", ["week"])
 
 
+def test_drift_says_when_its_reference_overlaps_the_current_window(monkeypatch, demo_store):
+    # 10 days against the same window a week earlier share 3 days, compared with themselves:
+    # the page says so; 7 days against a week earlier share none
+    ten = {"range": "custom", "from": (DEMO_END - timedelta(days=10)).isoformat(),
+           "to": DEMO_END.isoformat(), "reference": "week"}
+    at = run_page(monkeypatch, demo_store, "pages/drift.py", ten)
+    said = " ".join(w.value for w in at.warning)
+    assert "The reference overlaps the current window by 3 days" in said
+    seven = {**ten, "from": (DEMO_END - timedelta(days=7)).isoformat()}
+    at = run_page(monkeypatch, demo_store, "pages/drift.py", seven)
+    assert "overlaps" not in " ".join(w.value for w in at.warning)
+
+
 def test_drift_with_too_few_rows_never_says_no_drift(monkeypatch, tmp_path):
     # 20 requests a side: design §5's "insufficient data", never a green "no drift"
     from tests.conftest import make_request, requests_table
