@@ -8,7 +8,7 @@ from lib import drilldown, formatting
 from lib.analysis_charts import log_histogram
 from lib.charts import time_figure
 from lib.metrics import latency, overview
-from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.metrics.buckets import MIN_REQUESTS_FOR_RATE, bucket_label, bucket_seconds
 from lib.metrics.dims import DIMENSIONS, attribute_keys
 from lib.metrics.dims import label as dim_label
 from lib.ui import filters as ui_filters
@@ -102,10 +102,13 @@ with right:
 st.subheader(f"Share of requests within {formatting.ms(objective)}")
 fig = time_figure(ts, "bucket", [("within_share", f"≤ {objective:,.0f} ms")],
                   y_title=f"share of requests per {per} (%)", events=events, **axis,
-                  y_format=".0%")
+                  y_format=".0%", uncertain={"within_share": "within_share_uncertain"})
 fig.update_yaxes(range=[0, 1])
-widgets.chart(fig, ts.select("bucket", "requests", "within_objective", "within_share"),
+widgets.chart(fig, ts.select("bucket", "requests", "within_objective", "within_share",
+                             "within_share_uncertain"),
               key="lat_within", name="within_objective")
+st.caption(f"Hollow points: fewer than {MIN_REQUESTS_FOR_RATE} requests with a latency in the "
+           "bucket.")
 
 st.subheader("By dimension")
 dims = list(DIMENSIONS) + widgets.cached(attribute_keys, engine, f)

@@ -18,6 +18,7 @@ import polars as pl
 
 from lib.filters import Filters
 from lib.metrics.buckets import (
+    MIN_REQUESTS_FOR_RATE,
     MIN_ROWS_FOR_PERCENTILE,
     bucket_seconds,
     bucket_sql,
@@ -51,7 +52,8 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
     ttft_p95_ms, ttft_requests`` and their ``ttft_p50_uncertain, ttft_p95_uncertain`` (too few
     with a TTFT), ``tokens_per_s_p50`` and ``tokens_per_s_p50_uncertain`` and, with
     ``objective_ms``,
-    ``within_objective`` (count) and ``within_share`` (of the requests with a latency). Empty
+    ``within_objective`` (count), ``within_share`` (of the requests with a latency) and
+    ``within_share_uncertain`` (fewer than :data:`MIN_REQUESTS_FOR_RATE` with a latency). Empty
     buckets have zero requests and null percentiles."""
     seconds = seconds or bucket_seconds(filters.duration)
     clock = filters.bucket_clock(seconds)
@@ -85,7 +87,9 @@ def percentiles_over_time(engine: Engine, filters: Filters, seconds: int | None 
         # of the requests with a latency, as overall() and by_dimension() count it
         frame = frame.with_columns(
             (pl.col("within_objective") / pl.when(pl.col("timed") > 0)
-             .then(pl.col("timed"))).alias("within_share"))
+             .then(pl.col("timed"))).alias("within_share"),
+            # a share of 2 requests is 0%, 50% or 100%: drawn hollow, as the error rate's
+            (pl.col("timed") < MIN_REQUESTS_FOR_RATE).alias("within_share_uncertain"))
     return frame.drop("timed")
 
 

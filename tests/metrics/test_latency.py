@@ -48,6 +48,9 @@ def test_within_objective_ttft_and_speed(two_buckets):
     ts = latency.percentiles_over_time(engine, f, seconds=3600, objective_ms=500)
     assert ts["within_objective"].to_list() == [500, 0]
     assert ts["within_share"].to_list() == [0.5, 0.0]
+    # 0% of 10 requests is drawn hollow, as an error rate of so few (it was drawn solid: a
+    # quiet hour's 0% or 100% read as an outage or a recovery)
+    assert ts["within_share_uncertain"].to_list() == [False, True]
     assert latency.overall(engine, f, 500)["within_share"] == pytest.approx(500 / 1010)
     assert latency.overall(engine, f)["within_share"] is None
     assert ts["ttft_p50_ms"][0] == 10.0 and ts["ttft_p50_ms"][1] is None
@@ -102,6 +105,7 @@ def test_requests_without_a_latency_count_in_neither_share_nor_reliability(lake,
     assert table["within_share"].to_list() == [1.0]
     assert chart["requests"].to_list() == [35]  # the bars still count every request
     assert chart["p50_uncertain"].to_list() == [True]  # 5 < 20 timed rows
+    assert chart["within_share_uncertain"].to_list() == [True]  # (35 requests, 5 timed)
     assert table["p50_uncertain"].to_list() == [True]
 
 
