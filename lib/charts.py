@@ -172,8 +172,10 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
                 fig.add_scatter(x=pts[x].to_list(), y=pts[col].to_list(), mode="markers",
                                 name=f"{label} (few rows)", marker=dict(
                                     symbol="circle-open", size=7, color=color),
-                                hovertemplate="%{y}<br>too few rows for this percentile"
-                                              "<extra></extra>")
+                                # (the hollow points of rates and shares too: "for this
+                                # percentile" misnamed an error rate of 2 requests)
+                                hovertemplate="%{y}<br>too few requests in this bucket to rely "
+                                              "on<extra></extra>")
     if kind == "bar":
         fig.update_layout(barmode="stack")
         if cover is not None:

@@ -255,3 +255,13 @@ def test_a_legend_above_a_time_chart_leaves_the_chart_most_of_its_height():
     band = band_figure(hourly().with_columns(lo=0.0, hi=1.0), "bucket",
                        [("p95_ms", "lo", "hi", "p")], y_title="%", tz="UTC")
     assert fig.layout.legend.maxheight == band.layout.legend.maxheight == 0.25
+
+
+def test_a_hollow_point_s_hover_fits_a_rate_as_well_as_a_percentile():
+    # the error rate's hollow points said "too few rows for this percentile"
+    frame = hourly().with_columns(rate=pl.lit(0.5), few=pl.lit(True))
+    fig = time_figure(frame, "bucket", [("rate", "Error rate")], y_title="%", tz="UTC",
+                      uncertain={"rate": "few"}, y_format=".1%")
+    hollow = [t for t in fig.data if t.name == "Error rate (few rows)"]
+    assert len(hollow) == 1 and "percentile" not in hollow[0].hovertemplate
+    assert "too few requests in this bucket" in hollow[0].hovertemplate
