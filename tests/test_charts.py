@@ -265,3 +265,13 @@ def test_a_hollow_point_s_hover_fits_a_rate_as_well_as_a_percentile():
     hollow = [t for t in fig.data if t.name == "Error rate (few rows)"]
     assert len(hollow) == 1 and "percentile" not in hollow[0].hovertemplate
     assert "too few requests in this bucket" in hollow[0].hovertemplate
+
+
+def test_a_hovered_latency_reads_as_a_number_not_in_si_units():
+    # Plotly's default hover read 12,129.31 ms as "12.12931k"
+    fig = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="latency (ms)", tz="UTC")
+    assert fig.layout.yaxis.hoverformat == ",.4~r"
+    # a chart with a format of its own keeps it in the hover
+    pct = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="%", tz="UTC",
+                      y_format=".1%")
+    assert pct.layout.yaxis.hoverformat is None and pct.layout.yaxis.tickformat == ".1%"
