@@ -32,6 +32,9 @@ OTHER_COLOR = "#94a3b8"
 PARTIAL_OPACITY = 0.45
 
 
+# After a hovered value whose bucket has too few requests for it (a hollow point): of rates and
+# shares too ("for this percentile" misnamed an error rate of 2 requests).
+FEW_ROWS_HOVER = " (too few requests in this bucket to rely on)"
 # How a hovered value reads when the chart gives no format of its own (d3-format).
 HOVER_FORMAT = ",.4~r"
 
@@ -167,8 +170,17 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
                 color=color, opacity=None if cover is None else
                 [1.0 if c >= 1 else PARTIAL_OPACITY for c in cover]))
         else:
+            few = {}
+            if uncertain and col in uncertain:
+                # The line's own hover says which of its points are hollow. The hollow points
+                # hovered apart: "x unified" took the nearest one, often a neighbour bucket's,
+                # and read "p50: 3,648 | 2,119, too few…" for one time (found in review).
+                few = dict(customdata=[FEW_ROWS_HOVER if flag else ""
+                                       for flag in frame[uncertain[col]].to_list()],
+                           hovertemplate="%{fullData.name}: %{y}%{customdata}<extra></extra>")
             fig.add_scatter(x=xs, y=ys, name=label, mode="lines", line=dict(color=color, width=2),
-                            stackgroup="one" if kind == "area" else None, connectgaps=False)
+                            stackgroup="one" if kind == "area" else None, connectgaps=False,
+                            **few)
         if uncertain and col in uncertain:
             flag = frame[uncertain[col]]
             pts = frame.filter(flag & pl.col(col).is_not_null())
@@ -176,10 +188,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
                 fig.add_scatter(x=pts[x].to_list(), y=pts[col].to_list(), mode="markers",
                                 name=f"{label} (few rows)", marker=dict(
                                     symbol="circle-open", size=7, color=color),
-                                # (the hollow points of rates and shares too: "for this
-                                # percentile" misnamed an error rate of 2 requests)
-                                hovertemplate="%{y}<br>too few requests in this bucket to rely "
-                                              "on<extra></extra>")
+                                hoverinfo="skip")
     if kind == "bar":
         fig.update_layout(barmode="stack")
         if cover is not None:

@@ -257,14 +257,19 @@ def test_a_legend_above_a_time_chart_leaves_the_chart_most_of_its_height():
     assert fig.layout.legend.maxheight == band.layout.legend.maxheight == 0.25
 
 
-def test_a_hollow_point_s_hover_fits_a_rate_as_well_as_a_percentile():
-    # the error rate's hollow points said "too few rows for this percentile"
-    frame = hourly().with_columns(rate=pl.lit(0.5), few=pl.lit(True))
+def test_a_hollow_point_is_hovered_on_its_own_line_and_fits_a_rate_as_well():
+    # the hollow points were a trace hovered apart: "x unified" showed the nearest one, often a
+    # neighbour bucket's, under a solid point's value ("p50: 3,648 | 2,119, too few rows"); and
+    # on the error rate they said "too few rows for this percentile"
+    frame = hourly().with_columns(rate=pl.lit(0.5), few=pl.Series([True, False] * 3))
     fig = time_figure(frame, "bucket", [("rate", "Error rate")], y_title="%", tz="UTC",
                       uncertain={"rate": "few"}, y_format=".1%")
-    hollow = [t for t in fig.data if t.name == "Error rate (few rows)"]
-    assert len(hollow) == 1 and "percentile" not in hollow[0].hovertemplate
-    assert "too few requests in this bucket" in hollow[0].hovertemplate
+    line = next(t for t in fig.data if t.name == "Error rate")
+    hollow = next(t for t in fig.data if t.name == "Error rate (few rows)")
+    assert hollow.hoverinfo == "skip"
+    assert [bool(c) for c in line.customdata] == [True, False] * 3
+    assert "too few requests in this bucket" in line.customdata[0]
+    assert "percentile" not in line.customdata[0] + line.hovertemplate
 
 
 def test_a_hovered_latency_reads_as_a_number_not_in_si_units():
