@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -361,10 +362,12 @@ def query_number(label: str, param: str, default: float, *, key: str | None = No
     key = key or f"qp_{param}"
     if url_moved(key, param):
         try:
-            st.session_state[key] = float(query_value(param, None) or kept_value(key, param)
-                                          or default)
+            number = float(query_value(param, None) or kept_value(key, param) or default)
         except (TypeError, ValueError):
-            st.session_state[key] = float(default)
+            number = float(default)
+        # a link's "nan" or "inf" is a float too: an objective of nan counted every request
+        # as within it ("Within –: 100.0%") under an empty input
+        st.session_state[key] = number if math.isfinite(number) else float(default)
     value = st.number_input(label, key=key, **kw)
     text = f"{value:g}"
     if st.query_params.get(param) != text and (param in st.query_params or value != default):

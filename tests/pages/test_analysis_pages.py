@@ -113,6 +113,15 @@ def test_latency_page(monkeypatch, demo_store):
     assert "**No output speed in this window**" not in texts(at)
 
 
+@pytest.mark.parametrize("mangled", ["nan", "inf", "-inf"])
+def test_a_link_s_objective_that_is_no_number_opens_the_default(monkeypatch, demo_store,
+                                                                mangled):
+    # "nan" parsed as a float: an empty input, "Within –" at 100.0%, a legend "≤ nan ms"
+    at = run_page(monkeypatch, demo_store, "pages/latency.py", {**WEEK, "objective": mangled})
+    assert at.number_input(key="lat_obj").value == 2000
+    assert "Within 2.0 s" in [m.label for m in at.metric]
+
+
 def test_latency_says_when_no_request_has_a_latency(monkeypatch, tmp_path):
     # (it said "Only 500 requests: p99 needs 1,000" of requests without any latency)
     from tests.conftest import make_request, requests_table
