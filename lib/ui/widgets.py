@@ -57,6 +57,12 @@ def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> No
                         else f"{row['change_high']:+.0%}"
                     helps += (f". 95% interval of the change: {row['change_low']:+.0%} to "
                               f"{high}" + (": within noise." if noise else "."))
+                elif row.get("change_low") is not None and row["unit"] == "ms":
+                    high = "+∞" if row["change_high"] == float("inf") \
+                        else f"{row['change_high']:+.0%}"
+                    helps += (". The two periods' 95% intervals of their p95 allow a change "
+                              f"from {row['change_low']:+.0%} to {high}"
+                              + (": within noise." if noise else "."))
                 elif row.get("change_low") is not None:
                     # (two decimals where one would round a bound to 0: "+0.0 to +0.4")
                     places = 2 if min(abs(row["change_low"]), abs(row["change_high"])) < 0.0005 \

@@ -12,7 +12,14 @@ import pytest
 from lib import schema
 from lib.filters import Filters
 from lib.metrics import buckets
-from lib.metrics.overview import KPIS, events, kpis, previous_coverage, timeseries
+from lib.metrics.overview import (
+    KPIS,
+    events,
+    kpis,
+    previous_coverage,
+    quantile_interval_ranks,
+    timeseries,
+)
 from tests.conftest import T0, make_request, requests_table
 
 H = timedelta(hours=1)
@@ -364,7 +371,9 @@ def test_a_rate_s_change_has_newcombe_s_interval_and_is_noise_when_it_holds_zero
     errors = got["error_rate"]
     assert (errors["value"], errors["previous"], errors["n"]) == (0.5, 0.25, 10)
     assert errors["change_low"] < 0 < errors["change_high"]
-    assert got["p95_latency_ms"]["change_low"] is None  # not a rate
+    # a p95 of 10 requests has no upper bound: its change is within noise
+    p95 = got["p95_latency_ms"]
+    assert p95["change_low"] <= 0 and p95["change_high"] == float("inf")
 
 
 def test_a_judge_pass_rate_pooling_metrics_of_one_request_is_as_sure_as_its_requests(
@@ -476,3 +485,26 @@ def test_count_kpis_carry_their_interval(lake, engine):
         count_change_interval(10, 12)
     assert (got["guardrail_triggers"]["change_low"], got["guardrail_triggers"]["change_high"]) \
         == count_change_interval(0, 1)
+
+
+@pytest.mark.parametrize(("scale", "noise"), [(1.004, True), (1.05, False)])
+def test_a_p95_change_is_noise_when_the_periods_intervals_overlap(lake, engine, scale, noise):
+    # 4,000 latencies an hour, the same spread, the current hour's scaled: a p95 4 per mille
+    # higher is within what 4,000 requests give by chance (each p95's exact 95% interval is
+    # about ±0.7% here); 5% higher is not. The tile drew any p95 change as news, red or green
+    # (7,000 requests a week: "+5.7%" red, within noise).
+    lat = np.linspace(100.0, 10_000.0, 4000)
+    reqs = [make_request(i, ts=T0 - H + timedelta(seconds=0.9 * i), latency_ms=float(x))
+            for i, x in enumerate(lat)]
+    reqs += [make_request(10_000 + i, ts=T0 + timedelta(seconds=0.9 * i),
+                          latency_ms=float(x * scale)) for i, x in enumerate(lat)]
+    lake.append({"requests": requests_table(reqs)}, source="t")
+    engine.refresh(force=True)
+    got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
+    p95 = got["p95_latency_ms"]
+    assert p95["value"] / p95["previous"] == pytest.approx(scale)
+    assert (p95["change_low"] <= 0 <= p95["change_high"]) is noise
+    # the bounds come from each period's order statistics: X(l) and X(u) of the binomial tails
+    lo, hi = quantile_interval_ranks(4000)
+    before = np.sort(lat)
+    assert p95["change_high"] == pytest.approx(before[hi - 1] * scale / before[lo - 1] - 1)
