@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
+from lib.formatting import terminal_text
 from lib.metrics.buckets import BucketClock, bucket_clock
 
 PRESETS: dict[str, timedelta] = {
@@ -262,7 +263,10 @@ class Filters:
         text = (f"{self.start.astimezone(zone).strftime(fmt)} → "
                 f"{self.end.astimezone(zone).strftime(fmt)} {self.tz}")
         for column, vals in self.values:
-            text += f" · {key_for_column(column)} = {', '.join(vals)}"
+            # a value's line breaks as escapes: "svc\n\n# x" split a page's caption in two
+            # paragraphs, and one indented after a blank line read as a code block
+            shown = ", ".join(terminal_text(v) for v in vals)
+            text += f" · {key_for_column(column)} = {shown}"
         return text
 
 

@@ -176,6 +176,14 @@ def test_with_value_and_describe():
     assert text == "2026-03-02 12:00 → 2026-03-02 14:00 UTC · customer = c1"
 
 
+def test_describe_is_one_line_whatever_the_logged_values():
+    # a service "svc\n\n    # x" from the logs split the pages' caption into two paragraphs
+    # (the second indented after a blank line: a code block)
+    text = Filters.between(T0, T0 + timedelta(hours=2), service=["svc\n\n    # x"]).describe()
+    assert "\n" not in text
+    assert text.endswith("service = svc\\n\\n    # x")
+
+
 @pytest.mark.parametrize("query, said", [
     ({"range": "24h", "tz": "Europe/Paris"}, []),
     ({"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}, []),
