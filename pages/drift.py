@@ -1,6 +1,8 @@
 """Drift: how the requests' inputs, outputs and mix moved from a reference window to the current
 one, column by column, with the tests of design §5; and one column's two distributions."""
 
+from zoneinfo import ZoneInfo
+
 import polars as pl
 import streamlit as st
 
@@ -31,6 +33,13 @@ if shared := drift.reference_overlap(f, reference):
                "the requests of those days are on both sides, compared with themselves, so a "
                "drift shows smaller than it is. Choose *The period just before*, or a time "
                "range no longer than the reference lies back.", icon=":material/warning:")
+covered, first = widgets.cached(drift.reference_coverage, engine, reference)
+if first is not None and covered < 0.9:  # (as the Overview's: 90% is like-for-like)
+    began = first.astimezone(ZoneInfo(f.tz)).strftime("%Y-%m-%d %H:%M")
+    st.warning(f"Only {covered:.0%} of the reference window has data: the store's requests "
+               f"begin at {began} {f.tz}. That part stands for the whole reference (its hours "
+               "and weekdays only), and a drift may be no more than that. Choose a reference "
+               "the store covers.", icon=":material/warning:")
 widgets.freshness_note(engine, f)
 
 with st.spinner("Testing every column…"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -69,6 +69,17 @@ def reference_overlap(current: Filters, reference: Filters) -> timedelta:
     share 23 days)."""
     return max(timedelta(0), min(current.end, reference.end)
                - max(current.start, reference.start))
+
+
+def reference_coverage(engine: Engine, reference: Filters) -> tuple[float, datetime | None]:
+    """The share (0..1) of ``reference``'s window after the store's first request, and that
+    request's time (None on an empty store): "four weeks earlier" of a store five weeks old
+    holds a week's days only in part, and its few days (their weekdays, their hours) stood for
+    the whole week unsaid. The dimension filters are ignored, as the Overview's coverage."""
+    first = engine.query("SELECT min(ts) AS first FROM requests")["first"][0]
+    if first is None or first >= reference.end:
+        return 0.0, first
+    return min(1.0, (reference.end - max(first, reference.start)) / reference.duration), first
 
 
 def label(column: str) -> str:

@@ -764,6 +764,18 @@ def test_drift_says_when_its_reference_overlaps_the_current_window(monkeypatch, 
     assert "overlaps" not in " ".join(w.value for w in at.warning)
 
 
+def test_drift_says_when_the_store_covers_its_reference_only_in_part(monkeypatch, demo_store):
+    # the demo's 7 days: the last 4 against the 4 before, of which the store holds 3
+    four = {"range": "custom", "from": (DEMO_END - timedelta(days=4)).isoformat(),
+            "to": DEMO_END.isoformat()}
+    at = run_page(monkeypatch, demo_store, "pages/drift.py", four)
+    said = " ".join(w.value for w in at.warning)
+    assert "Only 75% of the reference window has data" in said
+    three = {**four, "from": (DEMO_END - timedelta(days=3)).isoformat()}
+    at = run_page(monkeypatch, demo_store, "pages/drift.py", three)
+    assert "of the reference window has data" not in " ".join(w.value for w in at.warning)
+
+
 def test_drift_with_too_few_rows_never_says_no_drift(monkeypatch, tmp_path):
     # 20 requests a side: design §5's "insufficient data", never a green "no drift"
     from tests.conftest import make_request, requests_table
