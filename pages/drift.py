@@ -36,7 +36,9 @@ if shared := drift.reference_overlap(f, reference):
 covered, first = widgets.cached(drift.reference_coverage, engine, reference)
 if first is not None and covered < 0.9:  # (as the Overview's: 90% is like-for-like)
     began = first.astimezone(ZoneInfo(f.tz)).strftime("%Y-%m-%d %H:%M")
-    st.warning(f"Only {covered:.0%} of the reference window has data: the store's requests "
+    # (a length, not a share: 27 minutes of a week read "0%")
+    st.warning(f"Only {formatting.duration(reference.duration * covered)} of the reference's "
+               f"{formatting.duration(reference.duration)} have data: the store's requests "
                f"begin at {began} {f.tz}. That part stands for the whole reference (its hours "
                "and weekdays only), and a drift may be no more than that. Choose a reference "
                "the store covers.", icon=":material/warning:")
