@@ -182,6 +182,8 @@ def p95_change_interval(engine: Engine, filters: Filters, n_now: int, n_before: 
     (now_lo, now_hi), (before_lo, before_hi) = bounds(n_now, now), bounds(n_before, before)
 
     def ratio(a: float, b: float) -> float:
+        if a == b:  # (0 ms against 0 ms: no change)
+            return 0.0
         return float("inf") if b == 0 or a == float("inf") else a / b - 1
 
     low = -1.0 if before_hi == float("inf") else ratio(now_lo, before_hi)

@@ -508,3 +508,16 @@ def test_a_p95_change_is_noise_when_the_periods_intervals_overlap(lake, engine, 
     lo, hi = quantile_interval_ranks(4000)
     before = np.sort(lat)
     assert p95["change_high"] == pytest.approx(before[hi - 1] * scale / before[lo - 1] - 1)
+
+
+def test_a_p95_of_zero_against_zero_is_no_change(lake, engine):
+    # latencies all 0 ms (a cache) in both hours: 0 / 0 read as an infinite rise
+    reqs = [make_request(i, ts=T0 - H + timedelta(seconds=3 * i), latency_ms=0.0)
+            for i in range(1000)]
+    reqs += [make_request(2000 + i, ts=T0 + timedelta(seconds=3 * i), latency_ms=0.0)
+             for i in range(1000)]
+    lake.append({"requests": requests_table(reqs)}, source="t")
+    engine.refresh(force=True)
+    got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
+    p95 = got["p95_latency_ms"]
+    assert p95["change_low"] <= 0 <= p95["change_high"]
