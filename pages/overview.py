@@ -38,8 +38,11 @@ if comparable:
     st.caption(f"Changes are against the previous {formatting.duration(f.duration)} "
                "(the period of equal length just before this one).")
 else:
-    st.caption(f"No changes shown: the store's data covers only {coverage:.0%} of the previous "
-               f"{formatting.duration(f.duration)}, so there is nothing like-for-like to compare "
+    # (a length, not a share: 27 minutes of a week read "covers only 0%")
+    covered = ("the store's data begins with this window" if not coverage else
+               f"the store's data covers only {formatting.duration(f.duration * coverage)} of "
+               f"the previous {formatting.duration(f.duration)}")
+    st.caption(f"No changes shown: {covered}, so there is nothing like-for-like to compare "
                "against. The tiles' help still gives the previous period's values.")
 
 # an event is investigated on Explore from a little before it to a while after

@@ -87,7 +87,15 @@ def test_overview_kpis_and_demo_banner(monkeypatch, demo_store):
     assert requests.endswith("k")  # 7 days × 4000 requests: "28.0k"
     # The demo store starts with this window: no previous period to compare with.
     assert not any(m.delta for m in at.metric)
-    assert any("No changes shown" in c.value for c in at.caption)
+    assert any("No changes shown: the store's data begins with this window" in c.value
+               for c in at.caption)
+    # its last 5 days: the store holds 2 of the 5 before (a few minutes short), said as a
+    # length ("covers only 0%" was 27 minutes of a week)
+    five = run_app(monkeypatch, demo_store, query={"range": "custom",
+                                                   "from": "2026-11-15T12:00:00Z",
+                                                   "to": "2026-11-20T12:00:00Z"})
+    assert any("covers only 1 day 23 hours of the previous 5 days" in c.value
+               for c in five.caption)
 
 
 def test_a_rate_kpi_says_when_its_change_is_within_noise(monkeypatch, demo_store):
