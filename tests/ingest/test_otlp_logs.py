@@ -641,3 +641,31 @@ def test_does_not_claim_other_heads(head):
     assert not otlp_logs.FORMAT.detect(head, "x.jsonl")
     if head.startswith(b'{"request_id"'):
         assert canonical.JSONL.detect(head, "x.jsonl")  # still the canonical format's
+
+
+@pytest.mark.parametrize(("label", "passed"), [
+    ("relevant", True), ("not_relevant", False), ("Not Relevant", False),
+    ("not-relevant", False), ("correct", True), ("incorrect", False), ("pass", True),
+    ("fail", False), ("factual", True), ("hallucinated", False), ("unrelated", False),
+    ("non-toxic", True), ("toxic", False), ("partially_relevant", None), ("3", None)])
+def test_a_label_and_its_negation_say_pass_and_fail(label, passed):
+    # The semantic conventions' own examples are "relevant" and "not_relevant": with the second
+    # unread, a judge's 10 "not_relevant" of 100 were left out of the pass rate, read 100%.
+    assert oc.passed_from_label(label) is passed
+
+
+def test_not_relevant_evaluations_count_as_failures(tmp_path):
+    lines = [{"timeUnixNano": str(T0_NS + i * SECOND), "eventName": EVENT,
+              "spanId": f"{i + 1:016x}", "attributes": [
+                  {"key": "gen_ai.evaluation.name", "value": {"stringValue": "relevance"}},
+                  {"key": "gen_ai.evaluation.score.label",
+                   "value": {"stringValue": "relevant" if i % 10 else "not_relevant"}}]}
+             for i in range(100)]
+    path = tmp_path / "logs.json"
+    path.write_text(json.dumps({"resourceLogs": [{"resource": {}, "scopeLogs": [
+        {"logRecords": lines}]}]}) + "\n")
+    store = tmp_path / "store"
+    ingest_paths(Lake(store), [str(path)])
+    n, passed = Engine(Lake(store)).query(
+        "SELECT count(passed) AS n, count(*) FILTER (WHERE passed) AS p FROM evals").row(0)
+    assert (n, passed) == (100, 90)

@@ -388,15 +388,30 @@ def stable_id(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-_PASS_LABELS = {"pass", "passed", "true", "yes", "correct", "good", "relevant", "faithful"}
+# Judges' labels that say pass or fail, the semantic conventions' examples ("relevant",
+# "not_relevant", "correct", "incorrect", "pass", "fail") and the usual rails of judge libraries
+# (Phoenix: factual / hallucinated, relevant / unrelated, non-toxic / toxic). Written with single
+# spaces: "not_relevant", "Not-Relevant" and "not relevant" are one label.
+_PASS_LABELS = {"pass", "passed", "true", "yes", "correct", "good", "relevant", "faithful",
+                "factual", "grounded"}
 _FAIL_LABELS = {"fail", "failed", "false", "no", "incorrect", "bad", "irrelevant",
-                "unfaithful", "hallucinated"}
+                "unfaithful", "hallucinated", "unrelated", "toxic", "ungrounded"}
+# "not relevant" is a fail and "non toxic" a pass: a negation of a label above says the opposite.
+# (Unread, "not_relevant" left the failures out of the pass rate: 10 of 100 judged not relevant
+# read as 100% passed, found in review.)
+_NEGATIONS = ("not ", "non ")
 
 
 def passed_from_label(label: Any) -> bool | None:
+    """Whether a judge's label says pass (True) or fail (False); None when it says neither
+    ("partially relevant", "3")."""
     if label is None:
         return None
-    text = str(label).strip().lower()
+    text = " ".join(str(label).strip().lower().replace("_", " ").replace("-", " ").split())
+    negated = next((text[len(n):] for n in _NEGATIONS if text.startswith(n)), None)
+    if negated is not None:
+        said = passed_from_label(negated)
+        return None if said is None else not said
     if text in _PASS_LABELS:
         return True
     if text in _FAIL_LABELS:
