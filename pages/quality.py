@@ -224,13 +224,20 @@ else:
             failed_metric = widgets.query_selectbox(
                 "Metric", metrics, "failed_metric", (worst or metrics)[0], key="q_failed_metric",
                 width=320)
-            failed, n_failed = widgets.cached(quality.failed_evals, engine, f, src, version_b,
-                                              version_a, failed_metric)
+            # A metric compared on its scores (no pass/fail) fails nothing: its evidence is the
+            # cases B scored lower on ("failed no sim eval" stood under a regression of sim).
+            by_score = cmp.filter(pl.col("metric") == failed_metric)["kind"].to_list() == [
+                "score_paired"]
+            failed, n_failed = widgets.cached(
+                quality.score_drops if by_score else quality.failed_evals, engine, f, src,
+                version_b, version_a, failed_metric)
             if not n_failed:
-                st.caption(f"{widgets.md_escape(label_b)} failed no "
-                           f"{widgets.md_escape(failed_metric)} eval in this window.")
+                st.caption(f"{widgets.md_escape(label_b)} "
+                           + (f"scored lower than {widgets.md_escape(label_a)} on no "
+                              if by_score else "failed no ")
+                           + f"{widgets.md_escape(failed_metric)} test case in this window.")
             else:
-                regressed = int(failed["baseline_passed"].fill_null(False).sum())
+                regressed = 0 if by_score else int(failed["baseline_passed"].fill_null(False).sum())
                 # (an online judge's evals have no dataset, case or baseline: no empty columns;
                 # the metric is the one picked)
                 shown = failed.select([c for c in failed.columns if c != "metric" and (
@@ -244,20 +251,26 @@ else:
                         "metric": "Metric", "model": "Model", "dataset": "Dataset",
                         "case_id": "Case",
                         "epoch": "Epoch", "request_id": "Request", "score": "Score",
+                        "baseline_score": f"{label_a} score",
+                        "change": st.column_config.NumberColumn("B − A", format="%+.3f"),
                         "label": "Label", "explanation": "Explanation", "judge": "Judge",
                         "baseline_passed": st.column_config.CheckboxColumn(
                             f"{label_a} passed", help="The baseline passed the same test case "
                                                       "(a regression); empty: no such case")})
-                widgets.downloads(failed, f"failed_{src}_{version_b}_{failed_metric}",
-                                  key="dl_failed")
-                st.caption(
-                    f"{formatting.plural(n_failed, 'failed eval')}"
-                    + (f", the first {failed.height:,} shown" if failed.height < n_failed
-                       else "")
-                    + (f"; the cases {widgets.md_escape(label_a)} passed come first "
-                       f"({formatting.plural(regressed, 'case')}"
-                       + (" among those shown" if failed.height < n_failed else "")
-                       + "), then the newest." if regressed else ", newest first."))
+                widgets.downloads(failed, f"{'lower' if by_score else 'failed'}_{src}_"
+                                  f"{version_b}_{failed_metric}", key="dl_failed")
+                more = f", the first {failed.height:,} shown" if failed.height < n_failed else ""
+                if by_score:
+                    st.caption(f"{formatting.plural(n_failed, 'test case')} "
+                               f"{widgets.md_escape(label_b)} scored lower on than "
+                               f"{widgets.md_escape(label_a)}{more}, the largest drop first.")
+                else:
+                    st.caption(
+                        f"{formatting.plural(n_failed, 'failed eval')}{more}"
+                        + (f"; the cases {widgets.md_escape(label_a)} passed come first "
+                           f"({formatting.plural(regressed, 'case')}"
+                           + (" among those shown" if failed.height < n_failed else "")
+                           + "), then the newest." if regressed else ", newest first."))
                 judged = [r for r in failed["request_id"].to_list() if r]
                 if judged:
                     o1, o2 = st.columns([3, 1])

@@ -280,14 +280,12 @@ def _cases_by_model(engine: Engine, where: str, params: dict, versions: tuple[st
     return bool(several["n"][0])
 
 
-def failed_evals(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
-                 metric: str | None = None, limit: int = 500) -> tuple[pl.DataFrame, int]:
-    """The evals ``version`` failed (of ``source``, optionally one ``metric``), the evidence
-    behind a comparison with ``baseline``: ``ts, metric, model, dataset, case_id, epoch,
-    request_id, score, label, explanation, judge, baseline_passed`` (whether ``baseline``
-    passed the same test case: its latest result; null without one). A test case counts once,
-    by its latest result, as the comparison counts it. Regressions (the baseline passed) first,
-    then the newest; at most ``limit`` rows, with how many there are in all."""
+def _against_baseline(engine: Engine, filters: Filters, source: str, version: str,
+                      baseline: str, metric: str | None) -> tuple[str, dict]:
+    """SQL (CTEs, ending with ``joined``) and parameters: the evals of ``version`` (of
+    ``source``, optionally one ``metric``), a test case once by its latest result as the
+    comparison counts it, each beside the ``baseline``'s latest result of the same case
+    (``baseline_passed``, ``baseline_score``: null without one)."""
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     params.update(v=version, base=baseline)
@@ -299,7 +297,7 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
     model = _CASE_MODEL if by_model else "''"
     key = f"metric, {model}, coalesce(dataset, ''), case_id, coalesce(epoch, -1)"
     same_model = " AND coalesce(b.model, '') = coalesce(m.model, '')" if by_model else ""
-    body = f"""
+    return f"""
         WITH e AS (SELECT * FROM evals WHERE {where}{metric_clause}),
         latest AS (
             SELECT * FROM e WHERE case_id IS NOT NULL AND version IN ($v, $base)
@@ -307,19 +305,51 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
                                        ORDER BY ts DESC, eval_id DESC) = 1),
         mine AS (SELECT * FROM latest WHERE version = $v
                  UNION ALL SELECT * FROM e WHERE case_id IS NULL AND version = $v),
-        failed AS (
+        joined AS (
             SELECT m.ts, m.metric, m.model, m.dataset, m.case_id, m.epoch, m.request_id,
-                   m.score, m.label, m.explanation, m.judge, b.passed AS baseline_passed
+                   m.score, m.passed, m.label, m.explanation, m.judge,
+                   b.passed AS baseline_passed, b.score AS baseline_score
             FROM mine m LEFT JOIN latest b ON b.version = $base AND m.case_id IS NOT NULL
                  AND b.metric = m.metric AND coalesce(b.dataset, '') = coalesce(m.dataset, '')
                  AND b.case_id = m.case_id AND coalesce(b.epoch, -1) = coalesce(m.epoch, -1)
-                 {same_model}
-            WHERE m.passed = false)"""
+                 {same_model})""", params
+
+
+def failed_evals(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
+                 metric: str | None = None, limit: int = 500) -> tuple[pl.DataFrame, int]:
+    """The evals ``version`` failed (of ``source``, optionally one ``metric``), the evidence
+    behind a comparison with ``baseline``: ``ts, metric, model, dataset, case_id, epoch,
+    request_id, score, label, explanation, judge, baseline_passed`` (whether ``baseline``
+    passed the same test case: its latest result; null without one). A test case counts once,
+    by its latest result, as the comparison counts it. Regressions (the baseline passed) first,
+    then the newest; at most ``limit`` rows, with how many there are in all."""
+    body, params = _against_baseline(engine, filters, source, version, baseline, metric)
     # (one pass: the count of all rides on the rows shown, where a second query redid it all)
     rows = engine.query(
-        f"""{body} SELECT *, count(*) OVER () AS _total FROM failed
+        f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score, label,
+                   explanation, judge, baseline_passed, count(*) OVER () AS _total
+            FROM joined WHERE passed = false
             ORDER BY baseline_passed IS NOT TRUE, ts DESC, metric, case_id, request_id
             LIMIT {int(limit)}""", params)
+    total = int(rows["_total"][0]) if rows.height else 0
+    return rows.drop("_total"), total
+
+
+def score_drops(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
+                metric: str | None = None, limit: int = 500) -> tuple[pl.DataFrame, int]:
+    """The evidence behind a comparison of scores (a metric without pass/fail, where
+    :func:`failed_evals` finds nothing to show): the test cases ``version`` scored lower than
+    ``baseline`` did, ``ts, metric, model, dataset, case_id, epoch, request_id, score,
+    baseline_score, change, label, explanation, judge``, the largest drop first (then the
+    newest); a case counts once, by its latest result on each side, as the comparison counts
+    it. At most ``limit`` rows, with how many there are in all."""
+    body, params = _against_baseline(engine, filters, source, version, baseline, metric)
+    rows = engine.query(
+        f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score,
+                   baseline_score, score - baseline_score AS change, label, explanation, judge,
+                   count(*) OVER () AS _total
+            FROM joined WHERE score < baseline_score
+            ORDER BY change, ts DESC, metric, case_id LIMIT {int(limit)}""", params)
     total = int(rows["_total"][0]) if rows.height else 0
     return rows.drop("_total"), total
 

@@ -358,3 +358,27 @@ def test_a_version_that_is_a_model_change_is_still_paired_across_the_models(lake
     f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
     row = quality.compare_versions(engine, f, "offline", "v1", "v2").row(0, named=True)
     assert (row["kind"], row["regressions"], row["n_a"]) == ("pass_paired", 20, 40)
+
+
+def test_a_score_regression_shows_the_cases_that_scored_lower(lake, engine):
+    # a metric without pass/fail (a similarity) regressed: failed_evals has nothing to show
+    # ("vB failed no sim eval" stood under the regression, review); score_drops lists the
+    # cases B scored below A, the largest drop first, each case once by its latest result
+    t = T0 - timedelta(minutes=30)
+    rows = [{"eval_id": f"{v}-{i}", "run_id": v, "ts": t, "source": "offline", "dataset": "qa",
+             "case_id": str(i), "epoch": 1, "version": v, "metric": "sim",
+             "score": 0.8 if v == "v1" else 0.8 - 0.01 * (i % 5)} for v in ("v1", "v2")
+            for i in range(40)]
+    rows.append({**rows[45], "eval_id": "v2-5-again", "ts": t + timedelta(minutes=1),
+                 "score": 0.5})  # case 5 run again by v2: its latest result counts
+    lake.append({"evals": evals_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    cmp = quality.compare_versions(engine, f, "offline", "v1", "v2")
+    assert cmp.row(0, named=True)["kind"] == "score_paired"
+    assert quality.failed_evals(engine, f, "offline", "v2", "v1")[1] == 0
+    drops, total = quality.score_drops(engine, f, "offline", "v2", "v1", "sim")
+    assert total == drops.height == 32 + 1  # i % 5 != 0 (32 cases), and case 5
+    assert drops["case_id"][0] == "5" and drops["change"][0] == pytest.approx(-0.3)
+    assert drops["change"].to_list() == sorted(drops["change"].to_list())
+    assert drops["baseline_score"].to_list() == pytest.approx([0.8] * 33)

@@ -851,3 +851,25 @@ def test_a_metric_with_scores_only_is_drawn_as_its_mean_score_by_version(monkeyp
     (chart,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
                 if "mean score (the metric" in c.proto.spec]
     assert chart["data"][0]["x"] == [1.5, 1.5]  # (0 + 1 + 2 + 3) / 4 for each version
+
+
+def test_a_score_regression_lists_the_cases_the_candidate_scored_lower_on(monkeypatch, tmp_path):
+    # a regression of a metric without pass/fail had "v2 failed no sim eval in this window"
+    # under it, its evidence nowhere (review): the cases v2 scored lower on, largest drop first
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    evals = [{"eval_id": f"{v}-{i}", "run_id": v, "ts": t0 + timedelta(hours=v == "v2"),
+              "source": "offline", "dataset": "qa", "case_id": str(i), "epoch": 1,
+              "version": v, "metric": "sim",
+              "score": 0.8 if v == "v1" else 0.7 - 0.001 * i} for v in ("v1", "v2")
+             for i in range(40)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", {**WEEK, "source": "offline"})
+    said = texts(at)
+    assert "a regression of v2 against v1" in at.error[0].value
+    assert "40 test cases v2 scored lower on than v1, the largest drop first." in said
+    assert "failed no" not in said
+    (table,) = [d.value for d in at.dataframe if "baseline_score" in d.value.columns]
+    assert table["case_id"].to_list()[:2] == ["39", "38"]
