@@ -219,11 +219,11 @@ else:
             # The evidence: what B failed, the cases A passed first (a verdict is a claim; these
             # are the rows to read), with the judged request one click away.
             st.markdown(f"**What {widgets.md_escape(label_b)} failed**")
-            metrics = cmp["metric"].to_list()
+            compared = cmp["metric"].to_list()  # (not `metrics`: the window's, read below)
             worst = cmp.filter(pl.col("verdict") == "regression")["metric"].to_list()
             failed_metric = widgets.query_selectbox(
-                "Metric", metrics, "failed_metric", (worst or metrics)[0], key="q_failed_metric",
-                width=320)
+                "Metric", compared, "failed_metric", (worst or compared)[0],
+                key="q_failed_metric", width=320)
             # A metric compared on its scores (no pass/fail) fails nothing: its evidence is the
             # cases B scored lower on ("failed no sim eval" stood under a regression of sim).
             by_score = cmp.filter(pl.col("metric") == failed_metric)["kind"].to_list() == [
@@ -285,7 +285,18 @@ else:
 # -- feedback -----------------------------------------------------------------------------------
 st.subheader("User feedback")
 fbt = widgets.cached(quality.feedback_over_time, engine, f, seconds)
-if fb["n"] == 0:
+ratings = metrics.filter(pl.col("source") == "feedback")
+if fb["n"] == 0 and not ratings.is_empty():
+    # Feedback scored without a pass/fail (a Langfuse NUMERIC score of 1 or 0, a 1-5 rating) is
+    # no thumbs up or down; "No user feedback in this window" stood above its scores (review).
+    widgets.empty_state(
+        "No thumbs up or down in this window",
+        f"This window has {formatting.plural(int(ratings['evals'].sum()), 'feedback eval')} "
+        f"({', '.join(widgets.md_escape(m) for m in ratings['metric'].to_list())}), "
+        "scores without a pass/fail: their means are under By version, source User feedback. "
+        "A thumbs up or down is a feedback eval with `passed` true or false (a Langfuse "
+        "BOOLEAN score).")
+elif fb["n"] == 0:
     widgets.empty_state("No user feedback in this window",
                         "Feedback is thumbs up/down logged as evals with `source: feedback`, "
                         "metric `thumbs_up`." + WIDEN)

@@ -873,3 +873,22 @@ def test_a_score_regression_lists_the_cases_the_candidate_scored_lower_on(monkey
     assert "failed no" not in said
     (table,) = [d.value for d in at.dataframe if "baseline_score" in d.value.columns]
     assert table["case_id"].to_list()[:2] == ["39", "38"]
+
+
+def test_feedback_scored_without_pass_fail_is_not_called_no_feedback(monkeypatch, tmp_path):
+    # Langfuse user feedback scored NUMERIC 1 / 0 has no pass/fail: the section said "No user
+    # feedback in this window" above 40 feedback scores shown by version (review)
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    evals = [{"eval_id": f"f{i}", "run_id": "langfuse:api", "ts": t0 + timedelta(hours=i),
+              "source": "feedback", "case_id": f"t{i}", "epoch": 0, "metric": "user-feedback",
+              "score": float(i % 4 != 0)} for i in range(40)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    said = texts(at)
+    assert "No user feedback in this window" not in said
+    assert "**No thumbs up or down in this window**" in said
+    assert "This window has 40 feedback evals (user\\-feedback), scores without a pass/fail" \
+        in said
