@@ -211,7 +211,10 @@ else:
                                                 "passed (paired test runs only)"),
                 "Detectable": st.column_config.TextColumn(
                     "Detectable", help="Minimum detectable effect at these sizes (80% power)")})
-            widgets.downloads(cmp, f"compare_{src}_{version_a}_{version_b}", key="dl_cmp")
+            in_file_name = widgets.file_name_value  # (versions, metrics: text from the logs)
+            widgets.downloads(
+                cmp, f"compare_{src}_{in_file_name(version_a)}_{in_file_name(version_b)}",
+                key="dl_cmp")
             # the rule, and how each metric was compared: on how many shared cases (a metric
             # named from the logs: escaped)
             st.caption(widgets.md_escape(quality.comparison_caption(cmp)))
@@ -258,7 +261,8 @@ else:
                             f"{label_a} passed", help="The baseline passed the same test case "
                                                       "(a regression); empty: no such case")})
                 widgets.downloads(failed, f"{'lower' if by_score else 'failed'}_{src}_"
-                                  f"{version_b}_{failed_metric}", key="dl_failed")
+                                  f"{in_file_name(version_b)}_{in_file_name(failed_metric)}",
+                                  key="dl_failed")
                 more = f", the first {failed.height:,} shown" if failed.height < n_failed else ""
                 if by_score:
                     st.caption(f"{formatting.plural(n_failed, 'test case')} "

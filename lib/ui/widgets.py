@@ -126,6 +126,19 @@ def file_name_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-.")[:40] or "-"
 
 
+def file_name_value(text: str) -> str:
+    """A value from the logs (a version, a metric) as part of a download's name: ``text`` in
+    :func:`file_name_part`'s characters, with a short hash of it when that changed it, so two
+    promptfoo prompt labels alike in their first 40 characters keep two names. As it was, a
+    prompt's whole text went into the name twice (855 characters, slashes and newlines)."""
+    import hashlib
+
+    safe = file_name_part(text)
+    if safe == text:
+        return safe
+    return f"{safe}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
 def file_stem(name: str, filters: Filters | None) -> str:
     """A download's file name without its extension: ``name``, the sidebar's window in its
     zone and its filters ("spend_by_model_2026-11-20T0300_2026-11-27T0300_UTC_feature-chat"),

@@ -892,3 +892,37 @@ def test_feedback_scored_without_pass_fail_is_not_called_no_feedback(monkeypatch
     assert "**No thumbs up or down in this window**" in said
     assert "This window has 40 feedback evals (user\\-feedback), scores without a pass/fail" \
         in said
+
+
+def test_a_comparison_s_downloads_name_long_prompt_labels_briefly(monkeypatch, tmp_path):
+    # promptfoo's version is its prompt's label, by default the prompt's text: the comparison's
+    # CSV was named with two whole prompts (855 characters, "/" and newlines; review). Now
+    # each is cut to 40 file-name characters and a hash, so two alike prompts keep two names.
+    import streamlit
+
+    from tests.metrics.test_quality import evals_table
+
+    made, real = [], streamlit.download_button
+
+    def record(label, data, file_name=None, *args, **kwargs):
+        made.append(file_name)
+        return real(label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", record)
+    prompt = "You are a helpful assistant/agent. Answer:\n{{question}}\n" + "Be concise. " * 30
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    evals = [{"eval_id": f"{k}-{i}", "run_id": str(k), "ts": t0 + timedelta(hours=k),
+              "source": "offline", "dataset": "qa", "case_id": str(i), "epoch": 1,
+              "version": v, "metric": "acc", "passed": i % (k + 2) != 0}
+             for k, v in enumerate((prompt, prompt.replace("concise", "brief")))
+             for i in range(40)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    run_page(monkeypatch, lake.root, "pages/quality.py", {**WEEK, "source": "offline"})
+    (compare,) = [n for n in made if n.startswith("compare_") and n.endswith(".csv")]
+    (failed,) = [n for n in made if n.startswith("failed_") and n.endswith(".csv")]
+    for name in (compare, failed):
+        assert len(name) < 180 and "/" not in name and "\n" not in name, name
+        assert name.endswith("_2026-11-13T1200_2026-11-20T1200_UTC.csv")
+    a, b = compare.split("_")[2:4]
+    assert a != b and a[:40] == b[:40] == "You-are-a-helpful-assistant-agent.-Answe"
