@@ -229,16 +229,20 @@ else:
                 key="q_failed_metric", width=320)
             # A metric compared on its scores (no pass/fail) fails nothing: its evidence is the
             # cases B scored lower on ("failed no sim eval" stood under a regression of sim).
-            by_score = cmp.filter(pl.col("metric") == failed_metric)["kind"].to_list() == [
-                "score_paired"]
+            # (scores as independent samples, an online judge's: no case to drop on, so the
+            # lowest scores)
+            kind = cmp.filter(pl.col("metric") == failed_metric)["kind"].to_list()
+            by_score = kind in (["score_paired"], ["score_unpaired"])
             failed, n_failed = widgets.cached(
-                quality.score_drops if by_score else quality.failed_evals, engine, f, src,
-                version_b, version_a, failed_metric)
+                quality.score_drops if kind == ["score_paired"] else quality.lowest_scores
+                if by_score else quality.failed_evals, engine, f, src, version_b, version_a,
+                failed_metric)
             if not n_failed:
-                st.caption(f"{widgets.md_escape(label_b)} "
-                           + (f"scored lower than {widgets.md_escape(label_a)} on no "
-                              if by_score else "failed no ")
-                           + f"{widgets.md_escape(failed_metric)} test case in this window.")
+                what = widgets.md_escape(failed_metric)
+                st.caption(f"{widgets.md_escape(label_b)} " + (
+                    f"has no {what} score in this window." if kind == ["score_unpaired"] else
+                    f"scored lower than {widgets.md_escape(label_a)} on no {what} test case in "
+                    "this window." if by_score else f"failed no {what} eval in this window."))
             else:
                 regressed = 0 if by_score else int(failed["baseline_passed"].fill_null(False).sum())
                 # (an online judge's evals have no dataset, case or baseline: no empty columns;
@@ -264,7 +268,10 @@ else:
                                   f"{in_file_name(version_b)}_{in_file_name(failed_metric)}",
                                   key="dl_failed")
                 more = f", the first {failed.height:,} shown" if failed.height < n_failed else ""
-                if by_score:
+                if kind == ["score_unpaired"]:
+                    st.caption(f"{widgets.md_escape(label_b)}'s "
+                               f"{formatting.plural(n_failed, 'score')}{more}, the lowest first.")
+                elif by_score:
                     st.caption(f"{formatting.plural(n_failed, 'test case')} "
                                f"{widgets.md_escape(label_b)} scored lower on than "
                                f"{widgets.md_escape(label_a)}{more}, the largest drop first.")

@@ -230,22 +230,7 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     - ``totals``: ``metric, version, n, passed, scored, mean_score`` per version, for runs
       without common cases (online judges and feedback score different requests).
     """
-    where, params = evals_where(filters)
-    where += _source_clause(source, params)
-    params.update(va=version_a, vb=version_b)
-    model = _CASE_MODEL if _cases_by_model(engine, where, params, ("$va", "$vb")) else "''"
-    # One row per test case and version: its latest result, whole (pass and score of one row;
-    # ties by eval_id); evals without a case (online judges, feedback) are each their own.
-    rows = f"""
-        WITH e AS (SELECT * FROM evals WHERE {where} AND version IN ($va, $vb)),
-        latest AS (
-            SELECT version, metric, {model} AS model, coalesce(dataset, '') AS dataset, case_id,
-                   coalesce(epoch, -1) AS epoch, passed, score
-            FROM e WHERE case_id IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY version, metric, {model},
-                                       coalesce(dataset, ''), case_id, coalesce(epoch, -1)
-                                       ORDER BY ts DESC, eval_id DESC) = 1),
-        loose AS (SELECT version, metric, passed, score FROM e WHERE case_id IS NULL)"""
+    rows, params = _results_sql(engine, filters, source, version_a, version_b)
     pairs = engine.query(
         f"""{rows}
             SELECT metric, a.passed AS a_pass, b.passed AS b_pass, a.score AS a_score,
@@ -260,6 +245,41 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
             FROM (SELECT version, metric, passed, score FROM latest UNION ALL
                   SELECT * FROM loose) GROUP BY ALL ORDER BY metric, version""", params)
     return pairs, totals
+
+
+def _results_sql(engine: Engine, filters: Filters, source: str, version_a: str,
+                 version_b: str) -> tuple[str, dict]:
+    """SQL (CTEs ``latest``: one row per test case and version, and ``loose``: evals without a
+    case) and parameters ($va, $vb) of what a comparison of the two versions counts."""
+    where, params = evals_where(filters)
+    where += _source_clause(source, params)
+    params.update(va=version_a, vb=version_b)
+    model = _CASE_MODEL if _cases_by_model(engine, where, params, ("$va", "$vb")) else "''"
+    # One row per test case and version: its latest result, whole (pass and score of one row;
+    # ties by eval_id); evals without a case (online judges, feedback) are each their own.
+    return f"""
+        WITH e AS (SELECT * FROM evals WHERE {where} AND version IN ($va, $vb)),
+        latest AS (
+            SELECT version, metric, {model} AS model, coalesce(dataset, '') AS dataset, case_id,
+                   coalesce(epoch, -1) AS epoch, passed, score
+            FROM e WHERE case_id IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY version, metric, {model},
+                                       coalesce(dataset, ''), case_id, coalesce(epoch, -1)
+                                       ORDER BY ts DESC, eval_id DESC) = 1),
+        loose AS (SELECT version, metric, passed, score FROM e WHERE case_id IS NULL)""", params
+
+
+def version_scores(engine: Engine, filters: Filters, source: str, version_a: str,
+                   version_b: str) -> pl.DataFrame:
+    """``metric, version, score``: every score the comparison of the two versions counts (a
+    test case once, by its latest result), for scores compared as independent samples."""
+    rows, params = _results_sql(engine, filters, source, version_a, version_b)
+    return engine.query(
+        f"""{rows}
+            SELECT metric, version, score
+            FROM (SELECT version, metric, score FROM latest UNION ALL
+                  SELECT version, metric, score FROM loose)
+            WHERE score IS NOT NULL ORDER BY metric, version""", params)
 
 
 _CASE_MODEL = "coalesce(model, '')"  # (the model, as part of a test case's identity)
@@ -354,6 +374,23 @@ def score_drops(engine: Engine, filters: Filters, source: str, version: str, bas
     return rows.drop("_total"), total
 
 
+def lowest_scores(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
+                  metric: str | None = None, limit: int = 500) -> tuple[pl.DataFrame, int]:
+    """The evidence behind scores compared as independent samples (an online judge's, with no
+    case in common to show a drop on): ``version``'s scores, the lowest first (then the
+    newest), as :func:`score_drops` gives them (``baseline_score`` where the baseline scored
+    the same case). At most ``limit`` rows, with how many there are in all."""
+    body, params = _against_baseline(engine, filters, source, version, baseline, metric)
+    rows = engine.query(
+        f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score,
+                   baseline_score, score - baseline_score AS change, label, explanation, judge,
+                   count(*) OVER () AS _total
+            FROM joined WHERE score IS NOT NULL
+            ORDER BY score, ts DESC, metric, case_id, request_id LIMIT {int(limit)}""", params)
+    total = int(rows["_total"][0]) if rows.height else 0
+    return rows.drop("_total"), total
+
+
 def prompt_labels(engine: Engine, filters: Filters, versions: tuple[str, ...]
                   ) -> dict[str, str]:
     """``{version: "chat-prompt v13"}``: each prompt version named with the prompt(s) the
@@ -375,7 +412,8 @@ def prompt_labels(engine: Engine, filters: Filters, versions: tuple[str, ...]
 
 
 TESTS_SHOWN = {"mcnemar_exact": "McNemar exact (paired)", "two_proportion_z": "two-proportion z",
-               "paired_t": "paired t", "wilcoxon": "Wilcoxon signed-rank (paired)"}
+               "paired_t": "paired t", "wilcoxon": "Wilcoxon signed-rank (paired)",
+               "welch_t": "Welch's t", "mann_whitney": "Mann–Whitney U"}
 
 
 def compare_versions(engine: Engine, filters: Filters, source: str, version_a: str,
@@ -388,14 +426,16 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     fixes); else, unless they share 30 cases with a score on both sides (then scores, paired),
     the two versions' own results, all their cases, as independent samples (two-proportion z,
     Newcombe CI), the rates shown being those of all their cases; scores where there is no
-    pass/fail, paired. ``shared`` counts the test cases both versions were scored on (0 for
-    evals without cases: online judges, feedback). Rates, differences, CIs and the MDE are
-    fractions (pass rates) or score units; the verdicts decided together (Benjamini–Hochberg).
+    pass/fail, paired likewise, else as independent samples of all their cases (Welch's t, or
+    Mann–Whitney U for ordinal scores, Welch's CI). ``shared`` counts the test cases both
+    versions were scored on (0 for evals without cases: online judges, feedback). Rates,
+    differences, CIs and the MDE are fractions (pass rates) or score units; the verdicts decided
+    together (Benjamini–Hochberg).
     """
     from lib.stats import compare
 
     pairs, totals = comparison_inputs(engine, filters, source, version_a, version_b)
-    out, shared = [], {}
+    out, shared, scores = [], {}, None
     for metric in sorted(set(totals["metric"].to_list())):
         sides = {r["version"]: r for r in totals.filter(pl.col("metric") == metric)
                  .iter_rows(named=True)}
@@ -427,17 +467,22 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                        "the versions' own results compared as independent samples")
                 c = replace(c, note="; ".join(filter(None, (why, c.note))))
             out.append(c)
-        elif mine.height:
-            out.append(compare.compare_scores_paired(
-                metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
-                min_effect=min_effect))
         else:
-            # scores without cases to pair them on: design §5 has no test for that; said so
-            out.append(replace(compare.compare_scores_paired(metric, [], [],
-                                                             min_effect=min_effect),
-                               n_a=a["scored"], n_b=b["scored"], a_value=a["mean_score"],
-                               b_value=b["mean_score"],
-                               note="scores without test cases in common: no paired test"))
+            # Scores without enough cases in common to pair (online judges score different
+            # requests): the versions' own scores, all their cases, as independent samples, as
+            # pass rates are; "too few pairs to say" stood beside 300 scores a side (review).
+            if scores is None:
+                scores = version_scores(engine, filters, source, version_a, version_b)
+            mine_scores = scores.filter(pl.col("metric") == metric)
+            c = compare.compare_scores_unpaired(
+                metric, mine_scores.filter(pl.col("version") == version_a)["score"].to_list(),
+                mine_scores.filter(pl.col("version") == version_b)["score"].to_list(),
+                min_effect=min_effect)
+            if mine.height:
+                why = (f"{mine.height:,} test cases in common, fewer than {enough} to pair on: "
+                       "the versions' own scores compared as independent samples")
+                c = replace(c, note="; ".join(filter(None, (why, c.note))))
+            out.append(c)
     rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric]}
             for c in compare.apply_bh(out)]
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
@@ -544,7 +589,9 @@ def comparison_caption(cmp: pl.DataFrame) -> str:
     rule = ("Pass rates: paired by test case (dataset, case, epoch) where the versions share 30 "
             "or more (McNemar exact, Newcombe's score CI for paired data), else the two "
             "versions' own results, all their cases, as independent samples (two-proportion z, "
-            "Newcombe CI); a verdict needs a CI clear of 0, a change of at least 2 points, and "
+            "Newcombe CI); scores likewise (paired t, or Wilcoxon for a scale of 10 values or "
+            "fewer; unpaired: Welch's t, or Mann–Whitney U); a verdict needs a CI clear of 0, "
+            "a change of at least 2 points (0.02 for scores), and "
             "p < 0.05 after Benjamini–Hochberg over the metrics (design §5, "
             "lib/stats/compare.py).")
     each = []
@@ -554,8 +601,9 @@ def comparison_caption(cmp: pl.DataFrame) -> str:
         def cases(k: int) -> str:
             return f"{k:,} test {'case' if k == 1 else 'cases'} in common"
 
-        if r["kind"] == "pass_unpaired":
-            how = (f"independent samples of {r['n_a']:,} and {r['n_b']:,} evals"
+        if r["kind"] in ("pass_unpaired", "score_unpaired"):
+            how = (("" if r["kind"] == "pass_unpaired" else "scores as ")
+                   + f"independent samples of {r['n_a']:,} and {r['n_b']:,} evals"
                    + (f" ({cases(shared)}, too few to pair)" if shared else ""))
         elif not shared:
             how = "scores, no test cases in common"

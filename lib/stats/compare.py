@@ -6,7 +6,9 @@ Entry points, each returning a ``Comparison``:
 - ``compare_pass_paired(metric, a, b)``: pass/fail per case, both runs on the same cases;
 - ``compare_pass_unpaired(metric, a_pass, a_n, b_pass, b_n)``: pass counts of runs with no case
   in common;
-- ``compare_scores_paired(metric, a, b)``: numeric scores per case, both runs on the same cases.
+- ``compare_scores_paired(metric, a, b)``: numeric scores per case, both runs on the same cases;
+- ``compare_scores_unpaired(metric, a, b)``: numeric scores of runs without cases in common
+  (online judges score different requests): Welch's t, or Mann–Whitney U for ordinal scores.
 
 Then ``apply_bh(comparisons)`` over the metrics or slices compared together.
 
@@ -41,7 +43,8 @@ with ``MDE_Z`` = z₀.₉₇₅ + z₀.₈ = 2.8016:
   on most cases detect much smaller changes than independent runs would (the unpaired formula
   said 0.057 where McNemar found 0.015 at p = 0.036); one discordant pair at least, so runs that
   agree on every case do not claim an MDE of 0;
-- scores: ``MDE_Z · sd(B − A) / √n`` (sample sd, ddof 1).
+- scores: ``MDE_Z · sd(B − A) / √n`` (sample sd, ddof 1);
+- scores, unpaired: ``MDE_Z · √(s_a²/n_a + s_b²/n_b)`` (sample variances, ddof 1).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from scipy import stats
 from lib.stats.drift import benjamini_hochberg
 from lib.stats.stattests import two_proportion_z
 
-Kind = Literal["pass_paired", "pass_unpaired", "score_paired"]
+Kind = Literal["pass_paired", "pass_unpaired", "score_paired", "score_unpaired"]
 Verdict = Literal["regression", "improvement", "no significant change", "insufficient data"]
 
 ALPHA = 0.05  # two-sided level of every test and CI (95% intervals)
@@ -86,6 +89,11 @@ TEST_DOCS: dict[str, str] = {
                 "its two-sided p-value.",
     "wilcoxon": "Wilcoxon signed-rank of B − A, zero differences dropped, normal approximation "
                 "with tie correction when there are ties; statistic = min(R+, R−), two-sided p.",
+    "welch_t": "Welch's t of mean B − mean A (unequal variances, Welch–Satterthwaite degrees "
+               "of freedom, positive when B is higher) and its two-sided p-value.",
+    "mann_whitney": "Mann–Whitney U of B against A (exact without ties for small samples, else "
+                    "the normal approximation with tie correction); statistic = U of B, "
+                    "two-sided p.",
 }
 
 
@@ -465,6 +473,57 @@ def compare_scores_paired(metric: str, a: Sequence[float], b: Sequence[float], *
                       verdict=_verdict(common["difference"], ci_low, ci_high, min_effect,
                                        p_value),
                       note=_join(dropped_note, _disagreement_note(ci_low, ci_high, p_value),
+                                 _power_note(mde, min_effect)))
+
+
+def compare_scores_unpaired(metric: str, a: Sequence[float], b: Sequence[float], *,
+                            ordinal: bool | None = None,
+                            min_effect: float = DEFAULT_MIN_EFFECT) -> Comparison:
+    """Numeric scores of two runs with no case in common (an online judge's scores of two
+    versions' requests), as independent samples (score units). Difference = mean B − mean A,
+    with Welch's 95% interval. Test: Welch's t, or Mann–Whitney U for ordinal scores
+    (``ordinal`` True, or None and ``is_ordinal``). Missing or non-finite scores are left out;
+    ``n_a`` / ``n_b`` count the scores kept. Without this, 300 scores a side read "too few
+    pairs to say" beside a drop from 0.80 to 0.50 (found in review)."""
+    _check_min_effect(min_effect)
+    av, bv = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if av.ndim != 1 or bv.ndim != 1:
+        raise ValueError("a and b must be flat sequences of scores")
+    av, bv = av[np.isfinite(av)], bv[np.isfinite(bv)]
+    n_a, n_b = int(av.size), int(bv.size)
+    if ordinal is None:
+        ordinal = is_ordinal(av, bv)
+    mde = (MDE_Z * math.sqrt(av.var(ddof=1) / n_a + bv.var(ddof=1) / n_b)
+           if n_a >= 2 and n_b >= 2 else None)
+    common: dict[str, Any] = {
+        "metric": metric, "kind": "score_unpaired", "n_a": n_a, "n_b": n_b,
+        "test": "mann_whitney" if ordinal else "welch_t", "min_effect": min_effect,
+        "a_value": float(av.mean()) if n_a else None, "b_value": float(bv.mean()) if n_b else None,
+        "difference": float(bv.mean() - av.mean()) if n_a and n_b else None, "mde": mde}
+    if n_a < MIN_PAIRS or n_b < MIN_PAIRS:
+        return Comparison(**common, ci_low=None, ci_high=None, statistic=None, p_value=None,
+                          verdict="insufficient data",
+                          note=f"fewer than {MIN_PAIRS} scores on a side (A {n_a}, B {n_b})")
+    if av.var() == 0 and bv.var() == 0:
+        # no spread on either side: scipy's interval and p are NaN; the means alone decide
+        d = common["difference"]
+        ci_low = ci_high = d
+        statistic, p_value = (0.0, 1.0) if d == 0 else (math.copysign(math.inf, d), 0.0)
+    else:
+        welch = stats.ttest_ind(bv, av, equal_var=False)
+        ci = welch.confidence_interval(1 - ALPHA)
+        ci_low, ci_high = float(ci.low), float(ci.high)
+        statistic, p_value = float(welch.statistic), float(welch.pvalue)
+    if ordinal:
+        u = stats.mannwhitneyu(bv, av, alternative="two-sided", method="auto")
+        statistic, p_value = float(u.statistic), float(u.pvalue)
+        if not math.isfinite(p_value):  # every score equal on both sides
+            p_value = 1.0
+    return Comparison(**common, ci_low=ci_low, ci_high=ci_high, statistic=statistic,
+                      p_value=p_value,
+                      verdict=_verdict(common["difference"], ci_low, ci_high, min_effect,
+                                       p_value),
+                      note=_join(_disagreement_note(ci_low, ci_high, p_value),
                                  _power_note(mde, min_effect)))
 
 

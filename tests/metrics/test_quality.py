@@ -8,7 +8,7 @@ from datetime import timedelta
 import polars as pl
 import pyarrow as pa
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, mannwhitneyu
 
 from lib import schema
 from lib.filters import Filters
@@ -280,7 +280,9 @@ def test_a_case_s_latest_result_is_one_whole_row(lake, engine):
     assert totals.filter(pl.col("version") == "v2")["n"][0] == 39  # case 0: no pass/fail
 
 
-def test_scores_without_common_cases_are_listed_without_a_test(lake, engine):
+def test_scores_without_common_cases_are_compared_as_independent_samples(lake, engine):
+    # an online judge's scores of two versions' requests: no case to pair on. They read "too
+    # few pairs to say" with 40 a side, 0.8 against 0.6 (review): Mann–Whitney U for a scale
     evals = [{"eval_id": f"{v}-{i}", "ts": T0 + timedelta(minutes=i), "source": "online",
               "version": v, "metric": "helpfulness", "score": s}
              for v, s in (("v1", 0.8), ("v2", 0.6)) for i in range(40)]
@@ -288,10 +290,41 @@ def test_scores_without_common_cases_are_listed_without_a_test(lake, engine):
     engine.refresh(force=True)
     f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
     row = quality.compare_versions(engine, f, "online", "v1", "v2").row(0, named=True)
-    assert (row["metric"], row["verdict"], row["n_a"], row["n_b"]) == (
-        "helpfulness", "insufficient data", 40, 40)
+    assert (row["metric"], row["kind"], row["verdict"], row["n_a"], row["n_b"]) == (
+        "helpfulness", "score_unpaired", "regression", 40, 40)
     assert (row["a_value"], row["b_value"]) == (pytest.approx(0.8), pytest.approx(0.6))
-    assert row["note"] == "scores without test cases in common: no paired test"
+    assert row["test"] == "Mann–Whitney U"
+    assert row["p_value"] == pytest.approx(mannwhitneyu([0.6] * 40, [0.8] * 40).pvalue)
+
+
+def test_an_online_judge_s_continuous_scores_are_compared_with_welch_s_t(lake, engine):
+    import numpy as np
+    from scipy.stats import ttest_ind
+
+    rng = np.random.default_rng(1)
+    scores = {"v1": rng.normal(0.8, 0.1, 300), "v2": rng.normal(0.5, 0.1, 280)}
+    evals = [{"eval_id": f"{v}-{i}", "ts": T0 + timedelta(seconds=i), "source": "online",
+              "request_id": f"{v}-r{i}", "version": v, "metric": "helpfulness",
+              "score": float(s)} for v, ss in scores.items() for i, s in enumerate(ss)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    row = quality.compare_versions(engine, f, "online", "v1", "v2").row(0, named=True)
+    want = ttest_ind(scores["v2"], scores["v1"], equal_var=False)
+    ci = want.confidence_interval()
+    assert (row["kind"], row["test"], row["verdict"], row["n_a"], row["n_b"]) == (
+        "score_unpaired", "Welch's t", "regression", 300, 280)
+    assert row["p_value"] == pytest.approx(want.pvalue, rel=1e-9, abs=1e-300)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-9)
+    assert row["difference"] == pytest.approx(scores["v2"].mean() - scores["v1"].mean())
+    sentence = quality.comparison_sentence(row, "v1", "v2")
+    assert "a regression of v2 against v1 (Welch's t, p < 0.001)" in sentence
+    assert "scores as independent samples of 300 and 280 evals" in \
+        quality.comparison_caption(quality.compare_versions(engine, f, "online", "v1", "v2"))
+    # the evidence: v2's scores, the lowest first, each judged request named
+    rows, total = quality.lowest_scores(engine, f, "online", "v2", "v1", "helpfulness")
+    assert total == 280 and rows["score"][0] == pytest.approx(scores["v2"].min())
+    assert rows["request_id"][0] == f"v2-r{int(scores['v2'].argmin())}"
 
 
 def test_the_failed_evals_behind_a_comparison_put_its_regressions_first(lake, engine):

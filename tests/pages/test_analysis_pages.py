@@ -926,3 +926,22 @@ def test_a_comparison_s_downloads_name_long_prompt_labels_briefly(monkeypatch, t
         assert name.endswith("_2026-11-13T1200_2026-11-20T1200_UTC.csv")
     a, b = compare.split("_")[2:4]
     assert a != b and a[:40] == b[:40] == "You-are-a-helpful-assistant-agent.-Answe"
+
+
+def test_an_online_judge_s_scores_are_compared_and_its_lowest_listed(monkeypatch, tmp_path):
+    # a numeric judge (a Langfuse EVAL score, an OTel score without a label) of two prompt
+    # versions: "too few pairs to say" with 60 scores a side, 0.8 against 0.5 (review)
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    evals = [{"eval_id": f"{v}-{i}", "run_id": "judge", "ts": t0 + timedelta(hours=k, minutes=i),
+              "source": "online", "request_id": f"{v}-r{i}", "version": v,
+              "metric": "helpfulness", "score": mean + 0.001 * (i % 30)}
+             for k, (v, mean) in enumerate((("v1", 0.8), ("v2", 0.5))) for i in range(60)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    assert "a regression of v2 against v1 \\(Welch's t, p \\< 0\\.001\\)" in at.error[0].value
+    said = texts(at)
+    assert "too few pairs" not in said
+    assert "v2's 60 scores, the lowest first." in said

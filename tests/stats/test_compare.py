@@ -19,6 +19,7 @@ from lib.stats.compare import (
     compare_pass_paired,
     compare_pass_unpaired,
     compare_scores_paired,
+    compare_scores_unpaired,
     is_ordinal,
     mcnemar_exact,
     mde_proportions,
@@ -427,3 +428,33 @@ def test_to_dict_is_strict_json():
     assert isinstance(p["a_interval"], list)
     json.dumps(p, allow_nan=False)
     assert isinstance(c, Comparison)
+
+
+def test_unpaired_scores_match_scipy():
+    # two online judges' scores of different requests: Welch's t and its interval; on a scale
+    # of 10 values or fewer, Mann–Whitney U (both two-sided, B against A)
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.70, 0.15, 120), rng.normal(0.64, 0.2, 90)
+    c = compare_scores_unpaired("helpfulness", a, b)
+    want = stats.ttest_ind(b, a, equal_var=False)
+    ci = want.confidence_interval(0.95)
+    assert (c.kind, c.test, c.n_a, c.n_b) == ("score_unpaired", "welch_t", 120, 90)
+    assert (c.statistic, c.p_value) == pytest.approx((want.statistic, want.pvalue), rel=1e-12)
+    assert (c.ci_low, c.ci_high) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert c.difference == pytest.approx(b.mean() - a.mean())
+    assert c.mde == pytest.approx(MDE_Z * math.sqrt(a.var(ddof=1) / 120
+                                                           + b.var(ddof=1) / 90))
+    assert c.verdict == ("regression" if c.ci_high < 0 and c.p_value < 0.05 else
+                         "no significant change")
+    la, lb = rng.integers(1, 6, 80), np.clip(rng.integers(1, 6, 70) - 1, 1, 5)
+    o = compare_scores_unpaired("rating", la, lb)
+    u = stats.mannwhitneyu(lb, la, alternative="two-sided")
+    assert (o.test, o.statistic, o.p_value) == ("mann_whitney", u.statistic,
+                                                pytest.approx(u.pvalue, rel=1e-12))
+    assert o.verdict == "regression"  # a point lower on a 1-5 scale, 80 and 70 ratings
+    few = compare_scores_unpaired("x", a[:29], b)
+    assert (few.verdict, few.p_value, few.n_a) == ("insufficient data", None, 29)
+    assert few.note == "fewer than 30 scores on a side (A 29, B 90)"
+    same = compare_scores_unpaired("x", [0.5] * 40, [0.5, np.nan] * 40)
+    assert (same.verdict, same.p_value, same.n_b, same.difference) == (
+        "no significant change", 1.0, 40, 0.0)
