@@ -1,10 +1,12 @@
 """Quality: eval pass rates and scores over time and by version (with Wilson 95% intervals),
 online judge scores, user feedback, guardrail triggers, finish reasons and error types.
 
-Evals are filtered by the window and the ``model`` filter (an eval without a model, such as a
-Langfuse score or user feedback, by the model of the request it judges); other dimension filters
-(feature, customer …) keep the online and feedback evals whose ``request_id`` is a request
-matching them (offline evals, which have no request, are then left out). Ratios are in [0, 1].
+Evals are filtered by the window and the ``model`` filter (their own model, or the model of the
+request they judge: a Langfuse score or user feedback has none of its own, and an OpenTelemetry
+judge's eval names the answering snapshot where the sidebar lists the model requested); other
+dimension filters (feature, customer …) keep the online and feedback evals whose ``request_id``
+is a request matching them (offline evals, which have no request, are then left out). Ratios are
+in [0, 1].
 
 Wilson interval for k successes in n trials at z = 1.959964 (95%)::
 
@@ -56,11 +58,14 @@ def evals_where(filters: Filters) -> tuple[str, dict]:
         names = [f"e_model_{j}" for j in range(len(models))]
         params.update(zip(names, models, strict=True))
         listed = ", ".join(f"${n}" for n in names)
-        # An eval without a model of its own (a Langfuse score, user feedback) is of the model
-        # of the request it judges.
-        where += (f" AND (model IN ({listed}) OR (model IS NULL AND request_id IN ("
+        # An eval that judges a request is of that request's model, the one the sidebar lists
+        # (requests.model): one without a model of its own (a Langfuse score, user feedback),
+        # and one that names the model that answered (an OpenTelemetry judge's eval names the
+        # span's response model, "gpt-4o-2024-08-06": under the filter "gpt-4o" every such
+        # eval was gone, found in review).
+        where += (f" AND (model IN ({listed}) OR request_id IN ("
                   f"SELECT request_id FROM requests WHERE model IN ({listed}) AND "
-                  f"{LOOKBACK.format(start='$e_start')} AND ts < $e_end)))")
+                  f"{LOOKBACK.format(start='$e_start')} AND ts < $e_end))")
     others = [(c, v) for c, v in filters.values if c != "model"]
     if others:
         sub = Filters(start=filters.start, end=filters.end, values=tuple(others))

@@ -415,3 +415,24 @@ def test_a_score_regression_shows_the_cases_that_scored_lower(lake, engine):
     assert drops["case_id"][0] == "5" and drops["change"][0] == pytest.approx(-0.3)
     assert drops["change"].to_list() == sorted(drops["change"].to_list())
     assert drops["baseline_score"].to_list() == pytest.approx([0.8] * 33)
+
+
+def test_the_model_filter_keeps_an_eval_naming_the_snapshot_that_answered(lake, engine):
+    # an OpenTelemetry judge's eval names the span's response model (gpt-4o-2024-08-06), the
+    # sidebar the model requested (gpt-4o): filtered on gpt-4o, every such eval was gone (review)
+    reqs = [make_request(i, response_model="gpt-4o-2024-08-06") for i in range(10)]
+    reqs.append(make_request(10, model="claude-sonnet-4", provider="anthropic"))
+    evals = [{"eval_id": f"e{i}", "ts": T0 + timedelta(minutes=i, seconds=30), "source": "online",
+              "request_id": f"r{i}", "version": "v1", "metric": "relevance",
+              "model": "gpt-4o-2024-08-06" if i < 10 else "claude-sonnet-4-20250514",
+              "passed": i % 2 == 0} for i in range(11)]
+    lake.append({"requests": requests_table(reqs), "evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    got = quality.evals_by_version(engine, f.with_value("model", ["gpt-4o"]), "online")
+    assert (got["n"].to_list(), got["passed"].to_list()) == ([10], [5])
+    claude = quality.evals_by_version(engine, f.with_value("model", ["claude-sonnet-4"]), "online")
+    assert claude["n"].to_list() == [1]
+    # an eval naming the model the filter names needs no request
+    own = quality.evals_by_version(engine, f.with_value("model", ["gpt-4o-2024-08-06"]), "online")
+    assert own["n"].to_list() == [10]
