@@ -5,8 +5,8 @@ Evals are filtered by the window and the ``model`` filter (their own model, or t
 request they judge: a Langfuse score or user feedback has none of its own, and an OpenTelemetry
 judge's eval names the answering snapshot where the sidebar lists the model requested); other
 dimension filters (feature, customer …) keep the online and feedback evals whose ``request_id``
-is a request matching them (offline evals, which have no request, are then left out). Ratios are
-in [0, 1].
+is a request matching them, or, judging a whole trace (``attributes.trace_id``), a request of
+that trace (offline evals, which have no request, are then left out). Ratios are in [0, 1].
 
 Wilson interval for k successes in n trials at z = 1.959964 (95%)::
 
@@ -63,17 +63,27 @@ def evals_where(filters: Filters) -> tuple[str, dict]:
         # and one that names the model that answered (an OpenTelemetry judge's eval names the
         # span's response model, "gpt-4o-2024-08-06": under the filter "gpt-4o" every such
         # eval was gone, found in review).
-        where += (f" AND (model IN ({listed}) OR request_id IN ("
-                  f"SELECT request_id FROM requests WHERE model IN ({listed}) AND "
-                  f"{LOOKBACK.format(start='$e_start')} AND ts < $e_end))")
+        where += (f" AND (model IN ({listed}) OR " + _judges(
+            f"model IN ({listed}) AND {LOOKBACK.format(start='$e_start')} AND ts < $e_end")
+            + ")")
     others = [(c, v) for c, v in filters.values if c != "model"]
     if others:
         sub = Filters(start=filters.start, end=filters.end, values=tuple(others))
         rwhere, rparams = sub.where("requests", prefix="r")
         rwhere = rwhere.replace("ts >= $r_start", LOOKBACK.format(start="$r_start"))
-        where += f" AND request_id IN (SELECT request_id FROM requests WHERE {rwhere})"
+        where += f" AND {_judges(rwhere)}"
         params.update(rparams)
     return where, params
+
+
+def _judges(requests_where: str) -> str:
+    """SQL: the eval judges a request ``requests_where`` selects: by its ``request_id``, or, a
+    judgement of a whole trace (a Langfuse score on a trace, as user feedback usually is: no
+    observation, the trace's id in ``attributes.trace_id``), by a request of that trace. By
+    request_id alone, every such feedback was gone as soon as a filter was set (review)."""
+    return (f"(request_id IN (SELECT request_id FROM requests WHERE {requests_where}) OR "
+            "(request_id IS NULL AND try(json_extract_string(attributes, '$.trace_id')) IN "
+            f"(SELECT trace_id FROM requests WHERE {requests_where})))")
 
 
 # Evals are scored after the request: look back a day for the requests they judge.

@@ -436,3 +436,38 @@ def test_the_model_filter_keeps_an_eval_naming_the_snapshot_that_answered(lake, 
     # an eval naming the model the filter names needs no request
     own = quality.evals_by_version(engine, f.with_value("model", ["gpt-4o-2024-08-06"]), "online")
     assert own["n"].to_list() == [10]
+
+
+def test_feedback_on_a_whole_trace_is_kept_by_the_filters_its_trace_matches(lake, engine,
+                                                                             tmp_path):
+    # Langfuse user feedback is usually a score of a trace (no observation): it has no
+    # request_id, and every sidebar filter dropped it (customer acme: 1 of its 3 feedback
+    # scores, review). Its trace's requests decide now, as an observation's request does.
+    import json
+    import shutil
+    from pathlib import Path
+
+    from lib.ingest.pipeline import ingest_paths
+
+    fixture = Path(__file__).parents[1] / "ingest" / "fixtures" / "langfuse_observations.jsonl"
+    shutil.copy(fixture, tmp_path / "observations.jsonl")
+    (tmp_path / "scores.json").write_text(json.dumps([
+        {"id": "fb1", "projectId": "p", "traceId": "t1", "observationId": None,
+         "name": "user-feedback", "value": 1, "dataType": "BOOLEAN", "source": "API",
+         "timestamp": "2026-03-02T10:05:00Z"},
+        {"id": "fb2", "projectId": "p", "traceId": "t1", "observationId": "g1",
+         "name": "helpful", "value": 0, "dataType": "BOOLEAN", "source": "API",
+         "timestamp": "2026-03-02T10:05:00Z"}]))
+    ingest_paths(lake, [str(tmp_path / "observations.jsonl"), str(tmp_path / "scores.json")])
+    engine.refresh(force=True)
+    f = Filters.between(T0.replace(month=3, day=1), T0.replace(month=3, day=5))
+    everything = quality.evals_by_version(engine, f, "feedback")
+    # trace t1 (customer acme; gpt-4o-mini and claude): user-feedback and user_feedback on the
+    # trace, helpful on g1; tone judges g3, of trace t2 (gpt-4o, no customer)
+    assert sorted(everything["metric"]) == ["helpful", "tone", "user-feedback", "user_feedback"]
+    for column, value in (("customer_id", "acme"), ("model", "gpt-4o-mini")):
+        kept = quality.evals_by_version(engine, f.with_value(column, [value]), "feedback")
+        assert sorted(kept["metric"]) == ["helpful", "user-feedback", "user_feedback"], column
+    kept = quality.evals_by_version(engine, f.with_value("model", ["gpt-4o"]), "feedback")
+    assert kept["metric"].to_list() == ["tone"]
+    assert quality.feedback_totals(engine, f.with_value("customer_id", ["acme"]))["n"] == 3
