@@ -433,9 +433,9 @@ TESTS_SHOWN = {"mcnemar_exact": "McNemar exact (paired)", "two_proportion_z": "t
 
 def compare_versions(engine: Engine, filters: Filters, source: str, version_a: str,
                      version_b: str, min_effect: float = 0.02) -> pl.DataFrame:
-    """Version B (candidate) against A (baseline) on each metric both were scored on (design
-    §5): ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value,
-    p_adjusted, regressions, fixes, n_a, n_b, shared, mde, verdict, note``. Pass rates where the
+    """Version B (candidate) against A (baseline) on each metric both were scored on (design §5):
+    ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value, p_adjusted,
+    regressions, fixes, n_a, n_b, shared, mde, min_effect, verdict, note``. Pass rates where the
     evals have pass/fail: paired by test case when the versions share at least 30 cases with a
     pass/fail on both sides (McNemar exact, Newcombe's CI for paired data, the regressions and
     fixes); else, unless they share 30 cases with a score on both sides (then scores, paired),
@@ -505,7 +505,7 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                "ci_high": pl.Float64, "test": pl.String, "p_value": pl.Float64,
                "p_adjusted": pl.Float64, "regressions": pl.Int64, "fixes": pl.Int64,
                "n_a": pl.Int64, "n_b": pl.Int64, "shared": pl.Int64, "mde": pl.Float64,
-               "verdict": pl.String, "note": pl.String}
+               "min_effect": pl.Float64, "verdict": pl.String, "note": pl.String}
     return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
 
 
@@ -589,6 +589,12 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
             p_text = f"{_p_text(raw)}, adjusted {adjusted:.2g}"
         elif compare.disagreement(*bounds, p) == compare.TEST_ONLY:
             why = "p below 0.05 but the CI includes 0: "
+        elif p < compare.ALPHA and row.get("min_effect") is not None:
+            # both say a change, too small for a verdict: "no significant change (p < 0.001)"
+            # beside a CI clear of 0 said nothing of why (found in review)
+            verdict = ("a change smaller than the minimum effect of "
+                       + (f"{row['min_effect'] * 100:g} points" if rate else
+                          f"{row['min_effect']:g}") + ", too small to call")
     return (f"{head}, {diff(row['difference'])}{unit}{ci}: {verdict} "
             f"({why}{row['test']}{', ' + p_text if p_text else ''}).")
 

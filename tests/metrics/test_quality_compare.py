@@ -161,3 +161,20 @@ def test_a_significant_test_with_a_ci_that_keeps_zero():
     assert quality.comparison_sentence(row, "v1", "v2") == (
         "correctness: 0.0% → 13.3%, +13.3 points (95% CI −0.6 to +29.7): no significant change "
         "(p below 0.05 but the CI includes 0: two-proportion z, p = 0.038).")
+
+
+def test_a_significant_change_below_the_minimum_effect_says_so(lake, engine):
+    # 2,000 cases, 30 regressions and 10 fixes: −1 point, McNemar p 0.002 and a CI clear of 0,
+    # but under the 2-point minimum effect. The sentence read "no significant change (McNemar
+    # exact (paired), p = 0.0022)" beside that CI, why unsaid (review).
+    v1 = _run("v1", range(2000), 1900)
+    v2 = [{**r, "eval_id": f"v2-{i}", "run_id": "v2", "version": "v2",
+           "passed": r["passed"] != (i < 30 or 1900 <= i < 1910)} for i, r in enumerate(v1)]
+    row = _compare(lake, engine, v1, v2).row(0, named=True)
+    assert (row["regressions"], row["fixes"], row["verdict"]) == (
+        30, 10, "no significant change")
+    assert row["p_value"] == pytest.approx(stats.binomtest(10, 40).pvalue, rel=1e-12)
+    assert row["ci_high"] < 0 and row["min_effect"] == 0.02
+    assert quality.comparison_sentence(row, "v1", "v2").endswith(
+        ": a change smaller than the minimum effect of 2 points, too small to call "
+        "(McNemar exact (paired), p = 0.0022).")
