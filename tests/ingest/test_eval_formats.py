@@ -113,6 +113,27 @@ def test_inspect_letter_scores_map_to_pass_fail_partial(lake, tmp_path, totals):
         derive_eval_id("run-9|arith|openai/gpt-4o", "2", "match", 1)
 
 
+def test_inspect_text_values_read_as_its_value_to_float_reads_them(lake, tmp_path, totals):
+    # a model-graded scorer's "yes"/"no", a "true", a number as text: stored as labels without
+    # a score or pass/fail, they dropped out of the pass rate and the mean (review). Inspect's
+    # value_to_float (inspect_ai.scorer) reads yes/true 1, no/false 0, digits their number.
+    log = _inspect_log()
+    values = ["yes", "No", "TRUE", "false", "0.75", "maybe"]
+    log["samples"] = [{"id": i, "epoch": 1, "scores": {"graded": {"value": v}}}
+                      for i, v in enumerate(values)]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(log))
+    assert ingest_paths(lake, [str(path)]).files[0].stored == {"evals": 6}
+    assert totals("SELECT list({label: label, passed: passed, score: score} ORDER BY case_id) "
+                  "FROM evals")[0] == [
+        {"label": "yes", "passed": True, "score": 1.0},
+        {"label": "No", "passed": False, "score": 0.0},
+        {"label": "TRUE", "passed": True, "score": 1.0},
+        {"label": "false", "passed": False, "score": 0.0},
+        {"label": "0.75", "passed": None, "score": 0.75},
+        {"label": "maybe", "passed": None, "score": None}]
+
+
 def test_each_log_of_a_run_over_several_models_is_kept(lake, tmp_path, totals):
     # `inspect eval task.py --model a,b` writes a log per model, all with the run's run_id and
     # the same sample ids and scorer: none is a duplicate of another

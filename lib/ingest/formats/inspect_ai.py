@@ -3,7 +3,9 @@
 One eval row per (sample, epoch, scorer). A score's value may be a letter — C (correct), I
 (incorrect), P (partial), N (no answer) — mapped to passed True / False / None / False and score
 1 / 0 / 0.5 / 0 (Inspect's own value_to_float); a number (score); a boolean (passed); or a dict of
-several values (one row each, metric ``<scorer>/<key>``). Mapping: run_id = ``eval.run_id``,
+several values (one row each, metric ``<scorer>/<key>``); text as value_to_float reads it ("yes" /
+"true" pass with score 1, "no" / "false" fail with 0, a number's digits its score; the text kept as
+the label). Mapping: run_id = ``eval.run_id``,
 dataset = ``eval.dataset.name``, case_id = sample ``id``, epoch = sample ``epoch``, model =
 ``eval.model``, version = ``eval.metadata.version`` if given, else the task (and its
 ``task_version``), model and git commit (``_run_version``);
@@ -231,6 +233,16 @@ def _interpret(field: str, value) -> tuple[bool | None, float | None, str | None
         return value, 1.0 if value else 0.0, None
     if isinstance(value, int | float):
         return None, number(value, field, signed=True), None
+    if isinstance(value, str):
+        # as Inspect's value_to_float reads a text value (a model-graded "yes", a "0.8"),
+        # so its accuracy and ours agree; any other text is a label without a score
+        word = value.strip().lower()
+        if word in ("yes", "true"):
+            return True, 1.0, value
+        if word in ("no", "false"):
+            return False, 0.0, value
+        if word.replace(".", "", 1).isdigit():
+            return None, number(float(word), field, signed=True), value
     return None, None, text(field, value)
 
 
