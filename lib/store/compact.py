@@ -10,6 +10,7 @@ them an hour later, so a reader that listed them just before still reads them.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,8 @@ DEFAULT_MIN_FILES = 16  # compact a partition holding more than this many small 
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 GROUP_BYTES = 256 * 1024 * 1024  # at most this much is read into memory per merged file
 GC_AGE_S = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 def default_min_files() -> int:
@@ -139,19 +142,28 @@ def gc(lake: Lake, older_than_s: float = GC_AGE_S, now: float | None = None) -> 
     """Delete files no live commit lists: files removed by a commit more than ``older_than_s``
     ago (by that commit's time, so readers of the previous version have had time to finish),
     and never-listed files (crash leftovers, temporaries) last modified that long ago.
-    Returns the deleted paths."""
+    Returns the deleted paths.
+
+    While a manifest entry cannot be read, never-listed files stay: the unreadable entry may be
+    the one listing them (its rows come back once it is mended), as Lake._clear_leftovers
+    spares them too; files a readable commit removed still go."""
     now = time.time() if now is None else now
     with lake.writer_lock():
         snap = lake.snapshot()
         live = {p for files in snap.files.values() for p in files}
         replaced = removed_at(snap.commits)
+        unreadable = lake.manifest_problems()
+        if unreadable:
+            log.warning("%s: %d manifest entr(y/ies) cannot be read (%s); files no readable "
+                        "commit lists are kept", lake.root, len(unreadable), unreadable[0])
         deleted = []
         candidates = [p for t in schema.TABLES if (lake.root / t).exists()
                       for p in (lake.root / t).rglob("*") if p.is_file()]
         candidates += [p for p in (lake.root / MANIFEST_DIR).glob(".*.tmp")]
         for path in candidates:
             rel = str(path.relative_to(lake.root))
-            if rel in live:
+            if rel in live or (unreadable and rel not in replaced
+                                and not rel.startswith(MANIFEST_DIR)):
                 continue
             try:
                 age = now - replaced[rel] if rel in replaced else now - path.stat().st_mtime

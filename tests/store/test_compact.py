@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib.store import Engine
+from lib.store import Engine, Lake
 from lib.store.compact import compact, gc, gc_replaced, small_files
 from tests.conftest import make_request, requests_table
 
@@ -132,3 +132,23 @@ def test_an_ingest_every_minute_leaves_on_disk_only_live_files_and_the_last_hour
     assert report.compaction["gc_removed"] and _files_on_disk(lake) == live
     assert Engine(lake).query("SELECT count(*), count(DISTINCT request_id) FROM requests"
                               ).row(0) == (10, 10)
+
+
+def test_gc_keeps_the_files_of_a_commit_whose_manifest_entry_cannot_be_read(lake):
+    # A manifest entry cut short (a disk error, a hand edit): its files look listed by no commit,
+    # and an hour later gc deleted them, so mending the entry could no longer bring its rows back
+    # (found in review).
+    _ingest_small_batches(lake, 3)
+    compact(lake, min_files=1)
+    entry = next(c for c in lake.commits() if c.kind == "ingest")
+    later = lake.append({"requests": requests_table([make_request(50)])}, source="later").commit
+    kept = lake.manifest_dir / f"{later.commit_id}.json"
+    text = kept.read_text()
+    kept.write_text(text[:40])
+    old = time.time() + 7200
+    deleted = {str(p.relative_to(lake.root)) for p in gc(Lake(lake.root), now=old)}
+    assert later.added[0]["path"] not in deleted and (lake.root / later.added[0]["path"]).exists()
+    # what a readable commit replaced still goes
+    assert {f["path"] for f in entry.added} <= deleted
+    kept.write_text(text)
+    assert Engine(Lake(lake.root)).query("SELECT count(*) FROM requests").row(0) == (7,)
