@@ -1215,7 +1215,7 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
     import pyarrow.parquet as pq
 
     from lib import schema
-    from lib.store.lake import _partition_day
+    from lib.store.lake import _partition_day, refuse_unreadable
 
     overrides = load_overrides() if overrides is None else overrides
     stats = {"rows": 0, "changed_rows": 0, "before_usd": 0.0, "after_usd": 0.0,
@@ -1223,6 +1223,7 @@ def reprice(lake, overrides: dict | None = None, dry_run: bool = False) -> dict:
     matched: set[int] = set()  # (ids of the overrides some stored request matched)
     with lake.writer_lock():
         files = lake.snapshot().files["requests"]
+        refuse_unreadable(lake.root, files, "reprice")
         by_day: dict[str, list[str]] = {}
         for rel in files:
             by_day.setdefault(_partition_day(rel), []).append(rel)

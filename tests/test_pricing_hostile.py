@@ -760,3 +760,19 @@ def test_reprice_names_the_overrides_no_stored_request_matches(tmp_path, lake, c
     assert capsys.readouterr().out.splitlines()[-1] == (
         "note: price override(s) that match no stored request (a typo in the model name?): "
         "azure/gpt-4o, gpt4o")
+
+
+def test_reprice_with_a_cut_short_file_changes_nothing_and_names_it(lake, tmp_path, capsys):
+    # It ended in a pyarrow traceback (found in review); rewriting the day without the file
+    # would have dropped its rows.
+    lake.append({"requests": requests_table([make_request(1)])}, source="a")
+    bad = lake.append({"requests": requests_table([make_request(2)])}, source="b").commit
+    path = lake.root / bad.added[0]["path"]
+    path.write_bytes(path.read_bytes()[:100])
+    before = lake.version()
+    prices = _yaml(tmp_path, "models:\n  - model: gpt-4o\n    input_per_mtok: 9\n"
+                             "    output_per_mtok: 9\n")
+    assert main(["reprice", "--store", str(lake.root), "--prices", str(prices)]) == 2
+    err = capsys.readouterr().err
+    assert bad.added[0]["path"] in err and "Traceback" not in err and "nothing was changed" in err
+    assert Lake(lake.root).version() == before

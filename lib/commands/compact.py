@@ -25,12 +25,16 @@ def run(args) -> int:
                                 small_bytes=int(args.small_mb * 2**20))
     if not args.no_gc:
         report.gc_removed = [str(p) for p in compaction.gc(lake, older_than_s=args.gc_age)]
+    # (each file left out was named on stderr as it was found; a cron job sees the status)
+    status = 1 if report.unreadable else 0
     if args.json:
         print_json(report.to_dict())
-        return 0
+        return status
     if report.merged:
         for m in report.merged:
             print(f"{m['table']} {m['day']}: {m['files']} files → 1 ({m['rows']:,} rows)")
     print(f"compacted {report.files_before} files into {report.files_after}; "
-          f"deleted {len(report.gc_removed)} orphan file(s)")
-    return 0
+          f"deleted {len(report.gc_removed)} orphan file(s)"
+          + (f"; left {len(report.unreadable)} unreadable file(s) as they were"
+             if report.unreadable else ""))
+    return status

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from lib import schema
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect
-from lib.store.lake import MANIFEST_DIR, Lake, _partition_day
+from lib.store.lake import MANIFEST_DIR, Lake, _partition_day, unreadable_files
 
 DEFAULT_MIN_FILES = 16  # compact a partition holding more than this many small files
 SMALL_FILE_BYTES = 32 * 1024 * 1024
@@ -44,10 +44,12 @@ def default_min_files() -> int:
 
 @dataclass
 class CompactReport:
-    """Per merged group: table, day, files merged, rows; plus the files gc deleted."""
+    """Per merged group: table, day, files merged, rows; plus the files gc deleted and the
+    small files left as they were because they do not read (relative paths)."""
 
     merged: list[dict] = field(default_factory=list)
     gc_removed: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # files left out: they do not read
 
     @property
     def files_before(self) -> int:
@@ -90,6 +92,17 @@ def compact(lake: Lake, *, min_files: int | None = None, small_bytes: int = SMAL
             for day, files in sorted(small_files(lake, table, small_bytes).items()):
                 if len(files) <= min_files or not day:
                     continue
+                bad = unreadable_files(lake.root, files)
+                if bad:
+                    # Left as they are (a merge would drop their rows), named; the day's other
+                    # files and the other days are still merged.
+                    for rel, why in bad.items():
+                        log.warning("%s: not a readable Parquet file (%s); not compacted",
+                                    lake.root / rel, why)
+                    report.unreadable.extend(bad)
+                    files = [f for f in files if f not in bad]
+                    if len(files) <= min_files:
+                        continue
                 for group in _groups(lake, files, group_bytes):
                     if len(group) < 2:
                         continue

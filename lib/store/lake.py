@@ -745,6 +745,8 @@ class Lake:
             if batch_id in removed_batches(commits):
                 raise ValueError(f"batch {batch_id} was removed already")
             snap = self.snapshot()
+            refuse_unreadable(self.root, [p for paths in snap.files.values() for p in paths],
+                              "remove")
             removed, added, taken = [], [], {}
             con = connect(config={"threads": 2, "autoinstall_known_extensions": False,
                                          "autoload_known_extensions": False})
@@ -1464,6 +1466,36 @@ def _pause_for_tests(stage: str) -> None:
         if marker:
             Path(marker).write_text(stage)
         time.sleep(float(os.environ.get("SIGHTLINE_TEST_PAUSE_S", "60")))
+
+
+class UnreadableDataFile(OSError):
+    """A live data file whose Parquet cannot be read, found before a rewrite that would read it:
+    the commands say so in one line (an OSError) instead of a reader's traceback."""
+
+
+def unreadable_files(root: Path, rel_paths) -> dict[str, str]:
+    """Of ``rel_paths`` (relative to ``root``), those whose Parquet footer does not read (a file
+    cut short, overwritten, gone), with why."""
+    bad = {}
+    for rel in rel_paths:
+        try:
+            pq.read_metadata(root / rel)
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            bad[rel] = f"{type(exc).__name__}: {exc}"
+    return bad
+
+
+def refuse_unreadable(root: Path, rel_paths, doing: str) -> None:
+    """Raise UnreadableDataFile naming the first of ``rel_paths`` that does not read, before
+    ``doing`` (a rewrite that reads them all) starts: it could not keep that file's rows."""
+    bad = unreadable_files(root, rel_paths)
+    if bad:
+        rel, why = next(iter(bad.items()))
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UnreadableDataFile(
+            f"{root / rel}: not a readable Parquet file ({why}){more}; {doing} reads every "
+            "file it may rewrite and could not keep this one's rows, so nothing was changed: "
+            "restore the file (from a backup), then run it again")
 
 
 def _partition_day(rel_path: str) -> str | None:

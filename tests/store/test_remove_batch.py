@@ -166,3 +166,20 @@ def test_removing_a_batch_a_later_read_went_on_from_reads_the_source_whole_next(
     again = ingest_paths(lake, [str(path)], compact_min_files=0).files[0]
     assert again.continued_from is None
     assert (again.stored, again.duplicates) == ({"requests": 3}, {"requests": 2})
+
+
+def test_remove_refuses_in_one_line_when_a_live_file_does_not_read(tmp_path):
+    # A cut-short file made `remove` end in DuckDB's traceback (found in review); now nothing is
+    # changed and the file is named.
+    from lib.store.lake import Lake, UnreadableDataFile
+    from tests.conftest import make_request, requests_table
+
+    lake = Lake(tmp_path / "store")
+    a = lake.append({"requests": requests_table([make_request(1)])}, source="a").commit
+    b = lake.append({"requests": requests_table([make_request(2)])}, source="b").commit
+    path = lake.root / b.added[0]["path"]
+    path.write_bytes(path.read_bytes()[:100])
+    before = lake.version()
+    with pytest.raises(UnreadableDataFile, match=b.added[0]["path"]):
+        lake.remove_batch(a.commit_id)
+    assert lake.version() == before
