@@ -543,6 +543,25 @@ class Lake:
                     fcntl.flock(fh, fcntl.LOCK_UN)
                     fh.close()
 
+    def writer_busy(self) -> bool:
+        """True when another writer holds the store's lock now, so a write started here waits
+        for it (:meth:`writer_lock`): a caller with no stderr to show the lock's warning on (the
+        Data page's upload) says so itself. False when this object holds it, or there is no
+        store yet."""
+        if self._lock_depth > 0:
+            return False
+        try:
+            fh = open(self.manifest_dir / ".lock", "a+")
+        except OSError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
     def _note_writing(self, file_id: str) -> None:
         """Record in the writer's marker that files named ``<file_id>-<n>.parquet`` may now be
         written (before the first of them is), so they are cleared if this writer dies."""

@@ -82,7 +82,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
                  + md_escape(exc))
         return None
     lake = engine.lake.checking() if check else engine.lake
-    bar = st.progress(0.0, text="Starting…")
+    bar = st.progress(0.0, text=waiting_text(lake) or "Starting…")
     combined = IngestReport(dry_run=lake.dry_run)
     for i, (uf, name) in enumerate(zip(files, distinct_names([f.name for f in files]),
                                        strict=True)):
@@ -105,6 +105,16 @@ def upload_section(engine: Engine) -> IngestReport | None:
     st.session_state[LAST_RESULT] = result
     _show(result)
     return combined
+
+
+def waiting_text(lake) -> str | None:
+    """What the progress bar says before the first file while another writer holds the store
+    (a cron ingest, a compaction): the upload, Check included, waits for it, and "Starting…" at
+    0% for minutes looked hung (review); None when nothing holds it."""
+    if not lake.writer_busy():
+        return None
+    return ("Waiting for another writer (an ingest, compact, reprice or remove, from the "
+            "command line or another upload) to finish: this upload starts when it does…")
 
 
 LAST_RESULT = "upload_last_result"  # (kept in the session: a rerun of the page keeps the report)

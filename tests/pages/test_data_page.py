@@ -381,3 +381,23 @@ def test_markdown_of_text_from_logs_shows_bidi_controls_as_escapes():
 
     shown = widgets.md_escape(f"model = gpt{RLO}evil")
     assert RLO not in shown and shown.replace("\\\\", "\\").endswith("gpt\\u202eevil")
+
+
+def test_an_upload_waiting_for_another_writer_says_so(tmp_path):
+    # The upload (Check too) waits for a cron ingest or a compaction holding the store; its bar
+    # said "Starting…" at 0% all along, as if hung (found in review).
+    from lib.store import Lake
+    from lib.ui.upload import waiting_text
+    from tests.conftest import make_request, requests_table
+
+    lake = Lake(tmp_path / "store")
+    lake.append({"requests": requests_table([make_request(1)])}, source="a")
+    page = Lake(lake.root)  # another process's view (a lock is per open file)
+    assert waiting_text(page) is None and waiting_text(page.checking()) is None
+    with lake.writer_lock():
+        assert "Waiting for another writer" in waiting_text(page)
+        assert "Waiting for another writer" in waiting_text(page.checking())
+        assert waiting_text(lake) is None  # its own lock: nothing to wait for
+    assert waiting_text(page) is None
+    assert waiting_text(Lake(tmp_path / "none")) is None  # no store yet: nothing made either
+    assert not (tmp_path / "none").exists()
