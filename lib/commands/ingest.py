@@ -145,6 +145,9 @@ def _file_line(f: FileReport, dry_run: bool = False) -> str:
     if f.skipped:
         return f"{f.source}: skipped, {f.skipped}"
     if f.duplicate_file:
+        if dry_run:  # (a Check of two copies of one new file: the second was "already ingested")
+            return (f"{f.source}: same content as a file checked above or one already "
+                    "ingested, nothing would be stored")
         return f"{f.source}: already ingested (same content), nothing stored"
     # tables name what their rows are: "1 request", "2 evals"
     stored = ", ".join(f"{n:,} {t if n != 1 else t.removesuffix('s')}"

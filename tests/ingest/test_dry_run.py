@@ -106,3 +106,15 @@ def test_a_dry_run_does_not_send_to_a_quarantine_it_did_not_fill(lake, write, ca
     assert "… and 3 more (the quarantine keeps them all: see them on the Data page, or " \
         "download them there)" in \
         capsys.readouterr().out
+
+
+def test_a_dry_run_of_two_copies_of_a_new_file_does_not_say_the_second_is_ingested(
+        lake, write, capsys):
+    # The Check of a file picked twice said of the second "already ingested", of a file the
+    # store has never seen (found in review).
+    a = write("a.jsonl", [canonical_request(i) for i in range(3)])
+    b = write("b.jsonl", [canonical_request(i) for i in range(3)])
+    assert main(["ingest", str(a), str(b), "--store", str(lake.root), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "b.jsonl: same content as a file checked above or one already ingested" in out
+    assert "nothing would be stored" in out and "nothing stored" not in out
