@@ -18,6 +18,7 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Cost")
+widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 st.caption(widgets.md_escape(f.describe())
            + " · amounts in US dollars (cost engine: genai-prices + prices.yaml)")
 widgets.stop_if_no_requests(engine, "Cost is computed per request from its tokens.")

@@ -18,6 +18,7 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Drift")
+widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 widgets.stop_if_no_requests(
     engine, "Drift compares the requests of a window with those of a reference window.")
 

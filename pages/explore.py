@@ -28,6 +28,7 @@ LABEL = {"error_rate": "Error rate", "p95_latency": "p95 latency",
          "cost_per_request": "Cost per request"}
 
 st.title("Explore")
+widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 if engine.row_count("requests") == 0:
     widgets.empty_state(
         "No requests to investigate yet",

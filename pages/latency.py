@@ -18,6 +18,7 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Latency")
+widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 st.caption(widgets.md_escape(f.describe())
            + " · milliseconds; percentiles exact per bucket (never averaged)")
 widgets.stop_if_no_requests(engine, "Latency comes from each logged call's duration.")

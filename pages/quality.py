@@ -16,6 +16,7 @@ engine = store.engine()
 f = ui_filters.current()
 
 st.title("Quality")
+widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 st.caption(widgets.md_escape(f.describe()) + " · rates in %, with Wilson 95% intervals")
 if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
     widgets.empty_state(

@@ -25,6 +25,7 @@ def _open_request(request_id: str) -> None:
 
 
 st.title("Request")
+widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 rid = widgets.query_text("Request id", "request", key="rq_id",
                          placeholder="paste a request id, or open one from Explore")
 # only for the request Explore opened (not one pasted here later in the session)
