@@ -59,6 +59,11 @@ def run(args) -> int:
         overrides = pricing.load_overrides(args.prices)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    # A manifest entry that does not read hides its rows from the dedupe: a file it ingested is
+    # stored again, and counted twice once the entry reads again (found in review).
+    for problem in lake.manifest_problems():
+        print(f"warning: {problem}; rows it lists are not seen, so they may be stored again "
+              "(and counted twice once it reads again): mend it first", file=sys.stderr)
     bar = _ProgressBar() if sys.stderr.isatty() and not args.json else None
     try:
         report = ingest_paths(lake, args.paths, fmt=args.format, progress=bar,

@@ -330,3 +330,17 @@ def test_paths_may_come_before_between_and_after_the_options(lake, write, capsys
                  str(c), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [f["stored"] for f in doc["files"]] == [{"requests": 1}] * 3
+
+
+def test_ingest_warns_when_a_manifest_entry_does_not_read(lake, write, capsys):
+    # Its rows are not seen by the dedupe: the same file went in again without a word, and the
+    # store held its rows twice once the entry read again (found in review).
+    path = write("a.jsonl", [canonical_request(i) for i in range(3)])
+    assert main(["ingest", str(path), "--store", str(lake.root), "--json"]) == 0
+    batch = json.loads(capsys.readouterr().out)["files"][0]["batch_id"]
+    entry = lake.manifest_dir / f"{batch}.json"
+    entry.write_text(entry.read_text()[:50])
+    again = write("b.jsonl", [canonical_request(i) for i in range(3, 5)])
+    assert main(["ingest", str(again), "--store", str(lake.root)]) == 0
+    err = capsys.readouterr().err
+    assert f"{entry}: unreadable manifest entry" in err and "stored again" in err
