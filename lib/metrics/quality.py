@@ -475,13 +475,9 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                 metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
                 min_effect=min_effect))
         elif a["n"] and b["n"]:
-            c = compare.compare_pass_unpaired(metric, a["passed"], a["n"], b["passed"], b["n"],
-                                              min_effect=min_effect)
-            if mine.height:
-                why = (f"{mine.height:,} test cases in common, fewer than {enough} to pair on: "
-                       "the versions' own results compared as independent samples")
-                c = replace(c, note="; ".join(filter(None, (why, c.note))))
-            out.append(c)
+            out.append(_noted_unpaired(compare.compare_pass_unpaired(
+                metric, a["passed"], a["n"], b["passed"], b["n"], min_effect=min_effect),
+                mine.height, enough, "results"))
         else:
             # Scores without enough cases in common to pair (online judges score different
             # requests): the versions' own scores, all their cases, as independent samples, as
@@ -489,15 +485,10 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
             if scores is None:
                 scores = version_scores(engine, filters, source, version_a, version_b)
             mine_scores = scores.filter(pl.col("metric") == metric)
-            c = compare.compare_scores_unpaired(
+            out.append(_noted_unpaired(compare.compare_scores_unpaired(
                 metric, mine_scores.filter(pl.col("version") == version_a)["score"].to_list(),
                 mine_scores.filter(pl.col("version") == version_b)["score"].to_list(),
-                min_effect=min_effect)
-            if mine.height:
-                why = (f"{mine.height:,} test cases in common, fewer than {enough} to pair on: "
-                       "the versions' own scores compared as independent samples")
-                c = replace(c, note="; ".join(filter(None, (why, c.note))))
-            out.append(c)
+                min_effect=min_effect), mine.height, enough, "scores"))
     rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric]}
             for c in compare.apply_bh(out)]
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
@@ -507,6 +498,17 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                "n_a": pl.Int64, "n_b": pl.Int64, "shared": pl.Int64, "mde": pl.Float64,
                "min_effect": pl.Float64, "verdict": pl.String, "note": pl.String}
     return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
+
+
+def _noted_unpaired(c, shared: int, enough: int, what: str):
+    """``c`` (a ``lib.stats.compare.Comparison``), compared as independent samples, with a note
+    saying why when the versions shared some test cases (``shared``), fewer than ``enough`` to
+    pair on; ``what``: results, scores."""
+    if not shared:
+        return c
+    why = (f"{shared:,} test cases in common, fewer than {enough} to pair on: the versions' "
+           f"own {what} compared as independent samples")
+    return replace(c, note="; ".join(filter(None, (why, c.note))))
 
 
 def default_pair(versions: list[str], labels: dict[str, str],

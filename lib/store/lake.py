@@ -555,12 +555,7 @@ class Lake:
         except OSError:
             return False
         with fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+            return _held_elsewhere(fh)
 
     def _note_writing(self, file_id: str) -> None:
         """Record in the writer's marker that files named ``<file_id>-<n>.parquet`` may now be
@@ -969,6 +964,17 @@ def _end_dry_run(folder: Path, alive) -> None:
     alive.close()
 
 
+def _held_elsewhere(fh) -> bool:
+    """Whether another process holds a lock on the open file ``fh`` (told by taking an
+    exclusive lock without waiting, and letting it go at once)."""
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
 def _dry_run_alive(folder: Path) -> bool:
     """True while the dry run that made ``folder`` holds its ``.alive`` lock, or made the folder
     less than DRY_RUN_GRACE_S ago (it may not have taken the lock yet), or when that cannot be
@@ -977,12 +983,7 @@ def _dry_run_alive(folder: Path) -> bool:
         if time.time() - folder.stat().st_mtime < DRY_RUN_GRACE_S:
             return True
         with open(folder / ".alive") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+            return _held_elsewhere(fh)
     except FileNotFoundError:  # gone, or never locked and older than the grace
         return False
     except OSError:
