@@ -100,9 +100,10 @@ shown = pl.DataFrame({
 widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
     "Statistic": st.column_config.TextColumn(
         "Statistic", help="The test's value: a distance (Wasserstein ÷ the reference's std, or "
-                          "Jensen–Shannon; drift from 0.1, or for Jensen–Shannon from what "
-                          "sampling noise passes 1% of the time at these sizes where that is "
-                          "higher, as with many rare values), or the KS D / chi-square / |z|"),
+                          "Jensen–Shannon; drift from 0.1, or from what sampling noise passes "
+                          "1% of the time at these sizes where that is higher, as with "
+                          "heavy-tailed numbers or many rare values), or the KS D / chi-square "
+                          "/ |z|"),
     "PSI": st.column_config.TextColumn(
         "PSI", help="Population stability index on the reference's deciles, graded apart from "
                     "the test: warn ≥ 0.1, alert ≥ 0.25, when above what sampling noise "
@@ -117,9 +118,11 @@ widgets.dataframe(shown, hide_index=True, width="stretch", column_config={
 widgets.downloads(table, f"drift_vs_{ref_kind}", key="dl_drift")
 st.caption("Numeric columns: Kolmogorov–Smirnov when either window has 1,000 rows or fewer, "
            "else (over 1,000 on both sides) the Wasserstein distance over the reference's "
-           "standard deviation (drift from 0.1); categorical columns: chi-square (a z test for "
-           "two values), else the Jensen–Shannon distance (drift from 0.1, or from the distance "
-           "sampling noise passes 1% of the time at these sizes, when higher). A distance is used "
+           "standard deviation (drift from 0.1, or, when higher, from the distance it passes in "
+           "1% of random splits of the two windows' values: heavy tails such as latency's and "
+           "cost's); categorical columns: chi-square (a z test for two values), else the "
+           "Jensen–Shannon distance (drift from 0.1, or from the distance sampling noise passes "
+           "1% of the time at these sizes, when higher). A distance is used "
            "only when both windows are large: between a large reference and a small window it "
            "passes 0.1 on sampling noise alone. Fewer than 30 rows on a side: too few to say. "
            "Design §5, lib/stats/.")

@@ -1,8 +1,9 @@
 """Drift of the requests' columns between a reference window and the current one (design §5).
 
 DuckDB computes what the tests need without returning rows: per numeric column, each side's
-count, the reference's population std, 1,000 quantiles of each side (Wasserstein) and the counts
-in the reference's decile bins (PSI); per categorical column, each side's value counts. A
+count, the reference's population std, 1,000 quantiles of each side (Wasserstein), a reservoir
+sample of at most 2,000 values of each side (Wasserstein's no-drift floor) and the counts in the
+reference's decile bins (PSI); per categorical column, each side's value counts. A
 whole-number column (tokens, characters) is read as its value counts, a few thousand rows, from
 which the quantiles and bins follow exactly; a float column is sorted once per side. Only a
 column with 1,000 rows or fewer on either side (where the test is KS on the values) is read as
@@ -158,6 +159,14 @@ def _quantiles(engine: Engine, side: Filters, prefix: str, column: str, n: int,
     return (xl + (h - lo) * (xh - xl)).tolist()
 
 
+def _histogram_sample(values: np.ndarray, counts: np.ndarray, size: int) -> np.ndarray:
+    """The rows that ``values``/``counts`` describe, or a fixed sample of ``size`` of them
+    (without replacement) when there are more: a side's sample for the noise floor."""
+    if counts.sum() > size:
+        counts = np.random.default_rng(0).multivariate_hypergeometric(counts, size)
+    return np.repeat(values, counts)
+
+
 def _bin_counts(engine: Engine, side: Filters, prefix: str, edges: dict[str, list]) -> dict:
     """Per column of ``edges``, the rows of ``side`` in each of the 10 bins cut at them (a
     value's bin is the number of edges strictly below it: lib.stats.drift's rule); one scan."""
@@ -211,9 +220,11 @@ def _value_counts(engine: Engine, side: Filters, prefix: str) -> dict[str, dict[
 def _large_summaries(engine: Engine, current: Filters, reference: Filters, columns: list,
                      counts: dict) -> dict:
     """Per numeric column of ``columns``, what lib.stats.numeric_drift_from_summary takes from
-    each side: quantiles at its levels, the reference's decile edges and the bin counts."""
+    each side: quantiles at its levels, the reference's decile edges, the bin counts and a
+    sample of at most ``WASSERSTEIN_NOISE_SAMPLE`` values (the noise floor's)."""
     levels = stats.quantile_levels()
     deciles = stats.psi_bin_edges_levels()
+    size = stats.WASSERSTEIN_NOISE_SAMPLE
     out, edges, histograms = {}, {}, {}
     for name in columns:
         (n_ref, _), (n_cur, _) = counts["r"][name], counts["c"][name]
@@ -221,13 +232,17 @@ def _large_summaries(engine: Engine, current: Filters, reference: Filters, colum
         if name in FLOATS:
             ref_q = _quantiles(engine, reference, "r", name, n_ref, levels + deciles + [0.5])
             cur_q = _quantiles(engine, current, "c", name, n_cur, levels + [0.5])
+            samples = tuple(_values(engine, side, prefix, name, size if n > size else None)
+                            for side, prefix, n in ((reference, "r", n_ref),
+                                                    (current, "c", n_cur)))
         else:  # one read of each side's value counts gives the quantiles and, below, the bins
             histograms[name] = (_value_counts_of(engine, reference, "r", name),
                                 _value_counts_of(engine, current, "c", name))
             ref_q = _histogram_quantiles(*histograms[name][0], levels + deciles + [0.5])
             cur_q = _histogram_quantiles(*histograms[name][1], levels + [0.5])
+            samples = tuple(_histogram_sample(*h, size) for h in histograms[name])
         out[name] = {"ref_q": ref_q[:len(levels)], "cur_q": cur_q[:len(levels)],
-                     "medians": (ref_q[-1], cur_q[-1])}
+                     "medians": (ref_q[-1], cur_q[-1]), "samples": samples}
         edges[name] = ref_q[len(levels):-1]
     scanned = {c: e for c, e in edges.items() if c not in histograms}
     ref_bins = _bin_counts(engine, reference, "r", scanned)
@@ -263,7 +278,7 @@ def results(engine: Engine, current: Filters, reference: Filters
             medians[name] = m["medians"]
             out.append(stats.numeric_drift_from_summary(
                 name, n_ref, n_cur, ref_std, m["ref_q"], m["cur_q"], m["ref_bins"],
-                m["cur_bins"]))
+                m["cur_bins"], ref_sample=m["samples"][0], cur_sample=m["samples"][1]))
         else:
             ref = _values(engine, reference, "r", name,
                           MAX_VALUES if n_ref > MAX_VALUES else None)

@@ -230,11 +230,12 @@ def choose_test(kind: Kind, n_ref: int, n_cur: int, *,
     Wasserstein/std (numeric) or Jensen–Shannon (categorical). ``n_categories`` None counts as
     more than two."""
     # design.md §5 chooses on n_ref alone; this deliberately chooses on the smaller side. A
-    # distance has no sampling noise allowance: its fixed 0.1 cut-off only means "drift" when
-    # both samples are large. With a large reference and a small current window drawn from the
-    # same distribution, Wasserstein/std ≥ 0.1 held in 100% of windows at n_cur = 30, 69% at
-    # 100 and 14-19% at 300 (n_ref = 5000), and Jensen–Shannon ≥ 0.1 in 98% at 30 and 50% at
-    # 100. The p-value tests allow for both sizes, so they decide whenever one side is small.
+    # distance's fixed 0.1 cut-off only means "drift" when both samples are large (and even
+    # then lib.stats.drift raises it above sampling noise where needed). With a large
+    # reference and a small current window drawn from the same distribution, Wasserstein/std
+    # ≥ 0.1 held in 100% of windows at n_cur = 30, 69% at 100 and 14-19% at 300 (n_ref =
+    # 5000), and Jensen–Shannon ≥ 0.1 in 98% at 30 and 50% at 100. The p-value tests allow for
+    # both sizes, so they decide whenever one side is small.
     small = min(n_ref, n_cur) <= SMALL_SAMPLE_MAX
     if kind == "numeric":
         return STAT_TESTS["ks" if small else "wasserstein"]

@@ -12,6 +12,7 @@ from scipy.spatial.distance import jensenshannon
 
 from lib.filters import Filters
 from lib.metrics import drift
+from lib.stats import drift as stats_drift
 from tests.conftest import T0, make_request, requests_table
 
 DAY = timedelta(days=1)
@@ -248,3 +249,25 @@ def test_where_it_moved_gives_each_value_s_medians(lake, engine):
         assert (got[k]["n_ref"], got[k]["n_cur"]) == (len(ref[k]), len(cur[k]))
         assert got[k]["median_ref"] == np.median(ref[k].astype(int))
         assert got[k]["median_cur"] == np.median(cur[k].astype(int))
+
+
+def test_wasserstein_s_cut_off_allows_for_the_noise_of_both_windows_values(lake, engine):
+    # heavy-tailed latency and output tokens, one distribution on both sides, just over 1,000
+    # rows each: drift from 0.1 passed on noise alone in ~11% of such windows; the cut-off is
+    # now the permutation 99th percentile of all the rows (each side under 2,000: SQL returns
+    # every value), for a float column (sampled in SQL) and a whole-number one (value counts)
+    rng = np.random.default_rng(3)
+    n_ref, n_cur = 1100, 1050
+    latency = np.round((rng.pareto(1.5, n_ref + n_cur) + 1) * 300, 3)
+    tokens = np.round((rng.pareto(1.5, n_ref + n_cur) + 1) * 50).astype(int)
+    rows = [{"latency_ms": float(v), "output_tokens": int(t)} for v, t in zip(latency, tokens)]
+    _store(lake, rows[:n_ref], rows[n_ref:])
+    table = drift.drift_table(engine, CUR, REF)
+    for column, values in (("latency_ms", latency), ("output_tokens", tokens.astype(float))):
+        row = table.filter(table["column"] == column).row(0, named=True)
+        floor = stats_drift.wasserstein_no_drift_p99(values[:n_ref], values[n_ref:])
+        assert row["method"].startswith("Wasserstein") and (row["n_ref"], row["n_cur"]) == (
+            n_ref, n_cur)
+        assert row["threshold"] == floor > 0.1, column
+        assert row["note"].startswith(f"drift from {floor:.3f}, not 0.1"), column
+        assert row["status"] == ("drift" if row["statistic"] >= floor else "no drift")
