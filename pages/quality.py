@@ -117,9 +117,17 @@ src = widgets.query_selectbox("Source", ["online", "offline", "feedback"], "sour
                               next((s for s in ("online", "offline", "feedback") if s in present),
                                    "online"),
                               key="q_source", format_func={
-                                  "online": "Online judge (by prompt version)",
-                                  "offline": "Offline test runs (by app version)",
-                                  "feedback": "User feedback (by prompt version)"}.get)
+                                  "online": "Online judge",
+                                  "offline": "Offline test runs",
+                                  "feedback": "User feedback"}.get,
+                              # (it said "by prompt version" of online judges, whose version is
+                              # an app's when OpenTelemetry or Langfuse logged them: review)
+                              help="Evals by the version their log says was evaluated: a "
+                                   "canonical eval's `version` (an app, prompt or model "
+                                   "version), an OpenTelemetry judge's `service.version`, a "
+                                   "Langfuse score's trace release or dataset run, promptfoo's "
+                                   "prompt label, Inspect AI's `metadata.version` (else its "
+                                   "task, model and commit)")
 byv = online_v if src == "online" else widgets.cached(quality.evals_by_version, engine, f, src)
 # first seen first; evals without a version cannot be picked (no query selects a null)
 versions = [v for v in byv["version"].unique(maintain_order=True).to_list()

@@ -158,6 +158,11 @@ def test_quality_page(monkeypatch, demo_store):
     assert [m.label for m in at.metric] == ["Online judge pass rate", "Thumbs up",
                                             "Guardrail triggers", "Truncated (length)"]
     assert at.selectbox(key="q_source").value == "offline"
+    # an eval's version is what its log names: an OpenTelemetry judge's is the app's
+    # (service.version), not a prompt version as the source's label said (review)
+    source = at.selectbox(key="q_source")
+    assert source.options == ["Online judge", "Offline test runs", "User feedback"]
+    assert "`service.version`" in source.help and "trace release" in source.help
     assert "Wilson 95%" in texts(at)
     # the demo's judge scores several metrics of the same requests: no interval for the pool
     tile = at.metric[0]
