@@ -502,20 +502,25 @@ def _convert(expr: str, rule: dict, target: pa.DataType) -> str:
         # quarantine ("ts is not a timestamp: abc"): strptime and to_timestamp would raise and
         # fail the whole file.
         text = f"CAST({expr} AS VARCHAR)"
-        if fmt:
-            time = f"try_strptime({text}, {_lit(fmt)})"
-        elif unit:
+        if not fmt and not unit:
+            return expr
+        converted = text
+        if unit:
             # The unit is what the number counts: one out of range for it (milliseconds under
             # unit: s) is passed on with the reason, never re-read in a unit its size suggests.
             seconds = f"({_number(expr)} / {EPOCH_DIVISOR[unit]})"
             time = (f"CASE WHEN {seconds} BETWEEN -62135596800 AND 253402300799 "
                     f"THEN to_timestamp({seconds}) END")
-            return (f"CASE WHEN {time} IS NOT NULL THEN CAST({time} AS VARCHAR) "
-                    f"WHEN {seconds} IS NOT NULL THEN {text} || "
-                    f"{_lit(f' (an epoch out of range for unit {unit})')} ELSE {text} END")
-        else:
-            return expr
-        return f"CASE WHEN {time} IS NULL THEN {text} ELSE CAST({time} AS VARCHAR) END"
+            converted = (f"CASE WHEN {time} IS NOT NULL THEN CAST({time} AS VARCHAR) "
+                         f"WHEN {seconds} IS NOT NULL THEN {text} || "
+                         f"{_lit(f' (an epoch out of range for unit {unit})')} ELSE {text} END")
+        if fmt:
+            # With a unit too (a log mixing "02/03/2026 12:00" and epochs), text the format
+            # parses is that time and the rest goes by the unit: the unit is not dropped.
+            time = f"try_strptime({text}, {_lit(fmt)})"
+            converted = (f"CASE WHEN {time} IS NULL THEN {converted} "
+                         f"ELSE CAST({time} AS VARCHAR) END")
+        return converted
     if not unit and scale is None:
         return expr
     number = _number(expr)

@@ -704,3 +704,22 @@ def test_the_cli_dry_run_stores_nothing_then_ingest_stores_and_names_bad_lines(
     out = capsys.readouterr().out
     assert "stored 1 request" in out and "line 2: output_tokens is negative: -2" in out
     assert _rows(lake, "SELECT request_id FROM requests") == [("a",)]
+
+
+def test_a_format_beside_a_unit_keeps_the_unit_for_epochs(lake, tmp_path, totals):
+    """``unit`` and ``format`` on one ``ts`` (a log mixing text times and epochs): text the
+    format parses is that time, a number goes by the unit, and milliseconds under ``unit: s``
+    are quarantined as docs/mapping.md says ("never read as milliseconds"), not re-read in a
+    unit guessed from their size because the format was there."""
+    text = ("table: requests\ncolumns:\n  request_id: id\n  model: m\n"
+            "  ts: {path: t, unit: s, format: '%d/%m/%Y %H:%M'}\n")
+    rows = [{"id": "text", "m": "gpt-4o", "t": "02/03/2026 12:00"},
+            {"id": "epoch", "m": "gpt-4o", "t": T0_EPOCH},
+            {"id": "ms", "m": "gpt-4o", "t": T0_EPOCH * 1000}]
+    f = _ingest(lake, tmp_path, text, _jsonl(rows))
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 1), \
+        _rows(lake, "SELECT request_id, ts FROM requests")
+    assert f.reasons[0].startswith("line 3: ts "), f.reasons
+    assert "out of range for unit s" in f.reasons[0]
+    assert totals("SELECT min(epoch_us(ts)), max(epoch_us(ts)) FROM requests") == (
+        T0_US, T0_US)
