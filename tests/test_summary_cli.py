@@ -281,6 +281,21 @@ def test_where_filters_and_quotes_are_harmless(store, capsys):
     assert doc["requests"] == 5
 
 
+def test_a_column_given_twice_matches_either_value(store, capsys):
+    """``--where feature=chat --where feature=search``: the requests of both features (as
+    ``changes`` and the URL filters read a key given twice), not the last value's alone."""
+    code, doc, _ = run_main(capsys, "--json", "--store", str(store),
+                            "--where", "feature=chat", "--where", "feature=search")
+    assert code == 0
+    assert_matches(doc, direct(store, "feature IN ('chat', 'search')"))
+    assert doc["requests"] == 10
+
+    code, doc, _ = run_main(capsys, "--json", "--store", str(store), "--where", "feature=chat",
+                            "--where", "provider=openai", "--where", "feature=search")
+    assert code == 0
+    assert_matches(doc, direct(store, "feature IN ('chat', 'search') AND provider = 'openai'"))
+
+
 # -- usage errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [
     ["--group-by", "latency_ms"],          # not a dimension

@@ -23,19 +23,22 @@ def add_arguments(p) -> None:
     p.add_argument("--to", dest="end", help="window end (exclusive)")
     p.add_argument("--group-by", metavar="COL", help="also break the totals down by COL")
     p.add_argument("--where", metavar="COL=VALUE", action="append", default=[],
-                   help="keep only rows where COL equals VALUE (repeatable)")
+                   help="keep only rows where COL equals VALUE (repeatable: columns all match, "
+                        "a column given twice matches either value)")
 
 
 def run(args) -> int:
     start, end = parse_time(args.start), parse_time(args.end)
     if start and end and start >= end:
         raise UsageError("--from must be before --to")
-    where = {}
+    where: dict[str, list[str]] = {}
     for item in args.where:
         if "=" not in item:
             raise UsageError(f"--where takes COL=VALUE, got {item!r}")
         col, value = item.split("=", 1)
-        where[col.strip()] = value
+        # A column given twice keeps both values (either matches), as `changes` and the URL
+        # filters do: the second one replaced the first, and the totals were one value's alone.
+        where.setdefault(col.strip(), []).append(value)
     lake = open_existing_lake(args.store)
     engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
     problems = unread_files(engine)  # skipped files would silently change the totals

@@ -13,8 +13,10 @@ TOKEN_SUMS = ["input_tokens", "cached_input_tokens", "output_tokens", "reasoning
 
 
 def summary(engine: Engine, start: datetime | None = None, end: datetime | None = None,
-            where: dict[str, str] | None = None, group_by: str | None = None) -> dict:
-    """Totals over requests in ``[start, end)`` (all data when None) matching ``where``.
+            where: dict[str, str | list[str]] | None = None,
+            group_by: str | None = None) -> dict:
+    """Totals over requests in ``[start, end)`` (all data when None) matching ``where``: every
+    column, each equal to its value or to any of its list of values.
 
     Returns design §6's document: counts, token sums, ``cost_usd`` (sum of priced requests,
     USD; null when there are requests and none is priced: unknown, not $0),
@@ -32,8 +34,9 @@ def summary(engine: Engine, start: datetime | None = None, end: datetime | None 
         params["end"] = end
     for i, (col, value) in enumerate((where or {}).items()):
         expr = _column(col)
-        clauses.append(f"{expr} = $w{i}")
-        params[f"w{i}"] = value
+        names = [f"w{i}_{j}" for j in range(len(value))] if isinstance(value, list) else [f"w{i}"]
+        clauses.append(f"{expr} IN ({', '.join('$' + n for n in names)})")
+        params.update(zip(names, value if isinstance(value, list) else [value], strict=True))
     cond = " AND ".join(clauses) or "true"
     pct = percentiles_sql("latency_ms", LATENCY_PERCENTILES)
     sums = ", ".join(f"coalesce(sum({c}), 0)::BIGINT AS {c}" for c in TOKEN_SUMS)
