@@ -296,6 +296,20 @@ def test_a_column_given_twice_matches_either_value(store, capsys):
     assert_matches(doc, direct(store, "feature IN ('chat', 'search') AND provider = 'openai'"))
 
 
+def test_changes_takes_a_column_name_as_summary_does(store, capsys):
+    """``--where customer_id=c1`` (summary's spelling) filters ``changes`` as
+    ``--where customer=c1`` (the URL key) does, instead of exiting 2."""
+    docs = []
+    for where in ("customer=c1", "customer_id=c1"):
+        assert cli.main(["changes", "--store", str(store), "--json", "--metric", "error_rate",
+                         "--window", f"{D2.date()}..{(D2 + timedelta(days=1)).date()}",
+                         "--where", where]) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    assert docs[0] == docs[1]
+    day = f"customer_id = 'c1' AND ts >= '{D2}' AND ts < '{D2 + timedelta(days=1)}'"
+    assert docs[0]["window"]["n"] == direct(store, day)["requests"] > 0
+
+
 # -- usage errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [
     ["--group-by", "latency_ms"],          # not a dimension

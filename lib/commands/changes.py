@@ -38,13 +38,15 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     start, end = parse_window(args.window)
     values: dict[str, list[str]] = {}
-    from lib.filters import column_for_key
+    from lib.filters import column_for_key, key_for_column
 
     for item in args.where:
         if "=" not in item:
             raise UsageError(f"--where takes KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        column = column_for_key(key.strip())
+        # The column's own name too (customer_id), as `summary --where` takes it: a filter
+        # copied from one command to the other was refused.
+        column = column_for_key(key.strip()) or column_for_key(key_for_column(key.strip()))
         if column is None:
             raise UsageError(f"cannot filter on {key!r}")
         values.setdefault(column, []).append(value)
