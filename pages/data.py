@@ -8,7 +8,7 @@ import streamlit as st
 
 from lib import formatting, pricing, schema
 from lib.metrics import inventory
-from lib.store import compact
+from lib.store import compact, store_option
 from lib.ui import filters as ui_filters
 from lib.ui import store, upload, widgets
 
@@ -77,12 +77,13 @@ widgets.dataframe(
 never_ingested = not any(c.kind in ("ingest", "demo") for c in engine.commits())
 NOTHING_YET = "Nothing has been ingested yet."
 if tables["rows"].sum() == 0:
+    opt = store_option(engine.lake.root)  # (the command as it reaches this app's store)
     widgets.empty_state(
         "The store is empty",
         "Upload files under **Upload logs or eval results** at the top of this page, or, from "
         "the command line, ingest logs (files, folders, globs or `s3://` prefixes) or write the "
         "demo data:",
-        "python -m lib ingest path/to/logs/\npython -m lib demo")
+        f"python -m lib ingest path/to/logs/{opt}\npython -m lib demo{opt}")
 
 st.subheader("Quarantine")
 q_count = int(tables.filter(pl.col("table") == "quarantine")["rows"][0])

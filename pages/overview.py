@@ -18,7 +18,7 @@ f = ui_filters.current()
 st.title("Overview")
 st.caption(widgets.md_escape(f.describe()))
 if demo_batches := store.live_demo_batches(engine):
-    widgets.demo_banner(demo_batches)
+    widgets.demo_banner(demo_batches, engine.lake.root)
 widgets.problems_banner(engine)
 
 widgets.stop_if_no_requests(

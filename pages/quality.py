@@ -9,6 +9,7 @@ from lib.analysis_charts import band_figure, esc, hbar, long_time_figure
 from lib.charts import time_figure, to_zone
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
+from lib.store import store_option
 from lib.ui import filters as ui_filters
 from lib.ui import store, widgets
 
@@ -19,11 +20,13 @@ st.title("Quality")
 widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 st.caption(widgets.md_escape(f.describe()) + " · rates in %, with Wilson 95% intervals")
 if engine.row_count("requests") == 0 and engine.row_count("evals") == 0:
+    opt = store_option(engine.lake.root)  # (the command as it reaches this app's store)
     widgets.empty_state(
         "No requests or evals in the store yet",
         "Quality comes from eval results (offline test sets, online judges, user feedback) and "
         "from the requests' guardrails, finish reasons and errors. Ingest them, or write the "
-        "demo data:", "python -m lib ingest path/to/logs/ path/to/evals/\npython -m lib demo")
+        "demo data:",
+        f"python -m lib ingest path/to/logs/ path/to/evals/{opt}\npython -m lib demo{opt}")
     st.stop()
 widgets.freshness_note(engine, f)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from lib.store.engine import Engine
@@ -16,6 +17,15 @@ def store_root(explicit: str | os.PathLike | None = None) -> Path:
     """The store root: ``explicit`` (``--store``), else ``$SIGHTLINE_STORE``, else data/store."""
     value = explicit or os.environ.get("SIGHTLINE_STORE") or DEFAULT_STORE
     return Path(value).expanduser().resolve()
+
+
+def store_option(root: str | os.PathLike) -> str:
+    """`` --store ROOT`` for a command the app tells its user to run, or "" for the default
+    store, which the CLI finds by itself. The app's ``SIGHTLINE_STORE`` is often set for its own
+    process alone (``SIGHTLINE_STORE=... streamlit run app.py``): the bare command, pasted into
+    another shell, wrote to data/store while the app went on showing its empty store."""
+    root = Path(root).expanduser().resolve()
+    return "" if root == DEFAULT_STORE.resolve() else f" --store {shlex.quote(str(root))}"
 
 
 def state_dir(root: Path) -> Path:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from lib import charts, formatting
 from lib.filters import Filters
-from lib.store import Engine
+from lib.store import Engine, store_option
 from lib.ui import navigation
 
 _METRICS: dict[str, Callable] = {}
@@ -239,9 +239,10 @@ def stop_if_no_requests(engine: Engine, why: str) -> None:
     """On a store without requests, say what to run (``why`` says what the page needs) and stop
     the page."""
     if engine.row_count("requests") == 0:
+        opt = store_option(engine.lake.root)
         empty_state("No requests in the store yet",
                     f"{why} Ingest your logs, or write the demo data:",
-                    "python -m lib ingest path/to/logs/\npython -m lib demo")
+                    f"python -m lib ingest path/to/logs/{opt}\npython -m lib demo{opt}")
         evals = engine.row_count("evals")
         if evals:  # (a store of eval results alone: they are on the Quality page)
             shown = st.session_state.get("_current_filters")
@@ -277,12 +278,14 @@ def freshness_note(engine: Engine, filters: Filters) -> None:
             "batches).", icon=":material/schedule:")
 
 
-def demo_banner(batch_ids: list[str]) -> None:
-    """Says the store holds demo data, and how to take it out (``batch_ids``: its batches)."""
-    removal = "; ".join(f"`python -m lib remove {b}`" for b in batch_ids)
+def demo_banner(batch_ids: list[str], root) -> None:
+    """Says the store holds demo data, and how to take it out (``batch_ids``: its batches, in
+    the store at ``root``)."""
+    opt = store_option(root)
+    removal = "; ".join(f"`python -m lib remove {b}{opt}`" for b in batch_ids)
     st.info("You are looking at **demo data** (generated on first start). Ingest your own logs "
-            f"with `python -m lib ingest PATH`; take the demo data out with {removal}, or start "
-            "on an empty store with `SIGHTLINE_DEMO=0`.", icon=":material/science:")
+            f"with `python -m lib ingest PATH{opt}`; take the demo data out with {removal}, or "
+            "start on an empty store with `SIGHTLINE_DEMO=0`.", icon=":material/science:")
 
 
 def problems_banner(engine: Engine) -> None:

@@ -44,6 +44,25 @@ def test_page_runs_on_empty_store(monkeypatch, tmp_path, page):
     assert "python -m lib demo" in " ".join(c.value for c in at.code) or "empty" in text.lower()
 
 
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/data.py", "pages/quality.py"])
+def test_an_empty_stores_commands_name_the_store_the_app_reads(monkeypatch, tmp_path, page):
+    """The app runs on SIGHTLINE_STORE=<dir>, often set for its process alone: the commands
+    its empty state gives carry ``--store <dir>``, or, pasted into another shell, they wrote
+    to data/store and the page stayed empty."""
+    at = run_app(monkeypatch, tmp_path / "empty", page)
+    root = (tmp_path / "empty").resolve()
+    (code,) = [c.value for c in at.code if "python -m lib demo" in c.value]
+    assert code.endswith(f"python -m lib demo --store {root}")
+    assert f"/ --store {root}\n" in code  # (the ingest line)
+
+
+def test_the_default_store_needs_no_store_option():
+    from lib.store import DEFAULT_STORE, store_option
+
+    assert store_option(DEFAULT_STORE) == ""
+    assert store_option("/tmp/my store") == " --store '/tmp/my store'"
+
+
 def test_a_store_of_evals_alone_points_to_the_quality_page(monkeypatch, tmp_path):
     from lib.store import Lake
     from tests.metrics.test_quality import evals_table
@@ -207,7 +226,7 @@ def test_the_demo_banner_names_the_command_that_takes_the_demo_out_and_goes_with
     (batch,) = [c.commit_id for c in lake.commits() if c.kind == "demo"]
     at = run_app(monkeypatch, lake.root)
     (banner,) = [i.value for i in at.info if "demo data" in i.value]
-    assert f"`python -m lib remove {batch}`" in banner
+    assert f"`python -m lib remove {batch} --store {lake.root}`" in banner
     lake.remove_batch(batch)
     at = run_app(monkeypatch, lake.root)
     assert not any("demo data" in i.value for i in at.info)
