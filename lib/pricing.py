@@ -63,6 +63,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -116,6 +117,19 @@ OVERRIDE_FIELDS = ("provider", "model", "input_per_mtok", "output_per_mtok",
                    "cached_input_per_mtok", "cache_write_per_mtok", "priced_as",
                    "priced_as_provider")
 PRICE_FIELDS = OVERRIDE_FIELDS[2:6]
+
+
+def overrides_path() -> Path:
+    """The price overrides file this process reads: ``$SIGHTLINE_PRICES``, else prices.yaml."""
+    return Path(os.environ.get("SIGHTLINE_PRICES") or DEFAULT_PRICES_FILE)
+
+
+def prices_option() -> str:
+    """`` --prices FILE`` for a command the app tells its user to run, or "" for the default
+    file: run from another shell without the app's ``SIGHTLINE_PRICES``, ``reprice`` read
+    prices.yaml and undid the overrides the app priced with."""
+    named = os.environ.get("SIGHTLINE_PRICES")
+    return f" --prices {shlex.quote(str(Path(named).resolve()))}" if named else ""
 
 
 def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | None, str], Override]:

@@ -145,17 +145,22 @@ else:
 
 st.subheader("Requests without a cost")
 unpriced = pricing.unpriced_models(engine)
+# The overrides file and the reprice command as this app has them: with SIGHTLINE_PRICES or
+# SIGHTLINE_STORE set for the app alone, "prices.yaml" and a bare `reprice` were other files.
+prices_file = pricing.overrides_path()
+prices_file = "prices.yaml" if prices_file == pricing.DEFAULT_PRICES_FILE else str(prices_file)
+reprice = f"python -m lib reprice{store_option(engine.lake.root)}{pricing.prices_option()}"
 if unpriced.is_empty() and never_ingested:
     st.caption(NOTHING_YET)
 elif unpriced.is_empty():
     st.success("Every request has a cost: its model has a price (genai-prices, or an override in "
-               "prices.yaml) and its token counts were logged.")
+               f"{prices_file}) and its token counts were logged.")
 else:
     st.warning("These requests' cost is left empty (not $0), so cost totals leave them out. "
-               f"**{pricing.NO_PRICE}**: add the model's prices to `prices.yaml`, or, for a "
+               f"**{pricing.NO_PRICE}**: add the model's prices to `{prices_file}`, or, for a "
                "deployment or alias name, the model it is billed as (`priced_as`, e.g. the "
                "model it answered as), then run "
-               f"`python -m lib reprice`. **{pricing.NO_USAGE}**: the call succeeded but its log "
+               f"`{reprice}`. **{pricing.NO_USAGE}**: the call succeeded but its log "
                "has no input token count (every call reads input: priced on its output alone, "
                "it would cost too little); log the provider's usage to cost it. "
                f"**{pricing.TIMED_OUT}**: the client gave up waiting, but the provider may "
@@ -179,8 +184,8 @@ else:
     suggested = pricing.alias_suggestions(unpriced)
     if suggested:
         st.caption("If these deployments or aliases are billed per token as the model that "
-                   "answered for them, these lines of `prices.yaml` price them so (then run "
-                   "`python -m lib reprice`):")
+                   f"answered for them, these lines of `{prices_file}` price them so (then run "
+                   f"`{reprice}`):")
         st.code(suggested, language="yaml")
 
 orphans = engine.lake.orphans(older_than_s=300)

@@ -401,3 +401,22 @@ def test_an_upload_waiting_for_another_writer_says_so(tmp_path):
     assert waiting_text(page) is None
     assert waiting_text(Lake(tmp_path / "none")) is None  # no store yet: nothing made either
     assert not (tmp_path / "none").exists()
+
+
+def test_the_unpriced_advice_names_the_prices_file_and_store_the_app_reads(monkeypatch,
+                                                                            tmp_path):
+    """With SIGHTLINE_PRICES and SIGHTLINE_STORE set for the app, the advice under "Requests
+    without a cost" names that file and gives a reprice command that reaches them: "add it to
+    prices.yaml, then run `python -m lib reprice`" edited a file the app does not read and
+    repriced another store."""
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, model="my-ft")])})
+    prices = tmp_path / "my prices.yaml"
+    prices.write_text("models: []\n")
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(prices))
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (advice,) = [w.value for w in at.warning if "cost is left empty" in w.value]
+    assert f"`{prices}`" in advice and "`prices.yaml`" not in advice
+    root = lake.root.resolve()
+    assert f"`python -m lib reprice --store {root} --prices '{prices.resolve()}'`" in advice
