@@ -33,6 +33,13 @@ DIM_LABELS = {"environment": "Environment", "service": "Service", "provider": "P
               "prompt_version": "Prompt version"}
 
 
+# Not "only how times are shown": a day's bar, a 12 h bucket and the picker's dates start at the
+# zone's midnight, so the per-bar numbers change with it (the window's instants do not).
+ZONE_HELP = ("Data is stored in UTC. The zone sets how times are shown, where chart buckets "
+             "and days start (a day's bar runs from local midnight) and which days the date "
+             "picker means; changing it keeps the window's instants.")
+
+
 def _query_dict() -> dict[str, list[str]]:
     qp = st.query_params
     return {k: qp.get_all(k) for k in qp.keys()}
@@ -97,8 +104,7 @@ def sidebar(engine: Engine) -> Filters:
         preset = st.selectbox("Time range", options, key="f_range",
                               format_func=lambda k: PRESET_LABELS[k])
         tz = st.selectbox("Time zone", sorted(set(ZONES) | {st.session_state["f_tz"]}),
-                          key="f_tz", help="Data is stored in UTC; this only changes how "
-                                           "times are shown.")
+                          key="f_tz", help=ZONE_HELP)
         zone = ZoneInfo(tz)
         if preset == "custom":
             if st.session_state.get("f_dates_tz", initial.tz) != tz:

@@ -184,6 +184,10 @@ def test_changing_the_zone_keeps_a_custom_window_s_instants(monkeypatch, demo_st
     assert at.query_params["tz"] == "America/New_York"
     assert [m.value for m in at.metric] == before
     assert "Exactly 2026-11-12 19:00 → 2026-11-19 19:00" in [c.value for c in at.caption]
+    # and its help says so: not "this only changes how times are shown" (a day's bar starts at
+    # the zone's midnight, so the per-bar numbers do change)
+    zone_help = at.selectbox(key="f_tz").help
+    assert "only changes" not in zone_help and "chart buckets" in zone_help
     # picking other days still takes the new zone's midnights
     at.date_input(key="f_dates").set_value((date(2026, 11, 15), date(2026, 11, 16))).run()
     assert at.query_params["from"] == "2026-11-15T05:00:00Z"
