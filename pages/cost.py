@@ -48,8 +48,9 @@ k[3].metric("Cache savings", formatting.usd(savings), border=True,
             help="What cached input tokens would have cost at the full input price, minus what "
                  "they cost")
 k[4].metric("Unpriced requests", formatting.count(tot["unpriced_requests"]), border=True,
-            help="Requests whose model has no known price, or that succeeded without logging "
-                 "any token count: their cost is empty, never $0. See the Data page.")
+            help="Requests whose model has no known price, or that succeeded without an "
+                 "input token count (output tokens alone would cost too little): their cost "
+                 "is empty, never $0. See the Data page.")
 
 # -- spend over time by a dimension -------------------------------------------------------------
 st.subheader("Spend over time")

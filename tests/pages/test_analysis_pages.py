@@ -54,6 +54,9 @@ def test_cost_page(monkeypatch, demo_store):
     assert labels[:5] == ["Spend", "Cost per request", "Cost per 1k requests", "Cache savings",
                           "Unpriced requests"]
     assert at.metric[0].value.startswith("$")
+    # a success with output tokens but no input count is unpriced too (README), not only one
+    # "without logging any token count"
+    assert "without an input token count" in at.metric[4].help
     assert at.selectbox(key="cost_by").value == "attr.region"
     assert at.selectbox(key="cost_whatif").value == "openai/gpt-4o-mini"
     assert "On gpt-4o-mini" in [m.label for m in at.metric]
