@@ -284,8 +284,11 @@ def demo_banner(batch_ids: list[str], root) -> None:
     opt = store_option(root)
     removal = "; ".join(f"`python -m lib remove {b}{opt}`" for b in batch_ids)
     st.info("You are looking at **demo data** (generated on first start). Ingest your own logs "
-            f"with `python -m lib ingest PATH{opt}`; take the demo data out with {removal}, or "
-            "start on an empty store with `SIGHTLINE_DEMO=0`.", icon=":material/science:")
+            f"with `python -m lib ingest PATH{opt}`; take the demo data out with {removal} "
+            # (SIGHTLINE_DEMO=0 only keeps an empty store empty: restarting with it on this
+            # store, as "or start on an empty store with SIGHTLINE_DEMO=0" read, changed nothing)
+            "(`SIGHTLINE_DEMO=0` keeps a new, empty store from being seeded).",
+            icon=":material/science:")
 
 
 def problems_banner(engine: Engine) -> None:

@@ -231,6 +231,8 @@ def test_the_demo_banner_names_the_command_that_takes_the_demo_out_and_goes_with
     at = run_app(monkeypatch, lake.root)
     (banner,) = [i.value for i in at.info if "demo data" in i.value]
     assert f"`python -m lib remove {batch} --store {lake.root}`" in banner
+    # SIGHTLINE_DEMO=0 does not take it out: the banner does not offer it as another way
+    assert "or start on an empty store" not in banner and "new, empty store" in banner
     lake.remove_batch(batch)
     at = run_app(monkeypatch, lake.root)
     assert not any("demo data" in i.value for i in at.info)
