@@ -58,7 +58,7 @@ from lib.ingest.streams import (
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.connections import close as close_connection
-from lib.store.connections import connect, stop_if_interrupted
+from lib.store.connections import connect, memory_limit, stop_if_interrupted
 from lib.store.lake import Lake, _pause_for_tests
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 # DuckDB's memory for the fast path, whatever the file's size. At 256 MB its COPY of ~40 text
 # columns thrashed (2-4x slower) or ran out of memory; from 512 MB on (with DuckDB's default row
 # groups) it runs at full speed. bench/ingest_bench.py measures the process's peak.
-MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_FAST_MEMORY", "512MB")
+MEMORY_ENV, MEMORY_LIMIT = "SIGHTLINE_INGEST_FAST_MEMORY", "512MB"
 THREADS = 2
 ROW_GROUP_ROWS = 122_880  # DuckDB's default; 256k rows cost ~190 MB more RSS, no speed
 HASH_READ_BYTES = 4 << 20
@@ -87,6 +87,15 @@ def enabled() -> bool:
     return os.environ.get("SIGHTLINE_INGEST_FAST", "1") != "0"
 
 
+def memory_setting_ok() -> bool:
+    """Whether ``$SIGHTLINE_INGEST_FAST_MEMORY`` is a memory size (or unset)."""
+    try:
+        memory_limit(MEMORY_ENV, MEMORY_LIMIT)
+    except ValueError:
+        return False
+    return True
+
+
 def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, started: float) -> bool:
     """Ingest ``src`` through the fast path into ``report``; False when the exact path must
     (not a local canonical JSONL file, or not provably clean), with nothing stored."""
@@ -98,6 +107,9 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     LAST.update(source=src.name, outcome="exact", reason="not a local file")
     if not path or not enabled():
         return False
+    # Raised here, outside the fall back to the exact path below, so the file's report names
+    # the variable: a typo in it was ignored without a word (every file took the exact path).
+    memory_limit(MEMORY_ENV, MEMORY_LIMIT)
     if glob.has_magic(path):
         # DuckDB's readers take a name as a glob: "c?.jsonl" would also read "cx.jsonl"
         LAST.update(reason="a name DuckDB would read as a glob (* ? [): the exact path reads it")
@@ -389,7 +401,8 @@ def _connection(tmp: Path):
 
     tmp.mkdir(parents=True, exist_ok=True)
     con = connect(config={
-        "memory_limit": MEMORY_LIMIT, "temp_directory": str(tmp / "spill"), "threads": THREADS,
+        "memory_limit": memory_limit(MEMORY_ENV, MEMORY_LIMIT),
+        "temp_directory": str(tmp / "spill"), "threads": THREADS,
         "preserve_insertion_order": False, "allocator_flush_threshold": "16MB",
         "autoinstall_known_extensions": False, "autoload_known_extensions": False})
     con.execute("SET TimeZone = 'UTC'")

@@ -92,7 +92,9 @@ MEMBER_SQL = (f"CAST(regexp_extract(filename, '/{MEMBER_DIR}=([0-9]+)/{DAY_DIR}=
 
 
 def enabled() -> bool:
-    return os.environ.get("SIGHTLINE_INGEST_GROUP", "1") != "0" and fastpath.enabled()
+    # (with a memory setting that is no size, each file goes alone: its report names the setting)
+    return os.environ.get("SIGHTLINE_INGEST_GROUP", "1") != "0" and fastpath.enabled() \
+        and fastpath.memory_setting_ok()
 
 
 def candidate(src, forced) -> bool:

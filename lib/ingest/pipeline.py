@@ -48,7 +48,7 @@ from lib.ingest.streams import (
 from lib.ingest.validate import conflicts_table, rejects_table, validate
 from lib.schema import sql_identifier as _q
 from lib.store.connections import close as close_connection
-from lib.store.connections import connect, stop_if_interrupted
+from lib.store.connections import connect, memory_limit, stop_if_interrupted
 from lib.store.lake import (
     SEEN_COLUMNS,
     BatchWriter,
@@ -1060,7 +1060,7 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
 # that spills to disk; good rows stream out as Arrow batches into the batch's Parquet writers.
 # (160 MB ran out on 3.2M rows of 530 bytes with 38-character ids, found in review: peak RSS
 # 787 MB at 320 MB for that 1.7 GB file)
-SQL_MEMORY_LIMIT = os.environ.get("SIGHTLINE_INGEST_MEMORY", "320MB")
+SQL_MEMORY_ENV, SQL_MEMORY_LIMIT = "SIGHTLINE_INGEST_MEMORY", "320MB"
 SEGMENT_BYTES = int(os.environ.get("SIGHTLINE_INGEST_SEGMENT_BYTES", str(32 * 1024 * 1024)))
 QUARANTINE_FETCH_ROWS = 20_000
 WRITE_BATCH_ROWS = 128 * 1024
@@ -1098,7 +1098,8 @@ SEGMENT_TABLES = ("parsed", "known", "verdict", "keep")  # one segment's, droppe
 def _new_sql_connection(tmp: Path):
 
     con = connect(config={
-        "memory_limit": SQL_MEMORY_LIMIT, "temp_directory": str(tmp),
+        "memory_limit": memory_limit(SQL_MEMORY_ENV, SQL_MEMORY_LIMIT),
+        "temp_directory": str(tmp),
         "threads": max(os.cpu_count() or 1, 1), "preserve_insertion_order": True,
         # Give freed memory back after each statement instead of caching it up to the limit.
         "allocator_flush_threshold": "16MB",

@@ -15,7 +15,24 @@ interrupted ingest of a 1M-row file waited up to 12 s to exit). So a connection 
 
 from __future__ import annotations
 
+import os
+import re
+
 import duckdb
+
+# A memory size as DuckDB's memory_limit takes it: 320MB, 1.5GB, 512 MiB.
+_MEMORY_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*", re.IGNORECASE)
+
+
+def memory_limit(variable: str, default: str) -> str:
+    """The memory size ``$variable`` gives, else ``default``. Raises ValueError naming the
+    variable for anything else: DuckDB's own message ("Memory must have a number") named no
+    setting, and the fast path, which falls back to the exact one on a DuckDB error, ignored
+    the variable without a word."""
+    value = os.environ.get(variable) or default
+    if not _MEMORY_SIZE.fullmatch(value):
+        raise ValueError(f"{variable} must be a memory size such as {default}, not {value!r}")
+    return value.strip()
 
 
 def connect(database: str = ":memory:", config: dict | None = None) -> duckdb.DuckDBPyConnection:
