@@ -18,6 +18,9 @@ RAW_CUT_HELP = (f"True when the raw text reached the {schema.RAW_MAX_CHARS:,}-ch
                 "the quarantine keeps (in bytes, for a line cut before it was decoded): the "
                 "record may be longer than shown. A record exactly that long is flagged too.")
 engine = store.engine()
+# The commands this page gives carry --store when the app reads another store than data/store:
+# its SIGHTLINE_STORE is often set for the app alone, and a bare command went to data/store.
+store_opt = store_option(engine.lake.root)
 f = ui_filters.current()
 
 st.title("Data")
@@ -77,13 +80,12 @@ widgets.dataframe(
 never_ingested = not any(c.kind in ("ingest", "demo") for c in engine.commits())
 NOTHING_YET = "Nothing has been ingested yet."
 if tables["rows"].sum() == 0:
-    opt = store_option(engine.lake.root)  # (the command as it reaches this app's store)
     widgets.empty_state(
         "The store is empty",
         "Upload files under **Upload logs or eval results** at the top of this page, or, from "
         "the command line, ingest logs (files, folders, globs or `s3://` prefixes) or write the "
         "demo data:",
-        f"python -m lib ingest path/to/logs/{opt}\npython -m lib demo{opt}")
+        f"python -m lib ingest path/to/logs/{store_opt}\npython -m lib demo{store_opt}")
 
 st.subheader("Quarantine")
 q_count = int(tables.filter(pl.col("table") == "quarantine")["rows"][0])
@@ -149,7 +151,7 @@ unpriced = pricing.unpriced_models(engine)
 # SIGHTLINE_STORE set for the app alone, "prices.yaml" and a bare `reprice` were other files.
 prices_file = pricing.overrides_path()
 prices_file = "prices.yaml" if prices_file == pricing.DEFAULT_PRICES_FILE else str(prices_file)
-reprice = f"python -m lib reprice{store_option(engine.lake.root)}{pricing.prices_option()}"
+reprice = f"python -m lib reprice{store_opt}{pricing.prices_option()}"
 if unpriced.is_empty() and never_ingested:
     st.caption(NOTHING_YET)
 elif unpriced.is_empty():
@@ -205,12 +207,13 @@ if orphans:
         said = {
             "kept": f"Replaced by compaction, `reprice` or `remove` less than {hour} ago: kept "
                     f"for {hour} for readers that started before, then deleted by the next "
-                    "ingest that stores rows or by `python -m lib compact`.",
+                    f"ingest that stores rows or by `python -m lib compact{store_opt}`.",
             "due": f"Replaced by compaction, `reprice` or `remove` over {hour} ago: the next "
-                   "ingest that stores rows, or `python -m lib compact`, deletes them.",
+                   f"ingest that stores rows, or `python -m lib compact{store_opt}`, deletes "
+                   "them.",
             "stray": "Listed by no batch: leftovers of interrupted writes, or files put there "
-                     f"by something else. `python -m lib compact` deletes those over {hour} "
-                     "old.",
+                     f"by something else. `python -m lib compact{store_opt}` deletes those over "
+                     f"{hour} old.",
         }
         for group, paths in groups.items():
             if paths:
@@ -272,5 +275,6 @@ else:
     widgets.downloads(lambda: inventory.batches(engine, **picked_batches), "batches",
                       key="dl_batches", windowed=False)
     st.caption("A batch that went in wrong (misnamed fields, a wrong mapping) is taken out, "
-               "quarantine included, with `python -m lib remove COMMIT --reason TEXT`: one "
+               f"quarantine included, with `python -m lib remove COMMIT --reason TEXT{store_opt}`: "
+               "one "
                "commit, recorded here; its file can then be ingested again.")

@@ -13,7 +13,7 @@ from lib.commands.ingest import render
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError, loads
 from lib.ingest.pipeline import NOT_TEXT, IngestReport, Progress, ingest_stream
-from lib.store import Engine
+from lib.store import Engine, store_option
 from lib.ui.widgets import md_escape
 
 MAPPING_CHOICE = "your own shape: a YAML mapping"
@@ -44,7 +44,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
     # Said on the page, not only in the help: a file over the limit is refused by the browser
     # before the server sees it, with a red chip that names neither the way round nor why.
     st.caption(f"Up to {limit_mb:,} MB per file. Bigger files, folders and `s3://` prefixes: "
-               "`python -m lib ingest PATH` on the server.")
+               f"`python -m lib ingest PATH{store_option(engine.lake.root)}` on the server.")
     fmt = st.selectbox("Format", names, key="upload_format",
                        help="Detected from the content unless you choose one. For fields of "
                             f"your own, choose “{MAPPING_CHOICE}”.")

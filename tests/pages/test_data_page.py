@@ -189,7 +189,7 @@ def test_the_upload_says_its_size_limit_and_the_way_round_it(monkeypatch, tmp_pa
     # (a file over the limit is refused in the browser with a red chip, before the page runs)
     at = run_app(monkeypatch, tmp_path / "store", "pages/data.py")
     (said,) = [c.value for c in at.caption if "MB per file" in c.value]
-    assert said.startswith("Up to ") and "`python -m lib ingest PATH`" in said
+    assert said.startswith("Up to ") and "`python -m lib ingest PATH --store " in said
 
 
 def _banner(at) -> tuple[str, str]:
@@ -420,3 +420,16 @@ def test_the_unpriced_advice_names_the_prices_file_and_store_the_app_reads(monke
     assert f"`{prices}`" in advice and "`prices.yaml`" not in advice
     root = lake.root.resolve()
     assert f"`python -m lib reprice --store {root} --prices '{prices.resolve()}'`" in advice
+
+
+def test_the_data_page_s_commands_reach_the_store_the_app_reads(monkeypatch, tmp_path):
+    """The upload's way round its size limit and the way to take a batch out name the store
+    (the app's SIGHTLINE_STORE, often set for it alone): bare, they went to data/store."""
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0)])})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    captions = " ".join(c.value for c in at.caption)
+    root = lake.root.resolve()
+    assert f"`python -m lib ingest PATH --store {root}` on the server" in captions
+    assert f"`python -m lib remove COMMIT --reason TEXT --store {root}`" in captions
