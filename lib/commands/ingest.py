@@ -20,6 +20,7 @@ from lib.ingest import failures, memo
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError
 from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
+from lib.store import compact
 
 NAME = "ingest"
 HELP = "ingest log and eval files, folders, globs or s3:// prefixes into the store"
@@ -55,8 +56,10 @@ def run(args) -> int:
     if args.dry_run:
         lake = lake.checking()
     try:
-        # a bad prices file is named before any reading
+        # a bad prices file (or compaction setting) is named before any reading
         overrides = pricing.load_overrides(args.prices)
+        if args.compact_min_files is None:
+            compact.default_min_files()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     # A manifest entry that does not read hides its rows from the dedupe: a file it ingested is
@@ -127,6 +130,8 @@ def render(report: IngestReport) -> str:
     if report.dry_run:
         lines.append("dry run: nothing was stored")
     comp = report.compaction or {}
+    if comp.get("error"):  # (the rows are stored; only the housekeeping after them failed)
+        lines.append(f"compaction did not run: {terminal_text(comp['error'])}")
     if comp.get("merged"):
         lines.append(f"compacted {comp['files_before']} small files into {comp['files_after']}")
     if comp.get("gc_removed"):

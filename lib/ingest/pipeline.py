@@ -1034,7 +1034,10 @@ def _auto_compact(lake: Lake, report: IngestReport, min_files: int | None) -> di
         return None
     from lib.store import compact
 
-    threshold = compact.default_min_files() if min_files is None else min_files
+    try:
+        threshold = compact.default_min_files() if min_files is None else min_files
+    except ValueError as exc:  # (said in the report, as a failed compaction is)
+        return {"error": str(exc)}
     if threshold <= 0:
         return None
     try:

@@ -35,11 +35,17 @@ log = logging.getLogger(__name__)
 
 
 def default_min_files() -> int:
-    """The automatic-compaction threshold: ``$SIGHTLINE_COMPACT_MIN_FILES``, else 16."""
-    try:
-        return int(os.environ.get("SIGHTLINE_COMPACT_MIN_FILES", DEFAULT_MIN_FILES))
-    except ValueError:
+    """The automatic-compaction threshold: ``$SIGHTLINE_COMPACT_MIN_FILES``, else 16. Raises
+    ValueError naming the variable when it is no whole number: "off" or "never" was read as 16
+    without a word, and compacted what the user meant to leave alone (0 is never)."""
+    value = os.environ.get("SIGHTLINE_COMPACT_MIN_FILES", "").strip()
+    if not value:
         return DEFAULT_MIN_FILES
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("SIGHTLINE_COMPACT_MIN_FILES must be a whole number of small files "
+                         f"(0: never compact), not {value!r}") from None
 
 
 @dataclass

@@ -71,6 +71,27 @@ def test_compact_and_reprice_commands(lake, write, capsys):
     assert "changed 0 of 3 requests" in capsys.readouterr().out
 
 
+def test_a_compaction_setting_that_is_no_number_is_named_before_reading(lake, write, capsys,
+                                                                         monkeypatch):
+    """SIGHTLINE_COMPACT_MIN_FILES=off (README: 0 is never) was read as the default 16 without
+    a word; it is a usage error now, before anything is read or stored."""
+    from lib.ingest.pipeline import ingest_paths
+
+    monkeypatch.setenv("SIGHTLINE_COMPACT_MIN_FILES", "off")
+    path = write("a.jsonl", [canonical_request(0)])
+    assert main(["ingest", str(path), "--store", str(lake.root)]) == 2
+    assert "SIGHTLINE_COMPACT_MIN_FILES must be a whole number" in capsys.readouterr().err
+    assert not lake.commits()
+    # given --compact-min-files, the variable is not read; the pipeline (the Data page's
+    # uploads) reports it as a compaction that could not run, after storing the rows
+    assert main(["ingest", str(path), "--store", str(lake.root), "--compact-min-files", "0"]) == 0
+    report = ingest_paths(lake, [str(write("b.jsonl", [canonical_request(1)]))])
+    assert "SIGHTLINE_COMPACT_MIN_FILES" in report.compaction["error"]
+    from lib.commands.ingest import render
+
+    assert "compaction did not run: SIGHTLINE_COMPACT_MIN_FILES" in render(report)
+
+
 def test_a_rerun_says_in_one_line_that_many_unchanged_files_were_skipped(lake, write, capsys):
     for i in range(12):
         folder = write(f"logs/{i:02}.jsonl", [canonical_request(i)]).parent
