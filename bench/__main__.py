@@ -11,8 +11,15 @@ import bench
 def main(argv: list[str]) -> int:
     names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__)
                    if m.name.endswith("_bench"))
+    if any(a in ("-h", "--help") for a in argv):
+        print("python -m bench [NAME…]: runs the benchmarks whose module name contains a NAME "
+              "(all without one): " + ", ".join(names))
+        return 0
     if argv:
         names = [n for n in names if any(a in n for a in argv)]
+    # Each module's main reads its own options from sys.argv (otlp_bench took the filter "otlp"
+    # for its span count and crashed): run each as if started alone, with its defaults.
+    sys.argv = sys.argv[:1]
     for name in names:
         print(f"\n=== bench.{name} ===", flush=True)
         t0 = time.perf_counter()
