@@ -127,8 +127,15 @@ class _MoreResponsesHandler(_ResponsesHandler):
         except (TypeError, ValueError):
             directive = {}
         self._directive = directive if isinstance(directive, dict) else {}
-        self.rfile = io.BytesIO(raw)  # the fake reads the body again
-        super().do_POST()
+        # The fake reads the body again; then the connection's own stream is put back: left
+        # at the spent copy, the handler took the end of it for the client hanging up and closed
+        # the kept-alive connection, which the client (max_retries=0) could reuse a moment
+        # later, "Server disconnected without sending a response" (seen under load in CI).
+        real, self.rfile = self.rfile, io.BytesIO(raw)
+        try:
+            super().do_POST()
+        finally:
+            self.rfile = real
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         directive = getattr(self, "_directive", {})
