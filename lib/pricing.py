@@ -132,6 +132,21 @@ def prices_option() -> str:
     return f" --prices {shlex.quote(str(Path(named).resolve()))}" if named else ""
 
 
+def overrides_name() -> str:
+    """How a page names the price overrides file the app reads: ``prices.yaml`` for the
+    default, else its path (``SIGHTLINE_PRICES``)."""
+    path = overrides_path()
+    return "prices.yaml" if path == DEFAULT_PRICES_FILE else str(path)
+
+
+def reprice_command(store_root: str | os.PathLike) -> str:
+    """``python -m lib reprice`` with the ``--store`` and ``--prices`` the app reads, for a page
+    to tell its user to run in another shell."""
+    from lib.store import store_option
+
+    return f"python -m lib reprice{store_option(store_root)}{prices_option()}"
+
+
 def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | None, str], Override]:
     """Read price overrides: from ``path``, else ``$SIGHTLINE_PRICES``, else the repository's
     prices.yaml. Only that default file may be missing (no overrides then): a file named and

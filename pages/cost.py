@@ -20,14 +20,15 @@ f = ui_filters.current()
 st.title("Cost")
 widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 st.caption(widgets.md_escape(f.describe())
-           + " · amounts in US dollars (cost engine: genai-prices + prices.yaml)")
+           + " · amounts in US dollars (cost engine: genai-prices + "
+           + widgets.md_escape(pricing.overrides_name()) + ")")
 widgets.stop_if_no_requests(engine, "Cost is computed per request from its tokens.")
 widgets.freshness_note(engine, f)
 price_problem = pricing.overrides_problem()
 if price_problem:
     st.error(f"The price overrides cannot be read: {price_problem}. Cache savings, the token "
              "mix and what-if need them. Fix the file (or $SIGHTLINE_PRICES), then run "
-             "`python -m lib reprice` if prices changed.")
+             f"`{pricing.reprice_command(engine.lake.root)}` if prices changed.")
     st.stop()
 
 with st.spinner("Computing cost…"):
@@ -98,7 +99,8 @@ mixed = float(mix["cost_usd"].sum())
 gap = ("" if not tot["cost_usd"] or abs(mixed - tot["cost_usd"]) <= 0.01 * tot["cost_usd"]
        else f" Here they add to {formatting.usd(mixed)} of the {formatting.usd(tot['cost_usd'])} "
             "spent: web searches and per-call fees are billed beside the tokens, and costs "
-            "stored before a price change (see `python -m lib reprice`) differ from today's.")
+            f"stored before a price change (see `{pricing.reprice_command(engine.lake.root)}`) "
+            "differ from today's.")
 st.caption("Input tokens include cached ones and output tokens include reasoning ones "
            "(design §3); here each kind is counted once. Costs per kind use each model's "
            "unit prices at the time of the call (a long prompt's at its price tier's)." + gap)
@@ -174,7 +176,8 @@ else:
             "unpriced_requests": st.column_config.NumberColumn(
                 "Unpriced requests", format="localized",
                 help="Requests in the budget's scope this month with no price (a model "
-                     "genai-prices and prices.yaml do not know): not in the month to date; "
+                     f"genai-prices and {pricing.overrides_name()} do not know): not in the "
+                     "month to date; "
                      "the Data page lists them")})
     widgets.downloads(mtd, "budgets", key="dl_budgets")
 

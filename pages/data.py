@@ -149,9 +149,8 @@ st.subheader("Requests without a cost")
 unpriced = pricing.unpriced_models(engine)
 # The overrides file and the reprice command as this app has them: with SIGHTLINE_PRICES or
 # SIGHTLINE_STORE set for the app alone, "prices.yaml" and a bare `reprice` were other files.
-prices_file = pricing.overrides_path()
-prices_file = "prices.yaml" if prices_file == pricing.DEFAULT_PRICES_FILE else str(prices_file)
-reprice = f"python -m lib reprice{store_opt}{pricing.prices_option()}"
+prices_file = pricing.overrides_name()
+reprice = pricing.reprice_command(engine.lake.root)
 if unpriced.is_empty() and never_ingested:
     st.caption(NOTHING_YET)
 elif unpriced.is_empty():

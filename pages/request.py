@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import streamlit as st
 
-from lib import formatting
+from lib import formatting, pricing
 from lib.analysis_charts import waterfall
 from lib.metrics import requests as rq
 from lib.ui import filters as ui_filters
@@ -75,7 +75,8 @@ c[1].metric("Time to first token", formatting.ms(r["ttft_ms"]), border=True,
 c[2].metric("Cost", formatting.usd(r["cost_usd"]), border=True,
             help=("empty, not $0: its log has no input token count"
                   if r["input_tokens"] is None
-                  else "empty, not $0: the model has no known price (prices.yaml, see Data)")
+                  else "empty, not $0: the model has no known price (see Data; overrides in "
+                       f"{pricing.overrides_name()})")
             if r["cost_usd"] is None else
             f"as logged by the source: {formatting.usd(r['logged_cost_usd'])}")
 c[3].metric("Input tokens", formatting.count(r["input_tokens"]), border=True,

@@ -59,7 +59,9 @@ def ensure_demo_data() -> None:
                     result = demo.write(lake, progress=lambda f, text: bar.progress(f, text=text))
                     st.write(f"Wrote {result.requests:,} requests, {result.evals:,} eval scores "
                              f"and {result.events} events in {result.seconds:.1f} s. "
-                             "Set `SIGHTLINE_DEMO=0` to start on an empty store instead.")
+                             "Each page's banner gives the command that takes it out "
+                             "(`SIGHTLINE_DEMO=0` only keeps a new, empty store from being "
+                             "seeded).")
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         bar.progress(1.0, text="Done")

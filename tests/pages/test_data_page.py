@@ -433,3 +433,22 @@ def test_the_data_page_s_commands_reach_the_store_the_app_reads(monkeypatch, tmp
     root = lake.root.resolve()
     assert f"`python -m lib ingest PATH --store {root}` on the server" in captions
     assert f"`python -m lib remove COMMIT --reason TEXT --store {root}`" in captions
+
+
+def test_the_cost_and_request_pages_name_the_prices_file_the_app_reads(monkeypatch, tmp_path):
+    """The Cost page's caption and the Request page's help named prices.yaml whatever
+    SIGHTLINE_PRICES said (review), as the Data page's advice did."""
+    from lib.ui.widgets import md_escape
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, model="my-ft")])})
+    prices = tmp_path / "negotiated.yaml"
+    prices.write_text("models: []\n")
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(prices))
+    cost = run_app(monkeypatch, lake.root, "pages/cost.py", {"range": "all"})
+    captions = " ".join(c.value for c in cost.caption)
+    assert f"(cost engine: genai-prices + {md_escape(str(prices))})" in captions
+    assert "prices.yaml" not in captions
+    request = run_app(monkeypatch, lake.root, "pages/request.py", {"request": "r0"})
+    (cost_tile,) = [m for m in request.metric if m.label == "Cost"]
+    assert cost_tile.help.endswith(f"overrides in {prices})")
