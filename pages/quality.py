@@ -174,7 +174,9 @@ else:
     st.caption("Bars: pass rate (a metric without pass/fail: its mean score); whiskers: Wilson "
                "95% interval of a pass rate. Intervals that do not overlap "
                "show a difference; overlapping ones do not rule one out: compare two versions "
-               "below for a test.")
+               "below for a test. An eval scored without a pass or fail (Inspect AI's P, "
+               "partial credit, scored 0.5) counts in the mean score, not the pass rate: "
+               "Scored against Evals with pass/fail tells how many.")
 
 # -- two versions, tested ------------------------------------------------------------------------
 st.subheader("Compare two versions")

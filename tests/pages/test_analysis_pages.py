@@ -166,6 +166,8 @@ def test_quality_page(monkeypatch, demo_store):
     source = at.selectbox(key="q_source")
     assert source.options == ["Online judge", "Offline test runs", "User feedback"]
     assert "`service.version`" in source.help and "trace release" in source.help
+    # a partial credit (Inspect's P) is in the mean, not the pass rate: the caption says so
+    assert "counts in the mean score, not the pass rate" in texts(at)
     assert "Wilson 95%" in texts(at)
     # the demo's judge scores several metrics of the same requests: no interval for the pool
     tile = at.metric[0]
