@@ -1,6 +1,7 @@
 """Drift: how the requests' inputs, outputs and mix moved from a reference window to the current
 one, column by column, with the tests of design §5; and one column's two distributions."""
 
+import math
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -85,7 +86,8 @@ shown = pl.DataFrame({
     "Largest share change": table["largest_change"].fill_null("–"),
     # a distance's cut-off is raised above noise where needed (lib.stats), so show it
     "Statistic": [formatting.number(v, 4) + ("" if v is None or p is not None
-                                              else f" (drift ≥ {t:.3g})")
+                                              else " (no cut-off: a few rare values)"
+                                              if math.isinf(t) else f" (drift ≥ {t:.3g})")
                   for v, p, t in zip(table["statistic"], table["p_value"], table["threshold"],
                                      strict=True)],
     "PSI": ["–" if v is None else f"{v:.3f} ({lvl})"

@@ -150,3 +150,22 @@ def test_samples_smaller_than_asked_are_refused():
             "x", 3000, 1500, float(np.std(ref)), np.quantile(ref, LEVELS),
             np.quantile(cur, LEVELS), psi_bin_counts(ref, edges), psi_bin_counts(cur, edges),
             ref_sample=ref[:100], cur_sample=cur)
+
+
+def test_a_constant_reference_keeps_its_cut_off_and_one_note():
+    # random splits of a constant reference's pool leave their reference part constant too:
+    # the cut-off read inf and the note "any change is drift; drift from inf"
+    result = numeric_drift("retries", np.zeros(3000), np.r_[np.zeros(2997), np.full(3, 500.0)])
+    assert (result.status, result.statistic, result.threshold) == ("drift", np.inf, 0.1)
+    assert result.note == "the reference is constant (std 0): any change is drift"
+
+
+def test_a_few_rare_values_say_there_is_no_cut_off_in_words():
+    # 2 spikes in 3,000 reference rows, 4 in 3,000 current ones: more than 1% of the random
+    # splits (all 6 on the current side: 1.6%) have a constant reference part, an infinite
+    # statistic, so no finite cut-off holds noise under 1%
+    ref, cur = np.r_[np.zeros(2998), [500.0] * 2], np.r_[np.zeros(2996), [500.0] * 4]
+    result = numeric_drift("x", ref, cur)
+    assert result.status == "no drift" and np.isfinite(result.statistic)
+    assert result.note.startswith("no cut-off: a few rare values")
+    assert "inf" not in result.note
