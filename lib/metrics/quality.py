@@ -378,15 +378,9 @@ def score_drops(engine: Engine, filters: Filters, source: str, version: str, bas
     baseline_score, change, label, explanation, judge``, the largest drop first (then the
     newest); a case counts once, by its latest result on each side, as the comparison counts
     it. At most ``limit`` rows, with how many there are in all."""
-    body, params = _against_baseline(engine, filters, source, version, baseline, metric)
-    rows = engine.query(
-        f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score,
-                   baseline_score, score - baseline_score AS change, label, explanation, judge,
-                   count(*) OVER () AS _total
-            FROM joined WHERE score < baseline_score
-            ORDER BY change, ts DESC, metric, case_id LIMIT {int(limit)}""", params)
-    total = int(rows["_total"][0]) if rows.height else 0
-    return rows.drop("_total"), total
+    return _scores_against_baseline(engine, filters, source, version, baseline, metric,
+                                    "score < baseline_score", "change, ts DESC, metric, case_id",
+                                    limit)
 
 
 def lowest_scores(engine: Engine, filters: Filters, source: str, version: str, baseline: str,
@@ -395,13 +389,22 @@ def lowest_scores(engine: Engine, filters: Filters, source: str, version: str, b
     case in common to show a drop on): ``version``'s scores, the lowest first (then the
     newest), as :func:`score_drops` gives them (``baseline_score`` where the baseline scored
     the same case). At most ``limit`` rows, with how many there are in all."""
+    return _scores_against_baseline(engine, filters, source, version, baseline, metric,
+                                    "score IS NOT NULL",
+                                    "score, ts DESC, metric, case_id, request_id", limit)
+
+
+def _scores_against_baseline(engine: Engine, filters: Filters, source: str, version: str,
+                             baseline: str, metric: str | None, keep: str, order: str,
+                             limit: int) -> tuple[pl.DataFrame, int]:
+    """:func:`score_drops`' columns of the rows of ``_against_baseline``'s ``joined`` that
+    ``keep`` (SQL) selects, in ``order``: at most ``limit``, with how many there are in all."""
     body, params = _against_baseline(engine, filters, source, version, baseline, metric)
     rows = engine.query(
         f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score,
                    baseline_score, score - baseline_score AS change, label, explanation, judge,
                    count(*) OVER () AS _total
-            FROM joined WHERE score IS NOT NULL
-            ORDER BY score, ts DESC, metric, case_id, request_id LIMIT {int(limit)}""", params)
+            FROM joined WHERE {keep} ORDER BY {order} LIMIT {int(limit)}""", params)
     total = int(rows["_total"][0]) if rows.height else 0
     return rows.drop("_total"), total
 
