@@ -11,12 +11,11 @@ import threading
 
 import duckdb
 import polars as pl
-import pyarrow.parquet as pq
 
 from lib import schema
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect, stop_if_interrupted
-from lib.store.lake import Lake
+from lib.store.lake import Lake, unreadable_files
 
 
 class Engine:
@@ -91,18 +90,13 @@ class Engine:
 
     def _readable(self, rel_paths: list[str]) -> list[str]:
         """Absolute paths of the live files whose Parquet footer reads; others become problems."""
-        out = []
-        for rel in rel_paths:
-            path = str(self.lake.root / rel)
-            if path not in self._good_files and path not in self._bad_files:
-                try:
-                    pq.read_metadata(path)
-                    self._good_files.add(path)
-                except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
-                    self._bad_files[path] = f"{type(exc).__name__}: {exc}"
-            if path in self._good_files:
-                out.append(path)
-        return out
+        root = self.lake.root
+        new = [rel for rel in rel_paths if str(root / rel) not in self._good_files
+               and str(root / rel) not in self._bad_files]
+        bad = unreadable_files(root, new)  # (the lake's check, as compact and reprice make it)
+        self._bad_files.update({str(root / rel): why for rel, why in bad.items()})
+        self._good_files.update(str(root / rel) for rel in new if rel not in bad)
+        return [str(root / rel) for rel in rel_paths if str(root / rel) in self._good_files]
 
     @staticmethod
     def _view_sql(table: str, paths: list[str], have: set[str] | None = None,
