@@ -262,3 +262,15 @@ def test_an_eval_without_any_result_is_quarantined(lake, write, monkeypatch, tot
         "line 1: no result: score, passed, label and explanation are all empty",
         "line 4: no result: score, passed, label and explanation are all empty"]
     assert totals("SELECT list(eval_id ORDER BY eval_id) FROM evals") == (["e1", "e2"],)
+
+
+def test_inspect_text_that_only_looks_like_digits_is_a_label(lake, tmp_path, totals):
+    # "²" and "①" are digits to str.isdigit, not to float(): the whole file failed on one
+    log = _inspect_log()
+    log["samples"] = [{"id": i, "epoch": 1, "scores": {"graded": {"value": v}}}
+                      for i, v in enumerate(["²", "①", "0.5"])]
+    path = tmp_path / "log.json"
+    path.write_text(json.dumps(log))
+    report = ingest_paths(lake, [str(path)]).files[0]
+    assert (report.error, report.stored) == (None, {"evals": 3})
+    assert totals("SELECT list(score ORDER BY case_id) FROM evals")[0] == [None, None, 0.5]

@@ -34,6 +34,7 @@ surrogate escape such as ``"\\ud800"``) quarantines the sample or score that sto
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
@@ -224,6 +225,10 @@ def _score_rows(base: dict, target, field: str, scorer: str, score, log: str) ->
     return rows
 
 
+# A number as text, as value_to_float reads one: digits with at most one decimal point.
+_DIGITS = re.compile(r"(?:\d+\.?\d*|\.\d+)", re.ASCII)
+
+
 def _interpret(field: str, value) -> tuple[bool | None, float | None, str | None]:
     """(passed, score, label) of one Inspect score value."""
     if isinstance(value, str) and value.upper() in LETTERS:
@@ -241,7 +246,9 @@ def _interpret(field: str, value) -> tuple[bool | None, float | None, str | None
             return True, 1.0, value
         if word in ("no", "false"):
             return False, 0.0, value
-        if word.replace(".", "", 1).isdigit():
+        # ASCII digits only: str.isdigit also passes "²" and "①", which float() refuses (the
+        # whole file failed on one such label)
+        if _DIGITS.fullmatch(word):
             return None, number(float(word), field, signed=True), value
     return None, None, text(field, value)
 
