@@ -189,7 +189,7 @@ def _unit(provider, model, day: date | datetime, context: str = "") -> dict | No
     prices for every model and day on every run."""
     if not model:
         return None
-    path = os.environ.get("SIGHTLINE_PRICES") or str(pricing.DEFAULT_PRICES_FILE)
+    path = str(pricing.overrides_path())  # (the file load_overrides reads)
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError:
