@@ -546,16 +546,22 @@ class Lake:
     def writer_busy(self) -> bool:
         """True when another writer holds the store's lock now, so a write started here waits
         for it (:meth:`writer_lock`): a caller with no stderr to show the lock's warning on (the
-        Data page's upload) says so itself. False when this object holds it, or there is no
-        store yet."""
-        if self._lock_depth > 0:
-            return False
+        Data page's upload) says so itself. False when this thread holds it, or there is no
+        store yet; True when another thread does (the app's sessions share one Lake: a second
+        upload waited on the first one's lock under "Starting…")."""
+        if not self._lock_guard.acquire(blocking=False):  # another thread is writing
+            return True
         try:
-            fh = open(self.manifest_dir / ".lock", "a+")
-        except OSError:
-            return False
-        with fh:
-            return _held_elsewhere(fh)
+            if self._lock_depth > 0:  # (this thread: its write goes on under the lock it holds)
+                return False
+            try:
+                fh = open(self.manifest_dir / ".lock", "a+")
+            except OSError:
+                return False
+            with fh:
+                return _held_elsewhere(fh)
+        finally:
+            self._lock_guard.release()
 
     def _note_writing(self, file_id: str) -> None:
         """Record in the writer's marker that files named ``<file_id>-<n>.parquet`` may now be

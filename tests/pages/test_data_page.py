@@ -452,3 +452,32 @@ def test_the_cost_and_request_pages_name_the_prices_file_the_app_reads(monkeypat
     request = run_app(monkeypatch, lake.root, "pages/request.py", {"request": "r0"})
     (cost_tile,) = [m for m in request.metric if m.label == "Cost"]
     assert cost_tile.help.endswith(f"overrides in {prices})")
+
+
+def test_an_upload_waits_for_another_session_s_upload_and_says_so(tmp_path):
+    # The app's sessions share one Lake (the cached engine's): while one session's upload holds
+    # the lock, another's waited on it under "Starting…" (the lock looked like this thread's own)
+    import threading
+
+    from lib.store import Lake
+    from lib.ui.upload import waiting_text
+    from tests.conftest import make_request, requests_table
+
+    lake = Lake(tmp_path / "store")
+    lake.append({"requests": requests_table([make_request(1)])}, source="a")
+    holding, done = threading.Event(), threading.Event()
+
+    def first_upload():
+        with lake.writer_lock():
+            holding.set()
+            done.wait(10)
+
+    writer = threading.Thread(target=first_upload)
+    writer.start()
+    try:
+        assert holding.wait(10)
+        assert "Waiting for another writer" in waiting_text(lake)
+    finally:
+        done.set()
+        writer.join()
+    assert waiting_text(lake) is None
