@@ -22,6 +22,7 @@ import polars as pl
 from lib.filters import Filters
 from lib.formatting import number
 from lib.metrics.dims import OTHER_LABEL
+from lib.metrics.overview import window_coverage
 from lib.stats import drift as stats
 from lib.stats.stattests import SMALL_SAMPLE_MAX, STAT_TESTS
 from lib.store import Engine
@@ -77,10 +78,7 @@ def reference_coverage(engine: Engine, reference: Filters) -> tuple[float, datet
     request's time (None on an empty store): "four weeks earlier" of a store five weeks old
     holds a week's days only in part, and its few days (their weekdays, their hours) stood for
     the whole week unsaid. The dimension filters are ignored, as the Overview's coverage."""
-    first = engine.query("SELECT min(ts) AS first FROM requests")["first"][0]
-    if first is None or first >= reference.end:
-        return 0.0, first
-    return min(1.0, (reference.end - max(first, reference.start)) / reference.duration), first
+    return window_coverage(engine, reference)
 
 
 def label(column: str) -> str:

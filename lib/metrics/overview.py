@@ -224,11 +224,16 @@ def previous_coverage(engine: Engine, filters: Filters) -> float:
     the store has data for all of it, 0 when its data starts with the current window. The KPI
     changes compare like with like only near 1 (the dimension filters are ignored: a filter may
     rightly have no rows in part of the period)."""
+    return window_coverage(engine, filters.previous())[0]
+
+
+def window_coverage(engine: Engine, window: Filters) -> tuple[float, datetime | None]:
+    """The share (0..1) of ``window`` after the store's first request, and that request's time
+    (None on an empty store); the dimension filters are ignored (:func:`previous_coverage`)."""
     first = engine.query("SELECT min(ts) AS first FROM requests")["first"][0]
-    prev = filters.previous()
-    if first is None or first >= prev.end:
-        return 0.0
-    return min(1.0, (prev.end - max(first, prev.start)) / filters.duration)
+    if first is None or first >= window.end:
+        return 0.0, first
+    return min(1.0, (window.end - max(first, window.start)) / window.duration), first
 
 
 # A gap at the end of a window shorter than this is the pipeline's normal delay, not a stall.
