@@ -15,13 +15,10 @@ interrupted ingest of a 1M-row file waited up to 12 s to exit). So a connection 
 
 from __future__ import annotations
 
+import functools
 import os
-import re
 
 import duckdb
-
-# A memory size as DuckDB's memory_limit takes it: 320MB, 1.5GB, 512 MiB.
-_MEMORY_SIZE = re.compile(r"\s*\d+(\.\d+)?\s*([KMGT]i?B|B)\s*", re.IGNORECASE)
 
 
 def memory_limit(variable: str, default: str) -> str:
@@ -29,10 +26,22 @@ def memory_limit(variable: str, default: str) -> str:
     variable for anything else: DuckDB's own message ("Memory must have a number") named no
     setting, and the fast path, which falls back to the exact one on a DuckDB error, ignored
     the variable without a word."""
-    value = os.environ.get(variable) or default
-    if not _MEMORY_SIZE.fullmatch(value):
+    value = (os.environ.get(variable) or default).strip()
+    if not _duckdb_memory_size(value):
         raise ValueError(f"{variable} must be a memory size such as {default}, not {value!r}")
-    return value.strip()
+    return value
+
+
+@functools.lru_cache(maxsize=64)
+def _duckdb_memory_size(value: str) -> bool:
+    """Whether DuckDB's memory_limit takes ``value``: DuckDB decides, as the README says the
+    variables are its limit (2G, 512M and 1000 bytes are sizes to it; a pattern of our own
+    refused them, ending ingests that ran before)."""
+    try:
+        duckdb.connect(config={"memory_limit": value}).close()
+    except duckdb.Error:
+        return False
+    return True
 
 
 def connect(database: str = ":memory:", config: dict | None = None) -> duckdb.DuckDBPyConnection:

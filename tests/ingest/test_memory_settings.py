@@ -33,3 +33,17 @@ def test_a_memory_size_passes_as_written():
 
     for value in ("320MB", "1.5 GiB", "512mb", " 2GB "):
         assert memory_limit("SIGHTLINE_TEST_UNSET_VARIABLE", value) == value.strip()
+
+
+def test_a_size_duckdb_takes_is_taken():
+    # the README calls the variables DuckDB's memory limit: DuckDB's own shorthands ran before
+    # they were checked, and a pattern of our own refused them (an ingest with 2G ended, exit 2)
+    import duckdb
+
+    from lib.store.connections import memory_limit
+
+    for value in ("2G", "512m", "1000 bytes", "4gb"):
+        duckdb.connect(config={"memory_limit": value}).close()  # (DuckDB's: it takes them)
+        assert memory_limit("SIGHTLINE_TEST_UNSET_VARIABLE", value) == value
+    with pytest.raises(ValueError, match="SIGHTLINE_TEST_UNSET_VARIABLE must be a memory size"):
+        memory_limit("SIGHTLINE_TEST_UNSET_VARIABLE", "80%")
