@@ -240,12 +240,18 @@ _MIX_PRICE = {"uncached_input": "input", "cached_input": "cached_input",
               "output": "output", "reasoning": "output"}
 
 
-def _past_tier_rows(engine: Engine, filters: Filters, starts: dict) -> pl.DataFrame:
-    """The distinct token mixes (provider, model, at, ctx, i, c, w, h, s, o, r) with their
-    counts ``n`` and priced counts ``priced`` of the requests matching ``filters`` with at least
-    the input tokens ``starts`` gives their (provider, model, price period, context key), or,
-    keyed (price period, context key) alone, their period and context whatever their model (a
-    what-if's target is the same for all)."""
+# The token kinds a past-tier request's sums are kept in, with the unit price each is billed at.
+_TIER_KINDS = tuple(_MIX_PRICE.items())
+
+
+def _past_tier_sums(engine: Engine, filters: Filters, starts: dict) -> pl.DataFrame:
+    """Per (provider, model, at, ctx, i) of the requests matching ``filters`` with at least the
+    input tokens ``starts`` gives their (provider, model, price period, context key), or, keyed
+    (price period, context key) alone, their period and context whatever their model (a
+    what-if's target is the same for all): the tokens of each kind of :data:`_MIX_PRICE` summed
+    over them, and the same over the priced ones (``priced_`` + kind). ``i``: their input
+    tokens, on which the tier's unit prices depend; summed in SQL, so Python prices each
+    distinct ``i`` at most once (:func:`_tier_units`)."""
     where, params = filters.where("requests")
     at_sql = pricing.period_sql("r.ts")
     ctx_sql = pricing.context_sql("CAST(r.attributes AS VARCHAR)")
@@ -260,15 +266,83 @@ def _past_tier_rows(engine: Engine, filters: Filters, starts: dict) -> pl.DataFr
         for k, start in starts.items())
     model_on = ("t.tp IS NOT DISTINCT FROM r.provider AND t.tm IS NOT DISTINCT FROM r.model AND "
                 if by_model else "")
+    kinds = {"uncached_input": "greatest(i - c - w, 0)", "cached_input": "c",
+             "cache_write": "w - h", "cache_write_1h": "h", "output": "o - rs",
+             "reasoning": "rs"}
+    sums = ", ".join(f"CAST(sum({e}) AS DOUBLE) AS {k}, "
+                     f"CAST(sum({e}) FILTER (WHERE priced) AS DOUBLE) AS priced_{k}"
+                     for k, e in kinds.items())
     return engine.query(
-        f"SELECT r.provider, r.model, {at_sql} AS at, {ctx_sql} AS ctx, "
+        f'SELECT provider, model, "at", ctx, i, {sums} FROM ('
+        f'SELECT r.provider, r.model, {at_sql} AS "at", {ctx_sql} AS ctx, '
         "coalesce(r.input_tokens, 0) AS i, coalesce(r.cached_input_tokens, 0) AS c, "
         "coalesce(r.cache_write_tokens, 0) AS w, coalesce(r.cache_write_1h_tokens, 0) AS h, "
-        "coalesce(r.web_searches, 0) AS s, coalesce(r.output_tokens, 0) AS o, "
-        "coalesce(r.reasoning_tokens, 0) AS r, count(*) AS n, count(r.cost_usd) AS priced "
+        "coalesce(r.output_tokens, 0) AS o, coalesce(r.reasoning_tokens, 0) AS rs, "
+        "r.cost_usd IS NOT NULL AS priced "
         f"FROM (SELECT * FROM requests WHERE {where}) r JOIN (VALUES {values}) "
         f"t(tp, tm, td, tc, lb) ON {model_on}t.td = {at_sql} AND t.tc = {ctx_sql} "
-        "AND coalesce(r.input_tokens, 0) >= t.lb GROUP BY ALL", params)
+        "AND coalesce(r.input_tokens, 0) >= t.lb) GROUP BY ALL", params)
+
+
+def _same_units(a: dict | None, b: dict | None) -> bool:
+    # (unit prices derived at two prompt sizes of one tier differ in their last bits)
+    if a is None or b is None:
+        return a is b
+    return all(math.isclose(a[k], b[k], rel_tol=1e-9, abs_tol=1e-15) for k in a)
+
+
+def _tier_units(provider, model, at, ctx, inputs: list[int], overrides: dict
+                ) -> dict[int, dict | None]:
+    """:func:`lib.pricing.unit_prices_at` of each of ``inputs`` (distinct input token counts,
+    sorted). The prices are constant from one tier's start to the next, so only the ends of a
+    run and the halves of a run whose ends differ are asked: a few genai-prices calls per
+    tier, not six per request (20,000 long prompts took 7.5 s on the Cost page)."""
+    out: dict[int, dict | None] = {}
+
+    def ask(k: int) -> dict | None:
+        if inputs[k] not in out:
+            out[inputs[k]] = pricing.unit_prices_at(provider, model, at, inputs[k], overrides,
+                                                    ctx)
+        return out[inputs[k]]
+
+    def fill(lo: int, hi: int) -> None:
+        if hi - lo > 1 and not _same_units(ask(lo), ask(hi)):
+            mid = (lo + hi) // 2
+            fill(lo, mid)
+            fill(mid, hi)
+        elif _same_units(ask(lo), ask(hi)):
+            for k in range(lo + 1, hi):
+                out[inputs[k]] = out[inputs[lo]]
+
+    if inputs:
+        fill(0, len(inputs) - 1)
+    return out
+
+
+def _past_tier_extra(sums: pl.DataFrame, units_of) -> dict[tuple, dict[str, float]]:
+    """Per current (provider, model) of ``sums`` (:func:`_past_tier_sums`), what pricing its
+    past-tier tokens at the tier's unit prices adds to pricing them at the base tier's, per
+    token kind, over all of them and over the priced ones (``priced_`` + kind).
+    ``units_of(provider, model, at, ctx)``: (the provider and model priced, the base tier's
+    unit prices) for those rows: their own, or a what-if's target's."""
+    overrides = pricing.load_overrides()
+    out: dict[tuple, dict[str, float]] = {}
+    for (p, m, at, ctx), group in sums.group_by(["provider", "model", "at", "ctx"],
+                                                 maintain_order=True):
+        (tp, tm), base = units_of(p, m, at, ctx)
+        if base is None:
+            continue
+        tiers = _tier_units(tp, tm, at, ctx, sorted(set(group["i"].to_list())), overrides)
+        acc = out.setdefault((p, m), {})
+        for row in group.iter_rows(named=True):
+            tier = tiers.get(row["i"])
+            if tier is None:
+                continue
+            for kind, price in _TIER_KINDS:
+                delta = tier[price] - base[price]
+                for name in (kind, f"priced_{kind}"):
+                    acc[name] = acc.get(name, 0.0) + (row[name] or 0) * delta
+    return out
 
 
 def _mix_past_tier(engine: Engine, filters: Filters, per: pl.DataFrame) -> dict[str, float]:
@@ -285,16 +359,11 @@ def _mix_past_tier(engine: Engine, filters: Filters, per: pl.DataFrame) -> dict[
     if not starts:
         return {}
     extra = dict.fromkeys(_MIX_PRICE, 0.0)
-    for p, m, at, ctx, i, c, w, h, _s, o, r, n, _priced in _past_tier_rows(
-            engine, filters, starts).iter_rows():
-        base = _unit(p, m, at, ctx)
-        tier = pricing.unit_prices_at(p, m, at, i, overrides, ctx)
-        if base is None or tier is None:
-            continue
-        counts = {"uncached_input": max(i - c - w, 0), "cached_input": c,
-                  "cache_write": w - h, "cache_write_1h": h, "output": o - r, "reasoning": r}
-        for kind, price in _MIX_PRICE.items():
-            extra[kind] += n * counts[kind] * (tier[price] - base[price])
+    for by_kind in _past_tier_extra(_past_tier_sums(engine, filters, starts),
+                                    lambda p, m, at, ctx: ((p, m), _unit(p, m, at, ctx))
+                                    ).values():
+        for kind in extra:
+            extra[kind] += by_kind.get(kind, 0.0)
     return extra
 
 
@@ -391,7 +460,7 @@ def _whatif_past_tier(engine: Engine, filters: Filters, provider: str, model: st
     calls with at least as many input tokens as the target's first price tier starts at are
     priced at the tier's (claude-sonnet-4-5's prompts over 200k tokens: its own long-prompt
     traffic showed a 48% saving): per current (provider, model), (for its priced calls, for all
-    its calls), each call's exact price on the target minus its base-tier price. ``per``: the
+    its calls), their tokens at the tier's unit prices minus at the base tier's. ``per``: the
     rows of :func:`_tokens_by_model_day` (their price periods and contexts)."""
     overrides = pricing.load_overrides()
     starts = {}
@@ -401,20 +470,12 @@ def _whatif_past_tier(engine: Engine, filters: Filters, provider: str, model: st
             starts[(at, ctx)] = start
     if not starts:
         return {}
-    mixes = _past_tier_rows(engine, filters, starts)
-    out: dict[tuple, tuple[float, float]] = {}
-    for p, m, at, ctx, i, c, w, h, s, o, _r, n, priced in mixes.iter_rows():
-        exact = pricing.request_cost(provider, model, at, i, c, w, o, overrides, ctx,
-                                     cache_write_1h_tokens=h, web_searches=s)
-        target = _unit(provider, model, at, ctx)
-        if exact is None or target is None:
-            continue  # counts that contradict each other: left at the base tier
-        base = (max(i - c - w, 0) * target["input"] + c * target["cached_input"]
-                + (w - h) * target["cache_write"] + h * target["cache_write_1h"]
-                + s * target["web_search"] + o * target["output"] + target["request"])
-        was = out.get((p, m), (0.0, 0.0))
-        out[(p, m)] = (was[0] + priced * (exact - base), was[1] + n * (exact - base))
-    return out
+    extra = _past_tier_extra(_past_tier_sums(engine, filters, starts),
+                             lambda p, m, at, ctx: ((provider, model),
+                                                    _unit(provider, model, at, ctx)))
+    return {key: (sum(v for k, v in by_kind.items() if k.startswith("priced_")),
+                  sum(v for k, v in by_kind.items() if not k.startswith("priced_")))
+            for key, by_kind in extra.items()}
 
 
 # A what-if difference smaller than this share of the larger amount is float noise: the same

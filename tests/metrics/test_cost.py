@@ -531,3 +531,62 @@ def test_a_what_if_charges_no_per_call_fee_for_a_call_the_provider_rejected(lake
     assert by_model["sonar"]["whatif_cost_usd"] == pytest.approx(ok)
     assert by_model["sonar"]["difference_usd"] == 0.0
     assert by_model["gpt-4o"]["whatif_cost_usd"] == 0.0
+
+
+def test_a_long_prompt_s_tier_prices_are_asked_per_run_not_per_request():
+    # The token mix and the what-if price each past-tier prompt size at the tier's unit prices;
+    # asked once per request (six genai-prices calls each), 20,000 long prompts took 7.5 s on
+    # the Cost page (review). Asked at the ends of runs of equal prices, every size still gets
+    # exactly what lib.pricing.unit_prices_at gives it.
+    from datetime import UTC, datetime
+
+    from lib import pricing
+    from lib.metrics.cost import _same_units, _tier_units
+
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    inputs = sorted({200_001 + 7_919 * k for k in range(400)})  # (past 200,000: the tier)
+    asked = []
+    real = pricing.unit_prices_at
+
+    def counting(*args, **kwargs):
+        asked.append(args[3])
+        return real(*args, **kwargs)
+
+    overrides = pricing.load_overrides()
+    pricing.unit_prices_at = counting
+    try:
+        got = _tier_units("anthropic", "claude-sonnet-4-5", at, "", inputs, overrides)
+    finally:
+        pricing.unit_prices_at = real
+    assert set(got) == set(inputs)
+    for n in inputs:
+        assert _same_units(got[n], real("anthropic", "claude-sonnet-4-5", at, n, overrides))
+    assert len(asked) == 2  # one price past 200,000: the two ends of the run
+    # and one boundary inside the sizes: the run halved down to it, ~log2(400) + 2 asks
+    asked.clear()
+    pricing.unit_prices_at = counting
+    try:
+        got = _tier_units("anthropic", "claude-sonnet-4-5", at, "", [100_000, *inputs],
+                          overrides)
+    finally:
+        pricing.unit_prices_at = real
+    assert len(asked) <= 12
+    assert not _same_units(got[100_000], got[inputs[0]])
+
+
+def test_tier_units_split_a_run_whose_ends_are_priced_apart():
+    # (a model whose prices change inside the sizes asked: the run is halved until each part
+    # is one price; here the base tier's 200,000 and the tier's 200,001 both asked)
+    from datetime import UTC, datetime
+
+    from lib import pricing
+    from lib.metrics.cost import _same_units, _tier_units
+
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    overrides = pricing.load_overrides()
+    inputs = [1_000, 50_000, 200_000, 200_001, 250_000, 900_000]
+    got = _tier_units("anthropic", "claude-sonnet-4-5", at, "", inputs, overrides)
+    for n in inputs:
+        assert _same_units(got[n], pricing.unit_prices_at("anthropic", "claude-sonnet-4-5", at,
+                                                          n, overrides))
+    assert not _same_units(got[200_000], got[200_001])
