@@ -69,7 +69,7 @@ class Engine:
                         cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
                                     f"{self._view_sql(table, paths, have=have)}")
             finally:
-                cur.close()
+                close_connection(cur)
             self.files = files
             self._commits = snap.commits
             self._version = snap.version
