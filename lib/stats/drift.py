@@ -453,19 +453,27 @@ def _wasserstein_floor(result: DriftResult, ref_sample: np.ndarray, cur_sample: 
         # leave their reference part constant too, and read "drift from inf"
         return result
     floor = wasserstein_no_drift_p99(noise_sample(ref_sample), noise_sample(cur_sample), k)
-    if not floor > result.threshold:
+    threshold, note = _above_noise(result.threshold, floor, "for this column's spread of values")
+    if note is None:
         return result
-    status: Status = "drift" if result.statistic >= floor else "no drift"
     if math.isinf(floor):
         # over 1% of random splits leave the reference part constant (a few rare values in a
         # constant column: 2 spikes against 4 in 3,000 rows each): no distance tells drift here
         note = ("no cut-off: a few rare values, which random splits of the two windows leave "
                 "out of the reference in over 1% of them, so no distance tells drift from noise")
-    else:
-        note = (f"drift from {floor:.3f}, not {result.threshold:g}: sampling noise alone passes "
-                f"{result.threshold:g} at these sizes for this column's spread of values")
-    return replace(result, threshold=floor, status=status,
+    status: Status = "drift" if result.statistic >= threshold else "no drift"
+    return replace(result, threshold=threshold, status=status,
                    note=note if result.note is None else f"{result.note}; {note}")
+
+
+def _above_noise(threshold: float, floor: float, why: str) -> tuple[float, str | None]:
+    """A distance's cut-off: the larger of ``threshold`` and ``floor`` (what it reaches on
+    sampling noise alone 1% of the time at the windows' sizes), and, when ``floor`` is the
+    larger, the note saying so (``why``: the end of its reason)."""
+    if not floor > threshold:
+        return threshold, None
+    return floor, (f"drift from {floor:.3f}, not {threshold:g}: sampling noise alone passes "
+                   f"{threshold:g} at these sizes {why}")
 
 
 def numeric_drift(column: str, ref: np.ndarray, cur: np.ndarray, *,
@@ -599,11 +607,8 @@ def categorical_drift(column: str, ref_counts: Mapping[str, int], cur_counts: Ma
         # distribution lie further apart than 0.1: 41 values at 1,001 / 1,001 rows passed it in
         # 95% of no-drift windows. Drift starts where noise stops, as PSI's grades do. The
         # pooled shares are the one distribution both windows would come from without drift.
-        floor = jensen_shannon_no_drift_p99(n_ref, n_cur, ref + cur)
-        if floor > threshold:
-            note = (f"drift from {floor:.3f}, not {threshold:g}: sampling noise alone passes "
-                    f"{threshold:g} at these sizes with {len(values)} values")
-            threshold = floor
+        threshold, note = _above_noise(threshold, jensen_shannon_no_drift_p99(
+            n_ref, n_cur, ref + cur), f"with {len(values)} values")
     result = _decided(
         column, "categorical", n_ref, n_cur, test, threshold, test.compute(ref, cur),
         largest_change=largest,
