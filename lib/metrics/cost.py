@@ -240,10 +240,6 @@ _MIX_PRICE = {"uncached_input": "input", "cached_input": "cached_input",
               "output": "output", "reasoning": "output"}
 
 
-# The token kinds a past-tier request's sums are kept in, with the unit price each is billed at.
-_TIER_KINDS = tuple(_MIX_PRICE.items())
-
-
 def _past_tier_sums(engine: Engine, filters: Filters, starts: dict) -> pl.DataFrame:
     """Per (provider, model, at, ctx, i) of the requests matching ``filters`` with at least the
     input tokens ``starts`` gives their (provider, model, price period, context key), or, keyed
@@ -306,26 +302,27 @@ def _tier_units(provider, model, at, ctx, inputs: list[int], overrides: dict
         return out[inputs[k]]
 
     def fill(lo: int, hi: int) -> None:
-        if hi - lo > 1 and not _same_units(ask(lo), ask(hi)):
+        if _same_units(ask(lo), ask(hi)):
+            for k in range(lo + 1, hi):
+                out[inputs[k]] = out[inputs[lo]]
+        elif hi - lo > 1:
             mid = (lo + hi) // 2
             fill(lo, mid)
             fill(mid, hi)
-        elif _same_units(ask(lo), ask(hi)):
-            for k in range(lo + 1, hi):
-                out[inputs[k]] = out[inputs[lo]]
 
     if inputs:
         fill(0, len(inputs) - 1)
     return out
 
 
-def _past_tier_extra(sums: pl.DataFrame, units_of) -> dict[tuple, dict[str, float]]:
+def _past_tier_extra(sums: pl.DataFrame, units_of, overrides: dict
+                     ) -> dict[tuple, dict[str, float]]:
     """Per current (provider, model) of ``sums`` (:func:`_past_tier_sums`), what pricing its
     past-tier tokens at the tier's unit prices adds to pricing them at the base tier's, per
     token kind, over all of them and over the priced ones (``priced_`` + kind).
     ``units_of(provider, model, at, ctx)``: (the provider and model priced, the base tier's
-    unit prices) for those rows: their own, or a what-if's target's."""
-    overrides = pricing.load_overrides()
+    unit prices) for those rows: their own, or a what-if's target's; ``overrides``: the price
+    overrides in effect."""
     out: dict[tuple, dict[str, float]] = {}
     for (p, m, at, ctx), group in sums.group_by(["provider", "model", "at", "ctx"],
                                                  maintain_order=True):
@@ -338,7 +335,7 @@ def _past_tier_extra(sums: pl.DataFrame, units_of) -> dict[tuple, dict[str, floa
             tier = tiers.get(row["i"])
             if tier is None:
                 continue
-            for kind, price in _TIER_KINDS:
+            for kind, price in _MIX_PRICE.items():
                 delta = tier[price] - base[price]
                 for name in (kind, f"priced_{kind}"):
                     acc[name] = acc.get(name, 0.0) + (row[name] or 0) * delta
@@ -360,8 +357,8 @@ def _mix_past_tier(engine: Engine, filters: Filters, per: pl.DataFrame) -> dict[
         return {}
     extra = dict.fromkeys(_MIX_PRICE, 0.0)
     for by_kind in _past_tier_extra(_past_tier_sums(engine, filters, starts),
-                                    lambda p, m, at, ctx: ((p, m), _unit(p, m, at, ctx))
-                                    ).values():
+                                    lambda p, m, at, ctx: ((p, m), _unit(p, m, at, ctx)),
+                                    overrides).values():
         for kind in extra:
             extra[kind] += by_kind.get(kind, 0.0)
     return extra
@@ -472,7 +469,8 @@ def _whatif_past_tier(engine: Engine, filters: Filters, provider: str, model: st
         return {}
     extra = _past_tier_extra(_past_tier_sums(engine, filters, starts),
                              lambda p, m, at, ctx: ((provider, model),
-                                                    _unit(provider, model, at, ctx)))
+                                                    _unit(provider, model, at, ctx)),
+                             overrides)
     return {key: (sum(v for k, v in by_kind.items() if k.startswith("priced_")),
                   sum(v for k, v in by_kind.items() if not k.startswith("priced_")))
             for key, by_kind in extra.items()}
