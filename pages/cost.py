@@ -124,6 +124,12 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
                      column_config={
             "group": dim_label(dim),
             "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            # a partial sum must say so: the group's unpriced requests are not in its spend
+            "unpriced_requests": st.column_config.NumberColumn(
+                "Unpriced", format="localized",
+                help="Requests without a cost (a model with no price): not in the spend, "
+                     "which is None when the group has no priced request. The Data page "
+                     "lists the models.") if b["unpriced_requests"].sum() else None,
             "cost_usd": st.column_config.NumberColumn(
                 "Spend (USD)", format=formatting.usd_column_format(b["cost_usd"])),
             "share": st.column_config.ProgressColumn("Share of spend", format="percent",

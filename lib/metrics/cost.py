@@ -99,8 +99,9 @@ RANKS = ("spend", "per_request")
 
 def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int | None = 10,
               rank: str = "spend") -> pl.DataFrame:
-    """``group, requests, cost_usd, share, cost_per_request_usd`` per value of ``by``, ranked by
-    spend, or with ``rank="per_request"`` by USD per priced request (groups of fewer than
+    """``group, requests, unpriced_requests, cost_usd, share, cost_per_request_usd`` per value
+    of ``by`` (``unpriced_requests``: those without a cost, which ``cost_usd`` leaves out),
+    ranked by spend, or with ``rank="per_request"`` by USD per priced request (groups of fewer than
     MIN_REQUESTS_FOR_RATE priced requests after the others: one $0.05 call is no customer's
     typical cost); with ``top``, the rest is summed into one ``(other)`` row (last). ``share`` is
     of the window's total spend. A group none of whose requests has a price has a null cost (not
@@ -128,7 +129,9 @@ def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int |
         (pl.col("cost_usd") / total if total else pl.lit(None, pl.Float64)).alias("share"),
         (pl.col("cost_usd") / pl.when(pl.col("priced") > 0).then(pl.col("priced")))
         .alias("cost_per_request_usd"),
-    ).drop("priced")
+        (pl.col("requests") - pl.col("priced")).alias("unpriced_requests"),
+    ).select("group", "requests", "unpriced_requests", "cost_usd", "share",
+             "cost_per_request_usd")
 
 
 _PER_MODEL_DAY: dict[tuple, pl.DataFrame] = {}

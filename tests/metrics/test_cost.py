@@ -66,6 +66,18 @@ def test_breakdown_shares(priced):
     assert cost.breakdown(engine, f, "feature", top=None).height == 3
 
 
+def test_breakdown_says_how_many_requests_its_spend_leaves_out(priced):
+    # search's $3 is one of its two requests (the other, my-ft, has no price): a partial sum
+    engine, f, _ = priced
+    b = cost.breakdown(engine, f, "feature", top=None)
+    assert dict(zip(b["group"], b["unpriced_requests"], strict=True)) == {
+        "extract": 0, "chat": 0, "search": 1}
+    # folded into "(other)", the unpriced request is still counted
+    assert cost.breakdown(engine, f, "feature", top=2)["unpriced_requests"].to_list() == [0, 0, 1]
+    by_model = cost.breakdown(engine, f, "model", top=None)
+    assert by_model.filter(pl.col("group") == "my-ft").row(0, named=True)["unpriced_requests"] == 1
+
+
 def test_breakdown_ranked_per_request_puts_groups_of_few_requests_last(lake, engine):
     # big: 30 requests of $1 ($30); pricey: 20 of $2 ($40, $2 each); lone: 1 of $5;
     # cheap: 25 of $0.10 ($2.50)
