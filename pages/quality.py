@@ -41,7 +41,11 @@ axis = widgets.time_axis(f, seconds)
 per = bucket_label(seconds)
 with st.spinner("Loading quality metrics…"):
     metrics = widgets.cached(quality.eval_metrics, engine, f)
-    fb = widgets.cached(quality.feedback_totals, engine, f)
+    # two feedback metrics with a thumbs up/down ask different questions: one at a time, the
+    # most rated first (their shares were pooled into one "Thumbs up")
+    fb_metrics = widgets.cached(quality.feedback_metrics, engine, f)
+    fb_main = fb_metrics["metric"][0] if fb_metrics.height else None
+    fb = widgets.cached(quality.feedback_totals, engine, f, fb_main)
     events = widgets.cached(overview.events, engine, f)
     finish = widgets.cached(quality.finish_reasons, engine, f)
     guards = widgets.cached(quality.guardrails, engine, f)
@@ -62,7 +66,10 @@ k[0].metric("Online judge pass rate", formatting.pct(tot_p / tot_n if tot_n else
 k[1].metric("Thumbs up", formatting.pct(fb["up_share"], 1), border=True,
             help=None if fb["up_low"] is None else
             f"95% CI {formatting.pct(fb['up_low'], 1)}–{formatting.pct(fb['up_high'], 1)} "
-            f"over {fb['n']:,} ratings")
+            f"over {fb['n']:,} ratings"
+            + ("" if fb_metrics.height < 2 else
+               f" of {widgets.md_escape(fb_main)}, the most rated of "
+               f"{fb_metrics.height} feedback metrics (each is under User feedback)"))
 k[2].metric("Guardrail triggers", formatting.count(guards["triggers"].sum()), border=True)
 # (evals can be there without requests: an offline test set; the request figures then say none)
 has_requests = not finish.is_empty()
@@ -309,7 +316,17 @@ else:
 
 # -- feedback -----------------------------------------------------------------------------------
 st.subheader("User feedback")
-fbt = widgets.cached(quality.feedback_over_time, engine, f, seconds)
+fb_metric = fb_main
+if fb_metrics.height > 1:
+    fb_metric = widgets.query_selectbox(
+        "Feedback metric", fb_metrics["metric"].to_list(), "feedback", fb_main,
+        key="q_feedback", width=420,
+        format_func=lambda m: f"{m} ({int(fb_metrics.filter(pl.col('metric') == m)['n'][0]):,}"
+                              " ratings)",
+        help="Each feedback metric with a thumbs up or down (`passed`) on its own: two "
+             "metrics ask different questions, and one user may answer both.")
+    fb = widgets.cached(quality.feedback_totals, engine, f, fb_metric)
+fbt = widgets.cached(quality.feedback_over_time, engine, f, seconds, fb_metric)
 ratings = metrics.filter(pl.col("source") == "feedback")
 if fb["n"] == 0 and not ratings.is_empty():
     # Feedback scored without a pass/fail (a Langfuse NUMERIC score of 1 or 0, a 1-5 rating) is

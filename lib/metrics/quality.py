@@ -133,19 +133,40 @@ def evals_by_version(engine: Engine, filters: Filters, source: str | None = None
     return _rates(frame)
 
 
-def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = None
-                       ) -> pl.DataFrame:
-    """User feedback (``source = 'feedback'``, metric thumbs_up) per bucket: ``bucket, n, up,
-    up_share, up_low, up_high``; every bucket of the window is present."""
+def feedback_metrics(engine: Engine, filters: Filters) -> pl.DataFrame:
+    """The feedback metrics with a pass/fail (thumbs up or down): ``metric, n, up``, most rated
+    first. Two of them (thumbs_up and a "resolved" flag) are different questions: their shares
+    are given one at a time, never pooled."""
+    where, params = evals_where(filters)
+    return engine.query(
+        f"SELECT metric, count(passed) AS n, count(*) FILTER (WHERE passed) AS up FROM evals "
+        f"WHERE {where} AND source = 'feedback' AND passed IS NOT NULL "
+        f"GROUP BY metric ORDER BY n DESC, metric", params)
+
+
+def _feedback_where(filters: Filters, metric: str | None) -> tuple[str, dict]:
+    """Feedback evals in the filters, of ``metric`` when given (None: every metric)."""
+    where, params = evals_where(filters)
+    where += " AND source = 'feedback'"
+    if metric is not None:
+        where += " AND metric = $feedback_metric"
+        params["feedback_metric"] = metric
+    return where, params
+
+
+def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
+                       metric: str | None = None) -> pl.DataFrame:
+    """User feedback (``source = 'feedback'``, of ``metric`` when given) per bucket:
+    ``bucket, n, up, up_share, up_low, up_high``; every bucket of the window is present."""
     seconds = seconds or bucket_seconds(filters.duration)
     clock = filters.bucket_clock(seconds)
-    where, params = evals_where(filters)
+    where, params = _feedback_where(filters, metric)
     params.update(bstart=filters.start, bend=filters.end)
     frame = engine.query(
         f"""WITH grid AS ({grid_sql(clock)}),
             agg AS (SELECT {bucket_sql(clock)} AS bucket, count(passed) AS n,
                            count(*) FILTER (WHERE passed) AS up
-                    FROM evals WHERE {where} AND source = 'feedback' GROUP BY ALL)
+                    FROM evals WHERE {where} GROUP BY ALL)
             SELECT grid.bucket, coalesce(n, 0) AS n, coalesce(up, 0) AS up
             FROM grid LEFT JOIN agg USING (bucket) ORDER BY grid.bucket""", params)
     return frame.with_columns(
@@ -153,12 +174,12 @@ def feedback_over_time(engine: Engine, filters: Filters, seconds: int | None = N
         *wilson_exprs("up", "n", "up"))
 
 
-def feedback_totals(engine: Engine, filters: Filters) -> dict:
-    """``n, up, up_share, up_low, up_high`` over the window."""
-    where, params = evals_where(filters)
+def feedback_totals(engine: Engine, filters: Filters, metric: str | None = None) -> dict:
+    """``n, up, up_share, up_low, up_high`` over the window, of ``metric`` when given."""
+    where, params = _feedback_where(filters, metric)
     row = engine.query(
         f"SELECT count(passed) AS n, count(*) FILTER (WHERE passed) AS up FROM evals "
-        f"WHERE {where} AND source = 'feedback'", params).row(0, named=True)
+        f"WHERE {where}", params).row(0, named=True)
     low, high = wilson(row["up"], row["n"])
     return {**row, "up_share": row["up"] / row["n"] if row["n"] else None,
             "up_low": low, "up_high": high}

@@ -114,6 +114,28 @@ def test_feedback(judged):
     assert t["n"].to_list() == [5, 0] and t["up_share"].to_list() == [0.8, None]
 
 
+def test_two_feedback_metrics_are_given_one_at_a_time_never_pooled(lake, engine):
+    # thumbs_up: 3 up of 4; resolved: 1 of 6 (and a 1-5 rating without pass/fail, not listed)
+    evals = [{"eval_id": f"t{i}", "ts": T0 + timedelta(minutes=i), "source": "feedback",
+              "metric": "thumbs_up", "passed": i != 0} for i in range(4)]
+    evals += [{"eval_id": f"r{i}", "ts": T0 + timedelta(minutes=i), "source": "feedback",
+               "metric": "resolved", "passed": i == 0} for i in range(6)]
+    evals += [{"eval_id": "s0", "ts": T0, "source": "feedback", "metric": "stars", "score": 4.0}]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+    m = quality.feedback_metrics(engine, f)
+    assert m.rows() == [("resolved", 6, 1), ("thumbs_up", 4, 3)]
+    thumbs = quality.feedback_totals(engine, f, "thumbs_up")
+    assert (thumbs["n"], thumbs["up"], thumbs["up_share"]) == (4, 3, 0.75)
+    ci = binomtest(3, 4).proportion_ci(method="wilson")
+    assert (thumbs["up_low"], thumbs["up_high"]) == pytest.approx((ci.low, ci.high))
+    t = quality.feedback_over_time(engine, f, seconds=3600, metric="resolved")
+    assert (t["n"].to_list(), t["up"].to_list()) == ([6], [1])
+    # without a metric, every feedback rating (what the page showed before: 4 of 10)
+    assert quality.feedback_totals(engine, f)["up"] == 4
+
+
 def test_guardrails_finish_reasons_errors(lake, engine):
     rows = [make_request(0, guardrail="pii", guardrail_action="redacted", finish_reason="stop"),
             make_request(1, guardrail="pii", guardrail_action="redacted", finish_reason="stop"),

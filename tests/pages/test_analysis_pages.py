@@ -974,3 +974,33 @@ def test_every_page_says_when_an_unreadable_file_is_left_out(monkeypatch, demo_s
     at = run_app(monkeypatch, store, page, {"range": "custom", "from": "2026-11-13T12:00:00Z",
                                             "to": "2026-11-20T12:00:00Z"})
     assert any("unreadable file(s) in the store are skipped" in e.label for e in at.expander)
+
+
+def test_two_feedback_metrics_are_shown_one_at_a_time(monkeypatch, tmp_path):
+    # "thumbs_up" (30 of 40 up) and "resolved" (2 of 10) were pooled into one "Thumbs up" of
+    # 64%; the KPI is now the most rated metric's, and the section picks one metric at a time
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    evals = [{"eval_id": f"t{i}", "ts": t0 + timedelta(hours=i), "source": "feedback",
+              "metric": "thumbs_up", "passed": i % 4 != 0} for i in range(40)]
+    evals += [{"eval_id": f"r{i}", "ts": t0 + timedelta(hours=i), "source": "feedback",
+               "metric": "resolved", "passed": i < 2} for i in range(10)]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    kpi = next(m for m in at.metric if m.label == "Thumbs up")
+    assert kpi.value == "75.0%"
+    assert "the most rated of 2 feedback metrics" in kpi.help
+    (pick,) = [s for s in at.selectbox if s.label == "Feedback metric"]
+    assert pick.value == "thumbs_up" and pick.options == ["thumbs_up (40 ratings)",
+                                                          "resolved (10 ratings)"]
+    at = pick.select("resolved").run()
+    assert at.query_params["feedback"] == "resolved"
+    # the volume chart counts resolved's ratings alone: 2 up, 8 down over the week
+    import json
+
+    (volume,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if '"ratings per' in c.proto.spec]
+    ups, downs = (sum(y or 0 for y in t["y"]) for t in volume["data"][:2])
+    assert (ups, downs) == (2, 8)
