@@ -12,6 +12,7 @@ Run: ``python -m bench.drift_bench`` (not part of pytest).
 
 from __future__ import annotations
 
+import argparse
 import time
 from datetime import timedelta
 
@@ -68,6 +69,8 @@ def plain(root, columns: dict) -> float:
 
 
 def main() -> None:
+    # (no options: --help says what it measures, and anything else is refused)
+    argparse.ArgumentParser(description=__doc__).parse_args()
     rows = []
     for n in SIZES:
         root = demo_store(n)

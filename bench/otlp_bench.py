@@ -163,13 +163,17 @@ def _best_of(fn, repeat: int = 3) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     import orjson
 
     from lib.ingest.formats import otlp
     from lib.ingest.formats import otlp_common as oc
 
-    argv = sys.argv[1:] if argv is None else argv
-    n = int(argv[0]) if argv else DEFAULT_SPANS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("spans", nargs="?", type=int, default=DEFAULT_SPANS,
+                    help=f"spans in the generated file (default {DEFAULT_SPANS:,})")
+    n = ap.parse_args(sys.argv[1:] if argv is None else argv).spans
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"otlp-genai-{n}.jsonl"
     spans, calls = generate(path, n)

@@ -8,6 +8,7 @@ median of 5 runs is kept.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from datetime import timedelta
@@ -52,6 +53,8 @@ def sightline_queries(engine: Engine, f: Filters, seconds: int):
 
 
 def main() -> None:
+    # (no options: --help says what it measures, and anything else is refused)
+    argparse.ArgumentParser(description=__doc__).parse_args()
     rows = []
     for n in SIZES:
         root = demo_store(n)

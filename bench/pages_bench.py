@@ -286,8 +286,12 @@ def browse(root, days_end=BENCH_END) -> list[str]:
 
 
 def main() -> None:
-    import sys
+    import argparse
 
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--browse", action="store_true",
+                    help="also open each page of the 10M store in headless Chromium")
+    browsing = ap.parse_args().browse
     rows = []
     for n in SIZES:
         root = demo_store(n)
@@ -313,7 +317,7 @@ def main() -> None:
         engine.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     browse_table = ""
-    if "--browse" in sys.argv:
+    if browsing:
         lines = browse(demo_store(SIZES[-1]))
         browse_table = (
             "\nBrowsing the 10M store in headless Chromium (`--browse`): `streamlit run app.py`, "
