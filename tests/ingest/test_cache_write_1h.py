@@ -118,6 +118,35 @@ def test_anthropic_logs_and_langfuse_usage_give_the_one_hour_writes(lake, write,
                                    "output": 1})[0] == (305, 0, 300, 1, 0, 200)
 
 
+def test_langfuse_own_one_hour_bucket_is_one_hour_writes(lake, write, monkeypatch):
+    # Langfuse's server maps OTel / AI SDK usage to its own disjoint buckets, the 1 h writes as
+    # input_cache_creation_1h beside input_cache_creation (and _5m), and prices that key at the
+    # 1 h rate (its default Anthropic prices; OtelIngestionProcessor.cacheUsage.test.ts). Read
+    # as 5 min writes, the call cost 0.0289 where Langfuse and genai-prices say 0.0313 (review).
+    details = {"input": 2, "input_cached_tokens": 47105, "input_cache_creation": 0,
+               "input_cache_creation_5m": 0, "input_cache_creation_1h": 1076, "output": 714}
+    assert langfuse.usage_details(details)[0] == (48183, 47105, 1076, 714, 0, 1076)
+    # beside the flat 5 min key (a hook's own split): both are writes, the 1 h ones a part
+    assert langfuse.usage_details({"input": 10, "cache_read_input_tokens": 7,
+                                   "cache_creation_input_tokens": 120,
+                                   "input_cache_creation_1h": 180, "output": 4})[0] == (
+        317, 7, 300, 4, 0, 180)
+    obs = {"id": "g1", "traceId": "t1", "type": "GENERATION", "name": "chat",
+           "startTime": T.isoformat(), "endTime": (T + timedelta(seconds=1)).isoformat(),
+           "model": SONNET[1], "usageDetails": details}
+    report = ingest_on_path(lake, [write("lf.jsonl", [obs])], "exact", monkeypatch)
+    assert report.files[0].stored["requests"] == 1
+    engine = Engine(lake)
+    try:
+        row = engine.query("SELECT cache_write_tokens, cache_write_1h_tokens, cost_usd "
+                           "FROM requests").row(0, named=True)
+    finally:
+        engine.close()
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (1076, 1076)
+    assert row["cost_usd"] == pytest.approx(
+        genai("anthropic", SONNET[1], T, 48183, 47105, 1076, 714, 1076), rel=1e-12)
+
+
 def test_the_token_mix_and_what_if_price_them_at_their_own_price(lake, write, monkeypatch):
     ingest_on_path(lake, [write("a.jsonl", _rows()[:3]), write("b.jsonl", _rows()[3:])],
                    "group", monkeypatch)

@@ -633,6 +633,10 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
                 continue
             elif "cache_creation" in k or "cache_write" in k:
                 write += n
+                if "1h" in k:
+                    # Langfuse's own bucket of one-hour writes (input_cache_creation_1h, beside
+                    # input_cache_creation and _5m; its OTel mapping writes it): priced higher
+                    write_1h += n
         elif "reasoning" in k:
             reasoning += n
         if k.startswith(("input_priority", "output_priority")):
