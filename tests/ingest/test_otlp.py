@@ -252,6 +252,24 @@ def test_pretty_printed_single_request_is_read_whole(tmp_path):
     assert set(tables["requests"]["_line"].to_pylist()) == {1}
 
 
+def test_a_json_array_of_requests_on_one_line_is_read_as_pretty_printed(tmp_path):
+    # `jq -c -s .` of a Collector file, or JSON.stringify of the requests, writes the array on
+    # one line: the same requests as the pretty-printed array, which were read, while the one
+    # line was quarantined whole as "no resourceSpans list" (review)
+    lines = HANDWRITTEN.read_text().splitlines()[:2]
+    requests = [json.loads(line) for line in lines]
+    pretty, compact = tmp_path / "pretty.json", tmp_path / "compact.json"
+    pretty.write_text(json.dumps(requests, indent=2))
+    compact.write_text(json.dumps(requests))
+    want, want_rejects, _ = parse_file(otlp.FORMAT, pretty)
+    got, rejects, _ = parse_file(otlp.FORMAT, compact)
+    assert rejects == want_rejects
+    for name in want:
+        assert got[name].drop_columns(["_line"]).to_pylist() == \
+            want[name].drop_columns(["_line"]).to_pylist()
+    assert total(got["requests"], "input_tokens") > 0
+
+
 def test_spec_enums_and_all_zero_parent(tmp_path):
     span = {"traceId": "0" * 31 + "1", "spanId": "00000000000000ff", "parentSpanId": "0" * 16,
             "name": "chat", "kind": 3, "startTimeUnixNano": "1767225600000000000",

@@ -879,16 +879,17 @@ def _lenient(raw: bytes) -> Any:
         doc = json.loads(raw.decode("utf-8", "surrogateescape"), parse_constant=_no_constant)
     except (ValueError, RecursionError):  # nested past orjson's limit (1,024) is no span either
         return None
-    resource_spans = doc.get("resourceSpans", doc.get("resource_spans")) \
-        if isinstance(doc, dict) else None
-    for rs in resource_spans if isinstance(resource_spans, list) else ():
-        scopes = (rs.get("scopeSpans") or rs.get("scope_spans") or ()) \
-            if isinstance(rs, dict) else ()
-        for scope in scopes if isinstance(scopes, list) else ():
-            spans = scope.get("spans") if isinstance(scope, dict) else None
-            for i, span in enumerate(spans if isinstance(spans, list) else ()):
-                if not is_text(span):
-                    spans[i] = NotText(span)
+    for request in doc if isinstance(doc, list) else (doc,):  # (a line may hold an array)
+        resource_spans = request.get("resourceSpans", request.get("resource_spans")) \
+            if isinstance(request, dict) else None
+        for rs in resource_spans if isinstance(resource_spans, list) else ():
+            scopes = (rs.get("scopeSpans") or rs.get("scope_spans") or ()) \
+                if isinstance(rs, dict) else ()
+            for scope in scopes if isinstance(scopes, list) else ():
+                spans = scope.get("spans") if isinstance(scope, dict) else None
+                for i, span in enumerate(spans if isinstance(spans, list) else ()):
+                    if not is_text(span):
+                        spans[i] = NotText(span)
     return doc
 
 
@@ -998,32 +999,43 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
                 chunk_rows: int) -> Iterator[Chunk]:
     """The documents of ``_documents`` -> Chunks of about ``chunk_rows`` rows."""
     batch = Batch()
-    for line_no, raw, doc, error in docs:
+    for line_no, raw, line_doc, error in docs:
         if error is not None:
             batch.reject(line_no, raw, error)
             continue
-        resource_spans = doc.get("resourceSpans", doc.get("resource_spans")) \
-            if isinstance(doc, dict) else None
-        if not isinstance(resource_spans, list):
-            # The Collector's file exporter may be shared by the traces, logs and metrics
-            # pipelines: a logs line gives its evaluation events, a metrics line is counted.
-            other, entries = _other_signal(doc)
-            if other == "logs":
-                from lib.ingest.formats.otlp_logs import add_resource_logs  # (imports this one)
-                seen: dict = {}  # evaluations of one line, to number repeats as span events do
-                for entry in entries:
-                    add_resource_logs(batch, entry, line_no, seen)
-            elif other == "metrics":
-                batch.not_read[NOT_READ_METRICS] += 1
-            elif isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc):
-                batch.reject(line_no, raw, "not an OTLP ExportLogsServiceRequest "
-                                           "(no resourceLogs list)")
-            else:
-                batch.reject(line_no, raw, "not an OTLP ExportTraceServiceRequest "
-                                           "(no resourceSpans list)")
-            if len(batch) >= chunk_rows:
-                yield batch.flush()
-            continue
+        # A line holding a JSON array of export requests (`jq -c -s .` of a Collector file) is
+        # read as the pretty-printed array is: its requests one by one
+        requests = line_doc if line_doc.__class__ is list and line_doc \
+            and all(d.__class__ is dict for d in line_doc) else (line_doc,)
+        for doc in requests:
+            yield from _parse_doc(batch, line_no, raw, doc, mappers, choose, chunk_rows)
+    yield batch.flush()
+
+
+def _parse_doc(batch: Batch, line_no: int, raw: bytes | str, doc: Any,
+               mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+               chunk_rows: int) -> Iterator[Chunk]:
+    """One export request of line ``line_no`` into ``batch``; a Chunk when ``batch`` is full."""
+    resource_spans = doc.get("resourceSpans", doc.get("resource_spans")) \
+        if isinstance(doc, dict) else None
+    if not isinstance(resource_spans, list):
+        # The Collector's file exporter may be shared by the traces, logs and metrics
+        # pipelines: a logs line gives its evaluation events, a metrics line is counted.
+        other, entries = _other_signal(doc)
+        if other == "logs":
+            from lib.ingest.formats.otlp_logs import add_resource_logs  # (imports this one)
+            seen: dict = {}  # evaluations of one line, to number repeats as span events do
+            for entry in entries:
+                add_resource_logs(batch, entry, line_no, seen)
+        elif other == "metrics":
+            batch.not_read[NOT_READ_METRICS] += 1
+        elif isinstance(doc, dict) and ("resourceLogs" in doc or "resource_logs" in doc):
+            batch.reject(line_no, raw, "not an OTLP ExportLogsServiceRequest "
+                                       "(no resourceLogs list)")
+        else:
+            batch.reject(line_no, raw, "not an OTLP ExportTraceServiceRequest "
+                                       "(no resourceSpans list)")
+    else:
         for rs in resource_spans:
             try:
                 resource = Resource(decode_attributes((rs.get("resource") or {}).get("attributes")))
@@ -1037,9 +1049,8 @@ def _parse_docs(docs: Iterable[tuple[int, bytes, Any, str | None]],
                         _add_span(batch, raw_span, resource, line_no, mappers, choose)
             except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
                 batch.reject(line_no, json_text(rs), f"malformed resourceSpans entry: {exc}")
-        if len(batch) >= chunk_rows:
-            yield batch.flush()
-    yield batch.flush()
+    if len(batch) >= chunk_rows:
+        yield batch.flush()
 
 
 def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
