@@ -227,3 +227,51 @@ def test_langchain_anthropic_cache_write_tiers_are_a_breakdown_not_more_tokens()
     (inp, _, write, _, _, write_1h), _ = langfuse.usage_details(
         {"input": 2, "input_ephemeral_5m_input_tokens": 100, "output": 1})
     assert (inp, write, write_1h) == (102, 100, 0)
+
+
+def test_scores_exported_alone_take_the_version_and_model_of_the_requests_they_judge(
+        lake, write):
+    # Langfuse exports scores apart from their traces (the UI's scores export, the blob
+    # storage export's scores/): without the trace's release in the file every such score had
+    # no version, so Quality's "by version" pooled all of them under (none) (review). A score
+    # takes the version of the observation it judges, else of its trace's requests (when they
+    # agree on one), and the model of the observation it judges; one it already has stays.
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine
+
+    def gen(obs_id, trace_id, model, t):
+        return {"id": obs_id, "traceId": trace_id, "type": "GENERATION", "name": "chat",
+                "startTime": f"2026-03-0{t}T10:00:00Z", "endTime": f"2026-03-0{t}T10:00:01Z",
+                "model": model, "usageDetails": {"input": 10, "output": 2}}
+
+    def score(score_id, day, **links):
+        return {"id": score_id, "name": "helpful", "value": 1.0, "dataType": "NUMERIC",
+                "source": "ANNOTATION", "timestamp": f"2026-03-{day:02d}T12:00:00Z", **links}
+
+    traces = [{"id": "t1", "timestamp": "2026-03-01T10:00:00Z", "release": "v1"},
+              {"id": "t2", "timestamp": "2026-03-02T10:00:00Z", "release": "v2"}]
+    observations = [gen("o1", "t1", "gpt-4o", 1), gen("o2", "t2", "gpt-4o-mini", 2),
+                    gen("o3", "t2", "gpt-4o", 2), gen("o4", "t3", "gpt-4o", 2)]
+    # with its trace in the file a score had its version already, but no model
+    same_file = [score("s0", 2, traceId="t2", observationId="o3")]
+    report = ingest_paths(lake, [str(write("observations.jsonl",
+                                           traces + observations + same_file))])
+    assert report.files[0].stored["requests"] == 4
+
+    scores = [score("s1", 3, traceId="t1", observationId="o1"),  # observation-level
+              score("s2", 9, traceId="t2"),  # trace-level, a week later
+              score("s3", 3, traceId="t3", observationId="o4"),  # a trace without release
+              score("s4", 3, traceId="nowhere"),  # judges nothing stored
+              score("s5", 3, traceId="t1", datasetRunId="run-7")]  # a run is its version
+    report = ingest_paths(lake, [str(write("scores.jsonl", scores))])
+    assert report.files[0].stored == {"evals": 5}
+    assert report.files[0].notes == [f"2 {langfuse.VERSIONED_NOTE}"]
+    engine = Engine(lake)
+    try:
+        got = {r["case_id"] if r["case_id"] != "t1" else "run": (r["version"], r["model"])
+               for r in engine.query("SELECT case_id, version, model FROM evals")
+               .iter_rows(named=True)}
+    finally:
+        engine.close()
+    assert got == {"o3": ("v2", "gpt-4o"), "o1": ("v1", "gpt-4o"), "t2": ("v2", None),
+                   "o4": (None, "gpt-4o"), "nowhere": (None, None), "run": ("run-7", None)}

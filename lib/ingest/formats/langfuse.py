@@ -1037,6 +1037,75 @@ def _apply_trace(row: dict, trace: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Scores exported apart from their traces
+
+# How far before a score the requests it judges are looked for: a human annotates a trace days
+# after it ran, seldom more than a month.
+JUDGED_LOOKBACK_DAYS = 30
+VERSIONED_NOTE = ("Langfuse score(s) without their trace's release in the file: given the version "
+                  "of the stored request they judge (its observation's, else its trace's).")
+_TRACE_OF_EVAL = "try(json_extract_string({row}attributes, '$.trace_id'))"
+
+
+def versions_of_judged_requests(batch) -> dict[str, int]:
+    """The format's pass before the commit (Format.finish): the batch's scores without a
+    version take the ``app_version`` of the stored request they judge (the observation's, else
+    that of the trace's requests when they name one version), and without a model the judged
+    observation's ``model`` (a score names none: the model filter of Quality found it only
+    through its request).
+
+    Langfuse exports scores apart from their traces (the UI's scores export, the blob storage
+    export's scores/), so a score's trace release is seldom in its file; without this every such
+    score had no version and Quality's comparison by version had nothing to compare. Requests of
+    this file and stored ones from ``JUDGED_LOOKBACK_DAYS`` before a score's day on are searched;
+    a score ingested before the requests it judges keeps no version. Returns
+    ``{VERSIONED_NOTE: n}`` or ``{}``."""
+    from lib.ingest.nesting import _days, _read, _Scratch  # (the span formats' pass's helpers)
+
+    evals = [str(p) for p in batch.written_files("evals")]
+    if not evals:
+        return {}
+    with _Scratch(batch) as con:
+        con.execute(f"CREATE TEMP TABLE pending AS SELECT request_id, "
+                    f"{_TRACE_OF_EVAL.format(row='e.')} AS trace_id "
+                    f"FROM {_read('$evals')} e WHERE version IS NULL OR model IS NULL",
+                    {"evals": evals})
+        if not con.execute("SELECT count(*) FROM pending").fetchone()[0]:
+            return {}
+        days = {(datetime.fromisoformat(d) - timedelta(days=k)).date().isoformat()
+                for d in _days(con, evals) for k in range(JUDGED_LOOKBACK_DAYS + 1)}
+        requests = [str(p) for p in batch.written_files("requests")] \
+            + batch.lake._files_of_days("requests", days)
+        if not requests:
+            return {}
+        con.execute(
+            f"CREATE TEMP TABLE judged AS SELECT request_id, trace_id, app_version, model "
+            f"FROM {_read('$requests')} WHERE request_id IN (SELECT request_id FROM pending) "
+            "OR trace_id IN (SELECT trace_id FROM pending)", {"requests": requests})
+        con.execute("CREATE TEMP TABLE by_request AS SELECT request_id, any_value(app_version) "
+                    "AS app_version, any_value(model) AS model FROM judged GROUP BY request_id")
+        # a trace's version only when its requests agree on one
+        con.execute("CREATE TEMP TABLE by_trace AS SELECT trace_id, min(app_version) AS "
+                    "app_version FROM judged WHERE app_version IS NOT NULL GROUP BY trace_id "
+                    "HAVING count(DISTINCT app_version) = 1")
+        trace = _TRACE_OF_EVAL.format(row="w.")
+        versioned = con.execute(
+            f"SELECT count(*) FROM {_read('$evals')} w LEFT JOIN by_request r USING "
+            f"(request_id) LEFT JOIN by_trace t ON t.trace_id = {trace} WHERE w.version IS "
+            "NULL AND coalesce(r.app_version, t.app_version) IS NOT NULL",
+            {"evals": evals}).fetchone()[0]
+        batch.replace_written(
+            "evals", con,
+            "SELECT w.* REPLACE (coalesce(w.version, r.app_version, t.app_version) AS version, "
+            "coalesce(w.model, r.model) AS model) FROM written w LEFT JOIN by_request r "
+            f"ON r.request_id = w.request_id LEFT JOIN by_trace t ON t.trace_id = {trace}",
+            f"(version IS NULL OR model IS NULL) AND (request_id IN (SELECT request_id "
+            f"FROM by_request) OR "
+            f"{_TRACE_OF_EVAL.format(row='')} IN (SELECT trace_id FROM by_trace))")
+    return {VERSIONED_NOTE: versioned} if versioned else {}
+
+
+# ---------------------------------------------------------------------------------------------
 # The format
 
 _MARKERS = (b'"usageDetails"', b'"costDetails"', b'"completionStartTime"', b'"GENERATION"',
@@ -1103,4 +1172,5 @@ FORMAT = Format(
     priority=25,
     doc="Langfuse exports: observations (GENERATION -> requests), traces and scores; "
         "JSON/JSONL/CSV",
+    finish=versions_of_judged_requests,
 )
