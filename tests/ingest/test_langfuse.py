@@ -275,3 +275,85 @@ def test_scores_exported_alone_take_the_version_and_model_of_the_requests_they_j
         engine.close()
     assert got == {"o3": ("v2", "gpt-4o"), "o1": ("v1", "gpt-4o"), "t2": ("v2", None),
                    "o4": (None, "gpt-4o"), "nowhere": (None, None), "run": ("run-7", None)}
+
+
+def test_a_generation_around_another_of_one_call_counts_once_as_in_otlp(lake, write):
+    # LangChain's CallbackHandler and the OpenAI wrapper (or openai-v2 exported to Langfuse)
+    # record one call as a GENERATION around a GENERATION: the Langfuse SDK's spans in OTLP
+    # counted it once (lib/ingest/nesting.py), the same trace exported by Langfuse twice, with
+    # twice the tokens and cost (review)
+    from lib.ingest.nesting import NOTE
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine
+
+    def gen(obs_id, parent, model, start, end, name):
+        return {"id": obs_id, "traceId": "tn", "parentObservationId": parent,
+                "type": "GENERATION", "name": name, "model": model,
+                "startTime": f"2026-01-06T10:00:{start}Z", "endTime": f"2026-01-06T10:00:{end}Z",
+                "usageDetails": {"input": 100, "output": 20}}
+
+    records = [gen("outer", None, "gpt-4o", "00.000", "02.000", "ChatOpenAI"),
+               {"id": "step", "traceId": "tn", "parentObservationId": "outer", "type": "SPAN",
+                "name": "step", "startTime": "2026-01-06T10:00:00.050Z"},
+               gen("inner", "step", "gpt-4o-2024-08-06", "00.100", "01.900",
+                   "OpenAI-generation"),
+               {"id": "s1", "traceId": "tn", "observationId": "outer", "name": "helpful",
+                "value": 1.0, "dataType": "NUMERIC", "source": "ANNOTATION",
+                "timestamp": "2026-01-06T11:00:00Z"}]
+    report = ingest_paths(lake, [str(write("nested.jsonl", records))])
+    assert report.files[0].stored == {"requests": 1, "spans": 3, "evals": 1}
+    assert report.files[0].not_read[NOTE] == 1
+    engine = Engine(lake)
+    try:
+        assert engine.query("SELECT request_id, input_tokens, output_tokens FROM requests"
+                            ).rows() == [("inner", 100, 20)]
+        assert engine.query("SELECT request_id FROM evals").rows() == [("inner",)]
+    finally:
+        engine.close()
+
+
+def test_the_same_nested_generations_read_again_as_an_export_add_nothing(lake, write,
+                                                                         tmp_path):
+    # The Langfuse SDK's spans in OTLP, then Langfuse's export of the same observations (their
+    # ids are the span ids): the envelope, not stored as a request the first time, was stored
+    # by the export as a new request, doubling the call's tokens (review)
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine
+
+    trace, outer, inner = "5af7651916cd43dd8448eb211c80319c", "50f067aa0ba902b7", \
+        "50f067aa0ba902b8"
+    t0 = 1767693600 * 10**9  # 2026-01-06T10:00:00Z
+
+    def span(span_id, parent, name, model, start_ms, end_ms):
+        attrs = {"langfuse.observation.type": "generation",
+                 "langfuse.observation.model.name": model,
+                 "langfuse.observation.usage_details": '{"input": 100, "output": 20}'}
+        return {"traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name,
+                "startTimeUnixNano": str(t0 + start_ms * 10**6),
+                "endTimeUnixNano": str(t0 + end_ms * 10**6),
+                "attributes": [{"key": k, "value": {"stringValue": v}}
+                               for k, v in attrs.items()]}
+
+    otlp_file = tmp_path / "spans.jsonl"
+    otlp_file.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+        span(outer, "", "ChatOpenAI", "gpt-4o", 0, 2000),
+        span(inner, outer, "OpenAI-generation", "gpt-4o-2024-08-06", 100, 1900)]}]}]}) + "\n")
+
+    def gen(obs_id, parent, name, model, start, end):
+        return {"id": obs_id, "traceId": trace, "parentObservationId": parent,
+                "type": "GENERATION", "name": name, "model": model,
+                "startTime": f"2026-01-06T10:00:{start}Z", "endTime": f"2026-01-06T10:00:{end}Z",
+                "usageDetails": {"input": 100, "output": 20}}
+
+    export = write("export.jsonl", [
+        gen(outer, None, "ChatOpenAI", "gpt-4o", "00.000", "02.000"),
+        gen(inner, outer, "OpenAI-generation", "gpt-4o-2024-08-06", "00.100", "01.900")])
+    first = ingest_paths(lake, [str(otlp_file)])
+    assert first.files[0].stored["requests"] == 1
+    again = ingest_paths(lake, [str(export)])
+    assert again.files[0].stored.get("requests", 0) == 0
+    engine = Engine(lake)
+    try:
+        assert engine.query("SELECT count(*), sum(input_tokens) FROM requests").row(0) == (1, 100)
+    finally:
+        engine.close()

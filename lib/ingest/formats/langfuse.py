@@ -29,7 +29,9 @@ nested, or alone: their user, session, release and environment then apply to the
 of that trace met later in the same chunk or after), or scores.
 
 Observations of type GENERATION (and EMBEDDING) are model calls -> ``requests``; other
-observation types (SPAN, EVENT, AGENT, TOOL, CHAIN, RETRIEVER, ...) -> ``spans``. Scores ->
+observation types (SPAN, EVENT, AGENT, TOOL, CHAIN, RETRIEVER, ...) -> ``spans``. A GENERATION
+around another of the same call (LangChain's callback handler around the OpenAI wrapper's) counts
+once, as in the span formats (lib/ingest/nesting.py). Scores ->
 ``evals``: source ``online`` for Langfuse's own evaluators (EVAL), ``feedback`` for
 human annotations and API scores (user feedback is what the API is mostly used for), and
 ``offline`` when the score belongs to a dataset run. NUMERIC and BOOLEAN scores keep their value;
@@ -89,6 +91,7 @@ from typing import Any, BinaryIO
 from lib import schema
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
+from lib.ingest.nesting import _days, _read, _Scratch, finish_spans
 from lib.ingest.values import INT64_MAX, bad_text, count, number, numeric_text, shown
 
 MODEL_TYPES = {"GENERATION": "chat", "EMBEDDING": "embeddings"}
@@ -1060,8 +1063,6 @@ def versions_of_judged_requests(batch) -> dict[str, int]:
     this file and stored ones from ``JUDGED_LOOKBACK_DAYS`` before a score's day on are searched;
     a score ingested before the requests it judges keeps no version. Returns
     ``{VERSIONED_NOTE: n}`` or ``{}``."""
-    from lib.ingest.nesting import _days, _read, _Scratch  # (the span formats' pass's helpers)
-
     evals = [str(p) for p in batch.written_files("evals")]
     if not evals:
         return {}
@@ -1103,6 +1104,15 @@ def versions_of_judged_requests(batch) -> dict[str, int]:
             f"FROM by_request) OR "
             f"{_TRACE_OF_EVAL.format(row='')} IN (SELECT trace_id FROM by_trace))")
     return {VERSIONED_NOTE: versioned} if versioned else {}
+
+
+def finish(batch) -> dict[str, int]:
+    """The format's pass before the commit: a GENERATION around another of one call (LangChain's
+    callback handler around the OpenAI wrapper's, a framework's around openai-v2's exported to
+    Langfuse) counts once, as the span formats count the same observations sent as the Langfuse
+    SDK's spans (lib/ingest/nesting.py); then :func:`versions_of_judged_requests`."""
+    notes = finish_spans(batch)
+    return {**notes, **versions_of_judged_requests(batch)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1172,5 +1182,5 @@ FORMAT = Format(
     priority=25,
     doc="Langfuse exports: observations (GENERATION -> requests), traces and scores; "
         "JSON/JSONL/CSV",
-    finish=versions_of_judged_requests,
+    finish=finish,
 )
