@@ -5,8 +5,9 @@ Evals are filtered by the window and the ``model`` filter (their own model, or t
 request they judge: a Langfuse score or user feedback has none of its own, and an OpenTelemetry
 judge's eval names the answering snapshot where the sidebar lists the model requested); other
 dimension filters (feature, customer …) keep the online and feedback evals whose ``request_id``
-is a request matching them, or, judging a whole trace (``attributes.trace_id``), a request of
-that trace (offline evals, which have no request, are then left out). Ratios are in [0, 1].
+is a request matching them, or, judging a whole trace or a step of it that is no model call
+(an agent's span; the trace in ``attributes.trace_id``), a request of that trace (offline
+evals, which have no request, are then left out). Ratios are in [0, 1].
 
 Wilson interval for k successes in n trials at z = 1.959964 (95%)::
 
@@ -53,6 +54,7 @@ def evals_where(filters: Filters) -> tuple[str, dict]:
     """SQL and parameters keeping the evals ``filters`` select (see the module's docstring)."""
     window = Filters(start=filters.start, end=filters.end)
     where, params = window.where("evals", prefix="e")
+    in_window = where
     models = [v for c, vals in filters.values if c == "model" for v in vals]
     if models:
         names = [f"e_model_{j}" for j in range(len(models))]
@@ -64,26 +66,38 @@ def evals_where(filters: Filters) -> tuple[str, dict]:
         # span's response model, "gpt-4o-2024-08-06": under the filter "gpt-4o" every such
         # eval was gone, found in review).
         where += (f" AND (model IN ({listed}) OR " + _judges(
-            f"model IN ({listed}) AND {LOOKBACK.format(start='$e_start')} AND ts < $e_end")
-            + ")")
+            f"model IN ({listed}) AND {LOOKBACK.format(start='$e_start')} AND ts < $e_end",
+            in_window) + ")")
     others = [(c, v) for c, v in filters.values if c != "model"]
     if others:
         sub = Filters(start=filters.start, end=filters.end, values=tuple(others))
         rwhere, rparams = sub.where("requests", prefix="r")
         rwhere = rwhere.replace("ts >= $r_start", LOOKBACK.format(start="$r_start"))
-        where += f" AND {_judges(rwhere)}"
+        where += f" AND {_judges(rwhere, in_window)}"
         params.update(rparams)
     return where, params
 
 
-def _judges(requests_where: str) -> str:
+_TRACE_OF = "try(json_extract_string({row}attributes, '$.trace_id'))"
+
+
+def _judges(requests_where: str, evals_in_window: str) -> str:
     """SQL: the eval judges a request ``requests_where`` selects: by its ``request_id``, or, a
-    judgement of a whole trace (a Langfuse score on a trace, as user feedback usually is: no
-    observation, the trace's id in ``attributes.trace_id``), by a request of that trace. By
-    request_id alone, every such feedback was gone as soon as a filter was set (review)."""
+    judgement of a whole trace or of a step that is no model call (its trace's id in
+    ``attributes.trace_id``), by a request of that trace. A trace's judgement is a Langfuse
+    score on a trace, as user feedback usually is (no observation: by request_id alone every
+    such feedback was gone as soon as a filter was set, review), and a step's an OpenTelemetry
+    evaluation of an ``invoke_agent`` span or a Langfuse score of a SPAN observation (its
+    request_id is that step's span: no request, so gone under any filter, review). A request_id
+    that is a request of its trace decides alone. ``evals_in_window``: the evals among which
+    to look for traces (SQL on ``evals``, the window's)."""
+    trace, judged = _TRACE_OF.format(row="t."), _TRACE_OF.format(row="x.")
+    # (the requests of the evals' traces, not all: a store of evals without a trace scans none)
     return (f"(request_id IN (SELECT request_id FROM requests WHERE {requests_where}) OR "
-            "(request_id IS NULL AND try(json_extract_string(attributes, '$.trace_id')) IN "
-            f"(SELECT trace_id FROM requests WHERE {requests_where})))")
+            f"eval_id IN (SELECT t.eval_id FROM evals t WHERE {evals_in_window} AND {trace} IN "
+            f"(SELECT trace_id FROM requests WHERE {requests_where}) AND "
+            "(t.request_id IS NULL OR t.request_id NOT IN (SELECT request_id FROM requests "
+            f"WHERE trace_id IN (SELECT {judged} FROM evals x WHERE {evals_in_window})))))")
 
 
 # Evals are scored after the request: look back a day for the requests they judge.

@@ -201,6 +201,9 @@ def test_evaluation_events_become_online_evals():
         ("relevance", 0.8, "relevant", True), ("toxicity", 0.0, "pass", True)]
     assert {e["source"] for e in evals} == {"online"}
     assert {e["request_id"] for e in evals} == {"eee19b7ec3c1b174"}
+    # the judged span's trace, by which Quality's filters keep an evaluation of an agent step
+    spans = {s["span_id"]: s["trace_id"] for s in tables["spans"].to_pylist()}
+    assert {json.loads(e["attributes"])["trace_id"] for e in evals} == {spans["eee19b7ec3c1b174"]}
     assert evals[0]["model"] == "claude-sonnet-4-20250514"
     assert evals[0]["version"] == "2.1.0"
     assert evals[0]["explanation"] == "answers the question"

@@ -425,12 +425,20 @@ def reference(tmp_path_factory):
 
 def _without_eval_ids(parsed: tuple) -> tuple:
     """An evaluation's eval_id and epoch changed on purpose since the reference (one id for a
-    span event and a log record of the same evaluation: tests/ingest/test_otlp_logs.py): the
-    rest of every row must not have."""
+    span event and a log record of the same evaluation: tests/ingest/test_otlp_logs.py), and
+    its attributes gained the span's trace_id (tests/metrics/test_quality.py::
+    test_an_evaluation_of_an_agent_step_is_kept_by_its_trace_under_filters): the rest of every
+    row must not have."""
     tables, rejects, chunks = parsed
     evals = tables["evals"]
     if evals is not None:
         evals = evals.drop_columns(["eval_id", "epoch"])
+        kept = [None if a is None else
+                {k: v for k, v in json.loads(a).items() if k != "trace_id"}
+                for a in evals["attributes"].to_pylist()]
+        attrs = [json.dumps(a, sort_keys=True) if a else None for a in kept]
+        evals = evals.set_column(evals.schema.get_field_index("attributes"), "attributes",
+                                 pa.array(attrs, pa.string()))
     return {**tables, "evals": evals}, rejects, chunks
 
 

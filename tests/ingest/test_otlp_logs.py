@@ -206,7 +206,10 @@ def test_columns_of_one_evaluation_record(tmp_path, encoding):
         "judge": "deepeval", "label": "fail", "explanation": "mostly on topic",
         "attributes": json.dumps({"gen_ai.request.model": "gpt-4o",
                                   "gen_ai.provider.name": "openai",
-                                  "gen_ai.response.id": "chatcmpl-9", "error.type": "timeout"},
+                                  "gen_ai.response.id": "chatcmpl-9", "error.type": "timeout",
+                                  # the judged span's trace (Quality's filters find a trace's
+                                  # evaluations through it)
+                                  "trace_id": f"{TRACE:032x}"},
                                  separators=(",", ":")),
         "_line": 1,
     }
@@ -229,7 +232,8 @@ def test_time_label_response_id_and_events_api_fallbacks(tmp_path):
     assert rejects == []
     toxicity, relevance, bias = tables["evals"].to_pylist()
     assert (toxicity["ts"], toxicity["passed"], toxicity["model"], toxicity["attributes"]) == \
-        (us(T0_NS + 3 * SECOND), True, "gpt-4o-mini", None)
+        (us(T0_NS + 3 * SECOND), True, "gpt-4o-mini", json.dumps({"trace_id": f"{TRACE:032x}"},
+                                                                 separators=(",", ":")))
     assert toxicity["eval_id"] == oc.stable_id(RUN, SPAN_HEX, "toxicity", T0_NS + 3 * SECOND)
     assert (relevance["request_id"], relevance["case_id"], relevance["passed"]) == \
         (None, "chatcmpl-7", False)
@@ -237,7 +241,8 @@ def test_time_label_response_id_and_events_api_fallbacks(tmp_path):
     assert relevance["eval_id"] == oc.stable_id(RUN, "chatcmpl-7", "relevance", T0_NS)
     # a "passed" that is not a boolean is kept as written, not guessed at
     assert (bias["metric"], bias["passed"], bias["request_id"]) == ("bias", None, SPAN_HEX)
-    assert json.loads(bias["attributes"]) == {"gen_ai.evaluation.passed": "yes"}
+    assert json.loads(bias["attributes"]) == {"gen_ai.evaluation.passed": "yes",
+                                              "trace_id": f"{TRACE:032x}"}
 
 
 @pytest.mark.parametrize("zero", ['"0000000000000000"', '"AAAAAAAAAAA="'])  # hex, base64

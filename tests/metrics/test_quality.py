@@ -3,6 +3,7 @@ guardrails, finish reasons, error types, and the request-filter join for evals."
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import polars as pl
@@ -493,3 +494,36 @@ def test_feedback_on_a_whole_trace_is_kept_by_the_filters_its_trace_matches(lake
     kept = quality.evals_by_version(engine, f.with_value("model", ["gpt-4o"]), "feedback")
     assert kept["metric"].to_list() == ["tone"]
     assert quality.feedback_totals(engine, f.with_value("customer_id", ["acme"]))["n"] == 3
+
+
+def test_an_evaluation_of_an_agent_step_is_kept_by_its_trace_under_filters(lake, engine):
+    # An OpenTelemetry evaluation of an invoke_agent span, or a Langfuse score of a SPAN
+    # observation, names that step as its request_id: no request has it. It was kept without a
+    # filter and gone under any (review); it belongs to its trace's requests. An eval whose
+    # request_id is a request decides by that request alone, whatever else its trace holds.
+    reqs = [make_request(0, request_id="r0", trace_id="t1", feature="chat"),
+            make_request(1, request_id="r1", trace_id="t1", feature="search"),
+            make_request(2, request_id="r2", trace_id="t2", feature="search")]
+    on = {"ts": T0 + timedelta(minutes=5), "source": "online", "metric": "task_done",
+          "passed": True}
+    evals = [{**on, "eval_id": "agent", "request_id": "span-agent-1",
+              "attributes": json.dumps({"trace_id": "t1"})},
+             {**on, "eval_id": "lf-span", "request_id": "obs-span-2",
+              "attributes": json.dumps({"trace_id": "t2"})},
+             {**on, "eval_id": "on-r1", "request_id": "r1",
+              "attributes": json.dumps({"trace_id": "t1"})},
+             {**on, "eval_id": "no-trace", "request_id": "span-x"}]
+    lake.append({"requests": requests_table(reqs), "evals": evals_table(evals)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=1))
+
+    def kept(filters):
+        where, params = quality.evals_where(filters)
+        return engine.query(f"SELECT eval_id FROM evals WHERE {where} ORDER BY eval_id",
+                            params)["eval_id"].to_list()
+
+    assert kept(f) == ["agent", "lf-span", "no-trace", "on-r1"]
+    # chat: t1's agent step; r1's eval is of a search request, though its trace holds r0
+    assert kept(f.with_value("feature", ["chat"])) == ["agent"]
+    assert kept(f.with_value("feature", ["search"])) == ["agent", "lf-span", "on-r1"]
+    assert kept(f.with_value("model", ["gpt-4o"])) == ["agent", "lf-span", "on-r1"]

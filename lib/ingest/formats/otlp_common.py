@@ -1144,6 +1144,10 @@ def _add_evaluations(batch: Batch, span: Span, request: dict | None, line_no: in
             model = (request or {}).get("response_model") or (request or {}).get("model") \
                 or as_text(span.attrs.get("gen_ai.response.model")
                            or span.attrs.get("gen_ai.request.model"))
+            # the span's trace: Quality's filters find an evaluation of a step that is no
+            # model call (an invoke_agent span: no request) through it (quality._judges)
+            if span.trace_id:
+                a["trace_id"] = span.trace_id
             extra = json_text(a) if a else None
         except (AttributeError, TypeError, KeyError, ValueError) as exc:
             batch.reject(line_no, json_text(event),

@@ -30,7 +30,8 @@ such record becomes one ``evals`` row with the conventions of evaluation span ev
 | explanation | gen_ai.evaluation.explanation                                               |
 | judge       | gen_ai.evaluation.judge, else gen_ai.evaluator.name                         |
 | attributes  | every other attribute of the record as JSON (gen_ai.response.id,            |
-|             | gen_ai.provider.name, gen_ai.operation.name, error.type, ...)              |
+|             | gen_ai.provider.name, gen_ai.operation.name, error.type, ...), and trace_id:|
+|             | the record's traceId (hex)                                                  |
 | eval_id     | stable hash of (run_id, spanId or gen_ai.response.id, metric, time in ns),  |
 |             | as for span events (otlp_common.evaluation_id): the same evaluation read    |
 |             | again, from any file or encoding, as a log record or as a span event, has   |
@@ -205,6 +206,14 @@ def evaluation_row(record: dict, resource: oc.Resource, seen: dict | None = None
     a = oc.decode_attributes(attributes)
     a.pop("event.name", None)  # what made it an evaluation record: no information left
     span_id = oc.norm_id(record.get("spanId") or record.get("span_id"), "spanId")
+    # the judged span's trace: Quality's filters find an evaluation of a step that is no model
+    # call (an agent's invoke_agent span) through it (lib.metrics.quality._judges)
+    try:  # (an id that cannot be read costs the evaluation nothing but this)
+        trace_id = oc.norm_id(record.get("traceId") or record.get("trace_id"), "traceId")
+    except BadValue:
+        trace_id = None
+    if trace_id:
+        a["trace_id"] = trace_id
     time_ns = record_time(record)
     metric = oc.as_text(a.pop(METRIC, None)) or "evaluation"
     score = number(a.pop(SCORE, None), SCORE, signed=True)
