@@ -163,3 +163,19 @@ def test_ingest_pipeline_end_to_end(oi_files, tmp_path):
                    truth["cached_input_tokens"] + 4000, 500, truth["output_tokens"] + 434,
                    truth["reasoning_tokens"] + 150)
     assert Engine(lake).scalar("SELECT count(*) FROM quarantine") == 1
+
+
+def test_a_logged_cost_in_parts_is_their_sum():
+    # llm.cost.prompt and llm.cost.completion without llm.cost.total (OpenInference's cost
+    # attributes, written in parts): the logged cost was none; one part alone is no total
+    from tests.ingest.test_hostile_otlp_values import OPENINFERENCE, line, parse, span
+
+    parts = {"llm.cost.prompt": 0.0025, "llm.cost.completion": 0.005}
+    rows, rejects = parse([line(span(1, {**OPENINFERENCE, **parts})),
+                           line(span(2, {**OPENINFERENCE, "llm.cost.prompt": 0.0025})),
+                           line(span(3, {**OPENINFERENCE, **parts, "llm.cost.total": 0.008}))],
+                          openinference.FORMAT)
+    assert rejects == []
+    costs = [r["logged_cost_usd"] for r in rows["requests"]]
+    assert costs[0] == pytest.approx(0.0075) and costs[1:] == [None, 0.008]
+    assert json.loads(rows["requests"][0]["attributes"])["llm.cost.prompt"] == 0.0025

@@ -18,7 +18,7 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | cache_write_tokens  | llm.token_count.prompt_details.cache_write                            |
 | output_tokens       | llm.token_count.completion (includes reasoning)                       |
 | reasoning_tokens    | llm.token_count.completion_details.reasoning                          |
-| logged_cost_usd     | llm.cost.total (USD)                                                  |
+| logged_cost_usd     | llm.cost.total (USD), else llm.cost.prompt + llm.cost.completion      |
 | finish_reason       | llm.finish_reason; a Responses API object's outcome (below)           |
 | web_searches        | a Responses API object's web_search_call items (below)                |
 | ttft_ms             | the "First Token Stream Event" event's time - span start              |
@@ -108,6 +108,19 @@ def _json_object(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _logged_cost(a: dict) -> float | None:
+    """The call's cost as logged (USD): ``llm.cost.total``, else the sum of ``llm.cost.prompt``
+    and ``llm.cost.completion`` when both are there (instrumentations that price a call write
+    the parts; the total alone was read, so theirs had none, where Langfuse sums them); one
+    part alone is no total: None. The parts stay in attributes."""
+    total = number(a.get("llm.cost.total"), "llm.cost.total")
+    if total is not None:
+        return total
+    prompt = number(a.get("llm.cost.prompt"), "llm.cost.prompt")
+    completion = number(a.get("llm.cost.completion"), "llm.cost.completion")
+    return None if prompt is None or completion is None else prompt + completion
+
+
 def _captured(value: Any) -> str | None:
     """Text of input.value / output.value; None when the instrumentation hid it."""
     text = oc.as_text(value)
@@ -190,7 +203,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         "cache_write_tokens": cache_write,
         "output_tokens": output_tokens,
         "reasoning_tokens": reasoning,
-        "logged_cost_usd": number(a.get("llm.cost.total"), "llm.cost.total"),
+        "logged_cost_usd": _logged_cost(a),
         "ttft_ms": ttft_ms,
         "finish_reason": finish_reason,
         "error_type": error_type,
