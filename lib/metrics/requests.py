@@ -98,16 +98,32 @@ def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     ids = {r["span_id"] for r in rows}
     children: dict = {}
     for r in rows:
-        parent = r["parent_id"] if r["parent_id"] in ids else None
+        # a parent outside the trace (not exported, or lost) makes a root; so does a span that
+        # names itself as its parent (an instrumentation's bug), which no root would reach
+        parent = r["parent_id"] if r["parent_id"] in ids and r["parent_id"] != r["span_id"] \
+            else None
         children.setdefault(parent, []).append(r)
     t0 = rows[0]["ts"]
     out: list[dict] = []
+    drawn: set[int] = set()
 
-    def walk(parent, depth):
-        for r in children.get(parent, []):
+    def walk(root: dict) -> None:
+        # with a stack, not recursion: a chain of 1,000 nested spans (an agent calling itself)
+        # passed Python's recursion limit and the page failed
+        stack = [(root, 0)]
+        while stack:
+            r, depth = stack.pop()
+            if id(r) in drawn:
+                continue
+            drawn.add(id(r))
             out.append({**r, "depth": depth,
                         "start_ms": (r["ts"] - t0).total_seconds() * 1000})
-            walk(r["span_id"], depth + 1)
+            stack.extend((c, depth + 1) for c in reversed(children.get(r["span_id"], [])))
 
-    walk(None, 0)
+    for r in children.get(None, []):
+        walk(r)
+    # Spans whose parents lead only round a loop (a names b, b names a) hang from no root: they
+    # were left out of the waterfall. Each loop is drawn from its earliest span.
+    for r in rows:
+        walk(r)
     return pl.DataFrame(out)

@@ -63,3 +63,34 @@ def test_the_request_shown_is_listed_even_among_others_of_its_millisecond(lake, 
         [make_request(i, ts=same, session_id="burst") for i in range(3)])}, source="t")
     engine.refresh(force=True)
     assert "r2" in rq.session_requests(engine, "burst", around="r2", limit=2)["request_id"]
+
+
+def _spans(rows: list[tuple[str, str | None, int]], trace_id: str = "t") -> pa.Table:
+    """Spans (span_id, parent_id, start in ms after T0) of one trace."""
+    return pa.table({
+        "span_id": [r[0] for r in rows], "trace_id": [trace_id] * len(rows),
+        "parent_id": [r[1] for r in rows],
+        "ts": pa.array([T0 + timedelta(milliseconds=r[2]) for r in rows], schema.TS),
+        "duration_ms": [5.0] * len(rows), "name": [r[0] for r in rows],
+        "kind": ["chain"] * len(rows), "status": ["ok"] * len(rows)})
+
+
+def test_a_trace_deeper_than_python_s_recursion_limit_is_drawn(lake, engine):
+    # an agent calling itself 1,200 times: the recursive walk failed the Request page
+    chain = [(f"s{i:04d}", f"s{i - 1:04d}" if i else None, i) for i in range(1200)]
+    lake.append({"spans": _spans(chain)}, source="t")
+    engine.refresh(force=True)
+    tr = rq.trace(engine, "t")
+    assert tr.height == 1200 and tr["depth"].to_list() == list(range(1200))
+
+
+def test_spans_whose_parents_go_round_a_loop_stay_in_the_trace(lake, engine):
+    # a span naming itself as its parent, and two naming each other, hang from no root: they
+    # were left out of the waterfall without a word
+    rows = [("root", None, 0), ("tool", "root", 10), ("orphan", "not-exported", 20),
+            ("self", "self", 30), ("a", "b", 40), ("b", "a", 50)]
+    lake.append({"spans": _spans(rows)}, source="t")
+    engine.refresh(force=True)
+    tr = rq.trace(engine, "t")
+    assert tr["span_id"].to_list() == ["root", "tool", "orphan", "self", "a", "b"]
+    assert tr["depth"].to_list() == [0, 1, 0, 0, 0, 1]
