@@ -26,7 +26,11 @@ from lib.metrics.dims import OTHER_LABEL
 
 
 def esc(v) -> str:
-    return html.escape(str(v))
+    """A value from logs as Plotly text: its tags made inert. Quotes stay as they are: Plotly
+    reads only a few named entities (``&amp;``, ``&lt;``, ``&gt;``…) and drew ``&quot;`` as
+    written, so a span named ``fetch "docs"`` read ``fetch &quot;docs&quot;``; without a ``<``
+    no tag, and so no attribute, can start."""
+    return html.escape(str(v), quote=False)
 
 
 # A legend entry longer than this is cut: a 500-character model name pushed the legend over the
@@ -42,7 +46,7 @@ def legend_label(v) -> str:
     text = terminal_text(v)
     if len(text) > LEGEND_CHARS:
         text = text[:LEGEND_CHARS - 1] + "…"
-    return html.escape(text)
+    return esc(text)
 
 
 def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_title: str,

@@ -254,8 +254,10 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
             marker=dict(symbol="triangle-down", size=10, color=color),
             # In the legend: a colour that only hovering explains means nothing. Kinds and
             # titles come from logs: escaped, Plotly renders some HTML.
-            name=html.escape(str(kind).replace("_", " ")),
-            text=[html.escape(f"{k}: {t}") for k, t in zip(group["kind"], group["title"])],
+            # (quote=False: Plotly drew "&quot;" as written, see analysis_charts.esc)
+            name=html.escape(str(kind).replace("_", " "), quote=False),
+            text=[html.escape(f"{k}: {t}", quote=False)
+                  for k, t in zip(group["kind"], group["title"])],
             hovertemplate="%{text}<extra></extra>", showlegend=True,
             legendrank=EVENT_LEGEND_RANK,
         )

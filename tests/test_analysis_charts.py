@@ -92,3 +92,24 @@ def test_a_long_category_s_tick_is_cut_but_its_bar_and_hover_keep_it_whole():
     assert ticks[2] == "&lt;b&gt;chat&lt;/b&gt;"  # escaped, as every label from the logs
     assert list(fig.data[0].x) == [*alike, "&lt;b&gt;chat&lt;/b&gt;"]  # two bars, whole
     assert list(fig.layout.xaxis.tickvals) == list(fig.data[0].x)
+
+
+def test_quotes_in_log_text_reach_plotly_as_quotes_not_entities():
+    # Plotly decodes &amp; &lt; &gt; and numeric entities but drew "&quot;" as written: a span
+    # named fetch "docs" read fetch &quot;docs&quot; in the waterfall, its legend and its hover
+    from datetime import UTC, datetime
+
+    from lib.analysis_charts import legend_label, waterfall
+    from lib.charts import time_figure
+
+    spans = trace_spans().with_columns(pl.Series("name", ['fetch "docs" & <b>x</b>', *["s"] * 4]))
+    assert waterfall(spans).layout.yaxis.categoryarray[0] == \
+        '1. fetch "docs" &amp; &lt;b&gt;x&lt;/b&gt;'
+    assert legend_label("it's \"v2\"") == "it's \"v2\""
+    t = datetime(2026, 11, 20, tzinfo=UTC)
+    fig = time_figure(pl.DataFrame({"bucket": [t], "requests": [1]}), "bucket",
+                      [("requests", "Requests")], y_title="requests", tz="UTC",
+                      events=pl.DataFrame({"ts": [t], "kind": ["deploy"],
+                                           "title": ['release "v2" <i>now</i>']}))
+    (marks,) = [d for d in fig.data if d.name == "deploy"]
+    assert list(marks.text) == ['deploy: release "v2" &lt;i&gt;now&lt;/i&gt;']
