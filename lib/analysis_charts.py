@@ -38,15 +38,26 @@ def esc(v) -> str:
 LEGEND_CHARS = 40
 
 
-def legend_label(v) -> str:
-    """A value from logs as a legend entry: escaped, its bidi controls written as escapes, cut
-    to :data:`LEGEND_CHARS` characters with "…"."""
+def _cut(v, chars: int) -> str:
+    """A value from logs as chart text: its bidi and control characters written as escapes,
+    cut to ``chars`` characters with "…", escaped."""
     from lib.formatting import terminal_text
 
     text = terminal_text(v)
-    if len(text) > LEGEND_CHARS:
-        text = text[:LEGEND_CHARS - 1] + "…"
-    return esc(text)
+    return esc(text if len(text) <= chars else text[:chars - 1] + "…")
+
+
+# A waterfall's span label: its name cut to this many characters, indented up to this many
+# levels (the hover gives the name to WATERFALL_HOVER_CHARS, and the depth).
+WATERFALL_NAME_CHARS = 40
+WATERFALL_MAX_INDENT = 8
+WATERFALL_HOVER_CHARS = 300
+
+
+def legend_label(v) -> str:
+    """A value from logs as a legend entry: escaped, its bidi controls written as escapes, cut
+    to :data:`LEGEND_CHARS` characters with "…"."""
+    return _cut(v, LEGEND_CHARS)
 
 
 def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_title: str,
@@ -198,9 +209,14 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
     red over its kind's colour. The span ``this_span`` (the request shown) is labelled
     ``▶``."""
     ids = spans["span_id"].to_list() if "span_id" in spans.columns else [None] * spans.height
+    # A label is cut, and its indent stops growing, past a few levels: a span named after a
+    # 3,000-character prompt, or one 1,000 levels deep, made a label as wide as the chart and
+    # left its bars a sliver. The hover gives the name longer and the depth.
     labels = [f"{THIS_REQUEST if sid is not None and sid == this_span else ''}{i}. "
-              f"{'  ' * d}{esc(n)}"
+              f"{'  ' * min(d, WATERFALL_MAX_INDENT)}{_cut(n, WATERFALL_NAME_CHARS)}"
               for i, (sid, d, n) in enumerate(zip(ids, spans["depth"], spans["name"]), 1)]
+    hover_names = [f"{i}. {_cut(n, WATERFALL_HOVER_CHARS)}" + (f" (depth {d})" if d else "")
+                   for i, (d, n) in enumerate(zip(spans["depth"], spans["name"]), 1)]
     # One trace per legend entry: a colour without a legend means nothing to the reader.
     groups: dict[tuple[str, str, bool], list[int]] = {}
     for i, (kind, status) in enumerate(zip(spans["kind"], spans["status"])):
@@ -220,9 +236,9 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
             marker_line=dict(color=WATERFALL_FAILED, width=2) if failed else None,
             # (the duration from customdata: on a bar drawn from a base, Plotly's %{x} is its
             # end, so a span starting at 1,500 ms and lasting 100 read "lasts 1,600 ms")
-            customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i], durations[i])
-                        for i in rows],
-            hovertemplate="%{y}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
+            customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i], durations[i],
+                         hover_names[i]) for i in rows],
+            hovertemplate="%{customdata[4]}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
                           "%{customdata[2]:,.0f} ms, lasts %{customdata[3]:,.0f} ms"
                           "<extra></extra>")
     fig.update_layout(height=height or max(160, 34 * spans.height + 110),

@@ -113,3 +113,19 @@ def test_quotes_in_log_text_reach_plotly_as_quotes_not_entities():
                                            "title": ['release "v2" <i>now</i>']}))
     (marks,) = [d for d in fig.data if d.name == "deploy"]
     assert list(marks.text) == ['deploy: release "v2" &lt;i&gt;now&lt;/i&gt;']
+
+
+def test_a_long_span_name_or_a_deep_span_leaves_the_waterfall_its_bars():
+    # a span named after a 3,000-character prompt made a label as wide as the chart, and so did
+    # a span 1,000 levels deep (two spaces a level): the bars were squeezed to a sliver
+    from lib.analysis_charts import WATERFALL_NAME_CHARS, waterfall
+
+    spans = trace_spans().with_columns(pl.Series("name", ["x" * 3000, *["s"] * 4]),
+                                       pl.Series("depth", [0, 1, 2, 1000, 1]))
+    fig = waterfall(spans)
+    labels = list(fig.layout.yaxis.categoryarray)
+    assert labels[0] == "1. " + "x" * (WATERFALL_NAME_CHARS - 1) + "…"
+    assert max(len(label) for label in labels) <= WATERFALL_NAME_CHARS + 30
+    hovers = {c[4] for t in fig.data for c in t.customdata}
+    assert "4. s (depth 1000)" in hovers  # the hover says how deep
+    assert any(h.startswith("1. " + "x" * 200) for h in hovers)  # and gives the name longer
