@@ -89,7 +89,8 @@ def window_param(start: datetime, end: datetime) -> str:
 
 
 def parse_window_param(value: str | None) -> tuple[datetime, datetime] | None:
-    """Inverse of :func:`window_param`; None for a missing or malformed value."""
+    """Inverse of :func:`window_param`; None for a missing or malformed value, or one outside
+    the years a URL's times may have (:data:`lib.filters.URL_TIMES`)."""
     if not value or ".." not in value:
         return None
     a, b = value.split("..", 1)
@@ -98,9 +99,17 @@ def parse_window_param(value: str | None) -> tuple[datetime, datetime] | None:
         end = datetime.fromisoformat(b.replace("Z", "+00:00"))
     except ValueError:
         return None
-    start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
-    end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
-    return (start, end) if start < end else None
+    try:
+        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+        end = (end if end.tzinfo else end.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # (year 1 at +01:00 is before year 1)
+        return None
+    from lib.filters import URL_TIMES
+
+    # within the years the sidebar's from/to take: a link's window from year 1 to 9999 failed
+    # the page on its baseline, the period of equal length before it
+    inside = URL_TIMES[0] <= start < end <= URL_TIMES[1]
+    return (start, end) if inside else None
 
 
 def local_window(start: datetime | None, end: datetime | None, tz: str

@@ -39,6 +39,12 @@ if engine.row_count("requests") == 0:
 
 # -- windows: `window` / `baseline` URL keys, else the sidebar's window and the period before ---
 win = drilldown.parse_window_param(widgets.query_value("window"))
+for key, instead in (("window", "the sidebar's window"), ("baseline", "the baseline below")):
+    given = widgets.query_value(key)
+    if given and drilldown.parse_window_param(given) is None:  # (said, as the sidebar says)
+        st.warning(f"This link's {key} {widgets.md_escape(given[:80])} is no window (two UTC "
+                   "times from 1970 to 2200, `FROM..TO`, the first before the second): "
+                   f"Explore studies {instead}.", icon=":material/link_off:")
 # A change of the sidebar's time range after a drill-down (a window, then "Last 24 hours") is
 # a new question: the sidebar wins, as on every other page. A link opened anew, or a window
 # picked below, keeps its window.

@@ -63,6 +63,15 @@ def test_window_param_round_trip():
     assert parse_window_param(None) is None
 
 
+def test_a_link_s_window_outside_the_years_of_url_times_is_no_window():
+    # the Explore page failed (OverflowError) on the baseline before a window from year 1
+    assert parse_window_param("0001-01-01T00:00:00Z..9999-12-31T23:59:59Z") is None
+    assert parse_window_param("0001-01-01T00:00:00+01:00..2026-11-19T18:00:00Z") is None
+    assert parse_window_param("1969-12-31T00:00:00Z..2026-11-19T18:00:00Z") is None
+    assert parse_window_param("1970-01-01T00:00:00Z..2200-01-01T00:00:00Z") == (
+        utc(1970, 1, 1), utc(2200, 1, 1))
+
+
 def test_figures_are_identical_across_runs_so_selections_survive():
     """Streamlit clears a chart's selection when its figure spec changes between runs; event
     traces must not come out in a run-dependent order (lib.charts.add_events)."""

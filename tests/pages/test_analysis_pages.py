@@ -1004,3 +1004,16 @@ def test_two_feedback_metrics_are_shown_one_at_a_time(monkeypatch, tmp_path):
                  if '"ratings per' in c.proto.spec]
     ups, downs = (sum(y or 0 for y in t["y"]) for t in volume["data"][:2])
     assert (ups, downs) == (2, 8)
+
+
+@pytest.mark.parametrize("window", ["0001-01-01T00:00:00Z..9999-12-31T23:59:59Z", "garbage..",
+                                    "2026-11-20T10:00:00Z..2026-11-20T10:00:00Z"])
+def test_a_link_s_window_that_is_no_window_is_said_not_a_traceback(monkeypatch, demo_store,
+                                                                      window):
+    # a window from year 1 failed the page (OverflowError on its baseline), and a malformed one
+    # was passed over without a word
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": window, "baseline": window})
+    said = [w.value for w in at.warning if "is no window" in w.value]
+    assert len(said) == 2 and "studies the sidebar's window" in said[0]
+    assert "2026-11-13 12:00 → 2026-11-20 12:00 UTC" in texts(at)  # the sidebar's, as said
