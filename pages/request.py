@@ -27,7 +27,9 @@ def _open_request(request_id: str) -> None:
 st.title("Request")
 widgets.problems_banner(engine)  # (rows of unreadable files are left out of every number below)
 rid = widgets.query_text("Request id", "request", key="rq_id",
-                         placeholder="paste a request id, or open one from Explore")
+                         placeholder="paste a request id, or open one from Explore").strip()
+# (an id pasted with the space or line break around it, as a chat or a terminal gives it, was
+# "No such request")
 # only for the request Explore opened (not one pasted here later in the session)
 opened, back = st.session_state.get(widgets.BACK_TO_EXPLORE) or (None, None)
 if back and rid and opened == rid:

@@ -407,7 +407,8 @@ def _table_where(filters: Filters, q: str | None) -> tuple[str, dict]:
     where, params = filters.where("requests")
     if q:
         params["q"] = q.lower()
-        params["q_exact"] = q
+        # an id pasted with the space or line break around it (a chat's, a terminal's) is the id
+        params["q_exact"] = q.strip()
         # (the error message too: an engineer on call searches the error first, found in review)
         where += (" AND (contains(lower(input_text), $q) OR contains(lower(output_text), $q) "
                   "OR contains(lower(error_message), $q) OR request_id = $q_exact)")

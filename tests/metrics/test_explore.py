@@ -186,6 +186,7 @@ def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
     assert explore.request_count(engine, f, "QUESTION 11") == 11  # 11 and 110..119
     assert explore.request_count(engine, f, "<B>ANSWER") == 1
     assert explore.request_count(engine, f, "r42") == 1  # exact request id
+    assert explore.request_count(engine, f, " r42\n") == 1  # as pasted from a chat or terminal
     assert explore.request_count(engine, f, "overloaded") == 2  # the error message too
     assert explore.request_count(engine, f, "50%_") == 0  # LIKE wildcards are plain text
     with pytest.raises(KeyError):

@@ -401,6 +401,12 @@ def test_request_page_with_a_trace(monkeypatch, demo_store):
     assert "Latency" in [m.label for m in at.metric]
 
 
+def test_a_request_id_pasted_with_spaces_around_it_opens_the_request(monkeypatch, demo_store):
+    rid = Engine(Lake(demo_store)).scalar("SELECT request_id FROM requests LIMIT 1")
+    at = run_page(monkeypatch, demo_store, "pages/request.py", {"request": f" {rid}\n"})
+    assert "No such request" not in texts(at) and "Latency" in [m.label for m in at.metric]
+
+
 def test_unknown_request(monkeypatch, demo_store):
     at = run_page(monkeypatch, demo_store, "pages/request.py", {"request": "no-such-id"})
     assert "No such request" in texts(at)
