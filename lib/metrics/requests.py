@@ -79,20 +79,24 @@ def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     """The trace's spans for a waterfall: ``span_id, parent_id, name, kind, status, ts,
     duration_ms, start_ms`` (offset from the trace's first span), ``depth`` (0 for roots),
     ordered depth-first. Model calls logged as requests in the trace are included as
-    ``llm`` spans when the spans table does not already have them. Empty when no spans."""
+    ``llm`` spans when the spans table does not already have them. Empty when the trace is one
+    model call and no span."""
     if not trace_id:
         return pl.DataFrame()
     spans = engine.query(
         "SELECT span_id, parent_id, name, kind, status, ts, duration_ms FROM spans "
         "WHERE trace_id = $t", {"t": trace_id})
-    if spans.is_empty():
-        return pl.DataFrame()
     calls = engine.query(
         "SELECT request_id AS span_id, parent_id, "
         "coalesce(operation, 'chat') || ' ' || coalesce(model, '') AS name, 'llm' AS kind, "
         "status, ts, latency_ms AS duration_ms FROM requests WHERE trace_id = $t",
         {"t": trace_id})
     calls = calls.filter(~pl.col("span_id").is_in(spans["span_id"].implode()))
+    # Model calls alone make a trace too (the client library's instrumentation without the
+    # app's spans, Langfuse generations): a retry after a timeout was "no spans were logged".
+    # A lone call is not one.
+    if spans.is_empty() and calls.height < 2:
+        return pl.DataFrame()
     frame = pl.concat([spans, calls.cast(spans.schema)])
     rows = frame.sort("ts").to_dicts()
     ids = {r["span_id"] for r in rows}

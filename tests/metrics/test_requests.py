@@ -94,3 +94,16 @@ def test_spans_whose_parents_go_round_a_loop_stay_in_the_trace(lake, engine):
     tr = rq.trace(engine, "t")
     assert tr["span_id"].to_list() == ["root", "tool", "orphan", "self", "a", "b"]
     assert tr["depth"].to_list() == [0, 1, 0, 0, 0, 1]
+
+
+def test_a_trace_of_model_calls_alone_is_drawn(lake, engine):
+    # two calls of one trace (a timeout, then its retry) under a parent span that was not
+    # exported, and no span of their own: the page said "no spans were logged"
+    reqs = [make_request(0, trace_id="calls", parent_id="not-exported", status="error"),
+            make_request(1, trace_id="calls", parent_id="not-exported"),
+            make_request(2, trace_id="lone")]
+    lake.append({"requests": requests_table(reqs)}, source="t")
+    engine.refresh(force=True)
+    tr = rq.trace(engine, "calls")
+    assert tr["span_id"].to_list() == ["r0", "r1"] and set(tr["kind"]) == {"llm"}
+    assert rq.trace(engine, "lone").is_empty()  # one call is no trace
