@@ -119,7 +119,10 @@ else:
                     config={"displaylogo": False})
     st.caption("▶ marks this request's own span; the trace around it (agent, tools, other "
                "calls) can last longer than the request. Hatched red: a span that failed.")
-    widgets.downloads(spans, f"trace_{r['trace_id']}", key="dl_trace")
+    # (named after the trace, not the sidebar's window, which does not select it; an id from a
+    # log in a file name's characters: "projects/p/traces/1" made a path)
+    widgets.downloads(spans, f"trace_{widgets.file_name_value(r['trace_id'])}", key="dl_trace",
+                      windowed=False)
     around = rq.envelopes_of(engine, rid, r["trace_id"])
     if not around.is_empty():
         one = around.height == 1
@@ -198,7 +201,8 @@ fields = pl.DataFrame({"field": list(r.keys()), "value": [_shown(v) for v in r.v
 widgets.dataframe(fields, hide_index=True, width="stretch", height=400,
              column_config={"field": "Field",
                             "value": st.column_config.TextColumn("Value", width="large")})
-widgets.downloads(pl.DataFrame([r]), f"request_{rid}", key="dl_request")
+widgets.downloads(pl.DataFrame([r]), f"request_{widgets.file_name_value(rid)}",
+                  key="dl_request", windowed=False)
 if r["attributes"]:
     st.caption("Attributes")
     try:

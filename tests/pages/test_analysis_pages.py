@@ -407,6 +407,37 @@ def test_a_request_id_pasted_with_spaces_around_it_opens_the_request(monkeypatch
     assert "No such request" not in texts(at) and "Latency" in [m.label for m in at.metric]
 
 
+def test_the_request_page_s_downloads_are_named_after_the_request_in_a_file_name_s_characters(
+        monkeypatch, lake):
+    # "request_projects/p/calls/1_2026-11-20T0000_..._UTC.csv": a path, and named after the
+    # sidebar's window, which does not select the request or its trace
+    import pyarrow as pa
+    import streamlit
+
+    from lib import schema
+    from tests.conftest import T0, make_request, requests_table
+
+    made, real = [], streamlit.download_button
+
+    def record(label, data, file_name=None, *args, **kwargs):
+        made.append(file_name)
+        return real(label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", record)
+    rid, tid = "projects/p/calls/1", "traces/<t>"
+    span = pa.table({"span_id": ["agent"], "trace_id": [tid], "parent_id": [None],
+                     "ts": pa.array([T0], schema.TS), "duration_ms": [900.0],
+                     "name": ["agent"], "kind": ["agent"], "status": ["ok"]})
+    lake.append({"requests": requests_table([make_request(0, request_id=rid, trace_id=tid,
+                                                          parent_id="agent")]),
+                 "spans": span}, source="t")
+    run_page(monkeypatch, lake.root, "pages/request.py", {"request": rid})
+    names = {n for n in made if n.endswith(".csv")}
+    assert {n.rsplit("-", 1)[0] for n in names} == {"request_projects-p-calls-1",
+                                                    "trace_traces-t"}
+    assert not any("/" in n or "<" in n or "UTC" in n for n in names), names
+
+
 def test_unknown_request(monkeypatch, demo_store):
     at = run_page(monkeypatch, demo_store, "pages/request.py", {"request": "no-such-id"})
     assert "No such request" in texts(at)
