@@ -156,8 +156,10 @@ k1, k2, k3 = st.columns(3)
 k1.metric(f"{LABEL[metric]} in the window",
           formatting.by_unit(doc["window"]["value"], unit),
           formatting.delta(doc["window"]["value"], doc["baseline"]["value"], unit),
-          # (grey when the headline says the change is within noise, as the Overview's tiles)
-          delta_color="off" if explore.within_noise(doc) else "inverse", border=True)
+          # (grey when the headline says the change is within noise, or too little to tell, as
+          # the Overview's tiles)
+          delta_color="off" if explore.within_noise(doc) or explore.untested(doc)
+          else "inverse", border=True)
 k2.metric(f"{LABEL[metric]} in the baseline",
           formatting.by_unit(doc["baseline"]["value"], unit), border=True)
 # (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)
@@ -188,6 +190,9 @@ else:
     if explore.within_noise(doc):
         st.caption("The overall change is within noise (see above): what the values below "
                    "\"explain\" is noise too, and a small change makes those percentages large.")
+    elif explore.untested(doc):
+        st.caption("Too few requests to tell the overall change from noise (see above): what "
+                   "the values below \"explain\" may be noise too.")
     elif (top["contribution"].abs().max() or 0) > 1:
         st.caption("A value can explain more than 100% of the change when others moved the "
                    "other way.")

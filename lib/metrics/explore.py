@@ -241,16 +241,20 @@ def changes(engine: Engine, window: Filters, baseline: Filters | None, metric: s
     }
 
 
+MIN_TESTED = 30  # requests a side needs for the overall change to be tested (design §5)
+
+
 def overall_significance(metric: str, w_num: float, w_den: int, b_num: float, b_den: int,
                          w_var: float | None = None, b_var: float | None = None) -> dict:
     """Is the overall change more than noise? ``{"test", "statistic", "p_value", "significant"}``
     (p < 0.05). Rates (error rate; the p95 proxy, a share of requests) use the pooled
     two-proportion z-test; cost per request uses Welch's t-test from the two sides' means and
-    sample variances. Too few requests on a side (< 30): test null, not significant."""
+    sample variances. Too few requests on a side (< :data:`MIN_TESTED`): test null, not
+    significant (design §5: "insufficient data", see :func:`untested`)."""
     from scipy import stats
 
     out = {"test": None, "statistic": None, "p_value": None, "significant": False}
-    if w_den < 30 or b_den < 30:
+    if w_den < MIN_TESTED or b_den < MIN_TESTED:
         return out
     if metric == "cost_per_request":
         if w_var is None or b_var is None:
@@ -309,6 +313,14 @@ def within_noise(doc: dict) -> bool:
     return bool(sig.get("test")) and not sig.get("significant")
 
 
+def untested(doc: dict) -> bool:
+    """Whether both sides of a :func:`changes` document have requests but the overall change
+    could not be tested (under :data:`MIN_TESTED` on a side, or a cost without a spread): too
+    little to tell a change from noise, which the headline says rather than calling it one."""
+    sig = doc.get("significance") or {}
+    return bool(doc["window"]["n"] and doc["baseline"]["n"]) and not sig.get("test")
+
+
 # What each metric is computed on (a document's ``n``): a baseline of unpriced requests has
 # requests, but none to give a cost per request.
 COUNTED = {"error_rate": "requests", "cost_per_request": "priced requests",
@@ -330,6 +342,12 @@ def headline(doc: dict) -> str:
         return (f"{overall}: not a significant change "
                 f"(p = {doc['significance']['p_value']:.2g}). The values "
                 "that moved most are listed below, but the difference is within noise.")
+    if untested(doc):
+        # 0 errors in 10 requests, then 2 in 10, read as "explains 100% of the increase" in red
+        return (f"{overall}, on too few {counted} to tell a change from noise (under "
+                f"{MIN_TESTED} on a side: {doc['baseline']['n']:,} in the baseline, "
+                f"{doc['window']['n']:,} in the window). The values that moved most are listed "
+                "below.")
     top = doc["contributors"][0] if doc["contributors"] else None
     if top is None or top["contribution"] is None:
         return overall + "; no segment explains a change."

@@ -382,3 +382,26 @@ def test_a_version_a_deploy_replaced_explains_only_how_far_its_rate_was_from_the
                                            "p_value": 0.001}}
     assert explore.headline(significant).startswith(
         "app version v2's error rate went from 0.80% to 0.70% and explains 100% of the decrease")
+
+
+def test_a_change_on_too_few_requests_to_test_is_not_called_one(lake, engine):
+    # 0 errors in 10 requests, then 2 in 10 (Fisher's p = 0.47): the headline said "feature
+    # search's error rate went from 0.00% to 40.0% and explains 100% of the increase", the
+    # tile red, though the test design §5 names was never run ("insufficient data")
+    rows = [make_request(i, feature="search" if i % 2 else "chat",
+                         status="error" if i in (11, 13) else "ok") for i in range(20)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    window = Filters.between(T0 + timedelta(minutes=10), T0 + timedelta(minutes=20))
+    doc = explore.changes(engine, window, None, "error_rate")
+    assert doc["window"]["n"] == doc["baseline"]["n"] == 10
+    assert explore.untested(doc) and not explore.within_noise(doc)
+    text = explore.headline(doc)
+    assert text.startswith("Overall error rate went from 0.00% to 20.0%, on too few requests to "
+                           "tell a change from noise (under 30 on a side: 10 in the baseline, "
+                           "10 in the window)"), text
+    assert "explains" not in text
+    # with 30 a side it is tested, and then said either way
+    assert not explore.untested({**doc, "significance": explore.overall_significance(
+        "error_rate", 6, 30, 0, 30)})
+    assert not explore.untested({**doc, "baseline": {**doc["baseline"], "n": 0}})  # said apart

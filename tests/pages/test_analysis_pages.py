@@ -1054,3 +1054,19 @@ def test_a_link_s_window_that_is_no_window_is_said_not_a_traceback(monkeypatch, 
     said = [w.value for w in at.warning if "is no window" in w.value]
     assert len(said) == 2 and "studies the sidebar's window" in said[0]
     assert "2026-11-13 12:00 → 2026-11-20 12:00 UTC" in texts(at)  # the sidebar's, as said
+
+
+def test_explore_greys_a_change_on_too_few_requests_to_test(monkeypatch, lake):
+    # 0 errors in 10 requests, then 2 in 10: the tile's +20 pp was red news
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table([
+        make_request(i, status="error" if i in (11, 13) else "ok") for i in range(20)])},
+        source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(hours=1)).isoformat(), "metric": "error_rate",
+                   "window": window_param(T0 + timedelta(minutes=10),
+                                          T0 + timedelta(minutes=20))})
+    assert "too few requests to tell a change from noise" in texts(at)
+    assert at.metric[0].proto.color == 2  # gray (Metric.MetricColor)
