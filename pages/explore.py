@@ -135,108 +135,123 @@ with st.spinner("Ranking what changed…"):
 
 st.subheader("What changed")
 counted = explore.COUNTED[metric]  # what the metric is computed on: priced requests for cost
-if not doc["window"]["n"] and counted == "requests":  # none at all: say when there are some
-    widgets.no_requests_in_window(engine, window, "pages/explore.py")
-if not doc["window"]["n"]:
+# Requests, none of them priced (a self-hosted model) or timed: the metric has nothing to
+# compare, but the chart, the fingerprints and the requests below still hold them (the page
+# stopped here, saying that nothing matched the window and its filters).
+in_window = doc["window"]["n"] or (counted != "requests" and widgets.cached(
+    explore.request_count, engine, window))
+if not in_window:
+    if counted == "requests":  # none at all: say when there are some
+        widgets.no_requests_in_window(engine, window, "pages/explore.py")
     widgets.empty_state(f"No {counted} in this window",
                         "Nothing matches the window and the sidebar's filters. Widen the window "
                         "under **Change the windows** above, or the time range or filters in "
                         "the sidebar.")
     st.stop()
-st.info(widgets.md_escape(explore.headline(doc)), icon=":material/troubleshoot:")
-no_baseline = not doc["baseline"]["n"]
-if explore.thin_baseline(doc) and not no_baseline:  # (the headline says there is none)
-    st.warning(f"The baseline holds only {formatting.count(doc['baseline']['n'])} requests "
-               f"against {formatting.count(doc['window']['n'])} in the window (before the "
-               "store's data began, or a quiet time): the comparison says little. Pick a "
-               "baseline with traffic under **Change the windows**.", icon=":material/warning:")
-
-unit = {"error_rate": "ratio", "p95_latency": "ms", "cost_per_request": "usd"}[metric]
-k1, k2, k3 = st.columns(3)
-k1.metric(f"{LABEL[metric]} in the window",
-          formatting.by_unit(doc["window"]["value"], unit),
-          formatting.delta(doc["window"]["value"], doc["baseline"]["value"], unit),
-          # (grey when the headline says the change is within noise, or too little to tell, as
-          # the Overview's tiles)
-          delta_color="off" if explore.within_noise(doc) or explore.untested(doc)
-          else "inverse", border=True)
-k2.metric(f"{LABEL[metric]} in the baseline",
-          formatting.by_unit(doc["baseline"]["value"], unit), border=True)
-# (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)
-# n: the requests the metric is computed on (priced ones for cost, timed ones for latency)
-k3.metric(f"{counted[:1].upper()}{counted[1:]} in the window",
-          formatting.count(doc["window"]["n"]),
-          f"{formatting.count(doc['baseline']['n'])} in the baseline", delta_color="off",
-          delta_arrow="off", border=True)
-
-contrib = explore.changes_frame(doc)
-if no_baseline:
-    # nothing changed from anything: an order of the values would be alphabetical, and its
-    # first one no finding to filter on
-    st.caption(f"Nothing to rank without a baseline: pick one with {counted} under **Change "
-               "the windows**.")
-elif contrib.is_empty():
-    st.caption("No dimension values to rank.")
+if not doc["window"]["n"]:
+    st.info(f"None of the {formatting.plural(in_window, 'request')} in the window "
+            + ("has a price (their models are listed on the **Data** page, with the overrides "
+               "that would price them)" if metric == "cost_per_request"
+               else "has a latency logged")
+            + f": {LABEL[metric].lower()} has nothing to compare. Pick another metric above; "
+            "the chart, the error fingerprints and the requests below hold them.",
+            icon=":material/info:")
 else:
-    fmt = {"error_rate": lambda v: formatting.pct(v, 1), "p95_latency": formatting.ms,
-           "cost_per_request": formatting.usd}[metric]
-    top = contrib.head(20).with_columns(
-        pl.col("dimension").map_elements(dim_label, return_dtype=pl.String).alias("Dimension"),
-        pl.col("baseline_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
-        .alias("Baseline"),
-        pl.col("window_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
-        .alias("Window"),
-        (pl.col("contribution") - pl.col("window_share")).alias("beyond"))
-    if explore.within_noise(doc):
-        st.caption("The overall change is within noise (see above): what the values below "
-                   "\"explain\" is noise too, and a small change makes those percentages large.")
-    elif explore.untested(doc):
-        st.caption("Too few requests to tell the overall change from noise (see above): what "
-                   "the values below \"explain\" may be noise too.")
-    elif (top["contribution"].abs().max() or 0) > 1:
-        st.caption("A value can explain more than 100% of the change when others moved the "
-                   "other way.")
-    widgets.dataframe(
-        # the ranking's own columns first: at a laptop's width the last ones scroll away
-        top.select("Dimension", "value", "contribution", "beyond", "Baseline", "Window",
-                   "baseline_share", "window_share"),
-        hide_index=True, width="stretch",
-        column_config={
-            "value": st.column_config.TextColumn("Value"),
-            "baseline_share": st.column_config.NumberColumn("Share of baseline",
-                                                            format="percent"),
-            "window_share": st.column_config.NumberColumn("Share of window", format="percent"),
-            # (a number: a bar from −100% to +100% drew 0% half full)
-            "contribution": st.column_config.NumberColumn(
-                "Explains (of the change)", format="percent",
-                help="The segment's part of the change: its share × (its value − the "
-                     "baseline's overall value), window minus baseline, over the change of the "
-                     "metric (lib/metrics/explore.py); negative: it moved the other way"),
-            "beyond": st.column_config.NumberColumn(
-                "Beyond its size", format="percent",
-                help="Explains − share of window: the ranking key (lib/metrics/explore.py)"),
-        })
-    if contrib.height > top.height:
-        st.caption(f"The {top.height} values explaining most are shown; the downloads hold "
-                   f"all {contrib.height:,}.")
-    widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes", filters=window)
-    # The first value with requests in the window: filtering on one that has none (it left
-    # with the baseline) would show an empty page.
-    present = contrib.filter(pl.col("window_share") > 0)
-    if present.height:
-        first = present.row(0, named=True)
-        # (a button's label is markdown: a value from the logs is escaped)
-        st.button(f"Filter on {dim_label(first['dimension']).lower()} = "
-                  f"{widgets.md_escape(first['value'])}",
-                  key="ex_filter_top", icon=":material/filter_alt:",
-                  help="Add this value to the sidebar's filters (it stays in the URL)",
-                  on_click=ui_filters.add_filter,
-                  args=(DIMENSIONS.get(first["dimension"], first["dimension"]),
-                        [first["value"]]))
-st.caption("Ranked by how much more of the change a value explains than its share of requests "
-           "would (see `python -m lib changes --help` and lib/metrics/explore.py). "
-           + ("Error type and finish reason are not ranked for the error rate: see the "
-               "fingerprints below." if metric == "error_rate" else ""))
+    st.info(widgets.md_escape(explore.headline(doc)), icon=":material/troubleshoot:")
+    no_baseline = not doc["baseline"]["n"]
+    if explore.thin_baseline(doc) and not no_baseline:  # (the headline says there is none)
+        st.warning(f"The baseline holds only {formatting.count(doc['baseline']['n'])} requests "
+                   f"against {formatting.count(doc['window']['n'])} in the window (before the "
+                   "store's data began, or a quiet time): the comparison says little. Pick a "
+                   "baseline with traffic under **Change the windows**.", icon=":material/warning:")
+
+    unit = {"error_rate": "ratio", "p95_latency": "ms", "cost_per_request": "usd"}[metric]
+    k1, k2, k3 = st.columns(3)
+    k1.metric(f"{LABEL[metric]} in the window",
+              formatting.by_unit(doc["window"]["value"], unit),
+              formatting.delta(doc["window"]["value"], doc["baseline"]["value"], unit),
+              # (grey when the headline says the change is within noise, or too little to tell, as
+              # the Overview's tiles)
+              delta_color="off" if explore.within_noise(doc) or explore.untested(doc)
+              else "inverse", border=True)
+    k2.metric(f"{LABEL[metric]} in the baseline",
+              formatting.by_unit(doc["baseline"]["value"], unit), border=True)
+    # (one figure per card: "69.1k / 69.0k" was cut short at a laptop's width)
+    # n: the requests the metric is computed on (priced ones for cost, timed ones for latency)
+    k3.metric(f"{counted[:1].upper()}{counted[1:]} in the window",
+              formatting.count(doc["window"]["n"]),
+              f"{formatting.count(doc['baseline']['n'])} in the baseline", delta_color="off",
+              delta_arrow="off", border=True)
+
+    contrib = explore.changes_frame(doc)
+    if no_baseline:
+        # nothing changed from anything: an order of the values would be alphabetical, and its
+        # first one no finding to filter on
+        st.caption(f"Nothing to rank without a baseline: pick one with {counted} under **Change "
+                   "the windows**.")
+    elif contrib.is_empty():
+        st.caption("No dimension values to rank.")
+    else:
+        fmt = {"error_rate": lambda v: formatting.pct(v, 1), "p95_latency": formatting.ms,
+               "cost_per_request": formatting.usd}[metric]
+        top = contrib.head(20).with_columns(
+            pl.col("dimension").map_elements(dim_label, return_dtype=pl.String).alias("Dimension"),
+            pl.col("baseline_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
+            .alias("Baseline"),
+            pl.col("window_value").map_elements(fmt, return_dtype=pl.String).fill_null("–")
+            .alias("Window"),
+            (pl.col("contribution") - pl.col("window_share")).alias("beyond"))
+        if explore.within_noise(doc):
+            st.caption("The overall change is within noise (see above): what the values "
+                       "below \"explain\" is noise too, and a small change makes those "
+                       "percentages large.")
+        elif explore.untested(doc):
+            st.caption("Too few requests to tell the overall change from noise (see above): what "
+                       "the values below \"explain\" may be noise too.")
+        elif (top["contribution"].abs().max() or 0) > 1:
+            st.caption("A value can explain more than 100% of the change when others moved the "
+                       "other way.")
+        widgets.dataframe(
+            # the ranking's own columns first: at a laptop's width the last ones scroll away
+            top.select("Dimension", "value", "contribution", "beyond", "Baseline", "Window",
+                       "baseline_share", "window_share"),
+            hide_index=True, width="stretch",
+            column_config={
+                "value": st.column_config.TextColumn("Value"),
+                "baseline_share": st.column_config.NumberColumn("Share of baseline",
+                                                                format="percent"),
+                "window_share": st.column_config.NumberColumn("Share of window", format="percent"),
+                # (a number: a bar from −100% to +100% drew 0% half full)
+                "contribution": st.column_config.NumberColumn(
+                    "Explains (of the change)", format="percent",
+                    help="The segment's part of the change: its share × (its value − the "
+                         "baseline's overall value), window minus baseline, over the change of the "
+                         "metric (lib/metrics/explore.py); negative: it moved the other way"),
+                "beyond": st.column_config.NumberColumn(
+                    "Beyond its size", format="percent",
+                    help="Explains − share of window: the ranking key (lib/metrics/explore.py)"),
+            })
+        if contrib.height > top.height:
+            st.caption(f"The {top.height} values explaining most are shown; the downloads hold "
+                       f"all {contrib.height:,}.")
+        widgets.downloads(contrib, f"what_changed_{metric}", key="dl_changes", filters=window)
+        # The first value with requests in the window: filtering on one that has none (it left
+        # with the baseline) would show an empty page.
+        present = contrib.filter(pl.col("window_share") > 0)
+        if present.height:
+            first = present.row(0, named=True)
+            # (a button's label is markdown: a value from the logs is escaped)
+            st.button(f"Filter on {dim_label(first['dimension']).lower()} = "
+                      f"{widgets.md_escape(first['value'])}",
+                      key="ex_filter_top", icon=":material/filter_alt:",
+                      help="Add this value to the sidebar's filters (it stays in the URL)",
+                      on_click=ui_filters.add_filter,
+                      args=(DIMENSIONS.get(first["dimension"], first["dimension"]),
+                            [first["value"]]))
+    st.caption("Ranked by how much more of the change a value explains than its share of requests "
+               "would (see `python -m lib changes --help` and lib/metrics/explore.py). "
+               + ("Error type and finish reason are not ranked for the error rate: see the "
+                   "fingerprints below." if metric == "error_rate" else ""))
 
 # -- the metric over baseline + window, drill-down on it ---------------------------------------
 span = window.with_window(min(baseline.start, window.start), max(baseline.end, window.end))

@@ -1070,3 +1070,25 @@ def test_explore_greys_a_change_on_too_few_requests_to_test(monkeypatch, lake):
                                           T0 + timedelta(minutes=20))})
     assert "too few requests to tell a change from noise" in texts(at)
     assert at.metric[0].proto.color == 2  # gray (Metric.MetricColor)
+
+
+@pytest.mark.parametrize("metric, missing, said", [
+    ("cost_per_request", {"model": "my-self-hosted-llm", "cost_usd": None}, "has a price"),
+    ("p95_latency", {"latency_ms": None}, "has a latency logged")])
+def test_explore_on_a_metric_none_of_the_window_s_requests_has_keeps_its_requests(
+        monkeypatch, lake, metric, missing, said):
+    # 20 requests of a model without a price, "Cost per request" picked: the page said nothing
+    # matched the window and its filters, and stopped before the fingerprints and the requests
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table([
+        make_request(i, status="error" if i == 3 else "ok", error_type="E" if i == 3 else None,
+                     **missing) for i in range(20)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(hours=1)).isoformat(), "metric": metric})
+    shown = texts(at)
+    assert f"None of the 20 requests in the window {said}" in shown
+    assert "Nothing matches the window" not in shown
+    assert [s.value for s in at.subheader][-2:] == ["Error fingerprints", "Requests"]
+    assert "20 requests · showing 1–20" in shown
