@@ -288,7 +288,9 @@ if fps.is_empty():
     st.success("No errors in this window.")
 else:
     # the example request one click away, first as in the request table (a new tab; shareable)
-    linked = widgets.with_request_links(fps.rename({"example_request_id": "request_id"}), f)
+    # (the example is the first of its fingerprint: at first_seen)
+    linked = widgets.with_request_links(fps.rename({"example_request_id": "request_id"}), f,
+                                        at="first_seen")
     widgets.dataframe(
         linked.with_columns(
             pl.col("first_seen").dt.convert_time_zone(f.tz),
@@ -393,7 +395,9 @@ else:
         # The view it leaves (window, errors only, page) is the Request page's way back.
         st.session_state[widgets.BACK_TO_EXPLORE] = (rid, {k: st.query_params.get_all(k)
                                                            for k in st.query_params.keys()})
-        widgets.page_link("pages/request.py", "Open request", {**f.to_query(), "request": rid},
+        at = rows.filter(pl.col("request_id") == rid)["ts"][0] if rid is not None else None
+        widgets.page_link("pages/request.py", "Open request",
+                          {**f.to_query(), **widgets.request_query(rid, at)},
                           icon=":material/open_in_new:")
     widgets.export_downloads(
         lambda fmt: explore.export_requests(engine, table_f, q or None, sort, order == "desc",

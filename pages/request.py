@@ -41,8 +41,23 @@ if not rid:
                         "URL (`?request=…`), so the link opens this request again.")
     st.stop()
 
+at = None
+same_id = rq.namesakes(engine, rid)
+if same_id.height > 1:
+    # An id stored more than once (a source's ids repeating days apart): which one is shown
+    # is said and picked, and kept in the URL (``at``) as the tables' links give it. The newest
+    # stood for all of them, and a failed call's link could open a successful one.
+    times = [widgets.request_at(t) for t in same_id["ts"].to_list()]
+    shown_as = {iso: f"{t.astimezone(ZoneInfo(f.tz)):%Y-%m-%d %H:%M:%S} {f.tz} · "
+                     f"{widgets.shown_str(s or 'unknown')}"
+                for iso, t, s in zip(times, same_id["ts"].to_list(),
+                                     same_id["status"].to_list(), strict=True)}
+    picked = widgets.query_selectbox(
+        f"This id names {same_id.height:,} requests: the one at", times, "at", times[0],
+        format_func=shown_as.get, key="rq_at")
+    at = datetime.fromisoformat(picked)
 with st.spinner("Loading the request…"):
-    r = rq.detail(engine, rid)
+    r = rq.detail(engine, rid, at)
 if r is None:
     counted = rq.counted_as(engine, rid)
     if counted is not None:

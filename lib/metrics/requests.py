@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import polars as pl
 
 from lib.schema import COUNTED_AS
 from lib.store.engine import Engine
 
 
-def detail(engine: Engine, request_id: str) -> dict | None:
-    """Every column of the request, or None when there is no such request."""
-    frame = engine.query("SELECT * FROM requests WHERE request_id = $id LIMIT 1",
-                         {"id": request_id})
+def detail(engine: Engine, request_id: str, at: datetime | None = None) -> dict | None:
+    """Every column of the request, or None when there is no such request. Of several requests
+    under one id (:func:`namesakes`), the one at time ``at``, else the newest."""
+    frame = engine.query(
+        "SELECT * FROM requests WHERE request_id = $id "
+        "ORDER BY coalesce(ts = $at, false) DESC, ts DESC LIMIT 1",
+        {"id": request_id, "at": at})
     return frame.row(0, named=True) if frame.height else None
+
+
+def namesakes(engine: Engine, request_id: str) -> pl.DataFrame:
+    """``ts, status`` of each request stored under ``request_id``, newest first: more than one
+    when a source's ids repeat days apart, or a row's time was corrected by two days or more
+    (the README's deduplication keeps both). One row for an ordinary id."""
+    return engine.query("SELECT ts, status FROM requests WHERE request_id = $id "
+                        "ORDER BY ts DESC", {"id": request_id})
 
 
 def evals_for(engine: Engine, request_id: str) -> pl.DataFrame:

@@ -63,7 +63,8 @@ def _dimension_values(_engine: Engine, version: str, column: str, limit: int) ->
 # code reads or writes and checks it is here): a link's other keys are named as unknown.
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective", "reference",
-                       "column", "compare_a", "compare_b", "failed_metric", "against", "rank"})
+                       "column", "compare_a", "compare_b", "failed_metric", "against", "rank",
+                       "at"})
 # Session key: the URL's filter keys as the sidebar last wrote them.
 SYNCED_QUERY = "_synced_query"
 

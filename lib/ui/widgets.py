@@ -517,13 +517,29 @@ def for_display(frame: pl.DataFrame, whole: tuple[str, ...] = ()) -> pl.DataFram
         pl.col(pl.String).fill_null(""))
 
 
-def with_request_links(frame: pl.DataFrame, filters: Filters) -> pl.DataFrame:
+def request_query(request_id: str, ts=None) -> dict[str, str]:
+    """The Request page's URL keys for one request: its id, and its time (``at``) when known,
+    which picks it among requests stored under one id (lib.metrics.requests.namesakes)."""
+    return {"request": request_id, **({"at": request_at(ts)} if ts is not None else {})}
+
+
+def request_at(ts) -> str:
+    """A request's time as the Request page's ``at`` URL key: UTC, to the microsecond."""
+    from datetime import UTC
+
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def with_request_links(frame: pl.DataFrame, filters: Filters, at: str = "ts") -> pl.DataFrame:
     """``frame`` with a ``link`` column first: for each ``request_id``, the URL of the Request
-    page on that request with ``filters`` (relative, so it works behind any host or path)."""
+    page on that request (at its time, the column ``at``, when the frame has it: an id may name
+    two requests) with ``filters`` (relative, so it works behind any host or path)."""
     base = urlencode(filters.to_query(), doseq=True)
-    return frame.with_columns(pl.col("request_id").map_elements(
-        lambda rid: f"request?{urlencode({'request': rid})}&{base}", return_dtype=pl.String
-    ).alias("link")).select(["link", *frame.columns])
+    times = frame[at].to_list() if at in frame.columns else [None] * frame.height
+    links = [f"request?{urlencode(request_query(rid, ts))}&{base}"
+             for rid, ts in zip(frame["request_id"].to_list(), times, strict=True)]
+    return frame.with_columns(pl.Series("link", links, pl.String)).select(
+        ["link", *frame.columns])
 
 
 def page_link(page: str, label: str, query_params: dict, icon: str | None = None) -> None:

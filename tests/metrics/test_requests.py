@@ -107,3 +107,18 @@ def test_a_trace_of_model_calls_alone_is_drawn(lake, engine):
     tr = rq.trace(engine, "calls")
     assert tr["span_id"].to_list() == ["r0", "r1"] and set(tr["kind"]) == {"llm"}
     assert rq.trace(engine, "lone").is_empty()  # one call is no trace
+
+
+def test_an_id_stored_twice_days_apart_names_both_and_either_is_opened_by_its_time(
+        lake, engine):
+    # a source's ids repeating days apart are two rows (README): the page showed one of them
+    # whichever a table's link was for, a failed call's link opening a successful one
+    for row in (make_request(0, request_id="dup", status="ok"),
+                make_request(0, request_id="dup", status="error", ts=T0 + timedelta(days=3))):
+        lake.append({"requests": requests_table([row])}, source="t")  # (two files)
+    engine.refresh(force=True)
+    assert rq.namesakes(engine, "dup")["status"].to_list() == ["error", "ok"]  # newest first
+    assert rq.detail(engine, "dup")["status"] == "error"  # the newest without a time
+    assert rq.detail(engine, "dup", T0)["status"] == "ok"
+    assert rq.detail(engine, "dup", T0 + timedelta(days=3))["status"] == "error"
+    assert rq.detail(engine, "dup", T0 + timedelta(days=9))["status"] == "error"  # no such time

@@ -1092,3 +1092,30 @@ def test_explore_on_a_metric_none_of_the_window_s_requests_has_keeps_its_request
     assert "Nothing matches the window" not in shown
     assert [s.value for s in at.subheader][-2:] == ["Error fingerprints", "Requests"]
     assert "20 requests · showing 1–20" in shown
+
+
+def test_a_link_to_one_of_two_requests_under_one_id_opens_that_one(monkeypatch, lake):
+    from urllib.parse import parse_qs
+
+    from lib.ui import widgets
+    from tests.conftest import T0, make_request, requests_table
+
+    failed = T0 + timedelta(days=3)
+    for row in (make_request(0, request_id="dup", latency_ms=100.0),
+                make_request(0, request_id="dup", ts=failed, status="error",
+                             error_type="Timeout", latency_ms=30000.0)):
+        lake.append({"requests": requests_table([row])}, source="t")  # (two files)
+    week = {"range": "custom", "from": T0.isoformat(), "to": (T0 + timedelta(days=4)).isoformat()}
+    # Explore's table links each row at its time
+    at = run_page(monkeypatch, lake.root, "pages/explore.py", {**week, "errors": "1"})
+    (table,) = [d.value for d in at.dataframe if "status" in d.value.columns]  # the requests
+    query = parse_qs(table["link"].iloc[0].split("?", 1)[1])
+    assert query["request"] == ["dup"] and query["at"] == [widgets.request_at(failed)]
+    # which the Request page opens, saying the id names two
+    at = run_page(monkeypatch, lake.root, "pages/request.py",
+                  {**week, "request": "dup", "at": query["at"][0]})
+    assert at.selectbox(key="rq_at").value == query["at"][0]
+    assert at.metric[0].value != "100 ms"
+    older = run_page(monkeypatch, lake.root, "pages/request.py",
+                     {**week, "request": "dup", "at": widgets.request_at(T0)})
+    assert older.metric[0].value == "100 ms"
