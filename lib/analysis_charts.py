@@ -215,8 +215,12 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
     labels = [f"{THIS_REQUEST if sid is not None and sid == this_span else ''}{i}. "
               f"{'  ' * min(d, WATERFALL_MAX_INDENT)}{_cut(n, WATERFALL_NAME_CHARS)}"
               for i, (sid, d, n) in enumerate(zip(ids, spans["depth"], spans["name"]), 1)]
+    detached = (spans["detached"].to_list() if "detached" in spans.columns
+                else [None] * spans.height)
     hover_names = [f"{i}. {_cut(n, WATERFALL_HOVER_CHARS)}" + (f" (depth {d})" if d else "")
-                   for i, (d, n) in enumerate(zip(spans["depth"], spans["name"]), 1)]
+                   + (f"<br>drawn as a root: {esc(why)}" if why else "")
+                   for i, (d, n, why) in enumerate(zip(spans["depth"], spans["name"], detached),
+                                                   1)]
     # One trace per legend entry: a colour without a legend means nothing to the reader.
     groups: dict[tuple[str, str, bool], list[int]] = {}
     for i, (kind, status) in enumerate(zip(spans["kind"], spans["status"])):

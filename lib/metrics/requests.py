@@ -91,9 +91,11 @@ def envelopes_of(engine: Engine, request_id: str, trace_id: str | None) -> pl.Da
 def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     """The trace's spans for a waterfall: ``span_id, parent_id, name, kind, status, ts,
     duration_ms, start_ms`` (offset from the trace's first span), ``depth`` (0 for roots),
+    ``detached``,
     ordered depth-first. Model calls logged as requests in the trace are included as
-    ``llm`` spans when the spans table does not already have them. Empty when the trace is one
-    model call and no span."""
+    ``llm`` spans when the spans table does not already have them. ``detached`` says why a span
+    naming a parent is drawn as a root (its parent was not logged, or a loop), else null. Empty
+    when the trace is one model call and no span."""
     if not trace_id:
         return pl.DataFrame()
     spans = engine.query(
@@ -133,8 +135,13 @@ def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
             if id(r) in drawn:
                 continue
             drawn.add(id(r))
+            # a root that names a parent is no root: the waterfall says why it is drawn as one
+            detached = None if depth or r["parent_id"] is None else (
+                "its parent span was not logged" if r["parent_id"] not in ids
+                else "its parent span is itself, or below it (a loop)")
             out.append({**r, "depth": depth,
-                        "start_ms": (r["ts"] - t0).total_seconds() * 1000})
+                        "start_ms": (r["ts"] - t0).total_seconds() * 1000,
+                        "detached": detached})
             stack.extend((c, depth + 1) for c in reversed(children.get(r["span_id"], [])))
 
     for r in children.get(None, []):

@@ -122,3 +122,19 @@ def test_an_id_stored_twice_days_apart_names_both_and_either_is_opened_by_its_ti
     assert rq.detail(engine, "dup", T0)["status"] == "ok"
     assert rq.detail(engine, "dup", T0 + timedelta(days=3))["status"] == "error"
     assert rq.detail(engine, "dup", T0 + timedelta(days=9))["status"] == "error"  # no such time
+
+
+def test_a_span_drawn_as_a_root_though_it_names_a_parent_says_why(lake, engine):
+    # a span whose parent was not exported read as the trace's root, as an agent would
+    from lib.analysis_charts import waterfall
+
+    rows = [("root", None, 0), ("tool", "root", 10), ("orphan", "not-exported", 20),
+            ("self", "self", 30)]
+    lake.append({"spans": _spans(rows)}, source="t")
+    engine.refresh(force=True)
+    tr = rq.trace(engine, "t")
+    assert tr["detached"].to_list() == [None, None, "its parent span was not logged",
+                                        "its parent span is itself, or below it (a loop)"]
+    hovers = [c[4] for t in waterfall(tr).data for c in t.customdata]
+    assert "3. orphan<br>drawn as a root: its parent span was not logged" in hovers
+    assert "1. root" in hovers  # a root without a parent is just that
