@@ -363,13 +363,15 @@ else:
                           order == "desc", PAGE, (page_no - 1) * PAGE)
     picked = widgets.dataframe(
         widgets.for_display(widgets.with_request_links(rows, f).with_columns(
-            pl.col("ts").dt.convert_time_zone(f.tz)), ("latency_ms",)),
+            pl.col("ts").dt.convert_time_zone(f.tz)), ("latency_ms", "ttft_ms")),
         hide_index=True, width="stretch", key="ex_table", on_select="rerun",
         selection_mode="single-row",
         column_config={
             "ts": st.column_config.DatetimeColumn(f"Time ({f.tz})",
                                                   format="YYYY-MM-DD HH:mm:ss"),
             "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="localized"),
+            "ttft_ms": st.column_config.NumberColumn(
+                "TTFT (ms)", format="localized", help="Time to first token (streaming calls)"),
             "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
             "request_id": "Request", "status": "Status", "error_type": "Error type",
             "provider": "Provider", "model": "Model", "feature": "Feature",

@@ -415,9 +415,10 @@ def fingerprints(engine: Engine, filters: Filters, limit: int | None = None) -> 
 SORTABLE = {"ts": "Time", "latency_ms": "Latency", "cost_usd": "Cost",
             "input_tokens": "Input tokens", "output_tokens": "Output tokens",
             "ttft_ms": "TTFT"}
+# Every column the table sorts by is among them (sorted by TTFT, the table did not show it).
 TABLE_COLUMNS = ["ts", "request_id", "status", "error_type", "provider", "model", "feature",
-                 "customer_id", "latency_ms", "cost_usd", "input_tokens", "output_tokens",
-                 "prompt_version", "app_version", "session_id"]
+                 "customer_id", "latency_ms", "ttft_ms", "cost_usd", "input_tokens",
+                 "output_tokens", "prompt_version", "app_version", "session_id"]
 EXPORT_COLUMNS = None  # every column
 
 

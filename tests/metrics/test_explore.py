@@ -405,3 +405,8 @@ def test_a_change_on_too_few_requests_to_test_is_not_called_one(lake, engine):
     assert not explore.untested({**doc, "significance": explore.overall_significance(
         "error_rate", 6, 30, 0, 30)})
     assert not explore.untested({**doc, "baseline": {**doc["baseline"], "n": 0}})  # said apart
+
+
+def test_the_request_table_shows_every_column_it_sorts_by():
+    # sorted by TTFT, the table did not show it
+    assert set(explore.SORTABLE) <= set(explore.TABLE_COLUMNS)
