@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -88,6 +88,11 @@ def envelopes_of(engine: Engine, request_id: str, trace_id: str | None) -> pl.Da
         {"t": trace_id, "id": request_id})
 
 
+# A trace of model calls alone (no span) is drawn up to this many calls within this time.
+MAX_CALLS_ONLY_TRACE = 500
+MAX_CALLS_ONLY_TRACE_SPAN = timedelta(days=1)
+
+
 def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     """The trace's spans for a waterfall: ``span_id, parent_id, name, kind, status, ts,
     duration_ms, start_ms`` (offset from the trace's first span), ``depth`` (0 for roots),
@@ -104,13 +109,17 @@ def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     calls = engine.query(
         "SELECT request_id AS span_id, parent_id, "
         "coalesce(operation, 'chat') || ' ' || coalesce(model, '') AS name, 'llm' AS kind, "
-        "status, ts, latency_ms AS duration_ms FROM requests WHERE trace_id = $t",
+        "status, ts, latency_ms AS duration_ms FROM requests WHERE trace_id = $t "
+        f"ORDER BY ts LIMIT {MAX_CALLS_ONLY_TRACE + 1 if not spans.height else 100_000}",
         {"t": trace_id})
     calls = calls.filter(~pl.col("span_id").is_in(spans["span_id"].implode()))
     # Model calls alone make a trace too (the client library's instrumentation without the
     # app's spans, Langfuse generations): a retry after a timeout was "no spans were logged".
-    # A lone call is not one.
-    if spans.is_empty() and calls.height < 2:
+    # A lone call is not one, nor are calls that share a logger's placeholder ("None", zeros)
+    # for a trace id: more of them than a trace has, or days apart.
+    if spans.is_empty() and (
+            not 2 <= calls.height <= MAX_CALLS_ONLY_TRACE
+            or calls["ts"].max() - calls["ts"].min() > MAX_CALLS_ONLY_TRACE_SPAN):
         return pl.DataFrame()
     frame = pl.concat([spans, calls.cast(spans.schema)])
     rows = frame.sort("ts").to_dicts()

@@ -109,6 +109,18 @@ def test_a_trace_of_model_calls_alone_is_drawn(lake, engine):
     assert rq.trace(engine, "lone").is_empty()  # one call is no trace
 
 
+def test_calls_sharing_a_placeholder_trace_id_are_no_trace(lake, engine):
+    # a logger writing "None" for every call without a trace: each such request's page would
+    # draw all of them as one trace
+    many = [make_request(i, trace_id="None") for i in range(rq.MAX_CALLS_ONLY_TRACE + 1)]
+    apart = [make_request(0, trace_id="apart"),
+             make_request(1, request_id="late", trace_id="apart", ts=T0 + timedelta(days=2))]
+    lake.append({"requests": requests_table(many + apart)}, source="t")
+    engine.refresh(force=True)
+    assert rq.trace(engine, "None").is_empty()
+    assert rq.trace(engine, "apart").is_empty()
+
+
 def test_an_id_stored_twice_days_apart_names_both_and_either_is_opened_by_its_time(
         lake, engine):
     # a source's ids repeating days apart are two rows (README): the page showed one of them
