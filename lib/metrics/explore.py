@@ -259,9 +259,18 @@ def overall_significance(metric: str, w_num: float, w_den: int, b_num: float, b_
     if metric == "cost_per_request":
         if w_var is None or b_var is None:
             return out
-        res = stats.ttest_ind_from_stats(w_num / w_den, w_var ** 0.5, w_den,
-                                         b_num / b_den, b_var ** 0.5, b_den, equal_var=False)
-        out.update(test="welch_t", statistic=float(res.statistic), p_value=float(res.pvalue))
+        if w_var == b_var == 0:
+            # every request of each side cost the same (a flat price): t is 0/0, and the
+            # headline read "p = nan"; the means are equal or certainly not
+            same = abs(w_num / w_den - b_num / b_den) <= 1e-12
+            out.update(test="welch_t", statistic=0.0 if same else None,
+                       p_value=1.0 if same else 0.0)
+        else:
+            res = stats.ttest_ind_from_stats(w_num / w_den, w_var ** 0.5, w_den,
+                                             b_num / b_den, b_var ** 0.5, b_den,
+                                             equal_var=False)
+            out.update(test="welch_t", statistic=float(res.statistic),
+                       p_value=float(res.pvalue))
     else:
         pooled = (w_num + b_num) / (w_den + b_den)
         se = (pooled * (1 - pooled) * (1 / w_den + 1 / b_den)) ** 0.5

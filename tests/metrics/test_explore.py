@@ -410,3 +410,14 @@ def test_a_change_on_too_few_requests_to_test_is_not_called_one(lake, engine):
 def test_the_request_table_shows_every_column_it_sorts_by():
     # sorted by TTFT, the table did not show it
     assert set(explore.SORTABLE) <= set(explore.TABLE_COLUMNS)
+
+
+def test_cost_significance_of_two_flat_prices_is_a_number():
+    # every request at one price on both sides: Welch's t is 0/0 and the headline read
+    # "p = nan"
+    from lib.metrics.explore import overall_significance
+
+    same = overall_significance("cost_per_request", 0.3, 30, 0.3, 30, 0.0, 0.0)
+    assert same["p_value"] == 1.0 and not same["significant"]
+    other = overall_significance("cost_per_request", 0.3, 30, 0.6, 30, 0.0, 0.0)
+    assert other["p_value"] == 0.0 and other["significant"]
