@@ -337,6 +337,7 @@ table_f = window.with_value("status", ["error"]) if errors_only else window
 with st.spinner("Counting…"):
     total = widgets.cached(explore.request_count, engine, table_f, q or None)
 PAGE = 50
+query = (q, errors_only, sort, order, table_f.start, table_f.end, table_f.values)
 pages = max(1, -(-total // PAGE))
 try:
     page_no = min(max(int(widgets.query_value("page", "1")), 1), pages)
@@ -352,6 +353,11 @@ else:
         # (fewer after "Errors only", say)
         if widgets.url_moved("ex_page", "page") or st.session_state["ex_page"] > pages:
             st.session_state["ex_page"] = page_no
+        elif st.session_state.get("ex_rows_asked", query) != query:
+            # a new search, order or "Errors only" starts on its first page (on page 10 of
+            # the week, a search opened on its 10th: its newest matches nine pages back)
+            st.session_state["ex_page"] = 1
+        st.session_state["ex_rows_asked"] = query
         page_no = int(st.number_input(f"Page (of {pages:,})", 1, pages, key="ex_page"))
     if str(page_no) != st.query_params.get("page", "1"):
         st.query_params["page"] = str(page_no)

@@ -1119,3 +1119,23 @@ def test_a_link_to_one_of_two_requests_under_one_id_opens_that_one(monkeypatch, 
     older = run_page(monkeypatch, lake.root, "pages/request.py",
                      {**week, "request": "dup", "at": widgets.request_at(T0)})
     assert older.metric[0].value == "100 ms"
+
+
+def test_a_new_search_of_explore_s_requests_starts_on_its_first_page(monkeypatch, demo_store):
+    # on page 10 of the week, a search with more than 10 pages of matches opened on its 10th:
+    # the newest matches were nine pages back
+    monkeypatch.setenv("SIGHTLINE_STORE", str(demo_store))
+    monkeypatch.setenv("SIGHTLINE_DEMO", "0")
+    at = AppTest.from_file(str(PROJECT_DIR / "pages" / "explore.py"), default_timeout=120)
+    for k, v in {**WEEK, "page": "10"}.items():
+        at.query_params[k] = v
+    at.run()
+    assert at.number_input(key="ex_page").value == 10
+    at.text_input(key="ex_q").set_value("a").run()  # (most prompts have an "a")
+    assert not at.exception
+    assert at.number_input(key="ex_page").value == 1
+    assert at.query_params["page"] in ("1", ["1"])
+    at.number_input(key="ex_page").set_value(3).run()  # paging within the search stays put
+    assert at.number_input(key="ex_page").value == 3
+    at.toggle(key="ex_errors").set_value(True).run()  # so does a new filter of the table
+    assert at.number_input(key="ex_page").value == 1
