@@ -203,24 +203,25 @@ THIS_REQUEST = "▶ "
 
 
 def waterfall(spans: pl.DataFrame, *, height: int | None = None,
-              this_span: str | None = None) -> go.Figure:
+              this_span: str | None = None, first: int = 1) -> go.Figure:
     """A trace as a waterfall: one bar per span from its start offset (ms), indented by depth,
     coloured by kind with one legend entry per (kind, failed or not); a failed span is hatched
     red over its kind's colour. The span ``this_span`` (the request shown) is labelled
-    ``▶``."""
+    ``▶``. Spans are numbered from ``first`` (their place in the trace, when only part of it
+    is drawn)."""
     ids = spans["span_id"].to_list() if "span_id" in spans.columns else [None] * spans.height
     # A label is cut, and its indent stops growing, past a few levels: a span named after a
     # 3,000-character prompt, or one 1,000 levels deep, made a label as wide as the chart and
     # left its bars a sliver. The hover gives the name longer and the depth.
     labels = [f"{THIS_REQUEST if sid is not None and sid == this_span else ''}{i}. "
               f"{'  ' * min(d, WATERFALL_MAX_INDENT)}{_cut(n, WATERFALL_NAME_CHARS)}"
-              for i, (sid, d, n) in enumerate(zip(ids, spans["depth"], spans["name"]), 1)]
+              for i, (sid, d, n) in enumerate(zip(ids, spans["depth"], spans["name"]), first)]
     detached = (spans["detached"].to_list() if "detached" in spans.columns
                 else [None] * spans.height)
     hover_names = [f"{i}. {_cut(n, WATERFALL_HOVER_CHARS)}" + (f" (depth {d})" if d else "")
                    + (f"<br>drawn as a root: {esc(why)}" if why else "")
                    for i, (d, n, why) in enumerate(zip(spans["depth"], spans["name"], detached),
-                                                   1)]
+                                                   first)]
     # One trace per legend entry: a colour without a legend means nothing to the reader.
     groups: dict[tuple[str, str, bool], list[int]] = {}
     for i, (kind, status) in enumerate(zip(spans["kind"], spans["status"])):

@@ -130,10 +130,14 @@ if spans.is_empty():
     st.caption("No spans were logged for this request's trace (only agent and tool-calling "
                "flows usually have them).")
 else:
-    st.plotly_chart(waterfall(spans, this_span=rid), key="rq_trace",
+    drawn, start = rq.drawn_part(spans, rid)
+    st.plotly_chart(waterfall(drawn, this_span=rid, first=start + 1), key="rq_trace",
                     config={"displaylogo": False})
     st.caption("▶ marks this request's own span; the trace around it (agent, tools, other "
-               "calls) can last longer than the request. Hatched red: a span that failed.")
+               "calls) can last longer than the request. Hatched red: a span that failed."
+               + (f" {drawn.height:,} of its {spans.height:,} spans are drawn ({start + 1:,} to "
+                  f"{start + drawn.height:,} in its order, around this request's); the downloads "
+                  "hold them all." if drawn.height < spans.height else ""))
     # (named after the trace, not the sidebar's window, which does not select it; an id from a
     # log in a file name's characters: "projects/p/traces/1" made a path)
     widgets.downloads(spans, f"trace_{widgets.file_name_value(r['trace_id'])}", key="dl_trace",

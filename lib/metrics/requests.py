@@ -160,3 +160,21 @@ def trace(engine: Engine, trace_id: str | None) -> pl.DataFrame:
     for r in rows:
         walk(r)
     return pl.DataFrame(out)
+
+
+# A waterfall draws at most this many spans (34 px each): a trace of 500 made a chart 17,000 px
+# tall, the request's evals, session and fields far below it.
+MAX_DRAWN_SPANS = 100
+
+
+def drawn_part(spans: pl.DataFrame, this_span: str | None,
+               limit: int = MAX_DRAWN_SPANS) -> tuple[pl.DataFrame, int]:
+    """The spans of :func:`trace` a waterfall draws, and the position (0-based) of the first of
+    them in the trace's order: all of them up to ``limit``, else ``limit`` in a row around
+    ``this_span`` (from the first span when it is not in the trace)."""
+    if spans.height <= limit:
+        return spans, 0
+    ids = spans["span_id"].to_list()
+    at = ids.index(this_span) if this_span in ids else 0
+    start = max(0, min(at - limit // 2, spans.height - limit))
+    return spans.slice(start, limit), start

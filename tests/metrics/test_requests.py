@@ -150,3 +150,22 @@ def test_a_span_drawn_as_a_root_though_it_names_a_parent_says_why(lake, engine):
     hovers = [c[4] for t in waterfall(tr).data for c in t.customdata]
     assert "3. orphan<br>drawn as a root: its parent span was not logged" in hovers
     assert "1. root" in hovers  # a root without a parent is just that
+
+
+def test_a_trace_of_500_spans_draws_the_100_around_the_request(lake, engine):
+    # 500 spans made a waterfall 17,000 px tall, the request's evals and fields far below it
+    from lib.analysis_charts import waterfall
+
+    rows = [("root", None, 0), *[(f"s{i:03d}", "root", i + 1) for i in range(499)]]
+    lake.append({"spans": _spans(rows)}, source="t")
+    engine.refresh(force=True)
+    tr = rq.trace(engine, "t")
+    drawn, start = rq.drawn_part(tr, "s300")
+    assert drawn.height == rq.MAX_DRAWN_SPANS and start == 251  # s300 is the 302nd
+    assert drawn["span_id"].to_list()[50] == "s300"
+    labels = list(waterfall(drawn, this_span="s300", first=start + 1).layout.yaxis.categoryarray)
+    assert labels[0] == "252.   s250" and labels[50] == "▶ 302.   s300"  # places in the trace
+    assert rq.drawn_part(tr, "s498")[1] == 400  # the last 100
+    assert rq.drawn_part(tr, "elsewhere")[1] == 0  # from the first
+    small = tr.head(20)
+    assert rq.drawn_part(small, "s005") == (small, 0)  # a trace that fits is drawn whole
