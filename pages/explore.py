@@ -10,7 +10,7 @@ from lib import drilldown, formatting
 from lib.analysis_charts import shade_windows
 from lib.charts import time_figure
 from lib.filters import key_for_column
-from lib.metrics import explore, overview
+from lib.metrics import drift, explore, overview
 from lib.metrics.buckets import (
     MIN_REQUESTS_FOR_RATE,
     MIN_ROWS_FOR_PERCENTILE,
@@ -90,6 +90,13 @@ st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)}
            + "".join(f" · {widgets.md_escape(key_for_column(c))} = "
                      f"{widgets.md_escape(', '.join(v))}" for c, v in f.values))
 widgets.freshness_note(engine, window)
+if shared := drift.reference_overlap(window, baseline):
+    # (a link's two windows, or a week earlier of a window over a week, share requests: the
+    # comparison read "p = 1" of a window against itself, unsaid; found in review)
+    st.warning(f"The baseline overlaps the window by {formatting.duration(shared)}: the "
+               "requests of that time are on both sides, compared with themselves, so a change "
+               "shows smaller than it is. Pick a baseline that ends before the window starts "
+               "under **Change the windows**.", icon=":material/warning:")
 
 with st.expander("Change the windows", expanded=False):
     # The pickers start from the windows in use and keep a user's edits across reruns (stable

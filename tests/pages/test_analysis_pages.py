@@ -1139,3 +1139,16 @@ def test_a_new_search_of_explore_s_requests_starts_on_its_first_page(monkeypatch
     assert at.number_input(key="ex_page").value == 3
     at.toggle(key="ex_errors").set_value(True).run()  # so does a new filter of the table
     assert at.number_input(key="ex_page").value == 1
+
+
+def test_explore_says_when_its_baseline_overlaps_the_window(monkeypatch, demo_store):
+    # a link whose baseline is the window itself read "p = 1" without a word (review)
+    end = DEMO_END - timedelta(days=1)
+    window = window_param(end - timedelta(hours=6), end)
+    half = window_param(end - timedelta(hours=9), end - timedelta(hours=3))
+    at = run_page(monkeypatch, demo_store, "pages/explore.py",
+                  {**WEEK, "window": window, "baseline": half})
+    said = [w.value for w in at.warning if "overlaps the window" in w.value]
+    assert said and "by 3 h" in said[0], [w.value for w in at.warning]
+    apart = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "window": window})
+    assert not [w.value for w in apart.warning if "overlaps the window" in w.value]
