@@ -395,11 +395,14 @@ def changes_frame(doc: dict) -> pl.DataFrame:
 # -- error fingerprints ----------------------------------------------------------------------------
 FINGERPRINT_SQL = (
     "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
-    "coalesce(error_message, ''), "
+    "regexp_replace(coalesce(error_message, ''), "
     "'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', "
     "'<uuid>', 'g'), "
     "'0x[0-9a-fA-F]+|\\b[0-9a-fA-F]{16,}\\b', '<hex>', 'g'), "
-    "'''[^'']*''|\"[^\"]*\"', '<str>', 'g'), "
+    "'\"[^\"]*\"', '<str>', 'g'), "
+    # a single-quoted string starts and ends outside a word: an apostrophe is none ("This
+    # model's ... isn't" read "This model<str>t")
+    "'(^|[^[:alnum:]_])''[^'']*''([^[:alnum:]_]|$)', '\\1<str>\\2', 'g'), "
     "'[0-9]+(\\.[0-9]+)?', '<n>', 'g'), "
     "'\\s+', ' ', 'g'))")
 

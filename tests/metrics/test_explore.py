@@ -168,6 +168,21 @@ def test_fingerprints_normalize_messages(lake, engine):
     assert first["first_seen"] < first["last_seen"] and first["share"] == pytest.approx(0.4)
 
 
+def test_a_fingerprint_keeps_apostrophes_as_written(lake, engine):
+    # an apostrophe is no quote: "This model's ... isn't" read "This model<str>t enough"
+    msgs = ["This model's maximum context length is 128000 tokens; it isn't enough",
+            "This model's maximum context length is 200000 tokens; it isn't enough",
+            'Invalid value "x" for \'temperature\'', "'top_p' is not supported with 'o1'"]
+    lake.append({"requests": requests_table([
+        make_request(i, status="error", error_type="400", error_message=m)
+        for i, m in enumerate(msgs)])}, source="t")
+    engine.refresh(force=True)
+    got = dict(explore.fingerprints(engine, BASE).select("fingerprint", "errors").iter_rows())
+    assert got == {
+        "This model's maximum context length is <n> tokens; it isn't enough": 2,
+        "Invalid value <str> for <str>": 1, "<str> is not supported with <str>": 1}
+
+
 def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
     rows = [make_request(i, latency_ms=float(i), input_text=f"question {i}",
                          output_text="<b>answer</b>" if i == 7 else "fine",
