@@ -12,39 +12,31 @@ import plotly.graph_objects as go
 import polars as pl
 
 from lib.charts import (
+    LEGEND_CHARS,  # noqa: F401 (the pages' and tests' name for it)
     LEGEND_MAX_HEIGHT,
     OTHER_COLOR,
     SERIES_COLORS,
     add_events,
     axis_range,
+    legend_label,
     local_time,
+    plot_text,
     time_figure,
     to_zone,
     zone_label,
 )
+from lib.formatting import cut, terminal_text
 from lib.metrics.dims import OTHER_LABEL
 
 
 def esc(v) -> str:
-    """A value from logs as Plotly text: its tags made inert. Quotes stay as they are: Plotly
-    reads only a few named entities (``&amp;``, ``&lt;``, ``&gt;``…) and drew ``&quot;`` as
-    written, so a span named ``fetch "docs"`` read ``fetch &quot;docs&quot;``; without a ``<``
-    no tag, and so no attribute, can start."""
-    return html.escape(str(v), quote=False)
-
-
-# A legend entry longer than this is cut: a 500-character model name pushed the legend over the
-# plot and hid the other entries (the tables and downloads hold it whole).
-LEGEND_CHARS = 40
+    return plot_text(v)
 
 
 def _cut(v, chars: int) -> str:
-    """A value from logs as chart text: its bidi and control characters written as escapes,
-    cut to ``chars`` characters with "…", escaped."""
-    from lib.formatting import terminal_text
-
-    text = terminal_text(v)
-    return esc(text if len(text) <= chars else text[:chars - 1] + "…")
+    """A value from logs as chart text (:func:`lib.charts.plot_text`), cut to ``chars``
+    characters with "…" (``legend_label`` is this at LEGEND_CHARS)."""
+    return html.escape(cut(terminal_text(v), chars), quote=False)
 
 
 # A waterfall's span label: its name cut to this many characters, indented up to this many
@@ -52,12 +44,6 @@ def _cut(v, chars: int) -> str:
 WATERFALL_NAME_CHARS = 40
 WATERFALL_MAX_INDENT = 8
 WATERFALL_HOVER_CHARS = 300
-
-
-def legend_label(v) -> str:
-    """A value from logs as a legend entry: escaped, its bidi controls written as escapes, cut
-    to :data:`LEGEND_CHARS` characters with "…"."""
-    return _cut(v, LEGEND_CHARS)
 
 
 def long_time_figure(frame: pl.DataFrame, x: str, group: str, value: str, *, y_title: str,

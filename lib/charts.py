@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import polars as pl
 
+from lib.formatting import terminal_text
 from lib.metrics.buckets import bucket_clock, bucket_ends, bucket_start
 from lib.metrics.dims import OTHER_LABEL
 
@@ -37,6 +38,29 @@ PARTIAL_OPACITY = 0.45
 FEW_ROWS_HOVER = " (too few requests in this bucket to rely on)"
 # How a hovered value reads when the chart gives no format of its own (d3-format).
 HOVER_FORMAT = ",.4~r"
+
+
+def plot_text(value) -> str:
+    """Text from logs as Plotly shows it (a legend entry, a tick, a hover): its tags made inert
+    as entities, its bidi and control characters written as escapes. Quotes stay quotes: Plotly
+    reads &lt; &gt; &amp; and numeric entities but not &quot;, which html.escape's default wrote
+    for each '"' (a model 'x "fast"' read 'x &quot;fast&quot;'), and without a tag there is no
+    attribute for a quote to end."""
+    return html.escape(terminal_text(value), quote=False)
+
+
+# A legend entry longer than this is cut: a 500-character model name pushed the legend over the
+# plot and hid the other entries (the tables and downloads hold it whole).
+LEGEND_CHARS = 40
+
+
+def legend_label(value) -> str:
+    """A value from logs as a legend entry: :func:`plot_text` of it cut to :data:`LEGEND_CHARS`
+    characters with "…"."""
+    text = terminal_text(value)
+    if len(text) > LEGEND_CHARS:
+        text = text[:LEGEND_CHARS - 1] + "…"
+    return html.escape(text, quote=False)
 
 
 # A legend above a time chart takes at most this share of its height, scrolled beyond: on a
@@ -254,10 +278,8 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
             marker=dict(symbol="triangle-down", size=10, color=color),
             # In the legend: a colour that only hovering explains means nothing. Kinds and
             # titles come from logs: escaped, Plotly renders some HTML.
-            # (quote=False: Plotly drew "&quot;" as written, see analysis_charts.esc)
-            name=html.escape(str(kind).replace("_", " "), quote=False),
-            text=[html.escape(f"{k}: {t}", quote=False)
-                  for k, t in zip(group["kind"], group["title"])],
+            name=legend_label(str(kind).replace("_", " ")),
+            text=[plot_text(f"{k}: {t}") for k, t in zip(group["kind"], group["title"])],
             hovertemplate="%{text}<extra></extra>", showlegend=True,
             legendrank=EVENT_LEGEND_RANK,
         )

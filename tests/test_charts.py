@@ -280,3 +280,38 @@ def test_a_hovered_latency_reads_as_a_number_not_in_si_units():
     pct = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="%", tz="UTC",
                       y_format=".1%")
     assert pct.layout.yaxis.hoverformat is None and pct.layout.yaxis.tickformat == ".1%"
+
+
+def test_a_quote_from_the_logs_reads_as_a_quote_in_legends_ticks_and_hovers():
+    # Plotly reads &lt; &gt; &amp; and numeric entities but not &quot;: html.escape's default
+    # showed a model '=HYPERLINK("http://x","y")' as '=HYPERLINK(&quot;http://x&quot;,…' in the
+    # Cost legend, the Quality legends and the event hovers (seen in Chromium).
+    from lib.analysis_charts import hbar, shares_figure
+
+    quoted = 'say "hi" <b>'
+    events = pl.DataFrame({"ts": [START + timedelta(hours=1)], "kind": [quoted],
+                           "title": ['"v2" <i>']})
+    long = pl.DataFrame({"bucket": [START], "model": [quoted], "requests": [1]})
+    fig = long_time_figure(long, "bucket", "model", "requests", y_title="n", tz="UTC",
+                           kind="bar", events=events)
+    shown = [t.name for t in fig.data] + [x for t in fig.data if t.text for x in t.text]
+    assert 'say "hi" &lt;b&gt;' in shown
+    assert 'say "hi" &lt;b&gt;: "v2" &lt;i&gt;' in shown
+    bars = hbar(pl.DataFrame({"v": [quoted], "n": [1]}), "v", "n", x_title="n")
+    assert list(bars.data[0].y) == ['say "hi" &lt;b&gt;']
+    shares = shares_figure(pl.DataFrame({"bucket": [quoted], "reference_share": [1.0],
+                                         "current_share": [1.0]}), x_title="model")
+    assert list(shares.layout.xaxis.ticktext) == ['say "hi" &lt;b&gt;']
+    assert not any("&quot;" in s for s in shown)
+
+
+def test_an_event_kind_from_the_logs_is_cut_in_the_legend():
+    # a 400-character kind ran the legend over the plot, as a model name did before it was cut
+    from lib.analysis_charts import LEGEND_CHARS
+
+    events = pl.DataFrame({"ts": [START + timedelta(hours=1)], "kind": ["k" * 400],
+                           "title": ["t"]})
+    fig = time_figure(hourly(), "bucket", [("requests", "n")], y_title="n", tz="UTC",
+                      events=events)
+    (marker,) = [t for t in fig.data if t.yaxis == "y2"]
+    assert len(marker.name) == LEGEND_CHARS and marker.name.endswith("…")
