@@ -6,7 +6,7 @@ import streamlit as st
 
 from lib import drilldown, formatting
 from lib.analysis_charts import band_figure, esc, hbar, long_time_figure
-from lib.charts import time_figure, to_zone
+from lib.charts import LEGEND_CHARS, time_figure, to_zone
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
 from lib.store import store_option
@@ -95,13 +95,16 @@ if online.is_empty():
 else:
     for i, metric in enumerate(sorted(online["metric"].unique().to_list())):
         m = online.filter(pl.col("metric") == metric)
+        # the metric's name cut as a legend entry is (a 400-character name ran the legend over
+        # the plot); its heading above the chart gives it whole
+        named = formatting.cut(formatting.terminal_text(metric), LEGEND_CHARS)
         fig = band_figure(m, "bucket", [("pass_rate", "pass_low", "pass_high",
-                                         f"{metric} pass rate")],
+                                         f"{named} pass rate")],
                           y_title=f"pass rate per {per} (%)", events=events, **axis)
         # on an axis of its own: a score is no percentage (0.81 read "81%"), and a judge may
         # score 1-5 (y2 holds the event markers)
         fig.add_scatter(x=to_zone(m, "bucket", axis["tz"])["bucket"].to_list(),
-                        y=m["mean_score"].to_list(), name=esc(f"mean {metric} score"),
+                        y=m["mean_score"].to_list(), name=esc(f"mean {named} score"),
                         mode="lines", line=dict(dash="dot", color="#64748b"), yaxis="y3",
                         hovertemplate="%{y:.3f}")
         top = m["mean_score"].max()

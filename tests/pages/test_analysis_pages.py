@@ -1152,3 +1152,28 @@ def test_explore_says_when_its_baseline_overlaps_the_window(monkeypatch, demo_st
     assert said and "by 3 h" in said[0], [w.value for w in at.warning]
     apart = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "window": window})
     assert not [w.value for w in apart.warning if "overlaps the window" in w.value]
+
+
+def test_an_online_judge_s_long_metric_name_is_cut_in_its_chart_s_legend(monkeypatch, tmp_path):
+    # a 400-character metric name ran its two legend entries over the plot and off the chart
+    # (seen in Chromium); the heading above the chart gives it whole
+    import json
+
+    from lib.analysis_charts import LEGEND_CHARS
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    long = "W" * 400
+    lake = Lake(tmp_path / "s")
+    lake.append({"evals": evals_table([
+        {"eval_id": f"e{i}", "ts": t0 + timedelta(hours=i), "source": "online",
+         "request_id": f"r{i}", "metric": long, "score": 0.5, "passed": i % 2 == 0}
+        for i in range(24)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    (spec,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+               if "pass rate per" in c.proto.spec]
+    names = [t["name"] for t in spec["data"] if t.get("showlegend", True)
+             and t.get("yaxis") != "y2"]
+    short = "W" * (LEGEND_CHARS - 1) + "…"
+    assert names == [f"{short} pass rate", f"mean {short} score"]
+    assert f"**{long}**" in texts(at)
