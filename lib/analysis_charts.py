@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from lib.charts import (
+    HOVER_NAMES_WHOLE,
     LEGEND_CHARS,  # noqa: F401 (the pages' and tests' name for it)
     LEGEND_MAX_HEIGHT,
     OTHER_COLOR,
@@ -93,6 +94,7 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0,
                                   maxheight=LEGEND_MAX_HEIGHT),
                       hovermode="x unified", dragmode="select", selectdirection="h",
+                      hoverlabel=HOVER_NAMES_WHOLE,
                       xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title)
     if y_format:
         fig.update_yaxes(tickformat=y_format)

@@ -63,6 +63,10 @@ def legend_label(value) -> str:
     return html.escape(text, quote=False)
 
 
+# A time chart's hover names each series whole (Plotly's default cuts a name to 15 characters).
+HOVER_NAMES_WHOLE = dict(namelength=-1)
+
+
 # A legend above a time chart takes at most this share of its height, scrolled beyond: on a
 # phone the entries wrap one a line and took half of it (Plotly's default), leaving the bars a
 # strip (found in review).
@@ -225,6 +229,10 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal",
                     maxheight=LEGEND_MAX_HEIGHT),
         hovermode="x unified", dragmode="select", selectdirection="h",
+        # names whole in the hover (legend_label has cut them to 40 characters): Plotly cut
+        # them to 15 inside their entities, and "<script>" read "&lt;script&gt;…" as
+        # "<script&g..."
+        hoverlabel=HOVER_NAMES_WHOLE,
         xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title,
     )
     if y_format:

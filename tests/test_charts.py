@@ -315,3 +315,20 @@ def test_an_event_kind_from_the_logs_is_cut_in_the_legend():
                       events=events)
     (marker,) = [t for t in fig.data if t.yaxis == "y2"]
     assert len(marker.name) == LEGEND_CHARS and marker.name.endswith("…")
+
+
+def test_a_unified_hover_names_each_series_whole_not_cut_inside_its_escapes():
+    # Plotly cut a name to 15 characters in the hover, inside its entities: a feature
+    # "<script>…" read "<script&g..." and '=HYPERLINK("…' read "=HYPERLINK(&..." (Chromium);
+    # legend_label has already cut a name to 40 characters
+    long = pl.DataFrame({"bucket": [START], "feature": ["<script>alert(1)</script>"],
+                         "requests": [1]})
+    figs = [long_time_figure(long, "bucket", "feature", "requests", y_title="n", tz="UTC",
+                             kind=kind) for kind in ("bar", "area")]
+    figs.append(band_figure(pl.DataFrame({"bucket": [START], "r": [0.5], "lo": [0.4],
+                                          "hi": [0.6]}), "bucket",
+                            [("r", "lo", "hi", "<b>judge</b> pass rate")], y_title="%",
+                            tz="UTC"))
+    for fig in figs:
+        assert fig.layout.hovermode == "x unified"
+        assert fig.layout.hoverlabel.namelength == -1
