@@ -114,8 +114,9 @@ else:
             # scores of 0-1 on the same gridlines as the rate; others from 0 to their top
             **({"range": [0, 1]} if top is None or top <= 1 else {"rangemode": "tozero"})))
         st.markdown(f"**{widgets.md_escape(metric)}**")
-        event = widgets.chart(fig, m, key=f"q_online_{i}", name=f"online_{metric}",
-                              on_select=True)
+        # (the metric is text from the logs: in a file name's characters)
+        event = widgets.chart(fig, m, key=f"q_online_{i}",
+                              name=f"online_{widgets.file_name_value(metric)}", on_select=True)
         sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None
         if sel:
             widgets.open_page("pages/explore.py", f,

@@ -1177,3 +1177,45 @@ def test_an_online_judge_s_long_metric_name_is_cut_in_its_chart_s_legend(monkeyp
     short = "W" * (LEGEND_CHARS - 1) + "…"
     assert names == [f"{short} pass rate", f"mean {short} score"]
     assert f"**{long}**" in texts(at)
+
+
+def test_downloads_named_after_a_metric_or_id_from_the_logs_use_a_file_name_s_characters(
+        monkeypatch, tmp_path):
+    # an online judge's chart, a request and its trace were named with the text as logged: a
+    # 400-character metric made a file name past the 255 bytes a file system takes, and
+    # '<img src=x …>' / '$x^2$ :red[x]' went into names as they were (seen in Chromium)
+    import re
+
+    import pyarrow as pa
+    import streamlit
+
+    from lib import schema
+    from tests.conftest import T0, make_request, requests_table
+    from tests.metrics.test_quality import evals_table
+
+    made, real = [], streamlit.download_button
+
+    def record(label, data, file_name=None, *args, **kwargs):
+        made.append(file_name)
+        return real(label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", record)
+    metric, rid, trace = "W" * 400, "<img src=x onerror=alert(1)>7", "t/../$x^2$ :red[x]"
+    lake = Lake(tmp_path / "s")
+    lake.append({"requests": requests_table([make_request(0, request_id=rid, trace_id=trace)]),
+                 "spans": schema.conform(pa.Table.from_pylist(
+                     [{"span_id": "s1", "trace_id": trace, "ts": T0, "duration_ms": 5.0,
+                       "name": "tool", "kind": "tool"}]), schema.SPANS),
+                 "evals": evals_table([{"eval_id": f"e{i}", "ts": T0 + timedelta(hours=i),
+                                        "source": "online", "request_id": rid, "metric": metric,
+                                        "score": 1.0, "passed": True} for i in range(3)])},
+                source="t")
+    day = {"range": "custom", "from": "2026-03-02T00:00:00Z", "to": "2026-03-03T00:00:00Z"}
+    run_page(monkeypatch, lake.root, "pages/quality.py", day)
+    run_page(monkeypatch, lake.root, "pages/request.py", {**day, "request": rid})
+    for prefix in ("online_W", "request_", "trace_"):
+        names = [n for n in made if n.startswith(prefix)]
+        assert names, (prefix, made)
+        for name in names:
+            assert len(name.encode()) < 200, name
+            assert re.fullmatch(r"[A-Za-z0-9._+\-]+", name), name
