@@ -82,3 +82,39 @@ def test_a_table_shows_bidi_controls_from_logs_as_escapes():
     assert shown["model"].to_list() == ["gpt-4o", "live \\u202eevil\\u202c"]
     assert shown["ar"].to_list() == ["مرحبا\u200f", None]  # a right-to-left mark stays
     assert shown["n"].to_list() == [1, 2] and widgets.shown_text("x") == "x"
+
+
+def test_text_from_logs_in_markdown_stays_on_one_line():
+    # a value's line breaks ended its sentence's paragraph: the Request page's header
+    # "provider **big\n===** · model **gpt-4o\n\n    x**" showed stray "**", a code block and
+    # new paragraphs (Chromium); they are written as escapes, as the filters' caption does
+    shown = widgets.md_escape("gpt-4o\n\n    x\r\n===\x1b[31m")
+    assert "\n" not in shown and "\r" not in shown and "\x1b" not in shown
+    assert shown.replace("\\", "") == "gpt-4onn    xrn===x1b[31m"
+    # a message of ours quoting the user's text over several lines keeps them apart
+    assert widgets.md_escape_lines("Mapping: bad\n  b: *x*") == "Mapping\\: bad  \n  b\\: \\*x\\*"
+
+
+def test_the_request_page_s_header_of_values_with_line_breaks_is_one_paragraph(monkeypatch,
+                                                                               tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from lib.store import Lake
+    from tests.conftest import APP, T0, make_request, requests_table
+
+    lake = Lake(tmp_path / "s")
+    lake.append({"requests": requests_table([make_request(
+        0, request_id="nl", provider="big\n===", model="gpt-4o\n\n    x",
+        feature="l1\nl2\n\n# H2")])}, source="t")
+    monkeypatch.setenv("SIGHTLINE_STORE", str(lake.root))
+    monkeypatch.setenv("SIGHTLINE_DEMO", "0")
+    at = AppTest.from_file(APP, default_timeout=120)
+    for k, v in {"range": "custom", "from": T0.isoformat(), "to": "2026-03-03T00:00:00Z",
+                 "request": "nl"}.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page("pages/request.py").run()
+    assert not at.exception
+    (header,) = [m.value for m in at.markdown if "· provider **" in m.value]
+    assert "\n" not in header
+    assert "provider **big\\\\n===** · model **gpt\\-4o\\\\n\\\\n    x**" in header

@@ -14,7 +14,7 @@ from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError, loads
 from lib.ingest.pipeline import NOT_TEXT, IngestReport, Progress, ingest_stream
 from lib.store import Engine, store_option
-from lib.ui.widgets import md_escape
+from lib.ui.widgets import md_escape, md_escape_lines
 
 MAPPING_CHOICE = "your own shape: a YAML mapping"
 MAPPING_EXAMPLE = """table: requests
@@ -73,13 +73,14 @@ def upload_section(engine: Engine) -> IngestReport | None:
         try:
             forced = loads(mapping_text, "Mapping", label="Data page")
         except MappingError as exc:
-            st.error(md_escape(exc))  # (it quotes the user's keys, which may look like markdown)
+            # (it quotes the user's keys, which may look like markdown)
+            st.error(md_escape_lines(exc))
             return None
     try:
         overrides = pricing.load_overrides()
     except ValueError as exc:  # a prices file named by $SIGHTLINE_PRICES that is wrong
         st.error("The price overrides cannot be read, so nothing was ingested: "
-                 + md_escape(exc))
+                 + md_escape_lines(exc))
         return None
     lake = engine.lake.checking() if check else engine.lake
     bar = st.progress(0.0, text=waiting_text(lake) or "Starting…")

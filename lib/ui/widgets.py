@@ -488,15 +488,27 @@ def dataframe(data, **kwargs):
 
 
 def md_escape(text) -> str:
-    """Text from logs made inert for Streamlit markdown (no formatting, links or HTML). A bare
-    URL is linked after escapes are read (GFM's autolinks), so a zero-width space goes after its
-    scheme or "www", which no longer reads as a link and looks the same. Bidi controls are
-    shown as escapes (:func:`shown_str`): a caption's "model = x\u202e…" read backwards."""
+    """Text from logs made inert for Streamlit markdown (no formatting, links or HTML), on one
+    line. A bare URL is linked after escapes are read (GFM's autolinks), so a zero-width space
+    goes after its scheme or "www", which no longer reads as a link and looks the same. Bidi
+    controls are shown as escapes (:func:`shown_str`): a caption's "model = x\u202e…" read
+    backwards. So are line breaks and other control characters (``\\n``), as the pages'
+    caption of the filters writes them: a value's blank line ended the sentence's paragraph,
+    and the Request page's header "model **gpt-4o\\n\\n    x**" became a code block between
+    two stray "**"."""
     import re
 
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f]",
+                  lambda m: m.group().encode("unicode_escape").decode("ascii"), shown_str(text))
     text = re.sub(r"(?i)(\b(?:https?|ftp)):(?=//)|(\bwww)(?=\.)",
-                  lambda m: (m[1] + "\u200b:") if m[1] else m[2] + "\u200b", shown_str(text))
+                  lambda m: (m[1] + "\u200b:") if m[1] else m[2] + "\u200b", text)
     return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+
+
+def md_escape_lines(text) -> str:
+    """:func:`md_escape` of each line of ``text``, the lines kept apart (a hard line break):
+    for a message of ours over several lines that quotes the user's text (a YAML error)."""
+    return "  \n".join(md_escape(line) for line in str(text).splitlines())
 
 
 def window_caption(start, end, tz: str) -> str:
