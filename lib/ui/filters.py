@@ -157,8 +157,9 @@ def sidebar(engine: Engine) -> Filters:
             if st.session_state[f"f_{key}"]:
                 values[column] = st.session_state[f"f_{key}"]
         for column in list(st.session_state.get("f_other", {})):
-            label = key_for_column(column)
-            shown = widgets.md_escape(", ".join(values[column]))  # (a link's text: inert)
+            # (a link's text: inert, the key too: an attribute key "__v__" read as a bold "v")
+            label = widgets.md_escape(key_for_column(column))
+            shown = widgets.md_escape(", ".join(values[column]))
             if st.button(f"✕ {label} = {shown}", key=f"f_rm_{column}",
                          help="Remove this filter (it came from a link or a drill-down)"):
                 st.session_state["f_other"].pop(column)

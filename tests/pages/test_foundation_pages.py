@@ -489,3 +489,10 @@ def test_a_change_that_rounds_to_nothing_is_not_coloured(monkeypatch, tmp_path):
     p95 = {m.label: m for m in run_app(monkeypatch, lake.root, query=hour).metric}["p95 latency"]
     assert p95.delta == "+0.0%"
     assert p95.proto.color == 2  # Metric.MetricColor.GRAY
+
+
+def test_the_sidebar_s_remove_filter_button_shows_an_attribute_key_as_text(monkeypatch, tmp_path):
+    # an attribute key from a link, "__v__", read as a bold "v" on the button (Chromium)
+    at = run_app(monkeypatch, tmp_path / "empty", None, {"attr.__v__": "*x*"})
+    labels = [b.label for b in at.sidebar.button if b.label.startswith("✕")]
+    assert labels == ["✕ attr\\.\\_\\_v\\_\\_ = \\*x\\*"]
