@@ -402,7 +402,7 @@ else:
     with o1:
         ids = rows["request_id"].to_list()
         rid = st.selectbox("Open a request", ids, index=ids.index(chosen) if chosen in ids
-                           else 0, key="ex_open_id")
+                           else 0, key="ex_open_id", format_func=widgets.shown_str)
     with o2:
         st.write("")
         # A link, not a button that switches page: the browser then gets one history entry

@@ -164,7 +164,8 @@ widgets.dataframe(widgets.for_display(widgets.with_request_links(slow, f).with_c
 widgets.downloads(slow, "slowest_requests", key="dl_slow")
 if slow.height:
     s1, s2 = st.columns([3, 1])
-    rid = s1.selectbox("Open a request", slow["request_id"].to_list(), key="lat_open_id")
+    rid = s1.selectbox("Open a request", slow["request_id"].to_list(), key="lat_open_id",
+                       format_func=widgets.shown_str)
     s2.write("")
     with s2:  # a link, as on Explore: one browser history entry, so one Back returns here
         widgets.page_link("pages/request.py", "Open request", {**f.to_query(), "request": rid},

@@ -202,12 +202,16 @@ else:
                    "the two to compare.")
     left, right = st.columns(2)
     with left:
+        # (versions, metrics and ids from the logs: bidi controls shown as escapes, as the
+        # sidebar's lists show them)
         version_a = widgets.query_selectbox("Baseline (A)", versions, "compare_a", pair[0],
-                                            format_func=lambda v: names.get(v, v),
+                                            format_func=lambda v: widgets.shown_str(
+                                                names.get(v, v)),
                                             key="q_cmp_a")
     with right:
         version_b = widgets.query_selectbox("Candidate (B)", versions, "compare_b", pair[1],
-                                            format_func=lambda v: names.get(v, v),
+                                            format_func=lambda v: widgets.shown_str(
+                                                names.get(v, v)),
                                             key="q_cmp_b")
     if version_a == version_b:
         st.caption("Pick two different versions.")
@@ -251,7 +255,7 @@ else:
             worst = cmp.filter(pl.col("verdict") == "regression")["metric"].to_list()
             failed_metric = widgets.query_selectbox(
                 "Metric", compared, "failed_metric", (worst or compared)[0],
-                key="q_failed_metric", width=320)
+                key="q_failed_metric", width=320, format_func=widgets.shown_str)
             # A metric compared on its scores (no pass/fail) fails nothing: its evidence is the
             # cases B scored lower on ("failed no sim eval" stood under a regression of sim).
             # (scores as independent samples, an online judge's: no case to drop on, so the
@@ -311,7 +315,7 @@ else:
                 if judged:
                     o1, o2 = st.columns([3, 1])
                     rid = o1.selectbox("Open a judged request", list(dict.fromkeys(judged)),
-                                       key="q_failed_open")
+                                       key="q_failed_open", format_func=widgets.shown_str)
                     o2.write("")
                     with o2:
                         widgets.page_link("pages/request.py", "Open request",

@@ -199,7 +199,8 @@ else:
     others = [i for i in sess["request_id"].to_list() if i != rid]
     if others:
         s1, s2 = st.columns([3, 1])
-        s1.selectbox("Open another request of this session", others, key="rq_next")
+        s1.selectbox("Open another request of this session", others, key="rq_next",
+                     format_func=widgets.shown_str)
         s2.write("")
         s2.button("Open", key="rq_open",
                   on_click=lambda: _open_request(st.session_state["rq_next"]))

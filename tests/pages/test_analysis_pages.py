@@ -1219,3 +1219,34 @@ def test_downloads_named_after_a_metric_or_id_from_the_logs_use_a_file_name_s_ch
         for name in names:
             assert len(name.encode()) < 200, name
             assert re.fullmatch(r"[A-Za-z0-9._+\-]+", name), name
+
+
+def test_dropdowns_of_ids_versions_and_metrics_show_bidi_controls_as_escapes(monkeypatch,
+                                                                              tmp_path):
+    # "Open a request" (Explore, Latency), the session's other requests and Quality's version
+    # and metric pickers showed "r\u202e1-gpj" reordered, where the tables and the sidebar's
+    # lists write the control as an escape; the values picked stay as logged
+    from tests.conftest import T0, make_request, requests_table
+    from tests.metrics.test_quality import evals_table
+
+    rlo = "\u202e"
+    lake = Lake(tmp_path / "s")
+    lake.append({"requests": requests_table(
+        [make_request(i, request_id=f"r{rlo}{i}", session_id="s") for i in range(3)]),
+        "evals": evals_table([{"eval_id": f"{v}{i}", "ts": T0 + timedelta(minutes=i),
+                               "source": "offline", "case_id": f"c{i}", "version": v,
+                               "metric": f"m{rlo}x", "passed": i % 2 == 0}
+                              for v in (f"v{rlo}1", f"v{rlo}2") for i in range(40)])},
+        source="t")
+    day = {"range": "custom", "from": "2026-03-02T00:00:00Z", "to": "2026-03-03T00:00:00Z"}
+    shown = []
+    for page, extra in (("pages/explore.py", {}), ("pages/latency.py", {}),
+                        ("pages/request.py", {"request": f"r{rlo}0"}),
+                        ("pages/quality.py", {"source": "offline"})):
+        at = run_page(monkeypatch, lake.root, page, {**day, **extra})
+        boxes = [s for s in at.selectbox if s.key in {
+            "ex_open_id", "lat_open_id", "rq_next", "q_cmp_a", "q_cmp_b", "q_failed_metric"}]
+        assert boxes, page
+        shown += [o for s in boxes for o in s.options]
+    assert shown and not any(rlo in o for o in shown), shown
+    assert "r\\u202e1" in shown and "v\\u202e1" in shown
