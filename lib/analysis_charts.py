@@ -126,9 +126,13 @@ def hbar(frame: pl.DataFrame, y: str, x: str, *, x_title: str, x_format: str | N
                                          for lo, v in zip(frame[error[0]].to_list(), xs)])
     fig = go.Figure(go.Bar(x=frame[x].to_list(), y=labels, orientation="h",
                            marker_color=color, **kw))
+    # Ticks cut as legend entries are: a 400-character version's tick left its bars a sliver
+    # at the chart's edge (seen in Chromium); the bars keep the whole value, so two values alike
+    # in their first characters stay two bars, and the hover shows it whole.
     fig.update_layout(height=height or max(160, 28 * frame.height + 70),
                       margin=dict(l=10, r=10, t=10, b=10), xaxis_title=x_title,
-                      yaxis=dict(autorange="reversed", type="category"))
+                      yaxis=dict(autorange="reversed", type="category", tickvals=labels,
+                                 ticktext=[legend_label(v) for v in frame[y].to_list()]))
     if x_format:
         fig.update_xaxes(tickformat=x_format)
     return fig

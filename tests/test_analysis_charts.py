@@ -129,3 +129,18 @@ def test_a_long_span_name_or_a_deep_span_leaves_the_waterfall_its_bars():
     hovers = {c[4] for t in fig.data for c in t.customdata}
     assert "4. s (depth 1000)" in hovers  # the hover says how deep
     assert any(h.startswith("1. " + "x" * 200) for h in hovers)  # and gives the name longer
+
+
+def test_a_long_bar_label_s_tick_is_cut_but_its_bar_keeps_it_whole():
+    # a 400-character version (Quality's pass rate by version) left the bars a sliver at the
+    # chart's edge (Chromium); two versions alike in their first characters stay two bars
+    from lib.analysis_charts import LEGEND_CHARS, hbar
+
+    alike = ["v" * 400 + "-a", "v" * 400 + "-b"]
+    fig = hbar(pl.DataFrame({"version": [*alike, "<b>v2</b>"], "rate": [0.5, 0.6, 0.7]}),
+               "version", "rate", x_title="pass rate")
+    ticks = list(fig.layout.yaxis.ticktext)
+    assert all(len(t) <= LEGEND_CHARS for t in ticks) and ticks[0].endswith("…")
+    assert ticks[2] == "&lt;b&gt;v2&lt;/b&gt;"
+    assert list(fig.data[0].y) == [*alike, "&lt;b&gt;v2&lt;/b&gt;"]
+    assert list(fig.layout.yaxis.tickvals) == list(fig.data[0].y)
