@@ -3,7 +3,10 @@ then runs the selected page (pages/*.py). Start it with `streamlit run app.py`."
 
 import streamlit as st
 
-st.set_page_config(page_title="Sightline", page_icon=":material/monitoring:", layout="wide")
+# An emoji, drawn by the browser: Streamlit fetches a ":material/…:" favicon from Google's font
+# server, so every page view of a self-hosted dashboard asked an outside host (and showed no
+# icon offline). The sidebar's material icons are the bundled font's.
+st.set_page_config(page_title="Sightline", page_icon="📈", layout="wide")
 
 from lib.ui import filters, navigation, store, theme  # noqa: E402  (set_page_config first)
 
