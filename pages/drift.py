@@ -38,12 +38,17 @@ if shared := drift.reference_overlap(f, reference):
 covered, first = widgets.cached(drift.reference_coverage, engine, reference)
 if first is not None and covered < 0.9:  # (as the Overview's: 90% is like-for-like)
     began = first.astimezone(ZoneInfo(f.tz)).strftime("%Y-%m-%d %H:%M")
-    # (a length, not a share: 27 minutes of a week read "0%")
-    st.warning(f"Only {formatting.duration(reference.duration * covered)} of the reference's "
-               f"{formatting.duration(reference.duration)} have data: the store's requests "
-               f"begin at {began} {f.tz}. That part stands for the whole reference (its hours "
-               "and weekdays only), and a drift may be no more than that. Choose a reference "
-               "the store covers.", icon=":material/warning:")
+    if covered <= 0:  # ("Only 0 s of the reference's 7 days", "that part stands for…")
+        st.warning(f"The reference has no data: the store's requests begin at {began} {f.tz}, "
+                   "after it ends, so nothing can be compared. Choose a reference the store "
+                   "covers, or a shorter time range.", icon=":material/warning:")
+    else:
+        # (a length, not a share: 27 minutes of a week read "0%")
+        st.warning(f"Only {formatting.duration(reference.duration * covered)} of the "
+                   f"reference's {formatting.duration(reference.duration)} have data: the "
+                   f"store's requests begin at {began} {f.tz}. That part stands for the whole "
+                   "reference (its hours and weekdays only), and a drift may be no more than "
+                   "that. Choose a reference the store covers.", icon=":material/warning:")
 widgets.freshness_note(engine, f)
 
 with st.spinner("Testing every column…"):

@@ -822,6 +822,13 @@ def test_drift_says_when_the_store_covers_its_reference_only_in_part(monkeypatch
     three = {**four, "from": (DEMO_END - timedelta(days=3)).isoformat()}
     at = run_page(monkeypatch, demo_store, "pages/drift.py", three)
     assert "of the reference's" not in " ".join(w.value for w in at.warning)
+    # a reference wholly before the store's first request has no data at all: it said "Only
+    # 0 s of the reference's 7 days have data… That part stands for the whole reference"
+    seven = {**four, "from": (DEMO_END - timedelta(days=7)).isoformat()}
+    said = " ".join(w.value for w in run_page(monkeypatch, demo_store, "pages/drift.py",
+                                              seven).warning)
+    assert "The reference has no data: the store's requests begin at" in said
+    assert "Only 0 s" not in said
 
 
 def test_drift_with_too_few_rows_never_says_no_drift(monkeypatch, tmp_path):
