@@ -226,7 +226,7 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
         fig.add_bar(
             base=[starts[i] for i in rows], x=[durations[i] for i in rows],
             y=[labels[i] for i in rows], orientation="h",
-            name=esc(f"{name}, failed" if failed else name), marker_color=color,
+            name=legend_label(f"{name}, failed" if failed else name), marker_color=color,
             marker_pattern=dict(shape="/", fgcolor=WATERFALL_FAILED, solidity=0.45,
                                 fillmode="overlay")
             if failed else None,

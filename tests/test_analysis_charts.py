@@ -144,3 +144,25 @@ def test_a_long_bar_label_s_tick_is_cut_but_its_bar_keeps_it_whole():
     assert ticks[2] == "&lt;b&gt;v2&lt;/b&gt;"
     assert list(fig.data[0].y) == [*alike, "&lt;b&gt;v2&lt;/b&gt;"]
     assert list(fig.layout.yaxis.tickvals) == list(fig.data[0].y)
+
+
+def test_a_long_span_name_s_tick_is_cut_in_the_waterfall_but_its_bar_keeps_it_whole():
+    # a 400-character span name took the chart's width: every bar a sliver (Chromium)
+    from lib.analysis_charts import (
+        LEGEND_CHARS,
+        WATERFALL_HOVER_CHARS,
+        WATERFALL_NAME_CHARS,
+        waterfall,
+    )
+
+    spans = trace_spans().with_columns(
+        pl.when(pl.col("span_id") == "r2").then(pl.lit("n" * 400)).otherwise(pl.col("name"))
+        .alias("name"), pl.when(pl.col("span_id") == "r2").then(pl.lit("k" * 400))
+        .otherwise(pl.col("kind")).alias("kind"))
+    fig = waterfall(spans, this_span="r2")
+    (long,) = [t for t in fig.layout.yaxis.categoryarray if t.startswith("▶")]
+    assert long == "▶ 4.   " + "n" * (WATERFALL_NAME_CHARS - 1) + "…"
+    # the hover gives the name longer (to WATERFALL_HOVER_CHARS)
+    hovers = [c[-1] for t in fig.data for c in (t.customdata or ())]
+    assert any("n" * (WATERFALL_HOVER_CHARS - 1) + "…" in h for h in hovers)
+    assert all(len(t.name) <= LEGEND_CHARS for t in fig.data)  # a kind from the logs too
