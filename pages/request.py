@@ -65,7 +65,8 @@ if r is None:
         st.info("This span recorded the same model call as another request, around it "
                 "(another instrumentation of that call): the call is counted once, as the "
                 "request below.")
-        st.code(counted, language=None)  # an id from a log: shown as text, never Markdown
+        # an id from a log: shown as text, never Markdown
+        st.code(widgets.shown_str(counted), language=None)
         st.button("Open that request", key="rq_open_counted", on_click=_open_request,
                   args=(counted,))
         st.stop()
@@ -105,24 +106,25 @@ c[4].metric("Output tokens", formatting.count(r["output_tokens"]), border=True,
             help=f"{r['reasoning_tokens'] or 0:,} reasoning")
 
 # Prompt and response: shown as code blocks, i.e. as text. Nothing from a log is ever rendered
-# as Markdown or HTML here.
+# as Markdown or HTML here. Bidi controls are shown as escapes (shown_str), as every table
+# shows them: a response "live\u202eevil" read "livelive"; the downloads keep them.
 left, right = st.columns(2)
 with left:
     st.subheader("Prompt")
     if r["input_text"] is None:
         st.caption("No prompt text was logged (or it was masked).")
     else:
-        st.code(r["input_text"], language=None, wrap_lines=True)
+        st.code(widgets.shown_str(r["input_text"]), language=None, wrap_lines=True)
 with right:
     st.subheader("Response")
     if r["output_text"] is None:
         st.caption("No response text was logged" + (" (the call failed)."
                                                    if r["status"] == "error" else "."))
     else:
-        st.code(r["output_text"], language=None, wrap_lines=True)
+        st.code(widgets.shown_str(r["output_text"]), language=None, wrap_lines=True)
 if r.get("error_message"):
     st.caption("Error message")
-    st.code(r["error_message"], language=None, wrap_lines=True)
+    st.code(widgets.shown_str(r["error_message"]), language=None, wrap_lines=True)
 
 st.subheader("Trace")
 spans = rq.trace(engine, r["trace_id"])
@@ -229,4 +231,4 @@ if r["attributes"]:
         pretty = json.dumps(json.loads(r["attributes"]), indent=2, ensure_ascii=False)
     except ValueError:
         pretty = r["attributes"]
-    st.code(pretty, language="json")
+    st.code(widgets.shown_str(pretty), language="json")

@@ -1257,3 +1257,24 @@ def test_dropdowns_of_ids_versions_and_metrics_show_bidi_controls_as_escapes(mon
         shown += [o for s in boxes for o in s.options]
     assert shown and not any(rlo in o for o in shown), shown
     assert "r\\u202e1" in shown and "v\\u202e1" in shown
+
+
+def test_the_request_page_shows_bidi_controls_in_prompt_response_error_and_attributes(
+        monkeypatch, tmp_path):
+    # a response "live\u202eevil" read "livelive" in its code block, where the "All fields"
+    # table beside it wrote the control as an escape
+    from tests.conftest import make_request, requests_table
+
+    rlo = "\u202e"
+    lake = Lake(tmp_path / "s")
+    lake.append({"requests": requests_table([make_request(
+        0, request_id="b", input_text=f"in{rlo}put", output_text=f"live{rlo}evil",
+        status="error", error_message=f"err{rlo}or", attributes=f'{{"k": "v{rlo}w"}}')])},
+        source="t")
+    at = run_page(monkeypatch, lake.root, "pages/request.py",
+                  {"range": "custom", "from": "2026-03-02T00:00:00Z",
+                   "to": "2026-03-03T00:00:00Z", "request": "b"})
+    codes = [c.value for c in at.code]
+    assert not any(rlo in c for c in codes), codes
+    for shown in ("in\\u202eput", "live\\u202eevil", "err\\u202eor", '"v\\u202ew"'):
+        assert any(shown in c for c in codes), (shown, codes)
