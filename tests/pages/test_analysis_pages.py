@@ -623,6 +623,22 @@ def test_explore_s_filter_button_shows_a_value_from_the_logs_as_text(monkeypatch
                      "http\u200b\\://evil\\.test\\) \\:red\\[red\\]")
 
 
+def test_explore_s_filter_button_shows_an_attribute_key_from_the_logs_as_text(monkeypatch,
+                                                                               lake):
+    # an attribute key "__v__" read as a bold "v" on the button (its value was escaped)
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table(
+        [make_request(i, attributes='{"__v__": "a"}') for i in range(30)]
+        + [make_request(60 + i, attributes='{"__v__": "b"}', status="error")
+           for i in range(30)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": (T0 + timedelta(hours=1)).isoformat(),
+                   "to": (T0 + timedelta(hours=2)).isoformat(), "metric": "error_rate"})
+    labels = [b.label for b in at.button if b.label.startswith("Filter on ")]
+    assert labels == ["Filter on attribute \\_\\_v\\_\\_ = b"]
+
+
 def test_a_request_opened_from_explore_links_back_to_that_view(monkeypatch, demo_store):
     # Back went to an Explore without the incident's window or "errors only"; the Request page
     # now links to the exact view the request was opened from.
