@@ -69,7 +69,9 @@ fig = long_time_figure(spend, "bucket", "group", "cost_usd",
                            spend.group_by("bucket").agg(pl.col("cost_usd").sum())["cost_usd"]
                            .max()))
 event = widgets.chart(fig, spend, key="cost_spend", name=f"spend_by_{by}", on_select=True)
-st.caption(f"The 8 {dim_label(by).lower()} values with the most spend are drawn, the rest as "
+# (the grouping may be an attribute key from the logs: "__v__" read as a bold "v")
+st.caption(f"The 8 {widgets.md_escape(dim_label(by).lower())} values with the most spend are "
+           "drawn, the rest as "
            "*(other)*; the downloads hold the same. Drag over the chart to explore that window."
            + widgets.unpriced_note(int(spend["unpriced_requests"].sum())))
 sel = drilldown.selection_window(event, axis["tz"], seconds) if event else None

@@ -1294,3 +1294,17 @@ def test_the_request_page_shows_bidi_controls_in_prompt_response_error_and_attri
     assert not any(rlo in c for c in codes), codes
     for shown in ("in\\u202eput", "live\\u202eevil", "err\\u202eor", '"v\\u202ew"'):
         assert any(shown in c for c in codes), (shown, codes)
+
+
+def test_the_cost_chart_s_caption_shows_an_attribute_key_from_the_logs_as_text(monkeypatch,
+                                                                                lake):
+    # stacked by an attribute key "__v__", the caption read "The 8 attribute v values" with a
+    # bold "v"
+    from tests.conftest import make_request, requests_table
+
+    lake.append({"requests": requests_table(
+        [make_request(i, attributes='{"__v__": "a"}') for i in range(5)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/cost.py",
+                  {"range": "custom", "from": "2026-03-02T00:00:00Z",
+                   "to": "2026-03-03T00:00:00Z", "by": "attr.__v__"})
+    assert "The 8 attribute \\_\\_v\\_\\_ values with the most spend" in texts(at)
