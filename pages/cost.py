@@ -214,7 +214,8 @@ else:
             actual, alt = priced["cost_usd"].sum(), priced["whatif_cost_usd"].sum()
             diff = cost.whatif_difference(actual, alt)
         w[0].metric("Actual spend", formatting.usd(actual), border=True)
-        w[1].metric(f"On {model}", formatting.usd(alt), border=True)
+        # (a label is markdown: the model may be a name from the logs, priced by an override)
+        w[1].metric(f"On {widgets.md_escape(model)}", formatting.usd(alt), border=True)
         w[2].metric("Difference", "–" if diff is None else "$0.00 (the same)" if diff == 0 else
                     ("−" if diff < 0 else "+") + formatting.usd(abs(diff)),
                     None if not diff else formatting.delta(alt, actual, "usd"),

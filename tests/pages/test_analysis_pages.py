@@ -59,7 +59,7 @@ def test_cost_page(monkeypatch, demo_store):
     assert "without an input token count" in at.metric[4].help
     assert at.selectbox(key="cost_by").value == "attr.region"
     assert at.selectbox(key="cost_whatif").value == "openai/gpt-4o-mini"
-    assert "On gpt-4o-mini" in [m.label for m in at.metric]
+    assert "On gpt\\-4o\\-mini" in [m.label for m in at.metric]  # (a label is markdown)
     assert "provider = anthropic" in texts(at)  # the URL's filter is applied
     assert at.query_params["by"] in ("attr.region", ["attr.region"])
     # the what-if table's amounts read as the tiles do ("$%.4f" gave "$-130.6596")
@@ -1308,3 +1308,22 @@ def test_the_cost_chart_s_caption_shows_an_attribute_key_from_the_logs_as_text(m
                   {"range": "custom", "from": "2026-03-02T00:00:00Z",
                    "to": "2026-03-03T00:00:00Z", "by": "attr.__v__"})
     assert "The 8 attribute \\_\\_v\\_\\_ values with the most spend" in texts(at)
+
+
+def test_the_what_if_tile_names_a_model_from_the_logs_as_text(monkeypatch, lake, tmp_path):
+    # a deployment priced by an override, "my_*fast*_ft", read "On my_fast_ft" with "fast" in
+    # italics on the what-if's tile
+    from tests.conftest import T0, make_request, requests_table
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text('models:\n  - model: "my_*fast*_ft"\n    input_per_mtok: 1\n'
+                      "    output_per_mtok: 2\n")
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(prices))
+    lake.append({"requests": requests_table([
+        make_request(i, model="my_*fast*_ft", provider="openai") for i in range(3)])},
+        source="t")
+    at = run_page(monkeypatch, lake.root, "pages/cost.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(hours=1)).isoformat(),
+                   "whatif": "openai/my_*fast*_ft"})
+    assert "On my\\_\\*fast\\*\\_ft" in [m.label for m in at.metric]
