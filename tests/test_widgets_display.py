@@ -118,3 +118,9 @@ def test_the_request_page_s_header_of_values_with_line_breaks_is_one_paragraph(m
     (header,) = [m.value for m in at.markdown if "· provider **" in m.value]
     assert "\n" not in header
     assert "provider **big\\\\n===** · model **gpt\\-4o\\\\n\\\\n    x**" in header
+
+
+def test_an_entity_from_the_logs_is_shown_as_written_not_read():
+    # markdown reads entities: a model logged as "&lt;b&gt;" was shown as "<b>", "&copy;" as
+    # "©" (Chromium)
+    assert widgets.md_escape("&lt;b&gt; &copy;") == "\\&lt;b\\&gt; \\&copy;"

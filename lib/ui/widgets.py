@@ -495,14 +495,15 @@ def md_escape(text) -> str:
     backwards. So are line breaks and other control characters (``\\n``), as the pages'
     caption of the filters writes them: a value's blank line ended the sentence's paragraph,
     and the Request page's header "model **gpt-4o\\n\\n    x**" became a code block between
-    two stray "**"."""
+    two stray "**". An "&" is escaped too: markdown reads entities, and a model logged as
+    "&lt;b&gt;" was shown as "<b>"."""
     import re
 
     text = re.sub(r"[\x00-\x1f\x7f-\x9f]",
                   lambda m: m.group().encode("unicode_escape").decode("ascii"), shown_str(text))
     text = re.sub(r"(?i)(\b(?:https?|ftp)):(?=//)|(\bwww)(?=\.)",
                   lambda m: (m[1] + "\u200b:") if m[1] else m[2] + "\u200b", text)
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])", r"\\\1", text)
 
 
 def md_escape_lines(text) -> str:
