@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import plotly.graph_objects as go
 import polars as pl
 
-from lib.formatting import terminal_text
+from lib.formatting import cut, terminal_text
 from lib.metrics.buckets import bucket_clock, bucket_ends, bucket_start
 from lib.metrics.dims import OTHER_LABEL
 
@@ -57,10 +57,7 @@ LEGEND_CHARS = 40
 def legend_label(value) -> str:
     """A value from logs as a legend entry: :func:`plot_text` of it cut to :data:`LEGEND_CHARS`
     characters with "…"."""
-    text = terminal_text(value)
-    if len(text) > LEGEND_CHARS:
-        text = text[:LEGEND_CHARS - 1] + "…"
-    return html.escape(text, quote=False)
+    return html.escape(cut(terminal_text(value), LEGEND_CHARS), quote=False)
 
 
 # A time chart's hover names each series whole (Plotly's default cuts a name to 15 characters).
