@@ -247,8 +247,9 @@ else:
         present = contrib.filter(pl.col("window_share") > 0)
         if present.height:
             first = present.row(0, named=True)
-            # (a button's label is markdown: a value from the logs is escaped)
-            st.button(f"Filter on {dim_label(first['dimension']).lower()} = "
+            # (a button's label is markdown: a value from the logs is escaped, and so is the
+            # dimension, which may be an attribute key from the logs: "__v__" read as a bold "v")
+            st.button(f"Filter on {widgets.md_escape(dim_label(first['dimension']).lower())} = "
                       f"{widgets.md_escape(first['value'])}",
                       key="ex_filter_top", icon=":material/filter_alt:",
                       help="Add this value to the sidebar's filters (it stays in the URL)",
