@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterator
@@ -262,6 +263,10 @@ BACK_TO_BACK = ("JSON object(s) not one to a line (written back to back, as Kine
                 "delivers records unless told to add a newline, or spread over several lines, "
                 "as `jq .` prints them): read one by one, a line number counting them.")
 _JSON = json.JSONDecoder()
+# Where the object after a broken one starts: right after a "}", or at the start of a line (a
+# line end of either kind: old Mac files end lines with CR alone). Not at every line end: a
+# pretty-printed broken object is one record, not a quarantined row per line of it.
+_NEXT_OBJECT = re.compile(r"\}(?=[ \t]*\{)|(?=[\r\n]\{)")
 
 
 def objects_back_to_back(head: bytes) -> bool:
@@ -354,9 +359,8 @@ class ObjectsAsLines(ReadStream):
                 if not self._eof and len(text) - at < MAX_LINE_BYTES:
                     self._more()  # (an object cut by the read: parsed again with what follows,
                     continue      # or, at the end, cut as below)
-                cuts = [c for c in (text.find("\n", at + 1), text.find("}{", at)) if c >= 0]
-                end = min(cuts) + (1 if cuts and text[min(cuts)] == "}" else 0) if cuts \
-                    else len(text)
+                cut = _NEXT_OBJECT.search(text, at + 1)
+                end = cut.end() if cut else len(text)
             self._emit(text[at:end])
             self._at = end
             return True

@@ -38,7 +38,7 @@ def test_every_object_is_stored(layout, tmp_path, lake, totals):
 def test_a_broken_object_is_quarantined_by_its_number_and_the_others_stored(tmp_path, lake,
                                                                              totals):
     """Where a broken object ends cannot be told: the quarantined piece runs to the next "}{"
-    (the end of the object after it, kept in the quarantine with it), or line end."""
+    (the end of the object after it, kept in the quarantine with it), or a line starting one."""
     objects = [json.dumps(canonical_request(i)) for i in range(5)]
     objects[2] = '{"request_id": "r2", "input_tokens": '  # cut short, then the next object
     path = tmp_path / "records.json"
@@ -66,3 +66,30 @@ def test_a_broken_object_is_quarantined_by_its_number_and_the_others_stored(tmp_
 ])
 def test_what_counts_as_objects_back_to_back(text, back_to_back):
     assert objects_back_to_back(text.encode()) is back_to_back
+
+
+@pytest.mark.parametrize("layout", ["pretty", "cr"])
+def test_a_broken_object_among_others_on_their_own_lines_is_one_quarantined_record(
+        layout, tmp_path, lake, totals):
+    """A broken object of a `jq .` file is one record up to the next line that starts an object,
+    not a quarantined row per line of it (six for a six-line object, none of them the record);
+    in a file of old Mac line ends (CR alone) the objects after a broken one are its own
+    records, not part of it (found in review: stored 1 of 3 good records, 2 counted read)."""
+    rows = [canonical_request(i) for i in range(4)]
+    if layout == "pretty":
+        objects = [json.dumps(r, indent=2) for r in rows]
+        objects[1] = '{\n  "request_id": "r1",\n  "ts": \n}'
+        text = "\n".join(objects) + "\n"
+    else:
+        objects = [json.dumps(r) for r in rows]
+        objects[1] = '{"request_id": "r1", "ts": '
+        text = "\r".join(objects) + "\r"
+    path = tmp_path / "records.json"
+    path.write_text(text, newline="")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 3}, 1)
+    assert f.reasons[0].startswith("line 2: not valid JSON")
+    assert totals("SELECT raw FROM quarantine") == (
+        objects[1].replace("\r", " ").replace("\n", " "),)
+    assert totals("SELECT list(request_id ORDER BY request_id) FROM requests") == (
+        ["r0", "r2", "r3"],)
