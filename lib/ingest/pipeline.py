@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lib import pricing, schema
 from lib.ingest import appended, live, memo
@@ -138,6 +139,10 @@ class FileReport:
     # a file that grew since a run read it, read from there: {"byte": offset, "line": number
     # of its first line (or protobuf request)} (lib/ingest/appended.py)
     continued_from: dict | None = None
+    # (line, reason) of the quarantined rows of lowest line so far, which ``reasons`` says: a
+    # file's quarantine comes in parts (a repeated key is found after the checks of the rows
+    # after it), so the first rows quarantined are not always its first lines
+    first_quarantined: list[tuple[int | None, str]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -158,7 +163,9 @@ class FileReport:
         return notes
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "notes": self.notes}
+        out = asdict(self)
+        del out["first_quarantined"]  # (``reasons`` says them)
+        return {**out, "notes": self.notes}
 
 
 @dataclass
@@ -745,6 +752,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}
         report.quarantined, report.reasons, report.not_read = 0, [], {}
+        report.first_quarantined = []
         if not report.unreadable:
             report.error += _store_disk_note(lake)
     if report.error and report.unreadable and report.error.startswith("truncated ") \
@@ -915,6 +923,7 @@ def _as_duplicate(report: FileReport) -> None:
     report.duplicate_file = True
     report.stored, report.duplicates = {}, {}
     report.quarantined, report.reasons, report.not_read, report.hints = 0, [], {}, []
+    report.first_quarantined = []
 
 
 def _store_chunk(batch: BatchWriter, chunk: Chunk, source_name: str, overrides: dict,
@@ -960,13 +969,15 @@ def _add_quarantine(batch: BatchWriter, report: FileReport, table: pa.Table) -> 
             table.column("source_file")[0].as_py(), table.column("ts")[0].as_py())
     batch.add({"quarantine": table})
     report.quarantined += table.num_rows
-    if len(report.reasons) < MAX_REASONS and table.num_rows:
-        head = table.slice(0, MAX_REASONS - len(report.reasons))
+    if table.num_rows:
+        head = table.take(pc.sort_indices(table, [("line", "ascending")])[:MAX_REASONS])
+        report.first_quarantined = sorted(
+            report.first_quarantined + list(zip(head.column("line").to_pylist(),
+                                                head.column("reason").to_pylist(), strict=True)),
+            key=lambda row: (row[0] is None, row[0] or 0))[:MAX_REASONS]
         unit = _unit_of(report.format)
-        for line, reason in zip(head.column("line").to_pylist(),
-                                head.column("reason").to_pylist(), strict=True):
-            where = f"{unit} {line}" if line is not None else "record"
-            report.reasons.append(f"{where}: {reason}")
+        report.reasons = [f"{unit} {line}: {reason}" if line is not None else f"record: {reason}"
+                          for line, reason in report.first_quarantined]
 
 
 def _unit_of(format_name: str | None) -> str:

@@ -142,3 +142,20 @@ def test_a_file_that_grew_compares_its_new_rows_with_those_read_before(
     for sql in ("SELECT request_id, output_tokens FROM requests ORDER BY ALL",
                 "SELECT line, reason, raw FROM quarantine ORDER BY ALL"):
         assert Engine(lake).query(sql).rows() == Engine(whole).query(sql).rows()
+
+
+@pytest.mark.parametrize("kind", PATHS)
+def test_the_reasons_a_report_shows_are_those_of_the_first_lines_quarantined(
+        kind, tmp_path, lake, monkeypatch):
+    """A repeat is found after the checks of the rows after it: with five bad rows after it,
+    the report's first reasons left it out, showing lines 5 to 9 for a file whose first bad
+    line is 4 (found in review)."""
+    for name, value in PATHS[kind].items():
+        monkeypatch.setenv(name, value)
+    bad = [canonical_request(10 + i, input_tokens=-1) for i in range(6)]
+    f = ingest_paths(lake, [str(_file(tmp_path, kind, ROWS + bad))]).files[0]
+    first = _first_line(kind)
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 7)
+    assert f.reasons == [f"line {first + 3}: {REASON}"] + [
+        f"line {first + n}: input_tokens is negative: -1" for n in range(4, 8)]
+    assert "first_quarantined" not in f.to_dict()
