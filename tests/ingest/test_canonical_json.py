@@ -522,3 +522,16 @@ def test_an_item_of_exactly_the_limit_is_kept_whatever_whitespace_follows_it(mon
             lines = b"".join(canonical_json.json_lines(io.BytesIO(doc), rejects, size))
             assert rejects == [], (doc, size)
             assert lines.split(b"\n")[0] == item, (doc, size)
+
+
+def test_a_short_array_of_one_item_a_line_is_an_array_not_json_lines(tmp_path):
+    """One item a line, as DuckDB's ``COPY ... (FORMAT json, ARRAY true)`` writes: its last item,
+    alone on its line without a comma, is a JSON line, and the lines before it (``[``, then items
+    ending in ``,``) passed for a banner, so an array of up to 9 rows was read as JSON lines: the
+    last row stored, the others and both brackets quarantined as not valid JSON (found in
+    review)."""
+    rows = _requests()
+    doc = b"[\n" + b",\n".join(b"\t" + json.dumps(r).encode() for r in rows) + b"\n]\n"
+    assert detect_format(doc, "export.json").name == "json"
+    _, f = _ingest(tmp_path, "store", _write(tmp_path, "export.json", doc))
+    assert (f.format, f.stored, f.quarantined) == ("json", {"requests": len(rows)}, 0)

@@ -491,6 +491,8 @@ def first_item_keys(item: bytes) -> set[str]:
     return keys
 
 
-FORMAT = Format(name="json", detect=_detect, parse=_parse, priority=95,
+# Asked before JSON lines (90): an array of one item a line (DuckDB's `COPY ... (FORMAT json,
+# ARRAY true)`) ends with an item that is a JSON line, after lines JSON lines takes for a banner.
+FORMAT = Format(name="json", detect=_detect, parse=_parse, priority=89,
                 doc="Canonical requests / evals / events / spans as one JSON array of objects "
                     "(line = the record's position in the array).")
