@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -253,13 +254,13 @@ class Mapping:
         for col, rule in self.columns.items():
             if "sum" in rule:
                 paths = [str(p) for p in rule["sum"]]
-                used.update(p.split(".", 1)[0] for p in paths)
+                used.update(_path_parts(p)[0] for p in paths)
                 expr = _sum_sql(paths, types, alias, rule, target.field(col).type,
                                 col in NON_NEGATIVE.get(self.table, []))
             elif "value" in rule:
                 expr = _convert(_literal(rule["value"]), rule, target.field(col).type)
             else:
-                top = str(rule["path"]).split(".", 1)[0]
+                top = _path_parts(str(rule["path"]))[0]
                 used.add(top)
                 expr = _path_sql(str(rule["path"]), types, alias)
                 if "values" in rule:
@@ -381,13 +382,25 @@ def _text(value):
     return json.dumps(value)
 
 
+def _path_parts(path: str) -> list[str]:
+    """The fields of a dotted path, a list's index written ``choices.0`` or ``choices[0]``."""
+    return re.sub(r"\[(\d+)\]", r".\1", path).split(".")
+
+
 def _path_sql(path: str, types: dict[str, pa.DataType], alias: dict[str, str]) -> str:
-    """SQL reading a dotted path: struct fields, or JSON text past the first non-struct."""
-    parts = path.split(".")
+    """SQL reading a dotted path: struct fields and list items (a part that is a number indexes
+    a list from 0, as ``choices.0.message.content`` in an OpenAI response; it gave null for every
+    row, without a word), or JSON text past the first that is neither."""
+    parts = _path_parts(path)
     if parts[0] not in types:
         return "NULL"
     expr, typ = _q(alias[parts[0]]), types[parts[0]]
     for i, part in enumerate(parts[1:], start=1):
+        if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+            if not part.isdigit():
+                return "NULL"  # (a list has no named fields)
+            expr, typ = f"list_extract({expr}, {int(part) + 1})", typ.value_type
+            continue
         if pa.types.is_struct(typ):
             if typ.get_field_index(part) < 0:
                 return "NULL"
@@ -398,10 +411,16 @@ def _path_sql(path: str, types: dict[str, pa.DataType], alias: dict[str, str]) -
                 # fields whose names differ only in case ("P", "p"), which DuckDB's struct
                 # fields cannot tell apart (struct_extract_at too): through the JSON text
                 expr = f"to_json({expr})"
-            rest = ".".join(f'"{p}"' for p in parts[i:])
             # Text that is not a JSON object (CSV's "", "n/a") has no such path: absent, like a
             # missing struct field (json_extract_string would raise and fail the whole file).
-            return f"try(json_extract_string(CAST({expr} AS VARCHAR), {_lit('$.' + rest)}))"
+            # A number is a key of an object ({"0": ...}) or else an index of an array.
+            keys = "$." + ".".join(f'"{p}"' for p in parts[i:])
+            text = f"CAST({expr} AS VARCHAR)"
+            found = f"try(json_extract_string({text}, {_lit(keys)}))"
+            if any(p.isdigit() for p in parts[i:]):
+                items = "$" + "".join(f"[{p}]" if p.isdigit() else f'."{p}"' for p in parts[i:])
+                found = f"coalesce({found}, try(json_extract_string({text}, {_lit(items)})))"
+            return found
     if pa.types.is_struct(typ) or pa.types.is_list(typ) or pa.types.is_map(typ):
         return f"CAST(to_json({expr}) AS VARCHAR)"
     return expr

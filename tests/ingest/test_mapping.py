@@ -3,6 +3,8 @@ quarantined."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import date
 
@@ -499,3 +501,45 @@ def test_unmapped_fields_are_kept_as_the_line_has_them_whatever_other_rows_hold(
     assert {k: json.loads(v) for k, v in got.items()} == {
         "a": {"n": 2, "f": 2}, "b": {"n": "x", "f": 2.5, "deep": {"a": [1, 2.0]}}}
     assert got["a"] == '{"n":2,"f":2}'  # (a null is dropped, as on every path)
+
+
+LIST_MAPPING = """
+table: requests
+columns:
+  request_id: id
+  ts: t
+  model: model
+  output_text: choices.0.message.content
+  finish_reason: choices[1].finish_reason
+  feature: meta.0
+"""
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv", "json"])
+def test_a_number_in_a_path_indexes_a_list(kind, lake, tmp_path, totals):
+    """``choices.0.message.content`` (or ``choices[0]``) reads an OpenAI response's first choice:
+    it gave null for every row without a word (review), and the choices were not kept either.
+    In JSON text (a CSV cell) a number is an object's key where the object has it."""
+    spec = tmp_path / "m.yaml"
+    spec.write_text(LIST_MAPPING)
+    choices = [{"message": {"content": "hi"}, "finish_reason": "stop"},
+               {"message": {"content": "second"}, "finish_reason": "length"}]
+    rows = [{"id": "a", "t": "2026-03-02T12:00:00Z", "model": "gpt-4o", "choices": choices,
+             "meta": {"0": "chat"}},
+            {"id": "b", "t": "2026-03-02T12:00:00Z", "model": "gpt-4o", "choices": choices[:1]}]
+    data = tmp_path / f"mine.{kind}"
+    if kind == "jsonl":
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif kind == "json":
+        data.write_text(json.dumps(rows))
+    else:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["id", "t", "model", "choices", "meta"])
+        writer.writerows([r["id"], r["t"], r["model"], json.dumps(r["choices"]),
+                          json.dumps(r.get("meta", {}))] for r in rows)
+        data.write_text(out.getvalue())
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 0)
+    assert totals("SELECT string_agg(concat_ws('/', request_id, output_text, finish_reason, "
+                  "feature), ' ' ORDER BY request_id) FROM requests") == ("a/hi/length/chat b/hi",)
