@@ -181,11 +181,14 @@ class Mapping:
         con.execute("SET TimeZone = 'UTC'")
         try:
             for chunk in chunks:
-                tables = {}
+                tables, not_read = {}, {}
                 for name, table in chunk.tables.items():
-                    tables[self.table] = self._apply(con, table, json_lines=kind == "jsonl")
+                    tables[self.table], absent = self._apply(con, table,
+                                                             json_lines=kind == "jsonl")
+                    not_read = {absent_field_note(col, self.columns[col]): table.num_rows
+                                for col in absent}
                     assert name == self.table
-                yield Chunk(tables=tables, rejects=chunk.rejects)
+                yield Chunk(tables=tables, rejects=chunk.rejects, not_read=not_read)
         finally:
             close_connection(con)
 
@@ -229,7 +232,9 @@ class Mapping:
                         rejects=rejects)
 
     def _apply(self, con: duckdb.DuckDBPyConnection, table: pa.Table,
-               json_lines: bool = False) -> pa.Table:
+               json_lines: bool = False) -> tuple[pa.Table, list[str]]:
+        """``table`` (a block of records) mapped, and the columns whose fields no record of it
+        has (every part of a sum absent)."""
         # by the user's keys (a "_line" of theirs is a column named apart: keys_apart)
         types = {user_key(f.name): f.type for f in table.schema}
         target = schema.TABLES[self.table]
@@ -250,11 +255,13 @@ class Mapping:
             source = "(SELECT * REPLACE ({}) FROM mapped_input)".format(", ".join(
                 f"{_as_written(c, types[c])} AS {_q(alias[c])}" for c in retyped))
             types.update({c: pa.string() for c in retyped})
-        exprs, used = {}, set()
+        exprs, used, absent = {}, set(), []
         for col, rule in self.columns.items():
             if "sum" in rule:
                 paths = [str(p) for p in rule["sum"]]
                 used.update(_path_parts(p)[0] for p in paths)
+                if all(_path_sql(p, types, alias) == "NULL" for p in paths):
+                    absent.append(col)
                 expr = _sum_sql(paths, types, alias, rule, target.field(col).type,
                                 col in NON_NEGATIVE.get(self.table, []))
             elif "value" in rule:
@@ -263,6 +270,8 @@ class Mapping:
                 top = _path_parts(str(rule["path"]))[0]
                 used.add(top)
                 expr = _path_sql(str(rule["path"]), types, alias)
+                if expr == "NULL":
+                    absent.append(col)
                 if "values" in rule:
                     expr = _values_sql(expr, rule["values"])
                 expr = _convert(expr, rule, target.field(col).type)
@@ -291,9 +300,19 @@ class Mapping:
         selects += [c for c in internal if c in table.column_names]
         con.register("mapped_input", table)
         try:
-            return con.execute(f"SELECT {', '.join(selects)} FROM {source}").to_arrow_table()
+            return con.execute(f"SELECT {', '.join(selects)} FROM {source}").to_arrow_table(), \
+                absent
         finally:
             con.unregister("mapped_input")
+
+
+def absent_field_note(column: str, rule: dict) -> str:
+    """The report's note (a ``Chunk.not_read`` key, counting records) on the records without the
+    field ``column``'s rule reads: a path mistyped (``usage.prompt_token``) stored every row with
+    that column empty, and nothing said so."""
+    fields = " or ".join(str(p) for p in rule["sum"]) if "sum" in rule else str(rule["path"])
+    return (f"record(s) without the field {fields} (columns.{column} of the mapping): "
+            f"stored with {column} empty.")
 
 
 def _holds_timestamp(typ: pa.DataType) -> bool:

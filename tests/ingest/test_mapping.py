@@ -543,3 +543,27 @@ def test_a_number_in_a_path_indexes_a_list(kind, lake, tmp_path, totals):
     assert (f.stored, f.quarantined) == ({"requests": 2}, 0)
     assert totals("SELECT string_agg(concat_ws('/', request_id, output_text, finish_reason, "
                   "feature), ' ' ORDER BY request_id) FROM requests") == ("a/hi/length/chat b/hi",)
+
+
+def test_a_mapped_field_no_record_has_is_named_in_the_report(lake, tmp_path, totals):
+    """A path mistyped (``usage.prompt_token``) stored every row without input tokens, unpriced,
+    and the report said nothing (review): it now counts the records without the field."""
+    spec = tmp_path / "m.yaml"
+    spec.write_text(MAPPING.replace("usage.prompt", "usage.prompt_token")
+                    + "  cached_input_tokens: {sum: [usage.cached, cache.read]}\n")
+    rows = [{"id": i, "started": 1772452800, "llm": {"name": "gpt-4o"},
+             "usage": {"prompt": 1000, "completion": 500}} for i in ("a", "b")]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert f.stored == {"requests": 2}
+    assert f.notes == [
+        "2 record(s) without the field timing.duration (columns.latency_ms of the mapping): "
+        "stored with latency_ms empty.",
+        "2 record(s) without the field usage.prompt_token (columns.input_tokens of the "
+        "mapping): stored with input_tokens empty.",
+        "2 record(s) without the field cost_cents (columns.logged_cost_usd of the mapping): "
+        "stored with logged_cost_usd empty.",
+        "2 record(s) without the field usage.cached or cache.read (columns.cached_input_tokens "
+        "of the mapping): stored with cached_input_tokens empty."]
+    assert totals("SELECT count(input_tokens), count(cost_usd) FROM requests") == (0, 0)
