@@ -156,6 +156,8 @@ def _epoch(expr: str) -> str:
 
 # A date and a time of hours and minutes, then "Z" or an offset (see text_timestamp_sql).
 _MINUTES_THEN_OFFSET = r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d)(Z|[+-]\d)"
+# "Z" or an offset, then a zone's name in brackets, ending the text (see text_timestamp_sql).
+_OFFSET_THEN_ZONE = r"(Z|[+-]\d\d(:?\d\d)?)\[[^\]]+\]$"
 
 
 def text_timestamp_sql(expr: str) -> str:
@@ -173,13 +175,16 @@ def text_timestamp_sql(expr: str) -> str:
     A time of hours and minutes with an offset ("2026-11-01T10:00Z", "10:00+02:00": ISO 8601,
     and what Java's OffsetDateTime and Python's ``isoformat(timespec="minutes")`` write on the
     minute) is read with ":00" seconds: both casts refuse it, where they take "10:00" alone, so
-    such rows were quarantined as no timestamp. (Last, so the other rows never pay for it.)"""
-    with_seconds = f"regexp_replace({expr}, {_lit(_MINUTES_THEN_OFFSET)}, '\\1:00\\2')"
-    # (coalesce evaluates each argument for every row: the regexp only where an offset follows
-    # the minutes, a CASE's branch being evaluated for its rows alone)
+    such rows were quarantined as no timestamp. So is a zone's name in brackets after the offset
+    ("2026-11-01T10:00:00.5+01:00[Europe/Paris]", "...Z[UTC]": Java's ZonedDateTime, RFC 9557),
+    which the offset says all of for an instant. (Last, so the other rows never pay for it.)"""
+    fixed = (f"regexp_replace(regexp_replace({expr}, {_lit(_MINUTES_THEN_OFFSET)}, "
+             f"'\\1:00\\2'), {_lit(_OFFSET_THEN_ZONE)}, '\\1')")
+    # (coalesce evaluates each argument for every row: the regexps only where an offset follows
+    # the minutes or a bracket ends the text, a CASE's branch being evaluated for its rows alone)
     return (f"coalesce({_iso_sql(expr)}, {_epoch(f'TRY_CAST({expr} AS DOUBLE)')}, "
-            f"CASE WHEN substr({expr}, 17, 1) IN ('Z', '+', '-') "
-            f"THEN coalesce({_iso_sql(with_seconds)}) END)")
+            f"CASE WHEN substr({expr}, 17, 1) IN ('Z', '+', '-') OR suffix({expr}, ']') "
+            f"THEN coalesce({_iso_sql(fixed)}) END)")
 
 
 def _iso_sql(expr: str) -> str:
