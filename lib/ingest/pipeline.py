@@ -44,6 +44,7 @@ from lib.ingest.streams import (
     ObjectsAsLines,
     SourceStream,
     objects_back_to_back,
+    one_object_over_lines,
     text_start,
 )
 from lib.ingest.validate import conflicts_table, rejects_table, validate
@@ -817,6 +818,12 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         head = stream.peek(HEAD_BYTES)
     filename = _strip_compression(src.filename)
     fmt = forced or (registry.by_name(cont.format) if cont else detect_format(head, filename))
+    if fmt is None and not cont and one_object_over_lines(head):
+        # One record pretty-printed (`jq .` of a one-line file, an example typed by hand): no
+        # document format took it, so it is a line of its own, as each of several would be.
+        stream = ObjectsAsLines(stream)
+        head = stream.peek(HEAD_BYTES)
+        fmt = detect_format(head, filename)
     if fmt is None:
         if not text_start(head) and len(head) < HEAD_BYTES:  # (the whole file is in the head)
             raise InputError(BLANK_ONLY)

@@ -289,6 +289,15 @@ def objects_back_to_back(head: bytes) -> bool:
     return second is None or _two_objects(second)
 
 
+def one_object_over_lines(head: bytes) -> bool:
+    """True when ``head`` (a stream's first bytes, decompressed) is the whole of one JSON object
+    spread over several lines, as `jq .` prints a one-line file (no other object after it:
+    :func:`objects_back_to_back`)."""
+    text = head.decode("utf-8", "replace").lstrip(" \t\r\n\ufeff")
+    end = _first_object_end(text)
+    return end is not None and "\n" in text[:end] and not text[end:].strip()
+
+
 def _first_object_end(text: str) -> int | None:
     """Where the JSON object ``text`` starts with ends, or None (not an object, cut, broken)."""
     if not text.startswith("{"):

@@ -93,3 +93,17 @@ def test_a_broken_object_among_others_on_their_own_lines_is_one_quarantined_reco
         objects[1].replace("\r", " ").replace("\n", " "),)
     assert totals("SELECT list(request_id ORDER BY request_id) FROM requests") == (
         ["r0", "r2", "r3"],)
+
+
+def test_one_pretty_printed_record_is_read(tmp_path, lake, totals):
+    """`jq .` of a one-line file, or one example typed by hand: no document format takes it, and
+    it was "not a recognized format" where two such records were read (found in review)."""
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(canonical_request(7), indent=2) + "\n")
+    f = ingest_paths(lake, [str(path)]).files[0]
+    assert (f.error, f.format, f.stored, f.quarantined) == (None, "jsonl", {"requests": 1}, 0)
+    assert totals("SELECT request_id FROM requests") == ("r7",)
+    other = tmp_path / "config.json"  # one object of no known shape is still refused
+    other.write_text(json.dumps({"name": "x", "values": [1, 2]}, indent=2))
+    assert ingest_paths(lake, [str(other)]).files[0].error.startswith(
+        "not a recognized format")
