@@ -428,7 +428,8 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
         ]
     if name == "evals":
         replaces.append(
-            "coalesce(nullif(eval_id, ''), CASE WHEN run_id IS NOT NULL AND case_id IS NOT NULL "
+            f"coalesce(CASE WHEN {trimmed_name_sql('eval_id')} IS NOT NULL THEN eval_id END, "
+            "CASE WHEN run_id IS NOT NULL AND case_id IS NOT NULL "
             "AND metric IS NOT NULL THEN sha256(concat_ws(chr(31), run_id, case_id, metric, "
             "coalesce(CAST(epoch AS VARCHAR), '')"
             # a run's rows of several datasets, models or versions are not one another's
@@ -442,7 +443,8 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
         # service as logged: the ids of events stored before stay the same)
         replaces.append(f"{trimmed_name_sql('service')} AS service")
         replaces.append(
-            "coalesce(nullif(event_id, ''), CASE WHEN ts IS NOT NULL THEN "
+            f"coalesce(CASE WHEN {trimmed_name_sql('event_id')} IS NOT NULL THEN event_id END, "
+            "CASE WHEN ts IS NOT NULL THEN "
             "sha256(concat_ws(chr(31), strftime(ts, '%Y-%m-%dT%H:%M:%S.%f'), "
             "coalesce(kind, ''), coalesce(service, ''), "
             "coalesce(version, ''), coalesce(title, '')))[:32] END) AS event_id")
@@ -458,7 +460,10 @@ def checked_sql(name: str, present: dict[str, pa.DataType], source: str, *,
                 # (an id is how a call read twice is stored once)
                 "request_id": "request_id (log an id for each call, or map one with a mapping "
                               "file, see docs/mapping.md)"}.get(col, col)
-        blank = f" OR {_q(col)} = ''" if target.field(col).type == pa.string() else ""
+        # (an id of blanks is none either: as one id, every call logged without one was stored
+        # once, the others skipped as its duplicates)
+        blank = f" OR {trimmed_name_sql(_q(col))} IS NULL" \
+            if target.field(col).type == pa.string() else ""
         # A value that is there but of the wrong type has its own message.
         not_typed = _not_typed(col)
         checks.append((f"({_q(col)} IS NULL{blank}){not_typed}", _lit("missing " + what)))

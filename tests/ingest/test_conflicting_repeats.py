@@ -159,3 +159,29 @@ def test_the_reasons_a_report_shows_are_those_of_the_first_lines_quarantined(
     assert f.reasons == [f"line {first + 3}: {REASON}"] + [
         f"line {first + n}: input_tokens is negative: -1" for n in range(4, 8)]
     assert "first_quarantined" not in f.to_dict()
+
+
+def test_an_id_of_blanks_is_no_id(tmp_path, lake, totals):
+    """A request id of spaces (a padded export's empty field) was one id: each file's first
+    such call stored, the others quarantined as its repeats or, in the next file, skipped as its
+    duplicates without a word (review). It is missing, as an empty one is; an eval's or event's
+    id of blanks is derived, as an absent one is."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _file(tmp_path / "a", "jsonl", [canonical_request(1, request_id="  ")])
+    b = _file(tmp_path / "b", "jsonl", [canonical_request(2, request_id="\t"),
+                                        canonical_request(3, request_id="  ")])
+    report = ingest_paths(lake, [str(a), str(b)])
+    assert [(f.stored, f.duplicates, f.quarantined) for f in report.files] == [
+        ({}, {}, 1), ({}, {}, 2)]
+    assert {f.reasons[0].split(": ", 1)[1] for f in report.files} == {
+        "missing request_id (log an id for each call, or map one with a mapping file, see "
+        "docs/mapping.md)"}
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text("".join(json.dumps({"eval_id": " ", "run_id": "run", "case_id": case,
+                                         "metric": "m", "score": 1.0,
+                                         "ts": "2026-03-02T12:00:00Z"}) + "\n"
+                             for case in ("c1", "c2")))
+    f = ingest_paths(lake, [str(evals)]).files[0]
+    assert (f.stored, f.quarantined) == ({"evals": 2}, 0)
+    assert totals("SELECT count(DISTINCT eval_id), min(length(eval_id)) FROM evals") == (2, 32)
