@@ -64,7 +64,7 @@ def _dimension_values(_engine: Engine, version: str, column: str, limit: int) ->
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective", "reference",
                        "column", "compare_a", "compare_b", "failed_metric", "against", "rank",
-                       "at"})
+                       "at", "feedback"})
 # Session key: the URL's filter keys as the sidebar last wrote them.
 SYNCED_QUERY = "_synced_query"
 
