@@ -160,6 +160,11 @@ KEYS: dict[str, str] = {
 # counted as (lib/ingest/nesting.py); such a span is no request of its own.
 COUNTED_AS = "sightline.counted_as"
 
+# SQL: the trace an eval judges, from its attributes (``{row}``: a table alias and a dot, or
+# nothing). A judgement of a whole trace (a Langfuse score on a trace) or of a step that is no
+# model call (an agent's span) has no request of its own: its trace ties it to the requests.
+EVAL_TRACE_SQL = "try(json_extract_string({row}attributes, '$.trace_id'))"
+
 def sql_identifier(name: str) -> str:
     """``name`` (a column) quoted as a DuckDB identifier: ``"input_tokens"``."""
     return '"' + name.replace('"', '""') + '"'

@@ -107,15 +107,15 @@ def count_nested_calls_once(batch) -> dict[str, int]:
     spans, requests = batch.written_files("spans"), batch.written_files("requests")
     if not requests:
         return {}
-    with _Scratch(batch) as con:
+    with ScratchConnection(batch) as con:
         files = {"spans": [str(p) for p in spans], "requests": [str(p) for p in requests]}
-        days = _days(con, files["requests"])
+        days = days_of_files(con, files["requests"])
         stored = {name: batch.lake._files_of_days(name, days) for name in ("requests", "spans")}
         if not _envelopes(con, files, stored):
             return _twins(con, files)
         fresh = con.execute(
             f"SELECT count(*) FROM envelopes WHERE outer_id IN (SELECT span_id FROM "
-            f"{_read('$spans')})", {"spans": files["spans"]}).fetchone()[0] \
+            f"{parquet_sql('$spans')})", {"spans": files["spans"]}).fetchone()[0] \
             if files["spans"] else 0
         total = con.execute("SELECT count(*) FROM envelopes").fetchone()[0]
         _rewrite(batch, con, files)
@@ -138,26 +138,26 @@ def move_evals_to_counted_calls(batch) -> dict[str, int]:
     evals = batch.written_files("evals")
     if not evals:
         return {}
-    with _Scratch(batch) as con:
+    with ScratchConnection(batch) as con:
         files = [str(p) for p in evals]
-        stored = batch.lake._files_of_days("spans", _days(con, files))
+        stored = batch.lake._files_of_days("spans", days_of_files(con, files))
         if not stored:
             return {}
         con.execute(
             "CREATE TEMP TABLE envelopes AS SELECT DISTINCT outer_id, inner_id FROM ("
             f"SELECT span_id AS outer_id, json_extract_string(attributes, "
-            f"'$.\"{COUNTED_AS}\"') AS inner_id FROM {_read('$stored')} "
+            f"'$.\"{COUNTED_AS}\"') AS inner_id FROM {parquet_sql('$stored')} "
             f"WHERE attributes LIKE '%{COUNTED_AS}%' "
-            f"AND span_id IN (SELECT request_id FROM {_read('$evals')})) "
+            f"AND span_id IN (SELECT request_id FROM {parquet_sql('$evals')})) "
             "WHERE inner_id IS NOT NULL", {"stored": stored, "evals": files})
-        moved = con.execute(f"SELECT count(*) FROM {_read('$evals')} WHERE request_id IN "
+        moved = con.execute(f"SELECT count(*) FROM {parquet_sql('$evals')} WHERE request_id IN "
                             "(SELECT outer_id FROM envelopes)", {"evals": files}).fetchone()[0]
         if moved:
             _move_evals(batch, con)
         return {EVALS_NOTE: moved} if moved else {}
 
 
-class _Scratch:
+class ScratchConnection:
     """A DuckDB connection bounded like the rest of an ingest (its tables and joins spill to a
     scratch folder of the batch, removed on exit)."""
 
@@ -178,14 +178,15 @@ class _Scratch:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _days(con, files: list[str]) -> list[str]:
+def days_of_files(con, files: list[str]) -> list[str]:
     """The days (``YYYY-MM-DD``, UTC) of the rows of ``files``."""
     return [r[0] for r in con.execute(
-        f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM {_read('$files')}",
+        f"SELECT DISTINCT strftime(ts, '%Y-%m-%d') FROM {parquet_sql('$files')}",
         {"files": files}).fetchall()]
 
 
-def _read(files: str) -> str:
+def parquet_sql(files: str) -> str:
+    """SQL reading the Parquet files of the list parameter ``files`` (``'$files'``)."""
     # Not hive_partitioning: the date=... folder is no column of the files.
     return f"read_parquet({files}, hive_partitioning = false)"
 
@@ -200,12 +201,12 @@ def _envelopes(con, files: dict[str, list[str]], stored: dict[str, list[str]]) -
             "* 1000) AS BIGINT)) END")
     con.execute(
         f"CREATE TEMP TABLE calls AS SELECT trace_id, request_id AS span_id, parent_id, ts, "
-        f"{ends} AS ends, true AS new FROM {_read('$requests')} WHERE trace_id IS NOT NULL",
+        f"{ends} AS ends, true AS new FROM {parquet_sql('$requests')} WHERE trace_id IS NOT NULL",
         {"requests": files["requests"]})
     if stored["requests"]:
         con.execute(
             f"INSERT INTO calls SELECT trace_id, request_id, parent_id, ts, {ends}, false "
-            f"FROM {_read('$stored')} WHERE trace_id IN (SELECT trace_id FROM calls) "
+            f"FROM {parquet_sql('$stored')} WHERE trace_id IN (SELECT trace_id FROM calls) "
             "AND request_id NOT IN (SELECT span_id FROM calls)", {"stored": stored["requests"]})
     con.execute("DELETE FROM calls WHERE trace_id IN (SELECT trace_id FROM calls "
                 "GROUP BY trace_id HAVING count(*) = 1)")
@@ -216,7 +217,7 @@ def _envelopes(con, files: dict[str, list[str]], stored: dict[str, list[str]]) -
     if span_files:
         con.execute(
             "INSERT INTO links SELECT DISTINCT trace_id, span_id, parent_id "
-            f"FROM {_read('$spans')} WHERE parent_id IS NOT NULL "
+            f"FROM {parquet_sql('$spans')} WHERE parent_id IS NOT NULL "
             "AND trace_id IN (SELECT trace_id FROM calls)", {"spans": span_files})
     # pairs: each call (inner) and its nearest call above (outer), when it started before that
     # one ended (or that one's end is unknown).
@@ -309,7 +310,7 @@ def _drop_pairs_of_two_calls(con, requests: list[str]) -> None:
         "CREATE TEMP TABLE facts AS SELECT trace_id, request_id AS span_id, "
         f"any_value({_model_base('model')}) AS model, "
         f"any_value({_model_base('response_model')}) AS response_model, "
-        f"any_value({_RESPONSE_ID}) AS response_id FROM {_read('$requests')} "
+        f"any_value({_RESPONSE_ID}) AS response_id FROM {parquet_sql('$requests')} "
         "WHERE (trace_id, request_id) IN (SELECT trace_id, outer_id FROM pairs "
         "UNION ALL SELECT trace_id, inner_id FROM pairs) GROUP BY trace_id, request_id",
         {"requests": requests})
@@ -342,7 +343,7 @@ def _twins(con, files: dict[str, list[str]]) -> dict[str, int]:
         # no output recorded and none produced (an embedding) are alike
         "coalesce(output_tokens, 0) AS output_tokens, epoch_us(ts) AS t0, "
         "epoch_us(ts) + CAST(round(latency_ms * 1000) AS BIGINT) AS t1, "
-        f"epoch_us(ts) // {slack_us} AS bucket FROM {_read('$requests')} "
+        f"epoch_us(ts) // {slack_us} AS bucket FROM {parquet_sql('$requests')} "
         "WHERE input_tokens > 0 AND latency_ms IS NOT NULL",
         {"requests": files["requests"]})
     pairs = con.execute(
@@ -369,7 +370,7 @@ def _rewrite(batch, con, files: dict[str, list[str]]) -> None:
         "CREATE TEMP TABLE recorded AS SELECT r.*, e.inner_id, e.inner_new, "
         + json_object_sql(f"list_filter([{entries}], "
                           "x -> x.v IS NOT NULL AND json_type(x.v) <> 'NULL')")
-        + f" AS span_attrs FROM {_read('$requests')} r "
+        + f" AS span_attrs FROM {parquet_sql('$requests')} r "
         "JOIN envelopes e ON e.outer_id = r.request_id", {"requests": files["requests"]})
     # Several envelopes around one call (three deep): the innermost (last started) one's values.
     con.execute("CREATE TEMP TABLE lent AS SELECT inner_id, "

@@ -24,6 +24,7 @@ import polars as pl
 from lib.filters import Filters
 from lib.metrics.buckets import bucket_seconds, bucket_sql, grid_sql
 from lib.metrics.dims import NONE_LABEL, OTHER_LABEL
+from lib.schema import EVAL_TRACE_SQL
 from lib.store.engine import Engine
 
 Z95 = 1.959963984540054
@@ -78,9 +79,6 @@ def evals_where(filters: Filters) -> tuple[str, dict]:
     return where, params
 
 
-_TRACE_OF = "try(json_extract_string({row}attributes, '$.trace_id'))"
-
-
 def _judges(requests_where: str, evals_in_window: str) -> str:
     """SQL: the eval judges a request ``requests_where`` selects: by its ``request_id``, or, a
     judgement of a whole trace or of a step that is no model call (its trace's id in
@@ -91,7 +89,7 @@ def _judges(requests_where: str, evals_in_window: str) -> str:
     request_id is that step's span: no request, so gone under any filter, review). A request_id
     that is a request of its trace decides alone. ``evals_in_window``: the evals among which
     to look for traces (SQL on ``evals``, the window's)."""
-    trace, judged = _TRACE_OF.format(row="t."), _TRACE_OF.format(row="x.")
+    trace, judged = EVAL_TRACE_SQL.format(row="t."), EVAL_TRACE_SQL.format(row="x.")
     # (the requests of the evals' traces, not all: a store of evals without a trace scans none)
     return (f"(request_id IN (SELECT request_id FROM requests WHERE {requests_where}) OR "
             f"eval_id IN (SELECT t.eval_id FROM evals t WHERE {evals_in_window} AND {trace} IN "

@@ -91,7 +91,7 @@ from typing import Any, BinaryIO
 from lib import schema
 from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
-from lib.ingest.nesting import _days, _read, _Scratch, finish_spans
+from lib.ingest.nesting import ScratchConnection, days_of_files, finish_spans, parquet_sql
 from lib.ingest.values import INT64_MAX, bad_text, count, number, numeric_text, shown
 
 MODEL_TYPES = {"GENERATION": "chat", "EMBEDDING": "embeddings"}
@@ -1047,7 +1047,6 @@ def _apply_trace(row: dict, trace: dict) -> None:
 JUDGED_LOOKBACK_DAYS = 30
 VERSIONED_NOTE = ("Langfuse score(s) without their trace's release in the file: given the version "
                   "of the stored request they judge (its observation's, else its trace's).")
-_TRACE_OF_EVAL = "try(json_extract_string({row}attributes, '$.trace_id'))"
 
 
 def versions_of_judged_requests(batch) -> dict[str, int]:
@@ -1066,22 +1065,22 @@ def versions_of_judged_requests(batch) -> dict[str, int]:
     evals = [str(p) for p in batch.written_files("evals")]
     if not evals:
         return {}
-    with _Scratch(batch) as con:
+    with ScratchConnection(batch) as con:
         con.execute(f"CREATE TEMP TABLE pending AS SELECT request_id, "
-                    f"{_TRACE_OF_EVAL.format(row='e.')} AS trace_id "
-                    f"FROM {_read('$evals')} e WHERE version IS NULL OR model IS NULL",
+                    f"{schema.EVAL_TRACE_SQL.format(row='e.')} AS trace_id "
+                    f"FROM {parquet_sql('$evals')} e WHERE version IS NULL OR model IS NULL",
                     {"evals": evals})
         if not con.execute("SELECT count(*) FROM pending").fetchone()[0]:
             return {}
         days = {(datetime.fromisoformat(d) - timedelta(days=k)).date().isoformat()
-                for d in _days(con, evals) for k in range(JUDGED_LOOKBACK_DAYS + 1)}
+                for d in days_of_files(con, evals) for k in range(JUDGED_LOOKBACK_DAYS + 1)}
         requests = [str(p) for p in batch.written_files("requests")] \
             + batch.lake._files_of_days("requests", days)
         if not requests:
             return {}
         con.execute(
             f"CREATE TEMP TABLE judged AS SELECT request_id, trace_id, app_version, model "
-            f"FROM {_read('$requests')} WHERE request_id IN (SELECT request_id FROM pending) "
+            f"FROM {parquet_sql('$requests')} WHERE request_id IN (SELECT request_id FROM pending) "
             "OR trace_id IN (SELECT trace_id FROM pending)", {"requests": requests})
         con.execute("CREATE TEMP TABLE by_request AS SELECT request_id, any_value(app_version) "
                     "AS app_version, any_value(model) AS model FROM judged GROUP BY request_id")
@@ -1089,9 +1088,9 @@ def versions_of_judged_requests(batch) -> dict[str, int]:
         con.execute("CREATE TEMP TABLE by_trace AS SELECT trace_id, min(app_version) AS "
                     "app_version FROM judged WHERE app_version IS NOT NULL GROUP BY trace_id "
                     "HAVING count(DISTINCT app_version) = 1")
-        trace = _TRACE_OF_EVAL.format(row="w.")
+        trace = schema.EVAL_TRACE_SQL.format(row="w.")
         versioned = con.execute(
-            f"SELECT count(*) FROM {_read('$evals')} w LEFT JOIN by_request r USING "
+            f"SELECT count(*) FROM {parquet_sql('$evals')} w LEFT JOIN by_request r USING "
             f"(request_id) LEFT JOIN by_trace t ON t.trace_id = {trace} WHERE w.version IS "
             "NULL AND coalesce(r.app_version, t.app_version) IS NOT NULL",
             {"evals": evals}).fetchone()[0]
@@ -1102,7 +1101,7 @@ def versions_of_judged_requests(batch) -> dict[str, int]:
             f"ON r.request_id = w.request_id LEFT JOIN by_trace t ON t.trace_id = {trace}",
             f"(version IS NULL OR model IS NULL) AND (request_id IN (SELECT request_id "
             f"FROM by_request) OR "
-            f"{_TRACE_OF_EVAL.format(row='')} IN (SELECT trace_id FROM by_trace))")
+            f"{schema.EVAL_TRACE_SQL.format(row='')} IN (SELECT trace_id FROM by_trace))")
     return {VERSIONED_NOTE: versioned} if versioned else {}
 
 
