@@ -187,7 +187,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commits", type=int, default=45_000)
     ap.add_argument("--no-write", action="store_true", help="print only")
-    args = ap.parse_args(sys.argv[1:] if __name__ == "__main__" else [])
+    args = ap.parse_args()
     from lib.store import Lake
 
     with tempfile.TemporaryDirectory(prefix="sightline-manifest-") as tmp:

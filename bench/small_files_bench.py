@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--groups-only", action="store_true",
                     help="only the default runs (in groups) and DuckDB's: for thousands of files, "
                          "where a file at a time takes minutes; prints, writes nothing")
-    args = ap.parse_args(argv if argv is not None else [])
+    args = ap.parse_args(argv)  # (None: the command line's, [] under the runner)
     import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
