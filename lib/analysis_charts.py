@@ -5,7 +5,6 @@ in legends and hovers. No Streamlit here."""
 
 from __future__ import annotations
 
-import html
 import math
 
 import plotly.graph_objects as go
@@ -22,22 +21,16 @@ from lib.charts import (
     legend_label,
     local_time,
     plot_text,
+    plot_text_cut,
     time_figure,
     to_zone,
     zone_label,
 )
-from lib.formatting import cut, terminal_text
 from lib.metrics.dims import OTHER_LABEL
 
 
 def esc(v) -> str:
     return plot_text(v)
-
-
-def _cut(v, chars: int) -> str:
-    """A value from logs as chart text (:func:`lib.charts.plot_text`), cut to ``chars``
-    characters with "…" (``legend_label`` is this at LEGEND_CHARS)."""
-    return html.escape(cut(terminal_text(v), chars), quote=False)
 
 
 # A waterfall's span label: its name cut to this many characters, indented up to this many
@@ -206,11 +199,12 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
     # 3,000-character prompt, or one 1,000 levels deep, made a label as wide as the chart and
     # left its bars a sliver. The hover gives the name longer and the depth.
     labels = [f"{THIS_REQUEST if sid is not None and sid == this_span else ''}{i}. "
-              f"{'  ' * min(d, WATERFALL_MAX_INDENT)}{_cut(n, WATERFALL_NAME_CHARS)}"
+              f"{'  ' * min(d, WATERFALL_MAX_INDENT)}{plot_text_cut(n, WATERFALL_NAME_CHARS)}"
               for i, (sid, d, n) in enumerate(zip(ids, spans["depth"], spans["name"]), first)]
     detached = (spans["detached"].to_list() if "detached" in spans.columns
                 else [None] * spans.height)
-    hover_names = [f"{i}. {_cut(n, WATERFALL_HOVER_CHARS)}" + (f" (depth {d})" if d else "")
+    hover_names = [f"{i}. {plot_text_cut(n, WATERFALL_HOVER_CHARS)}"
+                   + (f" (depth {d})" if d else "")
                    + (f"<br>drawn as a root: {esc(why)}" if why else "")
                    for i, (d, n, why) in enumerate(zip(spans["depth"], spans["name"], detached),
                                                    first)]

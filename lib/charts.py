@@ -54,10 +54,15 @@ def plot_text(value) -> str:
 LEGEND_CHARS = 40
 
 
+def plot_text_cut(value, chars: int) -> str:
+    """:func:`plot_text` of a value from logs cut to ``chars`` characters with "…" (cut before
+    escaping: an entity is never split)."""
+    return html.escape(cut(terminal_text(value), chars), quote=False)
+
+
 def legend_label(value) -> str:
-    """A value from logs as a legend entry: :func:`plot_text` of it cut to :data:`LEGEND_CHARS`
-    characters with "…"."""
-    return html.escape(cut(terminal_text(value), LEGEND_CHARS), quote=False)
+    """A value from logs as a legend entry: :func:`plot_text_cut` to :data:`LEGEND_CHARS`."""
+    return plot_text_cut(value, LEGEND_CHARS)
 
 
 # A time chart's hover names each series whole (Plotly's default cuts a name to 15 characters).
