@@ -166,3 +166,11 @@ def test_a_long_span_name_s_tick_is_cut_in_the_waterfall_but_its_bar_keeps_it_wh
     hovers = [c[-1] for t in fig.data for c in (t.customdata or ())]
     assert any("n" * (WATERFALL_HOVER_CHARS - 1) + "…" in h for h in hovers)
     assert all(len(t.name) <= LEGEND_CHARS for t in fig.data)  # a kind from the logs too
+
+
+def test_the_waterfall_s_axis_title_fits_a_phone():
+    # "milliseconds since the trace started" was cut at 390 px (review); the unit stays
+    from lib.analysis_charts import waterfall
+
+    title = waterfall(trace_spans()).layout.xaxis.title.text
+    assert title.startswith("ms ") and len(title) <= 28
