@@ -2,6 +2,7 @@
 request table (paged and searched on the server)."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import streamlit as st
@@ -396,14 +397,20 @@ else:
             "output_tokens": st.column_config.NumberColumn("Output tokens", format="localized"),
             "prompt": st.column_config.TextColumn("Prompt (start)", width="large"),
             "link": widgets.LINK_COLUMN})
-    chosen = None
-    if picked and picked.selection.rows:
-        chosen = rows["request_id"][picked.selection.rows[0]]
     o1, o2 = st.columns([3, 1])
     with o1:
+        # one option a row: two rows of one id (a source's ids repeating days apart) were two
+        # like options, either opening the same request; such an id is told by its time
         ids = rows["request_id"].to_list()
-        rid = st.selectbox("Open a request", ids, index=ids.index(chosen) if chosen in ids
-                           else 0, key="ex_open_id", format_func=widgets.shown_str)
+        twice = {i for i in ids if ids.count(i) > 1}
+        options = list(zip(ids, rows["ts"].to_list(), strict=True))  # (id, time): a row
+        picked_row = picked.selection.rows[0] if picked and picked.selection.rows else 0
+        choice = st.selectbox(
+            "Open a request", options, index=picked_row if options else None,
+            key="ex_open_id", format_func=lambda o: widgets.shown_str(o[0]) + (
+                f" · {o[1].astimezone(ZoneInfo(f.tz)):%Y-%m-%d %H:%M:%S}" if o[0] in twice
+                else ""))
+        rid, at = choice if choice is not None else (None, None)
     with o2:
         st.write("")
         # A link, not a button that switches page: the browser then gets one history entry
@@ -411,7 +418,6 @@ else:
         # The view it leaves (window, errors only, page) is the Request page's way back.
         st.session_state[widgets.BACK_TO_EXPLORE] = (rid, {k: st.query_params.get_all(k)
                                                            for k in st.query_params.keys()})
-        at = rows.filter(pl.col("request_id") == rid)["ts"][0] if rid is not None else None
         widgets.page_link("pages/request.py", "Open request",
                           {**f.to_query(), **widgets.request_query(rid, at)},
                           icon=":material/open_in_new:")

@@ -1327,3 +1327,22 @@ def test_the_what_if_tile_names_a_model_from_the_logs_as_text(monkeypatch, lake,
                    "to": (T0 + timedelta(hours=1)).isoformat(),
                    "whatif": "openai/my_*fast*_ft"})
     assert "On my\\_\\*fast\\*\\_ft" in [m.label for m in at.metric]
+
+
+def test_explore_s_open_a_request_tells_two_requests_of_one_id_apart(monkeypatch, tmp_path):
+    # two rows of one id (a source's ids repeating days apart) were two like options, each
+    # opening the same request; they are told apart by their time and open their own
+    from tests.conftest import T0, make_request, requests_table
+
+    lake = Lake(tmp_path / "s")
+    for rows in ([make_request(0, request_id="dup", status="error"),
+                  make_request(5, request_id="other")],
+                 [make_request(3 * 24 * 60, request_id="dup")]):  # three days on: kept too
+        lake.append({"requests": requests_table(rows)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(days=4)).isoformat()})
+    (box,) = [s for s in at.selectbox if s.key == "ex_open_id"]
+    dups = [o for o in box.options if o.startswith("dup")]
+    assert len(dups) == 2 and len(set(dups)) == 2 and all(" · 2026-" in o for o in dups), dups
+    assert "other" in box.options  # an id alone reads as it is
