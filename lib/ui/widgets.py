@@ -347,6 +347,13 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
         match = [o for o in options if str(o) == wanted]
         st.session_state[key] = match[0] if match else (default if default in options
                                                         else (options[0] if options else None))
+        if not match and query_value(param, None) is not None and options:
+            # (a link's value that is not offered was passed over without a word, as the
+            # sidebar's filters are not: review)
+            st.warning(f"This link's {md_escape(label.lower())} "
+                       f"“{md_escape(formatting.cut(wanted, 60))}” is not one of the choices "
+                       f"here: showing {md_escape(format_func(st.session_state[key]))}.",
+                       icon=":material/link_off:")
     elif st.session_state[key] not in options and options:
         st.session_state[key] = default if default in options else options[0]
     value = st.selectbox(label, options, key=key, format_func=format_func, **kw)

@@ -1346,3 +1346,14 @@ def test_explore_s_open_a_request_tells_two_requests_of_one_id_apart(monkeypatch
     dups = [o for o in box.options if o.startswith("dup")]
     assert len(dups) == 2 and len(set(dups)) == 2 and all(" · 2026-" in o for o in dups), dups
     assert "other" in box.options  # an id alone reads as it is
+
+
+def test_a_link_s_page_setting_that_is_not_offered_is_said(monkeypatch, demo_store):
+    # metric=$x$ (or a version no longer in the window) fell back to the default without a
+    # word, where the sidebar says what of a link it passed over (review)
+    at = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "$x$ <b>"})
+    said = [w.value for w in at.warning if "is not one of the choices" in w.value]
+    assert len(said) == 1, [w.value for w in at.warning]
+    assert "\\$x\\$ \\<b\\>" in said[0] and "showing Error rate" in said[0]
+    ok = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "error_rate"})
+    assert not [w for w in ok.warning if "is not one of the choices" in w.value]
