@@ -28,11 +28,6 @@ from lib.charts import (
 )
 from lib.metrics.dims import OTHER_LABEL
 
-
-def esc(v) -> str:
-    return plot_text(v)
-
-
 # A waterfall's span label: its name cut to this many characters, indented up to this many
 # levels (the hover gives the name to WATERFALL_HOVER_CHARS, and the depth).
 WATERFALL_NAME_CHARS = 40
@@ -77,7 +72,7 @@ def band_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str, str, s
         fig.add_scatter(x=xs + xs[::-1], y=f[high].to_list() + f[low].to_list()[::-1],
                         fill="toself", fillcolor=_alpha(color, 0.15), line=dict(width=0),
                         hoverinfo="skip", showlegend=False, name=f"{label} 95% CI")
-        fig.add_scatter(x=xs, y=f[col].to_list(), mode="lines+markers", name=esc(label),
+        fig.add_scatter(x=xs, y=f[col].to_list(), mode="lines+markers", name=plot_text(label),
                         line=dict(color=color, width=2), marker=dict(size=4),
                         customdata=list(zip(f[low].to_list(), f[high].to_list())),
                         hovertemplate="%{y:.1%} (95% CI %{customdata[0]:.1%}–"
@@ -108,7 +103,7 @@ def hbar(frame: pl.DataFrame, y: str, x: str, *, x_title: str, x_format: str | N
          height: int | None = None, error: tuple[str, str] | None = None,
          color: str = SERIES_COLORS[0]) -> go.Figure:
     """Horizontal bars, largest on top; ``error`` = (low col, high col) draws an interval."""
-    labels = [esc(v) for v in frame[y].to_list()]
+    labels = [plot_text(v) for v in frame[y].to_list()]
     kw = {}
     if error:
         xs = frame[x].to_list()
@@ -134,7 +129,7 @@ def hbar(frame: pl.DataFrame, y: str, x: str, *, x_title: str, x_format: str | N
 def shares_figure(frame: pl.DataFrame, *, x_title: str, height: int = 300) -> go.Figure:
     """Reference and current shares side by side per bucket (``bucket, reference_share,
     current_share``, fractions): a drift's distributions, drawn as PSI and the tests read them."""
-    labels = [esc(v) for v in frame["bucket"].to_list()]
+    labels = [plot_text(v) for v in frame["bucket"].to_list()]
     fig = go.Figure([
         go.Bar(x=labels, y=frame["reference_share"].to_list(), name="reference",
                marker_color=OTHER_COLOR,
@@ -205,7 +200,7 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
                 else [None] * spans.height)
     hover_names = [f"{i}. {plot_text_cut(n, WATERFALL_HOVER_CHARS)}"
                    + (f" (depth {d})" if d else "")
-                   + (f"<br>drawn as a root: {esc(why)}" if why else "")
+                   + (f"<br>drawn as a root: {plot_text(why)}" if why else "")
                    for i, (d, n, why) in enumerate(zip(spans["depth"], spans["name"], detached),
                                                    first)]
     # One trace per legend entry: a colour without a legend means nothing to the reader.
@@ -227,7 +222,7 @@ def waterfall(spans: pl.DataFrame, *, height: int | None = None,
             marker_line=dict(color=WATERFALL_FAILED, width=2) if failed else None,
             # (the duration from customdata: on a bar drawn from a base, Plotly's %{x} is its
             # end, so a span starting at 1,500 ms and lasting 100 read "lasts 1,600 ms")
-            customdata=[(esc(kinds[i]), esc(statuses[i]), starts[i], durations[i],
+            customdata=[(plot_text(kinds[i]), plot_text(statuses[i]), starts[i], durations[i],
                          hover_names[i]) for i in rows],
             hovertemplate="%{customdata[4]}<br>%{customdata[0]} · %{customdata[1]}<br>starts at "
                           "%{customdata[2]:,.0f} ms, lasts %{customdata[3]:,.0f} ms"

@@ -5,8 +5,8 @@ import polars as pl
 import streamlit as st
 
 from lib import drilldown, formatting
-from lib.analysis_charts import band_figure, esc, hbar, long_time_figure
-from lib.charts import LEGEND_CHARS, time_figure, to_zone
+from lib.analysis_charts import band_figure, hbar, long_time_figure
+from lib.charts import LEGEND_CHARS, plot_text, time_figure, to_zone
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
 from lib.store import store_option
@@ -104,7 +104,7 @@ else:
         # on an axis of its own: a score is no percentage (0.81 read "81%"), and a judge may
         # score 1-5 (y2 holds the event markers)
         fig.add_scatter(x=to_zone(m, "bucket", axis["tz"])["bucket"].to_list(),
-                        y=m["mean_score"].to_list(), name=esc(f"mean {named} score"),
+                        y=m["mean_score"].to_list(), name=plot_text(f"mean {named} score"),
                         mode="lines", line=dict(dash="dot", color="#64748b"), yaxis="y3",
                         hovertemplate="%{y:.3f}")
         top = m["mean_score"].max()
