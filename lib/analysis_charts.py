@@ -18,6 +18,7 @@ from lib.charts import (
     SERIES_COLORS,
     add_events,
     axis_range,
+    hover_format,
     legend_label,
     local_time,
     plot_text,
@@ -122,7 +123,7 @@ def hbar(frame: pl.DataFrame, y: str, x: str, *, x_title: str, x_format: str | N
                       yaxis=dict(autorange="reversed", type="category", tickvals=labels,
                                  ticktext=[legend_label(v) for v in frame[y].to_list()]))
     if x_format:
-        fig.update_xaxes(tickformat=x_format)
+        fig.update_xaxes(tickformat=x_format, hoverformat=hover_format(x_format))
     return fig
 
 

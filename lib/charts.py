@@ -38,6 +38,16 @@ PARTIAL_OPACITY = 0.45
 FEW_ROWS_HOVER = " (too few requests in this bucket to rely on)"
 # How a hovered value reads when the chart gives no format of its own (d3-format).
 HOVER_FORMAT = ",.4~r"
+# How a hovered amount on a dollar axis reads: the same four significant digits. The axis's own
+# format has the decimals its largest tick needs, so on a $1.00 axis a model's $0.0003 hour
+# hovered as "$0.00", as if it had cost nothing (found in review: 300 of the demo's 1,131
+# non-zero bars on the Cost page).
+USD_HOVER_FORMAT = "$" + HOVER_FORMAT
+
+
+def hover_format(axis_format: str) -> str | None:
+    """The hover format of an axis whose ticks use ``axis_format`` (None: the ticks' own)."""
+    return USD_HOVER_FORMAT if axis_format.startswith("$") else None
 
 
 def plot_text(value) -> str:
@@ -238,7 +248,7 @@ def time_figure(frame: pl.DataFrame, x: str, series: list[tuple[str, str]], *, y
         xaxis_title=f"Time ({zone_label(tz)})", yaxis_title=y_title,
     )
     if y_format:
-        fig.update_yaxes(tickformat=y_format)
+        fig.update_yaxes(tickformat=y_format, hoverformat=hover_format(y_format))
     else:
         # Plotly's own hover format read a p95 of 12,129.31 ms as "12.12931k" next to a p50
         # of "9,311.55": four significant digits, with thousands separators

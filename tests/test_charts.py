@@ -282,6 +282,30 @@ def test_a_hovered_latency_reads_as_a_number_not_in_si_units():
     assert pct.layout.yaxis.hoverformat is None and pct.layout.yaxis.tickformat == ".1%"
 
 
+def test_a_hovered_tiny_cost_on_a_dollar_axis_keeps_its_digits():
+    # A dollar axis's ticks have the decimals its largest value needs ("$,.2f" to $1.00), and
+    # Plotly hovered each bar in them: a model's $0.0003 hour on the Cost page read "$0.00", as
+    # if it had cost nothing (300 of the demo's 1,131 non-zero bars, seen in Chromium).
+    from lib.analysis_charts import hbar
+    from lib.formatting import usd_tick_format
+
+    frame = hourly().with_columns(cost_usd=pl.Series([1.0, 0.0003, 0.2, 0.5, 0.7, 0.9]))
+    y_format = usd_tick_format(frame["cost_usd"].max())
+    assert y_format == "$,.2f"
+    for fig in (
+            time_figure(frame, "bucket", [("cost_usd", "Cost")], y_title="USD per 1 h",
+                        tz="UTC", kind="bar", y_format=y_format),
+            long_time_figure(frame.with_columns(group=pl.lit("gpt-4o")), "bucket", "group",
+                             "cost_usd", y_title="USD per 1 h", tz="UTC", kind="bar",
+                             y_format=y_format)):
+        assert fig.layout.yaxis.tickformat == "$,.2f"  # (the ticks keep cents)
+        # four significant digits: "$0.0003", "$1,235", never "$0.00" for a cost
+        assert fig.layout.yaxis.hoverformat == "$,.4~r"
+    mix = hbar(pl.DataFrame({"label": ["Cache write", "Output"], "cost_usd": [0.004, 28.9]}),
+               "label", "cost_usd", x_title="USD", x_format=usd_tick_format(28.9))
+    assert mix.layout.xaxis.hoverformat == "$,.4~r"
+
+
 def test_a_quote_from_the_logs_reads_as_a_quote_in_legends_ticks_and_hovers():
     # Plotly reads &lt; &gt; &amp; and numeric entities but not &quot;: html.escape's default
     # showed a model '=HYPERLINK("http://x","y")' as '=HYPERLINK(&quot;http://x&quot;,…' in the
