@@ -1,6 +1,6 @@
 """Overview: the KPIs against the previous period, and traffic, latency and cost over time."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import streamlit as st
@@ -25,23 +25,31 @@ widgets.stop_if_no_requests(
     engine, f"Sightline reads logged model calls from `{engine.lake.root}`.")
 widgets.freshness_note(engine, f)
 
+# (to the minute, as the window's end: the page's results are cached with it)
+now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
 with st.spinner("Computing KPIs…"):
-    kpis = widgets.cached(overview.kpis, engine, f)
+    kpis = widgets.cached(overview.kpis, engine, f, now)
 if kpis.filter(kpis["kpi"] == "requests")["value"][0] == 0:
     widgets.no_requests_in_window(engine, f, "pages/overview.py")
 
-coverage = widgets.cached(overview.previous_coverage, engine, f)
+coverage = widgets.cached(overview.previous_coverage, engine, f, now)
+previous = overview.previous_period(f, now)
 # Against a previous period the store barely covers, "+87,000%" would be noise, not news.
 comparable = coverage >= 0.9
 widgets.kpi_tiles(kpis, compare=comparable)
-if comparable:
+if comparable and previous.duration < f.duration:
+    st.caption(f"Changes are against the first {formatting.duration(previous.duration)} of the "
+               f"previous {formatting.duration(f.duration)}: this window has not ended, so its "
+               "time so far is compared with the same stretch of the period before.")
+elif comparable:
     st.caption(f"Changes are against the previous {formatting.duration(f.duration)} "
                "(the period of equal length just before this one).")
 else:
     # (a length, not a share: 27 minutes of a week read "covers only 0%")
     covered = ("the store's data begins with this window" if not coverage else
-               f"the store's data covers only {formatting.duration(f.duration * coverage)} of "
-               f"the previous {formatting.duration(f.duration)}")
+               f"the store's data covers only "
+               f"{formatting.duration(previous.duration * coverage)} of the previous "
+               f"{formatting.duration(previous.duration)}")
     st.caption(f"No changes shown: {covered}, so there is nothing like-for-like to compare "
                "against. The tiles' help still gives the previous period's values.")
 

@@ -521,3 +521,30 @@ def test_a_p95_of_zero_against_zero_is_no_change(lake, engine):
     got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
     p95 = got["p95_latency_ms"]
     assert p95["change_low"] <= 0 <= p95["change_high"]
+
+
+def test_a_window_that_has_not_ended_is_compared_with_the_same_stretch_before(lake, engine):
+    # A window holding today (custom dates, or a link) at 12:00: against the whole of
+    # yesterday, today's half a day of traffic read "requests −50%, cost −50%" (green), with
+    # the traffic unchanged. The same hours of yesterday are compared instead: no change.
+    rows, day = [], timedelta(days=1)
+    for i in range(36 * 6):  # one request every 10 minutes for a day and a half, all alike
+        rows.append(_req(i, 10 * i, latency_ms=100.0 + i % 6, cost_usd=0.01,
+                         status="error" if i % 6 == 0 else "ok",
+                         guardrail="pii" if i % 3 == 0 else None))
+    lake.append({"requests": requests_table(rows)}, source="t")
+    f = Filters.between(T0 + day, T0 + 2 * day)
+    now = T0 + day + 12 * H
+    got = _kpi(kpis(engine, f, now))
+    assert got["requests"] == (72, 72)
+    assert got["cost_usd"] == (pytest.approx(0.72), pytest.approx(0.72))
+    assert got["error_rate"] == (pytest.approx(1 / 6), pytest.approx(1 / 6))
+    assert got["guardrail_triggers"] == (24, 24)
+    # the p95's interval is of the same requests: the same latencies, no change outside noise
+    p95 = kpis(engine, f, now).filter(kpis(engine, f, now)["kpi"] == "p95_latency_ms")
+    assert p95["change_low"][0] <= 0 <= p95["change_high"][0]
+    # the stretch compared with is wholly in the store, though the previous day's end is not
+    assert previous_coverage(engine, f, now) == 1.0
+    # a window that has ended (or no ``now``) is still against the whole period before
+    assert _kpi(kpis(engine, f))["requests"] == (72, 144)
+    assert _kpi(kpis(engine, f, T0 + 3 * day))["requests"] == (72, 144)
