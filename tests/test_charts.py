@@ -276,10 +276,21 @@ def test_a_hovered_latency_reads_as_a_number_not_in_si_units():
     # Plotly's default hover read 12,129.31 ms as "12.12931k"
     fig = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="latency (ms)", tz="UTC")
     assert fig.layout.yaxis.hoverformat == ",.4~r"
-    # a chart with a format of its own keeps it in the hover
+    # a chart with a format of its own keeps it on its ticks, the hover finer (below)
     pct = time_figure(hourly(), "bucket", [("p95_ms", "p95")], y_title="%", tz="UTC",
                       y_format=".1%")
-    assert pct.layout.yaxis.hoverformat is None and pct.layout.yaxis.tickformat == ".1%"
+    assert pct.layout.yaxis.tickformat == ".1%"
+
+
+def test_a_hovered_share_on_a_percent_axis_keeps_a_hundredth_of_a_point():
+    # The Latency page's share within the objective has ".0%" ticks, and hovered 996 of 1,000
+    # requests within it as "100%"; the error rate's ".1%" 1 error in 3,000 as "0.0%".
+    frame = hourly().with_columns(share=pl.lit(0.996))
+    for ticks in (".0%", ".1%"):
+        fig = time_figure(frame, "bucket", [("share", "≤ 2,000 ms")], y_title="%", tz="UTC",
+                          y_format=ticks)
+        assert fig.layout.yaxis.tickformat == ticks
+        assert fig.layout.yaxis.hoverformat == ".2~%"  # "99.6%", "0.03%", "100%"
 
 
 def test_a_hovered_tiny_cost_on_a_dollar_axis_keeps_its_digits():
