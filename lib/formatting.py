@@ -37,13 +37,18 @@ def usd_tick_format(largest) -> str:
     return f"$,.{min(8, max(2, -math.floor(math.log10(float(largest) / 5))))}f"
 
 
-def usd_column_format(values) -> str:
+def usd_column_format(values, decimals: int | None = None) -> str:
     """The format of a table's USD column holding ``values``: Streamlit's "dollar" (cents,
     thousands separated), or, when a non-zero amount is under a cent and none reaches $1,000
     (whose separators the decimals' format has not), the decimals that give the smallest two
-    significant digits (a $0.0042 share of spend read "$0.00")."""
+    significant digits (a $0.0042 share of spend read "$0.00"). ``decimals``: at least that
+    many whatever the amounts (a column of unit costs, "$%.5f"), more for a smaller one: an
+    embedding's $0.0000012 a request read "$0.00000", as if free."""
     amounts = [abs(float(v)) for v in values if not _missing(v)]
     small = [v for v in amounts if 0 < v < 0.01]
+    if decimals is not None and not (amounts and max(amounts) >= 1000):
+        needed = 1 - math.floor(math.log10(min(small))) if small else 0
+        return f"$%.{max(decimals, min(8, needed))}f"
     if not small or max(amounts) >= 1000:
         return "dollar"
     return f"$%.{min(8, 1 - math.floor(math.log10(min(small))))}f"

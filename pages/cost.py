@@ -136,8 +136,9 @@ for dim, title in (("model", "Spend by model"), ("customer", "Top customers"),
                 "Spend (USD)", format=formatting.usd_column_format(b["cost_usd"])),
             "share": st.column_config.ProgressColumn("Share of spend", format="percent",
                                                      min_value=0, max_value=1),
-            "cost_per_request_usd": st.column_config.NumberColumn("USD per request",
-                                                                  format="$%.5f")})
+            "cost_per_request_usd": st.column_config.NumberColumn(
+                "USD per request", format=formatting.usd_column_format(
+                    b["cost_per_request_usd"], decimals=5))})
         every = widgets.cached(cost.breakdown, engine, f, dim, None, rank)
         if every.height > b.height:
             st.caption(f"The downloads hold all {every.height:,} {dim_label(dim).lower()} "

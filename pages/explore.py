@@ -387,7 +387,8 @@ else:
             "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="localized"),
             "ttft_ms": st.column_config.NumberColumn(
                 "TTFT (ms)", format="localized", help="Time to first token (streaming calls)"),
-            "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
+            "cost_usd": st.column_config.NumberColumn(
+                "Cost (USD)", format=formatting.usd_column_format(rows["cost_usd"], decimals=5)),
             "request_id": "Request", "status": "Status", "error_type": "Error type",
             "provider": "Provider", "model": "Model", "feature": "Feature",
             "customer_id": "Customer", "prompt_version": "Prompt version",

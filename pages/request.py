@@ -196,7 +196,9 @@ else:
                      "model": "Model",
                      "latency_ms": st.column_config.NumberColumn("Latency (ms)",
                                                                  format="localized"),
-                     "cost_usd": st.column_config.NumberColumn("Cost (USD)", format="$%.5f"),
+                     "cost_usd": st.column_config.NumberColumn(
+                         "Cost (USD)",
+                         format=formatting.usd_column_format(sess["cost_usd"], decimals=5)),
                      "prompt": st.column_config.TextColumn("Prompt (start)", width="large")})
     others = [i for i in sess["request_id"].to_list() if i != rid]
     if others:

@@ -131,3 +131,16 @@ def test_a_usd_column_shows_its_smallest_amount_with_two_significant_digits():
     assert usd_column_format([1234.5, 0.0042]) == "dollar"
     assert usd_column_format([0.000021]) == "$%.6f"
     assert usd_column_format([0.0, 5.0, 1234.5]) == "dollar"  # cents suffice
+
+
+def test_a_column_of_unit_costs_keeps_its_decimals_and_shows_a_tiny_one():
+    # The Cost page's "USD per request" was "$%.5f": an embedding at $0.0000012 a request read
+    # "$0.00000" beside gpt-4o-mini's "$0.00019" (seen in Chromium), as Explore's and the
+    # Request page's costs of one such call did.
+    from lib.formatting import usd_column_format
+
+    assert usd_column_format([0.000192, 0.0000012], decimals=5) == "$%.7f"  # "$0.0000012"
+    # at least the decimals asked for: "$0.01200", not the cents of "dollar"
+    assert usd_column_format([0.05, 0.012, None], decimals=5) == "$%.5f"
+    assert usd_column_format([0.00019, 0.0], decimals=5) == "$%.5f"
+    assert usd_column_format([None], decimals=5) == "$%.5f"
