@@ -124,3 +124,28 @@ def test_an_entity_from_the_logs_is_shown_as_written_not_read():
     # markdown reads entities: a model logged as "&lt;b&gt;" was shown as "<b>", "&copy;" as
     # "©" (Chromium)
     assert widgets.md_escape("&lt;b&gt; &copy;") == "\\&lt;b\\&gt; \\&copy;"
+
+
+def test_a_window_that_has_not_ended_is_drawn_to_now():
+    # A window holding today, at 22:20: its charts drew the hours to come as hours without
+    # traffic, and the 22:15 bucket, two thirds of it still to come, as a whole one (not paler).
+    from datetime import UTC, datetime, timedelta
+
+    from lib.charts import PARTIAL_OPACITY, time_figure
+    from lib.filters import Filters
+
+    day = datetime(2026, 11, 27, tzinfo=UTC)
+    f = Filters.between(day, day + timedelta(days=1))
+    now = day + timedelta(hours=22, minutes=20)
+    axis = widgets.time_axis(f, 900, now=now)
+    assert axis["window"] == (day, now)
+    buckets = [day + timedelta(minutes=15 * i) for i in range(96)]
+    frame = pl.DataFrame({"bucket": buckets, "requests": [10] * 90 + [0] * 6})
+    fig = time_figure(frame, "bucket", [("requests", "Requests")], y_title="requests per 15 min",
+                      kind="bar", **axis)
+    opacity = fig.data[0].marker.opacity
+    assert opacity[89] == PARTIAL_OPACITY and opacity[88] == 1.0  # 22:15 paler, 22:00 whole
+    assert str(fig.layout.xaxis.range[1]).startswith("2026-11-27 22:20")
+    # an ended window, or one not begun, keeps its whole length
+    assert widgets.time_axis(f, 900, now=day + timedelta(days=2))["window"] == (day, f.end)
+    assert widgets.time_axis(f, 900, now=day - timedelta(days=1))["window"] == (day, f.end)

@@ -438,12 +438,17 @@ def export_downloads(export: Callable[[str], str], name: str, key: str,
                            icon=":material/download:", on_click="ignore", type="tertiary")
 
 
-def time_axis(filters: Filters, bucket_s: int, start=None, end=None) -> dict:
+def time_axis(filters: Filters, bucket_s: int, start=None, end=None, now=None) -> dict:
     """The x axis every time chart of a page takes (``window``, ``bucket_s``, ``tz``), so charts
     side by side line up: the window ``[start, end)`` (default: the filters'), drawn and read
     back in :func:`lib.charts.chart_zone`'s zone, which a caption explains when it is not the
-    sidebar's."""
+    sidebar's. A window that has not ended at ``now`` (default: the clock's) is drawn to now:
+    the hours to come drew as hours without traffic, and the bucket now is in, a quarter
+    of it past, as a whole one (not paler): a drop that was not there (found in review)."""
     start, end = start or filters.start, end or filters.end
+    now = now or datetime.now(UTC)
+    if start < now < end:
+        end = now
     zone = charts.chart_zone(filters.tz, start, end, bucket_s)
     if zone != filters.tz:
         st.caption(f"Charts are drawn at {charts.zone_label(zone)}, the offset of "
