@@ -165,15 +165,19 @@ else:
     st.caption(f"UTC calendar month of the window's end ({month:%B %Y}), up to "
                f"{widgets.window_caption(at, at, 'UTC').split(' → ')[0]} UTC"
                f"{' (now: the window ends later)' if at < f.end else ''}. "
-               "Projection (from a day into the month on) = month to date × month length / "
-               "time elapsed. Budgets use their own scope from "
+               "Projection (from a day of data on) = month to date + its run rate over the rest "
+               "of the month. Budgets use their own scope from "
                f"`{budgets_path().name}`, not the sidebar's filters.")
+    since = mtd["since"][0] if mtd.height else None
+    if since is not None and since > month:
+        st.caption(f"The store's requests start on {since:%B %-d, %H:%M} UTC: the run rate is "
+                   "taken from then, and the month to date holds no spend from before it.")
     # status beside the budget's name: at a laptop's width the last columns scroll away
     shown = mtd.with_columns(pl.col("status").replace(
         {"ok": "on track", "warn": "near budget", "over": "over budget",
          "unpriced": "unknown: unpriced requests"}))
     widgets.dataframe(shown.select("budget", "status", *[c for c in shown.columns
-                                                    if c not in ("budget", "status")]),
+                                                    if c not in ("budget", "status", "since")]),
         hide_index=True, width="stretch", column_config={
             "budget": "Budget", "scope": "Scope",
             "monthly_usd": st.column_config.NumberColumn("Monthly budget", format="dollar"),

@@ -532,8 +532,11 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
     unpriced_requests`` for the UTC calendar month holding the last instant before ``at``
     (default: :func:`budget_instant` of the end of ``filters``' window, which is not in it: a
     window of March ends on April 1st 00:00 and reports March; only its time is used). Month to
-    date is spend in ``[month start, at)``; the projection is the linear run rate: ``mtd × month
-    length / elapsed``, from a day into the month on (None before). Status: ``over``
+    date is spend in ``[month start, at)``; the projection is the month to date plus its linear run
+    rate over the rest of the month: ``mtd × (month end − since) / (at − since)``, ``since`` being
+    the month's start or, when the store's first request comes later (a store set up mid-month),
+    that request's hour (also a column, ``since``), from a day of data on (None before).
+    Status: ``over``
     (projection, or before it the month to date, above the budget), ``unpriced`` (not over on
     the priced requests, but some in scope have no price: their spend is unknown, never $0),
     ``warn`` (above its ``warn_at`` share, default 0.8), ``ok``. Budgets are evaluated on their
@@ -542,8 +545,15 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
     month_start = budget_month(at)
     days = calendar.monthrange(month_start.year, month_start.month)[1]
     month_end = month_start + timedelta(days=days)
-    elapsed = (at - month_start).total_seconds()
     until = at if at > month_start else month_start + timedelta(microseconds=1)
+    # Spend before the store's first request was not logged: counted as $0 over the days since
+    # the 1st, it diluted the run rate (a store started on the 20th projected $69 for a month
+    # heading to $81, found in review). The hour, not the instant: a store whose first call came
+    # at 00:00:30 has data from the month's start.
+    first = engine.query("SELECT min(ts) AS first FROM requests")["first"][0]
+    since = month_start if first is None or first <= month_start else min(
+        first.astimezone(UTC).replace(minute=0, second=0, microsecond=0), at)
+    elapsed = (at - since).total_seconds()
     # Every budget's month to date in one scan of the month (a FILTER each), not one per budget.
     sums, params = [], {}
     for i, b in enumerate(budgets):
@@ -560,7 +570,7 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
         mtd = float(mtd or 0.0)
         # A run rate needs a day behind it: at 00:01 on the 1st, a minute's spend times 43,000
         # would flag any budget. Before that, status goes by the spend so far.
-        projected = mtd * (month_end - month_start).total_seconds() / elapsed \
+        projected = mtd * (month_end - since).total_seconds() / elapsed \
             if elapsed >= MIN_ELAPSED_FOR_PROJECTION.total_seconds() else None
         share = (projected if projected is not None else mtd) / b.monthly_usd \
             if b.monthly_usd > 0 else float("inf")
@@ -569,8 +579,8 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
         share = share if projected is not None else None
         rows.append({"budget": b.name, "scope": b.describe(), "monthly_usd": b.monthly_usd,
                      "mtd_usd": mtd, "projected_usd": projected, "projected_share": share,
-                     "status": status, "unpriced_requests": int(unpriced)})
+                     "status": status, "unpriced_requests": int(unpriced), "since": since})
     return pl.DataFrame(rows, schema={
         "budget": pl.String, "scope": pl.String, "monthly_usd": pl.Float64, "mtd_usd": pl.Float64,
         "projected_usd": pl.Float64, "projected_share": pl.Float64, "status": pl.String,
-        "unpriced_requests": pl.Int64})
+        "unpriced_requests": pl.Int64, "since": pl.Datetime("us", "UTC")})

@@ -602,3 +602,29 @@ def test_tier_units_split_a_run_whose_ends_are_priced_apart():
         assert _same_units(got[n], pricing.unit_prices_at("anthropic", "claude-sonnet-4-5", at,
                                                           n, overrides))
     assert not _same_units(got[200_000], got[200_001])
+
+
+def test_a_store_started_mid_month_projects_from_its_first_request(lake, engine):
+    # $1 an hour from March 20th 22:00 to the 27th 22:00 ($168 over 7 days): the month lands at
+    # $168 + $98 = $266 (the 98 hours left of March at the same rate). Counted from March 1st,
+    # the 19 days before the store began read as $0 and projected $168 × 31 / 26.9 ≈ $193.5,
+    # on track for a $250 budget (found in review).
+    start = datetime(2026, 3, 20, 22, 0, 40, tzinfo=UTC)
+    lake.append({"requests": requests_table([
+        make_request(i, ts=start + timedelta(hours=i), cost_usd=1.0) for i in range(168)])},
+        source="t")
+    engine.refresh(force=True)
+    at = datetime(2026, 3, 27, 22, tzinfo=UTC)
+    m = cost.month_to_date(engine, None, [Budget("all", 250.0)], at).row(0, named=True)
+    assert m["mtd_usd"] == pytest.approx(168.0)
+    assert m["since"] == datetime(2026, 3, 20, 22, tzinfo=UTC)  # the first request's hour
+    assert m["projected_usd"] == pytest.approx(168.0 + 98)
+    assert m["status"] == "over"
+    # less than a day of data: no projection yet, as at the start of a month
+    early = cost.month_to_date(engine, None, [Budget("all", 250.0)],
+                               datetime(2026, 3, 21, 12, tzinfo=UTC)).row(0, named=True)
+    assert early["projected_usd"] is None and early["status"] == "ok"
+    # in April the store has March behind it: projected from April 1st as before
+    april = cost.month_to_date(engine, None, [Budget("all", 250.0)],
+                               datetime(2026, 4, 2, tzinfo=UTC)).row(0, named=True)
+    assert april["since"] == datetime(2026, 4, 1, tzinfo=UTC)
