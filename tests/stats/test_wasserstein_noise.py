@@ -11,8 +11,10 @@ windows it draws: only the cut-off comes from the code.
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lib.stats.drift import (
+    constant_reference_split_share,
     numeric_drift,
     numeric_drift_from_summary,
     psi_bin_counts,
@@ -154,10 +156,42 @@ def test_samples_smaller_than_asked_are_refused():
 
 def test_a_constant_reference_keeps_its_cut_off_and_one_note():
     # random splits of a constant reference's pool leave their reference part constant too:
-    # the cut-off read inf and the note "any change is drift; drift from inf"
-    result = numeric_drift("retries", np.zeros(3000), np.r_[np.zeros(2997), np.full(3, 500.0)])
+    # the cut-off read inf and the note "any change is drift; drift from inf". (10 new values:
+    # a split leaves all of them out of the reference 0.1% of the time, under 1%: drift.)
+    result = numeric_drift("retries", np.zeros(3000),
+                           np.r_[np.zeros(2990), np.full(10, 500.0)])
     assert (result.status, result.statistic, result.threshold) == ("drift", np.inf, 0.1)
     assert result.note == "the reference is constant (std 0): any change is drift"
+
+
+def test_a_constant_reference_and_a_few_new_values_is_no_drift():
+    # Found in review: a classifier's output_tokens, always 1, read "Drifted" when one request
+    # of 1,500 answered in 2 tokens (and 3 of 3,000 here at 500). Random splits leave those
+    # values all in the current part, the reference part constant and the statistic infinite as
+    # observed, in C(m_cur, k) / C(m_ref + m_cur, k) of them: 1/2 and 1/8, over 1%.
+    for ref, cur, share in (
+            (np.ones(1500), np.r_[np.ones(1499), [2.0]], 0.5),
+            (np.zeros(3000), np.r_[np.zeros(2997), np.full(3, 500.0)],
+             2998 * 2999 * 3000 / (5998 * 5999 * 6000))):
+        assert constant_reference_split_share(ref, cur) == pytest.approx(share, rel=1e-12)
+        result = numeric_drift("output_tokens", ref, cur)
+        assert (result.method, result.status) == ("wasserstein", "no drift")
+        assert result.threshold == np.inf and "no cut-off" in result.note
+        assert stats.ks_2samp(ref, cur, method="asymp").pvalue > 0.99  # (as KS says of them)
+    # the SQL summary path, as the app reads the columns: the same
+    ref, cur = np.ones(1500), np.r_[np.ones(1499), [2.0]]
+    edges = psi_bin_edges(ref)
+    via_sql = numeric_drift_from_summary(
+        "output_tokens", 1500, 1500, 0.0, np.quantile(ref, LEVELS), np.quantile(cur, LEVELS),
+        psi_bin_counts(ref, edges), psi_bin_counts(cur, edges), ref_sample=ref,
+        cur_sample=cur)
+    assert via_sql.statistic == np.inf and via_sql.status == "no drift"
+    # the share by brute force: every split of a small pool (4 + 4 values, 1 new)
+    from itertools import combinations
+    pool = [0.0] * 7 + [1.0]
+    constant = sum(all(pool[i] == 0 for i in part) for part in combinations(range(8), 4))
+    assert constant_reference_split_share([0.0] * 4, [0.0] * 3 + [1.0]) == pytest.approx(
+        constant / 70, rel=1e-12)
 
 
 def test_a_few_rare_values_say_there_is_no_cut_off_in_words():
