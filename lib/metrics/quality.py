@@ -271,18 +271,20 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
                       version_b: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """What a comparison of two versions' evals of ``source`` needs, per metric:
 
-    - ``pairs``: ``metric, a_pass, b_pass, a_score, b_score``, one row per test case both
-      versions were scored on, paired by (dataset, case_id, epoch) as design §5 says, and by
-      model where a version scored a case for several models (:func:`_cases_by_model`) (a case
-      scored several times by a version: its latest result);
+    - ``pairs``: ``metric, model, dataset, case_id, epoch, a_pass, b_pass, a_score, b_score``
+      (model '' unless part of a case's identity, dataset '' and epoch -1 for none), one row per
+      test case and epoch both versions were scored on, paired by (dataset, case_id, epoch) as
+      design §5 says, and by model where a version scored a case for several models
+      (:func:`_cases_by_model`) (a case scored several times by a version in one epoch: its
+      latest result);
     - ``totals``: ``metric, version, n, passed, scored, mean_score`` per version, for runs
       without common cases (online judges and feedback score different requests).
     """
     rows, params = _results_sql(engine, filters, source, version_a, version_b)
     pairs = engine.query(
         f"""{rows}
-            SELECT metric, a.passed AS a_pass, b.passed AS b_pass, a.score AS a_score,
-                   b.score AS b_score
+            SELECT metric, model, dataset, case_id, epoch, a.passed AS a_pass,
+                   b.passed AS b_pass, a.score AS a_score, b.score AS b_score
             FROM latest a JOIN latest b USING (metric, model, dataset, case_id, epoch)
             WHERE a.version = $va AND b.version = $vb
             ORDER BY metric, model, dataset, case_id, epoch""", params)
@@ -494,7 +496,7 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
         if a is None or b is None:
             continue
         mine = pairs.filter(pl.col("metric") == metric)
-        shared[metric] = mine.height
+        shared[metric] = mine.select(_CASE).n_unique() if mine.height else 0
         passed = mine.filter(pl.col("a_pass").is_not_null() & pl.col("b_pass").is_not_null())
         scored = mine.filter(pl.col("a_score").is_not_null() & pl.col("b_score").is_not_null())
         enough = compare.MIN_PAIRS
@@ -502,11 +504,25 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
         # few shared cases do not make two runs paired: two runs of 200 cases with 10 in common
         # were judged on those 10 alone ("too few pairs", rates of 10 cases; found in review).
         # A case run several times counts once either way (its latest result: ``totals``).
-        if passed.height >= enough:
+        # A case's epochs are repeats of one question, no independent pairs: 10 cases of 5
+        # epochs, 3 failed by B every time, read "a regression (McNemar exact, p < 0.001),
+        # paired on 50 test cases in common" (review); the case is then the unit.
+        if passed.height >= enough and _repeated(passed):
+            per_case = passed.group_by(_CASE).agg(
+                pl.col("a_pass").cast(pl.Float64).mean(), pl.col("b_pass").cast(pl.Float64).mean(),
+                (pl.col("a_pass") & ~pl.col("b_pass")).sum().alias("regressions"),
+                (~pl.col("a_pass") & pl.col("b_pass")).sum().alias("fixes")).sort(_CASE)
+            out.append(compare.compare_pass_repeated(
+                metric, per_case["a_pass"].to_list(), per_case["b_pass"].to_list(),
+                regressions=int(per_case["regressions"].sum()),
+                fixes=int(per_case["fixes"].sum()), runs=passed.height, min_effect=min_effect))
+        elif passed.height >= enough:
             out.append(compare.compare_pass_paired(
                 metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
                 min_effect=min_effect))
         elif scored.height >= enough:
+            if _repeated(scored):  # (as pass rates: each case's mean score over its epochs)
+                scored = scored.group_by(_CASE).agg(pl.col("a_score", "b_score").mean())
             out.append(compare.compare_scores_paired(
                 metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
                 min_effect=min_effect))
@@ -534,6 +550,15 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                "n_a": pl.Int64, "n_b": pl.Int64, "shared": pl.Int64, "mde": pl.Float64,
                "min_effect": pl.Float64, "verdict": pl.String, "note": pl.String}
     return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
+
+
+_CASE = ["model", "dataset", "case_id"]  # a test case, whatever its epoch (pairs' columns)
+
+
+def _repeated(pairs: pl.DataFrame) -> bool:
+    """Whether some test case of ``pairs`` (:func:`comparison_inputs`') is paired in several
+    epochs."""
+    return pairs.select(_CASE).n_unique() < pairs.height
 
 
 def _noted_unpaired(c, shared: int, enough: int, what: str):
@@ -646,7 +671,8 @@ def comparison_caption(cmp: pl.DataFrame) -> str:
     pairing ("correctness: 10 test cases in common, too few to pair: independent samples of
     200 and 200 evals")."""
     rule = ("Pass rates: paired by test case (dataset, case, epoch) where the versions share 30 "
-            "or more (McNemar exact, Newcombe's score CI for paired data), else the two "
+            "or more (McNemar exact, Newcombe's score CI for paired data; cases run in several "
+            "epochs: each case's pass rate over them, compared as paired scores), else the two "
             "versions' own results, all their cases, as independent samples (two-proportion z, "
             "Newcombe CI); scores likewise (paired t, or Wilcoxon for a scale of 10 values or "
             "fewer; unpaired: Welch's t, or Mann–Whitney U); a verdict needs a CI clear of 0, "

@@ -6,6 +6,8 @@ Entry points, each returning a ``Comparison``:
 - ``compare_pass_paired(metric, a, b)``: pass/fail per case, both runs on the same cases;
 - ``compare_pass_unpaired(metric, a_pass, a_n, b_pass, b_n)``: pass counts of runs with no case
   in common;
+- ``compare_pass_repeated(metric, a_rates, b_rates, ...)``: pass/fail per case run several times
+  (epochs) by both runs: each case's pass rate over its epochs, the case the unit;
 - ``compare_scores_paired(metric, a, b)``: numeric scores per case, both runs on the same cases;
 - ``compare_scores_unpaired(metric, a, b)``: numeric scores of runs without cases in common
   (online judges score different requests): Welch's t, or Mann–Whitney U for ordinal scores.
@@ -525,6 +527,26 @@ def compare_scores_unpaired(metric: str, a: Sequence[float], b: Sequence[float],
                                        p_value),
                       note=_join(_disagreement_note(ci_low, ci_high, p_value),
                                  _power_note(mde, min_effect)))
+
+
+def compare_pass_repeated(metric: str, a_rates: Sequence[float], b_rates: Sequence[float], *,
+                          regressions: int, fixes: int, runs: int,
+                          min_effect: float = DEFAULT_MIN_EFFECT) -> Comparison:
+    """Paired pass rates of test cases that both versions ran several times (epochs):
+    ``a_rates[i]`` / ``b_rates[i]`` are case i's pass rate (a fraction) over its epochs paired
+    on both sides; ``regressions`` / ``fixes`` count the epochs (A pass, B fail / the reverse)
+    and ``runs`` the paired epochs, for people. A case's epochs are no independent trials (the
+    same question, the same difficulty), so the case is the unit, as Inspect AI reduces its
+    epochs: the per-case rates are compared as paired scores (``compare_scores_paired``:
+    Wilcoxon signed-rank, or paired t past 10 levels; paired bootstrap CI over the cases; the
+    MDE from their spread), ``n_a`` = ``n_b`` = the cases, and "insufficient data" under
+    ``MIN_PAIRS`` of them. Difference = the mean of the per-case changes (the change in pass
+    rate when every case has as many epochs)."""
+    c = compare_scores_paired(metric, a_rates, b_rates, min_effect=min_effect)
+    cases = len(a_rates)
+    return replace(c, kind="pass_paired", regressions=regressions, fixes=fixes, note=_join(
+        f"{runs:,} paired epochs of {cases:,} test cases: each case's pass rate over its epochs "
+        "is one pair, since repeats of a case are no independent trials", c.note))
 
 
 # --- several metrics or slices ---------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -178,3 +179,71 @@ def test_a_significant_change_below_the_minimum_effect_says_so(lake, engine):
     assert quality.comparison_sentence(row, "v1", "v2").endswith(
         ": a change smaller than the minimum effect of 2 points, too small to call "
         "(McNemar exact (paired), p = 0.0022).")
+
+
+# --- epochs: a case run several times is one pair, not several ---------------------------------
+
+
+def _epochs(version: str, cases: int, epochs: int, fails) -> list[dict]:
+    """A test run of ``cases`` cases, each run in ``epochs`` epochs (1..epochs); ``fails(case,
+    epoch)`` says which fail."""
+    return [{"eval_id": f"{version}-{c}-{e}", "run_id": version, "ts": T0, "source": "offline",
+             "dataset": "qa", "case_id": f"c{c}", "epoch": e, "version": version,
+             "metric": "correct", "passed": not fails(c, e)}
+            for c in range(cases) for e in range(1, epochs + 1)]
+
+
+def test_ten_cases_of_five_epochs_are_ten_pairs_not_fifty(lake, engine):
+    # Found in review: B fails 3 of 10 cases, in each of their 5 epochs. The 50 case-epochs were
+    # taken for 50 independent pairs: "a regression (McNemar exact, p < 0.001), paired on 50
+    # test cases in common"; 3 bad cases of 10 are p = 0.25 by McNemar on the cases, and 10 are
+    # under the 30 pairs a verdict needs.
+    cmp = _compare(lake, engine, _epochs("v1", 10, 5, lambda c, e: False),
+                   _epochs("v2", 10, 5, lambda c, e: c < 3))
+    row = cmp.row(0, named=True)
+    assert (row["kind"], row["n_a"], row["n_b"], row["shared"]) == ("pass_paired", 10, 10, 10)
+    assert row["verdict"] == "insufficient data"
+    assert (row["a_value"], row["b_value"]) == (1.0, 0.7)
+    assert (row["regressions"], row["fixes"]) == (15, 0)  # (the epochs, for people)
+    assert quality.comparison_caption(cmp).endswith("correct: paired on 10 test cases in common.")
+
+
+def test_cases_of_several_epochs_are_compared_on_their_pass_rates(lake, engine):
+    # 40 cases of 3 epochs: B fails c0-c11 every time and c12-c19 in epoch 1; per case, B − A
+    # is −1 (12 cases), −1/3 (8) and 0 (20)
+    cmp = _compare(lake, engine, _epochs("v1", 40, 3, lambda c, e: False),
+                   _epochs("v2", 40, 3, lambda c, e: c < 12 or (c < 20 and e == 1)))
+    row = cmp.row(0, named=True)
+    # (in the cases' order, c0, c1, c10, …: the bootstrap resamples them by position)
+    d = np.array([-1.0 if c < 12 else -1 / 3 if c < 20 else 0.0
+                  for c in sorted(range(40), key=lambda c: f"c{c}")])
+    assert (row["kind"], row["n_a"], row["shared"]) == ("pass_paired", 40, 40)
+    assert row["difference"] == pytest.approx(d.mean(), rel=1e-12)
+    assert row["b_value"] == pytest.approx(1 + d.mean(), rel=1e-12)
+    # Wilcoxon signed-rank on the per-case changes (zeros dropped, ties: normal approximation)
+    w = stats.wilcoxon(d, zero_method="wilcox", correction=False, method="approx")
+    assert row["test"] == "Wilcoxon signed-rank (paired)"
+    assert row["p_value"] == pytest.approx(w.pvalue, rel=1e-9)
+    # the percentile bootstrap of the cases (10,000 resamples, seed 0), by hand
+    rng = np.random.default_rng(0)
+    means = d[rng.integers(0, 40, size=(10_000, 40))].mean(axis=1)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(
+        tuple(np.percentile(means, [2.5, 97.5])), rel=1e-12)
+    assert row["verdict"] == "regression"
+    assert row["note"].startswith("120 paired epochs of 40 test cases")
+
+
+def test_scores_of_several_epochs_are_compared_on_each_case_mean(lake, engine):
+    # 40 cases of 3 epochs, scores only: B scores c0-c14 lower by 0.25 in every epoch
+    def run(version, drop):
+        return [{"eval_id": f"{version}-{c}-{e}", "run_id": version, "ts": T0,
+                 "source": "offline", "dataset": "qa", "case_id": f"c{c}", "epoch": e,
+                 "version": version, "metric": "sim",
+                 "score": 0.5 + 0.125 * e - (0.25 if drop and c < 15 else 0.0)}
+                for c in range(40) for e in (1, 2, 3)]
+    row = _compare(lake, engine, run("v1", False), run("v2", True)).row(0, named=True)
+    assert (row["kind"], row["n_a"], row["n_b"], row["shared"]) == ("score_paired", 40, 40, 40)
+    d = np.array([-0.25] * 15 + [0.0] * 25)
+    assert row["difference"] == pytest.approx(d.mean(), abs=1e-15)
+    w = stats.wilcoxon(d, zero_method="wilcox", correction=False, method="approx")
+    assert row["p_value"] == pytest.approx(w.pvalue, rel=1e-9)
