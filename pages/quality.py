@@ -50,6 +50,17 @@ with st.spinner("Loading quality metrics…"):
     finish = widgets.cached(quality.finish_reasons, engine, f)
     guards = widgets.cached(quality.guardrails, engine, f)
 
+# Every section below is one source's (online, offline, feedback): an eval stored without one
+# (a canonical file that left `source` out) is in none of them, so say so. (The online section's
+# note joined that None into its text: a TypeError stopped the page, found in review.)
+unsourced = int(metrics.filter(pl.col("source").is_null())["evals"].sum())
+if unsourced:
+    st.warning(f"{formatting.plural(unsourced, 'eval')} in this window "
+               f"{'has' if unsourced == 1 else 'have'} no `source` (online, offline or "
+               "feedback), so no section below shows them: give each its source, take their "
+               "batch out (`python -m lib remove BATCH`, batches on the Data page) and ingest "
+               "the file again.", icon=":material/warning:")
+
 online_v = widgets.cached(quality.evals_by_version, engine, f, "online")
 k = st.columns(4)
 on = online_v.group_by("metric").agg(pl.col("passed").sum(), pl.col("n").sum())
@@ -86,7 +97,7 @@ k[3].metric("Truncated (length)", formatting.pct(n_trunc / n_req if n_req else N
 st.subheader("Online judge scores")
 online = widgets.cached(quality.evals_over_time, engine, f, "online", seconds)
 if online.is_empty():
-    others = sorted(set(metrics["source"].to_list()) - {"online"})
+    others = sorted({s for s in metrics["source"].to_list() if s is not None} - {"online"})
     widgets.empty_state("No online judge scores in this window",
                         "Online evals are judge scores on production requests "
                         "(`source: online`), ingested with `python -m lib ingest`."

@@ -1357,3 +1357,21 @@ def test_a_link_s_page_setting_that_is_not_offered_is_said(monkeypatch, demo_sto
     assert "\\$x\\$ \\<b\\>" in said[0] and "showing Error rate" in said[0]
     ok = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "error_rate"})
     assert not [w for w in ok.warning if "is not one of the choices" in w.value]
+
+
+def test_evals_without_a_source_are_named_not_a_traceback(monkeypatch, tmp_path):
+    # A canonical eval file without `source` is stored with none: the Quality page stopped with
+    # "TypeError: sequence item 0: expected str instance, NoneType found" (review), and such
+    # evals are in no section of it (each is one source's).
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    lake.append({"evals": evals_table([
+        {"eval_id": f"e{i}", "ts": t0 + timedelta(hours=i), "case_id": f"c{i}",
+         "version": "v1", "metric": "correct", "passed": i % 2 == 0} for i in range(40)])},
+        source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    (warning,) = [w.value for w in at.warning if "no `source`" in w.value]
+    assert warning.startswith("40 evals in this window have no `source`")
+    assert "**No online judge scores in this window**" in texts(at)
