@@ -80,6 +80,21 @@ for row in unseen.iter_rows(named=True):
 
 
 STATUS = {"drift": "drift", "no drift": "no drift", "insufficient data": "too few rows"}
+
+
+def statistic_text(value, p_value, threshold, status) -> str:
+    """The Statistic column's text: the value, and a distance's cut-off."""
+    if status == "insufficient data":
+        return "–"
+    # A distance against a constant reference is infinite (None in the table, which strict
+    # JSON has no Infinity for): a "drift" beside "–" said nothing of why (found in review).
+    shown = "∞ (constant reference)" if value is None else formatting.number(value, 4)
+    if p_value is not None:
+        return shown
+    if math.isinf(threshold):
+        return f"{shown} (no cut-off: a few rare values)"
+    return f"{shown} (drift ≥ {threshold:.3g})"
+
 # What a person reads, as text (no "None" for what a test does not give); the download keeps
 # the numbers.
 shown = pl.DataFrame({
@@ -90,11 +105,9 @@ shown = pl.DataFrame({
         for a, b in zip(table["median_ref"], table["median_cur"], strict=True)],
     "Largest share change": table["largest_change"].fill_null("–"),
     # a distance's cut-off is raised above noise where needed (lib.stats), so show it
-    "Statistic": [formatting.number(v, 4) + ("" if v is None or p is not None
-                                              else " (no cut-off: a few rare values)"
-                                              if math.isinf(t) else f" (drift ≥ {t:.3g})")
-                  for v, p, t in zip(table["statistic"], table["p_value"], table["threshold"],
-                                     strict=True)],
+    "Statistic": [statistic_text(v, p, t, s) for v, p, t, s in zip(
+        table["statistic"], table["p_value"], table["threshold"], table["status"],
+        strict=True)],
     "PSI": ["–" if v is None else f"{v:.3f} ({lvl})"
             for v, lvl in zip(table["psi"], table["psi_status"], strict=True)],
     "p (BH)": ["–" if v is None else f"{v:.3g}" for v in table["p_adjusted"]],

@@ -1375,3 +1375,19 @@ def test_evals_without_a_source_are_named_not_a_traceback(monkeypatch, tmp_path)
     (warning,) = [w.value for w in at.warning if "no `source`" in w.value]
     assert warning.startswith("40 evals in this window have no `source`")
     assert "**No online judge scores in this window**" in texts(at)
+
+
+def test_drift_against_a_constant_reference_shows_its_statistic(monkeypatch, tmp_path):
+    # A classifier answering in 1 token, then in 2 for 30 of 1,500 requests: Wasserstein/std is
+    # infinite against the constant reference, and the row read "drift" beside a Statistic of
+    # "–" (review); it says why now.
+    from tests.conftest import T0, make_request, requests_table
+
+    rows = [make_request(i, output_tokens=2 if i >= 2970 else 1) for i in range(3000)]
+    Lake(tmp_path / "s").append({"requests": requests_table(rows)}, source="t")
+    window = {"range": "custom", "from": (T0 + timedelta(minutes=1500)).isoformat(),
+              "to": (T0 + timedelta(minutes=3000)).isoformat()}
+    at = run_page(monkeypatch, tmp_path / "s", "pages/drift.py", window)
+    table = at.dataframe[0].value
+    row = table[table["Column"] == "Output tokens"].iloc[0]
+    assert (row["Status"], row["Statistic"]) == ("drift", "∞ (constant reference) (drift ≥ 0.1)")
