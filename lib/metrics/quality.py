@@ -332,6 +332,23 @@ def version_scores(engine: Engine, filters: Filters, source: str, version_a: str
             WHERE score IS NOT NULL ORDER BY metric, version""", params)
 
 
+def version_cases(engine: Engine, filters: Filters, source: str, version_a: str,
+                  version_b: str) -> pl.DataFrame:
+    """``metric, version, pass_rate, mean_score, epochs``: each test case of the two versions
+    once, its epochs' pass rate and mean score (an epoch by its latest result; null without
+    one), and each eval without a case as its own (1 epoch): the samples of runs compared as
+    independent samples when a case was run in several epochs."""
+    rows, params = _results_sql(engine, filters, source, version_a, version_b)
+    return engine.query(
+        f"""{rows}
+            SELECT metric, version, avg(passed::DOUBLE) AS pass_rate, avg(score) AS mean_score,
+                   count(*) AS epochs
+            FROM latest GROUP BY version, metric, model, dataset, case_id
+            UNION ALL
+            SELECT metric, version, passed::DOUBLE, score, 1 FROM loose
+            ORDER BY metric, version""", params)
+
+
 _CASE_MODEL = "coalesce(model, '')"  # (the model, as part of a test case's identity)
 
 
@@ -488,7 +505,7 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     from lib.stats import compare
 
     pairs, totals = comparison_inputs(engine, filters, source, version_a, version_b)
-    out, shared, scores = [], {}, None
+    out, shared, scores, cases = [], {}, None, None
     for metric in sorted(set(totals["metric"].to_list())):
         sides = {r["version"]: r for r in totals.filter(pl.col("metric") == metric)
                  .iter_rows(named=True)}
@@ -526,21 +543,47 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
             out.append(compare.compare_scores_paired(
                 metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
                 min_effect=min_effect))
-        elif a["n"] and b["n"]:
-            out.append(_noted_unpaired(compare.compare_pass_unpaired(
-                metric, a["passed"], a["n"], b["passed"], b["n"], min_effect=min_effect),
-                mine.height, enough, "results"))
         else:
-            # Scores without enough cases in common to pair (online judges score different
-            # requests): the versions' own scores, all their cases, as independent samples, as
-            # pass rates are; "too few pairs to say" stood beside 300 scores a side (review).
-            if scores is None:
-                scores = version_scores(engine, filters, source, version_a, version_b)
-            mine_scores = scores.filter(pl.col("metric") == metric)
-            out.append(_noted_unpaired(compare.compare_scores_unpaired(
-                metric, mine_scores.filter(pl.col("version") == version_a)["score"].to_list(),
-                mine_scores.filter(pl.col("version") == version_b)["score"].to_list(),
-                min_effect=min_effect), mine.height, enough, "scores"))
+            # Without enough cases in common to pair, the versions' own results, all their
+            # cases, as independent samples; a case run in several epochs is one sample (its
+            # epochs are repeats of one question: 40 cases of 5 epochs a side, 32 passed
+            # against 28, read "a regression, p = 0.021" on 200 "independent" results; review)
+            if cases is None:
+                cases = version_cases(engine, filters, source, version_a, version_b)
+            own = cases.filter(pl.col("metric") == metric)
+            repeated = bool(own.height) and int(own["epochs"].max()) > 1
+            if a["n"] and b["n"] and repeated:
+                rated = own.filter(pl.col("pass_rate").is_not_null())
+                out.append(_noted_unpaired(compare.compare_pass_unpaired_repeated(
+                    metric, rated.filter(pl.col("version") == version_a)["pass_rate"].to_list(),
+                    rated.filter(pl.col("version") == version_b)["pass_rate"].to_list(),
+                    runs=(a["n"], b["n"]), min_effect=min_effect),
+                    shared[metric], enough, "results"))
+            elif a["n"] and b["n"]:
+                out.append(_noted_unpaired(compare.compare_pass_unpaired(
+                    metric, a["passed"], a["n"], b["passed"], b["n"], min_effect=min_effect),
+                    shared[metric], enough, "results"))
+            else:
+                # Scores without enough cases in common to pair (online judges score different
+                # requests): the versions' own scores, all their cases, as independent samples,
+                # as pass rates are; "too few pairs to say" stood beside 300 scores a side
+                # (review). A case's epochs: its mean score.
+                if scores is None:
+                    scores = version_scores(engine, filters, source, version_a, version_b)
+                mine_scores = scores.filter(pl.col("metric") == metric)
+                if repeated:
+                    mine_scores = own.filter(pl.col("mean_score").is_not_null()).select(
+                        "version", score="mean_score")
+                c = compare.compare_scores_unpaired(
+                    metric,
+                    mine_scores.filter(pl.col("version") == version_a)["score"].to_list(),
+                    mine_scores.filter(pl.col("version") == version_b)["score"].to_list(),
+                    min_effect=min_effect)
+                if repeated:
+                    c = replace(c, note="; ".join(filter(None, (
+                        f"{compare.REPEATED_CASES_NOTE} (its mean score), since repeats of a "
+                        "case are no independent trials", c.note))))
+                out.append(_noted_unpaired(c, shared[metric], enough, "scores"))
     rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric]}
             for c in compare.apply_bh(out)]
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
@@ -671,14 +714,17 @@ def comparison_caption(cmp: pl.DataFrame) -> str:
     pairing ("correctness: 10 test cases in common, too few to pair: independent samples of
     200 and 200 evals")."""
     rule = ("Pass rates: paired by test case (dataset, case, epoch) where the versions share 30 "
-            "or more (McNemar exact, Newcombe's score CI for paired data; cases run in several "
-            "epochs: each case's pass rate over them, compared as paired scores), else the two "
+            "or more (McNemar exact, Newcombe's score CI for paired data), else the two "
             "versions' own results, all their cases, as independent samples (two-proportion z, "
             "Newcombe CI); scores likewise (paired t, or Wilcoxon for a scale of 10 values or "
-            "fewer; unpaired: Welch's t, or Mann–Whitney U); a verdict needs a CI clear of 0, "
+            "fewer; unpaired: Welch's t, or Mann–Whitney U); a case run in several epochs "
+            "counts once, by its pass rate (or mean score) over them, compared as scores are; "
+            "a verdict needs a CI clear of 0, "
             "a change of at least 2 points (0.02 for scores), and "
             "p < 0.05 after Benjamini–Hochberg over the metrics (design §5, "
             "lib/stats/compare.py).")
+    from lib.stats.compare import REPEATED_CASES_NOTE
+
     each = []
     for r in cmp.iter_rows(named=True):
         shared, n = r["shared"] or 0, r["n_a"]
@@ -687,8 +733,10 @@ def comparison_caption(cmp: pl.DataFrame) -> str:
             return f"{k:,} test {'case' if k == 1 else 'cases'} in common"
 
         if r["kind"] in ("pass_unpaired", "score_unpaired"):
+            # (a case of several epochs is one sample: cases, not evals)
+            unit = "test cases" if REPEATED_CASES_NOTE in (r.get("note") or "") else "evals"
             how = (("" if r["kind"] == "pass_unpaired" else "scores as ")
-                   + f"independent samples of {r['n_a']:,} and {r['n_b']:,} evals"
+                   + f"independent samples of {r['n_a']:,} and {r['n_b']:,} {unit}"
                    + (f" ({cases(shared)}, too few to pair)" if shared else ""))
         elif not shared:
             how = "scores, no test cases in common"

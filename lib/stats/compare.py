@@ -8,6 +8,8 @@ Entry points, each returning a ``Comparison``:
   in common;
 - ``compare_pass_repeated(metric, a_rates, b_rates, ...)``: pass/fail per case run several times
   (epochs) by both runs: each case's pass rate over its epochs, the case the unit;
+- ``compare_pass_unpaired_repeated(metric, a_rates, b_rates, ...)``: the same of runs without
+  cases in common, as independent samples of cases;
 - ``compare_scores_paired(metric, a, b)``: numeric scores per case, both runs on the same cases;
 - ``compare_scores_unpaired(metric, a, b)``: numeric scores of runs without cases in common
   (online judges score different requests): Welch's t, or Mann–Whitney U for ordinal scores.
@@ -547,6 +549,26 @@ def compare_pass_repeated(metric: str, a_rates: Sequence[float], b_rates: Sequen
     return replace(c, kind="pass_paired", regressions=regressions, fixes=fixes, note=_join(
         f"{runs:,} paired epochs of {cases:,} test cases: each case's pass rate over its epochs "
         "is one pair, since repeats of a case are no independent trials", c.note))
+
+
+REPEATED_CASES_NOTE = "each case's results over its epochs are one sample"
+
+
+def compare_pass_unpaired_repeated(metric: str, a_rates: Sequence[float],
+                                   b_rates: Sequence[float], *, runs: tuple[int, int],
+                                   min_effect: float = DEFAULT_MIN_EFFECT) -> Comparison:
+    """Pass rates of two runs without enough cases in common to pair, where a case was run in
+    several epochs: ``a_rates`` / ``b_rates`` hold each of a run's cases' pass rate (a
+    fraction) over its epochs (an eval without a case: its own 1 or 0), ``runs`` the two runs'
+    results with a pass/fail, for people. A case's epochs are no independent trials, so the
+    case is the unit: the rates are compared as independent samples of scores
+    (``compare_scores_unpaired``: Mann–Whitney U, or Welch's t past 10 levels; Welch's CI),
+    ``n_a`` / ``n_b`` the cases."""
+    c = compare_scores_unpaired(metric, a_rates, b_rates, min_effect=min_effect)
+    return replace(c, kind="pass_unpaired", note=_join(
+        f"{runs[0]:,} and {runs[1]:,} results of {len(a_rates):,} and {len(b_rates):,} test "
+        f"cases: {REPEATED_CASES_NOTE}, since repeats of a case are no independent trials",
+        c.note))
 
 
 # --- several metrics or slices ---------------------------------------------------------------

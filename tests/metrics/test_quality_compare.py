@@ -247,3 +247,40 @@ def test_scores_of_several_epochs_are_compared_on_each_case_mean(lake, engine):
     assert row["difference"] == pytest.approx(d.mean(), abs=1e-15)
     w = stats.wilcoxon(d, zero_method="wilcox", correction=False, method="approx")
     assert row["p_value"] == pytest.approx(w.pvalue, rel=1e-9)
+
+
+def test_runs_without_cases_in_common_count_a_case_of_several_epochs_once(lake, engine):
+    # Found in review: two runs of 40 cases (none in common) of 5 epochs each, the same result
+    # in every epoch, v1 passing 32 cases and v2 28: "a regression (two-proportion z,
+    # p = 0.021)" on 200 and 200 "independent" results, where the cases say p ≈ 0.3.
+    def run(version, first, passing):
+        return [{"eval_id": f"{version}-{j}-{e}", "run_id": version, "ts": T0,
+                 "source": "offline", "dataset": "qa", "case_id": f"c{first + j}", "epoch": e,
+                 "version": version, "metric": "correct", "passed": j < passing}
+                for j in range(40) for e in range(1, 6)]
+    cmp = _compare(lake, engine, run("v1", 0, 32), run("v2", 100, 28))
+    row = cmp.row(0, named=True)
+    assert (row["kind"], row["n_a"], row["n_b"], row["shared"]) == ("pass_unpaired", 40, 40, 0)
+    assert (row["a_value"], row["b_value"]) == (0.8, 0.7)
+    a, b = [1.0] * 32 + [0.0] * 8, [1.0] * 28 + [0.0] * 12
+    u = stats.mannwhitneyu(b, a, alternative="two-sided")
+    assert row["test"] == "Mann–Whitney U" and row["p_value"] == pytest.approx(u.pvalue, rel=1e-9)
+    welch = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((welch.low, welch.high), rel=1e-9)
+    assert row["verdict"] == "no significant change"
+    assert quality.comparison_caption(cmp).endswith(
+        "correct: independent samples of 40 and 40 test cases.")
+
+
+def test_scores_without_cases_in_common_count_a_case_of_several_epochs_once(lake, engine):
+    def run(version, first, shift):
+        return [{"eval_id": f"{version}-{j}-{e}", "run_id": version, "ts": T0,
+                 "source": "offline", "dataset": "qa", "case_id": f"c{first + j}", "epoch": e,
+                 "version": version, "metric": "sim", "score": j / 40 + e / 100 + shift}
+                for j in range(40) for e in (1, 2, 3)]
+    row = _compare(lake, engine, run("v1", 0, 0.0), run("v2", 100, -0.05)).row(0, named=True)
+    means_a = [j / 40 + 0.02 for j in range(40)]
+    means_b = [m - 0.05 for m in means_a]
+    welch = stats.ttest_ind(means_b, means_a, equal_var=False)
+    assert (row["kind"], row["n_a"], row["n_b"]) == ("score_unpaired", 40, 40)
+    assert row["p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
