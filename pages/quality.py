@@ -284,7 +284,10 @@ else:
                     f"scored lower than {widgets.md_escape(label_a)} on no {what} test case in "
                     "this window." if by_score else f"failed no {what} eval in this window."))
             else:
-                regressed = 0 if by_score else int(failed["baseline_passed"].fill_null(False).sum())
+                # test cases, not rows: a case of 5 epochs is 5 failed evals ("44 cases" were 20)
+                regressed = 0 if by_score else failed.filter(
+                    pl.col("baseline_passed").fill_null(False)).select(
+                    "model", "dataset", "case_id").n_unique()
                 # (an online judge's evals have no dataset, case or baseline: no empty columns;
                 # the metric is the one picked)
                 shown = failed.select([c for c in failed.columns if c != "metric" and (

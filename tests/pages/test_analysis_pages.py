@@ -1391,3 +1391,21 @@ def test_drift_against_a_constant_reference_shows_its_statistic(monkeypatch, tmp
     table = at.dataframe[0].value
     row = table[table["Column"] == "Output tokens"].iloc[0]
     assert (row["Status"], row["Statistic"]) == ("drift", "∞ (constant reference) (drift ≥ 0.1)")
+
+
+def test_what_b_failed_counts_the_test_cases_a_passed_not_their_epochs(monkeypatch, tmp_path):
+    # 40 cases of 3 epochs: B fails c0-c11 in every epoch and c12-c19 in epoch 1, 44 failed
+    # evals of 20 cases that A passed; the caption said "(44 cases)" (review)
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    rows = [{"eval_id": f"{v}-{c}-{e}", "run_id": v, "ts": t0, "source": "offline",
+             "dataset": "qa", "case_id": f"c{c}", "epoch": e, "version": v, "metric": "correct",
+             "passed": v == "v1" or not (c < 12 or (c < 20 and e == 1))}
+            for v in ("v1", "v2") for c in range(40) for e in (1, 2, 3)]
+    lake = Lake(tmp_path / "s")
+    lake.append({"evals": evals_table(rows)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py",
+                  {**WEEK, "source": "offline", "compare_a": "v1", "compare_b": "v2"})
+    assert "44 failed evals; the cases v1 passed come first (20 cases), then the newest." \
+        in texts(at).replace("\\", "")
