@@ -497,8 +497,10 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     the two versions' own results, all their cases, as independent samples (two-proportion z,
     Newcombe CI), the rates shown being those of all their cases; scores where there is no
     pass/fail, paired likewise, else as independent samples of all their cases (Welch's t, or
-    Mann–Whitney U for ordinal scores, Welch's CI). ``shared`` counts the test cases both
-    versions were scored on (0 for evals without cases: online judges, feedback). Rates,
+    Mann–Whitney U for ordinal scores, Welch's CI). A test case run in several epochs counts
+    once either way, by its pass rate or mean score over them, compared as scores are
+    (``compare_pass_repeated``, ``compare_pass_unpaired_repeated``). ``shared`` counts the test
+    cases both versions were scored on (0 for evals without cases: online judges, feedback). Rates,
     differences, CIs and the MDE are fractions (pass rates) or score units; the verdicts decided
     together (Benjamini–Hochberg).
     """
