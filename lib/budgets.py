@@ -41,14 +41,14 @@ class Budget:
         return " · ".join(f"{c} = {', '.join(v)}" for c, v in self.where)
 
 
-class _AsWrittenLoader(yaml.SafeLoader):
+class AsWrittenLoader(yaml.SafeLoader):
     """YAML's safe loader with plain scalars kept as written: YAML 1.1 reads an unquoted 1.10
     as 1.1, 0042 as 34 and on as True, which scoped a budget to a value no request has ($0, "on
     track"). Only null and merge keys (<<: *anchor) keep their meaning; amounts are read as
     numbers by the code that wants them."""
 
 
-_AsWrittenLoader.yaml_implicit_resolvers = {
+AsWrittenLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers
             if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -65,7 +65,7 @@ def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
     if not path.exists():
         return []
     try:
-        doc = yaml.load(path.read_text(), Loader=_AsWrittenLoader) or {}
+        doc = yaml.load(path.read_text(), Loader=AsWrittenLoader) or {}
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from exc
     out = []

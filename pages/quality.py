@@ -7,6 +7,7 @@ import streamlit as st
 from lib import drilldown, formatting
 from lib.analysis_charts import band_figure, hbar, long_time_figure
 from lib.charts import LEGEND_CHARS, plot_text, time_figure, to_zone
+from lib.metric_settings import load_metric_settings
 from lib.metrics import overview, quality
 from lib.metrics.buckets import bucket_label, bucket_seconds
 from lib.store import store_option
@@ -227,8 +228,14 @@ else:
     if version_a == version_b:
         st.caption("Pick two different versions.")
     else:
+        try:
+            settings = load_metric_settings()
+        except ValueError as exc:  # (the comparison goes on with the defaults, said)
+            st.error(f"The metrics settings cannot be read, defaults used: {exc}")
+            settings = None
         with st.spinner("Testing…"):
-            cmp = widgets.cached(quality.compare_versions, engine, f, src, version_a, version_b)
+            cmp = widgets.cached(quality.compare_versions, engine, f, src, version_a, version_b,
+                                 settings=settings)
         label_a, label_b = names.get(version_a, version_a), names.get(version_b, version_b)
         if cmp.is_empty():
             st.caption("The two versions share no metric in this window.")

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import partial
 
 import polars as pl
 
 from lib.filters import Filters
+from lib.metric_settings import MetricSettings
 from lib.metrics.buckets import bucket_seconds, bucket_sql, grid_sql
 from lib.metrics.dims import NONE_LABEL, OTHER_LABEL
 from lib.schema import EVAL_TRACE_SQL
@@ -487,7 +489,8 @@ TESTS_SHOWN = {"mcnemar_exact": "McNemar exact (paired)", "two_proportion_z": "t
 
 
 def compare_versions(engine: Engine, filters: Filters, source: str, version_a: str,
-                     version_b: str, min_effect: float = 0.02) -> pl.DataFrame:
+                     version_b: str, min_effect: float = 0.02,
+                     settings: MetricSettings | None = None) -> pl.DataFrame:
     """Version B (candidate) against A (baseline) on each metric both were scored on (design §5):
     ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value, p_adjusted,
     regressions, fixes, n_a, n_b, shared, mde, min_effect, verdict, note``. Pass rates where the
@@ -502,10 +505,13 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     (``compare_pass_repeated``, ``compare_pass_unpaired_repeated``). ``shared`` counts the test
     cases both versions were scored on (0 for evals without cases: online judges, feedback). Rates,
     differences, CIs and the MDE are fractions (pass rates) or score units; the verdicts decided
-    together (Benjamini–Hochberg).
+    together (Benjamini–Hochberg). ``settings`` (lib.metric_settings): each metric's own
+    ``min_effect`` (else ``min_effect``), and the scores better lower, whose fall is the
+    improvement and rise the regression (the difference and CI stay B − A).
     """
     from lib.stats import compare
 
+    settings = settings or MetricSettings()
     pairs, totals = comparison_inputs(engine, filters, source, version_a, version_b)
     out, shared, scores, cases = [], {}, None, None
     for metric in sorted(set(totals["metric"].to_list())):
@@ -515,6 +521,7 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
         if a is None or b is None:
             continue
         mine = pairs.filter(pl.col("metric") == metric)
+        effect = settings.min_effect(metric, min_effect)
         shared[metric] = mine.select(_CASE).n_unique() if mine.height else 0
         passed = mine.filter(pl.col("a_pass").is_not_null() & pl.col("b_pass").is_not_null())
         scored = mine.filter(pl.col("a_score").is_not_null() & pl.col("b_score").is_not_null())
@@ -534,17 +541,17 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
             out.append(compare.compare_pass_repeated(
                 metric, per_case["a_pass"].to_list(), per_case["b_pass"].to_list(),
                 regressions=int(per_case["regressions"].sum()),
-                fixes=int(per_case["fixes"].sum()), runs=passed.height, min_effect=min_effect))
+                fixes=int(per_case["fixes"].sum()), runs=passed.height, min_effect=effect))
         elif passed.height >= enough:
             out.append(compare.compare_pass_paired(
                 metric, passed["a_pass"].to_list(), passed["b_pass"].to_list(),
-                min_effect=min_effect))
+                min_effect=effect))
         elif scored.height >= enough:
             if _repeated(scored):  # (as pass rates: each case's mean score over its epochs)
                 scored = scored.group_by(_CASE).agg(pl.col("a_score", "b_score").mean())
             out.append(compare.compare_scores_paired(
                 metric, scored["a_score"].to_list(), scored["b_score"].to_list(),
-                min_effect=min_effect))
+                min_effect=effect))
         else:
             # Without enough cases in common to pair, the versions' own results, all their
             # cases, as independent samples; a case run in several epochs is one sample (its
@@ -559,11 +566,11 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                 out.append(_noted_unpaired(compare.compare_pass_unpaired_repeated(
                     metric, rated.filter(pl.col("version") == version_a)["pass_rate"].to_list(),
                     rated.filter(pl.col("version") == version_b)["pass_rate"].to_list(),
-                    runs=(a["n"], b["n"]), min_effect=min_effect),
+                    runs=(a["n"], b["n"]), min_effect=effect),
                     shared[metric], enough, "results"))
             elif a["n"] and b["n"]:
                 out.append(_noted_unpaired(compare.compare_pass_unpaired(
-                    metric, a["passed"], a["n"], b["passed"], b["n"], min_effect=min_effect),
+                    metric, a["passed"], a["n"], b["passed"], b["n"], min_effect=effect),
                     shared[metric], enough, "results"))
             else:
                 # Scores without enough cases in common to pair (online judges score different
@@ -580,14 +587,14 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                     metric,
                     mine_scores.filter(pl.col("version") == version_a)["score"].to_list(),
                     mine_scores.filter(pl.col("version") == version_b)["score"].to_list(),
-                    min_effect=min_effect)
+                    min_effect=effect)
                 if repeated:
                     c = replace(c, note="; ".join(filter(None, (
                         f"{compare.REPEATED_CASES_NOTE} (its mean score), since repeats of a "
                         "case are no independent trials", c.note))))
                 out.append(_noted_unpaired(c, shared[metric], enough, "scores"))
     rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric]}
-            for c in compare.apply_bh(out)]
+            for c in map(partial(_directed, settings), compare.apply_bh(out))]
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
                "b_value": pl.Float64, "difference": pl.Float64, "ci_low": pl.Float64,
                "ci_high": pl.Float64, "test": pl.String, "p_value": pl.Float64,
@@ -598,6 +605,16 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
 
 
 _CASE = ["model", "dataset", "case_id"]  # a test case, whatever its epoch (pairs' columns)
+_FLIPPED = {"regression": "improvement", "improvement": "regression"}
+
+
+def _directed(settings: MetricSettings, c):
+    """``c`` (a ``lib.stats.compare.Comparison``, whose verdict takes higher as better) with the
+    verdict of a score better lower turned round, and a note saying so."""
+    if c.metric not in settings.lower_is_better or not c.kind.startswith("score"):
+        return c
+    return replace(c, verdict=_FLIPPED.get(c.verdict, c.verdict),
+                   note="; ".join(filter(None, ("lower is better (metrics settings)", c.note))))
 
 
 def _repeated(pairs: pl.DataFrame) -> bool:

@@ -23,6 +23,7 @@ from scipy import stats
 
 from lib import schema
 from lib.filters import Filters
+from lib.metric_settings import MetricSettings, load_metric_settings
 from lib.metrics import quality
 from lib.stats.compare import apply_bh, compare_pass_paired
 from tests.conftest import T0
@@ -284,3 +285,57 @@ def test_scores_without_cases_in_common_count_a_case_of_several_epochs_once(lake
     welch = stats.ttest_ind(means_b, means_a, equal_var=False)
     assert (row["kind"], row["n_a"], row["n_b"]) == ("score_unpaired", 40, 40)
     assert row["p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+
+
+def _scored(version: str, metric: str, rise: float) -> list[dict]:
+    """40 cases scored once on ``metric``: 0.1 each, ``rise`` more on c0-c19."""
+    return [{"eval_id": f"{version}-{metric}-{c}", "run_id": version, "ts": T0,
+             "source": "offline", "dataset": "qa", "case_id": f"c{c}", "epoch": 0,
+             "version": version, "metric": metric,
+             "score": 0.1 + (rise if c < 20 else 0.0) + 0.001 * c} for c in range(40)]
+
+
+def test_a_score_better_lower_is_improved_by_its_fall(lake, engine, tmp_path):
+    # toxicity falls by 0.3 on half the cases, helpfulness rises by 0.3: both get better. Without
+    # a direction the fall of toxicity read "a regression" (and `compare` failed a CI gate).
+    (tmp_path / "metrics.yaml").write_text(
+        "metrics:\n  toxicity:\n    better: lower\n  helpfulness:\n    min_effect: 0.5\n")
+    settings = load_metric_settings(tmp_path / "metrics.yaml")
+    lake.append({"evals": _evals(_scored("v1", "toxicity", 0.3) + _scored("v2", "toxicity", 0.0)
+                                 + _scored("v1", "helpfulness", 0.0)
+                                 + _scored("v2", "helpfulness", 0.3))}, source="t")
+    engine.refresh(force=True)
+    plain = {r["metric"]: r for r in quality.compare_versions(
+        engine, WINDOW, "offline", "v1", "v2").iter_rows(named=True)}
+    assert plain["toxicity"]["verdict"] == "regression"  # higher taken as better by default
+    assert plain["helpfulness"]["verdict"] == "improvement"
+    set_ = {r["metric"]: r for r in quality.compare_versions(
+        engine, WINDOW, "offline", "v1", "v2", settings=settings).iter_rows(named=True)}
+    tox, helpful = set_["toxicity"], set_["helpfulness"]
+    assert tox["verdict"] == "improvement" and "lower is better" in tox["note"]
+    # the numbers stay B − A: a fall of 0.3 on 20 of 40 cases
+    assert tox["difference"] == pytest.approx(-0.15) == plain["toxicity"]["difference"]
+    assert (tox["ci_low"], tox["p_value"]) == (plain["toxicity"]["ci_low"],
+                                               plain["toxicity"]["p_value"])
+    assert "improvement of v2 on v1" in quality.comparison_sentence(tox, "v1", "v2")
+    # helpfulness' own minimum effect, 0.5: its rise of 0.15 is too small to call
+    assert (helpful["min_effect"], helpful["verdict"]) == (0.5, "no significant change")
+
+
+def test_metrics_settings_are_read_as_written_and_refused_when_wrong(tmp_path):
+    path = tmp_path / "metrics.yaml"
+    assert load_metric_settings(tmp_path / "none.yaml") == MetricSettings()
+    path.write_text("metrics:\n  on:\n    better: lower\n  f1:\n    min_effect: 0.05\n")
+    s = load_metric_settings(path)
+    assert s.lower_is_better == {"on"}  # (YAML 1.1 reads a bare on as True)
+    assert (s.min_effect("f1", 0.02), s.min_effect("other", 0.02)) == (0.05, 0.02)
+    for bad, why in (("better: down", "better must be higher or lower"),
+                     ("min_effect: -1", "min_effect must be a number >= 0"),
+                     ("min_effect: nan", "min_effect must be a number >= 0"),
+                     ("direction: lower", "unknown setting 'direction'")):
+        path.write_text(f"metrics:\n  tox:\n    {bad}\n")
+        with pytest.raises(ValueError, match=f"metrics.tox is not valid: {why}"):
+            load_metric_settings(path)
+    path.write_text("metrics: [tox]\n")
+    with pytest.raises(ValueError, match="a mapping of metric names"):
+        load_metric_settings(path)

@@ -1409,3 +1409,27 @@ def test_what_b_failed_counts_the_test_cases_a_passed_not_their_epochs(monkeypat
                   {**WEEK, "source": "offline", "compare_a": "v1", "compare_b": "v2"})
     assert "44 failed evals; the cases v1 passed come first (20 cases), then the newest." \
         in texts(at).replace("\\", "")
+
+
+def test_a_judge_score_better_lower_reads_its_fall_as_an_improvement(monkeypatch, tmp_path):
+    # the judge above, as a hallucination score (lower is better) set in the metrics file
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    lake.append({"evals": evals_table([
+        {"eval_id": f"{v}-{i}", "run_id": "judge", "ts": t0 + timedelta(hours=k, minutes=i),
+         "source": "online", "request_id": f"{v}-r{i}", "version": v,
+         "metric": "hallucination", "score": mean + 0.001 * (i % 30)}
+        for k, (v, mean) in enumerate((("v1", 0.8), ("v2", 0.5))) for i in range(60)])},
+        source="t")
+    settings = tmp_path / "metrics.yaml"
+    settings.write_text("metrics:\n  hallucination:\n    better: lower\n")
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    assert not at.error
+    assert "an improvement of v2 on v1 \\(Welch's t, p \\< 0\\.001\\)" in at.success[0].value
+    settings.write_text("metrics:\n  hallucination:\n    better: less\n")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    assert "The metrics settings cannot be read, defaults used" in at.error[0].value
+    assert "a regression of v2 against v1" in at.error[1].value
