@@ -177,8 +177,9 @@ else:
             st.markdown(f"**{widgets.md_escape(metric)}** — mean score by version (no pass/fail)")
             fig = hbar(m, "version", "mean_score", x_title="mean score (the metric's units)")
         st.plotly_chart(fig, key=f"q_ver_{src}_{metric}", config={"displaylogo": False})
-    widgets.dataframe(byv.select("version", "metric", "n", "passed", "pass_rate", "pass_low",
-                            "pass_high", "mean_score", "scored", "first_ts", "last_ts")
+    widgets.dataframe(byv.select("version", "metric", "n", "passed", "pass_rate", "units",
+                            "pass_low", "pass_high", "mean_score", "scored", "first_ts",
+                            "last_ts")
                  .with_columns(pl.col("first_ts").dt.convert_time_zone(f.tz),
                                pl.col("last_ts").dt.convert_time_zone(f.tz)),
                  hide_index=True, width="stretch", column_config={
@@ -186,6 +187,10 @@ else:
                      "scored": "Scored",
                      "n": st.column_config.NumberColumn("Evals with pass/fail"),
                      "pass_rate": st.column_config.NumberColumn("Pass rate", format="percent"),
+                     "units": st.column_config.NumberColumn(
+                         "Independent trials", help="What the 95% interval counts as trials: "
+                         "test cases (a case's epochs and reruns count once) and evals without "
+                         "a case"),
                      "pass_low": st.column_config.NumberColumn("95% CI low", format="percent"),
                      "pass_high": st.column_config.NumberColumn("95% CI high", format="percent"),
                      "mean_score": st.column_config.NumberColumn("Mean score", format="%.3f"),
@@ -195,7 +200,8 @@ else:
                          f"Last ({f.tz})", format="YYYY-MM-DD HH:mm")})
     widgets.downloads(byv, f"evals_by_version_{src}", key="dl_byv")
     st.caption("Bars: pass rate (a metric without pass/fail: its mean score); whiskers: Wilson "
-               "95% interval of a pass rate. Intervals that do not overlap "
+               "95% interval of a pass rate, over its test cases (a case's epochs and reruns "
+               "count once). Intervals that do not overlap "
                "show a difference; overlapping ones do not rule one out: compare two versions "
                "below for a test. An eval scored without a pass or fail (Inspect AI's P, "
                "partial credit, scored 0.5) counts in the mean score, not the pass rate: "

@@ -111,10 +111,20 @@ def _source_clause(source: str | None, params: dict) -> str:
     return " AND source = $source"
 
 
+# The independent units of a pass rate's interval: a test case (model, dataset, case_id), however
+# many epochs or runs it was scored in (repeats of one question are no independent trials:
+# counted as such, 10 cases of 5 epochs gave a version an interval as narrow as 50 cases', and
+# "intervals that do not overlap show a difference" said so of a difference the cases do not
+# show; found in review); an eval without a case (online judges, feedback) is its own.
+_UNITS_SQL = ("count(DISTINCT (model, dataset, case_id)) FILTER (WHERE case_id IS NOT NULL "
+              "AND passed IS NOT NULL) + count(passed) FILTER (WHERE case_id IS NULL) AS units")
+
+
 def evals_over_time(engine: Engine, filters: Filters, source: str | None = None,
                     seconds: int | None = None) -> pl.DataFrame:
     """Per bucket and metric: ``bucket, metric, n, passed, pass_rate, pass_low, pass_high,
-    scored, mean_score`` (pass counts over evals with a pass/fail; mean over non-null scores)."""
+    scored, mean_score, units`` (pass counts over evals with a pass/fail; mean over non-null
+    scores; the interval over ``units``, :data:`_UNITS_SQL`)."""
     seconds = seconds or bucket_seconds(filters.duration)
     clock = filters.bucket_clock(seconds)
     where, params = evals_where(filters)
@@ -122,27 +132,33 @@ def evals_over_time(engine: Engine, filters: Filters, source: str | None = None,
     frame = engine.query(
         f"""SELECT {bucket_sql(clock)} AS bucket, metric, count(passed) AS n,
                count(*) FILTER (WHERE passed) AS passed, count(score) AS scored,
-               avg(score) AS mean_score
+               avg(score) AS mean_score, {_UNITS_SQL}
             FROM evals WHERE {where} GROUP BY ALL ORDER BY bucket, metric""", params)
     return _rates(frame)
 
 
 def _rates(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.with_columns(
-        (pl.col("passed") / pl.when(pl.col("n") > 0).then(pl.col("n"))).alias("pass_rate"),
-        *wilson_exprs("passed", "n", "pass"))
+    """``frame`` with ``pass_rate`` (passed / n) and its Wilson interval over the independent
+    ``units``: the rate's successes of ``units`` trials (the same as passed of n when every
+    eval is its own unit)."""
+    rate = pl.col("passed") / pl.when(pl.col("n") > 0).then(pl.col("n"))
+    return frame.with_columns(rate.alias("pass_rate"),
+                              (rate * pl.col("units")).alias("_unit_passes")).with_columns(
+        *wilson_exprs("_unit_passes", "units", "pass")).drop("_unit_passes")
 
 
 def evals_by_version(engine: Engine, filters: Filters, source: str | None = None
                      ) -> pl.DataFrame:
     """Per version and metric: ``version, metric, n, passed, pass_rate, pass_low, pass_high,
-    scored, mean_score, first_ts, last_ts``, oldest version first."""
+    scored, mean_score, units, first_ts, last_ts``, oldest version first (the interval over
+    ``units``, :data:`_UNITS_SQL`)."""
     where, params = evals_where(filters)
     where += _source_clause(source, params)
     frame = engine.query(
         f"""SELECT coalesce(version, '{NONE_LABEL}') AS version, metric, count(passed) AS n,
                count(*) FILTER (WHERE passed) AS passed, count(score) AS scored,
-               avg(score) AS mean_score, min(ts) AS first_ts, max(ts) AS last_ts
+               avg(score) AS mean_score, {_UNITS_SQL}, min(ts) AS first_ts,
+               max(ts) AS last_ts
             FROM evals WHERE {where} GROUP BY ALL ORDER BY first_ts, version, metric""", params)
     return _rates(frame)
 

@@ -339,3 +339,27 @@ def test_metrics_settings_are_read_as_written_and_refused_when_wrong(tmp_path):
     path.write_text("metrics: [tox]\n")
     with pytest.raises(ValueError, match="a mapping of metric names"):
         load_metric_settings(path)
+
+
+def test_a_version_s_interval_counts_a_case_of_several_epochs_once(lake, engine):
+    # 10 cases of 5 epochs, 8 cases passed in every epoch: 40 of 50 evals, but 10 independent
+    # questions. Counted as 50 trials, the interval was Wilson(40, 50), as narrow as 50 cases'.
+    rows = [{"eval_id": f"v1-{c}-{e}", "run_id": "v1", "ts": T0, "source": "offline",
+             "dataset": "qa", "case_id": f"c{c}", "epoch": e, "version": "v1",
+             "metric": "correct", "passed": c < 8} for c in range(10) for e in range(5)]
+    # and 30 online judgements without a case, 20 passed: each its own trial
+    rows += [{"eval_id": f"j{i}", "run_id": "judge", "ts": T0, "source": "online",
+              "version": "v1", "metric": "judge", "passed": i < 20} for i in range(30)]
+    lake.append({"evals": _evals(rows)}, source="t")
+    engine.refresh(force=True)
+    byv = {r["metric"]: r for r in quality.evals_by_version(engine, WINDOW).iter_rows(
+        named=True)}
+    correct, judge = byv["correct"], byv["judge"]
+    assert (correct["n"], correct["passed"], correct["units"]) == (50, 40, 10)
+    assert correct["pass_rate"] == pytest.approx(0.8)
+    assert (correct["pass_low"], correct["pass_high"]) == pytest.approx(_wilson(8, 10))
+    assert (judge["units"], judge["pass_low"], judge["pass_high"]) == pytest.approx(
+        (30, *_wilson(20, 30)))
+    over_time = quality.evals_over_time(engine, WINDOW, "offline", seconds=86_400)
+    assert over_time.select("units", "pass_low", "pass_high").row(0) == pytest.approx(
+        (10, *_wilson(8, 10)))
