@@ -137,3 +137,23 @@ def test_ctrl_c_during_a_read_only_command_s_query_ends_it_as_ctrl_c(tmp_path, c
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, "interrupted\n", "")
     # (the query left running would hold the exit for a minute: stopped, it is well under)
     assert seconds < 30
+
+
+def test_a_second_demo_of_the_same_seed_is_refused_not_stored_twice(tmp_path, capsys):
+    # `demo` run again without --end a minute later stored every request id a second time and
+    # doubled every total (review): the same seed's ids are its requests' numbers, whatever
+    # the end
+    store = str(tmp_path / "store")
+    first = ["demo", "--store", store, "--days", "1", "--requests-per-day", "20", "--seed", "3"]
+    assert main([*first, "--end", "2026-11-20T00:00"]) == 0
+    assert main([*first, "--end", "2026-11-20T00:00:30"]) == 0  # the same demo: nothing added
+    capsys.readouterr()
+    assert main([*first, "--end", "2026-11-20T00:01", "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert "already holds demo data of seed 3" in json.loads(out)["error"]
+    assert "python -m lib remove " in err
+    from lib.store.lake import Lake
+
+    assert [c.kind for c in Lake(tmp_path / "store").commits()] == ["demo"]
+    # another seed is another set of requests
+    assert main([*first[:-1], "4", "--end", "2026-11-20T00:01"]) == 0

@@ -27,6 +27,7 @@ def run(args) -> int:
     if problem:
         raise UsageError(problem)
     lake = open_store_lake(args.store)
+    end = parse_time(args.end)
     own = []
     if (lake.root / "_manifest").is_dir():
         from lib.store.lake import removed_batches
@@ -34,13 +35,20 @@ def run(args) -> int:
         commits = lake.commits()
         gone = removed_batches(commits)  # (as `remove` tells the batches still in the store)
         own = [c for c in commits if c.kind == "ingest" and c.commit_id not in gone]
+        earlier = _earlier_demo(commits, gone, args, end)
+        if earlier is not None:
+            raise UsageError(
+                f"{terminal_text(lake.root)} already holds demo data of seed {args.seed} (batch "
+                f"{earlier.commit_id}, ending {earlier.info.get('end')}): a second one would "
+                "repeat its request ids and count its traffic twice; take it out first "
+                f"(python -m lib remove {earlier.commit_id}), or give another --seed")
     if own:  # (demo rows mixed into real ones silently: totals no one can trust)
         print(f"warning: {terminal_text(lake.root)} holds {len(own):,} ingested batch(es) of "
               "your own; the "
               "demo's rows are added beside them (`python -m lib remove BATCH` takes a batch "
               "out, the Data page lists them)", file=sys.stderr)
     result = demo.write(lake, days=args.days, requests_per_day=args.requests_per_day,
-                        seed=args.seed, end=parse_time(args.end))
+                        seed=args.seed, end=end)
     doc = {"store": str(lake.root), **result.__dict__}
     if args.json:
         print_json(doc)
@@ -50,3 +58,23 @@ def run(args) -> int:
     else:
         print(f"demo data with these settings is already in {lake.root}: nothing written")
     return 0
+
+
+def _earlier_demo(commits, gone, args, end):
+    """A live demo batch of ``args.seed`` that this run would not merely repeat (another end,
+    size or length), or None. Its request ids are the seed's and the request's number
+    (``demo0-17``), whatever the end: a second `demo` without --end a minute later stored every
+    id twice and doubled every total, found in review. The same arguments and end stay a
+    no-op (lib/demo.py's content hash)."""
+    from datetime import UTC, datetime
+
+    same = {"days": args.days, "requests_per_day": args.requests_per_day, "seed": args.seed,
+            # (lib/demo.py ends the data on a whole minute)
+            "end": (end or datetime.now(UTC)).replace(second=0, microsecond=0).isoformat()}
+    for c in commits:
+        if c.kind != "demo" or c.commit_id in gone or c.info.get("seed") != args.seed:
+            continue
+        if {k: c.info.get(k) for k in same} == same:
+            continue  # (written again as it is: lib/demo.py commits nothing)
+        return c
+    return None
