@@ -310,6 +310,16 @@ def test_changes_takes_a_column_name_as_summary_does(store, capsys):
     assert docs[0]["window"]["n"] == direct(store, day)["requests"] > 0
 
 
+@pytest.mark.parametrize("top", ["0", "-3"])
+def test_changes_refuses_a_top_below_one(store, capsys, top):
+    # `--top -3` printed every contributor but the last three (a slice), found in review
+    window = f"{D2.date()}..{(D2 + timedelta(days=1)).date()}"
+    assert cli.main(["changes", "--store", str(store), "--metric", "error_rate", "--window",
+                     window, "--top", top]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--top" in err
+
+
 # -- usage errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [
     ["--group-by", "latency_ms"],          # not a dimension

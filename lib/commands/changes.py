@@ -36,6 +36,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    if args.top < 1:  # (a slice [:-3] printed all but the last three, found in review)
+        raise UsageError(f"--top takes a number of contributors, 1 or more, not {args.top}")
     start, end = parse_window(args.window)
     values: dict[str, list[str]] = {}
     from lib.filters import column_for_key, key_for_column
