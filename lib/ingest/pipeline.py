@@ -470,8 +470,10 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
             continue
         path = Path(raw).expanduser()
         if raw == STDIN and stdin_taken:
+            # (not "above": this line is reported before the read's own, which comes after
+            # the sources are listed; found in review)
             report.files.append(FileReport(source="stdin", skipped=(
-                "standard input given again: it was read once, above")))
+                "standard input given again: it is read once, on its own line")))
         elif raw == STDIN or _is_pipe(path):
             # Standard input, or a pipe by name (a shell's <(zcat logs.gz) is /dev/fd/N): read
             # once, as an upload is; a bad or duplicate stream is caught the same ways.
