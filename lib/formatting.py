@@ -152,6 +152,18 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def yaml_problem(exc: BaseException) -> str:
+    """One line saying where and what a YAML file's slip is (``line 4, column 1: expected the
+    node content…``), for a message naming the file: PyYAML's own text runs over five lines
+    quoting the document."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None and getattr(exc, "problem", None):
+        context = getattr(exc, "context", None)
+        return (f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+                + (f" ({context})" if context else ""))
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def terminal_text(value) -> str:
     """``value`` as text safe to print on a terminal, on one line: each control or bidi/format
     character written as its escape (``\\x1b``, ``\\n``, ``\\u202e``), so text from logs can

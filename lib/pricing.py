@@ -164,13 +164,9 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)  # (where YAML found the slip, review: unsaid)
-        raise ValueError(f"{path}: not a readable YAML file: "
-                         + (f"line {mark.line + 1}, column {mark.column + 1}: "
-                            f"{exc.problem}{f' ({exc.context})' if exc.context else ''}"
-                            if mark is not None and getattr(exc, "problem", None) else
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-                         ) from None
+        from lib.formatting import yaml_problem  # (where YAML found the slip, review: unsaid)
+
+        raise ValueError(f"{path}: not a readable YAML file: {yaml_problem(exc)}") from None
     doc = {} if doc is None else doc
     unknown = sorted(map(str, set(doc) - {"models"})) if isinstance(doc, dict) else []
     if not isinstance(doc, dict) or unknown:

@@ -86,8 +86,10 @@ def loads(text: str, where: str, label: str | None = None) -> Format:
     the text is malformed."""
     try:
         spec = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{where}: cannot read mapping ({exc})") from exc
+    except yaml.YAMLError as exc:  # (one line, as a prices file's: PyYAML's ran over five)
+        from lib.formatting import yaml_problem
+
+        raise MappingError(f"{where}: cannot read mapping ({yaml_problem(exc)})") from exc
     mapping = Mapping.from_spec(spec, where)
     return Format(name=f"mapping:{label or Path(where).name}", detect=lambda head, filename: False,
                   parse=mapping.parse, priority=1000, doc=f"user mapping {where}",

@@ -133,6 +133,18 @@ def test_a_mapping_typed_as_text_reads_as_its_file_does(lake, tmp_path, totals):
         loads("table: [", "Mapping")
 
 
+def test_a_mapping_that_is_no_yaml_is_said_in_one_line_with_where(tmp_path):
+    # PyYAML's own message ran over five lines quoting the document, in cron's mail and the CLI's
+    # one-line error (review): a prices file's is one line with the line and column already
+    spec = tmp_path / "my.yaml"
+    spec.write_text("table: requests\ncolumns:\n  request_id: [\n")
+    with pytest.raises(MappingError) as caught:
+        load(spec)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{spec}: cannot read mapping (line 4, column 1: ")
+
+
 # Anthropic's raw Messages API usage: usage.input_tokens EXCLUDES cache reads and cache writes,
 # which Sightline's input_tokens includes (lib/schema.py), so the mapping must add them up.
 ANTHROPIC = """
