@@ -53,7 +53,7 @@ from lib.ingest.formats.canonical import (
 )
 from lib.ingest.formats.json_values import is_text
 from lib.ingest.streams import text_start
-from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, extras_sql
+from lib.ingest.validate import NON_NEGATIVE, RAW_TEXT_COLUMN, REQUIRED, extras_sql
 from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.connections import close as close_connection
@@ -187,8 +187,8 @@ class Mapping:
                 for name, table in chunk.tables.items():
                     tables[self.table], absent = self._apply(con, table,
                                                              json_lines=kind == "jsonl")
-                    not_read = {absent_field_note(col, self.columns[col]): table.num_rows
-                                for col in absent}
+                    not_read = {absent_field_note(col, self.columns[col], self.table)
+                                : table.num_rows for col in absent}
                     assert name == self.table
                 yield Chunk(tables=tables, rejects=chunk.rejects, not_read=not_read)
         finally:
@@ -308,13 +308,16 @@ class Mapping:
             con.unregister("mapped_input")
 
 
-def absent_field_note(column: str, rule: dict) -> str:
+def absent_field_note(column: str, rule: dict, table: str = "requests") -> str:
     """The report's note (a ``Chunk.not_read`` key, counting records) on the records without the
     field ``column``'s rule reads: a path mistyped (``usage.prompt_token``) stored every row with
-    that column empty, and nothing said so."""
+    that column empty, and nothing said so. A column no row of ``table`` is stored without
+    (request_id, ts, model…) quarantines them instead: the note said "stored" over a report of
+    every row quarantined, found in review."""
     fields = " or ".join(str(p) for p in rule["sum"]) if "sum" in rule else str(rule["path"])
-    return (f"record(s) without the field {fields} (columns.{column} of the mapping): "
-            f"stored with {column} empty.")
+    fate = ("quarantined (a row needs it)" if column in REQUIRED.get(table, ())
+            else f"stored with {column} empty")
+    return f"record(s) without the field {fields} (columns.{column} of the mapping): {fate}."
 
 
 def _holds_timestamp(typ: pa.DataType) -> bool:

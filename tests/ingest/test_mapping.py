@@ -557,6 +557,22 @@ def test_a_number_in_a_path_indexes_a_list(kind, lake, tmp_path, totals):
                   "feature), ' ' ORDER BY request_id) FROM requests") == ("a/hi/length/chat b/hi",)
 
 
+def test_a_required_field_no_record_has_is_said_to_quarantine_them_not_to_store_them(
+        lake, tmp_path):
+    # the note said "stored with request_id empty" over a report of every row quarantined
+    # (review): a row is not stored without its id
+    spec = tmp_path / "m.yaml"
+    spec.write_text(MAPPING.replace("request_id: id", "request_id: call_id"))
+    rows = [{"id": i, "started": 1772452800, "llm": {"name": "gpt-4o"},
+             "usage": {"prompt": 1000, "completion": 500}} for i in ("a", "b")]
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    f = ingest_paths(lake, [str(data)], mapping=spec).files[0]
+    assert (f.stored, f.quarantined) == ({}, 2)
+    assert "2 record(s) without the field call_id (columns.request_id of the mapping): " \
+        "quarantined (a row needs it)." in f.notes
+
+
 def test_a_mapped_field_no_record_has_is_named_in_the_report(lake, tmp_path, totals):
     """A path mistyped (``usage.prompt_token``) stored every row without input tokens, unpriced,
     and the report said nothing (review): it now counts the records without the field."""
