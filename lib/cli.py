@@ -1,7 +1,8 @@
 """``python -m lib <command>``: the command line (design §6).
 
 Each command is a module in ``lib/commands/`` with ``NAME``, ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int`` (and ``WRITES = False`` when it only reads the store), listed once in
+and ``run(args) -> int`` (and ``WRITES = False`` when it only reads the store, or
+``INTERRUPTED``: what a Ctrl-C leaves of what it writes), listed once in
 ``lib/commands/__init__.py``. Exit status: 0 success,
 1 a gate or check failed, 2 bad usage or unreadable input.
 """
@@ -19,6 +20,10 @@ from lib.commands.base import UsageError, print_json
 EXIT_OK, EXIT_GATE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # (128 + SIGINT, as a shell reports Ctrl-C)
 EXIT_TERMINATED = 143  # (128 + SIGTERM)
+# What a Ctrl-C leaves of a command that writes, unless its module says (``INTERRUPTED``): a
+# reprice read "the batch being written was not stored" where it writes no batch (review).
+INTERRUPTED = ("what was committed before stays; the batch being written was not stored, and a "
+               "run again goes on from there")
 
 
 class Terminated(KeyboardInterrupt):
@@ -52,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
         module.add_arguments(p)
         p.set_defaults(_run=module.run, command=module.NAME,
-                       _writes=getattr(module, "WRITES", True))
+                       _writes=getattr(module, "WRITES", True),
+                       _interrupted=getattr(module, "INTERRUPTED", INTERRUPTED))
     return parser
 
 
@@ -106,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         ended = isinstance(exc, Terminated) or Terminated.received
         message = "terminated (SIGTERM)" if ended else "interrupted"
         if args._writes:
-            message += (": what was committed before stays; the batch being written was not "
-                        "stored, and a run again goes on from there")
+            message += f": {args._interrupted}"
         print(message, file=sys.stderr)
         if getattr(args, "json", False):  # (one document on stdout, as promised: review)
             print_json({"error": message, "interrupted": True})

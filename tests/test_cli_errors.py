@@ -157,3 +157,30 @@ def test_a_second_demo_of_the_same_seed_is_refused_not_stored_twice(tmp_path, ca
     assert [c.kind for c in Lake(tmp_path / "store").commits()] == ["demo"]
     # another seed is another set of requests
     assert main([*first[:-1], "4", "--end", "2026-11-20T00:01"]) == 0
+
+
+@pytest.mark.parametrize("command, says", [
+    ("reprice", "interrupted: nothing was changed"),
+    ("remove", "interrupted: nothing was removed"),
+])
+def test_ctrl_c_tells_what_a_one_commit_command_left(command, says, tmp_path, capsys,
+                                                     monkeypatch):
+    # reprice and remove write one commit, no batch: they said "the batch being written was not
+    # stored, and a run again goes on from there" (review)
+    from lib import pricing
+    from lib.store.lake import Lake
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    store = tmp_path / "store"
+    assert main(["demo", "--store", str(store), "--days", "1", "--requests-per-day", "10",
+                 "--end", "2026-11-20T00:00"]) == 0
+    batch = Lake(store).commits()[0].commit_id
+    monkeypatch.setattr(pricing, "price_frame", interrupted)
+    monkeypatch.setattr(Lake, "remove_batch", interrupted)
+    capsys.readouterr()
+    argv = [command, *([batch] if command == "remove" else []), "--store", str(store)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(says) and "batch being written" not in err

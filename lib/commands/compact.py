@@ -5,6 +5,8 @@ from __future__ import annotations
 from lib.commands.base import open_existing_lake, print_json
 from lib.store import compact as compaction
 
+INTERRUPTED = ("the partitions merged before stay merged (each is its own commit), the others "
+               "are as they were; run it again to go on")
 NAME = "compact"
 HELP = "merge each partition's small files into one, then delete orphan files over an hour old"
 

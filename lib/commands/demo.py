@@ -8,6 +8,7 @@ from lib import demo, pricing
 from lib.commands.base import UsageError, open_store_lake, parse_time, print_json
 from lib.formatting import terminal_text
 
+INTERRUPTED = "nothing was written (the demo is one batch); run it again"
 NAME = "demo"
 HELP = "write realistic demo data (a month of traffic with planted incidents) into the store"
 

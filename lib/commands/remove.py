@@ -14,6 +14,7 @@ import getpass
 from lib.commands.base import UsageError, open_existing_lake, print_json
 from lib.formatting import terminal_text
 
+INTERRUPTED = "nothing was removed (the batch leaves in one commit); run it again"
 NAME = "remove"
 HELP = "take every row an ingested batch stored out of the store (so it can be ingested again)"
 MIN_PREFIX = 8

@@ -6,6 +6,8 @@ from lib.commands.base import UsageError, open_existing_lake, print_json
 from lib.formatting import terminal_text
 from lib.pricing import load_overrides, reprice
 
+INTERRUPTED = ("nothing was changed (the new costs are one commit, published only once every "
+               "day is repriced); run it again")
 NAME = "reprice"
 HELP = "recompute cost_usd of all requests after prices or overrides changed; report the change"
 
