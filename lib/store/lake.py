@@ -1260,6 +1260,13 @@ class BatchWriter:
         self._rows[rel] = rows
         self.result.stored[name] = self.result.stored.get(name, 0) + rows
 
+    def _duplicates_info(self) -> dict:
+        """``{"duplicates": {table: rows}}`` for the rows the batch skipped as already stored or
+        repeated, or nothing: kept so that removing a batch can name the later batches whose
+        skipped rows may have been its own (lib/commands/remove.py)."""
+        skipped = {t: n for t, n in sorted(self.result.duplicate_rows.items()) if n}
+        return {"duplicates": skipped} if skipped else {}
+
     def count_duplicates(self, name: str, n: int) -> None:
         """Count ``n`` rows of ``name`` dropped as duplicates outside :meth:`add`."""
         self.result.duplicate_rows[name] = self.result.duplicate_rows.get(name, 0) + n
@@ -1387,7 +1394,8 @@ class BatchWriter:
                 commit_id=self.batch_id, kind=self.kind, source=self.source,
                 content_hash=self.content_hash,
                 committed_at=self.ingested_at.isoformat(timespec="microseconds"),
-                rows=dict(self.result.stored), added=added, info={**self.info, **(info or {})},
+                rows=dict(self.result.stored), added=added, info={**self.info, **(info or {}),
+                                                                  **self._duplicates_info()},
             )
             self.lake._publish(commit)
             self.result.commit = commit

@@ -183,3 +183,26 @@ def test_remove_refuses_in_one_line_when_a_live_file_does_not_read(tmp_path):
     with pytest.raises(UnreadableDataFile, match=b.added[0]["path"]):
         lake.remove_batch(a.commit_id)
     assert lake.version() == before
+
+
+def test_removing_a_batch_names_later_sources_that_skipped_its_rows(lake, tmp_path, capsys):
+    """Two sources logging the same calls (an app's log, then a gateway's with two more): the
+    gateway's copies of the app's rows were skipped as duplicates. Removing the app's batch took
+    them out with it, and the gateway's file, already ingested, was not read again: 2 requests
+    stored where the gateway logged 6, without a word (found in review)."""
+    app = _ingest(lake, tmp_path / "app.jsonl", [canonical_request(i) for i in range(4)])
+    gateway = _ingest(lake, tmp_path / "gateway.jsonl", [canonical_request(i) for i in range(6)])
+    assert (gateway.stored, gateway.duplicates) == ({"requests": 2}, {"requests": 4})
+    _ingest(lake, tmp_path / "other.jsonl", [canonical_request(i) for i in range(10, 12)])
+    store = ["--store", str(lake.root)]
+    assert main(["remove", app.batch_id, *store]) == 0
+    out = capsys.readouterr().out
+    assert (f"Batches of other sources ingested after this one skipped rows as already stored, "
+            f"perhaps as this batch's, which left with it: {tmp_path / 'gateway.jsonl'} (batch "
+            f"{gateway.batch_id}: 4 requests). To store their copies of those rows, remove "
+            "those batches too and ingest their sources again.") in out
+    # as it says: the gateway's batch out, its file in again, whole
+    assert main(["remove", gateway.batch_id, *store, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["later_batches_with_duplicates"] == []
+    again = ingest_paths(lake, [str(tmp_path / "gateway.jsonl")], compact_min_files=0).files[0]
+    assert again.stored == {"requests": 6}
