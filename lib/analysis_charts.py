@@ -161,7 +161,9 @@ def log_histogram(frame: pl.DataFrame, *, objective_ms: float | None = None,
                     marker_color=SERIES_COLORS[0], name="requests",
                     customdata=list(zip(frame["bin_start_ms"], frame["bin_end_ms"],
                                         frame["share"])),
-                    hovertemplate="%{customdata[0]:,.0f}–%{customdata[1]:,.0f} ms: %{y:,} "
+                    # three significant digits: the first bins of a log axis are narrower
+                    # than a millisecond, and whole ms hovered them as "1–1 ms" (review)
+                    hovertemplate="%{customdata[0]:,.3~r}–%{customdata[1]:,.3~r} ms: %{y:,} "
                                   "requests (%{customdata[2]:.1%})<extra></extra>")
     if objective_ms:
         # (a vline's own annotation is placed at x on a log axis, read as log10: off the chart)

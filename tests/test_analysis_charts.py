@@ -23,6 +23,14 @@ def test_the_objective_is_labelled_where_its_line_is_on_the_log_axis():
     assert math.log10(100) < label.x < math.log10(10_000)
 
 
+def test_a_bin_narrower_than_a_millisecond_hovers_its_own_edges():
+    # d3's ",.0f" hovered the log axis' first bins (1.26 to 1.58 ms) as "1–1 ms"
+    frame = pl.DataFrame({"bin_start_ms": [1.2589, 1.5849], "bin_end_ms": [1.5849, 1.9953],
+                          "requests": [5, 3], "share": [0.625, 0.375]})
+    (bar,) = log_histogram(frame).data
+    assert bar.hovertemplate.startswith("%{customdata[0]:,.3~r}–%{customdata[1]:,.3~r} ms: ")
+
+
 def trace_spans() -> pl.DataFrame:
     return pl.DataFrame({
         "span_id": ["a", "r1", "t", "r2", "x"],
