@@ -41,6 +41,34 @@ def parse_window(value: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def filter_values(items: list[str]) -> dict[str, list[str]]:
+    """``--where KEY=VALUE`` options → ``{column: [values]}`` for :class:`lib.filters.Filters`
+    (a key is a filter key, ``attr.<key>``, or the column's own name, as the sidebar's URL
+    filters take them; a column given twice keeps both values, either matching)."""
+    from lib.filters import column_for_key, key_for_column
+
+    values: dict[str, list[str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--where takes KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        # The column's own name too (customer_id), as `summary --where` takes it: a filter
+        # copied from one command to the other was refused.
+        column = column_for_key(key.strip()) or column_for_key(key_for_column(key.strip()))
+        if column is None:
+            raise UsageError(f"cannot filter on {key!r}")
+        values.setdefault(column, []).append(value)
+    return values
+
+
+def finite_or_none(value):
+    """``value``, or None for NaN and ±infinity: strict JSON has neither (``json.dump`` wrote
+    ``Infinity``, which ``jq`` and ``JSON.parse`` refuse)."""
+    import math
+
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def unread_files(engine) -> list[str]:
     """The store's data files that cannot be read (``engine.problems()``), each also said on
     stderr: a command whose numbers leave their rows out puts them in its document and exits

@@ -7,7 +7,7 @@ definition is in :mod:`lib.metrics.explore`.
 from __future__ import annotations
 
 from lib.commands.base import (
-    UsageError,
+    filter_values,
     open_existing_lake,
     parse_window,
     print_json,
@@ -39,19 +39,7 @@ def run(args) -> int:
     if args.top < 1:  # (a slice [:-3] printed all but the last three, found in review)
         raise UsageError(f"--top takes a number of contributors, 1 or more, not {args.top}")
     start, end = parse_window(args.window)
-    values: dict[str, list[str]] = {}
-    from lib.filters import column_for_key, key_for_column
-
-    for item in args.where:
-        if "=" not in item:
-            raise UsageError(f"--where takes KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        # The column's own name too (customer_id), as `summary --where` takes it: a filter
-        # copied from one command to the other was refused.
-        column = column_for_key(key.strip()) or column_for_key(key_for_column(key.strip()))
-        if column is None:
-            raise UsageError(f"cannot filter on {key!r}")
-        values.setdefault(column, []).append(value)
+    values = filter_values(args.where)
     window = Filters.between(start, end, **values)
     baseline = None
     if args.baseline:
