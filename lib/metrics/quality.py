@@ -17,6 +17,7 @@ Wilson interval for k successes in n trials at z = 1.959964 (95%)::
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import replace
 from functools import partial
 
@@ -161,6 +162,20 @@ def evals_by_version(engine: Engine, filters: Filters, source: str | None = None
                max(ts) AS last_ts
             FROM evals WHERE {where} GROUP BY ALL ORDER BY first_ts, version, metric""", params)
     return _rates(frame)
+
+
+def eval_runs(engine: Engine, filters: Filters, source: str | None = None) -> pl.DataFrame:
+    """``run_id, version, evals, first_ts, last_ts`` of the evals ``filters`` select (of
+    ``source`` when given), one row per run and version, oldest run first: what a run id
+    names when a comparison is asked of a run (``compare --baseline RUN``) rather than a
+    version (a null version as :data:`NONE_LABEL`)."""
+    where, params = evals_where(filters)
+    where += _source_clause(source, params)
+    return engine.query(
+        f"""SELECT run_id, coalesce(version, '{NONE_LABEL}') AS version, count(*) AS evals,
+               min(ts) AS first_ts, max(ts) AS last_ts
+            FROM evals WHERE {where} AND run_id IS NOT NULL
+            GROUP BY ALL ORDER BY first_ts, run_id, version""", params)
 
 
 def feedback_metrics(engine: Engine, filters: Filters) -> pl.DataFrame:
@@ -506,6 +521,7 @@ TESTS_SHOWN = {"mcnemar_exact": "McNemar exact (paired)", "two_proportion_z": "t
 
 def compare_versions(engine: Engine, filters: Filters, source: str, version_a: str,
                      version_b: str, min_effect: float = 0.02,
+                     metrics: Collection[str] | None = None,
                      settings: MetricSettings | None = None) -> pl.DataFrame:
     """Version B (candidate) against A (baseline) on each metric both were scored on (design §5):
     ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value, p_adjusted,
@@ -521,9 +537,12 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     (``compare_pass_repeated``, ``compare_pass_unpaired_repeated``). ``shared`` counts the test
     cases both versions were scored on (0 for evals without cases: online judges, feedback). Rates,
     differences, CIs and the MDE are fractions (pass rates) or score units; the verdicts decided
-    together (Benjamini–Hochberg). ``settings`` (lib.metric_settings): each metric's own
-    ``min_effect`` (else ``min_effect``), and the scores better lower, whose fall is the
-    improvement and rise the regression (the difference and CI stay B − A).
+    together (Benjamini–Hochberg). ``metrics``: only these (the family Benjamini–Hochberg adjusts
+    over is then theirs: ``compare --metric`` gating on one metric tests one hypothesis); None:
+    every metric both versions were scored on, as the Quality page compares them. ``settings``
+    (lib.metric_settings): each metric's own ``min_effect`` (else ``min_effect``), and the
+    scores better lower, whose fall is the improvement and rise the regression (the difference
+    and CI stay B − A).
     """
     from lib.stats import compare
 
@@ -531,6 +550,8 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
     pairs, totals = comparison_inputs(engine, filters, source, version_a, version_b)
     out, shared, scores, cases = [], {}, None, None
     for metric in sorted(set(totals["metric"].to_list())):
+        if metrics is not None and metric not in metrics:
+            continue
         sides = {r["version"]: r for r in totals.filter(pl.col("metric") == metric)
                  .iter_rows(named=True)}
         a, b = sides.get(version_a), sides.get(version_b)
