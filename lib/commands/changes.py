@@ -7,6 +7,7 @@ definition is in :mod:`lib.metrics.explore`.
 from __future__ import annotations
 
 from lib.commands.base import (
+    UsageError,
     filter_values,
     open_existing_lake,
     parse_window,
