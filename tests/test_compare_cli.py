@@ -299,3 +299,24 @@ def test_a_min_effect_that_is_no_size_is_exit_2(store, capsys, value):
                          "--min-effect", value, "--store", str(store))
     assert code == 2
     assert "--min-effect must be a number 0 or more" in json.loads(out)["error"]
+
+
+def test_the_metrics_settings_decide_a_score_s_direction_and_its_minimum_effect(
+        store, capsys, tmp_path, monkeypatch):
+    # v2's similarity is 0.01 lower on average (paired t over 100 cases): below the default
+    # minimum effect of 0.02, no verdict; with its own 0.005, a regression (the gate fails);
+    # as a score better lower, an improvement (it passes), as on the Quality page
+    settings = tmp_path / "metrics.yaml"
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    args = ("--baseline", "v1", "--candidate", "v2", "--json", "--metric", "similarity",
+            "--store", str(store))
+    verdicts = []
+    for text in ("metrics: {}\n", "metrics:\n  similarity: {min_effect: 0.005}\n",
+                 "metrics:\n  similarity: {min_effect: 0.005, better: lower}\n"):
+        settings.write_text(text)
+        code, out, _ = _main(capsys, *args)
+        verdicts.append((code, json.loads(out)["verdict"]))
+    assert verdicts == [(0, "no_significant_change"), (1, "regression"), (0, "improvement")]
+    settings.write_text("metrics:\n  similarity: {better: less}\n")
+    code, _, err = _main(capsys, *args)
+    assert code == 2 and "the metrics settings cannot be read" in err

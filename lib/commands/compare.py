@@ -52,7 +52,9 @@ def add_arguments(p) -> None:
                         "with both, as the Quality page opens; a run id is offline)")
     p.add_argument("--min-effect", type=float, metavar="X",
                    help="the smallest change that earns a verdict, in the metric's units (a "
-                        "fraction for pass rates; default 0.02, the Quality page's)")
+                        "fraction for pass rates; default 0.02, the Quality page's), for the "
+                        "metrics without their own in the metrics settings ($SIGHTLINE_METRICS, "
+                        "else metrics.yaml, which also say which scores are better lower)")
     p.add_argument("--from", dest="start", help="only evals from this time (ISO, UTC if no "
                                                 "offset; default: all)")
     p.add_argument("--to", dest="end", help="only evals before this time (exclusive)")
@@ -91,8 +93,15 @@ def run(args) -> int:
                 f"no metric {', '.join(terminal_text(repr(m)) for m in missing)} scored on "
                 f"both {terminal_text(version_a)} and {terminal_text(version_b)} ({source}); "
                 f"they share: {_listed(metrics) or 'none'}")
+    from lib.metric_settings import load_metric_settings
+
+    try:  # (the page's settings: a toxicity score that fell must not fail the gate)
+        settings = load_metric_settings()
+    except ValueError as exc:
+        raise UsageError(f"the metrics settings cannot be read: {exc}") from exc
     table = quality.compare_versions(engine, filters, source, version_a, version_b,
-                                     min_effect=args.min_effect, metrics=chosen)
+                                     min_effect=args.min_effect, metrics=chosen,
+                                     settings=settings)
     doc = document(table, version_a, version_b)
     doc.update(source=source, baseline_run=run_a, candidate_run=run_b,
                min_effect=args.min_effect, problems=problems,
