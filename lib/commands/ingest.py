@@ -20,7 +20,7 @@ from lib.ingest import failures, memo
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError
 from lib.ingest.pipeline import FileReport, IngestReport, Progress, ingest_paths
-from lib.store import compact
+from lib.store import compact, store_option
 
 NAME = "ingest"
 HELP = "ingest log and eval files, folders, globs or s3:// prefixes into the store"
@@ -84,14 +84,15 @@ def run(args) -> int:
     if args.json:
         print_json(report.to_dict())
     else:
-        print(render(report))
+        print(render(report, store_option(lake.root)))
     return 0 if report.ok else EXIT_UNREADABLE
 
 
-def render(report: IngestReport) -> str:
+def render(report: IngestReport, store_opt: str = "") -> str:
     """The human-readable report: one line per source, reasons and notes indented, a total
     line. Past ``MAX_SKIPPED_LINES`` skipped sources (a cron job over a folder that keeps its old
-    files), they are one line; ``--json`` lists each."""
+    files), they are one line; ``--json`` lists each. ``store_opt`` (lib.store.store_option) ends
+    the commands it gives: a bare `remove` of a batch in another store went to data/store."""
     # (what an earlier run read or found unreadable, unchanged: a skip of another kind, such as
     # a file still being written or an archived S3 object, keeps its own line)
     skipped = [f for f in report.files if f.skipped
@@ -107,7 +108,8 @@ def render(report: IngestReport) -> str:
                    "(the quarantine keeps them all: see them on the Data page, or "
                    "download them there)")
                 if f.quarantined > len(f.reasons) else "")
-             + "".join(f"\n    note: {terminal_text(n)}" for n in f.notes + _undo_note(f))
+             + "".join(f"\n    note: {terminal_text(n)}"
+                       for n in f.notes + _undo_note(f, store_opt))
              for f in report.files if id(f) not in collapsed]
     if collapse:
         # (an earlier run that found a source unreadable said why then; --json says it again)
@@ -140,13 +142,13 @@ def render(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
-def _undo_note(f: FileReport) -> list[str]:
+def _undo_note(f: FileReport, store_opt: str = "") -> list[str]:
     """For a stored file whose fields look misnamed: how to take it out before ingesting it
     corrected (its rows' ids would otherwise be skipped as duplicates)."""
     if not (f.hints and f.batch_id and f.stored):
         return []
     return [f"to ingest it again corrected, first take this batch out: python -m lib remove "
-            f"{f.batch_id}"]
+            f"{f.batch_id}{store_opt}"]
 
 
 def _file_line(f: FileReport, dry_run: bool = False) -> str:

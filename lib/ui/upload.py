@@ -32,6 +32,8 @@ def upload_section(engine: Engine) -> IngestReport | None:
     """File picker, format (or mapping) choice, Check and Ingest buttons; shows the same report
     as the CLI. Returns the report of the button pressed, if any."""
     limit_mb = st.get_option("server.maxUploadSize")
+    # (the commands it gives carry --store when the app reads another store than data/store)
+    store_opt = store_option(engine.lake.root)
     names = ["auto-detect"] + [f.name for f in registry.registered()] + [MAPPING_CHOICE]
     files = st.file_uploader(
         "Log or eval files (JSONL, JSON arrays, CSV, Parquet, OTLP traces or evaluation logs in "
@@ -40,11 +42,11 @@ def upload_section(engine: Engine) -> IngestReport | None:
         accept_multiple_files=True,
         key="upload_files",
         help=f"Up to {limit_mb} MB per file (server.maxUploadSize in .streamlit/config.toml). "
-             "For bigger files or folders use `python -m lib ingest PATH`.")
+             f"For bigger files or folders use `python -m lib ingest PATH{store_opt}`.")
     # Said on the page, not only in the help: a file over the limit is refused by the browser
     # before the server sees it, with a red chip that names neither the way round nor why.
     st.caption(f"Up to {limit_mb:,} MB per file. Bigger files, folders and `s3://` prefixes: "
-               f"`python -m lib ingest PATH{store_option(engine.lake.root)}` on the server.")
+               f"`python -m lib ingest PATH{store_opt}` on the server.")
     fmt = st.selectbox("Format", names, key="upload_format",
                        help="Detected from the content unless you choose one. For fields of "
                             f"your own, choose “{MAPPING_CHOICE}”.")
@@ -102,7 +104,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
     if not check:
         engine.refresh(force=True)
         st.cache_data.clear()  # new rows: cached results keyed on the old version are stale
-    result = outcome(combined, len(files))
+    result = outcome(combined, len(files), store_opt)
     st.session_state[LAST_RESULT] = result
     _show(result)
     return combined
@@ -121,12 +123,13 @@ def waiting_text(lake) -> str | None:
 LAST_RESULT = "upload_last_result"  # (kept in the session: a rerun of the page keeps the report)
 
 
-def outcome(report: IngestReport, n_files: int) -> dict:
+def outcome(report: IngestReport, n_files: int, store_opt: str = "") -> dict:
     """What the page says of an upload's ``report`` (``n_files`` files): the banner's kind
     ("error", "warning", "info" or "success") and words, the report's text in the page's
-    wording, and whether to offer a mapping. A banner says what happened: "Ingested." over a
+    wording, whether to offer a mapping, and ``store_opt`` (lib.store.store_option), which
+    ends the commands it gives. A banner says what happened: "Ingested." over a
     report of nothing stored, or "The others went in." where there were none, misled (review)."""
-    text = page_wording(render(report))
+    text = page_wording(render(report, store_opt))
     failed = sum(1 for f in report.files if f.error)
     stored = sum(sum(f.stored.values()) for f in report.files)
     quarantined = sum(f.quarantined for f in report.files)
@@ -155,7 +158,8 @@ def outcome(report: IngestReport, n_files: int) -> dict:
     # file that is text, not for a PNG or random bytes, where nothing of the kind can help.
     offer = any(MAPPING_CHOICE in page_wording(said) for f in report.files if not binary(f)
                 for said in [*f.notes, *f.reasons, f.error or ""])
-    return {"kind": kind, "words": words, "text": text, "offer_mapping": offer}
+    return {"kind": kind, "words": words, "text": text, "offer_mapping": offer,
+            "store_opt": store_opt}
 
 
 def _show(result: dict | None) -> None:
@@ -169,7 +173,8 @@ def _show(result: dict | None) -> None:
         st.info(f"To read such fields here, choose **Format → {MAPPING_CHOICE}** and describe "
                 "them (the same YAML as `--mapping`, see docs/mapping.md), then **Check**. A "
                 "corrected file's rows with ids already stored are skipped as duplicates: take "
-                "a batch that went in wrong out first (`python -m lib remove BATCH_ID`).")
+                "a batch that went in wrong out first (`python -m lib remove "
+                f"BATCH_ID{result.get('store_opt', '')}`).")
 
 
 def distinct_names(names: list[str]) -> list[str]:

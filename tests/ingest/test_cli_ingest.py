@@ -10,6 +10,7 @@ import pytest
 
 from lib.cli import main
 from lib.ingest import formats as registry
+from lib.store import store_option
 from tests.ingest.conftest import canonical_request
 
 
@@ -135,8 +136,10 @@ def test_a_stored_file_with_misnamed_fields_is_told_how_to_take_it_out(lake, wri
     assert main(["ingest", str(path), "--store", str(lake.root)]) == 0
     out = capsys.readouterr().out
     batch = lake.commits()[-1].commit_id
+    # (with the store it was told: a bare command went to data/store, review)
     assert f"note: to ingest it again corrected, first take this batch out: python -m lib " \
-           f"remove {batch}" in out
+           f"remove {batch}{store_option(lake.root)}\n" in out
+    assert store_option(lake.root).startswith(" --store ")
     clean = write("b.jsonl", [canonical_request(2)])
     assert main(["ingest", str(clean), "--store", str(lake.root)]) == 0
     assert "python -m lib remove" not in capsys.readouterr().out  # nothing looked misnamed

@@ -260,6 +260,26 @@ def test_two_uploaded_files_of_one_name_are_told_apart(monkeypatch, tmp_path):
         "upload:log.jsonl", "upload:log.jsonl (2)"]
 
 
+def test_the_upload_s_remove_commands_name_the_app_s_store(monkeypatch, tmp_path):
+    # "python -m lib remove ID" without --store, pasted into a shell, looked for the batch in
+    # data/store while the app showed another store (review)
+    import shlex
+
+    from lib.store import store_option
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    row = canonical_request(0)
+    row["prompt_tokens"] = row.pop("input_tokens")  # a hint: the batch may go in again
+    report = _report(_upload(at, "fields.jsonl", jsonl_bytes([row]), "upload_go"))
+    store = shlex.quote(str((tmp_path / "store").resolve()))
+    assert store_option(tmp_path / "store") == f" --store {store}"
+    (said,) = [line for line in report.split("\n") if "python -m lib remove" in line]
+    assert said.endswith(f" --store {store}")
+    (info,) = [i.value for i in at.info if "your own shape" in i.value]
+    assert f"`python -m lib remove BATCH_ID --store {store}`" in info
+
+
 def test_a_mapping_s_error_shows_the_user_s_keys_as_typed(monkeypatch, tmp_path):
     # the key quoted in the error was rendered as markdown: "**bold** [link](http://x)" read
     # "bold link", and the key the user got wrong could not be read (review)
