@@ -1112,10 +1112,24 @@ def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
     a catalogue price: an Azure deployment's name answered as ``gpt-4o-2024-08-06``. None when
     no model has such a suggestion. A suggestion, never applied: a deployment may be billed
     otherwise (provisioned throughput)."""
-    items = []
+    # Names alike but for case or surrounding spaces ("Prod-Deploy", "prod-deploy") are one
+    # override, as load_overrides keys them: a line for each made a file it refuses ("listed
+    # twice"), which stopped every ingest and reprice once pasted (review). One line for them
+    # all (the spelling with the most requests), and none where they answered as other models.
+    spellings: dict[tuple[str | None, str], list[tuple]] = {}
     for provider, model, reason, answered in unpriced.select(
             "provider", "model", "reason", "answered_as").iter_rows():
-        if reason != NO_PRICE or not answered or ", " in answered or answered == model:
+        if reason == NO_PRICE:
+            spellings.setdefault(_override_key(provider, model), []).append(
+                (provider, model, answered))
+    items = []
+    for alike in spellings.values():
+        provider, model, _ = alike[0]
+        answers = {a for *_, said in alike if said for a in said.split(", ")}
+        if len(answers) != 1:
+            continue
+        (answered,) = answers
+        if any(answered == m for _, m, _ in alike):
             continue
         if _alias_problem({}, Override(provider=provider, model=model, input_per_mtok=None,
                                        output_per_mtok=None, priced_as=answered)):

@@ -191,3 +191,27 @@ def test_the_suggested_aliases_price_every_deployment_that_answered_as_one_model
     # 2 x (1000 input x $2.50/M + 500 output x $10/M)
     assert got == pytest.approx(2 * 0.0075) == 2 * request_cost(
         "openai", "gpt-4o-2024-08-06", DAY, 1000, 0, 0, 500, overrides={})
+
+
+def test_deployment_names_alike_but_for_case_get_one_suggested_line(tmp_path):
+    # a line for each spelling made a prices.yaml load_overrides refuses ("listed twice"),
+    # which stopped every ingest and reprice once pasted (review)
+    lake = Lake(tmp_path / "store")
+    src = tmp_path / "calls.jsonl"
+    src.write_bytes(jsonl_bytes([
+        canonical_request(i, provider="azure.ai.openai", model=model,
+                          response_model="gpt-4o-2024-08-06", ts=DAY.isoformat())
+        for i, model in enumerate(["prod-gpt4o", "Prod-GPT4o", "prod-gpt4o"])] + [
+        # spellings of one name that answered as two models: no single one to suggest
+        canonical_request(5, provider="azure.ai.openai", model="two",
+                          response_model="gpt-4o-2024-08-06", ts=DAY.isoformat()),
+        canonical_request(6, provider="azure.ai.openai", model="TWO",
+                          response_model="gpt-4o-mini-2024-07-18", ts=DAY.isoformat())]))
+    ingest_paths(lake, [str(src)], overrides={})
+    engine = Engine(lake)
+    suggested = pricing.alias_suggestions(pricing.unpriced_models(engine))
+    engine.close()
+    assert suggested == ("models:\n- provider: azure.ai.openai\n  model: prod-gpt4o\n"
+                         "  priced_as: gpt-4o-2024-08-06\n")
+    doc = pricing.reprice(lake, overrides=_prices(tmp_path, suggested))
+    assert (doc["unpriced_before"], doc["unpriced_after"]) == (5, 2)
