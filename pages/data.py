@@ -252,7 +252,10 @@ else:
                                       "be read at all, read again by the next run"),
                      "source": st.column_config.TextColumn("Source"),
                      "format": st.column_config.TextColumn("Format"),
-                     "rows": st.column_config.NumberColumn("Rows stored", format="localized"),
+                     "rows": st.column_config.NumberColumn(
+                         "Rows stored", format="localized",
+                         help="Blank for compact, reprice and remove: they rewrite rows already "
+                              "stored (the note says how many)"),
                      "quarantined": st.column_config.NumberColumn("Quarantined",
                                                                   format="localized"),
                      "files": st.column_config.NumberColumn("Files added"),

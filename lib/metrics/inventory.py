@@ -26,6 +26,9 @@ def tables(engine: Engine) -> pl.DataFrame:
 
 # The kinds of commit the lake writes, as the Data page offers them to pick from.
 BATCH_KINDS = ("ingest", "seen", "failed", "demo", "compact", "reprice", "remove")
+# Those that write rows already stored again (merged, repriced, or kept beside a batch taken
+# out): their files' rows are no rows stored, nor inputs quarantined.
+REWRITE_KINDS = ("compact", "reprice", "remove")
 
 
 def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None,
@@ -33,7 +36,9 @@ def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None
     """The manifest, newest first: ``committed_at, kind, source, format, rows, quarantined,
     files, removed, note, commit_id``. A batch taken out later (``python -m lib remove``) says
     so in its note, and the remove commit names it. ``rows`` counts the rows stored over all tables,
-    ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row);
+    ``quarantined`` the inputs kept aside (apart: a batch of 1 good and 1 bad line stored 1 row),
+    both null for a commit that rewrote stored rows (:data:`REWRITE_KINDS`), whose note says how
+    many it rewrote;
     ``note`` says why a "seen" source gave no rows, or what an ingest read but did not store
     ("3 log record(s) that are not gen_ai.evaluation.result events: not read").
     Only commits of ``kind`` and whose source holds ``source_contains`` (case-insensitive),
@@ -52,14 +57,22 @@ def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None
             continue
         info = c.info if isinstance(c.info, dict) else {}
         note = _note(info)
+        rewrote = c.kind in REWRITE_KINDS
+        if rewrote and sum(c.rows.values()):
+            # (they were "Rows stored" and "Quarantined": a remove after a compaction read as
+            # storing the 1,868 rows it kept and quarantining 903, review)
+            note = "; ".join(filter(None, [note, "rewrote " + ", ".join(
+                f"{n:,} {t} row(s)" for t, n in sorted(c.rows.items()) if n)
+                + " already stored"]))
         if c.commit_id in removed_by:
             note = "; ".join(filter(None, [f"removed by commit {removed_by[c.commit_id]}",
                                            note]))
         rows.append({
             "committed_at": c.committed_at, "kind": c.kind, "source": c.source,
             "format": info.get("format"),
-            "rows": sum(n for t, n in c.rows.items() if t != "quarantine"),
-            "quarantined": c.rows.get("quarantine", 0),
+            "rows": None if rewrote else sum(n for t, n in c.rows.items()
+                                             if t != "quarantine"),
+            "quarantined": None if rewrote else c.rows.get("quarantine", 0),
             "files": len(c.added), "removed": len(c.removed), "note": note,
             "commit_id": c.commit_id,
         })

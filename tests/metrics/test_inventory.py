@@ -246,3 +246,26 @@ def test_batches_are_the_newest_that_match_a_kind_and_a_part_of_the_source(lake,
         ["APP-c.jsonl", "app-b.jsonl"]
     assert inventory.batches(engine, kind="compact").is_empty()
     assert inventory.batches(engine, limit=0).is_empty()
+
+
+def test_a_commit_that_rewrites_stored_rows_counts_none_as_stored(lake, engine, tmp_path):
+    # a remove after a compaction read "Rows stored 3, Quarantined 1": the rows it kept beside
+    # the batch it took out, as if it had stored them (review); likewise a compaction
+    from lib.store import compact
+
+    for i in range(3):
+        (tmp_path / f"{i}.jsonl").write_bytes(jsonl_bytes([canonical_request(i)])
+                                              + b'{"request_id": "bad", "ts": \n')
+        ingest_paths(lake, [str(tmp_path / f"{i}.jsonl")], compact_min_files=0)
+    compact.compact(lake, min_files=2)
+    first = next(c.commit_id for c in lake.commits() if c.kind == "ingest")
+    lake.remove_batch(first)
+    engine.refresh()
+    got = inventory.batches(engine).select("kind", "rows", "quarantined", "note").rows()
+    assert [r[:3] for r in got] == [("remove", None, None), ("compact", None, None),
+                                    ("compact", None, None), ("ingest", 1, 1),
+                                    ("ingest", 1, 1), ("ingest", 1, 1)]
+    assert got[0][3].startswith(f"took out batch {first} (1 quarantine, 1 requests)")
+    assert got[0][3].endswith("rewrote 2 quarantine row(s), 2 requests row(s) already stored")
+    assert {got[1][3], got[2][3]} == {"rewrote 3 quarantine row(s) already stored",
+                                      "rewrote 3 requests row(s) already stored"}
