@@ -153,6 +153,9 @@ prices_file = pricing.overrides_name()
 reprice = pricing.reprice_command(engine.lake.root)
 if unpriced.is_empty() and never_ingested:
     st.caption(NOTHING_YET)
+elif unpriced.is_empty() and not tables.filter(pl.col("table") == "requests")["rows"][0]:
+    # (a store of eval results alone was told "Every request has a cost", review)
+    st.caption("No requests are stored, so none is without a cost.")
 elif unpriced.is_empty():
     st.success("Every request has a cost: its model has a price (genai-prices, or an override in "
                f"{prices_file}) and its token counts were logged.")

@@ -501,3 +501,15 @@ def test_an_upload_waits_for_another_session_s_upload_and_says_so(tmp_path):
         done.set()
         writer.join()
     assert waiting_text(lake) is None
+
+
+def test_a_store_without_requests_is_not_told_every_request_has_a_cost(monkeypatch, tmp_path):
+    # a store of eval results alone read "Every request has a cost" (review)
+    import json
+
+    row = {"eval_id": "e1", "ts": "2026-11-25T10:00:00Z", "metric": "accuracy", "score": 0.5,
+           "version": "v1", "case_id": "c1"}
+    lake = _store(tmp_path, {"evals.jsonl": (json.dumps(row) + "\n").encode()})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    assert not [s.value for s in at.success if "has a cost" in s.value]
+    assert [c.value for c in at.caption if c.value.startswith("No requests are stored")]
