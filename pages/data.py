@@ -53,8 +53,9 @@ now = datetime.now(UTC)
 cols = st.columns(len(tables))
 for col, row in zip(cols, tables.iter_rows(named=True)):
     with col:
+        # (in days and hours: a latency's units said "4320.0 min ago" of three days, review)
         fresh = "never" if row["last_ingested_at"] is None else \
-            f"{formatting.ms((now - row['last_ingested_at']).total_seconds() * 1000)} ago"
+            f"{formatting.duration(now - row['last_ingested_at'])} ago"
         st.metric(row["table"].capitalize(), formatting.count(row["rows"]),
                   help=f"{row['rows']:,} rows in {row['files']} file(s); last ingest {fresh}",
                   border=True)

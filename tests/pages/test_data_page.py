@@ -513,3 +513,17 @@ def test_a_store_without_requests_is_not_told_every_request_has_a_cost(monkeypat
     at = run_app(monkeypatch, lake.root, "pages/data.py")
     assert not [s.value for s in at.success if "has a cost" in s.value]
     assert [c.value for c in at.caption if c.value.startswith("No requests are stored")]
+
+
+def test_the_tiles_say_how_long_ago_the_last_ingest_was_in_days(monkeypatch, tmp_path):
+    # a latency's units: "last ingest 4320.0 min ago" of three days (review)
+    from lib.store import Lake
+    from tests.conftest import make_request, requests_table
+
+    lake = Lake(tmp_path / "store")
+    with lake.begin("t", ingested_at=datetime.now(UTC) - timedelta(days=3, minutes=1)) as batch:
+        batch.add({"requests": requests_table([make_request(0)])})
+        batch.commit()
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (tile,) = [m for m in at.metric if m.label == "Requests"]
+    assert tile.help == "1 rows in 1 file(s); last ingest 3 days ago"
