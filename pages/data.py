@@ -141,7 +141,14 @@ else:
     # the sidebar's window, which this page does not apply: the files hold everything.
     # (named after the file and check picked: two downloads of one store must not pass for
     # each other, found in review)
-    widgets.downloads(lambda: inventory.quarantine(engine, **picked),
+    def whole_quarantine() -> pl.DataFrame:
+        # Made on click, maybe hours after the page ran: by then the files of the version it
+        # read may have been replaced and deleted (an hour after a compaction), and the download
+        # failed without a word (review). The newest version, as Explore's export reads it.
+        engine.refresh()
+        return inventory.quarantine(engine, **picked)
+
+    widgets.downloads(whole_quarantine,
                       "_".join(["quarantine", *(widgets.file_name_part(v.rsplit("/", 1)[-1])
                                                 for v in picked.values() if v)]),
                       key="dl_quarantine", windowed=False)

@@ -527,3 +527,22 @@ def test_the_tiles_say_how_long_ago_the_last_ingest_was_in_days(monkeypatch, tmp
     at = run_app(monkeypatch, lake.root, "pages/data.py")
     (tile,) = [m for m in at.metric if m.label == "Requests"]
     assert tile.help == "1 rows in 1 file(s); last ingest 3 days ago"
+
+
+def test_the_quarantine_download_reads_the_newest_files_when_clicked_late(
+        monkeypatch, tmp_path, downloads):
+    # clicked hours after the page ran, the files it read had been compacted and deleted, and
+    # the download failed without a word (review)
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import compact
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, input_tokens=-1)])})
+    run_app(monkeypatch, lake.root, "pages/data.py")
+    (tmp_path / "b.jsonl").write_bytes(jsonl_bytes([canonical_request(1, input_tokens=-2)]))
+    ingest_paths(lake, [str(tmp_path / "b.jsonl")], compact_min_files=0)
+    compact.compact(lake, min_files=1)
+    assert compact.gc(lake, older_than_s=0)  # the files the page read, gone
+    made = pl.read_csv(io.StringIO(_made(downloads, "quarantine", "csv")))
+    assert sorted(made["reason"].to_list()) == ["input_tokens is negative: -1",
+                                                "input_tokens is negative: -2"]
