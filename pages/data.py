@@ -168,15 +168,21 @@ elif unpriced.is_empty():
     st.success("Every request has a cost: its model has a price (genai-prices, or an override in "
                f"{prices_file}) and its token counts were logged.")
 else:
+    why = {
+        pricing.NO_PRICE: f"add the model's prices to `{prices_file}`, or, for a deployment or "
+                          "alias name, the model it is billed as (`priced_as`, e.g. the model "
+                          f"it answered as), then run `{reprice}`.",
+        pricing.NO_USAGE: "the call succeeded but its log has no input token count (every call "
+                          "reads input: priced on its output alone, it would cost too little); "
+                          "log the provider's usage to cost it.",
+        pricing.TIMED_OUT: "the client gave up waiting, but the provider may have finished the "
+                           "call and billed it; its usage is unknown.",
+    }
+    # (only the reasons listed: all three, whatever the list held, buried the one that applied)
+    listed = set(unpriced["reason"])
     st.warning("These requests' cost is left empty (not $0), so cost totals leave them out. "
-               f"**{pricing.NO_PRICE}**: add the model's prices to `{prices_file}`, or, for a "
-               "deployment or alias name, the model it is billed as (`priced_as`, e.g. the "
-               "model it answered as), then run "
-               f"`{reprice}`. **{pricing.NO_USAGE}**: the call succeeded but its log "
-               "has no input token count (every call reads input: priced on its output alone, "
-               "it would cost too little); log the provider's usage to cost it. "
-               f"**{pricing.TIMED_OUT}**: the client gave up waiting, but the provider may "
-               "have finished the call and billed it; its usage is unknown.")
+               + " ".join(f"**{reason}**: {said}" for reason, said in why.items()
+                          if reason in listed))
     widgets.dataframe(
         widgets.for_display(unpriced.with_columns(
             pl.col("first_seen", "last_seen").dt.convert_time_zone(f.tz))),

@@ -440,6 +440,9 @@ def test_the_unpriced_advice_names_the_prices_file_and_store_the_app_reads(monke
     assert f"`{prices}`" in advice and "`prices.yaml`" not in advice
     root = lake.root.resolve()
     assert f"`python -m lib reprice --store {root} --prices '{prices.resolve()}'`" in advice
+    # (only the reason listed is explained: all three were, whatever the list held, review)
+    assert "**no price**" in advice
+    assert "**no input token count logged**" not in advice and "**timed out" not in advice
 
 
 def test_the_data_page_s_commands_reach_the_store_the_app_reads(monkeypatch, tmp_path):
