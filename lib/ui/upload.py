@@ -61,13 +61,19 @@ def upload_section(engine: Engine) -> IngestReport | None:
     if not files:
         st.session_state.pop(LAST_RESULT, None)
         return None
+    # What a report is of: once a file is added or taken away, or the format or mapping changed,
+    # a Check's is no longer what "Ingest" would do ("Checked: … what Ingest would store" stayed
+    # over a report of one file under "Ingest 2 file(s)", review). An ingest's stays: it did.
+    made_for = ([(f.file_id, f.name, f.size) for f in files], fmt, mapping_text)
     buttons = st.container(horizontal=True)
     check = buttons.button(f"Check {len(files)} file(s)", key="upload_check",
                         help="Read and validate as an ingest would, against what is stored, "
                              "and store nothing.")
     go = buttons.button(f"Ingest {len(files)} file(s)", type="primary", key="upload_go")
     if not (check or go):
-        _show(st.session_state.get(LAST_RESULT))  # (a rerun of the page: the report stays)
+        kept = st.session_state.get(LAST_RESULT)
+        if kept and (not kept["dry_run"] or kept["made_for"] == made_for):
+            _show(kept)  # (a rerun of the page: the report stays)
         return None
     st.session_state.pop(LAST_RESULT, None)
     forced = None if fmt == "auto-detect" else fmt
@@ -105,7 +111,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
         engine.refresh(force=True)
         st.cache_data.clear()  # new rows: cached results keyed on the old version are stale
     result = outcome(combined, len(files), store_opt)
-    st.session_state[LAST_RESULT] = result
+    st.session_state[LAST_RESULT] = {**result, "made_for": made_for, "dry_run": bool(check)}
     _show(result)
     return combined
 

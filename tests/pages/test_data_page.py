@@ -549,3 +549,29 @@ def test_the_quarantine_download_reads_the_newest_files_when_clicked_late(
     made = pl.read_csv(io.StringIO(_made(downloads, "quarantine", "csv")))
     assert sorted(made["reason"].to_list()) == ["input_tokens is negative: -1",
                                                 "input_tokens is negative: -2"]
+
+
+def test_a_check_s_report_goes_once_the_files_or_format_change(monkeypatch, tmp_path):
+    # "Checked: … the report below says what Ingest would store" stayed over the report of one
+    # file once a second was added, under "Ingest 2 file(s)" (review)
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    one = ("a.jsonl", jsonl_bytes([canonical_request(1)]), "application/octet-stream")
+    two = ("b.jsonl", jsonl_bytes([canonical_request(2)]), "application/octet-stream")
+    _upload(at, *one[:2])
+    assert _report(at).startswith("upload:a.jsonl")
+    at.run()
+    assert _report(at).startswith("upload:a.jsonl")  # the same files: it stays
+    at.selectbox(key="upload_format").set_value("csv").run()
+    assert not [c for c in at.code if c.value.startswith("upload:")]
+    at.selectbox(key="upload_format").set_value("auto-detect").run()
+    at.button(key="upload_check").click().run()
+    at.file_uploader(key="upload_files").set_value([one, two]).run()
+    assert not [c for c in at.code if c.value.startswith("upload:")]
+    assert not [i for i in at.info if i.value.startswith("Checked")]
+    # an ingest's report stays: it says what was done
+    at.button(key="upload_go").click().run()
+    at.file_uploader(key="upload_files").set_value([one]).run()
+    assert _report(at).startswith("upload:a.jsonl")
+    assert "stored 1 request" in _report(at).split("\n")[1]
