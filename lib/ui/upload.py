@@ -105,7 +105,7 @@ def upload_section(engine: Engine) -> IngestReport | None:
         report = ingest_stream(lake, uf, uf.name, fmt=forced, progress=tick,
                                source=f"upload:{name}", overrides=overrides)
         combined.files.extend(report.files)
-        combined.compaction = report.compaction or combined.compaction
+        combined.compaction = merged_compaction(combined.compaction, report.compaction)
     bar.progress(1.0, text="Done")
     if not check:
         engine.refresh(force=True)
@@ -181,6 +181,22 @@ def _show(result: dict | None) -> None:
                 "corrected file's rows with ids already stored are skipped as duplicates: take "
                 "a batch that went in wrong out first (`python -m lib remove "
                 f"BATCH_ID{result.get('store_opt', '')}`).")
+
+
+def merged_compaction(done: dict | None, more: dict | None) -> dict | None:
+    """The automatic compactions after the files of one upload (each file is its own ingest),
+    as one report's (lib.store.compact.CompactReport.to_dict, or ``{"error": ...}``), as the
+    CLI's run compacts once after all its sources: the last file's alone, even one that merged
+    nothing, hid what the others' did (review)."""
+    if not done or not more:
+        return done or more
+    out = {key: [*done.get(key, []), *more.get(key, [])]
+           for key in ("merged", "gc_removed", "unreadable")}
+    out["files_before"] = done.get("files_before", 0) + more.get("files_before", 0)
+    out["files_after"] = done.get("files_after", 0) + more.get("files_after", 0)
+    if done.get("error") or more.get("error"):
+        out["error"] = done.get("error") or more.get("error")
+    return out
 
 
 def distinct_names(names: list[str]) -> list[str]:

@@ -575,3 +575,20 @@ def test_a_check_s_report_goes_once_the_files_or_format_change(monkeypatch, tmp_
     at.file_uploader(key="upload_files").set_value([one]).run()
     assert _report(at).startswith("upload:a.jsonl")
     assert "stored 1 request" in _report(at).split("\n")[1]
+
+
+def test_an_upload_of_many_files_reports_every_compaction_it_made(monkeypatch, tmp_path):
+    # compaction runs after each file of an upload: only the last file's was reported, and it
+    # had merged nothing, so the report hid the two the upload made (review)
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    monkeypatch.setenv("SIGHTLINE_COMPACT_MIN_FILES", "3")
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    at.file_uploader(key="upload_files").set_value([
+        (f"{i}.jsonl", jsonl_bytes([canonical_request(i)]), "application/octet-stream")
+        for i in range(9)]).run()
+    at.button(key="upload_go").click().run()
+    from lib.store import Lake
+
+    assert sum(c.kind == "compact" for c in Lake(tmp_path / "store").commits()) == 2
+    assert _report(at).split("\n")[-1] == "compacted 8 small files into 2"
