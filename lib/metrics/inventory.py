@@ -151,14 +151,23 @@ _CHECKS_SQL = (f"list_distinct(list_transform(string_split({_QUOTED_VALUES}, "
                "'([ (])[0-9]+(,[0-9]{3})*([ )]|$)', '\\1N\\3', 'g')))")
 
 
+# A raw text cut to RAW_MAX_CHARS characters is that long; one cut to as many bytes before it was
+# decoded is that many bytes, or up to 2 more where a character cut in two became one U+FFFD, or
+# longer still where bytes that were not UTF-8 became U+FFFD (3 bytes each). A longer raw text
+# without a U+FFFD is whole: every record of 700 Chinese characters was flagged cut (review).
+_RAW_CUT_SQL = (f"coalesce(length(raw) >= {schema.RAW_MAX_CHARS} OR (strlen(raw) >= "
+                f"{schema.RAW_MAX_CHARS} AND (strlen(raw) <= {schema.RAW_MAX_CHARS + 2} "
+                "OR contains(raw, chr(65533)))), false)")
+
+
 def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | None = None,
                check: str | None = None) -> pl.DataFrame:
     """Quarantined inputs, newest first: ``ingested_at, source_file, line, reason, raw,
     raw_cut``; only those of ``source_file`` and failing ``check`` (as :func:`quarantine_checks`
     names it) when given. ``raw_cut``: the raw text reached the schema.RAW_MAX_CHARS limit the
-    quarantine keeps, so the record may be longer (counted in bytes: the JSON-lines readers cut
-    a line before decoding it, so a byte count reaches the limit first; a record exactly that
-    long is flagged too, the store keeping no other sign)."""
+    quarantine keeps, so the record may be longer (in characters, or in bytes where the JSON-lines
+    readers cut a line before decoding it: :data:`_RAW_CUT_SQL`; a record exactly that long is
+    flagged too, the store keeping no other sign)."""
     where, params = [], {}
     if source_file is not None:
         where.append("source_file = $file")
@@ -168,8 +177,8 @@ def quarantine(engine: Engine, limit: int | None = None, *, source_file: str | N
         params["check"] = check
     lim = f"LIMIT {int(limit)}" if limit else ""
     return engine.query(
-        "SELECT ingested_at, source_file, line, reason, raw, "
-        f"coalesce(strlen(raw) >= {schema.RAW_MAX_CHARS}, false) AS raw_cut FROM quarantine "
+        f"SELECT ingested_at, source_file, line, reason, raw, {_RAW_CUT_SQL} AS raw_cut "
+        "FROM quarantine "
         f"{'WHERE ' + ' AND '.join(where) if where else ''} "
         f"ORDER BY ingested_at DESC, source_file, line {lim}", params)
 

@@ -319,14 +319,17 @@ def test_the_quarantine_says_which_raw_texts_reached_the_limit(monkeypatch, tmp_
              b"x" * (limit - 1),  # whole
              b"y" * limit,  # whole too, but no longer told from a cut one
              b"z" * (limit + 500),  # cut
-             "é".encode() * limit]  # cut at 2,000 bytes: 1,000 characters
+             "é".encode() * limit,  # cut at 2,000 bytes: 1,000 characters
+             # whole: 1,500 characters in 3,000 bytes, not JSON (it was flagged cut, review)
+             b'{"broken": "' + "é".encode() * 1500]
     lake = _store(tmp_path, {"a.jsonl": b"\n".join(lines) + b"\n"})
     at = run_app(monkeypatch, lake.root, "pages/data.py")
     cut = pl.read_parquet(io.BytesIO(_made(downloads, "quarantine", "parquet"))).sort("line")
-    assert cut["line"].to_list() == [2, 3, 4, 5, 6]
-    assert cut["raw_cut"].to_list() == [False, False, True, True, True]
+    assert cut["line"].to_list() == [2, 3, 4, 5, 6, 7]
+    assert cut["raw_cut"].to_list() == [False, False, True, True, True, False]
+    assert cut["raw"][5] == '{"broken": "' + "é" * 1500
     shown = at.dataframe[2].value.sort_values("line")
-    assert shown["raw_cut"].tolist() == [False, False, True, True, True]
+    assert shown["raw_cut"].tolist() == [False, False, True, True, True, False]
 
 
 def test_a_csv_download_makes_formulas_inert_and_keeps_numbers(monkeypatch, tmp_path, downloads):
