@@ -175,10 +175,7 @@ def test_the_suggested_aliases_price_every_deployment_that_answered_as_one_model
         # answered as a model without a price either
         canonical_request(4, provider="acme", model="in-house", response_model="in-house-v2",
                           ts=DAY.isoformat())]))
-    ingest_paths(lake, [str(src)], overrides={})
-    engine = Engine(lake)
-    suggested = pricing.alias_suggestions(pricing.unpriced_models(engine))
-    engine.close()
+    suggested = _ingested_suggestions(lake, src)
     assert suggested == ("models:\n- provider: azure.ai.openai\n  model: prod-gpt4o\n"
                          "  priced_as: gpt-4o-2024-08-06\n")
     # pasted into prices.yaml, it prices those calls as the model that answered
@@ -191,6 +188,16 @@ def test_the_suggested_aliases_price_every_deployment_that_answered_as_one_model
     # 2 x (1000 input x $2.50/M + 500 output x $10/M)
     assert got == pytest.approx(2 * 0.0075) == 2 * request_cost(
         "openai", "gpt-4o-2024-08-06", DAY, 1000, 0, 0, 500, overrides={})
+
+
+def _ingested_suggestions(lake: Lake, src) -> str:
+    """The ``priced_as`` lines the Data page suggests once ``src`` is ingested unpriced."""
+    ingest_paths(lake, [str(src)], overrides={})
+    engine = Engine(lake)
+    try:
+        return pricing.alias_suggestions(pricing.unpriced_models(engine))
+    finally:
+        engine.close()
 
 
 def test_deployment_names_alike_but_for_case_get_one_suggested_line(tmp_path):
@@ -207,10 +214,7 @@ def test_deployment_names_alike_but_for_case_get_one_suggested_line(tmp_path):
                           response_model="gpt-4o-2024-08-06", ts=DAY.isoformat()),
         canonical_request(6, provider="azure.ai.openai", model="TWO",
                           response_model="gpt-4o-mini-2024-07-18", ts=DAY.isoformat())]))
-    ingest_paths(lake, [str(src)], overrides={})
-    engine = Engine(lake)
-    suggested = pricing.alias_suggestions(pricing.unpriced_models(engine))
-    engine.close()
+    suggested = _ingested_suggestions(lake, src)
     assert suggested == ("models:\n- provider: azure.ai.openai\n  model: prod-gpt4o\n"
                          "  priced_as: gpt-4o-2024-08-06\n")
     doc = pricing.reprice(lake, overrides=_prices(tmp_path, suggested))
