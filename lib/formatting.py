@@ -46,12 +46,14 @@ def usd_column_format(values, decimals: int | None = None) -> str:
     embedding's $0.0000012 a request read "$0.00000", as if free."""
     amounts = [abs(float(v)) for v in values if not _missing(v)]
     small = [v for v in amounts if 0 < v < 0.01]
-    if decimals is not None and not (amounts and max(amounts) >= 1000):
-        needed = 1 - math.floor(math.log10(min(small))) if small else 0
-        return f"$%.{max(decimals, min(8, needed))}f"
-    if not small or max(amounts) >= 1000:
+    large = bool(amounts) and max(amounts) >= 1000
+    # the decimals that give the smallest amount two significant digits
+    needed = min(8, 1 - math.floor(math.log10(min(small)))) if small else 0
+    if decimals is not None and not large:
+        return f"$%.{max(decimals, needed)}f"
+    if not small or large:
         return "dollar"
-    return f"$%.{min(8, 1 - math.floor(math.log10(min(small))))}f"
+    return f"$%.{needed}f"
 
 
 def usd(v, more: int = 0) -> str:
