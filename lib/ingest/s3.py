@@ -338,6 +338,7 @@ class Breaker:
             at = next(i for i in range(len(files) - 1, -1, -1) if files[i] is self._line)
             del files[at]
         files.append(self._line)
+        self._line.left_for_next_run = self._counted
         self._line.error = (
             f"stopped reading this prefix: the endpoint {self.endpoint} failed "
             f"{FAILURES_IN_A_ROW} reads in a row ({self._why}); {self._counted:,} object(s) "

@@ -207,6 +207,9 @@ def test_an_endpoint_cut_mid_run_is_one_line_and_the_next_run_reads_the_rest(
     left = 30 - len(stored) - 3
     assert given_up.error.endswith(f"; {left} object(s) under it were not read and are left "
                                    "for the next run")
+    # and in the --json document's numbers, not its text alone
+    doc = report.to_dict()
+    assert doc["totals"]["left_for_next_run"] == left == doc["files"][-1]["left_for_next_run"]
     assert len(report.files) == len(stored) + 4 and len(stored) == 10, render(report)
     assert sum("stopped reading" in line for line in render(report).splitlines()) == 1
     assert [c.kind for c in lake.commits()] == ["ingest"] * len(stored)  # nothing seen
