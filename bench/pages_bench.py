@@ -171,11 +171,14 @@ def plain_quality(con, g: dict, f: Filters, s: int):
     q(con, f"SELECT finish_reason, count(*) FROM {r} WHERE {w} GROUP BY 1", p)
     q(con, f"SELECT guardrail, guardrail_action, count(*) FROM {r} WHERE {w} "
            "AND guardrail IS NOT NULL GROUP BY ALL", p)
-    q(con, f"SELECT version, metric, count(passed), count(*) FILTER (WHERE passed), avg(score) "
-           f"FROM {ev} WHERE {w} AND source = 'online' GROUP BY ALL", p)
+    # (with the independent trials a pass rate's interval counts: its test cases, or its evals)
+    units = ("count(DISTINCT (model, dataset, case_id)) FILTER (WHERE case_id IS NOT NULL AND "
+             "passed IS NOT NULL) + count(passed) FILTER (WHERE case_id IS NULL)")
+    q(con, f"SELECT version, metric, count(passed), count(*) FILTER (WHERE passed), avg(score), "
+           f"{units} FROM {ev} WHERE {w} AND source = 'online' GROUP BY ALL", p)
     q(con, f"SELECT time_bucket(INTERVAL '{qs} seconds', ts), metric, count(passed), "
-           f"count(*) FILTER (WHERE passed), avg(score) FROM {ev} WHERE {w} AND source = 'online' "
-           "GROUP BY ALL", p)
+           f"count(*) FILTER (WHERE passed), avg(score), {units} FROM {ev} WHERE {w} "
+           "AND source = 'online' GROUP BY ALL", p)
     q(con, f"SELECT time_bucket(INTERVAL '{qs} seconds', ts), count(passed), "
            f"count(*) FILTER (WHERE passed) FROM {ev} WHERE {w} AND source = 'feedback' "
            "GROUP BY 1", p)
