@@ -554,16 +554,21 @@ def month_to_date(engine: Engine, filters: Filters | None, budgets: list,
     since = month_start if first is None or first <= month_start else min(
         first.astimezone(UTC).replace(minute=0, second=0, microsecond=0), at)
     elapsed = (at - since).total_seconds()
-    # Every budget's month to date in one scan of the month (a FILTER each), not one per budget.
-    sums, params = [], {}
+    # Every budget's month to date in one scan of the month (a FILTER each), not one per budget;
+    # each scope tested once a row (as b0, b1…), not once per aggregate: its two FILTERs each
+    # evaluated it again (an attr.plan scope parses every row's attributes), 0.84 s → 1.5 s at
+    # 10M requests once the unpriced count joined the sum
+    scopes, sums, params = [], [], {}
     for i, b in enumerate(budgets):
         where, p = Filters.between(month_start, until, **b.where_values()).where(
             "requests", prefix=f"b{i}")
-        sums.append(f"coalesce(sum(cost_usd) FILTER (WHERE {where}), 0), "
-                    f"count(*) FILTER (WHERE {where} AND cost_usd IS NULL)")
+        scopes.append(f"coalesce({where}, false) AS b{i}")
+        sums.append(f"coalesce(sum(cost_usd) FILTER (WHERE b{i}), 0), "
+                    f"count(*) FILTER (WHERE b{i} AND cost_usd IS NULL)")
         params.update(p)
     month, p = Filters.between(month_start, until).where("requests", prefix="m")
-    found = engine.query(f"SELECT {', '.join(sums)} FROM requests WHERE {month}",
+    found = engine.query(f"SELECT {', '.join(sums)} FROM (SELECT cost_usd, {', '.join(scopes)} "
+                         f"FROM requests WHERE {month})",
                          {**params, **p}).row(0) if budgets else ()
     rows = []
     for b, mtd, unpriced in zip(budgets, found[0::2], found[1::2], strict=True):
