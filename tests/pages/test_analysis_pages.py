@@ -22,6 +22,22 @@ WEEK = {"range": "custom", "from": "2026-11-13T12:00:00Z", "to": "2026-11-20T12:
 OUTAGE = DEMO_END - timedelta(days=7) + timedelta(seconds=PLAN["outage_at"] * 7 * 86400)
 
 
+@pytest.fixture
+def download_names(monkeypatch) -> list[str]:
+    """The file names of the download buttons the page makes, in the order made (twice if
+    made twice)."""
+    import streamlit
+
+    made, real = [], streamlit.download_button
+
+    def record(label, data, file_name=None, *args, **kwargs):
+        made.append(file_name)
+        return real(label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", record)
+    return made
+
+
 def run_page(monkeypatch, store, page: str, query: dict | None = None) -> AppTest:
     monkeypatch.setenv("SIGHTLINE_STORE", str(store))
     monkeypatch.setenv("SIGHTLINE_DEMO", "0")
@@ -257,25 +273,18 @@ def test_explore_names_the_outage_provider(monkeypatch, demo_store):
     assert "Error rate (few rows)" in names
 
 
-def test_explore_s_all_rows_download_is_named_after_its_window(monkeypatch, demo_store):
+def test_explore_s_all_rows_download_is_named_after_its_window(monkeypatch, demo_store,
+                                                                 download_names):
     # it was "requests.csv" whatever the window, where every other download names it (review);
     # the window's other downloads were named after the sidebar's week
-    import streamlit
 
-    made, real = [], streamlit.download_button
-
-    def record(label, data, file_name=None, *args, **kwargs):
-        made.append(file_name)
-        return real(label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(streamlit, "download_button", record)
     window = window_param(OUTAGE - timedelta(minutes=10), OUTAGE + timedelta(minutes=50))
     run_page(monkeypatch, demo_store, "pages/explore.py",
              {**WEEK, "window": window, "metric": "error_rate", "provider": "anthropic"})
     start = (OUTAGE - timedelta(minutes=10)).strftime("%Y-%m-%dT%H%M")
     # the rows of Explore's window (not the sidebar's week) are named after it, with its filters
     for name in ("requests", "what_changed_error_rate", "error_fingerprints"):
-        (csv,) = [n for n in made if n.startswith(f"{name}_2") and n.endswith(".csv")]
+        (csv,) = [n for n in download_names if n.startswith(f"{name}_2") and n.endswith(".csv")]
         assert csv.startswith(f"{name}_{start}_"), csv
         assert csv.endswith("_UTC_provider-anthropic.csv")
 
@@ -408,22 +417,14 @@ def test_a_request_id_pasted_with_spaces_around_it_opens_the_request(monkeypatch
 
 
 def test_the_request_page_s_downloads_are_named_after_the_request_in_a_file_name_s_characters(
-        monkeypatch, lake):
+        monkeypatch, lake, download_names):
     # "request_projects/p/calls/1_2026-11-20T0000_..._UTC.csv": a path, and named after the
     # sidebar's window, which does not select the request or its trace
     import pyarrow as pa
-    import streamlit
 
     from lib import schema
     from tests.conftest import T0, make_request, requests_table
 
-    made, real = [], streamlit.download_button
-
-    def record(label, data, file_name=None, *args, **kwargs):
-        made.append(file_name)
-        return real(label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(streamlit, "download_button", record)
     rid, tid = "projects/p/calls/1", "traces/<t>"
     span = pa.table({"span_id": ["agent"], "trace_id": [tid], "parent_id": [None],
                      "ts": pa.array([T0], schema.TS), "duration_ms": [900.0],
@@ -432,7 +433,7 @@ def test_the_request_page_s_downloads_are_named_after_the_request_in_a_file_name
                                                           parent_id="agent")]),
                  "spans": span}, source="t")
     run_page(monkeypatch, lake.root, "pages/request.py", {"request": rid})
-    names = {n for n in made if n.endswith(".csv")}
+    names = {n for n in download_names if n.endswith(".csv")}
     assert {n.rsplit("-", 1)[0] for n in names} == {"request_projects-p-calls-1",
                                                     "trace_traces-t"}
     assert not any("/" in n or "<" in n or "UTC" in n for n in names), names
@@ -964,21 +965,14 @@ def test_feedback_scored_without_pass_fail_is_not_called_no_feedback(monkeypatch
         in said
 
 
-def test_a_comparison_s_downloads_name_long_prompt_labels_briefly(monkeypatch, tmp_path):
+def test_a_comparison_s_downloads_name_long_prompt_labels_briefly(monkeypatch, tmp_path,
+                                                                 download_names):
     # promptfoo's version is its prompt's label, by default the prompt's text: the comparison's
     # CSV was named with two whole prompts (855 characters, "/" and newlines; review). Now
     # each is cut to 40 file-name characters and a hash, so two alike prompts keep two names.
-    import streamlit
 
     from tests.metrics.test_quality import evals_table
 
-    made, real = [], streamlit.download_button
-
-    def record(label, data, file_name=None, *args, **kwargs):
-        made.append(file_name)
-        return real(label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(streamlit, "download_button", record)
     prompt = "You are a helpful assistant/agent. Answer:\n{{question}}\n" + "Be concise. " * 30
     t0 = datetime(2026, 11, 14, tzinfo=UTC)
     lake = Lake(tmp_path / "s")
@@ -989,8 +983,8 @@ def test_a_comparison_s_downloads_name_long_prompt_labels_briefly(monkeypatch, t
              for i in range(40)]
     lake.append({"evals": evals_table(evals)}, source="t")
     run_page(monkeypatch, lake.root, "pages/quality.py", {**WEEK, "source": "offline"})
-    (compare,) = [n for n in made if n.startswith("compare_") and n.endswith(".csv")]
-    (failed,) = [n for n in made if n.startswith("failed_") and n.endswith(".csv")]
+    (compare,) = [n for n in download_names if n.startswith("compare_") and n.endswith(".csv")]
+    (failed,) = [n for n in download_names if n.startswith("failed_") and n.endswith(".csv")]
     for name in (compare, failed):
         assert len(name) < 180 and "/" not in name and "\n" not in name, name
         assert name.endswith("_2026-11-13T1200_2026-11-20T1200_UTC.csv")
@@ -1203,26 +1197,18 @@ def test_an_online_judge_s_long_metric_name_is_cut_in_its_chart_s_legend(monkeyp
 
 
 def test_downloads_named_after_a_metric_or_id_from_the_logs_use_a_file_name_s_characters(
-        monkeypatch, tmp_path):
+        monkeypatch, tmp_path, download_names):
     # an online judge's chart, a request and its trace were named with the text as logged: a
     # 400-character metric made a file name past the 255 bytes a file system takes, and
     # '<img src=x …>' / '$x^2$ :red[x]' went into names as they were (seen in Chromium)
     import re
 
     import pyarrow as pa
-    import streamlit
 
     from lib import schema
     from tests.conftest import T0, make_request, requests_table
     from tests.metrics.test_quality import evals_table
 
-    made, real = [], streamlit.download_button
-
-    def record(label, data, file_name=None, *args, **kwargs):
-        made.append(file_name)
-        return real(label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(streamlit, "download_button", record)
     metric, rid, trace = "W" * 400, "<img src=x onerror=alert(1)>7", "t/../$x^2$ :red[x]"
     lake = Lake(tmp_path / "s")
     lake.append({"requests": requests_table([make_request(0, request_id=rid, trace_id=trace)]),
@@ -1237,8 +1223,8 @@ def test_downloads_named_after_a_metric_or_id_from_the_logs_use_a_file_name_s_ch
     run_page(monkeypatch, lake.root, "pages/quality.py", day)
     run_page(monkeypatch, lake.root, "pages/request.py", {**day, "request": rid})
     for prefix in ("online_W", "request_", "trace_"):
-        names = [n for n in made if n.startswith(prefix)]
-        assert names, (prefix, made)
+        names = [n for n in download_names if n.startswith(prefix)]
+        assert names, (prefix, download_names)
         for name in names:
             assert len(name.encode()) < 200, name
             assert re.fullmatch(r"[A-Za-z0-9._+\-]+", name), name
