@@ -68,7 +68,6 @@ import pyarrow.parquet as pq
 from lib import formatting
 from lib.filters import Filters
 from lib.metrics.dims import DIMENSIONS, attribute_keys, dimension_sql
-from lib.store.connections import close as close_connection
 from lib.store.engine import Engine
 
 METRICS = {"error_rate": "error rate", "p95_latency": "p95 latency",
@@ -480,11 +479,11 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
         fd, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="sightline-requests-")
         os.close(fd)
     engine.refresh()
-    cur = engine.con.cursor()
-    try:
-        reader = cur.execute(f"SELECT * FROM requests WHERE {where} "
-                             f"ORDER BY {_order(sort, descending)}", params
-                             ).to_arrow_reader(100_000)
+    # (closing the cursor on the way out stops the query of an export cut short, rather than
+    # waiting for it)
+    with engine.executed(f"SELECT * FROM requests WHERE {where} "
+                         f"ORDER BY {_order(sort, descending)}", params) as cur:
+        reader = cur.to_arrow_reader(100_000)
         # the same instants, in the zone the page shows them in
         schema = pa.schema([f.with_type(pa.timestamp(f.type.unit, filters.tz))
                             if pa.types.is_timestamp(f.type) and f.type.tz else f
@@ -496,8 +495,6 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
         finally:
             writer.close()
-    finally:
-        close_connection(cur)  # (an export cut short stops its query rather than waiting for it)
     return path
 
 

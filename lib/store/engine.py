@@ -3,11 +3,20 @@
 Views are rebuilt when the manifest version changes, so a dashboard sees new batches on its next
 query without restarting. Every query runs on its own cursor (DuckDB cursors are per-thread
 connections sharing one database), which is what Streamlit's one-thread-per-session model needs.
+
+DuckDB answers an internal error (an assertion of its own failing, e.g. duckdb#25713) by refusing
+every later query of the database until the process restarts: one bad query would stop every
+page of a long-running server. The engine opens a new database in its place, with the same views,
+and runs the query that found it refused once more.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import duckdb
 import polars as pl
@@ -16,6 +25,11 @@ from lib import schema
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect, stop_if_interrupted
 from lib.store.lake import Lake, unreadable_files
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# What DuckDB raises for an internal error (the query that hit it) and for every query after it
+INVALIDATED = (duckdb.InternalException, duckdb.FatalException)
 
 
 class Engine:
@@ -32,11 +46,11 @@ class Engine:
             config["threads"] = threads
         if memory_limit:
             config["memory_limit"] = memory_limit
-        self.con = connect(":memory:", config)
-        # GLOBAL: queries run on cursors, which do not inherit a session setting; on a host whose
-        # zone is not UTC, days and hours would otherwise be the host's
-        self.con.execute("SET GLOBAL TimeZone = 'UTC'")
-        self._lock = threading.Lock()
+        self._config = config
+        self.con = self._connect()
+        self.reopened = 0  # times the database was replaced after DuckDB invalidated it
+        # (re-entrant: a refresh that finds the database invalidated reopens it)
+        self._lock = threading.RLock()
         self._version: str | None = None
         self._commits: list = []
         self._good_files: set[str] = set()
@@ -55,25 +69,97 @@ class Engine:
                 return False
             snap = self.lake.snapshot()
             files = {t: self._readable(paths) for t, paths in snap.files.items()}
-            cur = self.con.cursor()
-            try:
-                for table, paths in files.items():
-                    try:
-                        cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
-                                    f"{self._view_sql(table, paths)}")
-                    except duckdb.BinderException:
-                        # files all written before a column was added (cache_write_1h_tokens):
-                        # what none of them has is null
-                        have = {r[0] for r in cur.execute(
-                            f"DESCRIBE {self._view_sql(table, paths, star=True)}").fetchall()}
-                        cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
-                                    f"{self._view_sql(table, paths, have=have)}")
-            finally:
-                close_connection(cur)
+            self._run(lambda cur: self._create_views(cur, files))
             self.files = files
             self._commits = snap.commits
             self._version = snap.version
             return True
+
+    def _create_views(self, cur: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> None:
+        for table, paths in files.items():
+            try:
+                cur.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table, paths)}")
+            except duckdb.BinderException:
+                # files all written before a column was added (cache_write_1h_tokens): what
+                # none of them has is null
+                have = {r[0] for r in cur.execute(
+                    f"DESCRIBE {self._view_sql(table, paths, star=True)}").fetchall()}
+                cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
+                            f"{self._view_sql(table, paths, have=have)}")
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = connect(":memory:", self._config)
+        # GLOBAL: queries run on cursors, which do not inherit a session setting; on a host whose
+        # zone is not UTC, days and hours would otherwise be the host's
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+        return con
+
+    def _reopen(self, refused: duckdb.DuckDBPyConnection, why: BaseException) -> None:
+        """Replace the database ``refused`` (DuckDB invalidated it) with a new one holding the
+        same views (the same version of the lake), unless another thread already did."""
+        with self._lock:
+            if self.con is not refused:
+                return
+            log.warning("DuckDB invalidated the database (%s); opening a new one",
+                        str(why).splitlines()[0])
+            con = self._connect()
+            cur = con.cursor()
+            try:
+                self._create_views(cur, self.files)
+            finally:
+                close_connection(cur)
+            # (the refused one is not closed: a thread between taking it and its cursor would
+            # get "connection closed" rather than the refusal it retries on)
+            self.con = con
+            self.reopened += 1
+
+    def _run(self, run: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """``run(cursor)`` on a fresh cursor, closed after; on a database DuckDB invalidated
+        (see the module's docstring), once more on a new one."""
+        for attempt in (1, 2):
+            con = self.con
+            cur = None
+            try:
+                cur = con.cursor()
+                return run(cur)
+            except INVALIDATED as exc:
+                if attempt == 2:
+                    raise
+                self._reopen(con, exc)
+            except (RuntimeError, duckdb.Error) as exc:  # (Ctrl-C in a CLI command: ended as one)
+                stop_if_interrupted(exc)
+                raise
+            finally:
+                if cur is not None:
+                    close_connection(cur)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def executed(self, sql: str, params: dict | list | None = None
+                 ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor that has run ``sql``, for a caller that streams its result (closed, and its
+        query stopped, on leaving). A database found invalidated is reopened first, as for
+        :meth:`query`."""
+        if self.auto_refresh:
+            self.refresh()
+        for attempt in (1, 2):
+            con = self.con
+            cur = con.cursor()
+            try:
+                cur.execute(sql, params or {})
+                break
+            except INVALIDATED as exc:
+                close_connection(cur)
+                if attempt == 2:
+                    raise
+                self._reopen(con, exc)
+            except BaseException:
+                close_connection(cur)
+                raise
+        try:
+            yield cur
+        finally:
+            close_connection(cur)
 
     def commits(self) -> list:
         """The manifest's commits at the version the views reflect, oldest first (checked for a
@@ -131,28 +217,14 @@ class Engine:
         """Run ``sql`` on a fresh cursor and return the result as a Polars frame."""
         if self.auto_refresh:
             self.refresh()
-        cur = self.con.cursor()
-        try:
-            return cur.execute(sql, params or {}).pl()
-        except (RuntimeError, duckdb.Error) as exc:  # (Ctrl-C in a CLI command: ended as one)
-            stop_if_interrupted(exc)
-            raise
-        finally:
-            close_connection(cur)
+        return self._run(lambda cur: cur.execute(sql, params or {}).pl())
 
     def scalar(self, sql: str, params: dict | list | None = None):
         """The first column of the first row, or None."""
         if self.auto_refresh:
             self.refresh()
-        cur = self.con.cursor()
-        try:
-            row = cur.execute(sql, params or {}).fetchone()
-            return row[0] if row else None
-        except (RuntimeError, duckdb.Error) as exc:
-            stop_if_interrupted(exc)
-            raise
-        finally:
-            close_connection(cur)
+        row = self._run(lambda cur: cur.execute(sql, params or {}).fetchone())
+        return row[0] if row else None
 
     def row_count(self, table: str) -> int:
         return int(self.scalar(f"SELECT count(*) FROM {table}"))
