@@ -444,13 +444,23 @@ def failed_evals(engine: Engine, filters: Filters, source: str, version: str, ba
     by its latest result, as the comparison counts it. Regressions (the baseline passed) first,
     then the newest; at most ``limit`` rows, with how many there are in all."""
     body, params = _against_baseline(engine, filters, source, version, baseline, metric)
-    # (one pass: the count of all rides on the rows shown, where a second query redid it all)
+    return _shown_with_total(engine, body, params, """SELECT ts, metric, model, dataset,
+        case_id, epoch, request_id, score, label, explanation, judge, baseline_passed
+        FROM joined WHERE passed = false""",
+        "baseline_passed IS NOT TRUE, ts DESC, metric, case_id, request_id", limit)
+
+
+def _shown_with_total(engine: Engine, body: str, params: dict, select: str, order: str,
+                      limit: int) -> tuple[pl.DataFrame, int]:
+    """The first ``limit`` rows of ``select`` (SQL over ``body``'s CTEs) in ``order``, with how
+    many there are in all, in one pass (a second query redid it all)."""
+    # The total is a count over the rows kept once, not `count(*) OVER ()`: DuckDB 1.5.5's
+    # parallel window count intermittently fails with an internal error on a small input
+    # (duckdb#22846, #25713), and an internal error invalidates the process's whole database.
     rows = engine.query(
-        f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score, label,
-                   explanation, judge, baseline_passed, count(*) OVER () AS _total
-            FROM joined WHERE passed = false
-            ORDER BY baseline_passed IS NOT TRUE, ts DESC, metric, case_id, request_id
-            LIMIT {int(limit)}""", params)
+        f"""{body}, shown AS MATERIALIZED ({select})
+            SELECT shown.*, total._total FROM shown, (SELECT count(*) AS _total FROM shown) total
+            ORDER BY {order} LIMIT {int(limit)}""", params)
     total = int(rows["_total"][0]) if rows.height else 0
     return rows.drop("_total"), total
 
@@ -485,13 +495,9 @@ def _scores_against_baseline(engine: Engine, filters: Filters, source: str, vers
     """:func:`score_drops`' columns of the rows of ``_against_baseline``'s ``joined`` that
     ``keep`` (SQL) selects, in ``order``: at most ``limit``, with how many there are in all."""
     body, params = _against_baseline(engine, filters, source, version, baseline, metric)
-    rows = engine.query(
-        f"""{body} SELECT ts, metric, model, dataset, case_id, epoch, request_id, score,
-                   baseline_score, score - baseline_score AS change, label, explanation, judge,
-                   count(*) OVER () AS _total
-            FROM joined WHERE {keep} ORDER BY {order} LIMIT {int(limit)}""", params)
-    total = int(rows["_total"][0]) if rows.height else 0
-    return rows.drop("_total"), total
+    return _shown_with_total(engine, body, params, f"""SELECT ts, metric, model, dataset,
+        case_id, epoch, request_id, score, baseline_score, score - baseline_score AS change,
+        label, explanation, judge FROM joined WHERE {keep}""", order, limit)
 
 
 def prompt_labels(engine: Engine, filters: Filters, versions: tuple[str, ...]
