@@ -29,6 +29,16 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
     return f"{n:,} {noun if n == 1 else (many or noun + 's')}"
 
 
+def table_rows(counts, empty: str = "no rows") -> str:
+    """'1 request, 2 evals': rows by table (its name the plural of what a row is), tables in
+    name order; ``empty`` when there are none."""
+    return ", ".join(plural(n, _ROW_NOUNS.get(t, t.removesuffix("s")))
+                     for t, n in sorted(counts.items())) or empty
+
+
+_ROW_NOUNS = {"quarantine": "quarantined row"}  # (the one table not named as its rows' plural)
+
+
 def usd_tick_format(largest) -> str:
     """The d3 format of a USD axis whose largest value is ``largest``: cents, or the decimals
     a fifth of it needs (an axis to $0.004 read "$0.00" at every tick): '$,.2f', '$,.4f'."""

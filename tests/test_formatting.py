@@ -144,3 +144,13 @@ def test_a_column_of_unit_costs_keeps_its_decimals_and_shows_a_tiny_one():
     assert usd_column_format([0.05, 0.012, None], decimals=5) == "$%.5f"
     assert usd_column_format([0.00019, 0.0], decimals=5) == "$%.5f"
     assert usd_column_format([None], decimals=5) == "$%.5f"
+
+
+def test_rows_by_table_read_as_words():
+    # ("remove" printed "1 requests", the Data page's batches "1 quarantine, 1 requests")
+    from lib.formatting import table_rows
+
+    assert table_rows({"requests": 1, "evals": 2, "quarantine": 1}) == \
+        "2 evals, 1 quarantined row, 1 request"
+    assert table_rows({"events": 1204, "quarantine": 3}) == "1,204 events, 3 quarantined rows"
+    assert (table_rows({}), table_rows({}, empty="0 rows")) == ("no rows", "0 rows")

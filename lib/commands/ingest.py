@@ -15,7 +15,7 @@ import time
 
 from lib import pricing
 from lib.commands.base import UsageError, open_store_lake, print_json
-from lib.formatting import terminal_text
+from lib.formatting import table_rows, terminal_text
 from lib.ingest import failures, memo
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError
@@ -161,9 +161,7 @@ def _file_line(f: FileReport, dry_run: bool = False) -> str:
             return (f"{f.source}: same content as a file checked above or one already "
                     "ingested, nothing would be stored")
         return f"{f.source}: already ingested (same content), nothing stored"
-    # tables name what their rows are: "1 request", "2 evals"
-    stored = ", ".join(f"{n:,} {t if n != 1 else t.removesuffix('s')}"
-                       for t, n in sorted(f.stored.items())) or "0 rows"
+    stored = table_rows(f.stored, empty="0 rows")
     dupes = sum(f.duplicates.values())
     return (f"{f.source} [{f.format}]: {'would store' if dry_run else 'stored'} {stored}; "
             f"{dupes:,} duplicate(s); {f.quarantined:,} "

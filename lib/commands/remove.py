@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 
 from lib.commands.base import UsageError, open_existing_lake, print_json
-from lib.formatting import terminal_text
+from lib.formatting import table_rows, terminal_text
 
 INTERRUPTED = "nothing was removed (the batch leaves in one commit); run it again"
 NAME = "remove"
@@ -54,7 +54,7 @@ def run(args) -> int:
                     "same_source_batches": others, "source_read_whole_next": read_whole,
                     "later_batches_with_duplicates": overlapping})
         return 0
-    rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
+    rows = table_rows(taken)
     print(f"removed batch {ids[0]} ({terminal_text(commit.source)}): {rows}; "
           f"{len(commit.removed)} file(s) "
           f"replaced in commit {commit.commit_id}. Its source can be ingested again.")
@@ -77,7 +77,7 @@ def run(args) -> int:
         # already ingested, is not read again by itself. Found in review.)
         listed = "; ".join(
             f"{terminal_text(b['source'])} (batch {b['batch']}: "
-            + ", ".join(f"{n:,} {t}" for t, n in b["duplicates"].items()) + ")"
+            + table_rows(b["duplicates"]) + ")"
             for b in overlapping)
         print(f"Batches of other sources ingested after this one skipped rows as already "
               f"stored, perhaps as this batch's, which left with it: {listed}. To store their "

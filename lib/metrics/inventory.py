@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from lib import schema
+from lib.formatting import table_rows
 from lib.ingest.appended import READ
 from lib.ingest.base import not_read_notes
 from lib.ingest.values import REASON_SEPARATOR
@@ -61,9 +62,8 @@ def batches(engine: Engine, *, limit: int | None = None, kind: str | None = None
         if rewrote and sum(c.rows.values()):
             # (they were "Rows stored" and "Quarantined": a remove after a compaction read as
             # storing the 1,868 rows it kept and quarantining 903, review)
-            note = "; ".join(filter(None, [note, "rewrote " + ", ".join(
-                f"{n:,} {t} row(s)" for t, n in sorted(c.rows.items()) if n)
-                + " already stored"]))
+            rewritten = table_rows({t: n for t, n in c.rows.items() if n})
+            note = "; ".join(filter(None, [note, f"rewrote {rewritten} already stored"]))
         if c.commit_id in removed_by:
             note = "; ".join(filter(None, [f"removed by commit {removed_by[c.commit_id]}",
                                            note]))
@@ -114,7 +114,7 @@ def _note(info: dict) -> str | None:
         return failed_note(info)
     if info.get("removed_batch"):
         taken = info.get("removed_rows") if isinstance(info.get("removed_rows"), dict) else {}
-        rows = ", ".join(f"{n:,} {t}" for t, n in sorted(taken.items())) or "no rows"
+        rows = table_rows(taken)
         who = " by " + str(info["by"]) if info.get("by") else ""
         why = f": {info['reason']}" if info.get("reason") else ""
         return f"took out batch {info['removed_batch']} ({rows}){who}{why}"

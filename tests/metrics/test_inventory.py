@@ -265,7 +265,7 @@ def test_a_commit_that_rewrites_stored_rows_counts_none_as_stored(lake, engine, 
     assert [r[:3] for r in got] == [("remove", None, None), ("compact", None, None),
                                     ("compact", None, None), ("ingest", 1, 1),
                                     ("ingest", 1, 1), ("ingest", 1, 1)]
-    assert got[0][3].startswith(f"took out batch {first} (1 quarantine, 1 requests)")
-    assert got[0][3].endswith("rewrote 2 quarantine row(s), 2 requests row(s) already stored")
-    assert {got[1][3], got[2][3]} == {"rewrote 3 quarantine row(s) already stored",
-                                      "rewrote 3 requests row(s) already stored"}
+    assert got[0][3].startswith(f"took out batch {first} (1 quarantined row, 1 request)")
+    assert got[0][3].endswith("rewrote 2 quarantined rows, 2 requests already stored")
+    assert {got[1][3], got[2][3]} == {"rewrote 3 quarantined rows already stored",
+                                      "rewrote 3 requests already stored"}

@@ -123,7 +123,7 @@ def test_cli_remove_by_prefix_reports_and_the_data_page_lists_it(lake, tmp_path,
     remove_id = next(c.commit_id for c in lake.commits() if c.kind == "remove")
     assert notes["ingest"] == f"removed by commit {remove_id}"
     assert notes["remove"].startswith(
-        f"took out batch {wrong.batch_id} (1 quarantine, 2 requests)")
+        f"took out batch {wrong.batch_id} (1 quarantined row, 2 requests)")
     assert notes["remove"].endswith(": misnamed fields")
 
 
@@ -206,3 +206,11 @@ def test_removing_a_batch_names_later_sources_that_skipped_its_rows(lake, tmp_pa
     assert json.loads(capsys.readouterr().out)["later_batches_with_duplicates"] == []
     again = ingest_paths(lake, [str(tmp_path / "gateway.jsonl")], compact_min_files=0).files[0]
     assert again.stored == {"requests": 6}
+
+
+def test_cli_remove_counts_the_rows_it_took_in_words(lake, tmp_path, capsys):
+    # ("1 requests")
+    one = _ingest(lake, tmp_path / "one.jsonl", [canonical_request(0)], bad_lines=1)
+    assert main(["remove", one.batch_id, "--store", str(lake.root)]) == 0
+    assert f"removed batch {one.batch_id} ({tmp_path / 'one.jsonl'}): 1 quarantined row, " \
+           "1 request; " in capsys.readouterr().out
