@@ -294,11 +294,15 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
     # A fixed order: Streamlit treats a figure whose spec changed between runs as a new chart and
     # drops its selection, which would break drill-down.
     events = to_zone(events, "ts", tz).sort("kind", "ts")
+    lines = []
     for kind, group in events.group_by("kind", maintain_order=True):
         kind = kind[0] if isinstance(kind, tuple) else kind
         color = EVENT_COLORS.get(kind, "#636e72")
-        for t in group["ts"].to_list():
-            fig.add_vline(x=t, line=dict(color=color, width=1, dash="dot"))
+        # the lines fig.add_vline draws, set at once: add_vline checks every shape already
+        # there each time (20 events took 0.22 s, a third of the Overview's run)
+        lines += [dict(type="line", xref="x", yref="y domain", x0=t, x1=t, y0=0, y1=1,
+                       line=dict(color=color, width=1, dash="dot"))
+                  for t in group["ts"].to_list()]
         fig.add_scatter(
             x=group["ts"].to_list(), y=[1.0] * group.height, yaxis="y2", mode="markers",
             marker=dict(symbol="triangle-down", size=10, color=color),
@@ -309,5 +313,6 @@ def add_events(fig: go.Figure, events: pl.DataFrame | None, tz: str) -> None:
             hovertemplate="%{text}<extra></extra>", showlegend=True,
             legendrank=EVENT_LEGEND_RANK,
         )
-    fig.update_layout(yaxis2=dict(overlaying="y", range=[0, 1.05], visible=False,
+    fig.update_layout(shapes=[*fig.layout.shapes, *lines],
+                      yaxis2=dict(overlaying="y", range=[0, 1.05], visible=False,
                                   fixedrange=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -367,3 +368,28 @@ def test_a_unified_hover_names_each_series_whole_not_cut_inside_its_escapes():
     for fig in figs:
         assert fig.layout.hovermode == "x unified"
         assert fig.layout.hoverlabel.namelength == -1
+
+
+def test_events_are_the_lines_plotly_s_add_vline_draws_with_their_markers():
+    # (set at once: add_vline, once an event, took 0.22 s for 20 events)
+    import plotly.graph_objects as go
+
+    from lib.charts import EVENT_COLORS, add_events
+
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    events = pl.DataFrame({"ts": [t0 + timedelta(hours=7 * i) for i in range(6)],
+                           "kind": ["deploy", "incident", "mystery"] * 2,
+                           "title": [f"t{i}" for i in range(6)]})
+    fig = go.Figure(go.Scatter(x=[t0], y=[1]))
+    fig.add_hline(y=0.5)  # a shape already there stays
+    add_events(fig, events, "Europe/Paris")
+    expected = go.Figure(go.Scatter(x=[t0], y=[1]))
+    expected.add_hline(y=0.5)
+    for kind in ("deploy", "incident", "mystery"):
+        for ts in events.filter(pl.col("kind") == kind)["ts"]:
+            expected.add_vline(x=ts.astimezone(ZoneInfo("Europe/Paris")).replace(tzinfo=None),
+                               line=dict(color=EVENT_COLORS.get(kind, "#636e72"), width=1,
+                                         dash="dot"))
+    assert fig.layout.shapes == expected.layout.shapes and len(fig.layout.shapes) == 7
+    markers = [trace for trace in fig.data if trace.yaxis == "y2"]
+    assert [len(m.x) for m in markers] == [2, 2, 2]
