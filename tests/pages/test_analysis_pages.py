@@ -44,7 +44,8 @@ def run_page(monkeypatch, store, page: str, query: dict | None = None) -> AppTes
     at = AppTest.from_file(APP, default_timeout=120)
     for k, v in (query or {}).items():
         at.query_params[k] = v
-    at.run()  # the entry script first (navigation, sidebar filters), then the page
+    # (the entry script runs first in every run: navigation, sidebar filters; a run of the
+    # default page before it added nothing but its time)
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -22,9 +22,9 @@ def run_app(monkeypatch, store, page: str | None = None, query: dict | None = No
     at = AppTest.from_file(APP, default_timeout=120)
     for k, v in (query or {}).items():
         at.query_params[k] = v
+    if page:  # (the entry script runs first in every run: no run of the default page first)
+        at.switch_page(page)
     at.run()
-    if page:
-        at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 
