@@ -1112,6 +1112,7 @@ class BatchWriter:
         self._adopted: list[tuple[str, Path, str]] = []  # (table, hidden tmp path, final rel)
         self._seen: duckdb.DuckDBPyConnection | None = None
         self._seen_tables: set[str] = set()
+        self._first_chunks: dict[str, pa.Table] = {}  # a table's first chunk, not yet in _seen
         self._sealed: set[str] = set()  # tables whose files were read back (written_files)
         self._files_made = 0
         self._done = False
@@ -1181,14 +1182,31 @@ class BatchWriter:
         The keys live in a DuckDB table (one per canonical table) that spills to disk past its
         memory limit; each chunk probes it with a hash join built on the chunk (not on the
         growing key set), so the cost per chunk is one sequential scan of the keys seen."""
-        keys = table.column(schema.KEYS[name]).combine_chunks()
+        key = schema.KEYS[name]
+        keys = table.column(key).combine_chunks()
         if len(keys) == 0:
+            return table, None
+        if (name not in self._seen_tables and name not in self._first_chunks
+                and (earlier is None or not earlier.num_rows)
+                and pc.count_distinct(keys).as_py() == len(keys)):
+            # A table's first chunk with no key twice has nothing to be compared with yet, and
+            # most batches (a few-KB file) have one: it goes into DuckDB when a second comes.
+            # (The DuckDB connection cost 9 ms of such a file's ingest, each time.)
+            self._first_chunks[name] = table
             return table, None
         con = self._seen_con()
         seen = f"seen_{name}"
         if name not in self._seen_tables:
             con.execute(f"CREATE TEMP TABLE {seen} {SEEN_COLUMNS}")
             self._seen_tables.add(name)
+            first = self._first_chunks.pop(name, None)
+            if first is not None:
+                con.register("first_chunk", first)
+                try:
+                    con.execute(f"INSERT INTO {seen} SELECT hash({schema.sql_identifier(key)}), "
+                                f"{digest_sql(name, priced=True)} FROM first_chunk")
+                finally:
+                    con.unregister("first_chunk")
         if earlier is not None and earlier.num_rows:
             con.register("earlier", earlier)
             con.execute(f"INSERT INTO {seen} SELECT hash(k), d FROM earlier "
@@ -1437,6 +1455,7 @@ class BatchWriter:
     def _finish(self) -> None:
         self._done = True
         self._writers.clear()
+        self._first_chunks.clear()
         if self._seen is not None:
             with contextlib.suppress(Exception):
                 self._seen.close()
