@@ -1118,6 +1118,11 @@ class BatchWriter:
         self._done = False
         # Where its files go: the lake's tables, or a dry run's own folder (nothing in the store)
         self._base = lake.tmp_dir if lake.dry_run else lake.root
+        if not lake.dry_run:
+            # The store's scratch folder exists once it has a batch: a dry run puts its own
+            # folder there, where writers clear those of dry runs killed (clear_leftovers), and
+            # makes none in a store that has one (its store folder stays as it was)
+            (lake.root / TMP_DIR).mkdir(parents=True, exist_ok=True)
         self._lock = lake.writer_lock()
         self._lock.__enter__()
         lake._note_writing(self.batch_id)
