@@ -13,6 +13,7 @@ and runs the query that found it refused once more.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,7 +55,8 @@ class Engine:
         self._version: str | None = None
         self._commits: list = []
         self._good_files: set[str] = set()
-        self._bad_files: dict[str, str] = {}
+        self._bad_files: dict[str, str] = {}  # live files found unreadable: why
+        self._bad_stamps: dict[str, tuple | None] = {}  # and their stat then
         self.files: dict[str, list[str]] = {}
         self.refresh()
 
@@ -62,12 +64,13 @@ class Engine:
     def refresh(self, force: bool = False) -> bool:
         """Rebuild the views if the manifest changed. Returns True when they were rebuilt."""
         version = self.lake.version()
-        if not force and version == self._version:
+        if not force and version == self._version and not self._bad_changed():
             return False
         with self._lock:
-            if not force and version == self._version:
+            if not force and version == self._version and not self._bad_changed():
                 return False
             snap = self.lake.snapshot()
+            self._forget_bad(snap.files)
             files = {t: self._readable(paths) for t, paths in snap.files.items()}
             self._run(lambda cur: self._create_views(cur, files))
             self.files = files
@@ -180,9 +183,28 @@ class Engine:
         new = [rel for rel in rel_paths if str(root / rel) not in self._good_files
                and str(root / rel) not in self._bad_files]
         bad = unreadable_files(root, new)  # (the lake's check, as compact and reprice make it)
-        self._bad_files.update({str(root / rel): why for rel, why in bad.items()})
+        # (new dicts, not updated ones: problems() may be going over them in another thread)
+        self._bad_files = {**self._bad_files,
+                           **{str(root / rel): why for rel, why in bad.items()}}
+        self._bad_stamps = {**self._bad_stamps,
+                            **{str(root / rel): _stamp(root / rel) for rel in bad}}
         self._good_files.update(str(root / rel) for rel in new if rel not in bad)
         return [str(root / rel) for rel in rel_paths if str(root / rel) in self._good_files]
+
+    def _bad_changed(self) -> bool:
+        """Whether a file found unreadable has changed on disk since (a stat each, no read)."""
+        return any(_stamp(path) != stamp for path, stamp in list(self._bad_stamps.items()))
+
+    def _forget_bad(self, live: dict[str, list[str]]) -> None:
+        """Forget the unreadable files that are no longer live or have changed since, so they
+        are checked again: a server runs for weeks, and a file restored from a backup (as the
+        commands advise) stayed out of every page, and listed as a problem, until it restarted;
+        so did one a passing I/O error (too many open files) once kept from reading."""
+        live_paths = {str(self.lake.root / rel) for paths in live.values() for rel in paths}
+        keep = {path for path, stamp in self._bad_stamps.items()
+                if path in live_paths and _stamp(path) == stamp}
+        self._bad_files = {p: why for p, why in self._bad_files.items() if p in keep}
+        self._bad_stamps = {p: stamp for p, stamp in self._bad_stamps.items() if p in keep}
 
     @staticmethod
     def _view_sql(table: str, paths: list[str], have: set[str] | None = None,
@@ -231,3 +253,12 @@ class Engine:
 
     def close(self) -> None:
         close_connection(self.con)
+
+
+def _stamp(path) -> tuple | None:
+    """What changes when a file is written, replaced or removed (None: it is not there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
