@@ -141,7 +141,11 @@ def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
     """Requests, cost and tokens of each kind per (provider, model, price period ``at``, price
     context): the one scan behind the
     token mix and the what-if (memoized per store version and filters, 32 entries)."""
-    engine.refresh()
+    if engine.auto_refresh:  # (the key's version is then that of the views queried)
+        # Not the app's engine: it is refreshed once at the top of a page run, which must see
+        # one version; a refresh here moved the Cost page to a batch that landed mid-run, below
+        # its tiles (and every other session's page with it).
+        engine.refresh()
     key = (id(engine), engine.version, repr(filters))
     if key not in _PER_MODEL_DAY:
         if len(_PER_MODEL_DAY) >= 32:
