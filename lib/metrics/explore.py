@@ -475,9 +475,23 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
     record batches from DuckDB, times in ``filters.tz`` (CSV: with their UTC offset); returns
     the path (a temporary file unless ``path``)."""
     where, params = _table_where(filters, q)
-    if path is None:
-        fd, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="sightline-requests-")
-        os.close(fd)
+    if path is not None:
+        _export_to(engine, filters, where, params, sort, descending, fmt, path)
+        return path
+    fd, path = tempfile.mkstemp(suffix=f".{fmt}", prefix="sightline-requests-")
+    os.close(fd)
+    try:
+        _export_to(engine, filters, where, params, sort, descending, fmt, path)
+    except BaseException:
+        # (the caller deletes the file once read: one it never got back stayed in /tmp, a
+        # server's downloads that failed piling up there for weeks)
+        os.unlink(path)
+        raise
+    return path
+
+
+def _export_to(engine: Engine, filters: Filters, where: str, params: dict, sort: str,
+               descending: bool, fmt: str, path: str) -> None:
     engine.refresh()
     # (closing the cursor on the way out stops the query of an export cut short, rather than
     # waiting for it)
@@ -495,7 +509,6 @@ def export_requests(engine: Engine, filters: Filters, q: str | None = None, sort
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
         finally:
             writer.close()
-    return path
 
 
 class _PolarsCsvWriter:
