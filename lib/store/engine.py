@@ -8,6 +8,12 @@ DuckDB answers an internal error (an assertion of its own failing, e.g. duckdb#2
 every later query of the database until the process restarts: one bad query would stop every
 page of a long-running server. The engine opens a new database in its place, with the same views,
 and runs the query that found it refused once more.
+
+One engine serves every session of a Streamlit server, each running its pages in threads of its
+own. A page run pins the version it started on (:meth:`Engine.pin`): each version's views live in
+a schema of their own, kept while a live thread has it pinned, and a pinned thread's cursors read
+that schema. Another session's run, or a download, moving the views to a new batch no longer moves
+a page in the middle of its run (its tiles counted one version, its table the next).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import duckdb
@@ -31,6 +38,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # What DuckDB raises for an internal error (the query that hit it) and for every query after it
 INVALIDATED = (duckdb.InternalException, duckdb.FatalException)
+MAIN = "main"  # the schema of the newest views (DuckDB's default)
+
+
+@dataclass(eq=False)
+class _Views:
+    """The views of one version of the lake, in the schema ``schema`` (MAIN while newest)."""
+
+    schema: str
+    version: str | None = None
+    files: dict[str, list[str]] = field(default_factory=dict)
+    commits: list = field(default_factory=list)
 
 
 class Engine:
@@ -52,42 +70,101 @@ class Engine:
         self.reopened = 0  # times the database was replaced after DuckDB invalidated it
         # (re-entrant: a refresh that finds the database invalidated reopens it)
         self._lock = threading.RLock()
-        self._version: str | None = None
-        self._commits: list = []
+        self._current = _Views(MAIN)  # the newest views (none until the first refresh)
+        self._kept: list[_Views] = []  # older versions pinned by a thread, in schemas of theirs
+        self._pins: dict[threading.Thread, _Views] = {}
+        self._made = 0  # schemas made for them
         self._good_files: set[str] = set()
         self._bad_files: dict[str, str] = {}  # live files found unreadable: why
         self._bad_stamps: dict[str, tuple | None] = {}  # and their stat then
-        self.files: dict[str, list[str]] = {}
         self.refresh()
 
     # -- views ---------------------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
-        """Rebuild the views if the manifest changed. Returns True when they were rebuilt."""
+        """Rebuild the views if the manifest changed. Returns True when they were rebuilt.
+        A thread that pinned a version (:meth:`pin`) moves to the newest: it asked for it."""
         version = self.lake.version()
-        if not force and version == self._version and not self._bad_changed():
+        if not force and version == self._current.version and not self._bad_changed():
+            self._repin()
             return False
         with self._lock:
-            if not force and version == self._version and not self._bad_changed():
+            if not force and version == self._current.version and not self._bad_changed():
+                self._repin()
                 return False
             snap = self.lake.snapshot()
             self._forget_bad(snap.files)
-            files = {t: self._readable(paths) for t, paths in snap.files.items()}
-            self._run(lambda cur: self._create_views(cur, files))
-            self.files = files
-            self._commits = snap.commits
-            self._version = snap.version
+            views = _Views(MAIN, snap.version,
+                           {t: self._readable(paths) for t, paths in snap.files.items()},
+                           snap.commits)
+            self._keep_pinned()
+            self._run(lambda cur: self._create_views(cur, views))
+            self._current = views
+            self._repin()
+            self._drop_unpinned()
             return True
 
-    def _create_views(self, cur: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> None:
-        for table, paths in files.items():
+    def pin(self) -> None:
+        """Have this thread's queries read the version the views have now, whatever other
+        threads refresh to, until it pins again or refreshes itself (a page run: see the
+        module's docstring)."""
+        with self._lock:  # (not between a refresh's keeping and dropping of pinned versions)
+            before = self._pins.get(threading.current_thread())
+            self._pins[threading.current_thread()] = self._current
+            # Streamlit runs each page run in a thread of its own: the runs' ended threads are
+            # let go here, not only when a batch lands (each holds its session's script runner)
+            pinned = self._pinned_by_others()
+            if any(v is before for v in self._kept) and id(before) not in pinned:
+                self._drop_unpinned()  # the version this thread's last run read
+
+    def _repin(self) -> None:
+        if threading.current_thread() in self._pins:
+            self.pin()
+
+    def _views(self) -> _Views:
+        """The views this thread reads: those it pinned, else the newest."""
+        return self._pins.get(threading.current_thread(), self._current)
+
+    def _pinned_by_others(self) -> set[int]:
+        """Ids of the versions pinned by other live threads (the dead ones' pins are let go)."""
+        me = threading.current_thread()
+        for thread in [t for t in list(self._pins) if not t.is_alive()]:
+            self._pins.pop(thread, None)
+        return {id(v) for t, v in list(self._pins.items()) if t is not me}
+
+    def _keep_pinned(self) -> None:
+        """Before the newest views are replaced: when another thread has them pinned, a copy in
+        a schema of their own (made only then: it reads every file's footer again)."""
+        views = self._current
+        if views.schema != MAIN or views.version is None \
+                or id(views) not in self._pinned_by_others():
+            return
+        self._made += 1
+        kept = _Views(f"lake_{self._made}", views.version, views.files, views.commits)
+        self._run(lambda cur: self._create_views(cur, kept))
+        views.schema = kept.schema  # (its threads' next cursors read the copy)
+        self._kept.append(views)
+
+    def _drop_unpinned(self) -> None:
+        """Drop the kept versions no other live thread has pinned."""
+        pinned = self._pinned_by_others()
+        gone = [v for v in self._kept if id(v) not in pinned]
+        self._kept = [v for v in self._kept if id(v) in pinned]
+        for views in gone:
+            self._run(lambda cur, v=views: cur.execute(f"DROP SCHEMA {v.schema} CASCADE"))
+
+    def _create_views(self, cur: duckdb.DuckDBPyConnection, views: _Views) -> None:
+        if views.schema != MAIN:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {views.schema}")
+        for table, paths in views.files.items():
+            name = f"{views.schema}.{table}"
             try:
-                cur.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table, paths)}")
+                cur.execute(f"CREATE OR REPLACE VIEW {name} AS {self._view_sql(table, paths)}")
             except duckdb.BinderException:
                 # files all written before a column was added (cache_write_1h_tokens): what
                 # none of them has is null
                 have = {r[0] for r in cur.execute(
                     f"DESCRIBE {self._view_sql(table, paths, star=True)}").fetchall()}
-                cur.execute(f"CREATE OR REPLACE VIEW {table} AS "
+                cur.execute(f"CREATE OR REPLACE VIEW {name} AS "
                             f"{self._view_sql(table, paths, have=have)}")
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -99,7 +176,7 @@ class Engine:
 
     def _reopen(self, refused: duckdb.DuckDBPyConnection, why: BaseException) -> None:
         """Replace the database ``refused`` (DuckDB invalidated it) with a new one holding the
-        same views (the same version of the lake), unless another thread already did."""
+        same views (the same versions of the lake), unless another thread already did."""
         with self._lock:
             if self.con is not refused:
                 return
@@ -108,7 +185,8 @@ class Engine:
             con = self._connect()
             cur = con.cursor()
             try:
-                self._create_views(cur, self.files)
+                for views in [*self._kept, self._current]:
+                    self._create_views(cur, views)
             finally:
                 close_connection(cur)
             # (the refused one is not closed: a thread between taking it and its cursor would
@@ -123,7 +201,12 @@ class Engine:
             con = self.con
             cur = None
             try:
-                cur = con.cursor()
+                views, cur = self._cursor(con)
+                result = run(cur)
+                if not self._moved(views):
+                    return result
+                close_connection(cur)
+                _, cur = self._cursor(con)
                 return run(cur)
             except INVALIDATED as exc:
                 if attempt == 2:
@@ -147,9 +230,13 @@ class Engine:
             self.refresh()
         for attempt in (1, 2):
             con = self.con
-            cur = con.cursor()
+            views, cur = self._cursor(con)
             try:
                 cur.execute(sql, params or {})
+                if self._moved(views):
+                    close_connection(cur)
+                    _, cur = self._cursor(con)
+                    cur.execute(sql, params or {})
                 break
             except INVALIDATED as exc:
                 close_connection(cur)
@@ -164,18 +251,50 @@ class Engine:
         finally:
             close_connection(cur)
 
+    def _cursor(self, con: duckdb.DuckDBPyConnection
+                 ) -> tuple[tuple[_Views, str] | None, duckdb.DuckDBPyConnection]:
+        """A cursor of ``con`` reading the views of this thread's version, and which they were
+        (for :meth:`_moved`; None: the newest)."""
+        cur = con.cursor()
+        views = self._pins.get(threading.current_thread())
+        if views is None:  # the newest, whichever they are when the query binds
+            return None, cur
+        schema = views.schema
+        if schema != MAIN:
+            try:
+                cur.execute(f"SET schema = '{schema}'")
+            except BaseException:
+                close_connection(cur)
+                raise
+        return (views, schema), cur
+
+    @staticmethod
+    def _moved(used: tuple[_Views, str] | None) -> bool:
+        """Whether the pinned views a query read as the newest were copied aside meanwhile
+        (:meth:`_keep_pinned`): the newest may then have been replaced under it, and it runs
+        again on the copy."""
+        if used is None:
+            return False
+        views, schema = used
+        return schema == MAIN and views.schema != MAIN
+
     def commits(self) -> list:
         """The manifest's commits at the version the views reflect, oldest first (checked for a
         newer version first when ``auto_refresh``): what a page lists agrees with what it
         queries, without listing the manifest again."""
         if self.auto_refresh:
             self.refresh()
-        return list(self._commits)
+        return list(self._views().commits)
 
     @property
     def version(self) -> str:
         """The manifest version the views reflect (use it as a cache key)."""
-        return self._version or "empty"
+        return self._views().version or "empty"
+
+    @property
+    def files(self) -> dict[str, list[str]]:
+        """The readable data files of each table the views read."""
+        return self._views().files
 
     def _readable(self, rel_paths: list[str]) -> list[str]:
         """Absolute paths of the live files whose Parquet footer reads; others become problems."""

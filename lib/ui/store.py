@@ -32,9 +32,11 @@ def engine() -> Engine:
 
 def refresh_for_run() -> Engine:
     """Called once at the top of every script run (app.py): pick up new batches, then keep that
-    version for the whole run so a page never mixes two versions of the lake."""
+    version for the whole run so a page never mixes two versions of the lake: pinned for this
+    run's thread, as another session's run (or a download) refreshes the one engine meanwhile."""
     eng = engine()
     eng.refresh()
+    eng.pin()
     return eng
 
 

@@ -101,3 +101,20 @@ def test_an_ordinary_error_is_not_taken_for_an_invalidated_database(three):
     with pytest.raises(duckdb.CatalogException):
         three.query("SELECT * FROM no_such_table")
     assert three.reopened == 0
+
+
+def test_a_run_pinned_to_an_older_version_reads_it_on_the_new_database(three, lake):
+    three.pin()  # this thread's page run
+    lake.append({"requests": requests_table([make_request(9)])}, source="t")
+    other = threading.Thread(target=lambda: (three.refresh(), three.pin()))  # another session
+    other.start()
+    other.join()
+    invalidate(three.con)
+    assert three.scalar("SELECT count(*) FROM requests") == 3
+    assert three.reopened == 1
+    # and the others' newest views are there too
+    counts = []
+    reader = threading.Thread(target=lambda: counts.append(three.row_count("requests")))
+    reader.start()
+    reader.join()
+    assert counts == [4]
