@@ -92,7 +92,7 @@ class Engine:
                 self._repin()
                 return False
             snap = self.lake.snapshot()
-            self._forget_bad(snap.files)
+            self._forget_gone(snap.files)
             views = _Views(MAIN, snap.version,
                            {t: self._readable(paths) for t, paths in snap.files.items()},
                            snap.commits)
@@ -314,12 +314,15 @@ class Engine:
         """Whether a file found unreadable has changed on disk since (a stat each, no read)."""
         return any(_stamp(path) != stamp for path, stamp in list(self._bad_stamps.items()))
 
-    def _forget_bad(self, live: dict[str, list[str]]) -> None:
-        """Forget the unreadable files that are no longer live or have changed since, so they
-        are checked again: a server runs for weeks, and a file restored from a backup (as the
-        commands advise) stayed out of every page, and listed as a problem, until it restarted;
-        so did one a passing I/O error (too many open files) once kept from reading."""
+    def _forget_gone(self, live: dict[str, list[str]]) -> None:
+        """Forget the files that are no longer live (a server running for weeks kept every path
+        an ingest ever wrote, those compacted away long since too), and the unreadable ones
+        that have changed since, so they are checked again: a file restored from a backup (as
+        the commands advise) stayed out of every page, and listed as a problem, until the
+        server restarted; so did one a passing I/O error (too many open files) once kept from
+        reading."""
         live_paths = {str(self.lake.root / rel) for paths in live.values() for rel in paths}
+        self._good_files &= live_paths
         keep = {path for path, stamp in self._bad_stamps.items()
                 if path in live_paths and _stamp(path) == stamp}
         self._bad_files = {p: why for p, why in self._bad_files.items() if p in keep}

@@ -52,3 +52,20 @@ def test_an_unreadable_file_that_leaves_the_lake_is_no_longer_a_problem(lake, tm
         assert engine.problems() == []
     finally:
         engine.close()
+
+
+def test_files_that_left_the_lake_are_forgotten(lake):
+    """(a server running for weeks kept the path of every file an ingest ever wrote)"""
+    from lib.store.compact import compact
+
+    for i in range(5):
+        lake.append({"requests": requests_table([make_request(i)])}, source=f"cron-{i}")
+    engine = Engine(lake, auto_refresh=False)
+    try:
+        compact(lake, min_files=2)
+        engine.refresh()
+        live = [str(lake.root / p) for p in lake.snapshot().files["requests"]]
+        assert len(live) == 1 and engine.row_count("requests") == 5
+        assert engine._good_files == set(live)
+    finally:
+        engine.close()
