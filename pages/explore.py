@@ -346,7 +346,10 @@ table_f = window.with_value("status", ["error"]) if errors_only else window
 with st.spinner("Counting…"):
     total = widgets.cached(explore.request_count, engine, table_f, q or None)
 PAGE = 50
-query = (q, errors_only, sort, order, table_f.start, table_f.end, table_f.values)
+# a rolling window ("Last 7 days") is the same query when the clock's minute turns and its end
+# moves on (the next page, clicked then, opened the first)
+span = table_f.preset if table_f.preset != "custom" else (table_f.start, table_f.end)
+query = (q, errors_only, sort, order, span, table_f.values)
 pages = max(1, -(-total // PAGE))
 try:
     page_no = min(max(int(widgets.query_value("page", "1")), 1), pages)
