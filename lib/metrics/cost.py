@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import math
 import os
+import threading
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
@@ -135,6 +136,8 @@ def breakdown(engine: Engine, filters: Filters, by: str = "customer", top: int |
 
 
 _PER_MODEL_DAY: dict[tuple, pl.DataFrame] = {}
+# (the server's sessions run the Cost page in threads of their own, at once)
+_PER_MODEL_DAY_LOCK = threading.Lock()
 
 
 def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
@@ -147,11 +150,17 @@ def _tokens_by_model_day(engine: Engine, filters: Filters) -> pl.DataFrame:
         # its tiles (and every other session's page with it).
         engine.refresh()
     key = (id(engine), engine.version, repr(filters))
-    if key not in _PER_MODEL_DAY:
-        if len(_PER_MODEL_DAY) >= 32:
-            _PER_MODEL_DAY.pop(next(iter(_PER_MODEL_DAY)))
-        _PER_MODEL_DAY[key] = _tokens_query(engine, filters)
-    return _PER_MODEL_DAY[key]
+    # Under a lock: two sessions at once evicted one entry twice, or one the other had just
+    # stored, and the Cost page failed with a KeyError. The query runs outside it.
+    with _PER_MODEL_DAY_LOCK:
+        found = _PER_MODEL_DAY.get(key)
+    if found is None:
+        found = _tokens_query(engine, filters)
+        with _PER_MODEL_DAY_LOCK:
+            if key not in _PER_MODEL_DAY and len(_PER_MODEL_DAY) >= 32:
+                _PER_MODEL_DAY.pop(next(iter(_PER_MODEL_DAY)))
+            _PER_MODEL_DAY[key] = found
+    return found
 
 
 # Each kind of token counted once (design §3: input holds cached, output holds reasoning).
