@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from lib.filters import column_for_key
+from lib.yaml_files import AsWrittenLoader
 
 DEFAULT_BUDGETS_FILE = Path(__file__).resolve().parents[1] / "budgets.yaml"
 
@@ -39,19 +40,6 @@ class Budget:
         if not self.where:
             return "all traffic"
         return " · ".join(f"{c} = {', '.join(v)}" for c, v in self.where)
-
-
-class AsWrittenLoader(yaml.SafeLoader):
-    """YAML's safe loader with plain scalars kept as written: YAML 1.1 reads an unquoted 1.10
-    as 1.1, 0042 as 34 and on as True, which scoped a budget to a value no request has ($0, "on
-    track"). Only null and merge keys (<<: *anchor) keep their meaning; amounts are read as
-    numbers by the code that wants them."""
-
-
-AsWrittenLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag in ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 def budgets_path() -> Path:

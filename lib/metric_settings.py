@@ -1,5 +1,6 @@
 """Per-metric settings for evaluation comparisons, from a reviewed YAML file (``metrics.yaml`` at
-the repo root, or ``$SIGHTLINE_METRICS``); a missing file means the defaults.
+the repo root, or ``$SIGHTLINE_METRICS``); a missing ``metrics.yaml`` means the defaults, a
+missing file that ``$SIGHTLINE_METRICS`` names is an error.
 
 Format::
 
@@ -20,9 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from lib.budgets import AsWrittenLoader
+from lib.yaml_files import AsWrittenLoader, read_yaml, section
 
 DEFAULT_METRICS_FILE = Path(__file__).resolve().parents[1] / "metrics.yaml"
 
@@ -43,21 +42,24 @@ def metrics_path() -> Path:
 
 
 def load_metric_settings(path: str | os.PathLike | None = None) -> MetricSettings:
-    """The settings in ``path`` (default :func:`metrics_path`); a missing file gives the
-    defaults. Raises ValueError naming the file and metric when an entry is malformed."""
+    """The settings in ``path`` (default :func:`metrics_path`); a missing ``path`` or default
+    file gives the defaults, a missing file ``$SIGHTLINE_METRICS`` names does not (a typo in it
+    turned every score better lower round again: a CI gate failed on a fall of toxicity, and
+    passed its rise). Raises ValueError naming the file (and the metric) when it cannot be read
+    or is malformed: an unknown key at the top (``metric:``) or in a metric, a key written
+    twice (YAML keeps the last: a second ``toxicity:`` dropped the first's ``better: lower``)."""
+    named = not path and bool(os.environ.get("SIGHTLINE_METRICS"))
     path = Path(path) if path else metrics_path()
-    if not path.exists():
-        return MetricSettings()
-    try:
-        doc = yaml.load(path.read_text(), Loader=AsWrittenLoader) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("metrics") or {}, dict):
+    doc = read_yaml(path, AsWrittenLoader, required=named)
+    metrics = section(doc, "metrics", path, "a mapping of metric names") or {}
+    if not isinstance(metrics, dict):
         raise ValueError(f"{path}: expected `metrics:` and a mapping of metric names")
     lower, effects = set(), []
-    for name, item in (doc.get("metrics") or {}).items():
+    for name, item in metrics.items():
         try:
             item = item or {}
+            if not isinstance(item, dict):  # (`toxicity: lower` read "unknown setting 'e'")
+                raise ValueError(f"expected its settings (better, min_effect), not {item!r}")
             unknown = set(item) - {"better", "min_effect"}
             if unknown:
                 raise ValueError(f"unknown setting {sorted(unknown)[0]!r} (better, min_effect)")

@@ -320,3 +320,46 @@ def test_the_metrics_settings_decide_a_score_s_direction_and_its_minimum_effect(
     settings.write_text("metrics:\n  similarity: {better: less}\n")
     code, _, err = _main(capsys, *args)
     assert code == 2 and "the metrics settings cannot be read" in err
+
+
+@pytest.mark.parametrize("text, why", [
+    (None, "no such file"),  # $SIGHTLINE_METRICS names a file not there (a typo in the path)
+    ("metric:\n  similarity: {better: lower}\n",
+     "expected `metrics:` and a mapping of metric names; found metric"),
+    ("metrics:\n  similarity: {better: lower}\n  similarity: {min_effect: 0.005}\n",
+     "line 3, column 3: 'similarity' is written twice"),
+    ("metrics:\n  similarity: {better: lower}\nmetrics:\n  other: {}\n",
+     "'metrics' is written twice"),
+    ("", "a folder, not a file"),  # (a ConfigMap mounted as a folder)
+    (b"metrics:\n  toxicit\xe9: {better: lower}\n", "not UTF-8 text"),
+    ("metrics:\n  similarity: lower\n", "expected its settings (better, min_effect), not 'lower'"),
+])
+def test_a_metrics_file_the_gate_cannot_read_as_written_is_exit_2_naming_it(
+        store, capsys, tmp_path, monkeypatch, text, why):
+    # Each read as no setting (YAML keeps the last key written twice; a missing file named by
+    # $SIGHTLINE_METRICS and an unknown top key were the defaults): similarity's fall, an
+    # improvement as a score better lower, failed the gate (exit 1), and its rise would pass
+    settings = tmp_path / "metrics.yaml"
+    if text == "":
+        settings.mkdir()
+    elif isinstance(text, bytes):
+        settings.write_bytes(text)
+    elif text is not None:
+        settings.write_text(text)
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    code, out, err = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--metric",
+                           "similarity", "--store", str(store))
+    assert code == 2, out
+    assert f"the metrics settings cannot be read: {settings}: " in err and why in err
+    assert "Traceback" not in err
+
+
+def test_a_metrics_file_may_use_anchors_and_merge_keys(tmp_path):
+    from lib.metric_settings import load_metric_settings
+
+    path = tmp_path / "metrics.yaml"
+    path.write_text("metrics:\n  toxicity: &lower\n    better: lower\n    min_effect: 0.05\n"
+                    "  hallucination:\n    <<: *lower\n    min_effect: 0.1\n")
+    s = load_metric_settings(path)
+    assert s.lower_is_better == {"toxicity", "hallucination"}
+    assert (s.min_effect("toxicity", 0), s.min_effect("hallucination", 0)) == (0.05, 0.1)
