@@ -18,10 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from lib.filters import column_for_key
-from lib.yaml_files import AsWrittenLoader
+from lib.yaml_files import AsWrittenLoader, read_yaml, section
 
 DEFAULT_BUDGETS_FILE = Path(__file__).resolve().parents[1] / "budgets.yaml"
 
@@ -46,19 +44,33 @@ def budgets_path() -> Path:
     return Path(os.environ.get("SIGHTLINE_BUDGETS") or DEFAULT_BUDGETS_FILE)
 
 
+BUDGET_KEYS = ("name", "monthly_usd", "warn_at", "where")
+
+
 def load_budgets(path: str | os.PathLike | None = None) -> list[Budget]:
-    """Budgets from ``path`` (default :func:`budgets_path`); a missing file means none.
-    Raises ValueError naming the file and entry when an entry is malformed."""
+    """Budgets from ``path`` (default :func:`budgets_path`); a missing ``path`` or default file
+    means none, a missing file ``$SIGHTLINE_BUDGETS`` names does not. Raises ValueError naming
+    the file (and the entry) when it cannot be read or is malformed: an unknown key (a budget's
+    ``wher:`` was no scope, so "Chat feature" counted all traffic; ``budget:`` was no budget), a
+    key written twice."""
+    named = not path and bool(os.environ.get("SIGHTLINE_BUDGETS"))
     path = Path(path) if path else budgets_path()
-    if not path.exists():
-        return []
-    try:
-        doc = yaml.load(path.read_text(), Loader=AsWrittenLoader) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    doc = read_yaml(path, AsWrittenLoader, required=named)
+    items = section(doc, "budgets", path, "a list of budgets") or []
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected `budgets:` and a list of budgets")
     out = []
-    for i, item in enumerate(doc.get("budgets") or []):
+    for i, item in enumerate(items):
         try:
+            if not isinstance(item, dict):
+                raise ValueError(f"expected a mapping of {', '.join(BUDGET_KEYS)}, not {item!r}")
+            unknown = sorted(map(str, set(item) - set(BUDGET_KEYS)))
+            if unknown:
+                raise ValueError(f"unknown key(s) {', '.join(unknown)} (known: "
+                                 f"{', '.join(BUDGET_KEYS)})")
+            missing = [k for k in ("name", "monthly_usd") if item.get(k) is None]
+            if missing:  # (a KeyError's text was the bare key: "'name'")
+                raise ValueError(f"no {missing[0]}: each budget has a name and a monthly_usd")
             where = []
             for key, vals in (item.get("where") or {}).items():
                 column = column_for_key(str(key))

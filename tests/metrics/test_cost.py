@@ -628,3 +628,37 @@ def test_a_store_started_mid_month_projects_from_its_first_request(lake, engine)
     april = cost.month_to_date(engine, None, [Budget("all", 250.0)],
                                datetime(2026, 4, 2, tzinfo=UTC)).row(0, named=True)
     assert april["since"] == datetime(2026, 4, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("text, says", [
+    # a misspelt scope was no scope: "Chat feature" projected all traffic's spend
+    ("budgets:\n  - name: Chat\n    monthly_usd: 900\n    wher: {feature: chat}\n",
+     "budgets[0] is not a valid budget: unknown key(s) wher"),
+    ("budgets:\n  - name: Chat\n    monthly_usd: 900\n    warn_a: 0.5\n", "unknown key(s) warn_a"),
+    # (YAML keeps the last key written twice: the first scope or list was dropped unsaid)
+    ("budgets:\n  - name: Chat\n    monthly_usd: 900\n    where:\n      feature: chat\n"
+     "      feature: search\n", "line 6, column 7: 'feature' is written twice"),
+    ("budgets:\n  - name: A\n    monthly_usd: 1\nbudgets:\n  - name: B\n    monthly_usd: 1\n",
+     "'budgets' is written twice"),
+    ("budget:\n  - name: A\n    monthly_usd: 1\n",
+     "expected `budgets:` and a list of budgets; found budget"),
+    ("- name: A\n  monthly_usd: 1\n", "expected `budgets:` and a list of budgets"),
+    ("budgets:\n  - monthly_usd: 1\n", "budgets[0] is not a valid budget: no name"),
+    (None, "a folder, not a file"),
+])
+def test_a_budgets_file_not_read_as_written_is_refused_naming_it(tmp_path, text, says):
+    path = tmp_path / "budgets.yaml"
+    if text is None:
+        path.mkdir()
+    else:
+        path.write_text(text)
+    with pytest.raises(ValueError) as exc:  # (the Cost page shows it; a folder was a traceback)
+        load_budgets(path)
+    assert str(exc.value).startswith(f"{path}: ") and says in str(exc.value)
+
+
+def test_a_budgets_file_named_in_the_environment_must_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGHTLINE_BUDGETS", str(tmp_path / "budgts.yaml"))
+    with pytest.raises(ValueError, match="budgts.yaml: no such file"):
+        load_budgets()
+    assert load_budgets(tmp_path / "missing.yaml") == []  # (a path given by code: none)
