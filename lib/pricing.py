@@ -83,6 +83,7 @@ from genai_prices.types import TimeOfDateConstraint
 from lib.schema import sql_literal as _sql_lit
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect
+from lib.yaml_files import UniqueKeyLoader
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
 MTOK = 1_000_000
@@ -154,7 +155,7 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
     lower case without surrounding spaces (see :func:`override_for`). Raises ValueError, naming
     the file, on anything but the documented shape: a YAML mapping with only ``models``, a list
     of mappings with only OVERRIDE_FIELDS, a non-empty ``model``, finite prices >= 0, each
-    (provider, model) once."""
+    (provider, model) once, no key written twice."""
     named = path or os.environ.get("SIGHTLINE_PRICES")
     path = Path(named or DEFAULT_PRICES_FILE)
     if not path.exists():
@@ -162,7 +163,9 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
             raise ValueError(f"{path}: no such prices file")
         return {}
     try:
-        doc = yaml.safe_load(path.read_text())
+        # (a key written twice refused: YAML keeps the last, so the Data page's suggested
+        # `models:` lines pasted below the file's own dropped every override above them)
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         from lib.formatting import yaml_problem  # (where YAML found the slip, review: unsaid)
 

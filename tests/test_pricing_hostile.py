@@ -776,3 +776,24 @@ def test_reprice_with_a_cut_short_file_changes_nothing_and_names_it(lake, tmp_pa
     err = capsys.readouterr().err
     assert bad.added[0]["path"] in err and "Traceback" not in err and "nothing was changed" in err
     assert Lake(lake.root).version() == before
+
+
+def test_a_key_written_twice_in_prices_is_refused_naming_its_line(tmp_path):
+    """YAML keeps the last of a key written twice: the Data page's suggested lines (``models:``
+    and a priced_as) pasted below the file's own list dropped every override above them, and
+    ``reprice`` emptied their costs without a word (found in review); a price written twice in
+    one override took the second."""
+    from lib.pricing import load_overrides
+
+    path = tmp_path / "prices.yaml"
+    path.write_text("models:\n  - provider: self-hosted\n    model: llama-3.1-8b-instruct\n"
+                    "    input_per_mtok: 0.05\n    output_per_mtok: 0.10\n"
+                    "models:\n- model: prod-gpt4o\n  priced_as: gpt-4o\n")
+    with pytest.raises(ValueError) as err:
+        load_overrides(path)
+    assert str(err.value) == (f"{path}: not a readable YAML file: line 6, column 1: 'models' "
+                              "is written twice")
+    path.write_text("models:\n  - model: m\n    input_per_mtok: 0.5\n    output_per_mtok: 1\n"
+                    "    input_per_mtok: 5\n")
+    with pytest.raises(ValueError, match="line 5, column 5: 'input_per_mtok' is written twice"):
+        load_overrides(path)
