@@ -58,6 +58,7 @@ from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect
+from lib.yaml_files import UniqueKeyLoader
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -85,7 +86,7 @@ def loads(text: str, where: str, label: str | None = None) -> Format:
     the format's name (``mapping:<label>``; a file's name by default). Raises MappingError when
     the text is malformed."""
     try:
-        spec = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        spec = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:  # (one line, as a prices file's: PyYAML's ran over five)
         from lib.formatting import yaml_problem
 
@@ -94,21 +95,6 @@ def loads(text: str, where: str, label: str | None = None) -> Format:
     return Format(name=f"mapping:{label or Path(where).name}", detect=lambda head, filename: False,
                   parse=mapping.parse, priority=1000, doc=f"user mapping {where}",
                   identity="mapping " + hashlib.sha256(text.encode()).hexdigest())
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader refusing a key written twice in one mapping: YAML keeps the last silently, and
-    a column mapped twice would lose its first rule without a word."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{key!r} is written twice", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
 
 
 TOP_KEYS = ("table", "input", "records", "keep_unmapped", "columns")

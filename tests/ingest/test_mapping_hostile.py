@@ -723,3 +723,15 @@ def test_a_format_beside_a_unit_keeps_the_unit_for_epochs(lake, tmp_path, totals
     assert "out of range for unit s" in f.reasons[0]
     assert totals("SELECT min(epoch_us(ts)), max(epoch_us(ts)) FROM requests") == (
         T0_US, T0_US)
+
+
+def test_a_mapping_may_share_rules_through_yaml_anchors_and_merge_keys(lake, tmp_path):
+    # A merge key (<<: *anchor) was refused as "could not determine a constructor for the tag
+    # 'tag:yaml.org,2002:merge'": the key-written-twice check built the merge key itself
+    mapping = (BASE + "  input_tokens: &tokens {path: usage.in, scale: 1}\n"
+               "  output_tokens: {<<: *tokens, path: usage.out}\n")
+    report = _ingest(lake, tmp_path, mapping, _jsonl([_row(usage={"in": 12, "out": 5})]))
+    assert report.quarantined == 0
+    assert _rows(lake, "SELECT input_tokens, output_tokens FROM requests") == [(12, 5)]
+    with pytest.raises(MappingError, match="line 4, column 3: 'a' is written twice"):
+        loads("table: requests\ncolumns:\n  a: x\n  a: y\n", "m.yaml")
