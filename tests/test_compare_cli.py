@@ -363,3 +363,27 @@ def test_a_metrics_file_may_use_anchors_and_merge_keys(tmp_path):
     s = load_metric_settings(path)
     assert s.lower_is_better == {"toxicity", "hallucination"}
     assert (s.min_effect("toxicity", 0), s.min_effect("hallucination", 0)) == (0.05, 0.1)
+
+
+def test_a_metric_only_one_side_was_scored_on_is_named_not_left_out(tmp_path, capsys):
+    # v6's correctness scorer failed on every case (its rows quarantined): the gate compared
+    # fluency and similarity alone and said nothing of the metric v6 lost
+    lake = Lake(tmp_path / "store")
+    kept = [r for r in _evals("v1", "run-1", T0) if r["metric"] != "similarity"]
+    lost = [dict(r, version="v6", run_id="run-6", eval_id=f"6-{r['eval_id']}")
+            for r in _evals("v1", "run-1", T0 + timedelta(hours=1))
+            if r["metric"] != "correctness"]
+    lake.append({"evals": _table(kept + lost)}, source="t")
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v6", "--json",
+                         "--store", str(lake.root))
+    doc = json.loads(out)
+    assert [m["metric"] for m in doc["metrics"]] == ["fluency"]
+    assert (doc["baseline_only"], doc["candidate_only"]) == (["correctness"], ["similarity"])
+    assert code == 0 and doc["verdict"] == "no_significant_change"
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v6", "--store",
+                         str(lake.root))
+    assert "not compared, scored on v1 alone: correctness\n" in out
+    assert "not compared, scored on v6 alone: similarity\n" in out
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v6", "--json",
+                         "--metric", "fluency", "--store", str(lake.root))
+    assert (json.loads(out)["baseline_only"], json.loads(out)["candidate_only"]) == ([], [])

@@ -79,7 +79,7 @@ def run(args) -> int:
     lake = open_existing_lake(args.store)
     engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
     problems = unread_files(engine)  # skipped files would silently change the verdict
-    source, (version_a, run_a), (version_b, run_b), metrics = resolve(
+    source, (version_a, run_a), (version_b, run_b), (metrics, only_a, only_b) = resolve(
         engine, filters, args.baseline, args.candidate, args.source)
     if version_a == version_b:
         raise UsageError(f"the baseline and the candidate are both version "
@@ -103,6 +103,10 @@ def run(args) -> int:
                                      min_effect=args.min_effect, metrics=chosen,
                                      settings=settings)
     doc = document(table, version_a, version_b)
+    # A metric one side has no result of is not compared: said, not left out unsaid (a scorer
+    # that failed on every case of the candidate, its rows quarantined, passed the gate without
+    # a word of the metric it lost). --metric names only metrics both have (else exit 2).
+    doc.update(baseline_only=[] if chosen else only_a, candidate_only=[] if chosen else only_b)
     doc.update(source=source, baseline_run=run_a, candidate_run=run_b,
                min_effect=args.min_effect, problems=problems,
                **{"from": start.isoformat() if start else None,
@@ -117,11 +121,12 @@ def run(args) -> int:
 
 
 def resolve(engine, filters: Filters, baseline: str, candidate: str, source: str | None
-            ) -> tuple[str, tuple[str, str | None], tuple[str, str | None], list[str]]:
-    """``(source, (version A, its run id or None), (version B, …), the metrics both were
-    scored on)``: each argument a version of the source's evals, as the Quality page lists
-    them, else the id of an offline run, which stands for its version. A usage error (exit 2)
-    when neither matches, naming what there is."""
+            ) -> tuple[str, tuple[str, str | None], tuple[str, str | None],
+                       tuple[list[str], list[str], list[str]]]:
+    """``(source, (version A, its run id or None), (version B, …), (the metrics both were
+    scored on, those only A was, those only B was))``: each argument a version of the source's
+    evals, as the Quality page lists them, else the id of an offline run, which stands for its
+    version. A usage error (exit 2) when neither matches, naming what there is."""
     from lib.metrics import quality
 
     found: dict[str, tuple] = {}
@@ -136,13 +141,13 @@ def resolve(engine, filters: Filters, baseline: str, candidate: str, source: str
         if a and b:
             metric_sets = {v: set(ms) for v, ms in byv.group_by("version").agg("metric")
                            .iter_rows()}
-            shared = sorted(metric_sets.get(a[0], set()) & metric_sets.get(b[0], set()))
+            of_a, of_b = metric_sets.get(a[0], set()), metric_sets.get(b[0], set())
             others = [s for s in SOURCES if s != src and not source and _has(
                 engine, filters, s, a[0], b[0])]
             if others:
                 print(f"note: compared the {src} evals; {' and '.join(others)} evals of both "
                       f"are there too (--source {others[0]})", file=sys.stderr)
-            return src, a, b, shared
+            return src, a, b, (sorted(of_a & of_b), sorted(of_a - of_b), sorted(of_b - of_a))
     said = []
     for src, (versions, runs) in found.items():
         said.append(f"{src} versions: {_listed(versions) or 'none'}")
@@ -266,6 +271,10 @@ def _text(doc: dict, table: pl.DataFrame, version_a: str, version_b: str) -> str
     runs = "".join(f" ({side} run {terminal_text(doc[f'{side}_run'])})"
                    for side in ("baseline", "candidate") if doc[f"{side}_run"])
     out = [f"baseline (A) {a} → candidate (B) {b}, {doc['source']} evals{runs}"]
+    for side, version in (("baseline", a), ("candidate", b)):
+        if doc[f"{side}_only"]:
+            out.append(f"not compared, scored on {version} alone: "
+                       f"{_listed(doc[f'{side}_only'])}")
     if table.is_empty():
         out.append("the two versions share no metric")
         return "\n".join(out)
