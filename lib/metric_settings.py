@@ -29,12 +29,24 @@ DEFAULT_METRICS_FILE = Path(__file__).resolve().parents[1] / "metrics.yaml"
 @dataclass(frozen=True)
 class MetricSettings:
     """``lower_is_better``: the metrics whose scores are better lower; ``min_effects``: (metric,
-    smallest change worth a verdict) pairs, in the metric's units. Hashable (a cache key)."""
+    smallest change worth a verdict) pairs, in the metric's units; each metric by
+    :func:`metric_key`. Hashable (a cache key)."""
     lower_is_better: frozenset[str] = frozenset()
     min_effects: tuple[tuple[str, float], ...] = ()
 
+    def is_lower_better(self, metric: str) -> bool:
+        return metric_key(metric) in self.lower_is_better
+
     def min_effect(self, metric: str, default: float) -> float:
-        return dict(self.min_effects).get(metric, default)
+        return dict(self.min_effects).get(metric_key(metric), default)
+
+
+def metric_key(name) -> str:
+    """How a metric of the settings is matched with the evals' metric names: without case or
+    surrounding spaces, as price overrides match model names. ``Toxicity: {better: lower}``
+    over evals logging ``toxicity`` matched nothing, and a toxicity score's fall failed the
+    CI gate again."""
+    return str(name).strip().casefold()
 
 
 def metrics_path() -> Path:
@@ -54,8 +66,13 @@ def load_metric_settings(path: str | os.PathLike | None = None) -> MetricSetting
     metrics = section(doc, "metrics", path, "a mapping of metric names") or {}
     if not isinstance(metrics, dict):
         raise ValueError(f"{path}: expected `metrics:` and a mapping of metric names")
-    lower, effects = set(), []
+    lower, effects, seen = set(), [], {}
     for name, item in metrics.items():
+        key = metric_key(name)
+        if key in seen:
+            raise ValueError(f"{path}: metrics.{name} is metrics.{seen[key]} again (metric names "
+                             "match without case or surrounding spaces)")
+        seen[key] = name
         try:
             item = item or {}
             if not isinstance(item, dict):  # (`toxicity: lower` read "unknown setting 'e'")
@@ -67,13 +84,13 @@ def load_metric_settings(path: str | os.PathLike | None = None) -> MetricSetting
             if better not in ("higher", "lower"):
                 raise ValueError(f"better must be higher or lower, not {better!r}")
             if better == "lower":
-                lower.add(str(name))
+                lower.add(key)
             if "min_effect" in item:
                 effect = float(item["min_effect"])
                 if not (math.isfinite(effect) and effect >= 0):
                     raise ValueError(f"min_effect must be a number >= 0, not "
                                      f"{item['min_effect']!r}")
-                effects.append((str(name), effect))
+                effects.append((key, effect))
         except (TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: metrics.{name} is not valid: {exc}") from exc
     return MetricSettings(frozenset(lower), tuple(sorted(effects)))

@@ -387,3 +387,19 @@ def test_a_metric_only_one_side_was_scored_on_is_named_not_left_out(tmp_path, ca
     code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v6", "--json",
                          "--metric", "fluency", "--store", str(lake.root))
     assert (json.loads(out)["baseline_only"], json.loads(out)["candidate_only"]) == ([], [])
+
+
+def test_the_metrics_settings_match_a_metric_without_case_or_surrounding_spaces(
+        store, capsys, tmp_path, monkeypatch):
+    # "Similarity" over evals logging "similarity" matched nothing: its fall, an improvement of
+    # a score better lower, failed the gate (exit 1), as with no settings at all
+    settings = tmp_path / "metrics.yaml"
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    settings.write_text("metrics:\n  ' Similarity ': {min_effect: 0.005, better: lower}\n")
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--json", "--metric",
+                         "similarity", "--store", str(store))
+    (row,) = json.loads(out)["metrics"]
+    assert (code, row["verdict"]) == (0, "improvement")  # (its own min_effect: 0.01 > 0.005)
+    settings.write_text("metrics:\n  toxicity: {better: lower}\n  Toxicity: {min_effect: 1}\n")
+    code, _, err = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--store", str(store))
+    assert code == 2 and "metrics.Toxicity is metrics.toxicity again" in err

@@ -654,7 +654,7 @@ _FLIPPED = {"regression": "improvement", "improvement": "regression"}
 def _directed(settings: MetricSettings, c):
     """``c`` (a ``lib.stats.compare.Comparison``, whose verdict takes higher as better) with the
     verdict of a score better lower turned round, and a note saying so."""
-    if c.metric not in settings.lower_is_better or not c.kind.startswith("score"):
+    if not settings.is_lower_better(c.metric) or not c.kind.startswith("score"):
         return c
     return replace(c, verdict=_FLIPPED.get(c.verdict, c.verdict),
                    note="; ".join(filter(None, ("lower is better (metrics settings)", c.note))))
