@@ -83,7 +83,7 @@ from genai_prices.types import TimeOfDateConstraint
 from lib.schema import sql_literal as _sql_lit
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect
-from lib.yaml_files import UniqueKeyLoader
+from lib.yaml_files import NumbersLoader
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parents[1] / "prices.yaml"
 MTOK = 1_000_000
@@ -165,7 +165,7 @@ def load_overrides(path: str | os.PathLike | None = None) -> dict[tuple[str | No
     try:
         # (a key written twice refused: YAML keeps the last, so the Data page's suggested
         # `models:` lines pasted below the file's own dropped every override above them)
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=NumbersLoader)  # noqa: S506
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         from lib.formatting import yaml_problem  # (where YAML found the slip, review: unsaid)
 

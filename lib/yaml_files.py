@@ -12,6 +12,7 @@ command to print, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -38,6 +39,17 @@ class UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep)
 
+
+
+class NumbersLoader(UniqueKeyLoader):
+    """:class:`UniqueKeyLoader` reading an exponent without a decimal point (``1e-3``, ``5E+2``)
+    as the number YAML 1.2 and every other reader take it for: YAML 1.1 wants ``1.0e-3``, so a
+    price of ``1e-3`` was the text "1e-3", refused as "not a number"."""
+
+
+NumbersLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 class AsWrittenLoader(UniqueKeyLoader):
     """:class:`UniqueKeyLoader` with plain scalars kept as written: YAML 1.1 reads an unquoted

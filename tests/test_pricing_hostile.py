@@ -797,3 +797,18 @@ def test_a_key_written_twice_in_prices_is_refused_naming_its_line(tmp_path):
                     "    input_per_mtok: 5\n")
     with pytest.raises(ValueError, match="line 5, column 5: 'input_per_mtok' is written twice"):
         load_overrides(path)
+
+
+def test_a_price_written_with_an_exponent_is_a_number(tmp_path):
+    """YAML 1.1 reads 1e-3 (no decimal point) as text: the price was refused as "not a number,
+    not '1e-3'" (found in review); quoted, it is still text."""
+    from lib.pricing import load_overrides
+
+    path = tmp_path / "prices.yaml"
+    path.write_text("models:\n  - model: m\n    input_per_mtok: 5e-2\n    output_per_mtok: 1E+1\n"
+                    "    cached_input_per_mtok: .5e-2\n")
+    (o,) = load_overrides(path).values()
+    assert (o.input_per_mtok, o.output_per_mtok, o.cached_input_per_mtok) == (0.05, 10.0, 0.005)
+    path.write_text("models:\n  - model: m\n    input_per_mtok: '5e-2'\n    output_per_mtok: 1\n")
+    with pytest.raises(ValueError, match="input_per_mtok must be a number"):
+        load_overrides(path)
