@@ -58,7 +58,7 @@ from lib.schema import sql_identifier as _q
 from lib.schema import sql_literal as _lit
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect
-from lib.yaml_files import UniqueKeyLoader
+from lib.yaml_files import NumbersLoader
 
 MS_PER = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6, "min": 60_000.0, "h": 3_600_000.0}
 EPOCH_DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -86,7 +86,7 @@ def loads(text: str, where: str, label: str | None = None) -> Format:
     the format's name (``mapping:<label>``; a file's name by default). Raises MappingError when
     the text is malformed."""
     try:
-        spec = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        spec = yaml.load(text, Loader=NumbersLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:  # (one line, as a prices file's: PyYAML's ran over five)
         from lib.formatting import yaml_problem
 

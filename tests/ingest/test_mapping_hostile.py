@@ -735,3 +735,12 @@ def test_a_mapping_may_share_rules_through_yaml_anchors_and_merge_keys(lake, tmp
     assert _rows(lake, "SELECT input_tokens, output_tokens FROM requests") == [(12, 5)]
     with pytest.raises(MappingError, match="line 4, column 3: 'a' is written twice"):
         loads("table: requests\ncolumns:\n  a: x\n  a: y\n", "m.yaml")
+
+
+def test_a_scale_written_with_an_exponent_is_a_number(lake, tmp_path):
+    # micro-dollars to dollars: scale 1e-6 was the text "1e-6" to YAML 1.1 ("scale must be a
+    # finite number, not '1e-6'")
+    report = _ingest(lake, tmp_path, BASE + "  logged_cost_usd: {path: micros, scale: 1e-6}\n",
+                     _jsonl([_row(micros=2_500_000)]))
+    assert report.quarantined == 0
+    assert _rows(lake, "SELECT logged_cost_usd FROM requests") == [(2.5,)]
