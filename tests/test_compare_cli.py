@@ -403,3 +403,13 @@ def test_the_metrics_settings_match_a_metric_without_case_or_surrounding_spaces(
     settings.write_text("metrics:\n  toxicity: {better: lower}\n  Toxicity: {min_effect: 1}\n")
     code, _, err = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--store", str(store))
     assert code == 2 and "metrics.Toxicity is metrics.toxicity again" in err
+
+
+def test_a_reader_that_stops_early_does_not_pass_the_gate(store):
+    # `compare … | head` under `set -o pipefail`: the output's pipe closed before it was
+    # written, and the broken pipe exited 0 on a regression (the build passed)
+    proc = _process("--baseline", "v1", "--candidate", "v2", "--json", "--store", str(store))
+    proc.stdout.close()  # (the reader gone before the command writes)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
