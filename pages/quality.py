@@ -243,6 +243,14 @@ else:
             cmp = widgets.cached(quality.compare_versions, engine, f, src, version_a, version_b,
                                  settings=settings)
         label_a, label_b = names.get(version_a, version_a), names.get(version_b, version_b)
+        # A metric one version has no result of is not compared: said, as `compare` says it (a
+        # scorer that failed on every case of B left the metric out without a word)
+        for mine, theirs, label in ((version_a, version_b, label_a), (version_b, version_a,
+                                                                      label_b)):
+            alone = sorted(metric_sets.get(mine, set()) - metric_sets.get(theirs, set()))
+            if alone:
+                st.caption(widgets.md_escape(f"Not compared, scored on {label} alone: "
+                                             f"{', '.join(alone)}."))
         if cmp.is_empty():
             st.caption("The two versions share no metric in this window.")
         else:

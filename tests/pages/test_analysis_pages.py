@@ -1012,6 +1012,24 @@ def test_an_online_judge_s_scores_are_compared_and_its_lowest_listed(monkeypatch
     assert "v2's 60 scores, the lowest first." in said
 
 
+def test_a_metric_one_compared_version_was_not_scored_on_is_named(monkeypatch, tmp_path):
+    # v2's correctness scorer failed on every case (its rows quarantined): the comparison
+    # showed helpfulness alone, without a word of the metric v2 lost
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    evals = [{"eval_id": f"{v}-{m}-{i}", "run_id": "judge",
+              "ts": t0 + timedelta(hours=k, minutes=i), "source": "online",
+              "request_id": f"{v}-r{i}", "version": v, "metric": m,
+              "score": 0.8 + 0.001 * (i % 30)}
+             for k, v in enumerate(("v1", "v2")) for i in range(60)
+             for m in (("helpfulness", "correctness") if v == "v1" else ("helpfulness",))]
+    lake.append({"evals": evals_table(evals)}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
+    assert "Not compared, scored on v1 alone\\: correctness\\." in texts(at)  # (escaped)
+
+
 @pytest.mark.parametrize("page", ["pages/cost.py", "pages/latency.py", "pages/quality.py",
                                   "pages/drift.py", "pages/explore.py", "pages/request.py"])
 def test_every_page_says_when_an_unreadable_file_is_left_out(monkeypatch, demo_store, tmp_path,
