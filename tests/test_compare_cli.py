@@ -28,7 +28,7 @@ CASES = range(100)
 METRIC_KEYS = {"metric", "kind", "n_pairs", "baseline_mean", "candidate_mean", "delta",
                "ci_low", "ci_high", "test", "p_value", "p_adjusted", "regressions", "fixes",
                "mde", "verdict"}
-EXTRA_KEYS = {"n_baseline", "n_candidate", "note"}
+EXTRA_KEYS = {"n_baseline", "n_candidate", "note", "min_effect"}
 
 
 def _similarity(version: str, i: int) -> float:
@@ -399,7 +399,7 @@ def test_the_metrics_settings_match_a_metric_without_case_or_surrounding_spaces(
     code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--json", "--metric",
                          "similarity", "--store", str(store))
     (row,) = json.loads(out)["metrics"]
-    assert (code, row["verdict"]) == (0, "improvement")  # (its own min_effect: 0.01 > 0.005)
+    assert (code, row["verdict"], row["min_effect"]) == (0, "improvement", 0.005)
     settings.write_text("metrics:\n  toxicity: {better: lower}\n  Toxicity: {min_effect: 1}\n")
     code, _, err = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--store", str(store))
     assert code == 2 and "metrics.Toxicity is metrics.toxicity again" in err

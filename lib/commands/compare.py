@@ -255,6 +255,9 @@ def document(table: pl.DataFrame, version_a: str, version_b: str) -> dict:
             "p_adjusted": r["p_adjusted"],
             # (counted for paired pass rates only: null otherwise, as on the page)
             "regressions": r["regressions"], "fixes": r["fixes"], "mde": r["mde"],
+            # (the metric's own from the metrics settings, else --min-effect: a verdict of no
+            # change beside p < 0.001 said nothing of the minimum it missed)
+            "min_effect": r["min_effect"],
             "verdict": VERDICTS.get(r["verdict"], r["verdict"]),
             "n_baseline": r["n_a"], "n_candidate": r["n_b"], "note": r["note"]}.items()})
     return {"baseline": version_a, "candidate": version_b, "metrics": metrics,
