@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Hashable
 from pathlib import Path
 
 import yaml
@@ -33,7 +34,9 @@ class UniqueKeyLoader(yaml.SafeLoader):
             if key_node.tag == _MERGE:  # (its keys are defaults; it has no constructor itself)
                 continue
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
+            if not isinstance(key, Hashable):
+                continue  # (SafeConstructor refuses it, saying so)
+            if key in seen:  # (429 twice too, not only text)
                 raise yaml.constructor.ConstructorError(
                     None, None, f"{key!r} is written twice", key_node.start_mark)
             seen.add(key)

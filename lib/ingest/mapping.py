@@ -485,6 +485,8 @@ def _check_values(rule: dict, where: str) -> dict[str, str | None]:
         if isinstance(k, dict | list) or k is None or isinstance(v, dict | list):
             raise MappingError(f"{where}: values maps one logged value (text, a number, true "
                                f"or false) to one stored value, not {k!r}: {v!r}")
+        if _text(k) in out:  # (YAML keeps the last 429: twice; true and "true" are one text)
+            raise MappingError(f"{where}: values lists the logged value {_text(k)} twice")
         out[_text(k)] = _text(v)
     return out
 

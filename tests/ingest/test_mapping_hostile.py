@@ -744,3 +744,13 @@ def test_a_scale_written_with_an_exponent_is_a_number(lake, tmp_path):
                      _jsonl([_row(micros=2_500_000)]))
     assert report.quarantined == 0
     assert _rows(lake, "SELECT logged_cost_usd FROM requests") == [(2.5,)]
+
+
+@pytest.mark.parametrize("values, says", [
+    ("{429: rate_limit, 429: server}", "line 6, column 54: 429 is written twice"),
+    ("{true: ok, 'true': error}", "values lists the logged value true twice")])
+def test_a_logged_value_renamed_twice_is_refused(values, says):
+    # YAML kept the last 429; compared as text, true and 'true' are one logged value: either
+    # way the first rename was dropped unsaid
+    with pytest.raises(MappingError, match=says):
+        loads(BASE + f"  error_type: {{path: code, values: {values}}}\n", "m.yaml")
