@@ -54,8 +54,13 @@ def connect(database: str = ":memory:", config: dict | None = None) -> duckdb.Du
 
 def close(con: duckdb.DuckDBPyConnection) -> None:
     """Close ``con`` without waiting for a query still running in DuckDB's threads (interrupting
-    an idle connection does nothing)."""
-    con.interrupt()
+    an idle connection does nothing). Closing it again does nothing: a cursor closed before a
+    retry is closed again on the way out (DuckDB raised "Connection already closed", which took
+    the place of the error being handled)."""
+    try:
+        con.interrupt()
+    except duckdb.ConnectionException:
+        return  # closed already
     con.close()
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # A query of a little over two seconds: 2,000 calls of a function that sleeps 1.1 ms.
 SCRIPT = """
@@ -48,3 +50,20 @@ def test_lib_opens_duckdb_connections_only_through_connect():
                     and node.func.value.id == "duckdb":
                 calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert calls == []
+
+
+def test_closing_a_closed_connection_does_nothing():
+    # (a cursor closed before a retry is closed again in a finally: DuckDB's "Connection already
+    # closed" took the place of the error being handled)
+    import duckdb
+
+    from lib.store.connections import close
+
+    con = duckdb.connect()
+    cur = con.cursor()
+    close(cur)
+    close(cur)
+    with pytest.raises(duckdb.ConnectionException):
+        cur.execute("SELECT 1")
+    close(con)
+    close(con)
