@@ -194,20 +194,24 @@ class Engine:
             self.con = con
             self.reopened += 1
 
-    def _run(self, run: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """``run(cursor)`` on a fresh cursor, closed after; on a database DuckDB invalidated
-        (see the module's docstring), once more on a new one."""
+    def _run(self, run: Callable[[duckdb.DuckDBPyConnection], T], keep_open: bool = False
+             ) -> T:
+        """``run(cursor)`` on a fresh cursor, closed after (unless ``keep_open``: the caller
+        closes it); on a database DuckDB invalidated (see the module's docstring), once more on
+        a new one."""
         for attempt in (1, 2):
             con = self.con
             cur = None
             try:
                 views, cur = self._cursor(con)
                 result = run(cur)
-                if not self._moved(views):
-                    return result
-                close_connection(cur)
-                _, cur = self._cursor(con)
-                return run(cur)
+                if self._moved(views):
+                    close_connection(cur)
+                    _, cur = self._cursor(con)
+                    result = run(cur)
+                if keep_open:
+                    cur = None
+                return result
             except INVALIDATED as exc:
                 if attempt == 2:
                     raise
@@ -228,24 +232,7 @@ class Engine:
         :meth:`query`."""
         if self.auto_refresh:
             self.refresh()
-        for attempt in (1, 2):
-            con = self.con
-            views, cur = self._cursor(con)
-            try:
-                cur.execute(sql, params or {})
-                if self._moved(views):
-                    close_connection(cur)
-                    _, cur = self._cursor(con)
-                    cur.execute(sql, params or {})
-                break
-            except INVALIDATED as exc:
-                close_connection(cur)
-                if attempt == 2:
-                    raise
-                self._reopen(con, exc)
-            except BaseException:
-                close_connection(cur)
-                raise
+        cur = self._run(lambda cur: cur.execute(sql, params or {}), keep_open=True)
         try:
             yield cur
         finally:
