@@ -10,6 +10,8 @@ and ``run(args) -> int`` (and ``WRITES = False`` when it only reads the store, o
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import signal
 import sys
 import threading
@@ -86,9 +88,52 @@ def _never_fail_on_encoding() -> None:
                 pass
 
 
+class _ReaderGoneIsNotAnError:
+    """Standard output for a command whose reader may stop early (``summary | head`` under
+    ``set -o pipefail``, a CI step): once the pipe is broken, what is left of the output goes
+    nowhere and the command goes on to its own exit status. The broken pipe ended the command
+    with status 0, so ``summary`` with unreadable files (1) or ``compare`` on a regression (1,
+    the gate) passed."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_nowhere()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_nowhere()
+
+    def _to_nowhere(self) -> None:
+        # (on the file descriptor: Python's own flush at exit, of what is still buffered,
+        # would meet the broken pipe again and end the process with status 120)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _never_fail_on_encoding()
+    stdout, sys.stdout = sys.stdout, _ReaderGoneIsNotAnError(sys.stdout)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = _parse(build_parser(), argv)
     except SystemExit as exc:
@@ -104,8 +149,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except UsageError as exc:
         return _failed(args, str(exc))
-    except BrokenPipeError:
-        return EXIT_OK
     except OSError as exc:  # (a store's file gone or unreadable: one line, not a traceback)
         return _failed(args, str(exc))
     except KeyboardInterrupt as exc:  # (a batch is atomic: the one being written is not stored)

@@ -411,3 +411,28 @@ def test_long_names_are_cut_visibly():
 
     assert cut("claude-3-5-haiku-20241022", 24) == "claude-3-5-haiku-202410…"
     assert cut("gpt-4o", 24) == "gpt-4o"
+
+
+@pytest.mark.parametrize("command", [
+    ["summary"], ["summary", "--json"],
+    ["drift", "--reference", f"{D1.date()}..{D2.date()}",
+     "--current", f"{D2.date()}..{(D2 + timedelta(days=1)).date()}"]],
+    ids=["summary", "summary --json", "drift"])
+def test_a_reader_that_stops_early_leaves_the_exit_status_as_it_is(tmp_path, command):
+    # `summary … | head` under `set -o pipefail` in a CI step: the broken pipe ended the
+    # command with status 0, so totals that left an unreadable file out passed (only compare,
+    # the gate, kept its status)
+    lake = Lake(tmp_path / "s")
+    for k, day in enumerate((D1, D2)):
+        lake.append({"requests": requests_table([
+            make_request(10 * k + i, ts=day + timedelta(hours=i)) for i in range(3)])},
+            source="t")
+    sorted((tmp_path / "s" / "requests").glob("date=*/*.parquet"))[0].write_bytes(b"not parquet")
+    env = {k: v for k, v in os.environ.items() if k != "SIGHTLINE_STORE"}
+    proc = subprocess.Popen([sys.executable, "-m", "lib", *command, "--store",
+                             str(tmp_path / "s")], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # (the reader gone before the command writes)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "not a readable" in err

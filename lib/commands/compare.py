@@ -8,7 +8,6 @@ status 1 when a metric regressed significantly, so ``compare … || exit 1`` gat
 
 from __future__ import annotations
 
-import os
 import sys
 
 import polars as pl
@@ -112,17 +111,12 @@ def run(args) -> int:
                min_effect=args.min_effect, problems=problems,
                **{"from": start.isoformat() if start else None,
                   "to": end.isoformat() if end else None})
-    try:
-        if args.json:
-            print_json(doc)
-        else:
-            print(_text(doc, table, version_a, version_b))
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # A reader that stopped early (`compare … | head` under `set -o pipefail`) must not
-        # pass the gate: the command exited 0 on a regression. The verdict stands; what is left
-        # of the output goes nowhere (else Python's flush at exit fails on the pipe again).
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # (a reader that stops early, `compare … | head` under `set -o pipefail`, does not pass the
+    # gate: lib.cli keeps the exit status of a command whose output's pipe broke)
+    if args.json:
+        print_json(doc)
+    else:
+        print(_text(doc, table, version_a, version_b))
     if doc["verdict"] == "regression":
         return 1  # the gate
     return 1 if problems else 0
