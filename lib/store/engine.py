@@ -149,8 +149,10 @@ class Engine:
         pinned = self._pinned_by_others()
         gone = [v for v in self._kept if id(v) not in pinned]
         self._kept = [v for v in self._kept if id(v) in pinned]
+        # (IF EXISTS: a database found invalidated during the drop is rebuilt without them)
         for views in gone:
-            self._run(lambda cur, v=views: cur.execute(f"DROP SCHEMA {v.schema} CASCADE"))
+            self._run(lambda cur, v=views: cur.execute(
+                f"DROP SCHEMA IF EXISTS {v.schema} CASCADE"))
 
     def _create_views(self, cur: duckdb.DuckDBPyConnection, views: _Views) -> None:
         if views.schema != MAIN:

@@ -118,3 +118,17 @@ def test_a_run_pinned_to_an_older_version_reads_it_on_the_new_database(three, la
     reader.start()
     reader.join()
     assert counts == [4]
+
+
+def test_a_version_let_go_as_the_database_is_found_invalidated_is_not_dropped_twice(three, lake):
+    """The pinned version a run lets go is taken off the kept ones before its schema is dropped:
+    the new database is built without it, and dropping it there failed the session's next run
+    ("Schema with name lake_1 does not exist")."""
+    three.pin()  # this thread's page run
+    lake.append({"requests": requests_table([make_request(9)])}, source="t")
+    other = threading.Thread(target=lambda: (three.refresh(), three.pin()))  # another session
+    other.start()
+    other.join()
+    invalidate(three.con)
+    three.refresh()  # this thread's next run (Streamlit reruns a session in the same thread)
+    assert three.row_count("requests") == 4 and three.reopened == 1
