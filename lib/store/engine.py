@@ -126,10 +126,14 @@ class Engine:
 
     def _pinned_by_others(self) -> set[int]:
         """Ids of the versions pinned by other live threads (the dead ones' pins are let go)."""
-        me = threading.current_thread()
+        return self._pinned(but=threading.current_thread())
+
+    def _pinned(self, but: threading.Thread | None = None) -> set[int]:
+        """Ids of the versions pinned by live threads other than ``but`` (the dead ones' pins
+        are let go)."""
         for thread in [t for t in list(self._pins) if not t.is_alive()]:
             self._pins.pop(thread, None)
-        return {id(v) for t, v in list(self._pins.items()) if t is not me}
+        return {id(v) for t, v in list(self._pins.items()) if t is not but}
 
     def _keep_pinned(self) -> None:
         """Before the newest views are replaced: when another thread has them pinned, a copy in
@@ -184,6 +188,12 @@ class Engine:
                 return
             log.warning("DuckDB invalidated the database (%s); opening a new one",
                         str(why).splitlines()[0])
+            # Only the kept versions a live run still reads: the others wait for the next batch
+            # to be dropped, and their files may be gone by then (replaced by a compaction or a
+            # removal, deleted an hour later): their views no longer bind, and the database was
+            # never replaced.
+            pinned = self._pinned()
+            self._kept = [v for v in self._kept if id(v) in pinned]
             con = self._connect()
             cur = con.cursor()
             try:

@@ -132,3 +132,30 @@ def test_a_version_let_go_as_the_database_is_found_invalidated_is_not_dropped_tw
     invalidate(three.con)
     three.refresh()  # this thread's next run (Streamlit reruns a session in the same thread)
     assert three.row_count("requests") == 4 and three.reopened == 1
+
+
+def test_a_version_no_live_run_pins_is_not_rebuilt_on_the_new_database(lake):
+    """A version kept for a run that has ended waits for the next batch to be dropped; its files
+    may be deleted meanwhile (replaced by a compaction or a removal, deleted an hour later), and
+    rebuilding its views on the new database failed every query after DuckDB invalidated the
+    old one ("No files found"), until the server restarted."""
+    old = lake.append({"requests": requests_table([make_request(0)])}, source="old")
+    lake.append({"requests": requests_table([make_request(1)])}, source="new")
+    engine = Engine(lake, auto_refresh=False)
+    try:
+        pinned, done = threading.Event(), threading.Event()
+        run = threading.Thread(target=lambda: (engine.pin(), pinned.set(), done.wait()))
+        run.start()  # a page run, reading the version with both batches
+        pinned.wait()
+        lake.remove_batch(old.commit.commit_id)
+        engine.refresh()  # another session's run: that version is kept for the one above
+        done.set()
+        run.join()  # which ends; no batch lands after it
+        # what a gc an hour after the removal deletes
+        for path in {p for c in lake.commits() for p in c.removed}:
+            (lake.root / path).unlink(missing_ok=True)
+        invalidate(engine.con)
+        assert engine.row_count("requests") == 1 and engine.reopened == 1
+        assert engine.row_count("requests") == 1
+    finally:
+        engine.close()
