@@ -197,7 +197,11 @@ class Engine:
             con = self._connect()
             cur = con.cursor()
             try:
-                for views in [*self._kept, self._current]:
+                # (the newest in main even when a refresh has just moved them to a kept copy's
+                # schema and finds the database invalidated as it builds the next ones:
+                # queries without a pin read main until it has)
+                newest = self._current
+                for views in [*self._kept, _Views(MAIN, newest.version, newest.files)]:
                     self._create_views(cur, views)
             finally:
                 close_connection(cur)

@@ -159,3 +159,36 @@ def test_a_version_no_live_run_pins_is_not_rebuilt_on_the_new_database(lake):
         assert engine.row_count("requests") == 1
     finally:
         engine.close()
+
+
+def test_found_invalidated_as_a_refresh_builds_the_newest_the_new_database_has_views(
+        three, lake, monkeypatch):
+    """A refresh that kept the newest views for a run that pins them, then found the database
+    invalidated as it built the next ones: the new database had no views of the newest in main
+    (both of its builds went to the kept copy's schema), and every query without a pin (a
+    download) failed with "Table requests does not exist" until the refresh was done."""
+    pinned, done = threading.Event(), threading.Event()
+    run = threading.Thread(target=lambda: (three.pin(), pinned.set(), done.wait()))
+    run.start()  # another session's page run, pinning the version with 3 requests
+    pinned.wait()
+    lake.append({"requests": requests_table([make_request(9)])}, source="t")
+    create, seen = Engine._create_views, []
+
+    def create_views(self, cur, views):
+        if views.schema == "main" and len(views.commits) == 2:  # the next version's views
+            if not self.reopened:
+                invalidate(self.con)
+            else:  # (before they are built on the new database) what a download reads
+                reader = threading.Thread(target=lambda: seen.append(self.row_count("requests")))
+                reader.start()
+                reader.join()
+        return create(self, cur, views)
+
+    monkeypatch.setattr(Engine, "_create_views", create_views)
+    try:
+        assert three.refresh()
+        assert seen == [3] and three.reopened == 1
+        assert three.row_count("requests") == 4
+    finally:
+        done.set()
+        run.join()
