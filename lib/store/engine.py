@@ -149,8 +149,10 @@ class Engine:
         self._kept.append(views)
 
     def _drop_unpinned(self) -> None:
-        """Drop the kept versions no other live thread has pinned."""
-        pinned = self._pinned_by_others()
+        """Drop the kept versions no other live thread has pinned, but the newest: a refresh
+        that failed after copying them aside (:meth:`_keep_pinned`) left them read from the
+        copy, by every run that pins them."""
+        pinned = self._pinned_by_others() | {id(self._current)}
         gone = [v for v in self._kept if id(v) not in pinned]
         self._kept = [v for v in self._kept if id(v) in pinned]
         # (IF EXISTS: a database found invalidated during the drop is rebuilt without them)
@@ -192,7 +194,7 @@ class Engine:
             # to be dropped, and their files may be gone by then (replaced by a compaction or a
             # removal, deleted an hour later): their views no longer bind, and the database was
             # never replaced.
-            pinned = self._pinned()
+            pinned = self._pinned() | {id(self._current)}  # (see _drop_unpinned)
             self._kept = [v for v in self._kept if id(v) in pinned]
             con = self._connect()
             cur = con.cursor()

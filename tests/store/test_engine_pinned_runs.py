@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import threading
 
+import duckdb
+import pytest
+
 from lib.store import Engine
 from tests.conftest import make_request, requests_table
 
@@ -78,5 +81,39 @@ def test_the_pins_of_ended_runs_are_let_go(lake):
         for _ in range(20):
             _in_thread(lambda: (engine.refresh(), engine.pin(), _count(engine)))
         assert len(engine._pins) <= 1
+    finally:
+        engine.close()
+
+
+def test_a_refresh_that_fails_leaves_the_version_runs_read(lake, monkeypatch):
+    """A rebuild that fails after the newest views were copied aside for a run pinning them (a
+    force refresh, or a restored file, hitting an I/O error as the views bind) leaves those
+    views the newest, read from the copy: letting the copy go with its run dropped what every
+    later run pinned ("SET schema: No catalog + schema named lake_1 found" on every page until
+    a batch landed)."""
+    lake.append({"requests": requests_table([make_request(i) for i in range(3)])}, source="a")
+    engine = Engine(lake, auto_refresh=False)
+    try:
+        engine.pin()  # this thread's run
+        pinned, done = threading.Event(), threading.Event()
+        other = threading.Thread(target=lambda: (engine.pin(), pinned.set(), done.wait()))
+        other.start()  # another session's run, on the same version
+        pinned.wait()
+        create = Engine._create_views
+
+        def failing(self, cur, views):
+            if views.schema == "main":
+                raise duckdb.IOException("IO Error: Too many open files")
+            return create(self, cur, views)
+
+        monkeypatch.setattr(Engine, "_create_views", failing)
+        with pytest.raises(duckdb.IOException):
+            engine.refresh(force=True)  # (an upload's)
+        monkeypatch.setattr(Engine, "_create_views", create)
+        done.set()
+        other.join()
+        engine.refresh()  # this session's next run: nothing new
+        assert _count(engine) == 3
+        assert _in_thread(lambda: (engine.refresh(), engine.pin(), _count(engine))[2]) == 3
     finally:
         engine.close()
