@@ -386,15 +386,19 @@ def test_cost_is_unknown_not_zero_when_no_request_is_priced(tmp_path, capsys):
     assert "$–  unpriced 2" in text and "$0.00" not in text
 
 
-def test_totals_that_leave_a_file_out_say_so_in_the_document_and_fail(tmp_path, capsys):
-    # an unreadable data file: its rows are not in the totals; the JSON alone looked whole
+def _a_day_unreadable(tmp_path) -> None:
+    """A store at ``tmp_path / "s"`` of 3 requests on D1 and 3 on D2, D1's file unreadable."""
     lake = Lake(tmp_path / "s")
     for k, day in enumerate((D1, D2)):
         lake.append({"requests": requests_table([
             make_request(10 * k + i, ts=day + timedelta(hours=i)) for i in range(3)])},
             source="t")
-    broken = sorted((tmp_path / "s" / "requests").glob("date=*/*.parquet"))[0]
-    broken.write_bytes(b"not parquet")
+    sorted((tmp_path / "s" / "requests").glob("date=*/*.parquet"))[0].write_bytes(b"not parquet")
+
+
+def test_totals_that_leave_a_file_out_say_so_in_the_document_and_fail(tmp_path, capsys):
+    # an unreadable data file: its rows are not in the totals; the JSON alone looked whole
+    _a_day_unreadable(tmp_path)
     assert cli.main(["summary", "--store", str(tmp_path / "s"), "--json"]) == 1
     out = capsys.readouterr()
     doc = json.loads(out.out)
@@ -422,12 +426,7 @@ def test_a_reader_that_stops_early_leaves_the_exit_status_as_it_is(tmp_path, com
     # `summary … | head` under `set -o pipefail` in a CI step: the broken pipe ended the
     # command with status 0, so totals that left an unreadable file out passed (only compare,
     # the gate, kept its status)
-    lake = Lake(tmp_path / "s")
-    for k, day in enumerate((D1, D2)):
-        lake.append({"requests": requests_table([
-            make_request(10 * k + i, ts=day + timedelta(hours=i)) for i in range(3)])},
-            source="t")
-    sorted((tmp_path / "s" / "requests").glob("date=*/*.parquet"))[0].write_bytes(b"not parquet")
+    _a_day_unreadable(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "SIGHTLINE_STORE"}
     proc = subprocess.Popen([sys.executable, "-m", "lib", *command, "--store",
                              str(tmp_path / "s")], cwd=REPO, env=env, stdout=subprocess.PIPE,

@@ -103,13 +103,19 @@ def test_an_ordinary_error_is_not_taken_for_an_invalidated_database(three):
     assert three.reopened == 0
 
 
-def test_a_run_pinned_to_an_older_version_reads_it_on_the_new_database(three, lake):
-    three.pin()  # this thread's page run
+def _pinned_here_then_a_batch_and_invalidated(engine, lake) -> None:
+    """This thread's page run pins the three rows; a batch lands, another session's run moves
+    to it; then DuckDB invalidates the database."""
+    engine.pin()
     lake.append({"requests": requests_table([make_request(9)])}, source="t")
-    other = threading.Thread(target=lambda: (three.refresh(), three.pin()))  # another session
+    other = threading.Thread(target=lambda: (engine.refresh(), engine.pin()))
     other.start()
     other.join()
-    invalidate(three.con)
+    invalidate(engine.con)
+
+
+def test_a_run_pinned_to_an_older_version_reads_it_on_the_new_database(three, lake):
+    _pinned_here_then_a_batch_and_invalidated(three, lake)
     assert three.scalar("SELECT count(*) FROM requests") == 3
     assert three.reopened == 1
     # and the others' newest views are there too
@@ -124,12 +130,7 @@ def test_a_version_let_go_as_the_database_is_found_invalidated_is_not_dropped_tw
     """The pinned version a run lets go is taken off the kept ones before its schema is dropped:
     the new database is built without it, and dropping it there failed the session's next run
     ("Schema with name lake_1 does not exist")."""
-    three.pin()  # this thread's page run
-    lake.append({"requests": requests_table([make_request(9)])}, source="t")
-    other = threading.Thread(target=lambda: (three.refresh(), three.pin()))  # another session
-    other.start()
-    other.join()
-    invalidate(three.con)
+    _pinned_here_then_a_batch_and_invalidated(three, lake)
     three.refresh()  # this thread's next run (Streamlit reruns a session in the same thread)
     assert three.row_count("requests") == 4 and three.reopened == 1
 
