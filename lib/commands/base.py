@@ -79,6 +79,16 @@ def unread_files(engine) -> list[str]:
     return problems
 
 
+def read_store(store: str | None):
+    """``(engine, problems)`` for a command that answers from the existing store at ``--store``
+    (:func:`open_existing_lake`): an engine keeping one version for the whole answer, and the
+    data files it cannot read (:func:`unread_files`), which would silently change the answer."""
+    from lib.store import Engine
+
+    engine = Engine(open_existing_lake(store), auto_refresh=False)
+    return engine, unread_files(engine)
+
+
 def open_store_lake(store: str | None):
     """The lake at ``--store`` (or ``$SIGHTLINE_STORE``, or the default), to write to: a usage
     error (exit 2) for a URI (the store is a local folder; `--store s3://…` made a folder named

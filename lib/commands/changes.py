@@ -9,15 +9,13 @@ from __future__ import annotations
 from lib.commands.base import (
     UsageError,
     filter_values,
-    open_existing_lake,
     parse_window,
     print_json,
-    unread_files,
+    read_store,
 )
 from lib.filters import Filters
 from lib.formatting import cut, terminal_text
 from lib.metrics.explore import METRICS, changes, excess, headline
-from lib.store import Engine
 
 WRITES = False  # (a Ctrl-C has no batch to speak of)
 NAME = "changes"
@@ -46,9 +44,7 @@ def run(args) -> int:
     if args.baseline:
         bs, be = parse_window(args.baseline)
         baseline = window.with_window(bs, be)
-    lake = open_existing_lake(args.store)
-    engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
-    problems = unread_files(engine)  # skipped files would silently change the ranking
+    engine, problems = read_store(args.store)
     doc = changes(engine, window, baseline, args.metric)
     doc["problems"] = problems
     if args.json:

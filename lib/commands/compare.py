@@ -16,14 +16,12 @@ from lib.commands.base import (
     UsageError,
     filter_values,
     finite_or_none,
-    open_existing_lake,
     parse_time,
     print_json,
-    unread_files,
+    read_store,
 )
 from lib.filters import URL_TIMES, Filters
 from lib.formatting import cut, terminal_text
-from lib.store import Engine
 
 # (lib.metrics.quality and lib.stats are imported where they are used: SciPy is a second of
 # every other command's start)
@@ -76,9 +74,7 @@ def run(args) -> int:
         raise UsageError(f"--min-effect must be a number 0 or more, got {args.min_effect}")
     filters = Filters.between(start or URL_TIMES[0], end or URL_TIMES[1],
                               **filter_values(args.where))
-    lake = open_existing_lake(args.store)
-    engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
-    problems = unread_files(engine)  # skipped files would silently change the verdict
+    engine, problems = read_store(args.store)
     source, (version_a, run_a), (version_b, run_b), (metrics, only_a, only_b) = resolve(
         engine, filters, args.baseline, args.candidate, args.source)
     if version_a == version_b:

@@ -13,14 +13,12 @@ from lib.commands.base import (
     UsageError,
     filter_values,
     finite_or_none,
-    open_existing_lake,
     parse_window,
     print_json,
-    unread_files,
+    read_store,
 )
 from lib.filters import Filters
 from lib.formatting import cut, duration, number, terminal_text
-from lib.store import Engine
 
 # (lib.metrics.drift is imported where it is used: it loads SciPy, a second of every other
 # command's start)
@@ -63,9 +61,7 @@ def run(args) -> int:
                          + ", ".join(known))
     current = Filters.between(cur_start, cur_end, **filter_values(args.where))
     reference = current.with_window(ref_start, ref_end)
-    lake = open_existing_lake(args.store)
-    engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
-    problems = unread_files(engine)  # skipped files would silently change the tests
+    engine, problems = read_store(args.store)
     _warn_about_the_reference(engine, current, reference)
     table = drift.drift_table(engine, current, reference)
     doc = document(table, current, reference, columns)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from lib.commands.base import (
     UsageError,
-    open_existing_lake,
     parse_time,
     print_json,
-    unread_files,
+    read_store,
 )
 from lib.formatting import cut, terminal_text
 from lib.metrics.summary import summary
-from lib.store import Engine
 
 WRITES = False  # (a Ctrl-C has no batch to speak of)
 NAME = "summary"
@@ -39,9 +37,7 @@ def run(args) -> int:
         # A column given twice keeps both values (either matches), as `changes` and the URL
         # filters do: the second one replaced the first, and the totals were one value's alone.
         where.setdefault(col.strip(), []).append(value)
-    lake = open_existing_lake(args.store)
-    engine = Engine(lake, auto_refresh=False)  # (one version for the whole answer)
-    problems = unread_files(engine)  # skipped files would silently change the totals
+    engine, problems = read_store(args.store)
     try:
         doc = summary(engine, start, end, where, args.group_by)
     except KeyError as exc:
