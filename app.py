@@ -8,7 +8,7 @@ import streamlit as st
 # icon offline). The sidebar's material icons are the bundled font's.
 st.set_page_config(page_title="Sightline", page_icon="📈", layout="wide")
 
-from lib.ui import filters, navigation, store, theme  # noqa: E402  (set_page_config first)
+from lib.ui import filters, freshness, navigation, store, theme  # noqa: E402  (set_page_config first)
 
 theme.apply()
 
@@ -59,10 +59,17 @@ navigation.set_current_page(page)
 nav = st.sidebar.empty()
 # before the demo data is written on first start (half a minute): the sidebar lists the pages by
 # their titles meanwhile, with the URL's filters; again once the sidebar has read them
-navigation.sidebar_links(nav, NAV, filters.url_filters_query())
+navigation.sidebar_links(nav, NAV, {**filters.url_filters_query(), **freshness.url_query()})
 store.ensure_demo_data()
 current = filters.sidebar(engine)
-navigation.sidebar_links(nav, NAV, current.to_query())
+refresh = freshness.picker()
+freshness.computed_caption(current, refresh)
+filters.link_slot()
+# (the links carry the auto-refresh too: it holds on every page, as the filters do)
+links_query = {**current.to_query(), **freshness.url_query()}
+navigation.sidebar_links(nav, NAV, links_query)
+# a notice above the page once new data lands (or a rerun, when the auto-refresh is due)
+freshness.watch(engine, current, refresh)
 # The link to the exact window too, before the page runs: a page's empty state stops the run
 # (st.stop), and what is drawn after that is dropped, so an empty "Last 7 days" had no link
 filters.exact_window_link()
@@ -72,5 +79,6 @@ finally:
     # again once the page has run, with the settings it wrote on this run (its own link was a
     # run behind); after a page's empty state (st.stop) what is drawn here is dropped, and the
     # links drawn before the page ran stay
-    navigation.sidebar_links(nav, NAV, current.to_query())
+    navigation.sidebar_links(nav, NAV, links_query)
+    freshness.page_ran(engine)
 filters.exact_window_link()

@@ -64,7 +64,7 @@ def _dimension_values(_engine: Engine, version: str, column: str, limit: int) ->
 PAGE_KEYS = frozenset({"by", "whatif", "source", "request", "window", "baseline", "metric",
                        "q", "sort", "order", "errors", "page", "objective", "reference",
                        "column", "compare_a", "compare_b", "failed_metric", "against", "rank",
-                       "at", "feedback"})
+                       "at", "feedback", "refresh"})
 # Session key: the URL's filter keys as the sidebar last wrote them.
 SYNCED_QUERY = "_synced_query"
 
@@ -171,9 +171,13 @@ def sidebar(engine: Engine) -> Filters:
                       values=tuple(sorted((c, tuple(sorted(v))) for c, v in values.items())))
     st.session_state["_current_filters"] = filters
     sync_query(filters)
-    # (filled by exact_window_link once the page has run: the link holds the page's settings)
-    st.session_state["_link_slot"] = st.sidebar.empty()
     return filters
+
+
+def link_slot() -> None:
+    """The sidebar's place for :func:`exact_window_link` (below whatever app.py put under the
+    filters): filled once the page has run, as the link holds the page's settings."""
+    st.session_state["_link_slot"] = st.sidebar.empty()
 
 
 def exact_window_link() -> None:
