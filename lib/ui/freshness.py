@@ -40,10 +40,13 @@ def watch_seconds() -> float | None:
 
 def picker() -> str:
     """The sidebar's auto-refresh choice (a key of freshness.REFRESH_CHOICES), from the URL on
-    a session's first run, or when the browser's Back or Forward changed it; kept in the URL.
+    a session's first run, or when the URL's changed (the browser's Back or Forward, a link
+    that has it); kept in the URL.
     A link's unknown interval is said above the page, as the filters' link problems are."""
     url = st.query_params.get(PARAM)
-    if KEY not in st.session_state or url != st.session_state.get(SYNCED):
+    # A URL without the key keeps the session's choice (and gets it back): the pages' own links
+    # and drill-downs carry the filters, not this, and arriving turned a wall screen's off.
+    if KEY not in st.session_state or (url is not None and url != st.session_state.get(SYNCED)):
         if url is not None and url not in freshness.REFRESH_CHOICES:
             st.warning(f"This link's auto-refresh `{url[:40]!r}` is not one Sightline offers "
                        f"({', '.join(freshness.REFRESH_CHOICES)}): it is off.",

@@ -51,3 +51,17 @@ def test_an_unknown_interval_is_said_and_left_off(monkeypatch, demo_store):
     (warning,) = [w.value for w in at.warning if "auto-refresh" in w.value]
     assert "`'2m'` is not one Sightline offers" in warning
     assert "refresh" not in at.query_params
+
+
+def test_a_link_without_it_keeps_the_session_s_choice(monkeypatch, demo_store):
+    """The pages' own links and drill-downs carry the filters, not the auto-refresh: arriving
+    by one keeps it on (and puts it back in the URL); a link that has it sets it."""
+    at = run_app(monkeypatch, demo_store, "pages/overview.py", {"range": "7d", "refresh": "5m"})
+    at.query_params.pop("refresh")
+    at.switch_page("pages/cost.py").run()
+    assert not at.exception
+    assert _picker(at).value == "5m"
+    assert at.query_params["refresh"] == "5m"
+    at.query_params["refresh"] = "1h"
+    at.switch_page("pages/latency.py").run()
+    assert _picker(at).value == "1h"
