@@ -125,6 +125,18 @@ def overrides_path() -> Path:
     return Path(os.environ.get("SIGHTLINE_PRICES") or DEFAULT_PRICES_FILE)
 
 
+def overrides_stamp() -> tuple:
+    """A key that changes when the price overrides file changes: its path and, when it exists,
+    its inode, size and modification time (an editor that writes a new file changes the inode;
+    one that writes in place, the time). For results computed at the current prices."""
+    path = overrides_path()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path),)
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def prices_option() -> str:
     """`` --prices FILE`` for a command the app tells its user to run, or "" for the default
     file: run from another shell without the app's ``SIGHTLINE_PRICES``, ``reprice`` read

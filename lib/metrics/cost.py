@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import os
 import threading
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -205,16 +204,11 @@ def _unit(provider, model, day: date | datetime, context: str = "") -> dict | No
     prices for every model and day on every run."""
     if not model:
         return None
-    path = str(pricing.overrides_path())  # (the file load_overrides reads)
-    try:
-        stamp = os.stat(path).st_mtime_ns
-    except OSError:
-        stamp = 0
-    return _unit_cached(provider, model, day, context, path, stamp)
+    return _unit_cached(provider, model, day, context, pricing.overrides_stamp())
 
 
 @lru_cache(maxsize=20_000)
-def _unit_cached(provider, model, day: date | datetime, context: str, path: str, stamp: int
+def _unit_cached(provider, model, day: date | datetime, context: str, prices: tuple
                  ) -> dict | None:
     return pricing.unit_prices(provider, model, day, context=context)
 

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from lib import charts, formatting
+from lib import charts, formatting, pricing
 from lib.filters import Filters
 from lib.store import Engine, store_option
 from lib.ui import navigation
@@ -23,19 +23,22 @@ _METRICS: dict[str, Callable] = {}
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=500)
 def _cached_call(name: str, root: str, version: str, key: str, args: tuple, kwargs: tuple,
-                 _engine: Engine, _filters: Filters):
+                 prices: tuple, _engine: Engine, _filters: Filters):
     return _METRICS[name](_engine, _filters, *args, **dict(kwargs))
 
 
 def cached(fn: Callable, engine: Engine, filters: Filters, *args, **kwargs):
-    """``fn(engine, filters, *args, **kwargs)``, cached per (store version, filters, arguments).
+    """``fn(engine, filters, *args, **kwargs)``, cached per (store version, filters, arguments,
+    price overrides file).
 
-    Results, not raw rows, are cached: metric functions return small aggregated frames.
+    Results, not raw rows, are cached: metric functions return small aggregated frames. The
+    Cost page's token mix, cache savings and what-if price stored tokens at the current prices:
+    keyed on the store alone, a prices.yaml edit showed there only once the cache expired.
     """
     name = f"{fn.__module__}.{fn.__qualname__}"
     _METRICS[name] = fn
     return _cached_call(name, str(engine.lake.root), engine.version, repr(filters), args,
-                        tuple(sorted(kwargs.items())), engine, filters)
+                        tuple(sorted(kwargs.items())), pricing.overrides_stamp(), engine, filters)
 
 
 def kpi_tiles(frame: pl.DataFrame, columns: int = 4, compare: bool = True) -> None:
