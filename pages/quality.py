@@ -251,6 +251,9 @@ else:
             if alone:
                 st.caption(widgets.md_escape(f"Not compared, scored on {label} alone: "
                                              f"{', '.join(alone)}."))
+        for problem in quality.unreachable_min_effects(cmp):
+            st.warning(widgets.md_escape(f"{problem}. Set it as a fraction in the metrics "
+                                         "settings."), icon=":material/tune:")
         if cmp.is_empty():
             st.caption("The two versions share no metric in this window.")
         else:

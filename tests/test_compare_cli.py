@@ -413,3 +413,31 @@ def test_a_reader_that_stops_early_does_not_pass_the_gate(store):
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 1, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize("settings_text, flag", [
+    ("metrics:\n  correctness: {min_effect: 5}\n", ()),  # meant as 5 points
+    ("metrics: {}\n", ("--min-effect", "1")),             # meant as 1 point
+])
+def test_a_pass_rate_min_effect_no_change_can_reach_is_exit_2(
+        store, capsys, tmp_path, monkeypatch, settings_text, flag):
+    # correctness fell 12 points (a regression, exit 1): with a minimum effect of 5 (500
+    # points) or 1 (100 points) the gate passed it, exit 0, whatever the candidate did
+    settings = tmp_path / "metrics.yaml"
+    settings.write_text(settings_text)
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--json",
+                         "--metric", "correctness", *flag, "--store", str(store))
+    assert code == 2
+    error = json.loads(out)["error"]
+    assert "correctness is compared as a pass rate, whose changes are fractions" in error
+    assert "can never be called a regression" in error
+
+
+def test_a_score_may_have_a_min_effect_of_whole_units(store, capsys, tmp_path, monkeypatch):
+    settings = tmp_path / "metrics.yaml"
+    settings.write_text("metrics:\n  similarity: {min_effect: 5}\n")  # a score: its units
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--json",
+                         "--metric", "similarity", "--store", str(store))
+    assert code == 0 and json.loads(out)["verdict"] == "no_significant_change"

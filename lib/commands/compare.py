@@ -98,6 +98,10 @@ def run(args) -> int:
     table = quality.compare_versions(engine, filters, source, version_a, version_b,
                                      min_effect=args.min_effect, metrics=chosen,
                                      settings=settings)
+    unreachable = quality.unreachable_min_effects(table)
+    if unreachable:  # (a gate that cannot fail is a configuration error, not a pass)
+        raise UsageError("; ".join(terminal_text(u) for u in unreachable)
+                         + ": set it as a fraction in the metrics settings (or --min-effect)")
     doc = document(table, version_a, version_b)
     # A metric one side has no result of is not compared: said, not left out unsaid (a scorer
     # that failed on every case of the candidate, its rows quarantined, passed the gate without

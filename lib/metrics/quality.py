@@ -771,6 +771,21 @@ def _p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
+def unreachable_min_effects(cmp: pl.DataFrame) -> list[str]:
+    """For each pass rate of :func:`compare_versions` whose ``min_effect`` is 1 or more: why it
+    can never get a verdict. A pass rate's changes are fractions (0.05 is 5 points), so
+    ``min_effect: 5`` meant as 5 points asks for a change of 500 points: the metric could
+    never fail the gate, whatever the candidate did."""
+    out = []
+    for r in cmp.iter_rows(named=True):
+        if str(r["kind"]).startswith("pass") and r["min_effect"] >= 1:
+            out.append(f"{r['metric']} is compared as a pass rate, whose changes are fractions "
+                       f"(0.05 is 5 points): its min_effect {r['min_effect']:g} asks for a "
+                       f"change of {100 * r['min_effect']:,.0f} points, which no pass rate can "
+                       "make, so it can never be called a regression")
+    return out
+
+
 def comparison_caption(cmp: pl.DataFrame) -> str:
     """How :func:`compare_versions` compared, for under its table: the rule, then each metric's
     pairing ("correctness: 10 test cases in common, too few to pair: independent samples of

@@ -1438,3 +1438,28 @@ def test_a_judge_score_better_lower_reads_its_fall_as_an_improvement(monkeypatch
     at = run_page(monkeypatch, lake.root, "pages/quality.py", WEEK)
     assert "The metrics settings cannot be read, defaults used" in at.error[0].value
     assert "a regression of v2 against v1" in at.error[1].value
+
+
+def test_a_pass_rate_min_effect_no_change_can_reach_is_said(monkeypatch, tmp_path):
+    # min_effect: 5 meant as 5 points asks a pass rate for 500: v2's fall from 100% to 70% was
+    # "no significant change" without a word of why
+    from tests.metrics.test_quality import evals_table
+
+    t0 = datetime(2026, 11, 14, tzinfo=UTC)
+    lake = Lake(tmp_path / "s")
+    lake.append({"evals": evals_table([
+        {"eval_id": f"{v}-{c}", "run_id": v, "ts": t0, "source": "offline", "dataset": "qa",
+         "case_id": f"c{c}", "version": v, "metric": "correct", "passed": v == "v1" or c >= 30}
+        for v in ("v1", "v2") for c in range(100)])}, source="t")
+    settings = tmp_path / "metrics.yaml"
+    settings.write_text("metrics:\n  correct: {min_effect: 5}\n")
+    monkeypatch.setenv("SIGHTLINE_METRICS", str(settings))
+    at = run_page(monkeypatch, lake.root, "pages/quality.py",
+                  {**WEEK, "source": "offline", "compare_a": "v1", "compare_b": "v2"})
+    (warning,) = [w.value for w in at.warning if "min\\_effect" in w.value]
+    assert "its min\\_effect 5 asks for a change of 500 points" in warning
+    settings.write_text("metrics:\n  correct: {min_effect: 0.05}\n")
+    at = run_page(monkeypatch, lake.root, "pages/quality.py",
+                  {**WEEK, "source": "offline", "compare_a": "v1", "compare_b": "v2"})
+    assert not [w for w in at.warning if "min\\_effect" in w.value]
+    assert "a regression of v2 against v1" in at.error[0].value
