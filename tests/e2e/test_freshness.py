@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.e2e.conftest import PROJECT, AppServer, assert_no_exception, screenshot, wait_for_app
+from tests.e2e.test_upload import press_for_report
 
 pytestmark = pytest.mark.e2e
 
@@ -93,9 +94,7 @@ def test_a_page_s_own_upload_is_not_news_to_it(server, page):
     page.get_by_test_id("stExpander").get_by_text("Upload logs or eval results").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         str(_calls(server.files, 4)))
-    page.get_by_role("button", name="Ingest 1 file(s)").click()
-    wait_for_app(page)
-    assert "stored 4 requests" in page.locator('[data-testid="stCode"]').first.inner_text()
+    assert "stored 4 requests" in press_for_report(page, "Ingest 1 file(s)")
     page.wait_for_timeout(3_000)  # three looks at the manifest
     assert page.get_by_text(NOTICE).count() == 0
     assert_no_exception(page)

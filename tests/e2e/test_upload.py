@@ -32,18 +32,31 @@ def empty_server(tmp_path):
     server.stop()
 
 
-def _press(page, button: str) -> str:
-    """Click ``button``, wait for the run it starts, and return the report it shows."""
+REPORT = '[data-testid="stCode"]:has-text("total: ")'  # (the ingest report's last line)
+
+
+def press_for_report(page, button: str) -> str:
+    """Click ``button``, wait for the run it starts, and return the report it shows: a report
+    other than the one shown before the click (the page keeps the last), as the app may look
+    idle between the click's run and the rerun that shows the report (seen on a loaded
+    machine: the empty store's commands were read as the report)."""
+    before = page.locator(REPORT).all_inner_texts()
     page.get_by_role("button", name=button).click()
+    page.wait_for_function(
+        """(before) => {
+            const shown = [...document.querySelectorAll('[data-testid="stCode"]')]
+                .map(e => e.innerText).filter(t => t.includes('total: '));
+            return shown.length > 0 && JSON.stringify(shown) !== JSON.stringify(before);
+        }""", arg=before, timeout=90_000)
     wait_for_app(page)
-    return page.locator('[data-testid="stCode"]').first.inner_text()
+    return page.locator(REPORT).first.inner_text()
 
 
 def _upload(page, path) -> str:
     # (the expander: the empty store's box names it too)
     page.get_by_test_id("stExpander").get_by_text("Upload logs or eval results").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
-    return _press(page, "Ingest 1 file(s)")
+    return press_for_report(page, "Ingest 1 file(s)")
 
 
 def test_upload_stores_good_rows_and_quarantines_bad_ones(empty_server, page, tmp_path):
@@ -104,7 +117,7 @@ def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_
     wait_for_app(page)
 
     # Checked as it is: no format knows it, and the page says how to describe it here.
-    report = _press(page, "Check 1 file(s)")
+    report = press_for_report(page, "Check 1 file(s)")
     assert "own.jsonl: error: not a recognized format" in report
     assert "dry run: nothing was stored" in report
     main = page.locator('[data-testid="stMain"]')
@@ -119,13 +132,13 @@ def test_a_file_of_ones_own_shape_is_checked_then_ingested_with_a_mapping_typed_
     page.keyboard.press("Control+Enter")
     wait_for_app(page)
 
-    report = _press(page, "Check 1 file(s)")
+    report = press_for_report(page, "Check 1 file(s)")
     assert "[mapping:Data page]: would store 1 request; 0 duplicate(s); 1 to quarantine" in report
     assert "line 2: output_tokens is negative: -5" in report
     assert "Checked: nothing was stored" in main.inner_text()
     assert "manifest version empty" in main.inner_text()
 
-    report = _press(page, "Ingest 1 file(s)")
+    report = press_for_report(page, "Ingest 1 file(s)")
     assert "[mapping:Data page]: stored 1 request; 0 duplicate(s); 1 quarantined" in report
     assert_no_exception(page)
     screenshot(page, "upload_mapping")
