@@ -1,17 +1,17 @@
 """promptfoo's output JSON (``promptfoo eval -o results.json``): format ``promptfoo``.
 
-Each entry of ``results.results[]`` is one (test case, prompt, provider) evaluation. It becomes
-one eval row with metric ``overall`` (``gradingResult.score`` / ``success``) plus one row per
-assertion in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name, else
-``assert:<type>``). Mapping: run_id = ``evalId``; case_id = what the test is (its description and
-variables, ``_case_id``; ``testIdx`` numbers repeats and moves when tests are added),
-dataset = the config's description; version = the prompt label; model = the provider's label
-(one configuration of a provider, such as a temperature), else its id; epoch = the repeat number
-of the same (test, prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's
-``failureReason`` 2: a provider's 429, a timeout) is no grade: its ``overall`` row has label
-``error`` and no score or pass. Latency, cost and token usage go into ``attributes``. The eval_id
-hashes (run_id|model|version, case_id, metric, epoch), so providers and prompts of one run never
-collide.
+Each entry of ``results.results[]`` is one (test case, prompt, provider) evaluation. It becomes one
+eval row with metric ``overall`` (``gradingResult.score`` / ``success``) plus one row per assertion
+in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name, else
+``assert:<type>``; an ``assert-set``'s own result ``assert:assert-set``). Mapping: run_id =
+``evalId``; case_id = what the test is (its description and variables, ``_case_id``; ``testIdx``
+numbers repeats and moves when tests are added), dataset = the config's description; version = the
+prompt label; model = the provider's label (one configuration of a provider, such as a temperature),
+else its id; epoch = the repeat number of the same (test, prompt, provider); ts =
+``results.timestamp``. A result that errored (promptfoo's ``failureReason`` 2: a provider's 429, a
+timeout) is no grade: its ``overall`` row has label ``error`` and no score or pass. Latency, cost
+and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
+epoch), so providers and prompts of one run never collide.
 
 Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
 being its position in ``results.results`` (from 1), its reason naming the field and the value
@@ -182,7 +182,7 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
         comp = obj(at, comp)
         assertion = obj(f"{at}.assertion", comp.get("assertion"))
         metric = text(f"{at}.assertion.metric", assertion.get("metric")) \
-            or f"assert:{text(f'{at}.assertion.type', assertion.get('type', 'unknown'))}"
+            or f"assert:{_assertion_type(at, comp, assertion)}"
         seen[metric] = n = seen.get(metric, 0) + 1
         if n > 1:  # the same assertion type twice on one test: keep both, apart
             metric = f"{metric}#{n}"
@@ -194,6 +194,17 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
                     "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
                     "explanation": text(f"{at}.reason", comp.get("reason"))})
     return out
+
+
+def _assertion_type(at: str, comp: dict, assertion: dict) -> str:
+    """What kind of assertion a component result is: its ``assertion.type``; an ``assert-set``'s
+    result has no assertion, its type is in ``metadata.assertionSet`` (it read "unknown")."""
+    kind = assertion.get("type")
+    if kind is None:
+        metadata = comp.get("metadata")
+        group = metadata.get("assertionSet") if isinstance(metadata, dict) else None
+        kind = group.get("type") if isinstance(group, dict) else None
+    return text(f"{at}.assertion.type", kind) or "unknown"
 
 
 FORMAT = Format(name="promptfoo", detect=_detect, parse=_parse, priority=40,
