@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from lib.ingest.pipeline import ingest_paths
+from lib.store import Engine
 
 OUTPUT = Path(__file__).parent / "fixtures" / "promptfoo" / "out.json.gz"
+
+
+def stored(lake, sql: str) -> list[tuple]:
+    eng = Engine(lake)
+    try:
+        return eng.query(sql).rows()
+    finally:
+        eng.close()
 
 
 def real_output() -> dict:
@@ -45,3 +54,48 @@ def test_an_assert_set_is_named_by_its_type(ingested, totals):
                   "count(*) FILTER (metric LIKE '%unknown%'), "
                   "list(DISTINCT score) FILTER (metric = 'assert:assert-set') FROM evals") == (
         len(sets), 0, sorted({c["score"] for c in sets}))
+
+
+def test_a_named_metric_of_several_assertions_is_the_score_promptfoo_gives_it(lake, ingested):
+    # Two weighted assertions share the metric "accuracy" (3:1): promptfoo's namedScores is
+    # their weighted mean. Numbered apart, "accuracy" was the first assertion alone and
+    # "accuracy#2" the second: neither was the figure promptfoo shows.
+    results = [r for r in real_output()["results"]["results"]
+               if "accuracy" in ((r.get("gradingResult") or {}).get("namedScores") or {})]
+    parts = [[c for c in r["gradingResult"]["componentResults"]
+              if (c.get("assertion") or {}).get("metric") == "accuracy"] for r in results]
+    assert {len(p) for p in parts} == {2}
+    expected = sorted((r["provider"]["label"], r["prompt"]["label"],
+                       r["gradingResult"]["namedScores"]["accuracy"],
+                       all(c["pass"] for c in p)) for r, p in zip(results, parts, strict=True))
+    assert 0 < min(e[2] for e in expected) < 1  # (one passed, one failed: the mean is no 0 or 1)
+    assert stored(lake, "SELECT model, version, score, passed FROM evals "
+                        "WHERE metric LIKE 'accuracy%' ORDER BY ALL") == expected
+    # promptfoo's figure for each prompt and provider: its namedScores over their weights
+    means = dict(((model, version), mean) for model, version, mean in stored(
+        lake, "SELECT model, version, avg(score) FROM evals WHERE metric = 'accuracy' "
+              "GROUP BY ALL"))
+    assert means == pytest.approx({
+        (p["provider"], p["label"]): p["metrics"]["namedScores"]["accuracy"]
+        / p["metrics"]["namedScoreWeights"]["accuracy"]
+        for p in real_output()["results"]["prompts"]})
+
+
+def test_a_named_metric_without_named_scores_is_its_assertions_weighted_mean(lake, tmp_path):
+    # (an output without namedScores: promptfoo's own formula, sum(score * weight) / sum(weight))
+    comps = [{"pass": True, "score": 1, "reason": "a",
+              "assertion": {"type": "contains", "metric": "tone", "weight": 3}},
+             {"pass": False, "score": 0, "reason": "b",
+              "assertion": {"type": "llm-rubric", "metric": "tone"}}]
+    doc = {"evalId": "eval-x", "results": {"version": 3, "timestamp": "2026-03-02T12:00:00Z",
+                                          "results": [{
+                                              "provider": {"id": "echo"}, "success": False,
+                                              "score": 0.75, "testCase": {"vars": {"q": "1"}},
+                                              "prompt": {"label": "v1"},
+                                              "gradingResult": {"pass": False, "score": 0.75,
+                                                                "componentResults": comps}}]}}
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(doc))
+    assert ingest_paths(lake, [str(path)]).files[0].stored == {"evals": 2}
+    assert stored(lake, "SELECT metric, score, passed, explanation FROM evals "
+                        "WHERE metric <> 'overall'") == [("tone", 0.75, False, "a; b")]

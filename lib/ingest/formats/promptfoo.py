@@ -3,15 +3,18 @@
 Each entry of ``results.results[]`` is one (test case, prompt, provider) evaluation. It becomes one
 eval row with metric ``overall`` (``gradingResult.score`` / ``success``) plus one row per assertion
 in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name, else
-``assert:<type>``; an ``assert-set``'s own result ``assert:assert-set``). Mapping: run_id =
-``evalId``; case_id = what the test is (its description and variables, ``_case_id``; ``testIdx``
-numbers repeats and moves when tests are added), dataset = the config's description; version = the
-prompt label; model = the provider's label (one configuration of a provider, such as a temperature),
-else its id; epoch = the repeat number of the same (test, prompt, provider); ts =
-``results.timestamp``. A result that errored (promptfoo's ``failureReason`` 2: a provider's 429, a
-timeout) is no grade: its ``overall`` row has label ``error`` and no score or pass. Latency, cost
-and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
-epoch), so providers and prompts of one run never collide.
+``assert:<type>``, ``#2``, ``#3``… for the same type again; an ``assert-set``'s own result
+``assert:assert-set``), except that the assertions sharing one ``metric`` name are one row of that
+metric, as promptfoo scores a named metric: score its ``namedScores`` value (their weighted mean),
+passed when all of them passed. Mapping: run_id = ``evalId``; case_id = what the test is (its
+description and variables, ``_case_id``; ``testIdx`` numbers repeats and moves when tests are
+added), dataset = the config's description; version = the prompt label; model = the provider's label
+(one configuration of a provider, such as a temperature), else its id; epoch = the repeat number of
+the same (test, prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's
+``failureReason`` 2: a provider's 429, a timeout) is no grade: its ``overall`` row has label
+``error`` and no score or pass. Latency, cost and token usage go into ``attributes``. The eval_id
+hashes (run_id|model|version, case_id, metric, epoch), so providers and prompts of one run never
+collide.
 
 Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
 being its position in ``results.results`` (from 1), its reason naming the field and the value
@@ -173,6 +176,12 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
             "judge": None,  # every row has every column: from_pylist reads the first row's keys
             "explanation": text("gradingResult.reason", grading.get("reason"))
             or text("error", item.get("error"))}]
+    # One row per assertion, but one per named metric: assertions that share a ``metric`` are
+    # one score to promptfoo (its namedScores, their weighted mean), as its web view shows it.
+    # Numbered apart ("accuracy", "accuracy#2"), "accuracy" was the first such assertion of
+    # each test alone (2 of them, one passed, one failed: accuracy 100% and accuracy#2 0%
+    # where promptfoo says 0.5; found in review).
+    named: dict[str, list[dict]] = {}
     seen: dict[str, int] = {}
     components = array("gradingResult.componentResults", grading.get("componentResults"))
     for j, comp in enumerate(components):
@@ -181,18 +190,30 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
             continue
         comp = obj(at, comp)
         assertion = obj(f"{at}.assertion", comp.get("assertion"))
-        metric = text(f"{at}.assertion.metric", assertion.get("metric")) \
-            or f"assert:{_assertion_type(at, comp, assertion)}"
+        read = {"score": number(comp.get("score"), f"{at}.score", signed=True, booleans=True),
+                "passed": boolean(f"{at}.pass", comp.get("pass")), "label": None,
+                "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
+                "explanation": text(f"{at}.reason", comp.get("reason"))}
+        name = text(f"{at}.assertion.metric", assertion.get("metric"))
+        if name:
+            if name not in named:
+                named[name] = []
+                out.append({**base, "metric": name, "_parts": named[name]})
+            named[name].append({**read, "_weight": assertion.get("weight", 1)})
+            continue
+        metric = f"assert:{_assertion_type(at, comp, assertion)}"
         seen[metric] = n = seen.get(metric, 0) + 1
         if n > 1:  # the same assertion type twice on one test: keep both, apart
             metric = f"{metric}#{n}"
         out.append({**base, "eval_id": derive_eval_id(id_run, case_id, metric, epoch),
-                    "metric": metric,
-                    "score": number(comp.get("score"), f"{at}.score", signed=True,
-                                    booleans=True),
-                    "passed": boolean(f"{at}.pass", comp.get("pass")), "label": None,
-                    "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
-                    "explanation": text(f"{at}.reason", comp.get("reason"))})
+                    "metric": metric, **read})
+    scores = obj("gradingResult.namedScores", grading.get("namedScores")
+                 if grading.get("namedScores") is not None else item.get("namedScores"))
+    for row in out:
+        parts = row.pop("_parts", None)
+        if parts is not None:
+            row.update(eval_id=derive_eval_id(id_run, case_id, row["metric"], epoch),
+                       **_named_score(row["metric"], parts, scores))
     return out
 
 
@@ -205,6 +226,30 @@ def _assertion_type(at: str, comp: dict, assertion: dict) -> str:
         group = metadata.get("assertionSet") if isinstance(metadata, dict) else None
         kind = group.get("type") if isinstance(group, dict) else None
     return text(f"{at}.assertion.type", kind) or "unknown"
+
+
+def _named_score(metric: str, parts: list[dict], scores: dict) -> dict:
+    """The columns of a named metric's row from its assertions' results (``parts``, each with
+    its assertion's ``_weight``): one assertion's as they are; several as promptfoo scores them:
+    its ``namedScores`` value, else their mean weighted as promptfoo weighs them; passed when all
+    passed, failed when one failed; their reasons joined."""
+    weights = [p.pop("_weight") for p in parts]
+    if len(parts) == 1:
+        return parts[0]
+    score = number(scores.get(metric), f"gradingResult.namedScores.{metric}", signed=True,
+                   booleans=True)
+    if score is None:
+        known = [(p["score"], w) for p, w in zip(parts, weights, strict=True)
+                 if p["score"] is not None and isinstance(w, int | float)]
+        total = sum(w for _, w in known)
+        score = sum(v * w for v, w in known) / total if total else None
+    passes = [p["passed"] for p in parts]
+    judges = {p["judge"] for p in parts}
+    return {"score": score,
+            "passed": False if False in passes else None if None in passes else True,
+            "label": None, "judge": judges.pop() if len(judges) == 1 else None,
+            "explanation": "; ".join(p["explanation"] for p in parts if p["explanation"])
+            or None}
 
 
 FORMAT = Format(name="promptfoo", detect=_detect, parse=_parse, priority=40,
