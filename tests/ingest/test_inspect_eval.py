@@ -166,6 +166,27 @@ def test_a_log_whose_process_died_gives_the_samples_written(lake, totals):
             for n in c.not_read] == [UNFINISHED]
 
 
+def test_a_run_reduced_by_other_than_the_mean_says_its_figures_differ_from_inspect_s(lake,
+                                                                                     totals):
+    # Inspect reduces a sample's 3 epochs to their mode before its accuracy; each epoch stored,
+    # Sightline's pass rate is the mean reducer's: said, not a silent other number
+    path = FIXTURES / "reduced_mode.eval"
+    doc = read_eval(path)
+    inspect_says = {s["name"]: (s["reducer"], s["metrics"]["accuracy"]["value"])
+                    for s in doc["results"]["scores"]}
+    report = ingest_paths(lake, [str(path)]).files[0]
+    assert (report.error, report.quarantined) == (None, 0)
+    stored = dict(zip(("match", "includes"), totals(
+        "SELECT avg(passed::DOUBLE) FILTER (metric = 'match'), "
+        "avg(passed::DOUBLE) FILTER (metric = 'includes') FROM evals"), strict=True))
+    assert {m: r for m, (r, _) in inspect_says.items()} == {"match": "mode", "includes": "mode"}
+    assert any(stored[m] != pytest.approx(v) for m, (_, v) in inspect_says.items())
+    assert report.notes == [f"1 {inspect_ai.REDUCED.format(reducers='mode')}"]
+    # a run reduced by the mean (Inspect's default, no reducer written) says nothing
+    plain = ingest_paths(lake, [str(FIXTURES / "arith.eval")]).files[0]
+    assert (plain.error, plain.notes) == (None, [])
+
+
 def read_eval(path: Path) -> dict:
     """An Inspect ``.eval`` log as one document: its header (or start journal) and its samples."""
     with zipfile.ZipFile(path) as z:
