@@ -228,6 +228,33 @@ def test_promptfoo_repeats_are_epochs_and_runs_pair_on_what_the_test_is(lake, tm
     assert (row["regressions"], row["fixes"], row["n_a"]) == (0, 0, 40)
 
 
+def test_an_older_promptfoo_output_keeps_its_prompts_apart(lake, tmp_path, totals):
+    # promptfoo's output version 2 (2023) names a result's prompt by its text alone: no label,
+    # promptId or promptIdx. Both prompts were one version "", prompt B's result of a test an
+    # "epoch 2" of prompt A's.
+    def result(prompt, q, ok):
+        return {"provider": {"id": "openai:gpt-3.5-turbo"},
+                "prompt": {"raw": prompt, "display": prompt}, "vars": {"q": q},
+                "response": {"output": "x"}, "success": ok, "score": float(ok),
+                "latencyMs": 10, "gradingResult": {"pass": ok, "score": float(ok), "reason": "r"}}
+    long = "Answer briefly. " * 20 + "{{q}}"
+    results = [result("Prompt A {{q}}", "1", True), result(long, "1", False),
+               result("Prompt A {{q}}", "2", True), result(long, "2", False)]
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps({"results": {"version": 2, "timestamp": "2023-09-01T10:00:00Z",
+                                            "results": results,
+                                            "table": {"head": {"prompts": [], "vars": ["q"]},
+                                                      "body": []},
+                                            "stats": {"successes": 2, "failures": 2}}}))
+    assert ingest_paths(lake, [str(path)]).files[0].stored == {"evals": 4}
+    versions = totals("SELECT list(DISTINCT version ORDER BY version DESC), "
+                      "list(DISTINCT epoch), list(passed ORDER BY version DESC, case_id) "
+                      "FROM evals")
+    assert versions[0][0] == "Prompt A {{q}}" and versions[0][1].startswith("Answer briefly.")
+    assert len(versions[0]) == 2 and len(versions[0][1]) < len(long)  # (a long prompt cut)
+    assert versions[1:] == ([1], [True, True, False, False])
+
+
 @pytest.mark.parametrize("path", ["exact", "arrow"])  # (the fast path hands a bad row to exact)
 def test_an_eval_source_other_than_the_three_is_quarantined(lake, write, monkeypatch, totals,
                                                            path):

@@ -8,13 +8,13 @@ in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name,
 metric, as promptfoo scores a named metric: score its ``namedScores`` value (their weighted mean),
 passed when all of them passed. Mapping: run_id = ``evalId``; case_id = what the test is (its
 description and variables, ``_case_id``; ``testIdx`` numbers repeats and moves when tests are
-added), dataset = the config's description; version = the prompt label; model = the provider's label
-(one configuration of a provider, such as a temperature), else its id; epoch = the repeat number of
-the same (test, prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's
-``failureReason`` 2: a provider's 429, a timeout) is no grade: its ``overall`` row has label
-``error`` and no score or pass. Latency, cost and token usage go into ``attributes``. The eval_id
-hashes (run_id|model|version, case_id, metric, epoch), so providers and prompts of one run never
-collide.
+added), dataset = the config's description; version = the prompt label (else its id, index, or, in
+an older output that has none of them, its text); model = the provider's label (one configuration of
+a provider, such as a temperature), else its id; epoch = the repeat number of the same (test,
+prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's ``failureReason``
+2: a provider's 429, a timeout) is no grade: its ``overall`` row has label ``error`` and no score or
+pass. Latency, cost and token usage go into ``attributes``. The eval_id hashes
+(run_id|model|version, case_id, metric, epoch), so providers and prompts of one run never collide.
 
 Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
 being its position in ``results.results`` (from 1), its reason naming the field and the value
@@ -115,7 +115,12 @@ def _case_id(item: dict, test_case: dict, index: int) -> str:
         parts.append(json.dumps(variables, ensure_ascii=False, sort_keys=True, default=str))
     if not parts:
         return str(index) if item.get("testIdx") is None else text("testIdx", item["testIdx"])
-    whole = " · ".join(parts)
+    return _cut(" · ".join(parts))
+
+
+def _cut(whole: str) -> str:
+    """``whole``, or when longer than :data:`CASE_ID_CHARS` its start with a hash of the whole
+    (two long texts that start alike stay apart)."""
     if len(whole) <= CASE_ID_CHARS:
         return whole
     digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:10]
@@ -136,8 +141,13 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
     else:
         model = text("provider", provider)
     prompt = obj("prompt", item.get("prompt"))
+    # An older output (version 2) names a prompt by neither label, id nor index: its text
+    # tells the prompts apart ("" made one version of them all, each prompt's result of a test
+    # another epoch of it; found in review).
     version = text("prompt.label", prompt.get("label")) or text("promptId", item.get("promptId")) \
-        or text("promptIdx", item.get("promptIdx", ""))
+        or text("promptIdx", item.get("promptIdx")) \
+        or _cut(text("prompt.display", prompt.get("display"))
+                or text("prompt.raw", prompt.get("raw")) or "") or None
     test_case = obj("testCase", item.get("testCase"))
     case_id = _case_id(item, test_case, index)
     key = (case_id, model, version)
