@@ -187,6 +187,34 @@ def test_a_run_reduced_by_other_than_the_mean_says_its_figures_differ_from_inspe
     assert (plain.error, plain.notes) == (None, [])
 
 
+def test_invalidated_samples_are_not_stored_and_their_rerun_counts_once(lake, tmp_path, totals):
+    # inspect_ai.log.invalidate_samples marks samples not to be trusted ("invalidation": its
+    # provenance, as inspect_ai 0.3.285 writes it); the eval set's retry runs them again under
+    # new uuids and copies the others. Stored, they counted in the pass rate, and twice once the
+    # retry's log came: 21 rows of 15 (sample, epoch) for one metric, found in review.
+    doc = real_json()
+    marked = {(s["id"], s["epoch"]) for s in doc["samples"][:3]}
+    for sample in doc["samples"][:3]:
+        sample["invalidation"] = {"timestamp": "2026-11-28T03:40:38.922863Z", "author": "me",
+                                  "reason": "bad target", "metadata": {}}
+    doc["invalidated"] = True
+    first = write_eval(tmp_path / "invalidated.eval", doc)
+    report = ingest_paths(lake, [str(first)]).files[0]
+    kept = expected_rows({"samples": doc["samples"][3:]})
+    assert (report.error, report.stored, report.quarantined) == (None, {"evals": len(kept)}, 0)
+    assert report.notes == [f"3 {inspect_ai.INVALIDATED}"]
+    # the retry's log: the marked samples run again (new uuids), the others copied
+    retry = real_json()
+    retry["eval"] = {**retry["eval"], "run_id": "retry-run", "eval_id": "retry-eval"}
+    for sample in retry["samples"]:
+        if (sample["id"], sample["epoch"]) in marked:
+            sample["uuid"] = f"rerun-{sample['uuid']}"
+    second = write_eval(tmp_path / "retry.eval", retry)
+    report = ingest_paths(lake, [str(second)]).files[0]
+    assert report.stored == {"evals": len(expected_rows(retry)) - len(kept)}
+    assert lake_rows(lake) == expected_rows(retry)  # each (sample, epoch, score) once
+
+
 def read_eval(path: Path) -> dict:
     """An Inspect ``.eval`` log as one document: its header (or start journal) and its samples."""
     with zipfile.ZipFile(path) as z:

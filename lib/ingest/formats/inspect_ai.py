@@ -11,16 +11,17 @@ dataset = ``eval.dataset.name``, case_id = sample ``id``, epoch = sample ``epoch
 ``task_version``), model and git commit (``_run_version``);
 ts = the sample's ``completed_at`` if present, else ``stats.completed_at``, else ``eval.created``.
 Older logs with a single ``score`` per sample are read too. A sample's eval ids derive from its
-``uuid`` when it has one: ``inspect eval-retry`` writes a new log (new run and eval ids) that
-copies the samples the first run completed, uuid and all, so ingesting both logs (the folder
-Inspect leaves) counts each of those samples once; without a uuid they derive from the log. A
-sample that ended in an error without a score, and a log whose run did not succeed, are said in
-the report's notes, as is a run of several epochs that Inspect reduces by other than their mean
-(``Epochs(3, "mode")``, ``pass_at_2``…): Inspect's metrics are then of each sample's reduced
-score, not of its epochs' scores as Sightline's pass rates are. Inspect's default binary ``.eval``
-log (a zip) is format ``inspect-eval`` (lib/ingest/formats/inspect_eval.py): no conversion
-needed; it shares :func:`log_chunks` with this reader, so both forms of a log give the same rows
-and quarantine lines. Field names checked against logs written by inspect_ai 0.3.285
+``uuid`` when it has one: ``inspect eval-retry`` writes a new log (new run and eval ids) that copies
+the samples the first run completed, uuid and all, so ingesting both logs (the folder Inspect
+leaves) counts each of those samples once; without a uuid they derive from the log. A sample that
+ended in an error without a score, a sample invalidated in Inspect (``invalidate_samples``: not
+stored, as its eval set's retry runs it again), and a log whose run did not succeed, are said in the
+report's notes, as is a run of several epochs that Inspect reduces by other than their mean
+(``Epochs(3, "mode")``, ``pass_at_2``…): Inspect's metrics are then of each sample's reduced score,
+not of its epochs' scores as Sightline's pass rates are. Inspect's default binary ``.eval`` log (a
+zip) is format ``inspect-eval`` (lib/ingest/formats/inspect_eval.py): no conversion needed; it
+shares :func:`log_chunks` with this reader, so both forms of a log give the same rows and quarantine
+lines. Field names checked against logs written by inspect_ai 0.3.285
 (tests/ingest/fixtures/inspect/).
 
 Bad values: a sample holding a value none of its rows can be stored with (an ``epoch`` that is
@@ -56,6 +57,11 @@ from lib.ingest.validate import derive_eval_id
 from lib.ingest.values import integer, number
 
 ERRORED = "sample(s) that ended in an error, without a score"
+# A sample invalidated (inspect_ai.log.invalidate_samples: its result is not to be trusted) is
+# run again by the eval set's retry, under a new uuid: stored, it counted in every pass rate, and
+# twice, with its rerun, once the retry's log was ingested (found in review).
+INVALIDATED = ("sample(s) invalidated in Inspect (their results marked as not to be trusted): "
+               "not stored; the eval set's retry runs them again and its log adds them.")
 LETTERS = {"C": (True, 1.0), "I": (False, 0.0), "P": (None, 0.5), "N": (False, 0.0)}
 CHUNK_ROWS = 50_000
 
@@ -117,6 +123,9 @@ def log_chunks(doc: dict, samples: Iterable[tuple[int, object, str | None]], fil
         if isinstance(sample, dict) and sample.get("error") and not sample.get("scores") \
                 and sample.get("score") is None:
             not_read[ERRORED] = not_read.get(ERRORED, 0) + 1
+            continue
+        if isinstance(sample, dict) and sample.get("invalidation") is not None:
+            not_read[INVALIDATED] = not_read.get(INVALIDATED, 0) + 1
             continue
         reason = problem
         if reason is None and not isinstance(sample, dict):
