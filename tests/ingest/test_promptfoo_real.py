@@ -99,3 +99,20 @@ def test_a_named_metric_without_named_scores_is_its_assertions_weighted_mean(lak
     assert ingest_paths(lake, [str(path)]).files[0].stored == {"evals": 2}
     assert stored(lake, "SELECT metric, score, passed, explanation FROM evals "
                         "WHERE metric <> 'overall'") == [("tone", 0.75, False, "a; b")]
+
+
+def test_tests_of_one_input_with_other_assertions_are_cases_apart(lake, totals):
+    # Two tests check one input two ways (no description, the same vars); run twice each
+    # (--repeat 2). They were one case of 4 "epochs", a pass and a fail averaged as one test.
+    path = OUTPUT.with_name("same_input.json.gz")
+    doc = json.loads(gzip.decompress(path.read_bytes()))
+    tests = {(json.dumps(r["vars"], sort_keys=True), json.dumps(r["testCase"]["assert"]))
+             for r in doc["results"]["results"]}
+    assert len(tests) == 3 and len({v for v, _ in tests}) == 2
+    assert ingest_paths(lake, [str(path)]).files[0].quarantined == 0
+    assert totals("SELECT count(DISTINCT case_id), list(DISTINCT epoch ORDER BY epoch), "
+                  "count(*) FILTER (case_id = 'q=bye') FROM evals WHERE metric = 'overall'") == (
+        3, [1, 2], 2)  # (a test alone keeps its id)
+    # each case is one test: its results all passed or all failed, as that test did
+    assert totals("SELECT count(*) FROM (SELECT case_id FROM evals WHERE metric = 'overall' "
+                  "GROUP BY case_id HAVING count(DISTINCT passed) > 1)") == (0,)

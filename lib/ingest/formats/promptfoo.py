@@ -7,14 +7,15 @@ in ``gradingResult.componentResults`` (metric = the assertion's ``metric`` name,
 ``assert:assert-set``), except that the assertions sharing one ``metric`` name are one row of that
 metric, as promptfoo scores a named metric: score its ``namedScores`` value (their weighted mean),
 passed when all of them passed. Mapping: run_id = ``evalId``; case_id = what the test is (its
-description and variables, ``_case_id``; ``testIdx`` numbers repeats and moves when tests are
-added), dataset = the config's description; version = the prompt label (else its id, index, or, in
-an older output that has none of them, its text); model = the provider's label (one configuration of
-a provider, such as a temperature), else its id; epoch = the repeat number of the same (test,
-prompt, provider); ts = ``results.timestamp``. A result that errored (promptfoo's ``failureReason``
-2: a provider's 429, a timeout) is no grade: its ``overall`` row has label ``error`` and no score or
-pass. Latency, cost and token usage go into ``attributes``. The eval_id hashes
-(run_id|model|version, case_id, metric, epoch), so providers and prompts of one run never collide.
+description and variables, ``_case_id``, and, when the output has other tests of them, a hash of its
+assertions; ``testIdx`` numbers repeats and moves when tests are added), dataset = the config's
+description; version = the prompt label (else its id, index, or, in an older output that has none of
+them, its text); model = the provider's label (one configuration of a provider, such as a
+temperature), else its id; epoch = the repeat number of the same (test, prompt, provider); ts =
+``results.timestamp``. A result that errored (promptfoo's ``failureReason`` 2: a provider's 429, a
+timeout) is no grade: its ``overall`` row has label ``error`` and no score or pass. Latency, cost
+and token usage go into ``attributes``. The eval_id hashes (run_id|model|version, case_id, metric,
+epoch), so providers and prompts of one run never collide.
 
 Bad values: a result holding a value it cannot be stored with is quarantined whole, its line
 being its position in ``results.results`` (from 1), its reason naming the field and the value
@@ -69,7 +70,8 @@ def _parse(stream: BinaryIO, filename: str) -> Iterator[Chunk]:
     if not isinstance(items, list):
         raise ValueError("not a promptfoo output: no results.results list")
     try:
-        shared, problem = _document(doc, results, filename), None
+        shared, problem = {**_document(doc, results, filename),
+                           "several_tests": _several_tests(items)}, None
     except BadValue as exc:  # a value every row would hold: no row can be stored
         shared, problem = None, str(exc)
     rows, rejects, repeats = [], [], {}
@@ -118,13 +120,41 @@ def _case_id(item: dict, test_case: dict, index: int) -> str:
     return _cut(" · ".join(parts))
 
 
+def _several_tests(items: list) -> set[str]:
+    """The case ids (:func:`_case_id`) that more than one test of the document has: tests of
+    the same description and variables but other assertions. A repeat (``--repeat``) is the
+    same test again, the same assertions; two tests that only check the same input differently
+    were one case, each the other's "epoch" (found in review). Such cases are then told apart by
+    their assertions, the others keep their id."""
+    first: dict[str, str] = {}
+    several = set()
+    for index, item in enumerate(items):
+        try:
+            test_case = obj("testCase", item.get("testCase")) if isinstance(item, dict) else {}
+            case_id = _case_id(item, test_case, index) if isinstance(item, dict) else None
+        except BadValue:  # (the result is quarantined with its reason where it is read)
+            continue
+        if case_id is not None and \
+                first.setdefault(case_id, _assertions(test_case)) != _assertions(test_case):
+            several.add(case_id)
+    return several
+
+
+def _assertions(test_case: dict) -> str:
+    """A test's assertions as one text (what tells two tests of one input apart)."""
+    return json.dumps(test_case.get("assert"), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _digest(whole: str) -> str:
+    return hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
 def _cut(whole: str) -> str:
     """``whole``, or when longer than :data:`CASE_ID_CHARS` its start with a hash of the whole
     (two long texts that start alike stay apart)."""
     if len(whole) <= CASE_ID_CHARS:
         return whole
-    digest = hashlib.sha256(whole.encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"{whole[:CASE_ID_CHARS - 12]}… #{digest}"
+    return f"{whole[:CASE_ID_CHARS - 12]}… #{_digest(whole)}"
 
 
 CASE_ID_CHARS = 120
@@ -150,6 +180,8 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
                 or text("prompt.raw", prompt.get("raw")) or "") or None
     test_case = obj("testCase", item.get("testCase"))
     case_id = _case_id(item, test_case, index)
+    if case_id in shared["several_tests"]:
+        case_id = f"{case_id} · asserts #{_digest(_assertions(test_case))}"
     key = (case_id, model, version)
     repeats[key] = epoch = repeats.get(key, 0) + 1  # counted even if the result is quarantined
     grading = obj("gradingResult", item.get("gradingResult"))
