@@ -271,8 +271,9 @@ else:
                 "p (BH)": st.column_config.TextColumn(
                     "p (BH)", help="Benjamini–Hochberg adjusted over the metrics compared"),
                 "Regressions / fixes": st.column_config.TextColumn(
-                    "Regressions / fixes", help="Cases A passed and B failed / A failed and B "
-                                                "passed (paired test runs only)"),
+                    "Regressions / fixes", help="Results A passed and B failed / A failed and B "
+                                                "passed (paired test runs only), a test case "
+                                                "run in several epochs counting each epoch"),
                 "Detectable": st.column_config.TextColumn(
                     "Detectable", help="Minimum detectable effect at these sizes (80% power)")})
             in_file_name = widgets.file_name_value  # (versions, metrics: text from the logs)
