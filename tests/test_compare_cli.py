@@ -28,7 +28,8 @@ CASES = range(100)
 METRIC_KEYS = {"metric", "kind", "n_pairs", "baseline_mean", "candidate_mean", "delta",
                "ci_low", "ci_high", "test", "p_value", "p_adjusted", "regressions", "fixes",
                "mde", "verdict"}
-EXTRA_KEYS = {"n_baseline", "n_candidate", "note", "min_effect"}
+EXTRA_KEYS = {"n_baseline", "n_candidate", "note", "min_effect", "unscored_baseline",
+              "unscored_candidate"}
 
 
 def _similarity(version: str, i: int) -> float:
@@ -441,3 +442,32 @@ def test_a_score_may_have_a_min_effect_of_whole_units(store, capsys, tmp_path, m
     code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v2", "--json",
                          "--metric", "similarity", "--store", str(store))
     assert code == 0 and json.loads(out)["verdict"] == "no_significant_change"
+
+
+def test_results_that_errored_are_counted_and_said_not_read_as_too_few(tmp_path, capsys):
+    # promptfoo's errors (a 429, a timeout) are results with neither a pass nor a score: v7's
+    # correctness errored on every case and read "correctness: – → –: too few evals to say",
+    # the baseline's pass rate not shown and the errors unsaid; 8 of fluency's went unsaid too
+    lake = Lake(tmp_path / "store")
+    v7 = []
+    for r in _evals("v1", "run-1", T0 + timedelta(hours=1)):
+        r = dict(r, version="v7", run_id="run-7", eval_id=f"7-{r['eval_id']}")
+        if r["metric"] == "correctness" or (r["metric"] == "fluency"
+                                            and r["case_id"] in {f"c{i}" for i in range(8)}):
+            r.update(passed=None, score=None, label="error")
+        v7.append(r)
+    lake.append({"evals": _table(_evals("v1", "run-1", T0) + v7)}, source="t")
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v7", "--json",
+                         "--store", str(lake.root))
+    by = {m["metric"]: m for m in json.loads(out)["metrics"]}
+    correctness, fluency = by["correctness"], by["fluency"]
+    assert correctness["verdict"] == "insufficient_data"
+    assert correctness["baseline_mean"] == len(PASSES["v1"]["correctness"]) / 100
+    assert (correctness["unscored_baseline"], correctness["unscored_candidate"]) == (0, 100)
+    assert "neither a pass nor a score (errors), left out: B 100" in correctness["note"]
+    assert (fluency["unscored_candidate"], fluency["n_pairs"]) == (8, 92)
+    assert by["similarity"]["unscored_candidate"] == 0
+    code, out, _ = _main(capsys, "--baseline", "v1", "--candidate", "v7", "--store",
+                         str(lake.root))
+    assert "too few evals to say: v7's 100 results have neither a pass nor a score " \
+        "(errors)." in out

@@ -253,7 +253,10 @@ def document(table: pl.DataFrame, version_a: str, version_b: str) -> dict:
             # change beside p < 0.001 said nothing of the minimum it missed)
             "min_effect": r["min_effect"],
             "verdict": VERDICTS.get(r["verdict"], r["verdict"]),
-            "n_baseline": r["n_a"], "n_candidate": r["n_b"], "note": r["note"]}.items()})
+            "n_baseline": r["n_a"], "n_candidate": r["n_b"],
+            # results that errored (neither a pass nor a score), left out of the figures
+            "unscored_baseline": r["a_unscored"], "unscored_candidate": r["b_unscored"],
+            "note": r["note"]}.items()})
     return {"baseline": version_a, "candidate": version_b, "metrics": metrics,
             "verdict": overall(m["verdict"] for m in metrics)}
 

@@ -310,8 +310,10 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
       design §5 says, and by model where a version scored a case for several models
       (:func:`_cases_by_model`) (a case scored several times by a version in one epoch: its
       latest result);
-    - ``totals``: ``metric, version, n, passed, scored, mean_score`` per version, for runs
-      without common cases (online judges and feedback score different requests).
+    - ``totals``: ``metric, version, n, passed, scored, mean_score, unscored`` per version,
+      for runs without common cases (online judges and feedback score different requests);
+      ``unscored`` counts the results with neither a pass nor a score (a call that errored:
+      promptfoo's errors, a scorer that failed).
     """
     rows, params = _results_sql(engine, filters, source, version_a, version_b)
     pairs = engine.query(
@@ -324,7 +326,8 @@ def comparison_inputs(engine: Engine, filters: Filters, source: str, version_a: 
     totals = engine.query(
         f"""{rows}
             SELECT metric, version, count(passed) AS n, count(*) FILTER (WHERE passed) AS passed,
-                   count(score) AS scored, avg(score) AS mean_score
+                   count(score) AS scored, avg(score) AS mean_score,
+                   count(*) FILTER (WHERE passed IS NULL AND score IS NULL) AS unscored
             FROM (SELECT version, metric, passed, score FROM latest UNION ALL
                   SELECT * FROM loose) GROUP BY ALL ORDER BY metric, version""", params)
     return pairs, totals
@@ -531,7 +534,9 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                      settings: MetricSettings | None = None) -> pl.DataFrame:
     """Version B (candidate) against A (baseline) on each metric both were scored on (design §5):
     ``metric, kind, a_value, b_value, difference, ci_low, ci_high, test, p_value, p_adjusted,
-    regressions, fixes, n_a, n_b, shared, mde, min_effect, verdict, note``. Pass rates where the
+    regressions, fixes, n_a, n_b, shared, mde, min_effect, verdict, note, a_unscored,
+    b_unscored`` (each side's results with neither a pass nor a score: errors, left out of its
+    figures and named in ``note``). Pass rates where the
     evals have pass/fail: paired by test case when the versions share at least 30 cases with a
     pass/fail on both sides (McNemar exact, Newcombe's CI for paired data, the regressions and
     fixes); else, unless they share 30 cases with a score on both sides (then scores, paired),
@@ -611,7 +616,11 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                     rated.filter(pl.col("version") == version_b)["pass_rate"].to_list(),
                     runs=(a["n"], b["n"]), min_effect=effect),
                     shared[metric], enough, "results"))
-            elif a["n"] and b["n"]:
+            elif (a["n"] and b["n"]) or ((a["n"] or b["n"]) and not (a["scored"]
+                                                                    and b["scored"])):
+                # (a pass rate one side has no result of, nor any score, every result of it an
+                # error: "too few" beside the other side's rate, not scores compared, which
+                # showed the baseline's mean score instead of its pass rate)
                 out.append(_noted_unpaired(compare.compare_pass_unpaired(
                     metric, a["passed"], a["n"], b["passed"], b["n"], min_effect=effect),
                     shared[metric], enough, "results"))
@@ -636,14 +645,25 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
                         f"{compare.REPEATED_CASES_NOTE} (its mean score), since repeats of a "
                         "case are no independent trials", c.note))))
                 out.append(_noted_unpaired(c, shared[metric], enough, "scores"))
-    rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric]}
+    unscored = {(r["metric"], r["version"]): r["unscored"] for r in totals.iter_rows(named=True)}
+    rows = [{**c.to_dict(), "test": TESTS_SHOWN.get(c.test, c.test), "shared": shared[c.metric],
+             "a_unscored": unscored.get((c.metric, version_a), 0),
+             "b_unscored": unscored.get((c.metric, version_b), 0)}
             for c in map(partial(_directed, settings), compare.apply_bh(out))]
+    for r in rows:  # results that errored are left out of both sides' figures: said
+        left = [f"{side} {r[f'{k}_unscored']:,}" for side, k in (("A", "a"), ("B", "b"))
+                if r[f"{k}_unscored"]]
+        if left:
+            r["note"] = "; ".join(filter(None, (
+                f"results with neither a pass nor a score (errors), left out: "
+                f"{', '.join(left)}", r["note"])))
     columns = {"metric": pl.String, "kind": pl.String, "a_value": pl.Float64,
                "b_value": pl.Float64, "difference": pl.Float64, "ci_low": pl.Float64,
                "ci_high": pl.Float64, "test": pl.String, "p_value": pl.Float64,
                "p_adjusted": pl.Float64, "regressions": pl.Int64, "fixes": pl.Int64,
                "n_a": pl.Int64, "n_b": pl.Int64, "shared": pl.Int64, "mde": pl.Float64,
-               "min_effect": pl.Float64, "verdict": pl.String, "note": pl.String}
+               "min_effect": pl.Float64, "verdict": pl.String, "note": pl.String,
+               "a_unscored": pl.Int64, "b_unscored": pl.Int64}
     return pl.DataFrame([{k: r.get(k) for k in columns} for r in rows], schema=columns)
 
 
@@ -731,7 +751,12 @@ def comparison_sentence(row: dict, a: str, b: str) -> str:
     head = f"{row['metric']}: {value(row['a_value'])} → {value(row['b_value'])}"
     if row["verdict"] == "insufficient data" or row["difference"] is None:
         paired = row["kind"] in ("pass_paired", "score_paired")
-        return f"{head}: too few {'pairs' if paired else 'evals'} to say."
+        # (a candidate whose every result errored read only "too few evals to say")
+        errored = [f"{name}'s {row[k]:,} {'result has' if row[k] == 1 else 'results have'} "
+                   "neither a pass nor a score (errors)"
+                   for name, k in ((a, "a_unscored"), (b, "b_unscored")) if row.get(k)]
+        return (f"{head}: too few {'pairs' if paired else 'evals'} to say"
+                + (f": {'; '.join(errored)}" if errored else "") + ".")
     ci = (f" (95% CI {diff(row['ci_low'])} to {diff(row['ci_high'])})"
           if row["ci_low"] is not None else "")
     raw, adjusted = row["p_value"], row["p_adjusted"]
