@@ -116,3 +116,25 @@ def test_tests_of_one_input_with_other_assertions_are_cases_apart(lake, totals):
     # each case is one test: its results all passed or all failed, as that test did
     assert totals("SELECT count(*) FROM (SELECT case_id FROM evals WHERE metric = 'overall' "
                   "GROUP BY case_id HAVING count(DISTINCT passed) > 1)") == (0,)
+
+
+@pytest.mark.parametrize("name", ["overall", "assert:contains"])
+def test_a_named_metric_of_one_of_sightline_s_own_names_is_kept_apart(lake, tmp_path, name):
+    # A metric named "overall" took the eval_id of the test's own overall row: one of the two
+    # was dropped as the other's duplicate, without a word.
+    comps = [{"pass": False, "score": 0, "reason": "a",
+              "assertion": {"type": "contains", "metric": name}},
+             {"pass": True, "score": 1, "reason": "b", "assertion": {"type": "contains"}}]
+    doc = {"evalId": "eval-y", "results": {"version": 3, "timestamp": "2026-03-02T12:00:00Z",
+                                          "results": [{
+                                              "provider": {"id": "echo"}, "success": False,
+                                              "score": 0.5, "testCase": {"vars": {"q": "1"}},
+                                              "prompt": {"label": "v1"},
+                                              "gradingResult": {"pass": False, "score": 0.5,
+                                                                "componentResults": comps}}]}}
+    path = tmp_path / "own_names.json"
+    path.write_text(json.dumps(doc))
+    report = ingest_paths(lake, [str(path)]).files[0]
+    assert (report.stored, report.duplicates) == ({"evals": 3}, {"evals": 0})
+    assert stored(lake, "SELECT metric, passed FROM evals ORDER BY metric") == sorted([
+        ("overall", False), ("assert:contains", True), (f"{name} (named metric)", False)])

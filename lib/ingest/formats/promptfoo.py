@@ -237,6 +237,11 @@ def _rows(item: dict, index: int, shared: dict, repeats: dict) -> list[dict]:
                 "judge": text(f"{at}.assertion.provider", assertion.get("provider")),
                 "explanation": text(f"{at}.reason", comp.get("reason"))}
         name = text(f"{at}.assertion.metric", assertion.get("metric"))
+        if name and (name == "overall" or name.startswith("assert:")):
+            # (the names this module gives the test's own result and unnamed assertions: a
+            # metric named "overall" took the overall row's eval_id, and one was dropped as
+            # the other's duplicate)
+            name = f"{name} (named metric)"
         if name:
             if name not in named:
                 named[name] = []
