@@ -81,21 +81,23 @@ def test_a_named_metric_of_several_assertions_is_the_score_promptfoo_gives_it(la
         for p in real_output()["results"]["prompts"]})
 
 
+def one_result(components: list[dict], score: float) -> dict:
+    """A promptfoo output (version 3) of one failed test graded by ``components``."""
+    return {"evalId": "eval-x", "results": {
+        "version": 3, "timestamp": "2026-03-02T12:00:00Z", "results": [{
+            "provider": {"id": "echo"}, "success": False, "score": score,
+            "testCase": {"vars": {"q": "1"}}, "prompt": {"label": "v1"},
+            "gradingResult": {"pass": False, "score": score, "componentResults": components}}]}}
+
+
 def test_a_named_metric_without_named_scores_is_its_assertions_weighted_mean(lake, tmp_path):
     # (an output without namedScores: promptfoo's own formula, sum(score * weight) / sum(weight))
     comps = [{"pass": True, "score": 1, "reason": "a",
               "assertion": {"type": "contains", "metric": "tone", "weight": 3}},
              {"pass": False, "score": 0, "reason": "b",
               "assertion": {"type": "llm-rubric", "metric": "tone"}}]
-    doc = {"evalId": "eval-x", "results": {"version": 3, "timestamp": "2026-03-02T12:00:00Z",
-                                          "results": [{
-                                              "provider": {"id": "echo"}, "success": False,
-                                              "score": 0.75, "testCase": {"vars": {"q": "1"}},
-                                              "prompt": {"label": "v1"},
-                                              "gradingResult": {"pass": False, "score": 0.75,
-                                                                "componentResults": comps}}]}}
     path = tmp_path / "named.json"
-    path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(one_result(comps, score=0.75)))
     assert ingest_paths(lake, [str(path)]).files[0].stored == {"evals": 2}
     assert stored(lake, "SELECT metric, score, passed, explanation FROM evals "
                         "WHERE metric <> 'overall'") == [("tone", 0.75, False, "a; b")]
@@ -125,15 +127,8 @@ def test_a_named_metric_of_one_of_sightline_s_own_names_is_kept_apart(lake, tmp_
     comps = [{"pass": False, "score": 0, "reason": "a",
               "assertion": {"type": "contains", "metric": name}},
              {"pass": True, "score": 1, "reason": "b", "assertion": {"type": "contains"}}]
-    doc = {"evalId": "eval-y", "results": {"version": 3, "timestamp": "2026-03-02T12:00:00Z",
-                                          "results": [{
-                                              "provider": {"id": "echo"}, "success": False,
-                                              "score": 0.5, "testCase": {"vars": {"q": "1"}},
-                                              "prompt": {"label": "v1"},
-                                              "gradingResult": {"pass": False, "score": 0.5,
-                                                                "componentResults": comps}}]}}
     path = tmp_path / "own_names.json"
-    path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(one_result(comps, score=0.5)))
     report = ingest_paths(lake, [str(path)]).files[0]
     assert (report.stored, report.duplicates) == ({"evals": 3}, {"evals": 0})
     assert stored(lake, "SELECT metric, passed FROM evals ORDER BY metric") == sorted([
