@@ -424,6 +424,29 @@ def test_vercel_ai_sdk_and_vertex_mappings():
     assert tokens(vertex) == (1000, 300, 0, 200, 0)
 
 
+def test_gemini_usage_metadata_keys_as_given():
+    # Langfuse stores a usage object it does not know as given, and prices Gemini's own
+    # usage_metadata keys for every Gemini model (worker/src/constants/default-model-prices.json,
+    # .agents/skills/add-model-price/references/provider-usage-key-matrix.md: prompt_token_count,
+    # candidates_token_count, thoughts_token_count, cached_content_token_count, and camelCase).
+    # Gemini's prompt_token_count already holds the cached content; candidates_token_count does
+    # not hold the thoughts (total = prompt + candidates + thoughts + tool use prompt).
+    # 10,000 prompt tokens (8,000 of them cached), 500 answer and 1,500 thinking tokens:
+    gemini = {"prompt_token_count": 10000, "cached_content_token_count": 8000,
+              "candidates_token_count": 500, "thoughts_token_count": 1500,
+              "total_token_count": 12000}
+    assert tokens(gemini) == (10000, 8000, 0, 2000, 1500)
+    # the REST API's camelCase, tool use prompt tokens counted beside the prompt
+    camel = {"promptTokenCount": 10000, "toolUsePromptTokenCount": 300,
+             "candidatesTokenCount": 500, "thoughtsTokenCount": 1500, "totalTokenCount": 12300}
+    assert tokens(camel) == (10300, 0, 0, 2000, 1500)
+    # priced as the same call in Langfuse's own buckets is (gemini-2.5-flash on 2026-03-02:
+    # 2,000 x $0.30 + 8,000 x $0.03 + 2,000 x $2.50 per million = $0.00584)
+    buckets = {"input": 2000, "input_cached_tokens": 8000, "output": 500,
+               "output_reasoning": 1500, "total": 12000}
+    assert tokens(buckets) == tokens(gemini)
+
+
 def test_mastra_s_bare_reasoning_key_is_part_of_output():
     # @mastra/langfuse formatUsageMetrics: input = inputTokens (cache reads inside), output =
     # outputTokens (reasoning inside), reasoning and cache_read_input_tokens beside them, total =

@@ -221,6 +221,18 @@ def test_an_anthropic_usage_object_is_read_as_the_buckets_it_is(tmp_path):
             row["output_tokens"]) == (160, 50, 10, 20)
 
 
+def test_a_gemini_usage_metadata_object_is_read_as_gemini_counts_it(tmp_path):
+    # What google-genai's usage_metadata.model_dump() gives: prompt_token_count INCLUDES the
+    # cached content, candidates_token_count EXCLUDES the thoughts; traffic_type is no count.
+    # 10,000 prompt tokens (8,000 cached), 500 answer and 1,500 thinking tokens.
+    usage = {"prompt_token_count": 10000, "cached_content_token_count": 8000,
+             "candidates_token_count": 500, "thoughts_token_count": 1500,
+             "total_token_count": 12000, "traffic_type": "ON_DEMAND"}
+    row = _request_of(tmp_path, {"langfuse.observation.usage_details": json.dumps(usage)})
+    assert (row["input_tokens"], row["cached_input_tokens"], row["output_tokens"],
+            row["reasoning_tokens"]) == (10000, 8000, 2000, 1500)
+
+
 def test_level_error_makes_any_observation_an_error(tmp_path):
     path = tmp_path / "tool.jsonl"
     path.write_bytes(_span_line({"langfuse.observation.type": "tool",

@@ -54,6 +54,8 @@ are the cached / reasoning part of them) and ``cache_creation_ephemeral_*`` besi
 equals ``input + output`` with the detail keys left out, its ``input`` (or ``output``) already
 held them (instrumentors before the fix of langfuse/langfuse#10592, e.g. @langfuse/openai
 < 4.4.6): they are then not added again, and ``attributes.usage_details_inclusive`` says so.
+Gemini's usage_metadata keys alone (``prompt_token_count``, ``candidates_token_count``...,
+stored by Langfuse as given) are Gemini's counts, not buckets (``_gemini_buckets``).
 The older ``usage`` object (``input``/``output``, or ``promptTokens``/``completionTokens``)
 carries provider totals and is used as is when there are no ``usageDetails`` (beside
 ``usageDetails`` it is derived from them; all zero beside empty ones, it means unknown). Times:
@@ -603,6 +605,7 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
             counts[key] = value
         elif value is not None:
             counts[key] = count(value, f"usageDetails.{key}")  # raises unless a count
+    counts = _gemini_buckets(counts)
     total = counts.pop("total", None)  # the sum of the buckets: read (so a bad one is seen)
     # Anthropic's cache-write tiers (ephemeral_5m / _1h) are a breakdown of the writes, which
     # may be listed beside them: raw Anthropic usage (cache_creation_input_tokens beside
@@ -666,6 +669,46 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
             (write if seen["input"] else None), (out if seen["output"] else None),
             (reasoning if seen["output"] else None), (write_1h if seen["input"] else None)
             ), inclusive
+
+
+# Gemini's usage_metadata, as an integration passes it (Langfuse stores an object it does not know
+# as given, and its price table lists these keys for every Gemini model), snake or camel case:
+# key in lower case -> its part. Not Langfuse's buckets: prompt_token_count already holds
+# cached_content_token_count, and candidates_token_count does not hold thoughts_token_count, nor
+# prompt_token_count tool_use_prompt_token_count (Gemini's total is prompt + candidates +
+# thoughts + tool use prompt). Read as buckets, the cached tokens counted twice and the answer
+# and thinking tokens not at all (no key starts with output): an output count of none.
+_GEMINI_KEYS = {"prompt_token_count": "prompt", "prompttokencount": "prompt",
+                "cached_content_token_count": "cached", "cachedcontenttokencount": "cached",
+                "tool_use_prompt_token_count": "tool_use", "tooluseprompttokencount": "tool_use",
+                "candidates_token_count": "candidates", "candidatestokencount": "candidates",
+                "thoughts_token_count": "thoughts", "thoughtstokencount": "thoughts",
+                "total_token_count": "total", "totaltokencount": "total"}
+
+
+def _gemini_buckets(counts: dict[str, int]) -> dict[str, int]:
+    """``counts`` with Gemini's usage_metadata keys (``_GEMINI_KEYS``) turned into Langfuse's
+    buckets (``input`` the prompt without its cached part, plus the tool use prompt;
+    ``input_cached_tokens``; ``output`` the candidates; ``output_reasoning`` the thoughts;
+    ``total``). Only for a usage object that is Gemini's alone: beside Langfuse's own base
+    counts (``input``, ``output``...) they may be aliases of those, and are read as before."""
+    parts = {_GEMINI_KEYS[k.lower()]: k for k in counts if k.lower() in _GEMINI_KEYS}
+    if not parts or any(k in counts for names in _BASE_KEYS.values() for k in names) \
+            or "total" in counts:
+        return counts
+    out = {k: n for k, n in counts.items() if k.lower() not in _GEMINI_KEYS}
+    n = {part: counts[key] for part, key in parts.items()}
+    if {"prompt", "cached", "tool_use"} & n.keys():
+        prompt, cached = n.get("prompt", 0), n.get("cached", 0)
+        # (a cached count above the prompt's says this prompt count left it out)
+        out["input"] = (prompt - cached if prompt >= cached else prompt) + n.get("tool_use", 0)
+        out["input_cached_tokens"] = cached
+    if {"candidates", "thoughts"} & n.keys():
+        out["output"] = n.get("candidates", 0)
+        out["output_reasoning"] = n.get("thoughts", 0)
+    if "total" in n:
+        out["total"] = n["total"]
+    return out
 
 
 def _inclusive_sides(total: int | None, sums: dict[str, int], base: dict[str, int | None],

@@ -122,9 +122,11 @@ def _metadata(attrs: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
-# Keys of Langfuse's usage buckets (and of providers' flat usage objects read as such): the rest
+# Keys of Langfuse's usage buckets (and of providers' flat usage objects read as such, Gemini's
+# usage_metadata among them: candidates_token_count, thoughtsTokenCount...): the rest
 # (Anthropic's service_tier, server_tool_use...) is no token count.
-_BUCKET_PREFIXES = ("input", "prompt", "cache", "output", "completion", "total")
+_BUCKET_PREFIXES = ("input", "prompt", "cache", "output", "completion", "total", "candidates",
+                    "thoughts", "tool_use", "tooluse")
 
 
 def _tokens(details: dict) -> dict[str, int | None]:
