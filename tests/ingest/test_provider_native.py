@@ -289,6 +289,18 @@ def test_anthropic_messages_without_a_time_are_quarantined_saying_so(lake, write
                                  for n in (1, 2)]
 
 
+def test_a_bare_anthropic_message_dated_at_its_top_level_is_stored(lake, write, anthropic_log):
+    # The docs' recipe (jq '. + {ts: $ts}') run on bare messages rather than batch lines: the
+    # record then has a ts, and was quarantined saying it had none of the keys ts, timestamp...
+    bare = [r["response"] for r in anthropic_log if "response" in r]
+    dated = [{**m, "ts": "2026-03-02T12:00:00Z"} for m in bare]
+    f = _ingest(lake, write("dated-claude.jsonl", dated))
+    assert (f.format, f.stored, f.quarantined) == ("anthropic", {"requests": 2}, 0), f.reasons
+    rows = _rows(lake)
+    assert {r["ts"] for r in rows.values()} == {datetime(2026, 3, 2, 12, tzinfo=UTC)}
+    assert all("ts" not in json.loads(r["attributes"] or "{}") for r in rows.values())
+
+
 # -- Batch files -----------------------------------------------------------------------------------
 def test_openai_batch_output_lines_failed_ones_are_errors_dated_by_the_batch(
         lake, write, openai_log):

@@ -141,6 +141,7 @@ _OPERATION = {"chat": "chat", "text_completion": "text_completion", "responses":
 _WHAT = {"message": "an Anthropic message", "anthropic_error": "an Anthropic error",
          "anthropic_batch": "an Anthropic batch result", "embeddings":
          "an OpenAI embeddings response", "error": "a failed call's record"}
+_TIMELESS = {"message", "embeddings"}  # provider objects that carry no time of their own
 _RESPONSE_ERROR_STATUS = {"failed", "cancelled"}
 _RESPONSE_OK_STATUS = {"completed", "incomplete", None}
 _TOOL_CALL_ITEMS = ("function_call", "custom_tool_call")  # a tuple: `in` never hashes
@@ -593,7 +594,11 @@ def _unwrap(rec: dict) -> tuple[str | None, dict | None, dict, dict | None, str 
         message = result.get("message") if result["type"] == "succeeded" else None
         return kind_of(message), message, wrapper, None, kind
     if kind is not None:
-        return kind, rec, {}, None, None
+        # An object without a time of its own (an Anthropic message, an embeddings list) takes
+        # the one written beside its fields, as the docs' jq recipe writes it: a bare message
+        # with a ts was quarantined saying the record had no ts (review)
+        dated = {k: rec[k] for k in TS_KEYS if k in rec} if kind in _TIMELESS else {}
+        return kind, rec, dated, None, None
     for key in WRAPPER_KEYS:
         value = rec.get(key)
         inner = kind_of(value)
