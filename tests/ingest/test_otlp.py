@@ -487,3 +487,54 @@ def test_a_count_proved_to_hold_no_cached_tokens_is_corrected_and_said(tmp_path,
     assert got == {"a" * 16: (900, 800), "b" * 16: (1000, 800)}
     assert sum(c.not_read.get(oc.CACHED_OUTSIDE_INPUT, 0) for c in chunks) == 1
     assert "_cache_added" not in tables["requests"].column_names
+
+
+def test_the_vercel_ai_sdk_step_span_s_cache_and_reasoning_counts_are_read(tmp_path):
+    # ai 6.0.264 generate-text.ts, the ai.generateText.doGenerate span (experimental_telemetry):
+    # gen_ai.usage.input_tokens is inputTokens.total, which includes the cache reads and writes
+    # (@ai-sdk/anthropic convert-anthropic-messages-usage.ts: total = input_tokens +
+    # cache_creation + cache_read); their split is only under ai.usage.inputTokenDetails.*, the
+    # reasoning under ai.usage.outputTokenDetails.reasoningTokens. Unread, 8,000 cache reads and
+    # 500 writes were priced as plain input: $0.033 instead of $0.011775.
+    from datetime import UTC, datetime
+
+    from genai_prices import Usage, calc_price
+
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine, Lake
+
+    attributes = {
+        "operation.name": "ai.generateText.doGenerate", "ai.operationId":
+        "ai.generateText.doGenerate", "ai.model.provider": "anthropic.messages",
+        "ai.model.id": "claude-sonnet-4-5", "gen_ai.system": "anthropic.messages",
+        "gen_ai.request.model": "claude-sonnet-4-5", "ai.usage.inputTokens": 9500,
+        "ai.usage.inputTokenDetails.noCacheTokens": 1000,
+        "ai.usage.inputTokenDetails.cacheReadTokens": 8000,
+        "ai.usage.inputTokenDetails.cacheWriteTokens": 500, "ai.usage.outputTokens": 300,
+        "ai.usage.outputTokenDetails.textTokens": 100,
+        "ai.usage.outputTokenDetails.reasoningTokens": 200, "ai.usage.totalTokens": 9800,
+        "ai.usage.reasoningTokens": 200, "ai.usage.cachedInputTokens": 8000,
+        "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 9500,
+        "gen_ai.usage.output_tokens": 300}
+    span = {"traceId": "6" * 32, "spanId": "c" * 16, "name": "ai.generateText.doGenerate",
+            "kind": 1, "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452802000000000",
+            "attributes": [{"key": k, "value": (
+                {"intValue": str(v)} if isinstance(v, int) else
+                {"arrayValue": {"values": [{"stringValue": x} for x in v]}}
+                if isinstance(v, list) else {"stringValue": v})}
+                for k, v in attributes.items()]}
+    path = tmp_path / "ai-sdk.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
+        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    lake = Lake(tmp_path / "store")
+    f = ingest_paths(lake, [str(path)], compact_min_files=0, overrides={}).files[0]
+    assert f.stored.get("requests") == 1, f.reasons
+    row = Engine(lake).query("SELECT * FROM requests").to_dicts()[0]
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"],
+            row["output_tokens"], row["reasoning_tokens"]) == (9500, 8000, 500, 300, 200)
+    price = calc_price(Usage(input_tokens=9500, cache_read_tokens=8000, cache_write_tokens=500,
+                             output_tokens=300), "claude-sonnet-4-5", provider_id="anthropic",
+                       genai_request_timestamp=datetime(2026, 3, 2, 12, tzinfo=UTC))
+    assert float(price.total_price) == pytest.approx(0.011775)
+    assert row["cost_usd"] == pytest.approx(float(price.total_price), rel=1e-12)

@@ -21,9 +21,13 @@ Attribute names, current first, then the older ones still emitted by instrumenta
 | input_tokens        | gen_ai.usage.input_tokens, gen_ai.usage.prompt_tokens                   |
 | output_tokens       | gen_ai.usage.output_tokens, gen_ai.usage.completion_tokens              |
 | cached_input_tokens | gen_ai.usage.cache_read.input_tokens, gen_ai.usage.cache_read_input_tokens |
+|                     | (Vercel AI SDK: ai.usage.inputTokenDetails.cacheReadTokens,             |
+|                     | ai.usage.cachedInputTokens)                                             |
 | cache_write_tokens  | gen_ai.usage.cache_creation.input_tokens, ..._creation_input_tokens     |
+|                     | (Vercel AI SDK: ai.usage.inputTokenDetails.cacheWriteTokens)            |
 | reasoning_tokens    | gen_ai.usage.reasoning.output_tokens, gen_ai.usage.reasoning_tokens,    |
-|                     | llm.usage.reasoning_tokens                                              |
+|                     | llm.usage.reasoning_tokens (Vercel AI SDK: ai.usage.outputTokenDetails. |
+|                     | reasoningTokens, ai.usage.reasoningTokens)                              |
 | operation           | gen_ai.operation.name, else llm.request.type (chat; completion ->       |
 |                     | text_completion; embedding -> embeddings; another value as it is)       |
 | ttft_ms             | gen_ai.response.time_to_first_chunk (seconds) x 1000                    |
@@ -56,6 +60,13 @@ for streams), gen_ai.usage.input_tokens/output_tokens (no cache or reasoning cou
 openai.response.service_tier/system_fingerprint, error.type as "<class '...'>" on errors,
 and with content capture gen_ai.input.messages/gen_ai.output.messages. Embeddings: operation
 embeddings, gen_ai.usage.input_tokens, gen_ai.embeddings.dimension.count.
+
+The Vercel AI SDK's telemetry (``experimental_telemetry``; a span with ``ai.operationId``) writes
+gen_ai.usage.input_tokens / output_tokens on its step spans (``ai.generateText.doGenerate``...)
+as its inputTokens.total / outputTokens.total (ai 6: cache reads and writes included, reasoning
+included), and their split only under its own names (ai.usage.inputTokenDetails.*,
+ai.usage.outputTokenDetails.reasoningTokens): read when the GenAI names are absent, so cache
+reads are priced as cache reads, not as plain input.
 
 Token semantics: the GenAI conventions count cached tokens inside ``input_tokens`` (and
 reasoning inside ``output_tokens``), as design §3 does, so no addition is made, except when the
@@ -91,11 +102,14 @@ _NAMES = {  # column -> attribute names, current first; all consumed (not copied
     "response_model": ("gen_ai.response.model",),
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
-    "cached": ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"),
+    "cached": ("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+               "ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
     "cache_write": ("gen_ai.usage.cache_creation.input_tokens",
-                    "gen_ai.usage.cache_creation_input_tokens"),
+                    "gen_ai.usage.cache_creation_input_tokens",
+                    "ai.usage.inputTokenDetails.cacheWriteTokens"),
     "reasoning": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
-                  "llm.usage.reasoning_tokens"),
+                  "llm.usage.reasoning_tokens", "ai.usage.outputTokenDetails.reasoningTokens",
+                  "ai.usage.reasoningTokens"),
     "input_text": ("gen_ai.input.messages", "gen_ai.prompt"),
     "output_text": ("gen_ai.output.messages", "gen_ai.completion"),
 }
@@ -217,9 +231,13 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     cached = get("gen_ai.usage.cache_read.input_tokens")
     if cached is None:
         cached = get("gen_ai.usage.cache_read_input_tokens")
+        if cached is None and "ai.operationId" in a:  # the Vercel AI SDK's (AI_SDK below)
+            cached = oc.count_of(a, _NAMES["cached"][2:])
     cache_write = get("gen_ai.usage.cache_creation.input_tokens")
     if cache_write is None:
         cache_write = get("gen_ai.usage.cache_creation_input_tokens")
+        if cache_write is None and "ai.operationId" in a:
+            cache_write = oc.count_of(a, _NAMES["cache_write"][2:])
     input_tokens = get("gen_ai.usage.input_tokens")
     if input_tokens is None:
         input_tokens = get("gen_ai.usage.prompt_tokens")
@@ -231,6 +249,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         reasoning = get("gen_ai.usage.reasoning_tokens")
         if reasoning is None:
             reasoning = get("llm.usage.reasoning_tokens")  # Traceloop OpenLLMetry <= 0.47
+            if reasoning is None and "ai.operationId" in a:
+                reasoning = oc.count_of(a, _NAMES["reasoning"][3:])
     # Counts are ints in 0 .. 2^63-1; anything else (1.5, "abc", true, 1e400, -1, 10**30) is
     # rejected by values.count, naming the attribute. Ints in range, the usual case, skip the
     # call.
