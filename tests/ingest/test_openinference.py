@@ -179,3 +179,38 @@ def test_a_logged_cost_in_parts_is_their_sum():
     costs = [r["logged_cost_usd"] for r in rows["requests"]]
     assert costs[0] == pytest.approx(0.0075) and costs[1:] == [None, 0.008]
     assert json.loads(rows["requests"][0]["attributes"])["llm.cost.prompt"] == 0.0025
+
+
+@pytest.mark.parametrize("version, prompt, stored, said", [
+    ("0.1.14", 18000, 10000, 1),  # counted twice: taken out once, and said
+    ("0.1.16", 10000, 10000, 0),  # the fixed release: as logged
+    ("0.1.11", 10000, 10000, 0),  # before the bug (no cache_read then): as logged
+])
+def test_google_genai_releases_that_counted_the_cache_twice(tmp_path, version, prompt, stored,
+                                                            said):
+    # openinference-instrumentation-google-genai 0.1.12 to 0.1.15 (Arize-ai/openinference#2779,
+    # fixed by #3016 in 0.1.16, issue #3013) added cached_content_token_count to
+    # llm.token_count.prompt, though Gemini's prompt_token_count already holds it: a call of
+    # 10,000 prompt tokens, 8,000 of them cached, was logged as 18,000 with cache_read 8,000.
+    from lib.ingest.formats import otlp_common as oc
+
+    attrs = {"openinference.span.kind": "LLM", "llm.provider": "google",
+             "llm.system": "vertexai", "llm.model_name": "gemini-2.5-flash",
+             "llm.token_count.prompt": prompt,
+             "llm.token_count.prompt_details.cache_read": 8000,
+             "llm.token_count.completion": 500, "llm.token_count.total": prompt + 500}
+    span = {"traceId": "7" * 32, "spanId": "d" * 16, "name": "GenerateContent", "kind": 1,
+            "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452801000000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                            else {"stringValue": v}} for k, v in attrs.items()]}
+    path = tmp_path / "gemini.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"scope": {
+        "name": "openinference.instrumentation.google_genai", "version": version},
+        "spans": [span]}]}]}) + "\n")
+    tables, rejects, chunks = parse_file(openinference.FORMAT, path)
+    assert rejects == []
+    row = tables["requests"].to_pylist()[0]
+    assert (row["input_tokens"], row["cached_input_tokens"], row["output_tokens"]) == (
+        stored, 8000, 500)
+    assert sum(c.not_read.get(oc.CACHED_COUNTED_TWICE, 0) for c in chunks) == said

@@ -26,6 +26,10 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | session/user        | session.id, user.id; and canonical names inside ``metadata`` (JSON)    |
 | prompt_version      | llm.prompt_template.version                                           |
 
+Releases known to count cached tokens twice: openinference-instrumentation-google-genai 0.1.12
+to 0.1.15 (its instrumentation scope names the release) added the cache reads to a prompt count
+that already held them; they are taken out once (``CACHED_TWICE``), and the report says so.
+
 Hidden content: with ``OPENINFERENCE_HIDE_INPUTS`` / ``OPENINFERENCE_HIDE_OUTPUTS`` (or
 ``TraceConfig(hide_inputs=...)``) the instrumentation writes the placeholder ``__REDACTED__``
 (openinference.instrumentation.config.REDACTED_VALUE) as input.value / output.value: it is stored
@@ -78,6 +82,14 @@ PROMPT, COMPLETION = "llm.token_count.prompt", "llm.token_count.completion"
 CACHE_READ = "llm.token_count.prompt_details.cache_read"
 CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
 REASONING = "llm.token_count.completion_details.reasoning"
+# Instrumentation releases whose llm.token_count.prompt counted the cached tokens twice:
+# openinference-instrumentation-google-genai 0.1.12 to 0.1.15 added cached_content_token_count
+# to Gemini's prompt_token_count, which already holds it (Arize-ai/openinference#2779, fixed by
+# #3016 in 0.1.16). Their prompt count is then at least twice the cache reads; the cache reads
+# are taken out of it once, else every cached token was priced twice (10,000 prompt tokens,
+# 8,000 cached, stored as 18,000).
+CACHED_TWICE = frozenset(("openinference.instrumentation.google_genai", version)
+                         for version in ("0.1.12", "0.1.13", "0.1.14", "0.1.15"))
 
 CONSUMED = frozenset({
     "openinference.span.kind", "llm.model_name", "llm.provider", "llm.system",
@@ -162,6 +174,10 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     cached = count(a.get(CACHE_READ), CACHE_READ)
     cache_write = count(a.get(CACHE_WRITE), CACHE_WRITE)
     logged = count(a.get(PROMPT), PROMPT)
+    twice = bool(cached) and span.scope in CACHED_TWICE and logged is not None \
+        and logged >= 2 * cached
+    if twice:
+        logged -= cached
     input_tokens = oc.inclusive_input(logged, cached, cache_write)
     output_tokens = count(a.get(COMPLETION), COMPLETION)
     reasoning = count(a.get(REASONING), REASONING)
@@ -221,6 +237,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     consumed = CONSUMED | {k for k in a if k.startswith(DROPPED_PREFIXES)}
     if input_tokens != logged:
         request[oc.CACHE_ADDED] = True
+    elif twice:
+        request[oc.CACHE_TAKEN_OUT] = True
     return "llm", request, consumed
 
 

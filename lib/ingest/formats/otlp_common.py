@@ -631,13 +631,16 @@ class Span:
         "name",
         "parent_id",
         "resource",
+        "scope",
         "span_id",
         "start_ns",
         "status_message",
         "trace_id",
     )
 
-    def __init__(self, raw: dict, resource: Resource) -> None:
+    def __init__(self, raw: dict, resource: Resource,
+                 scope: tuple[str | None, str | None] | None = None) -> None:
+        self.scope = scope  # (name, version) of the instrumentation scope that recorded it
         get = raw.get
         # lowercase hex ids (the Collector's encoding) take a fast path; norm_id does the rest
         span_id = get("spanId") or get("span_id")
@@ -961,6 +964,12 @@ CACHED_OUTSIDE_INPUT = ("span(s) whose cache reads and writes exceeded their inp
                         "to it, since input includes cached tokens.")
 # The request column flagging such a span (read by the batch, not stored).
 CACHE_ADDED = "_cache_added"
+# Spans of a release known to have counted the cached tokens twice in its input count (see
+# openinference.CACHED_TWICE): said in the report, since their input was changed too.
+CACHED_COUNTED_TWICE = ("span(s) of openinference-instrumentation-google-genai 0.1.12 to 0.1.15, "
+                        "whose llm.token_count.prompt counted the cached tokens twice "
+                        "(Arize-ai/openinference#3013): they were taken out once.")
+CACHE_TAKEN_OUT = "_cache_taken_out"
 _MODEL_KEY = re.compile(r"(?:^|\.)(?:model|modelname|modelid|prompttokens|completiontokens|"
                         r"inputtokens|outputtokens|totaltokens|tokencount)(?:\.|$)")
 
@@ -1045,16 +1054,27 @@ def _parse_doc(batch: Batch, line_no: int, raw: bytes | str, doc: Any,
                     spans = scope.get("spans") or ()
                     if spans.__class__ is not list and spans != ():
                         raise BadValue(f"spans is not a list: {shown(spans)}")
+                    named = scope_of(scope.get("scope") or scope.get("instrumentationLibrary"))
                     for raw_span in spans:
-                        _add_span(batch, raw_span, resource, line_no, mappers, choose)
+                        _add_span(batch, raw_span, resource, line_no, mappers, choose, named)
             except (AttributeError, TypeError, KeyError, ValueError, OverflowError) as exc:
                 batch.reject(line_no, json_text(rs), f"malformed resourceSpans entry: {exc}")
     if len(batch) >= chunk_rows:
         yield batch.flush()
 
 
+def scope_of(scope: Any) -> tuple[str | None, str | None] | None:
+    """(name, version) of an instrumentation scope object, None for none."""
+    if scope.__class__ is not dict:
+        return None
+    name, version = scope.get("name"), scope.get("version")
+    return (name if name.__class__ is str else None,
+            version if version.__class__ is str else None)
+
+
 def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
-              mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str]) -> None:
+              mappers: dict[str, SpanMapper], choose: Callable[[dict[str, Any]], str],
+              scope: tuple[str | None, str | None] | None = None) -> None:
     try:
         if raw_span.__class__ is not dict:
             if raw_span.__class__ is NotText:
@@ -1062,7 +1082,7 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
                              "span not usable: not valid UTF-8 text")
                 return
             raise BadValue(f"not a span object: {shown(raw_span)}")
-        span = Span(raw_span, resource)
+        span = Span(raw_span, resource, scope)
         kind, request, consumed = mappers[choose(span.attrs)](span)
         if request is None and kind == "other" and looks_like_model_call(span.attrs):
             batch.not_read[UNMAPPED_MODEL_SPANS] += 1
@@ -1089,6 +1109,8 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
         # the mapper's columns in REQUEST_COLUMNS order (one C loop), then the envelope's
         if request.get(CACHE_ADDED):
             batch.not_read[CACHED_OUTSIDE_INPUT] += 1
+        elif request.get(CACHE_TAKEN_OUT):
+            batch.not_read[CACHED_COUNTED_TWICE] += 1
         row = list(map(request.get, REQUEST_COLUMNS))
         row[0], row[1], row[2], row[3], row[4] = (span.span_id, span.trace_id, span.parent_id,
                                                   ts_us, duration_ms)
