@@ -538,3 +538,38 @@ def test_the_vercel_ai_sdk_step_span_s_cache_and_reasoning_counts_are_read(tmp_p
                        genai_request_timestamp=datetime(2026, 3, 2, 12, tzinfo=UTC))
     assert float(price.total_price) == pytest.approx(0.011775)
     assert row["cost_usd"] == pytest.approx(float(price.total_price), rel=1e-12)
+
+
+@pytest.mark.parametrize("ai_sdk, provider", [
+    ("openai.responses", "openai"), ("openai.chat", "openai"), ("anthropic.messages", "anthropic"),
+    ("google.generative-ai", "gcp.gemini"), ("google.vertex.chat", "gcp.vertex_ai"),
+    ("vertex.anthropic.messages", "gcp.vertex_ai"), ("bedrock.anthropic.messages", "aws.bedrock"),
+    ("azure.responses", "azure.ai.openai"), ("mistral.chat", "mistral_ai"), ("xai.chat", "x_ai"),
+    ("groq.chat", "groq"), ("deepseek.chat", "deepseek"), ("gateway", "gateway")])
+def test_the_vercel_ai_sdk_s_provider_ids_name_the_provider(tmp_path, ai_sdk, provider):
+    # The AI SDK writes its provider id, "<provider>.<API>" (@ai-sdk/openai
+    # `${providerName}.responses`, @ai-sdk/google 'google.generative-ai'...), as gen_ai.system:
+    # stored as is, one provider was split by API in every chart, and a price override for
+    # provider openai did not price openai.responses calls.
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Engine, Lake
+
+    attrs = {"ai.operationId": "ai.generateText.doGenerate", "gen_ai.system": ai_sdk,
+             "ai.model.provider": ai_sdk, "gen_ai.request.model": "gpt-4o",
+             "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
+    span = {"traceId": "8" * 32, "spanId": "e" * 16, "name": "ai.generateText.doGenerate",
+            "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452801000000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                            else {"stringValue": v}} for k, v in attrs.items()]}
+    path = tmp_path / "ai-sdk.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
+        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    from lib.pricing import Override
+    negotiated = {(provider, "gpt-4o"): Override(provider, "gpt-4o", 1.0, 2.0)}
+    lake = Lake(tmp_path / "store")
+    f = ingest_paths(lake, [str(path)], compact_min_files=0, overrides=negotiated).files[0]
+    assert f.stored.get("requests") == 1, f.reasons
+    row = Engine(lake).query("SELECT provider, cost_usd FROM requests").to_dicts()[0]
+    assert row["provider"] == provider
+    assert row["cost_usd"] == pytest.approx((1000 * 1.0 + 100 * 2.0) / 1e6)  # the override's

@@ -15,7 +15,8 @@ Attribute names, current first, then the older ones still emitted by instrumenta
 
 | column              | attributes                                                              |
 |---------------------|-------------------------------------------------------------------------|
-| provider            | gen_ai.provider.name, gen_ai.system                                     |
+| provider            | gen_ai.provider.name, gen_ai.system (the Vercel AI SDK's provider ids,  |
+|                     | openai.responses, google.vertex.chat..., as the provider: openai...)    |
 | model               | gen_ai.request.model (else the response model)                          |
 | response_model      | gen_ai.response.model                                                   |
 | input_tokens        | gen_ai.usage.input_tokens, gen_ai.usage.prompt_tokens                   |
@@ -313,7 +314,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     if provider is None or provider == "":
         provider = get("gen_ai.system")
     request = {
-        "provider": oc.norm_provider(provider),
+        "provider": ai_sdk_provider(provider) if "ai.operationId" in a
+        else oc.norm_provider(provider),
         "model": model if model.__class__ is str else as_text(model),
         "response_model": response_model,
         "operation": (operation if operation.__class__ is str else as_text(operation))
@@ -334,6 +336,34 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     if cache_added:
         request[oc.CACHE_ADDED] = True
     return "llm", request, consumed
+
+
+# The Vercel AI SDK's provider ids are "<provider>.<API>" (@ai-sdk/openai `${name}.responses`,
+# @ai-sdk/google 'google.generative-ai', @ai-sdk/google-vertex 'vertex.anthropic.messages'...),
+# written as gen_ai.system. The APIs they end with, and the providers' names in the GenAI
+# conventions where they differ (else the name itself: groq, deepseek, cohere...).
+_AI_SDK_APIS = {"chat", "completion", "responses", "messages", "embedding", "embeddings",
+                "textembedding", "generative-ai", "interactions", "image", "speech",
+                "transcription", "reranking", "language", "video"}
+_AI_SDK_NAMES = {"google": "gcp.gemini", "google.vertex": "gcp.vertex_ai",
+                 "vertex": "gcp.vertex_ai", "vertex.anthropic": "gcp.vertex_ai",
+                 "bedrock": "aws.bedrock", "bedrock.anthropic": "aws.bedrock",
+                 "bedrock-mantle": "aws.bedrock", "azure": "azure.ai.openai",
+                 "mistral": "mistral_ai", "xai": "x_ai"}
+
+
+def ai_sdk_provider(value: Any) -> str | None:
+    """The provider of a Vercel AI SDK span from its provider id (``openai.responses`` ->
+    openai, ``google.vertex.chat`` -> gcp.vertex_ai). Stored as it is, one provider was split
+    by API in every chart, and a price override for provider ``openai`` did not price its
+    ``openai.responses`` calls (review). An id without a known API is read as any provider."""
+    text = oc.norm_provider(value)
+    if text is None or "." not in text:
+        return text
+    name, api = text.rsplit(".", 1)
+    if api not in _AI_SDK_APIS:
+        return text
+    return _AI_SDK_NAMES.get(name) or oc.norm_provider(name)
 
 
 def _from_flattened(attrs: dict[str, Any], input_text: Any, output_text: Any,
