@@ -40,12 +40,12 @@ _SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "input_tokens": ("prompttokens", "prompttokencount", "inputtokencount", "tokensin",
                          "tokensinput", "inputtoken"),
         "output_tokens": ("completiontokens", "completiontokencount", "outputtokencount",
-                          "tokensout", "tokensoutput", "outputtoken"),
+                          "tokensout", "tokensoutput", "outputtoken", "candidatestokencount"),
         "cached_input_tokens": ("cachedtokens", "cachereadtokens", "cachereadinputtokens",
-                                "cachedprompttokens"),
+                                "cachedprompttokens", "cachedcontenttokencount"),
         "cache_write_tokens": ("cachecreationinputtokens", "cachecreationtokens"),
         "cache_write_1h_tokens": ("ephemeral1hinputtokens", "cachewrite1htokens"),
-        "reasoning_tokens": ("reasoningoutputtokens",),
+        "reasoning_tokens": ("reasoningoutputtokens", "thoughtstokencount"),
         "latency_ms": ("latency", "duration", "durationms", "elapsed", "elapsedms",
                        "responsetime", "responsetimems"),
         "ttft_ms": ("ttft", "timetofirsttoken", "timetofirsttokenms"),
@@ -90,6 +90,9 @@ _REPLACED = ("batch_id", "ingested_at")
 _TOKEN_OBJECTS = ("usage", "tokens", "tokenusage", "usagemetadata")
 # Anthropic's usage fields: its input_tokens excludes these, ours includes them (design §3).
 _ANTHROPIC_CACHE = ("cachereadinputtokens", "cachecreationinputtokens")
+# Gemini's thinking tokens: its candidates_token_count excludes them, our output_tokens includes
+# them (design §3).
+_GEMINI_THOUGHTS = ("thoughtstokencount",)
 # A provider's own usage names (OpenAI's, Anthropic's) inside a usage object.
 _PROVIDER_USAGE = frozenset({"prompt_tokens", "completion_tokens", "input_tokens",
                              "output_tokens", "cache_read_input_tokens"})
@@ -169,6 +172,14 @@ def field_hints(records: list[dict]) -> list[str]:
                      "the cached tokens out; Sightline's input_tokens includes them. If this "
                      "file's input_tokens is Anthropic's, map input_tokens to the sum of the "
                      "three (docs/mapping.md, 'Cached tokens'), or its costs come out too low")
+    thoughts = [k for k in keys if _norm(k) in _GEMINI_THOUGHTS]
+    if table == "requests" and thoughts:
+        candidates = next((k for k in keys if _norm(k) == "candidatestokencount"),
+                          "candidates_token_count")
+        hints.append(f"{thoughts[0]}: Gemini's name, whose {candidates} leaves the thinking "
+                     "tokens out; Sightline's output_tokens includes them. Map output_tokens to "
+                     f"the sum of {candidates} and {thoughts[0]} (docs/mapping.md, 'Cached "
+                     "tokens'), or its costs come out too low")
     counts = {"input_tokens", "output_tokens"}
     if table == "requests" and counts.isdisjoint(keys) and counts.isdisjoint(guesses.values()):
         nested = [k for k in keys if _norm(k) in _TOKEN_OBJECTS

@@ -123,6 +123,27 @@ def test_anthropic_cache_fields_warn_that_its_input_tokens_leave_them_out():
     assert "sum of the three" in warning and "too low" in warning
 
 
+def test_gemini_usage_fields_warn_that_its_candidates_leave_the_thinking_out():
+    # Gemini's usage_metadata: prompt_token_count holds the cached content, but
+    # candidates_token_count leaves thoughts_token_count out (total = prompt + candidates +
+    # thoughts). The hint named only prompt_token_count: renamed as it said, the calls were
+    # stored without an output count and priced on their input alone.
+    row = {"request_id": "r1", "ts": "2026-03-02T12:00:00Z", "model": "gemini-2.5-flash",
+           "prompt_token_count": 10000, "cached_content_token_count": 8000,
+           "candidates_token_count": 500, "thoughts_token_count": 1500,
+           "total_token_count": 12000}
+    hints = column_hints("jsonl", _jsonl([row]))
+    (fields,) = [h for h in hints if h.startswith("fields not read")]
+    for field, column in [("prompt_token_count", "input_tokens"),
+                          ("cached_content_token_count", "cached_input_tokens"),
+                          ("candidates_token_count", "output_tokens"),
+                          ("thoughts_token_count", "reasoning_tokens")]:
+        assert f"{field} (is it {column}?)" in fields
+    (warning,) = [h for h in hints if "Gemini" in h]
+    assert "sum of candidates_token_count and thoughts_token_count" in warning
+    assert "too low" in warning
+
+
 def test_a_file_no_format_recognizes_is_told_its_fields_and_what_each_table_needs(lake, write):
     rows = [{"id": "x1", "timestamp": "2026-03-02T12:00:00Z", "model": "gpt-4o",
              "usage": {"prompt_tokens": 10}, "latency": 0.2}]
