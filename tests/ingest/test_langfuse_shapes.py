@@ -447,6 +447,25 @@ def test_gemini_usage_metadata_keys_as_given():
     assert tokens(buckets) == tokens(gemini)
 
 
+def test_a_total_above_the_buckets_is_said_not_silently_dropped():
+    # Langfuse's own Vertex AI fixture (worker/src/__tests__/chatml/framework-traces/
+    # vertex-ai-2025-08-01.trace.json): input 5, output 845, total 2023. The 1,173 tokens in no
+    # bucket (Gemini's thinking, left out by the integration) are in no column and no cost:
+    # the report says so, and the observation's attributes keep how many.
+    tables, rejects, chunks = parse(export_jsonl([generation(
+        {"input": 5, "output": 845, "total": 2023})]))
+    assert rejects == []
+    row = tables["requests"].to_pylist()[0]
+    assert (row["input_tokens"], row["output_tokens"]) == (5, 845)
+    assert json.loads(row["attributes"])["usage_details_unaccounted"] == 1173
+    assert sum(c.not_read.get(langfuse.TOTAL_ABOVE_BUCKETS, 0) for c in chunks) == 1
+    # a total the buckets add up to (Langfuse's rule) or one that tells inclusive counts: none
+    for details in ({"input": 600, "input_cached_tokens": 400, "output": 100, "total": 1100},
+                    {"input": 1000, "input_cached_tokens": 400, "output": 100, "total": 1100}):
+        tables, _, chunks = parse(export_jsonl([generation(details)]))
+        assert not any(c.not_read.get(langfuse.TOTAL_ABOVE_BUCKETS) for c in chunks)
+
+
 def test_mastra_s_bare_reasoning_key_is_part_of_output():
     # @mastra/langfuse formatUsageMetrics: input = inputTokens (cache reads inside), output =
     # outputTokens (reasoning inside), reasoning and cache_read_input_tokens beside them, total =

@@ -134,6 +134,14 @@ _METADATA_COLUMNS = ("feature", "customer_id", "user_id", "session_id", "service
                      "app_version", "provider", "error_type")
 _SCORE_TYPES = frozenset({"NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT"})
 CORRECTIONS = "Langfuse CORRECTION score(s) (corrected outputs, not metrics)"
+# Generations whose usageDetails ``total`` is more than their input and output buckets: tokens of
+# no kind said (Langfuse's own Vertex AI fixture: input 5, output 845, total 2023, the thinking
+# tokens left out by the integration), which no column nor cost can hold. Said, and their number
+# kept in attributes.usage_details_unaccounted, rather than silently dropped.
+TOTAL_ABOVE_BUCKETS = ("Langfuse generation(s) whose usageDetails total is more than their input "
+                       "and output tokens: the tokens of no bucket (Gemini's thinking, when an "
+                       "integration leaves it out) are in no token count nor cost; "
+                       "attributes.usage_details_unaccounted holds how many.")
 # A trace applies its user, session, release and environment to its observations in the same
 # file; Langfuse's blob storage export (legacy mode) writes traces to a file of their own.
 TRACES_ALONE = ("Langfuse trace record(s) without their observations in this file (a blob storage "
@@ -732,6 +740,16 @@ def _inclusive_sides(total: int | None, sums: dict[str, int], base: dict[str, in
     return readings[0] if len(readings) == 1 else []
 
 
+def _unaccounted(obs: dict, inp: int | None, out: int | None) -> int:
+    """Tokens of the ``usageDetails`` total in neither the input nor the output count (0 for
+    none, or no total): see TOTAL_ABOVE_BUCKETS."""
+    details = obs.get("usageDetails")
+    total = details.get("total") if isinstance(details, dict) else None
+    if total.__class__ is not int or inp is None or out is None:
+        return 0
+    return max(total - inp - out, 0)
+
+
 def cost_of(obs: dict) -> float | None:
     """USD: ``costDetails.total``, else the sum of its parts, else the older cost fields."""
     details = obs.get("costDetails")
@@ -930,6 +948,10 @@ class _Parser:
         (inp, cached, write, out, reasoning, write_1h), inclusive = _tokens(obs)
         if inclusive:
             extra["usage_details_inclusive"] = inclusive
+        unaccounted = _unaccounted(obs, inp, out)
+        if unaccounted:
+            extra["usage_details_unaccounted"] = unaccounted
+            self.batch.not_read[TOTAL_ABOVE_BUCKETS] += 1
         cost = cost_of(obs)
         first_token = _ts_us(obs.get("completionStartTime"), "completionStartTime")
         ttft_ms = (first_token - start) / 1000 if first_token is not None else None
