@@ -63,6 +63,7 @@ import itertools
 import json
 import math
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -247,8 +248,8 @@ def _alias_problem(overrides: dict, alias: Override) -> str | None:
         seen.add((provider, model))
         if o is None:
             try:
-                get_snapshot().find_provider_model(model, None, catalog_provider(provider),
-                                                   None)
+                get_snapshot().find_provider_model(catalog_model(model), None,
+                                                   catalog_provider(provider), None)
             except LookupError:
                 return (f"priced_as {model!r}"
                         + (f" of provider {provider!r}" if provider else "")
@@ -337,6 +338,21 @@ def override_for(overrides: dict, provider: str | None, model: str) -> Override 
     return overrides.get(key) or overrides.get((None, key[1]))
 
 
+# A Gemini model's API resource name: the google-genai SDK and LangChain pass "models/<model>",
+# Vertex AI names "publishers/google/models/<model>" or the whole
+# "projects/P/locations/L/publishers/google/models/<model>"; the OpenTelemetry instrumentations
+# record the name as passed (gen_ai.request.model). The catalogue knows the model by its own
+# name: looked up by the resource name, such a call was left unpriced (review).
+_RESOURCE_NAME = re.compile(r"^(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/[^/]+/)?models/"
+                            r"(?=[^/]+$)")
+
+
+def catalog_model(model: str) -> str:
+    """The name to look ``model`` up in the catalogue by: a resource name's last part (see
+    ``_RESOURCE_NAME``), else the name itself."""
+    return _RESOURCE_NAME.sub("", model) if "models/" in model else model
+
+
 @lru_cache(maxsize=1_000)
 def catalog_provider(provider: str | None) -> str | None:
     """The provider id to look prices up with: ``provider`` when genai-prices knows it (by id or
@@ -389,8 +405,8 @@ def priced_by_time_of_day(provider: str | None, model: str | None) -> bool:
     if not model:
         return False
     try:
-        _, info = get_snapshot().find_provider_model(model, None, catalog_provider(provider),
-                                                     None)
+        _, info = get_snapshot().find_provider_model(catalog_model(model), None,
+                                                     catalog_provider(provider), None)
     except LookupError:
         return False
     return bool(_time_constraints(info))
@@ -660,8 +676,8 @@ def _catalog_cost(provider: str | None, model: str, when: datetime, input_tokens
             Usage(input_tokens=input_tokens, cache_read_tokens=cached,
                   cache_write_tokens=cache_write, cache_write_1h_tokens=cache_write_1h,
                   output_tokens=output, web_searches=web_searches),
-            model, provider_id=catalog_provider(provider), genai_request_timestamp=when,
-            price_context=_price_context(context),
+            catalog_model(model), provider_id=catalog_provider(provider),
+            genai_request_timestamp=when, price_context=_price_context(context),
         )
     except LookupError:
         return None
@@ -766,7 +782,8 @@ def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
                 o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n, 0.0, 0.0)
     try:
-        calc = calc_price(Usage(input_tokens=0), model, provider_id=catalog_provider(provider),
+        calc = calc_price(Usage(input_tokens=0), catalog_model(model),
+                          provider_id=catalog_provider(provider),
                           genai_request_timestamp=when, price_context=_price_context(context))
     except LookupError:
         return None
