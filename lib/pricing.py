@@ -684,6 +684,20 @@ def _catalog_cost(provider: str | None, model: str, when: datetime, input_tokens
     return float(Decimal(calc.total_price))
 
 
+@lru_cache(maxsize=10_000)
+def _catalog_fees(provider: str | None, model: str, when: datetime, context: str = ""
+                  ) -> tuple[float, float]:
+    """(USD per call whatever its tokens, USD per web search) of the catalogue's model at the
+    instant ``when``, (0, 0) when it has no price. An override gives prices per million
+    tokens, so these fees stay the catalogue's under one: with a negotiated rate for gpt-4o's
+    tokens, every web search it made cost $0 (review)."""
+    base = _catalog_cost(provider, model, when, 0, 0, 0, 0, context)
+    if base is None:
+        return 0.0, 0.0
+    n = 1000
+    return base, (_catalog_cost(provider, model, when, 0, 0, 0, 0, context, 0, n) - base) / n
+
+
 def request_cost(provider: str | None, model: str | None, ts: datetime | date, input_tokens: int,
                  cached_input_tokens: int = 0, cache_write_tokens: int = 0, output_tokens: int = 0,
                  overrides: dict | None = None,
@@ -694,7 +708,8 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
     :func:`context_key`); none: standard prices. ``cache_write_1h_tokens``: the part of
     ``cache_write_tokens`` written to a one-hour cache (Anthropic's, priced higher); an override
     prices them as its other cache writes. ``web_searches``: searches the call made, at the
-    catalogue's price per search (an override has none: $0)."""
+    catalogue's price per search (under an override too: it prices tokens; $0 for a model the
+    catalogue does not know), as a fee per call is."""
     if not model:
         return None
     if (cached_input_tokens or 0) + (cache_write_tokens or 0) > (input_tokens or 0) \
@@ -704,7 +719,10 @@ def request_cost(provider: str | None, model: str | None, ts: datetime | date, i
     provider, model = priced_as(overrides, provider, model)
     o = override_for(overrides, provider, model)
     if o and o.priced_as is None:
-        return o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
+        fee, search = _catalog_fees(provider, model, price_moment(provider, model, ts),
+                                    context_key(context))
+        return (o.cost(input_tokens, cached_input_tokens, cache_write_tokens, output_tokens)
+                + fee + int(web_searches or 0) * search)
     return _catalog_cost(provider, model, price_moment(provider, model, ts), int(input_tokens),
                          int(cached_input_tokens), int(cache_write_tokens), int(output_tokens),
                          context_key(context), int(cache_write_1h_tokens or 0),
@@ -779,8 +797,9 @@ def _linear_terms_at(provider: str | None, model: str, when: datetime, overrides
     o = override_for(dict(overrides_key), provider, model)
     if o and o.priced_as is None:
         n = MTOK
+        fee, search = _catalog_fees(provider, model, when, context)
         return (o.cost(n, 0, 0, 0) / n, o.cost(n, n, 0, 0) / n, o.cost(n, 0, n, 0) / n,
-                o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n, 0.0, 0.0)
+                o.cost(0, 0, 0, n) / n, float("inf"), o.cost(n, 0, n, 0) / n, search, fee)
     try:
         calc = calc_price(Usage(input_tokens=0), catalog_model(model),
                           provider_id=catalog_provider(provider),

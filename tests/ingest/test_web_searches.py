@@ -106,3 +106,36 @@ def test_the_what_if_prices_the_searches_too(lake, write, monkeypatch):
     # the same traffic on the same model costs what it cost (the searches were read as savings)
     assert same["whatif_cost_usd"] == pytest.approx(same["cost_usd"], rel=1e-12)
     assert same["cost_usd"] == pytest.approx(3 * genai("gpt-4o", "openai", 1000, 100, 5))
+
+
+def _negotiated():
+    """A negotiated rate for gpt-4o's tokens: $2 / $8 per million instead of $2.50 / $10."""
+    from lib.pricing import Override
+    return {("openai", "gpt-4o"): Override("openai", "gpt-4o", 2.0, 8.0)}
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_an_override_of_the_token_prices_keeps_the_search_price(lake, write, monkeypatch,
+                                                                 path):
+    # An override gives USD per million tokens; a search is no token. With one, every search
+    # cost $0 (3 searches: $0.03 gone from a $0.0028 call), on every path and in reprice.
+    overrides = _negotiated()
+    want = {0: (1000 * 2.0 + 100 * 8.0) / 1e6, 3: (1000 * 2.0 + 100 * 8.0) / 1e6 + 0.03}
+    assert request_cost("openai", "gpt-4o", T, 1000, 0, 0, 100, overrides=overrides,
+                        web_searches=3) == pytest.approx(want[3])
+    assert unit_prices("openai", "gpt-4o", T, overrides)["web_search"] == pytest.approx(0.01)
+    rows = [canonical_request(n, provider="openai", model="gpt-4o", input_tokens=1000,
+                              output_tokens=100, web_searches=s,
+                              ts=(T + timedelta(minutes=n)).isoformat())
+            for n, s in enumerate([0, 3, 3, 0])]
+    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
+    report = ingest_on_path(lake, files, path, monkeypatch, overrides=overrides)
+    assert [(f.stored, f.quarantined) for f in report.files] == [({"requests": 2}, 0)] * 2
+    engine = Engine(lake)
+    try:
+        got = dict(engine.query("SELECT request_id, cost_usd FROM requests").rows())
+    finally:
+        engine.close()
+    assert got == pytest.approx({f"r{n}": want[s] for n, s in enumerate([0, 3, 3, 0])},
+                                rel=1e-9)
+    assert reprice(lake, overrides=overrides)["changed_rows"] == 0
