@@ -573,3 +573,40 @@ def test_the_vercel_ai_sdk_s_provider_ids_name_the_provider(tmp_path, ai_sdk, pr
     row = Engine(lake).query("SELECT provider, cost_usd FROM requests").to_dicts()[0]
     assert row["provider"] == provider
     assert row["cost_usd"] == pytest.approx((1000 * 1.0 + 100 * 2.0) / 1e6)  # the override's
+
+
+@pytest.mark.parametrize("system, metadata, stored", [
+    # @ai-sdk/anthropic 2 (ai 5): inputTokens is Anthropic's input_tokens, the uncached part;
+    # cachedInputTokens its cache_read_input_tokens; the writes only in providerMetadata
+    ("anthropic.messages",
+     {"anthropic": {"cacheCreationInputTokens": 200,
+                    "usage": {"input_tokens": 5000, "cache_read_input_tokens": 3000,
+                              "cache_creation_input_tokens": 200, "output_tokens": 100}}},
+     (8200, 3000, 200)),
+    # @ai-sdk/openai 2: inputTokens is prompt_tokens, the cached ones inside
+    ("openai.responses", {"openai": {"responseId": "resp_1"}}, (5000, 3000, 0)),
+])
+def test_the_vercel_ai_sdk_5_s_input_count_is_the_provider_s_own(tmp_path, system, metadata,
+                                                                   stored):
+    # ai 5.0.244 stream-text.ts, the ai.streamText.doStream span: gen_ai.usage.input_tokens and
+    # ai.usage.inputTokens are the provider's usage.inputTokens, ai.usage.cachedInputTokens its
+    # cache reads, and no ai.usage.inputTokenDetails.* (AI SDK 6's). Anthropic's 5,000 there
+    # leave its 3,000 reads and 200 writes out; OpenAI's 5,000 hold its 3,000.
+    attrs = {"ai.operationId": "ai.streamText.doStream", "gen_ai.system": system,
+             "gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.usage.input_tokens": 5000,
+             "gen_ai.usage.output_tokens": 100, "ai.usage.inputTokens": 5000,
+             "ai.usage.outputTokens": 100, "ai.usage.cachedInputTokens": 3000,
+             "ai.response.providerMetadata": json.dumps(metadata)}
+    span = {"traceId": "9" * 32, "spanId": "f" * 16, "name": "ai.streamText.doStream",
+            "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452801000000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                            else {"stringValue": v}} for k, v in attrs.items()]}
+    path = tmp_path / "ai-sdk-5.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
+        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    tables, rejects, chunks = parse_file(otlp.FORMAT, path)
+    assert rejects == []
+    row = tables["requests"].to_pylist()[0]
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"]) == stored
+    assert not any(c.not_read for c in chunks)

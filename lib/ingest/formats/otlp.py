@@ -67,7 +67,10 @@ gen_ai.usage.input_tokens / output_tokens on its step spans (``ai.generateText.d
 as its inputTokens.total / outputTokens.total (ai 6: cache reads and writes included, reasoning
 included), and their split only under its own names (ai.usage.inputTokenDetails.*,
 ai.usage.outputTokenDetails.reasoningTokens): read when the GenAI names are absent, so cache
-reads are priced as cache reads, not as plain input.
+reads are priced as cache reads, not as plain input. AI SDK 5 (no inputTokenDetails) gives the
+provider's own input count there, which for Anthropic and Bedrock leaves the cache reads
+(ai.usage.cachedInputTokens) and writes (only in ai.response.providerMetadata) out: they are
+added (``_ai_sdk_outside``).
 
 Token semantics: the GenAI conventions count cached tokens inside ``input_tokens`` (and
 reasoning inside ``output_tokens``), as design §3 does, so no addition is made, except when the
@@ -82,11 +85,12 @@ reason naming the attribute ("span not usable: gen_ai.usage.input_tokens is not 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from lib.ingest import values
-from lib.ingest.base import Chunk, Format
+from lib.ingest.base import BadValue, Chunk, Format
 from lib.ingest.formats import otlp_common as oc
 from lib.ingest.nesting import finish_spans
 
@@ -268,7 +272,15 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         output_tokens = oc.count_of(a, _NAMES["output_tokens"])
     if reasoning is not None and not (reasoning.__class__ is int and 0 <= reasoning <= _MAX):
         reasoning = oc.count_of(a, _NAMES["reasoning"])
-    if input_tokens is not None:
+    if input_tokens is not None and "ai.operationId" in a and _ai_sdk_outside(a):
+        cache_write = cache_write if cache_write is not None else _ai_sdk_5_writes(a)
+        cached, cache_write = cached or 0, cache_write or 0
+        input_tokens += cached + cache_write
+        if input_tokens > _MAX:
+            raise BadValue(f"input_tokens with the cached tokens added is out of range: "
+                                  f"{input_tokens}")
+        cache_added = False
+    elif input_tokens is not None:
         cached = cached or 0
         cache_write = cache_write or 0
         logged, input_tokens = input_tokens, oc.inclusive_input(input_tokens, cached, cache_write)
@@ -350,6 +362,48 @@ _AI_SDK_NAMES = {"google": "gcp.gemini", "google.vertex": "gcp.vertex_ai",
                  "bedrock": "aws.bedrock", "bedrock.anthropic": "aws.bedrock",
                  "bedrock-mantle": "aws.bedrock", "azure": "azure.ai.openai",
                  "mistral": "mistral_ai", "xai": "x_ai"}
+
+
+# AI SDK 5 and before (no ai.usage.inputTokenDetails.*, AI SDK 6's) give as inputTokens the
+# provider's own input count, and as cachedInputTokens its cache reads: Anthropic's input_tokens
+# (@ai-sdk/anthropic 2, also through Vertex AI and Bedrock: provider ids holding "anthropic") and
+# Bedrock's Converse inputTokens leave the cache reads and writes out, OpenAI's and Gemini's hold
+# them. Their writes are only in ai.response.providerMetadata (JSON text).
+_AI_SDK_6 = ("ai.usage.inputTokenDetails.noCacheTokens",
+             "ai.usage.inputTokenDetails.cacheReadTokens",
+             "ai.usage.inputTokenDetails.cacheWriteTokens")
+
+
+def _ai_sdk_outside(a: dict[str, Any]) -> bool:
+    """Whether an AI SDK span's input count leaves its cached tokens out (see _AI_SDK_6)."""
+    if any(k in a for k in _AI_SDK_6):
+        return False
+    system = a.get("gen_ai.system")
+    system = system.lower() if system.__class__ is str else ""
+    return "anthropic" in system or system.startswith(("bedrock", "amazon-bedrock"))
+
+
+def _ai_sdk_5_writes(a: dict[str, Any]) -> int | None:
+    """An AI SDK 5 span's cache writes, from ai.response.providerMetadata: Anthropic's
+    cacheCreationInputTokens (else its raw usage's cache_creation_input_tokens), Bedrock's
+    usage.cacheWriteInputTokens; None when it says none."""
+    try:
+        metadata = json.loads(a.get("ai.response.providerMetadata") or "{}")
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(metadata, dict):
+        return None
+    for name, paths in (("anthropic", (("cacheCreationInputTokens",),
+                                       ("usage", "cache_creation_input_tokens"))),
+                        ("bedrock", (("usage", "cacheWriteInputTokens"),))):
+        for path in paths:
+            node: Any = metadata.get(name)
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is not None:
+                return values.count(node, f"ai.response.providerMetadata.{name}."
+                                          + ".".join(path))
+    return None
 
 
 def ai_sdk_provider(value: Any) -> str | None:
