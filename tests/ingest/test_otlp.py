@@ -610,3 +610,34 @@ def test_the_vercel_ai_sdk_5_s_input_count_is_the_provider_s_own(tmp_path, syste
     row = tables["requests"].to_pylist()[0]
     assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"]) == stored
     assert not any(c.not_read for c in chunks)
+
+
+@pytest.mark.parametrize("system, output, reasoning, stored", [
+    # @ai-sdk/google 2 (ai 5): outputTokens is candidatesTokenCount, which leaves the
+    # thoughts (reasoningTokens) out
+    ("google.generative-ai", 300, 500, (800, 500)),
+    ("google.vertex.chat", 300, 100, (400, 100)),
+    # @ai-sdk/openai 2: completion_tokens holds the reasoning tokens
+    ("openai.chat", 300, 100, (300, 100)),
+])
+def test_the_vercel_ai_sdk_5_s_gemini_output_count_leaves_the_thinking_out(
+        tmp_path, system, output, reasoning, stored):
+    # ai 5.0.244: ai.usage.reasoningTokens beside gen_ai.usage.output_tokens; for Gemini the
+    # latter is candidatesTokenCount (google-generative-ai-language-model.ts), and the call was
+    # quarantined "reasoning_tokens exceed output_tokens" or its thinking went unpriced.
+    attrs = {"ai.operationId": "ai.generateText.doGenerate", "gen_ai.system": system,
+             "gen_ai.request.model": "gemini-2.5-flash", "gen_ai.usage.input_tokens": 1000,
+             "gen_ai.usage.output_tokens": output, "ai.usage.promptTokens": 1000,
+             "ai.usage.completionTokens": output, "ai.usage.reasoningTokens": reasoning}
+    span = {"traceId": "a" * 32, "spanId": "1" * 16, "name": "ai.generateText.doGenerate",
+            "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452801000000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                            else {"stringValue": v}} for k, v in attrs.items()]}
+    path = tmp_path / "ai-sdk-5.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
+        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    tables, rejects, _ = parse_file(otlp.FORMAT, path)
+    assert rejects == []
+    row = tables["requests"].to_pylist()[0]
+    assert (row["output_tokens"], row["reasoning_tokens"]) == stored

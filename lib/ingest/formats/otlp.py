@@ -70,7 +70,8 @@ ai.usage.outputTokenDetails.reasoningTokens): read when the GenAI names are abse
 reads are priced as cache reads, not as plain input. AI SDK 5 (no inputTokenDetails) gives the
 provider's own input count there, which for Anthropic and Bedrock leaves the cache reads
 (ai.usage.cachedInputTokens) and writes (only in ai.response.providerMetadata) out: they are
-added (``_ai_sdk_outside``).
+added (``_ai_sdk_outside``); for Gemini its output count leaves the reasoning tokens out: they
+are added too (``_ai_sdk_thinking_outside``).
 
 Token semantics: the GenAI conventions count cached tokens inside ``input_tokens`` (and
 reasoning inside ``output_tokens``), as design §3 does, so no addition is made, except when the
@@ -289,6 +290,11 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         cache_added = False
     if output_tokens is not None:
         reasoning = reasoning or 0
+        if reasoning and "ai.operationId" in a and _ai_sdk_thinking_outside(a):
+            output_tokens += reasoning
+            if output_tokens > _MAX:
+                raise BadValue(f"output_tokens with the reasoning tokens added is out of "
+                               f"range: {output_tokens}")
     response_model = get("gen_ai.response.model")
     if response_model.__class__ is not str:
         response_model = as_text(response_model)
@@ -381,6 +387,18 @@ def _ai_sdk_outside(a: dict[str, Any]) -> bool:
     system = a.get("gen_ai.system")
     system = system.lower() if system.__class__ is str else ""
     return "anthropic" in system or system.startswith(("bedrock", "amazon-bedrock"))
+
+
+def _ai_sdk_thinking_outside(a: dict[str, Any]) -> bool:
+    """Whether an AI SDK span's output count leaves its reasoning tokens out: AI SDK 5's Gemini
+    providers (@ai-sdk/google 2: outputTokens is candidatesTokenCount, reasoningTokens
+    thoughtsTokenCount; read as a part, the thinking went unpriced, or the call was quarantined
+    as reasoning exceeding output). AI SDK 6 counts them in (inputTokenDetails given)."""
+    if any(k in a for k in _AI_SDK_6):
+        return False
+    system = a.get("gen_ai.system")
+    system = system.lower() if system.__class__ is str else ""
+    return system.startswith(("google", "vertex")) and "anthropic" not in system
 
 
 def _ai_sdk_5_writes(a: dict[str, Any]) -> int | None:
