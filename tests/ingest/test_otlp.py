@@ -641,3 +641,42 @@ def test_the_vercel_ai_sdk_5_s_gemini_output_count_leaves_the_thinking_out(
     assert rejects == []
     row = tables["requests"].to_pylist()[0]
     assert (row["output_tokens"], row["reasoning_tokens"]) == stored
+
+
+@pytest.mark.parametrize("fmt", ["genai", "openinference"])
+def test_reasoning_beside_the_output_count_is_added_and_said(tmp_path, fmt):
+    # xAI's completion_tokens leave the reasoning tokens out (total = prompt + completion +
+    # reasoning), and instrumentations copy them as they are: 1,499 completion and 2,809
+    # reasoning tokens were quarantined as "reasoning exceeds output"; 500 with 300 (total
+    # 1,800 over 1,000 prompt) had the reasoning unpriced. OpenAI's (total 1,500) is trusted.
+    def span(span_id, model, prompt, completion, reasoning, total):
+        names = ({"model": "gen_ai.request.model", "in": "gen_ai.usage.input_tokens",
+                  "out": "gen_ai.usage.output_tokens",
+                  "reasoning": "gen_ai.usage.reasoning.output_tokens",
+                  "total": "gen_ai.usage.total_tokens"} if fmt == "genai" else
+                 {"model": "llm.model_name", "in": "llm.token_count.prompt",
+                  "out": "llm.token_count.completion",
+                  "reasoning": "llm.token_count.completion_details.reasoning",
+                  "total": "llm.token_count.total"})
+        values = {"model": model, "in": prompt, "out": completion, "reasoning": reasoning,
+                  "total": total}
+        attrs = [{"key": names[k], "value": {"intValue": str(v)} if isinstance(v, int)
+                  else {"stringValue": v}} for k, v in values.items()]
+        attrs += ([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]
+                  if fmt == "genai" else
+                  [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}}])
+        return {"traceId": "b" * 32, "spanId": span_id, "name": "chat", "kind": 3,
+                "startTimeUnixNano": "1767225600000000000",
+                "endTimeUnixNano": "1767225601000000000", "attributes": attrs}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+        span("a" * 16, "grok-4", 10120, 1499, 2809, 14428),
+        span("b" * 16, "grok-4", 1000, 500, 300, 1800),
+        span("c" * 16, "o3", 1000, 500, 300, 1500)]}]}]}) + "\n")
+    tables, rejects, chunks = parse_file(
+        otlp.FORMAT if fmt == "genai" else openinference.FORMAT, path)
+    assert rejects == []
+    got = {r["request_id"]: (r["output_tokens"], r["reasoning_tokens"])
+           for r in tables["requests"].to_pylist()}
+    assert got == {"a" * 16: (4308, 2809), "b" * 16: (800, 300), "c" * 16: (500, 300)}
+    assert sum(c.not_read.get(oc.REASONING_OUTSIDE_OUTPUT, 0) for c in chunks) == 2

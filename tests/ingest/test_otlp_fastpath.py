@@ -450,7 +450,9 @@ def _as_decided_since(parsed: tuple) -> tuple:
       position), which no span of these conventions gives;
     - an error span with no error type of its own whose status message is an SDK's API error
       ("Error code: 429 ...") has its HTTP status as error type (tests/ingest/test_traceloop.py::
-      test_traceloop_status_and_error_type)."""
+      test_traceloop_status_and_error_type);
+    - reasoning tokens above the output count were beside it (xAI's): they are added to it
+      (tests/ingest/test_otlp.py::test_reasoning_beside_the_output_count_is_added_and_said)."""
     import pyarrow.compute as pc
 
     tables, rejects, chunks = parsed
@@ -463,6 +465,10 @@ def _as_decided_since(parsed: tuple) -> tuple:
         if added not in req.column_names:
             req = req.add_column(req.schema.get_field_index("attributes") + 1 + i,
                                  pa.field(added, pa.int64()), pa.nulls(req.num_rows, pa.int64()))
+    beside = pc.fill_null(pc.greater(req["reasoning_tokens"], req["output_tokens"]), False)
+    req = req.set_column(req.schema.get_field_index("output_tokens"), "output_tokens",
+                         pc.if_else(beside, pc.add(req["output_tokens"], req["reasoning_tokens"]),
+                                    req["output_tokens"]))
     erred = pc.is_valid(req["error_type"])
     ids = pc.filter(req["request_id"], erred)
     status = pc.if_else(erred, "error", req["status"])

@@ -745,3 +745,29 @@ def test_no_hostile_value_fails_the_file_and_every_line_is_stored_or_quarantined
     for valid in (first, last):
         obj = valid.get("response", valid)
         assert (obj.get("body") or obj)["id"] in ids
+
+
+def test_xai_s_reasoning_tokens_beside_its_completion_tokens(lake, write):
+    # xAI's Chat Completions (OpenAI-compatible objects) count reasoning tokens BESIDE
+    # completion_tokens: total_tokens = prompt + completion + reasoning (docs.x.ai, consumption
+    # and rate limits; vercel/ai#12425). A real grok-4 usage: 10,120 + 1,499 + 2,809 = 14,428.
+    # Read as OpenAI's, the call was quarantined (reasoning exceeds output); one whose reasoning
+    # was the smaller part had it unpriced. OpenAI's own (total = prompt + completion) is kept.
+    def chat(n, model, prompt, completion, reasoning, total):
+        return {"ts": f"2026-03-02T12:00:0{n}Z", "provider": "x_ai", "response": {
+            "id": f"chatcmpl-x{n}", "object": "chat.completion", "created": 1772452800 + n,
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": total,
+                      "prompt_tokens_details": {"cached_tokens": 128},
+                      "completion_tokens_details": {"reasoning_tokens": reasoning}}}}
+    records = [chat(1, "grok-4", 10120, 1499, 2809, 14428),
+               chat(2, "grok-4", 1000, 500, 300, 1800),
+               {**chat(3, "o3", 1000, 500, 300, 1500), "provider": "openai"}]
+    f = _ingest(lake, write("grok.jsonl", records))
+    assert (f.stored, f.quarantined) == ({"requests": 3}, 0), f.reasons
+    rows = _rows(lake)
+    assert [(rows[i]["output_tokens"], rows[i]["reasoning_tokens"])
+            for i in ("chatcmpl-x1", "chatcmpl-x2", "chatcmpl-x3")] == [
+        (1499 + 2809, 2809), (800, 300), (500, 300)]

@@ -16,7 +16,8 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | input_tokens        | llm.token_count.prompt (includes cache reads, as OpenAI counts them)   |
 | cached_input_tokens | llm.token_count.prompt_details.cache_read                             |
 | cache_write_tokens  | llm.token_count.prompt_details.cache_write                            |
-| output_tokens       | llm.token_count.completion (includes reasoning)                       |
+| output_tokens       | llm.token_count.completion (includes reasoning; xAI's leaves it out,  |
+|                     | told by llm.token_count.total: then it is added, and said)            |
 | reasoning_tokens    | llm.token_count.completion_details.reasoning                          |
 | logged_cost_usd     | llm.cost.total (USD), else llm.cost.prompt + llm.cost.completion      |
 | finish_reason       | llm.finish_reason; a Responses API object's outcome (below)           |
@@ -82,6 +83,7 @@ PROMPT, COMPLETION = "llm.token_count.prompt", "llm.token_count.completion"
 CACHE_READ = "llm.token_count.prompt_details.cache_read"
 CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
 REASONING = "llm.token_count.completion_details.reasoning"
+TOTAL = "llm.token_count.total"
 # Instrumentation releases whose llm.token_count.prompt counted the cached tokens twice:
 # openinference-instrumentation-google-genai 0.1.12 to 0.1.15 added cached_content_token_count
 # to Gemini's prompt_token_count, which already holds it (Arize-ai/openinference#2779, fixed by
@@ -181,6 +183,9 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     input_tokens = oc.inclusive_input(logged, cached, cache_write)
     output_tokens = count(a.get(COMPLETION), COMPLETION)
     reasoning = count(a.get(REASONING), REASONING)
+    completion = output_tokens
+    output_tokens = oc.inclusive_output(
+        output_tokens, reasoning, oc.total_of(a, (TOTAL,)) if reasoning else None, logged)
     if input_tokens is not None:
         cached = cached or 0
         cache_write = cache_write or 0
@@ -239,6 +244,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
         request[oc.CACHE_ADDED] = True
     elif twice:
         request[oc.CACHE_TAKEN_OUT] = True
+    if output_tokens != completion:
+        request[oc.REASONING_ADDED] = True
     return "llm", request, consumed
 
 

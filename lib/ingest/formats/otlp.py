@@ -76,7 +76,9 @@ are added too (``_ai_sdk_thinking_outside``).
 Token semantics: the GenAI conventions count cached tokens inside ``input_tokens`` (and
 reasoning inside ``output_tokens``), as design §3 does, so no addition is made, except when the
 cached parts exceed the input count, which proves a source copied Anthropic's raw usage
-(see ``otlp_common.inclusive_input``).
+(see ``otlp_common.inclusive_input``); and reasoning tokens above the output count, or a total
+(gen_ai.usage.total_tokens, llm.usage.total_tokens) of input + output + reasoning, prove a count
+without them (xAI's completion_tokens): they are added (``otlp_common.inclusive_output``).
 
 Bad values: a token count must be an integer in 0 .. 2^63-1 (an int, 12.0, or int64's decimal
 text "123"); any other value (1.5, "abc", true, 1e400, -1, 10**30) quarantines the span with a
@@ -273,6 +275,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         output_tokens = oc.count_of(a, _NAMES["output_tokens"])
     if reasoning is not None and not (reasoning.__class__ is int and 0 <= reasoning <= _MAX):
         reasoning = oc.count_of(a, _NAMES["reasoning"])
+    logged_input = input_tokens  # (as logged: a total logged beside it adds up with this one)
     if input_tokens is not None and "ai.operationId" in a and _ai_sdk_outside(a):
         cache_write = cache_write if cache_write is not None else _ai_sdk_5_writes(a)
         cached, cache_write = cached or 0, cache_write or 0
@@ -288,9 +291,16 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         cache_added = input_tokens != logged
     else:
         cache_added = False
+    reasoning_added = False
     if output_tokens is not None:
         reasoning = reasoning or 0
-        if reasoning and "ai.operationId" in a and _ai_sdk_thinking_outside(a):
+        total = oc.total_of(a, ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")) \
+            if reasoning else None
+        logged_output = output_tokens
+        output_tokens = oc.inclusive_output(output_tokens, reasoning, total, logged_input)
+        reasoning_added = output_tokens != logged_output
+        if reasoning and "ai.operationId" in a and not reasoning_added \
+                and _ai_sdk_thinking_outside(a):
             output_tokens += reasoning
             if output_tokens > _MAX:
                 raise BadValue(f"output_tokens with the reasoning tokens added is out of "
@@ -353,6 +363,8 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     oc.user_columns(a, request)
     if cache_added:
         request[oc.CACHE_ADDED] = True
+    if reasoning_added:
+        request[oc.REASONING_ADDED] = True
     return "llm", request, consumed
 
 

@@ -382,6 +382,37 @@ def inclusive_input(input_tokens: int | None, cached: int | None,
     return total
 
 
+def total_of(attrs: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    """The first of ``keys`` that ``attrs`` has as a count, for :func:`inclusive_output` alone:
+    a total that is no count (``"abc"``) is none, never a reason to reject the span (no column
+    holds it)."""
+    try:
+        return count_of(attrs, keys)
+    except BadValue:
+        return None
+
+
+def inclusive_output(output_tokens: int | None, reasoning: int | None, total: int | None = None,
+                     input_tokens: int | None = None) -> int | None:
+    """Output tokens including reasoning (design §3), from a count that should.
+
+    OpenAI's completion_tokens hold the reasoning tokens, and this is trusted. xAI's (its
+    OpenAI-compatible Chat Completions) leave them out, its total_tokens being prompt +
+    completion + reasoning: a total that adds up only so proves it, as do reasoning tokens
+    above the whole. Then they are added (read as a part, a grok-4 call of 1,499 completion and
+    2,809 reasoning tokens was quarantined, and one with fewer had its reasoning unpriced)."""
+    if output_tokens is None or not reasoning:
+        return output_tokens
+    if reasoning > output_tokens or (total is not None and input_tokens is not None
+                                     and total == input_tokens + output_tokens + reasoning):
+        added = output_tokens + reasoning
+        if added > INT64_MAX:
+            raise BadValue(f"output_tokens with the reasoning tokens added is out of range: "
+                           f"{added}")
+        return added
+    return output_tokens
+
+
 def stable_id(*parts: Any) -> str:
     """A deterministic id from parts (idempotent re-ingest): 32 hex chars of SHA-256."""
     text = "\x1f".join("" if p is None else str(p) for p in parts)
@@ -970,6 +1001,12 @@ CACHED_COUNTED_TWICE = ("span(s) of openinference-instrumentation-google-genai 0
                         "whose llm.token_count.prompt counted the cached tokens twice "
                         "(Arize-ai/openinference#3013): they were taken out once.")
 CACHE_TAKEN_OUT = "_cache_taken_out"
+# Spans whose output count proved to hold no reasoning tokens (see inclusive_output): said, since
+# their output was changed from what was logged.
+REASONING_OUTSIDE_OUTPUT = ("span(s) whose reasoning tokens were beside their output token "
+                            "count (as xAI's completion_tokens leave them out): they were added "
+                            "to it, since output includes reasoning.")
+REASONING_ADDED = "_reasoning_added"
 _MODEL_KEY = re.compile(r"(?:^|\.)(?:model|modelname|modelid|prompttokens|completiontokens|"
                         r"inputtokens|outputtokens|totaltokens|tokencount)(?:\.|$)")
 
@@ -1111,6 +1148,8 @@ def _add_span(batch: Batch, raw_span: dict, resource: Resource, line_no: int,
             batch.not_read[CACHED_OUTSIDE_INPUT] += 1
         elif request.get(CACHE_TAKEN_OUT):
             batch.not_read[CACHED_COUNTED_TWICE] += 1
+        if request.get(REASONING_ADDED):
+            batch.not_read[REASONING_OUTSIDE_OUTPUT] += 1
         row = list(map(request.get, REQUEST_COLUMNS))
         row[0], row[1], row[2], row[3], row[4] = (span.span_id, span.trace_id, span.parent_id,
                                                   ts_us, duration_ms)

@@ -452,9 +452,18 @@ def _joined(parts: Any, kind: str, key: str = "text") -> str | None:
 # Provider objects -> row fields
 
 
+def _reasoning_beside(usage: dict, row: dict, total_key: str = "total_tokens") -> None:
+    """The output count with the reasoning tokens in it, where the usage proves it left them out
+    (xAI's: otlp_common.inclusive_output)."""
+    row["output_tokens"] = oc.inclusive_output(
+        row.get("output_tokens"), row.get("reasoning_tokens"),
+        count(usage.get(total_key), f"usage.{total_key}"), row.get("input_tokens"))
+
+
 def _openai_chat(obj: dict, row: dict, attrs: dict, kind: str) -> None:
     usage = _usage(obj, required=True)
     row.update(usage_counts(usage, OPENAI_CHAT_USAGE))
+    _reasoning_beside(usage, row)
     _usage_extras(usage, {"total_tokens", *OPENAI_CHAT_USAGE.values()}, attrs)
     row["ts"] = _unix_seconds_us(obj.get("created"), "created")
     choice = _first_choice(obj)
@@ -487,6 +496,7 @@ def _openai_responses(obj: dict, row: dict, attrs: dict) -> None:
         # input_tokens INCLUDES input_tokens_details.cached_tokens (unlike Anthropic's)
         row.update(usage_counts(usage, OPENAI_RESPONSES_USAGE,
                                 required=2 if status not in _RESPONSE_ERROR_STATUS else 0))
+        _reasoning_beside(usage, row)
         _usage_extras(usage, {"total_tokens", *OPENAI_RESPONSES_USAGE.values()}, attrs)
     row["ts"] = _unix_seconds_us(obj.get("created_at"), "created_at")
     output = obj.get("output")
