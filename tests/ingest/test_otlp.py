@@ -680,3 +680,40 @@ def test_reasoning_beside_the_output_count_is_added_and_said(tmp_path, fmt):
            for r in tables["requests"].to_pylist()}
     assert got == {"a" * 16: (4308, 2809), "b" * 16: (800, 300), "c" * 16: (500, 300)}
     assert sum(c.not_read.get(oc.REASONING_OUTSIDE_OUTPUT, 0) for c in chunks) == 2
+
+
+@pytest.mark.parametrize("system, metadata, stored", [
+    # ai 5 generate-text.ts doGenerate: only ai.usage.promptTokens / completionTokens and
+    # gen_ai.usage.*; Anthropic's cache reads and writes are in its raw usage in providerMetadata
+    ("anthropic.messages",
+     {"anthropic": {"cacheCreationInputTokens": 200,
+                    "usage": {"input_tokens": 50, "cache_read_input_tokens": 8000,
+                              "cache_creation_input_tokens": 200, "output_tokens": 300}}},
+     (8250, 8000, 200, 300, 0)),
+    # Gemini's thoughts and cached content are in its usageMetadata there
+    ("google.generative-ai",
+     {"google": {"usageMetadata": {"promptTokenCount": 50, "cachedContentTokenCount": 30,
+                                   "candidatesTokenCount": 300, "thoughtsTokenCount": 700,
+                                   "totalTokenCount": 1050}}},
+     (50, 30, 0, 1000, 700)),
+])
+def test_the_vercel_ai_sdk_5_s_generate_text_usage_in_its_provider_metadata(
+        tmp_path, system, metadata, stored):
+    attrs = {"ai.operationId": "ai.generateText.doGenerate", "gen_ai.system": system,
+             "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 50,
+             "gen_ai.usage.output_tokens": 300, "ai.usage.promptTokens": 50,
+             "ai.usage.completionTokens": 300,
+             "ai.response.providerMetadata": json.dumps(metadata)}
+    span = {"traceId": "c" * 32, "spanId": "2" * 16, "name": "ai.generateText.doGenerate",
+            "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452801000000000",
+            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                            else {"stringValue": v}} for k, v in attrs.items()]}
+    path = tmp_path / "ai-sdk-5.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
+        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    tables, rejects, _ = parse_file(otlp.FORMAT, path)
+    assert rejects == []
+    row = tables["requests"].to_pylist()[0]
+    assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"],
+            row["output_tokens"], row["reasoning_tokens"]) == stored

@@ -69,9 +69,10 @@ included), and their split only under its own names (ai.usage.inputTokenDetails.
 ai.usage.outputTokenDetails.reasoningTokens): read when the GenAI names are absent, so cache
 reads are priced as cache reads, not as plain input. AI SDK 5 (no inputTokenDetails) gives the
 provider's own input count there, which for Anthropic and Bedrock leaves the cache reads
-(ai.usage.cachedInputTokens) and writes (only in ai.response.providerMetadata) out: they are
-added (``_ai_sdk_outside``); for Gemini its output count leaves the reasoning tokens out: they
-are added too (``_ai_sdk_thinking_outside``).
+(ai.usage.cachedInputTokens) and writes out: they are added (``_ai_sdk_outside``); for Gemini
+its output count leaves the reasoning tokens out: they are added too
+(``_ai_sdk_thinking_outside``). What its generateText spans give of these only inside
+ai.response.providerMetadata (Anthropic's raw usage, Gemini's usageMetadata) is read there.
 
 Token semantics: the GenAI conventions count cached tokens inside ``input_tokens`` (and
 reasoning inside ``output_tokens``), as design §3 does, so no addition is made, except when the
@@ -239,7 +240,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     cached = get("gen_ai.usage.cache_read.input_tokens")
     if cached is None:
         cached = get("gen_ai.usage.cache_read_input_tokens")
-        if cached is None and "ai.operationId" in a:  # the Vercel AI SDK's (AI_SDK below)
+        if cached is None and "ai.operationId" in a:  # the Vercel AI SDK's (see _AI_SDK_6)
             cached = oc.count_of(a, _NAMES["cached"][2:])
     cache_write = get("gen_ai.usage.cache_creation.input_tokens")
     if cache_write is None:
@@ -259,6 +260,12 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
             reasoning = get("llm.usage.reasoning_tokens")  # Traceloop OpenLLMetry <= 0.47
             if reasoning is None and "ai.operationId" in a:
                 reasoning = oc.count_of(a, _NAMES["reasoning"][3:])
+    ai_sdk_5 = "ai.operationId" in a and not any(k in a for k in _AI_SDK_6)
+    if ai_sdk_5 and (cached is None or cache_write is None or reasoning is None):
+        found = _ai_sdk_5_usage(a)
+        cached = found.get("cached") if cached is None else cached
+        cache_write = found.get("cache_write") if cache_write is None else cache_write
+        reasoning = found.get("reasoning") if reasoning is None else reasoning
     # Counts are ints in 0 .. 2^63-1; anything else (1.5, "abc", true, 1e400, -1, 10**30) is
     # rejected by values.count, naming the attribute. Ints in range, the usual case, skip the
     # call.
@@ -276,13 +283,12 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     if reasoning is not None and not (reasoning.__class__ is int and 0 <= reasoning <= _MAX):
         reasoning = oc.count_of(a, _NAMES["reasoning"])
     logged_input = input_tokens  # (as logged: a total logged beside it adds up with this one)
-    if input_tokens is not None and "ai.operationId" in a and _ai_sdk_outside(a):
-        cache_write = cache_write if cache_write is not None else _ai_sdk_5_writes(a)
+    if input_tokens is not None and ai_sdk_5 and _ai_sdk_outside(a):
         cached, cache_write = cached or 0, cache_write or 0
         input_tokens += cached + cache_write
         if input_tokens > _MAX:
             raise BadValue(f"input_tokens with the cached tokens added is out of range: "
-                                  f"{input_tokens}")
+                           f"{input_tokens}")
         cache_added = False
     elif input_tokens is not None:
         cached = cached or 0
@@ -299,8 +305,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         logged_output = output_tokens
         output_tokens = oc.inclusive_output(output_tokens, reasoning, total, logged_input)
         reasoning_added = output_tokens != logged_output
-        if reasoning and "ai.operationId" in a and not reasoning_added \
-                and _ai_sdk_thinking_outside(a):
+        if reasoning and ai_sdk_5 and not reasoning_added and _ai_sdk_thinking_outside(a):
             output_tokens += reasoning
             if output_tokens > _MAX:
                 raise BadValue(f"output_tokens with the reasoning tokens added is out of "
@@ -393,9 +398,7 @@ _AI_SDK_6 = ("ai.usage.inputTokenDetails.noCacheTokens",
 
 
 def _ai_sdk_outside(a: dict[str, Any]) -> bool:
-    """Whether an AI SDK span's input count leaves its cached tokens out (see _AI_SDK_6)."""
-    if any(k in a for k in _AI_SDK_6):
-        return False
+    """Whether an AI SDK 5 span's input count leaves its cached tokens out (see _AI_SDK_6)."""
     system = a.get("gen_ai.system")
     system = system.lower() if system.__class__ is str else ""
     return "anthropic" in system or system.startswith(("bedrock", "amazon-bedrock"))
@@ -406,34 +409,45 @@ def _ai_sdk_thinking_outside(a: dict[str, Any]) -> bool:
     providers (@ai-sdk/google 2: outputTokens is candidatesTokenCount, reasoningTokens
     thoughtsTokenCount; read as a part, the thinking went unpriced, or the call was quarantined
     as reasoning exceeding output). AI SDK 6 counts them in (inputTokenDetails given)."""
-    if any(k in a for k in _AI_SDK_6):
-        return False
     system = a.get("gen_ai.system")
     system = system.lower() if system.__class__ is str else ""
     return system.startswith(("google", "vertex")) and "anthropic" not in system
 
 
-def _ai_sdk_5_writes(a: dict[str, Any]) -> int | None:
-    """An AI SDK 5 span's cache writes, from ai.response.providerMetadata: Anthropic's
-    cacheCreationInputTokens (else its raw usage's cache_creation_input_tokens), Bedrock's
-    usage.cacheWriteInputTokens; None when it says none."""
+# What an AI SDK 5 step span has of its usage only in ai.response.providerMetadata (JSON text):
+# {column: [(provider key, path)...]}, the first found counts. Its generateText spans carry no
+# ai.usage.cachedInputTokens / reasoningTokens (its streamText spans do).
+_AI_SDK_5_METADATA = {
+    "cached": [("anthropic", ("usage", "cache_read_input_tokens")),
+               ("google", ("usageMetadata", "cachedContentTokenCount"))],
+    "cache_write": [("anthropic", ("cacheCreationInputTokens",)),
+                    ("anthropic", ("usage", "cache_creation_input_tokens")),
+                    ("bedrock", ("usage", "cacheWriteInputTokens"))],
+    "reasoning": [("google", ("usageMetadata", "thoughtsTokenCount"))],
+}
+
+
+def _ai_sdk_5_usage(a: dict[str, Any]) -> dict[str, int]:
+    """{column: count} of an AI SDK 5 span's ai.response.providerMetadata
+    (``_AI_SDK_5_METADATA``); {} when it has none or is no JSON object."""
+    text = a.get("ai.response.providerMetadata")
     try:
-        metadata = json.loads(a.get("ai.response.providerMetadata") or "{}")
-    except (TypeError, ValueError):
-        return None
+        metadata = json.loads(text) if text.__class__ is str else None
+    except ValueError:
+        return {}
     if not isinstance(metadata, dict):
-        return None
-    for name, paths in (("anthropic", (("cacheCreationInputTokens",),
-                                       ("usage", "cache_creation_input_tokens"))),
-                        ("bedrock", (("usage", "cacheWriteInputTokens"),))):
-        for path in paths:
+        return {}
+    found = {}
+    for column, places in _AI_SDK_5_METADATA.items():
+        for name, path in places:
             node: Any = metadata.get(name)
             for key in path:
                 node = node.get(key) if isinstance(node, dict) else None
             if node is not None:
-                return values.count(node, f"ai.response.providerMetadata.{name}."
-                                          + ".".join(path))
-    return None
+                found[column] = values.count(
+                    node, f"ai.response.providerMetadata.{name}.{'.'.join(path)}")
+                break
+    return found
 
 
 def ai_sdk_provider(value: Any) -> str | None:
