@@ -717,3 +717,33 @@ def test_the_vercel_ai_sdk_5_s_generate_text_usage_in_its_provider_metadata(
     row = tables["requests"].to_pylist()[0]
     assert (row["input_tokens"], row["cached_input_tokens"], row["cache_write_tokens"],
             row["output_tokens"], row["reasoning_tokens"]) == stored
+
+
+def test_the_vercel_ai_sdk_s_envelope_span_is_no_unread_model_call(tmp_path):
+    # ai 6 generate-text.ts: the ai.generateText span around its steps names the model and sums
+    # their usage under ai.* names only; each step (ai.generateText.doGenerate) has gen_ai.* and
+    # is the request. The envelope was reported as a model call "not counted as requests" for
+    # every call of an AI SDK app, though its calls are counted.
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+
+    outer = {"ai.operationId": "ai.generateText", "ai.model.provider": "openai.responses",
+             "ai.model.id": "gpt-4o", "ai.usage.inputTokens": 1000,
+             "ai.usage.outputTokens": 100}
+    inner = {**outer, "ai.operationId": "ai.generateText.doGenerate",
+             "gen_ai.system": "openai.responses", "gen_ai.request.model": "gpt-4o",
+             "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
+
+    def span(i, attrs, parent=None):
+        return {"traceId": "e" * 32, "spanId": f"{i:016x}", "name": attrs["ai.operationId"],
+                **({"parentSpanId": f"{parent:016x}"} if parent else {}),
+                "startTimeUnixNano": str(1772452800000000000 + i),
+                "endTimeUnixNano": str(1772452801000000000 - i),
+                "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+                                else {"stringValue": v}} for k, v in attrs.items()]}
+    path = tmp_path / "ai-sdk.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"scope": {"name": "ai"},
+        "spans": [span(1, outer), span(2, inner, parent=1)]}]}]}) + "\n")
+    f = ingest_paths(Lake(tmp_path / "store"), [str(path)], overrides={}).files[0]
+    assert f.stored == {"requests": 1, "spans": 2}
+    assert f.notes == []

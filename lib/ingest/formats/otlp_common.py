@@ -1013,7 +1013,13 @@ _MODEL_KEY = re.compile(r"(?:^|\.)(?:model|modelname|modelid|prompttokens|comple
 
 def looks_like_model_call(attrs: dict[str, Any]) -> bool:
     """True when a span no mapping made a request still names a model or token counts outside
-    ``gen_ai.*`` (``llm.request.model``, ``ai.usage.promptTokens``)."""
+    ``gen_ai.*`` (``llm.request.model``, ``ai.usage.promptTokens``). Not the Vercel AI SDK's
+    envelope of a call (``ai.generateText``, ``ai.streamText``...): it sums the usage of its
+    steps (``ai.generateText.doGenerate``...), which carry gen_ai.* and are the requests; said
+    of it, every call of an AI SDK app was reported "not counted as requests" (review)."""
+    operation = attrs.get("ai.operationId")
+    if operation.__class__ is str and operation.startswith("ai.") and ".do" not in operation:
+        return False
     return any(_MODEL_KEY.search(k.lower().replace("_", "")) for k in attrs
                if not k.startswith("gen_ai."))
 
