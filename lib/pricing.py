@@ -886,8 +886,23 @@ def price_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
                              nulls_equal=True, maintain_order="left").with_columns(
             pl.when("_tiered").then(pl.col("_exact")).otherwise(pl.col("cost_usd")).alias("cost_usd"))
     cost = joined["cost_usd"].set(unlogged, None) if unlogged.any() else joined["cost_usd"]
-    free = _failed_without_usage(df)
+    free = _failed_without_usage(df) | _cache_hits(df)
     return cost.set(free, 0.0) if free.any() else cost
+
+
+def cache_hit_sql(row: str = "p") -> str:
+    """SQL true for a call answered from the application's own cache (``cache_hit``, design §3):
+    $0, as no provider was called, whatever tokens its log repeats of the answer it served
+    (LiteLLM logs a hit with the original response's usage and a cost of 0; priced by those
+    tokens, every hit was billed again in the spend)."""
+    return f"coalesce({row}.cache_hit, false)" if row else "coalesce(cache_hit, false)"
+
+
+def _cache_hits(df: pl.DataFrame) -> pl.Series:
+    """Boolean per row of ``df``: :func:`cache_hit_sql` (a $0 call)."""
+    if "cache_hit" not in df.columns:
+        return pl.Series([False] * df.height)
+    return df["cache_hit"].cast(pl.Boolean).fill_null(False)
 
 
 def _usage_unlogged(df: pl.DataFrame) -> pl.Series:
@@ -986,7 +1001,8 @@ def unit_prices_at(provider: str | None, model: str, at: date | datetime, input_
 
 
 def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.Series:
-    """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced).
+    """``cache_savings_usd`` per row of a requests frame (Float64; null where unpriced; 0 for a
+    call answered from the application's own cache, with a ``cache_hit`` column).
 
     What the cached input tokens would have cost at the full input price minus what they cost:
     ``cached_input_tokens × (input price − cached input price)`` in the request's period, in its
@@ -1024,7 +1040,9 @@ def cache_savings_frame(df: pl.DataFrame, overrides: dict | None = None) -> pl.S
                              maintain_order="left").with_columns(
             pl.when("_past").then(pl.col("_exact")).otherwise(pl.col("cache_savings_usd"))
             .alias("cache_savings_usd"))
-    return joined["cache_savings_usd"]
+    hits = _cache_hits(df)  # (no provider call: nothing billed, nothing saved on its prices)
+    return joined["cache_savings_usd"].set(hits, 0.0) if hits.any() \
+        else joined["cache_savings_usd"]
 
 
 def _past_tier_saving(provider, model, at, context, input_tokens, cached, cache_write, output,
@@ -1113,6 +1131,7 @@ def cache_savings_sql(engine, filters=None) -> float | None:
     price period, price context) so only the distinct models are priced in Python, then counts the
     requests past a price tier at the tier's prices (:func:`past_tier_savings`)."""
     where, params = filters.where("requests") if filters is not None else ("true", {})
+    where = f"({where}) AND NOT {cache_hit_sql('')}"  # ($0 calls: :func:`cache_hit_sql`)
     per = engine.query(
         f"SELECT provider, model, {period_sql('ts')} AS price_period, "
         f"{context_sql('attributes')} AS {CONTEXT_COLUMN}, "
@@ -1191,7 +1210,7 @@ def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
 
 
 _PRICED_COLUMNS = ["provider", "model", "ts", "status", "error_type", *TOKEN_COLUMNS, WRITE_1H,
-                   SEARCHES, "attributes"]
+                   SEARCHES, "attributes", "cache_hit"]
 
 
 def _pricing_frame(table: pa.Table) -> pl.DataFrame:

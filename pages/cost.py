@@ -105,7 +105,8 @@ gap = ("" if not tot["cost_usd"] or abs(mixed - tot["cost_usd"]) <= 0.01 * tot["
             "differ from today's.")
 st.caption("Input tokens include cached ones and output tokens include reasoning ones "
            "(design §3); here each kind is counted once. Costs per kind use each model's "
-           "unit prices at the time of the call (a long prompt's at its price tier's)." + gap)
+           "unit prices at the time of the call (a long prompt's at its price tier's). Calls "
+           "answered from the application's own cache cost nothing and are left out." + gap)
 
 # -- spend by model, customer and feature --------------------------------------------------------
 # (one under the other: side by side, a 1,280 px screen cut off their last column)

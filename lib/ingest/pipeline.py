@@ -1382,7 +1382,8 @@ def output_select(name: str, source: str = "$source", batch: str = "$batch",
     }
     if name == "requests":
         replace["logged_cost_usd"] = "coalesce(p.logged_cost_usd, p.cost_usd)"
-        replace["cost_usd"] = (f"CASE WHEN {pricing.usage_unlogged_sql()} THEN NULL "
+        replace["cost_usd"] = (f"CASE WHEN {pricing.cache_hit_sql()} THEN 0.0 "
+                               f"WHEN {pricing.usage_unlogged_sql()} THEN NULL "
                                f"WHEN {pricing.failed_without_usage_sql()} THEN 0.0 "
                                "WHEN coalesce(p.input_tokens, 0) < u.linear_below THEN "
                                "greatest(coalesce(p.input_tokens, 0) - p.cached_input_tokens "
