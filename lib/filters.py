@@ -80,7 +80,7 @@ def known_zone(tz: str) -> bool:
     return True
 
 
-def _quoted(value: str, limit: int = 60) -> str:
+def code_quoted(value: str, limit: int = 60) -> str:
     """A value from a URL, cut, to quote inside a markdown code span: without backticks (which
     end it) or line breaks and other control characters (a blank line ends it too, and what
     followed would be rendered: a link, an image); an empty value reads ``(empty)``."""
@@ -160,7 +160,7 @@ class Filters:
             unknown = [k for k in query if k not in TIME_KEYS and column_for_key(k) is None
                        and k not in other_keys]
             if unknown:
-                names = ", ".join(f"`{_quoted(k, 40)}`" for k in unknown[:5])
+                names = ", ".join(f"`{code_quoted(k, 40)}`" for k in unknown[:5])
                 out.append(f"{'keys' if len(unknown) > 1 else 'key'} {names}"
                            f"{' …' if len(unknown) > 5 else ''} "
                            f"{'are' if len(unknown) > 1 else 'is'} no filter Sightline knows: "
@@ -172,17 +172,17 @@ class Filters:
         window = bool(start and end and start < end)
         # as from_query decides: a valid from/to wins over an unknown range
         if preset is not None and preset not in PRESETS and preset != "custom" and not window:
-            out.append(f"time range `{_quoted(preset)}` is not one Sightline knows: showing the "
-                       f"{default}")
+            out.append(f"time range `{code_quoted(preset)}` is not one Sightline knows: showing "
+                       f"the {default}")
         elif not window and (preset == "custom"
                              or preset is None and ("from" in first or "to" in first)):
-            out.append(f"`from` `{_quoted(first.get('from', '(none)'))}` and `to` "
-                       f"`{_quoted(first.get('to', '(none)'))}` make no window (two ISO times "
+            out.append(f"`from` `{code_quoted(first.get('from', '(none)'))}` and `to` "
+                       f"`{code_quoted(first.get('to', '(none)'))}` make no window (two ISO times "
                        "from 1970 to 2200, "
                        f"the first before the second): showing the {default}")
         tz = first.get("tz")
         if tz is not None and not known_zone(tz):
-            out.append(f"time zone `{_quoted(tz)}` is not known: times are shown in UTC")
+            out.append(f"time zone `{code_quoted(tz)}` is not known: times are shown in UTC")
         return out
 
     # -- use -------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import streamlit as st
 
 from lib import freshness
 from lib.charts import local_time
-from lib.filters import Filters
+from lib.filters import Filters, code_quoted
 from lib.store import Engine
 from lib.store.lake import Lake
 
@@ -48,8 +48,10 @@ def picker() -> str:
     # and drill-downs carry the filters, not this, and arriving turned a wall screen's off.
     if KEY not in st.session_state or (url is not None and url != st.session_state.get(SYNCED)):
         if url is not None and url not in freshness.REFRESH_CHOICES:
-            st.warning(f"This link's auto-refresh `{url[:40]!r}` is not one Sightline offers "
-                       f"({', '.join(freshness.REFRESH_CHOICES)}): it is off.",
+            # (quoted as the filters' link problems are: a backtick in it ended a code span,
+            # and what followed was rendered, a link to anywhere in Sightline's own warning)
+            st.warning(f"This link's auto-refresh `{code_quoted(url, 40)}` is not one Sightline "
+                       f"offers ({', '.join(freshness.REFRESH_CHOICES)}): it is off.",
                        icon=":material/link_off:")
         st.session_state[KEY] = url if url in freshness.REFRESH_CHOICES else "off"
     choice = st.sidebar.selectbox(

@@ -49,7 +49,7 @@ def test_an_unknown_interval_is_said_and_left_off(monkeypatch, demo_store):
     at = run_app(monkeypatch, demo_store, query={"range": "7d", "refresh": "2m"})
     assert _picker(at).value == "off"
     (warning,) = [w.value for w in at.warning if "auto-refresh" in w.value]
-    assert "`'2m'` is not one Sightline offers" in warning
+    assert "`2m` is not one Sightline offers" in warning
     assert "refresh" not in at.query_params
 
 
@@ -65,3 +65,14 @@ def test_a_link_without_it_keeps_the_session_s_choice(monkeypatch, demo_store):
     at.query_params["refresh"] = "1h"
     at.switch_page("pages/latency.py").run()
     assert _picker(at).value == "1h"
+
+
+def test_an_unknown_interval_is_quoted_inertly(monkeypatch, demo_store):
+    """The link's value is quoted in a code span: a backtick in it ended the span, and what
+    followed was rendered, a link to anywhere inside Sightline's own warning."""
+    at = run_app(monkeypatch, demo_store,
+                 query={"range": "7d", "refresh": "x`[Sign in again](https://evil.example)`"})
+    (warning,) = [w.value for w in at.warning if "auto-refresh" in w.value]
+    assert warning.count("`") == 2, warning  # one code span, whole
+    assert "`x'[Sign in again](https://evil.example)'`" in warning
+    assert _picker(at).value == "off"
