@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from lib import formatting
 from lib.store.lake import Commit
@@ -77,6 +78,16 @@ def describe_landed(landed: Landed) -> str:
     if landed.removals:
         parts.append(formatting.plural(landed.removals, "batch taken out", "batches taken out"))
     return ", ".join(parts)
+
+
+def clock(at: datetime, now: datetime, tz: str) -> str:
+    """``at`` as the time of day in ``tz``, with its date before it when ``now`` is another day
+    there: a page left open overnight said "computed at 23:10:04" beside "the newest at
+    01:02:03", and which day each was could not be told."""
+    zone = ZoneInfo(tz)
+    local = at.astimezone(zone)
+    return f"{local:%H:%M:%S}" if local.date() == now.astimezone(zone).date() \
+        else f"{local:%Y-%m-%d %H:%M:%S}"
 
 
 def refresh_seconds(choice: str | None) -> int | None:

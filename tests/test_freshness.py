@@ -81,3 +81,13 @@ def test_refresh_choices_read_from_the_url():
     assert freshness.refresh_seconds(None) is None
     assert freshness.refresh_seconds("2m") is None  # unknown: off (the sidebar says so)
     assert set(freshness.REFRESH_LABELS) == set(freshness.REFRESH_CHOICES)
+
+
+def test_a_time_of_another_day_than_now_says_its_date():
+    """A page left open overnight said 'computed at 23:10:04' beside 'the newest at 01:02:03':
+    which day each was could not be told."""
+    at = datetime(2026, 11, 27, 23, 10, 4, tzinfo=UTC)
+    assert freshness.clock(at, at + timedelta(minutes=5), "UTC") == "23:10:04"
+    assert freshness.clock(at, at + timedelta(hours=2), "UTC") == "2026-11-27 23:10:04"
+    # the day is the shown zone's: 23:10 UTC is 18:10 the same day in New York
+    assert freshness.clock(at, at + timedelta(hours=2), "America/New_York") == "18:10:04"

@@ -74,10 +74,11 @@ def url_query() -> dict[str, list[str]]:
 
 
 def computed_caption(filters: Filters, choice: str) -> None:
-    """When this run read the data, in the shown zone, and the auto-refresh in force."""
+    """When this run read the data, in the shown zone, and the auto-refresh in force; with its
+    date, as it stays drawn while the page is left open (for days, on a wall screen)."""
     at = local_time(datetime.now(UTC), filters.tz)
     every = "" if choice == "off" else f" · refreshes {freshness.REFRESH_LABELS[choice].lower()}"
-    st.sidebar.caption(f"Computed at {at:%H:%M:%S} ({filters.tz}){every}.")
+    st.sidebar.caption(f"Computed at {at:%Y-%m-%d %H:%M:%S} ({filters.tz}){every}.")
 
 
 SEEN = "_freshness_seen"  # the version this session's last run showed: its commits, and when
@@ -112,10 +113,11 @@ def _watch(lake: Lake, every: int | None, moving: bool, tz: str) -> None:
         st.rerun(scope="app")
     if not landed:
         return
-    newest = local_time(datetime.fromisoformat(landed.latest_at), tz)
+    now = datetime.now(UTC)
+    newest = freshness.clock(datetime.fromisoformat(landed.latest_at), now, tz)
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.info(f"New data since this page was computed at {local_time(ran_at, tz):%H:%M:%S} "
-              f"({tz}): {freshness.describe_landed(landed)}, the newest at "
-              f"{newest:%H:%M:%S}.", icon=":material/update:")
+    left.info(f"New data since this page was computed at {freshness.clock(ran_at, now, tz)} "
+              f"({tz}): {freshness.describe_landed(landed)}, the newest at {newest}.",
+              icon=":material/update:")
     if right.button("Refresh", key="freshness_show", icon=":material/refresh:"):
         st.rerun(scope="app")
