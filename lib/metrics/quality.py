@@ -570,7 +570,12 @@ def compare_versions(engine: Engine, filters: Filters, source: str, version_a: s
             continue
         mine = pairs.filter(pl.col("metric") == metric)
         effect = settings.min_effect(metric, min_effect)
-        shared[metric] = mine.select(_CASE).n_unique() if mine.height else 0
+        # Cases both versions have a result of (a pass or a score): one a version errored on
+        # (neither) is no case in common, or 40 cases of which the candidate errored on every
+        # one read "40 test cases in common, fewer than 30 to pair on"
+        both = mine.filter((pl.col("a_pass").is_not_null() | pl.col("a_score").is_not_null())
+                           & (pl.col("b_pass").is_not_null() | pl.col("b_score").is_not_null()))
+        shared[metric] = both.select(_CASE).n_unique() if both.height else 0
         passed = mine.filter(pl.col("a_pass").is_not_null() & pl.col("b_pass").is_not_null())
         scored = mine.filter(pl.col("a_score").is_not_null() & pl.col("b_score").is_not_null())
         enough = compare.MIN_PAIRS

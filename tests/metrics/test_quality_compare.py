@@ -363,3 +363,20 @@ def test_a_version_s_interval_counts_a_case_of_several_epochs_once(lake, engine)
     over_time = quality.evals_over_time(engine, WINDOW, "offline", seconds=86_400)
     assert over_time.select("units", "pass_low", "pass_high").row(0) == pytest.approx(
         (10, *_wilson(8, 10)))
+
+
+def test_cases_a_version_errored_on_are_not_cases_in_common(lake, engine):
+    """v2 errored on each of the 40 cases v1 ran (neither a pass nor a score): the note read
+    "40 test cases in common, fewer than 30 to pair on" and the caption "40 test cases in
+    common, too few to pair", of two runs with no result in common to pair."""
+    errored = [{**r, "passed": None} for r in _run("v2", range(0, 40), 0)]
+    for r in errored[30:]:  # (and 10 it scored, too few to pair on)
+        r["passed"] = True
+    cmp = _compare(lake, engine, _run("v1", range(0, 40), 20), errored)
+    row = cmp.row(0, named=True)
+    assert (row["kind"], row["n_a"], row["n_b"], row["b_unscored"]) == (
+        "pass_unpaired", 40, 10, 30)
+    assert row["shared"] == 10
+    assert "40 test cases" not in row["note"], row["note"]
+    assert "10 test cases in common, fewer than 30 to pair on" in row["note"]
+    assert "40 test cases" not in quality.comparison_caption(cmp)
