@@ -416,12 +416,14 @@ def test_a_reader_that_stops_early_does_not_pass_the_gate(store):
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
-@pytest.mark.parametrize("settings_text, flag", [
-    ("metrics:\n  correctness: {min_effect: 5}\n", ()),  # meant as 5 points
-    ("metrics: {}\n", ("--min-effect", "1")),             # meant as 1 point
+@pytest.mark.parametrize("settings_text, flag, fix", [
+    # meant as 5 points; a --min-effect given does not replace a metric's own (review: the
+    # error said "set it in the metrics settings (or --min-effect)" either way)
+    ("metrics:\n  correctness: {min_effect: 5}\n", ("--min-effect", "0.05"), "metrics.yaml"),
+    ("metrics: {}\n", ("--min-effect", "1"), "--min-effect 0.01"),  # meant as 1 point
 ])
 def test_a_pass_rate_min_effect_no_change_can_reach_is_exit_2(
-        store, capsys, tmp_path, monkeypatch, settings_text, flag):
+        store, capsys, tmp_path, monkeypatch, settings_text, flag, fix):
     # correctness fell 12 points (a regression, exit 1): with a minimum effect of 5 (500
     # points) or 1 (100 points) the gate passed it, exit 0, whatever the candidate did
     settings = tmp_path / "metrics.yaml"
@@ -433,6 +435,8 @@ def test_a_pass_rate_min_effect_no_change_can_reach_is_exit_2(
     error = json.loads(out)["error"]
     assert "correctness is compared as a pass rate, whose changes are fractions" in error
     assert "can never be called a regression" in error
+    where = error.rsplit("regression", 1)[1]
+    assert fix in where and ("--min-effect" in where) == (fix != "metrics.yaml"), error
 
 
 def test_a_score_may_have_a_min_effect_of_whole_units(store, capsys, tmp_path, monkeypatch):

@@ -89,7 +89,7 @@ def run(args) -> int:
                 f"no metric {', '.join(terminal_text(repr(m)) for m in missing)} scored on "
                 f"both {terminal_text(version_a)} and {terminal_text(version_b)} ({source}); "
                 f"they share: {_listed(metrics) or 'none'}")
-    from lib.metric_settings import load_metric_settings
+    from lib.metric_settings import load_metric_settings, metric_key, metrics_path
 
     try:  # (the page's settings: a toxicity score that fell must not fail the gate)
         settings = load_metric_settings()
@@ -100,8 +100,18 @@ def run(args) -> int:
                                      settings=settings)
     unreachable = quality.unreachable_min_effects(table)
     if unreachable:  # (a gate that cannot fail is a configuration error, not a pass)
+        # where the value came from: a metric's own in the settings file is not replaced by a
+        # --min-effect, and "set it in the metrics settings (or --min-effect)" sent a user
+        # who had given --min-effect 1 to a file without it, or one with the file to the flag
+        own = {metric_key(m) for m, _ in settings.min_effects}
+        fixes = [f"set it as a fraction in {metrics_path()}"] if any(
+            metric_key(m) in own for m in quality.unreachable_metrics(table)) else []
+        if any(metric_key(m) not in own for m in quality.unreachable_metrics(table)):
+            fixes.append(f"give --min-effect as a fraction (--min-effect "
+                         f"{args.min_effect / 100:g} for {args.min_effect:g} "
+                         f"point{'' if args.min_effect == 1 else 's'})")
         raise UsageError("; ".join(terminal_text(u) for u in unreachable)
-                         + ": set it as a fraction in the metrics settings (or --min-effect)")
+                         + ": " + terminal_text("; ".join(fixes)))
     doc = document(table, version_a, version_b)
     # A metric one side has no result of is not compared: said, not left out unsaid (a scorer
     # that failed on every case of the candidate, its rows quarantined, passed the gate without
