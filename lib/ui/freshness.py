@@ -40,13 +40,14 @@ def watch_seconds() -> float | None:
 
 def picker() -> str:
     """The sidebar's auto-refresh choice (a key of freshness.REFRESH_CHOICES), from the URL on
-    a session's first run, or when the URL's changed (the browser's Back or Forward, a link
-    that has it); kept in the URL.
+    a session's first run, or when the URL's changed since the sidebar wrote it (the browser's
+    Back or Forward); kept in the URL.
     A link's unknown interval is said above the page, as the filters' link problems are."""
     url = st.query_params.get(PARAM)
-    # A URL without the key keeps the session's choice (and gets it back): the pages' own links
-    # and drill-downs carry the filters, not this, and arriving turned a wall screen's off.
-    if KEY not in st.session_state or (url is not None and url != st.session_state.get(SYNCED)):
+    # The URL decides once it differs from what the sidebar last wrote: every link of the app
+    # carries the choice (lib.ui.widgets' links and drill-downs, the sidebar's), so a URL
+    # without it is a view without it, as the browser's Back to before it was turned on is.
+    if KEY not in st.session_state or url != st.session_state.get(SYNCED):
         if url is not None and url not in freshness.REFRESH_CHOICES:
             # (quoted as the filters' link problems are: a backtick in it ended a code span,
             # and what followed was rendered, a link to anywhere in Sightline's own warning)

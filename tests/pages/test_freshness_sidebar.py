@@ -4,6 +4,9 @@ links to the other pages, and says when the page was computed."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+
+import streamlit
 
 from tests.pages.test_foundation_pages import run_app
 
@@ -54,17 +57,46 @@ def test_an_unknown_interval_is_said_and_left_off(monkeypatch, demo_store):
     assert "refresh" not in at.query_params
 
 
-def test_a_link_without_it_keeps_the_session_s_choice(monkeypatch, demo_store):
-    """The pages' own links and drill-downs carry the filters, not the auto-refresh: arriving
-    by one keeps it on (and puts it back in the URL); a link that has it sets it."""
-    at = run_app(monkeypatch, demo_store, "pages/overview.py", {"range": "7d", "refresh": "5m"})
-    at.query_params.pop("refresh")
-    at.switch_page("pages/cost.py").run()
-    assert not at.exception
-    assert _picker(at).value == "5m"
-    assert at.query_params["refresh"] == "5m"
-    at.query_params["refresh"] = "1h"
-    at.switch_page("pages/latency.py").run()
+def test_a_request_s_link_carries_it(monkeypatch, demo_store):
+    """The Latency page's links to its slowest requests keep the auto-refresh on: every link
+    of the app carries it, as the sidebar's do."""
+    at = run_app(monkeypatch, demo_store, "pages/latency.py",
+                 {"range": "custom", "from": "2026-11-13T12:00:00Z",
+                  "to": "2026-11-20T12:00:00Z", "refresh": "5m"})
+    (slowest,) = [d.value for d in at.dataframe if "link" in d.value.columns]
+    assert len(slowest) and all("refresh=5m" in link for link in slowest["link"])
+
+
+def test_a_drill_down_carries_it(monkeypatch):
+    """A drill-down (a chart selection, "Show those days") switches page with the filters and
+    the auto-refresh: without it, the page it opens turned the auto-refresh off."""
+    from lib.filters import Filters
+    from lib.ui import freshness, widgets
+
+    opened = []
+    monkeypatch.setattr(streamlit, "switch_page",
+                        lambda page, query_params=None: opened.append((page, query_params)))
+    monkeypatch.setattr(freshness, "url_query", lambda: {"refresh": ["5m"]})
+    f = Filters.last("24h", datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    widgets.open_page("pages/explore.py", f, window="a..b", metric="p95_latency")
+    ((page, query),) = opened
+    assert page == "pages/explore.py"
+    assert query == {**f.to_query(), "refresh": ["5m"], "window": "a..b",
+                     "metric": "p95_latency"}
+
+
+def test_back_to_a_view_without_it_turns_it_off(monkeypatch, demo_store):
+    """The browser's Back to before it was turned on gives a URL without refresh=: the page
+    follows the URL (it wrote the choice back and kept rerunning); a URL naming another
+    interval sets that one."""
+    at = run_app(monkeypatch, demo_store, "pages/overview.py", {"range": "7d"})
+    _picker(at).set_value("10s").run()
+    assert at.query_params["refresh"] == "10s"
+    at.query_params.pop("refresh")  # Back
+    at.run()
+    assert _picker(at).value == "off" and "refresh" not in at.query_params
+    at.query_params["refresh"] = "1h"  # Forward to another
+    at.run()
     assert _picker(at).value == "1h"
 
 
