@@ -42,9 +42,12 @@ class Landed:
         return bool(self.batches or self.reprices or self.removals)
 
 
-def landed_since(read: Iterable[Commit], now: Iterable[Commit]) -> Landed:
+def landed_since(read: Iterable[Commit], now: Iterable[Commit], *,
+                 quarantine: bool = True) -> Landed:
     """What the commits ``now`` in the manifest hold that the commits a page ``read`` did not:
-    the data-changing ones only (a compaction or a file found already stored is no news)."""
+    the data-changing ones only (a compaction or a file found already stored is no news); with
+    ``quarantine`` false, rows quarantined are no news either (only the Data page shows them:
+    elsewhere a batch of bad lines alone was announced, and a Refresh changed nothing)."""
     known = {c.commit_id for c in read}
     batches = reprices = removals = 0
     rows: dict[str, int] = {}
@@ -57,7 +60,8 @@ def landed_since(read: Iterable[Commit], now: Iterable[Commit]) -> Landed:
         elif c.kind == "remove":
             removals += 1
         else:
-            added = {t: n for t, n in (c.rows or {}).items() if isinstance(n, int) and n > 0}
+            added = {t: n for t, n in (c.rows or {}).items() if isinstance(n, int) and n > 0
+                     and (quarantine or t != "quarantine")}
             if not added:  # a batch whose every row was a duplicate stored nothing new
                 continue
             batches += 1

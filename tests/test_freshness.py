@@ -91,3 +91,13 @@ def test_a_time_of_another_day_than_now_says_its_date():
     assert freshness.clock(at, at + timedelta(hours=2), "UTC") == "2026-11-27 23:10:04"
     # the day is the shown zone's: 23:10 UTC is 18:10 the same day in New York
     assert freshness.clock(at, at + timedelta(hours=2), "America/New_York") == "18:10:04"
+
+
+def test_rows_quarantined_alone_are_news_only_where_the_quarantine_is_shown():
+    now = READ + [commit("q", rows={"quarantine": 2}),
+                  commit("c", rows={"requests": 1, "quarantine": 1})]
+    assert landed_since(READ, now).rows == {"requests": 1, "quarantine": 3}
+    elsewhere = landed_since(READ, now, quarantine=False)
+    assert (elsewhere.batches, elsewhere.rows) == (1, {"requests": 1})
+    assert not landed_since(READ, READ + [commit("q", rows={"quarantine": 2})],
+                            quarantine=False)

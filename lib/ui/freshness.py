@@ -19,6 +19,7 @@ from lib.charts import local_time
 from lib.filters import Filters, code_quoted
 from lib.store import Engine
 from lib.store.lake import Lake
+from lib.ui import navigation
 
 PARAM = "refresh"  # the URL key: one of freshness.REFRESH_CHOICES
 KEY = "f_refresh"  # its widget's session key
@@ -109,7 +110,8 @@ def _watch(lake: Lake, every: int | None, moving: bool, tz: str) -> None:
     version, commits, ran_at = st.session_state[SEEN]
     landed = freshness.Landed()
     if lake.version() != version:
-        landed = freshness.landed_since(commits, lake.commits())
+        landed = freshness.landed_since(commits, lake.commits(), quarantine=(
+            st.session_state.get(navigation.CURRENT_PAGE) == "Data"))
     if freshness.due_for_rerun(every, ran_at, datetime.now(UTC), moving=moving, landed=landed):
         st.rerun(scope="app")
     if not landed:
