@@ -489,6 +489,26 @@ def test_a_count_proved_to_hold_no_cached_tokens_is_corrected_and_said(tmp_path,
     assert "_cache_added" not in tables["requests"].column_names
 
 
+def ai_sdk_file(tmp_path, attrs: dict, name: str = "ai-sdk.jsonl"):
+    """A Collector-style file of one span of the Vercel AI SDK (scope ``ai``) named after its
+    ``ai.operationId``, with ``attrs`` (ints, strings, lists of strings) as its attributes."""
+    def value(v):
+        if isinstance(v, int):
+            return {"intValue": str(v)}
+        if isinstance(v, list):
+            return {"arrayValue": {"values": [{"stringValue": x} for x in v]}}
+        return {"stringValue": v}
+
+    span = {"traceId": "6" * 32, "spanId": "c" * 16, "name": attrs["ai.operationId"],
+            "startTimeUnixNano": "1772452800000000000",
+            "endTimeUnixNano": "1772452801000000000",
+            "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()]}
+    path = tmp_path / name
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
+        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    return path
+
+
 def test_the_vercel_ai_sdk_step_span_s_cache_and_reasoning_counts_are_read(tmp_path):
     # ai 6.0.264 generate-text.ts, the ai.generateText.doGenerate span (experimental_telemetry):
     # gen_ai.usage.input_tokens is inputTokens.total, which includes the cache reads and writes
@@ -516,17 +536,7 @@ def test_the_vercel_ai_sdk_step_span_s_cache_and_reasoning_counts_are_read(tmp_p
         "ai.usage.reasoningTokens": 200, "ai.usage.cachedInputTokens": 8000,
         "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 9500,
         "gen_ai.usage.output_tokens": 300}
-    span = {"traceId": "6" * 32, "spanId": "c" * 16, "name": "ai.generateText.doGenerate",
-            "kind": 1, "startTimeUnixNano": "1772452800000000000",
-            "endTimeUnixNano": "1772452802000000000",
-            "attributes": [{"key": k, "value": (
-                {"intValue": str(v)} if isinstance(v, int) else
-                {"arrayValue": {"values": [{"stringValue": x} for x in v]}}
-                if isinstance(v, list) else {"stringValue": v})}
-                for k, v in attributes.items()]}
-    path = tmp_path / "ai-sdk.jsonl"
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
-        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    path = ai_sdk_file(tmp_path, attributes)
     lake = Lake(tmp_path / "store")
     f = ingest_paths(lake, [str(path)], compact_min_files=0, overrides={}).files[0]
     assert f.stored.get("requests") == 1, f.reasons
@@ -557,14 +567,7 @@ def test_the_vercel_ai_sdk_s_provider_ids_name_the_provider(tmp_path, ai_sdk, pr
     attrs = {"ai.operationId": "ai.generateText.doGenerate", "gen_ai.system": ai_sdk,
              "ai.model.provider": ai_sdk, "gen_ai.request.model": "gpt-4o",
              "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
-    span = {"traceId": "8" * 32, "spanId": "e" * 16, "name": "ai.generateText.doGenerate",
-            "startTimeUnixNano": "1772452800000000000",
-            "endTimeUnixNano": "1772452801000000000",
-            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
-                            else {"stringValue": v}} for k, v in attrs.items()]}
-    path = tmp_path / "ai-sdk.jsonl"
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
-        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    path = ai_sdk_file(tmp_path, attrs, "ai-sdk.jsonl")
     from lib.pricing import Override
     negotiated = {(provider, "gpt-4o"): Override(provider, "gpt-4o", 1.0, 2.0)}
     lake = Lake(tmp_path / "store")
@@ -597,14 +600,7 @@ def test_the_vercel_ai_sdk_5_s_input_count_is_the_provider_s_own(tmp_path, syste
              "gen_ai.usage.output_tokens": 100, "ai.usage.inputTokens": 5000,
              "ai.usage.outputTokens": 100, "ai.usage.cachedInputTokens": 3000,
              "ai.response.providerMetadata": json.dumps(metadata)}
-    span = {"traceId": "9" * 32, "spanId": "f" * 16, "name": "ai.streamText.doStream",
-            "startTimeUnixNano": "1772452800000000000",
-            "endTimeUnixNano": "1772452801000000000",
-            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
-                            else {"stringValue": v}} for k, v in attrs.items()]}
-    path = tmp_path / "ai-sdk-5.jsonl"
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
-        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    path = ai_sdk_file(tmp_path, attrs, "ai-sdk-5.jsonl")
     tables, rejects, chunks = parse_file(otlp.FORMAT, path)
     assert rejects == []
     row = tables["requests"].to_pylist()[0]
@@ -629,14 +625,7 @@ def test_the_vercel_ai_sdk_5_s_gemini_output_count_leaves_the_thinking_out(
              "gen_ai.request.model": "gemini-2.5-flash", "gen_ai.usage.input_tokens": 1000,
              "gen_ai.usage.output_tokens": output, "ai.usage.promptTokens": 1000,
              "ai.usage.completionTokens": output, "ai.usage.reasoningTokens": reasoning}
-    span = {"traceId": "a" * 32, "spanId": "1" * 16, "name": "ai.generateText.doGenerate",
-            "startTimeUnixNano": "1772452800000000000",
-            "endTimeUnixNano": "1772452801000000000",
-            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
-                            else {"stringValue": v}} for k, v in attrs.items()]}
-    path = tmp_path / "ai-sdk-5.jsonl"
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
-        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    path = ai_sdk_file(tmp_path, attrs, "ai-sdk-5.jsonl")
     tables, rejects, _ = parse_file(otlp.FORMAT, path)
     assert rejects == []
     row = tables["requests"].to_pylist()[0]
@@ -704,14 +693,7 @@ def test_the_vercel_ai_sdk_5_s_generate_text_usage_in_its_provider_metadata(
              "gen_ai.usage.output_tokens": 300, "ai.usage.promptTokens": 50,
              "ai.usage.completionTokens": 300,
              "ai.response.providerMetadata": json.dumps(metadata)}
-    span = {"traceId": "c" * 32, "spanId": "2" * 16, "name": "ai.generateText.doGenerate",
-            "startTimeUnixNano": "1772452800000000000",
-            "endTimeUnixNano": "1772452801000000000",
-            "attributes": [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
-                            else {"stringValue": v}} for k, v in attrs.items()]}
-    path = tmp_path / "ai-sdk-5.jsonl"
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [
-        {"scope": {"name": "ai"}, "spans": [span]}]}]}) + "\n")
+    path = ai_sdk_file(tmp_path, attrs, "ai-sdk-5.jsonl")
     tables, rejects, _ = parse_file(otlp.FORMAT, path)
     assert rejects == []
     row = tables["requests"].to_pylist()[0]
