@@ -416,14 +416,16 @@ def test_a_reader_that_stops_early_does_not_pass_the_gate(store):
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
-@pytest.mark.parametrize("settings_text, flag, fix", [
+@pytest.mark.parametrize("settings_text, flag, fix, why", [
     # meant as 5 points; a --min-effect given does not replace a metric's own (review: the
     # error said "set it in the metrics settings (or --min-effect)" either way)
-    ("metrics:\n  correctness: {min_effect: 5}\n", ("--min-effect", "0.05"), "metrics.yaml"),
-    ("metrics: {}\n", ("--min-effect", "1"), "--min-effect 0.01"),  # meant as 1 point
+    ("metrics:\n  correctness: {min_effect: 5}\n", ("--min-effect", "0.05"), "metrics.yaml",
+     "500 points, which no pass rate can make, so it can never be called a regression"),
+    ("metrics: {}\n", ("--min-effect", "1"), "--min-effect 0.01",  # meant as 1 point
+     "100 points, every case passing to none, so it is all but never called a regression"),
 ])
 def test_a_pass_rate_min_effect_no_change_can_reach_is_exit_2(
-        store, capsys, tmp_path, monkeypatch, settings_text, flag, fix):
+        store, capsys, tmp_path, monkeypatch, settings_text, flag, fix, why):
     # correctness fell 12 points (a regression, exit 1): with a minimum effect of 5 (500
     # points) or 1 (100 points) the gate passed it, exit 0, whatever the candidate did
     settings = tmp_path / "metrics.yaml"
@@ -434,7 +436,7 @@ def test_a_pass_rate_min_effect_no_change_can_reach_is_exit_2(
     assert code == 2
     error = json.loads(out)["error"]
     assert "correctness is compared as a pass rate, whose changes are fractions" in error
-    assert "can never be called a regression" in error
+    assert why in error
     where = error.rsplit("regression", 1)[1]
     assert fix in where and ("--min-effect" in where) == (fix != "metrics.yaml"), error
 

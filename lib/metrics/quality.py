@@ -806,13 +806,16 @@ def unreachable_min_effects(cmp: pl.DataFrame) -> list[str]:
     can never get a verdict. A pass rate's changes are fractions (0.05 is 5 points), so
     ``min_effect: 5`` meant as 5 points asks for a change of 500 points: the metric could
     never fail the gate, whatever the candidate did."""
-    out = []
+    out, unreachable = [], set(unreachable_metrics(cmp))
     for r in cmp.iter_rows(named=True):
-        if r["metric"] in unreachable_metrics(cmp):
+        if r["metric"] in unreachable:
+            # (exactly 1 is a fall from every case passing to none: possible, if barely)
+            why = ("which no pass rate can make, so it can never be called a regression"
+                   if r["min_effect"] > 1 else "every case passing to none, so it is all but "
+                   "never called a regression")
             out.append(f"{r['metric']} is compared as a pass rate, whose changes are fractions "
                        f"(0.05 is 5 points): its min_effect {r['min_effect']:g} asks for a "
-                       f"change of {100 * r['min_effect']:,.0f} points, which no pass rate can "
-                       "make, so it can never be called a regression")
+                       f"change of {100 * r['min_effect']:,.0f} points, {why}")
     return out
 
 
