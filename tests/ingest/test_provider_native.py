@@ -771,3 +771,23 @@ def test_xai_s_reasoning_tokens_beside_its_completion_tokens(lake, write):
     assert [(rows[i]["output_tokens"], rows[i]["reasoning_tokens"])
             for i in ("chatcmpl-x1", "chatcmpl-x2", "chatcmpl-x3")] == [
         (1499 + 2809, 2809), (800, 300), (500, 300)]
+
+
+def test_a_total_that_is_no_count_quarantines_nothing(lake, write):
+    # total_tokens is read only to tell xAI's count: one that is no count ("abc", 12.5) is no
+    # total, as on spans (otlp_common.total_of). Read with the strict count, such a call was
+    # quarantined "usage.total_tokens is not an integer", though its own counts were whole.
+    def chat(n, total, reasoning=None):
+        usage = {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": total}
+        if reasoning is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return {"ts": f"2026-03-02T12:00:0{n}Z", "provider": "openai", "response": {
+            "id": f"chatcmpl-t{n}", "object": "chat.completion", "created": 1772452800 + n,
+            "model": "gpt-4o", "choices": [{"index": 0, "finish_reason": "stop",
+                                            "message": {"role": "assistant", "content": "ok"}}],
+            "usage": usage}}
+    f = _ingest(lake, write("totals.jsonl", [chat(1, "abc"), chat(2, 12.5, reasoning=300)]))
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 0), f.reasons
+    rows = _rows(lake)
+    assert [(rows[i]["output_tokens"], rows[i]["reasoning_tokens"])
+            for i in ("chatcmpl-t1", "chatcmpl-t2")] == [(500, 0), (500, 300)]

@@ -455,9 +455,12 @@ def _joined(parts: Any, kind: str, key: str = "text") -> str | None:
 def _reasoning_beside(usage: dict, row: dict, total_key: str = "total_tokens") -> None:
     """The output count with the reasoning tokens in it, where the usage proves it left them out
     (xAI's: otlp_common.inclusive_output)."""
+    reasoning = row.get("reasoning_tokens")
+    # (the total read as the spans' is: one that is no count is none, never a reason to
+    # quarantine the call, which total_tokens "abc" was once this check read it)
     row["output_tokens"] = oc.inclusive_output(
-        row.get("output_tokens"), row.get("reasoning_tokens"),
-        count(usage.get(total_key), f"usage.{total_key}"), row.get("input_tokens"))
+        row.get("output_tokens"), reasoning,
+        oc.total_of(usage, (total_key,)) if reasoning else None, row.get("input_tokens"))
 
 
 def _openai_chat(obj: dict, row: dict, attrs: dict, kind: str) -> None:
