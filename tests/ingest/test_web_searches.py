@@ -21,6 +21,24 @@ def genai(model: str, provider: str, i: int, o: int, searches: int) -> float:
                             provider_id=provider, genai_request_timestamp=T).total_price)
 
 
+def _costs_of_searches(lake, write, monkeypatch, path: str, searches: list[int],
+                       overrides: dict | None = None) -> dict[str, float]:
+    """{request_id: cost_usd} of gpt-4o calls of 1,000 in / 100 out making ``searches``
+    (request ``r<n>`` the n-th), ingested on ``path`` as two files of two calls each."""
+    rows = [canonical_request(n, provider="openai", model="gpt-4o", input_tokens=1000,
+                              output_tokens=100, web_searches=s,
+                              ts=(T + timedelta(minutes=n)).isoformat())
+            for n, s in enumerate(searches)]
+    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
+    report = ingest_on_path(lake, files, path, monkeypatch, overrides=overrides)
+    assert [(f.stored, f.quarantined) for f in report.files] == [({"requests": 2}, 0)] * 2
+    engine = Engine(lake)
+    try:
+        return dict(engine.query("SELECT request_id, cost_usd FROM requests").rows())
+    finally:
+        engine.close()
+
+
 def test_a_search_costs_what_genai_prices_says():
     assert request_cost("anthropic", "claude-sonnet-4-20250514", T, 1000, 0, 0, 100,
                         overrides={}, web_searches=3) == pytest.approx(
@@ -32,18 +50,7 @@ def test_a_search_costs_what_genai_prices_says():
 
 @pytest.mark.parametrize("path", INGEST_PATHS)
 def test_every_ingest_path_prices_them_and_reprice_agrees(lake, write, monkeypatch, path):
-    rows = [canonical_request(n, provider="openai", model="gpt-4o", input_tokens=1000,
-                              output_tokens=100, web_searches=s,
-                              ts=(T + timedelta(minutes=n)).isoformat())
-            for n, s in enumerate([0, 1, 5, 2])]
-    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
-    report = ingest_on_path(lake, files, path, monkeypatch)
-    assert [(f.stored, f.quarantined) for f in report.files] == [({"requests": 2}, 0)] * 2
-    engine = Engine(lake)
-    try:
-        got = dict(engine.query("SELECT request_id, cost_usd FROM requests").rows())
-    finally:
-        engine.close()
+    got = _costs_of_searches(lake, write, monkeypatch, path, [0, 1, 5, 2])
     assert got == pytest.approx({f"r{n}": genai("gpt-4o", "openai", 1000, 100, s)
                                  for n, s in enumerate([0, 1, 5, 2])}, rel=1e-9)
     assert reprice(lake, overrides={})["changed_rows"] == 0
@@ -124,18 +131,7 @@ def test_an_override_of_the_token_prices_keeps_the_search_price(lake, write, mon
     assert request_cost("openai", "gpt-4o", T, 1000, 0, 0, 100, overrides=overrides,
                         web_searches=3) == pytest.approx(want[3])
     assert unit_prices("openai", "gpt-4o", T, overrides)["web_search"] == pytest.approx(0.01)
-    rows = [canonical_request(n, provider="openai", model="gpt-4o", input_tokens=1000,
-                              output_tokens=100, web_searches=s,
-                              ts=(T + timedelta(minutes=n)).isoformat())
-            for n, s in enumerate([0, 3, 3, 0])]
-    files = [write("a.jsonl", rows[:2]), write("b.jsonl", rows[2:])]
-    report = ingest_on_path(lake, files, path, monkeypatch, overrides=overrides)
-    assert [(f.stored, f.quarantined) for f in report.files] == [({"requests": 2}, 0)] * 2
-    engine = Engine(lake)
-    try:
-        got = dict(engine.query("SELECT request_id, cost_usd FROM requests").rows())
-    finally:
-        engine.close()
+    got = _costs_of_searches(lake, write, monkeypatch, path, [0, 3, 3, 0], overrides)
     assert got == pytest.approx({f"r{n}": want[s] for n, s in enumerate([0, 3, 3, 0])},
                                 rel=1e-9)
     assert reprice(lake, overrides=overrides)["changed_rows"] == 0
