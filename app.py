@@ -66,7 +66,7 @@ refresh = freshness.picker()
 freshness.computed_caption(current, refresh)
 filters.link_slot()
 # (the links carry the auto-refresh too: it holds on every page, as the filters do)
-links_query = {**current.to_query(), **freshness.url_query()}
+links_query = freshness.link_query(current)
 navigation.sidebar_links(nav, NAV, links_query)
 # a notice above the page once new data lands (or a rerun, when the auto-refresh is due)
 freshness.watch(engine, current, refresh)

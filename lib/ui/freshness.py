@@ -75,6 +75,11 @@ def url_query() -> dict[str, list[str]]:
     return {PARAM: [choice]} if choice in freshness.REFRESH_CHOICES and choice != "off" else {}
 
 
+def link_query(filters: Filters) -> dict[str, list[str]]:
+    """The URL query of a link to a view of ``filters``: the filters and the auto-refresh."""
+    return {**filters.to_query(), **url_query()}
+
+
 def computed_caption(filters: Filters, choice: str) -> None:
     """When this run read the data, in the shown zone, and the auto-refresh in force; with its
     date, as it stays drawn while the page is left open (for days, on a wall screen)."""

@@ -562,7 +562,7 @@ def with_request_links(frame: pl.DataFrame, filters: Filters, at: str = "ts") ->
     """``frame`` with a ``link`` column first: for each ``request_id``, the URL of the Request
     page on that request (at its time, the column ``at``, when the frame has it: an id may name
     two requests) with ``filters`` (relative, so it works behind any host or path)."""
-    base = urlencode({**filters.to_query(), **freshness.url_query()}, doseq=True)
+    base = urlencode(freshness.link_query(filters), doseq=True)
     times = frame[at].to_list() if at in frame.columns else [None] * frame.height
     links = [f"request?{urlencode(request_query(rid, ts))}&{base}"
              for rid, ts in zip(frame["request_id"].to_list(), times, strict=True)]
@@ -589,7 +589,7 @@ def explore_link(filters: Filters, start, end, metric: str = "error_rate") -> st
     """The (relative) URL of Explore on the window ``[start, end)`` with ``filters``."""
     from lib.drilldown import window_param
 
-    return "explore?" + urlencode({**filters.to_query(), **freshness.url_query(),
+    return "explore?" + urlencode({**freshness.link_query(filters),
                                    "window": window_param(start, end), "metric": metric},
                                   doseq=True)
 
@@ -609,5 +609,4 @@ def open_page(page: str, filters: Filters, **params: str) -> None:
     Streamlit 1.67's ``st.switch_page`` drops the sidebar's widget state; the sidebar rebuilds it
     from this URL, which carries the same filters, so the new page opens with the user's filters.
     """
-    st.switch_page(page, query_params={**filters.to_query(), **freshness.url_query(),
-                                       **params})
+    st.switch_page(page, query_params={**freshness.link_query(filters), **params})
