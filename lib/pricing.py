@@ -898,6 +898,15 @@ def cache_hit_sql(row: str = "p") -> str:
     return f"coalesce({row}.cache_hit, false)" if row else "coalesce(cache_hit, false)"
 
 
+def billed_where(filters=None) -> tuple[str, dict]:
+    """SQL over ``requests`` (and its parameters) of the calls matching ``filters`` (a
+    lib.filters.Filters; None: all) that a provider billed by their tokens: not those answered
+    from the application's own cache (:func:`cache_hit_sql`), whose repeated usage priced in the
+    token mix, the what-if or the cache savings counted what nobody paid for."""
+    where, params = filters.where("requests") if filters is not None else ("true", {})
+    return f"({where}) AND NOT {cache_hit_sql('')}", params
+
+
 def _cache_hits(df: pl.DataFrame) -> pl.Series:
     """Boolean per row of ``df``: :func:`cache_hit_sql` (a $0 call)."""
     if "cache_hit" not in df.columns:
@@ -1130,8 +1139,7 @@ def cache_savings_sql(engine, filters=None) -> float | None:
     or None when no priced request has cached tokens. Aggregates in SQL per (provider, model,
     price period, price context) so only the distinct models are priced in Python, then counts the
     requests past a price tier at the tier's prices (:func:`past_tier_savings`)."""
-    where, params = filters.where("requests") if filters is not None else ("true", {})
-    where = f"({where}) AND NOT {cache_hit_sql('')}"  # ($0 calls: :func:`cache_hit_sql`)
+    where, params = billed_where(filters)
     per = engine.query(
         f"SELECT provider, model, {period_sql('ts')} AS price_period, "
         f"{context_sql('attributes')} AS {CONTEXT_COLUMN}, "

@@ -176,17 +176,8 @@ _TOKEN_SUMS = [
     ("reasoning", "reasoning_tokens")]
 
 
-def _billed_where(filters: Filters) -> tuple[str, dict]:
-    """``filters``' SQL over requests, less the calls answered from the application's own cache
-    (``cache_hit``: $0, lib.pricing.cache_hit_sql): the token mix, the what-if and the cache
-    savings are of the tokens a provider billed; the hits' repeated usage priced there made the
-    mix add to more than the spend."""
-    where, params = filters.where("requests")
-    return f"({where}) AND NOT {pricing.cache_hit_sql('')}", params
-
-
 def _tokens_query(engine: Engine, filters: Filters) -> pl.DataFrame:
-    where, params = _billed_where(filters)
+    where, params = pricing.billed_where(filters)
     billed = f"NOT coalesce(({pricing.failed_without_usage_sql('')}), false)"
     # The price context (a batch, a service tier: lib.pricing.context_sql) is part of the key,
     # so unit prices are those the rows were priced at.
@@ -267,7 +258,7 @@ def _past_tier_sums(engine: Engine, filters: Filters, starts: dict) -> pl.DataFr
     over them, and the same over the priced ones (``priced_`` + kind). ``i``: their input
     tokens, on which the tier's unit prices depend; summed in SQL, so Python prices each
     distinct ``i`` at most once (:func:`_tier_units`)."""
-    where, params = _billed_where(filters)
+    where, params = pricing.billed_where(filters)
     at_sql = pricing.period_sql("r.ts")
     ctx_sql = pricing.context_sql("CAST(r.attributes AS VARCHAR)")
     by_model = all(len(k) == 4 for k in starts)
@@ -399,7 +390,7 @@ def cache_savings(engine: Engine, filters: Filters) -> float | None:
     if not priced:
         return None
     # requests past a price tier save at the tier's prices
-    where, params = _billed_where(filters)
+    where, params = pricing.billed_where(filters)
     return total + pricing.past_tier_savings(
         engine, where, params,
         per.select("provider", "model", "price_period", "price_context").rows())
