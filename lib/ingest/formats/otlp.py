@@ -94,7 +94,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from lib.ingest import values
-from lib.ingest.base import BadValue, Chunk, Format
+from lib.ingest.base import Chunk, Format
 from lib.ingest.formats import otlp_common as oc
 from lib.ingest.nesting import finish_spans
 
@@ -285,10 +285,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
     logged_input = input_tokens  # (as logged: a total logged beside it adds up with this one)
     if input_tokens is not None and ai_sdk_5 and _ai_sdk_outside(a):
         cached, cache_write = cached or 0, cache_write or 0
-        input_tokens += cached + cache_write
-        if input_tokens > _MAX:
-            raise BadValue(f"input_tokens with the cached tokens added is out of range: "
-                           f"{input_tokens}")
+        input_tokens = oc.input_with_cache(input_tokens, cached, cache_write)
         cache_added = False
     elif input_tokens is not None:
         cached = cached or 0
@@ -306,10 +303,7 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str]]
         output_tokens = oc.inclusive_output(output_tokens, reasoning, total, logged_input)
         reasoning_added = output_tokens != logged_output
         if reasoning and ai_sdk_5 and not reasoning_added and _ai_sdk_thinking_outside(a):
-            output_tokens += reasoning
-            if output_tokens > _MAX:
-                raise BadValue(f"output_tokens with the reasoning tokens added is out of "
-                               f"range: {output_tokens}")
+            output_tokens = oc.output_with_reasoning(output_tokens, reasoning)
     response_model = get("gen_ai.response.model")
     if response_model.__class__ is not str:
         response_model = as_text(response_model)

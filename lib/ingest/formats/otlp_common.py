@@ -373,12 +373,26 @@ def inclusive_input(input_tokens: int | None, cached: int | None,
     """
     if input_tokens is None:
         return None
-    parts = (cached or 0) + (cache_write or 0)
-    if parts <= input_tokens:
+    if (cached or 0) + (cache_write or 0) <= input_tokens:
         return input_tokens
-    total = input_tokens + parts
+    return input_with_cache(input_tokens, cached, cache_write)
+
+
+def input_with_cache(input_tokens: int, cached: int | None, cache_write: int | None) -> int:
+    """``input_tokens`` with the cache reads and writes added, for a source known to count them
+    apart. Raises BadValue when the sum is past int64."""
+    total = input_tokens + (cached or 0) + (cache_write or 0)
     if total > INT64_MAX:
         raise BadValue(f"input_tokens with the cached tokens added is out of range: {total}")
+    return total
+
+
+def output_with_reasoning(output_tokens: int, reasoning: int) -> int:
+    """``output_tokens`` with the reasoning tokens added, for a source known to count them
+    apart. Raises BadValue when the sum is past int64."""
+    total = output_tokens + reasoning
+    if total > INT64_MAX:
+        raise BadValue(f"output_tokens with the reasoning tokens added is out of range: {total}")
     return total
 
 
@@ -405,11 +419,7 @@ def inclusive_output(output_tokens: int | None, reasoning: int | None, total: in
         return output_tokens
     if reasoning > output_tokens or (total is not None and input_tokens is not None
                                      and total == input_tokens + output_tokens + reasoning):
-        added = output_tokens + reasoning
-        if added > INT64_MAX:
-            raise BadValue(f"output_tokens with the reasoning tokens added is out of range: "
-                           f"{added}")
-        return added
+        return output_with_reasoning(output_tokens, reasoning)
     return output_tokens
 
 
