@@ -459,6 +459,16 @@ def test_a_total_above_the_buckets_is_said_not_silently_dropped():
     assert (row["input_tokens"], row["output_tokens"]) == (5, 845)
     assert json.loads(row["attributes"])["usage_details_unaccounted"] == 1173
     assert sum(c.not_read.get(langfuse.TOTAL_ABOVE_BUCKETS, 0) for c in chunks) == 1
+    # the same under Gemini's own keys (an integration that left the thoughts out: 1,500 in no
+    # count), and a total written as a decimal string, which is read as a count like the others
+    for details, left in (({"prompt_token_count": 10000, "candidates_token_count": 500,
+                            "total_token_count": 12000}, 1500),
+                          ({"input": 5, "output": 845, "total": "2023"}, 1173)):
+        tables, rejects, chunks = parse(export_jsonl([generation(details)]))
+        assert rejects == []
+        row = tables["requests"].to_pylist()[0]
+        assert json.loads(row["attributes"])["usage_details_unaccounted"] == left, details
+        assert sum(c.not_read.get(langfuse.TOTAL_ABOVE_BUCKETS, 0) for c in chunks) == 1
     # a total the buckets add up to (Langfuse's rule) or one that tells inclusive counts: none
     for details in ({"input": 600, "input_cached_tokens": 400, "output": 100, "total": 1100},
                     {"input": 1000, "input_cached_tokens": 400, "output": 100, "total": 1100}):

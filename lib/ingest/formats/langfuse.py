@@ -573,13 +573,14 @@ def _usage_count(usage: dict, obs: dict, keys: tuple[str, str]) -> int | None:
 Tokens = tuple[int | None, int | None, int | None, int | None, int | None, int | None]
 
 
-def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
+def _tokens(obs: dict) -> tuple[Tokens, list[str], int | None]:
     """((input incl. cache, cached, cache write, output incl. reasoning, reasoning), the sides
-    whose ``usageDetails`` base count already held its detail keys (see the module's doc))."""
+    whose ``usageDetails`` base count already held its detail keys (see the module's doc), and
+    the ``usageDetails`` total, None when it gives none)."""
     details = obs.get("usageDetails")
     if isinstance(details, dict):
         if details:
-            return usage_details(details)
+            return usage_details(details, with_total=True)
     elif details is not None:
         raise BadValue(f"usageDetails is not a JSON object: {shown(details)}")
     usage = obs.get("usage")
@@ -588,7 +589,7 @@ def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
     elif not isinstance(usage, dict):
         raise BadValue(f"usage is not a JSON object: {shown(usage)}")
     if usage.get("unit") not in (None, "TOKENS"):
-        return (None,) * 6, []  # characters, images, seconds: not tokens
+        return (None,) * 6, [], None  # characters, images, seconds: not tokens
     inp = _usage_count(usage, obs, ("input", "promptTokens"))
     out = _usage_count(usage, obs, ("output", "completionTokens"))
     if details is not None and not inp and not out:
@@ -596,17 +597,19 @@ def _tokens(obs: dict) -> tuple[Tokens, list[str]]:
         # writes 0 when nothing is known): no count
         inp = out = None
     return (inp, 0 if inp is not None else None, 0 if inp is not None else None, out,
-            0 if out is not None else None, 0 if inp is not None else None), []
+            0 if out is not None else None, 0 if inp is not None else None), [], None
 
 
 _BASE_KEYS = {"input": ("input", "input_tokens", "prompt_tokens", "prompt"),
               "output": ("output", "output_tokens", "completion_tokens", "completion")}
 
 
-def usage_details(details: dict) -> tuple[Tokens, list[str]]:
+def usage_details(details: dict, with_total: bool = False) -> tuple:
     """(input incl. cache, cached, cache write, output incl. reasoning, reasoning) from a
     ``usageDetails`` object of Langfuse's buckets, and the sides whose base count already held
-    its detail keys (see the module's doc). Raises BadValue naming a key that is no count."""
+    its detail keys (see the module's doc); ``with_total``: and its total (Gemini's
+    ``total_token_count`` included), None when it has none. Raises BadValue naming a key that
+    is no count."""
     counts: dict[str, int] = {}
     for key, value in details.items():
         if value.__class__ is int and 0 <= value <= INT64_MAX:
@@ -673,10 +676,10 @@ def usage_details(details: dict) -> tuple[Tokens, list[str]]:
         side = "input" if inp > INT64_MAX else "output"
         raise BadValue(f"usageDetails {side} tokens add up to more than {INT64_MAX}: "
                        f"{inp if side == 'input' else out}")
-    return ((inp if seen["input"] else None), (cached if seen["input"] else None),
-            (write if seen["input"] else None), (out if seen["output"] else None),
-            (reasoning if seen["output"] else None), (write_1h if seen["input"] else None)
-            ), inclusive
+    tokens = ((inp if seen["input"] else None), (cached if seen["input"] else None),
+              (write if seen["input"] else None), (out if seen["output"] else None),
+              (reasoning if seen["output"] else None), (write_1h if seen["input"] else None))
+    return (tokens, inclusive, total) if with_total else (tokens, inclusive)
 
 
 # Gemini's usage_metadata, as an integration passes it (Langfuse stores an object it does not know
@@ -740,12 +743,10 @@ def _inclusive_sides(total: int | None, sums: dict[str, int], base: dict[str, in
     return readings[0] if len(readings) == 1 else []
 
 
-def _unaccounted(obs: dict, inp: int | None, out: int | None) -> int:
+def _unaccounted(total: int | None, inp: int | None, out: int | None) -> int:
     """Tokens of the ``usageDetails`` total in neither the input nor the output count (0 for
     none, or no total): see TOTAL_ABOVE_BUCKETS."""
-    details = obs.get("usageDetails")
-    total = details.get("total") if isinstance(details, dict) else None
-    if total.__class__ is not int or inp is None or out is None:
+    if total is None or inp is None or out is None:
         return 0
     return max(total - inp - out, 0)
 
@@ -945,10 +946,10 @@ class _Parser:
                 oc.json_text(extra) if extra else None))
             self.batch.span_lines.append(line)
             return
-        (inp, cached, write, out, reasoning, write_1h), inclusive = _tokens(obs)
+        (inp, cached, write, out, reasoning, write_1h), inclusive, total = _tokens(obs)
         if inclusive:
             extra["usage_details_inclusive"] = inclusive
-        unaccounted = _unaccounted(obs, inp, out)
+        unaccounted = _unaccounted(total, inp, out)
         if unaccounted:
             extra["usage_details_unaccounted"] = unaccounted
             self.batch.not_read[TOTAL_ABOVE_BUCKETS] += 1
