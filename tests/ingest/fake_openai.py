@@ -19,10 +19,14 @@ snapshot name (``gpt-4o-mini`` -> ``gpt-4o-mini-2024-07-18``).
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -278,6 +282,10 @@ def proto_path(collector_file: Path) -> Path:
     return collector_file.with_name(collector_file.name.replace(".collector.jsonl", ".pb"))
 
 
+# (instrumentation, scenario, environment) -> (the files and ledger of its first recording)
+_RECORDED: dict[tuple[str, str, str], tuple[tuple[Path, ...], list[dict]]] = {}
+
+
 def record_spans(instrumentation: str, out_dir: Path,
                  scenario: list[dict[str, Any]] = SCENARIO) -> tuple[Path, Path, list[dict]]:
     """Run the real instrumentation in a fresh process against a fresh fake server.
@@ -285,15 +293,28 @@ def record_spans(instrumentation: str, out_dir: Path,
     Returns (protobuf-JSON file, Collector-JSON file, the server's ledger); the same requests in
     the file exporter's binary layout are at :func:`proto_path`. A subprocess keeps the
     instrumentation's global patches of ``openai`` out of the test process.
+
+    A recording is made once per test process for the same instrumentation, scenario and
+    environment; asked again, its files are copied into ``out_dir`` (a recording takes ~2.5 s,
+    and the default scenario alone was recorded about 20 times in a run of the suite).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     scenario_file = out_dir / "scenario.json"
     scenario_file.write_text(json.dumps(scenario))
     protobuf_out = out_dir / f"{instrumentation}.protobuf.jsonl"
     collector_out = out_dir / f"{instrumentation}.collector.jsonl"
+    outputs = (protobuf_out, collector_out, proto_path(collector_out))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    key = (instrumentation, json.dumps(scenario, sort_keys=True),
+           json.dumps({k: v for k, v in env.items() if not k.startswith("PYTEST_")},
+                      sort_keys=True))
+    if key in _RECORDED:
+        files, ledger = _RECORDED[key]
+        for source, target in zip(files, outputs):
+            shutil.copyfile(source, target)
+        return protobuf_out, collector_out, copy.deepcopy(ledger)
     with FakeOpenAIServer() as server:
         result = subprocess.run(
             [sys.executable, str(RECORDER), "--instrumentation", instrumentation,
@@ -304,4 +325,9 @@ def record_spans(instrumentation: str, out_dir: Path,
         ledger = list(server.ledger)
     if result.returncode != 0:
         raise RuntimeError(f"recording {instrumentation} spans failed:\n{result.stderr}")
+    # kept apart from out_dir, which its test may change
+    keep = Path(tempfile.mkdtemp(prefix="recorded-spans-"))
+    atexit.register(shutil.rmtree, keep, True)
+    _RECORDED[key] = (tuple(shutil.copy(path, keep / path.name) for path in outputs),
+                      copy.deepcopy(ledger))
     return protobuf_out, collector_out, ledger

@@ -5,9 +5,11 @@ child's ru_maxrss starts at its parent's size, which hid growth here while pytes
 Both paths are bounded by design: the exact path works in segments of text (4 MiB here, so both
 files span many), the fast path in DuckDB under SIGHTLINE_INGEST_FAST_MEMORY (256 MB here). Peaks
 rise while caches warm up and the memory limit is reached, so the two sizes are both past that
-(measured 2026-11-28: exact 391, 406 and 409 MB for 50, 100 and 200 MB of input, fast 370, 459
-and 474 MB; before segmenting, 120 MB more input cost ~170 MB more memory). 100 and 200 MB take
-the module 24 s, where 150 and 300 MB took 50 s of the suite's 10 minutes.
+(measured 2026-11-28: exact 391, 406 and 409 MB for 50, 100 and 200 MB of input; fast 359, 454
+and 498 MB, and 398 and 484 MB under the suite's load, so the fast path is measured past that, at
+150 and 300 MB: 417 and 440 MB measured before; before segmenting, 120 MB more input cost ~170 MB
+more memory). The exact path, the slower, at 100 and 200 MB takes 17 s, where 150 and 300 MB
+took 30 s.
 """
 
 from __future__ import annotations
@@ -32,26 +34,28 @@ CODE = ("import json, resource, sys; from lib.store import Lake; "
         f"'peak_rss_mb': {PEAK_RSS_MB_EXPR}}}))")
 
 
-SIZES_MB = (100, 200)
+SIZES_MB = {True: (150, 300), False: (100, 200)}  # fast path or not: the two sizes compared
+PART_MB = 50
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
+    """{size in MB: a file of that size}, each the same 50 MB of rows repeated under other
+    request ids (generating every file row by row took 8 of the module's 41 s)."""
     folder = tmp_path_factory.mktemp("big")
-    small, large = SIZES_MB
-    assert large == 2 * small
-    out = {small: folder / f"{small}.jsonl", large: folder / f"{large}.jsonl"}
-    generate(out[small], small * ROWS_PER_MB, seed=0)
-    # The larger file is the smaller twice, its second half under other request ids: generating
-    # it row by row took 8 of the module's 41 s
-    data = out[small].read_bytes()
-    twin = data.replace(b'"request_id": "req-0-', b'"request_id": "req-1-')
-    assert twin.count(b'"request_id": "req-1-') == small * ROWS_PER_MB
-    with open(out[large], "wb") as f:
-        f.write(data)
-        f.write(twin)
+    part = folder / "part.jsonl"
+    generate(part, PART_MB * ROWS_PER_MB, seed=0)
+    data = part.read_bytes()
+    out = {}
+    for mb in sorted({mb for sizes in SIZES_MB.values() for mb in sizes}):
+        out[mb] = folder / f"{mb}.jsonl"
+        with open(out[mb], "wb") as f:
+            for k in range(mb // PART_MB):
+                copy = data.replace(b'"request_id": "req-0-', f'"request_id": "req-{k}-'.encode())
+                assert copy.count(f'"request_id": "req-{k}-'.encode()) == PART_MB * ROWS_PER_MB
+                f.write(copy)
     yield out
-    for path in out.values():
+    for path in [part, *out.values()]:
         path.unlink()
 
 
@@ -73,12 +77,14 @@ def _ingest_peak(store: Path, path: Path, fast: bool) -> dict:
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "exact path"])
 def test_peak_rss_does_not_grow_with_file_size(tmp_path, files, fast):
     peaks = {}
-    for mb, path in files.items():
-        out = _ingest_peak(tmp_path / f"store{mb}", path, fast)
+    sizes = SIZES_MB[fast]
+    assert sizes[1] == 2 * sizes[0]
+    for mb in sizes:
+        out = _ingest_peak(tmp_path / f"store{mb}", files[mb], fast)
         assert out["totals"]["errors"] == 0
         assert out["totals"]["stored"] == {"requests": mb * ROWS_PER_MB}
         peaks[mb] = out["peak_rss_mb"]
     # Twice the input may cost a little (the keys kept for dedupe), never the file itself: a path
     # that holds its input grows by 100 MB or more here. The bound is between that and the noise
     # measured under load (45 MB at most, 2026-11-26).
-    assert peaks[SIZES_MB[1]] - peaks[SIZES_MB[0]] < 75, peaks
+    assert peaks[sizes[1]] - peaks[sizes[0]] < 75, peaks
