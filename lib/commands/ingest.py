@@ -10,12 +10,14 @@ unreadable (design §6). A progress bar with rows/s goes to stderr only when std
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
+from pathlib import Path
 
 from lib import pricing
 from lib.commands.base import UsageError, open_store_lake, print_json
-from lib.formatting import table_rows, terminal_text
+from lib.formatting import plural, table_rows, terminal_text
 from lib.ingest import failures, memo
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError
@@ -84,15 +86,16 @@ def run(args) -> int:
     if args.json:
         print_json(report.to_dict())
     else:
-        print(render(report, store_option(lake.root)))
+        print(render(report, store_option(lake.root), args.prices))
     return 0 if report.ok else EXIT_UNREADABLE
 
 
-def render(report: IngestReport, store_opt: str = "") -> str:
+def render(report: IngestReport, store_opt: str = "", prices: str | None = None) -> str:
     """The human-readable report: one line per source, reasons and notes indented, a total
     line. Past ``MAX_SKIPPED_LINES`` skipped sources (a cron job over a folder that keeps its old
     files), they are one line; ``--json`` lists each. ``store_opt`` (lib.store.store_option) ends
-    the commands it gives: a bare `remove` of a batch in another store went to data/store."""
+    the commands it gives: a bare `remove` of a batch in another store went to data/store;
+    ``prices`` is the `--prices` file the run read (the overrides its notes name)."""
     # (what an earlier run read or found unreadable, unchanged: a skip of another kind, such as
     # a file still being written or an archived S3 object, keeps its own line)
     skipped = [f for f in report.files if f.skipped
@@ -109,7 +112,8 @@ def render(report: IngestReport, store_opt: str = "") -> str:
                    "download them there)")
                 if f.quarantined > len(f.reasons) else "")
              + "".join(f"\n    note: {terminal_text(n)}"
-                       for n in f.notes + _undo_note(f, store_opt))
+                       for n in f.notes + _unpriced_notes(f, store_opt, prices)
+                       + _undo_note(f, store_opt))
              for f in report.files if id(f) not in collapsed]
     if collapse:
         # (an earlier run that found a source unreadable said why then; --json says it again)
@@ -140,6 +144,35 @@ def render(report: IngestReport, store_opt: str = "") -> str:
         lines.append(f"deleted {len(comp['gc_removed'])} replaced file(s) no reader needs any more "
                      "(replaced over an hour ago)")
     return "\n".join(lines)
+
+
+UNPRICED_SHOWN = 5  # models a note names; --json lists them all
+
+
+def _unpriced_notes(f: FileReport, store_opt: str = "", prices: str | None = None) -> list[str]:
+    """Which of the requests ``f`` stored have no cost (unknown, not $0), and what to do: the
+    overrides file named is ``prices`` (``--prices``), else the one the environment names."""
+    if not f.unpriced:
+        return []
+    if prices:
+        name, prices_opt = prices, f" --prices {shlex.quote(str(Path(prices).resolve()))}"
+    else:
+        name, prices_opt = pricing.overrides_name(), pricing.prices_option()
+    notes = []
+    for logged, why in ((True, f"their models have no price: add them to {name} (or "
+                               "`priced_as` the model they answered as), then run "
+                               f"`python -m lib reprice{store_opt}{prices_opt}`"),
+                        (False, "they logged no input token count")):
+        group = [u for u in f.unpriced if u["usage_logged"] is logged]
+        if not group:
+            continue
+        named = ", ".join(f"{u['provider'] or '(no provider)'} {u['model']} ({u['requests']:,})"
+                          for u in group[:UNPRICED_SHOWN])
+        more = (f" and {len(group) - UNPRICED_SHOWN:,} more models"
+                if len(group) > UNPRICED_SHOWN else "")
+        notes.append(f"{plural(sum(u['requests'] for u in group), 'request')} stored without a "
+                     f"cost (unknown, not $0): {named}{more}; {why}. The Data page lists them.")
+    return notes
 
 
 def _undo_note(f: FileReport, store_opt: str = "") -> list[str]:

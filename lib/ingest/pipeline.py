@@ -16,6 +16,7 @@ import contextlib
 import errno
 import glob
 import io
+import json
 import logging
 import os
 import stat
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -144,6 +146,10 @@ class FileReport:
     # left for the next run: said in ``error`` alone, a script reading --json could not tell
     # how much of the prefix went unread (found in review)
     left_for_next_run: int = 0
+    # requests stored without a cost (their cost unknown, not $0), by model: [{"provider",
+    # "model", "requests", "usage_logged"}], most requests first (the text report says them: the
+    # Data page lists them, but a cron job's ingest said nothing of them)
+    unpriced: list[dict] = field(default_factory=list)
     # (line, reason) of the quarantined rows of lowest line so far, which ``reasons`` says: a
     # file's quarantine comes in parts (a repeated key is found after the checks of the rows
     # after it), so the first rows quarantined are not always its first lines
@@ -171,6 +177,37 @@ class FileReport:
         out = asdict(self)
         del out["first_quarantined"]  # (``reasons`` says them)
         return {**out, "notes": self.notes}
+
+
+def _find_unpriced(lake: Lake, reports: list[FileReport]) -> None:
+    """Fill ``unpriced`` of the reports that stored requests, from the files their batches
+    committed (read back: the paths that price rows are several)."""
+    wanted = {f.batch_id: f for f in reports if f.batch_id and f.stored.get("requests")}
+    if not wanted or lake.dry_run:
+        return
+    try:
+        # each batch's own commit file (a listing of the manifest costs 0.15 s at a month of
+        # commits, and a run lists it as few times as it can)
+        paths = [str(lake.root / a["path"]) for batch_id in wanted
+                 for a in json.loads((lake.manifest_dir / f"{batch_id}.json").read_bytes())
+                 ["added"] if a["table"] == "requests"]
+        if not paths:
+            return
+        found = (pl.scan_parquet(paths)
+                 .filter(pl.col("cost_usd").is_null() & pl.col("model").is_not_null())
+                 .group_by("batch_id", "provider", "model",
+                           pl.col("input_tokens").is_not_null().alias("usage_logged"))
+                 .agg(pl.len().alias("requests"))
+                 .sort(["requests", "provider", "model"], descending=[True, False, False],
+                       nulls_last=True)
+                 .collect())
+    except Exception as exc:  # (the rows are stored; only this note is lost)
+        stop_if_interrupted(exc)
+        log.warning("could not count the requests stored without a cost: %s", exc)
+        return
+    for batch_id, provider, model, logged, n in found.iter_rows():
+        wanted[batch_id].unpriced.append({"provider": provider, "model": model,
+                                          "requests": n, "usage_logged": logged})
 
 
 @dataclass
@@ -301,6 +338,7 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
                         and (k == 0 or not grouped.run_at(sources, i, forced)):
                     finished(i, alone(i))
                     i, k = i + 1, k + 1
+    _find_unpriced(lake, report.files)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
@@ -343,6 +381,7 @@ def ingest_stream(lake: Lake, stream_or_bytes: BinaryIO | bytes, filename: str,
         # this skips no later upload of it.
         _remember_seen(lake, src, done)
     report = IngestReport(files=[done], dry_run=lake.dry_run)
+    _find_unpriced(lake, report.files)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 

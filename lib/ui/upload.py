@@ -231,6 +231,8 @@ _PAGE_WORDS = (
      "downloads hold them all)", None),
     ("(an ingest keeps them all in the quarantine, which the Data page lists and downloads)",
      "(“Ingest” keeps them all in the quarantine below)", None),
+    # (lib.commands.ingest._unpriced_notes)
+    (". The Data page lists them.", ": see “Requests without a cost” below.", None),
 )
 
 

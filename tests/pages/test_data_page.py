@@ -595,3 +595,20 @@ def test_an_upload_of_many_files_reports_every_compaction_it_made(monkeypatch, t
 
     assert sum(c.kind == "compact" for c in Lake(tmp_path / "store").commits()) == 2
     assert _report(at).split("\n")[-1] == "compacted 8 small files into 2"
+
+
+def test_an_upload_of_models_without_a_price_says_so_and_points_below(monkeypatch, tmp_path):
+    import shlex
+
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    rows = [canonical_request(0), canonical_request(1, provider="acme", model="acme-ultra-9")]
+    report = _report(_upload(at, "calls.jsonl", jsonl_bytes(rows), "upload_go"))
+    store = shlex.quote(str((tmp_path / "store").resolve()))
+    (said,) = [line for line in report.split("\n") if "without a cost" in line]
+    assert said.strip() == (
+        "note: 1 request stored without a cost (unknown, not $0): acme acme-ultra-9 (1); their "
+        "models have no price: add them to prices.yaml (or `priced_as` the model they answered "
+        f"as), then run `python -m lib reprice --store {store}`: see “Requests without a cost” "
+        "below.")
