@@ -112,7 +112,7 @@ def render(report: IngestReport, store_opt: str = "", prices: str | None = None)
                    "download them there)")
                 if f.quarantined > len(f.reasons) else "")
              + "".join(f"\n    note: {terminal_text(n)}"
-                       for n in f.notes + _unpriced_notes(f, store_opt, prices)
+                       for n in f.notes + _unpriced_notes(f, store_opt, prices, report.dry_run)
                        + _undo_note(f, store_opt))
              for f in report.files if id(f) not in collapsed]
     if collapse:
@@ -149,7 +149,8 @@ def render(report: IngestReport, store_opt: str = "", prices: str | None = None)
 UNPRICED_SHOWN = 5  # models a note names; --json lists them all
 
 
-def _unpriced_notes(f: FileReport, store_opt: str = "", prices: str | None = None) -> list[str]:
+def _unpriced_notes(f: FileReport, store_opt: str = "", prices: str | None = None,
+                    dry_run: bool = False) -> list[str]:
     """Which of the requests ``f`` stored have no cost (unknown, not $0), and what to do: the
     overrides file named is ``prices`` (``--prices``), else the one the environment names."""
     if not f.unpriced:
@@ -170,8 +171,10 @@ def _unpriced_notes(f: FileReport, store_opt: str = "", prices: str | None = Non
                           for u in group[:UNPRICED_SHOWN])
         more = (f" and {len(group) - UNPRICED_SHOWN:,} more models"
                 if len(group) > UNPRICED_SHOWN else "")
-        notes.append(f"{plural(sum(u['requests'] for u in group), 'request')} stored without a "
-                     f"cost (unknown, not $0): {named}{more}; {why}. The Data page lists them.")
+        verb = "would be stored" if dry_run else "stored"
+        notes.append(f"{plural(sum(u['requests'] for u in group), 'request')} {verb} without a "
+                     f"cost (unknown, not $0): {named}{more}; {why}."
+                     + ("" if dry_run else " The Data page lists them."))
     return notes
 
 

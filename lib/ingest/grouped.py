@@ -224,7 +224,7 @@ def _ingest_group(lake: Lake, sources: list, forced, overrides: dict, alone: Cal
             return alone(i)
         report.seconds = (time.monotonic() - started) / len(sources)
         if lake.dry_run:
-            report.batch_id = None
+            report.end_dry_run()
         return report
 
     if len(members) < 2:  # nothing to share
@@ -382,7 +382,7 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
                 continue
             report.seconds = seconds + time.monotonic() - t0
             if lake.dry_run:
-                report.batch_id = None
+                report.end_dry_run()
             pipeline._pause_for_tests("after_commit")
             done(i, report)
     finally:

@@ -154,6 +154,14 @@ class FileReport:
     # file's quarantine comes in parts (a repeated key is found after the checks of the rows
     # after it), so the first rows quarantined are not always its first lines
     first_quarantined: list[tuple[int | None, str]] = field(default_factory=list, repr=False)
+    # a dry run's batch, which publishes nothing (``batch_id`` is then None): its rows wait in
+    # the run's scratch folder, where ``unpriced`` is counted
+    checked_batch_id: str | None = field(default=None, repr=False)
+
+    def end_dry_run(self) -> None:
+        """In a dry run: no such batch exists once the source is done (``batch_id`` None)."""
+        self.checked_batch_id = self.checked_batch_id or self.batch_id
+        self.batch_id = None
 
     @property
     def ok(self) -> bool:
@@ -176,21 +184,27 @@ class FileReport:
     def to_dict(self) -> dict:
         out = asdict(self)
         del out["first_quarantined"]  # (``reasons`` says them)
+        del out["checked_batch_id"]
         return {**out, "notes": self.notes}
 
 
 def _find_unpriced(lake: Lake, reports: list[FileReport]) -> None:
     """Fill ``unpriced`` of the reports that stored requests, from the files their batches
     committed (read back: the paths that price rows are several)."""
-    wanted = {f.batch_id: f for f in reports if f.batch_id and f.stored.get("requests")}
-    if not wanted or lake.dry_run:
+    wanted = {(f.checked_batch_id if lake.dry_run else f.batch_id): f for f in reports
+              if f.stored.get("requests") and not f.error}
+    wanted.pop(None, None)
+    if not wanted:
         return
     try:
-        # each batch's own commit file (a listing of the manifest costs 0.15 s at a month of
-        # commits, and a run lists it as few times as it can)
-        paths = [str(lake.root / a["path"]) for batch_id in wanted
-                 for a in json.loads((lake.manifest_dir / f"{batch_id}.json").read_bytes())
-                 ["added"] if a["table"] == "requests"]
+        if lake.dry_run:  # what its batches would have stored, in its scratch folder
+            paths = [str(lake.tmp_dir / p) for t, p in lake._checked_files if t == "requests"]
+        else:
+            # each batch's own commit file (a listing of the manifest costs 0.15 s at a month
+            # of commits, and a run lists it as few times as it can)
+            paths = [str(lake.root / a["path"]) for batch_id in wanted
+                     for a in json.loads((lake.manifest_dir / f"{batch_id}.json").read_bytes())
+                     ["added"] if a["table"] == "requests"]
         if not paths:
             return
         found = (pl.scan_parquet(paths)
@@ -206,6 +220,8 @@ def _find_unpriced(lake: Lake, reports: list[FileReport]) -> None:
         log.warning("could not count the requests stored without a cost: %s", exc)
         return
     for batch_id, provider, model, logged, n in found.iter_rows():
+        if batch_id not in wanted:
+            continue  # (a dry run's earlier source, or one that failed)
         wanted[batch_id].unpriced.append({"provider": provider, "model": model,
                                           "requests": n, "usage_logged": logged})
 
@@ -762,7 +778,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         if fastpath.try_ingest(lake, src, forced, overrides, report, progress, started):
             report.seconds = time.monotonic() - started
             if lake.dry_run:
-                report.batch_id = None
+                report.end_dry_run()
             return report
         raw = src.open()
         try:
@@ -795,7 +811,7 @@ def _ingest_source(lake: Lake, src: Source, forced: Format | None,
         report.error = _one_line(exc)
     report.seconds = time.monotonic() - started
     if lake.dry_run:
-        report.batch_id = None  # the batch was aborted: no such batch exists
+        report.end_dry_run()  # the batch was aborted: no such batch exists
     if report.error:
         # Nothing of a failed source is stored (its batch was aborted).
         report.stored, report.duplicates = {}, {}

@@ -66,13 +66,26 @@ def test_the_text_report_names_them_and_the_reprice_of_this_store(lake, write, c
             "logged no input token count. The Data page lists them." in out)
 
 
-def test_a_priced_file_a_copy_and_a_dry_run_say_nothing_of_it(lake, write, capsys):
-    priced = write("priced.jsonl", [canonical_request(i) for i in range(3)])
+def test_a_priced_file_and_a_copy_say_nothing_of_it_and_a_dry_run_says_it_first(
+        lake, write, capsys):
+    priced = write("priced.jsonl", [canonical_request(100 + i) for i in range(3)])
     assert main(["ingest", str(priced), "--store", str(lake.root)]) == 0
     assert "without a cost" not in capsys.readouterr().out
     unpriced = write("unpriced.jsonl", ROWS)
-    assert main(["ingest", str(unpriced), "--store", str(lake.root), "--dry-run"]) == 0
-    assert "without a cost" not in capsys.readouterr().out  # (nothing was stored)
+    # a dry run (the Data page's Check) says it before anything is stored, of its own file
+    # alone (not of the priced file checked before it in the same run)
+    priced_too = write("priced-too.jsonl", [canonical_request(200 + i) for i in range(3)])
+    assert main(["ingest", str(priced_too), str(unpriced), "--store", str(lake.root),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: 3 requests would be stored without a cost (unknown, not $0): acme "
+            "acme-ultra-9 (2), (no provider) house-model (1); their models have no price" in out)
+    assert out.count("without a cost") == 2 and "The Data page lists them" not in out
+    assert main(["ingest", str(unpriced), "--store", str(lake.root), "--dry-run",
+                 "--json"]) == 0
+    (doc,) = json.loads(capsys.readouterr().out)["files"]
+    assert sorted(u["requests"] for u in doc["unpriced"]) == [1, 1, 2]
+    assert doc["batch_id"] is None and "checked_batch_id" not in doc
     report = ingest_paths(lake, [str(unpriced)])
     assert report.files[0].unpriced
     copy = write("copy.jsonl", unpriced.read_bytes())

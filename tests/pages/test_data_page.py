@@ -612,3 +612,14 @@ def test_an_upload_of_models_without_a_price_says_so_and_points_below(monkeypatc
         "models have no price: add them to prices.yaml (or `priced_as` the model they answered "
         f"as), then run `python -m lib reprice --store {store}`: see “Requests without a cost” "
         "below.")
+
+
+def test_a_check_says_which_models_have_no_price_before_the_ingest(monkeypatch, tmp_path):
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    at = _page_alone(monkeypatch, tmp_path / "store")
+    rows = [canonical_request(0), canonical_request(1, provider="acme", model="acme-ultra-9")]
+    report = _report(_upload(at, "calls.jsonl", jsonl_bytes(rows)))
+    (said,) = [line for line in report.split("\n") if "without a cost" in line]
+    assert said.strip().startswith("note: 1 request would be stored without a cost (unknown, "
+                                   "not $0): acme acme-ultra-9 (1); their models have no price")
