@@ -151,18 +151,20 @@ UNPRICED_SHOWN = 5  # models a note names; --json lists them all
 
 def _unpriced_notes(f: FileReport, store_opt: str = "", prices: str | None = None,
                     dry_run: bool = False) -> list[str]:
-    """Which of the requests ``f`` stored have no cost (unknown, not $0), and what to do: the
-    overrides file named is ``prices`` (``--prices``), else the one the environment names."""
+    """Which of the requests ``f`` stored (in a dry run: would store) have no cost (unknown,
+    not $0), and what to do: the overrides file named is ``prices`` (``--prices``), else the one
+    the environment names. A dry run's are priced before the ingest, with no reprice after."""
     if not f.unpriced:
         return []
     if prices:
         name, prices_opt = prices, f" --prices {shlex.quote(str(Path(prices).resolve()))}"
     else:
         name, prices_opt = pricing.overrides_name(), pricing.prices_option()
+    then = (" before the ingest" if dry_run else
+            f", then run `python -m lib reprice{store_opt}{prices_opt}`")
     notes = []
     for logged, why in ((True, f"their models have no price: add them to {name} (or "
-                               "`priced_as` the model they answered as), then run "
-                               f"`python -m lib reprice{store_opt}{prices_opt}`"),
+                               f"`priced_as` the model they answered as){then}"),
                         (False, "they logged no input token count")):
         group = [u for u in f.unpriced if u["usage_logged"] is logged]
         if not group:

@@ -80,6 +80,7 @@ def test_a_priced_file_and_a_copy_say_nothing_of_it_and_a_dry_run_says_it_first(
     out = capsys.readouterr().out
     assert ("note: 3 requests would be stored without a cost (unknown, not $0): acme "
             "acme-ultra-9 (2), (no provider) house-model (1); their models have no price" in out)
+    assert "the model they answered as) before the ingest." in out and "reprice" not in out
     assert out.count("without a cost") == 2 and "The Data page lists them" not in out
     assert main(["ingest", str(unpriced), "--store", str(lake.root), "--dry-run",
                  "--json"]) == 0
