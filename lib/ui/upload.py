@@ -10,6 +10,7 @@ import streamlit as st
 
 from lib import pricing
 from lib.commands.ingest import render
+from lib.formatting import plural
 from lib.ingest import formats as registry
 from lib.ingest.mapping import MappingError, loads
 from lib.ingest.pipeline import NOT_TEXT, IngestReport, Progress, ingest_stream
@@ -139,6 +140,7 @@ def outcome(report: IngestReport, n_files: int, store_opt: str = "") -> dict:
     failed = sum(1 for f in report.files if f.error)
     stored = sum(sum(f.stored.values()) for f in report.files)
     quarantined = sum(f.quarantined for f in report.files)
+    unpriced = sum(u["requests"] for f in report.files for u in f.unpriced)
     if failed:
         kind, words = "error", (
             f"{failed:,} of {n_files:,} file(s) could not be read: see the report below."
@@ -156,9 +158,12 @@ def outcome(report: IngestReport, n_files: int, store_opt: str = "") -> dict:
                else "see the report below (rows already stored are counted as duplicates, "
                     "failed rows are listed under Quarantine)") + ".")
     else:
-        kind, words = "success", (
+        # (a request without a cost is a warning: its spend is missing from every total)
+        kind, words = ("warning" if unpriced else "success"), (
             f"Ingested: {stored:,} row(s) stored"
             + (f", {quarantined:,} quarantined" if quarantined else "")
+            + (f", {plural(unpriced, 'request')} of them without a cost (see the note)"
+               if unpriced else "")
             + ". The report below is the same as `python -m lib ingest` prints.")
     # A mapping describes fields of text records: offered where the report suggests one for a
     # file that is text, not for a PNG or random bytes, where nothing of the kind can help.

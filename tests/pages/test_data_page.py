@@ -612,6 +612,11 @@ def test_an_upload_of_models_without_a_price_says_so_and_points_below(monkeypatc
         "models have no price: add them to prices.yaml (or `priced_as` the model they answered "
         f"as), then run `python -m lib reprice --store {store}`: see “Requests without a cost” "
         "below.")
+    # a warning, not a success: that spend is missing from every total
+    assert ("warning", "Ingested: 2 row(s) stored, 1 request of them without a cost (see the "
+                       "note). The report below is the same as `python -m lib ingest` prints."
+            ) in [("warning", w.value) for w in at.warning]
+    assert not any(s.value.startswith("Ingested") for s in at.success)
 
 
 def test_a_check_says_which_models_have_no_price_before_the_ingest(monkeypatch, tmp_path):
