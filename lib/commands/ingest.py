@@ -132,7 +132,8 @@ def render(report: IngestReport, store_opt: str = "", prices: str | None = None)
                  f"{'would be stored' if report.dry_run else 'stored'}, {dupes:,} duplicate(s), "
                  f"{t['quarantined']:,} {'to quarantine' if report.dry_run else 'quarantined'}, "
                  f"{t['errors']} error(s)"
-                 + (f", {t['skipped_files']:,} skipped" if t["skipped_files"] else ""))
+                 + (f", {t['skipped_files']:,} skipped" if t["skipped_files"] else "")
+                 + (f", {t['unpriced']:,} without a cost" if t["unpriced"] else ""))
     if report.dry_run:
         lines.append("dry run: nothing was stored")
     comp = report.compaction or {}

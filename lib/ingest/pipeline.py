@@ -243,8 +243,8 @@ class IngestReport:
         return not self.errors
 
     def totals(self) -> dict:
-        """Sums over files: stored and duplicates per table, quarantined, errors, files, and
-        the S3 objects left unread for the next run."""
+        """Sums over files: stored and duplicates per table, quarantined, errors, files, the
+        S3 objects left unread for the next run, and the requests stored without a cost."""
         stored: dict[str, int] = {}
         dupes: dict[str, int] = {}
         for f in self.files:
@@ -257,6 +257,7 @@ class IngestReport:
                 "duplicate_files": sum(f.duplicate_file for f in self.files),
                 "skipped_files": sum(bool(f.skipped) for f in self.files),
                 "left_for_next_run": sum(f.left_for_next_run for f in self.files),
+                "unpriced": sum(u["requests"] for f in self.files for u in f.unpriced),
                 "errors": len(self.errors)}
 
     def to_dict(self) -> dict:

@@ -606,7 +606,8 @@ def test_an_upload_of_models_without_a_price_says_so_and_points_below(monkeypatc
     rows = [canonical_request(0), canonical_request(1, provider="acme", model="acme-ultra-9")]
     report = _report(_upload(at, "calls.jsonl", jsonl_bytes(rows), "upload_go"))
     store = shlex.quote(str((tmp_path / "store").resolve()))
-    (said,) = [line for line in report.split("\n") if "without a cost" in line]
+    (said,) = [line for line in report.split("\n")
+              if "note:" in line and "without a cost" in line]
     assert said.strip() == (
         "note: 1 request stored without a cost (unknown, not $0): acme acme-ultra-9 (1); their "
         "models have no price: add them to prices.yaml (or `priced_as` the model they answered "
@@ -625,6 +626,7 @@ def test_a_check_says_which_models_have_no_price_before_the_ingest(monkeypatch, 
     at = _page_alone(monkeypatch, tmp_path / "store")
     rows = [canonical_request(0), canonical_request(1, provider="acme", model="acme-ultra-9")]
     report = _report(_upload(at, "calls.jsonl", jsonl_bytes(rows)))
-    (said,) = [line for line in report.split("\n") if "without a cost" in line]
+    (said,) = [line for line in report.split("\n")
+              if "note:" in line and "without a cost" in line]
     assert said.strip().startswith("note: 1 request would be stored without a cost (unknown, "
                                    "not $0): acme acme-ultra-9 (1); their models have no price")
