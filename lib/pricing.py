@@ -1184,12 +1184,15 @@ def unpriced_models(engine, filters=None) -> pl.DataFrame:
         params)
 
 
-def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
-    """prices.yaml text (a ``models:`` list) pricing each model of :func:`unpriced_models`
-    without a price (reason NO_PRICE) as the one model that answered for it, when that model has
-    a catalogue price: an Azure deployment's name answered as ``gpt-4o-2024-08-06``. None when
-    no model has such a suggestion. A suggestion, never applied: a deployment may be billed
-    otherwise (provisioned throughput)."""
+def alias_suggestions(unpriced: pl.DataFrame, prices_file: Path | None = None) -> str | None:
+    """prices.yaml text pricing each model of :func:`unpriced_models` without a price (reason
+    NO_PRICE) as the one model that answered for it, when that model has a catalogue price: an
+    Azure deployment's name answered as ``gpt-4o-2024-08-06``. None when no model has such a
+    suggestion. A suggestion, never applied: a deployment may be billed otherwise (provisioned
+    throughput). The text is what to add at the end of ``prices_file``: the list's items alone,
+    indented as its own, when the file has a ``models:`` list already (a second ``models:``
+    pasted below the first is refused, "written twice", which stopped every ingest and
+    reprice), else a ``models:`` list."""
     # Names alike but for case or surrounding spaces ("Prod-Deploy", "prod-deploy") are one
     # override, as load_overrides keys them: a line for each made a file it refuses ("listed
     # twice"), which stopped every ingest and reprice once pasted (review). One line for them
@@ -1214,7 +1217,34 @@ def alias_suggestions(unpriced: pl.DataFrame) -> str | None:
             continue  # the model that answered has no price either
         items.append({**({"provider": provider} if provider else {}), "model": model,
                       "priced_as": answered})
-    return yaml.safe_dump({"models": items}, sort_keys=False) if items else None
+    if not items:
+        return None
+    indent = _models_list_indent(prices_file)
+    if indent is None:
+        return yaml.safe_dump({"models": items}, sort_keys=False)
+    return "".join(" " * indent + line for line in
+                   yaml.safe_dump(items, sort_keys=False).splitlines(keepends=True))
+
+
+def _models_list_indent(prices_file: Path | None) -> int | None:
+    """The column of the items of the ``models:`` list ``prices_file`` ends with, where more
+    items can be added at its end (its only key is ``models``: load_overrides refuses others);
+    0 for a ``models:`` with nothing under it yet; None when the file has no such list (absent,
+    not YAML, no ``models`` key, or a flow list ``models: []``, which no line can extend)."""
+    try:
+        root = yaml.compose(prices_file.read_text(encoding="utf-8")) if prices_file else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value != "models":
+            continue
+        if isinstance(value, yaml.SequenceNode) and value.flow_style is not True and value.value:
+            return value.start_mark.column
+        if isinstance(value, yaml.ScalarNode) and value.value == "" and value.style is None:
+            return 0  # `models:` alone: a list may start below it
+    return None
 
 
 _PRICED_COLUMNS = ["provider", "model", "ts", "status", "error_type", *TOKEN_COLUMNS, WRITE_1H,

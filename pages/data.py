@@ -199,11 +199,11 @@ else:
             "last_seen": st.column_config.DatetimeColumn(f"Last seen ({f.tz})",
                                                          format=TS_FORMAT)})
     widgets.downloads(unpriced, "unpriced_models", key="dl_unpriced", windowed=False)
-    suggested = pricing.alias_suggestions(unpriced)
+    suggested = pricing.alias_suggestions(unpriced, pricing.overrides_path())
     if suggested:
         st.caption("If these deployments or aliases are billed per token as the model that "
-                   f"answered for them, these lines of `{prices_file}` price them so (then run "
-                   f"`{reprice}`):")
+                   f"answered for them, these lines, added at the end of `{prices_file}`, price "
+                   f"them so (then run `{reprice}`):")
         st.code(suggested, language="yaml")
 
 orphans = engine.lake.orphans(older_than_s=300)

@@ -219,3 +219,34 @@ def test_deployment_names_alike_but_for_case_get_one_suggested_line(tmp_path):
                          "  priced_as: gpt-4o-2024-08-06\n")
     doc = pricing.reprice(lake, overrides=_prices(tmp_path, suggested))
     assert (doc["unpriced_before"], doc["unpriced_after"]) == (5, 2)
+
+
+@pytest.mark.parametrize("existing", [
+    pricing.DEFAULT_PRICES_FILE.read_text(),  # the shipped file: items indented by two
+    "models:\n- model: my-llama\n  input_per_mtok: 0.1\n  output_per_mtok: 0.2\n",
+    "# price overrides\nmodels:\n",  # a list not started yet
+    None,  # no prices file at all
+], ids=["shipped", "unindented", "empty-list", "absent"])
+def test_the_suggested_lines_added_at_the_end_of_the_prices_file_load(tmp_path, existing):
+    # The Data page said "these lines of prices.yaml" over a block starting with `models:`:
+    # added to a file with a list already, that is a second `models:`, refused as written
+    # twice, and every ingest and reprice stopped until the file was mended (review).
+    prices = tmp_path / "prices.yaml"
+    if existing is not None:
+        prices.write_text(existing)
+    lake = Lake(tmp_path / "store")
+    src = tmp_path / "calls.jsonl"
+    src.write_bytes(jsonl_bytes([canonical_request(
+        0, provider="azure.ai.openai", model="prod-gpt4o", response_model="gpt-4o-2024-08-06",
+        ts=DAY.isoformat())]))
+    ingest_paths(lake, [str(src)], overrides={})
+    engine = Engine(lake)
+    suggested = pricing.alias_suggestions(pricing.unpriced_models(engine), prices)
+    engine.close()
+    before = len(load_overrides(prices)) if existing is not None else 0
+    prices.write_text((existing or "") + suggested)
+    overrides = load_overrides(prices)  # (the file's own overrides kept beside the new one)
+    assert overrides[("azure.ai.openai", "prod-gpt4o")].priced_as == "gpt-4o-2024-08-06"
+    assert len(overrides) == before + 1
+    doc = pricing.reprice(lake, overrides=overrides)
+    assert (doc["unpriced_before"], doc["unpriced_after"]) == (1, 0)

@@ -332,10 +332,12 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
     (table,) = [d.value for d in at.dataframe if "reason" in d.value.columns]
     assert list(zip(table["model"], table["reason"], table["requests"], strict=True)) == [
         ("gpt-4o", "no input token count logged", 2), ("acme-finetune-7", "no price", 1)]
-    # the model without a price answered as one priced model: prices.yaml lines to copy
+    # the model without a price answered as one priced model: lines to add at the end of
+    # prices.yaml, whose models: list they extend (a second `models:` is refused)
     (code,) = [c.value for c in at.code if "priced_as" in c.value]
-    assert code.strip() == ("models:\n- provider: openai\n  model: acme-finetune-7\n"
-                            "  priced_as: gpt-4o-2024-08-06")
+    assert code.rstrip() == ("  - provider: openai\n    model: acme-finetune-7\n"
+                             "    priced_as: gpt-4o-2024-08-06")
+    assert any("added at the end of `prices.yaml`" in c.value for c in at.caption)
 
 
 def test_a_link_with_values_sightline_does_not_know_says_what_it_shows_instead(monkeypatch,
