@@ -104,7 +104,7 @@ gap = ("" if not tot["cost_usd"] or abs(mixed - tot["cost_usd"]) <= 0.01 * tot["
             f"stored before a price change (see `{pricing.reprice_command(engine.lake.root)}`) "
             "differ from today's.")
 st.caption("Input tokens include cached ones and output tokens include reasoning ones "
-           "(design §3); here each kind is counted once. Costs per kind use each model's "
+           "(docs/canonical.md); here each kind is counted once. Costs per kind use each model's "
            "unit prices at the time of the call (a long prompt's at its price tier's). Calls "
            "answered from the application's own cache cost nothing and are left out." + gap)
 
