@@ -479,7 +479,7 @@ def _expand(lake: Lake, paths: list[str], endpoint: str | None, report: IngestRe
                     f"{live.LIVE_SECONDS // 60} minutes ago); a later run reads it")))
                 continue
             why = memo.skip_reason(known().get(memo.source_key(src.info)), readers,
-                                   "unchanged: same size, mtime and ctime")
+                                   "unchanged: same size, mtime, ctime and inode")
             if why:
                 report.files.append(FileReport(source=src.name, skipped=why))
                 continue

@@ -91,4 +91,4 @@ def test_a_folder_named_like_the_store_is_not_the_store(tmp_path):
     again = ingest_paths(lake, [str(logs)])
     assert [(Path(f.source).name, f.skipped) for f in again.files] == [
         ("store", "this is the store itself: its files are not read as input"),
-        ("old.jsonl", "already ingested (unchanged: same size, mtime and ctime)")]
+        ("old.jsonl", "already ingested (unchanged: same size, mtime, ctime and inode)")]

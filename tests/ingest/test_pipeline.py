@@ -333,7 +333,7 @@ def test_same_file_twice_or_renamed_is_a_no_op(lake, write, totals):
     again = ingest_paths(lake, [str(a), str(b)])
     assert first.files[0].stored == {"requests": 5}
     # The same file unchanged is not even read; the renamed copy is read and found known.
-    assert again.files[0].skipped == "already ingested (unchanged: same size, mtime and ctime)"
+    assert again.files[0].skipped == "already ingested (unchanged: same size, mtime, ctime and inode)"
     assert again.files[1].duplicate_file
     os.utime(a)  # touched, not changed: hashed again, and its content is known
     assert ingest_paths(lake, [str(a)]).files[0].skipped.startswith(
@@ -408,7 +408,7 @@ def test_a_file_quarantined_under_a_wrong_mapping_is_read_again_once_it_is_fixed
     fixed = ingest("id")
     assert fixed.stored == {"requests": 3} and not fixed.duplicate_file
     again = ingest("id")  # same file, same mapping: already ingested
-    assert again.skipped == "already ingested (unchanged: same size, mtime and ctime)"
+    assert again.skipped == "already ingested (unchanged: same size, mtime, ctime and inode)"
     assert totals("SELECT count(*), sum(input_tokens) FROM requests") == (3, 3000)
 
 
@@ -607,9 +607,9 @@ def test_a_rerun_over_a_folder_reads_only_new_and_changed_files(lake, write, tot
     second = ingest_paths(lake, [str(old.parent)])
     by_name = {f.source.rsplit("/", 1)[1]: f for f in second.files}
     assert by_name["a.jsonl"].skipped == \
-        "already ingested (unchanged: same size, mtime and ctime)"
+        "already ingested (unchanged: same size, mtime, ctime and inode)"
     assert by_name["notes.txt"].skipped.startswith(
-        "already seen (unchanged: same size, mtime and ctime): not a recognized format")
+        "already seen (unchanged: same size, mtime, ctime and inode): not a recognized format")
     assert (by_name["b.jsonl"].stored, by_name["b.jsonl"].duplicates) == (
         {"requests": 1}, {"requests": 0})
     assert by_name["b.jsonl"].continued_from == {"byte": len(jsonl_bytes(
@@ -763,7 +763,7 @@ def test_a_file_read_under_two_mappings_in_turn_is_skipped_under_each(lake, writ
     assert [(r.stored, r.duplicates) for r in runs[:2]] == [  # the second: a batch of known rows
         ({"requests": 1}, {"requests": 0}), ({"requests": 0}, {"requests": 1})]
     assert [r.skipped for r in runs[2:]] == [
-        "already ingested (unchanged: same size, mtime and ctime)"] * 3
+        "already ingested (unchanged: same size, mtime, ctime and inode)"] * 3
     assert len(lake.commits()) == 2
 
 
