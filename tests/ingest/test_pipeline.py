@@ -333,7 +333,8 @@ def test_same_file_twice_or_renamed_is_a_no_op(lake, write, totals):
     again = ingest_paths(lake, [str(a), str(b)])
     assert first.files[0].stored == {"requests": 5}
     # The same file unchanged is not even read; the renamed copy is read and found known.
-    assert again.files[0].skipped == "already ingested (unchanged: same size, mtime, ctime and inode)"
+    assert again.files[0].skipped == (
+        "already ingested (unchanged: same size, mtime, ctime and inode)")
     assert again.files[1].duplicate_file
     os.utime(a)  # touched, not changed: hashed again, and its content is known
     assert ingest_paths(lake, [str(a)]).files[0].skipped.startswith(
