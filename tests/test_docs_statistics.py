@@ -31,3 +31,14 @@ def test_readme_and_the_pages_cite_no_design_section_the_repository_lacks():
     for path in [ROOT / "README.md", *ROOT.glob("docs/*.md")]:
         assert not re.search(r"design(\.md)? §", path.read_text()), path
     assert "(docs/statistics.md)" in (ROOT / "README.md").read_text()
+
+
+def test_readme_says_the_distance_rule_looks_at_both_windows_not_the_reference_alone():
+    # "a distance only when both windows have over 1,000 rows (a rule on the reference's size
+    # alone: ...)" said the opposite of the rule it gave (review): the rule on the reference's
+    # size alone was the one that flagged noise, and is not Sightline's
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "a rule on the reference's size alone" not in readme
+    assert ("a distance only when both windows have over 1,000 rows (not on the reference's "
+            "size alone, where a small window against a large reference flagged noise as "
+            "drift)") in readme
