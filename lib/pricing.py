@@ -1247,6 +1247,30 @@ def _models_list_indent(prices_file: Path | None) -> int | None:
     return None
 
 
+
+def models_line_to_replace(prices_file: Path | None) -> str | None:
+    """The line of ``prices_file`` that :func:`alias_suggestions`' ``models:`` block goes in
+    place of: ``models: []`` or a null ``models: ~``, which no line added at the end extends
+    (added there, the block was a second ``models:``, refused as written twice, which stopped
+    every ingest and reprice); None for any other file, where the lines go at its end."""
+    try:
+        text = prices_file.read_text(encoding="utf-8") if prices_file else ""
+        root = yaml.compose(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        empty_flow = (isinstance(value, yaml.SequenceNode) and value.flow_style is True
+                      and not value.value)
+        null = (isinstance(value, yaml.ScalarNode) and value.tag == "tag:yaml.org,2002:null"
+                and value.value != "")  # (`models:` alone takes a list below it)
+        if key.value == "models" and (empty_flow or null) \
+                and key.start_mark.line == value.end_mark.line:
+            # (up to the value: a comment after it is the user's text, not shown)
+            return text.splitlines()[key.start_mark.line][:value.end_mark.column]
+    return None
+
 _PRICED_COLUMNS = ["provider", "model", "ts", "status", "error_type", *TOKEN_COLUMNS, WRITE_1H,
                    SEARCHES, "attributes", "cache_hit"]
 

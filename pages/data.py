@@ -201,8 +201,11 @@ else:
     widgets.downloads(unpriced, "unpriced_models", key="dl_unpriced", windowed=False)
     suggested = pricing.alias_suggestions(unpriced, pricing.overrides_path())
     if suggested:
+        replaced = pricing.models_line_to_replace(pricing.overrides_path())
+        where = (f"in place of the line `{replaced}` of" if replaced
+                 else "added at the end of")
         st.caption("If these deployments or aliases are billed per token as the model that "
-                   f"answered for them, these lines, added at the end of `{prices_file}`, price "
+                   f"answered for them, these lines, {where} `{prices_file}`, price "
                    f"them so (then run `{reprice}`):")
         st.code(suggested, language="yaml")
 

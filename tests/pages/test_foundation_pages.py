@@ -340,6 +340,37 @@ def test_the_data_page_says_why_each_request_has_no_cost(monkeypatch, tmp_path):
     assert any("added at the end of `prices.yaml`" in c.value for c in at.caption)
 
 
+@pytest.mark.parametrize("existing", ["models: []\n", "# ours\nmodels: ~\n", "models:\n"])
+def test_the_data_page_s_priced_as_lines_load_where_it_says_to_put_them(monkeypatch, tmp_path,
+                                                                        existing):
+    # A prices file whose list is `models: []` or null cannot be extended by lines at its end:
+    # the suggested `models:` block added there was a second `models:`, refused as written
+    # twice, which stopped every ingest and reprice (review). The caption says where they go.
+    from lib import pricing
+    from lib.ingest.pipeline import ingest_paths
+    from lib.store import Lake
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(existing)
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(prices))
+    (tmp_path / "a.jsonl").write_bytes(jsonl_bytes([canonical_request(
+        0, model="acme-finetune-7", response_model="gpt-4o-2024-08-06")]))
+    lake = Lake(tmp_path / "store")
+    ingest_paths(lake, [str(tmp_path / "a.jsonl")])
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (code,) = [c.value for c in at.code if "priced_as" in c.value]
+    (said,) = [c.value for c in at.caption if "these lines" in c.value]
+    if "added at the end of" in said:
+        prices.write_text(existing + code)
+    else:
+        line = existing.splitlines()[-1]
+        assert f"in place of the line `{line}` of" in said, said
+        prices.write_text(existing.replace(line + "\n", code))
+    overrides = pricing.load_overrides(prices)
+    assert overrides[("openai", "acme-finetune-7")].priced_as == "gpt-4o-2024-08-06"
+
+
 def test_a_link_with_values_sightline_does_not_know_says_what_it_shows_instead(monkeypatch,
                                                                                demo_store):
     at = run_app(monkeypatch, demo_store, query={"range": "banana", "tz": "Mars/Base"})
