@@ -226,9 +226,12 @@ def _count_unpriced(paths: list[str]) -> list[tuple]:
     ``paths`` without a cost, most requests first. In DuckDB, which streams the files: read into
     Polars, every such row's batch id, provider and model were held at once, 500 MB more at 20
     million rows of a self-hosted model, after an ingest bounded well below that (review)."""
-    con = connect(config={"memory_limit": UNPRICED_MEMORY_LIMIT, "threads": 2,
-                          "autoinstall_known_extensions": False,
-                          "autoload_known_extensions": False})
+    from lib.ingest import fastpath
+
+    shared = fastpath.run_connection()
+    con = shared.cursor() if shared is not None else connect(config={
+        "memory_limit": UNPRICED_MEMORY_LIMIT, "threads": 2,
+        "autoinstall_known_extensions": False, "autoload_known_extensions": False})
     try:
         files = ", ".join(schema.sql_literal(p) for p in paths)
         return con.execute(
@@ -370,7 +373,7 @@ def ingest_paths(lake: Lake, paths: Iterable[str], fmt: str | Format | None = No
                         and (k == 0 or not grouped.run_at(sources, i, forced)):
                     finished(i, alone(i))
                     i, k = i + 1, k + 1
-    _find_unpriced(lake, report.files)
+        _find_unpriced(lake, report.files)  # (on the run's connection, when it has one)
     report.compaction = _auto_compact(lake, report, compact_min_files)
     return report
 
