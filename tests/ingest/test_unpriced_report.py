@@ -31,16 +31,32 @@ EXPECTED = [
 @pytest.mark.parametrize("path", INGEST_PATHS)
 def test_each_ingest_path_lists_the_requests_it_stored_without_a_cost(lake, write, capsys,
                                                                       monkeypatch, path):
+    import os
+
+    from lib.ingest import grouped
+
     for name, value in INGEST_PATHS[path].items():
         monkeypatch.setenv(name, value)
-    src = write("calls.jsonl", ROWS)
-    assert main(["ingest", str(src), "--store", str(lake.root), "--json"]) == 0
-    (doc,) = json.loads(capsys.readouterr().out)["files"]
-    assert doc["stored"] == {"requests": len(ROWS)}
+    groups = []
+    read_as_group = grouped.ingest
+    monkeypatch.setattr(grouped, "ingest", lambda *a, **k: groups.append(1) or read_as_group(
+        *a, **k))
+    other = [canonical_request(50), canonical_request(51, provider="acme", model="acme-mini")]
+    files = [write("calls.jsonl", ROWS), write("other.jsonl", other)]
+    for f in files:  # (not files still being written, which are not read as a group)
+        os.utime(f, (f.stat().st_mtime - 600,) * 2)
+    assert main(["ingest", *map(str, files), "--store", str(lake.root), "--json"]) == 0
+    calls, more = json.loads(capsys.readouterr().out)["files"]
+    assert bool(groups) is (path == "group")  # (two small files: read as one group)
+    assert (calls["stored"], more["stored"]) == ({"requests": len(ROWS)}, {"requests": 2})
+
     def order(u):
         return u["model"]
 
-    assert sorted(doc["unpriced"], key=order) == sorted(EXPECTED, key=order)
+    # each file's own, none counted twice
+    assert sorted(calls["unpriced"], key=order) == sorted(EXPECTED, key=order)
+    assert more["unpriced"] == [{"provider": "acme", "model": "acme-mini", "requests": 1,
+                                 "usage_logged": True}]
     # as the Data page counts them (lib.pricing.unpriced_models): the same requests
     from lib import pricing
     from lib.store import Engine
@@ -51,7 +67,7 @@ def test_each_ingest_path_lists_the_requests_it_stored_without_a_cost(lake, writ
     finally:
         engine.close()
     assert sorted(zip(listed["model"], listed["requests"], strict=True)) == sorted(
-        (u["model"], u["requests"]) for u in EXPECTED)
+        (u["model"], u["requests"]) for u in [*EXPECTED, *more["unpriced"]])
 
 
 def test_the_text_report_names_them_and_the_reprice_of_this_store(lake, write, capsys):
