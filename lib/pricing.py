@@ -1247,7 +1247,6 @@ def _models_list_indent(prices_file: Path | None) -> int | None:
     return None
 
 
-
 def models_line_to_replace(prices_file: Path | None) -> str | None:
     """The line of ``prices_file`` that :func:`alias_suggestions`' ``models:`` block goes in
     place of: ``models: []`` or a null ``models: ~``, which no line added at the end extends
@@ -1270,6 +1269,7 @@ def models_line_to_replace(prices_file: Path | None) -> str | None:
             # (up to the value: a comment after it is the user's text, not shown)
             return text.splitlines()[key.start_mark.line][:value.end_mark.column]
     return None
+
 
 _PRICED_COLUMNS = ["provider", "model", "ts", "status", "error_type", *TOKEN_COLUMNS, WRITE_1H,
                    SEARCHES, "attributes", "cache_hit"]
