@@ -458,6 +458,20 @@ def test_an_error_type_means_an_error_whatever_the_status_says(tmp_path):
                     strict=True))["1" * 16] == "error"
 
 
+def _chat_span(fmt: str, trace_id: str, span_id: str, attributes: dict) -> dict:
+    """A one-second chat span of the GenAI conventions (``fmt`` "genai") or OpenInference's,
+    with ``attributes`` (an int as OTLP's intValue, else a string) and the convention's own
+    mark of a model call."""
+    attrs = [{"key": k, "value": {"intValue": str(v)} if isinstance(v, int)
+              else {"stringValue": v}} for k, v in attributes.items()]
+    attrs += ([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]
+              if fmt == "genai" else
+              [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}}])
+    return {"traceId": trace_id, "spanId": span_id, "name": "chat", "kind": 3,
+            "startTimeUnixNano": "1767225600000000000",
+            "endTimeUnixNano": "1767225601000000000", "attributes": attrs}
+
+
 @pytest.mark.parametrize("fmt", ["genai", "openinference"])
 def test_a_count_proved_to_hold_no_cached_tokens_is_corrected_and_said(tmp_path, fmt):
     # input 100 with 800 cached cannot include them (Anthropic's raw input_tokens copied into
@@ -467,15 +481,9 @@ def test_a_count_proved_to_hold_no_cached_tokens_is_corrected_and_said(tmp_path,
                   "cached": "gen_ai.usage.cache_read.input_tokens"} if fmt == "genai" else
                  {"model": "llm.model_name", "in": "llm.token_count.prompt",
                   "cached": "llm.token_count.prompt_details.cache_read"})
-        attrs = [{"key": names["model"], "value": {"stringValue": "claude-sonnet-4-20250514"}},
-                 {"key": names["in"], "value": {"intValue": str(inp)}},
-                 {"key": names["cached"], "value": {"intValue": str(cached)}}]
-        attrs += ([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]
-                  if fmt == "genai" else
-                  [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}}])
-        return {"traceId": "5" * 32, "spanId": span_id, "name": "chat", "kind": 3,
-                "startTimeUnixNano": "1767225600000000000",
-                "endTimeUnixNano": "1767225601000000000", "attributes": attrs}
+        return _chat_span(fmt, "5" * 32, span_id, {
+            names["model"]: "claude-sonnet-4-20250514", names["in"]: inp,
+            names["cached"]: cached})
     path = tmp_path / "spans.jsonl"
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
         span("a" * 16, 100, 800), span("b" * 16, 1000, 800)]}]}]}) + "\n")
@@ -649,14 +657,7 @@ def test_reasoning_beside_the_output_count_is_added_and_said(tmp_path, fmt):
                   "total": "llm.token_count.total"})
         values = {"model": model, "in": prompt, "out": completion, "reasoning": reasoning,
                   "total": total}
-        attrs = [{"key": names[k], "value": {"intValue": str(v)} if isinstance(v, int)
-                  else {"stringValue": v}} for k, v in values.items()]
-        attrs += ([{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]
-                  if fmt == "genai" else
-                  [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}}])
-        return {"traceId": "b" * 32, "spanId": span_id, "name": "chat", "kind": 3,
-                "startTimeUnixNano": "1767225600000000000",
-                "endTimeUnixNano": "1767225601000000000", "attributes": attrs}
+        return _chat_span(fmt, "b" * 32, span_id, {names[k]: v for k, v in values.items()})
     path = tmp_path / "spans.jsonl"
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
         span("a" * 16, "grok-4", 10120, 1499, 2809, 14428),
