@@ -224,7 +224,7 @@ def test_langchain_anthropic_cache_write_tiers_are_a_breakdown_not_more_tokens()
     # them to the one-hour cache
     assert langfuse.usage_details(details)[0] == (19421, 7276, 12145, 20, 0, 12145)
     # a tier alone, without its sum beside it, is still the writes
-    (inp, _, write, _, _, write_1h), _ = langfuse.usage_details(
+    (inp, _, write, _, _, write_1h), _, _ = langfuse.usage_details(
         {"input": 2, "input_ephemeral_5m_input_tokens": 100, "output": 1})
     assert (inp, write, write_1h) == (102, 100, 0)
 

@@ -580,7 +580,7 @@ def _tokens(obs: dict) -> tuple[Tokens, list[str], int | None]:
     details = obs.get("usageDetails")
     if isinstance(details, dict):
         if details:
-            return usage_details(details, with_total=True)
+            return usage_details(details)
     elif details is not None:
         raise BadValue(f"usageDetails is not a JSON object: {shown(details)}")
     usage = obs.get("usage")
@@ -604,12 +604,11 @@ _BASE_KEYS = {"input": ("input", "input_tokens", "prompt_tokens", "prompt"),
               "output": ("output", "output_tokens", "completion_tokens", "completion")}
 
 
-def usage_details(details: dict, with_total: bool = False) -> tuple:
-    """(input incl. cache, cached, cache write, output incl. reasoning, reasoning) from a
-    ``usageDetails`` object of Langfuse's buckets, and the sides whose base count already held
-    its detail keys (see the module's doc); ``with_total``: and its total (Gemini's
-    ``total_token_count`` included), None when it has none. Raises BadValue naming a key that
-    is no count."""
+def usage_details(details: dict) -> tuple[Tokens, list[str], int | None]:
+    """((input incl. cache, cached, cache write, output incl. reasoning, reasoning) from a
+    ``usageDetails`` object of Langfuse's buckets, the sides whose base count already held its
+    detail keys (see the module's doc), and its total (Gemini's ``total_token_count`` included),
+    None when it has none). Raises BadValue naming a key that is no count."""
     counts: dict[str, int] = {}
     for key, value in details.items():
         if value.__class__ is int and 0 <= value <= INT64_MAX:
@@ -679,7 +678,7 @@ def usage_details(details: dict, with_total: bool = False) -> tuple:
     tokens = ((inp if seen["input"] else None), (cached if seen["input"] else None),
               (write if seen["input"] else None), (out if seen["output"] else None),
               (reasoning if seen["output"] else None), (write_1h if seen["input"] else None))
-    return (tokens, inclusive, total) if with_total else (tokens, inclusive)
+    return tokens, inclusive, total
 
 
 # Gemini's usage_metadata, as an integration passes it (Langfuse stores an object it does not know
