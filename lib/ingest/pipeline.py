@@ -16,7 +16,6 @@ import contextlib
 import errno
 import glob
 import io
-import json
 import logging
 import os
 import stat
@@ -196,14 +195,7 @@ def _find_unpriced(lake: Lake, reports: list[FileReport]) -> None:
     if not wanted:
         return
     try:
-        if lake.dry_run:  # what its batches would have stored, in its scratch folder
-            paths = [str(lake.tmp_dir / p) for t, p in lake._checked_files if t == "requests"]
-        else:
-            # each batch's own commit file (a listing of the manifest costs 0.15 s at a month
-            # of commits, and a run lists it as few times as it can)
-            paths = [str(lake.root / a["path"]) for batch_id in wanted
-                     for a in json.loads((lake.manifest_dir / f"{batch_id}.json").read_bytes())
-                     ["added"] if a["table"] == "requests"]
+        paths = lake.batch_files("requests", wanted)
         if not paths:
             return
         found = _count_unpriced(paths)

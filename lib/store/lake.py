@@ -850,6 +850,23 @@ class Lake:
             table = table.filter(pc.invert(pc.is_in(table.column(key), value_set=existing)))
         return table, earlier
 
+    def batch_files(self, name: str, batch_ids) -> list[str]:
+        """Absolute paths of the files of table ``name`` that the batches ``batch_ids``
+        committed, from each one's manifest entry (this object's, else read alone: a listing of
+        the manifest costs 0.15 s at a month of commits). In a dry run, every file its batches
+        left in its scratch folder (each row says its batch). Raises OSError for a batch with
+        no readable entry."""
+        if self.dry_run:
+            return [str(self._check_dir / p) for t, p in self._checked_files if t == name]
+        paths = []
+        for batch_id in batch_ids:
+            entry = f"{batch_id}.json"
+            commit = self._commit_cache.get(entry) or self._read_commit(self.manifest_dir / entry)
+            if commit is None:
+                raise OSError(f"no readable manifest entry for batch {batch_id}")
+            paths += [str(self.root / a["path"]) for a in commit.added if a["table"] == name]
+        return paths
+
     def _files_of_days(self, name: str, days) -> list[str]:
         """Absolute paths of the live files of table ``name`` that may already hold the key of a
         row whose ``ts`` falls on one of ``days`` (``YYYY-MM-DD``): the files of those day
