@@ -39,7 +39,9 @@ k[3].metric("TTFT p50", formatting.ms(tot["ttft_p50_ms"]), border=True,
             help="Time to first token, streaming calls")
 k[4].metric("Output speed p50", "–" if tot["tokens_per_s_p50"] is None
             else f"{tot['tokens_per_s_p50']:.0f} tok/s", border=True,
-            help="Output tokens per second of generation (after the first token when streaming)")
+            help="Output tokens per second of generation (after the first token when streaming), "
+                 "of the successful calls; answers from your application's cache generated "
+                 "nothing and are left out")
 k[5].metric(f"Within {formatting.ms(objective)}", formatting.pct(tot["within_share"], 1),
             border=True)
 if not tot["timed"]:

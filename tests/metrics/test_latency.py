@@ -126,3 +126,21 @@ def test_ttft_and_speed_percentiles_of_few_requests_are_flagged(lake, engine):
     assert ts["ttft_p95_uncertain"].to_list() == [True, True]  # fewer than 200
     # a speed needs output tokens: 3 in hour 2, fewer than a median's 20
     assert ts["tokens_per_s_p50_uncertain"].to_list() == [False, True]
+
+
+def test_output_speed_leaves_out_application_cache_hits(lake, engine):
+    # 30 generated answers at 100 tokens in 1 s, and 40 answers from the application's own
+    # cache logged with the cached answer's usage (as LiteLLM logs a hit) in 5 ms: nothing was
+    # generated, yet they read as 20,000 tokens a second and became the median (review)
+    rows = [make_request(i, latency_ms=1000.0, output_tokens=100) for i in range(30)]
+    rows += [make_request(30 + i, latency_ms=5.0, output_tokens=100, cache_hit=True)
+             for i in range(40)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    f = Filters.between(T0, T0 + timedelta(hours=2))
+    series = latency.percentiles_over_time(engine, f, seconds=7200)
+    assert series["tokens_per_s_p50"].to_list() == [pytest.approx(100.0)]
+    assert series["requests"].to_list() == [70]  # (the hits are still requests, and latency)
+    assert latency.overall(engine, f)["tokens_per_s_p50"] == pytest.approx(100.0)
+    (group,) = latency.by_dimension(engine, f, "model").iter_rows(named=True)
+    assert group["tokens_per_s_p50"] == pytest.approx(100.0)
