@@ -717,8 +717,33 @@ def test_latency_opens_a_slow_request_with_a_link(monkeypatch, demo_store):
     # a button that switched page made two history entries (two Backs to return)
     at = run_page(monkeypatch, demo_store, "pages/latency.py", WEEK)
     (link,) = [e for e in at.get("page_link") if e.proto.label == "Open request"]
-    rid = at.selectbox(key="lat_open_id").value
+    rid, _ = at.selectbox(key="lat_open_id").value
     assert f"request={rid}" in link.proto.query_string
+
+
+def test_latency_opens_the_slow_request_not_a_newer_one_of_its_id(monkeypatch, lake):
+    # a source's ids repeating days apart: "r1" is a 9 s call in the window and a 50 ms one two
+    # days later; by its id alone the link opened the newest, the 50 ms call (found in review)
+    from urllib.parse import parse_qsl
+
+    from lib.ui.widgets import request_at
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table([make_request(1, latency_ms=9000.0),
+                                             make_request(2, latency_ms=100.0)])}, source="t")
+    lake.append({"requests": requests_table([
+        make_request(3, request_id="r1", ts=T0 + timedelta(days=2), latency_ms=50.0)])},
+        source="later")
+    at = run_page(monkeypatch, lake.root, "pages/latency.py",
+                  {"range": "custom", "from": T0.isoformat(),
+                   "to": (T0 + timedelta(hours=1)).isoformat()})
+    rid, ts = at.selectbox(key="lat_open_id").value  # (the slowest first)
+    (link,) = [e for e in at.get("page_link") if e.proto.label == "Open request"]
+    assert (rid, ts) == ("r1", T0 + timedelta(minutes=1))
+    assert "at=" + request_at(ts).replace(":", "%3A") in link.proto.query_string
+    opened = run_page(monkeypatch, lake.root, "pages/request.py",
+                      dict(parse_qsl(link.proto.query_string)))
+    assert opened.selectbox(key="rq_at").value == request_at(ts)
 
 
 @pytest.mark.parametrize("page", ["pages/overview.py", "pages/cost.py", "pages/latency.py",
