@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from lib import pricing
 from lib.filters import Filters
 from lib.metrics import quality
 from lib.metrics.buckets import (
@@ -64,6 +65,7 @@ def kpis(engine: Engine, filters: Filters, now: datetime | None = None) -> pl.Da
     prev = previous_period(filters, now)
     where, params = prev.with_window(prev.start, filters.end).where("requests")
     params.update(cur_start=filters.start, prev_end=prev.end)
+    cache_hit = pricing.cache_hit_sql("")
     req = engine.query(
         f"""
         SELECT ts >= $cur_start AS current,
@@ -74,7 +76,12 @@ def kpis(engine: Engine, filters: Filters, now: datetime | None = None) -> pl.Da
                count(latency_ms) AS timed,
                sum(cost_usd) AS cost_usd,
                count(*) - count(cost_usd) AS unpriced,
-               sum(cached_input_tokens) / nullif(sum(input_tokens), 0) AS cached_token_share,
+               -- of the calls that reached a provider: a hit of the application's own cache
+               -- repeats the usage of the answer it served (LiteLLM's), tokens sent to no one,
+               -- as the Cost page's token mix leaves them out
+               sum(cached_input_tokens) FILTER (WHERE NOT {cache_hit})
+                   / nullif(sum(input_tokens) FILTER (WHERE NOT {cache_hit}), 0)
+                   AS cached_token_share,
                count(guardrail) AS guardrail_triggers
         FROM requests WHERE {where} AND (ts >= $cur_start OR ts < $prev_end) GROUP BY ALL
         """,

@@ -548,3 +548,18 @@ def test_a_window_that_has_not_ended_is_compared_with_the_same_stretch_before(la
     # a window that has ended (or no ``now``) is still against the whole period before
     assert _kpi(kpis(engine, f))["requests"] == (72, 144)
     assert _kpi(kpis(engine, f, T0 + 3 * day))["requests"] == (72, 144)
+
+
+def test_cached_token_share_leaves_out_application_cache_hits(lake, engine):
+    # Two calls to the provider, 1,000 input tokens each, 500 of them from its cache (50%), and
+    # eight hits of the application's own cache logged with the usage of the answer they served
+    # (as LiteLLM logs a hit), none of it cached: tokens sent to no provider read as 10% cached,
+    # where the Cost page's token mix, which leaves such hits out, said 50% (review).
+    rows = [_req(i, i, input_tokens=1000, cached_input_tokens=500) for i in range(2)]
+    rows += [_req(2 + i, 2 + i, input_tokens=1000, cached_input_tokens=0, cost_usd=0.0,
+                  cache_hit=True) for i in range(8)]
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    got = _kpi(kpis(engine, Filters.between(T0, T0 + H)))
+    assert got["cached_token_share"][0] == pytest.approx(0.5)
+    assert got["requests"][0] == 10  # (the hits are still requests)
