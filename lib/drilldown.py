@@ -130,3 +130,21 @@ def local_window(start: datetime | None, end: datetime | None, tz: str
 def wall_clock(t: datetime, tz: str) -> datetime:
     """``t`` as a wall-clock time in zone ``tz``, without a zone (what a date-time picker shows)."""
     return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+
+
+def earlier_on_the_clock(start: datetime, end: datetime, back: timedelta, tz: str
+                         ) -> tuple[datetime, datetime]:
+    """The window ``[start, end)`` moved ``back`` (a day, a week) on the wall clock of zone
+    ``tz``: the same hours of an earlier day, as UTC. A week before Monday 09:00 in Berlin is
+    the Monday before at 09:00 whether or not the clocks changed in between; moved back by 168
+    hours it was 10:00 there, the morning's traffic an hour off (found in review)."""
+    zone = ZoneInfo(tz)
+
+    def moved(t: datetime) -> datetime:
+        # (an aware time minus days keeps its wall clock; the offset is then looked up anew)
+        local = (t.astimezone(zone).replace(tzinfo=None) - back).replace(tzinfo=zone)
+        return local.astimezone(UTC)
+
+    earlier = moved(start), moved(end)
+    # an hour the clocks skipped has no length: a window inside it keeps its own, moved back
+    return earlier if earlier[0] < earlier[1] else (start - back, end - back)

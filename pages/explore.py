@@ -83,7 +83,7 @@ else:
         .upper() + AGAINST[k][1:], key="ex_against", width=360)
     back = BACK.get(against)
     baseline = window.previous() if back is None else window.with_window(
-        window.start - back, window.end - back)
+        *drilldown.earlier_on_the_clock(window.start, window.end, back, f.tz))
 
 st.caption(f"**Window** {widgets.window_caption(window.start, window.end, f.tz)} · "
            f"**baseline** {widgets.window_caption(baseline.start, baseline.end, f.tz)}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from lib.drilldown import (
+    earlier_on_the_clock,
     local_window,
     parse_window_param,
     parse_x,
@@ -112,3 +113,22 @@ def test_epoch_ms_count_the_wall_clock_the_chart_draws():
     wall = datetime(2026, 3, 2, 12, 0, tzinfo=UTC).timestamp() * 1000
     ny = "America/New_York"
     assert parse_x(wall, ny) == parse_x("2026-03-02 12:00", ny) == utc(2026, 3, 2, 17)
+
+
+def test_a_day_or_a_week_earlier_is_on_the_zone_s_clock():
+    week, day = timedelta(days=7), timedelta(days=1)
+    # Monday 09:00-12:00 in Berlin (CET) against the Monday before, still summer time: 09:00
+    # there too, 07:00 UTC (168 hours back was 10:00 in Berlin)
+    assert earlier_on_the_clock(utc(2026, 10, 26, 8), utc(2026, 10, 26, 11), week,
+                                "Europe/Berlin") == (utc(2026, 10, 19, 7), utc(2026, 10, 19, 10))
+    assert earlier_on_the_clock(utc(2026, 10, 26, 8), utc(2026, 10, 26, 11), week, "UTC") == \
+        (utc(2026, 10, 19, 8), utc(2026, 10, 19, 11))
+    # spring: a day before Monday 09:00 CEST is Sunday 09:00 CEST, and Saturday's is CET
+    assert earlier_on_the_clock(utc(2026, 3, 30, 7), utc(2026, 3, 30, 8), day,
+                                "Europe/Berlin") == (utc(2026, 3, 29, 7), utc(2026, 3, 29, 8))
+    assert earlier_on_the_clock(utc(2026, 3, 29, 7), utc(2026, 3, 29, 8), day,
+                                "Europe/Berlin") == (utc(2026, 3, 28, 8), utc(2026, 3, 28, 9))
+    # a window within the hour the clocks skipped has no such hour a day later: its own length
+    skipped = earlier_on_the_clock(utc(2026, 3, 30, 0, 30), utc(2026, 3, 30, 0, 40), day,
+                                   "Europe/Berlin")
+    assert skipped[1] - skipped[0] == timedelta(minutes=10)

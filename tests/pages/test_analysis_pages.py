@@ -335,6 +335,26 @@ def test_explore_compares_with_the_same_hours_a_day_or_a_week_earlier(monkeypatc
     assert "(the period of equal length just before)" in week.caption[0].value
 
 
+def test_explore_s_week_earlier_is_the_same_hours_on_the_sidebar_zone_s_clock(monkeypatch,
+                                                                              lake):
+    # Monday 09:00-10:00 in Berlin after the clocks went back, against a week earlier: the
+    # Monday before at 09:00 there (07:00 UTC), not 168 hours back, 10:00 (found in review)
+    from tests.conftest import make_request, requests_table
+
+    monday = datetime(2026, 10, 26, 8, tzinfo=UTC)
+    lake.append({"requests": requests_table(
+        [make_request(i, ts=monday - timedelta(days=7, hours=1) + timedelta(minutes=i))
+         for i in range(60)] + [make_request(100 + i, ts=monday + timedelta(minutes=i))
+                                for i in range(60)])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/explore.py",
+                  {"range": "custom", "from": "2026-10-26T00:00:00Z",
+                   "to": "2026-10-27T00:00:00Z", "tz": "Europe/Berlin", "against": "week",
+                   "window": window_param(monday, monday + timedelta(hours=1))})
+    caption = at.caption[0].value.replace("\\", "")
+    assert "**baseline** 2026-10-19 09:00 → 2026-10-19 10:00 Europe/Berlin" in caption, caption
+    assert at.metric[2].value == "60"  # (the window's requests; the baseline's hour has 60)
+
+
 def test_explore_s_window_tile_is_grey_when_the_change_is_within_noise(monkeypatch, demo_store):
     # an ordinary hour against the hour before: within noise, said in the headline; the tile's
     # change was green or red all the same. The outage's hour is red.
