@@ -228,7 +228,13 @@ else:
                     delta_color="inverse", border=True)
         widgets.dataframe(wi, hide_index=True, width="stretch", column_config={
             "provider": "Provider", "model": "Model now",
-            "requests": st.column_config.NumberColumn("Requests", format="localized"),
+            # (fewer than the spend table's where some were answered from the application's
+            # cache: $0 on any model, left out of the comparison; the two read alike, unsaid)
+            "requests": st.column_config.NumberColumn(
+                "Requests billed", format="localized",
+                help="Requests a provider answered: those your application answered from its "
+                     "own cache cost $0 on any model and are left out, so this can be fewer "
+                     "than the spend table's"),
             "unpriced_requests": st.column_config.NumberColumn(
                 "Without a cost", format="localized",
                 help="Requests with no actual cost (no price, or no input tokens logged): "
