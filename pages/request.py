@@ -52,8 +52,14 @@ if same_id.height > 1:
                      f"{widgets.shown_str(s or 'unknown')}"
                 for iso, t, s in zip(times, same_id["ts"].to_list(),
                                      same_id["status"].to_list(), strict=True)}
+    # Without a time in the link (one opened from the Quality page's judged requests, or
+    # pasted), the newest in the sidebar's window: the link's filters name the view it was
+    # opened from, and the newest of all was a request days after it (found in review).
+    in_window = [iso for iso, t in zip(times, same_id["ts"].to_list(), strict=True)
+                 if f.start <= t < f.end]
     picked = widgets.query_selectbox(
-        f"This id names {same_id.height:,} requests: the one at", times, "at", times[0],
+        f"This id names {same_id.height:,} requests: the one at", times, "at",
+        (in_window or times)[0],
         format_func=shown_as.get, key="rq_at")
     at = datetime.fromisoformat(picked)
 with st.spinner("Loading the request…"):

@@ -339,6 +339,26 @@ def test_explore_compares_with_the_same_hours_a_day_or_a_week_earlier(monkeypatc
     assert "(the period of equal length just before)" in week.caption[0].value
 
 
+def test_a_request_opened_by_its_id_alone_is_the_one_in_the_link_s_window(monkeypatch, lake):
+    # The Quality page's judged requests open by id, with the page's filters: of two requests
+    # under one id, the newest was shown, days after the window the eval was read in (review)
+    from tests.conftest import T0, make_request, requests_table
+
+    lake.append({"requests": requests_table([make_request(1, status="error")])}, source="t")
+    lake.append({"requests": requests_table([
+        make_request(3, request_id="r1", ts=T0 + timedelta(days=2))])}, source="later")
+    window = {"range": "custom", "from": T0.isoformat(),
+              "to": (T0 + timedelta(hours=1)).isoformat()}
+    at = run_page(monkeypatch, lake.root, "pages/request.py", {**window, "request": "r1"})
+    assert at.selectbox(key="rq_at").value == "2026-03-02T12:01:00.000000Z"
+    assert at.markdown[0].value.startswith(":red-badge[error]")
+    # with no namesake in the window, the newest, as before
+    at = run_page(monkeypatch, lake.root, "pages/request.py",
+                  {"range": "custom", "from": (T0 - timedelta(days=9)).isoformat(),
+                   "to": (T0 - timedelta(days=8)).isoformat(), "request": "r1"})
+    assert at.selectbox(key="rq_at").value == "2026-03-04T12:00:00.000000Z"
+
+
 def test_explore_s_week_earlier_is_the_same_hours_on_the_sidebar_zone_s_clock(monkeypatch,
                                                                               lake):
     # Monday 09:00-10:00 in Berlin after the clocks went back, against a week earlier: the
