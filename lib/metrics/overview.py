@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from lib import pricing
+from lib import formatting, pricing
 from lib.filters import Filters
 from lib.metrics import quality
 from lib.metrics.buckets import (
@@ -126,7 +126,8 @@ def kpis(engine: Engine, filters: Filters, now: datetime | None = None) -> pl.Da
             if name == "cost_usd":
                 unpriced = (int(pick(True, "unpriced") or 0), int(pick(False, "unpriced") or 0))
                 if any(unpriced):
-                    caveat = (f"{unpriced[0]:,} requests now and {unpriced[1]:,} before have no "
+                    caveat = (f"{formatting.plural(unpriced[0], 'request')} now and "
+                              f"{unpriced[1]:,} before have no "
                               "price: their cost is unknown and not in these totals, so the "
                               "change may be traffic moving to or from them (the Data page "
                               "lists them)")

@@ -563,3 +563,12 @@ def test_cached_token_share_leaves_out_application_cache_hits(lake, engine):
     got = _kpi(kpis(engine, Filters.between(T0, T0 + H)))
     assert got["cached_token_share"][0] == pytest.approx(0.5)
     assert got["requests"][0] == 10  # (the hits are still requests)
+
+
+def test_one_unpriced_request_is_one_request(lake, engine):
+    # "1 requests now and 0 before have no price" (found in review)
+    lake.append({"requests": requests_table([make_request(0), make_request(
+        1, model="in-house", cost_usd=None)])}, source="t")
+    engine.refresh(force=True)
+    got = {r["kpi"]: r for r in kpis(engine, Filters.between(T0, T0 + H)).iter_rows(named=True)}
+    assert got["cost_usd"]["caveat"].startswith("1 request now and 0 before have no price")
