@@ -149,3 +149,17 @@ def test_a_window_that_has_not_ended_is_drawn_to_now():
     # an ended window, or one not begun, keeps its whole length
     assert widgets.time_axis(f, 900, now=day + timedelta(days=2))["window"] == (day, f.end)
     assert widgets.time_axis(f, 900, now=day - timedelta(days=1))["window"] == (day, f.end)
+
+
+def test_a_window_s_caption_is_to_the_second_when_it_does_not_start_on_a_minute():
+    # A window from 10:00:30 (an "Investigate" link, 30 minutes before an event) was captioned
+    # "10:00", while the request at 10:00:00 was left out of it.
+    from datetime import UTC, datetime
+
+    start, end = datetime(2026, 10, 24, 8, 0, 30, tzinfo=UTC), datetime(2026, 10, 24, 9, 0,
+                                                                        tzinfo=UTC)
+    assert widgets.window_caption(start, end, "Europe/Berlin") == \
+        "2026-10-24 10:00:30 → 2026-10-24 11:00:00 Europe/Berlin"
+    # on whole minutes (every preset window), to the minute
+    assert widgets.window_caption(start.replace(second=0), end, "UTC") == \
+        "2026-10-24 08:00 → 2026-10-24 09:00 UTC"

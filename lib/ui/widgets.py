@@ -528,9 +528,13 @@ def md_escape_lines(text) -> str:
 
 
 def window_caption(start, end, tz: str) -> str:
+    """'2026-10-24 10:00 → 2026-10-24 11:00 Europe/Berlin': the window in zone ``tz``, to the
+    minute, or to the second when either end is not on a minute (a window from 10:00:30 read
+    "10:00" while the request at 10:00:00 was left out of it, found in review)."""
     from zoneinfo import ZoneInfo
 
-    fmt = "%Y-%m-%d %H:%M"
+    whole = all(t.second == 0 and t.microsecond == 0 for t in (start, end))
+    fmt = "%Y-%m-%d %H:%M" if whole else "%Y-%m-%d %H:%M:%S"
     z = ZoneInfo(tz)
     return f"{start.astimezone(z).strftime(fmt)} → {end.astimezone(z).strftime(fmt)} {tz}"
 
