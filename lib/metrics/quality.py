@@ -265,8 +265,10 @@ def finish_reasons(engine: Engine, filters: Filters) -> pl.DataFrame:
 
 def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = None,
                      top: int = 6) -> pl.DataFrame:
-    """Long frame ``bucket, error_type, errors, requests, error_rate`` per bucket for the ``top``
-    error types (the rest as ``(other)``); every bucket is present for every type drawn."""
+    """Long frame ``bucket, error_type, errors, requests_in_bucket, error_rate`` per bucket for
+    the ``top`` error types (the rest as ``(other)``); every bucket is present for every type
+    drawn. ``requests_in_bucket`` is the bucket's requests of every type, repeated on each of its
+    rows (named so: as ``requests``, a download's column summed to three times the requests)."""
     seconds = seconds or bucket_seconds(filters.duration)
     clock = filters.bucket_clock(seconds)
     where, params = filters.where("requests")
@@ -285,7 +287,7 @@ def errors_over_time(engine: Engine, filters: Filters, seconds: int | None = Non
                     FROM base WHERE status = 'error' GROUP BY ALL),
             types AS (SELECT DISTINCT error_type FROM agg)
             SELECT grid.bucket, types.error_type, coalesce(agg.errors, 0) AS errors,
-                   coalesce(tot.requests, 0) AS requests,
+                   coalesce(tot.requests, 0) AS requests_in_bucket,
                    coalesce(agg.errors, 0) / nullif(tot.requests, 0) AS error_rate
             FROM grid CROSS JOIN types LEFT JOIN agg USING (bucket, error_type)
                  LEFT JOIN tot USING (bucket)

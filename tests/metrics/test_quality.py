@@ -160,6 +160,11 @@ def test_guardrails_finish_reasons_errors(lake, engine):
            e.select("bucket", "error_type", "errors", "error_rate").iter_rows()}
     assert got == {(12, "529"): (0, 0.0), (12, "(other)"): (1, 1 / 5),
                    (13, "529"): (2, 1.0), (13, "(other)"): (0, 0.0)}
+    # each row repeats its bucket's requests, under a name that says so: a download's
+    # "requests" column summed to twice the 7 requests
+    assert "requests" not in e.columns
+    assert {(b.hour, n) for b, n in e.select("bucket", "requests_in_bucket").iter_rows()} == {
+        (12, 5), (13, 2)}
 
 
 def test_prompt_versions_are_named_with_their_prompt(lake, engine):
