@@ -221,10 +221,11 @@ def requests_elsewhere(engine: Engine, filters: Filters, page: str, lead: str = 
     from lib.metrics import overview
 
     n, first, last = cached(overview.requests_span, engine, filters)
+    span = n and window_caption(first, last, filters.tz, to_the_minute=True)
     st.markdown(lead + ("Widen the time range or clear some filters." if not n else
                         f"{formatting.plural(n, 'request')} with these filters "
                         f"{'is' if n == 1 else 'are'} from "
-                        f"{md_escape(window_caption(first, last, filters.tz))}:"))
+                        f"{md_escape(span)}:"))
     if n:
         zone = ZoneInfo(filters.tz)
         # whole days in the sidebar's zone, as its date picker reads them
@@ -527,13 +528,14 @@ def md_escape_lines(text) -> str:
     return "  \n".join(md_escape(line) for line in str(text).splitlines())
 
 
-def window_caption(start, end, tz: str) -> str:
+def window_caption(start, end, tz: str, to_the_minute: bool = False) -> str:
     """'2026-10-24 10:00 → 2026-10-24 11:00 Europe/Berlin': the window in zone ``tz``, to the
     minute, or to the second when either end is not on a minute (a window from 10:00:30 read
-    "10:00" while the request at 10:00:00 was left out of it, found in review)."""
+    "10:00" while the request at 10:00:00 was left out of it, found in review), unless
+    ``to_the_minute`` (the span of some requests' times, not a window's bounds)."""
     from zoneinfo import ZoneInfo
 
-    whole = all(t.second == 0 and t.microsecond == 0 for t in (start, end))
+    whole = to_the_minute or all(t.second == 0 and t.microsecond == 0 for t in (start, end))
     fmt = "%Y-%m-%d %H:%M" if whole else "%Y-%m-%d %H:%M:%S"
     z = ZoneInfo(tz)
     return f"{start.astimezone(z).strftime(fmt)} → {end.astimezone(z).strftime(fmt)} {tz}"
