@@ -208,3 +208,18 @@ def csv_safe(frame: pl.DataFrame) -> pl.DataFrame:
                                                   & ~e.str.contains(_PLAIN_NEGATIVE))
         exprs.append(pl.when(risky).then(pl.lit("'") + e).otherwise(e).alias(c))
     return frame.with_columns(exprs) if exprs else frame
+
+
+def wall_time(t, tz: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """'2026-10-25 02:30:00 Europe/Berlin': the aware time ``t`` on the clock of zone ``tz``,
+    with its UTC offset ('2026-10-25 02:30:00 +02:00 Europe/Berlin') when that wall time
+    happens twice, in the hour the clocks go back: two requests an hour apart read the same."""
+    from zoneinfo import ZoneInfo
+
+    local = t.astimezone(ZoneInfo(tz))
+    twice = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+    # (a wall time the clocks skip cannot come from astimezone, so "twice" is the repeated hour)
+    if not twice:
+        return f"{local.strftime(fmt)} {tz}"
+    offset = local.strftime("%z")
+    return f"{local.strftime(fmt)} {offset[:3]}:{offset[3:]} {tz}"

@@ -3,7 +3,6 @@ waterfall, its evals and feedback, and the other requests of its session."""
 
 import json
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import streamlit as st
@@ -48,7 +47,7 @@ if same_id.height > 1:
     # is said and picked, and kept in the URL (``at``) as the tables' links give it. The newest
     # stood for all of them, and a failed call's link could open a successful one.
     times = [widgets.request_at(t) for t in same_id["ts"].to_list()]
-    shown_as = {iso: f"{t.astimezone(ZoneInfo(f.tz)):%Y-%m-%d %H:%M:%S} {f.tz} · "
+    shown_as = {iso: f"{formatting.wall_time(t, f.tz)} · "
                      f"{widgets.shown_str(s or 'unknown')}"
                 for iso, t, s in zip(times, same_id["ts"].to_list(),
                                      same_id["status"].to_list(), strict=True)}
@@ -82,7 +81,6 @@ if r is None:
     st.stop()
 
 zone = f.tz
-ts_local = r["ts"].astimezone(__import__("zoneinfo").ZoneInfo(zone))
 status = r["status"] or "unknown"
 badge = (":green-badge[ok]" if status == "ok" else
          f":red-badge[{widgets.md_escape(status)}] {widgets.md_escape(r['error_type'] or '')}")
@@ -90,7 +88,7 @@ who = " · ".join(f"{label} **{widgets.md_escape(r[col])}**" for label, col in (
     ("provider", "provider"), ("model", "model"), ("feature", "feature"),
     ("customer", "customer_id"), ("app", "app_version"), ("prompt", "prompt_version"))
     if r.get(col))
-st.markdown(f"{badge} · {ts_local:%Y-%m-%d %H:%M:%S} {zone} · {who}")
+st.markdown(f"{badge} · {formatting.wall_time(r['ts'], zone)} · {who}")
 
 c = st.columns(5)
 c[0].metric("Latency", formatting.ms(r["latency_ms"]), border=True)
@@ -223,7 +221,7 @@ def _shown(v) -> str:
     if v is None:
         return ""
     if isinstance(v, datetime):
-        return f"{v.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S.%f} {zone}"
+        return formatting.wall_time(v, zone, "%Y-%m-%d %H:%M:%S.%f")
     return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
 
 

@@ -154,3 +154,19 @@ def test_rows_by_table_read_as_words():
         "2 evals, 1 quarantined row, 1 request"
     assert table_rows({"events": 1204, "quarantine": 3}) == "1,204 events, 3 quarantined rows"
     assert (table_rows({}), table_rows({}, empty="0 rows")) == ("no rows", "0 rows")
+
+
+def test_a_wall_time_gives_its_offset_only_in_the_hour_that_happens_twice():
+    from datetime import UTC, datetime
+
+    # 2026-10-25 in Berlin: 02:30 happens at 00:30 UTC (+02:00) and again at 01:30 UTC (+01:00)
+    first, second = (datetime(2026, 10, 25, h, 30, tzinfo=UTC) for h in (0, 1))
+    assert fmt.wall_time(first, "Europe/Berlin") == "2026-10-25 02:30:00 +02:00 Europe/Berlin"
+    assert fmt.wall_time(second, "Europe/Berlin") == "2026-10-25 02:30:00 +01:00 Europe/Berlin"
+    # any other time, and the same instants in a zone without the change, as before
+    assert fmt.wall_time(datetime(2026, 10, 25, 2, 30, tzinfo=UTC), "Europe/Berlin") == \
+        "2026-10-25 03:30:00 Europe/Berlin"
+    assert fmt.wall_time(first, "UTC", "%H:%M:%S.%f") == "00:30:00.000000 UTC"
+    # the spring gap: 2026-03-29 01:30 UTC is 03:30 in Berlin, happening once
+    assert fmt.wall_time(datetime(2026, 3, 29, 1, 30, tzinfo=UTC), "Europe/Berlin") == \
+        "2026-03-29 03:30:00 Europe/Berlin"

@@ -359,6 +359,21 @@ def test_a_request_opened_by_its_id_alone_is_the_one_in_the_link_s_window(monkey
     assert at.selectbox(key="rq_at").value == "2026-03-04T12:00:00.000000Z"
 
 
+def test_a_request_in_the_hour_the_clocks_go_back_says_which_of_the_two(monkeypatch, lake):
+    # 00:30 and 01:30 UTC on 2026-10-25 are both 02:30 in Berlin: the page's header and its
+    # fields read the same for either (review)
+    from tests.conftest import make_request, requests_table
+
+    lake.append({"requests": requests_table([make_request(
+        0, request_id="r1", ts=datetime(2026, 10, 25, 1, 30, tzinfo=UTC))])}, source="t")
+    at = run_page(monkeypatch, lake.root, "pages/request.py", {
+        "range": "custom", "from": "2026-10-24T00:00:00Z", "to": "2026-10-26T00:00:00Z",
+        "tz": "Europe/Berlin", "request": "r1"})
+    assert " · 2026-10-25 02:30:00 +01:00 Europe/Berlin · " in at.markdown[0].value
+    fields = dict(at.dataframe[0].value[["field", "value"]].itertuples(index=False))
+    assert fields["ts"] == "2026-10-25 02:30:00.000000 +01:00 Europe/Berlin"
+
+
 def test_explore_s_week_earlier_is_the_same_hours_on_the_sidebar_zone_s_clock(monkeypatch,
                                                                               lake):
     # Monday 09:00-10:00 in Berlin after the clocks went back, against a week earlier: the
