@@ -81,6 +81,7 @@ from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 from genai_prices.types import TimeOfDateConstraint
 
+from lib.formatting import terminal_text
 from lib.schema import sql_literal as _sql_lit
 from lib.store.connections import close as close_connection
 from lib.store.connections import connect
@@ -1219,11 +1220,16 @@ def alias_suggestions(unpriced: pl.DataFrame, prices_file: Path | None = None) -
                       "priced_as": answered})
     if not items:
         return None
+    # Names as they are spelt ("café-prod", not PyYAML's default "caf\xE9-prod", which its
+    # user could not recognise in the list, review), unless one holds a character that would
+    # hide or reorder what is read (a bidi control): all escaped then, as a terminal shows them.
+    spelt = not any(terminal_text(v) != v for item in items for v in item.values())
     indent = _models_list_indent(prices_file)
     if indent is None:
-        return yaml.safe_dump({"models": items}, sort_keys=False)
+        return yaml.safe_dump({"models": items}, sort_keys=False, allow_unicode=spelt)
     return "".join(" " * indent + line for line in
-                   yaml.safe_dump(items, sort_keys=False).splitlines(keepends=True))
+                   yaml.safe_dump(items, sort_keys=False, allow_unicode=spelt)
+                   .splitlines(keepends=True))
 
 
 def _models_list_indent(prices_file: Path | None) -> int | None:

@@ -250,3 +250,25 @@ def test_the_suggested_lines_added_at_the_end_of_the_prices_file_load(tmp_path, 
     assert len(overrides) == before + 1
     doc = pricing.reprice(lake, overrides=overrides)
     assert (doc["unpriced_before"], doc["unpriced_after"]) == (1, 0)
+
+
+@pytest.mark.parametrize("model", ["café-prod", "生产-gpt4o", "prod\u202egpt4o"],
+                         ids=["accent", "cjk", "bidi"])
+def test_a_suggested_line_names_a_deployment_as_it_is_spelt_and_still_loads(tmp_path, model):
+    # "café-prod" was suggested as `model: "caf\xE9-prod"` (PyYAML escapes every non-ASCII
+    # character by default): right once pasted, but not a name its user could recognise in the
+    # list (review). Written as spelt, unless it holds a character that would hide or reorder
+    # what is read (a bidi control): escaped then, as the pages show it.
+    lake = Lake(tmp_path / "store")
+    src = tmp_path / "calls.jsonl"
+    src.write_bytes(jsonl_bytes([canonical_request(
+        0, provider="azure.ai.openai", model=model, response_model="gpt-4o-2024-08-06",
+        ts=DAY.isoformat())]))
+    suggested = _ingested_suggestions(lake, src)
+    if "\u202e" in model:
+        assert "\u202e" not in suggested and "\\u202E" in suggested
+    else:
+        assert f"model: {model}\n" in suggested
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(suggested, encoding="utf-8")
+    assert load_overrides(prices)[("azure.ai.openai", model)].priced_as == "gpt-4o-2024-08-06"
