@@ -120,6 +120,11 @@ else:
               "check": None if check == ALL_CHECKS else check}
     SHOWN = 1000
     q = inventory.quarantine(engine, limit=SHOWN + 1, **picked)
+    if q.is_empty():
+        # (the check list is every file's: an empty table under a file and a check of another
+        # said nothing, review)
+        st.caption("No quarantined input of this file failed this check: pick “All checks” "
+                   "or “All files” to see the others.")
     if q.height > SHOWN:
         st.caption(f"The newest {SHOWN:,} inputs are listed; the downloads hold all of them.")
     # (the line and its reason first: at phone width the first columns are what shows)

@@ -630,3 +630,20 @@ def test_a_check_says_which_models_have_no_price_before_the_ingest(monkeypatch, 
               if "note:" in line and "without a cost" in line]
     assert said.strip().startswith("note: 1 request would be stored without a cost (unknown, "
                                    "not $0): acme acme-ultra-9 (1); their models have no price")
+
+
+def test_a_file_and_a_check_no_input_fails_together_are_said_to_match_nothing(monkeypatch,
+                                                                              tmp_path):
+    # The check list is every file's: picking one file and another file's check showed an
+    # empty table and said nothing (review).
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, input_tokens=-1)]),
+                             "b.jsonl": jsonl_bytes([canonical_request(1, output_tokens=-2)])})
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    said = "No quarantined input of this file failed this check"
+    assert not any(said in c.value for c in at.caption)
+    at.selectbox(key="quarantine_file").set_value(str(tmp_path / "b.jsonl")).run()
+    at.selectbox(key="quarantine_check").set_value("input_tokens is negative").run()
+    assert not at.exception
+    assert any(said in c.value for c in at.caption)
