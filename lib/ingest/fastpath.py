@@ -172,7 +172,8 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
     try:
         with lake.begin(src.name, info={**src.info, "format": fmt.name}) as batch:
             report.batch_id = batch.batch_id
-            if lake.has_content(digest):  # committed while we hashed (checked under the lock)
+            identity = pipeline.batch_identity(digest, fmt, forced)
+            if lake.has_content(identity):  # committed while we hashed (checked under the lock)
                 pipeline._as_duplicate(report)
                 LAST.update(outcome="duplicate", reason=None)
                 return True
@@ -184,7 +185,7 @@ def try_ingest(lake: Lake, src, forced, overrides: dict, report, progress, start
                     raise Fallback("the file changed while it was read")
                 # Before the commit releases the lock: a kill after it leaves no scratch behind.
                 shutil.rmtree(tmp, ignore_errors=True)
-                result = batch.commit(content_hash=digest, info=commit_info(
+                result = batch.commit(content_hash=identity, info=commit_info(
                     src, digest, compressed, bytes_out, hints))
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

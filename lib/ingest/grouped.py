@@ -371,7 +371,7 @@ def _ingest_members(lake: Lake, sources: list, members: dict, forced, overrides:
                 continue
             t0 = time.monotonic()
             try:
-                report = _commit(lake, con, m, tick_for(i), started,
+                report = _commit(lake, con, m, forced, tick_for(i), started,
                                  check_stored=m.check_stored or stored_alone)
             except Exception as exc:  # its batch was aborted: nothing of it is stored
                 stop_if_interrupted(exc)
@@ -596,10 +596,12 @@ def _mark_maybe_stored(lake: Lake, con, clean: list[_Member]) -> None:
         m.check_stored = m.index in flagged
 
 
-def _commit(lake: Lake, con, m: _Member, tick, started: float,
+def _commit(lake: Lake, con, m: _Member, forced, tick, started: float,
             *, check_stored: bool):
-    """Commit the group member ``m`` as its own batch; returns its FileReport."""
+    """Commit the group member ``m`` (read under the format ``forced``, None or canonical JSONL)
+    as its own batch; returns its FileReport."""
     from lib.ingest import pipeline
+    from lib.ingest.formats import canonical
 
     src = m.src
     report = pipeline.FileReport(source=src.name)
@@ -615,7 +617,8 @@ def _commit(lake: Lake, con, m: _Member, tick, started: float,
                                    time.monotonic() - started, stage="committing"))
         dupes = fastpath.adopt_new_rows(lake, batch, con, m.name, list(m.files),
                                         deduplicate=check_stored)
-        result = batch.commit(content_hash=m.digest, info=fastpath.commit_info(
+        result = batch.commit(content_hash=pipeline.batch_identity(
+            m.digest, canonical.JSONL, forced), info=fastpath.commit_info(
             src, m.digest, m.compressed, m.bytes_out, m.hints, ingest_path="group"))
     if result.duplicate_batch:  # (the lock was held since the group was read: cannot be)
         pipeline._as_duplicate(report)

@@ -48,9 +48,11 @@ class Readers:
         """The readers of a run with ``forced`` (a lib.ingest.base.Format, or None: detected)."""
         from lib.ingest import formats
         from lib.ingest.formats import otlp_common
+        from lib.ingest.pipeline import forced_identity
         from lib.ingest.streams import MAX_LINE_BYTES
 
-        mapping = content_hash_of(forced.identity)[:16] if forced and forced.identity else None
+        # (a format forced by name too: lib.ingest.pipeline.batch_identity)
+        mapping = content_hash_of(forced_identity(forced))[:16] if forced else None
         parts = [",".join(sorted(f.name for f in formats.registered())),
                  f"{forced.name}:{mapping}" if forced else "detected",
                  f"line {MAX_LINE_BYTES}", f"document {otlp_common.MAX_DOCUMENT_BYTES}"]

@@ -749,7 +749,8 @@ def content_stored(lake: Lake, content_hash: str, fmt: Format, forced: Format | 
     """True when content with this hash adds nothing: stored already (a copy under another name),
     or read whole as a file grew (:func:`_read_as_it_grew`). The fast path and a group ask it
     before reading a file's rows."""
-    return lake.has_content(content_hash) or _read_as_it_grew(lake, content_hash, fmt, forced)
+    return (lake.has_content(batch_identity(content_hash, fmt, forced))
+            or _read_as_it_grew(lake, content_hash, fmt, forced))
 
 
 def _read_as_it_grew(lake: Lake, content_hash: str, fmt: Format, forced: Format | None) -> bool:
@@ -867,13 +868,25 @@ def _being_written(src: Source) -> bool:
         and live.is_being_written(signature["mtime_ns"] / 1e9)
 
 
-def batch_identity(content_hash: str, fmt: Format) -> str:
+def batch_identity(content_hash: str, fmt: Format, forced: Format | None = None) -> str:
     """What a batch commits under, so the same input is stored once: the content's hash, joined
-    with the format's identity when it has one (a mapping: its text). A file whose rows were all
-    quarantined under a wrong mapping is read again once the mapping is fixed."""
-    if not fmt.identity:
+    with what else decides its rows (:func:`forced_identity`: a mapping's text, a format forced
+    by name). A file whose rows were all quarantined under a wrong mapping or a wrong forced
+    format is read again once the mapping is fixed or the right format is chosen."""
+    said = fmt.identity or forced_identity(forced)
+    if not said:
         return content_hash
-    return content_hash_of(f"{content_hash}\x1f{fmt.identity}")
+    return content_hash_of(f"{content_hash}\x1f{said}")
+
+
+def forced_identity(forced: Format | None) -> str:
+    """What a format forced on a read adds to its batch's identity: a mapping's own identity (its
+    text), else the forced format's name; "" when the format was detected. (Without the name, an
+    upload read as the wrong Format, every row quarantined, was "already ingested" once read as
+    the right one, and only `remove` let it in: review.)"""
+    if forced is None:
+        return ""
+    return forced.identity or f"format {forced.name}"
 
 
 def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format | None,
@@ -928,7 +941,7 @@ def _ingest_open_source(lake: Lake, src: Source, raw: BinaryIO, forced: Format |
         stream.drain()
         report.bytes = stream.bytes_in
         report.content_hash = stream.hexdigest()
-        identity = batch_identity(report.content_hash, fmt)
+        identity = batch_identity(report.content_hash, fmt, forced)
         # Known already: a read that went on, whose whole file was stored (a copy of it); a
         # whole read of bytes read piece by piece as a file grew (lib/ingest/appended.py).
         if lake.has_content(identity) if cont else \

@@ -413,6 +413,29 @@ def test_a_file_quarantined_under_a_wrong_mapping_is_read_again_once_it_is_fixed
     assert totals("SELECT count(*), sum(input_tokens) FROM requests") == (3, 3000)
 
 
+@pytest.mark.parametrize("wrong", ["openai", "langfuse", "otlp-json"])
+def test_a_file_quarantined_under_a_wrong_format_is_read_again_under_the_right_one(
+        lake, write, totals, wrong):
+    # An upload read as the wrong Format (every row quarantined) was "already ingested (same
+    # content)" once read as the right one, and only `remove` let its rows in (review).
+    path = write("calls.jsonl", [canonical_request(i) for i in range(3)])
+    data = path.read_bytes()
+    bad = ingest_stream(lake, io.BytesIO(data), "calls.jsonl", fmt=wrong,
+                        source="upload:calls.jsonl").files[0]
+    assert (bad.stored, bad.quarantined) == ({}, 3)
+    right = ingest_stream(lake, io.BytesIO(data), "calls.jsonl",
+                          source="upload:calls.jsonl").files[0]
+    assert right.stored == {"requests": 3} and not right.duplicate_file
+    assert ingest_stream(lake, io.BytesIO(data), "calls.jsonl",
+                         source="upload:calls.jsonl").files[0].duplicate_file
+    # the command line's way: a file read with --format, then detected, then forced again
+    other = write("other.jsonl", [canonical_request(i) for i in range(10, 12)])
+    assert ingest_paths(lake, [str(other)], fmt=wrong).files[0].quarantined == 2
+    assert ingest_paths(lake, [str(other)]).files[0].stored == {"requests": 2}
+    assert ingest_paths(lake, [str(other)], fmt=wrong).files[0].skipped
+    assert totals("SELECT count(*) FROM requests") == (5,)
+
+
 def test_folders_recurse_and_globs_expand(lake, write, totals):
     write("d/x/1.jsonl", [canonical_request(1)])
     write("d/2.jsonl", [canonical_request(2)])
