@@ -1373,13 +1373,18 @@ def _quarantine_from_sql(con, batch: BatchWriter, source_name: str, now: datetim
         for line, reason, raw in part:
             if reason == "not valid JSON":
                 try:
-                    json.loads(raw)
+                    value = json.loads(raw)
                 except RecursionError:
                     reason += ": nested too deeply"
                 except ValueError as exc:
                     reason += f": {getattr(exc, 'msg', exc)}"
                     if hasattr(exc, "colno"):
                         reason += f" (column {exc.colno})"
+                else:
+                    # A line of `null` is valid JSON that DuckDB's from_json reads as no value:
+                    # it was "not valid JSON", where `true` or `3` said what it is (review)
+                    if not isinstance(value, dict):
+                        reason = "not a JSON object"
             lines.append(line)
             reasons.append(reason)
             raws.append(raw)

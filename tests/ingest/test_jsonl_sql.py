@@ -94,6 +94,15 @@ def test_not_utf8_and_not_objects_are_quarantined_and_the_rest_kept(lake, write,
     assert reasons[2].startswith("not valid UTF-8") and reasons[3] == "not a JSON object"
 
 
+@pytest.mark.parametrize("line", [b"null", b"  null ", b"true", b"3", b'"text"'])
+def test_a_line_of_valid_json_that_is_no_object_says_so(lake, write, totals, line):
+    # `null` (DuckDB's from_json reads it as no value) was "not valid JSON", which it is
+    content = _lines([canonical_request(1)]) + line + b"\n" + _lines([canonical_request(2)])
+    f = ingest_paths(lake, [str(write("n.jsonl", content))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 2}, 1)
+    assert totals("SELECT line, reason FROM quarantine") == (2, "not a JSON object")
+
+
 def test_progress_is_reported_per_segment(lake, write):
     path = write("p.jsonl", [canonical_request(i) for i in range(20)])
     seen = []
