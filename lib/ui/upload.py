@@ -208,11 +208,16 @@ def distinct_names(names: list[str]) -> list[str]:
     """``names`` of one upload's files, a name met again numbered ("log.jsonl (2)"): two files
     of one name (from two folders) were one name in the report, the batches and the quarantine
     (review)."""
-    seen: dict[str, int] = {}
+    taken = set(names)  # (a number never makes the name of another file: "log.jsonl (2)")
+    seen: set[str] = set()
     out = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+        shown, n = name, 1
+        while shown in seen or (shown != name and shown in taken):
+            n += 1
+            shown = f"{name} ({n})"
+        seen.add(shown)
+        out.append(shown)
     return out
 
 

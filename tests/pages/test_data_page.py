@@ -260,6 +260,16 @@ def test_two_uploaded_files_of_one_name_are_told_apart(monkeypatch, tmp_path):
         "upload:log.jsonl", "upload:log.jsonl (2)"]
 
 
+def test_a_numbered_name_never_repeats_a_file_s_own_name():
+    # "log.jsonl (2)" was given to the second "log.jsonl" beside a file of that very name: two
+    # sources of one name in the report, the batches and the quarantine (review)
+    from lib.ui.upload import distinct_names
+
+    assert distinct_names(["log.jsonl", "log.jsonl", "log.jsonl (2)"]) == [
+        "log.jsonl", "log.jsonl (3)", "log.jsonl (2)"]
+    assert distinct_names(["a", "a (2)", "a", "a"]) == ["a", "a (2)", "a (3)", "a (4)"]
+
+
 def test_the_upload_s_remove_commands_name_the_app_s_store(monkeypatch, tmp_path):
     # "python -m lib remove ID" without --store, pasted into a shell, looked for the batch in
     # data/store while the app showed another store (review)
