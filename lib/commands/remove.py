@@ -65,9 +65,10 @@ def run(args) -> int:
               "again from the end of the last read before this batch's (whole, if this batch "
               "read it from the start), bringing back this batch's rows (theirs count as "
               "duplicates).")
-    elif others:
+    elif others and any(n for table, n in taken.items() if table != "quarantine"):
         # (a file read again after it changed: the later batches stored only the rows this one
-        # had not)
+        # had not. A batch that stored none, only quarantined, as a read under the wrong format
+        # does, cost the others no row: the advice to remove them too was wrong, review)
         print(f"Other batches read the same source: {', '.join(others)}. Rows they skipped "
               "as already stored by this batch left with it; to ingest the source again "
               "whole, remove those batches too.")

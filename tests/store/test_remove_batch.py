@@ -146,6 +146,26 @@ def test_removing_one_of_several_batches_of_a_source_names_the_others(lake, tmp_
     assert again.stored == {"requests": 5}
 
 
+def test_removing_a_batch_that_stored_no_row_says_no_other_batch_lost_rows(lake, tmp_path,
+                                                                          capsys):
+    # A file read as the wrong format (every row quarantined), then as the right one: removing
+    # the wrong read said the right one's rows "skipped as already stored by this batch left
+    # with it", and to remove it too, though the wrong read stored nothing (review).
+    import io
+
+    from lib.ingest.pipeline import ingest_stream
+
+    data = jsonl_bytes([canonical_request(i) for i in range(3)])
+    wrong = ingest_stream(lake, io.BytesIO(data), "c.jsonl", fmt="openai",
+                          source="upload:c.jsonl").files[0]
+    right = ingest_stream(lake, io.BytesIO(data), "c.jsonl", source="upload:c.jsonl").files[0]
+    assert (wrong.quarantined, right.stored) == (3, {"requests": 3})
+    assert main(["remove", wrong.batch_id, "--store", str(lake.root)]) == 0
+    out = capsys.readouterr().out
+    assert "3 quarantined rows" in out and "Rows they skipped" not in out
+    assert len(_rows(lake)["requests"]) == 3
+
+
 def test_removing_a_batch_a_later_read_went_on_from_reads_the_source_whole_next(lake, tmp_path,
                                                                                 capsys):
     """A file read as it grew (lib/ingest/appended.py): once a batch of the chain is removed, the
