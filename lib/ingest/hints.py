@@ -266,3 +266,28 @@ def _head_records(format_name: str, head: bytes) -> list[dict]:
             break
     return out
 
+
+
+# What a binary file no format reads is, by its first bytes (after the gzip or zstd the reader
+# takes off): "binary data that is not a known format" alone left its user to guess that the
+# upload was an Excel workbook saved as .csv, or logs gzipped twice (review).
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip data inside the gzip (compressed twice?): decompress it once"),
+    (b"\x28\xb5\x2f\xfd", "zstd data inside the compression (compressed twice?): decompress "
+                          "it once"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook or other Office file, or zipped logs: "
+                    "unzip it, or export the sheet as CSV)"),
+    (b"BZh", "bzip2-compressed: decompress it first (gzip and zstd are read as they are)"),
+    (b"\xfd7zXZ\x00", "xz-compressed: decompress it first (gzip and zstd are read as they are)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive: extract it first"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"SQLite format 3\x00", "an SQLite database: export its rows as CSV or JSON lines"),
+)
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What the binary ``head`` of a file no format read is, by its magic bytes; None when they
+    name nothing known."""
+    return next((said for magic, said in _MAGIC if head.startswith(magic)), None)

@@ -33,7 +33,7 @@ from lib import pricing, schema
 from lib.ingest import appended, live, memo
 from lib.ingest import formats as registry
 from lib.ingest.base import Chunk, Format, not_read_notes
-from lib.ingest.hints import column_hints, parquet_hints, unrecognized_hint
+from lib.ingest.hints import binary_kind, column_hints, parquet_hints, unrecognized_hint
 from lib.ingest.streams import (
     BACK_TO_BACK,
     HEAD_BYTES,
@@ -1093,7 +1093,8 @@ def _unrecognized(head: bytes) -> str:
     names = ", ".join(f.name for f in registry.registered())
     sample = head[:4096]
     if b"\x00" in sample or _not_text(sample):
-        what = NOT_TEXT
+        kind = binary_kind(head)
+        what = NOT_TEXT + (f": by its first bytes, {kind}" if kind else "")
     else:
         what = "not a recognized format"
         hint = unrecognized_hint(head)

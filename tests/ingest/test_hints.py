@@ -4,6 +4,7 @@ report says which field looks like which column, instead of the counts quietly l
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pyarrow as pa
@@ -215,3 +216,37 @@ def test_a_head_nested_past_pythons_recursion_limit_gives_no_hint_and_stops_noth
     f = ingest_paths(lake, [str(write("deep.jsonl", (good + "\n" + line + "\n").encode()))]
                      ).files[0]
     assert f.error is None and f.stored == {"requests": 2}
+
+
+def _zip_bytes() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:  # an Excel workbook's shape, saved as .csv
+        z.writestr("[Content_Types].xml", "<Types/>")
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, data, said", [
+    ("report.csv", _zip_bytes(), "a ZIP archive (an Excel workbook"),
+    ("calls.jsonl.gz", gzip.compress(gzip.compress(
+        _jsonl([{"request_id": "r", "ts": 1, "model": "m"}]))), "compressed twice?"),
+    ("calls.jsonl", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n", "a PDF document"),
+    ("calls.jsonl", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "a PNG image"),
+], ids=["zip-as-csv", "gzip-twice", "pdf", "png"])
+def test_a_binary_file_no_format_reads_is_said_to_be_what_its_first_bytes_are(
+        tmp_path, name, data, said):
+    # "binary data that is not a known format" alone left the user to guess that the file was
+    # a workbook saved as .csv, or logs gzipped twice (review)
+    from lib.ingest.pipeline import NOT_TEXT
+    from lib.store import Lake
+    from lib.ui.upload import binary, page_wording
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    f = ingest_paths(Lake(tmp_path / "store"), [str(path)]).files[0]
+    assert f.error.startswith(NOT_TEXT) and said in f.error
+    assert binary(f)  # the upload still offers no mapping for it
+    assert "choose it under Format above" in page_wording(f.error)
