@@ -279,10 +279,12 @@ else:
                      "format": st.column_config.TextColumn("Format"),
                      "rows": st.column_config.NumberColumn(
                          "Rows stored", format="localized",
-                         help="Blank for compact, reprice and remove: they rewrite rows already "
+                         # (a missing number reads "None" in Streamlit's tables: said as shown)
+                         help="None for compact, reprice and remove: they rewrite rows already "
                               "stored (the note says how many)"),
-                     "quarantined": st.column_config.NumberColumn("Quarantined",
-                                                                  format="localized"),
+                     "quarantined": st.column_config.NumberColumn(
+                         "Quarantined", format="localized",
+                         help="None for compact, reprice and remove, which read no input"),
                      "files": st.column_config.NumberColumn("Files added"),
                      "removed": st.column_config.NumberColumn("Files removed"),
                      "note": st.column_config.TextColumn("Note", width="large"),

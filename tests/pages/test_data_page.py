@@ -406,6 +406,17 @@ def test_files_replaced_by_compaction_are_said_to_be_kept_an_hour_not_leftovers(
                               "than 1 hour ago: kept for 1 hour for readers that started before")
     assert said[1].startswith("1 file(s). Listed by no batch: leftovers of interrupted writes")
     assert "Leftovers of interrupted writes, files removed by compaction" not in " ".join(said)
+    # The compaction's batch stores no rows: its cells read "None", as the columns' help says
+    # (it said "Blank", review)
+    import json
+
+    batches = next(d for d in at.dataframe if "commit_id" in d.value.columns)
+    row = batches.value[batches.value["kind"] == "compact"].iloc[0]
+    assert row["rows"] != row["rows"] and row["quarantined"] != row["quarantined"]  # (NaN)
+    helps = {c.get("label"): c.get("help", "") for c in
+             json.loads(batches.proto.columns).values()}
+    assert helps["Rows stored"].startswith("None for compact, reprice and remove")
+    assert helps["Quarantined"].startswith("None for compact, reprice and remove")
 
 
 def test_markdown_of_text_from_logs_shows_bidi_controls_as_escapes():
