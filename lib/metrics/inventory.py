@@ -132,12 +132,12 @@ def _note(info: dict) -> str | None:
 # The checks a quarantine reason names: its "; "-separated parts ("missing ts; missing model"),
 # each without the value it quotes after ": " ("input_tokens is negative: -10"), a format's
 # "span not usable: <why>" with its why ("span not usable: gen_ai.usage.input_tokens is not an
-# integer"), and with numbers as N ("expected N CSV fields", "byte N of the record", "N of N
-# bytes" for "46 of 3,171 bytes"), so rows
-# failing the same check group together; hex ids (a span's) as ID. A value holding "; " is quoted
-# as a JSON string (lib.ingest.values.shown), and so is a key in a reason (canonical's
-# DUPLICATE_KEY_REASON): such strings are emptied before the split ('key "id" appears twice'
-# is the check 'a key appears twice').
+# integer"), and with numbers as N ("expected N CSV fields, found N", "byte N of the record",
+# "N of N bytes" for "46 of 3,171 bytes"), so rows failing the same check group together; hex
+# ids (a span's) as ID. A value holding "; " is quoted as a JSON string
+# (lib.ingest.values.shown), and so is a key in a reason (canonical's DUPLICATE_KEY_REASON):
+# such strings are emptied before the split ('key "id" appears twice' is the check 'a key
+# appears twice').
 _CHECK_OF_PART = ("CASE WHEN regexp_matches(x, '^[^:]* not (usable|readable|storable): ') "
                   "THEN split_part(x, ': ', 1) || ': ' || split_part(x, ': ', 2) "
                   "ELSE split_part(x, ': ', 1) END")

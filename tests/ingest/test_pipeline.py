@@ -67,6 +67,18 @@ def test_a_decimal_comma_in_a_semicolon_csv_is_quarantined_not_misread(lake, wri
     assert totals("SELECT request_id, latency_ms FROM requests") == ("a", 250.0)
 
 
+def test_a_csv_record_of_too_few_or_too_many_fields_says_how_many(lake, write):
+    # "expected 4 CSV fields" alone left its reader to count a long line's commas (review)
+    content = ("request_id,ts,provider,model\n"
+               "r1,2026-03-02T12:00:00Z,openai,gpt-4o\n"
+               "r2,2026-03-02T12:01:00Z,openai\n"
+               "r3,2026-03-02T12:02:00Z,openai,gpt-4o,extra,more\n")
+    f = ingest_paths(lake, [str(write("short.csv", content.encode()))]).files[0]
+    assert (f.stored, f.quarantined) == ({"requests": 1}, 2)
+    assert f.reasons == ["line 3: expected 4 CSV fields, found 3",
+                         "line 4: expected 4 CSV fields, found 6"]
+
+
 @pytest.mark.parametrize("sep", [",", ";"])
 def test_a_space_after_every_separator_belongs_to_the_separator(lake, write, totals, sep):
     # "r1, 2026-…, openai, gpt-4o": hand-written files and ", ".join(...). Read as written, the
@@ -83,7 +95,7 @@ def test_a_space_after_every_separator_belongs_to_the_separator(lake, write, tot
                        ""]) + "\n"
     f = ingest_paths(lake, [str(write("spaced.csv", content.encode()))]).files[0]
     assert (f.stored, f.quarantined) == ({"requests": 4}, 1)
-    assert f.reasons == ["line 5: expected 8 CSV fields"]
+    assert f.reasons == ["line 5: expected 8 CSV fields, found 4"]
     # gpt-4o: $2.50 in, $10 out per million tokens; 3 x (1000 in, 500 out) and 1 x (1 in, 1 out)
     assert totals("SELECT count(DISTINCT model), min(model), min(provider), sum(cost_usd) "
                   "FROM requests") == (1, "gpt-4o", "openai",

@@ -87,12 +87,13 @@ def _quarantine_two_files(lake, engine, tmp_path) -> None:
 def test_quarantine_checks_count_inputs_per_check_without_the_values(lake, engine, tmp_path):
     _quarantine_two_files(lake, engine, tmp_path)
     assert sorted(inventory.quarantine(engine)["reason"].to_list()) == [
-        "expected 4 CSV fields", "input_tokens is negative: -1; output_tokens is negative: -2",
+        "expected 4 CSV fields, found 2",
+        "input_tokens is negative: -1; output_tokens is negative: -2",
         "input_tokens is negative: -3", "input_tokens is negative: -5",
         "missing ts; missing model"]
     got = inventory.quarantine_checks(engine)
     assert got.select("check", "inputs", "files").rows() == [
-        ("input_tokens is negative", 3, 2), ("expected N CSV fields", 1, 1),
+        ("input_tokens is negative", 3, 2), ("expected N CSV fields, found N", 1, 1),
         ("missing model", 1, 1), ("missing ts", 1, 1), ("output_tokens is negative", 1, 1)]
     assert got["last_ingested_at"].null_count() == 0
 
@@ -110,10 +111,10 @@ def test_checks_group_rows_whose_reasons_differ_only_in_numbers_and_values(lake,
         "include them",
         "cached_input_tokens + cache_write_tokens (102) exceed input_tokens (100), which must "
         "include them",
-        "expected 3 CSV fields", "expected 3 CSV fields"]
+        "expected 3 CSV fields, found 2", "expected 3 CSV fields, found 5"]
     assert inventory.quarantine_checks(engine).select("check", "inputs").rows() == [
         ("cached_input_tokens + cache_write_tokens (N) exceed input_tokens (N), which must "
-         "include them", 2), ("expected N CSV fields", 2)]
+         "include them", 2), ("expected N CSV fields, found N", 2)]
 
 
 def test_a_span_format_reason_keeps_what_made_the_span_unusable(lake, engine, tmp_path):

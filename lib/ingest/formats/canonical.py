@@ -745,10 +745,10 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
     """The records of ``data`` as an all-text table with ``_line``, and rejects; (None, []) when
     Arrow's rows do not line up with the records (a lone carriage return, which ends a row for
     Arrow but not a line here): :func:`_python_csv` reads that block instead."""
-    invalid: list[tuple[int | None, str]] = []
+    invalid: list[tuple[int | None, str, int]] = []
 
     def on_invalid(row) -> str:
-        invalid.append((row.number, row.text))
+        invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
     table = pacsv.read_csv(
@@ -773,14 +773,14 @@ def _arrow_csv(header: bytes, columns: list[str], data: bytes, record_lines: np.
         return None, []
     rejects = []
     keep = np.ones(len(record_lines), dtype=bool)
-    for number, text in invalid:
+    for number, text, found in invalid:
         # Arrow numbers rows from 1 with the header as row 1.
         idx = number - 2 if number is not None else None
         line = int(record_lines[idx]) if idx is not None and 0 <= idx < len(keep) else None
         if idx is not None and 0 <= idx < len(keep):
             keep[idx] = False
         rejects.append(Reject(line, text[: schema.RAW_MAX_CHARS],
-                              f"expected {len(columns)} CSV fields"))
+                              _field_count_reason(len(columns), found)))
     lines = record_lines[keep]
     if len(lines) != table.num_rows:
         return None, []
@@ -792,6 +792,12 @@ _CSV_NULLS = frozenset(pacsv.ConvertOptions().null_values)
 # Python's csv refuses a field over 128 KiB by default; Arrow's reader takes any a line can hold
 # (lines are bounded by lib.ingest.streams.MAX_LINE_BYTES).
 csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+
+
+def _field_count_reason(expected: int, found: int) -> str:
+    """The reason of a CSV record with the wrong number of fields: both numbers (the expected
+    alone left its reader to count a long line's commas, review)."""
+    return f"expected {expected} CSV fields, found {found}"
 
 
 def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: str,
@@ -815,7 +821,7 @@ def _python_csv(columns: list[str], records: list[tuple[int, str]], delimiter: s
             continue
         if len(rows) != 1 or len(rows[0]) != len(columns):
             why = ("a carriage return ends the record early" if len(rows) > 1
-                   else f"expected {len(columns)} CSV fields")
+                   else _field_count_reason(len(columns), len(rows[0]) if rows else 0))
             rejects.append(Reject(line, text.rstrip("\r\n")[: schema.RAW_MAX_CHARS], why))
             continue
         quoted = _quoted_fields(text, delimiter, skip_space)
