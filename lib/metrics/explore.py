@@ -392,9 +392,16 @@ def changes_frame(doc: dict) -> pl.DataFrame:
 
 
 # -- error fingerprints ----------------------------------------------------------------------------
+# The message without a leading "<error type>: ": OpenTelemetry's Python SDK (and OpenInference)
+# describe a span ended by an exception as "RateLimitError: Error code: 429 - ...", while
+# openai-v2's instrumentation and the Langfuse SDK give the exception's text alone; one error made
+# two fingerprints of the same type by the instrumentation that recorded it.
+_MESSAGE_WITHOUT_TYPE = (
+    "CASE WHEN starts_with(error_message, error_type || ': ') "
+    "THEN substr(error_message, length(error_type) + 3) ELSE coalesce(error_message, '') END")
 FINGERPRINT_SQL = (
     "trim(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace("
-    "regexp_replace(coalesce(error_message, ''), "
+    "regexp_replace(" + _MESSAGE_WITHOUT_TYPE + ", "
     "'[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', "
     "'<uuid>', 'g'), "
     "'0x[0-9a-fA-F]+|\\b[0-9a-fA-F]{16,}\\b', '<hex>', 'g'), "

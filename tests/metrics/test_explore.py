@@ -183,6 +183,25 @@ def test_a_fingerprint_keeps_apostrophes_as_written(lake, engine):
         "Invalid value <str> for <str>": 1, "<str> is not supported with <str>": 1}
 
 
+def test_a_fingerprint_is_one_whichever_instrumentation_described_the_error(lake, engine):
+    # One 429 as three instrumentations record it (tests/ingest/fake_openai.py): openai-v2's and
+    # the Langfuse SDK's span status is the exception's text, OpenInference's (as the OTel SDK
+    # writes a span ended by an exception) "<type>: <text>". It made two fingerprints.
+    msgs = [("RateLimitError", "Error code: 429 - fake 429"),
+            ("RateLimitError", "RateLimitError: Error code: 429 - fake 429"),
+            ("RateLimitError", "RateLimitError"),  # no text after the type: kept as written
+            ("400", "RateLimitError: Error code: 400 - bad")]  # another type's prefix: kept
+    lake.append({"requests": requests_table([
+        make_request(i, status="error", error_type=t, error_message=m)
+        for i, (t, m) in enumerate(msgs)])}, source="t")
+    engine.refresh(force=True)
+    fp = explore.fingerprints(engine, BASE)
+    got = {(r["error_type"], r["fingerprint"]): r["errors"] for r in fp.iter_rows(named=True)}
+    assert got == {("RateLimitError", "Error code: <n> - fake <n>"): 2,
+                   ("RateLimitError", "RateLimitError"): 1,
+                   ("400", "RateLimitError: Error code: <n> - bad"): 1}
+
+
 def test_request_table_pages_searches_and_exports(lake, engine, tmp_path):
     rows = [make_request(i, latency_ms=float(i), input_text=f"question {i}",
                          output_text="<b>answer</b>" if i == 7 else "fine",
