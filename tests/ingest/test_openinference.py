@@ -78,6 +78,10 @@ def test_real_openinference_span_details(oi_files):
     assert 30 <= stream["ttft_ms"] < stream["latency_ms"]
     embedding = by_input[8]
     assert (embedding["operation"], embedding["model"]) == ("embeddings", "text-embedding-3-small")
+    # output.value is the response with its vectors (32 KB a text at 1,536 dimensions): no
+    # response text; the texts embedded are the input
+    assert embedding["output_text"] is None
+    assert "one two three" in embedding["input_text"]
     errors = sorted(r["error_type"] for r in rows if r["status"] == "error")
     assert errors == ["InternalServerError", "RateLimitError"]
     assert all(r["error_message"] for r in rows if r["status"] == "error")

@@ -452,7 +452,10 @@ def _as_decided_since(parsed: tuple) -> tuple:
       ("Error code: 429 ...") has its HTTP status as error type (tests/ingest/test_traceloop.py::
       test_traceloop_status_and_error_type);
     - reasoning tokens above the output count were beside it (xAI's): they are added to it
-      (tests/ingest/test_otlp.py::test_reasoning_beside_the_output_count_is_added_and_said)."""
+      (tests/ingest/test_otlp.py::test_reasoning_beside_the_output_count_is_added_and_said);
+    - an OpenInference embedding's output.value, the response with its vectors, is no output
+      text (tests/ingest/test_openinference.py::test_real_openinference_span_details): no span
+      of the other conventions here gives an embedding an output text."""
     import pyarrow.compute as pc
 
     tables, rejects, chunks = parsed
@@ -469,6 +472,9 @@ def _as_decided_since(parsed: tuple) -> tuple:
     req = req.set_column(req.schema.get_field_index("output_tokens"), "output_tokens",
                          pc.if_else(beside, pc.add(req["output_tokens"], req["reasoning_tokens"]),
                                     req["output_tokens"]))
+    embedding = pc.fill_null(pc.equal(req["operation"], "embeddings"), False)
+    req = req.set_column(req.schema.get_field_index("output_text"), "output_text",
+                         pc.if_else(embedding, pa.scalar(None, pa.string()), req["output_text"]))
     erred = pc.is_valid(req["error_type"])
     ids = pc.filter(req["request_id"], erred)
     status = pc.if_else(erred, "error", req["status"])

@@ -23,7 +23,8 @@ operation ``embeddings``. CHAIN, TOOL, RETRIEVER, RERANKER, AGENT, GUARDRAIL, EV
 | finish_reason       | llm.finish_reason; a Responses API object's outcome (below)           |
 | web_searches        | a Responses API object's web_search_call items (below)                |
 | ttft_ms             | the "First Token Stream Event" event's time - span start              |
-| input/output_text   | input.value / output.value; NULL when hidden (``__REDACTED__``)       |
+| input/output_text   | input.value / output.value; NULL when hidden (``__REDACTED__``);      |
+|                     | NULL output for an EMBEDDING (its output.value is the vectors)        |
 | session/user        | session.id, user.id; and canonical names inside ``metadata`` (JSON)    |
 | prompt_version      | llm.prompt_template.version                                           |
 
@@ -198,7 +199,11 @@ def map_span(span: oc.Span) -> tuple[str, dict[str, Any] | None, frozenset[str] 
     provider = a.get("llm.provider")
     if provider is None or provider == "":
         provider = a.get("llm.system")
-    output_text = _captured(a.get("output.value"))
+    # An embedding's output.value is the response with its vectors (openinference-instrumentation
+    # -openai: 640 KB of JSON for one call embedding 20 texts), no response text: it was stored
+    # as one, shown on the Request page and measured by the response length's drift. Its input
+    # (the texts embedded) is kept, as the other formats keep an embedding's.
+    output_text = _captured(a.get("output.value")) if kind == "LLM" else None
     finish_reason = oc.as_text(a.get("llm.finish_reason"))
     error_type = error_message = web_searches = None
     outcome = _responses_outcome(output_text) if kind == "LLM" else None
