@@ -212,6 +212,22 @@ def test_sdk_api_errors_are_typed_by_their_http_status_in_exports_and_spans():
     assert langfuse.error_type_of("rate limited, try again") is None
 
 
+def test_an_embedding_has_no_output_text_even_when_its_vectors_were_logged():
+    # OpenInference's embedding spans sent to Langfuse carry the response, vectors and all, as
+    # the observation's output: 32 KB of JSON a text embedded were stored as a response
+    vectors = {"data": [{"embedding": [0.01] * 1536, "index": 0, "object": "embedding"}],
+               "model": "text-embedding-3-small", "object": "list"}
+    observation = {"id": "e1", "traceId": "t1", "type": "EMBEDDING", "name": "CreateEmbeddings",
+                   "startTime": "2026-01-01T10:00:00.000Z", "endTime": "2026-01-01T10:00:00.050Z",
+                   "model": "text-embedding-3-small", "input": ["where is my order"],
+                   "output": vectors, "usageDetails": {"input": 4, "total": 4}}
+    tables, rejects, _ = parse_bytes(json.dumps(observation).encode())
+    assert rejects == []
+    (row,) = tables["requests"].to_pylist()
+    assert (row["operation"], row["input_tokens"], row["output_text"]) == ("embeddings", 4, None)
+    assert "where is my order" in row["input_text"]
+
+
 def test_langchain_anthropic_cache_write_tiers_are_a_breakdown_not_more_tokens():
     # langfuse-python's LangChain handler writes an input_<key> for each of
     # langchain-anthropic's input_token_details, the TTL split of the cache writes

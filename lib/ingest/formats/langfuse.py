@@ -978,7 +978,9 @@ class _Parser:
             "app_version": _text(obs.get("release") or obs.get("version")),
             "environment": _text(obs.get("environment")),
             "input_text": _text(obs.get("input")),
-            "output_text": _text(obs.get("output")),
+            # an embedding's output is its vectors when OpenInference's spans reached Langfuse
+            # (32 KB a text), no response text: none, as the other formats store an embedding
+            "output_text": _text(obs.get("output")) if kind != "EMBEDDING" else None,
             "attributes": extra,
         }
         for column in _METADATA_COLUMNS:
