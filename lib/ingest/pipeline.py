@@ -1094,7 +1094,11 @@ def _unrecognized(head: bytes) -> str:
     sample = head[:4096]
     if b"\x00" in sample or _not_text(sample):
         kind = binary_kind(head)
-        what = NOT_TEXT + (f": by its first bytes, {kind}" if kind else "")
+        if kind:
+            # no --format reads a ZIP archive, a PDF or bzip2: that advice would send its user
+            # through every format in turn; what the bytes are says what to do instead
+            return f"{NOT_TEXT} (tried: {names}): by its first bytes, {kind}"
+        what = NOT_TEXT
     else:
         what = "not a recognized format"
         hint = unrecognized_hint(head)
