@@ -140,11 +140,18 @@ def earlier_on_the_clock(start: datetime, end: datetime, back: timedelta, tz: st
     hours it was 10:00 there, the morning's traffic an hour off (found in review)."""
     zone = ZoneInfo(tz)
 
-    def moved(t: datetime) -> datetime:
-        # (an aware time minus days keeps its wall clock; the offset is then looked up anew)
-        local = (t.astimezone(zone).replace(tzinfo=None) - back).replace(tzinfo=zone)
-        return local.astimezone(UTC)
+    def moved(t: datetime, fold: int) -> datetime:
+        # (the wall clock ``back`` earlier; ``fold`` picks the first or second of a wall time
+        # the clocks went back over, which happens twice)
+        wall = t.astimezone(zone).replace(tzinfo=None) - back
+        return wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
 
-    earlier = moved(start), moved(end)
+    # Of the readings of the two wall times (two only in the hour the clocks go back), the one
+    # as long as the window: 02:00-03:00 the day after the change is 02:00-03:00 on the day of
+    # it, an hour, not from the first 02:00 to 03:00, two (review).
+    length = end - start
+    readings = sorted({(moved(start, a), moved(end, b)) for a in (0, 1) for b in (0, 1)},
+                      key=lambda w: (abs((w[1] - w[0]) - length), w[0]))
+    earlier = readings[0]
     # an hour the clocks skipped has no length: a window inside it keeps its own, moved back
     return earlier if earlier[0] < earlier[1] else (start - back, end - back)

@@ -132,3 +132,19 @@ def test_a_day_or_a_week_earlier_is_on_the_zone_s_clock():
     skipped = earlier_on_the_clock(utc(2026, 3, 30, 0, 30), utc(2026, 3, 30, 0, 40), day,
                                    "Europe/Berlin")
     assert skipped[1] - skipped[0] == timedelta(minutes=10)
+
+
+def test_a_day_earlier_on_the_day_the_clocks_went_back_is_as_long_as_the_window():
+    # 02:00-03:00 in Berlin the day after the change: on the day of it, 02:00 happened twice;
+    # from the first 02:00 to 03:00 was two hours for a window of one (review)
+    day = timedelta(days=1)
+    assert earlier_on_the_clock(utc(2026, 10, 26, 1), utc(2026, 10, 26, 2), day,
+                                "Europe/Berlin") == (utc(2026, 10, 25, 1), utc(2026, 10, 25, 2))
+    # a window ending in the repeated hour: its first reading, an hour long too
+    assert earlier_on_the_clock(utc(2026, 10, 26, 0, 30), utc(2026, 10, 26, 1, 30), day,
+                                "Europe/Berlin") == (utc(2026, 10, 24, 23, 30),
+                                                     utc(2026, 10, 25, 0, 30))
+    # Lord Howe's clocks go back half an hour: 01:45-02:15 a day later is 30 minutes long
+    lord_howe = earlier_on_the_clock(utc(2026, 4, 5, 15, 15), utc(2026, 4, 5, 15, 45), day,
+                                     "Australia/Lord_Howe")
+    assert lord_howe[1] - lord_howe[0] == timedelta(minutes=30)
