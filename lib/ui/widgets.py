@@ -356,7 +356,8 @@ def query_selectbox(label: str, options: list, param: str, default=None, *,
             # sidebar's filters are not: review)
             st.warning(f"This link's {md_escape(label.lower())} "
                        f"“{md_escape(formatting.cut(wanted, 60))}” is not one of the choices "
-                       f"here: showing {md_escape(format_func(st.session_state[key]))}.",
+                       # (quoted: a choice's label is capitalised, and read mid-sentence)
+                       f"here: showing “{md_escape(format_func(st.session_state[key]))}”.",
                        icon=":material/link_off:")
     elif st.session_state[key] not in options and options:
         st.session_state[key] = default if default in options else options[0]

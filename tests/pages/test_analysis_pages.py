@@ -1443,7 +1443,7 @@ def test_a_link_s_page_setting_that_is_not_offered_is_said(monkeypatch, demo_sto
     at = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "$x$ <b>"})
     said = [w.value for w in at.warning if "is not one of the choices" in w.value]
     assert len(said) == 1, [w.value for w in at.warning]
-    assert "\\$x\\$ \\<b\\>" in said[0] and "showing Error rate" in said[0]
+    assert "\\$x\\$ \\<b\\>" in said[0] and "showing “Error rate”." in said[0]
     ok = run_page(monkeypatch, demo_store, "pages/explore.py", {**WEEK, "metric": "error_rate"})
     assert not [w for w in ok.warning if "is not one of the choices" in w.value]
 
