@@ -164,6 +164,10 @@ unpriced = pricing.unpriced_models(engine)
 # SIGHTLINE_STORE set for the app alone, "prices.yaml" and a bare `reprice` were other files.
 prices_file = pricing.overrides_name()
 reprice = pricing.reprice_command(engine.lake.root)
+broken = pricing.overrides_problem()
+if broken:  # (the advice below sent its reader to add prices to a file nothing could read)
+    st.error(f"`{prices_file}` cannot be read, so every ingest and `reprice` stops until it "
+             "is fixed: " + widgets.md_escape_lines(broken))
 if unpriced.is_empty() and never_ingested:
     st.caption(NOTHING_YET)
 elif unpriced.is_empty() and not tables.filter(pl.col("table") == "requests")["rows"][0]:

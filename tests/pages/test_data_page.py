@@ -472,6 +472,24 @@ def test_the_unpriced_advice_names_the_prices_file_and_store_the_app_reads(monke
     assert "**no input token count logged**" not in advice and "**timed out" not in advice
 
 
+def test_a_prices_file_that_cannot_be_read_is_said_above_the_advice_to_edit_it(monkeypatch,
+                                                                               tmp_path):
+    # "add the model's prices to my prices.yaml" under a file of broken YAML, which stops every
+    # ingest and reprice, said nothing of it (review); the upload and reprice say so
+    from tests.ingest.conftest import canonical_request, jsonl_bytes
+
+    lake = _store(tmp_path, {"a.jsonl": jsonl_bytes([canonical_request(0, model="my-ft")])})
+    prices = tmp_path / "my prices.yaml"
+    monkeypatch.setenv("SIGHTLINE_PRICES", str(prices))
+    prices.write_text("models: [\n")
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    (said,) = [e.value for e in at.error if "cannot be read" in e.value]
+    assert said.startswith(f"`{prices}` cannot be read, so every ingest and `reprice` stops")
+    prices.write_text("models: []\n")  # mended: nothing said
+    at = run_app(monkeypatch, lake.root, "pages/data.py")
+    assert not [e for e in at.error if "cannot be read" in e.value]
+
+
 def test_the_data_page_s_commands_reach_the_store_the_app_reads(monkeypatch, tmp_path):
     """The upload's way round its size limit and the way to take a batch out name the store
     (the app's SIGHTLINE_STORE, often set for it alone): bare, they went to data/store."""
