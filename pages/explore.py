@@ -2,7 +2,6 @@
 request table (paged and searched on the server)."""
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import polars as pl
 import streamlit as st
@@ -405,15 +404,11 @@ else:
     with o1:
         # one option a row: two rows of one id (a source's ids repeating days apart) were two
         # like options, either opening the same request; such an id is told by its time
-        ids = rows["request_id"].to_list()
-        twice = {i for i in ids if ids.count(i) > 1}
-        options = list(zip(ids, rows["ts"].to_list(), strict=True))  # (id, time): a row
+        options, label = widgets.request_choices(rows, f.tz)  # (id, time): a row
         picked_row = picked.selection.rows[0] if picked and picked.selection.rows else 0
         choice = st.selectbox(
             "Open a request", options, index=picked_row if options else None,
-            key="ex_open_id", format_func=lambda o: widgets.shown_str(o[0]) + (
-                f" · {o[1].astimezone(ZoneInfo(f.tz)):%Y-%m-%d %H:%M:%S}" if o[0] in twice
-                else ""))
+            key="ex_open_id", format_func=label)
         rid, at = choice if choice is not None else (None, None)
     with o2:
         st.write("")

@@ -1,8 +1,6 @@
 """Latency: percentiles over time, TTFT, output speed, by model and provider, the distribution on
 a log axis, the share within an objective, and the slowest requests."""
 
-from zoneinfo import ZoneInfo
-
 import polars as pl
 import streamlit as st
 
@@ -170,13 +168,9 @@ if slow.height:
     s1, s2 = st.columns([3, 1])
     # A row is an id and its time, as on Explore: by its id alone the link opened the newest
     # request stored under it, another one than this slow one when a source's ids repeat (a
-    # 50 ms call days after the window, found in review); an id listed twice is told by its time
-    ids = slow["request_id"].to_list()
-    twice = {i for i in ids if ids.count(i) > 1}
-    rid, at = s1.selectbox(
-        "Open a request", list(zip(ids, slow["ts"].to_list(), strict=True)), key="lat_open_id",
-        format_func=lambda o: widgets.shown_str(o[0]) + (
-            f" · {o[1].astimezone(ZoneInfo(f.tz)):%Y-%m-%d %H:%M:%S}" if o[0] in twice else ""))
+    # 50 ms call days after the window, found in review)
+    options, label = widgets.request_choices(slow, f.tz)
+    rid, at = s1.selectbox("Open a request", options, key="lat_open_id", format_func=label)
     s2.write("")
     with s2:  # a link, as on Explore: one browser history entry, so one Back returns here
         widgets.page_link("pages/request.py", "Open request",

@@ -565,6 +565,25 @@ def request_at(ts) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def request_choices(frame: pl.DataFrame, tz: str) -> tuple[list[tuple], Callable]:
+    """The options of a selectbox that opens one of ``frame``'s requests, one a row:
+    ``(request_id, ts)``, and their labels: the id, with its time in zone ``tz`` where the id is
+    listed twice (a source's ids repeating days apart: by its id alone the link opened the newest
+    request stored under it, and two like labels could not be told apart)."""
+    from collections import Counter
+
+    ids = frame["request_id"].to_list()
+    counts = Counter(ids)
+    zone = ZoneInfo(tz)
+
+    def label(option: tuple) -> str:
+        rid, ts = option
+        return shown_str(rid) + (f" · {ts.astimezone(zone):%Y-%m-%d %H:%M:%S}"
+                                 if counts[rid] > 1 else "")
+
+    return list(zip(ids, frame["ts"].to_list(), strict=True)), label
+
+
 def with_request_links(frame: pl.DataFrame, filters: Filters, at: str = "ts") -> pl.DataFrame:
     """``frame`` with a ``link`` column first: for each ``request_id``, the URL of the Request
     page on that request (at its time, the column ``at``, when the frame has it: an id may name
