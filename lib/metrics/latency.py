@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from lib import pricing
 from lib.filters import Filters
 from lib.metrics.buckets import (
     MIN_REQUESTS_FOR_RATE,
@@ -31,7 +32,8 @@ from lib.metrics.dims import NONE_LABEL, dimension_sql
 from lib.store.engine import Engine
 
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
-SPEED_SQL = ("CASE WHEN status = 'ok' AND output_tokens > 0 AND NOT coalesce(cache_hit, false) "
+SPEED_SQL = ("CASE WHEN status = 'ok' AND output_tokens > 0 "
+             f"AND NOT {pricing.cache_hit_sql('')} "
              "AND latency_ms - coalesce(ttft_ms, 0) > 0 THEN output_tokens / "
              "((latency_ms - coalesce(ttft_ms, 0)) / 1000.0) END")
 
