@@ -150,6 +150,16 @@ def test_demo_outage_names_the_provider(demo_store):
     assert explore.headline(doc).startswith("provider anthropic's error rate went from")
 
 
+def _fingerprints_of(lake, engine, rows: list[dict]) -> tuple:
+    """The fingerprints of ``rows``, stored, over BASE: the frame, and its errors by (error type,
+    fingerprint)."""
+    lake.append({"requests": requests_table(rows)}, source="t")
+    engine.refresh(force=True)
+    fp = explore.fingerprints(engine, BASE)
+    return fp, {(r["error_type"], r["fingerprint"]): r["errors"]
+                for r in fp.iter_rows(named=True)}
+
+
 def test_fingerprints_normalize_messages(lake, engine):
     msgs = ["Request 123 timed out after 30s", "Request 4567 timed out after 31s",
             "Rate limit for org 'acme' reached", "Rate limit for org 'globex' reached",
@@ -157,10 +167,7 @@ def test_fingerprints_normalize_messages(lake, engine):
     rows = [make_request(i, status="error", error_type="timeout" if i < 2 else "other",
                          error_message=m) for i, m in enumerate(msgs)]
     rows.append(make_request(9))
-    lake.append({"requests": requests_table(rows)}, source="t")
-    engine.refresh(force=True)
-    fp = explore.fingerprints(engine, BASE)
-    got = {(r["error_type"], r["fingerprint"]): r["errors"] for r in fp.iter_rows(named=True)}
+    fp, got = _fingerprints_of(lake, engine, rows)
     assert got == {("timeout", "Request <n> timed out after <n>s"): 2,
                    ("other", "Rate limit for org <str> reached"): 2,
                    ("other", "id <uuid> failed"): 1}
@@ -191,12 +198,9 @@ def test_a_fingerprint_is_one_whichever_instrumentation_described_the_error(lake
             ("RateLimitError", "RateLimitError: Error code: 429 - fake 429"),
             ("RateLimitError", "RateLimitError"),  # no text after the type: kept as written
             ("400", "RateLimitError: Error code: 400 - bad")]  # another type's prefix: kept
-    lake.append({"requests": requests_table([
+    _, got = _fingerprints_of(lake, engine, [
         make_request(i, status="error", error_type=t, error_message=m)
-        for i, (t, m) in enumerate(msgs)])}, source="t")
-    engine.refresh(force=True)
-    fp = explore.fingerprints(engine, BASE)
-    got = {(r["error_type"], r["fingerprint"]): r["errors"] for r in fp.iter_rows(named=True)}
+        for i, (t, m) in enumerate(msgs)])
     assert got == {("RateLimitError", "Error code: <n> - fake <n>"): 2,
                    ("RateLimitError", "RateLimitError"): 1,
                    ("400", "RateLimitError: Error code: <n> - bad"): 1}
